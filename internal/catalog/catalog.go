@@ -1,0 +1,91 @@
+// Package catalog is keel's table of every error a Bedrock user can meet: the
+// service's modeled exceptions, the errors AWS returns before the service runs,
+// the troubleshooting guide's codes, and transport and stream failures.
+//
+// Every decision keel makes about a failure (retry, slow down, fall back, wait,
+// give up, dead-letter) is read from an Entry, never from string matching
+// scattered through the code. The table is read-only after package init and is
+// safe for concurrent use.
+package catalog
+
+import "time"
+
+// Category groups entries by what went wrong.
+type Category string
+
+// Categories.
+const (
+	Auth          Category = "auth"           // the request's identity or signature was rejected
+	Access        Category = "access"         // identity is fine, but not allowed or not subscribed
+	Quota         Category = "quota"          // a rate or service quota was hit
+	Validation    Category = "validation"     // the request itself is malformed
+	NotFound      Category = "not-found"      // the model, profile or resource does not exist here
+	Model         Category = "model"          // the model failed, timed out, or is not ready
+	Server        Category = "server"         // Bedrock itself failed
+	Network       Category = "network"        // no usable HTTP exchange happened
+	Stream        Category = "stream"         // an event stream broke, was corrupt or stalled
+	Client        Category = "client"         // the caller cancelled or ran out of time
+	ContentFilter Category = "content-filter" // a reply came back, but blocked by a filter or guardrail
+)
+
+// RetryClass says whether and how a failure may be retried.
+type RetryClass string
+
+// Retry classes.
+const (
+	// Never: retrying the same request cannot succeed; fix the request or the account.
+	Never RetryClass = "never"
+	// Backoff: a transient failure; retry with exponential backoff and jitter.
+	Backoff RetryClass = "backoff"
+	// Throttled: a quota was hit; slow down (longer backoff, fewer tokens in flight), then retry.
+	Throttled RetryClass = "throttled"
+	// LongWait: only worth retrying after a long wait (Entry.Wait), such as the
+	// 15 minutes an AWS Marketplace agreement takes; park the request, e.g. in the dead-letter queue.
+	LongWait RetryClass = "long-wait"
+	// Fallback: this target cannot serve the request, but another model or region may.
+	Fallback RetryClass = "fallback"
+)
+
+// Entry is one catalog row. Entries are shared; callers must not modify them.
+type Entry struct {
+	// Code is the canonical error code, as the service spells it
+	// (ThrottlingException), or a keel name for failures that have none
+	// (ConnectionReset, StreamTruncated).
+	Code string
+	// Aliases are other spellings that mean the same failure: the
+	// troubleshooting guide's short names, event-stream lowerCamelCase, Go
+	// error names. Lookup is case-insensitive, so case variants need no alias.
+	Aliases []string
+	// Status is the HTTP status the failure arrives with; for a failure inside
+	// an event stream it is the true status of the exception, never a blanket
+	// 400. Zero means no HTTP response exists (connection refused, DNS, ...).
+	Status int
+	// Category groups the failure.
+	Category Category
+	// Retry says whether and how to retry.
+	Retry RetryClass
+	// Wait is the minimum wait before a retry can succeed, for LongWait entries.
+	Wait time.Duration
+	// Unhealthy reports that the failure says the target (model in a region)
+	// is unhealthy, so it counts against the target's circuit breaker: 5xx,
+	// timeouts, ModelNotReady, connection errors. A caller's mistakes never do.
+	Unhealthy bool
+	// FallbackOK reports that moving to the next target of a route may help
+	// once retries on this target are used up (or at once, for RetryClass Fallback).
+	FallbackOK bool
+	// Summary is one line saying what happened.
+	Summary string
+	// Cause explains why it happens.
+	Cause string
+	// Fix lists concrete steps, most likely first.
+	Fix []string
+	// Source says where the code comes from: "bedrock-runtime" (modeled
+	// exception), "aws-auth" (returned before the service runs), "guide"
+	// (Bedrock troubleshooting guide), "transport", "stream", "keel".
+	Source string
+}
+
+// Retryable reports whether the same request may be sent again after a delay.
+func (e *Entry) Retryable() bool {
+	return e.Retry == Backoff || e.Retry == Throttled
+}
