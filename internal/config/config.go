@@ -1,0 +1,285 @@
+// Package config reads keel's one YAML configuration file: the default region
+// and endpoint, routes of fallback targets, and the retry, budget and breaker
+// settings. The zero Config (no file at all) means "all defaults", and every
+// field documents what its zero value does.
+//
+// Parsing is strict: an unknown key or a bad value is an error that names the
+// key and its line, so a typo never silently falls back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	// Region is the region for a model named without one. Empty: the AWS
+	// configuration's region (AWS_REGION, profile), else us-east-1.
+	Region string `yaml:"region"`
+	// Endpoint is a Bedrock-compatible base URL (for example a `keel emulate`
+	// address) used for every region. Empty: the real Bedrock Runtime endpoint of
+	// each target's region.
+	Endpoint string `yaml:"endpoint"`
+	// Retry tunes retries on one target. Zero fields take the defaults.
+	Retry Retry `yaml:"retry"`
+	// Budget bounds retries across all calls. Zero fields take the defaults.
+	Budget Budget `yaml:"budget"`
+	// Breaker tunes the per-target circuit breaker. Zero fields take the defaults.
+	Breaker Breaker `yaml:"breaker"`
+	// Routes list fallback targets per model. A model with no route is called
+	// on its own, in the default region.
+	Routes []Route `yaml:"routes"`
+	// ContentFilter configures graceful degradation when a reply is blocked.
+	ContentFilter ContentFilter `yaml:"content_filter"`
+}
+
+// Retry mirrors retry.Policy; zero fields take its defaults.
+type Retry struct {
+	MaxAttempts  int      `yaml:"max_attempts"`  // attempts per target, first one included
+	Base         Duration `yaml:"base"`          // backoff base for transient failures
+	Cap          Duration `yaml:"cap"`           // backoff ceiling for transient failures
+	ThrottleBase Duration `yaml:"throttle_base"` // backoff base after throttling
+	ThrottleCap  Duration `yaml:"throttle_cap"`  // backoff ceiling after throttling
+}
+
+// Budget bounds retries across calls; zero fields take the defaults.
+type Budget struct {
+	// Ratio is the share of first attempts that may be retried (0.1 = 10%).
+	Ratio float64 `yaml:"ratio"`
+	// MinPerSecond lets a trickle of retries through even at low traffic.
+	MinPerSecond float64 `yaml:"min_per_second"`
+	// Window is how far back calls are counted.
+	Window Duration `yaml:"window"`
+	// Disabled turns the budget off (every retry the policy allows is sent).
+	Disabled bool `yaml:"disabled"`
+}
+
+// Breaker tunes the per-target circuit breaker; zero fields take the defaults.
+type Breaker struct {
+	Window      Duration `yaml:"window"`       // sliding window the failure rate is measured over
+	MinCalls    int      `yaml:"min_calls"`    // calls in the window before the breaker may open
+	FailureRate float64  `yaml:"failure_rate"` // share of unhealthy outcomes that opens it (0 < r ≤ 1)
+	Cooldown    Duration `yaml:"cooldown"`     // open time before probing
+	Probes      int      `yaml:"probes"`       // concurrent probes while half-open
+	Disabled    bool     `yaml:"disabled"`
+}
+
+// Route is an ordered list of targets for calls to one or more models.
+type Route struct {
+	// Name labels the route in logs and metrics.
+	Name string `yaml:"name"`
+	// Models are the model ids (as the caller names them) this route serves.
+	Models []string `yaml:"models"`
+	// Targets are tried in order. The first is normally the model itself.
+	Targets []Target `yaml:"targets"`
+}
+
+// Target is one model in one region.
+type Target struct {
+	Model  string `yaml:"model"`
+	Region string `yaml:"region"` // empty: the default region
+}
+
+// String renders the target as MODEL@REGION.
+func (t Target) String() string {
+	if t.Region == "" {
+		return t.Model
+	}
+	return t.Model + "@" + t.Region
+}
+
+// ParseTarget reads MODEL or MODEL@REGION, the form `--fallback` takes.
+func ParseTarget(s string) (Target, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return Target{}, errors.New("config: empty target; want MODEL or MODEL@REGION")
+	}
+	model, region, _ := strings.Cut(s, "@")
+	if model == "" {
+		return Target{}, fmt.Errorf("config: target %q has no model; want MODEL or MODEL@REGION", s)
+	}
+	if strings.Contains(s, "@") && !validRegion(region) {
+		return Target{}, fmt.Errorf("config: target %q has a bad region %q; want a region such as us-west-2", s, region)
+	}
+	return Target{Model: model, Region: region}, nil
+}
+
+// ContentFilter configures the reply used when a content filter or guardrail
+// blocked the answer. Off by default: the caller sees the blocked reply as is.
+type ContentFilter struct {
+	Enabled bool   `yaml:"enabled"`
+	Message string `yaml:"message"` // required when enabled
+}
+
+// Duration is a time.Duration written as "500ms", "2s", "1m30s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("line %d: want a duration such as 500ms or 2s, got %q", n.Line, n.Value)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: want a duration such as 500ms or 2s, got %q", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads and validates a configuration document. An empty document is
+// the all-defaults Config.
+func Parse(b []byte) (*Config, error) {
+	c := &Config{}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return c, nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks every value and names the first bad key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{key}, args...)...))
+	}
+	if c.Region != "" && !validRegion(c.Region) {
+		bad("region", "%q is not a region name such as us-east-1", c.Region)
+	}
+	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
+		bad("endpoint", "%q must start with http:// or https://", c.Endpoint)
+	}
+	r := c.Retry
+	if r.MaxAttempts < 0 || r.MaxAttempts > 20 {
+		bad("retry.max_attempts", "must be between 1 and 20 (0 = default), got %d", r.MaxAttempts)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"retry.base", r.Base}, {"retry.cap", r.Cap}, {"retry.throttle_base", r.ThrottleBase}, {"retry.throttle_cap", r.ThrottleCap},
+		{"budget.window", c.Budget.Window}, {"breaker.window", c.Breaker.Window}, {"breaker.cooldown", c.Breaker.Cooldown}} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative, got %s", d.v.D())
+		}
+	}
+	if r.Base > 0 && r.Cap > 0 && r.Cap < r.Base {
+		bad("retry.cap", "%s is below retry.base %s", r.Cap.D(), r.Base.D())
+	}
+	if r.ThrottleBase > 0 && r.ThrottleCap > 0 && r.ThrottleCap < r.ThrottleBase {
+		bad("retry.throttle_cap", "%s is below retry.throttle_base %s", r.ThrottleCap.D(), r.ThrottleBase.D())
+	}
+	if c.Budget.Ratio < 0 || c.Budget.Ratio > 1 {
+		bad("budget.ratio", "must be between 0 and 1, got %g", c.Budget.Ratio)
+	}
+	if c.Budget.MinPerSecond < 0 {
+		bad("budget.min_per_second", "must not be negative, got %g", c.Budget.MinPerSecond)
+	}
+	b := c.Breaker
+	if b.MinCalls < 0 {
+		bad("breaker.min_calls", "must not be negative, got %d", b.MinCalls)
+	}
+	if b.FailureRate < 0 || b.FailureRate > 1 {
+		bad("breaker.failure_rate", "must be between 0 and 1, got %g", b.FailureRate)
+	}
+	if b.Probes < 0 {
+		bad("breaker.probes", "must not be negative, got %d", b.Probes)
+	}
+	seen := map[string]string{}
+	for i, rt := range c.Routes {
+		key := fmt.Sprintf("routes[%d]", i)
+		if rt.Name != "" {
+			key = fmt.Sprintf("routes[%d] (%s)", i, rt.Name)
+		}
+		if len(rt.Models) == 0 {
+			bad(key+".models", "lists no model; name the model ids this route serves")
+		}
+		for _, m := range rt.Models {
+			if prev, dup := seen[m]; dup {
+				bad(key+".models", "model %q is already served by %s", m, prev)
+			}
+			seen[m] = key
+		}
+		if len(rt.Targets) == 0 {
+			bad(key+".targets", "lists no target")
+		}
+		for j, t := range rt.Targets {
+			tk := fmt.Sprintf("%s.targets[%d]", key, j)
+			if t.Model == "" {
+				bad(tk+".model", "is empty")
+			}
+			if t.Region != "" && !validRegion(t.Region) {
+				bad(tk+".region", "%q is not a region name such as us-west-2", t.Region)
+			}
+		}
+	}
+	if c.ContentFilter.Enabled && strings.TrimSpace(c.ContentFilter.Message) == "" {
+		bad("content_filter.message", "is required when content_filter.enabled is true")
+	}
+	return errors.Join(errs...)
+}
+
+// RouteFor returns the targets for model: its route's targets when one serves
+// it, else the model alone in the default region (Region empty).
+func (c *Config) RouteFor(model string) []Target {
+	for _, rt := range c.Routes {
+		for _, m := range rt.Models {
+			if m == model {
+				return rt.Targets
+			}
+		}
+	}
+	return []Target{{Model: model}}
+}
+
+// validRegion accepts names shaped like AWS regions: lower-case letters and
+// digits in dash-separated parts, such as us-east-1 or us-gov-west-1.
+func validRegion(s string) bool {
+	parts := strings.Split(s, "-")
+	if len(parts) < 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+		for _, r := range p {
+			if (r < 'a' || r > 'z') && (r < '0' || r > '9') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseValid(t *testing.T) {
+	doc := `
+region: us-west-2
+endpoint: http://127.0.0.1:4000
+retry:
+  max_attempts: 4
+  base: 250ms
+  cap: 10s
+  throttle_base: 1s
+  throttle_cap: 30s
+budget:
+  ratio: 0.2
+  window: 10s
+breaker:
+  window: 30s
+  min_calls: 5
+  failure_rate: 0.5
+  cooldown: 15s
+  probes: 2
+routes:
+  - name: sonnet
+    models: [anthropic.claude-sonnet-4-5-20250929-v1:0]
+    targets:
+      - model: anthropic.claude-sonnet-4-5-20250929-v1:0
+      - model: us.anthropic.claude-sonnet-4-5-20250929-v1:0
+        region: us-east-2
+content_filter:
+  enabled: true
+  message: "Sorry, I can't help with that."
+`
+	c, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Region != "us-west-2" || c.Retry.MaxAttempts != 4 || c.Retry.Base.D() != 250*time.Millisecond || c.Breaker.Probes != 2 {
+		t.Fatalf("parsed %+v", c)
+	}
+	got := c.RouteFor("anthropic.claude-sonnet-4-5-20250929-v1:0")
+	if len(got) != 2 || got[1].String() != "us.anthropic.claude-sonnet-4-5-20250929-v1:0@us-east-2" {
+		t.Fatalf("RouteFor = %v", got)
+	}
+	if other := c.RouteFor("amazon.nova-pro-v1:0"); len(other) != 1 || other[0].Model != "amazon.nova-pro-v1:0" || other[0].Region != "" {
+		t.Fatalf("RouteFor(unrouted) = %v", other)
+	}
+}
+
+func TestParseEmptyIsDefaults(t *testing.T) {
+	for _, doc := range []string{"", "  \n", "# only a comment\n"} {
+		c, err := Parse([]byte(doc))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", doc, err)
+		}
+		if c.Retry.MaxAttempts != 0 || len(c.Routes) != 0 {
+			t.Fatalf("Parse(%q) = %+v, want zero", doc, c)
+		}
+	}
+}
+
+func TestParseErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // every fragment must appear in the error
+	}{
+		{"unknown top-level key", "regoin: us-east-1\n", []string{"regoin", "line 1"}},
+		{"unknown nested key", "retry:\n  max_attempt: 3\n", []string{"max_attempt", "line 2"}},
+		{"bad duration", "retry:\n  base: fast\n", []string{"line 2", "fast", "duration"}},
+		{"number as duration", "breaker:\n  cooldown: 30\n", []string{"line 2", "duration"}},
+		{"bad region", "region: Mars\n", []string{"region", "Mars"}},
+		{"bad endpoint", "endpoint: localhost:4000\n", []string{"endpoint", "http://"}},
+		{"attempts out of range", "retry:\n  max_attempts: 50\n", []string{"retry.max_attempts", "50"}},
+		{"negative duration", "retry:\n  cap: -1s\n", []string{"retry.cap", "negative"}},
+		{"cap below base", "retry:\n  base: 2s\n  cap: 1s\n", []string{"retry.cap", "below retry.base"}},
+		{"ratio above one", "budget:\n  ratio: 1.5\n", []string{"budget.ratio", "1.5"}},
+		{"failure rate", "breaker:\n  failure_rate: 2\n", []string{"breaker.failure_rate"}},
+		{"route without models", "routes:\n  - name: a\n    targets: [{model: m}]\n", []string{"routes[0] (a).models"}},
+		{"route without targets", "routes:\n  - models: [m]\n", []string{"routes[0].targets"}},
+		{"target without model", "routes:\n  - models: [m]\n    targets: [{region: us-east-1}]\n", []string{"routes[0].targets[0].model", "empty"}},
+		{"target bad region", "routes:\n  - models: [m]\n    targets: [{model: m, region: east}]\n", []string{"routes[0].targets[0].region", "east"}},
+		{"model in two routes", "routes:\n  - models: [m]\n    targets: [{model: m}]\n  - models: [m]\n    targets: [{model: m}]\n", []string{"routes[1].models", "already served by routes[0]"}},
+		{"filter without message", "content_filter:\n  enabled: true\n", []string{"content_filter.message"}},
+		{"not a mapping", "- a\n- b\n", []string{"line 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if err == nil {
+				t.Fatalf("Parse accepted %q", tt.doc)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "keel.yaml")
+	if err := os.WriteFile(p, []byte("retry:\n  max_attempts: 0x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("Load error %v should name the file", err)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Fatal("Load of a missing file succeeded")
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	tests := []struct {
+		name, in      string
+		model, region string
+		wantErr       bool
+	}{
+		{"model only", "anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-haiku-20240307-v1:0", "", false},
+		{"model and region", "amazon.nova-pro-v1:0@eu-west-1", "amazon.nova-pro-v1:0", "eu-west-1", false},
+		{"arn keeps colons and slashes", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.x-v1:0@us-east-1", "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.x-v1:0", "us-east-1", false},
+		{"empty", " ", "", "", true},
+		{"no model", "@us-east-1", "", "", true},
+		{"bad region", "m@nowhere", "", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseTarget(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseTarget(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			}
+			if err == nil && (got.Model != tt.model || got.Region != tt.region) {
+				t.Fatalf("ParseTarget(%q) = %+v", tt.in, got)
+			}
+		})
+	}
+}
