@@ -36,19 +36,24 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop() bool          { return r.t.Stop() }
 
-// Fake is a manual clock for tests. Its zero value is not usable; call NewFake.
+// Fake is a manual clock for tests: its time moves only when Advance is
+// called, and its timers fire only then. It is safe for concurrent use. Its
+// zero value is not usable; call NewFake.
+//
+// The usual pattern for a goroutine that waits on a Fake timer is: start the
+// goroutine, call WaitForTimers(1) so the timer surely exists, then Advance.
 type Fake struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*fakeTimer
-	// added is signalled whenever a timer is created, so tests can wait for a
-	// goroutine to start waiting before advancing time.
-	added chan struct{}
+	// changed is closed (and replaced) whenever a timer is added, so any
+	// number of WaitForTimers callers wake up and look again.
+	changed chan struct{}
 }
 
 // NewFake returns a Fake clock set to t.
 func NewFake(t time.Time) *Fake {
-	return &Fake{now: t, added: make(chan struct{}, 1024)}
+	return &Fake{now: t, changed: make(chan struct{})}
 }
 
 // Now returns the fake time.
@@ -58,42 +63,49 @@ func (f *Fake) Now() time.Time {
 	return f.now
 }
 
-// NewTimer returns a timer that fires when the fake time reaches Now()+d.
+// NewTimer returns a timer that fires when the fake time reaches Now()+d. A
+// timer for d <= 0 has already fired when NewTimer returns.
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	t := &fakeTimer{f: f, at: f.now.Add(d), c: make(chan time.Time, 1)}
 	if d <= 0 {
 		t.fired = true
 		t.c <- f.now
-	} else {
-		f.timers = append(f.timers, t)
+		return t
 	}
-	f.mu.Unlock()
-	select {
-	case f.added <- struct{}{}:
-	default:
-	}
+	f.timers = append(f.timers, t)
+	close(f.changed)
+	f.changed = make(chan struct{})
 	return t
 }
 
-// Advance moves the fake time forward by d and fires every timer that is due.
+// Advance moves the fake time forward by d and fires every timer that is due,
+// earliest first. A negative d is treated as zero: fake time never goes back.
 func (f *Fake) Advance(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
 	now := f.now
-	keep := f.timers[:0]
-	for _, t := range f.timers {
-		if !t.fired && !t.at.After(now) {
-			t.fired = true
-			t.c <- now
-			continue
+	// Fire in deadline order so a test that advances past several timers
+	// sees them fire in the order real time would.
+	for {
+		var next *fakeTimer
+		for _, t := range f.timers {
+			if !t.at.After(now) && (next == nil || t.at.Before(next.at)) {
+				next = t
+			}
 		}
-		if !t.fired {
-			keep = append(keep, t)
+		if next == nil {
+			return
 		}
+		next.fired = true
+		next.c <- now
+		f.remove(next)
 	}
-	f.timers = keep
-	f.mu.Unlock()
 }
 
 // Pending returns the number of timers that have not fired or been stopped.
@@ -107,10 +119,24 @@ func (f *Fake) Pending() int {
 // before Advance so a goroutine that is about to wait is not skipped over.
 func (f *Fake) WaitForTimers(n int) {
 	for {
-		if f.Pending() >= n {
+		f.mu.Lock()
+		if len(f.timers) >= n {
+			f.mu.Unlock()
 			return
 		}
-		<-f.added
+		ch := f.changed
+		f.mu.Unlock()
+		<-ch
+	}
+}
+
+// remove drops t from the pending list; f.mu must be held.
+func (f *Fake) remove(t *fakeTimer) {
+	for i, x := range f.timers {
+		if x == t {
+			f.timers = append(f.timers[:i], f.timers[i+1:]...)
+			return
+		}
 	}
 }
 
@@ -118,7 +144,7 @@ type fakeTimer struct {
 	f     *Fake
 	at    time.Time
 	c     chan time.Time
-	fired bool
+	fired bool // fired or stopped; guarded by f.mu
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
@@ -130,11 +156,6 @@ func (t *fakeTimer) Stop() bool {
 		return false
 	}
 	t.fired = true
-	for i, x := range t.f.timers {
-		if x == t {
-			t.f.timers = append(t.f.timers[:i], t.f.timers[i+1:]...)
-			break
-		}
-	}
+	t.f.remove(t)
 	return true
 }
