@@ -26,6 +26,7 @@ const (
 	Stream        Category = "stream"         // an event stream broke, was corrupt or stalled
 	Client        Category = "client"         // the caller cancelled or ran out of time
 	ContentFilter Category = "content-filter" // a reply came back, but blocked by a filter or guardrail
+	Unknown       Category = "unknown"        // keel could not tell what went wrong
 )
 
 // RetryClass says whether and how a failure may be retried.
@@ -81,11 +82,82 @@ type Entry struct {
 	Fix []string
 	// Source says where the code comes from: "bedrock-runtime" (modeled
 	// exception), "aws-auth" (returned before the service runs), "guide"
-	// (Bedrock troubleshooting guide), "transport", "stream", "keel".
+	// (Bedrock troubleshooting guide), "transport", "stream", "sdk" (raised
+	// by aws-sdk-go-v2 before a request is sent), "keel" (keel's own name for
+	// an outcome or a fallback).
 	Source string
+
+	// DefaultMessage is the message the service typically sends with this
+	// error; the emulator sends it. Empty for failures that have no service
+	// message (connection errors, stalls).
+	DefaultMessage string
+	// Refines names the canonical code this failure arrives under when it
+	// has no code of its own on the wire: the Anthropic use-case form error
+	// arrives as a ResourceNotFoundException, Marketplace agreement errors
+	// as an AccessDeniedException. The classifier tells them apart by Hints.
+	Refines string
+	// Hints are lower-case fragments of an error message or pasted error
+	// text that identify this failure: "connection refused", "model use case
+	// details have not been submitted". For an entry with Refines, a message
+	// under the refined code that contains a hint is classified as this entry.
+	Hints []string
+	// Streamable reports that the exception can arrive inside an event
+	// stream (ConverseStream, InvokeModelWithResponseStream) as an exception
+	// frame whose :exception-type is StreamName.
+	Streamable bool
+
+	// Filled in by the package's init for table entries; methods fall back
+	// to computing them for entries built elsewhere.
+	wire, stream string
 }
 
 // Retryable reports whether the same request may be sent again after a delay.
 func (e *Entry) Retryable() bool {
 	return e.Retry == Backoff || e.Retry == Throttled
+}
+
+// WireCode returns the code as the service sends it in X-Amzn-ErrorType and
+// the JSON body's __type: Code for AWS codes, the refined code for entries
+// that arrive under another code (FTUFormNotFilled arrives as
+// ResourceNotFoundException), and "" for failures keel names itself
+// (connection errors, stream stalls, content filters, fallbacks).
+func (e *Entry) WireCode() string {
+	if e.wire != "" {
+		return e.wire
+	}
+	return wireCode(e)
+}
+
+// StreamName returns the lowerCamelCase form of WireCode, as an event stream
+// carries it in :exception-type ("throttlingException"), or "" when the
+// entry has no wire code.
+func (e *Entry) StreamName() string {
+	if e.stream != "" {
+		return e.stream
+	}
+	return lowerFirst(e.WireCode())
+}
+
+// Advice says in words whether and how to retry, e.g. "yes — slow down:
+// back off longer and send fewer tokens".
+func (e *Entry) Advice() string {
+	var s string
+	switch e.Retry {
+	case Never:
+		s = "no — retrying the same request cannot succeed; fix the request, the account or the setup"
+	case Backoff:
+		s = "yes — transient: back off exponentially with jitter, then retry"
+	case Throttled:
+		s = "yes — slow down: back off longer and send fewer tokens"
+	case LongWait:
+		s = "later — only after a long wait (" + e.Wait.String() + "); park the request, e.g. in the dead-letter queue"
+	case Fallback:
+		s = "not here — this target cannot serve it; send it to another model or region"
+	default:
+		s = "unknown retry class " + string(e.Retry)
+	}
+	if e.FallbackOK && e.Retry != Fallback {
+		s += "; another model or region may serve it"
+	}
+	return s
 }
