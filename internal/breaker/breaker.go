@@ -1,0 +1,430 @@
+package breaker
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/keel-run/keel/internal/clock"
+)
+
+// Defaults for zero Options fields. docs/policies.md says why.
+const (
+	DefaultWindow      = 60 * time.Second
+	DefaultMinCalls    = 10
+	DefaultFailureRate = 0.5
+	DefaultCooldown    = 30 * time.Second
+	DefaultProbes      = 2
+	DefaultSuccesses   = 2
+	DefaultMaxTargets  = 1024
+)
+
+// slots is the number of buckets the window is divided into.
+const slots = 10
+
+// MinWindow is the shortest Window accepted: one millisecond per slot.
+const MinWindow = slots * time.Millisecond
+
+// State is a breaker's state. Its numeric value rises with severity (closed
+// 0, half-open 1, open 2), so it can be exported as a gauge as is.
+type State int32
+
+// States.
+const (
+	Closed   State = iota // calls flow; outcomes are counted
+	HalfOpen              // a few probe calls test the target
+	Open                  // calls are refused until the cool-down ends
+)
+
+func (s State) String() string {
+	switch s {
+	case Closed:
+		return "closed"
+	case HalfOpen:
+		return "half-open"
+	case Open:
+		return "open"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Outcome is what a call told about its target's health.
+type Outcome int
+
+// Outcomes. The zero Outcome is Ignored.
+const (
+	// Ignored: the call says nothing about the target's health (the caller's
+	// own mistake, or a call never sent). It counts neither way, and frees
+	// a half-open probe slot.
+	Ignored Outcome = iota
+	// Success: the target answered well.
+	Success
+	// Failure: the target is unhealthy (5xx, timeout, not ready, connection error).
+	Failure
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Ignored:
+		return "ignored"
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// ErrOpen reports that a breaker refused a call. Errors returned by Allow
+// match it with errors.Is.
+var ErrOpen = errors.New("breaker: circuit open")
+
+// OpenError is the error Allow returns when it refuses a call. Allow returns
+// the same *OpenError for every refusal until the breaker's state changes;
+// it must not be modified.
+type OpenError struct {
+	// Target names the target, as MODEL@REGION.
+	Target string
+	// ProbeAt is when the breaker lets probe calls through: the end of the
+	// cool-down for an open breaker. For a half-open breaker whose probe
+	// slots are all taken (HalfOpen true) it is when probing began; the next
+	// slot frees up when a probe in flight ends.
+	ProbeAt time.Time
+	// HalfOpen reports that the breaker is half-open with every probe slot in use.
+	HalfOpen bool
+}
+
+func (e *OpenError) Error() string {
+	if e.HalfOpen {
+		return fmt.Sprintf("breaker: circuit half-open for %s: probing since %s, no probe slot free",
+			e.Target, e.ProbeAt.UTC().Format(time.RFC3339Nano))
+	}
+	return fmt.Sprintf("breaker: circuit open for %s: next probe at %s",
+		e.Target, e.ProbeAt.UTC().Format(time.RFC3339Nano))
+}
+
+// Is reports whether target is ErrOpen.
+func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+
+// Options configures breakers. The zero value means all defaults; each zero
+// field takes the Default constant of the same name.
+type Options struct {
+	// Window is the sliding window outcomes are counted over; it slides in
+	// steps of Window/10. Zero means DefaultWindow; a non-zero Window must be
+	// at least MinWindow.
+	Window time.Duration
+	// MinCalls is how many outcomes (successes and failures) the window must
+	// hold before the breaker may open, so one failure among the first calls
+	// does not open it. Zero means DefaultMinCalls.
+	MinCalls int
+	// FailureRate is the share of failures, in (0, 1], at which the breaker
+	// opens. Zero means DefaultFailureRate.
+	FailureRate float64
+	// Cooldown is how long an open breaker refuses calls before probing.
+	// Zero means DefaultCooldown.
+	Cooldown time.Duration
+	// Probes is how many probe calls a half-open breaker lets through at
+	// once. Zero means DefaultProbes.
+	Probes int
+	// Successes is how many successful probes close a half-open breaker.
+	// Zero means DefaultSuccesses.
+	Successes int
+	// MaxTargets bounds how many breakers a Registry holds, so that a stream
+	// of made-up model ids cannot grow it without end. Zero means
+	// DefaultMaxTargets.
+	MaxTargets int
+	// OnStateChange, if not nil, is called on every state change, with the
+	// breaker's lock held so calls arrive in order: it must be quick and must
+	// not call the breaker's methods.
+	OnStateChange func(model, region string, from, to State)
+}
+
+// resolve validates o and fills in the defaults.
+func (o Options) resolve() (Options, error) {
+	switch {
+	case o.Window < 0:
+		return o, fmt.Errorf("breaker: Window must not be negative, got %v", o.Window)
+	case o.Window > 0 && o.Window < MinWindow:
+		return o, fmt.Errorf("breaker: Window must be at least %v, got %v", MinWindow, o.Window)
+	case o.MinCalls < 0:
+		return o, fmt.Errorf("breaker: MinCalls must not be negative, got %d", o.MinCalls)
+	case o.FailureRate < 0 || o.FailureRate > 1:
+		return o, fmt.Errorf("breaker: FailureRate must be in (0, 1] (0 = default %g), got %g", DefaultFailureRate, o.FailureRate)
+	case o.Cooldown < 0:
+		return o, fmt.Errorf("breaker: Cooldown must not be negative, got %v", o.Cooldown)
+	case o.Probes < 0:
+		return o, fmt.Errorf("breaker: Probes must not be negative, got %d", o.Probes)
+	case o.Successes < 0:
+		return o, fmt.Errorf("breaker: Successes must not be negative, got %d", o.Successes)
+	case o.MaxTargets < 0:
+		return o, fmt.Errorf("breaker: MaxTargets must not be negative, got %d", o.MaxTargets)
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.MinCalls == 0 {
+		o.MinCalls = DefaultMinCalls
+	}
+	if o.FailureRate == 0 {
+		o.FailureRate = DefaultFailureRate
+	}
+	if o.Cooldown == 0 {
+		o.Cooldown = DefaultCooldown
+	}
+	if o.Probes == 0 {
+		o.Probes = DefaultProbes
+	}
+	if o.Successes == 0 {
+		o.Successes = DefaultSuccesses
+	}
+	if o.MaxTargets == 0 {
+		o.MaxTargets = DefaultMaxTargets
+	}
+	return o, nil
+}
+
+// Breaker is the circuit breaker of one target. It is safe for concurrent
+// use. Most callers get one from a Registry; Allow and Permit.Done are the
+// per-call methods.
+type Breaker struct {
+	model, region, name string
+	o                   Options
+	clk                 clock.Clock
+	slot                time.Duration
+	origin              time.Time
+
+	mu    sync.Mutex
+	state State
+	// gen changes on every state change. A Permit carries the gen it was
+	// issued in, and an outcome from an earlier gen is dropped: calls let in
+	// while closed do not count once the breaker has opened, nor do they
+	// pass for probes.
+	gen      uint64
+	cur      int64 // current slot index since origin
+	ring     [slots]tally
+	total    tally // sum over ring
+	probeAt  time.Time
+	inflight int // probes in flight (half-open)
+	probeOK  int // successful probes in this half-open spell
+	openErr  *OpenError
+	busyErr  *OpenError
+}
+
+type tally struct{ ok, bad int64 }
+
+// New returns a closed breaker for model in region. A nil clk means
+// clock.Real{}. It returns an error naming the first option out of range.
+func New(model, region string, o Options, clk clock.Clock) (*Breaker, error) {
+	o, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return newBreaker(model, region, o, clk), nil
+}
+
+func newBreaker(model, region string, o Options, clk clock.Clock) *Breaker {
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Breaker{
+		model: model, region: region, name: model + "@" + region,
+		o: o, clk: clk, slot: o.Window / slots, origin: clk.Now(),
+		gen: 1, // the zero Permit (gen 0) never matches
+	}
+}
+
+// Model returns the breaker's model id.
+func (b *Breaker) Model() string { return b.model }
+
+// Region returns the breaker's region.
+func (b *Breaker) Region() string { return b.region }
+
+// Permit is a breaker's leave for one call. Every Permit from Allow must be
+// ended exactly once, with Done when the call's outcome is known or with
+// Cancel when the call is not sent after all; a half-open breaker's probe
+// slot stays taken until then. For a stream, the outcome is known at the
+// first content or at the failure before it. The zero Permit's methods do
+// nothing.
+type Permit struct {
+	b     *Breaker
+	gen   uint64
+	probe bool
+}
+
+// Done records the call's outcome.
+func (p Permit) Done(o Outcome) {
+	if p.b != nil {
+		p.b.record(p, o)
+	}
+}
+
+// Cancel ends a Permit whose call was not sent; it counts as Ignored.
+func (p Permit) Cancel() { p.Done(Ignored) }
+
+// Probe reports whether the Permit is for a half-open breaker's probe call.
+func (p Permit) Probe() bool { return p.probe }
+
+// Allow asks to send one call to the target. It returns a Permit to end with
+// Done or Cancel, or an *OpenError when the breaker is open, or half-open
+// with every probe slot taken. An open breaker whose cool-down has passed
+// turns half-open here and lets the call through as a probe.
+//
+// A nil *Breaker allows every call.
+func (b *Breaker) Allow() (Permit, error) {
+	if b == nil {
+		return Permit{}, nil
+	}
+	now := b.clk.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case Closed:
+		return Permit{b: b, gen: b.gen}, nil
+	case Open:
+		if now.Before(b.probeAt) {
+			return Permit{}, b.openErr
+		}
+		b.halfOpen(now)
+	}
+	// Half-open.
+	if b.inflight >= b.o.Probes {
+		return Permit{}, b.busyErr
+	}
+	b.inflight++
+	return Permit{b: b, gen: b.gen, probe: true}, nil
+}
+
+func (b *Breaker) record(p Permit, o Outcome) {
+	now := b.clk.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.gen != b.gen {
+		return // issued before the last state change
+	}
+	switch b.state {
+	case Closed:
+		b.advance(now)
+		c := &b.ring[b.cur%slots]
+		switch o {
+		case Success:
+			c.ok++
+			b.total.ok++
+		case Failure:
+			c.bad++
+			b.total.bad++
+			n := b.total.ok + b.total.bad
+			if n >= int64(b.o.MinCalls) && float64(b.total.bad) >= b.o.FailureRate*float64(n) {
+				b.open(now)
+			}
+		}
+	case HalfOpen:
+		if !p.probe {
+			return
+		}
+		if b.inflight > 0 {
+			b.inflight--
+		}
+		switch o {
+		case Success:
+			b.probeOK++
+			if b.probeOK >= b.o.Successes {
+				b.close(now)
+			}
+		case Failure:
+			b.open(now)
+		}
+	}
+}
+
+// advance moves the window to now, forgetting slots that fell out of it.
+// b.mu must be held. A clock that steps back is treated as standing still.
+func (b *Breaker) advance(now time.Time) {
+	n := int64(now.Sub(b.origin) / b.slot)
+	if n <= b.cur {
+		return
+	}
+	steps := min(n-b.cur, slots)
+	for i := int64(1); i <= steps; i++ {
+		c := &b.ring[(b.cur+i)%slots]
+		b.total.ok -= c.ok
+		b.total.bad -= c.bad
+		*c = tally{}
+	}
+	b.cur = n
+}
+
+// The transitions; b.mu must be held.
+
+func (b *Breaker) open(now time.Time) {
+	b.probeAt = now.Add(b.o.Cooldown)
+	b.openErr = &OpenError{Target: b.name, ProbeAt: b.probeAt}
+	b.setState(Open)
+}
+
+func (b *Breaker) halfOpen(now time.Time) {
+	b.inflight, b.probeOK = 0, 0
+	b.busyErr = &OpenError{Target: b.name, ProbeAt: now, HalfOpen: true}
+	b.setState(HalfOpen)
+}
+
+func (b *Breaker) close(now time.Time) {
+	// Start the window afresh: the failures that opened the breaker are
+	// history once probes have succeeded.
+	b.ring, b.total = [slots]tally{}, tally{}
+	b.cur = int64(now.Sub(b.origin) / b.slot)
+	b.setState(Closed)
+}
+
+func (b *Breaker) setState(to State) {
+	from := b.state
+	b.state = to
+	b.gen++
+	if b.o.OnStateChange != nil {
+		b.o.OnStateChange(b.model, b.region, from, to)
+	}
+}
+
+// State returns the breaker's state. An open breaker whose cool-down has
+// passed still reports Open until the next Allow turns it half-open. A nil
+// *Breaker is Closed.
+func (b *Breaker) State() State {
+	if b == nil {
+		return Closed
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// Snapshot is a breaker's state and counts, for metrics and `keel` status.
+type Snapshot struct {
+	State State
+	// Successes and Failures are the outcomes in the window (closed state).
+	Successes, Failures int64
+	// ProbeAt is when an open breaker will probe; zero unless Open.
+	ProbeAt time.Time
+	// Probes is the number of probes in flight (half-open state).
+	Probes int
+}
+
+// Snapshot returns the breaker's state and counts as of now.
+func (b *Breaker) Snapshot() Snapshot {
+	if b == nil {
+		return Snapshot{}
+	}
+	now := b.clk.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := Snapshot{State: b.state}
+	switch b.state {
+	case Closed:
+		b.advance(now)
+		s.Successes, s.Failures = b.total.ok, b.total.bad
+	case Open:
+		s.ProbeAt = b.probeAt
+	case HalfOpen:
+		s.Probes = b.inflight
+	}
+	return s
+}

@@ -1,0 +1,29 @@
+// Package breaker is keel's circuit breaker: one per target (a model in a
+// region), so that a target that keeps failing is skipped at once, and the
+// route's next target is tried, instead of being sent call after call.
+//
+// A Breaker is closed while its target is healthy. It opens when, over a
+// sliding time window, at least MinCalls outcomes were recorded and the share
+// of failures among them reached FailureRate. An open breaker refuses every
+// call with an *OpenError (errors.Is(err, ErrOpen)) naming the target and the
+// time it will next be probed. After Cooldown it turns half-open and lets at
+// most Probes calls through at once; Successes successful probes close it, one
+// failed probe opens it again for another Cooldown.
+//
+// Only outcomes that say something about the target's health count. The
+// engine records Failure for catalog entries marked Unhealthy (5xx, timeouts,
+// ModelNotReady, connection errors) and Ignored for a caller's mistakes
+// (ValidationException, AccessDenied, ...), which count neither way.
+//
+// Most callers want Registry.Get and then, per attempt, Allow and Done:
+//
+//	br := reg.Get(model, region)
+//	p, err := br.Allow()
+//	if err != nil {
+//		// skip this target; err is an *OpenError
+//	}
+//	resp, err := send()
+//	p.Done(outcome) // breaker.Success, breaker.Failure or breaker.Ignored
+//
+// Allow and Done do not allocate.
+package breaker

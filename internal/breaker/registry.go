@@ -1,0 +1,78 @@
+package breaker
+
+import (
+	"sync"
+
+	"github.com/keel-run/keel/internal/clock"
+)
+
+// Registry holds one Breaker per target (model, region), made on first use
+// with the registry's Options. It is safe for concurrent use; Get takes a
+// read lock and does not allocate once the target's breaker exists.
+type Registry struct {
+	o   Options
+	clk clock.Clock
+
+	mu sync.RWMutex
+	m  map[target]*Breaker
+}
+
+type target struct{ model, region string }
+
+// NewRegistry returns an empty Registry whose breakers use o and clk (nil
+// means clock.Real{}). It returns an error naming the first option out of range.
+func NewRegistry(o Options, clk clock.Clock) (*Registry, error) {
+	o, err := o.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	return &Registry{o: o, clk: clk, m: make(map[target]*Breaker)}, nil
+}
+
+// Get returns the breaker of model in region, making it on first use.
+//
+// When the registry already holds MaxTargets breakers, Get returns nil for a
+// new target: such a target has no breaker, and callers must treat nil as
+// "always allow" (the zero Permit's methods do nothing).
+func (r *Registry) Get(model, region string) *Breaker {
+	k := target{model, region}
+	r.mu.RLock()
+	b := r.m[k]
+	r.mu.RUnlock()
+	if b != nil {
+		return b
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if b := r.m[k]; b != nil {
+		return b
+	}
+	if len(r.m) >= r.o.MaxTargets {
+		return nil
+	}
+	b = newBreaker(model, region, r.o, r.clk)
+	r.m[k] = b
+	return b
+}
+
+// Len returns the number of breakers the registry holds.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.m)
+}
+
+// Each calls fn for every breaker, in no particular order, until fn returns
+// false. fn may call the breaker's methods, but not the Registry's Get.
+func (r *Registry) Each(fn func(*Breaker) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, b := range r.m {
+		if !fn(b) {
+			return
+		}
+	}
+}
