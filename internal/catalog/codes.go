@@ -71,6 +71,9 @@ const (
 	CodeContentFiltered     = "ContentFiltered"
 	CodeGuardrailIntervened = "GuardrailIntervened"
 
+	// keel's own verdicts.
+	CodeCircuitOpen = "CircuitOpen"
+
 	// Fallbacks for failures with no known code (see ForStatus).
 	CodeTooManyRequests    = "TooManyRequests"
 	CodeUnknownClientError = "UnknownClientError"

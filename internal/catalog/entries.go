@@ -820,6 +820,24 @@ var table = []*Entry{
 		Source: "keel",
 	},
 
+	// ---- keel's own verdicts ----
+	{
+		Code:       CodeCircuitOpen,
+		Aliases:    []string{"BreakerOpen"},
+		Category:   Server,
+		Retry:      Fallback,
+		FallbackOK: true,
+		Summary:    "keel did not send the request: the target's circuit breaker is open.",
+		Cause: "Recent calls to this model in this region failed often enough (5xx, timeouts, connection errors, " +
+			"ModelNotReady) that keel stopped sending to it for a cool-down, so a failing target does not slow every call down.",
+		Fix: []string{
+			"Nothing to do if the route has another target: keel falls back to it at once.",
+			"Give the route a second region or model so an open breaker never leaves a call without a target.",
+			"Look at the failures that opened the breaker (metrics, logs) for the underlying cause.",
+		},
+		Source: "keel",
+	},
+
 	// ---- fallbacks ----
 	{
 		Code:       CodeTooManyRequests,
