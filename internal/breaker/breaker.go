@@ -275,13 +275,15 @@ func (b *Breaker) Allow() (Permit, error) {
 	if b == nil {
 		return Permit{}, nil
 	}
-	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case Closed:
+		// No clock read: a closed breaker needs no time, and the common
+		// path stays cheap.
 		return Permit{b: b, gen: b.gen}, nil
 	case Open:
+		now := b.clk.Now()
 		if now.Before(b.probeAt) {
 			return Permit{}, b.openErr
 		}
