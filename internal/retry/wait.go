@@ -16,7 +16,9 @@ import (
 // straight away. The returned *WaitError wraps last (the error of the attempt
 // that failed) and ErrDeadline or the context's error.
 //
-// A nil clk means clock.Real{}. d <= 0 returns nil unless ctx is done.
+// The deadline is compared with clk.Now(): with a fake clock, set the
+// context's deadline from the fake time. A nil clk means clock.Real{}.
+// d <= 0 returns nil unless ctx is done.
 func Wait(ctx context.Context, clk clock.Clock, d time.Duration, last error) error {
 	if err := ctx.Err(); err != nil {
 		return &WaitError{Delay: d, Err: err, Last: last}
