@@ -585,7 +585,7 @@ var table = []*Entry{
 			"If they happen mid-stream, check proxy and load balancer idle timeouts on the path.",
 		},
 		Source: "transport",
-		Hints:  []string{"connection reset", "broken pipe", "use of closed network connection", "forcibly closed by the remote host"},
+		Hints:  []string{"connection reset", "broken pipe", "use of closed network connection", "forcibly closed by the remote host", ": eof"},
 	},
 	{
 		Code:       CodeDNSNotFound,
@@ -719,7 +719,7 @@ var table = []*Entry{
 	// ---- the caller's context ----
 	{
 		Code:     CodeContextCanceled,
-		Aliases:  []string{"Canceled", "RequestCanceled"},
+		Aliases:  []string{"RequestCanceled"},
 		Category: Client,
 		Retry:    Never,
 		Summary:  "The caller cancelled the call.",
