@@ -141,6 +141,11 @@ type Request struct {
 	// BodySHA256 is the hex SHA-256 of Body; empty means compute it. The body is
 	// the same on every attempt, so the engine hashes it once.
 	BodySHA256 string
+	// Endpoints and Credentials, when set, override the Sender's for this
+	// request (one engine can serve clients with different endpoints and
+	// identities).
+	Endpoints   Endpoints
+	Credentials aws.CredentialsProvider
 }
 
 // Sender builds, signs and sends attempts. It is safe for concurrent use.
@@ -171,7 +176,10 @@ func (s *Sender) Build(ctx context.Context, req *Request) (*http.Request, error)
 	if req.Target.Model == "" {
 		return nil, errors.New("attempt: no model id")
 	}
-	eps := s.Endpoints
+	eps := req.Endpoints
+	if eps == nil {
+		eps = s.Endpoints
+	}
 	if eps == nil {
 		eps = AWSEndpoints{}
 	}
@@ -205,13 +213,17 @@ func (s *Sender) Build(ctx context.Context, req *Request) (*http.Request, error)
 		ua := hr.Header.Get("User-Agent")
 		hr.Header.Set("User-Agent", strings.TrimSpace(ua+" "+s.UserAgent))
 	}
-	if s.Credentials == nil {
+	creds := req.Credentials
+	if creds == nil {
+		creds = s.Credentials
+	}
+	if creds == nil {
 		if a := req.Header.Get("Authorization"); strings.HasPrefix(a, "Bearer ") {
 			hr.Header.Set("Authorization", a)
 		}
 		return hr, nil
 	}
-	creds, err := s.Credentials.Retrieve(ctx)
+	c, err := creds.Retrieve(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("attempt: retrieving credentials: %w", err)
 	}
@@ -228,7 +240,7 @@ func (s *Sender) Build(ctx context.Context, req *Request) (*http.Request, error)
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	if err := signer.SignHTTP(ctx, creds, hr, sum, SigningName, req.Target.Region, clk.Now()); err != nil {
+	if err := signer.SignHTTP(ctx, c, hr, sum, SigningName, req.Target.Region, clk.Now()); err != nil {
 		return nil, fmt.Errorf("attempt: signing request for %s: %w", req.Target, err)
 	}
 	return hr, nil

@@ -1,0 +1,342 @@
+// Package engine is keel's one path for every Bedrock Runtime call:
+//
+//	route → admission → breaker → attempt → classify → decide
+//
+// A call (operation, model, region, body) is tried on the targets of its route
+// in order. Each target has a circuit breaker; each attempt is signed anew and
+// sent; each failure is classified through the catalog, and the entry decides:
+// retry on the same target after a jittered backoff (if the shared retry budget
+// allows), move to the next target, or give up. Every attempt is recorded, so
+// the caller can see exactly what happened.
+//
+// The engine works on HTTP traffic, not on SDK types, so the same code serves
+// the Go SDK face (keel as the SDK's HTTP client), the CLI and a gateway.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/budget"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/retry"
+	"github.com/keel-run/keel/internal/route"
+	"github.com/keel-run/keel/internal/telemetry"
+	"github.com/keel-run/keel/internal/transport"
+)
+
+// Options configure an Engine. The zero value means all defaults; each field
+// says what its zero value does.
+type Options struct {
+	// Endpoints maps a region to its Bedrock Runtime base URL. Nil: the real
+	// AWS endpoints.
+	Endpoints attempt.Endpoints
+	// Credentials sign each attempt (SigV4). Nil: requests go unsigned, or
+	// with the caller's bearer token.
+	Credentials aws.CredentialsProvider
+	// HTTPClient sends attempts. Nil: transport.NewClient() (keep-alive probes
+	// well under the 350 s NAT/VPC-endpoint idle timeout).
+	HTTPClient *http.Client
+	// Region is used when a call names none. Empty: us-east-1.
+	Region string
+	// Routes holds the fallback targets per model. Nil: every model alone.
+	Routes *route.Table
+	// Retry is the per-target retry policy; its zero value is keel's defaults.
+	Retry retry.Policy
+	// Budget bounds retries and fallbacks across all calls. Its zero value is
+	// keel's defaults.
+	Budget budget.Options
+	// DisableBudget sends every retry the policy allows.
+	DisableBudget bool
+	// Breaker configures the per-target circuit breakers; zero is defaults.
+	Breaker breaker.Options
+	// DisableBreaker never opens a breaker.
+	DisableBreaker bool
+	// Clock measures and waits; nil is the wall clock.
+	Clock clock.Clock
+	// Rand draws the backoff jitter; nil is math/rand/v2.
+	Rand retry.Rand
+	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
+	Logger *slog.Logger
+	// Metrics receives Prometheus measurements. Nil: none.
+	Metrics *telemetry.Metrics
+	// ContentFilterMessage, when set, replaces a Converse reply that a content
+	// filter or guardrail blocked with this text (graceful degradation). Empty:
+	// the blocked reply is returned as it is.
+	ContentFilterMessage string
+	// MaxErrorBody caps how much of an error response is read to classify it.
+	// Zero: 1 MiB.
+	MaxErrorBody int64
+}
+
+// Engine runs calls. It is safe for concurrent use; create one per process
+// (its budget and breakers are shared state) with New.
+type Engine struct {
+	opts     Options
+	sender   *attempt.Sender
+	routes   *route.Table
+	budget   *budget.Budget
+	breakers *breaker.Registry
+	clk      clock.Clock
+	log      *slog.Logger
+	m        *telemetry.Metrics
+}
+
+// New validates opts and returns an Engine.
+func New(opts Options) (*Engine, error) {
+	if err := opts.Retry.Validate(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = transport.NewClient(transport.Options{})
+	}
+	if opts.MaxErrorBody <= 0 {
+		opts.MaxErrorBody = 1 << 20
+	}
+	routes := opts.Routes
+	if routes == nil {
+		routes = route.New(opts.Region, nil)
+	}
+	e := &Engine{
+		opts:   opts,
+		routes: routes,
+		sender: &attempt.Sender{Client: opts.HTTPClient, Endpoints: opts.Endpoints, Credentials: opts.Credentials,
+			Clock: opts.Clock, UserAgent: "keel"},
+		clk: opts.Clock,
+		log: opts.Logger,
+		m:   opts.Metrics,
+	}
+	if !opts.DisableBudget {
+		bo := opts.Budget
+		bo.Clock = opts.Clock
+		b, err := budget.New(bo)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		e.budget = b
+	}
+	if !opts.DisableBreaker {
+		bo := opts.Breaker
+		bo.OnStateChange = e.breakerChanged
+		r, err := breaker.NewRegistry(bo, opts.Clock)
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		e.breakers = r
+	}
+	return e, nil
+}
+
+// HTTPClient returns the client attempts are sent with.
+func (e *Engine) HTTPClient() *http.Client { return e.opts.HTTPClient }
+
+// Call is one Bedrock Runtime request.
+type Call struct {
+	Op     attempt.Op
+	Model  string // model id, inference profile id or ARN, as the caller named it
+	Region string // empty: the engine's default region
+	Body   []byte
+	Header http.Header // the caller's headers (content type, accept, bearer token)
+	// Endpoints and Credentials override the engine's for this call (the SDK
+	// face passes each client's own). Nil: the engine's.
+	Endpoints   attempt.Endpoints
+	Credentials aws.CredentialsProvider
+}
+
+// Attempt records one attempt, or one target skipped because its breaker was open.
+type Attempt struct {
+	Target    attempt.Target
+	Status    int           // HTTP status; 0 when no response arrived
+	Code      string        // catalog code of the failure; empty on success
+	RequestID string        // x-amzn-RequestId of the response, if any
+	Delay     time.Duration // wait before this attempt
+	Start     time.Time
+	Duration  time.Duration // to response headers (or failure)
+	Skipped   bool          // not sent: the target's breaker was open
+}
+
+// Report is what happened during a call.
+type Report struct {
+	Attempts []Attempt
+	Total    time.Duration
+	// Target answered the call (the last attempt's target on failure).
+	Target attempt.Target
+	// Fallbacks counts moves to a later target.
+	Fallbacks int
+	// Degraded is set when a blocked reply was replaced by the configured
+	// content-filter message.
+	Degraded bool
+}
+
+// Sent returns the number of attempts actually sent upstream.
+func (r *Report) Sent() int {
+	n := 0
+	for _, a := range r.Attempts {
+		if !a.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// Do runs call through the engine. On success it returns the upstream
+// response (the caller closes its body). On failure it returns an *Error and,
+// when the last attempt got an HTTP error response, that response too, with
+// its body intact, so an SDK can turn it into its own typed error.
+func (e *Engine) Do(ctx context.Context, call *Call) (*http.Response, *Report, error) {
+	start := e.clk.Now()
+	rep := &Report{}
+	resp, err := e.do(ctx, call, rep)
+	rep.Total = e.clk.Now().Sub(start)
+	e.outcome(ctx, call, rep, err)
+	return resp, rep, err
+}
+
+func (e *Engine) do(ctx context.Context, call *Call, rep *Report) (*http.Response, error) {
+	if !call.Op.Valid() {
+		return nil, fmt.Errorf("engine: unknown operation %q", call.Op)
+	}
+	if call.Model == "" {
+		return nil, errors.New("engine: call has no model id")
+	}
+	targets := e.routes.Targets(call.Op, call.Model, call.Region)
+	req := &attempt.Request{Op: call.Op, Body: call.Body, Header: call.Header, Endpoints: call.Endpoints, Credentials: call.Credentials}
+	if e.opts.Credentials != nil || call.Credentials != nil {
+		req.BodySHA256 = attempt.PayloadHash(call.Body)
+	}
+	if e.budget != nil {
+		e.budget.Request()
+	}
+	var (
+		last     *Error
+		lastResp *http.Response
+		sent     int
+	)
+	closeLast := func() {
+		if lastResp != nil {
+			lastResp.Body.Close()
+			lastResp = nil
+		}
+	}
+	for ti, t := range targets {
+		if ti > 0 {
+			rep.Fallbacks++
+		}
+		var br *breaker.Breaker
+		if e.breakers != nil {
+			br = e.breakers.Get(t.Model, t.Region)
+		}
+		var delay time.Duration
+		charged := false // the budget already paid for the next attempt
+		for n := 1; ; n++ {
+			var permit breaker.Permit
+			if br != nil {
+				p, err := br.Allow()
+				if err != nil {
+					rep.Attempts = append(rep.Attempts, Attempt{Target: t, Start: e.clk.Now(), Skipped: true, Code: "CircuitOpen"})
+					if last == nil {
+						last = e.openError(err, t, rep)
+					}
+					e.fallbackMetric(t, "breaker-open")
+					break // next target
+				}
+				permit = p
+			}
+			if sent > 0 && !charged && e.budget != nil && !e.budget.TryAcquire() {
+				permit.Cancel()
+				if e.m != nil {
+					e.m.BudgetRejections.Inc()
+				}
+				e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
+				return lastResp, last
+			}
+			charged = false
+			closeLast()
+			req.Target = t
+			a := Attempt{Target: t, Delay: delay, Start: e.clk.Now()}
+			resp, sendErr := e.sender.Send(ctx, req)
+			sent++
+			a.Duration = e.clk.Now().Sub(a.Start)
+			res, ok := e.inspect(resp, sendErr, &a)
+			if ok {
+				permit.Done(breaker.Success)
+				rep.Attempts = append(rep.Attempts, a)
+				rep.Target = t
+				e.attemptMetric(&a)
+				e.logAttempt(ctx, call, &a, n, nil)
+				if e.opts.ContentFilterMessage != "" && call.Op == attempt.Converse {
+					return e.degrade(resp, rep)
+				}
+				return resp, nil
+			}
+			// A failure: classify, record, decide.
+			entry := res.Entry
+			if entry.Unhealthy {
+				permit.Done(breaker.Failure)
+			} else {
+				permit.Done(breaker.Ignored)
+			}
+			a.Code = entry.Code
+			rep.Attempts = append(rep.Attempts, a)
+			rep.Target = t
+			e.attemptMetric(&a)
+			last = &Error{Entry: entry, Code: res.Code, Status: res.Status, Message: res.Message, RequestID: res.RequestID, Report: rep, Err: sendErr}
+			if resp != nil {
+				lastResp = resp
+			}
+			e.logAttempt(ctx, call, &a, n, entry)
+			if ctx.Err() != nil {
+				return lastResp, last
+			}
+			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
+			if d.Retry {
+				// Charge the budget before waiting: when it is spent, fail now
+				// rather than after a backoff that leads nowhere.
+				if e.budget != nil {
+					if !e.budget.TryAcquire() {
+						if e.m != nil {
+							e.m.BudgetRejections.Inc()
+						}
+						e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
+						return lastResp, last
+					}
+					charged = true
+				}
+				if err := retry.Wait(ctx, e.clk, d.Delay, last); err != nil {
+					last.Err = errors.Join(last.Err, err)
+					last.GaveUp = "the next wait would cross the deadline"
+					return lastResp, last
+				}
+				delay = d.Delay
+				if e.m != nil {
+					e.m.Retries.WithLabelValues(t.Model, t.Region, string(entry.Retry)).Inc()
+				}
+				continue
+			}
+			if entry.Retry == catalog.Fallback || (entry.FallbackOK && entry.Retryable()) {
+				e.fallbackMetric(t, string(entry.Retry))
+				break // next target
+			}
+			return lastResp, last // never retried, nowhere else to go
+		}
+	}
+	if last == nil {
+		last = &Error{Entry: catalog.Must(catalog.CodeUnknownServerError), Message: "engine: no target could be tried", Report: rep}
+	}
+	return lastResp, last
+}

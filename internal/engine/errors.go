@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
+)
+
+// Error is a call's final failure: the catalog entry that decided it, the
+// code and status as seen, and the whole attempt history. It wraps the
+// underlying error (a transport error, an open breaker, a deadline), so
+// errors.Is and errors.As see through it.
+type Error struct {
+	Entry     *catalog.Entry
+	Code      string // as seen on the wire; may differ in spelling from Entry.Code
+	Status    int    // the true status (0 when no response arrived)
+	Message   string
+	RequestID string
+	// GaveUp says why keel stopped when it was not the entry's own verdict,
+	// e.g. "the next wait would cross the deadline".
+	GaveUp string
+	Report *Report
+	Err    error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("keel: ")
+	code := e.Code
+	if code == "" && e.Entry != nil {
+		code = e.Entry.Code
+	}
+	b.WriteString(code)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Report != nil {
+		fmt.Fprintf(&b, " after %d attempt(s)", e.Report.Sent())
+		if e.Report.Target.Model != "" {
+			fmt.Fprintf(&b, ", last on %s", e.Report.Target)
+		}
+	}
+	if e.GaveUp != "" {
+		b.WriteString("; gave up: ")
+		b.WriteString(e.GaveUp)
+	}
+	if e.Err != nil && e.Message == "" {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// CatalogEntry lets the classifier and `keel explain` read the entry.
+func (e *Error) CatalogEntry() *catalog.Entry { return e.Entry }
+
+func (e *Engine) openError(err error, t attempt.Target, rep *Report) *Error {
+	var oe *breaker.OpenError
+	msg := "circuit breaker open for " + t.String()
+	if errors.As(err, &oe) {
+		msg = fmt.Sprintf("circuit breaker open for %s; next probe at %s", t, oe.ProbeAt.UTC().Format("15:04:05.000Z07:00"))
+	}
+	return &Error{Entry: catalog.Must(catalog.CodeCircuitOpen), Code: catalog.CodeCircuitOpen, Message: msg, Report: rep, Err: err}
+}
+
+// inspect looks at one attempt's result. ok is true for a 2xx response. For a
+// failure it classifies the error or the error response, whose body it reads
+// (bounded) and puts back so the caller can still decode it.
+func (e *Engine) inspect(resp *http.Response, sendErr error, a *Attempt) (classify.Result, bool) {
+	if sendErr != nil {
+		return classify.FromError(sendErr), false
+	}
+	a.Status = resp.StatusCode
+	a.RequestID = resp.Header.Get("X-Amzn-Requestid")
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return classify.Result{}, true
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, e.opts.MaxErrorBody))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	res := classify.FromHTTP(resp.StatusCode, resp.Header, body)
+	if err != nil && res.Entry == nil {
+		res = classify.FromError(err)
+	}
+	if res.Entry == nil {
+		res.Entry = catalog.ForStatus(resp.StatusCode)
+	}
+	return res, false
+}
+
+// degrade replaces a Converse reply blocked by a content filter or guardrail
+// with the configured message, keeping the usage the call consumed.
+func (e *Engine) degrade(resp *http.Response, rep *Report) (*http.Response, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return resp, nil
+	}
+	var out map[string]json.RawMessage
+	if json.Unmarshal(body, &out) != nil {
+		return resp, nil
+	}
+	var reason string
+	json.Unmarshal(out["stopReason"], &reason)
+	if _, blocked := classify.FromStopReason(reason); !blocked {
+		return resp, nil
+	}
+	msg, _ := json.Marshal(map[string]any{"message": map[string]any{"role": "assistant", "content": []any{map[string]string{"text": e.opts.ContentFilterMessage}}}})
+	out["output"] = msg
+	out["stopReason"] = json.RawMessage(`"end_turn"`)
+	nb, err := json.Marshal(out)
+	if err != nil {
+		return resp, nil
+	}
+	rep.Degraded = true
+	resp.Body = io.NopCloser(bytes.NewReader(nb))
+	resp.ContentLength = int64(len(nb))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(nb)))
+	resp.Header.Set("X-Keel-Degraded", "content-filter")
+	return resp, nil
+}
+
+func (e *Engine) breakerChanged(model, region string, from, to breaker.State) {
+	if e.m != nil {
+		e.m.BreakerState.WithLabelValues(model, region).Set(float64(to))
+		if to == breaker.Open {
+			e.m.BreakerOpens.WithLabelValues(model, region).Inc()
+		}
+	}
+	if e.log != nil {
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "breaker", slog.String("model", model), slog.String("region", region),
+			slog.String("from", from.String()), slog.String("to", to.String()))
+	}
+}
+
+func (e *Engine) attemptMetric(a *Attempt) {
+	if e.m == nil {
+		return
+	}
+	code := a.Code
+	if code == "" {
+		code = "ok"
+	}
+	e.m.Attempts.WithLabelValues(a.Target.Model, a.Target.Region, code).Inc()
+	e.m.AttemptDuration.WithLabelValues(a.Target.Model, a.Target.Region).Observe(a.Duration.Seconds())
+}
+
+func (e *Engine) fallbackMetric(t attempt.Target, reason string) {
+	if e.m != nil {
+		e.m.Fallbacks.WithLabelValues(t.Model, t.Region, reason).Inc()
+	}
+}
+
+// logAttempt writes one line per attempt: never credentials, never prompt text.
+func (e *Engine) logAttempt(ctx context.Context, call *Call, a *Attempt, n int, entry *catalog.Entry) {
+	if e.log == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if entry != nil {
+		level = slog.LevelWarn
+	}
+	if !e.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("op", string(call.Op)), slog.String("model", a.Target.Model), slog.String("region", a.Target.Region),
+		slog.Int("attempt", n), slog.Int("status", a.Status), slog.String("request_id", a.RequestID),
+		slog.Int64("delay_ms", a.Delay.Milliseconds()), slog.Int64("duration_ms", a.Duration.Milliseconds()),
+	}
+	if entry != nil {
+		attrs = append(attrs, slog.String("code", entry.Code), slog.String("category", string(entry.Category)), slog.String("retry", string(entry.Retry)))
+	}
+	e.log.LogAttrs(ctx, level, "attempt", attrs...)
+}
+
+func (e *Engine) logf(ctx context.Context, level slog.Level, msg string, call *Call, t attempt.Target, n int, last *Error) {
+	if e.log == nil || !e.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("op", string(call.Op)), slog.String("model", t.Model), slog.String("region", t.Region), slog.Int("attempt", n)}
+	if last != nil && last.Entry != nil {
+		attrs = append(attrs, slog.String("code", last.Entry.Code))
+	}
+	e.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// outcome records the call's final result.
+func (e *Engine) outcome(ctx context.Context, call *Call, rep *Report, err error) {
+	code, category := "ok", ""
+	var ke *Error
+	if errors.As(err, &ke) && ke.Entry != nil {
+		code, category = ke.Entry.Code, string(ke.Entry.Category)
+	} else if err != nil {
+		code, category = "EngineError", "client"
+	}
+	if e.m != nil {
+		e.m.Calls.WithLabelValues(string(call.Op), call.Model, code, category).Inc()
+		e.m.CallDuration.WithLabelValues(string(call.Op), code).Observe(rep.Total.Seconds())
+	}
+	if e.log == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelError
+	}
+	if !e.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("op", string(call.Op)), slog.String("model", call.Model), slog.String("outcome", code),
+		slog.Int("attempts", rep.Sent()), slog.Int("fallbacks", rep.Fallbacks), slog.Int64("total_ms", rep.Total.Milliseconds())}
+	if rep.Target.Model != "" {
+		attrs = append(attrs, slog.String("target", rep.Target.String()))
+	}
+	if category != "" {
+		attrs = append(attrs, slog.String("category", category))
+	}
+	if ke != nil && ke.GaveUp != "" {
+		attrs = append(attrs, slog.String("gave_up", ke.GaveUp))
+	}
+	e.log.LogAttrs(ctx, level, "outcome", attrs...)
+}

@@ -1,0 +1,338 @@
+// Package keel is a resilience layer for Amazon Bedrock. It plugs into the
+// official aws-sdk-go-v2 bedrockruntime client as its HTTP client: the client
+// and its types stay the same, and every call gains retries with jitter and a
+// shared budget, per-target circuit breakers, fallback routes across regions
+// and models, fresh SigV4 signatures per attempt, and a full account of what
+// happened.
+//
+// Most users want New and Keel.ClientOptions:
+//
+//	cfg, _ := config.LoadDefaultConfig(ctx)
+//	k, err := keel.New(cfg, keel.Options{})
+//	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+//
+// Errors keep the SDK's types (errors.As(err, &throttling) with
+// *types.ThrottlingException still works) and carry keel's details, reachable
+// with Details.
+package keel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/smithy-go/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/budget"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/config"
+	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/retry"
+	"github.com/keel-run/keel/internal/route"
+	"github.com/keel-run/keel/internal/telemetry"
+)
+
+// Entry is a catalog entry: an error's status, category, retry class, cause
+// and fix. See `keel explain --list`.
+type Entry = catalog.Entry
+
+// Report is what happened during one call: every attempt with its target,
+// status, code, delay and duration, and the total time.
+type Report = engine.Report
+
+// Attempt is one attempt of a Report.
+type Attempt = engine.Attempt
+
+// Failure is keel's account of a failed call; Details returns it.
+type Failure = engine.Error
+
+// Options configure keel. The zero value means all defaults.
+type Options struct {
+	// ConfigFile is a keel YAML file (routes, retry, budget, breaker). Empty:
+	// no file; the fields below and the defaults apply.
+	ConfigFile string
+	// Config is an already-parsed configuration; it wins over ConfigFile.
+	// (keel's own commands use it; Go users normally set ConfigFile.)
+	Config *config.Config
+	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
+	Logger *slog.Logger
+	// Registerer receives keel's Prometheus metrics. Nil: metrics are kept
+	// but not registered anywhere.
+	Registerer prometheus.Registerer
+	// HTTPClient sends attempts. Nil: keel's transport (TCP keep-alive probes
+	// well under the 350 s idle timeout of NAT gateways and VPC endpoints).
+	HTTPClient *http.Client
+
+	clock clock.Clock // tests only
+	rand  retry.Rand  // tests only
+}
+
+// Keel holds the engine shared by every client it is plugged into: one retry
+// budget and one set of circuit breakers per process. It is safe for
+// concurrent use.
+type Keel struct {
+	eng    *engine.Engine
+	region string
+}
+
+// New returns a Keel for cfg, whose region is the default for calls.
+func New(cfg aws.Config, opts Options) (*Keel, error) {
+	c := opts.Config
+	if c == nil && opts.ConfigFile != "" {
+		var err error
+		if c, err = config.Load(opts.ConfigFile); err != nil {
+			return nil, err
+		}
+	}
+	if c == nil {
+		c = &config.Config{}
+	}
+	eo, err := EngineOptions(c, cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	eo.Credentials = cfg.Credentials
+	eo.Logger = opts.Logger
+	eo.HTTPClient = opts.HTTPClient
+	eo.Clock = opts.clock
+	eo.Rand = opts.rand
+	if eo.Metrics, err = telemetry.NewMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("keel: registering metrics: %w", err)
+	}
+	eng, err := engine.New(eo)
+	if err != nil {
+		return nil, err
+	}
+	return &Keel{eng: eng, region: eo.Region}, nil
+}
+
+// EngineOptions maps a configuration file onto engine options. region is the
+// fallback when the file names none.
+func EngineOptions(c *config.Config, region string) (engine.Options, error) {
+	if c.Region != "" {
+		region = c.Region
+	}
+	if region == "" {
+		region = "us-east-1"
+	}
+	routes := map[string][]attempt.Target{}
+	for _, rt := range c.Routes {
+		ts := make([]attempt.Target, 0, len(rt.Targets))
+		for _, t := range rt.Targets {
+			ts = append(ts, attempt.Target{Model: t.Model, Region: t.Region})
+		}
+		for _, m := range rt.Models {
+			routes[m] = ts
+		}
+	}
+	eo := engine.Options{
+		Region: region,
+		Routes: route.New(region, routes),
+		Retry: retry.Policy{MaxAttempts: c.Retry.MaxAttempts, Base: c.Retry.Base.D(), Cap: c.Retry.Cap.D(),
+			ThrottleBase: c.Retry.ThrottleBase.D(), ThrottleCap: c.Retry.ThrottleCap.D()},
+		Budget:         budget.Options{Ratio: c.Budget.Ratio, MinPerSecond: c.Budget.MinPerSecond, Window: c.Budget.Window.D()},
+		DisableBudget:  c.Budget.Disabled,
+		Breaker:        breaker.Options{Window: c.Breaker.Window.D(), MinCalls: c.Breaker.MinCalls, FailureRate: c.Breaker.FailureRate, Cooldown: c.Breaker.Cooldown.D(), Probes: c.Breaker.Probes},
+		DisableBreaker: c.Breaker.Disabled,
+	}
+	if c.ContentFilter.Enabled {
+		eo.ContentFilterMessage = c.ContentFilter.Message
+	}
+	if c.Endpoint != "" {
+		u, err := parseEndpoint(c.Endpoint)
+		if err != nil {
+			return eo, err
+		}
+		eo.Endpoints = attempt.FixedEndpoint{URL: u}
+	}
+	return eo, nil
+}
+
+// ClientOptions plugs keel into a bedrockruntime client:
+//
+//	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+//
+// keel becomes the client's HTTP client, the SDK's own retryer is switched off
+// (so attempts never multiply), and errors gain keel's details.
+func (k *Keel) ClientOptions(o *bedrockruntime.Options) {
+	creds := o.Credentials
+	if creds != nil && !isCached(creds) {
+		creds = aws.NewCredentialsCache(creds)
+	}
+	o.HTTPClient = &sdkClient{k: k, creds: creds, region: o.Region}
+	o.Retryer = aws.NopRetryer{}
+	o.RetryMaxAttempts = 1
+	o.APIOptions = append(o.APIOptions, addMiddleware)
+}
+
+// Enable plugs keel into every bedrockruntime client built from cfg from now
+// on. It sets cfg.HTTPClient, so use it on a Config made for Bedrock Runtime:
+// other services' clients built from the same cfg would send through keel
+// (it passes them through untouched, but without the SDK's retries).
+func Enable(cfg *aws.Config, opts Options) (*Keel, error) {
+	k, err := New(*cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	creds := cfg.Credentials
+	if creds != nil && !isCached(creds) {
+		creds = aws.NewCredentialsCache(creds)
+	}
+	cfg.HTTPClient = &sdkClient{k: k, creds: creds, region: cfg.Region}
+	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	cfg.RetryMaxAttempts = 1
+	cfg.APIOptions = append(cfg.APIOptions, addMiddleware)
+	return k, nil
+}
+
+// Do runs one Bedrock Runtime call through the engine without the SDK, as a
+// gateway or the CLI does.
+func (k *Keel) Do(ctx context.Context, call *engine.Call) (*http.Response, *Report, error) {
+	return k.eng.Do(ctx, call)
+}
+
+func isCached(p aws.CredentialsProvider) bool {
+	_, ok := p.(*aws.CredentialsCache)
+	return ok
+}
+
+// sdkClient is the aws.HTTPClient keel installs in the SDK.
+type sdkClient struct {
+	k      *Keel
+	creds  aws.CredentialsProvider
+	region string
+}
+
+func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
+	model, op, ok := attempt.ParsePath(r.URL.EscapedPath())
+	if !ok {
+		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it as is.
+		return c.k.eng.HTTPClient().Do(r)
+	}
+	var body []byte
+	if r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("keel: reading request body: %w", err)
+		}
+		body = b
+	}
+	region := attempt.RegionFromAuthorization(r.Header.Get("Authorization"))
+	if region == "" {
+		region = c.region
+	}
+	call := &engine.Call{Op: op, Model: model, Region: region, Body: body, Header: r.Header,
+		Endpoints: attempt.EndpointsFor(r.URL), Credentials: c.creds}
+	resp, rep, err := c.k.eng.Do(r.Context(), call)
+	if rec, _ := r.Context().Value(recordKey{}).(*record); rec != nil {
+		rec.report = rep
+		rec.err, _ = err.(*engine.Error)
+	}
+	if resp != nil {
+		resp.Request = r
+		return resp, nil
+	}
+	return nil, err
+}
+
+type recordKey struct{}
+
+// record carries keel's account of a call from the HTTP client back up to the
+// middleware, which attaches it to the SDK's result or error.
+type record struct {
+	report *Report
+	err    *engine.Error
+}
+
+func addMiddleware(st *middleware.Stack) error {
+	return st.Initialize.Add(middleware.InitializeMiddlewareFunc("keel", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		rec := &record{}
+		ctx = context.WithValue(ctx, recordKey{}, rec)
+		out, md, err := next.HandleInitialize(ctx, in)
+		if rec.report != nil {
+			md.Set(reportKey{}, rec.report)
+		}
+		if err != nil && rec.report != nil {
+			err = &Error{err: err, failure: rec.err, report: rec.report}
+		}
+		return out, md, err
+	}), middleware.Before)
+}
+
+type reportKey struct{}
+
+// ReportOf returns keel's report of a successful call from its result
+// metadata (out.ResultMetadata), or nil.
+func ReportOf(md middleware.Metadata) *Report {
+	r, _ := md.Get(reportKey{}).(*Report)
+	return r
+}
+
+// Error wraps the SDK's error for a call that went through keel. It unwraps
+// to the SDK's error, so errors.As with the SDK's typed exceptions keeps
+// working, and Details returns keel's account.
+type Error struct {
+	err     error
+	failure *engine.Error
+	report  *Report
+}
+
+func (e *Error) Error() string { return e.err.Error() }
+
+// Unwrap returns the SDK's error.
+func (e *Error) Unwrap() error { return e.err }
+
+// Report returns every attempt of the call.
+func (e *Error) Report() *Report { return e.report }
+
+// Entry returns the catalog entry for the failure.
+func (e *Error) Entry() *Entry {
+	if e.failure != nil && e.failure.Entry != nil {
+		return e.failure.Entry
+	}
+	return classify.FromError(e.err).Entry
+}
+
+// Details returns keel's account of err: the catalog entry and the attempt
+// history. It works on any error from a keel-enabled client (and on keel's
+// own errors); ok is false for other errors.
+func Details(err error) (entry *Entry, report *Report, ok bool) {
+	var ke *Error
+	if errors.As(err, &ke) {
+		return ke.Entry(), ke.report, true
+	}
+	var f *engine.Error
+	if errors.As(err, &f) {
+		return f.Entry, f.Report, true
+	}
+	return nil, nil, false
+}
+
+// Explain classifies any error (SDK, HTTP, network, keel's own) onto its
+// catalog entry.
+func Explain(err error) *Entry {
+	if entry, _, ok := Details(err); ok && entry != nil {
+		return entry
+	}
+	return classify.FromError(err).Entry
+}
+
+func parseEndpoint(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("keel: endpoint %q is not an http(s) URL such as http://127.0.0.1:4000", s)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}, nil
+}
