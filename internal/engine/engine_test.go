@@ -332,7 +332,7 @@ func TestBudgetBoundsRetriesUnderOutage(t *testing.T) {
 	// The budget's bound: ratio 0.1 of first attempts + 1 retry/s over the
 	// run plus one 10 s window (the run is ~10 s of calls plus the backoffs).
 	elapsed := h.clk.Now().Sub(start)
-	limit := calls + calls/10 + int((elapsed + 10*time.Second).Seconds()+0.999)
+	limit := calls + calls/10 + int((elapsed+10*time.Second).Seconds()+0.999)
 	if float64(limit) > 1.2*calls {
 		t.Fatalf("test set-up: bound %d is loose; elapsed %v", limit, elapsed)
 	}
