@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"net/http"
@@ -72,12 +73,15 @@ func parseBody(body []byte) bodyInfo {
 			Message json.RawMessage `json:"message"`
 		} `json:"Output"`
 	}
-	trimmed := strings.TrimSpace(string(body))
-	if trimmed == "" {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return bodyInfo{}
 	}
-	if trimmed[0] != '{' || json.Unmarshal(body, &raw) != nil && raw.Type == nil && raw.Code == nil && raw.Message == nil {
-		return bodyInfo{message: snippet(trimmed)}
+	if trimmed[0] != '{' || json.Unmarshal(trimmed, &raw) != nil && raw.Type == nil && raw.Code == nil && raw.Message == nil {
+		if len(trimmed) > maxBodyMessage+utf8.UTFMax {
+			trimmed = trimmed[:maxBodyMessage+utf8.UTFMax]
+		}
+		return bodyInfo{message: snippet(string(trimmed))}
 	}
 	info := bodyInfo{code: jsonString(raw.Type), message: jsonString(raw.Message)}
 	if info.code == "" {

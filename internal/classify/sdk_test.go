@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -360,7 +362,9 @@ func TestGoErrors(t *testing.T) {
 	refused := refusedURL(t)
 	reset := resetServer(t)
 	hang := hangServer(t)
-	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the rejected handshakes are the point
+	tlsSrv.StartTLS()
 	defer tlsSrv.Close()
 	okSrv := httptest.NewServer(&fakeBedrock{})
 	defer okSrv.Close()

@@ -142,7 +142,12 @@ func messageAfter(text string, end int) string {
 	}
 	t := strings.TrimLeft(rest, " \t\"')")
 	if strings.HasPrefix(t, ":") {
-		return firstLine(strings.TrimLeft(t[1:], " \t\""))
+		msg := firstLine(strings.TrimLeft(t[1:], " \t\""))
+		if !strings.HasPrefix(msg, "An error occurred (") {
+			return msg
+		}
+		// botocore.errorfactory.X: An error occurred (X) when calling ...
+		rest = msg
 	}
 	line := firstLine(rest)
 	for _, sep := range []string{"): ", "operation: "} {
@@ -236,7 +241,7 @@ func Suggest(text string, n int) []*catalog.Entry {
 	}
 	var words []string
 	for start, end := nextWord(text, 0); start < len(text) && len(words) < 16; start, end = nextWord(text, end) {
-		if w := text[start:end]; len(w) >= 3 && len(w) <= 64 {
+		if w := text[start:end]; len(w) >= 3 && len(w) <= maxWord {
 			words = append(words, strings.ToLower(w))
 		}
 	}
@@ -251,7 +256,7 @@ func Suggest(text string, n int) []*catalog.Entry {
 	var out []scored
 	for i, e := range catalog.All() {
 		best := 0.0
-		for _, k := range suggestKeys(e) {
+		for _, k := range suggestKeys[i] {
 			for _, w := range words {
 				if s := similarity(w, k); s > best {
 					best = s
@@ -278,19 +283,22 @@ func Suggest(text string, n int) []*catalog.Entry {
 	return res
 }
 
-// suggestKeys returns the lower-case names an entry answers to, with and
-// without an "exception" suffix.
-func suggestKeys(e *catalog.Entry) []string {
-	keys := make([]string, 0, 2+2*len(e.Aliases))
-	for _, k := range append([]string{e.Code}, e.Aliases...) {
-		k = strings.ToLower(k)
-		keys = append(keys, k)
-		if s, ok := strings.CutSuffix(k, "exception"); ok && s != "" {
-			keys = append(keys, s)
+// suggestKeys holds, per entry of catalog.All, the lower-case names it
+// answers to, with and without an "exception" suffix.
+var suggestKeys = func() [][]string {
+	all := catalog.All()
+	keys := make([][]string, len(all))
+	for i, e := range all {
+		for _, k := range append([]string{e.Code}, e.Aliases...) {
+			k = strings.ToLower(k)
+			keys[i] = append(keys[i], k)
+			if s, ok := strings.CutSuffix(k, "exception"); ok && s != "" {
+				keys[i] = append(keys[i], s)
+			}
 		}
 	}
 	return keys
-}
+}()
 
 // similarity scores how close word w is to key k, from 0 to 1.
 func similarity(w, k string) float64 {
@@ -316,14 +324,14 @@ func commonPrefix(a, b string) int {
 	return n
 }
 
-// levenshtein returns the edit distance between a and b (bytes).
+// maxWord bounds the words Suggest compares; catalog keys are shorter.
+const maxWord = 64
+
+// levenshtein returns the edit distance between a and b (bytes), both at
+// most maxWord long.
 func levenshtein(a, b string) int {
-	if len(a) < len(b) {
-		a, b = b, a
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
+	var prev, cur [maxWord + 1]int
+	for j := 0; j <= len(b); j++ {
 		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
@@ -335,7 +343,7 @@ func levenshtein(a, b string) int {
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
-		prev, cur = cur, prev
+		prev = cur
 	}
 	return prev[len(b)]
 }
