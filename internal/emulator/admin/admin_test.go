@@ -296,3 +296,16 @@ func TestOutcomes(t *testing.T) {
 		t.Errorf("after Reset and Add: %+v", got)
 	}
 }
+
+func BenchmarkOutcomesAdd(b *testing.B) {
+	var o Outcomes
+	codes := []string{"OK", "ThrottlingException", "ServiceUnavailableException"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			o.Add("anthropic.claude-3-5-haiku-20241022-v1:0", "us-east-1", codes[i%len(codes)])
+			i++
+		}
+	})
+}

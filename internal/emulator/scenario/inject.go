@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -137,10 +138,10 @@ func (in *Injector) Plan(r fault.Request) fault.Plan {
 			u := ks.rng.Float64()
 			var jitter time.Duration
 			if l.Jitter > 0 {
-				jitter = time.Duration(ks.rng.Int64N(int64(l.Jitter) + 1))
+				jitter = time.Duration(ks.rng.Uint64N(uint64(l.Jitter) + 1))
 			}
 			if u < l.Probability {
-				p.Latency += l.Fixed + jitter
+				p.Latency = addSat(addSat(p.Latency, l.Fixed), jitter)
 				if latencyRule == "" {
 					latencyRule = cr.name
 				}
@@ -157,6 +158,15 @@ func (in *Injector) Plan(r fault.Request) fault.Plan {
 		p.Rule = latencyRule
 	}
 	return p
+}
+
+// addSat adds two non-negative durations, stopping at the largest one
+// rather than overflowing.
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // compiled is a Scenario made ready for planning.

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -317,6 +318,22 @@ func TestInjectorColdStart(t *testing.T) {
 				t.Errorf("a model the rule does not match got %+v", p)
 			}
 		})
+	}
+}
+
+func TestInjectorHugeLatencySaturates(t *testing.T) {
+	const huge = "2562047h47m16.854775807s" // the largest time.Duration
+	in := NewInjector(mustParse(t, `rules:
+  - latency:
+      fixed: `+huge+`
+      jitter: `+huge+`
+  - latency:
+      fixed: `+huge+`
+`), 1, clock.NewFake(t0))
+	for range 20 {
+		if p := in.Plan(req(claude, "us-east-1", "converse")); p.Latency != math.MaxInt64 {
+			t.Fatalf("latency %v, want the largest duration", p.Latency)
+		}
 	}
 }
 

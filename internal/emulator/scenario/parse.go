@@ -149,6 +149,10 @@ func (p *parser) list(n *yaml.Node, at string, item func(v *yaml.Node, at string
 		return
 	}
 	for i, v := range n.Content {
+		if isNull(resolve(v)) {
+			p.fail(v, fmt.Sprintf("%s[%d]", at, i), "the list item is empty")
+			continue
+		}
 		item(v, fmt.Sprintf("%s[%d]", at, i))
 	}
 }

@@ -198,6 +198,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "quota negative", in: "quotas:\n  - tokens_per_minute: -5\n", want: []string{"line 2", "quotas[0].tokens_per_minute", `want a whole number of 0 or more, got "-5"`}},
 		{name: "quota not a number", in: "quotas:\n  - tokens_per_minute: lots\n", want: []string{"line 2", "quotas[0].tokens_per_minute: want a whole number, got \"lots\""}},
 		{name: "unknown quota key", in: "quotas:\n  - tpm: 5\n", want: []string{"line 2", `unknown key "tpm" in quotas[0]; want one of model, region, tokens_per_minute, requests_per_minute, tokens_per_day`}},
+		{name: "empty rule", in: "rules:\n-\n", want: []string{"rules[0]: the list item is empty"}},
+		{name: "empty error item", in: "rules:\n  - errors:\n      -\n", want: []string{"rules[0].errors[0]: the list item is empty"}},
 		{name: "several problems at once", in: "rules:\n  - hang: 2\n  - refuse: 3\n", want: []string{"line 2", "line 3", "rules[0].hang", "rules[1].refuse"}},
 	}
 	for _, tt := range tests {
@@ -327,4 +329,31 @@ func TestExamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParse checks that no input makes Parse panic, and that whatever it
+// accepts passes Validate and can be planned with.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(full))
+	f.Add([]byte("rules:\n  - hang: 1\n"))
+	f.Add([]byte("quotas:\n  - tokens_per_minute: 5\n"))
+	paths, _ := filepath.Glob("../../../examples/scenarios/*.yaml")
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate refuses: %v", err)
+		}
+		in := NewInjector(s, 1, nil)
+		for _, op := range Operations {
+			in.Plan(fault.Request{Model: "anthropic.claude-3-5-haiku-20241022-v1:0", Region: "us-east-1", Operation: op})
+		}
+	})
 }

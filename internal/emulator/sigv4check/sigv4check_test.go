@@ -321,3 +321,20 @@ func TestNewCopiesKeys(t *testing.T) {
 		t.Fatal("changing the caller's map after New changed the verifier")
 	}
 }
+
+// FuzzVerify checks that no Authorization or X-Amz-Date header makes Verify
+// panic, and that only a correct signature is accepted.
+func FuzzVerify(f *testing.F) {
+	f.Add("AWS4-HMAC-SHA256 Credential="+keyID+"/20260304/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", "20260304T123000Z")
+	f.Add("Bearer x", "")
+	f.Add("AWS4-HMAC-SHA256 Credential=/", "2026")
+	v := New(Options{Keys: map[string]string{keyID: secret}, Clock: clock.NewFake(now)})
+	f.Fuzz(func(t *testing.T, auth, date string) {
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Authorization", auth)
+		r.Header.Set("X-Amz-Date", date)
+		if rej := v.Verify(r, []byte(body)); rej == nil {
+			t.Fatalf("accepted a forged signature: %q %q", auth, date)
+		}
+	})
+}
