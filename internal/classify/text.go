@@ -263,7 +263,7 @@ func Suggest(text string, n int) []*catalog.Entry {
 				}
 			}
 		}
-		if best >= 0.55 {
+		if best >= 0.6 {
 			out = append(out, scored{e, best, i})
 		}
 	}
@@ -310,7 +310,7 @@ func similarity(w, k string) float64 {
 	if len(k) >= minToken && strings.Contains(w, k) {
 		best = max(best, 0.6+0.4*float64(len(k))/float64(len(w)))
 	}
-	if cp := commonPrefix(w, k); cp >= minToken {
+	if cp := commonPrefix(w, k); cp > minToken && 4*cp >= 3*len(w) {
 		best = max(best, 0.5+0.4*float64(cp)/float64(len(w)))
 	}
 	return best
