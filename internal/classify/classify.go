@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,8 +70,8 @@ func (r Result) String() string {
 		return "no error"
 	}
 	s := r.Entry.Code
-	if r.Code != "" && r.Code != r.Entry.Code {
-		s += " (as " + r.Code + ")"
+	if code := bareCode(r.Code); code != "" && code != r.Entry.Code {
+		s += " (as " + code + ")"
 	}
 	if r.Status != 0 {
 		s += " (HTTP " + strconv.Itoa(r.Status) + ")"
@@ -82,6 +83,18 @@ func (r Result) String() string {
 		s += " [request " + r.RequestID + "]"
 	}
 	return s
+}
+
+// bareCode strips the decorations a wire code may carry: a ":..." suffix
+// and a "namespace#" prefix.
+func bareCode(code string) string {
+	if i := strings.IndexByte(code, ':'); i >= 0 {
+		code = code[:i]
+	}
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	return code
 }
 
 // entrier lets error types outside this package (keel's engine errors) name

@@ -169,3 +169,28 @@ func TestFromHTTPLongBodyIsBounded(t *testing.T) {
 		t.Errorf("message is not a prefix cut on a rune boundary")
 	}
 }
+
+func TestResultString(t *testing.T) {
+	h := http.Header{}
+	h.Set("X-Amzn-ErrorType", "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/")
+	h.Set("X-Amzn-RequestId", "r-1")
+	tests := []struct {
+		name string
+		r    classify.Result
+		want string
+	}{
+		{name: "zero", r: classify.Result{}, want: "no error"},
+		{name: "decorated code", r: classify.FromHTTP(429, h, []byte(`{"message":"slow down"}`)),
+			want: "ThrottlingException (HTTP 429): slow down [request r-1]"},
+		{name: "refined", r: classify.FromHTTP(404, http.Header{"X-Amzn-Errortype": {"ResourceNotFoundException"}},
+			[]byte(`{"message":"Model use case details have not been submitted for this account."}`)),
+			want: "FTUFormNotFilled (as ResourceNotFoundException) (HTTP 404): Model use case details have not been submitted for this account."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.r.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
