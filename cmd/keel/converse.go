@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/config"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+func init() {
+	register(command{name: "converse", summary: "send one prompt through keel's engine and print the reply", run: runConverse})
+}
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+type converseFlags struct {
+	model, prompt, system, region, endpoint, configFile string
+	fallbacks                                           multiFlag
+	maxTokens                                           int
+	temperature                                         float64
+	timeout                                             time.Duration
+	jsonOut, logs                                       bool
+}
+
+func runConverse(args []string, stdout, stderr io.Writer) int {
+	var f converseFlags
+	fs := flag.NewFlagSet("keel converse", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.model, "model", "", "model id, inference profile id or ARN (required)")
+	fs.StringVar(&f.prompt, "prompt", "", "the user message (required; - reads standard input)")
+	fs.StringVar(&f.system, "system", "", "an optional system prompt")
+	fs.StringVar(&f.region, "region", "", "region of the first target (default: the config file's, else AWS_REGION, else us-east-1)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "a Bedrock-compatible base URL, e.g. a `keel emulate` address (fake credentials are fine)")
+	fs.Var(&f.fallbacks, "fallback", "a fallback target MODEL[@REGION], tried in order (repeatable)")
+	fs.StringVar(&f.configFile, "config", "", "a keel YAML configuration file")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "maximum output tokens (default: the model's)")
+	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (default: the model's)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long, retries and fallbacks included")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage and attempt history as JSON")
+	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL] [--fallback ID[@REGION] ...] [--config FILE] [--json]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "keel converse: unexpected argument %q (quote the prompt and pass it with --prompt)\n", fs.Arg(0))
+		return 2
+	}
+	if f.model == "" || f.prompt == "" {
+		fmt.Fprintln(stderr, "keel converse: --model and --prompt are required")
+		fs.Usage()
+		return 2
+	}
+	if f.prompt == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "keel converse: reading the prompt from standard input: %v\n", err)
+			return 2
+		}
+		f.prompt = string(b)
+	}
+	if f.maxTokens < 0 {
+		fmt.Fprintf(stderr, "keel converse: --max-tokens must be positive, got %d\n", f.maxTokens)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	client, k, err := converseClient(ctx, &f, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "keel converse: %v\n", err)
+		return 2
+	}
+	_ = k
+	in := &bedrockruntime.ConverseInput{
+		ModelId:  aws.String(f.model),
+		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: f.prompt}}}},
+	}
+	if f.system != "" {
+		in.System = []types.SystemContentBlock{&types.SystemContentBlockMemberText{Value: f.system}}
+	}
+	if f.maxTokens > 0 || f.temperature >= 0 {
+		in.InferenceConfig = &types.InferenceConfiguration{}
+		if f.maxTokens > 0 {
+			in.InferenceConfig.MaxTokens = aws.Int32(int32(f.maxTokens))
+		}
+		if f.temperature >= 0 {
+			in.InferenceConfig.Temperature = aws.Float32(float32(f.temperature))
+		}
+	}
+	out, err := client.Converse(ctx, in)
+	if err != nil {
+		return reportFailure(err, f.jsonOut, stdout, stderr)
+	}
+	text := replyText(out)
+	rep := keel.ReportOf(out.ResultMetadata)
+	if f.jsonOut {
+		res := map[string]any{"reply": text, "stopReason": string(out.StopReason), "attempts": attemptsJSON(rep)}
+		if out.Usage != nil {
+			res["usage"] = map[string]any{"inputTokens": aws.ToInt32(out.Usage.InputTokens), "outputTokens": aws.ToInt32(out.Usage.OutputTokens), "totalTokens": aws.ToInt32(out.Usage.TotalTokens)}
+		}
+		if rep != nil {
+			res["target"] = rep.Target.String()
+			res["totalMs"] = rep.Total.Milliseconds()
+			res["fallbacks"] = rep.Fallbacks
+			res["degraded"] = rep.Degraded
+		}
+		return writeJSON(stdout, stderr, res, 0)
+	}
+	fmt.Fprintln(stdout, text)
+	if rep != nil && (rep.Sent() > 1 || rep.Fallbacks > 0) {
+		fmt.Fprintf(stderr, "keel: answered by %s after %d attempt(s), %d fallback(s), %s\n", rep.Target, rep.Sent(), rep.Fallbacks, rep.Total.Round(time.Millisecond))
+	}
+	return 0
+}
+
+// converseClient builds the official SDK client with keel plugged in.
+func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*bedrockruntime.Client, *keel.Keel, error) {
+	c := &config.Config{}
+	if f.configFile != "" {
+		var err error
+		if c, err = config.Load(f.configFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	if f.endpoint != "" {
+		c.Endpoint = f.endpoint
+	}
+	region := f.region
+	if region == "" {
+		region = c.Region
+	}
+	var loadOpts []func(*awsconfig.LoadOptions) error
+	if region != "" {
+		loadOpts = append(loadOpts, awsconfig.WithRegion(region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if f.region != "" {
+		c.Region = f.region
+	}
+	if c.Endpoint != "" {
+		// A Bedrock-compatible endpoint (the emulator) accepts any credentials:
+		// use fake ones when the environment has none.
+		if cfg.Credentials == nil {
+			cfg.Credentials = credentials.NewStaticCredentialsProvider("KEELFAKEACCESSKEY", "keel-fake-secret", "")
+		} else if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			cfg.Credentials = credentials.NewStaticCredentialsProvider("KEELFAKEACCESSKEY", "keel-fake-secret", "")
+		}
+	} else if cfg.Credentials == nil {
+		return nil, nil, errors.New("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --endpoint with `keel emulate`)")
+	}
+	if len(f.fallbacks) > 0 {
+		targets := []config.Target{{Model: f.model, Region: f.region}}
+		for _, fb := range f.fallbacks {
+			t, err := config.ParseTarget(fb)
+			if err != nil {
+				return nil, nil, fmt.Errorf("--fallback: %w", err)
+			}
+			targets = append(targets, t)
+		}
+		// The flags replace any route the file has for this model.
+		routes := c.Routes[:0:0]
+		for _, rt := range c.Routes {
+			keep := rt.Models[:0:0]
+			for _, m := range rt.Models {
+				if m != f.model {
+					keep = append(keep, m)
+				}
+			}
+			if len(keep) > 0 {
+				rt.Models = keep
+				routes = append(routes, rt)
+			}
+		}
+		c.Routes = append(routes, config.Route{Name: "flags", Models: []string{f.model}, Targets: targets})
+		if err := c.Validate(); err != nil {
+			return nil, nil, err
+		}
+	}
+	opts := keel.Options{Config: c}
+	if f.logs {
+		opts.Logger = newJSONLogger(stderr)
+	}
+	k, err := keel.New(cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+	})
+	return client, k, nil
+}
+
+func replyText(out *bedrockruntime.ConverseOutput) string {
+	msg, ok := out.Output.(*types.ConverseOutputMemberMessage)
+	if !ok {
+		return ""
+	}
+	var b strings.Builder
+	for _, c := range msg.Value.Content {
+		if t, ok := c.(*types.ContentBlockMemberText); ok {
+			b.WriteString(t.Value)
+		}
+	}
+	return b.String()
+}
+
+type attemptJSON struct {
+	Target     string `json:"target"`
+	Status     int    `json:"status"`
+	Code       string `json:"code,omitempty"`
+	RequestID  string `json:"requestId,omitempty"`
+	DelayMs    int64  `json:"delayMs"`
+	DurationMs int64  `json:"durationMs"`
+	Skipped    bool   `json:"skipped,omitempty"`
+}
+
+func attemptsJSON(rep *engine.Report) []attemptJSON {
+	out := []attemptJSON{}
+	if rep == nil {
+		return out
+	}
+	for _, a := range rep.Attempts {
+		out = append(out, attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
+			DelayMs: a.Delay.Milliseconds(), DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped})
+	}
+	return out
+}
+
+// reportFailure prints a failed call: the error, the catalog's explanation
+// and the attempts; exit code 1.
+func reportFailure(err error, jsonOut bool, stdout, stderr io.Writer) int {
+	entry, rep, _ := keel.Details(err)
+	if entry == nil {
+		entry = keel.Explain(err)
+	}
+	if jsonOut {
+		res := map[string]any{"error": map[string]any{"message": err.Error()}, "attempts": attemptsJSON(rep)}
+		if entry != nil {
+			res["error"] = map[string]any{"message": err.Error(), "explanation": entryJSON(entry)}
+		}
+		if rep != nil {
+			res["totalMs"] = rep.Total.Milliseconds()
+		}
+		return writeJSON(stdout, stderr, res, 1)
+	}
+	fmt.Fprintf(stderr, "keel converse: %v\n", err)
+	if rep != nil && len(rep.Attempts) > 0 {
+		fmt.Fprintf(stderr, "\nattempts (%s in all):\n", rep.Total.Round(time.Millisecond))
+		for i, a := range rep.Attempts {
+			state := fmt.Sprintf("HTTP %d", a.Status)
+			if a.Skipped {
+				state = "skipped: breaker open"
+			} else if a.Status == 0 {
+				state = "no response"
+			}
+			fmt.Fprintf(stderr, "  %d. %s  %s %s  after %s, took %s\n", i+1, a.Target, state, a.Code, a.Delay.Round(time.Millisecond), a.Duration.Round(time.Millisecond))
+		}
+	}
+	if entry != nil {
+		fmt.Fprintln(stderr)
+		writeExplanation(stderr, entry)
+	}
+	return 1
+}
+
+func writeJSON(stdout, stderr io.Writer, v any, code int) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "keel: writing JSON: %v\n", err)
+		return 1
+	}
+	return code
+}
+
+
+// newJSONLogger writes keel's structured logs as JSON lines.
+func newJSONLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
