@@ -1,0 +1,278 @@
+package emulator
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/keel-run/keel/internal/emulator/reply"
+)
+
+// converseBody is the part of a Converse / ConverseStream request the
+// emulator reads. Tool use, images, documents and guardrails are accepted and
+// ignored; only text counts as tokens.
+type converseBody struct {
+	Messages        []converseMessage `json:"messages"`
+	System          []converseBlock   `json:"system"`
+	InferenceConfig *struct {
+		MaxTokens     *int     `json:"maxTokens"`
+		StopSequences []string `json:"stopSequences"`
+	} `json:"inferenceConfig"`
+}
+
+type converseMessage struct {
+	Role    string          `json:"role"`
+	Content []converseBlock `json:"content"`
+}
+
+type converseBlock struct {
+	Text       *string `json:"text"`
+	ToolResult *struct {
+		Content []struct {
+			Text *string `json:"text"`
+		} `json:"content"`
+	} `json:"toolResult"`
+}
+
+func (b *converseBody) reset() { *b = converseBody{} }
+
+// blockText is the text a block contributes to the conversation.
+func (c *converseBlock) blockText() (string, bool) {
+	if c.Text != nil {
+		return *c.Text, true
+	}
+	if c.ToolResult != nil {
+		var sb strings.Builder
+		for _, t := range c.ToolResult.Content {
+			if t.Text != nil {
+				sb.WriteString(*t.Text)
+			}
+		}
+		return sb.String(), false
+	}
+	return "", false
+}
+
+// parseConverse reads a Converse request body (also the "converse" input of
+// CountTokens) into x.msgs. It reports false when it answered with an error.
+func (x *exchange) parseConverse(body []byte) (system string, maxTokens int, stops []string, ok bool) {
+	c := &x.conv
+	c.reset()
+	if err := json.Unmarshal(body, c); err != nil {
+		x.fail(codeValidation, "Malformed input request, please reformat your input and try again.")
+		return "", 0, nil, false
+	}
+	for i := range c.System {
+		if t, isText := c.System[i].blockText(); isText {
+			system += t
+		}
+	}
+	if len(c.Messages) == 0 {
+		x.fail(codeValidation, "A conversation must start with a user message. Try again with a conversation that starts with a user message.")
+		return "", 0, nil, false
+	}
+	for i := range c.Messages {
+		m := &c.Messages[i]
+		switch {
+		case m.Role != "user" && m.Role != "assistant":
+			x.fail(codeValidation, fmt.Sprintf("1 validation error detected: Value '%s' at 'messages.%d.member.role' failed to satisfy constraint: Member must satisfy enum value set: [user, assistant]", m.Role, i+1))
+			return "", 0, nil, false
+		case i == 0 && m.Role != "user":
+			x.fail(codeValidation, "A conversation must start with a user message. Try again with a conversation that starts with a user message.")
+			return "", 0, nil, false
+		case i > 0 && m.Role == c.Messages[i-1].Role:
+			x.fail(codeValidation, "A conversation must alternate between user and assistant roles. Make sure the conversation alternates between user and assistant roles and try again.")
+			return "", 0, nil, false
+		case len(m.Content) == 0:
+			x.fail(codeValidation, fmt.Sprintf("The content field in the Message object at messages.%d is empty. Add a ContentBlock object to the content field and try again.", i))
+			return "", 0, nil, false
+		}
+		var text string
+		for j := range m.Content {
+			t, isText := m.Content[j].blockText()
+			if isText && strings.TrimSpace(t) == "" {
+				x.fail(codeValidation, fmt.Sprintf("The text field in the ContentBlock object at messages.%d.content.%d is blank. Add text to the text field, and try again.", i, j))
+				return "", 0, nil, false
+			}
+			if j == 0 {
+				text = t
+			} else {
+				text += t
+			}
+		}
+		x.msgs = append(x.msgs, reply.Message{Role: m.Role, Text: text})
+	}
+	if ic := c.InferenceConfig; ic != nil {
+		stops = ic.StopSequences
+		if ic.MaxTokens != nil {
+			maxTokens = *ic.MaxTokens
+			if maxTokens < 1 {
+				x.fail(codeValidation, fmt.Sprintf("1 validation error detected: Value '%d' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must have value greater than or equal to 1", maxTokens))
+				return "", 0, nil, false
+			}
+		}
+	}
+	return system, maxTokens, stops, true
+}
+
+// checkLimits applies the model-specific checks shared by Converse and
+// InvokeModel: the output limit and Anthropic's prefill rule.
+func (x *exchange) checkConverseLimits(maxTokens int) bool {
+	m := x.tgt.model
+	if maxTokens > m.MaxOutputTokens {
+		x.fail(codeValidation, fmt.Sprintf("The maximum tokens you requested exceeds the model limit of %d. Try again with a maximum tokens value that is lower than %d.", m.MaxOutputTokens, m.MaxOutputTokens))
+		return false
+	}
+	if m.Format == FormatAnthropic {
+		if n := len(x.msgs); n > 0 && x.msgs[n-1].Role == "assistant" && endsWithSpace(x.msgs[n-1].Text) {
+			x.fail(codeValidation, "The model returned the following errors: messages: final assistant content cannot end with trailing whitespace")
+			return false
+		}
+	}
+	return true
+}
+
+func (x *exchange) serveConverse() {
+	system, maxTokens, stops, ok := x.parseConverse(x.body)
+	if !ok || !x.checkConverseLimits(maxTokens) {
+		return
+	}
+	g, ok := x.generate(system, maxTokens, stops)
+	if !ok {
+		return
+	}
+	if x.op == OpConverseStream {
+		x.converseStream(&g)
+		return
+	}
+	if !x.waitToken(g.pace, g.reply.OutputTokens) {
+		x.settle(&g, 0)
+		return
+	}
+	r := &g.reply
+	b := x.out[:0]
+	b = append(b, `{"metrics":{"latencyMs":`...)
+	b = strconv.AppendInt(b, millis(x.elapsed()), 10)
+	b = append(b, `},"output":{"message":{"content":[{"text":`...)
+	b = appendJSONString(b, r.Text)
+	b = append(b, `}],"role":"assistant"}},"stopReason":`...)
+	b = appendJSONString(b, string(r.StopReason))
+	b = x.appendStopSequenceField(b, r)
+	b = append(b, `,"usage":`...)
+	b = appendConverseUsage(b, r)
+	b = append(b, '}')
+	x.out = b
+	x.writeJSON(b)
+	x.settle(&g, r.OutputTokens)
+}
+
+// appendStopSequenceField adds the stop sequence an Anthropic model stopped
+// at, which Converse reports among the model's additional response fields.
+func (x *exchange) appendStopSequenceField(b []byte, r *reply.Reply) []byte {
+	if r.StopReason != reply.StopSequence || x.tgt.model.Format != FormatAnthropic {
+		return b
+	}
+	b = append(b, `,"additionalModelResponseFields":{"stop_sequence":`...)
+	b = appendJSONString(b, r.StopSequence)
+	return append(b, '}')
+}
+
+func appendConverseUsage(b []byte, r *reply.Reply) []byte {
+	b = append(b, `{"inputTokens":`...)
+	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
+	b = append(b, `,"outputTokens":`...)
+	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
+	b = append(b, `,"totalTokens":`...)
+	b = strconv.AppendInt(b, int64(r.InputTokens+r.OutputTokens), 10)
+	return append(b, '}')
+}
+
+// writeJSON sends a complete 200 JSON response, or breaks it as the fault
+// plan says.
+func (x *exchange) writeJSON(b []byte) {
+	h := x.w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	if x.breakBody(b) {
+		return
+	}
+	x.w.WriteHeader(200)
+	x.wroteHeader = true
+	x.w.Write(b)
+}
+
+// converseStream sends a ConverseStream reply: messageStart, one
+// contentBlockDelta per token, contentBlockStop, messageStop, metadata.
+// As Bedrock does for text, no contentBlockStart is sent.
+func (x *exchange) converseStream(g *generation) {
+	r := &g.reply
+	tokens := r.OutputTokens
+	total := 3 + tokens
+	if tokens > 0 {
+		total++ // contentBlockStop
+	}
+	st := x.beginStream(total, false)
+	sentTokens := 0
+	defer func() { x.settle(g, sentTokens) }()
+
+	if !x.waitToken(g.pace, 0) {
+		return
+	}
+	b := append(x.inner[:0], `{"p":`...)
+	b = appendJSONString(b, padding(0))
+	b = append(b, `,"role":"assistant"}`...)
+	x.inner = b
+	if !st.event("messageStart", b) {
+		return
+	}
+	text := r.Text
+	for i := 0; len(text) > 0; i++ {
+		if !x.waitToken(g.pace, i) {
+			return
+		}
+		n := reply.Next(text)
+		b = append(x.inner[:0], `{"contentBlockIndex":0,"delta":{"text":`...)
+		b = appendJSONString(b, text[:n])
+		b = append(b, `},"p":`...)
+		b = appendJSONString(b, padding(i+1))
+		b = append(b, '}')
+		x.inner = b
+		if !st.event("contentBlockDelta", b) {
+			return
+		}
+		sentTokens++
+		text = text[n:]
+	}
+	if tokens > 0 {
+		b = append(x.inner[:0], `{"contentBlockIndex":0,"p":`...)
+		b = appendJSONString(b, padding(tokens+1))
+		b = append(b, '}')
+		x.inner = b
+		if !st.event("contentBlockStop", b) {
+			return
+		}
+	}
+	b = append(x.inner[:0], `{"p":`...)
+	b = appendJSONString(b, padding(tokens+2))
+	b = append(b, `,"stopReason":`...)
+	b = appendJSONString(b, string(r.StopReason))
+	b = x.appendStopSequenceField(b, r)
+	b = append(b, '}')
+	x.inner = b
+	if !st.event("messageStop", b) {
+		return
+	}
+	b = append(x.inner[:0], `{"metrics":{"latencyMs":`...)
+	b = strconv.AppendInt(b, millis(x.elapsed()), 10)
+	b = append(b, `},"p":`...)
+	b = appendJSONString(b, padding(tokens+3))
+	b = append(b, `,"usage":`...)
+	b = appendConverseUsage(b, r)
+	b = append(b, '}')
+	x.inner = b
+	if !st.event("metadata", b) {
+		return
+	}
+	st.end()
+}

@@ -1,0 +1,652 @@
+package emulator
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keel-run/keel/internal/emulator/reply"
+)
+
+// invokeParams is what InvokeModel bodies of every format reduce to; the
+// conversation itself goes to x.msgs.
+type invokeParams struct {
+	system    string
+	maxTokens int // 0: the format's default
+	stops     []string
+}
+
+// Default output limits of the formats whose body may leave it out.
+const (
+	llamaDefaultMaxGen   = 512
+	titanDefaultMaxCount = 512
+)
+
+// parseInvoke reads an InvokeModel body in the model's format (also the
+// "invokeModel" input of CountTokens). It reports false when it answered.
+func (x *exchange) parseInvoke(body []byte) (invokeParams, bool) {
+	switch x.tgt.model.Format {
+	case FormatAnthropic:
+		return x.parseAnthropic(body)
+	case FormatNova:
+		return x.parseNova(body)
+	case FormatLlama:
+		return x.parseLlama(body)
+	default:
+		return x.parseTitan(body)
+	}
+}
+
+func (x *exchange) malformed(detail string) {
+	x.fail(codeValidation, "Malformed input request: "+detail+", please reformat your input and try again.")
+}
+
+type anthropicBody struct {
+	AnthropicVersion *string `json:"anthropic_version"`
+	MaxTokens        *int    `json:"max_tokens"`
+	Messages         []struct {
+		Role    string          `json:"role"`
+		Content json.RawMessage `json:"content"`
+	} `json:"messages"`
+	System        json.RawMessage `json:"system"`
+	StopSequences []string        `json:"stop_sequences"`
+}
+
+// anthropicBlock is a content block of the Messages API.
+type anthropicBlock struct {
+	Type    string          `json:"type"`
+	Text    *string         `json:"text"`
+	Content json.RawMessage `json:"content"` // tool_result
+}
+
+// anthropicText reads a content or system value: a string or a list of
+// blocks. blank reports a text block with no text in it.
+func anthropicText(raw json.RawMessage) (text string, blocks int, blank bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", 0, false, nil
+	}
+	if raw[0] == '"' {
+		err = json.Unmarshal(raw, &text)
+		return text, 1, false, err
+	}
+	var bs []anthropicBlock
+	if err = json.Unmarshal(raw, &bs); err != nil {
+		return "", 0, false, err
+	}
+	for _, b := range bs {
+		switch {
+		case b.Text != nil:
+			if strings.TrimSpace(*b.Text) == "" {
+				blank = true
+			}
+			text += *b.Text
+		case b.Type == "tool_result" && len(b.Content) > 0:
+			t, _, _, err := anthropicText(b.Content)
+			if err != nil {
+				return "", 0, false, err
+			}
+			text += t
+		}
+	}
+	return text, len(bs), blank, nil
+}
+
+func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
+	var p invokeParams
+	var b anthropicBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		x.malformed("#: expected a JSON object (" + err.Error() + ")")
+		return p, false
+	}
+	m := x.tgt.model
+	switch {
+	case b.AnthropicVersion == nil:
+		x.malformed("#: required key [anthropic_version] not found")
+		return p, false
+	case *b.AnthropicVersion != "bedrock-2023-05-31":
+		x.malformed("#/anthropic_version: " + strconv.Quote(*b.AnthropicVersion) + " is not bedrock-2023-05-31")
+		return p, false
+	case b.MaxTokens == nil && x.op != OpCountTokens:
+		x.malformed("#: required key [max_tokens] not found")
+		return p, false
+	case b.Messages == nil:
+		x.malformed("#: required key [messages] not found")
+		return p, false
+	}
+	if b.MaxTokens != nil {
+		p.maxTokens = *b.MaxTokens
+		switch {
+		case p.maxTokens < 1:
+			x.fail(codeValidation, "max_tokens: Input should be greater than or equal to 1")
+			return p, false
+		case p.maxTokens > m.MaxOutputTokens:
+			x.fail(codeValidation, fmt.Sprintf("max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s", p.maxTokens, m.MaxOutputTokens, wireName(m.ID)))
+			return p, false
+		}
+	}
+	sys, _, _, err := anthropicText(b.System)
+	if err != nil {
+		x.fail(codeValidation, "system: Input should be a valid string or a list of text blocks")
+		return p, false
+	}
+	p.system = sys
+	if len(b.Messages) == 0 {
+		x.fail(codeValidation, "messages: at least one message is required")
+		return p, false
+	}
+	last := len(b.Messages) - 1
+	for i := range b.Messages {
+		msg := &b.Messages[i]
+		text, blocks, blank, err := anthropicText(msg.Content)
+		switch {
+		case msg.Role != "user" && msg.Role != "assistant":
+			x.fail(codeValidation, fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i))
+			return p, false
+		case err != nil:
+			x.fail(codeValidation, fmt.Sprintf("messages.%d.content: Input should be a valid string or a list of content blocks", i))
+			return p, false
+		case i == 0 && msg.Role != "user":
+			x.fail(codeValidation, `messages: first message must use the "user" role`)
+			return p, false
+		case i > 0 && msg.Role == b.Messages[i-1].Role:
+			x.fail(codeValidation, fmt.Sprintf(`messages: roles must alternate between "user" and "assistant", but found multiple %q roles in a row`, msg.Role))
+			return p, false
+		case blocks == 0 && !(i == last && msg.Role == "assistant"):
+			x.fail(codeValidation, fmt.Sprintf("messages.%d: all messages must have non-empty content except for the optional final assistant message", i))
+			return p, false
+		case blank:
+			x.fail(codeValidation, "messages: text content blocks must be non-empty")
+			return p, false
+		case i == last && msg.Role == "assistant" && endsWithSpace(text):
+			x.fail(codeValidation, "messages: final assistant content cannot end with trailing whitespace")
+			return p, false
+		}
+		x.msgs = append(x.msgs, reply.Message{Role: msg.Role, Text: text})
+	}
+	p.stops = b.StopSequences
+	return p, true
+}
+
+type novaBody struct {
+	Messages []struct {
+		Role    string `json:"role"`
+		Content []struct {
+			Text *string `json:"text"`
+		} `json:"content"`
+	} `json:"messages"`
+	System []struct {
+		Text *string `json:"text"`
+	} `json:"system"`
+	InferenceConfig *struct {
+		MaxTokens     *int     `json:"maxTokens"`
+		MaxNewTokens  *int     `json:"max_new_tokens"`
+		StopSequences []string `json:"stopSequences"`
+	} `json:"inferenceConfig"`
+}
+
+func (x *exchange) parseNova(body []byte) (invokeParams, bool) {
+	var p invokeParams
+	var b novaBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		x.malformed("#: expected a JSON object (" + err.Error() + ")")
+		return p, false
+	}
+	if b.Messages == nil {
+		x.malformed("#: required key [messages] not found")
+		return p, false
+	}
+	for _, s := range b.System {
+		if s.Text != nil {
+			p.system += *s.Text
+		}
+	}
+	for i, msg := range b.Messages {
+		if msg.Role != "user" && msg.Role != "assistant" {
+			x.malformed(fmt.Sprintf("#/messages/%d/role: %s is not a valid enum value", i, msg.Role))
+			return p, false
+		}
+		var text string
+		for _, c := range msg.Content {
+			if c.Text != nil {
+				text += *c.Text
+			}
+		}
+		x.msgs = append(x.msgs, reply.Message{Role: msg.Role, Text: text})
+	}
+	if len(x.msgs) == 0 || x.msgs[0].Role != "user" {
+		x.fail(codeValidation, "A conversation must start with a user message. Try again with a conversation that starts with a user message.")
+		return p, false
+	}
+	if ic := b.InferenceConfig; ic != nil {
+		p.stops = ic.StopSequences
+		mt := ic.MaxTokens
+		if mt == nil {
+			mt = ic.MaxNewTokens
+		}
+		if mt != nil {
+			p.maxTokens = *mt
+			if p.maxTokens < 1 || p.maxTokens > x.tgt.model.MaxOutputTokens {
+				x.malformed(fmt.Sprintf("#/inferenceConfig/maxTokens: %d is not between 1 and %d", p.maxTokens, x.tgt.model.MaxOutputTokens))
+				return p, false
+			}
+		}
+	}
+	return p, true
+}
+
+func (x *exchange) parseLlama(body []byte) (invokeParams, bool) {
+	p := invokeParams{maxTokens: llamaDefaultMaxGen}
+	var b struct {
+		Prompt    *string `json:"prompt"`
+		MaxGenLen *int    `json:"max_gen_len"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		x.malformed("#: expected a JSON object (" + err.Error() + ")")
+		return p, false
+	}
+	if b.Prompt == nil {
+		x.malformed("#: required key [prompt] not found")
+		return p, false
+	}
+	if b.MaxGenLen != nil {
+		p.maxTokens = *b.MaxGenLen
+		if p.maxTokens < 1 || p.maxTokens > x.tgt.model.MaxOutputTokens {
+			x.malformed(fmt.Sprintf("#/max_gen_len: %d is not between 1 and %d", p.maxTokens, x.tgt.model.MaxOutputTokens))
+			return p, false
+		}
+	}
+	x.msgs = append(x.msgs, reply.Message{Role: "user", Text: *b.Prompt})
+	return p, true
+}
+
+func (x *exchange) parseTitan(body []byte) (invokeParams, bool) {
+	p := invokeParams{maxTokens: titanDefaultMaxCount}
+	var b struct {
+		InputText            *string `json:"inputText"`
+		TextGenerationConfig *struct {
+			MaxTokenCount *int     `json:"maxTokenCount"`
+			StopSequences []string `json:"stopSequences"`
+		} `json:"textGenerationConfig"`
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		x.malformed("#: expected a JSON object (" + err.Error() + ")")
+		return p, false
+	}
+	if b.InputText == nil {
+		x.malformed("#: required key [inputText] not found")
+		return p, false
+	}
+	if c := b.TextGenerationConfig; c != nil {
+		p.stops = c.StopSequences
+		if c.MaxTokenCount != nil {
+			p.maxTokens = *c.MaxTokenCount
+			if p.maxTokens < 1 || p.maxTokens > x.tgt.model.MaxOutputTokens {
+				x.malformed(fmt.Sprintf("#/textGenerationConfig/maxTokenCount: %d is not between 1 and %d", p.maxTokens, x.tgt.model.MaxOutputTokens))
+				return p, false
+			}
+		}
+	}
+	x.msgs = append(x.msgs, reply.Message{Role: "user", Text: *b.InputText})
+	return p, true
+}
+
+func (x *exchange) serveInvoke() {
+	p, ok := x.parseInvoke(x.body)
+	if !ok {
+		return
+	}
+	g, ok := x.generate(p.system, p.maxTokens, p.stops)
+	if !ok {
+		return
+	}
+	if x.op == OpInvokeStream {
+		x.invokeStream(&g)
+		return
+	}
+	if !x.waitToken(g.pace, g.reply.OutputTokens) {
+		x.settle(&g, 0)
+		return
+	}
+	latency := x.elapsed()
+	r := &g.reply
+	b := x.out[:0]
+	switch x.tgt.model.Format {
+	case FormatAnthropic:
+		b = x.appendAnthropicMessage(b, r)
+	case FormatNova:
+		b = append(b, `{"output":{"message":{"content":[{"text":`...)
+		b = appendJSONString(b, r.Text)
+		b = append(b, `}],"role":"assistant"}},"stopReason":`...)
+		b = appendJSONString(b, string(r.StopReason))
+		b = append(b, `,"usage":`...)
+		b = appendNovaUsage(b, r)
+		b = append(b, '}')
+	case FormatLlama:
+		b = appendStringField(append(b, '{'), "generation", r.Text)
+		b = appendIntField(b, "prompt_token_count", int64(r.InputTokens))
+		b = appendIntField(b, "generation_token_count", int64(r.OutputTokens))
+		b = appendStringField(b, "stop_reason", llamaStop(r.StopReason))
+		b = append(b, '}')
+	default:
+		b = appendIntField(append(b, '{'), "inputTextTokenCount", int64(r.InputTokens))
+		b = append(b, `,"results":[{`...)
+		b = appendIntField(b, "tokenCount", int64(r.OutputTokens))
+		b = appendStringField(b, "outputText", r.Text)
+		b = appendStringField(b, "completionReason", titanStop(r.StopReason))
+		b = append(b, `}]}`...)
+	}
+	x.out = b
+	x.setUsageHeaders(&g, latency)
+	x.writeJSON(b)
+	x.settle(&g, r.OutputTokens)
+}
+
+// appendAnthropicMessage appends a complete Messages API response.
+func (x *exchange) appendAnthropicMessage(b []byte, r *reply.Reply) []byte {
+	b = append(b, `{"id":`...)
+	b = x.appendMessageID(b)
+	b = append(b, `,"type":"message","role":"assistant","model":`...)
+	b = appendJSONString(b, wireName(x.tgt.model.ID))
+	b = append(b, `,"content":[{"type":"text","text":`...)
+	b = appendJSONString(b, r.Text)
+	b = append(b, `}],"stop_reason":`...)
+	b = appendJSONString(b, string(r.StopReason))
+	b = append(b, `,"stop_sequence":`...)
+	b = appendStopSequence(b, r)
+	b = append(b, `,"usage":{"input_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
+	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
+	return append(b, `}}`...)
+}
+
+func appendStopSequence(b []byte, r *reply.Reply) []byte {
+	if r.StopReason != reply.StopSequence {
+		return append(b, "null"...)
+	}
+	return appendJSONString(b, r.StopSequence)
+}
+
+// appendMessageID appends a Messages API id ("msg_bdrk_01..."), derived
+// from the request id.
+func (x *exchange) appendMessageID(b []byte) []byte {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	b = append(b, `"msg_bdrk_01`...)
+	var h uint64 = 1469598103934665603
+	for i := 0; i < len(x.id); i++ {
+		h = (h ^ uint64(x.id[i])) * 1099511628211
+	}
+	for i := 0; i < 22; i++ {
+		if i%10 == 0 {
+			h = mix64(h)
+		}
+		b = append(b, alphabet[h%62])
+		h /= 62
+	}
+	return append(b, '"')
+}
+
+func appendNovaUsage(b []byte, r *reply.Reply) []byte {
+	b = appendIntField(append(b, '{'), "inputTokens", int64(r.InputTokens))
+	b = appendIntField(b, "outputTokens", int64(r.OutputTokens))
+	b = appendIntField(b, "totalTokens", int64(r.InputTokens+r.OutputTokens))
+	b = append(b, `,"cacheReadInputTokenCount":0,"cacheWriteInputTokenCount":0}`...)
+	return b
+}
+
+func llamaStop(s reply.StopReason) string {
+	if s == reply.MaxTokens {
+		return "length"
+	}
+	return "stop"
+}
+
+func titanStop(s reply.StopReason) string {
+	switch s {
+	case reply.MaxTokens:
+		return "LENGTH"
+	case reply.StopSequence:
+		return "STOP_CRITERIA_MET"
+	}
+	return "FINISH"
+}
+
+// invokeStream sends an InvokeModelWithResponseStream reply: "chunk" events
+// whose bytes are the model's own stream events, base64-encoded, the last one
+// carrying amazon-bedrock-invocationMetrics.
+func (x *exchange) invokeStream(g *generation) {
+	r := &g.reply
+	n := r.OutputTokens
+	var total int
+	switch x.tgt.model.Format {
+	case FormatAnthropic:
+		total = 5 + n
+	case FormatNova:
+		total = 4 + n
+	default:
+		total = max(n, 1)
+	}
+	cs := chunkStreamer{streamer: x.beginStream(total, true)}
+	defer func() { x.settle(g, cs.tokens) }()
+	if !x.waitToken(g.pace, 0) {
+		return
+	}
+	switch x.tgt.model.Format {
+	case FormatAnthropic:
+		x.streamAnthropic(g, &cs)
+	case FormatNova:
+		x.streamNova(g, &cs)
+	default:
+		x.streamTokens(g, &cs)
+	}
+}
+
+// chunkStreamer wraps model events into "chunk" events.
+type chunkStreamer struct {
+	streamer
+	tokens    int           // token events sent
+	firstByte time.Duration // when the first chunk went out
+}
+
+// chunk sends x.inner as one chunk event.
+func (cs *chunkStreamer) chunk() bool {
+	x := cs.x
+	if cs.sent == 0 {
+		cs.firstByte = x.elapsed()
+	}
+	b := append(x.out[:0], `{"bytes":"`...)
+	b = base64.StdEncoding.AppendEncode(b, x.inner)
+	b = append(b, `","p":`...)
+	b = appendJSONString(b, padding(cs.sent))
+	b = append(b, '}')
+	x.out = b
+	return cs.event("chunk", b)
+}
+
+// token paces and sends token i, built by the caller into x.inner.
+func (cs *chunkStreamer) token() bool {
+	if !cs.chunk() {
+		return false
+	}
+	cs.tokens++
+	return true
+}
+
+func (x *exchange) appendInvocationMetrics(b []byte, g *generation, firstByte time.Duration) []byte {
+	b = append(b, `"amazon-bedrock-invocationMetrics":{"inputTokenCount":`...)
+	b = strconv.AppendInt(b, int64(g.reply.InputTokens), 10)
+	b = append(b, `,"outputTokenCount":`...)
+	b = strconv.AppendInt(b, int64(g.reply.OutputTokens), 10)
+	b = append(b, `,"invocationLatency":`...)
+	b = strconv.AppendInt(b, millis(x.elapsed()), 10)
+	b = append(b, `,"firstByteLatency":`...)
+	b = strconv.AppendInt(b, millis(firstByte), 10)
+	return append(b, '}')
+}
+
+func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
+	r := &g.reply
+	b := append(x.inner[:0], `{"type":"message_start","message":{"id":`...)
+	b = x.appendMessageID(b)
+	b = append(b, `,"type":"message","role":"assistant","model":`...)
+	b = appendJSONString(b, wireName(x.tgt.model.ID))
+	b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
+	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`...)
+	x.inner = b
+	if !cs.chunk() {
+		return
+	}
+	x.inner = append(x.inner[:0], `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`...)
+	if !cs.chunk() {
+		return
+	}
+	text := r.Text
+	for i := 0; len(text) > 0; i++ {
+		if !x.waitToken(g.pace, i) {
+			return
+		}
+		k := reply.Next(text)
+		b = append(x.inner[:0], `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":`...)
+		b = appendJSONString(b, text[:k])
+		b = append(b, `}}`...)
+		x.inner = b
+		if !cs.token() {
+			return
+		}
+		text = text[k:]
+	}
+	x.inner = append(x.inner[:0], `{"type":"content_block_stop","index":0}`...)
+	if !cs.chunk() {
+		return
+	}
+	b = append(x.inner[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
+	b = appendJSONString(b, string(r.StopReason))
+	b = append(b, `,"stop_sequence":`...)
+	b = appendStopSequence(b, r)
+	b = append(b, `},"usage":{"output_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
+	b = append(b, `}}`...)
+	x.inner = b
+	if !cs.chunk() {
+		return
+	}
+	b = append(x.inner[:0], `{"type":"message_stop",`...)
+	b = x.appendInvocationMetrics(b, g, cs.firstByte)
+	b = append(b, '}')
+	x.inner = b
+	if !cs.chunk() {
+		return
+	}
+	cs.end()
+}
+
+func (x *exchange) streamNova(g *generation, cs *chunkStreamer) {
+	r := &g.reply
+	x.inner = append(x.inner[:0], `{"messageStart":{"role":"assistant"}}`...)
+	if !cs.chunk() {
+		return
+	}
+	text := r.Text
+	for i := 0; len(text) > 0; i++ {
+		if !x.waitToken(g.pace, i) {
+			return
+		}
+		k := reply.Next(text)
+		b := append(x.inner[:0], `{"contentBlockDelta":{"delta":{"text":`...)
+		b = appendJSONString(b, text[:k])
+		b = append(b, `},"contentBlockIndex":0}}`...)
+		x.inner = b
+		if !cs.token() {
+			return
+		}
+		text = text[k:]
+	}
+	x.inner = append(x.inner[:0], `{"contentBlockStop":{"contentBlockIndex":0}}`...)
+	if !cs.chunk() {
+		return
+	}
+	b := append(x.inner[:0], `{"messageStop":{"stopReason":`...)
+	b = appendJSONString(b, string(r.StopReason))
+	b = append(b, `}}`...)
+	x.inner = b
+	if !cs.chunk() {
+		return
+	}
+	b = append(x.inner[:0], `{"metadata":{"usage":`...)
+	b = appendNovaUsage(b, r)
+	b = append(b, `,"metrics":{},"trace":{}},`...)
+	b = x.appendInvocationMetrics(b, g, cs.firstByte)
+	b = append(b, '}')
+	x.inner = b
+	if !cs.chunk() {
+		return
+	}
+	cs.end()
+}
+
+// streamTokens sends the Llama and Titan streams: one chunk per token, the
+// last carrying the stop reason and invocation metrics.
+func (x *exchange) streamTokens(g *generation, cs *chunkStreamer) {
+	r := &g.reply
+	llama := x.tgt.model.Format == FormatLlama
+	text := r.Text
+	n := r.OutputTokens
+	for i := 0; i < max(n, 1); i++ {
+		if !x.waitToken(g.pace, i) {
+			return
+		}
+		k := 0
+		if len(text) > 0 {
+			k = reply.Next(text)
+		}
+		last := i == max(n, 1)-1
+		b := append(x.inner[:0], '{')
+		if llama {
+			b = appendStringField(b, "generation", text[:k])
+			if i == 0 {
+				b = appendIntField(b, "prompt_token_count", int64(r.InputTokens))
+			} else {
+				b = append(b, `,"prompt_token_count":null`...)
+			}
+			b = appendIntField(b, "generation_token_count", int64(min(i+1, n)))
+			if last {
+				b = appendStringField(b, "stop_reason", llamaStop(r.StopReason))
+			} else {
+				b = append(b, `,"stop_reason":null`...)
+			}
+		} else {
+			b = appendStringField(b, "outputText", text[:k])
+			b = append(b, `,"index":0`...)
+			b = appendIntField(b, "totalOutputTextTokenCount", int64(min(i+1, n)))
+			if last {
+				b = appendStringField(b, "completionReason", titanStop(r.StopReason))
+			} else {
+				b = append(b, `,"completionReason":null`...)
+			}
+			b = appendIntField(b, "inputTextTokenCount", int64(r.InputTokens))
+		}
+		if last {
+			b = append(b, ',')
+			first := cs.firstByte
+			if cs.sent == 0 {
+				first = x.elapsed()
+			}
+			b = x.appendInvocationMetrics(b, g, first)
+		}
+		b = append(b, '}')
+		x.inner = b
+		ok := cs.chunk()
+		if ok && k > 0 {
+			cs.tokens++
+		}
+		if !ok {
+			return
+		}
+		text = text[k:]
+	}
+	cs.end()
+}

@@ -1,0 +1,122 @@
+package emulator
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/reply"
+)
+
+// Options configures an emulator. The zero Options means all defaults: the
+// built-in models, no simulated latency, region us-east-1, never misbehave,
+// no quotas, accept any credentials.
+type Options struct {
+	// Seed varies every reply; the same seed gives the same replies.
+	Seed int64
+	// Speed scales the models' simulated latency (time to first token and
+	// tokens per second): 0 means none at all, 1 real time, 0.01 a hundred
+	// times faster. It does not scale the latency a fault.Plan asks for.
+	Speed float64
+	// Clock measures and waits; nil means clock.Real{}.
+	Clock clock.Clock
+	// Models lists the models served; nil means DefaultModels().
+	Models []Model
+	// DefaultRegion is the region of a request that names none (see
+	// Server.ServeHTTP); empty means "us-east-1".
+	DefaultRegion string
+	// ReplyLength bounds the length of replies that end on their own; the
+	// zero value means reply.DefaultRange.
+	ReplyLength reply.Range
+	// Planner decides how each inference request misbehaves; nil means it
+	// never does. It is called once per request, from many goroutines at once.
+	Planner func(fault.Request) fault.Plan
+	// Admit is called when an inference request has passed validation, before
+	// any reply: a non-nil Rejection answers the request with that error
+	// instead. Every admitted request is settled exactly once. nil admits all.
+	Admit func(AdmitRequest) *Rejection
+	// Settle is called when an admitted request ends, with what it really
+	// used; a stream cut short settles the tokens it had sent. nil ignores it.
+	Settle func(SettleRequest)
+	// Verify checks a request's credentials before anything else but the
+	// fault plan's connection faults; a non-nil Rejection answers the request
+	// with that error. body is the whole request body; Verify must not keep
+	// it. nil accepts any credentials.
+	Verify func(r *http.Request, body []byte) *Rejection
+}
+
+// AdmitRequest describes an inference request about to be served.
+type AdmitRequest struct {
+	// Model is the model id as the request named it, unescaped: a bare
+	// model id, an inference profile id or an ARN. Bedrock keeps separate
+	// quotas for a model's on-demand and cross-region use.
+	Model string
+	// BaseModel is the foundation model id Model resolves to.
+	BaseModel string
+	// Region is the region the request was sent to.
+	Region string
+	// Operation is "converse", "converse-stream", "invoke" or
+	// "invoke-with-response-stream".
+	Operation string
+	// InputTokens is the request's input, counted as the reply will count it.
+	InputTokens int
+	// MaxTokens is the request's maximum output, or the model's maximum
+	// output when the request sets none.
+	MaxTokens int
+	// RequestID is the x-amzn-RequestId of the response.
+	RequestID string
+}
+
+// SettleRequest describes what an admitted request really used.
+type SettleRequest struct {
+	Model, BaseModel, Region, Operation, RequestID string
+	// InputTokens, CacheReadTokens, CacheWriteTokens and OutputTokens are the
+	// usage the response reported (or, for a broken stream, the output
+	// tokens it sent before breaking).
+	InputTokens      int
+	CacheReadTokens  int
+	CacheWriteTokens int
+	OutputTokens     int
+	// Burndown is the model's output burndown rate (Model.Burndown).
+	Burndown float64
+	// MaxTokens is the MaxTokens the request was admitted with.
+	MaxTokens int
+}
+
+// Rejection is an error a hook answers a request with. Code is a catalog
+// code with an HTTP status (such as "ThrottlingException"); an empty Message
+// means the catalog's default message.
+type Rejection struct {
+	Code    string
+	Message string
+}
+
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// withDefaults validates o and fills in its defaults.
+func (o Options) withDefaults() (Options, error) {
+	if math.IsNaN(o.Speed) || math.IsInf(o.Speed, 0) || o.Speed < 0 {
+		return o, fmt.Errorf("emulator: Speed %v must be zero (no latency) or a positive scale such as 1 (real time)", o.Speed)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Models == nil {
+		o.Models = DefaultModels()
+	} else if len(o.Models) == 0 {
+		return o, fmt.Errorf("emulator: Models is empty; leave it nil for the built-in models")
+	}
+	if o.DefaultRegion == "" {
+		o.DefaultRegion = "us-east-1"
+	}
+	if !regionPattern.MatchString(o.DefaultRegion) {
+		return o, fmt.Errorf("emulator: DefaultRegion %q is not a region name such as us-east-1", o.DefaultRegion)
+	}
+	if o.ReplyLength.Min < 0 || o.ReplyLength.Max < 0 || o.ReplyLength.Max < o.ReplyLength.Min {
+		return o, fmt.Errorf("emulator: ReplyLength %d..%d is not a range of token counts", o.ReplyLength.Min, o.ReplyLength.Max)
+	}
+	return o, nil
+}

@@ -1,0 +1,444 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/reply"
+)
+
+// Operation names, as they appear in the request path and in fault.Request.
+const (
+	OpConverse        = "converse"
+	OpConverseStream  = "converse-stream"
+	OpInvoke          = "invoke"
+	OpInvokeStream    = "invoke-with-response-stream"
+	OpCountTokens     = "count-tokens"
+	maxRequestBody    = 64 << 20
+	maxPooledBuffer   = 1 << 20
+	requestIDRandBits = 0x5deece66d
+)
+
+// Server is an emulated Amazon Bedrock Runtime (and the read-only part of the
+// Bedrock control plane that lists models), as an http.Handler. Make one with
+// New; most callers want Start, which also listens.
+//
+// A Server is safe for concurrent use. Its configuration cannot change after
+// New; hooks in Options carry any state that must (quotas, scenarios).
+type Server struct {
+	opts   Options
+	models map[string]target // by unescaped id: bare model ids and profile ids
+	byPath map[string]string // escaped id as it appears in a path -> unescaped id
+	list   []Model
+
+	seq    atomic.Uint64
+	idBase uint64
+
+	quit      chan struct{} // closed by Close: hung and stalled handlers give up
+	closeOnce sync.Once
+
+	pool sync.Pool // *exchange
+}
+
+// New returns a Server configured by opts, or an error naming the option that
+// is wrong.
+func New(opts Options) (*Server, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	models := append([]Model(nil), o.Models...)
+	index, err := checkModels(models)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:   o,
+		models: index,
+		byPath: make(map[string]string, len(index)*2),
+		list:   models,
+		idBase: uint64(time.Now().UnixNano()) ^ requestIDRandBits,
+		quit:   make(chan struct{}),
+	}
+	for id := range index {
+		s.byPath[id] = id
+		s.byPath[url.PathEscape(id)] = id
+		s.byPath[strings.ReplaceAll(id, ":", "%3A")] = id
+	}
+	s.pool.New = func() any { return &exchange{s: s} }
+	return s, nil
+}
+
+// Models returns the models the server emulates. The slice is the server's
+// own; callers must not modify it.
+func (s *Server) Models() []Model { return s.list }
+
+// Close makes every request that hangs or stalls on purpose give up at once,
+// by closing its connection. It does not stop the server from serving;
+// Running.Close does both. Close is idempotent.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.quit) })
+}
+
+// exchange is the state of one request. Exchanges are pooled, so buffers
+// are reused from one request to the next.
+type exchange struct {
+	s     *Server
+	w     http.ResponseWriter
+	r     *http.Request
+	ctx   context.Context
+	start time.Time
+
+	id, region, op, modelID string
+	tgt                     target
+	mid                     *fault.MidStream
+	wroteHeader             bool
+
+	body  []byte
+	out   []byte
+	inner []byte
+	frame bytes.Buffer
+	enc   *eventstream.Encoder
+	hdrs  eventstream.Headers
+	msgs  []reply.Message
+	idBuf [36]byte
+
+	conv converseBody
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) *exchange {
+	x := s.pool.Get().(*exchange)
+	x.w, x.r, x.ctx = w, r, r.Context()
+	x.start = s.opts.Clock.Now()
+	x.id = x.newRequestID()
+	return x
+}
+
+func (s *Server) put(x *exchange) {
+	if cap(x.body) > maxPooledBuffer || cap(x.out) > maxPooledBuffer || x.frame.Cap() > maxPooledBuffer || cap(x.inner) > maxPooledBuffer {
+		return // let an unusually large request's buffers go
+	}
+	x.w, x.r, x.ctx = nil, nil, nil
+	x.id, x.region, x.op, x.modelID = "", "", "", ""
+	x.tgt, x.mid, x.wroteHeader = target{}, nil, false
+	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
+	x.frame.Reset()
+	x.hdrs = x.hdrs[:0]
+	clear(x.msgs)
+	x.msgs = x.msgs[:0]
+	x.conv.reset()
+	s.pool.Put(x)
+}
+
+// newRequestID returns a fresh id shaped like the UUIDs Bedrock sends.
+func (x *exchange) newRequestID() string {
+	n := x.s.seq.Add(1)
+	hi, lo := mix64(x.s.idBase+n), mix64(^(x.s.idBase ^ n))
+	var raw [16]byte
+	binary.BigEndian.PutUint64(raw[:8], hi)
+	binary.BigEndian.PutUint64(raw[8:], lo)
+	raw[6] = raw[6]&0x0f | 0x40 // version 4
+	raw[8] = raw[8]&0x3f | 0x80 // RFC 4122 variant
+	b := x.idBuf[:0]
+	for i, c := range raw {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b = append(b, '-')
+		}
+		b = append(b, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return string(b)
+}
+
+func mix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+var (
+	jsonContentType        = []string{"application/json"}
+	eventStreamContentType = []string{"application/vnd.amazon.eventstream"}
+)
+
+// ServeHTTP answers one request.
+//
+// The region a request is served in is taken, in order, from the SigV4
+// credential scope of its Authorization header
+// ("Credential=AKID/20250101/us-west-2/bedrock/aws4_request"), from a path
+// prefix "/region/{region}" (for clients that do not sign), or from
+// Options.DefaultRegion.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := s.get(w, r)
+	defer s.put(x)
+	w.Header()["X-Amzn-Requestid"] = []string{x.id}
+
+	path := r.URL.EscapedPath()
+	x.region, path = s.regionOf(r, path)
+	switch {
+	case strings.HasPrefix(path, "/model/") && r.Method == http.MethodPost:
+		x.serveRuntime(path[len("/model/"):])
+	case path == "/foundation-models" && r.Method == http.MethodGet:
+		x.serveListModels()
+	case strings.HasPrefix(path, "/foundation-models/") && r.Method == http.MethodGet:
+		x.serveGetModel(path[len("/foundation-models/"):])
+	default:
+		x.unknownOperation()
+	}
+}
+
+// regionOf finds the request's region and returns the path without any
+// /region/{region} prefix.
+func (s *Server) regionOf(r *http.Request, path string) (region, rest string) {
+	if p, ok := strings.CutPrefix(path, "/region/"); ok {
+		if i := strings.IndexByte(p, '/'); i > 0 {
+			region, path = p[:i], p[i:]
+		}
+	}
+	if scope := credentialRegion(r.Header.Get("Authorization")); scope != "" {
+		region = scope
+	}
+	if region == "" {
+		region = s.opts.DefaultRegion
+	}
+	return region, path
+}
+
+// credentialRegion returns the region of a SigV4 Authorization header's
+// credential scope, or "".
+func credentialRegion(auth string) string {
+	i := strings.Index(auth, "Credential=")
+	if i < 0 {
+		return ""
+	}
+	scope := auth[i+len("Credential="):]
+	if j := strings.IndexAny(scope, ", "); j >= 0 {
+		scope = scope[:j]
+	}
+	// AKID/date/region/service/aws4_request
+	for k := 0; k < 2; k++ {
+		j := strings.IndexByte(scope, '/')
+		if j < 0 {
+			return ""
+		}
+		scope = scope[j+1:]
+	}
+	if j := strings.IndexByte(scope, '/'); j > 0 {
+		return scope[:j]
+	}
+	return ""
+}
+
+// unknownOperation answers a request for a path or method that names no
+// operation.
+func (x *exchange) unknownOperation() {
+	x.fail(codeUnknownOp, "")
+}
+
+// serveRuntime serves POST /model/{modelId}/{operation}.
+func (x *exchange) serveRuntime(rest string) {
+	slash := strings.LastIndexByte(rest, '/')
+	if slash <= 0 {
+		x.unknownOperation()
+		return
+	}
+	switch op := rest[slash+1:]; op {
+	case OpConverse, OpConverseStream, OpInvoke, OpInvokeStream, OpCountTokens:
+		x.op = op
+	default:
+		x.unknownOperation()
+		return
+	}
+	escaped := rest[:slash]
+	if id, ok := x.s.byPath[escaped]; ok {
+		x.modelID = id
+	} else {
+		id, err := url.PathUnescape(escaped)
+		if err != nil {
+			x.fail(codeValidation, "The provided model identifier is invalid.")
+			return
+		}
+		x.modelID = id
+	}
+
+	if !x.readBody() {
+		return
+	}
+	var plan fault.Plan
+	if x.s.opts.Planner != nil {
+		plan = x.s.opts.Planner(fault.Request{Model: x.modelID, Region: x.region, Operation: x.op})
+	}
+	switch {
+	case plan.Refuse:
+		x.abort(true)
+		return
+	case plan.Hang:
+		x.hang()
+		return
+	}
+	if plan.Latency > 0 && !x.sleep(plan.Latency) {
+		x.gone()
+		return
+	}
+	if v := x.s.opts.Verify; v != nil {
+		if rej := v(x.r, x.body); rej != nil {
+			x.fail(rej.Code, rej.Message)
+			return
+		}
+	}
+	if plan.Error != "" {
+		x.fail(plan.Error, plan.ErrorMessage)
+		return
+	}
+	if !x.resolveModel() {
+		return
+	}
+	x.mid = plan.MidStream
+
+	switch x.op {
+	case OpConverse, OpConverseStream:
+		x.serveConverse()
+	case OpInvoke, OpInvokeStream:
+		x.serveInvoke()
+	case OpCountTokens:
+		x.serveCountTokens()
+	}
+}
+
+// readBody reads the whole request body; it reports false, having answered,
+// when it could not.
+func (x *exchange) readBody() bool {
+	b := x.body[:0]
+	lr := io.LimitedReader{R: x.r.Body, N: maxRequestBody + 1}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return false // the client went away; nobody to answer
+		}
+	}
+	x.body = b
+	if len(b) > maxRequestBody {
+		x.fail(codeValidation, "The request body exceeds the emulator's limit of 64 MiB.")
+		return false
+	}
+	return true
+}
+
+// resolveModel finds the model the request names and checks it can be
+// invoked in the request's region, answering with Bedrock's error if not.
+func (x *exchange) resolveModel() bool {
+	id := x.modelID
+	if strings.HasPrefix(id, "arn:") {
+		for _, kind := range [...]string{":foundation-model/", ":inference-profile/"} {
+			if i := strings.Index(id, kind); i >= 0 {
+				id = id[i+len(kind):]
+				break
+			}
+		}
+	}
+	t, ok := x.s.models[id]
+	switch {
+	case !ok && looksLikeModelID(x.modelID):
+		x.fail(codeNotFound, "Could not resolve the foundation model from the provided model identifier.")
+		return false
+	case !ok:
+		x.fail(codeValidation, "The provided model identifier is invalid.")
+		return false
+	case t.profile != "" && t.profile != GeoGlobal && t.profile != geography(x.region):
+		// A geographic profile is only callable from its own geography.
+		x.fail(codeValidation, "The provided model identifier is invalid.")
+		return false
+	case t.profile == "" && t.model.ProfileOnly && x.op != OpCountTokens:
+		x.fail(codeValidation, "Invocation of model ID "+t.model.ID+" with on-demand throughput isn’t supported. "+
+			"Retry your request with the ID or ARN of an inference profile that contains this model.")
+		return false
+	}
+	x.tgt = t
+	return true
+}
+
+// sleep waits d on the server's clock. It reports false if the client gave
+// up or the server is closing first.
+func (x *exchange) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return x.ctx.Err() == nil
+	}
+	t := x.s.opts.Clock.NewTimer(d)
+	select {
+	case <-t.C():
+		return true
+	case <-x.ctx.Done():
+	case <-x.s.quit:
+	}
+	t.Stop()
+	return false
+}
+
+// hang sends nothing until the client gives up or the server closes.
+func (x *exchange) hang() {
+	select {
+	case <-x.ctx.Done():
+	case <-x.s.quit:
+	}
+	x.gone()
+}
+
+// gone ends an exchange whose wait was cut short. If the client left there
+// is nobody to answer; if the server is closing, the connection is closed so
+// the client does not mistake an empty reply for an answer.
+func (x *exchange) gone() {
+	if x.ctx.Err() == nil {
+		x.abort(false)
+	}
+}
+
+// abort ends the exchange without an HTTP ending: what was written so far
+// is flushed, then the connection is closed, with a TCP reset (RST) when rst
+// is set and a plain close (FIN) otherwise. Where the connection cannot be
+// taken over (HTTP/2, a ResponseRecorder), it panics with
+// http.ErrAbortHandler, which net/http turns into a closed stream.
+func (x *exchange) abort(rst bool) {
+	if x.wroteHeader {
+		if f, ok := x.w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	conn, _, err := http.NewResponseController(x.w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok && rst {
+		tc.SetLinger(0) // close sends RST instead of FIN
+	}
+	conn.Close()
+}
+
+func (x *exchange) flush() {
+	if f, ok := x.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// elapsed is the time since the request arrived, on the server's clock.
+func (x *exchange) elapsed() time.Duration {
+	return x.s.opts.Clock.Now().Sub(x.start)
+}

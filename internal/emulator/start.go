@@ -1,0 +1,98 @@
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Running is an emulator listening on a TCP address.
+type Running struct {
+	// URL is the base URL to give an SDK as its endpoint, e.g.
+	// "http://127.0.0.1:40123".
+	URL string
+	// Server is the handler serving the requests.
+	Server *Server
+
+	srv      *http.Server
+	done     chan error
+	waitOnce sync.Once
+	serveErr error
+}
+
+// Start starts an emulator configured by opts on 127.0.0.1 at a free port.
+// Most tests want Start; call Close when done.
+func Start(opts Options) (*Running, error) {
+	return Listen("127.0.0.1:0", opts)
+}
+
+// Listen starts an emulator on addr ("host:port"; port 0 picks a free one).
+func Listen(addr string, opts Options) (*Running, error) {
+	s, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator: listen on %s: %w", addr, err)
+	}
+	rn := &Running{
+		URL:    "http://" + ln.Addr().String(),
+		Server: s,
+		srv: &http.Server{
+			Handler:           s,
+			ReadHeaderTimeout: 30 * time.Second,
+			// Reply pacing can be slow on purpose; no write timeout.
+			IdleTimeout: 5 * time.Minute,
+		},
+		done: make(chan error, 1),
+	}
+	go func() {
+		err := rn.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		rn.done <- err
+	}()
+	return rn, nil
+}
+
+// Addr returns the host:port the emulator listens on.
+func (r *Running) Addr() string { return r.URL[len("http://"):] }
+
+// Close stops the emulator at once: requests in flight, including those
+// hanging or stalled on purpose, have their connections closed. It returns
+// any error the server stopped with. Close may be called more than once.
+func (r *Running) Close() error {
+	r.Server.Close()
+	err := r.srv.Close()
+	if serveErr := r.wait(); serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
+// wait returns the error Serve stopped with, once it has stopped.
+func (r *Running) wait() error {
+	r.waitOnce.Do(func() { r.serveErr = <-r.done })
+	return r.serveErr
+}
+
+// Shutdown stops the emulator gracefully: it stops accepting connections,
+// lets requests in flight finish until ctx ends, and then closes what is
+// left as Close does.
+func (r *Running) Shutdown(ctx context.Context) error {
+	err := r.srv.Shutdown(ctx)
+	if err != nil {
+		r.Server.Close()
+		r.srv.Close()
+	}
+	if serveErr := r.wait(); serveErr != nil {
+		return serveErr
+	}
+	return err
+}
