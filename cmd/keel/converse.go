@@ -304,7 +304,6 @@ func writeJSON(stdout, stderr io.Writer, v any, code int) int {
 	return code
 }
 
-
 // newJSONLogger writes keel's structured logs as JSON lines.
 func newJSONLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
