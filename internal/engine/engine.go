@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
@@ -116,7 +117,10 @@ func New(opts Options) (*Engine, error) {
 		opts:   opts,
 		routes: routes,
 		sender: &attempt.Sender{Client: opts.HTTPClient, Endpoints: opts.Endpoints, Credentials: opts.Credentials,
-			Clock: opts.Clock, UserAgent: "keel"},
+			Clock: opts.Clock, UserAgent: "keel",
+			// A signer of its own: the SDK signer caches derived keys by access
+			// key id alone, so engines with different secrets must not share one.
+			Signer: v4.NewSigner()},
 		clk: opts.Clock,
 		log: opts.Logger,
 		m:   opts.Metrics,
