@@ -3,8 +3,8 @@ package keel
 import (
 	"context"
 	"errors"
-	"net/http"
 	"math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
