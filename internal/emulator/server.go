@@ -403,11 +403,12 @@ func (x *exchange) hang() {
 }
 
 // gone ends an exchange whose wait was cut short. If the client left there
-// is nobody to answer; if the server is closing, the connection is closed so
-// the client does not mistake an empty reply for an answer.
+// is nobody to answer; if the server is closing, the connection is reset so
+// the client sees an error rather than a reply that merely stops (which the
+// SDK's event-stream reader would take for a complete stream).
 func (x *exchange) gone() {
 	if x.ctx.Err() == nil {
-		x.abort(false)
+		x.abort(true)
 	}
 }
 

@@ -15,6 +15,7 @@ package reply
 
 import (
 	"strings"
+	"sync/atomic"
 )
 
 // Message is one turn of a conversation, reduced to its text.
@@ -155,8 +156,34 @@ func Full(seed int64, model, system string, msgs []Message, length Range) string
 
 // full returns the full reply and its token count.
 func full(seed int64, model, system string, msgs []Message, length Range) (string, int) {
-	g := rng{state: conversationHash(seed, model, system, msgs)}
-	return write(&g, length.draw(&g))
+	h := conversationHash(seed, model, system, msgs)
+	slot := &cache[mix(h)%uint64(len(cache))]
+	if c := slot.Load(); c != nil && c.hash == h && c.length == length {
+		return c.text, c.tokens
+	}
+	g := rng{state: h}
+	text, tokens := write(&g, length.draw(&g))
+	slot.Store(&cached{hash: h, length: length, text: text, tokens: tokens})
+	return text, tokens
+}
+
+// cache keeps recent full replies, one per slot, the newest winning. Load
+// tests ask the same question many times, and writing a reply costs more
+// than everything else the emulator does for a request. A slot is only used
+// when the whole 64-bit conversation hash matches.
+var cache [1024]atomic.Pointer[cached]
+
+type cached struct {
+	hash   uint64
+	length Range
+	text   string
+	tokens int
+}
+
+func mix(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 func (lr Range) draw(g *rng) int {

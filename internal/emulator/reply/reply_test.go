@@ -320,3 +320,48 @@ func BenchmarkCount(b *testing.B) {
 		Count(text)
 	}
 }
+
+// TestScanFastPath checks the word-at-a-time scan against the rune-by-rune
+// one on random text mixing ASCII, Unicode letters and Unicode spaces.
+func TestScanFastPath(t *testing.T) {
+	alphabet := []string{"a", "b", "Z", ".", " ", " ", "\n", "\t", "é", "日本", "\u00a0", "\u2003", "x"}
+	g := rng{state: 99}
+	for k := 0; k < 3000; k++ {
+		var sb strings.Builder
+		for n := int(g.next() % 40); n > 0; n-- {
+			sb.WriteString(alphabet[g.next()%uint64(len(alphabet))])
+		}
+		text := sb.String()
+		for _, limit := range []int{-1, 0, 1, 2, 3, 5, 8, 100} {
+			e1, n1 := scan(text, limit)
+			e2, n2 := scanRunes(text, limit)
+			if e1 != e2 || n1 != n2 {
+				t.Fatalf("scan(%q, %d) = %d, %d; rune by rune %d, %d", text, limit, e1, n1, e2, n2)
+			}
+		}
+	}
+}
+
+func TestCacheAgreesWithWriting(t *testing.T) {
+	for seed := int64(0); seed < 50; seed++ {
+		for _, lr := range []Range{{}, {Min: 5, Max: 5}} {
+			first, n1 := full(seed, "m", "s", conv("q"), lr)
+			again, n2 := full(seed, "m", "s", conv("q"), lr) // from the cache
+			g := rng{state: conversationHash(seed, "m", "s", conv("q"))}
+			fresh, n3 := write(&g, lr.draw(&g))
+			if first != fresh || again != fresh || n1 != n3 || n2 != n3 {
+				t.Fatalf("seed %d, %v: cached and fresh replies differ", seed, lr)
+			}
+		}
+	}
+}
+
+func BenchmarkGenerateUncached(b *testing.B) {
+	req := Request{Model: "anthropic.claude-sonnet-4-5-20250929-v1:0", System: "You are terse.",
+		Messages: conv("Write a short note about harbors and the boats in them."), MaxTokens: 1024}
+	b.ReportAllocs()
+	for b.Loop() {
+		req.Seed++ // a new conversation every time
+		Generate(&req)
+	}
+}

@@ -65,8 +65,41 @@ func Cut(text string, n int) int {
 
 // scan walks text piece by piece, as Next would, in one pass. It stops before
 // the piece that would exceed limit (limit < 0: no limit) and returns where it
-// stopped and how many pieces it passed.
+// stopped and how many pieces it passed. ASCII words are measured whole;
+// anything else goes rune by rune.
 func scan(text string, limit int) (end, n int) {
+	for i := 0; i < len(text); {
+		j := i
+		for j < len(text) && asciiSpace[text[j]] {
+			j++
+		}
+		for j < len(text) && text[j] < utf8.RuneSelf && !asciiSpace[text[j]] {
+			j++
+		}
+		if j < len(text) && text[j] >= utf8.RuneSelf {
+			// A word start is a piece boundary, so the rune-by-rune scan can
+			// take over from here.
+			if limit >= 0 {
+				limit -= n
+			}
+			e, m := scanRunes(text[i:], limit)
+			return i + e, n + m
+		}
+		pieces := (j - i + PieceRunes - 1) / PieceRunes
+		if limit >= 0 && n+pieces > limit {
+			return i + (limit-n)*PieceRunes, limit
+		}
+		n += pieces
+		i = j
+	}
+	return len(text), n
+}
+
+// scanRunes is scan for any text, one rune at a time. limit < 0: no limit.
+func scanRunes(text string, limit int) (end, n int) {
+	if limit < 0 {
+		limit = -1
+	}
 	runes, word := 0, false
 	for i := 0; i < len(text); {
 		c := text[i]
@@ -98,4 +131,4 @@ func scan(text string, limit int) (end, n int) {
 	return len(text), n
 }
 
-var asciiSpace = [utf8.RuneSelf]bool{' ': true, '\n': true, '\t': true, '\r': true, '\v': true, '\f': true}
+var asciiSpace = [256]bool{' ': true, '\n': true, '\t': true, '\r': true, '\v': true, '\f': true}

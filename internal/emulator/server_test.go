@@ -1,0 +1,530 @@
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"go.uber.org/goleak"
+
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/reply"
+)
+
+func newServer(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// serve sends one request straight to the handler.
+func serve(s http.Handler, method, path, body string, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
+}
+
+const (
+	converseSonnet = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse"
+	invokeSonnet   = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"
+)
+
+func TestValidation(t *testing.T) {
+	s := newServer(t, Options{})
+	long := strings.Repeat("word ", 200001)
+	tests := []struct {
+		name    string
+		method  string
+		path    string
+		body    string
+		status  int
+		code    string
+		message string // a fragment of the message
+	}{
+		{name: "not JSON", path: converseSonnet, body: `{"messages":`, status: 400, code: "ValidationException", message: "Malformed input request"},
+		{name: "no messages", path: converseSonnet, body: `{"messages":[]}`, status: 400, code: "ValidationException", message: "must start with a user message"},
+		{name: "bad role", path: converseSonnet, body: `{"messages":[{"role":"system","content":[{"text":"x"}]}]}`, status: 400, code: "ValidationException", message: "Value 'system' at 'messages.1.member.role'"},
+		{name: "starts with assistant", path: converseSonnet, body: `{"messages":[{"role":"assistant","content":[{"text":"x"}]}]}`, status: 400, code: "ValidationException", message: "must start with a user message"},
+		{name: "roles do not alternate", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"a"}]},{"role":"user","content":[{"text":"b"}]}]}`, status: 400, code: "ValidationException", message: "must alternate"},
+		{name: "empty content", path: converseSonnet, body: `{"messages":[{"role":"user","content":[]}]}`, status: 400, code: "ValidationException", message: "messages.0 is empty"},
+		{name: "blank text", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"  "}]}]}`, status: 400, code: "ValidationException", message: "messages.0.content.0 is blank"},
+		{name: "max tokens zero", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"a"}]}],"inferenceConfig":{"maxTokens":0}}`, status: 400, code: "ValidationException", message: "inferenceConfig.maxTokens"},
+		{name: "max tokens over the model's limit", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"a"}]}],"inferenceConfig":{"maxTokens":64001}}`, status: 400, code: "ValidationException", message: "exceeds the model limit of 64000"},
+		{name: "prefill ending in whitespace", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"a"}]},{"role":"assistant","content":[{"text":"b "}]}]}`, status: 400, code: "ValidationException", message: "trailing whitespace"},
+		{name: "input over the context window", path: converseSonnet, body: `{"messages":[{"role":"user","content":[{"text":"` + long + `"}]}]}`, status: 400, code: "ValidationException", message: "Input is too long for requested model."},
+		{name: "unknown model", path: "/model/anthropic.claude-9-v1%3A0/converse", body: `{}`, status: 404, code: "ResourceNotFoundException", message: "Could not resolve the foundation model"},
+		{name: "not a model id", path: "/model/sonnet/converse", body: `{}`, status: 400, code: "ValidationException", message: "The provided model identifier is invalid."},
+		{name: "unknown operation", path: "/model/" + haiku3 + "/chat", body: `{}`, status: 400, code: "InvalidAction"},
+		{name: "wrong method", method: "GET", path: converseSonnet, status: 400, code: "InvalidAction"},
+		{name: "unknown path", path: "/nothing", status: 400, code: "InvalidAction"},
+		{name: "anthropic body without version", path: invokeSonnet, body: `{"max_tokens":5,"messages":[]}`, status: 400, code: "ValidationException", message: "required key [anthropic_version] not found"},
+		{name: "anthropic body with another version", path: invokeSonnet, body: `{"anthropic_version":"2023-06-01","max_tokens":5,"messages":[]}`, status: 400, code: "ValidationException", message: "#/anthropic_version"},
+		{name: "anthropic body without max_tokens", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","messages":[]}`, status: 400, code: "ValidationException", message: "required key [max_tokens] not found"},
+		{name: "anthropic max_tokens too large", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":64001,"messages":[{"role":"user","content":"a"}]}`, status: 400, code: "ValidationException", message: "max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for claude-sonnet-4-5-20250929"},
+		{name: "anthropic empty messages", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[]}`, status: 400, code: "ValidationException", message: "at least one message is required"},
+		{name: "anthropic roles do not alternate", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":"a"},{"role":"user","content":"b"}]}`, status: 400, code: "ValidationException", message: `found multiple "user" roles in a row`},
+		{name: "anthropic empty content", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":[]}]}`, status: 400, code: "ValidationException", message: "messages.0: all messages must have non-empty content"},
+		{name: "anthropic prefill ending in whitespace", path: invokeSonnet, body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b\n"}]}`, status: 400, code: "ValidationException", message: "final assistant content cannot end with trailing whitespace"},
+		{name: "llama without prompt", path: "/model/" + llama8b + "/invoke", body: `{"max_gen_len":5}`, status: 400, code: "ValidationException", message: "required key [prompt] not found"},
+		{name: "titan over its limit", path: "/model/" + titanExp + "/invoke", body: `{"inputText":"a","textGenerationConfig":{"maxTokenCount":9000}}`, status: 400, code: "ValidationException", message: "maxTokenCount: 9000 is not between 1 and 8192"},
+		{name: "count tokens on a model without it", path: "/model/" + llama8b + "/count-tokens", body: `{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"a"}]}]}}}`, status: 400, code: "ValidationException", message: "doesn't support counting tokens"},
+		{name: "count tokens without input", path: "/model/" + haiku3 + "/count-tokens", body: `{}`, status: 400, code: "ValidationException", message: "'input'"},
+		{name: "unknown foundation model", method: "GET", path: "/foundation-models/anthropic.nope-v1:0", status: 404, code: "ResourceNotFoundException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			method := tt.method
+			if method == "" {
+				method = "POST"
+			}
+			w := serve(s, method, tt.path, tt.body)
+			if w.Code != tt.status {
+				t.Errorf("status %d, want %d; body %s", w.Code, tt.status, w.Body)
+			}
+			if got := w.Header().Get("X-Amzn-ErrorType"); !strings.HasPrefix(got, tt.code+":http://internal.amazon.com/coral/") {
+				t.Errorf("X-Amzn-ErrorType %q, want %s with its namespace", got, tt.code)
+			}
+			var body struct{ Message string }
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %q: %v", w.Body, err)
+			}
+			if !strings.Contains(body.Message, tt.message) {
+				t.Errorf("message %q, want it to contain %q", body.Message, tt.message)
+			}
+			if w.Header().Get("X-Amzn-RequestId") == "" || w.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("headers %v", w.Header())
+			}
+		})
+	}
+}
+
+func TestRequestIDs(t *testing.T) {
+	s := newServer(t, Options{})
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := serve(s, "GET", "/nothing", "").Header().Get("X-Amzn-RequestId")
+		if !uuid.MatchString(id) || seen[id] {
+			t.Fatalf("request id %q: not a fresh v4 UUID", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{name: "negative speed", opts: Options{Speed: -1}, want: "Speed -1"},
+		{name: "empty model list", opts: Options{Models: []Model{}}, want: "Models is empty"},
+		{name: "bad region", opts: Options{DefaultRegion: "mars"}, want: `DefaultRegion "mars"`},
+		{name: "bad reply length", opts: Options{ReplyLength: reply.Range{Min: 10, Max: 5}}, want: "ReplyLength 10..5"},
+		{name: "model without id", opts: Options{Models: []Model{{Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1}}}, want: "ID must be"},
+		{name: "unknown format", opts: Options{Models: []Model{{ID: "a.b", Format: "gpt", MaxOutputTokens: 1, ContextWindow: 1}}}, want: `Format "gpt"`},
+		{name: "no output", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, ContextWindow: 1}}}, want: "MaxOutputTokens 0"},
+		{name: "duplicate", opts: Options{Models: []Model{
+			{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1},
+			{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1}}}, want: "listed twice"},
+		{name: "bad geography", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1, Profiles: []string{"mars"}}}}, want: `geography "mars"`},
+		{name: "profile only without profiles", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1, ProfileOnly: true}}}, want: "ProfileOnly"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "emulator: ") {
+				t.Errorf("New: %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultModels(t *testing.T) {
+	ms := DefaultModels()
+	ms[0].Profiles[0] = "changed"
+	if DefaultModels()[0].Profiles[0] == "changed" {
+		t.Error("DefaultModels returns the built-in list itself, not a copy")
+	}
+	burndown5 := map[string]bool{
+		"anthropic.claude-3-7-sonnet-20250219-v1:0": true, "anthropic.claude-sonnet-4-20250514-v1:0": true,
+		"anthropic.claude-sonnet-4-5-20250929-v1:0": true, "anthropic.claude-opus-4-20250514-v1:0": true,
+		"anthropic.claude-opus-4-1-20250805-v1:0": true,
+	}
+	for _, m := range DefaultModels() {
+		if want := map[bool]float64{true: 5, false: 1}[burndown5[m.ID]]; m.Burndown != want {
+			t.Errorf("%s: burndown %v, want %v", m.ID, m.Burndown, want)
+		}
+		if m.TimeToFirstToken <= 0 || m.TokensPerSecond <= 0 {
+			t.Errorf("%s: no latency model", m.ID)
+		}
+	}
+	if _, err := checkModels(DefaultModels()); err != nil {
+		t.Errorf("built-in models do not pass their own check: %v", err)
+	}
+}
+
+func TestRegionFromPath(t *testing.T) {
+	var mu sync.Mutex
+	var got []fault.Request
+	s := newServer(t, Options{Planner: func(r fault.Request) fault.Plan {
+		mu.Lock()
+		got = append(got, r)
+		mu.Unlock()
+		return fault.Plan{}
+	}})
+	body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
+	tests := []struct {
+		name   string
+		path   string
+		auth   string
+		region string
+	}{
+		{name: "default", path: "/model/" + haiku3 + "/converse", region: "us-east-1"},
+		{name: "path prefix", path: "/region/eu-west-2/model/" + haiku3 + "/converse", region: "eu-west-2"},
+		{name: "credential scope", path: "/model/" + haiku3 + "/converse", region: "ap-southeast-2",
+			auth: "AWS4-HMAC-SHA256 Credential=AKID/20250101/ap-southeast-2/bedrock/aws4_request, SignedHeaders=host, Signature=abc"},
+		{name: "credential scope beats the path", path: "/region/eu-west-2/model/" + haiku3 + "/converse", region: "us-west-2",
+			auth: "AWS4-HMAC-SHA256 Credential=AKID/20250101/us-west-2/bedrock/aws4_request, SignedHeaders=host, Signature=abc"},
+		{name: "malformed scope ignored", path: "/model/" + haiku3 + "/converse", region: "us-east-1", auth: "AWS4-HMAC-SHA256 Credential=AKID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got = nil
+			w := serve(s, "POST", tt.path, body, "Authorization", tt.auth)
+			if w.Code != 200 {
+				t.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+			if len(got) != 1 || got[0].Region != tt.region || got[0].Model != haiku3 {
+				t.Errorf("planner saw %+v, want region %s", got, tt.region)
+			}
+		})
+	}
+}
+
+func TestHooks(t *testing.T) {
+	body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`
+	tests := []struct {
+		name   string
+		opts   Options
+		status int
+		code   string
+		msg    string
+	}{
+		{name: "admit rejects", opts: Options{Admit: func(AdmitRequest) *Rejection {
+			return &Rejection{Code: catalog.CodeThrottling, Message: "Too many tokens, please wait before trying again."}
+		}}, status: 429, code: "ThrottlingException", msg: "Too many tokens, please wait before trying again."},
+		{name: "verify rejects with the default message", opts: Options{Verify: func(r *http.Request, body []byte) *Rejection {
+			if !strings.Contains(string(body), "hi") {
+				return nil // Verify sees the body
+			}
+			return &Rejection{Code: catalog.CodeInvalidSignature}
+		}}, status: 403, code: "InvalidSignatureException"},
+		{name: "verify runs before the planned error", opts: Options{
+			Verify:  func(*http.Request, []byte) *Rejection { return &Rejection{Code: catalog.CodeUnrecognizedClient} },
+			Planner: always(fault.Plan{Error: catalog.CodeThrottling}),
+		}, status: 403, code: "UnrecognizedClientException"},
+		{name: "planned error before validation", opts: Options{Planner: always(fault.Plan{Error: catalog.CodeModelNotReady})}, status: 429, code: "ModelNotReadyException"},
+		{name: "code the catalog does not know", opts: Options{Planner: always(fault.Plan{Error: "NoSuchThing"})}, status: 500, code: "InternalServerException", msg: `"NoSuchThing" is not a catalog code`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			settled := 0
+			tt.opts.Settle = func(SettleRequest) { settled++ }
+			w := serve(newServer(t, tt.opts), "POST", "/model/"+haiku3+"/converse", body)
+			if w.Code != tt.status || !strings.HasPrefix(w.Header().Get("X-Amzn-ErrorType"), tt.code+":") {
+				t.Errorf("got %d %s, want %d %s", w.Code, w.Header().Get("X-Amzn-ErrorType"), tt.status, tt.code)
+			}
+			var body struct{ Message string }
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %s: %v", w.Body, err)
+			}
+			e, _ := catalog.Lookup(tt.code)
+			if msg := tt.msg; (msg != "" && !strings.Contains(body.Message, msg)) || (msg == "" && body.Message != e.DefaultMessage) {
+				t.Errorf("message %q, want %q (or the catalog's default %q)", body.Message, msg, e.DefaultMessage)
+			}
+			if settled != 0 {
+				t.Errorf("a request that was never admitted was settled %d times", settled)
+			}
+		})
+	}
+}
+
+func TestSettleOnce(t *testing.T) {
+	var settles []SettleRequest
+	s := newServer(t, Options{Seed: 3, Settle: func(r SettleRequest) { settles = append(settles, r) }})
+	w := serve(s, "POST", "/model/"+haiku3+"/invoke", string(anthropicJSON(12, user("hi"))))
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	wr := reply.Generate(&reply.Request{Seed: 3, Model: haiku3, Messages: []reply.Message{user("hi")}, MaxTokens: 12})
+	if len(settles) != 1 || settles[0].OutputTokens != wr.OutputTokens || settles[0].InputTokens != wr.InputTokens || settles[0].MaxTokens != 12 {
+		t.Errorf("settles %+v, want one with %d in, %d out", settles, wr.InputTokens, wr.OutputTokens)
+	}
+}
+
+// TestLatency checks the latency model on a fake clock: nothing is sent
+// before the time to first token, then one token per 1/tokens-per-second,
+// all scaled by Speed.
+func TestLatency(t *testing.T) {
+	tests := []struct {
+		name  string
+		speed float64
+	}{
+		{name: "real time", speed: 1},
+		{name: "ten times faster", speed: 0.1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fk := clock.NewFake(time.Unix(1_700_000_000, 0))
+			rn := start(t, Options{Seed: testSeed, Speed: tt.speed, Clock: fk})
+			c := client(rn, "us-east-1")
+			m := DefaultModels()[0] // Claude 3 Haiku
+			ttft := time.Duration(float64(m.TimeToFirstToken) * tt.speed)
+			per := time.Duration(float64(time.Second) / m.TokensPerSecond * tt.speed)
+			const limit = 6
+			w := want(haiku3, "", limit, nil, user("hi"))
+
+			// Non-streaming: one wait for the whole reply.
+			done := make(chan *bedrockruntime.ConverseOutput)
+			go func() {
+				out, err := c.Converse(bg(), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")},
+					InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(limit)}})
+				if err != nil {
+					t.Error(err)
+				}
+				done <- out
+			}()
+			fk.WaitForTimers(1)
+			total := ttft + (limit-1)*per // the first token, then the other five
+			fk.Advance(total - time.Nanosecond)
+			select {
+			case <-done:
+				t.Fatal("reply arrived before its latency had passed")
+			default:
+			}
+			fk.Advance(time.Nanosecond)
+			out := <-done
+			if out == nil {
+				return
+			}
+			if got := *out.Metrics.LatencyMs; got != total.Milliseconds() {
+				t.Errorf("latencyMs %d, want %d", got, total.Milliseconds())
+			}
+
+			// Streaming: messageStart and the first token after the time
+			// to first token, then one token per step.
+			so, err := c.ConverseStream(bg(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")},
+				InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(limit)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := so.GetStream().Events()
+			fk.WaitForTimers(1)
+			fk.Advance(ttft)
+			if _, ok := (<-events).(*types.ConverseStreamOutputMemberMessageStart); !ok {
+				t.Fatal("first event is not messageStart")
+			}
+			var text string
+			for i := 0; i < limit; i++ {
+				if i > 0 {
+					fk.WaitForTimers(1)
+					fk.Advance(per)
+				}
+				d, ok := (<-events).(*types.ConverseStreamOutputMemberContentBlockDelta)
+				if !ok {
+					t.Fatalf("event %d is not a delta", i+1)
+				}
+				text += d.Value.Delta.(*types.ContentBlockDeltaMemberText).Value
+				if n := fk.Pending(); n > 1 {
+					t.Fatalf("%d timers pending", n)
+				}
+			}
+			var meta *types.ConverseStreamMetadataEvent
+			for ev := range events {
+				if m, ok := ev.(*types.ConverseStreamOutputMemberMetadata); ok {
+					meta = &m.Value
+				}
+			}
+			if err := so.GetStream().Err(); err != nil || text != w.Text || meta == nil || *meta.Metrics.LatencyMs != total.Milliseconds() {
+				t.Errorf("stream: err %v, text %q (want %q), metadata %+v (latency want %d)", err, text, w.Text, meta, total.Milliseconds())
+			}
+		})
+	}
+}
+
+// TestPlanLatency checks that a plan's latency is added before the first
+// byte, on the server's clock, and is not scaled by Speed.
+func TestPlanLatency(t *testing.T) {
+	fk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	rn := start(t, Options{Clock: fk, Speed: 0, Planner: always(fault.Plan{Latency: 3 * time.Second})})
+	done := make(chan error)
+	go func() {
+		_, err := client(rn, "us-east-1").Converse(bg(), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+		done <- err
+	}()
+	fk.WaitForTimers(1)
+	fk.Advance(3*time.Second - time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("answered before the plan's latency")
+	default:
+	}
+	fk.Advance(time.Millisecond)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWaitsEnd checks that requests hanging or stalling on purpose end when
+// the client gives up, and that Close ends those still waiting, leaving no
+// goroutine behind.
+func TestWaitsEnd(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	tests := []struct {
+		name   string
+		plan   fault.Plan
+		stream bool
+	}{
+		{name: "hang", plan: fault.Plan{Hang: true}},
+		{name: "stall the body", plan: fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall}}},
+		{name: "stall the stream", plan: fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall, After: 2}}, stream: true},
+		{name: "latency", plan: fault.Plan{Latency: time.Hour}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, end := range []string{"client gives up", "emulator closes"} {
+				arrived := make(chan struct{}, 1)
+				rn, err := Start(Options{Planner: func(fault.Request) fault.Plan { arrived <- struct{}{}; return tt.plan }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(bg())
+				c := client(rn, "us-east-1")
+				errc := make(chan error, 1)
+				go func() {
+					if !tt.stream {
+						_, err := c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+						errc <- err
+						return
+					}
+					out, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+					if err != nil {
+						errc <- err
+						return
+					}
+					ev := readConverse(out)
+					if ev.n != 2 {
+						t.Errorf("%d events before the stall, want 2", ev.n)
+					}
+					errc <- ev.err
+				}()
+				<-arrived
+				if end == "client gives up" {
+					cancel()
+				} else {
+					rn.Close()
+				}
+				if err := <-errc; err == nil {
+					t.Errorf("%s: call succeeded, want an error", end)
+				} else if end == "client gives up" && !errors.Is(err, context.Canceled) {
+					t.Errorf("%s: %v, want context.Canceled", end, err)
+				}
+				cancel()
+				rn.Close()
+				testHTTPClient.CloseIdleConnections()
+			}
+		})
+	}
+}
+
+func TestRefuseWithoutHijack(t *testing.T) {
+	// A ResponseRecorder cannot be hijacked: connection faults panic with
+	// http.ErrAbortHandler, which net/http's server turns into a closed
+	// connection.
+	s := newServer(t, Options{Planner: always(fault.Plan{Refuse: true})})
+	defer func() {
+		if r := recover(); r != http.ErrAbortHandler {
+			t.Errorf("recovered %v, want http.ErrAbortHandler", r)
+		}
+	}()
+	serve(s, "POST", "/model/"+haiku3+"/converse", `{}`)
+	t.Error("Refuse answered a ResponseRecorder")
+}
+
+func TestUnknownKindStillBreaks(t *testing.T) {
+	rn := start(t, Options{Planner: always(fault.Plan{MidStream: &fault.MidStream{Kind: "sideways", After: 1}})})
+	n, complete, err := openStream(t, client(rn, "us-east-1"), OpConverseStream)
+	if err == nil || complete || n > 1 {
+		t.Errorf("%d events, complete %v, err %v; an unknown fault kind must still break the stream", n, complete, err)
+	}
+}
+
+func TestStreamFaultClamped(t *testing.T) {
+	// After beyond the last event: exceptions come after the last event,
+	// corruption hits the last event itself.
+	tests := []struct {
+		name   string
+		kind   fault.MidStreamKind
+		events int
+	}{
+		{name: "exception", kind: fault.Exception, events: 9},
+		{name: "corrupt", kind: fault.Corrupt, events: 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rn := start(t, Options{Planner: always(fault.Plan{MidStream: &fault.MidStream{Kind: tt.kind, After: 1000, Code: catalog.CodeThrottling}})})
+			n, _, err := openStream(t, client(rn, "us-east-1"), OpConverseStream)
+			if n != tt.events || err == nil {
+				t.Errorf("%d events, err %v; want %d events then an error", n, err, tt.events)
+			}
+		})
+	}
+}
+
+func TestInvokeStreamHeaders(t *testing.T) {
+	rn := start(t, Options{})
+	req, _ := http.NewRequest("POST", rn.URL+"/model/"+haiku3+"/invoke-with-response-stream", strings.NewReader(string(anthropicJSON(3, user("hi")))))
+	resp, err := testHTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.Header.Get("Content-Type") != "application/vnd.amazon.eventstream" || resp.Header.Get("X-Amzn-Bedrock-Content-Type") != "application/json" ||
+		resp.Header.Get("X-Amzn-RequestId") == "" || resp.TransferEncoding == nil {
+		t.Errorf("headers %v, transfer encoding %v", resp.Header, resp.TransferEncoding)
+	}
+}
+
+func TestCatalogStreamNames(t *testing.T) {
+	// The SDK turns an exception frame into a typed error only if
+	// :exception-type names a member of the stream's union, so the catalog's
+	// stream names must match the SDK model's.
+	for code := range streamable[OpInvokeStream] {
+		e := lookupError(code, "")
+		if e.streamName != strings.ToLower(code[:1])+code[1:] {
+			t.Errorf("%s: stream name %q", code, e.streamName)
+		}
+	}
+}
