@@ -114,7 +114,6 @@ func BenchmarkLoopbackConverse(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
-
 // BenchmarkLoopbackRaw serves Converse through real sockets to a minimal
 // HTTP/1.1 client: 16 keep-alive connections, each sending a prebuilt
 // request and reading the response by its Content-Length, the way load

@@ -163,8 +163,8 @@ func (x *exchange) serveConverse() {
 	b = appendConverseUsage(b, r)
 	b = append(b, '}')
 	x.out = b
+	x.settle(&g, r.OutputTokens) // before the client can see the end
 	x.writeJSON(b)
-	x.settle(&g, r.OutputTokens)
 }
 
 // appendStopSequenceField adds the stop sequence an Anthropic model stopped
@@ -212,9 +212,8 @@ func (x *exchange) converseStream(g *generation) {
 	if tokens > 0 {
 		total++ // contentBlockStop
 	}
-	st := x.beginStream(total, false)
-	sentTokens := 0
-	defer func() { x.settle(g, sentTokens) }()
+	st := x.beginStream(total, false, g)
+	defer st.settle()
 
 	if !x.waitToken(g.pace, 0) {
 		return
@@ -223,7 +222,7 @@ func (x *exchange) converseStream(g *generation) {
 	b = appendJSONString(b, padding(0))
 	b = append(b, `,"role":"assistant"}`...)
 	x.inner = b
-	if !st.event("messageStart", b) {
+	if !st.event("messageStart", b, 0) {
 		return
 	}
 	text := r.Text
@@ -238,10 +237,9 @@ func (x *exchange) converseStream(g *generation) {
 		b = appendJSONString(b, padding(i+1))
 		b = append(b, '}')
 		x.inner = b
-		if !st.event("contentBlockDelta", b) {
+		if !st.event("contentBlockDelta", b, 1) {
 			return
 		}
-		sentTokens++
 		text = text[n:]
 	}
 	if tokens > 0 {
@@ -249,7 +247,7 @@ func (x *exchange) converseStream(g *generation) {
 		b = appendJSONString(b, padding(tokens+1))
 		b = append(b, '}')
 		x.inner = b
-		if !st.event("contentBlockStop", b) {
+		if !st.event("contentBlockStop", b, 0) {
 			return
 		}
 	}
@@ -260,7 +258,7 @@ func (x *exchange) converseStream(g *generation) {
 	b = x.appendStopSequenceField(b, r)
 	b = append(b, '}')
 	x.inner = b
-	if !st.event("messageStop", b) {
+	if !st.event("messageStop", b, 0) {
 		return
 	}
 	b = append(x.inner[:0], `{"metrics":{"latencyMs":`...)
@@ -271,7 +269,7 @@ func (x *exchange) converseStream(g *generation) {
 	b = appendConverseUsage(b, r)
 	b = append(b, '}')
 	x.inner = b
-	if !st.event("metadata", b) {
+	if !st.event("metadata", b, 0) {
 		return
 	}
 	st.end()

@@ -340,8 +340,8 @@ func (x *exchange) serveInvoke() {
 	}
 	x.out = b
 	x.setUsageHeaders(&g, latency)
+	x.settle(&g, r.OutputTokens) // before the client can see the end
 	x.writeJSON(b)
-	x.settle(&g, r.OutputTokens)
 }
 
 // appendAnthropicMessage appends a complete Messages API response.
@@ -429,8 +429,8 @@ func (x *exchange) invokeStream(g *generation) {
 	default:
 		total = max(n, 1)
 	}
-	cs := chunkStreamer{streamer: x.beginStream(total, true)}
-	defer func() { x.settle(g, cs.tokens) }()
+	cs := chunkStreamer{streamer: x.beginStream(total, true, g)}
+	defer cs.settle()
 	if !x.waitToken(g.pace, 0) {
 		return
 	}
@@ -447,12 +447,11 @@ func (x *exchange) invokeStream(g *generation) {
 // chunkStreamer wraps model events into "chunk" events.
 type chunkStreamer struct {
 	streamer
-	tokens    int           // token events sent
 	firstByte time.Duration // when the first chunk went out
 }
 
-// chunk sends x.inner as one chunk event.
-func (cs *chunkStreamer) chunk() bool {
+// chunk sends x.inner as one chunk event carrying the given number of tokens.
+func (cs *chunkStreamer) chunk(tokens int) bool {
 	x := cs.x
 	if cs.sent == 0 {
 		cs.firstByte = x.elapsed()
@@ -463,16 +462,7 @@ func (cs *chunkStreamer) chunk() bool {
 	b = appendJSONString(b, padding(cs.sent))
 	b = append(b, '}')
 	x.out = b
-	return cs.event("chunk", b)
-}
-
-// token paces and sends token i, built by the caller into x.inner.
-func (cs *chunkStreamer) token() bool {
-	if !cs.chunk() {
-		return false
-	}
-	cs.tokens++
-	return true
+	return cs.event("chunk", b, tokens)
 }
 
 func (x *exchange) appendInvocationMetrics(b []byte, g *generation, firstByte time.Duration) []byte {
@@ -497,11 +487,11 @@ func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
 	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
 	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`...)
 	x.inner = b
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	x.inner = append(x.inner[:0], `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`...)
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	text := r.Text
@@ -514,13 +504,13 @@ func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
 		b = appendJSONString(b, text[:k])
 		b = append(b, `}}`...)
 		x.inner = b
-		if !cs.token() {
+		if !cs.chunk(1) {
 			return
 		}
 		text = text[k:]
 	}
 	x.inner = append(x.inner[:0], `{"type":"content_block_stop","index":0}`...)
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	b = append(x.inner[:0], `{"type":"message_delta","delta":{"stop_reason":`...)
@@ -531,14 +521,14 @@ func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
 	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
 	b = append(b, `}}`...)
 	x.inner = b
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	b = append(x.inner[:0], `{"type":"message_stop",`...)
 	b = x.appendInvocationMetrics(b, g, cs.firstByte)
 	b = append(b, '}')
 	x.inner = b
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	cs.end()
@@ -547,7 +537,7 @@ func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
 func (x *exchange) streamNova(g *generation, cs *chunkStreamer) {
 	r := &g.reply
 	x.inner = append(x.inner[:0], `{"messageStart":{"role":"assistant"}}`...)
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	text := r.Text
@@ -560,20 +550,20 @@ func (x *exchange) streamNova(g *generation, cs *chunkStreamer) {
 		b = appendJSONString(b, text[:k])
 		b = append(b, `},"contentBlockIndex":0}}`...)
 		x.inner = b
-		if !cs.token() {
+		if !cs.chunk(1) {
 			return
 		}
 		text = text[k:]
 	}
 	x.inner = append(x.inner[:0], `{"contentBlockStop":{"contentBlockIndex":0}}`...)
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	b := append(x.inner[:0], `{"messageStop":{"stopReason":`...)
 	b = appendJSONString(b, string(r.StopReason))
 	b = append(b, `}}`...)
 	x.inner = b
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	b = append(x.inner[:0], `{"metadata":{"usage":`...)
@@ -582,7 +572,7 @@ func (x *exchange) streamNova(g *generation, cs *chunkStreamer) {
 	b = x.appendInvocationMetrics(b, g, cs.firstByte)
 	b = append(b, '}')
 	x.inner = b
-	if !cs.chunk() {
+	if !cs.chunk(0) {
 		return
 	}
 	cs.end()
@@ -639,11 +629,11 @@ func (x *exchange) streamTokens(g *generation, cs *chunkStreamer) {
 		}
 		b = append(b, '}')
 		x.inner = b
-		ok := cs.chunk()
-		if ok && k > 0 {
-			cs.tokens++
+		carried := 0
+		if k > 0 {
+			carried = 1
 		}
-		if !ok {
+		if !cs.chunk(carried) {
 			return
 		}
 		text = text[k:]

@@ -48,6 +48,7 @@ type Server struct {
 
 	quit      chan struct{} // closed by Close: hung and stalled handlers give up
 	closeOnce sync.Once
+	inflight  sync.WaitGroup // requests being served
 
 	pool sync.Pool // *exchange
 }
@@ -181,6 +182,8 @@ var (
 // prefix "/region/{region}" (for clients that do not sign), or from
 // Options.DefaultRegion.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
 	x := s.get(w, r)
 	defer s.put(x)
 	w.Header()["X-Amzn-Requestid"] = []string{x.id}

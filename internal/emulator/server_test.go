@@ -414,8 +414,16 @@ func TestWaitsEnd(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, end := range []string{"client gives up", "emulator closes"} {
-				arrived := make(chan struct{}, 1)
-				rn, err := Start(Options{Planner: func(fault.Request) fault.Plan { arrived <- struct{}{}; return tt.plan }})
+				// ready is signalled once the request is waiting on purpose:
+				// when the plan is made, or for the stream once the events
+				// before the stall have arrived.
+				ready := make(chan struct{}, 1)
+				rn, err := Start(Options{Planner: func(fault.Request) fault.Plan {
+					if !tt.stream {
+						ready <- struct{}{}
+					}
+					return tt.plan
+				}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -430,16 +438,25 @@ func TestWaitsEnd(t *testing.T) {
 					}
 					out, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
 					if err != nil {
+						ready <- struct{}{}
 						errc <- err
 						return
 					}
-					ev := readConverse(out)
-					if ev.n != 2 {
-						t.Errorf("%d events before the stall, want 2", ev.n)
+					stream := out.GetStream()
+					defer stream.Close()
+					n := 0
+					for range stream.Events() {
+						if n++; n == 2 {
+							ready <- struct{}{}
+						}
 					}
-					errc <- ev.err
+					if n != 2 {
+						t.Errorf("%d events before the stall, want 2", n)
+						ready <- struct{}{}
+					}
+					errc <- stream.Err()
 				}()
-				<-arrived
+				<-ready
 				if end == "client gives up" {
 					cancel()
 				} else {
@@ -526,5 +543,56 @@ func TestCatalogStreamNames(t *testing.T) {
 		if e.streamName != strings.ToLower(code[:1])+code[1:] {
 			t.Errorf("%s: stream name %q", code, e.streamName)
 		}
+	}
+}
+
+// TestSettleBeforeEnd checks that a request is settled before its client
+// can see it end, so a client that sends its next request at once finds the
+// quota already settled.
+func TestSettleBeforeEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		op   string
+		plan fault.Plan
+	}{
+		{name: "converse", op: OpConverse},
+		{name: "converse stream", op: OpConverseStream},
+		{name: "invoke", op: OpInvoke},
+		{name: "invoke stream", op: OpInvokeStream},
+		{name: "stream broken by an exception", op: OpConverseStream,
+			plan: fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 3, Code: catalog.CodeModelStreamError}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			settled, release := make(chan SettleRequest, 1), make(chan struct{})
+			rn := start(t, Options{Planner: always(tt.plan), Settle: func(r SettleRequest) {
+				settled <- r
+				<-release
+			}})
+			c := client(rn, "us-east-1")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				switch tt.op {
+				case OpConverse:
+					c.Converse(bg(), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+				case OpInvoke:
+					c.InvokeModel(bg(), &bedrockruntime.InvokeModelInput{ModelId: aws.String(haiku3), Body: anthropicJSON(5, user("hi"))})
+				default:
+					openStream(t, c, tt.op)
+				}
+			}()
+			r := <-settled
+			select {
+			case <-done:
+				t.Fatal("the client saw the end before the request was settled")
+			default:
+			}
+			close(release)
+			<-done
+			if tt.plan.MidStream != nil && r.OutputTokens != 2 {
+				t.Errorf("settled %d output tokens, want the 2 sent before the exception", r.OutputTokens)
+			}
+		})
 	}
 }

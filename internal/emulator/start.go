@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// closeGrace bounds how long Close waits for handlers to reset their own
+// connections before closing what is left.
+const closeGrace = time.Second
+
 // Running is an emulator listening on a TCP address.
 type Running struct {
 	// URL is the base URL to give an SDK as its endpoint, e.g.
@@ -65,11 +69,29 @@ func Listen(addr string, opts Options) (*Running, error) {
 func (r *Running) Addr() string { return r.URL[len("http://"):] }
 
 // Close stops the emulator at once: requests in flight, including those
-// hanging or stalled on purpose, have their connections closed. It returns
-// any error the server stopped with. Close may be called more than once.
+// hanging or stalled on purpose, have their connections reset, so clients
+// see an error rather than a reply that merely stops. It returns any error
+// the server stopped with. Close may be called more than once.
 func (r *Running) Close() error {
-	r.Server.Close()
+	r.Server.Close() // waiting handlers give up and reset their connections
+	stop, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = r.srv.Shutdown(stop) // stop listening and drop idle connections, without waiting
+	handled := make(chan struct{})
+	go func() {
+		r.Server.inflight.Wait()
+		close(handled)
+	}()
+	t := time.NewTimer(closeGrace)
+	select {
+	case <-handled:
+	case <-t.C:
+		// A handler is stuck writing to a client that stopped reading;
+		// closing its connection below frees it.
+	}
+	t.Stop()
 	err := r.srv.Close()
+	<-handled
 	if serveErr := r.wait(); serveErr != nil {
 		return serveErr
 	}

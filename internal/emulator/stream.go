@@ -11,16 +11,25 @@ import (
 // streamer writes an event stream response (application/vnd.amazon.eventstream)
 // frame by frame, flushing after each, and carries out the request's
 // mid-stream fault when its turn comes.
+//
+// The request is settled (Options.Settle) just before the last event or the
+// fault goes out, so a client that reacts at once to the end of its stream
+// finds its quota already settled. Callers defer settle for the streams that
+// end otherwise (the client went away).
 type streamer struct {
-	x     *exchange
-	sent  int // complete events sent
-	after int // the event index the fault fires at; -1 for none
-	over  bool
+	x       *exchange
+	g       *generation
+	total   int  // events in the unbroken stream
+	sent    int  // complete events sent
+	tokens  int  // tokens sent
+	after   int  // the event index the fault fires at; -1 for none
+	over    bool // no more events may be sent
+	settled bool
 }
 
-// beginStream sends the response headers of a stream of total events.
-// extra headers are set as given.
-func (x *exchange) beginStream(total int, invoke bool) streamer {
+// beginStream sends the response headers of a stream of total events
+// carrying the reply g.
+func (x *exchange) beginStream(total int, invoke bool, g *generation) streamer {
 	h := x.w.Header()
 	h["Content-Type"] = eventStreamContentType
 	if invoke {
@@ -29,7 +38,7 @@ func (x *exchange) beginStream(total int, invoke bool) streamer {
 	x.w.WriteHeader(http.StatusOK)
 	x.wroteHeader = true
 	x.flush()
-	st := streamer{x: x, after: -1}
+	st := streamer{x: x, g: g, total: total, after: -1}
 	if m := x.mid; m != nil {
 		st.after = max(m.After, 0)
 		last := total
@@ -41,9 +50,10 @@ func (x *exchange) beginStream(total int, invoke bool) streamer {
 	return st
 }
 
-// event sends one event. It reports false when the stream is over: the fault
-// fired, or the client is gone; the caller must then stop sending.
-func (st *streamer) event(eventType string, payload []byte) bool {
+// event sends one event that carries the given number of reply tokens. It
+// reports false when the stream is over: the fault fired, or the client is
+// gone; the caller must then stop sending.
+func (st *streamer) event(eventType string, payload []byte, tokens int) bool {
 	if st.over {
 		return false
 	}
@@ -55,8 +65,14 @@ func (st *streamer) event(eventType string, payload []byte) bool {
 	)
 	frame := x.encodeFrame(payload)
 	if st.sent == st.after {
+		st.settle()
 		st.fire(frame)
 		return false
+	}
+	if st.sent == st.total-1 {
+		st.tokens += tokens
+		st.settle()
+		tokens = 0
 	}
 	if _, err := x.w.Write(frame); err != nil {
 		st.over = true
@@ -64,13 +80,23 @@ func (st *streamer) event(eventType string, payload []byte) bool {
 	}
 	x.flush()
 	st.sent++
+	st.tokens += tokens
 	return true
 }
 
 // end fires a fault that was due after the last event.
 func (st *streamer) end() {
 	if !st.over && st.sent == st.after {
+		st.settle()
 		st.fire(nil)
+	}
+}
+
+// settle settles the request once, with the tokens sent so far.
+func (st *streamer) settle() {
+	if !st.settled {
+		st.settled = true
+		st.x.settle(st.g, st.tokens)
 	}
 }
 
