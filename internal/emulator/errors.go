@@ -54,6 +54,7 @@ const (
 // writeError answers with e as the service does: status, X-Amzn-ErrorType,
 // a JSON body {"message": ...}. The request id header is already set.
 func (x *exchange) writeError(e apiError) {
+	x.code = e.code
 	h := x.w.Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Amzn-Errortype"] = []string{e.code + e.namespace}

@@ -41,6 +41,10 @@ type Options struct {
 	// Settle is called when an admitted request ends, with what it really
 	// used; a stream cut short settles the tokens it had sent. nil ignores it.
 	Settle func(SettleRequest)
+	// Observe is told how each inference request ended (the admin API counts
+	// outcomes with it). It is called once per request to /model/..., after
+	// the response, from many goroutines at once. nil ignores outcomes.
+	Observe func(Outcome)
 	// Verify checks a request's credentials before anything else but the
 	// fault plan's connection faults; a non-nil Rejection answers the request
 	// with that error. body is the whole request body; Verify must not keep
@@ -84,6 +88,21 @@ type SettleRequest struct {
 	Burndown float64
 	// MaxTokens is the MaxTokens the request was admitted with.
 	MaxTokens int
+}
+
+// Outcome is how one inference request ended.
+type Outcome struct {
+	// Model is the model id as the request named it; Region and Operation
+	// as in AdmitRequest.
+	Model, Region, Operation string
+	// Code is "" for a complete reply, else the catalog code of what the
+	// client got: the error or exception code (ThrottlingException, ...),
+	// catalog.CodeConnectionReset for a refused or reset connection or a
+	// truncated JSON body, CodeStreamTruncated, CodeStreamCorrupt or
+	// CodeStreamStalled for a broken stream or stalled body, and
+	// CodeClientTimeout when the client gave up first (a hang, a long
+	// latency).
+	Code string
 }
 
 // Rejection is an error a hook answers a request with. Code is a catalog

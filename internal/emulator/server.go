@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
@@ -103,6 +104,7 @@ type exchange struct {
 	start time.Time
 
 	id, region, op, modelID string
+	code                    string // the outcome's catalog code; "" for a complete reply
 	tgt                     target
 	mid                     *fault.MidStream
 	wroteHeader             bool
@@ -132,7 +134,7 @@ func (s *Server) put(x *exchange) {
 		return // let an unusually large request's buffers go
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
-	x.id, x.region, x.op, x.modelID = "", "", "", ""
+	x.id, x.region, x.op, x.modelID, x.code = "", "", "", "", ""
 	x.tgt, x.mid, x.wroteHeader = target{}, nil, false
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
@@ -264,6 +266,11 @@ func (x *exchange) serveRuntime(rest string) {
 		x.unknownOperation()
 		return
 	}
+	if obs := x.s.opts.Observe; obs != nil {
+		defer func() {
+			obs(Outcome{Model: x.modelID, Region: x.region, Operation: x.op, Code: x.code})
+		}()
+	}
 	escaped := rest[:slash]
 	if id, ok := x.s.byPath[escaped]; ok {
 		x.modelID = id
@@ -285,6 +292,7 @@ func (x *exchange) serveRuntime(rest string) {
 	}
 	switch {
 	case plan.Refuse:
+		x.code = catalog.CodeConnectionReset
 		x.abort(true)
 		return
 	case plan.Hang:
@@ -398,6 +406,9 @@ func (x *exchange) sleep(d time.Duration) bool {
 
 // hang sends nothing until the client gives up or the server closes.
 func (x *exchange) hang() {
+	if x.code == "" {
+		x.code = catalog.CodeClientTimeout
+	}
 	select {
 	case <-x.ctx.Done():
 	case <-x.s.quit:
@@ -411,7 +422,14 @@ func (x *exchange) hang() {
 // SDK's event-stream reader would take for a complete stream).
 func (x *exchange) gone() {
 	if x.ctx.Err() == nil {
+		if x.code == "" || x.code == catalog.CodeClientTimeout {
+			x.code = catalog.CodeConnectionReset
+		}
 		x.abort(true)
+		return
+	}
+	if x.code == "" {
+		x.code = catalog.CodeClientTimeout
 	}
 }
 

@@ -596,3 +596,81 @@ func TestSettleBeforeEnd(t *testing.T) {
 		})
 	}
 }
+
+func TestObserve(t *testing.T) {
+	mid := func(k fault.MidStreamKind) fault.Plan {
+		return fault.Plan{MidStream: &fault.MidStream{Kind: k, After: 1, Code: catalog.CodeModelStreamError}}
+	}
+	tests := []struct {
+		name   string
+		plan   fault.Plan
+		stream bool
+		model  string
+		cancel bool // the client gives up once the request waits
+		code   string
+	}{
+		{name: "reply", code: ""},
+		{name: "stream", stream: true, code: ""},
+		{name: "planned error", plan: fault.Plan{Error: catalog.CodeThrottling}, code: catalog.CodeThrottling},
+		{name: "validation", model: "sonnet", code: catalog.CodeValidation},
+		{name: "refuse", plan: fault.Plan{Refuse: true}, code: catalog.CodeConnectionReset},
+		{name: "hang", plan: fault.Plan{Hang: true}, cancel: true, code: catalog.CodeClientTimeout},
+		{name: "exception", plan: mid(fault.Exception), stream: true, code: catalog.CodeModelStreamError},
+		{name: "error frame", plan: mid(fault.ErrorFrame), stream: true, code: catalog.CodeModelStreamError},
+		{name: "truncated stream", plan: mid(fault.Truncate), stream: true, code: catalog.CodeStreamTruncated},
+		{name: "corrupt stream", plan: mid(fault.Corrupt), stream: true, code: catalog.CodeStreamCorrupt},
+		{name: "reset stream", plan: mid(fault.Reset), stream: true, code: catalog.CodeConnectionReset},
+		{name: "stalled stream", plan: mid(fault.Stall), stream: true, cancel: true, code: catalog.CodeStreamStalled},
+		{name: "truncated body", plan: mid(fault.Truncate), code: catalog.CodeConnectionReset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			outcomes := make(chan Outcome, 1)
+			waiting, firstEvent := make(chan struct{}, 1), make(chan struct{}, 1)
+			rn := start(t, Options{
+				Planner: func(fault.Request) fault.Plan { waiting <- struct{}{}; return tt.plan },
+				Observe: func(o Outcome) { outcomes <- o },
+			})
+			model := tt.model
+			if model == "" {
+				model = haiku3
+			}
+			ctx, cancel := context.WithCancel(bg())
+			defer cancel()
+			c := client(rn, "eu-west-1")
+			go func() {
+				if !tt.stream {
+					c.Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(model), Messages: []types.Message{userMsg("hi")}})
+					return
+				}
+				out, err := c.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{ModelId: aws.String(model), Messages: []types.Message{userMsg("hi")}})
+				if err != nil {
+					return
+				}
+				stream := out.GetStream()
+				defer stream.Close()
+				for range stream.Events() {
+					select {
+					case firstEvent <- struct{}{}:
+					default:
+					}
+				}
+			}()
+			<-waiting
+			if tt.cancel {
+				if tt.stream {
+					<-firstEvent // the stream is stalled now
+				}
+				cancel()
+			}
+			o := <-outcomes
+			want := Outcome{Model: model, Region: "eu-west-1", Operation: OpConverse, Code: tt.code}
+			if tt.stream {
+				want.Operation = OpConverseStream
+			}
+			if o != want {
+				t.Errorf("outcome %+v, want %+v", o, want)
+			}
+		})
+	}
+}

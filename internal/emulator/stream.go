@@ -5,6 +5,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 )
 
@@ -76,6 +77,7 @@ func (st *streamer) event(eventType string, payload []byte, tokens int) bool {
 	}
 	if _, err := x.w.Write(frame); err != nil {
 		st.over = true
+		x.code = catalog.CodeClientTimeout // the client went away
 		return false
 	}
 	x.flush()
@@ -108,6 +110,7 @@ func (st *streamer) fire(frame []byte) {
 	switch m.Kind {
 	case fault.Exception:
 		e := lookupError(m.Code, m.Message)
+		x.code = e.code
 		x.hdrs = append(x.hdrs[:0],
 			eventstream.Header{Name: ":exception-type", Value: eventstream.StringValue(e.streamName)},
 			eventstream.Header{Name: ":content-type", Value: eventstream.StringValue("application/json")},
@@ -121,6 +124,7 @@ func (st *streamer) fire(frame []byte) {
 		x.flush()
 	case fault.ErrorFrame:
 		e := lookupError(m.Code, m.Message)
+		x.code = e.code
 		x.hdrs = append(x.hdrs[:0],
 			eventstream.Header{Name: ":error-code", Value: eventstream.StringValue(e.code)},
 			eventstream.Header{Name: ":error-message", Value: eventstream.StringValue(e.message)},
@@ -129,18 +133,23 @@ func (st *streamer) fire(frame []byte) {
 		x.w.Write(x.encodeFrame(nil))
 		x.flush()
 	case fault.Truncate:
+		x.code = catalog.CodeStreamTruncated
 		x.w.Write(frame[:len(frame)/2])
 		x.abort(false) // no final chunk: the body ends mid-frame
 	case fault.Corrupt:
+		x.code = catalog.CodeStreamCorrupt
 		frame[len(frame)-1] ^= 0xff // the message CRC no longer matches
 		x.w.Write(frame)
 		x.flush()
 	case fault.Reset:
+		x.code = catalog.CodeConnectionReset
 		x.abort(true)
 	case fault.Stall:
+		x.code = catalog.CodeStreamStalled
 		x.flush()
 		x.hang()
 	default:
+		x.code = catalog.CodeConnectionReset
 		// An unknown kind cannot be carried out; end the stream visibly
 		// rather than pretend it completed.
 		x.abort(true)
@@ -176,10 +185,13 @@ func (x *exchange) breakBody(body []byte) bool {
 	x.w.Write(body[:len(body)/2])
 	switch m.Kind {
 	case fault.Truncate:
+		x.code = catalog.CodeConnectionReset // the body ends short of its Content-Length
 		x.abort(false)
 	case fault.Reset:
+		x.code = catalog.CodeConnectionReset
 		x.abort(true)
 	case fault.Stall:
+		x.code = catalog.CodeStreamStalled
 		x.flush()
 		x.hang()
 	}
