@@ -52,6 +52,20 @@ type Server struct {
 	inflight  sync.WaitGroup // requests being served
 
 	pool sync.Pool // *exchange
+
+	mounts []mount // set up before serving, read-only after
+}
+
+type mount struct {
+	prefix string
+	h      http.Handler
+}
+
+// Mount serves h for request paths that start with prefix (for example the
+// admin API under "/_emulator/"), beside the Bedrock API. Mount must be
+// called before the server serves its first request.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	s.mounts = append(s.mounts, mount{prefix: prefix, h: h})
 }
 
 // New returns a Server configured by opts, or an error naming the option that
@@ -184,6 +198,12 @@ var (
 // prefix "/region/{region}" (for clients that do not sign), or from
 // Options.DefaultRegion.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for _, m := range s.mounts {
+		if strings.HasPrefix(r.URL.Path, m.prefix) {
+			m.h.ServeHTTP(w, r)
+			return
+		}
+	}
 	s.inflight.Add(1)
 	defer s.inflight.Done()
 	x := s.get(w, r)

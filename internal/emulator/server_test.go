@@ -674,3 +674,44 @@ func TestObserve(t *testing.T) {
 		})
 	}
 }
+
+func TestMount(t *testing.T) {
+	s := newServer(t, Options{})
+	s.Mount("/_emulator/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin "+r.URL.Path) }))
+	if w := serve(s, "GET", "/_emulator/counters", ""); w.Body.String() != "admin /_emulator/counters" {
+		t.Errorf("mounted path answered %d %q", w.Code, w.Body)
+	}
+	if w := serve(s, "POST", "/model/"+haiku3+"/converse", `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`); w.Code != 200 {
+		t.Errorf("Bedrock path answered %d %s", w.Code, w.Body)
+	}
+}
+
+// TestShutdown checks that Shutdown ends a hanging request at once (its
+// client gets an error) and returns without waiting for the context.
+func TestShutdown(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	rn, err := Start(Options{Planner: func(fault.Request) fault.Plan { arrived <- struct{}{}; return fault.Plan{Hang: true} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := client(rn, "us-east-1").Converse(bg(), &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+		errc <- err
+	}()
+	<-arrived
+	ctx, cancel := context.WithTimeout(bg(), time.Minute)
+	defer cancel()
+	if err := rn.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-errc; err == nil {
+		t.Error("the hanging request succeeded")
+	}
+	if _, err := testHTTPClient.Get(rn.URL + "/foundation-models"); err == nil {
+		t.Error("the emulator still answers after Shutdown")
+	}
+	if err := rn.Close(); err != nil {
+		t.Errorf("Close after Shutdown: %v", err)
+	}
+}

@@ -31,15 +31,16 @@ type Running struct {
 // Start starts an emulator configured by opts on 127.0.0.1 at a free port.
 // Most tests want Start; call Close when done.
 func Start(opts Options) (*Running, error) {
-	return Listen("127.0.0.1:0", opts)
-}
-
-// Listen starts an emulator on addr ("host:port"; port 0 picks a free one).
-func Listen(addr string, opts Options) (*Running, error) {
 	s, err := New(opts)
 	if err != nil {
 		return nil, err
 	}
+	return s.Listen("127.0.0.1:0")
+}
+
+// Listen serves s on addr ("host:port"; port 0 picks a free one) until the
+// returned Running is closed.
+func (s *Server) Listen(addr string) (*Running, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("emulator: listen on %s: %w", addr, err)
@@ -104,13 +105,15 @@ func (r *Running) wait() error {
 	return r.serveErr
 }
 
-// Shutdown stops the emulator gracefully: it stops accepting connections,
-// lets requests in flight finish until ctx ends, and then closes what is
-// left as Close does.
+// Shutdown stops the emulator promptly and cleanly: it stops accepting
+// connections, makes every request that waits (a hang, a stall, an added
+// latency, a paced reply) give up and reset its connection, lets responses
+// being written finish until ctx ends, and then closes what is left as
+// Close does.
 func (r *Running) Shutdown(ctx context.Context) error {
+	r.Server.Close()
 	err := r.srv.Shutdown(ctx)
 	if err != nil {
-		r.Server.Close()
 		r.srv.Close()
 	}
 	if serveErr := r.wait(); serveErr != nil {

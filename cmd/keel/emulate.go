@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/admin"
+	"github.com/keel-run/keel/internal/emulator/quota"
+	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/emulator/scenario"
+	"github.com/keel-run/keel/internal/emulator/sigv4check"
+)
+
+func init() {
+	register(command{name: "emulate", summary: "run a Bedrock Runtime emulator that misbehaves on demand", run: runEmulate})
+}
+
+const emulateUsage = `Usage: keel emulate [flags]
+
+Serves an emulated Amazon Bedrock Runtime (Converse, ConverseStream,
+InvokeModel, InvokeModelWithResponseStream, CountTokens) and the Bedrock
+ListFoundationModels / GetFoundationModel calls, with deterministic replies
+and the faults and quotas of a scenario file. Point any AWS SDK at it with
+its endpoint URL and any credentials. The admin API is under /_emulator/.
+Stops cleanly on SIGINT or SIGTERM.
+
+Flags:`
+
+// shutdownGrace bounds how long a stopping emulator lets responses being
+// written finish.
+const shutdownGrace = 5 * time.Second
+
+// emulateConfig is what the flags say.
+type emulateConfig struct {
+	listen   string
+	scenario string
+	seed     int64
+	speed    float64
+	region   string
+	keys     map[string]string // SigV4 access key id -> secret
+	length   reply.Range
+}
+
+func runEmulate(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return emulate(ctx, args, stdout, stderr)
+}
+
+// emulate runs the emulator until ctx ends.
+func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseEmulateFlags(args, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errReported):
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "keel emulate: %v\n", err)
+		return 2
+	}
+	s, err := buildEmulator(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "keel emulate: %v\n", err)
+		return 1
+	}
+	rn, err := s.Listen(cfg.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "keel emulate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "keel emulate: Bedrock Runtime on %s (default region %s, seed %d, speed %g, %d models, SigV4 checks %s)\n",
+		rn.URL, cfg.region, cfg.seed, cfg.speed, len(s.Models()), onOff(len(cfg.keys) > 0))
+	if cfg.scenario != "" {
+		fmt.Fprintf(stdout, "keel emulate: scenario %s\n", cfg.scenario)
+	}
+	fmt.Fprintf(stdout, "keel emulate: admin API on %s%s\n", rn.URL, admin.Prefix)
+
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "keel emulate: stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := rn.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(stderr, "keel emulate: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "keel emulate: stopped")
+	return 0
+}
+
+// errReported is a usage error already printed.
+var errReported = errors.New("usage error reported")
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
+	cfg := emulateConfig{keys: map[string]string{}}
+	fs := flag.NewFlagSet("keel emulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, emulateUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "`host:port` to listen on (port 0 picks a free one)")
+	fs.StringVar(&cfg.scenario, "scenario", "", "scenario `file` (YAML): faults and quotas; see docs/emulator-faults.md")
+	fs.Int64Var(&cfg.seed, "seed", 1, "seed of the replies and of the scenario's random draws")
+	fs.Float64Var(&cfg.speed, "speed", 0, "latency scale: 0 none, 1 real time, 0.01 a hundred times faster")
+	fs.StringVar(&cfg.region, "region", "us-east-1", "region of requests that name none (unsigned, no /region/ prefix)")
+	fs.Func("access-key", "`ID=SECRET` to verify SigV4 signatures against (repeat for more keys); none: accept any credentials",
+		func(v string) error {
+			id, secret, ok := strings.Cut(v, "=")
+			if !ok || id == "" || secret == "" {
+				return fmt.Errorf("want ID=SECRET, got %q", v)
+			}
+			cfg.keys[id] = secret
+			return nil
+		})
+	fs.Func("reply-tokens", "`MIN-MAX` length in tokens of replies that end on their own (default 20-320)",
+		func(v string) error {
+			lo, hi, ok := strings.Cut(v, "-")
+			min, err1 := strconv.Atoi(lo)
+			max, err2 := strconv.Atoi(hi)
+			if !ok || err1 != nil || err2 != nil || min < 1 || max < min {
+				return fmt.Errorf("want MIN-MAX with 1 <= MIN <= MAX, got %q", v)
+			}
+			cfg.length = reply.Range{Min: min, Max: max}
+			return nil
+		})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, errReported // the flag package printed it, with the usage
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q; see keel emulate -h", fs.Arg(0))
+	}
+	return cfg, nil
+}
+
+// buildEmulator wires the emulator's parts together: the scenario (fault
+// plans and quotas), the quota meter, SigV4 verification, and the admin API
+// mounted at /_emulator/. It is the one place the CLI connects them.
+func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
+	var sc *scenario.Scenario
+	if cfg.scenario != "" {
+		var err error
+		if sc, err = scenario.Load(cfg.scenario); err != nil {
+			return nil, err
+		}
+	}
+	injector := scenario.NewInjector(sc, cfg.seed, nil)
+	var table quota.Table
+	if sc != nil {
+		table = sc.Quotas
+	}
+	meter := quota.NewMeter(nil, table)
+	outcomes := &admin.Outcomes{}
+	opts := emulator.Options{
+		Seed:          cfg.seed,
+		Speed:         cfg.speed,
+		DefaultRegion: cfg.region,
+		ReplyLength:   cfg.length,
+		Planner:       injector.Plan,
+		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
+			return (*emulator.Rejection)(meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
+				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))
+		},
+		Settle: func(r emulator.SettleRequest) {
+			meter.Settle(quota.SettleRequest{Model: r.Model, Region: r.Region, Operation: r.Operation,
+				InputTokens: r.InputTokens, CacheWriteTokens: r.CacheWriteTokens, OutputTokens: r.OutputTokens,
+				Burndown: r.Burndown, MaxTokens: r.MaxTokens})
+		},
+		Observe: func(o emulator.Outcome) { outcomes.Add(o.Model, o.Region, o.Code) },
+	}
+	if verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys}); verifier.Enabled() {
+		opts.Verify = func(r *http.Request, body []byte) *emulator.Rejection {
+			return (*emulator.Rejection)(verifier.Verify(r, body))
+		}
+	}
+	s, err := emulator.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.Mount(admin.Prefix, admin.New(admin.Options{Injector: injector, Meter: meter, Outcomes: outcomes}))
+	return s, nil
+}
