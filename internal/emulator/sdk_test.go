@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -838,6 +839,57 @@ func TestSDKRegion(t *testing.T) {
 			defer h.mu.Unlock()
 			if len(h.plans) != 1 || h.plans[0].Region != tt.region || h.plans[0].Model != tt.model || h.plans[0].Operation != OpConverse {
 				t.Errorf("planner saw %+v, want region %s, model %s", h.plans, tt.region, tt.model)
+			}
+		})
+	}
+}
+
+// TestSDKOverHTTP2 drives the emulator over HTTP/2 without TLS (prior
+// knowledge), as the AWS SDK for JavaScript v3 does: replies work, and
+// connection faults become stream resets.
+func TestSDKOverHTTP2(t *testing.T) {
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	h2 := &http.Client{Transport: noWriteTo{&http.Transport{Protocols: &p}}}
+	tests := []struct {
+		name    string
+		plan    fault.Plan
+		wantErr bool
+	}{
+		{name: "reply"},
+		{name: "exception", plan: fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 1, Code: catalog.CodeThrottling}}, wantErr: true},
+		{name: "reset", plan: fault.Plan{MidStream: &fault.MidStream{Kind: fault.Reset, After: 1}}, wantErr: true},
+		{name: "refuse", plan: fault.Plan{Refuse: true}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var proto string
+			s := newServer(t, Options{Seed: testSeed, Planner: func(fault.Request) fault.Plan { return tt.plan }})
+			s.Mount("/proto", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { proto = r.Proto }))
+			rn, err := s.Listen("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rn.Close()
+			c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(rn.URL), HTTPClient: h2, RetryMaxAttempts: 1,
+				Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")})
+			out, err := c.ConverseStream(bg(), &bedrockruntime.ConverseStreamInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")},
+				InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(5)}})
+			if err == nil {
+				ev := readConverse(out)
+				err = ev.err
+				if err == nil && (ev.meta == nil || ev.text() != want(haiku3, "", 5, nil, user("hi")).Text) {
+					t.Errorf("incomplete reply over HTTP/2: %+v", ev)
+				}
+			}
+			if (err != nil) != tt.wantErr {
+				t.Errorf("error %v, want error %v", err, tt.wantErr)
+			}
+			if resp, err := h2.Get(rn.URL + "/proto"); err == nil {
+				resp.Body.Close()
+			}
+			if proto != "HTTP/2.0" {
+				t.Errorf("served over %q, want HTTP/2.0", proto)
 			}
 		})
 	}

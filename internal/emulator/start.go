@@ -53,6 +53,7 @@ func (s *Server) Listen(addr string) (*Running, error) {
 			ReadHeaderTimeout: 30 * time.Second,
 			// Reply pacing can be slow on purpose; no write timeout.
 			IdleTimeout: 5 * time.Minute,
+			Protocols:   protocols(),
 		},
 		done: make(chan error, 1),
 	}
@@ -64,6 +65,17 @@ func (s *Server) Listen(addr string) (*Running, error) {
 		rn.done <- err
 	}()
 	return rn, nil
+}
+
+// protocols are HTTP/1.1 and HTTP/2 without TLS (prior knowledge): the AWS
+// SDK for JavaScript v3 speaks HTTP/2 to Bedrock Runtime. Over HTTP/2 a
+// connection fault (Refuse, Reset, Truncate) resets the stream
+// (RST_STREAM) instead of the TCP connection.
+func protocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
 }
 
 // Addr returns the host:port the emulator listens on.
