@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
@@ -39,7 +40,9 @@ type converseFlags struct {
 	maxTokens                                           int
 	temperature                                         float64
 	timeout                                             time.Duration
-	jsonOut, logs                                       bool
+	jsonOut, logs, emulated                             bool
+	scenario                                            string
+	seed                                                int64
 }
 
 func runConverse(args []string, stdout, stderr io.Writer) int {
@@ -52,6 +55,9 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.region, "region", "", "region of the first target (default: the config file's, else AWS_REGION, else us-east-1)")
 	fs.StringVar(&f.endpoint, "endpoint", "", "a Bedrock-compatible base URL, e.g. a `keel emulate` address (fake credentials are fine)")
 	fs.Var(&f.fallbacks, "fallback", "a fallback target MODEL[@REGION], tried in order (repeatable)")
+	fs.BoolVar(&f.emulated, "emulator", false, "start `keel emulate` in-process and send the prompt there (no AWS account needed)")
+	fs.StringVar(&f.scenario, "scenario", "", "with --emulator: a scenario file that makes the emulator misbehave")
+	fs.Int64Var(&f.seed, "seed", 1, "with --emulator: the emulator's seed")
 	fs.StringVar(&f.configFile, "config", "", "a keel YAML configuration file")
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "maximum output tokens (default: the model's)")
 	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (default: the model's)")
@@ -59,7 +65,7 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage and attempt history as JSON")
 	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL] [--fallback ID[@REGION] ...] [--config FILE] [--json]")
+		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -86,8 +92,30 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keel converse: --max-tokens must be positive, got %d\n", f.maxTokens)
 		return 2
 	}
+	if f.emulated && f.endpoint != "" {
+		fmt.Fprintln(stderr, "keel converse: --emulator and --endpoint both name where to send; choose one")
+		return 2
+	}
+	if f.scenario != "" && !f.emulated {
+		fmt.Fprintln(stderr, "keel converse: --scenario needs --emulator")
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
+	if f.emulated {
+		s, err := buildEmulator(emulateConfig{scenario: f.scenario, seed: f.seed, region: "us-east-1"})
+		if err != nil {
+			fmt.Fprintf(stderr, "keel converse: starting the emulator: %v\n", err)
+			return 2
+		}
+		rn, err := s.Listen("127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintf(stderr, "keel converse: starting the emulator: %v\n", err)
+			return 2
+		}
+		defer rn.Close()
+		f.endpoint = rn.URL
+	}
 	client, k, err := converseClient(ctx, &f, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "keel converse: %v\n", err)
@@ -156,6 +184,16 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 	if region != "" {
 		loadOpts = append(loadOpts, awsconfig.WithRegion(region))
 	}
+	fake := credentials.NewStaticCredentialsProvider("KEELFAKEACCESSKEY", "keel-fake-secret", "")
+	if f.emulated {
+		// The in-process emulator accepts any credentials: never look for real ones.
+		loadOpts = append(loadOpts, awsconfig.WithCredentialsProvider(fake))
+	}
+	if c.Endpoint != "" {
+		// A Bedrock-compatible endpoint is not AWS: do not probe the EC2
+		// instance metadata service for credentials.
+		loadOpts = append(loadOpts, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading AWS configuration: %w", err)
@@ -167,15 +205,15 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 		c.Region = f.region
 	}
 	if c.Endpoint != "" {
-		// A Bedrock-compatible endpoint (the emulator) accepts any credentials:
-		// use fake ones when the environment has none.
+		// An emulator or gateway takes any credentials: use fake ones when the
+		// environment has none.
 		if cfg.Credentials == nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("KEELFAKEACCESSKEY", "keel-fake-secret", "")
+			cfg.Credentials = fake
 		} else if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider("KEELFAKEACCESSKEY", "keel-fake-secret", "")
+			cfg.Credentials = fake
 		}
 	} else if cfg.Credentials == nil {
-		return nil, nil, errors.New("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --endpoint with `keel emulate`)")
+		return nil, nil, errors.New("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --endpoint with `keel emulate`, or --emulator)")
 	}
 	if len(f.fallbacks) > 0 {
 		targets := []config.Target{{Model: f.model, Region: f.region}}
