@@ -259,3 +259,27 @@ func mustVec(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 	t.Fatalf("no %s with %v", name, labels)
 	return nil
 }
+
+func TestEnableOnConfig(t *testing.T) {
+	s := newSetup(t, func(n int, _ fault.Request) fault.Plan {
+		if n == 0 {
+			return fault.Plan{Error: catalog.CodeInternalServer}
+		}
+		return fault.Plan{}
+	}, nil, false)
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", ""),
+		BaseEndpoint: s.client.Options().BaseEndpoint}
+	if _, err := Enable(&cfg, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := bedrockruntime.NewFromConfig(cfg).Converse(context.Background(), converseInput(haiku))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := ReportOf(out.ResultMetadata); rep == nil || rep.Sent() != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := Enable(&cfg, Options{ConfigFile: "/nonexistent/keel.yaml"}); err == nil || !strings.Contains(err.Error(), "keel.yaml") {
+		t.Fatalf("a missing config file gave %v", err)
+	}
+}
