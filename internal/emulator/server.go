@@ -22,13 +22,16 @@ import (
 
 // Operation names, as they appear in the request path and in fault.Request.
 const (
-	OpConverse        = "converse"
-	OpConverseStream  = "converse-stream"
-	OpInvoke          = "invoke"
-	OpInvokeStream    = "invoke-with-response-stream"
-	OpCountTokens     = "count-tokens"
-	maxRequestBody    = 64 << 20
-	maxPooledBuffer   = 1 << 20
+	OpConverse       = "converse"
+	OpConverseStream = "converse-stream"
+	OpInvoke         = "invoke"
+	OpInvokeStream   = "invoke-with-response-stream"
+	OpCountTokens    = "count-tokens"
+)
+
+const (
+	maxRequestBody    = 64 << 20 // bodies beyond this are refused
+	maxPooledBuffer   = 1 << 20  // buffers beyond this are not kept for reuse
 	requestIDRandBits = 0x5deece66d
 )
 

@@ -1,0 +1,28 @@
+// Package emulator is an Amazon Bedrock Runtime that runs in-process or as
+// `keel emulate`, speaks the service's wire protocol closely enough that the
+// official SDKs cannot tell it from Bedrock, and misbehaves on demand.
+//
+// It serves Converse, ConverseStream, InvokeModel (Anthropic, Nova, Llama
+// and Titan bodies), InvokeModelWithResponseStream and CountTokens under
+// /model/{modelId}/..., and the control plane's ListFoundationModels and
+// GetFoundationModel under /foundation-models. Replies come from package
+// reply: deterministic text with token counts that follow its size, so a
+// test can predict every byte, and a broken stream can be resumed exactly.
+// Errors are answered as the service answers them, with status, code and
+// message from keel's error catalog; event streams are framed with the
+// SDK's own encoder.
+//
+// One emulator stands for every region: a request's region is the one its
+// SigV4 credential scope names, else a /region/{region} path prefix, else
+// Options.DefaultRegion.
+//
+// How a request misbehaves is decided per request by Options.Planner (the
+// scenario package plugs in there) and carried out by the server: refused or
+// hung connections, added latency, catalog errors, and broken event streams
+// (exception and error frames, truncation, corrupt CRCs, TCP resets,
+// stalls). Quotas and signature checks plug in through Options.Admit,
+// Options.Settle and Options.Verify.
+//
+// Most tests want Start, which listens on 127.0.0.1 and returns the URL to
+// give an SDK as its endpoint. A Server is safe for concurrent use.
+package emulator
