@@ -213,7 +213,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.put(x)
 	w.Header()["X-Amzn-Requestid"] = []string{x.id}
 
-	path := r.URL.EscapedPath()
+	// RawPath is the path as sent when it differs from Path's default
+	// escaping (a model id with %3A or %2F), which is what routing needs;
+	// EscapedPath would re-validate it at a cost on every request.
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
 	x.region, path = s.regionOf(r, path)
 	switch {
 	case strings.HasPrefix(path, "/model/") && r.Method == http.MethodPost:

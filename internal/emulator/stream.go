@@ -59,11 +59,7 @@ func (st *streamer) event(eventType string, payload []byte, tokens int) bool {
 		return false
 	}
 	x := st.x
-	x.hdrs = append(x.hdrs[:0],
-		eventstream.Header{Name: ":event-type", Value: eventstream.StringValue(eventType)},
-		eventstream.Header{Name: ":content-type", Value: eventstream.StringValue("application/json")},
-		eventstream.Header{Name: ":message-type", Value: eventstream.StringValue("event")},
-	)
+	x.hdrs = append(x.hdrs[:0], eventHeaders(eventType)...)
 	frame := x.encodeFrame(payload)
 	if st.sent == st.after {
 		st.settle()
@@ -85,6 +81,33 @@ func (st *streamer) event(eventType string, payload []byte, tokens int) bool {
 	st.tokens += tokens
 	return true
 }
+
+// eventHeaders returns the headers of an event of the given type. The
+// emulator's event types are built once: boxing header values costs
+// allocations on every frame otherwise.
+func eventHeaders(eventType string) eventstream.Headers {
+	if h, ok := builtHeaders[eventType]; ok {
+		return h
+	}
+	return newEventHeaders(eventType)
+}
+
+func newEventHeaders(eventType string) eventstream.Headers {
+	return eventstream.Headers{
+		{Name: ":event-type", Value: eventstream.StringValue(eventType)},
+		{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+		{Name: ":message-type", Value: eventstream.StringValue("event")},
+	}
+}
+
+// builtHeaders is read-only after package initialisation.
+var builtHeaders = func() map[string]eventstream.Headers {
+	m := map[string]eventstream.Headers{}
+	for _, t := range []string{"messageStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata", "chunk"} {
+		m[t] = newEventHeaders(t)
+	}
+	return m
+}()
 
 // end fires a fault that was due after the last event.
 func (st *streamer) end() {
