@@ -116,8 +116,8 @@ func (x *exchange) parseConverse(body []byte) (system string, maxTokens int, sto
 	return system, maxTokens, stops, true
 }
 
-// checkLimits applies the model-specific checks shared by Converse and
-// InvokeModel: the output limit and Anthropic's prefill rule.
+// checkConverseLimits applies the model-specific checks of Converse: the
+// output limit and, for Anthropic models, the prefill rule.
 func (x *exchange) checkConverseLimits(maxTokens int) bool {
 	m := x.tgt.model
 	if maxTokens > m.MaxOutputTokens {

@@ -70,7 +70,7 @@ func anthropicText(raw json.RawMessage) (text string, blocks int, blank bool, er
 	}
 	if raw[0] == '"' {
 		err = json.Unmarshal(raw, &text)
-		return text, 1, false, err
+		return text, 1, strings.TrimSpace(text) == "", err
 	}
 	var bs []anthropicBlock
 	if err = json.Unmarshal(raw, &bs); err != nil {
@@ -157,7 +157,7 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 		case blocks == 0 && !(i == last && msg.Role == "assistant"):
 			x.fail(codeValidation, fmt.Sprintf("messages.%d: all messages must have non-empty content except for the optional final assistant message", i))
 			return p, false
-		case blank:
+		case blank && !(i == last && msg.Role == "assistant" && text == ""):
 			x.fail(codeValidation, "messages: text content blocks must be non-empty")
 			return p, false
 		case i == last && msg.Role == "assistant" && endsWithSpace(text):

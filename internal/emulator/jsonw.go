@@ -63,7 +63,7 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendField appends `"name":` preceded by a comma unless it opens an object.
+// appendKey appends `"name":` preceded by a comma unless it opens an object.
 func appendKey(b []byte, name string) []byte {
 	if n := len(b); n > 0 && b[n-1] != '{' && b[n-1] != '[' {
 		b = append(b, ',')
