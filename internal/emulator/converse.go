@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,10 +14,12 @@ import (
 type converseBody struct {
 	Messages        []converseMessage `json:"messages"`
 	System          []converseBlock   `json:"system"`
-	InferenceConfig *struct {
-		MaxTokens     *int     `json:"maxTokens"`
-		StopSequences []string `json:"stopSequences"`
-	} `json:"inferenceConfig"`
+	InferenceConfig *inferenceConfig  `json:"inferenceConfig"`
+}
+
+type inferenceConfig struct {
+	MaxTokens     *int     `json:"maxTokens"`
+	StopSequences []string `json:"stopSequences"`
 }
 
 type converseMessage struct {
@@ -27,15 +28,151 @@ type converseMessage struct {
 }
 
 type converseBlock struct {
-	Text       *string `json:"text"`
-	ToolResult *struct {
-		Content []struct {
-			Text *string `json:"text"`
-		} `json:"content"`
-	} `json:"toolResult"`
+	Text       *string     `json:"text"`
+	ToolResult *toolResult `json:"toolResult"`
+}
+
+type toolResult struct {
+	Content []toolResultBlock `json:"content"`
+}
+
+type toolResultBlock struct {
+	Text *string `json:"text"`
 }
 
 func (b *converseBody) reset() { *b = converseBody{} }
+
+// decodeConverse reads a Converse body into c, as json.Unmarshal would but
+// with exact key matching, in one pass and without reflection.
+func decodeConverse(body []byte, c *converseBody) error {
+	r := jsonReader{b: body}
+	if r.null() {
+		r.end()
+		return r.err
+	}
+	r.object(func(key []byte) {
+		switch string(key) {
+		case "messages":
+			if r.null() {
+				c.Messages = nil
+				return
+			}
+			c.Messages = c.Messages[:0]
+			r.array(func() {
+				var m converseMessage
+				if !r.null() {
+					r.object(func(key []byte) {
+						switch string(key) {
+						case "role":
+							if !r.null() {
+								m.Role = r.str()
+							}
+						case "content":
+							m.Content = decodeBlocks(&r)
+						default:
+							r.skip()
+						}
+					})
+				}
+				c.Messages = append(c.Messages, m)
+			})
+		case "system":
+			c.System = decodeBlocks(&r)
+		case "inferenceConfig":
+			if r.null() {
+				c.InferenceConfig = nil
+				return
+			}
+			if c.InferenceConfig == nil {
+				c.InferenceConfig = &inferenceConfig{}
+			}
+			ic := c.InferenceConfig
+			r.object(func(key []byte) {
+				switch string(key) {
+				case "maxTokens":
+					if r.null() {
+						ic.MaxTokens = nil
+						return
+					}
+					v := r.integer()
+					ic.MaxTokens = &v
+				case "stopSequences":
+					ic.StopSequences = r.strings(nil)
+				default:
+					r.skip()
+				}
+			})
+		default:
+			r.skip()
+		}
+	})
+	r.end()
+	return r.err
+}
+
+// decodeBlocks reads a list of content blocks, or null.
+func decodeBlocks(r *jsonReader) []converseBlock {
+	if r.null() {
+		return nil
+	}
+	blocks := []converseBlock{}
+	r.array(func() {
+		var b converseBlock
+		if !r.null() {
+			r.object(func(key []byte) {
+				switch string(key) {
+				case "text":
+					if r.null() {
+						b.Text = nil
+						return
+					}
+					s := r.str()
+					b.Text = &s
+				case "toolResult":
+					if r.null() {
+						b.ToolResult = nil
+						return
+					}
+					tr := &toolResult{}
+					r.object(func(key []byte) {
+						if string(key) != "content" {
+							r.skip()
+							return
+						}
+						if r.null() {
+							tr.Content = nil
+							return
+						}
+						tr.Content = []toolResultBlock{}
+						r.array(func() {
+							var t toolResultBlock
+							if !r.null() {
+								r.object(func(key []byte) {
+									if string(key) != "text" {
+										r.skip()
+										return
+									}
+									if r.null() {
+										t.Text = nil
+										return
+									}
+									s := r.str()
+									t.Text = &s
+								})
+							}
+							tr.Content = append(tr.Content, t)
+						})
+					})
+					b.ToolResult = tr
+				default:
+					r.skip()
+				}
+			})
+		}
+		blocks = append(blocks, b)
+	})
+	return blocks
+}
 
 // blockText is the text a block contributes to the conversation.
 func (c *converseBlock) blockText() (string, bool) {
@@ -59,7 +196,7 @@ func (c *converseBlock) blockText() (string, bool) {
 func (x *exchange) parseConverse(body []byte) (system string, maxTokens int, stops []string, ok bool) {
 	c := &x.conv
 	c.reset()
-	if err := json.Unmarshal(body, c); err != nil {
+	if err := decodeConverse(body, c); err != nil {
 		x.fail(codeValidation, "Malformed input request, please reformat your input and try again.")
 		return "", 0, nil, false
 	}

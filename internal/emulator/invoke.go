@@ -44,80 +44,179 @@ func (x *exchange) malformed(detail string) {
 	x.fail(codeValidation, "Malformed input request: "+detail+", please reformat your input and try again.")
 }
 
-type anthropicBody struct {
-	AnthropicVersion *string `json:"anthropic_version"`
-	MaxTokens        *int    `json:"max_tokens"`
-	Messages         []struct {
-		Role    string          `json:"role"`
-		Content json.RawMessage `json:"content"`
-	} `json:"messages"`
-	System        json.RawMessage `json:"system"`
-	StopSequences []string        `json:"stop_sequences"`
+// anthropicRequest is the part of an Anthropic Messages body the emulator
+// reads; images, tools and thinking are accepted and ignored.
+type anthropicRequest struct {
+	version     *string
+	maxTokens   *int
+	messages    []anthropicMessage
+	hasMessages bool // the key is present and not null
+	system      anthropicContent
+	stops       []string
 }
 
-// anthropicBlock is a content block of the Messages API.
-type anthropicBlock struct {
-	Type    string          `json:"type"`
-	Text    *string         `json:"text"`
-	Content json.RawMessage `json:"content"` // tool_result
+type anthropicMessage struct {
+	role    string
+	content anthropicContent
 }
 
-// anthropicText reads a content or system value: a string or a list of
-// blocks. blank reports a text block with no text in it.
-func anthropicText(raw json.RawMessage) (text string, blocks int, blank bool, err error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", 0, false, nil
+// anthropicContent is a content (or system) value reduced to its text:
+// blocks counts its blocks (a plain string is one), blank reports a text
+// block with nothing but whitespace in it.
+type anthropicContent struct {
+	text   string
+	blocks int
+	blank  bool
+}
+
+// decodeAnthropic reads an Anthropic Messages body in one pass, keys
+// matched exactly.
+func decodeAnthropic(body []byte, a *anthropicRequest) error {
+	r := jsonReader{b: body}
+	if r.null() {
+		r.end()
+		return r.err
 	}
-	if raw[0] == '"' {
-		err = json.Unmarshal(raw, &text)
-		return text, 1, strings.TrimSpace(text) == "", err
-	}
-	var bs []anthropicBlock
-	if err = json.Unmarshal(raw, &bs); err != nil {
-		return "", 0, false, err
-	}
-	for _, b := range bs {
-		switch {
-		case b.Text != nil:
-			if strings.TrimSpace(*b.Text) == "" {
-				blank = true
+	r.object(func(key []byte) {
+		switch string(key) {
+		case "anthropic_version":
+			if r.null() {
+				a.version = nil
+				return
 			}
-			text += *b.Text
-		case b.Type == "tool_result" && len(b.Content) > 0:
-			t, _, _, err := anthropicText(b.Content)
-			if err != nil {
-				return "", 0, false, err
+			v := r.str()
+			a.version = &v
+		case "max_tokens":
+			if r.null() {
+				a.maxTokens = nil
+				return
 			}
-			text += t
+			v := r.integer()
+			a.maxTokens = &v
+		case "messages":
+			a.messages = a.messages[:0]
+			if a.hasMessages = !r.null(); !a.hasMessages {
+				return
+			}
+			r.array(func() {
+				var m anthropicMessage
+				if !r.null() {
+					r.object(func(key []byte) {
+						switch string(key) {
+						case "role":
+							if !r.null() {
+								m.role = r.str()
+							}
+						case "content":
+							m.content = decodeAnthropicContent(&r)
+						default:
+							r.skip()
+						}
+					})
+				}
+				a.messages = append(a.messages, m)
+			})
+		case "system":
+			a.system = decodeAnthropicContent(&r)
+		case "stop_sequences":
+			a.stops = r.strings(nil)
+		default:
+			r.skip()
 		}
+	})
+	r.end()
+	return r.err
+}
+
+// decodeAnthropicContent reads a string, a list of blocks, or null; anything
+// else is an error. A tool_result block contributes the text of its own
+// content, which is read only once the block's type is known.
+func decodeAnthropicContent(r *jsonReader) anthropicContent {
+	var c anthropicContent
+	switch r.next() {
+	case 'n':
+		r.null()
+	case '"':
+		c.text = r.str()
+		c.blocks = 1
+		c.blank = strings.TrimSpace(c.text) == ""
+	case '[':
+		r.array(func() {
+			c.blocks++
+			if r.null() {
+				return
+			}
+			var typ string
+			var text *string
+			var inner []byte
+			r.object(func(key []byte) {
+				switch string(key) {
+				case "type":
+					if !r.null() {
+						typ = r.str()
+					}
+				case "text":
+					if r.null() {
+						text = nil
+						return
+					}
+					s := r.str()
+					text = &s
+				case "content":
+					r.next()
+					start := r.i
+					r.skip()
+					inner = r.b[start:r.i]
+				default:
+					r.skip()
+				}
+			})
+			switch {
+			case text != nil:
+				if strings.TrimSpace(*text) == "" {
+					c.blank = true
+				}
+				c.text += *text
+			case typ == "tool_result" && inner != nil && r.err == nil:
+				sub := jsonReader{b: inner, depth: r.depth}
+				t := decodeAnthropicContent(&sub)
+				if sub.err != nil {
+					r.fail("tool_result content: " + sub.err.Error())
+					return
+				}
+				c.text += t.text
+			}
+		})
+	default:
+		r.fail("content must be a string or a list of content blocks")
 	}
-	return text, len(bs), blank, nil
+	return c
 }
 
 func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 	var p invokeParams
-	var b anthropicBody
-	if err := json.Unmarshal(body, &b); err != nil {
+	var b anthropicRequest
+	if err := decodeAnthropic(body, &b); err != nil {
 		x.malformed("#: expected a JSON object (" + err.Error() + ")")
 		return p, false
 	}
 	m := x.tgt.model
 	switch {
-	case b.AnthropicVersion == nil:
+	case b.version == nil:
 		x.malformed("#: required key [anthropic_version] not found")
 		return p, false
-	case *b.AnthropicVersion != "bedrock-2023-05-31":
-		x.malformed("#/anthropic_version: " + strconv.Quote(*b.AnthropicVersion) + " is not bedrock-2023-05-31")
+	case *b.version != "bedrock-2023-05-31":
+		x.malformed("#/anthropic_version: " + strconv.Quote(*b.version) + " is not bedrock-2023-05-31")
 		return p, false
-	case b.MaxTokens == nil && x.op != OpCountTokens:
+	case b.maxTokens == nil && x.op != OpCountTokens:
 		x.malformed("#: required key [max_tokens] not found")
 		return p, false
-	case b.Messages == nil:
+	case !b.hasMessages:
 		x.malformed("#: required key [messages] not found")
 		return p, false
 	}
-	if b.MaxTokens != nil {
-		p.maxTokens = *b.MaxTokens
+	if b.maxTokens != nil {
+		p.maxTokens = *b.maxTokens
 		switch {
 		case p.maxTokens < 1:
 			x.fail(codeValidation, "max_tokens: Input should be greater than or equal to 1")
@@ -127,46 +226,38 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 			return p, false
 		}
 	}
-	sys, _, _, err := anthropicText(b.System)
-	if err != nil {
-		x.fail(codeValidation, "system: Input should be a valid string or a list of text blocks")
-		return p, false
-	}
-	p.system = sys
-	if len(b.Messages) == 0 {
+	p.system = b.system.text
+	if len(b.messages) == 0 {
 		x.fail(codeValidation, "messages: at least one message is required")
 		return p, false
 	}
-	last := len(b.Messages) - 1
-	for i := range b.Messages {
-		msg := &b.Messages[i]
-		text, blocks, blank, err := anthropicText(msg.Content)
+	last := len(b.messages) - 1
+	for i := range b.messages {
+		msg := &b.messages[i]
+		c := &msg.content
 		switch {
-		case msg.Role != "user" && msg.Role != "assistant":
+		case msg.role != "user" && msg.role != "assistant":
 			x.fail(codeValidation, fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i))
 			return p, false
-		case err != nil:
-			x.fail(codeValidation, fmt.Sprintf("messages.%d.content: Input should be a valid string or a list of content blocks", i))
-			return p, false
-		case i == 0 && msg.Role != "user":
+		case i == 0 && msg.role != "user":
 			x.fail(codeValidation, `messages: first message must use the "user" role`)
 			return p, false
-		case i > 0 && msg.Role == b.Messages[i-1].Role:
-			x.fail(codeValidation, fmt.Sprintf(`messages: roles must alternate between "user" and "assistant", but found multiple %q roles in a row`, msg.Role))
+		case i > 0 && msg.role == b.messages[i-1].role:
+			x.fail(codeValidation, fmt.Sprintf(`messages: roles must alternate between "user" and "assistant", but found multiple %q roles in a row`, msg.role))
 			return p, false
-		case blocks == 0 && !(i == last && msg.Role == "assistant"):
+		case c.blocks == 0 && !(i == last && msg.role == "assistant"):
 			x.fail(codeValidation, fmt.Sprintf("messages.%d: all messages must have non-empty content except for the optional final assistant message", i))
 			return p, false
-		case blank && !(i == last && msg.Role == "assistant" && text == ""):
+		case c.blank && !(i == last && msg.role == "assistant" && c.text == ""):
 			x.fail(codeValidation, "messages: text content blocks must be non-empty")
 			return p, false
-		case i == last && msg.Role == "assistant" && endsWithSpace(text):
+		case i == last && msg.role == "assistant" && endsWithSpace(c.text):
 			x.fail(codeValidation, "messages: final assistant content cannot end with trailing whitespace")
 			return p, false
 		}
-		x.msgs = append(x.msgs, reply.Message{Role: msg.Role, Text: text})
+		x.msgs = append(x.msgs, reply.Message{Role: msg.role, Text: c.text})
 	}
-	p.stops = b.StopSequences
+	p.stops = b.stops
 	return p, true
 }
 
