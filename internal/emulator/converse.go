@@ -30,6 +30,7 @@ type converseMessage struct {
 type converseBlock struct {
 	Text       *string     `json:"text"`
 	ToolResult *toolResult `json:"toolResult"`
+	CachePoint *struct{}   `json:"cachePoint"` // marks the end of a cacheable prefix
 }
 
 type toolResult struct {
@@ -128,6 +129,13 @@ func decodeBlocks(r *jsonReader) []converseBlock {
 					}
 					s := r.str()
 					b.Text = &s
+				case "cachePoint":
+					if r.null() {
+						b.CachePoint = nil
+						return
+					}
+					r.object(func([]byte) { r.skip() })
+					b.CachePoint = &struct{}{}
 				case "toolResult":
 					if r.null() {
 						b.ToolResult = nil
@@ -204,6 +212,9 @@ func (x *exchange) parseConverse(body []byte) (system string, maxTokens int, sto
 		if t, isText := c.System[i].blockText(); isText {
 			system += t
 		}
+		if c.System[i].CachePoint != nil {
+			x.cache = cachePos{set: true, msg: -1, at: len(system)}
+		}
 	}
 	if len(c.Messages) == 0 {
 		x.fail(codeValidation, "A conversation must start with a user message. Try again with a conversation that starts with a user message.")
@@ -236,6 +247,9 @@ func (x *exchange) parseConverse(body []byte) (system string, maxTokens int, sto
 				text = t
 			} else {
 				text += t
+			}
+			if m.Content[j].CachePoint != nil {
+				x.cache = cachePos{set: true, msg: i, at: len(text)}
 			}
 		}
 		x.msgs = append(x.msgs, reply.Message{Role: m.Role, Text: text})
@@ -297,7 +311,7 @@ func (x *exchange) serveConverse() {
 	b = appendJSONString(b, string(r.StopReason))
 	b = x.appendStopSequenceField(b, r)
 	b = append(b, `,"usage":`...)
-	b = appendConverseUsage(b, r)
+	b = appendConverseUsage(b, &g)
 	b = append(b, '}')
 	x.out = b
 	x.settle(&g, r.OutputTokens) // before the client can see the end
@@ -315,13 +329,15 @@ func (x *exchange) appendStopSequenceField(b []byte, r *reply.Reply) []byte {
 	return append(b, '}')
 }
 
-func appendConverseUsage(b []byte, r *reply.Reply) []byte {
-	b = append(b, `{"inputTokens":`...)
-	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
-	b = append(b, `,"outputTokens":`...)
-	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
-	b = append(b, `,"totalTokens":`...)
-	b = strconv.AppendInt(b, int64(r.InputTokens+r.OutputTokens), 10)
+func appendConverseUsage(b []byte, g *generation) []byte {
+	b = append(b, '{')
+	if g.cached {
+		b = appendIntField(b, "cacheReadInputTokens", int64(g.cacheRead))
+		b = appendIntField(b, "cacheWriteInputTokens", int64(g.cacheWrite))
+	}
+	b = appendIntField(b, "inputTokens", int64(g.input))
+	b = appendIntField(b, "outputTokens", int64(g.reply.OutputTokens))
+	b = appendIntField(b, "totalTokens", int64(g.total()))
 	return append(b, '}')
 }
 
@@ -403,7 +419,7 @@ func (x *exchange) converseStream(g *generation) {
 	b = append(b, `},"p":`...)
 	b = appendJSONString(b, padding(tokens+3))
 	b = append(b, `,"usage":`...)
-	b = appendConverseUsage(b, r)
+	b = appendConverseUsage(b, g)
 	b = append(b, '}')
 	x.inner = b
 	if !st.event("metadata", b, 0) {

@@ -14,6 +14,16 @@ type generation struct {
 	reply     reply.Reply
 	maxTokens int // as admitted
 	pace      pacer
+	// input, cacheRead and cacheWrite split reply.InputTokens: the prefix
+	// up to the request's cache point is read from or written to the prompt
+	// cache. cached reports that the request asked for caching at all.
+	input, cacheRead, cacheWrite int
+	cached                       bool
+}
+
+// total is what usage reports as totalTokens.
+func (g *generation) total() int {
+	return g.input + g.cacheRead + g.cacheWrite + g.reply.OutputTokens
 }
 
 // generate checks the conversation in x.msgs against the model's limits,
@@ -37,9 +47,56 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 			return generation{}, false
 		}
 	}
-	r := reply.Generate(&reply.Request{Seed: x.s.opts.Seed, Model: m.ID, System: system, Messages: x.msgs,
+	g := generation{maxTokens: maxTokens, pace: x.pacer(), input: in}
+	g.reply = reply.Generate(&reply.Request{Seed: x.s.opts.Seed, Model: m.ID, System: system, Messages: x.msgs,
 		MaxTokens: maxTokens, StopSequences: stops, Length: x.s.opts.ReplyLength})
-	return generation{reply: r, maxTokens: maxTokens, pace: x.pacer()}, true
+	if x.cache.set && m.PromptCacheMin > 0 {
+		g.cached = true
+		if tokens, key := x.cachePrefix(system); tokens >= m.PromptCacheMin {
+			if x.s.prompts.use(key, x.s.opts.Clock.Now()) {
+				g.cacheRead = tokens
+			} else {
+				g.cacheWrite = tokens
+			}
+			g.input = in - tokens
+		}
+	}
+	return g, true
+}
+
+// cachePos marks where the cacheable prefix of a conversation ends: in the
+// system prompt (msg -1) or in message msg, at byte at of its text.
+type cachePos struct {
+	set     bool
+	msg, at int
+}
+
+// cachePrefix returns the tokens of the conversation's prefix up to its
+// cache point, and the key the prompt cache knows that prefix by.
+func (x *exchange) cachePrefix(system string) (int, promptKey) {
+	pos := x.cache
+	k := promptKey{model: x.tgt.model.ID, region: x.region, hash: 14695981039346656037}
+	if pos.msg < 0 {
+		system = system[:pos.at]
+	}
+	tokens := reply.Count(system)
+	k.hash = hashString(k.hash, system)
+	for i := 0; i <= pos.msg && i < len(x.msgs); i++ {
+		text := x.msgs[i].Text
+		if i == pos.msg {
+			text = text[:pos.at]
+		}
+		tokens += reply.Count(text)
+		k.hash = hashString(hashString(k.hash, x.msgs[i].Role), text)
+	}
+	return tokens, k
+}
+
+func hashString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 1099511628211
+	}
+	return (h ^ 0xff) * 1099511628211 // a separator, so "ab"+"c" differs from "a"+"bc"
 }
 
 // settle reports what an admitted request used. outputTokens is what was
@@ -47,8 +104,8 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 func (x *exchange) settle(g *generation, outputTokens int) {
 	if settle := x.s.opts.Settle; settle != nil {
 		settle(SettleRequest{Model: x.modelID, BaseModel: x.tgt.model.ID, Region: x.region, Operation: x.op,
-			RequestID: x.id, InputTokens: g.reply.InputTokens, OutputTokens: outputTokens,
-			Burndown: x.tgt.model.Burndown, MaxTokens: g.maxTokens})
+			RequestID: x.id, InputTokens: g.input, CacheReadTokens: g.cacheRead, CacheWriteTokens: g.cacheWrite,
+			OutputTokens: outputTokens, Burndown: x.tgt.model.Burndown, MaxTokens: g.maxTokens})
 	}
 }
 
@@ -100,7 +157,11 @@ func millis(d time.Duration) int64 {
 // setUsageHeaders sets InvokeModel's usage headers.
 func (x *exchange) setUsageHeaders(g *generation, latency time.Duration) {
 	h := x.w.Header()
-	h["X-Amzn-Bedrock-Input-Token-Count"] = []string{strconv.Itoa(g.reply.InputTokens)}
+	h["X-Amzn-Bedrock-Input-Token-Count"] = []string{strconv.Itoa(g.input)}
+	if g.cached {
+		h["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = []string{strconv.Itoa(g.cacheRead)}
+		h["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = []string{strconv.Itoa(g.cacheWrite)}
+	}
 	h["X-Amzn-Bedrock-Output-Token-Count"] = []string{strconv.Itoa(g.reply.OutputTokens)}
 	h["X-Amzn-Bedrock-Invocation-Latency"] = []string{strconv.FormatInt(millis(latency), 10)}
 }

@@ -67,6 +67,10 @@ type anthropicContent struct {
 	text   string
 	blocks int
 	blank  bool
+	// cached reports a block with cache_control; cacheAt is the length of
+	// the text up to the end of the last such block.
+	cached  bool
+	cacheAt int
 }
 
 // decodeAnthropic reads an Anthropic Messages body in one pass, keys
@@ -149,8 +153,14 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 			var typ string
 			var text *string
 			var inner []byte
+			cached := false
 			r.object(func(key []byte) {
 				switch string(key) {
+				case "cache_control":
+					cached = !r.null()
+					if cached {
+						r.object(func([]byte) { r.skip() })
+					}
 				case "type":
 					if !r.null() {
 						typ = r.str()
@@ -185,6 +195,9 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 					return
 				}
 				c.text += t.text
+			}
+			if cached {
+				c.cached, c.cacheAt = true, len(c.text)
 			}
 		})
 	default:
@@ -227,6 +240,9 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 		}
 	}
 	p.system = b.system.text
+	if b.system.cached {
+		x.cache = cachePos{set: true, msg: -1, at: b.system.cacheAt}
+	}
 	if len(b.messages) == 0 {
 		x.fail(codeValidation, "messages: at least one message is required")
 		return p, false
@@ -254,6 +270,9 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 		case i == last && msg.role == "assistant" && endsWithSpace(c.text):
 			x.fail(codeValidation, "messages: final assistant content cannot end with trailing whitespace")
 			return p, false
+		}
+		if c.cached {
+			x.cache = cachePos{set: true, msg: i, at: c.cacheAt}
 		}
 		x.msgs = append(x.msgs, reply.Message{Role: msg.role, Text: c.text})
 	}
@@ -406,14 +425,14 @@ func (x *exchange) serveInvoke() {
 	b := x.out[:0]
 	switch x.tgt.model.Format {
 	case FormatAnthropic:
-		b = x.appendAnthropicMessage(b, r)
+		b = x.appendAnthropicMessage(b, &g)
 	case FormatNova:
 		b = append(b, `{"output":{"message":{"content":[{"text":`...)
 		b = appendJSONString(b, r.Text)
 		b = append(b, `}],"role":"assistant"}},"stopReason":`...)
 		b = appendJSONString(b, string(r.StopReason))
 		b = append(b, `,"usage":`...)
-		b = appendNovaUsage(b, r)
+		b = appendNovaUsage(b, &g)
 		b = append(b, '}')
 	case FormatLlama:
 		b = appendStringField(append(b, '{'), "generation", r.Text)
@@ -436,7 +455,8 @@ func (x *exchange) serveInvoke() {
 }
 
 // appendAnthropicMessage appends a complete Messages API response.
-func (x *exchange) appendAnthropicMessage(b []byte, r *reply.Reply) []byte {
+func (x *exchange) appendAnthropicMessage(b []byte, g *generation) []byte {
+	r := &g.reply
 	b = append(b, `{"id":`...)
 	b = x.appendMessageID(b)
 	b = append(b, `,"type":"message","role":"assistant","model":`...)
@@ -447,11 +467,18 @@ func (x *exchange) appendAnthropicMessage(b []byte, r *reply.Reply) []byte {
 	b = appendJSONString(b, string(r.StopReason))
 	b = append(b, `,"stop_sequence":`...)
 	b = appendStopSequence(b, r)
-	b = append(b, `,"usage":{"input_tokens":`...)
-	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
-	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":`...)
-	b = strconv.AppendInt(b, int64(r.OutputTokens), 10)
-	return append(b, `}}`...)
+	b = append(b, `,"usage":`...)
+	b = appendAnthropicUsage(b, g, r.OutputTokens)
+	return append(b, '}')
+}
+
+// appendAnthropicUsage appends a Messages API usage object.
+func appendAnthropicUsage(b []byte, g *generation, output int) []byte {
+	b = appendIntField(append(b, '{'), "input_tokens", int64(g.input))
+	b = appendIntField(b, "cache_creation_input_tokens", int64(g.cacheWrite))
+	b = appendIntField(b, "cache_read_input_tokens", int64(g.cacheRead))
+	b = appendIntField(b, "output_tokens", int64(output))
+	return append(b, '}')
 }
 
 func appendStopSequence(b []byte, r *reply.Reply) []byte {
@@ -480,12 +507,13 @@ func (x *exchange) appendMessageID(b []byte) []byte {
 	return append(b, '"')
 }
 
-func appendNovaUsage(b []byte, r *reply.Reply) []byte {
-	b = appendIntField(append(b, '{'), "inputTokens", int64(r.InputTokens))
-	b = appendIntField(b, "outputTokens", int64(r.OutputTokens))
-	b = appendIntField(b, "totalTokens", int64(r.InputTokens+r.OutputTokens))
-	b = append(b, `,"cacheReadInputTokenCount":0,"cacheWriteInputTokenCount":0}`...)
-	return b
+func appendNovaUsage(b []byte, g *generation) []byte {
+	b = appendIntField(append(b, '{'), "inputTokens", int64(g.input))
+	b = appendIntField(b, "outputTokens", int64(g.reply.OutputTokens))
+	b = appendIntField(b, "totalTokens", int64(g.total()))
+	b = appendIntField(b, "cacheReadInputTokenCount", int64(g.cacheRead))
+	b = appendIntField(b, "cacheWriteInputTokenCount", int64(g.cacheWrite))
+	return append(b, '}')
 }
 
 func llamaStop(s reply.StopReason) string {
@@ -558,13 +586,17 @@ func (cs *chunkStreamer) chunk(tokens int) bool {
 
 func (x *exchange) appendInvocationMetrics(b []byte, g *generation, firstByte time.Duration) []byte {
 	b = append(b, `"amazon-bedrock-invocationMetrics":{"inputTokenCount":`...)
-	b = strconv.AppendInt(b, int64(g.reply.InputTokens), 10)
+	b = strconv.AppendInt(b, int64(g.input), 10)
 	b = append(b, `,"outputTokenCount":`...)
 	b = strconv.AppendInt(b, int64(g.reply.OutputTokens), 10)
 	b = append(b, `,"invocationLatency":`...)
 	b = strconv.AppendInt(b, millis(x.elapsed()), 10)
 	b = append(b, `,"firstByteLatency":`...)
 	b = strconv.AppendInt(b, millis(firstByte), 10)
+	if g.cached {
+		b = appendIntField(b, "cacheReadInputTokenCount", int64(g.cacheRead))
+		b = appendIntField(b, "cacheWriteInputTokenCount", int64(g.cacheWrite))
+	}
 	return append(b, '}')
 }
 
@@ -574,9 +606,9 @@ func (x *exchange) streamAnthropic(g *generation, cs *chunkStreamer) {
 	b = x.appendMessageID(b)
 	b = append(b, `,"type":"message","role":"assistant","model":`...)
 	b = appendJSONString(b, wireName(x.tgt.model.ID))
-	b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":`...)
-	b = strconv.AppendInt(b, int64(r.InputTokens), 10)
-	b = append(b, `,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`...)
+	b = append(b, `,"content":[],"stop_reason":null,"stop_sequence":null,"usage":`...)
+	b = appendAnthropicUsage(b, g, min(1, r.OutputTokens))
+	b = append(b, `}}`...)
 	x.inner = b
 	if !cs.chunk(0) {
 		return
@@ -658,7 +690,7 @@ func (x *exchange) streamNova(g *generation, cs *chunkStreamer) {
 		return
 	}
 	b = append(x.inner[:0], `{"metadata":{"usage":`...)
-	b = appendNovaUsage(b, r)
+	b = appendNovaUsage(b, g)
 	b = append(b, `,"metrics":{},"trace":{}},`...)
 	b = x.appendInvocationMetrics(b, g, cs.firstByte)
 	b = append(b, '}')

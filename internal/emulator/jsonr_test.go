@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var converseKeys = []string{"messages", "role", "content", "system", "inferenceConfig", "maxTokens", "stopSequences", "text", "toolResult"}
+var converseKeys = []string{"messages", "role", "content", "system", "inferenceConfig", "maxTokens", "stopSequences", "text", "toolResult", "cachePoint"}
 
 // ambiguous reports whether b has a duplicate key in an object or a key that
 // encoding/json would match to a field by case folding: there the two
@@ -113,6 +113,8 @@ func TestDecodeConverse(t *testing.T) {
 		{name: "unterminated", body: `{"messages":[`, err: true},
 		{name: "bad literal", body: `{"x":nul}`, err: true},
 		{name: "bad number", body: `{"x":-}`, err: true},
+		{name: "cache points", body: `{"system":[{"text":"s"},{"cachePoint":{"type":"default"}}],"messages":[{"role":"user","content":[{"text":"a"},{"cachePoint":{"type":"default"}},{"cachePoint":null}]}]}`},
+		{name: "bad cache point", body: `{"system":[{"cachePoint":"x"}]}`, err: true},
 		{name: "deep nesting", body: `{"x":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}`, err: true},
 	}
 	for _, tt := range tests {
@@ -176,9 +178,10 @@ type refAnthropicBody struct {
 }
 
 type refAnthropicBlock struct {
-	Type    string          `json:"type"`
-	Text    *string         `json:"text"`
-	Content json.RawMessage `json:"content"`
+	Type         string          `json:"type"`
+	Text         *string         `json:"text"`
+	Content      json.RawMessage `json:"content"`
+	CacheControl *struct{}       `json:"cache_control"`
 }
 
 func refAnthropicText(raw json.RawMessage) (anthropicContent, error) {
@@ -210,6 +213,9 @@ func refAnthropicText(raw json.RawMessage) (anthropicContent, error) {
 			}
 			c.text += t.text
 		}
+		if b.CacheControl != nil {
+			c.cached, c.cacheAt = true, len(c.text)
+		}
 	}
 	return c, nil
 }
@@ -235,7 +241,7 @@ func refDecodeAnthropic(body []byte) (anthropicRequest, error) {
 	return a, nil
 }
 
-var anthropicKeys = []string{"anthropic_version", "max_tokens", "messages", "role", "content", "system", "stop_sequences", "type", "text"}
+var anthropicKeys = []string{"anthropic_version", "max_tokens", "messages", "role", "content", "system", "stop_sequences", "type", "text", "cache_control"}
 
 func sameAnthropic(a, b anthropicRequest) bool {
 	if len(a.messages) == 0 && len(b.messages) == 0 {
@@ -262,6 +268,8 @@ func TestDecodeAnthropic(t *testing.T) {
 		{name: "null messages", body: `{"messages":null}`},
 		{name: "empty messages", body: `{"messages":[]}`},
 		{name: "trailing garbage", body: `{} {}`, err: true},
+		{name: "cache control", body: `{"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}},{"type":"text","text":"t"}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b","cache_control":{"type":"ephemeral"}},{"type":"text","text":"c","cache_control":null}]}]}`},
+		{name: "bad cache control", body: `{"system":[{"type":"text","text":"s","cache_control":5}]}`, err: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

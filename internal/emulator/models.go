@@ -63,6 +63,10 @@ type Model struct {
 	ProfileOnly bool
 	// Images reports that the model reads images (for ListFoundationModels).
 	Images bool
+	// PromptCacheMin is the fewest tokens a prefix needs to be cached when
+	// a request marks a cache point (Converse cachePoint, Anthropic
+	// cache_control); zero means the model has no prompt caching.
+	PromptCacheMin int
 }
 
 // DefaultModels returns the built-in model list: a copy the caller may
@@ -84,32 +88,32 @@ var (
 	usOnly         = []string{GeoUS}
 )
 
-func claude(id, name string, maxOut int, burndown float64, ttft time.Duration, tps float64, profiles []string, profileOnly bool) Model {
+func claude(id, name string, maxOut int, burndown float64, ttft time.Duration, tps float64, profiles []string, profileOnly bool, cacheMin int) Model {
 	return Model{ID: id, Name: name, Provider: "Anthropic", Format: FormatAnthropic, MaxOutputTokens: maxOut,
 		ContextWindow: 200000, Burndown: burndown, TimeToFirstToken: ttft, TokensPerSecond: tps,
-		Profiles: profiles, ProfileOnly: profileOnly, Images: true}
+		Profiles: profiles, ProfileOnly: profileOnly, Images: true, PromptCacheMin: cacheMin}
 }
 
 var builtin = []Model{
-	claude("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", 4096, 1, 400*time.Millisecond, 120, usEUAPAC, false),
-	claude("anthropic.claude-3-sonnet-20240229-v1:0", "Claude 3 Sonnet", 4096, 1, 800*time.Millisecond, 60, usEUAPAC, false),
-	claude("anthropic.claude-3-opus-20240229-v1:0", "Claude 3 Opus", 4096, 1, 1500*time.Millisecond, 25, usOnly, false),
-	claude("anthropic.claude-3-5-haiku-20241022-v1:0", "Claude 3.5 Haiku", 8192, 1, 500*time.Millisecond, 90, usOnly, false),
-	claude("anthropic.claude-3-5-sonnet-20240620-v1:0", "Claude 3.5 Sonnet", 8192, 1, 700*time.Millisecond, 70, usEUAPAC, false),
-	claude("anthropic.claude-3-5-sonnet-20241022-v2:0", "Claude 3.5 Sonnet v2", 8192, 1, 700*time.Millisecond, 70, []string{GeoUS, GeoAPAC}, false),
-	claude("anthropic.claude-3-7-sonnet-20250219-v1:0", "Claude 3.7 Sonnet", 64000, 5, 900*time.Millisecond, 65, usEUAPAC, true),
-	claude("anthropic.claude-sonnet-4-20250514-v1:0", "Claude Sonnet 4", 64000, 5, 1000*time.Millisecond, 60, usEUAPACGlobal, true),
-	claude("anthropic.claude-opus-4-20250514-v1:0", "Claude Opus 4", 32000, 5, 1800*time.Millisecond, 35, usOnly, true),
-	claude("anthropic.claude-opus-4-1-20250805-v1:0", "Claude Opus 4.1", 32000, 5, 1800*time.Millisecond, 35, usOnly, true),
-	claude("anthropic.claude-sonnet-4-5-20250929-v1:0", "Claude Sonnet 4.5", 64000, 5, 1000*time.Millisecond, 65, usEUAPACGlobal, true),
-	claude("anthropic.claude-haiku-4-5-20251001-v1:0", "Claude Haiku 4.5", 64000, 1, 500*time.Millisecond, 130, []string{GeoUS, GeoEU, GeoGlobal}, true),
+	claude("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", 4096, 1, 400*time.Millisecond, 120, usEUAPAC, false, 0),
+	claude("anthropic.claude-3-sonnet-20240229-v1:0", "Claude 3 Sonnet", 4096, 1, 800*time.Millisecond, 60, usEUAPAC, false, 0),
+	claude("anthropic.claude-3-opus-20240229-v1:0", "Claude 3 Opus", 4096, 1, 1500*time.Millisecond, 25, usOnly, false, 0),
+	claude("anthropic.claude-3-5-haiku-20241022-v1:0", "Claude 3.5 Haiku", 8192, 1, 500*time.Millisecond, 90, usOnly, false, 2048),
+	claude("anthropic.claude-3-5-sonnet-20240620-v1:0", "Claude 3.5 Sonnet", 8192, 1, 700*time.Millisecond, 70, usEUAPAC, false, 0),
+	claude("anthropic.claude-3-5-sonnet-20241022-v2:0", "Claude 3.5 Sonnet v2", 8192, 1, 700*time.Millisecond, 70, []string{GeoUS, GeoAPAC}, false, 0),
+	claude("anthropic.claude-3-7-sonnet-20250219-v1:0", "Claude 3.7 Sonnet", 64000, 5, 900*time.Millisecond, 65, usEUAPAC, true, 1024),
+	claude("anthropic.claude-sonnet-4-20250514-v1:0", "Claude Sonnet 4", 64000, 5, 1000*time.Millisecond, 60, usEUAPACGlobal, true, 1024),
+	claude("anthropic.claude-opus-4-20250514-v1:0", "Claude Opus 4", 32000, 5, 1800*time.Millisecond, 35, usOnly, true, 1024),
+	claude("anthropic.claude-opus-4-1-20250805-v1:0", "Claude Opus 4.1", 32000, 5, 1800*time.Millisecond, 35, usOnly, true, 1024),
+	claude("anthropic.claude-sonnet-4-5-20250929-v1:0", "Claude Sonnet 4.5", 64000, 5, 1000*time.Millisecond, 65, usEUAPACGlobal, true, 1024),
+	claude("anthropic.claude-haiku-4-5-20251001-v1:0", "Claude Haiku 4.5", 64000, 1, 500*time.Millisecond, 130, []string{GeoUS, GeoEU, GeoGlobal}, true, 2048),
 
 	{ID: "amazon.nova-micro-v1:0", Name: "Nova Micro", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 300 * time.Millisecond, TokensPerSecond: 200, Profiles: usEUAPAC},
+		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 300 * time.Millisecond, TokensPerSecond: 200, Profiles: usEUAPAC, PromptCacheMin: 1000},
 	{ID: "amazon.nova-lite-v1:0", Name: "Nova Lite", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 350 * time.Millisecond, TokensPerSecond: 150, Profiles: usEUAPAC, Images: true},
+		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 350 * time.Millisecond, TokensPerSecond: 150, Profiles: usEUAPAC, Images: true, PromptCacheMin: 1000},
 	{ID: "amazon.nova-pro-v1:0", Name: "Nova Pro", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 500 * time.Millisecond, TokensPerSecond: 90, Profiles: usEUAPAC, Images: true},
+		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 500 * time.Millisecond, TokensPerSecond: 90, Profiles: usEUAPAC, Images: true, PromptCacheMin: 1000},
 
 	{ID: "meta.llama3-1-8b-instruct-v1:0", Name: "Llama 3.1 8B Instruct", Provider: "Meta", Format: FormatLlama, MaxOutputTokens: 2048,
 		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 300 * time.Millisecond, TokensPerSecond: 150, Profiles: usOnly},
@@ -154,6 +158,8 @@ func checkModels(models []Model) (map[string]target, error) {
 			return nil, fmt.Errorf("%s: TimeToFirstToken %v must not be negative", where, m.TimeToFirstToken)
 		case !(m.TokensPerSecond >= 0):
 			return nil, fmt.Errorf("%s: TokensPerSecond %v must be zero (instant) or more", where, m.TokensPerSecond)
+		case m.PromptCacheMin < 0:
+			return nil, fmt.Errorf("%s: PromptCacheMin %d must be zero (no caching) or more", where, m.PromptCacheMin)
 		case m.ProfileOnly && len(m.Profiles) == 0:
 			return nil, fmt.Errorf("%s: ProfileOnly is set but Profiles is empty, so nothing could invoke it", where)
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -25,6 +26,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
@@ -892,5 +894,100 @@ func TestSDKOverHTTP2(t *testing.T) {
 				t.Errorf("served over %q, want HTTP/2.0", proto)
 			}
 		})
+	}
+}
+
+// TestSDKPromptCache checks prompt caching: the prefix up to a cache point
+// is written to the cache on first use and read for five minutes after its
+// last use, per model and region, and usage and settlement split the input
+// accordingly.
+func TestSDKPromptCache(t *testing.T) {
+	fk := clock.NewFake(time.Unix(1_700_000_000, 0))
+	var h hooks
+	opts := Options{Seed: testSeed, Clock: fk}
+	h.install(&opts)
+	rn := start(t, opts)
+	long := strings.Repeat("The harbor keeps its boats in rows. ", 300) // well over 1,024 tokens
+	question := "Which boat is first?"
+	prefix := reply.Count(long)
+	total := prefix + reply.Count(question)
+
+	converse := func(region, model, system string) *types.TokenUsage {
+		t.Helper()
+		out, err := client(rn, region).Converse(bg(), &bedrockruntime.ConverseInput{
+			ModelId: aws.String(model),
+			System: []types.SystemContentBlock{&types.SystemContentBlockMemberText{Value: system},
+				&types.SystemContentBlockMemberCachePoint{Value: types.CachePointBlock{Type: types.CachePointTypeDefault}}},
+			Messages: []types.Message{userMsg(question)},
+		})
+		if err != nil {
+			t.Fatalf("Converse: %v", err)
+		}
+		return out.Usage
+	}
+	type usage struct{ in, read, write int }
+	get := func(u *types.TokenUsage) usage {
+		if u.CacheReadInputTokens == nil || u.CacheWriteInputTokens == nil {
+			return usage{in: int(*u.InputTokens), read: -1, write: -1}
+		}
+		return usage{int(*u.InputTokens), int(*u.CacheReadInputTokens), int(*u.CacheWriteInputTokens)}
+	}
+	steps := []struct {
+		name    string
+		advance time.Duration
+		region  string
+		model   string
+		system  string
+		want    usage
+	}{
+		{name: "first use writes", region: "us-east-1", model: sonnet45US, system: long, want: usage{total - prefix, 0, prefix}},
+		{name: "second use reads", advance: time.Minute, region: "us-east-1", model: sonnet45US, system: long, want: usage{total - prefix, prefix, 0}},
+		{name: "other region writes its own", region: "us-west-2", model: sonnet45US, system: long, want: usage{total - prefix, 0, prefix}},
+		{name: "read just before expiry", advance: PromptCacheTTL - time.Nanosecond, region: "us-east-1", model: sonnet45US, system: long, want: usage{total - prefix, prefix, 0}},
+		{name: "expired after the TTL", advance: PromptCacheTTL, region: "us-east-1", model: sonnet45US, system: long, want: usage{total - prefix, 0, prefix}},
+		{name: "prefix below the model's minimum", region: "us-east-1", model: sonnet45US, system: "Short.", want: usage{reply.Count("Short.") + reply.Count(question), 0, 0}},
+		{name: "model without prompt caching", region: "us-east-1", model: haiku3, system: long, want: usage{total, -1, -1}},
+	}
+	for _, st := range steps {
+		fk.Advance(st.advance)
+		h.mu.Lock()
+		h.settles = nil
+		h.mu.Unlock()
+		u := converse(st.region, st.model, st.system)
+		if got := get(u); got != st.want {
+			t.Errorf("%s: usage %+v, want %+v", st.name, got, st.want)
+		}
+		if want := st.want.in + max(st.want.read, 0) + max(st.want.write, 0) + int(*u.OutputTokens); int(*u.TotalTokens) != want {
+			t.Errorf("%s: totalTokens %d, want %d", st.name, *u.TotalTokens, want)
+		}
+		if s := h.lastSettle(t); s.InputTokens != st.want.in || s.CacheReadTokens != max(st.want.read, 0) || s.CacheWriteTokens != max(st.want.write, 0) {
+			t.Errorf("%s: settled %+v, want %+v", st.name, s, st.want)
+		}
+	}
+
+	// The Anthropic body marks the prefix with cache_control, and InvokeModel
+	// reports the split in its body and headers.
+	body := []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"system":[{"type":"text","text":` +
+		strconv.Quote(long) + `,"cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":` + strconv.Quote(question) + `}]}`)
+	for i, want := range []usage{{total - prefix, 0, prefix}, {total - prefix, prefix, 0}} {
+		out, err := client(rn, "eu-west-1").InvokeModel(bg(), &bedrockruntime.InvokeModelInput{ModelId: aws.String("eu." + sonnet45), Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Usage struct {
+				In    int `json:"input_tokens"`
+				Write int `json:"cache_creation_input_tokens"`
+				Read  int `json:"cache_read_input_tokens"`
+			}
+		}
+		json.Unmarshal(out.Body, &m)
+		hdr := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response).Header
+		if got := (usage{m.Usage.In, m.Usage.Read, m.Usage.Write}); got != want ||
+			hdr.Get("X-Amzn-Bedrock-Cache-Read-Input-Token-Count") != strconv.Itoa(want.read) ||
+			hdr.Get("X-Amzn-Bedrock-Cache-Write-Input-Token-Count") != strconv.Itoa(want.write) ||
+			hdr.Get("X-Amzn-Bedrock-Input-Token-Count") != strconv.Itoa(want.in) {
+			t.Errorf("invoke %d: usage %+v, headers %v; want %+v", i, got, hdr, want)
+		}
 	}
 }

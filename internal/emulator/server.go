@@ -54,7 +54,8 @@ type Server struct {
 	closeOnce sync.Once
 	inflight  sync.WaitGroup // requests being served
 
-	pool sync.Pool // *exchange
+	pool    sync.Pool // *exchange
+	prompts promptCache
 
 	mounts []mount // set up before serving, read-only after
 }
@@ -123,6 +124,7 @@ type exchange struct {
 	id, region, op, modelID string
 	code                    string // the outcome's catalog code; "" for a complete reply
 	tgt                     target
+	cache                   cachePos // the request's cache point, if any
 	mid                     *fault.MidStream
 	wroteHeader             bool
 
@@ -152,7 +154,7 @@ func (s *Server) put(x *exchange) {
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
 	x.id, x.region, x.op, x.modelID, x.code = "", "", "", "", ""
-	x.tgt, x.mid, x.wroteHeader = target{}, nil, false
+	x.tgt, x.mid, x.wroteHeader, x.cache = target{}, nil, false, cachePos{}
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
 	x.hdrs = x.hdrs[:0]
