@@ -1,0 +1,52 @@
+// Package admission is keel's quota governor: it stands in front of every
+// attempt to a target (a model in a region) and lets it go only when
+// Bedrock's tokens-per-minute quota has room for it, so that nearly all of
+// the quota is used and Bedrock almost never throttles.
+//
+// Bedrock counts tokens in two steps, and so does a Governor. When a request
+// starts, Bedrock reserves its input tokens plus its max tokens (the model's
+// maximum output when the request sets none). When it ends, the reservation
+// is replaced by input + cache-write input + output × burndown, where the
+// burndown is 5 for Claude 3.7 Sonnet, Sonnet 4 and 4.5 and Opus 4 (and its
+// point releases), 1 otherwise. Admit holds exactly what Bedrock will reserve,
+// with the input estimated from the body (EstimateBody) and corrected by what
+// the target's past usage taught; Ticket.Settle replaces the hold with what
+// the response reports, giving back or taking the difference, as Bedrock
+// does. The Governor's bucket (capacity: the quota, refilled at quota/60 a
+// second) thus follows Bedrock's, a little behind when giving back and a
+// little ahead when taking, so what fits in it fits in Bedrock's.
+//
+// A call that does not fit waits in a queue: first come, first served within
+// a class, Interactive ahead of Batch, with one Batch grant after every
+// BatchEvery Interactive grants while Batch calls wait, so neither a large
+// call nor the Batch class starves. A call that can never fit, or whose wait
+// would cross its deadline, fails at once with ErrTooLarge or
+// ErrWouldExceedDeadline.
+//
+// The limit adapts. A throttle empties the bucket, pauses the target for a
+// short jittered cool-down, and shrinks the limit to 0.7 of what was used;
+// successes grow it back along the CUBIC curve of the AWS SDK's adaptive
+// retry mode, counted in tokens. A known quota is the ceiling of this; an
+// unknown one is learned from the first throttle on.
+//
+// The engine's use, per attempt:
+//
+//	est, _ := admission.EstimateBody(body) // once per call; on error it is still a cautious estimate
+//	tk, err := gov.Admit(ctx, admission.Target(target), est, admission.Interactive)
+//	if err != nil {
+//		// ErrTooLarge or ErrWouldExceedDeadline: try the route's next target,
+//		// or fail the call with this error.
+//	}
+//	resp, err := send()
+//	switch {
+//	case throttled:
+//		tk.Throttled()
+//	case usage known:
+//		tk.Settle(usage) // at the end of the response or stream
+//	default:
+//		tk.Cancel() // not sent, or failed without being charged
+//	}
+//
+// docs/governor.md gives the arithmetic, the queueing rules, the adaptation
+// and the configuration in full.
+package admission

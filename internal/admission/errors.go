@@ -1,0 +1,69 @@
+package admission
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The ways Admit refuses a call. Errors returned by Admit match them with
+// errors.Is.
+var (
+	// ErrTooLarge: the call holds more tokens than the target's quota can
+	// ever give at once, so it would be throttled however long it waited.
+	ErrTooLarge = errors.New("admission: request can never fit the quota")
+	// ErrWouldExceedDeadline: the call would not get quota before its
+	// deadline (the context's, or Options.MaxWait). Admit says so at once
+	// when its estimate of the wait already crosses the deadline, and
+	// otherwise when the deadline comes while the call waits.
+	ErrWouldExceedDeadline = errors.New("admission: wait for quota would cross the deadline")
+)
+
+// Error is a refusal from Admit. It matches its Reason (ErrTooLarge or
+// ErrWouldExceedDeadline) with errors.Is, and, when the context's deadline
+// ended the wait, context.DeadlineExceeded too.
+type Error struct {
+	Target Target
+	Class  Class
+	// Reason is ErrTooLarge or ErrWouldExceedDeadline.
+	Reason error
+	// Tokens is what the call would hold: its input estimate plus its max tokens.
+	Tokens int64
+	// Input and MaxTokens are the two parts of Tokens.
+	Input, MaxTokens int64
+	// Capacity is the most tokens per minute the target can ever be given
+	// (ErrTooLarge).
+	Capacity int64
+	// Wait is the estimated wait that would have crossed the deadline; zero
+	// when the deadline came while the call was waiting.
+	Wait time.Duration
+	// Left is the time that was left before the deadline when Admit gave up.
+	Left time.Duration
+	// Waited is how long the call waited in the queue.
+	Waited time.Duration
+	// Ahead is the number of calls that were queued ahead of it.
+	Ahead int
+	// Err is the context's error when the context's deadline ended the wait.
+	Err error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Reason == ErrTooLarge:
+		return fmt.Sprintf("admission: %s: a request holding %d tokens (input %d + max tokens %d) can never fit %d tokens per minute; lower its max tokens or raise the quota",
+			e.Target, e.Tokens, e.Input, e.MaxTokens, e.Capacity)
+	case e.Wait > 0:
+		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead), after the deadline in %v",
+			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Left.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("admission: %s: no quota for %d tokens before the deadline (waited %v, %d requests ahead)",
+		e.Target, e.Tokens, e.Waited.Round(time.Millisecond), e.Ahead)
+}
+
+// Unwrap returns the Reason and, if set, the context's error.
+func (e *Error) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Reason, e.Err}
+	}
+	return []error{e.Reason}
+}

@@ -1,0 +1,57 @@
+package admission_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/clock"
+)
+
+func ExampleGovernor() {
+	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	sonnet := admission.Target{Model: "us.anthropic.claude-sonnet-4-20250514-v1:0", Region: "us-east-1"}
+	g, err := admission.New(admission.Options{
+		Targets: map[admission.Target]admission.Quota{sonnet: {TokensPerMinute: 60000}},
+		Clock:   clk,
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	body := []byte(`{"messages":[{"role":"user","content":[{"text":"Write a haiku about quotas."}]}],"inferenceConfig":{"maxTokens":2000}}`)
+	est, _ := admission.EstimateBody(body)
+	fmt.Printf("estimate: %d input tokens, max tokens %d\n", est.InputTokens, est.MaxTokens)
+
+	tk, err := g.Admit(context.Background(), sonnet, est, admission.Interactive)
+	if err != nil {
+		panic(err)
+	}
+	// Until the target has learned its input ratio, the input estimate is
+	// held with a 25% margin: 7 → 9.
+	fmt.Printf("holds %d = input %d + max tokens %d\n", tk.Tokens(), tk.InputTokens(), tk.MaxTokens())
+
+	// The response reports 14 input and 40 output tokens; Sonnet 4 burns
+	// output 5:1, so the call cost 14 + 200 tokens of the quota.
+	tk.Settle(admission.Usage{InputTokens: 14, OutputTokens: 40})
+	s, _ := g.Stats(sonnet)
+	fmt.Printf("available %d of %d\n", s.Available, s.Limit)
+
+	// A call that does not fit waits, unless it would wait past its
+	// deadline: 59,999 tokens need 213 more, at 1,000 a second.
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(100*time.Millisecond))
+	defer cancel()
+	_, err = g.Admit(ctx, sonnet, admission.Estimate{MaxTokens: 59999}, admission.Batch)
+	fmt.Println(errors.Is(err, admission.ErrWouldExceedDeadline), err)
+	// A call that holds more than the quota can never fit: 10,000 input + 64,000 max tokens by default.
+	_, err = g.Admit(ctx, sonnet, admission.Estimate{InputTokens: 8000}, admission.Batch)
+	fmt.Println(errors.Is(err, admission.ErrTooLarge))
+	// Output:
+	// estimate: 7 input tokens, max tokens 2000
+	// holds 2009 = input 9 + max tokens 2000
+	// available 59786 of 60000
+	// true admission: us.anthropic.claude-sonnet-4-20250514-v1:0@us-east-1: 59999 tokens would fit in about 213ms (0 requests ahead), after the deadline in 100ms
+	// true
+}

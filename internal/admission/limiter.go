@@ -1,0 +1,760 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/keel-run/keel/internal/clock"
+)
+
+// closedTime is a channel that is always ready.
+var closedTime = func() chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// eps absorbs float rounding in bucket levels (a thousandth of a token).
+const eps = 1e-3
+
+// Estimate correction: an EWMA of real/estimated input per target, with a
+// margin of its mean absolute deviation. Until it has learned, the margin is
+// startDev.
+const (
+	alpha     = 0.1
+	startDev  = 0.25
+	minSample = 0.05
+	maxSample = 20
+)
+
+// limiter is one target's state. Every field below mu is guarded by it.
+type limiter struct {
+	g      *Governor
+	target Target
+	model  Model
+	p      policy
+
+	mu   sync.Mutex
+	last time.Time // time of the last refill
+
+	limit float64 // tokens per minute in force; +Inf while unknown
+	level float64 // tokens in the bucket (capacity: limit)
+	rpm   float64 // requests per minute; 0: not limited
+	rlvl  float64 // requests in the request bucket
+
+	pausedUntil time.Time
+
+	// CUBIC state: the limit at the last throttle, when it came, and a
+	// generation counting the shrinks.
+	wmax  float64
+	epoch time.Time
+	gen   uint64
+
+	// Estimate correction, and the EWMA of settled/held used to expect
+	// refunds from the calls in flight.
+	ratio, dev float64
+	nRatio     int
+	settleFrac float64
+	nSettle    int
+
+	inflight     int
+	inflightHold float64
+	reserved     window // tokens granted
+	settled      window // tokens settled
+
+	queues [numClasses]fifo
+	streak int     // Interactive grants in a row while Batch waited
+	head   *waiter // the next call to serve, once told it is
+
+	n counters
+}
+
+type counters struct {
+	settled, cancelled, throttles, decreases, tooLarge int64
+	class                                              [numClasses]ClassStats
+}
+
+func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
+	m, _ := lookupModel(g.opts.Models, t.Model)
+	l := &limiter{g: g, target: t, model: m, p: p, last: now,
+		limit: p.limit, rpm: p.rpm, rlvl: p.rpm,
+		wmax: p.limit, ratio: 1, dev: startDev, settleFrac: 1}
+	if !math.IsInf(p.limit, 1) {
+		l.level = p.limit
+		// Start on the CUBIC plateau: the limit holds, and a learning
+		// limit probes upwards slowly at first.
+		l.epoch = now.Add(-time.Duration(g.recovery * float64(time.Second)))
+	}
+	return l
+}
+
+func (l *limiter) unlimited() bool { return math.IsInf(l.limit, 1) }
+
+// refill adds what the buckets gained since the last refill.
+func (l *limiter) refill(now time.Time) {
+	d := now.Sub(l.last)
+	if d <= 0 {
+		return
+	}
+	l.last = now
+	s := d.Seconds()
+	if !l.unlimited() {
+		l.level = min(l.limit, l.level+s*l.limit/60)
+	}
+	if l.rpm > 0 {
+		l.rlvl = min(l.rpm, l.rlvl+s*l.rpm/60)
+	}
+}
+
+// fits reports whether a call holding hold tokens may start now. A call
+// larger than the bucket (possible only while a learned limit is below it)
+// starts when the bucket is full, and leaves it in debt.
+func (l *limiter) fits(hold float64, now time.Time) bool {
+	if now.Before(l.pausedUntil) {
+		return false
+	}
+	if l.rpm > 0 && l.rlvl < 1-eps {
+		return false
+	}
+	return l.unlimited() || l.level >= min(hold, l.limit)-eps
+}
+
+// readyAt returns when a call holding hold tokens will fit if nothing is
+// given back meanwhile.
+func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
+	at := now
+	if l.pausedUntil.After(at) {
+		at = l.pausedUntil
+	}
+	if l.rpm > 0 && l.rlvl < 1-eps {
+		at = later(at, now, (1-eps/2-l.rlvl)/(l.rpm/60))
+	}
+	if !l.unlimited() {
+		if need := min(hold, l.limit) - eps/2; l.level < need {
+			at = later(at, now, (need-l.level)/(l.limit/60))
+		}
+	}
+	return at
+}
+
+// maxWaitSeconds bounds a computed wait (about 31 years), so that a huge
+// deficit over a tiny rate cannot overflow a time.Duration.
+const maxWaitSeconds = 1e9
+
+// later returns the later of at and now+sec seconds, rounded up to the nanosecond.
+func later(at, now time.Time, sec float64) time.Time {
+	t := now.Add(time.Duration(math.Ceil(min(sec, maxWaitSeconds) * 1e9)))
+	if t.After(at) {
+		return t
+	}
+	return at
+}
+
+// size returns the corrected input estimate, the max tokens and the hold of a call.
+func (l *limiter) size(est Estimate) (input float64, maxTok int, hold float64) {
+	input = math.Ceil(float64(est.InputTokens) * (l.ratio + l.dev))
+	maxTok = est.MaxTokens
+	if maxTok == 0 {
+		maxTok = l.model.MaxOutputTokens
+	}
+	return input, maxTok, input + float64(maxTok)
+}
+
+func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int, hold float64) error {
+	if hold <= l.p.ceil {
+		return nil
+	}
+	l.n.tooLarge++
+	return &Error{Target: l.target, Class: class, Reason: ErrTooLarge, Tokens: int64(hold),
+		Input: int64(input), MaxTokens: int64(maxTok), Capacity: int64(l.p.ceil)}
+}
+
+// take grants a call: it takes its tokens and request and returns its Ticket.
+func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, now time.Time) Ticket {
+	if !l.unlimited() {
+		l.level -= hold
+	}
+	if l.rpm > 0 {
+		l.rlvl--
+	}
+	l.inflight++
+	l.inflightHold += hold
+	l.reserved.add(now, hold)
+	return Ticket{l: l, gen: l.gen, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
+}
+
+func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
+
+func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
+	now := l.g.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	input, maxTok, hold := l.size(est)
+	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
+		return Ticket{}, false, err
+	}
+	if l.queued() || !l.fits(hold, now) {
+		return Ticket{}, false, nil
+	}
+	l.n.class[class].Admitted++
+	return l.take(est, input, maxTok, hold, now), true, nil
+}
+
+func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket, error) {
+	clk := l.g.clk
+	now := clk.Now()
+	l.mu.Lock()
+	l.refill(now)
+	input, maxTok, hold := l.size(est)
+	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
+		l.mu.Unlock()
+		return Ticket{}, err
+	}
+	if !l.queued() && l.fits(hold, now) {
+		l.n.class[class].Admitted++
+		tk := l.take(est, input, maxTok, hold, now)
+		l.mu.Unlock()
+		return tk, nil
+	}
+
+	// Queue, unless the wait would cross the deadline anyway.
+	start := now
+	deadline, fromCtx := l.g.deadline(ctx, now)
+	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ch: make(chan struct{}, 1)}
+	l.queues[class].push(w)
+	if err := l.expire(w, now, start, deadline, fromCtx); err != nil {
+		l.mu.Unlock()
+		return Ticket{}, err
+	}
+	l.dispatch(now, false)
+	for {
+		// l.mu is held here.
+		if w.granted {
+			tk := w.tk
+			tk.waited = now.Sub(start)
+			l.mu.Unlock()
+			return tk, nil
+		}
+		if err := l.expire(w, now, start, deadline, fromCtx); err != nil {
+			l.dispatch(now, false)
+			l.mu.Unlock()
+			return Ticket{}, err
+		}
+		// Every notification is sent under l.mu: one sent before this point
+		// is stale, since the state it signalled has been read above.
+		select {
+		case <-w.ch:
+		default:
+		}
+		wake := deadline
+		if l.head == w {
+			if at := l.readyAt(hold, now); wake.IsZero() || at.Before(wake) {
+				wake = at
+			}
+		}
+		l.mu.Unlock()
+
+		var timer clock.Timer
+		var tc <-chan time.Time
+		if !wake.IsZero() {
+			timer = clk.NewTimer(wake.Sub(clk.Now()))
+			tc = timer.C()
+			// A clock that jumped past wake while the lock was released
+			// (a test's fake clock) may have armed the timer late: look again
+			// now rather than wait for it.
+			if !clk.Now().Before(wake) {
+				tc = closedTime
+			}
+		}
+		var done bool
+		select {
+		case <-w.ch:
+		case <-tc:
+		case <-ctx.Done():
+			done = true
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		now = clk.Now()
+		l.mu.Lock()
+		if done {
+			if w.granted {
+				tk := w.tk
+				l.cancelLocked(&tk, now)
+				l.n.cancelled++
+			} else {
+				l.queues[class].remove(w)
+				l.clearHead(w)
+			}
+			l.n.class[class].Cancelled++
+			l.dispatch(now, true)
+			l.mu.Unlock()
+			return Ticket{}, fmt.Errorf("admission: %s: gave up after waiting %v for quota: %w", l.target, now.Sub(start), ctx.Err())
+		}
+		l.dispatch(now, false)
+	}
+}
+
+// deadline returns the earlier of ctx's deadline and now+MaxWait (zero:
+// none), and whether it is ctx's.
+func (g *Governor) deadline(ctx context.Context, now time.Time) (time.Time, bool) {
+	d, ok := ctx.Deadline()
+	if g.opts.MaxWait > 0 {
+		if m := now.Add(g.opts.MaxWait); !ok || m.Before(d) {
+			return m, false
+		}
+	}
+	return d, ok
+}
+
+// expire removes the queued w and returns its *Error when its deadline has
+// passed or its estimated wait crosses it. l.mu must be held.
+func (l *limiter) expire(w *waiter, now, start, deadline time.Time, fromCtx bool) error {
+	if deadline.IsZero() {
+		return nil
+	}
+	var wait time.Duration
+	if now.Before(deadline) {
+		if wait = l.estimateWait(w, now); !now.Add(wait).After(deadline) {
+			return nil
+		}
+	}
+	ahead := l.ahead(w)
+	l.queues[w.class].remove(w)
+	l.clearHead(w)
+	l.n.class[w.class].Expired++
+	e := &Error{Target: l.target, Class: w.class, Reason: ErrWouldExceedDeadline, Tokens: int64(w.hold),
+		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Left: max(deadline.Sub(now), 0),
+		Waited: now.Sub(start), Ahead: ahead}
+	if wait == 0 && fromCtx {
+		e.Err = context.DeadlineExceeded
+	}
+	return e
+}
+
+func (l *limiter) clearHead(w *waiter) {
+	if l.head == w {
+		l.head = nil
+	}
+}
+
+// next returns the call to serve next: the head of the Interactive queue,
+// unless Batch calls wait and BatchEvery Interactive grants in a row have
+// passed them.
+func (l *limiter) next() *waiter {
+	wi, wb := l.queues[Interactive].front(), l.queues[Batch].front()
+	switch {
+	case wi == nil:
+		return wb
+	case wb == nil:
+		return wi
+	case l.streak >= l.g.batchEvery:
+		return wb
+	}
+	return wi
+}
+
+// dispatch grants the calls that fit, in order, and tells the next one it
+// is next; with poke, it tells it even if it knew, because tokens came back
+// and it may fit sooner than it planned. l.mu must be held.
+func (l *limiter) dispatch(now time.Time, poke bool) {
+	l.refill(now)
+	for {
+		w := l.next()
+		if w == nil {
+			l.head = nil
+			return
+		}
+		if !l.fits(w.hold, now) {
+			if l.head != w || poke {
+				l.head = w
+				w.notify()
+			}
+			return
+		}
+		l.queues[w.class].pop()
+		l.clearHead(w)
+		if w.class == Interactive && l.queues[Batch].len() > 0 {
+			l.streak++
+		} else {
+			l.streak = 0
+		}
+		w.tk = l.take(w.est, w.input, w.maxTok, w.hold, now)
+		w.granted = true
+		cs := &l.n.class[w.class]
+		cs.Admitted++
+		cs.Waited++
+		wait := now.Sub(w.since)
+		cs.WaitTotal += wait
+		cs.WaitMax = max(cs.WaitMax, wait)
+		w.notify()
+	}
+}
+
+// estimateWait estimates how long the queued w will wait: until the calls
+// ahead of it and w itself fit, counting the refill, the pause, and the
+// tokens the calls in flight are expected to give back. While calls of the
+// other class wait, they are taken to keep coming: as many of them count as
+// the BatchEvery rule lets go first (for a Batch call, BatchEvery Interactive
+// calls per Batch call up to and including it; for an Interactive call, one
+// Batch call per BatchEvery Interactive ones ahead), at their current mean
+// size.
+func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
+	sameT, sameN := l.queues[w.class].ahead(w)
+	o := &l.queues[1-w.class]
+	var otherN float64
+	if o.len() > 0 {
+		k := float64(l.g.batchEvery)
+		if w.class == Interactive {
+			otherN = math.Floor((float64(l.streak) + sameN) / k)
+		} else {
+			otherN = max(k-float64(l.streak), 0) + k*sameN
+		}
+	}
+	var otherT float64
+	if otherN > 0 {
+		otherT = otherN * o.tokens / float64(o.len())
+	}
+	at := now
+	if l.pausedUntil.After(at) {
+		at = l.pausedUntil
+	}
+	if !l.unlimited() {
+		refund := l.inflightHold * (1 - l.settleFrac)
+		if deficit := sameT + otherT + min(w.hold, l.limit) - l.level - refund; deficit > 0 {
+			at = later(at, now, deficit/(l.limit/60))
+		}
+	}
+	if l.rpm > 0 {
+		if deficit := sameN + otherN + 1 - l.rlvl; deficit > 0 {
+			at = later(at, now, deficit/(l.rpm/60))
+		}
+	}
+	return at.Sub(now)
+}
+
+// ahead returns the number of calls queued ahead of w in its class and in
+// the other.
+func (l *limiter) ahead(w *waiter) int {
+	_, n := l.queues[w.class].ahead(w)
+	return int(n) + l.queues[1-w.class].len()
+}
+
+// settle ends a Ticket with its usage.
+func (l *limiter) settle(t *Ticket, u Usage) {
+	in, out := max(u.InputTokens, 0), max(u.OutputTokens, 0)
+	cr, cw := max(u.CacheReadInputTokens, 0), max(u.CacheWriteInputTokens, 0)
+	now := l.g.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	known := in+cr+cw > 0
+	charged := float64(in + cw)
+	if !known {
+		charged = t.input
+	}
+	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
+	l.end(t, t.hold-cost)
+	l.settled.add(now, cost)
+	l.n.settled++
+	if known && t.raw > 0 {
+		s := min(max(float64(in+cr+cw)/float64(t.raw), minSample), maxSample)
+		l.nRatio++
+		a := max(alpha, 1/float64(l.nRatio))
+		l.dev += a * (math.Abs(s-l.ratio) - l.dev)
+		l.ratio += a * (s - l.ratio)
+	}
+	if t.hold > 0 {
+		l.nSettle++
+		a := max(alpha, 1/float64(l.nSettle))
+		l.settleFrac += a * (min(cost/t.hold, 2) - l.settleFrac)
+	}
+	l.grow(now)
+	l.dispatch(now, true)
+}
+
+// end takes a Ticket out of flight and gives back refund tokens (taking
+// them if negative).
+func (l *limiter) end(t *Ticket, refund float64) {
+	l.inflight--
+	l.inflightHold -= t.hold
+	if l.inflight == 0 {
+		l.inflightHold = 0 // no drift
+	}
+	if !l.unlimited() {
+		l.level = min(l.limit, l.level+refund)
+	}
+}
+
+func (l *limiter) cancel(t *Ticket) {
+	now := l.g.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cancelLocked(t, now)
+	l.n.cancelled++
+	l.dispatch(now, true)
+}
+
+func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
+	l.refill(now)
+	// A Ticket from before the last throttle held tokens that the throttle
+	// already wrote off when it emptied the bucket (Bedrock never took
+	// them): giving them back now would count them twice.
+	refund := t.hold
+	if t.gen != l.gen {
+		refund = 0
+	}
+	l.end(t, refund)
+	if l.rpm > 0 {
+		l.rlvl = min(l.rpm, l.rlvl+1)
+	}
+}
+
+// usage returns the tokens the target used over the last minute: what
+// settled in it, plus what the calls in flight hold.
+func (l *limiter) usage(now time.Time) float64 {
+	return l.settled.sum(now) + l.inflightHold
+}
+
+// grow raises the limit after a success along the CUBIC curve
+// W(t) = Wmax × (1 + (1-β)((t-K)/K)³), where t is the time since the last
+// throttle and K is Recovery: the limit climbs back to Wmax in K, slowly
+// near it, then probes past it. A known quota caps it; a learning limit grows
+// past its value only up to twice what the target really used over the last
+// minute, so an idle target does not grow a limit it never tested.
+func (l *limiter) grow(now time.Time) {
+	if l.unlimited() {
+		return
+	}
+	k := l.g.recovery
+	x := (now.Sub(l.epoch).Seconds() - k) / k
+	w := l.wmax * (1 + (1-l.g.beta)*x*x*x)
+	if w <= l.limit {
+		return
+	}
+	if l.p.learn {
+		w = min(w, max(l.limit, 2*l.usage(now)))
+	}
+	w = min(w, l.p.ceil)
+	if w > l.limit {
+		l.limit = w
+	}
+}
+
+// throttle reacts to a throttle of t's call (nil: a call without a Ticket).
+// t's tokens go back, since Bedrock reserved nothing. Only a call admitted
+// since the last shrink shrinks the limit again; without a Ticket, a throttle
+// during the pause changes nothing.
+func (l *limiter) throttle(t *Ticket) {
+	now := l.g.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	l.n.throttles++
+	var fresh bool
+	if t != nil {
+		fresh = t.gen == l.gen
+		l.cancelLocked(t, now)
+	} else {
+		fresh = !now.Before(l.pausedUntil)
+	}
+	if fresh {
+		l.shrink(now)
+	}
+	l.dispatch(now, true)
+}
+
+// shrink cuts the limit after a throttle, empties the bucket and pauses
+// admissions. l.mu must be held.
+func (l *limiter) shrink(now time.Time) {
+	// Wmax is the limit that was just found too high; while the limit is
+	// still unknown, it is what the target used over the last minute.
+	w := l.limit
+	if l.unlimited() {
+		w = max(l.usage(now), l.p.floor)
+	}
+	w = min(w, l.p.ceil)
+	wasUnlimited := l.unlimited()
+	l.wmax = w
+	l.limit = max(l.p.floor, w*l.g.beta)
+	// Bedrock's bucket is empty now, as far as this call could tell: so is ours.
+	if wasUnlimited {
+		l.level = 0
+	} else {
+		l.level = min(l.level, 0)
+	}
+	l.epoch = now
+	l.gen++
+	l.n.decreases++
+	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
+	l.pausedUntil = now.Add(pause)
+	// Every waiter looks again: the head at its new time, the others at
+	// whether their deadline can still be met.
+	for c := range l.queues {
+		for _, w := range l.queues[c].live() {
+			w.notify()
+		}
+	}
+	l.head = nil
+}
+
+func (l *limiter) stats() Stats {
+	now := l.g.clk.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	s := Stats{Target: l.target, Model: l.model, Floor: int64(l.p.floor), Learning: l.p.learn,
+		RequestsPerMinute: int64(l.rpm), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
+		ReservedPerMinute: int64(l.reserved.sum(now)), SettledPerMinute: int64(l.settled.sum(now)),
+		InputRatio: l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
+		Decreases: l.n.decreases, TooLarge: l.n.tooLarge, Classes: l.n.class}
+	if !l.unlimited() {
+		s.Limit = int64(math.Round(l.limit))
+		s.Available = int64(math.Floor(l.level))
+	}
+	if !math.IsInf(l.p.ceil, 1) {
+		s.Ceiling = int64(l.p.ceil)
+	}
+	if l.pausedUntil.After(now) {
+		s.PausedFor = l.pausedUntil.Sub(now)
+	}
+	for c := range l.queues {
+		s.Classes[c].Queued = l.queues[c].len()
+		s.Classes[c].QueuedTokens = int64(l.queues[c].tokens)
+	}
+	return s
+}
+
+// waiter is a queued call.
+type waiter struct {
+	class  Class
+	est    Estimate
+	input  float64
+	maxTok int
+	hold   float64
+	since  time.Time
+	cum    float64 // tokens pushed onto its queue up to and including it
+	cumN   int64
+	ch     chan struct{} // capacity 1; sent to under l.mu
+	// Set under l.mu by dispatch.
+	granted bool
+	tk      Ticket
+}
+
+func (w *waiter) notify() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+// fifo is one class's queue. It keeps running totals of the tokens pushed
+// and of those that left, so the tokens ahead of a waiter cost nothing to
+// find.
+type fifo struct {
+	w      []*waiter
+	h      int     // index of the front
+	tokens float64 // live total
+	pushed float64
+	left   float64
+	pushN  int64
+	leftN  int64
+}
+
+func (q *fifo) len() int { return len(q.w) - q.h }
+
+func (q *fifo) live() []*waiter { return q.w[q.h:] }
+
+func (q *fifo) front() *waiter {
+	if q.len() == 0 {
+		return nil
+	}
+	return q.w[q.h]
+}
+
+func (q *fifo) push(w *waiter) {
+	q.pushed += w.hold
+	q.pushN++
+	w.cum, w.cumN = q.pushed, q.pushN
+	q.tokens += w.hold
+	q.w = append(q.w, w)
+}
+
+func (q *fifo) pop() {
+	q.leave(q.w[q.h])
+	q.w[q.h] = nil
+	q.h++
+	q.compact()
+}
+
+func (q *fifo) remove(w *waiter) {
+	for i := q.h; i < len(q.w); i++ {
+		if q.w[i] == w {
+			q.leave(w)
+			copy(q.w[i:], q.w[i+1:])
+			q.w[len(q.w)-1] = nil
+			q.w = q.w[:len(q.w)-1]
+			q.compact()
+			return
+		}
+	}
+}
+
+func (q *fifo) leave(w *waiter) {
+	q.tokens -= w.hold
+	q.left += w.hold
+	q.leftN++
+}
+
+func (q *fifo) compact() {
+	switch {
+	case q.len() == 0:
+		q.w, q.h, q.tokens = q.w[:0], 0, 0
+	case q.h > 32 && q.h*2 > len(q.w):
+		n := copy(q.w, q.w[q.h:])
+		clear(q.w[n:])
+		q.w, q.h = q.w[:n], 0
+	}
+}
+
+// ahead returns the tokens and calls ahead of w. A call behind w that left
+// early makes it count a little less than it should; the figure is an
+// estimate's input.
+func (q *fifo) ahead(w *waiter) (tokens, n float64) {
+	return max(0, w.cum-w.hold-q.left), max(0, float64(w.cumN-1-q.leftN))
+}
+
+// window sums values over the last minute in twelve 5-second slots.
+type window struct {
+	slot [12]float64
+	cur  int64 // index of the newest slot since the epoch
+}
+
+const slotLen = 5 * time.Second
+
+func (w *window) advance(now time.Time) int {
+	n := now.UnixNano() / int64(slotLen)
+	if n > w.cur {
+		for i := w.cur + 1; i <= n && i <= w.cur+int64(len(w.slot)); i++ {
+			w.slot[i%int64(len(w.slot))] = 0
+		}
+		w.cur = n
+	}
+	return int(w.cur % int64(len(w.slot)))
+}
+
+func (w *window) add(now time.Time, v float64) { w.slot[w.advance(now)] += v }
+
+func (w *window) sum(now time.Time) float64 {
+	w.advance(now)
+	var s float64
+	for _, v := range w.slot {
+		s += v
+	}
+	return s
+}
