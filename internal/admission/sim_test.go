@@ -359,7 +359,7 @@ type simCase struct {
 	// bounds checked on the result
 	minUtil, maxThrottle         float64 // over the run after the warm-up
 	minLastUtil, maxLastThrottle float64 // over its last third
-	allServed                    bool // every call served at once
+	allServed                    bool    // every call served at once
 }
 
 func TestSimulation(t *testing.T) {
