@@ -429,6 +429,41 @@ func TestCancelWhileWaiting(t *testing.T) {
 	}
 }
 
+// expiringCtx is a context that a test ends with context.DeadlineExceeded
+// when it likes, as a real deadline would end it.
+type expiringCtx struct {
+	context.Context
+	done chan struct{}
+}
+
+func (c expiringCtx) Done() <-chan struct{} { return c.done }
+
+func (c expiringCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
+}
+
+func TestContextDeadlineWhileWaiting(t *testing.T) {
+	g, _ := newGov(t, known(60000))
+	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
+	ctx := expiringCtx{Context: context.Background(), done: make(chan struct{})}
+	ch := make(chan result, 1)
+	admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Batch, "w", ch)
+	waitQueued(t, g, haiku, 0, 1)
+	close(ctx.done)
+	r := <-ch
+	if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("Admit = %v, want ErrWouldExceedDeadline and context.DeadlineExceeded", r.err)
+	}
+	if cs := stats(t, g, haiku).Classes[Batch]; cs.Queued != 0 || cs.Expired != 1 || cs.Cancelled != 0 {
+		t.Errorf("class stats %+v, want none queued, 1 expired, 0 cancelled", cs)
+	}
+}
+
 func TestTicketEndsOnce(t *testing.T) {
 	g, _ := newGov(t, known(10000))
 	tk := mustTry(t, g, haiku, Estimate{MaxTokens: 4000})

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -234,10 +235,8 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket,
 	for {
 		// l.mu is held here.
 		if w.granted {
-			tk := w.tk
-			tk.waited = now.Sub(start)
 			l.mu.Unlock()
-			return tk, nil
+			return w.tk, nil
 		}
 		if err := l.expire(w, now, start, deadline, fromCtx); err != nil {
 			l.dispatch(now, false)
@@ -287,14 +286,25 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket,
 				tk := w.tk
 				l.cancelLocked(&tk, now)
 				l.n.cancelled++
-			} else {
+			}
+			err := ctx.Err()
+			if !w.granted && errors.Is(err, context.DeadlineExceeded) {
+				// The context's deadline, seen through its Done channel
+				// rather than the timer: the same refusal as expire's.
+				e := l.expireErr(w, now, start, deadline, 0)
+				e.Err = err
+				l.dispatch(now, false)
+				l.mu.Unlock()
+				return Ticket{}, e
+			}
+			if !w.granted {
 				l.queues[class].remove(w)
 				l.clearHead(w)
 			}
 			l.n.class[class].Cancelled++
 			l.dispatch(now, true)
 			l.mu.Unlock()
-			return Ticket{}, fmt.Errorf("admission: %s: gave up after waiting %v for quota: %w", l.target, now.Sub(start), ctx.Err())
+			return Ticket{}, fmt.Errorf("admission: %s: gave up after waiting %v for quota: %w", l.target, now.Sub(start), err)
 		}
 		l.dispatch(now, false)
 	}
@@ -324,17 +334,22 @@ func (l *limiter) expire(w *waiter, now, start, deadline time.Time, fromCtx bool
 			return nil
 		}
 	}
-	ahead := l.ahead(w)
-	l.queues[w.class].remove(w)
-	l.clearHead(w)
-	l.n.class[w.class].Expired++
-	e := &Error{Target: l.target, Class: w.class, Reason: ErrWouldExceedDeadline, Tokens: int64(w.hold),
-		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Left: max(deadline.Sub(now), 0),
-		Waited: now.Sub(start), Ahead: ahead}
+	e := l.expireErr(w, now, start, deadline, wait)
 	if wait == 0 && fromCtx {
 		e.Err = context.DeadlineExceeded
 	}
 	return e
+}
+
+// expireErr removes the queued w and returns its refusal. l.mu must be held.
+func (l *limiter) expireErr(w *waiter, now, start, deadline time.Time, wait time.Duration) *Error {
+	ahead := l.ahead(w)
+	l.queues[w.class].remove(w)
+	l.clearHead(w)
+	l.n.class[w.class].Expired++
+	return &Error{Target: l.target, Class: w.class, Reason: ErrWouldExceedDeadline, Tokens: int64(w.hold),
+		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Left: max(deadline.Sub(now), 0),
+		Waited: now.Sub(start), Ahead: ahead}
 }
 
 func (l *limiter) clearHead(w *waiter) {
@@ -384,12 +399,13 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 		} else {
 			l.streak = 0
 		}
+		wait := now.Sub(w.since)
 		w.tk = l.take(w.est, w.input, w.maxTok, w.hold, now)
+		w.tk.waited = wait
 		w.granted = true
 		cs := &l.n.class[w.class]
 		cs.Admitted++
 		cs.Waited++
-		wait := now.Sub(w.since)
 		cs.WaitTotal += wait
 		cs.WaitMax = max(cs.WaitMax, wait)
 		w.notify()
