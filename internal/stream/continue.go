@@ -1,0 +1,180 @@
+package stream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrLimitReached reports that a broken reply had already produced its
+// whole output limit, so no continuation can add to it.
+var ErrLimitReached = errors.New("stream: the reply had reached its output limit")
+
+// Continue returns the body of the request that continues a broken reply:
+// body (a Converse request, or an Anthropic Messages InvokeModel body) with
+// c.Prefill appended as a partial assistant message, and its output limit
+// (inferenceConfig.maxTokens, or max_tokens) lowered by c.Tokens. When the
+// conversation already ends with an assistant message (the caller's own
+// prefill), the text is appended to it, since the reply continues it. Other
+// fields are kept as they are; key order is not.
+func Continue(format Format, body []byte, c Continuation) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return nil, fmt.Errorf("stream: continuing a reply: the request body is not a JSON object")
+	}
+	var msgs []map[string]json.RawMessage
+	if err := json.Unmarshal(m["messages"], &msgs); err != nil || len(msgs) == 0 {
+		return nil, fmt.Errorf("stream: continuing a reply: the request has no messages")
+	}
+	if c.Prefill != "" {
+		var err error
+		if msgs, err = appendPrefill(format, msgs, c.Prefill); err != nil {
+			return nil, err
+		}
+		if m["messages"], err = json.Marshal(msgs); err != nil {
+			return nil, fmt.Errorf("stream: continuing a reply: %w", err)
+		}
+	}
+	if format == Converse {
+		var ic map[string]json.RawMessage
+		if raw, ok := m["inferenceConfig"]; ok && json.Unmarshal(raw, &ic) == nil && ic != nil {
+			if raw, ok := ic["maxTokens"]; ok {
+				n, err := lower(raw, c.Tokens)
+				if err != nil {
+					return nil, err
+				}
+				ic["maxTokens"] = n
+				m["inferenceConfig"], _ = json.Marshal(ic)
+			}
+		}
+	} else if raw, ok := m["max_tokens"]; ok {
+		n, err := lower(raw, c.Tokens)
+		if err != nil {
+			return nil, err
+		}
+		m["max_tokens"] = n
+	}
+	return json.Marshal(m)
+}
+
+// lower returns the limit raw less used, or ErrLimitReached.
+func lower(raw json.RawMessage, used int) (json.RawMessage, error) {
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return nil, fmt.Errorf("stream: continuing a reply: the output limit %s is not a number", raw)
+	}
+	if n-used < 1 {
+		return nil, ErrLimitReached
+	}
+	return json.RawMessage(strconv.Itoa(n - used)), nil
+}
+
+func appendPrefill(format Format, msgs []map[string]json.RawMessage, prefill string) ([]map[string]json.RawMessage, error) {
+	last := msgs[len(msgs)-1]
+	var role string
+	json.Unmarshal(last["role"], &role)
+	if role != "assistant" {
+		var content json.RawMessage
+		if format == Converse {
+			content, _ = json.Marshal([]map[string]string{{"text": prefill}})
+		} else {
+			content, _ = json.Marshal(prefill)
+		}
+		role, _ := json.Marshal("assistant")
+		return append(msgs, map[string]json.RawMessage{"role": role, "content": content}), nil
+	}
+	// The caller prefilled the reply: the model continued their text, so
+	// the continuation's prefill is their text followed by ours.
+	raw := last["content"]
+	var s string
+	if json.Unmarshal(raw, &s) == nil { // Anthropic's string form
+		last["content"], _ = json.Marshal(s + prefill)
+		return msgs, nil
+	}
+	var blocks []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return nil, fmt.Errorf("stream: continuing a reply: the final assistant message's content is neither text nor a list of blocks")
+	}
+	if n := len(blocks); n > 0 {
+		if t, ok := blocks[n-1]["text"]; ok {
+			var text string
+			if json.Unmarshal(t, &text) == nil {
+				blocks[n-1]["text"], _ = json.Marshal(text + prefill)
+				last["content"], _ = json.Marshal(blocks)
+				return msgs, nil
+			}
+		}
+	}
+	b := map[string]json.RawMessage{}
+	b["text"], _ = json.Marshal(prefill)
+	if format == Invoke {
+		b["type"], _ = json.Marshal("text")
+	}
+	last["content"], _ = json.Marshal(append(blocks, b))
+	return msgs, nil
+}
+
+// Thinking reports whether the request turns extended thinking (reasoning)
+// on: Anthropic models refuse a prefill then, so such a reply is not
+// resumed. It looks at "thinking" (Anthropic bodies, and Converse's
+// additionalModelRequestFields) and reasoning_config / reasoningConfig.
+func Thinking(format Format, body []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	if format == Converse {
+		var extra map[string]json.RawMessage
+		if json.Unmarshal(m["additionalModelRequestFields"], &extra) != nil {
+			return false
+		}
+		m = extra
+	}
+	for _, k := range []string{"thinking", "reasoning_config", "reasoningConfig"} {
+		raw, ok := m[k]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		var v struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(raw, &v) == nil && strings.EqualFold(v.Type, "disabled") {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// AcceptsPrefill reports whether the model is known to continue a partial
+// assistant message: Anthropic Claude models up to 4.5 and Amazon Nova.
+// Claude 4.6 and later refuse a prefill ("This model does not support
+// assistant message prefill"); other families are not known to honour one.
+// model may be a model id, an inference profile id or an ARN.
+func AcceptsPrefill(model string) bool {
+	if strings.Contains(model, "amazon.nova-") {
+		return true
+	}
+	i := strings.Index(model, "anthropic.claude-")
+	if i < 0 {
+		return false
+	}
+	parts := strings.Split(model[i+len("anthropic.claude-"):], "-")
+	if len(parts) > 0 && (parts[0] == "opus" || parts[0] == "sonnet" || parts[0] == "haiku") {
+		parts = parts[1:]
+	}
+	if len(parts) == 0 {
+		return false
+	}
+	major, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return true // claude-v2, claude-instant-v1: the old models take a prefill
+	}
+	minor := 0
+	if len(parts) > 1 && len(parts[1]) <= 2 {
+		minor, _ = strconv.Atoi(parts[1])
+	}
+	return major < 4 || (major == 4 && minor <= 5)
+}

@@ -1,0 +1,145 @@
+package stream
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestContinue(t *testing.T) {
+	tests := []struct {
+		name   string
+		format Format
+		body   string
+		c      Continuation
+		want   string // JSON, compared as values
+		err    string
+	}{
+		{
+			name: "converse: assistant message appended, limit lowered, other fields kept", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50,"temperature":0.5},"system":[{"text":"s"}]}`,
+			c:    Continuation{OK: true, Prefill: "Hello", Tokens: 7},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]},{"role":"assistant","content":[{"text":"Hello"}]}],"inferenceConfig":{"maxTokens":43,"temperature":0.5},"system":[{"text":"s"}]}`,
+		},
+		{
+			name: "converse: the caller's own prefill is extended", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]},{"role":"assistant","content":[{"text":"{"}]}]}`,
+			c:    Continuation{OK: true, Prefill: `"a": 1`, Tokens: 3},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]},{"role":"assistant","content":[{"text":"{\"a\": 1"}]}]}`,
+		},
+		{
+			name: "converse: nothing to prefill is a plain retry", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50}}`,
+			c:    Continuation{OK: true, Tokens: 1},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":49}}`,
+		},
+		{
+			name: "converse: limit reached", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":5}}`,
+			c:    Continuation{OK: true, Prefill: "abc", Tokens: 5}, err: "output limit",
+		},
+		{
+			name: "anthropic: string content, max_tokens lowered", format: Invoke,
+			body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`,
+			c:    Continuation{OK: true, Prefill: "Hello there", Tokens: 3},
+			want: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":97,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello there"}]}`,
+		},
+		{
+			name: "anthropic: a prefill in string form is extended", format: Invoke,
+			body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once"}]}`,
+			c:    Continuation{OK: true, Prefill: " upon", Tokens: 1},
+			want: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":99,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once upon"}]}`,
+		},
+		{
+			name: "anthropic: a prefill ending in a non-text block gets a text block", format: Invoke,
+			body: `{"max_tokens":10,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"image","source":{}}]}]}`,
+			c:    Continuation{OK: true, Prefill: "It shows", Tokens: 2},
+			want: `{"max_tokens":8,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"image","source":{}},{"type":"text","text":"It shows"}]}]}`,
+		},
+		{name: "not JSON", format: Converse, body: `nope`, c: Continuation{OK: true, Prefill: "a"}, err: "not a JSON object"},
+		{name: "no messages", format: Converse, body: `{"system":[]}`, c: Continuation{OK: true, Prefill: "a"}, err: "no messages"},
+		{name: "limit not a number", format: Invoke, body: `{"max_tokens":"ten","messages":[{"role":"user","content":"Hi"}]}`, c: Continuation{OK: true, Prefill: "a"}, err: "not a number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Continue(tt.format, []byte(tt.body), tt.c)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err %v, want one mentioning %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var g, w any
+			json.Unmarshal(got, &g)
+			json.Unmarshal([]byte(tt.want), &w)
+			if !reflect.DeepEqual(g, w) {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+	if _, err := Continue(Converse, []byte(`{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":5}}`), Continuation{Tokens: 5}); !errors.Is(err, ErrLimitReached) {
+		t.Fatalf("err %v, want ErrLimitReached", err)
+	}
+}
+
+func TestThinking(t *testing.T) {
+	tests := []struct {
+		name   string
+		format Format
+		body   string
+		want   bool
+	}{
+		{"converse plain", Converse, `{"messages":[]}`, false},
+		{"converse thinking on", Converse, `{"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":2000}}}`, true},
+		{"converse thinking off", Converse, `{"additionalModelRequestFields":{"thinking":{"type":"disabled"}}}`, false},
+		{"converse reasoning config", Converse, `{"additionalModelRequestFields":{"reasoning_config":{"type":"enabled"}}}`, true},
+		{"anthropic thinking on", Invoke, `{"thinking":{"type":"enabled","budget_tokens":1024},"messages":[]}`, true},
+		{"anthropic adaptive", Invoke, `{"thinking":{"type":"adaptive"}}`, true},
+		{"anthropic null", Invoke, `{"thinking":null}`, false},
+		{"a top-level thinking key means nothing to Converse", Converse, `{"thinking":{"type":"enabled"}}`, false},
+		{"not JSON", Invoke, `x`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Thinking(tt.format, []byte(tt.body)); got != tt.want {
+				t.Fatalf("Thinking = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestAcceptsPrefill(t *testing.T) {
+	tests := []struct {
+		model string
+		want  bool
+	}{
+		{"anthropic.claude-3-haiku-20240307-v1:0", true},
+		{"anthropic.claude-3-5-sonnet-20241022-v2:0", true},
+		{"us.anthropic.claude-3-7-sonnet-20250219-v1:0", true},
+		{"anthropic.claude-sonnet-4-20250514-v1:0", true},
+		{"us.anthropic.claude-opus-4-1-20250805-v1:0", true},
+		{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", true},
+		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0", true},
+		{"anthropic.claude-v2:1", true},
+		{"us.anthropic.claude-opus-4-6-v1", false},
+		{"anthropic.claude-sonnet-4-6", false},
+		{"anthropic.claude-opus-5-20270101-v1:0", false},
+		{"amazon.nova-pro-v1:0", true},
+		{"us.amazon.nova-lite-v1:0", true},
+		{"meta.llama3-1-8b-instruct-v1:0", false},
+		{"amazon.titan-text-express-v1", false},
+		{"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.model, func(t *testing.T) {
+			if got := AcceptsPrefill(tt.model); got != tt.want {
+				t.Fatalf("AcceptsPrefill(%q) = %v, want %v", tt.model, got, tt.want)
+			}
+		})
+	}
+}
