@@ -39,6 +39,32 @@ type Config struct {
 	Routes []Route `yaml:"routes"`
 	// ContentFilter configures graceful degradation when a reply is blocked.
 	ContentFilter ContentFilter `yaml:"content_filter"`
+	// Streaming tunes ConverseStream and InvokeModelWithResponseStream:
+	// stall limits and resume. Zero fields take the defaults.
+	Streaming Streaming `yaml:"streaming"`
+}
+
+// Streaming tunes streams; zero fields take the defaults (see
+// docs/streaming.md).
+type Streaming struct {
+	// Resume continues a stream that broke after its first content by
+	// re-sending the request with the text so far as a prefill, for models
+	// known to accept one (Claude up to 4.5, Nova). Nil (absent): true.
+	Resume *bool `yaml:"resume"`
+	// MaxResumes bounds the continuations of one call (1 to 10; 0: 2).
+	MaxResumes int `yaml:"max_resumes"`
+	// FirstEventTimeout bounds the wait from sending a request to its first
+	// event (0: 2m; at least 1s).
+	FirstEventTimeout Duration `yaml:"first_event_timeout"`
+	// IdleTimeout bounds the wait for each later event (0: 60s; at least 1s).
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// RouteStreaming overrides streaming settings for the models of one route.
+type RouteStreaming struct {
+	// Resume, when set, decides for these models: true resumes even a model
+	// keel does not know to accept a prefill, false never resumes.
+	Resume *bool `yaml:"resume"`
 }
 
 // Retry mirrors retry.Policy; zero fields take its defaults.
@@ -80,6 +106,9 @@ type Route struct {
 	Models []string `yaml:"models"`
 	// Targets are tried in order. The first is normally the model itself.
 	Targets []Target `yaml:"targets"`
+	// Streaming overrides the streaming settings for these models. Nil:
+	// the file's.
+	Streaming *RouteStreaming `yaml:"streaming"`
 }
 
 // Target is one model in one region.
@@ -243,6 +272,18 @@ func (c *Config) Validate() error {
 			if t.Region != "" && !validRegion(t.Region) {
 				bad(tk+".region", "%q is not a region name such as us-west-2", t.Region)
 			}
+		}
+	}
+	st := c.Streaming
+	if st.MaxResumes < 0 || st.MaxResumes > 10 {
+		bad("streaming.max_resumes", "must be between 1 and 10 (0 = default 2), got %d", st.MaxResumes)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"streaming.first_event_timeout", st.FirstEventTimeout}, {"streaming.idle_timeout", st.IdleTimeout}} {
+		if d.v != 0 && d.v < Duration(time.Second) {
+			bad(d.key, "must be at least 1s (0 = default), got %s", d.v.D())
 		}
 	}
 	if c.ContentFilter.Enabled && strings.TrimSpace(c.ContentFilter.Message) == "" {

@@ -34,9 +34,16 @@ routes:
       - model: anthropic.claude-sonnet-4-5-20250929-v1:0
       - model: us.anthropic.claude-sonnet-4-5-20250929-v1:0
         region: us-east-2
+    streaming:
+      resume: false
 content_filter:
   enabled: true
   message: "Sorry, I can't help with that."
+streaming:
+  resume: true
+  max_resumes: 3
+  first_event_timeout: 90s
+  idle_timeout: 45s
 `
 	c, err := Parse([]byte(doc))
 	if err != nil {
@@ -44,6 +51,13 @@ content_filter:
 	}
 	if c.Region != "us-west-2" || c.Retry.MaxAttempts != 4 || c.Retry.Base.D() != 250*time.Millisecond || c.Breaker.Probes != 2 {
 		t.Fatalf("parsed %+v", c)
+	}
+	st := c.Streaming
+	if st.Resume == nil || !*st.Resume || st.MaxResumes != 3 || st.FirstEventTimeout.D() != 90*time.Second || st.IdleTimeout.D() != 45*time.Second {
+		t.Fatalf("streaming = %+v", st)
+	}
+	if rs := c.Routes[0].Streaming; rs == nil || rs.Resume == nil || *rs.Resume {
+		t.Fatalf("route streaming = %+v, want resume: false", rs)
 	}
 	got := c.RouteFor("anthropic.claude-sonnet-4-5-20250929-v1:0")
 	if len(got) != 2 || got[1].String() != "us.anthropic.claude-sonnet-4-5-20250929-v1:0@us-east-2" {
@@ -60,7 +74,7 @@ func TestParseEmptyIsDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", doc, err)
 		}
-		if c.Retry.MaxAttempts != 0 || len(c.Routes) != 0 {
+		if c.Retry.MaxAttempts != 0 || len(c.Routes) != 0 || c.Streaming.Resume != nil || c.Streaming.MaxResumes != 0 {
 			t.Fatalf("Parse(%q) = %+v, want zero", doc, c)
 		}
 	}
@@ -90,6 +104,13 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"model in two routes", "routes:\n  - models: [m]\n    targets: [{model: m}]\n  - models: [m]\n    targets: [{model: m}]\n", []string{"routes[1].models", "already served by routes[0]"}},
 		{"filter without message", "content_filter:\n  enabled: true\n", []string{"content_filter.message"}},
 		{"not a mapping", "- a\n- b\n", []string{"line 1"}},
+		{"resumes out of range", "streaming:\n  max_resumes: 11\n", []string{"streaming.max_resumes", "11"}},
+		{"negative resumes", "streaming:\n  max_resumes: -1\n", []string{"streaming.max_resumes", "-1"}},
+		{"tiny first-event limit", "streaming:\n  first_event_timeout: 10ms\n", []string{"streaming.first_event_timeout", "at least 1s"}},
+		{"negative idle limit", "streaming:\n  idle_timeout: -5s\n", []string{"streaming.idle_timeout"}},
+		{"resume not a bool", "streaming:\n  resume: sometimes\n", []string{"line 2", "sometimes"}},
+		{"unknown streaming key", "streaming:\n  idle: 5s\n", []string{"idle", "line 2"}},
+		{"unknown route streaming key", "routes:\n  - models: [m]\n    targets: [{model: m}]\n    streaming: {resumes: 2}\n", []string{"resumes", "line 4"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
