@@ -1,0 +1,21 @@
+// Package batch runs a JSONL file of Bedrock requests through keel's engine
+// and writes one result line per record, so that nothing is lost and nothing
+// is done twice, even across kill -9.
+//
+// Input lines are Amazon Bedrock batch-inference records
+// ({"recordId": ..., "modelInput": {...}}, sent with InvokeModel) or simple
+// records ({"id": ..., "prompt": ...}, sent with Converse). The whole file is
+// validated before anything is sent.
+//
+// Concurrency is decided by a Limiter: for now an AIMD limit that grows
+// while calls succeed and shrinks when Bedrock throttles or slows down, with
+// nothing to tune. The quota governor (package admission) is meant to replace
+// it. Records whose failure is retryable (throttling, 5xx, timeouts) once
+// the engine's retries are used up go back into the queue (a few times, with
+// a growing wait) rather than failing; records that fail for good are parked
+// in the dead-letter queue (package dlq) and written to the results file
+// with their catalog code.
+//
+// Progress is checkpointed in a SQLite state file; Run documents the
+// protocol. Running the same command again resumes.
+package batch

@@ -1,0 +1,383 @@
+package batch
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/keel-run/keel/internal/attempt"
+)
+
+// Format is the shape of an input record.
+type Format string
+
+// Input formats.
+const (
+	// FormatBedrock is Amazon Bedrock's batch-inference record:
+	// {"recordId": "...", "modelInput": {...}}, where modelInput is the
+	// model's native InvokeModel body (for Anthropic models, the Messages
+	// body). It is sent with InvokeModel to the model named by --model.
+	FormatBedrock Format = "bedrock"
+	// FormatSimple is {"id": ..., "prompt": "..."}, with optional "system",
+	// "model", "maxTokens" and "temperature". It is sent with Converse.
+	FormatSimple Format = "simple"
+	// FormatAuto recognises each line by its keys.
+	FormatAuto Format = ""
+)
+
+// ParseFormat reads a format name: "auto" (or ""), "bedrock", "simple".
+func ParseFormat(s string) (Format, error) {
+	switch strings.ToLower(s) {
+	case "", "auto":
+		return FormatAuto, nil
+	case "bedrock":
+		return FormatBedrock, nil
+	case "simple":
+		return FormatSimple, nil
+	}
+	return "", fmt.Errorf("unknown input format %q; want auto, bedrock or simple", s)
+}
+
+// Record is one input line, located in the file so its request can be read
+// again when it is sent (the input is not held in memory).
+type Record struct {
+	ID     string          // the record id as text (a number's literal, a string's value)
+	RawID  json.RawMessage // the id exactly as written, echoed in the result line
+	Line   int             // 1-based line number
+	Offset int64           // of the line's first byte
+	Length int             // of the line, without its end of line
+	Format Format
+}
+
+// Input is a validated input file.
+type Input struct {
+	Path    string
+	Size    int64
+	SHA256  string // hex SHA-256 of the whole file: a resumed run must read the same input
+	Records []Record
+	Formats map[Format]int
+}
+
+// InputOptions say how to read an input file.
+type InputOptions struct {
+	// Format forces every line to one format; FormatAuto recognises each line.
+	Format Format
+	// Model is the model for records that name none. Bedrock-format records
+	// never name one (Bedrock gives the model per job), so they need it.
+	Model string
+	// MaxErrors stops reading after this many bad lines; zero means 20.
+	MaxErrors int
+}
+
+// InputError lists the bad lines of an input file.
+type InputError struct {
+	Path     string
+	Problems []string // "line 3: ..."
+	More     bool     // reading stopped at MaxErrors
+}
+
+func (e *InputError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "batch: %s: ", e.Path)
+	if len(e.Problems) == 1 {
+		b.WriteString(e.Problems[0])
+	} else {
+		fmt.Fprintf(&b, "%d bad lines:", len(e.Problems))
+		for _, p := range e.Problems {
+			b.WriteString("\n  ")
+			b.WriteString(p)
+		}
+	}
+	if e.More {
+		b.WriteString("\n  (stopped there; there may be more)")
+	}
+	return b.String()
+}
+
+// ReadInput reads and validates every line of the input file at path
+// before anything is sent, so a bad line 9,000 is found before record 1 is
+// paid for. Blank lines are skipped; a byte-order mark and CRLF line ends are
+// accepted. Record ids must be unique.
+func ReadInput(path string, opts InputOptions) (*Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	defer f.Close()
+	max := opts.MaxErrors
+	if max <= 0 {
+		max = 20
+	}
+	in := &Input{Path: path, Formats: map[Format]int{}}
+	ie := &InputError{Path: path}
+	seen := map[string]int{}
+	h := sha256.New()
+	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<16)
+	var off int64
+	for n := 1; ; n++ {
+		line, rerr := br.ReadBytes('\n')
+		start := off
+		off += int64(len(line))
+		if rerr != nil && rerr != io.EOF {
+			return nil, fmt.Errorf("batch: reading %s: %w", path, rerr)
+		}
+		content := bytes.TrimRight(line, "\r\n")
+		if n == 1 && bytes.HasPrefix(content, []byte("\xef\xbb\xbf")) {
+			content = content[3:]
+			start += 3
+		}
+		if len(bytes.TrimSpace(content)) > 0 {
+			rec, perr := parseLine(content, opts)
+			if perr == nil {
+				if first, dup := seen[rec.ID]; dup {
+					perr = fmt.Errorf("record id %s is already used on line %d; ids must be unique", rec.RawID, first)
+				}
+			}
+			if perr != nil {
+				ie.Problems = append(ie.Problems, fmt.Sprintf("line %d: %v", n, perr))
+				if len(ie.Problems) >= max {
+					ie.More = true
+					break
+				}
+			} else {
+				seen[rec.ID] = n
+				rec.Line, rec.Offset, rec.Length = n, start, len(content)
+				in.Records = append(in.Records, rec)
+				in.Formats[rec.Format]++
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+	}
+	if len(ie.Problems) > 0 {
+		return nil, ie
+	}
+	if len(in.Records) == 0 {
+		return nil, fmt.Errorf("batch: %s has no records", path)
+	}
+	in.Size = off
+	in.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return in, nil
+}
+
+// line is every key either format may use.
+type line struct {
+	RecordID    json.RawMessage `json:"recordId"`
+	ModelInput  json.RawMessage `json:"modelInput"`
+	ID          json.RawMessage `json:"id"`
+	Prompt      *string         `json:"prompt"`
+	System      *string         `json:"system"`
+	Model       *string         `json:"model"`
+	MaxTokens   json.RawMessage `json:"maxTokens"`
+	Temperature *float64        `json:"temperature"`
+}
+
+var (
+	bedrockKeys = []string{"recordId", "modelInput"}
+	simpleKeys  = []string{"id", "prompt", "system", "model", "maxTokens", "temperature"}
+)
+
+const wantShapes = `want {"recordId": "...", "modelInput": {...}} (Bedrock batch format) or {"id": "...", "prompt": "..."} (simple format)`
+
+func parseLine(b []byte, opts InputOptions) (Record, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(b, &keys); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return Record{}, fmt.Errorf("not valid JSON (at byte %d: %v); each line must be one JSON object", se.Offset, err)
+		}
+		return Record{}, fmt.Errorf("not a JSON object; %s", wantShapes)
+	}
+	format := opts.Format
+	if format == FormatAuto {
+		switch {
+		case keys["modelInput"] != nil || keys["recordId"] != nil:
+			format = FormatBedrock
+		case keys["prompt"] != nil || keys["id"] != nil:
+			format = FormatSimple
+		default:
+			return Record{}, fmt.Errorf("not a batch record; %s", wantShapes)
+		}
+	}
+	allowed := bedrockKeys
+	if format == FormatSimple {
+		allowed = simpleKeys
+	}
+	var unknown []string
+	for k := range keys {
+		if !contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return Record{}, fmt.Errorf("unknown key %q in a %s-format record; want %s", unknown[0], format, strings.Join(allowed, ", "))
+	}
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&l); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return Record{}, fmt.Errorf("%q must be %s, got a JSON %s", te.Field, typeName(te.Field), te.Value)
+		}
+		return Record{}, fmt.Errorf("%v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	rec := Record{Format: format}
+	switch format {
+	case FormatBedrock:
+		id, err := recordID(l.RecordID, "recordId", false)
+		if err != nil {
+			return Record{}, err
+		}
+		rec.ID, rec.RawID = id, l.RecordID
+		if len(bytes.TrimSpace(l.ModelInput)) == 0 || bytes.TrimSpace(l.ModelInput)[0] != '{' {
+			return Record{}, errors.New(`"modelInput" must be a JSON object: the model's InvokeModel body`)
+		}
+		if opts.Model == "" {
+			return Record{}, errors.New("Bedrock-format records name no model; pass the model id with --model")
+		}
+	case FormatSimple:
+		id, err := recordID(l.ID, "id", true)
+		if err != nil {
+			return Record{}, err
+		}
+		rec.ID, rec.RawID = id, l.ID
+		if l.Prompt == nil || strings.TrimSpace(*l.Prompt) == "" {
+			return Record{}, errors.New(`"prompt" must be a non-empty string`)
+		}
+		if l.Model != nil && *l.Model == "" {
+			return Record{}, errors.New(`"model" is empty; leave it out to use --model`)
+		}
+		if l.Model == nil && opts.Model == "" {
+			return Record{}, errors.New(`the record names no "model" and no --model was given`)
+		}
+		if l.MaxTokens != nil {
+			if n, err := strconv.ParseInt(string(l.MaxTokens), 10, 32); err != nil || n < 1 {
+				return Record{}, fmt.Errorf(`"maxTokens" must be a positive integer, got %s`, l.MaxTokens)
+			}
+		}
+		if l.Temperature != nil && (*l.Temperature < 0 || *l.Temperature > 1) {
+			return Record{}, fmt.Errorf(`"temperature" must be between 0 and 1, got %v`, *l.Temperature)
+		}
+	default:
+		return Record{}, fmt.Errorf("unknown input format %q", format)
+	}
+	return rec, nil
+}
+
+// recordID checks an id: a non-empty string, or (when numbers are allowed)
+// an integer.
+func recordID(raw json.RawMessage, key string, numbers bool) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", fmt.Errorf("the record has no %q; keel needs one per record to resume without sending a record twice", key)
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+			return "", fmt.Errorf("%q must be a non-empty string", key)
+		}
+		return s, nil
+	}
+	if numbers {
+		var n json.Number
+		if err := json.Unmarshal(raw, &n); err == nil {
+			if _, err := n.Int64(); err == nil {
+				return n.String(), nil
+			}
+		}
+		return "", fmt.Errorf("%q must be a string or an integer, got %s", key, raw)
+	}
+	return "", fmt.Errorf("%q must be a string, got %s", key, raw)
+}
+
+func typeName(field string) string {
+	switch field {
+	case "temperature":
+		return "a number"
+	}
+	return "a string"
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// request builds the Bedrock Runtime call for a record from its line.
+type request struct {
+	op    attempt.Op
+	model string
+	body  []byte
+}
+
+// buildRequest turns a record's line into its call. opts are those the input
+// was read with; maxTokens is the default for simple records that set none
+// (zero: the model's own default).
+func buildRequest(b []byte, rec Record, model string, maxTokens int) (request, error) {
+	var l line
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&l); err != nil {
+		return request{}, fmt.Errorf("line %d changed since it was read: %v", rec.Line, err)
+	}
+	switch rec.Format {
+	case FormatBedrock:
+		return request{op: attempt.Invoke, model: model, body: []byte(l.ModelInput)}, nil
+	case FormatSimple:
+		if l.Prompt == nil {
+			return request{}, fmt.Errorf("line %d changed since it was read: no prompt", rec.Line)
+		}
+		if l.Model != nil {
+			model = *l.Model
+		}
+		type text struct {
+			Text string `json:"text"`
+		}
+		type message struct {
+			Role    string `json:"role"`
+			Content []text `json:"content"`
+		}
+		type inference struct {
+			MaxTokens   int      `json:"maxTokens,omitempty"`
+			Temperature *float64 `json:"temperature,omitempty"`
+		}
+		body := struct {
+			Messages        []message  `json:"messages"`
+			System          []text     `json:"system,omitempty"`
+			InferenceConfig *inference `json:"inferenceConfig,omitempty"`
+		}{Messages: []message{{Role: "user", Content: []text{{Text: *l.Prompt}}}}}
+		if l.System != nil && *l.System != "" {
+			body.System = []text{{Text: *l.System}}
+		}
+		mt := maxTokens
+		if l.MaxTokens != nil {
+			n, _ := strconv.Atoi(string(l.MaxTokens))
+			mt = n
+		}
+		if mt > 0 || l.Temperature != nil {
+			body.InferenceConfig = &inference{MaxTokens: mt, Temperature: l.Temperature}
+		}
+		out, err := json.Marshal(body)
+		if err != nil {
+			return request{}, err
+		}
+		return request{op: attempt.Converse, model: model, body: out}, nil
+	}
+	return request{}, fmt.Errorf("line %d: unknown format %q", rec.Line, rec.Format)
+}

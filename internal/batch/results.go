@@ -1,0 +1,241 @@
+package batch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/keel-run/keel/internal/attempt"
+)
+
+// Usage is what a call used, as the model reported it.
+type Usage struct {
+	InputTokens  int `json:"inputTokens"`
+	OutputTokens int `json:"outputTokens"`
+	TotalTokens  int `json:"totalTokens"`
+}
+
+// reply is what a successful response says.
+type reply struct {
+	text       string
+	stopReason string
+	usage      Usage
+}
+
+// parseReply reads a successful response body: Converse, or InvokeModel in
+// the Anthropic, Amazon Nova, Meta Llama or Amazon Titan formats. For
+// InvokeModel the token counts come from Bedrock's
+// X-Amzn-Bedrock-Input-Token-Count / -Output-Token-Count headers when sent.
+func parseReply(op attempt.Op, h http.Header, body []byte) (reply, error) {
+	var r reply
+	var v struct {
+		// Converse and Nova.
+		Output *struct {
+			Message struct {
+				Content []struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"message"`
+		} `json:"output"`
+		StopReason string `json:"stopReason"`
+		Usage      *struct {
+			InputTokens  int `json:"inputTokens"`
+			OutputTokens int `json:"outputTokens"`
+			// Anthropic.
+			AnthropicIn  int `json:"input_tokens"`
+			AnthropicOut int `json:"output_tokens"`
+		} `json:"usage"`
+		// Anthropic.
+		Content []struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		} `json:"content"`
+		AnthropicStop string `json:"stop_reason"`
+		// Llama.
+		Generation      *string `json:"generation"`
+		PromptTokens    int     `json:"prompt_token_count"`
+		GenerationCount int     `json:"generation_token_count"`
+		// Titan.
+		InputTextTokens int `json:"inputTextTokenCount"`
+		Results         []struct {
+			TokenCount       int    `json:"tokenCount"`
+			OutputText       string `json:"outputText"`
+			CompletionReason string `json:"completionReason"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return r, fmt.Errorf("reading the reply: %w", err)
+	}
+	var b strings.Builder
+	switch {
+	case v.Output != nil:
+		for _, c := range v.Output.Message.Content {
+			b.WriteString(c.Text)
+		}
+		r.stopReason = v.StopReason
+	case v.Content != nil:
+		for _, c := range v.Content {
+			if c.Type == "text" || c.Type == "" {
+				b.WriteString(c.Text)
+			}
+		}
+		r.stopReason = v.AnthropicStop
+	case v.Generation != nil:
+		b.WriteString(*v.Generation)
+		r.stopReason = v.AnthropicStop
+		r.usage = Usage{InputTokens: v.PromptTokens, OutputTokens: v.GenerationCount}
+	case v.Results != nil:
+		for _, res := range v.Results {
+			b.WriteString(res.OutputText)
+			r.usage.OutputTokens += res.TokenCount
+			r.stopReason = res.CompletionReason
+		}
+		r.usage.InputTokens = v.InputTextTokens
+	}
+	r.text = b.String()
+	if v.Usage != nil {
+		r.usage.InputTokens = v.Usage.InputTokens + v.Usage.AnthropicIn
+		r.usage.OutputTokens = v.Usage.OutputTokens + v.Usage.AnthropicOut
+	}
+	if op == attempt.Invoke {
+		if in, err := strconv.Atoi(h.Get("X-Amzn-Bedrock-Input-Token-Count")); err == nil {
+			r.usage.InputTokens = in
+		}
+		if out, err := strconv.Atoi(h.Get("X-Amzn-Bedrock-Output-Token-Count")); err == nil {
+			r.usage.OutputTokens = out
+		}
+	}
+	r.usage.TotalTokens = r.usage.InputTokens + r.usage.OutputTokens
+	return r, nil
+}
+
+// resultLine is one line of the results file.
+type resultLine struct {
+	RecordID    json.RawMessage `json:"recordId,omitempty"` // Bedrock-format records
+	ID          json.RawMessage `json:"id,omitempty"`       // simple-format records
+	ModelOutput json.RawMessage `json:"modelOutput,omitempty"`
+	Reply       *string         `json:"reply,omitempty"`
+	StopReason  string          `json:"stopReason,omitempty"`
+	Usage       *Usage          `json:"usage,omitempty"`
+	Target      string          `json:"target,omitempty"`
+	Attempts    int             `json:"attempts"`
+	Error       *lineError      `json:"error,omitempty"`
+}
+
+type lineError struct {
+	Code    string `json:"code"`
+	Status  int    `json:"status,omitempty"`
+	Message string `json:"message"`
+	DLQID   int64  `json:"dlqId,omitempty"`
+}
+
+func (l *resultLine) setID(rec Record) {
+	if rec.Format == FormatBedrock {
+		l.RecordID = rec.RawID
+	} else {
+		l.ID = rec.RawID
+	}
+}
+
+func encodeLine(l *resultLine) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil // Encode ends it with '\n'
+}
+
+// resultsFile is the results JSONL file, appended to only by the committer.
+type resultsFile struct {
+	f    *os.File
+	path string
+	size int64 // bytes written and fsynced
+}
+
+// createResults creates the results file for a new run. An existing file
+// with content is refused: it is someone's results, and this run has no
+// checkpoint that says which of its lines are whose.
+func createResults(path string) (*resultsFile, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		return nil, fmt.Errorf("batch: %s already exists and is not empty, but the state file has no run; remove it, or pass the --state file of the run that wrote it", path)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return &resultsFile{f: f, path: path}, nil
+}
+
+// reopenResults opens the results file of a run being resumed and cuts it
+// back to the committed length: lines after it were written but not
+// checkpointed, so their records run again.
+func reopenResults(path string, committed int64) (*resultsFile, int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) && committed == 0 {
+		r, err := createResults(path)
+		return r, 0, err
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("batch: resuming: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("batch: resuming: %w", err)
+	}
+	if fi.Size() < committed {
+		f.Close()
+		return nil, 0, fmt.Errorf("batch: %s holds %d bytes but the checkpoint says %d were written; it was cut or replaced since, so keel cannot tell which results are in it", path, fi.Size(), committed)
+	}
+	cut := fi.Size() - committed
+	if cut > 0 {
+		if err := f.Truncate(committed); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("batch: cutting %s back to its checkpoint: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, 0, fmt.Errorf("batch: %w", err)
+		}
+	}
+	if _, err := f.Seek(committed, 0); err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("batch: %w", err)
+	}
+	return &resultsFile{f: f, path: path, size: committed}, cut, nil
+}
+
+// append writes lines and fsyncs them; it returns the new size.
+func (r *resultsFile) append(b []byte) (int64, error) {
+	if _, err := r.f.Write(b); err != nil {
+		return r.size, fmt.Errorf("batch: writing %s: %w", r.path, err)
+	}
+	if err := r.f.Sync(); err != nil {
+		return r.size, fmt.Errorf("batch: syncing %s: %w", r.path, err)
+	}
+	r.size += int64(len(b))
+	return r.size, nil
+}
+
+func (r *resultsFile) Close() error { return r.f.Close() }
+
+// syncDir makes a new file's directory entry durable; best effort.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

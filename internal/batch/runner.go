@@ -1,0 +1,628 @@
+package batch
+
+import (
+	"container/heap"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/dlq"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+// Doer runs one call through keel's engine; *keel.Keel and *engine.Engine
+// are Doers.
+type Doer interface {
+	Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error)
+}
+
+// Options configure a run. In, Out and Doer are required; the other fields'
+// zero values are the defaults.
+type Options struct {
+	// In is the input JSONL file; Format forces its format (FormatAuto:
+	// recognise each line).
+	In     string
+	Format Format
+	// Out is the results JSONL file: one line per record, in the order
+	// records finish.
+	Out string
+	// State is the checkpoint file; empty means Out + ".state". Running
+	// again with the same state file resumes the run.
+	State string
+	// Model is the model for records that name none (every Bedrock-format record).
+	Model string
+	// Region is the region to call; empty means the engine's default.
+	Region string
+	// MaxTokens is the maxTokens of simple records that set none; zero
+	// leaves it to the model (which makes Bedrock reserve the model's
+	// maximum output against the quota: set it).
+	MaxTokens int
+	// Doer sends calls (keel's engine).
+	Doer Doer
+	// DLQ parks records that fail for good; nil: their failure is only
+	// written to the results file.
+	DLQ *dlq.Recorder
+	// Limiter bounds the calls in flight; nil means NewAIMD(AIMDOptions{}).
+	Limiter Limiter
+	// Clock measures and waits; nil is the wall clock.
+	Clock clock.Clock
+	// Progress shows the progress; nil shows nothing.
+	Progress *Progress
+	// MaxRequeues bounds how often a record whose failure is retryable
+	// (throttling, 5xx, timeouts, broken connections) or whose every
+	// target's breaker was open goes back into the queue once the engine's
+	// retries are used up; past it the record fails for good. Zero means 8,
+	// negative means never requeue.
+	MaxRequeues int
+	// RequeueBase and RequeueCap bound the wait before a requeued record is
+	// sent again: RequeueBase·2^(n-1) for its n-th requeue, at most
+	// RequeueCap. Zero means 1 s and 30 s.
+	RequeueBase, RequeueCap time.Duration
+	// RecordTimeout bounds each record's call, retries included; zero: none.
+	RecordTimeout time.Duration
+	// Stop, when closed, stops starting records; those in flight finish and
+	// are checkpointed. Cancelling the context instead abandons them (they
+	// run again on resume).
+	Stop <-chan struct{}
+}
+
+// Summary is what a run did.
+type Summary struct {
+	RunID     string
+	Resumed   bool
+	Total     int // records in the input
+	Before    int // finished before this run started
+	Succeeded int // in all, earlier runs included
+	Failed    int // in all; each is in the results file and, with a DLQ, parked there
+	Pending   int // not finished (the run was stopped)
+	// Sent counts calls this run made (a requeued record counts again).
+	Sent     int
+	Requeued int
+	// Cut is how many bytes of unfinished tail were cut off the results
+	// file when resuming (lines written but not checkpointed before a crash).
+	Cut          int64
+	InputTokens  int64 // in all
+	OutputTokens int64
+	Elapsed      time.Duration // of this run
+	FailedByCode map[string]int
+}
+
+// Run runs (or resumes) a batch. It returns an error when the run could
+// not be carried out (bad input, a state file of another run, a disk
+// error); records that fail are not errors, they are counted in the Summary.
+//
+// The checkpoint protocol, which makes a run exactly-once after a crash:
+//
+//  1. A record's result line is appended to the results file, and the file
+//     is fsynced.
+//  2. Then, in one SQLite transaction, the state file records the record as
+//     finished (with the offsets of its line) and the new committed length
+//     of the results file.
+//  3. On resume, the results file is cut back to the committed length (a
+//     tail written in step 1 whose step 2 never happened is removed) and
+//     only records the state file does not hold are sent.
+//
+// So every record's line is in the results file exactly once, and a record
+// whose result was checkpointed is never sent again. A record whose
+// response arrived but was not yet checkpointed when the process died is
+// sent again: that window is a few milliseconds per record and is bounded
+// by the calls in flight. A failed record is parked in the dead-letter queue
+// (keyed by run and record, so parking twice is harmless) before step 1.
+// Results are written in batches (group commit): one fsync and one
+// transaction for all the records that finished meanwhile.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if o.In == "" || o.Out == "" {
+		return nil, errors.New("batch: an input file and a results file are required")
+	}
+	if o.Doer == nil {
+		return nil, errors.New("batch: no Doer to send calls with")
+	}
+	if o.State == "" {
+		o.State = o.Out + ".state"
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Limiter == nil {
+		l, err := NewAIMD(AIMDOptions{})
+		if err != nil {
+			return nil, err
+		}
+		o.Limiter = l
+	}
+	if o.MaxRequeues == 0 {
+		o.MaxRequeues = 8
+	}
+	if o.RequeueBase <= 0 {
+		o.RequeueBase = time.Second
+	}
+	if o.RequeueCap <= 0 {
+		o.RequeueCap = 30 * time.Second
+	}
+	if same, _ := samePath(o.In, o.Out); same {
+		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
+	}
+	in, err := ReadInput(o.In, InputOptions{Format: o.Format, Model: o.Model})
+	if err != nil {
+		return nil, err
+	}
+	st, err := OpenState(o.State)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	r := &runner{o: o, in: in, st: st, sum: &Summary{Total: len(in.Records), FailedByCode: map[string]int{}}}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	defer r.rf.Close()
+	return r.run(ctx)
+}
+
+func samePath(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+type runner struct {
+	o    Options
+	in   *Input
+	st   *State
+	rf   *resultsFile
+	meta Meta
+	sum  *Summary
+
+	requeues []int // per record index; touched by the dispatcher only
+	sent     atomic.Int64
+	requeued atomic.Int64
+}
+
+// open starts a new run or checks that the state file belongs to this one.
+func (r *runner) open() error {
+	m, ok, err := r.st.Meta()
+	if err != nil {
+		return err
+	}
+	outAbs, _ := filepath.Abs(r.o.Out)
+	inAbs, _ := filepath.Abs(r.o.In)
+	if !ok {
+		if r.rf, err = createResults(r.o.Out); err != nil {
+			return err
+		}
+		id := make([]byte, 8)
+		rand.Read(id)
+		m = Meta{RunID: hex.EncodeToString(id), Input: inAbs, InputHash: r.in.SHA256, InputSize: r.in.Size,
+			Total: len(r.in.Records), Out: outAbs, Model: r.o.Model, CreatedAt: r.o.Clock.Now()}
+		if err := r.st.Begin(m); err != nil {
+			return err
+		}
+		r.meta = m
+		r.sum.RunID = m.RunID
+		return nil
+	}
+	switch {
+	case m.InputHash != r.in.SHA256:
+		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --state (or --out) for a new input",
+			errStateMismatch, r.st.Path(), m.Input, m.InputHash, r.o.In, r.in.SHA256)
+	case m.Out != outAbs:
+		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume", errStateMismatch, r.st.Path(), m.Out, outAbs)
+	case m.Model != r.o.Model:
+		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model", errStateMismatch, r.st.Path(), m.Model, r.o.Model)
+	}
+	committed, err := r.st.OutLen()
+	if err != nil {
+		return err
+	}
+	if r.rf, r.sum.Cut, err = reopenResults(r.o.Out, committed); err != nil {
+		return err
+	}
+	r.meta = m
+	r.sum.RunID, r.sum.Resumed = m.RunID, true
+	return nil
+}
+
+// event is a record's end as the dispatcher sees it.
+type event struct {
+	idx     int
+	requeue bool // put it back, after a wait
+}
+
+// delayed is a requeued record waiting for its time.
+type delayed struct {
+	idx int
+	at  time.Time
+}
+
+type delayHeap []delayed
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(delayed)) }
+func (h *delayHeap) Pop() any          { old := *h; x := old[len(old)-1]; *h = old[:len(old)-1]; return x }
+
+// finishedRec is a record's final result on its way to the committer.
+type finishedRec struct {
+	f    Finished
+	line []byte
+	tok  int
+}
+
+func (r *runner) run(ctx context.Context) (*Summary, error) {
+	start := r.o.Clock.Now()
+	done, err := r.st.FinishedIDs()
+	if err != nil {
+		return nil, err
+	}
+	var pending []int
+	for i, rec := range r.in.Records {
+		if !done[rec.ID] {
+			pending = append(pending, i)
+		}
+	}
+	r.sum.Before = len(done)
+	before, err := r.st.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.requeues = make([]int, len(r.in.Records))
+	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
+
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	// dispatchCtx ends when the run does or Stop is closed.
+	dispatchCtx, cancelDispatch := context.WithCancel(runCtx)
+	defer cancelDispatch()
+	if r.o.Stop != nil {
+		go func() {
+			select {
+			case <-r.o.Stop:
+				cancelDispatch()
+			case <-dispatchCtx.Done():
+			}
+		}()
+	}
+
+	events := make(chan event)
+	results := make(chan finishedRec, 256)
+	var (
+		fatalOnce sync.Once
+		fatalErr  error
+	)
+	fatal := func(err error) {
+		fatalOnce.Do(func() {
+			fatalErr = err
+			cancelRun(err)
+		})
+	}
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		r.commit(results, fatal)
+	}()
+
+	var wg sync.WaitGroup
+	r.dispatch(dispatchCtx, runCtx, pending, events, results, &wg, fatal)
+	// Workers still running send their events here; nobody requeues now.
+	go func() {
+		for range events {
+		}
+	}()
+	wg.Wait()
+	close(events)
+	close(results)
+	<-committed
+	r.o.Progress.end()
+
+	final, err := r.st.Status(context.WithoutCancel(ctx))
+	if err != nil && fatalErr == nil {
+		fatalErr = err
+	}
+	if final != nil {
+		r.sum.Succeeded, r.sum.Failed, r.sum.Pending = final.Succeeded, final.Failed, final.Pending
+		r.sum.InputTokens, r.sum.OutputTokens, r.sum.FailedByCode = final.InputTokens, final.OutputTokens, final.FailedByCode
+	}
+	r.sum.Sent = int(r.sent.Load())
+	r.sum.Requeued = int(r.requeued.Load())
+	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
+	if fatalErr != nil {
+		return r.sum, fatalErr
+	}
+	if ctx.Err() != nil && r.sum.Pending > 0 {
+		return r.sum, context.Cause(ctx)
+	}
+	return r.sum, nil
+}
+
+// dispatch starts records while the limiter allows, until every record is
+// finished or dispatchCtx ends.
+func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, events chan event, results chan<- finishedRec, wg *sync.WaitGroup, fatal func(error)) {
+	var (
+		waiting  delayHeap
+		inflight int
+	)
+	handle := func(ev event) {
+		inflight--
+		if !ev.requeue {
+			return
+		}
+		r.requeues[ev.idx]++
+		n := r.requeues[ev.idx]
+		d := r.o.RequeueBase << (n - 1)
+		if d > r.o.RequeueCap || d <= 0 {
+			d = r.o.RequeueCap
+		}
+		heap.Push(&waiting, delayed{idx: ev.idx, at: r.o.Clock.Now().Add(d)})
+	}
+	for {
+		// Take in what has ended, and what is due, without blocking.
+		for drained := false; !drained; {
+			select {
+			case ev := <-events:
+				handle(ev)
+			default:
+				drained = true
+			}
+		}
+		now := r.o.Clock.Now()
+		for waiting.Len() > 0 && !waiting[0].at.After(now) {
+			pending = append(pending, heap.Pop(&waiting).(delayed).idx)
+		}
+		if dispatchCtx.Err() != nil {
+			return
+		}
+		if len(pending) == 0 {
+			if inflight == 0 && waiting.Len() == 0 {
+				return // all finished
+			}
+			var timer clock.Timer
+			var due <-chan time.Time
+			if waiting.Len() > 0 {
+				timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
+				due = timer.C()
+			}
+			select {
+			case ev := <-events:
+				handle(ev)
+			case <-due:
+			case <-dispatchCtx.Done():
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			continue
+		}
+		release, err := r.o.Limiter.Acquire(dispatchCtx)
+		if err != nil {
+			return // stopped or cancelled
+		}
+		idx := pending[0]
+		pending = pending[1:]
+		inflight++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			requeue := r.work(runCtx, idx, release, results, fatal)
+			events <- event{idx: idx, requeue: requeue}
+		}()
+	}
+}
+
+// work sends one record and hands its result to the committer; it reports
+// whether the record should go back into the queue instead.
+func (r *runner) work(ctx context.Context, idx int, release func(Outcome), results chan<- finishedRec, fatal func(error)) (requeue bool) {
+	rec := r.in.Records[idx]
+	released := false
+	defer func() {
+		if !released {
+			release(Outcome{Dropped: true})
+		}
+	}()
+	req, err := r.request(rec)
+	if err != nil {
+		fatal(err)
+		return false
+	}
+	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body,
+		Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
+	callCtx := ctx
+	if r.o.RecordTimeout > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, r.o.RecordTimeout)
+		defer cancel()
+	}
+	start := r.o.Clock.Now()
+	r.sent.Add(1)
+	resp, rep, callErr := r.o.Doer.Do(callCtx, call)
+	var body []byte
+	if callErr == nil {
+		body, callErr = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if callErr == nil && !json.Valid(body) {
+			callErr = fmt.Errorf("batch: the response body is not JSON (%d bytes)", len(body))
+		}
+	} else if resp != nil {
+		resp.Body.Close()
+	}
+	out := Outcome{Start: start, Latency: r.o.Clock.Now().Sub(start), Throttled: throttled(rep)}
+	if callErr != nil && ctx.Err() != nil {
+		// The run was cancelled: this record failed because of it, says
+		// nothing, and runs again on resume.
+		return false
+	}
+	released = true
+	release(out)
+
+	line := &resultLine{Attempts: attempts(rep)}
+	line.setID(rec)
+	f := Finished{ID: rec.ID, Line: rec.Line, Attempts: line.Attempts, At: r.o.Clock.Now()}
+	if callErr == nil {
+		rp, perr := parseReply(req.op, resp.Header, body)
+		if perr != nil {
+			callErr = fmt.Errorf("batch: %w", perr)
+		} else {
+			f.OK = true
+			f.InputTokens, f.OutputTokens = rp.usage.InputTokens, rp.usage.OutputTokens
+			line.Reply, line.StopReason, line.Usage = &rp.text, rp.stopReason, &rp.usage
+			if rec.Format == FormatBedrock {
+				line.ModelOutput = body
+			}
+			if rep != nil {
+				line.Target = rep.Target.String()
+			}
+		}
+	}
+	if callErr != nil {
+		entry := entryOf(callErr)
+		if r.requeueable(entry, idx) {
+			r.requeued.Add(1)
+			r.o.Progress.requeue()
+			return true
+		}
+		le := &lineError{Code: entry.Code, Message: callErr.Error()}
+		var ee *engine.Error
+		if errors.As(callErr, &ee) {
+			le.Status = ee.Status
+		}
+		if r.o.DLQ != nil {
+			e, err := r.o.DLQ.Record(ctx, call, callErr, "batch:"+r.meta.RunID+":"+rec.ID)
+			if err != nil {
+				fatal(fmt.Errorf("batch: parking record %s (line %d) in the dead-letter queue: %w", rec.ID, rec.Line, err))
+				return false
+			}
+			if e != nil {
+				le.DLQID = e.ID
+				f.DLQID = e.ID
+			}
+		}
+		line.Error = le
+		f.Code = entry.Code
+	}
+	b, err := encodeLine(line)
+	if err != nil {
+		fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
+		return false
+	}
+	results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens}
+	return false
+}
+
+// requeueable says whether a failure means "try later" rather than "this
+// record fails": a retryable failure (throttling, 5xx, timeouts, broken
+// connections) once the engine's retries are used up, or every target's
+// breaker open. A batch has time; a live call does not.
+func (r *runner) requeueable(e *catalog.Entry, idx int) bool {
+	if r.o.MaxRequeues < 0 || r.requeues[idx] >= r.o.MaxRequeues {
+		return false
+	}
+	return e.Retryable() || e.Code == catalog.CodeCircuitOpen
+}
+
+func entryOf(err error) *catalog.Entry {
+	var ee *engine.Error
+	if errors.As(err, &ee) && ee.Entry != nil {
+		return ee.Entry
+	}
+	if e := classify.FromError(err).Entry; e != nil {
+		return e
+	}
+	return catalog.Must(catalog.CodeUnclassified)
+}
+
+func throttled(rep *engine.Report) bool {
+	if rep == nil {
+		return false
+	}
+	for _, a := range rep.Attempts {
+		if a.Code == catalog.CodeThrottling {
+			return true
+		}
+	}
+	return false
+}
+
+func attempts(rep *engine.Report) int {
+	if rep == nil {
+		return 0
+	}
+	return rep.Sent()
+}
+
+// request reads a record's line back from the input file and builds its call.
+func (r *runner) request(rec Record) (request, error) {
+	f, err := os.Open(r.o.In)
+	if err != nil {
+		return request{}, fmt.Errorf("batch: %w", err)
+	}
+	defer f.Close()
+	b := make([]byte, rec.Length)
+	if _, err := f.ReadAt(b, rec.Offset); err != nil {
+		return request{}, fmt.Errorf("batch: reading line %d of %s: %w", rec.Line, r.o.In, err)
+	}
+	return buildRequest(b, rec, r.o.Model, r.o.MaxTokens)
+}
+
+// commit writes finished records to the results file and checkpoints them,
+// as many at a time as have finished (group commit).
+func (r *runner) commit(results <-chan finishedRec, fatal func(error)) {
+	var broken bool
+	for first := range results {
+		if broken {
+			continue // drain, so workers never block
+		}
+		batch := []finishedRec{first}
+	more:
+		for len(batch) < 512 {
+			select {
+			case x, ok := <-results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, x)
+			default:
+				break more
+			}
+		}
+		var buf []byte
+		recs := make([]Finished, len(batch))
+		off := r.rf.size
+		for i, x := range batch {
+			recs[i] = x.f
+			recs[i].OutStart = off + int64(len(buf))
+			buf = append(buf, x.line...)
+			recs[i].OutEnd = off + int64(len(buf))
+		}
+		size, err := r.rf.append(buf)
+		if err == nil {
+			err = r.st.Commit(recs, size)
+		}
+		if err != nil {
+			broken = true
+			fatal(err)
+			continue
+		}
+		for _, x := range batch {
+			r.o.Progress.finished(x.f.OK, x.f.Code, x.tok)
+		}
+	}
+}
