@@ -101,7 +101,9 @@ func (d *fakeDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, *
 	}
 	t := attempt.Target{Model: call.Model, Region: "us-east-1"}
 	rep := &engine.Report{Target: t}
-	att := func(code string, status int) { rep.Attempts = append(rep.Attempts, engine.Attempt{Target: t, Code: code, Status: status, Start: d.clk.Now()}) }
+	att := func(code string, status int) {
+		rep.Attempts = append(rep.Attempts, engine.Attempt{Target: t, Code: code, Status: status, Start: d.clk.Now()})
+	}
 	var throttles int
 	switch {
 	case strings.HasPrefix(id, "wait"):
