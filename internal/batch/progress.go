@@ -32,9 +32,21 @@ type Progress struct {
 	tokens     int64
 	byCode     map[string]int
 	lastLen    int
+	samples    []sample // at each update, for rates over the last minute
 	started    bool
 	stop, done chan struct{}
 }
+
+// sample is the progress at one moment.
+type sample struct {
+	at     time.Time
+	done   int // finished in this process
+	tokens int64
+}
+
+// rateWindow is how far back rates and the ETA look: long enough to smooth
+// the throttling's stop-and-go, short enough to follow a change.
+const rateWindow = time.Minute
 
 // ProgressOptions configure a Progress.
 type ProgressOptions struct {
@@ -74,6 +86,7 @@ func (p *Progress) begin(total, before int, failedBefore map[string]int) {
 		p.failed += n
 	}
 	p.started = true
+	p.samples = []sample{{at: p.start}}
 	p.stop, p.done = make(chan struct{}), make(chan struct{})
 	p.mu.Unlock()
 	if p.w == nil {
@@ -169,12 +182,19 @@ func (p *Progress) Line(now time.Time) string {
 
 func (p *Progress) line(now time.Time) string {
 	done := p.before + p.succeeded + p.failedNow
-	elapsed := now.Sub(p.start)
-	mins := elapsed.Minutes()
+	// Rates over the last minute (since the start, for the first minute).
+	cur := sample{at: now, done: p.succeeded + p.failedNow, tokens: p.tokens}
+	for len(p.samples) > 1 && now.Sub(p.samples[1].at) >= rateWindow {
+		p.samples = p.samples[1:]
+	}
+	from := p.samples[0]
 	var rate, tpm float64
-	if elapsed > 0 {
-		rate = float64(p.succeeded+p.failedNow) / elapsed.Seconds()
-		tpm = float64(p.tokens) / mins
+	if span := now.Sub(from.at); span > 0 {
+		rate = float64(cur.done-from.done) / span.Seconds()
+		tpm = float64(cur.tokens-from.tokens) / span.Minutes()
+	}
+	if now.After(p.samples[len(p.samples)-1].at) {
+		p.samples = append(p.samples, cur)
 	}
 	eta := "--"
 	if left := p.total - done; left == 0 {

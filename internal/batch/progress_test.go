@@ -60,6 +60,32 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 }
 
+// TestProgressRateFollowsTheLastMinute: after a fast first minute and an idle
+// second one, the rate is about the last minute, not the average.
+func TestProgressRateFollowsTheLastMinute(t *testing.T) {
+	clk := clock.NewFake(t0)
+	p := NewProgress(nil, ProgressOptions{Clock: clk})
+	p.begin(1000, 0, nil)
+	for range 6 {
+		for range 100 {
+			p.finished(true, "", 10)
+		}
+		clk.Advance(10 * time.Second)
+		p.Line(clk.Now())
+	}
+	if got := p.Line(clk.Now()); !strings.Contains(got, "10.0 records/s") || !strings.Contains(got, "ETA 40s") || !strings.Contains(got, "6.0k tokens/min") {
+		t.Errorf("after a steady minute: %s", got)
+	}
+	for range 6 {
+		clk.Advance(10 * time.Second)
+		p.Line(clk.Now())
+	}
+	if got := p.Line(clk.Now()); !strings.Contains(got, "600/1000") || !strings.Contains(got, "0.0 records/s") || !strings.Contains(got, "ETA --") {
+		t.Errorf("after an idle minute: %s", got)
+	}
+	p.end()
+}
+
 func TestProgressTerminal(t *testing.T) {
 	clk := clock.NewFake(t0)
 	var out syncBuffer
@@ -142,16 +168,16 @@ func TestParseReply(t *testing.T) {
 			if h == nil {
 				h = http.Header{}
 			}
-			r, err := parseReply(tt.op, h, []byte(tt.body))
+			r, err := ParseReply(tt.op, h, []byte(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.text != tt.text || r.stopReason != tt.stop || r.usage != tt.usage {
-				t.Errorf("got %q %q %+v; want %q %q %+v", r.text, r.stopReason, r.usage, tt.text, tt.stop, tt.usage)
+			if r.Text != tt.text || r.StopReason != tt.stop || r.Usage != tt.usage {
+				t.Errorf("got %q %q %+v; want %q %q %+v", r.Text, r.StopReason, r.Usage, tt.text, tt.stop, tt.usage)
 			}
 		})
 	}
-	if _, err := parseReply(attempt.Converse, http.Header{}, []byte(`[1]`)); err == nil {
+	if _, err := ParseReply(attempt.Converse, http.Header{}, []byte(`[1]`)); err == nil {
 		t.Error("a JSON array was read as a reply")
 	}
 }

@@ -21,19 +21,19 @@ type Usage struct {
 	TotalTokens  int `json:"totalTokens"`
 }
 
-// reply is what a successful response says.
-type reply struct {
-	text       string
-	stopReason string
-	usage      Usage
+// Reply is what a successful response says.
+type Reply struct {
+	Text       string
+	StopReason string
+	Usage      Usage
 }
 
-// parseReply reads a successful response body: Converse, or InvokeModel in
+// ParseReply reads a successful response body: Converse, or InvokeModel in
 // the Anthropic, Amazon Nova, Meta Llama or Amazon Titan formats. For
 // InvokeModel the token counts come from Bedrock's
 // X-Amzn-Bedrock-Input-Token-Count / -Output-Token-Count headers when sent.
-func parseReply(op attempt.Op, h http.Header, body []byte) (reply, error) {
-	var r reply
+func ParseReply(op attempt.Op, h http.Header, body []byte) (Reply, error) {
+	var r Reply
 	var v struct {
 		// Converse and Nova.
 		Output *struct {
@@ -78,40 +78,40 @@ func parseReply(op attempt.Op, h http.Header, body []byte) (reply, error) {
 		for _, c := range v.Output.Message.Content {
 			b.WriteString(c.Text)
 		}
-		r.stopReason = v.StopReason
+		r.StopReason = v.StopReason
 	case v.Content != nil:
 		for _, c := range v.Content {
 			if c.Type == "text" || c.Type == "" {
 				b.WriteString(c.Text)
 			}
 		}
-		r.stopReason = v.AnthropicStop
+		r.StopReason = v.AnthropicStop
 	case v.Generation != nil:
 		b.WriteString(*v.Generation)
-		r.stopReason = v.AnthropicStop
-		r.usage = Usage{InputTokens: v.PromptTokens, OutputTokens: v.GenerationCount}
+		r.StopReason = v.AnthropicStop
+		r.Usage = Usage{InputTokens: v.PromptTokens, OutputTokens: v.GenerationCount}
 	case v.Results != nil:
 		for _, res := range v.Results {
 			b.WriteString(res.OutputText)
-			r.usage.OutputTokens += res.TokenCount
-			r.stopReason = res.CompletionReason
+			r.Usage.OutputTokens += res.TokenCount
+			r.StopReason = res.CompletionReason
 		}
-		r.usage.InputTokens = v.InputTextTokens
+		r.Usage.InputTokens = v.InputTextTokens
 	}
-	r.text = b.String()
+	r.Text = b.String()
 	if v.Usage != nil {
-		r.usage.InputTokens = v.Usage.InputTokens + v.Usage.AnthropicIn
-		r.usage.OutputTokens = v.Usage.OutputTokens + v.Usage.AnthropicOut
+		r.Usage.InputTokens = v.Usage.InputTokens + v.Usage.AnthropicIn
+		r.Usage.OutputTokens = v.Usage.OutputTokens + v.Usage.AnthropicOut
 	}
 	if op == attempt.Invoke {
 		if in, err := strconv.Atoi(h.Get("X-Amzn-Bedrock-Input-Token-Count")); err == nil {
-			r.usage.InputTokens = in
+			r.Usage.InputTokens = in
 		}
 		if out, err := strconv.Atoi(h.Get("X-Amzn-Bedrock-Output-Token-Count")); err == nil {
-			r.usage.OutputTokens = out
+			r.Usage.OutputTokens = out
 		}
 	}
-	r.usage.TotalTokens = r.usage.InputTokens + r.usage.OutputTokens
+	r.Usage.TotalTokens = r.Usage.InputTokens + r.Usage.OutputTokens
 	return r, nil
 }
 

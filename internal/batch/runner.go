@@ -3,12 +3,13 @@ package batch
 import (
 	"container/heap"
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +37,9 @@ type Options struct {
 	// recognise each line).
 	In     string
 	Format Format
+	// Input is In already read by ReadInput (with Format and Model); nil:
+	// Run reads it.
+	Input *Input
 	// Out is the results JSONL file: one line per record, in the order
 	// records finish.
 	Out string
@@ -68,8 +72,8 @@ type Options struct {
 	// negative means never requeue.
 	MaxRequeues int
 	// RequeueBase and RequeueCap bound the wait before a requeued record is
-	// sent again: RequeueBase·2^(n-1) for its n-th requeue, at most
-	// RequeueCap. Zero means 1 s and 30 s.
+	// sent again: for its n-th requeue, between half and all of
+	// RequeueBase·2^(n-1), at most RequeueCap. Zero means 1 s and 10 s.
 	RequeueBase, RequeueCap time.Duration
 	// RecordTimeout bounds each record's call, retries included; zero: none.
 	RecordTimeout time.Duration
@@ -150,14 +154,17 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		o.RequeueBase = time.Second
 	}
 	if o.RequeueCap <= 0 {
-		o.RequeueCap = 30 * time.Second
+		o.RequeueCap = 10 * time.Second
 	}
 	if same, _ := samePath(o.In, o.Out); same {
 		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
 	}
-	in, err := ReadInput(o.In, InputOptions{Format: o.Format, Model: o.Model})
-	if err != nil {
-		return nil, err
+	in := o.Input
+	if in == nil {
+		var err error
+		if in, err = ReadInput(o.In, InputOptions{Format: o.Format, Model: o.Model}); err != nil {
+			return nil, err
+		}
 	}
 	st, err := OpenState(o.State)
 	if err != nil {
@@ -210,7 +217,7 @@ func (r *runner) open() error {
 			return err
 		}
 		id := make([]byte, 8)
-		rand.Read(id)
+		crand.Read(id)
 		m = Meta{RunID: hex.EncodeToString(id), Input: inAbs, InputHash: r.in.SHA256, InputSize: r.in.Size,
 			Total: len(r.in.Records), Out: outAbs, Model: r.o.Model, CreatedAt: r.o.Clock.Now()}
 		if err := r.st.Begin(m); err != nil {
@@ -372,6 +379,8 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		if d > r.o.RequeueCap || d <= 0 {
 			d = r.o.RequeueCap
 		}
+		// Equal jitter: records throttled together do not come back together.
+		d = d/2 + rand.N(d/2+1)
 		heap.Push(&waiting, delayed{idx: ev.idx, at: r.o.Clock.Now().Add(d)})
 	}
 	for {
@@ -477,13 +486,13 @@ func (r *runner) work(ctx context.Context, idx int, release func(Outcome), resul
 	line.setID(rec)
 	f := Finished{ID: rec.ID, Line: rec.Line, Attempts: line.Attempts, At: r.o.Clock.Now()}
 	if callErr == nil {
-		rp, perr := parseReply(req.op, resp.Header, body)
+		rp, perr := ParseReply(req.op, resp.Header, body)
 		if perr != nil {
 			callErr = fmt.Errorf("batch: %w", perr)
 		} else {
 			f.OK = true
-			f.InputTokens, f.OutputTokens = rp.usage.InputTokens, rp.usage.OutputTokens
-			line.Reply, line.StopReason, line.Usage = &rp.text, rp.stopReason, &rp.usage
+			f.InputTokens, f.OutputTokens = rp.Usage.InputTokens, rp.Usage.OutputTokens
+			line.Reply, line.StopReason, line.Usage = &rp.Text, rp.StopReason, &rp.Usage
 			if rec.Format == FormatBedrock {
 				line.ModelOutput = body
 			}

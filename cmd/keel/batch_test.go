@@ -1,0 +1,451 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/keel-run/keel/internal/batch"
+	"github.com/keel-run/keel/internal/dlq"
+)
+
+const haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+
+// resultIDs reads a results file and returns how many lines each record
+// id has; a torn or non-JSON line fails the test.
+func resultIDs(t *testing.T, path string) map[string]int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		t.Fatalf("%s ends in a torn line", path)
+	}
+	out := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<24)
+	for n := 1; sc.Scan(); n++ {
+		var l struct {
+			ID       json.RawMessage `json:"id"`
+			RecordID json.RawMessage `json:"recordId"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%s line %d: %v", path, n, err)
+		}
+		raw := l.ID
+		if raw == nil {
+			raw = l.RecordID
+		}
+		var id string
+		if json.Unmarshal(raw, &id) != nil {
+			id = string(raw)
+		}
+		out[id]++
+	}
+	return out
+}
+
+func TestBatchRunEmulator(t *testing.T) {
+	tests := []struct {
+		name, in, model string
+	}{
+		{"simple format", "../../examples/prompts.jsonl", "amazon.nova-lite-v1:0"},
+		{"bedrock format", "../../examples/prompts-bedrock.jsonl", haiku},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "results.jsonl")
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"batch", "run", "--emulator", "--in", tt.in, "--out", out, "--model", tt.model,
+				"--dlq", filepath.Join(dir, "dlq.db"), "--json"}, &stdout, &stderr)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+			}
+			var sum struct {
+				Total, Succeeded, Failed, Pending, Sent int
+				InputTokens                             int `json:"inputTokens"`
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
+				t.Fatalf("summary is not JSON: %v\n%s", err, stdout.String())
+			}
+			if sum.Total != 300 || sum.Succeeded != 300 || sum.Sent != 300 || sum.InputTokens == 0 {
+				t.Errorf("summary %+v", sum)
+			}
+			ids := resultIDs(t, out)
+			if len(ids) != 300 {
+				t.Errorf("%d distinct ids in the results, want 300", len(ids))
+			}
+			// stderr is not a terminal here: plain progress lines, no redraws.
+			e := stderr.String()
+			if !strings.Contains(e, "batch: 300/300 done (100.0%), 0 failed") || strings.ContainsAny(e, "\r\x1b") {
+				t.Errorf("progress on a non-terminal: %q", e)
+			}
+		})
+	}
+}
+
+func TestBatchBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"id":"a","prompt":"hi"}`+"\n"+`{"id":"b","prompt":"hi"`+"\n"+`{"id":"a","prompt":"hi"}`+"\n"), 0o644)
+	good := "../../examples/prompts.jsonl"
+	out := filepath.Join(dir, "out.jsonl")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no input", []string{"run", "--out", out, "--emulator"}, []string{"--in and --out are required"}},
+		{"malformed lines are named", []string{"run", "--in", bad, "--out", out, "--model", "m", "--emulator"},
+			[]string{"2 bad lines", "line 2: not valid JSON", `line 3: record id "a" is already used on line 1`}},
+		{"bedrock records need a model", []string{"run", "--in", "../../examples/prompts-bedrock.jsonl", "--out", out, "--emulator"},
+			[]string{"line 1:", "--model"}},
+		{"unknown format", []string{"run", "--in", good, "--out", out, "--format", "csv"}, []string{"--format", `"csv"`}},
+		{"forced format mismatch", []string{"run", "--in", good, "--out", out, "--model", "m", "--format", "bedrock", "--emulator"},
+			[]string{`line 1: unknown key "id" in a bedrock-format record`}},
+		{"unknown progress mode", []string{"run", "--in", good, "--out", out, "--progress", "fancy"}, []string{"--progress", "fancy"}},
+		{"both targets", []string{"run", "--in", good, "--out", out, "--emulator", "--endpoint", "http://127.0.0.1:1"}, []string{"choose one"}},
+		{"scenario without emulator", []string{"run", "--in", good, "--out", out, "--scenario", "x.yaml"}, []string{"need --emulator"}},
+		{"negative max tokens", []string{"run", "--in", good, "--out", out, "--max-tokens", "-1"}, []string{"--max-tokens"}},
+		{"bad duration", []string{"run", "--in", good, "--out", out, "--timeout", "soon"}, []string{"-timeout"}},
+		{"redact without a dlq", []string{"run", "--in", good, "--out", out, "--redact", "--no-dlq"}, []string{"--no-dlq"}},
+		{"missing input file", []string{"run", "--in", filepath.Join(dir, "nope.jsonl"), "--out", out, "--emulator"}, []string{"nope.jsonl"}},
+		{"unknown subcommand", []string{"walk"}, []string{`unknown subcommand "walk"`}},
+		{"status without state", []string{"status"}, []string{"--state is required"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(append([]string{"batch"}, tt.args...), &stdout, &stderr); code != 2 {
+				t.Fatalf("exit %d, want 2\n%s", code, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a results file was created for a refused run")
+			}
+		})
+	}
+}
+
+func TestBatchStatus(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.jsonl")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"batch", "run", "--emulator", "--in", "../../examples/prompts.jsonl", "--out", out,
+		"--model", "amazon.nova-micro-v1:0", "--no-dlq", "--progress", "off"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("--progress off still wrote %q", stderr.String())
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"text", nil, []string{"done:    300/300 (100.0%): 300 succeeded, 0 failed; 0 pending", "model:   amazon.nova-micro-v1:0", "complete"}},
+		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(append([]string{"batch", "status", "--state", out + ".state"}, tt.args...), &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("status lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+	var stdout2, stderr2 bytes.Buffer
+	if code := run([]string{"batch", "status", "--state", filepath.Join(dir, "missing.state")}, &stdout2, &stderr2); code != 1 ||
+		!strings.Contains(stderr2.String(), "missing.state") {
+		t.Errorf("status of a missing file: exit %d, %s", code, stderr2.String())
+	}
+}
+
+// countingUpstream serves the emulator behind a handler that knows which
+// record each request is for (simple prompts "rec ID ..."), counts the
+// requests and the successful replies per record, and answers records
+// whose id starts with "FAIL" with a ValidationException.
+type countingUpstream struct {
+	next http.Handler
+	mu   sync.Mutex
+	sent map[string]int
+	ok   map[string]int
+	fail bool // answer FAIL records with an error
+}
+
+var recPrompt = regexp.MustCompile(`rec ([A-Za-z0-9-]+)`)
+
+func (c *countingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	m := recPrompt.FindSubmatch(body)
+	if m == nil || !strings.HasPrefix(r.URL.Path, "/model/") {
+		c.next.ServeHTTP(w, r)
+		return
+	}
+	id := string(m[1])
+	c.mu.Lock()
+	c.sent[id]++
+	fail := c.fail
+	c.mu.Unlock()
+	if fail && strings.HasPrefix(id, "FAIL") {
+		w.Header().Set("X-Amzn-ErrorType", "ValidationException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		fmt.Fprintf(w, `{"message":"The prompt of %s is not acceptable."}`, id)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	c.next.ServeHTTP(sw, r)
+	if sw.status == 200 {
+		c.mu.Lock()
+		c.ok[id]++
+		c.mu.Unlock()
+	}
+}
+
+func (c *countingUpstream) snapshot() (sent, ok map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sent, ok = map[string]int{}, map[string]int{}
+	for k, v := range c.sent {
+		sent[k] = v
+	}
+	for k, v := range c.ok {
+		ok[k] = v
+	}
+	return sent, ok
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = 200
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// startUpstream starts the emulator with scenario text behind a counting
+// handler, on 127.0.0.1.
+func startUpstream(t *testing.T, scenarioYAML string) (*countingUpstream, string) {
+	t.Helper()
+	cfg := emulateConfig{seed: 1, region: "us-east-1"}
+	if scenarioYAML != "" {
+		cfg.scenario = filepath.Join(t.TempDir(), "scenario.yaml")
+		os.WriteFile(cfg.scenario, []byte(scenarioYAML), 0o644)
+	}
+	s, err := buildEmulator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &countingUpstream{next: s, sent: map[string]int{}, ok: map[string]int{}, fail: true}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return c, srv.URL
+}
+
+func buildKeel(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "keel")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func countLines(path string) int {
+	b, _ := os.ReadFile(path)
+	return bytes.Count(b, []byte("\n"))
+}
+
+// TestBatchSurvivesKill9 SIGKILLs a real `keel batch run` process part way
+// through a batch, then runs the same command again, and checks
+// exactly-once: every record has one result line, no record whose result
+// was checkpointed before the kill was sent again, and the dead letters
+// parked before the kill are still there, once each.
+func TestBatchSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds keel and runs it twice")
+	}
+	up, url := startUpstream(t, "rules:\n  - latency:\n      fixed: 150ms\n      jitter: 100ms\n")
+	dir := t.TempDir()
+	in := filepath.Join(dir, "prompts.jsonl")
+	var sb strings.Builder
+	const n = 400
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("r%03d", i)
+		if i%25 == 7 {
+			id = fmt.Sprintf("FAIL%03d", i)
+		}
+		ids = append(ids, id)
+		fmt.Fprintf(&sb, "{\"id\":%q,\"prompt\":\"rec %s: why do ships have keels?\",\"maxTokens\":32}\n", id, id)
+	}
+	os.WriteFile(in, []byte(sb.String()), 0o644)
+	out := filepath.Join(dir, "results.jsonl")
+	db := filepath.Join(dir, "dlq.db")
+	bin := buildKeel(t)
+	args := []string{"batch", "run", "--in", in, "--out", out, "--model", "amazon.nova-lite-v1:0", "--endpoint", url, "--dlq", db,
+		"--progress", "lines", "--progress-every", "200ms"}
+
+	// Run 1, killed once some records are checkpointed.
+	cmd := exec.Command(bin, args...)
+	var log1 bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log1, &log1
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for countLines(out) < 60 {
+		select {
+		case err := <-exited:
+			t.Fatalf("keel batch run ended before it could be killed (%v):\n%s", err, log1.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress:\n%s", log1.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-exited
+	sent1, ok1 := up.snapshot()
+
+	// What the killed run had checkpointed.
+	st, err := batch.OpenState(out + ".state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := st.FinishedIDs()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) == 0 || len(done) == n {
+		t.Fatalf("%d records checkpointed at the kill; want some, not all", len(done))
+	}
+	store, err := dlq.OpenSQLite(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parkedBefore, _ := store.List(context.Background(), dlq.Filter{})
+	store.Close()
+	var failedDone int
+	for id := range done {
+		if strings.HasPrefix(id, "FAIL") {
+			failedDone++
+		}
+	}
+	if len(parkedBefore) < failedDone {
+		t.Fatalf("%d failed records were checkpointed but only %d are parked", failedDone, len(parkedBefore))
+	}
+
+	// Run 2: the same command resumes.
+	cmd = exec.Command(bin, args...)
+	var log2 bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log2, &log2
+	err = cmd.Run()
+	if ee, isExit := err.(*exec.ExitError); !isExit || ee.ExitCode() != 1 {
+		t.Fatalf("resumed run: %v (want exit 1: some records fail)\n%s", err, log2.String())
+	}
+	if !strings.Contains(log2.String(), "resumed run") {
+		t.Errorf("the second run did not say it resumed:\n%s", log2.String())
+	}
+	sent2, ok2 := up.snapshot()
+
+	got := resultIDs(t, out)
+	dup := 0
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("record %s has %d result lines", id, got[id])
+		}
+		if done[id] && sent2[id] != sent1[id] {
+			t.Errorf("record %s was checkpointed before the kill and sent again after it", id)
+		}
+		if !done[id] && sent2[id] == sent1[id] {
+			t.Errorf("record %s was not checkpointed and not sent again", id)
+		}
+		if ok2[id] > 1 {
+			dup++ // its reply arrived before the kill but was not checkpointed
+		}
+		if ok2[id]-ok1[id] > 1 {
+			t.Errorf("record %s succeeded %d times in the resumed run", id, ok2[id]-ok1[id])
+		}
+	}
+	if dup > 64 {
+		t.Errorf("%d records were answered twice; at most the calls in flight at the kill (64) may be", dup)
+	}
+
+	// The dead letters: one per failed record, those parked before the kill kept.
+	store, err = dlq.OpenSQLite(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	parked, _ := store.List(context.Background(), dlq.Filter{})
+	byKey := map[string]int64{}
+	for _, e := range parked {
+		byKey[e.Key] = e.ID
+		if e.Code != "ValidationException" || !strings.Contains(string(e.Body), "rec FAIL") {
+			t.Errorf("parked %+v", e)
+		}
+	}
+	wantFailed := 0
+	for _, id := range ids {
+		if strings.HasPrefix(id, "FAIL") {
+			wantFailed++
+		}
+	}
+	if len(parked) != wantFailed || len(byKey) != wantFailed {
+		t.Errorf("%d entries (%d keys) parked; want one per failed record, %d", len(parked), len(byKey), wantFailed)
+	}
+	for _, e := range parkedBefore {
+		if byKey[e.Key] != e.ID {
+			t.Errorf("entry %d (%s), parked before the kill, is gone or replaced", e.ID, e.Key)
+		}
+	}
+	t.Logf("killed after %d of %d records were checkpointed; %d replies were lost with the process and sent again; %d dead letters",
+		len(done), n, dup, len(parked))
+}
