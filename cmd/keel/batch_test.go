@@ -283,7 +283,11 @@ func startUpstream(t *testing.T, scenarioYAML string) (*countingUpstream, string
 func buildKeel(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "keel")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, ".")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
