@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -74,7 +75,8 @@ func OpenSQLite(path string) (*SQLite, error) {
 }
 
 // OpenDB opens the SQLite file at path the way keel keeps all its durable
-// state (dead letters, batch checkpoints): WAL journal, synchronous=FULL,
+// state (dead letters, batch checkpoints): a new file readable by its owner
+// only, WAL journal, synchronous=FULL,
 // a 10 s busy timeout, and transactions that take the write lock at BEGIN
 // (so two writers never deadlock upgrading read locks). It uses one
 // connection: SQLite has one writer at a time anyway, and a single
@@ -85,6 +87,13 @@ func OpenDB(path string) (*sql.DB, error) {
 	}
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("database file name %q contains '?' or '#'; rename it", path)
+	}
+	// Request bodies can hold sensitive data: a new file is readable by its
+	// owner only (SQLite gives the -wal and -shm files the same mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
 	}
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)

@@ -174,3 +174,24 @@ func TestSQLiteSurvivesKill(t *testing.T) {
 	}
 	t.Logf("%d acknowledged, %d stored after kill -9", len(acked), len(all))
 }
+
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dlq.db")
+	s, err := dlq.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), &dlq.Entry{Op: "converse", Model: "m", Code: "ValidationException", CreatedAt: t0, FailedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, p := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v; request bodies must not be readable by others", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+}
