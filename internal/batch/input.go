@@ -336,6 +336,14 @@ func buildRequest(b []byte, rec Record, model string, maxTokens int) (request, e
 	if err := dec.Decode(&l); err != nil {
 		return request{}, fmt.Errorf("line %d changed since it was read: %v", rec.Line, err)
 	}
+	// The file is read again at send time: make sure it is still the same record.
+	rawID, key, numbers := l.ID, "id", true
+	if rec.Format == FormatBedrock {
+		rawID, key, numbers = l.RecordID, "recordId", false
+	}
+	if id, err := recordID(rawID, key, numbers); err != nil || id != rec.ID {
+		return request{}, fmt.Errorf("line %d changed since it was read (record %s is not there any more); do not edit the input of a running batch", rec.Line, rec.RawID)
+	}
 	switch rec.Format {
 	case FormatBedrock:
 		return request{op: attempt.Invoke, model: model, body: []byte(l.ModelInput)}, nil

@@ -173,7 +173,7 @@ func TestBuildRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := buildRequest([]byte(tt.line), Record{Format: tt.format, Line: 1}, "default", tt.maxTokens)
+			req, err := buildRequest([]byte(tt.line), Record{ID: "a", Format: tt.format, Line: 1}, "default", tt.maxTokens)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,5 +181,12 @@ func TestBuildRequest(t *testing.T) {
 				t.Errorf("got %s %s %s\nwant %s %s %s", req.op, req.model, req.body, tt.op, tt.model, tt.body)
 			}
 		})
+	}
+}
+
+func TestBuildRequestNoticesAChangedLine(t *testing.T) {
+	_, err := buildRequest([]byte(`{"id":"b","prompt":"p"}`), Record{ID: "a", RawID: json.RawMessage(`"a"`), Format: FormatSimple, Line: 4}, "m", 0)
+	if err == nil || !strings.Contains(err.Error(), `line 4 changed since it was read (record "a" is not there any more)`) {
+		t.Errorf("error %v", err)
 	}
 }

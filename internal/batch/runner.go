@@ -496,7 +496,7 @@ func (r *runner) work(ctx context.Context, idx int, release func(Outcome), resul
 			if rec.Format == FormatBedrock {
 				line.ModelOutput = body
 			}
-			if rep != nil {
+			if rep != nil && rep.Target.Model != "" {
 				line.Target = rep.Target.String()
 			}
 		}
