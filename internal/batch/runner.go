@@ -230,11 +230,11 @@ func (r *runner) open() error {
 	switch {
 	case m.InputHash != r.in.SHA256:
 		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --state (or --out) for a new input",
-			errStateMismatch, r.st.Path(), m.Input, m.InputHash, r.o.In, r.in.SHA256)
+			ErrStateMismatch, r.st.Path(), m.Input, m.InputHash, r.o.In, r.in.SHA256)
 	case m.Out != outAbs:
-		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume", errStateMismatch, r.st.Path(), m.Out, outAbs)
+		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume", ErrStateMismatch, r.st.Path(), m.Out, outAbs)
 	case m.Model != r.o.Model:
-		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model", errStateMismatch, r.st.Path(), m.Model, r.o.Model)
+		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model", ErrStateMismatch, r.st.Path(), m.Model, r.o.Model)
 	}
 	committed, err := r.st.OutLen()
 	if err != nil {

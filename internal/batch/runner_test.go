@@ -446,9 +446,10 @@ func TestRunCutsTornTail(t *testing.T) {
 func TestRunRefuses(t *testing.T) {
 	clk := &autoClock{now: t0}
 	tests := []struct {
-		name  string
-		setup func(t *testing.T, o *Options)
-		want  string
+		name     string
+		setup    func(t *testing.T, o *Options)
+		want     string
+		mismatch bool // the error is ErrStateMismatch
 	}{
 		{name: "results without a state", setup: func(t *testing.T, o *Options) {
 			os.WriteFile(o.Out, []byte("{}\n"), 0o644)
@@ -456,16 +457,16 @@ func TestRunRefuses(t *testing.T) {
 		{name: "state of another input", setup: func(t *testing.T, o *Options) {
 			run(t, *o)
 			o.In = simpleInput(t, "x", "y")
-		}, want: "was made for input"},
+		}, want: "was made for input", mismatch: true},
 		{name: "state writing elsewhere", setup: func(t *testing.T, o *Options) {
 			run(t, *o)
 			o.State = o.Out + ".state"
 			o.Out = filepath.Join(t.TempDir(), "other.jsonl")
-		}, want: "pass the same --out"},
+		}, want: "pass the same --out", mismatch: true},
 		{name: "another model", setup: func(t *testing.T, o *Options) {
 			run(t, *o)
 			o.Model = "amazon.nova-lite-v1:0"
-		}, want: "resume with the same model"},
+		}, want: "resume with the same model", mismatch: true},
 		{name: "results cut short since", setup: func(t *testing.T, o *Options) {
 			run(t, *o)
 			os.Truncate(o.Out, 10)
@@ -489,6 +490,9 @@ func TestRunRefuses(t *testing.T) {
 			_, err := Run(context.Background(), o)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Run: %v; want an error saying %q", err, tt.want)
+			}
+			if errors.Is(err, ErrStateMismatch) != tt.mismatch {
+				t.Errorf("errors.Is(%v, ErrStateMismatch) = %v, want %v", err, !tt.mismatch, tt.mismatch)
 			}
 		})
 	}

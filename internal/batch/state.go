@@ -287,5 +287,6 @@ func (s *State) Status(ctx context.Context) (*Status, error) {
 	return st, nil
 }
 
-// errStateMismatch is returned when a state file belongs to another run.
-var errStateMismatch = errors.New("batch: the state file belongs to another run")
+// ErrStateMismatch is returned (wrapped) when a state file belongs to
+// another run: another input, results file or model.
+var ErrStateMismatch = errors.New("batch: the state file belongs to another run")
