@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,6 +29,7 @@ import (
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/retry"
 	"github.com/keel-run/keel/internal/route"
@@ -77,6 +79,17 @@ type Options struct {
 	// MaxErrorBody caps how much of an error response is read to classify it.
 	// Zero: 1 MiB.
 	MaxErrorBody int64
+	// Streaming configures how ConverseStream and InvokeModelWithResponseStream
+	// are inspected, retried before their first content, and resumed after
+	// it. Its zero value is keel's defaults.
+	Streaming StreamOptions
+	// OnStreamEnd, when set, is called once when a streaming call's body
+	// ends: at its last event, at a failure keel could not recover (err is
+	// then the *Error the reader got), or when the reader closes it early
+	// (err nil). The Report is final by then: per-attempt and total usage
+	// included (the quota governor settles from it). It runs on the reader's
+	// goroutine; keep it cheap.
+	OnStreamEnd func(call *Call, rep *Report, err error)
 }
 
 // Engine runs calls. It is safe for concurrent use; create one per process
@@ -90,12 +103,18 @@ type Engine struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	m        *telemetry.Metrics
+	// noPrefill remembers models that refused a continuation's prefill, so
+	// their streams are not resumed again.
+	noPrefill sync.Map
 }
 
 // New validates opts and returns an Engine.
 func New(opts Options) (*Engine, error) {
 	if err := opts.Retry.Validate(); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if err := opts.Streaming.validate(); err != nil {
+		return nil, err
 	}
 	if opts.Region == "" {
 		opts.Region = "us-east-1"
@@ -170,8 +189,40 @@ type Attempt struct {
 	RequestID string        // x-amzn-RequestId of the response, if any
 	Delay     time.Duration // wait before this attempt
 	Start     time.Time
-	Duration  time.Duration // to response headers (or failure)
+	Duration  time.Duration // to response headers (streams: to the first content), or to the failure
 	Skipped   bool          // not sent: the target's breaker was open
+
+	// Streams only.
+
+	// Resume marks an attempt that continued a broken stream: its request
+	// carried the text delivered so far as a partial assistant message.
+	Resume bool
+	// Events counts the events this attempt passed to the reader.
+	Events int
+	// Usage is what the attempt used, as its stream reported it; for a
+	// stream that broke, the output it delivered, estimated (see
+	// docs/streaming.md). Zero for other operations.
+	Usage Usage
+}
+
+// Usage is token usage. Zero InputTokens (with no cache tokens) means the
+// input is not known: a ConverseStream that broke before its metadata
+// reports none.
+type Usage struct {
+	InputTokens           int
+	OutputTokens          int
+	CacheReadInputTokens  int
+	CacheWriteInputTokens int
+	// Estimated reports that a count was estimated by keel, not reported
+	// by Bedrock: the output of a stream that broke, or its input inferred
+	// from a continuation's.
+	Estimated bool
+}
+
+func (u Usage) add(v Usage) Usage {
+	return Usage{InputTokens: u.InputTokens + v.InputTokens, OutputTokens: u.OutputTokens + v.OutputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens + v.CacheReadInputTokens, CacheWriteInputTokens: u.CacheWriteInputTokens + v.CacheWriteInputTokens,
+		Estimated: u.Estimated || v.Estimated}
 }
 
 // Report is what happened during a call.
@@ -185,6 +236,16 @@ type Report struct {
 	// Degraded is set when a blocked reply was replaced by the configured
 	// content-filter message.
 	Degraded bool
+
+	// Streams only. A streaming call's Report is written while its body is
+	// read: read these fields (and Total, and the attempts) once the body
+	// has ended or been closed.
+
+	// Resumes counts the continuations spliced into the stream after it
+	// broke.
+	Resumes int
+	// Usage is the sum of the attempts' usage.
+	Usage Usage
 }
 
 // Sent returns the number of attempts actually sent upstream.
@@ -202,16 +263,36 @@ func (r *Report) Sent() int {
 // response (the caller closes its body). On failure it returns an *Error and,
 // when the last attempt got an HTTP error response, that response too, with
 // its body intact, so an SDK can turn it into its own typed error.
+//
+// A streaming call (ConverseStream, InvokeModelWithResponseStream) returns
+// once its first content has arrived, and its body is keel's: it checks
+// every frame, retries or resumes a stream that breaks, and reports a
+// failure it cannot recover as an *Error from Read. An exception that ends
+// every attempt before any content is returned like an HTTP error response
+// of its true status. docs/streaming.md says what a reader can rely on.
 func (e *Engine) Do(ctx context.Context, call *Call) (*http.Response, *Report, error) {
 	start := e.clk.Now()
 	rep := &Report{}
-	resp, err := e.do(ctx, call, rep)
+	if call.Op.Streaming() {
+		return e.doStream(ctx, call, rep, start)
+	}
+	resp, err := e.do(ctx, call, rep, nil, round{body: call.Body})
 	rep.Total = e.clk.Now().Sub(start)
 	e.outcome(ctx, call, rep, err)
 	return resp, rep, err
 }
 
-func (e *Engine) do(ctx context.Context, call *Call, rep *Report) (*http.Response, error) {
+// round is one pass over a call's route: the call itself, or the
+// continuation of a broken stream.
+type round struct {
+	body []byte
+	// resume marks a continuation: the budget already paid for its first
+	// attempt, which waits delay before it is sent.
+	resume bool
+	delay  time.Duration
+}
+
+func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody, rd round) (*http.Response, error) {
 	if !call.Op.Valid() {
 		return nil, fmt.Errorf("engine: unknown operation %q", call.Op)
 	}
@@ -219,11 +300,11 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report) (*http.Respons
 		return nil, errors.New("engine: call has no model id")
 	}
 	targets := e.routes.Targets(call.Op, call.Model, call.Region)
-	req := &attempt.Request{Op: call.Op, Body: call.Body, Header: call.Header, Endpoints: call.Endpoints, Credentials: call.Credentials}
+	req := &attempt.Request{Op: call.Op, Body: rd.body, Header: call.Header, Endpoints: call.Endpoints, Credentials: call.Credentials}
 	if e.opts.Credentials != nil || call.Credentials != nil {
-		req.BodySHA256 = attempt.PayloadHash(call.Body)
+		req.BodySHA256 = attempt.PayloadHash(rd.body)
 	}
-	if e.budget != nil {
+	if e.budget != nil && !rd.resume {
 		e.budget.Request()
 	}
 	var (
@@ -246,6 +327,9 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report) (*http.Respons
 			br = e.breakers.Get(t.Model, t.Region)
 		}
 		var delay time.Duration
+		if ti == 0 {
+			delay = rd.delay
+		}
 		charged := false // the budget already paid for the next attempt
 		for n := 1; ; n++ {
 			var permit breaker.Permit
@@ -272,11 +356,21 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report) (*http.Respons
 			charged = false
 			closeLast()
 			req.Target = t
-			a := Attempt{Target: t, Delay: delay, Start: e.clk.Now()}
-			resp, sendErr := e.sender.Send(ctx, req)
+			a := Attempt{Target: t, Delay: delay, Start: e.clk.Now(), Resume: rd.resume}
+			var (
+				resp    *http.Response
+				sendErr error
+				res     classify.Result
+				ok      bool
+			)
+			if sb != nil {
+				resp, res, ok, sendErr = sb.attempt(ctx, req, &a, len(rep.Attempts))
+			} else {
+				resp, sendErr = e.sender.Send(ctx, req)
+				a.Duration = e.clk.Now().Sub(a.Start)
+				res, ok = e.inspect(resp, sendErr, &a)
+			}
 			sent++
-			a.Duration = e.clk.Now().Sub(a.Start)
-			res, ok := e.inspect(resp, sendErr, &a)
 			if ok {
 				permit.Done(breaker.Success)
 				rep.Attempts = append(rep.Attempts, a)

@@ -32,6 +32,9 @@ type Error struct {
 	// e.g. "the next wait would cross the deadline".
 	GaveUp string
 	Report *Report
+	// Stream is set when a stream failed after its reader had received
+	// part of the reply: how much, and what.
+	Stream *StreamFailure
 	Err    error
 }
 
@@ -49,6 +52,12 @@ func (e *Error) Error() string {
 	if e.Message != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
+	}
+	if e.Stream != nil {
+		fmt.Fprintf(&b, "; the stream broke after %d event(s)", e.Stream.Events)
+		if e.Stream.Resumes > 0 {
+			fmt.Fprintf(&b, " and %d resume(s)", e.Stream.Resumes)
+		}
 	}
 	if e.Report != nil {
 		fmt.Fprintf(&b, " after %d attempt(s)", e.Report.Sent())

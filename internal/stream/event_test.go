@@ -135,7 +135,9 @@ func TestParseChunkEdgeCases(t *testing.T) {
 	}
 }
 
-func escapeSlashes(s string) string { return string(bytes.ReplaceAll([]byte(s), []byte("/"), []byte(`\/`))) }
+func escapeSlashes(s string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte("/"), []byte(`\/`)))
+}
 
 // FuzzParse feeds arbitrary payloads to both parsers: they must not panic,
 // and text must only come with a text delta.

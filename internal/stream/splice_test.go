@@ -315,7 +315,7 @@ func TestSpliceAnthropic(t *testing.T) {
 		conts    []Continuation
 	}{
 		{
-			name: "unbroken",
+			name:     "unbroken",
 			attempts: []attemptScript{{frames: [][]byte{a.start(9), a.textStart(0), a.delta(0, "Hi"), a.stop(0), a.msgDelta(1), a.msgStop(9, 1)}}},
 			want:     "start open0 d0:Hi stop0 msgdelta(1) end(9,1)",
 		},
