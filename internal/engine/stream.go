@@ -79,8 +79,10 @@ func (o *StreamOptions) validate() error {
 	return nil
 }
 
-func (o *StreamOptions) firstEvent() time.Duration { return orDefault(o.FirstEventTimeout, DefaultFirstEventTimeout) }
-func (o *StreamOptions) idle() time.Duration       { return orDefault(o.IdleTimeout, DefaultIdleTimeout) }
+func (o *StreamOptions) firstEvent() time.Duration {
+	return orDefault(o.FirstEventTimeout, DefaultFirstEventTimeout)
+}
+func (o *StreamOptions) idle() time.Duration { return orDefault(o.IdleTimeout, DefaultIdleTimeout) }
 func (o *StreamOptions) maxResumes() int {
 	if o.MaxResumes <= 0 {
 		return DefaultMaxResumes

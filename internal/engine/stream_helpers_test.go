@@ -22,8 +22,8 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
-	"github.com/keel-run/keel/internal/route"
 	emureply "github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/route"
 )
 
 // stallClock fires short timers (backoffs) at once, moving its time forward
