@@ -17,7 +17,9 @@
 package keel
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +28,10 @@ import (
 	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,6 +61,14 @@ type Attempt = engine.Attempt
 
 // Failure is keel's account of a failed call; Details returns it.
 type Failure = engine.Error
+
+// StreamFailure says how much of a reply a stream's reader had received
+// when the stream failed (Failure.Stream).
+type StreamFailure = engine.StreamFailure
+
+// Usage is token usage, per attempt and per call (Report.Usage), for
+// streams.
+type Usage = engine.Usage
 
 // Options configure keel. The zero value means all defaults.
 type Options struct {
@@ -148,6 +161,20 @@ func EngineOptions(c *config.Config, region string) (engine.Options, error) {
 	}
 	if c.ContentFilter.Enabled {
 		eo.ContentFilterMessage = c.ContentFilter.Message
+	}
+	st := c.Streaming
+	eo.Streaming = engine.StreamOptions{FirstEventTimeout: st.FirstEventTimeout.D(), IdleTimeout: st.IdleTimeout.D(),
+		MaxResumes: st.MaxResumes, DisableResume: st.Resume != nil && !*st.Resume}
+	for _, rt := range c.Routes {
+		if rt.Streaming == nil || rt.Streaming.Resume == nil {
+			continue
+		}
+		if eo.Streaming.Resume == nil {
+			eo.Streaming.Resume = map[string]bool{}
+		}
+		for _, m := range rt.Models {
+			eo.Streaming.Resume[m] = *rt.Streaming.Resume
+		}
 	}
 	if c.Endpoint != "" {
 		u, err := parseEndpoint(c.Endpoint)
@@ -242,9 +269,82 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 	}
 	if resp != nil {
 		resp.Request = r
+		if op.Streaming() && err == nil {
+			resp.Body = sdkStreamBody{resp.Body}
+		}
 		return resp, nil
 	}
 	return nil, err
+}
+
+// sdkStreamBody hands the SDK's event-stream reader a failure keel could
+// not recover as an error it understands: the SDK's typed exception when
+// the failure was one (*types.ThrottlingException, ...), else an API error
+// whose code is the catalog's (StreamTruncated, StreamStalled, ...). Either
+// way the error is a *Error, so Details and Failure reach keel's account.
+type sdkStreamBody struct{ io.ReadCloser }
+
+func (b sdkStreamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var f *engine.Error
+	if err != nil && err != io.EOF && errors.As(err, &f) {
+		err = &Error{err: sdkStreamError(f), failure: f, report: f.Report}
+	}
+	return n, err
+}
+
+// sdkStreamError builds the error the SDK would have produced from the
+// failure's exception frame, or a smithy API error carrying the catalog
+// code when there was no frame (truncated, corrupt, stalled, reset).
+func sdkStreamError(f *engine.Error) error {
+	msg := f.Message
+	var payload []byte
+	if f.Stream != nil && len(f.Stream.Frame) > 0 {
+		if m, err := eventstream.NewDecoder().Decode(bytes.NewReader(f.Stream.Frame), nil); err == nil {
+			payload = m.Payload
+			if mt := m.Headers.Get(":message-type"); mt != nil && mt.String() == "error" {
+				code := f.Code
+				if h := m.Headers.Get(":error-code"); h != nil {
+					code = h.String()
+				}
+				return &smithy.GenericAPIError{Code: code, Message: msg}
+			}
+		}
+	}
+	var typed error
+	switch f.Entry.Code {
+	case catalog.CodeThrottling:
+		typed = &types.ThrottlingException{Message: &msg}
+	case catalog.CodeInternalServer:
+		typed = &types.InternalServerException{Message: &msg}
+	case catalog.CodeServiceUnavailable:
+		typed = &types.ServiceUnavailableException{Message: &msg}
+	case catalog.CodeModelStreamError:
+		typed = &types.ModelStreamErrorException{Message: &msg}
+	case catalog.CodeModelTimeout:
+		typed = &types.ModelTimeoutException{Message: &msg}
+	case catalog.CodeValidation:
+		typed = &types.ValidationException{Message: &msg}
+	}
+	if typed != nil {
+		if len(payload) > 0 {
+			// The frame's JSON carries the exception's fields
+			// (originalStatusCode, originalMessage): the names match the
+			// types' fields.
+			json.Unmarshal(payload, typed)
+		}
+		return typed
+	}
+	fault := smithy.FaultServer
+	if f.Entry.Category == catalog.Validation || f.Entry.Category == catalog.Client {
+		fault = smithy.FaultClient
+	}
+	code := f.Entry.Code
+	if f.Code != "" && len(payload) > 0 {
+		code = f.Code // an exception the SDK does not model: its own name, as the SDK reports it
+		return &smithy.GenericAPIError{Code: code, Message: msg, Fault: fault}
+	}
+	return &smithy.GenericAPIError{Code: code, Message: f.Error(), Fault: fault}
 }
 
 type recordKey struct{}
@@ -296,6 +396,12 @@ func (e *Error) Unwrap() error { return e.err }
 
 // Report returns every attempt of the call.
 func (e *Error) Report() *Report { return e.report }
+
+// Failure returns keel's account of the failure (nil when keel has none,
+// e.g. for an error the SDK raised before sending). For a stream that
+// failed after part of the reply had arrived, Failure().Stream says how
+// much.
+func (e *Error) Failure() *Failure { return e.failure }
 
 // Entry returns the catalog entry for the failure.
 func (e *Error) Entry() *Entry {

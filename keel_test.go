@@ -2,6 +2,7 @@ package keel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithy "github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/reply"
 	"github.com/keel-run/keel/internal/emulator/sigv4check"
 )
 
@@ -281,5 +284,270 @@ func TestEnableOnConfig(t *testing.T) {
 	}
 	if _, err := Enable(&cfg, Options{ConfigFile: "/nonexistent/keel.yaml"}); err == nil || !strings.Contains(err.Error(), "keel.yaml") {
 		t.Fatalf("a missing config file gave %v", err)
+	}
+}
+
+// holdClock is stepClock for streams: backoffs take no time, and the
+// stream watchdog's timers (a minute and more) never fire on their own.
+type holdClock struct{ stepClock }
+
+func (c *holdClock) NewTimer(d time.Duration) clock.Timer {
+	if d >= 30*time.Second {
+		return firedTimer(make(chan time.Time)) // never fires; Stop is a no-op
+	}
+	return c.stepClock.NewTimer(d)
+}
+
+// newStreamSetup is newSetup for streaming tests: the emulator's n-th
+// request (from 0) gets plan(n).
+func newStreamSetup(t *testing.T, plan func(n int) fault.Plan, c *config.Config) (*bedrockruntime.Client, *emulator.Running) {
+	t.Helper()
+	var n atomic.Int64
+	emu, err := emulator.Start(emulator.Options{Seed: 7, Planner: func(fault.Request) fault.Plan { return plan(int(n.Add(1) - 1)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "")}
+	if c == nil {
+		c = &config.Config{}
+	}
+	k, err := New(cfg, Options{Config: c, clock: &holdClock{stepClock{now: time.Now()}}, rand: rand.New(rand.NewPCG(3, 4))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.eng.HTTPClient().CloseIdleConnections() })
+	return bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(emu.URL) }), emu
+}
+
+const (
+	sonnetProfile = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+	streamPrompt  = "Tell me about keels."
+	streamTokens  = 50
+)
+
+// unbrokenReply is the emulator's reply to streamPrompt, unbroken.
+func unbrokenReply() reply.Reply {
+	return reply.Generate(&reply.Request{Seed: 7, Model: "anthropic.claude-sonnet-4-5-20250929-v1:0",
+		Messages: []reply.Message{{Role: "user", Text: streamPrompt}}, MaxTokens: streamTokens})
+}
+
+func conversestream(client *bedrockruntime.Client) (*bedrockruntime.ConverseStreamOutput, error) {
+	return client.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{
+		ModelId:         aws.String(sonnetProfile),
+		Messages:        []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: streamPrompt}}}},
+		InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(streamTokens)},
+	})
+}
+
+// converseRead is what the SDK's ConverseStream reader delivered.
+type converseRead struct {
+	text          string
+	starts, stops int
+	indexes       map[int32]bool
+	meta          *types.ConverseStreamMetadataEvent
+	stop          *types.MessageStopEvent
+	err           error
+}
+
+func readConverseStream(out *bedrockruntime.ConverseStreamOutput) converseRead {
+	r := converseRead{indexes: map[int32]bool{}}
+	s := out.GetStream()
+	defer s.Close()
+	for ev := range s.Events() {
+		switch v := ev.(type) {
+		case *types.ConverseStreamOutputMemberMessageStart:
+			r.starts++
+		case *types.ConverseStreamOutputMemberContentBlockDelta:
+			r.indexes[aws.ToInt32(v.Value.ContentBlockIndex)] = true
+			if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+				r.text += d.Value
+			}
+		case *types.ConverseStreamOutputMemberContentBlockStop:
+			r.stops++
+		case *types.ConverseStreamOutputMemberMessageStop:
+			r.stop = &v.Value
+		case *types.ConverseStreamOutputMemberMetadata:
+			r.meta = &v.Value
+		}
+	}
+	r.err = s.Err()
+	return r
+}
+
+func TestSDKConverseStreamSpliced(t *testing.T) {
+	breaks := []struct {
+		name string
+		plan fault.Plan
+	}{
+		{"exception before content", fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 1, Code: catalog.CodeThrottling}}},
+		{"exception mid-reply", fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 12, Code: catalog.CodeModelStreamError}}},
+		{"truncated mid-reply", fault.Plan{MidStream: &fault.MidStream{Kind: fault.Truncate, After: 20}}},
+		{"corrupt mid-reply", fault.Plan{MidStream: &fault.MidStream{Kind: fault.Corrupt, After: 5}}},
+	}
+	want := unbrokenReply()
+	for _, br := range breaks {
+		t.Run(br.name, func(t *testing.T) {
+			client, _ := newStreamSetup(t, func(n int) fault.Plan {
+				if n == 0 {
+					return br.plan
+				}
+				return fault.Plan{}
+			}, nil)
+			out, err := conversestream(client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := readConverseStream(out)
+			if r.err != nil || r.text != want.Text || r.starts != 1 || r.stops != 1 || len(r.indexes) != 1 || !r.indexes[0] || r.stop == nil || r.meta == nil {
+				t.Fatalf("err %v, %d starts, %d stops, indexes %v, text\n%q\nwant\n%q", r.err, r.starts, r.stops, r.indexes, r.text, want.Text)
+			}
+			if aws.ToInt32(r.meta.Usage.OutputTokens) != int32(want.OutputTokens) && br.name != "exception before content" {
+				// A resumed reply: the continuation's output plus what the
+				// broken stream delivered is the unbroken reply's output.
+				t.Fatalf("output tokens %d, want %d", aws.ToInt32(r.meta.Usage.OutputTokens), want.OutputTokens)
+			}
+			rep := ReportOf(out.ResultMetadata)
+			if rep == nil || rep.Sent() != 2 || int(aws.ToInt32(r.meta.Usage.OutputTokens)) != rep.Usage.OutputTokens {
+				t.Fatalf("report %+v, metadata usage %+v", rep, r.meta.Usage)
+			}
+		})
+	}
+}
+
+func TestSDKInvokeStreamSpliced(t *testing.T) {
+	client, _ := newStreamSetup(t, func(n int) fault.Plan {
+		if n == 0 {
+			return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 9, Code: catalog.CodeInternalServer}}
+		}
+		return fault.Plan{}
+	}, nil)
+	body := `{"anthropic_version":"bedrock-2023-05-31","max_tokens":50,"messages":[{"role":"user","content":"` + streamPrompt + `"}]}`
+	out, err := client.InvokeModelWithResponseStream(context.Background(), &bedrockruntime.InvokeModelWithResponseStreamInput{
+		ModelId: aws.String(sonnetProfile), Body: []byte(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.GetStream()
+	var text string
+	types_ := map[string]int{}
+	var metrics map[string]any
+	for ev := range s.Events() {
+		c, ok := ev.(*types.ResponseStreamMemberChunk)
+		if !ok {
+			t.Fatalf("event %T", ev)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(c.Value.Bytes, &m); err != nil {
+			t.Fatalf("chunk %q: %v", c.Value.Bytes, err)
+		}
+		typ, _ := m["type"].(string)
+		types_[typ]++
+		if typ == "content_block_delta" {
+			text += m["delta"].(map[string]any)["text"].(string)
+			if m["index"].(float64) != 0 {
+				t.Fatalf("delta at index %v", m["index"])
+			}
+		}
+		if typ == "message_stop" {
+			metrics = m["amazon-bedrock-invocationMetrics"].(map[string]any)
+		}
+	}
+	s.Close()
+	want := unbrokenReply()
+	if err := s.Err(); err != nil || text != want.Text {
+		t.Fatalf("err %v, text\n%q\nwant\n%q", err, text, want.Text)
+	}
+	for _, typ := range []string{"message_start", "content_block_start", "content_block_stop", "message_delta", "message_stop"} {
+		if types_[typ] != 1 {
+			t.Fatalf("%d %s events, want 1 (%v)", types_[typ], typ, types_)
+		}
+	}
+	rep := ReportOf(out.ResultMetadata)
+	if rep.Resumes != 1 || int(metrics["outputTokenCount"].(float64)) != want.OutputTokens || int(metrics["inputTokenCount"].(float64)) != rep.Usage.InputTokens {
+		t.Fatalf("report %+v, metrics %v", rep, metrics)
+	}
+}
+
+// TestSDKStreamErrorsAreTyped breaks streams after their first content with
+// resume off: stream.Err() is the SDK's typed exception (or an API error
+// with keel's catalog code), never a clean end, and keel's details are
+// reachable from it.
+func TestSDKStreamErrorsAreTyped(t *testing.T) {
+	off := false
+	noResume := &config.Config{Streaming: config.Streaming{Resume: &off}}
+	tests := []struct {
+		name   string
+		plan   fault.MidStream
+		code   string
+		status int
+		is     func(error) bool
+	}{
+		{"throttling", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeThrottling}, catalog.CodeThrottling, 429, func(err error) bool { var e *types.ThrottlingException; return errors.As(err, &e) }},
+		{"internal server", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeInternalServer}, catalog.CodeInternalServer, 500, func(err error) bool { var e *types.InternalServerException; return errors.As(err, &e) }},
+		{"unavailable", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeServiceUnavailable}, catalog.CodeServiceUnavailable, 503, func(err error) bool { var e *types.ServiceUnavailableException; return errors.As(err, &e) }},
+		{"model stream error", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeModelStreamError}, catalog.CodeModelStreamError, 424, func(err error) bool { var e *types.ModelStreamErrorException; return errors.As(err, &e) }},
+		{"model timeout", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeModelTimeout}, catalog.CodeModelTimeout, 408, func(err error) bool { var e *types.ModelTimeoutException; return errors.As(err, &e) }},
+		{"validation", fault.MidStream{Kind: fault.Exception, Code: catalog.CodeValidation}, catalog.CodeValidation, 400, func(err error) bool { var e *types.ValidationException; return errors.As(err, &e) }},
+		{"error frame", fault.MidStream{Kind: fault.ErrorFrame, Code: catalog.CodeThrottling}, catalog.CodeThrottling, 429, func(err error) bool {
+			var e *smithy.GenericAPIError
+			return errors.As(err, &e) && e.Code == catalog.CodeThrottling
+		}},
+		{"truncated", fault.MidStream{Kind: fault.Truncate}, catalog.CodeStreamTruncated, 0, apiCode(catalog.CodeStreamTruncated)},
+		{"corrupt", fault.MidStream{Kind: fault.Corrupt}, catalog.CodeStreamCorrupt, 0, apiCode(catalog.CodeStreamCorrupt)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mid := tt.plan
+			mid.After = 15
+			client, _ := newStreamSetup(t, func(int) fault.Plan { return fault.Plan{MidStream: &mid} }, noResume)
+			out, err := conversestream(client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := readConverseStream(out)
+			if r.err == nil {
+				t.Fatalf("the stream ended cleanly after %q", r.text)
+			}
+			if !tt.is(r.err) {
+				t.Fatalf("stream.Err() = %T %v, not the expected type", r.err, r.err)
+			}
+			entry, rep, ok := Details(r.err)
+			if !ok || entry.Code != tt.code || rep == nil || rep.Sent() != 1 {
+				t.Fatalf("Details = %v, %+v, %v", entry, rep, ok)
+			}
+			var ke *Error
+			if !errors.As(r.err, &ke) || ke.Failure() == nil || ke.Failure().Stream == nil || ke.Failure().Status != tt.status {
+				t.Fatalf("keel error %+v", ke)
+			}
+			if partial := ke.Failure().Stream.Text; partial == "" || partial != r.text || !strings.HasPrefix(unbrokenReply().Text, partial) {
+				t.Fatalf("partial %q, the reader got %q", partial, r.text)
+			}
+		})
+	}
+}
+
+func apiCode(code string) func(error) bool {
+	return func(err error) bool {
+		var api smithy.APIError
+		return errors.As(err, &api) && api.ErrorCode() == code
+	}
+}
+
+// TestSDKStreamFailsBeforeContent exhausts every attempt before any
+// content: the ConverseStream call itself returns the SDK's typed error,
+// as when Bedrock refuses a stream before it starts.
+func TestSDKStreamFailsBeforeContent(t *testing.T) {
+	client, _ := newStreamSetup(t, func(int) fault.Plan {
+		return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 0, Code: catalog.CodeThrottling}}
+	}, nil)
+	_, err := conversestream(client)
+	var te *types.ThrottlingException
+	if !errors.As(err, &te) {
+		t.Fatalf("err %T %v, want *types.ThrottlingException", err, err)
+	}
+	entry, rep, ok := Details(err)
+	if !ok || entry.Code != catalog.CodeThrottling || rep.Sent() != 3 {
+		t.Fatalf("Details = %v, %+v, %v", entry, rep, ok)
 	}
 }
