@@ -152,7 +152,6 @@ type streamBody struct {
 	resume    bool
 	noResume  string
 	resumes   int
-	body      []byte // the body of the latest round
 	prefill   int    // tokens of prefill the latest round's request carried
 	segments  []int  // attempt index of each attempt that delivered content
 	held      []byte // frames held back until the attempt's first content
@@ -195,7 +194,7 @@ func newStreamBody(e *Engine, ctx context.Context, call *Call, rep *Report, star
 		format = stream.Invoke
 	}
 	sb := &streamBody{e: e, ctx: sctx, cancel: cancel, call: call, rep: rep, start: start,
-		format: format, sp: stream.NewSplicer(format), body: call.Body}
+		format: format, sp: stream.NewSplicer(format)}
 	sb.resume, sb.noResume = e.mayResume(call, format)
 	return sb
 }
@@ -412,7 +411,9 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	if !d.Retry {
 		return "the retry policy allows no further attempt (" + d.Reason + ")"
 	}
-	body, err := stream.Continue(sb.format, sb.body, cont)
+	// Always from the caller's body: the prefill is the whole text so far,
+	// not what the last continuation added.
+	body, err := stream.Continue(sb.format, sb.call.Body, cont)
 	if errors.Is(err, stream.ErrLimitReached) {
 		return "the reply had produced its whole output limit"
 	} else if err != nil {
@@ -429,7 +430,7 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	}
 	sb.resumes++
 	sb.rep.Resumes++
-	sb.body, sb.prefill = body, cont.Tokens
+	sb.prefill = cont.Tokens
 	_, err = e.do(sb.ctx, sb.call, sb.rep, sb, round{body: body, resume: true, delay: d.Delay})
 	if err != nil {
 		var ke *Error

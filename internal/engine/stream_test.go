@@ -412,6 +412,27 @@ func TestStreamResumeRefused(t *testing.T) {
 	}
 }
 
+// TestStreamResumesTwice breaks the reply and its first continuation: the
+// second continuation carries the whole text so far, once.
+func TestStreamResumesTwice(t *testing.T) {
+	for _, c := range []streamCase{converseCase(), invokeCase()} {
+		t.Run(string(c.op), func(t *testing.T) {
+			em := startEmu(t, func(n int) fault.Plan {
+				if n < 2 {
+					return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: c.lead + 4, Code: catalog.CodeInternalServer}}
+				}
+				return fault.Plan{}
+			})
+			r := runStream(t, em, c, nil)
+			checkClean(t, r, c)
+			checkUsage(t, r, em)
+			if r.rep.Resumes != 2 || r.rep.Sent() != 3 {
+				t.Fatalf("report %+v", r.rep)
+			}
+		})
+	}
+}
+
 // TestStreamOutputLimitReached breaks a reply after its last token: nothing
 // is left to continue, and the reader gets the error, not a second reply.
 func TestStreamOutputLimitReached(t *testing.T) {
