@@ -40,7 +40,7 @@ type converseFlags struct {
 	maxTokens                                           int
 	temperature                                         float64
 	timeout                                             time.Duration
-	jsonOut, logs, emulated                             bool
+	jsonOut, logs, emulated, stream                     bool
 	scenario                                            string
 	seed                                                int64
 }
@@ -64,8 +64,9 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long, retries and fallbacks included")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage and attempt history as JSON")
 	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
+	fs.BoolVar(&f.stream, "stream", false, "use ConverseStream: print the reply as it arrives, then the attempts and resumes (stderr)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--json]")
+		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--stream] [--json]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -137,6 +138,9 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		if f.temperature >= 0 {
 			in.InferenceConfig.Temperature = aws.Float32(float32(f.temperature))
 		}
+	}
+	if f.stream {
+		return converseStream(ctx, client, in, f.jsonOut, stdout, stderr)
 	}
 	out, err := client.Converse(ctx, in)
 	if err != nil {
@@ -274,13 +278,22 @@ func replyText(out *bedrockruntime.ConverseOutput) string {
 }
 
 type attemptJSON struct {
-	Target     string `json:"target"`
-	Status     int    `json:"status"`
-	Code       string `json:"code,omitempty"`
-	RequestID  string `json:"requestId,omitempty"`
-	DelayMs    int64  `json:"delayMs"`
-	DurationMs int64  `json:"durationMs"`
-	Skipped    bool   `json:"skipped,omitempty"`
+	Target     string     `json:"target"`
+	Status     int        `json:"status"`
+	Code       string     `json:"code,omitempty"`
+	RequestID  string     `json:"requestId,omitempty"`
+	DelayMs    int64      `json:"delayMs"`
+	DurationMs int64      `json:"durationMs"`
+	Skipped    bool       `json:"skipped,omitempty"`
+	Resume     bool       `json:"resume,omitempty"` // a stream's continuation
+	Events     int        `json:"events,omitempty"` // stream events it delivered
+	Usage      *usageJSON `json:"usage,omitempty"`  // streams: what it used
+}
+
+type usageJSON struct {
+	InputTokens  int  `json:"inputTokens"`
+	OutputTokens int  `json:"outputTokens"`
+	Estimated    bool `json:"estimated,omitempty"`
 }
 
 func attemptsJSON(rep *engine.Report) []attemptJSON {
@@ -289,8 +302,13 @@ func attemptsJSON(rep *engine.Report) []attemptJSON {
 		return out
 	}
 	for _, a := range rep.Attempts {
-		out = append(out, attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
-			DelayMs: a.Delay.Milliseconds(), DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped})
+		j := attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
+			DelayMs: a.Delay.Milliseconds(), DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped,
+			Resume: a.Resume, Events: a.Events}
+		if a.Usage != (engine.Usage{}) {
+			j.Usage = &usageJSON{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens, Estimated: a.Usage.Estimated}
+		}
+		out = append(out, j)
 	}
 	return out
 }
@@ -345,4 +363,99 @@ func writeJSON(stdout, stderr io.Writer, v any, code int) int {
 // newJSONLogger writes keel's structured logs as JSON lines.
 func newJSONLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// converseStream sends in with ConverseStream. The reply is printed as it
+// arrives (unless jsonOut), then what keel did: attempts, resumes, usage.
+// A failure after part of the reply was printed leaves that part standing
+// and exits 1 with the error and its explanation.
+func converseStream(ctx context.Context, client *bedrockruntime.Client, in *bedrockruntime.ConverseInput, jsonOut bool, stdout, stderr io.Writer) int {
+	out, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
+		ModelId: in.ModelId, Messages: in.Messages, System: in.System, InferenceConfig: in.InferenceConfig})
+	if err != nil {
+		return reportFailure(err, jsonOut, stdout, stderr)
+	}
+	stream := out.GetStream()
+	var text strings.Builder
+	var stop string
+	var usage *types.TokenUsage
+	for ev := range stream.Events() {
+		switch v := ev.(type) {
+		case *types.ConverseStreamOutputMemberContentBlockDelta:
+			if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+				text.WriteString(d.Value)
+				if !jsonOut {
+					io.WriteString(stdout, d.Value)
+				}
+			}
+		case *types.ConverseStreamOutputMemberMessageStop:
+			stop = string(v.Value.StopReason)
+		case *types.ConverseStreamOutputMemberMetadata:
+			usage = v.Value.Usage
+		}
+	}
+	stream.Close()
+	// The stream has ended: keel's report is complete.
+	rep := keel.ReportOf(out.ResultMetadata)
+	if err := stream.Err(); err != nil {
+		if !jsonOut {
+			fmt.Fprintln(stdout)
+		}
+		return reportStreamFailure(err, text.String(), jsonOut, stdout, stderr)
+	}
+	if jsonOut {
+		res := map[string]any{"reply": text.String(), "stopReason": stop, "streamed": true, "attempts": attemptsJSON(rep)}
+		if usage != nil {
+			res["usage"] = map[string]any{"inputTokens": aws.ToInt32(usage.InputTokens), "outputTokens": aws.ToInt32(usage.OutputTokens), "totalTokens": aws.ToInt32(usage.TotalTokens)}
+		}
+		if rep != nil {
+			res["target"] = rep.Target.String()
+			res["totalMs"] = rep.Total.Milliseconds()
+			res["fallbacks"] = rep.Fallbacks
+			res["resumes"] = rep.Resumes
+			res["usageEstimated"] = rep.Usage.Estimated
+		}
+		return writeJSON(stdout, stderr, res, 0)
+	}
+	fmt.Fprintln(stdout)
+	if rep != nil {
+		fmt.Fprintf(stderr, "keel: streamed by %s: %d attempt(s), %d resume(s), %d fallback(s), %s", rep.Target, rep.Sent(), rep.Resumes, rep.Fallbacks, rep.Total.Round(time.Millisecond))
+		if usage != nil {
+			fmt.Fprintf(stderr, "; %d input + %d output tokens", aws.ToInt32(usage.InputTokens), aws.ToInt32(usage.OutputTokens))
+			if rep.Resumes > 0 {
+				fmt.Fprint(stderr, " over all attempts")
+			}
+		}
+		fmt.Fprintln(stderr)
+	}
+	return 0
+}
+
+// reportStreamFailure prints a stream that failed after part of its reply:
+// what arrived stands (it is on stdout already, or in the JSON), then the
+// error as for any failed call.
+func reportStreamFailure(err error, partial string, jsonOut bool, stdout, stderr io.Writer) int {
+	resumes := 0
+	var ke *keel.Error
+	if errors.As(err, &ke) && ke.Failure() != nil && ke.Failure().Stream != nil {
+		resumes = ke.Failure().Stream.Resumes
+	}
+	if jsonOut {
+		entry, rep, _ := keel.Details(err)
+		if entry == nil {
+			entry = keel.Explain(err)
+		}
+		res := map[string]any{"reply": partial, "streamed": true, "complete": false, "resumes": resumes,
+			"error": map[string]any{"message": err.Error(), "explanation": entryJSON(entry)}, "attempts": attemptsJSON(rep)}
+		if rep != nil {
+			res["totalMs"] = rep.Total.Milliseconds()
+		}
+		return writeJSON(stdout, stderr, res, 1)
+	}
+	fmt.Fprintf(stderr, "keel converse: the stream broke after %d characters of the reply, %d resume(s)", len(partial), resumes)
+	if ke != nil && ke.Failure() != nil && ke.Failure().GaveUp != "" {
+		fmt.Fprintf(stderr, "; %s", ke.Failure().GaveUp)
+	}
+	fmt.Fprintln(stderr)
+	return reportFailure(err, false, stdout, stderr)
 }

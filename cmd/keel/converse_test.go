@@ -3,10 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/reply"
 )
 
 const sonnetProfile = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -107,6 +114,124 @@ func TestConverseBadFlags(t *testing.T) {
 			if !strings.Contains(errb.String(), tt.want) {
 				t.Fatalf("stderr %q lacks %q", errb.String(), tt.want)
 			}
+		})
+	}
+}
+
+// streamEmulator serves ConverseStream, breaking the n-th request (from 0)
+// as plan(n) says; it returns the emulator's URL and a config file with
+// quick backoffs.
+func streamEmulator(t *testing.T, plan func(n int) fault.Plan) (string, string) {
+	t.Helper()
+	var n atomic.Int64
+	rn, err := emulator.Start(emulator.Options{Seed: 5, Planner: func(fault.Request) fault.Plan { return plan(int(n.Add(1) - 1)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rn.Close() })
+	cfg := filepath.Join(t.TempDir(), "keel.yaml")
+	os.WriteFile(cfg, []byte("retry:\n  base: 1ms\n  cap: 2ms\n"), 0o600)
+	return rn.URL, cfg
+}
+
+const streamQuestion = "How deep does a keel go?"
+
+func streamReply() reply.Reply {
+	return reply.Generate(&reply.Request{Seed: 5, Model: strings.TrimPrefix(sonnetProfile, "us."),
+		Messages: []reply.Message{{Role: "user", Text: streamQuestion}}, MaxTokens: 40})
+}
+
+func TestConverseStream(t *testing.T) {
+	breakFirst := func(n int) fault.Plan {
+		if n == 0 {
+			return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 8, Code: catalog.CodeModelStreamError}}
+		}
+		return fault.Plan{}
+	}
+	breakAll := func(int) fault.Plan {
+		return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 6, Code: catalog.CodeModelStreamError}}
+	}
+	want := streamReply()
+	tests := []struct {
+		name  string
+		plan  func(int) fault.Plan
+		json  bool
+		code  int
+		check func(t *testing.T, stdout, stderr string)
+	}{
+		{name: "resumed, text as it arrives", plan: breakFirst, code: 0, check: func(t *testing.T, stdout, stderr string) {
+			if stdout != want.Text+"\n" {
+				t.Errorf("stdout %q, want the unbroken reply %q", stdout, want.Text)
+			}
+			if !strings.Contains(stderr, "2 attempt(s), 1 resume(s)") || !strings.Contains(stderr, fmt.Sprintf("%d output tokens over all attempts", want.OutputTokens)) {
+				t.Errorf("stderr %q", stderr)
+			}
+		}},
+		{name: "resumed, json", plan: breakFirst, json: true, code: 0, check: func(t *testing.T, stdout, stderr string) {
+			var res struct {
+				Reply    string `json:"reply"`
+				Streamed bool   `json:"streamed"`
+				Resumes  int    `json:"resumes"`
+				Usage    struct{ OutputTokens int }
+				Attempts []struct {
+					Code   string `json:"code"`
+					Resume bool   `json:"resume"`
+					Events int    `json:"events"`
+					Usage  *struct{ OutputTokens int }
+				} `json:"attempts"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, stdout)
+			}
+			if res.Reply != want.Text || !res.Streamed || res.Resumes != 1 || res.Usage.OutputTokens != want.OutputTokens || len(res.Attempts) != 2 {
+				t.Fatalf("result %+v", res)
+			}
+			a0, a1 := res.Attempts[0], res.Attempts[1]
+			if a0.Code != catalog.CodeModelStreamError || a0.Resume || !a1.Resume || a0.Usage == nil || a1.Usage == nil || a0.Usage.OutputTokens+a1.Usage.OutputTokens != want.OutputTokens {
+				t.Fatalf("attempts %+v", res.Attempts)
+			}
+		}},
+		{name: "broken past the resume limit", plan: breakAll, code: 1, check: func(t *testing.T, stdout, stderr string) {
+			partial := strings.TrimSuffix(stdout, "\n")
+			if partial == "" || !strings.HasPrefix(want.Text, partial) || partial == want.Text {
+				t.Errorf("stdout %q, want a part of %q", stdout, want.Text)
+			}
+			for _, w := range []string{"ModelStreamErrorException", "2 resume(s)", "limit of 2 resumes", "fix:"} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		}},
+		{name: "broken past the resume limit, json", plan: breakAll, json: true, code: 1, check: func(t *testing.T, stdout, stderr string) {
+			var res struct {
+				Reply    string `json:"reply"`
+				Complete bool   `json:"complete"`
+				Resumes  int    `json:"resumes"`
+				Error    struct {
+					Explanation struct{ Code string } `json:"explanation"`
+				} `json:"error"`
+				Attempts []json.RawMessage `json:"attempts"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, stdout)
+			}
+			if res.Complete || res.Resumes != 2 || res.Error.Explanation.Code != catalog.CodeModelStreamError || len(res.Attempts) != 3 || !strings.HasPrefix(want.Text, res.Reply) || res.Reply == "" {
+				t.Fatalf("result %+v", res)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, cfg := streamEmulator(t, tt.plan)
+			args := []string{"converse", "--stream", "--endpoint", url, "--config", cfg, "--model", sonnetProfile, "--prompt", streamQuestion, "--max-tokens", "40"}
+			if tt.json {
+				args = append(args, "--json")
+			}
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			tt.check(t, out.String(), errb.String())
 		})
 	}
 }
