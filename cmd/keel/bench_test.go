@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/keel-run/keel/internal/bench"
+)
+
+func TestBenchUsageErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		wantErr string
+	}{
+		{"no benchmark", []string{"bench"}, 2, "Usage: keel bench quota"},
+		{"help", []string{"bench", "-h"}, 0, "Contenders:"},
+		{"quota help", []string{"bench", "quota", "-h"}, 0, "-contenders list"},
+		{"unknown benchmark", []string{"bench", "latency"}, 2, `unknown benchmark "latency"`},
+		{"quota not a number", []string{"bench", "quota", "--quota", "lots"}, 2, `want a positive whole number of tokens per minute, got "lots"`},
+		{"quota zero", []string{"bench", "quota", "--quota", "0"}, 2, `got "0"`},
+		{"quota too small for the mix", []string{"bench", "quota", "--quota", "20_000"}, 2, "below the largest call of the mix"},
+		{"bad duration", []string{"bench", "quota", "--duration", "forever"}, 2, `invalid value "forever" for flag -duration`},
+		{"duration too long", []string{"bench", "quota", "--duration", "1h"}, 2, "duration 1h0m0s: want from 1s to 10m0s"},
+		{"load zero", []string{"bench", "quota", "--load", "0"}, 2, "--load 0: want more than 0"},
+		{"negative warm-up", []string{"bench", "quota", "--warmup", "-1s"}, 2, "--warmup -1s"},
+		{"deadline zero", []string{"bench", "quota", "--deadline", "0s"}, 2, "--deadline 0s: want more than 0"},
+		{"load huge", []string{"bench", "quota", "--load", "500"}, 2, "load 500: want more than 0 and at most 20"},
+		{"speed zero", []string{"bench", "quota", "--speed", "0"}, 2, "--speed 0: want more than 0"},
+		{"speed too fast", []string{"bench", "quota", "--speed", "11"}, 2, "speed 11: want more than 0"},
+		{"deadline tiny", []string{"bench", "quota", "--deadline", "1ms"}, 2, "deadline 1ms"},
+		{"warm-up past the end", []string{"bench", "quota", "--warmup", "50s"}, 2, "warm-up 50s: want at least 0 and less than the duration 40s"},
+		{"unknown contender", []string{"bench", "quota", "--contenders", "keel,boto3"}, 2, `unknown contender "boto3"`},
+		{"no contender", []string{"bench", "quota", "--contenders", " , "}, 2, "--contenders names no contender"},
+		{"unknown model", []string{"bench", "quota", "--model", "gpt"}, 2, `unknown model "gpt"`},
+		{"profile-only model without a profile", []string{"bench", "quota", "--model", "anthropic.claude-sonnet-4-5-20250929-v1:0"}, 2, "try us.anthropic.claude-sonnet-4-5"},
+		{"too few calls", []string{"bench", "quota", "--quota", "100000", "--duration", "2s"}, 2, "fewer than 20; raise the quota, the load or the duration"},
+		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
+	}
+	if !bench.GovernorAvailable() {
+		tests = append(tests, struct {
+			name    string
+			args    []string
+			code    int
+			wantErr string
+		}{"keel-quota without the governor", []string{"bench", "quota", "--contenders", "keel-quota"}, 2, "not wired into the engine yet"})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(tt.args, &out, &errb); code != tt.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), tt.wantErr) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.wantErr, errb.String())
+			}
+		})
+	}
+}
+
+// TestBenchQuotaJSON runs a three-second bench of one contender through the
+// command line.
+func TestBenchQuotaJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 5 s")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "quota", "--quota", "3_000_000", "--duration", "3s", "--speed", "0.05", "--deadline", "2s",
+		"--seed", "4", "--contenders", "keel", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	var res struct {
+		Model      string  `json:"model"`
+		Quota      int64   `json:"quota_tpm"`
+		Offered    float64 `json:"offered_load"`
+		Calls      int     `json:"calls"`
+		Seed       int64   `json:"seed"`
+		DurationS  float64 `json:"duration_s"`
+		Contenders []struct {
+			Name            string   `json:"name"`
+			Goodput         float64  `json:"goodput"`
+			Completed       int      `json:"completed"`
+			Failed          int      `json:"failed"`
+			ThrottlesPer100 float64  `json:"throttles_per_100_attempts"`
+			P50             *float64 `json:"p50_ms"`
+		} `json:"contenders"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	if res.Model != bench.DefaultModel || res.Quota != 3_000_000 || res.Seed != 4 || res.DurationS != 3 || res.Calls < 40 ||
+		res.Offered < 1.95 || len(res.Contenders) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	c := res.Contenders[0]
+	if c.Name != "keel" || c.Completed == 0 || c.Completed+c.Failed != res.Calls || c.P50 == nil || c.Goodput <= 0 ||
+		c.ThrottlesPer100 < 0 || c.ThrottlesPer100 > 100 {
+		t.Fatalf("contender %+v of %d calls", c, res.Calls)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr with --json: %s", errb.String())
+	}
+}

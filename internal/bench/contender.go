@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+
+	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/config"
+)
+
+// A Contender is one way of calling Bedrock that the bench compares. Each
+// is configured as its users would configure it, with defaults.
+type Contender struct {
+	Name        string
+	Description string
+	// client returns a bedrockruntime client that sends to its own emulator.
+	client func(ctx context.Context, e Endpoint) (*bedrockruntime.Client, error)
+	// needsGovernor marks a contender that cannot run until keel's quota
+	// governor is wired into the engine.
+	needsGovernor bool
+}
+
+// Endpoint is where a contender sends and what it may know about it.
+type Endpoint struct {
+	// URL is the contender's emulator.
+	URL string
+	// Model and Region are the target every call names.
+	Model, Region string
+	// Quota is the target's tokens-per-minute quota. Only a contender with
+	// a knob for it (keel-quota) reads it; the SDK has none.
+	Quota int64
+}
+
+// contenders in the order the table shows them.
+var contenders = []Contender{
+	{Name: "keel", Description: "official SDK client + keel (keel.New(cfg, keel.Options{}).ClientOptions), defaults",
+		client: keelClient(false)},
+	{Name: "keel-quota", Description: "keel told the quota (tokens per minute) through its quota governor",
+		client: keelClient(true), needsGovernor: true},
+	{Name: "standard", Description: "official SDK client, retry.NewStandard() (3 attempts, backoff up to 20 s, retry quota 500)",
+		client: sdkClient(func() aws.Retryer { return retry.NewStandard() })},
+	{Name: "adaptive", Description: "official SDK client, retry.NewAdaptiveMode() (standard + client-side rate limiting from throttles)",
+		client: sdkClient(func() aws.Retryer { return retry.NewAdaptiveMode() })},
+}
+
+// DefaultContenders are the contenders a run compares when none are named.
+var DefaultContenders = []string{"keel", "standard", "adaptive"}
+
+// Contenders lists every contender, runnable or not, in table order.
+func Contenders() []Contender { return append([]Contender(nil), contenders...) }
+
+// Runnable reports whether the contender can run in this build, and why not.
+func (c Contender) Runnable() error {
+	if c.needsGovernor && !GovernorAvailable() {
+		return fmt.Errorf("bench: contender %s needs keel's quota governor, which is not wired into the engine yet (docs/governor.md)", c.Name)
+	}
+	return nil
+}
+
+// lookupContenders checks names and returns the contenders in table order.
+func lookupContenders(names []string) ([]Contender, error) {
+	if len(names) == 0 {
+		names = DefaultContenders
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		found := false
+		for _, c := range contenders {
+			if c.Name == n {
+				found = true
+				if err := c.Runnable(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if !found {
+			all := make([]string, len(contenders))
+			for i, c := range contenders {
+				all[i] = c.Name
+			}
+			return nil, fmt.Errorf("bench: unknown contender %q; choose from %s", n, strings.Join(all, ", "))
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("bench: contender %q named twice", n)
+		}
+		seen[n] = true
+	}
+	var out []Contender
+	for _, c := range contenders {
+		if seen[c.Name] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// GovernorAvailable reports whether keel's quota governor can be told a
+// quota, which the keel-quota contender needs.
+func GovernorAvailable() bool { return keelGovernor != nil }
+
+// keelGovernor declares a target's tokens-per-minute quota in keel's
+// configuration. It is nil while the engine has no quota governor
+// (internal/admission is built but not wired; docs/governor.md). When the
+// configuration gains its quota key, giving it a value is the one-line
+// change that turns the keel-quota contender (and the governor assertion of
+// the tests) on, for example:
+//
+//	var keelGovernor = func(c *config.Config, model, region string, tpm int64) { c.Quotas = append(c.Quotas, config.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)}) }
+//
+// The keel contender needs no change: it runs keel with its defaults, so
+// once the governor is on by default (quota unknown, learned from
+// throttles) that is what it measures.
+var keelGovernor func(c *config.Config, model, region string, tpm int64)
+
+// fakeCredentials sign for the emulator, which accepts any.
+var fakeCredentials = credentials.NewStaticCredentialsProvider("KEELBENCHACCESSKEY", "keel-bench-secret", "")
+
+// awsConfig is the aws.Config a Go user would build, without reading the
+// environment or ~/.aws (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE and profiles must
+// not change what is measured).
+func awsConfig(e Endpoint) aws.Config {
+	return aws.Config{Region: e.Region, Credentials: aws.NewCredentialsCache(fakeCredentials)}
+}
+
+func sdkClient(retryer func() aws.Retryer) func(context.Context, Endpoint) (*bedrockruntime.Client, error) {
+	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
+		cfg := awsConfig(e)
+		cfg.Retryer = retryer
+		return bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(e.URL) }), nil
+	}
+}
+
+func keelClient(quota bool) func(context.Context, Endpoint) (*bedrockruntime.Client, error) {
+	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
+		cfg := awsConfig(e)
+		c := &config.Config{Endpoint: e.URL}
+		if quota {
+			if keelGovernor == nil {
+				return nil, fmt.Errorf("bench: keel's quota governor is not available")
+			}
+			keelGovernor(c, e.Model, e.Region, e.Quota)
+		}
+		k, err := keel.New(cfg, keel.Options{Config: c})
+		if err != nil {
+			return nil, err
+		}
+		return bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(e.URL) }), nil
+	}
+}

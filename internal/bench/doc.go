@@ -1,0 +1,15 @@
+// Package bench measures how well Bedrock clients use a tokens-per-minute
+// quota: `keel bench quota`.
+//
+// Run starts one emulator per contender (keel, the SDK's standard retryer,
+// the SDK's adaptive retry mode), each with its own quota meter, and offers
+// every contender the same seeded, open-loop workload at the same moments:
+// a Poisson stream of Converse calls with a realistic mix of prompt sizes and
+// max tokens, worth Load × the quota in settled tokens, each call with a
+// deadline. Everything runs in real time, so backoffs, the quota's refill
+// and the emulated model's latency share one clock. What each contender got
+// done is read from its emulator's quota meter, not from the client.
+//
+// Most callers want Run with a Config; Result.WriteTable and JSON print it.
+// See docs/bench.md for the workload, the measures and how fairness is kept.
+package bench

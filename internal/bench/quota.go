@@ -1,0 +1,524 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	smithy "github.com/aws/smithy-go"
+
+	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/quota"
+)
+
+// DefaultModel is Claude Sonnet 4.5 through its US inference profile:
+// burndown 5, so a reply's output costs five times its tokens.
+const DefaultModel = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+// Config configures a quota bench. The zero value of each field but Quota
+// and Duration means its default.
+type Config struct {
+	// Quota is the tokens-per-minute quota of every contender's emulator.
+	Quota int64
+	// Duration is how long calls arrive for.
+	Duration time.Duration
+	// Warmup is the start of the arrival window left out of the goodput
+	// measure, while reservations in flight build up from none. Zero: a
+	// quarter of Duration, but at least the latency of the longest reply and
+	// at most half of Duration.
+	Warmup time.Duration
+	// Load is the offered load: settled tokens per minute, were every call
+	// served, ÷ Quota. Zero: 2.
+	Load float64
+	// Seed draws the workload and the emulator's replies.
+	Seed int64
+	// Model is the model id every call names. Empty: DefaultModel.
+	Model string
+	// Deadline bounds each call from its arrival; a call not done by then
+	// failed. Zero: 15 s, so a default run (40 s of arrivals) ends within a minute.
+	Deadline time.Duration
+	// Speed scales the emulated model's latency (time to first token and
+	// tokens per second): 1 is real time. Zero: 1.
+	Speed float64
+	// Contenders names the contenders to compare. Empty: DefaultContenders.
+	Contenders []string
+}
+
+// Limits on a Config, so a slip cannot run for an hour.
+const (
+	MaxDuration = 10 * time.Minute
+	MaxDeadline = 5 * time.Minute
+	MaxLoad     = 20.0
+)
+
+func (c Config) withDefaults() Config {
+	if c.Load == 0 {
+		c.Load = 2
+	}
+	if c.Model == "" {
+		c.Model = DefaultModel
+	}
+	if c.Deadline == 0 {
+		c.Deadline = 15 * time.Second
+	}
+	if c.Speed == 0 {
+		c.Speed = 1
+	}
+	if len(c.Contenders) == 0 {
+		c.Contenders = DefaultContenders
+	}
+	return c
+}
+
+// validate checks a Config with its defaults filled in.
+func (c Config) validate() error {
+	switch {
+	case c.Quota <= 0:
+		return fmt.Errorf("bench: quota %d: want a positive number of tokens per minute", c.Quota)
+	case c.Duration < time.Second || c.Duration > MaxDuration:
+		return fmt.Errorf("bench: duration %s: want from 1s to %s", c.Duration, MaxDuration)
+	case c.Warmup < 0 || c.Warmup >= c.Duration:
+		return fmt.Errorf("bench: warm-up %s: want at least 0 and less than the duration %s", c.Warmup, c.Duration)
+	case math.IsNaN(c.Load) || c.Load <= 0 || c.Load > MaxLoad:
+		return fmt.Errorf("bench: load %v: want more than 0 and at most %v", c.Load, MaxLoad)
+	case c.Deadline < 100*time.Millisecond || c.Deadline > MaxDeadline:
+		return fmt.Errorf("bench: deadline %s: want from 100ms to %s", c.Deadline, MaxDeadline)
+	case math.IsNaN(c.Speed) || math.IsInf(c.Speed, 0) || c.Speed <= 0 || c.Speed > 10:
+		return fmt.Errorf("bench: speed %v: want more than 0 (1 is real time) and at most 10", c.Speed)
+	}
+	return nil
+}
+
+// Result is what a quota bench measured.
+type Result struct {
+	Model    string  `json:"model"`
+	Region   string  `json:"region"`
+	Burndown float64 `json:"burndown"`
+	Quota    int64   `json:"quota_tpm"`
+	// Load is the load asked for; Offered what the drawn calls would have
+	// settled per minute, ÷ Quota.
+	Load    float64 `json:"load"`
+	Offered float64 `json:"offered_load"`
+	Calls   int     `json:"calls"`
+	Seed    int64   `json:"seed"`
+	Speed   float64 `json:"speed"`
+	// Duration, Warmup and Deadline as run.
+	Duration time.Duration `json:"-"`
+	Warmup   time.Duration `json:"-"`
+	Deadline time.Duration `json:"-"`
+	// Wall is how long the run took, from the first arrival to the last
+	// call's end.
+	Wall       time.Duration `json:"-"`
+	Contenders []Outcome     `json:"contenders"`
+}
+
+// Outcome is one contender's measures.
+type Outcome struct {
+	Name string `json:"name"`
+	// Goodput is the tokens the contender's quota meter settled per minute
+	// between the end of the warm-up and the end of arrivals (the window),
+	// ÷ the quota.
+	Goodput       float64 `json:"goodput"`
+	SettledTokens int64   `json:"settled_tokens"`
+	// Refill is what the quota refilled in the window: its share of the
+	// quota per minute.
+	Refill int64 `json:"window_refill_tokens"`
+	// InFlight and Bucket are the tokens reserved by admitted requests not
+	// yet settled, and the tokens the quota's bucket held, at the window's
+	// start and end. A window's settlements differ from its refill by what
+	// these moved, so they tell noise from waste.
+	InFlight [2]int64 `json:"reserved_in_flight_tokens"`
+	Bucket   [2]int64 `json:"bucket_tokens"`
+	// Unused is the share of the window's refill that the contender did not
+	// take: refill − settled − (change in flight), ÷ refill. It is what the
+	// bucket gained plus what overflowed a full bucket; it goes below zero
+	// when the bucket ends lower than it started (settlements above their
+	// reservations leave it in debt). So Goodput + (change in flight) ÷
+	// refill + Unused = 1.
+	Unused float64 `json:"quota_unused"`
+	// Completed and Failed split the offered calls: a call completed when
+	// it returned a reply before its deadline.
+	Offered   int `json:"offered"`
+	Completed int `json:"completed"`
+	Failed    int `json:"failed"`
+	// Failures counts failed calls by what they failed with: a catalog code
+	// (ThrottlingException), "deadline", or "retry quota" (the SDK's retry
+	// token bucket was empty).
+	Failures map[string]int `json:"failures"`
+	// Attempts and Throttled are counted by the quota meter: every request
+	// that reached it, and those it answered with a 429.
+	Attempts  int64 `json:"attempts"`
+	Throttled int64 `json:"throttled"`
+	// ThrottlesPer100 is Throttled per 100 Attempts.
+	ThrottlesPer100 float64 `json:"throttles_per_100_attempts"`
+	// P50 and P99 are the latency of completed calls, from arrival to
+	// reply; zero when none completed.
+	P50 time.Duration `json:"-"`
+	P99 time.Duration `json:"-"`
+	// LargeCompleted and SmallCompleted are the share of the quarter of
+	// calls with the largest (smallest) reservations that completed.
+	LargeCompleted float64 `json:"large_quarter_completed"`
+	SmallCompleted float64 `json:"small_quarter_completed"`
+}
+
+// Check reports what is wrong with cfg, as Run would, without running
+// anything.
+func Check(cfg Config) error {
+	_, _, _, err := check(cfg)
+	return err
+}
+
+func check(cfg Config) (Config, []Contender, Model, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return cfg, nil, Model{}, err
+	}
+	cs, err := lookupContenders(cfg.Contenders)
+	if err != nil {
+		return cfg, nil, Model{}, err
+	}
+	m, err := ResolveModel(cfg.Model)
+	if err != nil {
+		return cfg, nil, Model{}, err
+	}
+	if need := m.LargestReservation(); cfg.Quota < int64(need) {
+		return cfg, nil, Model{}, fmt.Errorf("bench: quota %d tokens per minute is below the largest call of the mix (%d tokens reserved on %s), which could never be served; use at least %d",
+			cfg.Quota, need, m.ID, need)
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = min(max(cfg.Duration/4, m.longestReply(cfg.Speed)), cfg.Duration/2)
+	}
+	err = checkCount(cfg.Load*float64(cfg.Quota)/60/meanCost(m), cfg.Duration)
+	return cfg, cs, m, err
+}
+
+// Run runs a quota bench: every contender at once, each against its own
+// emulator, all offered the same calls at the same moments. It returns when
+// every call has completed or failed (at most Duration + Deadline), or with
+// ctx's error.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	cfg, cs, m, err := check(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w, err := NewWorkload(m, cfg.Quota, cfg.Load, cfg.Duration, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+
+	arenas := make([]*arena, 0, len(cs))
+	defer func() {
+		for _, a := range arenas {
+			a.close()
+		}
+	}()
+	for _, c := range cs {
+		a, err := newArena(ctx, c, w, cfg)
+		if err != nil {
+			return nil, err
+		}
+		arenas = append(arenas, a)
+	}
+
+	// Every arena's quota starts spent, as after a minute of overload: a
+	// full bucket holds a whole minute of quota, and under 2x load it takes
+	// a minute to drain, so a short run would measure the burst instead of
+	// the steady state.
+	for _, a := range arenas {
+		if err := a.prime(cfg.Quota); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now().Add(50 * time.Millisecond)
+	var wg sync.WaitGroup
+	for _, a := range arenas {
+		wg.Go(func() { a.offer(ctx, start, w.Calls, cfg.Deadline) })
+	}
+	snapErr := snapshots(ctx, start, cfg.Warmup, cfg.Duration, arenas)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if snapErr != nil {
+		return nil, snapErr
+	}
+
+	res := &Result{Model: m.ID, Region: m.Region, Burndown: burndown(m.Base), Quota: cfg.Quota, Load: cfg.Load,
+		Offered: float64(w.OfferedTokens()) / w.Duration.Minutes() / float64(cfg.Quota),
+		Calls:   len(w.Calls), Seed: cfg.Seed, Speed: cfg.Speed, Duration: cfg.Duration, Warmup: cfg.Warmup,
+		Deadline: cfg.Deadline, Wall: time.Since(start)}
+	small, large := w.Quarters()
+	for _, a := range arenas {
+		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, small, large))
+	}
+	return res, nil
+}
+
+// snapshots reads every arena's quota meter when the warm-up ends and when
+// arrivals end.
+func snapshots(ctx context.Context, start time.Time, warmup, duration time.Duration, arenas []*arena) error {
+	for i, at := range []time.Duration{warmup, duration} {
+		t := time.NewTimer(time.Until(start.Add(at)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		for _, a := range arenas {
+			m, err := a.mark()
+			if err != nil {
+				return err
+			}
+			a.marks[i] = m
+		}
+	}
+	return nil
+}
+
+// arena is one contender with its own emulator and quota meter.
+type arena struct {
+	c      Contender
+	model  Model
+	meter  *quota.Meter
+	rn     *emulator.Running
+	client *bedrockruntime.Client
+
+	// meterMu makes each admission or settlement and its change to
+	// inFlight one step, so a mark sees them agree.
+	meterMu  sync.Mutex
+	inFlight int64 // tokens reserved by admitted requests not yet settled
+
+	base  quota.Usage // after priming
+	marks [2]mark     // at the end of the warm-up and of arrivals
+
+	mu      sync.Mutex
+	results []callResult // by call index
+}
+
+type callResult struct {
+	done    bool
+	ok      bool
+	latency time.Duration
+	failure string
+}
+
+func newArena(ctx context.Context, c Contender, w *Workload, cfg Config) (*arena, error) {
+	m := w.Model
+	meter := quota.NewMeter(nil, quota.Table{{Model: m.ID, Region: m.Region,
+		Limits: quota.Limits{TokensPerMinute: cfg.Quota}}})
+	a := &arena{c: c, model: m, meter: meter, results: make([]callResult, len(w.Calls))}
+	s, err := emulator.New(emulator.Options{
+		Seed:          cfg.Seed,
+		Speed:         cfg.Speed,
+		DefaultRegion: m.Region,
+		ReplyLength:   ReplyLength,
+		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
+			a.meterMu.Lock()
+			defer a.meterMu.Unlock()
+			rej := meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
+				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens})
+			if rej == nil {
+				a.inFlight += int64(r.InputTokens + r.MaxTokens)
+			}
+			return (*emulator.Rejection)(rej)
+		},
+		Settle: func(r emulator.SettleRequest) {
+			a.meterMu.Lock()
+			defer a.meterMu.Unlock()
+			meter.Settle(quota.SettleRequest{Model: r.Model, Region: r.Region, Operation: r.Operation,
+				InputTokens: r.InputTokens, CacheWriteTokens: r.CacheWriteTokens, OutputTokens: r.OutputTokens,
+				Burndown: r.Burndown, MaxTokens: r.MaxTokens})
+			a.inFlight -= int64(r.InputTokens + r.MaxTokens)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.rn, err = s.Listen("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	a.client, err = c.client(ctx, Endpoint{URL: a.rn.URL, Model: m.ID, Region: m.Region, Quota: cfg.Quota})
+	if err != nil {
+		a.rn.Close()
+		return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
+	}
+	return a, nil
+}
+
+func (a *arena) close() { a.rn.Close() }
+
+// prime spends the arena's whole quota with one request that settles what
+// it reserved, so its bucket starts empty.
+func (a *arena) prime(tpm int64) error {
+	if rej := a.meter.Admit(quota.AdmitRequest{Model: a.model.ID, Region: a.model.Region, Operation: "converse",
+		InputTokens: int(tpm)}); rej != nil {
+		return fmt.Errorf("bench: emptying the quota of %s: %s", a.c.Name, rej.Message)
+	}
+	a.meter.Settle(quota.SettleRequest{Model: a.model.ID, Region: a.model.Region, Operation: "converse",
+		InputTokens: int(tpm)})
+	var err error
+	a.base, err = a.usage()
+	return err
+}
+
+// mark is what an arena's quota meter holds at one moment.
+type mark struct {
+	at                        time.Time
+	settled, inFlight, bucket int64
+}
+
+func (a *arena) mark() (mark, error) {
+	a.meterMu.Lock()
+	defer a.meterMu.Unlock()
+	u, err := a.usage()
+	if err != nil {
+		return mark{}, err
+	}
+	if u.TokensAvailable == nil {
+		return mark{}, fmt.Errorf("bench: the quota meter of %s does not limit tokens per minute", a.c.Name)
+	}
+	return mark{at: time.Now(), settled: u.TokensSettled, inFlight: a.inFlight, bucket: *u.TokensAvailable}, nil
+}
+
+func (a *arena) usage() (quota.Usage, error) {
+	for _, u := range a.meter.Snapshot() {
+		if u.Model == a.model.ID && u.Region == a.model.Region {
+			return u, nil
+		}
+	}
+	return quota.Usage{}, fmt.Errorf("bench: the quota meter of %s has no counters for %s in %s", a.c.Name, a.model.ID, a.model.Region)
+}
+
+// offer sends each call at its arrival time, whatever happened to the
+// earlier ones (open loop), and waits for all of them.
+func (a *arena) offer(ctx context.Context, start time.Time, calls []Call, deadline time.Duration) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for _, c := range calls {
+		t.Reset(time.Until(start.Add(c.At)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wg.Go(func() {
+			r := a.call(ctx, start.Add(c.At), c, deadline)
+			a.mu.Lock()
+			a.results[c.Index] = r
+			a.mu.Unlock()
+		})
+	}
+}
+
+func (a *arena) call(ctx context.Context, arrived time.Time, c Call, deadline time.Duration) callResult {
+	ctx, cancel := context.WithDeadline(ctx, arrived.Add(deadline))
+	defer cancel()
+	in := &bedrockruntime.ConverseInput{
+		ModelId:  aws.String(a.model.ID),
+		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: c.Prompt}}}},
+	}
+	if c.MaxTokens > 0 {
+		in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(int32(c.MaxTokens))}
+	}
+	_, err := a.client.Converse(ctx, in)
+	r := callResult{done: true, latency: time.Since(arrived)}
+	if err == nil {
+		r.ok = true
+		return r
+	}
+	r.failure = failureOf(ctx, err)
+	return r
+}
+
+// failureOf names what a call failed with.
+func failureOf(ctx context.Context, err error) string {
+	var quotaErr ratelimit.QuotaExceededError
+	var api smithy.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
+		return "deadline"
+	case errors.As(err, &quotaErr):
+		return "retry quota"
+	case errors.As(err, &api) && api.ErrorCode() != "":
+		return api.ErrorCode()
+	}
+	if e := keel.Explain(err); e != nil && e.Code != "" {
+		return e.Code
+	}
+	return "other"
+}
+
+func (a *arena) outcome(tpm int64, small, large []int) Outcome {
+	o := Outcome{Name: a.c.Name, Offered: len(a.results), Failures: map[string]int{}}
+	final, _ := a.usage()
+	start, end := a.marks[0], a.marks[1]
+	o.SettledTokens = end.settled - start.settled
+	// The marks are a few microseconds off the window's edges: count the
+	// refill between them.
+	refill := end.at.Sub(start.at).Minutes() * float64(tpm)
+	o.Refill = int64(refill)
+	o.Goodput = float64(o.SettledTokens) / refill
+	o.InFlight = [2]int64{start.inFlight, end.inFlight}
+	o.Bucket = [2]int64{start.bucket, end.bucket}
+	o.Unused = (refill - float64(o.SettledTokens) - float64(end.inFlight-start.inFlight)) / refill
+	o.Attempts = final.Requests - a.base.Requests
+	o.Throttled = final.Throttled - a.base.Throttled
+	if o.Attempts > 0 {
+		o.ThrottlesPer100 = 100 * float64(o.Throttled) / float64(o.Attempts)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var lat []time.Duration
+	for _, r := range a.results {
+		switch {
+		case r.ok:
+			o.Completed++
+			lat = append(lat, r.latency)
+		case r.done:
+			o.Failed++
+			o.Failures[r.failure]++
+		default: // never sent: the run was cut short
+			o.Failed++
+			o.Failures["not sent"]++
+		}
+	}
+	slices.Sort(lat)
+	o.P50, o.P99 = percentile(lat, 50), percentile(lat, 99)
+	o.SmallCompleted, o.LargeCompleted = a.completedShare(small), a.completedShare(large)
+	return o
+}
+
+func (a *arena) completedShare(idx []int) float64 {
+	if len(idx) == 0 {
+		return 0
+	}
+	n := 0
+	for _, i := range idx {
+		if a.results[i].ok {
+			n++
+		}
+	}
+	return float64(n) / float64(len(idx))
+}
+
+// percentile is the nearest-rank percentile of sorted durations; 0 for none.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	return sorted[max(rank, 1)-1]
+}
