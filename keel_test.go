@@ -19,6 +19,7 @@ import (
 	smithy "github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
@@ -551,3 +552,5 @@ func TestSDKStreamFailsBeforeContent(t *testing.T) {
 		t.Fatalf("Details = %v, %+v, %v", entry, rep, ok)
 	}
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
