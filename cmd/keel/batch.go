@@ -305,12 +305,7 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 	fmt.Fprintf(stdout, "%d/%d records succeeded, %d failed, %d pending; %d calls sent, %d requeued, %s; %d input and %d output tokens\n",
 		s.Succeeded, s.Total, s.Failed, s.Pending, s.Sent, s.Requeued, s.Elapsed.Round(time.Millisecond), s.InputTokens, s.OutputTokens)
 	if s.Failed > 0 {
-		codes := make([]string, 0, len(s.FailedByCode))
-		for c, n := range s.FailedByCode {
-			codes = append(codes, fmt.Sprintf("%s %d", c, n))
-		}
-		sort.Strings(codes)
-		fmt.Fprintf(stdout, "failed by code: %s\n", strings.Join(codes, ", "))
+		fmt.Fprintf(stdout, "failed by code: %s\n", codesText(s.FailedByCode))
 		if !noDLQ {
 			fmt.Fprintf(stdout, "failed records are parked in %s: keel dlq list --db %s\n", dbPath, dbPath)
 		}
@@ -319,6 +314,16 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 	if s.Pending > 0 {
 		fmt.Fprintln(stdout, "stopped with records left: run the same command again to resume")
 	}
+}
+
+// codesText renders counts by code, sorted: "ThrottlingException 2, ValidationException 5".
+func codesText(byCode map[string]int) string {
+	codes := make([]string, 0, len(byCode))
+	for c, n := range byCode {
+		codes = append(codes, fmt.Sprintf("%s %d", c, n))
+	}
+	sort.Strings(codes)
+	return strings.Join(codes, ", ")
 }
 
 func batchStatus(args []string, stdout, stderr io.Writer) int {
@@ -330,6 +335,10 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&state, "state", "", "the run's checkpoint file (required)")
 	fs.BoolVar(&jsonOut, "json", false, "print as JSON")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, batchUsage+"\n\nFlags of keel batch status:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -381,12 +390,7 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "done:    %d/%d (%.1f%%): %d succeeded, %d failed; %d pending\n", done, s.Meta.Total, pct, s.Succeeded, s.Failed, s.Pending)
 	if s.Failed > 0 {
-		codes := make([]string, 0, len(s.FailedByCode))
-		for c, n := range s.FailedByCode {
-			codes = append(codes, fmt.Sprintf("%s %d", c, n))
-		}
-		sort.Strings(codes)
-		fmt.Fprintf(stdout, "failed:  %s\n", strings.Join(codes, ", "))
+		fmt.Fprintf(stdout, "failed:  %s\n", codesText(s.FailedByCode))
 	}
 	fmt.Fprintf(stdout, "tokens:  %d input, %d output\n", s.InputTokens, s.OutputTokens)
 	if !s.LastDone.IsZero() {

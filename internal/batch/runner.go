@@ -171,7 +171,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer st.Close()
-	r := &runner{o: o, in: in, st: st, sum: &Summary{Total: len(in.Records), FailedByCode: map[string]int{}}}
+	input, err := os.Open(o.In)
+	if err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	defer input.Close()
+	r := &runner{o: o, in: in, input: input, st: st, sum: &Summary{Total: len(in.Records), FailedByCode: map[string]int{}}}
 	if err := r.open(); err != nil {
 		return nil, err
 	}
@@ -192,12 +197,13 @@ func samePath(a, b string) (bool, error) {
 }
 
 type runner struct {
-	o    Options
-	in   *Input
-	st   *State
-	rf   *resultsFile
-	meta Meta
-	sum  *Summary
+	o     Options
+	in    *Input
+	input *os.File // In, read again (ReadAt) as records are sent
+	st    *State
+	rf    *resultsFile
+	meta  Meta
+	sum   *Summary
 
 	requeues []int // per record index; touched by the dispatcher only
 	sent     atomic.Int64
@@ -579,13 +585,8 @@ func attempts(rep *engine.Report) int {
 
 // request reads a record's line back from the input file and builds its call.
 func (r *runner) request(rec Record) (request, error) {
-	f, err := os.Open(r.o.In)
-	if err != nil {
-		return request{}, fmt.Errorf("batch: %w", err)
-	}
-	defer f.Close()
 	b := make([]byte, rec.Length)
-	if _, err := f.ReadAt(b, rec.Offset); err != nil {
+	if _, err := r.input.ReadAt(b, rec.Offset); err != nil {
 		return request{}, fmt.Errorf("batch: reading line %d of %s: %w", rec.Line, r.o.In, err)
 	}
 	return buildRequest(b, rec, r.o.Model, r.o.MaxTokens)

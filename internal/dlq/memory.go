@@ -21,8 +21,15 @@ type Memory struct {
 // NewMemory returns an empty Memory store.
 func NewMemory() *Memory { return &Memory{} }
 
-func (m *Memory) init() error {
+// enter starts an operation: it checks ctx, locks m and makes its maps.
+// On success the caller unlocks m.mu.
+func (m *Memory) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
 	if m.closed {
+		m.mu.Unlock()
 		return fmt.Errorf("dlq: memory store is closed")
 	}
 	if m.entries == nil {
@@ -34,14 +41,10 @@ func (m *Memory) init() error {
 
 // Put implements Store.
 func (m *Memory) Put(ctx context.Context, e *Entry) (int64, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return 0, err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return 0, err
-	}
 	c := e.Clone()
 	c.normalize()
 	if e.Key != "" {
@@ -63,14 +66,10 @@ func (m *Memory) Put(ctx context.Context, e *Entry) (int64, error) {
 
 // Get implements Store.
 func (m *Memory) Get(ctx context.Context, id int64) (*Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return nil, err
-	}
 	e, ok := m.entries[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: id %d", ErrNotFound, id)
@@ -80,14 +79,10 @@ func (m *Memory) Get(ctx context.Context, id int64) (*Entry, error) {
 
 // List implements Store.
 func (m *Memory) List(ctx context.Context, f Filter) ([]*Entry, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return nil, err
-	}
 	out := []*Entry{}
 	for _, e := range m.entries {
 		if f.Match(e) {
@@ -103,14 +98,10 @@ func (m *Memory) List(ctx context.Context, f Filter) ([]*Entry, error) {
 
 // Update implements Store.
 func (m *Memory) Update(ctx context.Context, e *Entry) error {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return err
-	}
 	old, ok := m.entries[e.ID]
 	if !ok {
 		return fmt.Errorf("%w: id %d", ErrNotFound, e.ID)
@@ -132,14 +123,10 @@ func (m *Memory) Update(ctx context.Context, e *Entry) error {
 
 // Delete implements Store.
 func (m *Memory) Delete(ctx context.Context, id int64) error {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return err
-	}
 	e, ok := m.entries[id]
 	if !ok {
 		return fmt.Errorf("%w: id %d", ErrNotFound, id)
@@ -157,14 +144,10 @@ func (m *Memory) remove(e *Entry) {
 
 // Purge implements Store.
 func (m *Memory) Purge(ctx context.Context, f Filter) (int, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.enter(ctx); err != nil {
 		return 0, err
 	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.init(); err != nil {
-		return 0, err
-	}
 	n := 0
 	for _, e := range m.entries {
 		if f.Match(e) {
