@@ -438,3 +438,18 @@ func (f fake) upTo(n int) []byte { return bytes.Join(f.frames(0)[:n], nil) }
 
 // continuation is the reply after k deltas, as a continuation sends it.
 func (f fake) continuation(k int) []byte { return bytes.Join(f.frames(k), nil) }
+
+// exception is an exception frame.
+func (f fake) exception(streamName, message string) []byte {
+	b, _ := json.Marshal(map[string]string{"message": message})
+	var buf bytes.Buffer
+	err := eventstream.NewEncoder().Encode(&buf, eventstream.Message{Headers: eventstream.Headers{
+		{Name: ":exception-type", Value: eventstream.StringValue(streamName)},
+		{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+		{Name: ":message-type", Value: eventstream.StringValue("exception")},
+	}, Payload: b})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -3,9 +3,11 @@ package engine
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -657,5 +659,128 @@ func TestStreamOptionsValidate(t *testing.T) {
 				t.Fatalf("New: %v, want an error naming %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestStreamLogs checks the lines a resumed stream writes: the break and the
+// end, with codes and counts, and never the prompt or the reply's text.
+func TestStreamLogs(t *testing.T) {
+	c := converseCase()
+	em := startEmu(t, func(n int) fault.Plan {
+		if n == 0 {
+			return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 7, Code: catalog.CodeModelStreamError}}
+		}
+		return fault.Plan{}
+	})
+	var buf bytes.Buffer
+	r := runStream(t, em, c, func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	checkClean(t, r, c)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		lines = append(lines, m)
+	}
+	var msgs []string
+	for _, m := range lines {
+		msgs = append(msgs, m["msg"].(string))
+	}
+	// The first attempt (its first content), the break, the continuation,
+	// the call's outcome, the stream's end.
+	if got := strings.Join(msgs, ","); got != "attempt,stream broke,attempt,outcome,stream" {
+		t.Fatalf("log lines %s", got)
+	}
+	brk, end := lines[1], lines[4]
+	if brk["code"] != catalog.CodeModelStreamError || brk["events"].(float64) != 7 {
+		t.Fatalf("break line %v", brk)
+	}
+	if end["resumes"].(float64) != 1 || end["outcome"] != "ok" || end["output_tokens"].(float64) != float64(r.rep.Usage.OutputTokens) {
+		t.Fatalf("end line %v", end)
+	}
+	text := unbroken(c.model, prompt, c.maxTokens).Text
+	if strings.Contains(buf.String(), prompt) || strings.Contains(buf.String(), text[:20]) {
+		t.Fatalf("the logs carry prompt or reply text:\n%s", buf.String())
+	}
+}
+
+// BenchmarkStreamBody measures keel's per-frame work on a stream that
+// passes through: read the frame, time it on the watchdog, parse the
+// event, hand the bytes to the reader. One op is one event.
+func BenchmarkStreamBody(b *testing.B) {
+	var raw bytes.Buffer
+	f := fake{deltas: make([]string, b.N)}
+	for i := range f.deltas {
+		f.deltas[i] = " keel"
+	}
+	for _, fr := range f.frames(0) {
+		raw.Write(fr)
+	}
+	e, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rep := &Report{Attempts: []Attempt{{}}}
+	sb := newStreamBody(e, context.Background(), &Call{Op: attempt.ConverseStream, Model: sonnet}, rep, time.Now())
+	cancel := func() {}
+	src := &source{body: io.NopCloser(&raw), cancel: cancel, wd: startWatchdog(e.clk, time.Minute, time.Minute, cancel)}
+	defer src.close()
+	if _, _, ok, err := sb.prime(src); !ok {
+		b.Fatal(err)
+	}
+	sb.src = src
+	buf := make([]byte, 32<<10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for {
+		if _, err := sb.Read(buf); err != nil {
+			if err != io.EOF {
+				b.Fatal(err)
+			}
+			break
+		}
+	}
+}
+
+// TestStreamPrefillRefusalIsRemembered plays a model that refuses a prefill
+// (as Claude 4.6 does): the continuation fails with ValidationException, the
+// reader gets the original failure, and the next stream of that model is not
+// resumed at all.
+func TestStreamPrefillRefusalIsRemembered(t *testing.T) {
+	f := fakeConverse(t, "Hel", "lo")
+	var mu sync.Mutex
+	var continuations int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"assistant"`) {
+			mu.Lock()
+			continuations++
+			mu.Unlock()
+			w.Header().Set("X-Amzn-ErrorType", "ValidationException")
+			w.WriteHeader(400)
+			io.WriteString(w, `{"message":"This model does not support assistant message prefill. The conversation must end with a user message."}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+		w.Write(f.upTo(2))
+		w.Write(f.exception("modelStreamErrorException", "The model stopped."))
+	}))
+	defer srv.Close()
+	e, _ := newStreamEngine(t, srv.URL, nil)
+	for i, want := range []string{"the continuation failed with ValidationException", "refused a prefill earlier"} {
+		resp, _, err := streamCall(context.Background(), e, attempt.ConverseStream, sonnet, converseBody(prompt, 40))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := readAll(t, resp.Body, false)
+		resp.Body.Close()
+		var ke *Error
+		if !errors.As(d.err, &ke) || ke.Entry.Code != catalog.CodeModelStreamError || !strings.Contains(ke.GaveUp, want) || d.text != "Hel" {
+			t.Fatalf("call %d: error %v, text %q; want ModelStreamErrorException giving up with %q", i, d.err, d.text, want)
+		}
+	}
+	if continuations != 1 {
+		t.Fatalf("%d continuations sent, want 1", continuations)
 	}
 }
