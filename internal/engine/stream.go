@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -164,8 +165,9 @@ type streamBody struct {
 	// readMu is held by Read. Close cancels the context first, which ends
 	// whatever Read is waiting on, then takes it: src and the Report are
 	// only touched under it (or in Do, before the body is handed out).
-	readMu sync.Mutex
-	ended  bool
+	readMu  sync.Mutex
+	ended   bool
+	closing atomic.Bool // Close has begun
 }
 
 // source is one attempt's upstream body.
@@ -447,6 +449,13 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 
 // fail ends the stream with the failure the reader gets.
 func (sb *streamBody) fail(res classify.Result, cause error, gaveUp string, frame []byte) {
+	if sb.closing.Load() {
+		// The reader closed the stream while a read was waiting: what
+		// failed is the cancelled wait, which is no failure of the stream.
+		sb.finish(nil)
+		sb.err = errClosed
+		return
+	}
 	rid := ""
 	if n := len(sb.rep.Attempts); n > 0 {
 		rid = sb.rep.Attempts[n-1].RequestID
@@ -516,6 +525,7 @@ func (sb *streamBody) abandon() {
 // closed. A reader that closes before the end is not a failure.
 func (sb *streamBody) Close() error {
 	sb.closeOnce.Do(func() {
+		sb.closing.Store(true)
 		sb.cancel()
 		sb.readMu.Lock()
 		defer sb.readMu.Unlock()

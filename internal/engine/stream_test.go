@@ -505,6 +505,38 @@ func TestStreamReaderClosesEarly(t *testing.T) {
 	}
 }
 
+// TestStreamCloseWhileReading closes a stream while a Read waits on a
+// stalled upstream, as the SDK's stream.Close does: the Read ends at once
+// with errClosed, the stream's end is no failure, nothing is left running.
+func TestStreamCloseWhileReading(t *testing.T) {
+	c := converseCase()
+	em := startEmu(t, func(n int) fault.Plan {
+		return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall, After: 5}}
+	})
+	var ends int
+	var endErr error
+	e, _ := newStreamEngine(t, em.rn.URL, func(o *Options) {
+		o.OnStreamEnd = func(_ *Call, _ *Report, err error) { ends, endErr = ends+1, err }
+	})
+	resp, rep, err := streamCall(context.Background(), e, c.op, c.model, c.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(resp.Body)
+		done <- err
+	}()
+	<-em.settled // the emulator is about to stall
+	resp.Body.Close()
+	if err := <-done; !errors.Is(err, errClosed) {
+		t.Fatalf("the blocked Read ended with %v, want errClosed", err)
+	}
+	if ends != 1 || endErr != nil || rep.Resumes != 0 || rep.Sent() != 1 {
+		t.Fatalf("hook ran %d times (%v); report %+v", ends, endErr, rep)
+	}
+}
+
 // TestStreamCallerCancels ends a stream with the caller's context: no
 // resume, the context's error.
 func TestStreamCallerCancels(t *testing.T) {
