@@ -353,7 +353,10 @@ func (sb *streamBody) step() {
 	src := sb.src
 	f, err := sb.next(src)
 	switch {
-	case err == io.EOF && sb.final:
+	case err != nil && sb.final:
+		// The final event was delivered: the reply is complete, whatever
+		// happens to the connection afterwards. (An exception frame after
+		// it is still an error: Bedrock said so.)
 		sb.finish(nil)
 		return
 	case err != nil:

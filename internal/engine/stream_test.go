@@ -366,6 +366,32 @@ func TestStreamCleanEndWithoutFinalEvent(t *testing.T) {
 	}
 }
 
+// TestStreamBrokenAfterTheEnd cuts the body after the final event: the
+// reply is complete, and the reader gets a clean end.
+func TestStreamBrokenAfterTheEnd(t *testing.T) {
+	f := fakeConverse(t, "All", " done.")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+		w.Write(f.continuation(0))
+		w.Write(f.upTo(1)[:7]) // half a prelude, then the end
+	}))
+	defer srv.Close()
+	e, _ := newStreamEngine(t, srv.URL, nil)
+	resp, rep, err := streamCall(context.Background(), e, attempt.ConverseStream, sonnet, converseBody(prompt, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || rep.Sent() != 1 || rep.Attempts[0].Code != "" {
+		t.Fatalf("read error %v, report %+v", err, rep)
+	}
+	if d := readAll(t, bytes.NewReader(raw), false); d.text != "All done." {
+		t.Fatalf("text %q", d.text)
+	}
+}
+
 func TestStreamResumeRefused(t *testing.T) {
 	c := converseCase()
 	thinking := []byte(`{"messages":[{"role":"user","content":[{"text":"` + prompt + `"}]}],"inferenceConfig":{"maxTokens":40},"additionalModelRequestFields":{"thinking":{"type":"enabled","budget_tokens":1024}}}`)
