@@ -134,17 +134,11 @@ type Outcome struct {
 	Refill int64 `json:"window_refill_tokens"`
 	// InFlight and Bucket are the tokens reserved by admitted requests not
 	// yet settled, and the tokens the quota's bucket held, at the window's
-	// start and end. A window's settlements differ from its refill by what
-	// these moved, so they tell noise from waste.
+	// start and end. What the window settled is its Refill less what these
+	// two gained, less what overflowed a full bucket: they tell the noise at
+	// the window's edges from quota left unused.
 	InFlight [2]int64 `json:"reserved_in_flight_tokens"`
 	Bucket   [2]int64 `json:"bucket_tokens"`
-	// Unused is the share of the window's refill that the contender did not
-	// take: refill − settled − (change in flight), ÷ refill. It is what the
-	// bucket gained plus what overflowed a full bucket; it goes below zero
-	// when the bucket ends lower than it started (settlements above their
-	// reservations leave it in debt). So Goodput + (change in flight) ÷
-	// refill + Unused = 1.
-	Unused float64 `json:"quota_unused"`
 	// Completed and Failed split the offered calls: a call completed when
 	// it returned a reply before its deadline.
 	Offered   int `json:"offered"`
@@ -380,18 +374,22 @@ type mark struct {
 func (a *arena) mark() (mark, error) {
 	a.meterMu.Lock()
 	defer a.meterMu.Unlock()
-	u, err := a.usage()
+	// One instant for the bucket's level and the refill counted from it.
+	now := time.Now()
+	u, err := a.usageAt(now)
 	if err != nil {
 		return mark{}, err
 	}
 	if u.TokensAvailable == nil {
 		return mark{}, fmt.Errorf("bench: the quota meter of %s does not limit tokens per minute", a.c.Name)
 	}
-	return mark{at: time.Now(), settled: u.TokensSettled, inFlight: a.inFlight, bucket: *u.TokensAvailable}, nil
+	return mark{at: now, settled: u.TokensSettled, inFlight: a.inFlight, bucket: *u.TokensAvailable}, nil
 }
 
-func (a *arena) usage() (quota.Usage, error) {
-	for _, u := range a.meter.Snapshot() {
+func (a *arena) usage() (quota.Usage, error) { return a.usageAt(time.Now()) }
+
+func (a *arena) usageAt(now time.Time) (quota.Usage, error) {
+	for _, u := range a.meter.SnapshotAt(now) {
 		if u.Model == a.model.ID && u.Region == a.model.Region {
 			return u, nil
 		}
@@ -473,7 +471,6 @@ func (a *arena) outcome(tpm int64, small, large []int) Outcome {
 	o.Goodput = float64(o.SettledTokens) / refill
 	o.InFlight = [2]int64{start.inFlight, end.inFlight}
 	o.Bucket = [2]int64{start.bucket, end.bucket}
-	o.Unused = (refill - float64(o.SettledTokens) - float64(end.inFlight-start.inFlight)) / refill
 	o.Attempts = final.Requests - a.base.Requests
 	o.Throttled = final.Throttled - a.base.Throttled
 	if o.Attempts > 0 {
