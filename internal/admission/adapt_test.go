@@ -171,7 +171,8 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 
 // TestUnknownQuotaLearnsFromTheFirstThrottle: with no quota configured,
 // nothing is limited until Bedrock throttles; the limit then starts at 0.7
-// of what the target used over the last minute (settled + in flight).
+// of what the target used over the last minute (settled + in flight) plus
+// what the throttled call held.
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	g, _ := newGov(t, Options{})
 	var tks []Ticket
@@ -184,10 +185,10 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	for _, tk := range tks[:5] {
 		tk.Settle(Usage{InputTokens: 1000, OutputTokens: 4000}) // 5,000 each
 	}
-	tks[5].Throttled() // used: 25,000 settled + 40,000 in flight
+	tks[5].Throttled() // used: 25,000 settled + 40,000 in flight + its own 10,000
 	s := stats(t, g, haiku)
-	if s.Limit != 45500 || s.Available != 0 || s.Decreases != 1 || s.Floor != DefaultFloor {
-		t.Fatalf("after the first throttle: limit %d, available %d, decreases %d, floor %d; want 45500, 0, 1, %d",
+	if s.Limit != 52500 || s.Available != 0 || s.Decreases != 1 || s.Floor != DefaultFloor {
+		t.Fatalf("after the first throttle: limit %d, available %d, decreases %d, floor %d; want 52500, 0, 1, %d",
 			s.Limit, s.Available, s.Decreases, s.Floor, DefaultFloor)
 	}
 	// Calls admitted before it learned: a throttle is old news, and gives
@@ -198,5 +199,31 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	tks[8].Settle(Usage{InputTokens: 1000, OutputTokens: 4000})
 	if s := stats(t, g, haiku); s.Decreases != 1 || s.Available != 5000 {
 		t.Errorf("after older calls end: decreases %d, available %d; want 1, 5000", s.Decreases, s.Available)
+	}
+}
+
+// TestLoneThrottleBoundsTheUnknownQuota: a throttle of the only call to an
+// idle target with an unknown quota says the quota is below that call's
+// hold (Bedrock could not reserve it from a bucket a minute could have
+// refilled), not that it is near zero: the limit becomes 0.7 of the hold,
+// or the floor.
+func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
+	tests := []struct {
+		name      string
+		max       int
+		wantLimit int64
+	}{
+		{name: "large call", max: 20000, wantLimit: 14000},
+		{name: "small call: the floor", max: 500, wantLimit: DefaultFloor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, _ := newGov(t, Options{})
+			tk := mustTry(t, g, haiku, Estimate{MaxTokens: tt.max})
+			tk.Throttled()
+			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != 1 {
+				t.Fatalf("limit %d, decreases %d; want %d, 1", s.Limit, s.Decreases, tt.wantLimit)
+			}
+		})
 	}
 }

@@ -321,6 +321,18 @@ func (g *Governor) limiter(t Target) *limiter {
 // governed: they get a zero Ticket at once. Admit does not allocate when the
 // call fits at once.
 func (g *Governor) Admit(ctx context.Context, t Target, est Estimate, class Class) (Ticket, error) {
+	return g.AdmitBy(ctx, t, est, class, time.Time{})
+}
+
+// AdmitBy is Admit with a deadline of the caller's own besides its
+// context's and MaxWait: the call waits at most until the earliest of the
+// three, and is refused at once when its estimated wait crosses it. by is
+// read on the Governor's clock; the zero time sets no deadline. A refusal
+// because of by matches ErrWouldExceedDeadline, never
+// context.DeadlineExceeded. The engine bounds the retry of a throttled
+// attempt this way (by the retry policy's throttle cap), without deriving
+// a context.
+func (g *Governor) AdmitBy(ctx context.Context, t Target, est Estimate, class Class, by time.Time) (Ticket, error) {
 	if g == nil {
 		return Ticket{}, nil
 	}
@@ -334,7 +346,7 @@ func (g *Governor) Admit(ctx context.Context, t Target, est Estimate, class Clas
 	if l == nil {
 		return Ticket{}, nil
 	}
-	return l.admit(ctx, est, class)
+	return l.admit(ctx, est, class, by)
 }
 
 // TryAdmit is Admit without the wait: it returns a Ticket and true when the
@@ -449,6 +461,11 @@ func (t *Ticket) MaxTokens() int { return t.max }
 
 // Waited returns how long Admit waited for the Ticket.
 func (t *Ticket) Waited() time.Duration { return t.waited }
+
+// Governed reports whether the Ticket holds a share of a quota, that is,
+// whether it came from a Governor that governs its target and has not been
+// ended yet. The zero Ticket is not governed.
+func (t *Ticket) Governed() bool { return t.l != nil }
 
 // Settle ends the Ticket with what the call really used: it replaces the
 // hold with input + cache-write input + output × the model's burndown

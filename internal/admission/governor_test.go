@@ -256,11 +256,15 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 		est      Estimate
 		class    Class
 		deadline time.Duration // from the fake now; 0: none (MaxWait)
+		by       time.Duration // AdmitBy's deadline from the fake now; 0: Admit
 		wait     time.Duration
 		ahead    int
 	}{
 		{name: "refill alone is too slow", est: Estimate{MaxTokens: 10000}, deadline: 5 * time.Second, wait: 10 * time.Second},
 		{name: "max wait", opts: Options{MaxWait: 5 * time.Second}, est: Estimate{MaxTokens: 10000}, wait: 10 * time.Second},
+		{name: "the caller's own deadline", est: Estimate{MaxTokens: 10000}, by: 5 * time.Second, wait: 10 * time.Second},
+		{name: "the caller's deadline before the context's", est: Estimate{MaxTokens: 10000}, deadline: time.Minute, by: 5 * time.Second, wait: 10 * time.Second},
+		{name: "the context's deadline before the caller's", est: Estimate{MaxTokens: 10000}, deadline: 5 * time.Second, by: time.Minute, wait: 10 * time.Second},
 		{name: "the queue ahead counts", est: Estimate{MaxTokens: 10000}, deadline: 25 * time.Second, wait: 30 * time.Second, ahead: 1,
 			setup: queue(Estimate{MaxTokens: 20000}, Interactive)},
 		// While interactive calls wait, a batch call counts BatchEvery (4) of
@@ -289,12 +293,19 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 			}
 			timers := clk.Pending()
 			queued := stats(t, g, haiku).Classes[tt.class].Queued
-			_, err := g.Admit(ctx, haiku, tt.est, tt.class)
+			var by time.Time
+			if tt.by > 0 {
+				by = t0.Add(tt.by)
+			}
+			_, err := g.AdmitBy(ctx, haiku, tt.est, tt.class, by)
 			var e *Error
 			if !errors.Is(err, ErrWouldExceedDeadline) || !errors.As(err, &e) {
 				t.Fatalf("Admit = %v, want ErrWouldExceedDeadline", err)
 			}
 			left := tt.deadline
+			if left == 0 || (tt.by > 0 && tt.by < left) {
+				left = tt.by
+			}
 			if left == 0 {
 				left = o.MaxWait
 			}
@@ -362,10 +373,12 @@ func TestDeadlineComesWhileWaiting(t *testing.T) {
 	tests := []struct {
 		name    string
 		maxWait time.Duration
+		by      bool // AdmitBy with a deadline 10s away
 		ctxErr  bool // the error also matches context.DeadlineExceeded
 	}{
 		{name: "context deadline", ctxErr: true},
 		{name: "max wait", maxWait: 10 * time.Second},
+		{name: "the caller's own deadline", by: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,11 +393,18 @@ func TestDeadlineComesWhileWaiting(t *testing.T) {
 			big := mustTry(t, g, haiku, Estimate{MaxTokens: 59000})
 			defer big.Cancel()
 			ctx := context.Background()
-			if tt.maxWait == 0 {
+			var by time.Time
+			switch {
+			case tt.by:
+				by = t0.Add(10 * time.Second)
+			case tt.maxWait == 0:
 				ctx = withDeadline(ctx, t0.Add(10*time.Second))
 			}
 			ch := make(chan result, 1)
-			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 30000}, Interactive, "w", ch)
+			go func() {
+				tk, err := g.AdmitBy(ctx, haiku, Estimate{MaxTokens: 30000}, Interactive, by)
+				ch <- result{name: "w", tk: tk, err: err}
+			}()
 			clk.WaitForTimers(1)
 			clk.Advance(10 * time.Second)
 			r := <-ch
@@ -467,7 +487,13 @@ func TestContextDeadlineWhileWaiting(t *testing.T) {
 func TestTicketEndsOnce(t *testing.T) {
 	g, _ := newGov(t, known(10000))
 	tk := mustTry(t, g, haiku, Estimate{MaxTokens: 4000})
+	if !tk.Governed() {
+		t.Error("an admitted Ticket is not Governed")
+	}
 	tk.Cancel()
+	if tk.Governed() {
+		t.Error("an ended Ticket is still Governed")
+	}
 	tk.Cancel()
 	tk.Settle(Usage{InputTokens: 100, OutputTokens: 9000})
 	tk.Throttled()
@@ -497,7 +523,7 @@ func TestMaxTargets(t *testing.T) {
 		Targets: map[Target]Quota{sonnet: {TokensPerMinute: 1000}}})
 	mustTry(t, g, haiku, Estimate{MaxTokens: 100})
 	// other is beyond MaxTargets: not governed, so even a huge call passes.
-	if tk, ok, err := g.TryAdmit(other, Estimate{MaxTokens: 1 << 30}, Interactive); !ok || err != nil || tk != (Ticket{}) {
+	if tk, ok, err := g.TryAdmit(other, Estimate{MaxTokens: 1 << 30}, Interactive); !ok || err != nil || tk != (Ticket{}) || tk.Governed() {
 		t.Errorf("TryAdmit beyond MaxTargets = %+v, %v, %v; want an ungoverned zero Ticket", tk, ok, err)
 	}
 	if _, ok := g.Stats(other); ok {

@@ -205,7 +205,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	return l.take(est, input, maxTok, hold, now), true, nil
 }
 
-func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket, error) {
+func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.Time) (Ticket, error) {
 	clk := l.g.clk
 	now := clk.Now()
 	l.mu.Lock()
@@ -224,7 +224,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket,
 
 	// Queue, unless the wait would cross the deadline anyway.
 	start := now
-	deadline, fromCtx := l.g.deadline(ctx, now)
+	deadline, fromCtx := l.g.deadline(ctx, now, by)
 	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ch: make(chan struct{}, 1)}
 	l.queues[class].push(w)
 	if err := l.expire(w, now, start, deadline, fromCtx); err != nil {
@@ -310,14 +310,17 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class) (Ticket,
 	}
 }
 
-// deadline returns the earlier of ctx's deadline and now+MaxWait (zero:
-// none), and whether it is ctx's.
-func (g *Governor) deadline(ctx context.Context, now time.Time) (time.Time, bool) {
+// deadline returns the earliest of ctx's deadline, now+MaxWait and by
+// (zero: none of them), and whether it is ctx's.
+func (g *Governor) deadline(ctx context.Context, now, by time.Time) (time.Time, bool) {
 	d, ok := ctx.Deadline()
 	if g.opts.MaxWait > 0 {
 		if m := now.Add(g.opts.MaxWait); !ok || m.Before(d) {
-			return m, false
+			d, ok = m, false
 		}
+	}
+	if !by.IsZero() && (d.IsZero() || by.Before(d)) {
+		return by, false
 	}
 	return d, ok
 }
@@ -573,26 +576,33 @@ func (l *limiter) throttle(t *Ticket) {
 	l.refill(now)
 	l.n.throttles++
 	var fresh bool
+	var hold float64
 	if t != nil {
 		fresh = t.gen == l.gen
+		hold = t.hold
 		l.cancelLocked(t, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
 	if fresh {
-		l.shrink(now)
+		l.shrink(now, hold)
 	}
 	l.dispatch(now, true)
 }
 
-// shrink cuts the limit after a throttle, empties the bucket and pauses
+// shrink cuts the limit after a throttle of a call that held hold tokens
+// (0: a throttle without a Ticket), empties the bucket and pauses
 // admissions. l.mu must be held.
-func (l *limiter) shrink(now time.Time) {
-	// Wmax is the limit that was just found too high; while the limit is
-	// still unknown, it is what the target used over the last minute.
+func (l *limiter) shrink(now time.Time, hold float64) {
+	// Wmax is the limit that was just found too high. While the limit is
+	// still unknown, it is what the target used over the last minute plus
+	// the throttled call's hold: Bedrock's bucket, refilled in a minute,
+	// could not give that much, so it bounds the quota from above. (Without
+	// the hold, one throttle of a lone call on an idle target would set the
+	// limit to the floor, far below any call it ever served.)
 	w := l.limit
 	if l.unlimited() {
-		w = max(l.usage(now), l.p.floor)
+		w = max(l.usage(now)+hold, l.p.floor)
 	}
 	w = min(w, l.p.ceil)
 	wasUnlimited := l.unlimited()
