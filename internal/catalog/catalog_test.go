@@ -120,6 +120,8 @@ func TestPolicyFlags(t *testing.T) {
 		{name: "deadline exceeded", code: catalog.CodeDeadlineExceeded},
 		{name: "content filtered never falls back", code: catalog.CodeContentFiltered},
 		{name: "guardrail never falls back", code: catalog.CodeGuardrailIntervened},
+		{name: "quota wait past the deadline falls back", code: catalog.CodeNoQuotaBeforeDeadline, fallbackOK: true},
+		{name: "too large for this quota may fit another", code: catalog.CodeRequestTooLargeForQuota, fallbackOK: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

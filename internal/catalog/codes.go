@@ -72,7 +72,9 @@ const (
 	CodeGuardrailIntervened = "GuardrailIntervened"
 
 	// keel's own verdicts.
-	CodeCircuitOpen = "CircuitOpen"
+	CodeCircuitOpen             = "CircuitOpen"
+	CodeNoQuotaBeforeDeadline   = "NoQuotaBeforeDeadline"   // the quota governor: no room before the deadline
+	CodeRequestTooLargeForQuota = "RequestTooLargeForQuota" // the quota governor: the request can never fit the quota
 
 	// Fallbacks for failures with no known code (see ForStatus).
 	CodeTooManyRequests    = "TooManyRequests"

@@ -837,6 +837,46 @@ var table = []*Entry{
 		},
 		Source: "keel",
 	},
+	{
+		Code:       CodeNoQuotaBeforeDeadline,
+		Aliases:    []string{"ErrWouldExceedDeadline"},
+		Category:   Quota,
+		Retry:      Fallback,
+		FallbackOK: true,
+		Summary:    "keel did not send the request: the target's tokens-per-minute quota would have no room for it before its deadline.",
+		Cause: "keel's quota governor holds each request's input estimate plus its max tokens against the target's " +
+			"tokens-per-minute quota, as Bedrock does, and queues what does not fit. The quota (configured under quotas:, or " +
+			"learned from ThrottlingExceptions) is taken by the calls in flight and ahead of this one, and at its refill rate " +
+			"the request would start only after its deadline: the call's context, quotas.max_wait, or, for the retry after a " +
+			"throttle, retry.throttle_cap. keel says so at once rather than wait for nothing.",
+		Fix: []string{
+			"Nothing to do if the route has another target: keel falls back to it at once (each target has its own quota).",
+			"Give the call a later deadline (or raise quotas.max_wait) so it may wait its turn in keel's queue.",
+			"Set or lower maxTokens: the quota holds input + max tokens until the reply ends, and an unset maxTokens holds the model's largest output (64,000 for Claude Sonnet 4 and 4.5).",
+			"Send fewer tokens per minute, or raise the quota in Service Quotas; write the quota under quotas: (tokens_per_minute) so keel need not learn it from throttles.",
+			"Send background work with the Batch priority (keel.WithPriority) so interactive calls go first.",
+		},
+		Hints:  []string{"after the deadline in", "before the deadline (waited"},
+		Source: "keel",
+	},
+	{
+		Code:       CodeRequestTooLargeForQuota,
+		Category:   Quota,
+		Retry:      Never,
+		FallbackOK: true,
+		Summary:    "keel did not send the request: it holds more tokens than the target's tokens-per-minute quota can ever give at once.",
+		Cause: "When a request starts, Bedrock reserves its input tokens plus its max tokens (the model's largest output when " +
+			"maxTokens is unset) against the tokens-per-minute quota. A request whose reservation is larger than the whole " +
+			"quota is throttled every time, however long it waits, so keel's quota governor refuses it at once.",
+		Fix: []string{
+			"Set or lower maxTokens: an unset maxTokens reserves the model's largest output (64,000 for Claude Sonnet 4 and 4.5).",
+			"Shorten the input (fewer or smaller documents and images, a shorter history).",
+			"Raise the target's tokens-per-minute quota in Service Quotas, and update quotas: in keel's configuration.",
+			"Give the route a target with a larger quota (another region, or a cross-region inference profile): keel falls back to it.",
+		},
+		Hints:  []string{"can never fit"},
+		Source: "keel",
+	},
 
 	// ---- fallbacks ----
 	{
