@@ -189,7 +189,7 @@ func check(cfg Config) (Config, []Contender, Model, error) {
 			cfg.Quota, need, m.ID, need)
 	}
 	if cfg.Warmup == 0 {
-		cfg.Warmup = min(max(cfg.Duration/4, m.longestReply(cfg.Speed)), cfg.Duration/2)
+		cfg.Warmup = min(max(cfg.Duration/4, m.longestReply(cfg.Speed)), cfg.Duration/2).Round(100 * time.Millisecond)
 	}
 	err = checkCount(cfg.Load*float64(cfg.Quota)/60/meanCost(m), cfg.Duration)
 	return cfg, cs, m, err

@@ -187,7 +187,7 @@ func TestDefaultWarmup(t *testing.T) {
 		want     time.Duration
 	}{
 		// The longest reply of Sonnet 4.5 takes 1 s + 600 tokens at 65 a second.
-		{"long run, real time: the longest reply", 40 * time.Second, 1, 10231 * time.Millisecond},
+		{"long run, real time: the longest reply", 40 * time.Second, 1, 10200 * time.Millisecond},
 		{"very long run: a quarter", 4 * time.Minute, 1, time.Minute},
 		{"short run: at most half", 12 * time.Second, 1, 6 * time.Second},
 		{"fast model: a quarter", 6 * time.Second, 0.05, 1500 * time.Millisecond},
