@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // TestRunShort runs a short bench (6 s of arrivals, model latency at 1/20,
@@ -18,6 +20,7 @@ func TestRunShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 11 s")
 	}
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := Config{Quota: 3_000_000, Duration: 6 * time.Second, Speed: 0.05, Deadline: 5 * time.Second, Seed: 1}
 	if GovernorAvailable() {
 		cfg.Contenders = []string{"keel", "keel-quota", "standard", "adaptive"}
@@ -125,6 +128,7 @@ func TestRunShort(t *testing.T) {
 }
 
 func TestRunCancelled(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
