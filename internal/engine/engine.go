@@ -3,11 +3,14 @@
 //	route → admission → breaker → attempt → classify → decide
 //
 // A call (operation, model, region, body) is tried on the targets of its route
-// in order. Each target has a circuit breaker; each attempt is signed anew and
-// sent; each failure is classified through the catalog, and the entry decides:
-// retry on the same target after a jittered backoff (if the shared retry budget
-// allows), move to the next target, or give up. Every attempt is recorded, so
-// the caller can see exactly what happened.
+// in order. Each attempt is admitted by the target's quota governor (when the
+// engine has one: it waits for room in the target's tokens-per-minute quota,
+// or is refused at once when it cannot fit before its deadline), passes the
+// target's circuit breaker, is signed anew and sent; each failure is
+// classified through the catalog, and the entry decides: retry on the same
+// target after a jittered backoff (if the shared retry budget allows), move
+// to the next target, or give up. Every attempt is recorded, so the caller
+// can see exactly what happened.
 //
 // The engine works on HTTP traffic, not on SDK types, so the same code serves
 // the Go SDK face (keel as the SDK's HTTP client), the CLI and a gateway.
@@ -25,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
@@ -64,6 +68,11 @@ type Options struct {
 	Breaker breaker.Options
 	// DisableBreaker never opens a breaker.
 	DisableBreaker bool
+	// Governor admits every attempt (CountTokens excepted) within its
+	// target's tokens-per-minute quota: see docs/governor.md. It should run
+	// on the same clock as the engine. Nil: no quota governor (keel.New makes
+	// one by default, learning each target's quota from throttles).
+	Governor *admission.Governor
 	// Clock measures and waits; nil is the wall clock.
 	Clock clock.Clock
 	// Rand draws the backoff jitter; nil is math/rand/v2.
@@ -87,8 +96,8 @@ type Options struct {
 	// ends: at its last event, at a failure keel could not recover (err is
 	// then the *Error the reader got), or when the reader closes it early
 	// (err nil). The Report is final by then: per-attempt and total usage
-	// included (the quota governor settles from it). It runs on the reader's
-	// goroutine; keep it cheap.
+	// included (the quota governor has been settled from it). It runs on the
+	// reader's goroutine; keep it cheap.
 	OnStreamEnd func(call *Call, rep *Report, err error)
 }
 
@@ -103,6 +112,7 @@ type Engine struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	m        *telemetry.Metrics
+	gov      *admission.Governor
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are not resumed again.
 	noPrefill sync.Map
@@ -143,6 +153,10 @@ func New(opts Options) (*Engine, error) {
 		clk: opts.Clock,
 		log: opts.Logger,
 		m:   opts.Metrics,
+		gov: opts.Governor,
+	}
+	if e.gov != nil && e.m != nil {
+		e.m.SetQuotaSource(e.gov.Snapshot)
 	}
 	if !opts.DisableBudget {
 		bo := opts.Budget
@@ -179,18 +193,36 @@ type Call struct {
 	// face passes each client's own). Nil: the engine's.
 	Endpoints   attempt.Endpoints
 	Credentials aws.CredentialsProvider
+	// Priority is the call's class in the quota governor's queues. The zero
+	// value is Interactive; the batch runner sends Batch.
+	Priority Priority
+	// OnAdmit, when set, is called once, when the call's first attempt has
+	// been admitted by the quota governor, refused by it, or (without a
+	// governor) is about to be sent. The batch runner starts its next record
+	// then, so that the governor, not a worker count, paces a run.
+	OnAdmit func()
 }
 
-// Attempt records one attempt, or one target skipped because its breaker was open.
+// Attempt records one attempt, or one not sent: a target skipped because
+// its breaker was open, or an attempt the quota governor refused.
 type Attempt struct {
 	Target    attempt.Target
 	Status    int           // HTTP status; 0 when no response arrived
 	Code      string        // catalog code of the failure; empty on success
 	RequestID string        // x-amzn-RequestId of the response, if any
-	Delay     time.Duration // wait before this attempt
+	Delay     time.Duration // wait before this attempt: backoff and quota wait
 	Start     time.Time
 	Duration  time.Duration // to response headers (streams: to the first content), or to the failure
-	Skipped   bool          // not sent: the target's breaker was open
+	// Skipped: not sent. Code says why: CircuitOpen (the target's breaker
+	// was open), NoQuotaBeforeDeadline or RequestTooLargeForQuota (the
+	// quota governor refused it).
+	Skipped bool
+
+	// QuotaWait is the part of Delay spent waiting for the target's quota.
+	QuotaWait time.Duration
+	// QuotaTokens is what the quota governor held for the attempt (input
+	// estimate + max tokens); zero without a governor.
+	QuotaTokens int
 
 	// Streams only.
 
@@ -299,7 +331,28 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 	if call.Model == "" {
 		return nil, errors.New("engine: call has no model id")
 	}
+	if call.Priority != Interactive && call.Priority != Batch {
+		return nil, fmt.Errorf("engine: unknown priority %d", call.Priority)
+	}
 	targets := e.routes.Targets(call.Op, call.Model, call.Region)
+	governed := e.governs(call.Op)
+	var est admission.Estimate
+	if governed {
+		// A body that is not JSON still gets a cautious estimate; Bedrock
+		// will say what is wrong with it.
+		est, _ = admission.EstimateBody(rd.body)
+	}
+	onAdmit := call.OnAdmit
+	admitDone := func() {
+		if onAdmit != nil && !rd.resume {
+			onAdmit()
+			onAdmit = nil
+		}
+	}
+	defer admitDone()
+	// by bounds the next admission's wait: set for the retry of a throttled
+	// attempt, whose backoff the governor's pacing replaces.
+	var by time.Time
 	req := &attempt.Request{Op: call.Op, Body: rd.body, Header: call.Header, Endpoints: call.Endpoints, Credentials: call.Credentials}
 	if e.opts.Credentials != nil || call.Credentials != nil {
 		req.BodySHA256 = attempt.PayloadHash(rd.body)
@@ -332,10 +385,44 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		}
 		charged := false // the budget already paid for the next attempt
 		for n := 1; ; n++ {
+			// Admission: wait for room in the target's quota, or be refused.
+			var tk admission.Ticket
+			if governed {
+				start := e.clk.Now()
+				var err error
+				tk, err = e.gov.AdmitBy(ctx, admission.Target(t), est, call.Priority, by)
+				admitDone()
+				if err != nil {
+					qe, ended := e.quotaRefusal(ctx, err, t, rep, !by.IsZero())
+					rep.Attempts = append(rep.Attempts, Attempt{Target: t, Start: start, Skipped: true, Code: qe.Entry.Code,
+						Delay: delay + e.clk.Now().Sub(start), QuotaWait: e.clk.Now().Sub(start), Resume: rd.resume})
+					rep.Target = t
+					e.logRefusal(ctx, call, t, n, qe)
+					if ended && qe.Entry.Category != catalog.Quota && last != nil {
+						// The caller gave up while the call waited: the
+						// last upstream failure stands.
+						last.Err = errors.Join(last.Err, err)
+						last.GaveUp = "the context ended while waiting for quota"
+						return lastResp, last
+					}
+					last = qe
+					if ended {
+						return lastResp, last
+					}
+					e.fallbackMetric(t, "quota")
+					by = time.Time{}
+					break // next target: its quota is its own
+				}
+				by = time.Time{}
+				e.admitted(&tk, t, call.Priority)
+			} else {
+				admitDone()
+			}
 			var permit breaker.Permit
 			if br != nil {
 				p, err := br.Allow()
 				if err != nil {
+					tk.Cancel()
 					rep.Attempts = append(rep.Attempts, Attempt{Target: t, Start: e.clk.Now(), Skipped: true, Code: "CircuitOpen"})
 					if last == nil {
 						last = e.openError(err, t, rep)
@@ -347,6 +434,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			}
 			if sent > 0 && !charged && e.budget != nil && !e.budget.TryAcquire() {
 				permit.Cancel()
+				tk.Cancel()
 				if e.m != nil {
 					e.m.BudgetRejections.Inc()
 				}
@@ -356,7 +444,9 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			charged = false
 			closeLast()
 			req.Target = t
-			a := Attempt{Target: t, Delay: delay, Start: e.clk.Now(), Resume: rd.resume}
+			qwait := tk.Waited()
+			a := Attempt{Target: t, Delay: delay + qwait, QuotaWait: qwait, QuotaTokens: tk.Tokens(), Start: e.clk.Now(), Resume: rd.resume}
+			wasGoverned := tk.Governed()
 			var (
 				resp    *http.Response
 				sendErr error
@@ -373,6 +463,11 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			sent++
 			if ok {
 				permit.Done(breaker.Success)
+				if sb != nil {
+					sb.src.tk = tk // settled when the stream ends or breaks
+				} else if wasGoverned {
+					settleResponse(resp, tk)
+				}
 				rep.Attempts = append(rep.Attempts, a)
 				rep.Target = t
 				e.attemptMetric(&a)
@@ -384,6 +479,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			}
 			// A failure: classify, record, decide.
 			entry := res.Entry
+			endFailed(&tk, entry, a.Usage)
 			if entry.Unhealthy {
 				permit.Done(breaker.Failure)
 			} else {
@@ -402,6 +498,15 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				return lastResp, last
 			}
 			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
+			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled {
+				// The governor paces this retry: the target is paused after
+				// the throttle and the retry waits its turn in the shrunk
+				// quota, so the policy's throttle backoff is not added to
+				// it. A Retry-After hint is still honoured; the wait for
+				// quota is bounded by the backoff's own ceiling.
+				d.Delay = e.retryAfterFloor(res.RetryAfter)
+				by = e.clk.Now().Add(d.Delay + e.throttleCap())
+			}
 			if d.Retry {
 				// Charge the budget before waiting: when it is spent, fail now
 				// rather than after a backoff that leads nowhere.

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
@@ -177,6 +178,9 @@ type source struct {
 	wd     *watchdog
 	ai     int // the attempt's index in Report.Attempts
 	closed bool
+	// tk is the attempt's share of its target's quota, settled with the
+	// attempt's usage when the stream ends or breaks.
+	tk admission.Ticket
 }
 
 func (src *source) close() {
@@ -385,6 +389,14 @@ func (sb *streamBody) broke(res classify.Result, cause error) {
 	a.Code = res.Entry.Code
 	sb.e.logBreak(sb.ctx, sb.call, a, res)
 	cont := sb.sp.Break()
+	if src.tk.Governed() {
+		// Settle now, before a continuation is admitted: Bedrock charged
+		// what the attempt produced (its input, if its stream told it;
+		// else the governor charges its estimate).
+		if segs := sb.sp.Segments(); len(segs) > 0 {
+			src.tk.Settle(admissionUsage(usageOf(segs[len(segs)-1])))
+		}
+	}
 	frame := append([]byte(nil), sb.frame...)
 	gaveUp := ""
 	switch {
@@ -502,6 +514,11 @@ func (sb *streamBody) finish(err *Error) {
 	for _, a := range rep.Attempts {
 		rep.Usage = rep.Usage.add(a.Usage)
 	}
+	if src := sb.src; src != nil {
+		// The attempt being read when the stream ended: its final usage, or
+		// for a stream closed early, what it delivered.
+		src.tk.Settle(admissionUsage(rep.Attempts[src.ai].Usage))
+	}
 	rep.Total = sb.e.clk.Now().Sub(sb.start)
 	var out error
 	if err != nil {
@@ -519,6 +536,7 @@ func (sb *streamBody) finish(err *Error) {
 func (sb *streamBody) abandon() {
 	if sb.src != nil {
 		sb.src.close()
+		sb.src.tk.Cancel()
 	}
 	sb.cancel()
 }

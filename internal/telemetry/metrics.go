@@ -5,6 +5,8 @@ package telemetry
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keel-run/keel/internal/admission"
 )
 
 // Metrics are the engine's Prometheus collectors. Create them with
@@ -19,10 +21,31 @@ type Metrics struct {
 	BreakerOpens     *prometheus.CounterVec
 	CallDuration     *prometheus.HistogramVec
 	AttemptDuration  *prometheus.HistogramVec
+
+	// The quota governor's: waits of the admissions that had to wait, and
+	// refusals. Its per-target figures (limit, tokens reserved and settled
+	// per minute, queue depth, ...) are read from the governor when the
+	// registry is scraped (SetQuotaSource).
+	QuotaWait     *prometheus.HistogramVec
+	QuotaRefusals *prometheus.CounterVec
+
+	quota *quotaCollector
+}
+
+// SetQuotaSource makes the quota gauges read src (the governor's
+// Snapshot) at each scrape. Until it is called they report nothing.
+func (m *Metrics) SetQuotaSource(src func() []admission.Stats) {
+	if m != nil {
+		m.quota.src.Store(&src)
+	}
 }
 
 // latencyBuckets span a fast CountTokens call to a long streamed generation.
 var latencyBuckets = []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320}
+
+// waitBuckets span a short wait for the bucket to refill to a batch call
+// queued for minutes.
+var waitBuckets = []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640}
 
 // NewMetrics creates the collectors and registers them with reg. A nil reg
 // registers nothing (the collectors still count, for tests and --json).
@@ -57,10 +80,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "keel_attempt_duration_seconds", Help: "Latency of one upstream attempt to response headers, by target model and region.",
 			Buckets: latencyBuckets,
 		}, []string{"model", "region"}),
+		QuotaWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keel_quota_wait_seconds", Help: "Time attempts that did not fit at once waited in the quota governor's queue before being admitted, by target and priority class.",
+			Buckets: waitBuckets,
+		}, []string{"model", "region", "class"}),
+		QuotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keel_quota_refusals_total", Help: "Attempts the quota governor refused, by target and reason (would-exceed-deadline, too-large).",
+		}, []string{"model", "region", "reason"}),
+		quota: newQuotaCollector(),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.Calls, m.Attempts, m.Retries, m.Fallbacks, m.BudgetRejections,
-			m.BreakerState, m.BreakerOpens, m.CallDuration, m.AttemptDuration} {
+			m.BreakerState, m.BreakerOpens, m.CallDuration, m.AttemptDuration, m.QuotaWait, m.QuotaRefusals, m.quota} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

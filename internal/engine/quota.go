@@ -1,0 +1,425 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/retry"
+)
+
+// This file wires the quota governor (package admission) into the engine's
+// path: every attempt but CountTokens (which Bedrock does not meter) is
+// admitted on its target before it is sent, and its Ticket is ended by what
+// happened to it:
+//
+//	throttled (catalog.Throttled)          Ticket.Throttled: the target pauses, its limit shrinks
+//	answered, usage known                   Ticket.Settle: a Converse body's "usage", InvokeModel's
+//	                                        usage headers, a stream's metadata event, or for a stream
+//	                                        cut short, the output it delivered
+//	not sent, or failed with no usage       Ticket.Cancel
+//
+// A refusal (the call can never fit the target's quota, or would not fit
+// before its deadline) moves the call to the route's next target, whose
+// quota is its own; with none left, the call fails with the refusal's
+// catalog entry (RequestTooLargeForQuota, NoQuotaBeforeDeadline).
+
+// Priority is a call's class in the quota governor's queues: Interactive
+// calls are served first; Batch calls get one grant in every
+// admission.DefaultBatchEvery+1 while both wait. The zero Priority is
+// Interactive.
+type Priority = admission.Class
+
+// Priorities.
+const (
+	Interactive = admission.Interactive
+	Batch       = admission.Batch
+)
+
+// Governor returns the quota governor attempts are admitted by, or nil.
+func (e *Engine) Governor() *admission.Governor { return e.gov }
+
+// QuotaGoverned reports whether calls go through a quota governor. The
+// batch runner reads it to let the governor pace a run.
+func (e *Engine) QuotaGoverned() bool { return e.gov != nil }
+
+// QuotaStats returns the quota governor's figures for target t, and false
+// when there is no governor or it holds no state for t yet.
+func (e *Engine) QuotaStats(t attempt.Target) (admission.Stats, bool) {
+	return e.gov.Stats(admission.Target(t))
+}
+
+// governs reports whether an operation's attempts are admitted.
+func (e *Engine) governs(op attempt.Op) bool {
+	return e.gov != nil && op != attempt.CountTokens
+}
+
+// throttleCap is how long the retry of a throttled attempt may wait for
+// quota: the retry policy's throttle ceiling, the longest the backoff it
+// replaces could have waited.
+func (e *Engine) throttleCap() time.Duration {
+	if c := e.opts.Retry.ThrottleCap; c > 0 {
+		return c
+	}
+	return retry.DefaultThrottleCap
+}
+
+// retryAfterFloor is the wait a Retry-After hint asks for, bounded as the
+// retry policy bounds it.
+func (e *Engine) retryAfterFloor(ra time.Duration) time.Duration {
+	if ra <= 0 {
+		return 0
+	}
+	m := e.opts.Retry.MaxRetryAfter
+	if m <= 0 {
+		m = retry.DefaultMaxRetryAfter
+	}
+	return min(ra, m)
+}
+
+// endFailed ends the Ticket of an attempt that failed: a throttle tells the
+// governor, an attempt that reported usage (a stream that failed before its
+// first content, after its start said what input it took) is charged it,
+// and anything else gives everything back.
+func endFailed(tk *admission.Ticket, entry *catalog.Entry, u Usage) {
+	switch {
+	case entry != nil && entry.Retry == catalog.Throttled:
+		tk.Throttled()
+	case u.InputTokens+u.CacheReadInputTokens+u.CacheWriteInputTokens+u.OutputTokens > 0:
+		tk.Settle(admissionUsage(u))
+	default:
+		tk.Cancel()
+	}
+}
+
+func admissionUsage(u Usage) admission.Usage {
+	return admission.Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens, CacheWriteInputTokens: u.CacheWriteInputTokens}
+}
+
+// quotaRefusal turns an Admit error into the call's error and the catalog
+// entry of the skipped attempt. ended reports that the caller's context
+// ended (cancelled, or its deadline came while the call waited): the call
+// stops there.
+func (e *Engine) quotaRefusal(ctx context.Context, err error, t attempt.Target, rep *Report, retried bool) (qe *Error, ended bool) {
+	var ae *admission.Error
+	if !errors.As(err, &ae) {
+		// The context was cancelled while the call waited, or the
+		// arguments were refused (an unknown Priority): not a quota verdict.
+		res := classify.FromError(err)
+		if res.Entry == nil || res.Entry.Category != catalog.Client {
+			return &Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}, true
+		}
+		return &Error{Entry: res.Entry, Code: res.Entry.Code, Message: "while waiting for quota on " + t.String(), Report: rep, Err: err}, true
+	}
+	code := catalog.CodeNoQuotaBeforeDeadline
+	if errors.Is(err, admission.ErrTooLarge) {
+		code = catalog.CodeRequestTooLargeForQuota
+	}
+	msg := err.Error()
+	if retried && code == catalog.CodeNoQuotaBeforeDeadline && ae.Err == nil {
+		msg += fmt.Sprintf(" (the retry after a throttle waits for quota at most the retry policy's throttle cap, %v)", e.throttleCap())
+	}
+	if e.m != nil {
+		reason := "would-exceed-deadline"
+		if code == catalog.CodeRequestTooLargeForQuota {
+			reason = "too-large"
+		}
+		e.m.QuotaRefusals.WithLabelValues(t.Model, t.Region, reason).Inc()
+	}
+	return &Error{Entry: catalog.Must(code), Code: code, Message: msg, Report: rep, Err: err}, ctx.Err() != nil
+}
+
+// admitted records what a granted admission waited.
+func (e *Engine) admitted(tk *admission.Ticket, t attempt.Target, p Priority) {
+	if w := tk.Waited(); w > 0 && e.m != nil {
+		e.m.QuotaWait.WithLabelValues(t.Model, t.Region, p.String()).Observe(w.Seconds())
+	}
+}
+
+func (e *Engine) logRefusal(ctx context.Context, call *Call, t attempt.Target, n int, qe *Error) {
+	if e.log == nil || !e.log.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	e.log.LogAttrs(ctx, slog.LevelWarn, "quota", slog.String("op", string(call.Op)), slog.String("model", t.Model),
+		slog.String("region", t.Region), slog.Int("attempt", n), slog.String("priority", call.Priority.String()),
+		slog.String("code", qe.Entry.Code), slog.String("message", qe.Message))
+}
+
+// settleResponse ends the Ticket of a non-streaming attempt that succeeded.
+// InvokeModel reports its usage in headers, so it settles at once; a
+// Converse body (or an InvokeModel body without the headers) is read by
+// its caller, and settles when it has been read or closed, with the "usage"
+// object found on the way: the body is scanned as it passes, not copied.
+func settleResponse(resp *http.Response, tk admission.Ticket) {
+	if u, ok := headerUsage(resp.Header); ok {
+		tk.Settle(u)
+		return
+	}
+	resp.Body = &settleBody{rc: resp.Body, tk: tk}
+}
+
+// Header names as http.Header keeps them (canonical), read directly so that
+// no lookup allocates.
+const (
+	hdrInputTokens      = "X-Amzn-Bedrock-Input-Token-Count"
+	hdrOutputTokens     = "X-Amzn-Bedrock-Output-Token-Count"
+	hdrCacheReadTokens  = "X-Amzn-Bedrock-Cache-Read-Input-Token-Count"
+	hdrCacheWriteTokens = "X-Amzn-Bedrock-Cache-Write-Input-Token-Count"
+)
+
+// headerUsage reads InvokeModel's usage headers; ok is false when the
+// response has none (Converse).
+func headerUsage(h http.Header) (admission.Usage, bool) {
+	in, ok := headerInt(h, hdrInputTokens)
+	if !ok {
+		return admission.Usage{}, false
+	}
+	out, _ := headerInt(h, hdrOutputTokens)
+	cr, _ := headerInt(h, hdrCacheReadTokens)
+	cw, _ := headerInt(h, hdrCacheWriteTokens)
+	return admission.Usage{InputTokens: in, OutputTokens: out, CacheReadInputTokens: cr, CacheWriteInputTokens: cw}, true
+}
+
+func headerInt(h http.Header, key string) (int, bool) {
+	v := h[key]
+	if len(v) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v[0])
+	return n, err == nil
+}
+
+// settleBody passes a successful response's body to its reader and settles
+// the attempt's Ticket when the body ends (io.EOF) or is closed, with the
+// usage its scanner found. Read and Close may be called from different
+// goroutines, as with any response body.
+type settleBody struct {
+	rc   io.ReadCloser
+	mu   sync.Mutex
+	tk   admission.Ticket
+	scan usageScanner
+}
+
+func (b *settleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.mu.Lock()
+	b.scan.feed(p[:n])
+	if err != nil {
+		b.settleLocked()
+	}
+	b.mu.Unlock()
+	return n, err
+}
+
+// Close closes the body (ending a Read that waits) and settles: a body
+// closed before its usage was read is charged its input estimate.
+func (b *settleBody) Close() error {
+	err := b.rc.Close()
+	b.mu.Lock()
+	b.settleLocked()
+	b.mu.Unlock()
+	return err
+}
+
+func (b *settleBody) settleLocked() {
+	if !b.tk.Governed() {
+		return
+	}
+	b.tk.Settle(b.scan.usage())
+}
+
+// usageScanner finds the top-level "usage" object of a JSON response body
+// as the body streams past, without buffering it: Converse's
+// {"inputTokens", "outputTokens", "cacheReadInputTokens",
+// "cacheWriteInputTokens"} and the Anthropic and Nova InvokeModel bodies'
+// {"input_tokens", "output_tokens", "cache_read_input_tokens",
+// "cache_creation_input_tokens"}. Only numbers directly inside the usage
+// object count. Its zero value is ready; it does not allocate.
+type usageScanner struct {
+	state   uint8
+	depth   int
+	inStr   bool
+	esc     bool
+	keyStr  bool // the string being read is a key that matters
+	expect  bool // a key may start here
+	key     [32]byte
+	klen    int
+	lastKey int8 // what the last key read names
+	field   int8 // what the number being read counts
+	inNum   bool
+	num     int
+	seen    bool // a usage count was read
+	counts  [4]int
+}
+
+// usageScanner states.
+const (
+	scanTop   uint8 = iota // looking for the body's "usage" key
+	scanValue              // read it; its value comes next
+	scanUsage              // inside the usage object
+	scanDone               // past it (or it was not an object)
+)
+
+// What a key names.
+const (
+	keyNone int8 = iota
+	keyUsage
+	keyIn // the four counts, in this order in counts
+	keyOut
+	keyCacheRead
+	keyCacheWrite
+)
+
+func (s *usageScanner) usage() admission.Usage {
+	if !s.seen {
+		return admission.Usage{}
+	}
+	c := &s.counts
+	return admission.Usage{InputTokens: c[keyIn-keyIn], OutputTokens: c[keyOut-keyIn],
+		CacheReadInputTokens: c[keyCacheRead-keyIn], CacheWriteInputTokens: c[keyCacheWrite-keyIn]}
+}
+
+// keyName says what the key just read names, at the depth keys matter.
+func (s *usageScanner) keyName() int8 {
+	if s.klen > len(s.key) {
+		return keyNone
+	}
+	k := string(s.key[:s.klen]) // compared, not kept: no allocation
+	if s.state == scanTop {
+		if k == "usage" {
+			return keyUsage
+		}
+		return keyNone
+	}
+	switch k {
+	case "inputTokens", "input_tokens":
+		return keyIn
+	case "outputTokens", "output_tokens":
+		return keyOut
+	case "cacheReadInputTokens", "cache_read_input_tokens":
+		return keyCacheRead
+	case "cacheWriteInputTokens", "cache_creation_input_tokens":
+		return keyCacheWrite
+	}
+	return keyNone
+}
+
+func (s *usageScanner) endNum() {
+	s.inNum = false
+	if s.field >= keyIn {
+		s.counts[s.field-keyIn] = s.num
+		s.seen = true
+	}
+	s.field = keyNone
+}
+
+// feed scans the next bytes of the body.
+func (s *usageScanner) feed(p []byte) {
+	for i := 0; i < len(p); i++ {
+		if s.state == scanDone {
+			return
+		}
+		c := p[i]
+		if s.inStr {
+			if !s.keyStr && !s.esc {
+				// Most of a body is the reply's text: skip to the string's end.
+				for c != '"' && c != '\\' {
+					if i++; i == len(p) {
+						return
+					}
+					c = p[i]
+				}
+			}
+			switch {
+			case s.esc:
+				s.esc = false
+			case c == '\\':
+				s.esc = true
+			case c == '"':
+				s.inStr = false
+				if s.keyStr {
+					s.lastKey = s.keyName()
+				}
+			case s.keyStr:
+				if s.klen < len(s.key) {
+					s.key[s.klen] = c
+				}
+				s.klen++
+			}
+			continue
+		}
+		if s.inNum {
+			if c >= '0' && c <= '9' {
+				if s.num < 1<<40 {
+					s.num = s.num*10 + int(c-'0')
+				}
+				continue
+			}
+			s.endNum()
+		}
+		// Keys matter in the body's object (depth 1) until "usage" is
+		// found, then in the usage object (depth 2).
+		keyDepth := 1
+		if s.state == scanUsage {
+			keyDepth = 2
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+		case '"':
+			if s.state == scanValue {
+				s.state = scanDone // "usage" is not an object
+				continue
+			}
+			s.inStr = true
+			s.keyStr = s.expect && s.depth == keyDepth
+			s.klen = 0
+			s.expect = false
+		case '{', '[':
+			s.depth++
+			if s.state == scanValue {
+				if c != '{' || s.depth != 2 {
+					s.state = scanDone
+					continue
+				}
+				s.state = scanUsage
+			}
+			s.expect = c == '{'
+		case '}', ']':
+			s.depth--
+			s.expect = false
+			if s.state == scanUsage && s.depth < 2 {
+				s.state = scanDone
+			}
+		case ',':
+			s.expect = true
+			s.field = keyNone
+		case ':':
+			s.expect = false
+			switch {
+			case s.state == scanTop && s.depth == 1 && s.lastKey == keyUsage:
+				s.state = scanValue
+			case s.state == scanUsage && s.depth == 2:
+				s.field = s.lastKey
+			}
+			s.lastKey = keyNone
+		default:
+			switch {
+			case s.state == scanValue:
+				s.state = scanDone // "usage" is not an object
+			case c >= '0' && c <= '9' && s.state == scanUsage && s.depth == 2 && s.field >= keyIn:
+				s.inNum, s.num = true, int(c-'0')
+			}
+		}
+	}
+}

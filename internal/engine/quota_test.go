@@ -1,0 +1,544 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/route"
+)
+
+func TestUsageScanner(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want admission.Usage
+	}{
+		{name: "converse", want: admission.Usage{InputTokens: 12, OutputTokens: 34},
+			body: `{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":12,"outputTokens":34,"totalTokens":46},"metrics":{"latencyMs":1}}`},
+		{name: "converse with the prompt cache", want: admission.Usage{InputTokens: 5, OutputTokens: 7, CacheReadInputTokens: 3000, CacheWriteInputTokens: 200},
+			body: `{"output":{},"usage":{"inputTokens":5,"outputTokens":7,"totalTokens":3212,"cacheReadInputTokens":3000,"cacheWriteInputTokens":200}}`},
+		{name: "anthropic messages, nested objects skipped", want: admission.Usage{InputTokens: 10, OutputTokens: 20, CacheReadInputTokens: 30, CacheWriteInputTokens: 40},
+			body: `{"id":"msg_1","type":"message","content":[{"type":"text","text":"usage: {\"input_tokens\": 999}"}],"usage":{"input_tokens":10,"cache_creation":{"input_tokens":777,"ephemeral_5m_input_tokens":40},"cache_creation_input_tokens":40,"cache_read_input_tokens":30,"output_tokens":20,"service_tier":"standard"}}`},
+		{name: "nova", want: admission.Usage{InputTokens: 8, OutputTokens: 9},
+			body: "{\n  \"output\": {\"message\": {\"content\": [{\"text\": \"x\"}]}},\n  \"usage\" : { \"inputTokens\" : 8 , \"outputTokens\" : 9 }\n}"},
+		{name: "a usage key deeper down does not count",
+			body: `{"output":{"usage":{"inputTokens":5}},"stopReason":"end_turn"}`},
+		{name: "usage that is not an object", body: `{"usage":null,"x":{"usage":{"inputTokens":5}}}`},
+		{name: "no usage", body: `{"completion":"hi"}`},
+		{name: "not JSON", body: `<html>usage</html>`},
+		{name: "escaped quotes in keys and strings", want: admission.Usage{InputTokens: 1, OutputTokens: 2},
+			body: `{"a\"usage":{"inputTokens":99},"b":"\\","usage":{"inputTokens":1,"outputTokens":2}}`},
+		{name: "long keys", want: admission.Usage{OutputTokens: 3},
+			body: `{"` + strings.Repeat("k", 100) + `":1,"usage":{"` + strings.Repeat("inputTokens", 5) + `":1,"outputTokens":3}}`},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{1, 7, 1 << 20} {
+			t.Run(fmt.Sprintf("%s/chunks of %d", tt.name, chunk), func(t *testing.T) {
+				var s usageScanner
+				b := []byte(tt.body)
+				for len(b) > 0 {
+					n := min(chunk, len(b))
+					s.feed(b[:n])
+					b = b[n:]
+				}
+				if got := s.usage(); got != tt.want {
+					t.Errorf("usage %+v, want %+v", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestUsageScannerDoesNotAllocate(t *testing.T) {
+	body := []byte(`{"output":{"message":{"role":"assistant","content":[{"text":"hello there"}]}},"stopReason":"end_turn","usage":{"inputTokens":12,"outputTokens":34,"totalTokens":46},"metrics":{"latencyMs":1}}`)
+	if n := testing.AllocsPerRun(100, func() {
+		var s usageScanner
+		s.feed(body)
+		if s.usage().OutputTokens != 34 {
+			t.Fatal("no usage")
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per scan", n)
+	}
+}
+
+// fakeDeadline is a context whose deadline is read on the fake clock: it
+// reports d but is never done by itself.
+type fakeDeadline struct {
+	context.Context
+	d time.Time
+}
+
+func (c fakeDeadline) Deadline() (time.Time, bool) { return c.d, true }
+
+// quotaUpstream is a scripted Bedrock Runtime for the governor's tests. The
+// n-th request (from 0, all targets) gets codes[n] ("" or past the end:
+// success); it records every request's target and prompt. With gate > 0,
+// the first gate requests are held until gate of them have arrived, so
+// that they are all in flight at once.
+type quotaUpstream struct {
+	codes []string
+	gate  int
+
+	mu      sync.Mutex
+	n       int
+	seen    []string // target + " " + prompt
+	arrived chan struct{}
+}
+
+func (u *quotaUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	model, op, _ := attempt.ParsePath(r.URL.EscapedPath())
+	body, _ := io.ReadAll(r.Body)
+	target := model + "@" + attempt.RegionFromAuthorization(r.Header.Get("Authorization"))
+	u.mu.Lock()
+	n := u.n
+	u.n++
+	u.seen = append(u.seen, target+" "+promptOf(body))
+	if u.gate > 0 && u.n == u.gate {
+		close(u.arrived)
+	}
+	u.mu.Unlock()
+	if n < u.gate {
+		<-u.arrived
+	}
+	code := ""
+	if n < len(u.codes) {
+		code = u.codes[n]
+	}
+	if code != "" {
+		e := catalog.Must(code)
+		w.Header().Set("X-Amzn-ErrorType", e.WireCode())
+		w.WriteHeader(e.Status)
+		fmt.Fprintf(w, `{"message":%q}`, e.DefaultMessage)
+		return
+	}
+	if op == attempt.Invoke {
+		w.Header().Set(hdrInputTokens, "11")
+		w.Header().Set(hdrOutputTokens, "22")
+		io.WriteString(w, `{"content":[{"type":"text","text":"hi"}]}`)
+		return
+	}
+	io.WriteString(w, `{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":11,"outputTokens":22,"totalTokens":33}}`)
+}
+
+func promptOf(body []byte) string {
+	s := string(body)
+	if i := strings.Index(s, `"text":"`); i >= 0 {
+		s = s[i+8:]
+		return s[:strings.IndexByte(s, '"')]
+	}
+	return ""
+}
+
+func (u *quotaUpstream) requests() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.seen...)
+}
+
+type quotaHarness struct {
+	eng *Engine
+	gov *admission.Governor
+	up  *quotaUpstream
+	clk *clock.Fake
+}
+
+// newQuotaHarness starts up and an engine with a governor of options o, on
+// a fake clock that moves only when the test says.
+func newQuotaHarness(t *testing.T, up *quotaUpstream, o admission.Options, routes *route.Table) *quotaHarness {
+	t.Helper()
+	if up.gate > 0 {
+		up.arrived = make(chan struct{})
+	}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	o.Clock = clk
+	o.Rand = func() float64 { return 0.5 } // the pause after a throttle is exactly CoolDown
+	gov, err := admission.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		HTTPClient: srv.Client(), Region: "us-east-1", Clock: clk, Routes: routes, Governor: gov}) // calls run concurrently: the default Rand
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &quotaHarness{eng: eng, gov: gov, up: up, clk: clk}
+}
+
+// body is a Converse body whose prompt names the call: about 100 tokens of
+// input estimate with maxTokens.
+func quotaBody(name string, maxTokens int) []byte {
+	return []byte(fmt.Sprintf(`{"messages":[{"role":"user","content":[{"text":"%s"}]}],"inferenceConfig":{"maxTokens":%d}}`, name, maxTokens))
+}
+
+func (h *quotaHarness) call(ctx context.Context, model, name string, maxTokens int, p Priority) (*Report, error) {
+	resp, rep, err := h.eng.Do(ctx, &Call{Op: attempt.Converse, Model: model, Body: quotaBody(name, maxTokens), Priority: p})
+	if resp != nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return rep, err
+}
+
+func (h *quotaHarness) stats(t *testing.T, target string) admission.Stats {
+	t.Helper()
+	m, r, _ := strings.Cut(target, "@")
+	s, ok := h.gov.Stats(admission.Target{Model: m, Region: r})
+	if !ok {
+		t.Fatalf("the governor has no state for %s", target)
+	}
+	return s
+}
+
+// waitFor spins until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for i := 0; !cond(); i++ {
+		if i > 5_000_000 {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestQuotaReserveAndSettle checks that an attempt holds its input estimate
+// plus its max tokens while it runs, and settles to the usage the response
+// reports: a refund when it used less, a debit when the burndown made it
+// cost more (Sonnet 4.5: output counts 5 times).
+func TestQuotaReserveAndSettle(t *testing.T) {
+	const in, out = 11, 22 // what quotaUpstream reports
+	tests := []struct {
+		name      string
+		op        attempt.Op
+		model     string
+		maxTokens int
+		cost      int64 // in + out × burndown
+	}{
+		{name: "converse: refund", op: attempt.Converse, model: m1, maxTokens: 500, cost: in + out},
+		{name: "converse: debit at burndown 5", op: attempt.Converse, model: sonnet, maxTokens: 20, cost: in + 5*out},
+		{name: "invoke: usage headers", op: attempt.Invoke, model: m1, maxTokens: 500, cost: in + out},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
+			body := quotaBody("hello", tt.maxTokens)
+			if tt.op == attempt.Invoke {
+				body = []byte(fmt.Sprintf(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":%d,"messages":[{"role":"user","content":[{"type":"text","text":"hello"}]}]}`, tt.maxTokens))
+			}
+			est, err := admission.EstimateBody(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hold := int64(float64(est.InputTokens)*1.25+0.999) + int64(tt.maxTokens) // untrained margin: 25%
+			resp, rep, err := h.eng.Do(context.Background(), &Call{Op: tt.op, Model: tt.model, Body: body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := tt.model + "@us-east-1"
+			if tt.op == attempt.Converse {
+				// The body is read by the caller: until then the attempt holds its share.
+				if s := h.stats(t, target); s.InFlight != 1 || s.InFlightTokens != hold || s.Available != 60000-hold {
+					t.Fatalf("before the body is read: in flight %d (%d tokens), available %d; want 1 (%d), %d",
+						s.InFlight, s.InFlightTokens, s.Available, hold, 60000-hold)
+				}
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			s := h.stats(t, target)
+			if s.InFlight != 0 || s.Settled != 1 || s.Cancelled != 0 || s.ReservedPerMinute != hold || s.SettledPerMinute != tt.cost || s.Available != 60000-tt.cost {
+				t.Fatalf("after: in flight %d, settled %d, cancelled %d, reserved/min %d, settled/min %d, available %d; want 0, 1, 0, %d, %d, %d",
+					s.InFlight, s.Settled, s.Cancelled, s.ReservedPerMinute, s.SettledPerMinute, s.Available, hold, tt.cost, 60000-tt.cost)
+			}
+			if a := rep.Attempts[0]; a.QuotaTokens != int(hold) || a.QuotaWait != 0 {
+				t.Fatalf("attempt %+v, want %d tokens held and no wait", a, hold)
+			}
+		})
+	}
+}
+
+// TestQuotaThrottlePausesTheBurst sends five calls at once; Bedrock throttles
+// three. The first throttle pauses the target and shrinks its limit; the
+// three retries wait in the governor's queue, not in a backoff of their own,
+// and nothing is sent again until the pause is over.
+func TestQuotaThrottlePausesTheBurst(t *testing.T) {
+	up := &quotaUpstream{gate: 5, codes: []string{catalog.CodeThrottling, catalog.CodeThrottling, catalog.CodeThrottling}}
+	h := newQuotaHarness(t, up, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
+	var wg sync.WaitGroup
+	reps := make([]*Report, 5)
+	errs := make([]error, 5)
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[i], errs[i] = h.call(context.Background(), m1, fmt.Sprint("call", i), 100, Interactive)
+		}()
+	}
+	target := m1 + "@us-east-1"
+	waitFor(t, "three retries queued", func() bool {
+		s, _ := h.gov.Stats(admission.Target{Model: m1, Region: "us-east-1"})
+		return s.Classes[Interactive].Queued == 3
+	})
+	s := h.stats(t, target)
+	if n := len(up.requests()); n != 5 || s.Throttles != 3 || s.Decreases != 1 || s.Limit != 42000 || s.PausedFor != time.Second {
+		t.Fatalf("during the pause: %d requests, throttles %d, decreases %d, limit %d, paused %v; want 5, 3, 1, 42000, 1s",
+			n, s.Throttles, s.Decreases, s.Limit, s.PausedFor)
+	}
+	h.clk.Advance(time.Second)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := len(up.requests()); n != 8 {
+		t.Fatalf("%d requests in all, want 8", n)
+	}
+	for _, rep := range reps {
+		if rep.Sent() == 2 {
+			a := rep.Attempts[1]
+			if a.QuotaWait != time.Second || a.Delay != time.Second {
+				t.Fatalf("retry %+v: want it to have waited the 1s pause in the queue, with no backoff of its own", a)
+			}
+		}
+	}
+	if s := h.stats(t, target); s.InFlight != 0 || s.Settled != 5 || s.Classes[Interactive].Waited != 3 {
+		t.Fatalf("after: %+v", s)
+	}
+}
+
+// TestQuotaRefusals: a call the governor refuses goes to the route's next
+// target, whose quota is its own, or, with none, fails at once with the
+// refusal's catalog entry, nothing sent.
+func TestQuotaRefusals(t *testing.T) {
+	west := route.New("us-east-1", map[string][]attempt.Target{m1: {{Model: m1, Region: "us-west-2"}}})
+	tests := []struct {
+		name      string
+		routes    *route.Table
+		maxTokens int
+		deadline  time.Duration // on the fake clock; 0: none
+		code      string
+		reason    error
+		want      []string // "target code" per attempt; code "" for success
+	}{
+		// 60,000 tokens a minute refill 1,000 a second: 10,000 take 10s.
+		{name: "no room before the deadline: fails at once", maxTokens: 10000, deadline: 5 * time.Second,
+			code: catalog.CodeNoQuotaBeforeDeadline, reason: admission.ErrWouldExceedDeadline,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeNoQuotaBeforeDeadline}},
+		{name: "no room before the deadline: falls back", routes: west, maxTokens: 10000, deadline: 5 * time.Second,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeNoQuotaBeforeDeadline, m1 + "@us-west-2 "}},
+		{name: "too large: fails at once", maxTokens: 70000,
+			code: catalog.CodeRequestTooLargeForQuota, reason: admission.ErrTooLarge,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeRequestTooLargeForQuota}},
+		{name: "too large here: falls back to a larger quota", routes: west, maxTokens: 70000,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeRequestTooLargeForQuota, m1 + "@us-west-2 "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := &quotaUpstream{}
+			h := newQuotaHarness(t, up, admission.Options{
+				Default: admission.Quota{TokensPerMinute: 60000},
+				Targets: map[admission.Target]admission.Quota{{Model: m1, Region: "us-west-2"}: {TokensPerMinute: 200000}},
+			}, tt.routes)
+			// Another call holds the whole of us-east-1's quota.
+			fill, ok, err := h.gov.TryAdmit(admission.Target{Model: m1, Region: "us-east-1"}, admission.Estimate{MaxTokens: 60000}, Interactive)
+			if !ok || err != nil {
+				t.Fatal("could not fill the quota", err)
+			}
+			defer fill.Cancel()
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				ctx = fakeDeadline{ctx, h.clk.Now().Add(tt.deadline)}
+			}
+			rep, err := h.call(ctx, m1, "x", tt.maxTokens, Interactive)
+			var got []string
+			for _, a := range rep.Attempts {
+				got = append(got, a.Target.String()+" "+a.Code)
+			}
+			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
+				t.Fatalf("attempts %q, want %q", got, tt.want)
+			}
+			if rep.Attempts[0].Skipped != true || h.clk.Pending() != 0 {
+				t.Fatalf("the refused attempt %+v was sent, or is waiting (%d timers)", rep.Attempts[0], h.clk.Pending())
+			}
+			if tt.code == "" {
+				if err != nil || len(up.requests()) != 1 || rep.Fallbacks != 1 {
+					t.Fatalf("err %v, %d requests, %d fallbacks; want a success on the next target", err, len(up.requests()), rep.Fallbacks)
+				}
+				return
+			}
+			var ke *Error
+			if !errors.As(err, &ke) || ke.Entry.Code != tt.code || ke.Entry.Category != catalog.Quota || !errors.Is(err, tt.reason) {
+				t.Fatalf("err %v, want %s matching %v", err, tt.code, tt.reason)
+			}
+			if len(up.requests()) != 0 || !strings.Contains(err.Error(), "admission: "+m1+"@us-east-1") {
+				t.Fatalf("%d requests sent; message %q", len(up.requests()), err)
+			}
+		})
+	}
+}
+
+// TestQuotaRetryAfterThrottleIsBounded: an unknown quota learns from its
+// first throttle that it is smaller than the throttled call; the retry
+// would wait for the whole bucket to refill, longer than the retry policy's
+// throttle cap allows, so it goes to the next target at once.
+func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
+	west := route.New("us-east-1", map[string][]attempt.Target{m1: {{Model: m1, Region: "us-west-2"}}})
+	up := &quotaUpstream{codes: []string{catalog.CodeThrottling}}
+	h := newQuotaHarness(t, up, admission.Options{}, west)
+	rep, err := h.call(context.Background(), m1, "x", 4000, Interactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range rep.Attempts {
+		got = append(got, a.Target.Region+" "+a.Code)
+	}
+	want := "us-east-1 ThrottlingException, us-east-1 NoQuotaBeforeDeadline, us-west-2 "
+	if strings.Join(got, ", ") != want {
+		t.Fatalf("attempts %q, want %q", got, want)
+	}
+	if r := up.requests(); len(r) != 2 || h.clk.Pending() != 0 {
+		t.Fatalf("requests %q, %d timers pending", r, h.clk.Pending())
+	}
+	if s := h.stats(t, m1+"@us-east-1"); s.Limit == 0 || s.Throttles != 1 {
+		t.Fatalf("us-east-1 after the throttle: %+v", s)
+	}
+}
+
+// TestQuotaPriority queues a Batch call and then an Interactive one behind
+// an empty bucket that refills one call a second: the Interactive call is
+// sent first.
+func TestQuotaPriority(t *testing.T) {
+	up := &quotaUpstream{}
+	h := newQuotaHarness(t, up, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
+	tg := admission.Target{Model: m1, Region: "us-east-1"}
+	fill, _, _ := h.gov.TryAdmit(tg, admission.Estimate{MaxTokens: 60000}, Interactive)
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		name string
+		p    Priority
+	}{{"batch", Batch}, {"interactive", Interactive}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.call(context.Background(), m1, c.name, 900, c.p); err != nil {
+				t.Error(err)
+			}
+		}()
+		waitFor(t, c.name+" queued", func() bool {
+			s, _ := h.gov.Stats(tg)
+			return s.Classes[c.p].Queued == 1
+		})
+	}
+	defer fill.Cancel()
+	// One second refills room for one call: the Interactive one goes; the
+	// Batch one fits once the Interactive one has settled and given back
+	// most of what it held.
+	h.clk.WaitForTimers(1)
+	h.clk.Advance(time.Second)
+	wg.Wait()
+	if r := up.requests(); len(r) != 2 || !strings.HasSuffix(r[0], " interactive") || !strings.HasSuffix(r[1], " batch") {
+		t.Fatalf("requests %q, want interactive first", r)
+	}
+}
+
+// TestQuotaCountTokensBypasses: Bedrock does not meter CountTokens, so the
+// governor does not see it.
+func TestQuotaCountTokensBypasses(t *testing.T) {
+	h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 1000}}, nil)
+	resp, rep, err := h.eng.Do(context.Background(), &Call{Op: attempt.CountTokens, Model: m1, Body: []byte(`{"input":{"converse":{"messages":[]}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, ok := h.gov.Stats(admission.Target{Model: m1, Region: "us-east-1"}); ok || rep.Attempts[0].QuotaTokens != 0 {
+		t.Fatalf("the governor saw a CountTokens call: %+v", rep.Attempts[0])
+	}
+}
+
+// TestQuotaStreamsSettle: a stream's attempts settle with the usage their
+// streams reported: a whole stream with its metadata, a broken one with
+// the output it delivered (then its continuation with its own), one the
+// reader closes early with what was delivered.
+func TestQuotaStreamsSettle(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    func(n int) fault.Plan
+		early   bool // the reader closes after the first read
+		settled int64
+	}{
+		{name: "whole", settled: 1},
+		{name: "broken and resumed", settled: 2, plan: func(n int) fault.Plan {
+			if n == 0 {
+				return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Reset, After: 8}}
+			}
+			return fault.Plan{}
+		}},
+		{name: "throttled before its first content", settled: 1, plan: func(n int) fault.Plan {
+			if n == 0 {
+				return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: 0, Code: catalog.CodeThrottling}}
+			}
+			return fault.Plan{}
+		}},
+		{name: "closed early", settled: 1, early: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			em := startEmu(t, tt.plan)
+			c := converseCase()
+			var gov *admission.Governor
+			e, _ := newStreamEngine(t, em.rn.URL, func(o *Options) {
+				g, err := admission.New(admission.Options{Default: admission.Quota{TokensPerMinute: 1_000_000}, Clock: o.Clock})
+				if err != nil {
+					t.Fatal(err)
+				}
+				gov, o.Governor = g, g
+			})
+			resp, rep, err := streamCall(context.Background(), e, c.op, c.model, c.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.early {
+				resp.Body.Read(make([]byte, 64))
+			} else {
+				readAll(t, resp.Body, false)
+			}
+			resp.Body.Close()
+			s, _ := gov.Stats(admission.Target{Model: c.model, Region: "us-east-1"})
+			var want int64
+			for _, a := range rep.Attempts {
+				if a.Code != catalog.CodeThrottling {
+					want += int64(a.Usage.InputTokens + 5*a.Usage.OutputTokens) // Sonnet 4.5: burndown 5
+				}
+			}
+			if s.InFlight != 0 || s.Settled != tt.settled || s.Throttles != int64(rep.Sent())-tt.settled {
+				t.Fatalf("settled %d, throttled %d, in flight %d; want %d settled, none in flight (report %+v)", s.Settled, s.Throttles, s.InFlight, tt.settled, rep)
+			}
+			if !tt.early && tt.name != "broken and resumed" && s.SettledPerMinute != want {
+				// A broken ConverseStream attempt reports no input: the governor
+				// charges its own estimate for it, which the report does not show.
+				t.Fatalf("settled %d tokens, want %d from the report's usage", s.SettledPerMinute, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,69 @@
+package telemetry
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keel-run/keel/internal/admission"
+)
+
+// quotaCollector reports the quota governor's per-target figures, read from
+// the governor at each scrape so that the engine's path pays nothing for
+// them.
+type quotaCollector struct {
+	src atomic.Pointer[func() []admission.Stats]
+
+	limit, available, inFlight, reserved, settled, queue, ratio, paused *prometheus.Desc
+	throttles, decreases                                                *prometheus.Desc
+}
+
+func newQuotaCollector() *quotaCollector {
+	target := []string{"model", "region"}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &quotaCollector{
+		limit:     d("keel_quota_limit_tokens_per_minute", "The quota governor's tokens-per-minute limit per target: the configured quota, or what it learned from throttles; 0 while unknown (not limited).", target),
+		available: d("keel_quota_available_tokens", "Tokens in the target's bucket now (negative while a call that used more than it held is paid back); 0 while the limit is unknown.", target),
+		inFlight:  d("keel_quota_in_flight_tokens", "Tokens held by the target's admitted attempts that have not ended.", target),
+		reserved:  d("keel_quota_reserved_tokens_per_minute", "Tokens the governor granted the target's attempts over the last minute (input estimate + max tokens each).", target),
+		settled:   d("keel_quota_settled_tokens_per_minute", "Tokens the target's attempts that ended over the last minute really used, as Bedrock counts them (input + cache writes + output × burndown).", target),
+		queue:     d("keel_quota_queue_depth", "Calls waiting in the target's quota queue, by priority class.", []string{"model", "region", "class"}),
+		ratio:     d("keel_quota_input_ratio", "The learned ratio of the input tokens Bedrock reports to keel's estimate from the body, per target.", target),
+		paused:    d("keel_quota_paused_seconds", "What is left of the target's pause after a throttle.", target),
+		throttles: d("keel_quota_throttles_total", "Attempts Bedrock throttled, as the governor was told, per target.", target),
+		decreases: d("keel_quota_limit_decreases_total", "Throttles that shrank the target's limit (the first of each burst).", target),
+	}
+}
+
+func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.limit, c.available, c.inFlight, c.reserved, c.settled, c.queue, c.ratio, c.paused, c.throttles, c.decreases} {
+		ch <- d
+	}
+}
+
+func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
+	src := c.src.Load()
+	if src == nil {
+		return
+	}
+	for _, s := range (*src)() {
+		m, r := s.Target.Model, s.Target.Region
+		g := func(d *prometheus.Desc, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{m, r}, labels...)...)
+		}
+		g(c.limit, float64(s.Limit))
+		g(c.available, float64(s.Available))
+		g(c.inFlight, float64(s.InFlightTokens))
+		g(c.reserved, float64(s.ReservedPerMinute))
+		g(c.settled, float64(s.SettledPerMinute))
+		g(c.ratio, s.InputRatio)
+		g(c.paused, s.PausedFor.Seconds())
+		for cl := admission.Interactive; cl <= admission.Batch; cl++ {
+			g(c.queue, float64(s.Classes[cl].Queued), cl.String())
+		}
+		ch <- prometheus.MustNewConstMetric(c.throttles, prometheus.CounterValue, float64(s.Throttles), m, r)
+		ch <- prometheus.MustNewConstMetric(c.decreases, prometheus.CounterValue, float64(s.Decreases), m, r)
+	}
+}
