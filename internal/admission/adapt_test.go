@@ -174,11 +174,12 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 // of what the target used over the last minute (settled + in flight) plus
 // what the throttled call held.
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
-	g, _ := newGov(t, Options{})
+	g, clk := newGov(t, Options{})
 	var tks []Ticket
 	for range 10 {
 		tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 10000}))
 	}
+	clk.Advance(time.Minute) // watched for a minute: what it used is a minute's worth
 	if s := stats(t, g, haiku); s.Limit != 0 || s.InFlightTokens != 100000 {
 		t.Fatalf("before a throttle: limit %d, in flight %d; want 0 (none), 100000", s.Limit, s.InFlightTokens)
 	}
@@ -203,22 +204,30 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 }
 
 // TestLoneThrottleBoundsTheUnknownQuota: a throttle of the only call to an
-// idle target with an unknown quota says the quota is below that call's
-// hold (Bedrock could not reserve it from a bucket a minute could have
-// refilled), not that it is near zero: the limit becomes 0.7 of the hold,
-// or the floor.
+// idle target with an unknown quota that has been watched for a minute
+// says the quota is below that call's hold (Bedrock could not reserve it
+// from a bucket a minute could have refilled), not that it is near zero:
+// the limit becomes 0.7 of the hold, or the floor. Watched for less than a
+// minute, what was used is a rate extrapolated to a minute (from at least
+// a second): the quota may have been spent by others when it started.
 func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 	tests := []struct {
 		name      string
+		watched   time.Duration
 		max       int
 		wantLimit int64
 	}{
-		{name: "large call", max: 20000, wantLimit: 14000},
-		{name: "small call: the floor", max: 500, wantLimit: DefaultFloor},
+		{name: "large call", watched: time.Minute, max: 20000, wantLimit: 14000},
+		{name: "small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
+		{name: "after ten seconds: six times", watched: 10 * time.Second, max: 20000, wantLimit: 84000},
+		{name: "at once: as if it took a second", max: 20000, wantLimit: 840000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := newGov(t, Options{})
+			g, clk := newGov(t, Options{})
+			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1}) // the Governor starts watching
+			first.Cancel()
+			clk.Advance(tt.watched)
 			tk := mustTry(t, g, haiku, Estimate{MaxTokens: tt.max})
 			tk.Throttled()
 			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != 1 {

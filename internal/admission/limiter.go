@@ -40,6 +40,7 @@ type limiter struct {
 
 	mu   sync.Mutex
 	last time.Time // time of the last refill
+	born time.Time // when the Governor began to watch the target
 
 	limit float64 // tokens per minute in force; +Inf while unknown
 	level float64 // tokens in the bucket (capacity: limit)
@@ -80,7 +81,7 @@ type counters struct {
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	m, _ := lookupModel(g.opts.Models, t.Model)
-	l := &limiter{g: g, target: t, model: m, p: p, last: now,
+	l := &limiter{g: g, target: t, model: m, p: p, last: now, born: now,
 		limit: p.limit, rpm: p.rpm, rlvl: p.rpm,
 		wmax: p.limit, ratio: 1, dev: startDev, settleFrac: 1}
 	if !math.IsInf(p.limit, 1) {
@@ -540,6 +541,26 @@ func (l *limiter) usage(now time.Time) float64 {
 	return l.settled.sum(now) + l.inflightHold
 }
 
+// minObserved is the shortest time observedRate extrapolates from.
+const minObserved = time.Second
+
+// observedRate returns the tokens per minute the target was used at, extra
+// tokens (a throttled call's hold) included. When the Governor has watched
+// the target for less than a minute, what it used is extrapolated to a
+// minute (from at least minObserved): a process that starts while the
+// quota is spent by others, or was spent by its previous run, is throttled
+// at once, and what it used in its first seconds says little about a
+// minute. Erring high costs a few throttles (each shrinks the limit to 0.7
+// of itself); erring low would leave the limit so far below the quota that
+// the calls whose successes grow it back could not be admitted in time.
+func (l *limiter) observedRate(now time.Time, extra float64) float64 {
+	u := l.usage(now) + extra
+	if age := now.Sub(l.born); age < time.Minute {
+		u *= float64(time.Minute) / float64(max(age, minObserved))
+	}
+	return u
+}
+
 // grow raises the limit after a success along the CUBIC curve
 // W(t) = Wmax × (1 + (1-β)((t-K)/K)³), where t is the time since the last
 // throttle and K is Recovery: the limit climbs back to Wmax in K, slowly
@@ -595,14 +616,14 @@ func (l *limiter) throttle(t *Ticket) {
 // admissions. l.mu must be held.
 func (l *limiter) shrink(now time.Time, hold float64) {
 	// Wmax is the limit that was just found too high. While the limit is
-	// still unknown, it is what the target used over the last minute plus
-	// the throttled call's hold: Bedrock's bucket, refilled in a minute,
-	// could not give that much, so it bounds the quota from above. (Without
-	// the hold, one throttle of a lone call on an idle target would set the
-	// limit to the floor, far below any call it ever served.)
+	// still unknown, it is the rate the target was used at: what it used
+	// over the last minute plus the throttled call's hold (Bedrock could not
+	// give that much in a minute), per minute. (Without the hold, one
+	// throttle of a lone call on an idle target would set the limit to the
+	// floor, far below any call it ever served.)
 	w := l.limit
 	if l.unlimited() {
-		w = max(l.usage(now)+hold, l.p.floor)
+		w = max(l.observedRate(now, hold), l.p.floor)
 	}
 	w = min(w, l.p.ceil)
 	wasUnlimited := l.unlimited()
