@@ -3,7 +3,11 @@
 // and its types stay the same, and every call gains retries with jitter and a
 // shared budget, per-target circuit breakers, fallback routes across regions
 // and models, fresh SigV4 signatures per attempt, and a full account of what
-// happened.
+// happened. A quota governor stands in front of every attempt: it holds each
+// request's tokens against its target's tokens-per-minute quota (configured,
+// or learned from throttles), queues what does not fit, Interactive calls
+// ahead of Batch ones (WithPriority), and fails at once what cannot fit
+// before its deadline.
 //
 // Most users want New and Keel.ClientOptions:
 //
@@ -35,6 +39,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
@@ -70,9 +75,45 @@ type StreamFailure = engine.StreamFailure
 // streams.
 type Usage = engine.Usage
 
+// QuotaStats are the quota governor's figures for one target (a model in a
+// region): the tokens-per-minute limit in force (0 while unknown), tokens
+// available, held in flight, reserved and settled over the last minute, the
+// learned input ratio, counts of settled, cancelled and throttled calls, and
+// per priority class the queue depth and waits.
+type QuotaStats = admission.Stats
+
+// Priority is a call's class in the quota governor's queues.
+type Priority = engine.Priority
+
+// Priorities. Interactive calls are served first; Batch calls get one grant
+// in every five while both wait, so they are never starved.
+const (
+	Interactive Priority = engine.Interactive
+	Batch       Priority = engine.Batch
+)
+
+type priorityKey struct{}
+
+// WithPriority returns a context whose Bedrock calls through keel have
+// priority p in the quota governor's queues:
+//
+//	out, err := client.Converse(keel.WithPriority(ctx, keel.Batch), input)
+//
+// Calls default to Interactive.
+func WithPriority(ctx context.Context, p Priority) context.Context {
+	return context.WithValue(ctx, priorityKey{}, p)
+}
+
+// priorityOf returns the priority WithPriority set on ctx, or Interactive.
+func priorityOf(ctx context.Context) Priority {
+	p, _ := ctx.Value(priorityKey{}).(Priority)
+	return p
+}
+
 // Options configure keel. The zero value means all defaults.
 type Options struct {
-	// ConfigFile is a keel YAML file (routes, retry, budget, breaker). Empty:
+	// ConfigFile is a keel YAML file (routes, retry, budget, breaker,
+	// streaming, quotas). Empty:
 	// no file; the fields below and the defaults apply.
 	ConfigFile string
 	// Config is an already-parsed configuration; it wins over ConfigFile.
@@ -111,7 +152,7 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 	if c == nil {
 		c = &config.Config{}
 	}
-	eo, err := EngineOptions(c, cfg.Region)
+	eo, err := engineOptions(c, cfg.Region, opts.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +172,13 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 }
 
 // EngineOptions maps a configuration file onto engine options. region is the
-// fallback when the file names none.
+// fallback when the file names none. The quota governor it makes (unless
+// quotas.disabled) runs on the wall clock.
 func EngineOptions(c *config.Config, region string) (engine.Options, error) {
+	return engineOptions(c, region, nil)
+}
+
+func engineOptions(c *config.Config, region string, clk clock.Clock) (engine.Options, error) {
 	if c.Region != "" {
 		region = c.Region
 	}
@@ -183,7 +229,40 @@ func EngineOptions(c *config.Config, region string) (engine.Options, error) {
 		}
 		eo.Endpoints = attempt.FixedEndpoint{URL: u}
 	}
+	if !c.Quotas.Disabled {
+		ao := GovernorOptions(&c.Quotas, region)
+		ao.Clock = clk
+		g, err := admission.New(ao)
+		if err != nil {
+			return eo, fmt.Errorf("keel: quotas: %w", err)
+		}
+		eo.Governor = g
+	}
 	return eo, nil
+}
+
+// GovernorOptions maps the quotas: section onto the quota governor's
+// options; a target without a region is in region, the default one.
+func GovernorOptions(q *config.Quotas, region string) admission.Options {
+	quota := func(c config.Quota) admission.Quota {
+		return admission.Quota{TokensPerMinute: c.TokensPerMinute, RequestsPerMinute: c.RequestsPerMinute,
+			Learn: c.TokensPerMinute > 0 && c.Learning(), MinTokensPerMinute: c.MinTokensPerMinute, MaxTokensPerMinute: c.MaxTokensPerMinute}
+	}
+	ao := admission.Options{Default: quota(q.Default), MaxWait: q.MaxWait.D()}
+	if len(q.Targets) > 0 {
+		ao.Targets = make(map[admission.Target]admission.Quota, len(q.Targets))
+		for _, t := range q.Targets {
+			r := t.Region
+			if r == "" {
+				r = region
+			}
+			ao.Targets[admission.Target{Model: t.Model, Region: r}] = quota(t)
+		}
+	}
+	for _, m := range q.Models {
+		ao.Models = append(ao.Models, admission.Model{Match: m.Match, MaxOutputTokens: m.MaxOutputTokens, Burndown: m.Burndown})
+	}
+	return ao
 }
 
 // ClientOptions plugs keel into a bedrockruntime client:
@@ -224,10 +303,28 @@ func Enable(cfg *aws.Config, opts Options) (*Keel, error) {
 }
 
 // Do runs one Bedrock Runtime call through the engine without the SDK, as a
-// gateway or the CLI does.
+// gateway or the CLI does. A call whose Priority is Interactive takes the
+// one WithPriority set on ctx, if any.
 func (k *Keel) Do(ctx context.Context, call *engine.Call) (*http.Response, *Report, error) {
+	if call.Priority == Interactive {
+		call.Priority = priorityOf(ctx)
+	}
 	return k.eng.Do(ctx, call)
 }
+
+// QuotaGoverned reports whether calls go through the quota governor (it is
+// on unless the configuration says quotas.disabled).
+func (k *Keel) QuotaGoverned() bool { return k.eng.QuotaGoverned() }
+
+// Quota returns the quota governor's figures for a model in a region, and
+// false when the governor is off or has seen no call to that target.
+func (k *Keel) Quota(model, region string) (QuotaStats, bool) {
+	return k.eng.QuotaStats(attempt.Target{Model: model, Region: region})
+}
+
+// Quotas returns the quota governor's figures for every target it has seen,
+// in no particular order; nil when it is off.
+func (k *Keel) Quotas() []QuotaStats { return k.eng.Governor().Snapshot() }
 
 func isCached(p aws.CredentialsProvider) bool {
 	_, ok := p.(*aws.CredentialsCache)
@@ -261,7 +358,7 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		region = c.region
 	}
 	call := &engine.Call{Op: op, Model: model, Region: region, Body: body, Header: r.Header,
-		Endpoints: attempt.EndpointsFor(r.URL), Credentials: c.creds}
+		Endpoints: attempt.EndpointsFor(r.URL), Credentials: c.creds, Priority: priorityOf(r.Context())}
 	resp, rep, err := c.k.eng.Do(r.Context(), call)
 	if rec, _ := r.Context().Value(recordKey{}).(*record); rec != nil {
 		rec.report = rep

@@ -81,6 +81,7 @@ type setup struct {
 	client *bedrockruntime.Client
 	script *script
 	reg    *prometheus.Registry
+	k      *Keel
 }
 
 func newSetup(t *testing.T, plan func(n int, r fault.Request) fault.Plan, c *config.Config, verify bool) *setup {
@@ -107,7 +108,7 @@ func newSetup(t *testing.T, plan func(n int, r fault.Request) fault.Plan, c *con
 		t.Fatal(err)
 	}
 	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(emu.URL) })
-	return &setup{client: client, script: sc, reg: reg}
+	return &setup{client: client, script: sc, reg: reg, k: k}
 }
 
 func converseInput(model string) *bedrockruntime.ConverseInput {
@@ -554,3 +555,110 @@ func TestSDKStreamFailsBeforeContent(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// gauge returns the value of the gauge name with the given labels.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				for i := 0; i+1 < len(labels); i += 2 {
+					if labels[i] == lp.GetName() && labels[i+1] != lp.GetValue() {
+						continue metrics
+					}
+				}
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s with %v", name, labels)
+	return 0
+}
+
+// TestQuotaGovernor checks the quota governor through the SDK face: on by
+// default (learning, so it limits nothing before a throttle) and settled
+// from each reply; the priority a context carries; a configured quota that
+// a request can never fit; and the governor turned off.
+func TestQuotaGovernor(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       string
+		priority  Priority
+		maxTokens int32
+		code      string // the failure's catalog code; "" for success
+	}{
+		{name: "on by default, learning", maxTokens: 50},
+		{name: "batch priority from the context", priority: Batch, maxTokens: 50},
+		{name: "too large for a known quota", maxTokens: 2000, code: catalog.CodeRequestTooLargeForQuota,
+			cfg: "quotas:\n  targets:\n    - model: " + haiku + "\n      tokens_per_minute: 1000\n"},
+		{name: "off", maxTokens: 50, cfg: "quotas:\n  disabled: true\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.Parse([]byte(tt.cfg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newSetup(t, func(int, fault.Request) fault.Plan { return fault.Plan{} }, c, false)
+			in := converseInput(haiku)
+			in.InferenceConfig.MaxTokens = aws.Int32(tt.maxTokens)
+			out, err := s.client.Converse(WithPriority(context.Background(), tt.priority), in)
+			st, governed := s.k.Quota(haiku, "us-east-1")
+			if c.Quotas.Disabled {
+				if err != nil || governed || s.k.QuotaGoverned() || s.k.Quotas() != nil {
+					t.Fatalf("err %v; the governor is on (%v, %v)", err, governed, s.k.QuotaGoverned())
+				}
+				return
+			}
+			if !governed {
+				t.Fatal("the governor saw no call")
+			}
+			if tt.code != "" {
+				entry, rep, ok := Details(err)
+				if !ok || entry.Code != tt.code || rep.Sent() != 0 || s.script.seen.Load() != 0 || !rep.Attempts[0].Skipped {
+					t.Fatalf("Details = %v, %+v, %v (emulator saw %d); want %s, nothing sent", entry, rep, ok, s.script.seen.Load(), tt.code)
+				}
+				if !strings.Contains(err.Error(), "can never fit 1000 tokens per minute") {
+					t.Fatalf("error %q does not say why", err)
+				}
+				if v := testutil.ToFloat64(mustVec(t, s.reg, "keel_quota_refusals_total", "reason", "too-large")); v != 1 {
+					t.Fatalf("keel_quota_refusals_total{too-large} = %v", v)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := ReportOf(out.ResultMetadata)
+			cs := st.Classes[tt.priority]
+			if st.Limit != 0 || st.Settled != 1 || st.InFlight != 0 || cs.Admitted != 1 || st.Classes[1-tt.priority].Admitted != 0 || rep.Attempts[0].QuotaTokens == 0 {
+				t.Fatalf("stats %+v; attempt %+v", st, rep.Attempts[0])
+			}
+			want := float64(aws.ToInt32(out.Usage.InputTokens) + aws.ToInt32(out.Usage.OutputTokens)) // Haiku: burndown 1
+			if v := gauge(t, s.reg, "keel_quota_settled_tokens_per_minute", "model", haiku, "region", "us-east-1"); v != want {
+				t.Fatalf("keel_quota_settled_tokens_per_minute = %v, want %v", v, want)
+			}
+		})
+	}
+}
+
+func TestPriorityOf(t *testing.T) {
+	ctx := context.Background()
+	if p := priorityOf(ctx); p != Interactive {
+		t.Errorf("no priority set: %v", p)
+	}
+	if p := priorityOf(WithPriority(ctx, Batch)); p != Batch {
+		t.Errorf("WithPriority(Batch): %v", p)
+	}
+	if p := priorityOf(WithPriority(WithPriority(ctx, Batch), Interactive)); p != Interactive {
+		t.Errorf("the innermost WithPriority wins: %v", p)
+	}
+}

@@ -1,6 +1,6 @@
 // Package config reads keel's one YAML configuration file: the default region
-// and endpoint, routes of fallback targets, and the retry, budget and breaker
-// settings. The zero Config (no file at all) means "all defaults", and every
+// and endpoint, routes of fallback targets, the retry, budget and breaker
+// settings, streaming, and the quota governor's quotas. The zero Config (no file at all) means "all defaults", and every
 // field documents what its zero value does.
 //
 // Parsing is strict: an unknown key or a bad value is an error that names the
@@ -42,6 +42,71 @@ type Config struct {
 	// Streaming tunes ConverseStream and InvokeModelWithResponseStream:
 	// stall limits and resume. Zero fields take the defaults.
 	Streaming Streaming `yaml:"streaming"`
+	// Quotas configures the quota governor, which admits every attempt
+	// within its target's tokens-per-minute quota. Absent: on, every
+	// target's quota unknown and learned from throttles.
+	Quotas Quotas `yaml:"quotas"`
+}
+
+// Quotas configures the quota governor (docs/governor.md). The zero value
+// means the governor is on and learns every target's quota from Bedrock's
+// throttles: it limits nothing until a target is first throttled.
+type Quotas struct {
+	// Disabled turns the governor off: attempts are sent without waiting
+	// for quota, and a throttle is retried after the retry policy's
+	// throttle backoff.
+	Disabled bool `yaml:"disabled"`
+	// MaxWait bounds how long a call waits in keel's queue for quota, on
+	// top of its context's deadline. 0: only the deadline bounds it.
+	MaxWait Duration `yaml:"max_wait"`
+	// Default is the quota of every target not listed in Targets; its model
+	// and region must be empty. Zero: unknown, learned from throttles.
+	Default Quota `yaml:"default"`
+	// Targets are the quotas of particular targets (model id as calls name
+	// it, region).
+	Targets []Quota `yaml:"targets"`
+	// Models tells the governor about models its table lacks (an
+	// application inference profile's ARN does not name its model).
+	Models []QuotaModel `yaml:"models"`
+}
+
+// Quota is one target's quotas, as in the AWS Service Quotas console, or
+// the default for every target.
+type Quota struct {
+	// Model and Region name the target (Targets only). An empty region is
+	// the default region.
+	Model  string `yaml:"model"`
+	Region string `yaml:"region"`
+	// TokensPerMinute is the tokens-per-minute quota; 0: unknown, learned
+	// from throttles.
+	TokensPerMinute int `yaml:"tokens_per_minute"`
+	// RequestsPerMinute is the requests-per-minute quota; 0: not limited.
+	RequestsPerMinute int `yaml:"requests_per_minute"`
+	// Learn makes TokensPerMinute a first guess the governor may grow past
+	// (up to MaxTokensPerMinute). Nil (absent): false when TokensPerMinute
+	// is set (it is the known quota, the ceiling), true when it is not.
+	Learn *bool `yaml:"learn"`
+	// MinTokensPerMinute is the floor a throttle never shrinks the limit
+	// below; 0: 1% of the quota, at least 1,000.
+	MinTokensPerMinute int `yaml:"min_tokens_per_minute"`
+	// MaxTokensPerMinute is the ceiling of a learned limit; 0: none.
+	MaxTokensPerMinute int `yaml:"max_tokens_per_minute"`
+}
+
+// Learning reports whether the quota is learned from throttles.
+func (q Quota) Learning() bool {
+	if q.Learn != nil {
+		return *q.Learn
+	}
+	return q.TokensPerMinute == 0
+}
+
+// QuotaModel is what the governor needs to know about a model: matched by
+// substring of the model id, before the built-in table.
+type QuotaModel struct {
+	Match           string  `yaml:"match"`
+	MaxOutputTokens int     `yaml:"max_output_tokens"` // reserved when a request sets no max tokens
+	Burndown        float64 `yaml:"burndown"`          // quota tokens per output token (5 for Claude Sonnet 4)
 }
 
 // Streaming tunes streams; zero fields take the defaults (see
@@ -289,7 +354,69 @@ func (c *Config) Validate() error {
 	if c.ContentFilter.Enabled && strings.TrimSpace(c.ContentFilter.Message) == "" {
 		bad("content_filter.message", "is required when content_filter.enabled is true")
 	}
+	c.Quotas.validate(bad)
 	return errors.Join(errs...)
+}
+
+func (qs *Quotas) validate(bad func(key, format string, args ...any)) {
+	if qs.MaxWait < 0 {
+		bad("quotas.max_wait", "must not be negative, got %s", qs.MaxWait.D())
+	}
+	if qs.Default.Model != "" || qs.Default.Region != "" {
+		bad("quotas.default", "applies to every target: list a model's quota under quotas.targets instead")
+	}
+	qs.Default.validate("quotas.default", bad)
+	seen := map[string]string{}
+	for i, q := range qs.Targets {
+		key := fmt.Sprintf("quotas.targets[%d]", i)
+		if q.Model == "" {
+			bad(key+".model", "is empty")
+		}
+		if q.Region != "" && !validRegion(q.Region) {
+			bad(key+".region", "%q is not a region name such as us-west-2", q.Region)
+		}
+		id := q.Model + "@" + q.Region
+		if prev, dup := seen[id]; dup {
+			bad(key, "%s is already given a quota by %s", id, prev)
+		}
+		seen[id] = key
+		q.validate(key, bad)
+	}
+	for i, m := range qs.Models {
+		key := fmt.Sprintf("quotas.models[%d]", i)
+		switch {
+		case m.Match == "":
+			bad(key+".match", "is empty, so it would match every model")
+		case m.MaxOutputTokens <= 0:
+			bad(key+".max_output_tokens", "must be positive, got %d", m.MaxOutputTokens)
+		case !(m.Burndown >= 1):
+			bad(key+".burndown", "must be at least 1 (5 for Claude Sonnet 4, 1 for most models), got %v", m.Burndown)
+		}
+	}
+}
+
+func (q Quota) validate(key string, bad func(key, format string, args ...any)) {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"tokens_per_minute", q.TokensPerMinute}, {"requests_per_minute", q.RequestsPerMinute},
+		{"min_tokens_per_minute", q.MinTokensPerMinute}, {"max_tokens_per_minute", q.MaxTokensPerMinute}} {
+		if f.v < 0 {
+			bad(key+"."+f.name, "must not be negative, got %d", f.v)
+		}
+	}
+	switch {
+	case q.Learn != nil && !*q.Learn && q.TokensPerMinute == 0:
+		bad(key+".learn", "an unknown quota can only be learned: set tokens_per_minute, or quotas.disabled: true to turn the governor off")
+	case q.MaxTokensPerMinute > 0 && !q.Learning():
+		bad(key+".max_tokens_per_minute", "applies only when learning; the known tokens_per_minute %d is the ceiling (or set learn: true)", q.TokensPerMinute)
+	case q.MaxTokensPerMinute > 0 && q.MinTokensPerMinute > q.MaxTokensPerMinute:
+		bad(key+".min_tokens_per_minute", "%d is above max_tokens_per_minute %d", q.MinTokensPerMinute, q.MaxTokensPerMinute)
+	case q.TokensPerMinute > 0 && q.MinTokensPerMinute > q.TokensPerMinute:
+		bad(key+".min_tokens_per_minute", "%d is above tokens_per_minute %d", q.MinTokensPerMinute, q.TokensPerMinute)
+	case q.MaxTokensPerMinute > 0 && q.TokensPerMinute > q.MaxTokensPerMinute:
+		bad(key+".tokens_per_minute", "the first guess %d is above max_tokens_per_minute %d", q.TokensPerMinute, q.MaxTokensPerMinute)
+	}
 }
 
 // RouteFor returns the targets for model: its route's targets when one serves

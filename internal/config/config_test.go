@@ -44,6 +44,23 @@ streaming:
   max_resumes: 3
   first_event_timeout: 90s
   idle_timeout: 45s
+quotas:
+  max_wait: 30s
+  default:
+    requests_per_minute: 100
+  targets:
+    - model: us.anthropic.claude-sonnet-4-5-20250929-v1:0
+      region: us-east-1
+      tokens_per_minute: 2000000
+      requests_per_minute: 200
+    - model: anthropic.claude-3-haiku-20240307-v1:0
+      tokens_per_minute: 400000
+      learn: true
+      max_tokens_per_minute: 1000000
+  models:
+    - match: a1b2c3
+      max_output_tokens: 64000
+      burndown: 5
 `
 	c, err := Parse([]byte(doc))
 	if err != nil {
@@ -58,6 +75,19 @@ streaming:
 	}
 	if rs := c.Routes[0].Streaming; rs == nil || rs.Resume == nil || *rs.Resume {
 		t.Fatalf("route streaming = %+v, want resume: false", rs)
+	}
+	q := c.Quotas
+	if q.Disabled || q.MaxWait.D() != 30*time.Second || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
+		t.Fatalf("quotas = %+v", q)
+	}
+	if s := q.Targets[0]; s.TokensPerMinute != 2000000 || s.RequestsPerMinute != 200 || s.Learning() || s.Region != "us-east-1" {
+		t.Fatalf("quotas.targets[0] = %+v, want a known quota", s)
+	}
+	if h := q.Targets[1]; !h.Learning() || h.MaxTokensPerMinute != 1000000 || h.Region != "" {
+		t.Fatalf("quotas.targets[1] = %+v, want a learned one", h)
+	}
+	if m := q.Models[0]; m.Match != "a1b2c3" || m.MaxOutputTokens != 64000 || m.Burndown != 5 {
+		t.Fatalf("quotas.models[0] = %+v", m)
 	}
 	got := c.RouteFor("anthropic.claude-sonnet-4-5-20250929-v1:0")
 	if len(got) != 2 || got[1].String() != "us.anthropic.claude-sonnet-4-5-20250929-v1:0@us-east-2" {
@@ -74,7 +104,7 @@ func TestParseEmptyIsDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", doc, err)
 		}
-		if c.Retry.MaxAttempts != 0 || len(c.Routes) != 0 || c.Streaming.Resume != nil || c.Streaming.MaxResumes != 0 {
+		if c.Retry.MaxAttempts != 0 || len(c.Routes) != 0 || c.Streaming.Resume != nil || c.Streaming.MaxResumes != 0 || c.Quotas.Disabled || !c.Quotas.Default.Learning() {
 			t.Fatalf("Parse(%q) = %+v, want zero", doc, c)
 		}
 	}
@@ -111,6 +141,20 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"resume not a bool", "streaming:\n  resume: sometimes\n", []string{"line 2", "sometimes"}},
 		{"unknown streaming key", "streaming:\n  idle: 5s\n", []string{"idle", "line 2"}},
 		{"unknown route streaming key", "routes:\n  - models: [m]\n    targets: [{model: m}]\n    streaming: {resumes: 2}\n", []string{"resumes", "line 4"}},
+		{"unknown quotas key", "quotas:\n  max_waits: 5s\n", []string{"max_waits", "line 2"}},
+		{"negative max wait", "quotas:\n  max_wait: -1s\n", []string{"quotas.max_wait", "negative"}},
+		{"default names a model", "quotas:\n  default: {model: m, tokens_per_minute: 5000}\n", []string{"quotas.default", "quotas.targets"}},
+		{"negative quota", "quotas:\n  targets: [{model: m, tokens_per_minute: -5}]\n", []string{"quotas.targets[0].tokens_per_minute", "negative"}},
+		{"target without model", "quotas:\n  targets: [{tokens_per_minute: 5000}]\n", []string{"quotas.targets[0].model", "empty"}},
+		{"target bad region", "quotas:\n  targets: [{model: m, region: east}]\n", []string{"quotas.targets[0].region", "east"}},
+		{"target twice", "quotas:\n  targets: [{model: m, region: us-east-1}, {model: m, region: us-east-1}]\n", []string{"quotas.targets[1]", "already"}},
+		{"unknown quota not learned", "quotas:\n  default: {learn: false}\n", []string{"quotas.default.learn", "unknown quota"}},
+		{"ceiling on a known quota", "quotas:\n  targets: [{model: m, tokens_per_minute: 1000, max_tokens_per_minute: 2000}]\n", []string{"quotas.targets[0].max_tokens_per_minute", "only when learning"}},
+		{"floor above the quota", "quotas:\n  default: {tokens_per_minute: 1000, min_tokens_per_minute: 2000}\n", []string{"quotas.default.min_tokens_per_minute", "above"}},
+		{"guess above its ceiling", "quotas:\n  default: {tokens_per_minute: 3000, learn: true, max_tokens_per_minute: 2000}\n", []string{"quotas.default.tokens_per_minute", "above"}},
+		{"model without burndown", "quotas:\n  models: [{match: x, max_output_tokens: 100}]\n", []string{"quotas.models[0].burndown"}},
+		{"model without match", "quotas:\n  models: [{max_output_tokens: 100, burndown: 1}]\n", []string{"quotas.models[0].match"}},
+		{"quota not a number", "quotas:\n  default: {tokens_per_minute: lots}\n", []string{"line 2", "lots"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
