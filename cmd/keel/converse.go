@@ -62,7 +62,7 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&f.maxTokens, "max-tokens", 0, "maximum output tokens (default: the model's)")
 	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (default: the model's)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long, retries and fallbacks included")
-	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage and attempt history as JSON")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage, attempt history and the quota governor's view of each target as JSON")
 	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
 	fs.BoolVar(&f.stream, "stream", false, "use ConverseStream: print the reply as it arrives, then the attempts and resumes (stderr)")
 	fs.Usage = func() {
@@ -122,7 +122,6 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keel converse: %v\n", err)
 		return 2
 	}
-	_ = k
 	in := &bedrockruntime.ConverseInput{
 		ModelId:  aws.String(f.model),
 		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: f.prompt}}}},
@@ -140,11 +139,11 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.stream {
-		return converseStream(ctx, client, in, f.jsonOut, stdout, stderr)
+		return converseStream(ctx, client, k, in, f.jsonOut, stdout, stderr)
 	}
 	out, err := client.Converse(ctx, in)
 	if err != nil {
-		return reportFailure(err, f.jsonOut, stdout, stderr)
+		return reportFailure(err, k, f.jsonOut, stdout, stderr)
 	}
 	text := replyText(out)
 	rep := keel.ReportOf(out.ResultMetadata)
@@ -159,6 +158,7 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 			res["fallbacks"] = rep.Fallbacks
 			res["degraded"] = rep.Degraded
 		}
+		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 0)
 	}
 	fmt.Fprintln(stdout, text)
@@ -278,16 +278,18 @@ func replyText(out *bedrockruntime.ConverseOutput) string {
 }
 
 type attemptJSON struct {
-	Target     string     `json:"target"`
-	Status     int        `json:"status"`
-	Code       string     `json:"code,omitempty"`
-	RequestID  string     `json:"requestId,omitempty"`
-	DelayMs    int64      `json:"delayMs"`
-	DurationMs int64      `json:"durationMs"`
-	Skipped    bool       `json:"skipped,omitempty"`
-	Resume     bool       `json:"resume,omitempty"` // a stream's continuation
-	Events     int        `json:"events,omitempty"` // stream events it delivered
-	Usage      *usageJSON `json:"usage,omitempty"`  // streams: what it used
+	Target      string     `json:"target"`
+	Status      int        `json:"status"`
+	Code        string     `json:"code,omitempty"`
+	RequestID   string     `json:"requestId,omitempty"`
+	DelayMs     int64      `json:"delayMs"`               // backoff and quota wait before it
+	QuotaWaitMs int64      `json:"quotaWaitMs,omitempty"` // the part spent waiting for quota
+	QuotaTokens int        `json:"quotaTokens,omitempty"` // what the quota governor held for it
+	DurationMs  int64      `json:"durationMs"`
+	Skipped     bool       `json:"skipped,omitempty"` // not sent: breaker open, or refused by the governor (code says which)
+	Resume      bool       `json:"resume,omitempty"`  // a stream's continuation
+	Events      int        `json:"events,omitempty"`  // stream events it delivered
+	Usage       *usageJSON `json:"usage,omitempty"`   // streams: what it used
 }
 
 type usageJSON struct {
@@ -303,8 +305,8 @@ func attemptsJSON(rep *engine.Report) []attemptJSON {
 	}
 	for _, a := range rep.Attempts {
 		j := attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
-			DelayMs: a.Delay.Milliseconds(), DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped,
-			Resume: a.Resume, Events: a.Events}
+			DelayMs: a.Delay.Milliseconds(), QuotaWaitMs: a.QuotaWait.Milliseconds(), QuotaTokens: a.QuotaTokens,
+			DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped, Resume: a.Resume, Events: a.Events}
 		if a.Usage != (engine.Usage{}) {
 			j.Usage = &usageJSON{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens, Estimated: a.Usage.Estimated}
 		}
@@ -313,9 +315,63 @@ func attemptsJSON(rep *engine.Report) []attemptJSON {
 	return out
 }
 
+// quotaJSON is the quota governor's view of one target a call used.
+type quotaJSON struct {
+	Target string `json:"target"`
+	// LimitTokensPerMinute is the limit in force: the configured quota or
+	// what was learned from throttles; 0 while unknown (nothing limited).
+	LimitTokensPerMinute int64 `json:"limitTokensPerMinute"`
+	Learning             bool  `json:"learning"`
+	AvailableTokens      int64 `json:"availableTokens"`
+	InFlightTokens       int64 `json:"inFlightTokens"`
+	// Reserved and settled tokens over the last minute, all calls.
+	ReservedTokensPerMinute int64 `json:"reservedTokensPerMinute"`
+	SettledTokensPerMinute  int64 `json:"settledTokensPerMinute"`
+	// QueueDepth is the calls waiting now, per priority class.
+	QueueDepth map[string]int `json:"queueDepth"`
+	Throttles  int64          `json:"throttles"`
+	// This call's attempts on the target: how long they waited for quota
+	// and what the governor held for the last of them.
+	WaitedMs   int64 `json:"waitedMs"`
+	HeldTokens int   `json:"heldTokens"`
+}
+
+// addQuota adds the quota governor's view of the targets rep used to a
+// JSON result, when the governor is on.
+func addQuota(res map[string]any, k *keel.Keel, rep *engine.Report) {
+	if k == nil || rep == nil || !k.QuotaGoverned() {
+		return
+	}
+	var out []quotaJSON
+	at := map[string]int{}
+	for _, a := range rep.Attempts {
+		key := a.Target.String()
+		i, seen := at[key]
+		if !seen {
+			st, ok := k.Quota(a.Target.Model, a.Target.Region)
+			if !ok {
+				continue
+			}
+			i = len(out)
+			at[key] = i
+			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, Learning: st.Learning, AvailableTokens: st.Available,
+				InFlightTokens: st.InFlightTokens, ReservedTokensPerMinute: st.ReservedPerMinute, SettledTokensPerMinute: st.SettledPerMinute,
+				QueueDepth: map[string]int{keel.Interactive.String(): st.Classes[keel.Interactive].Queued, keel.Batch.String(): st.Classes[keel.Batch].Queued},
+				Throttles:  st.Throttles})
+		}
+		out[i].WaitedMs += a.QuotaWait.Milliseconds()
+		if a.QuotaTokens > 0 {
+			out[i].HeldTokens = a.QuotaTokens
+		}
+	}
+	if out != nil {
+		res["quota"] = out
+	}
+}
+
 // reportFailure prints a failed call: the error, the catalog's explanation
 // and the attempts; exit code 1.
-func reportFailure(err error, jsonOut bool, stdout, stderr io.Writer) int {
+func reportFailure(err error, k *keel.Keel, jsonOut bool, stdout, stderr io.Writer) int {
 	entry, rep, _ := keel.Details(err)
 	if entry == nil {
 		entry = keel.Explain(err)
@@ -328,6 +384,7 @@ func reportFailure(err error, jsonOut bool, stdout, stderr io.Writer) int {
 		if rep != nil {
 			res["totalMs"] = rep.Total.Milliseconds()
 		}
+		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 1)
 	}
 	fmt.Fprintf(stderr, "keel converse: %v\n", err)
@@ -336,7 +393,7 @@ func reportFailure(err error, jsonOut bool, stdout, stderr io.Writer) int {
 		for i, a := range rep.Attempts {
 			state := fmt.Sprintf("HTTP %d", a.Status)
 			if a.Skipped {
-				state = "skipped: breaker open"
+				state = "not sent:"
 			} else if a.Status == 0 {
 				state = "no response"
 			}
@@ -369,11 +426,11 @@ func newJSONLogger(w io.Writer) *slog.Logger {
 // arrives (unless jsonOut), then what keel did: attempts, resumes, usage.
 // A failure after part of the reply was printed leaves that part standing
 // and exits 1 with the error and its explanation.
-func converseStream(ctx context.Context, client *bedrockruntime.Client, in *bedrockruntime.ConverseInput, jsonOut bool, stdout, stderr io.Writer) int {
+func converseStream(ctx context.Context, client *bedrockruntime.Client, k *keel.Keel, in *bedrockruntime.ConverseInput, jsonOut bool, stdout, stderr io.Writer) int {
 	out, err := client.ConverseStream(ctx, &bedrockruntime.ConverseStreamInput{
 		ModelId: in.ModelId, Messages: in.Messages, System: in.System, InferenceConfig: in.InferenceConfig})
 	if err != nil {
-		return reportFailure(err, jsonOut, stdout, stderr)
+		return reportFailure(err, k, jsonOut, stdout, stderr)
 	}
 	stream := out.GetStream()
 	var text strings.Builder
@@ -401,7 +458,7 @@ func converseStream(ctx context.Context, client *bedrockruntime.Client, in *bedr
 		if !jsonOut {
 			fmt.Fprintln(stdout)
 		}
-		return reportStreamFailure(err, text.String(), jsonOut, stdout, stderr)
+		return reportStreamFailure(err, k, text.String(), jsonOut, stdout, stderr)
 	}
 	if jsonOut {
 		res := map[string]any{"reply": text.String(), "stopReason": stop, "streamed": true, "attempts": attemptsJSON(rep)}
@@ -415,6 +472,7 @@ func converseStream(ctx context.Context, client *bedrockruntime.Client, in *bedr
 			res["resumes"] = rep.Resumes
 			res["usageEstimated"] = rep.Usage.Estimated
 		}
+		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 0)
 	}
 	fmt.Fprintln(stdout)
@@ -434,7 +492,7 @@ func converseStream(ctx context.Context, client *bedrockruntime.Client, in *bedr
 // reportStreamFailure prints a stream that failed after part of its reply:
 // what arrived stands (it is on stdout already, or in the JSON), then the
 // error as for any failed call.
-func reportStreamFailure(err error, partial string, jsonOut bool, stdout, stderr io.Writer) int {
+func reportStreamFailure(err error, k *keel.Keel, partial string, jsonOut bool, stdout, stderr io.Writer) int {
 	resumes := 0
 	var ke *keel.Error
 	if errors.As(err, &ke) && ke.Failure() != nil && ke.Failure().Stream != nil {
@@ -450,6 +508,7 @@ func reportStreamFailure(err error, partial string, jsonOut bool, stdout, stderr
 		if rep != nil {
 			res["totalMs"] = rep.Total.Milliseconds()
 		}
+		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 1)
 	}
 	fmt.Fprintf(stderr, "keel converse: the stream broke after %d characters of the reply, %d resume(s)", len(partial), resumes)
@@ -457,5 +516,5 @@ func reportStreamFailure(err error, partial string, jsonOut bool, stdout, stderr
 		fmt.Fprintf(stderr, "; %s", ke.Failure().GaveUp)
 	}
 	fmt.Fprintln(stderr)
-	return reportFailure(err, false, stdout, stderr)
+	return reportFailure(err, k, false, stdout, stderr)
 }

@@ -35,13 +35,45 @@ func TestConverseQuickStart(t *testing.T) {
 			InputTokens, OutputTokens int
 		} `json:"usage"`
 		Attempts []struct {
-			Target string `json:"target"`
-			Status int    `json:"status"`
-			Code   string `json:"code"`
+			Target      string `json:"target"`
+			Status      int    `json:"status"`
+			Code        string `json:"code"`
+			DelayMs     int64  `json:"delayMs"`
+			QuotaWaitMs int64  `json:"quotaWaitMs"`
+			QuotaTokens int    `json:"quotaTokens"`
 		} `json:"attempts"`
+		Quota []struct {
+			Target     string         `json:"target"`
+			Limit      int64          `json:"limitTokensPerMinute"`
+			Learning   bool           `json:"learning"`
+			Reserved   int64          `json:"reservedTokensPerMinute"`
+			Settled    int64          `json:"settledTokensPerMinute"`
+			QueueDepth map[string]int `json:"queueDepth"`
+			Throttles  int64          `json:"throttles"`
+			WaitedMs   int64          `json:"waitedMs"`
+			HeldTokens int            `json:"heldTokens"`
+		} `json:"quota"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	// The quota governor is on by default and learns us-east-1's limit from
+	// its throttles; the retries wait for quota instead of a backoff.
+	if len(res.Quota) != 2 {
+		t.Fatalf("quota view %+v, want one entry per target", res.Quota)
+	}
+	east, west := res.Quota[0], res.Quota[1]
+	if !strings.HasSuffix(east.Target, "@us-east-1") || east.Throttles != 3 || east.Limit == 0 || !east.Learning || east.WaitedMs == 0 ||
+		east.HeldTokens == 0 || east.Reserved == 0 || len(east.QueueDepth) != 2 {
+		t.Fatalf("us-east-1 quota %+v", east)
+	}
+	if !strings.HasSuffix(west.Target, "@us-west-2") || west.Throttles != 0 || west.Limit != 0 || west.Settled == 0 {
+		t.Fatalf("us-west-2 quota %+v", west)
+	}
+	for i, a := range res.Attempts {
+		if a.QuotaTokens == 0 || a.QuotaWaitMs > a.DelayMs || (i == 1 && a.QuotaWaitMs == 0) {
+			t.Fatalf("attempt %d %+v", i, a)
+		}
 	}
 	var codes []string
 	for _, a := range res.Attempts {
@@ -86,6 +118,39 @@ func TestConverseFailureExplains(t *testing.T) {
 			}
 			if strings.Count(got, "HTTP 400")+strings.Count(got, `"status": 400`) < 1 {
 				t.Errorf("output does not show the one 400 attempt:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestConverseQuotaRefusal: a request larger than its target's configured
+// quota is refused before it is sent, with the catalog's explanation.
+func TestConverseQuotaRefusal(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "keel.yaml")
+	os.WriteFile(cfg, []byte("quotas:\n  targets:\n    - model: "+sonnetProfile+"\n      tokens_per_minute: 10000\n"), 0o600)
+	tests := []struct {
+		name string
+		json bool
+		want []string
+	}{
+		{"human", false, []string{"RequestTooLargeForQuota", "not sent:", "can never fit 10000 tokens per minute", "fix:"}},
+		{"json", true, []string{`"code": "RequestTooLargeForQuota"`, `"skipped": true`, `"limitTokensPerMinute": 10000`, `"retry": "never"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"converse", "--emulator", "--config", cfg, "--model", sonnetProfile, "--prompt", "hi", "--max-tokens", "20000"}
+			if tt.json {
+				args = append(args, "--json")
+			}
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb); code != 1 {
+				t.Fatalf("exit %d, want 1\n%s\n%s", code, out.String(), errb.String())
+			}
+			got := out.String() + errb.String()
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("output lacks %q:\n%s", w, got)
+				}
 			}
 		})
 	}
@@ -181,11 +246,15 @@ func TestConverseStream(t *testing.T) {
 					Events int    `json:"events"`
 					Usage  *struct{ OutputTokens int }
 				} `json:"attempts"`
+				Quota []struct {
+					Settled int64 `json:"settledTokensPerMinute"`
+				} `json:"quota"`
 			}
 			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, stdout)
 			}
-			if res.Reply != want.Text || !res.Streamed || res.Resumes != 1 || res.Usage.OutputTokens != want.OutputTokens || len(res.Attempts) != 2 {
+			if res.Reply != want.Text || !res.Streamed || res.Resumes != 1 || res.Usage.OutputTokens != want.OutputTokens || len(res.Attempts) != 2 ||
+				len(res.Quota) != 1 || res.Quota[0].Settled < int64(5*want.OutputTokens) { // Sonnet 4.5: each output token costs 5
 				t.Fatalf("result %+v", res)
 			}
 			a0, a1 := res.Attempts[0], res.Attempts[1]
