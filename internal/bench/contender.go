@@ -105,18 +105,12 @@ func lookupContenders(names []string) ([]Contender, error) {
 func GovernorAvailable() bool { return keelGovernor != nil }
 
 // keelGovernor declares a target's tokens-per-minute quota in keel's
-// configuration. It is nil while the engine has no quota governor
-// (internal/admission is built but not wired; docs/governor.md). When the
-// configuration gains its quota key, giving it a value is the one-line
-// change that turns the keel-quota contender (and the governor assertion of
-// the tests) on, for example:
-//
-//	var keelGovernor = func(c *config.Config, model, region string, tpm int64) { c.Quotas = append(c.Quotas, config.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)}) }
-//
-// The keel contender needs no change: it runs keel with its defaults, so
-// once the governor is on by default (quota unknown, learned from
-// throttles) that is what it measures.
-var keelGovernor func(c *config.Config, model, region string, tpm int64)
+// configuration (the quotas: section), as a user who knows their quota
+// would. The keel contender runs keel with its defaults: the governor on,
+// learning the quota from throttles.
+var keelGovernor = func(c *config.Config, model, region string, tpm int64) {
+	c.Quotas.Targets = append(c.Quotas.Targets, config.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)})
+}
 
 // fakeCredentials sign for the emulator, which accepts any.
 var fakeCredentials = credentials.NewStaticCredentialsProvider("KEELBENCHACCESSKEY", "keel-bench-secret", "")
