@@ -34,6 +34,9 @@ records {"recordId": ..., "modelInput": {...}} (sent with InvokeModel to
 checkpointed in --state (default: OUT.state): after a crash, kill -9 or
 Ctrl-C, run the same command again to resume; no record is lost or written
 twice. Records that fail for good go to the dead-letter queue (--dlq).
+keel's quota governor paces the run: a record is sent when the target's
+tokens-per-minute quota has room for it (quotas: in --config says the
+quota; otherwise keel learns it from throttles), behind interactive calls.
 
 Exit status: 0 every record succeeded; 1 some records failed (see --out and
 keel dlq list) or the run failed; 2 bad flags or input; 130 interrupted
@@ -255,7 +258,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	}
 	sum, runErr := batch.Run(ctx, o)
 	if sum != nil {
-		printBatchSummary(stdout, stderr, sum, o, dbPath, noDLQ, jsonOut, runErr)
+		printBatchSummary(stdout, stderr, sum, o, k.Quotas(), dbPath, noDLQ, jsonOut, runErr)
 	}
 	switch {
 	case runErr != nil && errors.Is(runErr, context.Canceled):
@@ -273,7 +276,30 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	return 0
 }
 
-func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Options, dbPath string, noDLQ, jsonOut bool, runErr error) {
+// batchQuotaJSON is the quota governor's account of a run's target.
+type batchQuotaJSON struct {
+	Target               string `json:"target"`
+	LimitTokensPerMinute int64  `json:"limitTokensPerMinute"` // 0: unknown, nothing limited
+	Learning             bool   `json:"learning"`
+	Throttles            int64  `json:"throttles"`
+	Admitted             int64  `json:"admitted"` // Batch calls
+	Waited               int64  `json:"waited"`   // of them, those that waited for quota
+	WaitTotalMs          int64  `json:"waitTotalMs"`
+	WaitMaxMs            int64  `json:"waitMaxMs"`
+	Refused              int64  `json:"refused"` // no quota before the deadline
+}
+
+func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Options, quotas []keel.QuotaStats, dbPath string, noDLQ, jsonOut bool, runErr error) {
+	var qs []batchQuotaJSON
+	for _, q := range quotas {
+		b := q.Classes[keel.Batch]
+		if b.Admitted+b.Expired == 0 {
+			continue
+		}
+		qs = append(qs, batchQuotaJSON{Target: q.Target.String(), LimitTokensPerMinute: q.Limit, Learning: q.Learning, Throttles: q.Throttles,
+			Admitted: b.Admitted, Waited: b.Waited, WaitTotalMs: b.WaitTotal.Milliseconds(), WaitMaxMs: b.WaitMax.Milliseconds(), Refused: b.Expired})
+	}
+	sort.Slice(qs, func(i, j int) bool { return qs[i].Target < qs[j].Target })
 	state := o.State
 	if state == "" {
 		state = o.Out + ".state"
@@ -283,6 +309,9 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 			"failed": s.Failed, "pending": s.Pending, "sent": s.Sent, "requeued": s.Requeued, "cutBytes": s.Cut,
 			"inputTokens": s.InputTokens, "outputTokens": s.OutputTokens, "elapsedMs": s.Elapsed.Milliseconds(),
 			"failedByCode": s.FailedByCode, "out": o.Out, "state": state}
+		if qs != nil {
+			res["quota"] = qs
+		}
 		if !noDLQ {
 			res["dlq"] = dbPath
 		}
@@ -304,6 +333,17 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 	}
 	fmt.Fprintf(stdout, "%d/%d records succeeded, %d failed, %d pending; %d calls sent, %d requeued, %s; %d input and %d output tokens\n",
 		s.Succeeded, s.Total, s.Failed, s.Pending, s.Sent, s.Requeued, s.Elapsed.Round(time.Millisecond), s.InputTokens, s.OutputTokens)
+	for _, q := range qs {
+		limit := "not known (no throttle yet)"
+		if q.LimitTokensPerMinute > 0 {
+			limit = fmt.Sprintf("%d tokens/min", q.LimitTokensPerMinute)
+			if q.Learning {
+				limit += fmt.Sprintf(" (learned from %d throttles)", q.Throttles)
+			}
+		}
+		fmt.Fprintf(stdout, "quota %s: limit %s; %d of %d calls waited for quota (longest %s)\n",
+			q.Target, limit, q.Waited, q.Admitted, (time.Duration(q.WaitMaxMs) * time.Millisecond).String())
+	}
 	if s.Failed > 0 {
 		fmt.Fprintf(stdout, "failed by code: %s\n", codesText(s.FailedByCode))
 		if !noDLQ {

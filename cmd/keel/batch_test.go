@@ -80,12 +80,23 @@ func TestBatchRunEmulator(t *testing.T) {
 			var sum struct {
 				Total, Succeeded, Failed, Pending, Sent int
 				InputTokens                             int `json:"inputTokens"`
+				Quota                                   []struct {
+					Target    string `json:"target"`
+					Learning  bool   `json:"learning"`
+					Admitted  int    `json:"admitted"`
+					Throttles int    `json:"throttles"`
+				} `json:"quota"`
 			}
 			if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil {
 				t.Fatalf("summary is not JSON: %v\n%s", err, stdout.String())
 			}
 			if sum.Total != 300 || sum.Succeeded != 300 || sum.Sent != 300 || sum.InputTokens == 0 {
 				t.Errorf("summary %+v", sum)
+			}
+			// The quota governor paced the run (on by default, learning):
+			// every record went through it as a Batch call.
+			if len(sum.Quota) != 1 || sum.Quota[0].Target != tt.model+"@us-east-1" || !sum.Quota[0].Learning || sum.Quota[0].Admitted != 300 || sum.Quota[0].Throttles != 0 {
+				t.Errorf("quota %+v", sum.Quota)
 			}
 			ids := resultIDs(t, out)
 			if len(ids) != 300 {
@@ -447,8 +458,11 @@ func TestBatchSurvivesKill9(t *testing.T) {
 			t.Errorf("record %s succeeded %d times in the resumed run", id, ok2[id]-ok1[id])
 		}
 	}
-	if dup > 64 {
-		t.Errorf("%d records were answered twice; at most the calls in flight at the kill (64) may be", dup)
+	// The quota governor paces the run; its quota unknown and never
+	// throttled here, only the paced limiter's safety net bounds the calls
+	// in flight.
+	if dup > batch.DefaultMaxInFlight {
+		t.Errorf("%d records were answered twice; at most the calls in flight at the kill (%d) may be", dup, batch.DefaultMaxInFlight)
 	}
 
 	// The dead letters: one per failed record, those parked before the kill kept.

@@ -7,14 +7,19 @@
 // records ({"id": ..., "prompt": ...}, sent with Converse). The whole file is
 // validated before anything is sent.
 //
-// Concurrency is decided by a Limiter: for now an AIMD limit that grows
-// while calls succeed and shrinks when Bedrock throttles or slows down, with
-// nothing to tune. The quota governor (package admission) is meant to replace
-// it. Records whose failure is retryable (throttling, 5xx, timeouts) once
-// the engine's retries are used up go back into the queue (a few times, with
-// a growing wait) rather than failing; records that fail for good are parked
-// in the dead-letter queue (package dlq) and written to the results file
-// with their catalog code.
+// Concurrency is decided by a Limiter, with nothing to tune. When the
+// engine has keel's quota governor (package admission; keel turns it on by
+// default), Paced lets the governor set the pace: the next record starts as
+// soon as the previous one's first attempt has been admitted, so the
+// governor's queue holds the waiting and as many calls run as the target's
+// tokens-per-minute quota has room for; every call is a Batch call, served
+// behind interactive traffic. Without a governor, an AIMD limit grows while
+// calls succeed and shrinks when Bedrock throttles or slows down. Records
+// whose failure is retryable (throttling, 5xx, timeouts, no quota before
+// the deadline) once the engine's retries are used up go back into the
+// queue (a few times, with a growing wait) rather than failing; records
+// that fail for good are parked in the dead-letter queue (package dlq) and
+// written to the results file with their catalog code.
 //
 // Progress is checkpointed in a SQLite state file; Run documents the
 // protocol. Running the same command again resumes.

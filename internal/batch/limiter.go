@@ -11,9 +11,9 @@ import (
 // Limiter decides how many of a batch's calls run at once. The batch runner
 // asks it before each call and tells it how each call went.
 //
-// The quota governor (package admission) is meant to take this place: it
-// knows the tokens-per-minute quota and each call's size, where AIMD only
-// sees throttles and latency. Implementations must be safe for concurrent use.
+// Paced hands the decision to keel's quota governor, which knows the
+// tokens-per-minute quota and each call's size, where AIMD only sees
+// throttles and latency. Implementations must be safe for concurrent use.
 type Limiter interface {
 	// Acquire blocks until a call may start, or ctx ends (then it returns
 	// ctx's error and nothing is held). The caller must call done exactly

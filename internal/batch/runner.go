@@ -59,7 +59,9 @@ type Options struct {
 	// DLQ parks records that fail for good; nil: their failure is only
 	// written to the results file.
 	DLQ *dlq.Recorder
-	// Limiter bounds the calls in flight; nil means NewAIMD(AIMDOptions{}).
+	// Limiter bounds the calls in flight. Nil: when the Doer has a quota
+	// governor (it reports QuotaGoverned), NewPaced(0), which lets the
+	// governor pace the run; else NewAIMD(AIMDOptions{}).
 	Limiter Limiter
 	// Clock measures and waits; nil is the wall clock.
 	Clock clock.Clock
@@ -141,7 +143,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		o.Clock = clock.Real{}
 	}
 	if o.Limiter == nil {
-		l, err := NewAIMD(AIMDOptions{})
+		l, err := defaultLimiter(o.Doer)
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +184,15 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	defer r.rf.Close()
 	return r.run(ctx)
+}
+
+// defaultLimiter is Paced when d's calls go through a quota governor, else
+// AIMD.
+func defaultLimiter(d Doer) (Limiter, error) {
+	if g, ok := d.(interface{ QuotaGoverned() bool }); ok && g.QuotaGoverned() {
+		return NewPaced(0)
+	}
+	return NewAIMD(AIMDOptions{})
 }
 
 func samePath(a, b string) (bool, error) {
@@ -427,7 +438,16 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			}
 			continue
 		}
-		release, err := r.o.Limiter.Acquire(dispatchCtx)
+		var (
+			admitted func()
+			release  func(Outcome)
+			err      error
+		)
+		if al, ok := r.o.Limiter.(AdmitLimiter); ok {
+			admitted, release, err = al.AcquireAdmit(dispatchCtx)
+		} else {
+			release, err = r.o.Limiter.Acquire(dispatchCtx)
+		}
 		if err != nil {
 			return // stopped or cancelled
 		}
@@ -437,15 +457,17 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			requeue := r.work(runCtx, idx, release, results, fatal)
+			requeue := r.work(runCtx, idx, admitted, release, results, fatal)
 			events <- event{idx: idx, requeue: requeue}
 		}()
 	}
 }
 
 // work sends one record and hands its result to the committer; it reports
-// whether the record should go back into the queue instead.
-func (r *runner) work(ctx context.Context, idx int, release func(Outcome), results chan<- finishedRec, fatal func(error)) (requeue bool) {
+// whether the record should go back into the queue instead. admitted, when
+// not nil, is told when the quota governor has admitted the record's first
+// attempt.
+func (r *runner) work(ctx context.Context, idx int, admitted func(), release func(Outcome), results chan<- finishedRec, fatal func(error)) (requeue bool) {
 	rec := r.in.Records[idx]
 	released := false
 	defer func() {
@@ -458,7 +480,9 @@ func (r *runner) work(ctx context.Context, idx int, release func(Outcome), resul
 		fatal(err)
 		return false
 	}
-	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body,
+	// Batch priority: the governor serves interactive calls to the same
+	// target first, without starving the run.
+	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body, Priority: engine.Batch, OnAdmit: admitted,
 		Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
 	callCtx := ctx
 	if r.o.RecordTimeout > 0 {
@@ -544,13 +568,14 @@ func (r *runner) work(ctx context.Context, idx int, release func(Outcome), resul
 
 // requeueable says whether a failure means "try later" rather than "this
 // record fails": a retryable failure (throttling, 5xx, timeouts, broken
-// connections) once the engine's retries are used up, or every target's
-// breaker open. A batch has time; a live call does not.
+// connections) once the engine's retries are used up, every target's
+// breaker open, or no quota before the record's deadline. A batch has time;
+// a live call does not.
 func (r *runner) requeueable(e *catalog.Entry, idx int) bool {
 	if r.o.MaxRequeues < 0 || r.requeues[idx] >= r.o.MaxRequeues {
 		return false
 	}
-	return e.Retryable() || e.Code == catalog.CodeCircuitOpen
+	return e.Retryable() || e.Code == catalog.CodeCircuitOpen || e.Code == catalog.CodeNoQuotaBeforeDeadline
 }
 
 func entryOf(err error) *catalog.Entry {
