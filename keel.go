@@ -230,7 +230,7 @@ func engineOptions(c *config.Config, region string, clk clock.Clock) (engine.Opt
 		eo.Endpoints = attempt.FixedEndpoint{URL: u}
 	}
 	if !c.Quotas.Disabled {
-		ao := GovernorOptions(&c.Quotas, region)
+		ao := governorOptions(&c.Quotas, region)
 		ao.Clock = clk
 		g, err := admission.New(ao)
 		if err != nil {
@@ -241,9 +241,9 @@ func engineOptions(c *config.Config, region string, clk clock.Clock) (engine.Opt
 	return eo, nil
 }
 
-// GovernorOptions maps the quotas: section onto the quota governor's
+// governorOptions maps the quotas: section onto the quota governor's
 // options; a target without a region is in region, the default one.
-func GovernorOptions(q *config.Quotas, region string) admission.Options {
+func governorOptions(q *config.Quotas, region string) admission.Options {
 	quota := func(c config.Quota) admission.Quota {
 		return admission.Quota{TokensPerMinute: c.TokensPerMinute, RequestsPerMinute: c.RequestsPerMinute,
 			Learn: c.TokensPerMinute > 0 && c.Learning(), MinTokensPerMinute: c.MinTokensPerMinute, MaxTokensPerMinute: c.MaxTokensPerMinute}

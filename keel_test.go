@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
@@ -660,5 +661,44 @@ func TestPriorityOf(t *testing.T) {
 	}
 	if p := priorityOf(WithPriority(WithPriority(ctx, Batch), Interactive)); p != Interactive {
 		t.Errorf("the innermost WithPriority wins: %v", p)
+	}
+}
+
+func TestGovernorOptions(t *testing.T) {
+	c, err := config.Parse([]byte(`
+quotas:
+  max_wait: 20s
+  default: {requests_per_minute: 50}
+  targets:
+    - {model: a, tokens_per_minute: 1000}
+    - {model: b, region: eu-west-1, tokens_per_minute: 2000, learn: true, max_tokens_per_minute: 9000}
+  models:
+    - {match: x1, max_output_tokens: 100, burndown: 5}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := governorOptions(&c.Quotas, "us-west-2")
+	tests := []struct {
+		name string
+		got  admission.Quota
+		want admission.Quota
+	}{
+		{"default", o.Default, admission.Quota{RequestsPerMinute: 50}},
+		{"a known quota in the default region", o.Targets[admission.Target{Model: "a", Region: "us-west-2"}], admission.Quota{TokensPerMinute: 1000}},
+		{"a learned one", o.Targets[admission.Target{Model: "b", Region: "eu-west-1"}], admission.Quota{TokensPerMinute: 2000, Learn: true, MaxTokensPerMinute: 9000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("%+v, want %+v", tt.got, tt.want)
+			}
+		})
+	}
+	if o.MaxWait != 20*time.Second || len(o.Targets) != 2 || len(o.Models) != 1 || o.Models[0] != (admission.Model{Match: "x1", MaxOutputTokens: 100, Burndown: 5}) {
+		t.Errorf("options %+v", o)
+	}
+	if _, err := admission.New(o); err != nil {
+		t.Errorf("admission.New: %v", err)
 	}
 }

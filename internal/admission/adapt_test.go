@@ -208,8 +208,9 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 // says the quota is below that call's hold (Bedrock could not reserve it
 // from a bucket a minute could have refilled), not that it is near zero:
 // the limit becomes 0.7 of the hold, or the floor. Watched for less than a
-// minute, what was used is a rate extrapolated to a minute (from at least
-// a second): the quota may have been spent by others when it started.
+// minute, what was used is a rate extrapolated to a minute: the quota may
+// have been spent by others when it started. Watched for less than
+// minObserved, a throttle only pauses the target.
 func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -220,7 +221,8 @@ func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 		{name: "large call", watched: time.Minute, max: 20000, wantLimit: 14000},
 		{name: "small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
 		{name: "after ten seconds: six times", watched: 10 * time.Second, max: 20000, wantLimit: 84000},
-		{name: "at once: as if it took a second", max: 20000, wantLimit: 840000},
+		{name: "after five seconds: twelve times", watched: 5 * time.Second, max: 20000, wantLimit: 168000},
+		{name: "at once: a pause, no limit", max: 20000, wantLimit: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,8 +232,12 @@ func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 			clk.Advance(tt.watched)
 			tk := mustTry(t, g, haiku, Estimate{MaxTokens: tt.max})
 			tk.Throttled()
-			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != 1 {
-				t.Fatalf("limit %d, decreases %d; want %d, 1", s.Limit, s.Decreases, tt.wantLimit)
+			wantDecreases := int64(1)
+			if tt.wantLimit == 0 {
+				wantDecreases = 0
+			}
+			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != wantDecreases || s.PausedFor != time.Second || s.Throttles != 1 {
+				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d; want %d, %d, 1s, 1", s.Limit, s.Decreases, s.PausedFor, s.Throttles, tt.wantLimit, wantDecreases)
 			}
 		})
 	}

@@ -541,18 +541,21 @@ func (l *limiter) usage(now time.Time) float64 {
 	return l.settled.sum(now) + l.inflightHold
 }
 
-// minObserved is the shortest time observedRate extrapolates from.
-const minObserved = time.Second
+// minObserved is how long the Governor watches a target with an unknown
+// quota before a throttle teaches it a limit. A throttle before that only
+// pauses the target: a process that starts while the quota is spent (by
+// others, or by its own previous run) is throttled at once, before what it
+// used says anything about a rate. After a few seconds, what Bedrock let
+// through, extrapolated to a minute, is close to the quota.
+const minObserved = 5 * time.Second
 
 // observedRate returns the tokens per minute the target was used at, extra
 // tokens (a throttled call's hold) included. When the Governor has watched
 // the target for less than a minute, what it used is extrapolated to a
-// minute (from at least minObserved): a process that starts while the
-// quota is spent by others, or was spent by its previous run, is throttled
-// at once, and what it used in its first seconds says little about a
-// minute. Erring high costs a few throttles (each shrinks the limit to 0.7
-// of itself); erring low would leave the limit so far below the quota that
-// the calls whose successes grow it back could not be admitted in time.
+// minute (from at least minObserved). Erring high costs a few throttles
+// (each shrinks the limit to 0.7 of itself); erring low would leave the
+// limit so far below the quota that the calls whose successes grow it back
+// could not be admitted in time.
 func (l *limiter) observedRate(now time.Time, extra float64) float64 {
 	u := l.usage(now) + extra
 	if age := now.Sub(l.born); age < time.Minute {
@@ -605,7 +608,12 @@ func (l *limiter) throttle(t *Ticket) {
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
-	if fresh {
+	switch {
+	case !fresh:
+	case l.unlimited() && now.Sub(l.born) < minObserved:
+		// Too soon to tell a rate from what was used: pause, learn nothing.
+		l.pause(now)
+	default:
 		l.shrink(now, hold)
 	}
 	l.dispatch(now, true)
@@ -638,6 +646,11 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 	l.epoch = now
 	l.gen++
 	l.n.decreases++
+	l.pause(now)
+}
+
+// pause stops admissions for a jittered cool-down. l.mu must be held.
+func (l *limiter) pause(now time.Time) {
 	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
 	l.pausedUntil = now.Add(pause)
 	// Every waiter looks again: the head at its new time, the others at

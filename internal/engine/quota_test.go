@@ -397,14 +397,19 @@ func TestQuotaRefusals(t *testing.T) {
 	}
 }
 
-// TestQuotaRetryAfterThrottleIsBounded: an unknown quota learns from its
-// first throttle that it is smaller than the throttled call; the retry
-// would wait for the whole bucket to refill, longer than the retry policy's
-// throttle cap allows, so it goes to the next target at once.
+// TestQuotaRetryAfterThrottleIsBounded: an idle target with an unknown
+// quota learns from a throttle that its quota is smaller than the throttled
+// call; the retry would wait for the whole bucket to refill, longer than
+// the retry policy's throttle cap allows, so it goes to the next target at
+// once.
 func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
 	west := route.New("us-east-1", map[string][]attempt.Target{m1: {{Model: m1, Region: "us-west-2"}}})
-	up := &quotaUpstream{codes: []string{catalog.CodeThrottling}}
+	up := &quotaUpstream{codes: []string{"", catalog.CodeThrottling}}
 	h := newQuotaHarness(t, up, admission.Options{}, west)
+	if _, err := h.call(context.Background(), m1, "first", 10, Interactive); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(2 * time.Minute) // watched long enough to learn; idle since
 	rep, err := h.call(context.Background(), m1, "x", 4000, Interactive)
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +422,7 @@ func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
 	if strings.Join(got, ", ") != want {
 		t.Fatalf("attempts %q, want %q", got, want)
 	}
-	if r := up.requests(); len(r) != 2 || h.clk.Pending() != 0 {
+	if r := up.requests(); len(r) != 3 || h.clk.Pending() != 0 {
 		t.Fatalf("requests %q, %d timers pending", r, h.clk.Pending())
 	}
 	if s := h.stats(t, m1+"@us-east-1"); s.Limit == 0 || s.Throttles != 1 {
