@@ -27,7 +27,8 @@
 // short jittered cool-down, and shrinks the limit to 0.7 of what was used;
 // successes grow it back along the CUBIC curve of the AWS SDK's adaptive
 // retry mode, counted in tokens. A known quota is the ceiling of this; an
-// unknown one is learned from the first throttle on.
+// unknown one is learned from the first throttle on (a throttle in the first
+// seconds of watching a target only pauses it).
 //
 // The engine's use, per attempt:
 //

@@ -67,7 +67,8 @@ func (t Target) String() string { return t.Model + "@" + t.Region }
 
 // Quota is what is known about one target's quotas. The zero Quota means
 // "unknown": tokens are not limited until Bedrock first throttles the
-// target, and from then on the limit is learned.
+// target, and from then on the limit is learned (a throttle in the first
+// seconds of watching the target only pauses it: too soon to tell a rate).
 type Quota struct {
 	// TokensPerMinute is the target's tokens-per-minute quota. When Learn is
 	// false it is known: the limit starts there, shrinks after a throttle
