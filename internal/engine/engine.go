@@ -439,7 +439,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 					e.m.BudgetRejections.Inc()
 				}
 				e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
-				return lastResp, last
+				return lastResp, budgetSpent(last)
 			}
 			charged = false
 			closeLast()
@@ -498,12 +498,15 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				return lastResp, last
 			}
 			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
-			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled {
+			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled && e.limited(t) {
 				// The governor paces this retry: the target is paused after
 				// the throttle and the retry waits its turn in the shrunk
-				// quota, so the policy's throttle backoff is not added to
+				// limit, so the policy's throttle backoff is not added to
 				// it. A Retry-After hint is still honoured; the wait for
-				// quota is bounded by the backoff's own ceiling.
+				// quota is bounded by the backoff's own ceiling. (While the
+				// governor has no limit for the target yet, only its pause
+				// holds the retry, and the jittered backoff spreads the
+				// burst as it always did.)
 				d.Delay = e.retryAfterFloor(res.RetryAfter)
 				by = e.clk.Now().Add(d.Delay + e.throttleCap())
 			}
@@ -516,13 +519,16 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 							e.m.BudgetRejections.Inc()
 						}
 						e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
-						return lastResp, last
+						return lastResp, budgetSpent(last)
 					}
 					charged = true
 				}
 				if err := retry.Wait(ctx, e.clk, d.Delay, last); err != nil {
 					last.Err = errors.Join(last.Err, err)
 					last.GaveUp = "the next wait would cross the deadline"
+					if !errors.Is(err, retry.ErrDeadline) {
+						last.GaveUp = "the context ended while waiting to retry"
+					}
 					return lastResp, last
 				}
 				delay = d.Delay
@@ -531,7 +537,11 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				}
 				continue
 			}
-			if entry.Retry == catalog.Fallback || (entry.FallbackOK && entry.Retryable()) {
+			// Not retried here (or retries used up): a route's next target may
+			// serve it when the entry says so — not found, access denied, a
+			// model error or an unfinished Marketplace agreement are about this
+			// model here, not about the request.
+			if entry.Retry == catalog.Fallback || entry.FallbackOK {
 				e.fallbackMetric(t, string(entry.Retry))
 				break // next target
 			}
@@ -542,4 +552,13 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		last = &Error{Entry: catalog.Must(catalog.CodeUnknownServerError), Message: "engine: no target could be tried", Report: rep}
 	}
 	return lastResp, last
+}
+
+// budgetSpent marks the last failure as ended by the shared retry budget.
+func budgetSpent(last *Error) *Error {
+	if last != nil {
+		last.GaveUp = "the shared retry budget is spent"
+		last.Err = errors.Join(last.Err, budget.ErrExhausted)
+	}
+	return last
 }

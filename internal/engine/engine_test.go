@@ -19,6 +19,7 @@ import (
 
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/retry"
@@ -283,6 +284,9 @@ func TestFallbackOrder(t *testing.T) {
 		{"retries used up, then next region", attempt.Converse, map[string][]reply{
 			m1 + "@us-east-1": {{code: catalog.CodeServiceUnavailable}}},
 			[]string{m1 + "@us-east-1", m1 + "@us-east-1", m1 + "@us-east-1", m1 + "@us-west-2"}, true},
+		{"model error moves on to another target", attempt.Converse, map[string][]reply{
+			m1 + "@us-east-1": {{code: catalog.CodeModelError}}},
+			[]string{m1 + "@us-east-1", m1 + "@us-west-2"}, true},
 		{"validation does not fall back", attempt.Converse, map[string][]reply{
 			m1 + "@us-east-1": {{code: catalog.CodeValidation}}},
 			[]string{m1 + "@us-east-1"}, false},
@@ -343,6 +347,11 @@ func TestBudgetBoundsRetriesUnderOutage(t *testing.T) {
 		t.Fatalf("no retries at all (%d attempts): the budget should allow some", sent)
 	}
 	t.Logf("total outage: %d calls -> %d attempts (%.3fx)", calls, sent, float64(sent)/calls)
+	_, _, err := h.converse(context.Background(), m1)
+	var ke *Error
+	if !errors.As(err, &ke) || !errors.Is(err, budget.ErrExhausted) || !strings.Contains(err.Error(), "retry budget is spent") {
+		t.Fatalf("a call refused by the spent budget says %v", err)
+	}
 }
 
 func TestBreakerOpensAndFailsFast(t *testing.T) {
