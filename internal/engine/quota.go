@@ -74,6 +74,13 @@ func (e *Engine) throttleCap() time.Duration {
 	return retry.DefaultThrottleCap
 }
 
+// limited reports whether the governor holds a tokens-per-minute limit for
+// t: a configured quota, or one learned from throttles.
+func (e *Engine) limited(t attempt.Target) bool {
+	st, ok := e.gov.Stats(admission.Target(t))
+	return ok && st.Limit > 0
+}
+
 // retryAfterFloor is the wait a Retry-After hint asks for, bounded as the
 // retry policy bounds it.
 func (e *Engine) retryAfterFloor(ra time.Duration) time.Duration {
