@@ -33,34 +33,6 @@ import (
 
 const haiku = "anthropic.claude-3-haiku-20240307-v1:0"
 
-// stepClock is a fake clock whose timers fire at once after moving the time
-// forward by their duration, so backoffs take no real time.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) NewTimer(d time.Duration) clock.Timer {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	now := c.now
-	c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	ch <- now
-	return firedTimer(ch)
-}
-
-type firedTimer chan time.Time
-
-func (t firedTimer) C() <-chan time.Time { return t }
-func (t firedTimer) Stop() bool          { return false }
-
 // planFunc scripts the emulator: the n-th request (from 0) to a region gets plan(n, region).
 type script struct {
 	mu   sync.Mutex
@@ -104,7 +76,7 @@ func newSetup(t *testing.T, plan func(n int, r fault.Request) fault.Plan, c *con
 		c = &config.Config{}
 	}
 	k, err := New(cfg, Options{Config: c, Registerer: reg,
-		clock: &stepClock{now: time.Now()}, rand: rand.New(rand.NewPCG(3, 4))})
+		clock: clock.NewAuto(time.Now()), rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,16 +262,22 @@ func TestEnableOnConfig(t *testing.T) {
 	}
 }
 
-// holdClock is stepClock for streams: backoffs take no time, and the
+// holdClock is clock.Auto for streams: backoffs take no time, and the
 // stream watchdog's timers (a minute and more) never fire on their own.
-type holdClock struct{ stepClock }
+type holdClock struct{ *clock.Auto }
 
-func (c *holdClock) NewTimer(d time.Duration) clock.Timer {
+func (c holdClock) NewTimer(d time.Duration) clock.Timer {
 	if d >= 30*time.Second {
-		return firedTimer(make(chan time.Time)) // never fires; Stop is a no-op
+		return neverTimer{} // never fires; Stop is a no-op
 	}
-	return c.stepClock.NewTimer(d)
+	return c.Auto.NewTimer(d)
 }
+
+// neverTimer is a timer that never fires.
+type neverTimer struct{}
+
+func (neverTimer) C() <-chan time.Time { return nil }
+func (neverTimer) Stop() bool          { return false }
 
 // newStreamSetup is newSetup for streaming tests: the emulator's n-th
 // request (from 0) gets plan(n).
@@ -315,7 +293,7 @@ func newStreamSetup(t *testing.T, plan func(n int) fault.Plan, c *config.Config)
 	if c == nil {
 		c = &config.Config{}
 	}
-	k, err := New(cfg, Options{Config: c, clock: &holdClock{stepClock{now: time.Now()}}, rand: rand.New(rand.NewPCG(3, 4))})
+	k, err := New(cfg, Options{Config: c, clock: holdClock{clock.NewAuto(time.Now())}, rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
 	}

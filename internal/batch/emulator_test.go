@@ -11,6 +11,7 @@ import (
 
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/scenario"
@@ -64,7 +65,7 @@ rules:
       - code: ServiceUnavailableException
         probability: 0.15
 `)
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	eng, err := engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: u}, Clock: clk, DisableBudget: true, DisableBreaker: true})
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/engine"
 )
 
@@ -144,7 +145,7 @@ func TestDefaultLimiter(t *testing.T) {
 	}{
 		{name: "an engine with a governor: paced", doer: governed, paced: true},
 		{name: "an engine without: AIMD", doer: plain},
-		{name: "another Doer: AIMD", doer: newFakeDoer(&autoClock{now: t0})},
+		{name: "another Doer: AIMD", doer: newFakeDoer(clock.NewAuto(t0))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,7 +166,7 @@ func TestDefaultLimiter(t *testing.T) {
 // in the governor's queue rather than being throttled.
 func TestRunPacedByTheGovernor(t *testing.T) {
 	u, oc := startEmulator(t, "rules: []\n")
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	const model = "amazon.nova-lite-v1:0"
 	gov, err := admission.New(admission.Options{Default: admission.Quota{TokensPerMinute: 1000}, Clock: clk})
 	if err != nil {

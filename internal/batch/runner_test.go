@@ -23,36 +23,6 @@ import (
 	"github.com/keel-run/keel/internal/engine"
 )
 
-// autoClock is a fake clock whose timers fire at once, moving its time
-// forward by their duration: requeue waits are exact and take no real time.
-type autoClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *autoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *autoClock) NewTimer(d time.Duration) clock.Timer {
-	c.mu.Lock()
-	if d > 0 {
-		c.now = c.now.Add(d)
-	}
-	now := c.now
-	c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	ch <- now
-	return firedTimer(ch)
-}
-
-type firedTimer chan time.Time
-
-func (t firedTimer) C() <-chan time.Time { return t }
-func (t firedTimer) Stop() bool          { return false }
-
 // fakeDoer answers simple-format records by their prompt "rec ID":
 // ids starting "fail" get ValidationException, "throttleN-" are throttled
 // (after the engine's retries) their first N sends, "wait" block until the
@@ -187,7 +157,7 @@ func baseOptions(t *testing.T, in string, d Doer, clk clock.Clock) Options {
 }
 
 func TestRunAllSucceed(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	d := newFakeDoer(clk)
 	all := ids("r", 60)
 	o := baseOptions(t, simpleInput(t, all...), d, clk)
@@ -223,7 +193,7 @@ func TestRunAllSucceed(t *testing.T) {
 }
 
 func TestRunFailuresAreParked(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	d := newFakeDoer(clk)
 	store := dlq.NewMemory()
 	o := baseOptions(t, simpleInput(t, "ok1", "fail1", "ok2", "fail2"), d, clk)
@@ -265,7 +235,7 @@ func TestRunRequeuesThrottled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &autoClock{now: t0}
+			clk := clock.NewAuto(t0)
 			d := newFakeDoer(clk)
 			store := dlq.NewMemory()
 			lim := mustAIMD(t, AIMDOptions{Initial: 8})
@@ -305,7 +275,7 @@ func TestRunRequeuesThrottled(t *testing.T) {
 // finish and are checkpointed), then resumes it: every record has one line
 // and was sent once.
 func TestRunStopAndResume(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	d := newFakeDoer(clk)
 	all := ids("r", 80)
 	stop := make(chan struct{})
@@ -346,7 +316,7 @@ func TestRunStopAndResume(t *testing.T) {
 // are abandoned, not failed or parked, and run again on resume; records
 // checkpointed before are not sent again.
 func TestRunCancelAndResume(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	d := newFakeDoer(clk)
 	all := append(ids("r", 30), "wait-1", "wait-2")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -409,7 +379,7 @@ func (f doerFunc) Do(ctx context.Context, c *engine.Call) (*http.Response, *engi
 // TestRunCutsTornTail resumes a run whose results file has a tail written
 // after the last checkpoint (a crash between write and checkpoint).
 func TestRunCutsTornTail(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	d := newFakeDoer(clk)
 	stop := make(chan struct{})
 	var once sync.Once
@@ -444,7 +414,7 @@ func TestRunCutsTornTail(t *testing.T) {
 }
 
 func TestRunRefuses(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	tests := []struct {
 		name     string
 		setup    func(t *testing.T, o *Options)
@@ -508,7 +478,7 @@ func run(t *testing.T, o Options) *Summary {
 }
 
 func TestStateStatus(t *testing.T) {
-	clk := &autoClock{now: t0}
+	clk := clock.NewAuto(t0)
 	o := baseOptions(t, simpleInput(t, "a", "fail-b", "c"), newFakeDoer(clk), clk)
 	run(t, o)
 	st, err := OpenState(o.Out + ".state")

@@ -146,3 +146,28 @@ func TestRealTimer(t *testing.T) {
 		t.Fatalf("Real.Now() is off by %v", d)
 	}
 }
+
+func TestAuto(t *testing.T) {
+	start := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	c := NewAuto(start)
+	tm := c.NewTimer(2 * time.Second)
+	select {
+	case got := <-tm.C():
+		if !got.Equal(start.Add(2 * time.Second)) {
+			t.Fatalf("fired at %v", got)
+		}
+	default:
+		t.Fatal("an Auto timer did not fire at once")
+	}
+	c.Advance(time.Second)
+	c.NewTimer(-time.Second)
+	if got := c.Now(); !got.Equal(start.Add(3 * time.Second)) {
+		t.Fatalf("Now = %v", got)
+	}
+	if w := c.Waits(); len(w) != 2 || w[0] != 2*time.Second || w[1] != -time.Second {
+		t.Fatalf("Waits = %v", w)
+	}
+	if tm.Stop() {
+		t.Fatal("Stop on a fired timer reported true")
+	}
+}

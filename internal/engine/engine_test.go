@@ -26,46 +26,6 @@ import (
 	"github.com/keel-run/keel/internal/route"
 )
 
-// autoClock is a fake clock whose timers fire at once after moving the time
-// forward by their duration: a policy's waits are exact and take no real time.
-type autoClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits []time.Duration
-}
-
-func newAutoClock() *autoClock {
-	return &autoClock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *autoClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *autoClock) NewTimer(d time.Duration) clock.Timer {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.waits = append(c.waits, d)
-	now := c.now
-	c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	ch <- now
-	return firedTimer(ch)
-}
-
-func (c *autoClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-type firedTimer chan time.Time
-
-func (t firedTimer) C() <-chan time.Time { return t }
-func (t firedTimer) Stop() bool          { return false }
-
 // reply is one scripted upstream answer: an error code (HTTP status from the
 // catalog), "reset" to drop the connection, or "" for success.
 type reply struct {
@@ -143,7 +103,7 @@ func (u *upstream) targets() []string {
 type harness struct {
 	eng *Engine
 	up  *upstream
-	clk *autoClock
+	clk *clock.Auto
 }
 
 func newHarness(t *testing.T, script map[string][]reply, mod func(*Options)) *harness {
@@ -152,7 +112,7 @@ func newHarness(t *testing.T, script map[string][]reply, mod func(*Options)) *ha
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	clk := newAutoClock()
+	clk := clock.NewAuto(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
 	opts := Options{
 		Endpoints:   attempt.FixedEndpoint{URL: u},
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
@@ -210,10 +170,10 @@ func TestRetriesPerErrorClass(t *testing.T) {
 			if got := len(h.up.targets()); got != tt.attempts || rep.Sent() != tt.attempts {
 				t.Fatalf("upstream saw %d attempts, report %d; want %d", got, rep.Sent(), tt.attempts)
 			}
-			if len(h.clk.waits) != len(tt.maxDelays) {
-				t.Fatalf("waits %v, want %d of them", h.clk.waits, len(tt.maxDelays))
+			if len(h.clk.Waits()) != len(tt.maxDelays) {
+				t.Fatalf("waits %v, want %d of them", h.clk.Waits(), len(tt.maxDelays))
 			}
-			for i, w := range h.clk.waits {
+			for i, w := range h.clk.Waits() {
 				if w < 0 || w > tt.maxDelays[i] {
 					t.Errorf("wait %d = %v, want within [0, %v]", i, w, tt.maxDelays[i])
 				}
@@ -236,8 +196,8 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	if _, _, err := h.converse(context.Background(), m1); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.clk.waits) != 1 || h.clk.waits[0] != 3*time.Second {
-		t.Fatalf("waits %v, want [3s]", h.clk.waits)
+	if len(h.clk.Waits()) != 1 || h.clk.Waits()[0] != 3*time.Second {
+		t.Fatalf("waits %v, want [3s]", h.clk.Waits())
 	}
 	s := h.up.seen
 	if s[0].date == s[1].date || s[0].auth == s[1].auth {
@@ -254,8 +214,8 @@ func TestDeadlineFailsAtOnce(t *testing.T) {
 	if !errors.As(err, &ke) || ke.Entry.Code != catalog.CodeThrottling || !errors.Is(err, retry.ErrDeadline) {
 		t.Fatalf("err = %v; want the throttling error, marked as a deadline give-up", err)
 	}
-	if rep.Sent() != 1 || len(h.clk.waits) != 0 {
-		t.Fatalf("sent %d, waited %v: should fail at once without waiting", rep.Sent(), h.clk.waits)
+	if rep.Sent() != 1 || len(h.clk.Waits()) != 0 {
+		t.Fatalf("sent %d, waited %v: should fail at once without waiting", rep.Sent(), h.clk.Waits())
 	}
 	if !strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("message %q does not say why", err)

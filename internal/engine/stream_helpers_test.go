@@ -453,3 +453,9 @@ func (f fake) exception(streamName, message string) []byte {
 	}
 	return buf.Bytes()
 }
+
+// firedTimer is a timer that has already fired.
+type firedTimer chan time.Time
+
+func (t firedTimer) C() <-chan time.Time { return t }
+func (t firedTimer) Stop() bool          { return false }
