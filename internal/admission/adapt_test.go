@@ -242,3 +242,31 @@ func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 		})
 	}
 }
+
+// TestLearnedLimitComesDownToUse: a throttle brings a learned limit far
+// above what the target was using down to that use at once (the AWS SDK's
+// adaptive mode takes the smaller of its rate and the measured one); a
+// known quota only shrinks to 0.7 of itself.
+func TestLearnedLimitComesDownToUse(t *testing.T) {
+	tests := []struct {
+		name  string
+		quota Quota
+		want  int64
+	}{
+		{name: "known quota", quota: Quota{TokensPerMinute: 1_000_000}, want: 700_000},
+		{name: "a guess, learning", quota: Quota{TokensPerMinute: 1_000_000, Learn: true}, want: 14_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: tt.quota})
+			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1})
+			first.Cancel()
+			clk.Advance(2 * time.Minute) // watched long enough; used nothing since
+			tk := mustTry(t, g, haiku, Estimate{MaxTokens: 20000})
+			tk.Throttled() // used over the last minute: this call's 20,000
+			if s := stats(t, g, haiku); s.Limit != tt.want {
+				t.Errorf("limit %d, want %d", s.Limit, tt.want)
+			}
+		})
+	}
+}

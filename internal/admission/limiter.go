@@ -545,9 +545,10 @@ func (l *limiter) usage(now time.Time) float64 {
 // quota before a throttle teaches it a limit. A throttle before that only
 // pauses the target: a process that starts while the quota is spent (by
 // others, or by its own previous run) is throttled at once, before what it
-// used says anything about a rate. After a few seconds, what Bedrock let
-// through, extrapolated to a minute, is close to the quota.
-const minObserved = 5 * time.Second
+// used says anything about a rate. (Longer waits were measured: 2 s and
+// 5 s of pauses alone let bursts through between them, and throttled more
+// in keel bench quota.)
+const minObserved = time.Second
 
 // observedRate returns the tokens per minute the target was used at, extra
 // tokens (a throttled call's hold) included. When the Governor has watched
@@ -630,8 +631,15 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 	// throttle of a lone call on an idle target would set the limit to the
 	// floor, far below any call it ever served.)
 	w := l.limit
-	if l.unlimited() {
+	switch {
+	case l.unlimited():
 		w = max(l.observedRate(now, hold), l.p.floor)
+	case l.p.learn:
+		// A learned limit far above what was used when Bedrock said no
+		// (the first, extrapolated one, say) comes down to that use at
+		// once, as the AWS SDK's adaptive mode takes the smaller of its
+		// rate and the measured one; a known quota stays the reference.
+		w = min(w, max(l.observedRate(now, hold), l.p.floor))
 	}
 	w = min(w, l.p.ceil)
 	wasUnlimited := l.unlimited()
