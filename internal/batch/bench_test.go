@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/quota"
@@ -30,13 +31,29 @@ func envInt(name string, def int) int {
 // tokens-per-minute quota of KEEL_BENCH_TPM (400,000), and compares the wall
 // time with the theoretical minimum: the tokens the emulator settled divided
 // by the quota. The quota's bucket is drained before the run, so the
-// minimum is exactly settled ÷ Q. Concurrency is the AIMD limiter's alone
-// (no quota governor yet). It takes minutes; run it with
+// minimum is exactly settled ÷ Q. Three ways to decide concurrency:
+//
+//   - aimd: no quota governor; the AIMD limiter alone (keel before the
+//     governor, or with quotas.disabled);
+//   - governor-known: the quota governor told the quota, pacing the run
+//     (Paced); it does not know the emulator's bucket starts drained;
+//   - governor-learned: the quota governor with the quota unknown, learned
+//     from throttles (keel's default).
+//
+// Each takes minutes; run them with
 //
 //	go test -run '^$' -bench BatchUnderQuota -benchtime 1x ./internal/batch/
+//
+// or one of them with -bench BatchUnderQuota/governor-known.
 func BenchmarkBatchUnderQuota(b *testing.B) {
 	records := envInt("KEEL_BENCH_RECORDS", 10000)
 	tpm := envInt("KEEL_BENCH_TPM", 400000)
+	for _, mode := range []string{"aimd", "governor-known", "governor-learned"} {
+		b.Run(mode, func(b *testing.B) { benchBatchUnderQuota(b, mode, records, tpm) })
+	}
+}
+
+func benchBatchUnderQuota(b *testing.B, mode string, records, tpm int) {
 	const model = "amazon.nova-lite-v1:0"
 	dir := b.TempDir()
 	in := filepath.Join(dir, "in.jsonl")
@@ -71,12 +88,30 @@ func BenchmarkBatchUnderQuota(b *testing.B) {
 		}
 		meter.Settle(quota.SettleRequest{Model: model, Region: "us-east-1", Operation: "converse", InputTokens: tpm, Burndown: 1})
 		base := meter.Snapshot()[0]
-		eng, err := engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: u}})
+		eo := engine.Options{Endpoints: attempt.FixedEndpoint{URL: u}}
+		var lim Limiter
+		var aimd *AIMD
+		var paced *Paced
+		switch mode {
+		case "aimd":
+			aimd, _ = NewAIMD(AIMDOptions{})
+			lim = aimd
+		default:
+			q := admission.Quota{}
+			if mode == "governor-known" {
+				q.TokensPerMinute = tpm
+			}
+			if eo.Governor, err = admission.New(admission.Options{Default: q}); err != nil {
+				b.Fatal(err)
+			}
+			paced, _ = NewPaced(0)
+			lim = paced
+		}
+		eng, err := engine.New(eo)
 		if err != nil {
 			b.Fatal(err)
 		}
-		lim, _ := NewAIMD(AIMDOptions{})
-		o := Options{In: in, Out: filepath.Join(dir, fmt.Sprintf("out%d.jsonl", n)), Model: model, Doer: eng, Limiter: lim}
+		o := Options{In: in, Out: filepath.Join(dir, fmt.Sprintf("out-%s-%d.jsonl", mode, n)), Model: model, Doer: eng, Limiter: lim}
 		if testing.Verbose() {
 			o.Progress = NewProgress(os.Stderr, ProgressOptions{Every: 15 * time.Second})
 		}
@@ -101,8 +136,25 @@ func BenchmarkBatchUnderQuota(b *testing.B) {
 		b.ReportMetric(100*ratio, "%-of-min")
 		b.ReportMetric(float64(u2.Throttled-base.Throttled), "throttled")
 		b.ReportMetric(float64(sum.Requeued), "requeued")
-		b.Logf("%d records, %d tokens settled at %d TPM: %s vs minimum %s = %.0f%%; %d requests, %d throttled, %d requeued; AIMD limit %d after %d cuts",
-			records, settled, tpm, elapsed.Round(time.Millisecond), minimum.Round(time.Millisecond), 100*ratio,
-			u2.Requests-base.Requests, u2.Throttled-base.Throttled, sum.Requeued, lim.Limit(), lim.Cuts())
+		how := ""
+		switch {
+		case aimd != nil:
+			how = fmt.Sprintf("AIMD limit %d after %d cuts", aimd.Limit(), aimd.Cuts())
+		default:
+			st, _ := eo.Governor.Stats(admission.Target{Model: model, Region: "us-east-1"})
+			bc := st.Classes[admission.Batch]
+			how = fmt.Sprintf("governor limit %d TPM after %d throttles (%d shrinks); %d of %d admissions waited (mean %s, longest %s); peak %d in flight",
+				st.Limit, st.Throttles, st.Decreases, bc.Waited, bc.Admitted, meanWait(bc), bc.WaitMax.Round(time.Millisecond), paced.Peak())
+		}
+		b.Logf("%s: %d records, %d tokens settled at %d TPM: %s vs minimum %s = %.1f%%; %d requests, %d throttled, %d requeued; %s",
+			mode, records, settled, tpm, elapsed.Round(time.Millisecond), minimum.Round(time.Millisecond), 100*ratio,
+			u2.Requests-base.Requests, u2.Throttled-base.Throttled, sum.Requeued, how)
 	}
+}
+
+func meanWait(c admission.ClassStats) time.Duration {
+	if c.Waited == 0 {
+		return 0
+	}
+	return (c.WaitTotal / time.Duration(c.Waited)).Round(time.Millisecond)
 }
