@@ -58,13 +58,15 @@ func TestConverseQuickStart(t *testing.T) {
 		t.Fatalf("not JSON: %v\n%s", err, out.String())
 	}
 	// The quota governor is on by default, learning: us-east-1 is paused
-	// after each throttle, and learns a limit from the throttles that come
-	// after its first second; the retries wait in the governor's queue.
+	// after each throttle and learns a limit only from throttles after its
+	// first second. Whether a retry then waits in the governor's queue or in
+	// the jittered backoff depends on how long the (real-time, random) backoffs
+	// were, so the test checks that each retry waited, not where.
 	if len(res.Quota) != 2 {
 		t.Fatalf("quota view %+v, want one entry per target", res.Quota)
 	}
 	east, west := res.Quota[0], res.Quota[1]
-	if !strings.HasSuffix(east.Target, "@us-east-1") || east.Throttles != 3 || !east.Learning || east.WaitedMs == 0 ||
+	if !strings.HasSuffix(east.Target, "@us-east-1") || east.Throttles != 3 || !east.Learning ||
 		east.HeldTokens == 0 || east.Reserved == 0 || len(east.QueueDepth) != 2 {
 		t.Fatalf("us-east-1 quota %+v", east)
 	}
@@ -72,7 +74,7 @@ func TestConverseQuickStart(t *testing.T) {
 		t.Fatalf("us-west-2 quota %+v", west)
 	}
 	for i, a := range res.Attempts {
-		if a.QuotaTokens == 0 || a.QuotaWaitMs > a.DelayMs || (i == 1 && a.QuotaWaitMs == 0) {
+		if a.QuotaTokens == 0 || a.QuotaWaitMs > a.DelayMs || ((i == 1 || i == 2) && a.DelayMs == 0) {
 			t.Fatalf("attempt %d %+v", i, a)
 		}
 	}
