@@ -45,22 +45,32 @@ func (s *scanner) peek() byte {
 	return 0
 }
 
+// open enters the object or array that starts at the cursor with c, one
+// level deeper. It reports whether there are members to read: false when the
+// container is empty (and already left) or the input is bad (s.bad is set).
+func (s *scanner) open(c, end byte) bool {
+	if s.peek() != c {
+		s.fail()
+		return false
+	}
+	if s.depth++; s.depth > maxDepth {
+		s.fail()
+		return false
+	}
+	s.i++
+	if s.peek() == end {
+		s.i++
+		s.depth--
+		return false
+	}
+	return true
+}
+
 // object reads the object at the cursor, calling member with each key (raw,
 // escapes left in) and the cursor on its value. member may read the value;
 // a value it leaves alone is skipped.
 func (s *scanner) object(member func(key []byte)) {
-	if s.peek() != '{' {
-		s.fail()
-		return
-	}
-	if s.depth++; s.depth > maxDepth {
-		s.fail()
-		return
-	}
-	s.i++
-	if s.peek() == '}' {
-		s.i++
-		s.depth--
+	if !s.open('{', '}') {
 		return
 	}
 	for !s.bad {
@@ -94,18 +104,7 @@ func (s *scanner) object(member func(key []byte)) {
 
 // array reads the array at the cursor, skipping its elements.
 func (s *scanner) array() {
-	if s.peek() != '[' {
-		s.fail()
-		return
-	}
-	if s.depth++; s.depth > maxDepth {
-		s.fail()
-		return
-	}
-	s.i++
-	if s.peek() == ']' {
-		s.i++
-		s.depth--
+	if !s.open('[', ']') {
 		return
 	}
 	for !s.bad {
