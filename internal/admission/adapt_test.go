@@ -6,45 +6,96 @@ import (
 	"time"
 )
 
-func TestThrottleShrinksAndPauses(t *testing.T) {
+// TestThrottleResyncsThenShrinks: a known quota's first throttle of an
+// episode empties the bucket and pauses, and changes no limit (the bucket
+// was fuller than Bedrock's); the throttles of calls sent before it are old
+// news; a later throttle bounds the quota from what Bedrock gave since the
+// first, and lowers the limit to that bound, by at most 0.7 at a time for a
+// known quota.
+func TestThrottleResyncsThenShrinks(t *testing.T) {
 	g, clk := newGov(t, known(60000)) // pause: exactly CoolDown (1s), the jitter being fixed at its mean
 	a := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
 	b := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
 
 	a.Throttled()
 	s := stats(t, g, haiku)
-	if s.Limit != 42000 || s.Available != 0 || s.PausedFor != time.Second || s.Throttles != 1 || s.Decreases != 1 || s.InFlight != 1 {
-		t.Fatalf("after a throttle: limit %d, available %d, paused %v, throttles %d, decreases %d, in flight %d; want 42000, 0, 1s, 1, 1, 1",
-			s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.InFlight)
+	if s.Limit != 60000 || s.Available != 0 || s.PausedFor != time.Second || s.Throttles != 1 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 1 {
+		t.Fatalf("after a throttle: limit %d, available %d, paused %v, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 1s, 1, 0, 1, 1",
+			s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
 	}
 	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 1}, Interactive); ok {
 		t.Fatal("admitted during the pause")
 	}
 
-	// b was sent at the old rate too: its throttle is the same news.
+	// b was sent before it: its throttle is the same news.
 	b.Throttled()
 	g.Throttled(haiku) // and so is one without a ticket during the pause
 	s = stats(t, g, haiku)
-	if s.Limit != 42000 || s.Available != 0 || s.Throttles != 3 || s.Decreases != 1 || s.InFlight != 0 {
-		t.Fatalf("after stale throttles: limit %d, available %d, throttles %d, decreases %d, in flight %d; want 42000, 0, 3, 1, 0",
-			s.Limit, s.Available, s.Throttles, s.Decreases, s.InFlight)
+	if s.Limit != 60000 || s.Available != 0 || s.Throttles != 3 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 0 {
+		t.Fatalf("after stale throttles: limit %d, available %d, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 3, 0, 1, 0",
+			s.Limit, s.Available, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
 	}
 
-	// After the pause, a call admitted at the new rate and throttled shrinks it again.
-	clk.Advance(time.Second) // 700 tokens refilled
-	c := mustTry(t, g, haiku, Estimate{MaxTokens: 700})
-	c.Throttled()
-	if s = stats(t, g, haiku); s.Limit != 29400 || s.Decreases != 2 {
-		t.Fatalf("after a fresh throttle: limit %d, decreases %d; want 29400, 2", s.Limit, s.Decreases)
+	tests := []struct {
+		name      string
+		after     time.Duration // since the first throttle
+		hold      int
+		wantLimit int64
+		wantDecr  int64
+	}{
+		// Bedrock gave nothing since and could not give 1,000 in 1 s: the
+		// quota is below 60,000 a minute, which is the limit: no news.
+		{name: "at the limit's pace: a resync", after: time.Second, hold: 1000, wantLimit: 60000},
+		// ... could not give 1,000 in 1.2 s: below 50,000.
+		{name: "bound below the limit", after: 1200 * time.Millisecond, hold: 1000, wantLimit: 50000, wantDecr: 1},
+		// ... could not give 1,000 in 3 s: below 20,000, but a known
+		// quota is cut by 0.7 at most.
+		{name: "bound far below: 0.7", after: 3 * time.Second, hold: 1000, wantLimit: 42000, wantDecr: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000))
+			throttle(t, g, haiku, Estimate{MaxTokens: 1}) // the anchor
+			clk.Advance(tt.after)
+			throttle(t, g, haiku, Estimate{MaxTokens: tt.hold})
+			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != tt.wantDecr {
+				t.Errorf("limit %d, decreases %d; want %d, %d", s.Limit, s.Decreases, tt.wantLimit, tt.wantDecr)
+			}
+		})
 	}
 
-	// Throttle after throttle, the limit stops at its floor: 1% of the quota, at least 1,000.
+	// Throttle after throttle with nothing given, the limit stops at its
+	// floor: 1% of the quota, at least 1,000.
 	for range 30 {
 		clk.Advance(5 * time.Second)
 		g.Throttled(haiku)
 	}
 	if s = stats(t, g, haiku); s.Limit != 1000 || s.Floor != 1000 {
 		t.Fatalf("after many throttles: limit %d, floor %d; want 1000, 1000", s.Limit, s.Floor)
+	}
+}
+
+// TestEpisodeBound checks the bound over a longer episode, and that a gap
+// of more than episodeGap starts a new episode (a resync, no bound).
+func TestEpisodeBound(t *testing.T) {
+	g, clk := newGov(t, known(1_200_000)) // 20,000 tokens a second
+	throttle(t, g, haiku, Estimate{MaxTokens: 1})
+	// 30 s at 19,000 a second, each call settling what it held: Bedrock
+	// gave 570,000; then a call of 10,000 is throttled. The quota is below
+	// 60 × 580,000 / 30 = 1,160,000.
+	for range 30 {
+		clk.Advance(time.Second)
+		tk := mustTry(t, g, haiku, Estimate{MaxTokens: 19000})
+		tk.Settle(Usage{InputTokens: 1, OutputTokens: 18999})
+	}
+	throttle(t, g, haiku, Estimate{MaxTokens: 10000})
+	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 {
+		t.Fatalf("limit %d, decreases %d; want 1160000, 1", s.Limit, s.Decreases)
+	}
+	clk.Advance(episodeGap + time.Second)
+	throttle(t, g, haiku, Estimate{MaxTokens: 1})
+	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 || s.Resyncs != 2 {
+		t.Fatalf("after a gap: limit %d, decreases %d, resyncs %d; want 1160000, 1, 2", s.Limit, s.Decreases, s.Resyncs)
 	}
 }
 
@@ -80,30 +131,34 @@ func TestPauseHoldsTheQueue(t *testing.T) {
 		admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 1000}, Interactive, name, ch)
 		waitQueued(t, g, haiku, i+1, 0)
 	}
-	g.Throttled(haiku) // limit 42,000: 700 tokens a second; pause 1s
-	clk.Advance(time.Second)
-	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 || s.Available != 700 {
-		t.Fatalf("after the pause: %d queued, %d available; want 3, 700", s.Classes[Interactive].Queued, s.Available)
+	g.Throttled(haiku) // a known quota's first throttle: the bucket emptied, a pause of 1s
+	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 || s.Available != 0 || s.PausedFor != time.Second {
+		t.Fatalf("after the throttle: %d queued, %d available, paused %v; want 3, 0, 1s", s.Classes[Interactive].Queued, s.Available, s.PausedFor)
 	}
-	clk.Advance(500 * time.Millisecond) // 1,050: w1 fits
+	clk.Advance(500 * time.Millisecond) // 500 refilled, but paused
+	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 {
+		t.Fatalf("during the pause: %d queued, want 3", s.Classes[Interactive].Queued)
+	}
+	clk.Advance(500 * time.Millisecond) // 1,000 at the pause's end: w1 fits
 	if r := <-ch; r.name != "w1" || r.err != nil {
 		t.Fatalf("got %s (%v), want w1", r.name, r.err)
 	}
-	clk.Advance(1500 * time.Millisecond) // 50 + 1,050: w2 fits, w3 does not
+	clk.Advance(time.Second) // w2 fits, w3 does not
 	if r := <-ch; r.name != "w2" || r.err != nil {
 		t.Fatalf("got %s (%v), want w2", r.name, r.err)
 	}
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 1 {
 		t.Fatalf("%d queued, want w3 alone", s.Classes[Interactive].Queued)
 	}
-	clk.Advance(1500 * time.Millisecond)
+	clk.Advance(time.Second)
 	if r := <-ch; r.name != "w3" || r.err != nil {
 		t.Fatalf("got %s (%v), want w3", r.name, r.err)
 	}
 }
 
-// TestRecovery checks the CUBIC curve: after a throttle at a limit of 60,000
-// the limit is 42,000 and grows back, on successes, as
+// TestRecovery checks the CUBIC curve: after a throttle that cuts a known
+// limit of 60,000 (the episode's second, Bedrock having given nothing since
+// the first) the limit is 42,000 and grows back, on successes, as
 // 60,000 × (1 + 0.3 × ((t − 30 s)/30 s)³), never past the known quota.
 func TestRecovery(t *testing.T) {
 	tests := []struct {
@@ -122,8 +177,9 @@ func TestRecovery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, known(60000))
 			a := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
-			b := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
-			b.Throttled()
+			throttle(t, g, haiku, Estimate{MaxTokens: 100}) // the episode's anchor
+			clk.Advance(2 * time.Second)
+			g.Throttled(haiku)
 			clk.Advance(tt.after)
 			if s := stats(t, g, haiku); s.Limit != 42000 {
 				t.Fatalf("limit %d before any success, want 42000: only successes grow it", s.Limit)
@@ -246,14 +302,14 @@ func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 // TestLearnedLimitComesDownToUse: a throttle brings a learned limit far
 // above what the target was using down to that use at once (the AWS SDK's
 // adaptive mode takes the smaller of its rate and the measured one); a
-// known quota only shrinks to 0.7 of itself.
+// known quota's first throttle of an episode changes no limit.
 func TestLearnedLimitComesDownToUse(t *testing.T) {
 	tests := []struct {
 		name  string
 		quota Quota
 		want  int64
 	}{
-		{name: "known quota", quota: Quota{TokensPerMinute: 1_000_000}, want: 700_000},
+		{name: "known quota", quota: Quota{TokensPerMinute: 1_000_000}, want: 1_000_000},
 		{name: "a guess, learning", quota: Quota{TokensPerMinute: 1_000_000, Learn: true}, want: 14_000},
 	}
 	for _, tt := range tests {

@@ -12,10 +12,12 @@ var (
 	// ErrTooLarge: the call holds more tokens than the target's quota can
 	// ever give at once, so it would be throttled however long it waited.
 	ErrTooLarge = errors.New("admission: request can never fit the quota")
-	// ErrWouldExceedDeadline: the call would not get quota before its
-	// deadline (the context's, or Options.MaxWait). Admit says so at once
-	// when its estimate of the wait already crosses the deadline, and
-	// otherwise when the deadline comes while the call waits.
+	// ErrWouldExceedDeadline: the call would not get quota in time: before
+	// Options.MaxWait, or early enough before its context's deadline to be
+	// answered by then (the target's replies take time, which the Governor
+	// learns). Admit says so at once when its estimate of the wait already
+	// crosses that bound, and otherwise when the bound comes while the call
+	// waits.
 	ErrWouldExceedDeadline = errors.New("admission: wait for quota would cross the deadline")
 )
 
@@ -37,6 +39,11 @@ type Error struct {
 	// Wait is the estimated wait that would have crossed the deadline; zero
 	// when the deadline came while the call was waiting.
 	Wait time.Duration
+	// Reply is the time the target's replies take (the 95th percentile of
+	// its recent attempts), which a call granted must still have before its
+	// context's deadline; zero when another bound refused it, or before the
+	// target has had a reply.
+	Reply time.Duration
 	// Left is the time that was left before the deadline when Admit gave up.
 	Left time.Duration
 	// Waited is how long the call waited in the queue.
@@ -52,6 +59,12 @@ func (e *Error) Error() string {
 	case e.Reason == ErrTooLarge:
 		return fmt.Sprintf("admission: %s: a request holding %d tokens (input %d + max tokens %d) can never fit %d tokens per minute; lower its max tokens or raise the quota",
 			e.Target, e.Tokens, e.Input, e.MaxTokens, e.Capacity)
+	case e.Reply > 0 && e.Err == nil && e.Wait > 0:
+		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead) and replies take up to about %v: past the deadline in %v",
+			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Reply.Round(time.Millisecond), e.Left.Round(time.Millisecond))
+	case e.Reply > 0 && e.Err == nil:
+		return fmt.Sprintf("admission: %s: no quota at once for %d tokens (waited %v, %d requests ahead) and replies take up to about %v: past the deadline in %v",
+			e.Target, e.Tokens, e.Waited.Round(time.Millisecond), e.Ahead, e.Reply.Round(time.Millisecond), e.Left.Round(time.Millisecond))
 	case e.Wait > 0:
 		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead), after the deadline in %v",
 			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Left.Round(time.Millisecond))

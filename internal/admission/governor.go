@@ -160,6 +160,14 @@ type Options struct {
 	// MaxWait bounds how long a call waits for quota, on top of its
 	// context's deadline. Zero: only the context bounds it.
 	MaxWait time.Duration
+	// SmallFirst judges a call that must wait by its own size alone: under
+	// overload, small calls then get through far more often than large ones,
+	// which need the bucket to refill further. The zero value judges a call
+	// entering the queue as if it held at least what the target's large calls
+	// hold (the 95th percentile of recent holds), so that large and small
+	// calls are refused alike when the queue is too long for their
+	// deadlines.
+	SmallFirst bool
 	// BatchEvery is how many Interactive grants in a row may pass Batch
 	// calls that wait; the next grant is then a Batch one. Zero means
 	// DefaultBatchEvery.
@@ -439,7 +447,8 @@ type Usage struct {
 // holds nothing, and its methods do nothing.
 type Ticket struct {
 	l      *limiter
-	gen    uint64 // the limiter's throttle generation when admitted
+	gen    uint64    // the limiter's throttle generation when admitted
+	at     time.Time // when it was granted
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate
@@ -531,8 +540,17 @@ type Stats struct {
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64
 	// Settled, Cancelled and Throttles count Tickets ended each way;
-	// Decreases counts the throttles that shrank the limit.
-	Settled, Cancelled, Throttles, Decreases int64
+	// Decreases counts the throttles that set or lowered the limit, Resyncs
+	// those that only emptied the bucket (a known quota's first of an
+	// episode, or one whose bound was above the limit).
+	Settled, Cancelled, Throttles, Decreases, Resyncs int64
+	// ReplyTime is the time the target's replies take (the 95th percentile
+	// of its attempts, admission to settlement) that Admit keeps before a
+	// call's deadline; LargeHold what its large calls hold (the 95th
+	// percentile of the calls' holds), the size a call entering the queue is
+	// judged by. Zero until measured.
+	ReplyTime time.Duration
+	LargeHold int64
 	// TooLarge counts calls refused with ErrTooLarge.
 	TooLarge int64
 	// Classes holds the queue figures per Class.

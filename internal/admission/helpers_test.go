@@ -96,3 +96,10 @@ func admitAsync(ctx context.Context, g *Governor, tg Target, est Estimate, c Cla
 		ch <- result{name: name, tk: tk, err: err}
 	}()
 }
+
+// throttle admits a call that fits at once and ends it as throttled.
+func throttle(t testing.TB, g *Governor, tg Target, est Estimate) {
+	t.Helper()
+	tk := mustTry(t, g, tg, est)
+	tk.Throttled()
+}

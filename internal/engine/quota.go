@@ -97,13 +97,18 @@ func (e *Engine) retryAfterFloor(ra time.Duration) time.Duration {
 // endFailed ends the Ticket of an attempt that failed: a throttle tells the
 // governor, an attempt that reported usage (a stream that failed before its
 // first content, after its start said what input it took) is charged it,
-// and anything else gives everything back.
+// an attempt the caller gave up on (its context cancelled or past its
+// deadline) is charged its input estimate, since Bedrock charges a request
+// it was answering for its input and what it generated, and anything else
+// gives everything back.
 func endFailed(tk *admission.Ticket, entry *catalog.Entry, u Usage) {
 	switch {
 	case entry != nil && entry.Retry == catalog.Throttled:
 		tk.Throttled()
 	case u.InputTokens+u.CacheReadInputTokens+u.CacheWriteInputTokens+u.OutputTokens > 0:
 		tk.Settle(admissionUsage(u))
+	case entry != nil && (entry.Code == catalog.CodeDeadlineExceeded || entry.Code == catalog.CodeContextCanceled):
+		tk.Settle(admission.Usage{})
 	default:
 		tk.Cancel()
 	}

@@ -299,9 +299,11 @@ func TestQuotaThrottlePausesTheBurst(t *testing.T) {
 		return s.Classes[Interactive].Queued == 3
 	})
 	s := h.stats(t, target)
-	if n := len(up.requests()); n != 5 || s.Throttles != 3 || s.Decreases != 1 || s.Limit != 42000 || s.PausedFor != time.Second {
-		t.Fatalf("during the pause: %d requests, throttles %d, decreases %d, limit %d, paused %v; want 5, 3, 1, 42000, 1s",
-			n, s.Throttles, s.Decreases, s.Limit, s.PausedFor)
+	// A known quota's first throttle of an episode empties the bucket and
+	// pauses; the limit stays.
+	if n := len(up.requests()); n != 5 || s.Throttles != 3 || s.Resyncs != 1 || s.Decreases != 0 || s.Limit != 60000 || s.PausedFor != time.Second {
+		t.Fatalf("during the pause: %d requests, throttles %d, resyncs %d, decreases %d, limit %d, paused %v; want 5, 3, 1, 0, 60000, 1s",
+			n, s.Throttles, s.Resyncs, s.Decreases, s.Limit, s.PausedFor)
 	}
 	h.clk.Advance(time.Second)
 	wg.Wait()

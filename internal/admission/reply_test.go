@@ -1,0 +1,224 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// teach settles n calls of max tokens maxTok that each took d and produced
+// out tokens, so the target learns its reply time.
+func teach(t *testing.T, g *Governor, clk interface{ Advance(time.Duration) }, n, maxTok, out int, d time.Duration) {
+	t.Helper()
+	for range n {
+		tk := mustTry(t, g, haiku, Estimate{MaxTokens: maxTok})
+		clk.Advance(d)
+		tk.Settle(Usage{InputTokens: 1, OutputTokens: out})
+	}
+}
+
+func TestTrack(t *testing.T) {
+	tests := []struct {
+		name   string
+		q      float64
+		values func(i int) float64
+		lo, hi float64
+	}{
+		// 1..100 repeated: the 95th percentile is 95.
+		{name: "p95 of 1..100", q: 0.95, values: func(i int) float64 { return float64(i%100 + 1) }, lo: 88, hi: 100},
+		{name: "p5 of 1..100", q: 0.05, values: func(i int) float64 { return float64(i%100 + 1) }, lo: 2, hi: 12},
+		{name: "constant", q: 0.95, values: func(int) float64 { return 7 }, lo: 6.5, hi: 7.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var est float64
+			track(&est, 0, tt.q) // zero and negative values are ignored
+			track(&est, -1, tt.q)
+			if est != 0 {
+				t.Fatalf("after non-positive values: %v, want 0", est)
+			}
+			for i := range 20000 {
+				track(&est, tt.values((i*37)%1000), tt.q)
+			}
+			if est < tt.lo || est > tt.hi || math.IsNaN(est) {
+				t.Errorf("estimate %v, want within [%v, %v]", est, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+// TestReplyTime: the time a call's reply may take is the target's 95th
+// percentile of attempt durations, or less for a call whose max tokens cut
+// its reply short: quick replies' time + max tokens × seconds per token.
+func TestReplyTime(t *testing.T) {
+	g, clk := newGov(t, known(6_000_000))
+	first := mustTry(t, g, haiku, Estimate{MaxTokens: 1})
+	first.Cancel()
+	if s := stats(t, g, haiku); s.ReplyTime != 0 {
+		t.Fatalf("reply time %v before any reply, want 0", s.ReplyTime)
+	}
+	// Replies of 1 s + 10 ms per output token: 100 tokens (2 s) and 800 (9 s).
+	for range 100 {
+		teach(t, g, clk, 1, 1000, 100, 2*time.Second)
+		teach(t, g, clk, 1, 1000, 800, 9*time.Second)
+	}
+	s := stats(t, g, haiku)
+	if s.ReplyTime < 8*time.Second || s.ReplyTime > 10*time.Second {
+		t.Fatalf("reply time %v, want about 9s (the slow replies)", s.ReplyTime)
+	}
+	l := g.limiter(haiku)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, tt := range []struct {
+		maxTok int
+		lo, hi time.Duration
+	}{
+		{maxTok: 64, lo: 2 * time.Second, hi: 3500 * time.Millisecond}, // about 2 s + 64 × 10 ms
+		{maxTok: 300, lo: 4 * time.Second, hi: 7 * time.Second},
+		{maxTok: 4096, lo: s.ReplyTime, hi: s.ReplyTime}, // no shorter than the 95th percentile
+	} {
+		if got := l.replyTime(tt.maxTok); got < tt.lo || got > tt.hi {
+			t.Errorf("replyTime(%d) = %v, want within [%v, %v]", tt.maxTok, got, tt.lo, tt.hi)
+		}
+	}
+}
+
+// TestDeadlineKeepsTimeForTheReply: a call must be granted early enough to
+// be answered before its context's deadline. A call that would fit in 10 s,
+// whose replies take about 9 s, is refused at once with 15 s left and
+// queued with 20 s left; MaxWait bounds the wait alone.
+func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
+	tests := []struct {
+		name    string
+		left    time.Duration
+		maxWait time.Duration
+		refused bool
+	}{
+		{name: "room for wait and reply", left: 20 * time.Second},
+		{name: "no room for the reply", left: 15 * time.Second, refused: true},
+		{name: "MaxWait counts the wait alone", left: time.Hour, maxWait: 11 * time.Second},
+		{name: "MaxWait shorter than the wait", left: time.Hour, maxWait: 9 * time.Second, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
+			// Calls that settle what they hold: no refund is expected from
+			// the call in flight below.
+			teach(t, g, clk, 30, 1000, 999, 9*time.Second)
+			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
+			now := clk.Now()
+			ctx := withDeadline(context.Background(), now.Add(tt.left))
+			ch := make(chan result, 1)
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
+			if tt.refused {
+				r := recv(t, ch)
+				var e *Error
+				if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.As(r.err, &e) || errors.Is(r.err, context.DeadlineExceeded) {
+					t.Fatalf("Admit = %v, want ErrWouldExceedDeadline (not the context's error)", r.err)
+				}
+				if tt.maxWait == 0 && (e.Reply < 8*time.Second || !strings.Contains(e.Error(), "replies take up to about")) {
+					t.Errorf("reply %v, message %q: want the reply time named", e.Reply, e.Error())
+				}
+				return
+			}
+			waitQueued(t, g, haiku, 1, 0)
+			clk.Advance(10 * time.Second)
+			if r := <-ch; r.err != nil {
+				t.Fatalf("Admit = %v, want admitted after 10s", r.err)
+			}
+		})
+	}
+}
+
+// TestLargeCallsJudgeTheQueue: when calls already wait, a call entering the
+// queue is judged as if it held what the target's large calls hold, so a
+// small call is refused when a large one would be; into an empty queue, or
+// with SmallFirst, it is judged by its own size.
+func TestLargeCallsJudgeTheQueue(t *testing.T) {
+	tests := []struct {
+		name       string
+		smallFirst bool
+		queued     bool
+		refused    bool
+	}{
+		{name: "behind a queue: judged as large", queued: true, refused: true},
+		{name: "behind a queue, SmallFirst", queued: true, smallFirst: true},
+		{name: "empty queue: its own size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: tt.smallFirst})
+			// The target's calls: mostly small, one in ten holding 20,000.
+			for i := range 100 {
+				m := 100
+				if i%10 == 0 {
+					m = 20000
+				}
+				tk := mustTry(t, g, haiku, Estimate{MaxTokens: m})
+				tk.Cancel()
+			}
+			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
+			ctx := withDeadline(context.Background(), clk.Now().Add(12*time.Second))
+			ch := make(chan result, 2)
+			if tt.queued {
+				admitAsync(ctx, g, haiku, Estimate{MaxTokens: 2000}, Interactive, "first", ch)
+				waitQueued(t, g, haiku, 1, 0)
+			}
+			// 2,000 + 100 tokens fit in 2.1 s; as a large call (about 20,000
+			// tokens) behind the first, in 22 s: past the 12 s deadline.
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Interactive, "small", ch)
+			if tt.refused {
+				r := recv(t, ch)
+				if r.name != "small" || !errors.Is(r.err, ErrWouldExceedDeadline) {
+					t.Fatalf("%s: Admit = %v, want small refused", r.name, r.err)
+				}
+				return
+			}
+			n := 1
+			if tt.queued {
+				n = 2
+			}
+			waitQueued(t, g, haiku, n, 0)
+			clk.Advance(3 * time.Second)
+			for range n {
+				if r := <-ch; r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+			}
+		})
+	}
+}
+
+// TestCancelAfterAThrottleGivesBack: a throttle writes off only what
+// emptying the bucket took; a call long in flight that is cancelled after
+// it gives its tokens back (before this, it gave back nothing, and the
+// bucket stayed short of Bedrock's for good).
+func TestCancelAfterAThrottleGivesBack(t *testing.T) {
+	g, _ := newGov(t, known(60000))
+	long := mustTry(t, g, haiku, Estimate{MaxTokens: 30000})
+	mustTry(t, g, haiku, Estimate{MaxTokens: 30000}) // the bucket is empty
+	g.Throttled(haiku)                               // empties nothing: the bucket held none
+	if s := stats(t, g, haiku); s.Available != 0 || s.Resyncs != 1 {
+		t.Fatalf("after the throttle: available %d, resyncs %d; want 0, 1", s.Available, s.Resyncs)
+	}
+	long.Cancel()
+	if s := stats(t, g, haiku); s.Available != 30000 {
+		t.Fatalf("after the cancel: available %d, want 30000", s.Available)
+	}
+}
+
+// recv returns what Admit reported on ch, or fails the test when it does
+// not return (a call queued that should have been refused).
+func recv(t *testing.T, ch <-chan result) result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("Admit did not return: queued instead of refused")
+	}
+	return result{}
+}
