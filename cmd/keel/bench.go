@@ -57,11 +57,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 func contenderList() string {
 	var b strings.Builder
 	for _, c := range bench.Contenders() {
-		note := ""
-		if err := c.Runnable(); err != nil {
-			note = " (not available yet: needs keel's quota governor in the engine)"
-		}
-		fmt.Fprintf(&b, "  %-11s %s%s\n", c.Name, c.Description, note)
+		fmt.Fprintf(&b, "  %-11s %s\n", c.Name, c.Description)
 	}
 	return b.String()
 }

@@ -40,14 +40,6 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"too few calls", []string{"bench", "quota", "--quota", "100000", "--duration", "2s"}, 2, "fewer than 20; raise the quota, the load or the duration"},
 		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
 	}
-	if !bench.GovernorAvailable() {
-		tests = append(tests, struct {
-			name    string
-			args    []string
-			code    int
-			wantErr string
-		}{"keel-quota without the governor", []string{"bench", "quota", "--contenders", "keel-quota"}, 2, "not wired into the engine yet"})
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errb bytes.Buffer

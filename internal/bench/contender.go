@@ -21,9 +21,6 @@ type Contender struct {
 	Description string
 	// client returns a bedrockruntime client that sends to its own emulator.
 	client func(ctx context.Context, e Endpoint) (*bedrockruntime.Client, error)
-	// needsGovernor marks a contender that cannot run until keel's quota
-	// governor is wired into the engine.
-	needsGovernor bool
 }
 
 // Endpoint is where a contender sends and what it may know about it.
@@ -33,16 +30,16 @@ type Endpoint struct {
 	// Model and Region are the target every call names.
 	Model, Region string
 	// Quota is the target's tokens-per-minute quota. Only a contender with
-	// a knob for it (keel-quota) reads it; the SDK has none.
+	// a knob for it (keel) reads it; the SDK has none.
 	Quota int64
 }
 
 // contenders in the order the table shows them.
 var contenders = []Contender{
-	{Name: "keel", Description: "official SDK client + keel (keel.New(cfg, keel.Options{}).ClientOptions), defaults",
+	{Name: "keel", Description: "official SDK client + keel told the quota (quotas: in keel's configuration), otherwise defaults",
+		client: keelClient(true)},
+	{Name: "keel-learn", Description: "official SDK client + keel with its defaults: no quota told, the governor learns it from throttles",
 		client: keelClient(false)},
-	{Name: "keel-quota", Description: "keel told the quota (tokens per minute) through its quota governor",
-		client: keelClient(true), needsGovernor: true},
 	{Name: "standard", Description: "official SDK client, retry.NewStandard() (3 attempts, backoff up to 20 s, retry quota 500)",
 		client: sdkClient(func() aws.Retryer { return retry.NewStandard() })},
 	{Name: "adaptive", Description: "official SDK client, retry.NewAdaptiveMode() (standard + client-side rate limiting from throttles)",
@@ -50,18 +47,10 @@ var contenders = []Contender{
 }
 
 // DefaultContenders are the contenders a run compares when none are named.
-var DefaultContenders = []string{"keel", "standard", "adaptive"}
+var DefaultContenders = []string{"keel", "keel-learn", "standard", "adaptive"}
 
-// Contenders lists every contender, runnable or not, in table order.
+// Contenders lists every contender in table order.
 func Contenders() []Contender { return append([]Contender(nil), contenders...) }
-
-// Runnable reports whether the contender can run in this build, and why not.
-func (c Contender) Runnable() error {
-	if c.needsGovernor && !GovernorAvailable() {
-		return fmt.Errorf("bench: contender %s needs keel's quota governor, which is not wired into the engine yet (docs/governor.md)", c.Name)
-	}
-	return nil
-}
 
 // lookupContenders checks names and returns the contenders in table order.
 func lookupContenders(names []string) ([]Contender, error) {
@@ -74,9 +63,6 @@ func lookupContenders(names []string) ([]Contender, error) {
 		for _, c := range contenders {
 			if c.Name == n {
 				found = true
-				if err := c.Runnable(); err != nil {
-					return nil, err
-				}
 			}
 		}
 		if !found {
@@ -100,15 +86,10 @@ func lookupContenders(names []string) ([]Contender, error) {
 	return out, nil
 }
 
-// GovernorAvailable reports whether keel's quota governor can be told a
-// quota, which the keel-quota contender needs.
-func GovernorAvailable() bool { return keelGovernor != nil }
-
-// keelGovernor declares a target's tokens-per-minute quota in keel's
+// tellQuota declares a target's tokens-per-minute quota in keel's
 // configuration (the quotas: section), as a user who knows their quota
-// would. The keel contender runs keel with its defaults: the governor on,
-// learning the quota from throttles.
-var keelGovernor = func(c *config.Config, model, region string, tpm int64) {
+// would (Bedrock's quotas are listed in the Service Quotas console).
+func tellQuota(c *config.Config, model, region string, tpm int64) {
 	c.Quotas.Targets = append(c.Quotas.Targets, config.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)})
 }
 
@@ -135,10 +116,7 @@ func keelClient(quota bool) func(context.Context, Endpoint) (*bedrockruntime.Cli
 		cfg := awsConfig(e)
 		c := &config.Config{Endpoint: e.URL}
 		if quota {
-			if keelGovernor == nil {
-				return nil, fmt.Errorf("bench: keel's quota governor is not available")
-			}
-			keelGovernor(c, e.Model, e.Region, e.Quota)
+			tellQuota(c, e.Model, e.Region, e.Quota)
 		}
 		k, err := keel.New(cfg, keel.Options{Config: c})
 		if err != nil {

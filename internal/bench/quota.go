@@ -124,10 +124,17 @@ type Result struct {
 // Outcome is one contender's measures.
 type Outcome struct {
 	Name string `json:"name"`
-	// Goodput is the tokens the contender's quota meter settled per minute
-	// between the end of the warm-up and the end of arrivals (the window),
-	// ÷ the quota.
-	Goodput       float64 `json:"goodput"`
+	// Goodput is the completed work: what the calls that completed between
+	// the end of the warm-up and the end of arrivals (the window) settled
+	// on the quota meter, per minute, ÷ the quota. CompletedTokens is that
+	// work in tokens.
+	Goodput         float64 `json:"goodput"`
+	CompletedTokens int64   `json:"completed_tokens"`
+	// Spent is what the quota meter settled in the window, completed or not
+	// (a call cut off at its deadline settles what it was given), per
+	// minute, ÷ the quota; SettledTokens is that in tokens. Spent − Goodput
+	// is quota spent on calls that failed.
+	Spent         float64 `json:"quota_spent"`
 	SettledTokens int64   `json:"settled_tokens"`
 	// Refill is what the quota refilled in the window: its share of the
 	// quota per minute.
@@ -252,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Deadline: cfg.Deadline, Wall: time.Since(start)}
 	small, large := w.Quarters()
 	for _, a := range arenas {
-		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, small, large))
+		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, w.Calls, small, large))
 	}
 	return res, nil
 }
@@ -300,6 +307,7 @@ type arena struct {
 }
 
 type callResult struct {
+	end     time.Time
 	done    bool
 	ok      bool
 	latency time.Duration
@@ -432,7 +440,8 @@ func (a *arena) call(ctx context.Context, arrived time.Time, c Call, deadline ti
 		in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(int32(c.MaxTokens))}
 	}
 	_, err := a.client.Converse(ctx, in)
-	r := callResult{done: true, latency: time.Since(arrived)}
+	now := time.Now()
+	r := callResult{end: now, done: true, latency: now.Sub(arrived)}
 	if err == nil {
 		r.ok = true
 		return r
@@ -459,7 +468,7 @@ func failureOf(ctx context.Context, err error) string {
 	return "other"
 }
 
-func (a *arena) outcome(tpm int64, small, large []int) Outcome {
+func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	o := Outcome{Name: a.c.Name, Offered: len(a.results), Failures: map[string]int{}}
 	final, _ := a.usage()
 	start, end := a.marks[0], a.marks[1]
@@ -468,7 +477,7 @@ func (a *arena) outcome(tpm int64, small, large []int) Outcome {
 	// refill between them.
 	refill := end.at.Sub(start.at).Minutes() * float64(tpm)
 	o.Refill = int64(refill)
-	o.Goodput = float64(o.SettledTokens) / refill
+	o.Spent = float64(o.SettledTokens) / refill
 	o.InFlight = [2]int64{start.inFlight, end.inFlight}
 	o.Bucket = [2]int64{start.bucket, end.bucket}
 	o.Attempts = final.Requests - a.base.Requests
@@ -479,11 +488,14 @@ func (a *arena) outcome(tpm int64, small, large []int) Outcome {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var lat []time.Duration
-	for _, r := range a.results {
+	for i, r := range a.results {
 		switch {
 		case r.ok:
 			o.Completed++
 			lat = append(lat, r.latency)
+			if !r.end.Before(start.at) && !r.end.After(end.at) {
+				o.CompletedTokens += int64(calls[i].Cost)
+			}
 		case r.done:
 			o.Failed++
 			o.Failures[r.failure]++
@@ -492,6 +504,7 @@ func (a *arena) outcome(tpm int64, small, large []int) Outcome {
 			o.Failures["not sent"]++
 		}
 	}
+	o.Goodput = float64(o.CompletedTokens) / refill
 	slices.Sort(lat)
 	o.P50, o.P99 = percentile(lat, 50), percentile(lat, 99)
 	o.SmallCompleted, o.LargeCompleted = a.completedShare(small), a.completedShare(large)

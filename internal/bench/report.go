@@ -19,9 +19,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n\n",
 		r.Calls, r.Duration, r.Warmup, r.Deadline, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "contender\tgoodput\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\tlargest 1/4 done\tsmallest 1/4 done\t")
+	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\tlargest 1/4 done\tsmallest 1/4 done\t")
 	for _, o := range r.Contenders {
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%.0f%%\t%.0f%%\t\n", o.Name, 100*o.Goodput, o.Completed, o.Failed,
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%.0f%%\t%.0f%%\t\n", o.Name, 100*o.Goodput, 100*o.Spent, o.Completed, o.Failed,
 			o.ThrottlesPer100, o.Attempts, latency(o.P50, o.Completed), latency(o.P99, o.Completed),
 			100*o.LargeCompleted, 100*o.SmallCompleted)
 	}
@@ -30,9 +30,10 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w, "\nfailed calls by cause:")
 	for _, o := range r.Contenders {
-		fmt.Fprintf(w, "  %-10s %s\n", o.Name, failures(o.Failures))
+		fmt.Fprintf(w, "  %-11s %s\n", o.Name, failures(o.Failures))
 	}
-	_, err := fmt.Fprintln(w, "\ngoodput: tokens the emulator's quota meter settled per minute after the warm-up / quota. 429s: counted by the meter.\n"+
+	_, err := fmt.Fprintln(w, "\ngoodput: completed work, what the calls that completed after the warm-up settled on the quota meter, per minute / quota;\n"+
+		"spent: all the meter settled (failed calls' partial replies too) / quota. 429s: counted by the meter.\n"+
 		"latency: arrival to reply, completed calls only. largest/smallest 1/4: calls ranked by the tokens they reserve (input + max tokens).")
 	return err
 }
