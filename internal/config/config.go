@@ -59,6 +59,11 @@ type Quotas struct {
 	// MaxWait bounds how long a call waits in keel's queue for quota, on
 	// top of its context's deadline. 0: only the deadline bounds it.
 	MaxWait Duration `yaml:"max_wait"`
+	// SmallFirst judges each waiting call by its own size: under overload,
+	// small calls then get through far more often than large ones. false:
+	// a call joining a queue is judged as if it were as large as the
+	// target's large calls, so large and small are refused alike.
+	SmallFirst bool `yaml:"small_first"`
 	// Default is the quota of every target not listed in Targets; its model
 	// and region must be empty. Zero: unknown, learned from throttles.
 	Default Quota `yaml:"default"`

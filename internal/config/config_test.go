@@ -46,6 +46,7 @@ streaming:
   idle_timeout: 45s
 quotas:
   max_wait: 30s
+  small_first: true
   default:
     requests_per_minute: 100
   targets:
@@ -77,7 +78,7 @@ quotas:
 		t.Fatalf("route streaming = %+v, want resume: false", rs)
 	}
 	q := c.Quotas
-	if q.Disabled || q.MaxWait.D() != 30*time.Second || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
+	if q.Disabled || q.MaxWait.D() != 30*time.Second || !q.SmallFirst || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
 		t.Fatalf("quotas = %+v", q)
 	}
 	if s := q.Targets[0]; s.TokensPerMinute != 2000000 || s.RequestsPerMinute != 200 || s.Learning() || s.Region != "us-east-1" {
