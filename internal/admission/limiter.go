@@ -204,14 +204,19 @@ func later(at, now time.Time, sec float64) time.Time {
 	return at
 }
 
-// size returns the corrected input estimate, the max tokens and the hold of a call.
+// size returns the corrected input estimate, the max tokens and the hold of
+// a call arriving for admission, and counts its hold in the estimate of the
+// target's large calls (see judged). l.mu must be held.
 func (l *limiter) size(est Estimate) (input float64, maxTok int, hold float64) {
 	input = math.Ceil(float64(est.InputTokens) * (l.ratio + l.dev))
 	maxTok = est.MaxTokens
 	if maxTok == 0 {
 		maxTok = l.model.MaxOutputTokens
 	}
-	return input, maxTok, input + float64(maxTok)
+	hold = input + float64(maxTok)
+	track(&l.bigHold, hold, holdQuantile)
+	l.nHold++
+	return input, maxTok, hold
 }
 
 func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int, hold float64) error {
@@ -246,8 +251,6 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	defer l.mu.Unlock()
 	l.refill(now)
 	input, maxTok, hold := l.size(est)
-	track(&l.bigHold, hold, holdQuantile)
-	l.nHold++
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		return Ticket{}, false, err
 	}
@@ -264,8 +267,6 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	l.mu.Lock()
 	l.refill(now)
 	input, maxTok, hold := l.size(est)
-	track(&l.bigHold, hold, holdQuantile)
-	l.nHold++
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		l.mu.Unlock()
 		return Ticket{}, err
@@ -282,8 +283,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	// calls (see judged); once queued, by its own size.
 	start := now
 	b := l.bounds(ctx, now, by, maxTok)
-	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, judge: hold, since: now, ch: make(chan struct{}, 1)}
-	w.judge = l.judged(hold, b)
+	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, judge: l.judged(hold, b), since: now, ch: make(chan struct{}, 1)}
 	l.queues[class].push(w)
 	if err := l.expire(w, now, start, b); err != nil {
 		l.mu.Unlock()
