@@ -546,7 +546,7 @@ type Stats struct {
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
 	// ReplyTime is the time the target's replies take (the 95th percentile
 	// of its attempts, admission to settlement) that Admit keeps before a
-	// call's deadline; LargeHold what its large calls hold (the 95th
+	// call's deadline; LargeHold what its large calls hold (the 99th
 	// percentile of the calls' holds), the size a call entering the queue is
 	// judged by. Zero until measured.
 	ReplyTime time.Duration

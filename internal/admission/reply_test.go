@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -34,17 +35,53 @@ func TestTrack(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var est float64
-			track(&est, 0, tt.q) // zero and negative values are ignored
-			track(&est, -1, tt.q)
-			if est != 0 {
-				t.Fatalf("after non-positive values: %v, want 0", est)
+			est := newQuantile(tt.q)
+			for _, x := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+				est.add(x) // ignored
+			}
+			if est.v != 0 || est.n != 0 {
+				t.Fatalf("after values that are not positive numbers: %v (%d values), want 0", est.v, est.n)
 			}
 			for i := range 20000 {
-				track(&est, tt.values((i*37)%1000), tt.q)
+				est.add(tt.values((i * 37) % 1000))
 			}
-			if est < tt.lo || est > tt.hi || math.IsNaN(est) {
-				t.Errorf("estimate %v, want within [%v, %v]", est, tt.lo, tt.hi)
+			if est.v < tt.lo || est.v > tt.hi || math.IsNaN(est.v) {
+				t.Errorf("estimate %v, want within [%v, %v]", est.v, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+// TestQuantileStart: a quantile is the exact quantile of its first values,
+// so one quick first reply does not hide the slow ones that follow.
+func TestQuantileStart(t *testing.T) {
+	seq := func(lo, hi float64) []float64 {
+		var v []float64
+		for x := lo; x <= hi; x++ {
+			v = append(v, x)
+		}
+		return v
+	}
+	tests := []struct {
+		name   string
+		q      float64
+		values []float64
+		want   float64
+	}{
+		{name: "a quick first reply, then slow ones", q: 0.95, values: []float64{1.5, 9, 8.5}, want: 9},
+		{name: "twenty values: the second largest", q: 0.95, values: seq(1, 20), want: 19},
+		{name: "a low quantile: the smallest", q: 0.05, values: []float64{5, 1, 3}, want: 1},
+		{name: "then steps: up by 1+0.05×0.95", q: 0.95, values: append(seq(1, 20), 100), want: 19 * (1 + 0.05*0.95)},
+		{name: "then steps: down by 1−0.05×0.05", q: 0.95, values: append(seq(1, 20), 2), want: 19 * (1 - 0.05*0.05)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			est := newQuantile(tt.q)
+			for _, x := range tt.values {
+				est.add(x)
+			}
+			if math.Abs(est.v-tt.want) > 1e-9 {
+				t.Errorf("estimate %v, want %v", est.v, tt.want)
 			}
 		})
 	}
@@ -184,6 +221,49 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 			waitQueued(t, g, haiku, n, 0)
 			clk.Advance(3 * time.Second)
 			for range n {
+				if r := <-ch; r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+			}
+		})
+	}
+}
+
+// TestSlowRepliesJudgeTheQueue: when calls already wait, a call entering
+// the queue keeps the time the target's slow replies take before its
+// deadline, even if its max tokens would cut its own reply short; once
+// queued, or with SmallFirst, its own reply time counts.
+func TestSlowRepliesJudgeTheQueue(t *testing.T) {
+	for _, smallFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("SmallFirst=%v", smallFirst), func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: smallFirst})
+			// Replies of 1 s + ~10 ms per token, each settling what it
+			// held: 100 tokens in 2 s, 800 in 9 s.
+			for range 100 {
+				teach(t, g, clk, 1, 101, 100, 2*time.Second)
+				teach(t, g, clk, 1, 801, 800, 9*time.Second)
+			}
+			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
+			ctx := withDeadline(context.Background(), clk.Now().Add(10500*time.Millisecond))
+			ch := make(chan result, 2)
+			// 1,000 tokens fit in 1 s; a reply may take 9 s: queued.
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 1000}, Interactive, "first", ch)
+			waitQueued(t, g, haiku, 1, 0)
+			// 100 max tokens: its own reply takes about 3 s, but judged as
+			// the large calls (about 800 tokens, 9 s replies) behind the
+			// first, it would fit in 1.8 s and leave 8.7 s for the reply.
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Interactive, "small", ch)
+			if !smallFirst {
+				r := recv(t, ch)
+				var e *Error
+				if r.name != "small" || !errors.As(r.err, &e) || e.Reply < 8*time.Second {
+					t.Fatalf("%s: Admit = %v, want small refused for a 9 s reply", r.name, r.err)
+				}
+				return
+			}
+			waitQueued(t, g, haiku, 2, 0)
+			clk.Advance(2 * time.Second)
+			for range 2 {
 				if r := <-ch; r.err != nil {
 					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
 				}
