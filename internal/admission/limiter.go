@@ -307,7 +307,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	b := l.bounds(ctx, now, by, maxTok)
 	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ch: make(chan struct{}, 1)}
 	var entry bound
-	w.judge, entry = l.judged(hold, b)
+	w.judge, entry = l.judged(class, hold, b)
 	l.queues[class].push(w)
 	if err := l.expire(w, now, start, entry); err != nil {
 		l.mu.Unlock()
@@ -439,7 +439,8 @@ func (l *limiter) bounds(ctx context.Context, now, by time.Time, maxTok int) bou
 }
 
 // judged returns what a call entering the queue is judged by, its hold and
-// its bound. When calls already wait (the target is overloaded), it is
+// its bound. When calls of its class already wait (the target is
+// overloaded; an Interactive call does not queue behind Batch calls), it is
 // judged as the target's large calls would be: by their hold (the 99th
 // percentile of recent holds, once minJudged calls have shown it) if larger
 // than its own, and by the reply time of the target's slow replies (its
@@ -455,8 +456,8 @@ func (l *limiter) bounds(ctx context.Context, now, by time.Time, maxTok int) bou
 // a token bucket that is never full loses nothing to a shorter queue. A
 // call is judged by its own size with Options.SmallFirst, and without a
 // context deadline. l.mu must be held, and the call not queued yet.
-func (l *limiter) judged(hold float64, b bound) (float64, bound) {
-	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || !l.queued() || !b.fromCtx || l.unlimited() {
+func (l *limiter) judged(class Class, hold float64, b bound) (float64, bound) {
+	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || l.queues[class].len() == 0 || !b.fromCtx || l.unlimited() {
 		return hold, b
 	}
 	if r := time.Duration(l.reply.v * float64(time.Second)); r > b.reply {

@@ -170,20 +170,23 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 	}
 }
 
-// TestLargeCallsJudgeTheQueue: when calls already wait, a call entering the
-// queue is judged as if it held what the target's large calls hold, so a
-// small call is refused when a large one would be; into an empty queue, or
-// with SmallFirst, it is judged by its own size.
+// TestLargeCallsJudgeTheQueue: when calls of its class already wait, a call
+// entering the queue is judged as if it held what the target's large calls
+// hold, so a small call is refused when a large one would be; into an empty
+// queue (or one of Batch calls only, for an Interactive call), or with
+// SmallFirst, it is judged by its own size.
 func TestLargeCallsJudgeTheQueue(t *testing.T) {
 	tests := []struct {
 		name       string
 		smallFirst bool
 		queued     bool
+		firstBatch bool // the call already queued is a Batch call
 		refused    bool
 	}{
 		{name: "behind a queue: judged as large", queued: true, refused: true},
 		{name: "behind a queue, SmallFirst", queued: true, smallFirst: true},
 		{name: "empty queue: its own size"},
+		{name: "Interactive with only Batch calls queued: its own size", queued: true, firstBatch: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,8 +204,13 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 			ctx := withDeadline(context.Background(), clk.Now().Add(12*time.Second))
 			ch := make(chan result, 2)
 			if tt.queued {
-				admitAsync(ctx, g, haiku, Estimate{MaxTokens: 2000}, Interactive, "first", ch)
-				waitQueued(t, g, haiku, 1, 0)
+				if tt.firstBatch {
+					admitAsync(ctx, g, haiku, Estimate{MaxTokens: 2000}, Batch, "first", ch)
+					waitQueued(t, g, haiku, 0, 1)
+				} else {
+					admitAsync(ctx, g, haiku, Estimate{MaxTokens: 2000}, Interactive, "first", ch)
+					waitQueued(t, g, haiku, 1, 0)
+				}
 			}
 			// 2,000 + 100 tokens fit in 2.1 s; as a large call (about 20,000
 			// tokens) behind the first, in 22 s: past the 12 s deadline.
@@ -218,7 +226,11 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 			if tt.queued {
 				n = 2
 			}
-			waitQueued(t, g, haiku, n, 0)
+			if tt.firstBatch {
+				waitQueued(t, g, haiku, 1, 1)
+			} else {
+				waitQueued(t, g, haiku, n, 0)
+			}
 			clk.Advance(3 * time.Second)
 			for range n {
 				if r := <-ch; r.err != nil {
