@@ -448,6 +448,7 @@ type Usage struct {
 type Ticket struct {
 	l      *limiter
 	gen    uint64    // the limiter's throttle generation when admitted
+	seq    uint64    // its place in the limiter's flight
 	at     time.Time // when it was granted
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
@@ -545,8 +546,9 @@ type Stats struct {
 	// episode, or one whose bound was above the limit).
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
 	// ReplyTime is the time the target's replies take (the 95th percentile
-	// of its attempts, admission to settlement) that Admit keeps before a
-	// call's deadline; LargeHold what its large calls hold (the 99th
+	// of its attempts, admission to settlement, or the age of its calls in
+	// flight while they show it is more) that Admit keeps before a call's
+	// deadline; LargeHold what its large calls hold (the 99th
 	// percentile of the calls' holds), the size a call entering the queue is
 	// judged by. Zero until measured.
 	ReplyTime time.Duration

@@ -348,7 +348,7 @@ func queue(est Estimate, c Class) func(t *testing.T, g *Governor) func() {
 
 func TestAdmitWaitsForRoom(t *testing.T) {
 	g, clk := newGov(t, known(60000))
-	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
+	spend(t, g, haiku, 60000)
 	ch := make(chan result, 1)
 	admitAsync(withDeadline(context.Background(), t0.Add(20*time.Second)), g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
 	clk.WaitForTimers(1)

@@ -103,3 +103,12 @@ func throttle(t testing.TB, g *Governor, tg Target, est Estimate) {
 	tk := mustTry(t, g, tg, est)
 	tk.Throttled()
 }
+
+// spend empties tokens from tg's bucket with a call that settles at once
+// what it held (a Claude 3 Haiku target, burndown 1), so that no call stays
+// in flight to age (see slowReply).
+func spend(t testing.TB, g *Governor, tg Target, tokens int) {
+	t.Helper()
+	tk := mustTry(t, g, tg, Estimate{MaxTokens: tokens})
+	tk.Settle(Usage{InputTokens: 1, OutputTokens: tokens - 1})
+}

@@ -65,6 +65,7 @@ type limiter struct {
 
 	inflight     int
 	inflightHold float64
+	flight       flight // the calls in flight's grant times
 	reserved     window // tokens granted
 	settled      window // tokens settled
 
@@ -262,7 +263,8 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.inflightHold += hold
 	l.taken += hold
 	l.reserved.add(now, hold)
-	return Ticket{l: l, gen: l.gen, at: now, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
+	seq := l.flight.push(now)
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -304,10 +306,11 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	// in, the call is judged as if it were as large as the target's large
 	// calls (see judged); once queued, by its own size.
 	start := now
-	b := l.bounds(ctx, now, by, maxTok)
-	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ch: make(chan struct{}, 1)}
+	b := l.bounds(ctx, start, now, by, maxTok)
+	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ctx: ctx, by: by,
+		ch: make(chan struct{}, 1)}
 	var entry bound
-	w.judge, entry = l.judged(class, hold, b)
+	w.judge, entry = l.judged(class, hold, b, now)
 	l.queues[class].push(w)
 	if err := l.expire(w, now, start, entry); err != nil {
 		l.mu.Unlock()
@@ -321,6 +324,8 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 			l.mu.Unlock()
 			return w.tk, nil
 		}
+		// What the reply may take is learned as calls end: judge again.
+		b = l.bound(w, now)
 		if err := l.expire(w, now, start, b); err != nil {
 			l.dispatch(now, false)
 			l.mu.Unlock()
@@ -406,29 +411,53 @@ type bound struct {
 const minPerTok = 32
 
 // replyTime returns how long the reply of a call with max tokens maxTok may
-// take: the target's 95th percentile, or less when its max tokens cut the
-// reply short of that (its quick replies' time plus maxTok at the slow
-// replies' pace per token). Zero before the target's first reply.
-func (l *limiter) replyTime(maxTok int) time.Duration {
-	r := l.reply.v
+// take at now: the slow replies' time (see slowReply), or less when its max
+// tokens cut the reply short of that (its quick replies' time plus maxTok at
+// the slow replies' pace per token). Zero before the target's first call.
+func (l *limiter) replyTime(maxTok int, now time.Time) time.Duration {
+	r := l.slowReply(now)
 	if l.perTok.v > 0 {
 		r = min(r, l.quick.v+float64(maxTok)*l.perTok.v)
 	}
 	return time.Duration(r * float64(time.Second))
 }
 
+// slowReply returns how long the target's slow replies take, in seconds:
+// the 95th percentile of its replies' times, or the age of the calls in
+// flight when more than one in twenty of them (at least one) is older than
+// that. Replies that end first are the quick ones, so until the slow ones
+// of the first calls have ended the percentile alone is too low: in keel
+// bench quota, calls granted in the first ten seconds by it alone kept too
+// little time for their replies, and 2-10 of them missed their deadlines.
+// (The calls in flight are length-biased, long ones staying longer, so once
+// the percentile has seen the slow replies, far fewer than one in twenty
+// of them is older than it: the percentile rules; and one hung call among
+// twenty does not move the estimate.)
+func (l *limiter) slowReply(now time.Time) float64 {
+	k := 1 + int(float64(l.inflight)*(1-replyQuantile))
+	at, ok := l.flight.oldest(k)
+	if !ok {
+		return l.reply.v
+	}
+	age := now.Sub(at).Seconds()
+	if l.reply.n < warmValues {
+		age *= 2
+	}
+	return max(l.reply.v, age)
+}
+
 // bounds returns when a call with max tokens maxTok arriving now must be
 // granted by: the earliest of its context's deadline less the time its
 // reply may take (a call granted later would most likely not be answered
 // in time), now+MaxWait, and by (zero: none).
-func (l *limiter) bounds(ctx context.Context, now, by time.Time, maxTok int) bound {
+func (l *limiter) bounds(ctx context.Context, start, now, by time.Time, maxTok int) bound {
 	var b bound
 	if d, ok := ctx.Deadline(); ok {
-		b.reply = l.replyTime(maxTok)
+		b.reply = l.replyTime(maxTok, now)
 		b.ctx, b.by, b.fromCtx = d, d.Add(-b.reply), true
 	}
 	if m := l.g.opts.MaxWait; m > 0 {
-		if t := now.Add(m); b.by.IsZero() || t.Before(b.by) {
+		if t := start.Add(m); b.by.IsZero() || t.Before(b.by) {
 			b.by, b.fromCtx = t, false
 		}
 	}
@@ -436,6 +465,11 @@ func (l *limiter) bounds(ctx context.Context, now, by time.Time, maxTok int) bou
 		b.by, b.fromCtx = by, false
 	}
 	return b
+}
+
+// bound returns the queued w's bound at now.
+func (l *limiter) bound(w *waiter, now time.Time) bound {
+	return l.bounds(w.ctx, w.since, now, w.by, w.maxTok)
 }
 
 // judged returns what a call entering the queue is judged by, its hold and
@@ -456,11 +490,11 @@ func (l *limiter) bounds(ctx context.Context, now, by time.Time, maxTok int) bou
 // a token bucket that is never full loses nothing to a shorter queue. A
 // call is judged by its own size with Options.SmallFirst, and without a
 // context deadline. l.mu must be held, and the call not queued yet.
-func (l *limiter) judged(class Class, hold float64, b bound) (float64, bound) {
+func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (float64, bound) {
 	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || l.queues[class].len() == 0 || !b.fromCtx || l.unlimited() {
 		return hold, b
 	}
-	if r := time.Duration(l.reply.v * float64(time.Second)); r > b.reply {
+	if r := time.Duration(l.slowReply(now) * float64(time.Second)); r > b.reply {
 		b.reply, b.by = r, b.ctx.Add(-r)
 	}
 	return max(hold, l.bigHold.v), b
@@ -542,6 +576,13 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 				l.head = w
 				w.notify()
 			}
+			return
+		}
+		if b := l.bound(w, now); !b.by.IsZero() && !now.Before(b.by) {
+			// Too late for it now: what replies take grew while it
+			// waited (see slowReply). It refuses itself when it wakes,
+			// and serves the next call.
+			w.notify()
 			return
 		}
 		l.queues[w.class].pop()
@@ -660,6 +701,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 func (l *limiter) end(t *Ticket, refund float64) {
 	l.inflight--
 	l.inflightHold -= t.hold
+	l.flight.end(t.seq)
 	if l.inflight == 0 {
 		l.inflightHold = 0 // no drift
 	}
@@ -926,7 +968,7 @@ func (l *limiter) stats() Stats {
 		ReservedPerMinute: int64(l.reserved.sum(now)), SettledPerMinute: int64(l.settled.sum(now)),
 		InputRatio: l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
 		Decreases: l.n.decreases, Resyncs: l.n.resyncs, TooLarge: l.n.tooLarge, Classes: l.n.class,
-		ReplyTime: time.Duration(l.reply.v * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
+		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
 	if !l.unlimited() {
 		s.Limit = int64(math.Round(l.limit))
 		s.Available = int64(math.Floor(l.level))
@@ -953,6 +995,8 @@ type waiter struct {
 	hold   float64
 	judge  float64 // the hold its wait is estimated with (see judged)
 	since  time.Time
+	ctx    context.Context // its deadline and by bound its wait (see bounds)
+	by     time.Time
 	cum    float64 // tokens pushed onto its queue up to and including it
 	cumN   int64
 	ch     chan struct{} // capacity 1; sent to under l.mu
@@ -1072,4 +1116,66 @@ func (w *window) sum(now time.Time) float64 {
 		s += v
 	}
 	return s
+}
+
+// flight holds the grant times of a target's calls in flight, oldest first,
+// so that the age of its slow calls can be read. Calls are granted in time
+// order and end in any order: an ended call's slot is cleared, and cleared
+// slots at the front are dropped. It reuses its array, so tracking a call
+// allocates nothing once the array has grown to the calls in flight.
+type flight struct {
+	at   []time.Time // from the call with seq base; zero: ended
+	head int         // at[head] is the oldest slot kept
+	base uint64      // seq of at[head]
+	next uint64      // seq of the next call
+}
+
+// flightHorizon is how long a call stays in a flight: one in flight longer
+// is taken for a leaked Ticket (never settled) rather than a slow reply, so
+// that it cannot keep every later call's slot, nor set the slow replies'
+// time.
+const flightHorizon = 10 * time.Minute
+
+// push adds a call granted at t (not before the last one) and returns its
+// seq.
+func (f *flight) push(t time.Time) uint64 {
+	for f.head < len(f.at) && (f.at[f.head].IsZero() || t.Sub(f.at[f.head]) > flightHorizon) {
+		f.head++
+		f.base++
+	}
+	if f.head > 0 && f.head >= len(f.at)/2 {
+		n := copy(f.at, f.at[f.head:])
+		f.at = f.at[:n]
+		f.head = 0
+	}
+	f.at = append(f.at, t)
+	seq := f.next
+	f.next++
+	return seq
+}
+
+// end clears the slot of the call seq.
+func (f *flight) end(seq uint64) {
+	if seq < f.base || seq >= f.next {
+		return
+	}
+	f.at[f.head+int(seq-f.base)] = time.Time{}
+	for f.head < len(f.at) && f.at[f.head].IsZero() {
+		f.head++
+		f.base++
+	}
+}
+
+// oldest returns the grant time of the k-th oldest call in flight (k ≥ 1),
+// false when fewer than k are.
+func (f *flight) oldest(k int) (time.Time, bool) {
+	for _, t := range f.at[f.head:] {
+		if t.IsZero() {
+			continue
+		}
+		if k--; k == 0 {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }

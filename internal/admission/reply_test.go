@@ -117,7 +117,7 @@ func TestReplyTime(t *testing.T) {
 		{maxTok: 300, lo: 4 * time.Second, hi: 7 * time.Second},
 		{maxTok: 4096, lo: s.ReplyTime, hi: s.ReplyTime}, // no shorter than the 95th percentile
 	} {
-		if got := l.replyTime(tt.maxTok); got < tt.lo || got > tt.hi {
+		if got := l.replyTime(tt.maxTok, clk.Now()); got < tt.lo || got > tt.hi {
 			t.Errorf("replyTime(%d) = %v, want within [%v, %v]", tt.maxTok, got, tt.lo, tt.hi)
 		}
 	}
@@ -145,7 +145,7 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 			// Calls that settle what they hold: no refund is expected from
 			// the call in flight below.
 			teach(t, g, clk, 30, 1000, 999, 9*time.Second)
-			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
+			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
 			now := clk.Now()
 			ctx := withDeadline(context.Background(), now.Add(tt.left))
 			ch := make(chan result, 1)
@@ -255,7 +255,7 @@ func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 				teach(t, g, clk, 1, 101, 100, 2*time.Second)
 				teach(t, g, clk, 1, 801, 800, 9*time.Second)
 			}
-			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
+			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
 			ctx := withDeadline(context.Background(), clk.Now().Add(10500*time.Millisecond))
 			ch := make(chan result, 2)
 			// 1,000 tokens fit in 1 s; a reply may take 9 s: queued.
@@ -274,9 +274,11 @@ func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 				return
 			}
 			waitQueued(t, g, haiku, 2, 0)
-			clk.Advance(2 * time.Second)
-			for range 2 {
-				if r := <-ch; r.err != nil {
+			// The first fits after 1 s, by when it must be granted to keep
+			// 9.35 s for its reply; the small one 0.1 s later.
+			for _, d := range []time.Duration{time.Second, 100 * time.Millisecond} {
+				clk.Advance(d)
+				if r := recv(t, ch); r.err != nil {
 					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
 				}
 			}
@@ -313,4 +315,157 @@ func recv(t *testing.T, ch <-chan result) result {
 		t.Fatal("Admit did not return: queued instead of refused")
 	}
 	return result{}
+}
+
+func TestFlight(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name  string
+		grant []int // grant times, seconds after t0
+		end   []int // indexes into grant of the calls that ended
+		k     int
+		want  int // seconds after t0; -1: none
+	}{
+		{name: "none in flight", k: 1, want: -1},
+		{name: "the oldest", grant: []int{1, 2, 3}, k: 1, want: 1},
+		{name: "the second oldest", grant: []int{1, 2, 3}, k: 2, want: 2},
+		{name: "fewer than k", grant: []int{1, 2, 3}, k: 4, want: -1},
+		{name: "the oldest ended", grant: []int{1, 2, 3}, end: []int{0}, k: 1, want: 2},
+		{name: "one in the middle ended", grant: []int{1, 2, 3}, end: []int{1}, k: 2, want: 3},
+		{name: "all ended", grant: []int{1, 2, 3}, end: []int{2, 0, 1}, k: 1, want: -1},
+		{name: "ended twice", grant: []int{1, 2, 3}, end: []int{0, 0}, k: 2, want: 3},
+		{name: "past the horizon: taken for leaked", grant: []int{0, 700}, k: 1, want: 700},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f flight
+			var seqs []uint64
+			for _, s := range tt.grant {
+				seqs = append(seqs, f.push(at(s)))
+			}
+			for _, i := range tt.end {
+				f.end(seqs[i])
+			}
+			got, ok := f.oldest(tt.k)
+			switch {
+			case tt.want < 0 && ok:
+				t.Errorf("oldest(%d) = %v, want none", tt.k, got)
+			case tt.want >= 0 && (!ok || !got.Equal(at(tt.want))):
+				t.Errorf("oldest(%d) = %v, %v; want %v", tt.k, got, ok, at(tt.want))
+			}
+		})
+	}
+}
+
+// TestFlightReuses: calls granted and ended in any order keep the flight's
+// array to about the calls in flight, and tracking them allocates nothing.
+func TestFlightReuses(t *testing.T) {
+	var f flight
+	var live []uint64
+	now := t0
+	step := func() {
+		now = now.Add(time.Millisecond)
+		live = append(live, f.push(now))
+		if len(live) > 50 {
+			// End one from the middle and the oldest.
+			f.end(live[25])
+			f.end(live[0])
+			live = append(live[1:25], live[26:]...)
+		}
+	}
+	for range 10_000 {
+		step()
+	}
+	if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
+		t.Errorf("%v allocations per call tracked, want 0", allocs)
+	}
+	if len(f.at) > 4*len(live) {
+		t.Errorf("array of %d slots for %d calls in flight", len(f.at), len(live))
+	}
+	// The call with seq n was granted (n+1) ms after t0.
+	for _, k := range []int{1, 2, len(live)} {
+		got, ok := f.oldest(k)
+		if want := t0.Add(time.Duration(live[k-1]+1) * time.Millisecond); !ok || !got.Equal(want) {
+			t.Errorf("oldest(%d) = %v, %v; want %v", k, got, ok, want)
+		}
+	}
+}
+
+// TestSlowCallsInFlight: while more than one in twenty of the calls in
+// flight is older than the 95th percentile of the replies seen (the quick
+// ones end first), the reply time is their age; one hung call among many
+// does not move it.
+func TestSlowCallsInFlight(t *testing.T) {
+	tests := []struct {
+		name       string
+		old, young int // calls in flight for 8 s, and just granted
+		lo, hi     time.Duration
+	}{
+		{name: "none in flight", lo: 2 * time.Second, hi: 2200 * time.Millisecond},
+		{name: "one slow call", old: 1, lo: 8 * time.Second, hi: 8 * time.Second},
+		{name: "slow calls among young ones", old: 5, young: 35, lo: 8 * time.Second, hi: 8 * time.Second},
+		{name: "one hung call among many", old: 1, young: 39, lo: 2 * time.Second, hi: 2200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(6_000_000))
+			teach(t, g, clk, 30, 1000, 100, 2*time.Second)
+			for range tt.old {
+				mustTry(t, g, haiku, Estimate{MaxTokens: 100})
+			}
+			clk.Advance(8 * time.Second)
+			for range tt.young {
+				mustTry(t, g, haiku, Estimate{MaxTokens: 100})
+			}
+			if got := stats(t, g, haiku).ReplyTime; got < tt.lo || got > tt.hi {
+				t.Errorf("reply time %v, want within [%v, %v]", got, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+// TestQueuedCallJudgedAgain: a call queued before any reply was seen keeps
+// no time for one, but it is judged again as the calls in flight age: when
+// its turn comes with less time left than the call in flight has taken, it
+// is refused, not granted to miss its deadline.
+func TestQueuedCallJudgedAgain(t *testing.T) {
+	tests := []struct {
+		name    string
+		settled bool // the call in flight ends early
+		refused bool
+	}{
+		{name: "the call in flight is still going after 15 s", refused: true},
+		{name: "the call in flight ended after 1 s", settled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
+			// Empty the bucket: it refills 1,000 tokens a second.
+			first := mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
+			ctx := withDeadline(context.Background(), clk.Now().Add(20*time.Second))
+			ch := make(chan result, 1)
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 15000}, Interactive, "w", ch)
+			waitQueued(t, g, haiku, 1, 0)
+			if tt.settled {
+				clk.Advance(time.Second)
+				first.Settle(Usage{InputTokens: 1, OutputTokens: 59999}) // no refund
+				waitQueued(t, g, haiku, 1, 0)
+			}
+			clk.Advance(15*time.Second - clk.Now().Sub(t0))
+			r := recv(t, ch)
+			if !tt.refused {
+				if r.err != nil {
+					t.Fatalf("Admit = %v, want granted", r.err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(r.err, &e) || !errors.Is(r.err, ErrWouldExceedDeadline) {
+				t.Fatalf("Admit = %v, %v; want ErrWouldExceedDeadline", r.tk.Tokens(), r.err)
+			}
+			if e.Reply < 15*time.Second {
+				t.Errorf("reply time %v in the refusal, want the call in flight's 15s", e.Reply)
+			}
+		})
+	}
 }
