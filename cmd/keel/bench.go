@@ -121,7 +121,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Config, bool, error
 		cfg.Quota = n
 		return nil
 	})
-	fs.DurationVar(&cfg.Duration, "duration", 40*time.Second, "how long calls `arrive` for")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long calls `arrive` for (40s runs in under a minute, but its goodput window is noisy)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leading part of the arrivals left out of goodput; 0: duration/4, at least the longest reply's latency, at most duration/2")
 	fs.Float64Var(&cfg.Load, "load", 2, "offered load: settled tokens per minute, were every call served, / quota")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the workload and of the emulator's replies")

@@ -32,7 +32,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"speed zero", []string{"bench", "quota", "--speed", "0"}, 2, "--speed 0: want more than 0"},
 		{"speed too fast", []string{"bench", "quota", "--speed", "11"}, 2, "speed 11: want more than 0"},
 		{"deadline tiny", []string{"bench", "quota", "--deadline", "1ms"}, 2, "deadline 1ms"},
-		{"warm-up past the end", []string{"bench", "quota", "--warmup", "50s"}, 2, "warm-up 50s: want at least 0 and less than the duration 40s"},
+		{"warm-up past the end", []string{"bench", "quota", "--warmup", "4m"}, 2, "warm-up 4m0s: want at least 0 and less than the duration 3m0s"},
 		{"unknown contender", []string{"bench", "quota", "--contenders", "keel,boto3"}, 2, `unknown contender "boto3"`},
 		{"no contender", []string{"bench", "quota", "--contenders", " , "}, 2, "--contenders names no contender"},
 		{"unknown model", []string{"bench", "quota", "--model", "gpt"}, 2, `unknown model "gpt"`},

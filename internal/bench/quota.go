@@ -44,7 +44,7 @@ type Config struct {
 	// Model is the model id every call names. Empty: DefaultModel.
 	Model string
 	// Deadline bounds each call from its arrival; a call not done by then
-	// failed. Zero: 15 s, so a default run (40 s of arrivals) ends within a minute.
+	// failed. Zero: 15 s.
 	Deadline time.Duration
 	// Speed scales the emulated model's latency (time to first token and
 	// tokens per second): 1 is real time. Zero: 1.
