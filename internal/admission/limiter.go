@@ -429,21 +429,25 @@ func (l *limiter) replyTime(maxTok int, now time.Time) time.Duration {
 // of the first calls have ended the percentile alone is too low: in keel
 // bench quota, calls granted in the first ten seconds by it alone kept too
 // little time for their replies, and 2-10 of them missed their deadlines.
-// (The calls in flight are length-biased, long ones staying longer, so once
-// the percentile has seen the slow replies, far fewer than one in twenty
-// of them is older than it: the percentile rules; and one hung call among
-// twenty does not move the estimate.)
+// Until 20 replies have been seen, a call in flight counts for twice its
+// age (it is as likely past halfway through its reply as not); after, the
+// calls in flight may at most double the percentile, so that one long call
+// among a few cannot refuse every queued call. (The calls in flight are
+// length-biased, long ones staying longer, so once the percentile has seen
+// the slow replies, far fewer than one in twenty of them is older than it:
+// the percentile rules; and one hung call among twenty does not move the
+// estimate.)
 func (l *limiter) slowReply(now time.Time) float64 {
 	k := 1 + int(float64(l.inflight)*(1-replyQuantile))
-	at, ok := l.flight.oldest(k)
+	at, ok := l.flight.oldest(k, now)
 	if !ok {
 		return l.reply.v
 	}
 	age := now.Sub(at).Seconds()
 	if l.reply.n < warmValues {
-		age *= 2
+		return max(l.reply.v, 2*age)
 	}
-	return max(l.reply.v, age)
+	return max(l.reply.v, min(age, 2*l.reply.v))
 }
 
 // bounds returns when a call with max tokens maxTok arriving now must be
@@ -1166,11 +1170,12 @@ func (f *flight) end(seq uint64) {
 	}
 }
 
-// oldest returns the grant time of the k-th oldest call in flight (k ≥ 1),
-// false when fewer than k are.
-func (f *flight) oldest(k int) (time.Time, bool) {
+// oldest returns the grant time of the k-th oldest call in flight at now
+// (k ≥ 1), false when fewer than k are. Calls past flightHorizon do not
+// count.
+func (f *flight) oldest(k int, now time.Time) (time.Time, bool) {
 	for _, t := range f.at[f.head:] {
-		if t.IsZero() {
+		if t.IsZero() || now.Sub(t) > flightHorizon {
 			continue
 		}
 		if k--; k == 0 {

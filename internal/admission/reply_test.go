@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -324,6 +325,7 @@ func TestFlight(t *testing.T) {
 		grant []int // grant times, seconds after t0
 		end   []int // indexes into grant of the calls that ended
 		k     int
+		now   int // seconds after t0; 0: 10
 		want  int // seconds after t0; -1: none
 	}{
 		{name: "none in flight", k: 1, want: -1},
@@ -334,7 +336,8 @@ func TestFlight(t *testing.T) {
 		{name: "one in the middle ended", grant: []int{1, 2, 3}, end: []int{1}, k: 2, want: 3},
 		{name: "all ended", grant: []int{1, 2, 3}, end: []int{2, 0, 1}, k: 1, want: -1},
 		{name: "ended twice", grant: []int{1, 2, 3}, end: []int{0, 0}, k: 2, want: 3},
-		{name: "past the horizon: taken for leaked", grant: []int{0, 700}, k: 1, want: 700},
+		{name: "past the horizon: taken for leaked", grant: []int{0, 700}, k: 1, now: 700, want: 700},
+		{name: "past the horizon with no call since", grant: []int{0, 50}, k: 1, now: 650, want: 50},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -346,7 +349,8 @@ func TestFlight(t *testing.T) {
 			for _, i := range tt.end {
 				f.end(seqs[i])
 			}
-			got, ok := f.oldest(tt.k)
+			now := cmp.Or(tt.now, 10)
+			got, ok := f.oldest(tt.k, at(now))
 			switch {
 			case tt.want < 0 && ok:
 				t.Errorf("oldest(%d) = %v, want none", tt.k, got)
@@ -384,7 +388,7 @@ func TestFlightReuses(t *testing.T) {
 	}
 	// The call with seq n was granted (n+1) ms after t0.
 	for _, k := range []int{1, 2, len(live)} {
-		got, ok := f.oldest(k)
+		got, ok := f.oldest(k, now)
 		if want := t0.Add(time.Duration(live[k-1]+1) * time.Millisecond); !ok || !got.Equal(want) {
 			t.Errorf("oldest(%d) = %v, %v; want %v", k, got, ok, want)
 		}
@@ -393,27 +397,33 @@ func TestFlightReuses(t *testing.T) {
 
 // TestSlowCallsInFlight: while more than one in twenty of the calls in
 // flight is older than the 95th percentile of the replies seen (the quick
-// ones end first), the reply time is their age; one hung call among many
+// ones end first), the reply time is their age: twice it before 20 replies
+// were seen, at most twice the percentile after. One hung call among many
 // does not move it.
 func TestSlowCallsInFlight(t *testing.T) {
 	tests := []struct {
 		name       string
-		old, young int // calls in flight for 8 s, and just granted
+		taught     int           // replies of 5 s seen
+		age        time.Duration // of the old calls
+		old, young int           // calls in flight for age, and just granted
 		lo, hi     time.Duration
 	}{
-		{name: "none in flight", lo: 2 * time.Second, hi: 2200 * time.Millisecond},
-		{name: "one slow call", old: 1, lo: 8 * time.Second, hi: 8 * time.Second},
-		{name: "slow calls among young ones", old: 5, young: 35, lo: 8 * time.Second, hi: 8 * time.Second},
-		{name: "one hung call among many", old: 1, young: 39, lo: 2 * time.Second, hi: 2200 * time.Millisecond},
+		{name: "none in flight", taught: 30, lo: 5 * time.Second, hi: 5500 * time.Millisecond},
+		{name: "one slow call", taught: 30, age: 8 * time.Second, old: 1, lo: 8 * time.Second, hi: 8 * time.Second},
+		{name: "slow calls among young ones", taught: 30, age: 8 * time.Second, old: 5, young: 35, lo: 8 * time.Second, hi: 8 * time.Second},
+		{name: "one hung call among many", taught: 30, age: 8 * time.Second, old: 1, young: 39, lo: 5 * time.Second, hi: 5500 * time.Millisecond},
+		{name: "a very slow call: at most twice the percentile", taught: 30, age: time.Minute, old: 1, lo: 10 * time.Second, hi: 11 * time.Second},
+		{name: "no reply seen yet: twice its age", age: 3 * time.Second, old: 1, lo: 6 * time.Second, hi: 6 * time.Second},
+		{name: "a few replies seen: twice its age", taught: 5, age: 4 * time.Second, old: 1, lo: 8 * time.Second, hi: 8 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, known(6_000_000))
-			teach(t, g, clk, 30, 1000, 100, 2*time.Second)
+			teach(t, g, clk, tt.taught, 1000, 100, 5*time.Second)
 			for range tt.old {
 				mustTry(t, g, haiku, Estimate{MaxTokens: 100})
 			}
-			clk.Advance(8 * time.Second)
+			clk.Advance(tt.age)
 			for range tt.young {
 				mustTry(t, g, haiku, Estimate{MaxTokens: 100})
 			}
