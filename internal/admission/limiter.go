@@ -306,9 +306,9 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	// in, the call is judged as if it were as large as the target's large
 	// calls (see judged); once queued, by its own size.
 	start := now
-	b := l.bounds(ctx, start, now, by, maxTok)
 	w := &waiter{class: class, est: est, input: input, maxTok: maxTok, hold: hold, since: now, ctx: ctx, by: by,
 		ch: make(chan struct{}, 1)}
+	b := l.bound(w, now)
 	var entry bound
 	w.judge, entry = l.judged(class, hold, b, now)
 	l.queues[class].push(w)
