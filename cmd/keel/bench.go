@@ -65,14 +65,8 @@ func contenderList() string {
 // benchQuota runs `keel bench quota` until it ends or ctx is cancelled.
 func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, jsonOut, err := parseBenchFlags(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errReported):
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "keel bench quota: %v\n", err)
-		return 2
+	if code, done := flagsDone(err, "keel bench quota", stderr); done {
+		return code
 	}
 	if !jsonOut {
 		fmt.Fprintf(stderr, "keel bench quota: running for about %s (arrivals) + up to %s (the last calls' deadline)...\n",

@@ -61,14 +61,8 @@ func runEmulate(args []string, stdout, stderr io.Writer) int {
 // emulate runs the emulator until ctx ends.
 func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseEmulateFlags(args, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errReported):
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "keel emulate: %v\n", err)
-		return 2
+	if code, done := flagsDone(err, "keel emulate", stderr); done {
+		return code
 	}
 	s, err := buildEmulator(cfg)
 	if err != nil {
@@ -101,6 +95,21 @@ func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // errReported is a usage error already printed.
 var errReported = errors.New("usage error reported")
+
+// flagsDone turns what parsing a command's flags returned into its exit
+// code: 0 after -h, 2 for a usage error (printed here unless already
+// printed, prefixed by cmd); done is false when the command should run.
+func flagsDone(err error, cmd string, stderr io.Writer) (code int, done bool) {
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case !errors.Is(err, errReported):
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+	}
+	return 2, true
+}
 
 func onOff(b bool) string {
 	if b {
