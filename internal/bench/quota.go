@@ -165,6 +165,9 @@ type Outcome struct {
 	// reply; zero when none completed.
 	P50 time.Duration `json:"-"`
 	P99 time.Duration `json:"-"`
+	// FailP50 is the median time a failed call took to fail, from arrival
+	// to error: what a refusal cost its caller. Zero when none failed.
+	FailP50 time.Duration `json:"-"`
 	// LargeCompleted and SmallCompleted are the share of the quarter of
 	// calls with the largest (smallest) reservations that completed.
 	LargeCompleted float64 `json:"large_quarter_completed"`
@@ -487,7 +490,7 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var lat []time.Duration
+	var lat, failLat []time.Duration
 	for i, r := range a.results {
 		switch {
 		case r.ok:
@@ -499,6 +502,7 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 		case r.done:
 			o.Failed++
 			o.Failures[r.failure]++
+			failLat = append(failLat, r.latency)
 		default: // never sent: the run was cut short
 			o.Failed++
 			o.Failures["not sent"]++
@@ -507,6 +511,8 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	o.Goodput = float64(o.CompletedTokens) / refill
 	slices.Sort(lat)
 	o.P50, o.P99 = percentile(lat, 50), percentile(lat, 99)
+	slices.Sort(failLat)
+	o.FailP50 = percentile(failLat, 50)
 	o.SmallCompleted, o.LargeCompleted = a.completedShare(small), a.completedShare(large)
 	return o
 }
