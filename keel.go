@@ -248,7 +248,8 @@ func governorOptions(q *config.Quotas, region string) admission.Options {
 		return admission.Quota{TokensPerMinute: c.TokensPerMinute, RequestsPerMinute: c.RequestsPerMinute,
 			Learn: c.TokensPerMinute > 0 && c.Learning(), MinTokensPerMinute: c.MinTokensPerMinute, MaxTokensPerMinute: c.MaxTokensPerMinute}
 	}
-	ao := admission.Options{Default: quota(q.Default), MaxWait: q.MaxWait.D(), SmallFirst: q.SmallFirst}
+	ao := admission.Options{Default: quota(q.Default), MaxWait: q.MaxWait.D(), SmallFirst: q.SmallFirst,
+		QueueTarget: q.QueueTarget.D()}
 	if len(q.Targets) > 0 {
 		ao.Targets = make(map[admission.Target]admission.Quota, len(q.Targets))
 		for _, t := range q.Targets {

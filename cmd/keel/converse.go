@@ -327,6 +327,9 @@ type quotaJSON struct {
 	// Reserved and settled tokens over the last minute, all calls.
 	ReservedTokensPerMinute int64 `json:"reservedTokensPerMinute"`
 	SettledTokensPerMinute  int64 `json:"settledTokensPerMinute"`
+	// OfferedTokensPerMinute is what the calls that asked over the last
+	// minute would settle (above the limit: overloaded).
+	OfferedTokensPerMinute int64 `json:"offeredTokensPerMinute"`
 	// QueueDepth is the calls waiting now, per priority class.
 	QueueDepth map[string]int `json:"queueDepth"`
 	Throttles  int64          `json:"throttles"`
@@ -356,8 +359,9 @@ func addQuota(res map[string]any, k *keel.Keel, rep *engine.Report) {
 			at[key] = i
 			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, Learning: st.Learning, AvailableTokens: st.Available,
 				InFlightTokens: st.InFlightTokens, ReservedTokensPerMinute: st.ReservedPerMinute, SettledTokensPerMinute: st.SettledPerMinute,
-				QueueDepth: map[string]int{keel.Interactive.String(): st.Classes[keel.Interactive].Queued, keel.Batch.String(): st.Classes[keel.Batch].Queued},
-				Throttles:  st.Throttles})
+				OfferedTokensPerMinute: st.OfferedPerMinute,
+				QueueDepth:             map[string]int{keel.Interactive.String(): st.Classes[keel.Interactive].Queued, keel.Batch.String(): st.Classes[keel.Batch].Queued},
+				Throttles:              st.Throttles})
 		}
 		out[i].WaitedMs += a.QuotaWait.Milliseconds()
 		if a.QuotaTokens > 0 {

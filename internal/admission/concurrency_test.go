@@ -53,7 +53,7 @@ func TestConcurrentUse(t *testing.T) {
 				switch {
 				case err == nil:
 					ok.Add(1)
-				case errors.Is(err, ErrWouldExceedDeadline):
+				case errors.Is(err, ErrWouldExceedDeadline), errors.Is(err, ErrOverloaded):
 					expired.Add(1)
 					continue
 				case errors.Is(err, context.Canceled):
@@ -101,7 +101,7 @@ func TestConcurrentUse(t *testing.T) {
 		}
 		for _, c := range s.Classes {
 			admitted += c.Admitted
-			exp += c.Expired
+			exp += c.Expired + c.Shed
 			canc += c.Cancelled
 			waited += c.Waited
 		}
@@ -113,6 +113,6 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("admitted %d, ended %d; expired %d (callers saw %d); cancelled %d (callers saw %d)",
 			admitted, ended, exp, expired.Load(), canc, cancelled.Load())
 	}
-	t.Logf("%d admitted (%d after waiting), %d refused for the deadline, %d cancelled while waiting, %d too large",
+	t.Logf("%d admitted (%d after waiting), %d refused for the deadline or as overloaded, %d cancelled while waiting, %d too large",
 		ok.Load(), waited, expired.Load(), cancelled.Load(), tooLarge.Load())
 }

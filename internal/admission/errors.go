@@ -19,15 +19,20 @@ var (
 	// crosses that bound, and otherwise when the bound comes while the call
 	// waits.
 	ErrWouldExceedDeadline = errors.New("admission: wait for quota would cross the deadline")
+	// ErrOverloaded: calls ask the target for more than its limit, and an
+	// Interactive call's estimated wait in its queue exceeds
+	// Options.QueueTarget. Under overload, as many calls are served whether
+	// the queue is short or long; a long one only makes every reply later.
+	ErrOverloaded = errors.New("admission: target overloaded")
 )
 
-// Error is a refusal from Admit. It matches its Reason (ErrTooLarge or
-// ErrWouldExceedDeadline) with errors.Is, and, when the context's deadline
+// Error is a refusal from Admit. It matches its Reason (ErrTooLarge,
+// ErrWouldExceedDeadline or ErrOverloaded) with errors.Is, and, when the context's deadline
 // ended the wait, context.DeadlineExceeded too.
 type Error struct {
 	Target Target
 	Class  Class
-	// Reason is ErrTooLarge or ErrWouldExceedDeadline.
+	// Reason is ErrTooLarge, ErrWouldExceedDeadline or ErrOverloaded.
 	Reason error
 	// Tokens is what the call would hold: its input estimate plus its max tokens.
 	Tokens int64
@@ -36,9 +41,15 @@ type Error struct {
 	// Capacity is the most tokens per minute the target can ever be given
 	// (ErrTooLarge).
 	Capacity int64
-	// Wait is the estimated wait that would have crossed the deadline; zero
-	// when the deadline came while the call was waiting.
+	// Wait is the estimated wait that would have crossed the deadline (or
+	// exceeded QueueTarget); zero when the deadline came while the call was
+	// waiting.
 	Wait time.Duration
+	// Offered is what the target's calls asked for over the last minute
+	// ÷ its limit, and QueueTarget the wait an Interactive call may expect
+	// there (ErrOverloaded).
+	Offered     float64
+	QueueTarget time.Duration
 	// Reply is the time the target's replies take (the 95th percentile of
 	// its recent attempts), which a call granted must still have before its
 	// context's deadline; zero when another bound refused it, or before the
@@ -59,6 +70,9 @@ func (e *Error) Error() string {
 	case e.Reason == ErrTooLarge:
 		return fmt.Sprintf("admission: %s: a request holding %d tokens (input %d + max tokens %d) can never fit %d tokens per minute; lower its max tokens or raise the quota",
 			e.Target, e.Tokens, e.Input, e.MaxTokens, e.Capacity)
+	case e.Reason == ErrOverloaded:
+		return fmt.Sprintf("admission: %s: overloaded: calls asked for %.1fx its quota over the last minute, and %d tokens would wait about %v (%d requests ahead), past the %v an interactive call may queue there; refused at once",
+			e.Target, e.Offered, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.QueueTarget)
 	case e.Reply > 0 && e.Err == nil && e.Wait > 0:
 		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead) and replies take up to about %v: past the deadline in %v",
 			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Reply.Round(time.Millisecond), e.Left.Round(time.Millisecond))

@@ -26,6 +26,9 @@ const (
 	// DefaultDecrease is the share of the limit kept after a throttle, as in
 	// the AWS SDK's adaptive retry mode (its beta).
 	DefaultDecrease = 0.7
+	// DefaultQueueTarget is how long an Interactive call joining the queue
+	// of an overloaded target may expect to wait (see Options.QueueTarget).
+	DefaultQueueTarget = time.Second
 	// DefaultMaxTargets bounds the targets a Governor keeps state for.
 	DefaultMaxTargets = 1024
 	// DefaultFloor is the lowest tokens-per-minute limit a target's
@@ -168,6 +171,19 @@ type Options struct {
 	// calls are refused alike when the queue is too long for their
 	// deadlines.
 	SmallFirst bool
+	// QueueTarget is how long an Interactive call may expect to wait in the
+	// queue of an overloaded target: one whose calls asked over the last
+	// minute for more than its limit (what they would settle): more than
+	// its bucket, which holds a minute of quota, could absorb. There,
+	// a call whose estimated wait (judged as the target's large calls, see
+	// SmallFirst) exceeds QueueTarget is refused at once with ErrOverloaded
+	// rather than queued: the quota is used as fully with a short queue as
+	// with a long one, while every reply behind a long queue comes later.
+	// A target that is not overloaded (a burst) lets calls wait up to
+	// their deadlines; Batch calls and the retry of a throttled attempt
+	// always may. Zero means DefaultQueueTarget; a value as long as the
+	// calls' deadlines turns the rule off.
+	QueueTarget time.Duration
 	// BatchEvery is how many Interactive grants in a row may pass Batch
 	// calls that wait; the next grant is then a Batch one. Zero means
 	// DefaultBatchEvery.
@@ -234,6 +250,8 @@ func New(opts Options) (*Governor, error) {
 	switch {
 	case opts.MaxWait < 0:
 		return nil, fmt.Errorf("admission: MaxWait %v is negative", opts.MaxWait)
+	case opts.QueueTarget < 0:
+		return nil, fmt.Errorf("admission: QueueTarget %v is negative", opts.QueueTarget)
 	case opts.BatchEvery < 0:
 		return nil, fmt.Errorf("admission: BatchEvery %d is negative", opts.BatchEvery)
 	case opts.CoolDown < 0:
@@ -250,6 +268,9 @@ func New(opts Options) (*Governor, error) {
 	}
 	if opts.CoolDown == 0 {
 		opts.CoolDown = DefaultCoolDown
+	}
+	if opts.QueueTarget == 0 {
+		opts.QueueTarget = DefaultQueueTarget
 	}
 	if opts.Recovery == 0 {
 		opts.Recovery = DefaultRecovery
@@ -538,6 +559,11 @@ type Stats struct {
 	// SettledPerMinute sums what the calls that ended in it really used.
 	ReservedPerMinute int64
 	SettledPerMinute  int64
+	// OfferedPerMinute is what the calls that asked for admission over the
+	// last minute would settle (their holds × the learned settled/held
+	// ratio), per minute; above Limit, the target is overloaded (see
+	// Options.QueueTarget).
+	OfferedPerMinute int64
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64
 	// Settled, Cancelled and Throttles count Tickets ended each way;
@@ -566,9 +592,10 @@ type ClassStats struct {
 	QueuedTokens int64
 	// Admitted counts granted calls; Waited those of them that had to wait.
 	Admitted, Waited int64
-	// Expired counts calls refused with ErrWouldExceedDeadline; Cancelled
-	// those whose context was cancelled while they waited.
-	Expired, Cancelled int64
+	// Expired counts calls refused with ErrWouldExceedDeadline, Shed those
+	// refused with ErrOverloaded; Cancelled those whose context was
+	// cancelled while they waited.
+	Expired, Shed, Cancelled int64
 	// WaitTotal sums the waits of granted calls; WaitMax is the longest.
 	WaitTotal, WaitMax time.Duration
 }

@@ -68,6 +68,7 @@ type limiter struct {
 	flight       flight // the calls in flight's grant times
 	reserved     window // tokens granted
 	settled      window // tokens settled
+	offered      window // what the calls asking for admission would hold
 
 	// taken counts what Bedrock's bucket has given the target: holds
 	// granted, less what came back (refunds, throttled and cancelled
@@ -275,6 +276,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	defer l.mu.Unlock()
 	l.refill(now)
 	input, maxTok, hold := l.size(est)
+	l.offered.add(now, hold)
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		return Ticket{}, false, err
 	}
@@ -291,6 +293,10 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	l.mu.Lock()
 	l.refill(now)
 	input, maxTok, hold := l.size(est)
+	if by.IsZero() {
+		// A call's first admission; a retry was counted then.
+		l.offered.add(now, hold)
+	}
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		l.mu.Unlock()
 		return Ticket{}, err
@@ -311,10 +317,18 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	b := l.bound(w, now)
 	var entry bound
 	w.judge, entry = l.judged(class, hold, b, now)
+	offered, shed := l.overloaded(class, by, now)
 	l.queues[class].push(w)
 	if err := l.expire(w, now, start, entry); err != nil {
 		l.mu.Unlock()
 		return Ticket{}, err
+	}
+	if shed {
+		if wait := l.estimateWait(w, now); wait > l.g.opts.QueueTarget {
+			e := l.shedErr(w, wait, offered)
+			l.mu.Unlock()
+			return Ticket{}, e
+		}
 	}
 	w.judge = hold
 	l.dispatch(now, false)
@@ -502,6 +516,75 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 		b.reply, b.by = r, b.ctx.Add(-r)
 	}
 	return max(hold, l.bigHold.v), b
+}
+
+// overloadSpan is how far back a target's offered load is looked at.
+const overloadSpan = time.Minute
+
+// overloaded reports whether a call of class joining the queue at now (its
+// first admission when by is zero) is held to Options.QueueTarget: it is
+// Interactive, Interactive calls already wait, and the calls that asked for
+// admission over the last overloadSpan would settle more per minute than
+// the limit. It also returns that offered load ÷ the limit. Once calls ask
+// for more than the quota, the bucket is used as fully with a short queue
+// as with a long one, and a long one only delays every reply (in keel bench
+// quota at 2x load, waits of 2-5 s before replies of up to 10 s). Calls that
+// asked for less than a minute of quota over the last minute are a burst
+// the bucket (a minute of quota) absorbs: they wait their turn. What a call
+// asks for is its hold × the tokens settled per token held (see
+// offeredRate): the refunds of large reservations come back. l.mu must be
+// held, and the call not queued yet.
+func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
+	if class != Interactive || !by.IsZero() || l.queues[class].len() == 0 || l.unlimited() {
+		return 0, false
+	}
+	rate, span := l.offeredRate(now)
+	if span < slotLen {
+		return 0, false // too soon to tell a burst from overload
+	}
+	ratio := rate / l.limit
+	return ratio, ratio > 1
+}
+
+// offeredRate returns what the calls that asked for admission over the last
+// overloadSpan (or since the target was first seen) would settle, per
+// minute, and the time it was measured over: what they would hold, at the
+// ratio of settled to held tokens of the last minute's calls (tokens, not
+// calls: a 64,000-token reservation that settles 10,000 weighs as much as
+// it holds, where the mean of the calls' ratios would count it as a small
+// call's near 1, and read 2x load as 3-4x in keel bench quota).
+func (l *limiter) offeredRate(now time.Time) (float64, time.Duration) {
+	sum, span := l.offered.recent(now, overloadSpan)
+	span = min(span, now.Sub(l.born))
+	if span <= 0 {
+		return 0, 0
+	}
+	return sum * l.settledPerHeld(now) / span.Minutes(), span
+}
+
+// settledPerHeld returns the ratio of what the target's calls settled over
+// the last minute to what they held: the calls granted in it and ended, as
+// the calls still in flight are left out. Before any has ended, the
+// running mean of the calls' ratios.
+func (l *limiter) settledPerHeld(now time.Time) float64 {
+	settled := l.settled.sum(now)
+	held := l.reserved.sum(now) - l.inflightHold
+	if settled <= 0 || held <= 0 {
+		return l.settleFrac
+	}
+	return settled / held
+}
+
+// shedErr removes the queued w and returns its ErrOverloaded refusal. l.mu
+// must be held.
+func (l *limiter) shedErr(w *waiter, wait time.Duration, offered float64) *Error {
+	ahead := l.ahead(w)
+	l.queues[w.class].remove(w)
+	l.clearHead(w)
+	l.n.class[w.class].Shed++
+	return &Error{Target: l.target, Class: w.class, Reason: ErrOverloaded, Tokens: int64(w.hold),
+		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Ahead: ahead, Offered: offered,
+		QueueTarget: l.g.opts.QueueTarget}
 }
 
 // minJudged is how many calls a target must have seen before its large
@@ -967,10 +1050,12 @@ func (l *limiter) stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.refill(now)
+	offered, _ := l.offeredRate(now)
 	s := Stats{Target: l.target, Model: l.model, Floor: int64(l.p.floor), Learning: l.p.learn,
 		RequestsPerMinute: int64(l.rpm), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
 		ReservedPerMinute: int64(l.reserved.sum(now)), SettledPerMinute: int64(l.settled.sum(now)),
-		InputRatio: l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
+		OfferedPerMinute: int64(offered),
+		InputRatio:       l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
 		Decreases: l.n.decreases, Resyncs: l.n.resyncs, TooLarge: l.n.tooLarge, Classes: l.n.class,
 		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
 	if !l.unlimited() {
@@ -1112,6 +1197,20 @@ func (w *window) advance(now time.Time) int {
 }
 
 func (w *window) add(now time.Time, v float64) { w.slot[w.advance(now)] += v }
+
+// recent returns the sum of the newest slots covering d back from now (at
+// most the whole window), and the time they cover: the current slot is
+// partly over.
+func (w *window) recent(now time.Time, d time.Duration) (float64, time.Duration) {
+	cur := w.advance(now)
+	n := min(int((d+slotLen-1)/slotLen), len(w.slot))
+	var s float64
+	for i := range n {
+		s += w.slot[(cur-i+len(w.slot))%len(w.slot)]
+	}
+	into := time.Duration(now.UnixNano() % int64(slotLen))
+	return s, time.Duration(n-1)*slotLen + into
+}
 
 func (w *window) sum(now time.Time) float64 {
 	w.advance(now)

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -85,5 +86,84 @@ func TestHeadOfLine(t *testing.T) {
 		if r := <-ch; r.name != fmt.Sprint("S", i) || r.err != nil {
 			t.Fatalf("grant %s (%v), want S%d", r.name, r.err, i)
 		}
+	}
+}
+
+// TestQueueTarget: on an overloaded target (its calls asked for more than
+// a minute of quota over the last minute), an Interactive call that would
+// wait in its queue longer than QueueTarget is refused at once with
+// ErrOverloaded; Batch calls, retries, a target too young to tell, and a
+// call within the target still queue.
+func TestQueueTarget(t *testing.T) {
+	tests := []struct {
+		name   string
+		target time.Duration // Options.QueueTarget
+		young  bool          // the bucket is emptied as the target is first seen
+		class  Class         // of both calls
+		retry  bool          // the second call is a retry (AdmitBy with a bound)
+		shed   bool
+	}{
+		{name: "overloaded, past the target: refused", class: Interactive, shed: true},
+		{name: "within a longer target: queued", target: 5 * time.Second, class: Interactive},
+		{name: "batch: queued", class: Batch},
+		{name: "a retry: queued", class: Interactive, retry: true},
+		{name: "too soon to tell: queued", young: true, class: Interactive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, QueueTarget: tt.target})
+			if !tt.young {
+				spend(t, g, haiku, 1) // first seen now
+				clk.Advance(10 * time.Second)
+			}
+			spend(t, g, haiku, 60000) // a minute of quota asked at once: 6x over 10 s, 6.4x with the two calls below
+			ch := make(chan result, 2)
+			// 1,000 tokens a second: the first fits in 2 s, the second in 4 s.
+			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 2000}, tt.class, "first", ch)
+			if tt.class == Interactive {
+				waitQueued(t, g, haiku, 1, 0)
+			} else {
+				waitQueued(t, g, haiku, 0, 1)
+			}
+			var by time.Time
+			if tt.retry {
+				by = clk.Now().Add(30 * time.Second)
+			}
+			go func() {
+				tk, err := g.AdmitBy(context.Background(), haiku, Estimate{MaxTokens: 2000}, tt.class, by)
+				ch <- result{name: "second", tk: tk, err: err}
+			}()
+			if tt.shed {
+				r := recv(t, ch)
+				var e *Error
+				if r.name != "second" || !errors.Is(r.err, ErrOverloaded) || !errors.As(r.err, &e) {
+					t.Fatalf("%s: Admit = %v, want the second refused with ErrOverloaded", r.name, r.err)
+				}
+				if e.Offered < 5 || e.Wait < 3*time.Second || e.Ahead != 1 || e.QueueTarget != DefaultQueueTarget ||
+					!strings.Contains(e.Error(), "overloaded: calls asked for 6.4x its quota over the last minute") {
+					t.Errorf("error %+v: %v", *e, e)
+				}
+				if s := stats(t, g, haiku); s.Classes[Interactive].Shed != 1 || s.Classes[Interactive].Queued != 1 || s.OfferedPerMinute < 5*60000 {
+					t.Errorf("stats: shed %d, queued %d, offered %d/min; want 1, 1, over 300000",
+						s.Classes[Interactive].Shed, s.Classes[Interactive].Queued, s.OfferedPerMinute)
+				}
+				clk.Advance(2 * time.Second)
+				if r := recv(t, ch); r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+				return
+			}
+			if tt.class == Interactive {
+				waitQueued(t, g, haiku, 2, 0)
+			} else {
+				waitQueued(t, g, haiku, 0, 2)
+			}
+			for _, d := range []time.Duration{2 * time.Second, 2 * time.Second} {
+				clk.Advance(d)
+				if r := recv(t, ch); r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+			}
+		})
 	}
 }

@@ -46,6 +46,7 @@ type simResult struct {
 	lastSent, lastThr  int     // the same over the last third
 	calls, done        int
 	expired, tooLarge  [numClasses]int
+	shed               [numClasses]int             // refused as overloaded (Options.QueueTarget)
 	expiredAtOnce      [numClasses]int             // refused before waiting
 	expiredWaited      [numClasses][]time.Duration // how long the others waited
 	waits              [numClasses][]time.Duration
@@ -217,6 +218,8 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 						switch {
 						case errors.Is(err, ErrTooLarge):
 							res.tooLarge[r.class]++
+						case errors.Is(err, ErrOverloaded):
+							res.shed[r.class]++
 						case errors.Is(err, ErrWouldExceedDeadline):
 							res.expired[r.class]++
 							var e *Error
@@ -336,10 +339,10 @@ func (r simResult) log(t *testing.T) {
 		r.offered, r.calls, 100*r.utilisation, 100*r.lastUtilisation, 100*r.settledShare,
 		r.throttled, r.sent, 100*float64(r.throttled)/float64(r.sent), r.lastThr, r.lastSent)
 	for c := range numClasses {
-		t.Logf("  %-11s served %4d: wait p50 %v, p95 %v, max %v; refused for the deadline %4d (%d at once, %d after a median wait of %v)",
+		t.Logf("  %-11s served %4d: wait p50 %v, p95 %v, max %v; refused for the deadline %4d (%d at once, %d after a median wait of %v), as overloaded %d",
 			Class(c).String()+":", len(r.waits[c]), percentile(r.waits[c], 0.5).Round(time.Millisecond),
 			percentile(r.waits[c], 0.95).Round(time.Millisecond), percentile(r.waits[c], 1).Round(time.Millisecond),
-			r.expired[c], r.expiredAtOnce[c], len(r.expiredWaited[c]), percentile(r.expiredWaited[c], 0.5).Round(time.Millisecond))
+			r.expired[c], r.expiredAtOnce[c], len(r.expiredWaited[c]), percentile(r.expiredWaited[c], 0.5).Round(time.Millisecond), r.shed[c])
 		if r.tooLarge[c] > 0 {
 			t.Logf("  %-11s refused as too large: %d", "", r.tooLarge[c])
 		}

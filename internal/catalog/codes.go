@@ -75,6 +75,7 @@ const (
 	CodeCircuitOpen             = "CircuitOpen"
 	CodeNoQuotaBeforeDeadline   = "NoQuotaBeforeDeadline"   // the quota governor: no room before the deadline
 	CodeRequestTooLargeForQuota = "RequestTooLargeForQuota" // the quota governor: the request can never fit the quota
+	CodeTargetOverloaded        = "TargetOverloaded"        // the quota governor: calls ask for more than the quota; no standing queue
 
 	// Fallbacks for failures with no known code (see ForStatus).
 	CodeTooManyRequests    = "TooManyRequests"

@@ -860,6 +860,28 @@ var table = []*Entry{
 		Source: "keel",
 	},
 	{
+		Code:       CodeTargetOverloaded,
+		Aliases:    []string{"ErrOverloaded"},
+		Category:   Quota,
+		Retry:      Fallback,
+		FallbackOK: true,
+		Summary:    "keel did not send the request: calls ask the target for more tokens per minute than its quota, and this one would have had to wait in a long queue.",
+		Cause: "Over the last minute, the calls to this model in this region asked for more than its tokens-per-minute " +
+			"quota (what they would settle). Under such overload the quota serves as many calls whether keel's queue is short or " +
+			"long, and a long queue only makes every reply later, so an interactive call whose estimated wait is longer than " +
+			"quotas.queue_target (default 1s) is refused at once instead of queued. Batch calls, and the retry of a throttled " +
+			"attempt, still wait until their deadline.",
+		Fix: []string{
+			"Nothing to do if the route has another target: keel falls back to it at once (each target has its own quota).",
+			"Show the user a busy message, or send the call again a little later: the quota serves about as much as it is asked for, not more.",
+			"Send background work with the Batch priority (keel.WithPriority): it waits its turn instead of being refused.",
+			"Raise quotas.queue_target if interactive callers would rather wait longer than be refused.",
+			"Raise the quota in Service Quotas, or spread the load over another region or a cross-region inference profile.",
+		},
+		Hints:  []string{"overloaded: calls asked for"},
+		Source: "keel",
+	},
+	{
 		Code:       CodeRequestTooLargeForQuota,
 		Category:   Quota,
 		Retry:      Never,

@@ -64,6 +64,12 @@ type Quotas struct {
 	// a call joining a queue is judged as if it were as large as the
 	// target's large calls, so large and small are refused alike.
 	SmallFirst bool `yaml:"small_first"`
+	// QueueTarget is how long an interactive call may expect to wait in the
+	// queue of an overloaded target (its calls ask for more than its
+	// quota) before it is refused at once with TargetOverloaded instead. 0:
+	// the default, 1s; a value as long as the calls' deadlines turns the
+	// rule off.
+	QueueTarget Duration `yaml:"queue_target"`
 	// Default is the quota of every target not listed in Targets; its model
 	// and region must be empty. Zero: unknown, learned from throttles.
 	Default Quota `yaml:"default"`
@@ -366,6 +372,9 @@ func (c *Config) Validate() error {
 func (qs *Quotas) validate(bad func(key, format string, args ...any)) {
 	if qs.MaxWait < 0 {
 		bad("quotas.max_wait", "must not be negative, got %s", qs.MaxWait.D())
+	}
+	if qs.QueueTarget < 0 {
+		bad("quotas.queue_target", "must not be negative, got %s (0 is the default, 1s)", qs.QueueTarget.D())
 	}
 	if qs.Default.Model != "" || qs.Default.Region != "" {
 		bad("quotas.default", "applies to every target: list a model's quota under quotas.targets instead")

@@ -47,6 +47,7 @@ streaming:
 quotas:
   max_wait: 30s
   small_first: true
+  queue_target: 2s
   default:
     requests_per_minute: 100
   targets:
@@ -78,7 +79,7 @@ quotas:
 		t.Fatalf("route streaming = %+v, want resume: false", rs)
 	}
 	q := c.Quotas
-	if q.Disabled || q.MaxWait.D() != 30*time.Second || !q.SmallFirst || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
+	if q.Disabled || q.MaxWait.D() != 30*time.Second || !q.SmallFirst || q.QueueTarget.D() != 2*time.Second || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
 		t.Fatalf("quotas = %+v", q)
 	}
 	if s := q.Targets[0]; s.TokensPerMinute != 2000000 || s.RequestsPerMinute != 200 || s.Learning() || s.Region != "us-east-1" {
@@ -144,6 +145,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"unknown route streaming key", "routes:\n  - models: [m]\n    targets: [{model: m}]\n    streaming: {resumes: 2}\n", []string{"resumes", "line 4"}},
 		{"unknown quotas key", "quotas:\n  max_waits: 5s\n", []string{"max_waits", "line 2"}},
 		{"negative max wait", "quotas:\n  max_wait: -1s\n", []string{"quotas.max_wait", "negative"}},
+		{"negative queue target", "quotas:\n  queue_target: -1s\n", []string{"quotas.queue_target", "negative"}},
 		{"default names a model", "quotas:\n  default: {model: m, tokens_per_minute: 5000}\n", []string{"quotas.default", "quotas.targets"}},
 		{"negative quota", "quotas:\n  targets: [{model: m, tokens_per_minute: -5}]\n", []string{"quotas.targets[0].tokens_per_minute", "negative"}},
 		{"target without model", "quotas:\n  targets: [{tokens_per_minute: 5000}]\n", []string{"quotas.targets[0].model", "empty"}},

@@ -214,8 +214,8 @@ type Attempt struct {
 	Start     time.Time
 	Duration  time.Duration // to response headers (streams: to the first content), or to the failure
 	// Skipped: not sent. Code says why: CircuitOpen (the target's breaker
-	// was open), NoQuotaBeforeDeadline or RequestTooLargeForQuota (the
-	// quota governor refused it).
+	// was open), NoQuotaBeforeDeadline, RequestTooLargeForQuota or
+	// TargetOverloaded (the quota governor refused it).
 	Skipped bool
 
 	// QuotaWait is the part of Delay spent waiting for the target's quota.

@@ -32,7 +32,8 @@ import (
 // A refusal (the call can never fit the target's quota, or would not fit
 // before its deadline) moves the call to the route's next target, whose
 // quota is its own; with none left, the call fails with the refusal's
-// catalog entry (RequestTooLargeForQuota, NoQuotaBeforeDeadline).
+// catalog entry (RequestTooLargeForQuota, NoQuotaBeforeDeadline,
+// TargetOverloaded).
 
 // Priority is a call's class in the quota governor's queues: Interactive
 // calls are served first; Batch calls get one grant in every
@@ -134,19 +135,18 @@ func (e *Engine) quotaRefusal(ctx context.Context, err error, t attempt.Target, 
 		}
 		return &Error{Entry: res.Entry, Code: res.Entry.Code, Message: "while waiting for quota on " + t.String(), Report: rep, Err: err}, true
 	}
-	code := catalog.CodeNoQuotaBeforeDeadline
-	if errors.Is(err, admission.ErrTooLarge) {
-		code = catalog.CodeRequestTooLargeForQuota
+	code, reason := catalog.CodeNoQuotaBeforeDeadline, "would-exceed-deadline"
+	switch {
+	case errors.Is(err, admission.ErrTooLarge):
+		code, reason = catalog.CodeRequestTooLargeForQuota, "too-large"
+	case errors.Is(err, admission.ErrOverloaded):
+		code, reason = catalog.CodeTargetOverloaded, "overloaded"
 	}
 	msg := err.Error()
 	if retried && code == catalog.CodeNoQuotaBeforeDeadline && ae.Err == nil {
 		msg += fmt.Sprintf(" (the retry after a throttle waits for quota at most the retry policy's throttle cap, %v)", e.throttleCap())
 	}
 	if e.m != nil {
-		reason := "would-exceed-deadline"
-		if code == catalog.CodeRequestTooLargeForQuota {
-			reason = "too-large"
-		}
 		e.m.QuotaRefusals.WithLabelValues(t.Model, t.Region, reason).Inc()
 	}
 	return &Error{Entry: catalog.Must(code), Code: code, Message: msg, Report: rep, Err: err}, ctx.Err() != nil

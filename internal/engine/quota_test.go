@@ -338,6 +338,7 @@ func TestQuotaRefusals(t *testing.T) {
 		routes    *route.Table
 		maxTokens int
 		deadline  time.Duration // on the fake clock; 0: none
+		crowd     bool          // 10 s later, an interactive call queues first: the target is overloaded
 		code      string
 		reason    error
 		want      []string // "target code" per attempt; code "" for success
@@ -348,6 +349,11 @@ func TestQuotaRefusals(t *testing.T) {
 			want: []string{m1 + "@us-east-1 " + catalog.CodeNoQuotaBeforeDeadline}},
 		{name: "no room before the deadline: falls back", routes: west, maxTokens: 10000, deadline: 5 * time.Second,
 			want: []string{m1 + "@us-east-1 " + catalog.CodeNoQuotaBeforeDeadline, m1 + "@us-west-2 "}},
+		{name: "overloaded, a long queue: fails at once", maxTokens: 10000, crowd: true,
+			code: catalog.CodeTargetOverloaded, reason: admission.ErrOverloaded,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeTargetOverloaded}},
+		{name: "overloaded, a long queue: falls back", routes: west, maxTokens: 10000, crowd: true,
+			want: []string{m1 + "@us-east-1 " + catalog.CodeTargetOverloaded, m1 + "@us-west-2 "}},
 		{name: "too large: fails at once", maxTokens: 70000,
 			code: catalog.CodeRequestTooLargeForQuota, reason: admission.ErrTooLarge,
 			want: []string{m1 + "@us-east-1 " + catalog.CodeRequestTooLargeForQuota}},
@@ -367,6 +373,23 @@ func TestQuotaRefusals(t *testing.T) {
 				t.Fatal("could not fill the quota", err)
 			}
 			defer fill.Cancel()
+			if tt.crowd {
+				// 90,000 tokens asked in 10 s; the queued call needs 10 s more.
+				h.clk.Advance(10 * time.Second)
+				qctx, cancel := context.WithCancel(context.Background())
+				queued := make(chan error, 1)
+				go func() {
+					_, err := h.gov.Admit(qctx, admission.Target{Model: m1, Region: "us-east-1"}, admission.Estimate{MaxTokens: 20000}, Interactive)
+					queued <- err
+				}()
+				defer func() { cancel(); <-queued }()
+				for {
+					if s, _ := h.gov.Stats(admission.Target{Model: m1, Region: "us-east-1"}); s.Classes[Interactive].Queued == 1 {
+						break
+					}
+					runtime.Gosched()
+				}
+			}
 			ctx := context.Background()
 			if tt.deadline > 0 {
 				ctx = fakeDeadline{ctx, h.clk.Now().Add(tt.deadline)}
@@ -379,7 +402,7 @@ func TestQuotaRefusals(t *testing.T) {
 			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
 				t.Fatalf("attempts %q, want %q", got, tt.want)
 			}
-			if rep.Attempts[0].Skipped != true || h.clk.Pending() != 0 {
+			if rep.Attempts[0].Skipped != true || (!tt.crowd && h.clk.Pending() != 0) {
 				t.Fatalf("the refused attempt %+v was sent, or is waiting (%d timers)", rep.Attempts[0], h.clk.Pending())
 			}
 			if tt.code == "" {

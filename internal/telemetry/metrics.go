@@ -85,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: waitBuckets,
 		}, []string{"model", "region", "class"}),
 		QuotaRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keel_quota_refusals_total", Help: "Attempts the quota governor refused, by target and reason (would-exceed-deadline, too-large).",
+			Name: "keel_quota_refusals_total", Help: "Attempts the quota governor refused, by target and reason (would-exceed-deadline, too-large, overloaded).",
 		}, []string{"model", "region", "reason"}),
 		quota: newQuotaCollector(),
 	}

@@ -14,8 +14,8 @@ import (
 type quotaCollector struct {
 	src atomic.Pointer[func() []admission.Stats]
 
-	limit, available, inFlight, reserved, settled, queue, ratio, paused *prometheus.Desc
-	throttles, decreases                                                *prometheus.Desc
+	limit, available, inFlight, reserved, settled, offered, queue, ratio, paused *prometheus.Desc
+	throttles, decreases                                                         *prometheus.Desc
 }
 
 func newQuotaCollector() *quotaCollector {
@@ -29,6 +29,7 @@ func newQuotaCollector() *quotaCollector {
 		inFlight:  d("keel_quota_in_flight_tokens", "Tokens held by the target's admitted attempts that have not ended.", target),
 		reserved:  d("keel_quota_reserved_tokens_per_minute", "Tokens the governor granted the target's attempts over the last minute (input estimate + max tokens each).", target),
 		settled:   d("keel_quota_settled_tokens_per_minute", "Tokens the target's attempts that ended over the last minute really used, as Bedrock counts them (input + cache writes + output × burndown).", target),
+		offered:   d("keel_quota_offered_tokens_per_minute", "What the calls that asked the target for admission over the last minute would settle (their holds × the tokens settled per token held by the last minute's calls), per minute; above the limit, the target is overloaded and interactive calls are not queued past quotas.queue_target.", target),
 		queue:     d("keel_quota_queue_depth", "Calls waiting in the target's quota queue, by priority class.", []string{"model", "region", "class"}),
 		ratio:     d("keel_quota_input_ratio", "The learned ratio of the input tokens Bedrock reports to keel's estimate from the body, per target.", target),
 		paused:    d("keel_quota_paused_seconds", "What is left of the target's pause after a throttle.", target),
@@ -38,7 +39,7 @@ func newQuotaCollector() *quotaCollector {
 }
 
 func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.limit, c.available, c.inFlight, c.reserved, c.settled, c.queue, c.ratio, c.paused, c.throttles, c.decreases} {
+	for _, d := range []*prometheus.Desc{c.limit, c.available, c.inFlight, c.reserved, c.settled, c.offered, c.queue, c.ratio, c.paused, c.throttles, c.decreases} {
 		ch <- d
 	}
 }
@@ -58,6 +59,7 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.inFlight, float64(s.InFlightTokens))
 		g(c.reserved, float64(s.ReservedPerMinute))
 		g(c.settled, float64(s.SettledPerMinute))
+		g(c.offered, float64(s.OfferedPerMinute))
 		g(c.ratio, s.InputRatio)
 		g(c.paused, s.PausedFor.Seconds())
 		for cl := admission.Interactive; cl <= admission.Batch; cl++ {
