@@ -38,11 +38,18 @@ func (r *Result) WriteTable(w io.Writer) error {
 	return err
 }
 
+// latency formats d for the table: "-" when no call was counted, seconds
+// from one second up, milliseconds below (a refusal takes about one).
 func latency(d time.Duration, n int) string {
-	if n == 0 {
+	switch {
+	case n == 0:
 		return "-"
+	case d >= time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Millisecond:
+		return "<1ms"
 	}
-	return fmt.Sprintf("%.1fs", d.Seconds())
+	return fmt.Sprintf("%dms", d.Milliseconds())
 }
 
 func failures(m map[string]int) string {
