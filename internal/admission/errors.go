@@ -27,8 +27,8 @@ var (
 )
 
 // Error is a refusal from Admit. It matches its Reason (ErrTooLarge,
-// ErrWouldExceedDeadline or ErrOverloaded) with errors.Is, and, when the context's deadline
-// ended the wait, context.DeadlineExceeded too.
+// ErrWouldExceedDeadline or ErrOverloaded) with errors.Is, and, when the
+// context's deadline ended the wait, context.DeadlineExceeded too.
 type Error struct {
 	Target Target
 	Class  Class

@@ -560,9 +560,9 @@ type Stats struct {
 	ReservedPerMinute int64
 	SettledPerMinute  int64
 	// OfferedPerMinute is what the calls that asked for admission over the
-	// last minute would settle (their holds × the learned settled/held
-	// ratio), per minute; above Limit, the target is overloaded (see
-	// Options.QueueTarget).
+	// last minute would settle (their holds × the tokens the last minute's
+	// calls settled per token they held), per minute; above Limit, the
+	// target is overloaded (see Options.QueueTarget).
 	OfferedPerMinute int64
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64

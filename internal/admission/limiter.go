@@ -1212,12 +1212,9 @@ func (w *window) recent(now time.Time, d time.Duration) (float64, time.Duration)
 	return s, time.Duration(n-1)*slotLen + into
 }
 
+// sum returns the sum of the whole window.
 func (w *window) sum(now time.Time) float64 {
-	w.advance(now)
-	var s float64
-	for _, v := range w.slot {
-		s += v
-	}
+	s, _ := w.recent(now, time.Duration(len(w.slot))*slotLen)
 	return s
 }
 

@@ -167,3 +167,38 @@ func TestQueueTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestWindowRecent: recent sums the newest slots that cover a span back
+// from now, and says what time they cover (the current slot only partly).
+func TestWindowRecent(t *testing.T) {
+	base := t0.Truncate(slotLen) // a slot boundary
+	var w window
+	for i, v := range []float64{1, 2, 4, 8} { // one value per 5 s slot: at 0, 5, 10, 15 s
+		w.add(base.Add(time.Duration(i)*slotLen), v)
+	}
+	tests := []struct {
+		name     string
+		now, d   time.Duration // after base
+		sum      float64
+		covering time.Duration
+	}{
+		{name: "the current slot only", now: 17 * time.Second, d: time.Second, sum: 8, covering: 2 * time.Second},
+		{name: "two slots", now: 17 * time.Second, d: 10 * time.Second, sum: 12, covering: 7 * time.Second},
+		{name: "the whole window", now: 17 * time.Second, d: time.Minute, sum: 15, covering: 57 * time.Second},
+		{name: "more than the window", now: 17 * time.Second, d: time.Hour, sum: 15, covering: 57 * time.Second},
+		{name: "the oldest slot dropped", now: 62 * time.Second, d: time.Minute, sum: 14, covering: 57 * time.Second},
+		{name: "two slots dropped", now: 67 * time.Second, d: time.Minute, sum: 12, covering: 57 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := w // each case from the same state
+			sum, covering := w.recent(base.Add(tt.now), tt.d)
+			if sum != tt.sum || covering != tt.covering {
+				t.Errorf("recent = %v over %v, want %v over %v", sum, covering, tt.sum, tt.covering)
+			}
+			if tt.d >= time.Minute && w.sum(base.Add(tt.now)) != tt.sum {
+				t.Errorf("sum = %v, want %v", w.sum(base.Add(tt.now)), tt.sum)
+			}
+		})
+	}
+}
