@@ -646,6 +646,7 @@ func TestGovernorOptions(t *testing.T) {
 	c, err := config.Parse([]byte(`
 quotas:
   max_wait: 20s
+  queue_target: 3s
   default: {requests_per_minute: 50}
   targets:
     - {model: a, tokens_per_minute: 1000}
@@ -673,7 +674,7 @@ quotas:
 			}
 		})
 	}
-	if o.MaxWait != 20*time.Second || len(o.Targets) != 2 || len(o.Models) != 1 || o.Models[0] != (admission.Model{Match: "x1", MaxOutputTokens: 100, Burndown: 5}) {
+	if o.MaxWait != 20*time.Second || o.QueueTarget != 3*time.Second || len(o.Targets) != 2 || len(o.Models) != 1 || o.Models[0] != (admission.Model{Match: "x1", MaxOutputTokens: 100, Burndown: 5}) {
 		t.Errorf("options %+v", o)
 	}
 	if _, err := admission.New(o); err != nil {
