@@ -165,13 +165,21 @@ type Outcome struct {
 	// reply; zero when none completed.
 	P50 time.Duration `json:"-"`
 	P99 time.Duration `json:"-"`
-	// FailP50 is the median time a failed call took to fail, from arrival
-	// to error: what a refusal cost its caller. Zero when none failed.
+	// FailP50 and FailP99 are the time failed calls took to fail, from
+	// arrival to error: what a failure cost its caller. Zero when none
+	// failed.
 	FailP50 time.Duration `json:"-"`
+	FailP99 time.Duration `json:"-"`
 	// LargeCompleted and SmallCompleted are the share of the quarter of
 	// calls with the largest (smallest) reservations that completed.
 	LargeCompleted float64 `json:"large_quarter_completed"`
 	SmallCompleted float64 `json:"small_quarter_completed"`
+	// LargeP99 and SmallP99 are the 99th percentile latency of those
+	// quarters' completed calls: tails compared like for like. A client
+	// that completes mostly small calls has a short overall tail because
+	// small calls have short replies, not because it serves them sooner.
+	LargeP99 time.Duration `json:"-"`
+	SmallP99 time.Duration `json:"-"`
 }
 
 // Check reports what is wrong with cfg, as Run would, without running
@@ -512,22 +520,26 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	slices.Sort(lat)
 	o.P50, o.P99 = percentile(lat, 50), percentile(lat, 99)
 	slices.Sort(failLat)
-	o.FailP50 = percentile(failLat, 50)
-	o.SmallCompleted, o.LargeCompleted = a.completedShare(small), a.completedShare(large)
+	o.FailP50, o.FailP99 = percentile(failLat, 50), percentile(failLat, 99)
+	o.SmallCompleted, o.SmallP99 = a.quarter(small)
+	o.LargeCompleted, o.LargeP99 = a.quarter(large)
 	return o
 }
 
-func (a *arena) completedShare(idx []int) float64 {
+// quarter returns the share of the calls idx that completed and the 99th
+// percentile latency of those that did. a.mu must be held.
+func (a *arena) quarter(idx []int) (float64, time.Duration) {
 	if len(idx) == 0 {
-		return 0
+		return 0, 0
 	}
-	n := 0
+	var lat []time.Duration
 	for _, i := range idx {
 		if a.results[i].ok {
-			n++
+			lat = append(lat, a.results[i].latency)
 		}
 	}
-	return float64(n) / float64(len(idx))
+	slices.Sort(lat)
+	return float64(len(lat)) / float64(len(idx)), percentile(lat, 99)
 }
 
 // percentile is the nearest-rank percentile of sorted durations; 0 for none.

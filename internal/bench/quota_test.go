@@ -42,9 +42,10 @@ func TestRunShort(t *testing.T) {
 		// What the window's refill went to: settlements, reservations still
 		// in flight, the bucket, and overflow (left unused).
 		unused := (refill - float64(o.SettledTokens) - float64(o.InFlight[1]-o.InFlight[0])) / refill
-		t.Logf("%-10s goodput %.3f unused %.3f in flight %v bucket %v completed %d failed %d %v 429s/100 %.1f of %d attempts p50 %s p99 %s large %.2f small %.2f",
+		t.Logf("%-10s goodput %.3f unused %.3f in flight %v bucket %v completed %d failed %d %v 429s/100 %.1f of %d attempts p50 %s p99 %s large %.2f (p99 %s) small %.2f (p99 %s)",
 			o.Name, o.Goodput, unused, o.InFlight, o.Bucket, o.Completed, o.Failed, o.Failures, o.ThrottlesPer100, o.Attempts,
-			o.P50.Round(time.Millisecond), o.P99.Round(time.Millisecond), o.LargeCompleted, o.SmallCompleted)
+			o.P50.Round(time.Millisecond), o.P99.Round(time.Millisecond), o.LargeCompleted, o.LargeP99.Round(time.Millisecond),
+			o.SmallCompleted, o.SmallP99.Round(time.Millisecond))
 		failures := 0
 		for _, n := range o.Failures {
 			failures += n
@@ -60,6 +61,12 @@ func TestRunShort(t *testing.T) {
 			t.Errorf("%s: p50 %s, p99 %s with a %s deadline", o.Name, o.P50, o.P99, cfg.Deadline)
 		case o.LargeCompleted < 0 || o.LargeCompleted > 1 || o.SmallCompleted < 0 || o.SmallCompleted > 1:
 			t.Errorf("%s: quarters completed %.2f (largest), %.2f (smallest)", o.Name, o.LargeCompleted, o.SmallCompleted)
+		case (o.LargeCompleted > 0) != (o.LargeP99 > 0) || (o.SmallCompleted > 0) != (o.SmallP99 > 0) ||
+			o.LargeP99 > cfg.Deadline+time.Second || o.SmallP99 > cfg.Deadline+time.Second:
+			t.Errorf("%s: p99 %s of the largest quarter (%.2f completed), %s of the smallest (%.2f), with a %s deadline",
+				o.Name, o.LargeP99, o.LargeCompleted, o.SmallP99, o.SmallCompleted, cfg.Deadline)
+		case o.Failed > 0 && (o.FailP50 <= 0 || o.FailP50 > o.FailP99 || o.FailP99 > cfg.Deadline+time.Second):
+			t.Errorf("%s: failed in p50 %s, p99 %s with a %s deadline", o.Name, o.FailP50, o.FailP99, cfg.Deadline)
 		}
 		// The meter never settles more than its refill: what the window
 		// settled is the refill less what stayed in flight, less what the

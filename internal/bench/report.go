@@ -19,11 +19,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n\n",
 		r.Calls, r.Duration, r.Warmup, r.Deadline, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\tfailed in\tlargest 1/4 done\tsmallest 1/4 done\t")
+	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\tfailed in p50/p99\tlargest 1/4 done, p99\tsmallest 1/4 done, p99\t")
 	for _, o := range r.Contenders {
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%.0f%%\t%.0f%%\t\n", o.Name, 100*o.Goodput, 100*o.Spent, o.Completed, o.Failed,
-			o.ThrottlesPer100, o.Attempts, latency(o.P50, o.Completed), latency(o.P99, o.Completed), latency(o.FailP50, o.Failed),
-			100*o.LargeCompleted, 100*o.SmallCompleted)
+		failedIn := "-"
+		if o.Failed > 0 {
+			failedIn = latency(o.FailP50, true) + "/" + latency(o.FailP99, true)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%.0f%% %6s\t%.0f%% %6s\t\n", o.Name, 100*o.Goodput, 100*o.Spent, o.Completed, o.Failed,
+			o.ThrottlesPer100, o.Attempts, latency(o.P50, o.Completed > 0), latency(o.P99, o.Completed > 0), failedIn,
+			100*o.LargeCompleted, latency(o.LargeP99, o.LargeCompleted > 0), 100*o.SmallCompleted, latency(o.SmallP99, o.SmallCompleted > 0))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -34,15 +38,17 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintln(w, "\ngoodput: completed work, what the calls that completed after the warm-up settled on the quota meter, per minute / quota;\n"+
 		"spent: all the meter settled (failed calls' partial replies too) / quota. 429s: counted by the meter.\n"+
-		"latency: arrival to reply, completed calls only; failed in: median time from arrival to error of failed calls. largest/smallest 1/4: calls ranked by the tokens they reserve (input + max tokens).")
+		"latency: arrival to reply, completed calls only; failed in: time from arrival to error of failed calls.\n"+
+		"largest/smallest 1/4: calls ranked by the tokens they reserve (input + max tokens); the share that completed, and their p99 latency.")
 	return err
 }
 
-// latency formats d for the table: "-" when no call was counted, seconds
-// from one second up, milliseconds below (a refusal takes about one).
-func latency(d time.Duration, n int) string {
+// latency formats d for the table: "-" when no call was counted (!some),
+// seconds from one second up, milliseconds below (a refusal takes about
+// one).
+func latency(d time.Duration, some bool) string {
 	switch {
-	case n == 0:
+	case !some:
 		return "-"
 	case d >= time.Second:
 		return fmt.Sprintf("%.1fs", d.Seconds())
@@ -97,21 +103,24 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 // completed.
 func (o Outcome) MarshalJSON() ([]byte, error) {
 	type plain Outcome
-	var p50, p99, fail *float64
-	if o.Completed > 0 {
-		a, b := ms(o.P50), ms(o.P99)
-		p50, p99 = &a, &b
-	}
-	if o.Failed > 0 {
-		f := ms(o.FailP50)
-		fail = &f
-	}
 	return json.Marshal(struct {
 		plain
-		P50  *float64 `json:"p50_ms"`
-		P99  *float64 `json:"p99_ms"`
-		Fail *float64 `json:"failed_p50_ms"`
-	}{plain(o), p50, p99, fail})
+		P50      *float64 `json:"p50_ms"`
+		P99      *float64 `json:"p99_ms"`
+		FailP50  *float64 `json:"failed_p50_ms"`
+		FailP99  *float64 `json:"failed_p99_ms"`
+		LargeP99 *float64 `json:"large_quarter_p99_ms"`
+		SmallP99 *float64 `json:"small_quarter_p99_ms"`
+	}{plain(o), ms(o.P50, o.Completed > 0), ms(o.P99, o.Completed > 0), ms(o.FailP50, o.Failed > 0), ms(o.FailP99, o.Failed > 0),
+		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0)})
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// ms returns d in milliseconds, or nil (JSON null) when no call was
+// counted (!some).
+func ms(d time.Duration, some bool) *float64 {
+	if !some {
+		return nil
+	}
+	v := float64(d.Microseconds()) / 1000
+	return &v
+}

@@ -14,9 +14,11 @@ func TestWriteTable(t *testing.T) {
 		Contenders: []Outcome{
 			{Name: "keel", Goodput: 0.987, Spent: 1.012, Offered: 290, Completed: 190, Failed: 100,
 				Failures: map[string]int{"ThrottlingException": 90, "deadline": 10}, Attempts: 350, Throttled: 160, ThrottlesPer100: 45.71,
-				P50: 5100 * time.Millisecond, P99: 10400 * time.Millisecond, FailP50: 2300 * time.Microsecond, LargeCompleted: 0.25, SmallCompleted: 0.99},
-			{Name: "adaptive", Offered: 290, Failed: 290, Failures: map[string]int{"deadline": 290}, FailP50: 15 * time.Second},
-			{Name: "standard", Offered: 290, Completed: 289, Failed: 1, P50: time.Second, P99: 2 * time.Second, FailP50: 400 * time.Microsecond},
+				P50: 5100 * time.Millisecond, P99: 10400 * time.Millisecond, FailP50: 2300 * time.Microsecond, FailP99: 4200 * time.Millisecond,
+				LargeCompleted: 0.25, LargeP99: 14700 * time.Millisecond, SmallCompleted: 0.99, SmallP99: 9900 * time.Millisecond},
+			{Name: "adaptive", Offered: 290, Failed: 290, Failures: map[string]int{"deadline": 290}, FailP50: 15 * time.Second, FailP99: 15 * time.Second},
+			{Name: "standard", Offered: 290, Completed: 289, Failed: 1, P50: time.Second, P99: 2 * time.Second, FailP50: 400 * time.Microsecond, FailP99: 400 * time.Microsecond,
+				SmallCompleted: 1, SmallP99: 1500 * time.Millisecond},
 			{Name: "keel-learn", Offered: 290, Completed: 290, P50: time.Second, P99: 2 * time.Second},
 		}}
 	var b bytes.Buffer
@@ -27,10 +29,11 @@ func TestWriteTable(t *testing.T) {
 	for _, want := range []string{
 		"quota 1,000,000 tokens/min, offered 2.00x (asked 2x)",
 		"290 calls over 40s (goodput measured after a 10s warm-up), deadline 15s per call, seed 1, model latency x1, run took 54.3s",
-		"keel    98.7%  101.2%        190     100               45.7       350  5.1s  10.4s        2ms               25%                99%",
-		"adaptive     0.0%    0.0%          0     290                0.0         0     -      -      15.0s                0%                 0%",
-		"standard     0.0%    0.0%        289       1                0.0         0  1.0s   2.0s       <1ms                0%                 0%",
-		"keel-learn     0.0%    0.0%        290       0                0.0         0  1.0s   2.0s          -                0%                 0%",
+		"contender  goodput   spent  completed  failed  429s/100 attempts  attempts   p50    p99  failed in p50/p99  largest 1/4 done, p99  smallest 1/4 done, p99",
+		"keel    98.7%  101.2%        190     100               45.7       350  5.1s  10.4s           2ms/4.2s             25%  14.7s              99%   9.9s",
+		"adaptive     0.0%    0.0%          0     290                0.0         0     -      -        15.0s/15.0s              0%      -               0%      -",
+		"standard     0.0%    0.0%        289       1                0.0         0  1.0s   2.0s          <1ms/<1ms              0%      -             100%   1.5s",
+		"keel-learn     0.0%    0.0%        290       0                0.0         0  1.0s   2.0s                  -              0%      -               0%      -",
 		"keel        ThrottlingException 90, deadline 10",
 		"adaptive    deadline 290",
 	} {
@@ -43,7 +46,8 @@ func TestWriteTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"quota_tpm":1000000`, `"duration_s":40`, `"wall_s":54.321`, `"p50_ms":5100`, `"p99_ms":null`, `"failed_p50_ms":2.3`, `"failed_p50_ms":null`,
+	for _, want := range []string{`"quota_tpm":1000000`, `"duration_s":40`, `"wall_s":54.321`, `"p50_ms":5100`, `"p99_ms":null`, `"failed_p50_ms":2.3`, `"failed_p50_ms":null`, `"failed_p99_ms":4200`,
+		`"large_quarter_p99_ms":14700`, `"large_quarter_p99_ms":null`, `"small_quarter_p99_ms":1500`,
 		`"throttles_per_100_attempts":45.71`, `"goodput":0.987`, `"quota_spent":1.012`, `"failures":{"ThrottlingException":90,"deadline":10}`} {
 		if !strings.Contains(string(j), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, j)
