@@ -52,9 +52,11 @@ type Error struct {
 	QueueTarget time.Duration
 	// Reply is the time the target's replies take (the 95th percentile of
 	// its recent attempts), which a call granted must still have before its
-	// context's deadline; zero when another bound refused it, or before the
-	// target has had a reply.
-	Reply time.Duration
+	// context's deadline; zero when another bound refused it. ReplyGuessed:
+	// no reply had come back from the target yet, and Reply is half the
+	// time the call had from the start of its wait to its deadline.
+	Reply        time.Duration
+	ReplyGuessed bool
 	// Left is the time that was left before the deadline when Admit gave up.
 	Left time.Duration
 	// Waited is how long the call waited in the queue.
@@ -74,17 +76,25 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("admission: %s: overloaded: calls asked for %.1fx its quota over the last minute, and %d tokens would wait about %v (%d requests ahead), past the %v an interactive call may queue there; refused at once",
 			e.Target, e.Offered, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.QueueTarget)
 	case e.Reply > 0 && e.Err == nil && e.Wait > 0:
-		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead) and replies take up to about %v: past the deadline in %v",
-			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Reply.Round(time.Millisecond), e.Left.Round(time.Millisecond))
+		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead) and %s: past the deadline in %v",
+			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.replyTime(), e.Left.Round(time.Millisecond))
 	case e.Reply > 0 && e.Err == nil:
-		return fmt.Sprintf("admission: %s: no quota at once for %d tokens (waited %v, %d requests ahead) and replies take up to about %v: past the deadline in %v",
-			e.Target, e.Tokens, e.Waited.Round(time.Millisecond), e.Ahead, e.Reply.Round(time.Millisecond), e.Left.Round(time.Millisecond))
+		return fmt.Sprintf("admission: %s: no quota at once for %d tokens (waited %v, %d requests ahead) and %s: past the deadline in %v",
+			e.Target, e.Tokens, e.Waited.Round(time.Millisecond), e.Ahead, e.replyTime(), e.Left.Round(time.Millisecond))
 	case e.Wait > 0:
 		return fmt.Sprintf("admission: %s: %d tokens would fit in about %v (%d requests ahead), after the deadline in %v",
 			e.Target, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.Left.Round(time.Millisecond))
 	}
 	return fmt.Sprintf("admission: %s: no quota for %d tokens before the deadline (waited %v, %d requests ahead)",
 		e.Target, e.Tokens, e.Waited.Round(time.Millisecond), e.Ahead)
+}
+
+// replyTime says what time the reply was given.
+func (e *Error) replyTime() string {
+	if e.ReplyGuessed {
+		return fmt.Sprintf("no reply has come back from it yet, so half the call's time (%v) is kept for its reply", e.Reply.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("replies take up to about %v", e.Reply.Round(time.Millisecond))
 }
 
 // Unwrap returns the Reason and, if set, the context's error.

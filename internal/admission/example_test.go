@@ -40,7 +40,10 @@ func ExampleGovernor() {
 	fmt.Printf("available %d of %d\n", s.Available, s.Limit)
 
 	// A call that does not fit waits, unless it would wait past its
-	// deadline: 59,999 tokens need 213 more, at 1,000 a second.
+	// deadline less the time its reply may take: 59,999 tokens need 213
+	// more, at 1,000 a second. (The reply above came back at once on this
+	// fake clock, so the target has no reply time yet: half the call's
+	// time is kept for its reply.)
 	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(100*time.Millisecond))
 	defer cancel()
 	_, err = g.Admit(ctx, sonnet, admission.Estimate{MaxTokens: 59999}, admission.Batch)
@@ -52,6 +55,6 @@ func ExampleGovernor() {
 	// estimate: 7 input tokens, max tokens 2000
 	// holds 2009 = input 9 + max tokens 2000
 	// available 59786 of 60000
-	// true admission: us.anthropic.claude-sonnet-4-20250514-v1:0@us-east-1: 59999 tokens would fit in about 213ms (0 requests ahead), after the deadline in 100ms
+	// true admission: us.anthropic.claude-sonnet-4-20250514-v1:0@us-east-1: 59999 tokens would fit in about 213ms (0 requests ahead) and no reply has come back from it yet, so half the call's time (50ms) is kept for its reply: past the deadline in 100ms
 	// true
 }

@@ -350,7 +350,9 @@ func TestAdmitWaitsForRoom(t *testing.T) {
 	g, clk := newGov(t, known(60000))
 	spend(t, g, haiku, 60000)
 	ch := make(chan result, 1)
-	admitAsync(withDeadline(context.Background(), t0.Add(20*time.Second)), g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
+	// Until a reply has come back, half the time to the deadline is kept
+	// for the reply: 30 s leaves 15 s to wait.
+	admitAsync(withDeadline(context.Background(), t0.Add(30*time.Second)), g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
 	clk.WaitForTimers(1)
 	clk.Advance(9 * time.Second)
 	select {

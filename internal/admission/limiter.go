@@ -418,6 +418,7 @@ type bound struct {
 	ctx     time.Time     // the context's deadline; zero: none
 	reply   time.Duration // the reply time subtracted from ctx's deadline
 	fromCtx bool          // by is ctx's deadline less reply
+	guess   bool          // reply is blindGuess's: no reply has come back yet
 }
 
 // minPerTok is the least output a reply must have to teach the time per
@@ -464,14 +465,21 @@ func (l *limiter) slowReply(now time.Time) float64 {
 	return max(l.reply.v, min(age, 2*l.reply.v))
 }
 
-// bounds returns when a call with max tokens maxTok arriving now must be
-// granted by: the earliest of its context's deadline less the time its
-// reply may take (a call granted later would most likely not be answered
-// in time), now+MaxWait, and by (zero: none).
+// bounds returns when a call with max tokens maxTok that began waiting at
+// start must be granted by: the earliest of its context's deadline less the
+// time its reply may take (a call granted later would most likely not be
+// answered in time), start+MaxWait, and by (zero: none). Until the target's
+// first reply has come back, the reply may take half the time from start to
+// the deadline, or longer if the calls in flight are older (see blindGuess).
 func (l *limiter) bounds(ctx context.Context, start, now, by time.Time, maxTok int) bound {
 	var b bound
 	if d, ok := ctx.Deadline(); ok {
 		b.reply = l.replyTime(maxTok, now)
+		if l.reply.n == 0 {
+			if g := blindGuess(start, d); g > b.reply {
+				b.reply, b.guess = g, true
+			}
+		}
 		b.ctx, b.by, b.fromCtx = d, d.Add(-b.reply), true
 	}
 	if m := l.g.opts.MaxWait; m > 0 {
@@ -484,6 +492,19 @@ func (l *limiter) bounds(ctx context.Context, start, now, by time.Time, maxTok i
 	}
 	return b
 }
+
+// blindGuess is the reply time a call that began waiting at start with
+// deadline d keeps before it while no reply has come back from the target
+// (a new target, or one whose first calls were all throttled): half its
+// time. With nothing known, a reply was taken to be instant, and calls
+// waited in the queue for as long as their deadlines allowed, to be refused
+// when the first replies showed how long replies take. In keel bench quota,
+// after the first call's throttle had emptied the bucket, ten calls waited
+// 7 s behind a 64,000-token one and were then refused, and one granted
+// behind them missed its deadline by 0.4 s. Kept to half its time, such a
+// call is refused at once when the queue is that long, and the calls
+// behind it move up.
+func blindGuess(start, d time.Time) time.Duration { return max(d.Sub(start)/2, 0) }
 
 // bound returns the queued w's bound at now.
 func (l *limiter) bound(w *waiter, now time.Time) bound {
@@ -620,7 +641,7 @@ func (l *limiter) expireErr(w *waiter, now, start time.Time, b bound, wait time.
 		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Left: max(b.by.Sub(now), 0),
 		Waited: now.Sub(start), Ahead: ahead}
 	if b.fromCtx {
-		e.Left, e.Reply = max(b.ctx.Sub(now), 0), b.reply
+		e.Left, e.Reply, e.ReplyGuessed = max(b.ctx.Sub(now), 0), b.reply, b.guess
 	}
 	return e
 }

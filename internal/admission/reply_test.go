@@ -171,6 +171,47 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 	}
 }
 
+// TestBlindGuess: until a target's first reply has come back, a queued call
+// keeps half its time for its reply; after, the reply time learned.
+func TestBlindGuess(t *testing.T) {
+	tests := []struct {
+		name    string
+		replies int // quick replies (1 s) the target has had
+		left    time.Duration
+		refused bool
+	}{
+		{name: "no reply yet, a 10 s wait is more than half of 15 s", left: 15 * time.Second, refused: true},
+		{name: "no reply yet, a 10 s wait is less than half of 25 s", left: 25 * time.Second},
+		{name: "one reply of 1 s", replies: 1, left: 15 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
+			teach(t, g, clk, tt.replies, 100, 99, time.Second)
+			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
+			ctx := withDeadline(context.Background(), clk.Now().Add(tt.left))
+			ch := make(chan result, 1)
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
+			if tt.refused {
+				r := recv(t, ch)
+				var e *Error
+				if !errors.As(r.err, &e) || !errors.Is(r.err, ErrWouldExceedDeadline) {
+					t.Fatalf("Admit = %v, want ErrWouldExceedDeadline", r.err)
+				}
+				if !e.ReplyGuessed || e.Reply != tt.left/2 || !strings.Contains(e.Error(), "no reply has come back from it yet, so half the call's time (7.5s) is kept for its reply") {
+					t.Errorf("reply %v (guessed %v), message %q: want half the call's time, said so", e.Reply, e.ReplyGuessed, e.Error())
+				}
+				return
+			}
+			waitQueued(t, g, haiku, 1, 0)
+			clk.Advance(10 * time.Second)
+			if r := <-ch; r.err != nil {
+				t.Fatalf("Admit = %v, want admitted after 10s", r.err)
+			}
+		})
+	}
+}
+
 // TestLargeCallsJudgeTheQueue: when calls of its class already wait, a call
 // entering the queue is judged as if it held what the target's large calls
 // hold, so a small call is refused when a large one would be; into an empty
@@ -452,9 +493,16 @@ func TestQueuedCallJudgedAgain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
+			// One quick reply, so that the reply time is known (not half
+			// the call's time, see blindGuess); then a minute to refill.
+			quick := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
+			clk.Advance(time.Second)
+			quick.Settle(Usage{InputTokens: 1, OutputTokens: 99})
+			clk.Advance(time.Minute)
+			start := clk.Now()
 			// Empty the bucket: it refills 1,000 tokens a second.
 			first := mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
-			ctx := withDeadline(context.Background(), clk.Now().Add(20*time.Second))
+			ctx := withDeadline(context.Background(), start.Add(20*time.Second))
 			ch := make(chan result, 1)
 			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 15000}, Interactive, "w", ch)
 			waitQueued(t, g, haiku, 1, 0)
@@ -463,7 +511,7 @@ func TestQueuedCallJudgedAgain(t *testing.T) {
 				first.Settle(Usage{InputTokens: 1, OutputTokens: 59999}) // no refund
 				waitQueued(t, g, haiku, 1, 0)
 			}
-			clk.Advance(15*time.Second - clk.Now().Sub(t0))
+			clk.Advance(15*time.Second - clk.Now().Sub(start))
 			r := recv(t, ch)
 			if !tt.refused {
 				if r.err != nil {
