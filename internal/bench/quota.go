@@ -176,8 +176,9 @@ type Outcome struct {
 	SmallCompleted float64 `json:"small_quarter_completed"`
 	// LargeP99 and SmallP99 are the 99th percentile latency of those
 	// quarters' completed calls: tails compared like for like. A client
-	// that completes mostly small calls has a short overall tail because
-	// small calls have short replies, not because it serves them sooner.
+	// that completes mostly small calls has a shorter overall tail because
+	// a small call needs fewer tokens and so waits less for them with any
+	// client, not because it serves calls sooner.
 	LargeP99 time.Duration `json:"-"`
 	SmallP99 time.Duration `json:"-"`
 }
