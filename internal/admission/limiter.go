@@ -534,7 +534,7 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 		return hold, b
 	}
 	if r := time.Duration(l.slowReply(now) * float64(time.Second)); r > b.reply {
-		b.reply, b.by = r, b.ctx.Add(-r)
+		b.reply, b.by, b.guess = r, b.ctx.Add(-r), false
 	}
 	return max(hold, l.bigHold.v), b
 }
