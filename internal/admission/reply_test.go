@@ -128,24 +128,34 @@ func TestReplyTime(t *testing.T) {
 // be answered before its context's deadline. A call that would fit in 10 s,
 // whose replies take about 9 s, is refused at once with 15 s left and
 // queued with 20 s left; MaxWait bounds the wait alone.
+// TestDeadlineKeepsTimeForTheReply: a queued call is refused when its wait
+// (10 s here) leaves too little time for its reply before its deadline:
+// the replies' time learned, or, until the target's first reply has come
+// back, half the call's time.
 func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 	tests := []struct {
 		name    string
+		replies int           // replies the target has had ...
+		took    time.Duration // ... each taking this long
 		left    time.Duration
 		maxWait time.Duration
 		refused bool
+		guessed bool // refused keeping half its time for the reply
 	}{
-		{name: "room for wait and reply", left: 20 * time.Second},
-		{name: "no room for the reply", left: 15 * time.Second, refused: true},
-		{name: "MaxWait counts the wait alone", left: time.Hour, maxWait: 11 * time.Second},
-		{name: "MaxWait shorter than the wait", left: time.Hour, maxWait: 9 * time.Second, refused: true},
+		{name: "room for wait and reply", replies: 30, took: 9 * time.Second, left: 20 * time.Second},
+		{name: "no room for the reply", replies: 30, took: 9 * time.Second, left: 15 * time.Second, refused: true},
+		{name: "MaxWait counts the wait alone", replies: 30, took: 9 * time.Second, left: time.Hour, maxWait: 11 * time.Second},
+		{name: "MaxWait shorter than the wait", replies: 30, took: 9 * time.Second, left: time.Hour, maxWait: 9 * time.Second, refused: true},
+		{name: "no reply yet, a 10 s wait is more than half of 15 s", left: 15 * time.Second, refused: true, guessed: true},
+		{name: "no reply yet, a 10 s wait is less than half of 25 s", left: 25 * time.Second},
+		{name: "one reply of 1 s", replies: 1, took: time.Second, left: 15 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
 			// Calls that settle what they hold: no refund is expected from
 			// the call in flight below.
-			teach(t, g, clk, 30, 1000, 999, 9*time.Second)
+			teach(t, g, clk, tt.replies, 1000, 999, tt.took)
 			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
 			now := clk.Now()
 			ctx := withDeadline(context.Background(), now.Add(tt.left))
@@ -157,49 +167,15 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 				if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.As(r.err, &e) || errors.Is(r.err, context.DeadlineExceeded) {
 					t.Fatalf("Admit = %v, want ErrWouldExceedDeadline (not the context's error)", r.err)
 				}
-				if tt.maxWait == 0 && (e.Reply < 8*time.Second || !strings.Contains(e.Error(), "replies take up to about")) {
-					t.Errorf("reply %v, message %q: want the reply time named", e.Reply, e.Error())
-				}
-				return
-			}
-			waitQueued(t, g, haiku, 1, 0)
-			clk.Advance(10 * time.Second)
-			if r := <-ch; r.err != nil {
-				t.Fatalf("Admit = %v, want admitted after 10s", r.err)
-			}
-		})
-	}
-}
-
-// TestBlindGuess: until a target's first reply has come back, a queued call
-// keeps half its time for its reply; after, the reply time learned.
-func TestBlindGuess(t *testing.T) {
-	tests := []struct {
-		name    string
-		replies int // quick replies (1 s) the target has had
-		left    time.Duration
-		refused bool
-	}{
-		{name: "no reply yet, a 10 s wait is more than half of 15 s", left: 15 * time.Second, refused: true},
-		{name: "no reply yet, a 10 s wait is less than half of 25 s", left: 25 * time.Second},
-		{name: "one reply of 1 s", replies: 1, left: 15 * time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
-			teach(t, g, clk, tt.replies, 100, 99, time.Second)
-			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
-			ctx := withDeadline(context.Background(), clk.Now().Add(tt.left))
-			ch := make(chan result, 1)
-			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
-			if tt.refused {
-				r := recv(t, ch)
-				var e *Error
-				if !errors.As(r.err, &e) || !errors.Is(r.err, ErrWouldExceedDeadline) {
-					t.Fatalf("Admit = %v, want ErrWouldExceedDeadline", r.err)
-				}
-				if !e.ReplyGuessed || e.Reply != tt.left/2 || !strings.Contains(e.Error(), "no reply has come back from it yet, so half the call's time (7.5s) is kept for its reply") {
-					t.Errorf("reply %v (guessed %v), message %q: want half the call's time, said so", e.Reply, e.ReplyGuessed, e.Error())
+				switch {
+				case tt.guessed:
+					if !e.ReplyGuessed || e.Reply != tt.left/2 || !strings.Contains(e.Error(), "no reply has come back from it yet, so half the call's time (7.5s) is kept for its reply") {
+						t.Errorf("reply %v (guessed %v), message %q: want half the call's time, said so", e.Reply, e.ReplyGuessed, e.Error())
+					}
+				case tt.maxWait == 0:
+					if e.ReplyGuessed || e.Reply < 8*time.Second || !strings.Contains(e.Error(), "replies take up to about") {
+						t.Errorf("reply %v (guessed %v), message %q: want the reply time named", e.Reply, e.ReplyGuessed, e.Error())
+					}
 				}
 				return
 			}
