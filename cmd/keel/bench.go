@@ -23,6 +23,7 @@ func init() {
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
                         [--contenders keel,standard,adaptive] [--deadline D] [--speed F] [--warmup D] [--json]
+                        [--calls FILE]
 
 Starts one emulator per contender in-process, each with a tokens-per-minute
 quota of its own, and offers every contender the same seeded open-loop
@@ -64,20 +65,44 @@ func contenderList() string {
 
 // benchQuota runs `keel bench quota` until it ends or ctx is cancelled.
 func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, jsonOut, err := parseBenchFlags(args, stderr)
+	a, err := parseBenchFlags(args, stderr)
 	if code, done := flagsDone(err, "keel bench quota", stderr); done {
 		return code
 	}
-	if !jsonOut {
-		fmt.Fprintf(stderr, "keel bench quota: running for about %s (arrivals) + up to %s (the last calls' deadline)...\n",
-			cfg.Duration, cfg.Deadline)
+	// The calls file is created before the run, so a path that cannot be
+	// written fails now rather than after minutes of running.
+	var calls *os.File
+	if a.calls != "" {
+		if calls, err = os.Create(a.calls); err != nil {
+			fmt.Fprintf(stderr, "keel bench quota: --calls: %v\n", err)
+			return 2
+		}
+		defer calls.Close()
 	}
-	res, err := bench.Run(ctx, cfg)
+	if !a.json {
+		fmt.Fprintf(stderr, "keel bench quota: running for about %s (arrivals) + up to %s (the last calls' deadline)...\n",
+			a.cfg.Duration, a.cfg.Deadline)
+	}
+	res, err := bench.Run(ctx, a.cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "keel bench quota: %v\n", err)
+		if calls != nil {
+			calls.Close()
+			os.Remove(a.calls) // nothing to write in it
+		}
 		return 1
 	}
-	if jsonOut {
+	if calls != nil {
+		err := res.WriteCalls(calls)
+		if cerr := calls.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "keel bench quota: --calls %s: %v\n", a.calls, err)
+			return 1
+		}
+	}
+	if a.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(res); err != nil {
@@ -93,12 +118,19 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	return 0
 }
 
+// benchArgs is what the command line of `keel bench quota` asks for.
+type benchArgs struct {
+	cfg   bench.Config
+	json  bool   // print JSON, not the table
+	calls string // a file for WriteCalls; empty: none
+}
+
 // parseBenchFlags reads the flags of `keel bench quota` and checks them, so
 // that a bad value is a usage error (exit 2) naming the flag.
-func parseBenchFlags(args []string, stderr io.Writer) (bench.Config, bool, error) {
+func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
 	var (
-		cfg        bench.Config
-		jsonOut    bool
+		a          benchArgs
+		cfg        = &a.cfg
 		contenders string
 	)
 	fs := flag.NewFlagSet("keel bench quota", flag.ContinueOnError)
@@ -123,28 +155,29 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Config, bool, error
 	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `list` of contenders")
 	fs.DurationVar(&cfg.Deadline, "deadline", 15*time.Second, "each call's deadline from its arrival; a call not done by then failed")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "model latency scale: 1 real time, 0.1 ten times faster (the quota and backoffs stay in real time)")
-	fs.BoolVar(&jsonOut, "json", false, "print the result as JSON")
+	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
+	fs.StringVar(&a.calls, "calls", "", "also write what happened to every call with every contender to `FILE`, one JSON object per line")
 	cfg.Quota = 1_000_000
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, false, err
+			return a, err
 		}
-		return cfg, false, errReported // the flag package printed it, with the usage
+		return a, errReported // the flag package printed it, with the usage
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, fmt.Errorf("unexpected argument %q; see keel bench quota -h", fs.Arg(0))
+		return a, fmt.Errorf("unexpected argument %q; see keel bench quota -h", fs.Arg(0))
 	}
 	// In bench.Config a zero means "the default"; on the command line the
 	// defaults are written out, so a zero is a mistake.
 	switch {
 	case cfg.Load <= 0:
-		return cfg, false, fmt.Errorf("--load %v: want more than 0 (2 offers twice the quota)", cfg.Load)
+		return a, fmt.Errorf("--load %v: want more than 0 (2 offers twice the quota)", cfg.Load)
 	case cfg.Speed <= 0:
-		return cfg, false, fmt.Errorf("--speed %v: want more than 0 (1 is real time)", cfg.Speed)
+		return a, fmt.Errorf("--speed %v: want more than 0 (1 is real time)", cfg.Speed)
 	case cfg.Deadline <= 0:
-		return cfg, false, fmt.Errorf("--deadline %s: want more than 0", cfg.Deadline)
+		return a, fmt.Errorf("--deadline %s: want more than 0", cfg.Deadline)
 	case cfg.Warmup < 0:
-		return cfg, false, fmt.Errorf("--warmup %s: want 0 (the default) or more", cfg.Warmup)
+		return a, fmt.Errorf("--warmup %s: want 0 (the default) or more", cfg.Warmup)
 	}
 	cfg.Contenders = nil
 	for _, n := range strings.Split(contenders, ",") {
@@ -153,10 +186,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Config, bool, error
 		}
 	}
 	if len(cfg.Contenders) == 0 {
-		return cfg, false, errors.New("--contenders names no contender")
+		return a, errors.New("--contenders names no contender")
 	}
-	if err := bench.Check(cfg); err != nil {
-		return cfg, false, err
+	if err := bench.Check(*cfg); err != nil {
+		return a, err
 	}
-	return cfg, jsonOut, nil
+	return a, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,6 +41,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"profile-only model without a profile", []string{"bench", "quota", "--model", "anthropic.claude-sonnet-4-5-20250929-v1:0"}, 2, "try us.anthropic.claude-sonnet-4-5"},
 		{"too few calls", []string{"bench", "quota", "--quota", "100000", "--duration", "2s"}, 2, "fewer than 20; raise the quota, the load or the duration"},
 		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
+		{"calls file in no directory", []string{"bench", "quota", "--calls", "/nonexistent/keel/calls.jsonl"}, 2, "--calls: open /nonexistent/keel/calls.jsonl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,8 +63,9 @@ func TestBenchQuotaJSON(t *testing.T) {
 		t.Skip("runs for about 5 s")
 	}
 	var out, errb bytes.Buffer
+	callsPath := filepath.Join(t.TempDir(), "calls.jsonl")
 	code := run([]string{"bench", "quota", "--quota", "3_000_000", "--duration", "3s", "--speed", "0.05", "--deadline", "2s",
-		"--seed", "4", "--contenders", "keel", "--json"}, &out, &errb)
+		"--seed", "4", "--contenders", "keel", "--json", "--calls", callsPath}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
@@ -79,6 +83,7 @@ func TestBenchQuotaJSON(t *testing.T) {
 			Failed          int      `json:"failed"`
 			ThrottlesPer100 float64  `json:"throttles_per_100_attempts"`
 			P50             *float64 `json:"p50_ms"`
+			ReplyP99        *float64 `json:"reply_p99_ms"`
 		} `json:"contenders"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -90,10 +95,57 @@ func TestBenchQuotaJSON(t *testing.T) {
 	}
 	c := res.Contenders[0]
 	if c.Name != "keel" || c.Completed == 0 || c.Completed+c.Failed != res.Calls || c.P50 == nil || c.Goodput <= 0 ||
-		c.ThrottlesPer100 < 0 || c.ThrottlesPer100 > 100 {
+		c.ThrottlesPer100 < 0 || c.ThrottlesPer100 > 100 || c.ReplyP99 == nil || *c.ReplyP99 <= 0 {
 		t.Fatalf("contender %+v of %d calls", c, res.Calls)
 	}
+	checkCallsFile(t, callsPath, res.Calls, c.Completed)
 	if errb.Len() != 0 {
 		t.Errorf("stderr with --json: %s", errb.String())
+	}
+}
+
+// checkCallsFile checks the --calls file of a one-contender run of calls
+// calls, completed of which completed: a line per call, in order, each
+// consistent with itself.
+func checkCallsFile(t *testing.T, path string, calls, completed int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != calls {
+		t.Fatalf("--calls wrote %d lines for %d calls", len(lines), calls)
+	}
+	done := 0
+	for i, line := range lines {
+		var r struct {
+			Contender string   `json:"contender"`
+			Call      int      `json:"call"`
+			At        *float64 `json:"at_ms"`
+			Reserve   int      `json:"reserve_tokens"`
+			Completed bool     `json:"completed"`
+			Failure   string   `json:"failure"`
+			Latency   *float64 `json:"latency_ms"`
+			Reply     *float64 `json:"reply_ms"`
+			Requests  int      `json:"requests"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("line %d: %v: %s", i+1, err, line)
+		}
+		ok := r.Contender == "keel" && r.Call == i && r.At != nil && r.Reserve > 0 && r.Latency != nil
+		if r.Completed {
+			done++
+			// The reply came in the call's last request, within the call.
+			ok = ok && r.Failure == "" && r.Requests >= 1 && r.Reply != nil && *r.Reply > 0 && *r.Reply <= *r.Latency
+		} else {
+			ok = ok && r.Failure != ""
+		}
+		if !ok {
+			t.Fatalf("line %d: %s", i+1, line)
+		}
+	}
+	if done != completed {
+		t.Fatalf("--calls has %d completed calls, the result %d", done, completed)
 	}
 }

@@ -3,15 +3,18 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/config"
+	"github.com/keel-run/keel/internal/transport"
 )
 
 // A Contender is one way of calling Bedrock that the bench compares. Each
@@ -107,6 +110,8 @@ func sdkClient(retryer func() aws.Retryer) func(context.Context, Endpoint) (*bed
 	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
 		cfg := awsConfig(e)
 		cfg.Retryer = retryer
+		// The SDK's default HTTP client, traced (see trace).
+		cfg.HTTPClient = traced(awshttp.NewBuildableClient().Do)
 		return bedrockruntime.NewFromConfig(cfg, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(e.URL) }), nil
 	}
 }
@@ -118,7 +123,9 @@ func keelClient(quota bool) func(context.Context, Endpoint) (*bedrockruntime.Cli
 		if quota {
 			tellQuota(c, e.Model, e.Region, e.Quota)
 		}
-		k, err := keel.New(cfg, keel.Options{Config: c})
+		// keel's default HTTP client (transport.NewClient), traced (see trace).
+		hc := &http.Client{Transport: traced(transport.NewTransport(transport.Options{}).RoundTrip)}
+		k, err := keel.New(cfg, keel.Options{Config: c, HTTPClient: hc})
 		if err != nil {
 			return nil, err
 		}

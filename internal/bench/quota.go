@@ -181,6 +181,34 @@ type Outcome struct {
 	// client, not because it serves calls sooner.
 	LargeP99 time.Duration `json:"-"`
 	SmallP99 time.Duration `json:"-"`
+	// ReplyP99 is the 99th percentile of the completed calls' reply time:
+	// the round trip of the request that brought the reply, with the time
+	// spent in the client (waiting for quota, backing off, throttled
+	// attempts) left out. It is the tail no client can shorten; P99 − ReplyP99
+	// is about what the client added to it.
+	ReplyP99 time.Duration `json:"-"`
+
+	calls []CallRecord // by call index, for WriteCalls
+}
+
+// A CallRecord is what happened to one call with one contender, as
+// WriteCalls writes it.
+type CallRecord struct {
+	Contender   string        `json:"contender"`
+	Index       int           `json:"call"`
+	At          time.Duration `json:"-"` // arrival, after the run's start
+	InputTokens int           `json:"input_tokens"`
+	MaxTokens   int           `json:"max_tokens"` // 0: unset
+	Reserve     int           `json:"reserve_tokens"`
+	Cost        int           `json:"cost_tokens"` // what it settles if served
+	Completed   bool          `json:"completed"`
+	Failure     string        `json:"failure,omitempty"`
+	// Latency is from arrival to reply or error; nil: never sent (the run
+	// was cut short). Reply is the last request's round trip; nil: no
+	// request was sent (keel refused it) or its response was not read.
+	Latency  *time.Duration `json:"-"`
+	Reply    *time.Duration `json:"-"`
+	Requests int            `json:"requests"` // HTTP requests sent, throttled ones too
 }
 
 // Check reports what is wrong with cfg, as Run would, without running
@@ -324,6 +352,11 @@ type callResult struct {
 	ok      bool
 	latency time.Duration
 	failure string
+	// reply is the round trip of the call's last request (replied: one was
+	// sent and its response read), requests how many it sent.
+	reply    time.Duration
+	replied  bool
+	requests int
 }
 
 func newArena(ctx context.Context, c Contender, w *Workload, cfg Config) (*arena, error) {
@@ -451,9 +484,11 @@ func (a *arena) call(ctx context.Context, arrived time.Time, c Call, deadline ti
 	if c.MaxTokens > 0 {
 		in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(int32(c.MaxTokens))}
 	}
-	_, err := a.client.Converse(ctx, in)
+	tr := &trace{}
+	_, err := a.client.Converse(withTrace(ctx, tr), in)
 	now := time.Now()
 	r := callResult{end: now, done: true, latency: now.Sub(arrived)}
+	r.reply, r.requests, r.replied = tr.reply()
 	if err == nil {
 		r.ok = true
 		return r
@@ -499,12 +534,15 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var lat, failLat []time.Duration
+	var lat, failLat, replies []time.Duration
 	for i, r := range a.results {
 		switch {
 		case r.ok:
 			o.Completed++
 			lat = append(lat, r.latency)
+			if r.replied {
+				replies = append(replies, r.reply)
+			}
 			if !r.end.Before(start.at) && !r.end.After(end.at) {
 				o.CompletedTokens += int64(calls[i].Cost)
 			}
@@ -520,11 +558,34 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	o.Goodput = float64(o.CompletedTokens) / refill
 	slices.Sort(lat)
 	o.P50, o.P99 = percentile(lat, 50), percentile(lat, 99)
+	slices.Sort(replies)
+	o.ReplyP99 = percentile(replies, 99)
 	slices.Sort(failLat)
 	o.FailP50, o.FailP99 = percentile(failLat, 50), percentile(failLat, 99)
 	o.SmallCompleted, o.SmallP99 = a.quarter(small)
 	o.LargeCompleted, o.LargeP99 = a.quarter(large)
+	o.calls = a.records(calls)
 	return o
+}
+
+// records returns what happened to each call. a.mu must be held.
+func (a *arena) records(calls []Call) []CallRecord {
+	out := make([]CallRecord, len(a.results))
+	for i, r := range a.results {
+		c := calls[i]
+		out[i] = CallRecord{Contender: a.c.Name, Index: i, At: c.At, InputTokens: c.InputTokens, MaxTokens: c.MaxTokens,
+			Reserve: c.Reserve, Cost: c.Cost, Completed: r.ok, Failure: r.failure, Requests: r.requests}
+		switch {
+		case !r.done:
+			out[i].Failure = "not sent"
+		default:
+			out[i].Latency = &r.latency
+		}
+		if r.replied {
+			out[i].Reply = &r.reply
+		}
+	}
+	return out
 }
 
 // quarter returns the share of the calls idx that completed and the 99th

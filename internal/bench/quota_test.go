@@ -42,9 +42,9 @@ func TestRunShort(t *testing.T) {
 		// What the window's refill went to: settlements, reservations still
 		// in flight, the bucket, and overflow (left unused).
 		unused := (refill - float64(o.SettledTokens) - float64(o.InFlight[1]-o.InFlight[0])) / refill
-		t.Logf("%-10s goodput %.3f unused %.3f in flight %v bucket %v completed %d failed %d %v 429s/100 %.1f of %d attempts p50 %s p99 %s large %.2f (p99 %s) small %.2f (p99 %s)",
+		t.Logf("%-10s goodput %.3f unused %.3f in flight %v bucket %v completed %d failed %d %v 429s/100 %.1f of %d attempts p50 %s p99 %s (replies %s) large %.2f (p99 %s) small %.2f (p99 %s)",
 			o.Name, o.Goodput, unused, o.InFlight, o.Bucket, o.Completed, o.Failed, o.Failures, o.ThrottlesPer100, o.Attempts,
-			o.P50.Round(time.Millisecond), o.P99.Round(time.Millisecond), o.LargeCompleted, o.LargeP99.Round(time.Millisecond),
+			o.P50.Round(time.Millisecond), o.P99.Round(time.Millisecond), o.ReplyP99.Round(time.Millisecond), o.LargeCompleted, o.LargeP99.Round(time.Millisecond),
 			o.SmallCompleted, o.SmallP99.Round(time.Millisecond))
 		failures := 0
 		for _, n := range o.Failures {
@@ -67,6 +67,19 @@ func TestRunShort(t *testing.T) {
 				o.Name, o.LargeP99, o.LargeCompleted, o.SmallP99, o.SmallCompleted, cfg.Deadline)
 		case o.Failed > 0 && (o.FailP50 <= 0 || o.FailP50 > o.FailP99 || o.FailP99 > cfg.Deadline+time.Second):
 			t.Errorf("%s: failed in p50 %s, p99 %s with a %s deadline", o.Name, o.FailP50, o.FailP99, cfg.Deadline)
+		}
+		// Every request that reached the meter was traced, and every
+		// completed call's reply came in its last request, within the call.
+		requests := 0
+		for _, c := range o.calls {
+			requests += c.Requests
+			if c.Completed && (c.Reply == nil || c.Requests < 1 || *c.Reply <= 0 || *c.Reply > *c.Latency) {
+				t.Errorf("%s: call %d completed after %v with %d requests, the last taking %v", o.Name, c.Index, *c.Latency, c.Requests, c.Reply)
+			}
+		}
+		if len(o.calls) != res.Calls || int64(requests) < o.Attempts || o.ReplyP99 <= 0 || o.ReplyP99 > o.P99 {
+			t.Errorf("%s: %d calls traced of %d, %d requests for %d attempts the meter saw, replies p99 %s, p99 %s",
+				o.Name, len(o.calls), res.Calls, requests, o.Attempts, o.ReplyP99, o.P99)
 		}
 		// The meter never settles more than its refill: what the window
 		// settled is the refill less what stayed in flight, less what the
@@ -104,7 +117,7 @@ func TestRunShort(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"goodput", "429s/100 attempts", "largest 1/4 done", "keel ", "standard ", "adaptive "} {
+	for _, want := range []string{"goodput", "429s/100 attempts", "replies p99", "largest 1/4 done", "keel ", "standard ", "adaptive "} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}

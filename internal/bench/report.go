@@ -19,14 +19,14 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n\n",
 		r.Calls, r.Duration, r.Warmup, r.Deadline, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\tfailed in p50/p99\tlargest 1/4 done, p99\tsmallest 1/4 done, p99\t")
+	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\treplies p99\tfailed in p50/p99\tlargest 1/4 done, p99\tsmallest 1/4 done, p99\t")
 	for _, o := range r.Contenders {
 		failedIn := "-"
 		if o.Failed > 0 {
 			failedIn = latency(o.FailP50, true) + "/" + latency(o.FailP99, true)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%.0f%% %6s\t%.0f%% %6s\t\n", o.Name, 100*o.Goodput, 100*o.Spent, o.Completed, o.Failed,
-			o.ThrottlesPer100, o.Attempts, latency(o.P50, o.Completed > 0), latency(o.P99, o.Completed > 0), failedIn,
+		fmt.Fprintf(tw, "%s\t%.1f%%\t%.1f%%\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%s\t%.0f%% %6s\t%.0f%% %6s\t\n", o.Name, 100*o.Goodput, 100*o.Spent, o.Completed, o.Failed,
+			o.ThrottlesPer100, o.Attempts, latency(o.P50, o.Completed > 0), latency(o.P99, o.Completed > 0), latency(o.ReplyP99, o.ReplyP99 > 0), failedIn,
 			100*o.LargeCompleted, latency(o.LargeP99, o.LargeCompleted > 0), 100*o.SmallCompleted, latency(o.SmallP99, o.SmallCompleted > 0))
 	}
 	if err := tw.Flush(); err != nil {
@@ -38,7 +38,8 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	_, err := fmt.Fprintln(w, "\ngoodput: completed work, what the calls that completed after the warm-up settled on the quota meter, per minute / quota;\n"+
 		"spent: all the meter settled (failed calls' partial replies too) / quota. 429s: counted by the meter.\n"+
-		"latency: arrival to reply, completed calls only; failed in: time from arrival to error of failed calls.\n"+
+		"latency: arrival to reply, completed calls only; replies: the round trip of the request that brought the reply\n"+
+		"(the model's time, which no client can shorten); failed in: time from arrival to error of failed calls.\n"+
 		"largest/smallest 1/4: calls ranked by the tokens they reserve (input + max tokens); the share that completed, and their p99 latency.")
 	return err
 }
@@ -111,8 +112,43 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 		FailP99  *float64 `json:"failed_p99_ms"`
 		LargeP99 *float64 `json:"large_quarter_p99_ms"`
 		SmallP99 *float64 `json:"small_quarter_p99_ms"`
+		ReplyP99 *float64 `json:"reply_p99_ms"`
 	}{plain(o), ms(o.P50, o.Completed > 0), ms(o.P99, o.Completed > 0), ms(o.FailP50, o.Failed > 0), ms(o.FailP99, o.Failed > 0),
-		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0)})
+		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0), ms(o.ReplyP99, o.ReplyP99 > 0)})
+}
+
+// MarshalJSON writes the times in milliseconds; latency_ms and reply_ms are
+// null when there is none.
+func (c CallRecord) MarshalJSON() ([]byte, error) {
+	type plain CallRecord
+	opt := func(d *time.Duration) *float64 {
+		if d == nil {
+			return nil
+		}
+		return ms(*d, true)
+	}
+	return json.Marshal(struct {
+		plain
+		At      *float64 `json:"at_ms"`
+		Latency *float64 `json:"latency_ms"`
+		Reply   *float64 `json:"reply_ms"`
+	}{plain(c), ms(c.At, true), opt(c.Latency), opt(c.Reply)})
+}
+
+// WriteCalls writes what happened to every call with every contender, one
+// JSON object per line (see CallRecord), contenders in table order and
+// calls in arrival order: the data behind the table, for a closer look at
+// its tails.
+func (r *Result) WriteCalls(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	for _, o := range r.Contenders {
+		for _, c := range o.calls {
+			if err := enc.Encode(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ms returns d in milliseconds, or nil (JSON null) when no call was
