@@ -92,13 +92,15 @@ func TestHeadOfLine(t *testing.T) {
 // TestQueueTarget: on an overloaded target (its calls asked for more than
 // a minute of quota over the last minute), an Interactive call that would
 // wait in its queue longer than QueueTarget is refused at once with
-// ErrOverloaded; Batch calls, retries, a target too young to tell, and a
-// call within the target still queue.
+// ErrOverloaded; Batch calls, retries, a target too young to tell (unless
+// a throttle has emptied its bucket), and a call within the target still
+// queue.
 func TestQueueTarget(t *testing.T) {
 	tests := []struct {
 		name   string
 		target time.Duration // Options.QueueTarget
 		young  bool          // the bucket is emptied as the target is first seen
+		thrott bool          // young, and emptied by a throttle: the quota was spent before
 		class  Class         // of both calls
 		retry  bool          // the second call is a retry (AdmitBy with a bound)
 		shed   bool
@@ -108,6 +110,7 @@ func TestQueueTarget(t *testing.T) {
 		{name: "batch: queued", class: Batch},
 		{name: "a retry: queued", class: Interactive, retry: true},
 		{name: "too soon to tell: queued", young: true, class: Interactive},
+		{name: "young, emptied by a throttle: refused", young: true, thrott: true, class: Interactive, shed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,7 +119,14 @@ func TestQueueTarget(t *testing.T) {
 				spend(t, g, haiku, 1) // first seen now
 				clk.Advance(10 * time.Second)
 			}
-			spend(t, g, haiku, 60000) // a minute of quota asked at once: 6x over 10 s, 6.4x with the two calls below
+			if tt.thrott {
+				// Bedrock's bucket was spent: the first call is throttled
+				// and the bucket emptied to match, with a cool-down.
+				throttle(t, g, haiku, Estimate{MaxTokens: 60000})
+				clk.Advance(100 * time.Millisecond)
+			} else {
+				spend(t, g, haiku, 60000) // a minute of quota asked at once: 6x over 10 s, 6.4x with the two calls below
+			}
 			ch := make(chan result, 2)
 			// 1,000 tokens a second: the first fits in 2 s, the second in 4 s.
 			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 2000}, tt.class, "first", ch)
@@ -139,8 +149,12 @@ func TestQueueTarget(t *testing.T) {
 				if r.name != "second" || !errors.Is(r.err, ErrOverloaded) || !errors.As(r.err, &e) {
 					t.Fatalf("%s: Admit = %v, want the second refused with ErrOverloaded", r.name, r.err)
 				}
+				asked := "overloaded: calls asked for 6.4x its quota over the last minute"
+				if tt.young {
+					asked = "overloaded: calls asked for" // 64,000 tokens in 0.1 s
+				}
 				if e.Offered < 5 || e.Wait < 3*time.Second || e.Ahead != 1 || e.QueueTarget != DefaultQueueTarget ||
-					!strings.Contains(e.Error(), "overloaded: calls asked for 6.4x its quota over the last minute") {
+					!strings.Contains(e.Error(), asked) {
 					t.Errorf("error %+v: %v", *e, e)
 				}
 				if s := stats(t, g, haiku); s.Classes[Interactive].Shed != 1 || s.Classes[Interactive].Queued != 1 || s.OfferedPerMinute < 5*60000 {
