@@ -15,10 +15,11 @@ func TestWriteTable(t *testing.T) {
 			{Name: "keel", Goodput: 0.987, Spent: 1.012, Offered: 290, Completed: 190, Failed: 100,
 				Failures: map[string]int{"ThrottlingException": 90, "deadline": 10}, Attempts: 350, Throttled: 160, ThrottlesPer100: 45.71,
 				P50: 5100 * time.Millisecond, P99: 10400 * time.Millisecond, FailP50: 2300 * time.Microsecond, FailP99: 4200 * time.Millisecond,
-				LargeCompleted: 0.25, LargeP99: 14700 * time.Millisecond, SmallCompleted: 0.99, SmallP99: 9900 * time.Millisecond},
+				LargeCompleted: 0.25, LargeP99: 14700 * time.Millisecond, SmallCompleted: 0.99, SmallP99: 9900 * time.Millisecond,
+				ReplyP99: 10200 * time.Millisecond},
 			{Name: "adaptive", Offered: 290, Failed: 290, Failures: map[string]int{"deadline": 290}, FailP50: 15 * time.Second, FailP99: 15 * time.Second},
 			{Name: "standard", Offered: 290, Completed: 289, Failed: 1, P50: time.Second, P99: 2 * time.Second, FailP50: 400 * time.Microsecond, FailP99: 400 * time.Microsecond,
-				SmallCompleted: 1, SmallP99: 1500 * time.Millisecond},
+				SmallCompleted: 1, SmallP99: 1500 * time.Millisecond, ReplyP99: 1900 * time.Millisecond},
 			{Name: "keel-learn", Offered: 290, Completed: 290, P50: time.Second, P99: 2 * time.Second},
 		}}
 	var b bytes.Buffer
@@ -29,11 +30,11 @@ func TestWriteTable(t *testing.T) {
 	for _, want := range []string{
 		"quota 1,000,000 tokens/min, offered 2.00x (asked 2x)",
 		"290 calls over 40s (goodput measured after a 10s warm-up), deadline 15s per call, seed 1, model latency x1, run took 54.3s",
-		"contender  goodput   spent  completed  failed  429s/100 attempts  attempts   p50    p99  failed in p50/p99  largest 1/4 done, p99  smallest 1/4 done, p99",
-		"keel    98.7%  101.2%        190     100               45.7       350  5.1s  10.4s           2ms/4.2s             25%  14.7s              99%   9.9s",
-		"adaptive     0.0%    0.0%          0     290                0.0         0     -      -        15.0s/15.0s              0%      -               0%      -",
-		"standard     0.0%    0.0%        289       1                0.0         0  1.0s   2.0s          <1ms/<1ms              0%      -             100%   1.5s",
-		"keel-learn     0.0%    0.0%        290       0                0.0         0  1.0s   2.0s                  -              0%      -               0%      -",
+		"contender  goodput   spent  completed  failed  429s/100 attempts  attempts   p50    p99  replies p99  failed in p50/p99  largest 1/4 done, p99  smallest 1/4 done, p99",
+		"keel    98.7%  101.2%        190     100               45.7       350  5.1s  10.4s        10.2s           2ms/4.2s             25%  14.7s              99%   9.9s",
+		"adaptive     0.0%    0.0%          0     290                0.0         0     -      -            -        15.0s/15.0s              0%      -               0%      -",
+		"standard     0.0%    0.0%        289       1                0.0         0  1.0s   2.0s         1.9s          <1ms/<1ms              0%      -             100%   1.5s",
+		"keel-learn     0.0%    0.0%        290       0                0.0         0  1.0s   2.0s            -                  -              0%      -               0%      -",
 		"keel        ThrottlingException 90, deadline 10",
 		"adaptive    deadline 290",
 	} {
@@ -47,11 +48,40 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"quota_tpm":1000000`, `"duration_s":40`, `"wall_s":54.321`, `"p50_ms":5100`, `"p99_ms":null`, `"failed_p50_ms":2.3`, `"failed_p50_ms":null`, `"failed_p99_ms":4200`,
-		`"large_quarter_p99_ms":14700`, `"large_quarter_p99_ms":null`, `"small_quarter_p99_ms":1500`,
+		`"large_quarter_p99_ms":14700`, `"large_quarter_p99_ms":null`, `"small_quarter_p99_ms":1500`, `"reply_p99_ms":10200`, `"reply_p99_ms":null`,
 		`"throttles_per_100_attempts":45.71`, `"goodput":0.987`, `"quota_spent":1.012`, `"failures":{"ThrottlingException":90,"deadline":10}`} {
 		if !strings.Contains(string(j), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, j)
 		}
+	}
+}
+
+// TestWriteCalls: one JSON line per call, contenders in table order, times
+// in milliseconds and null where there is none.
+func TestWriteCalls(t *testing.T) {
+	lat, reply := 10400*time.Millisecond, 9600*time.Millisecond
+	refused := 1200 * time.Microsecond
+	res := &Result{Contenders: []Outcome{
+		{Name: "keel", calls: []CallRecord{
+			{Contender: "keel", Index: 0, At: 1500 * time.Millisecond, InputTokens: 900, MaxTokens: 1024, Reserve: 1924, Cost: 2400,
+				Completed: true, Latency: &lat, Reply: &reply, Requests: 1},
+			{Contender: "keel", Index: 1, At: 2 * time.Second, InputTokens: 30000, Reserve: 94000, Cost: 31000,
+				Failure: "TargetOverloaded", Latency: &refused},
+		}},
+		{Name: "standard", calls: []CallRecord{
+			{Contender: "standard", Index: 0, At: 1500 * time.Millisecond, Failure: "not sent"},
+		}},
+	}}
+	var b bytes.Buffer
+	if err := res.WriteCalls(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"contender":"keel","call":0,"input_tokens":900,"max_tokens":1024,"reserve_tokens":1924,"cost_tokens":2400,"completed":true,"requests":1,"at_ms":1500,"latency_ms":10400,"reply_ms":9600}
+{"contender":"keel","call":1,"input_tokens":30000,"max_tokens":0,"reserve_tokens":94000,"cost_tokens":31000,"completed":false,"failure":"TargetOverloaded","requests":0,"at_ms":2000,"latency_ms":1.2,"reply_ms":null}
+{"contender":"standard","call":0,"input_tokens":0,"max_tokens":0,"reserve_tokens":0,"cost_tokens":0,"completed":false,"failure":"not sent","requests":0,"at_ms":1500,"latency_ms":null,"reply_ms":null}
+`
+	if b.String() != want {
+		t.Errorf("WriteCalls wrote\n%s\nwant\n%s", b.String(), want)
 	}
 }
 
