@@ -575,11 +575,10 @@ func (a *arena) records(calls []Call) []CallRecord {
 		c := calls[i]
 		out[i] = CallRecord{Contender: a.c.Name, Index: i, At: c.At, InputTokens: c.InputTokens, MaxTokens: c.MaxTokens,
 			Reserve: c.Reserve, Cost: c.Cost, Completed: r.ok, Failure: r.failure, Requests: r.requests}
-		switch {
-		case !r.done:
-			out[i].Failure = "not sent"
-		default:
+		if r.done {
 			out[i].Latency = &r.latency
+		} else {
+			out[i].Failure = "not sent" // the run was cut short
 		}
 		if r.replied {
 			out[i].Reply = &r.reply
