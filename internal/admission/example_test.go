@@ -11,10 +11,12 @@ import (
 )
 
 func ExampleGovernor() {
-	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	// The fake clock starts at the wall clock's time, so that the real
+	// context deadline below, set from it, is as far away on any date.
+	clk := clock.NewFake(time.Now())
 	sonnet := admission.Target{Model: "us.anthropic.claude-sonnet-4-20250514-v1:0", Region: "us-east-1"}
 	g, err := admission.New(admission.Options{
-		Targets: map[admission.Target]admission.Quota{sonnet: {TokensPerMinute: 60000}},
+		Targets: map[admission.Target]admission.Quota{sonnet: {TokensPerMinute: 6000}},
 		Clock:   clk,
 	})
 	if err != nil {
@@ -40,21 +42,21 @@ func ExampleGovernor() {
 	fmt.Printf("available %d of %d\n", s.Available, s.Limit)
 
 	// A call that does not fit waits, unless it would wait past its
-	// deadline less the time its reply may take: 59,999 tokens need 213
-	// more, at 1,000 a second. (The reply above came back at once on this
+	// deadline less the time its reply may take: 5,999 tokens need 213
+	// more, at 100 a second. (The reply above came back at once on this
 	// fake clock, so the target has no reply time yet: half the call's
 	// time is kept for its reply.)
-	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(100*time.Millisecond))
+	ctx, cancel := context.WithDeadline(context.Background(), clk.Now().Add(3*time.Second))
 	defer cancel()
-	_, err = g.Admit(ctx, sonnet, admission.Estimate{MaxTokens: 59999}, admission.Batch)
+	_, err = g.Admit(ctx, sonnet, admission.Estimate{MaxTokens: 5999}, admission.Batch)
 	fmt.Println(errors.Is(err, admission.ErrWouldExceedDeadline), err)
 	// A call that holds more than the quota can never fit: 10,000 input + 64,000 max tokens by default.
-	_, err = g.Admit(ctx, sonnet, admission.Estimate{InputTokens: 8000}, admission.Batch)
+	_, err = g.Admit(context.Background(), sonnet, admission.Estimate{InputTokens: 8000}, admission.Batch)
 	fmt.Println(errors.Is(err, admission.ErrTooLarge))
 	// Output:
 	// estimate: 7 input tokens, max tokens 2000
 	// holds 2009 = input 9 + max tokens 2000
-	// available 59786 of 60000
-	// true admission: us.anthropic.claude-sonnet-4-20250514-v1:0@us-east-1: 59999 tokens would fit in about 213ms (0 requests ahead) and no reply has come back from it yet, so half the call's time (50ms) is kept for its reply: past the deadline in 100ms
+	// available 5786 of 6000
+	// true admission: us.anthropic.claude-sonnet-4-20250514-v1:0@us-east-1: 5999 tokens would fit in about 2.13s (0 requests ahead) and no reply has come back from it yet, so half the call's time (1.5s) is kept for its reply: past the deadline in 3s
 	// true
 }

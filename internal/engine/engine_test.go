@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -112,7 +113,10 @@ func newHarness(t *testing.T, script map[string][]reply, mod func(*Options)) *ha
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	clk := clock.NewAuto(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+	// The clock starts at time.Now(): the wall clock's, or the bubble's
+	// under testing/synctest, so a context deadline set from it means the
+	// same on any date.
+	clk := clock.NewAuto(time.Now())
 	opts := Options{
 		Endpoints:   attempt.FixedEndpoint{URL: u},
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
@@ -206,6 +210,14 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 }
 
 func TestDeadlineFailsAtOnce(t *testing.T) {
+	// A real context deadline meets the fake clock: in a synctest bubble
+	// both read the bubble's time, whatever today's date.
+	synctest.Test(t, func(t *testing.T) {
+		testDeadlineFailsAtOnce(t)
+	})
+}
+
+func testDeadlineFailsAtOnce(t *testing.T) {
 	h := newHarness(t, map[string][]reply{m1 + "@us-east-1": {{code: catalog.CodeThrottling, retryAfter: "10"}}}, nil)
 	ctx, cancel := context.WithDeadline(context.Background(), h.clk.Now().Add(5*time.Second))
 	defer cancel()

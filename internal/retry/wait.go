@@ -16,8 +16,12 @@ import (
 // straight away. The returned *WaitError wraps last (the error of the attempt
 // that failed) and ErrDeadline or the context's error.
 //
-// The deadline is compared with clk.Now(): with a fake clock, set the
-// context's deadline from the fake time. A nil clk means clock.Real{}.
+// The deadline is compared with clk.Now(), while the context's own timer
+// runs on the wall clock: a test that pairs a fake clk with a real deadline
+// must run in a testing/synctest bubble (where time.Now, timers and context
+// deadlines all follow the bubble's clock) and start the fake clock at
+// time.Now(). A deadline set from a fake clock fixed at some date expires
+// for real once that date has passed. A nil clk means clock.Real{}.
 // d <= 0 returns nil unless ctx is done.
 func Wait(ctx context.Context, clk clock.Clock, d time.Duration, last error) error {
 	if err := ctx.Err(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-run/keel/internal/clock"
@@ -23,22 +24,25 @@ func TestWaitRefusesToCrossDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The fake clock starts at the real time so that ctx's own timer
-			// (which runs on the wall clock) stays far away during the test.
-			fake := clock.NewFake(time.Now())
-			ctx, cancel := context.WithDeadline(context.Background(), fake.Now().Add(tt.left))
-			defer cancel()
-			err := Wait(ctx, fake, tt.delay, errUpstream)
-			if !errors.Is(err, ErrDeadline) || !errors.Is(err, errUpstream) {
-				t.Fatalf("Wait = %v, want it to match ErrDeadline and the upstream error", err)
-			}
-			var we *WaitError
-			if !errors.As(err, &we) || we.Delay != tt.delay || we.Left != tt.wantLeft {
-				t.Fatalf("Wait error = %#v, want Delay %v and Left %v", we, tt.delay, tt.wantLeft)
-			}
-			if fake.Pending() != 0 {
-				t.Fatalf("Wait left %d timers behind; it must fail without waiting", fake.Pending())
-			}
+			// In the bubble ctx's own timer follows the bubble's clock, which
+			// moves only when every goroutine is blocked: the deadline is
+			// read, never reached.
+			synctest.Test(t, func(t *testing.T) {
+				fake := clock.NewFake(time.Now())
+				ctx, cancel := context.WithDeadline(context.Background(), fake.Now().Add(tt.left))
+				defer cancel()
+				err := Wait(ctx, fake, tt.delay, errUpstream)
+				if !errors.Is(err, ErrDeadline) || !errors.Is(err, errUpstream) {
+					t.Fatalf("Wait = %v, want it to match ErrDeadline and the upstream error", err)
+				}
+				var we *WaitError
+				if !errors.As(err, &we) || we.Delay != tt.delay || we.Left != tt.wantLeft {
+					t.Fatalf("Wait error = %#v, want Delay %v and Left %v", we, tt.delay, tt.wantLeft)
+				}
+				if fake.Pending() != 0 {
+					t.Fatalf("Wait left %d timers behind; it must fail without waiting", fake.Pending())
+				}
+			})
 		})
 	}
 }
@@ -55,26 +59,28 @@ func TestWaitFullDelay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := clock.NewFake(time.Now())
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, fake.Now().Add(tt.deadline))
-				defer cancel()
-			}
-			done := make(chan error, 1)
-			go func() { done <- Wait(ctx, fake, tt.delay, errUpstream) }()
-			fake.WaitForTimers(1)
-			fake.Advance(tt.delay - 1)
-			select {
-			case err := <-done:
-				t.Fatalf("Wait returned %v before the delay had passed", err)
-			default:
-			}
-			fake.Advance(1)
-			if err := <-done; err != nil {
-				t.Fatalf("Wait = %v, want nil", err)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				fake := clock.NewFake(time.Now())
+				ctx := context.Background()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithDeadline(ctx, fake.Now().Add(tt.deadline))
+					defer cancel()
+				}
+				done := make(chan error, 1)
+				go func() { done <- Wait(ctx, fake, tt.delay, errUpstream) }()
+				fake.WaitForTimers(1)
+				fake.Advance(tt.delay - 1)
+				select {
+				case err := <-done:
+					t.Fatalf("Wait returned %v before the delay had passed", err)
+				default:
+				}
+				fake.Advance(1)
+				if err := <-done; err != nil {
+					t.Fatalf("Wait = %v, want nil", err)
+				}
+			})
 		})
 	}
 }
