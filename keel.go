@@ -489,8 +489,19 @@ type Error struct {
 
 func (e *Error) Error() string { return e.err.Error() }
 
-// Unwrap returns the SDK's error.
-func (e *Error) Unwrap() error { return e.err }
+// Unwrap returns the SDK's error and, when keel stopped because the
+// caller's context ended (say, while it waited to retry), the context's
+// error: errors.Is(err, context.Canceled) holds even though the SDK's error
+// is the last upstream failure.
+func (e *Error) Unwrap() []error {
+	errs := []error{e.err}
+	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
+		if e.failure != nil && errors.Is(e.failure, c) && !errors.Is(e.err, c) {
+			errs = append(errs, c)
+		}
+	}
+	return errs
+}
 
 // Report returns every attempt of the call.
 func (e *Error) Report() *Report { return e.report }

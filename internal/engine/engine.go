@@ -494,8 +494,8 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				lastResp = resp
 			}
 			e.logAttempt(ctx, call, &a, n, entry)
-			if ctx.Err() != nil {
-				return lastResp, last
+			if err := ctx.Err(); err != nil {
+				return lastResp, contextEnded(last, err, "the context ended during the attempt")
 			}
 			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
 			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled && e.limited(t) {
@@ -523,12 +523,15 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 					}
 					charged = true
 				}
-				if err := retry.Wait(ctx, e.clk, d.Delay, last); err != nil {
+				// Wait is given no last error: last is what the caller gets,
+				// and it wraps the wait's error, so a WaitError holding last
+				// would make the chain a loop that errors.Is never leaves.
+				if err := retry.Wait(ctx, e.clk, d.Delay, nil); err != nil {
+					if !errors.Is(err, retry.ErrDeadline) {
+						return lastResp, contextEnded(last, err, "the context ended while waiting to retry")
+					}
 					last.Err = errors.Join(last.Err, err)
 					last.GaveUp = "the next wait would cross the deadline"
-					if !errors.Is(err, retry.ErrDeadline) {
-						last.GaveUp = "the context ended while waiting to retry"
-					}
 					return lastResp, last
 				}
 				delay = d.Delay
@@ -552,6 +555,20 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		last = &Error{Entry: catalog.Must(catalog.CodeUnknownServerError), Message: "engine: no target could be tried", Report: rep}
 	}
 	return lastResp, last
+}
+
+// contextEnded marks the last failure as ended by the caller's context
+// (err, from ctx.Err or a wait it interrupted) and returns it. An attempt
+// that failed because of the context already says so; one that failed for
+// its own reason just as the context ended keeps its entry, gives why as
+// the reason keel stopped, and wraps err so that errors.Is finds it.
+func contextEnded(last *Error, err error, why string) *Error {
+	if errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded) {
+		return last
+	}
+	last.Err = errors.Join(last.Err, err)
+	last.GaveUp = why
+	return last
 }
 
 // budgetSpent marks the last failure as ended by the shared retry budget.

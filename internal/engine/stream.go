@@ -414,6 +414,11 @@ func (sb *streamBody) broke(res classify.Result, cause error) {
 			return
 		}
 		gaveUp = "not resumed: " + why
+		if err := sb.ctx.Err(); err != nil {
+			// The caller ended the call while keel waited to resume: the
+			// reader's error says so as well as what broke the stream.
+			cause = errors.Join(cause, err)
+		}
 	}
 	sb.fail(res, cause, gaveUp, frame)
 }
@@ -443,7 +448,10 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 		return "the retry budget is exhausted"
 	}
 	if err := retry.Wait(sb.ctx, e.clk, d.Delay, nil); err != nil {
-		return "the next wait would cross the deadline"
+		if errors.Is(err, retry.ErrDeadline) {
+			return "the next wait would cross the deadline"
+		}
+		return "the context ended while waiting to resume"
 	}
 	sb.resumes++
 	sb.rep.Resumes++
