@@ -51,6 +51,7 @@ import (
 	"github.com/keel-run/keel/internal/retry"
 	"github.com/keel-run/keel/internal/route"
 	"github.com/keel-run/keel/internal/telemetry"
+	"github.com/keel-run/keel/internal/transport"
 )
 
 // Entry is a catalog entry: an error's status, category, retry class, cause
@@ -126,6 +127,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// HTTPClient sends attempts. Nil: keel's transport (TCP keep-alive probes
 	// well under the 350 s idle timeout of NAT gateways and VPC endpoints).
+	// Its CheckRedirect is ignored: keel never follows a redirect, so a
+	// signed request cannot be sent on to another server; a 3xx fails the
+	// attempt as UnexpectedRedirect.
 	HTTPClient *http.Client
 
 	clock clock.Clock // tests only
@@ -342,8 +346,9 @@ type sdkClient struct {
 func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 	model, op, ok := attempt.ParsePath(r.URL.EscapedPath())
 	if !ok {
-		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it as is.
-		return c.k.eng.HTTPClient().Do(r)
+		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it
+		// as is, but never follow a redirect with its signature.
+		return transport.WithoutRedirects(c.k.eng.HTTPClient()).Do(r)
 	}
 	var body []byte
 	if r.Body != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator"
@@ -680,4 +682,83 @@ quotas:
 	if _, err := admission.New(o); err != nil {
 		t.Errorf("admission.New: %v", err)
 	}
+}
+
+// TestRedirectNotFollowed (issue 15, item 6): through the SDK face, with
+// keel's client or a caller's that follows redirects, a 3xx never sends the
+// signed request or the prompt to the Location's server; the call fails
+// with UnexpectedRedirect, which keel explain finds again from the text.
+// Calls keel passes through untouched (ApplyGuardrail) do not follow either.
+func TestRedirectNotFollowed(t *testing.T) {
+	clients := []struct {
+		name   string
+		client *http.Client
+	}{
+		{name: "keel's client"},
+		{name: "caller's client", client: &http.Client{}},
+	}
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		for _, hc := range clients {
+			t.Run(http.StatusText(status)+"/"+hc.name, func(t *testing.T) {
+				var other atomic.Int64
+				b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					other.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					w.Write([]byte(`{"output":{"message":{"role":"assistant","content":[{"text":"not the model"}]}},"stopReason":"end_turn"}`))
+				}))
+				defer b.Close()
+				a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, b.URL+r.URL.Path, status)
+				}))
+				defer a.Close()
+				cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "TOKEN")}
+				k, err := New(cfg, Options{HTTPClient: hc.client, clock: clock.NewAuto(time.Now()), rand: rand.New(rand.NewPCG(3, 4))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(a.URL) })
+				out, err := client.Converse(context.Background(), converseInput(haiku))
+				if err == nil {
+					t.Fatalf("call succeeded with %q", replyOf(out))
+				}
+				if n := other.Load(); n != 0 {
+					t.Fatalf("the redirect's target received %d request(s)", n)
+				}
+				entry, rep, ok := Details(err)
+				if !ok || entry.Code != catalog.CodeUnexpectedRedirect || rep.Sent() != 1 {
+					t.Fatalf("Details = %v, %+v, %v; want %s after 1 attempt (%v)", entry, rep, ok, catalog.CodeUnexpectedRedirect, err)
+				}
+				if e := Explain(err); e.Code != catalog.CodeUnexpectedRedirect {
+					t.Errorf("Explain = %s", e.Code)
+				}
+				var f *Error
+				if !errors.As(err, &f) || f.Failure() == nil {
+					t.Fatalf("no keel failure in %v", err)
+				}
+				for _, text := range []string{err.Error(), f.Failure().Error()} {
+					if r, ok := classify.FromText(text); !ok || r.Entry.Code != catalog.CodeUnexpectedRedirect {
+						t.Errorf("keel explain %q = %v", text, r.Entry)
+					}
+				}
+				_, err = client.ApplyGuardrail(context.Background(), &bedrockruntime.ApplyGuardrailInput{
+					GuardrailIdentifier: aws.String("g"), GuardrailVersion: aws.String("1"), Source: types.GuardrailContentSourceInput,
+					Content: []types.GuardrailContentBlock{&types.GuardrailContentBlockMemberText{Value: types.GuardrailTextBlock{Text: aws.String("hi")}}}})
+				if err == nil {
+					t.Error("ApplyGuardrail through a redirect succeeded")
+				}
+				if n := other.Load(); n != 0 {
+					t.Fatalf("ApplyGuardrail: the redirect's target received %d request(s)", n)
+				}
+			})
+		}
+	}
+}
+
+func replyOf(out *bedrockruntime.ConverseOutput) string {
+	if m, ok := out.Output.(*types.ConverseOutputMemberMessage); ok && len(m.Value.Content) > 0 {
+		if t, ok := m.Value.Content[0].(*types.ContentBlockMemberText); ok {
+			return t.Value
+		}
+	}
+	return ""
 }

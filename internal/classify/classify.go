@@ -142,8 +142,15 @@ func FromError(err error) (r Result) {
 		}
 	}
 
+	if isRedirect(r.Status) {
+		// The SDK read a 3xx as an error: the code it found, if any, is the
+		// redirecting server's, not Bedrock's.
+		r.Code = ""
+		r.Entry = must(catalog.CodeUnexpectedRedirect)
+		r.Message = redirectMessage(r.Status, resp.Header.Get("Location"))
+	}
 	var own entrier
-	if errors.As(err, &own) {
+	if r.Entry == nil && errors.As(err, &own) {
 		if e := own.CatalogEntry(); e != nil {
 			r.Entry = e
 		}
@@ -152,7 +159,7 @@ func FromError(err error) (r Result) {
 		if e, ok := catalog.Lookup(r.Code); ok {
 			r.Entry = catalog.Refine(e, r.Message)
 		} else if r.Status != 0 {
-			r.Entry = catalog.ForStatus(r.Status)
+			r.Entry = forStatus(r.Status)
 		} else if api.ErrorFault() == smithy.FaultClient {
 			r.Entry = catalog.Must(catalog.CodeUnknownClientError)
 		} else {
