@@ -430,7 +430,7 @@ type sdkClient struct {
 }
 
 func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
-	model, op, ok := attempt.ParsePath(r.URL.EscapedPath())
+	model, op, eps, ok := parseRequestURL(r.URL)
 	if !ok {
 		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it
 		// as is, but never follow a redirect with its signature.
@@ -450,7 +450,7 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		region = c.region
 	}
 	call := &engine.Call{Op: op, Model: model, Region: region, Body: body, Header: r.Header,
-		Endpoints: attempt.EndpointsFor(r.URL), Credentials: c.creds, Priority: priorityOf(r.Context())}
+		Endpoints: eps, Credentials: c.creds, Priority: priorityOf(r.Context())}
 	resp, rep, err := c.k.eng.Do(r.Context(), call)
 	if rec, _ := r.Context().Value(recordKey{}).(*record); rec != nil {
 		rec.report = rep
@@ -464,6 +464,33 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	return nil, err
+}
+
+// parseRequestURL reads the model and operation from an SDK request's URL,
+// and the endpoints its attempts go to. A base endpoint with a path (a
+// gateway at http://host/bedrock) puts that path before "/model/"; the
+// attempts keep it, and the call is not mistaken for one keel does not
+// handle.
+func parseRequestURL(u *url.URL) (model string, op attempt.Op, eps attempt.Endpoints, ok bool) {
+	path := u.EscapedPath()
+	if model, op, ok = attempt.ParsePath(path); ok {
+		return model, op, attempt.EndpointsFor(u), true
+	}
+	// The model id is escaped (its slashes too), so the last "/model/" is
+	// where the call's own path starts.
+	i := strings.LastIndex(path, "/model/")
+	if i <= 0 {
+		return "", "", nil, false
+	}
+	if model, op, ok = attempt.ParsePath(path[i:]); !ok {
+		return "", "", nil, false
+	}
+	prefix, err := url.PathUnescape(path[:i])
+	if err != nil {
+		return "", "", nil, false
+	}
+	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: prefix, RawPath: path[:i]}
+	return model, op, attempt.FixedEndpoint{URL: base}, true
 }
 
 // sdkStreamBody hands the SDK's event-stream reader a failure keel could

@@ -878,6 +878,8 @@ func TestGoFaceEndpointAndRegionPrecedence(t *testing.T) {
 			wantHost: "EMU", wantRegion: "eu-west-1"},
 		{name: "nothing anywhere: AWS in us-east-1",
 			wantHost: "bedrock-runtime.us-east-1.amazonaws.com", wantRegion: "us-east-1"},
+		{name: "file endpoint with a path", file: "endpoint: EMU/region/eu-north-1\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
 		{name: "a client option after ClientOptions wins over the file", file: "endpoint: " + other + "\n", clientEndpoint: "EMU",
 			wantHost: "EMU", wantRegion: "us-east-1"},
 	}
@@ -933,7 +935,7 @@ func TestGoFaceEndpointAndRegionPrecedence(t *testing.T) {
 					}
 				})
 			}
-			_, callErr := client.Converse(ctx, converseInput(haiku))
+			out, callErr := client.Converse(ctx, converseInput(haiku))
 			got, ok := rec.first()
 			if !ok {
 				t.Fatalf("nothing sent; the call failed with %v", callErr)
@@ -945,8 +947,13 @@ func TestGoFaceEndpointAndRegionPrecedence(t *testing.T) {
 			if got.host != wantHost || got.region != tt.wantRegion {
 				t.Errorf("sent to %s signed for %q; want %s signed for %q", got.host, got.region, wantHost, tt.wantRegion)
 			}
-			if wantHost == emu.Addr() && callErr != nil {
-				t.Errorf("the call failed: %v", callErr)
+			if wantHost == emu.Addr() {
+				if callErr != nil {
+					t.Fatalf("the call failed: %v", callErr)
+				}
+				if ReportOf(out.ResultMetadata) == nil {
+					t.Errorf("the call went past keel (no report)")
+				}
 			}
 		})
 	}
