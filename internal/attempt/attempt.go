@@ -227,7 +227,10 @@ func (s *Sender) Build(ctx context.Context, req *Request) (*http.Request, error)
 	}
 	c, err := creds.Retrieve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("attempt: retrieving credentials: %w", err)
+		// The words are the CredentialsUnavailable entry's hint: whatever
+		// the provider's error wraps (a dial error, a metadata service's
+		// 403), no request was sent, and retrying the attempt cannot help.
+		return nil, fmt.Errorf("attempt: failed to retrieve credentials: %w", err)
 	}
 	sum := req.BodySHA256
 	if sum == "" {

@@ -55,7 +55,7 @@ func TestNoCredentialsFailsFast(t *testing.T) {
 		{name: "metadata service answers 403", err: viaIMDS(forbidden.URL)},
 		{name: "metadata service refuses", err: viaIMDS(refused)},
 		{name: "network unreachable under the credentials", err: func() error {
-			return fmt.Errorf("attempt: retrieving credentials: %w", fmt.Errorf("failed to refresh cached credentials, %w", unreachable))
+			return fmt.Errorf("attempt: failed to retrieve credentials: %w", fmt.Errorf("failed to refresh cached credentials, %w", unreachable))
 		}},
 	}
 	for _, tt := range tests {
