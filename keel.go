@@ -12,8 +12,11 @@
 // Most users want New and Keel.ClientOptions:
 //
 //	cfg, _ := config.LoadDefaultConfig(ctx)
-//	k, err := keel.New(cfg, keel.Options{})
+//	k, err := keel.New(cfg, keel.Options{ConfigFile: "keel.yaml"})
 //	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+//
+// The client then sends to the region and endpoint named first by
+// keel.Options, the configuration file, cfg, or the environment (see New).
 //
 // Errors keep the SDK's types (errors.As(err, &throttling) with
 // *types.ThrottlingException still works) and carry keel's details, reachable
@@ -22,6 +25,7 @@ package keel
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +34,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
@@ -51,6 +57,7 @@ import (
 	"github.com/keel-run/keel/internal/retry"
 	"github.com/keel-run/keel/internal/route"
 	"github.com/keel-run/keel/internal/telemetry"
+	"github.com/keel-run/keel/internal/transport"
 )
 
 // Entry is a catalog entry: an error's status, category, retry class, cause
@@ -119,6 +126,23 @@ type Options struct {
 	// Config is an already-parsed configuration; it wins over ConfigFile.
 	// (keel's own commands use it; Go users normally set ConfigFile.)
 	Config *config.Config
+	// Region is the default region of calls: the region a client signs
+	// for and sends to, and that of route targets and quotas named without
+	// one. Empty: the first found of the configuration file's region:, the
+	// aws.Config's Region, AWS_REGION and AWS_DEFAULT_REGION, else
+	// us-east-1. Region and the file's region: replace the region of every
+	// client keel is plugged into; the others only fill in a client
+	// without one.
+	Region string
+	// Endpoint is a Bedrock-compatible base URL every region is sent to (a
+	// `keel emulate` address, a gateway). Empty: the first found of the
+	// configuration file's endpoint:, the aws.Config's BaseEndpoint,
+	// AWS_ENDPOINT_URL_BEDROCK_RUNTIME and AWS_ENDPOINT_URL (unless
+	// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else each region's AWS
+	// endpoint. Endpoint and the file's endpoint: replace the endpoint of
+	// every client keel is plugged into; the others only fill in a client
+	// without one.
+	Endpoint string
 	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
 	Logger *slog.Logger
 	// Registerer receives keel's Prometheus metrics. Nil: metrics are kept
@@ -126,6 +150,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// HTTPClient sends attempts. Nil: keel's transport (TCP keep-alive probes
 	// well under the 350 s idle timeout of NAT gateways and VPC endpoints).
+	// Its CheckRedirect is ignored: keel never follows a redirect, so a
+	// signed request cannot be sent on to another server; a 3xx fails the
+	// attempt as UnexpectedRedirect.
 	HTTPClient *http.Client
 
 	clock clock.Clock // tests only
@@ -136,11 +163,17 @@ type Options struct {
 // budget and one set of circuit breakers per process. It is safe for
 // concurrent use.
 type Keel struct {
-	eng    *engine.Engine
-	region string
+	eng   *engine.Engine
+	where placement
 }
 
-// New returns a Keel for cfg, whose region is the default for calls.
+// New returns a Keel for cfg. Where calls go is decided in this order, the
+// first that names a region (or an endpoint) winning: opts (Region,
+// Endpoint), the configuration file (region:, endpoint:), cfg (Region,
+// BaseEndpoint), the environment (AWS_REGION, AWS_DEFAULT_REGION;
+// AWS_ENDPOINT_URL_BEDROCK_RUNTIME, AWS_ENDPOINT_URL); with none, us-east-1
+// and AWS's endpoints. A bedrockruntime option given after
+// Keel.ClientOptions is applied after keel's, so it wins over all of them.
 func New(cfg aws.Config, opts Options) (*Keel, error) {
 	c := opts.Config
 	if c == nil && opts.ConfigFile != "" {
@@ -152,7 +185,8 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 	if c == nil {
 		c = &config.Config{}
 	}
-	eo, err := engineOptions(c, cfg.Region, opts.clock)
+	where := place(&opts, c, cfg, os.Getenv)
+	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
 	if err != nil {
 		return nil, err
 	}
@@ -168,23 +202,74 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keel{eng: eng, region: eo.Region}, nil
+	return &Keel{eng: eng, where: where}, nil
+}
+
+// defaultRegion is the region of calls when nothing names one, as for
+// keel's commands.
+const defaultRegion = "us-east-1"
+
+// placement is where calls go unless a client says otherwise: the default
+// region, and a Bedrock-compatible base URL ("" for each region's AWS
+// endpoint). The explicit fields report a value from Options or the
+// configuration file, which replaces a client's own.
+type placement struct {
+	region, endpoint                 string
+	regionExplicit, endpointExplicit bool
+}
+
+// place resolves the placement: the first of opts, the configuration file,
+// cfg and the environment (getenv) that names a region or an endpoint wins.
+func place(opts *Options, c *config.Config, cfg aws.Config, getenv func(string) string) placement {
+	var p placement
+	switch {
+	case opts.Region != "":
+		p.region, p.regionExplicit = opts.Region, true
+	case c.Region != "":
+		p.region, p.regionExplicit = c.Region, true
+	case cfg.Region != "":
+		p.region = cfg.Region
+	default:
+		p.region = cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), defaultRegion)
+	}
+	switch {
+	case opts.Endpoint != "":
+		p.endpoint, p.endpointExplicit = opts.Endpoint, true
+	case c.Endpoint != "":
+		p.endpoint, p.endpointExplicit = c.Endpoint, true
+	case aws.ToString(cfg.BaseEndpoint) != "":
+		p.endpoint = *cfg.BaseEndpoint
+	case !strings.EqualFold(getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true"):
+		// The SDK's own names, most specific first; LoadDefaultConfig reads
+		// them too, but an aws.Config built by hand does not.
+		p.endpoint = cmp.Or(getenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"), getenv("AWS_ENDPOINT_URL"))
+	}
+	return p
+}
+
+// apply sets a client's region and base endpoint: keel's explicit values
+// replace the client's, the others fill in what the client lacks.
+func (p placement) apply(region *string, endpoint **string) {
+	if p.regionExplicit || *region == "" {
+		*region = p.region
+	}
+	if p.endpoint != "" && (p.endpointExplicit || aws.ToString(*endpoint) == "") {
+		*endpoint = aws.String(p.endpoint)
+	}
 }
 
 // EngineOptions maps a configuration file onto engine options. region is the
 // fallback when the file names none. The quota governor it makes (unless
 // quotas.disabled) runs on the wall clock.
 func EngineOptions(c *config.Config, region string) (engine.Options, error) {
-	return engineOptions(c, region, nil)
+	region = cmp.Or(c.Region, region, defaultRegion)
+	return engineOptions(c, region, c.Endpoint, nil)
 }
 
-func engineOptions(c *config.Config, region string, clk clock.Clock) (engine.Options, error) {
-	if c.Region != "" {
-		region = c.Region
-	}
-	if region == "" {
-		region = "us-east-1"
-	}
+// engineOptions maps c onto engine options for calls whose default region
+// is region, sent to endpoint ("" for AWS's endpoints); c's own region:
+// and endpoint: are not read, the caller has weighed them.
+func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (engine.Options, error) {
 	routes := map[string][]attempt.Target{}
 	for _, rt := range c.Routes {
 		ts := make([]attempt.Target, 0, len(rt.Targets))
@@ -222,8 +307,8 @@ func engineOptions(c *config.Config, region string, clk clock.Clock) (engine.Opt
 			eo.Streaming.Resume[m] = *rt.Streaming.Resume
 		}
 	}
-	if c.Endpoint != "" {
-		u, err := parseEndpoint(c.Endpoint)
+	if endpoint != "" {
+		u, err := parseEndpoint(endpoint)
 		if err != nil {
 			return eo, err
 		}
@@ -271,12 +356,16 @@ func governorOptions(q *config.Quotas, region string) admission.Options {
 //	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
 //
 // keel becomes the client's HTTP client, the SDK's own retryer is switched off
-// (so attempts never multiply), and errors gain keel's details.
+// (so attempts never multiply), and errors gain keel's details. The
+// client's region and base endpoint are set as New says: Options and the
+// configuration file replace the client's own, the aws.Config and the
+// environment only fill in what the client lacks.
 func (k *Keel) ClientOptions(o *bedrockruntime.Options) {
 	creds := o.Credentials
 	if creds != nil && !isCached(creds) {
 		creds = aws.NewCredentialsCache(creds)
 	}
+	k.where.apply(&o.Region, &o.BaseEndpoint)
 	o.HTTPClient = &sdkClient{k: k, creds: creds, region: o.Region}
 	o.Retryer = aws.NopRetryer{}
 	o.RetryMaxAttempts = 1
@@ -296,6 +385,7 @@ func Enable(cfg *aws.Config, opts Options) (*Keel, error) {
 	if creds != nil && !isCached(creds) {
 		creds = aws.NewCredentialsCache(creds)
 	}
+	k.where.apply(&cfg.Region, &cfg.BaseEndpoint)
 	cfg.HTTPClient = &sdkClient{k: k, creds: creds, region: cfg.Region}
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
 	cfg.RetryMaxAttempts = 1
@@ -340,10 +430,11 @@ type sdkClient struct {
 }
 
 func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
-	model, op, ok := attempt.ParsePath(r.URL.EscapedPath())
+	model, op, eps, ok := parseRequestURL(r.URL)
 	if !ok {
-		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it as is.
-		return c.k.eng.HTTPClient().Do(r)
+		// Not a call keel knows (ApplyGuardrail, async invoke, ...): send it
+		// as is, but never follow a redirect with its signature.
+		return transport.WithoutRedirects(c.k.eng.HTTPClient()).Do(r)
 	}
 	var body []byte
 	if r.Body != nil {
@@ -359,7 +450,7 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		region = c.region
 	}
 	call := &engine.Call{Op: op, Model: model, Region: region, Body: body, Header: r.Header,
-		Endpoints: attempt.EndpointsFor(r.URL), Credentials: c.creds, Priority: priorityOf(r.Context())}
+		Endpoints: eps, Credentials: c.creds, Priority: priorityOf(r.Context())}
 	resp, rep, err := c.k.eng.Do(r.Context(), call)
 	if rec, _ := r.Context().Value(recordKey{}).(*record); rec != nil {
 		rec.report = rep
@@ -373,6 +464,33 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	return nil, err
+}
+
+// parseRequestURL reads the model and operation from an SDK request's URL,
+// and the endpoints its attempts go to. A base endpoint with a path (a
+// gateway at http://host/bedrock) puts that path before "/model/"; the
+// attempts keep it, and the call is not mistaken for one keel does not
+// handle.
+func parseRequestURL(u *url.URL) (model string, op attempt.Op, eps attempt.Endpoints, ok bool) {
+	path := u.EscapedPath()
+	if model, op, ok = attempt.ParsePath(path); ok {
+		return model, op, attempt.EndpointsFor(u), true
+	}
+	// The model id is escaped (its slashes too), so the last "/model/" is
+	// where the call's own path starts.
+	i := strings.LastIndex(path, "/model/")
+	if i <= 0 {
+		return "", "", nil, false
+	}
+	if model, op, ok = attempt.ParsePath(path[i:]); !ok {
+		return "", "", nil, false
+	}
+	prefix, err := url.PathUnescape(path[:i])
+	if err != nil {
+		return "", "", nil, false
+	}
+	base := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: prefix, RawPath: path[:i]}
+	return model, op, attempt.FixedEndpoint{URL: base}, true
 }
 
 // sdkStreamBody hands the SDK's event-stream reader a failure keel could

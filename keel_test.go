@@ -6,6 +6,9 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -22,7 +26,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator"
@@ -679,5 +685,276 @@ quotas:
 	}
 	if _, err := admission.New(o); err != nil {
 		t.Errorf("admission.New: %v", err)
+	}
+}
+
+// TestRedirectNotFollowed (issue 15, item 6): through the SDK face, with
+// keel's client or a caller's that follows redirects, a 3xx never sends the
+// signed request or the prompt to the Location's server; the call fails
+// with UnexpectedRedirect, which keel explain finds again from the text.
+// Calls keel passes through untouched (ApplyGuardrail) do not follow either.
+func TestRedirectNotFollowed(t *testing.T) {
+	clients := []struct {
+		name   string
+		client *http.Client
+	}{
+		{name: "keel's client"},
+		{name: "caller's client", client: &http.Client{}},
+	}
+	for _, status := range []int{301, 302, 303, 307, 308} {
+		for _, hc := range clients {
+			t.Run(http.StatusText(status)+"/"+hc.name, func(t *testing.T) {
+				var other atomic.Int64
+				b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					other.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					w.Write([]byte(`{"output":{"message":{"role":"assistant","content":[{"text":"not the model"}]}},"stopReason":"end_turn"}`))
+				}))
+				defer b.Close()
+				a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, b.URL+r.URL.Path, status)
+				}))
+				defer a.Close()
+				cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "TOKEN")}
+				k, err := New(cfg, Options{HTTPClient: hc.client, clock: clock.NewAuto(time.Now()), rand: rand.New(rand.NewPCG(3, 4))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(a.URL) })
+				out, err := client.Converse(context.Background(), converseInput(haiku))
+				if err == nil {
+					t.Fatalf("call succeeded with %q", replyOf(out))
+				}
+				if n := other.Load(); n != 0 {
+					t.Fatalf("the redirect's target received %d request(s)", n)
+				}
+				entry, rep, ok := Details(err)
+				if !ok || entry.Code != catalog.CodeUnexpectedRedirect || rep.Sent() != 1 {
+					t.Fatalf("Details = %v, %+v, %v; want %s after 1 attempt (%v)", entry, rep, ok, catalog.CodeUnexpectedRedirect, err)
+				}
+				if e := Explain(err); e.Code != catalog.CodeUnexpectedRedirect {
+					t.Errorf("Explain = %s", e.Code)
+				}
+				var f *Error
+				if !errors.As(err, &f) || f.Failure() == nil {
+					t.Fatalf("no keel failure in %v", err)
+				}
+				for _, text := range []string{err.Error(), f.Failure().Error()} {
+					if r, ok := classify.FromText(text); !ok || r.Entry.Code != catalog.CodeUnexpectedRedirect {
+						t.Errorf("keel explain %q = %v", text, r.Entry)
+					}
+				}
+				_, err = client.ApplyGuardrail(context.Background(), &bedrockruntime.ApplyGuardrailInput{
+					GuardrailIdentifier: aws.String("g"), GuardrailVersion: aws.String("1"), Source: types.GuardrailContentSourceInput,
+					Content: []types.GuardrailContentBlock{&types.GuardrailContentBlockMemberText{Value: types.GuardrailTextBlock{Text: aws.String("hi")}}}})
+				if err == nil {
+					t.Error("ApplyGuardrail through a redirect succeeded")
+				}
+				if n := other.Load(); n != 0 {
+					t.Fatalf("ApplyGuardrail: the redirect's target received %d request(s)", n)
+				}
+			})
+		}
+	}
+}
+
+func replyOf(out *bedrockruntime.ConverseOutput) string {
+	if m, ok := out.Output.(*types.ConverseOutputMemberMessage); ok && len(m.Value.Content) > 0 {
+		if t, ok := m.Value.Content[0].(*types.ContentBlockMemberText); ok {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// hostRecorder is an HTTP transport that records where each request was
+// sent (host, and the region of its signature) and sends only those bound
+// for allow: a test can see that a call would go to AWS without it leaving
+// the machine.
+type hostRecorder struct {
+	allow string
+	tr    *http.Transport
+	mu    sync.Mutex
+	sent  []sentTo
+}
+
+type sentTo struct{ host, region string }
+
+func (h *hostRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.sent = append(h.sent, sentTo{r.URL.Host, attempt.RegionFromAuthorization(r.Header.Get("Authorization"))})
+	h.mu.Unlock()
+	if r.URL.Host != h.allow {
+		return nil, errors.New("test: not sending to " + r.URL.Host)
+	}
+	return h.tr.RoundTrip(r)
+}
+
+func (h *hostRecorder) first() (sentTo, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.sent) == 0 {
+		return sentTo{}, false
+	}
+	return h.sent[0], true
+}
+
+// isolateAWSEnv leaves the AWS SDK only what set names: no profile, no
+// shared files, no instance metadata, static test credentials.
+func isolateAWSEnv(t *testing.T, set map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+		"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"} {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
+	t.Setenv("HOME", dir)
+	t.Setenv("AWS_CONFIG_FILE", empty)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", empty)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDKEEL")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "keel-secret")
+	for k, v := range set {
+		t.Setenv(k, v)
+	}
+}
+
+// TestGoFaceEndpointAndRegionPrecedence (issue 15, item 7): a program built
+// as the README shows sends to the endpoint and region that win in this
+// order: keel.Options, then the config file, then the aws.Config, then the
+// environment (AWS_REGION, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_BEDROCK_RUNTIME,
+// AWS_ENDPOINT_URL), then AWS's endpoint in us-east-1. EMU stands for an
+// in-process emulator's URL; OTHER for a loopback URL nothing must reach.
+func TestGoFaceEndpointAndRegionPrecedence(t *testing.T) {
+	const other = "http://127.0.0.1:1"
+	tests := []struct {
+		name string
+		opts Options
+		file string // keel.yaml; "" for none
+		env  map[string]string
+		// handCfg builds the aws.Config by hand with these fields, instead
+		// of config.LoadDefaultConfig (which reads the environment itself).
+		handCfg              bool
+		cfgRegion, cfgEndpnt string
+		clientEndpoint       string // a bedrockruntime option after k.ClientOptions
+		enable               bool   // keel.Enable(&cfg, opts) instead of ClientOptions
+		wantHost, wantRegion string // wantHost "EMU": the emulator
+	}{
+		{name: "file endpoint and region, no AWS_REGION", file: "region: us-west-2\nendpoint: EMU\n",
+			wantHost: "EMU", wantRegion: "us-west-2"},
+		{name: "file endpoint and region with Enable", file: "region: us-west-2\nendpoint: EMU\n", enable: true,
+			wantHost: "EMU", wantRegion: "us-west-2"},
+		{name: "file endpoint, region from AWS_REGION", file: "endpoint: EMU\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
+		{name: "file region wins over AWS_REGION", file: "region: us-west-2\nendpoint: EMU\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "EMU", wantRegion: "us-west-2"},
+		{name: "file region wins, AWS's endpoint of that region", file: "region: us-west-2\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "bedrock-runtime.us-west-2.amazonaws.com", wantRegion: "us-west-2"},
+		{name: "file endpoint wins over AWS_ENDPOINT_URL_BEDROCK_RUNTIME", file: "endpoint: EMU\n",
+			env:      map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": other},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
+		{name: "options win over the file", opts: Options{Region: "ap-south-1", Endpoint: "EMU"},
+			file: "region: us-west-2\nendpoint: " + other + "\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "EMU", wantRegion: "ap-south-1"},
+		{name: "file wins over aws.Config", file: "region: us-west-2\nendpoint: EMU\n",
+			handCfg: true, cfgRegion: "eu-central-1", cfgEndpnt: other,
+			wantHost: "EMU", wantRegion: "us-west-2"},
+		{name: "aws.Config wins over the environment", handCfg: true, cfgRegion: "eu-central-1", cfgEndpnt: "EMU",
+			env:      map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": other},
+			wantHost: "EMU", wantRegion: "eu-central-1"},
+		{name: "environment under an empty aws.Config", handCfg: true,
+			env:      map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "EMU", "AWS_ENDPOINT_URL": other},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
+		{name: "AWS_DEFAULT_REGION and AWS_ENDPOINT_URL under an empty aws.Config", handCfg: true,
+			env:      map[string]string{"AWS_DEFAULT_REGION": "ca-central-1", "AWS_ENDPOINT_URL": "EMU"},
+			wantHost: "EMU", wantRegion: "ca-central-1"},
+		{name: "environment through LoadDefaultConfig", env: map[string]string{"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "EMU"},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
+		{name: "nothing anywhere: AWS in us-east-1",
+			wantHost: "bedrock-runtime.us-east-1.amazonaws.com", wantRegion: "us-east-1"},
+		{name: "file endpoint with a path", file: "endpoint: EMU/region/eu-north-1\n", env: map[string]string{"AWS_REGION": "eu-west-1"},
+			wantHost: "EMU", wantRegion: "eu-west-1"},
+		{name: "a client option after ClientOptions wins over the file", file: "endpoint: " + other + "\n", clientEndpoint: "EMU",
+			wantHost: "EMU", wantRegion: "us-east-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			emu, err := emulator.Start(emulator.Options{Seed: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer emu.Close()
+			sub := func(s string) string { return strings.ReplaceAll(s, "EMU", emu.URL) }
+			env := map[string]string{}
+			for k, v := range tt.env {
+				env[k] = sub(v)
+			}
+			isolateAWSEnv(t, env)
+			rec := &hostRecorder{allow: emu.Addr(), tr: &http.Transport{}}
+			defer rec.tr.CloseIdleConnections()
+			opts := tt.opts
+			opts.Endpoint = sub(opts.Endpoint)
+			opts.HTTPClient = &http.Client{Transport: rec}
+			opts.clock = clock.NewAuto(time.Now()) // the refused cases' backoffs take no time
+			if tt.file != "" {
+				opts.ConfigFile = filepath.Join(t.TempDir(), "keel.yaml")
+				if err := os.WriteFile(opts.ConfigFile, []byte(sub(tt.file)), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			var cfg aws.Config
+			if tt.handCfg {
+				cfg = aws.Config{Region: tt.cfgRegion, Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "")}
+				if tt.cfgEndpnt != "" {
+					cfg.BaseEndpoint = aws.String(sub(tt.cfgEndpnt))
+				}
+			} else if cfg, err = awsconfig.LoadDefaultConfig(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var client *bedrockruntime.Client
+			if tt.enable {
+				if _, err := Enable(&cfg, opts); err != nil {
+					t.Fatal(err)
+				}
+				client = bedrockruntime.NewFromConfig(cfg)
+			} else {
+				k, err := New(cfg, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				client = bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) {
+					if tt.clientEndpoint != "" {
+						o.BaseEndpoint = aws.String(sub(tt.clientEndpoint))
+					}
+				})
+			}
+			out, callErr := client.Converse(ctx, converseInput(haiku))
+			got, ok := rec.first()
+			if !ok {
+				t.Fatalf("nothing sent; the call failed with %v", callErr)
+			}
+			wantHost := tt.wantHost
+			if wantHost == "EMU" {
+				wantHost = emu.Addr()
+			}
+			if got.host != wantHost || got.region != tt.wantRegion {
+				t.Errorf("sent to %s signed for %q; want %s signed for %q", got.host, got.region, wantHost, tt.wantRegion)
+			}
+			if wantHost == emu.Addr() {
+				if callErr != nil {
+					t.Fatalf("the call failed: %v", callErr)
+				}
+				if ReportOf(out.ResultMetadata) == nil {
+					t.Errorf("the call went past keel (no report)")
+				}
+			}
+		})
 	}
 }

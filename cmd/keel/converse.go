@@ -184,7 +184,11 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 	if region == "" {
 		region = c.Region
 	}
-	var loadOpts []func(*awsconfig.LoadOptions) error
+	var logger *slog.Logger
+	if f.logs {
+		logger = newJSONLogger(stderr)
+	}
+	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger(logger))}
 	if region != "" {
 		loadOpts = append(loadOpts, awsconfig.WithRegion(region))
 	}
@@ -198,7 +202,7 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 		// instance metadata service for credentials.
 		loadOpts = append(loadOpts, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, loadOpts...)
+	cfg, err := loadAWSConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
@@ -211,13 +215,16 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 	if c.Endpoint != "" {
 		// An emulator or gateway takes any credentials: use fake ones when the
 		// environment has none.
-		if cfg.Credentials == nil {
-			cfg.Credentials = fake
-		} else if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		if retrieveCredentials(ctx, cfg.Credentials) != nil {
 			cfg.Credentials = fake
 		}
-	} else if cfg.Credentials == nil {
-		return nil, nil, errors.New("no AWS credentials found (set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --endpoint with `keel emulate`, or --emulator)")
+	} else if err := retrieveCredentials(ctx, cfg.Credentials); err != nil {
+		// Known before any call: not a network error to retry, nor an
+		// HTTP status of the metadata service taken for Bedrock's.
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, credentialsUnavailable(err)
 	}
 	if len(f.fallbacks) > 0 {
 		targets := []config.Target{{Model: f.model, Region: f.region}}
@@ -247,10 +254,7 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 			return nil, nil, err
 		}
 	}
-	opts := keel.Options{Config: c}
-	if f.logs {
-		opts.Logger = newJSONLogger(stderr)
-	}
+	opts := keel.Options{Config: c, Logger: logger}
 	k, err := keel.New(cfg, opts)
 	if err != nil {
 		return nil, nil, err

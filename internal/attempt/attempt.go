@@ -23,6 +23,7 @@ import (
 	"github.com/aws/smithy-go/encoding/httpbinding"
 
 	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/transport"
 )
 
 // Op is a Bedrock Runtime operation, named by its URL path suffix.
@@ -150,7 +151,8 @@ type Request struct {
 
 // Sender builds, signs and sends attempts. It is safe for concurrent use.
 type Sender struct {
-	// Client sends the signed request. Nil means http.DefaultClient.
+	// Client sends the signed request. Nil means http.DefaultClient. Its
+	// CheckRedirect is ignored: attempts never follow a redirect.
 	Client *http.Client
 	// Endpoints maps a region to its base URL. Nil means AWSEndpoints{}.
 	Endpoints Endpoints
@@ -225,7 +227,10 @@ func (s *Sender) Build(ctx context.Context, req *Request) (*http.Request, error)
 	}
 	c, err := creds.Retrieve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("attempt: retrieving credentials: %w", err)
+		// The words are the CredentialsUnavailable entry's hint: whatever
+		// the provider's error wraps (a dial error, a metadata service's
+		// 403), no request was sent, and retrying the attempt cannot help.
+		return nil, fmt.Errorf("attempt: failed to retrieve credentials: %w", err)
 	}
 	sum := req.BodySHA256
 	if sum == "" {
@@ -254,11 +259,11 @@ func (s *Sender) Send(ctx context.Context, req *Request) (*http.Response, error)
 	if err != nil {
 		return nil, err
 	}
-	c := s.Client
-	if c == nil {
-		c = http.DefaultClient
-	}
-	return c.Do(hr)
+	// Never follow a redirect, even with a caller's client that would:
+	// the copy shares its transport and pool, and the 3xx comes back to be
+	// classified (UnexpectedRedirect) instead of sending the signed request
+	// and the prompt wherever the Location points.
+	return transport.WithoutRedirects(s.Client).Do(hr)
 }
 
 // PayloadHash is the hex SHA-256 that SigV4 signs for body.

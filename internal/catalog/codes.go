@@ -52,6 +52,7 @@ const (
 	CodeTLSFailure          = "TLSFailure"
 	CodeClientTimeout       = "ClientTimeout"
 	CodeUnknownNetworkError = "UnknownNetworkError"
+	CodeUnexpectedRedirect  = "UnexpectedRedirect" // a 3xx: something on the path redirected; never followed
 
 	// Event-stream failures.
 	CodeStreamTruncated = "StreamTruncated"

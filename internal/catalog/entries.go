@@ -666,6 +666,28 @@ var table = []*Entry{
 		Source: "transport",
 		Hints:  []string{"network is unreachable", "no route to host"},
 	},
+	{
+		Code: CodeUnexpectedRedirect,
+		// Any 3xx; 302 is the usual one.
+		Status:     302,
+		Category:   Network,
+		Retry:      Fallback,
+		FallbackOK: true,
+		Summary:    "The endpoint answered with a redirect (HTTP 3xx); keel does not follow redirects.",
+		Cause: "Bedrock Runtime never redirects, so a 3xx comes from something else on the path: a proxy, a captive " +
+			"portal or a gateway in front of the endpoint, or an endpoint URL that names the wrong server, port or " +
+			"scheme. Following it would send the signed request (its Authorization header and session token) and the " +
+			"prompt wherever the Location header points, and take that server's answer for the model's, so keel stops " +
+			"at the redirect. Retrying the same target meets the same redirect; it does not count against the target's health.",
+		Fix: []string{
+			"Check the endpoint URL (keel.yaml's endpoint:, --endpoint, AWS_ENDPOINT_URL_BEDROCK_RUNTIME, the client's BaseEndpoint): scheme, host, port and path.",
+			"If the Location in the message is where Bedrock really is for you, and you trust it, make it the endpoint.",
+			"Check proxies on the path (HTTPS_PROXY, a corporate proxy or captive portal) and exempt the Bedrock endpoint.",
+			"keel moves to the route's next target, if there is one.",
+		},
+		Source: "transport",
+		Hints:  []string{"redirect not followed", "stopped after 10 redirects"},
+	},
 
 	// ---- event stream ----
 	{

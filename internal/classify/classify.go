@@ -119,6 +119,9 @@ func FromError(err error) (r Result) {
 		}
 	}()
 
+	if credentialsFailure(err) {
+		return Result{Entry: must(catalog.CodeCredentialsUnavailable), Message: err.Error()}
+	}
 	var resp *http.Response
 	var re *smithyhttp.ResponseError
 	if errors.As(err, &re) && re.Response != nil && re.Response.Response != nil {
@@ -142,8 +145,15 @@ func FromError(err error) (r Result) {
 		}
 	}
 
+	if isRedirect(r.Status) {
+		// The SDK read a 3xx as an error: the code it found, if any, is the
+		// redirecting server's, not Bedrock's.
+		r.Code = ""
+		r.Entry = must(catalog.CodeUnexpectedRedirect)
+		r.Message = redirectMessage(r.Status, resp.Header.Get("Location"))
+	}
 	var own entrier
-	if errors.As(err, &own) {
+	if r.Entry == nil && errors.As(err, &own) {
 		if e := own.CatalogEntry(); e != nil {
 			r.Entry = e
 		}
@@ -152,7 +162,7 @@ func FromError(err error) (r Result) {
 		if e, ok := catalog.Lookup(r.Code); ok {
 			r.Entry = catalog.Refine(e, r.Message)
 		} else if r.Status != 0 {
-			r.Entry = catalog.ForStatus(r.Status)
+			r.Entry = forStatus(r.Status)
 		} else if api.ErrorFault() == smithy.FaultClient {
 			r.Entry = catalog.Must(catalog.CodeUnknownClientError)
 		} else {
@@ -259,6 +269,28 @@ func fromGoError(err error) *catalog.Entry {
 }
 
 func must(code string) *catalog.Entry { return catalog.Must(code) }
+
+// credentialsFailure reports an error raised while the credential chain
+// was searched, before any request was sent. What it wraps (the instance
+// metadata service's 403, a dial that found no network) belongs to a
+// credential source, not to Bedrock, so it must not decide the entry: read
+// as a network error it would be retried, as a 4xx blamed on the request.
+// The SDK gives these errors no type; its messages are the entry's hints.
+// An error that names its own entry, or that the caller's cancel ended, is
+// left to the rest of FromError.
+func credentialsFailure(err error) bool {
+	var own entrier
+	if errors.As(err, &own) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	msg := err.Error()
+	for _, h := range must(catalog.CodeCredentialsUnavailable).Hints {
+		if catalog.ContainsFold(msg, h) {
+			return true
+		}
+	}
+	return false
+}
 
 // requestID returns the AWS request id from response headers.
 func requestID(h http.Header) string {

@@ -22,7 +22,8 @@ const maxBodyMessage = 256
 // the X-Amzn-ErrorType header (its ":..." suffix and any "namespace#"
 // prefix dropped), else from the JSON body's __type, else its code; the
 // message from the body's message or Message. A code the catalog lacks, or
-// none, falls back on the status class (catalog.ForStatus). The Result
+// none, falls back on the status class (catalog.ForStatus). Any 3xx is an
+// UnexpectedRedirect, whatever it says: keel never follows one. The Result
 // always has an Entry. Retry-After dates are measured from time.Now; use
 // FromHTTPAt to fix the time.
 func FromHTTP(status int, h http.Header, body []byte) Result {
@@ -37,6 +38,13 @@ func FromHTTPAt(now time.Time, status int, h http.Header, body []byte) Result {
 		RequestID:  requestID(h),
 		RetryAfter: retryAfter(h, now),
 	}
+	if isRedirect(status) {
+		// Whatever code or message the redirecting server sends, it is not
+		// Bedrock's: a redirect must not pass for a throttle and be retried.
+		r.Entry = catalog.Must(catalog.CodeUnexpectedRedirect)
+		r.Message = redirectMessage(status, h.Get("Location"))
+		return r
+	}
 	info := parseBody(body)
 	r.Code = strings.TrimSpace(h.Get("X-Amzn-Errortype"))
 	if r.Code == "" {
@@ -46,7 +54,7 @@ func FromHTTPAt(now time.Time, status int, h http.Header, body []byte) Result {
 	if e, ok := catalog.Lookup(r.Code); ok {
 		r.Entry = catalog.Refine(e, r.Message)
 	} else {
-		r.Entry = catalog.ForStatus(status)
+		r.Entry = forStatus(status)
 	}
 	if r.Status <= 0 || r.Status > 599 {
 		r.Status = r.Entry.Status
@@ -154,4 +162,27 @@ func clampSeconds(s float64) time.Duration {
 		return MaxRetryAfter
 	}
 	return time.Duration(s * float64(time.Second))
+}
+
+// isRedirect reports a 3xx status.
+func isRedirect(status int) bool { return status >= 300 && status < 400 }
+
+// forStatus is catalog.ForStatus, except that a 3xx is an
+// UnexpectedRedirect: the HTTP clients keel sends with stop at a redirect
+// and hand it back (transport.NoRedirect).
+func forStatus(status int) *catalog.Entry {
+	if isRedirect(status) {
+		return catalog.Must(catalog.CodeUnexpectedRedirect)
+	}
+	return catalog.ForStatus(status)
+}
+
+// redirectMessage says what was not followed. It carries the entry's hint,
+// so `keel explain` finds the entry from the message alone.
+func redirectMessage(status int, location string) string {
+	msg := "redirect not followed: HTTP " + strconv.Itoa(status)
+	if location = strings.TrimSpace(location); location != "" {
+		msg += " to " + snippet(location)
+	}
+	return msg
 }

@@ -97,7 +97,7 @@ func FromText(text string) (r Result, ok bool) {
 		}
 	}
 	if r.Entry == nil && r.Status != 0 {
-		r.Entry = catalog.ForStatus(r.Status)
+		r.Entry = forStatus(r.Status)
 		r.Message = firstLine(trimmed)
 	}
 	if r.Entry == nil {

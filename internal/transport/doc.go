@@ -12,5 +12,9 @@
 // peer that has vanished mid-call within about 105 s, where Linux's defaults
 // would take over two hours.
 //
+// The client never follows a redirect (NoRedirect): Bedrock Runtime does not
+// send one, and following it would carry the SigV4 Authorization header, the
+// session token and the prompt to whatever server the Location names.
+//
 // Most callers want NewClient. docs/policies.md gives each setting's reason.
 package transport

@@ -180,7 +180,29 @@ func NewTransport(o Options) *http.Transport {
 
 // NewClient returns an *http.Client over NewTransport(o). It has no overall
 // Timeout: a call's time limit comes from its context, so that a long stream
-// is not cut off by a client-wide deadline meant for short calls.
+// is not cut off by a client-wide deadline meant for short calls. It never
+// follows a redirect (see NoRedirect).
 func NewClient(o Options) *http.Client {
-	return &http.Client{Transport: NewTransport(o)}
+	return &http.Client{Transport: NewTransport(o), CheckRedirect: NoRedirect}
+}
+
+// NoRedirect is an http.Client CheckRedirect that stops at the first
+// redirect and hands the 3xx response back as it is. Bedrock Runtime never
+// redirects, so a 3xx comes from something else on the path, and following
+// it would send the call elsewhere: Go's client keeps the Authorization
+// header on a redirect to the same host on another port and always keeps
+// X-Amz-Security-Token, a 307 or 308 posts the prompt again, and the other
+// server's answer would be taken for the model's.
+func NoRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// WithoutRedirects returns a copy of c (http.DefaultClient when c is nil)
+// whose CheckRedirect is NoRedirect. The copy shares c's Transport, Jar and
+// Timeout, so connections stay pooled; c itself is not modified.
+func WithoutRedirects(c *http.Client) *http.Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	cc := *c
+	cc.CheckRedirect = NoRedirect
+	return &cc
 }
