@@ -1,6 +1,6 @@
 module github.com/keel-run/keel
 
-go 1.26.8
+go 1.26.0
 
 // Why each direct dependency is here (see also the README).
 require (

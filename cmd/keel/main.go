@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
+	"strings"
 )
 
 // command is one subcommand. Each lives in its own file and registers itself
@@ -37,6 +39,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "version" {
+		bi, _ := debug.ReadBuildInfo()
+		fmt.Fprintln(stdout, versionString(bi))
+		return 0
+	}
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "keel: unknown command %q\n\n", args[0])
@@ -57,5 +64,38 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintf(w, "  %-10s %s\n", "version", "print keel's version, revision and Go version (also --version)")
 	fmt.Fprintln(w, "\nRun `keel <command> -h` for a command's flags.")
+}
+
+// versionString describes the build: the module version ("(devel)" when
+// built from a clone, vX.Y.Z from go install ...@version), the VCS revision
+// and whether the tree had uncommitted changes (when the build recorded
+// them), the Go version and the platform.
+func versionString(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "keel (unknown version)"
+	}
+	parts := []string{"keel", bi.Main.Version}
+	if bi.Main.Version == "" {
+		parts[1] = "(devel)"
+	}
+	set := map[string]string{}
+	for _, s := range bi.Settings {
+		set[s.Key] = s.Value
+	}
+	if rev := set["vcs.revision"]; rev != "" {
+		parts = append(parts, "revision", rev[:min(len(rev), 12)])
+		if t := set["vcs.time"]; t != "" {
+			parts = append(parts, t)
+		}
+		if set["vcs.modified"] == "true" {
+			parts = append(parts, "(dirty)")
+		}
+	}
+	parts = append(parts, bi.GoVersion)
+	if set["GOOS"] != "" {
+		parts = append(parts, set["GOOS"]+"/"+set["GOARCH"])
+	}
+	return strings.Join(parts, " ")
 }

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// TestVersion (issue 15, item 12): keel --version and keel version print
+// what the build info knows: module version, revision, dirty flag, Go.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("keel %s: exit %d, stderr %s", strings.Join(args, " "), code, errb.String())
+		}
+		if !strings.HasPrefix(out.String(), "keel ") || !strings.Contains(out.String(), "go1.") {
+			t.Fatalf("keel %s printed %q, want keel VERSION ... goVERSION", strings.Join(args, " "), out.String())
+		}
+	}
+}
+
+func TestVersionString(t *testing.T) {
+	settings := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{"go install @latest", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.4.0"},
+			Settings: settings("GOOS", "linux", "GOARCH", "amd64")}, "keel v0.4.0 go1.26.8 linux/amd64"},
+		{"a clone, clean", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
+			Settings: settings("GOOS", "darwin", "GOARCH", "arm64", "vcs.revision", "cb79940e1f2a3b4c5d6e7f8091a2b3c4d5e6f708", "vcs.time", "2026-12-03T09:00:00Z", "vcs.modified", "false")},
+			"keel (devel) revision cb79940e1f2a 2026-12-03T09:00:00Z go1.26.8 darwin/arm64"},
+		{"a clone, edited", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"},
+			Settings: settings("vcs.revision", "cb79940e1f2a3b4c5d6e7f8091a2b3c4d5e6f708", "vcs.modified", "true")},
+			"keel (devel) revision cb79940e1f2a (dirty) go1.26.8"},
+		{"no build info", nil, "keel (unknown version)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionString(tt.bi); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
