@@ -39,11 +39,13 @@ Contenders:
 Flags:`
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stderr, benchUsage+"\n", contenderList())
-		if len(args) == 0 {
-			return 2
-		}
+	switch {
+	case len(args) == 0:
+		// The one benchmark's usage and flags, as a usage error.
+		parseBenchFlags([]string{"-h"}, stderr, stderr)
+		return 2
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		parseBenchFlags([]string{"-h"}, stdout, stderr)
 		return 0
 	}
 	if args[0] != "quota" {
@@ -65,7 +67,7 @@ func contenderList() string {
 
 // benchQuota runs `keel bench quota` until it ends or ctx is cancelled.
 func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a, err := parseBenchFlags(args, stderr)
+	a, err := parseBenchFlags(args, stdout, stderr)
 	if code, done := flagsDone(err, "keel bench quota", stderr); done {
 		return code
 	}
@@ -127,16 +129,15 @@ type benchArgs struct {
 
 // parseBenchFlags reads the flags of `keel bench quota` and checks them, so
 // that a bad value is a usage error (exit 2) naming the flag.
-func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error) {
 	var (
 		a          benchArgs
 		cfg        = &a.cfg
 		contenders string
 	)
 	fs := flag.NewFlagSet("keel bench quota", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, benchUsage+"\n", contenderList())
+		fmt.Fprintf(fs.Output(), benchUsage+"\n", contenderList())
 		fs.PrintDefaults()
 	}
 	fs.Func("quota", "tokens-per-minute `TPM` quota of each contender's emulator (_ separators allowed) (default 1_000_000)", func(v string) error {
@@ -147,18 +148,18 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
 		cfg.Quota = n
 		return nil
 	})
-	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long calls `arrive` for (40s runs in under a minute, but its goodput window is noisy)")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long calls arrive for (40s runs in under a minute, but its goodput window is noisy)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leading part of the arrivals left out of goodput; 0: duration/4, at least the longest reply's latency, at most duration/2")
 	fs.Float64Var(&cfg.Load, "load", 2, "offered load: settled tokens per minute, were every call served, / quota")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the workload and of the emulator's replies")
 	fs.StringVar(&cfg.Model, "model", bench.DefaultModel, "model or inference profile `ID` every call names (its burndown applies)")
-	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `list` of contenders")
+	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `LIST` of contenders")
 	fs.DurationVar(&cfg.Deadline, "deadline", 15*time.Second, "each call's deadline from its arrival; a call not done by then failed")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "model latency scale: 1 real time, 0.1 ten times faster (the quota and backoffs stay in real time)")
 	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
 	fs.StringVar(&a.calls, "calls", "", "also write what happened to every call with every contender to `FILE`, one JSON object per line")
 	cfg.Quota = 1_000_000
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return a, err
 		}

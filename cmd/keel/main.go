@@ -3,6 +3,9 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -98,4 +101,21 @@ func versionString(bi *debug.BuildInfo) string {
 		parts = append(parts, set["GOOS"]+"/"+set["GOARCH"])
 	}
 	return strings.Join(parts, " ")
+}
+
+// parseFlags parses args with fs, whose Usage must write to fs.Output().
+// Help (-h, --help) goes to stdout and returns flag.ErrHelp (exit 0); a
+// usage error's message and the usage go to stderr (exit 2). Afterwards
+// fs writes to stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		stdout.Write(buf.Bytes())
+	} else {
+		stderr.Write(buf.Bytes())
+	}
+	return err
 }

@@ -52,3 +52,61 @@ func TestVersionString(t *testing.T) {
 		})
 	}
 }
+
+// myHelp are the commands whose help this file checks; batch, dlq and
+// emulate are checked by their own tests.
+var myHelp = [][]string{{"converse"}, {"explain"}, {"bench"}, {"bench", "quota"}}
+
+// TestHelpExitsZero (issue 15, item 13): -h and --help print the usage on
+// stdout and exit 0, for every command.
+func TestHelpExitsZero(t *testing.T) {
+	for _, cmd := range myHelp {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			args := append(append([]string{}, cmd...), h)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				var out, errb bytes.Buffer
+				if code := run(args, &out, &errb); code != 0 {
+					t.Fatalf("exit %d, want 0; stderr:\n%s", code, errb.String())
+				}
+				if !strings.Contains(out.String(), "Usage: keel "+cmd[0]) {
+					t.Fatalf("stdout lacks the usage:\n%s", out.String())
+				}
+				if errb.Len() > 0 {
+					t.Fatalf("stderr not empty:\n%s", errb.String())
+				}
+			})
+		}
+	}
+}
+
+// TestFlagHelpReadsWell (issue 15, item 13): a flag's argument name is a
+// placeholder (ID, FILE, D) or its type, never a word of its description
+// that flag.UnquoteUsage took for one (-duration arrive, -endpoint keel);
+// each flag shows one default; a Flags: heading has flags under it.
+func TestFlagHelpReadsWell(t *testing.T) {
+	types := map[string]bool{"string": true, "int": true, "uint": true, "float": true, "duration": true, "value": true}
+	for _, cmd := range myHelp {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			run(append(append([]string{}, cmd...), "-h"), &out, &errb)
+			help := out.String() + errb.String()
+			flags := 0
+			for _, line := range strings.Split(help, "\n") {
+				if strings.Count(line, "(default") > 1 {
+					t.Errorf("two defaults: %q", line)
+				}
+				f := strings.Fields(line)
+				if !strings.HasPrefix(line, "  -") || len(f) == 0 {
+					continue
+				}
+				flags++
+				if len(f) > 1 && !types[f[1]] && strings.ToUpper(f[1]) != f[1] {
+					t.Errorf("flag %s shows argument %q: a word of its description, not a placeholder", f[0], f[1])
+				}
+			}
+			if strings.HasSuffix(strings.TrimSpace(help), "Flags:") || (strings.Contains(help, "Flags:") && flags == 0) {
+				t.Errorf("a Flags: heading with no flags:\n%s", help)
+			}
+		})
+	}
+}
