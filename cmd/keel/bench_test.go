@@ -75,19 +75,19 @@ func TestBenchQuotaJSON(t *testing.T) {
 	}
 	var res struct {
 		Model      string  `json:"model"`
-		Quota      int64   `json:"quota_tpm"`
-		Offered    float64 `json:"offered_load"`
+		Quota      int64   `json:"quotaTokensPerMinute"`
+		Offered    float64 `json:"offeredLoad"`
 		Calls      int     `json:"calls"`
 		Seed       int64   `json:"seed"`
-		DurationS  float64 `json:"duration_s"`
+		DurationS  float64 `json:"durationSeconds"`
 		Contenders []struct {
 			Name            string   `json:"name"`
 			Goodput         float64  `json:"goodput"`
 			Completed       int      `json:"completed"`
 			Failed          int      `json:"failed"`
-			ThrottlesPer100 float64  `json:"throttles_per_100_attempts"`
-			P50             *float64 `json:"p50_ms"`
-			ReplyP99        *float64 `json:"reply_p99_ms"`
+			ThrottlesPer100 float64  `json:"throttlesPer100Attempts"`
+			P50             *float64 `json:"p50Ms"`
+			ReplyP99        *float64 `json:"replyP99Ms"`
 		} `json:"contenders"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -126,12 +126,12 @@ func checkCallsFile(t *testing.T, path string, calls, completed int) {
 		var r struct {
 			Contender string   `json:"contender"`
 			Call      int      `json:"call"`
-			At        *float64 `json:"at_ms"`
-			Reserve   int      `json:"reserve_tokens"`
+			At        *float64 `json:"atMs"`
+			Reserve   int      `json:"reserveTokens"`
 			Completed bool     `json:"completed"`
 			Failure   string   `json:"failure"`
-			Latency   *float64 `json:"latency_ms"`
-			Reply     *float64 `json:"reply_ms"`
+			Latency   *float64 `json:"latencyMs"`
+			Reply     *float64 `json:"replyMs"`
 			Requests  int      `json:"requests"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {

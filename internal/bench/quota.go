@@ -103,11 +103,11 @@ type Result struct {
 	Model    string  `json:"model"`
 	Region   string  `json:"region"`
 	Burndown float64 `json:"burndown"`
-	Quota    int64   `json:"quota_tpm"`
+	Quota    int64   `json:"quotaTokensPerMinute"`
 	// Load is the load asked for; Offered what the drawn calls would have
 	// settled per minute, ÷ Quota.
 	Load    float64 `json:"load"`
-	Offered float64 `json:"offered_load"`
+	Offered float64 `json:"offeredLoad"`
 	Calls   int     `json:"calls"`
 	Seed    int64   `json:"seed"`
 	Speed   float64 `json:"speed"`
@@ -129,23 +129,23 @@ type Outcome struct {
 	// on the quota meter, per minute, ÷ the quota. CompletedTokens is that
 	// work in tokens.
 	Goodput         float64 `json:"goodput"`
-	CompletedTokens int64   `json:"completed_tokens"`
+	CompletedTokens int64   `json:"completedTokens"`
 	// Spent is what the quota meter settled in the window, completed or not
 	// (a call cut off at its deadline settles what it was given), per
 	// minute, ÷ the quota; SettledTokens is that in tokens. Spent − Goodput
 	// is quota spent on calls that failed.
-	Spent         float64 `json:"quota_spent"`
-	SettledTokens int64   `json:"settled_tokens"`
+	Spent         float64 `json:"quotaSpent"`
+	SettledTokens int64   `json:"settledTokens"`
 	// Refill is what the quota refilled in the window: its share of the
 	// quota per minute.
-	Refill int64 `json:"window_refill_tokens"`
+	Refill int64 `json:"windowRefillTokens"`
 	// InFlight and Bucket are the tokens reserved by admitted requests not
 	// yet settled, and the tokens the quota's bucket held, at the window's
 	// start and end. What the window settled is its Refill less what these
 	// two gained, less what overflowed a full bucket: they tell the noise at
 	// the window's edges from quota left unused.
-	InFlight [2]int64 `json:"reserved_in_flight_tokens"`
-	Bucket   [2]int64 `json:"bucket_tokens"`
+	InFlight [2]int64 `json:"reservedInFlightTokens"`
+	Bucket   [2]int64 `json:"bucketTokens"`
 	// Completed and Failed split the offered calls: a call completed when
 	// it returned a reply before its deadline.
 	Offered   int `json:"offered"`
@@ -160,7 +160,7 @@ type Outcome struct {
 	Attempts  int64 `json:"attempts"`
 	Throttled int64 `json:"throttled"`
 	// ThrottlesPer100 is Throttled per 100 Attempts.
-	ThrottlesPer100 float64 `json:"throttles_per_100_attempts"`
+	ThrottlesPer100 float64 `json:"throttlesPer100Attempts"`
 	// P50 and P99 are the latency of completed calls, from arrival to
 	// reply; zero when none completed.
 	P50 time.Duration `json:"-"`
@@ -172,8 +172,8 @@ type Outcome struct {
 	FailP99 time.Duration `json:"-"`
 	// LargeCompleted and SmallCompleted are the share of the quarter of
 	// calls with the largest (smallest) reservations that completed.
-	LargeCompleted float64 `json:"large_quarter_completed"`
-	SmallCompleted float64 `json:"small_quarter_completed"`
+	LargeCompleted float64 `json:"largeQuarterCompleted"`
+	SmallCompleted float64 `json:"smallQuarterCompleted"`
 	// LargeP99 and SmallP99 are the 99th percentile latency of those
 	// quarters' completed calls: tails compared like for like. A client
 	// that completes mostly small calls has a shorter overall tail because
@@ -197,10 +197,10 @@ type CallRecord struct {
 	Contender   string        `json:"contender"`
 	Index       int           `json:"call"`
 	At          time.Duration `json:"-"` // arrival, after the run's start
-	InputTokens int           `json:"input_tokens"`
-	MaxTokens   int           `json:"max_tokens"` // 0: unset
-	Reserve     int           `json:"reserve_tokens"`
-	Cost        int           `json:"cost_tokens"` // what it settles if served
+	InputTokens int           `json:"inputTokens"`
+	MaxTokens   int           `json:"maxTokens"` // 0: unset
+	Reserve     int           `json:"reserveTokens"`
+	Cost        int           `json:"costTokens"` // what it settles if served
 	Completed   bool          `json:"completed"`
 	Failure     string        `json:"failure,omitempty"`
 	// Latency is from arrival to reply or error; nil: never sent (the run

@@ -131,7 +131,7 @@ func TestRunShort(t *testing.T) {
 		Contenders []struct {
 			Name      string   `json:"name"`
 			Completed int      `json:"completed"`
-			P99       *float64 `json:"p99_ms"`
+			P99       *float64 `json:"p99Ms"`
 		} `json:"contenders"`
 	}
 	if err := json.Unmarshal(b, &back); err != nil {
