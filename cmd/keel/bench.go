@@ -23,7 +23,7 @@ func init() {
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
                         [--contenders keel,standard,adaptive] [--deadline D] [--speed F] [--warmup D] [--json]
-                        [--calls FILE]
+                        [--calls FILE] [--progress auto|on|off]
 
 Starts one emulator per contender in-process, each with a tokens-per-minute
 quota of its own, and offers every contender the same seeded open-loop
@@ -32,7 +32,8 @@ as a Poisson stream worth --load x the quota, each with a deadline) in real
 time. Prints per contender: goodput (tokens settled per minute by the quota
 meter / quota), completed and failed calls, 429s per 100 attempts, p50/p99
 latency, and the share of the largest and smallest quarter of calls served.
-See docs/bench.md.
+On a terminal, a line on stderr shows how far the run has got. See
+docs/bench.md.
 
 Contenders:
 %s
@@ -85,7 +86,14 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "keel bench quota: running for about %s (arrivals) + up to %s (the last calls' deadline)...\n",
 			a.cfg.Duration, a.cfg.Deadline)
 	}
+	if a.progress == "on" || (a.progress == "auto" && isTerminal(stderr)) {
+		// One line, redrawn every second, then left standing.
+		a.cfg.Progress = func(p bench.Progress) { fmt.Fprintf(stderr, "\rkeel bench quota: %s\033[K", p) }
+	}
 	res, err := bench.Run(ctx, a.cfg)
+	if a.cfg.Progress != nil {
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "keel bench quota: %v\n", err)
 		if calls != nil {
@@ -125,6 +133,9 @@ type benchArgs struct {
 	cfg   bench.Config
 	json  bool   // print JSON, not the table
 	calls string // a file for WriteCalls; empty: none
+	// progress is auto (a line redrawn every second when stderr is a
+	// terminal), on or off.
+	progress string
 }
 
 // parseBenchFlags reads the flags of `keel bench quota` and checks them, so
@@ -156,7 +167,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `LIST` of contenders")
 	fs.DurationVar(&cfg.Deadline, "deadline", 15*time.Second, "each call's deadline from its arrival; a call not done by then failed")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "model latency scale: 1 real time, 0.1 ten times faster (the quota and backoffs stay in real time)")
-	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
+	fs.BoolVar(&a.json, "json", false, "print the result as JSON (docs/json.md)")
+	fs.StringVar(&a.progress, "progress", "auto", "show time, arrivals and calls ended on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
 	fs.StringVar(&a.calls, "calls", "", "also write what happened to every call with every contender to `FILE`, one JSON object per line")
 	cfg.Quota = 1_000_000
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -167,6 +179,11 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 	}
 	if fs.NArg() > 0 {
 		return a, fmt.Errorf("unexpected argument %q; see keel bench quota -h", fs.Arg(0))
+	}
+	switch a.progress {
+	case "auto", "on", "off":
+	default:
+		return a, fmt.Errorf("--progress %q: want auto, on or off", a.progress)
 	}
 	// In bench.Config a zero means "the default"; on the command line the
 	// defaults are written out, so a zero is a mistake.

@@ -41,6 +41,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"profile-only model without a profile", []string{"bench", "quota", "--model", "anthropic.claude-sonnet-4-5-20250929-v1:0"}, 2, "try us.anthropic.claude-sonnet-4-5"},
 		{"too few calls", []string{"bench", "quota", "--quota", "100000", "--duration", "2s"}, 2, "fewer than 20; raise the quota, the load or the duration"},
 		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
+		{"bad progress", []string{"bench", "quota", "--progress", "loud"}, 2, `--progress "loud": want auto, on or off`},
 		{"calls file in no directory", []string{"bench", "quota", "--calls", "/nonexistent/keel/calls.jsonl"}, 2, "--calls: open /nonexistent/keel/calls.jsonl"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,7 +52,23 @@ type Config struct {
 	Speed float64
 	// Contenders names the contenders to compare. Empty: DefaultContenders.
 	Contenders []string
+	// Progress, when set, is called about once a second while the bench
+	// runs and once when every call has ended, from one goroutine, so a
+	// run of minutes is not silent. Nil: not called.
+	Progress func(Progress)
 }
+
+// Progress is how far a running bench has got.
+type Progress struct {
+	Elapsed  time.Duration // since the run started
+	Arrivals time.Duration // how long calls arrive for: Config.Duration
+	Limit    time.Duration // the run ends by Arrivals + Config.Deadline
+	Calls    int           // calls offered, all contenders together
+	Done     int           // calls that completed or failed, all contenders together
+}
+
+// progressEvery is how often Config.Progress is called.
+const progressEvery = time.Second
 
 // Limits on a Config, so a slip cannot run for an hour.
 const (
@@ -284,8 +301,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, a := range arenas {
 		wg.Go(func() { a.offer(ctx, start, w.Calls, cfg.Deadline) })
 	}
+	stopProgress := reportProgress(cfg, start, len(w.Calls), arenas)
 	snapErr := snapshots(ctx, start, cfg.Warmup, cfg.Duration, arenas)
 	wg.Wait()
+	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -302,6 +321,41 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, w.Calls, small, large))
 	}
 	return res, nil
+}
+
+// reportProgress calls cfg.Progress every progressEvery until the returned
+// stop is called, which reports once more, the final count, and returns
+// when the reporting goroutine has ended.
+func reportProgress(cfg Config, start time.Time, calls int, arenas []*arena) (stop func()) {
+	if cfg.Progress == nil {
+		return func() {}
+	}
+	report := func() {
+		p := Progress{Elapsed: max(time.Since(start), 0), Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline, Calls: calls * len(arenas)}
+		for _, a := range arenas {
+			p.Done += int(a.finished.Load())
+		}
+		cfg.Progress(p)
+	}
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				report()
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }
 
 // snapshots reads every arena's quota meter when the warm-up ends and when
@@ -342,8 +396,9 @@ type arena struct {
 	base  quota.Usage // after priming
 	marks [2]mark     // at the end of the warm-up and of arrivals
 
-	mu      sync.Mutex
-	results []callResult // by call index
+	mu       sync.Mutex
+	results  []callResult // by call index
+	finished atomic.Int64 // calls that have ended, for Config.Progress
 }
 
 type callResult struct {
@@ -470,6 +525,7 @@ func (a *arena) offer(ctx context.Context, start time.Time, calls []Call, deadli
 			a.mu.Lock()
 			a.results[c.Index] = r
 			a.mu.Unlock()
+			a.finished.Add(1)
 		})
 	}
 }

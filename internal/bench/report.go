@@ -160,3 +160,14 @@ func ms(d time.Duration, some bool) *float64 {
 	v := float64(d.Microseconds()) / 1000
 	return &v
 }
+
+// String describes p in one line, as keel bench quota shows it on a
+// terminal: time so far, share of the arrivals past, calls ended.
+func (p Progress) String() string {
+	arrived := 100.0
+	if p.Arrivals > 0 {
+		arrived = min(100, 100*p.Elapsed.Seconds()/p.Arrivals.Seconds())
+	}
+	return fmt.Sprintf("%s of at most %s: arrivals %.0f%% done, %s of %s calls ended",
+		p.Elapsed.Round(time.Second), p.Limit, arrived, thousands(int64(p.Done)), thousands(int64(p.Calls)))
+}

@@ -96,3 +96,26 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressString (issue 15, item 13): the line keel bench quota
+// redraws on a terminal while it runs.
+func TestProgressString(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Progress
+		want string
+	}{
+		{"arriving", Progress{Elapsed: 72 * time.Second, Arrivals: 3 * time.Minute, Limit: 195 * time.Second, Calls: 4880, Done: 1203},
+			"1m12s of at most 3m15s: arrivals 40% done, 1,203 of 4,880 calls ended"},
+		{"last deadlines", Progress{Elapsed: 187*time.Second + 400*time.Millisecond, Arrivals: 3 * time.Minute, Limit: 195 * time.Second, Calls: 4880, Done: 4870},
+			"3m7s of at most 3m15s: arrivals 100% done, 4,870 of 4,880 calls ended"},
+		{"start", Progress{Arrivals: 40 * time.Second, Limit: 55 * time.Second, Calls: 300}, "0s of at most 55s: arrivals 0% done, 0 of 300 calls ended"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.String(); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
