@@ -38,6 +38,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && args[0] == "help" {
+		// keel help converse is keel converse -h.
+		return run(append(append([]string{}, args[1:]...), "-h"), stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return 0
@@ -68,7 +72,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "  %-10s %s\n", "version", "print keel's version, revision and Go version (also --version)")
-	fmt.Fprintln(w, "\nRun `keel <command> -h` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `keel <command> -h` (or `keel help <command>`) for a command's flags.")
 }
 
 // versionString describes the build: the module version ("(devel)" when

@@ -58,11 +58,17 @@ func TestVersionString(t *testing.T) {
 var myHelp = [][]string{{"converse"}, {"explain"}, {"bench"}, {"bench", "quota"}}
 
 // TestHelpExitsZero (issue 15, item 13): -h and --help print the usage on
-// stdout and exit 0, for every command.
+// stdout and exit 0, for every command; so does keel help COMMAND.
 func TestHelpExitsZero(t *testing.T) {
 	for _, cmd := range myHelp {
-		for _, h := range []string{"-h", "--help", "-help"} {
-			args := append(append([]string{}, cmd...), h)
+		for _, h := range []string{"-h", "--help", "-help", "help"} {
+			var args []string
+			switch h {
+			case "help": // keel help converse
+				args = append([]string{"help"}, cmd...)
+			default:
+				args = append(append([]string{}, cmd...), h)
+			}
 			t.Run(strings.Join(args, " "), func(t *testing.T) {
 				var out, errb bytes.Buffer
 				if code := run(args, &out, &errb); code != 0 {
