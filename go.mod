@@ -1,6 +1,6 @@
 module github.com/keel-run/keel
 
-go 1.26.8
+go 1.26.0
 
 // Why each direct dependency is here (see also the README).
 require (
@@ -13,6 +13,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.11 // the official client keel plugs into and is tested with
 	github.com/aws/smithy-go v1.28.8 // the SDK middleware stack and error types keel hooks into
 	github.com/prometheus/client_golang v1.25.0 // metrics
+	github.com/rogpeppe/go-internal v1.14.1 // tests: testscript runs the keel command and every command the docs show (cmd/keel/testdata/script), as the Go project tests its own commands
 	go.uber.org/goleak v1.3.0 // tests: no goroutine or connection leaks
 	go.yaml.in/yaml/v3 v3.0.6 // configuration and scenario files (strict decoding, line numbers)
 	modernc.org/sqlite v1.61.1 // dead-letter queue and batch checkpoints: maintained pure-Go SQLite, no cgo
@@ -41,6 +42,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/tools v0.52.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	modernc.org/libc v1.79.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect

@@ -23,7 +23,7 @@ func init() {
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
                         [--contenders keel,standard,adaptive] [--deadline D] [--speed F] [--warmup D] [--json]
-                        [--calls FILE]
+                        [--calls FILE] [--progress auto|on|off]
 
 Starts one emulator per contender in-process, each with a tokens-per-minute
 quota of its own, and offers every contender the same seeded open-loop
@@ -32,18 +32,21 @@ as a Poisson stream worth --load x the quota, each with a deadline) in real
 time. Prints per contender: goodput (tokens settled per minute by the quota
 meter / quota), completed and failed calls, 429s per 100 attempts, p50/p99
 latency, and the share of the largest and smallest quarter of calls served.
-See docs/bench.md.
+On a terminal, a line on stderr shows how far the run has got. See
+docs/bench.md.
 
 Contenders:
 %s
 Flags:`
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(stderr, benchUsage+"\n", contenderList())
-		if len(args) == 0 {
-			return 2
-		}
+	switch {
+	case len(args) == 0:
+		// The one benchmark's usage and flags, as a usage error.
+		parseBenchFlags([]string{"-h"}, stderr, stderr)
+		return 2
+	case args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help":
+		parseBenchFlags([]string{"-h"}, stdout, stderr)
 		return 0
 	}
 	if args[0] != "quota" {
@@ -65,7 +68,7 @@ func contenderList() string {
 
 // benchQuota runs `keel bench quota` until it ends or ctx is cancelled.
 func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	a, err := parseBenchFlags(args, stderr)
+	a, err := parseBenchFlags(args, stdout, stderr)
 	if code, done := flagsDone(err, "keel bench quota", stderr); done {
 		return code
 	}
@@ -83,7 +86,14 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "keel bench quota: running for about %s (arrivals) + up to %s (the last calls' deadline)...\n",
 			a.cfg.Duration, a.cfg.Deadline)
 	}
+	if a.progress == "on" || (a.progress == "auto" && isTerminal(stderr)) {
+		// One line, redrawn every second, then left standing.
+		a.cfg.Progress = func(p bench.Progress) { fmt.Fprintf(stderr, "\rkeel bench quota: %s\033[K", p) }
+	}
 	res, err := bench.Run(ctx, a.cfg)
+	if a.cfg.Progress != nil {
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "keel bench quota: %v\n", err)
 		if calls != nil {
@@ -123,20 +133,22 @@ type benchArgs struct {
 	cfg   bench.Config
 	json  bool   // print JSON, not the table
 	calls string // a file for WriteCalls; empty: none
+	// progress is auto (a line redrawn every second when stderr is a
+	// terminal), on or off.
+	progress string
 }
 
 // parseBenchFlags reads the flags of `keel bench quota` and checks them, so
 // that a bad value is a usage error (exit 2) naming the flag.
-func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
+func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error) {
 	var (
 		a          benchArgs
 		cfg        = &a.cfg
 		contenders string
 	)
 	fs := flag.NewFlagSet("keel bench quota", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, benchUsage+"\n", contenderList())
+		fmt.Fprintf(fs.Output(), benchUsage+"\n", contenderList())
 		fs.PrintDefaults()
 	}
 	fs.Func("quota", "tokens-per-minute `TPM` quota of each contender's emulator (_ separators allowed) (default 1_000_000)", func(v string) error {
@@ -147,18 +159,19 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
 		cfg.Quota = n
 		return nil
 	})
-	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long calls `arrive` for (40s runs in under a minute, but its goodput window is noisy)")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long calls arrive for (40s runs in under a minute, but its goodput window is noisy)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "leading part of the arrivals left out of goodput; 0: duration/4, at least the longest reply's latency, at most duration/2")
 	fs.Float64Var(&cfg.Load, "load", 2, "offered load: settled tokens per minute, were every call served, / quota")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the workload and of the emulator's replies")
 	fs.StringVar(&cfg.Model, "model", bench.DefaultModel, "model or inference profile `ID` every call names (its burndown applies)")
-	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `list` of contenders")
+	fs.StringVar(&contenders, "contenders", strings.Join(bench.DefaultContenders, ","), "comma-separated `LIST` of contenders")
 	fs.DurationVar(&cfg.Deadline, "deadline", 15*time.Second, "each call's deadline from its arrival; a call not done by then failed")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "model latency scale: 1 real time, 0.1 ten times faster (the quota and backoffs stay in real time)")
-	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
+	fs.BoolVar(&a.json, "json", false, "print the result as JSON (docs/json.md)")
+	fs.StringVar(&a.progress, "progress", "auto", "show time, arrivals and calls ended on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
 	fs.StringVar(&a.calls, "calls", "", "also write what happened to every call with every contender to `FILE`, one JSON object per line")
 	cfg.Quota = 1_000_000
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return a, err
 		}
@@ -166,6 +179,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchArgs, error) {
 	}
 	if fs.NArg() > 0 {
 		return a, fmt.Errorf("unexpected argument %q; see keel bench quota -h", fs.Arg(0))
+	}
+	switch a.progress {
+	case "auto", "on", "off":
+	default:
+		return a, fmt.Errorf("--progress %q: want auto, on or off", a.progress)
 	}
 	// In bench.Config a zero means "the default"; on the command line the
 	// defaults are written out, so a zero is a mistake.

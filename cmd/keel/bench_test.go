@@ -20,7 +20,7 @@ func TestBenchUsageErrors(t *testing.T) {
 	}{
 		{"no benchmark", []string{"bench"}, 2, "Usage: keel bench quota"},
 		{"help", []string{"bench", "-h"}, 0, "Contenders:"},
-		{"quota help", []string{"bench", "quota", "-h"}, 0, "-contenders list"},
+		{"quota help", []string{"bench", "quota", "-h"}, 0, "-contenders LIST"},
 		{"unknown benchmark", []string{"bench", "latency"}, 2, `unknown benchmark "latency"`},
 		{"quota not a number", []string{"bench", "quota", "--quota", "lots"}, 2, `want a positive whole number of tokens per minute, got "lots"`},
 		{"quota zero", []string{"bench", "quota", "--quota", "0"}, 2, `got "0"`},
@@ -41,6 +41,7 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"profile-only model without a profile", []string{"bench", "quota", "--model", "anthropic.claude-sonnet-4-5-20250929-v1:0"}, 2, "try us.anthropic.claude-sonnet-4-5"},
 		{"too few calls", []string{"bench", "quota", "--quota", "100000", "--duration", "2s"}, 2, "fewer than 20; raise the quota, the load or the duration"},
 		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
+		{"bad progress", []string{"bench", "quota", "--progress", "loud"}, 2, `--progress "loud": want auto, on or off`},
 		{"calls file in no directory", []string{"bench", "quota", "--calls", "/nonexistent/keel/calls.jsonl"}, 2, "--calls: open /nonexistent/keel/calls.jsonl"},
 	}
 	for _, tt := range tests {
@@ -49,8 +50,12 @@ func TestBenchUsageErrors(t *testing.T) {
 			if code := run(tt.args, &out, &errb); code != tt.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, out.String(), errb.String())
 			}
-			if !strings.Contains(errb.String(), tt.wantErr) {
-				t.Fatalf("stderr lacks %q:\n%s", tt.wantErr, errb.String())
+			got := errb.String()
+			if tt.code == 0 {
+				got = out.String() // help goes to stdout
+			}
+			if !strings.Contains(got, tt.wantErr) {
+				t.Fatalf("output lacks %q:\n%s", tt.wantErr, got)
 			}
 		})
 	}
@@ -71,19 +76,19 @@ func TestBenchQuotaJSON(t *testing.T) {
 	}
 	var res struct {
 		Model      string  `json:"model"`
-		Quota      int64   `json:"quota_tpm"`
-		Offered    float64 `json:"offered_load"`
+		Quota      int64   `json:"quotaTokensPerMinute"`
+		Offered    float64 `json:"offeredLoad"`
 		Calls      int     `json:"calls"`
 		Seed       int64   `json:"seed"`
-		DurationS  float64 `json:"duration_s"`
+		DurationS  float64 `json:"durationSeconds"`
 		Contenders []struct {
 			Name            string   `json:"name"`
 			Goodput         float64  `json:"goodput"`
 			Completed       int      `json:"completed"`
 			Failed          int      `json:"failed"`
-			ThrottlesPer100 float64  `json:"throttles_per_100_attempts"`
-			P50             *float64 `json:"p50_ms"`
-			ReplyP99        *float64 `json:"reply_p99_ms"`
+			ThrottlesPer100 float64  `json:"throttlesPer100Attempts"`
+			P50             *float64 `json:"p50Ms"`
+			ReplyP99        *float64 `json:"replyP99Ms"`
 		} `json:"contenders"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
@@ -122,12 +127,12 @@ func checkCallsFile(t *testing.T, path string, calls, completed int) {
 		var r struct {
 			Contender string   `json:"contender"`
 			Call      int      `json:"call"`
-			At        *float64 `json:"at_ms"`
-			Reserve   int      `json:"reserve_tokens"`
+			At        *float64 `json:"atMs"`
+			Reserve   int      `json:"reserveTokens"`
 			Completed bool     `json:"completed"`
 			Failure   string   `json:"failure"`
-			Latency   *float64 `json:"latency_ms"`
-			Reply     *float64 `json:"reply_ms"`
+			Latency   *float64 `json:"latencyMs"`
+			Reply     *float64 `json:"replyMs"`
 			Requests  int      `json:"requests"`
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,7 +39,7 @@ type converseFlags struct {
 	model, prompt, system, region, endpoint, configFile string
 	fallbacks                                           multiFlag
 	maxTokens                                           int
-	temperature                                         float64
+	temperature                                         float64 // -1: the model's
 	timeout                                             time.Duration
 	jsonOut, logs, emulated, stream                     bool
 	scenario                                            string
@@ -48,28 +49,40 @@ type converseFlags struct {
 func runConverse(args []string, stdout, stderr io.Writer) int {
 	var f converseFlags
 	fs := flag.NewFlagSet("keel converse", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.model, "model", "", "model id, inference profile id or ARN (required)")
-	fs.StringVar(&f.prompt, "prompt", "", "the user message (required; - reads standard input)")
-	fs.StringVar(&f.system, "system", "", "an optional system prompt")
-	fs.StringVar(&f.region, "region", "", "region of the first target (default: the config file's, else AWS_REGION, else us-east-1)")
-	fs.StringVar(&f.endpoint, "endpoint", "", "a Bedrock-compatible base URL, e.g. a `keel emulate` address (fake credentials are fine)")
-	fs.Var(&f.fallbacks, "fallback", "a fallback target MODEL[@REGION], tried in order (repeatable)")
-	fs.BoolVar(&f.emulated, "emulator", false, "start `keel emulate` in-process and send the prompt there (no AWS account needed)")
-	fs.StringVar(&f.scenario, "scenario", "", "with --emulator: a scenario file that makes the emulator misbehave")
-	fs.Int64Var(&f.seed, "seed", 1, "with --emulator: the emulator's seed")
-	fs.StringVar(&f.configFile, "config", "", "a keel YAML configuration file")
-	fs.IntVar(&f.maxTokens, "max-tokens", 0, "maximum output tokens (default: the model's)")
-	fs.Float64Var(&f.temperature, "temperature", -1, "sampling temperature (default: the model's)")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long, retries and fallbacks included")
-	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage, attempt history and the quota governor's view of each target as JSON")
+	// A word in backquotes is the flag's argument name in the help
+	// (flag.UnquoteUsage): only placeholders are quoted.
+	fs.StringVar(&f.model, "model", "", "model id, inference profile id or ARN `ID` (required)")
+	fs.StringVar(&f.prompt, "prompt", "", "the user message `TEXT` (required; - reads standard input)")
+	fs.StringVar(&f.system, "system", "", "an optional system prompt `TEXT`")
+	fs.StringVar(&f.region, "region", "", "`REGION` of the first target (default: the config file's, else AWS_REGION, else us-east-1)")
+	fs.StringVar(&f.endpoint, "endpoint", "", "a Bedrock-compatible base `URL`, such as the address keel emulate listens on (fake credentials are fine)")
+	fs.Var(&f.fallbacks, "fallback", "a fallback target `MODEL[@REGION]`, tried in order (repeatable)")
+	fs.BoolVar(&f.emulated, "emulator", false, "start keel emulate in-process and send the prompt there (no AWS account needed)")
+	fs.StringVar(&f.scenario, "scenario", "", "with --emulator: a scenario `FILE` that makes the emulator misbehave")
+	fs.Int64Var(&f.seed, "seed", 1, "with --emulator: the emulator's seed `N`")
+	fs.StringVar(&f.configFile, "config", "", "a keel YAML configuration `FILE`")
+	fs.IntVar(&f.maxTokens, "max-tokens", 0, "maximum output tokens `N` (default: the model's)")
+	f.temperature = -1
+	fs.Func("temperature", "sampling temperature `T`, 0 or more (default: the model's)", func(v string) error {
+		t, err := strconv.ParseFloat(v, 64)
+		if err != nil || t < 0 {
+			return fmt.Errorf("want a number, 0 or more, got %q", v)
+		}
+		f.temperature = t
+		return nil
+	})
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long `D`, retries and fallbacks included")
+	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage, attempt history and the quota governor's view of each target as JSON (docs/json.md)")
 	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
 	fs.BoolVar(&f.stream, "stream", false, "use ConverseStream: print the reply as it arrives, then the attempts and resumes (stderr)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--stream] [--json]")
+		fmt.Fprintln(fs.Output(), "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--stream] [--json]\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {

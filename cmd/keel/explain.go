@@ -39,16 +39,16 @@ type explainJSON struct {
 	Retry          string        `json:"retry"`
 	Retryable      bool          `json:"retryable"`
 	Advice         string        `json:"advice"`
-	WaitSeconds    float64       `json:"wait_seconds"`
+	WaitSeconds    float64       `json:"waitSeconds"`
 	Unhealthy      bool          `json:"unhealthy"`
-	FallbackOK     bool          `json:"fallback_ok"`
+	FallbackOK     bool          `json:"fallbackOk"`
 	Summary        string        `json:"summary"`
 	Cause          string        `json:"cause"`
 	Fix            []string      `json:"fix"`
 	Source         string        `json:"source"`
-	WireCode       string        `json:"wire_code"`
-	StreamName     string        `json:"stream_name"`
-	DefaultMessage string        `json:"default_message"`
+	WireCode       string        `json:"wireCode"`
+	StreamName     string        `json:"streamName"`
+	DefaultMessage string        `json:"defaultMessage"`
 	Match          *explainMatch `json:"match,omitempty"`
 }
 
@@ -58,9 +58,9 @@ type explainMatch struct {
 	Code              string   `json:"code"`
 	Status            int      `json:"status"`
 	Message           string   `json:"message"`
-	RequestID         string   `json:"request_id"`
-	RetryAfterSeconds float64  `json:"retry_after_seconds"`
-	SameStatus        []string `json:"same_status,omitempty"`
+	RequestID         string   `json:"requestId"`
+	RetryAfterSeconds float64  `json:"retryAfterSeconds"`
+	SameStatus        []string `json:"sameStatus,omitempty"`
 }
 
 // explainNotFound is printed with --json when nothing matched.

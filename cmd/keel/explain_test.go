@@ -133,14 +133,14 @@ func TestExplainJSONShape(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"advice", "aliases", "category", "cause", "code", "default_message", "fallback_ok", "fix", "match",
-		"retry", "retryable", "source", "status", "stream_name", "summary", "unhealthy", "wait_seconds", "wire_code"}
+	want := []string{"advice", "aliases", "category", "cause", "code", "defaultMessage", "fallbackOk", "fix", "match",
+		"retry", "retryable", "source", "status", "streamName", "summary", "unhealthy", "waitSeconds", "wireCode"}
 	if got := keys(m); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("keys = %v\nwant   %v", got, want)
 	}
 	var match map[string]any
 	json.Unmarshal(m["match"], &match)
-	if match["code"] != "ThrottlingException" || match["status"] != 429.0 || match["request_id"] != "r-1" || match["message"] != "slow down" {
+	if match["code"] != "ThrottlingException" || match["status"] != 429.0 || match["requestId"] != "r-1" || match["message"] != "slow down" {
 		t.Errorf("match = %v", match)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,7 +52,23 @@ type Config struct {
 	Speed float64
 	// Contenders names the contenders to compare. Empty: DefaultContenders.
 	Contenders []string
+	// Progress, when set, is called about once a second while the bench
+	// runs and once when every call has ended, from one goroutine, so a
+	// run of minutes is not silent. Nil: not called.
+	Progress func(Progress)
 }
+
+// Progress is how far a running bench has got.
+type Progress struct {
+	Elapsed  time.Duration // since the run started
+	Arrivals time.Duration // how long calls arrive for: Config.Duration
+	Limit    time.Duration // the run ends by Arrivals + Config.Deadline
+	Calls    int           // calls offered, all contenders together
+	Done     int           // calls that completed or failed, all contenders together
+}
+
+// progressEvery is how often Config.Progress is called.
+const progressEvery = time.Second
 
 // Limits on a Config, so a slip cannot run for an hour.
 const (
@@ -103,11 +120,11 @@ type Result struct {
 	Model    string  `json:"model"`
 	Region   string  `json:"region"`
 	Burndown float64 `json:"burndown"`
-	Quota    int64   `json:"quota_tpm"`
+	Quota    int64   `json:"quotaTokensPerMinute"`
 	// Load is the load asked for; Offered what the drawn calls would have
 	// settled per minute, ÷ Quota.
 	Load    float64 `json:"load"`
-	Offered float64 `json:"offered_load"`
+	Offered float64 `json:"offeredLoad"`
 	Calls   int     `json:"calls"`
 	Seed    int64   `json:"seed"`
 	Speed   float64 `json:"speed"`
@@ -129,23 +146,23 @@ type Outcome struct {
 	// on the quota meter, per minute, ÷ the quota. CompletedTokens is that
 	// work in tokens.
 	Goodput         float64 `json:"goodput"`
-	CompletedTokens int64   `json:"completed_tokens"`
+	CompletedTokens int64   `json:"completedTokens"`
 	// Spent is what the quota meter settled in the window, completed or not
 	// (a call cut off at its deadline settles what it was given), per
 	// minute, ÷ the quota; SettledTokens is that in tokens. Spent − Goodput
 	// is quota spent on calls that failed.
-	Spent         float64 `json:"quota_spent"`
-	SettledTokens int64   `json:"settled_tokens"`
+	Spent         float64 `json:"quotaSpent"`
+	SettledTokens int64   `json:"settledTokens"`
 	// Refill is what the quota refilled in the window: its share of the
 	// quota per minute.
-	Refill int64 `json:"window_refill_tokens"`
+	Refill int64 `json:"windowRefillTokens"`
 	// InFlight and Bucket are the tokens reserved by admitted requests not
 	// yet settled, and the tokens the quota's bucket held, at the window's
 	// start and end. What the window settled is its Refill less what these
 	// two gained, less what overflowed a full bucket: they tell the noise at
 	// the window's edges from quota left unused.
-	InFlight [2]int64 `json:"reserved_in_flight_tokens"`
-	Bucket   [2]int64 `json:"bucket_tokens"`
+	InFlight [2]int64 `json:"reservedInFlightTokens"`
+	Bucket   [2]int64 `json:"bucketTokens"`
 	// Completed and Failed split the offered calls: a call completed when
 	// it returned a reply before its deadline.
 	Offered   int `json:"offered"`
@@ -160,7 +177,7 @@ type Outcome struct {
 	Attempts  int64 `json:"attempts"`
 	Throttled int64 `json:"throttled"`
 	// ThrottlesPer100 is Throttled per 100 Attempts.
-	ThrottlesPer100 float64 `json:"throttles_per_100_attempts"`
+	ThrottlesPer100 float64 `json:"throttlesPer100Attempts"`
 	// P50 and P99 are the latency of completed calls, from arrival to
 	// reply; zero when none completed.
 	P50 time.Duration `json:"-"`
@@ -172,8 +189,8 @@ type Outcome struct {
 	FailP99 time.Duration `json:"-"`
 	// LargeCompleted and SmallCompleted are the share of the quarter of
 	// calls with the largest (smallest) reservations that completed.
-	LargeCompleted float64 `json:"large_quarter_completed"`
-	SmallCompleted float64 `json:"small_quarter_completed"`
+	LargeCompleted float64 `json:"largeQuarterCompleted"`
+	SmallCompleted float64 `json:"smallQuarterCompleted"`
 	// LargeP99 and SmallP99 are the 99th percentile latency of those
 	// quarters' completed calls: tails compared like for like. A client
 	// that completes mostly small calls has a shorter overall tail because
@@ -197,10 +214,10 @@ type CallRecord struct {
 	Contender   string        `json:"contender"`
 	Index       int           `json:"call"`
 	At          time.Duration `json:"-"` // arrival, after the run's start
-	InputTokens int           `json:"input_tokens"`
-	MaxTokens   int           `json:"max_tokens"` // 0: unset
-	Reserve     int           `json:"reserve_tokens"`
-	Cost        int           `json:"cost_tokens"` // what it settles if served
+	InputTokens int           `json:"inputTokens"`
+	MaxTokens   int           `json:"maxTokens"` // 0: unset
+	Reserve     int           `json:"reserveTokens"`
+	Cost        int           `json:"costTokens"` // what it settles if served
 	Completed   bool          `json:"completed"`
 	Failure     string        `json:"failure,omitempty"`
 	// Latency is from arrival to reply or error; nil: never sent (the run
@@ -284,8 +301,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, a := range arenas {
 		wg.Go(func() { a.offer(ctx, start, w.Calls, cfg.Deadline) })
 	}
+	stopProgress := reportProgress(cfg, start, len(w.Calls), arenas)
 	snapErr := snapshots(ctx, start, cfg.Warmup, cfg.Duration, arenas)
 	wg.Wait()
+	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -302,6 +321,41 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, w.Calls, small, large))
 	}
 	return res, nil
+}
+
+// reportProgress calls cfg.Progress every progressEvery until the returned
+// stop is called, which reports once more, the final count, and returns
+// when the reporting goroutine has ended.
+func reportProgress(cfg Config, start time.Time, calls int, arenas []*arena) (stop func()) {
+	if cfg.Progress == nil {
+		return func() {}
+	}
+	report := func() {
+		p := Progress{Elapsed: max(time.Since(start), 0), Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline, Calls: calls * len(arenas)}
+		for _, a := range arenas {
+			p.Done += int(a.finished.Load())
+		}
+		cfg.Progress(p)
+	}
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				report()
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }
 
 // snapshots reads every arena's quota meter when the warm-up ends and when
@@ -342,8 +396,9 @@ type arena struct {
 	base  quota.Usage // after priming
 	marks [2]mark     // at the end of the warm-up and of arrivals
 
-	mu      sync.Mutex
-	results []callResult // by call index
+	mu       sync.Mutex
+	results  []callResult // by call index
+	finished atomic.Int64 // calls that have ended, for Config.Progress
 }
 
 type callResult struct {
@@ -470,6 +525,7 @@ func (a *arena) offer(ctx context.Context, start time.Time, calls []Call, deadli
 			a.mu.Lock()
 			a.results[c.Index] = r
 			a.mu.Unlock()
+			a.finished.Add(1)
 		})
 	}
 }

@@ -21,11 +21,14 @@ func TestRunShort(t *testing.T) {
 		t.Skip("runs for about 11 s")
 	}
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	cfg := Config{Quota: 3_000_000, Duration: 6 * time.Second, Speed: 0.05, Deadline: 5 * time.Second, Seed: 1}
+	var progress []Progress // Run calls Progress from one goroutine, ended when it returns
+	cfg := Config{Quota: 3_000_000, Duration: 6 * time.Second, Speed: 0.05, Deadline: 5 * time.Second, Seed: 1,
+		Progress: func(p Progress) { progress = append(progress, p) }}
 	res, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkProgress(t, progress, res.Calls*len(res.Contenders), cfg)
 	if res.Calls < 100 || res.Offered < 1.95 || res.Offered > 2.1 {
 		t.Fatalf("%d calls offering %.2fx the quota; want about 140 offering 2x", res.Calls, res.Offered)
 	}
@@ -131,7 +134,7 @@ func TestRunShort(t *testing.T) {
 		Contenders []struct {
 			Name      string   `json:"name"`
 			Completed int      `json:"completed"`
-			P99       *float64 `json:"p99_ms"`
+			P99       *float64 `json:"p99Ms"`
 		} `json:"contenders"`
 	}
 	if err := json.Unmarshal(b, &back); err != nil {
@@ -215,5 +218,24 @@ func TestDefaultWarmup(t *testing.T) {
 				t.Fatalf("warm-up %s, want %s", cfg.Warmup, tt.want)
 			}
 		})
+	}
+}
+
+// checkProgress (issue 15, item 13: keel bench quota was silent for
+// minutes) checks what Config.Progress received: reports while it ran, in
+// order, the last one counting every call of every contender.
+func checkProgress(t *testing.T, got []Progress, calls int, cfg Config) {
+	t.Helper()
+	if len(got) < 2 {
+		t.Fatalf("Progress called %d times in a run of %s; want about once a second", len(got), cfg.Duration)
+	}
+	for i, p := range got {
+		if p.Calls != calls || p.Arrivals != cfg.Duration || p.Limit != cfg.Duration+cfg.Deadline || p.Done > p.Calls ||
+			(i > 0 && (p.Done < got[i-1].Done || p.Elapsed < got[i-1].Elapsed)) {
+			t.Fatalf("progress report %d of %d: %+v (before: %+v)", i, len(got), p, got[max(i-1, 0)])
+		}
+	}
+	if last := got[len(got)-1]; last.Done != calls {
+		t.Fatalf("last progress report %+v; want every one of %d calls done", last, calls)
 	}
 }

@@ -93,10 +93,10 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	type plain Result
 	return json.Marshal(struct {
 		*plain
-		DurationS float64 `json:"duration_s"`
-		WarmupS   float64 `json:"warmup_s"`
-		DeadlineS float64 `json:"deadline_s"`
-		WallS     float64 `json:"wall_s"`
+		DurationS float64 `json:"durationSeconds"`
+		WarmupS   float64 `json:"warmupSeconds"`
+		DeadlineS float64 `json:"deadlineSeconds"`
+		WallS     float64 `json:"wallSeconds"`
 	}{(*plain)(r), r.Duration.Seconds(), r.Warmup.Seconds(), r.Deadline.Seconds(), r.Wall.Seconds()})
 }
 
@@ -106,13 +106,13 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 	type plain Outcome
 	return json.Marshal(struct {
 		plain
-		P50      *float64 `json:"p50_ms"`
-		P99      *float64 `json:"p99_ms"`
-		FailP50  *float64 `json:"failed_p50_ms"`
-		FailP99  *float64 `json:"failed_p99_ms"`
-		LargeP99 *float64 `json:"large_quarter_p99_ms"`
-		SmallP99 *float64 `json:"small_quarter_p99_ms"`
-		ReplyP99 *float64 `json:"reply_p99_ms"`
+		P50      *float64 `json:"p50Ms"`
+		P99      *float64 `json:"p99Ms"`
+		FailP50  *float64 `json:"failedP50Ms"`
+		FailP99  *float64 `json:"failedP99Ms"`
+		LargeP99 *float64 `json:"largeQuarterP99Ms"`
+		SmallP99 *float64 `json:"smallQuarterP99Ms"`
+		ReplyP99 *float64 `json:"replyP99Ms"`
 	}{plain(o), ms(o.P50, o.Completed > 0), ms(o.P99, o.Completed > 0), ms(o.FailP50, o.Failed > 0), ms(o.FailP99, o.Failed > 0),
 		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0), ms(o.ReplyP99, o.ReplyP99 > 0)})
 }
@@ -129,9 +129,9 @@ func (c CallRecord) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(struct {
 		plain
-		At      *float64 `json:"at_ms"`
-		Latency *float64 `json:"latency_ms"`
-		Reply   *float64 `json:"reply_ms"`
+		At      *float64 `json:"atMs"`
+		Latency *float64 `json:"latencyMs"`
+		Reply   *float64 `json:"replyMs"`
 	}{plain(c), ms(c.At, true), opt(c.Latency), opt(c.Reply)})
 }
 
@@ -159,4 +159,15 @@ func ms(d time.Duration, some bool) *float64 {
 	}
 	v := float64(d.Microseconds()) / 1000
 	return &v
+}
+
+// String describes p in one line, as keel bench quota shows it on a
+// terminal: time so far, share of the arrivals past, calls ended.
+func (p Progress) String() string {
+	arrived := 100.0
+	if p.Arrivals > 0 {
+		arrived = min(100, 100*p.Elapsed.Seconds()/p.Arrivals.Seconds())
+	}
+	return fmt.Sprintf("%s of at most %s: arrivals %.0f%% done, %s of %s calls ended",
+		p.Elapsed.Round(time.Second), p.Limit, arrived, thousands(int64(p.Done)), thousands(int64(p.Calls)))
 }

@@ -47,9 +47,9 @@ func TestWriteTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"quota_tpm":1000000`, `"duration_s":40`, `"wall_s":54.321`, `"p50_ms":5100`, `"p99_ms":null`, `"failed_p50_ms":2.3`, `"failed_p50_ms":null`, `"failed_p99_ms":4200`,
-		`"large_quarter_p99_ms":14700`, `"large_quarter_p99_ms":null`, `"small_quarter_p99_ms":1500`, `"reply_p99_ms":10200`, `"reply_p99_ms":null`,
-		`"throttles_per_100_attempts":45.71`, `"goodput":0.987`, `"quota_spent":1.012`, `"failures":{"ThrottlingException":90,"deadline":10}`} {
+	for _, want := range []string{`"quotaTokensPerMinute":1000000`, `"durationSeconds":40`, `"wallSeconds":54.321`, `"p50Ms":5100`, `"p99Ms":null`, `"failedP50Ms":2.3`, `"failedP50Ms":null`, `"failedP99Ms":4200`,
+		`"largeQuarterP99Ms":14700`, `"largeQuarterP99Ms":null`, `"smallQuarterP99Ms":1500`, `"replyP99Ms":10200`, `"replyP99Ms":null`,
+		`"throttlesPer100Attempts":45.71`, `"goodput":0.987`, `"quotaSpent":1.012`, `"failures":{"ThrottlingException":90,"deadline":10}`} {
 		if !strings.Contains(string(j), want) {
 			t.Errorf("JSON lacks %s:\n%s", want, j)
 		}
@@ -76,9 +76,9 @@ func TestWriteCalls(t *testing.T) {
 	if err := res.WriteCalls(&b); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"contender":"keel","call":0,"input_tokens":900,"max_tokens":1024,"reserve_tokens":1924,"cost_tokens":2400,"completed":true,"requests":1,"at_ms":1500,"latency_ms":10400,"reply_ms":9600}
-{"contender":"keel","call":1,"input_tokens":30000,"max_tokens":0,"reserve_tokens":94000,"cost_tokens":31000,"completed":false,"failure":"TargetOverloaded","requests":0,"at_ms":2000,"latency_ms":1.2,"reply_ms":null}
-{"contender":"standard","call":0,"input_tokens":0,"max_tokens":0,"reserve_tokens":0,"cost_tokens":0,"completed":false,"failure":"not sent","requests":0,"at_ms":1500,"latency_ms":null,"reply_ms":null}
+	want := `{"contender":"keel","call":0,"inputTokens":900,"maxTokens":1024,"reserveTokens":1924,"costTokens":2400,"completed":true,"requests":1,"atMs":1500,"latencyMs":10400,"replyMs":9600}
+{"contender":"keel","call":1,"inputTokens":30000,"maxTokens":0,"reserveTokens":94000,"costTokens":31000,"completed":false,"failure":"TargetOverloaded","requests":0,"atMs":2000,"latencyMs":1.2,"replyMs":null}
+{"contender":"standard","call":0,"inputTokens":0,"maxTokens":0,"reserveTokens":0,"costTokens":0,"completed":false,"failure":"not sent","requests":0,"atMs":1500,"latencyMs":null,"replyMs":null}
 `
 	if b.String() != want {
 		t.Errorf("WriteCalls wrote\n%s\nwant\n%s", b.String(), want)
@@ -94,5 +94,28 @@ func TestThousands(t *testing.T) {
 		if got := thousands(tt.n); got != tt.want {
 			t.Errorf("thousands(%d) = %q, want %q", tt.n, got, tt.want)
 		}
+	}
+}
+
+// TestProgressString (issue 15, item 13): the line keel bench quota
+// redraws on a terminal while it runs.
+func TestProgressString(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Progress
+		want string
+	}{
+		{"arriving", Progress{Elapsed: 72 * time.Second, Arrivals: 3 * time.Minute, Limit: 195 * time.Second, Calls: 4880, Done: 1203},
+			"1m12s of at most 3m15s: arrivals 40% done, 1,203 of 4,880 calls ended"},
+		{"last deadlines", Progress{Elapsed: 187*time.Second + 400*time.Millisecond, Arrivals: 3 * time.Minute, Limit: 195 * time.Second, Calls: 4880, Done: 4870},
+			"3m7s of at most 3m15s: arrivals 100% done, 4,870 of 4,880 calls ended"},
+		{"start", Progress{Arrivals: 40 * time.Second, Limit: 55 * time.Second, Calls: 300}, "0s of at most 55s: arrivals 0% done, 0 of 300 calls ended"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.String(); got != tt.want {
+				t.Fatalf("got  %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -3,8 +3,9 @@
 // settings, streaming, and the quota governor's quotas. The zero Config (no file at all) means "all defaults", and every
 // field documents what its zero value does.
 //
-// Parsing is strict: an unknown key or a bad value is an error that names the
-// key and its line, so a typo never silently falls back to a default.
+// Parsing is strict: an unknown key, a bad value or a second YAML document is
+// an error that names the key and its line, so a typo never silently falls
+// back to a default; every problem of a file is reported at once.
 package config
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -227,15 +229,18 @@ type ContentFilter struct {
 // Duration is a time.Duration written as "500ms", "2s", "1m30s".
 type Duration time.Duration
 
-// UnmarshalYAML parses a Go duration string.
+// UnmarshalYAML parses a Go duration string. Its error is a
+// *yaml.TypeError naming the line, so decoding goes on and every problem is
+// reported.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration such as 500ms or 2s, got %q", n.Line, n.Value)
+	err := n.Decode(&s)
+	var v time.Duration
+	if err == nil {
+		v, err = time.ParseDuration(s)
 	}
-	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: want a duration such as 500ms or 2s, got %q", n.Line, s)
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, durationMsg(n))}}
 	}
 	*d = Duration(v)
 	return nil
@@ -244,42 +249,113 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path. Every problem is reported at
+// once, each an *Error naming the file and line.
 func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	c, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	c, errs := parse(b)
+	for _, e := range errs {
+		e.File = path
+	}
+	if len(errs) > 0 {
+		return nil, join(errs)
 	}
 	return c, nil
 }
 
 // Parse reads and validates a configuration document. An empty document is
-// the all-defaults Config.
+// the all-defaults Config. Every problem is reported at once, in line order,
+// each an *Error with its line: YAML syntax, unknown or duplicate keys,
+// values of the wrong type or out of range, and a second YAML document.
 func Parse(b []byte) (*Config, error) {
+	c, errs := parse(b)
+	if len(errs) > 0 {
+		return nil, join(errs)
+	}
+	return c, nil
+}
+
+func parse(b []byte) (*Config, []*Error) {
 	c := &Config{}
 	if len(bytes.TrimSpace(b)) == 0 {
 		return c, nil
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return c, nil // comments only
+		}
+		return nil, []*Error{syntaxError(err)}
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
+	ck := &checker{lines: map[string]int{}}
+	// A second document used to be ignored without a word.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		ck.errs = append(ck.errs, syntaxError(err))
+	case len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null" && next.Content[0].Value == ""):
+		ck.add(next.Line, "", "a second YAML document: a configuration file holds one (remove the --- and merge what follows)")
 	}
-	return c, nil
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+			return c, ck.errs
+		}
+		ck.add(root.Line, "", "want a mapping of keys such as region: and retry:, got %s", describe(root))
+		return nil, ck.errs
+	}
+	ck.mapping(root, reflect.TypeFor[Config](), "")
+	// The checker has reported every key and type problem in keel's words;
+	// decoding goes on past them (unknown keys are skipped, bad values left
+	// zero), so that the values' checks below report theirs too.
+	if err := root.Decode(c); err != nil && len(ck.errs) == 0 {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			ck.errs = append(ck.errs, syntaxError(err))
+		} else {
+			for _, m := range te.Errors {
+				ck.errs = append(ck.errs, syntaxError(errors.New("yaml: "+m)))
+			}
+		}
+	}
+	for _, e := range c.validate() {
+		e.Line = ck.line(e.Key)
+		ck.errs = append(ck.errs, e)
+	}
+	sortErrors(ck.errs)
+	return c, ck.errs
 }
 
-// Validate checks every value and names the first bad key.
+// join returns errs as one error, one line each.
+func join(errs []*Error) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}
+
+// Validate checks every value and reports every problem, each an *Error
+// naming the key (without a line: a Config built in Go has none).
 func (c *Config) Validate() error {
-	var errs []error
+	if errs := c.validate(); len(errs) > 0 {
+		return join(errs)
+	}
+	return nil
+}
+
+func (c *Config) validate() []*Error {
+	var errs []*Error
 	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("config: %s: "+format, append([]any{key}, args...)...))
+		errs = append(errs, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
 	}
 	if c.Region != "" && !validRegion(c.Region) {
 		bad("region", "%q is not a region name such as us-east-1", c.Region)
@@ -325,9 +401,6 @@ func (c *Config) Validate() error {
 	seen := map[string]string{}
 	for i, rt := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
-		if rt.Name != "" {
-			key = fmt.Sprintf("routes[%d] (%s)", i, rt.Name)
-		}
 		if len(rt.Models) == 0 {
 			bad(key+".models", "lists no model; name the model ids this route serves")
 		}
@@ -366,7 +439,7 @@ func (c *Config) Validate() error {
 		bad("content_filter.message", "is required when content_filter.enabled is true")
 	}
 	c.Quotas.validate(bad)
-	return errors.Join(errs...)
+	return errs
 }
 
 func (qs *Quotas) validate(bad func(key, format string, args ...any)) {

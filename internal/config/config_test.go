@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +130,7 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"cap below base", "retry:\n  base: 2s\n  cap: 1s\n", []string{"retry.cap", "below retry.base"}},
 		{"ratio above one", "budget:\n  ratio: 1.5\n", []string{"budget.ratio", "1.5"}},
 		{"failure rate", "breaker:\n  failure_rate: 2\n", []string{"breaker.failure_rate"}},
-		{"route without models", "routes:\n  - name: a\n    targets: [{model: m}]\n", []string{"routes[0] (a).models"}},
+		{"route without models", "routes:\n  - name: a\n    targets: [{model: m}]\n", []string{"routes[0].models", "line 2"}},
 		{"route without targets", "routes:\n  - models: [m]\n", []string{"routes[0].targets"}},
 		{"target without model", "routes:\n  - models: [m]\n    targets: [{region: us-east-1}]\n", []string{"routes[0].targets[0].model", "empty"}},
 		{"target bad region", "routes:\n  - models: [m]\n    targets: [{model: m, region: east}]\n", []string{"routes[0].targets[0].region", "east"}},
@@ -209,6 +210,93 @@ func TestParseTarget(t *testing.T) {
 			}
 			if err == nil && (got.Model != tt.model || got.Region != tt.region) {
 				t.Fatalf("ParseTarget(%q) = %+v", tt.in, got)
+			}
+		})
+	}
+}
+
+// TestConfigErrorsAllAtOnce (issue 15, item 13): every problem in a file is
+// reported at once, in line order, each with file:line; unknown keys in
+// keel's words with the key they were probably meant to be.
+func TestConfigErrorsAllAtOnce(t *testing.T) {
+	doc := `retry:
+  max_attempt: 3
+  base: fast
+budget:
+  ratio: 1.5
+routes:
+  - models: [m]
+    targets: [{model: m, regoin: us-east-1}]
+streaming:
+  max_resumes: lots
+regoin: us-east-1
+retry:
+  cap: 1s
+`
+	p := filepath.Join(t.TempDir(), "keel.yaml")
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil {
+		t.Fatal("Load accepted the file")
+	}
+	want := []string{
+		p + `:2: unknown key "max_attempt" in retry (did you mean "max_attempts"?)`,
+		p + `:3: retry.base: want a duration such as 500ms or 2s, got "fast"`,
+		p + `:5: budget.ratio: must be between 0 and 1, got 1.5`,
+		p + `:8: unknown key "regoin" in routes[0].targets[0] (did you mean "region"?)`,
+		p + `:10: streaming.max_resumes: want a whole number, got "lots"`,
+		p + `:11: unknown key "regoin" (did you mean "region"?)`,
+		p + `:12: duplicate key "retry" (first at line 1)`,
+	}
+	if got := strings.Split(err.Error(), "\n"); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("errors:\n%s\nwant:\n%s", err, strings.Join(want, "\n"))
+	}
+	var e *Error
+	if !errors.As(err, &e) || e.File != p || e.Line != 2 {
+		t.Fatalf("errors.As(*Error) = %+v", e)
+	}
+}
+
+// TestConfigOutOfRangeHasLine (issue 15, item 13): a value out of range is
+// reported with its line.
+func TestConfigOutOfRangeHasLine(t *testing.T) {
+	tests := []parseErrorCase{
+		{"attempts", "region: us-east-1\nretry:\n  max_attempts: 50\n", "config: line 3: retry.max_attempts: must be between 1 and 20 (0 = default), got 50"},
+		{"route target region", "routes:\n  - models: [m]\n    targets:\n      - model: m\n        region: east\n", `config: line 5: routes[0].targets[0].region: "east" is not a region name such as us-west-2`},
+		{"missing key: its parent's line", "content_filter:\n  enabled: true\n", "config: line 1: content_filter.message: is required when content_filter.enabled is true"},
+		{"quota list element", "quotas:\n  targets:\n    - {model: m, region: us-east-1}\n    - {model: m, region: us-east-1}\n", "config: line 4: quotas.targets[1]: m@us-east-1 is already given a quota by quotas.targets[0]"},
+	}
+	checkParseErrors(t, tests)
+}
+
+// TestConfigRejectsSecondDocument (issue 15, item 10): a file holds one
+// YAML document; what follows a --- was silently ignored.
+func TestConfigRejectsSecondDocument(t *testing.T) {
+	tests := []parseErrorCase{
+		{"second document", "retry:\n  max_attempts: 3\n---\nretry:\n  max_attempts: 5\n", "config: line 3: a second YAML document: a configuration file holds one (remove the --- and merge what follows)"},
+		{"after an empty line", "region: us-east-1\n\n---\nregion: us-west-2\n", "config: line 3: a second YAML document: a configuration file holds one (remove the --- and merge what follows)"},
+	}
+	checkParseErrors(t, tests)
+	// A lone document marker and an end marker are one document.
+	for _, doc := range []string{"---\nregion: us-east-1\n", "region: us-east-1\n...\n", "region: us-east-1\n---\n"} {
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("Parse(%q): %v", doc, err)
+		}
+	}
+}
+
+// parseErrorCase is a document and the whole error Parse must return.
+type parseErrorCase struct{ name, doc, want string }
+
+func checkParseErrors(t *testing.T, tests []parseErrorCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("error %v\nwant  %s", err, tt.want)
 			}
 		})
 	}
