@@ -126,12 +126,12 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 		fmt.Fprintln(stderr, emulateUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "`host:port` to listen on (port 0 picks a free one)")
-	fs.StringVar(&cfg.scenario, "scenario", "", "scenario `file` (YAML): faults and quotas; see docs/emulator-faults.md")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "address to listen on, as host:port (port 0 picks a free one)")
+	fs.StringVar(&cfg.scenario, "scenario", "", "scenario file (YAML) of faults and quotas; see docs/emulator-faults.md")
 	fs.Int64Var(&cfg.seed, "seed", 1, "seed of the replies and of the scenario's random draws")
 	fs.Float64Var(&cfg.speed, "speed", 0, "latency scale: 0 none, 1 real time, 0.01 a hundred times faster")
 	fs.StringVar(&cfg.region, "region", "us-east-1", "region of requests that name none (unsigned, no /region/ prefix)")
-	fs.Func("access-key", "`ID=SECRET` to verify SigV4 signatures against (repeat for more keys); none: accept any credentials",
+	fs.Func("access-key", "access key to verify SigV4 signatures against, as ID=SECRET (repeat for more keys); none: accept any credentials",
 		func(v string) error {
 			id, secret, ok := strings.Cut(v, "=")
 			if !ok || id == "" || secret == "" {
@@ -140,7 +140,7 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 			cfg.keys[id] = secret
 			return nil
 		})
-	fs.Func("reply-tokens", "`MIN-MAX` length in tokens of replies that end on their own (default 20-320)",
+	fs.Func("reply-tokens", "length in tokens of replies that end on their own, as MIN-MAX (default 20-320)",
 		func(v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			min, err1 := strconv.Atoi(lo)

@@ -225,3 +225,36 @@ func TestEmulateSignal(t *testing.T) {
 		t.Errorf("exit %d, output %q, stderr %q", c, out.String(), errb.String())
 	}
 }
+
+// TestEmulateItem13FlagHelp covers issue 15, item 13 for keel emulate: a
+// backquoted word in a flag's description is taken by flag.UnquoteUsage for
+// the flag's argument name, so descriptions carry no backquotes and every
+// flag's argument is named by its type, with the format in the description.
+func TestEmulateItem13FlagHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"emulate", "-h"}, &out, &errb); code != 0 {
+		t.Fatalf("keel emulate -h exited %d", code)
+	}
+	help := errb.String()
+	if strings.Contains(help, "`") {
+		t.Errorf("help has a backquote:\n%s", help)
+	}
+	flagLine := regexp.MustCompile(`(?m)^  -(\S+)(?: (\S+))?$`)
+	seen := 0
+	for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+		seen++
+		switch m[2] {
+		case "", "string", "value", "int", "float", "duration":
+		default:
+			t.Errorf("flag -%s shows argument %q, a word of its description rather than its type", m[1], m[2])
+		}
+	}
+	if seen == 0 {
+		t.Fatalf("no flags in help:\n%s", help)
+	}
+	for _, want := range []string{"host:port", "ID=SECRET", "MIN-MAX", "YAML"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help does not say %q:\n%s", want, help)
+		}
+	}
+}
