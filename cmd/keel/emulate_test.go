@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/keel-run/keel/internal/emulator/admin"
+	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
 
@@ -256,5 +262,100 @@ func TestEmulateItem13FlagHelp(t *testing.T) {
 		if !strings.Contains(help, want) {
 			t.Errorf("help does not say %q:\n%s", want, help)
 		}
+	}
+}
+
+// TestEmulateItem11aCountersBounded covers issue 15, item 11 (counters): a
+// client sending many distinct bogus model ids or region strings made the
+// emulator keep a counter (and a fault-plan state and a quota entry) for
+// each, so 5,000 ids of 20 KB held 790 MB once the counters were read. Ids
+// longer than Bedrock allows are refused before anything counts them, ids
+// that name no model are counted as one, region strings that are not regions
+// are refused, and what is left is capped.
+func TestEmulateItem11aCountersBounded(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	// A rule, so the fault planner keeps state per model and region, and a
+	// quota, so the meter does.
+	os.WriteFile(file, []byte("quotas:\n  - tokens_per_minute: 100000000\nrules:\n  - model: never\n    hang: 1\n"), 0o644)
+	s, err := buildEmulator(emulateConfig{scenario: file, seed: 1, region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const body = `{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":5}}`
+	serve := func(path, auth string) int {
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	letters := func(i int) string { // i in base 26, as letters
+		b := []byte{}
+		for ; ; i /= 26 {
+			b = append(b, byte('a'+i%26))
+			if i < 26 {
+				return string(b)
+			}
+		}
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	const n = 1500 // above every cap
+	long := strings.Repeat("x", 20<<10)
+	sent := map[int]int{}
+	for i := range n {
+		// A 20 KB model id, a short bogus one, an ARN that names a real model
+		// with a made-up account, a made-up but well-formed region, and a
+		// credential scope whose region is not a region.
+		sent[serve(fmt.Sprintf("/model/%d%s/converse", i, long), "")]++
+		sent[serve(fmt.Sprintf("/model/bogus-%d/converse", i), "")]++
+		sent[serve(fmt.Sprintf("/model/arn:aws:bedrock:us-east-1:%012d:inference-profile%%2Fus.amazon.nova-lite-v1:0/converse", i), "")]++
+		sent[serve("/region/us-"+letters(i)+"-1/model/amazon.nova-lite-v1:0/converse", "")]++
+		sent[serve("/model/amazon.nova-lite-v1:0/converse",
+			"AWS4-HMAC-SHA256 Credential=AKID/20250101/"+long+strconv.Itoa(i)+"/bedrock/aws4_request, SignedHeaders=host, Signature=00")]++
+	}
+	t.Logf("statuses: %v", sent)
+
+	r := httptest.NewRequest(http.MethodGet, "/_emulator/counters", nil)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	var counters struct {
+		Requests int64            `json:"requests"`
+		Outcomes map[string]int64 `json:"outcomes"`
+		Targets  []struct {
+			Model, Region string
+		} `json:"targets"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &counters); err != nil {
+		t.Fatalf("counters: %v", err)
+	}
+	var outcomes int64
+	for _, c := range counters.Outcomes {
+		outcomes += c
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d targets, %d outcomes counted, counters %d bytes, heap grew %d KiB", len(counters.Targets), outcomes, w.Body.Len(), grew>>10)
+
+	// Every request but those with a bad credential scope is counted, the
+	// long ids too (as one unknown model).
+	if outcomes != 4*n {
+		t.Errorf("outcomes count %d requests, want %d", outcomes, 4*n)
+	}
+	if max := admin.MaxOutcomeKeys + quota.MaxPairs + 2; len(counters.Targets) > max {
+		t.Errorf("%d targets in the counters, want at most %d", len(counters.Targets), max)
+	}
+	if w.Body.Len() > 2<<20 {
+		t.Errorf("counters are %d bytes, want under 2 MiB", w.Body.Len())
+	}
+	// Keeping the 20 KB ids would hold 30 MB at least.
+	if grew > 16<<20 {
+		t.Errorf("heap grew by %d MiB, want it bounded", grew>>20)
 	}
 }

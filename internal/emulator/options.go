@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -42,8 +41,10 @@ type Options struct {
 	// used; a stream cut short settles the tokens it had sent. nil ignores it.
 	Settle func(SettleRequest)
 	// Observe is told how each inference request ended (the admin API counts
-	// outcomes with it). It is called once per request to /model/..., after
-	// the response, from many goroutines at once. nil ignores outcomes.
+	// outcomes with it). It is called once per request to
+	// /model/{modelId}/{operation} that names an operation and, when signed,
+	// a region, after the response, from many goroutines at once. nil
+	// ignores outcomes.
 	Observe func(Outcome)
 	// Verify checks a request's credentials before anything else but the
 	// fault plan's connection faults; a non-nil Rejection answers the request
@@ -92,8 +93,9 @@ type SettleRequest struct {
 
 // Outcome is how one inference request ended.
 type Outcome struct {
-	// Model is the model id as the request named it; Region and Operation
-	// as in AdmitRequest.
+	// Model is the model id as the request named it, or UnknownModel when
+	// it names no model the server serves; Region and Operation as in
+	// AdmitRequest.
 	Model, Region, Operation string
 	// Code is "" for a complete reply, else the catalog code of what the
 	// client got: the error or exception code (ThrottlingException, ...),
@@ -113,8 +115,6 @@ type Rejection struct {
 	Message string
 }
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
 // withDefaults validates o and fills in its defaults.
 func (o Options) withDefaults() (Options, error) {
 	if math.IsNaN(o.Speed) || math.IsInf(o.Speed, 0) || o.Speed < 0 {
@@ -131,7 +131,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DefaultRegion == "" {
 		o.DefaultRegion = "us-east-1"
 	}
-	if !regionPattern.MatchString(o.DefaultRegion) {
+	if !validRegion(o.DefaultRegion) {
 		return o, fmt.Errorf("emulator: DefaultRegion %q is not a region name such as us-east-1", o.DefaultRegion)
 	}
 	if o.ReplyLength.Min < 0 || o.ReplyLength.Max < 0 || o.ReplyLength.Max < o.ReplyLength.Min {

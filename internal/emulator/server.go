@@ -33,7 +33,21 @@ const (
 	maxRequestBody    = 64 << 20 // bodies beyond this are refused
 	maxPooledBuffer   = 1 << 20  // buffers beyond this are not kept for reuse
 	requestIDRandBits = 0x5deece66d
+
+	// maxModelIDLength is Bedrock Runtime's own limit on a modelId (its API
+	// reference: length 1 to 2048); a longer id is refused before anything
+	// keeps it.
+	maxModelIDLength = 2048
+	// maxRegionLength bounds a region name; the longest AWS has today has 14
+	// characters (ap-southeast-5), so 32 leaves room without letting a
+	// client make the emulator keep long made-up strings.
+	maxRegionLength = 32
 )
+
+// UnknownModel is the model an Outcome names when the request's model id
+// resolves to no model the server serves, so that a client sending many
+// bogus ids does not make the Observe hook's counters grow with each.
+const UnknownModel = "(unknown)"
 
 // Server is an emulated Amazon Bedrock Runtime (and the read-only part of the
 // Bedrock control plane that lists models), as an http.Handler. Make one with
@@ -222,7 +236,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = r.URL.Path
 	}
-	x.region, path = s.regionOf(r, path)
+	var scope string
+	x.region, scope, path = s.regionOf(r, path)
+	if scope != "" {
+		// What AWS answers a credential scoped to a region it does not have.
+		x.fail(catalog.CodeInvalidSignature, "Credential should be scoped to a valid region, not '"+scope+"'. ")
+		return
+	}
 	switch {
 	case strings.HasPrefix(path, "/model/") && r.Method == http.MethodPost:
 		x.serveRuntime(path[len("/model/"):])
@@ -236,21 +256,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // regionOf finds the request's region and returns the path without any
-// /region/{region} prefix.
-func (s *Server) regionOf(r *http.Request, path string) (region, rest string) {
+// /region/{region} prefix. A prefix that names no region is left in the
+// path, which then names no operation. badScope is the credential scope's
+// region when it is not a region name, and then region is "".
+func (s *Server) regionOf(r *http.Request, path string) (region, badScope, rest string) {
 	if p, ok := strings.CutPrefix(path, "/region/"); ok {
-		if i := strings.IndexByte(p, '/'); i > 0 {
+		if i := strings.IndexByte(p, '/'); i > 0 && validRegion(p[:i]) {
 			region, path = p[:i], p[i:]
 		}
 	}
 	if scope := credentialRegion(r.Header.Get("Authorization")); scope != "" {
+		if !validRegion(scope) {
+			return "", scope, path
+		}
 		region = scope
 	}
 	if region == "" {
 		region = s.opts.DefaultRegion
 	}
-	return region, path
+	return region, "", path
 }
+
+// validRegion reports whether s is shaped like an AWS region name: two
+// lowercase letters, one or more words of lowercase letters, and a number,
+// joined by dashes ("us-east-1", "us-gov-west-1"), in at most
+// maxRegionLength bytes, without a regular expression on every request.
+func validRegion(s string) bool {
+	if len(s) > maxRegionLength || len(s) < 2 || !isLower(s[0]) || !isLower(s[1]) {
+		return false
+	}
+	i, words := 2, 0
+	for i < len(s) && s[i] == '-' {
+		j := i + 1
+		for j < len(s) && isLower(s[j]) {
+			j++
+		}
+		if j == i+1 {
+			break // not a word: the number follows
+		}
+		words, i = words+1, j
+	}
+	if words == 0 || i >= len(s) || s[i] != '-' {
+		return false
+	}
+	j := i + 1
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	return j == len(s) && j > i+1
+}
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 
 // credentialRegion returns the region of a SigV4 Authorization header's
 // credential scope, or "".
@@ -299,16 +355,29 @@ func (x *exchange) serveRuntime(rest string) {
 	}
 	if obs := x.s.opts.Observe; obs != nil {
 		defer func() {
-			obs(Outcome{Model: x.modelID, Region: x.region, Operation: x.op, Code: x.code})
+			model := x.modelID
+			if _, ok := x.s.lookup(model); !ok {
+				model = UnknownModel
+			}
+			obs(Outcome{Model: model, Region: x.region, Operation: x.op, Code: x.code})
 		}()
 	}
 	escaped := rest[:slash]
 	if id, ok := x.s.byPath[escaped]; ok {
 		x.modelID = id
 	} else {
+		if len(escaped) > 3*maxModelIDLength {
+			// Too long even if every byte were escaped: not worth unescaping.
+			x.fail(codeValidation, modelIDTooLong)
+			return
+		}
 		id, err := url.PathUnescape(escaped)
 		if err != nil {
 			x.fail(codeValidation, "The provided model identifier is invalid.")
+			return
+		}
+		if len(id) > maxModelIDLength {
+			x.fail(codeValidation, modelIDTooLong)
 			return
 		}
 		x.modelID = id
@@ -385,10 +454,14 @@ func (x *exchange) readBody() bool {
 	return true
 }
 
-// resolveModel finds the model the request names and checks it can be
-// invoked in the request's region, answering with Bedrock's error if not.
-func (x *exchange) resolveModel() bool {
-	id := x.modelID
+// modelIDTooLong is the message of Bedrock's constraint on modelId (AWS's
+// validation wording; the value is not repeated, as for a sensitive field).
+const modelIDTooLong = "1 validation error detected: Value at 'modelId' failed to satisfy constraint: " +
+	"Member must have length less than or equal to 2048"
+
+// lookup finds the target a model id names: a bare model id, an inference
+// profile id, or the ARN of either.
+func (s *Server) lookup(id string) (target, bool) {
 	if strings.HasPrefix(id, "arn:") {
 		for _, kind := range [...]string{":foundation-model/", ":inference-profile/"} {
 			if i := strings.Index(id, kind); i >= 0 {
@@ -397,7 +470,14 @@ func (x *exchange) resolveModel() bool {
 			}
 		}
 	}
-	t, ok := x.s.models[id]
+	t, ok := s.models[id]
+	return t, ok
+}
+
+// resolveModel finds the model the request names and checks it can be
+// invoked in the request's region, answering with Bedrock's error if not.
+func (x *exchange) resolveModel() bool {
+	t, ok := x.s.lookup(x.modelID)
 	switch {
 	case !ok && looksLikeModelID(x.modelID):
 		x.fail(codeNotFound, "Could not resolve the foundation model from the provided model identifier.")
