@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -50,6 +51,8 @@ type emulateConfig struct {
 	region   string
 	keys     map[string]string // SigV4 access key id -> secret
 	length   reply.Range
+	maxBody  int64 // request body limit; 0 is the emulator's default
+	buffered int64 // bound on request bodies held at once; 0 is the default
 }
 
 func runEmulate(args []string, stdout, stderr io.Writer) int {
@@ -151,6 +154,10 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 			cfg.length = reply.Range{Min: min, Max: max}
 			return nil
 		})
+	fs.Func("max-body", fmt.Sprintf("largest request body served, in bytes or with KiB, MiB or GiB; a larger one gets 400 ValidationException (default %s)",
+		formatSize(emulator.DefaultMaxBodyBytes)), sizeFlag(&cfg.maxBody))
+	fs.Func("max-buffered", fmt.Sprintf("most request-body bytes held at once by requests being served; a request past it gets 503 (default %s)",
+		formatSize(emulator.DefaultMaxBufferedBytes)), sizeFlag(&cfg.buffered))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -161,6 +168,45 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 		return cfg, fmt.Errorf("unexpected argument %q; see keel emulate -h", fs.Arg(0))
 	}
 	return cfg, nil
+}
+
+// sizeFlag parses a size flag into *n: a number of bytes, or a number
+// followed by KiB, MiB or GiB.
+func sizeFlag(n *int64) func(string) error {
+	return func(v string) error {
+		num, unit := v, int64(1)
+		for _, u := range []struct {
+			suffix string
+			bytes  int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+			if s, ok := strings.CutSuffix(v, u.suffix); ok {
+				num, unit = s, u.bytes
+				break
+			}
+		}
+		x, err := strconv.ParseInt(num, 10, 64)
+		switch {
+		case err != nil || x > math.MaxInt64/unit:
+			return fmt.Errorf("want a size in bytes such as 32MiB or 1048576, got %q", v)
+		case x <= 0:
+			return fmt.Errorf("want a size above zero, got %q", v)
+		}
+		*n = x * unit
+		return nil
+	}
+}
+
+// formatSize writes n in the largest unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		bytes  int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.bytes == 0 {
+			return strconv.FormatInt(n/u.bytes, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // buildEmulator wires the emulator's parts together: the scenario (fault
@@ -182,11 +228,13 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 	meter := quota.NewMeter(nil, table)
 	outcomes := &admin.Outcomes{}
 	opts := emulator.Options{
-		Seed:          cfg.seed,
-		Speed:         cfg.speed,
-		DefaultRegion: cfg.region,
-		ReplyLength:   cfg.length,
-		Planner:       injector.Plan,
+		Seed:             cfg.seed,
+		Speed:            cfg.speed,
+		DefaultRegion:    cfg.region,
+		ReplyLength:      cfg.length,
+		MaxBodyBytes:     cfg.maxBody,
+		MaxBufferedBytes: cfg.buffered,
+		Planner:          injector.Plan,
 		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
 			return (*emulator.Rejection)(meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
 				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))

@@ -359,3 +359,48 @@ func TestEmulateItem11aCountersBounded(t *testing.T) {
 		t.Errorf("heap grew by %d MiB, want it bounded", grew>>20)
 	}
 }
+
+// TestEmulateItem11cBodyFlags covers issue 15, item 11 (buffering) at the
+// command line: --max-body and --max-buffered set the emulator's limits.
+func TestEmulateItem11cBodyFlags(t *testing.T) {
+	url, stop := startEmulate(t, "--max-body", "2KiB", "--max-buffered", "1MiB")
+	defer stop()
+	post := func(size int) (int, string) {
+		body := `{"messages":[{"role":"user","content":[{"text":"hi"}]}]` + strings.Repeat(" ", size-56) + `}`
+		resp, err := http.Post(url+"/model/amazon.nova-lite-v1:0/converse", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var msg struct{ Message string }
+		json.NewDecoder(resp.Body).Decode(&msg)
+		return resp.StatusCode, msg.Message
+	}
+	if code, msg := post(2048); code != 200 {
+		t.Errorf("a body of 2 KiB: %d %s", code, msg)
+	}
+	if code, msg := post(2049); code != 400 || !strings.Contains(msg, "Input is too long") || !strings.Contains(msg, "2048 bytes") {
+		t.Errorf("a body of 2 KiB + 1: %d %q, want 400 naming the limit", code, msg)
+	}
+
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{name: "not a size", args: []string{"--max-body", "big"}, code: 2, stderr: `want a size in bytes such as 32MiB or 1048576, got "big"`},
+		{name: "unknown unit", args: []string{"--max-body", "3MB"}, code: 2, stderr: `want a size in bytes such as 32MiB`},
+		{name: "zero", args: []string{"--max-buffered", "0"}, code: 2, stderr: `want a size above zero`},
+		{name: "buffer below body", args: []string{"--max-body", "2MiB", "--max-buffered", "1MiB"}, code: 1, stderr: "MaxBufferedBytes 1048576 is below MaxBodyBytes 2097152"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(append([]string{"emulate", "--listen", "127.0.0.1:0"}, tt.args...), &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String(), tt.stderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errb.String(), tt.code, tt.stderr)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -30,8 +31,13 @@ const (
 )
 
 const (
-	maxRequestBody    = 64 << 20 // bodies beyond this are refused
-	maxPooledBuffer   = 1 << 20  // buffers beyond this are not kept for reuse
+	maxPooledBuffer = 1 << 20 // buffers beyond this are not kept for reuse
+	minBodyGrowth   = 4 << 10 // a body of unknown length is read in steps of at least this
+	// maxDiscardBytes is how much of a refused body is read and dropped
+	// after the answer, so that a client still sending it reads the answer
+	// rather than a reset; it costs time, not memory. Past it, net/http
+	// closes the connection.
+	maxDiscardBytes   = 64 << 20
 	requestIDRandBits = 0x5deece66d
 
 	// maxModelIDLength is Bedrock Runtime's own limit on a modelId (its API
@@ -70,6 +76,12 @@ type Server struct {
 
 	pool    sync.Pool // *exchange
 	prompts promptCache
+
+	// buffered counts the request-body bytes held by requests being served,
+	// bounded by Options.MaxBufferedBytes.
+	buffered    atomic.Int64
+	bodyTooLong string // the message for a body over MaxBodyBytes
+	busyMessage string // the message when MaxBufferedBytes is reached
 
 	mounts []mount // set up before serving, read-only after
 }
@@ -112,6 +124,10 @@ func New(opts Options) (*Server, error) {
 		s.byPath[strings.ReplaceAll(id, ":", "%3A")] = id
 	}
 	s.pool.New = func() any { return &exchange{s: s} }
+	s.bodyTooLong = fmt.Sprintf("Input is too long: the request body is over the emulator's limit of %d bytes "+
+		"(Options.MaxBodyBytes, keel emulate --max-body).", o.MaxBodyBytes)
+	s.busyMessage = fmt.Sprintf("The emulator is holding its limit of %d bytes of request bodies "+
+		"(Options.MaxBufferedBytes, keel emulate --max-buffered); try again later.", o.MaxBufferedBytes)
 	return s, nil
 }
 
@@ -143,6 +159,7 @@ type exchange struct {
 	wroteHeader             bool
 
 	body  []byte
+	held  int64 // bytes of Server.buffered this request holds
 	out   []byte
 	inner []byte
 	frame bytes.Buffer
@@ -163,6 +180,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) *exchange {
 }
 
 func (s *Server) put(x *exchange) {
+	s.buffered.Add(-x.held)
+	x.held = 0
 	if cap(x.body) > maxPooledBuffer || cap(x.out) > maxPooledBuffer || x.frame.Cap() > maxPooledBuffer || cap(x.inner) > maxPooledBuffer {
 		return // let an unusually large request's buffers go
 	}
@@ -429,29 +448,83 @@ func (x *exchange) serveRuntime(rest string) {
 }
 
 // readBody reads the whole request body; it reports false, having answered,
-// when it could not.
+// when it could not. The body counts against Options.MaxBufferedBytes from
+// before it is read until the request ends: a declared length at once, a
+// body of unknown length as its buffer grows.
 func (x *exchange) readBody() bool {
+	limit := x.s.opts.MaxBodyBytes
 	b := x.body[:0]
-	lr := io.LimitedReader{R: x.r.Body, N: maxRequestBody + 1}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+	if n := x.r.ContentLength; n > limit {
+		x.refuseBody(codeValidation, x.s.bodyTooLong)
+		return false
+	} else if n >= 0 {
+		if !x.hold(n) {
+			return false
 		}
-		n, err := lr.Read(b[len(b):cap(b)])
+		if int64(cap(b)) <= n { // one more byte, to see the end without growing
+			b = make([]byte, 0, n+1)
+		}
+	}
+	for {
+		room := min(int64(cap(b)), limit+1) // reading limit+1 bytes tells a body over the limit
+		if int64(len(b)) == room {
+			if room > limit {
+				x.refuseBody(codeValidation, x.s.bodyTooLong)
+				return false
+			}
+			room = min(max(2*room, minBodyGrowth), limit+1)
+			if !x.hold(room) {
+				return false
+			}
+			b = append(make([]byte, 0, room), b...)
+		}
+		if x.r.ContentLength < 0 && !x.hold(room) {
+			return false // a body of unknown length holds what it may fill
+		}
+		n, err := x.r.Body.Read(b[len(b):room])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			x.body = b
 			return false // the client went away; nobody to answer
 		}
 	}
 	x.body = b
-	if len(b) > maxRequestBody {
-		x.fail(codeValidation, "The request body exceeds the emulator's limit of 64 MiB.")
+	if int64(len(b)) > limit {
+		x.fail(codeValidation, x.s.bodyTooLong)
 		return false
 	}
 	return true
+}
+
+// hold makes the exchange hold n bytes of the server's buffering budget,
+// answering with ServiceUnavailableException, and reporting false, when
+// that would pass Options.MaxBufferedBytes.
+func (x *exchange) hold(n int64) bool {
+	more := n - x.held
+	if more <= 0 {
+		return true
+	}
+	if x.s.buffered.Add(more) > x.s.opts.MaxBufferedBytes {
+		x.s.buffered.Add(-more)
+		x.refuseBody(catalog.CodeServiceUnavailable, x.s.busyMessage)
+		return false
+	}
+	x.held = n
+	return true
+}
+
+// refuseBody answers with an error before the body has been read, then
+// reads and drops what is left of it, up to maxDiscardBytes.
+func (x *exchange) refuseBody(code, message string) {
+	x.fail(code, message)
+	if x.r.ContentLength > maxDiscardBytes {
+		return
+	}
+	x.flush()
+	io.CopyN(io.Discard, x.r.Body, maxDiscardBytes)
 }
 
 // modelIDTooLong is the message of Bedrock's constraint on modelId (AWS's
