@@ -33,7 +33,9 @@ Serves an emulated Amazon Bedrock Runtime (Converse, ConverseStream,
 InvokeModel, InvokeModelWithResponseStream, CountTokens) and the Bedrock
 ListFoundationModels / GetFoundationModel calls, with deterministic replies
 and the faults and quotas of a scenario file. Point any AWS SDK at it with
-its endpoint URL and any credentials. The admin API is under /_emulator/.
+its endpoint URL and any credentials. The admin API is under /_emulator/;
+with --admin-token (or KEEL_EMULATOR_ADMIN_TOKEN) or --access-key it wants
+that token as a bearer token or a SigV4 signature by one of the keys.
 Stops cleanly on SIGINT or SIGTERM.
 
 Flags:`
@@ -53,7 +55,14 @@ type emulateConfig struct {
 	length   reply.Range
 	maxBody  int64 // request body limit; 0 is the emulator's default
 	buffered int64 // bound on request bodies held at once; 0 is the default
+	// adminToken, when set, is what the admin API wants as a bearer token.
+	// It is a secret: never printed.
+	adminToken string
 }
+
+// adminTokenEnv names the environment variable an admin token may come
+// from; unlike a flag, it does not show in the process list.
+const adminTokenEnv = "KEEL_EMULATOR_ADMIN_TOKEN"
 
 func runEmulate(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -82,7 +91,7 @@ func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.scenario != "" {
 		fmt.Fprintf(stdout, "keel emulate: scenario %s\n", cfg.scenario)
 	}
-	fmt.Fprintf(stdout, "keel emulate: admin API on %s%s\n", rn.URL, admin.Prefix)
+	fmt.Fprintf(stdout, "keel emulate: admin API on %s%s (%s)\n", rn.URL, admin.Prefix, adminAccess(cfg))
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "keel emulate: stopping")
@@ -112,6 +121,19 @@ func flagsDone(err error, cmd string, stderr io.Writer) (code int, done bool) {
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 	}
 	return 2, true
+}
+
+// adminAccess says who may use the admin API, without the token.
+func adminAccess(cfg emulateConfig) string {
+	switch {
+	case cfg.adminToken != "" && len(cfg.keys) > 0:
+		return "needs the admin token or a SigV4 signature by an --access-key"
+	case cfg.adminToken != "":
+		return "needs the admin token"
+	case len(cfg.keys) > 0:
+		return "needs a SigV4 signature by an --access-key"
+	}
+	return "open: anyone who can reach the address may read the counters and replace the scenario; see --admin-token"
 }
 
 func onOff(b bool) string {
@@ -154,6 +176,8 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 			cfg.length = reply.Range{Min: min, Max: max}
 			return nil
 		})
+	fs.StringVar(&cfg.adminToken, "admin-token", "", "secret the admin API wants as Authorization: Bearer; "+
+		"without it or --access-key the admin API is open (prefer the environment variable "+adminTokenEnv+", which ps does not show)")
 	fs.Func("max-body", fmt.Sprintf("largest request body served, in bytes or with KiB, MiB or GiB; a larger one gets 400 ValidationException (default %s)",
 		formatSize(emulator.DefaultMaxBodyBytes)), sizeFlag(&cfg.maxBody))
 	fs.Func("max-buffered", fmt.Sprintf("most request-body bytes held at once by requests being served; a request past it gets 503 (default %s)",
@@ -166,6 +190,9 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q; see keel emulate -h", fs.Arg(0))
+	}
+	if cfg.adminToken == "" {
+		cfg.adminToken = os.Getenv(adminTokenEnv)
 	}
 	return cfg, nil
 }
@@ -246,7 +273,8 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 		},
 		Observe: func(o emulator.Outcome) { outcomes.Add(o.Model, o.Region, o.Code) },
 	}
-	if verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys}); verifier.Enabled() {
+	verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys})
+	if verifier.Enabled() {
 		opts.Verify = func(r *http.Request, body []byte) *emulator.Rejection {
 			return (*emulator.Rejection)(verifier.Verify(r, body))
 		}
@@ -255,6 +283,7 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Mount(admin.Prefix, admin.New(admin.Options{Injector: injector, Meter: meter, Outcomes: outcomes}))
+	s.Mount(admin.Prefix, admin.New(admin.Options{Injector: injector, Meter: meter, Outcomes: outcomes,
+		Token: cfg.adminToken, Verifier: verifier}))
 	return s, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +20,10 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
@@ -400,6 +404,72 @@ func TestEmulateItem11cBodyFlags(t *testing.T) {
 			code := run(append([]string{"emulate", "--listen", "127.0.0.1:0"}, tt.args...), &out, &errb)
 			if code != tt.code || !strings.Contains(errb.String(), tt.stderr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errb.String(), tt.code, tt.stderr)
+			}
+		})
+	}
+}
+
+// TestEmulateItem11bAdminProtected covers issue 15, item 11 (admin API) at
+// the command line: with --access-key the admin API wants a SigV4 signature
+// by that key (it was open); with an admin token, from --admin-token or
+// KEEL_EMULATOR_ADMIN_TOKEN, it wants the token, which is never printed.
+func TestEmulateItem11bAdminProtected(t *testing.T) {
+	const token = "tok-3f9a1c77e2"
+	type creds int
+	const (
+		none creds = iota
+		bearer
+		sigv4
+	)
+	tests := []struct {
+		name   string
+		args   []string
+		env    string // KEEL_EMULATOR_ADMIN_TOKEN
+		creds  creds
+		status int
+		banner string // what the start-up output says of the admin API
+	}{
+		{name: "open by default", creds: none, status: 200, banner: "open: anyone who can reach"},
+		{name: "access key: unsigned", args: []string{"--access-key", "AKIDEMU=right-secret"}, creds: none, status: 401, banner: "SigV4 signature"},
+		{name: "access key: signed", args: []string{"--access-key", "AKIDEMU=right-secret"}, creds: sigv4, status: 200},
+		{name: "token flag: none given", args: []string{"--admin-token", token}, creds: none, status: 401, banner: "admin token"},
+		{name: "token flag: given", args: []string{"--admin-token", token}, creds: bearer, status: 200},
+		{name: "token from the environment: none given", env: token, creds: none, status: 401},
+		{name: "token from the environment: given", env: token, creds: bearer, status: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("KEEL_EMULATOR_ADMIN_TOKEN", tt.env)
+			url, stop := startEmulate(t, tt.args...)
+			req, err := http.NewRequest(http.MethodGet, url+"/_emulator/counters", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tt.creds {
+			case bearer:
+				req.Header.Set("Authorization", "Bearer "+token)
+			case sigv4:
+				empty := sha256.Sum256(nil)
+				err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIDEMU", SecretAccessKey: "right-secret"},
+					req, hex.EncodeToString(empty[:]), "bedrock", "us-east-1", time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			code, stdout, stderr := stop()
+			if resp.StatusCode != tt.status {
+				t.Errorf("GET /_emulator/counters: %d, want %d", resp.StatusCode, tt.status)
+			}
+			if code != 0 || strings.Contains(stdout+stderr, token) {
+				t.Errorf("exit %d; the output must not show the token:\n%s%s", code, stdout, stderr)
+			}
+			if !strings.Contains(stdout, tt.banner) {
+				t.Errorf("start-up output does not say %q:\n%s", tt.banner, stdout)
 			}
 		})
 	}
