@@ -440,7 +440,15 @@ func TestEmulateItem11bAdminProtected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("KEEL_EMULATOR_ADMIN_TOKEN", tt.env)
-			url, stop := startEmulate(t, tt.args...)
+			url, stopEmulate := startEmulate(t, tt.args...)
+			var once sync.Once
+			var code int
+			var stdout, stderr string
+			stop := func() (int, string, string) {
+				once.Do(func() { code, stdout, stderr = stopEmulate() })
+				return code, stdout, stderr
+			}
+			defer stop()
 			req, err := http.NewRequest(http.MethodGet, url+"/_emulator/counters", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -461,7 +469,7 @@ func TestEmulateItem11bAdminProtected(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			code, stdout, stderr := stop()
+			stop()
 			if resp.StatusCode != tt.status {
 				t.Errorf("GET /_emulator/counters: %d, want %d", resp.StatusCode, tt.status)
 			}

@@ -133,7 +133,8 @@ func (g guard) check(r *http.Request, body []byte) (int, string) {
 	if auth == "" {
 		return http.StatusUnauthorized, "the admin API " + g.wants()
 	}
-	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110)
 		switch {
 		case g.o.Token == "":
 			return http.StatusForbidden, "this emulator has no admin token; the admin API " + g.wants()

@@ -34,6 +34,7 @@ func TestItem11bAdminAuth(t *testing.T) {
 	const (
 		none auth = iota
 		rightToken
+		lowerCaseScheme
 		wrongToken
 		signed
 		signedWrongSecret
@@ -58,6 +59,7 @@ func TestItem11bAdminAuth(t *testing.T) {
 			message: "needs Authorization: Bearer with the admin token"},
 		{name: "token: wrong", token: adminToken, method: "GET", path: "counters", auth: wrongToken, status: 403, message: "admin token does not match"},
 		{name: "token: right", token: adminToken, method: "GET", path: "counters", auth: rightToken, status: 200},
+		{name: "token: scheme in lower case", token: adminToken, method: "GET", path: "counters", auth: lowerCaseScheme, status: 200},
 		{name: "token: right, PUT", token: adminToken, method: "PUT", path: "scenario", body: "rules: []\n", auth: rightToken, status: 200},
 		{name: "token: reset refused", token: adminToken, method: "POST", path: "reset", auth: none, status: 401},
 		{name: "token: a signature is not enough", token: adminToken, method: "GET", path: "counters", auth: signed, status: 403,
@@ -109,6 +111,8 @@ func TestItem11bAdminAuth(t *testing.T) {
 			switch tt.auth {
 			case rightToken:
 				req.Header.Set("Authorization", "Bearer "+adminToken)
+			case lowerCaseScheme:
+				req.Header.Set("Authorization", "bearer "+adminToken)
 			case wrongToken:
 				req.Header.Set("Authorization", "Bearer not-"+adminToken)
 			case signed:
