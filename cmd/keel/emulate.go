@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -32,7 +33,9 @@ Serves an emulated Amazon Bedrock Runtime (Converse, ConverseStream,
 InvokeModel, InvokeModelWithResponseStream, CountTokens) and the Bedrock
 ListFoundationModels / GetFoundationModel calls, with deterministic replies
 and the faults and quotas of a scenario file. Point any AWS SDK at it with
-its endpoint URL and any credentials. The admin API is under /_emulator/.
+its endpoint URL and any credentials. The admin API is under /_emulator/;
+with --admin-token (or KEEL_EMULATOR_ADMIN_TOKEN) or --access-key it wants
+that token as a bearer token or a SigV4 signature by one of the keys.
 Stops cleanly on SIGINT or SIGTERM.
 
 Flags:`
@@ -50,7 +53,16 @@ type emulateConfig struct {
 	region   string
 	keys     map[string]string // SigV4 access key id -> secret
 	length   reply.Range
+	maxBody  int64 // request body limit; 0 is the emulator's default
+	buffered int64 // bound on request bodies held at once; 0 is the default
+	// adminToken, when set, is what the admin API wants as a bearer token.
+	// It is a secret: never printed.
+	adminToken string
 }
+
+// adminTokenEnv names the environment variable an admin token may come
+// from; unlike a flag, it does not show in the process list.
+const adminTokenEnv = "KEEL_EMULATOR_ADMIN_TOKEN"
 
 func runEmulate(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -79,7 +91,7 @@ func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.scenario != "" {
 		fmt.Fprintf(stdout, "keel emulate: scenario %s\n", cfg.scenario)
 	}
-	fmt.Fprintf(stdout, "keel emulate: admin API on %s%s\n", rn.URL, admin.Prefix)
+	fmt.Fprintf(stdout, "keel emulate: admin API on %s%s (%s)\n", rn.URL, admin.Prefix, adminAccess(cfg))
 
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "keel emulate: stopping")
@@ -111,6 +123,19 @@ func flagsDone(err error, cmd string, stderr io.Writer) (code int, done bool) {
 	return 2, true
 }
 
+// adminAccess says who may use the admin API, without the token.
+func adminAccess(cfg emulateConfig) string {
+	switch {
+	case cfg.adminToken != "" && len(cfg.keys) > 0:
+		return "needs the admin token or a SigV4 signature by an --access-key"
+	case cfg.adminToken != "":
+		return "needs the admin token"
+	case len(cfg.keys) > 0:
+		return "needs a SigV4 signature by an --access-key"
+	}
+	return "open: anyone who can reach the address may read the counters and replace the scenario; see --admin-token"
+}
+
 func onOff(b bool) string {
 	if b {
 		return "on"
@@ -126,12 +151,12 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 		fmt.Fprintln(stderr, emulateUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "`host:port` to listen on (port 0 picks a free one)")
-	fs.StringVar(&cfg.scenario, "scenario", "", "scenario `file` (YAML): faults and quotas; see docs/emulator-faults.md")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "address to listen on, as host:port (port 0 picks a free one)")
+	fs.StringVar(&cfg.scenario, "scenario", "", "scenario file (YAML) of faults and quotas; see docs/emulator-faults.md")
 	fs.Int64Var(&cfg.seed, "seed", 1, "seed of the replies and of the scenario's random draws")
 	fs.Float64Var(&cfg.speed, "speed", 0, "latency scale: 0 none, 1 real time, 0.01 a hundred times faster")
 	fs.StringVar(&cfg.region, "region", "us-east-1", "region of requests that name none (unsigned, no /region/ prefix)")
-	fs.Func("access-key", "`ID=SECRET` to verify SigV4 signatures against (repeat for more keys); none: accept any credentials",
+	fs.Func("access-key", "access key to verify SigV4 signatures against, as ID=SECRET (repeat for more keys); none: accept any credentials",
 		func(v string) error {
 			id, secret, ok := strings.Cut(v, "=")
 			if !ok || id == "" || secret == "" {
@@ -140,7 +165,7 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 			cfg.keys[id] = secret
 			return nil
 		})
-	fs.Func("reply-tokens", "`MIN-MAX` length in tokens of replies that end on their own (default 20-320)",
+	fs.Func("reply-tokens", "length in tokens of replies that end on their own, as MIN-MAX (default 20-320)",
 		func(v string) error {
 			lo, hi, ok := strings.Cut(v, "-")
 			min, err1 := strconv.Atoi(lo)
@@ -151,6 +176,12 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 			cfg.length = reply.Range{Min: min, Max: max}
 			return nil
 		})
+	fs.StringVar(&cfg.adminToken, "admin-token", "", "secret the admin API wants as Authorization: Bearer; "+
+		"without it or --access-key the admin API is open (prefer the environment variable "+adminTokenEnv+", which ps does not show)")
+	fs.Func("max-body", fmt.Sprintf("largest request body served, in bytes or with KiB, MiB or GiB; a larger one gets 400 ValidationException (default %s)",
+		formatSize(emulator.DefaultMaxBodyBytes)), sizeFlag(&cfg.maxBody))
+	fs.Func("max-buffered", fmt.Sprintf("most request-body bytes held at once by requests being served; a request past it gets 503 (default %s)",
+		formatSize(emulator.DefaultMaxBufferedBytes)), sizeFlag(&cfg.buffered))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -160,7 +191,49 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q; see keel emulate -h", fs.Arg(0))
 	}
+	if cfg.adminToken == "" {
+		cfg.adminToken = os.Getenv(adminTokenEnv)
+	}
 	return cfg, nil
+}
+
+// sizeFlag parses a size flag into *n: a number of bytes, or a number
+// followed by KiB, MiB or GiB.
+func sizeFlag(n *int64) func(string) error {
+	return func(v string) error {
+		num, unit := v, int64(1)
+		for _, u := range []struct {
+			suffix string
+			bytes  int64
+		}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+			if s, ok := strings.CutSuffix(v, u.suffix); ok {
+				num, unit = s, u.bytes
+				break
+			}
+		}
+		x, err := strconv.ParseInt(num, 10, 64)
+		switch {
+		case err != nil || x > math.MaxInt64/unit:
+			return fmt.Errorf("want a size in bytes such as 32MiB or 1048576, got %q", v)
+		case x <= 0:
+			return fmt.Errorf("want a size above zero, got %q", v)
+		}
+		*n = x * unit
+		return nil
+	}
+}
+
+// formatSize writes n in the largest unit that divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		bytes  int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n%u.bytes == 0 {
+			return strconv.FormatInt(n/u.bytes, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // buildEmulator wires the emulator's parts together: the scenario (fault
@@ -182,11 +255,13 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 	meter := quota.NewMeter(nil, table)
 	outcomes := &admin.Outcomes{}
 	opts := emulator.Options{
-		Seed:          cfg.seed,
-		Speed:         cfg.speed,
-		DefaultRegion: cfg.region,
-		ReplyLength:   cfg.length,
-		Planner:       injector.Plan,
+		Seed:             cfg.seed,
+		Speed:            cfg.speed,
+		DefaultRegion:    cfg.region,
+		ReplyLength:      cfg.length,
+		MaxBodyBytes:     cfg.maxBody,
+		MaxBufferedBytes: cfg.buffered,
+		Planner:          injector.Plan,
 		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
 			return (*emulator.Rejection)(meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
 				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))
@@ -198,7 +273,8 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 		},
 		Observe: func(o emulator.Outcome) { outcomes.Add(o.Model, o.Region, o.Code) },
 	}
-	if verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys}); verifier.Enabled() {
+	verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys})
+	if verifier.Enabled() {
 		opts.Verify = func(r *http.Request, body []byte) *emulator.Rejection {
 			return (*emulator.Rejection)(verifier.Verify(r, body))
 		}
@@ -207,6 +283,7 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.Mount(admin.Prefix, admin.New(admin.Options{Injector: injector, Meter: meter, Outcomes: outcomes}))
+	s.Mount(admin.Prefix, admin.New(admin.Options{Injector: injector, Meter: meter, Outcomes: outcomes,
+		Token: cfg.adminToken, Verifier: verifier}))
 	return s, nil
 }

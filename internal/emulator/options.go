@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -42,15 +41,44 @@ type Options struct {
 	// used; a stream cut short settles the tokens it had sent. nil ignores it.
 	Settle func(SettleRequest)
 	// Observe is told how each inference request ended (the admin API counts
-	// outcomes with it). It is called once per request to /model/..., after
-	// the response, from many goroutines at once. nil ignores outcomes.
+	// outcomes with it). It is called once per request to
+	// /model/{modelId}/{operation} that names an operation and, when signed,
+	// a region, after the response, from many goroutines at once. nil
+	// ignores outcomes.
 	Observe func(Outcome)
+	// MaxBodyBytes is the largest request body served; a larger one is
+	// answered with Bedrock's 400 ValidationException ("Input is too
+	// long"), without being read when its Content-Length says so. Zero
+	// means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxBufferedBytes bounds the request bodies held at once by the
+	// requests being served. A request whose body would pass it is answered
+	// at once with Bedrock's 503 ServiceUnavailableException, which clients
+	// retry. Zero means DefaultMaxBufferedBytes; it may not be below
+	// MaxBodyBytes.
+	MaxBufferedBytes int64
 	// Verify checks a request's credentials before anything else but the
 	// fault plan's connection faults; a non-nil Rejection answers the request
 	// with that error. body is the whole request body; Verify must not keep
 	// it. nil accepts any credentials.
 	Verify func(r *http.Request, body []byte) *Rejection
 }
+
+const (
+	// DefaultMaxBodyBytes is Options.MaxBodyBytes's default: Bedrock has
+	// been seen to serve a 25.6 MB request and refuse a 34 MB one (400,
+	// "Input is too long."), and 32 MiB lies between.
+	DefaultMaxBodyBytes = 32 << 20
+	// DefaultMaxBufferedBytes is Options.MaxBufferedBytes's default: eight
+	// bodies of the largest size at once. Load tests send kilobytes, so it
+	// binds only when a client floods the emulator with huge bodies.
+	DefaultMaxBufferedBytes = 8 * DefaultMaxBodyBytes
+
+	// maxMaxBodyBytes is the largest MaxBodyBytes allowed: more than any
+	// machine buffers, and small enough that a limit plus one cannot
+	// overflow.
+	maxMaxBodyBytes = 1 << 40
+)
 
 // AdmitRequest describes an inference request about to be served.
 type AdmitRequest struct {
@@ -92,8 +120,9 @@ type SettleRequest struct {
 
 // Outcome is how one inference request ended.
 type Outcome struct {
-	// Model is the model id as the request named it; Region and Operation
-	// as in AdmitRequest.
+	// Model is the model id as the request named it, or UnknownModel when
+	// it names no model the server serves; Region and Operation as in
+	// AdmitRequest.
 	Model, Region, Operation string
 	// Code is "" for a complete reply, else the catalog code of what the
 	// client got: the error or exception code (ThrottlingException, ...),
@@ -113,8 +142,6 @@ type Rejection struct {
 	Message string
 }
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
 // withDefaults validates o and fills in its defaults.
 func (o Options) withDefaults() (Options, error) {
 	if math.IsNaN(o.Speed) || math.IsInf(o.Speed, 0) || o.Speed < 0 {
@@ -131,8 +158,25 @@ func (o Options) withDefaults() (Options, error) {
 	if o.DefaultRegion == "" {
 		o.DefaultRegion = "us-east-1"
 	}
-	if !regionPattern.MatchString(o.DefaultRegion) {
+	if !validRegion(o.DefaultRegion) {
 		return o, fmt.Errorf("emulator: DefaultRegion %q is not a region name such as us-east-1", o.DefaultRegion)
+	}
+	if o.MaxBodyBytes < 0 || o.MaxBodyBytes > maxMaxBodyBytes {
+		return o, fmt.Errorf("emulator: MaxBodyBytes %d is not between 1 and %d; leave it zero for the default of %d",
+			o.MaxBodyBytes, int64(maxMaxBodyBytes), DefaultMaxBodyBytes)
+	}
+	if o.MaxBufferedBytes < 0 {
+		return o, fmt.Errorf("emulator: MaxBufferedBytes %d is negative; leave it zero for the default of %d", o.MaxBufferedBytes, DefaultMaxBufferedBytes)
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxBufferedBytes == 0 {
+		o.MaxBufferedBytes = max(DefaultMaxBufferedBytes, o.MaxBodyBytes)
+	}
+	if o.MaxBufferedBytes < o.MaxBodyBytes {
+		return o, fmt.Errorf("emulator: MaxBufferedBytes %d is below MaxBodyBytes %d: a body of the largest size could never be served",
+			o.MaxBufferedBytes, o.MaxBodyBytes)
 	}
 	if o.ReplyLength.Min < 0 || o.ReplyLength.Max < 0 || o.ReplyLength.Max < o.ReplyLength.Min {
 		return o, fmt.Errorf("emulator: ReplyLength %d..%d is not a range of token counts", o.ReplyLength.Min, o.ReplyLength.Max)

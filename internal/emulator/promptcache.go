@@ -9,6 +9,13 @@ import (
 // as Bedrock's prompt cache keeps one for five minutes.
 const PromptCacheTTL = 5 * time.Minute
 
+// maxPromptCacheEntries bounds the prompt cache: far more prefixes than a
+// test keeps warm at once, and a few megabytes at most. When it is full,
+// expired entries go, and if that is not an eighth of it, live ones too (a
+// miss later, as when Bedrock evicts a prefix early), so each sweep of the
+// whole map makes room for many inserts.
+const maxPromptCacheEntries = 1 << 16
+
 // promptCache remembers the prompt prefixes requests asked to cache, per
 // model and region, so a second request with the same prefix within the TTL
 // reads it instead of writing it. Only requests with a cache point touch it.
@@ -31,11 +38,17 @@ func (c *promptCache) use(k promptKey, now time.Time) (hit bool) {
 	}
 	exp, ok := c.m[k]
 	hit = ok && now.Before(exp)
-	if !ok && len(c.m) >= 1<<16 {
+	if !ok && len(c.m) >= maxPromptCacheEntries {
 		for key, e := range c.m { // drop what has expired before growing further
 			if !now.Before(e) {
 				delete(c.m, key)
 			}
+		}
+		for key := range c.m {
+			if len(c.m) <= maxPromptCacheEntries-maxPromptCacheEntries/8 {
+				break
+			}
+			delete(c.m, key)
 		}
 	}
 	c.m[k] = now.Add(PromptCacheTTL)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -30,10 +31,29 @@ const (
 )
 
 const (
-	maxRequestBody    = 64 << 20 // bodies beyond this are refused
-	maxPooledBuffer   = 1 << 20  // buffers beyond this are not kept for reuse
+	maxPooledBuffer = 1 << 20 // buffers beyond this are not kept for reuse
+	minBodyGrowth   = 4 << 10 // a body of unknown length is read in steps of at least this
+	// maxDiscardBytes is how much of a refused body is read and dropped
+	// after the answer, so that a client still sending it reads the answer
+	// rather than a reset; it costs time, not memory. Past it, net/http
+	// closes the connection.
+	maxDiscardBytes   = 64 << 20
 	requestIDRandBits = 0x5deece66d
+
+	// maxModelIDLength is Bedrock Runtime's own limit on a modelId (its API
+	// reference: length 1 to 2048); a longer id is refused before anything
+	// keeps it.
+	maxModelIDLength = 2048
+	// maxRegionLength bounds a region name; the longest AWS has today has 14
+	// characters (ap-southeast-5), so 32 leaves room without letting a
+	// client make the emulator keep long made-up strings.
+	maxRegionLength = 32
 )
+
+// UnknownModel is the model an Outcome names when the request's model id
+// resolves to no model the server serves, so that a client sending many
+// bogus ids does not make the Observe hook's counters grow with each.
+const UnknownModel = "(unknown)"
 
 // Server is an emulated Amazon Bedrock Runtime (and the read-only part of the
 // Bedrock control plane that lists models), as an http.Handler. Make one with
@@ -56,6 +76,12 @@ type Server struct {
 
 	pool    sync.Pool // *exchange
 	prompts promptCache
+
+	// buffered counts the request-body bytes held by requests being served,
+	// bounded by Options.MaxBufferedBytes.
+	buffered    atomic.Int64
+	bodyTooLong string // the message for a body over MaxBodyBytes
+	busyMessage string // the message when MaxBufferedBytes is reached
 
 	mounts []mount // set up before serving, read-only after
 }
@@ -98,6 +124,10 @@ func New(opts Options) (*Server, error) {
 		s.byPath[strings.ReplaceAll(id, ":", "%3A")] = id
 	}
 	s.pool.New = func() any { return &exchange{s: s} }
+	s.bodyTooLong = fmt.Sprintf("Input is too long: the request body is over the emulator's limit of %d bytes "+
+		"(Options.MaxBodyBytes, keel emulate --max-body).", o.MaxBodyBytes)
+	s.busyMessage = fmt.Sprintf("The emulator is holding its limit of %d bytes of request bodies "+
+		"(Options.MaxBufferedBytes, keel emulate --max-buffered); try again later.", o.MaxBufferedBytes)
 	return s, nil
 }
 
@@ -129,6 +159,7 @@ type exchange struct {
 	wroteHeader             bool
 
 	body  []byte
+	held  int64 // bytes of Server.buffered this request holds
 	out   []byte
 	inner []byte
 	frame bytes.Buffer
@@ -149,6 +180,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) *exchange {
 }
 
 func (s *Server) put(x *exchange) {
+	s.buffered.Add(-x.held)
+	x.held = 0
 	if cap(x.body) > maxPooledBuffer || cap(x.out) > maxPooledBuffer || x.frame.Cap() > maxPooledBuffer || cap(x.inner) > maxPooledBuffer {
 		return // let an unusually large request's buffers go
 	}
@@ -222,7 +255,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "" {
 		path = r.URL.Path
 	}
-	x.region, path = s.regionOf(r, path)
+	var scope string
+	x.region, scope, path = s.regionOf(r, path)
+	if scope != "" {
+		// What AWS answers a credential scoped to a region it does not have.
+		x.fail(catalog.CodeInvalidSignature, "Credential should be scoped to a valid region, not '"+scope+"'. ")
+		return
+	}
 	switch {
 	case strings.HasPrefix(path, "/model/") && r.Method == http.MethodPost:
 		x.serveRuntime(path[len("/model/"):])
@@ -236,21 +275,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // regionOf finds the request's region and returns the path without any
-// /region/{region} prefix.
-func (s *Server) regionOf(r *http.Request, path string) (region, rest string) {
+// /region/{region} prefix. A prefix that names no region is left in the
+// path, which then names no operation. badScope is the credential scope's
+// region when it is not a region name, and then region is "".
+func (s *Server) regionOf(r *http.Request, path string) (region, badScope, rest string) {
 	if p, ok := strings.CutPrefix(path, "/region/"); ok {
-		if i := strings.IndexByte(p, '/'); i > 0 {
+		if i := strings.IndexByte(p, '/'); i > 0 && validRegion(p[:i]) {
 			region, path = p[:i], p[i:]
 		}
 	}
 	if scope := credentialRegion(r.Header.Get("Authorization")); scope != "" {
+		if !validRegion(scope) {
+			return "", scope, path
+		}
 		region = scope
 	}
 	if region == "" {
 		region = s.opts.DefaultRegion
 	}
-	return region, path
+	return region, "", path
 }
+
+// validRegion reports whether s is shaped like an AWS region name: two
+// lowercase letters, one or more words of lowercase letters, and a number,
+// joined by dashes ("us-east-1", "us-gov-west-1"), in at most
+// maxRegionLength bytes, without a regular expression on every request.
+func validRegion(s string) bool {
+	if len(s) > maxRegionLength || len(s) < 2 || !isLower(s[0]) || !isLower(s[1]) {
+		return false
+	}
+	i, words := 2, 0
+	for i < len(s) && s[i] == '-' {
+		j := i + 1
+		for j < len(s) && isLower(s[j]) {
+			j++
+		}
+		if j == i+1 {
+			break // not a word: the number follows
+		}
+		words, i = words+1, j
+	}
+	if words == 0 || i >= len(s) || s[i] != '-' {
+		return false
+	}
+	j := i + 1
+	for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+		j++
+	}
+	return j == len(s) && j > i+1
+}
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 
 // credentialRegion returns the region of a SigV4 Authorization header's
 // credential scope, or "".
@@ -299,16 +374,29 @@ func (x *exchange) serveRuntime(rest string) {
 	}
 	if obs := x.s.opts.Observe; obs != nil {
 		defer func() {
-			obs(Outcome{Model: x.modelID, Region: x.region, Operation: x.op, Code: x.code})
+			model := x.modelID
+			if _, ok := x.s.lookup(model); !ok {
+				model = UnknownModel
+			}
+			obs(Outcome{Model: model, Region: x.region, Operation: x.op, Code: x.code})
 		}()
 	}
 	escaped := rest[:slash]
 	if id, ok := x.s.byPath[escaped]; ok {
 		x.modelID = id
 	} else {
+		if len(escaped) > 3*maxModelIDLength {
+			// Too long even if every byte were escaped: not worth unescaping.
+			x.fail(codeValidation, modelIDTooLong)
+			return
+		}
 		id, err := url.PathUnescape(escaped)
 		if err != nil {
 			x.fail(codeValidation, "The provided model identifier is invalid.")
+			return
+		}
+		if len(id) > maxModelIDLength {
+			x.fail(codeValidation, modelIDTooLong)
 			return
 		}
 		x.modelID = id
@@ -360,35 +448,93 @@ func (x *exchange) serveRuntime(rest string) {
 }
 
 // readBody reads the whole request body; it reports false, having answered,
-// when it could not.
+// when it could not. The body counts against Options.MaxBufferedBytes from
+// before it is read until the request ends: a declared length at once, a
+// body of unknown length as its buffer grows.
 func (x *exchange) readBody() bool {
+	limit := x.s.opts.MaxBodyBytes
 	b := x.body[:0]
-	lr := io.LimitedReader{R: x.r.Body, N: maxRequestBody + 1}
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
+	if n := x.r.ContentLength; n > limit {
+		x.refuseBody(codeValidation, x.s.bodyTooLong)
+		return false
+	} else if n >= 0 {
+		if !x.hold(n) {
+			return false
 		}
-		n, err := lr.Read(b[len(b):cap(b)])
+		if int64(cap(b)) <= n { // one more byte, to see the end without growing
+			b = make([]byte, 0, n+1)
+		}
+	}
+	for {
+		room := min(int64(cap(b)), limit+1) // reading limit+1 bytes tells a body over the limit
+		if int64(len(b)) == room {
+			if room > limit {
+				x.refuseBody(codeValidation, x.s.bodyTooLong)
+				return false
+			}
+			room = min(max(2*room, minBodyGrowth), limit+1)
+			if !x.hold(room) {
+				return false
+			}
+			b = append(make([]byte, 0, room), b...)
+		}
+		if x.r.ContentLength < 0 && !x.hold(room) {
+			return false // a body of unknown length holds what it may fill
+		}
+		n, err := x.r.Body.Read(b[len(b):room])
 		b = b[:len(b)+n]
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			x.body = b
 			return false // the client went away; nobody to answer
 		}
 	}
 	x.body = b
-	if len(b) > maxRequestBody {
-		x.fail(codeValidation, "The request body exceeds the emulator's limit of 64 MiB.")
+	if int64(len(b)) > limit {
+		x.fail(codeValidation, x.s.bodyTooLong)
 		return false
 	}
 	return true
 }
 
-// resolveModel finds the model the request names and checks it can be
-// invoked in the request's region, answering with Bedrock's error if not.
-func (x *exchange) resolveModel() bool {
-	id := x.modelID
+// hold makes the exchange hold n bytes of the server's buffering budget,
+// answering with ServiceUnavailableException, and reporting false, when
+// that would pass Options.MaxBufferedBytes.
+func (x *exchange) hold(n int64) bool {
+	more := n - x.held
+	if more <= 0 {
+		return true
+	}
+	if x.s.buffered.Add(more) > x.s.opts.MaxBufferedBytes {
+		x.s.buffered.Add(-more)
+		x.refuseBody(catalog.CodeServiceUnavailable, x.s.busyMessage)
+		return false
+	}
+	x.held = n
+	return true
+}
+
+// refuseBody answers with an error before the body has been read, then
+// reads and drops what is left of it, up to maxDiscardBytes.
+func (x *exchange) refuseBody(code, message string) {
+	x.fail(code, message)
+	if x.r.ContentLength > maxDiscardBytes {
+		return
+	}
+	x.flush()
+	io.CopyN(io.Discard, x.r.Body, maxDiscardBytes)
+}
+
+// modelIDTooLong is the message of Bedrock's constraint on modelId (AWS's
+// validation wording; the value is not repeated, as for a sensitive field).
+const modelIDTooLong = "1 validation error detected: Value at 'modelId' failed to satisfy constraint: " +
+	"Member must have length less than or equal to 2048"
+
+// lookup finds the target a model id names: a bare model id, an inference
+// profile id, or the ARN of either.
+func (s *Server) lookup(id string) (target, bool) {
 	if strings.HasPrefix(id, "arn:") {
 		for _, kind := range [...]string{":foundation-model/", ":inference-profile/"} {
 			if i := strings.Index(id, kind); i >= 0 {
@@ -397,7 +543,14 @@ func (x *exchange) resolveModel() bool {
 			}
 		}
 	}
-	t, ok := x.s.models[id]
+	t, ok := s.models[id]
+	return t, ok
+}
+
+// resolveModel finds the model the request names and checks it can be
+// invoked in the request's region, answering with Bedrock's error if not.
+func (x *exchange) resolveModel() bool {
+	t, ok := x.s.lookup(x.modelID)
 	switch {
 	case !ok && looksLikeModelID(x.modelID):
 		x.fail(codeNotFound, "Could not resolve the foundation model from the provided model identifier.")

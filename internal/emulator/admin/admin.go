@@ -8,10 +8,17 @@
 //
 // Mount the handler New returns on the server's mux at "/_emulator/", without
 // stripping the prefix.
+//
+// The API is open unless Options.Token or Options.Verifier is set: then every
+// request must carry "Authorization: Bearer <token>" or a SigV4 signature by
+// one of the verifier's access keys, and is otherwise refused with 401 (no
+// credentials) or 403 (wrong ones).
 package admin
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +29,7 @@ import (
 
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/scenario"
+	"github.com/keel-run/keel/internal/emulator/sigv4check"
 )
 
 // Prefix is the path the admin API is served under.
@@ -41,11 +49,25 @@ type Options struct {
 	Meter *quota.Meter
 	// Outcomes counts responses by code; reset zeroes it.
 	Outcomes *Outcomes
+	// Token, when not empty, lets a request that carries
+	// "Authorization: Bearer <Token>" be served.
+	Token string
+	// Verifier, when it checks signatures (it has keys), lets a request
+	// signed with SigV4 by one of its keys be served. The emulator passes
+	// the one that checks the Bedrock API, so the same credentials work.
+	Verifier *sigv4check.Verifier
 }
 
 // New returns the admin API's handler.
 func New(o Options) http.Handler {
 	h := &handler{o: o}
+	if o.Token != "" || o.Verifier.Enabled() {
+		return guard{o: o, next: h.mux()}
+	}
+	return h.mux()
+}
+
+func (h *handler) mux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(Prefix+"counters", methods{http.MethodGet: h.counters})
 	mux.Handle(Prefix+"scenario", methods{http.MethodGet: h.getScenario, http.MethodPut: h.putScenario})
@@ -77,6 +99,71 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handler struct {
 	o Options
+}
+
+// guard lets through the requests that carry the admin token or a valid
+// SigV4 signature.
+type guard struct {
+	o    Options
+	next http.Handler
+}
+
+func (g guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A signature covers the body, so it is read first; no admin body is
+	// larger than a scenario.
+	body, ok := readBody(w, r, "the body")
+	if !ok {
+		return
+	}
+	if status, msg := g.check(r, body); status != 0 {
+		if status == http.StatusUnauthorized && g.o.Token != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="keel emulator admin API"`)
+		}
+		writeError(w, status, msg)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	g.next.ServeHTTP(w, r)
+}
+
+// check returns 0 when r may be served, else the status and message to
+// refuse it with. The message never repeats what the request carried.
+func (g guard) check(r *http.Request, body []byte) (int, string) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return http.StatusUnauthorized, "the admin API " + g.wants()
+	}
+	scheme, tok, _ := strings.Cut(auth, " ")
+	if strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110)
+		switch {
+		case g.o.Token == "":
+			return http.StatusForbidden, "this emulator has no admin token; the admin API " + g.wants()
+		case subtle.ConstantTimeCompare([]byte(tok), []byte(g.o.Token)) != 1:
+			return http.StatusForbidden, "the admin token does not match"
+		}
+		return 0, ""
+	}
+	if strings.HasPrefix(auth, "AWS4-") {
+		if !g.o.Verifier.Enabled() {
+			return http.StatusForbidden, "this emulator has no access keys to check a signature with; the admin API " + g.wants()
+		}
+		if rej := g.o.Verifier.Verify(r, body); rej != nil {
+			return http.StatusForbidden, rej.Code + ": " + rej.Message
+		}
+		return 0, ""
+	}
+	return http.StatusForbidden, "the Authorization scheme is not one the admin API takes; it " + g.wants()
+}
+
+// wants says what the admin API takes.
+func (g guard) wants() string {
+	switch {
+	case g.o.Token != "" && g.o.Verifier.Enabled():
+		return "needs Authorization: Bearer with the admin token, or a SigV4 signature by one of the emulator's access keys"
+	case g.o.Token != "":
+		return "needs Authorization: Bearer with the admin token"
+	}
+	return "needs a SigV4 signature by one of the emulator's access keys (service bedrock, any region)"
 }
 
 // Counters is the body of GET /_emulator/counters.
@@ -143,14 +230,8 @@ func (h *handler) putScenario(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "this emulator has no scenario engine")
 		return
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxScenarioBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("scenario is larger than %d bytes", MaxScenarioBytes))
-			return
-		}
-		writeError(w, http.StatusBadRequest, "reading scenario: "+err.Error())
+	b, ok := readBody(w, r, "scenario")
+	if !ok {
 		return
 	}
 	s, err := scenario.Parse(b)
@@ -175,6 +256,22 @@ func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
 		h.o.Outcomes.Reset()
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// readBody reads r's body, of at most MaxScenarioBytes; it reports false,
+// having answered, when it could not. what names the body in the answer.
+func readBody(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxScenarioBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is larger than %d bytes", what, MaxScenarioBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "reading "+what+": "+err.Error())
+		return nil, false
+	}
+	return b, true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

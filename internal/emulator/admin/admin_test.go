@@ -309,3 +309,35 @@ func BenchmarkOutcomesAdd(b *testing.B) {
 		}
 	})
 }
+
+// TestItem11aOutcomesCapped covers issue 15, item 11 (counters): beyond
+// MaxOutcomeKeys counters, new (model, region) pairs are counted under
+// Other with their code, so the totals stay exact and memory bounded.
+func TestItem11aOutcomesCapped(t *testing.T) {
+	var o Outcomes
+	const extra = 300
+	for i := range MaxOutcomeKeys + extra {
+		o.Add(fmt.Sprintf("m%d", i), "us-east-1", "OK")
+	}
+	o.Add("m0", "us-east-1", "OK")                    // a counter kept before the cap still counts alone
+	o.Add("late", "us-east-1", "ThrottlingException") // a new code beyond the cap gets its own Other counter
+	got := o.Snapshot()
+	if len(got) != MaxOutcomeKeys+2 {
+		t.Fatalf("%d counters, want %d (the cap, and one Other per code)", len(got), MaxOutcomeKeys+2)
+	}
+	var total int64
+	byKey := map[string]int64{}
+	for _, c := range got {
+		total += c.Count
+		byKey[c.Model+" "+c.Region+" "+c.Code] = c.Count
+	}
+	if want := int64(MaxOutcomeKeys + extra + 2); total != want {
+		t.Errorf("counters sum to %d, want %d", total, want)
+	}
+	for k, want := range map[string]int64{"m0 us-east-1 OK": 2, Other + " " + Other + " OK": extra,
+		Other + " " + Other + " ThrottlingException": 1} {
+		if byKey[k] != want {
+			t.Errorf("counter %q = %d, want %d", k, byKey[k], want)
+		}
+	}
+}

@@ -10,9 +10,21 @@ import (
 // OK is the code under which Outcomes counts a normal reply.
 const OK = "OK"
 
+// MaxOutcomeKeys caps how many (model, region, code) counters an Outcomes
+// keeps: a real run needs tens, and a client inventing model ids or regions
+// must not grow the counters without bound. Responses for a new key beyond
+// it are counted under model and region Other, with their code, so totals
+// stay exact.
+const MaxOutcomeKeys = 2048
+
+// Other is the model and region of the counter that takes what
+// MaxOutcomeKeys leaves out.
+const Other = "(other)"
+
 // Outcomes counts the emulator's responses per model, region and code. The
 // zero Outcomes is ready to use. It is safe for concurrent use, and Add
 // neither locks nor allocates once a (model, region, code) has been seen.
+// It keeps at most MaxOutcomeKeys counters, plus one per code under Other.
 type Outcomes struct {
 	mu sync.Mutex // serialises adding keys and Reset
 	// m is never modified once published; adding a key copies it.
@@ -50,6 +62,10 @@ func (o *Outcomes) Add(model, region, code string) {
 		cur = *m
 	}
 	c, ok := cur[k]
+	if !ok && len(cur) >= MaxOutcomeKeys {
+		k = outcomeKey{Other, Other, code}
+		c, ok = cur[k]
+	}
 	if !ok {
 		next := make(map[outcomeKey]*atomic.Int64, len(cur)+1)
 		for k, v := range cur {

@@ -142,6 +142,18 @@ type Usage struct {
 	TokensAvailable *int64 `json:"tokens_available,omitempty"`
 }
 
+// MaxPairs caps how many (model, region) pairs a Meter keeps windows and
+// counters for: a real run uses a handful, and a client inventing model ids
+// (ARNs with made-up accounts) or regions must not grow the Meter without
+// bound. Requests for a new pair beyond it share one entry, counted as model
+// and region Other and limited by the first rule that matches Other in both
+// (a catch-all rule, as a rule for a real model does not).
+const MaxPairs = 1024
+
+// Other is the model and region of the entry that takes the pairs beyond
+// MaxPairs.
+const Other = "(other)"
+
 // A Meter admits and settles requests against a Table of limits. Most
 // callers use Admit at the start of each request and Settle at its end. The
 // zero Meter is not usable; call NewMeter. A Meter is safe for concurrent use.
@@ -323,11 +335,17 @@ func (m *Meter) entry(model, region string) *entry {
 	if e, ok := cur[k]; ok {
 		return e
 	}
+	if len(cur) >= MaxPairs {
+		k = key{Other, Other}
+		if e, ok := cur[k]; ok {
+			return e
+		}
+	}
 	next := make(map[key]*entry, len(cur)+1)
 	for k, v := range cur {
 		next[k] = v
 	}
-	e := &entry{u: Usage{Model: model, Region: region}}
+	e := &entry{u: Usage{Model: k.model, Region: k.region}}
 	next[k] = e
 	m.entries.Store(&next)
 	return e

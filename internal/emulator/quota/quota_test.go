@@ -443,3 +443,47 @@ func BenchmarkMeterParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestItem11aMeterPairsCapped covers issue 15, item 11 (counters): beyond
+// MaxPairs, new (model, region) pairs share one entry, named Other, limited
+// by a catch-all rule.
+func TestItem11aMeterPairsCapped(t *testing.T) {
+	clk := clock.NewFake(t0)
+	m := NewMeter(clk, Table{
+		{Model: "arn:*", Limits: Limits{RequestsPerMinute: 1_000_000}},
+		{Model: "*", Region: "*", Limits: Limits{RequestsPerMinute: 5}},
+	})
+	arn := func(i int) string { return fmt.Sprintf("arn:aws:bedrock:us-east-1:%012d:inference-profile/us.m", i) }
+	for i := range MaxPairs {
+		if rej := m.Admit(AdmitRequest{Model: arn(i), Region: region}); rej != nil {
+			t.Fatalf("Admit %d: %s", i, rej.Message)
+		}
+	}
+	admitted := 0
+	for i := range 20 {
+		if m.Admit(AdmitRequest{Model: arn(MaxPairs + i), Region: region}) == nil {
+			admitted++
+			m.Settle(SettleRequest{Model: arn(MaxPairs + i), Region: region})
+		}
+	}
+	if admitted != 5 {
+		t.Errorf("%d of 20 requests beyond the cap admitted, want 5: they share the catch-all's window", admitted)
+	}
+	snap := m.Snapshot()
+	if len(snap) != MaxPairs+1 {
+		t.Fatalf("%d entries, want %d", len(snap), MaxPairs+1)
+	}
+	var other *Usage
+	for i := range snap {
+		if snap[i].Model == Other && snap[i].Region == Other {
+			other = &snap[i]
+		}
+	}
+	if other == nil || other.Requests != 20 || other.Admitted != 5 || other.Settled != 5 {
+		t.Errorf("the shared entry is %+v, want 20 requests, 5 admitted and settled", other)
+	}
+	// A pair seen before the cap keeps its own window.
+	if rej := m.Admit(AdmitRequest{Model: arn(0), Region: region}); rej != nil {
+		t.Errorf("Admit for a pair kept before the cap: %s", rej.Message)
+	}
+}

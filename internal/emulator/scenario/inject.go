@@ -29,7 +29,10 @@ import (
 // Randomness comes from one stream per (model, region), seeded from the
 // Injector's seed and the pair, so the same seed and the same sequence of
 // requests to a model and region give the same plans, however requests to
-// other pairs interleave with them.
+// other pairs interleave with them. An Injector keeps a stream and
+// cold-start state for at most 1,024 pairs; the pairs seen after those share
+// one stream and one cold-start state (their rules still match as written),
+// so a client inventing model ids or regions cannot grow it without bound.
 type Injector struct {
 	clk   clock.Clock
 	seed  uint64
@@ -76,7 +79,7 @@ func (in *Injector) Plan(r fault.Request) fault.Plan {
 	ks := in.keyState(c, r.Model, r.Region)
 	opi := opIndex(r.Operation)
 	rules := ks.other
-	if opi >= 0 {
+	if opi >= 0 && !ks.shared {
 		rules = ks.byOp[opi]
 	}
 	if len(rules) == 0 {
@@ -92,7 +95,10 @@ func (in *Injector) Plan(r fault.Request) fault.Plan {
 	decided := false // an outcome other than latency is chosen
 	latencyRule := ""
 	for _, cr := range rules {
-		if opi < 0 && !glob.Match(cr.op, r.Operation) {
+		if ks.shared && (!glob.Match(cr.model, r.Model) || !glob.Match(cr.region, r.Region)) {
+			continue
+		}
+		if (opi < 0 || ks.shared) && !glob.Match(cr.op, r.Operation) {
 			continue
 		}
 		if t < cr.from || (cr.to > 0 && t >= cr.to) {
@@ -169,11 +175,20 @@ func addSat(a, b time.Duration) time.Duration {
 	return a + b
 }
 
+// maxKeys caps how many (model, region) pairs an Injector keeps a random
+// stream and cold-start state for: a real run uses a handful, and a client
+// inventing model ids or regions must not grow it without bound. Pairs
+// beyond it share one state (see Injector).
+const maxKeys = 1024
+
 // compiled is a Scenario made ready for planning.
 type compiled struct {
 	s     *Scenario
 	rules []*crule
 	keys  atomic.Pointer[map[key]*keyState]
+	// shared is the state of the pairs beyond maxKeys: it holds every rule,
+	// matched against model and region at each request.
+	shared *keyState
 }
 
 type key struct{ model, region string }
@@ -222,6 +237,10 @@ type keyState struct {
 	mu   sync.Mutex // guards rng and cold
 	rng  *rand.Rand
 	cold []coldState // by crule.idx
+
+	// shared is set on the state of the pairs beyond maxKeys, whose rules
+	// are matched at each request.
+	shared bool
 }
 
 type coldState struct {
@@ -312,6 +331,7 @@ func compile(s *Scenario) *compiled {
 	}
 	empty := map[key]*keyState{}
 	c.keys.Store(&empty)
+	c.shared = &keyState{other: c.rules, cold: make([]coldState, len(c.rules)), shared: true}
 	return c
 }
 
@@ -327,6 +347,12 @@ func (in *Injector) keyState(c *compiled, model, region string) *keyState {
 	cur := *c.keys.Load()
 	if ks, ok := cur[k]; ok {
 		return ks
+	}
+	if len(cur) >= maxKeys {
+		if c.shared.rng == nil {
+			c.shared.rng = rand.New(rand.NewPCG(in.seed, 0))
+		}
+		return c.shared
 	}
 	h := fnv.New64a()
 	h.Write([]byte(model))

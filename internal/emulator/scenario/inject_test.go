@@ -439,3 +439,50 @@ func BenchmarkInjectorPlan(b *testing.B) {
 		}
 	})
 }
+
+// TestItem11aInjectorKeysCapped covers issue 15, item 11 (counters): beyond
+// maxKeys (model, region) pairs the Injector keeps no more state; later
+// pairs share one, and their rules still match as written.
+func TestItem11aInjectorKeysCapped(t *testing.T) {
+	in := NewInjector(mustParse(t, `rules:
+  - name: m-errors
+    model: "m*"
+    operation: converse
+    errors:
+      - code: ThrottlingException
+        probability: 1
+  - name: x-hangs
+    model: x
+    region: eu-west-1
+    hang: 1
+`), 1, clock.NewFake(t0))
+	for i := range maxKeys + 500 {
+		in.Plan(req(fmt.Sprintf("m%d", i), "us-east-1", "converse"))
+	}
+	if n := len(*in.cur.Load().keys.Load()); n != maxKeys {
+		t.Fatalf("%d pairs kept, want %d", n, maxKeys)
+	}
+	tests := []struct {
+		name string
+		r    fault.Request
+		want string // the rule that decides, "" for none
+		hang bool
+	}{
+		{name: "matching model and operation", r: req("m-new", "us-east-1", "converse"), want: "m-errors"},
+		{name: "other operation", r: req("m-new", "us-east-1", "converse-stream")},
+		{name: "model and region of the second rule", r: req("x", "eu-west-1", "invoke"), want: "x-hangs", hang: true},
+		{name: "second rule's model in another region", r: req("x", "us-east-1", "invoke")},
+		{name: "no rule", r: req("y", "us-east-1", "converse")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := in.Plan(tt.r)
+			if p.Rule != tt.want || p.Hang != tt.hang || (tt.want == "m-errors") != (p.Error == "ThrottlingException") {
+				t.Errorf("Plan(%+v) = %+v, want rule %q", tt.r, p, tt.want)
+			}
+		})
+	}
+	if n := len(*in.cur.Load().keys.Load()); n != maxKeys {
+		t.Errorf("%d pairs kept after the cap, want %d", n, maxKeys)
+	}
+}

@@ -1,8 +1,10 @@
 package scenario
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -17,23 +19,32 @@ import (
 // maxErrors caps how many problems Parse reports at once.
 const maxErrors = 20
 
-// Parse reads a scenario file. It is strict: an unknown key, a value of the
-// wrong type or out of range, a code the catalog does not know, or a rule
-// that does nothing is an error naming the line and the key, such as
+// Parse reads a scenario file. It is strict: an unknown key, a key given
+// twice, a value of the wrong type or out of range, a code the catalog does
+// not know, a rule that does nothing, or a second YAML document is an error
+// naming the line (and the key), such as
 //
 //	scenario: line 7: rules[0].errors[0].probability: probability 1.5 is not between 0 and 1
 //
 // Every problem found is reported (up to 20), joined with errors.Join. Empty
 // input is the empty scenario, under which the emulator always behaves.
 func Parse(b []byte) (*Scenario, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if strings.Contains(msg, "expected alphabetic or numeric character") {
-			// A bare '*' starts a YAML alias, the commonest slip in this format.
-			msg += ` (a value starting with '*' must be quoted, as in model: "*claude*")`
-		}
-		return nil, fmt.Errorf("scenario: %s", msg)
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, syntaxError(err)
+	}
+	// A scenario is one document: what follows a second "---" would
+	// otherwise be dropped without a word.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, syntaxError(err)
+	default:
+		// The document node's line is that of its "---".
+		return nil, fmt.Errorf("scenario: line %d: a second YAML document starts here; "+
+			"a scenario file is one document: put every rule and quota in the first", next.Line)
 	}
 	s := &Scenario{source: append([]byte(nil), b...)}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -68,6 +79,16 @@ func Parse(b []byte) (*Scenario, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// syntaxError words a YAML syntax error.
+func syntaxError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if strings.Contains(msg, "expected alphabetic or numeric character") {
+		// A bare '*' starts a YAML alias, the commonest slip in this format.
+		msg += ` (a value starting with '*' must be quoted, as in model: "*claude*")`
+	}
+	return fmt.Errorf("scenario: %s", msg)
 }
 
 // parser walks a YAML tree and collects every problem it meets.

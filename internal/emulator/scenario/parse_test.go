@@ -357,3 +357,49 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestItem10ScenarioInputIsNotChangedSilently covers issue 15, item 10 for
+// scenario files: a YAML document after the first was ignored without a
+// word; it is refused with its line. Duplicate keys were already refused (by
+// the parser's own check: yaml.v3 keeps both keys of a mapping decoded into a
+// yaml.Node); the cases pin that at every level, with the line.
+func TestItem10ScenarioInputIsNotChangedSilently(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // every one must appear in the error; none means it parses
+	}{
+		{name: "second document", in: "rules:\n  - hang: 1\n---\nrules:\n  - refuse: 1\n",
+			want: []string{"line 3", "a second YAML document", "one document"}},
+		{name: "second document after an explicit start", in: "---\nrules:\n  - hang: 1\n---\nquotas: []\n",
+			want: []string{"line 4", "a second YAML document"}},
+		{name: "empty second document", in: "rules:\n  - hang: 1\n---\n", want: []string{"line 3", "a second YAML document"}},
+		{name: "document end marker alone", in: "rules:\n  - hang: 1\n...\n"},
+		{name: "one document with a start marker", in: "---\nrules:\n  - hang: 1\n"},
+		{name: "duplicate top-level key", in: "rules:\n  - hang: 1\nrules:\n  - refuse: 1\n",
+			want: []string{"line 3", "rules: key is given twice"}},
+		{name: "duplicate quota key", in: "quotas:\n  - tokens_per_minute: 5\n    tokens_per_minute: 6\n",
+			want: []string{"line 3", "quotas[0].tokens_per_minute: key is given twice"}},
+		{name: "duplicate nested key", in: "rules:\n  - latency:\n      fixed: 1s\n      fixed: 2s\n",
+			want: []string{"line 4", "rules[0].latency.fixed: key is given twice"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Parse: %v, want no error", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
