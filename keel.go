@@ -285,10 +285,13 @@ func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (
 		Routes: route.New(region, routes),
 		Retry: retry.Policy{MaxAttempts: c.Retry.MaxAttempts, Base: c.Retry.Base.D(), Cap: c.Retry.Cap.D(),
 			ThrottleBase: c.Retry.ThrottleBase.D(), ThrottleCap: c.Retry.ThrottleCap.D()},
-		Budget:         budget.Options{Ratio: c.Budget.Ratio, MinPerSecond: c.Budget.MinPerSecond, Window: c.Budget.Window.D()},
-		DisableBudget:  c.Budget.Disabled,
-		Breaker:        breaker.Options{Window: c.Breaker.Window.D(), MinCalls: c.Breaker.MinCalls, FailureRate: c.Breaker.FailureRate, Cooldown: c.Breaker.Cooldown.D(), Probes: c.Breaker.Probes},
-		DisableBreaker: c.Breaker.Disabled,
+		Budget:           budget.Options{Ratio: c.Budget.Ratio, MinPerSecond: c.Budget.MinPerSecond, Window: c.Budget.Window.D()},
+		DisableBudget:    c.Budget.Disabled,
+		Breaker:          breaker.Options{Window: c.Breaker.Window.D(), MinCalls: c.Breaker.MinCalls, FailureRate: c.Breaker.FailureRate, Cooldown: c.Breaker.Cooldown.D(), Probes: c.Breaker.Probes},
+		DisableBreaker:   c.Breaker.Disabled,
+		AttemptTimeout:   c.Retry.AttemptTimeout.D(),
+		MaxResponseBytes: c.Limits.MaxResponseBytes,
+		MaxEventBytes:    c.Limits.MaxEventBytes,
 	}
 	if c.ContentFilter.Enabled {
 		eo.ContentFilterMessage = c.ContentFilter.Message

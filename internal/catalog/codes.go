@@ -77,6 +77,9 @@ const (
 	CodeNoQuotaBeforeDeadline   = "NoQuotaBeforeDeadline"   // the quota governor: no room before the deadline
 	CodeRequestTooLargeForQuota = "RequestTooLargeForQuota" // the quota governor: the request can never fit the quota
 	CodeTargetOverloaded        = "TargetOverloaded"        // the quota governor: calls ask for more than the quota; no standing queue
+	CodeAttemptTimeout          = "AttemptTimeout"          // one attempt took longer than keel's per-attempt timeout
+	CodeResponseTruncated       = "ResponseTruncated"       // a reply's body ended before it was complete
+	CodeResponseTooLarge        = "ResponseTooLarge"        // a reply (or a stream event) was larger than keel's limit
 
 	// Fallbacks for failures with no known code (see ForStatus).
 	CodeTooManyRequests    = "TooManyRequests"

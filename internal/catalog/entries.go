@@ -860,6 +860,58 @@ var table = []*Entry{
 		Source: "keel",
 	},
 	{
+		Code:       CodeAttemptTimeout,
+		Aliases:    []string{"ErrAttemptTimeout"},
+		Category:   Server,
+		Retry:      Backoff,
+		Unhealthy:  true,
+		FallbackOK: true,
+		Summary:    "keel gave up on one attempt: the target sent no complete reply within the attempt's timeout.",
+		Cause: "The model in this region hung or answered far slower than it has been answering similar calls. keel " +
+			"times each non-streaming attempt out after a multiple of the reply time it has seen for calls of that size " +
+			"(or retry.attempt_timeout), so that one hung region does not take the caller's whole deadline. A timeout " +
+			"counts against the target's circuit breaker.",
+		Fix: []string{
+			"Nothing to do if the route has another target: keel moves to it at once.",
+			"Give the route a second region or model, so a hung target never leaves a call without one.",
+			"If healthy replies are cut off (very long outputs, a slow model), raise retry.attempt_timeout or set it to a fixed duration.",
+		},
+		Source: "keel",
+		Hints:  []string{"per-attempt timeout", "attempt timed out"},
+	},
+	{
+		Code:       CodeResponseTruncated,
+		Category:   Network,
+		Retry:      Backoff,
+		Unhealthy:  true,
+		FallbackOK: true,
+		Summary:    "The reply's body ended before it was complete (a non-streaming call).",
+		Cause: "The response headers said 200 but the connection closed (or was reset) before the whole body arrived: a proxy " +
+			"or load balancer cutting the body, a dropped connection, or the service failing mid-reply. keel reads the " +
+			"whole reply as part of the attempt, so a body cut short is retried like a reset instead of reaching the caller as a decoding error.",
+		Fix: []string{
+			"Retry; keel does so with backoff, then moves to the route's next target.",
+			"If it happens often, check proxies and load balancers on the path for body size or idle limits.",
+		},
+		Source: "keel",
+		Hints:  []string{"reply body cut short", "reply body ended"},
+	},
+	{
+		Code:     CodeResponseTooLarge,
+		Category: Network,
+		Retry:    Never,
+		Summary:  "keel stopped reading a reply (or a stream event) larger than its limit.",
+		Cause: "No Bedrock reply comes near keel's limits (by default 64 MiB for a reply, 1 MiB for one stream event and 64 MiB " +
+			"of text kept for a stream's resume), so something else answered: a misconfigured endpoint, a proxy, or a faulty " +
+			"server. keel bounds what it holds in memory rather than read on until the process runs out.",
+		Fix: []string{
+			"Check what the endpoint is (keel.yaml's endpoint:, --endpoint, the client's BaseEndpoint).",
+			"If the reply is legitimate (large images from an image model), raise limits.max_response_bytes or limits.max_event_bytes.",
+		},
+		Source: "keel",
+		Hints:  []string{"larger than keel's limit"},
+	},
+	{
 		Code:       CodeNoQuotaBeforeDeadline,
 		Aliases:    []string{"ErrWouldExceedDeadline"},
 		Category:   Quota,

@@ -44,6 +44,8 @@ type Config struct {
 	// Streaming tunes ConverseStream and InvokeModelWithResponseStream:
 	// stall limits and resume. Zero fields take the defaults.
 	Streaming Streaming `yaml:"streaming"`
+	// Limits bound the size of replies and stream events keel reads.
+	Limits Limits `yaml:"limits"`
 	// Quotas configures the quota governor, which admits every attempt
 	// within its target's tokens-per-minute quota. Absent: on, every
 	// target's quota unknown and learned from throttles.
@@ -152,6 +154,21 @@ type Retry struct {
 	Cap          Duration `yaml:"cap"`           // backoff ceiling for transient failures
 	ThrottleBase Duration `yaml:"throttle_base"` // backoff base after throttling
 	ThrottleCap  Duration `yaml:"throttle_cap"`  // backoff ceiling after throttling
+	// AttemptTimeout bounds one non-streaming attempt, its whole reply
+	// included. 0: learned per model from the reply times of calls of the
+	// same size (see docs/policies.md); streams are bounded by streaming:'s
+	// first_event_timeout and idle_timeout instead.
+	AttemptTimeout Duration `yaml:"attempt_timeout"`
+}
+
+// Limits bound what keel holds in memory for one call; zero fields take the
+// defaults, far above any real Bedrock reply.
+type Limits struct {
+	// MaxResponseBytes bounds a non-streaming reply's body, and the text a
+	// stream keeps for its resume (0: 64 MiB).
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// MaxEventBytes bounds one event-stream message (0: 1 MiB).
+	MaxEventBytes int64 `yaml:"max_event_bytes"`
 }
 
 // Budget bounds retries across calls; zero fields take the defaults.
@@ -381,6 +398,15 @@ func (c *Config) validate() []*Error {
 	}
 	if r.ThrottleBase > 0 && r.ThrottleCap > 0 && r.ThrottleCap < r.ThrottleBase {
 		bad("retry.throttle_cap", "%s is below retry.throttle_base %s", r.ThrottleCap.D(), r.ThrottleBase.D())
+	}
+	if r.AttemptTimeout < 0 {
+		bad("retry.attempt_timeout", "must not be negative, got %s (0 = learned from reply times)", r.AttemptTimeout.D())
+	}
+	if c.Limits.MaxResponseBytes < 0 {
+		bad("limits.max_response_bytes", "must not be negative, got %d (0 = default 64 MiB)", c.Limits.MaxResponseBytes)
+	}
+	if c.Limits.MaxEventBytes < 0 {
+		bad("limits.max_event_bytes", "must not be negative, got %d (0 = default 1 MiB)", c.Limits.MaxEventBytes)
 	}
 	if c.Budget.Ratio < 0 || c.Budget.Ratio > 1 {
 		bad("budget.ratio", "must be between 0 and 1, got %g", c.Budget.Ratio)

@@ -17,6 +17,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,20 @@ type Options struct {
 	// MaxErrorBody caps how much of an error response is read to classify it.
 	// Zero: 1 MiB.
 	MaxErrorBody int64
+	// MaxResponseBytes bounds a non-streaming reply's body (read whole as
+	// part of its attempt) and the text a stream keeps for its resume; a
+	// larger one fails with ResponseTooLarge. Zero: DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// MaxEventBytes bounds one event-stream message. Zero:
+	// DefaultMaxEventBytes.
+	MaxEventBytes int64
+	// AttemptTimeout bounds each non-streaming attempt, its whole reply
+	// included; an attempt that takes longer fails with AttemptTimeout,
+	// which counts against the target's breaker and moves the call to the
+	// route's next target (or is retried, on the last). Zero: learned per
+	// model from the reply times of calls of similar max tokens (see
+	// timeout.go). Streams are bounded by Streaming's timeouts instead.
+	AttemptTimeout time.Duration
 	// Streaming configures how ConverseStream and InvokeModelWithResponseStream
 	// are inspected, retried before their first content, and resumed after
 	// it. Its zero value is keel's defaults.
@@ -113,6 +128,7 @@ type Engine struct {
 	log      *slog.Logger
 	m        *telemetry.Metrics
 	gov      *admission.Governor
+	replies  *replyTimes
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are not resumed again.
 	noPrefill sync.Map
@@ -138,6 +154,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxErrorBody <= 0 {
 		opts.MaxErrorBody = 1 << 20
 	}
+	if opts.AttemptTimeout < 0 || opts.MaxResponseBytes < 0 || opts.MaxEventBytes < 0 {
+		return nil, fmt.Errorf("engine: AttemptTimeout (%v), MaxResponseBytes (%d) and MaxEventBytes (%d) must not be negative",
+			opts.AttemptTimeout, opts.MaxResponseBytes, opts.MaxEventBytes)
+	}
+	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
+	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, DefaultMaxEventBytes)
 	routes := opts.Routes
 	if routes == nil {
 		routes = route.New(opts.Region, nil)
@@ -150,10 +172,11 @@ func New(opts Options) (*Engine, error) {
 			// A signer of its own: the SDK signer caches derived keys by access
 			// key id alone, so engines with different secrets must not share one.
 			Signer: v4.NewSigner()},
-		clk: opts.Clock,
-		log: opts.Logger,
-		m:   opts.Metrics,
-		gov: opts.Governor,
+		clk:     opts.Clock,
+		log:     opts.Logger,
+		m:       opts.Metrics,
+		gov:     opts.Governor,
+		replies: newReplyTimes(opts.AttemptTimeout),
 	}
 	if e.gov != nil && e.m != nil {
 		e.m.SetQuotaSource(e.gov.Snapshot)
@@ -212,7 +235,7 @@ type Attempt struct {
 	RequestID string        // x-amzn-RequestId of the response, if any
 	Delay     time.Duration // wait before this attempt: backoff and quota wait
 	Start     time.Time
-	Duration  time.Duration // to response headers (streams: to the first content), or to the failure
+	Duration  time.Duration // to the whole reply (streams: to the first content), or to the failure
 	// Skipped: not sent. Code says why: CircuitOpen (the target's breaker
 	// was open), NoQuotaBeforeDeadline, RequestTooLargeForQuota or
 	// TargetOverloaded (the quota governor refused it).
@@ -336,12 +359,10 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 	}
 	targets := e.routes.Targets(call.Op, call.Model, call.Region)
 	governed := e.governs(call.Op)
-	var est admission.Estimate
-	if governed {
-		// A body that is not JSON still gets a cautious estimate; Bedrock
-		// will say what is wrong with it.
-		est, _ = admission.EstimateBody(rd.body)
-	}
+	// A body that is not JSON still gets a cautious estimate; Bedrock will
+	// say what is wrong with it. Its max tokens also pick the attempt
+	// timeout's class.
+	est, _ := admission.EstimateBody(rd.body)
 	onAdmit := call.OnAdmit
 	admitDone := func() {
 		if onAdmit != nil && !rd.resume {
@@ -456,9 +477,15 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			if sb != nil {
 				resp, res, ok, sendErr = sb.attempt(ctx, req, &a, len(rep.Attempts))
 			} else {
-				resp, sendErr = e.sender.Send(ctx, req)
-				a.Duration = e.clk.Now().Sub(a.Start)
-				res, ok = e.inspect(resp, sendErr, &a)
+				var left time.Duration
+				if d, ok := ctx.Deadline(); ok {
+					left = time.Until(d)
+				}
+				timeout := e.replies.timeout(t.Model, est.MaxTokens, left, ti < len(targets)-1)
+				resp, res, ok, sendErr = e.send(ctx, req, &a, timeout)
+				if ok {
+					e.replies.observe(t.Model, est.MaxTokens, a.Duration)
+				}
 			}
 			sent++
 			if ok {
@@ -498,6 +525,12 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				return lastResp, contextEnded(last, err, "the context ended during the attempt")
 			}
 			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
+			if d.Retry && entry.Code == catalog.CodeAttemptTimeout && ti < len(targets)-1 {
+				// A hung target costs a whole timeout per attempt, far more
+				// than a 503: try the route's next target rather than wait
+				// on this one again.
+				d.Retry = false
+			}
 			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled && e.limited(t) {
 				// The governor paces this retry: the target is paused after
 				// the throttle and the retry waits its turn in the shrunk

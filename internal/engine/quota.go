@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/admission"
@@ -168,17 +168,20 @@ func (e *Engine) logRefusal(ctx context.Context, call *Call, t attempt.Target, n
 		slog.String("code", qe.Entry.Code), slog.String("message", qe.Message))
 }
 
-// settleResponse ends the Ticket of a non-streaming attempt that succeeded.
-// InvokeModel reports its usage in headers, so it settles at once; a
-// Converse body (or an InvokeModel body without the headers) is read by
-// its caller, and settles when it has been read or closed, with the "usage"
-// object found on the way: the body is scanned as it passes, not copied.
+// settleResponse ends the Ticket of a non-streaming attempt that succeeded,
+// whose body send has read into memory: with InvokeModel's usage headers,
+// else with the usage its body reports (a body without any is charged its
+// input estimate).
 func settleResponse(resp *http.Response, tk admission.Ticket) {
 	if u, ok := headerUsage(resp.Header); ok {
 		tk.Settle(u)
 		return
 	}
-	resp.Body = &settleBody{rc: resp.Body, tk: tk}
+	body, _ := io.ReadAll(resp.Body) // in memory: cannot fail
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	var scan usageScanner
+	scan.feed(body)
+	tk.Settle(scan.usage())
 }
 
 // Header names as http.Header keeps them (canonical), read directly so that
@@ -210,45 +213,6 @@ func headerInt(h http.Header, key string) (int, bool) {
 	}
 	n, err := strconv.Atoi(v[0])
 	return n, err == nil
-}
-
-// settleBody passes a successful response's body to its reader and settles
-// the attempt's Ticket when the body ends (io.EOF) or is closed, with the
-// usage its scanner found. Read and Close may be called from different
-// goroutines, as with any response body.
-type settleBody struct {
-	rc   io.ReadCloser
-	mu   sync.Mutex
-	tk   admission.Ticket
-	scan usageScanner
-}
-
-func (b *settleBody) Read(p []byte) (int, error) {
-	n, err := b.rc.Read(p)
-	b.mu.Lock()
-	b.scan.feed(p[:n])
-	if err != nil {
-		b.settleLocked()
-	}
-	b.mu.Unlock()
-	return n, err
-}
-
-// Close closes the body (ending a Read that waits) and settles: a body
-// closed before its usage was read is charged its input estimate.
-func (b *settleBody) Close() error {
-	err := b.rc.Close()
-	b.mu.Lock()
-	b.settleLocked()
-	b.mu.Unlock()
-	return err
-}
-
-func (b *settleBody) settleLocked() {
-	if !b.tk.Governed() {
-		return
-	}
-	b.tk.Settle(b.scan.usage())
 }
 
 // usageScanner finds the top-level "usage" object of a JSON response body

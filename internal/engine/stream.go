@@ -201,6 +201,7 @@ func newStreamBody(e *Engine, ctx context.Context, call *Call, rep *Report, star
 	}
 	sb := &streamBody{e: e, ctx: sctx, cancel: cancel, call: call, rep: rep, start: start,
 		format: format, sp: stream.NewSplicer(format)}
+	sb.fr.Max = int(min(e.opts.MaxEventBytes, stream.MaxFrame))
 	sb.resume, sb.noResume = e.mayResume(call, format)
 	return sb
 }
@@ -284,6 +285,9 @@ func (sb *streamBody) prime(src *source) (res classify.Result, events int, ok bo
 			return sb.failureFrame(&f), 0, false, nil
 		}
 		v := sb.sp.Feed(&f)
+		if res, over := sb.overLimit(); over {
+			return res, 0, false, nil
+		}
 		if v.Out != nil {
 			sb.held = append(sb.held, v.Out...)
 			events++
@@ -306,10 +310,26 @@ func (sb *streamBody) next(src *source) (stream.Frame, error) {
 	return f, err
 }
 
+// overLimit reports that the text kept for the stream's resume has grown
+// past MaxResponseBytes: no Bedrock reply is that long.
+func (sb *streamBody) overLimit() (classify.Result, bool) {
+	limit := sb.e.opts.MaxResponseBytes
+	if int64(len(sb.sp.Text())) <= limit {
+		return classify.Result{}, false
+	}
+	return classify.Result{Entry: catalog.Must(catalog.CodeResponseTooLarge),
+		Message: (&TooLargeError{What: "stream text", Limit: limit}).Error()}, true
+}
+
 // readError classifies a failed frame read.
 func (sb *streamBody) readError(src *source, err error) classify.Result {
 	if src.wd.stop() {
 		return stalled(src.wd.limit())
+	}
+	var tl *stream.FrameTooLargeError
+	if errors.As(err, &tl) {
+		return classify.Result{Entry: catalog.Must(catalog.CodeResponseTooLarge),
+			Message: (&TooLargeError{What: "stream event", Limit: int64(tl.Max)}).Error()}
 	}
 	if err == io.EOF {
 		e := catalog.Must(catalog.CodeStreamTruncated)
@@ -371,6 +391,10 @@ func (sb *streamBody) step() {
 		return
 	}
 	v := sb.sp.Feed(&f)
+	if res, over := sb.overLimit(); over {
+		sb.broke(res, nil)
+		return
+	}
 	if v.Out != nil {
 		sb.out = v.Out
 		sb.rep.Attempts[src.ai].Events++

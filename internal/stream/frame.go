@@ -51,6 +51,19 @@ func (f *Frame) IsEvent() bool { return string(f.MessageType) == "event" }
 type Reader struct {
 	r   io.Reader
 	buf []byte
+	// Max bounds a frame's total length; a longer one fails Next with a
+	// *FrameTooLargeError before it is read. Zero: MaxFrame.
+	Max int
+}
+
+// FrameTooLargeError reports a frame longer than the Reader's Max: a valid
+// frame, larger than the caller is willing to hold.
+type FrameTooLargeError struct {
+	Length, Max int
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("stream: an event-stream message of %d bytes, over the limit of %d", e.Length, e.Max)
 }
 
 // NewReader returns a Reader reading frames from r.
@@ -99,6 +112,9 @@ func (fr *Reader) Next() (Frame, error) {
 	}
 	if total < minFrame || total > MaxFrame {
 		return Frame{}, eventstream.LengthError{Part: "message", Want: MaxFrame, Have: int(total)}
+	}
+	if fr.Max > 0 && int(total) > fr.Max {
+		return Frame{}, &FrameTooLargeError{Length: int(total), Max: fr.Max}
 	}
 	if hlen > total-minFrame {
 		return Frame{}, eventstream.LengthError{Part: "headers", Want: int(total - minFrame), Have: int(hlen)}
