@@ -194,8 +194,8 @@ func (e *Engine) logAttempt(ctx context.Context, call *Call, a *Attempt, n int, 
 	}
 	attrs := []slog.Attr{
 		slog.String("op", string(call.Op)), slog.String("model", a.Target.Model), slog.String("region", a.Target.Region),
-		slog.Int("attempt", n), slog.Int("status", a.Status), slog.String("request_id", a.RequestID),
-		slog.Int64("delay_ms", a.Delay.Milliseconds()), slog.Int64("duration_ms", a.Duration.Milliseconds()),
+		slog.Int("attempt", n), slog.Int("status", a.Status), slog.String("requestId", a.RequestID),
+		slog.Int64("delayMs", a.Delay.Milliseconds()), slog.Int64("durationMs", a.Duration.Milliseconds()),
 	}
 	if entry != nil {
 		attrs = append(attrs, slog.String("code", entry.Code), slog.String("category", string(entry.Category)), slog.String("retry", string(entry.Retry)))
@@ -238,7 +238,7 @@ func (e *Engine) outcome(ctx context.Context, call *Call, rep *Report, err error
 		return
 	}
 	attrs := []slog.Attr{slog.String("op", string(call.Op)), slog.String("model", call.Model), slog.String("outcome", code),
-		slog.Int("attempts", rep.Sent()), slog.Int("fallbacks", rep.Fallbacks), slog.Int64("total_ms", rep.Total.Milliseconds())}
+		slog.Int("attempts", rep.Sent()), slog.Int("fallbacks", rep.Fallbacks), slog.Int64("totalMs", rep.Total.Milliseconds())}
 	if rep.Target.Model != "" {
 		attrs = append(attrs, slog.String("target", rep.Target.String()))
 	}
@@ -246,7 +246,7 @@ func (e *Engine) outcome(ctx context.Context, call *Call, rep *Report, err error
 		attrs = append(attrs, slog.String("category", category))
 	}
 	if ke != nil && ke.GaveUp != "" {
-		attrs = append(attrs, slog.String("gave_up", ke.GaveUp))
+		attrs = append(attrs, slog.String("gaveUp", ke.GaveUp))
 	}
 	e.log.LogAttrs(ctx, level, "outcome", attrs...)
 }

@@ -56,7 +56,7 @@ func TestLogsAndMetrics(t *testing.T) {
 	if len(lines) != 3 || lines[0]["msg"] != "attempt" || lines[1]["msg"] != "attempt" || lines[2]["msg"] != "outcome" {
 		t.Fatalf("want attempt, attempt, outcome; got %v", lines)
 	}
-	for _, k := range []string{"op", "model", "region", "attempt", "status", "request_id", "delay_ms", "duration_ms", "code", "category", "retry"} {
+	for _, k := range []string{"op", "model", "region", "attempt", "status", "requestId", "delayMs", "durationMs", "code", "category", "retry"} {
 		if _, ok := lines[0][k]; !ok {
 			t.Errorf("failed-attempt line lacks %q: %v", k, lines[0])
 		}

@@ -632,7 +632,7 @@ func (e *Engine) logBreak(ctx context.Context, call *Call, a *Attempt, res class
 		return
 	}
 	e.log.LogAttrs(ctx, slog.LevelWarn, "stream broke", slog.String("op", string(call.Op)), slog.String("model", a.Target.Model),
-		slog.String("region", a.Target.Region), slog.String("request_id", a.RequestID), slog.Int("events", a.Events),
+		slog.String("region", a.Target.Region), slog.String("requestId", a.RequestID), slog.Int("events", a.Events),
 		slog.String("code", res.Entry.Code), slog.String("category", string(res.Entry.Category)), slog.String("retry", string(res.Entry.Retry)))
 }
 
@@ -656,6 +656,6 @@ func (e *Engine) logStream(ctx context.Context, call *Call, rep *Report, err err
 	}
 	e.log.LogAttrs(ctx, level, "stream", slog.String("op", string(call.Op)), slog.String("model", call.Model), slog.String("outcome", outcome),
 		slog.Int("events", events), slog.Int("resumes", rep.Resumes), slog.Int("attempts", rep.Sent()),
-		slog.Int("input_tokens", rep.Usage.InputTokens), slog.Int("output_tokens", rep.Usage.OutputTokens),
-		slog.Bool("usage_estimated", rep.Usage.Estimated), slog.Int64("total_ms", rep.Total.Milliseconds()))
+		slog.Int("inputTokens", rep.Usage.InputTokens), slog.Int("outputTokens", rep.Usage.OutputTokens),
+		slog.Bool("usageEstimated", rep.Usage.Estimated), slog.Int64("totalMs", rep.Total.Milliseconds()))
 }

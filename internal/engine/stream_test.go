@@ -754,7 +754,7 @@ func TestStreamLogs(t *testing.T) {
 	if brk["code"] != catalog.CodeModelStreamError || brk["events"].(float64) != 7 {
 		t.Fatalf("break line %v", brk)
 	}
-	if end["resumes"].(float64) != 1 || end["outcome"] != "ok" || end["output_tokens"].(float64) != float64(r.rep.Usage.OutputTokens) {
+	if end["resumes"].(float64) != 1 || end["outcome"] != "ok" || end["outputTokens"].(float64) != float64(r.rep.Usage.OutputTokens) {
 		t.Fatalf("end line %v", end)
 	}
 	text := unbroken(c.model, prompt, c.maxTokens).Text
