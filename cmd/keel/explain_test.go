@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -316,4 +317,20 @@ func keys(m map[string]json.RawMessage) []string {
 func firstLineOf(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// TestCatalogDocListsEveryEntry keeps docs/catalog.md's copy of the catalog
+// equal to `keel explain --list`.
+func TestCatalogDocListsEveryEntry(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/catalog.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := explain("--list")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(string(doc), "```\n"+out+"```\n") {
+		t.Fatal("docs/catalog.md's listing differs from `keel explain --list`: paste the command's output into its code block")
+	}
 }
