@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/hostile"
+)
+
+// hungEast starts, in the current synctest bubble, an upstream whose
+// us-east-1 never answers and whose us-west-2 does, and an engine on the
+// real clock (the bubble's) whose route for m1 is us-east-1 then
+// us-west-2.
+func hungEast(t *testing.T, mod func(*Options)) *Engine {
+	srv := hostile.Pipe(hostile.ByRegion(map[string]http.Handler{
+		"us-east-1": hostile.Handler(hostile.Options{Mode: hostile.Hang}),
+		"us-west-2": hostile.Handler(hostile.Options{}),
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	o := Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+		HTTPClient: srv.Client(), Region: "us-east-1", Clock: clock.Real{}, Rand: rand.New(rand.NewPCG(1, 2)),
+		Routes: routeTo(m1, "us-east-1", "us-east-1", "us-west-2")}
+	if mod != nil {
+		mod(&o)
+	}
+	e, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func hangCall(ctx context.Context, e *Engine, maxTokens int) (*Report, error) {
+	resp, rep, err := e.Do(ctx, &Call{Op: attempt.Converse, Model: m1, Body: quotaBody("hang?", maxTokens)})
+	if resp != nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	return rep, err
+}
+
+// TestHungRegionIsLeft is issue 15's item 3: a region that hangs is left
+// after the attempt's timeout, and the route's next region answers. In a
+// synctest bubble the hang takes bubble time only, so each case checks the
+// exact time the call took.
+func TestHungRegionIsLeft(t *testing.T) {
+	tests := []struct {
+		name      string
+		deadline  time.Duration // 0: none
+		maxTokens int
+		warm      int // calls answered by us-west-2 alone first (their reply times are learned)
+		mod       func(*Options)
+		took      time.Duration
+	}{
+		{name: "deadline: half the time left", deadline: 30 * time.Second, maxTokens: 200, took: 15 * time.Second},
+		{name: "no deadline: the prior for 200 max tokens", maxTokens: 200, took: priorBase + 200*priorPerToken},
+		{name: "learned from fast replies: the floor", maxTokens: 200, warm: replySamplesMin, took: DefaultAttemptTimeoutFloor},
+		{name: "configured", deadline: 30 * time.Second, maxTokens: 200, took: 2 * time.Second,
+			mod: func(o *Options) { o.AttemptTimeout = 2 * time.Second }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := hungEast(t, tt.mod)
+				for range tt.warm {
+					// The same model's replies in another region count: a
+					// region's hang says nothing of the model's speed.
+					resp, _, err := e.Do(context.Background(), &Call{Op: attempt.Converse, Model: m1, Region: "us-west-2", Body: quotaBody("warm", tt.maxTokens)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+				}
+				ctx := context.Background()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
+				start := time.Now()
+				rep, err := hangCall(ctx, e, tt.maxTokens)
+				took := time.Since(start)
+				if err != nil {
+					t.Fatalf("call failed after %v: %v", took, err)
+				}
+				a := rep.Attempts
+				if len(a) != 2 || a[0].Code != catalog.CodeAttemptTimeout || a[0].Duration != tt.took || a[1].Target.Region != "us-west-2" {
+					t.Fatalf("attempts %+v: want a timeout of %v in us-east-1, then us-west-2", a, tt.took)
+				}
+				if took != tt.took {
+					t.Fatalf("the call took %v, want %v", took, tt.took)
+				}
+			})
+		})
+	}
+}
+
+// TestHangOpensTheBreaker: hung attempts count against the target's
+// breaker, so once enough calls have hung us-east-1 is skipped at once; a
+// call with no other target fails with its own deadline.
+func TestHangOpensTheBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := hungEast(t, nil)
+		// A burst of calls meets the hang together, as traffic does.
+		var wg sync.WaitGroup
+		for range breaker.DefaultMinCalls {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if _, err := hangCall(ctx, e, 200); err != nil {
+					t.Errorf("call failed: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		start := time.Now()
+		rep, err := hangCall(context.Background(), e, 200)
+		if err != nil || time.Since(start) != 0 {
+			t.Fatalf("after the burst: %v after %v", err, time.Since(start))
+		}
+		if a := rep.Attempts; len(a) != 2 || !a[0].Skipped || a[0].Code != catalog.CodeCircuitOpen {
+			t.Fatalf("attempts %+v: want us-east-1 skipped (breaker open), then us-west-2", a)
+		}
+		// Alone on the hung region, a call waits until its own deadline.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_, _, err = e.Do(ctx, &Call{Op: attempt.Converse, Model: "alone", Body: quotaBody("hang?", 200)})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a call with no other target: %v, want its deadline", err)
+		}
+	})
+}
