@@ -115,7 +115,7 @@ func TestHungRegionIsLeft(t *testing.T) {
 // call with no other target fails with its own deadline.
 func TestHangOpensTheBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := hungEast(t, nil)
+		e := hungEast(t, func(o *Options) { o.Rand = nil }) // calls run concurrently: the default Rand
 		// A burst of calls meets the hang together, as traffic does.
 		var wg sync.WaitGroup
 		for range breaker.DefaultMinCalls {
