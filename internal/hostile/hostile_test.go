@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"go.uber.org/goleak"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -454,5 +456,29 @@ func TestInvalidOptions(t *testing.T) {
 			}()
 			Handler(tt.o)
 		})
+	}
+}
+
+// TestDripFakeClock checks the clock seam outside a bubble: on a real
+// socket, a Drip on a clock.Fake sends a chunk each time the test moves the
+// clock on by an Interval, and only then.
+func TestDripFakeClock(t *testing.T) {
+	fake := clock.NewFake(time.Unix(0, 0))
+	o := Options{Mode: Drip, Size: MinSize, Chunk: 64, Interval: time.Minute, Clock: fake}
+	s := Listen(Handler(o))
+	defer s.Close()
+	done := make(chan exchange)
+	go func() { done <- call(t.Context(), s.Client(), s.URL, false, nil) }()
+	ticks := (MinSize + 63) / 64
+	for range ticks {
+		fake.WaitForTimers(1)
+		fake.Advance(time.Minute)
+	}
+	x := <-done
+	if x.err != nil || x.n != MinSize {
+		t.Fatalf("got %d bytes and %v, want %d", x.n, x.err, MinSize)
+	}
+	if got := fake.Now().Sub(time.Unix(0, 0)); got != time.Duration(ticks)*time.Minute {
+		t.Errorf("the drip took %v on its clock, want %d minutes", got, ticks)
 	}
 }
