@@ -482,3 +482,29 @@ func TestDripFakeClock(t *testing.T) {
 		t.Errorf("the drip took %v on its clock, want %d minutes", got, ticks)
 	}
 }
+
+// TestMinimums pins the minimums the documentation states.
+func TestMinimums(t *testing.T) {
+	if MinSize != 180 || MinEventSize != 44 {
+		t.Errorf("MinSize %d, MinEventSize %d; the doc comments say 180 and 44", MinSize, MinEventSize)
+	}
+}
+
+// TestBodySizes checks that every Size and EventSize gives a body of
+// exactly that size, across the sizes where the usage counts gain digits.
+func TestBodySizes(t *testing.T) {
+	for size := MinSize; size < 1200; size++ {
+		b, err := io.ReadAll(Options{Size: size}.resolve().body(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReply(t, b, size)
+	}
+	for _, size := range []int{MinEventSize, MinEventSize + 1, 1000, 70_000} {
+		b := Options{Events: 2, EventSize: size}.resolve().body(true)
+		checkStream(t, b, 2, size)
+		if len(b.parts) != 0 {
+			t.Errorf("EventSize %d: the body was not read to its end", size)
+		}
+	}
+}
