@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -505,6 +506,31 @@ func TestBodySizes(t *testing.T) {
 		checkStream(t, b, 2, size)
 		if len(b.parts) != 0 {
 			t.Errorf("EventSize %d: the body was not read to its end", size)
+		}
+	}
+}
+
+// TestHugeDefaults checks the huge defaults' sizes, and that a huge body is
+// generated as it is read: reading the 1 GiB body and the 1 GiB stream
+// allocates about one event, not the reply.
+func TestHugeDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		mode   Mode
+		stream bool
+		min    int64
+	}{
+		{HugeBody, false, HugeSize},
+		{HugeStream, true, HugeEvents * HugeEventSize},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n, err := io.Copy(io.Discard, Options{Mode: tt.mode}.resolve().body(tt.stream))
+		runtime.ReadMemStats(&after)
+		if err != nil || n < tt.min || n > tt.min+tt.min/100 {
+			t.Errorf("%s: %d bytes, %v; want about %d", tt.mode, n, err, tt.min)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%s: reading it allocated %d bytes, want under 8 MiB", tt.mode, alloc)
 		}
 	}
 }
