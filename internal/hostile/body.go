@@ -17,13 +17,13 @@ const (
 	deltaTail = `"}}`
 )
 
-// MinSize is the smallest Options.Size: a Converse reply with a text of a
-// byte or two. (The usage counts, about Size/4, have at most two and three
-// digits at this size.)
+// MinSize (180) is the smallest Options.Size: a Converse reply with a text
+// of a byte or two. The usage counts, about Size/4, have at most two and
+// three digits at this size, and their length is taken from the text.
 const MinSize = int64(len(replyHead) + 1 + len(replyTail) + len(`99,"totalTokens":100}}`))
 
-// MinEventSize is the smallest Options.EventSize: a contentBlockDelta with a
-// one-byte text.
+// MinEventSize (44) is the smallest Options.EventSize: a contentBlockDelta
+// with a one-byte text.
 const MinEventSize = len(deltaHead) + 1 + len(deltaTail)
 
 // filler is the text of every reply, a block at a time.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 	"go.uber.org/goleak"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -454,5 +457,80 @@ func TestInvalidOptions(t *testing.T) {
 			}()
 			Handler(tt.o)
 		})
+	}
+}
+
+// TestDripFakeClock checks the clock seam outside a bubble: on a real
+// socket, a Drip on a clock.Fake sends a chunk each time the test moves the
+// clock on by an Interval, and only then.
+func TestDripFakeClock(t *testing.T) {
+	fake := clock.NewFake(time.Unix(0, 0))
+	o := Options{Mode: Drip, Size: MinSize, Chunk: 64, Interval: time.Minute, Clock: fake}
+	s := Listen(Handler(o))
+	defer s.Close()
+	done := make(chan exchange)
+	go func() { done <- call(t.Context(), s.Client(), s.URL, false, nil) }()
+	ticks := (MinSize + 63) / 64
+	for range ticks {
+		fake.WaitForTimers(1)
+		fake.Advance(time.Minute)
+	}
+	x := <-done
+	if x.err != nil || x.n != MinSize {
+		t.Fatalf("got %d bytes and %v, want %d", x.n, x.err, MinSize)
+	}
+	if got := fake.Now().Sub(time.Unix(0, 0)); got != time.Duration(ticks)*time.Minute {
+		t.Errorf("the drip took %v on its clock, want %d minutes", got, ticks)
+	}
+}
+
+// TestMinimums pins the minimums the documentation states.
+func TestMinimums(t *testing.T) {
+	if MinSize != 180 || MinEventSize != 44 {
+		t.Errorf("MinSize %d, MinEventSize %d; the doc comments say 180 and 44", MinSize, MinEventSize)
+	}
+}
+
+// TestBodySizes checks that every Size and EventSize gives a body of
+// exactly that size, across the sizes where the usage counts gain digits.
+func TestBodySizes(t *testing.T) {
+	for size := MinSize; size < 1200; size++ {
+		b, err := io.ReadAll(Options{Size: size}.resolve().body(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkReply(t, b, size)
+	}
+	for _, size := range []int{MinEventSize, MinEventSize + 1, 1000, 70_000} {
+		b := Options{Events: 2, EventSize: size}.resolve().body(true)
+		checkStream(t, b, 2, size)
+		if len(b.parts) != 0 {
+			t.Errorf("EventSize %d: the body was not read to its end", size)
+		}
+	}
+}
+
+// TestHugeDefaults checks the huge defaults' sizes, and that a huge body is
+// generated as it is read: reading the 1 GiB body and the 1 GiB stream
+// allocates about one event, not the reply.
+func TestHugeDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		mode   Mode
+		stream bool
+		min    int64
+	}{
+		{HugeBody, false, HugeSize},
+		{HugeStream, true, HugeEvents * HugeEventSize},
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		n, err := io.Copy(io.Discard, Options{Mode: tt.mode}.resolve().body(tt.stream))
+		runtime.ReadMemStats(&after)
+		if err != nil || n < tt.min || n > tt.min+tt.min/100 {
+			t.Errorf("%s: %d bytes, %v; want about %d", tt.mode, n, err, tt.min)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+			t.Errorf("%s: reading it allocated %d bytes, want under 8 MiB", tt.mode, alloc)
+		}
 	}
 }
