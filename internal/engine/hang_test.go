@@ -145,3 +145,63 @@ func TestHangOpensTheBreaker(t *testing.T) {
 		}
 	})
 }
+
+// TestHostileUpstream runs a call against each misbehaviour of
+// internal/hostile in us-east-1, with a healthy us-west-2 behind it: what
+// keel records for the first attempt, and whether the call still succeeds.
+func TestHostileUpstream(t *testing.T) {
+	tests := []struct {
+		name   string
+		o      hostile.Options
+		stream bool
+		code   string // the first attempt's catalog code; "" for a success
+		ok     bool   // the call succeeds (through us-west-2 when code is set)
+	}{
+		{name: "truncated body", o: hostile.Options{Mode: hostile.Truncate}, code: catalog.CodeResponseTruncated, ok: true},
+		{name: "reset mid-body", o: hostile.Options{Mode: hostile.Reset}, code: catalog.CodeConnectionReset, ok: true},
+		{name: "hang", o: hostile.Options{Mode: hostile.Hang}, code: catalog.CodeAttemptTimeout, ok: true},
+		{name: "slow drip within the timeout", o: hostile.Options{Mode: hostile.Drip, Chunk: 64, Interval: 100 * time.Millisecond}, ok: true},
+		{name: "huge body", o: hostile.Options{Mode: hostile.HugeBody}, code: catalog.CodeResponseTooLarge},
+		{name: "huge stream events", o: hostile.Options{Mode: hostile.HugeStream}, stream: true, code: catalog.CodeResponseTooLarge},
+		{name: "redirect", o: hostile.Options{Mode: hostile.Redirect, Status: http.StatusTemporaryRedirect}, code: catalog.CodeUnexpectedRedirect, ok: true},
+		{name: "HTML 502 from a load balancer", o: hostile.Options{Mode: hostile.HTMLError}, code: catalog.CodeUnknownServerError, ok: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := hostile.Pipe(hostile.ByRegion(map[string]http.Handler{
+					"us-east-1": hostile.Handler(tt.o),
+					"us-west-2": hostile.Handler(hostile.Options{}),
+				}))
+				defer srv.Close()
+				u, _ := url.Parse(srv.URL)
+				e, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+					HTTPClient: srv.Client(), Region: "us-east-1", Clock: clock.Real{}, Rand: rand.New(rand.NewPCG(1, 2)),
+					Routes: routeTo(m1, "us-east-1", "us-east-1", "us-west-2")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				op := attempt.Converse
+				if tt.stream {
+					op = attempt.ConverseStream
+				}
+				resp, rep, err := e.Do(context.Background(), &Call{Op: op, Model: m1, Body: quotaBody("hostile", 200)})
+				if err == nil {
+					_, err = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				} else if resp != nil {
+					resp.Body.Close()
+				}
+				if (err == nil) != tt.ok {
+					t.Fatalf("err = %v, want success %v", err, tt.ok)
+				}
+				if got := rep.Attempts[0].Code; got != tt.code {
+					t.Fatalf("first attempt %s, want %q (attempts %+v)", got, tt.code, rep.Attempts)
+				}
+				if tt.ok && tt.code != "" && rep.Target.Region != "us-west-2" {
+					t.Fatalf("answered by %s, want us-west-2", rep.Target)
+				}
+			})
+		})
+	}
+}
