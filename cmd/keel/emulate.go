@@ -72,7 +72,7 @@ func runEmulate(args []string, stdout, stderr io.Writer) int {
 
 // emulate runs the emulator until ctx ends.
 func emulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseEmulateFlags(args, stderr)
+	cfg, err := parseEmulateFlags(args, stdout, stderr)
 	if code, done := flagsDone(err, "keel emulate", stderr); done {
 		return code
 	}
@@ -143,12 +143,11 @@ func onOff(b bool) string {
 	return "off"
 }
 
-func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
+func parseEmulateFlags(args []string, stdout, stderr io.Writer) (emulateConfig, error) {
 	cfg := emulateConfig{keys: map[string]string{}}
 	fs := flag.NewFlagSet("keel emulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, emulateUsage)
+		fmt.Fprintln(fs.Output(), emulateUsage)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:4566", "address to listen on, as host:port (port 0 picks a free one)")
@@ -182,9 +181,9 @@ func parseEmulateFlags(args []string, stderr io.Writer) (emulateConfig, error) {
 		formatSize(emulator.DefaultMaxBodyBytes)), sizeFlag(&cfg.maxBody))
 	fs.Func("max-buffered", fmt.Sprintf("most request-body bytes held at once by requests being served; a request past it gets 503 (default %s)",
 		formatSize(emulator.DefaultMaxBufferedBytes)), sizeFlag(&cfg.buffered))
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
+			return cfg, err // help went to stdout
 		}
 		return cfg, errReported // the flag package printed it, with the usage
 	}

@@ -53,9 +53,9 @@ func TestVersionString(t *testing.T) {
 	}
 }
 
-// myHelp are the commands whose help this file checks; batch, dlq and
-// emulate are checked by their own tests.
-var myHelp = [][]string{{"converse"}, {"explain"}, {"bench"}, {"bench", "quota"}}
+// myHelp are the commands whose help this file checks: every command but
+// batch and dlq, whose subcommands their own tests check.
+var myHelp = [][]string{{"converse"}, {"explain"}, {"bench"}, {"bench", "quota"}, {"emulate"}}
 
 // TestHelpExitsZero (issue 15, item 13): -h and --help print the usage on
 // stdout and exit 0, for every command; so does keel help COMMAND.
