@@ -132,6 +132,12 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 	}
 	client, k, err := converseClient(ctx, &f, stderr)
 	if err != nil {
+		if f.jsonOut {
+			// A script asked for JSON: a setup failure (no credentials, a
+			// bad config file) is a JSON error document too.
+			reportFailure(err, nil, true, stdout, stderr)
+			return 2
+		}
 		fmt.Fprintf(stderr, "keel converse: %v\n", err)
 		return 2
 	}

@@ -308,3 +308,22 @@ func TestConverseStream(t *testing.T) {
 		})
 	}
 }
+
+// TestConverseSetupErrorJSON: with --json, a failure before any call (here a
+// bad config file) is a JSON error document on stdout too, exit 2.
+func TestConverseSetupErrorJSON(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "keel.yaml")
+	if err := os.WriteFile(cfg, []byte("retry:\n  max_attempt: 3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"converse", "--emulator", "--config", cfg, "--model", sonnetProfile, "--prompt", "hi", "--json"}, &out, &errb)
+	var doc struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if code != 2 || json.Unmarshal(out.Bytes(), &doc) != nil || !strings.Contains(doc.Error.Message, `unknown key "max_attempt"`) {
+		t.Fatalf("exit %d, stdout %q; want 2 and a JSON error naming the key", code, out.String())
+	}
+}
