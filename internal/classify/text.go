@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/catalog"
+
+	"github.com/keel-run/keel/internal/textdist"
 )
 
 const (
@@ -303,7 +305,7 @@ var suggestKeys = func() [][]string {
 // similarity scores how close word w is to key k, from 0 to 1.
 func similarity(w, k string) float64 {
 	longer := max(len(w), len(k))
-	best := 1 - float64(levenshtein(w, k))/float64(longer)
+	best := 1 - float64(textdist.Levenshtein(w, k))/float64(longer)
 	if len(w) >= minToken && strings.Contains(k, w) {
 		best = max(best, 0.6+0.4*float64(len(w))/float64(len(k)))
 	}
@@ -326,24 +328,3 @@ func commonPrefix(a, b string) int {
 
 // maxWord bounds the words Suggest compares; catalog keys are shorter.
 const maxWord = 64
-
-// levenshtein returns the edit distance between a and b (bytes), both at
-// most maxWord long.
-func levenshtein(a, b string) int {
-	var prev, cur [maxWord + 1]int
-	for j := 0; j <= len(b); j++ {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}
