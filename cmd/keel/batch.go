@@ -23,7 +23,7 @@ func init() {
 }
 
 const batchUsage = `Usage:
-  keel batch run --in FILE --out FILE [--model ID] [--state FILE] [--format auto|bedrock|simple]
+  keel batch run --in FILE --out FILE [--model ID] [--state FILE] [--restart] [--format auto|bedrock|simple]
                  [--endpoint URL | --emulator [--scenario FILE] [--seed N] [--speed F]] [flags]
   keel batch status --state FILE [--json]
 
@@ -33,7 +33,8 @@ records {"recordId": ..., "modelInput": {...}} (sent with InvokeModel to
 --model) or {"id": ..., "prompt": ...} (sent with Converse). Progress is
 checkpointed in --state (default: OUT.state): after a crash, kill -9 or
 Ctrl-C, run the same command again to resume; no record is lost or written
-twice. Records that fail for good go to the dead-letter queue (--dlq).
+twice. --restart starts over. A run locks its state file (STATE.lock): a
+second run on it is refused while the first is under way. Records that fail for good go to the dead-letter queue (--dlq).
 keel's quota governor paces the run: a record is sent when the target's
 tokens-per-minute quota has room for it (quotas: in --config says the
 quota; otherwise keel learns it from throttles), behind interactive calls.
@@ -162,7 +163,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		in, out, state, model, format, dbPath, prog string
 		maxTokens, maxRequeues                      int
 		timeout, every                              time.Duration
-		redact, noDLQ, jsonOut                      bool
+		redact, noDLQ, jsonOut, restart             bool
 	)
 	fs := flag.NewFlagSet("keel batch run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -180,6 +181,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	fs.StringVar(&prog, "progress", "auto", "progress display on stderr: auto (a bar on a terminal, else lines), bar, lines or off")
 	fs.DurationVar(&every, "progress-every", 10*time.Second, "time between progress lines when not on a terminal")
 	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&restart, "restart", false, "start over: forget the state file's run and rewrite --out (refused while another run uses them)")
 	tf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, batchUsage+"\n\nFlags of keel batch run:")
@@ -240,7 +242,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	}
 	defer closeTarget()
 	o := batch.Options{In: in, Input: input, Out: out, State: state, Format: fmtv, Model: model, Region: tf.region, MaxTokens: maxTokens,
-		Doer: k, RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues}
+		Doer: k, RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues, Restart: restart}
 	if maxRequeues == 0 {
 		o.MaxRequeues = -1
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 // Doer runs one call through keel's engine; *keel.Keel and *engine.Engine
@@ -44,8 +45,14 @@ type Options struct {
 	// records finish.
 	Out string
 	// State is the checkpoint file; empty means Out + ".state". Running
-	// again with the same state file resumes the run.
+	// again with the same state file resumes the run. While a run uses it,
+	// it holds an exclusive lock on State + ".lock" (and on Out), and
+	// another run on either is refused with ErrRunning.
 	State string
+	// Restart discards the state file's run, if any, and starts over: a new
+	// run id, every record sent again, Out rewritten. It takes the lock
+	// first, so it is refused while another run is under way.
+	Restart bool
 	// Model is the model for records that name none (every Bedrock-format record).
 	Model string
 	// Region is the region to call; empty means the engine's default.
@@ -161,10 +168,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if same, _ := samePath(o.In, o.Out); same {
 		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
 	}
+	lock, err := lockfile.Acquire(o.State+".lock", "keel batch run")
+	if err != nil {
+		if errors.Is(err, lockfile.ErrLocked) {
+			return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+		}
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	defer lock.Release()
 	in := o.Input
 	if in == nil {
 		var err error
 		if in, err = ReadInput(o.In, InputOptions{Format: o.Format, Model: o.Model}); err != nil {
+			return nil, err
+		}
+	}
+	if o.Restart {
+		if err := removeState(o.State); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +250,7 @@ func (r *runner) open() error {
 	outAbs, _ := filepath.Abs(r.o.Out)
 	inAbs, _ := filepath.Abs(r.o.In)
 	if !ok {
-		if r.rf, err = createResults(r.o.Out); err != nil {
+		if r.rf, err = createResults(r.o.Out, r.o.Restart); err != nil {
 			return err
 		}
 		id := make([]byte, 8)
@@ -246,12 +266,12 @@ func (r *runner) open() error {
 	}
 	switch {
 	case m.InputHash != r.in.SHA256:
-		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --state (or --out) for a new input",
+		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --out (or --state) for a new input, or --restart to start over",
 			ErrStateMismatch, r.st.Path(), m.Input, m.InputHash, r.o.In, r.in.SHA256)
 	case m.Out != outAbs:
-		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume", ErrStateMismatch, r.st.Path(), m.Out, outAbs)
+		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume, or --restart to start over", ErrStateMismatch, r.st.Path(), m.Out, outAbs)
 	case m.Model != r.o.Model:
-		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model", ErrStateMismatch, r.st.Path(), m.Model, r.o.Model)
+		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model, or --restart to start over", ErrStateMismatch, r.st.Path(), m.Model, r.o.Model)
 	}
 	committed, err := r.st.OutLen()
 	if err != nil {
