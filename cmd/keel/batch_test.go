@@ -206,8 +206,9 @@ type countingUpstream struct {
 	mu     sync.Mutex
 	sent   map[string]int
 	ok     map[string]int
-	fail   bool // answer FAIL records with an error
-	active int  // requests being served
+	fail   bool            // answer FAIL records with an error
+	active int             // requests being served
+	gate   func(id string) // when set, called before each record's request is served, outside the lock
 }
 
 var recPrompt = regexp.MustCompile(`rec ([A-Za-z0-9-]+)`)
@@ -224,13 +225,16 @@ func (c *countingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	c.sent[id]++
 	c.active++
-	fail := c.fail
+	fail, gate := c.fail, c.gate
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.active--
 		c.mu.Unlock()
 	}()
+	if gate != nil {
+		gate(id)
+	}
 	if fail && strings.HasPrefix(id, "FAIL") {
 		w.Header().Set("X-Amzn-ErrorType", "ValidationException")
 		w.Header().Set("Content-Type", "application/json")
