@@ -500,3 +500,42 @@ func TestBatchSurvivesKill9(t *testing.T) {
 	t.Logf("killed after %d of %d records were checkpointed; %d records in flight at the kill were answered in both runs "+
 		"(the first answer went to the dead process, or arrived but was not checkpointed); %d dead letters", len(done), n, dup, len(parked))
 }
+
+// TestFilesHoldingPromptsArePrivate: every file keel creates that holds
+// prompts or replies is readable by its owner only (issue 15, item 9).
+func TestFilesHoldingPromptsArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "dlq.db")
+	up, url := startUpstream(t, "")
+	in := filepath.Join(dir, "in.jsonl")
+	os.WriteFile(in, []byte("{\"id\":\"ok1\",\"prompt\":\"rec ok1: hi\"}\n{\"id\":\"FAIL1\",\"prompt\":\"rec FAIL1: hi\"}\n"), 0o644)
+	results := filepath.Join(dir, "results.jsonl")
+	runOK(t, 1, "batch", "run", "--in", in, "--out", results, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off")
+	export := filepath.Join(dir, "export.jsonl")
+	runOK(t, 0, "dlq", "export", "--db", db, "--out", export)
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	replies := filepath.Join(dir, "replies.jsonl")
+	runOK(t, 0, "dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies)
+	for _, tt := range []struct{ name, path string }{
+		{"batch results", results},
+		{"batch state", results + ".state"},
+		{"dead-letter database", db},
+		{"dlq export --out", export},
+		{"dlq redrive --out", replies},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fi, err := os.Stat(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() == 0 {
+				t.Errorf("%s is empty", tt.path)
+			}
+			if m := fi.Mode().Perm(); m&0o077 != 0 {
+				t.Errorf("%s has mode %#o, want 0600", tt.path, m)
+			}
+		})
+	}
+}

@@ -163,9 +163,11 @@ type resultsFile struct {
 
 // createResults creates the results file for a new run. An existing file
 // with content is refused unless overwrite: it is someone's results, and
-// this run has no checkpoint that says which of its lines are whose.
+// this run has no checkpoint that says which of its lines are whose. The
+// file holds the model's replies: it is readable by its owner only (0600),
+// like the dead-letter queue and the state file.
 func createResults(path string, overwrite bool) (*resultsFile, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
@@ -178,6 +180,11 @@ func createResults(path string, overwrite bool) (*resultsFile, error) {
 		return nil, fmt.Errorf("batch: %s already exists and is not empty, but the state file has no run; remove it, pass the --state file of the run that wrote it, or start over with --restart", path)
 	}
 	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	// An empty file that was there already becomes this run's: 0600 too.
+	if err := f.Chmod(0o600); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("batch: %w", err)
 	}
