@@ -353,7 +353,7 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 		}
 	}
 	fmt.Fprintf(stdout, "results: %s  state: %s\n", o.Out, state)
-	if s.Pending > 0 {
+	if s.Pending > 0 && runErr == nil {
 		fmt.Fprintln(stdout, "stopped with records left: run the same command again to resume")
 	}
 }

@@ -57,6 +57,7 @@ type Record struct {
 	Offset int64           // of the line's first byte
 	Length int             // of the line, without its end of line
 	Format Format
+	Model  string // the record's own model; "" uses InputOptions.Model
 }
 
 // Input is a validated input file.
@@ -288,6 +289,9 @@ func parseLine(b []byte, opts InputOptions) (Record, error) {
 		}
 		if l.Model == nil && opts.Model == "" {
 			return Record{}, errors.New(`the record names no "model" and no --model was given`)
+		}
+		if l.Model != nil {
+			rec.Model = *l.Model
 		}
 		if l.MaxTokens != nil {
 			if n, err := strconv.ParseInt(string(l.MaxTokens), 10, 32); err != nil || n < 1 {

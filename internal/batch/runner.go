@@ -236,6 +236,7 @@ type runner struct {
 	meta  Meta
 	sum   *Summary
 
+	guard    *targetGuard
 	requeues []int // per record index; touched by the dispatcher only
 	sent     atomic.Int64
 	requeued atomic.Int64
@@ -330,6 +331,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	r.requeues = make([]int, len(r.in.Records))
+	r.guard = newTargetGuard()
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -374,6 +376,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}()
 	wg.Wait()
 	close(events)
+	if fatalErr == nil && runCtx.Err() == nil {
+		r.guard.flushAll() // records held for a target that never proved itself either way
+	}
 	close(results)
 	<-committed
 	r.o.Progress.end()
@@ -389,6 +394,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.sum.Sent = int(r.sent.Load())
 	r.sum.Requeued = int(r.requeued.Load())
 	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
+	if si, dropped := r.guard.stopped(); si != nil && errors.Is(fatalErr, ErrTargetFailing) {
+		fatalErr = fmt.Errorf("%w: %d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
+			"so the run stopped: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run. "+
+			"Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
+			ErrTargetFailing, stopAfter, si.code, si.target, si.message, max(r.sum.Pending-dropped, 0), dropped, r.sum.Pending, si.code)
+	}
 	if fatalErr != nil {
 		return r.sum, fatalErr
 	}
@@ -404,9 +415,11 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 	var (
 		waiting  delayHeap
 		inflight int
+		byModel  = map[string]int{} // calls in flight per model
 	)
 	handle := func(ev event) {
 		inflight--
+		byModel[r.modelOf(ev.idx)]--
 		if !ev.requeue {
 			return
 		}
@@ -419,6 +432,24 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		// Equal jitter: records throttled together do not come back together.
 		d = d/2 + rand.N(d/2+1)
 		heap.Push(&waiting, delayed{idx: ev.idx, at: r.o.Clock.Now().Add(d)})
+	}
+	// wait blocks until a record ends, a requeued one is due, or the run ends.
+	wait := func(now time.Time) {
+		var timer clock.Timer
+		var due <-chan time.Time
+		if waiting.Len() > 0 {
+			timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
+			due = timer.C()
+		}
+		select {
+		case ev := <-events:
+			handle(ev)
+		case <-due:
+		case <-dispatchCtx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 	for {
 		// Take in what has ended, and what is due, without blocking.
@@ -441,21 +472,14 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			if inflight == 0 && waiting.Len() == 0 {
 				return // all finished
 			}
-			var timer clock.Timer
-			var due <-chan time.Time
-			if waiting.Len() > 0 {
-				timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
-				due = timer.C()
-			}
-			select {
-			case ev := <-events:
-				handle(ev)
-			case <-due:
-			case <-dispatchCtx.Done():
-			}
-			if timer != nil {
-				timer.Stop()
-			}
+			wait(now)
+			continue
+		}
+		// Until a model has answered a call, at most stopAfter calls go to
+		// it (in flight, or failed and held): if its id is wrong, that is
+		// all the run sends before it stops.
+		if m := r.modelOf(pending[0]); !r.guard.isProven(m) && byModel[m]+r.guard.heldFor(m) >= stopAfter {
+			wait(now)
 			continue
 		}
 		var (
@@ -482,6 +506,7 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		idx := pending[0]
 		pending = pending[1:]
 		inflight++
+		byModel[r.modelOf(idx)]++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -489,6 +514,14 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			events <- event{idx: idx, requeue: requeue}
 		}()
 	}
+}
+
+// modelOf is the model record idx is sent to.
+func (r *runner) modelOf(idx int) string {
+	if m := r.in.Records[idx].Model; m != "" {
+		return m
+	}
+	return r.o.Model
 }
 
 // stopping reports whether Stop is closed. dispatchCtx ends then too, but
@@ -572,39 +605,70 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			}
 		}
 	}
+	var entry *catalog.Entry
 	if callErr != nil {
-		entry := entryOf(callErr)
+		entry = entryOf(callErr)
 		if r.requeueable(entry, idx) {
 			r.requeued.Add(1)
 			r.o.Progress.requeue()
 			return true
 		}
-		le := &lineError{Code: entry.Code, Message: callErr.Error()}
-		var ee *engine.Error
-		if errors.As(callErr, &ee) {
-			le.Status = ee.Status
-		}
-		if r.o.DLQ != nil {
-			e, err := r.o.DLQ.Record(ctx, call, callErr, "batch:"+r.meta.RunID+":"+rec.ID)
-			if err != nil {
-				fatal(fmt.Errorf("batch: parking record %s (line %d) in the dead-letter queue: %w", rec.ID, rec.Line, err))
-				return false
-			}
-			if e != nil {
-				le.DLQID = e.ID
-				f.DLQID = e.ID
-			}
-		}
-		line.Error = le
-		f.Code = entry.Code
 	}
-	b, err := encodeLine(line)
-	if err != nil {
-		fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
-		return false
+	// finish parks a failure and hands the result to the committer.
+	finish := func() {
+		if callErr != nil {
+			le := &lineError{Code: entry.Code, Message: callErr.Error()}
+			var ee *engine.Error
+			if errors.As(callErr, &ee) {
+				le.Status = ee.Status
+			}
+			if r.o.DLQ != nil {
+				e, err := r.o.DLQ.Record(ctx, call, callErr, "batch:"+r.meta.RunID+":"+rec.ID)
+				if err != nil {
+					fatal(fmt.Errorf("batch: parking record %s (line %d) in the dead-letter queue: %w", rec.ID, rec.Line, err))
+					return
+				}
+				if e != nil {
+					le.DLQID = e.ID
+					f.DLQID = e.ID
+				}
+			}
+			line.Error = le
+			f.Code = entry.Code
+		}
+		b, err := encodeLine(line)
+		if err != nil {
+			fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
+			return
+		}
+		results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens}
 	}
-	results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens}
+	if callErr != nil {
+		if msg := serviceMessage(callErr); targetFault(entry, msg) {
+			// Held until the model shows it works; enough of these in a
+			// row and the run stops with the records left pending.
+			target := req.model
+			if rep != nil && rep.Target.Model != "" {
+				target = rep.Target.String()
+			}
+			if r.guard.fault(req.model, target, entry.Code, msg, finish) {
+				fatal(ErrTargetFailing)
+			}
+			return false
+		}
+	}
+	r.guard.works(req.model)
+	finish()
 	return false
+}
+
+// serviceMessage is the service's message in a failure, or the error's text.
+func serviceMessage(err error) string {
+	var ee *engine.Error
+	if errors.As(err, &ee) && ee.Message != "" {
+		return ee.Message
+	}
+	return err.Error()
 }
 
 // requeueable says whether a failure means "try later" rather than "this
