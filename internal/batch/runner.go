@@ -236,10 +236,11 @@ type runner struct {
 	meta  Meta
 	sum   *Summary
 
-	guard    *targetGuard
-	requeues []int // per record index; touched by the dispatcher only
-	sent     atomic.Int64
-	requeued atomic.Int64
+	guard     *targetGuard
+	requeues  []int       // per record index; touched by the dispatcher only
+	firstSent []time.Time // per record index; written by the dispatcher before the record's first send
+	sent      atomic.Int64
+	requeued  atomic.Int64
 }
 
 // open starts a new run or checks that the state file belongs to this one.
@@ -311,6 +312,7 @@ type finishedRec struct {
 	f    Finished
 	line []byte
 	tok  int
+	took time.Duration // from the record's first send
 }
 
 func (r *runner) run(ctx context.Context) (*Summary, error) {
@@ -331,6 +333,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	r.requeues = make([]int, len(r.in.Records))
+	r.firstSent = make([]time.Time, len(r.in.Records))
 	r.guard = newTargetGuard()
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
 
@@ -507,6 +510,9 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		pending = pending[1:]
 		inflight++
 		byModel[r.modelOf(idx)]++
+		if r.firstSent[idx].IsZero() {
+			r.firstSent[idx] = r.o.Clock.Now()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -641,7 +647,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
 			return
 		}
-		results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens}
+		results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens, took: r.o.Clock.Now().Sub(r.firstSent[idx])}
 	}
 	if callErr != nil {
 		if msg := serviceMessage(callErr); targetFault(entry, msg) {
@@ -762,7 +768,7 @@ func (r *runner) commit(results <-chan finishedRec, fatal func(error)) {
 			continue
 		}
 		for _, x := range batch {
-			r.o.Progress.finished(x.f.OK, x.f.Code, x.tok)
+			r.o.Progress.finished(x.f.OK, x.f.Code, x.tok, x.took)
 		}
 	}
 }
