@@ -501,16 +501,34 @@ func TestBatchSurvivesKill9(t *testing.T) {
 		"(the first answer went to the dead process, or arrived but was not checkpointed); %d dead letters", len(done), n, dup, len(parked))
 }
 
+// batchWithFailures runs keel batch run in dir on simple records with the
+// ids given (flags among them are passed on), whose FAIL records the
+// upstream refuses; it returns the upstream, its URL, the dead-letter
+// database, the results file and the command's standard output.
+func batchWithFailures(t *testing.T, dir string, ids ...string) (up *countingUpstream, url, db, results, stdout string) {
+	t.Helper()
+	db, results = filepath.Join(dir, "dlq.db"), filepath.Join(dir, "results.jsonl")
+	up, url = startUpstream(t, "")
+	in := filepath.Join(dir, "in.jsonl")
+	args := []string{"batch", "run", "--in", in, "--out", results, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off"}
+	var sb strings.Builder
+	for _, id := range ids {
+		if strings.HasPrefix(id, "-") {
+			args = append(args, id)
+			continue
+		}
+		fmt.Fprintf(&sb, "{\"id\":%q,\"prompt\":\"rec %s: hi\"}\n", id, id)
+	}
+	os.WriteFile(in, []byte(sb.String()), 0o644)
+	stdout, _ = runOK(t, 1, args...)
+	return up, url, db, results, stdout
+}
+
 // TestFilesHoldingPromptsArePrivate: every file keel creates that holds
 // prompts or replies is readable by its owner only (issue 15, item 9).
 func TestFilesHoldingPromptsArePrivate(t *testing.T) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, "dlq.db")
-	up, url := startUpstream(t, "")
-	in := filepath.Join(dir, "in.jsonl")
-	os.WriteFile(in, []byte("{\"id\":\"ok1\",\"prompt\":\"rec ok1: hi\"}\n{\"id\":\"FAIL1\",\"prompt\":\"rec FAIL1: hi\"}\n"), 0o644)
-	results := filepath.Join(dir, "results.jsonl")
-	runOK(t, 1, "batch", "run", "--in", in, "--out", results, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off")
+	up, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
 	export := filepath.Join(dir, "export.jsonl")
 	runOK(t, 0, "dlq", "export", "--db", db, "--out", export)
 	up.mu.Lock()
@@ -535,6 +553,103 @@ func TestFilesHoldingPromptsArePrivate(t *testing.T) {
 			}
 			if m := fi.Mode().Perm(); m&0o077 != 0 {
 				t.Errorf("%s has mode %#o, want 0600", tt.path, m)
+			}
+		})
+	}
+}
+
+// jsonKeys walks a decoded JSON value and calls f with every object key's
+// path (quota[].target); the values of opaque keys (bodies, Bedrock's own
+// documents, maps keyed by catalog code) are not walked.
+func jsonKeys(v any, path string, f func(path, key string)) {
+	opaque := map[string]bool{"body": true, "modelOutput": true, "response": true, "failedByCode": true}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			f(p, k)
+			if !opaque[k] {
+				jsonKeys(e, p, f)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			jsonKeys(e, path+"[]", f)
+		}
+	}
+}
+
+// TestBatchAndDLQJSONSchemas: every JSON document the batch and dlq
+// commands print or write uses camelCase keys, and docs/dlq-batch.md
+// documents each key (issue 15, item 13).
+func TestBatchAndDLQJSONSchemas(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/dlq-batch.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, schemas, ok := strings.Cut(string(doc), "\n## JSON output\n")
+	if !ok {
+		t.Fatal(`docs/dlq-batch.md has no "## JSON output" section`)
+	}
+	schemas, _, _ = strings.Cut(schemas, "\n## ")
+
+	dir := t.TempDir()
+	up, url, db, results, stdout := batchWithFailures(t, dir, "ok1", "FAIL1", "FAIL2", "--json")
+	bin := filepath.Join(dir, "in-bedrock.jsonl")
+	os.WriteFile(bin, []byte(`{"recordId":"b1","modelInput":{"anthropic_version":"bedrock-2023-05-31","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}}`+"\n"), 0o644)
+	bresults := filepath.Join(dir, "results-b.jsonl")
+	var docs []struct{ name, text string }
+	add := func(name, text string) { docs = append(docs, struct{ name, text string }{name, text}) }
+	addLines := func(name, path string) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			add(name, l)
+		}
+	}
+	add("batch run --json", stdout)
+	stdout, _ = runOK(t, 0, "batch", "run", "--in", bin, "--out", bresults, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off", "--json")
+	add("batch run --json", stdout)
+	addLines("results file", results)
+	addLines("results file", bresults)
+	stdout, _ = runOK(t, 0, "batch", "status", "--state", results+".state", "--json")
+	add("batch status --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "list", "--db", db, "--json")
+	add("dlq list --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "show", "--db", db, "--json", "1")
+	add("dlq show --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "export", "--db", db)
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		add("dlq export", l)
+	}
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	replies := filepath.Join(dir, "replies.jsonl")
+	runOK(t, 0, "dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies, "--id", "1")
+	addLines("dlq redrive --out", replies)
+	stdout, _ = runOK(t, 0, "dlq", "purge", "--db", db, "--all", "--json")
+	add("dlq purge --json", stdout)
+
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	for _, d := range docs {
+		var v any
+		if err := json.Unmarshal([]byte(d.text), &v); err != nil {
+			t.Errorf("%s: not JSON: %v\n%s", d.name, err, d.text)
+			continue
+		}
+		jsonKeys(v, "", func(path, key string) {
+			path = strings.TrimPrefix(path, "[].") // list and show print an array of entries
+			if !camel.MatchString(key) {
+				t.Errorf("%s: key %s is not camelCase", d.name, path)
+			}
+			if !strings.Contains(schemas, "`"+path+"`") {
+				t.Errorf("%s: key %s is not documented in docs/dlq-batch.md's JSON output section", d.name, path)
 			}
 		})
 	}
