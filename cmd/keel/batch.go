@@ -267,6 +267,9 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		return 130
 	case runErr != nil:
 		if sum == nil {
+			if jsonOut {
+				writeJSON(stdout, stderr, map[string]any{"error": runErr.Error()}, 0)
+			}
 			fmt.Fprintf(stderr, "keel batch run: %v\n", runErr)
 		}
 		return 1

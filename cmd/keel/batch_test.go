@@ -744,3 +744,22 @@ func TestDocsDLQBatchCommandsRunInSequence(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRunJSONErrorBeforeTheRun: with --json, a run that cannot start
+// (its state file is another run's, or is locked) still prints JSON, with
+// the reason under "error" (issue 15, item 13).
+func TestBatchRunJSONErrorBeforeTheRun(t *testing.T) {
+	dir := t.TempDir()
+	_, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	stdout, stderr := runOK(t, 1, "batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", "amazon.nova-lite-v1:0",
+		"--endpoint", url, "--dlq", db, "--progress", "off", "--json")
+	var v struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil || !strings.Contains(v.Error, "belongs to another run") {
+		t.Errorf("stdout %q (%v); want JSON with the error", stdout, err)
+	}
+	if !strings.Contains(stderr, "belongs to another run") {
+		t.Errorf("stderr %q lacks the error", stderr)
+	}
+}
