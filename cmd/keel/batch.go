@@ -39,9 +39,12 @@ keel's quota governor paces the run: a record is sent when the target's
 tokens-per-minute quota has room for it (quotas: in --config says the
 quota; otherwise keel learns it from throttles), behind interactive calls.
 
+A run stops, leaving its records pending, when five in a row fail with the
+same error about the model rather than the record (no such model, no access).
+
 Exit status: 0 every record succeeded; 1 some records failed (see --out and
-keel dlq list) or the run failed; 2 bad flags or input; 130 interrupted
-with records left (run again to resume).`
+keel dlq list), or the run failed or stopped; 2 bad flags or input; 130
+interrupted with records left (run again to resume).`
 
 func runBatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
