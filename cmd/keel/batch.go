@@ -23,7 +23,7 @@ func init() {
 }
 
 const batchUsage = `Usage:
-  keel batch run --in FILE --out FILE [--model ID] [--state FILE] [--format auto|bedrock|simple]
+  keel batch run --in FILE --out FILE [--model ID] [--state FILE] [--restart] [--format auto|bedrock|simple]
                  [--endpoint URL | --emulator [--scenario FILE] [--seed N] [--speed F]] [flags]
   keel batch status --state FILE [--json]
 
@@ -33,14 +33,18 @@ records {"recordId": ..., "modelInput": {...}} (sent with InvokeModel to
 --model) or {"id": ..., "prompt": ...} (sent with Converse). Progress is
 checkpointed in --state (default: OUT.state): after a crash, kill -9 or
 Ctrl-C, run the same command again to resume; no record is lost or written
-twice. Records that fail for good go to the dead-letter queue (--dlq).
+twice. --restart starts over. A run locks its state file (STATE.lock): a
+second run on it is refused while the first is under way. Records that fail for good go to the dead-letter queue (--dlq).
 keel's quota governor paces the run: a record is sent when the target's
 tokens-per-minute quota has room for it (quotas: in --config says the
 quota; otherwise keel learns it from throttles), behind interactive calls.
 
+A run stops, leaving its records pending, when five in a row fail with the
+same error about the model rather than the record (no such model, no access).
+
 Exit status: 0 every record succeeded; 1 some records failed (see --out and
-keel dlq list) or the run failed; 2 bad flags or input; 130 interrupted
-with records left (run again to resume).`
+keel dlq list), or the run failed or stopped; 2 bad flags or input; 130
+interrupted with records left (run again to resume).`
 
 func runBatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -162,7 +166,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		in, out, state, model, format, dbPath, prog string
 		maxTokens, maxRequeues                      int
 		timeout, every                              time.Duration
-		redact, noDLQ, jsonOut                      bool
+		redact, noDLQ, jsonOut, restart             bool
 	)
 	fs := flag.NewFlagSet("keel batch run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -180,6 +184,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	fs.StringVar(&prog, "progress", "auto", "progress display on stderr: auto (a bar on a terminal, else lines), bar, lines or off")
 	fs.DurationVar(&every, "progress-every", 10*time.Second, "time between progress lines when not on a terminal")
 	fs.BoolVar(&jsonOut, "json", false, "print the summary as JSON")
+	fs.BoolVar(&restart, "restart", false, "start over: forget the state file's run and rewrite --out (refused while another run uses them)")
 	tf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, batchUsage+"\n\nFlags of keel batch run:")
@@ -240,7 +245,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	}
 	defer closeTarget()
 	o := batch.Options{In: in, Input: input, Out: out, State: state, Format: fmtv, Model: model, Region: tf.region, MaxTokens: maxTokens,
-		Doer: k, RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues}
+		Doer: k, RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues, Restart: restart}
 	if maxRequeues == 0 {
 		o.MaxRequeues = -1
 	}
@@ -265,6 +270,9 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		return 130
 	case runErr != nil:
 		if sum == nil {
+			if jsonOut {
+				writeJSON(stdout, stderr, map[string]any{"error": runErr.Error()}, 0)
+			}
 			fmt.Fprintf(stderr, "keel batch run: %v\n", runErr)
 		}
 		return 1
@@ -351,7 +359,7 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 		}
 	}
 	fmt.Fprintf(stdout, "results: %s  state: %s\n", o.Out, state)
-	if s.Pending > 0 {
+	if s.Pending > 0 && runErr == nil {
 		fmt.Fprintln(stdout, "stopped with records left: run the same command again to resume")
 	}
 }

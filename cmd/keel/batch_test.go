@@ -206,8 +206,9 @@ type countingUpstream struct {
 	mu     sync.Mutex
 	sent   map[string]int
 	ok     map[string]int
-	fail   bool // answer FAIL records with an error
-	active int  // requests being served
+	fail   bool            // answer FAIL records with an error
+	active int             // requests being served
+	gate   func(id string) // when set, called before each record's request is served, outside the lock
 }
 
 var recPrompt = regexp.MustCompile(`rec ([A-Za-z0-9-]+)`)
@@ -224,13 +225,16 @@ func (c *countingUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	c.sent[id]++
 	c.active++
-	fail := c.fail
+	fail, gate := c.fail, c.gate
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.active--
 		c.mu.Unlock()
 	}()
+	if gate != nil {
+		gate(id)
+	}
 	if fail && strings.HasPrefix(id, "FAIL") {
 		w.Header().Set("X-Amzn-ErrorType", "ValidationException")
 		w.Header().Set("Content-Type", "application/json")
@@ -495,4 +499,267 @@ func TestBatchSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("killed after %d of %d records were checkpointed; %d records in flight at the kill were answered in both runs "+
 		"(the first answer went to the dead process, or arrived but was not checkpointed); %d dead letters", len(done), n, dup, len(parked))
+}
+
+// batchWithFailures runs keel batch run in dir on simple records with the
+// ids given (flags among them are passed on), whose FAIL records the
+// upstream refuses; it returns the upstream, its URL, the dead-letter
+// database, the results file and the command's standard output.
+func batchWithFailures(t *testing.T, dir string, ids ...string) (up *countingUpstream, url, db, results, stdout string) {
+	t.Helper()
+	db, results = filepath.Join(dir, "dlq.db"), filepath.Join(dir, "results.jsonl")
+	up, url = startUpstream(t, "")
+	in := filepath.Join(dir, "in.jsonl")
+	args := []string{"batch", "run", "--in", in, "--out", results, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off"}
+	var sb strings.Builder
+	for _, id := range ids {
+		if strings.HasPrefix(id, "-") {
+			args = append(args, id)
+			continue
+		}
+		fmt.Fprintf(&sb, "{\"id\":%q,\"prompt\":\"rec %s: hi\"}\n", id, id)
+	}
+	os.WriteFile(in, []byte(sb.String()), 0o644)
+	stdout, _ = runOK(t, 1, args...)
+	return up, url, db, results, stdout
+}
+
+// TestFilesHoldingPromptsArePrivate: every file keel creates that holds
+// prompts or replies is readable by its owner only (issue 15, item 9).
+func TestFilesHoldingPromptsArePrivate(t *testing.T) {
+	dir := t.TempDir()
+	up, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	export := filepath.Join(dir, "export.jsonl")
+	runOK(t, 0, "dlq", "export", "--db", db, "--out", export)
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	replies := filepath.Join(dir, "replies.jsonl")
+	runOK(t, 0, "dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies)
+	for _, tt := range []struct{ name, path string }{
+		{"batch results", results},
+		{"batch state", results + ".state"},
+		{"dead-letter database", db},
+		{"dlq export --out", export},
+		{"dlq redrive --out", replies},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fi, err := os.Stat(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() == 0 {
+				t.Errorf("%s is empty", tt.path)
+			}
+			if m := fi.Mode().Perm(); m&0o077 != 0 {
+				t.Errorf("%s has mode %#o, want 0600", tt.path, m)
+			}
+		})
+	}
+}
+
+// jsonKeys walks a decoded JSON value and calls f with every object key's
+// path (quota[].target); the values of opaque keys (bodies, Bedrock's own
+// documents, maps keyed by catalog code) are not walked.
+func jsonKeys(v any, path string, f func(path, key string)) {
+	opaque := map[string]bool{"body": true, "modelOutput": true, "response": true, "failedByCode": true}
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			f(p, k)
+			if !opaque[k] {
+				jsonKeys(e, p, f)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			jsonKeys(e, path+"[]", f)
+		}
+	}
+}
+
+// TestBatchAndDLQJSONSchemas: every JSON document the batch and dlq
+// commands print or write uses camelCase keys, and docs/dlq-batch.md
+// documents each key (issue 15, item 13).
+func TestBatchAndDLQJSONSchemas(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/dlq-batch.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, schemas, ok := strings.Cut(string(doc), "\n## JSON output\n")
+	if !ok {
+		t.Fatal(`docs/dlq-batch.md has no "## JSON output" section`)
+	}
+	schemas, _, _ = strings.Cut(schemas, "\n## ")
+
+	dir := t.TempDir()
+	up, url, db, results, stdout := batchWithFailures(t, dir, "ok1", "FAIL1", "FAIL2", "--json")
+	bin := filepath.Join(dir, "in-bedrock.jsonl")
+	os.WriteFile(bin, []byte(`{"recordId":"b1","modelInput":{"anthropic_version":"bedrock-2023-05-31","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}}`+"\n"), 0o644)
+	bresults := filepath.Join(dir, "results-b.jsonl")
+	var docs []struct{ name, text string }
+	add := func(name, text string) { docs = append(docs, struct{ name, text string }{name, text}) }
+	addLines := func(name, path string) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			add(name, l)
+		}
+	}
+	add("batch run --json", stdout)
+	stdout, _ = runOK(t, 0, "batch", "run", "--in", bin, "--out", bresults, "--model", haiku, "--endpoint", url, "--dlq", db, "--progress", "off", "--json")
+	add("batch run --json", stdout)
+	addLines("results file", results)
+	addLines("results file", bresults)
+	stdout, _ = runOK(t, 0, "batch", "status", "--state", results+".state", "--json")
+	add("batch status --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "list", "--db", db, "--json")
+	add("dlq list --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "show", "--db", db, "--json", "1")
+	add("dlq show --json", stdout)
+	stdout, _ = runOK(t, 0, "dlq", "export", "--db", db)
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		add("dlq export", l)
+	}
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	replies := filepath.Join(dir, "replies.jsonl")
+	runOK(t, 0, "dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies, "--id", "1")
+	addLines("dlq redrive --out", replies)
+	stdout, _ = runOK(t, 0, "dlq", "purge", "--db", db, "--all", "--json")
+	add("dlq purge --json", stdout)
+
+	camel := regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
+	for _, d := range docs {
+		var v any
+		if err := json.Unmarshal([]byte(d.text), &v); err != nil {
+			t.Errorf("%s: not JSON: %v\n%s", d.name, err, d.text)
+			continue
+		}
+		jsonKeys(v, "", func(path, key string) {
+			path = strings.TrimPrefix(path, "[].") // list and show print an array of entries
+			if !camel.MatchString(key) {
+				t.Errorf("%s: key %s is not camelCase", d.name, path)
+			}
+			if !strings.Contains(schemas, "`"+path+"`") {
+				t.Errorf("%s: key %s is not documented in docs/dlq-batch.md's JSON output section", d.name, path)
+			}
+		})
+	}
+}
+
+// shellCommands splits the ```sh blocks of a Markdown text into commands: a
+// line ending in a backslash goes on, and a here-document runs to its
+// closing word.
+func shellCommands(md string) []string {
+	var cmds []string
+	for _, block := range strings.Split(md, "```sh\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		var cur strings.Builder
+		heredoc := ""
+		for _, line := range strings.Split(block, "\n") {
+			cur.WriteString(line + "\n")
+			switch {
+			case heredoc != "":
+				if line != heredoc {
+					continue
+				}
+				heredoc = ""
+			case strings.Contains(line, "<<'"):
+				_, w, _ := strings.Cut(line, "<<'")
+				heredoc, _, _ = strings.Cut(w, "'")
+				continue
+			case strings.HasSuffix(line, "\\"):
+				continue
+			}
+			if c := strings.TrimSpace(cur.String()); c != "" {
+				cmds = append(cmds, c)
+			}
+			cur.Reset()
+		}
+	}
+	return cmds
+}
+
+var sentCalls = regexp.MustCompile(`records succeeded, (\d+) failed, \d+ pending; (\d+) calls sent`)
+
+// TestDocsDLQBatchCommandsRunInSequence runs the README's quick start and
+// then every command of docs/dlq-batch.md, as written, in a fresh
+// directory with the repository's examples: each succeeds (a batch whose
+// records fail for good exits 1 and says so), and each batch run sends
+// calls rather than finding its state file taken by another run or its
+// work already done (issue 15, item 13).
+func TestDocsDLQBatchCommandsRunInSequence(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the documented batches (about a minute)")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/dlq-batch.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, quick, _ := strings.Cut(string(readme), "\n## Quick start\n")
+	cmds := shellCommands(quick)[:1] // the batch; the rest are the test suite and a server
+	cmds = append(cmds, shellCommands(string(doc))...)
+	bin := buildKeel(t)
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "examples"), os.DirFS("../../examples")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if !strings.HasPrefix(c, "go run ./cmd/keel ") && !strings.HasPrefix(c, "cat ") && !strings.HasPrefix(c, "head ") {
+			t.Fatalf("unexpected command in the docs (teach this test about it): %s", c)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		cmd := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(c, "go run ./cmd/keel", bin))
+		cmd.Dir = dir
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		start := time.Now()
+		err := cmd.Run()
+		cancel()
+		t.Logf("%s: %s", c, time.Since(start).Round(time.Millisecond))
+		code := cmd.ProcessState.ExitCode()
+		isRun := strings.Contains(c, " batch run ")
+		m := sentCalls.FindStringSubmatch(stdout.String())
+		switch {
+		case code == 0:
+		case code == 1 && isRun && m != nil && m[1] != "0" && !strings.Contains(stderr.String(), "keel batch run: "):
+			// Records failed for good; the run itself did not.
+		default:
+			t.Fatalf("%s\nexit %d (%v)\nstdout:\n%s\nstderr:\n%s", c, code, err, stdout.String(), stderr.String())
+		}
+		if isRun && (m == nil || m[2] == "0" || strings.Contains(stdout.String(), "resumed run")) {
+			t.Errorf("%s\nsent nothing or resumed a run:\n%s", c, stdout.String())
+		}
+	}
+}
+
+// TestBatchRunJSONErrorBeforeTheRun: with --json, a run that cannot start
+// (its state file is another run's, or is locked) still prints JSON, with
+// the reason under "error" (issue 15, item 13).
+func TestBatchRunJSONErrorBeforeTheRun(t *testing.T) {
+	dir := t.TempDir()
+	_, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	stdout, stderr := runOK(t, 1, "batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", "amazon.nova-lite-v1:0",
+		"--endpoint", url, "--dlq", db, "--progress", "off", "--json")
+	var v struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &v); err != nil || !strings.Contains(v.Error, "belongs to another run") {
+		t.Errorf("stdout %q (%v); want JSON with the error", stdout, err)
+	}
+	if !strings.Contains(stderr, "belongs to another run") {
+		t.Errorf("stderr %q lacks the error", stderr)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 func init() {
@@ -45,7 +46,9 @@ spelling keel explain knows), --older-than AGE, --newer-than AGE (AGE such as
 redrive sends each selected entry again through keel's engine (retries,
 breakers, fallbacks), writes each reply as a JSON line to --out (default
 standard output), and removes the entry only once its reply is written;
-entries that fail again stay, with their attempt history extended. Entries
+entries that fail again stay, with their attempt history extended. One
+redrive runs at a time per database (it locks DB.redrive.lock); a second is
+refused, naming the first. Entries
 whose not-before time has not come are skipped unless --force. Streaming
 calls are redriven as their non-streaming twin (the body is the same).
 
@@ -497,12 +500,13 @@ func dlqPurge(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// openOut opens --out: "" or "-" is w; a file is appended to.
+// openOut opens --out: "" or "-" is w; a file is appended to, created
+// readable by its owner only (it holds prompts or replies).
 func openOut(path string, w io.Writer) (io.Writer, func() error, func() error, error) {
 	if path == "" || path == "-" {
 		return w, func() error { return nil }, func() error { return nil }, nil
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -610,6 +614,18 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 		return code
 	}
 	defer s.Close()
+	// One redrive at a time per queue: two would list the same entries and
+	// send each twice. The lock goes with the process, kill -9 included.
+	lock, err := lockfile.Acquire(f.db+".redrive.lock", "keel dlq redrive")
+	if err != nil {
+		if errors.Is(err, lockfile.ErrLocked) {
+			fmt.Fprintf(stderr, "keel dlq redrive: another keel dlq redrive is using %s: %v; wait for it to end, or stop it\n", f.db, err)
+		} else {
+			fmt.Fprintf(stderr, "keel dlq redrive: %v\n", err)
+		}
+		return 1
+	}
+	defer lock.Release()
 	now := time.Now()
 	flt := f.filter(now)
 	all, err := s.List(ctx, flt)

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -261,4 +263,58 @@ func writeState(t *testing.T) string {
 	out := filepath.Join(dir, "r.jsonl")
 	runOK(t, 0, "batch", "run", "--emulator", "--in", "../../examples/prompts.jsonl", "--out", out, "--model", haiku, "--no-dlq", "--progress", "off")
 	return out + ".state"
+}
+
+// TestDLQRedriveConcurrentRedrivesSendOnce: while one redrive runs, a second
+// on the same database is refused at once, naming the first; every entry
+// is sent and answered once (issue 15, item 2).
+func TestDLQRedriveConcurrentRedrivesSendOnce(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "dlq.db")
+	up, url := parkFailures(t, db, "FAIL1", "FAIL2", "FAIL3")
+	started, release := make(chan struct{}), make(chan struct{})
+	letGo := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(letGo) // before the upstream stops, even when the test fails
+	var once sync.Once
+	up.mu.Lock()
+	up.fail = false
+	up.gate = func(id string) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(started)
+			<-release
+		}
+	}
+	up.mu.Unlock()
+
+	dir := t.TempDir()
+	firstOut := filepath.Join(dir, "first.jsonl")
+	done := make(chan int, 1)
+	var firstErr bytes.Buffer
+	go func() {
+		done <- run([]string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", firstOut}, io.Discard, &firstErr)
+	}()
+	<-started
+	_, stderr := runOK(t, 1, "dlq", "redrive", "--db", db, "--endpoint", url, "--out", filepath.Join(dir, "second.jsonl"))
+	if !strings.Contains(stderr, "another keel dlq redrive") || !strings.Contains(stderr, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("second redrive's message does not name the first: %s", stderr)
+	}
+	letGo()
+	if code := <-done; code != 0 {
+		t.Fatalf("first redrive: exit %d\n%s", code, firstErr.String())
+	}
+	_, ok := up.snapshot()
+	for _, id := range []string{"FAIL1", "FAIL2", "FAIL3"} {
+		if ok[id] != 1 {
+			t.Errorf("%s answered %d times, want once", id, ok[id])
+		}
+	}
+	if n := countLines(firstOut); n != 3 {
+		t.Errorf("%d reply lines, want 3", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "second.jsonl")); err == nil {
+		t.Error("the refused redrive created its --out")
+	}
+	// Once the first is over, a redrive runs again (nothing left to do).
+	runOK(t, 0, "dlq", "redrive", "--db", db, "--endpoint", url)
 }

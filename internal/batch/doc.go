@@ -21,6 +21,13 @@
 // that fail for good are parked in the dead-letter queue (package dlq) and
 // written to the results file with their catalog code.
 //
+// A failure about the target rather than the record (no such model, no
+// access to it) would fail every record: until a model has answered, at most
+// a few calls go to it, and when that many records in a row fail so, the
+// run stops with them left pending (ErrTargetFailing).
+//
 // Progress is checkpointed in a SQLite state file; Run documents the
-// protocol. Running the same command again resumes.
+// protocol. Running the same command again resumes; Options.Restart starts
+// over. A run holds an exclusive lock on its state and results files, so a
+// second run on them is refused (ErrRunning) rather than losing records.
 package batch

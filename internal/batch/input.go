@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keel-run/keel/internal/attempt"
 )
@@ -56,6 +57,7 @@ type Record struct {
 	Offset int64           // of the line's first byte
 	Length int             // of the line, without its end of line
 	Format Format
+	Model  string // the record's own model; "" uses InputOptions.Model
 }
 
 // Input is a validated input file.
@@ -106,7 +108,10 @@ func (e *InputError) Error() string {
 // ReadInput reads and validates every line of the input file at path
 // before anything is sent, so a bad line 9,000 is found before record 1 is
 // paid for. Blank lines are skipped; a byte-order mark and CRLF line ends are
-// accepted. Record ids must be unique.
+// accepted. Record ids must be unique. Lines that decoding would change
+// without a word are refused: a key twice in one object (the last would
+// win) and bytes that are not UTF-8 (they would become U+FFFD). Bedrock-format
+// records without opts.Model are one problem, however many there are.
 func ReadInput(path string, opts InputOptions) (*Input, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,6 +125,7 @@ func ReadInput(path string, opts InputOptions) (*Input, error) {
 	in := &Input{Path: path, Formats: map[Format]int{}}
 	ie := &InputError{Path: path}
 	seen := map[string]int{}
+	noModel, noModelAt := 0, -1 // Bedrock-format records without a model; their problem's index
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(f, h), 1<<16)
 	var off int64
@@ -137,6 +143,13 @@ func ReadInput(path string, opts InputOptions) (*Input, error) {
 		}
 		if len(bytes.TrimSpace(content)) > 0 {
 			rec, perr := parseLine(content, opts)
+			if errors.Is(perr, errNoModel) {
+				noModel++
+				if noModelAt >= 0 {
+					continue // said once, counted at the end
+				}
+				noModelAt = len(ie.Problems)
+			}
 			if perr == nil {
 				if first, dup := seen[rec.ID]; dup {
 					perr = fmt.Errorf("record id %s is already used on line %d; ids must be unique", rec.RawID, first)
@@ -158,6 +171,10 @@ func ReadInput(path string, opts InputOptions) (*Input, error) {
 		if rerr == io.EOF {
 			break
 		}
+	}
+	if noModel > 1 {
+		ie.Problems[noModelAt] = strings.Replace(ie.Problems[noModelAt], "this Bedrock-format record names",
+			fmt.Sprintf("%d Bedrock-format records (this line and %d more) name", noModel, noModel-1), 1)
 	}
 	if len(ie.Problems) > 0 {
 		return nil, ie
@@ -189,7 +206,15 @@ var (
 
 const wantShapes = `want {"recordId": "...", "modelInput": {...}} (Bedrock batch format) or {"id": "...", "prompt": "..."} (simple format)`
 
+// errNoModel is a Bedrock-format record read without a model; ReadInput
+// reports it once for the file.
+var errNoModel = errors.New("this Bedrock-format record names no model (Bedrock gives the model per job); pass the model id with --model")
+
 func parseLine(b []byte, opts InputOptions) (Record, error) {
+	if !utf8.Valid(b) {
+		i := invalidUTF8(b)
+		return Record{}, fmt.Errorf("not valid UTF-8 (byte %#x at column %d); the line is not sent: decoding would replace the byte with U+FFFD and change the text; save the file as UTF-8", b[i], i+1)
+	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &keys); err != nil {
 		var se *json.SyntaxError
@@ -197,6 +222,9 @@ func parseLine(b []byte, opts InputOptions) (Record, error) {
 			return Record{}, fmt.Errorf("not valid JSON (at byte %d: %v); each line must be one JSON object", se.Offset, err)
 		}
 		return Record{}, fmt.Errorf("not a JSON object; %s", wantShapes)
+	}
+	if k := duplicateKey(b); k != "" {
+		return Record{}, fmt.Errorf("key %q appears twice in one object; a JSON decoder would keep only the last, so say it once", k)
 	}
 	format := opts.Format
 	if format == FormatAuto {
@@ -245,7 +273,7 @@ func parseLine(b []byte, opts InputOptions) (Record, error) {
 			return Record{}, errors.New(`"modelInput" must be a JSON object: the model's InvokeModel body`)
 		}
 		if opts.Model == "" {
-			return Record{}, errors.New("Bedrock-format records name no model; pass the model id with --model")
+			return Record{}, errNoModel
 		}
 	case FormatSimple:
 		id, err := recordID(l.ID, "id", true)
@@ -261,6 +289,9 @@ func parseLine(b []byte, opts InputOptions) (Record, error) {
 		}
 		if l.Model == nil && opts.Model == "" {
 			return Record{}, errors.New(`the record names no "model" and no --model was given`)
+		}
+		if l.Model != nil {
+			rec.Model = *l.Model
 		}
 		if l.MaxTokens != nil {
 			if n, err := strconv.ParseInt(string(l.MaxTokens), 10, 32); err != nil || n < 1 {
@@ -300,6 +331,67 @@ func recordID(raw json.RawMessage, key string, numbers bool) (string, error) {
 		return "", fmt.Errorf("%q must be a string or an integer, got %s", key, raw)
 	}
 	return "", fmt.Errorf("%q must be a string, got %s", key, raw)
+}
+
+// invalidUTF8 returns the index of the first byte of b that is not UTF-8.
+func invalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
+}
+
+// duplicateKey returns the path (modelInput.messages[0].role) of the first
+// key that appears twice in one object of the JSON value b, or "". b must
+// be valid JSON.
+func duplicateKey(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	k, _ := walkKeys(dec, "")
+	return k
+}
+
+func walkKeys(dec *json.Decoder, path string) (string, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return "", err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return "", err
+			}
+			k, _ := kt.(string)
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if seen[k] {
+				return p, nil
+			}
+			seen[k] = true
+			if d, err := walkKeys(dec, p); d != "" || err != nil {
+				return d, err
+			}
+		}
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if d, err := walkKeys(dec, fmt.Sprintf("%s[%d]", path, i)); d != "" || err != nil {
+				return d, err
+			}
+		}
+	default:
+		return "", nil
+	}
+	_, err = dec.Token() // the closing delimiter
+	return "", err
 }
 
 func typeName(field string) string {

@@ -3,6 +3,7 @@ package batch
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,5 +189,65 @@ func TestBuildRequestNoticesAChangedLine(t *testing.T) {
 	_, err := buildRequest([]byte(`{"id":"b","prompt":"p"}`), Record{ID: "a", RawID: json.RawMessage(`"a"`), Format: FormatSimple, Line: 4}, "m", 0)
 	if err == nil || !strings.Contains(err.Error(), `line 4 changed since it was read (record "a" is not there any more)`) {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestBatchInputRejectsSilentChanges: a record that JSON decoding would
+// change without a word (a duplicate key: the last would win; invalid
+// UTF-8: replaced with U+FFFD) is refused with its line (issue 15, item 10).
+func TestBatchInputRejectsSilentChanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		errs    []string // substrings of the error, in order
+	}{
+		{name: "duplicate top-level key", content: `{"id":"a","prompt":"p"}` + "\n" + `{"id":"b","prompt":"first","prompt":"second"}`,
+			errs: []string{`line 2: key "prompt" appears twice`}},
+		{name: "duplicate id key", content: `{"id":"a","id":"b","prompt":"p"}`, errs: []string{`line 1: key "id" appears twice`}},
+		{name: "duplicate key inside modelInput", content: `{"recordId":"r","modelInput":{"messages":[{"role":"user","role":"assistant","content":"x"}]}}`,
+			errs: []string{`line 1: key "modelInput.messages[0].role" appears twice`}},
+		{name: "invalid UTF-8 in a prompt", content: `{"id":"a","prompt":"p"}` + "\n\n" + "{\"id\":\"b\",\"prompt\":\"caf\xe9\"}",
+			errs: []string{"line 3: not valid UTF-8 (byte 0xe9 at column 24)", "not sent"}},
+		{name: "invalid UTF-8 in modelInput", content: "{\"recordId\":\"r\",\"modelInput\":{\"x\":\"\xff\"}}", errs: []string{"line 1: not valid UTF-8"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeFile(t, "in.jsonl", tt.content)
+			_, err := ReadInput(p, InputOptions{Model: "m"})
+			if err == nil {
+				t.Fatalf("no error; want %q", tt.errs)
+			}
+			rest := err.Error()
+			for _, want := range tt.errs {
+				i := strings.Index(rest, want)
+				if i < 0 {
+					t.Fatalf("error %q lacks %q (in order)", err, want)
+				}
+				rest = rest[i+len(want):]
+			}
+		})
+	}
+	// Keys that look alike but are not the same, and the same key in two
+	// objects, are fine.
+	ok := `{"recordId":"r","modelInput":{"a":{"k":1},"b":{"k":2},"K":3,"list":[{"k":1},{"k":2}]}}`
+	if _, err := ReadInput(writeFile(t, "ok.jsonl", ok), InputOptions{Model: "m"}); err != nil {
+		t.Errorf("distinct keys refused: %v", err)
+	}
+}
+
+// TestBatchWithoutModelFailsOnce: a Bedrock-format file without --model is
+// one error, not one per line (issue 15, item 13).
+func TestBatchWithoutModelFailsOnce(t *testing.T) {
+	var b strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&b, "{\"recordId\":\"r%d\",\"modelInput\":{}}\n", i)
+	}
+	_, err := ReadInput(writeFile(t, "in.jsonl", b.String()), InputOptions{})
+	var ie *InputError
+	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.More {
+		t.Fatalf("error %v; want an *InputError with one problem", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "300 Bedrock-format records") || !strings.Contains(msg, "--model") {
+		t.Errorf("error %q", msg)
 	}
 }

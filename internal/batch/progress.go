@@ -30,6 +30,7 @@ type Progress struct {
 	failed     int // in all, failures before this process included
 	requeued   int
 	tokens     int64
+	took       time.Duration // the time records finished in this process took, summed
 	byCode     map[string]int
 	lastLen    int
 	samples    []sample // at each update, for rates over the last minute
@@ -42,6 +43,7 @@ type sample struct {
 	at     time.Time
 	done   int // finished in this process
 	tokens int64
+	took   time.Duration
 }
 
 // rateWindow is how far back rates and the ETA look: long enough to smooth
@@ -132,7 +134,9 @@ func (p *Progress) end() {
 	}
 }
 
-func (p *Progress) finished(ok bool, code string, tokens int) {
+// finished counts a checkpointed record; took is the time from its first
+// send to its checkpoint, requeue waits included.
+func (p *Progress) finished(ok bool, code string, tokens int, took time.Duration) {
 	if p == nil {
 		return
 	}
@@ -146,6 +150,7 @@ func (p *Progress) finished(ok bool, code string, tokens int) {
 		p.byCode[code]++
 	}
 	p.tokens += int64(tokens)
+	p.took += took
 }
 
 func (p *Progress) requeue() {
@@ -183,7 +188,7 @@ func (p *Progress) Line(now time.Time) string {
 func (p *Progress) line(now time.Time) string {
 	done := p.before + p.succeeded + p.failedNow
 	// Rates over the last minute (since the start, for the first minute).
-	cur := sample{at: now, done: p.succeeded + p.failedNow, tokens: p.tokens}
+	cur := sample{at: now, done: p.succeeded + p.failedNow, tokens: p.tokens, took: p.took}
 	for len(p.samples) > 1 && now.Sub(p.samples[1].at) >= rateWindow {
 		p.samples = p.samples[1:]
 	}
@@ -196,11 +201,19 @@ func (p *Progress) line(now time.Time) string {
 	if now.After(p.samples[len(p.samples)-1].at) {
 		p.samples = append(p.samples, cur)
 	}
+	// The ETA is the records left over the rate, but never less than the
+	// time a record takes: the last records are in flight or waiting to be
+	// requeued, and the rate alone said 0 s for the last seconds of a run.
+	// It is rounded up: "0s" only when nothing is left.
 	eta := "--"
 	if left := p.total - done; left == 0 {
 		eta = "0s"
 	} else if rate > 0 {
-		eta = time.Duration(float64(left) / rate * float64(time.Second)).Round(time.Second).String()
+		d := time.Duration(float64(left) / rate * float64(time.Second))
+		if n := cur.done - from.done; n > 0 {
+			d = max(d, (cur.took-from.took)/time.Duration(n))
+		}
+		eta = (d + time.Second - 1).Truncate(time.Second).String()
 	}
 	pct := 0.0
 	if p.total > 0 {

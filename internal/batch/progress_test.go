@@ -36,9 +36,9 @@ func TestProgressPlainLines(t *testing.T) {
 	p := NewProgress(&out, ProgressOptions{Clock: clk, Every: 10 * time.Second})
 	p.begin(1000, 100, map[string]int{"ValidationException": 1})
 	for i := range 300 {
-		p.finished(true, "", 1000)
+		p.finished(true, "", 1000, 0)
 		if i%100 == 0 {
-			p.finished(false, "ThrottlingException", 0)
+			p.finished(false, "ThrottlingException", 0, 0)
 		}
 	}
 	p.requeue()
@@ -68,7 +68,7 @@ func TestProgressRateFollowsTheLastMinute(t *testing.T) {
 	p.begin(1000, 0, nil)
 	for range 6 {
 		for range 100 {
-			p.finished(true, "", 10)
+			p.finished(true, "", 10, 0)
 		}
 		clk.Advance(10 * time.Second)
 		p.Line(clk.Now())
@@ -92,9 +92,9 @@ func TestProgressTerminal(t *testing.T) {
 	p := NewProgress(&out, ProgressOptions{Clock: clk, TTY: true})
 	p.begin(10, 0, nil)
 	for range 5 {
-		p.finished(true, "", 120)
+		p.finished(true, "", 120, 0)
 	}
-	p.finished(false, "ValidationException", 0)
+	p.finished(false, "ValidationException", 0, 0)
 	clk.WaitForTimers(1)
 	clk.Advance(time.Second) // a terminal is redrawn every second
 	waitFor(t, func() bool { return strings.Contains(out.String(), "\r") })
@@ -112,12 +112,12 @@ func TestProgressTerminal(t *testing.T) {
 func TestProgressNil(t *testing.T) {
 	var p *Progress
 	p.begin(1, 0, nil)
-	p.finished(true, "", 1)
+	p.finished(true, "", 1, 0)
 	p.requeue()
 	p.end()
 	q := NewProgress(nil, ProgressOptions{})
 	q.begin(1, 0, nil)
-	q.finished(true, "", 1)
+	q.finished(true, "", 1, 0)
 	q.end()
 }
 
@@ -179,5 +179,42 @@ func TestParseReply(t *testing.T) {
 	}
 	if _, err := ParseReply(attempt.Converse, http.Header{}, []byte(`[1]`)); err == nil {
 		t.Error("a JSON array was read as a reply")
+	}
+}
+
+// TestProgressETAWhileTheLastRecordsRun: with a few records left, each of
+// which takes seconds, the ETA is the time a record takes, not the few
+// records over the rate, which read 0 s for the last seconds of a run
+// (issue 15, item 13).
+func TestProgressETAWhileTheLastRecordsRun(t *testing.T) {
+	tests := []struct {
+		name string
+		took time.Duration // each record, from its first send to its checkpoint
+		left int
+		want string
+	}{
+		{name: "four left, 5 s each", took: 5 * time.Second, left: 4, want: "ETA 5s"},
+		{name: "one left, 8 s each", took: 8 * time.Second, left: 1, want: "ETA 8s"},
+		{name: "one left, 300 ms each", took: 300 * time.Millisecond, left: 1, want: "ETA 1s"},
+		{name: "many left: the rate decides", took: 5 * time.Second, left: 200, want: "ETA 10s"},
+		{name: "none left", took: 5 * time.Second, left: 0, want: "ETA 0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			p := NewProgress(nil, ProgressOptions{Clock: clk})
+			p.begin(400+tt.left, 0, nil)
+			for range 20 { // 20 records a second for 20 s
+				for range 20 {
+					p.finished(true, "", 10, tt.took)
+				}
+				clk.Advance(time.Second)
+				p.Line(clk.Now())
+			}
+			if got := p.Line(clk.Now()); !strings.Contains(got, tt.want) {
+				t.Errorf("line %q lacks %q", got, tt.want)
+			}
+			p.end()
+		})
 	}
 }

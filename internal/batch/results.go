@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 // Usage is what a call used, as the model reported it.
@@ -161,14 +162,30 @@ type resultsFile struct {
 }
 
 // createResults creates the results file for a new run. An existing file
-// with content is refused: it is someone's results, and this run has no
-// checkpoint that says which of its lines are whose.
-func createResults(path string) (*resultsFile, error) {
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
-		return nil, fmt.Errorf("batch: %s already exists and is not empty, but the state file has no run; remove it, or pass the --state file of the run that wrote it", path)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+// with content is refused unless overwrite: it is someone's results, and
+// this run has no checkpoint that says which of its lines are whose. The
+// file holds the model's replies: it is readable by its owner only (0600),
+// like the dead-letter queue and the state file.
+func createResults(path string, overwrite bool) (*resultsFile, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	if err := lockResults(f, path); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > 0 && !overwrite {
+		f.Close()
+		return nil, fmt.Errorf("batch: %s already exists and is not empty, but the state file has no run; remove it, pass the --state file of the run that wrote it, or start over with --restart", path)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	// An empty file that was there already becomes this run's: 0600 too.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("batch: %w", err)
 	}
 	if err := f.Sync(); err != nil {
@@ -185,11 +202,15 @@ func createResults(path string) (*resultsFile, error) {
 func reopenResults(path string, committed int64) (*resultsFile, int64, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if errors.Is(err, os.ErrNotExist) && committed == 0 {
-		r, err := createResults(path)
+		r, err := createResults(path, false)
 		return r, 0, err
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("batch: resuming: %w", err)
+	}
+	if err := lockResults(f, path); err != nil {
+		f.Close()
+		return nil, 0, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
@@ -231,6 +252,19 @@ func (r *resultsFile) append(b []byte) (int64, error) {
 }
 
 func (r *resultsFile) Close() error { return r.f.Close() }
+
+// lockResults takes an exclusive lock on the open results file, so that two
+// runs with different state files cannot write one results file; the lock
+// goes with the file's close.
+func lockResults(f *os.File, path string) error {
+	if err := lockfile.LockFile(f); err != nil {
+		if errors.Is(err, lockfile.ErrLocked) {
+			return fmt.Errorf("%w: %s is being written by another run (with another --state)", ErrRunning, path)
+		}
+		return fmt.Errorf("batch: locking %s: %w", path, err)
+	}
+	return nil
+}
 
 // syncDir makes a new file's directory entry durable; best effort.
 func syncDir(dir string) {

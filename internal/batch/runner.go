@@ -22,6 +22,7 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 // Doer runs one call through keel's engine; *keel.Keel and *engine.Engine
@@ -44,8 +45,14 @@ type Options struct {
 	// records finish.
 	Out string
 	// State is the checkpoint file; empty means Out + ".state". Running
-	// again with the same state file resumes the run.
+	// again with the same state file resumes the run. While a run uses it,
+	// it holds an exclusive lock on State + ".lock" (and on Out), and
+	// another run on either is refused with ErrRunning.
 	State string
+	// Restart discards the state file's run, if any, and starts over: a new
+	// run id, every record sent again, Out rewritten. It takes the lock
+	// first, so it is refused while another run is under way.
+	Restart bool
 	// Model is the model for records that name none (every Bedrock-format record).
 	Model string
 	// Region is the region to call; empty means the engine's default.
@@ -161,10 +168,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if same, _ := samePath(o.In, o.Out); same {
 		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
 	}
+	lock, err := lockfile.Acquire(o.State+".lock", "keel batch run")
+	if err != nil {
+		if errors.Is(err, lockfile.ErrLocked) {
+			return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+		}
+		return nil, fmt.Errorf("batch: %w", err)
+	}
+	defer lock.Release()
 	in := o.Input
 	if in == nil {
 		var err error
 		if in, err = ReadInput(o.In, InputOptions{Format: o.Format, Model: o.Model}); err != nil {
+			return nil, err
+		}
+	}
+	if o.Restart {
+		if err := removeState(o.State); err != nil {
 			return nil, err
 		}
 	}
@@ -216,9 +236,11 @@ type runner struct {
 	meta  Meta
 	sum   *Summary
 
-	requeues []int // per record index; touched by the dispatcher only
-	sent     atomic.Int64
-	requeued atomic.Int64
+	guard     *targetGuard
+	requeues  []int       // per record index; touched by the dispatcher only
+	firstSent []time.Time // per record index; written by the dispatcher before the record's first send
+	sent      atomic.Int64
+	requeued  atomic.Int64
 }
 
 // open starts a new run or checks that the state file belongs to this one.
@@ -230,7 +252,7 @@ func (r *runner) open() error {
 	outAbs, _ := filepath.Abs(r.o.Out)
 	inAbs, _ := filepath.Abs(r.o.In)
 	if !ok {
-		if r.rf, err = createResults(r.o.Out); err != nil {
+		if r.rf, err = createResults(r.o.Out, r.o.Restart); err != nil {
 			return err
 		}
 		id := make([]byte, 8)
@@ -246,12 +268,12 @@ func (r *runner) open() error {
 	}
 	switch {
 	case m.InputHash != r.in.SHA256:
-		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --state (or --out) for a new input",
+		return fmt.Errorf("%w: %s was made for input %s (sha256 %.12s…), but %s is different (sha256 %.12s…); use a new --out (or --state) for a new input, or --restart to start over",
 			ErrStateMismatch, r.st.Path(), m.Input, m.InputHash, r.o.In, r.in.SHA256)
 	case m.Out != outAbs:
-		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume", ErrStateMismatch, r.st.Path(), m.Out, outAbs)
+		return fmt.Errorf("%w: %s writes its results to %s, not %s; pass the same --out to resume, or --restart to start over", ErrStateMismatch, r.st.Path(), m.Out, outAbs)
 	case m.Model != r.o.Model:
-		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model", ErrStateMismatch, r.st.Path(), m.Model, r.o.Model)
+		return fmt.Errorf("%w: %s was started with --model %q, not %q; resume with the same model, or --restart to start over", ErrStateMismatch, r.st.Path(), m.Model, r.o.Model)
 	}
 	committed, err := r.st.OutLen()
 	if err != nil {
@@ -290,6 +312,7 @@ type finishedRec struct {
 	f    Finished
 	line []byte
 	tok  int
+	took time.Duration // from the record's first send
 }
 
 func (r *runner) run(ctx context.Context) (*Summary, error) {
@@ -310,6 +333,8 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	r.requeues = make([]int, len(r.in.Records))
+	r.firstSent = make([]time.Time, len(r.in.Records))
+	r.guard = newTargetGuard()
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -354,6 +379,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}()
 	wg.Wait()
 	close(events)
+	if fatalErr == nil && runCtx.Err() == nil {
+		r.guard.flushAll() // records held for a target that never proved itself either way
+	}
 	close(results)
 	<-committed
 	r.o.Progress.end()
@@ -369,6 +397,12 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.sum.Sent = int(r.sent.Load())
 	r.sum.Requeued = int(r.requeued.Load())
 	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
+	if si, dropped := r.guard.stopped(); si != nil && errors.Is(fatalErr, ErrTargetFailing) {
+		fatalErr = fmt.Errorf("%w: %d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
+			"so the run stopped: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run. "+
+			"Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
+			ErrTargetFailing, stopAfter, si.code, si.target, si.message, max(r.sum.Pending-dropped, 0), dropped, r.sum.Pending, si.code)
+	}
 	if fatalErr != nil {
 		return r.sum, fatalErr
 	}
@@ -384,9 +418,11 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 	var (
 		waiting  delayHeap
 		inflight int
+		byModel  = map[string]int{} // calls in flight per model
 	)
 	handle := func(ev event) {
 		inflight--
+		byModel[r.modelOf(ev.idx)]--
 		if !ev.requeue {
 			return
 		}
@@ -399,6 +435,24 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		// Equal jitter: records throttled together do not come back together.
 		d = d/2 + rand.N(d/2+1)
 		heap.Push(&waiting, delayed{idx: ev.idx, at: r.o.Clock.Now().Add(d)})
+	}
+	// wait blocks until a record ends, a requeued one is due, or the run ends.
+	wait := func(now time.Time) {
+		var timer clock.Timer
+		var due <-chan time.Time
+		if waiting.Len() > 0 {
+			timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
+			due = timer.C()
+		}
+		select {
+		case ev := <-events:
+			handle(ev)
+		case <-due:
+		case <-dispatchCtx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
 	}
 	for {
 		// Take in what has ended, and what is due, without blocking.
@@ -421,21 +475,14 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			if inflight == 0 && waiting.Len() == 0 {
 				return // all finished
 			}
-			var timer clock.Timer
-			var due <-chan time.Time
-			if waiting.Len() > 0 {
-				timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
-				due = timer.C()
-			}
-			select {
-			case ev := <-events:
-				handle(ev)
-			case <-due:
-			case <-dispatchCtx.Done():
-			}
-			if timer != nil {
-				timer.Stop()
-			}
+			wait(now)
+			continue
+		}
+		// Until a model has answered a call, at most stopAfter calls go to
+		// it (in flight, or failed and held): if its id is wrong, that is
+		// all the run sends before it stops.
+		if m := r.modelOf(pending[0]); !r.guard.isProven(m) && byModel[m]+r.guard.heldFor(m) >= stopAfter {
+			wait(now)
 			continue
 		}
 		var (
@@ -462,6 +509,10 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		idx := pending[0]
 		pending = pending[1:]
 		inflight++
+		byModel[r.modelOf(idx)]++
+		if r.firstSent[idx].IsZero() {
+			r.firstSent[idx] = r.o.Clock.Now()
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -469,6 +520,14 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			events <- event{idx: idx, requeue: requeue}
 		}()
 	}
+}
+
+// modelOf is the model record idx is sent to.
+func (r *runner) modelOf(idx int) string {
+	if m := r.in.Records[idx].Model; m != "" {
+		return m
+	}
+	return r.o.Model
 }
 
 // stopping reports whether Stop is closed. dispatchCtx ends then too, but
@@ -552,39 +611,70 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			}
 		}
 	}
+	var entry *catalog.Entry
 	if callErr != nil {
-		entry := entryOf(callErr)
+		entry = entryOf(callErr)
 		if r.requeueable(entry, idx) {
 			r.requeued.Add(1)
 			r.o.Progress.requeue()
 			return true
 		}
-		le := &lineError{Code: entry.Code, Message: callErr.Error()}
-		var ee *engine.Error
-		if errors.As(callErr, &ee) {
-			le.Status = ee.Status
-		}
-		if r.o.DLQ != nil {
-			e, err := r.o.DLQ.Record(ctx, call, callErr, "batch:"+r.meta.RunID+":"+rec.ID)
-			if err != nil {
-				fatal(fmt.Errorf("batch: parking record %s (line %d) in the dead-letter queue: %w", rec.ID, rec.Line, err))
-				return false
-			}
-			if e != nil {
-				le.DLQID = e.ID
-				f.DLQID = e.ID
-			}
-		}
-		line.Error = le
-		f.Code = entry.Code
 	}
-	b, err := encodeLine(line)
-	if err != nil {
-		fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
-		return false
+	// finish parks a failure and hands the result to the committer.
+	finish := func() {
+		if callErr != nil {
+			le := &lineError{Code: entry.Code, Message: callErr.Error()}
+			var ee *engine.Error
+			if errors.As(callErr, &ee) {
+				le.Status = ee.Status
+			}
+			if r.o.DLQ != nil {
+				e, err := r.o.DLQ.Record(ctx, call, callErr, "batch:"+r.meta.RunID+":"+rec.ID)
+				if err != nil {
+					fatal(fmt.Errorf("batch: parking record %s (line %d) in the dead-letter queue: %w", rec.ID, rec.Line, err))
+					return
+				}
+				if e != nil {
+					le.DLQID = e.ID
+					f.DLQID = e.ID
+				}
+			}
+			line.Error = le
+			f.Code = entry.Code
+		}
+		b, err := encodeLine(line)
+		if err != nil {
+			fatal(fmt.Errorf("batch: encoding the result of record %s: %w", rec.ID, err))
+			return
+		}
+		results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens, took: r.o.Clock.Now().Sub(r.firstSent[idx])}
 	}
-	results <- finishedRec{f: f, line: b, tok: f.InputTokens + f.OutputTokens}
+	if callErr != nil {
+		if msg := serviceMessage(callErr); targetFault(entry, msg) {
+			// Held until the model shows it works; enough of these in a
+			// row and the run stops with the records left pending.
+			target := req.model
+			if rep != nil && rep.Target.Model != "" {
+				target = rep.Target.String()
+			}
+			if r.guard.fault(req.model, target, entry.Code, msg, finish) {
+				fatal(ErrTargetFailing)
+			}
+			return false
+		}
+	}
+	r.guard.works(req.model)
+	finish()
 	return false
+}
+
+// serviceMessage is the service's message in a failure, or the error's text.
+func serviceMessage(err error) string {
+	var ee *engine.Error
+	if errors.As(err, &ee) && ee.Message != "" {
+		return ee.Message
+	}
+	return err.Error()
 }
 
 // requeueable says whether a failure means "try later" rather than "this
@@ -678,7 +768,7 @@ func (r *runner) commit(results <-chan finishedRec, fatal func(error)) {
 			continue
 		}
 		for _, x := range batch {
-			r.o.Progress.finished(x.f.OK, x.f.Code, x.tok)
+			r.o.Progress.finished(x.f.OK, x.f.Code, x.tok, x.took)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
@@ -290,3 +291,18 @@ func (s *State) Status(ctx context.Context) (*Status, error) {
 // ErrStateMismatch is returned (wrapped) when a state file belongs to
 // another run: another input, results file or model.
 var ErrStateMismatch = errors.New("batch: the state file belongs to another run")
+
+// ErrRunning is returned (wrapped, with the holder's pid, host and start
+// time) when another run holds the state file or the results file.
+var ErrRunning = errors.New("batch: another run is under way")
+
+// removeState deletes a state file and its SQLite companions, for a run
+// that starts over. The caller holds the run's lock.
+func removeState(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("batch: starting over: %w", err)
+		}
+	}
+	return nil
+}
