@@ -277,8 +277,9 @@ type PhaseOutcome struct {
 	// ones); PrimaryPerCall is that per call.
 	PrimaryAttempts int     `json:"primaryAttempts"`
 	PrimaryPerCall  float64 `json:"primaryAttemptsPerCall"`
-	// BreakerSkips counts the calls that skipped Primary because its
-	// circuit breaker was open (or half-open with every probe out).
+	// BreakerSkips counts the calls that skipped Primary, at first or on a
+	// retry, because its circuit breaker was open (or half-open with every
+	// probe out).
 	BreakerSkips int `json:"breakerSkips"`
 	// AttemptTimeouts counts attempts ended by keel's per-attempt timeout;
 	// LongestTimeout is the longest of them, from sending to giving up.

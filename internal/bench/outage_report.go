@@ -43,8 +43,9 @@ func (r *OutageResult) WriteTable(w io.Writer) error {
 		}
 	}
 	_, err := fmt.Fprintf(w, "\nphases: by arrival time, from the scenario's outage windows for %s. latency: arrival to reply, completed calls only;\n"+
-		"added: max - the healthy phase's p50. attempts/call: attempts sent to %s per call; skipped: calls that did not try %s\n"+
-		"because its circuit breaker was open. attempt timeouts: attempts keel ended with AttemptTimeout; timed out after: the longest of them.\n",
+		"added: max - the healthy phase's p50. attempts/call: attempts sent to %s per call; skipped: calls that did not try %s,\n"+
+		"or did not try it again, because its circuit breaker was open. attempt timeouts: attempts keel ended with AttemptTimeout;\n"+
+		"timed out after: the longest of them.\n",
 		r.Primary, r.Primary, r.Primary)
 	return err
 }
