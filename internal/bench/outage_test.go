@@ -61,6 +61,8 @@ func TestOutageShort(t *testing.T) {
 	// The share of the deadline an attempt with a target after it may take
 	// (engine's attemptShare), and slack for a loaded machine.
 	const share, slack = 0.5, time.Second
+	// edge is how late a call may reach the emulator after its arrival.
+	const edge = 200 * time.Millisecond
 	for _, c := range res.Contenders {
 		total := 0
 		for _, o := range c.Phases {
@@ -78,8 +80,15 @@ func TestOutageShort(t *testing.T) {
 			t.Errorf("%s: the phases hold %d calls of %d", c.Name, total, res.Calls)
 		}
 		healthy, hang := c.Phases[0], c.Phases[1]
-		if healthy.Completed != healthy.Calls || healthy.ViaFallback != 0 || healthy.AttemptTimeouts != 0 {
-			t.Errorf("%s: healthy phase %+v; want every call served by us-east-1", c.Name, healthy)
+		if healthy.Completed != healthy.Calls {
+			t.Errorf("%s: healthy phase %+v; want every call completed", c.Name, healthy)
+		}
+		// Calls that arrived well before the hang (not just before it: a busy
+		// machine may send one late) were served by us-east-1.
+		for _, k := range c.calls {
+			if k.at < time.Second-edge && (k.region != Primary || k.timeouts != 0) {
+				t.Errorf("%s: the call that arrived at %s, healthy, was served by %s after %d timeouts", c.Name, k.at, k.region, k.timeouts)
+			}
 		}
 		switch c.Name {
 		case "keel":
