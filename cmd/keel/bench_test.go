@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -43,6 +44,25 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"stray argument", []string{"bench", "quota", "now"}, 2, `unexpected argument "now"`},
 		{"bad progress", []string{"bench", "quota", "--progress", "loud"}, 2, `--progress "loud": want auto, on or off`},
 		{"calls file in no directory", []string{"bench", "quota", "--calls", "/nonexistent/keel/calls.jsonl"}, 2, "--calls: open /nonexistent/keel/calls.jsonl"},
+		{"outage: help", []string{"bench", "outage", "-h"}, 0, "-scenario FILE"},
+		{"outage: help names the contenders", []string{"bench", "outage", "--help"}, 0, "no-attempt-timeout"},
+		{"bench help points to outage", []string{"bench", "-h"}, 0, "keel bench outage"},
+		{"outage: no scenario file", []string{"bench", "outage", "--scenario", "/nonexistent/keel/outage.yaml"}, 2, "--scenario: scenario: open /nonexistent/keel/outage.yaml"},
+		{"outage: rate zero", []string{"bench", "outage", "--rate", "0"}, 2, "--rate 0: want more than 0"},
+		{"outage: rate huge", []string{"bench", "outage", "--rate", "1000"}, 2, "rate 1000: want more than 0 and at most 100"},
+		{"outage: duration zero", []string{"bench", "outage", "--duration", "0s"}, 2, "--duration 0s: want more than 0"},
+		{"outage: duration too long", []string{"bench", "outage", "--duration", "1h"}, 2, "duration 1h0m0s: want from 1s to 10m0s"},
+		{"outage: deadline tiny", []string{"bench", "outage", "--deadline", "1ms"}, 2, "deadline 1ms"},
+		{"outage: max tokens zero", []string{"bench", "outage", "--max-tokens", "0"}, 2, "--max-tokens 0: want more than 0"},
+		{"outage: max tokens past the model", []string{"bench", "outage", "--max-tokens", "5000"}, 2, "max tokens 5000: want from 1 to 4096"},
+		{"outage: speed zero", []string{"bench", "outage", "--speed", "0"}, 2, "--speed 0: want more than 0"},
+		{"outage: unknown contender", []string{"bench", "outage", "--contenders", "keel,boto3"}, 2, `unknown contender "boto3"; choose from keel, no-attempt-timeout`},
+		{"outage: quota contender", []string{"bench", "outage", "--contenders", "standard"}, 2, `unknown contender "standard"`},
+		{"outage: no contender", []string{"bench", "outage", "--contenders", ","}, 2, "--contenders names no contender"},
+		{"outage: model not in us-east-1", []string{"bench", "outage", "--model", "eu.anthropic.claude-3-haiku-20240307-v1:0"}, 2, "is not called in us-east-1"},
+		{"outage: unknown model", []string{"bench", "outage", "--model", "gpt"}, 2, `unknown model "gpt"`},
+		{"outage: bad progress", []string{"bench", "outage", "--progress", "loud"}, 2, `--progress "loud": want auto, on or off`},
+		{"outage: stray argument", []string{"bench", "outage", "now"}, 2, `unexpected argument "now"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,5 +172,71 @@ func checkCallsFile(t *testing.T, path string, calls, completed int) {
 	}
 	if done != completed {
 		t.Fatalf("--calls has %d completed calls, the result %d", done, completed)
+	}
+}
+
+// TestBenchOutageJSON runs a three-second outage bench of keel alone
+// through the command line, on the bench's short scenario, and reads its
+// JSON: camelCase keys, a phase per window, every call counted once.
+func TestBenchOutageJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 5 s")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "outage", "--scenario", "../../internal/bench/testdata/outage-short.yaml", "--duration", "3s",
+		"--rate", "10", "--deadline", "2s", "--speed", "0.05", "--seed", "2", "--contenders", "keel", "--json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
+	}
+	if snake := regexp.MustCompile(`"[a-z0-9]+_[a-z0-9_]*":`).FindString(out.String()); snake != "" {
+		t.Errorf("snake_case key %s in:\n%s", snake, out.String())
+	}
+	var res struct {
+		Scenario  string  `json:"scenario"`
+		Primary   string  `json:"primaryRegion"`
+		Fallback  string  `json:"fallbackRegion"`
+		Calls     int     `json:"calls"`
+		Seed      int64   `json:"seed"`
+		DurationS float64 `json:"durationSeconds"`
+		Phases    []struct {
+			Name  string  `json:"name"`
+			FromS float64 `json:"fromSeconds"`
+			ToS   float64 `json:"toSeconds"`
+		} `json:"phases"`
+		Contenders []struct {
+			Name   string `json:"name"`
+			Phases []struct {
+				Phase     string         `json:"phase"`
+				Calls     int            `json:"calls"`
+				Completed int            `json:"completed"`
+				Failed    int            `json:"failed"`
+				Failures  map[string]int `json:"failures"`
+				P50       *float64       `json:"p50Ms"`
+				Max       *float64       `json:"maxMs"`
+				Timeouts  int            `json:"attemptTimeouts"`
+				Longest   *float64       `json:"longestTimedOutAttemptMs"`
+			} `json:"phases"`
+		} `json:"contenders"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out.String())
+	}
+	if res.Primary != "us-east-1" || res.Fallback != "us-west-2" || res.Seed != 2 || res.DurationS != 3 || res.Calls < 10 ||
+		len(res.Phases) != 2 || res.Phases[0].Name != "healthy" || res.Phases[1].Name != "hang" || res.Phases[1].ToS != 3 ||
+		len(res.Contenders) != 1 || res.Contenders[0].Name != "keel" || len(res.Contenders[0].Phases) != 2 {
+		t.Fatalf("result %+v", res)
+	}
+	total := 0
+	for _, p := range res.Contenders[0].Phases {
+		total += p.Calls
+		if p.Completed+p.Failed != p.Calls || (p.Completed > 0) != (p.P50 != nil && p.Max != nil) || (p.Timeouts > 0) != (p.Longest != nil) {
+			t.Errorf("phase %+v", p)
+		}
+	}
+	if total != res.Calls {
+		t.Errorf("the phases hold %d calls of %d", total, res.Calls)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("stderr with --json: %s", errb.String())
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -35,6 +37,10 @@ type Endpoint struct {
 	// Quota is the target's tokens-per-minute quota. Only a contender with
 	// a knob for it (keel) reads it; the SDK has none.
 	Quota int64
+	// Fallback is the region a route sends the model to when Region fails
+	// (the outage bench); empty: none. Deadline is each call's deadline.
+	Fallback string
+	Deadline time.Duration
 }
 
 // contenders in the order the table shows them.
@@ -55,25 +61,26 @@ var DefaultContenders = []string{"keel", "keel-learn", "standard", "adaptive"}
 // Contenders lists every contender in table order.
 func Contenders() []Contender { return append([]Contender(nil), contenders...) }
 
-// lookupContenders checks names and returns the contenders in table order.
+// lookupContenders checks names against the quota bench's contenders and
+// returns them in table order.
 func lookupContenders(names []string) ([]Contender, error) {
+	return pickContenders(contenders, DefaultContenders, names)
+}
+
+// pickContenders checks names (empty: defaults) against all and returns
+// the contenders named, in all's order.
+func pickContenders(all []Contender, defaults, names []string) ([]Contender, error) {
 	if len(names) == 0 {
-		names = DefaultContenders
+		names = defaults
 	}
 	seen := map[string]bool{}
 	for _, n := range names {
-		found := false
-		for _, c := range contenders {
-			if c.Name == n {
-				found = true
+		if !slices.ContainsFunc(all, func(c Contender) bool { return c.Name == n }) {
+			known := make([]string, len(all))
+			for i, c := range all {
+				known[i] = c.Name
 			}
-		}
-		if !found {
-			all := make([]string, len(contenders))
-			for i, c := range contenders {
-				all[i] = c.Name
-			}
-			return nil, fmt.Errorf("bench: unknown contender %q; choose from %s", n, strings.Join(all, ", "))
+			return nil, fmt.Errorf("bench: unknown contender %q; choose from %s", n, strings.Join(known, ", "))
 		}
 		if seen[n] {
 			return nil, fmt.Errorf("bench: contender %q named twice", n)
@@ -81,7 +88,7 @@ func lookupContenders(names []string) ([]Contender, error) {
 		seen[n] = true
 	}
 	var out []Contender
-	for _, c := range contenders {
+	for _, c := range all {
 		if seen[c.Name] {
 			out = append(out, c)
 		}

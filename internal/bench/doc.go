@@ -1,5 +1,6 @@
 // Package bench measures how well Bedrock clients use a tokens-per-minute
-// quota: `keel bench quota`.
+// quota (`keel bench quota`), and what keel does in a region outage
+// (`keel bench outage`).
 //
 // Run starts one emulator per contender (keel, the SDK's standard retryer,
 // the SDK's adaptive retry mode), each with its own quota meter, and offers
@@ -12,4 +13,11 @@
 //
 // Most callers want Run with a Config; Result.WriteTable and JSON print it.
 // See docs/bench.md for the workload, the measures and how fairness is kept.
+//
+// RunOutage, `keel bench outage`, shows what keel does when a region fails:
+// it plays a scenario (region-outage.yaml) on one emulator per contender
+// and sends an open-loop Poisson stream of Converse calls through keel
+// with a route from us-east-1 to us-west-2, and sums each phase of the
+// scenario's outage windows: where calls went, how long they took, when
+// the breaker skipped the failing region, and keel's attempt timeouts.
 package bench

@@ -301,7 +301,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, a := range arenas {
 		wg.Go(func() { a.offer(ctx, start, w.Calls, cfg.Deadline) })
 	}
-	stopProgress := reportProgress(cfg, start, len(w.Calls), arenas)
+	stopProgress := reportProgress(cfg.Progress, Progress{Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline,
+		Calls: len(w.Calls) * len(arenas)}, start, func() int {
+		done := 0
+		for _, a := range arenas {
+			done += int(a.finished.Load())
+		}
+		return done
+	})
 	snapErr := snapshots(ctx, start, cfg.Warmup, cfg.Duration, arenas)
 	wg.Wait()
 	stopProgress()
@@ -323,28 +330,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	return res, nil
 }
 
-// reportProgress calls cfg.Progress every progressEvery until the returned
+// reportProgress calls progress with p, its Elapsed and Done filled in
+// (done counts the calls ended), every progressEvery until the returned
 // stop is called, which reports once more, the final count, and returns
-// when the reporting goroutine has ended.
-func reportProgress(cfg Config, start time.Time, calls int, arenas []*arena) (stop func()) {
-	if cfg.Progress == nil {
+// when the reporting goroutine has ended. A nil progress is never called.
+func reportProgress(progress func(Progress), p Progress, start time.Time, done func() int) (stop func()) {
+	if progress == nil {
 		return func() {}
 	}
 	report := func() {
-		p := Progress{Elapsed: max(time.Since(start), 0), Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline, Calls: calls * len(arenas)}
-		for _, a := range arenas {
-			p.Done += int(a.finished.Load())
-		}
-		cfg.Progress(p)
+		p.Elapsed, p.Done = max(time.Since(start), 0), done()
+		progress(p)
 	}
-	done, ended := make(chan struct{}), make(chan struct{})
+	quit, ended := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(ended)
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-quit:
 				report()
 				return
 			case <-t.C:
@@ -353,7 +358,7 @@ func reportProgress(cfg Config, start time.Time, calls int, arenas []*arena) (st
 		}
 	}()
 	return func() {
-		close(done)
+		close(quit)
 		<-ended
 	}
 }
@@ -508,6 +513,19 @@ func (a *arena) usageAt(now time.Time) (quota.Usage, error) {
 // offer sends each call at its arrival time, whatever happened to the
 // earlier ones (open loop), and waits for all of them.
 func (a *arena) offer(ctx context.Context, start time.Time, calls []Call, deadline time.Duration) {
+	openLoop(ctx, start, calls, func(c Call) {
+		r := a.call(ctx, start.Add(c.At), c, deadline)
+		a.mu.Lock()
+		a.results[c.Index] = r
+		a.mu.Unlock()
+		a.finished.Add(1)
+	})
+}
+
+// openLoop calls send for each call, on a goroutine of its own, at
+// start + its arrival time, whatever happened to the earlier ones (an
+// open loop), until ctx ends; it returns when every send has returned.
+func openLoop(ctx context.Context, start time.Time, calls []Call, send func(Call)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	t := time.NewTimer(0)
@@ -520,13 +538,7 @@ func (a *arena) offer(ctx context.Context, start time.Time, calls []Call, deadli
 			return
 		case <-t.C:
 		}
-		wg.Go(func() {
-			r := a.call(ctx, start.Add(c.At), c, deadline)
-			a.mu.Lock()
-			a.results[c.Index] = r
-			a.mu.Unlock()
-			a.finished.Add(1)
-		})
+		wg.Go(func() { send(c) })
 	}
 }
 
