@@ -14,6 +14,10 @@ const (
 	DefaultWindow      = 60 * time.Second
 	DefaultMinCalls    = 10
 	DefaultFailureRate = 0.5
+	// DefaultConsecutiveFailures is Envoy's outlier-detection default
+	// (consecutive_5xx); a healthy region failing 5% of calls at random
+	// fails five in a row once in 3.2 million calls.
+	DefaultConsecutiveFailures = 5
 	DefaultCooldown    = 30 * time.Second
 	DefaultProbes      = 2
 	DefaultSuccesses   = 2
@@ -121,6 +125,12 @@ type Options struct {
 	// FailureRate is the share of failures, in (0, 1], at which the breaker
 	// opens. Zero means DefaultFailureRate.
 	FailureRate float64
+	// ConsecutiveFailures opens the breaker after this many failures in a
+	// row (a success resets the count), whatever else the window holds: a
+	// target that has just gone down, or hangs, is left after a few calls,
+	// not once its failures outweigh a window of earlier successes. Zero
+	// means DefaultConsecutiveFailures; a negative value turns the rule off.
+	ConsecutiveFailures int
 	// Cooldown is how long an open breaker refuses calls before probing.
 	// Zero means DefaultCooldown.
 	Cooldown time.Duration
@@ -172,6 +182,9 @@ func (o Options) resolve() (Options, error) {
 	if o.Cooldown == 0 {
 		o.Cooldown = DefaultCooldown
 	}
+	if o.ConsecutiveFailures == 0 {
+		o.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
 	if o.Probes == 0 {
 		o.Probes = DefaultProbes
 	}
@@ -207,6 +220,7 @@ type Breaker struct {
 	probeAt  time.Time
 	inflight int // probes in flight (half-open)
 	probeOK  int // successful probes in this half-open spell
+	streak   int // failures in a row (closed)
 	openErr  *OpenError
 	busyErr  *OpenError
 }
@@ -312,11 +326,14 @@ func (b *Breaker) record(p Permit, o Outcome) {
 		case Success:
 			c.ok++
 			b.total.ok++
+			b.streak = 0
 		case Failure:
 			c.bad++
 			b.total.bad++
+			b.streak++
 			n := b.total.ok + b.total.bad
-			if n >= int64(b.o.MinCalls) && float64(b.total.bad) >= b.o.FailureRate*float64(n) {
+			if n >= int64(b.o.MinCalls) && float64(b.total.bad) >= b.o.FailureRate*float64(n) ||
+				b.o.ConsecutiveFailures > 0 && b.streak >= b.o.ConsecutiveFailures {
 				b.open(now)
 			}
 		}
@@ -373,7 +390,7 @@ func (b *Breaker) halfOpen(now time.Time) {
 func (b *Breaker) close(now time.Time) {
 	// Start the window afresh: the failures that opened the breaker are
 	// history once probes have succeeded.
-	b.ring, b.total = [slots]tally{}, tally{}
+	b.ring, b.total, b.streak = [slots]tally{}, tally{}, 0
 	b.cur = int64(now.Sub(b.origin) / b.slot)
 	b.setState(Closed)
 }

@@ -86,13 +86,40 @@ func (h *harness) want(s State) {
 }
 
 func TestTransitions(t *testing.T) {
-	small := Options{Window: 10 * time.Second, MinCalls: 4, FailureRate: 0.5, Cooldown: 5 * time.Second, Probes: 2, Successes: 2}
+	// small checks the failure-rate rule alone; streak adds the
+	// consecutive-failures rule's default.
+	small := Options{Window: 10 * time.Second, MinCalls: 4, FailureRate: 0.5, Cooldown: 5 * time.Second, Probes: 2, Successes: 2, ConsecutiveFailures: -1}
+	streak := small
+	streak.ConsecutiveFailures = 0
 	tests := []struct {
 		name        string
 		opts        Options
 		steps       func(h *harness)
 		wantChanges []string
 	}{
+		{
+			name: "five failures in a row open it, whatever the window holds",
+			opts: streak,
+			steps: func(h *harness) {
+				h.calls(40, Success)
+				h.calls(DefaultConsecutiveFailures-1, Failure)
+				h.want(Closed)
+				h.calls(1, Failure) // 5 of 45, but five in a row
+				h.want(Open)
+			},
+			wantChanges: []string{"closed>open"},
+		},
+		{
+			name: "a success ends the streak",
+			opts: streak,
+			steps: func(h *harness) {
+				h.calls(40, Success)
+				h.calls(DefaultConsecutiveFailures-1, Failure)
+				h.calls(1, Success)
+				h.calls(DefaultConsecutiveFailures-1, Failure)
+				h.want(Closed)
+			},
+		},
 		{
 			name: "stays closed below MinCalls even if all fail",
 			opts: small,
@@ -291,7 +318,7 @@ func TestTransitions(t *testing.T) {
 		},
 		{
 			name: "FailureRate 1 needs every call in the window to fail",
-			opts: Options{MinCalls: 3, FailureRate: 1},
+			opts: Options{MinCalls: 3, FailureRate: 1, ConsecutiveFailures: -1},
 			steps: func(h *harness) {
 				h.calls(1, Success)
 				h.calls(20, Failure)

@@ -188,9 +188,12 @@ type Breaker struct {
 	Window      Duration `yaml:"window"`       // sliding window the failure rate is measured over
 	MinCalls    int      `yaml:"min_calls"`    // calls in the window before the breaker may open
 	FailureRate float64  `yaml:"failure_rate"` // share of unhealthy outcomes that opens it (0 < r ≤ 1)
-	Cooldown    Duration `yaml:"cooldown"`     // open time before probing
-	Probes      int      `yaml:"probes"`       // concurrent probes while half-open
-	Disabled    bool     `yaml:"disabled"`
+	// ConsecutiveFailures opens it after this many unhealthy outcomes in a
+	// row, whatever the window holds (0: 5; -1: off).
+	ConsecutiveFailures int      `yaml:"consecutive_failures"`
+	Cooldown            Duration `yaml:"cooldown"` // open time before probing
+	Probes              int      `yaml:"probes"`   // concurrent probes while half-open
+	Disabled            bool     `yaml:"disabled"`
 }
 
 // Route is an ordered list of targets for calls to one or more models.
@@ -420,6 +423,9 @@ func (c *Config) validate() []*Error {
 	}
 	if b.FailureRate < 0 || b.FailureRate > 1 {
 		bad("breaker.failure_rate", "must be between 0 and 1, got %g", b.FailureRate)
+	}
+	if b.ConsecutiveFailures < -1 {
+		bad("breaker.consecutive_failures", "must be -1 (off), 0 (default 5) or more, got %d", b.ConsecutiveFailures)
 	}
 	if b.Probes < 0 {
 		bad("breaker.probes", "must not be negative, got %d", b.Probes)

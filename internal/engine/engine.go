@@ -385,6 +385,12 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		last     *Error
 		lastResp *http.Response
 		sent     int
+		// free exempts the next target's first attempt from the retry
+		// budget: it follows an attempt that timed out. The budget stops
+		// retry storms, and a hung target cannot make one: each of its
+		// calls reaches the next target only after a whole attempt
+		// timeout, and goes elsewhere.
+		free bool
 	)
 	closeLast := func() {
 		if lastResp != nil {
@@ -404,7 +410,8 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		if ti == 0 {
 			delay = rd.delay
 		}
-		charged := false // the budget already paid for the next attempt
+		charged := free // the budget already paid for the next attempt, or need not
+		free = false
 		for n := 1; ; n++ {
 			// Admission: wait for room in the target's quota, or be refused.
 			var tk admission.Ticket
@@ -529,7 +536,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				// A hung target costs a whole timeout per attempt, far more
 				// than a 503: try the route's next target rather than wait
 				// on this one again.
-				d.Retry = false
+				d.Retry, free = false, true
 			}
 			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled && e.limited(t) {
 				// The governor paces this retry: the target is paused after

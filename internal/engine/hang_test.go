@@ -116,9 +116,12 @@ func TestHungRegionIsLeft(t *testing.T) {
 func TestHangOpensTheBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := hungEast(t, func(o *Options) { o.Rand = nil }) // calls run concurrently: the default Rand
-		// A burst of calls meets the hang together, as traffic does.
+		// A burst of calls meets the hang together, as traffic does: more
+		// than the retry budget allows fallbacks for (10% of calls, plus 1
+		// a second over 10 s), but a fallback after a timeout is not
+		// charged to it, so every call is answered by us-west-2.
 		var wg sync.WaitGroup
-		for range breaker.DefaultMinCalls {
+		for range 30 {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
@@ -204,4 +207,43 @@ func TestHostileUpstream(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestHangAfterHealthyOpensTheBreaker: a region that served well and then
+// hangs is left after a few timeouts, although its window still holds far
+// more successes than failures (the breaker's consecutive-failures rule).
+func TestHangAfterHealthyOpensTheBreaker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		plans := make([]hostile.Options, 41)
+		plans[40] = hostile.Options{Mode: hostile.Hang}
+		srv := hostile.Pipe(hostile.ByRegion(map[string]http.Handler{
+			"us-east-1": hostile.Sequence(plans...),
+			"us-west-2": hostile.Handler(hostile.Options{}),
+		}))
+		defer srv.Close()
+		u, _ := url.Parse(srv.URL)
+		e, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+			HTTPClient: srv.Client(), Region: "us-east-1", Clock: clock.Real{}, Routes: routeTo(m1, "us-east-1", "us-east-1", "us-west-2")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 40 {
+			if rep, err := hangCall(context.Background(), e, 200); err != nil || rep.Target.Region != "us-east-1" {
+				t.Fatalf("healthy call: %v via %v", err, rep.Target)
+			}
+		}
+		var wg sync.WaitGroup
+		for range breaker.DefaultConsecutiveFailures {
+			wg.Go(func() {
+				if rep, err := hangCall(context.Background(), e, 200); err != nil || rep.Attempts[0].Code != catalog.CodeAttemptTimeout {
+					t.Errorf("hung call: %v, attempts %+v", err, rep.Attempts)
+				}
+			})
+		}
+		wg.Wait()
+		rep, err := hangCall(context.Background(), e, 200)
+		if err != nil || !rep.Attempts[0].Skipped || rep.Attempts[0].Code != catalog.CodeCircuitOpen {
+			t.Fatalf("after %d hangs: %v, attempts %+v; want us-east-1 skipped", breaker.DefaultConsecutiveFailures, err, rep.Attempts)
+		}
+	})
 }
