@@ -18,10 +18,10 @@ const (
 	// (consecutive_5xx); a healthy region failing 5% of calls at random
 	// fails five in a row once in 3.2 million calls.
 	DefaultConsecutiveFailures = 5
-	DefaultCooldown    = 30 * time.Second
-	DefaultProbes      = 2
-	DefaultSuccesses   = 2
-	DefaultMaxTargets  = 1024
+	DefaultCooldown            = 30 * time.Second
+	DefaultProbes              = 2
+	DefaultSuccesses           = 2
+	DefaultMaxTargets          = 1024
 )
 
 // slots is the number of buckets the window is divided into.
