@@ -102,8 +102,8 @@ type targetFlags struct {
 
 func (t *targetFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.region, "region", "", "region to call (default: the config file's, else AWS_REGION, else us-east-1)")
-	fs.StringVar(&t.endpoint, "endpoint", "", "a Bedrock-compatible base URL, e.g. a `keel emulate` address")
-	fs.BoolVar(&t.emulated, "emulator", false, "start `keel emulate` in-process and send there (no AWS account needed)")
+	fs.StringVar(&t.endpoint, "endpoint", "", "a Bedrock-compatible base `URL`, such as the address keel emulate listens on")
+	fs.BoolVar(&t.emulated, "emulator", false, "start keel emulate in-process and send there (no AWS account needed)")
 	fs.StringVar(&t.scenario, "scenario", "", "with --emulator: a scenario file (faults, quotas)")
 	fs.Int64Var(&t.seed, "seed", 1, "with --emulator: the emulator's seed")
 	fs.Float64Var(&t.speed, "speed", 0, "with --emulator: model latency scale (0 none, 1 real time)")
@@ -187,10 +187,10 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	fs.BoolVar(&restart, "restart", false, "start over: forget the state file's run and rewrite --out (refused while another run uses them)")
 	tf.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, batchUsage+"\n\nFlags of keel batch run:")
+		fmt.Fprintln(fs.Output(), batchUsage+"\n\nFlags of keel batch run:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -384,10 +384,10 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&state, "state", "", "the run's checkpoint file (required)")
 	fs.BoolVar(&jsonOut, "json", false, "print as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, batchUsage+"\n\nFlags of keel batch status:")
+		fmt.Fprintln(fs.Output(), batchUsage+"\n\nFlags of keel batch status:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

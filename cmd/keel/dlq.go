@@ -95,7 +95,7 @@ func newDLQFlagSet(name string, f *dlqFlags, filters bool, stderr io.Writer) *fl
 	fs := flag.NewFlagSet("keel dlq "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, dlqUsage+"\n\nFlags of keel dlq "+name+":")
+		fmt.Fprintln(fs.Output(), dlqUsage+"\n\nFlags of keel dlq "+name+":")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.db, "db", "keel-dlq.db", "the dead-letter database")
@@ -169,8 +169,8 @@ func (f *dlqFlags) filter(now time.Time) dlq.Filter {
 }
 
 // parseDLQ parses the flags; code is -1 when the caller should go on.
-func parseDLQ(fs *flag.FlagSet, args []string) int {
-	if err := fs.Parse(args); err != nil {
+func parseDLQ(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
@@ -299,7 +299,7 @@ func dlqList(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&f.jsonOut, "json", false, "print the entries as JSON (bodies left out; see show and export)")
 	fs.BoolVar(&due, "due", false, "only entries that may be redriven now")
 	fs.IntVar(&f.limit, "limit", 0, "at most N entries, oldest first (0: all)")
-	if code := parseDLQ(fs, args); code >= 0 {
+	if code := parseDLQ(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
 	if !noArgs(fs, stderr) {
@@ -353,7 +353,7 @@ func dlqShow(args []string, stdout, stderr io.Writer) int {
 	// IDs and flags may come in any order.
 	var args2 []string
 	for rest := args; ; {
-		if code := parseDLQ(fs, rest); code >= 0 {
+		if code := parseDLQ(fs, rest, stdout, stderr); code >= 0 {
 			return code
 		}
 		if fs.NArg() == 0 {
@@ -469,7 +469,7 @@ func dlqPurge(args []string, stdout, stderr io.Writer) int {
 	fs := newDLQFlagSet("purge", &f, true, stderr)
 	fs.BoolVar(&all, "all", false, "remove every entry")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the count as JSON")
-	if code := parseDLQ(fs, args); code >= 0 {
+	if code := parseDLQ(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
 	if !noArgs(fs, stderr) {
@@ -521,7 +521,7 @@ func dlqExport(args []string, stdout, stderr io.Writer) int {
 	fs := newDLQFlagSet("export", &f, true, stderr)
 	fs.StringVar(&out, "out", "-", "JSONL file to append to (- is standard output)")
 	fs.IntVar(&f.limit, "limit", 0, "at most N entries, oldest first (0: all)")
-	if code := parseDLQ(fs, args); code >= 0 {
+	if code := parseDLQ(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
 	if !noArgs(fs, stderr) {
@@ -599,7 +599,7 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 	fs.StringVar(&out, "out", "-", "JSONL file the replies are appended to (- is standard output)")
 	fs.IntVar(&f.limit, "limit", 0, "at most N entries, oldest first (0: all)")
 	tf.register(fs)
-	if code := parseDLQ(fs, args); code >= 0 {
+	if code := parseDLQ(fs, args, stdout, stderr); code >= 0 {
 		return code
 	}
 	if !noArgs(fs, stderr) {
