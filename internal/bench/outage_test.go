@@ -23,9 +23,9 @@ import (
 // the deadline (an attempt with a target after it gets at most half the
 // time left), and once a few had hung the breaker made calls skip us-east-1
 // at once; with attempt timeouts off, the calls sent to the hung region
-// failed at their deadline. A fallback is paid from keel's shared retry
-// budget, so some calls of the first hung burst may fail with the timeout
-// instead (at 10 calls a second, 8 of 71 on seed 1): see docs/bench.md.
+// failed at their deadline. The fallback after a timed-out attempt is not
+// charged to keel's retry budget, so no call of the first hung burst fails
+// (before it was free, 8 of 71 did on seed 1: see docs/bench.md).
 func TestOutageShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 12 s")
@@ -94,10 +94,8 @@ func TestOutageShort(t *testing.T) {
 		case "keel":
 			bound := time.Duration(share*float64(cfg.Deadline)) + slack
 			switch {
-			case hang.Completed+hang.Failures[budgetSpent] != hang.Calls || hang.Completed < hang.Calls/2 || hang.ViaFallback != 1:
-				// The fallback after a timeout is paid from the shared retry
-				// budget: while many calls hang at once, it can run out.
-				t.Errorf("keel: hang phase: %d of %d calls completed, %.0f%% via us-west-2, failures %v; want all completed through us-west-2 but those the retry budget stopped",
+			case hang.Completed != hang.Calls || hang.ViaFallback != 1:
+				t.Errorf("keel: hang phase: %d of %d calls completed, %.0f%% via us-west-2, failures %v; want all completed through us-west-2",
 					hang.Completed, hang.Calls, 100*hang.ViaFallback, hang.Failures)
 			case hang.AttemptTimeouts == 0 || hang.AttemptTimeouts != hang.PrimaryAttempts:
 				t.Errorf("keel: hang phase: %d attempt timeouts of %d attempts sent to us-east-1; want every one, at least one", hang.AttemptTimeouts, hang.PrimaryAttempts)
@@ -142,10 +140,6 @@ func TestOutageShort(t *testing.T) {
 		}
 	}
 }
-
-// budgetSpent is the cause of a call whose fallback after a timed-out
-// attempt the shared retry budget refused.
-const budgetSpent = "AttemptTimeout (the shared retry budget is spent)"
 
 func TestPhases(t *testing.T) {
 	tests := []struct {
