@@ -477,6 +477,8 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			wasGoverned := tk.Governed()
 			var (
 				resp    *http.Response
+				firm    = true // a timeout here would say the target is unhealthy
+				body    []byte // a non-streaming reply, read whole
 				sendErr error
 				res     classify.Result
 				ok      bool
@@ -488,9 +490,10 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				if d, ok := ctx.Deadline(); ok {
 					left = time.Until(d)
 				}
-				timeout := e.replies.timeout(t.Model, est.MaxTokens, left, ti < len(targets)-1)
-				resp, res, ok, sendErr = e.send(ctx, req, &a, timeout)
-				if ok {
+				var timeout time.Duration
+				timeout, firm = e.replies.timeout(t.Model, est.MaxTokens, est.InputTokens, left, ti < len(targets)-1)
+				resp, body, res, ok, sendErr = e.send(ctx, req, &a, timeout)
+				if ok && call.Op != attempt.CountTokens { // counting says nothing of replies' time
 					e.replies.observe(t.Model, est.MaxTokens, a.Duration)
 				}
 			}
@@ -500,7 +503,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				if sb != nil {
 					sb.src.tk = tk // settled when the stream ends or breaks
 				} else if wasGoverned {
-					settleResponse(resp, tk)
+					settleResponse(resp, body, tk)
 				}
 				rep.Attempts = append(rep.Attempts, a)
 				rep.Target = t
@@ -513,8 +516,8 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 			}
 			// A failure: classify, record, decide.
 			entry := res.Entry
-			endFailed(&tk, entry, a.Usage)
-			if entry.Unhealthy {
+			endFailed(&tk, entry, a.Usage, a.Status)
+			if entry.Unhealthy && (firm || entry.Code != catalog.CodeAttemptTimeout) {
 				permit.Done(breaker.Failure)
 			} else {
 				permit.Done(breaker.Ignored)
@@ -532,7 +535,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 				return lastResp, contextEnded(last, err, "the context ended during the attempt")
 			}
 			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
-			if d.Retry && entry.Code == catalog.CodeAttemptTimeout && ti < len(targets)-1 {
+			if entry.Code == catalog.CodeAttemptTimeout && ti < len(targets)-1 {
 				// A hung target costs a whole timeout per attempt, far more
 				// than a 503: try the route's next target rather than wait
 				// on this one again.

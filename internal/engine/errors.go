@@ -119,7 +119,7 @@ func (e *Engine) inspect(resp *http.Response, sendErr error, a *Attempt) (classi
 // degrade replaces a Converse reply blocked by a content filter or guardrail
 // with the configured message, keeping the usage the call consumed.
 func (e *Engine) degrade(resp *http.Response, rep *Report) (*http.Response, error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := io.ReadAll(resp.Body) // read whole and bounded by send
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil {

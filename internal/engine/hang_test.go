@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
@@ -45,6 +46,12 @@ func hungEast(t *testing.T, mod func(*Options)) *Engine {
 	return e
 }
 
+// hangInput is the input estimate of hangCall's body.
+var hangInput = func() int {
+	est, _ := admission.EstimateBody(quotaBody("hang?", 200))
+	return est.InputTokens
+}()
+
 func hangCall(ctx context.Context, e *Engine, maxTokens int) (*Report, error) {
 	resp, rep, err := e.Do(ctx, &Call{Op: attempt.Converse, Model: m1, Body: quotaBody("hang?", maxTokens)})
 	if resp != nil {
@@ -68,7 +75,7 @@ func TestHungRegionIsLeft(t *testing.T) {
 		took      time.Duration
 	}{
 		{name: "deadline: half the time left", deadline: 30 * time.Second, maxTokens: 200, took: 15 * time.Second},
-		{name: "no deadline: the prior for 200 max tokens", maxTokens: 200, took: priorBase + 200*priorPerToken},
+		{name: "no deadline: the prior for 200 max tokens", maxTokens: 200, took: priorBase + 200*priorPerToken + time.Duration(hangInput)*perInputToken},
 		{name: "learned from fast replies: the floor", maxTokens: 200, warm: replySamplesMin, took: DefaultAttemptTimeoutFloor},
 		{name: "configured", deadline: 30 * time.Second, maxTokens: 200, took: 2 * time.Second,
 			mod: func(o *Options) { o.AttemptTimeout = 2 * time.Second }},
@@ -116,11 +123,37 @@ func TestHungRegionIsLeft(t *testing.T) {
 func TestHangOpensTheBreaker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := hungEast(t, func(o *Options) { o.Rand = nil }) // calls run concurrently: the default Rand
+		// Before keel knows this model's reply times, the deadline share
+		// cuts a mere prior: hung calls go to us-west-2 but do not count
+		// against us-east-1's breaker.
+		var wg sync.WaitGroup
+		for range 2 * breaker.DefaultConsecutiveFailures {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if rep, err := hangCall(ctx, e, 200); err != nil || rep.Target.Region != "us-west-2" {
+					t.Errorf("call: %v via %v", err, rep.Target)
+				}
+			})
+		}
+		wg.Wait()
+		if st := e.breakers.Get(m1, "us-east-1").State(); st != breaker.Closed {
+			t.Fatalf("us-east-1's breaker is %v after timeouts the deadline share cut; want closed", st)
+		}
+		// us-west-2's replies teach keel how long this model's replies take,
+		// so a timeout in us-east-1 is evidence (before, the deadline share
+		// cut a mere prior, and a cut says nothing of health).
+		for range replySamplesMin {
+			resp, _, err := e.Do(context.Background(), &Call{Op: attempt.Converse, Model: m1, Region: "us-west-2", Body: quotaBody("warm", 200)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
 		// A burst of calls meets the hang together, as traffic does: more
 		// than the retry budget allows fallbacks for (10% of calls, plus 1
 		// a second over 10 s), but a fallback after a timeout is not
 		// charged to it, so every call is answered by us-west-2.
-		var wg sync.WaitGroup
 		for range 30 {
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,11 +1,9 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -98,17 +96,22 @@ func (e *Engine) retryAfterFloor(ra time.Duration) time.Duration {
 // endFailed ends the Ticket of an attempt that failed: a throttle tells the
 // governor, an attempt that reported usage (a stream that failed before its
 // first content, after its start said what input it took) is charged it,
-// an attempt the caller gave up on (its context cancelled or past its
-// deadline) is charged its input estimate, since Bedrock charges a request
-// it was answering for its input and what it generated, and anything else
-// gives everything back.
-func endFailed(tk *admission.Ticket, entry *catalog.Entry, u Usage) {
+// an attempt whose 2xx reply broke or was too large, or that the caller or
+// keel's attempt timeout gave up on, is charged its input estimate, since
+// Bedrock charges a request it was answering for its input and what it
+// generated, and anything else gives everything back.
+func endFailed(tk *admission.Ticket, entry *catalog.Entry, u Usage, status int) {
 	switch {
 	case entry != nil && entry.Retry == catalog.Throttled:
 		tk.Throttled()
 	case u.InputTokens+u.CacheReadInputTokens+u.CacheWriteInputTokens+u.OutputTokens > 0:
 		tk.Settle(admissionUsage(u))
-	case entry != nil && (entry.Code == catalog.CodeDeadlineExceeded || entry.Code == catalog.CodeContextCanceled):
+	case status >= 200 && status < 300:
+		// The reply came (Bedrock generated, and charged, it) but broke
+		// or was too large: the usage is unknown.
+		tk.Settle(admission.Usage{})
+	case entry != nil && (entry.Code == catalog.CodeDeadlineExceeded || entry.Code == catalog.CodeContextCanceled ||
+		entry.Code == catalog.CodeAttemptTimeout):
 		tk.Settle(admission.Usage{})
 	default:
 		tk.Cancel()
@@ -169,16 +172,14 @@ func (e *Engine) logRefusal(ctx context.Context, call *Call, t attempt.Target, n
 }
 
 // settleResponse ends the Ticket of a non-streaming attempt that succeeded,
-// whose body send has read into memory: with InvokeModel's usage headers,
-// else with the usage its body reports (a body without any is charged its
-// input estimate).
-func settleResponse(resp *http.Response, tk admission.Ticket) {
+// whose body send has read: with InvokeModel's usage headers, else with the
+// usage its body reports (a body without any is charged its input
+// estimate).
+func settleResponse(resp *http.Response, body []byte, tk admission.Ticket) {
 	if u, ok := headerUsage(resp.Header); ok {
 		tk.Settle(u)
 		return
 	}
-	body, _ := io.ReadAll(resp.Body) // in memory: cannot fail
-	resp.Body = io.NopCloser(bytes.NewReader(body))
 	var scan usageScanner
 	scan.feed(body)
 	tk.Settle(scan.usage())

@@ -8,14 +8,22 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/hostile"
 )
 
 // TestTruncatedReplyIsRetried is issue 15's item 4: a non-streaming reply
@@ -186,4 +194,48 @@ func slicesRepeat(s string, n int) []string {
 		out[i] = s
 	}
 	return out
+}
+
+// TestChargedFailuresSettle: an attempt whose 200 reply broke, was too
+// large or timed out was charged by Bedrock: the quota governor settles it
+// (at its input estimate, the usage being unknown) instead of handing its
+// tokens back as it does for an attempt Bedrock never served.
+func TestChargedFailuresSettle(t *testing.T) {
+	tests := []struct {
+		name string
+		o    hostile.Options
+	}{
+		{name: "truncated", o: hostile.Options{Mode: hostile.Truncate}},
+		{name: "reset mid-body", o: hostile.Options{Mode: hostile.Reset}},
+		{name: "too large", o: hostile.Options{Mode: hostile.HugeBody, Size: 2 << 20}},
+		{name: "timed out", o: hostile.Options{Mode: hostile.Hang}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := hostile.Pipe(hostile.Sequence(tt.o, hostile.Options{}))
+				defer srv.Close()
+				u, _ := url.Parse(srv.URL)
+				target := admission.Target{Model: m1, Region: "us-east-1"}
+				gov, err := admission.New(admission.Options{Targets: map[admission.Target]admission.Quota{target: {TokensPerMinute: 60000}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				e, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
+					HTTPClient: srv.Client(), Region: "us-east-1", Clock: clock.Real{}, Governor: gov, MaxResponseBytes: 1 << 20, AttemptTimeout: 5 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, rep, _ := e.Do(context.Background(), &Call{Op: attempt.Converse, Model: m1, Body: quotaBody("charged", 100)})
+				if resp != nil {
+					resp.Body.Close()
+				}
+				s, _ := gov.Stats(target)
+				if rep.Sent() < 1 || s.Cancelled != 0 || s.Settled != int64(rep.Sent()) {
+					t.Fatalf("%d attempts sent (%+v); governor settled %d, cancelled %d: want every sent attempt settled",
+						rep.Sent(), rep.Attempts, s.Settled, s.Cancelled)
+				}
+			})
+		})
+	}
 }

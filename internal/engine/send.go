@@ -83,18 +83,22 @@ func (e *timeoutError) CatalogEntry() *catalog.Entry { return catalog.Must(catal
 // of surprising the caller later. ok is true for a 2xx reply read whole;
 // the returned response's body is then in memory. A failure's error
 // response keeps its (bounded) body, for the SDK to decode.
-func (e *Engine) send(ctx context.Context, req *attempt.Request, a *Attempt, timeout time.Duration) (*http.Response, classify.Result, bool, error) {
+//
+// A successful reply's body is returned as well, for the quota governor to
+// read its usage from.
+func (e *Engine) send(ctx context.Context, req *attempt.Request, a *Attempt, timeout time.Duration) (*http.Response, []byte, classify.Result, bool, error) {
 	actx, cancel := context.WithTimeoutCause(ctx, timeout, ErrAttemptTimeout)
 	defer cancel()
 	resp, err := e.sender.Send(actx, req)
 	var (
-		res classify.Result
-		ok  bool
+		res  classify.Result
+		ok   bool
+		body []byte
 	)
 	if err == nil {
 		res, ok = e.inspect(resp, nil, a)
 		if ok {
-			err = e.readReply(resp)
+			body, err = e.readReply(resp)
 			if err != nil {
 				ok = false
 				resp = nil
@@ -103,42 +107,50 @@ func (e *Engine) send(ctx context.Context, req *attempt.Request, a *Attempt, tim
 	}
 	a.Duration = e.clk.Now().Sub(a.Start)
 	if err != nil {
-		if ctx.Err() == nil && errors.Is(context.Cause(actx), ErrAttemptTimeout) {
+		// The first cause stands: keel's timer, if it fired before the
+		// caller's context ended (do joins the caller's error then).
+		if errors.Is(context.Cause(actx), ErrAttemptTimeout) {
 			err = &timeoutError{target: req.Target, timeout: timeout}
 		}
 		res = classify.FromError(err)
 	}
-	return resp, res, ok, err
+	return resp, body, res, ok, err
 }
 
-// readReply reads a 2xx reply's body into memory, at most MaxResponseBytes.
-func (e *Engine) readReply(resp *http.Response) error {
+// replyPrealloc bounds what readReply allocates up front on the word of a
+// Content-Length header: a lying header must not cost its size per attempt.
+const replyPrealloc = 1 << 20
+
+// readReply reads a 2xx reply's body into memory, at most MaxResponseBytes,
+// and puts it back as the response's body.
+func (e *Engine) readReply(resp *http.Response) ([]byte, error) {
 	limit := e.opts.MaxResponseBytes
 	if resp.ContentLength > limit {
 		resp.Body.Close()
-		return &TooLargeError{What: "reply body", Limit: limit}
+		return nil, &TooLargeError{What: "reply body", Limit: limit}
 	}
 	var buf bytes.Buffer
 	if resp.ContentLength > 0 {
-		buf.Grow(int(resp.ContentLength))
+		buf.Grow(int(min(resp.ContentLength, replyPrealloc)) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	resp.Body.Close()
 	switch {
 	case n > limit:
-		return &TooLargeError{What: "reply body", Limit: limit}
+		return nil, &TooLargeError{What: "reply body", Limit: limit}
 	case err == nil && resp.ContentLength > 0 && n < resp.ContentLength:
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 			errors.Is(err, syscall.ECONNRESET) {
-			return fmt.Errorf("engine: reading the reply body: %w", err)
+			return nil, fmt.Errorf("engine: reading the reply body: %w", err)
 		}
-		return &truncatedError{read: n, err: err}
+		return nil, &truncatedError{read: n, err: err}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
-	resp.ContentLength = int64(buf.Len())
-	resp.Header.Set("Content-Length", strconv.Itoa(buf.Len()))
-	return nil
+	body := buf.Bytes()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return body, nil
 }

@@ -32,6 +32,10 @@ const (
 	// top of a generous time to the first token.
 	priorBase     = 30 * time.Second
 	priorPerToken = 50 * time.Millisecond
+	// perInputToken is added for each input token, learned or not: a
+	// prefill of 5,000 tokens a second, so that a long prompt is not cut by
+	// a history of short ones (200K tokens: 40 s more).
+	perInputToken = 200 * time.Microsecond
 	// replySamples replies are kept per model and class (the most recent);
 	// replySamplesMin of them make a learned timeout.
 	replySamples    = 128
@@ -55,7 +59,8 @@ type replyTimes struct {
 
 // replyClass groups calls of one model whose max tokens are of the same
 // order: powers of 4 (≤256, ≤1024, ≤4096, ...); class 0 holds calls that
-// set no max tokens.
+// set no max tokens, which is never learned: their replies may be as long
+// as the model allows, so short ones say nothing of the next.
 type replyClass struct {
 	model string
 	size  int
@@ -65,6 +70,8 @@ type replyRing struct {
 	d    [replySamples]time.Duration
 	n    int // samples written, ever
 	sort []time.Duration
+	p99  time.Duration // of the samples when n was p99n
+	p99n int
 }
 
 func newReplyTimes(fixed time.Duration) *replyTimes {
@@ -81,7 +88,7 @@ func classOf(model string, maxTokens int) replyClass {
 
 // observe records a healthy reply's duration.
 func (r *replyTimes) observe(model string, maxTokens int, d time.Duration) {
-	if r.fixed > 0 || d < 0 {
+	if r.fixed > 0 || d < 0 || maxTokens <= 0 {
 		return
 	}
 	c := classOf(model, maxTokens)
@@ -115,21 +122,27 @@ func (r *replyTimes) p99(c replyClass) (time.Duration, bool) {
 		return 0, false
 	}
 	n := min(ring.n, replySamples)
-	ring.sort = append(ring.sort[:0], ring.d[:n]...)
-	slices.Sort(ring.sort)
-	i := int(math.Ceil(0.99*float64(n))) - 1
-	return ring.sort[i], true
+	if ring.p99n != ring.n {
+		// Recomputed only when a reply was added since.
+		ring.sort = append(ring.sort[:0], ring.d[:n]...)
+		slices.Sort(ring.sort)
+		ring.p99 = ring.sort[int(math.Ceil(0.99*float64(n)))-1]
+		ring.p99n = ring.n
+	}
+	return ring.p99, true
 }
 
 // timeout returns the timeout of an attempt of model with maxTokens (0:
-// unset). left is the time before the caller's deadline (0: none) and more
-// reports that the route has targets after this one.
-func (r *replyTimes) timeout(model string, maxTokens int, left time.Duration, more bool) time.Duration {
+// unset) and an input of about inputTokens. left is the time before the
+// caller's deadline (0: none) and more reports that the route has targets
+// after this one. firm is false when the deadline share cut the timeout
+// below a prior, which is no evidence that the target is slow: an attempt
+// cut there says nothing of the target's health.
+func (r *replyTimes) timeout(model string, maxTokens, inputTokens int, left time.Duration, more bool) (to time.Duration, firm bool) {
 	if r.fixed > 0 {
-		return r.fixed
+		return r.fixed, true
 	}
 	p, learned := r.p99(classOf(model, maxTokens))
-	var to time.Duration
 	switch {
 	case learned:
 		to = attemptTimeoutMultiple * p
@@ -138,9 +151,12 @@ func (r *replyTimes) timeout(model string, maxTokens int, left time.Duration, mo
 	default:
 		to = r.ceiling
 	}
+	to += time.Duration(max(inputTokens, 0)) * perInputToken
 	to = min(max(to, r.floor), r.ceiling)
 	if more && left > 0 {
-		to = min(to, max(time.Duration(float64(left)*attemptShare), p))
+		if shared := max(time.Duration(float64(left)*attemptShare), p); shared < to {
+			return shared, learned
+		}
 	}
-	return to
+	return to, true
 }

@@ -13,9 +13,11 @@ func TestAttemptTimeoutLearned(t *testing.T) {
 		fixed     time.Duration
 		replies   []time.Duration // observed at maxTokens
 		maxTokens int
+		input     int
 		left      time.Duration
 		more      bool
 		want      time.Duration
+		soft      bool // the deadline share cut a prior: no evidence of ill health
 	}{
 		{name: "fixed wins", fixed: 7 * time.Second, replies: repeat(time.Minute, 20), maxTokens: 100, want: 7 * time.Second},
 		{name: "no history, max tokens set: the prior", maxTokens: 1000, want: priorBase + 1000*priorPerToken},
@@ -27,7 +29,12 @@ func TestAttemptTimeoutLearned(t *testing.T) {
 		{name: "learned in another size class does not count", replies: repeat(time.Second, 50), maxTokens: 20000,
 			want: priorBase + 20000*priorPerToken},
 		{name: "huge max tokens: the ceiling", maxTokens: 1 << 30, want: DefaultAttemptTimeoutCeiling},
-		{name: "targets after it: half the time left", maxTokens: 1000, left: 30 * time.Second, more: true, want: 15 * time.Second},
+		{name: "targets after it: half the time left", maxTokens: 1000, left: 30 * time.Second, more: true, want: 15 * time.Second, soft: true},
+		{name: "targets after it, learned: half the time left, firm", replies: repeat(time.Second, 20), maxTokens: 1000,
+			left: 10 * time.Second, more: true, want: 5 * time.Second},
+		{name: "a long prompt: more time", replies: repeat(5*time.Second, 20), maxTokens: 1000, input: 100000,
+			want: 20*time.Second + 100000*perInputToken},
+		{name: "no max tokens: never learned", replies: repeat(time.Second, 50), maxTokens: 0, want: DefaultAttemptTimeoutCeiling},
 		{name: "last target: the deadline alone bounds it", maxTokens: 1000, left: 30 * time.Second, want: priorBase + 1000*priorPerToken},
 		{name: "half the time left, never below the p99", replies: repeat(12*time.Second, 20), maxTokens: 1000, left: 20 * time.Second,
 			more: true, want: 12 * time.Second},
@@ -37,9 +44,10 @@ func TestAttemptTimeoutLearned(t *testing.T) {
 			r := newReplyTimes(tt.fixed)
 			for _, d := range tt.replies {
 				r.observe(model, 1000, d)
+				r.observe(model, 0, d) // calls with no max tokens teach nothing
 			}
-			if got := r.timeout(model, tt.maxTokens, tt.left, tt.more); got != tt.want {
-				t.Fatalf("timeout = %v, want %v", got, tt.want)
+			if got, firm := r.timeout(model, tt.maxTokens, tt.input, tt.left, tt.more); got != tt.want || firm == tt.soft {
+				t.Fatalf("timeout = %v (firm %v), want %v (firm %v)", got, firm, tt.want, !tt.soft)
 			}
 		})
 	}
