@@ -34,7 +34,6 @@ import (
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
-	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/retry"
 	"github.com/keel-run/keel/internal/route"
@@ -348,256 +347,27 @@ type round struct {
 }
 
 func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody, rd round) (*http.Response, error) {
-	if !call.Op.Valid() {
-		return nil, fmt.Errorf("engine: unknown operation %q", call.Op)
+	p, err := e.route(ctx, call, rep, sb, rd)
+	if err != nil {
+		return nil, err
 	}
-	if call.Model == "" {
-		return nil, errors.New("engine: call has no model id")
-	}
-	if call.Priority != Interactive && call.Priority != Batch {
-		return nil, fmt.Errorf("engine: unknown priority %d", call.Priority)
-	}
-	targets := e.routes.Targets(call.Op, call.Model, call.Region)
-	governed := e.governs(call.Op)
-	// A body that is not JSON still gets a cautious estimate; Bedrock will
-	// say what is wrong with it. Its max tokens also pick the attempt
-	// timeout's class.
-	est, _ := admission.EstimateBody(rd.body)
-	onAdmit := call.OnAdmit
-	admitDone := func() {
-		if onAdmit != nil && !rd.resume {
-			onAdmit()
-			onAdmit = nil
+	defer p.admitted()
+	for ti := range p.targets {
+		p.enter(ti)
+	target:
+		for p.n = 1; ; p.n++ {
+			switch v, resp, err := p.attempt(); v {
+			case finish:
+				return resp, err
+			case next:
+				break target
+			}
 		}
 	}
-	defer admitDone()
-	// by bounds the next admission's wait: set for the retry of a throttled
-	// attempt, whose backoff the governor's pacing replaces.
-	var by time.Time
-	req := &attempt.Request{Op: call.Op, Body: rd.body, Header: call.Header, Endpoints: call.Endpoints, Credentials: call.Credentials}
-	if e.opts.Credentials != nil || call.Credentials != nil {
-		req.BodySHA256 = attempt.PayloadHash(rd.body)
+	if p.last == nil {
+		p.last = &Error{Entry: catalog.Must(catalog.CodeUnknownServerError), Message: "engine: no target could be tried", Report: rep}
 	}
-	if e.budget != nil && !rd.resume {
-		e.budget.Request()
-	}
-	var (
-		last     *Error
-		lastResp *http.Response
-		sent     int
-		// free exempts the next target's first attempt from the retry
-		// budget: it follows an attempt that timed out. The budget stops
-		// retry storms, and a hung target cannot make one: each of its
-		// calls reaches the next target only after a whole attempt
-		// timeout, and goes elsewhere.
-		free bool
-	)
-	closeLast := func() {
-		if lastResp != nil {
-			lastResp.Body.Close()
-			lastResp = nil
-		}
-	}
-	for ti, t := range targets {
-		if ti > 0 {
-			rep.Fallbacks++
-		}
-		var br *breaker.Breaker
-		if e.breakers != nil {
-			br = e.breakers.Get(t.Model, t.Region)
-		}
-		var delay time.Duration
-		if ti == 0 {
-			delay = rd.delay
-		}
-		charged := free // the budget already paid for the next attempt, or need not
-		free = false
-		for n := 1; ; n++ {
-			// Admission: wait for room in the target's quota, or be refused.
-			var tk admission.Ticket
-			if governed {
-				start := e.clk.Now()
-				var err error
-				tk, err = e.gov.AdmitBy(ctx, admission.Target(t), est, call.Priority, by)
-				admitDone()
-				if err != nil {
-					qe, ended := e.quotaRefusal(ctx, err, t, rep, !by.IsZero())
-					rep.Attempts = append(rep.Attempts, Attempt{Target: t, Start: start, Skipped: true, Code: qe.Entry.Code,
-						Delay: delay + e.clk.Now().Sub(start), QuotaWait: e.clk.Now().Sub(start), Resume: rd.resume})
-					rep.Target = t
-					e.logRefusal(ctx, call, t, n, qe)
-					if ended && qe.Entry.Category != catalog.Quota && last != nil {
-						// The caller gave up while the call waited: the
-						// last upstream failure stands.
-						last.Err = errors.Join(last.Err, err)
-						last.GaveUp = "the context ended while waiting for quota"
-						return lastResp, last
-					}
-					last = qe
-					if ended {
-						return lastResp, last
-					}
-					e.fallbackMetric(t, "quota")
-					by = time.Time{}
-					break // next target: its quota is its own
-				}
-				by = time.Time{}
-				e.admitted(&tk, t, call.Priority)
-			} else {
-				admitDone()
-			}
-			var permit breaker.Permit
-			if br != nil {
-				p, err := br.Allow()
-				if err != nil {
-					tk.Cancel()
-					rep.Attempts = append(rep.Attempts, Attempt{Target: t, Start: e.clk.Now(), Skipped: true, Code: "CircuitOpen"})
-					if last == nil {
-						last = e.openError(err, t, rep)
-					}
-					e.fallbackMetric(t, "breaker-open")
-					break // next target
-				}
-				permit = p
-			}
-			if sent > 0 && !charged && e.budget != nil && !e.budget.TryAcquire() {
-				permit.Cancel()
-				tk.Cancel()
-				if e.m != nil {
-					e.m.BudgetRejections.Inc()
-				}
-				e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
-				return lastResp, budgetSpent(last)
-			}
-			charged = false
-			closeLast()
-			req.Target = t
-			qwait := tk.Waited()
-			a := Attempt{Target: t, Delay: delay + qwait, QuotaWait: qwait, QuotaTokens: tk.Tokens(), Start: e.clk.Now(), Resume: rd.resume}
-			wasGoverned := tk.Governed()
-			var (
-				resp    *http.Response
-				firm    = true // a timeout here would say the target is unhealthy
-				body    []byte // a non-streaming reply, read whole
-				sendErr error
-				res     classify.Result
-				ok      bool
-			)
-			if sb != nil {
-				resp, res, ok, sendErr = sb.attempt(ctx, req, &a, len(rep.Attempts))
-			} else {
-				var left time.Duration
-				if d, ok := ctx.Deadline(); ok {
-					left = time.Until(d)
-				}
-				var timeout time.Duration
-				timeout, firm = e.replies.timeout(t.Model, est.MaxTokens, est.InputTokens, left, ti < len(targets)-1)
-				resp, body, res, ok, sendErr = e.send(ctx, req, &a, timeout)
-				if ok && call.Op != attempt.CountTokens { // counting says nothing of replies' time
-					e.replies.observe(t.Model, est.MaxTokens, a.Duration)
-				}
-			}
-			sent++
-			if ok {
-				permit.Done(breaker.Success)
-				if sb != nil {
-					sb.src.tk = tk // settled when the stream ends or breaks
-				} else if wasGoverned {
-					settleResponse(resp, body, tk)
-				}
-				rep.Attempts = append(rep.Attempts, a)
-				rep.Target = t
-				e.attemptMetric(&a)
-				e.logAttempt(ctx, call, &a, n, nil)
-				if e.opts.ContentFilterMessage != "" && call.Op == attempt.Converse {
-					return e.degrade(resp, rep)
-				}
-				return resp, nil
-			}
-			// A failure: classify, record, decide.
-			entry := res.Entry
-			endFailed(&tk, entry, a.Usage, a.Status)
-			if entry.Unhealthy && (firm || entry.Code != catalog.CodeAttemptTimeout) {
-				permit.Done(breaker.Failure)
-			} else {
-				permit.Done(breaker.Ignored)
-			}
-			a.Code = entry.Code
-			rep.Attempts = append(rep.Attempts, a)
-			rep.Target = t
-			e.attemptMetric(&a)
-			last = &Error{Entry: entry, Code: res.Code, Status: res.Status, Message: res.Message, RequestID: res.RequestID, Report: rep, Err: sendErr}
-			if resp != nil {
-				lastResp = resp
-			}
-			e.logAttempt(ctx, call, &a, n, entry)
-			if err := ctx.Err(); err != nil {
-				return lastResp, contextEnded(last, err, "the context ended during the attempt")
-			}
-			d := e.opts.Retry.Decide(n, entry, res.RetryAfter, e.opts.Rand)
-			if entry.Code == catalog.CodeAttemptTimeout && ti < len(targets)-1 {
-				// A hung target costs a whole timeout per attempt, far more
-				// than a 503: try the route's next target rather than wait
-				// on this one again.
-				d.Retry, free = false, true
-			}
-			if d.Retry && wasGoverned && entry.Retry == catalog.Throttled && e.limited(t) {
-				// The governor paces this retry: the target is paused after
-				// the throttle and the retry waits its turn in the shrunk
-				// limit, so the policy's throttle backoff is not added to
-				// it. A Retry-After hint is still honoured; the wait for
-				// quota is bounded by the backoff's own ceiling. (While the
-				// governor has no limit for the target yet, only its pause
-				// holds the retry, and the jittered backoff spreads the
-				// burst as it always did.)
-				d.Delay = e.retryAfterFloor(res.RetryAfter)
-				by = e.clk.Now().Add(d.Delay + e.throttleCap())
-			}
-			if d.Retry {
-				// Charge the budget before waiting: when it is spent, fail now
-				// rather than after a backoff that leads nowhere.
-				if e.budget != nil {
-					if !e.budget.TryAcquire() {
-						if e.m != nil {
-							e.m.BudgetRejections.Inc()
-						}
-						e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
-						return lastResp, budgetSpent(last)
-					}
-					charged = true
-				}
-				// Wait is given no last error: last is what the caller gets,
-				// and it wraps the wait's error, so a WaitError holding last
-				// would make the chain a loop that errors.Is never leaves.
-				if err := retry.Wait(ctx, e.clk, d.Delay, nil); err != nil {
-					if !errors.Is(err, retry.ErrDeadline) {
-						return lastResp, contextEnded(last, err, "the context ended while waiting to retry")
-					}
-					last.Err = errors.Join(last.Err, err)
-					last.GaveUp = "the next wait would cross the deadline"
-					return lastResp, last
-				}
-				delay = d.Delay
-				if e.m != nil {
-					e.m.Retries.WithLabelValues(t.Model, t.Region, string(entry.Retry)).Inc()
-				}
-				continue
-			}
-			// Not retried here (or retries used up): a route's next target may
-			// serve it when the entry says so — not found, access denied, a
-			// model error or an unfinished Marketplace agreement are about this
-			// model here, not about the request.
-			if entry.Retry == catalog.Fallback || entry.FallbackOK {
-				e.fallbackMetric(t, string(entry.Retry))
-				break // next target
-			}
-			return lastResp, last // never retried, nowhere else to go
-		}
-	}
-	if last == nil {
-		last = &Error{Entry: catalog.Must(catalog.CodeUnknownServerError), Message: "engine: no target could be tried", Report: rep}
-	}
-	return lastResp, last
+	return p.lastResp, p.last
 }
 
 // contextEnded marks the last failure as ended by the caller's context
