@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -397,29 +399,70 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.sum.Sent = int(r.sent.Load())
 	r.sum.Requeued = int(r.requeued.Load())
 	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
-	if si, dropped := r.guard.stopped(); si != nil && errors.Is(fatalErr, ErrTargetFailing) {
-		fatalErr = fmt.Errorf("%w: %d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
-			"so the run stopped: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run. "+
-			"Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
-			ErrTargetFailing, stopAfter, si.code, si.target, si.message, max(r.sum.Pending-dropped, 0), dropped, r.sum.Pending, si.code)
-	}
 	if fatalErr != nil {
 		return r.sum, fatalErr
 	}
 	if ctx.Err() != nil && r.sum.Pending > 0 {
 		return r.sum, context.Cause(ctx)
 	}
+	if stops := r.guard.stopped(); len(stops) > 0 {
+		return r.sum, r.stopError(stops)
+	}
 	return r.sum, nil
 }
 
+// stopError says which models were stopped, why, and what was left of their
+// records.
+func (r *runner) stopError(stops []stopInfo) error {
+	done, err := r.st.FinishedIDs()
+	if err != nil {
+		return err
+	}
+	left := map[string]int{} // by model: records not finished
+	for i, rec := range r.in.Records {
+		if !done[rec.ID] {
+			left[r.modelOf(i)]++
+		}
+	}
+	var parts []string
+	var codes []string
+	stoppedLeft := 0
+	for _, si := range stops {
+		n := left[si.model]
+		stoppedLeft += n
+		parts = append(parts, fmt.Sprintf("%d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
+			"so the run stopped sending to %s: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run",
+			stopAfter, si.code, si.target, si.message, si.model, max(n-si.dropped, 0), si.dropped, n))
+		if !slices.Contains(codes, si.code) {
+			codes = append(codes, si.code)
+		}
+	}
+	msg := strings.Join(parts, ". ")
+	if others := len(done); others > 0 && stoppedLeft < len(r.in.Records) {
+		msg += fmt.Sprintf(". The records to other models went on: %d are finished", others)
+		if o := len(r.in.Records) - len(done) - stoppedLeft; o > 0 {
+			msg += fmt.Sprintf(", %d are pending", o)
+		}
+	}
+	return fmt.Errorf("%w: %s. Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
+		ErrTargetFailing, msg, strings.Join(codes, ", keel explain "))
+}
+
 // dispatch starts records while the limiter allows, until every record is
-// finished or dispatchCtx ends.
+// finished or dispatchCtx ends. Records to a model that may not take another
+// call yet (unproven and at its cap) wait without holding back the records
+// to other models; records to a stopped model are left pending.
 func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, events chan event, results chan<- finishedRec, wg *sync.WaitGroup, fatal func(error)) {
 	var (
 		waiting  delayHeap
 		inflight int
 		byModel  = map[string]int{} // calls in flight per model
+		queue    = newQueue()
+		stops    int // stopped models already taken out of the queue
 	)
+	for _, idx := range pending {
+		queue.push(r.modelOf(idx), idx)
+	}
 	handle := func(ev event) {
 		inflight--
 		byModel[r.modelOf(ev.idx)]--
@@ -454,6 +497,7 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			timer.Stop()
 		}
 	}
+	may := func(m string) bool { return r.guard.mayStart(m, byModel[m]) }
 	for {
 		// Take in what has ended, and what is due, without blocking.
 		for drained := false; !drained; {
@@ -464,24 +508,33 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 				drained = true
 			}
 		}
+		// A model stopped: its records are left pending, waiting or not.
+		if st := r.guard.stopped(); len(st) > stops {
+			for _, si := range st[stops:] {
+				queue.drop(si.model)
+				kept := waiting[:0]
+				for _, w := range waiting {
+					if r.modelOf(w.idx) != si.model {
+						kept = append(kept, w)
+					}
+				}
+				waiting = kept
+				heap.Init(&waiting)
+			}
+			stops = len(st)
+		}
 		now := r.o.Clock.Now()
 		for waiting.Len() > 0 && !waiting[0].at.After(now) {
-			pending = append(pending, heap.Pop(&waiting).(delayed).idx)
+			idx := heap.Pop(&waiting).(delayed).idx
+			queue.push(r.modelOf(idx), idx)
 		}
 		if dispatchCtx.Err() != nil || r.stopping() {
 			return
 		}
-		if len(pending) == 0 {
-			if inflight == 0 && waiting.Len() == 0 {
-				return // all finished
-			}
-			wait(now)
-			continue
+		if queue.len() == 0 && inflight == 0 && waiting.Len() == 0 {
+			return // all finished, or left to a stopped model
 		}
-		// Until a model has answered a call, at most stopAfter calls go to
-		// it (in flight, or failed and held): if its id is wrong, that is
-		// all the run sends before it stops.
-		if m := r.modelOf(pending[0]); !r.guard.isProven(m) && byModel[m]+r.guard.heldFor(m) >= stopAfter {
+		if queue.len() == 0 || !queue.canPop(may) {
 			wait(now)
 			continue
 		}
@@ -498,16 +551,20 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		if err != nil {
 			return // stopped or cancelled
 		}
-		if r.stopping() {
-			// Stop came while the slot was being acquired: give it back.
+		// While the slot was being acquired, a record may have ended and a
+		// model been stopped: take the record that may go now, if any.
+		idx, ok := queue.pop(may)
+		if r.stopping() || !ok {
+			// Stop came, or nothing may go: give the slot back.
 			if admitted != nil {
 				admitted()
 			}
 			release(Outcome{Dropped: true})
-			return
+			if r.stopping() {
+				return
+			}
+			continue
 		}
-		idx := pending[0]
-		pending = pending[1:]
 		inflight++
 		byModel[r.modelOf(idx)]++
 		if r.firstSent[idx].IsZero() {
@@ -657,9 +714,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			if rep != nil && rep.Target.Model != "" {
 				target = rep.Target.String()
 			}
-			if r.guard.fault(req.model, target, entry.Code, msg, finish) {
-				fatal(ErrTargetFailing)
-			}
+			r.guard.fault(req.model, target, entry.Code, msg, finish)
 			return false
 		}
 	}
