@@ -33,8 +33,9 @@ records {"recordId": ..., "modelInput": {...}} (sent with InvokeModel to
 --model) or {"id": ..., "prompt": ...} (sent with Converse). Progress is
 checkpointed in --state (default: OUT.state): after a crash, kill -9 or
 Ctrl-C, run the same command again to resume; no record is lost or written
-twice. --restart starts over. A run locks its state file (STATE.lock): a
-second run on it is refused while the first is under way. Records that fail for good go to the dead-letter queue (--dlq).
+twice. --restart starts over. A run locks its results and state files
+(OUT.lock, STATE.lock): a second run on either is refused while the first
+is under way. Records that fail for good go to the dead-letter queue (--dlq).
 keel's quota governor paces the run: a record is sent when the target's
 tokens-per-minute quota has room for it (quotas: in --config says the
 quota; otherwise keel learns it from throttles), behind interactive calls.

@@ -253,9 +253,10 @@ func (r *resultsFile) append(b []byte) (int64, error) {
 
 func (r *resultsFile) Close() error { return r.f.Close() }
 
-// lockResults takes an exclusive lock on the open results file, so that two
-// runs with different state files cannot write one results file; the lock
-// goes with the file's close.
+// lockResults takes an exclusive lock on the open results file itself; the
+// lock goes with the file's close. Run has already locked Out + ".lock",
+// which names its holder; this one also keeps out a keel from before that
+// lock, which locked only the results file.
 func lockResults(f *os.File, path string) error {
 	if err := lockfile.LockFile(f); err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {

@@ -48,8 +48,9 @@ type Options struct {
 	Out string
 	// State is the checkpoint file; empty means Out + ".state". Running
 	// again with the same state file resumes the run. While a run uses it,
-	// it holds an exclusive lock on State + ".lock" (and on Out), and
-	// another run on either is refused with ErrRunning.
+	// it holds an exclusive lock on State + ".lock" and on Out + ".lock",
+	// and another run on either is refused with ErrRunning, before it
+	// changes any file.
 	State string
 	// Restart discards the state file's run, if any, and starts over: a new
 	// run id, every record sent again, Out rewritten. It takes the lock
@@ -170,14 +171,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if same, _ := samePath(o.In, o.Out); same {
 		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
 	}
-	lock, err := lockfile.Acquire(o.State+".lock", "keel batch run")
-	if err != nil {
-		if errors.Is(err, lockfile.ErrLocked) {
-			return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+	// Every lock is taken before anything is changed, so that a refused run
+	// changes no file: the results file's first (a second run on it with a
+	// new --state then does not even create that state's lock file), then
+	// the state file's. Each lock file names its holder, with both files.
+	outAbs, _ := filepath.Abs(o.Out)
+	stateAbs, _ := filepath.Abs(o.State)
+	what := "keel batch run --out " + outAbs + " --state " + stateAbs
+	for _, path := range []string{o.Out + ".lock", o.State + ".lock"} {
+		lock, err := lockfile.Acquire(path, what)
+		if err != nil {
+			if errors.Is(err, lockfile.ErrLocked) {
+				return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+			}
+			return nil, fmt.Errorf("batch: %w", err)
 		}
-		return nil, fmt.Errorf("batch: %w", err)
+		defer lock.Release()
 	}
-	defer lock.Release()
 	in := o.Input
 	if in == nil {
 		var err error
@@ -190,6 +200,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 	}
+	_, err := os.Stat(o.State)
+	fresh := errors.Is(err, os.ErrNotExist)
 	st, err := OpenState(o.State)
 	if err != nil {
 		return nil, err
@@ -202,6 +214,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer input.Close()
 	r := &runner{o: o, in: in, input: input, st: st, sum: &Summary{Total: len(in.Records), FailedByCode: map[string]int{}}}
 	if err := r.open(); err != nil {
+		if fresh {
+			// Refused (the results file is someone's): leave no state
+			// file behind that would name a run that never began.
+			st.Close()
+			removeState(o.State)
+		}
 		return nil, err
 	}
 	defer r.rf.Close()
