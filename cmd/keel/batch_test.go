@@ -558,6 +558,50 @@ func TestFilesHoldingPromptsArePrivate(t *testing.T) {
 	}
 }
 
+// TestExistingFilesHoldingPromptsBecomePrivate: a file keel opens to add
+// prompts or replies to that was there already, readable by others (a
+// results file being resumed, a dlq export or redrive --out appended to),
+// is made readable by its owner only; it used to keep its mode (review of
+// issue 15, item 9).
+func TestExistingFilesHoldingPromptsBecomePrivate(t *testing.T) {
+	dir := t.TempDir()
+	up, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	export, replies := filepath.Join(dir, "export.jsonl"), filepath.Join(dir, "replies.jsonl")
+	for _, p := range []string{results, export, replies} {
+		if p != results {
+			os.WriteFile(p, []byte("{}\n"), 0o644)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, path string
+		want       int
+		args       []string
+	}{
+		{"batch results, resumed", results, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"dlq export --out, appended to", export, 0, []string{"dlq", "export", "--db", db, "--out", export}},
+		{"dlq redrive --out, appended to", replies, 0, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies}},
+	}
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runOK(t, tt.want, tt.args...)
+			fi, err := os.Stat(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %#o, want 0600", tt.path, m)
+			}
+		})
+	}
+}
+
 // jsonKeys walks a decoded JSON value and calls f with every object key's
 // path (quota[].target); the values of opaque keys (bodies, Bedrock's own
 // documents, maps keyed by catalog code) are not walked.
