@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/dlq"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 func init() {
@@ -262,6 +264,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		defer store.Close()
 		o.DLQ = &dlq.Recorder{Store: store, Redact: redact, Source: "batch"}
 	}
+	warnNoLocks(stderr, "keel batch run", "a second run on the same --state or --out is not refused: run one at a time")
 	sum, runErr := batch.Run(ctx, o)
 	if sum != nil {
 		printBatchSummary(stdout, stderr, sum, o, k.Quotas(), dbPath, noDLQ, jsonOut, runErr)
@@ -283,6 +286,17 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		return 1
 	}
 	return 0
+}
+
+// locksSupported is lockfile.Supported; a test sets it to see the warning.
+var locksSupported = lockfile.Supported
+
+// warnNoLocks says on stderr, where the system has no file locks keel can
+// use (Windows), that cmd's lock guards nothing, and what that means.
+func warnNoLocks(stderr io.Writer, cmd, means string) {
+	if !locksSupported {
+		fmt.Fprintf(stderr, "%s: warning: this system has no file locks keel can use (%s): %s\n", cmd, runtime.GOOS, means)
+	}
 }
 
 // batchQuotaJSON is the quota governor's account of a run's target.

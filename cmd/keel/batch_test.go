@@ -821,3 +821,36 @@ func TestBatchRunJSONErrorBeforeTheRun(t *testing.T) {
 		t.Errorf("stderr %q lacks the error", stderr)
 	}
 }
+
+// TestWarnsWhenNothingIsLocked: where the system has no file lock keel can
+// use (lockfile.Supported is false: Windows), the commands that rely on one
+// say so on stderr, once, instead of running unguarded without a word
+// (review of issue 15, item 2).
+func TestWarnsWhenNothingIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	_, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	const warning = "this system has no file locks"
+	tests := []struct {
+		name      string
+		supported bool
+		want      int
+		args      []string
+	}{
+		{"batch run, no locks", false, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"batch run, locks", true, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"dlq redrive, no locks", false, 1, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", filepath.Join(dir, "r.jsonl")}},
+		{"dlq redrive, locks", true, 1, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", filepath.Join(dir, "r.jsonl")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(s bool) { locksSupported = s }(locksSupported)
+			locksSupported = tt.supported
+			_, stderr := runOK(t, tt.want, tt.args...)
+			if n := strings.Count(stderr, warning); n != map[bool]int{false: 1, true: 0}[tt.supported] {
+				t.Errorf("the warning %q appears %d times in:\n%s", warning, n, stderr)
+			}
+		})
+	}
+}

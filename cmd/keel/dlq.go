@@ -623,6 +623,7 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 	defer s.Close()
 	// One redrive at a time per queue: two would list the same entries and
 	// send each twice. The lock goes with the process, kill -9 included.
+	warnNoLocks(stderr, "keel dlq redrive", "a second redrive of the same database is not refused, and would send its entries again: run one at a time")
 	lock, err := lockfile.Acquire(f.db+".redrive.lock", "keel dlq redrive")
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
