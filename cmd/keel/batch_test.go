@@ -854,3 +854,43 @@ func TestWarnsWhenNothingIsLocked(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchRunBadModelInSomeRecords is the review's repro (issue 15, item
+// 13): 20 good records, 6 naming a model that does not exist, 20 more good
+// ones. The run stops sending to the bad model after 5 calls, finishes the
+// 40 others, and exits 1 naming the model; each resume does the same for
+// the 6 left, and never sends the good records again. Before, the run
+// stopped with 26 pending, on every resume.
+func TestBatchRunBadModelInSomeRecords(t *testing.T) {
+	const bogus = "anthropic.claude-bogus-v1:0"
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "mix.jsonl"), filepath.Join(dir, "mix.out")
+	var sb strings.Builder
+	for i := range 46 {
+		if i >= 20 && i < 26 {
+			fmt.Fprintf(&sb, "{\"id\":\"bad%d\",\"prompt\":\"hi\",\"model\":%q}\n", i, bogus)
+		} else {
+			fmt.Fprintf(&sb, "{\"id\":\"r%d\",\"prompt\":\"hi %d\"}\n", i, i)
+		}
+	}
+	os.WriteFile(in, []byte(sb.String()), 0o644)
+	for _, want := range []struct{ sent, pending int }{{45, 6}, {5, 6}} {
+		stdout, stderr := runOK(t, 1, "batch", "run", "--in", in, "--out", out, "--emulator", "--model", haiku, "--no-dlq", "--progress", "off", "--json")
+		var sum struct {
+			Succeeded, Failed, Pending, Sent int
+			Error                            string
+		}
+		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+			t.Fatalf("%v: %s", err, stdout)
+		}
+		if sum.Succeeded != 40 || sum.Failed != 0 || sum.Pending != want.pending || sum.Sent != want.sent {
+			t.Errorf("summary %+v, want 40 succeeded, %d pending, %d sent", sum, want.pending, want.sent)
+		}
+		if !strings.Contains(sum.Error, bogus) || !strings.Contains(sum.Error, "resume") {
+			t.Errorf("the error does not name the model or say how to resume: %q\n%s", sum.Error, stderr)
+		}
+		if ids := resultIDs(t, out); len(ids) != 40 {
+			t.Errorf("%d result lines, want 40", len(ids))
+		}
+	}
+}
