@@ -462,7 +462,7 @@ func (r *runner) stopError(stops []stopInfo) error {
 			msg += fmt.Sprintf(", %d are pending", o)
 		}
 	}
-	return fmt.Errorf("%w: %s. Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
+	return fmt.Errorf("%w: %s. Fix the cause (keel explain %s), then run the same command again to resume (for a wrong model id: correct it, in --model or in the records, and start over with --restart)",
 		ErrTargetFailing, msg, strings.Join(codes, ", keel explain "))
 }
 
