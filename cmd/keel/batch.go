@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/dlq"
+	"github.com/keel-run/keel/internal/lockfile"
 )
 
 func init() {
@@ -33,8 +35,9 @@ records {"recordId": ..., "modelInput": {...}} (sent with InvokeModel to
 --model) or {"id": ..., "prompt": ...} (sent with Converse). Progress is
 checkpointed in --state (default: OUT.state): after a crash, kill -9 or
 Ctrl-C, run the same command again to resume; no record is lost or written
-twice. --restart starts over. A run locks its state file (STATE.lock): a
-second run on it is refused while the first is under way. Records that fail for good go to the dead-letter queue (--dlq).
+twice. --restart starts over. A run locks its results and state files
+(OUT.lock, STATE.lock): a second run on either is refused while the first
+is under way. Records that fail for good go to the dead-letter queue (--dlq).
 keel's quota governor paces the run: a record is sent when the target's
 tokens-per-minute quota has room for it (quotas: in --config says the
 quota; otherwise keel learns it from throttles), behind interactive calls.
@@ -261,6 +264,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		defer store.Close()
 		o.DLQ = &dlq.Recorder{Store: store, Redact: redact, Source: "batch"}
 	}
+	warnNoLocks(stderr, "keel batch run", "a second run on the same --state or --out is not refused: run one at a time")
 	sum, runErr := batch.Run(ctx, o)
 	if sum != nil {
 		printBatchSummary(stdout, stderr, sum, o, k.Quotas(), dbPath, noDLQ, jsonOut, runErr)
@@ -282,6 +286,17 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		return 1
 	}
 	return 0
+}
+
+// locksSupported is lockfile.Supported; a test sets it to see the warning.
+var locksSupported = lockfile.Supported
+
+// warnNoLocks says on stderr, where the system has no file locks keel can
+// use (Windows), that cmd's lock guards nothing, and what that means.
+func warnNoLocks(stderr io.Writer, cmd, means string) {
+	if !locksSupported {
+		fmt.Fprintf(stderr, "%s: warning: this system has no file locks keel can use (%s): %s\n", cmd, runtime.GOOS, means)
+	}
 }
 
 // batchQuotaJSON is the quota governor's account of a run's target.

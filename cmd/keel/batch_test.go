@@ -558,6 +558,50 @@ func TestFilesHoldingPromptsArePrivate(t *testing.T) {
 	}
 }
 
+// TestExistingFilesHoldingPromptsBecomePrivate: a file keel opens to add
+// prompts or replies to that was there already, readable by others (a
+// results file being resumed, a dlq export or redrive --out appended to),
+// is made readable by its owner only; it used to keep its mode (review of
+// issue 15, item 9).
+func TestExistingFilesHoldingPromptsBecomePrivate(t *testing.T) {
+	dir := t.TempDir()
+	up, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	export, replies := filepath.Join(dir, "export.jsonl"), filepath.Join(dir, "replies.jsonl")
+	for _, p := range []string{results, export, replies} {
+		if p != results {
+			os.WriteFile(p, []byte("{}\n"), 0o644)
+		}
+		if err := os.Chmod(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, path string
+		want       int
+		args       []string
+	}{
+		{"batch results, resumed", results, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"dlq export --out, appended to", export, 0, []string{"dlq", "export", "--db", db, "--out", export}},
+		{"dlq redrive --out, appended to", replies, 0, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", replies}},
+	}
+	up.mu.Lock()
+	up.fail = false
+	up.mu.Unlock()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runOK(t, tt.want, tt.args...)
+			fi, err := os.Stat(tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := fi.Mode().Perm(); m != 0o600 {
+				t.Errorf("%s has mode %#o, want 0600", tt.path, m)
+			}
+		})
+	}
+}
+
 // jsonKeys walks a decoded JSON value and calls f with every object key's
 // path (quota[].target); the values of opaque keys (bodies, Bedrock's own
 // documents, maps keyed by catalog code) are not walked.
@@ -775,5 +819,78 @@ func TestBatchRunJSONErrorBeforeTheRun(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "belongs to another run") {
 		t.Errorf("stderr %q lacks the error", stderr)
+	}
+}
+
+// TestWarnsWhenNothingIsLocked: where the system has no file lock keel can
+// use (lockfile.Supported is false: Windows), the commands that rely on one
+// say so on stderr, once, instead of running unguarded without a word
+// (review of issue 15, item 2).
+func TestWarnsWhenNothingIsLocked(t *testing.T) {
+	dir := t.TempDir()
+	_, url, db, results, _ := batchWithFailures(t, dir, "ok1", "FAIL1")
+	const warning = "this system has no file locks"
+	tests := []struct {
+		name      string
+		supported bool
+		want      int
+		args      []string
+	}{
+		{"batch run, no locks", false, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"batch run, locks", true, 1, []string{"batch", "run", "--in", filepath.Join(dir, "in.jsonl"), "--out", results, "--model", haiku,
+			"--endpoint", url, "--dlq", db, "--progress", "off"}},
+		{"dlq redrive, no locks", false, 1, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", filepath.Join(dir, "r.jsonl")}},
+		{"dlq redrive, locks", true, 1, []string{"dlq", "redrive", "--db", db, "--endpoint", url, "--out", filepath.Join(dir, "r.jsonl")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(s bool) { locksSupported = s }(locksSupported)
+			locksSupported = tt.supported
+			_, stderr := runOK(t, tt.want, tt.args...)
+			if n := strings.Count(stderr, warning); n != map[bool]int{false: 1, true: 0}[tt.supported] {
+				t.Errorf("the warning %q appears %d times in:\n%s", warning, n, stderr)
+			}
+		})
+	}
+}
+
+// TestBatchRunBadModelInSomeRecords is the review's repro (issue 15, item
+// 13): 20 good records, 6 naming a model that does not exist, 20 more good
+// ones. The run stops sending to the bad model after 5 calls, finishes the
+// 40 others, and exits 1 naming the model; each resume does the same for
+// the 6 left, and never sends the good records again. Before, the run
+// stopped with 26 pending, on every resume.
+func TestBatchRunBadModelInSomeRecords(t *testing.T) {
+	const bogus = "anthropic.claude-bogus-v1:0"
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "mix.jsonl"), filepath.Join(dir, "mix.out")
+	var sb strings.Builder
+	for i := range 46 {
+		if i >= 20 && i < 26 {
+			fmt.Fprintf(&sb, "{\"id\":\"bad%d\",\"prompt\":\"hi\",\"model\":%q}\n", i, bogus)
+		} else {
+			fmt.Fprintf(&sb, "{\"id\":\"r%d\",\"prompt\":\"hi %d\"}\n", i, i)
+		}
+	}
+	os.WriteFile(in, []byte(sb.String()), 0o644)
+	for _, want := range []struct{ sent, pending int }{{45, 6}, {5, 6}} {
+		stdout, stderr := runOK(t, 1, "batch", "run", "--in", in, "--out", out, "--emulator", "--model", haiku, "--no-dlq", "--progress", "off", "--json")
+		var sum struct {
+			Succeeded, Failed, Pending, Sent int
+			Error                            string
+		}
+		if err := json.Unmarshal([]byte(stdout), &sum); err != nil {
+			t.Fatalf("%v: %s", err, stdout)
+		}
+		if sum.Succeeded != 40 || sum.Failed != 0 || sum.Pending != want.pending || sum.Sent != want.sent {
+			t.Errorf("summary %+v, want 40 succeeded, %d pending, %d sent", sum, want.pending, want.sent)
+		}
+		if !strings.Contains(sum.Error, bogus) || !strings.Contains(sum.Error, "resume") {
+			t.Errorf("the error does not name the model or say how to resume: %q\n%s", sum.Error, stderr)
+		}
+		if ids := resultIDs(t, out); len(ids) != 40 {
+			t.Errorf("%d result lines, want 40", len(ids))
+		}
 	}
 }

@@ -500,8 +500,9 @@ func dlqPurge(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// openOut opens --out: "" or "-" is w; a file is appended to, created
-// readable by its owner only (it holds prompts or replies).
+// openOut opens --out: "" or "-" is w; a file is appended to, readable by
+// its owner only (it holds prompts or replies): created 0600, and an
+// existing regular file made 0600 (a device, /dev/null, is left alone).
 func openOut(path string, w io.Writer) (io.Writer, func() error, func() error, error) {
 	if path == "" || path == "-" {
 		return w, func() error { return nil }, func() error { return nil }, nil
@@ -509,6 +510,12 @@ func openOut(path string, w io.Writer) (io.Writer, func() error, func() error, e
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, nil, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, nil, nil, fmt.Errorf("making %s readable by its owner only: %w", path, err)
+		}
 	}
 	return f, f.Sync, f.Close, nil
 }
@@ -616,6 +623,7 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 	defer s.Close()
 	// One redrive at a time per queue: two would list the same entries and
 	// send each twice. The lock goes with the process, kill -9 included.
+	warnNoLocks(stderr, "keel dlq redrive", "a second redrive of the same database is not refused, and would send its entries again: run one at a time")
 	lock, err := lockfile.Acquire(f.db+".redrive.lock", "keel dlq redrive")
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {

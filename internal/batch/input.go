@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -223,6 +224,9 @@ func parseLine(b []byte, opts InputOptions) (Record, error) {
 		}
 		return Record{}, fmt.Errorf("not a JSON object; %s", wantShapes)
 	}
+	if i := loneSurrogate(b); i >= 0 {
+		return Record{}, fmt.Errorf("escape %s at column %d is half of a UTF-16 surrogate pair, without its other half: it is not a character; the line is not sent: decoding would replace it with U+FFFD and change the text", b[i:i+6], i+1)
+	}
 	if k := duplicateKey(b); k != "" {
 		return Record{}, fmt.Errorf("key %q appears twice in one object; a JSON decoder would keep only the last, so say it once", k)
 	}
@@ -343,6 +347,43 @@ func invalidUTF8(b []byte) int {
 		i += n
 	}
 	return len(b)
+}
+
+// loneSurrogate returns the offset of the first \uD800-\uDFFF escape in
+// the JSON text b that is not a high surrogate followed at once by an
+// escaped low one, or -1. b must be valid JSON.
+func loneSurrogate(b []byte) int {
+	hex4 := func(i int) (rune, bool) { // the \uXXXX escape at b[i:], if one
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+		return rune(n), err == nil
+	}
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch {
+		case !in:
+			in = b[i] == '"'
+		case b[i] == '"':
+			in = false
+		case b[i] == '\\':
+			r, ok := hex4(i)
+			if !ok {
+				i++ // a two-byte escape: \", \\, \n...
+				continue
+			}
+			if utf16.IsSurrogate(r) {
+				lo, ok := hex4(i + 6)
+				if r >= 0xdc00 || !ok || lo < 0xdc00 || lo > 0xdfff {
+					return i
+				}
+				i += 6
+			}
+			i += 5
+		}
+	}
+	return -1
 }
 
 // duplicateKey returns the path (modelInput.messages[0].role) of the first

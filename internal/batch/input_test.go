@@ -209,6 +209,14 @@ func TestBatchInputRejectsSilentChanges(t *testing.T) {
 		{name: "invalid UTF-8 in a prompt", content: `{"id":"a","prompt":"p"}` + "\n\n" + "{\"id\":\"b\",\"prompt\":\"caf\xe9\"}",
 			errs: []string{"line 3: not valid UTF-8 (byte 0xe9 at column 24)", "not sent"}},
 		{name: "invalid UTF-8 in modelInput", content: "{\"recordId\":\"r\",\"modelInput\":{\"x\":\"\xff\"}}", errs: []string{"line 1: not valid UTF-8"}},
+		// A \uD800-\uDFFF escape outside a valid pair is not a character:
+		// a decoder turns it into U+FFFD (review of issue 15, item 10).
+		{name: "lone high surrogate", content: `{"id":"a","prompt":"p"}` + "\n" + `{"id":"b","prompt":"\ud800 lone"}`,
+			errs: []string{`line 2: escape \ud800 at column 21 is half of a UTF-16 surrogate pair`, "not sent"}},
+		{name: "high surrogate before another escape", content: `{"id":"b","prompt":"x\uD83D\u0041"}`, errs: []string{`line 1: escape \uD83D at column 22`}},
+		{name: "lone low surrogate", content: `{"id":"b","prompt":"\udc00"}`, errs: []string{`line 1: escape \udc00 at column 21`}},
+		{name: "pair in the wrong order", content: `{"id":"b","prompt":"\ude00\ud83d"}`, errs: []string{`line 1: escape \ude00 at column 21`}},
+		{name: "lone surrogate in a key of modelInput", content: `{"recordId":"r","modelInput":{"\udfff":1}}`, errs: []string{`line 1: escape \udfff at column 32`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,6 +240,12 @@ func TestBatchInputRejectsSilentChanges(t *testing.T) {
 	ok := `{"recordId":"r","modelInput":{"a":{"k":1},"b":{"k":2},"K":3,"list":[{"k":1},{"k":2}]}}`
 	if _, err := ReadInput(writeFile(t, "ok.jsonl", ok), InputOptions{Model: "m"}); err != nil {
 		t.Errorf("distinct keys refused: %v", err)
+	}
+	// A valid surrogate pair, and an escaped backslash before "ud800", are
+	// fine.
+	ok = `{"id":"a","prompt":"smile \ud83d\ude00, \\ud800 is text, \"\u00e9\""}`
+	if _, err := ReadInput(writeFile(t, "ok2.jsonl", ok), InputOptions{Model: "m"}); err != nil {
+		t.Errorf("valid escapes refused: %v", err)
 	}
 }
 

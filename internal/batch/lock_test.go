@@ -1,9 +1,11 @@
 package batch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,13 +52,15 @@ func TestBatchRunRefusesSecondRun(t *testing.T) {
 	release, done := startHeldRun(t, o, d)
 
 	tests := []struct {
-		name    string
-		change  func(o *Options)
-		unnamed bool // the holder is another state file's: its pid is not known
+		name   string
+		change func(o *Options)
 	}{
 		{name: "same state and results"},
 		{name: "restart", change: func(o *Options) { o.Restart = true }},
-		{name: "same results, another state", change: func(o *Options) { o.State = o.Out + ".other-state" }, unnamed: true},
+		// The holder is named by the results file's lock too, with its
+		// state file (review of issue 15, item 2: it was not).
+		{name: "same results, another state", change: func(o *Options) { o.State = o.Out + ".other-state" }},
+		{name: "same state, another results file", change: func(o *Options) { o.State = o.Out + ".state"; o.Out += ".other" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,8 +72,11 @@ func TestBatchRunRefusesSecondRun(t *testing.T) {
 			if !errors.Is(err, ErrRunning) {
 				t.Fatalf("second run: %+v, %v; want ErrRunning", sum, err)
 			}
-			if msg := err.Error(); !tt.unnamed && !strings.Contains(msg, "pid "+strconv.Itoa(os.Getpid())) {
+			if msg := err.Error(); !strings.Contains(msg, "pid "+strconv.Itoa(os.Getpid())) || !strings.Contains(msg, "keel batch run") {
 				t.Errorf("message %q does not name the holder", msg)
+			}
+			if msg := err.Error(); tt.name != "same state, another results file" && !strings.Contains(msg, "--state "+o.Out+".state") {
+				t.Errorf("message %q does not name the holder's state file", msg)
 			}
 		})
 	}
@@ -108,5 +115,82 @@ func TestBatchRunRestart(t *testing.T) {
 	o.Model = "amazon.nova-lite-v1:0"
 	if sum := run(t, o); sum.Sent != 10 {
 		t.Errorf("restart with another model: %+v", sum)
+	}
+}
+
+// TestBatchRunRefusedRunChangesNothing: a run that is refused (another run
+// writes its results file, or the results file is someone's) changes no
+// file: a refused --restart has not wiped its state file, and a refused run
+// with a new --state leaves no state file behind. Before, --restart removed
+// the state before the results file's lock was tried (review of issue 15,
+// item 2).
+func TestBatchRunRefusedRunChangesNothing(t *testing.T) {
+	if !lockfile.Supported {
+		t.Skip("no file locks on this system")
+	}
+	clk := clock.NewAuto(t0)
+	d := newFakeDoer(clk)
+	all := append([]string{"held"}, ids("r", 10)...)
+	in := simpleInput(t, all...)
+	dir := t.TempDir()
+	// A finished run: state b.state, results r2.out.
+	finished := baseOptions(t, in, d, clk)
+	finished.Out, finished.State = filepath.Join(dir, "r2.out"), filepath.Join(dir, "b.state")
+	run(t, finished)
+	// A run under way writing r.out.
+	o := baseOptions(t, in, d, clk)
+	o.Out = filepath.Join(dir, "r.out")
+	o.Limiter = mustAIMD(t, AIMDOptions{Initial: 1})
+	release, done := startHeldRun(t, o, d)
+	written, err := os.ReadFile(finished.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		change   func(o *Options)
+		newState string // a state file the refused run must not leave behind
+	}{
+		{name: "restart with another run's results file", change: func(o *Options) { o.State, o.Restart = finished.State, true }},
+		{name: "new state, another run's results file", change: func(o *Options) { o.State = filepath.Join(dir, "new.state") },
+			newState: filepath.Join(dir, "new.state")},
+		{name: "restart, new state, another run's results file", change: func(o *Options) { o.State, o.Restart = filepath.Join(dir, "new2.state"), true },
+			newState: filepath.Join(dir, "new2.state")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o2 := o
+			tt.change(&o2)
+			sum, err := Run(context.Background(), o2)
+			if !errors.Is(err, ErrRunning) {
+				t.Fatalf("run: %+v, %v; want ErrRunning", sum, err)
+			}
+			if tt.newState != "" {
+				if _, err := os.Stat(tt.newState); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the refused run left %s behind (%v)", tt.newState, err)
+				}
+			}
+		})
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the run under way: %v", err)
+	}
+	// The finished run's state file is whole: it resumes, sending nothing.
+	if sum := run(t, finished); !sum.Resumed || sum.Sent != 0 || sum.Succeeded != len(all) {
+		t.Errorf("the finished run after the refusals: %+v", sum)
+	}
+	if b, _ := os.ReadFile(finished.Out); !bytes.Equal(b, written) {
+		t.Errorf("%s changed", finished.Out)
+	}
+	// A results file with content and no run is refused (it is someone's):
+	// a new state file is not left behind either.
+	o3 := finished
+	o3.State = filepath.Join(dir, "other.state")
+	if _, err := Run(context.Background(), o3); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("a results file with content and no run: %v", err)
+	}
+	if _, err := os.Stat(o3.State); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused run left %s behind (%v)", o3.State, err)
 	}
 }

@@ -184,9 +184,9 @@ func createResults(path string, overwrite bool) (*resultsFile, error) {
 		return nil, fmt.Errorf("batch: %w", err)
 	}
 	// An empty file that was there already becomes this run's: 0600 too.
-	if err := f.Chmod(0o600); err != nil {
+	if err := makePrivate(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("batch: %w", err)
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -209,6 +209,11 @@ func reopenResults(path string, committed int64) (*resultsFile, int64, error) {
 		return nil, 0, fmt.Errorf("batch: resuming: %w", err)
 	}
 	if err := lockResults(f, path); err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	// It holds the model's replies, whatever mode it was given since.
+	if err := makePrivate(f); err != nil {
 		f.Close()
 		return nil, 0, err
 	}
@@ -253,15 +258,28 @@ func (r *resultsFile) append(b []byte) (int64, error) {
 
 func (r *resultsFile) Close() error { return r.f.Close() }
 
-// lockResults takes an exclusive lock on the open results file, so that two
-// runs with different state files cannot write one results file; the lock
-// goes with the file's close.
+// lockResults takes an exclusive lock on the open results file itself; the
+// lock goes with the file's close. Run has already locked Out + ".lock",
+// which names its holder; this one also keeps out a keel from before that
+// lock, which locked only the results file.
 func lockResults(f *os.File, path string) error {
 	if err := lockfile.LockFile(f); err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
 			return fmt.Errorf("%w: %s is being written by another run (with another --state)", ErrRunning, path)
 		}
 		return fmt.Errorf("batch: locking %s: %w", path, err)
+	}
+	return nil
+}
+
+// makePrivate makes a regular file readable by its owner only (0600); a
+// device (--out /dev/null) is left as it is.
+func makePrivate(f *os.File) error {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() == 0o600 {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("batch: making %s readable by its owner only: %w", f.Name(), err)
 	}
 	return nil
 }

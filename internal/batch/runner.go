@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,8 +48,9 @@ type Options struct {
 	Out string
 	// State is the checkpoint file; empty means Out + ".state". Running
 	// again with the same state file resumes the run. While a run uses it,
-	// it holds an exclusive lock on State + ".lock" (and on Out), and
-	// another run on either is refused with ErrRunning.
+	// it holds an exclusive lock on State + ".lock" and on Out + ".lock",
+	// and another run on either is refused with ErrRunning, before it
+	// changes any file.
 	State string
 	// Restart discards the state file's run, if any, and starts over: a new
 	// run id, every record sent again, Out rewritten. It takes the lock
@@ -168,14 +171,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if same, _ := samePath(o.In, o.Out); same {
 		return nil, fmt.Errorf("batch: the input and the results are the same file %s", o.In)
 	}
-	lock, err := lockfile.Acquire(o.State+".lock", "keel batch run")
-	if err != nil {
-		if errors.Is(err, lockfile.ErrLocked) {
-			return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+	// Every lock is taken before anything is changed, so that a refused run
+	// changes no file: the results file's first (a second run on it with a
+	// new --state then does not even create that state's lock file), then
+	// the state file's. Each lock file names its holder, with both files.
+	outAbs, _ := filepath.Abs(o.Out)
+	stateAbs, _ := filepath.Abs(o.State)
+	what := "keel batch run --out " + outAbs + " --state " + stateAbs
+	for _, path := range []string{o.Out + ".lock", o.State + ".lock"} {
+		lock, err := lockfile.Acquire(path, what)
+		if err != nil {
+			if errors.Is(err, lockfile.ErrLocked) {
+				return nil, fmt.Errorf("%w: %v; wait for it to end, or stop it (a run that died holds nothing)", ErrRunning, err)
+			}
+			return nil, fmt.Errorf("batch: %w", err)
 		}
-		return nil, fmt.Errorf("batch: %w", err)
+		defer lock.Release()
 	}
-	defer lock.Release()
 	in := o.Input
 	if in == nil {
 		var err error
@@ -188,6 +200,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			return nil, err
 		}
 	}
+	_, err := os.Stat(o.State)
+	fresh := errors.Is(err, os.ErrNotExist)
 	st, err := OpenState(o.State)
 	if err != nil {
 		return nil, err
@@ -200,6 +214,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	defer input.Close()
 	r := &runner{o: o, in: in, input: input, st: st, sum: &Summary{Total: len(in.Records), FailedByCode: map[string]int{}}}
 	if err := r.open(); err != nil {
+		if fresh {
+			// Refused (the results file is someone's): leave no state
+			// file behind that would name a run that never began.
+			st.Close()
+			removeState(o.State)
+		}
 		return nil, err
 	}
 	defer r.rf.Close()
@@ -397,29 +417,70 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.sum.Sent = int(r.sent.Load())
 	r.sum.Requeued = int(r.requeued.Load())
 	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
-	if si, dropped := r.guard.stopped(); si != nil && errors.Is(fatalErr, ErrTargetFailing) {
-		fatalErr = fmt.Errorf("%w: %d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
-			"so the run stopped: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run. "+
-			"Fix the cause (keel explain %s), then run the same command again to resume (or --restart, e.g. with another --model)",
-			ErrTargetFailing, stopAfter, si.code, si.target, si.message, max(r.sum.Pending-dropped, 0), dropped, r.sum.Pending, si.code)
-	}
 	if fatalErr != nil {
 		return r.sum, fatalErr
 	}
 	if ctx.Err() != nil && r.sum.Pending > 0 {
 		return r.sum, context.Cause(ctx)
 	}
+	if stops := r.guard.stopped(); len(stops) > 0 {
+		return r.sum, r.stopError(stops)
+	}
 	return r.sum, nil
 }
 
+// stopError says which models were stopped, why, and what was left of their
+// records.
+func (r *runner) stopError(stops []stopInfo) error {
+	done, err := r.st.FinishedIDs()
+	if err != nil {
+		return err
+	}
+	left := map[string]int{} // by model: records not finished
+	for i, rec := range r.in.Records {
+		if !done[rec.ID] {
+			left[r.modelOf(i)]++
+		}
+	}
+	var parts []string
+	var codes []string
+	stoppedLeft := 0
+	for _, si := range stops {
+		n := left[si.model]
+		stoppedLeft += n
+		parts = append(parts, fmt.Sprintf("%d records in a row failed with %s on %s: %q. Every record sent there would fail the same way, "+
+			"so the run stopped sending to %s: %d records were not sent, and the %d that failed were neither parked nor written; all %d are left for the next run",
+			stopAfter, si.code, si.target, si.message, si.model, max(n-si.dropped, 0), si.dropped, n))
+		if !slices.Contains(codes, si.code) {
+			codes = append(codes, si.code)
+		}
+	}
+	msg := strings.Join(parts, ". ")
+	if others := len(done); others > 0 && stoppedLeft < len(r.in.Records) {
+		msg += fmt.Sprintf(". The records to other models went on: %d are finished", others)
+		if o := len(r.in.Records) - len(done) - stoppedLeft; o > 0 {
+			msg += fmt.Sprintf(", %d are pending", o)
+		}
+	}
+	return fmt.Errorf("%w: %s. Fix the cause (keel explain %s), then run the same command again to resume (for a wrong model id: correct it, in --model or in the records, and start over with --restart)",
+		ErrTargetFailing, msg, strings.Join(codes, ", keel explain "))
+}
+
 // dispatch starts records while the limiter allows, until every record is
-// finished or dispatchCtx ends.
+// finished or dispatchCtx ends. Records to a model that may not take another
+// call yet (unproven and at its cap) wait without holding back the records
+// to other models; records to a stopped model are left pending.
 func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, events chan event, results chan<- finishedRec, wg *sync.WaitGroup, fatal func(error)) {
 	var (
 		waiting  delayHeap
 		inflight int
 		byModel  = map[string]int{} // calls in flight per model
+		queue    = newQueue()
+		stops    int // stopped models already taken out of the queue
 	)
+	for _, idx := range pending {
+		queue.push(r.modelOf(idx), idx)
+	}
 	handle := func(ev event) {
 		inflight--
 		byModel[r.modelOf(ev.idx)]--
@@ -454,6 +515,7 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			timer.Stop()
 		}
 	}
+	may := func(m string) bool { return r.guard.mayStart(m, byModel[m]) }
 	for {
 		// Take in what has ended, and what is due, without blocking.
 		for drained := false; !drained; {
@@ -464,24 +526,33 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 				drained = true
 			}
 		}
+		// A model stopped: its records are left pending, waiting or not.
+		if st := r.guard.stopped(); len(st) > stops {
+			for _, si := range st[stops:] {
+				queue.drop(si.model)
+				kept := waiting[:0]
+				for _, w := range waiting {
+					if r.modelOf(w.idx) != si.model {
+						kept = append(kept, w)
+					}
+				}
+				waiting = kept
+				heap.Init(&waiting)
+			}
+			stops = len(st)
+		}
 		now := r.o.Clock.Now()
 		for waiting.Len() > 0 && !waiting[0].at.After(now) {
-			pending = append(pending, heap.Pop(&waiting).(delayed).idx)
+			idx := heap.Pop(&waiting).(delayed).idx
+			queue.push(r.modelOf(idx), idx)
 		}
 		if dispatchCtx.Err() != nil || r.stopping() {
 			return
 		}
-		if len(pending) == 0 {
-			if inflight == 0 && waiting.Len() == 0 {
-				return // all finished
-			}
-			wait(now)
-			continue
+		if queue.len() == 0 && inflight == 0 && waiting.Len() == 0 {
+			return // all finished, or left to a stopped model
 		}
-		// Until a model has answered a call, at most stopAfter calls go to
-		// it (in flight, or failed and held): if its id is wrong, that is
-		// all the run sends before it stops.
-		if m := r.modelOf(pending[0]); !r.guard.isProven(m) && byModel[m]+r.guard.heldFor(m) >= stopAfter {
+		if queue.len() == 0 || !queue.canPop(may) {
 			wait(now)
 			continue
 		}
@@ -498,16 +569,20 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		if err != nil {
 			return // stopped or cancelled
 		}
-		if r.stopping() {
-			// Stop came while the slot was being acquired: give it back.
+		// While the slot was being acquired, a record may have ended and a
+		// model been stopped: take the record that may go now, if any.
+		idx, ok := queue.pop(may)
+		if r.stopping() || !ok {
+			// Stop came, or nothing may go: give the slot back.
 			if admitted != nil {
 				admitted()
 			}
 			release(Outcome{Dropped: true})
-			return
+			if r.stopping() {
+				return
+			}
+			continue
 		}
-		idx := pending[0]
-		pending = pending[1:]
 		inflight++
 		byModel[r.modelOf(idx)]++
 		if r.firstSent[idx].IsZero() {
@@ -657,9 +732,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			if rep != nil && rep.Target.Model != "" {
 				target = rep.Target.String()
 			}
-			if r.guard.fault(req.model, target, entry.Code, msg, finish) {
-				fatal(ErrTargetFailing)
-			}
+			r.guard.fault(req.model, target, entry.Code, msg, finish)
 			return false
 		}
 	}

@@ -44,32 +44,43 @@ func targetFault(e *catalog.Entry, message string) bool {
 // targetGuard holds back records that failed with a target fault until the
 // target shows it works (a record to it succeeds, or fails for a reason of
 // its own): then they are finished as failures. When stopAfter of them
-// pile up for one model, the run stops and they are dropped, so they stay
-// pending and run again on resume. It is safe for concurrent use.
+// pile up for one model, that model is stopped: they are dropped, so they
+// stay pending and run again on resume, and no more records are sent to it.
+// Records to other models go on. It is safe for concurrent use.
 type targetGuard struct {
-	mu      sync.Mutex
-	held    map[string][]func() // by model: how to finish each held record
-	code    map[string]string   // by model: the code of the held records
-	proven  map[string]bool     // models that have answered a call
-	stop    *stopInfo
-	dropped int // records left pending by the stop
+	mu     sync.Mutex
+	held   map[string][]func() // by model: how to finish each held record
+	code   map[string]string   // by model: the code of the held records
+	proven map[string]bool     // models that have answered a call
+	stops  []*stopInfo         // stopped models, in the order they stopped
 }
 
+// stopInfo says why a model was stopped.
 type stopInfo struct {
-	code, target, message string
+	model, code, target, message string
+	dropped                      int // records sent to it and left pending by the stop
 }
 
 func newTargetGuard() *targetGuard {
 	return &targetGuard{held: map[string][]func(){}, code: map[string]string{}, proven: map[string]bool{}}
 }
 
+func (g *targetGuard) stopOf(model string) *stopInfo {
+	for _, si := range g.stops {
+		if si.model == model {
+			return si
+		}
+	}
+	return nil
+}
+
 // fault holds a record that failed with a target fault; finish finishes it
-// as failed. It reports whether the run must stop (the record is then left
+// as failed. It reports whether model is stopped (the record is then left
 // pending).
-func (g *targetGuard) fault(model, target, code, message string, finish func()) (stop bool) {
+func (g *targetGuard) fault(model, target, code, message string, finish func()) (stopped bool) {
 	g.mu.Lock()
-	if g.stop != nil {
-		g.dropped++
+	if si := g.stopOf(model); si != nil {
+		si.dropped++
 		g.mu.Unlock()
 		return true
 	}
@@ -80,16 +91,15 @@ func (g *targetGuard) fault(model, target, code, message string, finish func()) 
 	}
 	g.held[model] = append(g.held[model], finish)
 	if len(g.held[model]) >= stopAfter {
-		g.stop = &stopInfo{code: code, target: target, message: message}
-		g.dropped += len(g.held[model])
-		g.held[model] = nil
-		stop = true
+		g.stops = append(g.stops, &stopInfo{model: model, code: code, target: target, message: message, dropped: len(g.held[model])})
+		delete(g.held, model)
+		stopped = true
 	}
 	g.mu.Unlock()
 	for _, f := range flush {
 		f()
 	}
-	return stop
+	return stopped
 }
 
 // works says a record to model was answered (or failed for a reason of its
@@ -105,21 +115,20 @@ func (g *targetGuard) works(model string) {
 	}
 }
 
-// isProven reports whether a call to model has been answered.
-func (g *targetGuard) isProven(model string) bool {
+// mayStart reports whether a record to model may be sent now, with
+// inflight calls to it under way: not when the model is stopped, nor, until
+// it has answered a call, when stopAfter records to it are in flight or
+// held (if its id is wrong, that is all a run sends it).
+func (g *targetGuard) mayStart(model string, inflight int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.proven[model]
+	if g.stopOf(model) != nil {
+		return false
+	}
+	return g.proven[model] || inflight+len(g.held[model]) < stopAfter
 }
 
-// heldFor is how many records are held for model.
-func (g *targetGuard) heldFor(model string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.held[model])
-}
-
-// flushAll finishes every held record, at the end of a run that did not stop.
+// flushAll finishes every held record, at the end of a run.
 func (g *targetGuard) flushAll() {
 	g.mu.Lock()
 	var flush []func()
@@ -133,10 +142,13 @@ func (g *targetGuard) flushAll() {
 	}
 }
 
-// stopped returns why the run stopped, and how many records it left
-// pending that had been sent; nil when it did not.
-func (g *targetGuard) stopped() (*stopInfo, int) {
+// stopped returns the models stopped so far, in the order they stopped.
+func (g *targetGuard) stopped() []stopInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.stop, g.dropped
+	out := make([]stopInfo, len(g.stops))
+	for i, si := range g.stops {
+		out[i] = *si
+	}
+	return out
 }

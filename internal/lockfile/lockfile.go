@@ -8,7 +8,8 @@
 // dies, kill -9 included. A lock file left on disk by a dead process blocks
 // nobody; it is never removed (removing it would let two processes lock two
 // different files of the same name). On other systems Acquire records the
-// holder but cannot exclude anyone.
+// holder but cannot exclude anyone, and Supported is false: a command that
+// relies on the lock should say so to its user.
 package lockfile
 
 import (
