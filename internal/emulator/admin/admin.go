@@ -12,7 +12,12 @@
 // The API is open unless Options.Token or Options.Verifier is set: then every
 // request must carry "Authorization: Bearer <token>" or a SigV4 signature by
 // one of the verifier's access keys, and is otherwise refused with 401 (no
-// credentials) or 403 (wrong ones).
+// credentials) or 403 (wrong ones). A request is refused before any of its
+// body is read, except that a SigV4 signature which passes every check of
+// its headers has the body read, to check the hash it signs.
+//
+// Request bodies are bounded: MaxScenarioBytes each, and MaxBufferedBytes
+// held at once by the requests being served.
 package admin
 
 import (
@@ -22,10 +27,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/scenario"
@@ -35,8 +40,21 @@ import (
 // Prefix is the path the admin API is served under.
 const Prefix = "/_emulator/"
 
-// MaxScenarioBytes bounds the body of PUT /_emulator/scenario.
-const MaxScenarioBytes = 1 << 20
+const (
+	// MaxScenarioBytes bounds the body of PUT /_emulator/scenario, and of
+	// any request whose signature is checked. A larger body is answered
+	// with 413, without being read when its Content-Length says so.
+	MaxScenarioBytes = 1 << 20
+	// MaxBufferedBytes bounds the request bodies the admin API holds at
+	// once; a request whose body would pass it is answered with 503. A
+	// body of known length counts from before it is read, one of unknown
+	// length as MaxScenarioBytes. Scenario files are kilobytes, so four of
+	// the largest at once is room enough, and a budget of its own, apart
+	// from the emulator server's --max-buffered, keeps a load test that
+	// fills that one from blocking a scenario change, and admin requests
+	// from crowding out model requests.
+	MaxBufferedBytes = 4 * MaxScenarioBytes
+)
 
 // Options say what the admin API reports on and controls. A nil field turns
 // off what depends on it: with no Injector the scenario endpoints answer
@@ -60,11 +78,17 @@ type Options struct {
 
 // New returns the admin API's handler.
 func New(o Options) http.Handler {
+	_, serve := newHandler(o)
+	return serve
+}
+
+// newHandler returns the handler behind New's, and New's.
+func newHandler(o Options) (*handler, http.Handler) {
 	h := &handler{o: o}
 	if o.Token != "" || o.Verifier.Enabled() {
-		return guard{o: o, next: h.mux()}
+		return h, guard{h: h, next: h.mux()}
 	}
-	return h.mux()
+	return h, h.mux()
 }
 
 func (h *handler) mux() http.Handler {
@@ -99,68 +123,73 @@ func (m methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type handler struct {
 	o Options
+	// buffered counts the request-body bytes held by requests being
+	// served, bounded by MaxBufferedBytes.
+	buffered atomic.Int64
 }
 
 // guard lets through the requests that carry the admin token or a valid
-// SigV4 signature.
+// SigV4 signature. It reads a body only to check a signature that passes
+// every check of the headers: a request with no credentials, malformed ones
+// or a wrong token is refused first, so it cannot make the API hold a body.
+// A refusal never repeats the admin token, nor a token sent in its place.
 type guard struct {
-	o    Options
+	h    *handler
 	next http.Handler
 }
 
 func (g guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// A signature covers the body, so it is read first; no admin body is
-	// larger than a scenario.
-	body, ok := readBody(w, r, "the body")
-	if !ok {
-		return
-	}
-	if status, msg := g.check(r, body); status != 0 {
-		if status == http.StatusUnauthorized && g.o.Token != "" {
+	o := &g.h.o
+	auth := r.Header.Get("Authorization")
+	scheme, tok, _ := strings.Cut(auth, " ")
+	switch {
+	case auth == "":
+		if o.Token != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="keel emulator admin API"`)
 		}
-		writeError(w, status, msg)
+		writeError(w, http.StatusUnauthorized, "the admin API "+g.wants())
+		return
+	case strings.EqualFold(scheme, "Bearer"): // schemes are case-insensitive (RFC 9110)
+		switch {
+		case o.Token == "":
+			writeError(w, http.StatusForbidden, "this emulator has no admin token; the admin API "+g.wants())
+			return
+		case subtle.ConstantTimeCompare([]byte(tok), []byte(o.Token)) != 1:
+			writeError(w, http.StatusForbidden, "the admin token does not match")
+			return
+		}
+	case strings.HasPrefix(auth, "AWS4-"):
+		if !o.Verifier.Enabled() {
+			writeError(w, http.StatusForbidden, "this emulator has no access keys to check a signature with; the admin API "+g.wants())
+			return
+		}
+		if rej := o.Verifier.CheckHeaders(r); rej != nil {
+			writeError(w, http.StatusForbidden, rej.Code+": "+rej.Message)
+			return
+		}
+		body, release, ok := g.h.readBody(w, r, "the body")
+		if !ok {
+			return
+		}
+		defer release()
+		if rej := o.Verifier.Verify(r, body); rej != nil {
+			writeError(w, http.StatusForbidden, rej.Code+": "+rej.Message)
+			return
+		}
+		r.Body = &checkedBody{Reader: bytes.NewReader(body), b: body}
+	default:
+		writeError(w, http.StatusForbidden, "the Authorization scheme is not one the admin API takes; it "+g.wants())
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	g.next.ServeHTTP(w, r)
-}
-
-// check returns 0 when r may be served, else the status and message to
-// refuse it with. The message never repeats what the request carried.
-func (g guard) check(r *http.Request, body []byte) (int, string) {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		return http.StatusUnauthorized, "the admin API " + g.wants()
-	}
-	scheme, tok, _ := strings.Cut(auth, " ")
-	if strings.EqualFold(scheme, "Bearer") { // schemes are case-insensitive (RFC 9110)
-		switch {
-		case g.o.Token == "":
-			return http.StatusForbidden, "this emulator has no admin token; the admin API " + g.wants()
-		case subtle.ConstantTimeCompare([]byte(tok), []byte(g.o.Token)) != 1:
-			return http.StatusForbidden, "the admin token does not match"
-		}
-		return 0, ""
-	}
-	if strings.HasPrefix(auth, "AWS4-") {
-		if !g.o.Verifier.Enabled() {
-			return http.StatusForbidden, "this emulator has no access keys to check a signature with; the admin API " + g.wants()
-		}
-		if rej := g.o.Verifier.Verify(r, body); rej != nil {
-			return http.StatusForbidden, rej.Code + ": " + rej.Message
-		}
-		return 0, ""
-	}
-	return http.StatusForbidden, "the Authorization scheme is not one the admin API takes; it " + g.wants()
 }
 
 // wants says what the admin API takes.
 func (g guard) wants() string {
 	switch {
-	case g.o.Token != "" && g.o.Verifier.Enabled():
+	case g.h.o.Token != "" && g.h.o.Verifier.Enabled():
 		return "needs Authorization: Bearer with the admin token, or a SigV4 signature by one of the emulator's access keys"
-	case g.o.Token != "":
+	case g.h.o.Token != "":
 		return "needs Authorization: Bearer with the admin token"
 	}
 	return "needs a SigV4 signature by one of the emulator's access keys (service bedrock, any region)"
@@ -230,10 +259,11 @@ func (h *handler) putScenario(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "this emulator has no scenario engine")
 		return
 	}
-	b, ok := readBody(w, r, "scenario")
+	b, release, ok := h.readBody(w, r, "scenario")
 	if !ok {
 		return
 	}
+	defer release()
 	s, err := scenario.Parse(b)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -258,21 +288,49 @@ func (h *handler) reset(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// readBody reads r's body, of at most MaxScenarioBytes; it reports false,
+// readBody reads r's body, of at most MaxScenarioBytes, holding its size
+// against MaxBufferedBytes until the caller calls release. It reports false,
 // having answered, when it could not. what names the body in the answer.
-func readBody(w http.ResponseWriter, r *http.Request, what string) ([]byte, bool) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxScenarioBytes))
-	if err != nil {
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request, what string) (b []byte, release func(), ok bool) {
+	if pre, ok := r.Body.(*checkedBody); ok {
+		return pre.b, func() {}, true // read, and held, by the guard
+	}
+	n := r.ContentLength
+	if n > MaxScenarioBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is larger than %d bytes", what, MaxScenarioBytes))
+		return nil, nil, false
+	}
+	hold := n
+	if n < 0 {
+		hold = MaxScenarioBytes
+	}
+	if h.buffered.Add(hold) > MaxBufferedBytes {
+		h.buffered.Add(-hold)
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the admin API is holding its limit of %d bytes of request bodies; try again later", MaxBufferedBytes))
+		return nil, nil, false
+	}
+	release = func() { h.buffered.Add(-hold) }
+	buf := bytes.NewBuffer(make([]byte, 0, max(n, 0)+bytes.MinRead))
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxScenarioBytes)); err != nil {
+		release()
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s is larger than %d bytes", what, MaxScenarioBytes))
-			return nil, false
+			return nil, nil, false
 		}
 		writeError(w, http.StatusBadRequest, "reading "+what+": "+err.Error())
-		return nil, false
+		return nil, nil, false
 	}
-	return b, true
+	return buf.Bytes(), release, true
 }
+
+// checkedBody is a request body the guard has read to check its signature.
+type checkedBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (*checkedBody) Close() error { return nil }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

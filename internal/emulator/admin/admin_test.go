@@ -63,15 +63,7 @@ func (e *env) do(t *testing.T, method, path, body string) (int, http.Header, str
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, b := send(t, http.DefaultClient, req)
 	return resp.StatusCode, resp.Header, string(b)
 }
 

@@ -140,32 +140,11 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 	if !v.Enabled() {
 		return nil
 	}
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		return missingAuth
-	}
-	a, rej := parseAuthorization(auth)
+	c, rej := v.checkHeaders(r)
 	if rej != nil {
 		return rej
 	}
-	dateHeader := r.Header.Get("X-Amz-Date")
-	if dateHeader == "" {
-		return incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
-	}
-	signed, err := time.Parse(amzDate, dateHeader)
-	if err != nil {
-		return incomplete(fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", dateHeader))
-	}
-	secret, ok := v.keys[a.accessKey]
-	if !ok {
-		return unknownKey
-	}
-	if rej := v.checkTime(signed); rej != nil {
-		return rej
-	}
-	if rej := v.checkScope(r, a, dateHeader); rej != nil {
-		return rej
-	}
+	a := c.auth
 
 	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
 	sum := sha256.Sum256(body)
@@ -197,8 +176,8 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 			cp.Header[textproto.CanonicalMIMEHeaderKey(h)] = vals
 		}
 	}
-	creds := aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: secret}
-	if err := v.signer.SignHTTP(context.Background(), creds, cp, payloadHash, a.service, a.region, signed); err != nil {
+	creds := aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: c.secret}
+	if err := v.signer.SignHTTP(context.Background(), creds, cp, payloadHash, a.service, a.region, c.signed); err != nil {
 		return badSig
 	}
 	want, rej := parseAuthorization(cp.Header.Get("Authorization"))
@@ -207,6 +186,58 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 		return badSig
 	}
 	return nil
+}
+
+// CheckHeaders runs the checks of Verify that do not need the body: that
+// r carries a well-formed Authorization header by a configured key, with a
+// date within the allowed skew and a credential scope for the right date,
+// service and region. It returns the Rejection Verify would for a request
+// that fails one of them, and nil otherwise, when only Verify can tell. A
+// server calls it to refuse such a request before reading its body.
+func (v *Verifier) CheckHeaders(r *http.Request) *Rejection {
+	if !v.Enabled() {
+		return nil
+	}
+	_, rej := v.checkHeaders(r)
+	return rej
+}
+
+// checked is what checkHeaders found in a request's headers.
+type checked struct {
+	auth   *authorization
+	secret string
+	signed time.Time
+}
+
+func (v *Verifier) checkHeaders(r *http.Request) (checked, *Rejection) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		return checked{}, missingAuth
+	}
+	a, rej := parseAuthorization(auth)
+	if rej != nil {
+		return checked{}, rej
+	}
+	dateHeader := r.Header.Get("X-Amz-Date")
+	if dateHeader == "" {
+		return checked{}, incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+	}
+	signed, err := time.Parse(amzDate, dateHeader)
+	if err != nil {
+		return checked{}, incomplete(fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", dateHeader))
+	}
+	secret, ok := v.keys[a.accessKey]
+	if !ok {
+		return checked{}, unknownKey
+	}
+	if rej := v.checkTime(signed); rej != nil {
+		return checked{}, rej
+	}
+	if rej := v.checkScope(r, a, dateHeader); rej != nil {
+		return checked{}, rej
+	}
+
+	return checked{auth: a, secret: secret, signed: signed}, nil
 }
 
 // checkTime rejects a request date more than v.skew from the clock.

@@ -35,15 +35,22 @@ const (
 var now = time.Date(2026, 3, 4, 12, 30, 0, 0, time.UTC)
 
 // server answers like the emulator would: the rejection as an AWS JSON
-// error, or a minimal Converse reply. The last verdict is kept for tests.
+// error, or a minimal Converse reply. The last verdict is kept for tests,
+// and CheckHeaders's on the same request, before its body was read.
 type server struct {
 	*httptest.Server
-	last chan *Rejection
+	last, lastHeaders chan *Rejection
 }
 
 func newServer(t *testing.T, v *Verifier) *server {
-	s := &server{last: make(chan *Rejection, 1)}
+	s := &server{last: make(chan *Rejection, 1), lastHeaders: make(chan *Rejection, 1)}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hdr := v.CheckHeaders(r)
+		select {
+		case <-s.lastHeaders:
+		default:
+		}
+		s.lastHeaders <- hdr
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			t.Errorf("read body: %v", err)
@@ -261,7 +268,17 @@ func TestVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			got := <-srv.last
+			got, hdr := <-srv.last, <-srv.lastHeaders
+			// CheckHeaders refuses what Verify does without the body, with
+			// the same answer, and leaves the rest to Verify.
+			switch {
+			case got == badSig || got == badHash:
+				if hdr != nil {
+					t.Errorf("CheckHeaders refused %+v, want it to leave the body's checks to Verify", hdr)
+				}
+			case got == nil && hdr != nil, got != nil && (hdr == nil || *hdr != *got):
+				t.Errorf("CheckHeaders %+v, want Verify's %+v", hdr, got)
+			}
 			if tt.code == "" {
 				if got != nil {
 					t.Fatalf("rejected: %+v", got)
