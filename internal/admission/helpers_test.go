@@ -9,6 +9,8 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 )
 
+// t0 is where newGov's clock.Fake starts. Nothing compares it with the wall
+// clock; tests in synctest bubbles start at the bubble's own time instead.
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Targets used across tests: Claude 3 Haiku burns output 1:1 and reserves
