@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -124,7 +125,11 @@ func TestCoolDownJitter(t *testing.T) {
 // queued, in order, through the pause, and go once the smaller limit has
 // refilled enough for them.
 func TestPauseHoldsTheQueue(t *testing.T) {
-	g, clk := newGov(t, known(60000))
+	synctest.Test(t, testPauseHoldsTheQueue)
+}
+
+func testPauseHoldsTheQueue(t *testing.T) {
+	g, clk := newBubbleGov(t, known(60000))
 	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 	ch := make(chan result, 3)
 	for i, name := range []string{"w1", "w2", "w3"} {
@@ -140,18 +145,18 @@ func TestPauseHoldsTheQueue(t *testing.T) {
 		t.Fatalf("during the pause: %d queued, want 3", s.Classes[Interactive].Queued)
 	}
 	clk.Advance(500 * time.Millisecond) // 1,000 at the pause's end: w1 fits
-	if r := <-ch; r.name != "w1" || r.err != nil {
+	if r := recv(t, ch); r.name != "w1" || r.err != nil {
 		t.Fatalf("got %s (%v), want w1", r.name, r.err)
 	}
 	clk.Advance(time.Second) // w2 fits, w3 does not
-	if r := <-ch; r.name != "w2" || r.err != nil {
+	if r := recv(t, ch); r.name != "w2" || r.err != nil {
 		t.Fatalf("got %s (%v), want w2", r.name, r.err)
 	}
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 1 {
 		t.Fatalf("%d queued, want w3 alone", s.Classes[Interactive].Queued)
 	}
 	clk.Advance(time.Second)
-	if r := <-ch; r.name != "w3" || r.err != nil {
+	if r := recv(t, ch); r.name != "w3" || r.err != nil {
 		t.Fatalf("got %s (%v), want w3", r.name, r.err)
 	}
 }

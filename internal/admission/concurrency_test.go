@@ -4,20 +4,26 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // TestConcurrentUse runs many callers through one Governor at once, on two
 // targets, with every way a call can end (settled, cancelled, throttled,
-// refused, its context cancelled while it waits), while another goroutine
-// moves the fake clock. Run with -race. At the end nothing may be in flight
-// or queued, and the counts must add up.
+// refused, its context cancelled while it waits). Run with -race. At the
+// end nothing may be in flight or queued, and the counts must add up.
+//
+// It runs in a synctest bubble: the callers run in parallel as anywhere
+// else, and the bubble's clock moves whenever all of them wait.
 func TestConcurrentUse(t *testing.T) {
-	g, clk := newGov(t, Options{
+	synctest.Test(t, testConcurrentUse)
+}
+
+func testConcurrentUse(t *testing.T) {
+	g, _ := newBubbleGov(t, Options{
 		Default:  Quota{TokensPerMinute: 3_000_000, RequestsPerMinute: 6000},
 		Targets:  map[Target]Quota{sonnet: {}}, // unknown: learned
 		MaxWait:  2 * time.Second,
@@ -40,13 +46,10 @@ func TestConcurrentUse(t *testing.T) {
 				est := Estimate{InputTokens: rng.IntN(5000), MaxTokens: rng.IntN(8000)}
 				ctx, cancel := context.WithCancel(context.Background())
 				if rng.IntN(10) == 0 {
-					spins := rng.IntN(50)
-					go func() {
-						for range spins {
-							runtime.Gosched()
-						}
-						cancel()
-					}()
+					// Cancelled while it waits, or after it is granted:
+					// the bubble's clock moves only when every caller is
+					// blocked, in Admit or done.
+					time.AfterFunc(time.Duration(1+rng.IntN(300))*time.Millisecond, cancel)
 				}
 				tk, err := g.Admit(ctx, tg, est, Class(rng.IntN(2)))
 				cancel()
@@ -77,17 +80,7 @@ func TestConcurrentUse(t *testing.T) {
 			}
 		}()
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for running := true; running; {
-		select {
-		case <-done:
-			running = false
-		default:
-			clk.Advance(20 * time.Millisecond)
-			runtime.Gosched()
-		}
-	}
+	wg.Wait()
 
 	if total := ok.Load() + expired.Load() + cancelled.Load() + tooLarge.Load(); total != workers*calls {
 		t.Fatalf("%d outcomes for %d calls", total, workers*calls)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -222,7 +223,11 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestRequestsPerMinute(t *testing.T) {
-	g, clk := newGov(t, Options{Default: Quota{RequestsPerMinute: 60}})
+	synctest.Test(t, testRequestsPerMinute)
+}
+
+func testRequestsPerMinute(t *testing.T) {
+	g, clk := newBubbleGov(t, Options{Default: Quota{RequestsPerMinute: 60}})
 	est := Estimate{InputTokens: 10, MaxTokens: 10}
 	var tks []Ticket
 	for range 60 {
@@ -240,9 +245,9 @@ func TestRequestsPerMinute(t *testing.T) {
 	// A waiting call gets the next request, one second later.
 	ch := make(chan result, 1)
 	admitAsync(context.Background(), g, haiku, est, Interactive, "w", ch)
-	clk.WaitForTimers(1)
+	waitQueued(t, g, haiku, 1, 0)
 	clk.Advance(time.Second)
-	if r := <-ch; r.err != nil || r.tk.Waited() != time.Second {
+	if r := recv(t, ch); r.err != nil || !near(r.tk.Waited(), time.Second) {
 		t.Fatalf("waiting call: %v after %v, want admitted after 1s", r.err, r.tk.Waited())
 	}
 }
@@ -255,8 +260,8 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 		setup    func(t *testing.T, g *Governor) (cleanup func())
 		est      Estimate
 		class    Class
-		deadline time.Duration // from the fake now; 0: none (MaxWait)
-		by       time.Duration // AdmitBy's deadline from the fake now; 0: Admit
+		deadline time.Duration // the context's, from now; 0: none (MaxWait)
+		by       time.Duration // AdmitBy's deadline from now; 0: Admit
 		wait     time.Duration
 		ahead    int
 	}{
@@ -278,10 +283,10 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 			setup: func(t *testing.T, g *Governor) func() { g.Throttled(haiku); return func() {} }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name, bubble(func(t *testing.T) {
 			o := tt.opts
 			o.Default = Quota{TokensPerMinute: 60000}
-			g, clk := newGov(t, o)
+			g, clk := newBubbleGov(t, o)
 			fill := mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 			defer fill.Cancel()
 			if tt.setup != nil {
@@ -289,13 +294,15 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 			}
 			ctx := context.Background()
 			if tt.deadline > 0 {
-				ctx = withDeadline(ctx, t0.Add(tt.deadline))
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
 			}
-			timers := clk.Pending()
+			start := clk.Now()
 			queued := stats(t, g, haiku).Classes[tt.class].Queued
 			var by time.Time
 			if tt.by > 0 {
-				by = t0.Add(tt.by)
+				by = start.Add(tt.by)
 			}
 			_, err := g.AdmitBy(ctx, haiku, tt.est, tt.class, by)
 			var e *Error
@@ -317,13 +324,14 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 				!strings.Contains(err.Error(), "would fit in about "+tt.wait.String()) {
 				t.Errorf("message %q", err)
 			}
-			if n := clk.Pending(); n != timers {
-				t.Errorf("%d timers pending after a refusal, want %d: it must not wait", n, timers)
+			// Had it waited for a timer, the bubble's clock would have moved.
+			if waited := clk.Now().Sub(start); waited != 0 {
+				t.Errorf("refused after %v, want at once: it must not wait", waited)
 			}
 			if s := stats(t, g, haiku); s.Classes[tt.class].Expired != 1 || s.Classes[tt.class].Queued != queued {
 				t.Errorf("class stats %+v, want 1 expired and %d queued, as before", s.Classes[tt.class], queued)
 			}
-		})
+		}))
 	}
 }
 
@@ -347,13 +355,19 @@ func queue(est Estimate, c Class) func(t *testing.T, g *Governor) func() {
 }
 
 func TestAdmitWaitsForRoom(t *testing.T) {
-	g, clk := newGov(t, known(60000))
+	synctest.Test(t, testAdmitWaitsForRoom)
+}
+
+func testAdmitWaitsForRoom(t *testing.T) {
+	g, clk := newBubbleGov(t, known(60000))
 	spend(t, g, haiku, 60000)
 	ch := make(chan result, 1)
 	// Until a reply has come back, half the time to the deadline is kept
 	// for the reply: 30 s leaves 15 s to wait.
-	admitAsync(withDeadline(context.Background(), t0.Add(30*time.Second)), g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
-	clk.WaitForTimers(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
+	waitQueued(t, g, haiku, 1, 0)
 	clk.Advance(9 * time.Second)
 	select {
 	case r := <-ch:
@@ -361,72 +375,82 @@ func TestAdmitWaitsForRoom(t *testing.T) {
 	default:
 	}
 	clk.Advance(time.Second)
-	r := <-ch
-	if r.err != nil || r.tk.Waited() != 10*time.Second {
+	r := recv(t, ch)
+	if r.err != nil || !near(r.tk.Waited(), 10*time.Second) {
 		t.Fatalf("Admit = %v after %v, want admitted after 10s", r.err, r.tk.Waited())
 	}
 	cs := stats(t, g, haiku).Classes[Interactive]
-	if cs.Admitted != 2 || cs.Waited != 1 || cs.WaitTotal != 10*time.Second || cs.WaitMax != 10*time.Second {
+	if cs.Admitted != 2 || cs.Waited != 1 || !near(cs.WaitTotal, 10*time.Second) || !near(cs.WaitMax, 10*time.Second) {
 		t.Errorf("class stats %+v", cs)
 	}
 }
 
 func TestDeadlineComesWhileWaiting(t *testing.T) {
+	const target = "admission: anthropic.claude-3-haiku-20240307-v1:0@us-east-1: "
 	tests := []struct {
 		name    string
 		maxWait time.Duration
-		by      bool // AdmitBy with a deadline 10s away
-		ctxErr  bool // the error also matches context.DeadlineExceeded
+		by      bool          // AdmitBy with a deadline 10s away
+		waited  time.Duration // when the call is refused
+		want    string        // the error, after target
 	}{
-		{name: "context deadline", ctxErr: true},
-		{name: "max wait", maxWait: 10 * time.Second},
-		{name: "the caller's own deadline", by: true},
+		// The context's deadline keeps time for the reply before it: 1 s
+		// at first, 2 s once the call in flight has taken that long (see
+		// slowReply), so the call is refused when it wakes at 9 s.
+		{name: "context deadline", waited: 9 * time.Second,
+			want: "no quota at once for 30000 tokens (waited 9s, 0 requests ahead) and replies take up to about 2s: past the deadline in 1s"},
+		{name: "max wait", maxWait: 10 * time.Second, waited: 10 * time.Second,
+			want: "no quota for 30000 tokens before the deadline (waited 10s, 0 requests ahead)"},
+		{name: "the caller's own deadline", by: true, waited: 10 * time.Second,
+			want: "no quota for 30000 tokens before the deadline (waited 10s, 0 requests ahead)"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
 			// Teach the governor that calls settle at a tenth of their hold,
 			// so it expects the big call in flight to give back most of its
-			// tokens, which it then never does.
-			for range 10 {
-				tk := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
-				tk.Settle(Usage{InputTokens: 10, OutputTokens: 90})
-			}
+			// tokens, which it then never does; and that replies take 1 s.
+			teach(t, g, clk, warmValues, 500, 49, time.Second)
 			big := mustTry(t, g, haiku, Estimate{MaxTokens: 59000})
 			defer big.Cancel()
 			ctx := context.Background()
 			var by time.Time
 			switch {
 			case tt.by:
-				by = t0.Add(10 * time.Second)
+				by = clk.Now().Add(10 * time.Second)
 			case tt.maxWait == 0:
-				ctx = withDeadline(ctx, t0.Add(10*time.Second))
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
 			}
 			ch := make(chan result, 1)
 			go func() {
 				tk, err := g.AdmitBy(ctx, haiku, Estimate{MaxTokens: 30000}, Interactive, by)
 				ch <- result{name: "w", tk: tk, err: err}
 			}()
-			clk.WaitForTimers(1)
+			waitQueued(t, g, haiku, 1, 0)
 			clk.Advance(10 * time.Second)
-			r := <-ch
+			r := recv(t, ch)
 			var e *Error
-			if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.As(r.err, &e) || errors.Is(r.err, context.DeadlineExceeded) != tt.ctxErr {
-				t.Fatalf("Admit = %v, want ErrWouldExceedDeadline (context.DeadlineExceeded too: %v)", r.err, tt.ctxErr)
+			if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.As(r.err, &e) || errors.Is(r.err, context.DeadlineExceeded) {
+				t.Fatalf("Admit = %v, want ErrWouldExceedDeadline (not the context's error: refused before it)", r.err)
 			}
-			want := "admission: anthropic.claude-3-haiku-20240307-v1:0@us-east-1: no quota for 30000 tokens before the deadline (waited 10s, 0 requests ahead)"
-			if r.err.Error() != want || e.Waited != 10*time.Second || e.Wait != 0 {
-				t.Errorf("error %q (waited %v, wait %v), want %q", r.err, e.Waited, e.Wait, want)
+			if r.err.Error() != target+tt.want || e.Waited != tt.waited || e.Wait != 0 {
+				t.Errorf("error %q (waited %v, wait %v), want %q", r.err, e.Waited, e.Wait, target+tt.want)
 			}
 			if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 0 || s.Classes[Interactive].Expired != 1 {
 				t.Errorf("class stats %+v", s.Classes[Interactive])
 			}
-		})
+		}))
 	}
 }
 
 func TestCancelWhileWaiting(t *testing.T) {
-	g, clk := newGov(t, known(60000))
+	synctest.Test(t, testCancelWhileWaiting)
+}
+
+func testCancelWhileWaiting(t *testing.T) {
+	g, clk := newBubbleGov(t, known(60000))
 	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 	ctx1, cancel1 := context.WithCancel(context.Background())
 	ch1, ch2 := make(chan result, 1), make(chan result, 1)
@@ -435,7 +459,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 5000}, Interactive, "w2", ch2)
 	waitQueued(t, g, haiku, 2, 0)
 	cancel1()
-	r := <-ch1
+	r := recv(t, ch1)
 	if !errors.Is(r.err, context.Canceled) || errors.Is(r.err, ErrWouldExceedDeadline) ||
 		r.err.Error() != "admission: anthropic.claude-3-haiku-20240307-v1:0@us-east-1: gave up after waiting 0s for quota: context canceled" {
 		t.Fatalf("cancelled Admit = %v", r.err)
@@ -446,7 +470,7 @@ func TestCancelWhileWaiting(t *testing.T) {
 	}
 	// w2 no longer waits behind w1's 10,000 tokens: 5 s, not 15 s.
 	clk.Advance(5 * time.Second)
-	if r := <-ch2; r.err != nil || r.tk.Waited() != 5*time.Second {
+	if r := recv(t, ch2); r.err != nil || !near(r.tk.Waited(), 5*time.Second) {
 		t.Fatalf("w2: %v after %v, want admitted after 5s", r.err, r.tk.Waited())
 	}
 }
@@ -470,14 +494,18 @@ func (c expiringCtx) Err() error {
 }
 
 func TestContextDeadlineWhileWaiting(t *testing.T) {
-	g, _ := newGov(t, known(60000))
+	synctest.Test(t, testContextDeadlineWhileWaiting)
+}
+
+func testContextDeadlineWhileWaiting(t *testing.T) {
+	g, _ := newBubbleGov(t, known(60000))
 	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 	ctx := expiringCtx{Context: context.Background(), done: make(chan struct{})}
 	ch := make(chan result, 1)
 	admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Batch, "w", ch)
 	waitQueued(t, g, haiku, 0, 1)
 	close(ctx.done)
-	r := <-ch
+	r := recv(t, ch)
 	if !errors.Is(r.err, ErrWouldExceedDeadline) || !errors.Is(r.err, context.DeadlineExceeded) {
 		t.Fatalf("Admit = %v, want ErrWouldExceedDeadline and context.DeadlineExceeded", r.err)
 	}

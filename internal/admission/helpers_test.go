@@ -2,13 +2,15 @@ package admission
 
 import (
 	"context"
-	"runtime"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/keel-run/keel/internal/clock"
 )
 
+// t0 is where newGov's clock.Fake starts. Nothing compares it with the wall
+// clock; tests in synctest bubbles start at the bubble's own time instead.
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Targets used across tests: Claude 3 Haiku burns output 1:1 and reserves
@@ -18,12 +20,29 @@ var (
 	sonnet = Target{Model: "us.anthropic.claude-sonnet-4-20250514-v1:0", Region: "us-east-1"}
 )
 
-// newGov returns a Governor on a fake clock, with the cool-down jitter fixed
-// at its mean.
+// newGov returns a Governor on a fake clock that only the test's goroutine
+// moves. A test whose calls wait in other goroutines, or that needs a real
+// context deadline, runs in a synctest bubble with newBubbleGov instead.
 func newGov(t testing.TB, o Options) (*Governor, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	o.Clock = clk
+	return build(t, o), clk
+}
+
+// newBubbleGov returns a Governor for a test that runs in a synctest
+// bubble: on clock.Real, which reads the bubble's clock, so that real
+// context deadlines and the Governor's timers follow the same time.
+func newBubbleGov(t testing.TB, o Options) (*Governor, bubbleClock) {
+	t.Helper()
+	o.Clock = clock.Real{}
+	return build(t, o), bubbleClock{}
+}
+
+// build returns New(o), with the cool-down jitter fixed at its mean unless
+// o sets Rand.
+func build(t testing.TB, o Options) *Governor {
+	t.Helper()
 	if o.Rand == nil {
 		o.Rand = func() float64 { return 0.5 }
 	}
@@ -31,7 +50,7 @@ func newGov(t testing.TB, o Options) (*Governor, *clock.Fake) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return g, clk
+	return g
 }
 
 func known(tpm int) Options { return Options{Default: Quota{TokensPerMinute: tpm}} }
@@ -45,19 +64,6 @@ func stats(t testing.TB, g *Governor, tg Target) Stats {
 	return s
 }
 
-// fakeDeadline is a context whose deadline is read from the fake clock: it
-// reports d but is never done by itself.
-type fakeDeadline struct {
-	context.Context
-	d time.Time
-}
-
-func (c fakeDeadline) Deadline() (time.Time, bool) { return c.d, true }
-
-func withDeadline(parent context.Context, d time.Time) context.Context {
-	return fakeDeadline{parent, d}
-}
-
 // mustTry admits est at once or fails the test.
 func mustTry(t testing.TB, g *Governor, tg Target, est Estimate) Ticket {
 	t.Helper()
@@ -68,19 +74,57 @@ func mustTry(t testing.TB, g *Governor, tg Target, est Estimate) Ticket {
 	return tk
 }
 
-// waitQueued spins until tg has the given numbers of calls queued per class.
+// bubble returns f to run in a synctest bubble: t.Run(name, bubble(f)).
+func bubble(f func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { synctest.Test(t, f) }
+}
+
+// bubbleClock moves a synctest bubble's time from the test's goroutine.
+type bubbleClock struct{}
+
+// Now returns the bubble's time.
+func (bubbleClock) Now() time.Time { return time.Now() }
+
+// Advance lets d pass: the test's goroutine sleeps, which in a bubble
+// takes no real time (the clock jumps to each timer as soon as every
+// goroutine is blocked), then waits until the goroutines woken on the way
+// are blocked again.
+func (bubbleClock) Advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// near reports whether a queued call's wait got is want to the
+// millisecond. On the bubble's clock a call is granted the moment its
+// tokens and request are within eps/2 of what it needs (see readyAt): at the
+// rates the tests use, up to half a millisecond before they are all there.
+func near(got, want time.Duration) bool {
+	return (got - want).Abs() <= time.Millisecond
+}
+
+// waitQueued waits until every goroutine of the test's bubble is blocked,
+// then checks that tg has the given numbers of calls queued per class.
 func waitQueued(t testing.TB, g *Governor, tg Target, interactive, batch int) {
 	t.Helper()
-	for i := 0; ; i++ {
-		s, ok := g.Stats(tg)
-		if ok && s.Classes[Interactive].Queued == interactive && s.Classes[Batch].Queued == batch {
-			return
-		}
-		if i > 10_000_000 {
-			t.Fatalf("queues never reached %d interactive, %d batch: %+v", interactive, batch, s.Classes)
-		}
-		runtime.Gosched()
+	synctest.Wait()
+	if s, ok := g.Stats(tg); !ok || s.Classes[Interactive].Queued != interactive || s.Classes[Batch].Queued != batch {
+		t.Fatalf("queued %+v, want %d interactive, %d batch", s.Classes, interactive, batch)
 	}
+}
+
+// recv waits until every goroutine of the test's bubble is blocked, then
+// returns what an Admit reported on ch; it fails the test when none has
+// returned (a call queued that should have been refused or granted).
+func recv(t testing.TB, ch <-chan result) result {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case r := <-ch:
+		return r
+	default:
+		t.Fatal("Admit did not return: still queued")
+	}
+	return result{}
 }
 
 type result struct {

@@ -365,8 +365,13 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 			timer = clk.NewTimer(wake.Sub(clk.Now()))
 			tc = timer.C()
 			// A clock that jumped past wake while the lock was released
-			// (a test's fake clock) may have armed the timer late: look again
-			// now rather than wait for it.
+			// may have armed the timer late: look again now rather than
+			// wait for it. Only a fake clock that another goroutine moves
+			// does that: internal/engine's quota tests advance a clock.Fake
+			// once calls are queued, before their timers surely exist
+			// (TestQuotaThrottlePausesTheBurst hangs without this). In a
+			// synctest bubble clock.Real cannot: time moves only when every
+			// goroutine is blocked.
 			if !clk.Now().Before(wake) {
 				tc = closedTime
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -27,8 +28,8 @@ func TestPriority(t *testing.T) {
 		{name: "batch alone", arrivals: "BBB", want: "BBB"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, BatchEvery: tt.batchEvery})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, BatchEvery: tt.batchEvery})
 			mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 			ch := make(chan result, len(tt.arrivals))
 			var ni, nb int
@@ -46,7 +47,7 @@ func TestPriority(t *testing.T) {
 			var got strings.Builder
 			for range tt.arrivals {
 				clk.Advance(time.Second)
-				r := <-ch
+				r := recv(t, ch)
 				if r.err != nil {
 					t.Fatalf("Admit: %v", r.err)
 				}
@@ -55,14 +56,18 @@ func TestPriority(t *testing.T) {
 			if got.String() != tt.want {
 				t.Errorf("grant order %s, want %s", got.String(), tt.want)
 			}
-		})
+		}))
 	}
 }
 
 // TestHeadOfLine checks that a large call at the head is not passed by small
 // ones that would fit sooner.
 func TestHeadOfLine(t *testing.T) {
-	g, clk := newGov(t, known(60000)) // 1,000 tokens a second
+	synctest.Test(t, testHeadOfLine)
+}
+
+func testHeadOfLine(t *testing.T) {
+	g, clk := newBubbleGov(t, known(60000)) // 1,000 tokens a second
 	mustTry(t, g, haiku, Estimate{MaxTokens: 59000})
 	x := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
 	ch := make(chan result, 6)
@@ -78,12 +83,12 @@ func TestHeadOfLine(t *testing.T) {
 		t.Fatalf("after the refund: %d queued, %d available; want 6, 21000 (nobody passes L)", s.Classes[Interactive].Queued, s.Available)
 	}
 	clk.Advance(9 * time.Second) // 30,000: L fits, and L only
-	if r := <-ch; r.name != "L" || r.err != nil || r.tk.Waited() != 29*time.Second {
+	if r := recv(t, ch); r.name != "L" || r.err != nil || !near(r.tk.Waited(), 29*time.Second) {
 		t.Fatalf("first grant %s (%v) after %v, want L after 29s", r.name, r.err, r.tk.Waited())
 	}
 	for i := 1; i <= 5; i++ {
 		clk.Advance(time.Second)
-		if r := <-ch; r.name != fmt.Sprint("S", i) || r.err != nil {
+		if r := recv(t, ch); r.name != fmt.Sprint("S", i) || r.err != nil {
 			t.Fatalf("grant %s (%v), want S%d", r.name, r.err, i)
 		}
 	}
@@ -113,8 +118,8 @@ func TestQueueTarget(t *testing.T) {
 		{name: "young, emptied by a throttle: refused", young: true, thrott: true, class: Interactive, shed: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, QueueTarget: tt.target})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, QueueTarget: tt.target})
 			if !tt.young {
 				spend(t, g, haiku, 1) // first seen now
 				clk.Advance(10 * time.Second)
@@ -178,7 +183,7 @@ func TestQueueTarget(t *testing.T) {
 					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
 				}
 			}
-		})
+		}))
 	}
 }
 

@@ -151,14 +151,14 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 		{name: "one reply of 1 s", replies: 1, took: time.Second, left: 15 * time.Second},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, MaxWait: tt.maxWait})
 			// Calls that settle what they hold: no refund is expected from
 			// the call in flight below.
 			teach(t, g, clk, tt.replies, 1000, 999, tt.took)
 			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
-			now := clk.Now()
-			ctx := withDeadline(context.Background(), now.Add(tt.left))
+			ctx, cancel := context.WithTimeout(context.Background(), tt.left)
+			defer cancel()
 			ch := make(chan result, 1)
 			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 10000}, Interactive, "w", ch)
 			if tt.refused {
@@ -181,10 +181,10 @@ func TestDeadlineKeepsTimeForTheReply(t *testing.T) {
 			}
 			waitQueued(t, g, haiku, 1, 0)
 			clk.Advance(10 * time.Second)
-			if r := <-ch; r.err != nil {
+			if r := recv(t, ch); r.err != nil {
 				t.Fatalf("Admit = %v, want admitted after 10s", r.err)
 			}
-		})
+		}))
 	}
 }
 
@@ -207,8 +207,8 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 		{name: "Interactive with only Batch calls queued: its own size", queued: true, firstBatch: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: tt.smallFirst})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: tt.smallFirst})
 			// The target's calls: mostly small, one in ten holding 20,000.
 			for i := range 100 {
 				m := 100
@@ -219,7 +219,8 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 				tk.Cancel()
 			}
 			mustTry(t, g, haiku, Estimate{MaxTokens: 60000}) // empty the bucket: 1,000 tokens a second
-			ctx := withDeadline(context.Background(), clk.Now().Add(12*time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+			defer cancel()
 			ch := make(chan result, 2)
 			if tt.queued {
 				if tt.firstBatch {
@@ -251,11 +252,11 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 			}
 			clk.Advance(3 * time.Second)
 			for range n {
-				if r := <-ch; r.err != nil {
+				if r := recv(t, ch); r.err != nil {
 					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
 				}
 			}
-		})
+		}))
 	}
 }
 
@@ -265,10 +266,10 @@ func TestLargeCallsJudgeTheQueue(t *testing.T) {
 // queued, or with SmallFirst, its own reply time counts.
 func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 	for _, smallFirst := range []bool{false, true} {
-		t.Run(fmt.Sprintf("SmallFirst=%v", smallFirst), func(t *testing.T) {
+		t.Run(fmt.Sprintf("SmallFirst=%v", smallFirst), bubble(func(t *testing.T) {
 			// QueueTarget out of the way: the calls taught below count as
 			// an overload.
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: smallFirst, QueueTarget: time.Hour})
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, SmallFirst: smallFirst, QueueTarget: time.Hour})
 			// Replies of 1 s + ~10 ms per token, each settling what it
 			// held: 100 tokens in 2 s, 800 in 9 s.
 			for range 100 {
@@ -276,7 +277,8 @@ func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 				teach(t, g, clk, 1, 801, 800, 9*time.Second)
 			}
 			spend(t, g, haiku, 60000) // empty the bucket: 1,000 tokens a second
-			ctx := withDeadline(context.Background(), clk.Now().Add(10500*time.Millisecond))
+			ctx, cancel := context.WithTimeout(context.Background(), 10500*time.Millisecond)
+			defer cancel()
 			ch := make(chan result, 2)
 			// 1,000 tokens fit in 1 s; a reply may take 9 s: queued.
 			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 1000}, Interactive, "first", ch)
@@ -302,7 +304,7 @@ func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
 				}
 			}
-		})
+		}))
 	}
 }
 
@@ -322,19 +324,6 @@ func TestCancelAfterAThrottleGivesBack(t *testing.T) {
 	if s := stats(t, g, haiku); s.Available != 30000 {
 		t.Fatalf("after the cancel: available %d, want 30000", s.Available)
 	}
-}
-
-// recv returns what Admit reported on ch, or fails the test when it does
-// not return (a call queued that should have been refused).
-func recv(t *testing.T, ch <-chan result) result {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("Admit did not return: queued instead of refused")
-	}
-	return result{}
 }
 
 func TestFlight(t *testing.T) {
@@ -467,8 +456,8 @@ func TestQueuedCallJudgedAgain(t *testing.T) {
 		{name: "the call in flight ended after 1 s", settled: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}})
 			// One quick reply, so that the reply time is known (not half
 			// the call's time, see blindGuess); then a minute to refill.
 			quick := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
@@ -478,7 +467,8 @@ func TestQueuedCallJudgedAgain(t *testing.T) {
 			start := clk.Now()
 			// Empty the bucket: it refills 1,000 tokens a second.
 			first := mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
-			ctx := withDeadline(context.Background(), start.Add(20*time.Second))
+			ctx, cancel := context.WithDeadline(context.Background(), start.Add(20*time.Second))
+			defer cancel()
 			ch := make(chan result, 1)
 			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 15000}, Interactive, "w", ch)
 			waitQueued(t, g, haiku, 1, 0)
@@ -502,6 +492,6 @@ func TestQueuedCallJudgedAgain(t *testing.T) {
 			if e.Reply < 15*time.Second {
 				t.Errorf("reply time %v in the refusal, want the call in flight's 15s", e.Reply)
 			}
-		})
+		}))
 	}
 }

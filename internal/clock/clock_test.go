@@ -3,6 +3,7 @@ package clock
 import (
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -95,26 +96,24 @@ func TestFakeStop(t *testing.T) {
 }
 
 // TestFakeWaitForTimersManyWaiters checks that every WaitForTimers caller
-// wakes, not only one of them.
+// wakes, not only one of them. It runs in a synctest bubble: a waiter that
+// never wakes fails the test as a deadlock, at once.
 func TestFakeWaitForTimersManyWaiters(t *testing.T) {
-	f := NewFake(epoch)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.WaitForTimers(2)
-		}()
-	}
-	f.NewTimer(time.Second)
-	f.NewTimer(time.Second)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("WaitForTimers waiters did not all wake")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f := NewFake(epoch)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.WaitForTimers(2)
+			}()
+		}
+		synctest.Wait() // every waiter is waiting
+		f.NewTimer(time.Second)
+		f.NewTimer(time.Second)
+		wg.Wait()
+	})
 }
 
 func TestFakeSleeperPattern(t *testing.T) {
@@ -131,20 +130,26 @@ func TestFakeSleeperPattern(t *testing.T) {
 	}
 }
 
+// TestRealTimer runs in a synctest bubble, whose clock the time package
+// (and so Real) reads: the timer fires exactly on time, and at once.
 func TestRealTimer(t *testing.T) {
-	var c Clock = Real{}
-	tm := c.NewTimer(time.Millisecond)
-	select {
-	case <-tm.C():
-	case <-time.After(5 * time.Second):
-		t.Fatal("real timer did not fire")
-	}
-	if tm.Stop() {
-		t.Fatal("Stop() after firing = true, want false")
-	}
-	if d := time.Since(c.Now()); d < 0 || d > time.Minute {
-		t.Fatalf("Real.Now() is off by %v", d)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var c Clock = Real{}
+		start := c.Now()
+		if !start.Equal(time.Now()) {
+			t.Fatalf("Real.Now() = %v, time.Now() = %v", start, time.Now())
+		}
+		tm := c.NewTimer(time.Millisecond)
+		if got := <-tm.C(); got.Sub(start) != time.Millisecond {
+			t.Fatalf("fired after %v, want 1ms", got.Sub(start))
+		}
+		if tm.Stop() {
+			t.Fatal("Stop() after firing = true, want false")
+		}
+		if tm := c.NewTimer(time.Hour); !tm.Stop() {
+			t.Fatal("Stop() on a pending timer = false, want true")
+		}
+	})
 }
 
 func TestAuto(t *testing.T) {
