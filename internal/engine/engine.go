@@ -372,11 +372,13 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 
 // contextEnded marks the last failure as ended by the caller's context
 // (err, from ctx.Err or a wait it interrupted) and returns it. An attempt
-// that failed because of the context already says so; one that failed for
-// its own reason just as the context ended keeps its entry, gives why as
-// the reason keel stopped, and wraps err so that errors.Is finds it.
+// that failed because of the context (its entry is ContextCanceled or
+// DeadlineExceeded) already says so; one that failed for its own reason
+// keeps its entry, gives why as the reason keel stopped, and wraps err so
+// that errors.Is finds it. The entry decides, not the chain: an
+// http.Client timeout matches context.DeadlineExceeded too.
 func contextEnded(last *Error, err error, why string) *Error {
-	if errors.Is(last, context.Canceled) || errors.Is(last, context.DeadlineExceeded) {
+	if c := last.Entry.Code; c == catalog.CodeContextCanceled || c == catalog.CodeDeadlineExceeded {
 		return last
 	}
 	last.Err = errors.Join(last.Err, err)
