@@ -161,3 +161,28 @@ func (e *Entry) Advice() string {
 	}
 	return s
 }
+
+// A Kind is an error value that stands for every failure whose catalog
+// entry it matches: errors.Is(err, kind) holds when err's chain holds an
+// error that reports that entry (keel's failures implement Is with
+// Matches). Its zero value matches nothing.
+type Kind struct {
+	msg   string
+	match func(*Entry) bool
+}
+
+// NewKind returns a Kind whose Error is msg and that matches the entries
+// match accepts.
+func NewKind(msg string, match func(*Entry) bool) *Kind { return &Kind{msg: msg, match: match} }
+
+// KindOf returns a Kind that matches the entry of code, under any spelling
+// Lookup accepts. It panics on an unknown code: a mistake of the program.
+func KindOf(msg, code string) *Kind {
+	want := Must(code)
+	return NewKind(msg, func(e *Entry) bool { return e.Code == want.Code })
+}
+
+func (k *Kind) Error() string { return k.msg }
+
+// Matches reports whether e is of the kind.
+func (k *Kind) Matches(e *Entry) bool { return k != nil && k.match != nil && e != nil && k.match(e) }

@@ -77,6 +77,13 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is reports whether target is a catalog.Kind that matches the failure's
+// entry (keel.ErrThrottled and its kin).
+func (e *Error) Is(target error) bool {
+	k, ok := target.(*catalog.Kind)
+	return ok && k.Matches(e.Entry)
+}
+
 // CatalogEntry lets the classifier and `keel explain` read the entry.
 func (e *Error) CatalogEntry() *catalog.Entry { return e.Entry }
 

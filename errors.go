@@ -1,0 +1,47 @@
+package keel
+
+import (
+	"errors"
+
+	"github.com/keel-run/keel/internal/budget"
+	"github.com/keel-run/keel/internal/catalog"
+)
+
+// Sentinel errors. errors.Is(err, keel.ErrThrottled) holds for an error
+// from a keel-enabled client (or Keel.Do) whose final failure was of that
+// kind, whatever the SDK's own type for it; errors.As with the SDK's types
+// keeps working beside them.
+var (
+	// ErrThrottled: the call ended on a throttle (ThrottlingException, or a
+	// 429 without a code) after keel's retries and fallbacks.
+	ErrThrottled error = catalog.NewKind("keel: throttled: a per-minute quota was exceeded",
+		func(e *catalog.Entry) bool { return e.Retry == catalog.Throttled })
+	// ErrCircuitOpen: keel did not send the call to its last target because
+	// that target's circuit breaker was open.
+	ErrCircuitOpen error = catalog.KindOf("keel: circuit breaker open", catalog.CodeCircuitOpen)
+	// ErrNoQuotaBeforeDeadline: the quota governor found no room for the
+	// call before its deadline.
+	ErrNoQuotaBeforeDeadline error = catalog.KindOf("keel: no quota before the deadline", catalog.CodeNoQuotaBeforeDeadline)
+	// ErrOverloaded: the quota governor refused an interactive call on a
+	// target asked for more than its quota rather than queue it.
+	ErrOverloaded error = catalog.KindOf("keel: target overloaded", catalog.CodeTargetOverloaded)
+	// ErrAttemptTimeout: the last attempt exceeded keel's per-attempt
+	// timeout (the caller's own deadline still reads as
+	// context.DeadlineExceeded).
+	ErrAttemptTimeout error = catalog.KindOf("keel: attempt timed out", catalog.CodeAttemptTimeout)
+	// ErrResponseTooLarge: a reply or stream event exceeded keel's limits.
+	ErrResponseTooLarge error = catalog.KindOf("keel: response too large", catalog.CodeResponseTooLarge)
+	// ErrBudgetExhausted: keel stopped retrying because the retry budget
+	// shared by all calls was spent.
+	ErrBudgetExhausted = budget.ErrExhausted
+)
+
+// Is reports whether keel's account of the call matches target: one of the
+// sentinel errors above, or any error keel's failure wraps (the context's
+// error when keel stopped because it ended).
+func (e *Error) Is(target error) bool {
+	if k, ok := target.(*catalog.Kind); ok {
+		return k.Matches(e.Entry())
+	}
+	return e.failure != nil && errors.Is(e.failure, target)
+}
