@@ -670,19 +670,8 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 	enc, sync = json.NewEncoder(w), syncOut
 	enc.SetEscapeHTML(false)
 	sum, err := p.Run(ctx, k)
-	var rerr *dlq.RedriveError
-	if errors.As(err, &rerr) {
-		switch rerr.Step {
-		case dlq.StepSave:
-			fmt.Fprintf(stderr, "keel dlq redrive: writing the reply of entry %d: %v (entry kept)\n", rerr.ID, rerr.Err)
-		case dlq.StepRemove:
-			fmt.Fprintf(stderr, "keel dlq redrive: entry %d succeeded but could not be removed: %v\n", rerr.ID, rerr.Err)
-		default:
-			fmt.Fprintf(stderr, "keel dlq redrive: entry %d failed again and its history could not be saved: %v\n", rerr.ID, rerr.Err)
-		}
-		return 1
-	} else if err != nil {
-		fmt.Fprintf(stderr, "keel dlq redrive: %v\n", err)
+	if err != nil {
+		fmt.Fprintf(stderr, "keel dlq redrive: %s\n", redriveErrorText(err))
 		return 1
 	}
 	fmt.Fprintf(stderr, "redrive: %d succeeded and removed, %d failed again and kept, %d not due, %d redacted", sum.Succeeded, sum.Failed,
@@ -714,6 +703,21 @@ func newRedriveLine(r dlq.Result) redriveLine {
 		line.Target = r.Report.Target.String()
 	}
 	return line
+}
+
+// redriveErrorText says what err, which ended a redrive, means.
+func redriveErrorText(err error) string {
+	var re *dlq.RedriveError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	switch re.Step {
+	case dlq.StepSave:
+		return fmt.Sprintf("writing the reply of entry %d: %v (entry kept)", re.ID, re.Err)
+	case dlq.StepRemove:
+		return fmt.Sprintf("entry %d succeeded but could not be removed: %v", re.ID, re.Err)
+	}
+	return fmt.Sprintf("entry %d failed again and its history could not be saved: %v", re.ID, re.Err)
 }
 
 // sent is the number of attempts rep says were sent; 0 without a report.
