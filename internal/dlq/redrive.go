@@ -110,6 +110,7 @@ type Plan struct {
 	opts  RedriveOptions
 	clk   clock.Clock
 	lock  *lockfile.Lock
+	ran   bool
 }
 
 // Redrive sends the entries of s that o selects again through sender (see
@@ -192,8 +193,13 @@ func (p *Plan) Close() error {
 // until they are done, Stop is closed, ctx is cancelled, or a reply cannot
 // be saved or the store not changed (a *RedriveError, after which nothing
 // more is sent). Store changes are made even when ctx has ended: an entry
-// that was answered is removed, one that failed is updated.
+// that was answered is removed, one that failed is updated. Run runs once;
+// a second call returns an error.
 func (p *Plan) Run(ctx context.Context, sender Sender) (sum Summary, err error) {
+	if p.ran {
+		return p.sum, errors.New("dlq: Plan.Run called twice; make a new Plan")
+	}
+	p.ran = true
 	sum = p.sum
 	defer func() { sum.NotTried = len(p.Send) - sum.Succeeded - sum.Failed }()
 	for _, e := range p.Send {

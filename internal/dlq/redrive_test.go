@@ -301,6 +301,22 @@ func TestRedriveLock(t *testing.T) {
 	}
 }
 
+func TestPlanRunsOnce(t *testing.T) {
+	s := park(t, &dlq.Entry{Op: "converse", Model: "ok-1"})
+	p, err := dlq.PlanRedrive(context.Background(), s, dlq.RedriveOptions{Save: func(dlq.Result) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	snd := &sender{}
+	if sum, err := p.Run(context.Background(), snd); err != nil || sum.Succeeded != 1 {
+		t.Fatalf("first Run: %+v, %v", sum, err)
+	}
+	if _, err := p.Run(context.Background(), snd); err == nil || len(snd.calls) != 1 {
+		t.Errorf("second Run: err = %v after %d calls; want an error and no call", err, len(snd.calls))
+	}
+}
+
 func TestRedriveNeedsSave(t *testing.T) {
 	_, err := dlq.Redrive(context.Background(), dlq.NewMemory(), &sender{}, dlq.RedriveOptions{})
 	if err == nil || !strings.Contains(err.Error(), "Save") {
