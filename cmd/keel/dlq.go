@@ -8,14 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
@@ -582,18 +580,6 @@ type redriveLine struct {
 	Response   json.RawMessage `json:"response"`
 }
 
-// redriveOp is the operation a parked call is sent again with: a streaming
-// call as its non-streaming twin, which takes the same body.
-func redriveOp(op string) attempt.Op {
-	switch attempt.Op(op) {
-	case attempt.ConverseStream:
-		return attempt.Converse
-	case attempt.InvokeWithResponseStream:
-		return attempt.Invoke
-	}
-	return attempt.Op(op)
-}
-
 func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout, stderr io.Writer) int {
 	var (
 		f     dlqFlags
@@ -621,10 +607,31 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 		return code
 	}
 	defer s.Close()
-	// One redrive at a time per queue: two would list the same entries and
-	// send each twice. The lock goes with the process, kill -9 included.
+	// One redrive at a time per queue (the plan holds the lock until
+	// closed). The lock goes with the process, kill -9 included.
 	warnNoLocks(stderr, "keel dlq redrive", "a second redrive of the same database is not refused, and would send its entries again: run one at a time")
-	lock, err := lockfile.Acquire(f.db+".redrive.lock", "keel dlq redrive")
+	var (
+		enc  *json.Encoder
+		sync func() error
+	)
+	now := time.Now()
+	p, err := dlq.PlanRedrive(ctx, s, dlq.RedriveOptions{Filter: f.filter(now), Force: force, Region: tf.region,
+		Lock: f.db + ".redrive.lock", LockOwner: "keel dlq redrive", Stop: stop,
+		Save: func(r dlq.Result) error {
+			if err := enc.Encode(newRedriveLine(r)); err != nil {
+				return err
+			}
+			return sync()
+		},
+		Done: func(r dlq.Result) {
+			e := r.Entry
+			if r.Err == nil {
+				fmt.Fprintf(stderr, "entry %d: ok after %d attempt(s); removed\n", e.ID, sent(r.Report))
+				return
+			}
+			fmt.Fprintf(stderr, "entry %d: failed again: %s (HTTP %d); kept, %d redrive(s), redrive %s\n", e.ID, e.Code, e.Status, e.Redrives,
+				dueText(e, time.Now()))
+		}})
 	if err != nil {
 		if errors.Is(err, lockfile.ErrLocked) {
 			fmt.Fprintf(stderr, "keel dlq redrive: another keel dlq redrive is using %s: %v; wait for it to end, or stop it\n", f.db, err)
@@ -633,31 +640,19 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 		}
 		return 1
 	}
-	defer lock.Release()
-	now := time.Now()
-	flt := f.filter(now)
-	all, err := s.List(ctx, flt)
-	if err != nil {
-		fmt.Fprintf(stderr, "keel dlq redrive: %v\n", err)
-		return 1
-	}
-	var todo []*dlq.Entry
-	notDue, redacted := 0, 0
-	for _, e := range all {
-		switch {
-		case e.Redacted:
-			redacted++
+	defer p.Close()
+	for _, sk := range p.Skipped {
+		e := sk.Entry
+		if sk.Redacted {
 			fmt.Fprintf(stderr, "entry %d: skipped: its body was redacted when parked, so it cannot be sent again\n", e.ID)
-		case !force && !e.Due(now):
-			notDue++
-			fmt.Fprintf(stderr, "entry %d: skipped: %s asks to wait until %s (%s); --force sends it anyway\n", e.ID, e.Code,
-				e.NotBefore.Local().Format(time.DateTime), dueText(e, now))
-		default:
-			todo = append(todo, e)
+			continue
 		}
+		fmt.Fprintf(stderr, "entry %d: skipped: %s asks to wait until %s (%s); --force sends it anyway\n", e.ID, e.Code,
+			e.NotBefore.Local().Format(time.DateTime), dueText(e, now))
 	}
-	if len(todo) == 0 {
-		fmt.Fprintf(stderr, "nothing to redrive (%d selected, %d not due, %d redacted)\n", len(all), notDue, redacted)
+	if len(p.Send) == 0 {
+		sum := p.Summary()
+		fmt.Fprintf(stderr, "nothing to redrive (%d selected, %d not due, %d redacted)\n", sum.Selected, sum.NotDue, sum.Redacted)
 		return 0
 	}
 	k, closeTarget, err := tf.open(ctx, stderr)
@@ -666,98 +661,69 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 		return 2
 	}
 	defer closeTarget()
-	w, sync, closeOut, err := openOut(out, stdout)
+	w, syncOut, closeOut, err := openOut(out, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "keel dlq redrive: %v\n", err)
 		return 1
 	}
 	defer closeOut()
-	enc := json.NewEncoder(w)
+	enc, sync = json.NewEncoder(w), syncOut
 	enc.SetEscapeHTML(false)
-	var ok, failed int
-	for _, e := range todo {
-		if isClosed(stop) || ctx.Err() != nil {
-			break
-		}
-		op := redriveOp(e.Op)
-		region := e.Region
-		if tf.region != "" {
-			region = tf.region
-		}
-		call := &engine.Call{Op: op, Model: e.Model, Region: region, Body: e.Body,
-			Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
-		resp, rep, callErr := k.Do(ctx, call)
-		var body []byte
-		if callErr == nil {
-			body, callErr = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		} else if resp != nil {
-			resp.Body.Close()
-		}
-		if callErr != nil && ctx.Err() != nil {
-			break // abandoned: the entry stays as it was
-		}
-		if callErr == nil {
-			line := redriveLine{DLQID: e.ID, Key: e.Key, Op: string(op), Model: e.Model, Response: body}
-			if !json.Valid(body) {
-				line.Response, _ = json.Marshal(string(body))
-			}
-			if r, err := batch.ParseReply(op, resp.Header, body); err == nil {
-				line.Reply, line.StopReason, line.Usage = r.Text, r.StopReason, r.Usage
-			}
-			if rep != nil {
-				line.Target, line.Attempts = rep.Target.String(), rep.Sent()
-			}
-			// The reply is written (and synced) before the entry goes: a
-			// crash in between redrives it again rather than losing it.
-			if err := enc.Encode(line); err == nil {
-				err = sync()
-			}
-			if err != nil {
-				fmt.Fprintf(stderr, "keel dlq redrive: writing the reply of entry %d: %v (entry kept)\n", e.ID, err)
-				return 1
-			}
-			if err := s.Delete(context.WithoutCancel(ctx), e.ID); err != nil {
-				fmt.Fprintf(stderr, "keel dlq redrive: entry %d succeeded but could not be removed: %v\n", e.ID, err)
-				return 1
-			}
-			ok++
-			fmt.Fprintf(stderr, "entry %d: ok after %d attempt(s); removed\n", e.ID, line.Attempts)
-			continue
-		}
-		e.Redrives++
-		e.Fail(callErr, time.Now(), e.Redrives)
-		if err := s.Update(context.WithoutCancel(ctx), e); err != nil {
-			fmt.Fprintf(stderr, "keel dlq redrive: entry %d failed again and its history could not be saved: %v\n", e.ID, err)
-			return 1
-		}
-		failed++
-		fmt.Fprintf(stderr, "entry %d: failed again: %s (HTTP %d); kept, %d redrive(s), redrive %s\n", e.ID, e.Code, e.Status, e.Redrives,
-			dueText(e, time.Now()))
+	sum, err := p.Run(ctx, k)
+	if err != nil {
+		fmt.Fprintf(stderr, "keel dlq redrive: %s\n", redriveErrorText(err))
+		return 1
 	}
-	left := len(todo) - ok - failed
-	fmt.Fprintf(stderr, "redrive: %d succeeded and removed, %d failed again and kept, %d not due, %d redacted", ok, failed, notDue, redacted)
-	if left > 0 {
-		fmt.Fprintf(stderr, ", %d not tried (interrupted)", left)
+	fmt.Fprintf(stderr, "redrive: %d succeeded and removed, %d failed again and kept, %d not due, %d redacted", sum.Succeeded, sum.Failed,
+		sum.NotDue, sum.Redacted)
+	if sum.NotTried > 0 {
+		fmt.Fprintf(stderr, ", %d not tried (interrupted)", sum.NotTried)
 	}
 	fmt.Fprintln(stderr)
 	switch {
-	case left > 0:
+	case sum.NotTried > 0:
 		return 130
-	case failed > 0:
+	case sum.Failed > 0:
 		return 1
 	}
 	return 0
 }
 
-func isClosed(c <-chan struct{}) bool {
-	if c == nil {
-		return false
+// newRedriveLine is the line --out gets for an entry whose redrive succeeded.
+func newRedriveLine(r dlq.Result) redriveLine {
+	e := r.Entry
+	line := redriveLine{DLQID: e.ID, Key: e.Key, Op: string(r.Op), Model: e.Model, Response: r.Body, Attempts: sent(r.Report)}
+	if !json.Valid(r.Body) {
+		line.Response, _ = json.Marshal(string(r.Body))
 	}
-	select {
-	case <-c:
-		return true
-	default:
-		return false
+	if rp, err := batch.ParseReply(r.Op, r.Header, r.Body); err == nil {
+		line.Reply, line.StopReason, line.Usage = rp.Text, rp.StopReason, rp.Usage
 	}
+	if r.Report != nil {
+		line.Target = r.Report.Target.String()
+	}
+	return line
+}
+
+// redriveErrorText says what err, which ended a redrive, means.
+func redriveErrorText(err error) string {
+	var re *dlq.RedriveError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	switch re.Step {
+	case dlq.StepSave:
+		return fmt.Sprintf("writing the reply of entry %d: %v (entry kept)", re.ID, re.Err)
+	case dlq.StepRemove:
+		return fmt.Sprintf("entry %d succeeded but could not be removed: %v", re.ID, re.Err)
+	}
+	return fmt.Sprintf("entry %d failed again and its history could not be saved: %v", re.ID, re.Err)
+}
+
+// sent is the number of attempts rep says were sent; 0 without a report.
+func sent(rep *engine.Report) int {
+	if rep == nil {
+		return 0
+	}
+	return rep.Sent()
 }

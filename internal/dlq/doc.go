@@ -29,6 +29,13 @@
 //		...
 //	}
 //
+// Redrive sends entries again through keel's engine (any Sender, such as
+// k.Do of a *keel.Keel): a reply is saved with RedriveOptions.Save before
+// its entry is removed, and an entry that fails again stays, its attempt
+// history extended. Entries whose not-before time has not come are left
+// alone unless forced. RedriveOptions.Lock keeps two redrives of one store
+// from sending the same entries twice.
+//
 // Request bodies can hold sensitive data (prompts, documents, personal
 // data); a Recorder with Redact set replaces the text of messages and system
 // prompts with "[redacted N chars]" before storing, at the price of not

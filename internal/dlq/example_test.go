@@ -3,6 +3,9 @@ package dlq_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -29,4 +32,32 @@ func ExampleRecorder() {
 	// Output:
 	// 1 MPAgreementBeingCreated 403
 	// due now: false due at: 9:45AM
+}
+
+// answer stands for keel's engine in the example below: it answers every
+// call with the same Converse reply.
+type answer struct{}
+
+func (answer) Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error) {
+	body := `{"output":{"message":{"role":"assistant","content":[{"text":"hello"}]}},"stopReason":"end_turn"}`
+	return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}, &engine.Report{}, nil
+}
+
+// A redrive sends each due entry again; a reply is saved before its entry is
+// removed.
+func ExampleRedrive() {
+	ctx := context.Background()
+	store := dlq.NewMemory()
+	store.Put(ctx, &dlq.Entry{Op: "converse-stream", Model: "amazon.nova-lite-v1:0", Body: []byte(`{"messages":[]}`), Code: "ThrottlingException"})
+
+	sum, err := dlq.Redrive(ctx, store, answer{}, dlq.RedriveOptions{ // k, a *keel.Keel, in production
+		Save: func(r dlq.Result) error {
+			fmt.Printf("entry %d (%s) answered: %s\n", r.Entry.ID, r.Op, r.Body)
+			return nil // an error here keeps the entry
+		},
+	})
+	fmt.Printf("%+v %v\n", sum, err)
+	// Output:
+	// entry 1 (converse) answered: {"output":{"message":{"role":"assistant","content":[{"text":"hello"}]}},"stopReason":"end_turn"}
+	// {Selected:1 NotDue:0 Redacted:0 Succeeded:1 Failed:0 NotTried:0} <nil>
 }
