@@ -1,10 +1,14 @@
 // Package clock is the time seam for every keel policy that waits or measures:
-// production code uses Real, tests use a Fake that only moves when told, so a
-// backoff or a breaker cool-down is checked exactly and without sleeping.
+// production code uses Real, tests use a Fake that only moves when told (or,
+// made by NewAuto or with AutoFire, by the waits it is asked for), so a
+// backoff or a breaker cool-down is checked exactly and without sleeping. A
+// test that needs real context deadlines as well runs Real in a
+// testing/synctest bubble instead.
 package clock
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 )
@@ -37,8 +41,8 @@ type realTimer struct{ t *time.Timer }
 func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Stop() bool          { return r.t.Stop() }
 
-// Fake is a manual clock for tests: its time moves only when Advance is
-// called, and its timers fire only then. It is safe for concurrent use. Its
+// Fake is a manual clock for tests: its time moves only when Advance or Fire
+// is called, and its timers fire only then, unless AutoFire says otherwise. It is safe for concurrent use. Its
 // zero value is not usable; call NewFake.
 //
 // The usual pattern for a goroutine that waits on a Fake timer is: start the
@@ -68,6 +72,12 @@ func (f *Fake) Now() time.Time {
 	defer f.mu.Unlock()
 	return f.now
 }
+
+// NewAuto returns a Fake set to t whose every timer fires as it is made
+// (AutoFire with no limit): a policy's waits are exact, take no real time,
+// and need no goroutine to advance the clock; Waits records them. Use
+// NewFake when a test must control when timers fire.
+func NewAuto(t time.Time) *Fake { return NewFake(t).AutoFire(math.MaxInt64) }
 
 // AutoFire makes every timer for less than d fire as it is made, after
 // moving the time forward by its duration (Waits records it): a policy's
