@@ -31,6 +31,12 @@ func (c *cancelOnWait) NewTimer(d time.Duration) clock.Timer {
 	return neverTimer{}
 }
 
+// neverTimer is a timer that never fires.
+type neverTimer struct{}
+
+func (neverTimer) C() <-chan time.Time { return nil }
+func (neverTimer) Stop() bool          { return false }
+
 // TestSDKCancelDuringBackoff is issue 15's crash: a caller cancels while
 // keel waits to retry a 503, through the SDK face. The SDK returns an error
 // that matches context.Canceled, whose chain errors.Is can walk to its end.

@@ -268,23 +268,6 @@ func TestEnableOnConfig(t *testing.T) {
 	}
 }
 
-// holdClock is clock.Auto for streams: backoffs take no time, and the
-// stream watchdog's timers (a minute and more) never fire on their own.
-type holdClock struct{ *clock.Auto }
-
-func (c holdClock) NewTimer(d time.Duration) clock.Timer {
-	if d >= 30*time.Second {
-		return neverTimer{} // never fires; Stop is a no-op
-	}
-	return c.Auto.NewTimer(d)
-}
-
-// neverTimer is a timer that never fires.
-type neverTimer struct{}
-
-func (neverTimer) C() <-chan time.Time { return nil }
-func (neverTimer) Stop() bool          { return false }
-
 // newStreamSetup is newSetup for streaming tests: the emulator's n-th
 // request (from 0) gets plan(n).
 func newStreamSetup(t *testing.T, plan func(n int) fault.Plan, c *config.Config) (*bedrockruntime.Client, *emulator.Running) {
@@ -299,7 +282,10 @@ func newStreamSetup(t *testing.T, plan func(n int) fault.Plan, c *config.Config)
 	if c == nil {
 		c = &config.Config{}
 	}
-	k, err := New(cfg, Options{Config: c, clock: holdClock{clock.NewAuto(time.Now())}, rand: rand.New(rand.NewPCG(3, 4))})
+	// Backoffs take no time; the stream watchdog's timers (30 s and more)
+	// never fire, since nothing advances the clock.
+	clk := clock.NewFake(time.Now()).AutoFire(30 * time.Second)
+	k, err := New(cfg, Options{Config: c, clock: clk, rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
 	}

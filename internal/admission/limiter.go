@@ -12,13 +12,6 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 )
 
-// closedTime is a channel that is always ready.
-var closedTime = func() chan time.Time {
-	c := make(chan time.Time)
-	close(c)
-	return c
-}()
-
 // eps absorbs float rounding in bucket levels (a thousandth of a token).
 const eps = 1e-3
 
@@ -364,17 +357,6 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		if !wake.IsZero() {
 			timer = clk.NewTimer(wake.Sub(clk.Now()))
 			tc = timer.C()
-			// A clock that jumped past wake while the lock was released
-			// may have armed the timer late: look again now rather than
-			// wait for it. Only a fake clock that another goroutine moves
-			// does that: internal/engine's quota tests advance a clock.Fake
-			// once calls are queued, before their timers surely exist
-			// (TestQuotaThrottlePausesTheBurst hangs without this). In a
-			// synctest bubble clock.Real cannot: time moves only when every
-			// goroutine is blocked.
-			if !clk.Now().Before(wake) {
-				tc = closedTime
-			}
 		}
 		var done bool
 		select {

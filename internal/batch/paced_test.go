@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
@@ -38,12 +38,11 @@ func acquireAsync(ctx context.Context, p *Paced) chan acquired {
 	return ch
 }
 
-// stillWaiting checks that ch gets nothing while other goroutines run.
+// stillWaiting waits until every other goroutine of the test's synctest
+// bubble is blocked, then checks that ch got nothing.
 func stillWaiting(t *testing.T, ch chan acquired, why string) {
 	t.Helper()
-	for range 1000 {
-		runtime.Gosched()
-	}
+	synctest.Wait()
 	select {
 	case <-ch:
 		t.Fatalf("acquired %s", why)
@@ -119,8 +118,10 @@ func TestPaced(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
+		// In a synctest bubble, so that stillWaiting knows when the
+		// waiting goroutine has blocked.
 		t.Run(tt.name, func(t *testing.T) {
-			tt.run(t, mustPaced(t, tt.max))
+			synctest.Test(t, func(t *testing.T) { tt.run(t, mustPaced(t, tt.max)) })
 		})
 	}
 }

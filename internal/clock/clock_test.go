@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -152,27 +153,105 @@ func TestRealTimer(t *testing.T) {
 	})
 }
 
-func TestAuto(t *testing.T) {
-	start := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	c := NewAuto(start)
-	tm := c.NewTimer(2 * time.Second)
+// TestNewAuto: every timer fires at once, however long, and moves the time
+// by its duration; Advance moves it too but is no wait.
+func TestNewAuto(t *testing.T) {
+	c := NewAuto(epoch)
+	const long = 100 * 365 * 24 * time.Hour
 	select {
-	case got := <-tm.C():
-		if !got.Equal(start.Add(2 * time.Second)) {
+	case got := <-c.NewTimer(long).C():
+		if !got.Equal(epoch.Add(long)) {
 			t.Fatalf("fired at %v", got)
 		}
 	default:
-		t.Fatal("an Auto timer did not fire at once")
+		t.Fatal("a NewAuto timer did not fire at once")
 	}
 	c.Advance(time.Second)
 	c.NewTimer(-time.Second)
-	if got := c.Now(); !got.Equal(start.Add(3 * time.Second)) {
+	if got := c.Now(); !got.Equal(epoch.Add(long + time.Second)) {
 		t.Fatalf("Now = %v", got)
 	}
-	if w := c.Waits(); len(w) != 2 || w[0] != 2*time.Second || w[1] != -time.Second {
+	if w := c.Waits(); len(w) != 2 || w[0] != long || w[1] != -time.Second || c.Pending() != 0 {
+		t.Fatalf("Waits = %v, %d pending", w, c.Pending())
+	}
+}
+
+// TestFakeAutoFire: timers shorter than AutoFire's duration fire as they
+// are made and move the time; longer ones wait for Advance or Fire.
+func TestFakeAutoFire(t *testing.T) {
+	f := NewFake(epoch).AutoFire(30 * time.Second)
+	short := f.NewTimer(2 * time.Second)
+	select {
+	case got := <-short.C():
+		if !got.Equal(epoch.Add(2 * time.Second)) {
+			t.Fatalf("fired at %v", got)
+		}
+	default:
+		t.Fatal("a short timer did not fire at once")
+	}
+	long := f.NewTimer(30 * time.Second)
+	f.NewTimer(-time.Second)
+	f.NewTimer(31 * time.Second).Stop() // a long one, stopped
+	f.NewTimer(29 * time.Second)        // moves the time; long is not due yet
+	f.NewTimer(time.Second)             // past long's deadline, but only Advance or Fire fires it
+	if got := f.Now(); !got.Equal(epoch.Add(32 * time.Second)) {
+		t.Fatalf("Now = %v", got)
+	}
+	if w := f.Waits(); len(w) != 4 || w[0] != 2*time.Second || w[1] != -time.Second || w[2] != 29*time.Second || w[3] != time.Second {
 		t.Fatalf("Waits = %v", w)
 	}
-	if tm.Stop() {
-		t.Fatal("Stop on a fired timer reported true")
+	if short.Stop() || f.Pending() != 1 {
+		t.Fatalf("Stop on a fired timer reported true, or %d timers pending, want 1", f.Pending())
 	}
+	select {
+	case <-long.C():
+		t.Fatal("a long timer fired by itself")
+	default:
+	}
+	f.Advance(0)
+	select {
+	case got := <-long.C():
+		if !got.Equal(epoch.Add(32 * time.Second)) {
+			t.Fatalf("the long timer fired at %v", got)
+		}
+	default:
+		t.Fatal("Advance did not fire a long timer past its deadline")
+	}
+}
+
+// TestFakeFire: Fire waits for a timer match accepts, moves the time to its
+// deadline and fires it alone; it gives up when its context ends. It runs
+// in a synctest bubble so that a Fire that never returns fails at once.
+func TestFakeFire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := NewFake(epoch)
+		minute := func(d time.Duration) bool { return d == time.Minute }
+		fired := make(chan bool)
+		go func() { fired <- f.Fire(context.Background(), minute) }()
+		synctest.Wait()
+		early := f.NewTimer(time.Second)
+		synctest.Wait() // Fire looked, and found no minute
+		m := f.NewTimer(time.Minute)
+		if !<-fired {
+			t.Fatal("Fire gave up")
+		}
+		if got := <-m.C(); !got.Equal(epoch.Add(time.Minute)) || !f.Now().Equal(got) {
+			t.Fatalf("fired at %v, now %v; want both at a minute", got, f.Now())
+		}
+		select {
+		case <-early.C():
+			t.Fatal("Fire fired a timer match did not accept")
+		default:
+		}
+		if !f.Fire(context.Background(), nil) || f.Pending() != 0 || !f.Now().Equal(epoch.Add(time.Minute)) {
+			t.Fatalf("Fire(nil) with a timer past due: %d pending, now %v", f.Pending(), f.Now())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { fired <- f.Fire(ctx, nil) }()
+		synctest.Wait()
+		cancel()
+		if <-fired {
+			t.Fatal("Fire reported a timer after its context ended")
+		}
+	})
 }

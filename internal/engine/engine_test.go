@@ -104,7 +104,7 @@ func (u *upstream) targets() []string {
 type harness struct {
 	eng *Engine
 	up  *upstream
-	clk *clock.Auto
+	clk *clock.Fake
 }
 
 func newHarness(t *testing.T, script map[string][]reply, mod func(*Options)) *harness {

@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -21,6 +20,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/hostile"
 	"github.com/keel-run/keel/internal/route"
 )
 
@@ -78,15 +78,6 @@ func TestUsageScannerDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per scan", n)
 	}
 }
-
-// fakeDeadline is a context whose deadline is read on the fake clock: it
-// reports d but is never done by itself.
-type fakeDeadline struct {
-	context.Context
-	d time.Time
-}
-
-func (c fakeDeadline) Deadline() (time.Time, bool) { return c.d, true }
 
 // quotaUpstream is a scripted Bedrock Runtime for the governor's tests. The
 // n-th request (from 0, all targets) gets codes[n] ("" or past the end:
@@ -157,32 +148,48 @@ type quotaHarness struct {
 	eng *Engine
 	gov *admission.Governor
 	up  *quotaUpstream
-	clk *clock.Fake
 }
 
-// newQuotaHarness starts up and an engine with a governor of options o, on
-// a fake clock that moves only when the test says.
+// newQuotaHarness starts, in the current synctest bubble, up and an engine
+// with a governor of options o, both on clock.Real, which reads the
+// bubble's clock: time moves only when every goroutine of the bubble is
+// blocked, and real context deadlines follow the same time. up is served
+// over in-memory connections (hostile.Pipe), so a request in flight blocks
+// durably and does not hold bubble time still.
 func newQuotaHarness(t *testing.T, up *quotaUpstream, o admission.Options, routes *route.Table) *quotaHarness {
 	t.Helper()
 	if up.gate > 0 {
 		up.arrived = make(chan struct{})
 	}
-	srv := httptest.NewServer(up)
+	srv := hostile.Pipe(up)
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	clk := clock.NewFake(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	o.Clock = clk
+	o.Clock = clock.Real{}
 	o.Rand = func() float64 { return 0.5 } // the pause after a throttle is exactly CoolDown
 	gov, err := admission.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
-		HTTPClient: srv.Client(), Region: "us-east-1", Clock: clk, Routes: routes, Governor: gov}) // calls run concurrently: the default Rand
+		HTTPClient: srv.Client(), Region: "us-east-1", Clock: clock.Real{}, Routes: routes, Governor: gov}) // calls run concurrently: the default Rand
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &quotaHarness{eng: eng, gov: gov, up: up, clk: clk}
+	return &quotaHarness{eng: eng, gov: gov, up: up}
+}
+
+// bubble returns f to run in a synctest bubble: t.Run(name, bubble(f)).
+func bubble(f func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { synctest.Test(t, f) }
+}
+
+// advance lets d of bubble time pass: the test's goroutine sleeps, which in
+// a bubble takes no real time (the clock jumps to each timer as soon as
+// every goroutine is blocked), then waits until the goroutines woken on the
+// way are blocked again.
+func advance(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
 }
 
 // body is a Converse body whose prompt names the call: about 100 tokens of
@@ -210,14 +217,13 @@ func (h *quotaHarness) stats(t *testing.T, target string) admission.Stats {
 	return s
 }
 
-// waitFor spins until cond holds.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitQueued waits until every goroutine of the test's bubble is blocked,
+// then checks that the governor has n calls of class p queued for target.
+func (h *quotaHarness) waitQueued(t *testing.T, target string, p Priority, n int) {
 	t.Helper()
-	for i := 0; !cond(); i++ {
-		if i > 5_000_000 {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
+	synctest.Wait()
+	if q := h.stats(t, target).Classes[p].Queued; q != n {
+		t.Fatalf("%d calls of class %v queued for %s, want %d", q, p, target, n)
 	}
 }
 
@@ -239,7 +245,7 @@ func TestQuotaReserveAndSettle(t *testing.T) {
 		{name: "invoke: usage headers", op: attempt.Invoke, model: m1, maxTokens: 500, cost: in + out},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name, bubble(func(t *testing.T) {
 			h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
 			body := quotaBody("hello", tt.maxTokens)
 			if tt.op == attempt.Invoke {
@@ -267,7 +273,7 @@ func TestQuotaReserveAndSettle(t *testing.T) {
 			if a := rep.Attempts[0]; a.QuotaTokens != int(hold) || a.QuotaWait != 0 {
 				t.Fatalf("attempt %+v, want %d tokens held and no wait", a, hold)
 			}
-		})
+		}))
 	}
 }
 
@@ -275,7 +281,9 @@ func TestQuotaReserveAndSettle(t *testing.T) {
 // three. The first throttle pauses the target and shrinks its limit; the
 // three retries wait in the governor's queue, not in a backoff of their own,
 // and nothing is sent again until the pause is over.
-func TestQuotaThrottlePausesTheBurst(t *testing.T) {
+func TestQuotaThrottlePausesTheBurst(t *testing.T) { synctest.Test(t, testQuotaThrottlePausesTheBurst) }
+
+func testQuotaThrottlePausesTheBurst(t *testing.T) {
 	up := &quotaUpstream{gate: 5, codes: []string{catalog.CodeThrottling, catalog.CodeThrottling, catalog.CodeThrottling}}
 	h := newQuotaHarness(t, up, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
 	var wg sync.WaitGroup
@@ -289,10 +297,7 @@ func TestQuotaThrottlePausesTheBurst(t *testing.T) {
 		}()
 	}
 	target := m1 + "@us-east-1"
-	waitFor(t, "three retries queued", func() bool {
-		s, _ := h.gov.Stats(admission.Target{Model: m1, Region: "us-east-1"})
-		return s.Classes[Interactive].Queued == 3
-	})
+	h.waitQueued(t, target, Interactive, 3)
 	s := h.stats(t, target)
 	// A known quota's first throttle of an episode empties the bucket and
 	// pauses; the limit stays.
@@ -300,7 +305,7 @@ func TestQuotaThrottlePausesTheBurst(t *testing.T) {
 		t.Fatalf("during the pause: %d requests, throttles %d, resyncs %d, decreases %d, limit %d, paused %v; want 5, 3, 1, 0, 60000, 1s",
 			n, s.Throttles, s.Resyncs, s.Decreases, s.Limit, s.PausedFor)
 	}
-	h.clk.Advance(time.Second)
+	advance(time.Second)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
@@ -332,7 +337,7 @@ func TestQuotaRefusals(t *testing.T) {
 		name      string
 		routes    *route.Table
 		maxTokens int
-		deadline  time.Duration // on the fake clock; 0: none
+		deadline  time.Duration // 0: none
 		crowd     bool          // 10 s later, an interactive call queues first: the target is overloaded
 		code      string
 		reason    error
@@ -356,7 +361,7 @@ func TestQuotaRefusals(t *testing.T) {
 			want: []string{m1 + "@us-east-1 " + catalog.CodeRequestTooLargeForQuota, m1 + "@us-west-2 "}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+		t.Run(tt.name, bubble(func(t *testing.T) {
 			up := &quotaUpstream{}
 			h := newQuotaHarness(t, up, admission.Options{
 				Default: admission.Quota{TokensPerMinute: 60000},
@@ -370,7 +375,7 @@ func TestQuotaRefusals(t *testing.T) {
 			defer fill.Cancel()
 			if tt.crowd {
 				// 90,000 tokens asked in 10 s; the queued call needs 10 s more.
-				h.clk.Advance(10 * time.Second)
+				advance(10 * time.Second)
 				qctx, cancel := context.WithCancel(context.Background())
 				queued := make(chan error, 1)
 				go func() {
@@ -378,18 +383,17 @@ func TestQuotaRefusals(t *testing.T) {
 					queued <- err
 				}()
 				defer func() { cancel(); <-queued }()
-				for {
-					if s, _ := h.gov.Stats(admission.Target{Model: m1, Region: "us-east-1"}); s.Classes[Interactive].Queued == 1 {
-						break
-					}
-					runtime.Gosched()
-				}
+				h.waitQueued(t, m1+"@us-east-1", Interactive, 1)
 			}
 			ctx := context.Background()
 			if tt.deadline > 0 {
-				ctx = fakeDeadline{ctx, h.clk.Now().Add(tt.deadline)}
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
 			}
+			start := time.Now()
 			rep, err := h.call(ctx, m1, "x", tt.maxTokens, Interactive)
+			took := time.Since(start)
 			var got []string
 			for _, a := range rep.Attempts {
 				got = append(got, a.Target.String()+" "+a.Code)
@@ -397,8 +401,8 @@ func TestQuotaRefusals(t *testing.T) {
 			if strings.Join(got, ", ") != strings.Join(tt.want, ", ") {
 				t.Fatalf("attempts %q, want %q", got, tt.want)
 			}
-			if rep.Attempts[0].Skipped != true || (!tt.crowd && h.clk.Pending() != 0) {
-				t.Fatalf("the refused attempt %+v was sent, or is waiting (%d timers)", rep.Attempts[0], h.clk.Pending())
+			if rep.Attempts[0].Skipped != true || took != 0 {
+				t.Fatalf("the refused attempt %+v was sent, or the call waited (%v)", rep.Attempts[0], took)
 			}
 			if tt.code == "" {
 				if err != nil || len(up.requests()) != 1 || rep.Fallbacks != 1 {
@@ -413,7 +417,7 @@ func TestQuotaRefusals(t *testing.T) {
 			if len(up.requests()) != 0 || !strings.Contains(err.Error(), "admission: "+m1+"@us-east-1") {
 				t.Fatalf("%d requests sent; message %q", len(up.requests()), err)
 			}
-		})
+		}))
 	}
 }
 
@@ -423,14 +427,20 @@ func TestQuotaRefusals(t *testing.T) {
 // the retry policy's throttle cap allows, so it goes to the next target at
 // once.
 func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
+	synctest.Test(t, testQuotaRetryAfterThrottleIsBounded)
+}
+
+func testQuotaRetryAfterThrottleIsBounded(t *testing.T) {
 	west := route.New("us-east-1", map[string][]attempt.Target{m1: {{Model: m1, Region: "us-west-2"}}})
 	up := &quotaUpstream{codes: []string{"", catalog.CodeThrottling}}
 	h := newQuotaHarness(t, up, admission.Options{}, west)
 	if _, err := h.call(context.Background(), m1, "first", 10, Interactive); err != nil {
 		t.Fatal(err)
 	}
-	h.clk.Advance(2 * time.Minute) // watched long enough to learn; idle since
+	advance(2 * time.Minute) // watched long enough to learn; idle since
+	start := time.Now()
 	rep, err := h.call(context.Background(), m1, "x", 4000, Interactive)
+	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,8 +452,8 @@ func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
 	if strings.Join(got, ", ") != want {
 		t.Fatalf("attempts %q, want %q", got, want)
 	}
-	if r := up.requests(); len(r) != 3 || h.clk.Pending() != 0 {
-		t.Fatalf("requests %q, %d timers pending", r, h.clk.Pending())
+	if r := up.requests(); len(r) != 3 || took != 0 {
+		t.Fatalf("requests %q after %v; want 3 at once", r, took)
 	}
 	if s := h.stats(t, m1+"@us-east-1"); s.Limit == 0 || s.Throttles != 1 {
 		t.Fatalf("us-east-1 after the throttle: %+v", s)
@@ -453,7 +463,9 @@ func TestQuotaRetryAfterThrottleIsBounded(t *testing.T) {
 // TestQuotaPriority queues a Batch call and then an Interactive one behind
 // an empty bucket that refills one call a second: the Interactive call is
 // sent first.
-func TestQuotaPriority(t *testing.T) {
+func TestQuotaPriority(t *testing.T) { synctest.Test(t, testQuotaPriority) }
+
+func testQuotaPriority(t *testing.T) {
 	up := &quotaUpstream{}
 	h := newQuotaHarness(t, up, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
 	tg := admission.Target{Model: m1, Region: "us-east-1"}
@@ -470,17 +482,13 @@ func TestQuotaPriority(t *testing.T) {
 				t.Error(err)
 			}
 		}()
-		waitFor(t, c.name+" queued", func() bool {
-			s, _ := h.gov.Stats(tg)
-			return s.Classes[c.p].Queued == 1
-		})
+		h.waitQueued(t, tg.String(), c.p, 1)
 	}
 	defer fill.Cancel()
 	// One second refills room for one call: the Interactive one goes; the
 	// Batch one fits once the Interactive one has settled and given back
 	// most of what it held.
-	h.clk.WaitForTimers(1)
-	h.clk.Advance(time.Second)
+	advance(time.Second)
 	wg.Wait()
 	if r := up.requests(); len(r) != 2 || !strings.HasSuffix(r[0], " interactive") || !strings.HasSuffix(r[1], " batch") {
 		t.Fatalf("requests %q, want interactive first", r)
@@ -489,7 +497,9 @@ func TestQuotaPriority(t *testing.T) {
 
 // TestQuotaCountTokensBypasses: Bedrock does not meter CountTokens, so the
 // governor does not see it.
-func TestQuotaCountTokensBypasses(t *testing.T) {
+func TestQuotaCountTokensBypasses(t *testing.T) { synctest.Test(t, testQuotaCountTokensBypasses) }
+
+func testQuotaCountTokensBypasses(t *testing.T) {
 	h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 1000}}, nil)
 	resp, rep, err := h.eng.Do(context.Background(), &Call{Op: attempt.CountTokens, Model: m1, Body: []byte(`{"input":{"converse":{"messages":[]}}}`)})
 	if err != nil {

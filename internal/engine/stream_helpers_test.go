@@ -26,112 +26,11 @@ import (
 	"github.com/keel-run/keel/internal/route"
 )
 
-// stallClock fires short timers (backoffs) at once, moving its time forward
-// by their duration, and holds long ones (the stream watchdog's, at least
-// manualFrom) until the test calls Fire: a policy's waits take no real
-// time, and a stall is declared exactly when the test says the stream is
-// stuck.
-type stallClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	held    []*heldTimer
-	changed chan struct{}
-	waits   []time.Duration // the short waits, in order
-}
-
+// manualFrom is where newStreamEngine's clock stops firing timers as they
+// are made: backoffs take no time, and the stream watchdog's timers (30 s
+// and more) fire only when the test calls Fire, so a stall is declared
+// exactly when the test says the stream is stuck.
 const manualFrom = 30 * time.Second
-
-type heldTimer struct {
-	c  chan time.Time
-	at time.Time
-	d  time.Duration
-	cl *stallClock
-}
-
-func (t *heldTimer) C() <-chan time.Time { return t.c }
-func (t *heldTimer) Stop() bool {
-	t.cl.mu.Lock()
-	defer t.cl.mu.Unlock()
-	for i, h := range t.cl.held {
-		if h == t {
-			t.cl.held = append(t.cl.held[:i], t.cl.held[i+1:]...)
-			return true
-		}
-	}
-	return false
-}
-
-func newStallClock() *stallClock {
-	return &stallClock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), changed: make(chan struct{})}
-}
-
-func (c *stallClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stallClock) NewTimer(d time.Duration) clock.Timer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if d < manualFrom {
-		c.now = c.now.Add(max(d, 0))
-		c.waits = append(c.waits, d)
-		ch := make(chan time.Time, 1)
-		ch <- c.now
-		return firedTimer(ch)
-	}
-	t := &heldTimer{c: make(chan time.Time, 1), at: c.now.Add(d), d: d, cl: c}
-	c.held = append(c.held, t)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return t
-}
-
-// Fire waits until a long timer is pending, moves the time to its deadline
-// and fires it. It gives up when ctx ends.
-func (c *stallClock) Fire(ctx context.Context) bool {
-	return c.FireWhere(ctx, func(time.Duration) bool { return true })
-}
-
-// FireWhere is Fire for the timers made with a duration that match says.
-func (c *stallClock) FireWhere(ctx context.Context, match func(time.Duration) bool) bool {
-	for {
-		c.mu.Lock()
-		var t *heldTimer
-		for _, h := range c.held {
-			if match(h.d) && (t == nil || h.at.Before(t.at)) {
-				t = h
-			}
-		}
-		if t != nil {
-			t.Stop0()
-			if t.at.After(c.now) {
-				c.now = t.at
-			}
-			t.c <- c.now
-			c.mu.Unlock()
-			return true
-		}
-		ch := c.changed
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-// Stop0 removes t from the held list; the clock's lock is held.
-func (t *heldTimer) Stop0() {
-	for i, h := range t.cl.held {
-		if h == t {
-			t.cl.held = append(t.cl.held[:i], t.cl.held[i+1:]...)
-			return
-		}
-	}
-}
 
 // emu is an emulator whose n-th request (from 0) gets plan(n).
 type emu struct {
@@ -209,13 +108,13 @@ func (e *emu) settledSum() (in, out int) {
 	return in, out
 }
 
-func newStreamEngine(t *testing.T, url string, mod func(*Options)) (*Engine, *stallClock) {
+func newStreamEngine(t *testing.T, url string, mod func(*Options)) (*Engine, *clock.Fake) {
 	t.Helper()
 	u, err := parseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := newStallClock()
+	clk := clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)).AutoFire(manualFrom)
 	opts := Options{
 		Endpoints:   attempt.FixedEndpoint{URL: u},
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
@@ -453,9 +352,3 @@ func (f fake) exception(streamName, message string) []byte {
 	}
 	return buf.Bytes()
 }
-
-// firedTimer is a timer that has already fired.
-type firedTimer chan time.Time
-
-func (t firedTimer) C() <-chan time.Time { return t }
-func (t firedTimer) Stop() bool          { return false }

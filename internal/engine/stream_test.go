@@ -646,7 +646,7 @@ func TestStreamStalls(t *testing.T) {
 						}
 						pr.waitReading(ctx)
 					}
-					ok := clk.Fire(ctx)
+					ok := clk.Fire(ctx, nil)
 					next, stop := context.WithCancel(ctx)
 					go func() {
 						select {
@@ -655,7 +655,7 @@ func TestStreamStalls(t *testing.T) {
 						}
 						stop()
 					}()
-					for clk.FireWhere(next, func(d time.Duration) bool { return d == DefaultIdleTimeout }) {
+					for clk.Fire(next, func(d time.Duration) bool { return d == DefaultIdleTimeout }) {
 					}
 					fired <- ok
 				}()
