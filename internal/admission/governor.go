@@ -379,24 +379,6 @@ func (g *Governor) AdmitBy(ctx context.Context, t Target, est Estimate, class Cl
 	return l.admit(ctx, est, class, by)
 }
 
-// TryAdmit is Admit without the wait: it returns a Ticket and true when the
-// call fits t's quota now and no call is queued ahead of it, and false
-// otherwise, reserving nothing. It returns an *Error matching ErrTooLarge
-// when the call can never fit.
-func (g *Governor) TryAdmit(t Target, est Estimate, class Class) (Ticket, bool, error) {
-	if g == nil {
-		return Ticket{}, true, nil
-	}
-	if err := checkArgs(est, class); err != nil {
-		return Ticket{}, false, err
-	}
-	l := g.limiter(t)
-	if l == nil {
-		return Ticket{}, true, nil
-	}
-	return l.tryAdmit(est, class)
-}
-
 func checkArgs(est Estimate, class Class) error {
 	switch {
 	case class >= numClasses:
@@ -407,19 +389,6 @@ func checkArgs(est Estimate, class Class) error {
 		return fmt.Errorf("admission: estimate's MaxTokens %d is negative", est.MaxTokens)
 	}
 	return nil
-}
-
-// Throttled tells the Governor that Bedrock throttled a call to t that has
-// no Ticket (one admitted by another process, say). Most callers use
-// Ticket.Throttled instead. A throttle that arrives while t is paused after
-// an earlier one is counted but changes nothing.
-func (g *Governor) Throttled(t Target) {
-	if g == nil {
-		return
-	}
-	if l := g.limiter(t); l != nil {
-		l.throttle(nil)
-	}
 }
 
 // Stats returns t's figures, and false when the Governor holds no state for t.

@@ -263,23 +263,6 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
 
-func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
-	now := l.g.clk.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.refill(now)
-	input, maxTok, hold := l.size(est)
-	l.offered.add(now, hold)
-	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
-		return Ticket{}, false, err
-	}
-	if l.queued() || !l.fits(hold, now) {
-		return Ticket{}, false, nil
-	}
-	l.n.class[class].Admitted++
-	return l.take(est, input, maxTok, hold, now), true, nil
-}
-
 func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.Time) (Ticket, error) {
 	clk := l.g.clk
 	now := clk.Now()

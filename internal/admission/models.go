@@ -77,15 +77,6 @@ func BaseModelID(id string) string {
 	return id
 }
 
-// LookupModel returns the built-in facts for a model id (a foundation model
-// id, an inference profile id or an ARN), and whether an entry matched. An
-// id no entry matches gets 8192 max output tokens and a burndown of 1; an
-// application inference profile ARN, which does not name its model, is such
-// an id, so list it in Options.Models.
-func LookupModel(id string) (Model, bool) {
-	return lookupModel(nil, id)
-}
-
 func lookupModel(extra []Model, id string) (Model, bool) {
 	base := BaseModelID(id)
 	for _, list := range [2][]Model{extra, builtinModels} {

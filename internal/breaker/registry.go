@@ -64,15 +64,3 @@ func (r *Registry) Len() int {
 	defer r.mu.RUnlock()
 	return len(r.m)
 }
-
-// Each calls fn for every breaker, in no particular order, until fn returns
-// false. fn may call the breaker's methods, but not the Registry's Get.
-func (r *Registry) Each(fn func(*Breaker) bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, b := range r.m {
-		if !fn(b) {
-			return
-		}
-	}
-}

@@ -386,11 +386,12 @@ func contextEnded(last *Error, err error, why string) *Error {
 	return last
 }
 
-// budgetSpent marks the last failure as ended by the shared retry budget.
-func budgetSpent(last *Error) *Error {
+// budgetSpent marks the last failure as ended by the shared retry budget;
+// spent is the budget's *ExhaustedError (it matches budget.ErrExhausted).
+func budgetSpent(last *Error, spent error) *Error {
 	if last != nil {
 		last.GaveUp = "the shared retry budget is spent"
-		last.Err = errors.Join(last.Err, budget.ErrExhausted)
+		last.Err = errors.Join(last.Err, spent)
 	}
 	return last
 }

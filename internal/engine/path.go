@@ -227,26 +227,30 @@ func (p *pass) spend(tr *try) verdict {
 		p.charged = false
 		return goOn
 	}
-	if !p.e.spend(p.ctx, p.call, p.t, p.n, p.last) {
+	if err := p.e.spend(p.ctx, p.call, p.t, p.n, p.last); err != nil {
 		tr.permit.Cancel()
 		tr.tk.Cancel()
-		p.last = budgetSpent(p.last)
+		p.last = budgetSpent(p.last, err)
 		return finish
 	}
 	return goOn
 }
 
-// spend takes one retry from the shared budget; false (counted and logged)
-// when it is spent.
-func (e *Engine) spend(ctx context.Context, call *Call, t attempt.Target, n int, last *Error) bool {
-	if e.budget == nil || e.budget.TryAcquire() {
-		return true
+// spend takes one retry from the shared budget. When it is spent, it
+// returns the budget's *ExhaustedError (counted and logged).
+func (e *Engine) spend(ctx context.Context, call *Call, t attempt.Target, n int, last *Error) error {
+	if e.budget == nil {
+		return nil
+	}
+	err := e.budget.Acquire()
+	if err == nil {
+		return nil
 	}
 	if e.m != nil {
 		e.m.BudgetRejections.Inc()
 	}
 	e.logf(ctx, slog.LevelWarn, "retry budget exhausted", call, t, n, last)
-	return false
+	return err
 }
 
 // send signs and sends the attempt and reads its reply (a stream's up to
@@ -359,8 +363,8 @@ func (p *pass) decide(tr *try) verdict {
 	}
 	// Charge the budget before waiting: when it is spent, fail now rather
 	// than after a backoff that leads nowhere.
-	if !e.spend(p.ctx, p.call, p.t, p.n, p.last) {
-		p.last = budgetSpent(p.last)
+	if err := e.spend(p.ctx, p.call, p.t, p.n, p.last); err != nil {
+		p.last = budgetSpent(p.last, err)
 		return finish
 	}
 	p.charged = true

@@ -368,9 +368,9 @@ func TestQuotaRefusals(t *testing.T) {
 				Targets: map[admission.Target]admission.Quota{{Model: m1, Region: "us-west-2"}: {TokensPerMinute: 200000}},
 			}, tt.routes)
 			// Another call holds the whole of us-east-1's quota.
-			fill, ok, err := h.gov.TryAdmit(admission.Target{Model: m1, Region: "us-east-1"}, admission.Estimate{MaxTokens: 60000}, Interactive)
-			if !ok || err != nil {
-				t.Fatal("could not fill the quota", err)
+			fill, err := h.gov.Admit(context.Background(), admission.Target{Model: m1, Region: "us-east-1"}, admission.Estimate{MaxTokens: 60000}, Interactive)
+			if err != nil || fill.Waited() != 0 {
+				t.Fatal("could not fill the quota at once", err)
 			}
 			defer fill.Cancel()
 			if tt.crowd {
@@ -469,7 +469,10 @@ func testQuotaPriority(t *testing.T) {
 	up := &quotaUpstream{}
 	h := newQuotaHarness(t, up, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
 	tg := admission.Target{Model: m1, Region: "us-east-1"}
-	fill, _, _ := h.gov.TryAdmit(tg, admission.Estimate{MaxTokens: 60000}, Interactive)
+	fill, err := h.gov.Admit(context.Background(), tg, admission.Estimate{MaxTokens: 60000}, Interactive)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for _, c := range []struct {
 		name string

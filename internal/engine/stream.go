@@ -465,7 +465,7 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	} else if err != nil {
 		return err.Error()
 	}
-	if !e.spend(sb.ctx, sb.call, sb.rep.Target, sb.resumes+1, nil) {
+	if e.spend(sb.ctx, sb.call, sb.rep.Target, sb.resumes+1, nil) != nil {
 		return "the retry budget is exhausted"
 	}
 	if err := retry.Wait(sb.ctx, e.clk, d.Delay, nil); err != nil {
