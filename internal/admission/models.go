@@ -3,6 +3,8 @@ package admission
 import (
 	"fmt"
 	"strings"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Model holds the facts the governor needs about a model family: how many
@@ -55,30 +57,8 @@ var builtinModels = []Model{
 // request settles, holding too little gets it throttled.
 var unknownModel = Model{MaxOutputTokens: 8192, Burndown: 1}
 
-// geoPrefixes are the inference profile geographies that prefix a model id.
-var geoPrefixes = []string{"us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."}
-
-// BaseModelID returns the foundation model id inside id: an ARN's resource
-// part after its last '/', without an inference profile's geography prefix.
-// "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-20250514-v1:0"
-// and "us.anthropic.claude-opus-4-20250514-v1:0" both give
-// "anthropic.claude-opus-4-20250514-v1:0". Other ids come back as they are.
-func BaseModelID(id string) string {
-	if strings.HasPrefix(id, "arn:") {
-		if i := strings.LastIndexByte(id, '/'); i >= 0 {
-			id = id[i+1:]
-		}
-	}
-	for _, p := range geoPrefixes {
-		if strings.HasPrefix(id, p) {
-			return id[len(p):]
-		}
-	}
-	return id
-}
-
 func lookupModel(extra []Model, id string) (Model, bool) {
-	base := BaseModelID(id)
+	base := bedrock.BaseModelID(id)
 	for _, list := range [2][]Model{extra, builtinModels} {
 		for _, m := range list {
 			if strings.Contains(base, m.Match) {

@@ -5,29 +5,6 @@ import (
 	"testing"
 )
 
-func TestBaseModelID(t *testing.T) {
-	tests := []struct{ name, id, want string }{
-		{name: "foundation model", id: "anthropic.claude-3-haiku-20240307-v1:0", want: "anthropic.claude-3-haiku-20240307-v1:0"},
-		{name: "us profile", id: "us.anthropic.claude-sonnet-4-20250514-v1:0", want: "anthropic.claude-sonnet-4-20250514-v1:0"},
-		{name: "global profile", id: "global.anthropic.claude-sonnet-4-5-20250929-v1:0", want: "anthropic.claude-sonnet-4-5-20250929-v1:0"},
-		{name: "apac profile", id: "apac.amazon.nova-lite-v1:0", want: "amazon.nova-lite-v1:0"},
-		{name: "profile ARN", id: "arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-opus-4-20250514-v1:0",
-			want: "anthropic.claude-opus-4-20250514-v1:0"},
-		{name: "foundation model ARN", id: "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-8b-instruct-v1:0",
-			want: "meta.llama3-1-8b-instruct-v1:0"},
-		{name: "application profile ARN", id: "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
-			want: "a1b2c3"},
-		{name: "a dot later in the id is kept", id: "mistral.mistral-large-2407-v1:0", want: "mistral.mistral-large-2407-v1:0"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := BaseModelID(tt.id); got != tt.want {
-				t.Errorf("BaseModelID(%q) = %q, want %q", tt.id, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestLookupModel(t *testing.T) {
 	tests := []struct {
 		name     string

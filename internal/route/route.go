@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Table maps a model to its route. The zero Table routes every model to
@@ -72,17 +73,7 @@ func (t *Table) Targets(op attempt.Op, model, region string) []attempt.Target {
 // or "" when it cannot tell. Inference profile prefixes (us., eu., apac.,
 // global., ...) and inference-profile ARNs are seen through.
 func BodyFormat(model string) string {
-	m := model
-	if strings.HasPrefix(m, "arn:") {
-		i := strings.LastIndexByte(m, '/')
-		if i < 0 {
-			return ""
-		}
-		m = m[i+1:]
-	}
-	if i := strings.IndexByte(m, '.'); i > 0 && i <= 6 && !knownProvider(m[:i]) {
-		m = m[i+1:] // geography prefix of a cross-region inference profile
-	}
+	m := bedrock.BaseModelID(model)
 	switch {
 	case strings.HasPrefix(m, "anthropic."):
 		return "anthropic"
@@ -100,12 +91,4 @@ func BodyFormat(model string) string {
 		return "ai21"
 	}
 	return ""
-}
-
-func knownProvider(p string) bool {
-	switch p {
-	case "amazon", "meta", "cohere", "ai21", "mistral", "deepseek", "openai", "qwen", "writer", "twelvelabs":
-		return true
-	}
-	return false
 }
