@@ -33,7 +33,7 @@
 // The engine's use, per attempt:
 //
 //	est, _ := admission.EstimateBody(body) // once per call; on error it is still a cautious estimate
-//	tk, err := gov.Admit(ctx, admission.Target(target), est, admission.Interactive)
+//	tk, err := gov.Admit(ctx, target, est, admission.Interactive)
 //	if err != nil {
 //		// ErrTooLarge or ErrWouldExceedDeadline: try the route's next target,
 //		// or fail the call with this error.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/keel-run/keel/internal/clock"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Defaults for zero Options fields. docs/governor.md says why.
@@ -58,15 +60,9 @@ func (c Class) String() string {
 	return fmt.Sprintf("Class(%d)", uint8(c))
 }
 
-// Target is a model in a region: the unit Bedrock quotas are counted per.
-// It has the same fields as attempt.Target, so one converts to the other.
-type Target struct {
-	Model  string
-	Region string
-}
-
-// String renders MODEL@REGION.
-func (t Target) String() string { return t.Model + "@" + t.Region }
+// Target is a model in a region (bedrock.Target): the unit Bedrock quotas
+// are counted per.
+type Target = bedrock.Target
 
 // Quota is what is known about one target's quotas. The zero Quota means
 // "unknown": tokens are not limited until Bedrock first throttles the

@@ -24,6 +24,8 @@ import (
 
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/transport"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Op is a Bedrock Runtime operation, named by its URL path suffix.
@@ -50,14 +52,8 @@ func (o Op) Valid() bool {
 	return false
 }
 
-// Target is one model in one region.
-type Target struct {
-	Model  string
-	Region string
-}
-
-// String renders MODEL@REGION.
-func (t Target) String() string { return t.Model + "@" + t.Region }
+// Target is one model in one region (bedrock.Target).
+type Target = bedrock.Target
 
 // ParsePath splits a Bedrock Runtime path "/model/{modelId}/{op}" (the model
 // id path-escaped, as the SDK sends it) into the model id and operation.

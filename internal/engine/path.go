@@ -171,7 +171,7 @@ func (p *pass) admit(tr *try) verdict {
 		return goOn
 	}
 	start := e.clk.Now()
-	tk, err := e.gov.AdmitBy(p.ctx, admission.Target(p.t), p.est, p.call.Priority, p.by)
+	tk, err := e.gov.AdmitBy(p.ctx, p.t, p.est, p.call.Priority, p.by)
 	p.admitted()
 	retried := !p.by.IsZero()
 	p.by = time.Time{}

@@ -55,7 +55,7 @@ func (e *Engine) QuotaGoverned() bool { return e.gov != nil }
 // QuotaStats returns the quota governor's figures for target t, and false
 // when there is no governor or it holds no state for t yet.
 func (e *Engine) QuotaStats(t attempt.Target) (admission.Stats, bool) {
-	return e.gov.Stats(admission.Target(t))
+	return e.gov.Stats(t)
 }
 
 // governs reports whether an operation's attempts are admitted.
@@ -76,7 +76,7 @@ func (e *Engine) throttleCap() time.Duration {
 // limited reports whether the governor holds a tokens-per-minute limit for
 // t: a configured quota, or one learned from throttles.
 func (e *Engine) limited(t attempt.Target) bool {
-	st, ok := e.gov.Stats(admission.Target(t))
+	st, ok := e.gov.Stats(t)
 	return ok && st.Limit > 0
 }
 
