@@ -100,11 +100,13 @@ func (f *Fake) NewTimer(d time.Duration) Timer {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := &fakeTimer{f: f, d: d, at: f.now.Add(d), c: make(chan time.Time, 1)}
-	if d < f.auto {
+	// NewAuto's limit, the longest duration, fires every timer.
+	auto := f.auto > 0 && (d < f.auto || f.auto == math.MaxInt64)
+	if auto {
 		f.now = f.now.Add(max(d, 0))
 		f.waits = append(f.waits, d)
 	}
-	if d <= 0 || d < f.auto {
+	if d <= 0 || auto {
 		t.fired = true
 		t.c <- f.now
 		return t

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"context"
+	"math"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -254,4 +255,22 @@ func TestFakeFire(t *testing.T) {
 			t.Fatal("Fire reported a timer after its context ended")
 		}
 	})
+}
+
+// TestAutoFireEdges: NewAuto fires even a timer of the longest duration,
+// and a plain Fake records no waits (only AutoFire's timers are waits).
+func TestAutoFireEdges(t *testing.T) {
+	a := NewAuto(epoch)
+	tm := a.NewTimer(time.Duration(math.MaxInt64))
+	select {
+	case <-tm.C():
+	default:
+		t.Fatal("NewAuto left a timer of the longest duration pending")
+	}
+	f := NewFake(epoch)
+	f.NewTimer(-time.Second)
+	f.NewTimer(0)
+	if w := f.Waits(); len(w) != 0 {
+		t.Fatalf("a plain Fake recorded waits %v", w)
+	}
 }

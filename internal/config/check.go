@@ -51,6 +51,15 @@ func (e *Error) Error() string {
 type checker struct {
 	errs  []*Error
 	lines map[string]int // key path -> line
+	// seen holds the anchored nodes already checked as a type: an alias
+	// to one is not walked again, so a file of aliases to aliases (an
+	// "alias bomb") is checked in time linear in its size.
+	seen map[aliased]bool
+}
+
+type aliased struct {
+	n *yaml.Node
+	t reflect.Type
 }
 
 func (c *checker) add(line int, key, format string, args ...any) {
@@ -61,8 +70,17 @@ var durationType = reflect.TypeFor[Duration]()
 
 // walk checks n as a value of type t at path.
 func (c *checker) walk(n *yaml.Node, t reflect.Type, path string) {
-	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+	if n.Kind == yaml.AliasNode {
+		for n.Kind == yaml.AliasNode {
+			n = n.Alias
+		}
+		if c.seen[aliased{n, t}] {
+			return // checked where it was first met
+		}
+		if c.seen == nil {
+			c.seen = map[aliased]bool{}
+		}
+		c.seen[aliased{n, t}] = true
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // absent: the zero value
@@ -123,6 +141,13 @@ func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string) {
 	defer func() { n.Content = kept }()
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			// <<: *anchor merges the anchor's keys here (a mapping, or a
+			// list of them): they are checked as this mapping's.
+			kept = append(kept, k, v)
+			c.merge(v, t, path)
+			continue
+		}
 		where := ""
 		if path != "" {
 			where = " in " + path
@@ -149,6 +174,20 @@ func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string) {
 		c.lines[p] = k.Line
 		c.walk(v, ft, p)
 	}
+}
+
+// merge checks the value of a merge key (<<): a mapping, or a list of them.
+func (c *checker) merge(v *yaml.Node, t reflect.Type, path string) {
+	for v.Kind == yaml.AliasNode {
+		v = v.Alias
+	}
+	if v.Kind == yaml.SequenceNode {
+		for _, e := range v.Content {
+			c.merge(e, t, path)
+		}
+		return
+	}
+	c.walk(v, t, path)
 }
 
 // line returns the line of path, or of its nearest ancestor in the file

@@ -336,11 +336,16 @@ func parse(b []byte) (*Config, []*Error) {
 	// The checker has reported every key and type problem in keel's words;
 	// decoding goes on past them (unknown keys are skipped, bad values left
 	// zero), so that the values' checks below report theirs too.
-	if err := root.Decode(c); err != nil && len(ck.errs) == 0 {
+	if err := root.Decode(c); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
+			// Decoding stopped part-way (excessive aliasing, say): the
+			// half-filled Config would give Validate false problems.
 			ck.errs = append(ck.errs, syntaxError(err))
-		} else {
+			sortErrors(ck.errs)
+			return c, ck.errs
+		}
+		if len(ck.errs) == 0 {
 			for _, m := range te.Errors {
 				ck.errs = append(ck.errs, syntaxError(errors.New("yaml: "+m)))
 			}

@@ -105,12 +105,13 @@ type Plan struct {
 	// Skipped holds the selected entries Run leaves alone, lowest ID first.
 	Skipped []Skip
 
-	sum   Summary // what planning found
-	store Store
-	opts  RedriveOptions
-	clk   clock.Clock
-	lock  *lockfile.Lock
-	ran   bool
+	sum    Summary // what planning found
+	store  Store
+	opts   RedriveOptions
+	clk    clock.Clock
+	lock   *lockfile.Lock
+	ran    bool
+	closed bool // Close was called: Run refuses
 }
 
 // Redrive sends the entries of s that o selects again through sender (see
@@ -181,6 +182,7 @@ func (p *Plan) Summary() Summary { return p.sum }
 
 // Close releases the plan's lock. It may be called more than once.
 func (p *Plan) Close() error {
+	p.closed = true
 	if p.lock == nil {
 		return nil
 	}
@@ -198,6 +200,9 @@ func (p *Plan) Close() error {
 func (p *Plan) Run(ctx context.Context, sender Sender) (sum Summary, err error) {
 	if p.ran {
 		return p.sum, errors.New("dlq: Plan.Run called twice; make a new Plan")
+	}
+	if p.closed {
+		return p.sum, errors.New("dlq: Plan.Run after Close: the queue lock is released; make a new Plan")
 	}
 	p.ran = true
 	sum = p.sum

@@ -317,6 +317,21 @@ func TestPlanRunsOnce(t *testing.T) {
 	}
 }
 
+// TestPlanRunAfterClose: a closed Plan's lock is released, so it sends
+// nothing.
+func TestPlanRunAfterClose(t *testing.T) {
+	s := park(t, &dlq.Entry{Op: "converse", Model: "ok-1"})
+	p, err := dlq.PlanRedrive(context.Background(), s, dlq.RedriveOptions{Save: func(dlq.Result) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	snd := &sender{}
+	if _, err := p.Run(context.Background(), snd); err == nil || len(snd.calls) != 0 {
+		t.Errorf("Run after Close: err = %v after %d calls; want an error and no call", err, len(snd.calls))
+	}
+}
+
 func TestRedriveNeedsSave(t *testing.T) {
 	_, err := dlq.Redrive(context.Background(), dlq.NewMemory(), &sender{}, dlq.RedriveOptions{})
 	if err == nil || !strings.Contains(err.Error(), "Save") {
