@@ -6,11 +6,13 @@
 // in order. Each attempt is admitted by the target's quota governor (when the
 // engine has one: it waits for room in the target's tokens-per-minute quota,
 // or is refused at once when it cannot fit before its deadline), passes the
-// target's circuit breaker, is signed anew and sent; each failure is
-// classified through the catalog, and the entry decides: retry on the same
-// target after a jittered backoff (if the shared retry budget allows), move
-// to the next target, or give up. Every attempt is recorded, so the caller
-// can see exactly what happened.
+// target's circuit breaker, is signed anew and sent with a timeout of its
+// own (learned from the model's reply times; timeout.go), its reply read
+// whole and bounded; each failure is classified through the catalog, and
+// the entry decides: retry on the same target after a jittered backoff (if
+// the shared retry budget allows), move to the next target, or give up.
+// Every attempt is recorded, so the caller can see exactly what happened.
+// path.go has the stages, one method each.
 //
 // The engine works on HTTP traffic, not on SDK types, so the same code serves
 // the Go SDK face (keel as the SDK's HTTP client), the CLI and a gateway.
