@@ -18,6 +18,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/fsutil"
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
@@ -509,11 +510,9 @@ func openOut(path string, w io.Writer) (io.Writer, func() error, func() error, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm() != 0o600 {
-		if err := f.Chmod(0o600); err != nil {
-			f.Close()
-			return nil, nil, nil, fmt.Errorf("making %s readable by its owner only: %w", path, err)
-		}
+	if err := fsutil.MakePrivate(f); err != nil {
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("making %s readable by its owner only: %w", path, err)
 	}
 	return f, f.Sync, f.Close, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/fsutil"
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
@@ -272,13 +273,9 @@ func lockResults(f *os.File, path string) error {
 	return nil
 }
 
-// makePrivate makes a regular file readable by its owner only (0600); a
-// device (--out /dev/null) is left as it is.
+// makePrivate makes f readable by its owner only (fsutil.MakePrivate).
 func makePrivate(f *os.File) error {
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() == 0o600 {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
+	if err := fsutil.MakePrivate(f); err != nil {
 		return fmt.Errorf("batch: making %s readable by its owner only: %w", f.Name(), err)
 	}
 	return nil
