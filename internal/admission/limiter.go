@@ -14,13 +14,9 @@ type limiter struct {
 	p      policy
 
 	mu   sync.Mutex
-	last time.Time // time of the last refill
 	born time.Time // when the Governor began to watch the target
 
-	limit float64 // tokens per minute in force; +Inf while unknown
-	level float64 // tokens in the bucket (capacity: limit)
-	rpm   float64 // requests per minute; 0: not limited
-	rlvl  float64 // requests in the request bucket
+	bucket // the token and request buckets
 
 	pausedUntil time.Time
 
@@ -74,9 +70,9 @@ type counters struct {
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	m, _ := lookupModel(g.opts.Models, t.Model)
-	l := &limiter{g: g, target: t, model: m, p: p, last: now, born: now,
-		limit: p.limit, rpm: p.rpm, rlvl: p.rpm,
-		wmax: p.limit, ratio: 1, dev: startDev, settleFrac: 1,
+	l := &limiter{g: g, target: t, model: m, p: p, born: now,
+		bucket: newBucket(now, p.limit, p.rpm, 0),
+		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
 		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile)}
 	if !math.IsInf(p.limit, 1) {
@@ -99,12 +95,7 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 
 // take grants a call: it takes its tokens and request and returns its Ticket.
 func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, now time.Time) Ticket {
-	if !l.unlimited() {
-		l.level -= hold
-	}
-	if l.rpm > 0 {
-		l.rlvl--
-	}
+	l.reserve(hold)
 	l.inflight++
 	l.inflightHold += hold
 	l.taken += hold
@@ -133,26 +124,8 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.taken -= t.hold - cost
 	l.settled.add(now, cost)
 	l.n.settled++
-	if !t.at.IsZero() {
-		d := now.Sub(t.at).Seconds()
-		l.reply.add(d)
-		l.quick.add(d)
-		if out >= minPerTok && d > l.quick.v {
-			l.perTok.add((d - l.quick.v) / float64(out))
-		}
-	}
-	if known && t.raw > 0 {
-		s := min(max(float64(in+cr+cw)/float64(t.raw), minSample), maxSample)
-		l.nRatio++
-		a := max(alpha, 1/float64(l.nRatio))
-		l.dev += a * (math.Abs(s-l.ratio) - l.dev)
-		l.ratio += a * (s - l.ratio)
-	}
-	if t.hold > 0 {
-		l.nSettle++
-		a := max(alpha, 1/float64(l.nSettle))
-		l.settleFrac += a * (min(cost/t.hold, 2) - l.settleFrac)
-	}
+	l.learnReply(t, now, out)
+	l.learnInput(t, known, in+cr+cw, cost)
 	l.grow(now)
 	l.dispatch(now, true)
 }
@@ -166,9 +139,7 @@ func (l *limiter) end(t *Ticket, refund float64) {
 	if l.inflight == 0 {
 		l.inflightHold = 0 // no drift
 	}
-	if !l.unlimited() {
-		l.level = min(l.limit, l.level+refund)
-	}
+	l.give(refund)
 }
 
 func (l *limiter) cancel(t *Ticket) {
@@ -201,7 +172,5 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	if t.gen < l.anchor.gen {
 		l.anchor.taken -= t.hold
 	}
-	if l.rpm > 0 {
-		l.rlvl = min(l.rpm, l.rlvl+1)
-	}
+	l.giveRequest()
 }

@@ -150,3 +150,35 @@ func blindGuess(start, d time.Time) time.Duration { return max(d.Sub(start)/2, 0
 func (l *limiter) bound(w *waiter, now time.Time) bound {
 	return l.bounds(w.ctx, w.since, now, w.by, w.maxTok)
 }
+
+// learnReply adds the reply time of t's call, which settled at now with out
+// output tokens, to the reply-time estimates. l.mu must be held.
+func (l *limiter) learnReply(t *Ticket, now time.Time, out int) {
+	if !t.at.IsZero() {
+		d := now.Sub(t.at).Seconds()
+		l.reply.add(d)
+		l.quick.add(d)
+		if out >= minPerTok && d > l.quick.v {
+			l.perTok.add((d - l.quick.v) / float64(out))
+		}
+	}
+}
+
+// learnInput corrects the input estimate with t's call, which settled cost
+// tokens and reported input tokens of input (known: it reported any): the
+// EWMAs of real/estimated input and of its mean absolute deviation, and of
+// settled/held tokens. l.mu must be held.
+func (l *limiter) learnInput(t *Ticket, known bool, input int, cost float64) {
+	if known && t.raw > 0 {
+		s := min(max(float64(input)/float64(t.raw), minSample), maxSample)
+		l.nRatio++
+		a := max(alpha, 1/float64(l.nRatio))
+		l.dev += a * (math.Abs(s-l.ratio) - l.dev)
+		l.ratio += a * (s - l.ratio)
+	}
+	if t.hold > 0 {
+		l.nSettle++
+		a := max(alpha, 1/float64(l.nSettle))
+		l.settleFrac += a * (min(cost/t.hold, 2) - l.settleFrac)
+	}
+}
