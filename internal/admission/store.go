@@ -1,0 +1,87 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNoBucket: a Store has no buckets for the key (Open makes them).
+var ErrNoBucket = errors.New("admission: no bucket for the key")
+
+// Store holds targets' token and request buckets: the state that Governors
+// in several processes sharing one quota would share. Everything else a
+// Governor keeps (the queue, the reply-time and input estimates, the limit
+// learner) is its own judgement. MemStore keeps the buckets in memory; a
+// backend shared by replicas (Redis, say) implements the same contract, and
+// storetest.Run checks it.
+//
+// Units: tokens and tokens per minute, requests and requests per minute,
+// as float64. Each key has a token bucket and a request bucket, each holding
+// a minute of its quota (capacity: the limit) and refilled continuously at
+// limit/60 a second from the last time an operation saw. Every operation
+// takes the caller's now: it first refills the key's buckets up to now; a
+// now before the latest one seen refills nothing, and time never goes back.
+//
+// The rules, for every backend:
+//   - A token limit of +Inf is unlimited: every call fits, levels do not
+//     move, Drain takes nothing. A request limit of 0 is unlimited too.
+//   - A call holding n tokens and one request fits when the token level is
+//     at least min(n, capacity) − 0.001 and the request level at least
+//     0.999; a call larger than the bucket fits when it is full, and leaves
+//     it in debt.
+//   - Levels may be negative (a debt): a call that took more than it held
+//     is paid back by the refill. Give with negative tokens takes them
+//     (a debit), with no floor. Refill and Give never raise a level above
+//     its capacity: a refund beyond it is lost.
+//   - SetLimit's first limit (of a key that was unlimited) starts with an
+//     empty bucket. A later limit leaves the level as it is until the next
+//     refill that adds time cuts it to the new capacity.
+//   - Each operation is atomic per key; a Store is safe for concurrent use.
+//
+// Errors: an operation on a key that was not opened returns an error
+// matching ErrNoBucket; a NaN, a negative count or a limit that is not
+// positive returns an error naming the value; a backend's own failures are
+// returned as they are. An operation that fails changes nothing.
+type Store interface {
+	// Open makes key's buckets at now, if it has none: b's limits, with b.Tokens
+	// in the token bucket (up to its capacity) and a full request bucket;
+	// b.Requests is not read. A key that
+	// has buckets keeps them as they are.
+	Open(ctx context.Context, key Target, now time.Time, b Buckets) error
+	// Reserve takes tokens and one request from key's buckets if the call
+	// fits (see Store) and returns Reservation{OK: true, At: now}.
+	// Otherwise it takes nothing and returns when the call would fit if
+	// nothing were given back meanwhile, rounded up to the nanosecond
+	// (and at most about 31 years ahead).
+	Reserve(ctx context.Context, key Target, now time.Time, tokens float64) (Reservation, error)
+	// Give gives back tokens (takes them when negative) and requests
+	// (never negative) to key's buckets, up to their capacities.
+	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) error
+	// Drain empties key's token bucket to zero, keeping a debt, and
+	// returns the tokens it took (≥ 0).
+	Drain(ctx context.Context, key Target, now time.Time) (float64, error)
+	// SetLimit sets key's tokens-per-minute limit (> 0, or +Inf).
+	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) error
+	// Level returns key's buckets at now.
+	Level(ctx context.Context, key Target, now time.Time) (Buckets, error)
+}
+
+// Buckets are one key's limits and levels.
+type Buckets struct {
+	// TokensPerMinute is the token limit, and the token bucket's capacity;
+	// +Inf: unlimited.
+	TokensPerMinute float64
+	// RequestsPerMinute is the request limit and capacity; 0: unlimited.
+	RequestsPerMinute float64
+	// Tokens and Requests are the levels; negative while in debt.
+	Tokens, Requests float64
+}
+
+// Reservation is Reserve's answer.
+type Reservation struct {
+	// OK reports that the call fitted and its tokens and request were taken.
+	OK bool
+	// At is now when OK, and otherwise when the call would fit.
+	At time.Time
+}

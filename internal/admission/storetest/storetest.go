@@ -1,0 +1,343 @@
+// Package storetest checks that an admission.Store keeps the Store
+// contract: a backend passes Run, as admission.MemStore does. Every case
+// passes its own times to the Store, so no clock is needed.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+)
+
+// t0 is the time every case starts at; nothing compares it with the wall
+// clock.
+var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var (
+	keyA = admission.Target{Model: "storetest.model-a", Region: "us-east-1"}
+	keyB = admission.Target{Model: "storetest.model-b", Region: "eu-west-1"}
+)
+
+// tol is how far a level may be from the case's figure, and tolAt how far
+// a Reservation's At from the case's time: float rounding, which backends
+// may do in another order.
+const (
+	tol   = 1e-6
+	tolAt = time.Microsecond
+)
+
+// step is one operation on keyA at t0+at, and what it must return.
+type step struct {
+	at  time.Duration
+	op  string  // "reserve", "give", "drain", "limit" or "level"
+	n   float64 // reserve, give: tokens; limit: tokens per minute
+	req int     // give: requests
+
+	ok     bool          // reserve: the call fits
+	fitIn  time.Duration // reserve, not ok: At − t0
+	want   float64       // drain: tokens taken; level: token level
+	wantRq float64       // level: request level (NaN: not checked)
+}
+
+// Run checks the Store contract on stores from newStore, one per case.
+func Run(t *testing.T, newStore func(t *testing.T) admission.Store) {
+	t.Run("Steps", func(t *testing.T) { runSteps(t, newStore) })
+	t.Run("Errors", func(t *testing.T) { runErrors(t, newStore) })
+	t.Run("Keys", func(t *testing.T) { runKeys(t, newStore) })
+	t.Run("Concurrent", func(t *testing.T) { runConcurrent(t, newStore) })
+}
+
+func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
+	nan := math.NaN()
+	inf := math.Inf(1)
+	tests := []struct {
+		name  string
+		open  admission.Buckets
+		steps []step
+	}{
+		{name: "a full bucket grants, refills at limit/60 a second, up to capacity",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "reserve", n: 4000, ok: true},
+				{op: "level", want: 2000, wantRq: nan},
+				{at: 10 * time.Second, op: "level", want: 3000, wantRq: nan},
+				{at: 2 * time.Minute, op: "level", want: 6000, wantRq: nan},
+			}},
+		{name: "a call that does not fit takes nothing and learns when it will",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 1000},
+			steps: []step{
+				{op: "reserve", n: 2000, fitIn: 9999995 * time.Microsecond},
+				{op: "level", want: 1000, wantRq: nan},
+				{at: 9999995 * time.Microsecond, op: "reserve", n: 2000, ok: true},
+			}},
+		{name: "a call within a thousandth of a token fits",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 999.9995},
+			steps: []step{
+				{op: "reserve", n: 1000, ok: true},
+				{op: "level", want: -0.0005, wantRq: nan},
+			}},
+		{name: "a call larger than the bucket fits when it is full, and leaves a debt",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 5000},
+			steps: []step{
+				{op: "reserve", n: 10000, fitIn: 9999995 * time.Microsecond},
+				{at: 10 * time.Second, op: "reserve", n: 10000, ok: true},
+				{at: 10 * time.Second, op: "level", want: -4000, wantRq: nan},
+				{at: 10 * time.Second, op: "reserve", n: 100, fitIn: 10*time.Second + 40999995*time.Microsecond},
+				{at: 20 * time.Second, op: "level", want: -3000, wantRq: nan},
+			}},
+		{name: "a refund beyond capacity is lost; a debit has no floor",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 5000},
+			steps: []step{
+				{op: "give", n: 3000},
+				{op: "level", want: 6000, wantRq: nan},
+				{op: "give", n: -10000},
+				{op: "level", want: -4000, wantRq: nan},
+			}},
+		{name: "drain takes what the bucket holds and keeps a debt",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 2500},
+			steps: []step{
+				{op: "drain", want: 2500},
+				{op: "level", want: 0, wantRq: nan},
+				{op: "give", n: -300},
+				{op: "drain", want: 0},
+				{op: "level", want: -300, wantRq: nan},
+			}},
+		{name: "the request bucket holds a minute of requests and refills",
+			open: admission.Buckets{TokensPerMinute: inf, RequestsPerMinute: 2},
+			steps: []step{
+				{op: "reserve", n: 1e9, ok: true},
+				{op: "reserve", n: 1e9, ok: true},
+				{op: "level", want: 0, wantRq: 0},
+				{op: "reserve", n: 1, fitIn: 29985 * time.Millisecond},
+				{at: 15 * time.Second, op: "give", req: 1},
+				{at: 15 * time.Second, op: "level", want: 0, wantRq: 1.5},
+				{at: 15 * time.Second, op: "give", req: 3},
+				{at: 15 * time.Second, op: "level", want: 0, wantRq: 2},
+			}},
+		{name: "both buckets must have room; the later time is told",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 1, Tokens: 6000},
+			steps: []step{
+				{op: "reserve", n: 5900, ok: true},
+				{op: "reserve", n: 100, fitIn: 59970 * time.Millisecond},
+				{at: 30 * time.Second, op: "reserve", n: 6000, fitIn: 59970 * time.Millisecond},
+				{at: 30 * time.Second, op: "level", want: 3100, wantRq: 0.5},
+				{at: 59970 * time.Millisecond, op: "reserve", n: 6000, ok: true},
+				{at: 59970 * time.Millisecond, op: "reserve", n: 1, fitIn: 119970 * time.Millisecond},
+			}},
+		{name: "the token bucket's time is told when it is the later",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 60},
+			steps: []step{
+				{op: "reserve", n: 600, fitIn: 5999995 * time.Microsecond},
+				{op: "level", want: 0, wantRq: 60},
+			}},
+		{name: "unlimited tokens: every call fits and nothing moves",
+			open: admission.Buckets{TokensPerMinute: inf},
+			steps: []step{
+				{op: "reserve", n: 1e12, ok: true},
+				{op: "give", n: 5},
+				{op: "drain", want: 0},
+				{op: "level", want: 0, wantRq: 0},
+			}},
+		{name: "a first limit starts empty",
+			open: admission.Buckets{TokensPerMinute: inf},
+			steps: []step{
+				{at: time.Second, op: "limit", n: 6000},
+				{at: time.Second, op: "level", want: 0, wantRq: nan},
+				{at: time.Second, op: "reserve", n: 100, fitIn: time.Second + 999995*time.Microsecond},
+				{at: 3 * time.Second, op: "level", want: 200, wantRq: nan},
+			}},
+		{name: "a lower limit keeps the level until time passes, then cuts it to capacity",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "limit", n: 3000},
+				{op: "level", want: 6000, wantRq: nan},
+				{at: time.Millisecond, op: "level", want: 3000, wantRq: nan},
+				{at: time.Millisecond, op: "limit", n: 12000},
+				{at: 6001 * time.Millisecond, op: "level", want: 4200, wantRq: nan},
+			}},
+		{name: "a time before the last refills nothing, and time does not go back",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 0},
+			steps: []step{
+				{at: 10 * time.Second, op: "level", want: 1000, wantRq: nan},
+				{at: 5 * time.Second, op: "reserve", n: 600, ok: true},
+				{at: 5 * time.Second, op: "level", want: 400, wantRq: nan},
+				{at: 11 * time.Second, op: "level", want: 500, wantRq: nan},
+			}},
+		{name: "open puts at most a full bucket in",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 9000, RequestsPerMinute: 3},
+			steps: []step{
+				{op: "level", want: 6000, wantRq: 3},
+			}},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			if err := s.Open(ctx, keyA, t0, tt.open); err != nil {
+				t.Fatalf("Open(%+v): %v", tt.open, err)
+			}
+			for i, st := range tt.steps {
+				now := t0.Add(st.at)
+				switch st.op {
+				case "reserve":
+					r, err := s.Reserve(ctx, keyA, now, st.n)
+					want := admission.Reservation{OK: st.ok, At: t0.Add(st.fitIn)}
+					if st.ok {
+						want.At = now
+					}
+					if err != nil || r.OK != want.OK || r.At.Sub(want.At).Abs() > tolAt {
+						t.Fatalf("step %d: Reserve(%v) at +%v = {%v +%v}, %v; want {%v +%v}", i, st.n, st.at, r.OK, r.At.Sub(t0), err, want.OK, want.At.Sub(t0))
+					}
+				case "give":
+					if err := s.Give(ctx, keyA, now, st.n, st.req); err != nil {
+						t.Fatalf("step %d: Give(%v, %d): %v", i, st.n, st.req, err)
+					}
+				case "drain":
+					got, err := s.Drain(ctx, keyA, now)
+					if err != nil || math.Abs(got-st.want) > tol {
+						t.Fatalf("step %d: Drain at +%v = %v, %v; want %v", i, st.at, got, err, st.want)
+					}
+				case "limit":
+					if err := s.SetLimit(ctx, keyA, now, st.n); err != nil {
+						t.Fatalf("step %d: SetLimit(%v): %v", i, st.n, err)
+					}
+				case "level":
+					b, err := s.Level(ctx, keyA, now)
+					if err != nil || math.Abs(b.Tokens-st.want) > tol || (!math.IsNaN(st.wantRq) && math.Abs(b.Requests-st.wantRq) > tol) {
+						t.Fatalf("step %d: Level at +%v = %+v, %v; want tokens %v, requests %v", i, st.at, b, err, st.want, st.wantRq)
+					}
+				default:
+					t.Fatalf("step %d: unknown op %q", i, st.op)
+				}
+			}
+		})
+	}
+}
+
+func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
+	ctx := context.Background()
+	full := admission.Buckets{TokensPerMinute: 6000, Tokens: 6000}
+	tests := []struct {
+		name      string
+		do        func(s admission.Store) error
+		noBucket  bool
+		unchanged bool // keyA still holds a full bucket
+	}{
+		{name: "reserve on an unopened key", noBucket: true, do: func(s admission.Store) error {
+			_, err := s.Reserve(ctx, keyB, t0, 1)
+			return err
+		}},
+		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Give(ctx, keyB, t0, 1, 0) }},
+		{name: "drain on an unopened key", noBucket: true, do: func(s admission.Store) error {
+			_, err := s.Drain(ctx, keyB, t0)
+			return err
+		}},
+		{name: "limit on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyB, t0, 10) }},
+		{name: "level of an unopened key", noBucket: true, do: func(s admission.Store) error {
+			_, err := s.Level(ctx, keyB, t0)
+			return err
+		}},
+		{name: "negative reserve", unchanged: true, do: func(s admission.Store) error {
+			_, err := s.Reserve(ctx, keyA, t0, -1)
+			return err
+		}},
+		{name: "NaN reserve", unchanged: true, do: func(s admission.Store) error {
+			_, err := s.Reserve(ctx, keyA, t0, math.NaN())
+			return err
+		}},
+		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, math.NaN(), 0) }},
+		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, -5, -1) }},
+		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, 0) }},
+		{name: "negative limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, -6000) }},
+		{name: "NaN limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, math.NaN()) }},
+		{name: "open with a zero limit", do: func(s admission.Store) error {
+			return s.Open(ctx, keyB, t0, admission.Buckets{})
+		}},
+		{name: "open with negative requests", do: func(s admission.Store) error {
+			return s.Open(ctx, keyB, t0, admission.Buckets{TokensPerMinute: 10, RequestsPerMinute: -1})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStore(t)
+			if err := s.Open(ctx, keyA, t0, full); err != nil {
+				t.Fatal(err)
+			}
+			err := tt.do(s)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, admission.ErrNoBucket) != tt.noBucket {
+				t.Fatalf("error %q: matches ErrNoBucket %v, want %v", err, !tt.noBucket, tt.noBucket)
+			}
+			if b, err := s.Level(ctx, keyA, t0); err != nil || b.Tokens != 6000 {
+				t.Fatalf("after the error, Level = %+v, %v; want a full bucket", b, err)
+			}
+			if _, err := s.Level(ctx, keyB, t0); !errors.Is(err, admission.ErrNoBucket) {
+				t.Fatalf("after the error, Level(keyB) = %v; want ErrNoBucket", err)
+			}
+		})
+	}
+}
+
+// runKeys checks that keys are independent and that opening a key twice
+// keeps its state.
+func runKeys(t *testing.T, newStore func(t *testing.T) admission.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	for _, k := range []admission.Target{keyA, keyB} {
+		if err := s.Open(ctx, k, t0, admission.Buckets{TokensPerMinute: 6000, Tokens: 6000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := s.Reserve(ctx, keyA, t0, 5000); err != nil || !r.OK {
+		t.Fatalf("Reserve = %+v, %v", r, err)
+	}
+	if err := s.Open(ctx, keyA, t0, admission.Buckets{TokensPerMinute: 100, Tokens: 100}); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := s.Level(ctx, keyA, t0)
+	b, errB := s.Level(ctx, keyB, t0)
+	if errA != nil || errB != nil || a.Tokens != 1000 || a.TokensPerMinute != 6000 || b.Tokens != 6000 {
+		t.Fatalf("levels %+v (%v), %+v (%v); want keyA 1000 of 6000 (a second Open changes nothing), keyB 6000", a, errA, b, errB)
+	}
+}
+
+// runConcurrent reserves from many goroutines at one time: exactly as many
+// calls as the bucket holds get through.
+func runConcurrent(t *testing.T, newStore func(t *testing.T) admission.Store) {
+	ctx := context.Background()
+	s := newStore(t)
+	if err := s.Open(ctx, keyA, t0, admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 50, Tokens: 6000}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	granted := 0
+	for range 100 {
+		wg.Go(func() {
+			r, err := s.Reserve(ctx, keyA, t0, 100)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if r.OK {
+				mu.Lock()
+				granted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if granted != 50 {
+		t.Fatalf("%d of 100 concurrent calls granted; want 50 (the request bucket)", granted)
+	}
+	if b, err := s.Level(ctx, keyA, t0); err != nil || math.Abs(b.Tokens-1000) > tol || math.Abs(b.Requests) > tol {
+		t.Fatalf("Level = %+v, %v; want 1000 tokens, 0 requests", b, err)
+	}
+}
