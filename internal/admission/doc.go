@@ -48,6 +48,32 @@
 //		tk.Cancel() // not sent, or failed without being charged
 //	}
 //
-// docs/governor.md gives the arithmetic, the queueing rules, the adaptation
-// and the configuration in full.
+// # The parts
+//
+// The Governor (governor.go, with options.go, ticket.go, stats.go and
+// errors.go for its API) keeps one limiter per target (limiter.go: its state
+// and the Ticket's ends). A limiter's parts, each in its own file:
+//
+//   - the bucket (bucket.go): the token and request buckets, their refill,
+//     whether and when a call fits, taking, giving back and draining. This is
+//     the state Governors in several processes sharing one quota would share:
+//     Store (store.go) is the seam for it, with its contract, MemStore
+//     (memstore.go) keeps buckets in memory with the same arithmetic, and
+//     package storetest is the conformance suite every Store must pass. The
+//     limiters still embed their bucket rather than call a Store, because the
+//     learner writes its level and limit directly.
+//   - the limit learner (learn.go): throttle episodes and the bound they set
+//     on the quota, CUBIC growth, the pause after a throttle.
+//   - the estimates (reply.go): the reply-time and hold quantiles, a queued
+//     call's deadline bound, the input correction; estimate.go and
+//     estimate_scan.go estimate a request body's tokens.
+//   - the queue and the admission decision: admit.go (Admit's wait and
+//     refusals), queue.go (the two classes' queues, dispatch, the wait
+//     estimate), overload.go (judging entries, overload shedding).
+//   - window.go: the one-minute windows and the calls in flight.
+//
+// Every constant that steers the Governor is in tunables.go, with its
+// reason. docs/governor.md gives the arithmetic, the queueing rules, the
+// adaptation, the configuration and the measurements behind the constants
+// in full.
 package admission

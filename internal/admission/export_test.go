@@ -34,6 +34,11 @@ func (g *Governor) Throttled(t Target) {
 	}
 }
 
+// MaxTokens returns the max tokens the Ticket holds: the request's own, or
+// the target model's maximum output when the request set none. A caller that
+// sends a request without max tokens may set this value in it.
+func (t *Ticket) MaxTokens() int { return t.max }
+
 // LookupModel returns the built-in facts for a model id (a foundation model
 // id, an inference profile id or an ARN), and whether an entry matched. An
 // id no entry matches gets 8192 max output tokens and a burndown of 1; an

@@ -107,10 +107,7 @@ func (l *limiter) throttle(t *Ticket) {
 // Bedrock gave per minute since the anchor, the bound less the throttled
 // hold, the middle of what the anchor's unknown level leaves possible, but
 // not below 0.7 of the bound: early in an episode, when a pause has kept
-// the target idle, what was given is far below the quota. (The bound alone
-// throttled 25 times per 100 attempts in keel bench quota, its hold term
-// staying large for tens of seconds with 64,000-token calls; what was given
-// alone learned a fifth of the quota from the first second.) With no bound
+// the target idle, what was given is far below the quota. With no bound
 // yet (the episode's first throttle), see shrink.
 func (l *limiter) react(now time.Time, hold float64) {
 	if !l.lastThrott.IsZero() && now.Sub(l.lastThrott) > episodeGap {

@@ -13,14 +13,8 @@ import (
 // 95th percentile) even if its max tokens would cut its reply shorter. So
 // whether a call gets into the queue does not depend on its size, and the
 // queue does not fill with small calls that leave no time for a large one.
-// Once queued, a call is judged by its own hold and bound.
-//
-// Under 2x overload in keel bench quota, judged by their own size, the
-// largest quarter of calls completed 0.45 times as often as the smallest;
-// judged by the 95th percentile hold alone, 0.55-0.6 times; judged as
-// above, 0.8 times (150 s window, seed 1), with the same goodput (103%):
-// a token bucket that is never full loses nothing to a shorter queue. A
-// call is judged by its own size with Options.SmallFirst, and without a
+// Once queued, a call is judged by its own hold and bound. A token bucket
+// that is never full loses nothing to a shorter queue. A call is judged by its own size with Options.SmallFirst, and without a
 // context deadline. l.mu must be held, and the call not queued yet.
 func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (float64, bound) {
 	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || l.queues[class].len() == 0 || !b.fromCtx || l.unlimited() {
@@ -38,8 +32,7 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 // admission over the last overloadSpan would settle more per minute than
 // the limit. It also returns that offered load ÷ the limit. Once calls ask
 // for more than the quota, the bucket is used as fully with a short queue
-// as with a long one, and a long one only delays every reply (in keel bench
-// quota at 2x load, waits of 2-5 s before replies of up to 10 s). Calls that
+// as with a long one, and a long one only delays every reply. Calls that
 // asked for less than a minute of quota over the last minute are a burst
 // the bucket (a minute of quota) absorbs: they wait their turn. What a call
 // asks for is its hold × the tokens settled per token held (see
@@ -49,10 +42,7 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 // tell such a burst from overload, and calls queue; but not once a throttle
 // has emptied the bucket (a process started on a spent quota): then no
 // bucket absorbs a burst, and calls asked for beyond the refill wait for it.
-// In keel bench quota, where the bucket starts spent, calls of the first
-// 2.5 s waited 4-6 s behind the first call's throttle, and made most of
-// keel's p99 on seed 1 (12.2 s; replies alone 10.3 s). l.mu must be held,
-// and the call not queued yet.
+// l.mu must be held, and the call not queued yet.
 func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
 	if class != Interactive || !by.IsZero() || l.queues[class].len() == 0 || l.unlimited() {
 		return 0, false
@@ -71,7 +61,7 @@ func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
 // ratio of settled to held tokens of the last minute's calls (tokens, not
 // calls: a 64,000-token reservation that settles 10,000 weighs as much as
 // it holds, where the mean of the calls' ratios would count it as a small
-// call's near 1, and read 2x load as 3-4x in keel bench quota).
+// call's near 1, and overstate the load).
 func (l *limiter) offeredRate(now time.Time) (float64, time.Duration) {
 	sum, span := l.offered.recent(now, overloadSpan)
 	span = min(span, now.Sub(l.born))

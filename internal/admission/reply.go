@@ -13,10 +13,8 @@ import (
 // twentieth, then the second largest. After that it moves one step towards
 // each value: up by a factor 1+step×q when the value is above it, down by
 // 1−step×(1−q) otherwise, so that it settles where a share 1−q of the
-// values lie above it. (Stepping from the first value alone took some 40
-// values to climb from a quick first reply to the slow ones: in keel bench
-// quota, calls granted meanwhile kept no time for their reply and missed
-// their deadlines.)
+// values lie above it. Keeping the first values lets it reach the slow
+// replies of a target's first calls at once (docs/governor.md, Tuning).
 type quantile struct {
 	q    float64
 	v    float64 // the estimate; 0 before the first value
@@ -81,9 +79,7 @@ func (l *limiter) replyTime(maxTok int, now time.Time) time.Duration {
 // the 95th percentile of its replies' times, or the age of the calls in
 // flight when more than one in twenty of them (at least one) is older than
 // that. Replies that end first are the quick ones, so until the slow ones
-// of the first calls have ended the percentile alone is too low: in keel
-// bench quota, calls granted in the first ten seconds by it alone kept too
-// little time for their replies, and 2-10 of them missed their deadlines.
+// of the first calls have ended the percentile alone is too low.
 // Until 20 replies have been seen, a call in flight counts for twice its
 // age (it is as likely past halfway through its reply as not); after, the
 // calls in flight may at most double the percentile, so that one long call
@@ -136,14 +132,9 @@ func (l *limiter) bounds(ctx context.Context, start, now, by time.Time, maxTok i
 // blindGuess is the reply time a call that began waiting at start with
 // deadline d keeps before it while no reply has come back from the target
 // (a new target, or one whose first calls were all throttled): half its
-// time. With nothing known, a reply was taken to be instant, and calls
-// waited in the queue for as long as their deadlines allowed, to be refused
-// when the first replies showed how long replies take. In keel bench quota,
-// after the first call's throttle had emptied the bucket, ten calls waited
-// 7 s behind a 64,000-token one and were then refused, and one granted
-// behind them missed its deadline by 0.4 s. Kept to half its time, such a
-// call is refused at once when the queue is that long, and the calls
-// behind it move up.
+// time. Kept to half its time, a call is refused at once when the queue is
+// too long for a reply of that length, rather than waiting for the first
+// replies to show how long replies take, and the calls behind it move up.
 func blindGuess(start, d time.Time) time.Duration { return max(d.Sub(start)/2, 0) }
 
 // bound returns the queued w's bound at now.

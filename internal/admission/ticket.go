@@ -42,11 +42,6 @@ func (t *Ticket) Tokens() int { return int(t.hold) }
 // target's correction.
 func (t *Ticket) InputTokens() int { return int(t.input) }
 
-// MaxTokens returns the max tokens the Ticket holds: the request's own, or
-// the target model's maximum output when the request set none. A caller that
-// sends a request without max tokens may set this value in it.
-func (t *Ticket) MaxTokens() int { return t.max }
-
 // Waited returns how long Admit waited for the Ticket.
 func (t *Ticket) Waited() time.Duration { return t.waited }
 

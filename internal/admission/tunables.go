@@ -1,91 +1,121 @@
 package admission
 
-import (
-	"time"
+import "time"
+
+// Every constant that steers the Governor's behaviour, with the reason for
+// its value. docs/governor.md ("Tuning") gives the measurements that chose
+// them.
+
+// Buckets.
+const (
+	// eps absorbs float rounding in bucket levels: a call fits within a
+	// thousandth of a token of its hold.
+	eps = 1e-3
+	// maxWaitSeconds bounds a computed wait (about 31 years), so that a
+	// huge deficit over a tiny rate cannot overflow a time.Duration.
+	maxWaitSeconds = 1e9
 )
 
-// eps absorbs float rounding in bucket levels (a thousandth of a token).
-const eps = 1e-3
-
-// Estimate correction: an EWMA of real/estimated input per target, with a
-// margin of its mean absolute deviation. Until it has learned, the margin is
-// startDev.
+// Input-estimate correction: an EWMA of real/estimated input per target,
+// with a margin of its mean absolute deviation.
 const (
-	alpha     = 0.1
-	startDev  = 0.25
+	// alpha is the EWMAs' weight of a new call (after the first 1/alpha,
+	// which are averaged evenly): about the last ten calls count.
+	alpha = 0.1
+	// startDev is the margin added to the ratio until the deviation is
+	// learned: a quarter, so that an unseen target's estimates err high.
+	startDev = 0.25
+	// minSample and maxSample clip one call's real/estimated ratio, so that
+	// one absurd estimate cannot swing the correction.
 	minSample = 0.05
 	maxSample = 20
 )
 
-// Quantile estimates (see quantile).
+// Reply-time and hold quantiles (see quantile).
 const (
+	// replyQuantile is the share of replies a call's deadline keeps room
+	// for: one in twenty may take longer.
 	replyQuantile = 0.95
-	holdQuantile  = 0.99
-	trackStep     = 0.05
-	// warmValues is how many values a quantile keeps to start from.
+	// holdQuantile sets the target's large calls, the size a call entering
+	// a busy queue is judged by: all but the largest one in a hundred.
+	holdQuantile = 0.99
+	// trackStep is how far a warmed-up quantile moves per value: small
+	// enough to stay put on noise, large enough to follow a change in tens
+	// of calls.
+	trackStep = 0.05
+	// warmValues is how many values a quantile keeps to start from, exact:
+	// enough for a 95th percentile to see the slow replies of the first
+	// calls.
 	warmValues = 20
+	// minPerTok is the least output a reply must have to teach the time
+	// per output token: shorter replies are mostly time to first token.
+	minPerTok = 32
 )
 
-// maxWaitSeconds bounds a computed wait (about 31 years), so that a huge
-// deficit over a tiny rate cannot overflow a time.Duration.
-const maxWaitSeconds = 1e9
+// The queue's judgement and overload shedding.
+const (
+	// minJudged is how many calls a target must have seen before its large
+	// calls' hold is used to judge others: a quantile's warm values.
+	minJudged = warmValues
+	// overloadSpan is how far back a target's offered load is looked at:
+	// the bucket holds a minute of quota, so load below a minute of it
+	// within a minute is a burst the bucket absorbs.
+	overloadSpan = time.Minute
+)
 
-// minPerTok is the least output a reply must have to teach the time per
-// output token.
-const minPerTok = 32
+// The limit learner (learn.go).
+const (
+	// minObserved is how long the Governor watches a target with an
+	// unknown quota before a throttle teaches it a limit; a throttle before
+	// that only pauses the target, since what it used says nothing yet
+	// about a rate.
+	minObserved = time.Second
+	// episodeGap is how long after a throttle the next one still belongs to
+	// the same episode, whose anchor bounds the quota: less than the minute
+	// Bedrock's bucket needs to fill (and lose refill to overflow, which
+	// would break the bound), leaving room for a call of a sixth of the
+	// quota.
+	episodeGap = 50 * time.Second
+)
 
-// overloadSpan is how far back a target's offered load is looked at.
-const overloadSpan = time.Minute
+// Windows and calls in flight (window.go).
+const (
+	// slotLen is a window's slot: twelve of them make the minute that
+	// rates are read over.
+	slotLen = 5 * time.Second
+	// flightHorizon is how long a call stays in a flight: one in flight
+	// longer is taken for a leaked Ticket (never settled) rather than a slow
+	// reply, so that it cannot keep every later call's slot, nor set the
+	// slow replies' time.
+	flightHorizon = 10 * time.Minute
+)
 
-// minJudged is how many calls a target must have seen before its large
-// calls' hold is used to judge others.
-const minJudged = warmValues
-
-// minObserved is how long the Governor watches a target with an unknown
-// quota before a throttle teaches it a limit. A throttle before that only
-// pauses the target: a process that starts while the quota is spent (by
-// others, or by its own previous run) is throttled at once, before what it
-// used says anything about a rate. (Longer waits were measured: 2 s and
-// 5 s of pauses alone let bursts through between them, and throttled more
-// in keel bench quota.)
-const minObserved = time.Second
-
-// episodeGap is how long after a throttle the next one still belongs to
-// the same episode, whose anchor bounds the quota. Bedrock's bucket, below
-// one call's hold at a throttle, cannot fill to a whole minute of quota
-// (and lose refill to overflow, which would break the bound) in less than
-// about a minute; 50 s leaves room for a call of a sixth of the quota.
-const episodeGap = 50 * time.Second
-
-const slotLen = 5 * time.Second
-
-// flightHorizon is how long a call stays in a flight: one in flight longer
-// is taken for a leaked Ticket (never settled) rather than a slow reply, so
-// that it cannot keep every later call's slot, nor set the slow replies'
-// time.
-const flightHorizon = 10 * time.Minute
-
-// Defaults for zero Options fields. docs/governor.md says why.
+// Defaults for zero Options fields.
 const (
 	// DefaultBatchEvery: after 4 Interactive grants in a row while Batch
-	// calls wait, the next grant goes to Batch.
+	// calls wait, the next grant goes to Batch, so that Batch never starves
+	// and Interactive keeps four fifths of the grants.
 	DefaultBatchEvery = 4
 	// DefaultCoolDown is the mean pause after a throttle; each pause is drawn
-	// from [CoolDown/2, 3×CoolDown/2).
+	// from [CoolDown/2, 3×CoolDown/2): long enough for the calls in transit
+	// to come back, short against a minute of quota.
 	DefaultCoolDown = time.Second
 	// DefaultRecovery is the time a shrunk limit takes to grow back to where
-	// it was when the throttle came.
+	// it was when the throttle came: half the bucket's minute.
 	DefaultRecovery = 30 * time.Second
 	// DefaultDecrease is the share of the limit kept after a throttle, as in
 	// the AWS SDK's adaptive retry mode (its beta).
 	DefaultDecrease = 0.7
 	// DefaultQueueTarget is how long an Interactive call joining the queue
-	// of an overloaded target may expect to wait (see Options.QueueTarget).
+	// of an overloaded target may expect to wait (see Options.QueueTarget):
+	// a short queue uses an overloaded quota as fully as a long one.
 	DefaultQueueTarget = time.Second
-	// DefaultMaxTargets bounds the targets a Governor keeps state for.
+	// DefaultMaxTargets bounds the targets a Governor keeps state for, so
+	// that calls naming ever new models cannot grow it without end.
 	DefaultMaxTargets = 1024
 	// DefaultFloor is the lowest tokens-per-minute limit a target's
-	// adaptation goes down to when neither a quota nor a floor is set.
+	// adaptation goes down to when neither a quota nor a floor is set: below
+	// it, ordinary calls could no longer be admitted.
 	DefaultFloor = 1000
 )
 
@@ -105,8 +135,7 @@ const (
 	// DocumentTokens is counted for each document block (a PDF or a file):
 	// a flat guess, since the pages are not known without decoding it.
 	DocumentTokens = 3000
+	// maxDepth bounds the nesting EstimateBody follows, so a hostile body
+	// cannot exhaust the stack.
+	maxDepth = 256
 )
-
-// maxDepth bounds the nesting EstimateBody follows, so a hostile body cannot
-// exhaust the stack.
-const maxDepth = 256
