@@ -1,0 +1,84 @@
+package admission
+
+import (
+	"cmp"
+	"testing"
+	"time"
+)
+
+func TestFlight(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name  string
+		grant []int // grant times, seconds after t0
+		end   []int // indexes into grant of the calls that ended
+		k     int
+		now   int // seconds after t0; 0: 10
+		want  int // seconds after t0; -1: none
+	}{
+		{name: "none in flight", k: 1, want: -1},
+		{name: "the oldest", grant: []int{1, 2, 3}, k: 1, want: 1},
+		{name: "the second oldest", grant: []int{1, 2, 3}, k: 2, want: 2},
+		{name: "fewer than k", grant: []int{1, 2, 3}, k: 4, want: -1},
+		{name: "the oldest ended", grant: []int{1, 2, 3}, end: []int{0}, k: 1, want: 2},
+		{name: "one in the middle ended", grant: []int{1, 2, 3}, end: []int{1}, k: 2, want: 3},
+		{name: "all ended", grant: []int{1, 2, 3}, end: []int{2, 0, 1}, k: 1, want: -1},
+		{name: "ended twice", grant: []int{1, 2, 3}, end: []int{0, 0}, k: 2, want: 3},
+		{name: "past the horizon: taken for leaked", grant: []int{0, 700}, k: 1, now: 700, want: 700},
+		{name: "past the horizon with no call since", grant: []int{0, 50}, k: 1, now: 650, want: 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f flight
+			var seqs []uint64
+			for _, s := range tt.grant {
+				seqs = append(seqs, f.push(at(s)))
+			}
+			for _, i := range tt.end {
+				f.end(seqs[i])
+			}
+			now := cmp.Or(tt.now, 10)
+			got, ok := f.oldest(tt.k, at(now))
+			switch {
+			case tt.want < 0 && ok:
+				t.Errorf("oldest(%d) = %v, want none", tt.k, got)
+			case tt.want >= 0 && (!ok || !got.Equal(at(tt.want))):
+				t.Errorf("oldest(%d) = %v, %v; want %v", tt.k, got, ok, at(tt.want))
+			}
+		})
+	}
+}
+
+// TestFlightReuses: calls granted and ended in any order keep the flight's
+// array to about the calls in flight, and tracking them allocates nothing.
+func TestFlightReuses(t *testing.T) {
+	var f flight
+	var live []uint64
+	now := t0
+	step := func() {
+		now = now.Add(time.Millisecond)
+		live = append(live, f.push(now))
+		if len(live) > 50 {
+			// End one from the middle and the oldest.
+			f.end(live[25])
+			f.end(live[0])
+			live = append(live[1:25], live[26:]...)
+		}
+	}
+	for range 10_000 {
+		step()
+	}
+	if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
+		t.Errorf("%v allocations per call tracked, want 0", allocs)
+	}
+	if len(f.at) > 4*len(live) {
+		t.Errorf("array of %d slots for %d calls in flight", len(f.at), len(live))
+	}
+	// The call with seq n was granted (n+1) ms after t0.
+	for _, k := range []int{1, 2, len(live)} {
+		got, ok := f.oldest(k, now)
+		if want := t0.Add(time.Duration(live[k-1]+1) * time.Millisecond); !ok || !got.Equal(want) {
+			t.Errorf("oldest(%d) = %v, %v; want %v", k, got, ok, want)
+		}
+	}
+}
