@@ -96,9 +96,9 @@ func (l *limiter) slowReply(now time.Time) float64 {
 	}
 	age := now.Sub(at).Seconds()
 	if l.reply.n < warmValues {
-		return max(l.reply.v, 2*age)
+		return max(l.reply.v, youngFlightWeight*age)
 	}
-	return max(l.reply.v, min(age, 2*l.reply.v))
+	return max(l.reply.v, min(age, maxFlightStretch*l.reply.v))
 }
 
 // bounds returns when a call with max tokens maxTok that began waiting at
@@ -170,6 +170,6 @@ func (l *limiter) learnInput(t *Ticket, known bool, input int, cost float64) {
 	if t.hold > 0 {
 		l.nSettle++
 		a := max(alpha, 1/float64(l.nSettle))
-		l.settleFrac += a * (min(cost/t.hold, 2) - l.settleFrac)
+		l.settleFrac += a * (min(cost/t.hold, maxSettleFrac) - l.settleFrac)
 	}
 }

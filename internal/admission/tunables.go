@@ -50,6 +50,18 @@ const (
 	// minPerTok is the least output a reply must have to teach the time
 	// per output token: shorter replies are mostly time to first token.
 	minPerTok = 32
+	// youngFlightWeight: until warmValues replies are seen, a call in
+	// flight counts for this many times its age, being as likely past
+	// halfway through its reply as not.
+	youngFlightWeight = 2
+	// maxFlightStretch: after that, the calls in flight may at most double
+	// the reply percentile, so that one long call among a few cannot refuse
+	// every queued call.
+	maxFlightStretch = 2
+	// maxSettleFrac caps one call's settled/held ratio in the EWMA of the
+	// refunds expected from calls in flight, so that one call that used
+	// far more than it held cannot swing it.
+	maxSettleFrac = 2
 )
 
 // The queue's judgement and overload shedding.
