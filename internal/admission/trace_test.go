@@ -139,9 +139,11 @@ func runTrace(t *testing.T, o Options, tg Target, seed uint64) string {
 			fmt.Fprintf(&b, "\n  %s: granted %d tokens (input %d, max %d) after %v", d.name, d.tk.Tokens(), d.tk.InputTokens(), d.tk.MaxTokens(), d.tk.Waited())
 			live = append(live, d.tk)
 		}
+		// The figures that move, without field names (see Stats for their
+		// order), to keep the files small.
 		s, ok := g.Stats(tg)
-		s.Model = Model{}
-		fmt.Fprintf(&b, "\n  %v %+v\n", ok, s)
+		s.Target, s.Model, s.Floor, s.Ceiling, s.Learning, s.RequestsPerMinute = Target{}, Model{}, 0, 0, false, 0
+		fmt.Fprintf(&b, "\n  %v %v\n", ok, s)
 	}
 	return b.String()
 }
