@@ -44,10 +44,10 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 // positive returns an error naming the value; a backend's own failures are
 // returned as they are. An operation that fails changes nothing.
 type Store interface {
-	// Open makes key's buckets at now, if it has none: b's limits, with b.Tokens
-	// in the token bucket (up to its capacity) and a full request bucket;
-	// b.Requests is not read. A key that
-	// has buckets keeps them as they are.
+	// Open makes key's buckets at now, if it has none: b's limits, with
+	// b.Tokens in the token bucket (up to its capacity) and a full request
+	// bucket; b.Requests is not read. A key that has buckets keeps them as
+	// they are.
 	Open(ctx context.Context, key Target, now time.Time, b Buckets) error
 	// Reserve takes tokens and one request from key's buckets if the call
 	// fits (see Store) and returns Reservation{OK: true, At: now}.
