@@ -11,7 +11,6 @@ import "github.com/keel-run/keel/internal/jsonscan"
 // encoding/json's.
 type jsonReader struct {
 	jsonscan.Scanner
-	buf []byte // str's scratch
 }
 
 func newJSONReader(b []byte) jsonReader {
@@ -20,8 +19,7 @@ func newJSONReader(b []byte) jsonReader {
 
 // str reads a string value.
 func (r *jsonReader) str() string {
-	r.buf = r.String(r.buf[:0])
-	return string(r.buf)
+	return string(r.Bytes())
 }
 
 // strings reads an array of strings, or null.

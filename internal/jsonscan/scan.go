@@ -153,7 +153,7 @@ func (s *Scanner) Object(member func(key []byte)) {
 			s.Fail("expected a string key")
 			return
 		}
-		key := s.key()
+		key := s.Bytes()
 		if s.Peek() != ':' {
 			s.Fail("expected ':' after a key")
 			return
@@ -278,9 +278,9 @@ func (s *Scanner) StringLen() int {
 	return n
 }
 
-// key reads a key and returns it decoded: a sub-slice of the input when it
-// needs no decoding, else a new slice.
-func (s *Scanner) key() []byte {
+// Bytes reads the string at the cursor and returns its decoded value: a
+// sub-slice of the input when it needs no decoding, else a new slice.
+func (s *Scanner) Bytes() []byte {
 	raw, simple := s.scanString()
 	if simple {
 		return raw
@@ -297,26 +297,36 @@ func (s *Scanner) scanString() (raw []byte, simple bool) {
 		s.Fail("expected a string")
 		return nil, false
 	}
+	b := s.b
 	start := s.i + 1
-	ascii, plain := true, true
-	for i := start; i < len(s.b); {
-		c := s.b[i]
-		switch {
+	var seen byte // every plain byte ORed: ≥ 0x80 means non-ASCII
+	plain := true
+	for i := start; ; {
+		// Most of a string is plain bytes: pass them in a tight loop.
+		for i < len(b) && !special[b[i]] {
+			seen |= b[i]
+			i++
+		}
+		if i >= len(b) {
+			s.FailAt(len(b), "unterminated string")
+			return nil, false
+		}
+		switch c := b[i]; {
 		case c == '"':
 			s.i = i + 1
-			raw = s.b[start:i]
-			return raw, plain && (ascii || utf8.Valid(raw))
+			raw = b[start:i]
+			return raw, plain && (seen < utf8.RuneSelf || utf8.Valid(raw))
 		case c == '\\':
 			plain = false
-			if i+1 >= len(s.b) {
+			if i+1 >= len(b) {
 				s.FailAt(i, "unterminated string")
 				return nil, false
 			}
-			switch s.b[i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if _, ok := hex4(s.b, i+2); !ok {
+				if _, ok := hex4(b, i+2); !ok {
 					s.FailAt(i, `invalid \u escape`)
 					return nil, false
 				}
@@ -325,19 +335,22 @@ func (s *Scanner) scanString() (raw []byte, simple bool) {
 				s.FailAt(i, "invalid escape in string")
 				return nil, false
 			}
-		case c < 0x20:
+		default:
 			s.FailAt(i, "control character in string")
 			return nil, false
-		default:
-			if c >= utf8.RuneSelf {
-				ascii = false
-			}
-			i++
 		}
 	}
-	s.FailAt(len(s.b), "unterminated string")
-	return nil, false
 }
+
+// special marks the bytes that end a run of plain bytes in a string: the
+// closing quote, an escape, and the control characters JSON forbids there.
+var special = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // unquote decodes raw, a string's checked content, as encoding/json does:
 // it appends the value to dst when out is set, and returns its length.
@@ -517,12 +530,28 @@ func (s *Scanner) Int() int {
 	return int(v)
 }
 
+// exactDigits is the longest run of decimal digits a float64 holds exactly
+// (10^15 < 2^53), so Float can sum them digit by digit.
+const exactDigits = 15
+
 // Float reads a number as a float64. One too large for float64 is ±Inf.
 func (s *Scanner) Float() float64 {
 	text := s.Number()
 	if s.Failed() {
 		return 0
 	}
+	if len(text) <= exactDigits {
+		// Most numbers are small counts: read them without ParseFloat.
+		var v float64
+		for _, c := range text {
+			if c < '0' || c > '9' {
+				goto parse
+			}
+			v = v*10 + float64(c-'0')
+		}
+		return v
+	}
+parse:
 	v, _ := strconv.ParseFloat(string(text), 64) // the grammar is checked: only a range error is left
 	return v
 }
