@@ -1,6 +1,7 @@
 package breaker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
@@ -171,30 +172,14 @@ func (o Options) resolve() (Options, error) {
 	case o.MaxTargets < 0:
 		return o, fmt.Errorf("breaker: MaxTargets must not be negative, got %d", o.MaxTargets)
 	}
-	if o.Window == 0 {
-		o.Window = DefaultWindow
-	}
-	if o.MinCalls == 0 {
-		o.MinCalls = DefaultMinCalls
-	}
-	if o.FailureRate == 0 {
-		o.FailureRate = DefaultFailureRate
-	}
-	if o.Cooldown == 0 {
-		o.Cooldown = DefaultCooldown
-	}
-	if o.ConsecutiveFailures == 0 {
-		o.ConsecutiveFailures = DefaultConsecutiveFailures
-	}
-	if o.Probes == 0 {
-		o.Probes = DefaultProbes
-	}
-	if o.Successes == 0 {
-		o.Successes = DefaultSuccesses
-	}
-	if o.MaxTargets == 0 {
-		o.MaxTargets = DefaultMaxTargets
-	}
+	o.Window = cmp.Or(o.Window, DefaultWindow)
+	o.MinCalls = cmp.Or(o.MinCalls, DefaultMinCalls)
+	o.FailureRate = cmp.Or(o.FailureRate, DefaultFailureRate)
+	o.Cooldown = cmp.Or(o.Cooldown, DefaultCooldown)
+	o.ConsecutiveFailures = cmp.Or(o.ConsecutiveFailures, DefaultConsecutiveFailures)
+	o.Probes = cmp.Or(o.Probes, DefaultProbes)
+	o.Successes = cmp.Or(o.Successes, DefaultSuccesses)
+	o.MaxTargets = cmp.Or(o.MaxTargets, DefaultMaxTargets)
 	return o, nil
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -511,9 +512,7 @@ func (sb *streamBody) fail(res classify.Result, cause error, gaveUp string, fram
 	ke := &Error{Entry: res.Entry, Code: res.Code, Status: res.Status, Message: res.Message, RequestID: rid,
 		GaveUp: gaveUp, Report: sb.rep, Err: cause,
 		Stream: &StreamFailure{Events: events, Text: string(sb.sp.Text()), Resumes: sb.resumes, Frame: frame}}
-	if ke.Status == 0 {
-		ke.Status = res.Entry.Status
-	}
+	ke.Status = cmp.Or(ke.Status, res.Entry.Status)
 	sb.finish(ke)
 }
 
@@ -596,10 +595,7 @@ func usageOf(g stream.Segment) Usage {
 // response Bedrock sends when it fails before a stream starts: the
 // exception's true status, X-Amzn-ErrorType, the frame's JSON body.
 func frameErrorResponse(orig *http.Response, res classify.Result, frame []byte) *http.Response {
-	code := res.Entry.WireCode()
-	if code == "" {
-		code = res.Code
-	}
+	code := cmp.Or(res.Entry.WireCode(), res.Code)
 	body := []byte(nil)
 	var fr stream.Reader
 	fr.Reset(bytes.NewReader(frame))
