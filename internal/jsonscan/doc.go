@@ -1,8 +1,8 @@
 // Package jsonscan reads JSON from a byte slice in one pass, checking its
 // syntax as it goes, without reflection and without allocating on well-formed
-// input. It is the one JSON reader behind keel's hot paths: the stream
-// parser's field finder, the emulator's request decoders, the engine's usage
-// reader and admission's body estimate.
+// input. keel's hot paths read JSON with it: the stream parser's event
+// fields, the emulator's request bodies and the usage in the engine's reply
+// bodies.
 //
 // A Scanner walks one document. The caller steers: Peek says what comes next,
 // Object and Array call back for each member and element, and String, Int,

@@ -162,21 +162,7 @@ func (s *Scanner) Object(member func(key []byte)) {
 		s.Peek()
 		start := s.i
 		member(key)
-		if s.Failed() {
-			return
-		}
-		if s.i == start {
-			s.Skip()
-		}
-		switch s.Peek() {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			s.depth--
-			return
-		default:
-			s.Fail("expected ',' or '}' in an object")
+		if !s.next(start, '}', "expected ',' or '}' in an object") {
 			return
 		}
 	}
@@ -193,24 +179,33 @@ func (s *Scanner) Array(elem func()) {
 		s.Peek()
 		start := s.i
 		elem()
-		if s.Failed() {
-			return
-		}
-		if s.i == start {
-			s.Skip()
-		}
-		switch s.Peek() {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			s.depth--
-			return
-		default:
-			s.Fail("expected ',' or ']' in an array")
+		if !s.next(start, ']', "expected ',' or ']' in an array") {
 			return
 		}
 	}
+}
+
+// next ends the member or element whose value began at start, skipping the
+// value if the callback left it, and reads what follows: it reports whether
+// a ',' announced another, or leaves the container at end.
+func (s *Scanner) next(start int, end byte, msg string) bool {
+	if s.Failed() {
+		return false
+	}
+	if s.i == start {
+		s.Skip()
+	}
+	switch s.Peek() {
+	case ',':
+		s.i++
+		return true
+	case end:
+		s.i++
+		s.depth--
+		return false
+	}
+	s.Fail(msg)
+	return false
 }
 
 // Skip reads and checks one value of any type.

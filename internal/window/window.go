@@ -1,7 +1,6 @@
 // Package window keeps sums over a sliding window of time: a ring of
 // fixed-length slots, the oldest forgotten as time moves on. The breaker
-// counts outcomes in one, the retry budget first attempts and retries, and
-// admission recent usage.
+// counts outcomes in Rings, and the retry budget first attempts and retries.
 package window
 
 import "time"
