@@ -15,7 +15,7 @@ type Number interface {
 // Rings with the same origin and width slide together. A clock that steps
 // back is taken as standing still: a value added then goes to the newest
 // slot. Ring is not safe for concurrent use; its owner locks. Make one with
-// New.
+// New: the zero Ring has no slots and is not usable.
 type Ring[V Number] struct {
 	slot   []V
 	width  time.Duration
