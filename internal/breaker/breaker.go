@@ -1,12 +1,14 @@
 package breaker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/window"
 )
 
 // Defaults for zero Options fields. docs/policies.md says why.
@@ -170,30 +172,14 @@ func (o Options) resolve() (Options, error) {
 	case o.MaxTargets < 0:
 		return o, fmt.Errorf("breaker: MaxTargets must not be negative, got %d", o.MaxTargets)
 	}
-	if o.Window == 0 {
-		o.Window = DefaultWindow
-	}
-	if o.MinCalls == 0 {
-		o.MinCalls = DefaultMinCalls
-	}
-	if o.FailureRate == 0 {
-		o.FailureRate = DefaultFailureRate
-	}
-	if o.Cooldown == 0 {
-		o.Cooldown = DefaultCooldown
-	}
-	if o.ConsecutiveFailures == 0 {
-		o.ConsecutiveFailures = DefaultConsecutiveFailures
-	}
-	if o.Probes == 0 {
-		o.Probes = DefaultProbes
-	}
-	if o.Successes == 0 {
-		o.Successes = DefaultSuccesses
-	}
-	if o.MaxTargets == 0 {
-		o.MaxTargets = DefaultMaxTargets
-	}
+	o.Window = cmp.Or(o.Window, DefaultWindow)
+	o.MinCalls = cmp.Or(o.MinCalls, DefaultMinCalls)
+	o.FailureRate = cmp.Or(o.FailureRate, DefaultFailureRate)
+	o.Cooldown = cmp.Or(o.Cooldown, DefaultCooldown)
+	o.ConsecutiveFailures = cmp.Or(o.ConsecutiveFailures, DefaultConsecutiveFailures)
+	o.Probes = cmp.Or(o.Probes, DefaultProbes)
+	o.Successes = cmp.Or(o.Successes, DefaultSuccesses)
+	o.MaxTargets = cmp.Or(o.MaxTargets, DefaultMaxTargets)
 	return o, nil
 }
 
@@ -204,8 +190,6 @@ type Breaker struct {
 	model, region, name string
 	o                   Options
 	clk                 clock.Clock
-	slot                time.Duration
-	origin              time.Time
 
 	mu    sync.Mutex
 	state State
@@ -214,9 +198,7 @@ type Breaker struct {
 	// while closed do not count once the breaker has opened, nor do they
 	// pass for probes.
 	gen      uint64
-	cur      int64 // current slot index since origin
-	ring     [slots]tally
-	total    tally // sum over ring
+	ok, bad  window.Ring[int64] // outcomes in the window (closed state)
 	probeAt  time.Time
 	inflight int // probes in flight (half-open)
 	probeOK  int // successful probes in this half-open spell
@@ -224,8 +206,6 @@ type Breaker struct {
 	openErr  *OpenError
 	busyErr  *OpenError
 }
-
-type tally struct{ ok, bad int64 }
 
 // New returns a closed breaker for model in region. A nil clk means
 // clock.Real{}. It returns an error naming the first option out of range.
@@ -241,10 +221,13 @@ func newBreaker(model, region string, o Options, clk clock.Clock) *Breaker {
 	if clk == nil {
 		clk = clock.Real{}
 	}
+	now := clk.Now()
 	return &Breaker{
 		model: model, region: region, name: model + "@" + region,
-		o: o, clk: clk, slot: o.Window / slots, origin: clk.Now(),
+		o: o, clk: clk,
 		gen: 1, // the zero Permit (gen 0) never matches
+		ok:  window.New[int64](slots, o.Window/slots, now),
+		bad: window.New[int64](slots, o.Window/slots, now),
 	}
 }
 
@@ -320,19 +303,16 @@ func (b *Breaker) record(p Permit, o Outcome) {
 	}
 	switch b.state {
 	case Closed:
-		b.advance(now)
-		c := &b.ring[b.cur%slots]
 		switch o {
 		case Success:
-			c.ok++
-			b.total.ok++
+			b.ok.Add(now, 1)
 			b.streak = 0
 		case Failure:
-			c.bad++
-			b.total.bad++
+			b.bad.Add(now, 1)
 			b.streak++
-			n := b.total.ok + b.total.bad
-			if n >= int64(b.o.MinCalls) && float64(b.total.bad) >= b.o.FailureRate*float64(n) ||
+			bad := b.bad.Sum(now)
+			n := b.ok.Sum(now) + bad
+			if n >= int64(b.o.MinCalls) && float64(bad) >= b.o.FailureRate*float64(n) ||
 				b.o.ConsecutiveFailures > 0 && b.streak >= b.o.ConsecutiveFailures {
 				b.open(now)
 			}
@@ -356,23 +336,6 @@ func (b *Breaker) record(p Permit, o Outcome) {
 	}
 }
 
-// advance moves the window to now, forgetting slots that fell out of it.
-// b.mu must be held. A clock that steps back is treated as standing still.
-func (b *Breaker) advance(now time.Time) {
-	n := int64(now.Sub(b.origin) / b.slot)
-	if n <= b.cur {
-		return
-	}
-	steps := min(n-b.cur, slots)
-	for i := int64(1); i <= steps; i++ {
-		c := &b.ring[(b.cur+i)%slots]
-		b.total.ok -= c.ok
-		b.total.bad -= c.bad
-		*c = tally{}
-	}
-	b.cur = n
-}
-
 // The transitions; b.mu must be held.
 
 func (b *Breaker) open(now time.Time) {
@@ -390,8 +353,9 @@ func (b *Breaker) halfOpen(now time.Time) {
 func (b *Breaker) close(now time.Time) {
 	// Start the window afresh: the failures that opened the breaker are
 	// history once probes have succeeded.
-	b.ring, b.total, b.streak = [slots]tally{}, tally{}, 0
-	b.cur = int64(now.Sub(b.origin) / b.slot)
+	b.ok.Reset(now)
+	b.bad.Reset(now)
+	b.streak = 0
 	b.setState(Closed)
 }
 
@@ -438,8 +402,7 @@ func (b *Breaker) Snapshot() Snapshot {
 	s := Snapshot{State: b.state}
 	switch b.state {
 	case Closed:
-		b.advance(now)
-		s.Successes, s.Failures = b.total.ok, b.total.bad
+		s.Successes, s.Failures = b.ok.Sum(now), b.bad.Sum(now)
 	case Open:
 		s.ProbeAt = b.probeAt
 	case HalfOpen:

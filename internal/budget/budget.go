@@ -1,12 +1,14 @@
 package budget
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/window"
 )
 
 // Defaults for zero Options fields.
@@ -64,18 +66,11 @@ type Budget struct {
 	reserve float64 // MinPerSecond × Window: retries allowed per window whatever the traffic
 	opts    Options // as resolved, for errors and Stats
 	clk     clock.Clock
-	slot    time.Duration
-	origin  time.Time
 
-	mu       sync.Mutex
-	cur      int64 // index of the current slot since origin
-	ring     [slots]counts
-	requests int64 // sums over ring
-	retries  int64
-	denied   uint64 // since New
+	mu                sync.Mutex
+	requests, retries window.Ring[int64]
+	denied            uint64 // since New
 }
-
-type counts struct{ requests, retries int64 }
 
 // New returns a Budget with the given options. It returns an error naming
 // the field when one is out of range.
@@ -90,25 +85,20 @@ func New(o Options) (*Budget, error) {
 	case o.Window > 0 && o.Window < MinWindow:
 		return nil, fmt.Errorf("budget: Window must be at least %v, got %v", MinWindow, o.Window)
 	}
-	if o.Ratio == 0 {
-		o.Ratio = DefaultRatio
-	}
-	if o.MinPerSecond == 0 {
-		o.MinPerSecond = DefaultMinPerSecond
-	}
-	if o.Window == 0 {
-		o.Window = DefaultWindow
-	}
+	o.Ratio = cmp.Or(o.Ratio, DefaultRatio)
+	o.MinPerSecond = cmp.Or(o.MinPerSecond, DefaultMinPerSecond)
+	o.Window = cmp.Or(o.Window, DefaultWindow)
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
+	now := o.Clock.Now()
 	return &Budget{
-		ratio:   o.Ratio,
-		reserve: o.MinPerSecond * o.Window.Seconds(),
-		opts:    o,
-		clk:     o.Clock,
-		slot:    o.Window / slots,
-		origin:  o.Clock.Now(),
+		ratio:    o.Ratio,
+		reserve:  o.MinPerSecond * o.Window.Seconds(),
+		opts:     o,
+		clk:      o.Clock,
+		requests: window.New[int64](slots, o.Window/slots, now),
+		retries:  window.New[int64](slots, o.Window/slots, now),
 	}, nil
 }
 
@@ -120,9 +110,7 @@ func (b *Budget) Request() {
 	}
 	now := b.clk.Now()
 	b.mu.Lock()
-	b.advance(now)
-	b.ring[b.cur%slots].requests++
-	b.requests++
+	b.requests.Add(now, 1)
 	b.mu.Unlock()
 }
 
@@ -136,13 +124,11 @@ func (b *Budget) TryAcquire() bool {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.advance(now)
-	if float64(b.retries+1) > b.ratio*float64(b.requests)+b.reserve {
+	if float64(b.retries.Sum(now)+1) > b.ratio*float64(b.requests.Sum(now))+b.reserve {
 		b.denied++
 		return false
 	}
-	b.ring[b.cur%slots].retries++
-	b.retries++
+	b.retries.Add(now, 1)
 	return true
 }
 
@@ -155,23 +141,6 @@ func (b *Budget) Acquire() error {
 	s := b.Stats()
 	return &ExhaustedError{Requests: s.Requests, Retries: s.Retries, Ratio: b.opts.Ratio,
 		MinPerSecond: b.opts.MinPerSecond, Window: b.opts.Window}
-}
-
-// advance moves the window to now, forgetting slots that fell out of it.
-// b.mu must be held. A clock that steps back is treated as standing still.
-func (b *Budget) advance(now time.Time) {
-	n := int64(now.Sub(b.origin) / b.slot)
-	if n <= b.cur {
-		return
-	}
-	steps := min(n-b.cur, slots)
-	for i := int64(1); i <= steps; i++ {
-		c := &b.ring[(b.cur+i)%slots]
-		b.requests -= c.requests
-		b.retries -= c.retries
-		*c = counts{}
-	}
-	b.cur = n
 }
 
 // Stats is a snapshot of a Budget, for metrics and error messages.
@@ -194,9 +163,9 @@ func (b *Budget) Stats() Stats {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.advance(now)
-	return Stats{Requests: b.requests, Retries: b.retries,
-		Allowed: b.ratio*float64(b.requests) + b.reserve, Denied: b.denied}
+	requests := b.requests.Sum(now)
+	return Stats{Requests: requests, Retries: b.retries.Sum(now),
+		Allowed: b.ratio*float64(requests) + b.reserve, Denied: b.denied}
 }
 
 // ExhaustedError is the error Acquire returns when the budget refuses a

@@ -46,32 +46,30 @@ func (b *converseBody) reset() { *b = converseBody{} }
 // decodeConverse reads a Converse body into c, as json.Unmarshal would but
 // with exact key matching, in one pass and without reflection.
 func decodeConverse(body []byte, c *converseBody) error {
-	r := jsonReader{b: body}
-	if r.null() {
-		r.end()
-		return r.err
+	r := newJSONReader(body)
+	if r.Null() {
+		r.End()
+		return r.Err()
 	}
-	r.object(func(key []byte) {
+	r.Object(func(key []byte) {
 		switch string(key) {
 		case "messages":
-			if r.null() {
+			if r.Null() {
 				c.Messages = nil
 				return
 			}
 			c.Messages = c.Messages[:0]
-			r.array(func() {
+			r.Array(func() {
 				var m converseMessage
-				if !r.null() {
-					r.object(func(key []byte) {
+				if !r.Null() {
+					r.Object(func(key []byte) {
 						switch string(key) {
 						case "role":
-							if !r.null() {
+							if !r.Null() {
 								m.Role = r.str()
 							}
 						case "content":
 							m.Content = decodeBlocks(&r)
-						default:
-							r.skip()
 						}
 					})
 				}
@@ -80,7 +78,7 @@ func decodeConverse(body []byte, c *converseBody) error {
 		case "system":
 			c.System = decodeBlocks(&r)
 		case "inferenceConfig":
-			if r.null() {
+			if r.Null() {
 				c.InferenceConfig = nil
 				return
 			}
@@ -88,79 +86,73 @@ func decodeConverse(body []byte, c *converseBody) error {
 				c.InferenceConfig = &inferenceConfig{}
 			}
 			ic := c.InferenceConfig
-			r.object(func(key []byte) {
+			r.Object(func(key []byte) {
 				switch string(key) {
 				case "maxTokens":
-					if r.null() {
+					if r.Null() {
 						ic.MaxTokens = nil
 						return
 					}
-					v := r.integer()
+					v := r.Int()
 					ic.MaxTokens = &v
 				case "stopSequences":
 					ic.StopSequences = r.strings(nil)
-				default:
-					r.skip()
 				}
 			})
-		default:
-			r.skip()
 		}
 	})
-	r.end()
-	return r.err
+	r.End()
+	return r.Err()
 }
 
 // decodeBlocks reads a list of content blocks, or null.
 func decodeBlocks(r *jsonReader) []converseBlock {
-	if r.null() {
+	if r.Null() {
 		return nil
 	}
 	blocks := []converseBlock{}
-	r.array(func() {
+	r.Array(func() {
 		var b converseBlock
-		if !r.null() {
-			r.object(func(key []byte) {
+		if !r.Null() {
+			r.Object(func(key []byte) {
 				switch string(key) {
 				case "text":
-					if r.null() {
+					if r.Null() {
 						b.Text = nil
 						return
 					}
 					s := r.str()
 					b.Text = &s
 				case "cachePoint":
-					if r.null() {
+					if r.Null() {
 						b.CachePoint = nil
 						return
 					}
-					r.object(func([]byte) { r.skip() })
+					r.Object(func([]byte) {})
 					b.CachePoint = &struct{}{}
 				case "toolResult":
-					if r.null() {
+					if r.Null() {
 						b.ToolResult = nil
 						return
 					}
 					tr := &toolResult{}
-					r.object(func(key []byte) {
+					r.Object(func(key []byte) {
 						if string(key) != "content" {
-							r.skip()
 							return
 						}
-						if r.null() {
+						if r.Null() {
 							tr.Content = nil
 							return
 						}
 						tr.Content = []toolResultBlock{}
-						r.array(func() {
+						r.Array(func() {
 							var t toolResultBlock
-							if !r.null() {
-								r.object(func(key []byte) {
+							if !r.Null() {
+								r.Object(func(key []byte) {
 									if string(key) != "text" {
-										r.skip()
 										return
 									}
-									if r.null() {
+									if r.Null() {
 										t.Text = nil
 										return
 									}
@@ -172,8 +164,6 @@ func decodeBlocks(r *jsonReader) []converseBlock {
 						})
 					})
 					b.ToolResult = tr
-				default:
-					r.skip()
 				}
 			})
 		}

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"net/http"
 	"strconv"
 
@@ -27,9 +28,7 @@ func lookupError(code, message string) apiError {
 			streamName: "internalServerException", namespace: bedrockNamespace,
 			message: "emulator: " + strconv.Quote(code) + " is not a catalog code the service can answer with"}
 	}
-	if message == "" {
-		message = e.DefaultMessage
-	}
+	message = cmp.Or(message, e.DefaultMessage)
 	ns := bedrockNamespace
 	if e.Source == "aws-auth" {
 		ns = coralNamespace

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"strconv"
 	"time"
 	"unicode"
@@ -31,9 +32,7 @@ func (g *generation) total() int {
 // model's maximum. It reports false when it answered with an error instead.
 func (x *exchange) generate(system string, maxTokens int, stops []string) (generation, bool) {
 	m := x.tgt.model
-	if maxTokens == 0 {
-		maxTokens = m.MaxOutputTokens
-	}
+	maxTokens = cmp.Or(maxTokens, m.MaxOutputTokens)
 	in := reply.InputTokens(system, x.msgs)
 	if in > m.ContextWindow {
 		x.fail(codeValidation, "Input is too long for requested model.")

@@ -40,45 +40,43 @@ type anthropicContent struct {
 // decodeAnthropic reads an Anthropic Messages body in one pass, keys
 // matched exactly.
 func decodeAnthropic(body []byte, a *anthropicRequest) error {
-	r := jsonReader{b: body}
-	if r.null() {
-		r.end()
-		return r.err
+	r := newJSONReader(body)
+	if r.Null() {
+		r.End()
+		return r.Err()
 	}
-	r.object(func(key []byte) {
+	r.Object(func(key []byte) {
 		switch string(key) {
 		case "anthropic_version":
-			if r.null() {
+			if r.Null() {
 				a.version = nil
 				return
 			}
 			v := r.str()
 			a.version = &v
 		case "max_tokens":
-			if r.null() {
+			if r.Null() {
 				a.maxTokens = nil
 				return
 			}
-			v := r.integer()
+			v := r.Int()
 			a.maxTokens = &v
 		case "messages":
 			a.messages = a.messages[:0]
-			if a.hasMessages = !r.null(); !a.hasMessages {
+			if a.hasMessages = !r.Null(); !a.hasMessages {
 				return
 			}
-			r.array(func() {
+			r.Array(func() {
 				var m anthropicMessage
-				if !r.null() {
-					r.object(func(key []byte) {
+				if !r.Null() {
+					r.Object(func(key []byte) {
 						switch string(key) {
 						case "role":
-							if !r.null() {
+							if !r.Null() {
 								m.role = r.str()
 							}
 						case "content":
 							m.content = decodeAnthropicContent(&r)
-						default:
-							r.skip()
 						}
 					})
 				}
@@ -88,12 +86,10 @@ func decodeAnthropic(body []byte, a *anthropicRequest) error {
 			a.system = decodeAnthropicContent(&r)
 		case "stop_sequences":
 			a.stops = r.strings(nil)
-		default:
-			r.skip()
 		}
 	})
-	r.end()
-	return r.err
+	r.End()
+	return r.Err()
 }
 
 // decodeAnthropicContent reads a string, a list of blocks, or null; anything
@@ -101,48 +97,43 @@ func decodeAnthropic(body []byte, a *anthropicRequest) error {
 // content, which is read only once the block's type is known.
 func decodeAnthropicContent(r *jsonReader) anthropicContent {
 	var c anthropicContent
-	switch r.next() {
+	switch r.Peek() {
 	case 'n':
-		r.null()
+		r.Null()
 	case '"':
 		c.text = r.str()
 		c.blocks = 1
 		c.blank = strings.TrimSpace(c.text) == ""
 	case '[':
-		r.array(func() {
+		r.Array(func() {
 			c.blocks++
-			if r.null() {
+			if r.Null() {
 				return
 			}
 			var typ string
 			var text *string
 			var inner []byte
 			cached := false
-			r.object(func(key []byte) {
+			r.Object(func(key []byte) {
 				switch string(key) {
 				case "cache_control":
-					cached = !r.null()
+					cached = !r.Null()
 					if cached {
-						r.object(func([]byte) { r.skip() })
+						r.Object(func([]byte) {})
 					}
 				case "type":
-					if !r.null() {
+					if !r.Null() {
 						typ = r.str()
 					}
 				case "text":
-					if r.null() {
+					if r.Null() {
 						text = nil
 						return
 					}
 					s := r.str()
 					text = &s
 				case "content":
-					r.next()
-					start := r.i
-					r.skip()
-					inner = r.b[start:r.i]
-				default:
-					r.skip()
+					inner = r.Value()
 				}
 			})
 			switch {
@@ -151,11 +142,11 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 					c.blank = true
 				}
 				c.text += *text
-			case typ == "tool_result" && inner != nil && r.err == nil:
-				sub := jsonReader{b: inner, depth: r.depth}
+			case typ == "tool_result" && inner != nil && !r.Failed():
+				sub := jsonReader{Scanner: r.Sub(inner)}
 				t := decodeAnthropicContent(&sub)
-				if sub.err != nil {
-					r.fail("tool_result content: " + sub.err.Error())
+				if err := sub.Err(); err != nil {
+					r.Fail("tool_result content: " + err.Error())
 					return
 				}
 				c.text += t.text
@@ -165,7 +156,7 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 			}
 		})
 	default:
-		r.fail("content must be a string or a list of content blocks")
+		r.Fail("content must be a string or a list of content blocks")
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/http"
@@ -155,9 +156,7 @@ func (o Options) withDefaults() (Options, error) {
 	} else if len(o.Models) == 0 {
 		return o, fmt.Errorf("emulator: Models is empty; leave it nil for the built-in models")
 	}
-	if o.DefaultRegion == "" {
-		o.DefaultRegion = "us-east-1"
-	}
+	o.DefaultRegion = cmp.Or(o.DefaultRegion, "us-east-1")
 	if !validRegion(o.DefaultRegion) {
 		return o, fmt.Errorf("emulator: DefaultRegion %q is not a region name such as us-east-1", o.DefaultRegion)
 	}
@@ -168,12 +167,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBufferedBytes < 0 {
 		return o, fmt.Errorf("emulator: MaxBufferedBytes %d is negative; leave it zero for the default of %d", o.MaxBufferedBytes, DefaultMaxBufferedBytes)
 	}
-	if o.MaxBodyBytes == 0 {
-		o.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if o.MaxBufferedBytes == 0 {
-		o.MaxBufferedBytes = max(DefaultMaxBufferedBytes, o.MaxBodyBytes)
-	}
+	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, DefaultMaxBodyBytes)
+	o.MaxBufferedBytes = cmp.Or(o.MaxBufferedBytes, max(DefaultMaxBufferedBytes, o.MaxBodyBytes))
 	if o.MaxBufferedBytes < o.MaxBodyBytes {
 		return o, fmt.Errorf("emulator: MaxBufferedBytes %d is below MaxBodyBytes %d: a body of the largest size could never be served",
 			o.MaxBufferedBytes, o.MaxBodyBytes)

@@ -143,9 +143,7 @@ func New(opts Options) (*Engine, error) {
 	if err := opts.Streaming.validate(); err != nil {
 		return nil, err
 	}
-	if opts.Region == "" {
-		opts.Region = "us-east-1"
-	}
+	opts.Region = cmp.Or(opts.Region, "us-east-1")
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}

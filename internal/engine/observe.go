@@ -4,6 +4,7 @@ package engine
 // credentials or prompt text), and the Prometheus measurements.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -30,10 +31,7 @@ func (e *Engine) attemptMetric(a *Attempt) {
 	if e.m == nil {
 		return
 	}
-	code := a.Code
-	if code == "" {
-		code = "ok"
-	}
+	code := cmp.Or(a.Code, "ok")
 	e.m.Attempts.WithLabelValues(a.Target.Model, a.Target.Region, code).Inc()
 	e.m.AttemptDuration.WithLabelValues(a.Target.Model, a.Target.Region).Observe(a.Duration.Seconds())
 }

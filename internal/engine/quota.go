@@ -13,6 +13,7 @@ import (
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/jsonscan"
 	"github.com/keel-run/keel/internal/retry"
 )
 
@@ -180,9 +181,7 @@ func settleResponse(resp *http.Response, body []byte, tk admission.Ticket) {
 		tk.Settle(u)
 		return
 	}
-	var scan usageScanner
-	scan.feed(body)
-	tk.Settle(scan.usage())
+	tk.Settle(bodyUsage(body))
 }
 
 // Header names as http.Header keeps them (canonical), read directly so that
@@ -216,187 +215,43 @@ func headerInt(h http.Header, key string) (int, bool) {
 	return n, err == nil
 }
 
-// usageScanner finds the top-level "usage" object of a JSON response body
-// as the body streams past, without buffering it: Converse's
-// {"inputTokens", "outputTokens", "cacheReadInputTokens",
+// maxUsageCount caps a count read from a reply body, far above any real one,
+// so that a hostile number cannot overflow the governor's sums.
+const maxUsageCount = 1 << 40
+
+// bodyUsage reads the numbers of a JSON reply body's top-level "usage"
+// object: Converse's {"inputTokens", "outputTokens", "cacheReadInputTokens",
 // "cacheWriteInputTokens"} and the Anthropic and Nova InvokeModel bodies'
 // {"input_tokens", "output_tokens", "cache_read_input_tokens",
-// "cache_creation_input_tokens"}. Only numbers directly inside the usage
-// object count. Its zero value is ready; it does not allocate.
-type usageScanner struct {
-	state   uint8
-	depth   int
-	inStr   bool
-	esc     bool
-	keyStr  bool // the string being read is a key that matters
-	expect  bool // a key may start here
-	key     [32]byte
-	klen    int
-	lastKey int8 // what the last key read names
-	field   int8 // what the number being read counts
-	inNum   bool
-	num     int
-	seen    bool // a usage count was read
-	counts  [4]int
-}
-
-// usageScanner states.
-const (
-	scanTop   uint8 = iota // looking for the body's "usage" key
-	scanValue              // read it; its value comes next
-	scanUsage              // inside the usage object
-	scanDone               // past it (or it was not an object)
-)
-
-// What a key names.
-const (
-	keyNone int8 = iota
-	keyUsage
-	keyIn // the four counts, in this order in counts
-	keyOut
-	keyCacheRead
-	keyCacheWrite
-)
-
-func (s *usageScanner) usage() admission.Usage {
-	if !s.seen {
-		return admission.Usage{}
-	}
-	c := &s.counts
-	return admission.Usage{InputTokens: c[keyIn-keyIn], OutputTokens: c[keyOut-keyIn],
-		CacheReadInputTokens: c[keyCacheRead-keyIn], CacheWriteInputTokens: c[keyCacheWrite-keyIn]}
-}
-
-// keyName says what the key just read names, at the depth keys matter.
-func (s *usageScanner) keyName() int8 {
-	if s.klen > len(s.key) {
-		return keyNone
-	}
-	k := string(s.key[:s.klen]) // compared, not kept: no allocation
-	if s.state == scanTop {
-		if k == "usage" {
-			return keyUsage
-		}
-		return keyNone
-	}
-	switch k {
-	case "inputTokens", "input_tokens":
-		return keyIn
-	case "outputTokens", "output_tokens":
-		return keyOut
-	case "cacheReadInputTokens", "cache_read_input_tokens":
-		return keyCacheRead
-	case "cacheWriteInputTokens", "cache_creation_input_tokens":
-		return keyCacheWrite
-	}
-	return keyNone
-}
-
-func (s *usageScanner) endNum() {
-	s.inNum = false
-	if s.field >= keyIn {
-		s.counts[s.field-keyIn] = s.num
-		s.seen = true
-	}
-	s.field = keyNone
-}
-
-// feed scans the next bytes of the body.
-func (s *usageScanner) feed(p []byte) {
-	for i := 0; i < len(p); i++ {
-		if s.state == scanDone {
+// "cache_creation_input_tokens"}. Other values and deeper "usage" keys do
+// not count; a body that is not JSON gives what was read before the problem.
+// It does not allocate.
+func bodyUsage(body []byte) admission.Usage {
+	var u admission.Usage
+	s := jsonscan.New(body, 0)
+	s.Object(func(key []byte) {
+		if string(key) != "usage" || s.Peek() != '{' {
 			return
 		}
-		c := p[i]
-		if s.inStr {
-			if !s.keyStr && !s.esc {
-				// Most of a body is the reply's text: skip to the string's end.
-				for c != '"' && c != '\\' {
-					if i++; i == len(p) {
-						return
-					}
-					c = p[i]
-				}
+		s.Object(func(key []byte) {
+			if c := s.Peek(); c != '-' && (c < '0' || c > '9') {
+				return
 			}
-			switch {
-			case s.esc:
-				s.esc = false
-			case c == '\\':
-				s.esc = true
-			case c == '"':
-				s.inStr = false
-				if s.keyStr {
-					s.lastKey = s.keyName()
-				}
-			case s.keyStr:
-				if s.klen < len(s.key) {
-					s.key[s.klen] = c
-				}
-				s.klen++
+			var n *int
+			switch string(key) {
+			case "inputTokens", "input_tokens":
+				n = &u.InputTokens
+			case "outputTokens", "output_tokens":
+				n = &u.OutputTokens
+			case "cacheReadInputTokens", "cache_read_input_tokens":
+				n = &u.CacheReadInputTokens
+			case "cacheWriteInputTokens", "cache_creation_input_tokens":
+				n = &u.CacheWriteInputTokens
+			default:
+				return
 			}
-			continue
-		}
-		if s.inNum {
-			if c >= '0' && c <= '9' {
-				if s.num < 1<<40 {
-					s.num = s.num*10 + int(c-'0')
-				}
-				continue
-			}
-			s.endNum()
-		}
-		// Keys matter in the body's object (depth 1) until "usage" is
-		// found, then in the usage object (depth 2).
-		keyDepth := 1
-		if s.state == scanUsage {
-			keyDepth = 2
-		}
-		switch c {
-		case ' ', '\t', '\n', '\r':
-		case '"':
-			if s.state == scanValue {
-				s.state = scanDone // "usage" is not an object
-				continue
-			}
-			s.inStr = true
-			s.keyStr = s.expect && s.depth == keyDepth
-			s.klen = 0
-			s.expect = false
-		case '{', '[':
-			s.depth++
-			if s.state == scanValue {
-				if c != '{' || s.depth != 2 {
-					s.state = scanDone
-					continue
-				}
-				s.state = scanUsage
-			}
-			s.expect = c == '{'
-		case '}', ']':
-			s.depth--
-			s.expect = false
-			if s.state == scanUsage && s.depth < 2 {
-				s.state = scanDone
-			}
-		case ',':
-			s.expect = true
-			s.field = keyNone
-		case ':':
-			s.expect = false
-			switch {
-			case s.state == scanTop && s.depth == 1 && s.lastKey == keyUsage:
-				s.state = scanValue
-			case s.state == scanUsage && s.depth == 2:
-				s.field = s.lastKey
-			}
-			s.lastKey = keyNone
-		default:
-			switch {
-			case s.state == scanValue:
-				s.state = scanDone // "usage" is not an object
-			case c >= '0' && c <= '9' && s.state == scanUsage && s.depth == 2 && s.field >= keyIn:
-				s.inNum, s.num = true, int(c-'0')
-			}
-		}
-	}
+			*n = int(max(0, min(s.Float(), maxUsageCount)))
+		})
+	})
+	return u
 }

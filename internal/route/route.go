@@ -8,6 +8,7 @@
 package route
 
 import (
+	"cmp"
 	"strings"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -30,9 +31,7 @@ func New(defaultRegion string, routes map[string][]attempt.Target) *Table {
 	for m, ts := range routes {
 		out := make([]attempt.Target, 0, len(ts))
 		for _, x := range ts {
-			if x.Region == "" {
-				x.Region = defaultRegion
-			}
+			x.Region = cmp.Or(x.Region, defaultRegion)
 			out = append(out, x)
 		}
 		t.routes[m] = out
@@ -44,9 +43,7 @@ func New(defaultRegion string, routes map[string][]attempt.Target) *Table {
 // the default region), in the order to try them. The call's own target always
 // comes first; fallbacks that cannot take the call's body are left out.
 func (t *Table) Targets(op attempt.Op, model, region string) []attempt.Target {
-	if region == "" {
-		region = t.DefaultRegion
-	}
+	region = cmp.Or(region, t.DefaultRegion)
 	first := attempt.Target{Model: model, Region: region}
 	rt := t.routes[model]
 	if len(rt) == 0 {

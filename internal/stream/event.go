@@ -3,6 +3,8 @@ package stream
 import (
 	"encoding/base64"
 	"errors"
+
+	"github.com/keel-run/keel/internal/jsonscan"
 )
 
 // Format is the kind of event stream: ConverseStream's events, or
@@ -131,7 +133,7 @@ func (p *Parser) Inner() []byte { return p.inner }
 // converse reads a ConverseStream event: its type is in the :event-type
 // header, its fields in the JSON payload.
 func (p *Parser) converse(eventType string, payload []byte, ev *Event) {
-	s := scanner{b: payload}
+	s := jsonscan.New(payload, maxDepth)
 	switch eventType {
 	case "messageStart":
 		ev.Kind = KindStart
@@ -153,22 +155,22 @@ func (p *Parser) converse(eventType string, payload []byte, ev *Event) {
 	default:
 		return
 	}
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "contentBlockIndex":
-			ev.Index = s.integer()
+			ev.Index = integer(&s)
 		case "start": // contentBlockStart
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				if string(key) == "toolUse" {
 					ev.Block = BlockTool
 				}
 			})
 		case "delta": // contentBlockDelta
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "text":
 					ev.Block = BlockText
-					p.text = s.str(p.text)
+					p.text = s.String(p.text)
 				case "toolUse":
 					ev.Block = BlockTool
 				case "reasoningContent":
@@ -177,21 +179,21 @@ func (p *Parser) converse(eventType string, payload []byte, ev *Event) {
 			})
 		case "usage": // metadata
 			ev.HasInput, ev.HasOutput = true, true
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "inputTokens":
-					ev.Usage.InputTokens = s.integer()
+					ev.Usage.InputTokens = integer(&s)
 				case "outputTokens":
-					ev.Usage.OutputTokens = s.integer()
+					ev.Usage.OutputTokens = integer(&s)
 				case "cacheReadInputTokens", "cacheReadInputTokenCount":
-					ev.Usage.CacheReadInputTokens = s.integer()
+					ev.Usage.CacheReadInputTokens = integer(&s)
 				case "cacheWriteInputTokens", "cacheWriteInputTokenCount":
-					ev.Usage.CacheWriteInputTokens = s.integer()
+					ev.Usage.CacheWriteInputTokens = integer(&s)
 				}
 			})
 		}
 	})
-	if s.bad {
+	if s.Failed() {
 		*ev = Event{Index: -1, Kind: ev.Kind, Final: ev.Final, Unparsed: true}
 		return
 	}
@@ -200,16 +202,16 @@ func (p *Parser) converse(eventType string, payload []byte, ev *Event) {
 
 // chunkBytes decodes a chunk payload {"bytes":"<base64>"} into p.inner.
 func (p *Parser) chunkBytes(payload []byte) ([]byte, error) {
-	s := scanner{b: payload}
+	s := jsonscan.New(payload, maxDepth)
 	found := false
 	p.esc = p.esc[:0]
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		if string(key) == "bytes" {
-			p.esc = s.str(p.esc)
+			p.esc = s.String(p.esc)
 			found = true
 		}
 	})
-	if s.bad || !found {
+	if s.Failed() || !found {
 		return nil, errNotChunk
 	}
 	n := base64.StdEncoding.DecodedLen(len(p.esc))
@@ -229,35 +231,35 @@ func (p *Parser) chunkBytes(payload []byte) ([]byte, error) {
 // Converse-like objects, Llama's "generation" and Titan's "outputText"; any
 // chunk with amazon-bedrock-invocationMetrics is the stream's last.
 func (p *Parser) chunk(inner []byte, ev *Event) {
-	s := scanner{b: inner}
+	s := jsonscan.New(inner, maxDepth)
 	var typ, deltaType, blockType []byte
 	var hasText bool
 	var nova Kind
 	novaBlock := BlockNone
-	s.object(func(key []byte) {
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "type":
-			typ, _ = s.raw()
+			typ = str(&s)
 		case "index":
-			ev.Index = s.integer()
+			ev.Index = integer(&s)
 		case "delta": // Anthropic content_block_delta and message_delta
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "type":
-					deltaType, _ = s.raw()
+					deltaType = str(&s)
 				case "text":
-					p.text = s.str(p.text)
+					p.text = s.String(p.text)
 					hasText = true
 				}
 			})
 		case "content_block":
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				if string(key) == "type" {
-					blockType, _ = s.raw()
+					blockType = str(&s)
 				}
 			})
 		case "message": // message_start
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				if string(key) == "usage" {
 					p.anthropicUsage(&s, ev)
 				}
@@ -267,16 +269,16 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 		case "amazon-bedrock-invocationMetrics":
 			ev.Final = true
 			ev.HasInput, ev.HasOutput = true, true
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "inputTokenCount":
-					ev.Usage.InputTokens = s.integer()
+					ev.Usage.InputTokens = integer(&s)
 				case "outputTokenCount":
-					ev.Usage.OutputTokens = s.integer()
+					ev.Usage.OutputTokens = integer(&s)
 				case "cacheReadInputTokenCount":
-					ev.Usage.CacheReadInputTokens = s.integer()
+					ev.Usage.CacheReadInputTokens = integer(&s)
 				case "cacheWriteInputTokenCount":
-					ev.Usage.CacheWriteInputTokens = s.integer()
+					ev.Usage.CacheWriteInputTokens = integer(&s)
 				}
 			})
 		// Nova's InvokeModel stream: Converse's events as keys.
@@ -284,28 +286,28 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 			nova = KindStart
 		case "contentBlockStart":
 			nova, novaBlock = KindBlockStart, BlockOther
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "start":
-					s.object(func(key []byte) {
+					s.Object(func(key []byte) {
 						if string(key) == "toolUse" {
 							novaBlock = BlockTool
 						}
 					})
 				case "contentBlockIndex":
-					ev.Index = s.integer()
+					ev.Index = integer(&s)
 				}
 			})
 		case "contentBlockDelta":
 			nova, novaBlock = KindDelta, BlockOther
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				switch string(key) {
 				case "delta":
-					s.object(func(key []byte) {
+					s.Object(func(key []byte) {
 						switch string(key) {
 						case "text":
 							novaBlock = BlockText
-							p.text = s.str(p.text)
+							p.text = s.String(p.text)
 						case "toolUse":
 							novaBlock = BlockTool
 						case "reasoningContent":
@@ -313,14 +315,14 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 						}
 					})
 				case "contentBlockIndex":
-					ev.Index = s.integer()
+					ev.Index = integer(&s)
 				}
 			})
 		case "contentBlockStop":
 			nova = KindBlockStop
-			s.object(func(key []byte) {
+			s.Object(func(key []byte) {
 				if string(key) == "contentBlockIndex" {
-					ev.Index = s.integer()
+					ev.Index = integer(&s)
 				}
 			})
 		case "messageStop":
@@ -329,8 +331,8 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 			nova = KindMetadata
 		// Llama and Titan: one chunk per token.
 		case "generation", "outputText":
-			if !s.null() {
-				p.text = s.str(p.text)
+			if !s.Null() {
+				p.text = s.String(p.text)
 				hasText = len(p.text) > 0
 				if hasText {
 					nova, novaBlock = KindDelta, BlockText
@@ -338,7 +340,7 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 			}
 		}
 	})
-	if s.bad {
+	if s.Failed() {
 		*ev = Event{Index: -1, Unparsed: true}
 		return
 	}
@@ -389,19 +391,19 @@ func (p *Parser) chunk(inner []byte, ev *Event) {
 }
 
 // anthropicUsage reads an Anthropic usage object.
-func (p *Parser) anthropicUsage(s *scanner, ev *Event) {
-	s.object(func(key []byte) {
+func (p *Parser) anthropicUsage(s *jsonscan.Scanner, ev *Event) {
+	s.Object(func(key []byte) {
 		switch string(key) {
 		case "input_tokens":
-			ev.Usage.InputTokens = s.integer()
+			ev.Usage.InputTokens = integer(s)
 			ev.HasInput = true
 		case "output_tokens":
-			ev.Usage.OutputTokens = s.integer()
+			ev.Usage.OutputTokens = integer(s)
 			ev.HasOutput = true
 		case "cache_read_input_tokens":
-			ev.Usage.CacheReadInputTokens = s.integer()
+			ev.Usage.CacheReadInputTokens = integer(s)
 		case "cache_creation_input_tokens":
-			ev.Usage.CacheWriteInputTokens = s.integer()
+			ev.Usage.CacheWriteInputTokens = integer(s)
 		}
 	})
 }

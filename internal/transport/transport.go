@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -89,26 +90,15 @@ type Options struct {
 
 // resolved returns o with every zero field set to its default.
 func (o Options) resolved() Options {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&o.DialTimeout, DefaultDialTimeout)
-	def(&o.KeepAliveIdle, DefaultKeepAliveIdle)
-	def(&o.KeepAliveInterval, DefaultKeepAliveInterval)
-	def(&o.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
-	def(&o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
-	def(&o.IdleConnTimeout, DefaultIdleConnTimeout)
-	if o.KeepAliveCount == 0 {
-		o.KeepAliveCount = DefaultKeepAliveCount
-	}
-	if o.MaxIdleConns == 0 {
-		o.MaxIdleConns = DefaultMaxIdleConns
-	}
-	if o.MaxIdleConnsPerHost == 0 {
-		o.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
-	}
+	o.DialTimeout = cmp.Or(o.DialTimeout, DefaultDialTimeout)
+	o.KeepAliveIdle = cmp.Or(o.KeepAliveIdle, DefaultKeepAliveIdle)
+	o.KeepAliveInterval = cmp.Or(o.KeepAliveInterval, DefaultKeepAliveInterval)
+	o.TLSHandshakeTimeout = cmp.Or(o.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout)
+	o.ResponseHeaderTimeout = cmp.Or(o.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+	o.IdleConnTimeout = cmp.Or(o.IdleConnTimeout, DefaultIdleConnTimeout)
+	o.KeepAliveCount = cmp.Or(o.KeepAliveCount, DefaultKeepAliveCount)
+	o.MaxIdleConns = cmp.Or(o.MaxIdleConns, DefaultMaxIdleConns)
+	o.MaxIdleConnsPerHost = cmp.Or(o.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost)
 	if o.Proxy == nil {
 		o.Proxy = http.ProxyFromEnvironment
 	}
