@@ -8,7 +8,7 @@ import (
 )
 
 // Sentinel errors. errors.Is(err, keel.ErrThrottled) holds for an error
-// from a keel-enabled client (or Keel.Do) whose final failure was of that
+// from a keel-enabled client whose final failure was of that
 // kind, whatever the SDK's own type for it; errors.As with the SDK's types
 // keeps working beside them.
 var (
@@ -41,7 +41,7 @@ var (
 // error when keel stopped because it ended).
 func (e *Error) Is(target error) bool {
 	if k, ok := target.(*catalog.Kind); ok {
-		return k.Matches(e.Entry())
+		return k.Matches(e.entry())
 	}
 	return e.failure != nil && errors.Is(e.failure, target)
 }
