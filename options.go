@@ -228,13 +228,15 @@ type Quota struct {
 	MaxTokensPerMinute int
 }
 
-// QuotaModel is what the quota governor needs to know about a model.
+// QuotaModel is what the quota governor needs to know about a model; all
+// three fields are required.
 type QuotaModel struct {
 	// Match is a substring of the model id ("claude-sonnet-4").
 	Match string
-	// MaxOutputTokens is what a request that sets no max tokens reserves.
+	// MaxOutputTokens is the model's largest output, which a request that
+	// sets no max tokens reserves.
 	MaxOutputTokens int
-	// Burndown is the quota tokens one output token costs (5 for Claude
-	// Sonnet 4; 0: 1).
+	// Burndown is the quota tokens one output token costs: 5 for Claude
+	// Sonnet 4, 1 for most models.
 	Burndown float64
 }
