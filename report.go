@@ -158,30 +158,31 @@ type StreamFailure struct {
 // GiveUpReason says why keel stopped trying a call (Failure.GaveUp).
 type GiveUpReason int
 
-// Give-up reasons. The zero GiveUpReason means none is known.
+// Give-up reasons. The zero GiveUpReason means none is known. (They
+// number as the engine's do: TestGiveUpReasonNames.)
 const (
 	// GaveUpAttemptsExhausted: every attempt the retry policy allows was
 	// used on every target of the route.
-	GaveUpAttemptsExhausted = GiveUpReason(engine.GaveUpAttemptsExhausted)
+	GaveUpAttemptsExhausted GiveUpReason = iota + 1
 	// GaveUpNotRetryable: the failure cannot succeed on a retry (its
 	// entry's Retry is never, long-wait, or fallback with no target left).
-	GaveUpNotRetryable = GiveUpReason(engine.GaveUpNotRetryable)
+	GaveUpNotRetryable
 	// GaveUpBudgetExhausted: the retry budget shared by all calls was
 	// spent (errors.Is(err, ErrBudgetExhausted) holds too).
-	GaveUpBudgetExhausted = GiveUpReason(engine.GaveUpBudgetExhausted)
+	GaveUpBudgetExhausted
 	// GaveUpDeadline: the next wait would have crossed the call's deadline.
-	GaveUpDeadline = GiveUpReason(engine.GaveUpDeadline)
+	GaveUpDeadline
 	// GaveUpContextEnded: the caller's context was cancelled or its
 	// deadline passed.
-	GaveUpContextEnded = GiveUpReason(engine.GaveUpContextEnded)
+	GaveUpContextEnded
 	// GaveUpCircuitOpen: the last target's circuit breaker was open.
-	GaveUpCircuitOpen = GiveUpReason(engine.GaveUpCircuitOpen)
+	GaveUpCircuitOpen
 	// GaveUpNoQuota: the quota governor refused the call (no room before
 	// the deadline, too large for the quota, or the target overloaded).
-	GaveUpNoQuota = GiveUpReason(engine.GaveUpNoQuota)
+	GaveUpNoQuota
 	// GaveUpNotResumed: a stream broke after part of its reply and could
 	// not be resumed (GaveUpDetail says why).
-	GaveUpNotResumed = GiveUpReason(engine.GaveUpNotResumed)
+	GaveUpNotResumed
 )
 
 // String returns the reason in a few words ("budget exhausted"), or "none".
