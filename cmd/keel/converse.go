@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -189,6 +190,13 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 
 // converseClient builds the official SDK client with keel plugged in.
 func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*bedrockruntime.Client, *keel.Keel, error) {
+	// keel.New checks these too, but would name them as Go options.
+	if f.region != "" && !config.ValidRegion(f.region) {
+		return nil, nil, fmt.Errorf("--region: %q is not a region name such as us-west-2", f.region)
+	}
+	if u, err := url.Parse(f.endpoint); f.endpoint != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return nil, nil, fmt.Errorf("--endpoint: %q is not an http(s) URL such as http://127.0.0.1:4000", f.endpoint)
+	}
 	c := &config.Config{}
 	if f.configFile != "" {
 		var err error
