@@ -12,28 +12,16 @@ import (
 // it; Error.GaveUp keeps the detail as text.
 type GiveUpReason int
 
-// Give-up reasons. Zero is no failure.
+// Give-up reasons, numbered as keel.GiveUpReason's (which documents each);
+// zero is none.
 const (
-	// GaveUpAttemptsExhausted: every attempt the retry policy allows was
-	// used on every target of the route.
 	GaveUpAttemptsExhausted GiveUpReason = iota + 1
-	// GaveUpNotRetryable: the failure cannot succeed on a retry (its entry
-	// says never, long-wait, or fallback with no target left).
 	GaveUpNotRetryable
-	// GaveUpBudgetExhausted: the retry budget shared by all calls was spent.
 	GaveUpBudgetExhausted
-	// GaveUpDeadline: the next wait would have crossed the call's deadline.
 	GaveUpDeadline
-	// GaveUpContextEnded: the caller's context was cancelled or its
-	// deadline passed.
 	GaveUpContextEnded
-	// GaveUpCircuitOpen: the last target's circuit breaker was open.
 	GaveUpCircuitOpen
-	// GaveUpNoQuota: the quota governor refused the call (no room before
-	// the deadline, too large for the quota, or the target overloaded).
 	GaveUpNoQuota
-	// GaveUpNotResumed: a stream broke after part of its reply and could
-	// not be resumed.
 	GaveUpNotResumed
 )
 
