@@ -51,7 +51,7 @@ func TestSDKCancelDuringBackoff(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "")}
-	k, err := New(cfg, Options{Config: &config.Config{}, clock: &cancelOnWait{Clock: clock.NewAuto(time.Now()), cancel: cancel}})
+	k, err := New(cfg, Options{file: &config.Config{}, clock: &cancelOnWait{Clock: clock.NewAuto(time.Now()), cancel: cancel}})
 	if err != nil {
 		t.Fatal(err)
 	}

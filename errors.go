@@ -8,40 +8,50 @@ import (
 )
 
 // Sentinel errors. errors.Is(err, keel.ErrThrottled) holds for an error
-// from a keel-enabled client (or Keel.Do) whose final failure was of that
+// from a keel-enabled client whose final failure was of that
 // kind, whatever the SDK's own type for it; errors.As with the SDK's types
 // keeps working beside them.
 var (
 	// ErrThrottled: the call ended on a throttle (ThrottlingException, or a
 	// 429 without a code) after keel's retries and fallbacks.
-	ErrThrottled error = catalog.NewKind("keel: throttled: a per-minute quota was exceeded",
-		func(e *catalog.Entry) bool { return e.Retry == catalog.Throttled })
+	ErrThrottled error = throttled("keel: throttled: a per-minute quota was exceeded")
 	// ErrCircuitOpen: keel did not send the call to its last target because
 	// that target's circuit breaker was open.
-	ErrCircuitOpen error = catalog.KindOf("keel: circuit breaker open", catalog.CodeCircuitOpen)
+	ErrCircuitOpen error = kindOf("keel: circuit breaker open", CodeCircuitOpen)
 	// ErrNoQuotaBeforeDeadline: the quota governor found no room for the
 	// call before its deadline.
-	ErrNoQuotaBeforeDeadline error = catalog.KindOf("keel: no quota before the deadline", catalog.CodeNoQuotaBeforeDeadline)
+	ErrNoQuotaBeforeDeadline error = kindOf("keel: no quota before the deadline", CodeNoQuotaBeforeDeadline)
 	// ErrOverloaded: the quota governor refused an interactive call on a
 	// target asked for more than its quota rather than queue it.
-	ErrOverloaded error = catalog.KindOf("keel: target overloaded", catalog.CodeTargetOverloaded)
+	ErrOverloaded error = kindOf("keel: target overloaded", CodeTargetOverloaded)
 	// ErrAttemptTimeout: the last attempt exceeded keel's per-attempt
 	// timeout (the caller's own deadline still reads as
 	// context.DeadlineExceeded).
-	ErrAttemptTimeout error = catalog.KindOf("keel: attempt timed out", catalog.CodeAttemptTimeout)
+	ErrAttemptTimeout error = kindOf("keel: attempt timed out", CodeAttemptTimeout)
 	// ErrResponseTooLarge: a reply or stream event exceeded keel's limits.
-	ErrResponseTooLarge error = catalog.KindOf("keel: response too large", catalog.CodeResponseTooLarge)
+	ErrResponseTooLarge error = kindOf("keel: response too large", CodeResponseTooLarge)
 	// ErrBudgetExhausted: keel stopped retrying because the retry budget
 	// shared by all calls was spent.
-	ErrBudgetExhausted = budget.ErrExhausted
+	ErrBudgetExhausted = errBudgetExhausted
 )
+
+// The sentinels' makers, kept out of their declarations so that the
+// documentation names no internal package.
+var (
+	kindOf             = catalog.KindOf
+	errBudgetExhausted = budget.ErrExhausted
+)
+
+func throttled(msg string) error {
+	return catalog.NewKind(msg, func(e *catalog.Entry) bool { return e.Retry == catalog.Throttled })
+}
 
 // Is reports whether keel's account of the call matches target: one of the
 // sentinel errors above, or any error keel's failure wraps (the context's
 // error when keel stopped because it ended).
 func (e *Error) Is(target error) bool {
 	if k, ok := target.(*catalog.Kind); ok {
-		return k.Matches(e.Entry())
+		return k.Matches(e.entry())
 	}
 	return e.failure != nil && errors.Is(e.failure, target)
 }

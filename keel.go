@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -43,61 +42,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
-	"github.com/keel-run/keel/internal/breaker"
-	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
-	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/engine"
-	"github.com/keel-run/keel/internal/retry"
-	"github.com/keel-run/keel/internal/route"
+	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/telemetry"
 	"github.com/keel-run/keel/internal/transport"
 )
 
-// Entry is a catalog entry: an error's status, category, retry class, cause
-// and fix. See `keel explain --list`.
-type Entry = catalog.Entry
-
-// Report is what happened during one call: every attempt with its target,
-// status, code, delay and duration, and the total time.
-type Report = engine.Report
-
-// Attempt is one attempt of a Report.
-type Attempt = engine.Attempt
-
-// Failure is keel's account of a failed call; Details returns it.
-type Failure = engine.Error
-
-// StreamFailure says how much of a reply a stream's reader had received
-// when the stream failed (Failure.Stream).
-type StreamFailure = engine.StreamFailure
-
-// Usage is token usage, per attempt and per call (Report.Usage), for
-// streams.
-type Usage = engine.Usage
-
-// QuotaStats are the quota governor's figures for one target (a model in a
-// region): the tokens-per-minute limit in force (0 while unknown), tokens
-// available, held in flight, reserved and settled over the last minute, the
-// learned input ratio, counts of settled, cancelled and throttled calls, and
-// per priority class the queue depth and waits.
-type QuotaStats = admission.Stats
-
-// Priority is a call's class in the quota governor's queues.
-type Priority = engine.Priority
+// Priority is a call's class in the quota governor's queues. The zero
+// Priority is Interactive.
+type Priority uint8
 
 // Priorities. Interactive calls are served first; Batch calls get one grant
 // in every five while both wait, so they are never starved.
 const (
-	Interactive Priority = engine.Interactive
-	Batch       Priority = engine.Batch
+	Interactive Priority = iota
+	Batch
 )
+
+// String returns "interactive" or "batch".
+func (p Priority) String() string { return enginePriority(p).String() }
 
 type priorityKey struct{}
 
@@ -117,54 +85,27 @@ func priorityOf(ctx context.Context) Priority {
 	return p
 }
 
-// Options configure keel. The zero value means all defaults.
-type Options struct {
-	// ConfigFile is a keel YAML file (routes, retry, budget, breaker,
-	// streaming, quotas). Empty:
-	// no file; the fields below and the defaults apply.
-	ConfigFile string
-	// Config is an already-parsed configuration; it wins over ConfigFile.
-	// (keel's own commands use it; Go users normally set ConfigFile.)
-	Config *config.Config
-	// Region is the default region of calls: the region a client signs
-	// for and sends to, and that of route targets and quotas named without
-	// one. Empty: the first found of the configuration file's region:, the
-	// aws.Config's Region, AWS_REGION and AWS_DEFAULT_REGION, else
-	// us-east-1. Region and the file's region: replace the region of every
-	// client keel is plugged into; the others only fill in a client
-	// without one.
-	Region string
-	// Endpoint is a Bedrock-compatible base URL every region is sent to (a
-	// `keel emulate` address, a gateway). Empty: the first found of the
-	// configuration file's endpoint:, the aws.Config's BaseEndpoint,
-	// AWS_ENDPOINT_URL_BEDROCK_RUNTIME and AWS_ENDPOINT_URL (unless
-	// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true), else each region's AWS
-	// endpoint. Endpoint and the file's endpoint: replace the endpoint of
-	// every client keel is plugged into; the others only fill in a client
-	// without one.
-	Endpoint string
-	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
-	Logger *slog.Logger
-	// Registerer receives keel's Prometheus metrics. Nil: metrics are kept
-	// but not registered anywhere.
-	Registerer prometheus.Registerer
-	// HTTPClient sends attempts. Nil: keel's transport (TCP keep-alive probes
-	// well under the 350 s idle timeout of NAT gateways and VPC endpoints).
-	// Its CheckRedirect is ignored: keel never follows a redirect, so a
-	// signed request cannot be sent on to another server; a 3xx fails the
-	// attempt as UnexpectedRedirect.
-	HTTPClient *http.Client
-
-	clock clock.Clock // tests only
-	rand  retry.Rand  // tests only
-}
-
 // Keel holds the engine shared by every client it is plugged into: one retry
 // budget and one set of circuit breakers per process. It is safe for
 // concurrent use.
 type Keel struct {
 	eng   *engine.Engine
 	where placement
+}
+
+func init() {
+	// keel's own commands reach the engine and the engine's account of a
+	// failure through keelx.
+	keelx.Register(keelx.Hooks{
+		Engine: func(k any) *engine.Engine { return k.(*Keel).eng },
+		Details: func(err error) (*catalog.Entry, *engine.Report, bool) {
+			var ke *Error
+			if !errors.As(err, &ke) {
+				return nil, nil, false
+			}
+			return ke.entry(), ke.report, true
+		},
+	})
 }
 
 // New returns a Keel for cfg. Where calls go is decided in this order, the
@@ -175,17 +116,11 @@ type Keel struct {
 // and AWS's endpoints. A bedrockruntime option given after
 // Keel.ClientOptions is applied after keel's, so it wins over all of them.
 func New(cfg aws.Config, opts Options) (*Keel, error) {
-	c := opts.Config
-	if c == nil && opts.ConfigFile != "" {
-		var err error
-		if c, err = config.Load(opts.ConfigFile); err != nil {
-			return nil, err
-		}
+	c, err := opts.policies()
+	if err != nil {
+		return nil, err
 	}
-	if c == nil {
-		c = &config.Config{}
-	}
-	where := place(&opts, c, cfg, os.Getenv)
+	where := place(c, cfg, os.Getenv)
 	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
 	if err != nil {
 		return nil, err
@@ -218,13 +153,12 @@ type placement struct {
 	regionExplicit, endpointExplicit bool
 }
 
-// place resolves the placement: the first of opts, the configuration file,
-// cfg and the environment (getenv) that names a region or an endpoint wins.
-func place(opts *Options, c *config.Config, cfg aws.Config, getenv func(string) string) placement {
+// place resolves the placement: the first of c (Options laid over the
+// configuration file), cfg and the environment (getenv) that names a
+// region or an endpoint wins.
+func place(c *config.Config, cfg aws.Config, getenv func(string) string) placement {
 	var p placement
 	switch {
-	case opts.Region != "":
-		p.region, p.regionExplicit = opts.Region, true
 	case c.Region != "":
 		p.region, p.regionExplicit = c.Region, true
 	case cfg.Region != "":
@@ -233,8 +167,6 @@ func place(opts *Options, c *config.Config, cfg aws.Config, getenv func(string) 
 		p.region = cmp.Or(getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), defaultRegion)
 	}
 	switch {
-	case opts.Endpoint != "":
-		p.endpoint, p.endpointExplicit = opts.Endpoint, true
 	case c.Endpoint != "":
 		p.endpoint, p.endpointExplicit = c.Endpoint, true
 	case aws.ToString(cfg.BaseEndpoint) != "":
@@ -256,103 +188,6 @@ func (p placement) apply(region *string, endpoint **string) {
 	if p.endpoint != "" && (p.endpointExplicit || aws.ToString(*endpoint) == "") {
 		*endpoint = aws.String(p.endpoint)
 	}
-}
-
-// EngineOptions maps a configuration file onto engine options. region is the
-// fallback when the file names none. The quota governor it makes (unless
-// quotas.disabled) runs on the wall clock.
-func EngineOptions(c *config.Config, region string) (engine.Options, error) {
-	region = cmp.Or(c.Region, region, defaultRegion)
-	return engineOptions(c, region, c.Endpoint, nil)
-}
-
-// engineOptions maps c onto engine options for calls whose default region
-// is region, sent to endpoint ("" for AWS's endpoints); c's own region:
-// and endpoint: are not read, the caller has weighed them.
-func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (engine.Options, error) {
-	routes := map[string][]attempt.Target{}
-	for _, rt := range c.Routes {
-		ts := make([]attempt.Target, 0, len(rt.Targets))
-		for _, t := range rt.Targets {
-			ts = append(ts, attempt.Target{Model: t.Model, Region: t.Region})
-		}
-		for _, m := range rt.Models {
-			routes[m] = ts
-		}
-	}
-	eo := engine.Options{
-		Region: region,
-		Routes: route.New(region, routes),
-		Retry: retry.Policy{MaxAttempts: c.Retry.MaxAttempts, Base: c.Retry.Base.D(), Cap: c.Retry.Cap.D(),
-			ThrottleBase: c.Retry.ThrottleBase.D(), ThrottleCap: c.Retry.ThrottleCap.D()},
-		Budget:        budget.Options{Ratio: c.Budget.Ratio, MinPerSecond: c.Budget.MinPerSecond, Window: c.Budget.Window.D()},
-		DisableBudget: c.Budget.Disabled,
-		Breaker: breaker.Options{Window: c.Breaker.Window.D(), MinCalls: c.Breaker.MinCalls, FailureRate: c.Breaker.FailureRate,
-			ConsecutiveFailures: c.Breaker.ConsecutiveFailures, Cooldown: c.Breaker.Cooldown.D(), Probes: c.Breaker.Probes},
-		DisableBreaker:   c.Breaker.Disabled,
-		AttemptTimeout:   c.Retry.AttemptTimeout.D(),
-		MaxResponseBytes: c.Limits.MaxResponseBytes,
-		MaxEventBytes:    c.Limits.MaxEventBytes,
-	}
-	if c.ContentFilter.Enabled {
-		eo.ContentFilterMessage = c.ContentFilter.Message
-	}
-	st := c.Streaming
-	eo.Streaming = engine.StreamOptions{FirstEventTimeout: st.FirstEventTimeout.D(), IdleTimeout: st.IdleTimeout.D(),
-		MaxResumes: st.MaxResumes, DisableResume: st.Resume != nil && !*st.Resume}
-	for _, rt := range c.Routes {
-		if rt.Streaming == nil || rt.Streaming.Resume == nil {
-			continue
-		}
-		if eo.Streaming.Resume == nil {
-			eo.Streaming.Resume = map[string]bool{}
-		}
-		for _, m := range rt.Models {
-			eo.Streaming.Resume[m] = *rt.Streaming.Resume
-		}
-	}
-	if endpoint != "" {
-		u, err := parseEndpoint(endpoint)
-		if err != nil {
-			return eo, err
-		}
-		eo.Endpoints = attempt.FixedEndpoint{URL: u}
-	}
-	if !c.Quotas.Disabled {
-		ao := governorOptions(&c.Quotas, region)
-		ao.Clock = clk
-		g, err := admission.New(ao)
-		if err != nil {
-			return eo, fmt.Errorf("keel: quotas: %w", err)
-		}
-		eo.Governor = g
-	}
-	return eo, nil
-}
-
-// governorOptions maps the quotas: section onto the quota governor's
-// options; a target without a region is in region, the default one.
-func governorOptions(q *config.Quotas, region string) admission.Options {
-	quota := func(c config.Quota) admission.Quota {
-		return admission.Quota{TokensPerMinute: c.TokensPerMinute, RequestsPerMinute: c.RequestsPerMinute,
-			Learn: c.TokensPerMinute > 0 && c.Learning(), MinTokensPerMinute: c.MinTokensPerMinute, MaxTokensPerMinute: c.MaxTokensPerMinute}
-	}
-	ao := admission.Options{Default: quota(q.Default), MaxWait: q.MaxWait.D(), SmallFirst: q.SmallFirst,
-		QueueTarget: q.QueueTarget.D()}
-	if len(q.Targets) > 0 {
-		ao.Targets = make(map[admission.Target]admission.Quota, len(q.Targets))
-		for _, t := range q.Targets {
-			r := t.Region
-			if r == "" {
-				r = region
-			}
-			ao.Targets[admission.Target{Model: t.Model, Region: r}] = quota(t)
-		}
-	}
-	for _, m := range q.Models {
-		ao.Models = append(ao.Models, admission.Model{Match: m.Match, MaxOutputTokens: m.MaxOutputTokens, Burndown: m.Burndown})
-	}
-	return ao
 }
 
 // ClientOptions plugs keel into a bedrockruntime client:
@@ -397,16 +232,6 @@ func Enable(cfg *aws.Config, opts Options) (*Keel, error) {
 	return k, nil
 }
 
-// Do runs one Bedrock Runtime call through the engine without the SDK, as a
-// gateway or the CLI does. A call whose Priority is Interactive takes the
-// one WithPriority set on ctx, if any.
-func (k *Keel) Do(ctx context.Context, call *engine.Call) (*http.Response, *Report, error) {
-	if call.Priority == Interactive {
-		call.Priority = priorityOf(ctx)
-	}
-	return k.eng.Do(ctx, call)
-}
-
 // QuotaGoverned reports whether calls go through the quota governor (it is
 // on unless the configuration says quotas.disabled).
 func (k *Keel) QuotaGoverned() bool { return k.eng.QuotaGoverned() }
@@ -414,12 +239,26 @@ func (k *Keel) QuotaGoverned() bool { return k.eng.QuotaGoverned() }
 // Quota returns the quota governor's figures for a model in a region, and
 // false when the governor is off or has seen no call to that target.
 func (k *Keel) Quota(model, region string) (QuotaStats, bool) {
-	return k.eng.QuotaStats(attempt.Target{Model: model, Region: region})
+	st, ok := k.eng.QuotaStats(attempt.Target{Model: model, Region: region})
+	if !ok {
+		return QuotaStats{}, false
+	}
+	return quotaStatsOf(st), true
 }
 
 // Quotas returns the quota governor's figures for every target it has seen,
 // in no particular order; nil when it is off.
-func (k *Keel) Quotas() []QuotaStats { return k.eng.Governor().Snapshot() }
+func (k *Keel) Quotas() []QuotaStats {
+	all := k.eng.Governor().Snapshot()
+	if all == nil {
+		return nil
+	}
+	out := make([]QuotaStats, len(all))
+	for i, st := range all {
+		out[i] = quotaStatsOf(st)
+	}
+	return out
+}
 
 func isCached(p aws.CredentialsProvider) bool {
 	_, ok := p.(*aws.CredentialsCache)
@@ -454,7 +293,7 @@ func (c *sdkClient) Do(r *http.Request) (*http.Response, error) {
 		region = c.region
 	}
 	call := &engine.Call{Op: op, Model: model, Region: region, Body: body, Header: r.Header,
-		Endpoints: eps, Credentials: c.creds, Priority: priorityOf(r.Context())}
+		Endpoints: eps, Credentials: c.creds, Priority: enginePriority(priorityOf(r.Context()))}
 	resp, rep, err := c.k.eng.Do(r.Context(), call)
 	if rec, _ := r.Context().Value(recordKey{}).(*record); rec != nil {
 		rec.report = rep
@@ -572,7 +411,7 @@ type recordKey struct{}
 // record carries keel's account of a call from the HTTP client back up to the
 // middleware, which attaches it to the SDK's result or error.
 type record struct {
-	report *Report
+	report *engine.Report
 	err    *engine.Error
 }
 
@@ -594,10 +433,11 @@ func addMiddleware(st *middleware.Stack) error {
 type reportKey struct{}
 
 // ReportOf returns keel's report of a successful call from its result
-// metadata (out.ResultMetadata), or nil.
+// metadata (out.ResultMetadata), or nil. For a stream, call it once the
+// stream has ended or been closed: the report is complete then.
 func ReportOf(md middleware.Metadata) *Report {
-	r, _ := md.Get(reportKey{}).(*Report)
-	return r
+	r, _ := md.Get(reportKey{}).(*engine.Report)
+	return reportOf(r)
 }
 
 // Error wraps the SDK's error for a call that went through keel. It unwraps
@@ -606,7 +446,7 @@ func ReportOf(md middleware.Metadata) *Report {
 type Error struct {
 	err     error
 	failure *engine.Error
-	report  *Report
+	report  *engine.Report
 }
 
 func (e *Error) Error() string { return e.err.Error() }
@@ -626,16 +466,18 @@ func (e *Error) Unwrap() []error {
 }
 
 // Report returns every attempt of the call.
-func (e *Error) Report() *Report { return e.report }
+func (e *Error) Report() *Report { return reportOf(e.report) }
 
 // Failure returns keel's account of the failure (nil when keel has none,
 // e.g. for an error the SDK raised before sending). For a stream that
 // failed after part of the reply had arrived, Failure().Stream says how
 // much.
-func (e *Error) Failure() *Failure { return e.failure }
+func (e *Error) Failure() *Failure { return failureOf(e.failure) }
 
 // Entry returns the catalog entry for the failure.
-func (e *Error) Entry() *Entry {
+func (e *Error) Entry() *Entry { return entryOf(e.entry()) }
+
+func (e *Error) entry() *catalog.Entry {
 	if e.failure != nil && e.failure.Entry != nil {
 		return e.failure.Entry
 	}
@@ -648,11 +490,11 @@ func (e *Error) Entry() *Entry {
 func Details(err error) (entry *Entry, report *Report, ok bool) {
 	var ke *Error
 	if errors.As(err, &ke) {
-		return ke.Entry(), ke.report, true
+		return ke.Entry(), ke.Report(), true
 	}
 	var f *engine.Error
 	if errors.As(err, &f) {
-		return f.Entry, f.Report, true
+		return entryOf(f.Entry), reportOf(f.Report), true
 	}
 	return nil, nil, false
 }
@@ -663,7 +505,7 @@ func Explain(err error) *Entry {
 	if entry, _, ok := Details(err); ok && entry != nil {
 		return entry
 	}
-	return classify.FromError(err).Entry
+	return entryOf(classify.FromError(err).Entry)
 }
 
 func parseEndpoint(s string) (*url.URL, error) {

@@ -81,7 +81,7 @@ func newSetup(t *testing.T, plan func(n int, r fault.Request) fault.Plan, c *con
 	if c == nil {
 		c = &config.Config{}
 	}
-	k, err := New(cfg, Options{Config: c, Registerer: reg,
+	k, err := New(cfg, Options{file: c, Registerer: reg,
 		clock: clock.NewAuto(time.Now()), rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func newStreamSetup(t *testing.T, plan func(n int) fault.Plan, c *config.Config)
 	// Backoffs take no time; the stream watchdog's timers (30 s and more)
 	// never fire, since nothing advances the clock.
 	clk := clock.NewFake(time.Now()).AutoFire(30 * time.Second)
-	k, err := New(cfg, Options{Config: c, clock: clk, rand: rand.New(rand.NewPCG(3, 4))})
+	k, err := New(cfg, Options{file: c, clock: clk, rand: rand.New(rand.NewPCG(3, 4))})
 	if err != nil {
 		t.Fatal(err)
 	}

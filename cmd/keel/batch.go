@@ -17,6 +17,7 @@ import (
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/dlq"
+	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
@@ -248,7 +249,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	}
 	defer closeTarget()
 	o := batch.Options{In: in, Input: input, Out: out, State: state, Format: fmtv, Model: model, Region: tf.region, MaxTokens: maxTokens,
-		Doer: k, RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues, Restart: restart}
+		Doer: keelx.Engine(k), RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues, Restart: restart}
 	if maxRequeues == 0 {
 		o.MaxRequeues = -1
 	}

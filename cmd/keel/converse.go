@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -21,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
 	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/config"
-	"github.com/keel-run/keel/internal/engine"
 )
 
 func init() {
@@ -189,6 +190,13 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 
 // converseClient builds the official SDK client with keel plugged in.
 func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*bedrockruntime.Client, *keel.Keel, error) {
+	// keel.New checks these too, but would name them as Go options.
+	if f.region != "" && !config.ValidRegion(f.region) {
+		return nil, nil, fmt.Errorf("--region: %q is not a region name such as us-west-2", f.region)
+	}
+	if u, err := url.Parse(f.endpoint); f.endpoint != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return nil, nil, fmt.Errorf("--endpoint: %q is not an http(s) URL such as http://127.0.0.1:4000", f.endpoint)
+	}
 	c := &config.Config{}
 	if f.configFile != "" {
 		var err error
@@ -245,35 +253,21 @@ func converseClient(ctx context.Context, f *converseFlags, stderr io.Writer) (*b
 		}
 		return nil, nil, credentialsUnavailable(err)
 	}
+	// The file is read again by keel.New: the flags are laid over it as Go
+	// options, which win.
+	opts := keel.Options{ConfigFile: f.configFile, Region: f.region, Endpoint: f.endpoint, Logger: logger}
 	if len(f.fallbacks) > 0 {
-		targets := []config.Target{{Model: f.model, Region: f.region}}
+		// The flags replace any route the file has for this model.
+		rt := keel.Route{Name: "flags", Models: []string{f.model}, Targets: []keel.Target{{Model: f.model, Region: f.region}}}
 		for _, fb := range f.fallbacks {
 			t, err := config.ParseTarget(fb)
 			if err != nil {
 				return nil, nil, fmt.Errorf("--fallback: %w", err)
 			}
-			targets = append(targets, t)
+			rt.Targets = append(rt.Targets, keel.Target{Model: t.Model, Region: t.Region})
 		}
-		// The flags replace any route the file has for this model.
-		routes := c.Routes[:0:0]
-		for _, rt := range c.Routes {
-			keep := rt.Models[:0:0]
-			for _, m := range rt.Models {
-				if m != f.model {
-					keep = append(keep, m)
-				}
-			}
-			if len(keep) > 0 {
-				rt.Models = keep
-				routes = append(routes, rt)
-			}
-		}
-		c.Routes = append(routes, config.Route{Name: "flags", Models: []string{f.model}, Targets: targets})
-		if err := c.Validate(); err != nil {
-			return nil, nil, err
-		}
+		opts.Routes = []keel.Route{rt}
 	}
-	opts := keel.Options{Config: c, Logger: logger}
 	k, err := keel.New(cfg, opts)
 	if err != nil {
 		return nil, nil, err
@@ -321,7 +315,7 @@ type usageJSON struct {
 	Estimated    bool `json:"estimated,omitempty"`
 }
 
-func attemptsJSON(rep *engine.Report) []attemptJSON {
+func attemptsJSON(rep *keel.Report) []attemptJSON {
 	out := []attemptJSON{}
 	if rep == nil {
 		return out
@@ -330,7 +324,7 @@ func attemptsJSON(rep *engine.Report) []attemptJSON {
 		j := attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
 			DelayMs: a.Delay.Milliseconds(), QuotaWaitMs: a.QuotaWait.Milliseconds(), QuotaTokens: a.QuotaTokens,
 			DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped, Resume: a.Resume, Events: a.Events}
-		if a.Usage != (engine.Usage{}) {
+		if a.Usage != (keel.Usage{}) {
 			j.Usage = &usageJSON{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens, Estimated: a.Usage.Estimated}
 		}
 		out = append(out, j)
@@ -364,7 +358,7 @@ type quotaJSON struct {
 
 // addQuota adds the quota governor's view of the targets rep used to a
 // JSON result, when the governor is on.
-func addQuota(res map[string]any, k *keel.Keel, rep *engine.Report) {
+func addQuota(res map[string]any, k *keel.Keel, rep *keel.Report) {
 	if k == nil || rep == nil || !k.QuotaGoverned() {
 		return
 	}
@@ -406,7 +400,7 @@ func reportFailure(err error, k *keel.Keel, jsonOut bool, stdout, stderr io.Writ
 	if jsonOut {
 		res := map[string]any{"error": map[string]any{"message": err.Error()}, "attempts": attemptsJSON(rep)}
 		if entry != nil {
-			res["error"] = map[string]any{"message": err.Error(), "explanation": entryJSON(entry)}
+			res["error"] = map[string]any{"message": err.Error(), "explanation": entryJSON(catalogEntry(entry))}
 		}
 		if rep != nil {
 			res["totalMs"] = rep.Total.Milliseconds()
@@ -429,9 +423,18 @@ func reportFailure(err error, k *keel.Keel, jsonOut bool, stdout, stderr io.Writ
 	}
 	if entry != nil {
 		fmt.Fprintln(stderr)
-		writeExplanation(stderr, entry)
+		writeExplanation(stderr, catalogEntry(entry))
 	}
 	return 1
+}
+
+// catalogEntry returns the catalog's row for a public entry: every entry
+// keel hands out is one of the catalog's, under its canonical code.
+func catalogEntry(e *keel.Entry) *catalog.Entry {
+	if c, ok := catalog.Lookup(e.Code); ok {
+		return c
+	}
+	return catalog.Must(catalog.CodeUnclassified)
 }
 
 func writeJSON(stdout, stderr io.Writer, v any, code int) int {
@@ -531,7 +534,7 @@ func reportStreamFailure(err error, k *keel.Keel, partial string, jsonOut bool, 
 			entry = keel.Explain(err)
 		}
 		res := map[string]any{"reply": partial, "streamed": true, "complete": false, "resumes": resumes,
-			"error": map[string]any{"message": err.Error(), "explanation": entryJSON(entry)}, "attempts": attemptsJSON(rep)}
+			"error": map[string]any{"message": err.Error(), "explanation": entryJSON(catalogEntry(entry))}, "attempts": attemptsJSON(rep)}
 		if rep != nil {
 			res["totalMs"] = rep.Total.Milliseconds()
 		}
@@ -539,8 +542,8 @@ func reportStreamFailure(err error, k *keel.Keel, partial string, jsonOut bool, 
 		return writeJSON(stdout, stderr, res, 1)
 	}
 	fmt.Fprintf(stderr, "keel converse: the stream broke after %d characters of the reply, %d resume(s)", len(partial), resumes)
-	if ke != nil && ke.Failure() != nil && ke.Failure().GaveUp != "" {
-		fmt.Fprintf(stderr, "; %s", ke.Failure().GaveUp)
+	if ke != nil && ke.Failure() != nil && ke.Failure().GaveUpDetail != "" {
+		fmt.Fprintf(stderr, "; %s", ke.Failure().GaveUpDetail)
 	}
 	fmt.Fprintln(stderr)
 	return reportFailure(err, k, false, stdout, stderr)

@@ -19,6 +19,7 @@ import (
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/engine"
 	"github.com/keel-run/keel/internal/fsutil"
+	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
@@ -668,7 +669,7 @@ func dlqRedrive(ctx context.Context, stop <-chan struct{}, args []string, stdout
 	defer closeOut()
 	enc, sync = json.NewEncoder(w), syncOut
 	enc.SetEscapeHTML(false)
-	sum, err := p.Run(ctx, k)
+	sum, err := p.Run(ctx, keelx.Engine(k))
 	if err != nil {
 		fmt.Fprintf(stderr, "keel dlq redrive: %s\n", redriveErrorText(err))
 		return 1

@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 
 	"github.com/keel-run/keel"
-	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/transport"
 )
 
@@ -97,10 +96,10 @@ func pickContenders(all []Contender, defaults, names []string) ([]Contender, err
 }
 
 // tellQuota declares a target's tokens-per-minute quota in keel's
-// configuration (the quotas: section), as a user who knows their quota
+// options (the quotas: section of a file), as a user who knows their quota
 // would (Bedrock's quotas are listed in the Service Quotas console).
-func tellQuota(c *config.Config, model, region string, tpm int64) {
-	c.Quotas.Targets = append(c.Quotas.Targets, config.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)})
+func tellQuota(o *keel.Options, model, region string, tpm int64) {
+	o.Quotas.Targets = append(o.Quotas.Targets, keel.Quota{Model: model, Region: region, TokensPerMinute: int(tpm)})
 }
 
 // fakeCredentials sign for the emulator, which accepts any.
@@ -126,13 +125,13 @@ func sdkClient(retryer func() aws.Retryer) func(context.Context, Endpoint) (*bed
 func keelClient(quota bool) func(context.Context, Endpoint) (*bedrockruntime.Client, error) {
 	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
 		cfg := awsConfig(e)
-		c := &config.Config{Endpoint: e.URL}
-		if quota {
-			tellQuota(c, e.Model, e.Region, e.Quota)
-		}
 		// keel's default HTTP client (transport.NewClient), traced (see trace).
 		hc := &http.Client{Transport: traced(transport.NewTransport(transport.Options{}).RoundTrip)}
-		k, err := keel.New(cfg, keel.Options{Config: c, HTTPClient: hc})
+		o := keel.Options{Endpoint: e.URL, HTTPClient: hc}
+		if quota {
+			tellQuota(&o, e.Model, e.Region, e.Quota)
+		}
+		k, err := keel.New(cfg, o)
 		if err != nil {
 			return nil, err
 		}

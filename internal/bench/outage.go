@@ -18,7 +18,6 @@ import (
 
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/catalog"
-	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 	"github.com/keel-run/keel/internal/emulator/scenario/glob"
@@ -55,14 +54,14 @@ func OutageContenders() []Contender { return slices.Clone(outageContenders) }
 func routedClient(deadlineOnly bool) func(context.Context, Endpoint) (*bedrockruntime.Client, error) {
 	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
 		cfg := awsConfig(e)
-		c := &config.Config{Endpoint: e.URL, Routes: []config.Route{{Name: "outage", Models: []string{e.Model},
-			Targets: []config.Target{{Model: e.Model, Region: e.Region}, {Model: e.Model, Region: e.Fallback}}}}}
+		o := keel.Options{Endpoint: e.URL, Routes: []keel.Route{{Name: "outage", Models: []string{e.Model},
+			Targets: []keel.Target{{Model: e.Model, Region: e.Region}, {Model: e.Model, Region: e.Fallback}}}}}
 		if deadlineOnly {
 			// A fixed timeout as long as the caller's deadline: the deadline
 			// ends a hung attempt first.
-			c.Retry.AttemptTimeout = config.Duration(e.Deadline)
+			o.Retry.AttemptTimeout = e.Deadline
 		}
-		k, err := keel.New(cfg, keel.Options{Config: c})
+		k, err := keel.New(cfg, o)
 		if err != nil {
 			return nil, err
 		}
@@ -409,8 +408,8 @@ func outageSend(ctx context.Context, client *bedrockruntime.Client, arrived time
 		// Say when keel stopped for a reason of its own, not the entry's
 		// verdict: the retry budget spent, say, before the fallback.
 		var ke *keel.Error
-		if errors.As(err, &ke) && ke.Failure() != nil && ke.Failure().GaveUp != "" && r.failure != "deadline" {
-			r.failure += " (" + ke.Failure().GaveUp + ")"
+		if errors.As(err, &ke) && ke.Failure() != nil && ke.Failure().GaveUpDetail != "" && r.failure != "deadline" {
+			r.failure += " (" + ke.Failure().GaveUpDetail + ")"
 		}
 	}
 	if rep == nil {

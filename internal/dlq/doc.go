@@ -23,14 +23,14 @@
 //
 // Most callers want a Recorder (or the Record shortcut) after a failed call:
 //
-//	resp, _, err := k.Do(ctx, call)
+//	resp, _, err := eng.Do(ctx, call) // eng: an *engine.Engine, such as keelx.Engine(k)
 //	if err != nil {
 //		e, derr := dlq.Record(ctx, store, call, err) // e is nil when err was not terminal
 //		...
 //	}
 //
 // Redrive sends entries again through keel's engine (any Sender, such as
-// k.Do of a *keel.Keel): a reply is saved with RedriveOptions.Save before
+// the *engine.Engine keelx.Engine returns for a *keel.Keel): a reply is saved with RedriveOptions.Save before
 // its entry is removed, and an entry that fails again stays, its attempt
 // history extended. Entries whose not-before time has not come are left
 // alone unless forced. RedriveOptions.Lock keeps two redrives of one store

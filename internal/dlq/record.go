@@ -10,6 +10,7 @@ import (
 	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/keelx"
 )
 
 // Recorder parks terminal failures in a Store. Store must be set; the other
@@ -83,13 +84,6 @@ type failure struct {
 	report                   *engine.Report
 }
 
-// detailed is what keel.Error (the SDK face's error) offers; matching it by
-// method set keeps this package free of an import of package keel.
-type detailed interface {
-	Entry() *catalog.Entry
-	Report() *engine.Report
-}
-
 func describe(err error) failure {
 	var ee *engine.Error
 	if errors.As(err, &ee) {
@@ -102,9 +96,9 @@ func describe(err error) failure {
 		}
 		return f
 	}
-	var d detailed
-	if errors.As(err, &d) {
-		f := failure{entry: d.Entry(), report: d.Report(), message: err.Error()}
+	// The SDK face's error (a *keel.Error) carries the engine's account.
+	if entry, rep, ok := keelx.Details(err); ok {
+		f := failure{entry: entry, report: rep, message: err.Error()}
 		res := classify.FromError(err)
 		f.status, f.requestID, f.code = res.Status, res.RequestID, res.Code
 		if f.entry == nil {

@@ -3,7 +3,6 @@ package dlq_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,19 +45,6 @@ func engineErr(code, msg string, rep *engine.Report) *engine.Error {
 	return &engine.Error{Entry: e, Code: code, Status: e.Status, Message: msg, RequestID: "req-last", Report: rep}
 }
 
-// sdkErr stands for keel.Error, the SDK face's error: it has Entry and
-// Report methods and unwraps to something else.
-type sdkErr struct {
-	entry *catalog.Entry
-	rep   *engine.Report
-}
-
-func (e *sdkErr) Error() string                 { return "operation error Bedrock Runtime: Converse, " + e.entry.Code }
-func (e *sdkErr) Entry() *catalog.Entry         { return e.entry }
-func (e *sdkErr) Report() *engine.Report        { return e.rep }
-func (e *sdkErr) Unwrap() error                 { return errors.New("sdk") }
-func (e *sdkErr) withEntry(code string) *sdkErr { e.entry = catalog.Must(code); return e }
-
 func TestRecord(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -95,9 +81,6 @@ func TestRecord(t *testing.T) {
 				return e
 			}(),
 			parked: true, code: catalog.CodeServiceUnavailable, status: 503, attempts: 1, messageSubstr: "gave up: the next wait"},
-		{name: "SDK face error", ctx: context.Background(),
-			err:    (&sdkErr{rep: report(catalog.CodeAccessDenied)}).withEntry(catalog.CodeAccessDenied),
-			parked: true, code: catalog.CodeAccessDenied, status: 403, attempts: 1, messageSubstr: "operation error"},
 		{name: "wrapped engine error", ctx: context.Background(),
 			err:    fmt.Errorf("batch: record 7: %w", engineErr(catalog.CodeModelTimeout, "timed out", report(catalog.CodeModelTimeout))),
 			parked: true, code: catalog.CodeModelTimeout, status: 408, attempts: 1, messageSubstr: "timed out"},

@@ -13,8 +13,8 @@ import (
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
-// Sender sends a call through keel's engine: (*keel.Keel).Do and
-// (*engine.Engine).Do are Senders. A redrive calls it for one entry at a
+// Sender sends a call through keel's engine: an *engine.Engine is one
+// (keelx.Engine returns that of a *keel.Keel). A redrive calls it for one entry at a
 // time.
 type Sender interface {
 	Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error)

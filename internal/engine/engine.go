@@ -390,7 +390,7 @@ func contextEnded(last *Error, err error, why string) *Error {
 // spent is the budget's *ExhaustedError (it matches budget.ErrExhausted).
 func budgetSpent(last *Error, spent error) *Error {
 	if last != nil {
-		last.GaveUp = "the shared retry budget is spent"
+		last.GaveUp = gaveUpBudgetSpentTxt
 		last.Err = errors.Join(last.Err, spent)
 	}
 	return last
