@@ -6,10 +6,11 @@ import (
 )
 
 // syncPoint is a moment when Bedrock's bucket was known to be (about)
-// empty: a fresh throttle that started an episode.
+// empty: a confirmed throttle.
 type syncPoint struct {
 	at    time.Time
 	taken float64 // limiter.taken then
+	hold  float64 // the throttled call's hold: the bucket held less
 	level float64 // the bucket's level once emptied (≤ 0: a debt)
 	gen   uint64  // the generation it began
 }
@@ -62,8 +63,10 @@ func (l *limiter) grow(now time.Time) {
 
 // throttle reacts to a throttle of t's call (nil: a call without a Ticket).
 // t's tokens go back, since Bedrock reserved nothing. Only a call admitted
-// since the last fresh throttle (or, without a Ticket, a throttle after the
-// pause) is news; the others were sent before the Governor knew.
+// since the last confirmed throttle (or, without a Ticket, a throttle after
+// the pause) is news; the others were sent before the Governor knew. A
+// fresh throttle of a call with a Ticket is a quota signal only once
+// another confirms it (see suspect).
 func (l *limiter) throttle(t *Ticket) {
 	now := l.g.clk.Now()
 	l.mu.Lock()
@@ -75,7 +78,11 @@ func (l *limiter) throttle(t *Ticket) {
 	if t != nil {
 		fresh = t.gen == l.gen
 		hold = t.hold
+		if !t.at.IsZero() {
+			l.throttleLat.add(now.Sub(t.at).Seconds())
+		}
 		l.cancelLocked(t, now)
+		fresh = fresh && l.suspect(t.seq, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
@@ -85,18 +92,20 @@ func (l *limiter) throttle(t *Ticket) {
 	l.dispatch(now, true)
 }
 
-// react is what a fresh throttle of a call that held hold tokens (0: one
-// without a Ticket) does: it bounds the quota from what Bedrock gave since
-// the episode's anchor, lowers the limit to that bound, empties the bucket
-// (Bedrock's is empty, as far as this call could tell) and pauses
-// admissions. l.mu must be held.
+// react is what a confirmed throttle of a call that held hold tokens (0:
+// one without a Ticket) does: it bounds the quota from what Bedrock gave
+// since an earlier confirmed throttle of the episode (the anchor), lowers the
+// limit to that bound, empties the bucket (Bedrock's is empty, as far as
+// this call could tell) and pauses admissions. l.mu must be held.
 //
 // The bound: at the anchor, Bedrock's bucket held about the level the
 // Governor's was emptied to (≤ 0). Since then it refilled Q/60 a second and
 // gave out taken−anchor.taken; now it had less than hold. So
-// Q < 60 × (taken − anchor.taken + hold − anchor.level) / elapsed. It
-// tightens as the episode goes on: over 30 s of a 1 M TPM quota, a 10,000
-// token hold leaves it 2 % above the quota.
+// Q < 60 × (taken − anchor.taken + hold − anchor.level) / elapsed. The
+// anchor is the oldest confirmed throttle of the last anchorSpan: a longer
+// span makes one call's hold weigh less, a shorter one the debt that
+// replies settling above their reservations run Bedrock's bucket into,
+// which counts as given but was not refill.
 //
 // A known quota's first throttle of an episode changes no limit: it says
 // the Governor's bucket was fuller than Bedrock's (a process started on a
@@ -105,30 +114,31 @@ func (l *limiter) throttle(t *Ticket) {
 // but by at most Decrease (0.7) at a time, climbing back along the CUBIC
 // curve after such a cut. A learning (or unknown) quota's limit goes to what
 // Bedrock gave per minute since the anchor, the bound less the throttled
-// hold, the middle of what the anchor's unknown level leaves possible, but
-// not below 0.7 of the bound: early in an episode, when a pause has kept
-// the target idle, what was given is far below the quota. With no bound
-// yet (the episode's first throttle), see shrink.
+// hold, but not below 0.7 of the bound; once the episode has lasted
+// windowSpan, to what Bedrock's bucket gave over the last minute (what was
+// granted, less what came back, plus debits), all of it from its refill. The first limit of an unknown quota, and the first
+// of an episode, come from shrink.
 func (l *limiter) react(now time.Time, hold float64) {
-	if !l.lastThrott.IsZero() && now.Sub(l.lastThrott) > episodeGap {
-		l.anchor = syncPoint{}
+	newEpisode := l.lastThrott.IsZero() || now.Sub(l.lastThrott) > episodeGap
+	if newEpisode {
+		l.syncs = l.syncs[:0]
+		l.episode = now
 	}
 	l.lastThrott = now
 	bound, given := math.Inf(1), math.Inf(1)
-	if a := l.anchor; !a.at.IsZero() {
+	if a, ok := l.anchor(now); ok {
 		if d := now.Sub(a.at); d >= minObserved {
 			given = 60 * (l.taken - a.taken - min(a.level, 0)) / d.Seconds()
 			bound = max(given+60*hold/d.Seconds(), l.p.floor)
 			given = max(given, bound*l.g.beta, l.p.floor)
 		}
 	}
-	newEpisode := l.anchor.at.IsZero()
 	wasUnlimited := l.unlimited()
 	switch {
-	case l.unlimited() && !math.IsInf(bound, 1):
-		l.setLimit(now, min(given, l.p.ceil))
 	case l.unlimited() && now.Sub(l.born) < minObserved:
 		// Too soon to tell a rate from what was used: pause, learn nothing.
+	case l.p.learn && !l.unlimited() && now.Sub(l.episode) >= windowSpan:
+		l.setLimit(now, min(max(l.given.sum(now)+hold, l.p.floor), l.p.ceil))
 	case l.unlimited() || (l.p.learn && newEpisode):
 		l.shrink(now, hold)
 	case given < l.limit && l.p.learn:
@@ -154,9 +164,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		l.level = min(l.level, 0)
 	}
 	l.gen++
-	if newEpisode {
-		l.anchor = syncPoint{at: now, taken: l.taken, level: min(l.level, 0), gen: l.gen}
-	}
+	l.addSync(syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen})
 	l.pause(now)
 }
 
@@ -184,10 +192,22 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 	// what was used when Bedrock said no (the first, extrapolated one, say)
 	// comes down to that use at once, as the AWS SDK's adaptive mode takes
 	// the smaller of its rate and the measured one.
-	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)
 	if l.unlimited() {
-		l.level = 0
+		// The first limit. What the target used since it was first seen
+		// came from Bedrock's bucket as it was then (a minute of quota at
+		// most, if it started full) and from a refill of Q/60 a second:
+		// Q ≥ used ÷ (1 minute + age). Extrapolating the use to a minute
+		// instead reads the burst a full bucket allows as a rate, many
+		// times the quota.
+		age := now.Sub(l.born)
+		u := l.usage(now) + hold
+		if age < time.Minute {
+			u *= float64(time.Minute) / float64(time.Minute+age)
+		}
+		l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
+		return
 	}
+	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)
 	l.wmax = w
 	l.limit = max(l.p.floor, w*l.g.beta)
 	l.epoch = now

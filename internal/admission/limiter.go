@@ -39,22 +39,28 @@ type limiter struct {
 	reserved     window // tokens granted
 	settled      window // tokens settled
 	offered      window // what the calls asking for admission would hold
+	given        window // changes of taken: what Bedrock's bucket gave
 
 	// taken counts what Bedrock's bucket has given the target: holds
 	// granted, less what came back (refunds, throttled and cancelled
-	// calls), plus debits. Its change since a throttle episode's anchor
+	// calls), plus debits. Its change since a confirmed throttle (a sync point)
 	// bounds the quota at the next throttle (see bound).
 	taken      float64
-	writtenOff float64 // what the last fresh throttle took out of the bucket
-	anchor     syncPoint
-	lastThrott time.Time // the last fresh throttle
+	writtenOff float64     // what the last fresh throttle took out of the bucket
+	syncs      []syncPoint // the confirmed throttles of the last syncSpan, oldest first
+	episode    time.Time   // when the throttle episode began
+	lastThrott time.Time   // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
 	// settle) and of the calls' holds: how long a reply may take, and how
 	// large the target's large calls are (see bounds and judged). quick is
 	// a low quantile of the durations (about the time to a first token);
 	// perTok a high quantile of the seconds per output token beyond it.
-	reply, quick, perTok, bigHold quantile
+	// throttleLat is a high quantile of the throttles' round trips (grant
+	// to throttle).
+	reply, quick, perTok, bigHold, throttleLat quantile
+
+	suspicion suspicion // an unconfirmed throttle (see suspect)
 
 	queues [numClasses]fifo
 	streak int     // Interactive grants in a row while Batch waited
@@ -64,8 +70,8 @@ type limiter struct {
 }
 
 type counters struct {
-	settled, cancelled, throttles, decreases, resyncs, tooLarge int64
-	class                                                       [numClasses]ClassStats
+	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, raises int64
+	class                                                                      [numClasses]ClassStats
 }
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
@@ -74,7 +80,8 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		bucket: newBucket(now, p.limit, p.rpm, 0),
 		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
-		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile)}
+		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile),
+		throttleLat: newQuantile(replyQuantile)}
 	if !math.IsInf(p.limit, 1) {
 		l.level = p.limit
 		// Start on the CUBIC plateau: the limit holds, and a learning
@@ -98,10 +105,12 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.reserve(hold)
 	l.inflight++
 	l.inflightHold += hold
+	taken := l.taken
 	l.taken += hold
+	l.given.add(now, hold)
 	l.reserved.add(now, hold)
 	seq := l.flight.push(now)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -121,7 +130,10 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost)
+	l.settledAfter(t.seq)
+	l.raise(t, now)
 	l.taken -= t.hold - cost
+	l.given.add(now, cost-t.hold)
 	l.settled.add(now, cost)
 	l.n.settled++
 	l.learnReply(t, now, out)
@@ -169,8 +181,11 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	// Bedrock took nothing for it. (A call granted before the episode's
 	// anchor was counted in the anchor's taken too.)
 	l.taken -= t.hold
-	if t.gen < l.anchor.gen {
-		l.anchor.taken -= t.hold
+	l.given.add(now, -t.hold)
+	for i := range l.syncs {
+		if t.gen < l.syncs[i].gen {
+			l.syncs[i].taken -= t.hold
+		}
 	}
 	l.giveRequest()
 }

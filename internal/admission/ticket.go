@@ -27,6 +27,7 @@ type Ticket struct {
 	gen    uint64    // the limiter's throttle generation when admitted
 	seq    uint64    // its place in the limiter's flight
 	at     time.Time // when it was granted
+	taken  float64   // the limiter's taken before it was granted
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate

@@ -88,6 +88,35 @@ const (
 	// would break the bound), leaving room for a call of a sixth of the
 	// quota.
 	episodeGap = 50 * time.Second
+	// windowSpan is how long a throttle episode must have lasted for the
+	// last minute's use to be taken for the quota: a minute, so that all of
+	// it was used while Bedrock's bucket was being emptied.
+	windowSpan = time.Minute
+	// anchorSpan is how far back the confirmed throttle a bound is taken
+	// from may lie (see react): long enough for one call's hold to weigh
+	// little in the bound, short enough for a debt run up before it to
+	// weigh little too.
+	anchorSpan = 20 * time.Second
+	// maxSyncs bounds the confirmed throttles kept as anchors.
+	maxSyncs = 256
+	// minRaiseSpan is how long after a confirmed throttle a call that got
+	// through may raise the limit: over a shorter time one call's hold
+	// weighs too much in the rate it proves.
+	minRaiseSpan = 5 * time.Second
+)
+
+// Telling noise throttles from quota signals (suspect.go).
+const (
+	// confirmPasses is how many calls granted after a suspect throttle
+	// must get through to clear it: with a share p of noise throttles, a
+	// noise throttle is taken for a quota signal with probability
+	// 1-(1-p)^confirmPasses (9 % at p = 3 %).
+	confirmPasses = 3
+	// throttleMargin and throttleSlack turn the 95th percentile of the
+	// throttles' round trips into the time after which a call in flight
+	// has got through Bedrock's quota check.
+	throttleMargin = 1.5
+	throttleSlack  = 50 * time.Millisecond
 )
 
 // Windows and calls in flight (window.go).

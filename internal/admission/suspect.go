@@ -1,0 +1,133 @@
+package admission
+
+import "time"
+
+// A throttle is read as a quota signal only once a second call confirms it.
+// Bedrock also throttles for reasons that have nothing to do with the
+// client's rate (a few percent of calls, whatever their pace); read as quota
+// signals, such throttles would empty the bucket, pause the target and cut
+// its limit each time. A throttle of a call whose bucket really ran dry is
+// followed by more: the calls granted after it find the bucket as dry. So
+// the first fresh throttle only raises a suspicion; a throttle of a call
+// granted after the suspect confirms it (and the Governor reacts as to a
+// quota signal), and confirmPasses calls granted after the suspect that got
+// through clear it (a noise throttle, counted in Stats.Noise).
+//
+// A call got through when it settled, or when it has been in flight for
+// longer than throttles take to come back (see throttleWait): Bedrock
+// throttles a call before it runs the model, so a call still in flight
+// then was reserved its tokens.
+type suspicion struct {
+	active  bool
+	seq     uint64 // the throttled call's place in flight
+	settled int    // calls granted after it that have settled
+}
+
+// suspect records a fresh throttle of the call seq, and reports whether it
+// confirms a suspicion (a quota signal). l.mu must be held.
+func (l *limiter) suspect(seq uint64, now time.Time) bool {
+	s := &l.suspicion
+	if s.active && l.passed(now) >= confirmPasses {
+		l.n.noise++
+		*s = suspicion{}
+	}
+	switch {
+	case !s.active:
+		*s = suspicion{active: true, seq: seq}
+	case seq > s.seq:
+		*s = suspicion{}
+		return true
+	}
+	// A call granted before the suspect, throttled after it: the suspect
+	// stands.
+	return false
+}
+
+// passed counts the calls granted after the suspect that got through, up
+// to confirmPasses. l.mu must be held.
+func (l *limiter) passed(now time.Time) int {
+	s := &l.suspicion
+	n := s.settled
+	wait := l.throttleWait()
+	f := &l.flight
+	i := f.head
+	if s.seq >= f.base {
+		i += int(s.seq-f.base) + 1
+	}
+	for ; i < len(f.at) && n < confirmPasses; i++ {
+		at := f.at[i]
+		if at.IsZero() {
+			continue
+		}
+		if now.Sub(at) < wait {
+			break // granted in time order: the later ones are younger
+		}
+		n++
+	}
+	return n
+}
+
+// settledAfter counts a settled call toward clearing the suspicion when it
+// was granted after the suspect. l.mu must be held.
+func (l *limiter) settledAfter(seq uint64) {
+	if s := &l.suspicion; s.active && seq > s.seq {
+		s.settled++
+	}
+}
+
+// throttleWait returns how long a call must have been in flight to have got
+// past Bedrock's quota check: a margin over the time the target's throttles
+// take to come back.
+func (l *limiter) throttleWait() time.Duration {
+	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
+}
+
+// anchor returns the sync point a confirmed throttle at now bounds the quota
+// from: the oldest of the episode within anchorSpan. l.mu must be held.
+func (l *limiter) anchor(now time.Time) (syncPoint, bool) {
+	for _, s := range l.syncs {
+		if now.Sub(s.at) <= anchorSpan {
+			return s, true
+		}
+	}
+	return syncPoint{}, false
+}
+
+// addSync records a confirmed throttle, dropping the sync points too old to
+// anchor a bound (the newest is kept: see raise). l.mu must be held.
+func (l *limiter) addSync(s syncPoint) {
+	i := 0
+	for i < len(l.syncs) && (s.at.Sub(l.syncs[i].at) > anchorSpan || len(l.syncs)-i >= maxSyncs) {
+		i++
+	}
+	l.syncs = append(l.syncs[:0], l.syncs[i:]...)
+	l.syncs = append(l.syncs, s)
+}
+
+// raise lifts a learned limit to what a call that got through proves the
+// quota to be at least. At the last confirmed throttle (a), Bedrock's bucket
+// held less than the throttled call's hold; since then it refilled Q/60 a
+// second and gave out what the Governor took since; the call t, granted
+// after, found its hold there. So Q ≥ 60 × (taken before t − a.taken +
+// t.hold − a.hold) / elapsed, where elapsed counts a throttle's round trip
+// on top, since Bedrock checked t after it was granted and the throttle
+// before it came back. A throttle read as a quota signal by mistake (two
+// noise throttles in a row, or another client's burst) cuts the limit; the
+// calls that then get through more than the cut limit allows bring it back.
+// l.mu must be held.
+func (l *limiter) raise(t *Ticket, now time.Time) {
+	if !l.p.learn || l.unlimited() || len(l.syncs) == 0 {
+		return
+	}
+	a := l.syncs[len(l.syncs)-1]
+	if t.gen < a.gen || t.at.Sub(a.at) < minRaiseSpan {
+		return
+	}
+	d := t.at.Sub(a.at).Seconds() + l.throttleLat.v
+	lb := min(60*(t.taken+t.hold-a.taken-a.hold)/d, l.p.ceil)
+	if lb > l.limit {
+		l.wmax, l.limit = lb, lb
+		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
+		l.n.raises++
+	}
+}
