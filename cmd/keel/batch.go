@@ -46,6 +46,11 @@ quota; otherwise keel learns it from throttles), behind interactive calls.
 A run stops, leaving its records pending, when five in a row fail with the
 same error about the model rather than the record (no such model, no access).
 
+The first Ctrl-C (or SIGTERM) stops a run at once: calls waiting for quota
+or to retry are given up and their records stay pending (never failed);
+calls on the wire may finish, and their results are kept. A second Ctrl-C
+abandons those too. Either way, run the same command again to resume.
+
 Exit status: 0 every record succeeded; 1 some records failed (see --out and
 keel dlq list), or the run failed or stopped; 2 bad flags or input; 130
 interrupted with records left (run again to resume).`
@@ -57,7 +62,10 @@ func runBatch(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		ctx, stop, cancel := interrupts(stderr)
+		ctx, stop, cancel := interruptsSaying(stderr,
+			"keel batch: stopping: calls waiting for quota or to retry are given up, and their records stay pending; "+
+				"calls on the wire may finish (interrupt again to abandon them too)",
+			"keel batch: abandoning the calls on the wire; they run again on resume")
 		defer cancel()
 		return batchRun(ctx, stop, args[1:], stdout, stderr)
 	case "status":
@@ -70,6 +78,13 @@ func runBatch(args []string, stdout, stderr io.Writer) int {
 // interrupts turns the first SIGINT/SIGTERM into a graceful stop (closing
 // the returned channel) and the second into cancelling the context.
 func interrupts(stderr io.Writer) (context.Context, <-chan struct{}, func()) {
+	return interruptsSaying(stderr, "keel: stopping: letting the calls in flight finish (interrupt again to abandon them)",
+		"keel: abandoning the calls in flight; they run again on resume")
+}
+
+// interruptsSaying is interrupts, saying first on stderr at the first
+// interrupt and second at the second.
+func interruptsSaying(stderr io.Writer, first, second string) (context.Context, <-chan struct{}, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 2)
@@ -80,11 +95,11 @@ func interrupts(stderr io.Writer) (context.Context, <-chan struct{}, func()) {
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintln(stderr, "\nkeel batch: stopping: letting the calls in flight finish (interrupt again to abandon them)")
+		fmt.Fprintln(stderr, "\n"+first)
 		close(stop)
 		select {
 		case <-sig:
-			fmt.Fprintln(stderr, "keel batch: abandoning the calls in flight; they run again on resume")
+			fmt.Fprintln(stderr, second)
 			cancel()
 		case <-ctx.Done():
 		}

@@ -340,6 +340,36 @@ func countLines(path string) int {
 	return bytes.Count(b, []byte("\n"))
 }
 
+// startBatchUntil starts keel (bin) with args, a batch run writing its
+// results to out, and returns once out has lines lines: the command, its
+// output so far, and the channel its end is sent on. It fails the test if
+// the run ends first or makes no progress for two minutes.
+func startBatchUntil(t *testing.T, bin string, args []string, out string, lines int) (*exec.Cmd, *bytes.Buffer, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for countLines(out) < lines {
+		select {
+		case err := <-exited:
+			t.Fatalf("keel batch run ended before %d records were written (%v):\n%s", lines, err, log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress:\n%s", log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return cmd, log, exited
+}
+
 // TestBatchSurvivesKill9 SIGKILLs a real `keel batch run` process part way
 // through a batch, then runs the same command again, and checks
 // exactly-once: every record has one result line, no record whose result
@@ -371,27 +401,7 @@ func TestBatchSurvivesKill9(t *testing.T) {
 		"--progress", "lines", "--progress-every", "200ms"}
 
 	// Run 1, killed once some records are checkpointed.
-	cmd := exec.Command(bin, args...)
-	var log1 bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log1, &log1
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(2 * time.Minute)
-	for countLines(out) < 60 {
-		select {
-		case err := <-exited:
-			t.Fatalf("keel batch run ended before it could be killed (%v):\n%s", err, log1.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("no progress:\n%s", log1.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	cmd, _, exited := startBatchUntil(t, bin, args, out, 60)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -89,9 +89,12 @@ type Options struct {
 	RequeueBase, RequeueCap time.Duration
 	// RecordTimeout bounds each record's call, retries included; zero: none.
 	RecordTimeout time.Duration
-	// Stop, when closed, stops starting records; those in flight finish and
-	// are checkpointed. Cancelling the context instead abandons them (they
-	// run again on resume).
+	// Stop, when closed, stops starting records and gives up, at once, the
+	// calls not on the wire: waiting for quota in the governor's queue, or
+	// for a retry's backoff (engine.Call.Stop); their records stay pending
+	// and run again on resume. Calls with an attempt on the wire finish, and
+	// their results are checkpointed. Cancelling the context instead
+	// abandons those too (they run again on resume).
 	Stop <-chan struct{}
 }
 
@@ -637,8 +640,10 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 	}
 	// Batch priority: the governor serves interactive calls to the same
 	// target first, without starving the run.
+	// Stop gives the call up at the first interrupt unless an attempt is on
+	// the wire: waiting for quota or to retry is not finishing.
 	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body, Priority: engine.Batch, OnAdmit: admitted,
-		Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
+		Stop: r.o.Stop, Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
 	callCtx := ctx
 	if r.o.RecordTimeout > 0 {
 		var cancel context.CancelFunc
@@ -659,9 +664,10 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 		resp.Body.Close()
 	}
 	out := Outcome{Start: start, Latency: r.o.Clock.Now().Sub(start), Throttled: throttled(rep)}
-	if callErr != nil && ctx.Err() != nil {
-		// The run was cancelled: this record failed because of it, says
-		// nothing, and runs again on resume.
+	if callErr != nil && (ctx.Err() != nil || errors.Is(callErr, engine.ErrStopped)) {
+		// The run was cancelled, or stopped before the call's next attempt
+		// was sent: this record failed because of it, says nothing, and
+		// runs again on resume.
 		return false
 	}
 	released = true

@@ -223,6 +223,15 @@ type Call struct {
 	// governor) is about to be sent. The batch runner starts its next record
 	// then, so that the governor, not a worker count, paces a run.
 	OnAdmit func()
+	// Stop, when closed, makes the engine give the call up at its next
+	// wait point rather than send another attempt: while it waits for quota
+	// or for a retry's backoff, or before its next attempt or fallback. An
+	// attempt already on the wire is not interrupted; if it succeeds, the
+	// call does. A call given up this way fails with an error wrapping
+	// ErrStopped (stop.go). Nil: never. The batch runner closes it at the
+	// first interrupt. Cancelling the context instead abandons every
+	// attempt, those on the wire included.
+	Stop <-chan struct{}
 }
 
 // Attempt records one attempt, or one not sent: a target skipped because
@@ -352,6 +361,7 @@ func (e *Engine) do(ctx context.Context, call *Call, rep *Report, sb *streamBody
 		return nil, err
 	}
 	defer p.admitted()
+	defer p.endWait()
 	for ti := range p.targets {
 		p.enter(ti)
 	target:

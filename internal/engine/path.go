@@ -41,6 +41,10 @@ type pass struct {
 	rep  *Report
 	sb   *streamBody // nil unless streaming
 	rd   round
+	// wait is ctx for the waits before an attempt is sent, also ended when
+	// the call's Stop is closed (stop.go); endWait releases it.
+	wait    context.Context
+	endWait func()
 
 	targets  []attempt.Target
 	governed bool
@@ -110,6 +114,7 @@ func (e *Engine) route(ctx context.Context, call *Call, rep *Report, sb *streamB
 	if e.budget != nil && !rd.resume {
 		e.budget.Request()
 	}
+	p.wait, p.endWait = p.waitContext()
 	return p, nil
 }
 
@@ -140,6 +145,9 @@ func (p *pass) enter(ti int) {
 
 // attempt runs the stages of one attempt on the current target.
 func (p *pass) attempt() (verdict, *http.Response, error) {
+	if p.stopped() {
+		return p.stop("before its attempt was sent"), p.lastResp, p.failure()
+	}
 	var tr try
 	for _, stage := range [...]func(*try) verdict{p.admit, p.passBreaker, p.spend, p.send} {
 		if v := stage(&tr); v != goOn {
@@ -171,7 +179,7 @@ func (p *pass) admit(tr *try) verdict {
 		return goOn
 	}
 	start := e.clk.Now()
-	tk, err := e.gov.AdmitBy(p.ctx, p.t, p.est, p.call.Priority, p.by)
+	tk, err := e.gov.AdmitBy(p.wait, p.t, p.est, p.call.Priority, p.by)
 	p.admitted()
 	retried := !p.by.IsZero()
 	p.by = time.Time{}
@@ -179,6 +187,9 @@ func (p *pass) admit(tr *try) verdict {
 		tr.tk = tk
 		e.admitted(&tr.tk, p.t, p.call.Priority)
 		return goOn
+	}
+	if p.stopped() {
+		return p.stop("while it waited for quota")
 	}
 	qe, ended := e.quotaRefusal(p.ctx, err, p.t, p.rep, retried)
 	waited := e.clk.Now().Sub(start)
@@ -371,7 +382,10 @@ func (p *pass) decide(tr *try) verdict {
 	// Wait is given no last error: last is what the caller gets, and it
 	// wraps the wait's error, so a WaitError holding last would make the
 	// chain a loop that errors.Is never leaves.
-	if err := retry.Wait(p.ctx, e.clk, d.Delay, nil); err != nil {
+	if err := retry.Wait(p.wait, e.clk, d.Delay, nil); err != nil {
+		if p.stopped() {
+			return p.stop("while it waited to retry")
+		}
 		if !errors.Is(err, retry.ErrDeadline) {
 			p.last = contextEnded(p.last, err, "the context ended while waiting to retry")
 			return finish
