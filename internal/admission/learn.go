@@ -1,7 +1,6 @@
 package admission
 
 import (
-	"math"
 	"time"
 )
 
@@ -13,6 +12,7 @@ type syncPoint struct {
 	hold  float64 // the throttled call's hold: the bucket held less
 	level float64 // the bucket's level once emptied (≤ 0: a debt)
 	gen   uint64  // the generation it began
+	seq   uint64  // the flight seq of the first call granted after it
 }
 
 // usage returns the tokens the target used over the last minute: what
@@ -42,8 +42,21 @@ func (l *limiter) observedRate(now time.Time, extra float64) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time) {
+func (l *limiter) grow(now time.Time, cost float64) {
 	if l.unlimited() {
+		return
+	}
+	if l.burst > 0 && now.Sub(l.lastThrott) >= burstMemory {
+		l.burst = 0
+	}
+	if l.slow {
+		// Slow start: each call that got through adds slowStartGain times
+		// what it cost, doubling the limit every minute ÷ slowStartGain
+		// while the calls keep up with it.
+		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.usage(now)), l.p.ceil)
+		if w > l.limit {
+			l.wmax, l.limit = w, w
+		}
 		return
 	}
 	k := l.g.recovery
@@ -82,7 +95,7 @@ func (l *limiter) throttle(t *Ticket) {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
 		l.cancelLocked(t, now)
-		fresh = fresh && l.suspect(t.seq, now)
+		fresh = l.suspect(t.seq, fresh, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
@@ -93,65 +106,69 @@ func (l *limiter) throttle(t *Ticket) {
 }
 
 // react is what a confirmed throttle of a call that held hold tokens (0:
-// one without a Ticket) does: it bounds the quota from what Bedrock gave
-// since an earlier confirmed throttle of the episode (the anchor), lowers the
-// limit to that bound, empties the bucket (Bedrock's is empty, as far as
-// this call could tell) and pauses admissions. l.mu must be held.
+// one without a Ticket) does. Bedrock's bucket was empty when the Governor's
+// said it was not, so the Governor's is emptied to match, and admissions
+// pause; each confirmed throttle in a row (no call granted since the last
+// one has got through) doubles the pause, up to maxPauseDoublings: a bucket
+// that refills in steps, or that another client keeps empty, is waited for
+// rather than probed every second. l.mu must be held.
 //
-// The bound: at the anchor, Bedrock's bucket held about the level the
-// Governor's was emptied to (≤ 0). Since then it refilled Q/60 a second and
-// gave out taken−anchor.taken; now it had less than hold. So
-// Q < 60 × (taken − anchor.taken + hold − anchor.level) / elapsed. The
-// anchor is the oldest confirmed throttle of the last anchorSpan: a longer
-// span makes one call's hold weigh less, a shorter one the debt that
-// replies settling above their reservations run Bedrock's bucket into,
-// which counts as given but was not refill.
-//
-// A known quota's first throttle of an episode changes no limit: it says
-// the Governor's bucket was fuller than Bedrock's (a process started on a
-// spent quota, or another client), not that the quota is wrong; the bucket
-// is emptied to match. A later throttle lowers a known limit to the bound,
-// but by at most Decrease (0.7) at a time, climbing back along the CUBIC
-// curve after such a cut. A learning (or unknown) quota's limit goes to what
-// Bedrock gave per minute since the anchor, the bound less the throttled
-// hold, but not below 0.7 of the bound; once the episode has lasted
-// windowSpan, to what Bedrock's bucket gave over the last minute (what was
-// granted, less what came back, plus debits), all of it from its refill. The first limit of an unknown quota, and the first
-// of an episode, come from shrink.
+// The limit is not cut by a throttle alone: a throttle says the bucket was
+// empty, not how fast it refills. It comes from what Bedrock's bucket gave:
+//   - the first limit of an unknown quota, from what the target used since it
+//     was first seen (see shrink);
+//   - once the target has been saturated (calls waiting or its bucket low)
+//     for a whole minute, what Bedrock's bucket gave over it, which all came
+//     from the refill: a learning limit is set to it, a known quota's limit
+//     lowered to it (another client shares the quota) and grown back along
+//     the CUBIC curve;
+//   - calls that get through raise a learning limit (see raise), and grow
+//     probes past it.
 func (l *limiter) react(now time.Time, hold float64) {
 	newEpisode := l.lastThrott.IsZero() || now.Sub(l.lastThrott) > episodeGap
 	if newEpisode {
-		l.syncs = l.syncs[:0]
 		l.episode = now
 	}
 	l.lastThrott = now
-	bound, given := math.Inf(1), math.Inf(1)
-	if a, ok := l.anchor(now); ok {
-		if d := now.Sub(a.at); d >= minObserved {
-			given = 60 * (l.taken - a.taken - min(a.level, 0)) / d.Seconds()
-			bound = max(given+60*hold/d.Seconds(), l.p.floor)
-			given = max(given, bound*l.g.beta, l.p.floor)
-		}
+	if l.slow {
+		// Slow start doubled the limit since the last check: the quota
+		// lies between half of it and it.
+		l.slow = false
+		l.setLimit(now, max(l.limit/2, l.p.floor))
+	}
+	if l.passedSince(l.sync.seq, now) {
+		l.strikes = 0 // a call granted after the last confirmed throttle got through
 	}
 	wasUnlimited := l.unlimited()
 	switch {
 	case l.unlimited() && now.Sub(l.born) < minObserved:
 		// Too soon to tell a rate from what was used: pause, learn nothing.
-	case l.p.learn && !l.unlimited() && now.Sub(l.episode) >= windowSpan:
-		l.setLimit(now, min(max(l.given.sum(now)+hold, l.p.floor), l.p.ceil))
-	case l.unlimited() || (l.p.learn && newEpisode):
+	case l.unlimited():
 		l.shrink(now, hold)
-	case given < l.limit && l.p.learn:
-		l.setLimit(now, given)
-	case bound < l.limit*l.g.beta:
-		// Far below a known quota: cut by Decrease and climb back along
-		// the curve, as without a bound; the next throttle tells more.
-		l.wmax, l.limit, l.epoch = l.limit, max(l.p.floor, l.limit*l.g.beta), now
-		l.n.decreases++
-	case bound < l.limit:
-		l.setLimit(now, bound)
+	case l.saturated(now) && (newEpisode || now.Sub(l.episode) >= windowSpan):
+		// What Bedrock's bucket gave over the last minute: the quota, plus
+		// what its level fell by. Within an episode that has lasted the
+		// minute it was about empty at both ends, and a learning limit is
+		// set to it; at an episode's start it may have been full a minute
+		// ago, so the limit only comes down to it.
+		given, span := l.given.recent(now, windowSpan)
+		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
+		switch {
+		case l.p.learn && (!newEpisode || rate < l.limit):
+			// By at most Decrease at a time: pauses longer than a
+			// short bucket's burst lose refill, and make the minute's
+			// rate read low.
+			l.setLimit(now, max(rate, l.limit*l.g.beta))
+		case !l.p.learn && !newEpisode && rate < l.limit*l.g.beta:
+			// Far below a known quota for a whole minute: another
+			// client shares it. Grown back along the CUBIC curve.
+			l.wmax, l.limit, l.epoch = l.limit, rate, now
+			l.n.decreases++
+		default:
+			l.hold(now)
+		}
 	default:
-		l.n.resyncs++
+		l.hold(now)
 	}
 	switch {
 	case wasUnlimited && !l.unlimited():
@@ -160,12 +177,56 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// throttle too, must not come back into it.
 		l.writtenOff = l.inflightHold
 	case !l.unlimited():
+		l.learnBurst(hold)
 		l.writtenOff = max(l.level, 0)
 		l.level = min(l.level, 0)
 	}
+	l.peak = l.level
 	l.gen++
-	l.addSync(syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen})
+	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen, seq: l.flight.next}
+	l.strikes++
 	l.pause(now)
+}
+
+// learnBurst lowers the bucket's capacity at a confirmed throttle of a
+// call that held hold tokens, when the Governor's bucket still held more:
+// since its level peaked it fell by peak − level, and Bedrock's, which
+// gave the same and refilled as much, then held less than hold; so at the
+// peak it held less than peak − level + hold. A bucket that holds less than
+// a minute of quota (a shorter burst, or one that started part empty) is
+// thus learned from the first burst it refuses, and the Governor no longer
+// lets the calls that waited out a pause go all at once. The capacity never
+// goes below the target's large calls' hold or minBurst of quota, and is
+// forgotten after burstMemory without a confirmed throttle. l.mu must be
+// held.
+func (l *limiter) learnBurst(hold float64) {
+	if l.level <= hold || l.peak <= l.level {
+		return
+	}
+	c := max(l.peak-l.level+hold, l.bigHold.v, l.limit*minBurst.Minutes())
+	if c < l.capacity() {
+		l.burst = c
+		l.n.bursts++
+	}
+}
+
+// hold keeps the limit where it is and restarts its CUBIC curve on the
+// plateau, so that it does not probe upwards while throttles come. l.mu
+// must be held.
+func (l *limiter) hold(now time.Time) {
+	if !l.unlimited() {
+		l.wmax = l.limit
+		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
+	}
+	l.n.resyncs++
+}
+
+// saturated reports whether the target has wanted more than its bucket gave
+// for the whole last windowSpan: calls waited, or its bucket stayed below
+// half full. Only then is what Bedrock gave over it the quota. l.mu must be
+// held.
+func (l *limiter) saturated(now time.Time) bool {
+	return now.Sub(l.idleAt) >= windowSpan
 }
 
 // setLimit sets a limit found from a bound, and starts its CUBIC curve on
@@ -200,11 +261,15 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 		// instead reads the burst a full bucket allows as a rate, many
 		// times the quota.
 		age := now.Sub(l.born)
-		u := l.usage(now) + hold
+		u := l.taken + hold
 		if age < time.Minute {
 			u *= float64(time.Minute) / float64(time.Minute+age)
+		} else {
+			given, _ := l.given.recent(now, time.Minute)
+			u = given + hold
 		}
 		l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
+		l.slow = true
 		return
 	}
 	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)
@@ -214,9 +279,16 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 	l.n.decreases++
 }
 
-// pause stops admissions for a jittered cool-down. l.mu must be held.
+// pause stops admissions for a jittered cool-down after the second
+// confirmed throttle in a row (or any throttle while the quota is unknown),
+// doubling with each further one (see react). The first only empties the
+// bucket: the calls after it then go at the pace of the refill. l.mu must
+// be held.
 func (l *limiter) pause(now time.Time) {
-	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
+	if l.strikes < 2 && !l.unlimited() {
+		return
+	}
+	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()) * float64(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings)))
 	l.pausedUntil = now.Add(pause)
 	// Every waiter looks again: the head at its new time, the others at
 	// whether their deadline can still be met.

@@ -47,8 +47,11 @@ type limiter struct {
 	// bounds the quota at the next throttle (see bound).
 	taken      float64
 	writtenOff float64     // what the last fresh throttle took out of the bucket
-	syncs      []syncPoint // the confirmed throttles of the last syncSpan, oldest first
-	episode    time.Time   // when the throttle episode began
+	sync       syncPoint // the last confirmed throttle
+	episode    time.Time // when the throttle episode began
+	strikes    int       // confirmed throttles since a call got through
+	slow       bool      // the limit grows by slow start (see grow)
+	idleAt     time.Time // the last time the target wanted less than its bucket held
 	lastThrott time.Time   // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
@@ -70,13 +73,13 @@ type limiter struct {
 }
 
 type counters struct {
-	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, raises int64
+	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, raises, bursts int64
 	class                                                                      [numClasses]ClassStats
 }
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	m, _ := lookupModel(g.opts.Models, t.Model)
-	l := &limiter{g: g, target: t, model: m, p: p, born: now,
+	l := &limiter{g: g, target: t, model: m, p: p, born: now, idleAt: now,
 		bucket: newBucket(now, p.limit, p.rpm, 0),
 		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
@@ -131,6 +134,9 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost)
 	l.settledAfter(t.seq)
+	if t.gen == l.gen {
+		l.strikes = 0 // granted since the last confirmed throttle, and got through
+	}
 	l.raise(t, now)
 	l.taken -= t.hold - cost
 	l.given.add(now, cost-t.hold)
@@ -138,7 +144,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.n.settled++
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
-	l.grow(now)
+	l.grow(now, cost)
 	l.dispatch(now, true)
 }
 
@@ -182,10 +188,8 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	// anchor was counted in the anchor's taken too.)
 	l.taken -= t.hold
 	l.given.add(now, -t.hold)
-	for i := range l.syncs {
-		if t.gen < l.syncs[i].gen {
-			l.syncs[i].taken -= t.hold
-		}
+	if t.gen < l.sync.gen {
+		l.sync.taken -= t.hold
 	}
 	l.giveRequest()
 }

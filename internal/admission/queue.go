@@ -31,6 +31,7 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 		w := l.next()
 		if w == nil {
 			l.head = nil
+			l.noteIdle(now)
 			return
 		}
 		if !l.fits(w.hold, now) {
@@ -97,7 +98,7 @@ func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
 	}
 	if !l.unlimited() {
 		refund := l.inflightHold * (1 - l.settleFrac)
-		if deficit := sameT + otherT + min(w.judge, l.limit) - l.level - refund; deficit > 0 {
+		if deficit := sameT + otherT + min(w.judge, l.capacity()) - l.level - refund; deficit > 0 {
 			at = later(at, now, deficit/(l.limit/60))
 		}
 	}

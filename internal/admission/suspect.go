@@ -1,6 +1,9 @@
 package admission
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
 // A throttle is read as a quota signal only once a second call confirms it.
 // Bedrock also throttles for reasons that have nothing to do with the
@@ -23,23 +26,33 @@ type suspicion struct {
 	settled int    // calls granted after it that have settled
 }
 
-// suspect records a fresh throttle of the call seq, and reports whether it
-// confirms a suspicion (a quota signal). l.mu must be held.
-func (l *limiter) suspect(seq uint64, now time.Time) bool {
+// suspect records a throttle of the call seq (fresh: granted since the
+// last confirmed throttle or suspicion), and reports whether it confirms a
+// suspicion (a quota signal). A new suspicion empties the bucket, as
+// Bedrock's may be: the calls granted after it then go at the pace of the
+// refill, so that a real quota signal is confirmed by one more throttle
+// rather than by every call sent meanwhile, and a noise throttle is
+// cleared by calls that would have gone anyway. l.mu must be held.
+func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
 		l.n.noise++
 		*s = suspicion{}
 	}
 	switch {
-	case !s.active:
-		*s = suspicion{active: true, seq: seq}
-	case seq > s.seq:
+	case s.active && seq > s.seq:
 		*s = suspicion{}
 		return true
+	case !s.active && fresh:
+		*s = suspicion{active: true, seq: seq}
+		if drainOnSuspect && !l.unlimited() {
+			l.writtenOff = max(l.level, 0)
+			l.level = min(l.level, 0)
+			l.gen++
+		}
 	}
-	// A call granted before the suspect, throttled after it: the suspect
-	// stands.
+	// Otherwise a call granted before the suspect, throttled after it
+	// (the suspect stands), or one sent before the last confirmed throttle.
 	return false
 }
 
@@ -82,28 +95,6 @@ func (l *limiter) throttleWait() time.Duration {
 	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
 }
 
-// anchor returns the sync point a confirmed throttle at now bounds the quota
-// from: the oldest of the episode within anchorSpan. l.mu must be held.
-func (l *limiter) anchor(now time.Time) (syncPoint, bool) {
-	for _, s := range l.syncs {
-		if now.Sub(s.at) <= anchorSpan {
-			return s, true
-		}
-	}
-	return syncPoint{}, false
-}
-
-// addSync records a confirmed throttle, dropping the sync points too old to
-// anchor a bound (the newest is kept: see raise). l.mu must be held.
-func (l *limiter) addSync(s syncPoint) {
-	i := 0
-	for i < len(l.syncs) && (s.at.Sub(l.syncs[i].at) > anchorSpan || len(l.syncs)-i >= maxSyncs) {
-		i++
-	}
-	l.syncs = append(l.syncs[:0], l.syncs[i:]...)
-	l.syncs = append(l.syncs, s)
-}
-
 // raise lifts a learned limit to what a call that got through proves the
 // quota to be at least. At the last confirmed throttle (a), Bedrock's bucket
 // held less than the throttled call's hold; since then it refilled Q/60 a
@@ -116,10 +107,10 @@ func (l *limiter) addSync(s syncPoint) {
 // calls that then get through more than the cut limit allows bring it back.
 // l.mu must be held.
 func (l *limiter) raise(t *Ticket, now time.Time) {
-	if !l.p.learn || l.unlimited() || len(l.syncs) == 0 {
+	a := l.sync
+	if !l.p.learn || l.unlimited() || a.at.IsZero() {
 		return
 	}
-	a := l.syncs[len(l.syncs)-1]
 	if t.gen < a.gen || t.at.Sub(a.at) < minRaiseSpan {
 		return
 	}
@@ -130,4 +121,33 @@ func (l *limiter) raise(t *Ticket, now time.Time) {
 		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
 		l.n.raises++
 	}
+}
+
+var drainOnSuspect = os.Getenv("KEEL_DRAIN") != ""
+
+// noteIdle records that no call waits at now; when the bucket is also at
+// least half full, the target wants less than Bedrock gives (see
+// saturated). l.mu must be held.
+func (l *limiter) noteIdle(now time.Time) {
+	if l.unlimited() || l.level >= l.limit/2 {
+		l.idleAt = now
+	}
+}
+
+// passedSince reports whether a call granted at or after flight seq seq has
+// been in flight longer than a throttle takes to come back (see passed).
+// l.mu must be held.
+func (l *limiter) passedSince(seq uint64, now time.Time) bool {
+	f := &l.flight
+	i := f.head
+	if seq > f.base {
+		i += int(seq - f.base)
+	}
+	wait := l.throttleWait()
+	for ; i < len(f.at); i++ {
+		if at := f.at[i]; !at.IsZero() {
+			return now.Sub(at) >= wait
+		}
+	}
+	return false
 }

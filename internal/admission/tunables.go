@@ -88,17 +88,27 @@ const (
 	// would break the bound), leaving room for a call of a sixth of the
 	// quota.
 	episodeGap = 50 * time.Second
-	// windowSpan is how long a throttle episode must have lasted for the
-	// last minute's use to be taken for the quota: a minute, so that all of
-	// it was used while Bedrock's bucket was being emptied.
+	// windowSpan is how long a target must have been saturated for what
+	// Bedrock's bucket gave over it to be taken for the quota: a minute,
+	// the quota's own period, so that a burst the bucket held before it
+	// weighs little.
 	windowSpan = time.Minute
-	// anchorSpan is how far back the confirmed throttle a bound is taken
-	// from may lie (see react): long enough for one call's hold to weigh
-	// little in the bound, short enough for a debt run up before it to
-	// weigh little too.
-	anchorSpan = 20 * time.Second
-	// maxSyncs bounds the confirmed throttles kept as anchors.
-	maxSyncs = 256
+	// maxPauseDoublings bounds the doubling of the pause after confirmed
+	// throttles in a row: 2^5 × CoolDown (32 s by default) reaches a bucket
+	// that refills once a minute within a few throttles.
+	maxPauseDoublings = 5
+	// slowStartGain is what each call that gets through adds to a first
+	// limit, times what it cost, until the next confirmed throttle: the
+	// limit doubles every 10 s while calls keep up with it, so a first
+	// limit learned from a bucket that started empty reaches the quota in
+	// about a minute from a fiftieth of it.
+	slowStartGain = 6
+	// minBurst is the least capacity, in time of quota, a learned burst
+	// goes down to: a second, the shortest burst the emulator plays.
+	minBurst = time.Second
+	// burstMemory is how long a learned burst is kept without a confirmed
+	// throttle: after that the bucket holds a minute of quota again.
+	burstMemory = 5 * time.Minute
 	// minRaiseSpan is how long after a confirmed throttle a call that got
 	// through may raise the limit: over a shorter time one call's hold
 	// weighs too much in the rate it proves.
@@ -141,9 +151,11 @@ const (
 	// from [CoolDown/2, 3×CoolDown/2): long enough for the calls in transit
 	// to come back, short against a minute of quota.
 	DefaultCoolDown = time.Second
-	// DefaultRecovery is the time a shrunk limit takes to grow back to where
-	// it was when the throttle came: half the bucket's minute.
-	DefaultRecovery = 30 * time.Second
+	// DefaultRecovery is the time a limit takes to grow back to where it
+	// was when it was last cut, and then how slowly it probes past it: a
+	// minute, the quota's period, so that a limit learned from a minute of
+	// what Bedrock gave is probed gently.
+	DefaultRecovery = time.Minute
 	// DefaultDecrease is the share of the limit kept after a throttle, as in
 	// the AWS SDK's adaptive retry mode (its beta).
 	DefaultDecrease = 0.7
