@@ -46,13 +46,13 @@ type limiter struct {
 	// calls), plus debits. Its change since a confirmed throttle (a sync point)
 	// bounds the quota at the next throttle (see bound).
 	taken      float64
-	writtenOff float64     // what the last fresh throttle took out of the bucket
+	writtenOff float64   // what the last fresh throttle took out of the bucket
 	sync       syncPoint // the last confirmed throttle
 	episode    time.Time // when the throttle episode began
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
 	idleAt     time.Time // the last time the target wanted less than its bucket held
-	lastThrott time.Time   // the last fresh throttle
+	lastThrott time.Time // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
 	// settle) and of the calls' holds: how long a reply may take, and how
@@ -74,7 +74,7 @@ type limiter struct {
 
 type counters struct {
 	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, raises, bursts int64
-	class                                                                      [numClasses]ClassStats
+	class                                                                              [numClasses]ClassStats
 }
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
