@@ -18,7 +18,7 @@ type syncPoint struct {
 // usage returns the tokens the target used over the last minute: what
 // settled in it, plus what the calls in flight hold.
 func (l *limiter) usage(now time.Time) float64 {
-	return l.settled.sum(now) + l.inflightHold
+	return l.settled.Sum(now) + l.inflightHold
 }
 
 // observedRate returns the tokens per minute the target was used at, extra
@@ -151,7 +151,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// minute it was about empty at both ends, and a learning limit is
 		// set to it; at an episode's start it may have been full a minute
 		// ago, so the limit only comes down to it.
-		given, span := l.given.recent(now, windowSpan)
+		given, span := l.given.Recent(now, windowSpan)
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
 		case l.p.learn && (!newEpisode || rate < l.limit):
@@ -265,7 +265,7 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 		if age < time.Minute {
 			u *= float64(time.Minute) / float64(time.Minute+age)
 		} else {
-			given, _ := l.given.recent(now, time.Minute)
+			given, _ := l.given.Recent(now, time.Minute)
 			u = given + hold
 		}
 		l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"github.com/keel-run/keel/internal/window"
 	"math"
 	"sync"
 	"time"
@@ -35,11 +36,11 @@ type limiter struct {
 
 	inflight     int
 	inflightHold float64
-	flight       flight // the calls in flight's grant times
-	reserved     window // tokens granted
-	settled      window // tokens settled
-	offered      window // what the calls asking for admission would hold
-	given        window // changes of taken: what Bedrock's bucket gave
+	flight       flight               // the calls in flight's grant times
+	reserved     window.Ring[float64] // tokens granted
+	settled      window.Ring[float64] // tokens settled
+	offered      window.Ring[float64] // what the calls asking for admission would hold
+	given        window.Ring[float64] // changes of taken: what Bedrock's bucket gave
 
 	// taken counts what Bedrock's bucket has given the target: holds
 	// granted, less what came back (refunds, throttled and cancelled
@@ -84,7 +85,8 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
 		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile),
-		throttleLat: newQuantile(replyQuantile)}
+		throttleLat: newQuantile(replyQuantile),
+		reserved:    newWindow(), settled: newWindow(), offered: newWindow(), given: newWindow()}
 	if !math.IsInf(p.limit, 1) {
 		l.level = p.limit
 		// Start on the CUBIC plateau: the limit holds, and a learning
@@ -110,8 +112,8 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.inflightHold += hold
 	taken := l.taken
 	l.taken += hold
-	l.given.add(now, hold)
-	l.reserved.add(now, hold)
+	l.given.Add(now, hold)
+	l.reserved.Add(now, hold)
 	seq := l.flight.push(now)
 	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
 }
@@ -139,8 +141,8 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	l.raise(t, now)
 	l.taken -= t.hold - cost
-	l.given.add(now, cost-t.hold)
-	l.settled.add(now, cost)
+	l.given.Add(now, cost-t.hold)
+	l.settled.Add(now, cost)
 	l.n.settled++
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
@@ -187,7 +189,7 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	// Bedrock took nothing for it. (A call granted before the episode's
 	// anchor was counted in the anchor's taken too.)
 	l.taken -= t.hold
-	l.given.add(now, -t.hold)
+	l.given.Add(now, -t.hold)
 	if t.gen < l.sync.gen {
 		l.sync.taken -= t.hold
 	}

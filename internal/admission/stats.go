@@ -13,7 +13,7 @@ func (l *limiter) stats() Stats {
 	offered, _ := l.offeredRate(now)
 	s := Stats{Target: l.target, Model: l.model, Floor: int64(l.p.floor), Learning: l.p.learn,
 		RequestsPerMinute: int64(l.rpm), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
-		ReservedPerMinute: int64(l.reserved.sum(now)), SettledPerMinute: int64(l.settled.sum(now)),
+		ReservedPerMinute: int64(l.reserved.Sum(now)), SettledPerMinute: int64(l.settled.Sum(now)),
 		OfferedPerMinute: int64(offered),
 		InputRatio:       l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
 		Decreases: l.n.decreases, Resyncs: l.n.resyncs, Noise: l.n.noise, Raises: l.n.raises, TooLarge: l.n.tooLarge, Classes: l.n.class,

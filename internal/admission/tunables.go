@@ -134,6 +134,8 @@ const (
 	// slotLen is a window's slot: twelve of them make the minute that
 	// rates are read over.
 	slotLen = 5 * time.Second
+	// windowSlots is how many slots make a window's minute.
+	windowSlots = 12
 	// flightHorizon is how long a call stays in a flight: one in flight
 	// longer is taken for a leaked Ticket (never settled) rather than a slow
 	// reply, so that it cannot keep every later call's slot, nor set the

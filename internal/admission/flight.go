@@ -2,45 +2,14 @@ package admission
 
 import (
 	"time"
+
+	"github.com/keel-run/keel/internal/window"
 )
 
-// window sums values over the last minute in twelve 5-second slots.
-type window struct {
-	slot [12]float64
-	cur  int64 // index of the newest slot since the epoch
-}
-
-func (w *window) advance(now time.Time) int {
-	n := now.UnixNano() / int64(slotLen)
-	if n > w.cur {
-		for i := w.cur + 1; i <= n && i <= w.cur+int64(len(w.slot)); i++ {
-			w.slot[i%int64(len(w.slot))] = 0
-		}
-		w.cur = n
-	}
-	return int(w.cur % int64(len(w.slot)))
-}
-
-func (w *window) add(now time.Time, v float64) { w.slot[w.advance(now)] += v }
-
-// recent returns the sum of the newest slots covering d back from now (at
-// most the whole window), and the time they cover: the current slot is
-// partly over.
-func (w *window) recent(now time.Time, d time.Duration) (float64, time.Duration) {
-	cur := w.advance(now)
-	n := min(int((d+slotLen-1)/slotLen), len(w.slot))
-	var s float64
-	for i := range n {
-		s += w.slot[(cur-i+len(w.slot))%len(w.slot)]
-	}
-	into := time.Duration(now.UnixNano() % int64(slotLen))
-	return s, time.Duration(n-1)*slotLen + into
-}
-
-// sum returns the sum of the whole window.
-func (w *window) sum(now time.Time) float64 {
-	s, _ := w.recent(now, time.Duration(len(w.slot))*slotLen)
-	return s
+// newWindow returns a window of the last minute in twelve slots of slotLen,
+// aligned to the Unix epoch.
+func newWindow() window.Ring[float64] {
+	return window.New[float64](windowSlots, slotLen, time.Unix(0, 0))
 }
 
 // flight holds the grant times of a target's calls in flight, oldest first,
