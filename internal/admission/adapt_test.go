@@ -7,138 +7,234 @@ import (
 	"time"
 )
 
-// TestThrottleResyncsThenShrinks: a known quota's first throttle of an
-// episode empties the bucket and pauses, and changes no limit (the bucket
-// was fuller than Bedrock's); the throttles of calls sent before it are old
-// news; a later throttle bounds the quota from what Bedrock gave since the
-// first, and lowers the limit to that bound, by at most 0.7 at a time for a
-// known quota.
-func TestThrottleResyncsThenShrinks(t *testing.T) {
-	g, clk := newGov(t, known(60000)) // pause: exactly CoolDown (1s), the jitter being fixed at its mean
-	a := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
-	b := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
+// grant admits a call holding tokens at once (Haiku: its hold is its max
+// tokens when it estimates no input), or fails the test.
+func grant(t testing.TB, g *Governor, tokens int) Ticket {
+	t.Helper()
+	return mustTry(t, g, haiku, Estimate{MaxTokens: tokens})
+}
 
+// confirm sends the one quota signal a throttle of a Ticket now makes: two
+// calls holding tokens each, the second granted after the first, both
+// throttled. The first only raises a suspicion; the second confirms it.
+func confirm(t testing.TB, g *Governor, tokens int) {
+	t.Helper()
+	a, b := grant(t, g, tokens), grant(t, g, tokens)
 	a.Throttled()
-	s := stats(t, g, haiku)
-	if s.Limit != 60000 || s.Available != 0 || s.PausedFor != time.Second || s.Throttles != 1 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 1 {
-		t.Fatalf("after a throttle: limit %d, available %d, paused %v, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 1s, 1, 0, 1, 1",
-			s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
-	}
-	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 1}, Interactive); ok {
-		t.Fatal("admitted during the pause")
-	}
-
-	// b was sent before it: its throttle is the same news.
 	b.Throttled()
-	g.Throttled(haiku) // and so is one without a ticket during the pause
-	s = stats(t, g, haiku)
-	if s.Limit != 60000 || s.Available != 0 || s.Throttles != 3 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 0 {
-		t.Fatalf("after stale throttles: limit %d, available %d, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 3, 0, 1, 0",
-			s.Limit, s.Available, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
-	}
+}
 
+// TestSuspicion: a throttle of a call with a Ticket only raises a
+// suspicion; a throttle of a call granted after it confirms it (the bucket
+// is emptied, a resync), one of a call granted before it does not, and
+// confirmPasses calls granted after it that get through (settled, or in
+// flight for longer than a throttle takes to come back) clear it as noise.
+func TestSuspicion(t *testing.T) {
 	tests := []struct {
-		name      string
-		after     time.Duration // since the first throttle
-		hold      int
-		wantLimit int64
-		wantDecr  int64
+		name string
+		run  func(t *testing.T, g *Governor, adv func(time.Duration))
+		// want after run: throttles, resyncs (confirmed throttles), noise,
+		// available tokens.
+		throttles, resyncs, noise, avail int64
 	}{
-		// Bedrock gave nothing since and could not give 1,000 in 1 s: the
-		// quota is below 60,000 a minute, which is the limit: no news.
-		{name: "at the limit's pace: a resync", after: time.Second, hold: 1000, wantLimit: 60000},
-		// ... could not give 1,000 in 1.2 s: below 50,000.
-		{name: "bound below the limit", after: 1200 * time.Millisecond, hold: 1000, wantLimit: 50000, wantDecr: 1},
-		// ... could not give 1,000 in 3 s: below 20,000, but a known
-		// quota is cut by 0.7 at most.
-		{name: "bound far below: 0.7", after: 3 * time.Second, hold: 1000, wantLimit: 42000, wantDecr: 1},
+		{name: "one throttle: a suspicion, no reaction", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			a := grant(t, g, 1000)
+			grant(t, g, 1000)
+			a.Throttled()
+		}, throttles: 1, avail: 59000},
+		{name: "confirmed by a call granted after it", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			confirm(t, g, 1000)
+		}, throttles: 2, resyncs: 1, avail: 0},
+		{name: "a call granted before it does not confirm", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			a, b := grant(t, g, 1000), grant(t, g, 1000)
+			b.Throttled()
+			a.Throttled()
+		}, throttles: 2, avail: 60000},
+		{name: "cleared by three calls that settle", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			for range confirmPasses {
+				spend(t, g, haiku, 1000)
+			}
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000}) // a new suspicion
+		}, throttles: 2, noise: 1, avail: 57000},
+		{name: "two that settle do not clear it", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			for range confirmPasses - 1 {
+				spend(t, g, haiku, 1000)
+			}
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+		}, throttles: 2, resyncs: 1, avail: 0},
+		{name: "cleared by three calls in flight past a throttle's round trip", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			for range confirmPasses {
+				grant(t, g, 1000)
+			}
+			adv(2 * throttleSlack) // the throttles seen came back at once
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+		}, throttles: 2, noise: 1, avail: 57100},
+		{name: "three calls in flight too briefly do not", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			for range confirmPasses {
+				grant(t, g, 1000)
+			}
+			adv(throttleSlack / 2)
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+		}, throttles: 2, resyncs: 1, avail: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, known(60000))
-			throttle(t, g, haiku, Estimate{MaxTokens: 1}) // the anchor
-			clk.Advance(tt.after)
-			throttle(t, g, haiku, Estimate{MaxTokens: tt.hold})
-			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != tt.wantDecr {
-				t.Errorf("limit %d, decreases %d; want %d, %d", s.Limit, s.Decreases, tt.wantLimit, tt.wantDecr)
+			tt.run(t, g, clk.Advance)
+			s := stats(t, g, haiku)
+			if s.Throttles != tt.throttles || s.Resyncs != tt.resyncs || s.Noise != tt.noise || s.Available != tt.avail ||
+				s.Limit != 60000 || s.Decreases != 0 || s.PausedFor != 0 {
+				t.Errorf("throttles %d, resyncs %d, noise %d, available %d, limit %d, decreases %d, paused %v; want %d, %d, %d, %d, 60000, 0, 0s",
+					s.Throttles, s.Resyncs, s.Noise, s.Available, s.Limit, s.Decreases, s.PausedFor, tt.throttles, tt.resyncs, tt.noise, tt.avail)
 			}
 		})
 	}
+}
 
-	// Throttle after throttle with nothing given, the limit stops at its
-	// floor: 1% of the quota, at least 1,000.
-	for range 30 {
-		clk.Advance(5 * time.Second)
-		g.Throttled(haiku)
+// TestConfirmedThrottleEmptiesTheBucket: a known quota's first confirmed
+// throttle empties the bucket and changes no limit, nor pauses; throttles
+// of calls sent before it are old news; one without a Ticket is a quota
+// signal of its own, and, the second in a row, pauses the target.
+func TestConfirmedThrottleEmptiesTheBucket(t *testing.T) {
+	g, _ := newGov(t, known(60000)) // pause: exactly CoolDown (1s), the jitter being fixed at its mean
+	a, b, c := grant(t, g, 1000), grant(t, g, 1000), grant(t, g, 1000)
+	a.Throttled()
+	b.Throttled()
+	steps := []struct {
+		name                                    string
+		do                                      func()
+		limit, avail                            int64
+		paused                                  time.Duration
+		throttles, decreases, resyncs, inFlight int64
+	}{
+		{name: "confirmed", do: func() {}, limit: 60000, throttles: 2, resyncs: 1, inFlight: 1},
+		{name: "a call sent before it: old news", do: c.Throttled, limit: 60000, throttles: 3, resyncs: 1},
+		{name: "without a Ticket: the second in a row pauses", do: func() { g.Throttled(haiku) }, limit: 60000, paused: time.Second, throttles: 4, resyncs: 2},
+		{name: "without a Ticket during the pause: counted only", do: func() { g.Throttled(haiku) }, limit: 60000, paused: time.Second, throttles: 5, resyncs: 2},
 	}
-	if s = stats(t, g, haiku); s.Limit != 1000 || s.Floor != 1000 {
-		t.Fatalf("after many throttles: limit %d, floor %d; want 1000, 1000", s.Limit, s.Floor)
+	for _, st := range steps {
+		st.do()
+		s := stats(t, g, haiku)
+		if s.Limit != st.limit || s.Available != st.avail || s.PausedFor != st.paused || s.Throttles != st.throttles ||
+			s.Decreases != st.decreases || s.Resyncs != st.resyncs || int64(s.InFlight) != st.inFlight {
+			t.Fatalf("%s: limit %d, available %d, paused %v, throttles %d, decreases %d, resyncs %d, in flight %d; want %d, %d, %v, %d, %d, %d, %d",
+				st.name, s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.Resyncs, s.InFlight,
+				st.limit, st.avail, st.paused, st.throttles, st.decreases, st.resyncs, st.inFlight)
+		}
+	}
+	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 1}, Interactive); ok {
+		t.Fatal("admitted during the pause")
 	}
 }
 
-// TestEpisodeBound checks the bound over a longer episode, and that a gap
-// of more than episodeGap starts a new episode (a resync, no bound).
-func TestEpisodeBound(t *testing.T) {
-	g, clk := newGov(t, known(1_200_000)) // 20,000 tokens a second
-	throttle(t, g, haiku, Estimate{MaxTokens: 1})
-	// 30 s at 19,000 a second, each call settling what it held: Bedrock
-	// gave 570,000; then a call of 10,000 is throttled. The quota is below
-	// 60 × 580,000 / 30 = 1,160,000.
-	for range 30 {
-		clk.Advance(time.Second)
-		tk := mustTry(t, g, haiku, Estimate{MaxTokens: 19000})
-		tk.Settle(Usage{InputTokens: 1, OutputTokens: 18999})
-	}
-	throttle(t, g, haiku, Estimate{MaxTokens: 10000})
-	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 {
-		t.Fatalf("limit %d, decreases %d; want 1160000, 1", s.Limit, s.Decreases)
-	}
-	clk.Advance(episodeGap + time.Second)
-	throttle(t, g, haiku, Estimate{MaxTokens: 1})
-	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 || s.Resyncs != 2 {
-		t.Fatalf("after a gap: limit %d, decreases %d, resyncs %d; want 1160000, 1, 2", s.Limit, s.Decreases, s.Resyncs)
-	}
-}
-
-func TestCoolDownJitter(t *testing.T) {
+// TestStrikes: the first confirmed throttle in a row does not pause, the
+// second pauses CoolDown, each further one doubles it up to
+// 2^maxPauseDoublings; a call granted after the last confirmed throttle that
+// gets through (settles, or stays in flight past a throttle's round trip)
+// ends the row, and one granted before it does not.
+func TestStrikes(t *testing.T) {
 	tests := []struct {
 		name string
-		r    float64
-		want time.Duration
+		ops  string          // T: a throttle without a Ticket, then the pause waited out; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
+		want []time.Duration // the pause after each T
 	}{
-		{name: "shortest", r: 0, want: 1 * time.Second},
-		{name: "mean", r: 0.5, want: 2 * time.Second},
-		{name: "near longest", r: 0.999, want: 2998 * time.Millisecond},
+		{name: "doubling up to the cap", ops: "TTTTTTTT", want: []time.Duration{0, 1, 2, 4, 8, 16, 32, 32}},
+		{name: "a call that settles ends the row", ops: "TTTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
+		{name: "a call granted before the throttle does not", ops: "TTOTo T", want: []time.Duration{0, 1, 2, 4}},
+		{name: "a call in flight past a round trip ends the row", ops: "TTFT", want: []time.Duration{0, 1, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, CoolDown: 2 * time.Second, Rand: func() float64 { return tt.r }})
-			g.Throttled(haiku)
-			if p := stats(t, g, haiku).PausedFor; p != tt.want {
-				t.Errorf("pause %v, want %v", p, tt.want)
+			g, clk := newGov(t, known(600000))
+			var held Ticket
+			var got []time.Duration
+			for _, op := range tt.ops {
+				switch op {
+				case 'T':
+					g.Throttled(haiku)
+					p := stats(t, g, haiku).PausedFor
+					got = append(got, p/time.Second)
+					clk.Advance(p + 10*time.Millisecond) // and enough refill for a call
+				case 'S':
+					spend(t, g, haiku, 1)
+				case 'O':
+					held = grant(t, g, 1)
+				case 'o':
+					held.Settle(Usage{InputTokens: 1})
+				case 'F':
+					grant(t, g, 1)
+					clk.Advance(2 * throttleSlack)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("pauses %v, want %v seconds", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("pauses %v, want %v seconds", got, tt.want)
+				}
 			}
 		})
 	}
 }
 
-// TestPauseHoldsTheQueue checks that calls queued when a throttle comes stay
-// queued, in order, through the pause, and go once the smaller limit has
-// refilled enough for them.
+// TestCoolDownJitter: the second confirmed throttle in a row pauses within
+// [CoolDown/2, 3×CoolDown/2), and the third twice as long.
+func TestCoolDownJitter(t *testing.T) {
+	tests := []struct {
+		name          string
+		r             float64
+		second, third time.Duration
+	}{
+		{name: "shortest", r: 0, second: 1 * time.Second, third: 2 * time.Second},
+		{name: "mean", r: 0.5, second: 2 * time.Second, third: 4 * time.Second},
+		{name: "near longest", r: 0.999, second: 2998 * time.Millisecond, third: 5996 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, CoolDown: 2 * time.Second, Rand: func() float64 { return tt.r }})
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != 0 {
+				t.Fatalf("first: pause %v, want none", p)
+			}
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != tt.second {
+				t.Fatalf("second: pause %v, want %v", p, tt.second)
+			}
+			clk.Advance(tt.second)
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != tt.third {
+				t.Errorf("third: pause %v, want %v", p, tt.third)
+			}
+		})
+	}
+}
+
+// TestPauseHoldsTheQueue checks that calls queued when a pause begins stay
+// queued, in order, through it, and go once the bucket has refilled enough
+// for them.
 func TestPauseHoldsTheQueue(t *testing.T) {
 	synctest.Test(t, testPauseHoldsTheQueue)
 }
 
 func testPauseHoldsTheQueue(t *testing.T) {
 	g, clk := newBubbleGov(t, known(60000))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failing test leaves no call queued in the bubble
 	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 	ch := make(chan result, 3)
 	for i, name := range []string{"w1", "w2", "w3"} {
-		admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 1000}, Interactive, name, ch)
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 1000}, Interactive, name, ch)
 		waitQueued(t, g, haiku, i+1, 0)
 	}
-	g.Throttled(haiku) // a known quota's first throttle: the bucket emptied, a pause of 1s
+	g.Throttled(haiku) // the first confirmed throttle: the bucket emptied, no pause
+	g.Throttled(haiku) // the second in a row: a pause of 1s
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 || s.Available != 0 || s.PausedFor != time.Second {
-		t.Fatalf("after the throttle: %d queued, %d available, paused %v; want 3, 0, 1s", s.Classes[Interactive].Queued, s.Available, s.PausedFor)
+		t.Fatalf("after the throttles: %d queued, %d available, paused %v; want 3, 0, 1s", s.Classes[Interactive].Queued, s.Available, s.PausedFor)
 	}
 	clk.Advance(500 * time.Millisecond) // 500 refilled, but paused
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 {
@@ -161,17 +257,101 @@ func testPauseHoldsTheQueue(t *testing.T) {
 	}
 }
 
-// TestRecovery checks the CUBIC curve: after a throttle that cuts a known
-// limit of 60,000 (the episode's second, Bedrock having given nothing since
-// the first) the limit is 42,000 and grows back, on successes, as
-// 60,000 × (1 + 0.3 × ((t − 30 s)/30 s)³), never past the known quota.
+// minuteRun drives a quota of 60,000 a minute (1,000 a second) from 0 to
+// end in steps of 5 s: at each step in [spendFrom, spendTo] a call spends
+// spend tokens, then, at the steps listed, a throttle without a Ticket
+// comes (a confirmed quota signal).
+type minuteRun struct {
+	spend, spendFrom, spendTo int // tokens; seconds
+	throttles                 []int
+	end                       int
+}
+
+func (r minuteRun) run(t *testing.T, g *Governor, adv func(time.Duration)) {
+	t.Helper()
+	for at := 0; at <= r.end; at += 5 {
+		if at > 0 {
+			adv(5 * time.Second)
+		}
+		if r.spend > 0 && at >= r.spendFrom && at <= r.spendTo {
+			spend(t, g, haiku, r.spend)
+		}
+		for _, th := range r.throttles {
+			if th == at {
+				g.Throttled(haiku)
+			}
+		}
+	}
+}
+
+// TestMinuteWindow: at a confirmed throttle of a target saturated for a
+// whole minute (no moment with no call waiting and its bucket half full),
+// within an episode that has lasted a minute, what the bucket gave over
+// the last minute sets a learning limit (lowered by at most Decrease at a
+// time), and lowers a known quota's limit only when it is below Decrease
+// times it (another client shares the quota). At an episode's first
+// throttle a learning limit is only lowered, a known one held; a target
+// that was idle in the minute is held.
+func TestMinuteWindow(t *testing.T) {
+	// The window read at 80 s covers 25 s to 80 s (55 s, slots of 5 s):
+	// 11 calls of 2,000 give 24,000 a minute; of 4,500, 54,000.
+	far := minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+	near := minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+	// No throttle from 0 s to 80 s: calls of 3,300 (36,300 in the window,
+	// 39,600 a minute) keep the bucket below half full.
+	newEp := minuteRun{spend: 3300, spendFrom: 5, spendTo: 75, throttles: []int{0, 80}, end: 80}
+	// No call until 35 s: the bucket is past half full when the first settles.
+	idle := minuteRun{spend: 2000, spendFrom: 35, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+	// Another client keeps the bucket empty: a throttle every 30 s (the
+	// pauses are short, and nothing settles while the bucket fills).
+	empty := minuteRun{throttles: []int{0, 30, 60}, end: 60}
+	tests := []struct {
+		name               string
+		learn              bool
+		run                minuteRun
+		limit              int64
+		decreases, resyncs int64
+	}{
+		{name: "known, far below: lowered to it", run: far, limit: 24000, decreases: 1, resyncs: 2},
+		{name: "known, near: held", run: near, limit: 60000, resyncs: 3},
+		{name: "known, an episode's first throttle: held", run: newEp, limit: 60000, resyncs: 2},
+		{name: "known, idle in the minute: held", run: idle, limit: 60000, resyncs: 3},
+		{name: "known, kept empty: the floor", run: empty, limit: 1000, decreases: 1, resyncs: 2},
+		{name: "learning, far below: by Decrease", learn: true, run: far, limit: 42000, decreases: 1, resyncs: 2},
+		{name: "learning, near: set to it", learn: true, run: near, limit: 54000, decreases: 1, resyncs: 2},
+		{name: "learning, an episode's first throttle: lowered by Decrease", learn: true, run: newEp, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "learning, an episode's first throttle: lowered to it", learn: true,
+			run: minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{0, 80}, end: 80}, limit: 54000, decreases: 1, resyncs: 1},
+		{name: "learning, idle in the minute: held", learn: true, run: idle, limit: 60000, resyncs: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := Quota{TokensPerMinute: 60000}
+			if tt.learn {
+				// The ceiling keeps the limit from growing past 60,000 on
+				// the calls' successes before the throttle.
+				q.Learn, q.MaxTokensPerMinute = true, 60000
+			}
+			g, clk := newGov(t, Options{Default: q})
+			tt.run.run(t, g, clk.Advance)
+			s := stats(t, g, haiku)
+			if s.Limit != tt.limit || s.Decreases != tt.decreases || s.Resyncs != tt.resyncs {
+				t.Errorf("limit %d, decreases %d, resyncs %d; want %d, %d, %d", s.Limit, s.Decreases, s.Resyncs, tt.limit, tt.decreases, tt.resyncs)
+			}
+		})
+	}
+}
+
+// TestRecovery checks the CUBIC curve (Recovery 30 s): after a known limit
+// of 60,000 is lowered to 24,000 (a minute far below it), successes grow it
+// as 60,000 × (1 + 0.3 × ((t − 30 s)/30 s)³), never past the known quota.
 func TestRecovery(t *testing.T) {
 	tests := []struct {
 		name  string
 		after time.Duration
 		want  int64
 	}{
-		{name: "just after", after: 0, want: 42000},
+		{name: "just after: Decrease of where it was", after: 0, want: 42000},
 		{name: "5s", after: 5 * time.Second, want: 49583},
 		{name: "15s", after: 15 * time.Second, want: 57750},
 		{name: "29s", after: 29 * time.Second, want: 59999},
@@ -180,16 +360,14 @@ func TestRecovery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, known(60000))
-			a := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
-			throttle(t, g, haiku, Estimate{MaxTokens: 100}) // the episode's anchor
-			clk.Advance(2 * time.Second)
-			g.Throttled(haiku)
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, Recovery: 30 * time.Second})
+			a := grant(t, g, 1) // settles after the cut
+			minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}.run(t, g, clk.Advance)
 			clk.Advance(tt.after)
-			if s := stats(t, g, haiku); s.Limit != 42000 {
-				t.Fatalf("limit %d before any success, want 42000: only successes grow it", s.Limit)
+			if s := stats(t, g, haiku); s.Limit != 24000 {
+				t.Fatalf("limit %d before any success, want 24000: only successes grow it", s.Limit)
 			}
-			a.Settle(Usage{InputTokens: 1, OutputTokens: 1})
+			a.Settle(Usage{InputTokens: 1})
 			if s := stats(t, g, haiku); s.Limit != tt.want {
 				t.Errorf("limit %d, want %d", s.Limit, tt.want)
 			}
@@ -217,7 +395,7 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000, Learn: true, MaxTokensPerMinute: tt.ceiling}})
 			first := mustTry(t, g, haiku, Estimate{}) // the target's state starts here, on the plateau
 			first.Cancel()
-			clk.Advance(30 * time.Second) // one Recovery past it
+			clk.Advance(DefaultRecovery) // one Recovery past it
 			if tt.inUse > 0 {
 				mustTry(t, g, haiku, Estimate{MaxTokens: tt.inUse})
 			}
@@ -231,102 +409,236 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 }
 
 // TestUnknownQuotaLearnsFromTheFirstThrottle: with no quota configured,
-// nothing is limited until Bedrock throttles; the limit then starts at 0.7
-// of what the target used over the last minute (settled + in flight) plus
-// what the throttled call held.
+// nothing is limited until a throttle is confirmed; the limit then starts
+// at what the target took from Bedrock's bucket since it was first seen,
+// plus the throttled call's hold, over a minute plus that time (the bucket
+// held at most a minute of quota, and refilled meanwhile); after a minute,
+// what the bucket gave over the last minute plus the hold. Watched for less
+// than minObserved, a throttle only pauses the target.
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
-	g, clk := newGov(t, Options{})
-	var tks []Ticket
-	for range 10 {
-		tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 10000}))
-	}
-	clk.Advance(time.Minute) // watched for a minute: what it used is a minute's worth
-	if s := stats(t, g, haiku); s.Limit != 0 || s.InFlightTokens != 100000 {
-		t.Fatalf("before a throttle: limit %d, in flight %d; want 0 (none), 100000", s.Limit, s.InFlightTokens)
-	}
-	for _, tk := range tks[:5] {
-		tk.Settle(Usage{InputTokens: 1000, OutputTokens: 4000}) // 5,000 each
-	}
-	tks[5].Throttled() // used: 25,000 settled + 40,000 in flight + its own 10,000
-	s := stats(t, g, haiku)
-	if s.Limit != 52500 || s.Available != 0 || s.Decreases != 1 || s.Floor != DefaultFloor {
-		t.Fatalf("after the first throttle: limit %d, available %d, decreases %d, floor %d; want 52500, 0, 1, %d",
-			s.Limit, s.Available, s.Decreases, s.Floor, DefaultFloor)
-	}
-	// Calls admitted before it learned: a throttle is old news, and gives
-	// back nothing the emptied bucket did not already write off; a settle
-	// gives back what it held beyond its use, as Bedrock does.
-	tks[6].Throttled()
-	tks[7].Cancel()
-	tks[8].Settle(Usage{InputTokens: 1000, OutputTokens: 4000})
-	if s := stats(t, g, haiku); s.Decreases != 1 || s.Available != 5000 {
-		t.Errorf("after older calls end: decreases %d, available %d; want 1, 5000", s.Decreases, s.Available)
-	}
-}
-
-// TestLoneThrottleBoundsTheUnknownQuota: a throttle of the only call to an
-// idle target with an unknown quota that has been watched for a minute
-// says the quota is below that call's hold (Bedrock could not reserve it
-// from a bucket a minute could have refilled), not that it is near zero:
-// the limit becomes 0.7 of the hold, or the floor. Watched for less than a
-// minute, what was used is a rate extrapolated to a minute: the quota may
-// have been spent by others when it started. Watched for less than
-// minObserved, a throttle only pauses the target.
-func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 	tests := []struct {
 		name      string
 		watched   time.Duration
-		max       int
+		held      int // tokens a call granted as the target is first seen holds, in flight
+		max       int // the throttled calls' hold
 		wantLimit int64
+		paused    time.Duration
 	}{
-		{name: "large call", watched: time.Minute, max: 20000, wantLimit: 14000},
-		{name: "small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
-		{name: "after ten seconds: six times", watched: 10 * time.Second, max: 20000, wantLimit: 84000},
-		{name: "after five seconds: twelve times", watched: 5 * time.Second, max: 20000, wantLimit: 168000},
-		{name: "at once: a pause, no limit", max: 20000, wantLimit: 0},
+		{name: "after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 10000, max: 10000, wantLimit: 15000},
+		{name: "a lone call after 20 s", watched: 20 * time.Second, max: 20000, wantLimit: 15000},
+		{name: "after a minute: the hold", watched: time.Minute, max: 20000, wantLimit: 20000},
+		{name: "after a minute: what the minute gave, plus the hold", watched: 2 * time.Minute, held: 10000, max: 20000, wantLimit: 20000},
+		{name: "a small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
+		{name: "at once: a pause, no limit", max: 20000, wantLimit: 0, paused: time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{})
-			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1}) // the Governor starts watching
-			first.Cancel()
+			first := grant(t, g, max(tt.held, 1)) // the Governor starts watching
+			if tt.held == 0 {
+				first.Cancel()
+			}
 			clk.Advance(tt.watched)
-			tk := mustTry(t, g, haiku, Estimate{MaxTokens: tt.max})
-			tk.Throttled()
+			confirm(t, g, tt.max)
 			wantDecreases := int64(1)
 			if tt.wantLimit == 0 {
 				wantDecreases = 0
 			}
-			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != wantDecreases || s.PausedFor != time.Second || s.Throttles != 1 {
-				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d; want %d, %d, 1s, 1", s.Limit, s.Decreases, s.PausedFor, s.Throttles, tt.wantLimit, wantDecreases)
+			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != wantDecreases || s.PausedFor != tt.paused || s.Throttles != 2 || s.Available != 0 {
+				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d, available %d; want %d, %d, %v, 2, 0",
+					s.Limit, s.Decreases, s.PausedFor, s.Throttles, s.Available, tt.wantLimit, wantDecreases, tt.paused)
 			}
 		})
 	}
 }
 
-// TestLearnedLimitComesDownToUse: a throttle brings a learned limit far
-// above what the target was using down to that use at once (the AWS SDK's
-// adaptive mode takes the smaller of its rate and the measured one); a
-// known quota's first throttle of an episode changes no limit.
-func TestLearnedLimitComesDownToUse(t *testing.T) {
+// TestFirstLimitWritesOffCallsInFlight: the first limit's bucket starts
+// empty; the calls admitted before it that Bedrock throttles too give back
+// nothing, while one that settles gives back what it held beyond its use.
+func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	var tks []Ticket
+	for range 5 {
+		tks = append(tks, grant(t, g, 10000))
+	}
+	clk.Advance(20 * time.Second)
+	confirm(t, g, 10000) // taken 50,000, plus the hold: 60,000 × 60/80
+	if s := stats(t, g, haiku); s.Limit != 45000 || s.Available != 0 || s.Decreases != 1 {
+		t.Fatalf("first limit %d, available %d, decreases %d; want 45000, 0, 1", s.Limit, s.Available, s.Decreases)
+	}
+	tks[0].Throttled()
+	tks[1].Cancel()
+	if s := stats(t, g, haiku); s.Available != 0 || s.Decreases != 1 || s.Resyncs != 0 {
+		t.Fatalf("after older calls throttled and cancelled: available %d, decreases %d, resyncs %d; want 0, 1, 0", s.Available, s.Decreases, s.Resyncs)
+	}
+	tks[2].Settle(Usage{InputTokens: 1000, OutputTokens: 4000})
+	if s := stats(t, g, haiku); s.Available != 5000 {
+		t.Errorf("after an older call settles 5,000 of 10,000: available %d, want 5000", s.Available)
+	}
+}
+
+// TestSlowStart: after the first limit, each call that settles adds
+// slowStartGain times its cost, up to twice what the target used over the
+// last minute; the next confirmed throttle halves the limit and ends slow
+// start.
+func TestSlowStart(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	grant(t, g, 10000) // in flight throughout: used
+	clk.Advance(20 * time.Second)
+	confirm(t, g, 10000) // (10,000 + 10,000) × 60/80
+	steps := []struct {
+		name      string
+		wait      time.Duration // for the bucket to hold 1,000
+		limit     int64
+		decreases int64
+	}{
+		{name: "+6 × 1,000", wait: 4 * time.Second, limit: 21000, decreases: 1},
+		{name: "up to twice the use: 2 × (10,000 + 2,000)", wait: 3 * time.Second, limit: 24000, decreases: 1},
+	}
+	for _, st := range steps {
+		clk.Advance(st.wait)
+		spend(t, g, haiku, 1000)
+		if s := stats(t, g, haiku); s.Limit != st.limit || s.Decreases != st.decreases {
+			t.Fatalf("%s: limit %d, decreases %d; want %d, %d", st.name, s.Limit, s.Decreases, st.limit, st.decreases)
+		}
+	}
+	clk.Advance(time.Second)
+	confirm(t, g, 1)
+	if s := stats(t, g, haiku); s.Limit != 12000 || s.Decreases != 2 || s.Resyncs != 1 {
+		t.Fatalf("after a confirmed throttle: limit %d, decreases %d, resyncs %d; want 12000, 2, 1", s.Limit, s.Decreases, s.Resyncs)
+	}
+	clk.Advance(5 * time.Second)
+	spend(t, g, haiku, 1000)
+	// On the CUBIC plateau: 12,000 × (1 + 0.3 × (5 s/60 s)³); slow start
+	// would have added 6,000.
+	if s := stats(t, g, haiku); s.Limit != 12002 {
+		t.Errorf("after slow start: limit %d, want 12002", s.Limit)
+	}
+}
+
+// TestLearnBurst: a confirmed throttle while the Governor's bucket held
+// more than the throttled hold lowers its capacity to peak − level + hold,
+// never below the large calls' hold or a second of quota; the capacity is
+// forgotten burstMemory after the last confirmed throttle.
+func TestLearnBurst(t *testing.T) {
 	tests := []struct {
 		name  string
-		quota Quota
-		want  int64
+		quota int
+		big   int           // a call spent before the first throttle: the large calls' hold
+		later time.Duration // then a call settles
+		want  int64         // what the bucket holds a minute later
 	}{
-		{name: "known quota", quota: Quota{TokensPerMinute: 1_000_000}, want: 1_000_000},
-		{name: "a guess, learning", quota: Quota{TokensPerMinute: 1_000_000, Learn: true}, want: 14_000},
+		// Peak 30,000; 20,000 spent; throttled holding 1,000: 21,000.
+		{name: "peak − level + hold", quota: 60000, want: 21000},
+		{name: "the large calls' hold", quota: 60000, big: 50000, want: 50000},
+		{name: "a second of quota", quota: 6_000_000, want: 100000},
+		{name: "kept", quota: 60000, later: burstMemory - time.Minute, want: 21000},
+		{name: "forgotten after burstMemory", quota: 60000, later: burstMemory, want: 60000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: tt.quota})
-			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1})
+			g, clk := newGov(t, known(tt.quota))
+			if tt.big > 0 {
+				spend(t, g, haiku, tt.big)
+			}
+			g.Throttled(haiku) // the bucket emptied: peak 0
+			clk.Advance(30 * time.Second)
+			spend(t, g, haiku, 20000)
+			confirm(t, g, 1000)
+			if s := stats(t, g, haiku); s.PausedFor != 0 || s.Available != 0 {
+				t.Fatalf("paused %v, available %d; want 0, 0", s.PausedFor, s.Available)
+			}
+			if tt.later > 0 {
+				clk.Advance(tt.later)
+				spend(t, g, haiku, 1)
+			}
+			clk.Advance(time.Minute)
+			if s := stats(t, g, haiku); s.Available != tt.want {
+				t.Errorf("holds %d, want %d", s.Available, tt.want)
+			}
+		})
+	}
+}
+
+// TestRaise: a call granted at least minRaiseSpan after the last confirmed
+// throttle that gets through proves the quota to be at least what Bedrock's
+// bucket gave since plus its hold, per minute, and raises a learning limit
+// to it.
+func TestRaise(t *testing.T) {
+	tests := []struct {
+		name         string
+		throttled    bool // a confirmed throttle at the start
+		before       bool // the call is granted before it
+		limit, raise int64
+	}{
+		// Otherwise the call's success only grows the limit along the
+		// CUBIC curve, a Recovery past its plateau: 60,000 × 1.3.
+		{name: "after a throttle: raised", throttled: true, limit: 90000, raise: 1},
+		{name: "granted before the throttle", throttled: true, before: true, limit: 78000},
+		{name: "no throttle yet", limit: 78000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000, Learn: true}})
+			first := grant(t, g, 1) // the target's state starts here, on the plateau
 			first.Cancel()
-			clk.Advance(2 * time.Minute) // watched long enough; used nothing since
-			tk := mustTry(t, g, haiku, Estimate{MaxTokens: 20000})
-			tk.Throttled() // used over the last minute: this call's 20,000
-			if s := stats(t, g, haiku); s.Limit != tt.want {
-				t.Errorf("limit %d, want %d", s.Limit, tt.want)
+			var big Ticket
+			if tt.before {
+				big = grant(t, g, 90000) // larger than the bucket, which is full
+			}
+			if tt.throttled {
+				g.Throttled(haiku)
+			}
+			clk.Advance(time.Minute) // the bucket full again
+			if !tt.before {
+				big = grant(t, g, 90000)
+			}
+			big.Settle(Usage{InputTokens: 1, OutputTokens: 89999})
+			if s := stats(t, g, haiku); s.Limit != tt.limit || s.Raises != tt.raise {
+				t.Errorf("limit %d, raises %d; want %d, %d", s.Limit, s.Raises, tt.limit, tt.raise)
+			}
+		})
+	}
+}
+
+// TestNoteIdle: a target is idle at a moment when no call waits and its
+// bucket is at least half full (or its quota unknown); it is saturated once
+// a whole windowSpan has passed without such a moment.
+func TestNoteIdle(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  Options
+		spent int // tokens taken from the bucket before the moment
+		idle  bool
+	}{
+		{name: "half full: idle", opts: known(60000), spent: 30000, idle: true},
+		{name: "below half: not idle", opts: known(60000), spent: 30001},
+		{name: "unknown quota: idle", opts: Options{}, spent: 60000, idle: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, tt.opts)
+			first := grant(t, g, 1) // idle at t0, the bucket full
+			first.Cancel()
+			clk.Advance(time.Hour)
+			grant(t, g, tt.spent)
+			l := g.limiter(haiku)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			now := clk.Now()
+			l.refill(now)
+			l.noteIdle(now)
+			want := t0
+			if tt.idle {
+				want = now
+			}
+			if !l.idleAt.Equal(want) {
+				t.Errorf("idle at %v, want %v", l.idleAt.Sub(t0), want.Sub(t0))
+			}
+			for _, d := range []time.Duration{0, windowSpan - time.Nanosecond, windowSpan} {
+				if got, w := l.saturated(now.Add(d)), now.Add(d).Sub(want) >= windowSpan; got != w {
+					t.Errorf("saturated %v later: %v, want %v", d, got, w)
+				}
 			}
 		})
 	}

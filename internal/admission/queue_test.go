@@ -125,9 +125,13 @@ func TestQueueTarget(t *testing.T) {
 				clk.Advance(10 * time.Second)
 			}
 			if tt.thrott {
-				// Bedrock's bucket was spent: the first call is throttled
-				// and the bucket emptied to match, with a cool-down.
-				throttle(t, g, haiku, Estimate{MaxTokens: 60000})
+				// Bedrock's bucket was spent: the first two calls are
+				// throttled, which confirms a quota signal, and the bucket
+				// is emptied to match.
+				a := mustTry(t, g, haiku, Estimate{MaxTokens: 30000})
+				b := mustTry(t, g, haiku, Estimate{MaxTokens: 30000})
+				a.Throttled()
+				b.Throttled()
 				clk.Advance(100 * time.Millisecond)
 			} else {
 				spend(t, g, haiku, 60000) // a minute of quota asked at once: 6x over 10 s, 6.4x with the two calls below
