@@ -479,40 +479,53 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 
 // TestSlowStart: after the first limit, each call that settles adds
 // slowStartGain times its cost, up to twice what the target used over the
-// last minute; the next confirmed throttle halves the limit and ends slow
-// start.
+// last minute; the next confirmed throttle halves the limit, not below the
+// first limit, and ends slow start (the limit then sits on the CUBIC
+// plateau).
 func TestSlowStart(t *testing.T) {
-	g, clk := newGov(t, Options{})
-	grant(t, g, 10000) // in flight throughout: used
-	clk.Advance(20 * time.Second)
-	confirm(t, g, 10000) // (10,000 + 10,000) × 60/80
-	steps := []struct {
-		name      string
-		wait      time.Duration // for the bucket to hold 1,000
-		limit     int64
-		decreases int64
+	tests := []struct {
+		name   string
+		held   int     // in flight throughout: used
+		grown  []int64 // the limit after each call of 1,000 settles, one every 4 s
+		halved int64
+		after  int64 // after one more call, 5 s later
 	}{
-		{name: "+6 × 1,000", wait: 4 * time.Second, limit: 21000, decreases: 1},
-		{name: "up to twice the use: 2 × (10,000 + 2,000)", wait: 3 * time.Second, limit: 24000, decreases: 1},
+		// (20,000 + 10,000) × 60/80 = 22,500, then +6,000 a call, up to
+		// 2 × (20,000 + the calls settled).
+		{name: "halved", held: 20000, grown: []int64{28500, 34500, 40500, 46500}, halved: 23250, after: 23254},
+		// 15,000, then 21,000, then 2 × (10,000 + 2,000); half of it is
+		// below the first limit.
+		{name: "not below the first limit", held: 10000, grown: []int64{21000, 24000}, halved: 15000, after: 15003},
 	}
-	for _, st := range steps {
-		clk.Advance(st.wait)
-		spend(t, g, haiku, 1000)
-		if s := stats(t, g, haiku); s.Limit != st.limit || s.Decreases != st.decreases {
-			t.Fatalf("%s: limit %d, decreases %d; want %d, %d", st.name, s.Limit, s.Decreases, st.limit, st.decreases)
-		}
-	}
-	clk.Advance(time.Second)
-	confirm(t, g, 1)
-	if s := stats(t, g, haiku); s.Limit != 12000 || s.Decreases != 2 || s.Resyncs != 1 {
-		t.Fatalf("after a confirmed throttle: limit %d, decreases %d, resyncs %d; want 12000, 2, 1", s.Limit, s.Decreases, s.Resyncs)
-	}
-	clk.Advance(5 * time.Second)
-	spend(t, g, haiku, 1000)
-	// On the CUBIC plateau: 12,000 × (1 + 0.3 × (5 s/60 s)³); slow start
-	// would have added 6,000.
-	if s := stats(t, g, haiku); s.Limit != 12002 {
-		t.Errorf("after slow start: limit %d, want 12002", s.Limit)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			grant(t, g, tt.held)
+			clk.Advance(20 * time.Second)
+			confirm(t, g, 10000)
+			first := int64(float64(tt.held+10000) * 60 / 80)
+			if s := stats(t, g, haiku); s.Limit != first || s.Decreases != 1 {
+				t.Fatalf("first limit %d, decreases %d; want %d, 1", s.Limit, s.Decreases, first)
+			}
+			for i, want := range tt.grown {
+				clk.Advance(4 * time.Second)
+				spend(t, g, haiku, 1000)
+				if s := stats(t, g, haiku); s.Limit != want || s.Decreases != 1 {
+					t.Fatalf("after call %d: limit %d, decreases %d; want %d, 1", i+1, s.Limit, s.Decreases, want)
+				}
+			}
+			clk.Advance(time.Second)
+			confirm(t, g, 1)
+			if s := stats(t, g, haiku); s.Limit != tt.halved || s.Decreases != 2 || s.Resyncs != 1 {
+				t.Fatalf("after a confirmed throttle: limit %d, decreases %d, resyncs %d; want %d, 2, 1", s.Limit, s.Decreases, s.Resyncs, tt.halved)
+			}
+			clk.Advance(5 * time.Second)
+			spend(t, g, haiku, 1000)
+			// 1 + 0.3 × (5 s/60 s)³ times it; slow start would have added 6,000.
+			if s := stats(t, g, haiku); s.Limit != tt.after {
+				t.Errorf("after slow start: limit %d, want %d", s.Limit, tt.after)
+			}
+		})
 	}
 }
 
