@@ -50,36 +50,13 @@ func TestSuspicion(t *testing.T) {
 			b.Throttled()
 			a.Throttled()
 		}, throttles: 2, avail: 60000},
-		{name: "cleared by three calls that settle", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-			for range confirmPasses {
-				spend(t, g, haiku, 1000)
-			}
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000}) // a new suspicion
-		}, throttles: 2, noise: 1, avail: 57000},
-		{name: "two that settle do not clear it", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-			for range confirmPasses - 1 {
-				spend(t, g, haiku, 1000)
-			}
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-		}, throttles: 2, resyncs: 1, avail: 0},
-		{name: "cleared by three calls in flight past a throttle's round trip", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-			for range confirmPasses {
-				grant(t, g, 1000)
-			}
-			adv(2 * throttleSlack) // the throttles seen came back at once
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-		}, throttles: 2, noise: 1, avail: 57100},
-		{name: "three calls in flight too briefly do not", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-			for range confirmPasses {
-				grant(t, g, 1000)
-			}
-			adv(throttleSlack / 2)
-			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
-		}, throttles: 2, resyncs: 1, avail: 0},
+		{name: "cleared by three calls that settle", run: passThen(confirmPasses, 0), throttles: 2, noise: 1, avail: 57000},
+		{name: "two that settle do not clear it", run: passThen(confirmPasses-1, 0), throttles: 2, resyncs: 1, avail: 0},
+		// The throttles seen came back at once: a call in flight for
+		// throttleSlack has got through.
+		{name: "cleared by three calls in flight past a throttle's round trip", run: passThen(confirmPasses, 2*throttleSlack),
+			throttles: 2, noise: 1, avail: 57100},
+		{name: "three calls in flight too briefly do not", run: passThen(confirmPasses, throttleSlack/2), throttles: 2, resyncs: 1, avail: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,6 +69,24 @@ func TestSuspicion(t *testing.T) {
 					s.Throttles, s.Resyncs, s.Noise, s.Available, s.Limit, s.Decreases, s.PausedFor, tt.throttles, tt.resyncs, tt.noise, tt.avail)
 			}
 		})
+	}
+}
+
+// passThen returns a run for TestSuspicion: a suspicion, then n calls
+// granted after it that settle at once (held: 0) or stay in flight for
+// held, then a throttle of a call granted after them.
+func passThen(n int, held time.Duration) func(t *testing.T, g *Governor, adv func(time.Duration)) {
+	return func(t *testing.T, g *Governor, adv func(time.Duration)) {
+		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+		for range n {
+			if held == 0 {
+				spend(t, g, haiku, 1000)
+			} else {
+				grant(t, g, 1000)
+			}
+		}
+		adv(held)
+		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
 	}
 }
 
@@ -144,7 +139,7 @@ func TestStrikes(t *testing.T) {
 	}{
 		{name: "doubling up to the cap", ops: "TTTTTTTT", want: []time.Duration{0, 1, 2, 4, 8, 16, 32, 32}},
 		{name: "a call that settles ends the row", ops: "TTTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
-		{name: "a call granted before the throttle does not", ops: "TTOTo T", want: []time.Duration{0, 1, 2, 4}},
+		{name: "a call granted before the throttle does not", ops: "TTOToT", want: []time.Duration{0, 1, 2, 4}},
 		{name: "a call in flight past a round trip ends the row", ops: "TTFT", want: []time.Duration{0, 1, 0}},
 	}
 	for _, tt := range tests {
