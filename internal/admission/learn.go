@@ -52,8 +52,11 @@ func (l *limiter) grow(now time.Time, cost float64) {
 	if l.slow {
 		// Slow start: each call that got through adds slowStartGain times
 		// what it cost, doubling the limit every minute ÷ slowStartGain
-		// while the calls keep up with it.
-		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.usage(now)), l.p.ceil)
+		// while the calls keep up with it, but not past twice what the
+		// bucket gave over the last slowStartSpan.
+		given, span := l.given.Recent(now, slowStartSpan)
+		recent := 60 * given / max(span.Seconds(), 1)
+		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*recent), l.p.ceil)
 		if w > l.limit {
 			l.wmax, l.limit = w, w
 		}
@@ -132,17 +135,15 @@ func (l *limiter) react(now time.Time, hold float64) {
 	l.lastThrott = now
 	if l.slow {
 		// Slow start doubled the limit since the last check: the quota
-		// lies between half of it and it.
+		// lies between half of it and it, and not below the first limit.
 		l.slow = false
-		l.setLimit(now, max(l.limit/2, l.p.floor))
+		l.setLimit(now, max(l.limit/2, l.slowBase, l.p.floor))
 	}
 	if l.passedSince(l.sync.seq, now) {
 		l.strikes = 0 // a call granted after the last confirmed throttle got through
 	}
 	wasUnlimited := l.unlimited()
 	switch {
-	case l.unlimited() && now.Sub(l.born) < minObserved:
-		// Too soon to tell a rate from what was used: pause, learn nothing.
 	case l.unlimited():
 		l.shrink(now, hold)
 	case l.saturated(now) && (newEpisode || now.Sub(l.episode) >= windowSpan):
@@ -155,10 +156,12 @@ func (l *limiter) react(now time.Time, hold float64) {
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
 		case l.p.learn && (!newEpisode || rate < l.limit):
-			// By at most Decrease at a time: pauses longer than a
-			// short bucket's burst lose refill, and make the minute's
-			// rate read low.
-			l.setLimit(now, max(rate, l.limit*l.g.beta))
+			// A little below the rate, so that a limit learned to the
+			// percent does not keep the bucket at its edge; and by at
+			// most Decrease at a time: pauses longer than a short
+			// bucket's burst lose refill, and make the minute's rate
+			// read low.
+			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
 		case !l.p.learn && !newEpisode && rate < l.limit*l.g.beta:
 			// Far below a known quota for a whole minute: another
 			// client shares it. Grown back along the CUBIC curve.
@@ -183,6 +186,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 	}
 	l.peak = l.level
 	l.gen++
+	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen, seq: l.flight.next}
 	l.strikes++
 	l.pause(now)
@@ -269,7 +273,7 @@ func (l *limiter) shrink(now time.Time, hold float64) {
 			u = given + hold
 		}
 		l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
-		l.slow = true
+		l.slow, l.slowBase = true, l.limit
 		return
 	}
 	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)

@@ -99,10 +99,20 @@ const (
 	maxPauseDoublings = 5
 	// slowStartGain is what each call that gets through adds to a first
 	// limit, times what it cost, until the next confirmed throttle: the
-	// limit doubles every 10 s while calls keep up with it, so a first
-	// limit learned from a bucket that started empty reaches the quota in
-	// about a minute from a fiftieth of it.
-	slowStartGain = 6
+	// limit doubles every 3 s while calls keep up with it, so a first
+	// limit learned from a spent bucket (a process resumed after another
+	// used the quota up) reaches the quota from a hundredth of it in
+	// about 20 s.
+	slowStartGain = 20
+	// learnedShare is the share of the rate Bedrock gave over a saturated
+	// minute that a learning limit is set to: the rate is measured to a
+	// few percent, and a limit at it to the percent keeps Bedrock's bucket
+	// at its edge, throttling a few calls a minute.
+	learnedShare = 0.97
+	// slowStartSpan is how far back slow start looks at what the target
+	// used: a short span, so that its cap follows a limit that doubles
+	// every few seconds.
+	slowStartSpan = 10 * time.Second
 	// minBurst is the least capacity, in time of quota, a learned burst
 	// goes down to: a second, the shortest burst the emulator plays.
 	minBurst = time.Second
