@@ -162,11 +162,14 @@ func (l *limiter) react(now time.Time, hold float64) {
 			// bucket's burst lose refill, and make the minute's rate
 			// read low.
 			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
-		case !l.p.learn && !newEpisode && rate < l.limit*l.g.beta:
-			// Far below a known quota for a whole minute: another
-			// client shares it. Grown back along the CUBIC curve.
-			l.wmax, l.limit, l.epoch = l.limit, rate, now
-			l.n.decreases++
+		case !l.p.learn && rate < l.limit:
+			// Below a known quota: the quota was told too high, or
+			// another client shares it (at an episode's start the rate
+			// is high by what the bucket held a minute ago, so erring
+			// safe). Lowered by at
+			// most Decrease at a time, and probed upwards from there
+			// along the CUBIC curve, up to the quota.
+			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
 		default:
 			l.hold(now)
 		}
