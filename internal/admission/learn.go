@@ -162,6 +162,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 			// bucket's burst lose refill, and make the minute's rate
 			// read low.
 			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
+			l.epoch = now // climbs back to the rate in Recovery before it probes past it
 		case !l.p.learn && rate < l.limit:
 			// Below a known quota: the quota was told too high, or
 			// another client shares it (at an episode's start the rate
@@ -170,6 +171,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 			// most Decrease at a time, and probed upwards from there
 			// along the CUBIC curve, up to the quota.
 			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
+			l.epoch = now // climbs back to the rate in Recovery before it probes past it
 		default:
 			l.hold(now)
 		}
