@@ -262,6 +262,10 @@ type minuteRun struct {
 	end                       int
 }
 
+// farBelow saturates the bucket for the minute to 80 s while taking 24,000
+// a minute of its 60,000 (see TestMinuteWindow).
+var farBelow = minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+
 func (r minuteRun) run(t *testing.T, g *Governor, adv func(time.Duration)) {
 	t.Helper()
 	for at := 0; at <= r.end; at += 5 {
@@ -291,7 +295,7 @@ func TestMinuteWindow(t *testing.T) {
 	// The window read at 80 s covers 25 s to 80 s (55 s, slots of 5 s):
 	// 11 calls of 2,000 give 24,000 a minute; of 4,500, 54,000 (less 3 %:
 	// 52,380); of 5,000, the quota.
-	far := minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+	far := farBelow
 	near := minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
 	at := minuteRun{spend: 5000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
 	// No throttle from 0 s to 80 s: calls of 3,300 (36,300 in the window,
@@ -362,7 +366,7 @@ func TestRecovery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, Recovery: 30 * time.Second})
 			a := grant(t, g, 1) // settles after the cut
-			minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}.run(t, g, clk.Advance)
+			farBelow.run(t, g, clk.Advance)
 			clk.Advance(tt.after)
 			if s := stats(t, g, haiku); s.Limit != 42000 {
 				t.Fatalf("limit %d before any success, want 42000: only successes grow it", s.Limit)
