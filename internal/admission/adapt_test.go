@@ -50,6 +50,12 @@ func TestSuspicion(t *testing.T) {
 			b.Throttled()
 			a.Throttled()
 		}, throttles: 2, avail: 60000},
+		{name: "a confirmed throttle starts it over", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			g.Throttled(haiku) // a quota signal of its own
+			adv(time.Second)
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000}) // a new suspicion
+		}, throttles: 3, resyncs: 1, avail: 1000},
 		{name: "cleared by three calls that settle", run: passThen(confirmPasses, 0), throttles: 2, noise: 1, avail: 57000},
 		{name: "two that settle do not clear it", run: passThen(confirmPasses-1, 0), throttles: 2, resyncs: 1, avail: 0},
 		// The throttles seen came back at once: a call in flight for
