@@ -581,47 +581,6 @@ func TestLearnBurst(t *testing.T) {
 	}
 }
 
-// TestRaise: a call granted at least minRaiseSpan after the last confirmed
-// throttle that gets through proves the quota to be at least what Bedrock's
-// bucket gave since plus its hold, per minute, and raises a learning limit
-// to it.
-func TestRaise(t *testing.T) {
-	tests := []struct {
-		name         string
-		throttled    bool // a confirmed throttle at the start
-		before       bool // the call is granted before it
-		limit, raise int64
-	}{
-		// Otherwise the call's success only grows the limit along the
-		// CUBIC curve, a Recovery past its plateau: 60,000 × 1.3.
-		{name: "after a throttle: raised", throttled: true, limit: 90000, raise: 1},
-		{name: "granted before the throttle", throttled: true, before: true, limit: 78000},
-		{name: "no throttle yet", limit: 78000},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000, Learn: true}})
-			first := grant(t, g, 1) // the target's state starts here, on the plateau
-			first.Cancel()
-			var big Ticket
-			if tt.before {
-				big = grant(t, g, 90000) // larger than the bucket, which is full
-			}
-			if tt.throttled {
-				g.Throttled(haiku)
-			}
-			clk.Advance(time.Minute) // the bucket full again
-			if !tt.before {
-				big = grant(t, g, 90000)
-			}
-			big.Settle(Usage{InputTokens: 1, OutputTokens: 89999})
-			if s := stats(t, g, haiku); s.Limit != tt.limit || s.Raises != tt.raise {
-				t.Errorf("limit %d, raises %d; want %d, %d", s.Limit, s.Raises, tt.limit, tt.raise)
-			}
-		})
-	}
-}
-
 // TestNoteIdle: a target is idle at a moment when no call waits and its
 // bucket is at least half full (or its quota unknown); it is saturated once
 // a whole windowSpan has passed without such a moment.

@@ -21,21 +21,6 @@ func (l *limiter) usage(now time.Time) float64 {
 	return l.settled.Sum(now) + l.inflightHold
 }
 
-// observedRate returns the tokens per minute the target was used at, extra
-// tokens (a throttled call's hold) included. When the Governor has watched
-// the target for less than a minute, what it used is extrapolated to a
-// minute (from at least minObserved). Erring high costs a few throttles
-// (each shrinks the limit to 0.7 of itself); erring low would leave the
-// limit so far below the quota that the calls whose successes grow it back
-// could not be admitted in time.
-func (l *limiter) observedRate(now time.Time, extra float64) float64 {
-	u := l.usage(now) + extra
-	if age := now.Sub(l.born); age < time.Minute {
-		u *= float64(time.Minute) / float64(max(age, minObserved))
-	}
-	return u
-}
-
 // grow raises the limit after a success along the CUBIC curve
 // W(t) = Wmax × (1 + (1-β)((t-K)/K)³), where t is the time since the last
 // throttle and K is Recovery: the limit climbs back to Wmax in K, slowly
@@ -118,15 +103,15 @@ func (l *limiter) throttle(t *Ticket) {
 //
 // The limit is not cut by a throttle alone: a throttle says the bucket was
 // empty, not how fast it refills. It comes from what Bedrock's bucket gave:
-//   - the first limit of an unknown quota, from what the target used since it
-//     was first seen (see shrink);
+//   - the first limit of an unknown quota, from what the target took since it
+//     was first seen (see firstLimit), then doubled by slow start (see grow)
+//     until the next confirmed throttle halves it;
 //   - once the target has been saturated (calls waiting or its bucket low)
 //     for a whole minute, what Bedrock's bucket gave over it, which all came
 //     from the refill: a learning limit is set to it, a known quota's limit
-//     lowered to it (another client shares the quota) and grown back along
-//     the CUBIC curve;
-//   - calls that get through raise a learning limit (see raise), and grow
-//     probes past it.
+//     lowered to it (told too high, or another client shares the quota),
+//     each by at most Decrease at a time;
+//   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64) {
 	newEpisode := l.lastThrott.IsZero() || now.Sub(l.lastThrott) > episodeGap
 	if newEpisode {
@@ -145,7 +130,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 	wasUnlimited := l.unlimited()
 	switch {
 	case l.unlimited():
-		l.shrink(now, hold)
+		l.firstLimit(now, hold)
 	case l.saturated(now) && (newEpisode || now.Sub(l.episode) >= windowSpan):
 		// What Bedrock's bucket gave over the last minute: the quota, plus
 		// what its level fell by. Within an episode that has lasted the
@@ -250,51 +235,35 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 	l.n.decreases++
 }
 
-// shrink cuts the limit at a throttle without a bound (the first of an
-// episode) of a target whose quota is unknown or learning. l.mu must be held.
-func (l *limiter) shrink(now time.Time, hold float64) {
-	// Wmax is the limit that was just found too high. While the limit is
-	// still unknown, it is the rate the target was used at: what it used
-	// over the last minute plus the throttled call's hold (Bedrock could not
-	// give that much in a minute), per minute. (Without the hold, one
-	// throttle of a lone call on an idle target would set the limit to the
-	// floor, far below any call it ever served.) A learned limit far above
-	// what was used when Bedrock said no (the first, extrapolated one, say)
-	// comes down to that use at once, as the AWS SDK's adaptive mode takes
-	// the smaller of its rate and the measured one.
-	if l.unlimited() {
-		// The first limit. What the target used since it was first seen
-		// came from Bedrock's bucket as it was then (a minute of quota at
-		// most, if it started full) and from a refill of Q/60 a second:
-		// Q ≥ used ÷ (1 minute + age). Extrapolating the use to a minute
-		// instead reads the burst a full bucket allows as a rate, many
-		// times the quota.
-		age := now.Sub(l.born)
-		u := l.taken + hold
-		if age < time.Minute {
-			u *= float64(time.Minute) / float64(time.Minute+age)
-		} else {
-			given, _ := l.given.Recent(now, time.Minute)
-			u = given + hold
-		}
-		l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
-		l.slow, l.slowBase = true, l.limit
-		return
+// firstLimit sets the first limit of a target whose quota is unknown, at
+// its first confirmed throttle, and starts slow start (see grow). What the
+// target took since it was first seen came from Bedrock's bucket as it was
+// then (a minute of quota at most, if it started full) and from a refill of
+// Q/60 a second: Q ≥ taken ÷ (1 minute + age), the throttled call's hold
+// counted in (without it, one throttle of a lone call on an idle target
+// would set the limit below any call it ever served). Extrapolating the use
+// to a minute instead reads the burst a full bucket allows as a rate, many
+// times the quota. A target watched for over a minute takes what the bucket
+// gave over the last one. l.mu must be held.
+func (l *limiter) firstLimit(now time.Time, hold float64) {
+	age := now.Sub(l.born)
+	u := l.taken + hold
+	if age < time.Minute {
+		u *= float64(time.Minute) / float64(time.Minute+age)
+	} else {
+		given, _ := l.given.Recent(now, time.Minute)
+		u = given + hold
 	}
-	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)
-	l.wmax = w
-	l.limit = max(l.p.floor, w*l.g.beta)
-	l.epoch = now
-	l.n.decreases++
+	l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
+	l.slow, l.slowBase = true, l.limit
 }
 
 // pause stops admissions for a jittered cool-down after the second
-// confirmed throttle in a row (or any throttle while the quota is unknown),
-// doubling with each further one (see react). The first only empties the
+// confirmed throttle in a row, doubling with each further one (see react). The first only empties the
 // bucket: the calls after it then go at the pace of the refill. l.mu must
 // be held.
 func (l *limiter) pause(now time.Time) {
-	if l.strikes < 2 && !l.unlimited() {
+	if l.strikes < 2 {
 		return
 	}
 	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()) * float64(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings)))

@@ -53,9 +53,9 @@ func TestLearnerTable(t *testing.T) {
 				fmt.Fprintf(&b, " %.2f", float64(m.limit)/q)
 			}
 			quotaThr := r.throttled - r.noise
-			t.Logf("%-28s used %.1f%%; quota throttles %.2f per 100 attempts (noise %d of %d); limit/quota per minute:%s; noise %d raises %d",
+			t.Logf("%-28s used %.1f%%; quota throttles %.2f per 100 attempts (noise %d of %d); limit/quota per minute:%s; noise %d",
 				tt.name, 100*r.utilisation, 100*float64(quotaThr)/float64(r.sent), r.noise, r.sent, b.String(),
-				r.finalStats.Noise, r.finalStats.Raises)
+				r.finalStats.Noise)
 		})
 	}
 }

@@ -75,8 +75,8 @@ type limiter struct {
 }
 
 type counters struct {
-	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, raises, bursts int64
-	class                                                                              [numClasses]ClassStats
+	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, bursts int64
+	class                                                                      [numClasses]ClassStats
 }
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
@@ -140,7 +140,6 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	if t.gen == l.gen {
 		l.strikes = 0 // granted since the last confirmed throttle, and got through
 	}
-	l.raise(t, now)
 	l.taken -= t.hold - cost
 	l.given.Add(now, cost-t.hold)
 	l.settled.Add(now, cost)

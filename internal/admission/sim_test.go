@@ -373,8 +373,8 @@ func (r simResult) log(t *testing.T) {
 		fmt.Fprintf(&b, " %d:%.0f%%/%d", i+1, 100*m.util, m.thr)
 	}
 	t.Logf("  per minute (quota used/throttles):%s", b.String())
-	t.Logf("  final limit %d tokens/min; governor: %d throttles, %d decreases, %d resyncs, %d taken for noise, %d raises",
-		r.finalLimit, r.finalStats.Throttles, r.finalStats.Decreases, r.finalStats.Resyncs, r.finalStats.Noise, r.finalStats.Raises)
+	t.Logf("  final limit %d tokens/min; governor: %d throttles, %d decreases, %d resyncs, %d taken for noise",
+		r.finalLimit, r.finalStats.Throttles, r.finalStats.Decreases, r.finalStats.Resyncs, r.finalStats.Noise)
 }
 
 type simCase struct {

@@ -16,7 +16,7 @@ func (l *limiter) stats() Stats {
 		ReservedPerMinute: int64(l.reserved.Sum(now)), SettledPerMinute: int64(l.settled.Sum(now)),
 		OfferedPerMinute: int64(offered),
 		InputRatio:       l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
-		Decreases: l.n.decreases, Resyncs: l.n.resyncs, Noise: l.n.noise, Raises: l.n.raises, TooLarge: l.n.tooLarge, Classes: l.n.class,
+		Decreases: l.n.decreases, Resyncs: l.n.resyncs, Noise: l.n.noise, TooLarge: l.n.tooLarge, Classes: l.n.class,
 		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
 	if !l.unlimited() {
 		s.Limit = int64(math.Round(l.limit))
@@ -74,10 +74,9 @@ type Stats struct {
 	// those that only emptied the bucket (a known quota's first of an
 	// episode, or one whose bound was above the limit).
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
-	// Noise counts throttles taken for noise rather than a quota signal
-	// (calls granted after them got through); Raises the times calls that
-	// got through proved a learned limit too low and raised it.
-	Noise, Raises int64
+	// Noise counts throttles taken for noise rather than a quota signal:
+	// calls granted after them got through.
+	Noise int64
 	// ReplyTime is the time the target's replies take (the 95th percentile
 	// of its attempts, admission to settlement, or the age of its calls in
 	// flight while they show it is more) that Admit keeps before a call's

@@ -1,9 +1,6 @@
 package admission
 
-import (
-	"os"
-	"time"
-)
+import "time"
 
 // A throttle is read as a quota signal only once a second call confirms it.
 // Bedrock also throttles for reasons that have nothing to do with the
@@ -45,11 +42,6 @@ func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
 		return true
 	case !s.active && fresh:
 		*s = suspicion{active: true, seq: seq}
-		if drainOnSuspect && !l.unlimited() {
-			l.writtenOff = max(l.level, 0)
-			l.level = min(l.level, 0)
-			l.gen++
-		}
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
@@ -94,36 +86,6 @@ func (l *limiter) settledAfter(seq uint64) {
 func (l *limiter) throttleWait() time.Duration {
 	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
 }
-
-// raise lifts a learned limit to what a call that got through proves the
-// quota to be at least. At the last confirmed throttle (a), Bedrock's bucket
-// held less than the throttled call's hold; since then it refilled Q/60 a
-// second and gave out what the Governor took since; the call t, granted
-// after, found its hold there. So Q ≥ 60 × (taken before t − a.taken +
-// t.hold − a.hold) / elapsed, where elapsed counts a throttle's round trip
-// on top, since Bedrock checked t after it was granted and the throttle
-// before it came back. A throttle read as a quota signal by mistake (two
-// noise throttles in a row, or another client's burst) cuts the limit; the
-// calls that then get through more than the cut limit allows bring it back.
-// l.mu must be held.
-func (l *limiter) raise(t *Ticket, now time.Time) {
-	a := l.sync
-	if !l.p.learn || l.unlimited() || a.at.IsZero() {
-		return
-	}
-	if t.gen < a.gen || t.at.Sub(a.at) < minRaiseSpan {
-		return
-	}
-	d := t.at.Sub(a.at).Seconds() + l.throttleLat.v
-	lb := min(60*(t.taken+t.hold-a.taken-a.hold)/d, l.p.ceil)
-	if lb > l.limit {
-		l.wmax, l.limit = lb, lb
-		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
-		l.n.raises++
-	}
-}
-
-var drainOnSuspect = os.Getenv("KEEL_DRAIN") != ""
 
 // noteIdle records that no call waits at now; when the bucket is also at
 // least half full, the target wants less than Bedrock gives (see

@@ -77,11 +77,6 @@ const (
 
 // The limit learner (learn.go).
 const (
-	// minObserved is how long the Governor watches a target with an
-	// unknown quota before a throttle teaches it a limit; a throttle before
-	// that only pauses the target, since what it used says nothing yet
-	// about a rate.
-	minObserved = time.Second
 	// episodeGap is how long after a throttle the next one still belongs to
 	// the same episode, whose anchor bounds the quota: less than the minute
 	// Bedrock's bucket needs to fill (and lose refill to overflow, which
