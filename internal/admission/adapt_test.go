@@ -327,7 +327,7 @@ func TestMinuteWindow(t *testing.T) {
 		{name: "known, kept empty: by Decrease", run: empty, limit: 42000, decreases: 1, resyncs: 2},
 		{name: "learning, far below: by Decrease", learn: true, run: far, limit: 42000, decreases: 1, resyncs: 2},
 		{name: "learning, near: set to it", learn: true, run: near, limit: 52380, decreases: 1, resyncs: 2},
-		{name: "learning, at the quota: set a little below it", learn: true, run: at, limit: 58200, decreases: 1, resyncs: 2},
+		{name: "learning, at the quota: held (the limit, not the quota, held it back)", learn: true, run: at, limit: 60000, resyncs: 3},
 		{name: "learning, an episode's first throttle: lowered by Decrease", learn: true, run: newEp, limit: 42000, decreases: 1, resyncs: 1},
 		{name: "learning, an episode's first throttle: lowered to it", learn: true,
 			run: minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{0, 80}, end: 80}, limit: 52380, decreases: 1, resyncs: 1},
@@ -422,10 +422,8 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 // nothing is limited until a throttle is confirmed; the limit then starts
 // at what the target took from Bedrock's bucket since it was first seen,
 // plus the throttled call's hold, over a minute plus that time (the bucket
-// held at most a minute of quota, and refilled meanwhile); after a minute,
-// what the bucket gave over the last minute plus the hold. Watched for less
-// than a minute, the bound does not extrapolate: a throttle at once gives
-// the hold.
+// held at most a minute of quota, and refilled meanwhile), however long it
+// was watched. It does not extrapolate: a throttle at once gives the hold.
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -436,8 +434,8 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	}{
 		{name: "after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 10000, max: 10000, wantLimit: 15000},
 		{name: "a lone call after 20 s", watched: 20 * time.Second, max: 20000, wantLimit: 15000},
-		{name: "after a minute: the hold", watched: time.Minute, max: 20000, wantLimit: 20000},
-		{name: "after a minute: what the minute gave, plus the hold", watched: 2 * time.Minute, held: 10000, max: 20000, wantLimit: 20000},
+		{name: "after a minute: (0 + hold) × 60/120", watched: time.Minute, max: 20000, wantLimit: 10000},
+		{name: "after two minutes: (taken + hold) × 60/180", watched: 2 * time.Minute, held: 10000, max: 20000, wantLimit: 10000},
 		{name: "a small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
 		{name: "at once: the hold", max: 20000, wantLimit: 20000},
 	}
@@ -486,26 +484,28 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 
 // TestSlowStart: after the first limit, each call that settles adds
 // slowStartGain times its cost, up to twice the rate the bucket gave over
-// the last slowStartSpan; the next confirmed throttle halves the limit, not
-// below the first limit, and ends slow start (the limit then sits on the
-// CUBIC plateau).
+// the last slowStartSpan; the next confirmed throttle ends slow start and
+// sets the limit to the lower of half of it and what the bucket gave over
+// the last slowStartSpan (the limit then sits on the CUBIC plateau).
 func TestSlowStart(t *testing.T) {
 	tests := []struct {
 		name   string
 		spends []int   // calls that settle at once, at 25 s, 30 s, ...
 		grown  []int64 // the limit after each
 		halved int64   // after a confirmed throttle 1 s after the last
-		after  int64   // after a call of 1,000 settles 5 s later
+		after  int64   // after a call of 1,000 settles 15 s later
 	}{
 		// The first limit: (10,000 + 10,000) × 60/80 = 15,000. At 25 s the
 		// 10 s window read is 5 s long and holds 1,250: twice its rate is
 		// 30,000, below 15,000 + 20 × 1,250. At 30 s it holds 3,750 over
-		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000.
-		{name: "grows, then halved", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 40000, after: 40000},
-		// Twice 60 × 500/5 s is below the limit: no growth; half the limit
-		// is below the first. Then 15,000 × (1 + 0.3 × (5 s/60 s)³), where
-		// slow start would have given twice 12,000.
-		{name: "too little use to grow; not halved below the first limit", spends: []int{500}, grown: []int64{15000}, halved: 15000, after: 15003},
+		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000. At
+		// the throttle (31 s) the bucket gave 3,750 over the 6 s the
+		// window read covers: 37,500 a minute, below half of 80,000.
+		{name: "grows, then to what the bucket gave", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 37500, after: 37500}, // the curve would give 37,676, but twice the use is below the limit
+		// Twice 60 × 500/5 s is below the limit: no growth. At the
+		// throttle the bucket gave 500 over 6 s: 5,000 a minute, below
+		// half the limit.
+		{name: "too little use to grow; to what the bucket gave", spends: []int{500}, grown: []int64{15000}, halved: 5000, after: 5023},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -528,7 +528,7 @@ func TestSlowStart(t *testing.T) {
 			if s := stats(t, g, haiku); s.Limit != tt.halved || s.Decreases != 2 || s.Resyncs != 1 {
 				t.Fatalf("after a confirmed throttle: limit %d, decreases %d, resyncs %d; want %d, 2, 1", s.Limit, s.Decreases, s.Resyncs, tt.halved)
 			}
-			clk.Advance(5 * time.Second)
+			clk.Advance(15 * time.Second)
 			spend(t, g, haiku, 1000)
 			if s := stats(t, g, haiku); s.Limit != tt.after {
 				t.Errorf("after slow start: limit %d, want %d", s.Limit, tt.after)

@@ -39,9 +39,7 @@ func (l *limiter) grow(now time.Time, cost float64) {
 		// what it cost, doubling the limit every minute ÷ slowStartGain
 		// while the calls keep up with it, but not past twice what the
 		// bucket gave over the last slowStartSpan.
-		given, span := l.given.Recent(now, slowStartSpan)
-		recent := 60 * given / max(span.Seconds(), 1)
-		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*recent), l.p.ceil)
+		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.recentRate(now)), l.p.ceil)
 		if w > l.limit {
 			l.wmax, l.limit = w, w
 		}
@@ -119,10 +117,12 @@ func (l *limiter) react(now time.Time, hold float64) {
 	}
 	l.lastThrott = now
 	if l.slow {
-		// Slow start doubled the limit since the last check: the quota
-		// lies between half of it and it, and not below the first limit.
+		// Slow start ends. It doubled the limit since the last check, so
+		// the quota lies between half of it and it, and the bucket gave
+		// about the quota over the last seconds, while the target asked
+		// for more: the limit goes to the lower of the two.
 		l.slow = false
-		l.setLimit(now, max(l.limit/2, l.slowBase, l.p.floor))
+		l.setLimit(now, max(min(l.limit/2, l.recentRate(now)), l.p.floor))
 	}
 	if l.passedSince(l.sync.seq, now) {
 		l.strikes = 0 // a call granted after the last confirmed throttle got through
@@ -134,30 +134,25 @@ func (l *limiter) react(now time.Time, hold float64) {
 	case l.saturated(now) && (newEpisode || now.Sub(l.episode) >= windowSpan):
 		// What Bedrock's bucket gave over the last minute: the quota, plus
 		// what its level fell by. Within an episode that has lasted the
-		// minute it was about empty at both ends, and a learning limit is
-		// set to it; at an episode's start it may have been full a minute
-		// ago, so the limit only comes down to it.
+		// minute it was about empty at both ends; at an episode's start it
+		// may have been full a minute ago, so the rate may be high.
 		given, span := l.given.Recent(now, windowSpan)
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
-		case l.p.learn && (!newEpisode || rate < l.limit):
-			// A little below the rate, so that a limit learned to the
-			// percent does not keep the bucket at its edge; and by at
-			// most Decrease at a time: pauses longer than a short
-			// bucket's burst lose refill, and make the minute's rate
-			// read low.
+		case rate < l.limit*bindingShare:
+			// Bedrock gave less than the limit let through: the quota
+			// (or the share of it other clients leave) is below the
+			// limit. The limit goes a little below the rate, so that it
+			// does not keep the bucket at its edge, by at most Decrease
+			// at a time (a pause longer than a short bucket's burst
+			// loses refill and makes the rate read low), and climbs
+			// back to it in Recovery before it probes past it.
 			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
-			l.epoch = now // climbs back to the rate in Recovery before it probes past it
-		case !l.p.learn && rate < l.limit:
-			// Below a known quota: the quota was told too high, or
-			// another client shares it (at an episode's start the rate
-			// is high by what the bucket held a minute ago, so erring
-			// safe). Lowered by at
-			// most Decrease at a time, and probed upwards from there
-			// along the CUBIC curve, up to the quota.
-			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
-			l.epoch = now // climbs back to the rate in Recovery before it probes past it
+			l.measured = l.limit
+			l.epoch = now
 		default:
+			// The limit itself was what held the target back: the
+			// minute says nothing more about the quota.
 			l.hold(now)
 		}
 	default:
@@ -204,11 +199,28 @@ func (l *limiter) learnBurst(hold float64) {
 	}
 }
 
+// recentRate returns what the bucket gave over the last slowStartSpan, per
+// minute. l.mu must be held.
+func (l *limiter) recentRate(now time.Time) float64 {
+	given, span := l.given.Recent(now, slowStartSpan)
+	return 60 * given / max(span.Seconds(), 1)
+}
+
 // hold keeps the limit where it is and restarts its CUBIC curve on the
-// plateau, so that it does not probe upwards while throttles come. l.mu
-// must be held.
+// plateau, so that it does not probe upwards while throttles come; a limit
+// that has grown past the last rate measured over a minute goes back to it.
+// l.mu must be held.
 func (l *limiter) hold(now time.Time) {
-	if !l.unlimited() {
+	switch {
+	case l.unlimited():
+	case l.measured > 0 && l.limit > l.measured:
+		// The CUBIC curve probed past the last measured rate and found
+		// the bucket empty: back to the rate, climbing to it again
+		// before probing.
+		l.setLimit(now, l.measured)
+		l.epoch = now
+		return
+	default:
 		l.wmax = l.limit
 		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
 	}
@@ -243,19 +255,12 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 // counted in (without it, one throttle of a lone call on an idle target
 // would set the limit below any call it ever served). Extrapolating the use
 // to a minute instead reads the burst a full bucket allows as a rate, many
-// times the quota. A target watched for over a minute takes what the bucket
-// gave over the last one. l.mu must be held.
+// times the quota. For a target watched long, used now and then, the limit
+// is low; slow start brings it up. l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64) {
-	age := now.Sub(l.born)
-	u := l.taken + hold
-	if age < time.Minute {
-		u *= float64(time.Minute) / float64(time.Minute+age)
-	} else {
-		given, _ := l.given.Recent(now, time.Minute)
-		u = given + hold
-	}
+	u := (l.taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
 	l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
-	l.slow, l.slowBase = true, l.limit
+	l.slow = true
 }
 
 // pause stops admissions for a jittered cool-down after the second

@@ -52,7 +52,7 @@ type limiter struct {
 	episode    time.Time // when the throttle episode began
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
-	slowBase   float64   // the limit slow start began from
+	measured   float64   // the limit last set from a minute's rate; 0: none
 	idleAt     time.Time // the last time the target wanted less than its bucket held
 	lastThrott time.Time // the last fresh throttle
 

@@ -104,6 +104,10 @@ const (
 	// few percent, and a limit at it to the percent keeps Bedrock's bucket
 	// at its edge, throttling a few calls a minute.
 	learnedShare = 0.97
+	// bindingShare is how much of its limit a target must have been given
+	// over a saturated minute for the limit, not the quota, to be what held
+	// it back: below it, Bedrock gave less than the limit let through.
+	bindingShare = 0.95
 	// slowStartSpan is how far back slow start looks at what the target
 	// used: a short span, so that its cap follows a limit that doubles
 	// every few seconds.
