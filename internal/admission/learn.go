@@ -123,6 +123,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// for more: the limit goes to the lower of the two.
 		l.slow = false
 		l.setLimit(now, max(min(l.limit/2, l.recentRate(now)), l.p.floor))
+		l.measured = l.limit
 	}
 	if l.passedSince(l.sync.seq, now) {
 		l.strikes = 0 // a call granted after the last confirmed throttle got through
@@ -135,11 +136,14 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// What Bedrock's bucket gave over the last minute: the quota, plus
 		// what its level fell by. Within an episode that has lasted the
 		// minute it was about empty at both ends; at an episode's start it
-		// may have been full a minute ago, so the rate may be high.
+		// may have been full a minute ago, so the rate may be high. Only
+		// when more throttles were confirmed than cleared as noise over the
+		// minute: otherwise the few confirmed may be noise too, and a
+		// minute with their pauses reads low.
 		given, span := l.given.Recent(now, windowSpan)
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
-		case rate < l.limit*bindingShare:
+		case rate < l.limit*bindingShare && l.confirmed.Sum(now) > l.noisy.Sum(now):
 			// Bedrock gave less than the limit let through: the quota
 			// (or the share of it other clients leave) is below the
 			// limit. The limit goes a little below the rate, so that it
@@ -171,6 +175,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 	}
 	l.peak = l.level
 	l.gen++
+	l.confirmed.Add(now, 1)
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen, seq: l.flight.next}
 	l.strikes++
@@ -200,10 +205,12 @@ func (l *limiter) learnBurst(hold float64) {
 }
 
 // recentRate returns what the bucket gave over the last slowStartSpan, per
-// minute. l.mu must be held.
+// minute, leaving out the calls granted too recently to have been throttled
+// yet. l.mu must be held.
 func (l *limiter) recentRate(now time.Time) float64 {
 	given, span := l.given.Recent(now, slowStartSpan)
-	return 60 * given / max(span.Seconds(), 1)
+	given -= l.flight.young(now, l.throttleWait()) // not through the quota check yet
+	return 60 * max(given, 0) / max(span.Seconds(), 1)
 }
 
 // hold keeps the limit where it is and restarts its CUBIC curve on the
@@ -258,7 +265,10 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 // times the quota. For a target watched long, used now and then, the limit
 // is low; slow start brings it up. l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64) {
-	u := (l.taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
+	// The calls granted too recently to have been throttled yet are left
+	// out: in a first burst, most of them will be.
+	taken := l.taken - l.flight.young(now, l.throttleWait())
+	u := (taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
 	l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
 	l.slow = true
 }

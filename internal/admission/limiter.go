@@ -41,6 +41,8 @@ type limiter struct {
 	settled      window.Ring[float64] // tokens settled
 	offered      window.Ring[float64] // what the calls asking for admission would hold
 	given        window.Ring[float64] // changes of taken: what Bedrock's bucket gave
+	confirmed    window.Ring[float64] // confirmed throttles
+	noisy        window.Ring[float64] // throttles cleared as noise
 
 	// taken counts what Bedrock's bucket has given the target: holds
 	// granted, less what came back (refunds, throttled and cancelled
@@ -87,7 +89,8 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
 		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile),
 		throttleLat: newQuantile(replyQuantile),
-		reserved:    newWindow(), settled: newWindow(), offered: newWindow(), given: newWindow()}
+		reserved:    newWindow(), settled: newWindow(), offered: newWindow(), given: newWindow(),
+		confirmed: newWindow(), noisy: newWindow()}
 	if !math.IsInf(p.limit, 1) {
 		l.level = p.limit
 		// Start on the CUBIC plateau: the limit holds, and a learning
@@ -115,7 +118,7 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.taken += hold
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
-	seq := l.flight.push(now)
+	seq := l.flight.push(now, hold)
 	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
 }
 

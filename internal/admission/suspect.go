@@ -34,6 +34,7 @@ func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
 		l.n.noise++
+		l.noisy.Add(now, 1)
 		*s = suspicion{}
 	}
 	switch {
