@@ -271,7 +271,7 @@ type minuteRun struct {
 
 // farBelow saturates the bucket for the minute to 80 s while taking 24,000
 // a minute of its 60,000 (see TestMinuteWindow).
-var farBelow = minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
+var farBelow = minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
 
 func (r minuteRun) run(t *testing.T, g *Governor, adv func(time.Duration)) {
 	t.Helper()
@@ -299,34 +299,32 @@ func (r minuteRun) run(t *testing.T, g *Governor, adv func(time.Duration)) {
 	}
 }
 
-// TestMinuteWindow: at a confirmed throttle of a target saturated for a
-// whole minute (no moment with no call waiting and its bucket half full),
-// within an episode that has lasted a minute, what the bucket gave over the
-// last minute, less a few percent (learnedShare), sets a learning limit and
-// lowers a known quota's limit when below it, by at most Decrease at a
-// time. At an episode's first throttle (Bedrock's bucket may have been full
-// a minute before) a limit is only lowered. A limit is held when the target
-// was idle in the minute, and when no more throttles were confirmed in it
-// than cleared as noise (the throttle that comes after a quiet minute is
-// held for that reason too).
+// TestMinuteWindow: at a confirmed throttle when another was confirmed in
+// the older half of the last minute (and more were confirmed in it than
+// cleared as noise), what the bucket gave over the minute, less a few
+// percent (learnedShare), lowers a limit it is below by bindingShare, by at
+// most Decrease at a time; a limit the target was given all of is held.
 func TestMinuteWindow(t *testing.T) {
-	// The window read at 80 s covers 25 s to 80 s (55 s, slots of 5 s):
+	// The throttles at 45 s and 80 s: the first is in the older half of the
+	// minute the second reads. The window read at 80 s covers 25 s to 80 s
+	// (55 s, slots of 5 s):
 	// 11 calls of 2,000 give 24,000 a minute; of 4,500, 54,000 (less 3 %:
 	// 52,380); of 5,000, the quota.
 	far := farBelow
-	near := minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
-	at := minuteRun{spend: 5000, spendFrom: 5, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
-	// No throttle from 0 s to 80 s: calls of 3,300 (36,300 in the window,
-	// 39,600 a minute) keep the bucket below half full.
+	near := minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	at := minuteRun{spend: 5000, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	// No throttle between 0 s and 80 s: the one at 0 s is older than the
+	// minute's older half.
 	newEp := minuteRun{spend: 3300, spendFrom: 5, spendTo: 75, throttles: []int{0, 80}, end: 80}
 	// As near, with five throttles cleared as noise in the minute.
 	noisy := near
 	noisy.noise = []int{10, 15, 20, 25, 30, 35}
-	// No call until 35 s: the bucket is past half full when the first settles.
-	idle := minuteRun{spend: 2000, spendFrom: 35, spendTo: 75, throttles: []int{0, 40, 80}, end: 80}
-	// Another client keeps the bucket empty: a throttle every 30 s (the
-	// pauses are short, and nothing settles while the bucket fills).
-	empty := minuteRun{throttles: []int{0, 30, 60}, end: 60}
+	// Little used (calls from 35 s on), while the throttles say Bedrock's
+	// bucket was empty: another client uses the quota.
+	idle := minuteRun{spend: 2000, spendFrom: 35, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	// Another client keeps the bucket empty: a throttle every 40 s, nothing
+	// used; lowered at 40 s and again at 80 s.
+	empty := minuteRun{throttles: []int{0, 40, 80}, end: 80}
 	tests := []struct {
 		name               string
 		learn              bool
@@ -334,21 +332,21 @@ func TestMinuteWindow(t *testing.T) {
 		limit              int64
 		decreases, resyncs int64
 	}{
-		{name: "known, far below: by Decrease", run: far, limit: 42000, decreases: 1, resyncs: 2},
-		{name: "known, near: lowered to it", run: near, limit: 52380, decreases: 1, resyncs: 2},
-		{name: "known, at the quota: held", run: at, limit: 60000, resyncs: 3},
-		{name: "known, an episode's first throttle: held (none confirmed in the minute)", run: newEp, limit: 60000, resyncs: 2},
-		{name: "known, near, more noise than confirmed: held", run: noisy, limit: 60000, resyncs: 3},
-		{name: "known, idle in the minute: held", run: idle, limit: 60000, resyncs: 3},
-		{name: "known, kept empty: by Decrease", run: empty, limit: 42000, decreases: 1, resyncs: 2},
-		{name: "learning, far below: by Decrease", learn: true, run: far, limit: 42000, decreases: 1, resyncs: 2},
-		{name: "learning, near: set to it", learn: true, run: near, limit: 52380, decreases: 1, resyncs: 2},
-		{name: "learning, at the quota: held (the limit, not the quota, held it back)", learn: true, run: at, limit: 60000, resyncs: 3},
-		{name: "learning, an episode's first throttle: held (none confirmed in the minute)", learn: true, run: newEp, limit: 60000, resyncs: 2},
-		{name: "learning, an episode's first throttle after one in the minute: lowered to it", learn: true,
-			run: minuteRun{spend: 4000, spendFrom: 5, spendTo: 100, throttles: []int{0, 45, 100}, end: 100}, limit: 50793, decreases: 1, resyncs: 2}, // 12 calls of 4,000 in the 55 s read: 52,364 a minute, less 3 %,
-		{name: "learning, near, more noise than confirmed: held", learn: true, run: noisy, limit: 60000, resyncs: 3},
-		{name: "learning, idle in the minute: held", learn: true, run: idle, limit: 60000, resyncs: 3},
+		{name: "known, far below: by Decrease", run: far, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "known, near: lowered to it", run: near, limit: 52380, decreases: 1, resyncs: 1},
+		{name: "known, at the quota: held", run: at, limit: 60000, resyncs: 2},
+		{name: "known, none confirmed in the minute's older half: held", run: newEp, limit: 60000, resyncs: 2},
+		{name: "known, near, more noise than confirmed: held", run: noisy, limit: 60000, resyncs: 2},
+		{name: "known, using little while another client empties the bucket: by Decrease", run: idle, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "known, kept empty: by Decrease each time", run: empty, limit: 29400, decreases: 2, resyncs: 1},
+		{name: "learning, far below: by Decrease", learn: true, run: far, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "learning, near: set to it", learn: true, run: near, limit: 52380, decreases: 1, resyncs: 1},
+		{name: "learning, at the quota: held (the limit, not the quota, held it back)", learn: true, run: at, limit: 60000, resyncs: 2},
+		{name: "learning, none confirmed in the minute's older half: held", learn: true, run: newEp, limit: 60000, resyncs: 2},
+		{name: "learning, a second throttle 55 s after the first: lowered to it", learn: true,
+			run: minuteRun{spend: 4000, spendFrom: 5, spendTo: 100, throttles: []int{45, 100}, end: 100}, limit: 50793, decreases: 1, resyncs: 1}, // 12 calls of 4,000 in the 55 s read: 52,364 a minute, less 3 %,
+		{name: "learning, near, more noise than confirmed: held", learn: true, run: noisy, limit: 60000, resyncs: 2},
+		{name: "learning, using little while another client empties the bucket: by Decrease", learn: true, run: idle, limit: 42000, decreases: 1, resyncs: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -566,7 +564,7 @@ func TestLearnBurst(t *testing.T) {
 		later time.Duration // then a call settles
 		want  int64         // what the bucket holds a minute later
 	}{
-		// Peak 30,000; 20,000 spent; throttled holding 1,000: 21,000.
+		// Peak 29,000; 20,000 spent; throttled holding 1,000: 21,000.
 		{name: "peak − level + hold", quota: 60000, want: 21000},
 		{name: "the large calls' hold", quota: 60000, big: 50000, want: 50000},
 		{name: "a second of quota", quota: 6_000_000, want: 100000},
@@ -580,7 +578,9 @@ func TestLearnBurst(t *testing.T) {
 				spend(t, g, haiku, tt.big)
 			}
 			g.Throttled(haiku) // the bucket emptied: peak 0
-			clk.Advance(30 * time.Second)
+			// 29 s: the throttle at 0 s stays in the newer half of the
+			// minute (no minute's rate is read).
+			clk.Advance(29 * time.Second)
 			spend(t, g, haiku, 20000)
 			confirm(t, g, 1000)
 			if s := stats(t, g, haiku); s.PausedFor != 0 || s.Available != 0 {
@@ -598,44 +598,43 @@ func TestLearnBurst(t *testing.T) {
 	}
 }
 
-// TestNoteIdle: a target is idle at a moment when no call waits and its
-// bucket is at least half full (or its quota unknown); it is saturated once
-// a whole windowSpan has passed without such a moment.
-func TestNoteIdle(t *testing.T) {
+// TestBoundByBedrock: at a confirmed throttle, Bedrock held the target back
+// over the last minute when another throttle was confirmed in its older
+// half, and more were confirmed over it (the current one counted) than
+// cleared as noise.
+func TestBoundByBedrock(t *testing.T) {
 	tests := []struct {
-		name  string
-		opts  Options
-		spent int // tokens taken from the bucket before the moment
-		idle  bool
+		name      string
+		confirmed []time.Duration // ago
+		noise     []time.Duration // ago
+		want      bool
 	}{
-		{name: "half full: idle", opts: known(60000), spent: 30000, idle: true},
-		{name: "below half: not idle", opts: known(60000), spent: 30001},
-		{name: "unknown quota: idle", opts: Options{}, spent: 60000, idle: true},
+		{name: "none before", want: false},
+		{name: "one in the newer half only", confirmed: []time.Duration{10 * time.Second}, want: false},
+		{name: "one in the older half", confirmed: []time.Duration{40 * time.Second}, want: true},
+		{name: "older than the minute", confirmed: []time.Duration{70 * time.Second}, want: false},
+		{name: "as many noise as confirmed, the current counted", confirmed: []time.Duration{40 * time.Second},
+			noise: []time.Duration{20 * time.Second, 30 * time.Second}, want: false},
+		{name: "fewer noise", confirmed: []time.Duration{40 * time.Second, 20 * time.Second},
+			noise: []time.Duration{30 * time.Second, 25 * time.Second}, want: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, tt.opts)
-			first := grant(t, g, 1) // idle at t0, the bucket full
+			g, clk := newGov(t, known(60000))
+			first := grant(t, g, 1)
 			first.Cancel()
-			clk.Advance(time.Hour)
-			grant(t, g, tt.spent)
+			now := clk.Now().Add(time.Hour)
 			l := g.limiter(haiku)
 			l.mu.Lock()
 			defer l.mu.Unlock()
-			now := clk.Now()
-			l.refill(now)
-			l.noteIdle(now)
-			want := t0
-			if tt.idle {
-				want = now
+			for _, ago := range tt.confirmed {
+				l.confirmed.Add(now.Add(-ago), 1)
 			}
-			if !l.idleAt.Equal(want) {
-				t.Errorf("idle at %v, want %v", l.idleAt.Sub(t0), want.Sub(t0))
+			for _, ago := range tt.noise {
+				l.noisy.Add(now.Add(-ago), 1)
 			}
-			for _, d := range []time.Duration{0, windowSpan - time.Nanosecond, windowSpan} {
-				if got, w := l.saturated(now.Add(d)), now.Add(d).Sub(want) >= windowSpan; got != w {
-					t.Errorf("saturated %v later: %v, want %v", d, got, w)
-				}
+			if got := l.boundByBedrock(now); got != tt.want {
+				t.Errorf("boundByBedrock = %v, want %v", got, tt.want)
 			}
 		})
 	}

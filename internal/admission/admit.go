@@ -26,7 +26,6 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	if !l.queued() && l.fits(hold, now) {
 		l.n.class[class].Admitted++
 		tk := l.take(est, input, maxTok, hold, now)
-		l.noteIdle(now)
 		l.mu.Unlock()
 		return tk, nil
 	}

@@ -67,7 +67,8 @@
 //     package storetest is the conformance suite every Store must pass. The
 //     limiters still embed their bucket rather than call a Store, because the
 //     learner writes its level and limit directly.
-//   - the limit learner (learn.go): throttle episodes and the bound they set
+//   - the limit learner (learn.go, suspect.go): confirmed throttles, the
+//     first limit and slow start, the minute's rate, the CUBIC curve, bursts
 //     on the quota, CUBIC growth, the pause after a throttle.
 //   - the estimates (reply.go): the reply-time and hold quantiles, a queued
 //     call's deadline bound, the input correction; estimate.go and

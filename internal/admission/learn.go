@@ -104,17 +104,13 @@ func (l *limiter) throttle(t *Ticket) {
 //   - the first limit of an unknown quota, from what the target took since it
 //     was first seen (see firstLimit), then doubled by slow start (see grow)
 //     until the next confirmed throttle halves it;
-//   - once the target has been saturated (calls waiting or its bucket low)
-//     for a whole minute, what Bedrock's bucket gave over it, which all came
-//     from the refill: a learning limit is set to it, a known quota's limit
-//     lowered to it (told too high, or another client shares the quota),
-//     each by at most Decrease at a time;
+//   - when Bedrock, not demand, held the target back over the last minute
+//     (see boundByBedrock), what Bedrock's bucket gave over it, which all
+//     came from the refill: a limit above it is lowered a little below it
+//     (told too high, or another client shares the quota), by at most
+//     Decrease at a time;
 //   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64) {
-	newEpisode := l.lastThrott.IsZero() || now.Sub(l.lastThrott) > episodeGap
-	if newEpisode {
-		l.episode = now
-	}
 	l.lastThrott = now
 	if l.slow {
 		// Slow start ends. It doubled the limit since the last check, so
@@ -132,18 +128,14 @@ func (l *limiter) react(now time.Time, hold float64) {
 	switch {
 	case l.unlimited():
 		l.firstLimit(now, hold)
-	case l.saturated(now) && (newEpisode || now.Sub(l.episode) >= windowSpan):
-		// What Bedrock's bucket gave over the last minute: the quota, plus
-		// what its level fell by. Within an episode that has lasted the
-		// minute it was about empty at both ends; at an episode's start it
-		// may have been full a minute ago, so the rate may be high. Only
-		// when more throttles were confirmed than cleared as noise over the
-		// minute: otherwise the few confirmed may be noise too, and a
-		// minute with their pauses reads low.
+	case l.boundByBedrock(now):
+		// What Bedrock's bucket gave over the last minute, which began and
+		// ended with it empty: the quota, or the share of it other clients
+		// leave.
 		given, span := l.given.Recent(now, windowSpan)
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
-		case rate < l.limit*bindingShare && l.confirmed.Sum(now) > l.noisy.Sum(now):
+		case rate < l.limit*bindingShare:
 			// Bedrock gave less than the limit let through: the quota
 			// (or the share of it other clients leave) is below the
 			// limit. The limit goes a little below the rate, so that it
@@ -234,12 +226,17 @@ func (l *limiter) hold(now time.Time) {
 	l.n.resyncs++
 }
 
-// saturated reports whether the target has wanted more than its bucket gave
-// for the whole last windowSpan: calls waited, or its bucket stayed below
-// half full. Only then is what Bedrock gave over it the quota. l.mu must be
-// held.
-func (l *limiter) saturated(now time.Time) bool {
-	return now.Sub(l.idleAt) >= windowSpan
+// boundByBedrock reports whether Bedrock, not the target's own demand or
+// limit, held the target back over the last windowSpan, at the confirmed
+// throttle now: another was confirmed in its older half (Bedrock's bucket
+// was empty then too, and could not fill up and overflow in between), and
+// more were confirmed over it than cleared as noise (the few confirmed
+// among many noise throttles may be noise too, and their pauses make the
+// minute read low). l.mu must be held.
+func (l *limiter) boundByBedrock(now time.Time) bool {
+	newer, _ := l.confirmed.Recent(now, windowSpan/2)
+	total := l.confirmed.Sum(now)
+	return total-newer >= 1 && total+1 > l.noisy.Sum(now)
 }
 
 // setLimit sets a limit found from a bound, and starts its CUBIC curve on

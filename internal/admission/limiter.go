@@ -51,11 +51,9 @@ type limiter struct {
 	taken      float64
 	writtenOff float64   // what the last fresh throttle took out of the bucket
 	sync       syncPoint // the last confirmed throttle
-	episode    time.Time // when the throttle episode began
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
 	measured   float64   // the limit last set from a minute's rate; 0: none
-	idleAt     time.Time // the last time the target wanted less than its bucket held
 	lastThrott time.Time // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
@@ -83,7 +81,7 @@ type counters struct {
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	m, _ := lookupModel(g.opts.Models, t.Model)
-	l := &limiter{g: g, target: t, model: m, p: p, born: now, idleAt: now,
+	l := &limiter{g: g, target: t, model: m, p: p, born: now,
 		bucket: newBucket(now, p.limit, p.rpm, 0),
 		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
@@ -189,8 +187,8 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 		refund -= w
 	}
 	l.end(t, refund)
-	// Bedrock took nothing for it. (A call granted before the episode's
-	// anchor was counted in the anchor's taken too.)
+	// Bedrock took nothing for it. (A call granted before the last
+	// confirmed throttle was counted in its sync point's taken too.)
 	l.taken -= t.hold
 	l.given.Add(now, -t.hold)
 	if t.gen < l.sync.gen {

@@ -31,7 +31,6 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 		w := l.next()
 		if w == nil {
 			l.head = nil
-			l.noteIdle(now)
 			return
 		}
 		if !l.fits(w.hold, now) {

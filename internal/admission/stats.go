@@ -70,9 +70,8 @@ type Stats struct {
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64
 	// Settled, Cancelled and Throttles count Tickets ended each way;
-	// Decreases counts the throttles that set or lowered the limit, Resyncs
-	// those that only emptied the bucket (a known quota's first of an
-	// episode, or one whose bound was above the limit).
+	// Decreases counts the confirmed throttles that set or lowered the
+	// limit, Resyncs those that only emptied the bucket.
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
 	// Noise counts throttles taken for noise rather than a quota signal:
 	// calls granted after them got through.

@@ -88,15 +88,6 @@ func (l *limiter) throttleWait() time.Duration {
 	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
 }
 
-// noteIdle records that no call waits at now; when the bucket is also at
-// least half full, the target wants less than Bedrock gives (see
-// saturated). l.mu must be held.
-func (l *limiter) noteIdle(now time.Time) {
-	if l.unlimited() || l.level >= l.limit/2 {
-		l.idleAt = now
-	}
-}
-
 // passedSince reports whether a call granted at or after flight seq seq has
 // been in flight longer than a throttle takes to come back (see passed).
 // l.mu must be held.

@@ -77,16 +77,9 @@ const (
 
 // The limit learner (learn.go).
 const (
-	// episodeGap is how long after a throttle the next one still belongs to
-	// the same episode, whose anchor bounds the quota: less than the minute
-	// Bedrock's bucket needs to fill (and lose refill to overflow, which
-	// would break the bound), leaving room for a call of a sixth of the
-	// quota.
-	episodeGap = 50 * time.Second
-	// windowSpan is how long a target must have been saturated for what
-	// Bedrock's bucket gave over it to be taken for the quota: a minute,
-	// the quota's own period, so that a burst the bucket held before it
-	// weighs little.
+	// windowSpan is the time over which what Bedrock's bucket gave is
+	// taken for the quota, between two confirmed throttles: a minute, the
+	// quota's own period, so that one call's hold weighs little.
 	windowSpan = time.Minute
 	// maxPauseDoublings bounds the doubling of the pause after confirmed
 	// throttles in a row: 2^5 × CoolDown (32 s by default) reaches a bucket
@@ -99,13 +92,13 @@ const (
 	// used the quota up) reaches the quota from a hundredth of it in
 	// about 20 s.
 	slowStartGain = 20
-	// learnedShare is the share of the rate Bedrock gave over a saturated
+	// learnedShare is the share of the rate Bedrock gave over a bound
 	// minute that a learning limit is set to: the rate is measured to a
 	// few percent, and a limit at it to the percent keeps Bedrock's bucket
 	// at its edge, throttling a few calls a minute.
 	learnedShare = 0.97
 	// bindingShare is how much of its limit a target must have been given
-	// over a saturated minute for the limit, not the quota, to be what held
+	// over a bound minute for the limit, not the quota, to be what held
 	// it back: below it, Bedrock gave less than the limit let through.
 	bindingShare = 0.95
 	// slowStartSpan is how far back slow start looks at what the target
