@@ -27,7 +27,7 @@ func (l *limiter) usage(now time.Time) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time, cost float64) {
+func (l *limiter) grow(now time.Time, cost float64, fresh bool) {
 	if l.unlimited() {
 		return
 	}
@@ -35,10 +35,13 @@ func (l *limiter) grow(now time.Time, cost float64) {
 		l.burst = 0
 	}
 	if l.slow {
-		// Slow start: each call that got through adds slowStartGain times
-		// what it cost, doubling the limit every minute ÷ slowStartGain
-		// while the calls keep up with it, but not past twice what the
-		// bucket gave over the last slowStartSpan.
+		if !fresh {
+			return // granted before the first limit: it says nothing of it
+		}
+		// Slow start: each call granted under the limit that got through
+		// adds slowStartGain times what it cost, doubling the limit every
+		// minute ÷ slowStartGain while the calls keep up with it, but not
+		// past twice what the bucket gave over the last slowStartSpan.
 		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.recentRate(now)), l.p.ceil)
 		if w > l.limit {
 			l.wmax, l.limit = w, w
@@ -202,6 +205,7 @@ func (l *limiter) learnBurst(hold float64) {
 func (l *limiter) recentRate(now time.Time) float64 {
 	given, span := l.given.Recent(now, slowStartSpan)
 	given -= l.flight.young(now, l.throttleWait()) // not through the quota check yet
+	span = min(span, now.Sub(l.born))              // the window's slots may start before the target did
 	return 60 * max(given, 0) / max(span.Seconds(), 1)
 }
 
