@@ -132,7 +132,17 @@ func (l *limiter) fits(hold float64, now time.Time) bool {
 	if now.Before(l.pausedUntil) {
 		return false
 	}
-	return l.room(hold)
+	return l.room(hold) || l.probe(now)
+}
+
+// probe reports whether a learning target with nothing in flight may send
+// one call whatever its bucket holds: its last call was granted probeEvery
+// ago. A limit learned too low, with a debt from the calls granted before
+// it, would otherwise keep the target waiting for minutes (its refill is
+// the low limit, where Bedrock's is the quota), and no call would get
+// through to grow the limit. Bedrock throttles a probe that does not fit.
+func (l *limiter) probe(now time.Time) bool {
+	return l.p.learn && !l.unlimited() && l.inflight == 0 && !now.Before(l.lastGrant.Add(probeEvery))
 }
 
 // readyAt returns when a call holding hold tokens will fit if nothing is
@@ -142,7 +152,14 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
-	return l.fitAt(hold, now, at)
+	fit := l.fitAt(hold, now, at)
+	if p := l.lastGrant.Add(probeEvery); l.p.learn && !l.unlimited() && l.inflight == 0 && p.Before(fit) {
+		fit = at
+		if p.After(at) {
+			fit = p
+		}
+	}
+	return fit
 }
 
 // later returns the later of at and now+sec seconds, rounded up to the nanosecond.

@@ -54,6 +54,7 @@ type limiter struct {
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
 	measured   float64   // the limit last set from a minute's rate; 0: none
+	lastGrant  time.Time // when the last call was granted
 	lastThrott time.Time // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
@@ -112,6 +113,7 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.reserve(hold)
 	l.inflight++
 	l.inflightHold += hold
+	l.lastGrant = now
 	taken := l.taken
 	l.taken += hold
 	l.given.Add(now, hold)

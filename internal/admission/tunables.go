@@ -92,6 +92,10 @@ const (
 	// used the quota up) reaches the quota from a hundredth of it in
 	// about 20 s.
 	slowStartGain = 20
+	// probeEvery is how long a learning target with nothing in flight
+	// waits at most before it sends a call whatever its bucket holds: a
+	// second, so that a limit learned far too low cannot stall a run.
+	probeEvery = time.Second
 	// learnedShare is the share of the rate Bedrock gave over a bound
 	// minute that a learning limit is set to: the rate is measured to a
 	// few percent, and a limit at it to the percent keeps Bedrock's bucket
