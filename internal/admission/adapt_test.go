@@ -500,8 +500,9 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 // TestSlowStart: after the first limit, each call that settles adds
 // slowStartGain times its cost, up to twice the rate the bucket gave over
 // the last slowStartSpan; the next confirmed throttle ends slow start and
-// sets the limit to the lower of half of it and what the bucket gave over
-// the last slowStartSpan (the limit then sits on the CUBIC plateau).
+// sets the limit to the lower of half of it and what the target took since
+// it was first seen over a minute plus that time (the limit then sits on
+// the CUBIC plateau).
 func TestSlowStart(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -514,13 +515,14 @@ func TestSlowStart(t *testing.T) {
 		// 10 s window read is 5 s long and holds 1,250: twice its rate is
 		// 30,000, below 15,000 + 20 × 1,250. At 30 s it holds 3,750 over
 		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000. At
-		// the throttle (31 s) the bucket gave 3,750 over the 6 s the
-		// window read covers: 37,500 a minute, below half of 80,000.
-		{name: "grows, then to what the bucket gave", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 37500, after: 37500}, // the curve would give 37,676, but twice the use is below the limit
+		// the throttle (31 s) the target has taken 13,750 (and the throttled
+		// hold, 1): 13,751 × 60/91 = 9,067, below half of 80,000. Then 15 s
+		// along the CUBIC plateau: × (1 + 0.3 × (15/60)³).
+		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 9067, after: 9109},
 		// Twice 60 × 500/5 s is below the limit: no growth. At the
-		// throttle the bucket gave 500 over 6 s: 5,000 a minute, below
-		// half the limit.
-		{name: "too little use to grow; to what the bucket gave", spends: []int{500}, grown: []int64{15000}, halved: 5000, after: 5023},
+		// throttle (26 s) the target has taken 10,501: × 60/86 = 7,326,
+		// below half the limit.
+		{name: "too little use to grow; to what the target took", spends: []int{500}, grown: []int64{15000}, halved: 7326, after: 7361},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

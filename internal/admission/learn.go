@@ -27,7 +27,7 @@ func (l *limiter) usage(now time.Time) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time, cost float64, fresh bool) {
+func (l *limiter) grow(now time.Time, cost float64) {
 	if l.unlimited() {
 		return
 	}
@@ -35,13 +35,10 @@ func (l *limiter) grow(now time.Time, cost float64, fresh bool) {
 		l.burst = 0
 	}
 	if l.slow {
-		if !fresh {
-			return // granted before the first limit: it says nothing of it
-		}
-		// Slow start: each call granted under the limit that got through
-		// adds slowStartGain times what it cost, doubling the limit every
-		// minute ÷ slowStartGain while the calls keep up with it, but not
-		// past twice what the bucket gave over the last slowStartSpan.
+		// Slow start: each call that got through adds slowStartGain times
+		// what it cost, doubling the limit every minute ÷ slowStartGain
+		// while the calls keep up with it, but not past twice what the
+		// bucket gave over the last slowStartSpan.
 		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.recentRate(now)), l.p.ceil)
 		if w > l.limit {
 			l.wmax, l.limit = w, w
@@ -117,11 +114,12 @@ func (l *limiter) react(now time.Time, hold float64) {
 	l.lastThrott = now
 	if l.slow {
 		// Slow start ends. It doubled the limit since the last check, so
-		// the quota lies between half of it and it, and the bucket gave
-		// about the quota over the last seconds, while the target asked
-		// for more: the limit goes to the lower of the two.
+		// the quota lies below half of it; and what the target took since
+		// it was first seen bounds it again (see firstLimit): the limit
+		// goes to the lower of the two.
+		w := min(l.limit/2, l.lifetimeRate(now, hold))
 		l.slow = false
-		l.setLimit(now, max(min(l.limit/2, l.recentRate(now)), l.p.floor))
+		l.setLimit(now, max(w, l.p.floor))
 		l.measured = l.limit
 	}
 	if l.passedSince(l.sync.seq, now) {
@@ -255,6 +253,14 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 	l.n.decreases++
 }
 
+// lifetimeRate returns what the target took from the bucket since it was
+// first seen, plus hold, over a minute plus that time: the quota is at
+// least that if the bucket held at most a minute of quota. l.mu must be
+// held.
+func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
+	return (l.taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
+}
+
 // firstLimit sets the first limit of a target whose quota is unknown, at
 // its first confirmed throttle, and starts slow start (see grow). What the
 // target took since it was first seen came from Bedrock's bucket as it was
@@ -266,11 +272,7 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 // times the quota. For a target watched long, used now and then, the limit
 // is low; slow start brings it up. l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64) {
-	// The calls granted too recently to have been throttled yet are left
-	// out: in a first burst, most of them will be.
-	taken := l.taken - l.flight.young(now, l.throttleWait())
-	u := (taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
-	l.setLimit(now, min(max(u, l.p.floor), l.p.ceil))
+	l.setLimit(now, min(max(l.lifetimeRate(now, hold), l.p.floor), l.p.ceil))
 	l.slow = true
 }
 

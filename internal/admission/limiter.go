@@ -149,7 +149,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.n.settled++
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
-	l.grow(now, cost, t.gen == l.gen)
+	l.grow(now, cost)
 	l.dispatch(now, true)
 }
 
