@@ -7,138 +7,235 @@ import (
 	"time"
 )
 
-// TestThrottleResyncsThenShrinks: a known quota's first throttle of an
-// episode empties the bucket and pauses, and changes no limit (the bucket
-// was fuller than Bedrock's); the throttles of calls sent before it are old
-// news; a later throttle bounds the quota from what Bedrock gave since the
-// first, and lowers the limit to that bound, by at most 0.7 at a time for a
-// known quota.
-func TestThrottleResyncsThenShrinks(t *testing.T) {
-	g, clk := newGov(t, known(60000)) // pause: exactly CoolDown (1s), the jitter being fixed at its mean
-	a := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
-	b := mustTry(t, g, haiku, Estimate{MaxTokens: 1000})
+// grant admits a call holding tokens at once (Haiku: its hold is its max
+// tokens when it estimates no input), or fails the test.
+func grant(t testing.TB, g *Governor, tokens int) Ticket {
+	t.Helper()
+	return mustTry(t, g, haiku, Estimate{MaxTokens: tokens})
+}
 
+// confirm sends the one quota signal a throttle of a Ticket now makes: two
+// calls holding tokens each, the second granted after the first, both
+// throttled. The first only raises a suspicion; the second confirms it.
+func confirm(t testing.TB, g *Governor, tokens int) {
+	t.Helper()
+	a, b := grant(t, g, tokens), grant(t, g, tokens)
 	a.Throttled()
-	s := stats(t, g, haiku)
-	if s.Limit != 60000 || s.Available != 0 || s.PausedFor != time.Second || s.Throttles != 1 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 1 {
-		t.Fatalf("after a throttle: limit %d, available %d, paused %v, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 1s, 1, 0, 1, 1",
-			s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
-	}
-	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 1}, Interactive); ok {
-		t.Fatal("admitted during the pause")
-	}
-
-	// b was sent before it: its throttle is the same news.
 	b.Throttled()
-	g.Throttled(haiku) // and so is one without a ticket during the pause
-	s = stats(t, g, haiku)
-	if s.Limit != 60000 || s.Available != 0 || s.Throttles != 3 || s.Decreases != 0 || s.Resyncs != 1 || s.InFlight != 0 {
-		t.Fatalf("after stale throttles: limit %d, available %d, throttles %d, decreases %d, resyncs %d, in flight %d; want 60000, 0, 3, 0, 1, 0",
-			s.Limit, s.Available, s.Throttles, s.Decreases, s.Resyncs, s.InFlight)
-	}
+}
 
+// TestSuspicion: a throttle of a call with a Ticket only raises a
+// suspicion; a throttle of a call granted after it confirms it (the bucket
+// is emptied, a resync), one of a call granted before it does not, and
+// confirmPasses calls granted after it that get through (settled, or in
+// flight for longer than a throttle takes to come back) clear it as noise.
+func TestSuspicion(t *testing.T) {
 	tests := []struct {
-		name      string
-		after     time.Duration // since the first throttle
-		hold      int
-		wantLimit int64
-		wantDecr  int64
+		name string
+		run  func(t *testing.T, g *Governor, adv func(time.Duration))
+		// want after run: throttles, resyncs (confirmed throttles), noise,
+		// available tokens.
+		throttles, resyncs, noise, avail int64
 	}{
-		// Bedrock gave nothing since and could not give 1,000 in 1 s: the
-		// quota is below 60,000 a minute, which is the limit: no news.
-		{name: "at the limit's pace: a resync", after: time.Second, hold: 1000, wantLimit: 60000},
-		// ... could not give 1,000 in 1.2 s: below 50,000.
-		{name: "bound below the limit", after: 1200 * time.Millisecond, hold: 1000, wantLimit: 50000, wantDecr: 1},
-		// ... could not give 1,000 in 3 s: below 20,000, but a known
-		// quota is cut by 0.7 at most.
-		{name: "bound far below: 0.7", after: 3 * time.Second, hold: 1000, wantLimit: 42000, wantDecr: 1},
+		{name: "one throttle: a suspicion, no reaction", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			a := grant(t, g, 1000)
+			grant(t, g, 1000)
+			a.Throttled()
+		}, throttles: 1, avail: 59000},
+		{name: "confirmed by a call granted after it", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			confirm(t, g, 1000)
+		}, throttles: 2, resyncs: 1, avail: 0},
+		{name: "a call granted before it does not confirm", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			a, b := grant(t, g, 1000), grant(t, g, 1000)
+			b.Throttled()
+			a.Throttled()
+		}, throttles: 2, avail: 60000},
+		{name: "a confirmed throttle starts it over", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+			g.Throttled(haiku) // a quota signal of its own
+			adv(time.Second)
+			throttle(t, g, haiku, Estimate{MaxTokens: 1000}) // a new suspicion
+		}, throttles: 3, resyncs: 1, avail: 1000},
+		{name: "cleared by three calls that settle", run: passThen(confirmPasses, 0), throttles: 2, noise: 1, avail: 57000},
+		{name: "two that settle do not clear it", run: passThen(confirmPasses-1, 0), throttles: 2, resyncs: 1, avail: 0},
+		// The throttles seen came back at once: a call in flight for
+		// throttleSlack has got through.
+		{name: "cleared by three calls in flight past a throttle's round trip", run: passThen(confirmPasses, 2*throttleSlack),
+			throttles: 2, noise: 1, avail: 57100},
+		{name: "three calls in flight too briefly do not", run: passThen(confirmPasses, throttleSlack/2), throttles: 2, resyncs: 1, avail: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, known(60000))
-			throttle(t, g, haiku, Estimate{MaxTokens: 1}) // the anchor
-			clk.Advance(tt.after)
-			throttle(t, g, haiku, Estimate{MaxTokens: tt.hold})
-			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != tt.wantDecr {
-				t.Errorf("limit %d, decreases %d; want %d, %d", s.Limit, s.Decreases, tt.wantLimit, tt.wantDecr)
+			tt.run(t, g, clk.Advance)
+			s := stats(t, g, haiku)
+			if s.Throttles != tt.throttles || s.Resyncs != tt.resyncs || s.Noise != tt.noise || s.Available != tt.avail ||
+				s.Limit != 60000 || s.Decreases != 0 || s.PausedFor != 0 {
+				t.Errorf("throttles %d, resyncs %d, noise %d, available %d, limit %d, decreases %d, paused %v; want %d, %d, %d, %d, 60000, 0, 0s",
+					s.Throttles, s.Resyncs, s.Noise, s.Available, s.Limit, s.Decreases, s.PausedFor, tt.throttles, tt.resyncs, tt.noise, tt.avail)
 			}
 		})
 	}
+}
 
-	// Throttle after throttle with nothing given, the limit stops at its
-	// floor: 1% of the quota, at least 1,000.
-	for range 30 {
-		clk.Advance(5 * time.Second)
-		g.Throttled(haiku)
-	}
-	if s = stats(t, g, haiku); s.Limit != 1000 || s.Floor != 1000 {
-		t.Fatalf("after many throttles: limit %d, floor %d; want 1000, 1000", s.Limit, s.Floor)
+// passThen returns a run for TestSuspicion: a suspicion, then n calls
+// granted after it that settle at once (held: 0) or stay in flight for
+// held, then a throttle of a call granted after them.
+func passThen(n int, held time.Duration) func(t *testing.T, g *Governor, adv func(time.Duration)) {
+	return func(t *testing.T, g *Governor, adv func(time.Duration)) {
+		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+		for range n {
+			if held == 0 {
+				spend(t, g, haiku, 1000)
+			} else {
+				grant(t, g, 1000)
+			}
+		}
+		adv(held)
+		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
 	}
 }
 
-// TestEpisodeBound checks the bound over a longer episode, and that a gap
-// of more than episodeGap starts a new episode (a resync, no bound).
-func TestEpisodeBound(t *testing.T) {
-	g, clk := newGov(t, known(1_200_000)) // 20,000 tokens a second
-	throttle(t, g, haiku, Estimate{MaxTokens: 1})
-	// 30 s at 19,000 a second, each call settling what it held: Bedrock
-	// gave 570,000; then a call of 10,000 is throttled. The quota is below
-	// 60 × 580,000 / 30 = 1,160,000.
-	for range 30 {
-		clk.Advance(time.Second)
-		tk := mustTry(t, g, haiku, Estimate{MaxTokens: 19000})
-		tk.Settle(Usage{InputTokens: 1, OutputTokens: 18999})
+// TestConfirmedThrottleEmptiesTheBucket: a known quota's first confirmed
+// throttle empties the bucket and changes no limit, nor pauses; throttles
+// of calls sent before it are old news; one without a Ticket is a quota
+// signal of its own, and, the second in a row, pauses the target.
+func TestConfirmedThrottleEmptiesTheBucket(t *testing.T) {
+	g, _ := newGov(t, known(60000)) // pause: exactly CoolDown (1s), the jitter being fixed at its mean
+	a, b, c := grant(t, g, 1000), grant(t, g, 1000), grant(t, g, 1000)
+	a.Throttled()
+	b.Throttled()
+	steps := []struct {
+		name                                    string
+		do                                      func()
+		limit, avail                            int64
+		paused                                  time.Duration
+		throttles, decreases, resyncs, inFlight int64
+	}{
+		{name: "confirmed", do: func() {}, limit: 60000, throttles: 2, resyncs: 1, inFlight: 1},
+		{name: "a call sent before it: old news", do: c.Throttled, limit: 60000, throttles: 3, resyncs: 1},
+		{name: "without a Ticket: the second in a row pauses", do: func() { g.Throttled(haiku) }, limit: 60000, paused: time.Second, throttles: 4, resyncs: 2},
+		{name: "without a Ticket during the pause: counted only", do: func() { g.Throttled(haiku) }, limit: 60000, paused: time.Second, throttles: 5, resyncs: 2},
 	}
-	throttle(t, g, haiku, Estimate{MaxTokens: 10000})
-	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 {
-		t.Fatalf("limit %d, decreases %d; want 1160000, 1", s.Limit, s.Decreases)
+	for _, st := range steps {
+		st.do()
+		s := stats(t, g, haiku)
+		if s.Limit != st.limit || s.Available != st.avail || s.PausedFor != st.paused || s.Throttles != st.throttles ||
+			s.Decreases != st.decreases || s.Resyncs != st.resyncs || int64(s.InFlight) != st.inFlight {
+			t.Fatalf("%s: limit %d, available %d, paused %v, throttles %d, decreases %d, resyncs %d, in flight %d; want %d, %d, %v, %d, %d, %d, %d",
+				st.name, s.Limit, s.Available, s.PausedFor, s.Throttles, s.Decreases, s.Resyncs, s.InFlight,
+				st.limit, st.avail, st.paused, st.throttles, st.decreases, st.resyncs, st.inFlight)
+		}
 	}
-	clk.Advance(episodeGap + time.Second)
-	throttle(t, g, haiku, Estimate{MaxTokens: 1})
-	if s := stats(t, g, haiku); s.Limit != 1_160_000 || s.Decreases != 1 || s.Resyncs != 2 {
-		t.Fatalf("after a gap: limit %d, decreases %d, resyncs %d; want 1160000, 1, 2", s.Limit, s.Decreases, s.Resyncs)
+	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 1}, Interactive); ok {
+		t.Fatal("admitted during the pause")
 	}
 }
 
-func TestCoolDownJitter(t *testing.T) {
+// TestStrikes: the first confirmed throttle in a row does not pause, the
+// second pauses CoolDown, each further one doubles it up to
+// 2^maxPauseDoublings; a call granted after the last confirmed throttle that
+// gets through (settles, or stays in flight past a throttle's round trip)
+// ends the row, and one granted before it does not.
+func TestStrikes(t *testing.T) {
 	tests := []struct {
 		name string
-		r    float64
-		want time.Duration
+		ops  string          // T: a throttle without a Ticket, then the pause waited out; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
+		want []time.Duration // the pause after each T
 	}{
-		{name: "shortest", r: 0, want: 1 * time.Second},
-		{name: "mean", r: 0.5, want: 2 * time.Second},
-		{name: "near longest", r: 0.999, want: 2998 * time.Millisecond},
+		{name: "doubling up to the cap", ops: "TTTTTTTT", want: []time.Duration{0, 1, 2, 4, 8, 16, 32, 32}},
+		{name: "a call that settles ends the row", ops: "TTTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
+		{name: "a call granted before the throttle does not", ops: "TTOToT", want: []time.Duration{0, 1, 2, 4}},
+		{name: "a call in flight past a round trip ends the row", ops: "TTFT", want: []time.Duration{0, 1, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, CoolDown: 2 * time.Second, Rand: func() float64 { return tt.r }})
-			g.Throttled(haiku)
-			if p := stats(t, g, haiku).PausedFor; p != tt.want {
-				t.Errorf("pause %v, want %v", p, tt.want)
+			g, clk := newGov(t, known(600000))
+			var held Ticket
+			var got []time.Duration
+			for _, op := range tt.ops {
+				switch op {
+				case 'T':
+					g.Throttled(haiku)
+					p := stats(t, g, haiku).PausedFor
+					got = append(got, p/time.Second)
+					clk.Advance(p + 10*time.Millisecond) // and enough refill for a call
+				case 'S':
+					spend(t, g, haiku, 1)
+				case 'O':
+					held = grant(t, g, 1)
+				case 'o':
+					held.Settle(Usage{InputTokens: 1})
+				case 'F':
+					grant(t, g, 1)
+					clk.Advance(2 * throttleSlack)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("pauses %v, want %v seconds", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("pauses %v, want %v seconds", got, tt.want)
+				}
 			}
 		})
 	}
 }
 
-// TestPauseHoldsTheQueue checks that calls queued when a throttle comes stay
-// queued, in order, through the pause, and go once the smaller limit has
-// refilled enough for them.
+// TestCoolDownJitter: the second confirmed throttle in a row pauses within
+// [CoolDown/2, 3×CoolDown/2), and the third twice as long.
+func TestCoolDownJitter(t *testing.T) {
+	tests := []struct {
+		name          string
+		r             float64
+		second, third time.Duration
+	}{
+		{name: "shortest", r: 0, second: 1 * time.Second, third: 2 * time.Second},
+		{name: "mean", r: 0.5, second: 2 * time.Second, third: 4 * time.Second},
+		{name: "near longest", r: 0.999, second: 2998 * time.Millisecond, third: 5996 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, CoolDown: 2 * time.Second, Rand: func() float64 { return tt.r }})
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != 0 {
+				t.Fatalf("first: pause %v, want none", p)
+			}
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != tt.second {
+				t.Fatalf("second: pause %v, want %v", p, tt.second)
+			}
+			clk.Advance(tt.second)
+			g.Throttled(haiku)
+			if p := stats(t, g, haiku).PausedFor; p != tt.third {
+				t.Errorf("third: pause %v, want %v", p, tt.third)
+			}
+		})
+	}
+}
+
+// TestPauseHoldsTheQueue checks that calls queued when a pause begins stay
+// queued, in order, through it, and go once the bucket has refilled enough
+// for them.
 func TestPauseHoldsTheQueue(t *testing.T) {
 	synctest.Test(t, testPauseHoldsTheQueue)
 }
 
 func testPauseHoldsTheQueue(t *testing.T) {
 	g, clk := newBubbleGov(t, known(60000))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // a failing test leaves no call queued in the bubble
 	mustTry(t, g, haiku, Estimate{MaxTokens: 60000})
 	ch := make(chan result, 3)
 	for i, name := range []string{"w1", "w2", "w3"} {
-		admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 1000}, Interactive, name, ch)
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 1000}, Interactive, name, ch)
 		waitQueued(t, g, haiku, i+1, 0)
 	}
-	g.Throttled(haiku) // a known quota's first throttle: the bucket emptied, a pause of 1s
+	g.Throttled(haiku) // the first confirmed throttle: the bucket emptied, no pause
+	g.Throttled(haiku) // the second in a row: a pause of 1s
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 || s.Available != 0 || s.PausedFor != time.Second {
-		t.Fatalf("after the throttle: %d queued, %d available, paused %v; want 3, 0, 1s", s.Classes[Interactive].Queued, s.Available, s.PausedFor)
+		t.Fatalf("after the throttles: %d queued, %d available, paused %v; want 3, 0, 1s", s.Classes[Interactive].Queued, s.Available, s.PausedFor)
 	}
 	clk.Advance(500 * time.Millisecond) // 500 refilled, but paused
 	if s := stats(t, g, haiku); s.Classes[Interactive].Queued != 3 {
@@ -161,10 +258,118 @@ func testPauseHoldsTheQueue(t *testing.T) {
 	}
 }
 
-// TestRecovery checks the CUBIC curve: after a throttle that cuts a known
-// limit of 60,000 (the episode's second, Bedrock having given nothing since
-// the first) the limit is 42,000 and grows back, on successes, as
-// 60,000 × (1 + 0.3 × ((t − 30 s)/30 s)³), never past the known quota.
+// minuteRun drives a quota of 60,000 a minute (1,000 a second) from 0 to
+// end in steps of 5 s: at each step in [spendFrom, spendTo] a call spends
+// spend tokens, then, at the steps listed, a throttle without a Ticket
+// comes (a confirmed quota signal).
+type minuteRun struct {
+	spend, spendFrom, spendTo int // tokens; seconds
+	throttles                 []int
+	noise                     []int // a throttle of a call, then three calls that settle
+	end                       int
+}
+
+// farBelow saturates the bucket for the minute to 80 s while taking 24,000
+// a minute of its 60,000 (see TestMinuteWindow).
+var farBelow = minuteRun{spend: 2000, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
+
+func (r minuteRun) run(t *testing.T, g *Governor, adv func(time.Duration)) {
+	t.Helper()
+	for at := 0; at <= r.end; at += 5 {
+		if at > 0 {
+			adv(5 * time.Second)
+		}
+		if r.spend > 0 && at >= r.spendFrom && at <= r.spendTo {
+			spend(t, g, haiku, r.spend)
+		}
+		for _, th := range r.throttles {
+			if th == at {
+				g.Throttled(haiku)
+			}
+		}
+		for _, n := range r.noise {
+			if n == at {
+				tk := grant(t, g, 1)
+				tk.Throttled()
+				for range confirmPasses {
+					spend(t, g, haiku, 1)
+				}
+			}
+		}
+	}
+}
+
+// TestMinuteWindow: at a confirmed throttle when another was confirmed in
+// the older half of the last minute (and more were confirmed in it than
+// cleared as noise), what the bucket gave over the minute, less a few
+// percent (learnedShare), lowers a limit it is below by bindingShare, by at
+// most Decrease at a time; a limit the target was given all of is held.
+func TestMinuteWindow(t *testing.T) {
+	// The throttles at 45 s and 80 s: the first is in the older half of the
+	// minute the second reads. The window read at 80 s covers 25 s to 80 s
+	// (55 s, slots of 5 s):
+	// 11 calls of 2,000 give 24,000 a minute; of 4,500, 54,000 (less 3 %:
+	// 52,380); of 5,000, the quota.
+	far := farBelow
+	near := minuteRun{spend: 4500, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	at := minuteRun{spend: 5000, spendFrom: 5, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	// No throttle between 0 s and 80 s: the one at 0 s is older than the
+	// minute's older half.
+	newEp := minuteRun{spend: 3300, spendFrom: 5, spendTo: 75, throttles: []int{0, 80}, end: 80}
+	// As near, with five throttles cleared as noise in the minute.
+	noisy := near
+	noisy.noise = []int{10, 15, 20, 25, 30, 35}
+	// Little used (calls from 35 s on), while the throttles say Bedrock's
+	// bucket was empty: another client uses the quota.
+	idle := minuteRun{spend: 2000, spendFrom: 35, spendTo: 75, throttles: []int{45, 80}, end: 80}
+	// Another client keeps the bucket empty: a throttle every 40 s, nothing
+	// used; lowered at 40 s and again at 80 s.
+	empty := minuteRun{throttles: []int{0, 40, 80}, end: 80}
+	tests := []struct {
+		name               string
+		learn              bool
+		run                minuteRun
+		limit              int64
+		decreases, resyncs int64
+	}{
+		{name: "known, far below: by Decrease", run: far, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "known, near: lowered to it", run: near, limit: 52380, decreases: 1, resyncs: 1},
+		{name: "known, at the quota: held", run: at, limit: 60000, resyncs: 2},
+		{name: "known, none confirmed in the minute's older half: held", run: newEp, limit: 60000, resyncs: 2},
+		{name: "known, near, more noise than confirmed: held", run: noisy, limit: 60000, resyncs: 2},
+		{name: "known, using little while another client empties the bucket: by Decrease", run: idle, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "known, kept empty: by Decrease each time", run: empty, limit: 29400, decreases: 2, resyncs: 1},
+		{name: "learning, far below: by Decrease", learn: true, run: far, limit: 42000, decreases: 1, resyncs: 1},
+		{name: "learning, near: set to it", learn: true, run: near, limit: 52380, decreases: 1, resyncs: 1},
+		{name: "learning, at the quota: held (the limit, not the quota, held it back)", learn: true, run: at, limit: 60000, resyncs: 2},
+		{name: "learning, none confirmed in the minute's older half: held", learn: true, run: newEp, limit: 60000, resyncs: 2},
+		{name: "learning, a second throttle 55 s after the first: lowered to it", learn: true,
+			run: minuteRun{spend: 4000, spendFrom: 5, spendTo: 100, throttles: []int{45, 100}, end: 100}, limit: 50793, decreases: 1, resyncs: 1}, // 12 calls of 4,000 in the 55 s read: 52,364 a minute, less 3 %,
+		{name: "learning, near, more noise than confirmed: held", learn: true, run: noisy, limit: 60000, resyncs: 2},
+		{name: "learning, using little while another client empties the bucket: by Decrease", learn: true, run: idle, limit: 42000, decreases: 1, resyncs: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := Quota{TokensPerMinute: 60000}
+			if tt.learn {
+				// The ceiling keeps the limit from growing past 60,000 on
+				// the calls' successes before the throttle.
+				q.Learn, q.MaxTokensPerMinute = true, 60000
+			}
+			g, clk := newGov(t, Options{Default: q})
+			tt.run.run(t, g, clk.Advance)
+			s := stats(t, g, haiku)
+			if s.Limit != tt.limit || s.Decreases != tt.decreases || s.Resyncs != tt.resyncs {
+				t.Errorf("limit %d, decreases %d, resyncs %d; want %d, %d, %d", s.Limit, s.Decreases, s.Resyncs, tt.limit, tt.decreases, tt.resyncs)
+			}
+		})
+	}
+}
+
+// TestRecovery checks the CUBIC curve (Recovery 30 s): a known limit of
+// 60,000 lowered to 42,000 (a minute far below it: by Decrease) is held
+// for a Recovery, then successes grow it as 42,000 × (1 + 0.3 ×
+// ((t − 30 s)/30 s)³), never past the known quota.
 func TestRecovery(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -172,24 +377,22 @@ func TestRecovery(t *testing.T) {
 		want  int64
 	}{
 		{name: "just after", after: 0, want: 42000},
-		{name: "5s", after: 5 * time.Second, want: 49583},
-		{name: "15s", after: 15 * time.Second, want: 57750},
-		{name: "29s", after: 29 * time.Second, want: 59999},
-		{name: "30s: back where it was", after: 30 * time.Second, want: 60000},
-		{name: "60s: a known quota is the ceiling", after: 60 * time.Second, want: 60000},
+		{name: "15s: below the curve's start", after: 15 * time.Second, want: 42000},
+		{name: "30s", after: 30 * time.Second, want: 42000},
+		{name: "40s", after: 40 * time.Second, want: 42467},
+		{name: "60s", after: 60 * time.Second, want: 54600},
+		{name: "75s: a known quota is the ceiling", after: 75 * time.Second, want: 60000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, known(60000))
-			a := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
-			throttle(t, g, haiku, Estimate{MaxTokens: 100}) // the episode's anchor
-			clk.Advance(2 * time.Second)
-			g.Throttled(haiku)
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000}, Recovery: 30 * time.Second})
+			a := grant(t, g, 1) // settles after the cut
+			farBelow.run(t, g, clk.Advance)
 			clk.Advance(tt.after)
 			if s := stats(t, g, haiku); s.Limit != 42000 {
 				t.Fatalf("limit %d before any success, want 42000: only successes grow it", s.Limit)
 			}
-			a.Settle(Usage{InputTokens: 1, OutputTokens: 1})
+			a.Settle(Usage{InputTokens: 1})
 			if s := stats(t, g, haiku); s.Limit != tt.want {
 				t.Errorf("limit %d, want %d", s.Limit, tt.want)
 			}
@@ -217,7 +420,7 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 60000, Learn: true, MaxTokensPerMinute: tt.ceiling}})
 			first := mustTry(t, g, haiku, Estimate{}) // the target's state starts here, on the plateau
 			first.Cancel()
-			clk.Advance(30 * time.Second) // one Recovery past it
+			clk.Advance(DefaultRecovery) // one Recovery past it
 			if tt.inUse > 0 {
 				mustTry(t, g, haiku, Estimate{MaxTokens: tt.inUse})
 			}
@@ -231,102 +434,209 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 }
 
 // TestUnknownQuotaLearnsFromTheFirstThrottle: with no quota configured,
-// nothing is limited until Bedrock throttles; the limit then starts at 0.7
-// of what the target used over the last minute (settled + in flight) plus
-// what the throttled call held.
+// nothing is limited until a throttle is confirmed; the limit then starts
+// at what the target took from Bedrock's bucket since it was first seen,
+// plus the throttled call's hold, over a minute plus that time (the bucket
+// held at most a minute of quota, and refilled meanwhile), however long it
+// was watched. It does not extrapolate: a throttle at once gives the hold.
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
-	g, clk := newGov(t, Options{})
-	var tks []Ticket
-	for range 10 {
-		tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 10000}))
-	}
-	clk.Advance(time.Minute) // watched for a minute: what it used is a minute's worth
-	if s := stats(t, g, haiku); s.Limit != 0 || s.InFlightTokens != 100000 {
-		t.Fatalf("before a throttle: limit %d, in flight %d; want 0 (none), 100000", s.Limit, s.InFlightTokens)
-	}
-	for _, tk := range tks[:5] {
-		tk.Settle(Usage{InputTokens: 1000, OutputTokens: 4000}) // 5,000 each
-	}
-	tks[5].Throttled() // used: 25,000 settled + 40,000 in flight + its own 10,000
-	s := stats(t, g, haiku)
-	if s.Limit != 52500 || s.Available != 0 || s.Decreases != 1 || s.Floor != DefaultFloor {
-		t.Fatalf("after the first throttle: limit %d, available %d, decreases %d, floor %d; want 52500, 0, 1, %d",
-			s.Limit, s.Available, s.Decreases, s.Floor, DefaultFloor)
-	}
-	// Calls admitted before it learned: a throttle is old news, and gives
-	// back nothing the emptied bucket did not already write off; a settle
-	// gives back what it held beyond its use, as Bedrock does.
-	tks[6].Throttled()
-	tks[7].Cancel()
-	tks[8].Settle(Usage{InputTokens: 1000, OutputTokens: 4000})
-	if s := stats(t, g, haiku); s.Decreases != 1 || s.Available != 5000 {
-		t.Errorf("after older calls end: decreases %d, available %d; want 1, 5000", s.Decreases, s.Available)
-	}
-}
-
-// TestLoneThrottleBoundsTheUnknownQuota: a throttle of the only call to an
-// idle target with an unknown quota that has been watched for a minute
-// says the quota is below that call's hold (Bedrock could not reserve it
-// from a bucket a minute could have refilled), not that it is near zero:
-// the limit becomes 0.7 of the hold, or the floor. Watched for less than a
-// minute, what was used is a rate extrapolated to a minute: the quota may
-// have been spent by others when it started. Watched for less than
-// minObserved, a throttle only pauses the target.
-func TestLoneThrottleBoundsTheUnknownQuota(t *testing.T) {
 	tests := []struct {
 		name      string
 		watched   time.Duration
-		max       int
+		held      int // tokens a call granted as the target is first seen holds, in flight
+		max       int // the throttled calls' hold
 		wantLimit int64
 	}{
-		{name: "large call", watched: time.Minute, max: 20000, wantLimit: 14000},
-		{name: "small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
-		{name: "after ten seconds: six times", watched: 10 * time.Second, max: 20000, wantLimit: 84000},
-		{name: "after five seconds: twelve times", watched: 5 * time.Second, max: 20000, wantLimit: 168000},
-		{name: "at once: a pause, no limit", max: 20000, wantLimit: 0},
+		{name: "after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 10000, max: 10000, wantLimit: 15000},
+		{name: "a lone call after 20 s", watched: 20 * time.Second, max: 20000, wantLimit: 15000},
+		{name: "after a minute: (0 + hold) × 60/120", watched: time.Minute, max: 20000, wantLimit: 10000},
+		{name: "after two minutes: (taken + hold) × 60/180", watched: 2 * time.Minute, held: 10000, max: 20000, wantLimit: 10000},
+		{name: "a small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
+		{name: "at once: the hold", max: 20000, wantLimit: 20000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{})
-			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1}) // the Governor starts watching
-			first.Cancel()
-			clk.Advance(tt.watched)
-			tk := mustTry(t, g, haiku, Estimate{MaxTokens: tt.max})
-			tk.Throttled()
-			wantDecreases := int64(1)
-			if tt.wantLimit == 0 {
-				wantDecreases = 0
+			first := grant(t, g, max(tt.held, 1)) // the Governor starts watching
+			if tt.held == 0 {
+				first.Cancel()
 			}
-			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != wantDecreases || s.PausedFor != time.Second || s.Throttles != 1 {
-				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d; want %d, %d, 1s, 1", s.Limit, s.Decreases, s.PausedFor, s.Throttles, tt.wantLimit, wantDecreases)
+			clk.Advance(tt.watched)
+			confirm(t, g, tt.max)
+			// The first confirmed throttle: a limit, and no pause.
+			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != 1 || s.PausedFor != 0 || s.Throttles != 2 || s.Available != 0 {
+				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d, available %d; want %d, 1, 0s, 2, 0",
+					s.Limit, s.Decreases, s.PausedFor, s.Throttles, s.Available, tt.wantLimit)
 			}
 		})
 	}
 }
 
-// TestLearnedLimitComesDownToUse: a throttle brings a learned limit far
-// above what the target was using down to that use at once (the AWS SDK's
-// adaptive mode takes the smaller of its rate and the measured one); a
-// known quota's first throttle of an episode changes no limit.
-func TestLearnedLimitComesDownToUse(t *testing.T) {
+// TestFirstLimitWritesOffCallsInFlight: the first limit's bucket starts
+// empty; the calls admitted before it that Bedrock throttles too give back
+// nothing, while one that settles gives back what it held beyond its use.
+func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	var tks []Ticket
+	for range 5 {
+		tks = append(tks, grant(t, g, 10000))
+	}
+	clk.Advance(20 * time.Second)
+	confirm(t, g, 10000) // taken 50,000, plus the hold: 60,000 × 60/80
+	if s := stats(t, g, haiku); s.Limit != 45000 || s.Available != 0 || s.Decreases != 1 {
+		t.Fatalf("first limit %d, available %d, decreases %d; want 45000, 0, 1", s.Limit, s.Available, s.Decreases)
+	}
+	tks[0].Throttled()
+	tks[1].Cancel()
+	if s := stats(t, g, haiku); s.Available != 0 || s.Decreases != 1 || s.Resyncs != 0 {
+		t.Fatalf("after older calls throttled and cancelled: available %d, decreases %d, resyncs %d; want 0, 1, 0", s.Available, s.Decreases, s.Resyncs)
+	}
+	tks[2].Settle(Usage{InputTokens: 1000, OutputTokens: 4000})
+	if s := stats(t, g, haiku); s.Available != 5000 {
+		t.Errorf("after an older call settles 5,000 of 10,000: available %d, want 5000", s.Available)
+	}
+}
+
+// TestSlowStart: after the first limit, each call that settles adds
+// slowStartGain times its cost, up to twice the rate the bucket gave over
+// the last slowStartSpan; the next confirmed throttle ends slow start and
+// sets the limit to the lower of half of it and what the target took since
+// it was first seen over a minute plus that time (the limit then sits on
+// the CUBIC plateau).
+func TestSlowStart(t *testing.T) {
 	tests := []struct {
-		name  string
-		quota Quota
-		want  int64
+		name   string
+		spends []int   // calls that settle at once, at 25 s, 30 s, ...
+		grown  []int64 // the limit after each
+		halved int64   // after a confirmed throttle 1 s after the last
+		after  int64   // after a call of 1,000 settles 15 s later
 	}{
-		{name: "known quota", quota: Quota{TokensPerMinute: 1_000_000}, want: 1_000_000},
-		{name: "a guess, learning", quota: Quota{TokensPerMinute: 1_000_000, Learn: true}, want: 14_000},
+		// The first limit: (10,000 + 10,000) × 60/80 = 15,000. At 25 s the
+		// 10 s window read is 5 s long and holds 1,250: twice its rate is
+		// 30,000, below 15,000 + 20 × 1,250. At 30 s it holds 3,750 over
+		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000. At
+		// the throttle (31 s) the target has taken 13,750 (and the throttled
+		// hold, 1): 13,751 × 60/91 = 9,067, below half of 80,000. Then 15 s
+		// along the CUBIC plateau: × (1 + 0.3 × (15/60)³).
+		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 9067, after: 9109},
+		// Twice 60 × 500/5 s is below the limit: no growth. At the
+		// throttle (26 s) the target has taken 10,501: × 60/86 = 7,326,
+		// below half the limit.
+		{name: "too little use to grow; to what the target took", spends: []int{500}, grown: []int64{15000}, halved: 7326, after: 7361},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{Default: tt.quota})
-			first := mustTry(t, g, haiku, Estimate{MaxTokens: 1})
+			g, clk := newGov(t, Options{})
+			grant(t, g, 10000) // in flight throughout: used
+			clk.Advance(20 * time.Second)
+			confirm(t, g, 10000)
+			if s := stats(t, g, haiku); s.Limit != 15000 || s.Decreases != 1 {
+				t.Fatalf("first limit %d, decreases %d; want 15000, 1", s.Limit, s.Decreases)
+			}
+			for i, tokens := range tt.spends {
+				clk.Advance(5 * time.Second)
+				spend(t, g, haiku, tokens)
+				if s := stats(t, g, haiku); s.Limit != tt.grown[i] || s.Decreases != 1 {
+					t.Fatalf("after call %d: limit %d, decreases %d; want %d, 1", i+1, s.Limit, s.Decreases, tt.grown[i])
+				}
+			}
+			clk.Advance(time.Second)
+			confirm(t, g, 1)
+			if s := stats(t, g, haiku); s.Limit != tt.halved || s.Decreases != 2 || s.Resyncs != 1 {
+				t.Fatalf("after a confirmed throttle: limit %d, decreases %d, resyncs %d; want %d, 2, 1", s.Limit, s.Decreases, s.Resyncs, tt.halved)
+			}
+			clk.Advance(15 * time.Second)
+			spend(t, g, haiku, 1000)
+			if s := stats(t, g, haiku); s.Limit != tt.after {
+				t.Errorf("after slow start: limit %d, want %d", s.Limit, tt.after)
+			}
+		})
+	}
+}
+
+// TestLearnBurst: a confirmed throttle while the Governor's bucket held
+// more than the throttled hold lowers its capacity to peak − level + hold,
+// never below the large calls' hold or a second of quota; the capacity is
+// forgotten burstMemory after the last confirmed throttle.
+func TestLearnBurst(t *testing.T) {
+	tests := []struct {
+		name  string
+		quota int
+		big   int           // a call spent before the first throttle: the large calls' hold
+		later time.Duration // then a call settles
+		want  int64         // what the bucket holds a minute later
+	}{
+		// Peak 29,000; 20,000 spent; throttled holding 1,000: 21,000.
+		{name: "peak − level + hold", quota: 60000, want: 21000},
+		{name: "the large calls' hold", quota: 60000, big: 50000, want: 50000},
+		{name: "a second of quota", quota: 6_000_000, want: 100000},
+		{name: "kept", quota: 60000, later: burstMemory - time.Minute, want: 21000},
+		{name: "forgotten after burstMemory", quota: 60000, later: burstMemory, want: 60000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(tt.quota))
+			if tt.big > 0 {
+				spend(t, g, haiku, tt.big)
+			}
+			g.Throttled(haiku) // the bucket emptied: peak 0
+			// 29 s: the throttle at 0 s stays in the newer half of the
+			// minute (no minute's rate is read).
+			clk.Advance(29 * time.Second)
+			spend(t, g, haiku, 20000)
+			confirm(t, g, 1000)
+			if s := stats(t, g, haiku); s.PausedFor != 0 || s.Available != 0 {
+				t.Fatalf("paused %v, available %d; want 0, 0", s.PausedFor, s.Available)
+			}
+			if tt.later > 0 {
+				clk.Advance(tt.later)
+				spend(t, g, haiku, 1)
+			}
+			clk.Advance(time.Minute)
+			if s := stats(t, g, haiku); s.Available != tt.want {
+				t.Errorf("holds %d, want %d", s.Available, tt.want)
+			}
+		})
+	}
+}
+
+// TestBoundByBedrock: at a confirmed throttle, Bedrock held the target back
+// over the last minute when another throttle was confirmed in its older
+// half, and more were confirmed over it (the current one counted) than
+// cleared as noise.
+func TestBoundByBedrock(t *testing.T) {
+	tests := []struct {
+		name      string
+		confirmed []time.Duration // ago
+		noise     []time.Duration // ago
+		want      bool
+	}{
+		{name: "none before", want: false},
+		{name: "one in the newer half only", confirmed: []time.Duration{10 * time.Second}, want: false},
+		{name: "one in the older half", confirmed: []time.Duration{40 * time.Second}, want: true},
+		{name: "older than the minute", confirmed: []time.Duration{70 * time.Second}, want: false},
+		{name: "as many noise as confirmed, the current counted", confirmed: []time.Duration{40 * time.Second},
+			noise: []time.Duration{20 * time.Second, 30 * time.Second}, want: false},
+		{name: "fewer noise", confirmed: []time.Duration{40 * time.Second, 20 * time.Second},
+			noise: []time.Duration{30 * time.Second, 25 * time.Second}, want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000))
+			first := grant(t, g, 1)
 			first.Cancel()
-			clk.Advance(2 * time.Minute) // watched long enough; used nothing since
-			tk := mustTry(t, g, haiku, Estimate{MaxTokens: 20000})
-			tk.Throttled() // used over the last minute: this call's 20,000
-			if s := stats(t, g, haiku); s.Limit != tt.want {
-				t.Errorf("limit %d, want %d", s.Limit, tt.want)
+			now := clk.Now().Add(time.Hour)
+			l := g.limiter(haiku)
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for _, ago := range tt.confirmed {
+				l.confirmed.Add(now.Add(-ago), 1)
+			}
+			for _, ago := range tt.noise {
+				l.noisy.Add(now.Add(-ago), 1)
+			}
+			if got := l.boundByBedrock(now); got != tt.want {
+				t.Errorf("boundByBedrock = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -17,7 +17,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	input, maxTok, hold := l.size(est)
 	if by.IsZero() {
 		// A call's first admission; a retry was counted then.
-		l.offered.add(now, hold)
+		l.offered.Add(now, hold)
 	}
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		l.mu.Unlock()

@@ -7,13 +7,15 @@ import (
 
 // bucket is one target's token bucket and request bucket: the state that
 // replicas sharing a quota would share (see Store). The token bucket holds
-// a minute of quota (capacity: limit tokens) and refills at limit/60 tokens
-// a second; the request bucket likewise holds rpm requests. A limiter
+// at most a minute of quota (capacity: limit tokens, or burst when set
+// lower) and refills at limit/60 tokens a second; the request bucket likewise holds rpm requests. A limiter
 // embeds its bucket and uses it under its mutex; MemStore keeps one per key.
 type bucket struct {
 	last  time.Time // time of the last refill
 	limit float64   // tokens per minute in force; +Inf while unknown
-	level float64   // tokens in the bucket (capacity: limit); negative: a debt
+	level float64   // tokens in the bucket (capacity: see capacity); negative: a debt
+	burst float64   // capacity below a minute of quota; 0: none
+	peak  float64   // the highest level since peak was last reset
 	rpm   float64   // requests per minute; 0: not limited
 	rlvl  float64   // requests in the request bucket
 }
@@ -26,6 +28,15 @@ func newBucket(now time.Time, limit, rpm, level float64) bucket {
 
 func (b *bucket) unlimited() bool { return math.IsInf(b.limit, 1) }
 
+// capacity returns what the token bucket holds at most: a minute of quota,
+// or the burst when it is lower.
+func (b *bucket) capacity() float64 {
+	if b.burst > 0 {
+		return min(b.burst, b.limit)
+	}
+	return b.limit
+}
+
 // refill adds what the buckets gained since the last refill. A now before
 // it adds nothing.
 func (b *bucket) refill(now time.Time) {
@@ -36,7 +47,8 @@ func (b *bucket) refill(now time.Time) {
 	b.last = now
 	s := d.Seconds()
 	if !b.unlimited() {
-		b.level = min(b.limit, b.level+s*b.limit/60)
+		b.level = min(b.capacity(), b.level+s*b.limit/60)
+		b.peak = max(b.peak, b.level)
 	}
 	if b.rpm > 0 {
 		b.rlvl = min(b.rpm, b.rlvl+s*b.rpm/60)
@@ -51,7 +63,7 @@ func (b *bucket) room(hold float64) bool {
 	if b.rpm > 0 && b.rlvl < 1-eps {
 		return false
 	}
-	return b.unlimited() || b.level >= min(hold, b.limit)-eps
+	return b.unlimited() || b.level >= min(hold, b.capacity())-eps
 }
 
 // fitAt returns when a call holding hold tokens and one request will fit
@@ -61,7 +73,7 @@ func (b *bucket) fitAt(hold float64, now, at time.Time) time.Time {
 		at = later(at, now, (1-eps/2-b.rlvl)/(b.rpm/60))
 	}
 	if !b.unlimited() {
-		if need := min(hold, b.limit) - eps/2; b.level < need {
+		if need := min(hold, b.capacity()) - eps/2; b.level < need {
 			at = later(at, now, (need-b.level)/(b.limit/60))
 		}
 	}
@@ -82,7 +94,8 @@ func (b *bucket) reserve(hold float64) {
 // its capacity.
 func (b *bucket) give(tokens float64) {
 	if !b.unlimited() {
-		b.level = min(b.limit, b.level+tokens)
+		b.level = min(b.capacity(), b.level+tokens)
+		b.peak = max(b.peak, b.level)
 	}
 }
 
@@ -119,7 +132,17 @@ func (l *limiter) fits(hold float64, now time.Time) bool {
 	if now.Before(l.pausedUntil) {
 		return false
 	}
-	return l.room(hold)
+	return l.room(hold) || l.probe(now)
+}
+
+// probe reports whether a learning target with nothing in flight may send
+// one call whatever its bucket holds: its last call was granted probeEvery
+// ago. A limit learned too low, with a debt from the calls granted before
+// it, would otherwise keep the target waiting for minutes (its refill is
+// the low limit, where Bedrock's is the quota), and no call would get
+// through to grow the limit. Bedrock throttles a probe that does not fit.
+func (l *limiter) probe(now time.Time) bool {
+	return l.p.learn && !l.unlimited() && l.inflight == 0 && !now.Before(l.lastGrant.Add(probeEvery))
 }
 
 // readyAt returns when a call holding hold tokens will fit if nothing is
@@ -129,7 +152,14 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
-	return l.fitAt(hold, now, at)
+	fit := l.fitAt(hold, now, at)
+	if p := l.lastGrant.Add(probeEvery); l.p.learn && !l.unlimited() && l.inflight == 0 && p.Before(fit) {
+		fit = at
+		if p.After(at) {
+			fit = p
+		}
+	}
+	return fit
 }
 
 // later returns the later of at and now+sec seconds, rounded up to the nanosecond.

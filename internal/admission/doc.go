@@ -23,12 +23,17 @@
 // would cross its deadline, fails at once with ErrTooLarge or
 // ErrWouldExceedDeadline.
 //
-// The limit adapts. A throttle empties the bucket, pauses the target for a
-// short jittered cool-down, and shrinks the limit to 0.7 of what was used;
-// successes grow it back along the CUBIC curve of the AWS SDK's adaptive
-// retry mode, counted in tokens. A known quota is the ceiling of this; an
-// unknown one is learned from the first throttle on (a throttle in the first
-// seconds of watching a target only pauses it).
+// The limit adapts (learn.go, suspect.go). A throttle is a quota signal only
+// when a call granted after it is throttled too (Bedrock also throttles a
+// few percent of calls whatever their pace); a confirmed throttle empties the
+// bucket, and repeated ones pause the target for a doubling, jittered
+// cool-down. The limit itself comes from what Bedrock's bucket gave: an
+// unknown quota's first limit from what the target took before the first
+// confirmed throttle, doubled by slow start until the next; then what the
+// bucket gave over a minute in which the target wanted more; successes grow
+// it along the CUBIC curve of the AWS SDK's adaptive retry mode, counted in
+// tokens. A known quota is the ceiling of this. A bucket that holds less
+// than a minute of quota is learned from the bursts it refuses.
 //
 // The engine's use, per attempt:
 //
@@ -62,7 +67,8 @@
 //     package storetest is the conformance suite every Store must pass. The
 //     limiters still embed their bucket rather than call a Store, because the
 //     learner writes its level and limit directly.
-//   - the limit learner (learn.go): throttle episodes and the bound they set
+//   - the limit learner (learn.go, suspect.go): confirmed throttles, the
+//     first limit and slow start, the minute's rate, the CUBIC curve, bursts
 //     on the quota, CUBIC growth, the pause after a throttle.
 //   - the estimates (reply.go): the reply-time and hold quantiles, a queued
 //     call's deadline bound, the input correction; estimate.go and

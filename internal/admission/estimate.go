@@ -2,6 +2,8 @@ package admission
 
 import (
 	"fmt"
+
+	"github.com/keel-run/keel/internal/jsonscan"
 )
 
 // Estimate is what a request body says about the quota it will use.
@@ -37,13 +39,14 @@ type Estimate struct {
 // unset) that a caller may still admit with; Bedrock will most likely reject
 // such a body itself.
 func EstimateBody(body []byte) (Estimate, error) {
-	s := scanner{b: body}
-	s.top()
-	if s.err != "" {
+	s := jsonscan.New(body, maxDepth)
+	e := estimator{s: &s}
+	e.top()
+	if msg, at := s.Problem(); msg != "" {
 		fallback := Estimate{InputTokens: ceilDiv(len(body), BytesPerToken)}
-		return fallback, fmt.Errorf("admission: request body: %s at byte %d of %d", s.err, s.errAt, len(body))
+		return fallback, fmt.Errorf("admission: request body: %s at byte %d of %d", msg, at, len(body))
 	}
-	return Estimate{InputTokens: ceilDiv(s.text, BytesPerToken) + s.media, MaxTokens: s.max}, nil
+	return Estimate{InputTokens: ceilDiv(e.text, BytesPerToken) + e.media, MaxTokens: e.max}, nil
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

@@ -54,7 +54,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	defer l.mu.Unlock()
 	l.refill(now)
 	input, maxTok, hold := l.size(est)
-	l.offered.add(now, hold)
+	l.offered.Add(now, hold)
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		return Ticket{}, false, err
 	}

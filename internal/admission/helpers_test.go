@@ -141,7 +141,8 @@ func admitAsync(ctx context.Context, g *Governor, tg Target, est Estimate, c Cla
 	}()
 }
 
-// throttle admits a call that fits at once and ends it as throttled.
+// throttle admits a call that fits at once and ends it as throttled: a
+// suspicion, or the quota signal that confirms one (see suspect).
 func throttle(t testing.TB, g *Governor, tg Target, est Estimate) {
 	t.Helper()
 	tk := mustTry(t, g, tg, est)

@@ -1,38 +1,24 @@
 package admission
 
 import (
-	"math"
 	"time"
 )
 
 // syncPoint is a moment when Bedrock's bucket was known to be (about)
-// empty: a fresh throttle that started an episode.
+// empty: a confirmed throttle.
 type syncPoint struct {
 	at    time.Time
 	taken float64 // limiter.taken then
+	hold  float64 // the throttled call's hold: the bucket held less
 	level float64 // the bucket's level once emptied (≤ 0: a debt)
 	gen   uint64  // the generation it began
+	seq   uint64  // the flight seq of the first call granted after it
 }
 
 // usage returns the tokens the target used over the last minute: what
 // settled in it, plus what the calls in flight hold.
 func (l *limiter) usage(now time.Time) float64 {
-	return l.settled.sum(now) + l.inflightHold
-}
-
-// observedRate returns the tokens per minute the target was used at, extra
-// tokens (a throttled call's hold) included. When the Governor has watched
-// the target for less than a minute, what it used is extrapolated to a
-// minute (from at least minObserved). Erring high costs a few throttles
-// (each shrinks the limit to 0.7 of itself); erring low would leave the
-// limit so far below the quota that the calls whose successes grow it back
-// could not be admitted in time.
-func (l *limiter) observedRate(now time.Time, extra float64) float64 {
-	u := l.usage(now) + extra
-	if age := now.Sub(l.born); age < time.Minute {
-		u *= float64(time.Minute) / float64(max(age, minObserved))
-	}
-	return u
+	return l.settled.Sum(now) + l.inflightHold
 }
 
 // grow raises the limit after a success along the CUBIC curve
@@ -41,8 +27,22 @@ func (l *limiter) observedRate(now time.Time, extra float64) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time) {
+func (l *limiter) grow(now time.Time, cost float64) {
 	if l.unlimited() {
+		return
+	}
+	if l.burst > 0 && now.Sub(l.lastThrott) >= burstMemory {
+		l.burst = 0
+	}
+	if l.slow {
+		// Slow start: each call that got through adds slowStartGain times
+		// what it cost, doubling the limit every minute ÷ slowStartGain
+		// while the calls keep up with it, but not past twice what the
+		// bucket gave over the last slowStartSpan.
+		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.recentRate(now)), l.p.ceil)
+		if w > l.limit {
+			l.wmax, l.limit = w, w
+		}
 		return
 	}
 	k := l.g.recovery
@@ -62,8 +62,10 @@ func (l *limiter) grow(now time.Time) {
 
 // throttle reacts to a throttle of t's call (nil: a call without a Ticket).
 // t's tokens go back, since Bedrock reserved nothing. Only a call admitted
-// since the last fresh throttle (or, without a Ticket, a throttle after the
-// pause) is news; the others were sent before the Governor knew.
+// since the last confirmed throttle (or, without a Ticket, a throttle after
+// the pause) is news; the others were sent before the Governor knew. A
+// fresh throttle of a call with a Ticket is a quota signal only once
+// another confirms it (see suspect).
 func (l *limiter) throttle(t *Ticket) {
 	now := l.g.clk.Now()
 	l.mu.Lock()
@@ -75,7 +77,11 @@ func (l *limiter) throttle(t *Ticket) {
 	if t != nil {
 		fresh = t.gen == l.gen
 		hold = t.hold
+		if !t.at.IsZero() {
+			l.throttleLat.add(now.Sub(t.at).Seconds())
+		}
 		l.cancelLocked(t, now)
+		fresh = l.suspect(t.seq, fresh, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
@@ -85,63 +91,69 @@ func (l *limiter) throttle(t *Ticket) {
 	l.dispatch(now, true)
 }
 
-// react is what a fresh throttle of a call that held hold tokens (0: one
-// without a Ticket) does: it bounds the quota from what Bedrock gave since
-// the episode's anchor, lowers the limit to that bound, empties the bucket
-// (Bedrock's is empty, as far as this call could tell) and pauses
-// admissions. l.mu must be held.
+// react is what a confirmed throttle of a call that held hold tokens (0:
+// one without a Ticket) does. Bedrock's bucket was empty when the Governor's
+// said it was not, so the Governor's is emptied to match, and admissions
+// pause; each confirmed throttle in a row (no call granted since the last
+// one has got through) doubles the pause, up to maxPauseDoublings: a bucket
+// that refills in steps, or that another client keeps empty, is waited for
+// rather than probed every second. l.mu must be held.
 //
-// The bound: at the anchor, Bedrock's bucket held about the level the
-// Governor's was emptied to (≤ 0). Since then it refilled Q/60 a second and
-// gave out taken−anchor.taken; now it had less than hold. So
-// Q < 60 × (taken − anchor.taken + hold − anchor.level) / elapsed. It
-// tightens as the episode goes on: over 30 s of a 1 M TPM quota, a 10,000
-// token hold leaves it 2 % above the quota.
-//
-// A known quota's first throttle of an episode changes no limit: it says
-// the Governor's bucket was fuller than Bedrock's (a process started on a
-// spent quota, or another client), not that the quota is wrong; the bucket
-// is emptied to match. A later throttle lowers a known limit to the bound,
-// but by at most Decrease (0.7) at a time, climbing back along the CUBIC
-// curve after such a cut. A learning (or unknown) quota's limit goes to what
-// Bedrock gave per minute since the anchor, the bound less the throttled
-// hold, the middle of what the anchor's unknown level leaves possible, but
-// not below 0.7 of the bound: early in an episode, when a pause has kept
-// the target idle, what was given is far below the quota. With no bound
-// yet (the episode's first throttle), see shrink.
+// The limit is not cut by a throttle alone: a throttle says the bucket was
+// empty, not how fast it refills. It comes from what Bedrock's bucket gave:
+//   - the first limit of an unknown quota, from what the target took since it
+//     was first seen (see firstLimit), then doubled by slow start (see grow)
+//     until the next confirmed throttle halves it;
+//   - when Bedrock, not demand, held the target back over the last minute
+//     (see boundByBedrock), what Bedrock's bucket gave over it, which all
+//     came from the refill: a limit above it is lowered a little below it
+//     (told too high, or another client shares the quota), by at most
+//     Decrease at a time;
+//   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64) {
-	if !l.lastThrott.IsZero() && now.Sub(l.lastThrott) > episodeGap {
-		l.anchor = syncPoint{}
-	}
 	l.lastThrott = now
-	bound, given := math.Inf(1), math.Inf(1)
-	if a := l.anchor; !a.at.IsZero() {
-		if d := now.Sub(a.at); d >= minObserved {
-			given = 60 * (l.taken - a.taken - min(a.level, 0)) / d.Seconds()
-			bound = max(given+60*hold/d.Seconds(), l.p.floor)
-			given = max(given, bound*l.g.beta, l.p.floor)
-		}
+	if l.slow {
+		// Slow start ends. It doubled the limit since the last check, so
+		// the quota lies below half of it; and what the target took since
+		// it was first seen bounds it again (see firstLimit): the limit
+		// goes to the lower of the two.
+		w := min(l.limit/2, l.lifetimeRate(now, hold))
+		l.slow = false
+		l.setLimit(now, max(w, l.p.floor))
+		l.measured = l.limit
 	}
-	newEpisode := l.anchor.at.IsZero()
+	if l.passedSince(l.sync.seq, now) {
+		l.strikes = 0 // a call granted after the last confirmed throttle got through
+	}
 	wasUnlimited := l.unlimited()
 	switch {
-	case l.unlimited() && !math.IsInf(bound, 1):
-		l.setLimit(now, min(given, l.p.ceil))
-	case l.unlimited() && now.Sub(l.born) < minObserved:
-		// Too soon to tell a rate from what was used: pause, learn nothing.
-	case l.unlimited() || (l.p.learn && newEpisode):
-		l.shrink(now, hold)
-	case given < l.limit && l.p.learn:
-		l.setLimit(now, given)
-	case bound < l.limit*l.g.beta:
-		// Far below a known quota: cut by Decrease and climb back along
-		// the curve, as without a bound; the next throttle tells more.
-		l.wmax, l.limit, l.epoch = l.limit, max(l.p.floor, l.limit*l.g.beta), now
-		l.n.decreases++
-	case bound < l.limit:
-		l.setLimit(now, bound)
+	case l.unlimited():
+		l.firstLimit(now, hold)
+	case l.boundByBedrock(now):
+		// What Bedrock's bucket gave over the last minute, which began and
+		// ended with it empty: the quota, or the share of it other clients
+		// leave.
+		given, span := l.given.Recent(now, windowSpan)
+		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
+		switch {
+		case rate < l.limit*bindingShare:
+			// Bedrock gave less than the limit let through: the quota
+			// (or the share of it other clients leave) is below the
+			// limit. The limit goes a little below the rate, so that it
+			// does not keep the bucket at its edge, by at most Decrease
+			// at a time (a pause longer than a short bucket's burst
+			// loses refill and makes the rate read low), and climbs
+			// back to it in Recovery before it probes past it.
+			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
+			l.measured = l.limit
+			l.epoch = now
+		default:
+			// The limit itself was what held the target back: the
+			// minute says nothing more about the quota.
+			l.hold(now)
+		}
 	default:
-		l.n.resyncs++
+		l.hold(now)
 	}
 	switch {
 	case wasUnlimited && !l.unlimited():
@@ -150,14 +162,83 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// throttle too, must not come back into it.
 		l.writtenOff = l.inflightHold
 	case !l.unlimited():
+		l.learnBurst(hold)
 		l.writtenOff = max(l.level, 0)
 		l.level = min(l.level, 0)
 	}
+	l.peak = l.level
 	l.gen++
-	if newEpisode {
-		l.anchor = syncPoint{at: now, taken: l.taken, level: min(l.level, 0), gen: l.gen}
-	}
+	l.confirmed.Add(now, 1)
+	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
+	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen, seq: l.flight.next}
+	l.strikes++
 	l.pause(now)
+}
+
+// learnBurst lowers the bucket's capacity at a confirmed throttle of a
+// call that held hold tokens, when the Governor's bucket still held more:
+// since its level peaked it fell by peak − level, and Bedrock's, which
+// gave the same and refilled as much, then held less than hold; so at the
+// peak it held less than peak − level + hold. A bucket that holds less than
+// a minute of quota (a shorter burst, or one that started part empty) is
+// thus learned from the first burst it refuses, and the Governor no longer
+// lets the calls that waited out a pause go all at once. The capacity never
+// goes below the target's large calls' hold or minBurst of quota, and is
+// forgotten after burstMemory without a confirmed throttle. l.mu must be
+// held.
+func (l *limiter) learnBurst(hold float64) {
+	if l.level <= hold || l.peak <= l.level {
+		return
+	}
+	c := max(l.peak-l.level+hold, l.bigHold.v, l.limit*minBurst.Minutes())
+	if c < l.capacity() {
+		l.burst = c
+		l.n.bursts++
+	}
+}
+
+// recentRate returns what the bucket gave over the last slowStartSpan, per
+// minute, leaving out the calls granted too recently to have been throttled
+// yet. l.mu must be held.
+func (l *limiter) recentRate(now time.Time) float64 {
+	given, span := l.given.Recent(now, slowStartSpan)
+	given -= l.flight.young(now, l.throttleWait()) // not through the quota check yet
+	span = min(span, now.Sub(l.born))              // the window's slots may start before the target did
+	return 60 * max(given, 0) / max(span.Seconds(), 1)
+}
+
+// hold keeps the limit where it is and restarts its CUBIC curve on the
+// plateau, so that it does not probe upwards while throttles come; a limit
+// that has grown past the last rate measured over a minute goes back to it.
+// l.mu must be held.
+func (l *limiter) hold(now time.Time) {
+	switch {
+	case l.unlimited():
+	case l.measured > 0 && l.limit > l.measured:
+		// The CUBIC curve probed past the last measured rate and found
+		// the bucket empty: back to the rate, climbing to it again
+		// before probing.
+		l.setLimit(now, l.measured)
+		l.epoch = now
+		return
+	default:
+		l.wmax = l.limit
+		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
+	}
+	l.n.resyncs++
+}
+
+// boundByBedrock reports whether Bedrock, not the target's own demand or
+// limit, held the target back over the last windowSpan, at the confirmed
+// throttle now: another was confirmed in its older half (Bedrock's bucket
+// was empty then too, and could not fill up and overflow in between), and
+// more were confirmed over it than cleared as noise (the few confirmed
+// among many noise throttles may be noise too, and their pauses make the
+// minute read low). l.mu must be held.
+func (l *limiter) boundByBedrock(now time.Time) bool {
+	newer, _ := l.confirmed.Recent(now, windowSpan/2)
+	total := l.confirmed.Sum(now)
+	return total-newer >= 1 && total+1 > l.noisy.Sum(now)
 }
 
 // setLimit sets a limit found from a bound, and starts its CUBIC curve on
@@ -172,31 +253,38 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 	l.n.decreases++
 }
 
-// shrink cuts the limit at a throttle without a bound (the first of an
-// episode) of a target whose quota is unknown or learning. l.mu must be held.
-func (l *limiter) shrink(now time.Time, hold float64) {
-	// Wmax is the limit that was just found too high. While the limit is
-	// still unknown, it is the rate the target was used at: what it used
-	// over the last minute plus the throttled call's hold (Bedrock could not
-	// give that much in a minute), per minute. (Without the hold, one
-	// throttle of a lone call on an idle target would set the limit to the
-	// floor, far below any call it ever served.) A learned limit far above
-	// what was used when Bedrock said no (the first, extrapolated one, say)
-	// comes down to that use at once, as the AWS SDK's adaptive mode takes
-	// the smaller of its rate and the measured one.
-	w := min(l.limit, max(l.observedRate(now, hold), l.p.floor), l.p.ceil)
-	if l.unlimited() {
-		l.level = 0
-	}
-	l.wmax = w
-	l.limit = max(l.p.floor, w*l.g.beta)
-	l.epoch = now
-	l.n.decreases++
+// lifetimeRate returns what the target took from the bucket since it was
+// first seen, plus hold, over a minute plus that time: the quota is at
+// least that if the bucket held at most a minute of quota. l.mu must be
+// held.
+func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
+	return (l.taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
 }
 
-// pause stops admissions for a jittered cool-down. l.mu must be held.
+// firstLimit sets the first limit of a target whose quota is unknown, at
+// its first confirmed throttle, and starts slow start (see grow). What the
+// target took since it was first seen came from Bedrock's bucket as it was
+// then (a minute of quota at most, if it started full) and from a refill of
+// Q/60 a second: Q ≥ taken ÷ (1 minute + age), the throttled call's hold
+// counted in (without it, one throttle of a lone call on an idle target
+// would set the limit below any call it ever served). Extrapolating the use
+// to a minute instead reads the burst a full bucket allows as a rate, many
+// times the quota. For a target watched long, used now and then, the limit
+// is low; slow start brings it up. l.mu must be held.
+func (l *limiter) firstLimit(now time.Time, hold float64) {
+	l.setLimit(now, min(max(l.lifetimeRate(now, hold), l.p.floor), l.p.ceil))
+	l.slow = true
+}
+
+// pause stops admissions for a jittered cool-down after the second
+// confirmed throttle in a row, doubling with each further one (see react). The first only empties the
+// bucket: the calls after it then go at the pace of the refill. l.mu must
+// be held.
 func (l *limiter) pause(now time.Time) {
-	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
+	if l.strikes < 2 {
+		return
+	}
+	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()) * float64(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings)))
 	l.pausedUntil = now.Add(pause)
 	// Every waiter looks again: the head at its new time, the others at
 	// whether their deadline can still be met.

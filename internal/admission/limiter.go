@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"github.com/keel-run/keel/internal/window"
 	"math"
 	"sync"
 	"time"
@@ -35,18 +36,25 @@ type limiter struct {
 
 	inflight     int
 	inflightHold float64
-	flight       flight // the calls in flight's grant times
-	reserved     window // tokens granted
-	settled      window // tokens settled
-	offered      window // what the calls asking for admission would hold
+	flight       flight               // the calls in flight's grant times
+	reserved     window.Ring[float64] // tokens granted
+	settled      window.Ring[float64] // tokens settled
+	offered      window.Ring[float64] // what the calls asking for admission would hold
+	given        window.Ring[float64] // changes of taken: what Bedrock's bucket gave
+	confirmed    window.Ring[float64] // confirmed throttles
+	noisy        window.Ring[float64] // throttles cleared as noise
 
 	// taken counts what Bedrock's bucket has given the target: holds
 	// granted, less what came back (refunds, throttled and cancelled
-	// calls), plus debits. Its change since a throttle episode's anchor
+	// calls), plus debits. Its change since a confirmed throttle (a sync point)
 	// bounds the quota at the next throttle (see bound).
 	taken      float64
-	writtenOff float64 // what the last fresh throttle took out of the bucket
-	anchor     syncPoint
+	writtenOff float64   // what the last fresh throttle took out of the bucket
+	sync       syncPoint // the last confirmed throttle
+	strikes    int       // confirmed throttles since a call got through
+	slow       bool      // the limit grows by slow start (see grow)
+	measured   float64   // the limit last set from a minute's rate; 0: none
+	lastGrant  time.Time // when the last call was granted
 	lastThrott time.Time // the last fresh throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
@@ -54,7 +62,11 @@ type limiter struct {
 	// large the target's large calls are (see bounds and judged). quick is
 	// a low quantile of the durations (about the time to a first token);
 	// perTok a high quantile of the seconds per output token beyond it.
-	reply, quick, perTok, bigHold quantile
+	// throttleLat is a high quantile of the throttles' round trips (grant
+	// to throttle).
+	reply, quick, perTok, bigHold, throttleLat quantile
+
+	suspicion suspicion // an unconfirmed throttle (see suspect)
 
 	queues [numClasses]fifo
 	streak int     // Interactive grants in a row while Batch waited
@@ -64,8 +76,8 @@ type limiter struct {
 }
 
 type counters struct {
-	settled, cancelled, throttles, decreases, resyncs, tooLarge int64
-	class                                                       [numClasses]ClassStats
+	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, bursts int64
+	class                                                                      [numClasses]ClassStats
 }
 
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
@@ -74,7 +86,10 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		bucket: newBucket(now, p.limit, p.rpm, 0),
 		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
-		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile)}
+		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile),
+		throttleLat: newQuantile(replyQuantile),
+		reserved:    newWindow(), settled: newWindow(), offered: newWindow(), given: newWindow(),
+		confirmed: newWindow(), noisy: newWindow()}
 	if !math.IsInf(p.limit, 1) {
 		l.level = p.limit
 		// Start on the CUBIC plateau: the limit holds, and a learning
@@ -98,10 +113,13 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.reserve(hold)
 	l.inflight++
 	l.inflightHold += hold
+	l.lastGrant = now
+	taken := l.taken
 	l.taken += hold
-	l.reserved.add(now, hold)
-	seq := l.flight.push(now)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
+	l.given.Add(now, hold)
+	l.reserved.Add(now, hold)
+	seq := l.flight.push(now, hold)
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -121,12 +139,17 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost)
+	l.settledAfter(t.seq)
+	if t.gen == l.gen {
+		l.strikes = 0 // granted since the last confirmed throttle, and got through
+	}
 	l.taken -= t.hold - cost
-	l.settled.add(now, cost)
+	l.given.Add(now, cost-t.hold)
+	l.settled.Add(now, cost)
 	l.n.settled++
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
-	l.grow(now)
+	l.grow(now, cost)
 	l.dispatch(now, true)
 }
 
@@ -166,11 +189,12 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 		refund -= w
 	}
 	l.end(t, refund)
-	// Bedrock took nothing for it. (A call granted before the episode's
-	// anchor was counted in the anchor's taken too.)
+	// Bedrock took nothing for it. (A call granted before the last
+	// confirmed throttle was counted in its sync point's taken too.)
 	l.taken -= t.hold
-	if t.gen < l.anchor.gen {
-		l.anchor.taken -= t.hold
+	l.given.Add(now, -t.hold)
+	if t.gen < l.sync.gen {
+		l.sync.taken -= t.hold
 	}
 	l.giveRequest()
 }

@@ -36,13 +36,13 @@ func (c Class) String() string {
 type Target = bedrock.Target
 
 // Quota is what is known about one target's quotas. The zero Quota means
-// "unknown": tokens are not limited until Bedrock first throttles the
-// target, and from then on the limit is learned (a throttle in the first
-// seconds of watching the target only pauses it: too soon to tell a rate).
+// "unknown": tokens are not limited until Bedrock throttles the target (a
+// throttle confirmed by a second, see Ticket.Throttled), and from then on
+// the limit is learned.
 type Quota struct {
 	// TokensPerMinute is the target's tokens-per-minute quota. When Learn is
-	// false it is known: the limit starts there, shrinks after a throttle
-	// and grows back, never above it. When Learn is true it is a first guess
+	// false it is known: the limit starts there, comes down when a minute
+	// of throttles shows Bedrock gives less, and grows back, never above it. When Learn is true it is a first guess
 	// the limit may grow past. Zero: unknown (see Quota).
 	TokensPerMinute int
 	// RequestsPerMinute is the target's requests-per-minute quota. Zero:

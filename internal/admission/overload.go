@@ -63,7 +63,7 @@ func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
 // it holds, where the mean of the calls' ratios would count it as a small
 // call's near 1, and overstate the load).
 func (l *limiter) offeredRate(now time.Time) (float64, time.Duration) {
-	sum, span := l.offered.recent(now, overloadSpan)
+	sum, span := l.offered.Recent(now, overloadSpan)
 	span = min(span, now.Sub(l.born))
 	if span <= 0 {
 		return 0, 0
@@ -76,8 +76,8 @@ func (l *limiter) offeredRate(now time.Time) (float64, time.Duration) {
 // the calls still in flight are left out. Before any has ended, the
 // running mean of the calls' ratios.
 func (l *limiter) settledPerHeld(now time.Time) float64 {
-	settled := l.settled.sum(now)
-	held := l.reserved.sum(now) - l.inflightHold
+	settled := l.settled.Sum(now)
+	held := l.reserved.Sum(now) - l.inflightHold
 	if settled <= 0 || held <= 0 {
 		return l.settleFrac
 	}

@@ -97,7 +97,7 @@ func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
 	}
 	if !l.unlimited() {
 		refund := l.inflightHold * (1 - l.settleFrac)
-		if deficit := sameT + otherT + min(w.judge, l.limit) - l.level - refund; deficit > 0 {
+		if deficit := sameT + otherT + min(w.judge, l.capacity()) - l.level - refund; deficit > 0 {
 			at = later(at, now, deficit/(l.limit/60))
 		}
 	}

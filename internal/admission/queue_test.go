@@ -125,9 +125,13 @@ func TestQueueTarget(t *testing.T) {
 				clk.Advance(10 * time.Second)
 			}
 			if tt.thrott {
-				// Bedrock's bucket was spent: the first call is throttled
-				// and the bucket emptied to match, with a cool-down.
-				throttle(t, g, haiku, Estimate{MaxTokens: 60000})
+				// Bedrock's bucket was spent: the first two calls are
+				// throttled, which confirms a quota signal, and the bucket
+				// is emptied to match.
+				a := mustTry(t, g, haiku, Estimate{MaxTokens: 30000})
+				b := mustTry(t, g, haiku, Estimate{MaxTokens: 30000})
+				a.Throttled()
+				b.Throttled()
 				clk.Advance(100 * time.Millisecond)
 			} else {
 				spend(t, g, haiku, 60000) // a minute of quota asked at once: 6x over 10 s, 6.4x with the two calls below
@@ -191,9 +195,9 @@ func TestQueueTarget(t *testing.T) {
 // from now, and says what time they cover (the current slot only partly).
 func TestWindowRecent(t *testing.T) {
 	base := t0.Truncate(slotLen) // a slot boundary
-	var w window
+	w := newWindow()
 	for i, v := range []float64{1, 2, 4, 8} { // one value per 5 s slot: at 0, 5, 10, 15 s
-		w.add(base.Add(time.Duration(i)*slotLen), v)
+		w.Add(base.Add(time.Duration(i)*slotLen), v)
 	}
 	tests := []struct {
 		name     string
@@ -211,12 +215,12 @@ func TestWindowRecent(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := w // each case from the same state
-			sum, covering := w.recent(base.Add(tt.now), tt.d)
+			sum, covering := w.Recent(base.Add(tt.now), tt.d)
 			if sum != tt.sum || covering != tt.covering {
 				t.Errorf("recent = %v over %v, want %v over %v", sum, covering, tt.sum, tt.covering)
 			}
-			if tt.d >= time.Minute && w.sum(base.Add(tt.now)) != tt.sum {
-				t.Errorf("sum = %v, want %v", w.sum(base.Add(tt.now)), tt.sum)
+			if tt.d >= time.Minute && w.Sum(base.Add(tt.now)) != tt.sum {
+				t.Errorf("sum = %v, want %v", w.Sum(base.Add(tt.now)), tt.sum)
 			}
 		})
 	}

@@ -35,6 +35,9 @@ type simConfig struct {
 	duration time.Duration
 	warmup   time.Duration // excluded from the utilisation figure
 	seed     uint64
+	noise    float64      // share of attempts throttled whatever the quota holds
+	small    bool         // small calls (see workload)
+	shape    *quota.Shape // the upstream bucket's shape; nil: a full minute, starting full
 }
 
 type simResult struct {
@@ -43,6 +46,7 @@ type simResult struct {
 	settledShare       float64 // tokens settled upstream per minute / quota, after the warm-up
 	lastUtilisation    float64 // the same over the last third of the run
 	sent, throttled    int     // upstream attempts and throttles
+	noise              int     // throttles drawn as noise
 	lastSent, lastThr  int     // the same over the last third
 	calls, done        int
 	expired, tooLarge  [numClasses]int
@@ -51,6 +55,7 @@ type simResult struct {
 	expiredWaited      [numClasses][]time.Duration // how long the others waited
 	waits              [numClasses][]time.Duration
 	finalLimit         int64
+	finalStats         Stats
 	requests           int
 	admittedPerMinute  float64
 	holdsInFlightAtEnd int64
@@ -79,8 +84,16 @@ func (r simRequest) cost() float64 { return float64(r.actualIn + 5*r.out) }
 
 // workload draws a Poisson stream of mixed requests offering offered × quota
 // settled tokens a minute.
-func workload(rng *rand.Rand, quotaTPM int, offered float64, d time.Duration) []simRequest {
+func workload(rng *rand.Rand, quotaTPM int, offered float64, d time.Duration, small bool) []simRequest {
 	draw := func() simRequest {
+		if small {
+			// A batch's calls: 50–2,000 words of prompt, max tokens 1024.
+			r := simRequest{bodyBytes: 250 + rng.IntN(9750), maxTokens: 1024}
+			r.actualIn = int(float64(r.bodyBytes) / 4 * 1.3 * (0.9 + 0.2*rng.Float64()))
+			r.out = 50 + rng.IntN(975)
+			r.class = Batch
+			return r
+		}
 		r := simRequest{bodyBytes: 2000 + rng.IntN(30000)}
 		// The real tokenizer counts 1.3 tokens per 4 bytes, ±10%.
 		r.actualIn = int(float64(r.bodyBytes) / 4 * 1.3 * (0.9 + 0.2*rng.Float64()))
@@ -125,7 +138,7 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 	var res simResult
 	synctest.Test(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(cfg.seed, 1))
-		reqs := workload(rng, cfg.quota, cfg.offered, cfg.duration)
+		reqs := workload(rng, cfg.quota, cfg.offered, cfg.duration, cfg.small)
 		var offered float64
 		for _, r := range reqs {
 			offered += r.cost()
@@ -133,7 +146,8 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 		res.offered = offered / cfg.duration.Minutes() / float64(cfg.quota)
 		res.requests = len(reqs)
 
-		meter := quota.NewMeter(nil, quota.Table{{Model: "*", Region: "*", Limits: quota.Limits{TokensPerMinute: int64(cfg.quota)}}})
+		meter := quota.NewMeter(nil, quota.Table{{Model: "*", Region: "*", Limits: quota.Limits{TokensPerMinute: int64(cfg.quota), Shape: cfg.shape}}})
+		noise := rand.New(rand.NewPCG(cfg.seed, 3))
 		o := cfg.gov
 		var rmu sync.Mutex
 		jitter := rand.New(rand.NewPCG(cfg.seed, 2))
@@ -177,6 +191,7 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 			settled2 = settledNow()
 			st, _ := g.Stats(tg)
 			res.finalLimit = st.Limit
+			res.finalStats = st
 			res.holdsInFlightAtEnd = st.InFlightTokens
 		}()
 		res.perMinute = make([]minute, int(cfg.duration/time.Minute))
@@ -241,8 +256,14 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 					}
 					sentAt := time.Now()
 					mu.Lock()
-					rej := meter.Admit(quota.AdmitRequest{Model: tg.Model, Region: tg.Region, Operation: "converse",
-						InputTokens: r.actualIn, MaxTokens: maxTok})
+					var rej *quota.Rejection
+					if cfg.noise > 0 && noise.Float64() < cfg.noise {
+						rej = &quota.Rejection{}
+						res.noise++
+					} else {
+						rej = meter.Admit(quota.AdmitRequest{Model: tg.Model, Region: tg.Region, Operation: "converse",
+							InputTokens: r.actualIn, MaxTokens: maxTok})
+					}
 					if rej == nil {
 						reserved += int64(r.actualIn + maxTok)
 					}
@@ -352,7 +373,8 @@ func (r simResult) log(t *testing.T) {
 		fmt.Fprintf(&b, " %d:%.0f%%/%d", i+1, 100*m.util, m.thr)
 	}
 	t.Logf("  per minute (quota used/throttles):%s", b.String())
-	t.Logf("  final limit %d tokens/min", r.finalLimit)
+	t.Logf("  final limit %d tokens/min; governor: %d throttles, %d decreases, %d resyncs, %d taken for noise",
+		r.finalLimit, r.finalStats.Throttles, r.finalStats.Decreases, r.finalStats.Resyncs, r.finalStats.Noise)
 }
 
 type simCase struct {

@@ -13,10 +13,10 @@ func (l *limiter) stats() Stats {
 	offered, _ := l.offeredRate(now)
 	s := Stats{Target: l.target, Model: l.model, Floor: int64(l.p.floor), Learning: l.p.learn,
 		RequestsPerMinute: int64(l.rpm), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
-		ReservedPerMinute: int64(l.reserved.sum(now)), SettledPerMinute: int64(l.settled.sum(now)),
+		ReservedPerMinute: int64(l.reserved.Sum(now)), SettledPerMinute: int64(l.settled.Sum(now)),
 		OfferedPerMinute: int64(offered),
 		InputRatio:       l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
-		Decreases: l.n.decreases, Resyncs: l.n.resyncs, TooLarge: l.n.tooLarge, Classes: l.n.class,
+		Decreases: l.n.decreases, Resyncs: l.n.resyncs, Noise: l.n.noise, TooLarge: l.n.tooLarge, Classes: l.n.class,
 		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
 	if !l.unlimited() {
 		s.Limit = int64(math.Round(l.limit))
@@ -70,10 +70,12 @@ type Stats struct {
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64
 	// Settled, Cancelled and Throttles count Tickets ended each way;
-	// Decreases counts the throttles that set or lowered the limit, Resyncs
-	// those that only emptied the bucket (a known quota's first of an
-	// episode, or one whose bound was above the limit).
+	// Decreases counts the confirmed throttles that set or lowered the
+	// limit, Resyncs those that only emptied the bucket.
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
+	// Noise counts throttles taken for noise rather than a quota signal:
+	// calls granted after them got through.
+	Noise int64
 	// ReplyTime is the time the target's replies take (the 95th percentile
 	// of its attempts, admission to settlement, or the age of its calls in
 	// flight while they show it is more) that Admit keeps before a call's

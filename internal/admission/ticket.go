@@ -27,6 +27,7 @@ type Ticket struct {
 	gen    uint64    // the limiter's throttle generation when admitted
 	seq    uint64    // its place in the limiter's flight
 	at     time.Time // when it was granted
+	taken  float64   // the limiter's taken before it was granted
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate
@@ -72,10 +73,11 @@ func (t *Ticket) Cancel() {
 }
 
 // Throttled ends the Ticket of a call Bedrock throttled: everything it held
-// goes back (Bedrock reserved nothing), and the target is paused for a short,
-// jittered cool-down while its limit shrinks. Only the first throttle of
-// calls admitted before a shrink shrinks the limit; the others, which were
-// sent at the same old rate, are counted but change nothing.
+// goes back (Bedrock reserved nothing). A throttle confirmed by one of a
+// call granted after it empties the target's bucket and may pause it and
+// set its limit (see the package doc); throttles of calls granted before the
+// last confirmed one were sent before the Governor knew, and are counted
+// but change nothing.
 func (t *Ticket) Throttled() {
 	if l := t.l; l != nil {
 		t.l = nil

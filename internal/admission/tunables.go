@@ -77,17 +77,62 @@ const (
 
 // The limit learner (learn.go).
 const (
-	// minObserved is how long the Governor watches a target with an
-	// unknown quota before a throttle teaches it a limit; a throttle before
-	// that only pauses the target, since what it used says nothing yet
-	// about a rate.
-	minObserved = time.Second
-	// episodeGap is how long after a throttle the next one still belongs to
-	// the same episode, whose anchor bounds the quota: less than the minute
-	// Bedrock's bucket needs to fill (and lose refill to overflow, which
-	// would break the bound), leaving room for a call of a sixth of the
-	// quota.
-	episodeGap = 50 * time.Second
+	// windowSpan is the time over which what Bedrock's bucket gave is
+	// taken for the quota, between two confirmed throttles: a minute, the
+	// quota's own period, so that one call's hold weighs little.
+	windowSpan = time.Minute
+	// maxPauseDoublings bounds the doubling of the pause after confirmed
+	// throttles in a row: 2^5 × CoolDown (32 s by default) reaches a bucket
+	// that refills once a minute within a few throttles.
+	maxPauseDoublings = 5
+	// slowStartGain is what each call that gets through adds to a first
+	// limit, times what it cost, until the next confirmed throttle: the
+	// limit doubles every 3 s while calls keep up with it, so a first
+	// limit learned from a spent bucket (a process resumed after another
+	// used the quota up) reaches the quota from a hundredth of it in
+	// about 20 s.
+	slowStartGain = 20
+	// probeEvery is how long a learning target with nothing in flight
+	// waits at most before it sends a call whatever its bucket holds: a
+	// second, so that a limit learned far too low cannot stall a run.
+	probeEvery = time.Second
+	// learnedShare is the share of the rate Bedrock gave over a bound
+	// minute that a learning limit is set to: the rate is measured to a
+	// few percent, and a limit at it to the percent keeps Bedrock's bucket
+	// at its edge, throttling a few calls a minute.
+	learnedShare = 0.97
+	// bindingShare is how much of its limit a target must have been given
+	// over a bound minute for the limit, not the quota, to be what held
+	// it back: below it, Bedrock gave less than the limit let through.
+	bindingShare = 0.95
+	// slowStartSpan is how far back slow start looks at what the target
+	// used: a short span, so that its cap follows a limit that doubles
+	// every few seconds.
+	slowStartSpan = 10 * time.Second
+	// minBurst is the least capacity, in time of quota, a learned burst
+	// goes down to: a second, the shortest burst the emulator plays.
+	minBurst = time.Second
+	// burstMemory is how long a learned burst is kept without a confirmed
+	// throttle: after that the bucket holds a minute of quota again.
+	burstMemory = 5 * time.Minute
+	// minRaiseSpan is how long after a confirmed throttle a call that got
+	// through may raise the limit: over a shorter time one call's hold
+	// weighs too much in the rate it proves.
+	minRaiseSpan = 5 * time.Second
+)
+
+// Telling noise throttles from quota signals (suspect.go).
+const (
+	// confirmPasses is how many calls granted after a suspect throttle
+	// must get through to clear it: with a share p of noise throttles, a
+	// noise throttle is taken for a quota signal with probability
+	// 1-(1-p)^confirmPasses (9 % at p = 3 %).
+	confirmPasses = 3
+	// throttleMargin and throttleSlack turn the 95th percentile of the
+	// throttles' round trips into the time after which a call in flight
+	// has got through Bedrock's quota check.
+	throttleMargin = 1.5
+	throttleSlack  = 50 * time.Millisecond
 )
 
 // Windows and calls in flight (window.go).
@@ -95,6 +140,8 @@ const (
 	// slotLen is a window's slot: twelve of them make the minute that
 	// rates are read over.
 	slotLen = 5 * time.Second
+	// windowSlots is how many slots make a window's minute.
+	windowSlots = 12
 	// flightHorizon is how long a call stays in a flight: one in flight
 	// longer is taken for a leaked Ticket (never settled) rather than a slow
 	// reply, so that it cannot keep every later call's slot, nor set the
@@ -112,9 +159,11 @@ const (
 	// from [CoolDown/2, 3×CoolDown/2): long enough for the calls in transit
 	// to come back, short against a minute of quota.
 	DefaultCoolDown = time.Second
-	// DefaultRecovery is the time a shrunk limit takes to grow back to where
-	// it was when the throttle came: half the bucket's minute.
-	DefaultRecovery = 30 * time.Second
+	// DefaultRecovery is the time a limit takes to grow back to where it
+	// was when it was last cut, and then how slowly it probes past it: a
+	// minute, the quota's period, so that a limit learned from a minute of
+	// what Bedrock gave is probed gently.
+	DefaultRecovery = time.Minute
 	// DefaultDecrease is the share of the limit kept after a throttle, as in
 	// the AWS SDK's adaptive retry mode (its beta).
 	DefaultDecrease = 0.7

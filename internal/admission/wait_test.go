@@ -36,8 +36,10 @@ func TestFailsAtOnceWhenTheWaitWouldCrossTheDeadline(t *testing.T) {
 		// An interactive call counts one batch call per BatchEvery interactive calls ahead: none here.
 		{name: "interactive passes queued batch calls", est: Estimate{MaxTokens: 10000}, class: Interactive,
 			deadline: 9 * time.Second, wait: 10 * time.Second, ahead: 1, setup: queue(Estimate{MaxTokens: 20000}, Batch)},
+		// The second confirmed throttle in a row pauses (the first only
+		// empties the bucket).
 		{name: "the pause after a throttle counts", est: Estimate{MaxTokens: 1}, deadline: 500 * time.Millisecond, wait: time.Second,
-			setup: func(t *testing.T, g *Governor) func() { g.Throttled(haiku); return func() {} }},
+			setup: func(t *testing.T, g *Governor) func() { g.Throttled(haiku); g.Throttled(haiku); return func() {} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, bubble(func(t *testing.T) {

@@ -32,7 +32,7 @@ func TestFlight(t *testing.T) {
 			var f flight
 			var seqs []uint64
 			for _, s := range tt.grant {
-				seqs = append(seqs, f.push(at(s)))
+				seqs = append(seqs, f.push(at(s), 1))
 			}
 			for _, i := range tt.end {
 				f.end(seqs[i])
@@ -57,7 +57,7 @@ func TestFlightReuses(t *testing.T) {
 	now := t0
 	step := func() {
 		now = now.Add(time.Millisecond)
-		live = append(live, f.push(now))
+		live = append(live, f.push(now, 1))
 		if len(live) > 50 {
 			// End one from the middle and the oldest.
 			f.end(live[25])
@@ -79,6 +79,33 @@ func TestFlightReuses(t *testing.T) {
 		got, ok := f.oldest(k, now)
 		if want := t0.Add(time.Duration(live[k-1]+1) * time.Millisecond); !ok || !got.Equal(want) {
 			t.Errorf("oldest(%d) = %v, %v; want %v", k, got, ok, want)
+		}
+	}
+}
+
+// TestFlightYoung: young sums the holds of the calls in flight granted
+// less than d ago, ended calls left out.
+func TestFlightYoung(t *testing.T) {
+	var f flight
+	t0 := time.Unix(1000, 0)
+	seqs := make([]uint64, 4)
+	for i, h := range []float64{100, 200, 400, 800} { // granted at 0, 1, 2, 3 s
+		seqs[i] = f.push(t0.Add(time.Duration(i)*time.Second), h)
+	}
+	f.end(seqs[2])
+	tests := []struct {
+		d    time.Duration
+		want float64
+	}{
+		{d: 500 * time.Millisecond, want: 0},
+		{d: 1500 * time.Millisecond, want: 800},
+		{d: 2500 * time.Millisecond, want: 800}, // the 400 ended
+		{d: 3500 * time.Millisecond, want: 1000},
+		{d: time.Hour, want: 1100},
+	}
+	for _, tt := range tests {
+		if got := f.young(t0.Add(3500*time.Millisecond), tt.d); got != tt.want {
+			t.Errorf("young(%v) = %v, want %v", tt.d, got, tt.want)
 		}
 	}
 }

@@ -1,0 +1,91 @@
+package admission
+
+import (
+	"time"
+
+	"github.com/keel-run/keel/internal/window"
+)
+
+// newWindow returns a window of the last minute in twelve slots of slotLen,
+// aligned to the Unix epoch.
+func newWindow() window.Ring[float64] {
+	return window.New[float64](windowSlots, slotLen, time.Unix(0, 0))
+}
+
+// flight holds the grant times and holds of a target's calls in flight,
+// oldest first, so that the age of its slow calls, and what its youngest
+// calls hold, can be read. Calls are granted in time
+// order and end in any order: an ended call's slot is cleared, and cleared
+// slots at the front are dropped. It reuses its array, so tracking a call
+// allocates nothing once the array has grown to the calls in flight.
+type flight struct {
+	at   []time.Time // from the call with seq base; zero: ended
+	hold []float64   // the calls' holds, alongside at
+	head int         // at[head] is the oldest slot kept
+	base uint64      // seq of at[head]
+	next uint64      // seq of the next call
+}
+
+// push adds a call granted at t (not before the last one) holding hold
+// tokens, and returns its seq.
+func (f *flight) push(t time.Time, hold float64) uint64 {
+	for f.head < len(f.at) && (f.at[f.head].IsZero() || t.Sub(f.at[f.head]) > flightHorizon) {
+		f.head++
+		f.base++
+	}
+	if f.head > 0 && f.head >= len(f.at)/2 {
+		n := copy(f.at, f.at[f.head:])
+		copy(f.hold, f.hold[f.head:])
+		f.at, f.hold = f.at[:n], f.hold[:n]
+		f.head = 0
+	}
+	f.at = append(f.at, t)
+	f.hold = append(f.hold, hold)
+	seq := f.next
+	f.next++
+	return seq
+}
+
+// end clears the slot of the call seq.
+func (f *flight) end(seq uint64) {
+	if seq < f.base || seq >= f.next {
+		return
+	}
+	f.at[f.head+int(seq-f.base)] = time.Time{}
+	for f.head < len(f.at) && f.at[f.head].IsZero() {
+		f.head++
+		f.base++
+	}
+}
+
+// young returns what the calls in flight granted less than d before now
+// hold.
+func (f *flight) young(now time.Time, d time.Duration) float64 {
+	var sum float64
+	for i := len(f.at) - 1; i >= f.head; i-- {
+		t := f.at[i]
+		if t.IsZero() {
+			continue
+		}
+		if now.Sub(t) >= d {
+			break // granted in time order: the older ones are older
+		}
+		sum += f.hold[i]
+	}
+	return sum
+}
+
+// oldest returns the grant time of the k-th oldest call in flight at now
+// (k ≥ 1), false when fewer than k are. Calls past flightHorizon do not
+// count.
+func (f *flight) oldest(k int, now time.Time) (time.Time, bool) {
+	for _, t := range f.at[f.head:] {
+		if t.IsZero() || now.Sub(t) > flightHorizon {
+			continue
+		}
+		if k--; k == 0 {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}

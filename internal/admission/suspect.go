@@ -1,0 +1,107 @@
+package admission
+
+import "time"
+
+// A throttle is read as a quota signal only once a second call confirms it.
+// Bedrock also throttles for reasons that have nothing to do with the
+// client's rate (a few percent of calls, whatever their pace); read as quota
+// signals, such throttles would empty the bucket, pause the target and cut
+// its limit each time. A throttle of a call whose bucket really ran dry is
+// followed by more: the calls granted after it find the bucket as dry. So
+// the first fresh throttle only raises a suspicion; a throttle of a call
+// granted after the suspect confirms it (and the Governor reacts as to a
+// quota signal), and confirmPasses calls granted after the suspect that got
+// through clear it (a noise throttle, counted in Stats.Noise).
+//
+// A call got through when it settled, or when it has been in flight for
+// longer than throttles take to come back (see throttleWait): Bedrock
+// throttles a call before it runs the model, so a call still in flight
+// then was reserved its tokens.
+type suspicion struct {
+	active  bool
+	seq     uint64 // the throttled call's place in flight
+	settled int    // calls granted after it that have settled
+}
+
+// suspect records a throttle of the call seq (fresh: granted since the
+// last confirmed throttle or suspicion), and reports whether it confirms a
+// suspicion (a quota signal). A new suspicion empties the bucket, as
+// Bedrock's may be: the calls granted after it then go at the pace of the
+// refill, so that a real quota signal is confirmed by one more throttle
+// rather than by every call sent meanwhile, and a noise throttle is
+// cleared by calls that would have gone anyway. l.mu must be held.
+func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
+	s := &l.suspicion
+	if s.active && l.passed(now) >= confirmPasses {
+		l.n.noise++
+		l.noisy.Add(now, 1)
+		*s = suspicion{}
+	}
+	switch {
+	case s.active && seq > s.seq:
+		*s = suspicion{}
+		return true
+	case !s.active && fresh:
+		*s = suspicion{active: true, seq: seq}
+	}
+	// Otherwise a call granted before the suspect, throttled after it
+	// (the suspect stands), or one sent before the last confirmed throttle.
+	return false
+}
+
+// passed counts the calls granted after the suspect that got through, up
+// to confirmPasses. l.mu must be held.
+func (l *limiter) passed(now time.Time) int {
+	s := &l.suspicion
+	n := s.settled
+	wait := l.throttleWait()
+	f := &l.flight
+	i := f.head
+	if s.seq >= f.base {
+		i += int(s.seq-f.base) + 1
+	}
+	for ; i < len(f.at) && n < confirmPasses; i++ {
+		at := f.at[i]
+		if at.IsZero() {
+			continue
+		}
+		if now.Sub(at) < wait {
+			break // granted in time order: the later ones are younger
+		}
+		n++
+	}
+	return n
+}
+
+// settledAfter counts a settled call toward clearing the suspicion when it
+// was granted after the suspect. l.mu must be held.
+func (l *limiter) settledAfter(seq uint64) {
+	if s := &l.suspicion; s.active && seq > s.seq {
+		s.settled++
+	}
+}
+
+// throttleWait returns how long a call must have been in flight to have got
+// past Bedrock's quota check: a margin over the time the target's throttles
+// take to come back.
+func (l *limiter) throttleWait() time.Duration {
+	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
+}
+
+// passedSince reports whether a call granted at or after flight seq seq has
+// been in flight longer than a throttle takes to come back (see passed).
+// l.mu must be held.
+func (l *limiter) passedSince(seq uint64, now time.Time) bool {
+	f := &l.flight
+	i := f.head
+	if seq > f.base {
+		i += int(seq - f.base)
+	}
+	wait := l.throttleWait()
+	for ; i < len(f.at); i++ {
+		if at := f.at[i]; !at.IsZero() {
+			return now.Sub(at) >= wait
+		}
+	}
+	return false
+}
