@@ -19,7 +19,11 @@
 // the deadline) once the engine's retries are used up go back into the
 // queue (a few times, with a growing wait) rather than failing; records
 // that fail for good are parked in the dead-letter queue (package dlq) and
-// written to the results file with their catalog code.
+// written to the results file with their catalog code. A record whose call
+// ended at an open circuit breaker is not requeued: it and the other
+// records to its model wait until the breaker lets calls through (its
+// probe time), without spending their requeue allowance; Stop ends the
+// wait at once.
 //
 // A failure about the target rather than the record (no such model, no
 // access to it) would fail every record: until a model has answered, at most

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
@@ -78,10 +79,12 @@ type Options struct {
 	// Progress shows the progress; nil shows nothing.
 	Progress *Progress
 	// MaxRequeues bounds how often a record whose failure is retryable
-	// (throttling, 5xx, timeouts, broken connections) or whose every
-	// target's breaker was open goes back into the queue once the engine's
-	// retries are used up; past it the record fails for good. Zero means 8,
-	// negative means never requeue.
+	// (throttling, 5xx, timeouts, broken connections) goes back into the
+	// queue once the engine's retries are used up; past it the record fails
+	// for good. Zero means 8, negative means never requeue. A record whose
+	// call ended at an open circuit breaker is not requeued this way: it
+	// waits, with the other records to its model, until the breaker lets a
+	// call through, and that wait does not count (see maxCircuitWait).
 	MaxRequeues int
 	// RequeueBase and RequeueCap bound the wait before a requeued record is
 	// sent again: for its n-th requeue, between half and all of
@@ -110,6 +113,9 @@ type Summary struct {
 	// Sent counts calls this run made (a requeued record counts again).
 	Sent     int
 	Requeued int
+	// CircuitWaits counts the times a record's call ended at an open (or
+	// busy half-open) circuit breaker and the record waited for it.
+	CircuitWaits int
 	// Cut is how many bytes of unfinished tail were cut off the results
 	// file when resuming (lines written but not checkpointed before a crash).
 	Cut          int64
@@ -262,8 +268,13 @@ type runner struct {
 	guard     *targetGuard
 	requeues  []int       // per record index; touched by the dispatcher only
 	firstSent []time.Time // per record index; written by the dispatcher before the record's first send
-	sent      atomic.Int64
-	requeued  atomic.Int64
+	// circuitSince holds, per model, when its records began to wait for
+	// an open breaker: the first refusal since the model's last success.
+	cmu          sync.Mutex
+	circuitSince map[string]time.Time
+	sent         atomic.Int64
+	requeued     atomic.Int64
+	circuitWaits atomic.Int64
 }
 
 // open starts a new run or checks that the state file belongs to this one.
@@ -314,6 +325,10 @@ func (r *runner) open() error {
 type event struct {
 	idx     int
 	requeue bool // put it back, after a wait
+	// until, when not zero, is when the breaker that ended the record's
+	// call may let a call through: the record, and the others to its
+	// model, wait until then; its requeue allowance is not spent.
+	until time.Time
 }
 
 // delayed is a requeued record waiting for its time.
@@ -356,6 +371,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 		return nil, err
 	}
 	r.requeues = make([]int, len(r.in.Records))
+	r.circuitSince = map[string]time.Time{}
 	r.firstSent = make([]time.Time, len(r.in.Records))
 	r.guard = newTargetGuard()
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
@@ -419,6 +435,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	}
 	r.sum.Sent = int(r.sent.Load())
 	r.sum.Requeued = int(r.requeued.Load())
+	r.sum.CircuitWaits = int(r.circuitWaits.Load())
 	r.sum.Elapsed = r.o.Clock.Now().Sub(start)
 	if fatalErr != nil {
 		return r.sum, fatalErr
@@ -480,13 +497,24 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		byModel  = map[string]int{} // calls in flight per model
 		queue    = newQueue()
 		stops    int // stopped models already taken out of the queue
+		// closedAt holds, per model, when its breaker may let a call
+		// through again: its records are not sent before.
+		closedAt = map[string]time.Time{}
 	)
 	for _, idx := range pending {
 		queue.push(r.modelOf(idx), idx)
 	}
 	handle := func(ev event) {
 		inflight--
-		byModel[r.modelOf(ev.idx)]--
+		m := r.modelOf(ev.idx)
+		byModel[m]--
+		if !ev.until.IsZero() {
+			if ev.until.After(closedAt[m]) {
+				closedAt[m] = ev.until
+			}
+			queue.push(m, ev.idx)
+			return
+		}
 		if !ev.requeue {
 			return
 		}
@@ -500,12 +528,24 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		d = d/2 + rand.N(d/2+1)
 		heap.Push(&waiting, delayed{idx: ev.idx, at: r.o.Clock.Now().Add(d)})
 	}
-	// wait blocks until a record ends, a requeued one is due, or the run ends.
+	// wait blocks until a record ends, a requeued one is due, a model's
+	// breaker may let calls through, or the run ends.
 	wait := func(now time.Time) {
+		var next time.Time
+		if waiting.Len() > 0 {
+			next = waiting[0].at
+		}
+		for m, at := range closedAt {
+			if !at.After(now) {
+				delete(closedAt, m)
+			} else if next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
 		var timer clock.Timer
 		var due <-chan time.Time
-		if waiting.Len() > 0 {
-			timer = r.o.Clock.NewTimer(waiting[0].at.Sub(now))
+		if !next.IsZero() {
+			timer = r.o.Clock.NewTimer(next.Sub(now))
 			due = timer.C()
 		}
 		select {
@@ -518,7 +558,12 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 			timer.Stop()
 		}
 	}
-	may := func(m string) bool { return r.guard.mayStart(m, byModel[m]) }
+	may := func(m string) bool {
+		if at, ok := closedAt[m]; ok && r.o.Clock.Now().Before(at) {
+			return false
+		}
+		return r.guard.mayStart(m, byModel[m])
+	}
 	for {
 		// Take in what has ended, and what is due, without blocking.
 		for drained := false; !drained; {
@@ -594,8 +639,8 @@ func (r *runner) dispatch(dispatchCtx, runCtx context.Context, pending []int, ev
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			requeue := r.work(runCtx, idx, admitted, release, results, fatal)
-			events <- event{idx: idx, requeue: requeue}
+			requeue, until := r.work(runCtx, idx, admitted, release, results, fatal)
+			events <- event{idx: idx, requeue: requeue, until: until}
 		}()
 	}
 }
@@ -622,10 +667,11 @@ func (r *runner) stopping() bool {
 }
 
 // work sends one record and hands its result to the committer; it reports
-// whether the record should go back into the queue instead. admitted, when
-// not nil, is told when the quota governor has admitted the record's first
-// attempt.
-func (r *runner) work(ctx context.Context, idx int, admitted func(), release func(Outcome), results chan<- finishedRec, fatal func(error)) (requeue bool) {
+// whether the record should go back into the queue instead, and, when its
+// call ended at an open circuit breaker, until when it should wait (see
+// circuitWait). admitted, when not nil, is told when the quota governor has
+// admitted the record's first attempt.
+func (r *runner) work(ctx context.Context, idx int, admitted func(), release func(Outcome), results chan<- finishedRec, fatal func(error)) (requeue bool, until time.Time) {
 	rec := r.in.Records[idx]
 	released := false
 	defer func() {
@@ -636,7 +682,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 	req, err := r.request(rec)
 	if err != nil {
 		fatal(err)
-		return false
+		return false, time.Time{}
 	}
 	// Batch priority: the governor serves interactive calls to the same
 	// target first, without starving the run.
@@ -668,7 +714,14 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 		// The run was cancelled, or stopped before the call's next attempt
 		// was sent: this record failed because of it, says nothing, and
 		// runs again on resume.
-		return false
+		return false, time.Time{}
+	}
+	if callErr != nil {
+		if until, ok := r.circuitWait(callErr, rep, req.model); ok {
+			// Not a try of the record: the limiter hears nothing of it.
+			r.circuitWaits.Add(1)
+			return false, until
+		}
 	}
 	released = true
 	release(out)
@@ -682,6 +735,9 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 			callErr = fmt.Errorf("batch: %w", perr)
 		} else {
 			f.OK = true
+			r.cmu.Lock()
+			delete(r.circuitSince, req.model) // it serves calls again
+			r.cmu.Unlock()
 			f.InputTokens, f.OutputTokens = rp.Usage.InputTokens, rp.Usage.OutputTokens
 			line.Reply, line.StopReason, line.Usage = &rp.Text, rp.StopReason, &rp.Usage
 			if rec.Format == FormatBedrock {
@@ -698,7 +754,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 		if r.requeueable(entry, idx) {
 			r.requeued.Add(1)
 			r.o.Progress.requeue()
-			return true
+			return true, time.Time{}
 		}
 	}
 	// finish parks a failure and hands the result to the committer.
@@ -739,12 +795,12 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 				target = rep.Target.String()
 			}
 			r.guard.fault(req.model, target, entry.Code, msg, finish)
-			return false
+			return false, time.Time{}
 		}
 	}
 	r.guard.works(req.model)
 	finish()
-	return false
+	return false, time.Time{}
 }
 
 // serviceMessage is the service's message in a failure, or the error's text.
@@ -754,6 +810,66 @@ func serviceMessage(err error) string {
 		return ee.Message
 	}
 	return err.Error()
+}
+
+// A record whose call ended at an open circuit breaker waits for it rather
+// than being requeued: sending it again at once would be refused again (in
+// a throttle storm, thousands of refusals used up records' requeue
+// allowance while the breaker was open, and records failed for good).
+const (
+	// circuitProbeWait is how long a record waits when the breaker's probe
+	// time is not known or has passed (half-open with every probe slot
+	// taken): a slot frees when a probe's attempt ends, within seconds.
+	circuitProbeWait = time.Second
+	// maxCircuitWait bounds the time a model's records wait for breakers
+	// without spending their requeue allowance, from the first refusal
+	// since one of them last succeeded: a target that has served nothing
+	// for this long (20 cool-downs at the default 30 s) is down, not
+	// throttled, and its records then requeue and fail like any others, so
+	// the run ends.
+	maxCircuitWait = 10 * time.Minute
+)
+
+// circuitWait reports whether a call to model ended because a circuit
+// breaker refused it, and until when the record should wait: the breaker's
+// probe time when the error carries it (an *breaker.OpenError, for the
+// first target refused on the route), else circuitProbeWait from now. A
+// call whose last attempt was refused after an earlier failure (the
+// breaker opened between its retries) ends with that failure, and only its
+// report shows the refusal; the dispatcher holds such a record as long as
+// its model's breaker is known to be open. No wait ends more than
+// maxCircuitWait after the model's first refusal since its last success;
+// past that, it reports false.
+func (r *runner) circuitWait(err error, rep *engine.Report, model string) (time.Time, bool) {
+	var oe *breaker.OpenError
+	isOpen := errors.As(err, &oe)
+	if !isOpen && (rep == nil || len(rep.Attempts) == 0 || rep.Attempts[len(rep.Attempts)-1].Code != catalog.CodeCircuitOpen) {
+		return time.Time{}, false
+	}
+	now := r.o.Clock.Now()
+	r.cmu.Lock()
+	since, ok := r.circuitSince[model]
+	if !ok {
+		since = now
+		r.circuitSince[model] = now
+	}
+	r.cmu.Unlock()
+	left := maxCircuitWait - now.Sub(since)
+	if left <= 0 {
+		return time.Time{}, false
+	}
+	until := now.Add(circuitProbeWait)
+	if isOpen && !oe.HalfOpen && oe.ProbeAt.After(now) {
+		until = oe.ProbeAt
+	}
+	return minTime(until, now.Add(left)), true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // requeueable says whether a failure means "try later" rather than "this

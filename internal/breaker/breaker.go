@@ -68,6 +68,13 @@ const (
 	Success
 	// Failure: the target is unhealthy (5xx, timeout, not ready, connection error).
 	Failure
+	// Responsive: the target answered, but not with a reply that proves it
+	// healthy (a throttle). It ends a run of consecutive failures, so that
+	// a few 5xx scattered among many throttles do not count as "failures in
+	// a row", yet counts neither way in the failure-rate window: a throttle
+	// is not a success. For a half-open probe it is like Ignored: the slot
+	// is freed, and only successes close the breaker.
+	Responsive
 )
 
 func (o Outcome) String() string {
@@ -78,6 +85,8 @@ func (o Outcome) String() string {
 		return "success"
 	case Failure:
 		return "failure"
+	case Responsive:
+		return "responsive"
 	}
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
@@ -128,9 +137,10 @@ type Options struct {
 	// opens. Zero means DefaultFailureRate.
 	FailureRate float64
 	// ConsecutiveFailures opens the breaker after this many failures in a
-	// row (a success resets the count), whatever else the window holds: a
-	// target that has just gone down, or hangs, is left after a few calls,
-	// not once its failures outweigh a window of earlier successes. Zero
+	// row (a Success or Responsive outcome resets the count), whatever else
+	// the window holds: a target that has just gone down, or hangs, is left
+	// after a few calls, not once its failures outweigh a window of earlier
+	// successes. Zero
 	// means DefaultConsecutiveFailures; a negative value turns the rule off.
 	ConsecutiveFailures int
 	// Cooldown is how long an open breaker refuses calls before probing.
@@ -306,6 +316,8 @@ func (b *Breaker) record(p Permit, o Outcome) {
 		switch o {
 		case Success:
 			b.ok.Add(now, 1)
+			b.streak = 0
+		case Responsive:
 			b.streak = 0
 		case Failure:
 			b.bad.Add(now, 1)

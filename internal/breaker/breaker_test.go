@@ -121,6 +121,62 @@ func TestTransitions(t *testing.T) {
 			},
 		},
 		{
+			name: "a throttle ends the streak",
+			opts: streak,
+			steps: func(h *harness) {
+				h.calls(40, Success)
+				h.calls(DefaultConsecutiveFailures-1, Failure)
+				h.calls(1, Responsive)
+				h.calls(DefaultConsecutiveFailures-1, Failure)
+				h.want(Closed)
+			},
+		},
+		{
+			name: "failures scattered among throttles are not in a row, and throttles are not in the window",
+			opts: streak,
+			steps: func(h *harness) {
+				h.calls(10, Success)
+				for range 9 {
+					h.calls(1, Failure)
+					h.calls(50, Responsive)
+				}
+				h.want(Closed)
+				if s := h.b.Snapshot(); s.Successes != 10 || s.Failures != 9 {
+					h.t.Fatalf("Snapshot() = %+v, want 10 successes and 9 failures", s)
+				}
+				h.calls(1, Failure) // 10 of 20: the rate rule still sees them
+				h.want(Open)
+			},
+			wantChanges: []string{"closed>open"},
+		},
+		{
+			name: "throttles do not dilute the failure rate",
+			opts: small,
+			steps: func(h *harness) {
+				h.calls(3, Failure)
+				h.calls(100, Responsive)
+				h.want(Closed) // 3 outcomes, below MinCalls
+				h.calls(1, Failure)
+				h.want(Open) // 4 of 4
+			},
+			wantChanges: []string{"closed>open"},
+		},
+		{
+			name: "a throttled probe frees its slot and neither closes nor reopens",
+			opts: Options{MinCalls: 1, FailureRate: 1, Cooldown: time.Second, Probes: 1, Successes: 1},
+			steps: func(h *harness) {
+				h.calls(1, Failure)
+				h.fake.Advance(time.Second)
+				p := h.allow()
+				h.refused()
+				p.Done(Responsive)
+				h.want(HalfOpen)
+				h.calls(1, Success)
+				h.want(Closed)
+			},
+			wantChanges: []string{"closed>open", "open>half-open", "half-open>closed"},
+		},
+		{
 			name: "stays closed below MinCalls even if all fail",
 			opts: small,
 			steps: func(h *harness) {
@@ -423,6 +479,7 @@ func TestStateAndOutcomeStrings(t *testing.T) {
 		{name: "success", got: Success, want: "success"},
 		{name: "failure", got: Failure, want: "failure"},
 		{name: "ignored", got: Ignored, want: "ignored"},
+		{name: "responsive", got: Responsive, want: "responsive"},
 		{name: "unknown outcome", got: Outcome(7), want: "Outcome(7)"},
 	}
 	for _, tt := range tests {

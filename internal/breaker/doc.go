@@ -14,6 +14,10 @@
 // engine records Failure for catalog entries marked Unhealthy (5xx, timeouts,
 // ModelNotReady, connection errors) and Ignored for a caller's mistakes
 // (ValidationException, AccessDenied, ...), which count neither way.
+// Throttles (ThrottlingException, a bare 429) are Responsive: the target
+// answered, so they end a run of consecutive failures, but they count
+// neither way in the window; a throttled half-open probe frees its slot
+// without closing or reopening the breaker.
 //
 // Most callers want Registry.Get and then, per attempt, Allow and Done:
 //
@@ -23,7 +27,7 @@
 //		// skip this target; err is an *OpenError
 //	}
 //	resp, err := send()
-//	p.Done(outcome) // breaker.Success, breaker.Failure or breaker.Ignored
+//	p.Done(outcome) // breaker.Success, Failure, Responsive or Ignored
 //
 // Allow and Done do not allocate.
 package breaker

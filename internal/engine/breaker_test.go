@@ -96,3 +96,54 @@ func TestOpenBreakerFallsBack(t *testing.T) {
 		t.Fatalf("targets %v\nwant    %v", got, want)
 	}
 }
+
+// TestThrottlesBreakTheFailureStreak: a throttle shows the target answers,
+// so failures scattered among throttles are not "in a row" and do not open
+// the breaker by the consecutive-failures rule; caller mistakes say nothing
+// and leave the streak alone.
+func TestThrottlesBreakTheFailureStreak(t *testing.T) {
+	const failures = breaker.DefaultConsecutiveFailures
+	interleave := func(between string) []reply {
+		var rs []reply
+		for i := range failures {
+			if i%2 == 0 {
+				rs = append(rs, reply{code: catalog.CodeServiceUnavailable})
+			} else {
+				rs = append(rs, reply{code: catalog.CodeModelNotReady})
+			}
+			if between != "" && i < failures-1 {
+				rs = append(rs, reply{code: between}, reply{code: between})
+			}
+		}
+		return append(rs, reply{}) // then healthy
+	}
+	tests := []struct {
+		name   string
+		script []reply
+		want   breaker.State
+	}{
+		{name: "5xx among throttles", script: interleave(catalog.CodeThrottling), want: breaker.Closed},
+		{name: "5xx among bare 429s", script: interleave(catalog.CodeTooManyRequests), want: breaker.Closed},
+		{name: "5xx among validation errors", script: interleave(catalog.CodeValidation), want: breaker.Open},
+		{name: "5xx in a row", script: interleave(""), want: breaker.Open},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, map[string][]reply{m1 + "@us-east-1": tt.script}, func(o *Options) {
+				// MinCalls above the calls made: only the consecutive rule can open it.
+				o.Breaker = breaker.Options{MinCalls: 100}
+				o.DisableBudget = true
+				o.Retry = retry.Policy{MaxAttempts: 1}
+			})
+			for range len(tt.script) - 1 {
+				h.converse(context.Background(), m1)
+			}
+			if st := h.eng.breakers.Get(m1, "us-east-1").State(); st != tt.want {
+				t.Fatalf("state after %d calls: %v, want %v", len(tt.script)-1, st, tt.want)
+			}
+			if n := len(h.up.targets()); tt.want == breaker.Closed && n != len(tt.script)-1 {
+				t.Fatalf("sent %d, want %d", n, len(tt.script)-1)
+			}
+		})
+	}
+}

@@ -318,11 +318,7 @@ func (p *pass) succeed(tr *try) (*http.Response, error) {
 func (p *pass) classify(tr *try) {
 	e, entry := p.e, tr.res.Entry
 	endFailed(&tr.tk, entry, tr.a.Usage, tr.a.Status)
-	if entry.Unhealthy && (tr.firm || entry.Code != catalog.CodeAttemptTimeout) {
-		tr.permit.Done(breaker.Failure)
-	} else {
-		tr.permit.Done(breaker.Ignored)
-	}
+	tr.permit.Done(breakerOutcome(entry, tr.firm))
 	tr.a.Code = entry.Code
 	p.rep.Attempts = append(p.rep.Attempts, tr.a)
 	p.rep.Target = p.t
@@ -332,6 +328,29 @@ func (p *pass) classify(tr *try) {
 		p.lastResp = tr.resp
 	}
 	e.logAttempt(p.ctx, p.call, &tr.a, p.n, entry)
+}
+
+// breakerOutcome is what a failed attempt under entry tells the target's
+// breaker. firm is false for an attempt timeout that says nothing of the
+// target's health (a deadline shorter than a healthy reply takes).
+//
+// A quota refusal (ThrottlingException, a bare 429, ServiceQuotaExceeded;
+// keel's own quota refusals never reach a target) is Responsive: the target
+// answered, so it ends a run of consecutive failures without counting as a
+// success. A throttle storm brings a few 5xx among hundreds of throttles;
+// counted as "in a row" they opened the breaker and stopped all sending for
+// a whole cool-down (docs/policies.md). Caller mistakes (validation, access,
+// auth) stay Ignored: they are each record's own, and a batch of bad
+// records must not blunt the consecutive-failures rule for a target that
+// goes down meanwhile.
+func breakerOutcome(entry *catalog.Entry, firm bool) breaker.Outcome {
+	switch {
+	case entry.Unhealthy && (firm || entry.Code != catalog.CodeAttemptTimeout):
+		return breaker.Failure
+	case entry.Category == catalog.Quota:
+		return breaker.Responsive
+	}
+	return breaker.Ignored
 }
 
 // decide retries the failed attempt on its target after a backoff, moves to
