@@ -442,7 +442,7 @@ func parseLearnFlags(args []string, stdout, stderr io.Writer) (learnArgs, error)
 	fs.StringVar(&cases, "case", strings.Join(bench.LearnCases, ","), "comma-separated `LIST` of cases to run")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long the noise case sends batch traffic")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the emulators' replies and faults and of the shapes case's prompts")
-	fs.StringVar(&cfg.Prompts, "prompts", bench.DefaultPrompts, "the quick start's records (simple-format JSONL) the noise, resume and tight cases send")
+	fs.StringVar(&cfg.Prompts, "prompts", bench.DefaultPrompts, "the quick start's records, a simple-format JSONL `FILE`, that the noise, resume and tight cases send")
 	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
 	fs.StringVar(&a.progress, "progress", "auto", "show the case, time, records done and learned limit on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -480,6 +480,10 @@ func benchLearn(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	a, err := parseLearnFlags(args, stdout, stderr)
 	if code, done := flagsDone(err, "keel bench learn", stderr); done {
 		return code
+	}
+	if _, err := os.Stat(a.cfg.Prompts); err != nil {
+		fmt.Fprintf(stderr, "keel bench learn: --prompts: %v (run from the repository's root, or name the file)\n", err)
+		return 2
 	}
 	if !a.json {
 		fmt.Fprintf(stderr, "keel bench learn: running %s...\n", strings.Join(a.cfg.Cases, ", "))
