@@ -4,7 +4,7 @@
 //	GET  /_emulator/counters   requests, outcomes by code, tokens reserved and settled, per model and region (JSON)
 //	GET  /_emulator/scenario   the scenario file in force (YAML)
 //	PUT  /_emulator/scenario   replace the scenario and its quotas; a file that does not parse gets 400 and the reason
-//	POST /_emulator/reset      zero the counters and refill every quota window
+//	POST /_emulator/reset      zero the counters and set every quota window back to its start level
 //
 // Mount the handler New returns on the server's mux at "/_emulator/", without
 // stripping the prefix.
@@ -63,7 +63,8 @@ type Options struct {
 	// Injector plans faults; PUT /_emulator/scenario replaces its scenario.
 	Injector *scenario.Injector
 	// Meter enforces quotas; PUT /_emulator/scenario replaces its limits
-	// with the new file's quotas section, and reset refills its windows.
+	// with the new file's quotas section, and reset sets its windows back
+	// to their start level.
 	Meter *quota.Meter
 	// Outcomes counts responses by code; reset zeroes it.
 	Outcomes *Outcomes

@@ -105,14 +105,16 @@ func TestCounters(t *testing.T) {
 	}
 	if small.Model != "small" || small.Requests != 2 || small.Admitted != 1 || small.Throttled != 1 ||
 		small.TokensReserved != 60 || small.TokensSettled != 15 || small.Limits.TokensPerMinute != 100 ||
-		small.TokensAvailable == nil || *small.TokensAvailable != 85 ||
+		small.TokensAvailable == nil || *small.TokensAvailable != 85 || small.TokensCapacity == nil || *small.TokensCapacity != 100 ||
+		small.Shape == nil || *small.Shape != quota.DefaultShape() ||
 		small.Outcomes["OK"] != 1 || small.Outcomes["ThrottlingException"] != 1 {
 		t.Errorf("small = %+v", small)
 	}
 	// The JSON keys are part of the API.
 	_, _, raw := e.do(t, http.MethodGet, "/_emulator/counters", "")
 	for _, k := range []string{`"requests"`, `"outcomes"`, `"targets"`, `"model"`, `"region"`, `"admitted"`, `"throttled"`,
-		`"tokens_reserved"`, `"tokens_settled"`, `"tokens_available"`, `"tokens_per_minute"`} {
+		`"tokens_reserved"`, `"tokens_settled"`, `"tokens_available"`, `"tokens_per_minute"`, `"tokens_capacity"`,
+		`"shape"`, `"burst"`, `"start_level"`, `"refill_every"`} {
 		if !strings.Contains(raw, k) {
 			t.Errorf("counters JSON has no key %s: %s", k, raw)
 		}
@@ -184,6 +186,46 @@ rules:
 			}
 		})
 	}
+}
+
+// TestShapeOverAdmin puts a scenario whose bucket holds 10 s of quota and
+// starts half full, and reads the shape and level back from the counters,
+// before and after a reset.
+func TestShapeOverAdmin(t *testing.T) {
+	e := newEnv(t, true)
+	const shaped = "quotas:\n  - model: small\n    tokens_per_minute: 600\n    requests_per_minute: 12\n" +
+		"    burst: 10s\n    start_level: 0.5\n    refill_every: 1m\n"
+	if code, _, body := e.do(t, http.MethodPut, "/_emulator/scenario", shaped); code != http.StatusOK {
+		t.Fatalf("PUT = %d %s", code, body)
+	}
+	admit := func() *quota.Rejection {
+		return e.meter.Admit(quota.AdmitRequest{Model: "small", Region: "us-east-1", MaxTokens: 30})
+	}
+	check := func(when string, tokens int64, requests float64) {
+		t.Helper()
+		c := e.counters(t)
+		if len(c.Targets) != 1 {
+			t.Fatalf("%s: targets = %+v, want 1", when, c.Targets)
+		}
+		u := c.Targets[0]
+		want := quota.Shape{Burst: 10 * time.Second, StartLevel: 0.5, RefillEvery: time.Minute}
+		if u.Shape == nil || *u.Shape != want || *u.TokensCapacity != 100 || *u.TokensAvailable != tokens ||
+			*u.RequestsCapacity != 2 || *u.RequestsAvailable != requests {
+			t.Errorf("%s: shape %v, tokens %d of %d, requests %v of %v; want %v, %d of 100, %v of 2",
+				when, u.Shape, *u.TokensAvailable, *u.TokensCapacity, *u.RequestsAvailable, *u.RequestsCapacity, want, tokens, requests)
+		}
+	}
+	if rej := admit(); rej != nil { // 50 tokens and 1 request at the start
+		t.Fatalf("first request: %s", rej.Message)
+	}
+	check("after a request", 20, 0)
+	if code, _, body := e.do(t, http.MethodPost, "/_emulator/reset", ""); code != http.StatusNoContent {
+		t.Fatalf("reset = %d %s", code, body)
+	}
+	if rej := admit(); rej != nil {
+		t.Fatalf("after reset: %s", rej.Message)
+	}
+	check("after a reset and a request", 20, 0)
 }
 
 func TestReset(t *testing.T) {

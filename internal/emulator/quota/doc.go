@@ -16,16 +16,25 @@
 //
 // # Window algorithm
 //
-// Each limit is a continuous token bucket: its capacity is the per-minute
-// limit and it refills at limit/60 per second (the daily limit refills at
-// limit/86400 per second). A bucket starts full. This is what a client sees
-// from Bedrock: a burst up to the full minute's quota is served at once; once
-// the quota is spent, capacity comes back a little every second rather than
-// all at once on a minute boundary, so a client that backs off for a few
-// seconds gets a few seconds' worth of tokens back, and a request that
-// reserves more than the whole per-minute quota is rejected every time, however
-// long it waits. A bucket needs no per-request memory, which a sliding window of
-// reservations would, and it lets Settle return or take tokens after the fact.
+// Each limit is a token bucket. By default (DefaultShape) a per-minute
+// bucket holds the whole per-minute limit, starts full and refills
+// continuously at limit/60 per second: a burst up to the full minute's quota
+// is served at once, and once the quota is spent capacity comes back a
+// little every second rather than all at once on a minute boundary. The
+// per-day bucket holds a day's limit, starts full and refills at limit/86400
+// per second.
+//
+// Bedrock does not publish the shape of its buckets, so a rule's Shape can
+// change the per-minute ones: a capacity of less (or more) than a minute of
+// quota (Burst), a bucket that starts part full or empty (StartLevel), and
+// refills in steps aligned to the clock instead of continuously
+// (RefillEvery). The long-run rate stays the limit per minute whatever the
+// shape. A request that reserves more than a bucket's capacity is rejected
+// every time, however long it waits.
+//
+// A bucket needs no per-request memory, which a sliding window of
+// reservations would, and it lets Settle return or take tokens after the
+// fact; what Settle returns never fills a bucket past its capacity.
 //
 // A Meter is safe for concurrent use. Each (model, region) has its own lock,
 // and finding it takes no lock at all, so requests for different models or

@@ -34,3 +34,24 @@ func ExampleMeter() {
 	// <nil>
 	// 3 2 1 18000 2000
 }
+
+// A bucket of another shape: 60,000 tokens per minute, but a bucket that
+// holds 10 seconds of quota and starts empty.
+func ExampleShape() {
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	m := quota.NewMeter(clk, quota.Table{{Limits: quota.Limits{TokensPerMinute: 60000,
+		Shape: &quota.Shape{Burst: 10 * time.Second, StartLevel: 0}}}})
+	req := quota.AdmitRequest{Model: "amazon.nova-lite-v1:0", Region: "us-east-1", Operation: "converse",
+		InputTokens: 1000, MaxTokens: 1000}
+
+	fmt.Println(m.Admit(req).Message) // empty at the start
+	clk.Advance(2 * time.Second)      // +1,000 a second
+	fmt.Println(m.Admit(req))
+	clk.Advance(time.Minute) // full: 10,000, never more
+	u := m.Snapshot()[0]
+	fmt.Println(*u.TokensAvailable, *u.TokensCapacity, u.Shape.Burst)
+	// Output:
+	// Too many tokens, please wait before trying again.
+	// <nil>
+	// 10000 10000 10s
+}

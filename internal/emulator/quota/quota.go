@@ -13,16 +13,37 @@ import (
 	"github.com/keel-run/keel/internal/emulator/scenario/glob"
 )
 
-// Limits are the quotas of one model in one region. A zero field means
+// Limits are the quotas of one model in one region. A zero limit means
 // that dimension is not limited, so the zero Limits limit nothing.
 type Limits struct {
 	TokensPerMinute   int64 `json:"tokens_per_minute,omitempty"`
 	RequestsPerMinute int64 `json:"requests_per_minute,omitempty"`
 	TokensPerDay      int64 `json:"tokens_per_day,omitempty"`
+	// Shape is the shape of the per-minute buckets; nil means DefaultShape.
+	// A non-nil Shape sets every field (StartLevel 0 is an empty bucket).
+	// Usage reports the shape in force, so it is left out of Limits' JSON.
+	Shape *Shape `json:"-"`
 }
 
 // Unlimited reports whether l limits nothing.
-func (l Limits) Unlimited() bool { return l == Limits{} }
+func (l Limits) Unlimited() bool {
+	return l.TokensPerMinute == 0 && l.RequestsPerMinute == 0 && l.TokensPerDay == 0
+}
+
+// shape returns the shape in force: l.Shape, or DefaultShape when it is nil.
+func (l Limits) shape() Shape {
+	if l.Shape == nil {
+		return DefaultShape()
+	}
+	return *l.Shape
+}
+
+// equal reports whether l and o limit the same way; Shape is compared by
+// value, not by pointer.
+func (l Limits) equal(o Limits) bool {
+	return l.TokensPerMinute == o.TokensPerMinute && l.RequestsPerMinute == o.RequestsPerMinute &&
+		l.TokensPerDay == o.TokensPerDay && l.shape() == o.shape()
+}
 
 // Rule gives Limits to every (model, region) its patterns match. A pattern
 // is a glob in which '*' matches any run of characters; an empty pattern
@@ -55,9 +76,17 @@ func (t Table) Lookup(model, region string) (Limits, bool) {
 	return Limits{}, false
 }
 
-// Validate reports the first rule with a negative limit.
+// Validate reports the first rule with a negative limit or a bad shape.
 func (t Table) Validate() error {
 	for i, r := range t {
+		if s := r.Limits.Shape; s != nil {
+			if r.Limits.TokensPerMinute <= 0 && r.Limits.RequestsPerMinute <= 0 {
+				return fmt.Errorf("quota: rule %d: a shape applies to the per-minute buckets, and the rule limits neither tokens nor requests per minute", i)
+			}
+			if err := s.Validate(); err != nil {
+				return fmt.Errorf("quota: rule %d: %w", i, err)
+			}
+		}
 		switch {
 		case r.Limits.TokensPerMinute < 0:
 			return fmt.Errorf("quota: rule %d: tokens per minute %d is negative", i, r.Limits.TokensPerMinute)
@@ -125,6 +154,9 @@ type Usage struct {
 	Region string `json:"region"`
 	// Limits in force; all zero when nothing limits this pair.
 	Limits Limits `json:"limits"`
+	// Shape is the shape of the per-minute buckets; nil when neither tokens
+	// nor requests per minute are limited.
+	Shape *Shape `json:"shape,omitempty"`
 	// Requests counts every call to Admit.
 	Requests int64 `json:"requests"`
 	// Admitted and Throttled split Requests by Admit's answer.
@@ -140,6 +172,16 @@ type Usage struct {
 	// negative while a settlement above its reservation is being paid back.
 	// Omitted when tokens per minute are not limited.
 	TokensAvailable *int64 `json:"tokens_available,omitempty"`
+	// TokensCapacity is what the tokens-per-minute bucket holds when full:
+	// TokensPerMinute × Shape.Burst / 1m, rounded down. Omitted when tokens
+	// per minute are not limited.
+	TokensCapacity *int64 `json:"tokens_capacity,omitempty"`
+	// RequestsAvailable and RequestsCapacity are the same for the
+	// requests-per-minute bucket, in requests, unrounded (a one-second burst
+	// of 30 requests per minute holds half a request). Omitted when requests
+	// per minute are not limited.
+	RequestsAvailable *float64 `json:"requests_available,omitempty"`
+	RequestsCapacity  *float64 `json:"requests_capacity,omitempty"`
 }
 
 // MaxPairs caps how many (model, region) pairs a Meter keeps windows and
@@ -201,7 +243,7 @@ func NewMeter(clk clock.Clock, t Table) *Meter {
 
 // SetTable replaces the limits. Each (model, region) keeps what its windows
 // hold, cut down to a smaller capacity; a window that was not limited before
-// starts full.
+// starts at its shape's start level (a daily window full).
 func (m *Meter) SetTable(t Table) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -213,7 +255,7 @@ func (m *Meter) SetTable(t Table) {
 func (m *Meter) Table() Table { return slices.Clone(m.table.Load().table) }
 
 // Reset forgets every counter and window: each (model, region) starts again
-// with full windows. Requests admitted before Reset settle into the windows
+// with windows at their shape's start level (daily windows full). Requests admitted before Reset settle into the windows
 // it discarded.
 func (m *Meter) Reset() {
 	m.mu.Lock()
@@ -227,7 +269,8 @@ func (m *Meter) Reset() {
 // Settle once it ends, however it ends), or the ThrottlingException Bedrock
 // would send when a quota is spent: requests per minute are checked first,
 // then tokens per minute, then tokens per day. A rejected request reserves
-// nothing. Count-tokens requests are counted but never limited.
+// nothing; one that reserves more than a bucket's capacity is rejected
+// every time. Count-tokens requests are counted but never limited.
 func (m *Meter) Admit(r AdmitRequest) *Rejection {
 	return m.AdmitAt(m.clk.Now(), r)
 }
@@ -310,9 +353,17 @@ func (m *Meter) SnapshotAt(now time.Time) []Usage {
 		m.sync(e, now)
 		u := e.u
 		u.Limits = e.limits
+		if e.tpm.limited() || e.rpm.limited() {
+			s := e.limits.shape()
+			u.Shape = &s
+		}
 		if e.tpm.limited() {
-			avail := int64(math.Floor(e.tpm.level))
-			u.TokensAvailable = &avail
+			avail, capacity := int64(math.Floor(e.tpm.level)), int64(math.Floor(e.tpm.capacity))
+			u.TokensAvailable, u.TokensCapacity = &avail, &capacity
+		}
+		if e.rpm.limited() {
+			avail, capacity := e.rpm.level, e.rpm.capacity
+			u.RequestsAvailable, u.RequestsCapacity = &avail, &capacity
 		}
 		e.mu.Unlock()
 		out = append(out, u)
@@ -359,59 +410,18 @@ func (m *Meter) sync(e *entry, now time.Time) {
 	if tg := m.table.Load(); e.gen != tg.gen {
 		limits, _ := tg.table.Lookup(e.u.Model, e.u.Region)
 		e.gen = tg.gen
-		if limits != e.limits {
+		if !limits.equal(e.limits) {
 			e.limits = limits
-			e.tpm.reshape(limits.TokensPerMinute, time.Minute, now)
-			e.rpm.reshape(limits.RequestsPerMinute, time.Minute, now)
-			e.tpd.reshape(limits.TokensPerDay, 24*time.Hour, now)
+			shape := limits.shape()
+			e.tpm.reshape(limits.TokensPerMinute, time.Minute, shape, now)
+			e.rpm.reshape(limits.RequestsPerMinute, time.Minute, shape, now)
+			e.tpd.reshape(limits.TokensPerDay, day, dayShape, now)
 		}
 	}
 }
 
-// bucket is a continuous token bucket. A zero capacity means unlimited:
-// fits is always true and take and give do nothing.
-type bucket struct {
-	capacity float64
-	perNano  float64 // refill rate
-	level    float64
-	last     time.Time
-}
+// day is the period of the per-day bucket, and dayShape its shape: a whole
+// day of quota, full at the start, refilled continuously.
+const day = 24 * time.Hour
 
-func (b *bucket) limited() bool { return b.capacity > 0 }
-
-// reshape sets a new limit per period. A bucket that was unlimited starts
-// full; one that was limited keeps its level, cut to the new capacity.
-func (b *bucket) reshape(limit int64, period time.Duration, now time.Time) {
-	was := b.limited()
-	b.capacity = float64(limit)
-	b.perNano = float64(limit) / float64(period)
-	if !was {
-		b.level = b.capacity
-	}
-	b.level = min(b.level, b.capacity)
-	b.last = now
-}
-
-func (b *bucket) refill(now time.Time) {
-	if !b.limited() {
-		return
-	}
-	if d := now.Sub(b.last); d > 0 {
-		b.level = min(b.capacity, b.level+float64(d)*b.perNano)
-		b.last = now
-	}
-}
-
-func (b *bucket) fits(n float64) bool { return !b.limited() || n <= b.level }
-
-func (b *bucket) take(n float64) {
-	if b.limited() {
-		b.level -= n
-	}
-}
-
-func (b *bucket) give(n float64) {
-	if b.limited() {
-		b.level = min(b.capacity, b.level+n)
-	}
-}
+var dayShape = Shape{Burst: day, StartLevel: 1}

@@ -26,6 +26,7 @@ type step struct {
 	admit  *AdmitRequest
 	settle *SettleRequest
 	want   string // for admit: the rejection message, "" when admitted
+	left   *int64 // when set: what Snapshot says the tokens-per-minute bucket holds
 }
 
 func admit(in, maxTok int, want string) step {
@@ -58,16 +59,35 @@ func run(t *testing.T, clk *clock.Fake, m *Meter, steps []step) {
 			}
 		case s.settle != nil:
 			m.Settle(*s.settle)
+		case s.left != nil:
+			u := m.Snapshot()
+			if len(u) != 1 || u[0].TokensAvailable == nil || *u[0].TokensAvailable != *s.left {
+				t.Fatalf("step %d: Snapshot() = %+v, want one entry with %d tokens available", i, u, *s.left)
+			}
 		}
 	}
 }
 
+// windowCase is a meter under one rule for every pair, and what is done to it.
+type windowCase struct {
+	name   string
+	limits Limits
+	steps  []step
+}
+
+// runWindowCases runs each case on a fresh meter and fake clock.
+func runWindowCases(t *testing.T, cases []windowCase) {
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			m := NewMeter(clk, Table{{Model: "*", Region: "*", Limits: tt.limits}})
+			run(t, clk, m, tt.steps)
+		})
+	}
+}
+
 func TestMeterWindows(t *testing.T) {
-	tests := []struct {
-		name   string
-		limits Limits
-		steps  []step
-	}{
+	runWindowCases(t, []windowCase{
 		{
 			name:   "tokens per minute refill continuously",
 			limits: Limits{TokensPerMinute: 1000},
@@ -218,14 +238,7 @@ func TestMeterWindows(t *testing.T) {
 				admit(0, 1, msgTokens),
 			},
 		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			clk := clock.NewFake(t0)
-			m := NewMeter(clk, Table{{Model: "*", Region: "*", Limits: tt.limits}})
-			run(t, clk, m, tt.steps)
-		})
-	}
+	})
 }
 
 func TestTableLookup(t *testing.T) {

@@ -275,16 +275,67 @@ func (p *parser) code(n *yaml.Node, at string, use codeUse) string {
 	return canon
 }
 
+// quota reads a quotas entry. The shape keys (burst, start_level,
+// refill_every) start from quota.DefaultShape, so one left out keeps its
+// default.
 func (p *parser) quota(n *yaml.Node, at string) quota.Rule {
 	var q quota.Rule
+	shape := quota.DefaultShape()
+	shaped := false
+	// set applies one shape key read without error, and checks a default
+	// shape with only that key changed, so the error names the key's line.
+	set := func(v *yaml.Node, at string, errs int, change func(*quota.Shape)) {
+		shaped = true
+		if len(p.errs) > errs {
+			return
+		}
+		change(&shape)
+		one := quota.DefaultShape()
+		change(&one)
+		p.check(v, at, one.Validate())
+	}
 	p.fields(n, at, []field{
 		{"model", func(v *yaml.Node, at string) { q.Model = p.str(v, at) }},
 		{"region", func(v *yaml.Node, at string) { q.Region = p.str(v, at) }},
 		{"tokens_per_minute", func(v *yaml.Node, at string) { q.Limits.TokensPerMinute = p.limit(v, at) }},
 		{"requests_per_minute", func(v *yaml.Node, at string) { q.Limits.RequestsPerMinute = p.limit(v, at) }},
 		{"tokens_per_day", func(v *yaml.Node, at string) { q.Limits.TokensPerDay = p.limit(v, at) }},
+		{"burst", func(v *yaml.Node, at string) {
+			errs := len(p.errs)
+			d := p.duration(v, at)
+			set(v, at, errs, func(s *quota.Shape) { s.Burst = d })
+		}},
+		{"start_level", func(v *yaml.Node, at string) {
+			errs := len(p.errs)
+			f := p.number(v, at)
+			set(v, at, errs, func(s *quota.Shape) { s.StartLevel = f })
+		}},
+		{"refill_every", func(v *yaml.Node, at string) {
+			errs := len(p.errs)
+			d := p.duration(v, at)
+			set(v, at, errs, func(s *quota.Shape) { s.RefillEvery = d })
+		}},
 	})
+	if shaped {
+		q.Limits.Shape = &shape
+		if q.Limits.TokensPerMinute == 0 && q.Limits.RequestsPerMinute == 0 {
+			p.fail(n, at, "burst, start_level and refill_every shape the per-minute buckets; "+
+				"set tokens_per_minute or requests_per_minute, or leave them out")
+		}
+	}
 	return q
+}
+
+// number reads a number such as 0.25 or 1.
+func (p *parser) number(n *yaml.Node, at string) float64 {
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode && (n.ShortTag() == "!!float" || n.ShortTag() == "!!int") {
+		if v, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return v
+		}
+	}
+	p.fail(n, at, "want a number, got %s", describe(n))
+	return 0
 }
 
 func (p *parser) rule(n *yaml.Node, at string, i int) Rule {

@@ -198,6 +198,24 @@ func TestParseErrors(t *testing.T) {
 		{name: "quota negative", in: "quotas:\n  - tokens_per_minute: -5\n", want: []string{"line 2", "quotas[0].tokens_per_minute", `want a whole number of 0 or more, got "-5"`}},
 		{name: "quota not a number", in: "quotas:\n  - tokens_per_minute: lots\n", want: []string{"line 2", "quotas[0].tokens_per_minute: want a whole number, got \"lots\""}},
 		{name: "unknown quota key", in: "quotas:\n  - tpm: 5\n", want: []string{"line 2", `unknown key "tpm" in quotas[0]; want one of model, region, tokens_per_minute, requests_per_minute, tokens_per_day`}},
+		{name: "burst too short", in: "quotas:\n  - tokens_per_minute: 5\n    burst: 500ms\n",
+			want: []string{"line 3", "quotas[0].burst: burst 500ms is not between 1s and 1h0m0s"}},
+		{name: "burst zero", in: "quotas:\n  - tokens_per_minute: 5\n    burst: 0\n",
+			want: []string{"line 3", "quotas[0].burst: burst 0s is not between 1s and 1h0m0s"}},
+		{name: "burst not a duration", in: "quotas:\n  - tokens_per_minute: 5\n    burst: 10\n",
+			want: []string{"line 3", `quotas[0].burst: want a duration such as 500ms or 30s, got "10"`}},
+		{name: "start level above 1", in: "quotas:\n  - tokens_per_minute: 5\n    start_level: 1.5\n",
+			want: []string{"line 3", "quotas[0].start_level: start level 1.5 is not between 0 and 1"}},
+		{name: "start level negative", in: "quotas:\n  - tokens_per_minute: 5\n    start_level: -1\n",
+			want: []string{"line 3", "quotas[0].start_level: start level -1 is not between 0 and 1"}},
+		{name: "start level not a number", in: "quotas:\n  - tokens_per_minute: 5\n    start_level: full\n",
+			want: []string{"line 3", `quotas[0].start_level: want a number, got "full"`}},
+		{name: "refill too fine", in: "quotas:\n  - tokens_per_minute: 5\n    refill_every: 10ms\n",
+			want: []string{"line 3", "quotas[0].refill_every: refill every 10ms is neither 0 (continuous) nor between 1s and 1h0m0s"}},
+		{name: "refill negative", in: "quotas:\n  - tokens_per_minute: 5\n    refill_every: -1m\n",
+			want: []string{"line 3", "quotas[0].refill_every: duration -1m is negative"}},
+		{name: "shape without a per-minute limit", in: "quotas:\n  - tokens_per_day: 5\n    burst: 10s\n",
+			want: []string{"line 2", "quotas[0]: burst, start_level and refill_every shape the per-minute buckets; set tokens_per_minute or requests_per_minute"}},
 		{name: "empty rule", in: "rules:\n-\n", want: []string{"rules[0]: the list item is empty"}},
 		{name: "empty error item", in: "rules:\n  - errors:\n      -\n", want: []string{"rules[0].errors[0]: the list item is empty"}},
 		{name: "several problems at once", in: "rules:\n  - hang: 2\n  - refuse: 3\n", want: []string{"line 2", "line 3", "rules[0].hang", "rules[1].refuse"}},
@@ -214,6 +232,57 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParseQuotaShape(t *testing.T) {
+	def := quota.DefaultShape()
+	tests := []struct {
+		name string
+		in   string
+		want *quota.Shape // nil: the default shape, left unset
+	}{
+		{name: "no shape keys", in: "tokens_per_minute: 600"},
+		{name: "every key", in: "tokens_per_minute: 600\nburst: 10s\nstart_level: 0\nrefill_every: 1m",
+			want: &quota.Shape{Burst: 10 * time.Second, RefillEvery: time.Minute}},
+		{name: "burst alone keeps the other defaults", in: "tokens_per_minute: 600\nburst: 1s",
+			want: &quota.Shape{Burst: time.Second, StartLevel: 1}},
+		{name: "start level alone", in: "requests_per_minute: 60\nstart_level: 0.25",
+			want: &quota.Shape{Burst: def.Burst, StartLevel: 0.25}},
+		{name: "a whole-number start level", in: "tokens_per_minute: 600\nstart_level: 1",
+			want: &def},
+		{name: "refill alone, at the bound", in: "tokens_per_minute: 600\nrefill_every: 1h",
+			want: &quota.Shape{Burst: def.Burst, StartLevel: 1, RefillEvery: time.Hour}},
+		{name: "continuous refill written as 0", in: "tokens_per_minute: 600\nrefill_every: 0\nburst: 1h",
+			want: &quota.Shape{Burst: time.Hour, StartLevel: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := "quotas:\n  - " + strings.ReplaceAll(tt.in, "\n", "\n    ") + "\n"
+			s, err := Parse([]byte(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.Quotas[0].Limits.Shape
+			if (got == nil) != (tt.want == nil) || got != nil && *got != *tt.want {
+				t.Errorf("shape = %v, want %v", got, tt.want)
+			}
+			if err := s.Validate(); err != nil {
+				t.Errorf("Validate() = %v, want nil for a parsed scenario", err)
+			}
+		})
+	}
+}
+
+// TestParseQuotaShapeOneError checks that a shape value that does not
+// parse is reported once, not again as out of bounds.
+func TestParseQuotaShapeOneError(t *testing.T) {
+	_, err := Parse([]byte("quotas:\n  - tokens_per_minute: 5\n    burst: soon\n    refill_every: [1]\n    start_level: x\n"))
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 3 {
+		t.Errorf("%d problems reported, want 3 (one a key):\n%v", n, err)
 	}
 }
 
@@ -253,6 +322,8 @@ func TestValidate(t *testing.T) {
 		{name: "bad outage", s: Scenario{Rules: []Rule{{Name: "a", Outages: []Outage{{Answer: "ConnectionRefused"}}}}}, want: `rules[0].outages[0]: code "ConnectionRefused" cannot be answered`},
 		{name: "bad cold start", s: Scenario{Rules: []Rule{{Name: "a", ColdStart: &ColdStart{Idle: time.Minute, Within: time.Second}}}}, want: "rules[0].cold_start: requests 0 is less than 1"},
 		{name: "bad quota", s: Scenario{Quotas: quota.Table{{Limits: quota.Limits{TokensPerDay: -1}}}}, want: "scenario: quotas: quota: rule 0: tokens per day -1 is negative"},
+		{name: "bad quota shape", s: Scenario{Quotas: quota.Table{{Limits: quota.Limits{TokensPerMinute: 1, Shape: &quota.Shape{Burst: time.Minute, StartLevel: 2}}}}},
+			want: "scenario: quotas: quota: rule 0: start level 2 is not between 0 and 1"},
 		{name: "bad operation", s: Scenario{Rules: []Rule{{Name: "a", Hang: 1, Operation: "chat"}}}, want: `rules[0].operation: "chat" is not an operation`},
 	}
 	for _, tt := range tests {
