@@ -70,7 +70,8 @@ type LearnConfig struct {
 // case's duration. Tests shrink them.
 type learnSizes struct {
 	noiseDrain    time.Duration // after Duration, how long records in flight may take before they are abandoned
-	resumeKill    time.Duration // when the resume case's first run is abandoned
+	resumeKill    time.Duration // when the resume case's first killed run is abandoned
+	resumeAfter   int           // after how many records its second killed run is abandoned
 	resumeRecords int           // records of the resume case (the first of the prompts)
 	tightRecords  int           // records of the tight case
 	shapeRecords  int           // records of each shapes run
@@ -84,6 +85,10 @@ var defaultLearnSizes = learnSizes{
 	noiseDrain: 30 * time.Second,
 	// Issue 16's reproduction: the quick start killed 2 s in.
 	resumeKill: 2 * time.Second,
+	// Issue 16's resumed run had 249 of 300 records left; today 2 s
+	// finishes most of the quick start, so a kill after 50 records leaves
+	// what the issue measured.
+	resumeAfter: 50,
 	// The quick start's whole input.
 	resumeRecords: 300,
 	// Issue 16's 50,000-token reproduction sent 200 records.
@@ -353,11 +358,14 @@ func learnedLimit(k *keel.Keel) int64 {
 	return limit
 }
 
-// timedDoer is keel, recording when each call that succeeded returned.
+// timedDoer is keel, recording when each call that succeeded returned, and
+// calling cancel (when set) once cancelAt have.
 type timedDoer struct {
 	*keel.Keel
-	mu   sync.Mutex
-	ends []time.Time
+	cancelAt int
+	cancel   func()
+	mu       sync.Mutex
+	ends     []time.Time
 }
 
 func (d *timedDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error) {
@@ -365,6 +373,9 @@ func (d *timedDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, 
 	if err == nil {
 		d.mu.Lock()
 		d.ends = append(d.ends, time.Now())
+		if d.cancel != nil && len(d.ends) >= d.cancelAt {
+			d.cancel()
+		}
 		d.mu.Unlock()
 	}
 	return resp, rep, err
@@ -378,12 +389,15 @@ func (d *timedDoer) done() int {
 
 // batchRun is one run of the batch runner in a learn case.
 type batchRun struct {
-	k     *keel.Keel
-	in    string // input file
-	out   string // results file; its state file is out + ".state"
-	stop  <-chan struct{}
-	cap   time.Duration // the run is abandoned after this long
-	label string        // LearnProgress.Run
+	k    *keel.Keel
+	in   string // input file
+	out  string // results file; its state file is out + ".state"
+	stop <-chan struct{}
+	cap  time.Duration // the run is abandoned after this long
+	// abandonAfter, when above zero, abandons the run once that many calls
+	// have succeeded.
+	abandonAfter int
+	label        string // LearnProgress.Run
 }
 
 // batchOutcome is what a batchRun did.
@@ -392,16 +406,19 @@ type batchOutcome struct {
 	start   time.Time
 	wall    time.Duration
 	ends    []time.Time // of the calls that succeeded
-	stalled bool        // abandoned at the cap
+	stalled bool        // abandoned at the cap (or, with abandonAfter, as asked)
 }
 
 // run runs r through the batch runner as `keel batch run --emulator` does
 // (the governor paces it), reporting progress under name, and abandons it
 // at its cap or when ctx ends.
 func (l *learner) run(ctx context.Context, name string, r batchRun) (batchOutcome, error) {
-	d := &timedDoer{Keel: r.k}
 	ctx, cancel := context.WithTimeout(ctx, r.cap)
 	defer cancel()
+	d := &timedDoer{Keel: r.k}
+	if r.abandonAfter > 0 {
+		d.cancelAt, d.cancel = r.abandonAfter, cancel
+	}
 	start := time.Now()
 	stop := l.progress(name, r.label, start, d.done, r.k)
 	sum, err := batch.Run(ctx, batch.Options{In: r.in, Out: r.out, Model: DefaultModel, Region: learnRegion, Doer: d, Stop: r.stop})

@@ -107,8 +107,9 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 	return noiseResult(quickstartQuota, l.cfg.Duration, samples, attempts, injected, throttled, o), nil
 }
 
-// resume runs the resume case: the quick start unbroken, then on a fresh
-// emulator killed at resumeKill and resumed by a new keel and runner.
+// resume runs the resume case: the quick start unbroken, then, for each
+// kill point, on a fresh emulator killed there and resumed by a new keel
+// and runner.
 func (l *learner) resume(ctx context.Context) (*ResumeResult, error) {
 	sz := l.cfg.sizes
 	in, err := l.input(min(sz.resumeRecords, len(l.prompts)))
@@ -119,9 +120,6 @@ func (l *learner) resume(ctx context.Context) (*ResumeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &ResumeResult{Quota: quickstartQuota, KillSeconds: sz.resumeKill.Seconds()}
-
-	// The unbroken run.
 	emu, err := startEmulator(sc, l.cfg.Seed, 0)
 	if err != nil {
 		return nil, err
@@ -135,42 +133,77 @@ func (l *learner) resume(ctx context.Context) (*ResumeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Records = all.sum.Total
-	res.AllSeconds = all.wall.Seconds()
-	res.UnbrokenStalled = all.stalled
-	res.TailSeconds = max(all.wall-sz.resumeKill, 0).Seconds()
+	res := &ResumeResult{Quota: quickstartQuota, Records: all.sum.Total, AllSeconds: all.wall.Seconds(), UnbrokenStalled: all.stalled}
+	kills := []resumeKill{{name: "at " + sz.resumeKill.String(), at: sz.resumeKill}, {name: fmt.Sprintf("after %d records", sz.resumeAfter), records: sz.resumeAfter}}
+	for _, kill := range kills {
+		r, err := l.killAndResume(ctx, sc, in, kill, all)
+		if err != nil {
+			return nil, err
+		}
+		res.Kills = append(res.Kills, r)
+	}
+	return res, nil
+}
 
-	// Killed at resumeKill: the runner is abandoned, as kill -9 would.
-	emu2, err := startEmulator(sc, l.cfg.Seed, 0)
+// resumeKill is when the resume case abandons a run: at a time, or after a
+// number of records.
+type resumeKill struct {
+	name    string
+	at      time.Duration
+	records int
+}
+
+// killAndResume runs the batch on a fresh emulator, abandons it at kill (as
+// kill -9 would), and resumes it with a new keel and runner on the same
+// files and the same emulator, whose bucket the first run spent. all is the
+// unbroken run, whose time after the same point the resumed run is
+// compared with.
+func (l *learner) killAndResume(ctx context.Context, sc *scenario.Scenario, in string, kill resumeKill, all batchOutcome) (ResumeKill, error) {
+	sz := l.cfg.sizes
+	emu, err := startEmulator(sc, l.cfg.Seed, 0)
 	if err != nil {
-		return nil, err
+		return ResumeKill{}, err
 	}
-	defer emu2.close()
-	if k, err = newKeel(emu2.rn.URL, 0); err != nil {
-		return nil, err
+	defer emu.close()
+	k, err := newKeel(emu.rn.URL, 0)
+	if err != nil {
+		return ResumeKill{}, err
 	}
-	out := filepath.Join(l.dir, "killed.jsonl")
-	if _, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: out, cap: sz.resumeKill, label: "killed"}); err != nil {
-		return nil, err
+	out := filepath.Join(l.dir, fmt.Sprintf("killed%d.jsonl", l.files.Add(1)))
+	br := batchRun{k: k, in: in, out: out, cap: sz.runCap, abandonAfter: kill.records, label: "killed " + kill.name}
+	if kill.at > 0 {
+		br.cap = kill.at
+	}
+	killed, err := l.run(ctx, CaseResume, br)
+	if err != nil {
+		return ResumeKill{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return ResumeKill{}, err
 	}
-	// A new process: a new keel, a new runner, the same files and the same
-	// emulator, whose bucket the first one spent.
-	if k, err = newKeel(emu2.rn.URL, 0); err != nil {
-		return nil, err
+	r := ResumeKill{Kill: kill.name, KillSeconds: killed.wall.Seconds()}
+	// The unbroken run's time after the same point.
+	from, ok := kill.at, true
+	if kill.records > 0 {
+		from, ok = nthEnd(all.start, all.ends, kill.records)
 	}
-	resumed, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: out, cap: sz.runCap, label: "resumed"})
+	if ok && !all.stalled {
+		r.TailSeconds = max(all.wall-from, 0).Seconds()
+	}
+	// A new process: a new keel and runner, the same files and emulator.
+	if k, err = newKeel(emu.rn.URL, 0); err != nil {
+		return ResumeKill{}, err
+	}
+	resumed, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: out, cap: sz.runCap, label: "resumed " + kill.name})
 	if err != nil {
-		return nil, err
+		return ResumeKill{}, err
 	}
-	res.Remaining = resumed.sum.Total - resumed.sum.Before
-	res.ResumedSeconds = resumed.wall.Seconds()
-	res.Stalled = resumed.stalled
-	res.Ratio = ratio(res.ResumedSeconds, res.TailSeconds)
-	res.FinalLimit = learnedLimit(k)
-	return res, nil
+	r.Remaining = resumed.sum.Total - resumed.sum.Before
+	r.ResumedSeconds = resumed.wall.Seconds()
+	r.Stalled = resumed.stalled
+	r.Ratio = ratio(r.ResumedSeconds, r.TailSeconds)
+	r.FinalLimit = learnedLimit(k)
+	return r, nil
 }
 
 // tightQuota and tightScenario are issue 16's stall: 50,000 tokens a

@@ -60,14 +60,24 @@ type RatioAt struct {
 type ResumeResult struct {
 	Quota   int64 `json:"quotaTokensPerMinute"`
 	Records int   `json:"records"`
-	// AllSeconds is the unbroken run's wall time, TailSeconds what it took
-	// after KillSeconds.
+	// AllSeconds is the unbroken run's wall time.
 	AllSeconds      float64 `json:"unbrokenSeconds"`
-	TailSeconds     float64 `json:"unbrokenTailSeconds"`
 	UnbrokenStalled bool    `json:"unbrokenStalled"`
-	KillSeconds     float64 `json:"killedAtSeconds"`
+	// Kills are the runs killed and resumed, one per kill point.
+	Kills []ResumeKill `json:"kills"`
+}
+
+// ResumeKill is one run killed and resumed.
+type ResumeKill struct {
+	// Kill says when the run was abandoned ("at 2s", "after 50 records");
+	// KillSeconds is how long it had run.
+	Kill        string  `json:"kill"`
+	KillSeconds float64 `json:"killedAtSeconds"`
+	// TailSeconds is what the unbroken run took after the same point (0:
+	// it never reached it).
+	TailSeconds float64 `json:"unbrokenTailSeconds"`
 	// Remaining is the records the resumed run had left; ResumedSeconds
-	// how long it took; Ratio that ÷ TailSeconds.
+	// how long it took; Ratio that ÷ TailSeconds (0: no tail to divide by).
 	Remaining      int     `json:"remaining"`
 	ResumedSeconds float64 `json:"resumedSeconds"`
 	Ratio          float64 `json:"ratio"`
@@ -246,6 +256,17 @@ func longestGap(start time.Time, ends []time.Time, end time.Time) time.Duration 
 	return max(gap, end.Sub(last))
 }
 
+// nthEnd is how long after start the n-th of ends (n from 1) came; false
+// when there are fewer than n.
+func nthEnd(start time.Time, ends []time.Time, n int) (time.Duration, bool) {
+	if n < 1 || n > len(ends) {
+		return 0, false
+	}
+	ends = slices.Clone(ends)
+	slices.SortFunc(ends, time.Time.Compare)
+	return ends[n-1].Sub(start), true
+}
+
 // WriteTable writes the cases that ran, each as a few lines, with issue
 // 16's goal beside each measure.
 func (r *LearnResult) WriteTable(w io.Writer) error {
@@ -271,11 +292,12 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	if x := r.Resume; x != nil {
-		fmt.Fprintf(&b, "\nresume: the quick start (%d records), killed at %s and resumed by a new keel on the same emulator\n",
-			x.Records, secs(x.KillSeconds))
-		fmt.Fprintf(&b, "  unbroken run %s%s, of which after %s: %s\n", secs(x.AllSeconds), stalledText(x.UnbrokenStalled), secs(x.KillSeconds), secs(x.TailSeconds))
-		fmt.Fprintf(&b, "  resumed run: %d records in %s%s; ÷ the unbroken tail: %.2f (goal ≤ %.1f); limit at the end %s\n",
-			x.Remaining, secs(x.ResumedSeconds), stalledText(x.Stalled), x.Ratio, goalResumeRatio, limitText(x.FinalLimit))
+		fmt.Fprintf(&b, "\nresume: the quick start (%d records), killed and resumed by a new keel on the same emulator; unbroken run %s%s\n",
+			x.Records, secs(x.AllSeconds), stalledText(x.UnbrokenStalled))
+		for _, r := range x.Kills {
+			fmt.Fprintf(&b, "  killed %s (%s in): %d records left, resumed in %s%s; the unbroken run after that point %s; ratio %.2f (goal ≤ %.1f); limit at the end %s\n",
+				r.Kill, secs(r.KillSeconds), r.Remaining, secs(r.ResumedSeconds), stalledText(r.Stalled), secs(r.TailSeconds), r.Ratio, goalResumeRatio, limitText(r.FinalLimit))
+		}
 	}
 	if t := r.Tight; t != nil {
 		fmt.Fprintf(&b, "\ntight: %s tokens/min, 100-300 ms latency, no faults, learning keel, %d records\n", thousands(t.Quota), t.Records)

@@ -106,6 +106,21 @@ func TestLearnArithmetic(t *testing.T) {
 	}
 }
 
+func TestNthEnd(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ends := []time.Time{t0.Add(3 * time.Second), t0.Add(time.Second), t0.Add(2 * time.Second)}
+	tests := []struct {
+		n    int
+		want time.Duration
+		ok   bool
+	}{{1, time.Second, true}, {3, 3 * time.Second, true}, {4, 0, false}, {0, 0, false}}
+	for _, tt := range tests {
+		if got, ok := nthEnd(t0, ends, tt.n); got != tt.want || ok != tt.ok {
+			t.Errorf("nthEnd(%d) = %s, %v; want %s, %v", tt.n, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
 func TestLongestGap(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s ...float64) []time.Time {
@@ -241,7 +256,7 @@ func TestLearnShort(t *testing.T) {
 	}
 	cfg := LearnConfig{Cases: []string{CaseNoise, CaseResume, CaseTight}, Duration: MinLearnDuration, Seed: 3,
 		Prompts: "../../examples/prompts.jsonl",
-		sizes: learnSizes{noiseDrain: 5 * time.Second, resumeKill: 300 * time.Millisecond, resumeRecords: 40,
+		sizes: learnSizes{noiseDrain: 5 * time.Second, resumeKill: 300 * time.Millisecond, resumeAfter: 10, resumeRecords: 40,
 			tightRecords: 20, shapeRecords: 5, shapeSpeed: 0.01, runCap: 20 * time.Second}}
 	var progress int
 	cfg.Progress = func(LearnProgress) { progress++ }
@@ -254,8 +269,17 @@ func TestLearnShort(t *testing.T) {
 	} else if n.InjectedThrottles == 0 && n.Attempts > 300 {
 		t.Errorf("noise: no injected throttle in %d attempts at 3 %%", n.Attempts)
 	}
-	if r := res.Resume; r == nil || r.Records != 40 || r.AllSeconds <= 0 || r.Remaining <= 0 || r.Remaining > 40 || r.ResumedSeconds <= 0 || r.Stalled {
-		t.Errorf("resume = %+v; want 40 records, some left after the kill, finished", r)
+	if r := res.Resume; r == nil || r.Records != 40 || r.AllSeconds <= 0 || len(r.Kills) != 2 {
+		t.Errorf("resume = %+v; want 40 records, an unbroken time, two kills", r)
+	} else {
+		for _, k := range r.Kills {
+			if k.Remaining <= 0 || k.Remaining > 40 || k.ResumedSeconds <= 0 || k.TailSeconds <= 0 || k.Ratio <= 0 || k.Stalled {
+				t.Errorf("resume, killed %s: %+v; want records left, resumed, a tail and a ratio", k.Kill, k)
+			}
+		}
+		if k := r.Kills[1]; k.Kill != "after 10 records" || k.Remaining > 30 {
+			t.Errorf("killed %s with %d records left; want after 10 records, at most 30 left", k.Kill, k.Remaining)
+		}
 	}
 	if x := res.Tight; x == nil || x.Records != 20 || x.Succeeded+x.Failed != 20 || x.SettledTokens <= 0 || x.LongestGapSeconds <= 0 || x.Stalled {
 		t.Errorf("tight = %+v; want 20 records ended, tokens settled, no stall", x)
@@ -270,9 +294,37 @@ func TestLearnShort(t *testing.T) {
 	if err := res.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"\nnoise: ", "\nresume: the quick start (40 records)", "\ntight: 50,000 tokens/min"} {
+	for _, want := range []string{"\nnoise: ", "\nresume: the quick start (40 records)", "\n  killed at 300ms (", "\n  killed after 10 records (", "\ntight: 50,000 tokens/min"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestLearnShapesShort runs the shapes case in miniature: every shape is
+// taken by the emulator and gives a row, told and learning.
+func TestLearnShapesShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs eight real-time batches for about 20 s")
+	}
+	cfg := LearnConfig{Cases: []string{CaseShapes}, Seed: 2, Prompts: "../../examples/prompts.jsonl",
+		sizes: learnSizes{shapeRecords: 4, shapeSpeed: 0.01, runCap: 30 * time.Second}}
+	res, err := RunLearn(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := res.Shapes
+	if s == nil || len(s.Rows) != 2*len(BucketShapes) {
+		t.Fatalf("shapes = %+v; want %d rows", s, 2*len(BucketShapes))
+	}
+	for i, r := range s.Rows {
+		want := BucketShapes[i/2].Name
+		keel := []string{"told", "learning"}[i%2]
+		if r.Shape != want || r.Keel != keel || r.Succeeded != 4 || r.Attempts < 4 || r.NeedSeconds <= 0 || r.Ratio <= 0 || r.Stalled {
+			t.Errorf("row %d = %+v; want %s, %s, 4 records succeeded, a need and a ratio", i, r, want, keel)
+		}
+		if keel == "told" && r.FinalLimit != shapesQuota {
+			t.Errorf("row %d: told keel's limit %d, want %d", i, r.FinalLimit, shapesQuota)
 		}
 	}
 }
