@@ -404,9 +404,9 @@ in real time. Cases, run one after the other:
           throttles, 2 % 503, 1 % ModelNotReady) with a learning keel and
           batch traffic for --duration: the learned limit ÷ the quota
           over time, throttles per 100 attempts, injected and quota's
-  resume  the quick start's 300 records unbroken, then killed at 2 s and
-          resumed by a new keel on the same emulator: resumed time ÷ the
-          unbroken run's time after 2 s
+  resume  the quick start's 300 records unbroken, then killed (at 2 s;
+          after 50 records) and resumed by a new keel on the same emulator:
+          resumed time ÷ the unbroken run's time after the same point
   tight   200 records against 50,000 tokens/min, 100-300 ms latency: wall
           time ÷ ideal, longest time with no record finishing
   shapes  150 records (50-2,000 words, max tokens 1024) against 300,000

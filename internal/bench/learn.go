@@ -337,6 +337,18 @@ func (e *learnEmulator) counts() (attempts, injected, quotaThrottles, settled in
 	return e.attempts.Load(), injected, quotaThrottles, settled
 }
 
+// available is what the emulator's token buckets hold now, summed over its
+// (model, region) pairs (the cases call one).
+func (e *learnEmulator) available() int64 {
+	var n int64
+	for _, u := range e.meter.Snapshot() {
+		if u.TokensAvailable != nil {
+			n += *u.TokensAvailable
+		}
+	}
+	return n
+}
+
 // newKeel returns keel with its defaults against the emulator at url; told,
 // when above zero, is the tokens-per-minute quota written in its quotas:
 // section (else the governor learns one).

@@ -194,10 +194,14 @@ func (l *learner) killAndResume(ctx context.Context, sc *scenario.Scenario, in s
 	if k, err = newKeel(emu.rn.URL, 0); err != nil {
 		return ResumeKill{}, err
 	}
+	r.BucketAtResume = emu.available()
+	attempts0, _, throttled0, _ := emu.counts()
 	resumed, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: out, cap: sz.runCap, label: "resumed " + kill.name})
 	if err != nil {
 		return ResumeKill{}, err
 	}
+	attempts, _, throttled, _ := emu.counts()
+	r.Attempts, r.QuotaThrottles = attempts-attempts0, throttled-throttled0
 	r.Remaining = resumed.sum.Total - resumed.sum.Before
 	r.ResumedSeconds = resumed.wall.Seconds()
 	r.Stalled = resumed.stalled

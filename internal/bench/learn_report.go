@@ -76,6 +76,13 @@ type ResumeKill struct {
 	// TailSeconds is what the unbroken run took after the same point (0:
 	// it never reached it).
 	TailSeconds float64 `json:"unbrokenTailSeconds"`
+	// BucketAtResume is what the emulator's token bucket held when the
+	// resumed run started (the killed run's calls spent the rest).
+	BucketAtResume int64 `json:"bucketAtResume"`
+	// Attempts and QuotaThrottles are the resumed run's requests and the
+	// quota meter's throttles of them.
+	Attempts       int64 `json:"attempts"`
+	QuotaThrottles int64 `json:"quotaThrottles"`
 	// Remaining is the records the resumed run had left; ResumedSeconds
 	// how long it took; Ratio that ÷ TailSeconds (0: no tail to divide by).
 	Remaining      int     `json:"remaining"`
@@ -295,8 +302,10 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "\nresume: the quick start (%d records), killed and resumed by a new keel on the same emulator; unbroken run %s%s\n",
 			x.Records, secs(x.AllSeconds), stalledText(x.UnbrokenStalled))
 		for _, r := range x.Kills {
-			fmt.Fprintf(&b, "  killed %s (%s in): %d records left, resumed in %s%s; the unbroken run after that point %s; ratio %.2f (goal ≤ %.1f); limit at the end %s\n",
-				r.Kill, secs(r.KillSeconds), r.Remaining, secs(r.ResumedSeconds), stalledText(r.Stalled), secs(r.TailSeconds), r.Ratio, goalResumeRatio, limitText(r.FinalLimit))
+			fmt.Fprintf(&b, "  killed %s (%s in): %d records left, the bucket holding %s tokens; resumed in %s%s; the unbroken run after that point %s; ratio %.2f (goal ≤ %.1f)\n",
+				r.Kill, secs(r.KillSeconds), r.Remaining, thousands(r.BucketAtResume), secs(r.ResumedSeconds), stalledText(r.Stalled), secs(r.TailSeconds), r.Ratio, goalResumeRatio)
+			fmt.Fprintf(&b, "    resumed run: %s attempts, %.1f quota throttles per 100; limit at the end %s\n",
+				thousands(r.Attempts), per100(r.QuotaThrottles, r.Attempts), limitText(r.FinalLimit))
 		}
 	}
 	if t := r.Tight; t != nil {

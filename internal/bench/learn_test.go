@@ -273,7 +273,7 @@ func TestLearnShort(t *testing.T) {
 		t.Errorf("resume = %+v; want 40 records, an unbroken time, two kills", r)
 	} else {
 		for _, k := range r.Kills {
-			if k.Remaining <= 0 || k.Remaining > 40 || k.ResumedSeconds <= 0 || k.TailSeconds <= 0 || k.Ratio <= 0 || k.Stalled {
+			if k.Remaining <= 0 || k.Remaining > 40 || k.ResumedSeconds <= 0 || k.TailSeconds <= 0 || k.Ratio <= 0 || k.Attempts < int64(k.Remaining) || k.Stalled {
 				t.Errorf("resume, killed %s: %+v; want records left, resumed, a tail and a ratio", k.Kill, k)
 			}
 		}
