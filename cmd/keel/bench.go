@@ -414,7 +414,7 @@ in real time. Cases, run one after the other:
           learning it: throttles per 100 attempts, wall ÷ need
 
 A stalled run ends at a cap (5 min) and is reported as stalled. The whole
-bench takes about 20 minutes. See docs/bench.md.
+bench takes about 12 minutes. See docs/bench.md.
 
 Flags:`
 

@@ -456,6 +456,7 @@ func (l *learner) progress(name, run string, start time.Time, done func() int, k
 	if l.cfg.Progress == nil {
 		return func() {}
 	}
+	// reportProgress's ticker, reporting a LearnProgress instead of its own.
 	return reportProgress(func(Progress) {
 		l.cfg.Progress(LearnProgress{Case: name, Run: run, Elapsed: time.Since(start), Done: done(), Limit: learnedLimit(k)})
 	}, Progress{}, start, func() int { return 0 })
