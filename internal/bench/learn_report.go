@@ -39,8 +39,10 @@ type NoiseResult struct {
 	QuotaThrottles    int64   `json:"quotaThrottles"`
 	InjectedPer100    float64 `json:"injectedThrottlesPer100"`
 	QuotaPer100       float64 `json:"quotaThrottlesPer100"`
-	// Succeeded counts the records that finished well.
+	// Succeeded and Failed count the records that finished well and those
+	// that failed for good (requeues used up, or an error not retried).
 	Succeeded  int   `json:"succeeded"`
+	Failed     int   `json:"failed"`
 	FinalLimit int64 `json:"finalLimitTokensPerMinute"`
 	// Stalled reports that the records in flight at the end did not finish
 	// within the drain time and were abandoned.
@@ -149,7 +151,7 @@ func noiseResult(quota int64, d time.Duration, samples []limitSample, attempts, 
 		QuotaThrottles: throttled, InjectedPer100: per100(injected, attempts), QuotaPer100: per100(throttled, attempts),
 		Stalled: o.stalled}
 	if o.sum != nil {
-		r.Succeeded = o.sum.Succeeded
+		r.Succeeded, r.Failed = o.sum.Succeeded, o.sum.Failed
 	}
 	for _, t := range append(noiseMarks, d) {
 		if t > d {
@@ -291,7 +293,8 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 			ratioText(n.MinAfterMinute), ratioText(n.MaxAfterMinute), 1-goalRatioBand, 1+goalRatioBand, goalRatioFloor, yesNo(n.BelowHalf))
 		fmt.Fprintf(&b, "  attempts %s; throttles per 100 attempts: injected %.1f, quota %.1f (goal: quota ≤ %d)\n",
 			thousands(n.Attempts), n.InjectedPer100, n.QuotaPer100, goalThrottlesPer)
-		fmt.Fprintf(&b, "  records succeeded %s; limit at the end %s%s\n", thousands(int64(n.Succeeded)), limitText(n.FinalLimit), stalledText(n.Stalled))
+		fmt.Fprintf(&b, "  records succeeded %s, failed %s; limit at the end %s%s\n", thousands(int64(n.Succeeded)), thousands(int64(n.Failed)),
+			limitText(n.FinalLimit), stalledText(n.Stalled))
 		b.WriteString("  every 10s:")
 		for _, a := range n.Series {
 			fmt.Fprintf(&b, " %s", ratioText(a.Ratio))
