@@ -73,7 +73,7 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := make(chan struct{})
+	stop, ended := make(chan struct{}), make(chan struct{})
 	var samples []limitSample
 	sampled := make(chan struct{})
 	start := time.Now()
@@ -88,6 +88,8 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 			select {
 			case <-ctx.Done():
 				return
+			case <-ended: // the run ended first (it failed)
+				return
 			case now := <-t.C:
 				at := now.Sub(start)
 				samples = append(samples, limitSample{at: at, limit: learnedLimit(k)})
@@ -99,6 +101,7 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 	}()
 	o, err := l.run(ctx, CaseNoise, batchRun{k: k, in: in, out: filepath.Join(l.dir, "noise.jsonl"), stop: stop,
 		cap: l.cfg.Duration + l.cfg.sizes.noiseDrain})
+	close(ended)
 	<-sampled
 	if err != nil {
 		return nil, err

@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -230,9 +233,10 @@ func TestCheckLearn(t *testing.T) {
 	}
 }
 
-// TestBucketShapesParse checks that each shape's settings make a scenario
-// the emulator takes, once it knows them.
-func TestShapeSettings(t *testing.T) {
+// TestLearnScenarios checks the shapes' settings as the table writes them,
+// that the quick start's scenario is batch-quickstart.yaml's, and that the
+// tight scenario parses.
+func TestLearnScenarios(t *testing.T) {
 	want := map[string]string{"1m burst, full": "none", "10s burst, empty": "burst: 10s, start_level: 0",
 		"1s burst": "burst: 1s", "refill each minute": "refill_every: 1m"}
 	for _, s := range BucketShapes {
@@ -240,8 +244,21 @@ func TestShapeSettings(t *testing.T) {
 			t.Errorf("%s: oneLine = %q, want %q", s.Name, got, want[s.Name])
 		}
 	}
-	if _, err := scenario.Parse([]byte(quickstartScenario)); err != nil {
-		t.Errorf("the quick start's scenario: %v", err)
+	qs, err := scenario.Parse([]byte(quickstartScenario))
+	if err != nil {
+		t.Fatalf("the quick start's scenario: %v", err)
+	}
+	file, err := scenario.Load("../../examples/scenarios/batch-quickstart.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rules remember their line in the file (unexported): compare what
+	// they say.
+	line := regexp.MustCompile(`line:[0-9]+`)
+	rules := func(s *scenario.Scenario) string { return line.ReplaceAllString(fmt.Sprintf("%+v", s.Rules), "") }
+	if !reflect.DeepEqual(qs.Quotas, file.Quotas) || rules(qs) != rules(file) {
+		t.Errorf("the noise and resume cases' scenario differs from batch-quickstart.yaml's quotas and rules:\n%+v %s\n%+v %s",
+			qs.Quotas, rules(qs), file.Quotas, rules(file))
 	}
 	if _, err := scenario.Parse([]byte(tightScenario)); err != nil {
 		t.Errorf("the tight scenario: %v", err)
