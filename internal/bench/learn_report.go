@@ -41,9 +41,11 @@ type NoiseResult struct {
 	QuotaPer100       float64 `json:"quotaThrottlesPer100"`
 	// Succeeded and Failed count the records that finished well and those
 	// that failed for good (requeues used up, or an error not retried).
-	Succeeded  int   `json:"succeeded"`
-	Failed     int   `json:"failed"`
-	FinalLimit int64 `json:"finalLimitTokensPerMinute"`
+	Succeeded int `json:"succeeded"`
+	Failed    int `json:"failed"`
+	// FailedBy counts the failed records by the code they failed with.
+	FailedBy   map[string]int `json:"failedBy"`
+	FinalLimit int64          `json:"finalLimitTokensPerMinute"`
 	// Stalled reports that the records in flight at the end did not finish
 	// within the drain time and were abandoned.
 	Stalled bool `json:"stalled"`
@@ -151,12 +153,15 @@ func noiseResult(quota int64, d time.Duration, samples []limitSample, attempts, 
 		QuotaThrottles: throttled, InjectedPer100: per100(injected, attempts), QuotaPer100: per100(throttled, attempts),
 		Stalled: o.stalled}
 	if o.sum != nil {
-		r.Succeeded, r.Failed = o.sum.Succeeded, o.sum.Failed
+		r.Succeeded, r.Failed, r.FailedBy = o.sum.Succeeded, o.sum.Failed, o.sum.FailedByCode
 	}
-	for _, t := range append(noiseMarks, d) {
-		if t > d {
-			continue
+	var marks []time.Duration
+	for _, t := range noiseMarks {
+		if t < d { // a mark at the end is the end's
+			marks = append(marks, t)
 		}
+	}
+	for _, t := range append(marks, d) {
 		if ra, ok := ratioAt(samples, t, quota); ok {
 			r.At = append(r.At, ra)
 		}
@@ -293,8 +298,8 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 			ratioText(n.MinAfterMinute), ratioText(n.MaxAfterMinute), 1-goalRatioBand, 1+goalRatioBand, goalRatioFloor, yesNo(n.BelowHalf))
 		fmt.Fprintf(&b, "  attempts %s; throttles per 100 attempts: injected %.1f, quota %.1f (goal: quota ≤ %d)\n",
 			thousands(n.Attempts), n.InjectedPer100, n.QuotaPer100, goalThrottlesPer)
-		fmt.Fprintf(&b, "  records succeeded %s, failed %s; limit at the end %s%s\n", thousands(int64(n.Succeeded)), thousands(int64(n.Failed)),
-			limitText(n.FinalLimit), stalledText(n.Stalled))
+		fmt.Fprintf(&b, "  records succeeded %s, failed %s%s; limit at the end %s%s\n", thousands(int64(n.Succeeded)), thousands(int64(n.Failed)),
+			failedBy(n.FailedBy), limitText(n.FinalLimit), stalledText(n.Stalled))
 		b.WriteString("  every 10s:")
 		for _, a := range n.Series {
 			fmt.Fprintf(&b, " %s", ratioText(a.Ratio))
@@ -341,6 +346,15 @@ func atName(a RatioAt, duration float64) string {
 		s = strings.TrimSuffix(s, "0s")
 	}
 	return s
+}
+
+// failedBy writes failures by code, most first, as " (ThrottlingException
+// 12, ...)"; "" when there are none.
+func failedBy(m map[string]int) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return " (" + failures(m) + ")"
 }
 
 func ratioText(r *float64) string {

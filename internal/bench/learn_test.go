@@ -165,7 +165,12 @@ func TestNoiseResult(t *testing.T) {
 		}
 		samples = append(samples, limitSample{at: time.Duration(i) * time.Second, limit: limit})
 	}
-	r := noiseResult(200_000, 90*time.Second, samples, 400, 12, 20, batchOutcome{sum: &batch.Summary{Succeeded: 300, Failed: 2}})
+	// A run as long as a mark reports it once, as the end.
+	if r := noiseResult(200_000, time.Minute, samples, 400, 12, 20, batchOutcome{}); len(r.At) != 2 || r.At[1].Seconds != 60 {
+		t.Errorf("a 1-minute run reports at %+v; want 30 s and the end", r.At)
+	}
+	r := noiseResult(200_000, 90*time.Second, samples, 400, 12, 20, batchOutcome{sum: &batch.Summary{Succeeded: 300, Failed: 2,
+		FailedByCode: map[string]int{"ThrottlingException": 2}}})
 	var at []float64
 	for _, a := range r.At {
 		at = append(at, a.Seconds)
@@ -189,7 +194,7 @@ func TestNoiseResult(t *testing.T) {
 	if err := (&LearnResult{Seed: 1, Noise: r}).WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"30s 0.65  1m 0.80  end 0.95", "min 0.80, max 0.95", "injected 3.0, quota 5.0", "records succeeded 300, failed 2;", "every 10s: 0.55 "} {
+	for _, want := range []string{"30s 0.65  1m 0.80  end 0.95", "min 0.80, max 0.95", "injected 3.0, quota 5.0", "records succeeded 300, failed 2 (ThrottlingException 2);", "every 10s: 0.55 "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
