@@ -22,8 +22,11 @@ const (
 type NoiseResult struct {
 	Quota           int64   `json:"quotaTokensPerMinute"`
 	DurationSeconds float64 `json:"durationSeconds"`
+	// TrafficSeconds is how long records were sent: DurationSeconds, or
+	// less when every record was done (or failed for good) before.
+	TrafficSeconds float64 `json:"trafficSeconds"`
 	// At is the learned limit ÷ Quota 30 s, 1 min and 2 min in, and at
-	// the end of the traffic (those the duration reaches).
+	// the end of the traffic (those the traffic reaches).
 	At []RatioAt `json:"at"`
 	// MinAfterMinute and MaxAfterMinute bound the ratio sampled after the
 	// first minute; nil when no limit was sampled then.
@@ -155,16 +158,18 @@ func noiseResult(quota int64, d time.Duration, samples []limitSample, attempts, 
 	if o.sum != nil {
 		r.Succeeded, r.Failed, r.FailedBy = o.sum.Succeeded, o.sum.Failed, o.sum.FailedByCode
 	}
-	var marks []time.Duration
-	for _, t := range noiseMarks {
-		if t < d { // a mark at the end is the end's
-			marks = append(marks, t)
-		}
+	traffic := d
+	if n := len(samples); n > 0 && samples[n-1].at < d {
+		traffic = samples[n-1].at // the records ran out first
 	}
-	for _, t := range append(marks, d) {
-		if ra, ok := ratioAt(samples, t, quota); ok {
+	r.TrafficSeconds = traffic.Seconds()
+	for _, t := range noiseMarks {
+		if ra, ok := ratioAt(samples, t, quota); ok && t < traffic { // a mark at the end is the end's
 			r.At = append(r.At, ra)
 		}
+	}
+	if n := len(samples); n > 0 {
+		r.At = append(r.At, RatioAt{Seconds: traffic.Seconds(), Ratio: limitRatio(samples[n-1].limit, quota)})
 	}
 	for t := noiseSeriesEvery; t <= d; t += noiseSeriesEvery {
 		if ra, ok := ratioAt(samples, t, quota); ok {
@@ -291,9 +296,12 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 			thousands(n.Quota), time.Duration(n.DurationSeconds*float64(time.Second)))
 		b.WriteString("  learned limit ÷ quota:")
 		for _, a := range n.At {
-			fmt.Fprintf(&b, "  %s %s", atName(a, n.DurationSeconds), ratioText(a.Ratio))
+			fmt.Fprintf(&b, "  %s %s", atName(a, n.TrafficSeconds), ratioText(a.Ratio))
 		}
 		b.WriteString("\n")
+		if n.TrafficSeconds < n.DurationSeconds {
+			fmt.Fprintf(&b, "  the records ran out after %s (every one done, or failed for good)\n", secs(n.TrafficSeconds))
+		}
 		fmt.Fprintf(&b, "  after the first minute: min %s, max %s (goal: within %.1f-%.1f); ever below %.1f: %s (goal: no)\n",
 			ratioText(n.MinAfterMinute), ratioText(n.MaxAfterMinute), 1-goalRatioBand, 1+goalRatioBand, goalRatioFloor, yesNo(n.BelowHalf))
 		fmt.Fprintf(&b, "  attempts %s; throttles per 100 attempts: injected %.1f, quota %.1f (goal: quota ≤ %d)\n",

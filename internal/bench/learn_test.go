@@ -169,6 +169,16 @@ func TestNoiseResult(t *testing.T) {
 	if r := noiseResult(200_000, time.Minute, samples, 400, 12, 20, batchOutcome{}); len(r.At) != 2 || r.At[1].Seconds != 60 {
 		t.Errorf("a 1-minute run reports at %+v; want 30 s and the end", r.At)
 	}
+	// A run whose records ran out at 45 s reports 30 s and its end.
+	if r := noiseResult(200_000, 2*time.Minute, samples[:45], 400, 12, 20, batchOutcome{}); len(r.At) != 2 || r.At[1].Seconds != 45 || r.TrafficSeconds != 45 {
+		t.Errorf("a run that ran out at 45 s reports at %+v, traffic %vs; want 30 s and the end at 45 s", r.At, r.TrafficSeconds)
+	} else {
+		var b strings.Builder
+		(&LearnResult{Noise: r}).WriteTable(&b)
+		if !strings.Contains(b.String(), "  the records ran out after 45s") || !strings.Contains(b.String(), "30s 0.65  end 0.72") {
+			t.Errorf("table of a run that ran out:\n%s", b.String())
+		}
+	}
 	r := noiseResult(200_000, 90*time.Second, samples, 400, 12, 20, batchOutcome{sum: &batch.Summary{Succeeded: 300, Failed: 2,
 		FailedByCode: map[string]int{"ThrottlingException": 2}}})
 	var at []float64
