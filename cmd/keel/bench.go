@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, or a region outage", run: runBench})
+	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, or the quota learner", run: runBench})
 }
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
@@ -36,8 +37,9 @@ latency, and the share of the largest and smallest quarter of calls served.
 On a terminal, a line on stderr shows how far the run has got. See
 docs/bench.md.
 
-The other benchmark, keel bench outage, shows what keel does when a region
-fails (keel bench outage -h).
+The other benchmarks: keel bench outage shows what keel does when a region
+fails (keel bench outage -h); keel bench learn measures the quota learner
+(keel bench learn -h).
 
 Contenders:
 %s
@@ -60,8 +62,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return benchQuota(ctx, args[1:], stdout, stderr)
 	case "outage":
 		return benchOutage(ctx, args[1:], stdout, stderr)
+	case "learn":
+		return benchLearn(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota` and `keel bench outage`\n", args[0])
+	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage` and `keel bench learn`\n", args[0])
 	return 2
 }
 
@@ -78,6 +82,9 @@ func checkBenchArgs(args []string) error {
 		return err
 	case "outage":
 		_, err := parseOutageFlags(args[1:], io.Discard, io.Discard)
+		return err
+	case "learn":
+		_, err := parseLearnFlags(args[1:], io.Discard, io.Discard)
 		return err
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
@@ -384,4 +391,113 @@ func contenderNames(list string) ([]string, error) {
 		return nil, errors.New("--contenders names no contender")
 	}
 	return names, nil
+}
+
+const learnUsage = `Usage: keel bench learn [--case noise,resume,tight,shapes] [--duration D] [--seed N] [--prompts FILE]
+                        [--json] [--progress auto|on|off]
+
+Measures keel's quota learner (issue 16's goals) against in-process
+emulators, through the batch runner as keel batch run --emulator uses it,
+in real time. Cases, run one after the other:
+
+  noise   the quick start's scenario (200,000 tokens/min, 3 % injected
+          throttles, 2 % 503, 1 % ModelNotReady) with a learning keel and
+          batch traffic for --duration: the learned limit ÷ the quota
+          over time, throttles per 100 attempts, injected and quota's
+  resume  the quick start's 300 records unbroken, then killed (at 2 s;
+          after 50 records) and resumed by a new keel on the same emulator:
+          resumed time ÷ the unbroken run's time after the same point
+  tight   200 records against 50,000 tokens/min, 100-300 ms latency: wall
+          time ÷ ideal, longest time with no record finishing
+  shapes  150 records (50-2,000 words, max tokens 1024) against 300,000
+          tokens/min in four bucket shapes, keel told the quota and
+          learning it: throttles per 100 attempts, wall ÷ need
+
+A stalled run ends at a cap (5 min) and is reported as stalled. The whole
+bench takes about 12 minutes. See docs/bench.md.
+
+Flags:`
+
+// learnArgs is what the command line of `keel bench learn` asks for.
+type learnArgs struct {
+	cfg      bench.LearnConfig
+	json     bool
+	progress string // auto, on or off
+}
+
+// parseLearnFlags reads the flags of `keel bench learn` and checks them, so
+// that a bad value is a usage error (exit 2) naming the flag. The prompts
+// file is read when the bench runs.
+func parseLearnFlags(args []string, stdout, stderr io.Writer) (learnArgs, error) {
+	var (
+		a     learnArgs
+		cfg   = &a.cfg
+		cases string
+	)
+	fs := flag.NewFlagSet("keel bench learn", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), learnUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cases, "case", strings.Join(bench.LearnCases, ","), "comma-separated `LIST` of cases to run")
+	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long the noise case sends batch traffic")
+	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the emulators' replies and faults and of the shapes case's prompts")
+	fs.StringVar(&cfg.Prompts, "prompts", bench.DefaultPrompts, "the quick start's records, a simple-format JSONL `FILE`, that the noise, resume and tight cases send")
+	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
+	fs.StringVar(&a.progress, "progress", "auto", "show the case, time, records done and learned limit on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return a, err
+		}
+		return a, errReported // the flag package printed it, with the usage
+	}
+	if fs.NArg() > 0 {
+		return a, fmt.Errorf("unexpected argument %q; see keel bench learn -h", fs.Arg(0))
+	}
+	if err := checkProgress(a.progress); err != nil {
+		return a, err
+	}
+	if cfg.Duration < bench.MinLearnDuration || cfg.Duration > bench.MaxLearnDuration {
+		return a, fmt.Errorf("--duration %s: want from %s to %s", cfg.Duration, bench.MinLearnDuration, bench.MaxLearnDuration)
+	}
+	for _, c := range strings.Split(cases, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if !slices.Contains(bench.LearnCases, c) {
+			return a, fmt.Errorf("--case %s: unknown case; choose from %s", c, strings.Join(bench.LearnCases, ", "))
+		}
+		cfg.Cases = append(cfg.Cases, c)
+	}
+	if len(cfg.Cases) == 0 {
+		return a, errors.New("--case names no case")
+	}
+	return a, bench.CheckLearn(*cfg)
+}
+
+// benchLearn runs `keel bench learn` until it ends or ctx is cancelled.
+func benchLearn(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a, err := parseLearnFlags(args, stdout, stderr)
+	if code, done := flagsDone(err, "keel bench learn", stderr); done {
+		return code
+	}
+	if _, err := os.Stat(a.cfg.Prompts); err != nil {
+		fmt.Fprintf(stderr, "keel bench learn: --prompts: %v (run from the repository's root, or name the file)\n", err)
+		return 2
+	}
+	if !a.json {
+		fmt.Fprintf(stderr, "keel bench learn: running %s...\n", strings.Join(a.cfg.Cases, ", "))
+	}
+	if progressLine("keel bench learn", a.progress, stderr) != nil {
+		a.cfg.Progress = func(lp bench.LearnProgress) { fmt.Fprintf(stderr, "\rkeel bench learn: %s\033[K", lp) }
+	}
+	res, err := bench.RunLearn(ctx, a.cfg)
+	if a.cfg.Progress != nil {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "keel bench learn: %v\n", err)
+		return 1
+	}
+	return printBench("keel bench learn", res, a.json, stdout, stderr)
 }

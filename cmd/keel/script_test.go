@@ -154,8 +154,14 @@ var docCommandsExempt = map[string]string{
 	"keel bench quota --seed 2 --json": "runs for 3m15s; TestBenchQuotaJSON covers --json",
 	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":    "runs for 3m15s; TestBenchQuotaJSON covers --calls",
 	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s": "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
-	"keel bench outage":        "runs for about 2m10s (100 s of arrivals, then the 30 s deadline); TestOutageShort (internal/bench) runs the same on a scenario in miniature",
-	"keel bench outage --json": "runs for about 2m10s; TestBenchOutageJSON covers --json",
+	"keel bench outage":                                   "runs for about 2m10s (100 s of arrivals, then the 30 s deadline); TestOutageShort (internal/bench) runs the same on a scenario in miniature",
+	"keel bench outage --json":                            "runs for about 2m10s; TestBenchOutageJSON covers --json",
+	"keel bench learn":                                    "runs every case: about 12 minutes; TestLearnShort (internal/bench) runs three cases in miniature",
+	"keel bench learn --case noise":                       "runs 3 minutes; the script runs it for 10 s",
+	"keel bench learn --case resume":                      "runs five batches of the quick start: about 1.5 minutes; TestLearnShort runs it in miniature",
+	"keel bench learn --case tight":                       "runs about 2.5 minutes; TestLearnShort runs it in miniature",
+	"keel bench learn --case shapes":                      "runs 8 batches of 150 records: about 5 minutes; TestLearnShapesShort runs it in miniature",
+	"keel bench learn --case noise,resume,tight --seed 2": "runs about 7 minutes",
 	"keel bench outage --scenario internal/bench/testdata/outage-short.yaml --duration 8s --rate 10 --deadline 4s --speed 0.05": "the same run as TestOutageShort (internal/bench); two real-time benches at once would disturb each other",
 }
 

@@ -1,6 +1,7 @@
 // Package bench measures how well Bedrock clients use a tokens-per-minute
-// quota (`keel bench quota`), and what keel does in a region outage
-// (`keel bench outage`).
+// quota (`keel bench quota`), what keel does in a region outage
+// (`keel bench outage`), and how well keel learns a quota it was not told
+// (`keel bench learn`).
 //
 // Run starts one emulator per contender (keel, the SDK's standard retryer,
 // the SDK's adaptive retry mode), each with its own quota meter, and offers
@@ -20,4 +21,10 @@
 // with a route from us-east-1 to us-west-2, and sums each phase of the
 // scenario's outage windows: where calls went, how long they took, when
 // the breaker skipped the failing region, and keel's attempt timeouts.
+//
+// RunLearn, `keel bench learn`, runs the batch runner with keel against
+// in-process emulators in the cases of issue 16: random throttles that are
+// not a quota (noise), a run killed and resumed (resume), a small quota
+// (tight), and quota buckets of other shapes (shapes), and reports each
+// measure beside its goal.
 package bench

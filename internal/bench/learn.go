@@ -1,0 +1,463 @@
+package bench
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/batch"
+	"github.com/keel-run/keel/internal/config"
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/quota"
+	"github.com/keel-run/keel/internal/emulator/scenario"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+// The learn bench's cases, in the order they run and print.
+const (
+	CaseNoise  = "noise"
+	CaseResume = "resume"
+	CaseTight  = "tight"
+	CaseShapes = "shapes"
+)
+
+// LearnCases are the learn bench's cases in run order.
+var LearnCases = []string{CaseNoise, CaseResume, CaseTight, CaseShapes}
+
+// DefaultPrompts is the quick start's input file, read from the working
+// directory (the repository's root).
+const DefaultPrompts = "examples/prompts.jsonl"
+
+// learnRegion is the region every learn case calls, as `keel batch run
+// --emulator` does by default.
+const learnRegion = "us-east-1"
+
+// LearnConfig configures a learn bench. The zero value of each field means
+// its default.
+type LearnConfig struct {
+	// Cases names the cases to run, in any order (they run in LearnCases'
+	// order). Empty: all.
+	Cases []string
+	// Duration is how long the noise case sends traffic. Zero: 3 min.
+	Duration time.Duration
+	// Seed seeds the emulators (replies and the scenarios' random faults)
+	// and the shapes case's prompts.
+	Seed int64
+	// Prompts is the quick start's input, simple-format JSONL records.
+	// Empty: DefaultPrompts.
+	Prompts string
+	// Progress, when set, is called about once a second while a case
+	// runs, from one goroutine. Nil: not called.
+	Progress func(LearnProgress)
+
+	// sizes scales the cases down for tests; zero: defaultLearnSizes.
+	sizes learnSizes
+}
+
+// learnSizes are the sizes, times and caps of the cases other than the noise
+// case's duration. Tests shrink them.
+type learnSizes struct {
+	noiseDrain    time.Duration // after Duration, how long records in flight may take before they are abandoned
+	resumeKill    time.Duration // when the resume case's first killed run is abandoned
+	resumeAfter   int           // after how many records its second killed run is abandoned
+	resumeRecords int           // records of the resume case (the first of the prompts)
+	tightRecords  int           // records of the tight case
+	shapeRecords  int           // records of each shapes run
+	shapeSpeed    float64       // the emulator's model latency scale in the shapes case
+	runCap        time.Duration // the longest any one batch run may take before it is abandoned as stalled
+}
+
+var defaultLearnSizes = learnSizes{
+	// Records in flight when the noise case stops starting them take a
+	// few latencies, plus quota waits; 30 s ends even a stuck one.
+	noiseDrain: 30 * time.Second,
+	// Issue 16's reproduction: the quick start killed 2 s in.
+	resumeKill: 2 * time.Second,
+	// Issue 16's resumed run had 249 of 300 records left; today 2 s
+	// finishes most of the quick start, so a kill after 50 records leaves
+	// what the issue measured.
+	resumeAfter: 50,
+	// The quick start's whole input.
+	resumeRecords: 300,
+	// Issue 16's 50,000-token reproduction sent 200 records.
+	tightRecords: 200,
+	// Issue 16's bucket-shape measure sent 150 records.
+	shapeRecords: 150,
+	// Replies take real time, so a reservation is held for the reply as
+	// Bedrock holds it.
+	shapeSpeed: 1,
+	// A stalled run (issue 16: ETA 24 min for 92 records) is cut off here:
+	// every healthy run of these sizes ends in under two minutes.
+	runCap: 5 * time.Minute,
+}
+
+// LearnProgress is how far a running learn bench has got.
+type LearnProgress struct {
+	Case    string        // the case running
+	Run     string        // the run within it ("killed", "told, 10s burst empty"), or ""
+	Elapsed time.Duration // since the run started
+	Done    int           // records finished by this run
+	Limit   int64         // the learned limit now, tokens per minute; 0: none yet
+}
+
+// String describes p in one line, as keel bench learn shows it on a
+// terminal.
+func (p LearnProgress) String() string {
+	what := p.Case
+	if p.Run != "" {
+		what += " (" + p.Run + ")"
+	}
+	limit := "none yet"
+	if p.Limit > 0 {
+		limit = thousands(p.Limit) + " tokens/min"
+	}
+	return fmt.Sprintf("%s: %s, %s records done, limit %s", what, p.Elapsed.Round(time.Second), thousands(int64(p.Done)), limit)
+}
+
+// Limits on a LearnConfig.
+const (
+	MinLearnDuration = 10 * time.Second // the smallest noise run that samples a learned limit more than a few times
+	MaxLearnDuration = 30 * time.Minute // long enough to watch a learner settle; bounded so a typo is not an afternoon
+)
+
+func (c LearnConfig) withDefaults() LearnConfig {
+	c.Duration = cmp.Or(c.Duration, 3*time.Minute)
+	c.Prompts = cmp.Or(c.Prompts, DefaultPrompts)
+	if len(c.Cases) == 0 {
+		c.Cases = LearnCases
+	}
+	if c.sizes == (learnSizes{}) {
+		c.sizes = defaultLearnSizes
+	}
+	return c
+}
+
+// CheckLearn reports what is wrong with cfg, as RunLearn would, without
+// running anything or reading files.
+func CheckLearn(cfg LearnConfig) error {
+	cfg = cfg.withDefaults()
+	for _, n := range cfg.Cases {
+		if !slices.Contains(LearnCases, n) {
+			return fmt.Errorf("bench: unknown case %q; choose from %s", n, strings.Join(LearnCases, ", "))
+		}
+	}
+	if cfg.Duration < MinLearnDuration || cfg.Duration > MaxLearnDuration {
+		return fmt.Errorf("bench: duration %s: want from %s to %s", cfg.Duration, MinLearnDuration, MaxLearnDuration)
+	}
+	return nil
+}
+
+// LearnResult is what a learn bench measured; a case not run is nil.
+type LearnResult struct {
+	Seed   int64         `json:"seed"`
+	Noise  *NoiseResult  `json:"noise,omitempty"`
+	Resume *ResumeResult `json:"resume,omitempty"`
+	Tight  *TightResult  `json:"tight,omitempty"`
+	Shapes *ShapesResult `json:"shapes,omitempty"`
+}
+
+// RunLearn runs the cases cfg names, one after the other, each against
+// emulators of its own, in real time. A case that cannot be set up (a
+// scenario the emulator refuses) is an error; a run that stalls ends at its
+// cap and is reported as stalled.
+func RunLearn(ctx context.Context, cfg LearnConfig) (*LearnResult, error) {
+	if err := CheckLearn(cfg); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	prompts, err := readPrompts(cfg.Prompts)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "keel-bench-learn-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	l := &learner{cfg: cfg, prompts: prompts, dir: dir}
+	res := &LearnResult{Seed: cfg.Seed}
+	for _, c := range LearnCases {
+		if !slices.Contains(cfg.Cases, c) {
+			continue
+		}
+		switch c {
+		case CaseNoise:
+			res.Noise, err = l.noise(ctx)
+		case CaseResume:
+			res.Resume, err = l.resume(ctx)
+		case CaseTight:
+			res.Tight, err = l.tight(ctx)
+		case CaseShapes:
+			res.Shapes, err = l.shapes(ctx)
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bench: case %s: %w", c, err)
+		}
+	}
+	return res, nil
+}
+
+// learner runs the cases of one learn bench.
+type learner struct {
+	cfg     LearnConfig
+	prompts [][]byte // the prompts file's lines, each a JSON object
+	dir     string   // scratch: inputs, results, state files
+	files   atomic.Int64
+}
+
+// readPrompts reads a simple-format JSONL file's lines, each a JSON object.
+func readPrompts(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bench: the quick start's prompts: %w (run from the repository's root, or name the file)", err)
+	}
+	var lines [][]byte
+	for i, ln := range bytes.Split(b, []byte("\n")) {
+		if ln = bytes.TrimSpace(ln); len(ln) == 0 {
+			continue
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(ln, &obj); err != nil {
+			return nil, fmt.Errorf("bench: %s:%d: %w", path, i+1, err)
+		}
+		lines = append(lines, ln)
+	}
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("bench: %s holds no records", path)
+	}
+	return lines, nil
+}
+
+// input writes n records to a new file in the scratch directory, cycling
+// through the prompts, each with a fresh id (r000000, ...), and returns its
+// path.
+func (l *learner) input(n int) (string, error) {
+	var b bytes.Buffer
+	for i := range n {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(l.prompts[i%len(l.prompts)], &obj); err != nil {
+			return "", err
+		}
+		obj["id"] = json.RawMessage(fmt.Sprintf("%q", fmt.Sprintf("r%06d", i)))
+		line, err := json.Marshal(obj)
+		if err != nil {
+			return "", err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return l.write(b.Bytes())
+}
+
+// write puts b in a new file in the scratch directory.
+func (l *learner) write(b []byte) (string, error) {
+	path := filepath.Join(l.dir, fmt.Sprintf("in%d.jsonl", l.files.Add(1)))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	return path, nil
+}
+
+// learnEmulator is an in-process emulator with a scenario's quota meter
+// and counters of what it answered.
+type learnEmulator struct {
+	rn       *emulator.Running
+	meter    *quota.Meter
+	attempts atomic.Int64 // inference requests answered, however
+	mu       sync.Mutex
+	injected map[string]int64 // errors the scenario's rules injected, by code
+}
+
+// startEmulator serves sc (its rules and quotas) on 127.0.0.1 with model
+// latency scaled by speed (0: none, as `keel batch run --emulator`).
+func startEmulator(sc *scenario.Scenario, seed int64, speed float64) (*learnEmulator, error) {
+	in := scenario.NewInjector(sc, seed, nil)
+	e := &learnEmulator{meter: quota.NewMeter(nil, sc.Quotas), injected: map[string]int64{}}
+	s, err := emulator.New(emulator.Options{
+		Seed:          seed,
+		Speed:         speed,
+		DefaultRegion: learnRegion,
+		Planner: func(r fault.Request) fault.Plan {
+			p := in.Plan(r)
+			if p.Error != "" {
+				e.mu.Lock()
+				e.injected[p.Error]++
+				e.mu.Unlock()
+			}
+			return p
+		},
+		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
+			return (*emulator.Rejection)(e.meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
+				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))
+		},
+		Settle: func(r emulator.SettleRequest) {
+			e.meter.Settle(quota.SettleRequest{Model: r.Model, Region: r.Region, Operation: r.Operation,
+				InputTokens: r.InputTokens, CacheWriteTokens: r.CacheWriteTokens, OutputTokens: r.OutputTokens,
+				Burndown: r.Burndown, MaxTokens: r.MaxTokens})
+		},
+		Observe: func(emulator.Outcome) { e.attempts.Add(1) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if e.rn, err = s.Listen("127.0.0.1:0"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *learnEmulator) close() { e.rn.Close() }
+
+// counts returns the attempts, the injected throttles, the quota meter's
+// throttles and the tokens it settled, summed over its (model, region)
+// pairs.
+func (e *learnEmulator) counts() (attempts, injected, quotaThrottles, settled int64) {
+	e.mu.Lock()
+	injected = e.injected["ThrottlingException"]
+	e.mu.Unlock()
+	for _, u := range e.meter.Snapshot() {
+		quotaThrottles += u.Throttled
+		settled += u.TokensSettled
+	}
+	return e.attempts.Load(), injected, quotaThrottles, settled
+}
+
+// available is what the emulator's token buckets hold now, summed over its
+// (model, region) pairs (the cases call one).
+func (e *learnEmulator) available() int64 {
+	var n int64
+	for _, u := range e.meter.Snapshot() {
+		if u.TokensAvailable != nil {
+			n += *u.TokensAvailable
+		}
+	}
+	return n
+}
+
+// newKeel returns keel with its defaults against the emulator at url; told,
+// when above zero, is the tokens-per-minute quota written in its quotas:
+// section (else the governor learns one).
+func newKeel(url string, told int64) (*keel.Keel, error) {
+	c := &config.Config{Endpoint: url}
+	if told > 0 {
+		tellQuota(c, DefaultModel, learnRegion, told)
+	}
+	return keel.New(awsConfig(Endpoint{Region: learnRegion}), keel.Options{Config: c})
+}
+
+// learnedLimit is the limit k's governor holds for the bench's model now,
+// tokens per minute; 0 while it has none.
+func learnedLimit(k *keel.Keel) int64 {
+	var limit int64
+	for _, q := range k.Quotas() {
+		limit = max(limit, q.Limit) // every case calls one target
+	}
+	return limit
+}
+
+// timedDoer is keel, recording when each call that succeeded returned, and
+// calling cancel (when set) once cancelAt have.
+type timedDoer struct {
+	*keel.Keel
+	cancelAt int
+	cancel   func()
+	mu       sync.Mutex
+	ends     []time.Time
+}
+
+func (d *timedDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error) {
+	resp, rep, err := d.Keel.Do(ctx, call)
+	if err == nil {
+		d.mu.Lock()
+		d.ends = append(d.ends, time.Now())
+		if d.cancel != nil && len(d.ends) >= d.cancelAt {
+			d.cancel()
+		}
+		d.mu.Unlock()
+	}
+	return resp, rep, err
+}
+
+func (d *timedDoer) done() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.ends)
+}
+
+// batchRun is one run of the batch runner in a learn case.
+type batchRun struct {
+	k    *keel.Keel
+	in   string // input file
+	out  string // results file; its state file is out + ".state"
+	stop <-chan struct{}
+	cap  time.Duration // the run is abandoned after this long
+	// abandonAfter, when above zero, abandons the run once that many calls
+	// have succeeded.
+	abandonAfter int
+	label        string // LearnProgress.Run
+}
+
+// batchOutcome is what a batchRun did.
+type batchOutcome struct {
+	sum     *batch.Summary
+	start   time.Time
+	wall    time.Duration
+	ends    []time.Time // of the calls that succeeded
+	stalled bool        // abandoned at the cap (or, with abandonAfter, as asked)
+}
+
+// run runs r through the batch runner as `keel batch run --emulator` does
+// (the governor paces it), reporting progress under name, and abandons it
+// at its cap or when ctx ends.
+func (l *learner) run(ctx context.Context, name string, r batchRun) (batchOutcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cap)
+	defer cancel()
+	d := &timedDoer{Keel: r.k}
+	if r.abandonAfter > 0 {
+		d.cancelAt, d.cancel = r.abandonAfter, cancel
+	}
+	start := time.Now()
+	stop := l.progress(name, r.label, start, d.done, r.k)
+	sum, err := batch.Run(ctx, batch.Options{In: r.in, Out: r.out, Model: DefaultModel, Region: learnRegion, Doer: d, Stop: r.stop})
+	wall := time.Since(start)
+	stop()
+	o := batchOutcome{sum: sum, start: start, wall: wall, ends: d.ends}
+	if err != nil && ctx.Err() != nil {
+		o.stalled = true
+		err = nil
+	}
+	if err != nil {
+		return o, err
+	}
+	if sum == nil {
+		return o, fmt.Errorf("batch run %s ended without a summary", r.in)
+	}
+	return o, nil
+}
+
+// progress reports a run's progress about once a second until the
+// returned stop is called.
+func (l *learner) progress(name, run string, start time.Time, done func() int, k *keel.Keel) (stop func()) {
+	if l.cfg.Progress == nil {
+		return func() {}
+	}
+	// reportProgress's ticker, reporting a LearnProgress instead of its own.
+	return reportProgress(func(Progress) {
+		l.cfg.Progress(LearnProgress{Case: name, Run: run, Elapsed: time.Since(start), Done: done(), Limit: learnedLimit(k)})
+	}, Progress{}, start, func() int { return 0 })
+}
