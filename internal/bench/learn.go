@@ -17,12 +17,12 @@ import (
 
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/batch"
-	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/keelx"
 )
 
 // The learn bench's cases, in the order they run and print.
@@ -353,11 +353,11 @@ func (e *learnEmulator) available() int64 {
 // when above zero, is the tokens-per-minute quota written in its quotas:
 // section (else the governor learns one).
 func newKeel(url string, told int64) (*keel.Keel, error) {
-	c := &config.Config{Endpoint: url}
+	o := keel.Options{Endpoint: url}
 	if told > 0 {
-		tellQuota(c, DefaultModel, learnRegion, told)
+		tellQuota(&o, DefaultModel, learnRegion, told)
 	}
-	return keel.New(awsConfig(Endpoint{Region: learnRegion}), keel.Options{Config: c})
+	return keel.New(awsConfig(Endpoint{Region: learnRegion}), o)
 }
 
 // learnedLimit is the limit k's governor holds for the bench's model now,
@@ -381,7 +381,7 @@ type timedDoer struct {
 }
 
 func (d *timedDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, *engine.Report, error) {
-	resp, rep, err := d.Keel.Do(ctx, call)
+	resp, rep, err := keelx.Engine(d.Keel).Do(ctx, call)
 	if err == nil {
 		d.mu.Lock()
 		d.ends = append(d.ends, time.Now())
