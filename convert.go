@@ -85,7 +85,7 @@ func quotaStatsOf(s admission.Stats) QuotaStats {
 		RequestsPerMinute: s.RequestsPerMinute, PausedFor: s.PausedFor, InFlight: s.InFlight, InFlightTokens: s.InFlightTokens,
 		ReservedPerMinute: s.ReservedPerMinute, SettledPerMinute: s.SettledPerMinute, OfferedPerMinute: s.OfferedPerMinute,
 		InputRatio: s.InputRatio, Settled: s.Settled, Cancelled: s.Cancelled, Throttles: s.Throttles, Decreases: s.Decreases,
-		Resyncs: s.Resyncs, ReplyTime: s.ReplyTime, LargeHold: s.LargeHold, TooLarge: s.TooLarge}
+		Resyncs: s.Resyncs, Noise: s.Noise, ReplyTime: s.ReplyTime, LargeHold: s.LargeHold, TooLarge: s.TooLarge}
 	for i, c := range s.Classes {
 		out.Classes[i] = ClassStats{Queued: c.Queued, QueuedTokens: c.QueuedTokens, Admitted: c.Admitted, Waited: c.Waited,
 			Expired: c.Expired, Shed: c.Shed, Cancelled: c.Cancelled, WaitTotal: c.WaitTotal, WaitMax: c.WaitMax}

@@ -269,9 +269,12 @@ type QuotaStats struct {
 	// InputRatio is the learned ratio of real to estimated input tokens.
 	InputRatio float64
 	// Settled, Cancelled and Throttles count calls ended each way;
-	// Decreases counts the throttles that set or lowered the limit,
+	// Decreases counts the confirmed throttles that set or lowered the limit,
 	// Resyncs those that only emptied the bucket.
 	Settled, Cancelled, Throttles, Decreases, Resyncs int64
+	// Noise counts throttles taken for noise rather than a quota signal:
+	// calls granted after them got through.
+	Noise int64
 	// ReplyTime is the time the target's replies take (95th percentile)
 	// that admission keeps before a call's deadline; LargeHold what its
 	// large calls hold (99th percentile). Zero until measured.
