@@ -321,6 +321,7 @@ type batchQuotaJSON struct {
 	LimitTokensPerMinute int64  `json:"limitTokensPerMinute"` // 0: unknown, nothing limited
 	Learning             bool   `json:"learning"`
 	Throttles            int64  `json:"throttles"`
+	Noise                int64  `json:"noise"`    // of them, those taken for noise (calls after them got through)
 	Admitted             int64  `json:"admitted"` // Batch calls
 	Waited               int64  `json:"waited"`   // of them, those that waited for quota
 	WaitTotalMs          int64  `json:"waitTotalMs"`
@@ -335,7 +336,7 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 		if b.Admitted+b.Expired == 0 {
 			continue
 		}
-		qs = append(qs, batchQuotaJSON{Target: q.Target.String(), LimitTokensPerMinute: q.Limit, Learning: q.Learning, Throttles: q.Throttles,
+		qs = append(qs, batchQuotaJSON{Target: q.Target.String(), LimitTokensPerMinute: q.Limit, Learning: q.Learning, Throttles: q.Throttles, Noise: q.Noise,
 			Admitted: b.Admitted, Waited: b.Waited, WaitTotalMs: b.WaitTotal.Milliseconds(), WaitMaxMs: b.WaitMax.Milliseconds(), Refused: b.Expired})
 	}
 	sort.Slice(qs, func(i, j int) bool { return qs[i].Target < qs[j].Target })
@@ -377,7 +378,7 @@ func printBatchSummary(stdout, stderr io.Writer, s *batch.Summary, o batch.Optio
 		if q.LimitTokensPerMinute > 0 {
 			limit = fmt.Sprintf("%d tokens/min", q.LimitTokensPerMinute)
 			if q.Learning {
-				limit += fmt.Sprintf(" (learned from %d throttles)", q.Throttles)
+				limit += fmt.Sprintf(" (learned from %d throttles, %d of them taken for noise)", q.Throttles, q.Noise)
 			}
 		}
 		fmt.Fprintf(stdout, "quota %s: limit %s; %d of %d calls waited for quota (longest %s)\n",
