@@ -76,7 +76,8 @@
 //   - the queue and the admission decision: admit.go (Admit's wait and
 //     refusals), queue.go (the two classes' queues, dispatch, the wait
 //     estimate), overload.go (judging entries, overload shedding).
-//   - window.go: the one-minute windows and the calls in flight.
+//   - flight.go: the calls in flight (grant times and holds), and the
+//     one-minute windows (internal/window rings).
 //
 // Every constant that steers the Governor is in tunables.go, with its
 // reason. docs/governor.md gives the arithmetic, the queueing rules, the

@@ -97,9 +97,9 @@ const (
 	// second, so that a limit learned far too low cannot stall a run.
 	probeEvery = time.Second
 	// learnedShare is the share of the rate Bedrock gave over a bound
-	// minute that a learning limit is set to: the rate is measured to a
-	// few percent, and a limit at it to the percent keeps Bedrock's bucket
-	// at its edge, throttling a few calls a minute.
+	// minute that a limit above it is lowered to: the rate is measured to
+	// a few percent, and a limit at it to the percent keeps Bedrock's
+	// bucket at its edge, throttling a few calls a minute.
 	learnedShare = 0.97
 	// bindingShare is how much of its limit a target must have been given
 	// over a bound minute for the limit, not the quota, to be what held
@@ -115,10 +115,6 @@ const (
 	// burstMemory is how long a learned burst is kept without a confirmed
 	// throttle: after that the bucket holds a minute of quota again.
 	burstMemory = 5 * time.Minute
-	// minRaiseSpan is how long after a confirmed throttle a call that got
-	// through may raise the limit: over a shorter time one call's hold
-	// weighs too much in the rate it proves.
-	minRaiseSpan = 5 * time.Second
 )
 
 // Telling noise throttles from quota signals (suspect.go).
@@ -135,7 +131,7 @@ const (
 	throttleSlack  = 50 * time.Millisecond
 )
 
-// Windows and calls in flight (window.go).
+// Windows and calls in flight (flight.go).
 const (
 	// slotLen is a window's slot: twelve of them make the minute that
 	// rates are read over.
