@@ -68,8 +68,8 @@
 //     limiters still embed their bucket rather than call a Store, because the
 //     learner writes its level and limit directly.
 //   - the limit learner (learn.go, suspect.go): confirmed throttles, the
-//     first limit and slow start, the minute's rate, the CUBIC curve, bursts
-//     on the quota, CUBIC growth, the pause after a throttle.
+//     first limit and slow start, the minute's rate, the CUBIC curve, bursts,
+//     the pause after repeated throttles, probes.
 //   - the estimates (reply.go): the reply-time and hold quantiles, a queued
 //     call's deadline bound, the input correction; estimate.go and
 //     estimate_scan.go estimate a request body's tokens.
