@@ -28,29 +28,17 @@ import (
 	"github.com/keel-run/keel/internal/bedrock"
 )
 
-// Op is a Bedrock Runtime operation, named by its URL path suffix.
-type Op string
+// Op is a Bedrock Runtime operation (bedrock.Op).
+type Op = bedrock.Op
 
-// Operations keel handles.
+// Operations keel handles (bedrock's).
 const (
-	Converse                 Op = "converse"
-	ConverseStream           Op = "converse-stream"
-	Invoke                   Op = "invoke"
-	InvokeWithResponseStream Op = "invoke-with-response-stream"
-	CountTokens              Op = "count-tokens"
+	Converse                 = bedrock.Converse
+	ConverseStream           = bedrock.ConverseStream
+	Invoke                   = bedrock.Invoke
+	InvokeWithResponseStream = bedrock.InvokeWithResponseStream
+	CountTokens              = bedrock.CountTokens
 )
-
-// Streaming reports whether the operation answers with an event stream.
-func (o Op) Streaming() bool { return o == ConverseStream || o == InvokeWithResponseStream }
-
-// Valid reports whether o is one of the operations above.
-func (o Op) Valid() bool {
-	switch o {
-	case Converse, ConverseStream, Invoke, InvokeWithResponseStream, CountTokens:
-		return true
-	}
-	return false
-}
 
 // Target is one model in one region (bedrock.Target).
 type Target = bedrock.Target
