@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-// grant admits a call holding tokens at once (Haiku: its hold is its max
-// tokens when it estimates no input), or fails the test.
 // TestSuspicion: a throttle of a call with a Ticket only raises a
 // suspicion; a throttle of a call granted after it confirms it (the bucket
 // is emptied, a resync), one of a call granted before it does not, and
