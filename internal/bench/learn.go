@@ -349,6 +349,21 @@ func (e *learnEmulator) available() int64 {
 	return n
 }
 
+// startLearning starts an emulator playing sc and a keel with its defaults
+// (learning the quota) against it; the caller closes the emulator.
+func (l *learner) startLearning(sc *scenario.Scenario) (*learnEmulator, *keel.Keel, error) {
+	emu, err := startEmulator(sc, l.cfg.Seed, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := newKeel(emu.rn.URL, 0)
+	if err != nil {
+		emu.close()
+		return nil, nil, err
+	}
+	return emu, k, nil
+}
+
 // newKeel returns keel with its defaults against the emulator at url; told,
 // when above zero, is the tokens-per-minute quota written in its quotas:
 // section (else the governor learns one).

@@ -60,15 +60,11 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	emu, err := startEmulator(sc, l.cfg.Seed, 0)
+	emu, k, err := l.startLearning(sc)
 	if err != nil {
 		return nil, err
 	}
 	defer emu.close()
-	k, err := newKeel(emu.rn.URL, 0)
-	if err != nil {
-		return nil, err
-	}
 	in, err := l.input(int(l.cfg.Duration.Seconds()*noiseRecordsPerSecond) + len(l.prompts))
 	if err != nil {
 		return nil, err
@@ -123,15 +119,11 @@ func (l *learner) resume(ctx context.Context) (*ResumeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	emu, err := startEmulator(sc, l.cfg.Seed, 0)
+	emu, k, err := l.startLearning(sc)
 	if err != nil {
 		return nil, err
 	}
 	defer emu.close()
-	k, err := newKeel(emu.rn.URL, 0)
-	if err != nil {
-		return nil, err
-	}
 	all, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: filepath.Join(l.dir, "unbroken.jsonl"), cap: sz.runCap, label: "unbroken"})
 	if err != nil {
 		return nil, err
@@ -163,15 +155,11 @@ type resumeKill struct {
 // compared with.
 func (l *learner) killAndResume(ctx context.Context, sc *scenario.Scenario, in string, kill resumeKill, all batchOutcome) (ResumeKill, error) {
 	sz := l.cfg.sizes
-	emu, err := startEmulator(sc, l.cfg.Seed, 0)
+	emu, k, err := l.startLearning(sc)
 	if err != nil {
 		return ResumeKill{}, err
 	}
 	defer emu.close()
-	k, err := newKeel(emu.rn.URL, 0)
-	if err != nil {
-		return ResumeKill{}, err
-	}
 	out := filepath.Join(l.dir, fmt.Sprintf("killed%d.jsonl", l.files.Add(1)))
 	br := batchRun{k: k, in: in, out: out, cap: sz.runCap, abandonAfter: kill.records, label: "killed " + kill.name}
 	if kill.at > 0 {
@@ -235,15 +223,11 @@ func (l *learner) tight(ctx context.Context) (*TightResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	emu, err := startEmulator(sc, l.cfg.Seed, 0)
+	emu, k, err := l.startLearning(sc)
 	if err != nil {
 		return nil, err
 	}
 	defer emu.close()
-	k, err := newKeel(emu.rn.URL, 0)
-	if err != nil {
-		return nil, err
-	}
 	in, err := l.input(l.cfg.sizes.tightRecords)
 	if err != nil {
 		return nil, err
