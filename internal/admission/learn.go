@@ -81,7 +81,7 @@ func (l *limiter) throttle(t *Ticket) {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
 		l.cancelLocked(t, now)
-		fresh = l.suspect(t.seq, fresh, now)
+		fresh = l.suspect(t.seq, t.at, fresh, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}

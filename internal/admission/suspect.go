@@ -19,8 +19,9 @@ import "time"
 // then was reserved its tokens.
 type suspicion struct {
 	active  bool
-	seq     uint64 // the throttled call's place in flight
-	settled int    // calls granted after it that have settled
+	seq     uint64    // the throttled call's place in flight
+	at      time.Time // when it was granted
+	settled int       // calls granted after it that have settled
 }
 
 // suspect records a throttle of the call seq (fresh: granted since the
@@ -30,7 +31,7 @@ type suspicion struct {
 // refill, so that a real quota signal is confirmed by one more throttle
 // rather than by every call sent meanwhile, and a noise throttle is
 // cleared by calls that would have gone anyway. l.mu must be held.
-func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
+func (l *limiter) suspect(seq uint64, at time.Time, fresh bool, now time.Time) bool {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
 		l.n.noise++
@@ -38,11 +39,13 @@ func (l *limiter) suspect(seq uint64, fresh bool, now time.Time) bool {
 		*s = suspicion{}
 	}
 	switch {
-	case s.active && seq > s.seq:
+	case s.active && seq != s.seq && !at.Before(s.at):
+		// Granted after the suspect, or with it (calls granted at the same
+		// instant are throttled in any order).
 		*s = suspicion{}
 		return true
 	case !s.active && fresh:
-		*s = suspicion{active: true, seq: seq}
+		*s = suspicion{active: true, seq: seq, at: at}
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.

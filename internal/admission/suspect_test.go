@@ -28,11 +28,18 @@ func TestSuspicion(t *testing.T) {
 		{name: "confirmed by a call granted after it", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
 			confirm(t, g, 1000)
 		}, throttles: 2, resyncs: 1, avail: 0},
-		{name: "a call granted before it does not confirm", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
-			a, b := grant(t, g, 1000), grant(t, g, 1000)
+		{name: "a call granted before it does not confirm", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
+			a := grant(t, g, 1000)
+			adv(time.Millisecond)
+			b := grant(t, g, 1000)
 			b.Throttled()
 			a.Throttled()
 		}, throttles: 2, avail: 60000},
+		{name: "a call granted with it confirms (throttles of calls granted at once come in any order)", run: func(t *testing.T, g *Governor, _ func(time.Duration)) {
+			a, b := grant(t, g, 1000), grant(t, g, 1000)
+			b.Throttled()
+			a.Throttled()
+		}, throttles: 2, resyncs: 1, avail: 0},
 		{name: "a confirmed throttle starts it over", run: func(t *testing.T, g *Governor, adv func(time.Duration)) {
 			throttle(t, g, haiku, Estimate{MaxTokens: 1000})
 			g.Throttled(haiku) // a quota signal of its own
