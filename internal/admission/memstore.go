@@ -36,7 +36,7 @@ func (s *MemStore) Open(_ context.Context, key Target, now time.Time, b Buckets)
 	if _, ok := s.m[key]; !ok {
 		nb := newBucket(now, b.TokensPerMinute, b.RequestsPerMinute, 0)
 		if !nb.unlimited() {
-			nb.level = min(b.Tokens, b.TokensPerMinute)
+			nb.Tokens = min(b.Tokens, b.TokensPerMinute)
 		}
 		s.m[key] = &nb
 	}
@@ -92,6 +92,21 @@ func (s *MemStore) Give(_ context.Context, key Target, now time.Time, tokens flo
 	return nil
 }
 
+// Take implements Store.
+func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens float64) error {
+	if !(tokens >= 0) || math.IsInf(tokens, 1) {
+		return fmt.Errorf("admission: Store.Take(%s): tokens %v is not a count", key, tokens)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := s.at("Take", key, now)
+	if err != nil {
+		return err
+	}
+	b.reserve(tokens)
+	return nil
+}
+
 // Drain implements Store.
 func (s *MemStore) Drain(_ context.Context, key Target, now time.Time) (float64, error) {
 	s.mu.Lock()
@@ -118,6 +133,21 @@ func (s *MemStore) SetLimit(_ context.Context, key Target, now time.Time, tokens
 	return nil
 }
 
+// SetBurst implements Store.
+func (s *MemStore) SetBurst(_ context.Context, key Target, now time.Time, tokens float64) error {
+	if !(tokens >= 0) || math.IsInf(tokens, 1) {
+		return fmt.Errorf("admission: Store.SetBurst(%s): tokens %v is neither 0 nor a capacity", key, tokens)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := s.at("SetBurst", key, now)
+	if err != nil {
+		return err
+	}
+	b.Burst = tokens
+	return nil
+}
+
 // Level implements Store.
 func (s *MemStore) Level(_ context.Context, key Target, now time.Time) (Buckets, error) {
 	s.mu.Lock()
@@ -126,5 +156,5 @@ func (s *MemStore) Level(_ context.Context, key Target, now time.Time) (Buckets,
 	if err != nil {
 		return Buckets{}, err
 	}
-	return Buckets{TokensPerMinute: b.limit, RequestsPerMinute: b.rpm, Tokens: b.level, Requests: b.rlvl}, nil
+	return b.Buckets, nil
 }
