@@ -34,13 +34,13 @@ const (
 // step is one operation on keyA at t0+at, and what it must return.
 type step struct {
 	at  time.Duration
-	op  string  // "reserve", "give", "drain", "limit" or "level"
-	n   float64 // reserve, give: tokens; limit: tokens per minute
+	op  string  // "reserve", "take", "give", "drain", "limit", "burst", "level" or "peak"
+	n   float64 // reserve, take, give: tokens; limit: tokens per minute; burst: tokens
 	req int     // give: requests
 
 	ok     bool          // reserve: the call fits
 	fitIn  time.Duration // reserve, not ok: At − t0
-	want   float64       // drain: tokens taken; level: token level
+	want   float64       // drain: tokens taken; level: token level; peak: the peak
 	wantRq float64       // level: request level (NaN: not checked)
 }
 
@@ -168,6 +168,61 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				{at: 5 * time.Second, op: "level", want: 400, wantRq: nan},
 				{at: 11 * time.Second, op: "level", want: 500, wantRq: nan},
 			}},
+		{name: "take takes whatever the buckets hold, leaving debts",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 1, Tokens: 100},
+			steps: []step{
+				{op: "take", n: 500},
+				{op: "level", want: -400, wantRq: 0},
+				{op: "take", n: 10},
+				{op: "level", want: -410, wantRq: -1},
+				{op: "reserve", n: 1, fitIn: 119970 * time.Millisecond},
+			}},
+		{name: "take with unlimited tokens takes only the request",
+			open: admission.Buckets{TokensPerMinute: inf, RequestsPerMinute: 60},
+			steps: []step{
+				{op: "take", n: 1e9},
+				{op: "level", want: 0, wantRq: 59},
+			}},
+		{name: "a burst caps the token bucket once time passes; 0 clears it",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "burst", n: 1000},
+				{op: "level", want: 6000, wantRq: nan},
+				{at: time.Millisecond, op: "level", want: 1000, wantRq: nan},
+				{at: time.Millisecond, op: "reserve", n: 3000, ok: true},
+				{at: time.Millisecond, op: "reserve", n: 3000, fitIn: 30000995 * time.Microsecond},
+				{at: 31 * time.Second, op: "level", want: 1000, wantRq: nan},
+				{at: 31 * time.Second, op: "burst", n: 0},
+				{at: 41 * time.Second, op: "level", want: 2000, wantRq: nan},
+			}},
+		{name: "a burst above the limit caps nothing",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 5000},
+			steps: []step{
+				{op: "burst", n: 9000},
+				{at: time.Minute, op: "level", want: 6000, wantRq: nan},
+			}},
+		{name: "the peak is the highest level a refill or give left since the last drain",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 1000},
+			steps: []step{
+				{op: "peak", want: 0},
+				{at: 10 * time.Second, op: "peak", want: 2000},
+				{at: 10 * time.Second, op: "reserve", n: 1500, ok: true},
+				{at: 10 * time.Second, op: "give", n: 200},
+				{at: 10 * time.Second, op: "peak", want: 2000},
+				{at: 10 * time.Second, op: "drain", want: 700},
+				{at: 10 * time.Second, op: "peak", want: 0},
+				{at: 10 * time.Second, op: "give", n: -300},
+				{at: 10 * time.Second, op: "peak", want: 0},
+				{at: 10 * time.Second, op: "drain", want: 0},
+				{at: 10 * time.Second, op: "peak", want: -300},
+				{at: 12 * time.Second, op: "peak", want: -100},
+			}},
+		{name: "unlimited tokens keep no peak",
+			open: admission.Buckets{TokensPerMinute: inf},
+			steps: []step{
+				{op: "give", n: 500},
+				{at: time.Minute, op: "peak", want: 0},
+			}},
 		{name: "open puts at most a full bucket in",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 9000, RequestsPerMinute: 3},
 			steps: []step{
@@ -193,6 +248,10 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 					if err != nil || r.OK != want.OK || r.At.Sub(want.At).Abs() > tolAt {
 						t.Fatalf("step %d: Reserve(%v) at +%v = {%v +%v}, %v; want {%v +%v}", i, st.n, st.at, r.OK, r.At.Sub(t0), err, want.OK, want.At.Sub(t0))
 					}
+				case "take":
+					if err := s.Take(ctx, keyA, now, st.n); err != nil {
+						t.Fatalf("step %d: Take(%v): %v", i, st.n, err)
+					}
 				case "give":
 					if err := s.Give(ctx, keyA, now, st.n, st.req); err != nil {
 						t.Fatalf("step %d: Give(%v, %d): %v", i, st.n, st.req, err)
@@ -205,6 +264,15 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				case "limit":
 					if err := s.SetLimit(ctx, keyA, now, st.n); err != nil {
 						t.Fatalf("step %d: SetLimit(%v): %v", i, st.n, err)
+					}
+				case "burst":
+					if err := s.SetBurst(ctx, keyA, now, st.n); err != nil {
+						t.Fatalf("step %d: SetBurst(%v): %v", i, st.n, err)
+					}
+				case "peak":
+					b, err := s.Level(ctx, keyA, now)
+					if err != nil || math.Abs(b.Peak-st.want) > tol {
+						t.Fatalf("step %d: Level at +%v = %+v, %v; want peak %v", i, st.at, b, err, st.want)
 					}
 				case "level":
 					b, err := s.Level(ctx, keyA, now)
@@ -232,6 +300,8 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyB, t0, 1)
 			return err
 		}},
+		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Take(ctx, keyB, t0, 1) }},
+		{name: "burst on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyB, t0, 1) }},
 		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Give(ctx, keyB, t0, 1, 0) }},
 		{name: "drain on an unopened key", noBucket: true, do: func(s admission.Store) error {
 			_, err := s.Drain(ctx, keyB, t0)
@@ -250,6 +320,10 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyA, t0, math.NaN())
 			return err
 		}},
+		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return s.Take(ctx, keyA, t0, -1) }},
+		{name: "NaN take", unchanged: true, do: func(s admission.Store) error { return s.Take(ctx, keyA, t0, math.NaN()) }},
+		{name: "negative burst", unchanged: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyA, t0, -1) }},
+		{name: "NaN burst", unchanged: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyA, t0, math.NaN()) }},
 		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, math.NaN(), 0) }},
 		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, -5, -1) }},
 		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, 0) }},
