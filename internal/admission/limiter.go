@@ -102,6 +102,8 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		l.epoch = now.Add(-time.Duration(g.recovery * float64(time.Second)))
 	}
 	l.stored(g.store.Open(context.Background(), t, now, open))
+	l.view = open // what Open made, should the Store fail to tell
+	l.view.Requests = p.rpm
 	l.load(now)
 	return l
 }
