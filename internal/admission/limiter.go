@@ -101,9 +101,9 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 		// limit probes upwards slowly at first.
 		l.epoch = now.Add(-time.Duration(g.recovery * float64(time.Second)))
 	}
-	l.stored(g.store.Open(context.Background(), t, now, open))
-	l.view = open // what Open made, should the Store fail to tell
-	l.view.Requests = p.rpm
+	open.Requests = p.rpm // what Open makes, should the Store fail to tell
+	l.view = open
+	l.keep(open, g.store.Open(context.Background(), t, now, open))
 	l.load(now)
 	return l
 }

@@ -54,8 +54,7 @@ type Store interface {
 	// Open makes key's buckets at now, if it has none: b's limits, with
 	// b.Tokens in the token bucket (up to its capacity) and a full request
 	// bucket, no burst and a peak of 0; b.Requests, b.Burst and b.Peak are
-	// not read. A key that has buckets keeps them as
-	// they are.
+	// not read. A key that has buckets keeps them as they are.
 	Open(ctx context.Context, key Target, now time.Time, b Buckets) error
 	// Reserve takes tokens and one request from key's buckets if the call
 	// fits (see Store) and returns Reservation{OK: true, At: now}.
@@ -63,21 +62,26 @@ type Store interface {
 	// nothing were given back meanwhile, rounded up to the nanosecond
 	// (and at most about 31 years ahead).
 	Reserve(ctx context.Context, key Target, now time.Time, tokens float64) (Reservation, error)
+	//
+	// Give, Take, Drain, SetLimit and SetBurst change key's buckets and
+	// return them as the change left them (what Level at now would
+	// return), so that a caller needs no second round trip to see them.
+	//
 	// Give gives back tokens (takes them when negative) and requests
 	// (never negative) to key's buckets, up to their capacities.
-	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) error
+	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error)
 	// Take takes tokens and one request from key's buckets whatever they
 	// hold, leaving debts.
-	Take(ctx context.Context, key Target, now time.Time, tokens float64) error
+	Take(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
 	// Drain empties key's token bucket to zero, keeping a debt, sets the
 	// peak to the level, and returns the tokens it took (≥ 0). With
 	// unlimited tokens it does nothing.
-	Drain(ctx context.Context, key Target, now time.Time) (float64, error)
+	Drain(ctx context.Context, key Target, now time.Time) (float64, Buckets, error)
 	// SetLimit sets key's tokens-per-minute limit (> 0, or +Inf).
-	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) error
+	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error)
 	// SetBurst sets the token bucket's capacity below a minute of quota
 	// (> 0), or clears it (0).
-	SetBurst(ctx context.Context, key Target, now time.Time, tokens float64) error
+	SetBurst(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
 	// Level returns key's buckets at now.
 	Level(ctx context.Context, key Target, now time.Time) (Buckets, error)
 }

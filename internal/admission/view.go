@@ -13,53 +13,46 @@ import (
 
 // load reads the target's buckets at now into l.view.
 func (l *limiter) load(now time.Time) {
-	b, err := l.g.store.Level(context.Background(), l.target, now)
-	if l.stored(err) {
-		l.view = b
-	}
+	l.keep(l.g.store.Level(context.Background(), l.target, now))
 }
 
-// stored records a Store's failure (see Governor.StoreErr) and reports
-// whether err is nil. The limiter then goes on with the view it has.
-func (l *limiter) stored(err error) bool {
+// keep puts b, what the Store returned, into l.view, unless the Store
+// failed: then it records the failure (see Governor.StoreErr), and the
+// limiter goes on with the view it has.
+func (l *limiter) keep(b Buckets, err error) {
 	if err != nil {
 		l.g.storeErrs.Add(1)
 		e := err // on the heap only on failure
 		l.g.lastStoreErr.Store(&e)
-		return false
+		return
 	}
-	return true
+	l.view = b
 }
 
 // takeBuckets takes a granted call's hold and request.
 func (l *limiter) takeBuckets(hold float64, now time.Time) {
-	l.stored(l.g.store.Take(context.Background(), l.target, now, hold))
-	l.load(now)
+	l.keep(l.g.store.Take(context.Background(), l.target, now, hold))
 }
 
 // give gives back tokens (takes them when negative) and requests.
 func (l *limiter) give(tokens float64, requests int, now time.Time) {
-	l.stored(l.g.store.Give(context.Background(), l.target, now, tokens, requests))
-	l.load(now)
+	l.keep(l.g.store.Give(context.Background(), l.target, now, tokens, requests))
 }
 
 // drain empties the token bucket, keeping a debt, and returns what it took.
 func (l *limiter) drain(now time.Time) float64 {
-	w, err := l.g.store.Drain(context.Background(), l.target, now)
-	l.stored(err)
-	l.load(now)
+	w, b, err := l.g.store.Drain(context.Background(), l.target, now)
+	l.keep(b, err)
 	return w
 }
 
 // resize sets the tokens-per-minute limit (a first one starts empty).
 func (l *limiter) resize(limit float64, now time.Time) {
-	l.stored(l.g.store.SetLimit(context.Background(), l.target, now, limit))
-	l.load(now)
+	l.keep(l.g.store.SetLimit(context.Background(), l.target, now, limit))
 }
 
 // setBurst sets the token bucket's capacity below a minute of quota; 0
 // clears it.
 func (l *limiter) setBurst(burst float64, now time.Time) {
-	l.stored(l.g.store.SetBurst(context.Background(), l.target, now, burst))
-	l.load(now)
+	l.keep(l.g.store.SetBurst(context.Background(), l.target, now, burst))
 }

@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -249,26 +250,23 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 						t.Fatalf("step %d: Reserve(%v) at +%v = {%v +%v}, %v; want {%v +%v}", i, st.n, st.at, r.OK, r.At.Sub(t0), err, want.OK, want.At.Sub(t0))
 					}
 				case "take":
-					if err := s.Take(ctx, keyA, now, st.n); err != nil {
-						t.Fatalf("step %d: Take(%v): %v", i, st.n, err)
-					}
+					b, err := s.Take(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("Take(%v)", st.n), now, b, err)
 				case "give":
-					if err := s.Give(ctx, keyA, now, st.n, st.req); err != nil {
-						t.Fatalf("step %d: Give(%v, %d): %v", i, st.n, st.req, err)
-					}
+					b, err := s.Give(ctx, keyA, now, st.n, st.req)
+					changed(t, s, i, fmt.Sprintf("Give(%v, %d)", st.n, st.req), now, b, err)
 				case "drain":
-					got, err := s.Drain(ctx, keyA, now)
-					if err != nil || math.Abs(got-st.want) > tol {
-						t.Fatalf("step %d: Drain at +%v = %v, %v; want %v", i, st.at, got, err, st.want)
+					got, b, err := s.Drain(ctx, keyA, now)
+					if err == nil && math.Abs(got-st.want) > tol {
+						t.Fatalf("step %d: Drain at +%v took %v; want %v", i, st.at, got, st.want)
 					}
+					changed(t, s, i, "Drain", now, b, err)
 				case "limit":
-					if err := s.SetLimit(ctx, keyA, now, st.n); err != nil {
-						t.Fatalf("step %d: SetLimit(%v): %v", i, st.n, err)
-					}
+					b, err := s.SetLimit(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("SetLimit(%v)", st.n), now, b, err)
 				case "burst":
-					if err := s.SetBurst(ctx, keyA, now, st.n); err != nil {
-						t.Fatalf("step %d: SetBurst(%v): %v", i, st.n, err)
-					}
+					b, err := s.SetBurst(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("SetBurst(%v)", st.n), now, b, err)
 				case "peak":
 					b, err := s.Level(ctx, keyA, now)
 					if err != nil || math.Abs(b.Peak-st.want) > tol {
@@ -287,6 +285,25 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 	}
 }
 
+// changed fails the test when the change op at step i failed, or returned
+// buckets other than what Level then returns.
+func changed(t *testing.T, s admission.Store, i int, op string, now time.Time, b admission.Buckets, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("step %d: %s: %v", i, op, err)
+	}
+	l, err := s.Level(context.Background(), keyA, now)
+	if err != nil {
+		t.Fatalf("step %d: Level after %s: %v", i, op, err)
+	}
+	for _, f := range [][2]float64{{b.TokensPerMinute, l.TokensPerMinute}, {b.RequestsPerMinute, l.RequestsPerMinute},
+		{b.Tokens, l.Tokens}, {b.Requests, l.Requests}, {b.Burst, l.Burst}, {b.Peak, l.Peak}} {
+		if f[0] != f[1] && !(math.Abs(f[0]-f[1]) <= tol) {
+			t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
+		}
+	}
+}
+
 func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 	ctx := context.Background()
 	full := admission.Buckets{TokensPerMinute: 6000, Tokens: 6000}
@@ -300,14 +317,14 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyB, t0, 1)
 			return err
 		}},
-		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Take(ctx, keyB, t0, 1) }},
-		{name: "burst on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyB, t0, 1) }},
-		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Give(ctx, keyB, t0, 1, 0) }},
+		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyB, t0, 1)) }},
+		{name: "burst on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyB, t0, 1)) }},
+		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyB, t0, 1, 0)) }},
 		{name: "drain on an unopened key", noBucket: true, do: func(s admission.Store) error {
-			_, err := s.Drain(ctx, keyB, t0)
+			_, _, err := s.Drain(ctx, keyB, t0)
 			return err
 		}},
-		{name: "limit on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyB, t0, 10) }},
+		{name: "limit on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyB, t0, 10)) }},
 		{name: "level of an unopened key", noBucket: true, do: func(s admission.Store) error {
 			_, err := s.Level(ctx, keyB, t0)
 			return err
@@ -320,15 +337,15 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyA, t0, math.NaN())
 			return err
 		}},
-		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return s.Take(ctx, keyA, t0, -1) }},
-		{name: "NaN take", unchanged: true, do: func(s admission.Store) error { return s.Take(ctx, keyA, t0, math.NaN()) }},
-		{name: "negative burst", unchanged: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyA, t0, -1) }},
-		{name: "NaN burst", unchanged: true, do: func(s admission.Store) error { return s.SetBurst(ctx, keyA, t0, math.NaN()) }},
-		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, math.NaN(), 0) }},
-		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, -5, -1) }},
-		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, 0) }},
-		{name: "negative limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, -6000) }},
-		{name: "NaN limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, math.NaN()) }},
+		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, -1)) }},
+		{name: "NaN take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, math.NaN())) }},
+		{name: "negative burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, -1)) }},
+		{name: "NaN burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, math.NaN())) }},
+		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyA, t0, math.NaN(), 0)) }},
+		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyA, t0, -5, -1)) }},
+		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, 0)) }},
+		{name: "negative limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, -6000)) }},
+		{name: "NaN limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, math.NaN())) }},
 		{name: "open with a zero limit", do: func(s admission.Store) error {
 			return s.Open(ctx, keyB, t0, admission.Buckets{})
 		}},
@@ -358,6 +375,9 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 		})
 	}
 }
+
+// second returns a change's error.
+func second(_ admission.Buckets, err error) error { return err }
 
 // runKeys checks that keys are independent and that opening a key twice
 // keeps its state.
