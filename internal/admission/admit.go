@@ -13,7 +13,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	clk := l.g.clk
 	now := clk.Now()
 	l.mu.Lock()
-	l.refill(now)
+	l.load(now)
 	input, maxTok, hold := l.size(est)
 	if by.IsZero() {
 		// A call's first admission; a retry was counted then.

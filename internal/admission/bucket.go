@@ -5,36 +5,31 @@ import (
 	"time"
 )
 
-// bucket is one target's token bucket and request bucket: the state that
-// replicas sharing a quota would share (see Store). The token bucket holds
-// at most a minute of quota (capacity: limit tokens, or burst when set
-// lower) and refills at limit/60 tokens a second; the request bucket likewise holds rpm requests. A limiter
-// embeds its bucket and uses it under its mutex; MemStore keeps one per key.
+// bucket is one key's buckets in a MemStore: Buckets and the time of their
+// last refill. The token bucket holds at most a minute of quota (capacity:
+// TokensPerMinute, or Burst when set lower) and refills at TokensPerMinute/60
+// tokens a second; the request bucket likewise holds RequestsPerMinute
+// requests.
 type bucket struct {
-	last  time.Time // time of the last refill
-	limit float64   // tokens per minute in force; +Inf while unknown
-	level float64   // tokens in the bucket (capacity: see capacity); negative: a debt
-	burst float64   // capacity below a minute of quota; 0: none
-	peak  float64   // the highest level since peak was last reset
-	rpm   float64   // requests per minute; 0: not limited
-	rlvl  float64   // requests in the request bucket
+	last time.Time // time of the last refill
+	Buckets
 }
 
 // newBucket returns buckets refilled up to now, holding level tokens and a
 // full request bucket.
 func newBucket(now time.Time, limit, rpm, level float64) bucket {
-	return bucket{last: now, limit: limit, level: level, rpm: rpm, rlvl: rpm}
+	return bucket{last: now, Buckets: Buckets{TokensPerMinute: limit, Tokens: level, RequestsPerMinute: rpm, Requests: rpm}}
 }
 
-func (b *bucket) unlimited() bool { return math.IsInf(b.limit, 1) }
+func (b *Buckets) unlimited() bool { return math.IsInf(b.TokensPerMinute, 1) }
 
 // capacity returns what the token bucket holds at most: a minute of quota,
 // or the burst when it is lower.
-func (b *bucket) capacity() float64 {
-	if b.burst > 0 {
-		return min(b.burst, b.limit)
+func (b *Buckets) capacity() float64 {
+	if b.Burst > 0 {
+		return min(b.Burst, b.TokensPerMinute)
 	}
-	return b.limit
+	return b.TokensPerMinute
 }
 
 // refill adds what the buckets gained since the last refill. A now before
@@ -47,11 +42,11 @@ func (b *bucket) refill(now time.Time) {
 	b.last = now
 	s := d.Seconds()
 	if !b.unlimited() {
-		b.level = min(b.capacity(), b.level+s*b.limit/60)
-		b.peak = max(b.peak, b.level)
+		b.Tokens = min(b.capacity(), b.Tokens+s*b.TokensPerMinute/60)
+		b.Peak = max(b.Peak, b.Tokens)
 	}
-	if b.rpm > 0 {
-		b.rlvl = min(b.rpm, b.rlvl+s*b.rpm/60)
+	if b.RequestsPerMinute > 0 {
+		b.Requests = min(b.RequestsPerMinute, b.Requests+s*b.RequestsPerMinute/60)
 	}
 }
 
@@ -59,22 +54,22 @@ func (b *bucket) refill(now time.Time) {
 // buckets. A call larger than the token bucket (possible only while a
 // learned limit is below it) fits when the bucket is full, and leaves it in
 // debt.
-func (b *bucket) room(hold float64) bool {
-	if b.rpm > 0 && b.rlvl < 1-eps {
+func (b *Buckets) room(hold float64) bool {
+	if b.RequestsPerMinute > 0 && b.Requests < 1-eps {
 		return false
 	}
-	return b.unlimited() || b.level >= min(hold, b.capacity())-eps
+	return b.unlimited() || b.Tokens >= min(hold, b.capacity())-eps
 }
 
 // fitAt returns when a call holding hold tokens and one request will fit
 // if nothing is given back meanwhile, and not before at.
-func (b *bucket) fitAt(hold float64, now, at time.Time) time.Time {
-	if b.rpm > 0 && b.rlvl < 1-eps {
-		at = later(at, now, (1-eps/2-b.rlvl)/(b.rpm/60))
+func (b *Buckets) fitAt(hold float64, now, at time.Time) time.Time {
+	if b.RequestsPerMinute > 0 && b.Requests < 1-eps {
+		at = later(at, now, (1-eps/2-b.Requests)/(b.RequestsPerMinute/60))
 	}
 	if !b.unlimited() {
-		if need := min(hold, b.capacity()) - eps/2; b.level < need {
-			at = later(at, now, (need-b.level)/(b.limit/60))
+		if need := min(hold, b.capacity()) - eps/2; b.Tokens < need {
+			at = later(at, now, (need-b.Tokens)/(b.TokensPerMinute/60))
 		}
 	}
 	return at
@@ -83,10 +78,10 @@ func (b *bucket) fitAt(hold float64, now, at time.Time) time.Time {
 // reserve takes hold tokens and one request.
 func (b *bucket) reserve(hold float64) {
 	if !b.unlimited() {
-		b.level -= hold
+		b.Tokens -= hold
 	}
-	if b.rpm > 0 {
-		b.rlvl--
+	if b.RequestsPerMinute > 0 {
+		b.Requests--
 	}
 }
 
@@ -94,25 +89,27 @@ func (b *bucket) reserve(hold float64) {
 // its capacity.
 func (b *bucket) give(tokens float64) {
 	if !b.unlimited() {
-		b.level = min(b.capacity(), b.level+tokens)
-		b.peak = max(b.peak, b.level)
+		b.Tokens = min(b.capacity(), b.Tokens+tokens)
+		b.Peak = max(b.Peak, b.Tokens)
 	}
 }
 
 // giveRequest adds one request to the request bucket, up to its capacity.
 func (b *bucket) giveRequest() {
-	if b.rpm > 0 {
-		b.rlvl = min(b.rpm, b.rlvl+1)
+	if b.RequestsPerMinute > 0 {
+		b.Requests = min(b.RequestsPerMinute, b.Requests+1)
 	}
 }
 
-// drain empties the token bucket, keeping a debt, and returns what it took.
+// drain empties the token bucket, keeping a debt, restarts the peak from
+// the level, and returns what it took.
 func (b *bucket) drain() float64 {
 	if b.unlimited() {
 		return 0
 	}
-	w := max(b.level, 0)
-	b.level = min(b.level, 0)
+	w := max(b.Tokens, 0)
+	b.Tokens = min(b.Tokens, 0)
+	b.Peak = b.Tokens
 	return w
 }
 
@@ -121,9 +118,9 @@ func (b *bucket) drain() float64 {
 // capacity by the next refill.
 func (b *bucket) resize(limit float64) {
 	if b.unlimited() {
-		b.level = 0
+		b.Tokens = 0
 	}
-	b.limit = limit
+	b.TokensPerMinute = limit
 }
 
 // fits reports whether a call holding hold tokens may start now: the target
@@ -132,7 +129,7 @@ func (l *limiter) fits(hold float64, now time.Time) bool {
 	if now.Before(l.pausedUntil) {
 		return false
 	}
-	return l.room(hold) || l.probe(now)
+	return l.view.room(hold) || l.probe(now)
 }
 
 // probe reports whether a learning target with nothing in flight may send
@@ -142,7 +139,7 @@ func (l *limiter) fits(hold float64, now time.Time) bool {
 // the low limit, where Bedrock's is the quota), and no call would get
 // through to grow the limit. Bedrock throttles a probe that does not fit.
 func (l *limiter) probe(now time.Time) bool {
-	return l.p.learn && !l.unlimited() && l.inflight == 0 && !now.Before(l.lastGrant.Add(probeEvery))
+	return l.p.learn && !l.view.unlimited() && l.inflight == 0 && !now.Before(l.lastGrant.Add(probeEvery))
 }
 
 // readyAt returns when a call holding hold tokens will fit if nothing is
@@ -152,8 +149,8 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
-	fit := l.fitAt(hold, now, at)
-	if p := l.lastGrant.Add(probeEvery); l.p.learn && !l.unlimited() && l.inflight == 0 && p.Before(fit) {
+	fit := l.view.fitAt(hold, now, at)
+	if p := l.lastGrant.Add(probeEvery); l.p.learn && !l.view.unlimited() && l.inflight == 0 && p.Before(fit) {
 		fit = at
 		if p.After(at) {
 			fit = p

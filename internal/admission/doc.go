@@ -59,14 +59,14 @@
 // errors.go for its API) keeps one limiter per target (limiter.go: its state
 // and the Ticket's ends). A limiter's parts, each in its own file:
 //
-//   - the bucket (bucket.go): the token and request buckets, their refill,
-//     whether and when a call fits, taking, giving back and draining. This is
-//     the state Governors in several processes sharing one quota would share:
-//     Store (store.go) is the seam for it, with its contract, MemStore
-//     (memstore.go) keeps buckets in memory with the same arithmetic, and
-//     package storetest is the conformance suite every Store must pass. The
-//     limiters still embed their bucket rather than call a Store, because the
-//     learner writes its level and limit directly.
+//   - the buckets: the token and request buckets, the state Governors in
+//     several processes sharing one quota would share. A limiter reads and
+//     changes them only through its Governor's Store (store.go, with its
+//     contract; view.go holds the calls), keyed by the target: levels,
+//     limit, burst and peak. MemStore (memstore.go), a Governor's own, keeps
+//     them in memory; bucket.go has the arithmetic (refill, whether and
+//     when a call fits, taking, giving back, draining), and package
+//     storetest is the conformance suite every Store must pass.
 //   - the limit learner (learn.go, suspect.go): confirmed throttles, the
 //     first limit and slow start, the minute's rate, the CUBIC curve, bursts,
 //     the pause after repeated throttles, probes.

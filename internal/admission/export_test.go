@@ -52,7 +52,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	now := l.g.clk.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refill(now)
+	l.load(now)
 	input, maxTok, hold := l.size(est)
 	l.offered.Add(now, hold)
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {

@@ -29,6 +29,10 @@ type Governor struct {
 	coolDown   time.Duration
 	recovery   float64 // seconds
 	beta       float64
+	store      Store // the targets' buckets, keyed by target
+
+	storeErrs    atomic.Int64          // the store's failures
+	lastStoreErr atomic.Pointer[error] // the latest of them
 
 	mu      sync.Mutex // serialises adding targets
 	targets atomic.Pointer[map[Target]*limiter]
@@ -90,7 +94,7 @@ func New(opts Options) (*Governor, error) {
 		opts.Rand = rand.Float64
 	}
 	g := &Governor{opts: opts, clk: opts.Clock, rand: opts.Rand, batchEvery: opts.BatchEvery,
-		coolDown: opts.CoolDown, recovery: opts.Recovery.Seconds(), beta: opts.Decrease}
+		coolDown: opts.CoolDown, recovery: opts.Recovery.Seconds(), beta: opts.Decrease, store: &MemStore{}}
 	m := make(map[Target]*limiter, len(opts.Targets))
 	now := g.clk.Now()
 	for t, q := range opts.Targets {
@@ -191,6 +195,19 @@ func checkArgs(est Estimate, class Class) error {
 		return fmt.Errorf("admission: estimate's MaxTokens %d is negative", est.MaxTokens)
 	}
 	return nil
+}
+
+// StoreErr returns how many operations on the Governor's bucket store
+// failed, and the latest failure (nil: none). A limiter whose store fails
+// goes on with the buckets it last read.
+func (g *Governor) StoreErr() (int64, error) {
+	if g == nil {
+		return 0, nil
+	}
+	if p := g.lastStoreErr.Load(); p != nil {
+		return g.storeErrs.Load(), *p
+	}
+	return 0, nil
 }
 
 // Stats returns t's figures, and false when the Governor holds no state for t.

@@ -28,35 +28,36 @@ func (l *limiter) usage(now time.Time) float64 {
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
 func (l *limiter) grow(now time.Time, cost float64) {
-	if l.unlimited() {
+	if l.view.unlimited() {
 		return
 	}
-	if l.burst > 0 && now.Sub(l.lastThrott) >= burstMemory {
-		l.burst = 0
+	if l.view.Burst > 0 && now.Sub(l.lastThrott) >= burstMemory {
+		l.setBurst(0, now)
 	}
 	if l.slow {
 		// Slow start: each call that got through adds slowStartGain times
 		// what it cost, doubling the limit every minute ÷ slowStartGain
 		// while the calls keep up with it, but not past twice what the
 		// bucket gave over the last slowStartSpan.
-		w := min(l.limit+slowStartGain*cost, max(l.limit, 2*l.recentRate(now)), l.p.ceil)
-		if w > l.limit {
-			l.wmax, l.limit = w, w
+		w := min(l.view.TokensPerMinute+slowStartGain*cost, max(l.view.TokensPerMinute, 2*l.recentRate(now)), l.p.ceil)
+		if w > l.view.TokensPerMinute {
+			l.wmax = w
+			l.resize(w, now)
 		}
 		return
 	}
 	k := l.g.recovery
 	x := (now.Sub(l.epoch).Seconds() - k) / k
 	w := l.wmax * (1 + (1-l.g.beta)*x*x*x)
-	if w <= l.limit {
+	if w <= l.view.TokensPerMinute {
 		return
 	}
 	if l.p.learn {
-		w = min(w, max(l.limit, 2*l.usage(now)))
+		w = min(w, max(l.view.TokensPerMinute, 2*l.usage(now)))
 	}
 	w = min(w, l.p.ceil)
-	if w > l.limit {
-		l.limit = w
+	if w > l.view.TokensPerMinute {
+		l.resize(w, now)
 	}
 }
 
@@ -70,7 +71,7 @@ func (l *limiter) throttle(t *Ticket) {
 	now := l.g.clk.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refill(now)
+	l.load(now)
 	l.n.throttles++
 	var fresh bool
 	var hold float64
@@ -117,17 +118,17 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// the quota lies below half of it; and what the target took since
 		// it was first seen bounds it again (see firstLimit): the limit
 		// goes to the lower of the two.
-		w := min(l.limit/2, l.lifetimeRate(now, hold))
+		w := min(l.view.TokensPerMinute/2, l.lifetimeRate(now, hold))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
-		l.measured = l.limit
+		l.measured = l.view.TokensPerMinute
 	}
 	if l.passedSince(l.sync.seq, now) {
 		l.strikes = 0 // a call granted after the last confirmed throttle got through
 	}
-	wasUnlimited := l.unlimited()
+	wasUnlimited := l.view.unlimited()
 	switch {
-	case l.unlimited():
+	case l.view.unlimited():
 		l.firstLimit(now, hold)
 	case l.boundByBedrock(now):
 		// What Bedrock's bucket gave over the last minute, which began and
@@ -136,7 +137,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		given, span := l.given.Recent(now, windowSpan)
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
-		case rate < l.limit*bindingShare:
+		case rate < l.view.TokensPerMinute*bindingShare:
 			// Bedrock gave less than the limit let through: the quota
 			// (or the share of it other clients leave) is below the
 			// limit. The limit goes a little below the rate, so that it
@@ -144,8 +145,8 @@ func (l *limiter) react(now time.Time, hold float64) {
 			// at a time (a pause longer than a short bucket's burst
 			// loses refill and makes the rate read low), and climbs
 			// back to it in Recovery before it probes past it.
-			l.setLimit(now, max(rate*learnedShare, l.limit*l.g.beta, l.p.floor))
-			l.measured = l.limit
+			l.setLimit(now, max(rate*learnedShare, l.view.TokensPerMinute*l.g.beta, l.p.floor))
+			l.measured = l.view.TokensPerMinute
 			l.epoch = now
 		default:
 			// The limit itself was what held the target back: the
@@ -156,21 +157,19 @@ func (l *limiter) react(now time.Time, hold float64) {
 		l.hold(now)
 	}
 	switch {
-	case wasUnlimited && !l.unlimited():
+	case wasUnlimited && !l.view.unlimited():
 		// The new bucket starts empty, as Bedrock's is, without the holds
 		// in flight taken out: those still in transit, which Bedrock will
 		// throttle too, must not come back into it.
 		l.writtenOff = l.inflightHold
-	case !l.unlimited():
-		l.learnBurst(hold)
-		l.writtenOff = max(l.level, 0)
-		l.level = min(l.level, 0)
+	case !l.view.unlimited():
+		l.learnBurst(hold, now)
+		l.writtenOff = l.drain(now) // the peak starts again from the level
 	}
-	l.peak = l.level
 	l.gen++
 	l.confirmed.Add(now, 1)
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
-	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.level, 0), gen: l.gen, seq: l.flight.next}
+	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.view.Tokens, 0), gen: l.gen, seq: l.flight.next}
 	l.strikes++
 	l.pause(now)
 }
@@ -186,13 +185,13 @@ func (l *limiter) react(now time.Time, hold float64) {
 // goes below the target's large calls' hold or minBurst of quota, and is
 // forgotten after burstMemory without a confirmed throttle. l.mu must be
 // held.
-func (l *limiter) learnBurst(hold float64) {
-	if l.level <= hold || l.peak <= l.level {
+func (l *limiter) learnBurst(hold float64, now time.Time) {
+	if l.view.Tokens <= hold || l.view.Peak <= l.view.Tokens {
 		return
 	}
-	c := max(l.peak-l.level+hold, l.bigHold.v, l.limit*minBurst.Minutes())
-	if c < l.capacity() {
-		l.burst = c
+	c := max(l.view.Peak-l.view.Tokens+hold, l.bigHold.v, l.view.TokensPerMinute*minBurst.Minutes())
+	if c < l.view.capacity() {
+		l.setBurst(c, now)
 		l.n.bursts++
 	}
 }
@@ -213,8 +212,8 @@ func (l *limiter) recentRate(now time.Time) float64 {
 // l.mu must be held.
 func (l *limiter) hold(now time.Time) {
 	switch {
-	case l.unlimited():
-	case l.measured > 0 && l.limit > l.measured:
+	case l.view.unlimited():
+	case l.measured > 0 && l.view.TokensPerMinute > l.measured:
 		// The CUBIC curve probed past the last measured rate and found
 		// the bucket empty: back to the rate, climbing to it again
 		// before probing.
@@ -222,7 +221,7 @@ func (l *limiter) hold(now time.Time) {
 		l.epoch = now
 		return
 	default:
-		l.wmax = l.limit
+		l.wmax = l.view.TokensPerMinute
 		l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
 	}
 	l.n.resyncs++
@@ -245,10 +244,8 @@ func (l *limiter) boundByBedrock(now time.Time) bool {
 // the plateau: the bound is above the quota, so the limit probes upwards
 // only slowly. l.mu must be held.
 func (l *limiter) setLimit(now time.Time, w float64) {
-	if l.unlimited() {
-		l.level = 0
-	}
-	l.wmax, l.limit = w, w
+	l.wmax = w
+	l.resize(w, now) // a first limit starts with an empty bucket
 	l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
 	l.n.decreases++
 }

@@ -1,10 +1,12 @@
 package admission
 
 import (
-	"github.com/keel-run/keel/internal/window"
+	"context"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/keel-run/keel/internal/window"
 )
 
 // limiter is one target's state. Every field below mu is guarded by it.
@@ -17,7 +19,10 @@ type limiter struct {
 	mu   sync.Mutex
 	born time.Time // when the Governor began to watch the target
 
-	bucket // the token and request buckets
+	// view is the target's buckets as the Governor's Store last returned
+	// them: read at each time the limiter acts (see load), and again after
+	// each change it makes.
+	view Buckets
 
 	pausedUntil time.Time
 
@@ -83,19 +88,23 @@ type counters struct {
 func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	m, _ := lookupModel(g.opts.Models, t.Model)
 	l := &limiter{g: g, target: t, model: m, p: p, born: now,
-		bucket: newBucket(now, p.limit, p.rpm, 0),
-		wmax:   p.limit, ratio: 1, dev: startDev, settleFrac: 1,
+		wmax: p.limit, ratio: 1, dev: startDev, settleFrac: 1,
 		reply: newQuantile(replyQuantile), quick: newQuantile(1 - replyQuantile),
 		perTok: newQuantile(replyQuantile), bigHold: newQuantile(holdQuantile),
 		throttleLat: newQuantile(replyQuantile),
 		reserved:    newWindow(), settled: newWindow(), offered: newWindow(), given: newWindow(),
 		confirmed: newWindow(), noisy: newWindow()}
+	open := Buckets{TokensPerMinute: p.limit, RequestsPerMinute: p.rpm}
 	if !math.IsInf(p.limit, 1) {
-		l.level = p.limit
+		open.Tokens = p.limit // a full bucket
 		// Start on the CUBIC plateau: the limit holds, and a learning
 		// limit probes upwards slowly at first.
 		l.epoch = now.Add(-time.Duration(g.recovery * float64(time.Second)))
 	}
+	open.Requests = p.rpm // what Open makes, should the Store fail to tell
+	l.view = open
+	l.keep(open, g.store.Open(context.Background(), t, now, open))
+	l.load(now)
 	return l
 }
 
@@ -110,7 +119,7 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 
 // take grants a call: it takes its tokens and request and returns its Ticket.
 func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, now time.Time) Ticket {
-	l.reserve(hold)
+	l.takeBuckets(hold, now)
 	l.inflight++
 	l.inflightHold += hold
 	l.lastGrant = now
@@ -131,14 +140,14 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	now := l.g.clk.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refill(now)
+	l.load(now)
 	known := in+cr+cw > 0
 	charged := float64(in + cw)
 	if !known {
 		charged = t.input
 	}
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
-	l.end(t, t.hold-cost)
+	l.end(t, t.hold-cost, 0, now)
 	l.settledAfter(t.seq)
 	if t.gen == l.gen {
 		l.strikes = 0 // granted since the last confirmed throttle, and got through
@@ -154,15 +163,15 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 }
 
 // end takes a Ticket out of flight and gives back refund tokens (taking
-// them if negative).
-func (l *limiter) end(t *Ticket, refund float64) {
+// them if negative) and requests.
+func (l *limiter) end(t *Ticket, refund float64, requests int, now time.Time) {
 	l.inflight--
 	l.inflightHold -= t.hold
 	l.flight.end(t.seq)
 	if l.inflight == 0 {
 		l.inflightHold = 0 // no drift
 	}
-	l.give(refund)
+	l.give(refund, requests, now)
 }
 
 func (l *limiter) cancel(t *Ticket) {
@@ -175,7 +184,7 @@ func (l *limiter) cancel(t *Ticket) {
 }
 
 func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
-	l.refill(now)
+	l.load(now)
 	// A Ticket from before the last fresh throttle may hold tokens that
 	// the throttle already wrote off when it emptied the bucket (a call in
 	// transit then, which Bedrock throttles too): giving them back would
@@ -188,7 +197,7 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 		l.writtenOff -= w
 		refund -= w
 	}
-	l.end(t, refund)
+	l.end(t, refund, 1, now) // Bedrock took no request for it either
 	// Bedrock took nothing for it. (A call granted before the last
 	// confirmed throttle was counted in its sync point's taken too.)
 	l.taken -= t.hold
@@ -196,5 +205,4 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	if t.gen < l.sync.gen {
 		l.sync.taken -= t.hold
 	}
-	l.giveRequest()
 }

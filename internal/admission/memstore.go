@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// MemStore is a Store in memory, for the Governors of one process. The zero
-// MemStore is empty and ready to use; it is safe for concurrent use. Its
-// arithmetic is the one a Governor applies to its own buckets.
+// MemStore is a Store in memory, for the Governors of one process; each
+// Governor keeps its targets' buckets in a MemStore of its own. The zero
+// MemStore is empty and ready to use; it is safe for concurrent use.
 type MemStore struct {
 	mu sync.Mutex
 	m  map[Target]*bucket
@@ -36,7 +36,7 @@ func (s *MemStore) Open(_ context.Context, key Target, now time.Time, b Buckets)
 	if _, ok := s.m[key]; !ok {
 		nb := newBucket(now, b.TokensPerMinute, b.RequestsPerMinute, 0)
 		if !nb.unlimited() {
-			nb.level = min(b.Tokens, b.TokensPerMinute)
+			nb.Tokens = min(b.Tokens, b.TokensPerMinute)
 		}
 		s.m[key] = &nb
 	}
@@ -71,60 +71,67 @@ func (s *MemStore) Reserve(_ context.Context, key Target, now time.Time, tokens 
 	return Reservation{OK: true, At: now}, nil
 }
 
-// Give implements Store.
-func (s *MemStore) Give(_ context.Context, key Target, now time.Time, tokens float64, requests int) error {
-	switch {
-	case math.IsNaN(tokens) || math.IsInf(tokens, 0):
-		return fmt.Errorf("admission: Store.Give(%s): tokens %v is not a number of tokens", key, tokens)
-	case requests < 0:
-		return fmt.Errorf("admission: Store.Give(%s): requests %d is negative", key, requests)
-	}
+// change applies f to key's buckets refilled up to now, and returns them
+// after it.
+func (s *MemStore) change(op string, key Target, now time.Time, f func(b *bucket)) (Buckets, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := s.at("Give", key, now)
+	b, err := s.at(op, key, now)
 	if err != nil {
-		return err
+		return Buckets{}, err
 	}
-	b.give(tokens)
-	for range requests {
-		b.giveRequest()
+	f(b)
+	return b.Buckets, nil
+}
+
+// Give implements Store.
+func (s *MemStore) Give(_ context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error) {
+	switch {
+	case math.IsNaN(tokens) || math.IsInf(tokens, 0):
+		return Buckets{}, fmt.Errorf("admission: Store.Give(%s): tokens %v is not a number of tokens", key, tokens)
+	case requests < 0:
+		return Buckets{}, fmt.Errorf("admission: Store.Give(%s): requests %d is negative", key, requests)
 	}
-	return nil
+	return s.change("Give", key, now, func(b *bucket) {
+		b.give(tokens)
+		for range requests {
+			b.giveRequest()
+		}
+	})
+}
+
+// Take implements Store.
+func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
+	if !(tokens >= 0) || math.IsInf(tokens, 1) {
+		return Buckets{}, fmt.Errorf("admission: Store.Take(%s): tokens %v is not a count", key, tokens)
+	}
+	return s.change("Take", key, now, func(b *bucket) { b.reserve(tokens) })
 }
 
 // Drain implements Store.
-func (s *MemStore) Drain(_ context.Context, key Target, now time.Time) (float64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := s.at("Drain", key, now)
-	if err != nil {
-		return 0, err
-	}
-	return b.drain(), nil
+func (s *MemStore) Drain(_ context.Context, key Target, now time.Time) (float64, Buckets, error) {
+	var took float64
+	b, err := s.change("Drain", key, now, func(b *bucket) { took = b.drain() })
+	return took, b, err
 }
 
 // SetLimit implements Store.
-func (s *MemStore) SetLimit(_ context.Context, key Target, now time.Time, tokensPerMinute float64) error {
+func (s *MemStore) SetLimit(_ context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error) {
 	if !(tokensPerMinute > 0) {
-		return fmt.Errorf("admission: Store.SetLimit(%s): tokensPerMinute %v is not positive", key, tokensPerMinute)
+		return Buckets{}, fmt.Errorf("admission: Store.SetLimit(%s): tokensPerMinute %v is not positive", key, tokensPerMinute)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := s.at("SetLimit", key, now)
-	if err != nil {
-		return err
+	return s.change("SetLimit", key, now, func(b *bucket) { b.resize(tokensPerMinute) })
+}
+
+// SetBurst implements Store.
+func (s *MemStore) SetBurst(_ context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
+	if !(tokens >= 0) || math.IsInf(tokens, 1) {
+		return Buckets{}, fmt.Errorf("admission: Store.SetBurst(%s): tokens %v is neither 0 nor a capacity", key, tokens)
 	}
-	b.resize(tokensPerMinute)
-	return nil
+	return s.change("SetBurst", key, now, func(b *bucket) { b.Burst = tokens })
 }
 
 // Level implements Store.
 func (s *MemStore) Level(_ context.Context, key Target, now time.Time) (Buckets, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := s.at("Level", key, now)
-	if err != nil {
-		return Buckets{}, err
-	}
-	return Buckets{TokensPerMinute: b.limit, RequestsPerMinute: b.rpm, Tokens: b.level, Requests: b.rlvl}, nil
+	return s.change("Level", key, now, func(*bucket) {})
 }

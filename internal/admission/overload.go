@@ -17,7 +17,7 @@ import (
 // that is never full loses nothing to a shorter queue. A call is judged by its own size with Options.SmallFirst, and without a
 // context deadline. l.mu must be held, and the call not queued yet.
 func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (float64, bound) {
-	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || l.queues[class].len() == 0 || !b.fromCtx || l.unlimited() {
+	if l.g.opts.SmallFirst || l.bigHold.n < minJudged || l.queues[class].len() == 0 || !b.fromCtx || l.view.unlimited() {
 		return hold, b
 	}
 	if r := time.Duration(l.slowReply(now) * float64(time.Second)); r > b.reply {
@@ -44,14 +44,14 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 // bucket absorbs a burst, and calls asked for beyond the refill wait for it.
 // l.mu must be held, and the call not queued yet.
 func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
-	if class != Interactive || !by.IsZero() || l.queues[class].len() == 0 || l.unlimited() {
+	if class != Interactive || !by.IsZero() || l.queues[class].len() == 0 || l.view.unlimited() {
 		return 0, false
 	}
 	rate, span := l.offeredRate(now)
 	if span < slotLen && l.lastThrott.IsZero() {
 		return 0, false // too soon to tell a burst the bucket absorbs from overload
 	}
-	ratio := rate / l.limit
+	ratio := rate / l.view.TokensPerMinute
 	return ratio, ratio > 1
 }
 

@@ -26,7 +26,7 @@ func (l *limiter) next() *waiter {
 // is next; with poke, it tells it even if it knew, because tokens came back
 // and it may fit sooner than it planned. l.mu must be held.
 func (l *limiter) dispatch(now time.Time, poke bool) {
-	l.refill(now)
+	l.load(now)
 	for {
 		w := l.next()
 		if w == nil {
@@ -95,15 +95,15 @@ func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
-	if !l.unlimited() {
+	if !l.view.unlimited() {
 		refund := l.inflightHold * (1 - l.settleFrac)
-		if deficit := sameT + otherT + min(w.judge, l.capacity()) - l.level - refund; deficit > 0 {
-			at = later(at, now, deficit/(l.limit/60))
+		if deficit := sameT + otherT + min(w.judge, l.view.capacity()) - l.view.Tokens - refund; deficit > 0 {
+			at = later(at, now, deficit/(l.view.TokensPerMinute/60))
 		}
 	}
-	if l.rpm > 0 {
-		if deficit := sameN + otherN + 1 - l.rlvl; deficit > 0 {
-			at = later(at, now, deficit/(l.rpm/60))
+	if l.view.RequestsPerMinute > 0 {
+		if deficit := sameN + otherN + 1 - l.view.Requests; deficit > 0 {
+			at = later(at, now, deficit/(l.view.RequestsPerMinute/60))
 		}
 	}
 	return at.Sub(now)

@@ -9,18 +9,18 @@ func (l *limiter) stats() Stats {
 	now := l.g.clk.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.refill(now)
+	l.load(now)
 	offered, _ := l.offeredRate(now)
 	s := Stats{Target: l.target, Model: l.model, Floor: int64(l.p.floor), Learning: l.p.learn,
-		RequestsPerMinute: int64(l.rpm), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
+		RequestsPerMinute: int64(l.view.RequestsPerMinute), InFlight: l.inflight, InFlightTokens: int64(l.inflightHold),
 		ReservedPerMinute: int64(l.reserved.Sum(now)), SettledPerMinute: int64(l.settled.Sum(now)),
 		OfferedPerMinute: int64(offered),
 		InputRatio:       l.ratio, Settled: l.n.settled, Cancelled: l.n.cancelled, Throttles: l.n.throttles,
 		Decreases: l.n.decreases, Resyncs: l.n.resyncs, Noise: l.n.noise, TooLarge: l.n.tooLarge, Classes: l.n.class,
 		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
-	if !l.unlimited() {
-		s.Limit = int64(math.Round(l.limit))
-		s.Available = int64(math.Floor(l.level))
+	if !l.view.unlimited() {
+		s.Limit = int64(math.Round(l.view.TokensPerMinute))
+		s.Available = int64(math.Floor(l.view.Tokens))
 	}
 	if !math.IsInf(l.p.ceil, 1) {
 		s.Ceiling = int64(l.p.ceil)

@@ -18,8 +18,9 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 //
 // Units: tokens and tokens per minute, requests and requests per minute,
 // as float64. Each key has a token bucket and a request bucket, each holding
-// a minute of its quota (capacity: the limit) and refilled continuously at
-// limit/60 a second from the last time an operation saw. Every operation
+// a minute of its quota (capacity: the limit, or the token bucket's burst
+// when one is set lower) and refilled continuously at limit/60 a second
+// from the last time an operation saw. Every operation
 // takes the caller's now: it first refills the key's buckets up to now; a
 // now before the latest one seen refills nothing, and time never goes back.
 //
@@ -30,13 +31,19 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 //     at least min(n, capacity) − 0.001 and the request level at least
 //     0.999; a call larger than the bucket fits when it is full, and leaves
 //     it in debt.
+//   - Take takes a call's tokens and request whether or not it fits: the
+//     caller has decided to send it (a call that fitted the levels it last
+//     read, or a probe).
 //   - Levels may be negative (a debt): a call that took more than it held
 //     is paid back by the refill. Give with negative tokens takes them
 //     (a debit), with no floor. Refill and Give never raise a level above
 //     its capacity: a refund beyond it is lost.
 //   - SetLimit's first limit (of a key that was unlimited) starts with an
 //     empty bucket. A later limit leaves the level as it is until the next
-//     refill that adds time cuts it to the new capacity.
+//     refill that adds time cuts it to the new capacity. SetBurst does the
+//     same with the token bucket's capacity.
+//   - The peak is the highest token level a refill or a Give has left since
+//     Drain last set it to the level (0 before any, and while unlimited).
 //   - Each operation is atomic per key; a Store is safe for concurrent use.
 //
 // Errors: an operation on a key that was not opened returns an error
@@ -46,8 +53,8 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 type Store interface {
 	// Open makes key's buckets at now, if it has none: b's limits, with
 	// b.Tokens in the token bucket (up to its capacity) and a full request
-	// bucket; b.Requests is not read. A key that has buckets keeps them as
-	// they are.
+	// bucket, no burst and a peak of 0; b.Requests, b.Burst and b.Peak are
+	// not read. A key that has buckets keeps them as they are.
 	Open(ctx context.Context, key Target, now time.Time, b Buckets) error
 	// Reserve takes tokens and one request from key's buckets if the call
 	// fits (see Store) and returns Reservation{OK: true, At: now}.
@@ -55,14 +62,26 @@ type Store interface {
 	// nothing were given back meanwhile, rounded up to the nanosecond
 	// (and at most about 31 years ahead).
 	Reserve(ctx context.Context, key Target, now time.Time, tokens float64) (Reservation, error)
+	//
+	// Give, Take, Drain, SetLimit and SetBurst change key's buckets and
+	// return them as the change left them (what Level at now would
+	// return), so that a caller needs no second round trip to see them.
+	//
 	// Give gives back tokens (takes them when negative) and requests
 	// (never negative) to key's buckets, up to their capacities.
-	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) error
-	// Drain empties key's token bucket to zero, keeping a debt, and
-	// returns the tokens it took (≥ 0).
-	Drain(ctx context.Context, key Target, now time.Time) (float64, error)
+	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error)
+	// Take takes tokens and one request from key's buckets whatever they
+	// hold, leaving debts.
+	Take(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
+	// Drain empties key's token bucket to zero, keeping a debt, sets the
+	// peak to the level, and returns the tokens it took (≥ 0). With
+	// unlimited tokens it does nothing.
+	Drain(ctx context.Context, key Target, now time.Time) (float64, Buckets, error)
 	// SetLimit sets key's tokens-per-minute limit (> 0, or +Inf).
-	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) error
+	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error)
+	// SetBurst sets the token bucket's capacity below a minute of quota
+	// (> 0), or clears it (0).
+	SetBurst(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
 	// Level returns key's buckets at now.
 	Level(ctx context.Context, key Target, now time.Time) (Buckets, error)
 }
@@ -76,6 +95,11 @@ type Buckets struct {
 	RequestsPerMinute float64
 	// Tokens and Requests are the levels; negative while in debt.
 	Tokens, Requests float64
+	// Burst is the token bucket's capacity when below TokensPerMinute;
+	// 0: none.
+	Burst float64
+	// Peak is the highest token level since the last Drain (see Store).
+	Peak float64
 }
 
 // Reservation is Reserve's answer.

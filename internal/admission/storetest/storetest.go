@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -34,13 +35,13 @@ const (
 // step is one operation on keyA at t0+at, and what it must return.
 type step struct {
 	at  time.Duration
-	op  string  // "reserve", "give", "drain", "limit" or "level"
-	n   float64 // reserve, give: tokens; limit: tokens per minute
+	op  string  // "reserve", "take", "give", "drain", "limit", "burst", "level" or "peak"
+	n   float64 // reserve, take, give: tokens; limit: tokens per minute; burst: tokens
 	req int     // give: requests
 
 	ok     bool          // reserve: the call fits
 	fitIn  time.Duration // reserve, not ok: At − t0
-	want   float64       // drain: tokens taken; level: token level
+	want   float64       // drain: tokens taken; level: token level; peak: the peak
 	wantRq float64       // level: request level (NaN: not checked)
 }
 
@@ -168,6 +169,61 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				{at: 5 * time.Second, op: "level", want: 400, wantRq: nan},
 				{at: 11 * time.Second, op: "level", want: 500, wantRq: nan},
 			}},
+		{name: "take takes whatever the buckets hold, leaving debts",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 1, Tokens: 100},
+			steps: []step{
+				{op: "take", n: 500},
+				{op: "level", want: -400, wantRq: 0},
+				{op: "take", n: 10},
+				{op: "level", want: -410, wantRq: -1},
+				{op: "reserve", n: 1, fitIn: 119970 * time.Millisecond},
+			}},
+		{name: "take with unlimited tokens takes only the request",
+			open: admission.Buckets{TokensPerMinute: inf, RequestsPerMinute: 60},
+			steps: []step{
+				{op: "take", n: 1e9},
+				{op: "level", want: 0, wantRq: 59},
+			}},
+		{name: "a burst caps the token bucket once time passes; 0 clears it",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "burst", n: 1000},
+				{op: "level", want: 6000, wantRq: nan},
+				{at: time.Millisecond, op: "level", want: 1000, wantRq: nan},
+				{at: time.Millisecond, op: "reserve", n: 3000, ok: true},
+				{at: time.Millisecond, op: "reserve", n: 3000, fitIn: 30000995 * time.Microsecond},
+				{at: 31 * time.Second, op: "level", want: 1000, wantRq: nan},
+				{at: 31 * time.Second, op: "burst", n: 0},
+				{at: 41 * time.Second, op: "level", want: 2000, wantRq: nan},
+			}},
+		{name: "a burst above the limit caps nothing",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 5000},
+			steps: []step{
+				{op: "burst", n: 9000},
+				{at: time.Minute, op: "level", want: 6000, wantRq: nan},
+			}},
+		{name: "the peak is the highest level a refill or give left since the last drain",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 1000},
+			steps: []step{
+				{op: "peak", want: 0},
+				{at: 10 * time.Second, op: "peak", want: 2000},
+				{at: 10 * time.Second, op: "reserve", n: 1500, ok: true},
+				{at: 10 * time.Second, op: "give", n: 200},
+				{at: 10 * time.Second, op: "peak", want: 2000},
+				{at: 10 * time.Second, op: "drain", want: 700},
+				{at: 10 * time.Second, op: "peak", want: 0},
+				{at: 10 * time.Second, op: "give", n: -300},
+				{at: 10 * time.Second, op: "peak", want: 0},
+				{at: 10 * time.Second, op: "drain", want: 0},
+				{at: 10 * time.Second, op: "peak", want: -300},
+				{at: 12 * time.Second, op: "peak", want: -100},
+			}},
+		{name: "unlimited tokens keep no peak",
+			open: admission.Buckets{TokensPerMinute: inf},
+			steps: []step{
+				{op: "give", n: 500},
+				{at: time.Minute, op: "peak", want: 0},
+			}},
 		{name: "open puts at most a full bucket in",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 9000, RequestsPerMinute: 3},
 			steps: []step{
@@ -193,18 +249,28 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 					if err != nil || r.OK != want.OK || r.At.Sub(want.At).Abs() > tolAt {
 						t.Fatalf("step %d: Reserve(%v) at +%v = {%v +%v}, %v; want {%v +%v}", i, st.n, st.at, r.OK, r.At.Sub(t0), err, want.OK, want.At.Sub(t0))
 					}
+				case "take":
+					b, err := s.Take(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("Take(%v)", st.n), now, b, err)
 				case "give":
-					if err := s.Give(ctx, keyA, now, st.n, st.req); err != nil {
-						t.Fatalf("step %d: Give(%v, %d): %v", i, st.n, st.req, err)
-					}
+					b, err := s.Give(ctx, keyA, now, st.n, st.req)
+					changed(t, s, i, fmt.Sprintf("Give(%v, %d)", st.n, st.req), now, b, err)
 				case "drain":
-					got, err := s.Drain(ctx, keyA, now)
-					if err != nil || math.Abs(got-st.want) > tol {
-						t.Fatalf("step %d: Drain at +%v = %v, %v; want %v", i, st.at, got, err, st.want)
+					got, b, err := s.Drain(ctx, keyA, now)
+					if err == nil && math.Abs(got-st.want) > tol {
+						t.Fatalf("step %d: Drain at +%v took %v; want %v", i, st.at, got, st.want)
 					}
+					changed(t, s, i, "Drain", now, b, err)
 				case "limit":
-					if err := s.SetLimit(ctx, keyA, now, st.n); err != nil {
-						t.Fatalf("step %d: SetLimit(%v): %v", i, st.n, err)
+					b, err := s.SetLimit(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("SetLimit(%v)", st.n), now, b, err)
+				case "burst":
+					b, err := s.SetBurst(ctx, keyA, now, st.n)
+					changed(t, s, i, fmt.Sprintf("SetBurst(%v)", st.n), now, b, err)
+				case "peak":
+					b, err := s.Level(ctx, keyA, now)
+					if err != nil || math.Abs(b.Peak-st.want) > tol {
+						t.Fatalf("step %d: Level at +%v = %+v, %v; want peak %v", i, st.at, b, err, st.want)
 					}
 				case "level":
 					b, err := s.Level(ctx, keyA, now)
@@ -216,6 +282,25 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				}
 			}
 		})
+	}
+}
+
+// changed fails the test when the change op at step i failed, or returned
+// buckets other than what Level then returns.
+func changed(t *testing.T, s admission.Store, i int, op string, now time.Time, b admission.Buckets, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("step %d: %s: %v", i, op, err)
+	}
+	l, err := s.Level(context.Background(), keyA, now)
+	if err != nil {
+		t.Fatalf("step %d: Level after %s: %v", i, op, err)
+	}
+	for _, f := range [][2]float64{{b.TokensPerMinute, l.TokensPerMinute}, {b.RequestsPerMinute, l.RequestsPerMinute},
+		{b.Tokens, l.Tokens}, {b.Requests, l.Requests}, {b.Burst, l.Burst}, {b.Peak, l.Peak}} {
+		if f[0] != f[1] && !(math.Abs(f[0]-f[1]) <= tol) {
+			t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
+		}
 	}
 }
 
@@ -232,12 +317,14 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyB, t0, 1)
 			return err
 		}},
-		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.Give(ctx, keyB, t0, 1, 0) }},
+		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyB, t0, 1)) }},
+		{name: "burst on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyB, t0, 1)) }},
+		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyB, t0, 1, 0)) }},
 		{name: "drain on an unopened key", noBucket: true, do: func(s admission.Store) error {
-			_, err := s.Drain(ctx, keyB, t0)
+			_, _, err := s.Drain(ctx, keyB, t0)
 			return err
 		}},
-		{name: "limit on an unopened key", noBucket: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyB, t0, 10) }},
+		{name: "limit on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyB, t0, 10)) }},
 		{name: "level of an unopened key", noBucket: true, do: func(s admission.Store) error {
 			_, err := s.Level(ctx, keyB, t0)
 			return err
@@ -250,11 +337,15 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyA, t0, math.NaN())
 			return err
 		}},
-		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, math.NaN(), 0) }},
-		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return s.Give(ctx, keyA, t0, -5, -1) }},
-		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, 0) }},
-		{name: "negative limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, -6000) }},
-		{name: "NaN limit", unchanged: true, do: func(s admission.Store) error { return s.SetLimit(ctx, keyA, t0, math.NaN()) }},
+		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, -1)) }},
+		{name: "NaN take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, math.NaN())) }},
+		{name: "negative burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, -1)) }},
+		{name: "NaN burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, math.NaN())) }},
+		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyA, t0, math.NaN(), 0)) }},
+		{name: "negative requests given", unchanged: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyA, t0, -5, -1)) }},
+		{name: "zero limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, 0)) }},
+		{name: "negative limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, -6000)) }},
+		{name: "NaN limit", unchanged: true, do: func(s admission.Store) error { return second(s.SetLimit(ctx, keyA, t0, math.NaN())) }},
 		{name: "open with a zero limit", do: func(s admission.Store) error {
 			return s.Open(ctx, keyB, t0, admission.Buckets{})
 		}},
@@ -284,6 +375,9 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 		})
 	}
 }
+
+// second returns a change's error.
+func second(_ admission.Buckets, err error) error { return err }
 
 // runKeys checks that keys are independent and that opening a key twice
 // keeps its state.

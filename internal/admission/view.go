@@ -1,0 +1,58 @@
+package admission
+
+import (
+	"context"
+	"time"
+)
+
+// A limiter reads and changes its target's buckets only through the
+// Governor's Store, keyed by the target, each time at the now it acts at;
+// l.view holds what the Store last returned. The calls below pass no
+// context of the caller's: a limiter's ends (Settle, Cancel, Throttled)
+// have none. l.mu must be held for each.
+
+// load reads the target's buckets at now into l.view.
+func (l *limiter) load(now time.Time) {
+	l.keep(l.g.store.Level(context.Background(), l.target, now))
+}
+
+// keep puts b, what the Store returned, into l.view, unless the Store
+// failed: then it records the failure (see Governor.StoreErr), and the
+// limiter goes on with the view it has.
+func (l *limiter) keep(b Buckets, err error) {
+	if err != nil {
+		l.g.storeErrs.Add(1)
+		e := err // on the heap only on failure
+		l.g.lastStoreErr.Store(&e)
+		return
+	}
+	l.view = b
+}
+
+// takeBuckets takes a granted call's hold and request.
+func (l *limiter) takeBuckets(hold float64, now time.Time) {
+	l.keep(l.g.store.Take(context.Background(), l.target, now, hold))
+}
+
+// give gives back tokens (takes them when negative) and requests.
+func (l *limiter) give(tokens float64, requests int, now time.Time) {
+	l.keep(l.g.store.Give(context.Background(), l.target, now, tokens, requests))
+}
+
+// drain empties the token bucket, keeping a debt, and returns what it took.
+func (l *limiter) drain(now time.Time) float64 {
+	w, b, err := l.g.store.Drain(context.Background(), l.target, now)
+	l.keep(b, err)
+	return w
+}
+
+// resize sets the tokens-per-minute limit (a first one starts empty).
+func (l *limiter) resize(limit float64, now time.Time) {
+	l.keep(l.g.store.SetLimit(context.Background(), l.target, now, limit))
+}
+
+// setBurst sets the token bucket's capacity below a minute of quota; 0
+// clears it.
+func (l *limiter) setBurst(burst float64, now time.Time) {
+	l.keep(l.g.store.SetBurst(context.Background(), l.target, now, burst))
+}
