@@ -4,17 +4,6 @@ import (
 	"time"
 )
 
-// syncPoint is a moment when Bedrock's bucket was known to be (about)
-// empty: a confirmed throttle.
-type syncPoint struct {
-	at    time.Time
-	taken float64 // limiter.taken then
-	hold  float64 // the throttled call's hold: the bucket held less
-	level float64 // the bucket's level once emptied (≤ 0: a debt)
-	gen   uint64  // the generation it began
-	seq   uint64  // the flight seq of the first call granted after it
-}
-
 // usage returns the tokens the target used over the last minute: what
 // settled in it, plus what the calls in flight hold.
 func (l *limiter) usage(now time.Time) float64 {
@@ -94,17 +83,18 @@ func (l *limiter) throttle(t *Ticket) {
 
 // react is what a confirmed throttle of a call that held hold tokens (0:
 // one without a Ticket) does. Bedrock's bucket was empty when the Governor's
-// said it was not, so the Governor's is emptied to match, and admissions
-// pause; each confirmed throttle in a row (no call granted since the last
-// one has got through) doubles the pause, up to maxPauseDoublings: a bucket
-// that refills in steps, or that another client keeps empty, is waited for
-// rather than probed every second. l.mu must be held.
+// said it was not, so the Governor's is emptied to match. The second
+// confirmed throttle in a row (no call granted since the last one has got
+// through) pauses admissions, and each further one doubles the pause, up to
+// maxPauseDoublings: a bucket that refills in steps, or that another client
+// keeps empty, is waited for rather than probed every second. l.mu must be
+// held.
 //
 // The limit is not cut by a throttle alone: a throttle says the bucket was
 // empty, not how fast it refills. It comes from what Bedrock's bucket gave:
 //   - the first limit of an unknown quota, from what the target took since it
-//     was first seen (see firstLimit), then doubled by slow start (see grow)
-//     until the next confirmed throttle halves it;
+//     was first seen (see firstLimit), then grown by slow start (see grow)
+//     until the next confirmed throttle ends it;
 //   - when Bedrock, not demand, held the target back over the last minute
 //     (see boundByBedrock), what Bedrock's bucket gave over it, which all
 //     came from the refill: a limit above it is lowered a little below it
@@ -123,7 +113,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		l.setLimit(now, max(w, l.p.floor))
 		l.measured = l.view.TokensPerMinute
 	}
-	if l.passedSince(l.sync.seq, now) {
+	if l.passedSince(l.syncSeq, now) {
 		l.strikes = 0 // a call granted after the last confirmed throttle got through
 	}
 	wasUnlimited := l.view.unlimited()
@@ -169,7 +159,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 	l.gen++
 	l.confirmed.Add(now, 1)
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
-	l.sync = syncPoint{at: now, taken: l.taken, hold: hold, level: min(l.view.Tokens, 0), gen: l.gen, seq: l.flight.next}
+	l.syncSeq = l.flight.next
 	l.strikes++
 	l.pause(now)
 }

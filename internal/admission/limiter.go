@@ -49,13 +49,13 @@ type limiter struct {
 	confirmed    window.Ring[float64] // confirmed throttles
 	noisy        window.Ring[float64] // throttles cleared as noise
 
-	// taken counts what Bedrock's bucket has given the target: holds
-	// granted, less what came back (refunds, throttled and cancelled
-	// calls), plus debits. Its change since a confirmed throttle (a sync point)
-	// bounds the quota at the next throttle (see bound).
+	// taken counts what Bedrock's bucket has given the target since it was
+	// first seen: holds granted, less what came back (refunds, throttled and
+	// cancelled calls), plus debits (see lifetimeRate); given holds the same
+	// changes over the last minute.
 	taken      float64
-	writtenOff float64   // what the last fresh throttle took out of the bucket
-	sync       syncPoint // the last confirmed throttle
+	writtenOff float64   // what the last confirmed throttle took out of the bucket
+	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
 	measured   float64   // the limit last set from a minute's rate; 0: none
@@ -198,11 +198,7 @@ func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 		refund -= w
 	}
 	l.end(t, refund, 1, now) // Bedrock took no request for it either
-	// Bedrock took nothing for it. (A call granted before the last
-	// confirmed throttle was counted in its sync point's taken too.)
+	// Bedrock took nothing for it.
 	l.taken -= t.hold
 	l.given.Add(now, -t.hold)
-	if t.gen < l.sync.gen {
-		l.sync.taken -= t.hold
-	}
 }
