@@ -129,17 +129,35 @@ func (l *limiter) fits(hold float64, now time.Time) bool {
 	if now.Before(l.pausedUntil) {
 		return false
 	}
-	return l.view.room(hold) || l.probe(now)
+	return l.view.room(hold) || l.probe(hold, now)
 }
 
-// probe reports whether a learning target with nothing in flight may send
-// one call whatever its bucket holds: its last call was granted probeEvery
-// ago. A limit learned too low, with a debt from the calls granted before
-// it, would otherwise keep the target waiting for minutes (its refill is
-// the low limit, where Bedrock's is the quota), and no call would get
+// probe reports whether a call holding hold tokens may go now as a probe,
+// whatever the token bucket holds (see probeAt). l.mu must be held.
+func (l *limiter) probe(hold float64, now time.Time) bool {
+	at, ok := l.probeAt(hold, now)
+	return ok && !now.Before(at)
+}
+
+// probeAt returns when a call holding hold tokens may go as a probe, and
+// whether it may: a learning target below its ceiling, with no call in
+// flight and room in its request bucket, whose token bucket would keep the
+// call waiting longer than probeEvery, sends one call probeEvery after its
+// last grant. A limit learned too low, with a debt from the calls granted
+// before it, would otherwise keep the target waiting for minutes (its refill
+// is the low limit, where Bedrock's is the quota), and no call would get
 // through to grow the limit. Bedrock throttles a probe that does not fit.
-func (l *limiter) probe(now time.Time) bool {
-	return l.p.learn && !l.view.unlimited() && l.inflight == 0 && !now.Before(l.lastGrant.Add(probeEvery))
+// l.mu must be held.
+func (l *limiter) probeAt(hold float64, now time.Time) (time.Time, bool) {
+	if !l.p.learn || l.view.unlimited() || l.view.TokensPerMinute >= l.p.ceil || l.flight.busy(now) ||
+		(l.view.RequestsPerMinute > 0 && l.view.Requests < 1-eps) {
+		return time.Time{}, false
+	}
+	at := l.lastGrant.Add(probeEvery)
+	if !l.view.fitAt(hold, now, now).After(now.Add(probeEvery)) {
+		return time.Time{}, false // it fits soon enough without
+	}
+	return at, true
 }
 
 // readyAt returns when a call holding hold tokens will fit if nothing is
@@ -150,7 +168,7 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 		at = l.pausedUntil
 	}
 	fit := l.view.fitAt(hold, now, at)
-	if p := l.lastGrant.Add(probeEvery); l.p.learn && !l.view.unlimited() && l.inflight == 0 && p.Before(fit) {
+	if p, ok := l.probeAt(hold, now); ok && p.Before(fit) {
 		fit = at
 		if p.After(at) {
 			fit = p

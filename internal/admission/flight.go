@@ -75,6 +75,17 @@ func (f *flight) young(now time.Time, d time.Duration) float64 {
 	return sum
 }
 
+// busy reports whether a call is in flight at now, leaked ones (past
+// flightHorizon) left out.
+func (f *flight) busy(now time.Time) bool {
+	for _, t := range f.at[f.head:] {
+		if !t.IsZero() && now.Sub(t) <= flightHorizon {
+			return true
+		}
+	}
+	return false
+}
+
 // oldest returns the grant time of the k-th oldest call in flight at now
 // (k ≥ 1), false when fewer than k are. Calls past flightHorizon do not
 // count.

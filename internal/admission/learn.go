@@ -105,10 +105,9 @@ func (l *limiter) react(now time.Time, hold float64) {
 	l.lastThrott = now
 	if l.slow {
 		// Slow start ends. It doubled the limit since the last check, so
-		// the quota lies below half of it; and what the target took since
-		// it was first seen bounds it again (see firstLimit): the limit
-		// goes to the lower of the two.
-		w := min(l.view.TokensPerMinute/2, l.lifetimeRate(now, hold))
+		// the quota lies below half of it; and what the bucket gave bounds
+		// it again (see exitRate): the limit goes to the lower of the two.
+		w := min(l.view.TokensPerMinute/2, l.exitRate(now, hold))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
 		l.measured = l.view.TokensPerMinute
@@ -125,6 +124,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// ended with it empty: the quota, or the share of it other clients
 		// leave.
 		given, span := l.given.Recent(now, windowSpan)
+		span = min(span, now.Sub(l.born)) // the window's slots may start before the target did
 		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
 		switch {
 		case rate < l.view.TokensPerMinute*bindingShare:
@@ -238,6 +238,20 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 	l.resize(w, now) // a first limit starts with an empty bucket
 	l.epoch = now.Add(-time.Duration(l.g.recovery * float64(time.Second)))
 	l.n.decreases++
+}
+
+// exitRate returns what slow start's end takes the quota to be, at most:
+// for a target seen less than a minute, lifetimeRate (a burst from a full
+// bucket weighs in it as it should); for one seen longer, the larger of
+// that and what the bucket gave over the last minute (lifetimeRate alone
+// reads an hour of idling as a low quota). l.mu must be held.
+func (l *limiter) exitRate(now time.Time, hold float64) float64 {
+	r := l.lifetimeRate(now, hold)
+	if now.Sub(l.born) >= windowSpan {
+		given, span := l.given.Recent(now, windowSpan)
+		r = max(r, 60*(given+hold)/max(span.Seconds(), 1))
+	}
+	return r
 }
 
 // lifetimeRate returns what the target took from the bucket since it was

@@ -27,7 +27,7 @@ type limiter struct {
 	pausedUntil time.Time
 
 	// CUBIC state: the limit at the last throttle, when it came, and a
-	// generation counting the shrinks.
+	// generation counting the confirmed throttles.
 	wmax  float64
 	epoch time.Time
 	gen   uint64
@@ -58,9 +58,9 @@ type limiter struct {
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
-	measured   float64   // the limit last set from a minute's rate; 0: none
+	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
 	lastGrant  time.Time // when the last call was granted
-	lastThrott time.Time // the last fresh throttle
+	lastThrott time.Time // the last confirmed throttle
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
 	// settle) and of the calls' holds: how long a reply may take, and how
@@ -185,7 +185,7 @@ func (l *limiter) cancel(t *Ticket) {
 
 func (l *limiter) cancelLocked(t *Ticket, now time.Time) {
 	l.load(now)
-	// A Ticket from before the last fresh throttle may hold tokens that
+	// A Ticket from before the last confirmed throttle may hold tokens that
 	// the throttle already wrote off when it emptied the bucket (a call in
 	// transit then, which Bedrock throttles too): giving them back would
 	// count them twice. The write-off is what emptying the bucket took,

@@ -24,13 +24,9 @@ type suspicion struct {
 	settled int       // calls granted after it that have settled
 }
 
-// suspect records a throttle of the call seq (fresh: granted since the
-// last confirmed throttle or suspicion), and reports whether it confirms a
-// suspicion (a quota signal). A new suspicion empties the bucket, as
-// Bedrock's may be: the calls granted after it then go at the pace of the
-// refill, so that a real quota signal is confirmed by one more throttle
-// rather than by every call sent meanwhile, and a noise throttle is
-// cleared by calls that would have gone anyway. l.mu must be held.
+// suspect records a throttle of the call seq granted at at (fresh: granted
+// since the last confirmed throttle), and reports whether it confirms a
+// suspicion (a quota signal). l.mu must be held.
 func (l *limiter) suspect(seq uint64, at time.Time, fresh bool, now time.Time) bool {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
@@ -39,7 +35,7 @@ func (l *limiter) suspect(seq uint64, at time.Time, fresh bool, now time.Time) b
 		*s = suspicion{}
 	}
 	switch {
-	case s.active && seq != s.seq && !at.Before(s.at):
+	case s.active && fresh && seq != s.seq && !at.Before(s.at):
 		// Granted after the suspect, or with it (calls granted at the same
 		// instant are throttled in any order).
 		*s = suspicion{}

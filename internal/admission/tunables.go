@@ -93,9 +93,11 @@ const (
 	// about 20 s.
 	slowStartGain = 20
 	// probeEvery is how long a learning target with nothing in flight
-	// waits at most before it sends a call whatever its bucket holds: a
-	// second, so that a limit learned far too low cannot stall a run.
-	probeEvery = time.Second
+	// waits at most before it sends a call whatever its bucket holds, and
+	// how long the bucket must be about to keep it waiting for that: half a
+	// minute, so that a limit learned far too low cannot stall a run, and a
+	// limit learned right is overrun only by calls of half a minute's quota.
+	probeEvery = 30 * time.Second
 	// learnedShare is the share of the rate Bedrock gave over a bound
 	// minute that a limit above it is lowered to: the rate is measured to
 	// a few percent, and a limit at it to the percent keeps Bedrock's

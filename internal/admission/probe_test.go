@@ -1,0 +1,96 @@
+package admission
+
+import (
+	"testing"
+	"time"
+)
+
+// TestProbe: a learning target below its ceiling, with no call in flight,
+// whose bucket would keep a call waiting longer than probeEvery, sends one
+// call probeEvery after its last grant; a leaked Ticket (past
+// flightHorizon) does not count as in flight. A known quota, a limit at its
+// ceiling and an empty request bucket do not probe.
+func TestProbe(t *testing.T) {
+	tests := []struct {
+		name  string
+		quota Quota
+		leak  bool          // a Ticket granted first and never ended
+		after time.Duration // after the debt, before asking
+		want  bool
+	}{
+		{name: "in debt, probeEvery later: a probe", quota: Quota{TokensPerMinute: 1000, Learn: true}, after: probeEvery, want: true},
+		{name: "in debt, sooner: no probe", quota: Quota{TokensPerMinute: 1000, Learn: true}, after: probeEvery - time.Second},
+		{name: "a leaked Ticket does not hold the probe", quota: Quota{TokensPerMinute: 1000, Learn: true}, leak: true,
+			after: flightHorizon + time.Minute, want: true},
+		{name: "a known quota: no probe", quota: Quota{TokensPerMinute: 1000}, after: probeEvery},
+		{name: "at its ceiling: no probe", quota: Quota{TokensPerMinute: 1000, Learn: true, MaxTokensPerMinute: 1000}, after: probeEvery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: tt.quota})
+			if tt.leak {
+				mustTry(t, g, haiku, Estimate{InputTokens: 1, MaxTokens: 1})
+			}
+			tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+			tk.Settle(Usage{InputTokens: 100000}) // a debt of 100 minutes' refill
+			clk.Advance(tt.after)
+			tk, ok, err := g.TryAdmit(haiku, Estimate{InputTokens: 10, MaxTokens: 10}, Interactive)
+			if err != nil || ok != tt.want {
+				t.Fatalf("TryAdmit = %v, %v; want %v", ok, err, tt.want)
+			}
+			if ok {
+				tk.Cancel()
+			}
+		})
+	}
+}
+
+// TestProbeKeepsTheRequestQuota: a learning target called one call at a
+// time never goes past its requests per minute, nor past a token limit
+// its calls fit in, through probes.
+func TestProbeKeepsTheRequestQuota(t *testing.T) {
+	tests := []struct {
+		name  string
+		quota Quota
+		max   int // grants allowed in 10 minutes
+	}{
+		{name: "30 requests a minute", quota: Quota{TokensPerMinute: 600000, Learn: true, RequestsPerMinute: 30}, max: 330},
+		{name: "at its ceiling", quota: Quota{TokensPerMinute: 60000, Learn: true, MaxTokensPerMinute: 60000}, max: 70},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: tt.quota})
+			n := 0
+			for range 600 {
+				if tk, ok, _ := g.TryAdmit(haiku, Estimate{InputTokens: 10, MaxTokens: 10000}, Interactive); ok {
+					n++
+					tk.Settle(Usage{InputTokens: 10, OutputTokens: 10000})
+				}
+				clk.Advance(time.Second)
+			}
+			if n > tt.max {
+				t.Errorf("%d grants in 10 minutes, want at most %d", n, tt.max)
+			}
+		})
+	}
+}
+
+// TestStaleThrottleDoesNotConfirm: a throttle of a call granted before the
+// last confirmed throttle does not confirm a new suspicion, even granted at
+// the same instant as the suspect.
+func TestStaleThrottleDoesNotConfirm(t *testing.T) {
+	g, _ := newGov(t, known(60000))
+	est := Estimate{MaxTokens: 1000}
+	x, y := mustTry(t, g, haiku, est), mustTry(t, g, haiku, est)
+	a, b := mustTry(t, g, haiku, est), mustTry(t, g, haiku, est)
+	a.Throttled()
+	b.Throttled() // confirmed: a new generation
+	y.Settle(Usage{InputTokens: 1, OutputTokens: 1})
+	c := mustTry(t, g, haiku, Estimate{MaxTokens: 500})
+	c.Throttled() // a suspicion
+	before := stats(t, g, haiku)
+	x.Throttled() // sent before the confirmed throttle: changes nothing
+	if s := stats(t, g, haiku); s.Resyncs != before.Resyncs || s.PausedFor != 0 {
+		t.Errorf("a stale throttle confirmed: resyncs %d -> %d, paused %v", before.Resyncs, s.Resyncs, s.PausedFor)
+	}
+}
