@@ -94,10 +94,11 @@ const (
 	slowStartGain = 20
 	// probeEvery is how long a learning target with nothing in flight
 	// waits at most before it sends a call whatever its bucket holds, and
-	// how long the bucket must be about to keep it waiting for that: half a
-	// minute, so that a limit learned far too low cannot stall a run, and a
-	// limit learned right is overrun only by calls of half a minute's quota.
-	probeEvery = 30 * time.Second
+	// how long the bucket must be about to keep it waiting for that: 5 s,
+	// so that a limit learned far too low cannot stall a short run (30 s
+	// stalled keel bench learn's shapes case in miniature), and a limit
+	// learned right is overrun only by calls of over 5 s of quota.
+	probeEvery = 5 * time.Second
 	// learnedShare is the share of the rate Bedrock gave over a bound
 	// minute that a limit above it is lowered to: the rate is measured to
 	// a few percent, and a limit at it to the percent keeps Bedrock's
