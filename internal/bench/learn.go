@@ -349,6 +349,15 @@ func (e *learnEmulator) available() int64 {
 	return n
 }
 
+// startScenario parses the scenario text and starts it with startLearning.
+func (l *learner) startScenario(text string) (*learnEmulator, *keel.Keel, error) {
+	sc, err := scenario.Parse([]byte(text))
+	if err != nil {
+		return nil, nil, err
+	}
+	return l.startLearning(sc)
+}
+
 // startLearning starts an emulator playing sc and a keel with its defaults
 // (learning the quota) against it; the caller closes the emulator.
 func (l *learner) startLearning(sc *scenario.Scenario) (*learnEmulator, *keel.Keel, error) {

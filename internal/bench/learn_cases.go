@@ -56,11 +56,7 @@ var noiseMarks = []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute}
 // scenario for Duration, with a learning keel, sampling its limit every
 // second.
 func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
-	sc, err := scenario.Parse([]byte(quickstartScenario))
-	if err != nil {
-		return nil, err
-	}
-	emu, k, err := l.startLearning(sc)
+	emu, k, err := l.startScenario(quickstartScenario)
 	if err != nil {
 		return nil, err
 	}
@@ -219,11 +215,7 @@ rules:
 // tight runs the tight case: tightRecords of the quick start's prompts
 // against a 50,000-token quota, with a learning keel.
 func (l *learner) tight(ctx context.Context) (*TightResult, error) {
-	sc, err := scenario.Parse([]byte(tightScenario))
-	if err != nil {
-		return nil, err
-	}
-	emu, k, err := l.startLearning(sc)
+	emu, k, err := l.startScenario(tightScenario)
 	if err != nil {
 		return nil, err
 	}
