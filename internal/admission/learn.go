@@ -123,9 +123,7 @@ func (l *limiter) react(now time.Time, hold float64) {
 		// What Bedrock's bucket gave over the last minute, which began and
 		// ended with it empty: the quota, or the share of it other clients
 		// leave.
-		given, span := l.given.Recent(now, windowSpan)
-		span = min(span, now.Sub(l.born)) // the window's slots may start before the target did
-		rate := min(max(60*(given+hold)/max(span.Seconds(), 1), l.p.floor), l.p.ceil)
+		rate := min(max(l.givenRate(now, windowSpan, hold), l.p.floor), l.p.ceil)
 		switch {
 		case rate < l.view.TokensPerMinute*bindingShare:
 			// Bedrock gave less than the limit let through: the quota
@@ -190,10 +188,16 @@ func (l *limiter) learnBurst(hold float64, now time.Time) {
 // minute, leaving out the calls granted too recently to have been throttled
 // yet. l.mu must be held.
 func (l *limiter) recentRate(now time.Time) float64 {
-	given, span := l.given.Recent(now, slowStartSpan)
-	given -= l.flight.young(now, l.throttleWait()) // not through the quota check yet
-	span = min(span, now.Sub(l.born))              // the window's slots may start before the target did
-	return 60 * max(given, 0) / max(span.Seconds(), 1)
+	return l.givenRate(now, slowStartSpan, -l.flight.young(now, l.throttleWait())) // those not through the quota check yet left out
+}
+
+// givenRate returns what the bucket gave over the last d, plus extra, per
+// minute (never below zero), over no span before the target was first
+// seen (the window's slots may start before it was). l.mu must be held.
+func (l *limiter) givenRate(now time.Time, d time.Duration, extra float64) float64 {
+	given, span := l.given.Recent(now, d)
+	span = min(span, now.Sub(l.born))
+	return 60 * max(given+extra, 0) / max(span.Seconds(), 1)
 }
 
 // hold keeps the limit where it is and restarts its CUBIC curve on the
@@ -248,8 +252,7 @@ func (l *limiter) setLimit(now time.Time, w float64) {
 func (l *limiter) exitRate(now time.Time, hold float64) float64 {
 	r := l.lifetimeRate(now, hold)
 	if now.Sub(l.born) >= windowSpan {
-		given, span := l.given.Recent(now, windowSpan)
-		r = max(r, 60*(given+hold)/max(span.Seconds(), 1))
+		r = max(r, l.givenRate(now, windowSpan, hold))
 	}
 	return r
 }
