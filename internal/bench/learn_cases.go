@@ -84,7 +84,8 @@ func (l *learner) noise(ctx context.Context) (*NoiseResult, error) {
 				return
 			case now := <-t.C:
 				at := now.Sub(start)
-				samples = append(samples, limitSample{at: at, limit: learnedLimit(k)})
+				_, _, throttled, _ := emu.counts()
+				samples = append(samples, limitSample{at: at, limit: learnedLimit(k), throttled: throttled})
 				if at >= l.cfg.Duration {
 					return
 				}

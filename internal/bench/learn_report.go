@@ -54,6 +54,8 @@ type NoiseResult struct {
 	Stalled bool `json:"stalled"`
 	// Series is the ratio every 10 s.
 	Series []RatioAt `json:"series"`
+	// ThrottleSeries counts the quota throttles of each 10 s of Series.
+	ThrottleSeries []int64 `json:"quotaThrottlesSeries"`
 }
 
 // RatioAt is the learned limit ÷ the true quota at a moment of a run.
@@ -144,10 +146,12 @@ type ShapeRow struct {
 	Stalled     bool    `json:"stalled"`
 }
 
-// limitSample is the governor's limit at a moment of a run.
+// limitSample is the governor's limit at a moment of a run, and the quota
+// meter's throttles since the case's emulator started.
 type limitSample struct {
-	at    time.Duration
-	limit int64
+	at        time.Duration
+	limit     int64
+	throttled int64
 }
 
 // noiseResult sums a noise run.
@@ -171,9 +175,12 @@ func noiseResult(quota int64, d time.Duration, samples []limitSample, attempts, 
 	if n := len(samples); n > 0 {
 		r.At = append(r.At, RatioAt{Seconds: traffic.Seconds(), Ratio: limitRatio(samples[n-1].limit, quota)})
 	}
+	var before int64
 	for t := noiseSeriesEvery; t <= d; t += noiseSeriesEvery {
-		if ra, ok := ratioAt(samples, t, quota); ok {
-			r.Series = append(r.Series, ra)
+		if i := sampleAt(samples, t); i >= 0 {
+			r.Series = append(r.Series, RatioAt{Seconds: t.Seconds(), Ratio: limitRatio(samples[i].limit, quota)})
+			r.ThrottleSeries = append(r.ThrottleSeries, samples[i].throttled-before)
+			before = samples[i].throttled
 		}
 	}
 	r.MinAfterMinute, r.MaxAfterMinute = ratioRange(samples, time.Minute, quota)
@@ -187,12 +194,21 @@ func noiseResult(quota int64, d time.Duration, samples []limitSample, attempts, 
 // ratioAt is the ratio of the first sample at or after t; false when none
 // was taken then (the run ended first).
 func ratioAt(samples []limitSample, t time.Duration, quota int64) (RatioAt, bool) {
-	for _, s := range samples {
-		if s.at >= t {
-			return RatioAt{Seconds: t.Seconds(), Ratio: limitRatio(s.limit, quota)}, true
-		}
+	if i := sampleAt(samples, t); i >= 0 {
+		return RatioAt{Seconds: t.Seconds(), Ratio: limitRatio(samples[i].limit, quota)}, true
 	}
 	return RatioAt{}, false
+}
+
+// sampleAt is the index of the first sample at or after t; -1 when none
+// was taken then.
+func sampleAt(samples []limitSample, t time.Duration) int {
+	for i, s := range samples {
+		if s.at >= t {
+			return i
+		}
+	}
+	return -1
 }
 
 // limitRatio is limit ÷ quota, nil when there is no limit.
@@ -311,6 +327,10 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 		b.WriteString("  every 10s:")
 		for _, a := range n.Series {
 			fmt.Fprintf(&b, " %s", ratioText(a.Ratio))
+		}
+		b.WriteString("\n  quota throttles in each 10s:")
+		for _, c := range n.ThrottleSeries {
+			fmt.Fprintf(&b, " %d", c)
 		}
 		b.WriteString("\n")
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func sameRatio(a, b *float64) bool {
 
 func TestLimitRatios(t *testing.T) {
 	s := time.Second
-	samples := []limitSample{{1 * s, 0}, {2 * s, 100}, {30 * s, 400}, {61 * s, 180}, {90 * s, 250}, {120 * s, 220}}
+	samples := []limitSample{{1 * s, 0, 0}, {2 * s, 100, 0}, {30 * s, 400, 0}, {61 * s, 180, 0}, {90 * s, 250, 0}, {120 * s, 220, 0}}
 	tests := []struct {
 		name      string
 		samples   []limitSample
@@ -59,9 +60,9 @@ func TestLimitRatios(t *testing.T) {
 		{name: "after a minute", samples: samples, from: time.Minute, lo: f(0.9), hi: f(1.25), below: false},
 		{name: "from the start", samples: samples, from: 0, lo: f(0.5), hi: f(2), below: false},
 		{name: "none after", samples: samples, from: time.Hour, lo: nil, hi: nil, below: false},
-		{name: "never a limit", samples: []limitSample{{s, 0}, {2 * s, 0}}, from: 0, lo: nil, hi: nil, below: false},
-		{name: "exactly half is not below", samples: []limitSample{{s, 100}}, from: 0, lo: f(0.5), hi: f(0.5), below: false},
-		{name: "just below half", samples: []limitSample{{s, 99}, {2 * s, 300}}, from: 0, lo: f(0.495), hi: f(1.5), below: true},
+		{name: "never a limit", samples: []limitSample{{s, 0, 0}, {2 * s, 0, 0}}, from: 0, lo: nil, hi: nil, below: false},
+		{name: "exactly half is not below", samples: []limitSample{{s, 100, 0}}, from: 0, lo: f(0.5), hi: f(0.5), below: false},
+		{name: "just below half", samples: []limitSample{{s, 99, 0}, {2 * s, 300, 0}}, from: 0, lo: f(0.495), hi: f(1.5), below: true},
 	}
 	for _, tt := range ranges {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,7 +164,7 @@ func TestNoiseResult(t *testing.T) {
 		if i >= 5 {
 			limit = int64(100_000 + 1000*i)
 		}
-		samples = append(samples, limitSample{at: time.Duration(i) * time.Second, limit: limit})
+		samples = append(samples, limitSample{at: time.Duration(i) * time.Second, limit: limit, throttled: int64(i / 4)}) // one every 4 s
 	}
 	// A run as long as a mark reports it once, as the end.
 	if r := noiseResult(200_000, time.Minute, samples, 400, 12, 20, batchOutcome{}); len(r.At) != 2 || r.At[1].Seconds != 60 {
@@ -194,6 +195,9 @@ func TestNoiseResult(t *testing.T) {
 	if len(r.Series) != 9 || r.Series[0].Seconds != 10 || !sameRatio(r.Series[0].Ratio, f(0.55)) {
 		t.Errorf("Series = %d entries from %v; want 9 from 10 s at 0.55", len(r.Series), r.Series[0])
 	}
+	if want := []int64{2, 3, 2, 3, 2, 3, 2, 3, 2}; !slices.Equal(r.ThrottleSeries, want) {
+		t.Errorf("ThrottleSeries = %v, want %v", r.ThrottleSeries, want)
+	}
 	if !sameRatio(r.MinAfterMinute, f(0.8)) || !sameRatio(r.MaxAfterMinute, f(0.95)) || r.BelowHalf {
 		t.Errorf("after a minute %s-%s, below half %v; want 0.80-0.95, false", ratioText(r.MinAfterMinute), ratioText(r.MaxAfterMinute), r.BelowHalf)
 	}
@@ -204,7 +208,7 @@ func TestNoiseResult(t *testing.T) {
 	if err := (&LearnResult{Seed: 1, Noise: r}).WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"30s 0.65  1m 0.80  end 0.95", "min 0.80, max 0.95", "injected 3.0, quota 5.0", "records succeeded 300, failed 2 (ThrottlingException 2);", "every 10s: 0.55 "} {
+	for _, want := range []string{"30s 0.65  1m 0.80  end 0.95", "min 0.80, max 0.95", "injected 3.0, quota 5.0", "records succeeded 300, failed 2 (ThrottlingException 2);", "every 10s: 0.55 ", "quota throttles in each 10s: 2 3 2 "} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
