@@ -167,13 +167,13 @@ func TestDefaultModels(t *testing.T) {
 	if DefaultModels()[0].Profiles[0] == "changed" {
 		t.Error("DefaultModels returns the built-in list itself, not a copy")
 	}
-	burndown5 := map[string]bool{
-		"anthropic.claude-3-7-sonnet-20250219-v1:0": true, "anthropic.claude-sonnet-4-20250514-v1:0": true,
-		"anthropic.claude-sonnet-4-5-20250929-v1:0": true, "anthropic.claude-opus-4-20250514-v1:0": true,
-		"anthropic.claude-opus-4-1-20250805-v1:0": true,
+	// Burndown 5: Claude 3.7 Sonnet and every Sonnet and Opus since.
+	burndown5 := func(id string) bool {
+		return strings.HasPrefix(id, "anthropic.claude-3-7-sonnet") ||
+			strings.HasPrefix(id, "anthropic.claude-sonnet-") || strings.HasPrefix(id, "anthropic.claude-opus-")
 	}
 	for _, m := range DefaultModels() {
-		if want := map[bool]float64{true: 5, false: 1}[burndown5[m.ID]]; m.Burndown != want {
+		if want := map[bool]float64{true: 5, false: 1}[burndown5(m.ID)]; m.Burndown != want {
 			t.Errorf("%s: burndown %v, want %v", m.ID, m.Burndown, want)
 		}
 		if m.TimeToFirstToken <= 0 || m.TokensPerSecond <= 0 {
