@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/bedrock"
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
 
@@ -319,7 +320,7 @@ func (x *exchange) checkVersion20261021(b *anthropicRequest) bool {
 
 // prefillRefused is the message Bedrock answers a conversation ending in
 // an assistant message with, on the models that refuse a prefill.
-const prefillRefused = "This model does not support assistant message prefill. The conversation must end with a user message."
+var prefillRefused = catalog.Must(catalog.CodePrefillUnsupported).DefaultMessage
 
 // checkPrefill refuses a conversation ending in an assistant message on a
 // model that takes no prefill (Model.NoPrefill).
