@@ -269,6 +269,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveListModels()
 	case strings.HasPrefix(path, "/foundation-models/") && r.Method == http.MethodGet:
 		x.serveGetModel(path[len("/foundation-models/"):])
+	case path == "/inference-profiles" && r.Method == http.MethodGet:
+		x.serveListProfiles()
+	case strings.HasPrefix(path, "/inference-profiles/") && r.Method == http.MethodGet:
+		x.serveGetProfile(path[len("/inference-profiles/"):])
 	default:
 		x.unknownOperation()
 	}

@@ -91,6 +91,10 @@ func TestValidation(t *testing.T) {
 		{name: "count tokens on a model without it", path: "/model/" + llama8b + "/count-tokens", body: `{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"a"}]}]}}}`, status: 400, code: "ValidationException", message: "doesn't support counting tokens"},
 		{name: "count tokens without input", path: "/model/" + haiku3 + "/count-tokens", body: `{}`, status: 400, code: "ValidationException", message: "'input'"},
 		{name: "unknown foundation model", method: "GET", path: "/foundation-models/anthropic.nope-v1:0", status: 404, code: "ResourceNotFoundException"},
+		{name: "profile page of zero", method: "GET", path: "/inference-profiles?maxResults=0", status: 400, code: "ValidationException", message: "'maxResults'"},
+		{name: "profile page token not ours", method: "GET", path: "/inference-profiles?nextToken=abc", status: 400, code: "ValidationException", message: "pagination token is invalid"},
+		{name: "unknown profile type", method: "GET", path: "/inference-profiles?type=MINE", status: 400, code: "ValidationException", message: "[SYSTEM_DEFINED, APPLICATION]"},
+		{name: "unknown profile", method: "GET", path: "/inference-profiles/us.anthropic.nope", status: 404, code: "ResourceNotFoundException", message: "Inference profile us.anthropic.nope does not exist."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
