@@ -22,7 +22,7 @@ const quickstartQuota = 200_000
 // 350 ms of latency.
 const quickstartScenario = `
 quotas:
-  - model: "*anthropic.claude-sonnet-4-5*"
+  - model: "*anthropic.claude-sonnet-*"
     tokens_per_minute: 200000
 rules:
   - name: flaky
@@ -203,7 +203,7 @@ const tightQuota = 50_000
 
 const tightScenario = `
 quotas:
-  - model: "*anthropic.claude-sonnet-4-5*"
+  - model: "*anthropic.claude-sonnet-*"
     tokens_per_minute: 50000
 rules:
   - name: latency
