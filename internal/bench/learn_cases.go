@@ -203,7 +203,7 @@ const tightQuota = 50_000
 
 const tightScenario = `
 quotas:
-  - model: "*anthropic.claude-sonnet-*"
+  - model: "*anthropic.claude-sonnet-4-5*"
     tokens_per_minute: 50000
 rules:
   - name: latency

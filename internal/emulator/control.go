@@ -228,10 +228,7 @@ func (x *exchange) serveGetProfile(escaped string) {
 		return
 	}
 	id, err := url.PathUnescape(escaped)
-	if i := strings.Index(id, ":inference-profile/"); err == nil && strings.HasPrefix(id, "arn:") && i >= 0 {
-		id = id[i+len(":inference-profile/"):]
-	}
-	t, ok := x.s.models[id]
+	t, ok := x.s.lookup(id)
 	if err != nil || !ok || t.profile == "" || !profileCallable(t.profile, x.region) {
 		x.fail(codeNotFound, "Inference profile "+id+" does not exist.")
 		return

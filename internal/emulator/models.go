@@ -139,6 +139,13 @@ func checkModels(models []Model) (map[string]target, error) {
 			return nil, fmt.Errorf("%s: PromptCacheMin %d must be zero (no caching) or more", where, m.PromptCacheMin)
 		case m.ProfileOnly && len(m.Profiles) == 0:
 			return nil, fmt.Errorf("%s: ProfileOnly is set but Profiles is empty, so nothing could invoke it", where)
+		case len(m.AnthropicVersions) > 0 && m.Format != FormatAnthropic:
+			return nil, fmt.Errorf("%s: AnthropicVersions is set on a model of format %s; only anthropic bodies name one", where, m.Format)
+		}
+		for _, v := range m.AnthropicVersions {
+			if !slices.Contains(bedrock.AnthropicVersions(), v) {
+				return nil, fmt.Errorf("%s: anthropic_version %q is not one of %s", where, v, strings.Join(bedrock.AnthropicVersions(), ", "))
+			}
 		}
 		if _, dup := index[m.ID]; dup {
 			return nil, fmt.Errorf("%s: listed twice", where)

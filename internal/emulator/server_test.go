@@ -148,6 +148,8 @@ func TestOptionsErrors(t *testing.T) {
 		{name: "bad reply length", opts: Options{ReplyLength: reply.Range{Min: 10, Max: 5}}, want: "ReplyLength 10..5"},
 		{name: "model without id", opts: Options{Models: []Model{{Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1}}}, want: "ID must be"},
 		{name: "unknown format", opts: Options{Models: []Model{{ID: "a.b", Format: "gpt", MaxOutputTokens: 1, ContextWindow: 1}}}, want: `Format "gpt"`},
+		{name: "unknown anthropic version", opts: Options{Models: []Model{{ID: "a.b", Format: FormatAnthropic, MaxOutputTokens: 1, ContextWindow: 1, AnthropicVersions: []string{"2023-06-01"}}}}, want: `anthropic_version "2023-06-01" is not one of bedrock-2023-05-31, 2026-10-21`},
+		{name: "anthropic version on another format", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1, AnthropicVersions: []string{"2026-10-21"}}}}, want: "only anthropic bodies name one"},
 		{name: "no output", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, ContextWindow: 1}}}, want: "MaxOutputTokens 0"},
 		{name: "duplicate", opts: Options{Models: []Model{
 			{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1},
