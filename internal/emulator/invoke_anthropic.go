@@ -135,6 +135,12 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 			r.Object(func(key []byte) {
 				switch string(key) {
 				case "citations":
+					// A list on text (the citations made); an object on a
+					// document or search result ({"enabled": true}).
+					if r.Peek() != '[' {
+						r.Skip()
+						return
+					}
 					r.Array(func() { cites = true; r.Skip() })
 				case "cache_control":
 					cached = !r.Null()

@@ -50,6 +50,9 @@ func TestAnthropicVersions(t *testing.T) {
 		{name: "citations inside a search result", path: opus47, status: 400, message: "messages.0.content.1: citations on user text are not supported",
 			body: `{"anthropic_version":"2026-10-21","max_tokens":20,"messages":[{"role":"user","content":[{"type":"text","text":"a"},` +
 				`{"type":"search_result","source":"s","title":"t","content":[{"type":"text","text":"r","citations":[{"type":"x"}]}]}]}]}`},
+		{name: "a document asking for citations is allowed", path: opus47, status: 200, message: "claude-opus-4-7",
+			body: `{"anthropic_version":"2026-10-21","max_tokens":20,"messages":[{"role":"user","content":[` +
+				`{"type":"document","source":{"type":"text","media_type":"text/plain","data":"d"},"citations":{"enabled":true}},{"type":"text","text":"a"}]}]}`},
 		{name: "empty citations are allowed", path: opus47, status: 200, message: "claude-opus-4-7",
 			body: `{"anthropic_version":"2026-10-21","max_tokens":20,"messages":[{"role":"user","content":[{"type":"text","text":"a","citations":[]}]}]}`},
 		{name: "citations under the old version", path: opus47, status: 200, message: "claude-opus-4-7",
