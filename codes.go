@@ -41,6 +41,14 @@ const (
 	CodeResourceNotFound            = "ResourceNotFound"
 	CodeIdleConnectionDropped       = "IdleConnectionDropped"
 
+	// keel's names for validation errors of the 2026 models and API
+	// versions; each arrives as a ValidationException.
+	CodeAnthropicVersionUnsupported = "AnthropicVersionUnsupported"
+	CodeAnthropicVersionUnknown     = "AnthropicVersionUnknown"
+	CodeRemovedInAPIVersion         = "RemovedInAPIVersion"
+	CodePrefillUnsupported          = "PrefillUnsupported"
+	CodeInvalidModelIdentifier      = "InvalidModelIdentifier"
+
 	// Transport failures: no usable HTTP exchange happened.
 	CodeConnectionRefused   = "ConnectionRefused"
 	CodeConnectionReset     = "ConnectionReset"

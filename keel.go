@@ -371,7 +371,7 @@ func sdkStreamError(f *engine.Error) error {
 		}
 	}
 	var typed error
-	switch f.Entry.Code {
+	switch f.Entry.WireCode() { // a refinement (PrefillUnsupported) is still its wire code's type
 	case catalog.CodeThrottling:
 		typed = &types.ThrottlingException{Message: &msg}
 	case catalog.CodeInternalServer:

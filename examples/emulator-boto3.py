@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 
 URL = os.environ.get("KEEL_EMULATOR_URL", "http://127.0.0.1:4566")
-MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+MODEL = "us.anthropic.claude-sonnet-5-5"
 
 session = boto3.Session(
     aws_access_key_id="AKIDEXAMPLE",      # any values: the emulator accepts any credentials
@@ -59,7 +59,7 @@ print("invoke_model:", body["stop_reason"], body["usage"],
 
 # CountTokens
 count = runtime.count_tokens(
-    modelId="anthropic.claude-sonnet-4-5-20250929-v1:0",
+    modelId="anthropic.claude-sonnet-5-5",
     input={"converse": {"messages": [{"role": "user", "content": [{"text": "Hello!"}]}]}},
 )
 print("count_tokens:", count["inputTokens"])

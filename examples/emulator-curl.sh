@@ -7,7 +7,7 @@
 #   bash examples/emulator-curl.sh
 set -euo pipefail
 URL=${KEEL_EMULATOR_URL:-http://127.0.0.1:4566}
-MODEL='us.anthropic.claude-sonnet-4-5-20250929-v1%3A0'   # ':' escaped as the SDKs do
+MODEL='us.anthropic.claude-sonnet-5-5'   # a ':' in an id is escaped (%3A), as the SDKs do
 
 echo '--- Converse in us-west-2'
 curl -s "$URL/region/us-west-2/model/$MODEL/converse" \
@@ -26,6 +26,6 @@ curl -s -i "$URL/model/anthropic.claude-9-v1%3A0/converse" -d '{}' | grep -i '^H
 echo
 
 echo '--- CountTokens'
-curl -s "$URL/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens" \
+curl -s "$URL/model/anthropic.claude-sonnet-5-5/count-tokens" \
   -d '{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"Hello!"}]}]}}}'
 echo

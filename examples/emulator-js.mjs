@@ -16,7 +16,7 @@ const config = {
   maxAttempts: 1, // retries off, so injected faults show up as they are
 };
 const runtime = new BedrockRuntimeClient(config);
-const modelId = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0";
+const modelId = "eu.anthropic.claude-sonnet-5-5";
 const messages = [{ role: "user", content: [{ text: "Hello!" }] }];
 
 const out = await runtime.send(new ConverseCommand({ modelId, messages, inferenceConfig: { maxTokens: 20 } }));
@@ -43,7 +43,7 @@ const models = await new BedrockClient(config).send(new ListFoundationModelsComm
 console.log("list foundation models:", models.modelSummaries.map((m) => m.modelId).join(", "));
 
 try {
-  await runtime.send(new ConverseCommand({ modelId: "eu.anthropic.claude-sonnet-4-5-20250929-v1:0", messages: [] }));
+  await runtime.send(new ConverseCommand({ modelId: "eu.anthropic.claude-sonnet-5-5", messages: [] }));
 } catch (e) {
   console.log("error:", e.name, e.$metadata.httpStatusCode, e.message);
 }

@@ -141,6 +141,9 @@ func explainText(text string, jsonOut bool, stdout, stderr io.Writer) int {
 	var r classify.Result
 	var sameStatus []string
 	if e, ok := catalog.Lookup(text); ok {
+		// Lookup reads "Code: message" as a code with its wire suffix; the
+		// message may still name a refinement.
+		e = catalog.Refine(e, text)
 		r = classify.Result{Entry: e, Code: text, Status: e.Status}
 	} else if status, err := strconv.Atoi(text); err == nil && status >= 100 && status <= 599 {
 		// A bare status: explain what an unknown error with it means and

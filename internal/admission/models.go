@@ -24,30 +24,20 @@ type Model struct {
 	Burndown float64
 }
 
-// Built-in model facts, most specific first: the first entry whose Match is
-// in the id wins. The output limits are the published ones (and the ones the
-// emulator serves); Options.Models adds or overrides entries.
-var builtinModels = []Model{
-	// Burndown 5: Claude 3.7 Sonnet, Sonnet 4 and 4.5, Opus 4 and its point releases.
-	{Match: "claude-3-7-sonnet", MaxOutputTokens: 64000, Burndown: 5},
-	{Match: "claude-sonnet-4", MaxOutputTokens: 64000, Burndown: 5},
-	{Match: "claude-opus-4-5", MaxOutputTokens: 64000, Burndown: 5},
-	{Match: "claude-opus-4", MaxOutputTokens: 32000, Burndown: 5},
-
-	{Match: "claude-haiku-4-5", MaxOutputTokens: 64000, Burndown: 1},
-	{Match: "claude-3-5-haiku", MaxOutputTokens: 8192, Burndown: 1},
-	{Match: "claude-3-5-sonnet", MaxOutputTokens: 8192, Burndown: 1},
-	{Match: "claude-3-haiku", MaxOutputTokens: 4096, Burndown: 1},
-	{Match: "claude-3-sonnet", MaxOutputTokens: 4096, Burndown: 1},
-	{Match: "claude-3-opus", MaxOutputTokens: 4096, Burndown: 1},
+// familyModels are the facts for models keel's model table
+// (internal/bedrock/models.json) does not list, by family, most specific
+// first: the first entry whose Match is in the id wins. A newer Claude
+// Sonnet or Opus is given the largest output and burndown of its family, so
+// it is never under-reserved.
+var familyModels = []Model{
+	{Match: "claude-opus", MaxOutputTokens: 128000, Burndown: 5},
+	{Match: "claude-sonnet", MaxOutputTokens: 128000, Burndown: 5},
+	{Match: "claude-haiku", MaxOutputTokens: 64000, Burndown: 1},
 	{Match: "claude", MaxOutputTokens: 4096, Burndown: 1}, // Claude 2, Instant
 
 	{Match: "nova-premier", MaxOutputTokens: 32000, Burndown: 1},
 	{Match: "nova", MaxOutputTokens: 5000, Burndown: 1},
 	{Match: "llama", MaxOutputTokens: 2048, Burndown: 1},
-	{Match: "titan-text-express", MaxOutputTokens: 8192, Burndown: 1},
-	{Match: "titan-text-lite", MaxOutputTokens: 4096, Burndown: 1},
-	{Match: "titan-text-premier", MaxOutputTokens: 3072, Burndown: 1},
 	{Match: "mistral", MaxOutputTokens: 8192, Burndown: 1},
 	{Match: "deepseek", MaxOutputTokens: 32768, Burndown: 1},
 }
@@ -57,16 +47,30 @@ var builtinModels = []Model{
 // request settles, holding too little gets it throttled.
 var unknownModel = Model{MaxOutputTokens: 8192, Burndown: 1}
 
+// lookupModel finds the facts for a model id: Options.Models first, then
+// keel's model table, then the family rules.
 func lookupModel(extra []Model, id string) (Model, bool) {
 	base := bedrock.BaseModelID(id)
-	for _, list := range [2][]Model{extra, builtinModels} {
-		for _, m := range list {
-			if strings.Contains(base, m.Match) {
-				return m, true
-			}
-		}
+	if m, ok := matchModel(extra, base); ok {
+		return m, true
+	}
+	if row, ok := bedrock.LookupModel(base); ok {
+		return Model{Match: row.ID, MaxOutputTokens: row.MaxOutput, Burndown: row.Burndown}, true
+	}
+	if m, ok := matchModel(familyModels, base); ok {
+		return m, true
 	}
 	return unknownModel, false
+}
+
+// matchModel returns the first entry of list whose Match is in base.
+func matchModel(list []Model, base string) (Model, bool) {
+	for _, m := range list {
+		if strings.Contains(base, m.Match) {
+			return m, true
+		}
+	}
+	return Model{}, false
 }
 
 // validateModels reports the first unusable entry of Options.Models.

@@ -25,6 +25,12 @@ func TestLookupModel(t *testing.T) {
 		{name: "nova pro", id: "us.amazon.nova-pro-v1:0", burndown: 1, maxOut: 5000, known: true},
 		{name: "llama", id: "meta.llama3-3-70b-instruct-v1:0", burndown: 1, maxOut: 2048, known: true},
 		{name: "titan express", id: "amazon.titan-text-express-v1", burndown: 1, maxOut: 8192, known: true},
+		{name: "opus 4.6, undated with -v1", id: "global.anthropic.claude-opus-4-6-v1", burndown: 5, maxOut: 128000, known: true},
+		{name: "sonnet 4.6, undated", id: "us.anthropic.claude-sonnet-4-6", burndown: 5, maxOut: 64000, known: true},
+		{name: "sonnet 5.5", id: "us.anthropic.claude-sonnet-5-5", burndown: 5, maxOut: 128000, known: true},
+		{name: "a Sonnet the table lacks errs high", id: "us.anthropic.claude-sonnet-9", burndown: 5, maxOut: 128000, known: true},
+		{name: "claude 2 by family", id: "anthropic.claude-v2:1", burndown: 1, maxOut: 4096, known: true},
+		{name: "llama 3.2 by family", id: "us.meta.llama3-2-1b-instruct-v1:0", burndown: 1, maxOut: 2048, known: true},
 		{name: "unknown", id: "acme.brand-new-model-v1:0", burndown: 1, maxOut: 8192},
 	}
 	for _, tt := range tests {

@@ -30,7 +30,8 @@ func targetFault(e *catalog.Entry, message string) bool {
 		catalog.CodeUnrecognizedClient, catalog.CodeInvalidSignature, catalog.CodeIncompleteSignature, catalog.CodeExpiredToken,
 		catalog.CodeMissingAuthenticationToken, catalog.CodeInvalidClientTokenID, catalog.CodeNotAuthorized, catalog.CodeRequestExpired,
 		catalog.CodeCredentialsUnavailable, catalog.CodeMissingRegion,
-		catalog.CodeMarketplaceAgreementFailed, catalog.CodeMarketplaceAgreementPending, catalog.CodeMPAgreementBeingCreated:
+		catalog.CodeMarketplaceAgreementFailed, catalog.CodeMarketplaceAgreementPending, catalog.CodeMPAgreementBeingCreated,
+		catalog.CodeInvalidModelIdentifier:
 		return true
 	case catalog.CodeValidation, catalog.CodeValidationError:
 		// "The provided model identifier is invalid.", "Invocation of model

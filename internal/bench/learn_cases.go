@@ -22,7 +22,7 @@ const quickstartQuota = 200_000
 // 350 ms of latency.
 const quickstartScenario = `
 quotas:
-  - model: "*anthropic.claude-sonnet-4-5*"
+  - model: "*anthropic.claude-sonnet-*"
     tokens_per_minute: 200000
 rules:
   - name: flaky

@@ -21,9 +21,11 @@ import (
 	"github.com/keel-run/keel/internal/emulator/quota"
 )
 
-// DefaultModel is Claude Sonnet 4.5 through its US inference profile:
-// burndown 5, so a reply's output costs five times its tokens.
-const DefaultModel = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+// DefaultModel is Claude Sonnet 4.6 through its US inference profile:
+// burndown 5, so a reply's output costs five times its tokens. Its 64,000
+// token output limit is the one the workload's mix was sized for (a call
+// that sets no maximum reserves it); Sonnet 5 and later reserve twice that.
+const DefaultModel = "us.anthropic.claude-sonnet-4-6"
 
 // Config configures a quota bench. The zero value of each field but Quota
 // and Duration means its default.

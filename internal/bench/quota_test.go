@@ -202,8 +202,9 @@ func TestDefaultWarmup(t *testing.T) {
 		speed    float64
 		want     time.Duration
 	}{
-		// The longest reply of Sonnet 4.5 takes 1 s + 600 tokens at 65 a second.
-		{"long run, real time: the longest reply", 40 * time.Second, 1, 10200 * time.Millisecond},
+		// The longest reply of Sonnet 4.6 takes 0.9 s + 600 tokens at 70 a
+		// second (9.47 s, to the nearest tenth), more than a quarter of 30 s.
+		{"long run, real time: the longest reply", 30 * time.Second, 1, 9500 * time.Millisecond},
 		{"very long run: a quarter", 4 * time.Minute, 1, time.Minute},
 		{"short run: at most half", 12 * time.Second, 1, 6 * time.Second},
 		{"fast model: a quarter", 6 * time.Second, 0.05, 1500 * time.Millisecond},

@@ -66,12 +66,13 @@ func ResolveModel(id string) (Model, error) {
 	geo, base := "", id
 	if g, rest, ok := strings.Cut(id, "."); ok {
 		switch g {
-		case emulator.GeoUS, emulator.GeoEU, emulator.GeoAPAC, emulator.GeoGlobal:
+		case emulator.GeoUS, emulator.GeoEU, emulator.GeoAPAC, emulator.GeoJP, emulator.GeoAU, emulator.GeoGlobal:
 			geo, base = g, rest
 		}
 	}
 	region := map[string]string{"": "us-east-1", emulator.GeoUS: "us-east-1", emulator.GeoEU: "eu-west-1",
-		emulator.GeoAPAC: "ap-northeast-1", emulator.GeoGlobal: "us-east-1"}[geo]
+		emulator.GeoAPAC: "ap-northeast-1", emulator.GeoJP: "ap-northeast-1", emulator.GeoAU: "ap-southeast-2",
+		emulator.GeoGlobal: "us-east-1"}[geo]
 	for _, m := range emulator.DefaultModels() {
 		if m.ID != base {
 			continue

@@ -454,6 +454,103 @@ var table = []*Entry{
 		Refines:        CodeAccessDenied,
 		Hints:          []string{"subscription for this model is still being processed"},
 	},
+	// Validation errors of the models and API versions of 2026, which
+	// arrive as a ValidationException: keel's names, told apart by message.
+	{
+		Code:       CodeAnthropicVersionUnsupported,
+		Status:     400,
+		Category:   Validation,
+		Retry:      Never,
+		FallbackOK: true,
+		Summary:    "The model does not take the anthropic_version the request body names.",
+		Cause: "Anthropic's SDKs send anthropic_version \"2026-10-21\" in the InvokeModel body from their 2026 majors on " +
+			"(@anthropic-ai/bedrock-sdk 1.x, anthropic-sdk-go/v2, the Python SDK 2.x). On Bedrock that version is " +
+			"taken by Claude 4.7 and later; older Claude models take only \"bedrock-2023-05-31\" and answer 400.",
+		Fix: []string{
+			"Call a model that takes the version (Claude Opus 4.7, Sonnet 5 or later), or",
+			"set \"anthropic_version\": \"bedrock-2023-05-31\" in the body for the older model (the SDKs keep a value the body already has), or pin the SDK's previous major.",
+			"keel moves to the next target of the route: a newer model there may take the version.",
+		},
+		Source:         "keel",
+		DefaultMessage: "anthropic_version \"2026-10-21\" is not supported by this model (claude-sonnet-4-5-20250929), which takes bedrock-2023-05-31.",
+		Refines:        CodeValidation,
+		Hints:          []string{"is not supported by this model (", "is not bedrock-2023-05-31"},
+	},
+	{
+		Code:     CodeAnthropicVersionUnknown,
+		Status:   400,
+		Category: Validation,
+		Retry:    Never,
+		Summary:  "The request body names an anthropic_version no Bedrock model takes.",
+		Cause: "Bedrock's InvokeModel knows two Messages API versions, \"bedrock-2023-05-31\" and \"2026-10-21\"; any " +
+			"other value (the first-party header value \"2023-06-01\", a typo, a future version) is malformed input.",
+		Fix: []string{
+			"Set anthropic_version to \"bedrock-2023-05-31\", or to \"2026-10-21\" for Claude 4.7 and later.",
+			"If an SDK sent it, upgrade the SDK's Bedrock package or set the field in the body yourself.",
+		},
+		Source:         "keel",
+		DefaultMessage: "Malformed input request: #/anthropic_version: \"2023-06-01\" is not a known anthropic_version (bedrock-2023-05-31, 2026-10-21), please reformat your input and try again.",
+		Refines:        CodeValidation,
+		Hints:          []string{"is not a known anthropic_version"},
+	},
+	{
+		Code:     CodeRemovedInAPIVersion,
+		Status:   400,
+		Category: Validation,
+		Retry:    Never,
+		Summary:  "The request uses something Messages API version 2026-10-21 removed.",
+		Cause: "Under anthropic_version \"2026-10-21\" the temperature, top_p and top_k parameters are gone, a document " +
+			"block may not appear in an assistant message, and user text may not carry citations; a request that " +
+			"still sends them is refused.",
+		Fix: []string{
+			"Drop temperature, top_p and top_k from the request (steer the reply with the prompt or effort instead).",
+			"Move a document block from an assistant message into a user message; drop citations from user text.",
+			"Or send anthropic_version \"bedrock-2023-05-31\", which keeps the old parameters on the models that take it.",
+		},
+		Source:         "keel",
+		DefaultMessage: "temperature: this parameter is not supported in API version 2026-10-21.",
+		Refines:        CodeValidation,
+		Hints:          []string{"in api version 2026-10-21"},
+	},
+	{
+		Code:       CodePrefillUnsupported,
+		Status:     400,
+		Category:   Validation,
+		Retry:      Never,
+		FallbackOK: true,
+		Summary:    "The model refuses a conversation that ends in an assistant message (a prefill).",
+		Cause: "Claude 4.6 and later do not continue a partial assistant message: the last message must be the user's. " +
+			"Code that steers the reply's start with a prefill, or resumes a broken stream by sending what arrived as one, gets this 400.",
+		Fix: []string{
+			"End the conversation with a user message; ask for the format you want in it (or use structured outputs) instead of prefilling.",
+			"To continue a cut reply, send it as the assistant turn followed by a user turn asking to continue.",
+			"keel moves to the next target of the route: a model up to Claude 4.5 there takes the prefill.",
+		},
+		Source:         "keel",
+		DefaultMessage: "This model does not support assistant message prefill. The conversation must end with a user message.",
+		Refines:        CodeValidation,
+		Hints:          []string{"does not support assistant message prefill"},
+	},
+	{
+		Code:       CodeInvalidModelIdentifier,
+		Status:     400,
+		Category:   Validation,
+		Retry:      Never,
+		FallbackOK: true,
+		Summary:    "The model id is not one this region can invoke.",
+		Cause: "The id is not a model id at all, names a geographic inference profile from a region outside its geography " +
+			"(jp. outside Tokyo and Osaka, eu. outside Europe), or carries a suffix the model does not have: undated ids " +
+			"from Claude 4.6 on (anthropic.claude-opus-4-6-v1, anthropic.claude-sonnet-4-6) take no \":0\".",
+		Fix: []string{
+			"Copy the id from the Bedrock model catalog or ListFoundationModels; drop a \":0\" from an undated Claude id.",
+			"Use the global. profile, or the profile of the region's own geography.",
+			"keel moves to the next target of the route, which may name another region.",
+		},
+		Source:         "keel",
+		DefaultMessage: "The provided model identifier is invalid.",
+		Refines:        CodeValidation,
+		Hints:          []string{"the provided model identifier is invalid"},
+	},
 	{
 		Code:     CodeNotAuthorized,
 		Status:   400,

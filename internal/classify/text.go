@@ -19,13 +19,13 @@ const (
 )
 
 // hintList is every catalog hint with its entry, longest first, so the
-// most specific fragment wins ("unexpected eof" before ": eof").
+// most specific fragment wins ("unexpected eof" before ": eof"). The hints
+// of entries that refine another code are in it too: a message pasted
+// without its code ("This model does not support assistant message
+// prefill") still names its failure.
 var hintList = func() []hint {
 	var hs []hint
 	for _, e := range catalog.All() {
-		if e.Refines != "" {
-			continue // found through their refined code, not on their own
-		}
 		for _, h := range e.Hints {
 			hs = append(hs, hint{h, e})
 		}

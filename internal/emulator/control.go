@@ -141,3 +141,117 @@ func (x *exchange) appendModelSummary(b []byte, m *Model) []byte {
 	b = append(b, `"],"modelLifecycle":{"status":"ACTIVE"}}`...)
 	return b
 }
+
+// profileAccount is the account in inference profile ARNs: AWS's
+// documentation example account, as the emulator has no accounts.
+const profileAccount = "123456789012"
+
+// maxProfilePage is the largest page ListInferenceProfiles returns, as
+// Bedrock caps maxResults.
+const maxProfilePage = 1000
+
+// profilesIn lists the system-defined inference profiles callable from
+// region, in model-table order: each model's global profile and the one of
+// the region's geography.
+func (x *exchange) profilesIn(region string) []target {
+	var out []target
+	for i := range x.s.list {
+		m := &x.s.list[i]
+		for _, geo := range m.Profiles {
+			if profileCallable(geo, region) {
+				out = append(out, target{model: m, profile: geo})
+			}
+		}
+	}
+	return out
+}
+
+// serveListProfiles serves ListInferenceProfiles (GET /inference-profiles):
+// the system-defined cross-region profiles of the region, paged by
+// maxResults and nextToken; typeEquals APPLICATION lists none, as the
+// emulator has no application profiles.
+func (x *exchange) serveListProfiles() {
+	if !x.verifyControl() {
+		return
+	}
+	q := x.r.URL.Query()
+	size, start := maxProfilePage, 0
+	if v := q.Get("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxProfilePage {
+			x.fail(codeValidation, "1 validation error detected: Value '"+v+"' at 'maxResults' failed to satisfy constraint: "+
+				"Member must have value between 1 and 1000")
+			return
+		}
+		size = n
+	}
+	if v := q.Get("nextToken"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			x.fail(codeValidation, "The provided pagination token is invalid.")
+			return
+		}
+		start = n
+	}
+	var all []target
+	switch t := q.Get("type"); t {
+	case "", "SYSTEM_DEFINED":
+		all = x.profilesIn(x.region)
+	case "APPLICATION":
+	default:
+		x.fail(codeValidation, "1 validation error detected: Value '"+t+"' at 'typeEquals' failed to satisfy constraint: "+
+			"Member must satisfy enum value set: [SYSTEM_DEFINED, APPLICATION]")
+		return
+	}
+	start = min(start, len(all))
+	end := min(start+size, len(all))
+	b := append(x.out[:0], `{"inferenceProfileSummaries":[`...)
+	for i, t := range all[start:end] {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = x.appendProfile(b, t)
+	}
+	b = append(b, ']')
+	if end < len(all) {
+		b = appendStringField(b, "nextToken", strconv.Itoa(end))
+	}
+	b = append(b, '}')
+	x.out = b
+	x.writeJSON(b)
+}
+
+// serveGetProfile serves GetInferenceProfile (GET /inference-profiles/{id}),
+// id being a profile id or its ARN.
+func (x *exchange) serveGetProfile(escaped string) {
+	if !x.verifyControl() {
+		return
+	}
+	id, err := url.PathUnescape(escaped)
+	t, ok := x.s.lookup(id)
+	if err != nil || !ok || t.profile == "" || !profileCallable(t.profile, x.region) {
+		x.fail(codeNotFound, "Inference profile "+id+" does not exist.")
+		return
+	}
+	x.out = x.appendProfile(x.out[:0], t)
+	x.writeJSON(x.out)
+}
+
+// appendProfile appends an InferenceProfileSummary (the shape
+// GetInferenceProfile's response shares).
+func (x *exchange) appendProfile(b []byte, t target) []byte {
+	id := t.profile + "." + t.model.ID
+	geo := strings.ToUpper(t.profile)
+	if t.profile == GeoGlobal {
+		geo = "Global"
+	}
+	b = appendStringField(append(b, '{'), "inferenceProfileName", geo+" "+t.model.Name)
+	b = appendStringField(b, "description", "Routes requests to "+t.model.Name+" in regions of "+geo+".")
+	b = appendStringField(b, "inferenceProfileArn", "arn:aws:bedrock:"+x.region+":"+profileAccount+":inference-profile/"+id)
+	b = append(b, `,"models":[{"modelArn":`...)
+	b = appendJSONString(b, "arn:aws:bedrock:"+x.region+"::foundation-model/"+t.model.ID)
+	b = append(b, `}]`...)
+	b = appendStringField(b, "inferenceProfileId", id)
+	b = append(b, `,"status":"ACTIVE","type":"SYSTEM_DEFINED"}`...)
+	return b
+}

@@ -271,7 +271,7 @@ func (x *exchange) checkConverseLimits(maxTokens int) bool {
 			return false
 		}
 	}
-	return true
+	return x.checkPrefill()
 }
 
 func (x *exchange) serveConverse() {

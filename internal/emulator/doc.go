@@ -5,7 +5,10 @@
 // It serves Converse, ConverseStream, InvokeModel (Anthropic, Nova, Llama
 // and Titan bodies), InvokeModelWithResponseStream and CountTokens under
 // /model/{modelId}/..., and the control plane's ListFoundationModels and
-// GetFoundationModel under /foundation-models. Replies come from package
+// GetFoundationModel under /foundation-models and ListInferenceProfiles and
+// GetInferenceProfile under /inference-profiles. Its models are keel's
+// model table (internal/bedrock/models.json), with the anthropic_version
+// values, prefill rule and profiles each takes. Replies come from package
 // reply: deterministic text with token counts that follow its size, so a
 // test can predict every byte, and a broken stream can be resumed exactly.
 // Errors are answered as the service answers them, with status, code and

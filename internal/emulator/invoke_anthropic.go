@@ -2,9 +2,12 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/keel-run/keel/internal/bedrock"
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
 
@@ -17,6 +20,9 @@ type anthropicRequest struct {
 	hasMessages bool // the key is present and not null
 	system      anthropicContent
 	stops       []string
+	// sampling names the first of temperature, top_p and top_k the body
+	// sets (not null), "" for none.
+	sampling string
 }
 
 type anthropicMessage struct {
@@ -35,6 +41,11 @@ type anthropicContent struct {
 	// the text up to the end of the last such block.
 	cached  bool
 	cacheAt int
+	// document is one more than the index of the first document block,
+	// cited one more than that of the first block carrying a non-empty
+	// citations array (itself or inside a search_result's content); zero
+	// for none.
+	document, cited int
 }
 
 // decodeAnthropic reads an Anthropic Messages body in one pass, keys
@@ -86,6 +97,13 @@ func decodeAnthropic(body []byte, a *anthropicRequest) error {
 			a.system = decodeAnthropicContent(&r)
 		case "stop_sequences":
 			a.stops = r.strings(nil)
+		case "temperature", "top_p", "top_k":
+			if !r.Null() {
+				r.Skip()
+				if a.sampling == "" {
+					a.sampling = string(key)
+				}
+			}
 		}
 	})
 	r.End()
@@ -113,9 +131,17 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 			var typ string
 			var text *string
 			var inner []byte
-			cached := false
+			cached, cites := false, false
 			r.Object(func(key []byte) {
 				switch string(key) {
+				case "citations":
+					// A list on text (the citations made); an object on a
+					// document or search result ({"enabled": true}).
+					if r.Peek() != '[' {
+						r.Skip()
+						return
+					}
+					r.Array(func() { cites = true; r.Skip() })
 				case "cache_control":
 					cached = !r.Null()
 					if cached {
@@ -136,7 +162,18 @@ func decodeAnthropicContent(r *jsonReader) anthropicContent {
 					inner = r.Value()
 				}
 			})
+			if typ == "document" && c.document == 0 {
+				c.document = c.blocks
+			}
+			if cites && c.cited == 0 {
+				c.cited = c.blocks
+			}
 			switch {
+			case typ == "search_result" && inner != nil && !r.Failed():
+				sub := jsonReader{Scanner: r.Sub(inner)}
+				if t := decodeAnthropicContent(&sub); sub.Err() == nil && t.cited > 0 && c.cited == 0 {
+					c.cited = c.blocks
+				}
 			case text != nil:
 				if strings.TrimSpace(*text) == "" {
 					c.blank = true
@@ -173,8 +210,7 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 	case b.version == nil:
 		x.malformed("#: required key [anthropic_version] not found")
 		return p, false
-	case *b.version != "bedrock-2023-05-31":
-		x.malformed("#/anthropic_version: " + strconv.Quote(*b.version) + " is not bedrock-2023-05-31")
+	case !x.checkAnthropicVersion(*b.version):
 		return p, false
 	case b.maxTokens == nil && x.op != OpCountTokens:
 		x.malformed("#: required key [max_tokens] not found")
@@ -231,8 +267,75 @@ func (x *exchange) parseAnthropic(body []byte) (invokeParams, bool) {
 		}
 		x.msgs = append(x.msgs, reply.Message{Role: msg.role, Text: c.text})
 	}
+	if *b.version == bedrock.AnthropicVersion20261021 && !x.checkVersion20261021(&b) {
+		return p, false
+	}
+	if !x.checkPrefill() {
+		return p, false
+	}
 	p.stops = b.stops
 	return p, true
+}
+
+// checkAnthropicVersion checks a body's anthropic_version against the
+// versions Bedrock knows and the ones the model takes, answering as
+// Bedrock does when it fails: a malformed-input error for a version no
+// model takes, a ValidationException naming what the model takes for one
+// it does not.
+func (x *exchange) checkAnthropicVersion(v string) bool {
+	m := x.tgt.model
+	takes := m.AnthropicVersions
+	if len(takes) == 0 {
+		takes = []string{bedrock.AnthropicVersionBedrock}
+	}
+	switch {
+	case slices.Contains(takes, v):
+		return true
+	case !slices.Contains(bedrock.AnthropicVersions(), v):
+		x.malformed("#/anthropic_version: " + strconv.Quote(v) + " is not a known anthropic_version (" +
+			strings.Join(bedrock.AnthropicVersions(), ", ") + ")")
+	default:
+		x.fail(codeValidation, "anthropic_version "+strconv.Quote(v)+" is not supported by this model ("+wireName(m.ID)+
+			"), which takes "+strings.Join(takes, ", ")+".")
+	}
+	return false
+}
+
+// checkVersion20261021 enforces what Messages API version 2026-10-21
+// removes: the sampling parameters, a document block in an assistant
+// message, and citations on user text.
+func (x *exchange) checkVersion20261021(b *anthropicRequest) bool {
+	const in = " in API version 2026-10-21"
+	if b.sampling != "" {
+		x.fail(codeValidation, b.sampling+": this parameter is not supported"+in+".")
+		return false
+	}
+	for i := range b.messages {
+		msg := &b.messages[i]
+		switch c := &msg.content; {
+		case msg.role == "assistant" && c.document > 0:
+			x.fail(codeValidation, fmt.Sprintf("messages.%d.content.%d: a document block in an assistant message is not supported%s.", i, c.document-1, in))
+			return false
+		case msg.role == "user" && c.cited > 0:
+			x.fail(codeValidation, fmt.Sprintf("messages.%d.content.%d: citations on user text are not supported%s.", i, c.cited-1, in))
+			return false
+		}
+	}
+	return true
+}
+
+// prefillRefused is the message Bedrock answers a conversation ending in
+// an assistant message with, on the models that refuse a prefill.
+var prefillRefused = catalog.Must(catalog.CodePrefillUnsupported).DefaultMessage
+
+// checkPrefill refuses a conversation ending in an assistant message on a
+// model that takes no prefill (Model.NoPrefill).
+func (x *exchange) checkPrefill() bool {
+	if n := len(x.msgs); x.tgt.model.NoPrefill && n > 0 && x.msgs[n-1].Role == "assistant" {
+		x.fail(codeValidation, prefillRefused)
+		return false
+	}
+	return true
 }
 
 // appendAnthropicMessage appends a complete Messages API response.

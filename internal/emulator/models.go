@@ -2,8 +2,11 @@ package emulator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Body formats of InvokeModel and InvokeModelWithResponseStream: the JSON a
@@ -28,8 +31,13 @@ const (
 	GeoUS     = "us"
 	GeoEU     = "eu"
 	GeoAPAC   = "apac"
+	GeoJP     = "jp"     // Japanese regions only
+	GeoAU     = "au"     // Australian regions only
 	GeoGlobal = "global" // callable from any region
 )
+
+// geos lists the geographies a Model's Profiles may name.
+var geos = []string{GeoUS, GeoEU, GeoAPAC, GeoJP, GeoAU, GeoGlobal}
 
 // Model is one foundation model the emulator serves.
 type Model struct {
@@ -54,8 +62,8 @@ type Model struct {
 	// by Options.Speed.
 	TimeToFirstToken time.Duration
 	TokensPerSecond  float64
-	// Profiles lists the geographies (GeoUS, GeoEU, GeoAPAC, GeoGlobal) that
-	// have a cross-region inference profile for this model.
+	// Profiles lists the geographies (GeoUS, GeoEU, GeoAPAC, GeoJP, GeoAU,
+	// GeoGlobal) that have a cross-region inference profile for this model.
 	Profiles []string
 	// ProfileOnly reports that the model can only be invoked through an
 	// inference profile: invoking the bare ID fails with the
@@ -67,67 +75,36 @@ type Model struct {
 	// a request marks a cache point (Converse cachePoint, Anthropic
 	// cache_control); zero means the model has no prompt caching.
 	PromptCacheMin int
+	// NoPrefill reports that the model refuses a conversation ending in an
+	// assistant message (Claude 4.6 and later), as Bedrock does with a
+	// ValidationException.
+	NoPrefill bool
+	// AnthropicVersions lists the anthropic_version values an InvokeModel
+	// body may name (FormatAnthropic only); nil means
+	// bedrock-2023-05-31 alone.
+	AnthropicVersions []string
+	// ServiceTiers lists the service tiers the model supports; recorded for
+	// ListFoundationModels' readers, not yet enforced.
+	ServiceTiers []string
 }
 
-// DefaultModels returns the built-in model list: a copy the caller may
-// modify. Context windows and output limits are the published ones; latency
+// DefaultModels returns the built-in model list, read from keel's model
+// table (internal/bedrock/models.json): a copy the caller may modify.
+// Context windows and output limits are the published ones; latency
 // figures are rough public ballparks, there to make timing realistic, not
 // measurements.
 func DefaultModels() []Model {
-	out := make([]Model, len(builtin))
-	copy(out, builtin)
-	for i := range out {
-		out[i].Profiles = append([]string(nil), builtin[i].Profiles...)
+	table := bedrock.Models()
+	out := make([]Model, len(table))
+	for i, m := range table {
+		out[i] = Model{ID: m.ID, Name: m.Name, Provider: m.Provider, Format: m.Format,
+			MaxOutputTokens: m.MaxOutput, ContextWindow: m.ContextWindow, Burndown: m.Burndown,
+			TimeToFirstToken: time.Duration(m.TTFTMillis) * time.Millisecond, TokensPerSecond: m.TokensPerSecond,
+			Profiles: m.Profiles, ProfileOnly: m.ProfileOnly, Images: m.Images, PromptCacheMin: m.PromptCacheMin,
+			NoPrefill: !m.Prefill && m.Format == FormatAnthropic, AnthropicVersions: m.AnthropicVersions,
+			ServiceTiers: m.ServiceTiers}
 	}
 	return out
-}
-
-var (
-	usEUAPAC       = []string{GeoUS, GeoEU, GeoAPAC}
-	usEUAPACGlobal = []string{GeoUS, GeoEU, GeoAPAC, GeoGlobal}
-	usOnly         = []string{GeoUS}
-)
-
-func claude(id, name string, maxOut int, burndown float64, ttft time.Duration, tps float64, profiles []string, profileOnly bool, cacheMin int) Model {
-	return Model{ID: id, Name: name, Provider: "Anthropic", Format: FormatAnthropic, MaxOutputTokens: maxOut,
-		ContextWindow: 200000, Burndown: burndown, TimeToFirstToken: ttft, TokensPerSecond: tps,
-		Profiles: profiles, ProfileOnly: profileOnly, Images: true, PromptCacheMin: cacheMin}
-}
-
-var builtin = []Model{
-	claude("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku", 4096, 1, 400*time.Millisecond, 120, usEUAPAC, false, 0),
-	claude("anthropic.claude-3-sonnet-20240229-v1:0", "Claude 3 Sonnet", 4096, 1, 800*time.Millisecond, 60, usEUAPAC, false, 0),
-	claude("anthropic.claude-3-opus-20240229-v1:0", "Claude 3 Opus", 4096, 1, 1500*time.Millisecond, 25, usOnly, false, 0),
-	claude("anthropic.claude-3-5-haiku-20241022-v1:0", "Claude 3.5 Haiku", 8192, 1, 500*time.Millisecond, 90, usOnly, false, 2048),
-	claude("anthropic.claude-3-5-sonnet-20240620-v1:0", "Claude 3.5 Sonnet", 8192, 1, 700*time.Millisecond, 70, usEUAPAC, false, 0),
-	claude("anthropic.claude-3-5-sonnet-20241022-v2:0", "Claude 3.5 Sonnet v2", 8192, 1, 700*time.Millisecond, 70, []string{GeoUS, GeoAPAC}, false, 0),
-	claude("anthropic.claude-3-7-sonnet-20250219-v1:0", "Claude 3.7 Sonnet", 64000, 5, 900*time.Millisecond, 65, usEUAPAC, true, 1024),
-	claude("anthropic.claude-sonnet-4-20250514-v1:0", "Claude Sonnet 4", 64000, 5, 1000*time.Millisecond, 60, usEUAPACGlobal, true, 1024),
-	claude("anthropic.claude-opus-4-20250514-v1:0", "Claude Opus 4", 32000, 5, 1800*time.Millisecond, 35, usOnly, true, 1024),
-	claude("anthropic.claude-opus-4-1-20250805-v1:0", "Claude Opus 4.1", 32000, 5, 1800*time.Millisecond, 35, usOnly, true, 1024),
-	claude("anthropic.claude-sonnet-4-5-20250929-v1:0", "Claude Sonnet 4.5", 64000, 5, 1000*time.Millisecond, 65, usEUAPACGlobal, true, 1024),
-	claude("anthropic.claude-haiku-4-5-20251001-v1:0", "Claude Haiku 4.5", 64000, 1, 500*time.Millisecond, 130, []string{GeoUS, GeoEU, GeoGlobal}, true, 2048),
-
-	{ID: "amazon.nova-micro-v1:0", Name: "Nova Micro", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 300 * time.Millisecond, TokensPerSecond: 200, Profiles: usEUAPAC, PromptCacheMin: 1000},
-	{ID: "amazon.nova-lite-v1:0", Name: "Nova Lite", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 350 * time.Millisecond, TokensPerSecond: 150, Profiles: usEUAPAC, Images: true, PromptCacheMin: 1000},
-	{ID: "amazon.nova-pro-v1:0", Name: "Nova Pro", Provider: "Amazon", Format: FormatNova, MaxOutputTokens: 5000,
-		ContextWindow: 300000, Burndown: 1, TimeToFirstToken: 500 * time.Millisecond, TokensPerSecond: 90, Profiles: usEUAPAC, Images: true, PromptCacheMin: 1000},
-
-	{ID: "meta.llama3-1-8b-instruct-v1:0", Name: "Llama 3.1 8B Instruct", Provider: "Meta", Format: FormatLlama, MaxOutputTokens: 2048,
-		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 300 * time.Millisecond, TokensPerSecond: 150, Profiles: usOnly},
-	{ID: "meta.llama3-1-70b-instruct-v1:0", Name: "Llama 3.1 70B Instruct", Provider: "Meta", Format: FormatLlama, MaxOutputTokens: 2048,
-		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 600 * time.Millisecond, TokensPerSecond: 50, Profiles: usOnly},
-	{ID: "meta.llama3-3-70b-instruct-v1:0", Name: "Llama 3.3 70B Instruct", Provider: "Meta", Format: FormatLlama, MaxOutputTokens: 2048,
-		ContextWindow: 128000, Burndown: 1, TimeToFirstToken: 600 * time.Millisecond, TokensPerSecond: 50, Profiles: usOnly, ProfileOnly: true},
-
-	{ID: "amazon.titan-text-express-v1", Name: "Titan Text G1 - Express", Provider: "Amazon", Format: FormatTitan, MaxOutputTokens: 8192,
-		ContextWindow: 8192, Burndown: 1, TimeToFirstToken: 500 * time.Millisecond, TokensPerSecond: 80},
-	{ID: "amazon.titan-text-lite-v1", Name: "Titan Text G1 - Lite", Provider: "Amazon", Format: FormatTitan, MaxOutputTokens: 4096,
-		ContextWindow: 4096, Burndown: 1, TimeToFirstToken: 400 * time.Millisecond, TokensPerSecond: 100},
-	{ID: "amazon.titan-text-premier-v1:0", Name: "Titan Text G1 - Premier", Provider: "Amazon", Format: FormatTitan, MaxOutputTokens: 3072,
-		ContextWindow: 32000, Burndown: 1, TimeToFirstToken: 600 * time.Millisecond, TokensPerSecond: 60},
 }
 
 // target is what a model id in a request resolves to.
@@ -162,14 +139,21 @@ func checkModels(models []Model) (map[string]target, error) {
 			return nil, fmt.Errorf("%s: PromptCacheMin %d must be zero (no caching) or more", where, m.PromptCacheMin)
 		case m.ProfileOnly && len(m.Profiles) == 0:
 			return nil, fmt.Errorf("%s: ProfileOnly is set but Profiles is empty, so nothing could invoke it", where)
+		case len(m.AnthropicVersions) > 0 && m.Format != FormatAnthropic:
+			return nil, fmt.Errorf("%s: AnthropicVersions is set on a model of format %s; only anthropic bodies name one", where, m.Format)
+		}
+		for _, v := range m.AnthropicVersions {
+			if !slices.Contains(bedrock.AnthropicVersions(), v) {
+				return nil, fmt.Errorf("%s: anthropic_version %q is not one of %s", where, v, strings.Join(bedrock.AnthropicVersions(), ", "))
+			}
 		}
 		if _, dup := index[m.ID]; dup {
 			return nil, fmt.Errorf("%s: listed twice", where)
 		}
 		index[m.ID] = target{model: m}
 		for _, geo := range m.Profiles {
-			if geo != GeoUS && geo != GeoEU && geo != GeoAPAC && geo != GeoGlobal {
-				return nil, fmt.Errorf("%s: profile geography %q is not one of us, eu, apac, global", where, geo)
+			if !slices.Contains(geos, geo) {
+				return nil, fmt.Errorf("%s: profile geography %q is not one of %s", where, geo, strings.Join(geos, ", "))
 			}
 			index[geo+"."+m.ID] = target{model: m, profile: geo}
 		}
@@ -177,31 +161,57 @@ func checkModels(models []Model) (map[string]target, error) {
 	return index, nil
 }
 
-// geography returns the inference profile geography a region belongs to,
-// or "" for a region no geographic profile serves.
-func geography(region string) string {
-	switch {
-	case strings.HasPrefix(region, "us-gov-"):
-		return ""
-	case strings.HasPrefix(region, "us-"):
-		return GeoUS
-	case strings.HasPrefix(region, "eu-"):
-		return GeoEU
-	case strings.HasPrefix(region, "ap-"):
-		return GeoAPAC
+// profileCallable reports whether an inference profile of geography geo
+// can be called from region: a global profile from any region, a
+// geographic one only from a region of its geography (jp from Tokyo and
+// Osaka, au from Sydney and Melbourne).
+func profileCallable(geo, region string) bool {
+	switch geo {
+	case GeoGlobal:
+		return true
+	case GeoUS:
+		return strings.HasPrefix(region, "us-") && !strings.HasPrefix(region, "us-gov-")
+	case GeoEU:
+		return strings.HasPrefix(region, "eu-")
+	case GeoAPAC:
+		return strings.HasPrefix(region, "ap-")
+	case GeoJP:
+		return region == "ap-northeast-1" || region == "ap-northeast-3"
+	case GeoAU:
+		return region == "ap-southeast-2" || region == "ap-southeast-4"
 	}
-	return ""
+	return false
 }
 
 // wireName is the model name the Anthropic Messages API reports in its
 // "model" field: the id without the provider prefix and version suffix
-// ("claude-sonnet-4-5-20250929").
+// ("claude-sonnet-4-5-20250929", "claude-opus-4-6" for
+// "anthropic.claude-opus-4-6-v1").
 func wireName(id string) string {
 	id = strings.TrimPrefix(id, "anthropic.")
-	if i := strings.LastIndex(id, "-v"); i > 0 && strings.Contains(id[i:], ":") {
+	if i := strings.LastIndex(id, "-v"); i > 0 && isVersionSuffix(id[i+2:]) {
 		id = id[:i]
 	}
 	return id
+}
+
+// isVersionSuffix reports whether s is what follows "-v" in a model id's
+// version suffix: digits, optionally a colon and more digits ("1", "2:0").
+func isVersionSuffix(s string) bool {
+	major, minor, colon := strings.Cut(s, ":")
+	return allDigits(major) && (!colon || allDigits(minor))
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // looksLikeModelID reports whether id has the shape of a Bedrock model

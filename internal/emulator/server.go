@@ -269,6 +269,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveListModels()
 	case strings.HasPrefix(path, "/foundation-models/") && r.Method == http.MethodGet:
 		x.serveGetModel(path[len("/foundation-models/"):])
+	case path == "/inference-profiles" && r.Method == http.MethodGet:
+		x.serveListProfiles()
+	case strings.HasPrefix(path, "/inference-profiles/") && r.Method == http.MethodGet:
+		x.serveGetProfile(path[len("/inference-profiles/"):])
 	default:
 		x.unknownOperation()
 	}
@@ -547,18 +551,33 @@ func (s *Server) lookup(id string) (target, bool) {
 	return t, ok
 }
 
+// undatedWithSuffix reports whether id is a served model's id with a
+// ":0" suffix it does not have ("anthropic.claude-opus-4-6-v1:0").
+func undatedWithSuffix(s *Server, id string) bool {
+	base, ok := strings.CutSuffix(id, ":0")
+	if !ok {
+		return false
+	}
+	_, ok = s.lookup(base)
+	return ok
+}
+
 // resolveModel finds the model the request names and checks it can be
 // invoked in the request's region, answering with Bedrock's error if not.
 func (x *exchange) resolveModel() bool {
 	t, ok := x.s.lookup(x.modelID)
 	switch {
+	case !ok && undatedWithSuffix(x.s, x.modelID):
+		// An undated id (Claude 4.6 on) with the ":0" the dated ones carry.
+		x.fail(codeValidation, "The provided model identifier is invalid.")
+		return false
 	case !ok && looksLikeModelID(x.modelID):
 		x.fail(codeNotFound, "Could not resolve the foundation model from the provided model identifier.")
 		return false
 	case !ok:
 		x.fail(codeValidation, "The provided model identifier is invalid.")
 		return false
-	case t.profile != "" && t.profile != GeoGlobal && t.profile != geography(x.region):
+	case t.profile != "" && !profileCallable(t.profile, x.region):
 		// A geographic profile is only callable from its own geography.
 		x.fail(codeValidation, "The provided model identifier is invalid.")
 		return false

@@ -91,6 +91,10 @@ func TestValidation(t *testing.T) {
 		{name: "count tokens on a model without it", path: "/model/" + llama8b + "/count-tokens", body: `{"input":{"converse":{"messages":[{"role":"user","content":[{"text":"a"}]}]}}}`, status: 400, code: "ValidationException", message: "doesn't support counting tokens"},
 		{name: "count tokens without input", path: "/model/" + haiku3 + "/count-tokens", body: `{}`, status: 400, code: "ValidationException", message: "'input'"},
 		{name: "unknown foundation model", method: "GET", path: "/foundation-models/anthropic.nope-v1:0", status: 404, code: "ResourceNotFoundException"},
+		{name: "profile page of zero", method: "GET", path: "/inference-profiles?maxResults=0", status: 400, code: "ValidationException", message: "'maxResults'"},
+		{name: "profile page token not ours", method: "GET", path: "/inference-profiles?nextToken=abc", status: 400, code: "ValidationException", message: "pagination token is invalid"},
+		{name: "unknown profile type", method: "GET", path: "/inference-profiles?type=MINE", status: 400, code: "ValidationException", message: "[SYSTEM_DEFINED, APPLICATION]"},
+		{name: "unknown profile", method: "GET", path: "/inference-profiles/us.anthropic.nope", status: 404, code: "ResourceNotFoundException", message: "Inference profile us.anthropic.nope does not exist."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,6 +148,8 @@ func TestOptionsErrors(t *testing.T) {
 		{name: "bad reply length", opts: Options{ReplyLength: reply.Range{Min: 10, Max: 5}}, want: "ReplyLength 10..5"},
 		{name: "model without id", opts: Options{Models: []Model{{Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1}}}, want: "ID must be"},
 		{name: "unknown format", opts: Options{Models: []Model{{ID: "a.b", Format: "gpt", MaxOutputTokens: 1, ContextWindow: 1}}}, want: `Format "gpt"`},
+		{name: "unknown anthropic version", opts: Options{Models: []Model{{ID: "a.b", Format: FormatAnthropic, MaxOutputTokens: 1, ContextWindow: 1, AnthropicVersions: []string{"2023-06-01"}}}}, want: `anthropic_version "2023-06-01" is not one of bedrock-2023-05-31, 2026-10-21`},
+		{name: "anthropic version on another format", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1, AnthropicVersions: []string{"2026-10-21"}}}}, want: "only anthropic bodies name one"},
 		{name: "no output", opts: Options{Models: []Model{{ID: "a.b", Format: FormatNova, ContextWindow: 1}}}, want: "MaxOutputTokens 0"},
 		{name: "duplicate", opts: Options{Models: []Model{
 			{ID: "a.b", Format: FormatNova, MaxOutputTokens: 1, ContextWindow: 1},
@@ -167,13 +173,13 @@ func TestDefaultModels(t *testing.T) {
 	if DefaultModels()[0].Profiles[0] == "changed" {
 		t.Error("DefaultModels returns the built-in list itself, not a copy")
 	}
-	burndown5 := map[string]bool{
-		"anthropic.claude-3-7-sonnet-20250219-v1:0": true, "anthropic.claude-sonnet-4-20250514-v1:0": true,
-		"anthropic.claude-sonnet-4-5-20250929-v1:0": true, "anthropic.claude-opus-4-20250514-v1:0": true,
-		"anthropic.claude-opus-4-1-20250805-v1:0": true,
+	// Burndown 5: Claude 3.7 Sonnet and every Sonnet and Opus since.
+	burndown5 := func(id string) bool {
+		return strings.HasPrefix(id, "anthropic.claude-3-7-sonnet") ||
+			strings.HasPrefix(id, "anthropic.claude-sonnet-") || strings.HasPrefix(id, "anthropic.claude-opus-")
 	}
 	for _, m := range DefaultModels() {
-		if want := map[bool]float64{true: 5, false: 1}[burndown5[m.ID]]; m.Burndown != want {
+		if want := map[bool]float64{true: 5, false: 1}[burndown5(m.ID)]; m.Burndown != want {
 			t.Errorf("%s: burndown %v, want %v", m.ID, m.Burndown, want)
 		}
 		if m.TimeToFirstToken <= 0 || m.TokensPerSecond <= 0 {

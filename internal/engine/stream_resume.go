@@ -93,7 +93,9 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	if err != nil {
 		var ke *Error
 		if errors.As(err, &ke) && ke.Entry != nil {
-			if ke.Entry.Code == catalog.CodeValidation && strings.Contains(strings.ToLower(ke.Message), "prefill") {
+			// WireCode: the catalog names this refusal PrefillUnsupported, a
+			// refinement of ValidationException.
+			if ke.Entry.WireCode() == catalog.CodeValidation && strings.Contains(strings.ToLower(ke.Message), "prefill") {
 				e.noPrefill.Store(sb.call.Model, true)
 			}
 			return "the continuation failed with " + ke.Entry.Code

@@ -176,9 +176,9 @@ func TestStreamLogs(t *testing.T) {
 }
 
 // TestStreamPrefillRefusalIsRemembered plays a model that refuses a prefill
-// (as Claude 4.6 does): the continuation fails with ValidationException, the
-// reader gets the original failure, and the next stream of that model is not
-// resumed at all.
+// (as Claude 4.6 does): the continuation fails with ValidationException
+// (the catalog's PrefillUnsupported), the reader gets the original failure,
+// and the next stream of that model is not resumed at all.
 func TestStreamPrefillRefusalIsRemembered(t *testing.T) {
 	f := fakeConverse(t, "Hel", "lo")
 	var mu sync.Mutex
@@ -200,7 +200,7 @@ func TestStreamPrefillRefusalIsRemembered(t *testing.T) {
 	}))
 	defer srv.Close()
 	e, _ := newStreamEngine(t, srv.URL, nil)
-	for i, want := range []string{"the continuation failed with ValidationException", "refused a prefill earlier"} {
+	for i, want := range []string{"the continuation failed with PrefillUnsupported", "refused a prefill earlier"} {
 		resp, _, err := streamCall(context.Background(), e, attempt.ConverseStream, sonnet, converseBody(prompt, 40))
 		if err != nil {
 			t.Fatal(err)

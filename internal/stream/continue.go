@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // ErrLimitReached reports that a broken reply had already produced its
@@ -149,32 +151,12 @@ func Thinking(format Format, body []byte) bool {
 }
 
 // AcceptsPrefill reports whether the model is known to continue a partial
-// assistant message: Anthropic Claude models up to 4.5 and Amazon Nova.
-// Claude 4.6 and later refuse a prefill ("This model does not support
-// assistant message prefill"); other families are not known to honour one.
-// model may be a model id, an inference profile id or an ARN.
+// assistant message, as keel's model table (internal/bedrock/models.json)
+// records: Anthropic Claude models up to 4.5 and Amazon Nova. Claude 4.6
+// and later refuse a prefill ("This model does not support assistant
+// message prefill"); a model the table does not list is not known to honour
+// one. model may be a model id, an inference profile id or an ARN.
 func AcceptsPrefill(model string) bool {
-	if strings.Contains(model, "amazon.nova-") {
-		return true
-	}
-	i := strings.Index(model, "anthropic.claude-")
-	if i < 0 {
-		return false
-	}
-	parts := strings.Split(model[i+len("anthropic.claude-"):], "-")
-	if len(parts) > 0 && (parts[0] == "opus" || parts[0] == "sonnet" || parts[0] == "haiku") {
-		parts = parts[1:]
-	}
-	if len(parts) == 0 {
-		return false
-	}
-	major, err := strconv.Atoi(parts[0])
-	if err != nil {
-		return true // claude-v2, claude-instant-v1: the old models take a prefill
-	}
-	minor := 0
-	if len(parts) > 1 && len(parts[1]) <= 2 {
-		minor, _ = strconv.Atoi(parts[1])
-	}
-	return major < 4 || (major == 4 && minor <= 5)
+	m, ok := bedrock.LookupModel(model)
+	return ok && m.Prefill
 }

@@ -125,10 +125,12 @@ func TestAcceptsPrefill(t *testing.T) {
 		{"us.anthropic.claude-opus-4-1-20250805-v1:0", true},
 		{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", true},
 		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0", true},
-		{"anthropic.claude-v2:1", true},
+		{"anthropic.claude-v2:1", false}, // not served today, so not in the table
 		{"us.anthropic.claude-opus-4-6-v1", false},
 		{"anthropic.claude-sonnet-4-6", false},
 		{"anthropic.claude-opus-5-20270101-v1:0", false},
+		{"global.anthropic.claude-opus-4-7", false},
+		{"us.anthropic.claude-sonnet-5-5", false},
 		{"amazon.nova-pro-v1:0", true},
 		{"us.amazon.nova-lite-v1:0", true},
 		{"meta.llama3-1-8b-instruct-v1:0", false},
