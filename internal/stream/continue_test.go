@@ -58,6 +58,30 @@ func TestContinue(t *testing.T) {
 			c:    Continuation{OK: true, Prefill: "It shows", Tokens: 2},
 			want: `{"max_tokens":8,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"image","source":{}},{"type":"text","text":"It shows"}]}]}`,
 		},
+		{
+			name: "converse continue-turn: the text as an assistant turn, then the user turn", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50}}`,
+			c:    Continuation{OK: true, Prefill: "Hello", Tokens: 7, Mode: ContinueTurn},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]},{"role":"assistant","content":[{"text":"Hello"}]},{"role":"user","content":[{"text":` + quote(ContinuePrompt) + `}]}],"inferenceConfig":{"maxTokens":43}}`,
+		},
+		{
+			name: "anthropic continue-turn: string content", format: Invoke,
+			body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`,
+			c:    Continuation{OK: true, Prefill: "Hello there", Tokens: 3, Mode: ContinueTurn},
+			want: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":97,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello there"},{"role":"user","content":` + quote(ContinuePrompt) + `}]}`,
+		},
+		{
+			name: "anthropic continue-turn: the caller's own assistant message is extended, then the user turn", format: Invoke,
+			body: `{"max_tokens":100,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once"}]}`,
+			c:    Continuation{OK: true, Prefill: " upon", Tokens: 1, Mode: ContinueTurn},
+			want: `{"max_tokens":99,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once upon"},{"role":"user","content":` + quote(ContinuePrompt) + `}]}`,
+		},
+		{
+			name: "continue-turn with nothing to carry is a plain retry", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50}}`,
+			c:    Continuation{OK: true, Tokens: 1, Mode: ContinueTurn},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":49}}`,
+		},
 		{name: "not JSON", format: Converse, body: `nope`, c: Continuation{OK: true, Prefill: "a"}, err: "not a JSON object"},
 		{name: "no messages", format: Converse, body: `{"system":[]}`, c: Continuation{OK: true, Prefill: "a"}, err: "no messages"},
 		{name: "limit not a number", format: Invoke, body: `{"max_tokens":"ten","messages":[{"role":"user","content":"Hi"}]}`, c: Continuation{OK: true, Prefill: "a"}, err: "not a number"},
@@ -142,4 +166,9 @@ func TestAcceptsPrefill(t *testing.T) {
 			}
 		})
 	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
