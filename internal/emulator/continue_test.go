@@ -102,7 +102,9 @@ func TestContinueTurnServed(t *testing.T) {
 			}
 			w := serve(s, "POST", "/model/us."+sonnet46+"/"+op, string(body))
 			var out struct {
-				Output  struct{ Message struct{ Content []struct{ Text string } } }
+				Output struct {
+					Message struct{ Content []struct{ Text string } }
+				}
 				Content []struct{ Text string }
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &out); w.Code != 200 || err != nil {
