@@ -52,8 +52,14 @@ const (
 
 func startEmu(t *testing.T, plan func(n int) fault.Plan) *emu {
 	t.Helper()
+	return startEmuModels(t, plan, nil)
+}
+
+// startEmuModels is startEmu serving models (nil: the built-in ones).
+func startEmuModels(t *testing.T, plan func(n int) fault.Plan, models []emulator.Model) *emu {
+	t.Helper()
 	e := &emu{plan: plan, settled: make(chan emulator.SettleRequest, 64)}
-	rn, err := emulator.Start(emulator.Options{Seed: seed,
+	rn, err := emulator.Start(emulator.Options{Seed: seed, Models: models,
 		Planner: func(fault.Request) fault.Plan {
 			n := int(e.n.Add(1)) - 1
 			if e.plan == nil {

@@ -187,6 +187,14 @@ func Thinking(format Format, body []byte) bool {
 	return false
 }
 
+// RefusesPrefill reports whether the model is known to refuse a prefill:
+// Anthropic Claude 4.6 and later. model may be a model id, an inference
+// profile id or an ARN; an application inference profile's ARN names no
+// model, and is not known to refuse.
+func RefusesPrefill(model string) bool {
+	return strings.Contains(model, "anthropic.claude-") && !AcceptsPrefill(model)
+}
+
 // AcceptsPrefill reports whether the model is known to continue a partial
 // assistant message: Anthropic Claude models up to 4.5 and Amazon Nova.
 // Claude 4.6 and later refuse a prefill ("This model does not support
