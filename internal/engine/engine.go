@@ -131,7 +131,7 @@ type Engine struct {
 	gov      *admission.Governor
 	replies  *replyTimes
 	// noPrefill remembers models that refused a continuation's prefill, so
-	// their streams are not resumed again.
+	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map
 }
 
