@@ -134,53 +134,34 @@ func TestStreamContinueTurn(t *testing.T) {
 	exception := func(after int) fault.Plan {
 		return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Exception, After: after, Code: catalog.CodeModelStreamError}}
 	}
+	// breakAfter has request n break after after[n] events of its own.
+	breakAfter := func(after ...int) func(int) fault.Plan {
+		return func(n int) fault.Plan {
+			if n < len(after) {
+				return exception(after[n])
+			}
+			return fault.Plan{}
+		}
+	}
 	for _, c := range turnCases() {
 		withOverlap, without, later := breakWith(t, c, 6, true), breakWith(t, c, 6, false), breakWith(t, c, 40, true)
 		again := continuation(c, withOverlap)
 		tests := []struct {
 			name string
 			plan func(n int) fault.Plan
-			// breaks lists the tokens the reader has at each break; held
-			// is set when a continuation failed while its text was held.
+			// breaks lists the tokens the reader has at each break (-1:
+			// not worked out); held is set when a continuation failed
+			// while its text was held.
 			breaks []int
 			held   bool
 		}{
-			{name: "overlap", breaks: []int{withOverlap}, plan: func(n int) fault.Plan {
-				if n == 0 {
-					return exception(c.lead + withOverlap)
-				}
-				return fault.Plan{}
-			}},
-			{name: "overlap later in the reply", breaks: []int{later}, plan: func(n int) fault.Plan {
-				if n == 0 {
-					return exception(c.lead + later)
-				}
-				return fault.Plan{}
-			}},
-			{name: "no overlap", breaks: []int{without}, plan: func(n int) fault.Plan {
-				if n == 0 {
-					return exception(c.lead + without)
-				}
-				return fault.Plan{}
-			}},
-			{name: "the continuation breaks again after its content", breaks: []int{withOverlap, -1}, plan: func(n int) fault.Plan {
-				switch n {
-				case 0:
-					return exception(c.lead + withOverlap)
-				case 1:
-					return exception(c.lead + again.OutputTokens - 2)
-				}
-				return fault.Plan{}
-			}},
-			{name: "the continuation breaks while its text is held", breaks: []int{withOverlap}, held: true, plan: func(n int) fault.Plan {
-				switch n {
-				case 0:
-					return exception(c.lead + withOverlap)
-				case 1:
-					return exception(c.lead + 1)
-				}
-				return fault.Plan{}
-			}},
+			{name: "overlap", breaks: []int{withOverlap}, plan: breakAfter(c.lead + withOverlap)},
+			{name: "overlap later in the reply", breaks: []int{later}, plan: breakAfter(c.lead + later)},
+			{name: "no overlap", breaks: []int{without}, plan: breakAfter(c.lead + without)},
+			{name: "the continuation breaks again after its content", breaks: []int{withOverlap, -1},
+				plan: breakAfter(c.lead+withOverlap, c.lead+again.OutputTokens-2)},
+			{name: "the continuation breaks while its text is held", breaks: []int{withOverlap}, held: true,
+				plan: breakAfter(c.lead+withOverlap, c.lead+1)},
 		}
 		for _, tt := range tests {
 			t.Run(string(c.op)+"/"+tt.name, func(t *testing.T) {
