@@ -518,3 +518,42 @@ func TestSpliceContinueTurn(t *testing.T) {
 		})
 	}
 }
+
+// TestSpliceContinueTurnHoldIsBounded feeds a continuation that could go on
+// overlapping the reader's text: its text is released once MaxOverlap bytes
+// are held.
+func TestSpliceContinueTurnHoldIsBounded(t *testing.T) {
+	c := cv{t}
+	have := strings.Repeat(" go", 200) // 600 bytes
+	sp := NewSplicer(Converse)
+	feed := func(raw []byte) Verdict {
+		f, err := NewReader(bytes.NewReader(raw)).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp.Feed(&f)
+	}
+	sp.Begin("", 0)
+	feed(c.start())
+	feed(c.delta(0, have))
+	if cont := sp.Break(); !cont.OK {
+		t.Fatal(cont.Why)
+	}
+	sp.Begin(ContinueTurn, 150)
+	feed(c.start())
+	held := 0
+	for ; held+3 < MaxOverlap; held += 3 {
+		if v := feed(c.delta(0, " go")); v.Out != nil {
+			t.Fatalf("released with %d bytes held, fewer than MaxOverlap", held+3)
+		}
+	}
+	held += 3
+	if v := feed(c.delta(0, " go")); !v.Content {
+		t.Fatalf("nothing released with %d bytes held", held)
+	}
+	// Everything held repeated the end of the reply; the longest overlap
+	// within the bound is dropped and the rest delivered.
+	if got := string(sp.Text()); !strings.HasPrefix(got, have) || len(got)-len(have) != held-sp.Dropped() || sp.Dropped() == 0 {
+		t.Fatalf("text grew by %d bytes with %d dropped of %d held", len(got)-len(have), sp.Dropped(), held)
+	}
+}
