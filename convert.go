@@ -33,7 +33,8 @@ func reportOf(r *engine.Report) *Report {
 	for i, a := range r.Attempts {
 		out.Attempts[i] = Attempt{Target: targetOf(a.Target), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
 			Delay: a.Delay, Start: a.Start, Duration: a.Duration, Skipped: a.Skipped, QuotaWait: a.QuotaWait,
-			QuotaTokens: a.QuotaTokens, Resume: a.Resume, Events: a.Events, Usage: usageOf(a.Usage)}
+			QuotaTokens: a.QuotaTokens, Resume: a.Resume, ResumeMode: a.ResumeMode, OverlapDropped: a.OverlapDropped,
+			Events: a.Events, Usage: usageOf(a.Usage)}
 	}
 	return out
 }

@@ -157,6 +157,11 @@ type StreamingOptions struct {
 	// DisableResume turns off resuming a stream that broke after part of
 	// its reply (Route.Resume can turn it back on for a route).
 	DisableResume bool
+	// DisableContinueTurn turns off resuming the streams of models that
+	// refuse a prefill (Claude 4.6 and later) by a continuation ending in
+	// a user turn that asks the model to go on; their streams then end
+	// with the error when they break after part of the reply.
+	DisableContinueTurn bool
 	// MaxResumes bounds the continuations per call, 1 to 10. 0: 2.
 	MaxResumes int
 	// FirstEventTimeout is how long an attempt may wait for its first

@@ -63,6 +63,9 @@ func goConfig(o *Options) *config.Config {
 	if o.Streaming.DisableResume {
 		c.Streaming.Resume = new(false)
 	}
+	if o.Streaming.DisableContinueTurn {
+		c.Streaming.ContinueTurn = new(false)
+	}
 	for _, r := range o.Routes {
 		rt := config.Route{Name: r.Name, Models: slices.Clone(r.Models)}
 		for _, t := range r.Targets {
@@ -166,8 +169,9 @@ func overlay(g, f *config.Config) *config.Config {
 	}
 
 	gs, fs := g.Streaming, f.Streaming
-	c.Streaming = config.Streaming{Resume: cmp.Or(gs.Resume, fs.Resume), MaxResumes: cmp.Or(gs.MaxResumes, fs.MaxResumes),
-		FirstEventTimeout: cmp.Or(gs.FirstEventTimeout, fs.FirstEventTimeout), IdleTimeout: cmp.Or(gs.IdleTimeout, fs.IdleTimeout)}
+	c.Streaming = config.Streaming{Resume: cmp.Or(gs.Resume, fs.Resume), ContinueTurn: cmp.Or(gs.ContinueTurn, fs.ContinueTurn),
+		MaxResumes: cmp.Or(gs.MaxResumes, fs.MaxResumes), FirstEventTimeout: cmp.Or(gs.FirstEventTimeout, fs.FirstEventTimeout),
+		IdleTimeout: cmp.Or(gs.IdleTimeout, fs.IdleTimeout)}
 
 	c.Limits = config.Limits{MaxResponseBytes: cmp.Or(g.Limits.MaxResponseBytes, f.Limits.MaxResponseBytes),
 		MaxEventBytes: cmp.Or(g.Limits.MaxEventBytes, f.Limits.MaxEventBytes)}
@@ -245,7 +249,8 @@ func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (
 	}
 	st := c.Streaming
 	eo.Streaming = engine.StreamOptions{FirstEventTimeout: st.FirstEventTimeout.D(), IdleTimeout: st.IdleTimeout.D(),
-		MaxResumes: st.MaxResumes, DisableResume: st.Resume != nil && !*st.Resume}
+		MaxResumes: st.MaxResumes, DisableResume: st.Resume != nil && !*st.Resume,
+		DisableContinueTurn: st.ContinueTurn != nil && !*st.ContinueTurn}
 	for _, rt := range c.Routes {
 		if rt.Streaming == nil || rt.Streaming.Resume == nil {
 			continue

@@ -26,7 +26,7 @@ region: eu-west-1
 retry: {max_attempts: 5, base: 100ms, attempt_timeout: 30s}
 budget: {ratio: 0.3}
 breaker: {min_calls: 20, cooldown: 10s}
-streaming: {max_resumes: 3}
+streaming: {max_resumes: 3, continue_turn: false}
 limits: {max_event_bytes: 4096}
 routes:
   - {name: file, models: [m1, m2], targets: [{model: f1, region: us-west-2}]}
@@ -90,8 +90,8 @@ quotas:
 			t.Errorf("route of %s: %v, want %v", model, got, want)
 		}
 	}
-	if !eo.Streaming.Resume["m2"] || !eo.Streaming.DisableResume {
-		t.Errorf("streaming %+v: want resume off but on for m2", eo.Streaming)
+	if !eo.Streaming.Resume["m2"] || !eo.Streaming.DisableResume || !eo.Streaming.DisableContinueTurn {
+		t.Errorf("streaming %+v: want resume off but on for m2, continue-turn off (the file's)", eo.Streaming)
 	}
 	// The target quota of m1 is Go's; m3's stays the file's.
 	ao := governorOptions(&c.Quotas, c.Region)
@@ -164,7 +164,7 @@ retry: {max_attempts: 4, base: 1s, cap: 2s, throttle_base: 3s, throttle_cap: 4s,
 budget: {ratio: 0.5, min_per_second: 2, window: 6s, disabled: true}
 breaker: {window: 7s, min_calls: 8, failure_rate: 0.9, consecutive_failures: 9, cooldown: 10s, probes: 3, disabled: true}
 content_filter: {enabled: true, message: blocked}
-streaming: {resume: false, max_resumes: 4, first_event_timeout: 11s, idle_timeout: 12s}
+streaming: {resume: false, continue_turn: false, max_resumes: 4, first_event_timeout: 11s, idle_timeout: 12s}
 limits: {max_response_bytes: 1000, max_event_bytes: 100}
 routes:
   - {name: r, models: [a], targets: [{model: b, region: eu-west-1}], streaming: {resume: true}}
@@ -187,7 +187,7 @@ quotas:
 		Budget:        BudgetOptions{Ratio: 0.5, MinPerSecond: 2, Window: 6 * s, Disabled: true},
 		Breaker:       BreakerOptions{Window: 7 * s, MinCalls: 8, FailureRate: 0.9, ConsecutiveFailures: 9, Cooldown: 10 * s, Probes: 3, Disabled: true},
 		ContentFilter: ContentFilterOptions{Enabled: true, Message: "blocked"},
-		Streaming:     StreamingOptions{DisableResume: true, MaxResumes: 4, FirstEventTimeout: 11 * s, IdleTimeout: 12 * s},
+		Streaming:     StreamingOptions{DisableResume: true, DisableContinueTurn: true, MaxResumes: 4, FirstEventTimeout: 11 * s, IdleTimeout: 12 * s},
 		Limits:        LimitOptions{MaxResponseBytes: 1000, MaxEventBytes: 100},
 		Routes:        []Route{{Name: "r", Models: []string{"a"}, Targets: []Target{{Model: "b", Region: "eu-west-1"}}, Resume: new(true)}},
 		Quotas: QuotaOptions{Disabled: true, MaxWait: 13 * s, SmallFirst: true, QueueTarget: 14 * s,

@@ -83,8 +83,16 @@ type Attempt struct {
 	// estimate + max tokens); zero without a governor.
 	QuotaTokens int
 	// Resume marks an attempt that continued a broken stream: its request
-	// carried the text delivered so far as a partial assistant message.
+	// carried the text delivered so far, as ResumeMode says.
 	Resume bool
+	// ResumeMode says how a continuation carried the text so far:
+	// ResumePrefill or ResumeContinueTurn. Empty for other attempts, and
+	// for continuations not sent (Skipped).
+	ResumeMode string
+	// OverlapDropped counts the characters at the start of a continue-turn
+	// continuation that repeated the end of the reply so far: keel dropped
+	// them, so the reader did not get them twice.
+	OverlapDropped int
 	// Events counts the stream events this attempt passed to the reader.
 	Events int
 	// Usage is what the attempt used, as its stream reported it; for a
@@ -92,6 +100,20 @@ type Attempt struct {
 	// operations that do not stream.
 	Usage Usage
 }
+
+// How a continuation of a broken stream carried the reply so far
+// (Attempt.ResumeMode). docs/streaming.md says what each guarantees.
+const (
+	// ResumePrefill: as a partial assistant message, which the model
+	// continues exactly (Claude up to 4.5, Nova).
+	ResumePrefill = "prefill"
+	// ResumeContinueTurn: as an assistant turn followed by a user turn
+	// asking the model to go on, for models that refuse a prefill (Claude
+	// 4.6 and later). The continuation is a new reply: it may differ in
+	// wording from an unbroken one, and a repeated start is dropped by a
+	// heuristic.
+	ResumeContinueTurn = "continue-turn"
+)
 
 // Usage is token usage, per attempt and per call, for streams. Zero
 // InputTokens (with no cache tokens) means the input is not known: a

@@ -295,18 +295,22 @@ func replyText(out *bedrockruntime.ConverseOutput) string {
 }
 
 type attemptJSON struct {
-	Target      string     `json:"target"`
-	Status      int        `json:"status"`
-	Code        string     `json:"code,omitempty"`
-	RequestID   string     `json:"requestId,omitempty"`
-	DelayMs     int64      `json:"delayMs"`               // backoff and quota wait before it
-	QuotaWaitMs int64      `json:"quotaWaitMs,omitempty"` // the part spent waiting for quota
-	QuotaTokens int        `json:"quotaTokens,omitempty"` // what the quota governor held for it
-	DurationMs  int64      `json:"durationMs"`
-	Skipped     bool       `json:"skipped,omitempty"` // not sent: breaker open, or refused by the governor (code says which)
-	Resume      bool       `json:"resume,omitempty"`  // a stream's continuation
-	Events      int        `json:"events,omitempty"`  // stream events it delivered
-	Usage       *usageJSON `json:"usage,omitempty"`   // streams: what it used
+	Target      string `json:"target"`
+	Status      int    `json:"status"`
+	Code        string `json:"code,omitempty"`
+	RequestID   string `json:"requestId,omitempty"`
+	DelayMs     int64  `json:"delayMs"`               // backoff and quota wait before it
+	QuotaWaitMs int64  `json:"quotaWaitMs,omitempty"` // the part spent waiting for quota
+	QuotaTokens int    `json:"quotaTokens,omitempty"` // what the quota governor held for it
+	DurationMs  int64  `json:"durationMs"`
+	Skipped     bool   `json:"skipped,omitempty"`    // not sent: breaker open, or refused by the governor (code says which)
+	Resume      bool   `json:"resume,omitempty"`     // a stream's continuation
+	ResumeMode  string `json:"resumeMode,omitempty"` // how it carried the reply so far: prefill or continue-turn
+	// OverlapDropped counts the characters a continue-turn continuation
+	// repeated from the reply so far, which the reader did not get again.
+	OverlapDropped int        `json:"overlapDropped,omitempty"`
+	Events         int        `json:"events,omitempty"` // stream events it delivered
+	Usage          *usageJSON `json:"usage,omitempty"`  // streams: what it used
 }
 
 type usageJSON struct {
@@ -323,7 +327,8 @@ func attemptsJSON(rep *keel.Report) []attemptJSON {
 	for _, a := range rep.Attempts {
 		j := attemptJSON{Target: a.Target.String(), Status: a.Status, Code: a.Code, RequestID: a.RequestID,
 			DelayMs: a.Delay.Milliseconds(), QuotaWaitMs: a.QuotaWait.Milliseconds(), QuotaTokens: a.QuotaTokens,
-			DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped, Resume: a.Resume, Events: a.Events}
+			DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped, Resume: a.Resume, ResumeMode: a.ResumeMode,
+			OverlapDropped: a.OverlapDropped, Events: a.Events}
 		if a.Usage != (keel.Usage{}) {
 			j.Usage = &usageJSON{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens, Estimated: a.Usage.Estimated}
 		}

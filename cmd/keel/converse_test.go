@@ -249,10 +249,12 @@ func TestConverseStream(t *testing.T) {
 				Resumes  int    `json:"resumes"`
 				Usage    struct{ OutputTokens int }
 				Attempts []struct {
-					Code   string `json:"code"`
-					Resume bool   `json:"resume"`
-					Events int    `json:"events"`
-					Usage  *struct{ OutputTokens int }
+					Code           string `json:"code"`
+					Resume         bool   `json:"resume"`
+					ResumeMode     string `json:"resumeMode"`
+					OverlapDropped int    `json:"overlapDropped"`
+					Events         int    `json:"events"`
+					Usage          *struct{ OutputTokens int }
 				} `json:"attempts"`
 				Quota []struct {
 					Settled int64 `json:"settledTokensPerMinute"`
@@ -266,7 +268,7 @@ func TestConverseStream(t *testing.T) {
 				t.Fatalf("result %+v", res)
 			}
 			a0, a1 := res.Attempts[0], res.Attempts[1]
-			if a0.Code != catalog.CodeModelStreamError || a0.Resume || !a1.Resume || a0.Usage == nil || a1.Usage == nil || a0.Usage.OutputTokens+a1.Usage.OutputTokens != want.OutputTokens {
+			if a0.Code != catalog.CodeModelStreamError || a0.Resume || a0.ResumeMode != "" || !a1.Resume || a1.ResumeMode != "prefill" || a1.OverlapDropped != 0 || a0.Usage == nil || a1.Usage == nil || a0.Usage.OutputTokens+a1.Usage.OutputTokens != want.OutputTokens {
 				t.Fatalf("attempts %+v", res.Attempts)
 			}
 		}},

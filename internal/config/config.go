@@ -128,9 +128,16 @@ type QuotaModel struct {
 // docs/streaming.md).
 type Streaming struct {
 	// Resume continues a stream that broke after its first content by
-	// re-sending the request with the text so far as a prefill, for models
-	// known to accept one (Claude up to 4.5, Nova). Nil (absent): true.
+	// re-sending the request with the text so far: as a prefill, for
+	// models known to accept one (Claude up to 4.5, Nova), or followed by
+	// a user turn asking to go on, for models known to refuse one (see
+	// ContinueTurn). Nil (absent): true.
 	Resume *bool `yaml:"resume"`
+	// ContinueTurn resumes the streams of models that refuse a prefill
+	// (Claude 4.6 and later) by a continuation ending in a user turn that
+	// asks the model to go on; the repeated start of its reply is dropped.
+	// Nil (absent): true.
+	ContinueTurn *bool `yaml:"continue_turn"`
 	// MaxResumes bounds the continuations of one call (1 to 10; 0: 2).
 	MaxResumes int `yaml:"max_resumes"`
 	// FirstEventTimeout bounds the wait from sending a request to its first

@@ -42,6 +42,7 @@ content_filter:
   message: "Sorry, I can't help with that."
 streaming:
   resume: true
+  continue_turn: false
   max_resumes: 3
   first_event_timeout: 90s
   idle_timeout: 45s
@@ -73,7 +74,7 @@ quotas:
 		t.Fatalf("parsed %+v", c)
 	}
 	st := c.Streaming
-	if st.Resume == nil || !*st.Resume || st.MaxResumes != 3 || st.FirstEventTimeout.D() != 90*time.Second || st.IdleTimeout.D() != 45*time.Second {
+	if st.Resume == nil || !*st.Resume || st.ContinueTurn == nil || *st.ContinueTurn || st.MaxResumes != 3 || st.FirstEventTimeout.D() != 90*time.Second || st.IdleTimeout.D() != 45*time.Second {
 		t.Fatalf("streaming = %+v", st)
 	}
 	if rs := c.Routes[0].Streaming; rs == nil || rs.Resume == nil || *rs.Resume {

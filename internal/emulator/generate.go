@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/stream"
 )
 
 // generation is one admitted reply in progress.
@@ -48,7 +49,7 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 	}
 	g := generation{maxTokens: maxTokens, pace: x.pacer(), input: in}
 	g.reply = reply.Generate(&reply.Request{Seed: x.s.opts.Seed, Model: m.ID, System: system, Messages: x.msgs,
-		MaxTokens: maxTokens, StopSequences: stops, Length: x.s.opts.ReplyLength})
+		MaxTokens: maxTokens, StopSequences: stops, Length: x.s.opts.ReplyLength, ContinuePrompt: stream.ContinuePrompt})
 	if x.cache.set && m.PromptCacheMin > 0 {
 		g.cached = true
 		if tokens, key := x.cachePrefix(system); tokens >= m.PromptCacheMin {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/keel-run/keel/internal/bedrock"
-	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/reply"
 )
 
@@ -320,20 +319,6 @@ func (x *exchange) checkVersion20261021(b *anthropicRequest) bool {
 			x.fail(codeValidation, fmt.Sprintf("messages.%d.content.%d: citations on user text are not supported%s.", i, c.cited-1, in))
 			return false
 		}
-	}
-	return true
-}
-
-// prefillRefused is the message Bedrock answers a conversation ending in
-// an assistant message with, on the models that refuse a prefill.
-var prefillRefused = catalog.Must(catalog.CodePrefillUnsupported).DefaultMessage
-
-// checkPrefill refuses a conversation ending in an assistant message on a
-// model that takes no prefill (Model.NoPrefill).
-func (x *exchange) checkPrefill() bool {
-	if n := len(x.msgs); x.tgt.model.NoPrefill && n > 0 && x.msgs[n-1].Role == "assistant" {
-		x.fail(codeValidation, prefillRefused)
-		return false
 	}
 	return true
 }

@@ -131,7 +131,7 @@ type Engine struct {
 	gov      *admission.Governor
 	replies  *replyTimes
 	// noPrefill remembers models that refused a continuation's prefill, so
-	// their streams are not resumed again.
+	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map
 }
 
@@ -258,8 +258,18 @@ type Attempt struct {
 	// Streams only.
 
 	// Resume marks an attempt that continued a broken stream: its request
-	// carried the text delivered so far as a partial assistant message.
+	// carried the text delivered so far, as ResumeMode says.
 	Resume bool
+	// ResumeMode says how a continuation carried the text so far:
+	// "prefill" (a partial assistant message the model continues) or
+	// "continue-turn" (an assistant turn, then a user turn asking the model
+	// to go on). Empty for other attempts, and for continuations not sent
+	// (Skipped).
+	ResumeMode string
+	// OverlapDropped counts the characters at the start of a continue-turn
+	// continuation that repeated the end of the reply so far, and that the
+	// reader did not get again.
+	OverlapDropped int
 	// Events counts the events this attempt passed to the reader.
 	Events int
 	// Usage is what the attempt used, as its stream reported it; for a

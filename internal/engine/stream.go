@@ -53,16 +53,18 @@ type streamBody struct {
 	fr     stream.Reader
 	frame  []byte // the last exception or error frame, kept
 
-	// resume says whether this call may be resumed at all, and why not.
-	resume    bool
+	// mode says how this call's stream is resumed, if at all (empty), and
+	// noResume why not.
+	mode      stream.Mode
 	noResume  string
 	resumes   int
-	prefill   int    // tokens of prefill the latest round's request carried
-	segments  []int  // attempt index of each attempt that delivered content
-	held      []byte // frames held back until the attempt's first content
-	out       []byte // bytes ready for the reader
-	final     bool   // the stream's final event was delivered
-	err       error  // sticky: io.EOF after the end, or the failure
+	round     stream.Mode // how the latest round's request continues the reply; "" for the call's own
+	prefill   int         // tokens the latest round's request added to carry the reply so far
+	segments  []int       // attempt index of each attempt that delivered content
+	held      []byte      // frames held back until the attempt's first content
+	out       []byte      // bytes ready for the reader
+	final     bool        // the stream's final event was delivered
+	err       error       // sticky: io.EOF after the end, or the failure
 	closeOnce sync.Once
 	src       *source // the attempt being read
 
@@ -105,30 +107,45 @@ func newStreamBody(e *Engine, ctx context.Context, call *Call, rep *Report, star
 	sb := &streamBody{e: e, ctx: sctx, cancel: cancel, call: call, rep: rep, start: start,
 		format: format, sp: stream.NewSplicer(format)}
 	sb.fr.Max = int(min(e.opts.MaxEventBytes, stream.MaxFrame))
-	sb.resume, sb.noResume = e.mayResume(call, format)
+	sb.mode, sb.noResume = e.resumeMode(call, format)
 	return sb
 }
 
-// mayResume says whether streams of this call may be resumed after their
-// first content, and if not, why.
-func (e *Engine) mayResume(call *Call, format stream.Format) (bool, string) {
+// resumeMode says how streams of this call are resumed after their first
+// content: by a prefill, for models known to take one (or named in
+// Streaming.Resume); by a continue-turn continuation, for models known to
+// refuse one (Claude 4.6 and later, and models that refused a prefill
+// earlier); or not at all, and then why.
+func (e *Engine) resumeMode(call *Call, format stream.Format) (stream.Mode, string) {
 	o := &e.opts.Streaming
-	switch v, set := o.Resume[call.Model]; {
+	v, set := o.Resume[call.Model]
+	switch {
 	case set && !v:
-		return false, "resume is turned off for " + call.Model
-	case set: // turned on for this model, whatever keel knows of it
-	case o.DisableResume:
-		return false, "resume is turned off"
-	case !stream.AcceptsPrefill(call.Model):
-		return false, call.Model + " is not known to accept a prefill"
+		return "", "resume is turned off for " + call.Model
+	case !set && o.DisableResume:
+		return "", "resume is turned off"
 	}
-	if _, refused := e.noPrefill.Load(call.Model); refused {
-		return false, call.Model + " refused a prefill earlier"
+	_, refused := e.noPrefill.Load(call.Model)
+	refuses := refused || stream.RefusesPrefill(call.Model)
+	var mode stream.Mode
+	switch {
+	case refuses && !o.DisableContinueTurn:
+		mode = stream.ContinueTurn
+	case refused:
+		return "", call.Model + " refused a prefill earlier, and continue-turn resume is turned off"
+	case set || stream.AcceptsPrefill(call.Model): // set: turned on for this model, whatever keel knows of it
+		mode = stream.Prefill
+	case refuses:
+		return "", call.Model + " refuses a prefill, and continue-turn resume is turned off"
+	default:
+		return "", call.Model + " is not known to accept a prefill"
 	}
 	if stream.Thinking(format, call.Body) {
-		return false, "extended thinking is on, and a prefill is refused with it"
+		// A prefill is refused with it, and its reasoning cannot be
+		// carried into a continuation.
+		return "", "extended thinking is on, and its reasoning cannot be continued"
 	}
-	return true, ""
+	return mode, ""
 }
 
 // attempt sends one attempt of a streaming call and reads it up to its
@@ -139,6 +156,9 @@ func (sb *streamBody) attempt(ctx context.Context, req *attempt.Request, a *Atte
 	e := sb.e
 	actx, cancel := context.WithCancel(ctx)
 	wd := startWatchdog(e.clk, e.opts.Streaming.firstEvent(), e.opts.Streaming.idle(), cancel)
+	if a.Resume {
+		a.ResumeMode = string(sb.round)
+	}
 	resp, err = e.sender.Send(actx, req)
 	a.Duration = e.clk.Now().Sub(a.Start)
 	res, ok = e.inspect(resp, err, a)
@@ -166,6 +186,7 @@ func (sb *streamBody) attempt(ctx context.Context, req *attempt.Request, a *Atte
 		return nil, res, false, err
 	}
 	a.Events = events
+	a.OverlapDropped = sb.sp.Dropped()
 	sb.src = src
 	sb.segments = append(sb.segments, ai)
 	return resp, res, true, nil
@@ -175,7 +196,7 @@ func (sb *streamBody) attempt(ctx context.Context, req *attempt.Request, a *Atte
 // comes before it (the message start), so that a failure up to there can
 // be retried with nothing sent to the reader.
 func (sb *streamBody) prime(src *source) (res classify.Result, events int, ok bool, err error) {
-	sb.sp.Begin(sb.prefill)
+	sb.sp.Begin(sb.round, sb.prefill)
 	sb.fr.Reset(src.body)
 	sb.held = sb.held[:0]
 	sb.frame = sb.frame[:0]

@@ -40,13 +40,21 @@ type StreamOptions struct {
 	// DisableResume turns resume by continuation off: a stream that breaks
 	// after its first content ends with the typed error.
 	DisableResume bool
+	// DisableContinueTurn turns off resuming the streams of models that
+	// refuse a prefill (Claude 4.6 and later, and models that answered a
+	// prefill with a ValidationException) by a continuation that ends in a
+	// user turn asking the model to go on (stream.ContinueTurn). Their
+	// streams are then not resumed, unless Resume names the model, which
+	// makes keel send a prefill.
+	DisableContinueTurn bool
 	// MaxResumes bounds the continuations of one call. Zero:
 	// DefaultMaxResumes.
 	MaxResumes int
 	// Resume overrides, per model id as callers name it, whether its
 	// streams are resumed, over DisableResume: true even for a model keel
 	// does not know to accept a prefill, false never. Models not listed are
-	// resumed when keel knows they take a prefill (Claude up to 4.5, Nova).
+	// resumed when keel knows they take a prefill (Claude up to 4.5, Nova)
+	// or knows they refuse one (Claude 4.6 and later: by ContinueTurn).
 	Resume map[string]bool
 }
 

@@ -38,7 +38,7 @@ func (sb *streamBody) broke(res classify.Result, cause error) {
 	switch {
 	case sb.ctx.Err() != nil:
 	case !res.Entry.Retryable():
-	case !sb.resume:
+	case sb.mode == "":
 		gaveUp = "not resumed: " + sb.noResume
 	case !cont.OK:
 		gaveUp = "not resumed: " + cont.Why
@@ -71,6 +71,7 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	}
 	// Always from the caller's body: the prefill is the whole text so far,
 	// not what the last continuation added.
+	cont.Mode = sb.mode
 	body, err := stream.Continue(sb.format, sb.call.Body, cont)
 	if errors.Is(err, stream.ErrLimitReached) {
 		return "the reply had produced its whole output limit"
@@ -88,7 +89,10 @@ func (sb *streamBody) resumeWith(res classify.Result, cont stream.Continuation) 
 	}
 	sb.resumes++
 	sb.rep.Resumes++
-	sb.prefill = cont.Tokens
+	sb.round, sb.prefill = sb.mode, cont.Tokens
+	if sb.mode == stream.ContinueTurn {
+		sb.prefill += stream.ContinuePromptTokens
+	}
 	_, err = e.do(sb.ctx, sb.call, sb.rep, sb, round{body: body, resume: true, delay: d.Delay})
 	if err != nil {
 		var ke *Error

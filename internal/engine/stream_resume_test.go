@@ -17,6 +17,7 @@ import (
 	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/stream"
 )
 
 func TestStreamResumeRefused(t *testing.T) {
@@ -175,44 +176,58 @@ func TestStreamLogs(t *testing.T) {
 	}
 }
 
-// TestStreamPrefillRefusalIsRemembered plays a model that refuses a prefill
-// (as Claude 4.6 does): the continuation fails with ValidationException
-// (the catalog's PrefillUnsupported), the reader gets the original failure,
-// and the next stream of that model is not resumed at all.
+// TestStreamPrefillRefusalIsRemembered plays a model keel believes takes a
+// prefill but that refuses one (as Claude 4.6 does): the continuation fails
+// with ValidationException (the catalog's PrefillUnsupported), the reader
+// gets the original failure, and the next stream of that model is resumed by
+// a continue-turn continuation.
 func TestStreamPrefillRefusalIsRemembered(t *testing.T) {
 	f := fakeConverse(t, "Hel", "lo")
 	var mu sync.Mutex
-	var continuations int
+	var prefills, turns int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if strings.Contains(string(body), `"assistant"`) {
-			mu.Lock()
-			continuations++
-			mu.Unlock()
+		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case strings.Contains(string(body), stream.ContinuePrompt):
+			turns++
+			w.Write(f.continuation(1))
+		case strings.Contains(string(body), `"assistant"`):
+			prefills++
 			w.Header().Set("X-Amzn-ErrorType", "ValidationException")
 			w.WriteHeader(400)
 			io.WriteString(w, `{"message":"This model does not support assistant message prefill. The conversation must end with a user message."}`)
-			return
+		default:
+			w.Write(f.upTo(2))
+			w.Write(f.exception("modelStreamErrorException", "The model stopped."))
 		}
-		w.Header().Set("Content-Type", "application/vnd.amazon.eventstream")
-		w.Write(f.upTo(2))
-		w.Write(f.exception("modelStreamErrorException", "The model stopped."))
 	}))
 	defer srv.Close()
 	e, _ := newStreamEngine(t, srv.URL, nil)
-	for i, want := range []string{"the continuation failed with PrefillUnsupported", "refused a prefill earlier"} {
-		resp, _, err := streamCall(context.Background(), e, attempt.ConverseStream, sonnet, converseBody(prompt, 40))
+	for i, want := range []string{"the continuation failed with PrefillUnsupported", ""} {
+		resp, rep, err := streamCall(context.Background(), e, attempt.ConverseStream, sonnet, converseBody(prompt, 40))
 		if err != nil {
 			t.Fatal(err)
 		}
 		d := readAll(t, resp.Body, false)
 		resp.Body.Close()
+		if want == "" {
+			if d.err != nil || d.text != "Hello" || rep.Resumes != 1 || rep.Attempts[1].ResumeMode != "continue-turn" {
+				t.Fatalf("call %d: error %v, text %q, report %+v; want the reply resumed by a continue-turn continuation", i, d.err, d.text, rep)
+			}
+			continue
+		}
 		var ke *Error
 		if !errors.As(d.err, &ke) || ke.Entry.Code != catalog.CodeModelStreamError || !strings.Contains(ke.GaveUp, want) || d.text != "Hel" {
 			t.Fatalf("call %d: error %v, text %q; want ModelStreamErrorException giving up with %q", i, d.err, d.text, want)
 		}
+		if rep.Attempts[1].ResumeMode != "prefill" {
+			t.Fatalf("call %d: the continuation's attempt %+v", i, rep.Attempts[1])
+		}
 	}
-	if continuations != 1 {
-		t.Fatalf("%d continuations sent, want 1", continuations)
+	if prefills != 1 || turns != 1 {
+		t.Fatalf("%d prefills and %d continue-turn continuations sent, want 1 each", prefills, turns)
 	}
 }

@@ -14,13 +14,43 @@ import (
 // whole output limit, so no continuation can add to it.
 var ErrLimitReached = errors.New("stream: the reply had reached its output limit")
 
+// Mode is how a broken reply is continued.
+type Mode string
+
+// Modes of continuation.
+const (
+	// Prefill sends the text so far as a partial assistant message, which
+	// the model continues exactly: Claude up to 4.5, Nova.
+	Prefill Mode = "prefill"
+	// ContinueTurn sends the text so far as a complete assistant turn
+	// followed by a user turn (ContinuePrompt) asking the model to go on,
+	// for models that refuse a prefill (Claude 4.6 and later). The reply is
+	// a fresh one, which may repeat the end of the text (the splicer drops
+	// that overlap) or differ in wording from an unbroken reply.
+	ContinueTurn Mode = "continue-turn"
+)
+
+// ContinuePrompt is the user turn that ends a ContinueTurn continuation.
+// It is sent to real models: it asks for the rest of the reply only, from
+// the exact point where it stopped.
+const ContinuePrompt = "Your previous reply was cut off before it was finished. Continue it from exactly where it stopped, " +
+	"even if that is in the middle of a word or a sentence. Do not repeat anything you already wrote, do not start over, " +
+	"and do not add any introduction or comment: write only the rest of the reply."
+
+// ContinuePromptTokens estimates the tokens of ContinuePrompt (about four
+// characters a token), which a ContinueTurn continuation adds to the input.
+const ContinuePromptTokens = (len(ContinuePrompt) + 3) / 4
+
 // Continue returns the body of the request that continues a broken reply:
 // body (a Converse request, or an Anthropic Messages InvokeModel body) with
-// c.Prefill appended as a partial assistant message, and its output limit
+// c.Prefill appended as an assistant message, and its output limit
 // (inferenceConfig.maxTokens, or max_tokens) lowered by c.Tokens. When the
 // conversation already ends with an assistant message (the caller's own
-// prefill), the text is appended to it, since the reply continues it. Other
-// fields are kept as they are; key order is not.
+// prefill), the text is appended to it, since the reply continues it. With
+// c.Mode ContinueTurn, a user message holding ContinuePrompt follows, so
+// the conversation ends with a user turn; otherwise the assistant message
+// is a prefill. An empty c.Prefill adds no message at all: the request is
+// sent again. Other fields are kept as they are; key order is not.
 func Continue(format Format, body []byte, c Continuation) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
@@ -34,6 +64,9 @@ func Continue(format Format, body []byte, c Continuation) ([]byte, error) {
 		var err error
 		if msgs, err = appendPrefill(format, msgs, c.Prefill); err != nil {
 			return nil, err
+		}
+		if c.Mode == ContinueTurn {
+			msgs = append(msgs, message(format, "user", ContinuePrompt))
 		}
 		if m["messages"], err = json.Marshal(msgs); err != nil {
 			return nil, fmt.Errorf("stream: continuing a reply: %w", err)
@@ -78,14 +111,7 @@ func appendPrefill(format Format, msgs []map[string]json.RawMessage, prefill str
 	var role string
 	json.Unmarshal(last["role"], &role)
 	if role != "assistant" {
-		var content json.RawMessage
-		if format == Converse {
-			content, _ = json.Marshal([]map[string]string{{"text": prefill}})
-		} else {
-			content, _ = json.Marshal(prefill)
-		}
-		role, _ := json.Marshal("assistant")
-		return append(msgs, map[string]json.RawMessage{"role": role, "content": content}), nil
+		return append(msgs, message(format, "assistant", prefill)), nil
 	}
 	// The caller prefilled the reply: the model continued their text, so
 	// the continuation's prefill is their text followed by ours.
@@ -118,6 +144,19 @@ func appendPrefill(format Format, msgs []map[string]json.RawMessage, prefill str
 	return msgs, nil
 }
 
+// message returns a message of one text block (Converse) or of text
+// (Anthropic's string form).
+func message(format Format, role, text string) map[string]json.RawMessage {
+	var content json.RawMessage
+	if format == Converse {
+		content, _ = json.Marshal([]map[string]string{{"text": text}})
+	} else {
+		content, _ = json.Marshal(text)
+	}
+	r, _ := json.Marshal(role)
+	return map[string]json.RawMessage{"role": r, "content": content}
+}
+
 // Thinking reports whether the request turns extended thinking (reasoning)
 // on: Anthropic models refuse a prefill then, so such a reply is not
 // resumed. It looks at "thinking" (Anthropic bodies, and Converse's
@@ -148,6 +187,16 @@ func Thinking(format Format, body []byte) bool {
 		return true
 	}
 	return false
+}
+
+// RefusesPrefill reports whether the model is known to refuse a prefill:
+// an Anthropic model whose row in keel's model table takes none (Claude 4.6
+// and later). model may be a model id, an inference profile id or an ARN; a
+// model the table does not list (an application inference profile's ARN
+// names none) is not known to refuse.
+func RefusesPrefill(model string) bool {
+	m, ok := bedrock.LookupModel(model)
+	return ok && m.Format == "anthropic" && !m.Prefill
 }
 
 // AcceptsPrefill reports whether the model is known to continue a partial

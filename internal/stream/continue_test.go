@@ -58,6 +58,30 @@ func TestContinue(t *testing.T) {
 			c:    Continuation{OK: true, Prefill: "It shows", Tokens: 2},
 			want: `{"max_tokens":8,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":[{"type":"image","source":{}},{"type":"text","text":"It shows"}]}]}`,
 		},
+		{
+			name: "converse continue-turn: the text as an assistant turn, then the user turn", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50}}`,
+			c:    Continuation{OK: true, Prefill: "Hello", Tokens: 7, Mode: ContinueTurn},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]},{"role":"assistant","content":[{"text":"Hello"}]},{"role":"user","content":[{"text":` + quote(ContinuePrompt) + `}]}],"inferenceConfig":{"maxTokens":43}}`,
+		},
+		{
+			name: "anthropic continue-turn: string content", format: Invoke,
+			body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"Hi"}]}`,
+			c:    Continuation{OK: true, Prefill: "Hello there", Tokens: 3, Mode: ContinueTurn},
+			want: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":97,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello there"},{"role":"user","content":` + quote(ContinuePrompt) + `}]}`,
+		},
+		{
+			name: "anthropic continue-turn: the caller's own assistant message is extended, then the user turn", format: Invoke,
+			body: `{"max_tokens":100,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once"}]}`,
+			c:    Continuation{OK: true, Prefill: " upon", Tokens: 1, Mode: ContinueTurn},
+			want: `{"max_tokens":99,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Once upon"},{"role":"user","content":` + quote(ContinuePrompt) + `}]}`,
+		},
+		{
+			name: "continue-turn with nothing to carry is a plain retry", format: Converse,
+			body: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":50}}`,
+			c:    Continuation{OK: true, Tokens: 1, Mode: ContinueTurn},
+			want: `{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":49}}`,
+		},
 		{name: "not JSON", format: Converse, body: `nope`, c: Continuation{OK: true, Prefill: "a"}, err: "not a JSON object"},
 		{name: "no messages", format: Converse, body: `{"system":[]}`, c: Continuation{OK: true, Prefill: "a"}, err: "no messages"},
 		{name: "limit not a number", format: Invoke, body: `{"max_tokens":"ten","messages":[{"role":"user","content":"Hi"}]}`, c: Continuation{OK: true, Prefill: "a"}, err: "not a number"},
@@ -113,35 +137,43 @@ func TestThinking(t *testing.T) {
 	}
 }
 
-func TestAcceptsPrefill(t *testing.T) {
+func TestPrefillRule(t *testing.T) {
 	tests := []struct {
-		model string
-		want  bool
+		model            string
+		accepts, refuses bool
 	}{
-		{"anthropic.claude-3-haiku-20240307-v1:0", true},
-		{"anthropic.claude-3-5-sonnet-20241022-v2:0", true},
-		{"us.anthropic.claude-3-7-sonnet-20250219-v1:0", true},
-		{"anthropic.claude-sonnet-4-20250514-v1:0", true},
-		{"us.anthropic.claude-opus-4-1-20250805-v1:0", true},
-		{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", true},
-		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0", true},
-		{"anthropic.claude-v2:1", false}, // not served today, so not in the table
-		{"us.anthropic.claude-opus-4-6-v1", false},
-		{"anthropic.claude-sonnet-4-6", false},
-		{"anthropic.claude-opus-5-20270101-v1:0", false},
-		{"global.anthropic.claude-opus-4-7", false},
-		{"us.anthropic.claude-sonnet-5-5", false},
-		{"amazon.nova-pro-v1:0", true},
-		{"us.amazon.nova-lite-v1:0", true},
-		{"meta.llama3-1-8b-instruct-v1:0", false},
-		{"amazon.titan-text-express-v1", false},
-		{"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", false},
+		{"anthropic.claude-3-haiku-20240307-v1:0", true, false},
+		{"anthropic.claude-3-5-sonnet-20241022-v2:0", true, false},
+		{"us.anthropic.claude-3-7-sonnet-20250219-v1:0", true, false},
+		{"anthropic.claude-sonnet-4-20250514-v1:0", true, false},
+		{"us.anthropic.claude-opus-4-1-20250805-v1:0", true, false},
+		{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", true, false},
+		{"arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-haiku-4-5-20251001-v1:0", true, false},
+		{"anthropic.claude-v2:1", false, false}, // not served today, so not in the table: neither known
+		{"us.anthropic.claude-opus-4-6-v1", false, true},
+		{"anthropic.claude-sonnet-4-6", false, true},
+		{"anthropic.claude-opus-5-20270101-v1:0", false, false}, // no such id in the table
+		{"global.anthropic.claude-opus-4-7", false, true},
+		{"us.anthropic.claude-sonnet-5-5", false, true},
+		{"amazon.nova-pro-v1:0", true, false},
+		{"us.amazon.nova-lite-v1:0", true, false},
+		{"meta.llama3-1-8b-instruct-v1:0", false, false},
+		{"amazon.titan-text-express-v1", false, false},
+		{"arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.model, func(t *testing.T) {
-			if got := AcceptsPrefill(tt.model); got != tt.want {
-				t.Fatalf("AcceptsPrefill(%q) = %v, want %v", tt.model, got, tt.want)
+			if got := AcceptsPrefill(tt.model); got != tt.accepts {
+				t.Errorf("AcceptsPrefill(%q) = %v, want %v", tt.model, got, tt.accepts)
+			}
+			if got := RefusesPrefill(tt.model); got != tt.refuses {
+				t.Errorf("RefusesPrefill(%q) = %v, want %v", tt.model, got, tt.refuses)
 			}
 		})
 	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

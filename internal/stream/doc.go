@@ -18,7 +18,11 @@
 //     second messageStart) or rewritten (usage summed over the attempts).
 //   - Continue rewrites a request body into its continuation: the text
 //     received so far appended as a partial assistant message (a prefill),
-//     the output limit lowered by what was already produced.
+//     or as an assistant turn followed by a user turn asking the model to
+//     go on (continue-turn, for models that refuse a prefill), the output
+//     limit lowered by what was already produced.
+//   - Overlap finds where a continue-turn continuation repeats the end of
+//     the text received so far, which the Splicer then drops.
 //
 // Nothing here is safe for concurrent use: one stream, one goroutine.
 package stream

@@ -29,9 +29,12 @@ type Verdict struct {
 // Splicer joins the event streams of the attempts of one call into the one
 // stream its reader sees. The first attempt's events pass through as they
 // are. After a break, a continuation (the same request with the text so far
-// as a prefill) is spliced in: its message start is dropped, its content
-// block indexes continue the reader's, a block left open by the break is
-// closed once, and its final usage becomes the sum over the attempts.
+// as a prefill, or as an assistant turn followed by a user turn asking to go
+// on) is spliced in: its message start is dropped, its content block indexes
+// continue the reader's, a block left open by the break is closed once, and
+// its final usage becomes the sum over the attempts. A continue-turn
+// continuation's text is held back until its overlap with the reader's text
+// is known (see Overlap), and the overlap is dropped.
 //
 // Call Begin before each attempt's first frame, Feed for each event frame,
 // and then Abort (the attempt failed before its first content: forget it),
@@ -45,6 +48,13 @@ type Splicer struct {
 	text     []byte // text of the text blocks delivered, all attempts
 	savedLen int
 	skip     []byte // whitespace cut off the prefill, expected again at the continuation's start
+
+	// A continue-turn continuation's first text, held until its overlap
+	// with text is known: the reader's block heldAt.
+	holding bool
+	held    []byte
+	heldAt  int
+	pre     []byte // frames to deliver before the current one
 
 	segs    []Segment // attempts that delivered content, the current one last while it runs
 	seg     Segment   // the attempt being read
@@ -81,6 +91,10 @@ type Segment struct {
 	Estimated bool
 	// Reported reports that the attempt's final usage arrived.
 	Reported bool
+	// Dropped counts the characters (runes) at the start of a continue-turn
+	// continuation that repeated the end of the reader's text and were
+	// dropped.
+	Dropped int
 
 	prefill    int // tokens of prefill its request carried
 	inputKnown bool
@@ -95,13 +109,19 @@ func NewSplicer(format Format) *Splicer {
 	return s
 }
 
-// Begin starts an attempt whose request carried a prefill of prefillTokens
-// tokens (0 for the first attempt).
-func (s *Splicer) Begin(prefillTokens int) {
+// Begin starts an attempt. mode is how it continues the reply: "" for the
+// first attempt, else the Continuation's Mode; prefillTokens is what its
+// request added to the first attempt's input to carry the text so far (0
+// for the first attempt).
+func (s *Splicer) Begin(mode Mode, prefillTokens int) {
 	s.saved = s.c
 	s.savedLen = len(s.text)
 	s.seg = Segment{prefill: prefillTokens}
 	s.started = false
+	s.holding, s.held = mode == ContinueTurn && len(s.segs) > 0, s.held[:0]
+	if s.holding {
+		s.skip = s.skip[:0] // the overlap finder drops repeated whitespace
+	}
 }
 
 // Abort forgets the current attempt, which failed before its first content,
@@ -110,10 +130,15 @@ func (s *Splicer) Begin(prefillTokens int) {
 func (s *Splicer) Abort() Segment {
 	s.c = s.saved
 	s.text = s.text[:s.savedLen]
+	s.holding, s.held = false, s.held[:0]
 	seg := s.seg
 	s.seg = Segment{}
 	return seg
 }
+
+// Dropped returns the characters of the current attempt dropped as an
+// overlap with the reader's text (Segment.Dropped).
+func (s *Splicer) Dropped() int { return s.seg.Dropped }
 
 // Started reports whether the current attempt delivered content.
 func (s *Splicer) Started() bool { return s.started }
@@ -123,8 +148,23 @@ func (s *Splicer) Text() []byte { return s.text }
 
 // Feed decides what the reader gets for one event frame (f.IsEvent()).
 func (s *Splicer) Feed(f *Frame) Verdict {
+	s.pre = s.pre[:0]
+	v := s.feed(f)
+	if len(s.pre) > 0 {
+		// Held text released by this frame goes first.
+		s.pre = append(s.pre, v.Out...)
+		v.Out, v.Content = s.pre, true
+		s.commit()
+	}
+	return v
+}
+
+func (s *Splicer) feed(f *Frame) Verdict {
 	ev := s.p.Parse(s.format, f)
 	cont := len(s.prior()) > 0 // a continuation: earlier attempts delivered content
+	if s.holding && s.releasedBy(&ev) {
+		s.pre = s.release(s.pre)
+	}
 	if ev.Unparsed {
 		s.c.unparsed = true
 		s.commit()
@@ -250,6 +290,9 @@ func (s *Splicer) delta(f *Frame, ev *Event) Verdict {
 		}
 		return Verdict{Out: s.reindex(f, ev.Index, k), Content: true}
 	}
+	if s.holding {
+		return s.hold(ev.Text, k)
+	}
 	text := ev.Text
 	cut := false
 	if len(s.skip) > 0 {
@@ -278,6 +321,54 @@ func (s *Splicer) delta(f *Frame, ev *Event) Verdict {
 	return Verdict{Out: s.emit(f, rewritten), Content: true}
 }
 
+// hold keeps a text delta of a continue-turn continuation back until the
+// overlap of the held text with the reader's is known, then delivers what
+// follows the overlap as one delta.
+func (s *Splicer) hold(text []byte, k int) Verdict {
+	s.held = append(s.held, text...)
+	s.heldAt = k
+	s.seg.deltas++
+	s.seg.textBytes += len(text)
+	if _, pending := overlap(s.text, s.held); pending && len(s.held) < MaxOverlap {
+		return Verdict{}
+	}
+	s.out = s.release(s.out)
+	return Verdict{Out: s.out, Content: len(s.out) > 0}
+}
+
+// releasedBy reports whether ev ends the hold before it is processed: any
+// event but a text delta of the held block, the start of a text block, or
+// one that does nothing to the content.
+func (s *Splicer) releasedBy(ev *Event) bool {
+	switch {
+	case ev.Unparsed:
+		return true
+	case ev.Kind == KindStart || ev.Kind == KindOther:
+		return false
+	case ev.Kind == KindBlockStart:
+		return ev.Block != BlockText
+	case ev.Kind == KindDelta && ev.Block == BlockText:
+		return len(s.held) > 0 && s.index(ev.Index) != s.heldAt
+	}
+	return true
+}
+
+// release ends the hold: it drops the held text's overlap with the
+// reader's text and appends a delta frame carrying the rest to dst.
+func (s *Splicer) release(dst []byte) []byte {
+	k, _ := overlap(s.text, s.held)
+	s.seg.Dropped = utf8.RuneCount(s.held[:k])
+	rest := s.held[k:]
+	s.text = append(s.text, rest...)
+	s.holding = false
+	if len(rest) > 0 {
+		dst = s.appendDelta(dst, s.heldAt, string(rest))
+	}
+	s.held = s.held[:0]
+	return dst
+}
+
+// blockStop delivers a block stop unless the reader's block is closed already.
 func (s *Splicer) blockStop(f *Frame, ev *Event, cont bool) Verdict {
 	k := s.index(ev.Index)
 	if k == s.c.cur && s.c.open {
@@ -403,6 +494,9 @@ type Continuation struct {
 	// Tokens is the output produced so far, over every attempt: the
 	// continuation's output limit is lowered by it.
 	Tokens int
+	// Mode is how the continuation asks for the rest: Break leaves it
+	// empty, which Continue takes as Prefill; the caller chooses.
+	Mode Mode
 }
 
 // Break ends the current attempt, which failed after delivering content,
@@ -414,6 +508,7 @@ func (s *Splicer) Break() Continuation {
 	}
 	s.seg = Segment{}
 	s.started = false
+	s.holding, s.held = false, s.held[:0]
 	c := s.c
 	switch {
 	case c.unparsed:
@@ -515,34 +610,53 @@ func (s *Splicer) rewrite(f *Frame, edit func(map[string]json.RawMessage)) bool 
 
 // appendStop appends a synthesized block stop for block k to s.out.
 func (s *Splicer) appendStop(k int) {
-	var payload []byte
-	eventType := "contentBlockStop"
 	if s.format == Converse {
-		payload = []byte(`{"contentBlockIndex":` + strconv.Itoa(k) + `}`)
-	} else {
-		inner := `{"type":"content_block_stop","index":` + strconv.Itoa(k) + `}`
-		payload = []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString([]byte(inner)) + `"}`)
+		s.out = s.appendEvent(s.out, "contentBlockStop", []byte(`{"contentBlockIndex":`+strconv.Itoa(k)+`}`))
+		return
+	}
+	s.out = s.appendEvent(s.out, "", []byte(`{"type":"content_block_stop","index":`+strconv.Itoa(k)+`}`))
+}
+
+// appendDelta appends a synthesized text delta of block k to dst.
+func (s *Splicer) appendDelta(dst []byte, k int, text string) []byte {
+	t, _ := json.Marshal(text)
+	if s.format == Converse {
+		return s.appendEvent(dst, "contentBlockDelta", []byte(`{"contentBlockIndex":`+strconv.Itoa(k)+`,"delta":{"text":`+string(t)+`}}`))
+	}
+	return s.appendEvent(dst, "", []byte(`{"type":"content_block_delta","index":`+strconv.Itoa(k)+`,"delta":{"type":"text_delta","text":`+string(t)+`}}`))
+}
+
+// appendEvent appends a synthesized event frame to dst: a ConverseStream
+// event of the given type, or for InvokeModel a chunk carrying payload.
+func (s *Splicer) appendEvent(dst []byte, eventType string, payload []byte) []byte {
+	if s.format == Invoke {
 		eventType = "chunk"
+		payload = []byte(`{"bytes":"` + base64.StdEncoding.EncodeToString(payload) + `"}`)
 	}
 	msg := eventstream.Message{Headers: eventstream.Headers{
 		{Name: ":event-type", Value: eventstream.StringValue(eventType)},
 		{Name: ":content-type", Value: eventstream.StringValue("application/json")},
 		{Name: ":message-type", Value: eventstream.StringValue("event")},
 	}, Payload: payload}
-	s.encode(msg)
+	return s.appendFrame(dst, msg)
 }
 
 // encode appends msg's frame to s.out and returns s.out.
 func (s *Splicer) encode(msg eventstream.Message) []byte {
+	s.out = s.appendFrame(s.out, msg)
+	return s.out
+}
+
+// appendFrame appends msg's frame to dst.
+func (s *Splicer) appendFrame(dst []byte, msg eventstream.Message) []byte {
 	if s.enc == nil {
 		s.enc = eventstream.NewEncoder()
 	}
 	s.buf.Reset()
 	// Encoding into a bytes.Buffer fails only for impossible headers, and
-	// these headers came from a frame that decoded.
+	// these headers came from a frame that decoded or were written here.
 	_ = s.enc.Encode(&s.buf, msg)
-	s.out = append(s.out, s.buf.Bytes()...)
-	return s.out
+	return append(dst, s.buf.Bytes()...)
 }
 
 func commonPrefix(a, b []byte) int {

@@ -64,6 +64,7 @@ func (a an) msgStop(in, out int) []byte {
 type attemptScript struct {
 	frames  [][]byte
 	prefill int    // prefill tokens its request carried
+	mode    Mode   // how it continues the reply
 	end     string // "" complete, "break" after content, "abort" before content
 }
 
@@ -74,7 +75,7 @@ func run(t *testing.T, format Format, attempts []attemptScript) (got []decodedEv
 	sp = NewSplicer(format)
 	var out []byte
 	for ai, at := range attempts {
-		sp.Begin(at.prefill)
+		sp.Begin(at.mode, at.prefill)
 		var held []byte
 		for _, raw := range at.frames {
 			f, err := NewReader(bytes.NewReader(raw)).Next()
@@ -375,5 +376,184 @@ func TestSegmentsUsage(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("segments %+v\nwant     %+v", got, want)
+	}
+}
+
+// TestSpliceContinueTurn splices continue-turn continuations: their text
+// is held until its overlap with the reader's is known, and the overlap is
+// dropped.
+func TestSpliceContinueTurn(t *testing.T) {
+	c, a := cv{t}, an{t}
+	tests := []struct {
+		name     string
+		format   Format
+		attempts []attemptScript
+		want     string
+		dropped  []int // Segment.Dropped of each attempt that delivered content
+	}{
+		{
+			name:   "overlap dropped",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have"), c.delta(0, " keels to keep")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " keels"), c.delta(0, " to keep"), c.delta(0, " them"), c.delta(0, " upright."), c.stop(0), c.msgStop(), c.meta(20, 4)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have d0: keels to keep d0: them d0: upright. stop0 msgstop meta(38,10,48)", // 24 bytes: 6 tokens, + 4
+			dropped: []int{0, len(" keels to keep")},
+		},
+		{
+			name:   "overlap within one delta, the rest of it delivered",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have"), c.delta(0, " keels to keep")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, "have keels to keep them"), c.delta(0, " upright."), c.stop(0), c.msgStop(), c.meta(20, 2)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have d0: keels to keep d0: them d0: upright. stop0 msgstop meta(38,8,46)",
+			dropped: []int{0, len("have keels to keep")},
+		},
+		{
+			name:   "no overlap: appended as is",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have"), c.delta(0, " keels to keep")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " them"), c.delta(0, " upright."), c.stop(0), c.msgStop(), c.meta(20, 2)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have d0: keels to keep d0: them d0: upright. stop0 msgstop meta(38,8,46)",
+			dropped: []int{0, 0},
+		},
+		{
+			name:   "a short common word is not taken for an overlap",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "They sailed the")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " the sea."), c.stop(0), c.msgStop(), c.meta(20, 1)}, prefill: 1, mode: ContinueTurn},
+			},
+			want:    "start d0:They sailed the d0: the sea. stop0 msgstop meta(39,5,44)",
+			dropped: []int{0, 0},
+		},
+		{
+			name:   "held text that could still overlap is released by the block stop",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have keels to keep")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " to"), c.stop(0), c.msgStop(), c.meta(20, 1)}, prefill: 1, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have keels to keep d0: to stop0 msgstop meta(39,7,46)",
+			dropped: []int{0, 0},
+		},
+		{
+			name:   "repeated trailing whitespace is dropped",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Hello world"), c.delta(0, " \n")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " "), c.delta(0, "\nagain."), c.stop(0), c.msgStop(), c.meta(20, 2)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start d0:Hello world d0: \n d0:again. stop0 msgstop meta(38,6,44)",
+			dropped: []int{0, 2},
+		},
+		{
+			name:   "a continuation that breaks again, then one that overlaps",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have keels")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " to keep"), c.delta(0, " them")}, prefill: 1, mode: ContinueTurn, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " keep them"), c.delta(0, " upright."), c.stop(0), c.msgStop(), c.meta(30, 2)}, prefill: 3, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have keels d0: to keep d0: them d0: upright. stop0 msgstop meta(85,10,95)",
+			dropped: []int{0, 0, len(" keep them")},
+		},
+		{
+			name:   "a continuation that fails while its text is held is forgotten",
+			format: Converse,
+			attempts: []attemptScript{
+				{frames: [][]byte{c.start(), c.delta(0, "Ships have keels to keep")}, end: "break"},
+				{frames: [][]byte{c.start(), c.delta(0, " to keep")}, prefill: 1, mode: ContinueTurn, end: "abort"},
+				{frames: [][]byte{c.start(), c.delta(0, "keels to keep them"), c.delta(0, " upright."), c.stop(0), c.msgStop(), c.meta(20, 2)}, prefill: 1, mode: ContinueTurn},
+			},
+			want:    "start d0:Ships have keels to keep d0: them d0: upright. stop0 msgstop meta(39,8,47)",
+			dropped: []int{0, len("keels to keep")},
+		},
+		{
+			name:   "anthropic: overlap dropped, one block",
+			format: Invoke,
+			attempts: []attemptScript{
+				{frames: [][]byte{a.start(9), a.textStart(0), a.delta(0, "Ships have"), a.delta(0, " keels to keep")}, end: "break"},
+				{frames: [][]byte{a.start(20), a.textStart(0), a.delta(0, " keels to"), a.delta(0, " keep them"), a.delta(0, " upright."), a.stop(0), a.msgDelta(3), a.msgStop(20, 3)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start open0 d0:Ships have d0: keels to keep d0: them d0: upright. stop0 msgdelta(9) end(29,9)",
+			dropped: []int{0, len(" keels to keep")},
+		},
+		{
+			name:   "anthropic: no overlap after a closed block",
+			format: Invoke,
+			attempts: []attemptScript{
+				{frames: [][]byte{a.start(9), a.textStart(0), a.delta(0, "Ships have keels."), a.stop(0)}, end: "break"},
+				{frames: [][]byte{a.start(20), a.textStart(0), a.delta(0, "They keep"), a.delta(0, " them upright."), a.stop(0), a.msgDelta(3), a.msgStop(20, 3)}, prefill: 2, mode: ContinueTurn},
+			},
+			want:    "start open0 d0:Ships have keels. stop0 open1 d1:They keep d1: them upright. stop1 msgdelta(8) end(29,8)",
+			dropped: []int{0, 0},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, conts, sp := run(t, tt.format, tt.attempts)
+			if s := summary(got); s != tt.want {
+				t.Errorf("reader got\n  %s\nwant\n  %s", s, tt.want)
+			}
+			for _, c := range conts {
+				if !c.OK {
+					t.Errorf("continuation refused: %s", c.Why)
+				}
+			}
+			var dropped []int
+			for _, g := range sp.Segments() {
+				dropped = append(dropped, g.Dropped)
+			}
+			if !reflect.DeepEqual(dropped, tt.dropped) {
+				t.Errorf("dropped %v, want %v", dropped, tt.dropped)
+			}
+			if text := string(sp.Text()); strings.Count(text, "keels") > 1 {
+				t.Errorf("text %q", text)
+			}
+		})
+	}
+}
+
+// TestSpliceContinueTurnHoldIsBounded feeds a continuation that could go on
+// overlapping the reader's text: its text is released once MaxOverlap bytes
+// are held.
+func TestSpliceContinueTurnHoldIsBounded(t *testing.T) {
+	c := cv{t}
+	have := strings.Repeat(" go", 200) // 600 bytes
+	sp := NewSplicer(Converse)
+	feed := func(raw []byte) Verdict {
+		f, err := NewReader(bytes.NewReader(raw)).Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp.Feed(&f)
+	}
+	sp.Begin("", 0)
+	feed(c.start())
+	feed(c.delta(0, have))
+	if cont := sp.Break(); !cont.OK {
+		t.Fatal(cont.Why)
+	}
+	sp.Begin(ContinueTurn, 150)
+	feed(c.start())
+	held := 0
+	for ; held+3 < MaxOverlap; held += 3 {
+		if v := feed(c.delta(0, " go")); v.Out != nil {
+			t.Fatalf("released with %d bytes held, fewer than MaxOverlap", held+3)
+		}
+	}
+	held += 3
+	if v := feed(c.delta(0, " go")); !v.Content {
+		t.Fatalf("nothing released with %d bytes held", held)
+	}
+	// Everything held repeated the end of the reply; the longest overlap
+	// within the bound is dropped and the rest delivered.
+	if got := string(sp.Text()); !strings.HasPrefix(got, have) || len(got)-len(have) != held-sp.Dropped() || sp.Dropped() == 0 {
+		t.Fatalf("text grew by %d bytes with %d dropped of %d held", len(got)-len(have), sp.Dropped(), held)
 	}
 }

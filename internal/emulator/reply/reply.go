@@ -9,6 +9,10 @@
 // partial assistant message (a prefill) that is a prefix of the full reply gets
 // exactly the rest of it. Concatenating the text a broken stream delivered and
 // the reply to the continuation request gives the unbroken reply, byte for byte.
+// A continuation without a prefill (the partial reply as an assistant turn,
+// then a user turn asking to go on: Request.ContinuePrompt) gets the rest of
+// the reply too, sometimes after a repetition of the partial reply's end, as
+// models do.
 //
 // Most callers want Generate. All functions are safe for concurrent use.
 package reply
@@ -67,6 +71,12 @@ type Request struct {
 	StopSequences []string
 	// Length bounds the end_turn length; the zero value means DefaultRange.
 	Length Range
+	// ContinuePrompt, when not empty, is the text of the user turn that
+	// asks for a reply that was cut off to be continued: a conversation
+	// ending with an assistant message and then a user message of exactly
+	// this text gets the rest of the reply the assistant message began (see
+	// Reply.Continued).
+	ContinuePrompt string
 }
 
 // Reply is a generated reply.
@@ -85,30 +95,25 @@ type Reply struct {
 	// Continued reports that the prefill was a prefix of the full reply to
 	// the conversation before it, so Text is exactly the rest of that reply.
 	// When the prefill is not such a prefix, Text is a fresh reply to the
-	// whole conversation, prefill included.
+	// whole conversation, prefill included. For a ContinuePrompt
+	// conversation, it reports that the assistant message was such a
+	// prefix, and Text is the rest of the reply, perhaps after a repetition
+	// of the assistant message's end (see Overlap).
 	Continued bool
+	// Overlap is the length in bytes of the start of Text that repeats the
+	// end of the assistant message a ContinuePrompt conversation continues.
+	Overlap int
 }
 
 // Generate computes the reply to req.
 func Generate(req *Request) Reply {
-	msgs := req.Messages
-	var prefill string
-	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
-		prefill = msgs[n-1].Text // an empty prefill is no prefill
-		msgs = msgs[:n-1]
-	}
 	r := Reply{InputTokens: InputTokens(req.System, req.Messages), StopReason: EndTurn}
-	rest, tokens := full(req.Seed, req.Model, req.System, msgs, req.Length)
-	if prefill != "" {
-		if strings.HasPrefix(rest, prefill) {
-			rest = rest[len(prefill):]
-			r.Continued = true
-		} else {
-			rest, tokens = full(req.Seed, req.Model, req.System, req.Messages, req.Length)
-		}
-		if r.Continued {
-			tokens = Count(rest)
-		}
+	var rest string
+	var tokens int
+	if text, overlap, ok := continueTurn(req); ok {
+		rest, tokens, r.Continued, r.Overlap = text, Count(text), true, overlap
+	} else {
+		rest, tokens, r.Continued = afterPrefill(req)
 	}
 
 	end := len(rest)
@@ -134,6 +139,29 @@ func Generate(req *Request) Reply {
 	r.Text = rest[:end]
 	r.OutputTokens = tokens
 	return r
+}
+
+// afterPrefill returns the reply to req's conversation and its token
+// count: after a prefill (a final assistant message), the rest of the full
+// reply to the conversation before it if the prefill begins that reply
+// (continued), else a fresh reply to the whole conversation.
+func afterPrefill(req *Request) (text string, tokens int, continued bool) {
+	msgs := req.Messages
+	var prefill string
+	if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" {
+		prefill = msgs[n-1].Text // an empty prefill is no prefill
+		msgs = msgs[:n-1]
+	}
+	text, tokens = full(req.Seed, req.Model, req.System, msgs, req.Length)
+	if prefill == "" {
+		return text, tokens, false
+	}
+	if strings.HasPrefix(text, prefill) {
+		text = text[len(prefill):]
+		return text, Count(text), true
+	}
+	text, tokens = full(req.Seed, req.Model, req.System, req.Messages, req.Length)
+	return text, tokens, false
 }
 
 // InputTokens counts the tokens of a conversation: the system prompt plus
