@@ -88,6 +88,12 @@ type ModelInfo struct {
 // the anthropic_version v.
 func (m *ModelInfo) AcceptsVersion(v string) bool { return slices.Contains(m.AnthropicVersions, v) }
 
+// RefusesPrefill reports whether the model refuses a conversation that
+// ends in an assistant message: an Anthropic model that takes no prefill
+// (Claude 4.6 and later). Models of other formats without Prefill are not
+// known to continue one, which is not the same as refusing it.
+func (m *ModelInfo) RefusesPrefill() bool { return m.Format == "anthropic" && !m.Prefill }
+
 // SupportsTier reports whether the model can be invoked on the service tier.
 func (m *ModelInfo) SupportsTier(tier string) bool { return slices.Contains(m.ServiceTiers, tier) }
 

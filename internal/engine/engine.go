@@ -246,7 +246,9 @@ type Attempt struct {
 	Duration  time.Duration // to the whole reply (streams: to the first content), or to the failure
 	// Skipped: not sent. Code says why: CircuitOpen (the target's breaker
 	// was open), NoQuotaBeforeDeadline, RequestTooLargeForQuota or
-	// TargetOverloaded (the quota governor refused it).
+	// TargetOverloaded (the quota governor refused it), PrefillUnsupported
+	// or RemovedInAPIVersion (the body could not be fitted to the target's
+	// model; adapt.go).
 	Skipped bool
 
 	// QuotaWait is the part of Delay spent waiting for the target's quota.
@@ -254,6 +256,10 @@ type Attempt struct {
 	// QuotaTokens is what the quota governor held for the attempt (input
 	// estimate + max tokens); zero without a governor.
 	QuotaTokens int
+	// Adaptations lists the changes keel made to the body for this
+	// attempt's target, a fallback whose model would have refused the
+	// body as written (adapt.go); nil when it was sent as written.
+	Adaptations []Adaptation
 
 	// Streams only.
 

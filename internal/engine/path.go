@@ -18,7 +18,7 @@ import (
 
 // The engine's path, one stage a method of pass:
 //
-//	route → admit → pass the breaker → spend the budget → send → classify → decide
+//	route → adapt the body → admit → pass the breaker → spend the budget → send → classify → decide
 //
 // A pass is one walk over a call's route (the call, or the continuation of a
 // broken stream); do runs it.
@@ -47,6 +47,7 @@ type pass struct {
 	endWait func()
 
 	targets  []attempt.Target
+	ad       adapted // the body for the current target (adapt.go)
 	governed bool
 	est      admission.Estimate
 	req      *attempt.Request
@@ -149,7 +150,7 @@ func (p *pass) attempt() (verdict, *http.Response, error) {
 		return p.stop("before its attempt was sent"), p.lastResp, p.failure()
 	}
 	var tr try
-	for _, stage := range [...]func(*try) verdict{p.admit, p.passBreaker, p.spend, p.send} {
+	for _, stage := range [...]func(*try) verdict{p.adapt, p.admit, p.passBreaker, p.spend, p.send} {
 		if v := stage(&tr); v != goOn {
 			return v, p.lastResp, p.failure()
 		}
@@ -274,7 +275,8 @@ func (p *pass) send(tr *try) verdict {
 	}
 	p.req.Target = p.t
 	qwait := tr.tk.Waited()
-	tr.a = Attempt{Target: p.t, Delay: p.delay + qwait, QuotaWait: qwait, QuotaTokens: tr.tk.Tokens(), Start: e.clk.Now(), Resume: p.rd.resume}
+	tr.a = Attempt{Target: p.t, Delay: p.delay + qwait, QuotaWait: qwait, QuotaTokens: tr.tk.Tokens(), Start: e.clk.Now(), Resume: p.rd.resume,
+		Adaptations: p.ad.changes}
 	tr.firm, tr.governed = true, tr.tk.Governed()
 	if p.sb != nil {
 		tr.resp, tr.res, tr.ok, tr.err = p.sb.attempt(p.ctx, p.req, &tr.a, len(p.rep.Attempts))

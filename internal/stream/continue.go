@@ -196,7 +196,7 @@ func Thinking(format Format, body []byte) bool {
 // names none) is not known to refuse.
 func RefusesPrefill(model string) bool {
 	m, ok := bedrock.LookupModel(model)
-	return ok && m.Format == "anthropic" && !m.Prefill
+	return ok && m.RefusesPrefill()
 }
 
 // AcceptsPrefill reports whether the model is known to continue a partial
