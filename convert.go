@@ -35,6 +35,9 @@ func reportOf(r *engine.Report) *Report {
 			Delay: a.Delay, Start: a.Start, Duration: a.Duration, Skipped: a.Skipped, QuotaWait: a.QuotaWait,
 			QuotaTokens: a.QuotaTokens, Resume: a.Resume, ResumeMode: a.ResumeMode, OverlapDropped: a.OverlapDropped,
 			Events: a.Events, Usage: usageOf(a.Usage)}
+		for _, c := range a.Adaptations {
+			out.Attempts[i].Adaptations = append(out.Attempts[i].Adaptations, Adaptation(c))
+		}
 	}
 	return out
 }

@@ -75,13 +75,21 @@ type Attempt struct {
 	// Skipped reports an attempt that was not sent. Code says why:
 	// CircuitOpen (the target's breaker was open), NoQuotaBeforeDeadline,
 	// RequestTooLargeForQuota or TargetOverloaded (the quota governor
-	// refused it).
+	// refused it), PrefillUnsupported or RemovedInAPIVersion (the body
+	// could not be fitted to the fallback's model without changing what
+	// the reply means).
 	Skipped bool
 	// QuotaWait is the part of Delay spent waiting for the target's quota.
 	QuotaWait time.Duration
 	// QuotaTokens is what the quota governor held for the attempt (input
 	// estimate + max tokens); zero without a governor.
 	QuotaTokens int
+	// Adaptations lists the changes keel made to the request body for this
+	// attempt: its target is a fallback whose model would have refused
+	// the body as written (another anthropic_version, sampling parameters
+	// that version removed, a lower maximum output). Nil when the body was
+	// sent as written. docs/routes.md has the rules.
+	Adaptations []Adaptation
 	// Resume marks an attempt that continued a broken stream: its request
 	// carried the text delivered so far, as ResumeMode says.
 	Resume bool
@@ -100,6 +108,34 @@ type Attempt struct {
 	// operations that do not stream.
 	Usage Usage
 }
+
+// Adaptation is one change keel made to a request body before sending
+// it to a fallback target (Attempt.Adaptations).
+type Adaptation struct {
+	// Field is the body's field as a dotted path: "anthropic_version",
+	// "temperature", "max_tokens", "inferenceConfig.maxTokens".
+	Field string
+	// Action is AdaptTranslated, AdaptDropped or AdaptLowered.
+	Action string
+	// From is the value in the caller's body and To the value sent, as
+	// JSON text; To is empty when the field was dropped.
+	From, To string
+}
+
+// What keel did to a field of a body it fitted to a fallback's model
+// (Adaptation.Action).
+const (
+	// AdaptTranslated: the value was replaced by one the model takes
+	// (anthropic_version).
+	AdaptTranslated = engine.AdaptTranslated
+	// AdaptDropped: the field was removed, as the API version the body
+	// was moved to has none (temperature, top_p, top_k): the reply is
+	// sampled with the model's defaults.
+	AdaptDropped = engine.AdaptDropped
+	// AdaptLowered: a max tokens above the model's maximum output was
+	// lowered to it; the reply may stop sooner than the caller allowed.
+	AdaptLowered = engine.AdaptLowered
+)
 
 // How a continuation of a broken stream carried the reply so far
 // (Attempt.ResumeMode). docs/streaming.md says what each guarantees.

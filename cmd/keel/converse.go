@@ -303,14 +303,23 @@ type attemptJSON struct {
 	QuotaWaitMs int64  `json:"quotaWaitMs,omitempty"` // the part spent waiting for quota
 	QuotaTokens int    `json:"quotaTokens,omitempty"` // what the quota governor held for it
 	DurationMs  int64  `json:"durationMs"`
-	Skipped     bool   `json:"skipped,omitempty"`    // not sent: breaker open, or refused by the governor (code says which)
-	Resume      bool   `json:"resume,omitempty"`     // a stream's continuation
-	ResumeMode  string `json:"resumeMode,omitempty"` // how it carried the reply so far: prefill or continue-turn
+	Skipped     bool   `json:"skipped,omitempty"` // not sent: breaker open, refused by the governor, or a body the fallback's model cannot take (code says which)
+	// Adapted lists the changes made to the body for a fallback's model.
+	Adapted    []adaptationJSON `json:"adapted,omitempty"`
+	Resume     bool             `json:"resume,omitempty"`     // a stream's continuation
+	ResumeMode string           `json:"resumeMode,omitempty"` // how it carried the reply so far: prefill or continue-turn
 	// OverlapDropped counts the characters a continue-turn continuation
 	// repeated from the reply so far, which the reader did not get again.
 	OverlapDropped int        `json:"overlapDropped,omitempty"`
 	Events         int        `json:"events,omitempty"` // stream events it delivered
 	Usage          *usageJSON `json:"usage,omitempty"`  // streams: what it used
+}
+
+type adaptationJSON struct {
+	Field  string `json:"field"`
+	Action string `json:"action"` // translated, dropped or lowered
+	From   string `json:"from"`   // the caller's value, as JSON text
+	To     string `json:"to,omitempty"`
 }
 
 type usageJSON struct {
@@ -329,6 +338,9 @@ func attemptsJSON(rep *keel.Report) []attemptJSON {
 			DelayMs: a.Delay.Milliseconds(), QuotaWaitMs: a.QuotaWait.Milliseconds(), QuotaTokens: a.QuotaTokens,
 			DurationMs: a.Duration.Milliseconds(), Skipped: a.Skipped, Resume: a.Resume, ResumeMode: a.ResumeMode,
 			OverlapDropped: a.OverlapDropped, Events: a.Events}
+		for _, c := range a.Adaptations {
+			j.Adapted = append(j.Adapted, adaptationJSON(c))
+		}
 		if a.Usage != (keel.Usage{}) {
 			j.Usage = &usageJSON{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens, Estimated: a.Usage.Estimated}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 
@@ -126,9 +127,15 @@ func (p *pass) adapt(*try) verdict {
 			ae.target = p.t
 			p.rep.Attempts = append(p.rep.Attempts, Attempt{Target: p.t, Start: p.e.clk.Now(), Skipped: true, Code: ae.entry.Code, Resume: p.rd.resume})
 			p.rep.Target = p.t
+			// Like an open breaker, the refusal does not hide the failure
+			// that sent the call here; it joins it.
 			if p.last == nil {
 				p.last = &Error{Entry: ae.entry, Message: ae.Error(), Report: p.rep, Err: ae}
+			} else {
+				p.last.Err = errors.Join(p.last.Err, ae)
 			}
+			p.e.logf(p.ctx, slog.LevelWarn, ae.Error(), p.call, p.t, p.n, p.last)
+			p.e.fallbackMetric(p.t, "body-refused")
 			return next
 		}
 	}

@@ -62,6 +62,9 @@ func (e *Engine) logAttempt(ctx context.Context, call *Call, a *Attempt, n int, 
 	if entry != nil {
 		attrs = append(attrs, slog.String("code", entry.Code), slog.String("category", string(entry.Category)), slog.String("retry", string(entry.Retry)))
 	}
+	for _, c := range a.Adaptations {
+		attrs = append(attrs, slog.String("adapted", c.String()))
+	}
 	e.log.LogAttrs(ctx, level, "attempt", attrs...)
 }
 
