@@ -436,6 +436,9 @@ func reportFailure(err error, k *keel.Keel, jsonOut bool, stdout, stderr io.Writ
 				state = "no response"
 			}
 			fmt.Fprintf(stderr, "  %d. %s  %s %s  after %s, took %s\n", i+1, a.Target, state, a.Code, a.Delay.Round(time.Millisecond), a.Duration.Round(time.Millisecond))
+			for _, c := range a.Adaptations {
+				fmt.Fprintf(stderr, "     body fitted to it: %s %s %s %s\n", c.Field, c.Action, c.From, c.To)
+			}
 		}
 	}
 	if entry != nil {
