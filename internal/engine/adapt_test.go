@@ -7,12 +7,15 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/emulator/sigv4check"
 	"github.com/keel-run/keel/internal/route"
 )
 
@@ -179,7 +182,12 @@ func TestFallbackAcrossModelGenerations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			exceeded := bedrock.BaseModelID(tt.from)
-			rn, err := emulator.Start(emulator.Options{Seed: seed, Planner: func(r fault.Request) fault.Plan {
+			// The signature is checked: a changed body is signed anew.
+			sig := sigv4check.New(sigv4check.Options{Keys: map[string]string{"AKID": "SECRET"},
+				Clock: clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))})
+			rn, err := emulator.Start(emulator.Options{Seed: seed, Verify: func(r *http.Request, body []byte) *emulator.Rejection {
+				return (*emulator.Rejection)(sig.Verify(r, body))
+			}, Planner: func(r fault.Request) fault.Plan {
 				if bedrock.BaseModelID(r.Model) == exceeded {
 					return fault.Plan{Error: catalog.CodeServiceQuotaExceeded}
 				}
