@@ -3,7 +3,8 @@
 //	route → admission → breaker → attempt → classify → decide
 //
 // A call (operation, model, region, body) is tried on the targets of its route
-// in order. Each attempt is admitted by the target's quota governor (when the
+// in order; a fallback whose model takes another API version or a lower
+// output limit gets the body fitted to it (adapt.go). Each attempt is admitted by the target's quota governor (when the
 // engine has one: it waits for room in the target's tokens-per-minute quota,
 // or is refused at once when it cannot fit before its deadline), passes the
 // target's circuit breaker, is signed anew and sent with a timeout of its
