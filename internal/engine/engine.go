@@ -218,6 +218,12 @@ type Call struct {
 	// Priority is the call's class in the quota governor's queues. The zero
 	// value is Interactive; the batch runner sends Batch.
 	Priority Priority
+	// Tier is the service tier to ask for (priority, default, flex,
+	// reserved), in place of the one the request names. Empty: the
+	// request's own (none: Bedrock serves the default tier). The tier is part
+	// of each target, for quota and breaker accounting; a route's steps may
+	// move the call to another tier.
+	Tier string
 	// OnAdmit, when set, is called once, when the call's first attempt has
 	// been admitted by the quota governor, refused by it, or (without a
 	// governor) is about to be sent. The batch runner starts its next record
