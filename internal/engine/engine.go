@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
@@ -59,6 +61,9 @@ type Options struct {
 	Region string
 	// Routes holds the fallback targets per model. Nil: every model alone.
 	Routes *route.Table
+	// BatchTier is the service tier a Batch call asks for when neither the
+	// call (Call.Tier) nor its request names one. Empty: none.
+	BatchTier string
 	// Retry is the per-target retry policy; its zero value is keel's defaults.
 	Retry retry.Policy
 	// Budget bounds retries and fallbacks across all calls. Its zero value is
@@ -156,6 +161,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.AttemptTimeout < 0 || opts.MaxResponseBytes < 0 || opts.MaxEventBytes < 0 {
 		return nil, fmt.Errorf("engine: AttemptTimeout (%v), MaxResponseBytes (%d) and MaxEventBytes (%d) must not be negative",
 			opts.AttemptTimeout, opts.MaxResponseBytes, opts.MaxEventBytes)
+	}
+	if opts.BatchTier != "" && !bedrock.ValidTier(opts.BatchTier) {
+		return nil, fmt.Errorf("engine: BatchTier %q is not a service tier; want one of %s", opts.BatchTier, strings.Join(bedrock.Tiers(), ", "))
 	}
 	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, DefaultMaxEventBytes)

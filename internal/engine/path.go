@@ -109,8 +109,12 @@ func (e *Engine) route(ctx context.Context, call *Call, rep *Report, sb *streamB
 		return nil, fmt.Errorf("engine: unknown service tier %q; want one of %s", call.Tier, strings.Join(bedrock.Tiers(), ", "))
 	}
 	own := RequestTier(call.Op, call.Header, rd.body)
+	tier := cmp.Or(call.Tier, own)
+	if tier == "" && call.Priority == Batch {
+		tier = e.opts.BatchTier
+	}
 	p := &pass{e: e, ctx: ctx, call: call, rep: rep, sb: sb, rd: rd, ownTier: own, governed: e.governs(call.Op),
-		targets: e.routes.TargetsFor(call.Op, call.Model, call.Region, cmp.Or(call.Tier, own), call.Priority.String())}
+		targets: e.routes.TargetsFor(call.Op, call.Model, call.Region, tier, call.Priority.String())}
 	// A body that is not JSON still gets a cautious estimate; Bedrock will
 	// say what is wrong with it. Its max tokens also pick the attempt
 	// timeout's class.
