@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -56,6 +57,7 @@ func TestTierFallback(t *testing.T) {
 		header   http.Header
 		priority Priority
 		tier     string   // Call.Tier
+		batch    string   // Options.BatchTier
 		want     []string // the tiers the emulator saw, in order
 		code     string   // the failure's catalog code; "" for success
 	}{
@@ -74,6 +76,11 @@ func TestTierFallback(t *testing.T) {
 		{name: "the caller's tier comes before a default step", op: attempt.Converse, tier: bedrock.TierFlex,
 			body:  []byte(`{"serviceTier":{"type":"priority"},"messages":[{"role":"user","content":[{"text":"hi"}]}]}`),
 			steps: []route.Step{{Target: attempt.Target{Model: sonnet, Tier: bedrock.TierDefault}}}, want: []string{"flex"}},
+		{name: "batch calls take the batch tier", op: attempt.Converse, body: converse, priority: Batch, batch: bedrock.TierFlex, want: []string{"flex"}},
+		{name: "interactive calls do not", op: attempt.Converse, body: converse, priority: Interactive, batch: bedrock.TierFlex,
+			want: []string{"default"}, code: catalog.CodeThrottling},
+		{name: "a batch request's own tier stands", op: attempt.Invoke, body: invoke, header: http.Header{TierHeader: {"priority"}},
+			priority: Batch, batch: bedrock.TierFlex, want: []string{"priority"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,7 +88,8 @@ func TestTierFallback(t *testing.T) {
 			seen = nil
 			mu.Unlock()
 			eng, err := New(Options{Endpoints: attempt.FixedEndpoint{URL: u}, Region: "us-east-1",
-				Routes: route.NewSteps("us-east-1", map[string][]route.Step{sonnet: tt.steps}), Retry: retry.Policy{MaxAttempts: 1}})
+				Routes: route.NewSteps("us-east-1", map[string][]route.Step{sonnet: tt.steps}), Retry: retry.Policy{MaxAttempts: 1},
+				BatchTier: tt.batch})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,5 +178,21 @@ func TestWithTier(t *testing.T) {
 	}
 	if _, err := withTier([]byte(`[1]`), "flex"); err == nil {
 		t.Error("withTier of a JSON array: no error")
+	}
+}
+
+// TestTierErrors: a tier that is no tier is refused, by New and by Do,
+// before anything is sent.
+func TestTierErrors(t *testing.T) {
+	if _, err := New(Options{BatchTier: "cheap"}); err == nil || !strings.Contains(err.Error(), `BatchTier "cheap" is not a service tier`) {
+		t.Errorf("New: err = %v", err)
+	}
+	eng, err := New(Options{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = eng.Do(context.Background(), &Call{Op: attempt.Converse, Model: sonnet, Body: []byte(`{}`), Tier: "Flex"})
+	if err == nil || !strings.Contains(err.Error(), `engine: unknown service tier "Flex"; want one of priority, default, flex, reserved`) {
+		t.Errorf("Do: err = %v", err)
 	}
 }
