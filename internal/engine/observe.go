@@ -59,6 +59,9 @@ func (e *Engine) logAttempt(ctx context.Context, call *Call, a *Attempt, n int, 
 		slog.Int("attempt", n), slog.Int("status", a.Status), slog.String("requestId", a.RequestID),
 		slog.Int64("delayMs", a.Delay.Milliseconds()), slog.Int64("durationMs", a.Duration.Milliseconds()),
 	}
+	if a.Target.Tier != "" {
+		attrs = append(attrs, slog.String("tier", a.Target.Tier))
+	}
 	if entry != nil {
 		attrs = append(attrs, slog.String("code", entry.Code), slog.String("category", string(entry.Category)), slog.String("retry", string(entry.Retry)))
 	}
@@ -70,6 +73,9 @@ func (e *Engine) logf(ctx context.Context, level slog.Level, msg string, call *C
 		return
 	}
 	attrs := []slog.Attr{slog.String("op", string(call.Op)), slog.String("model", t.Model), slog.String("region", t.Region), slog.Int("attempt", n)}
+	if t.Tier != "" {
+		attrs = append(attrs, slog.String("tier", t.Tier))
+	}
 	if last != nil && last.Entry != nil {
 		attrs = append(attrs, slog.String("code", last.Entry.Code))
 	}
