@@ -41,8 +41,7 @@ func (r *Registry) Get(model, region string) *Breaker { return r.GetTier(model, 
 
 // GetTier returns the breaker of model in region on a service tier ("":
 // none named), as Get does. Each tier has its own breaker: a tier's
-// capacity can fail while another's serves. Its state changes are reported
-// under the model and region.
+// capacity can fail while another's serves.
 func (r *Registry) GetTier(model, region, tier string) *Breaker {
 	k := target{model, region, tier}
 	r.mu.RLock()
@@ -59,7 +58,7 @@ func (r *Registry) GetTier(model, region, tier string) *Breaker {
 	if len(r.m) >= r.o.MaxTargets {
 		return nil
 	}
-	b = newBreaker(model, region, r.o, r.clk)
+	b = newBreaker(model, region, tier, r.o, r.clk)
 	r.m[k] = b
 	return b
 }

@@ -10,20 +10,25 @@ import (
 	"log/slog"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
 )
 
-func (e *Engine) breakerChanged(model, region string, from, to breaker.State) {
+func (e *Engine) breakerChanged(model, region, tier string, from, to breaker.State) {
 	if e.m != nil {
-		e.m.BreakerState.WithLabelValues(model, region).Set(float64(to))
+		t := cmp.Or(tier, bedrock.TierDefault)
+		e.m.BreakerState.WithLabelValues(model, region, t).Set(float64(to))
 		if to == breaker.Open {
-			e.m.BreakerOpens.WithLabelValues(model, region).Inc()
+			e.m.BreakerOpens.WithLabelValues(model, region, t).Inc()
 		}
 	}
 	if e.log != nil {
-		e.log.LogAttrs(context.Background(), slog.LevelWarn, "breaker", slog.String("model", model), slog.String("region", region),
-			slog.String("from", from.String()), slog.String("to", to.String()))
+		attrs := []slog.Attr{slog.String("model", model), slog.String("region", region), slog.String("from", from.String()), slog.String("to", to.String())}
+		if tier != "" {
+			attrs = append(attrs, slog.String("tier", tier))
+		}
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "breaker", attrs...)
 	}
 }
 
