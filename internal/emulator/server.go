@@ -155,6 +155,7 @@ type exchange struct {
 
 	id, region, op, modelID string
 	tier                    string // the service tier the request named; "" for none
+	badTier                 string // the refusal of a tier that is no tier
 	code                    string // the outcome's catalog code; "" for a complete reply
 	tgt                     target
 	cache                   cachePos // the request's cache point, if any
@@ -189,7 +190,7 @@ func (s *Server) put(x *exchange) {
 		return // let an unusually large request's buffers go
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
-	x.id, x.region, x.op, x.modelID, x.code, x.tier = "", "", "", "", "", ""
+	x.id, x.region, x.op, x.modelID, x.code, x.tier, x.badTier = "", "", "", "", "", "", ""
 	x.tgt, x.mid, x.wroteHeader, x.cache = target{}, nil, false, cachePos{}
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
@@ -409,9 +410,10 @@ func (x *exchange) serveRuntime(rest string) {
 		x.modelID = id
 	}
 
-	if !x.readBody() || !x.readTier() {
+	if !x.readBody() {
 		return
 	}
+	x.readTier()
 	var plan fault.Plan
 	if x.s.opts.Planner != nil {
 		plan = x.s.opts.Planner(fault.Request{Model: x.modelID, Region: x.region, Operation: x.op, Tier: cmp.Or(x.tier, bedrock.TierDefault)})

@@ -22,38 +22,38 @@ const (
 )
 
 // readTier reads the service tier the request asks for (the header on
-// InvokeModel, serviceTier.type on Converse) into x.tier, and refuses a
-// value that is no tier at all. It reports false when it answered.
-func (x *exchange) readTier() bool {
+// InvokeModel, serviceTier.type on Converse) into x.tier; a value that is
+// no tier leaves x.tier empty and puts the refusal in x.badTier, which
+// checkTier answers once the request's credentials have been checked.
+func (x *exchange) readTier() {
 	var t string
 	switch x.op {
 	case OpInvoke, OpInvokeStream:
 		vs := x.r.Header[tierHeader]
 		if len(vs) == 0 {
-			return true
+			return
 		}
 		t = vs[0]
 	case OpConverse, OpConverseStream:
 		if !bytes.Contains(x.body, []byte(`"serviceTier"`)) {
-			return true // the common case costs no second pass over the body
+			return // the common case costs no second pass over the body
 		}
 		var ok bool
 		if t, ok = converseTier(x.body); !ok {
-			x.fail(codeValidation, "Malformed input request, please reformat your input and try again.")
-			return false
+			x.badTier = "Malformed input request, please reformat your input and try again."
+			return
 		}
 		if t == "" {
-			return true
+			return
 		}
 	default:
-		return true
+		return
 	}
 	if !bedrock.ValidTier(t) {
-		x.fail(codeValidation, msgTierInvalid)
-		return false
+		x.badTier = msgTierInvalid
+		return
 	}
 	x.tier = t
-	return true
 }
 
 // converseTier reads serviceTier.type from a Converse body: "" when
@@ -83,9 +83,14 @@ func converseTier(body []byte) (tier string, ok bool) {
 	return tier, true
 }
 
-// checkTier refuses a tier the resolved model does not offer, as Bedrock
-// does. A model with no tiers listed offers the default tier alone.
+// checkTier refuses a value that is no tier, and a tier the resolved model
+// does not offer, as Bedrock does. A model with no tiers listed offers the
+// default tier alone. It reports false when it answered.
 func (x *exchange) checkTier() bool {
+	if x.badTier != "" {
+		x.fail(codeValidation, x.badTier)
+		return false
+	}
 	if x.tier == "" || x.tier == bedrock.TierDefault || slices.Contains(x.tgt.model.ServiceTiers, x.tier) {
 		return true
 	}
