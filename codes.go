@@ -48,6 +48,8 @@ const (
 	CodeRemovedInAPIVersion         = "RemovedInAPIVersion"
 	CodePrefillUnsupported          = "PrefillUnsupported"
 	CodeInvalidModelIdentifier      = "InvalidModelIdentifier"
+	CodeServiceTierUnsupported      = "ServiceTierUnsupported"
+	CodeServiceTierUnknown          = "ServiceTierUnknown"
 
 	// Transport failures: no usable HTTP exchange happened.
 	CodeConnectionRefused   = "ConnectionRefused"

@@ -13,7 +13,7 @@ import (
 // boundary: a Report, Failure, Entry or QuotaStats handed to a caller is
 // a copy it may keep.
 
-func targetOf(t bedrock.Target) Target { return Target{Model: t.Model, Region: t.Region} }
+func targetOf(t bedrock.Target) Target { return Target{Model: t.Model, Region: t.Region, Tier: t.Tier} }
 
 func usageOf(u engine.Usage) Usage {
 	return Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens, CacheReadInputTokens: u.CacheReadInputTokens,

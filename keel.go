@@ -236,8 +236,9 @@ func Enable(cfg *aws.Config, opts Options) (*Keel, error) {
 // on unless the configuration says quotas.disabled).
 func (k *Keel) QuotaGoverned() bool { return k.eng.QuotaGoverned() }
 
-// Quota returns the quota governor's figures for a model in a region, and
-// false when the governor is off or has seen no call to that target.
+// Quota returns the quota governor's figures for a model in a region on
+// the default tier (calls naming no tier), and false when the governor is
+// off or has seen no call to that target. Quotas lists every tier's.
 func (k *Keel) Quota(model, region string) (QuotaStats, bool) {
 	st, ok := k.eng.QuotaStats(attempt.Target{Model: model, Region: region})
 	if !ok {

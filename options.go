@@ -62,6 +62,8 @@ type Options struct {
 	Limits LimitOptions
 	// ContentFilter replaces a reply blocked by a filter or guardrail.
 	ContentFilter ContentFilterOptions
+	// Batch steers calls of Batch priority (WithPriority).
+	Batch BatchOptions
 	// Quotas configure the quota governor.
 	Quotas QuotaOptions
 
@@ -91,12 +93,22 @@ type Route struct {
 	Models []string
 	// Targets are the fallbacks, tried in order after the call's own
 	// target (which is skipped if listed). A target with an empty Region
-	// is in the default region. InvokeModel calls skip a target whose
-	// model takes another native body format.
+	// is in the default region; one with an empty Tier keeps the call's
+	// tier, so a target naming the call's model and another tier moves the
+	// call across tiers; one with a Priority serves only calls of that
+	// priority. InvokeModel calls skip a target whose model takes another
+	// native body format.
 	Targets []Target
 	// Resume turns resuming broken streams on or off for these models
 	// (new(true), new(false)). Nil: Streaming.DisableResume decides.
 	Resume *bool
+}
+
+// BatchOptions steer calls of Batch priority.
+type BatchOptions struct {
+	// ServiceTier is the service tier (TierFlex, ...) a Batch call asks for
+	// when its request names none. Empty: none (the default tier).
+	ServiceTier string
 }
 
 // RetryOptions are the retry policy. Zero fields take the defaults.

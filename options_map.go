@@ -54,6 +54,7 @@ func goConfig(o *Options) *config.Config {
 		Breaker: config.Breaker{Window: d(o.Breaker.Window), MinCalls: o.Breaker.MinCalls, FailureRate: o.Breaker.FailureRate,
 			ConsecutiveFailures: o.Breaker.ConsecutiveFailures, Cooldown: d(o.Breaker.Cooldown), Probes: o.Breaker.Probes, Disabled: o.Breaker.Disabled},
 		ContentFilter: config.ContentFilter{Enabled: o.ContentFilter.Enabled, Message: o.ContentFilter.Message},
+		Batch:         config.Batch{ServiceTier: o.Batch.ServiceTier},
 		Streaming: config.Streaming{MaxResumes: o.Streaming.MaxResumes, FirstEventTimeout: d(o.Streaming.FirstEventTimeout),
 			IdleTimeout: d(o.Streaming.IdleTimeout)},
 		Limits: config.Limits{MaxResponseBytes: o.Limits.MaxResponseBytes, MaxEventBytes: o.Limits.MaxEventBytes},
@@ -69,7 +70,11 @@ func goConfig(o *Options) *config.Config {
 	for _, r := range o.Routes {
 		rt := config.Route{Name: r.Name, Models: slices.Clone(r.Models)}
 		for _, t := range r.Targets {
-			rt.Targets = append(rt.Targets, config.Target{Model: t.Model, Region: t.Region})
+			ct := config.Target{Model: t.Model, Region: t.Region, Tier: t.Tier}
+			if t.Priority != nil {
+				ct.Priority = t.Priority.String()
+			}
+			rt.Targets = append(rt.Targets, ct)
 		}
 		if r.Resume != nil {
 			rt.Streaming = &config.RouteStreaming{Resume: new(*r.Resume)}
@@ -173,6 +178,8 @@ func overlay(g, f *config.Config) *config.Config {
 		MaxResumes: cmp.Or(gs.MaxResumes, fs.MaxResumes), FirstEventTimeout: cmp.Or(gs.FirstEventTimeout, fs.FirstEventTimeout),
 		IdleTimeout: cmp.Or(gs.IdleTimeout, fs.IdleTimeout)}
 
+	c.Batch.ServiceTier = cmp.Or(g.Batch.ServiceTier, f.Batch.ServiceTier)
+
 	c.Limits = config.Limits{MaxResponseBytes: cmp.Or(g.Limits.MaxResponseBytes, f.Limits.MaxResponseBytes),
 		MaxEventBytes: cmp.Or(g.Limits.MaxEventBytes, f.Limits.MaxEventBytes)}
 
@@ -220,19 +227,20 @@ func overlayQuota(g, f config.Quota) config.Quota {
 // is region, sent to endpoint ("" for AWS's endpoints); c's own region:
 // and endpoint: are not read, the caller has weighed them.
 func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (engine.Options, error) {
-	routes := map[string][]attempt.Target{}
+	routes := map[string][]route.Step{}
 	for _, rt := range c.Routes {
-		ts := make([]attempt.Target, 0, len(rt.Targets))
+		ts := make([]route.Step, 0, len(rt.Targets))
 		for _, t := range rt.Targets {
-			ts = append(ts, attempt.Target{Model: t.Model, Region: t.Region})
+			ts = append(ts, route.Step{Target: attempt.Target{Model: t.Model, Region: t.Region, Tier: t.Tier}, Class: t.Priority})
 		}
 		for _, m := range rt.Models {
 			routes[m] = ts
 		}
 	}
 	eo := engine.Options{
-		Region: region,
-		Routes: route.New(region, routes),
+		Region:    region,
+		Routes:    route.NewSteps(region, routes),
+		BatchTier: c.Batch.ServiceTier,
 		Retry: retry.Policy{MaxAttempts: c.Retry.MaxAttempts, Base: c.Retry.Base.D(), Cap: c.Retry.Cap.D(),
 			ThrottleBase: c.Retry.ThrottleBase.D(), ThrottleCap: c.Retry.ThrottleCap.D()},
 		Budget:        budget.Options{Ratio: c.Budget.Ratio, MinPerSecond: c.Budget.MinPerSecond, Window: c.Budget.Window.D()},

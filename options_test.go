@@ -103,6 +103,64 @@ quotas:
 	}
 }
 
+// TestTierOptions: a route's tier steps and the tier of Batch calls, from
+// the file and from Go, reach the engine.
+func TestTierOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keel.yaml")
+	const file = "batch: {service_tier: flex}\nroutes:\n  - {models: [m1], targets: [{model: m1, tier: flex, priority: batch}, {model: m1, tier: priority, priority: interactive}]}\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		opts Options
+		tier string
+	}{
+		{"file", Options{ConfigFile: path, Region: "us-east-1"}, "flex"},
+		{"Go over the file", Options{ConfigFile: path, Region: "us-east-1", Batch: BatchOptions{ServiceTier: TierPriority},
+			Routes: []Route{{Models: []string{"m2"}, Targets: []Target{{Model: "m2", Tier: TierFlex, Priority: new(Batch)}}}}}, "priority"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.opts.policies()
+			if err != nil {
+				t.Fatal(err)
+			}
+			eo, err := engineOptions(c, c.Region, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if eo.BatchTier != tt.tier {
+				t.Errorf("BatchTier %q, want %q", eo.BatchTier, tt.tier)
+			}
+			targets := func(model, class string) (out []string) {
+				for _, x := range eo.Routes.TargetsFor(attempt.Converse, model, "", "", class) {
+					out = append(out, x.String())
+				}
+				return out
+			}
+			for _, ck := range []struct {
+				model, class string
+				want         []string
+			}{
+				{"m1", "batch", []string{"m1@us-east-1", "m1@us-east-1/flex"}},
+				{"m1", "interactive", []string{"m1@us-east-1", "m1@us-east-1/priority"}},
+			} {
+				if got := targets(ck.model, ck.class); !slices.Equal(got, ck.want) {
+					t.Errorf("%s, %s: %q, want %q", ck.model, ck.class, got, ck.want)
+				}
+			}
+			if tt.name == "Go over the file" {
+				if got, want := targets("m2", "batch"), []string{"m2@us-east-1", "m2@us-east-1/flex"}; !slices.Equal(got, want) {
+					t.Errorf("m2, batch: %q, want %q", got, want)
+				}
+				if got, want := targets("m2", "interactive"), []string{"m2@us-east-1"}; !slices.Equal(got, want) {
+					t.Errorf("m2, interactive: %q, want %q", got, want)
+				}
+			}
+		})
+	}
+}
+
 // TestOptionsCheck checks that a bad Go option is reported under its
 // field's name, every one at once.
 func TestOptionsCheck(t *testing.T) {
@@ -122,6 +180,10 @@ func TestOptionsCheck(t *testing.T) {
 		{"content filter", Options{ContentFilter: ContentFilterOptions{Enabled: true}},
 			[]string{"keel: Options.ContentFilter.Message: is required"}},
 		{"region", Options{Region: "moon-1"}, []string{`keel: Options.Region: "moon-1" is not a region name`}},
+		{"route target tier", Options{Routes: []Route{{Models: []string{"m"}, Targets: []Target{{Model: "m", Tier: "standard"}}}}},
+			[]string{`keel: Options.Routes[0].Targets[0].Tier: "standard" is not a service tier; want one of priority, default, flex, reserved`}},
+		{"batch tier", Options{Batch: BatchOptions{ServiceTier: "cheap"}},
+			[]string{`keel: Options.Batch.ServiceTier: "cheap" is not a service tier`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

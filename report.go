@@ -3,20 +3,41 @@ package keel
 import (
 	"time"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/engine"
 )
 
-// Target is a model in a region: where one attempt goes, and the unit
-// circuit breakers and quotas are kept per. An empty Region in Options
-// means the default region.
+// Target is a model in a region on a service tier: where one attempt goes,
+// and the unit circuit breakers and quotas are kept per. An empty Region in
+// Options means the default region.
 type Target struct {
 	Model  string
 	Region string
+	// Tier is the service tier (TierPriority, TierDefault, TierFlex,
+	// TierReserved). In a report, empty means the call named none and was
+	// served on the default tier. In a route, empty keeps the call's own
+	// tier.
+	Tier string
+	// Priority limits a route's target to calls of one priority
+	// (new(keel.Batch), new(keel.Interactive)); nil serves every call.
+	// Always nil in a report.
+	Priority *Priority
 }
 
-// String returns "model@region".
-func (t Target) String() string { return t.Model + "@" + t.Region }
+// Service tiers a call or a route's target may name.
+const (
+	TierPriority = bedrock.TierPriority
+	TierDefault  = bedrock.TierDefault
+	TierFlex     = bedrock.TierFlex
+	TierReserved = bedrock.TierReserved
+)
+
+// String returns "model@region", or "model@region/tier" when it names a
+// tier.
+func (t Target) String() string {
+	return bedrock.Target{Model: t.Model, Region: t.Region, Tier: t.Tier}.String()
+}
 
 // Report is what happened during one call: every attempt, where the call
 // ended and how long it took. For a stream, keel writes the report while

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/batch"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/lockfile"
@@ -181,11 +182,11 @@ func isTerminal(w io.Writer) bool {
 
 func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, stderr io.Writer) int {
 	var (
-		tf                                          targetFlags
-		in, out, state, model, format, dbPath, prog string
-		maxTokens, maxRequeues                      int
-		timeout, every                              time.Duration
-		redact, noDLQ, jsonOut, restart             bool
+		tf                                                targetFlags
+		in, out, state, model, format, dbPath, prog, tier string
+		maxTokens, maxRequeues                            int
+		timeout, every                                    time.Duration
+		redact, noDLQ, jsonOut, restart                   bool
 	)
 	fs := flag.NewFlagSet("keel batch run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -194,6 +195,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	fs.StringVar(&state, "state", "", "checkpoint file (default: OUT.state); the same one resumes the run")
 	fs.StringVar(&model, "model", "", "model id for records that name none (required for Bedrock-format records)")
 	fs.StringVar(&format, "format", "auto", "input format: auto, bedrock or simple")
+	fs.StringVar(&tier, "service-tier", "", "service tier every record asks for: priority, default, flex or reserved (default: the config's batch.service_tier, else each record's own)")
 	fs.IntVar(&maxTokens, "max-tokens", 0, "maxTokens of simple records that set none (default: the model's; set it, or Bedrock reserves the model's maximum against your quota)")
 	fs.StringVar(&dbPath, "dlq", "keel-dlq.db", "dead-letter database for records that fail for good")
 	fs.BoolVar(&noDLQ, "no-dlq", false, "do not park failures (they are still in --out)")
@@ -242,6 +244,9 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 	if err := tf.check(); err != nil {
 		return bad("%v", err)
 	}
+	if tier != "" && !bedrock.ValidTier(tier) {
+		return bad("--service-tier: %q is not a service tier; want one of %s", tier, strings.Join(bedrock.Tiers(), ", "))
+	}
 	var tty bool
 	switch prog {
 	case "auto":
@@ -263,7 +268,7 @@ func batchRun(ctx context.Context, stop <-chan struct{}, args []string, stdout, 
 		return bad("%v", err)
 	}
 	defer closeTarget()
-	o := batch.Options{In: in, Input: input, Out: out, State: state, Format: fmtv, Model: model, Region: tf.region, MaxTokens: maxTokens,
+	o := batch.Options{In: in, Input: input, Out: out, State: state, Format: fmtv, Model: model, Region: tf.region, MaxTokens: maxTokens, Tier: tier,
 		Doer: keelx.Engine(k), RecordTimeout: timeout, Stop: stop, MaxRequeues: maxRequeues, Restart: restart}
 	if maxRequeues == 0 {
 		o.MaxRequeues = -1

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, or the quota learner", run: runBench})
+	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, or a fallback across service tiers", run: runBench})
 }
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
@@ -39,7 +39,8 @@ docs/bench.md.
 
 The other benchmarks: keel bench outage shows what keel does when a region
 fails (keel bench outage -h); keel bench learn measures the quota learner
-(keel bench learn -h).
+(keel bench learn -h); keel bench tiers shows what a fallback to the flex
+service tier buys under a throttle storm (keel bench tiers -h).
 
 Contenders:
 %s
@@ -64,8 +65,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return benchOutage(ctx, args[1:], stdout, stderr)
 	case "learn":
 		return benchLearn(ctx, args[1:], stdout, stderr)
+	case "tiers":
+		return benchTiers(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage` and `keel bench learn`\n", args[0])
+	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn` and `keel bench tiers`\n", args[0])
 	return 2
 }
 
@@ -85,6 +88,9 @@ func checkBenchArgs(args []string) error {
 		return err
 	case "learn":
 		_, err := parseLearnFlags(args[1:], io.Discard, io.Discard)
+		return err
+	case "tiers":
+		_, err := parseTiersFlags(args[1:], io.Discard, io.Discard)
 		return err
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])

@@ -162,6 +162,8 @@ var docCommandsExempt = map[string]string{
 	"keel bench learn --case tight":                       "runs about 2.5 minutes; TestLearnShort runs it in miniature",
 	"keel bench learn --case shapes":                      "runs 8 batches of 150 records: about 5 minutes; TestLearnShapesShort runs it in miniature",
 	"keel bench learn --case noise,resume,tight --seed 2": "runs about 7 minutes",
+	"keel bench tiers":                                    "runs about 21 s; TestTiersShort (internal/bench) runs it in miniature, bench_tiers.txtar through the command line",
+	"keel bench tiers --throttle 0.5 --seed 2":            "runs about 21 s; the same run as the default with other values of checked flags",
 	"keel bench outage --scenario internal/bench/testdata/outage-short.yaml --duration 8s --rate 10 --deadline 4s --speed 0.05": "the same run as TestOutageShort (internal/bench); two real-time benches at once would disturb each other",
 }
 

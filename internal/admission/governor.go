@@ -123,7 +123,14 @@ func (g *Governor) limiter(t Target) *limiter {
 	for k, v := range cur {
 		next[k] = v
 	}
-	l := newLimiter(g, t, g.opts.Default.policy(), g.clk.Now())
+	q := g.opts.Default
+	if base, ok := g.opts.Targets[Target{Model: t.Model, Region: t.Region}]; ok && t.Tier != "" {
+		// A tier's calls draw on its model's quota in the region (Bedrock's
+		// on-demand quota is shared across tiers); the tier keeps a limiter
+		// of its own because throttles differ by tier (flex is served last).
+		q = base
+	}
+	l := newLimiter(g, t, q.policy(), g.clk.Now())
 	next[t] = l
 	g.extra++
 	g.targets.Store(&next)

@@ -352,3 +352,33 @@ func BenchmarkAdmitSettleParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestTierTargetTakesItsModelsQuota: a tier of a target whose quota is
+// written has a limiter of its own, starting from that quota; a tier of a
+// target with none takes the default.
+func TestTierTargetTakesItsModelsQuota(t *testing.T) {
+	base := Target{Model: "m", Region: "us-east-1"}
+	g, err := New(Options{Targets: map[Target]Quota{base: {TokensPerMinute: 100_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flex := Target{Model: "m", Region: "us-east-1", Tier: "flex"}
+	other := Target{Model: "n", Region: "us-east-1", Tier: "flex"}
+	for _, tt := range []struct {
+		t     Target
+		limit int64
+	}{{flex, 100_000}, {other, 0}} {
+		tk, err := g.Admit(context.Background(), tt.t, Estimate{InputTokens: 10, MaxTokens: 10}, Batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tk.Cancel()
+		st, ok := g.Stats(tt.t)
+		if !ok || st.Limit != tt.limit {
+			t.Errorf("%s: limit %d (known %v), want %d", tt.t, st.Limit, ok, tt.limit)
+		}
+	}
+	if st, _ := g.Stats(base); st.Target != base {
+		t.Errorf("the base target's stats are %s's", st.Target)
+	}
+}

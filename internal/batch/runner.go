@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
@@ -61,6 +62,10 @@ type Options struct {
 	Model string
 	// Region is the region to call; empty means the engine's default.
 	Region string
+	// Tier is the service tier every record's call asks for (flex: cheaper,
+	// served after the other tiers), in place of any its body names.
+	// Empty: each record's own, else the engine's tier for Batch calls.
+	Tier string
 	// MaxTokens is the maxTokens of simple records that set none; zero
 	// leaves it to the model (which makes Bedrock reserve the model's
 	// maximum output against the quota: set it).
@@ -154,6 +159,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	if o.Doer == nil {
 		return nil, errors.New("batch: no Doer to send calls with")
+	}
+	if o.Tier != "" && !bedrock.ValidTier(o.Tier) {
+		return nil, fmt.Errorf("batch: service tier %q is not one of %s", o.Tier, strings.Join(bedrock.Tiers(), ", "))
 	}
 	if o.State == "" {
 		o.State = o.Out + ".state"
@@ -688,7 +696,7 @@ func (r *runner) work(ctx context.Context, idx int, admitted func(), release fun
 	// target first, without starving the run.
 	// Stop gives the call up at the first interrupt unless an attempt is on
 	// the wire: waiting for quota or to retry is not finishing.
-	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body, Priority: engine.Batch, OnAdmit: admitted,
+	call := &engine.Call{Op: req.op, Model: req.model, Region: r.o.Region, Body: req.body, Priority: engine.Batch, Tier: r.o.Tier, OnAdmit: admitted,
 		Stop: r.o.Stop, Header: http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}}
 	callCtx := ctx
 	if r.o.RecordTimeout > 0 {

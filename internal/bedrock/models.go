@@ -36,6 +36,15 @@ const (
 	TierReserved = "reserved"
 )
 
+// Tiers lists the service tiers Bedrock knows, in the order its API
+// reference lists them.
+func Tiers() []string { return []string{TierPriority, TierDefault, TierFlex, TierReserved} }
+
+// ValidTier reports whether t is a service tier Bedrock knows.
+func ValidTier(t string) bool {
+	return t == TierDefault || t == TierPriority || t == TierFlex || t == TierReserved
+}
+
 // ModelInfo is one row of the model table: what keel and its emulator know
 // about a foundation model Bedrock serves. The table is models.json in this
 // package, the one place these facts are written down; docs/emulator.md
@@ -213,7 +222,7 @@ func checkModel(m *ModelInfo) error {
 		}
 	}
 	for _, t := range m.ServiceTiers {
-		if t != TierDefault && t != TierPriority && t != TierFlex && t != TierReserved {
+		if !ValidTier(t) {
 			return fmt.Errorf("service tier %q is not one of default, priority, flex, reserved", t)
 		}
 	}

@@ -128,34 +128,45 @@ func CheckOutage(cfg OutageConfig) error {
 
 func checkOutage(cfg OutageConfig) (OutageConfig, []Contender, Model, error) {
 	cfg = cfg.withDefaults()
-	switch {
-	case cfg.Duration < time.Second || cfg.Duration > MaxDuration:
-		return cfg, nil, Model{}, fmt.Errorf("bench: duration %s: want from 1s to %s", cfg.Duration, MaxDuration)
-	case math.IsNaN(cfg.Rate) || cfg.Rate <= 0 || cfg.Rate > MaxRate:
-		return cfg, nil, Model{}, fmt.Errorf("bench: rate %v: want more than 0 and at most %v calls a second", cfg.Rate, MaxRate)
-	case cfg.Deadline < 100*time.Millisecond || cfg.Deadline > MaxDeadline:
-		return cfg, nil, Model{}, fmt.Errorf("bench: deadline %s: want from 100ms to %s", cfg.Deadline, MaxDeadline)
-	case math.IsNaN(cfg.Speed) || math.IsInf(cfg.Speed, 0) || cfg.Speed <= 0 || cfg.Speed > 10:
-		return cfg, nil, Model{}, fmt.Errorf("bench: speed %v: want more than 0 (1 is real time) and at most 10", cfg.Speed)
-	}
 	cs, err := pickContenders(outageContenders, DefaultOutageContenders, cfg.Contenders)
 	if err != nil {
 		return cfg, nil, Model{}, err
 	}
-	m, err := ResolveModel(cfg.Model)
+	m, err := checkArrivals(cfg)
 	if err != nil {
 		return cfg, nil, Model{}, err
 	}
 	if m.Region != Primary {
 		return cfg, nil, Model{}, fmt.Errorf("bench: model %s is not called in %s; the outage bench routes %s to %s", m.ID, Primary, Primary, Fallback)
 	}
+	return cfg, cs, m, nil
+}
+
+// checkArrivals checks what an open-loop bench's calls are made of: their
+// stream (duration, rate), each call (deadline, max tokens) and the model,
+// which it resolves.
+func checkArrivals(cfg OutageConfig) (Model, error) {
+	switch {
+	case cfg.Duration < time.Second || cfg.Duration > MaxDuration:
+		return Model{}, fmt.Errorf("bench: duration %s: want from 1s to %s", cfg.Duration, MaxDuration)
+	case math.IsNaN(cfg.Rate) || cfg.Rate <= 0 || cfg.Rate > MaxRate:
+		return Model{}, fmt.Errorf("bench: rate %v: want more than 0 and at most %v calls a second", cfg.Rate, MaxRate)
+	case cfg.Deadline < 100*time.Millisecond || cfg.Deadline > MaxDeadline:
+		return Model{}, fmt.Errorf("bench: deadline %s: want from 100ms to %s", cfg.Deadline, MaxDeadline)
+	case math.IsNaN(cfg.Speed) || math.IsInf(cfg.Speed, 0) || cfg.Speed <= 0 || cfg.Speed > 10:
+		return Model{}, fmt.Errorf("bench: speed %v: want more than 0 (1 is real time) and at most 10", cfg.Speed)
+	}
+	m, err := ResolveModel(cfg.Model)
+	if err != nil {
+		return Model{}, err
+	}
 	if cfg.MaxTokens < 1 || cfg.MaxTokens > m.Base.MaxOutputTokens {
-		return cfg, nil, Model{}, fmt.Errorf("bench: max tokens %d: want from 1 to %d, the most %s writes", cfg.MaxTokens, m.Base.MaxOutputTokens, m.ID)
+		return Model{}, fmt.Errorf("bench: max tokens %d: want from 1 to %d, the most %s writes", cfg.MaxTokens, m.Base.MaxOutputTokens, m.ID)
 	}
 	if n := cfg.Rate * cfg.Duration.Seconds(); n > maxCalls {
-		return cfg, nil, Model{}, fmt.Errorf("bench: %.0f calls expected (%.1f a second for %s); at most %d: lower the rate or the duration", n, cfg.Rate, cfg.Duration, maxCalls)
+		return Model{}, fmt.Errorf("bench: %.0f calls expected (%.1f a second for %s); at most %d: lower the rate or the duration", n, cfg.Rate, cfg.Duration, maxCalls)
 	}
-	return cfg, cs, m, nil
+	return m, nil
 }
 
 // A Phase is a stretch of the run in which Primary behaves one way: before

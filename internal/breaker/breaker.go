@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/window"
 )
@@ -159,7 +160,7 @@ type Options struct {
 	// OnStateChange, if not nil, is called on every state change, with the
 	// breaker's lock held so calls arrive in order: it must be quick and must
 	// not call the breaker's methods.
-	OnStateChange func(model, region string, from, to State)
+	OnStateChange func(model, region, tier string, from, to State)
 }
 
 // resolve validates o and fills in the defaults.
@@ -197,9 +198,9 @@ func (o Options) resolve() (Options, error) {
 // use. Most callers get one from a Registry; Allow and Permit.Done are the
 // per-call methods.
 type Breaker struct {
-	model, region, name string
-	o                   Options
-	clk                 clock.Clock
+	model, region, tier, name string
+	o                         Options
+	clk                       clock.Clock
 
 	mu    sync.Mutex
 	state State
@@ -224,16 +225,16 @@ func New(model, region string, o Options, clk clock.Clock) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newBreaker(model, region, o, clk), nil
+	return newBreaker(model, region, "", o, clk), nil
 }
 
-func newBreaker(model, region string, o Options, clk clock.Clock) *Breaker {
+func newBreaker(model, region, tier string, o Options, clk clock.Clock) *Breaker {
 	if clk == nil {
 		clk = clock.Real{}
 	}
 	now := clk.Now()
 	return &Breaker{
-		model: model, region: region, name: model + "@" + region,
+		model: model, region: region, tier: tier, name: bedrock.Target{Model: model, Region: region, Tier: tier}.String(),
 		o: o, clk: clk,
 		gen: 1, // the zero Permit (gen 0) never matches
 		ok:  window.New[int64](slots, o.Window/slots, now),
@@ -246,6 +247,9 @@ func (b *Breaker) Model() string { return b.model }
 
 // Region returns the breaker's region.
 func (b *Breaker) Region() string { return b.region }
+
+// Tier returns the breaker's service tier; "" for calls naming none.
+func (b *Breaker) Tier() string { return b.tier }
 
 // Permit is a breaker's leave for one call. Every Permit from Allow must be
 // ended exactly once, with Done when the call's outcome is known or with
@@ -376,7 +380,7 @@ func (b *Breaker) setState(to State) {
 	b.state = to
 	b.gen++
 	if b.o.OnStateChange != nil {
-		b.o.OnStateChange(b.model, b.region, from, to)
+		b.o.OnStateChange(b.model, b.region, b.tier, from, to)
 	}
 }
 

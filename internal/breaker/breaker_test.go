@@ -25,7 +25,7 @@ type harness struct {
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
 	h := &harness{t: t, fake: clock.NewFake(epoch)}
-	o.OnStateChange = func(model, region string, from, to State) {
+	o.OnStateChange = func(model, region, tier string, from, to State) {
 		if model != "m" || region != "r" {
 			t.Errorf("OnStateChange got target %s@%s, want m@r", model, region)
 		}

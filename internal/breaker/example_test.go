@@ -14,7 +14,7 @@ func Example() {
 	clk := clock.NewFake(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	reg, err := breaker.NewRegistry(breaker.Options{
 		MinCalls: 4, Cooldown: 30 * time.Second, Probes: 1, Successes: 1,
-		OnStateChange: func(model, region string, from, to breaker.State) {
+		OnStateChange: func(model, region, tier string, from, to breaker.State) {
 			fmt.Printf("%s@%s: %v -> %v\n", model, region, from, to)
 		},
 	}, clk)

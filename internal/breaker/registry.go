@@ -6,7 +6,7 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 )
 
-// Registry holds one Breaker per target (model, region), made on first use
+// Registry holds one Breaker per target (model, region, service tier), made on first use
 // with the registry's Options. It is safe for concurrent use; Get takes a
 // read lock and does not allocate once the target's breaker exists.
 type Registry struct {
@@ -17,7 +17,7 @@ type Registry struct {
 	m  map[target]*Breaker
 }
 
-type target struct{ model, region string }
+type target struct{ model, region, tier string }
 
 // NewRegistry returns an empty Registry whose breakers use o and clk (nil
 // means clock.Real{}). It returns an error naming the first option out of range.
@@ -37,8 +37,13 @@ func NewRegistry(o Options, clk clock.Clock) (*Registry, error) {
 // When the registry already holds MaxTargets breakers, Get returns nil for a
 // new target: such a target has no breaker, and callers must treat nil as
 // "always allow" (the zero Permit's methods do nothing).
-func (r *Registry) Get(model, region string) *Breaker {
-	k := target{model, region}
+func (r *Registry) Get(model, region string) *Breaker { return r.GetTier(model, region, "") }
+
+// GetTier returns the breaker of model in region on a service tier ("":
+// none named), as Get does. Each tier has its own breaker: a tier's
+// capacity can fail while another's serves.
+func (r *Registry) GetTier(model, region, tier string) *Breaker {
+	k := target{model, region, tier}
 	r.mu.RLock()
 	b := r.m[k]
 	r.mu.RUnlock()
@@ -53,7 +58,7 @@ func (r *Registry) Get(model, region string) *Breaker {
 	if len(r.m) >= r.o.MaxTargets {
 		return nil
 	}
-	b = newBreaker(model, region, r.o, r.clk)
+	b = newBreaker(model, region, tier, r.o, r.clk)
 	r.m[k] = b
 	return b
 }

@@ -101,3 +101,19 @@ func TestRegistryConcurrentGet(t *testing.T) {
 		t.Fatalf("Snapshot() = %+v, want 16 successes", s)
 	}
 }
+
+// TestRegistryTiers: each tier of a target has a breaker of its own, named
+// for the tier.
+func TestRegistryTiers(t *testing.T) {
+	r, err := NewRegistry(Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, flex := r.Get("m", "us-east-1"), r.GetTier("m", "us-east-1", "flex")
+	if plain == flex || r.GetTier("m", "us-east-1", "") != plain || r.GetTier("m", "us-east-1", "flex") != flex {
+		t.Fatal("a tier does not have a breaker of its own, or Get and GetTier(\"\") differ")
+	}
+	if plain.Tier() != "" || flex.Tier() != "flex" || flex.name != "m@us-east-1/flex" {
+		t.Errorf("tiers %q, %q; flex's name %q", plain.Tier(), flex.Tier(), flex.name)
+	}
+}

@@ -552,6 +552,41 @@ var table = []*Entry{
 		Hints:          []string{"the provided model identifier is invalid"},
 	},
 	{
+		Code:       CodeServiceTierUnsupported,
+		Status:     400,
+		Category:   Validation,
+		Retry:      Never,
+		FallbackOK: true,
+		Summary:    "The model does not offer the service tier the request names.",
+		Cause: "Converse's serviceTier.type or InvokeModel's X-Amzn-Bedrock-Service-Tier header names a tier the model " +
+			"(or the region) does not serve: priority and flex are offered on some models only, and reserved needs a " +
+			"reservation the account holds (Bedrock answers \"Reservation not found.\").",
+		Fix: []string{
+			"Name a tier the model lists (ListFoundationModels, docs/models.md), or leave the tier out for the default tier.",
+			"keel moves to the next target of the route, which may name another tier or model.",
+		},
+		Source:         "keel",
+		DefaultMessage: "The provided service tier is not supported for this model.",
+		Refines:        CodeValidation,
+		Hints:          []string{"service tier is not supported for this model", "reservation not found"},
+	},
+	{
+		Code:     CodeServiceTierUnknown,
+		Status:   400,
+		Category: Validation,
+		Retry:    Never,
+		Summary:  "The request names a service tier Bedrock does not know.",
+		Cause: "The tier must be one of priority, default, flex or reserved; any other value (a typo, \"standard\", " +
+			"\"auto\") is refused before the model is called.",
+		Fix: []string{
+			"Set serviceTier.type (Converse) or the X-Amzn-Bedrock-Service-Tier header (InvokeModel) to priority, default, flex or reserved.",
+		},
+		Source:         "keel",
+		DefaultMessage: "service tier provided is invalid",
+		Refines:        CodeValidation,
+		Hints:          []string{"service tier provided is invalid"},
+	},
+	{
 		Code:     CodeNotAuthorized,
 		Status:   400,
 		Category: Access,

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // Config is the whole file.
@@ -39,6 +41,9 @@ type Config struct {
 	// Routes list fallback targets per model. A model with no route is called
 	// on its own, in the default region.
 	Routes []Route `yaml:"routes"`
+	// Batch steers calls of Batch priority (keel batch run's, and those a
+	// program marks with keel.WithPriority).
+	Batch Batch `yaml:"batch"`
 	// ContentFilter configures graceful degradation when a reply is blocked.
 	ContentFilter ContentFilter `yaml:"content_filter"`
 	// Streaming tunes ConverseStream and InvokeModelWithResponseStream:
@@ -216,18 +221,29 @@ type Route struct {
 	Streaming *RouteStreaming `yaml:"streaming"`
 }
 
-// Target is one model in one region.
+// Target is one model in one region, on one service tier.
 type Target struct {
 	Model  string `yaml:"model"`
 	Region string `yaml:"region"` // empty: the default region
+	// Tier is the service tier to ask for: priority, default, flex or
+	// reserved. Empty: the call's own.
+	Tier string `yaml:"tier"`
+	// Priority limits the target to calls of one class: interactive or
+	// batch. Empty: every call.
+	Priority string `yaml:"priority"`
 }
 
-// String renders the target as MODEL@REGION.
+// String renders the target as MODEL@REGION, with /TIER when it names a
+// tier.
 func (t Target) String() string {
-	if t.Region == "" {
-		return t.Model
+	s := t.Model
+	if t.Region != "" {
+		s += "@" + t.Region
 	}
-	return t.Model + "@" + t.Region
+	if t.Tier != "" {
+		s += "/" + t.Tier
+	}
+	return s
 }
 
 // ParseTarget reads MODEL or MODEL@REGION, the form `--fallback` takes.
@@ -244,6 +260,14 @@ func ParseTarget(s string) (Target, error) {
 		return Target{}, fmt.Errorf("config: target %q has a bad region %q; want a region such as us-west-2", s, region)
 	}
 	return Target{Model: model, Region: region}, nil
+}
+
+// Batch steers calls of Batch priority.
+type Batch struct {
+	// ServiceTier is the service tier a Batch call asks for when its
+	// request names none (flex: cheaper, served after the other tiers).
+	// Empty: none.
+	ServiceTier string `yaml:"service_tier"`
 }
 
 // ContentFilter configures the reply used when a content filter or guardrail
@@ -442,6 +466,9 @@ func (c *Config) validate() []*Error {
 	if b.Probes < 0 {
 		bad("breaker.probes", "must not be negative, got %d", b.Probes)
 	}
+	if t := c.Batch.ServiceTier; t != "" && !bedrock.ValidTier(t) {
+		bad("batch.service_tier", "%q is not a service tier; want one of %s", t, strings.Join(bedrock.Tiers(), ", "))
+	}
 	seen := map[string]string{}
 	for i, rt := range c.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
@@ -464,6 +491,12 @@ func (c *Config) validate() []*Error {
 			}
 			if t.Region != "" && !validRegion(t.Region) {
 				bad(tk+".region", "%q is not a region name such as us-west-2", t.Region)
+			}
+			if t.Tier != "" && !bedrock.ValidTier(t.Tier) {
+				bad(tk+".tier", "%q is not a service tier; want one of %s", t.Tier, strings.Join(bedrock.Tiers(), ", "))
+			}
+			if t.Priority != "" && t.Priority != "interactive" && t.Priority != "batch" {
+				bad(tk+".priority", "%q is not a priority; want interactive or batch (or leave it out for every call)", t.Priority)
 			}
 		}
 	}

@@ -266,6 +266,9 @@ func TestConfigOutOfRangeHasLine(t *testing.T) {
 	tests := []parseErrorCase{
 		{"attempts", "region: us-east-1\nretry:\n  max_attempts: 50\n", "config: line 3: retry.max_attempts: must be between 1 and 20 (0 = default), got 50"},
 		{"route target region", "routes:\n  - models: [m]\n    targets:\n      - model: m\n        region: east\n", `config: line 5: routes[0].targets[0].region: "east" is not a region name such as us-west-2`},
+		{"route target tier", "routes:\n  - models: [m]\n    targets:\n      - model: m\n        tier: standard\n", `config: line 5: routes[0].targets[0].tier: "standard" is not a service tier; want one of priority, default, flex, reserved`},
+		{"route target priority", "routes:\n  - models: [m]\n    targets:\n      - model: m\n        priority: low\n", `config: line 5: routes[0].targets[0].priority: "low" is not a priority; want interactive or batch (or leave it out for every call)`},
+		{"batch tier", "batch:\n  service_tier: Flex\n", `config: line 2: batch.service_tier: "Flex" is not a service tier; want one of priority, default, flex, reserved`},
 		{"missing key: its parent's line", "content_filter:\n  enabled: true\n", "config: line 1: content_filter.message: is required when content_filter.enabled is true"},
 		{"quota list element", "quotas:\n  targets:\n    - {model: m, region: us-east-1}\n    - {model: m, region: us-east-1}\n", "config: line 4: quotas.targets[1]: m@us-east-1 is already given a quota by quotas.targets[0]"},
 	}

@@ -300,6 +300,7 @@ func (x *exchange) serveConverse() {
 	b = append(b, `}],"role":"assistant"}},"stopReason":`...)
 	b = appendJSONString(b, string(r.StopReason))
 	b = x.appendStopSequenceField(b, r)
+	b = x.appendTierField(b)
 	b = append(b, `,"usage":`...)
 	b = appendConverseUsage(b, &g)
 	b = append(b, '}')
@@ -337,6 +338,7 @@ func (x *exchange) writeJSON(b []byte) {
 	h := x.w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	x.setTierHeader()
 	if x.breakBody(b) {
 		return
 	}
@@ -408,6 +410,7 @@ func (x *exchange) converseStream(g *generation) {
 	b = strconv.AppendInt(b, millis(x.elapsed()), 10)
 	b = append(b, `},"p":`...)
 	b = appendJSONString(b, padding(tokens+3))
+	b = x.appendTierField(b)
 	b = append(b, `,"usage":`...)
 	b = appendConverseUsage(b, g)
 	b = append(b, '}')

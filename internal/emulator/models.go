@@ -83,8 +83,9 @@ type Model struct {
 	// body may name (FormatAnthropic only); nil means
 	// bedrock-2023-05-31 alone.
 	AnthropicVersions []string
-	// ServiceTiers lists the service tiers the model supports; recorded for
-	// ListFoundationModels' readers, not yet enforced.
+	// ServiceTiers lists the service tiers a request may name; nil means the
+	// default tier alone. A request naming another tier is refused with a
+	// ValidationException.
 	ServiceTiers []string
 }
 

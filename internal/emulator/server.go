@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
@@ -152,6 +154,8 @@ type exchange struct {
 	start time.Time
 
 	id, region, op, modelID string
+	tier                    string // the service tier the request named; "" for none
+	badTier                 string // the refusal of a tier that is no tier
 	code                    string // the outcome's catalog code; "" for a complete reply
 	tgt                     target
 	cache                   cachePos // the request's cache point, if any
@@ -186,7 +190,7 @@ func (s *Server) put(x *exchange) {
 		return // let an unusually large request's buffers go
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
-	x.id, x.region, x.op, x.modelID, x.code = "", "", "", "", ""
+	x.id, x.region, x.op, x.modelID, x.code, x.tier, x.badTier = "", "", "", "", "", "", ""
 	x.tgt, x.mid, x.wroteHeader, x.cache = target{}, nil, false, cachePos{}
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
@@ -409,9 +413,10 @@ func (x *exchange) serveRuntime(rest string) {
 	if !x.readBody() {
 		return
 	}
+	x.readTier()
 	var plan fault.Plan
 	if x.s.opts.Planner != nil {
-		plan = x.s.opts.Planner(fault.Request{Model: x.modelID, Region: x.region, Operation: x.op})
+		plan = x.s.opts.Planner(fault.Request{Model: x.modelID, Region: x.region, Operation: x.op, Tier: cmp.Or(x.tier, bedrock.TierDefault)})
 	}
 	switch {
 	case plan.Refuse:
@@ -436,7 +441,7 @@ func (x *exchange) serveRuntime(rest string) {
 		x.fail(plan.Error, plan.ErrorMessage)
 		return
 	}
-	if !x.resolveModel() {
+	if !x.resolveModel() || !x.checkTier() {
 		return
 	}
 	x.mid = plan.MidStream

@@ -35,6 +35,7 @@ func (x *exchange) beginStream(total int, invoke bool, g *generation) streamer {
 	h["Content-Type"] = eventStreamContentType
 	if invoke {
 		h["X-Amzn-Bedrock-Content-Type"] = jsonContentType
+		x.setTierHeader()
 	}
 	x.w.WriteHeader(http.StatusOK)
 	x.wroteHeader = true

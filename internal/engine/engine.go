@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ import (
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
 	"github.com/keel-run/keel/internal/catalog"
@@ -60,6 +62,9 @@ type Options struct {
 	Region string
 	// Routes holds the fallback targets per model. Nil: every model alone.
 	Routes *route.Table
+	// BatchTier is the service tier a Batch call asks for when neither the
+	// call (Call.Tier) nor its request names one. Empty: none.
+	BatchTier string
 	// Retry is the per-target retry policy; its zero value is keel's defaults.
 	Retry retry.Policy
 	// Budget bounds retries and fallbacks across all calls. Its zero value is
@@ -158,6 +163,9 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("engine: AttemptTimeout (%v), MaxResponseBytes (%d) and MaxEventBytes (%d) must not be negative",
 			opts.AttemptTimeout, opts.MaxResponseBytes, opts.MaxEventBytes)
 	}
+	if opts.BatchTier != "" && !bedrock.ValidTier(opts.BatchTier) {
+		return nil, fmt.Errorf("engine: BatchTier %q is not a service tier; want one of %s", opts.BatchTier, strings.Join(bedrock.Tiers(), ", "))
+	}
 	opts.MaxResponseBytes = cmp.Or(opts.MaxResponseBytes, DefaultMaxResponseBytes)
 	opts.MaxEventBytes = cmp.Or(opts.MaxEventBytes, DefaultMaxEventBytes)
 	routes := opts.Routes
@@ -219,6 +227,12 @@ type Call struct {
 	// Priority is the call's class in the quota governor's queues. The zero
 	// value is Interactive; the batch runner sends Batch.
 	Priority Priority
+	// Tier is the service tier to ask for (priority, default, flex,
+	// reserved), in place of the one the request names. Empty: the
+	// request's own (none: Bedrock serves the default tier). The tier is part
+	// of each target, for quota and breaker accounting; a route's steps may
+	// move the call to another tier.
+	Tier string
 	// OnAdmit, when set, is called once, when the call's first attempt has
 	// been admitted by the quota governor, refused by it, or (without a
 	// governor) is about to be sent. The batch runner starts its next record

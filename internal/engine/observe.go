@@ -10,20 +10,25 @@ import (
 	"log/slog"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
 )
 
-func (e *Engine) breakerChanged(model, region string, from, to breaker.State) {
+func (e *Engine) breakerChanged(model, region, tier string, from, to breaker.State) {
 	if e.m != nil {
-		e.m.BreakerState.WithLabelValues(model, region).Set(float64(to))
+		t := cmp.Or(tier, bedrock.TierDefault)
+		e.m.BreakerState.WithLabelValues(model, region, t).Set(float64(to))
 		if to == breaker.Open {
-			e.m.BreakerOpens.WithLabelValues(model, region).Inc()
+			e.m.BreakerOpens.WithLabelValues(model, region, t).Inc()
 		}
 	}
 	if e.log != nil {
-		e.log.LogAttrs(context.Background(), slog.LevelWarn, "breaker", slog.String("model", model), slog.String("region", region),
-			slog.String("from", from.String()), slog.String("to", to.String()))
+		attrs := []slog.Attr{slog.String("model", model), slog.String("region", region), slog.String("from", from.String()), slog.String("to", to.String())}
+		if tier != "" {
+			attrs = append(attrs, slog.String("tier", tier))
+		}
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "breaker", attrs...)
 	}
 }
 
@@ -59,6 +64,9 @@ func (e *Engine) logAttempt(ctx context.Context, call *Call, a *Attempt, n int, 
 		slog.Int("attempt", n), slog.Int("status", a.Status), slog.String("requestId", a.RequestID),
 		slog.Int64("delayMs", a.Delay.Milliseconds()), slog.Int64("durationMs", a.Duration.Milliseconds()),
 	}
+	if a.Target.Tier != "" {
+		attrs = append(attrs, slog.String("tier", a.Target.Tier))
+	}
 	if entry != nil {
 		attrs = append(attrs, slog.String("code", entry.Code), slog.String("category", string(entry.Category)), slog.String("retry", string(entry.Retry)))
 	}
@@ -73,6 +81,9 @@ func (e *Engine) logf(ctx context.Context, level slog.Level, msg string, call *C
 		return
 	}
 	attrs := []slog.Attr{slog.String("op", string(call.Op)), slog.String("model", t.Model), slog.String("region", t.Region), slog.Int("attempt", n)}
+	if t.Tier != "" {
+		attrs = append(attrs, slog.String("tier", t.Tier))
+	}
 	if last != nil && last.Entry != nil {
 		attrs = append(attrs, slog.String("code", last.Entry.Code))
 	}

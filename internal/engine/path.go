@@ -1,15 +1,18 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
@@ -49,9 +52,11 @@ type pass struct {
 	targets  []attempt.Target
 	ad       adapted // the body for the current target (adapt.go)
 	governed bool
-	est      admission.Estimate
-	req      *attempt.Request
-	onAdmit  func()
+	// ownTier is the service tier the request names ("" for none).
+	ownTier string
+	est     admission.Estimate
+	req     *attempt.Request
+	onAdmit func()
 
 	last     *Error
 	lastResp *http.Response
@@ -99,8 +104,16 @@ func (e *Engine) route(ctx context.Context, call *Call, rep *Report, sb *streamB
 	if call.Priority != Interactive && call.Priority != Batch {
 		return nil, fmt.Errorf("engine: unknown priority %d", call.Priority)
 	}
-	p := &pass{e: e, ctx: ctx, call: call, rep: rep, sb: sb, rd: rd,
-		targets: e.routes.Targets(call.Op, call.Model, call.Region), governed: e.governs(call.Op)}
+	if call.Tier != "" && !bedrock.ValidTier(call.Tier) {
+		return nil, fmt.Errorf("engine: unknown service tier %q; want one of %s", call.Tier, strings.Join(bedrock.Tiers(), ", "))
+	}
+	own := RequestTier(call.Op, call.Header, rd.body)
+	tier := cmp.Or(call.Tier, own)
+	if tier == "" && call.Priority == Batch {
+		tier = e.opts.BatchTier
+	}
+	p := &pass{e: e, ctx: ctx, call: call, rep: rep, sb: sb, rd: rd, ownTier: own, governed: e.governs(call.Op),
+		targets: e.routes.TargetsFor(call.Op, call.Model, call.Region, tier, call.Priority.String())}
 	// A body that is not JSON still gets a cautious estimate; Bedrock will
 	// say what is wrong with it. Its max tokens also pick the attempt
 	// timeout's class.
@@ -135,7 +148,7 @@ func (p *pass) enter(ti int) {
 	}
 	p.br = nil
 	if p.e.breakers != nil {
-		p.br = p.e.breakers.Get(p.t.Model, p.t.Region)
+		p.br = p.e.breakers.GetTier(p.t.Model, p.t.Region, p.t.Tier)
 	}
 	p.delay = 0
 	if ti == 0 {
@@ -274,6 +287,7 @@ func (p *pass) send(tr *try) verdict {
 		p.lastResp = nil
 	}
 	p.req.Target = p.t
+	p.useTier()
 	qwait := tr.tk.Waited()
 	tr.a = Attempt{Target: p.t, Delay: p.delay + qwait, QuotaWait: qwait, QuotaTokens: tr.tk.Tokens(), Start: e.clk.Now(), Resume: p.rd.resume,
 		Adaptations: p.ad.changes}

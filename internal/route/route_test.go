@@ -2,6 +2,7 @@ package route
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -68,5 +69,44 @@ func TestTargets(t *testing.T) {
 	var zero Table
 	if got := zero.Targets(attempt.Converse, "m", "us-east-1"); len(got) != 1 {
 		t.Fatalf("zero table: %v", got)
+	}
+}
+
+// TestTargetsForTiers: steps naming a tier, a class, or neither.
+func TestTargetsForTiers(t *testing.T) {
+	const m, other = "us.anthropic.claude-sonnet-4-6", "us.anthropic.claude-opus-4-6-v1"
+	tb := NewSteps("us-east-1", map[string][]Step{m: {
+		{Target: attempt.Target{Model: m, Tier: "flex"}, Class: ClassBatch},
+		{Target: attempt.Target{Model: m, Tier: "priority"}, Class: ClassInteractive},
+		{Target: attempt.Target{Model: other, Region: "us-west-2"}},
+		{Target: attempt.Target{Model: m, Tier: "default"}},
+	}})
+	tests := []struct {
+		name        string
+		op          attempt.Op
+		tier, class string
+		want        []string
+	}{
+		{"batch", attempt.Converse, "", ClassBatch,
+			[]string{m + "@us-east-1", m + "@us-east-1/flex", other + "@us-west-2"}},
+		{"interactive", attempt.Converse, "", ClassInteractive,
+			[]string{m + "@us-east-1", m + "@us-east-1/priority", other + "@us-west-2"}},
+		{"a flex call keeps flex on a step naming no tier", attempt.Converse, "flex", ClassBatch,
+			[]string{m + "@us-east-1/flex", other + "@us-west-2/flex", m + "@us-east-1"}},
+		{"default named is no tier", attempt.Invoke, "default", ClassInteractive,
+			[]string{m + "@us-east-1", m + "@us-east-1/priority", other + "@us-west-2"}},
+		{"count tokens has no tier", attempt.CountTokens, "flex", ClassBatch,
+			[]string{m + "@us-east-1", other + "@us-west-2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, x := range tb.TargetsFor(tt.op, m, "", tt.tier, tt.class) {
+				got = append(got, x.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("TargetsFor = %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -68,10 +68,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "keel_breaker_state", Help: "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
-		}, []string{"model", "region"}),
+		}, []string{"model", "region", "tier"}),
 		BreakerOpens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keel_breaker_opens_total", Help: "Times a target's breaker opened.",
-		}, []string{"model", "region"}),
+		}, []string{"model", "region", "tier"}),
 		CallDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "keel_call_duration_seconds", Help: "Whole-call latency including retries, waits and fallbacks, by operation and outcome.",
 			Buckets: latencyBuckets,

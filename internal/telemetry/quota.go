@@ -1,11 +1,13 @@
 package telemetry
 
 import (
+	"cmp"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/bedrock"
 )
 
 // quotaCollector reports the quota governor's per-target figures, read from
@@ -19,7 +21,9 @@ type quotaCollector struct {
 }
 
 func newQuotaCollector() *quotaCollector {
-	target := []string{"model", "region"}
+	// A target is a model in a region on a service tier: each tier has a
+	// limiter of its own, and two series must not share their labels.
+	target := []string{"model", "region", "tier"}
 	d := func(name, help string, labels []string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
@@ -30,7 +34,7 @@ func newQuotaCollector() *quotaCollector {
 		reserved:  d("keel_quota_reserved_tokens_per_minute", "Tokens the governor granted the target's attempts over the last minute (input estimate + max tokens each).", target),
 		settled:   d("keel_quota_settled_tokens_per_minute", "Tokens the target's attempts that ended over the last minute really used, as Bedrock counts them (input + cache writes + output × burndown).", target),
 		offered:   d("keel_quota_offered_tokens_per_minute", "What the calls that asked the target for admission over the last minute would settle (their holds × the tokens settled per token held by the last minute's calls), per minute; above the limit, the target is overloaded and interactive calls are not queued past quotas.queue_target.", target),
-		queue:     d("keel_quota_queue_depth", "Calls waiting in the target's quota queue, by priority class.", []string{"model", "region", "class"}),
+		queue:     d("keel_quota_queue_depth", "Calls waiting in the target's quota queue, by priority class.", []string{"model", "region", "tier", "class"}),
 		ratio:     d("keel_quota_input_ratio", "The learned ratio of the input tokens Bedrock reports to keel's estimate from the body, per target.", target),
 		paused:    d("keel_quota_paused_seconds", "What is left of the target's pause after a throttle.", target),
 		throttles: d("keel_quota_throttles_total", "Attempts Bedrock throttled, as the governor was told, per target.", target),
@@ -50,9 +54,9 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, s := range (*src)() {
-		m, r := s.Target.Model, s.Target.Region
+		m, r, t := s.Target.Model, s.Target.Region, cmp.Or(s.Target.Tier, bedrock.TierDefault)
 		g := func(d *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{m, r}, labels...)...)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{m, r, t}, labels...)...)
 		}
 		g(c.limit, float64(s.Limit))
 		g(c.available, float64(s.Available))
@@ -65,7 +69,7 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		for cl := admission.Interactive; cl <= admission.Batch; cl++ {
 			g(c.queue, float64(s.Classes[cl].Queued), cl.String())
 		}
-		ch <- prometheus.MustNewConstMetric(c.throttles, prometheus.CounterValue, float64(s.Throttles), m, r)
-		ch <- prometheus.MustNewConstMetric(c.decreases, prometheus.CounterValue, float64(s.Decreases), m, r)
+		ch <- prometheus.MustNewConstMetric(c.throttles, prometheus.CounterValue, float64(s.Throttles), m, r, t)
+		ch <- prometheus.MustNewConstMetric(c.decreases, prometheus.CounterValue, float64(s.Decreases), m, r, t)
 	}
 }

@@ -10,6 +10,9 @@ type Request struct {
 	Model     string // model id as sent, unescaped (an ARN or inference profile id is fine)
 	Region    string // region the emulator believes the request was sent to
 	Operation string // "converse", "converse-stream", "invoke", "invoke-with-response-stream", "count-tokens"
+	// Tier is the service tier the request asks for: "default" when it
+	// names none.
+	Tier string
 }
 
 // Streaming reports whether the operation answers with an event stream.

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -8,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -102,6 +104,9 @@ func (in *Injector) Plan(r fault.Request) fault.Plan {
 			continue
 		}
 		if t < cr.from || (cr.to > 0 && t >= cr.to) {
+			continue
+		}
+		if cr.tier != "" && cr.tier != cmp.Or(r.Tier, bedrock.TierDefault) {
 			continue
 		}
 		for i := range cr.outages {
@@ -199,6 +204,7 @@ type crule struct {
 	idx               int
 	name              string
 	model, region, op string // patterns, "" made "*"
+	tier              string // "" for every tier
 	from, to          time.Duration
 	errors            []cerror
 	refuse, hang      float64
@@ -292,7 +298,7 @@ func compile(s *Scenario) *compiled {
 		r := &s.Rules[i]
 		cr := &crule{
 			idx: i, name: r.Name,
-			model: orStar(r.Model), region: orStar(r.Region), op: orStar(r.Operation),
+			model: orStar(r.Model), region: orStar(r.Region), op: orStar(r.Operation), tier: r.Tier,
 			from: r.From, to: r.To,
 			refuse: r.Refuse, hang: r.Hang, latency: r.Latency,
 			cold: r.ColdStart,

@@ -486,3 +486,40 @@ func TestItem11aInjectorKeysCapped(t *testing.T) {
 		t.Errorf("%d pairs kept after the cap, want %d", n, maxKeys)
 	}
 }
+
+// TestInjectorTiers: a rule with a tier matches requests asking for that
+// tier only, "default" also matching a request that names none.
+func TestInjectorTiers(t *testing.T) {
+	s, err := Parse([]byte(`rules:
+  - name: default-busy
+    tier: default
+    errors:
+      - code: ThrottlingException
+        probability: 1
+  - name: flex-slow
+    tier: flex
+    latency:
+      fixed: 2s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := NewInjector(s, 1, nil)
+	tests := []struct {
+		tier    string
+		rule    string
+		error   string
+		latency time.Duration
+	}{
+		{"", "default-busy", "ThrottlingException", 0},
+		{"default", "default-busy", "ThrottlingException", 0},
+		{"flex", "flex-slow", "", 2 * time.Second},
+		{"priority", "", "", 0},
+	}
+	for _, tt := range tests {
+		p := in.Plan(fault.Request{Model: "m", Region: "us-east-1", Operation: "converse", Tier: tt.tier})
+		if p.Rule != tt.rule || p.Error != tt.error || p.Latency != tt.latency {
+			t.Errorf("tier %q: plan %+v, want rule %q, error %q, latency %v", tt.tier, p, tt.rule, tt.error, tt.latency)
+		}
+	}
+}

@@ -350,6 +350,10 @@ func (p *parser) rule(n *yaml.Node, at string, i int) Rule {
 			r.Operation = p.str(v, at)
 			p.check(v, at, checkOperation(r.Operation))
 		}},
+		{"tier", func(v *yaml.Node, at string) {
+			r.Tier = p.str(v, at)
+			p.check(v, at, checkTier(r.Tier))
+		}},
 		{"from", func(v *yaml.Node, at string) { r.From = p.duration(v, at) }},
 		{"to", func(v *yaml.Node, at string) { toNode, r.To = v, p.duration(v, at) }},
 		{"errors", func(v *yaml.Node, at string) {

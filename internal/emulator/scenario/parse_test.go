@@ -176,6 +176,9 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"line 3", `code "ConnectionReset" cannot be answered as an HTTP error`}},
 		{name: "error needs code and probability", in: "rules:\n  - errors:\n      - message: hi\n",
 			want: []string{"line 3", "rules[0].errors[0]: code is required", "rules[0].errors[0]: probability is required"}},
+		{name: "unknown tier", in: "rules:\n  - tier: standard\n    hang: 1\n",
+			want: []string{"line 2", "rules[0].tier", `"standard" is not a service tier; want one of priority, default, flex, reserved`}},
+		{name: "tier not a string", in: "rules:\n  - tier: [flex]\n    hang: 1\n", want: []string{"line 2", "rules[0].tier: want a string"}},
 		{name: "bad duration", in: "rules:\n  - latency:\n      fixed: 100\n", want: []string{"line 3", "rules[0].latency.fixed", `want a duration such as 500ms or 30s, got "100"`}},
 		{name: "negative duration", in: "rules:\n  - latency:\n      jitter: -1s\n", want: []string{"line 3", "rules[0].latency.jitter", "negative"}},
 		{name: "window backwards", in: "rules:\n  - hang: 1\n    from: 10s\n    to: 5s\n", want: []string{"line 4", "rules[0].to", "to 5s is not after from 10s"}},
@@ -325,6 +328,8 @@ func TestValidate(t *testing.T) {
 		{name: "bad quota shape", s: Scenario{Quotas: quota.Table{{Limits: quota.Limits{TokensPerMinute: 1, Shape: &quota.Shape{Burst: time.Minute, StartLevel: 2}}}}},
 			want: "scenario: quotas: quota: rule 0: start level 2 is not between 0 and 1"},
 		{name: "bad operation", s: Scenario{Rules: []Rule{{Name: "a", Hang: 1, Operation: "chat"}}}, want: `rules[0].operation: "chat" is not an operation`},
+		{name: "bad tier", s: Scenario{Rules: []Rule{{Name: "a", Hang: 1, Tier: "Flex"}}}, want: `rules[0].tier: "Flex" is not a service tier`},
+		{name: "tier", s: Scenario{Rules: []Rule{{Name: "a", Hang: 1, Tier: "flex"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

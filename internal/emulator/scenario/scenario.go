@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/quota"
 )
@@ -41,6 +43,11 @@ type Rule struct {
 	// Model, Region and Operation are '*' patterns the request must match;
 	// empty means "*".
 	Model, Region, Operation string
+	// Tier is the service tier the request must ask for ("default" also
+	// matches a request that names none); empty matches every tier. Rules
+	// per tier model capacity that differs by tier: flex throttled first,
+	// or slower under load.
+	Tier string
 	// From and To bound the time, measured from emulator start, in which the
 	// rule applies. To zero means no end.
 	From, To time.Duration
@@ -179,6 +186,7 @@ func (s *Scenario) Validate() error {
 			add(fmt.Errorf("%s: the rule does nothing; give it errors, refuse, hang, latency, stream, outages or a cold start", at))
 		}
 		add(prefix(at+".operation", checkOperation(r.Operation)))
+		add(prefix(at+".tier", checkTier(r.Tier)))
 		add(prefix(at, checkWindow(r.From, r.To)))
 		for j, e := range r.Errors {
 			add(prefix(fmt.Sprintf("%s.errors[%d]", at, j), checkErrorFault(e)))
@@ -197,6 +205,14 @@ func (s *Scenario) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkTier accepts "" (every tier) and the tiers Bedrock knows.
+func checkTier(t string) error {
+	if t == "" || bedrock.ValidTier(t) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a service tier; want one of %s", t, strings.Join(bedrock.Tiers(), ", "))
 }
 
 func prefix(at string, err error) error {
