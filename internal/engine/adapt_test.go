@@ -181,22 +181,7 @@ func TestFallbackAcrossModelGenerations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			exceeded := bedrock.BaseModelID(tt.from)
-			// The signature is checked: a changed body is signed anew.
-			sig := sigv4check.New(sigv4check.Options{Keys: map[string]string{"AKID": "SECRET"},
-				Clock: clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))})
-			rn, err := emulator.Start(emulator.Options{Seed: seed, Verify: func(r *http.Request, body []byte) *emulator.Rejection {
-				return (*emulator.Rejection)(sig.Verify(r, body))
-			}, Planner: func(r fault.Request) fault.Plan {
-				if bedrock.BaseModelID(r.Model) == exceeded {
-					return fault.Plan{Error: catalog.CodeServiceQuotaExceeded}
-				}
-				return fault.Plan{}
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { rn.Close() })
+			rn := startSignedEmulator(t, failModel(tt.from, catalog.CodeServiceQuotaExceeded), nil)
 			e, _ := newStreamEngine(t, rn.URL, func(o *Options) {
 				o.Routes = route.New("us-east-1", map[string][]attempt.Target{tt.from: {{Model: tt.to}}})
 			})
@@ -226,6 +211,43 @@ func TestFallbackAcrossModelGenerations(t *testing.T) {
 				t.Errorf("adaptations = %v then %v, want none then %v", rep.Attempts[0].Adaptations, fb.Adaptations, tt.changes)
 			}
 		})
+	}
+}
+
+// startSignedEmulator starts an emulator that plans each request with plan
+// and checks its SigV4 signature, so that a body keel changed must have been
+// signed anew. seen, when not nil, gets each request whose signature passed
+// (before its plan's error, if any, is answered); body is the emulator's,
+// so seen copies what it keeps.
+func startSignedEmulator(t *testing.T, plan func(fault.Request) fault.Plan, seen func(r *http.Request, body []byte)) *emulator.Running {
+	t.Helper()
+	sig := sigv4check.New(sigv4check.Options{Keys: map[string]string{"AKID": "SECRET"},
+		Clock: clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))})
+	rn, err := emulator.Start(emulator.Options{Seed: seed, Planner: plan, Verify: func(r *http.Request, body []byte) *emulator.Rejection {
+		if rej := sig.Verify(r, body); rej != nil {
+			return (*emulator.Rejection)(rej)
+		}
+		if seen != nil {
+			seen(r, body)
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rn.Close() })
+	return rn
+}
+
+// failModel is a plan that answers every request for model (any of its
+// inference profiles) with the catalog error code, and serves the others.
+func failModel(model, code string) func(fault.Request) fault.Plan {
+	base := bedrock.BaseModelID(model)
+	return func(r fault.Request) fault.Plan {
+		if bedrock.BaseModelID(r.Model) == base {
+			return fault.Plan{Error: code}
+		}
+		return fault.Plan{}
 	}
 }
 
