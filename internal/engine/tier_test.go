@@ -196,3 +196,129 @@ func TestTierErrors(t *testing.T) {
 		t.Errorf("Do: err = %v", err)
 	}
 }
+
+// TestTierFallbackAdaptsBody runs calls on Opus 4.7, which throttles them,
+// whose route falls back to Sonnet 4.5 on the flex tier: the request sent
+// there carries both the body fitted to Sonnet 4.5 (adapt.go) and the flex
+// tier (the header of InvokeModel, serviceTier in a Converse body), and the
+// report names both. Naming the tier on the call's own body instead sends
+// Sonnet 4.5 a body it refuses.
+func TestTierFallbackAdaptsBody(t *testing.T) {
+	const user = `{"role":"user","content":"Name three rivers."}`
+	const converseUser = `{"role":"user","content":[{"text":"Name three rivers."}]}`
+	version := Adaptation{Field: "anthropic_version", Action: AdaptTranslated,
+		From: `"` + bedrock.AnthropicVersion20261021 + `"`, To: `"` + bedrock.AnthropicVersionBedrock + `"`}
+	tests := []struct {
+		name    string
+		op      attempt.Op
+		body    string
+		changes []Adaptation // on the fallback's attempt; each To is on the wire
+	}{
+		{name: "invoke 2026-10-21", op: attempt.Invoke,
+			body: `{"anthropic_version":"2026-10-21","max_tokens":200,"messages":[` + user + `]}`, changes: []Adaptation{version}},
+		{name: "invoke stream 2026-10-21", op: attempt.InvokeWithResponseStream,
+			body: `{"anthropic_version":"2026-10-21","max_tokens":200,"messages":[` + user + `]}`, changes: []Adaptation{version}},
+		{name: "invoke 2026-10-21 above the output limit", op: attempt.Invoke,
+			body:    `{"anthropic_version":"2026-10-21","max_tokens":100000,"messages":[` + user + `]}`,
+			changes: []Adaptation{version, {Field: "max_tokens", Action: AdaptLowered, From: "100000", To: "64000"}}},
+		{name: "converse above the output limit", op: attempt.Converse,
+			body:    `{"messages":[` + converseUser + `],"inferenceConfig":{"maxTokens":100000}}`,
+			changes: []Adaptation{{Field: "inferenceConfig.maxTokens", Action: AdaptLowered, From: "100000", To: "64000"}}},
+		{name: "converse stream naming the default tier", op: attempt.ConverseStream,
+			body:    `{"serviceTier":{"type":"default"},"messages":[` + converseUser + `],"inferenceConfig":{"maxTokens":100000}}`,
+			changes: []Adaptation{{Field: "inferenceConfig.maxTokens", Action: AdaptLowered, From: "100000", To: "64000"}}},
+	}
+	type request struct {
+		path   string
+		header http.Header
+		body   []byte
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				seen []request
+			)
+			rn := startSignedEmulator(t, failModel(opus47, catalog.CodeThrottling), func(r *http.Request, body []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				seen = append(seen, request{r.URL.Path, r.Header.Clone(), slices.Clone(body)})
+			})
+			e, _ := newStreamEngine(t, rn.URL, func(o *Options) {
+				o.Routes = route.New("us-east-1", map[string][]attempt.Target{opus47: {{Model: sonnet45, Tier: bedrock.TierFlex}}})
+				o.Retry = retry.Policy{MaxAttempts: 1}
+			})
+			resp, rep, err := e.Do(t.Context(), &Call{Op: tt.op, Model: opus47, Body: []byte(tt.body)})
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err != nil {
+				t.Fatalf("the call failed: %v (attempts %+v)", err, rep.Attempts)
+			}
+
+			// What the emulator saw: the call's own body on Opus 4.7, then
+			// the fitted body on Sonnet 4.5, asking for flex.
+			mu.Lock()
+			got := slices.Clone(seen)
+			mu.Unlock()
+			if len(got) != 2 {
+				t.Fatalf("the emulator saw %d requests, want 2", len(got))
+			}
+			if !strings.Contains(got[0].path, "/"+opus47+"/") || string(got[0].body) != tt.body || got[0].header.Get(TierHeader) != "" {
+				t.Errorf("first request %s (tier header %q) %s, want the call's own body to %s",
+					got[0].path, got[0].header.Get(TierHeader), got[0].body, opus47)
+			}
+			fb := got[1]
+			if !strings.Contains(fb.path, "/"+sonnet45+"/") {
+				t.Errorf("fallback request went to %s, want %s", fb.path, sonnet45)
+			}
+			tier := fb.header.Get(TierHeader)
+			if tt.op == attempt.Converse || tt.op == attempt.ConverseStream {
+				var b struct{ ServiceTier struct{ Type string } }
+				if err := json.Unmarshal(fb.body, &b); err != nil {
+					t.Fatalf("fallback body %s: %v", fb.body, err)
+				}
+				tier = b.ServiceTier.Type
+			}
+			if tier != bedrock.TierFlex {
+				t.Errorf("fallback request asks for tier %q, want %q (body %s)", tier, bedrock.TierFlex, fb.body)
+			}
+			for _, c := range tt.changes {
+				if v := jsonAt(t, fb.body, c.Field); string(v) != c.To {
+					t.Errorf("fallback body has %s = %s, want %s: %s", c.Field, v, c.To, fb.body)
+				}
+			}
+
+			// What the report says.
+			if len(rep.Attempts) != 2 || rep.Attempts[0].Code != catalog.CodeThrottling || rep.Attempts[0].Adaptations != nil {
+				t.Fatalf("attempts = %+v, want the throttle, then the fallback", rep.Attempts)
+			}
+			a := rep.Attempts[1]
+			if a.Skipped || a.Status != http.StatusOK || a.Target.Model != sonnet45 || a.Target.Tier != bedrock.TierFlex {
+				t.Errorf("fallback attempt %+v, want %s on %s to answer", a, sonnet45, bedrock.TierFlex)
+			}
+			if !slices.Equal(a.Adaptations, tt.changes) {
+				t.Errorf("fallback adaptations = %v, want %v", a.Adaptations, tt.changes)
+			}
+			if rep.Target != a.Target || rep.Fallbacks != 1 {
+				t.Errorf("report target %s after %d fallbacks, want %s after 1", rep.Target, rep.Fallbacks, a.Target)
+			}
+		})
+	}
+}
+
+// jsonAt returns the value at a dotted path of a JSON object, as written;
+// nil when absent.
+func jsonAt(t *testing.T, data []byte, path string) json.RawMessage {
+	t.Helper()
+	v := json.RawMessage(data)
+	for _, k := range strings.Split(path, ".") {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(v, &m); err != nil {
+			t.Fatalf("%s: %v in %s", path, err, data)
+		}
+		v = m[k]
+	}
+	return v
+}
