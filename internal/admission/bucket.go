@@ -147,18 +147,11 @@ func (l *limiter) probe(hold float64, now time.Time) bool {
 // before it, would otherwise keep the target waiting for minutes (its refill
 // is the low limit, where Bedrock's is the quota), and no call would get
 // through to grow the limit. Bedrock throttles a probe that does not fit.
-//
-// In slow start the call goes at once: slow start's limit is a lower bound
-// on the quota (see firstLimit), often less than one large call a deadline
-// when learned from a spent bucket, and one call in flight at all times is
-// the least that lets it grow. l.mu must be held.
+// l.mu must be held.
 func (l *limiter) probeAt(hold float64, now time.Time) (time.Time, bool) {
 	if !l.p.learn || l.view.unlimited() || l.view.TokensPerMinute >= l.p.ceil || l.flight.busy(now) ||
 		(l.view.RequestsPerMinute > 0 && l.view.Requests < 1-eps) {
 		return time.Time{}, false
-	}
-	if l.slow {
-		return now, true
 	}
 	at := l.lastGrant.Add(probeEvery)
 	if !l.view.fitAt(hold, now, now).After(now.Add(probeEvery)) {

@@ -94,39 +94,3 @@ func TestStaleThrottleDoesNotConfirm(t *testing.T) {
 		t.Errorf("a stale throttle confirmed: resyncs %d -> %d, paused %v", before.Resyncs, s.Resyncs, s.PausedFor)
 	}
 }
-
-// TestSlowStartProbes: in slow start, a call that does not fit the bucket
-// goes at once when nothing is in flight, and waits while a call is.
-// Slow start's limit is a lower bound: a first limit learned from a spent
-// bucket (here 1,000 tokens a minute) is less than one call of 5,000, and
-// without these probes no call would get through to grow it.
-func TestSlowStartProbes(t *testing.T) {
-	tests := []struct {
-		name     string
-		inFlight bool
-		want     bool
-	}{
-		{name: "nothing in flight: a probe at once", want: true},
-		{name: "a call in flight: no probe", inFlight: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, _ := newGov(t, Options{})
-			confirm(t, g, 500) // the bucket was spent: the first limit is (500 + 500) × 60/60
-			if s := stats(t, g, haiku); s.Limit != 1000 {
-				t.Fatalf("first limit %d, want 1000", s.Limit)
-			}
-			if tt.inFlight {
-				tk := mustTry(t, g, haiku, Estimate{MaxTokens: 5000})
-				defer tk.Cancel()
-			}
-			tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 5000}, Interactive)
-			if err != nil || ok != tt.want {
-				t.Fatalf("TryAdmit = %v, %v; want %v", ok, err, tt.want)
-			}
-			if ok {
-				tk.Cancel()
-			}
-		})
-	}
-}
