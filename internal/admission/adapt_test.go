@@ -401,3 +401,44 @@ func TestBoundByBedrock(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowStartGoesOnInDebt: a confirmed throttle ends slow start only when
+// a call granted in slow start got through; without one, Bedrock's bucket
+// is still dry (a debt being repaid) and the limit was not tested, so slow
+// start goes on and the limit stays. A batch resumed on a bucket in debt
+// otherwise read its quota as the floor (keel bench learn --case resume).
+func TestSlowStartGoesOnInDebt(t *testing.T) {
+	tests := []struct {
+		name    string
+		through bool // a call granted in slow start settles before the second signal
+		want    int64
+	}{
+		// The first limit: (10,000 + 10,000) × 60/80 = 15,000, held.
+		{name: "nothing through: slow start goes on", want: 15000},
+		// A call of 1,000 settles at 24 s (too little use to grow the
+		// limit); the second signal, at 28 s, ends slow start: the lower of
+		// half the limit (7,500) and what the target took, (10,000 +
+		// 1,000 + 500) × 60/88 = 7,841.
+		{name: "one through: slow start ends", through: true, want: 7500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			grant(t, g, 10000) // in flight throughout: taken
+			clk.Advance(20 * time.Second)
+			confirm(t, g, 10000)
+			if s := stats(t, g, haiku); s.Limit != 15000 {
+				t.Fatalf("first limit %d, want 15000", s.Limit)
+			}
+			clk.Advance(4 * time.Second) // 1,000 tokens of refill
+			if tt.through {
+				spend(t, g, haiku, 1000)
+			}
+			clk.Advance(4 * time.Second)
+			confirm(t, g, 500)
+			if s := stats(t, g, haiku); s.Limit != tt.want {
+				t.Errorf("limit %d after the second signal, want %d", s.Limit, tt.want)
+			}
+		})
+	}
+}

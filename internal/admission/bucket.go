@@ -147,22 +147,11 @@ func (l *limiter) probe(hold float64, now time.Time) bool {
 // before it, would otherwise keep the target waiting for minutes (its refill
 // is the low limit, where Bedrock's is the quota), and no call would get
 // through to grow the limit. Bedrock throttles a probe that does not fit.
-//
-// In slow start the call goes at once once a call has been granted since
-// the last confirmed throttle: slow start's limit is a lower bound on the
-// quota (see firstLimit), often less than one large call a deadline when
-// learned from a spent bucket, and one call in flight at all times is the
-// least that lets it grow. Right after a throttle it waits as above: Bedrock's
-// bucket was empty then, and a call sent at once (the throttled call's own
-// retry, which the engine sends without a backoff of its own when the
-// Governor paces it) would only be throttled again. l.mu must be held.
+// l.mu must be held.
 func (l *limiter) probeAt(hold float64, now time.Time) (time.Time, bool) {
 	if !l.p.learn || l.view.unlimited() || l.view.TokensPerMinute >= l.p.ceil || l.flight.busy(now) ||
 		(l.view.RequestsPerMinute > 0 && l.view.Requests < 1-eps) {
 		return time.Time{}, false
-	}
-	if l.slow && l.lastThrott.Before(l.lastGrant) {
-		return now, true
 	}
 	at := l.lastGrant.Add(probeEvery)
 	if !l.view.fitAt(hold, now, now).After(now.Add(probeEvery)) {

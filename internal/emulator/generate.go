@@ -29,7 +29,8 @@ func (g *generation) total() int {
 }
 
 // generate checks the conversation in x.msgs against the model's limits,
-// asks the Admit hook, and computes the reply. maxTokens zero means the
+// asks the Admit hook, sleeps the fault plan's latency, and computes the
+// reply. maxTokens zero means the
 // model's maximum. It reports false when it answered with an error instead.
 func (x *exchange) generate(system string, maxTokens int, stops []string) (generation, bool) {
 	m := x.tgt.model
@@ -48,6 +49,10 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 		}
 	}
 	g := generation{maxTokens: maxTokens, pace: x.pacer(), input: in}
+	if !x.sleepLatency() {
+		x.settle(&g, 0) // admitted, and gone before a token
+		return generation{}, false
+	}
 	g.reply = reply.Generate(&reply.Request{Seed: x.s.opts.Seed, Model: m.ID, System: system, Messages: x.msgs,
 		MaxTokens: maxTokens, StopSequences: stops, Length: x.s.opts.ReplyLength, ContinuePrompt: stream.ContinuePrompt})
 	if x.cache.set && m.PromptCacheMin > 0 {

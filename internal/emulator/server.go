@@ -161,6 +161,7 @@ type exchange struct {
 	cache                   cachePos // the request's cache point, if any
 	mid                     *fault.MidStream
 	wroteHeader             bool
+	latency                 time.Duration // the plan's latency, not slept yet (see generate)
 
 	body  []byte
 	held  int64 // bytes of Server.buffered this request holds
@@ -191,7 +192,7 @@ func (s *Server) put(x *exchange) {
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
 	x.id, x.region, x.op, x.modelID, x.code, x.tier, x.badTier = "", "", "", "", "", "", ""
-	x.tgt, x.mid, x.wroteHeader, x.cache = target{}, nil, false, cachePos{}
+	x.tgt, x.mid, x.wroteHeader, x.cache, x.latency = target{}, nil, false, cachePos{}, 0
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
 	x.hdrs = x.hdrs[:0]
@@ -427,13 +428,19 @@ func (x *exchange) serveRuntime(rest string) {
 		x.hang()
 		return
 	}
-	if plan.Latency > 0 && !x.sleep(plan.Latency) {
-		x.gone()
-		return
-	}
 	if v := x.s.opts.Verify; v != nil {
 		if rej := v(x.r, x.body); rej != nil {
 			x.fail(rej.Code, rej.Message)
+			return
+		}
+	}
+	// The latency comes before an injected error and before a reply, but
+	// not before a refusal at the door (a bad signature, a bad request,
+	// the quota), which Bedrock answers on arrival: an inference request
+	// sleeps it once the quota admitted it (see generate).
+	x.latency = plan.Latency
+	if plan.Error != "" || x.op == OpCountTokens {
+		if !x.sleepLatency() {
 			return
 		}
 	}
@@ -592,6 +599,18 @@ func (x *exchange) resolveModel() bool {
 		return false
 	}
 	x.tgt = t
+	return true
+}
+
+// sleepLatency sleeps the plan's latency, once; it reports false, having
+// noted the client gone, if the client gave up meanwhile.
+func (x *exchange) sleepLatency() bool {
+	d := x.latency
+	x.latency = 0
+	if d > 0 && !x.sleep(d) {
+		x.gone()
+		return false
+	}
 	return true
 }
 

@@ -403,6 +403,76 @@ func TestPlanLatency(t *testing.T) {
 	}
 }
 
+// TestPlanLatencyAfterTheQuota checks that a plan's latency comes after the
+// quota's admission: a request the quota refuses is answered on arrival, as
+// Bedrock answers a throttle, and one admitted waits the latency, settling
+// what it held if the client leaves meanwhile.
+func TestPlanLatencyAfterTheQuota(t *testing.T) {
+	tests := []struct {
+		name    string
+		refuse  bool // the Admit hook refuses
+		giveUp  bool // the client leaves during the latency
+		settled int  // Settle calls
+	}{
+		{name: "refused on arrival", refuse: true},
+		{name: "admitted, then the latency", settled: 1},
+		{name: "admitted, and the client leaves", giveUp: true, settled: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fk := clock.NewFake(time.Unix(1_700_000_000, 0))
+			var mu sync.Mutex
+			var settles []SettleRequest
+			rn := start(t, Options{Clock: fk, Speed: 0, Planner: always(fault.Plan{Latency: 3 * time.Second}),
+				Admit: func(AdmitRequest) *Rejection {
+					if tt.refuse {
+						return &Rejection{Code: catalog.CodeThrottling, Message: "Too many tokens, please wait before trying again."}
+					}
+					return nil
+				},
+				Settle: func(r SettleRequest) { mu.Lock(); settles = append(settles, r); mu.Unlock() }})
+			ctx, cancel := context.WithTimeout(bg(), time.Minute) // a bound on a hang, not a clock the test reads
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				_, err := client(rn, "us-east-1").Converse(ctx, &bedrockruntime.ConverseInput{ModelId: aws.String(haiku3), Messages: []types.Message{userMsg("hi")}})
+				done <- err
+			}()
+			var err error
+			switch {
+			case tt.refuse:
+				err = <-done // no timer to advance: answered on arrival
+				var te *types.ThrottlingException
+				if !errors.As(err, &te) {
+					t.Fatalf("refused call: %v, want a ThrottlingException", err)
+				}
+			case tt.giveUp:
+				fk.WaitForTimers(1)
+				cancel()
+				if err = <-done; !errors.Is(err, context.Canceled) {
+					t.Fatalf("call given up: %v, want context.Canceled", err)
+				}
+				rn.Close() // the handler has ended once Close returns
+			default:
+				fk.WaitForTimers(1)
+				fk.Advance(3 * time.Second)
+				if err = <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			rn.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(settles) != tt.settled {
+				t.Fatalf("%d settles, want %d", len(settles), tt.settled)
+			}
+			if tt.giveUp && (settles[0].OutputTokens != 0 || settles[0].InputTokens <= 0) {
+				t.Errorf("settled %+v for a call left during the latency; want its input, no output", settles[0])
+			}
+		})
+	}
+}
+
 // TestWaitsEnd checks that requests hanging or stalling on purpose end when
 // the client gives up, and that Close ends those still waiting, leaving no
 // goroutine behind.
