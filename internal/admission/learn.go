@@ -103,14 +103,10 @@ func (l *limiter) throttle(t *Ticket) {
 //   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64) {
 	l.lastThrott = now
-	if l.slow && (l.slowPassed || l.passedSince(l.slowSeq, now)) {
+	if l.slow {
 		// Slow start ends. It doubled the limit since the last check, so
 		// the quota lies below half of it; and what the bucket gave bounds
 		// it again (see exitRate): the limit goes to the lower of the two.
-		// Without a call through since slow start began, the bucket is
-		// still dry (a debt being repaid, as when the replies in flight
-		// settle above their reservations) and the limit was not tested:
-		// slow start goes on.
 		w := min(l.view.TokensPerMinute/2, l.exitRate(now, hold))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
@@ -281,7 +277,7 @@ func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
 // is low; slow start brings it up. l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64) {
 	l.setLimit(now, min(max(l.lifetimeRate(now, hold), l.p.floor), l.p.ceil))
-	l.slow, l.slowSeq, l.slowPassed = true, l.flight.next, false
+	l.slow = true
 }
 
 // pause stops admissions for a jittered cool-down after the second

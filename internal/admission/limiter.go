@@ -58,8 +58,6 @@ type limiter struct {
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
-	slowSeq    uint64    // the flight seq of the first call granted in slow start
-	slowPassed bool      // a call granted in slow start has settled
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
 	lastGrant  time.Time // when the last call was granted
 	lastThrott time.Time // the last confirmed throttle
@@ -153,9 +151,6 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.settledAfter(t.seq)
 	if t.gen == l.gen {
 		l.strikes = 0 // granted since the last confirmed throttle, and got through
-	}
-	if l.slow && t.seq >= l.slowSeq {
-		l.slowPassed = true
 	}
 	l.taken -= t.hold - cost
 	l.given.Add(now, cost-t.hold)
