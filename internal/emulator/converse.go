@@ -287,8 +287,7 @@ func (x *exchange) serveConverse() {
 		x.converseStream(&g)
 		return
 	}
-	if !x.waitToken(g.pace, g.reply.OutputTokens-1) { // the last token's time
-		x.settle(&g, 0)
+	if !x.waitReply(&g) {
 		return
 	}
 	r := &g.reply

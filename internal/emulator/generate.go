@@ -50,7 +50,8 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 	}
 	g := generation{maxTokens: maxTokens, pace: x.pacer(), input: in}
 	if !x.sleepLatency() {
-		x.settle(&g, 0) // admitted, and gone before a token
+		x.settle(&g, 0) // admitted, and gone before a token: settled before gone, which may end the handler
+		x.gone()
 		return generation{}, false
 	}
 	g.reply = reply.Generate(&reply.Request{Seed: x.s.opts.Seed, Model: m.ID, System: system, Messages: x.msgs,
@@ -148,6 +149,24 @@ func (x *exchange) waitToken(p pacer, i int) bool {
 		return true
 	}
 	if !x.sleep(p.due(i) - x.elapsed()) {
+		x.gone()
+		return false
+	}
+	return true
+}
+
+// waitReply waits, for a reply that is not streamed, until its last token
+// is due; if the client leaves or the server closes meanwhile, it settles
+// the admitted request with no output before calling gone (which may end
+// the handler: on HTTP/2 it panics with http.ErrAbortHandler) and reports
+// false.
+func (x *exchange) waitReply(g *generation) bool {
+	p := g.pace
+	if p.ttft == 0 && p.perToken == 0 {
+		return true
+	}
+	if !x.sleep(p.due(g.reply.OutputTokens-1) - x.elapsed()) {
+		x.settle(g, 0)
 		x.gone()
 		return false
 	}

@@ -60,8 +60,7 @@ func (x *exchange) serveInvoke() {
 		x.invokeStream(&g)
 		return
 	}
-	if !x.waitToken(g.pace, g.reply.OutputTokens-1) { // the last token's time
-		x.settle(&g, 0)
+	if !x.waitReply(&g) {
 		return
 	}
 	latency := x.elapsed()

@@ -441,6 +441,7 @@ func (x *exchange) serveRuntime(rest string) {
 	x.latency = plan.Latency
 	if plan.Error != "" || x.op == OpCountTokens {
 		if !x.sleepLatency() {
+			x.gone()
 			return
 		}
 	}
@@ -602,16 +603,13 @@ func (x *exchange) resolveModel() bool {
 	return true
 }
 
-// sleepLatency sleeps the plan's latency, once; it reports false, having
-// noted the client gone, if the client gave up meanwhile.
+// sleepLatency sleeps the plan's latency, once; it reports false if the
+// client gave up, or the server closed, meanwhile (the caller settles what
+// was admitted, then calls gone, which may end the handler).
 func (x *exchange) sleepLatency() bool {
 	d := x.latency
 	x.latency = 0
-	if d > 0 && !x.sleep(d) {
-		x.gone()
-		return false
-	}
-	return true
+	return d <= 0 || x.sleep(d)
 }
 
 // sleep waits d on the server's clock. It reports false if the client gave

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,6 +469,50 @@ func TestPlanLatencyAfterTheQuota(t *testing.T) {
 			}
 			if tt.giveUp && (settles[0].OutputTokens != 0 || settles[0].InputTokens <= 0) {
 				t.Errorf("settled %+v for a call left during the latency; want its input, no output", settles[0])
+			}
+		})
+	}
+}
+
+// TestSettledWhenClosedMidWait: an admitted request still waiting (its
+// plan's latency, or its reply's pace) when the server closes, on a
+// connection that cannot be hijacked (HTTP/2; here a ResponseRecorder, where
+// ending the handler panics with http.ErrAbortHandler), is settled all the
+// same: every admitted request is settled exactly once.
+func TestSettledWhenClosedMidWait(t *testing.T) {
+	tests := []struct {
+		name  string
+		plan  fault.Plan
+		speed float64
+		path  string
+		body  string
+	}{
+		{name: "converse, in the latency", plan: fault.Plan{Latency: 3 * time.Second}, path: "/model/" + haiku3 + "/converse",
+			body: `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
+		{name: "converse, paced", speed: 1, path: "/model/" + haiku3 + "/converse",
+			body: `{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`},
+		{name: "invoke, paced", speed: 1, path: "/model/" + haiku3 + "/invoke",
+			body: `{"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fk := clock.NewFake(time.Unix(1_700_000_000, 0))
+			var admits, settles atomic.Int32
+			s := newServer(t, Options{Clock: fk, Speed: tt.speed, Planner: always(tt.plan),
+				Admit:  func(AdmitRequest) *Rejection { admits.Add(1); return nil },
+				Settle: func(SettleRequest) { settles.Add(1) }})
+			done := make(chan any, 1)
+			go func() {
+				defer func() { done <- recover() }()
+				serve(s, "POST", tt.path, tt.body)
+			}()
+			fk.WaitForTimers(1)
+			s.Close()
+			if r := <-done; r != nil && r != http.ErrAbortHandler {
+				t.Fatalf("panic %v", r)
+			}
+			if admits.Load() != 1 || settles.Load() != 1 {
+				t.Errorf("admitted %d, settled %d; want 1 and 1", admits.Load(), settles.Load())
 			}
 		})
 	}
