@@ -325,49 +325,20 @@ func RunOutage(ctx context.Context, cfg OutageConfig) (*OutageResult, error) {
 		return nil, errors.New("bench: an outage bench needs a scenario")
 	}
 	calls := outageCalls(cfg)
-	type arena struct {
-		c       Contender
-		in      *scenario.Injector
-		rn      *emulator.Running
-		client  *bedrockruntime.Client
-		results []outageCall
-	}
-	var arenas []*arena
-	defer func() {
-		for _, a := range arenas {
-			a.rn.Close()
-		}
-	}()
-	for _, c := range cs {
-		// Each emulator plays the scenario from its injector's start, which
-		// is also its contender's start: the injectors are made together,
-		// microseconds apart.
-		in := scenario.NewInjector(cfg.Scenario, cfg.Seed, nil)
-		rn, err := emulator.Start(emulator.Options{Seed: cfg.Seed, Speed: cfg.Speed, DefaultRegion: Primary, Planner: in.Plan})
-		if err != nil {
-			return nil, err
-		}
-		a := &arena{c: c, in: in, rn: rn, results: make([]outageCall, len(calls))}
-		arenas = append(arenas, a)
-		a.client, err = c.client(ctx, Endpoint{URL: rn.URL, Model: m.ID, Region: Primary, Fallback: Fallback, Deadline: cfg.Deadline})
-		if err != nil {
-			return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
-		}
+	arenas, err := startArenas[outageCall](ctx, cfg.Scenario, cs, cfg.Seed, cfg.Speed,
+		Endpoint{Model: m.ID, Region: Primary, Fallback: Fallback, Deadline: cfg.Deadline}, len(calls))
+	defer closeArenas(arenas)
+	if err != nil {
+		return nil, err
 	}
 	start := arenas[0].in.Start()
 	var finished atomic.Int64
 	stopProgress := reportProgress(cfg.Progress, Progress{Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline,
 		Calls: len(calls) * len(arenas)}, start, func() int { return int(finished.Load()) })
-	var wg sync.WaitGroup
-	for _, a := range arenas {
-		wg.Go(func() {
-			openLoop(ctx, a.in.Start(), calls, func(c Call) {
-				a.results[c.Index] = outageSend(ctx, a.client, a.in.Start().Add(c.At), c, m.ID, cfg.Deadline)
-				finished.Add(1)
-			})
-		})
-	}
-	wg.Wait()
+	playArenas(ctx, arenas, calls, func(a *scenarioArena[outageCall], c Call, arrived time.Time) outageCall {
+		defer finished.Add(1)
+		return outageSend(ctx, a.client, arrived, c, m.ID, cfg.Deadline)
+	})
 	stopProgress()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -380,6 +351,61 @@ func RunOutage(ctx context.Context, cfg OutageConfig) (*OutageResult, error) {
 			Phases: phaseOutcomes(res.Phases, a.results)})
 	}
 	return res, nil
+}
+
+// scenarioArena is one contender of an outage or tiers bench, against its own
+// emulator playing a scenario, and the results of the calls it was offered.
+type scenarioArena[R any] struct {
+	c       Contender
+	in      *scenario.Injector
+	rn      *emulator.Running
+	client  *bedrockruntime.Client
+	results []R
+}
+
+// startArenas starts an arena per contender for n calls: an emulator
+// playing sc from its own injector's start (the injectors are made
+// together, microseconds apart, so each contender's start is its
+// emulator's), in ep.Region, and the contender's client for ep at it. The
+// caller closes the arenas returned, an error's included.
+func startArenas[R any](ctx context.Context, sc *scenario.Scenario, cs []Contender, seed int64, speed float64, ep Endpoint, n int) ([]*scenarioArena[R], error) {
+	var arenas []*scenarioArena[R]
+	for _, c := range cs {
+		in := scenario.NewInjector(sc, seed, nil)
+		rn, err := emulator.Start(emulator.Options{Seed: seed, Speed: speed, DefaultRegion: ep.Region, Planner: in.Plan})
+		if err != nil {
+			return arenas, err
+		}
+		a := &scenarioArena[R]{c: c, in: in, rn: rn, results: make([]R, n)}
+		arenas = append(arenas, a)
+		ep.URL = rn.URL
+		if a.client, err = c.client(ctx, ep); err != nil {
+			return arenas, fmt.Errorf("bench: contender %s: %w", c.Name, err)
+		}
+	}
+	return arenas, nil
+}
+
+// closeArenas stops the arenas' emulators.
+func closeArenas[R any](arenas []*scenarioArena[R]) {
+	for _, a := range arenas {
+		a.rn.Close()
+	}
+}
+
+// playArenas offers the calls to every arena at once, each at its time
+// from the arena's start, and records what send returns for each. It
+// returns when every call has ended, or ctx is done.
+func playArenas[R any](ctx context.Context, arenas []*scenarioArena[R], calls []Call, send func(a *scenarioArena[R], c Call, arrived time.Time) R) {
+	var wg sync.WaitGroup
+	for _, a := range arenas {
+		wg.Go(func() {
+			openLoop(ctx, a.in.Start(), calls, func(c Call) {
+				a.results[c.Index] = send(a, c, a.in.Start().Add(c.At))
+			})
+		})
+	}
+	wg.Wait()
 }
 
 // outageCalls draws the calls: a Poisson stream of cfg.Rate a second over

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/catalog"
-	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 )
 
@@ -225,43 +223,18 @@ func RunTiers(ctx context.Context, cfg TiersConfig) (*TiersResult, error) {
 	}
 	calls := outageCalls(OutageConfig{Seed: cfg.Seed, Rate: cfg.Rate, Duration: cfg.Duration, MaxTokens: cfg.MaxTokens})
 	sc := TiersScenario(cfg.Throttle, cfg.FlexLatency)
-	type arena struct {
-		c       Contender
-		in      *scenario.Injector
-		rn      *emulator.Running
-		client  *bedrockruntime.Client
-		results []tierCall
-	}
-	var arenas []*arena
-	defer func() {
-		for _, a := range arenas {
-			a.rn.Close()
-		}
-	}()
-	for _, c := range tiersContenders {
-		in := scenario.NewInjector(sc, cfg.Seed, nil)
-		rn, err := emulator.Start(emulator.Options{Seed: cfg.Seed, Speed: cfg.Speed, DefaultRegion: m.Region, Planner: in.Plan})
-		if err != nil {
-			return nil, err
-		}
-		a := &arena{c: c, in: in, rn: rn, results: make([]tierCall, len(calls))}
-		arenas = append(arenas, a)
-		if a.client, err = c.client(ctx, Endpoint{URL: rn.URL, Model: m.ID, Region: m.Region, Deadline: cfg.Deadline}); err != nil {
-			return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
-		}
+	arenas, err := startArenas[tierCall](ctx, sc, tiersContenders, cfg.Seed, cfg.Speed,
+		Endpoint{Model: m.ID, Region: m.Region, Deadline: cfg.Deadline}, len(calls))
+	defer closeArenas(arenas)
+	if err != nil {
+		return nil, err
 	}
 	start := arenas[0].in.Start()
-	var wg sync.WaitGroup
 	var sent atomic.Int64
-	for _, a := range arenas {
-		wg.Go(func() {
-			openLoop(ctx, a.in.Start(), calls, func(c Call) {
-				a.results[c.Index] = tierSend(ctx, a.client, a.in.Start().Add(c.At), c, m.ID, cfg.Deadline)
-				sent.Add(1)
-			})
-		})
-	}
-	wg.Wait()
+	playArenas(ctx, arenas, calls, func(a *scenarioArena[tierCall], c Call, arrived time.Time) tierCall {
+		defer sent.Add(1)
+		return tierSend(ctx, a.client, arrived, c, m.ID, cfg.Deadline)
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
