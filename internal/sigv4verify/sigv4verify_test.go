@@ -1,4 +1,4 @@
-package sigv4check
+package sigv4verify
 
 import (
 	"bytes"
@@ -325,6 +325,55 @@ func TestVerifyOff(t *testing.T) {
 			}
 			if rej := tt.v.Verify(r, []byte(body)); rej != nil {
 				t.Errorf("Verify = %+v, want nil with verification off", rej)
+			}
+		})
+	}
+}
+
+// TestAuthenticate checks that Authenticate names the key that signed a
+// request, and that Required turns verification on with no keys at all.
+func TestAuthenticate(t *testing.T) {
+	clk := clock.NewFake(now)
+	tests := []struct {
+		name    string
+		opts    Options
+		mod     func(r *http.Request)
+		wantKey string
+		code    string
+	}{
+		{name: "the signing key among several", opts: Options{Keys: map[string]string{"AKIDOTHER": "other", keyID: secret}},
+			wantKey: keyID},
+		{name: "wrong secret", opts: Options{Keys: map[string]string{keyID: "other"}},
+			code: "InvalidSignatureException"},
+		{name: "required with no keys: every key is unknown", opts: Options{Required: true},
+			code: "UnrecognizedClientException"},
+		{name: "required with no keys: unsigned", opts: Options{Required: true},
+			mod: func(r *http.Request) { r.Header.Del("Authorization") }, code: "MissingAuthenticationTokenException"},
+		{name: "off", opts: Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Clock = clk
+			v := New(tt.opts)
+			r := signed(t, "http://gateway.example", now, nil)
+			if tt.mod != nil {
+				tt.mod(r)
+			}
+			key, rej := v.Authenticate(r, []byte(body))
+			if tt.code != "" {
+				if rej == nil || rej.Code != tt.code {
+					t.Fatalf("Authenticate = %q, %+v; want rejection %s", key, rej, tt.code)
+				}
+				if key != "" {
+					t.Errorf("a rejected request named key %q", key)
+				}
+				return
+			}
+			if rej != nil || key != tt.wantKey {
+				t.Fatalf("Authenticate = %q, %+v; want %q, nil", key, rej, tt.wantKey)
+			}
+			if got := v.Verify(r, []byte(body)); got != nil {
+				t.Errorf("Verify = %+v where Authenticate accepted", got)
 			}
 		})
 	}

@@ -1,9 +1,10 @@
-// Package sigv4check verifies the AWS Signature Version 4 on requests to the
-// emulator, the way AWS does for Bedrock Runtime, and answers with the
-// errors AWS gives.
+// Package sigv4verify verifies the AWS Signature Version 4 on requests to
+// the emulator and to keel's gateway, the way AWS does for Bedrock Runtime,
+// and answers with the errors AWS gives.
 //
-// Verification is off unless keys are configured: a Verifier with no keys
-// accepts any request, signed or not. With keys, a request must carry an
+// Verification is off unless keys are configured (or Options.Required is
+// set): a Verifier with no keys accepts any request, signed or not. With
+// keys, a request must carry an
 // Authorization header signed with one of them. The Verifier recomputes the
 // signature with aws-sdk-go-v2's own signer over a copy of the request that
 // holds only the headers the client signed, with the client's X-Amz-Date,
@@ -25,7 +26,7 @@
 // what Bedrock Runtime sends (403, "Signature expired: 20250130T203827Z is
 // now earlier than 20250130T204131Z (20250130T204631Z - 5 min.)"), while
 // RequestExpired (400) belongs to query-protocol services.
-package sigv4check
+package sigv4verify
 
 import (
 	"context"
@@ -71,29 +72,36 @@ type Options struct {
 	// Region, when set, returns the region the request was sent to, which
 	// the credential scope must name. Nil accepts the scope's region.
 	Region func(r *http.Request) string
+	// Required keeps verification on when Keys is empty: every request is
+	// checked, and every access key is unknown. A server whose callers may
+	// all use other credentials (bearer tokens) sets it, so a SigV4 request
+	// gets AWS's answer rather than being let through.
+	Required bool
 }
 
 // A Verifier checks request signatures. It is safe for concurrent use. A nil
 // *Verifier accepts every request.
 type Verifier struct {
-	keys    map[string]string
-	clk     clock.Clock
-	skew    time.Duration
-	service string
-	region  func(*http.Request) string
-	signer  *v4.Signer
+	keys     map[string]string
+	required bool
+	clk      clock.Clock
+	skew     time.Duration
+	service  string
+	region   func(*http.Request) string
+	signer   *v4.Signer
 }
 
 // New returns a Verifier for opts. It copies opts.Keys.
 func New(opts Options) *Verifier {
 	v := &Verifier{
-		keys:    make(map[string]string, len(opts.Keys)),
-		clk:     opts.Clock,
-		skew:    opts.MaxSkew,
-		service: opts.Service,
-		region:  opts.Region,
+		keys:     make(map[string]string, len(opts.Keys)),
+		required: opts.Required,
+		clk:      opts.Clock,
+		skew:     opts.MaxSkew,
+		service:  opts.Service,
+		region:   opts.Region,
 		// Leave the client's X-Amz-Security-Token as sent: the signature
-		// covers it, and the emulator does not check tokens.
+		// covers it, and neither the emulator nor the gateway checks tokens.
 		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableSessionToken = true }),
 	}
 	for id, secret := range opts.Keys {
@@ -112,7 +120,7 @@ func New(opts Options) *Verifier {
 }
 
 // Enabled reports whether v checks signatures at all.
-func (v *Verifier) Enabled() bool { return v != nil && len(v.keys) > 0 }
+func (v *Verifier) Enabled() bool { return v != nil && (len(v.keys) > 0 || v.required) }
 
 // The fixed answers.
 var (
@@ -140,9 +148,21 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 	if !v.Enabled() {
 		return nil
 	}
+	_, rej := v.Authenticate(r, body)
+	return rej
+}
+
+// Authenticate is Verify for a server that tells its callers apart by
+// access key: with verification on, it returns the access key ID that
+// signed r when the signature is correct, and otherwise the Rejection
+// Verify would return. With verification off it returns "" and nil.
+func (v *Verifier) Authenticate(r *http.Request, body []byte) (accessKeyID string, rej *Rejection) {
+	if !v.Enabled() {
+		return "", nil
+	}
 	c, rej := v.checkHeaders(r)
 	if rej != nil {
-		return rej
+		return "", rej
 	}
 	a := c.auth
 
@@ -154,7 +174,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 		payloadHash = bodyHash
 	case payloadHash == "UNSIGNED-PAYLOAD":
 	case !strings.EqualFold(payloadHash, bodyHash):
-		return badHash
+		return "", badHash
 	}
 
 	cp := &http.Request{
@@ -171,21 +191,21 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 		default:
 			vals := r.Header.Values(h)
 			if len(vals) == 0 {
-				return badSig // signed a header that is not there
+				return "", badSig // signed a header that is not there
 			}
 			cp.Header[textproto.CanonicalMIMEHeaderKey(h)] = vals
 		}
 	}
 	creds := aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: c.secret}
 	if err := v.signer.SignHTTP(context.Background(), creds, cp, payloadHash, a.service, a.region, c.signed); err != nil {
-		return badSig
+		return "", badSig
 	}
 	want, rej := parseAuthorization(cp.Header.Get("Authorization"))
 	if rej != nil || want.signedHeadersRaw != a.signedHeadersRaw ||
 		!hmac.Equal([]byte(want.signature), []byte(a.signature)) {
-		return badSig
+		return "", badSig
 	}
-	return nil
+	return a.accessKey, nil
 }
 
 // CheckHeaders runs the checks of Verify that do not need the body: that
