@@ -323,9 +323,11 @@ func incomplete(msg string) *Rejection {
 func parseAuthorization(h string) (*authorization, *Rejection) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
 	if scheme != algorithm {
-		return nil, incomplete(fmt.Sprintf("Authorization header requires 'Credential' parameter. "+
-			"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. "+
-			"Unsupported authorization type %q; want %s.", scheme, algorithm))
+		// The scheme is not quoted back: a client that sends a bare token
+		// (no "Bearer ") would see its secret in the answer and in logs.
+		return nil, incomplete("Authorization header requires 'Credential' parameter. " +
+			"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. " +
+			"Unsupported authorization type; want " + algorithm + ".")
 	}
 	a := &authorization{}
 	var credential string

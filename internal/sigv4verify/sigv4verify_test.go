@@ -232,6 +232,10 @@ func TestVerify(t *testing.T) {
 			code: "IncompleteSignature", message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."},
 		{name: "malformed date", after: func(r *http.Request) { r.Header.Set("X-Amz-Date", "yesterday") },
 			code: "IncompleteSignature", message: "Date must be in ISO-8601 'basic format'. Got 'yesterday'..."},
+		{name: "bare token is not quoted back", after: func(r *http.Request) { r.Header.Set("Authorization", "ABSKexample") },
+			code: "IncompleteSignature", message: "Authorization header requires 'Credential' parameter. " +
+				"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. " +
+				"Unsupported authorization type; want AWS4-HMAC-SHA256."},
 		{name: "bearer token", after: func(r *http.Request) { r.Header.Set("Authorization", "Bearer ABSKexample") },
 			code: "IncompleteSignature", message: "Authorization header requires 'Credential' parameter...."},
 		{name: "no signature part", after: func(r *http.Request) {
