@@ -48,13 +48,15 @@ func TestBudgetSettle(t *testing.T) {
 	tests := []struct {
 		name      string
 		reserve   int
-		used      []int // release calls, in order
+		advance   time.Duration // between the reservation and its release
+		used      []int         // release calls, in order
 		wantLevel float64
 	}{
 		{name: "fits, nothing released yet", reserve: 400, wantLevel: 200},
 		{name: "refund of the unused part", reserve: 400, used: []int{100}, wantLevel: 500},
 		{name: "not charged: all back", reserve: 400, used: []int{0}, wantLevel: 600},
-		{name: "refund capped at the capacity", reserve: 100, used: []int{0}, wantLevel: 600},
+		{name: "refund capped at the capacity", reserve: 100, advance: 20 * time.Second, used: []int{0}, wantLevel: 600},
+		{name: "refilled meanwhile", reserve: 600, advance: 20 * time.Second, used: []int{500}, wantLevel: 300},
 		{name: "used more than reserved: debt", reserve: 400, used: []int{700}, wantLevel: -100},
 		{name: "second release does nothing", reserve: 400, used: []int{100, 0}, wantLevel: 500},
 		{name: "negative use counts as none", reserve: 400, used: []int{-5}, wantLevel: 600},
@@ -62,8 +64,10 @@ func TestBudgetSettle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBudgets(t, clock.NewFake(now))
+			clk := clock.NewFake(now)
+			b := newBudgets(t, clk)
 			release := reserveNow(t, b, tt.reserve)
+			clk.Advance(tt.advance)
 			for _, u := range tt.used {
 				release(u)
 			}
