@@ -4,8 +4,8 @@
 //
 // Verification is off unless keys are configured (or Options.Required is
 // set): a Verifier with no keys accepts any request, signed or not. With
-// keys, a request must carry an
-// Authorization header signed with one of them. The Verifier recomputes the
+// keys, a request must carry an Authorization header signed with one of
+// them. The Verifier recomputes the
 // signature with aws-sdk-go-v2's own signer over a copy of the request that
 // holds only the headers the client signed, with the client's X-Amz-Date,
 // and compares the two. The payload hash is X-Amz-Content-Sha256 when the
@@ -14,17 +14,22 @@
 //
 // The answers, in the order they are checked:
 //
-//	no Authorization header             403 MissingAuthenticationTokenException  Missing Authentication Token
-//	malformed Authorization or date     400 IncompleteSignature                  names the missing part
-//	unknown access key                  403 UnrecognizedClientException          The security token included in the request is invalid.
-//	X-Amz-Date more than 5 min off      403 InvalidSignatureException            Signature expired: ... is now earlier than ...
-//	scope of wrong date/service/region  403 InvalidSignatureException            names the mismatch
-//	body does not match its hash header 403 InvalidSignatureException            The provided 'x-amz-content-sha256' header does not match ...
-//	signature differs                   403 InvalidSignatureException            The request signature we calculated does not match ...
+//	no Authorization header             403 AccessDeniedException        Authorization header is missing
+//	malformed Authorization or date     400 IncompleteSignature          names the missing part
+//	unknown access key                  403 UnrecognizedClientException  The security token included in the request is invalid.
+//	X-Amz-Date more than 5 min off      403 InvalidSignatureException    Signature expired: ... is now earlier than ...
+//	scope of wrong date/service/region  403 InvalidSignatureException    names the mismatch
+//	body does not match its hash header 403 InvalidSignatureException    The provided 'x-amz-content-sha256' header does not match ...
+//	signature differs                   403 InvalidSignatureException    The request signature we calculated does not match ...
 //
-// A skewed clock gets InvalidSignatureException, not RequestExpired: that is
-// what Bedrock Runtime sends (403, "Signature expired: 20250130T203827Z is
-// now earlier than 20250130T204131Z (20250130T204631Z - 5 min.)"), while
+// A request without credentials gets AccessDeniedException, not the
+// MissingAuthenticationTokenException of older AWS front ends: Bedrock
+// Runtime answers it so in 2026 (403, X-Amzn-ErrorType
+// AccessDeniedException, body {"Message":"Authorization header is
+// missing"}; docs/gateway-auth.md cites the sources). A skewed clock gets
+// InvalidSignatureException, not RequestExpired: that is what Bedrock
+// Runtime sends (403, "Signature expired: 20250130T203827Z is now earlier
+// than 20250130T204131Z (20250130T204631Z - 5 min.)"), while
 // RequestExpired (400) belongs to query-protocol services.
 package sigv4verify
 
@@ -124,7 +129,7 @@ func (v *Verifier) Enabled() bool { return v != nil && (len(v.keys) > 0 || v.req
 
 // The fixed answers.
 var (
-	missingAuth = &Rejection{Code: catalog.CodeMissingAuthenticationToken, Message: "Missing Authentication Token"}
+	missingAuth = &Rejection{Code: catalog.CodeAccessDenied, Message: "Authorization header is missing"}
 	unknownKey  = &Rejection{Code: catalog.CodeUnrecognizedClient, Message: "The security token included in the request is invalid."}
 	badSig      = &Rejection{Code: catalog.CodeInvalidSignature, Message: "The request signature we calculated does not match " +
 		"the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}

@@ -181,7 +181,7 @@ func TestVerify(t *testing.T) {
 		}},
 		{name: "region matches the endpoint", opts: Options{Region: func(*http.Request) string { return "us-east-1" }}},
 		{name: "missing authorization", after: func(r *http.Request) { r.Header.Del("Authorization") },
-			code: "MissingAuthenticationTokenException", message: "Missing Authentication Token"},
+			code: "AccessDeniedException", message: "Authorization header is missing"},
 		{name: "body tampered", after: func(r *http.Request) { setBody(r, strings.Replace(body, "hi", "ho", 1)) },
 			code: "InvalidSignatureException", message: "The request signature we calculated does not match the signature you provided. ..."},
 		{name: "body tampered under a hash header", before: func(r *http.Request) {
@@ -352,7 +352,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "required with no keys: every key is unknown", opts: Options{Required: true},
 			code: "UnrecognizedClientException"},
 		{name: "required with no keys: unsigned", opts: Options{Required: true},
-			mod: func(r *http.Request) { r.Header.Del("Authorization") }, code: "MissingAuthenticationTokenException"},
+			mod: func(r *http.Request) { r.Header.Del("Authorization") }, code: "AccessDeniedException"},
 		{name: "off", opts: Options{}},
 	}
 	for _, tt := range tests {

@@ -37,8 +37,9 @@ type Authenticator struct {
 
 // The fixed answers.
 var (
-	// What Bedrock Runtime answers a request with no credentials.
-	errMissing = newError(ErrNoCredentials, catalog.CodeMissingAuthenticationToken, "Missing Authentication Token")
+	// What Bedrock Runtime answers a request with no credentials
+	// (docs/gateway-auth.md gives the sources), as sigv4verify does.
+	errMissing = newError(ErrNoCredentials, catalog.CodeAccessDenied, "Authorization header is missing")
 	// What Bedrock Runtime answers an API key it does not know
 	// (docs/gateway-auth.md gives the sources).
 	errBadBearer = newError(ErrUnknownCredentials, catalog.CodeAccessDenied,
@@ -194,7 +195,7 @@ func (a *Authenticator) bearerCaller(tok string) *Caller {
 func sigv4Error(rej *sigv4verify.Rejection) *Error {
 	kind := ErrBadSignature
 	switch rej.Code {
-	case catalog.CodeMissingAuthenticationToken:
+	case catalog.CodeAccessDenied: // sigv4verify's answer to a request without credentials
 		kind = ErrNoCredentials
 	case catalog.CodeUnrecognizedClient:
 		kind = ErrUnknownCredentials

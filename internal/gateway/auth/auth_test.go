@@ -121,7 +121,7 @@ func TestAuthenticate(t *testing.T) {
 			after: func(r *http.Request) { r.Header.Set("X-Amz-Date", "20000101T000000Z") }, want: "team-a"},
 
 		{name: "no Authorization header", req: withBearer(""), after: func(r *http.Request) { r.Header.Del("Authorization") },
-			code: "MissingAuthenticationTokenException", kind: ErrNoCredentials, message: "Missing Authentication Token"},
+			code: "AccessDeniedException", kind: ErrNoCredentials, message: "Authorization header is missing"},
 		{name: "bearer and sigv4 both", req: signedBy(keyA, secretA), after: func(r *http.Request) { r.Header.Add("Authorization", "Bearer "+tokenA) },
 			code: "IncompleteSignature", kind: ErrNoCredentials,
 			message: "The request has 2 Authorization headers; send one: a Bearer API key or a SigV4 signature."},
@@ -242,7 +242,7 @@ func TestAuthenticate(t *testing.T) {
 // message ("..." at the end: a prefix).
 func checkError(t *testing.T, e *Error, code string, kind error, message string) {
 	t.Helper()
-	status := map[string]int{"MissingAuthenticationTokenException": 403, "IncompleteSignature": 400, "AccessDeniedException": 403,
+	status := map[string]int{"IncompleteSignature": 400, "AccessDeniedException": 403,
 		"InvalidSignatureException": 403, "UnrecognizedClientException": 403, "ThrottlingException": 429}[code]
 	if e.Code != code || e.Status != status {
 		t.Errorf("error %s %d, want %s %d (message %q)", e.Code, e.Status, code, status, e.Message)

@@ -36,13 +36,13 @@
 //
 // The answers, in the order they are checked:
 //
-//	no Authorization header              403 MissingAuthenticationTokenException  Missing Authentication Token
-//	more than one Authorization header   400 IncompleteSignature                  (keel's message)
-//	SigV4 in the query string            400 IncompleteSignature                  (keel's message: presigned URLs are not taken)
-//	Bearer: no caller has the token      403 AccessDeniedException                Authentication failed: Please make sure your API Key is valid.
+//	no Authorization header              403 AccessDeniedException  Authorization header is missing
+//	more than one Authorization header   400 IncompleteSignature    (keel's message)
+//	SigV4 in the query string            400 IncompleteSignature    (keel's message: presigned URLs are not taken)
+//	Bearer: no caller has the token      403 AccessDeniedException  Authentication failed: Please make sure your API Key is valid.
 //	SigV4: as package sigv4verify        400 IncompleteSignature, 403 UnrecognizedClientException, 403 InvalidSignatureException
-//	model not in the caller's Models     403 AccessDeniedException                User: <caller> is not authorized to perform: bedrock:InvokeModel on resource: <model> ...
-//	caller's budget has no room in time  429 ThrottlingException                  Too many tokens, please wait before trying again. (and the caller's budget)
+//	model not in the caller's Models     403 AccessDeniedException  User: <caller> is not authorized to perform: bedrock:InvokeModel on resource: <model> ...
+//	caller's budget has no room in time  429 ThrottlingException    Too many tokens, please wait before trying again. (and the caller's budget)
 //
 // docs/gateway-auth.md gives the sources of each answer.
 //

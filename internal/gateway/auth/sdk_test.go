@@ -145,6 +145,9 @@ func TestSDKSigV4(t *testing.T) {
 		{name: "header changed after signing", key: keyA, secret: secretA, model: haiku, tamper: func(r *http.Request) {
 			r.Header.Set("Content-Type", "text/plain")
 		}, code: "InvalidSignatureException", msg: sigMismatchFull},
+		{name: "Authorization removed on the way", key: keyA, secret: secretA, model: haiku,
+			tamper: func(r *http.Request) { r.Header.Del("Authorization") },
+			code:   "AccessDeniedException", msg: "Authorization header is missing"},
 		{name: "unknown key", key: "AKIDUNKNOWN", secret: secretA, model: haiku, code: "UnrecognizedClientException",
 			msg: "The security token included in the request is invalid."},
 		{name: "model not allowed", key: keyA, secret: secretA, model: "amazon.nova-pro-v1:0", code: "AccessDeniedException",
