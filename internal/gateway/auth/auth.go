@@ -205,7 +205,8 @@ func sigv4Error(rej *sigv4verify.Rejection) *Error {
 
 // Allow reports whether caller c may use model, the model identifier as
 // the request names it (URL-decoded from the path): nil, or an *Error
-// with Bedrock's AccessDeniedException. c must be a Caller of a (one
+// with Bedrock's AccessDeniedException in IAM's words (naming
+// bedrock:InvokeModel whatever the operation). c must be a Caller of a (one
 // Authenticate returned, or one with the same Name); a nil or unknown
 // caller is denied.
 //
