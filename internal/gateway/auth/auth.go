@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ type Options struct {
 	// wall clock.
 	Clock clock.Clock
 	// MaxSkew is how far a SigV4 request's X-Amz-Date may be from the
-	// clock; zero means 5 minutes, as AWS allows.
+	// clock; zero means 5 minutes, as AWS allows. Negative is an error.
 	MaxSkew time.Duration
 }
 
@@ -65,6 +66,9 @@ var (
 func New(callers []Caller, opts Options) (*Authenticator, error) {
 	if len(callers) == 0 {
 		return nil, errors.New("auth: no callers; a gateway without callers runs open, without an Authenticator")
+	}
+	if opts.MaxSkew < 0 {
+		return nil, fmt.Errorf("auth: Options.MaxSkew is %v; want 0 (AWS's 5 minutes) or more", opts.MaxSkew)
 	}
 	if err := validateCallers(callers); err != nil {
 		return nil, err
@@ -231,7 +235,7 @@ func (a *Authenticator) Allow(c *Caller, model string) error {
 			name = fmt.Sprintf("unknown caller %q", c.Name)
 		}
 		return newError(ErrModelDenied, catalog.CodeAccessDenied, fmt.Sprintf(
-			"User: %s is not authorized to perform: bedrock:InvokeModel on resource: %s because the gateway has no such caller", name, model))
+			"User: %s is not authorized to perform: bedrock:InvokeModel on resource: %s because the gateway has no such caller", name, shown(model)))
 	}
 	if len(own.Models) == 0 {
 		return nil
@@ -243,5 +247,20 @@ func (a *Authenticator) Allow(c *Caller, model string) error {
 	}
 	return newError(ErrModelDenied, catalog.CodeAccessDenied, fmt.Sprintf(
 		"User: %s is not authorized to perform: bedrock:InvokeModel on resource: %s because no models pattern of this gateway caller allows it",
-		own.Name, model))
+		own.Name, shown(model)))
+}
+
+// shown is model as a message shows it: as is when it is made of model
+// identifier characters and at most maxPatternLen long, as AWS writes a
+// resource; otherwise quoted (control characters escaped) and cut to
+// maxPatternLen bytes, so that no request can put a line break or a
+// megabyte into an answer or a log line.
+func shown(model string) string {
+	if len(model) <= maxPatternLen && validatePattern(model) == nil {
+		return model
+	}
+	if len(model) > maxPatternLen {
+		return strconv.Quote(model[:maxPatternLen]) + "..."
+	}
+	return strconv.Quote(model)
 }

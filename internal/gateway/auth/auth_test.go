@@ -312,17 +312,77 @@ func TestAllow(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		caller *Caller
+		model  string // "": amazon.nova-pro-v1:0
 		want   string
 	}{
 		{name: "nil caller", want: "User: an unknown caller is not authorized..."},
 		{name: "unknown caller", caller: &Caller{Name: "team-z"}, want: `User: unknown caller "team-z" is not authorized...`},
+		{name: "odd model ID is quoted", caller: byName["team-a"], model: "amazon.nova\n\x00",
+			want: `User: team-a is not authorized to perform: bedrock:InvokeModel on resource: "amazon.nova\n\x00" because...`},
+		{name: "huge model ID is cut", caller: byName["team-a"], model: strings.Repeat("m", 1<<20),
+			want: `User: team-a is not authorized to perform: bedrock:InvokeModel on resource: "` + strings.Repeat("m", 2048) + `"... because...`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			model := tt.model
+			if model == "" {
+				model = "amazon.nova-pro-v1:0"
+			}
 			var e *Error
-			if err := a.Allow(tt.caller, "amazon.nova-pro-v1:0"); !errors.As(err, &e) {
+			if err := a.Allow(tt.caller, model); !errors.As(err, &e) {
 				t.Fatalf("Allow = %v, want an *Error", err)
 			}
 			checkError(t, e, "AccessDeniedException", ErrModelDenied, tt.want)
 		})
 	}
+}
+
+func TestNewRefusesNegativeSkew(t *testing.T) {
+	_, err := New(testCallers(), Options{MaxSkew: -time.Second})
+	if want := "auth: Options.MaxSkew is -1s; want 0 (AWS's 5 minutes) or more"; err == nil || err.Error() != want {
+		t.Errorf("New error %v, want %q", err, want)
+	}
+}
+
+// FuzzAuthenticate checks that no Authorization header or model ID makes
+// Authenticate or Allow panic, that only a caller's exact token is taken,
+// and that no answer holds a secret or a line break.
+func FuzzAuthenticate(f *testing.F) {
+	f.Add("Bearer "+tokenA, "anthropic.claude-3-haiku-20240307-v1:0")
+	f.Add("bearer "+tokenC+"x", "arn:aws:bedrock:us-east-1::foundation-model/x")
+	f.Add("AWS4-HMAC-SHA256 Credential="+keyA+"/20260304/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00", "a\nb")
+	f.Add(tokenA, "")
+	a, err := New(testCallers(), Options{Clock: clock.NewFake(now)})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, header, model string) {
+		r, err := http.NewRequest(http.MethodPost, "http://gateway.test"+modelPath, strings.NewReader(reqBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Header.Set("Authorization", header)
+		r.Header.Set("X-Amz-Date", "20260304T123000Z")
+		c, err := a.Authenticate(r, []byte(reqBody))
+		if c != nil {
+			if tok, _ := bearerToken(header); tok != c.Bearer {
+				t.Fatalf("took a header that is not %s's token as its token", c.Name)
+			}
+		} else {
+			c = a.Callers()[0]
+		}
+		for _, e := range []error{err, a.CheckHeaders(r), a.Allow(c, model)} {
+			if e == nil {
+				continue
+			}
+			msg := e.Error()
+			for _, secret := range []string{tokenA, tokenC, secretA, secretB} {
+				if strings.Contains(msg, secret) {
+					t.Fatal("an answer holds a secret")
+				}
+			}
+			if strings.ContainsAny(msg, "\n\r") {
+				t.Fatal("an answer holds a line break")
+			}
+		}
+	})
 }

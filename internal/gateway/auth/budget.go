@@ -18,8 +18,7 @@ import (
 //
 // A call reserves what Bedrock reserves for it (input tokens + max tokens)
 // before it is sent, and settles to what it used when its usage is known,
-// the rest given back: the engine's semantics, one level up. Most callers
-// use Reserve.
+// the rest given back: the engine's semantics, one level up.
 type Budgets struct {
 	clk     clock.Clock
 	buckets map[string]*budget // by caller name; nil for a caller without a budget
