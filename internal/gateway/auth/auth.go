@@ -13,6 +13,7 @@ import (
 
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/emulator/scenario/glob"
 	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
@@ -57,7 +58,7 @@ var (
 //   - a Bearer, an AccessKeyID with a SecretAccessKey, or both; each token
 //     and access key ID belongs to one caller only; a token has at least
 //     MinBearerLen printable ASCII characters;
-//   - Models patterns of model-identifier characters and '*' and '?';
+//   - Models patterns of model-identifier characters and '*';
 //   - Priority empty, PriorityInteractive or PriorityBatch;
 //   - TokensPerMinute zero or more.
 //
@@ -216,8 +217,9 @@ func sigv4Error(rej *sigv4verify.Rejection) *Error {
 //
 // The rule: a caller with no Models may use every model. Otherwise model
 // must match one of the patterns as a whole, case-sensitively, where '*'
-// matches any run of characters ('/' and ':' included) and '?' any one
-// character. The identifier is matched as the caller wrote it, not
+// matches any run of characters ('/' and ':' included), as in the
+// emulator's scenario files. The identifier is matched as the caller
+// wrote it, not
 // resolved: "*anthropic.claude*" matches the model ID
 // "anthropic.claude-sonnet-4-5-20250929-v1:0", the inference profile ID
 // "us.anthropic.claude-sonnet-4-5-20250929-v1:0" and an ARN that contains
@@ -241,7 +243,7 @@ func (a *Authenticator) Allow(c *Caller, model string) error {
 		return nil
 	}
 	for _, p := range own.Models {
-		if match(p, model) {
+		if glob.Match(p, model) {
 			return nil
 		}
 	}

@@ -262,7 +262,7 @@ func checkError(t *testing.T, e *Error, code string, kind error, message string)
 func TestAllow(t *testing.T) {
 	a, err := New(append(testCallers(),
 		Caller{Name: "profiles", Bearer: "profiles-token-0123456789", Models: []string{
-			"us.anthropic.claude-?-*", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"}},
+			"us.anthropic.claude-3-*", "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123"}},
 	), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestAllow(t *testing.T) {
 		{name: "glob: another provider", caller: byName["team-a"], model: "amazon.nova-pro-v1:0"},
 		{name: "glob: case differs", caller: byName["team-a"], model: "Anthropic.Claude-3-haiku-20240307-v1:0"},
 		{name: "no models: everything", caller: byName["team-b"], model: "amazon.nova-pro-v1:0", ok: true},
-		{name: "profile pattern with ?", caller: byName["profiles"], model: "us.anthropic.claude-3-haiku-20240307-v1:0", ok: true},
+		{name: "profile pattern", caller: byName["profiles"], model: "us.anthropic.claude-3-haiku-20240307-v1:0", ok: true},
 		{name: "profile pattern: bare model ID is another identifier", caller: byName["profiles"], model: "anthropic.claude-3-haiku-20240307-v1:0"},
 		{name: "application inference profile ARN", caller: byName["profiles"],
 			model: "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123", ok: true},

@@ -44,8 +44,8 @@ type Caller struct {
 	// AccessKeyID and SecretAccessKey are the SigV4 key the caller signs
 	// with. Both or neither; the ID is letters and digits.
 	AccessKeyID, SecretAccessKey string
-	// Models are the models the caller may use, as patterns (see Allow);
-	// empty allows every model.
+	// Models are the models the caller may use, as patterns with '*'
+	// wildcards (see Allow); empty allows every model.
 	Models []string
 	// Priority is the governor's class for the caller's calls:
 	// PriorityInteractive (also when empty) or PriorityBatch.
