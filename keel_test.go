@@ -34,7 +34,7 @@ import (
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
-	"github.com/keel-run/keel/internal/emulator/sigv4check"
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 const haiku = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -68,7 +68,7 @@ func newSetup(t *testing.T, plan func(n int, r fault.Request) fault.Plan, c *con
 	sc := &script{n: map[string]int{}, plan: plan}
 	eo := emulator.Options{Seed: 7, Planner: sc.Plan}
 	if verify {
-		v := sigv4check.New(sigv4check.Options{Keys: map[string]string{"AKIDKEEL": "keel-secret"}})
+		v := sigv4verify.New(sigv4verify.Options{Keys: map[string]string{"AKIDKEEL": "keel-secret"}})
 		eo.Verify = func(r *http.Request, b []byte) *emulator.Rejection { return (*emulator.Rejection)(v.Verify(r, b)) }
 	}
 	emu, err := emulator.Start(eo)

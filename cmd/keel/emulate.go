@@ -20,7 +20,7 @@ import (
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/reply"
 	"github.com/keel-run/keel/internal/emulator/scenario"
-	"github.com/keel-run/keel/internal/emulator/sigv4check"
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 func init() {
@@ -272,7 +272,7 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 		},
 		Observe: func(o emulator.Outcome) { outcomes.Add(o.Model, o.Region, o.Code) },
 	}
-	verifier := sigv4check.New(sigv4check.Options{Keys: cfg.keys})
+	verifier := sigv4verify.New(sigv4verify.Options{Keys: cfg.keys})
 	if verifier.Enabled() {
 		opts.Verify = func(r *http.Request, body []byte) *emulator.Rejection {
 			return (*emulator.Rejection)(verifier.Verify(r, body))

@@ -15,8 +15,8 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
-	"github.com/keel-run/keel/internal/emulator/sigv4check"
 	"github.com/keel-run/keel/internal/route"
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 // Models of the table the adaptation tests move bodies to.
@@ -221,7 +221,7 @@ func TestFallbackAcrossModelGenerations(t *testing.T) {
 // so seen copies what it keeps.
 func startSignedEmulator(t *testing.T, plan func(fault.Request) fault.Plan, seen func(r *http.Request, body []byte)) *emulator.Running {
 	t.Helper()
-	sig := sigv4check.New(sigv4check.Options{Keys: map[string]string{"AKID": "SECRET"},
+	sig := sigv4verify.New(sigv4verify.Options{Keys: map[string]string{"AKID": "SECRET"},
 		Clock: clock.NewFake(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))})
 	rn, err := emulator.Start(emulator.Options{Seed: seed, Planner: plan, Verify: func(r *http.Request, body []byte) *emulator.Rejection {
 		if rej := sig.Verify(r, body); rej != nil {

@@ -34,7 +34,7 @@ import (
 
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/scenario"
-	"github.com/keel-run/keel/internal/emulator/sigv4check"
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 // Prefix is the path the admin API is served under.
@@ -74,7 +74,7 @@ type Options struct {
 	// Verifier, when it checks signatures (it has keys), lets a request
 	// signed with SigV4 by one of its keys be served. The emulator passes
 	// the one that checks the Bedrock API, so the same credentials work.
-	Verifier *sigv4check.Verifier
+	Verifier *sigv4verify.Verifier
 }
 
 // New returns the admin API's handler.

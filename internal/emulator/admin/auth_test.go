@@ -17,7 +17,7 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/quota"
 	"github.com/keel-run/keel/internal/emulator/scenario"
-	"github.com/keel-run/keel/internal/emulator/sigv4check"
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 const (
@@ -219,7 +219,7 @@ func protected(t *testing.T, clk clock.Clock, token string, keys bool) Options {
 	}
 	o := Options{Injector: scenario.NewInjector(s, 1, clk), Meter: quota.NewMeter(clk, s.Quotas), Outcomes: &Outcomes{}, Token: token}
 	if keys {
-		o.Verifier = sigv4check.New(sigv4check.Options{Keys: map[string]string{akid: secretKey}, Clock: clk})
+		o.Verifier = sigv4verify.New(sigv4verify.Options{Keys: map[string]string{akid: secretKey}, Clock: clk})
 	}
 	return o
 }

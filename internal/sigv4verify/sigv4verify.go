@@ -1,10 +1,11 @@
-// Package sigv4check verifies the AWS Signature Version 4 on requests to the
-// emulator, the way AWS does for Bedrock Runtime, and answers with the
-// errors AWS gives.
+// Package sigv4verify verifies the AWS Signature Version 4 on requests to
+// the emulator and to keel's gateway, the way AWS does for Bedrock Runtime,
+// and answers with the errors AWS gives.
 //
-// Verification is off unless keys are configured: a Verifier with no keys
-// accepts any request, signed or not. With keys, a request must carry an
-// Authorization header signed with one of them. The Verifier recomputes the
+// Verification is off unless keys are configured (or Options.Required is
+// set): a Verifier with no keys accepts any request, signed or not. With
+// keys, a request must carry an Authorization header signed with one of
+// them. The Verifier recomputes the
 // signature with aws-sdk-go-v2's own signer over a copy of the request that
 // holds only the headers the client signed, with the client's X-Amz-Date,
 // and compares the two. The payload hash is X-Amz-Content-Sha256 when the
@@ -13,19 +14,24 @@
 //
 // The answers, in the order they are checked:
 //
-//	no Authorization header             403 MissingAuthenticationTokenException  Missing Authentication Token
-//	malformed Authorization or date     400 IncompleteSignature                  names the missing part
-//	unknown access key                  403 UnrecognizedClientException          The security token included in the request is invalid.
-//	X-Amz-Date more than 5 min off      403 InvalidSignatureException            Signature expired: ... is now earlier than ...
-//	scope of wrong date/service/region  403 InvalidSignatureException            names the mismatch
-//	body does not match its hash header 403 InvalidSignatureException            The provided 'x-amz-content-sha256' header does not match ...
-//	signature differs                   403 InvalidSignatureException            The request signature we calculated does not match ...
+//	no Authorization header             403 AccessDeniedException        Authorization header is missing
+//	malformed Authorization or date     400 IncompleteSignature          names the missing part
+//	unknown access key                  403 UnrecognizedClientException  The security token included in the request is invalid.
+//	X-Amz-Date more than 5 min off      403 InvalidSignatureException    Signature expired: ... is now earlier than ...
+//	scope of wrong date/service/region  403 InvalidSignatureException    names the mismatch
+//	body does not match its hash header 403 InvalidSignatureException    The provided 'x-amz-content-sha256' header does not match ...
+//	signature differs                   403 InvalidSignatureException    The request signature we calculated does not match ...
 //
-// A skewed clock gets InvalidSignatureException, not RequestExpired: that is
-// what Bedrock Runtime sends (403, "Signature expired: 20250130T203827Z is
-// now earlier than 20250130T204131Z (20250130T204631Z - 5 min.)"), while
+// A request without credentials gets AccessDeniedException, not the
+// MissingAuthenticationTokenException of older AWS front ends: Bedrock
+// Runtime answers it so in 2026 (403, X-Amzn-ErrorType
+// AccessDeniedException, body {"Message":"Authorization header is
+// missing"}; docs/gateway-auth.md cites the sources). A skewed clock gets
+// InvalidSignatureException, not RequestExpired: that is what Bedrock
+// Runtime sends (403, "Signature expired: 20250130T203827Z is now earlier
+// than 20250130T204131Z (20250130T204631Z - 5 min.)"), while
 // RequestExpired (400) belongs to query-protocol services.
-package sigv4check
+package sigv4verify
 
 import (
 	"context"
@@ -71,29 +77,36 @@ type Options struct {
 	// Region, when set, returns the region the request was sent to, which
 	// the credential scope must name. Nil accepts the scope's region.
 	Region func(r *http.Request) string
+	// Required keeps verification on when Keys is empty: every request is
+	// checked, and every access key is unknown. A server whose callers may
+	// all use other credentials (bearer tokens) sets it, so a SigV4 request
+	// gets AWS's answer rather than being let through.
+	Required bool
 }
 
 // A Verifier checks request signatures. It is safe for concurrent use. A nil
 // *Verifier accepts every request.
 type Verifier struct {
-	keys    map[string]string
-	clk     clock.Clock
-	skew    time.Duration
-	service string
-	region  func(*http.Request) string
-	signer  *v4.Signer
+	keys     map[string]string
+	required bool
+	clk      clock.Clock
+	skew     time.Duration
+	service  string
+	region   func(*http.Request) string
+	signer   *v4.Signer
 }
 
 // New returns a Verifier for opts. It copies opts.Keys.
 func New(opts Options) *Verifier {
 	v := &Verifier{
-		keys:    make(map[string]string, len(opts.Keys)),
-		clk:     opts.Clock,
-		skew:    opts.MaxSkew,
-		service: opts.Service,
-		region:  opts.Region,
+		keys:     make(map[string]string, len(opts.Keys)),
+		required: opts.Required,
+		clk:      opts.Clock,
+		skew:     opts.MaxSkew,
+		service:  opts.Service,
+		region:   opts.Region,
 		// Leave the client's X-Amz-Security-Token as sent: the signature
-		// covers it, and the emulator does not check tokens.
+		// covers it, and neither the emulator nor the gateway checks tokens.
 		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableSessionToken = true }),
 	}
 	for id, secret := range opts.Keys {
@@ -112,11 +125,11 @@ func New(opts Options) *Verifier {
 }
 
 // Enabled reports whether v checks signatures at all.
-func (v *Verifier) Enabled() bool { return v != nil && len(v.keys) > 0 }
+func (v *Verifier) Enabled() bool { return v != nil && (len(v.keys) > 0 || v.required) }
 
 // The fixed answers.
 var (
-	missingAuth = &Rejection{Code: catalog.CodeMissingAuthenticationToken, Message: "Missing Authentication Token"}
+	missingAuth = &Rejection{Code: catalog.CodeAccessDenied, Message: "Authorization header is missing"}
 	unknownKey  = &Rejection{Code: catalog.CodeUnrecognizedClient, Message: "The security token included in the request is invalid."}
 	badSig      = &Rejection{Code: catalog.CodeInvalidSignature, Message: "The request signature we calculated does not match " +
 		"the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
@@ -140,9 +153,21 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 	if !v.Enabled() {
 		return nil
 	}
+	_, rej := v.Authenticate(r, body)
+	return rej
+}
+
+// Authenticate is Verify for a server that tells its callers apart by
+// access key: with verification on, it returns the access key ID that
+// signed r when the signature is correct, and otherwise the Rejection
+// Verify would return. With verification off it returns "" and nil.
+func (v *Verifier) Authenticate(r *http.Request, body []byte) (accessKeyID string, rej *Rejection) {
+	if !v.Enabled() {
+		return "", nil
+	}
 	c, rej := v.checkHeaders(r)
 	if rej != nil {
-		return rej
+		return "", rej
 	}
 	a := c.auth
 
@@ -154,7 +179,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 		payloadHash = bodyHash
 	case payloadHash == "UNSIGNED-PAYLOAD":
 	case !strings.EqualFold(payloadHash, bodyHash):
-		return badHash
+		return "", badHash
 	}
 
 	cp := &http.Request{
@@ -171,21 +196,21 @@ func (v *Verifier) Verify(r *http.Request, body []byte) *Rejection {
 		default:
 			vals := r.Header.Values(h)
 			if len(vals) == 0 {
-				return badSig // signed a header that is not there
+				return "", badSig // signed a header that is not there
 			}
 			cp.Header[textproto.CanonicalMIMEHeaderKey(h)] = vals
 		}
 	}
 	creds := aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: c.secret}
 	if err := v.signer.SignHTTP(context.Background(), creds, cp, payloadHash, a.service, a.region, c.signed); err != nil {
-		return badSig
+		return "", badSig
 	}
 	want, rej := parseAuthorization(cp.Header.Get("Authorization"))
 	if rej != nil || want.signedHeadersRaw != a.signedHeadersRaw ||
 		!hmac.Equal([]byte(want.signature), []byte(a.signature)) {
-		return badSig
+		return "", badSig
 	}
-	return nil
+	return a.accessKey, nil
 }
 
 // CheckHeaders runs the checks of Verify that do not need the body: that
@@ -303,9 +328,11 @@ func incomplete(msg string) *Rejection {
 func parseAuthorization(h string) (*authorization, *Rejection) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(h), " ")
 	if scheme != algorithm {
-		return nil, incomplete(fmt.Sprintf("Authorization header requires 'Credential' parameter. "+
-			"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. "+
-			"Unsupported authorization type %q; want %s.", scheme, algorithm))
+		// The scheme is not quoted back: a client that sends a bare token
+		// (no "Bearer ") would see its secret in the answer and in logs.
+		return nil, incomplete("Authorization header requires 'Credential' parameter. " +
+			"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. " +
+			"Unsupported authorization type; want " + algorithm + ".")
 	}
 	a := &authorization{}
 	var credential string

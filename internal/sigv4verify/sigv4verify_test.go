@@ -1,4 +1,4 @@
-package sigv4check
+package sigv4verify
 
 import (
 	"bytes"
@@ -181,7 +181,7 @@ func TestVerify(t *testing.T) {
 		}},
 		{name: "region matches the endpoint", opts: Options{Region: func(*http.Request) string { return "us-east-1" }}},
 		{name: "missing authorization", after: func(r *http.Request) { r.Header.Del("Authorization") },
-			code: "MissingAuthenticationTokenException", message: "Missing Authentication Token"},
+			code: "AccessDeniedException", message: "Authorization header is missing"},
 		{name: "body tampered", after: func(r *http.Request) { setBody(r, strings.Replace(body, "hi", "ho", 1)) },
 			code: "InvalidSignatureException", message: "The request signature we calculated does not match the signature you provided. ..."},
 		{name: "body tampered under a hash header", before: func(r *http.Request) {
@@ -232,6 +232,10 @@ func TestVerify(t *testing.T) {
 			code: "IncompleteSignature", message: "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."},
 		{name: "malformed date", after: func(r *http.Request) { r.Header.Set("X-Amz-Date", "yesterday") },
 			code: "IncompleteSignature", message: "Date must be in ISO-8601 'basic format'. Got 'yesterday'..."},
+		{name: "bare token is not quoted back", after: func(r *http.Request) { r.Header.Set("Authorization", "ABSKexample") },
+			code: "IncompleteSignature", message: "Authorization header requires 'Credential' parameter. " +
+				"Authorization header requires 'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. " +
+				"Unsupported authorization type; want AWS4-HMAC-SHA256."},
 		{name: "bearer token", after: func(r *http.Request) { r.Header.Set("Authorization", "Bearer ABSKexample") },
 			code: "IncompleteSignature", message: "Authorization header requires 'Credential' parameter...."},
 		{name: "no signature part", after: func(r *http.Request) {
@@ -325,6 +329,55 @@ func TestVerifyOff(t *testing.T) {
 			}
 			if rej := tt.v.Verify(r, []byte(body)); rej != nil {
 				t.Errorf("Verify = %+v, want nil with verification off", rej)
+			}
+		})
+	}
+}
+
+// TestAuthenticate checks that Authenticate names the key that signed a
+// request, and that Required turns verification on with no keys at all.
+func TestAuthenticate(t *testing.T) {
+	clk := clock.NewFake(now)
+	tests := []struct {
+		name    string
+		opts    Options
+		mod     func(r *http.Request)
+		wantKey string
+		code    string
+	}{
+		{name: "the signing key among several", opts: Options{Keys: map[string]string{"AKIDOTHER": "other", keyID: secret}},
+			wantKey: keyID},
+		{name: "wrong secret", opts: Options{Keys: map[string]string{keyID: "other"}},
+			code: "InvalidSignatureException"},
+		{name: "required with no keys: every key is unknown", opts: Options{Required: true},
+			code: "UnrecognizedClientException"},
+		{name: "required with no keys: unsigned", opts: Options{Required: true},
+			mod: func(r *http.Request) { r.Header.Del("Authorization") }, code: "AccessDeniedException"},
+		{name: "off", opts: Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.Clock = clk
+			v := New(tt.opts)
+			r := signed(t, "http://gateway.example", now, nil)
+			if tt.mod != nil {
+				tt.mod(r)
+			}
+			key, rej := v.Authenticate(r, []byte(body))
+			if tt.code != "" {
+				if rej == nil || rej.Code != tt.code {
+					t.Fatalf("Authenticate = %q, %+v; want rejection %s", key, rej, tt.code)
+				}
+				if key != "" {
+					t.Errorf("a rejected request named key %q", key)
+				}
+				return
+			}
+			if rej != nil || key != tt.wantKey {
+				t.Fatalf("Authenticate = %q, %+v; want %q, nil", key, rej, tt.wantKey)
+			}
+			if got := v.Verify(r, []byte(body)); got != nil {
+				t.Errorf("Verify = %+v where Authenticate accepted", got)
 			}
 		})
 	}
