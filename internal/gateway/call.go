@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -324,14 +325,14 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	x.ev.Status = resp.StatusCode
 	x.w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(x.w)
-	ok := x.write(rc, nil)
+	werr := x.write(rc, nil)
 	buf := make([]byte, streamChunk)
-	for ok {
+	for werr == nil {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			ok = x.write(rc, buf[:n])
+			werr = x.write(rc, buf[:n])
 		}
-		if err == io.EOF || !ok {
+		if err == io.EOF || werr != nil {
 			break
 		}
 		if err != nil {
@@ -348,6 +349,15 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	// settles its quota; the Report is final after it.
 	resp.Body.Close()
 	rc.SetWriteDeadline(time.Time{})
+	if werr != nil && failed == nil {
+		// The caller took too long to read a write (or went away while
+		// one was under way): its stream is cut.
+		code := catalog.CodeContextCanceled
+		if errors.Is(werr, os.ErrDeadlineExceeded) {
+			code = catalog.CodeClientTimeout
+		}
+		failed = &engine.Error{Entry: catalog.Must(code), Message: "keel gateway: writing the stream to the caller: " + werr.Error(), Report: rep, Err: werr}
+	}
 	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
 	if failed != nil {
 		h.Set(hdrCode, failed.Entry.Code)
@@ -357,17 +367,18 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 }
 
 // write writes p (nothing: the headers alone) to a stream's caller within
-// WriteTimeout and flushes it; false means the caller is gone or too slow.
-func (x *exchange) write(rc *http.ResponseController, p []byte) bool {
+// WriteTimeout and flushes it; an error means the caller is gone or too
+// slow.
+func (x *exchange) write(rc *http.ResponseController, p []byte) error {
 	// Not every ResponseWriter can set a deadline (a test recorder):
 	// those write without one.
 	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
 	if len(p) > 0 {
 		if _, err := x.w.Write(p); err != nil {
-			return false
+			return err
 		}
 	}
-	return rc.Flush() == nil
+	return rc.Flush()
 }
 
 // finish reports the request: the access log and Observe.

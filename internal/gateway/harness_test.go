@@ -64,13 +64,19 @@ type setup struct {
 	plan    func(n int, r fault.Request) fault.Plan
 	gateway func(*gateway.Options)
 	keel    func(*keel.Options)
+	emu     func(*emulator.Options)
 	tls     *tls.Config // serve TLS with it
+	wrap    func(net.Listener) net.Listener
 }
 
 func newHarness(t *testing.T, su setup) *harness {
 	t.Helper()
 	h := &harness{script: &script{plan: su.plan}, served: make(chan error, 1)}
-	emu, err := emulator.Start(emulator.Options{Seed: 7, Planner: h.script.Plan})
+	eo := emulator.Options{Seed: 7, Planner: h.script.Plan}
+	if su.emu != nil {
+		su.emu(&eo)
+	}
+	emu, err := emulator.Start(eo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +106,9 @@ func newHarness(t *testing.T, su setup) *harness {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if su.wrap != nil {
+		ln = su.wrap(ln)
 	}
 	scheme := "http://"
 	if su.tls != nil {
