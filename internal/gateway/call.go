@@ -168,7 +168,10 @@ func (s *Server) upstreamHeader(in http.Header) http.Header {
 
 // deadline is when the call must end: the caller's own deadline when its
 // SDK sends one (aws-sdk-go-v2's Amz-Sdk-Request ttl=), but never later
-// than Timeout from now.
+// than Timeout from now. A ttl already past is ignored: the SDK writes its
+// deadline in the client's local time with a literal Z, so on a client
+// west of UTC it reads hours early; such a caller's own timeout still
+// ends the call, by disconnecting.
 func (s *Server) deadline(h http.Header, now time.Time) time.Time {
 	d := now.Add(s.opts.Timeout)
 	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
@@ -176,7 +179,7 @@ func (s *Server) deadline(h http.Header, now time.Time) time.Time {
 		if k != "ttl" {
 			continue
 		}
-		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.Before(d) {
+		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.After(now) && t.Before(d) {
 			d = t
 		}
 	}

@@ -167,6 +167,8 @@ func TestOperationalEndpoints(t *testing.T) {
 
 func TestDeadlines(t *testing.T) {
 	past := time.Now().Add(-time.Minute).UTC().Format("20060102T150405Z")
+	// To the second, as the SDK writes it: between 1 s and 2 s from now.
+	soon := time.Now().Add(2 * time.Second).UTC().Format("20060102T150405Z")
 	tests := []struct {
 		name     string
 		timeout  time.Duration
@@ -176,8 +178,9 @@ func TestDeadlines(t *testing.T) {
 		keelCode string
 	}{
 		{name: "no ttl: the default timeout", timeout: time.Hour, hdr: nil, status: 200},
-		{name: "the SDK's ttl has passed", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=2; max=3; ttl=" + past},
-			status: 408, keelCode: catalog.CodeDeadlineExceeded},
+		{name: "a ttl already past is ignored", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=2; max=3; ttl=" + past}, status: 200},
+		{name: "the SDK's ttl ends a hung upstream", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=2; max=3; ttl=" + soon},
+			plan: func(int, fault.Request) fault.Plan { return fault.Plan{Hang: true} }, status: 408, keelCode: catalog.CodeDeadlineExceeded},
 		{name: "a malformed ttl is ignored", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=1; max=3; ttl=soon"}, status: 200},
 		{name: "the gateway's timeout ends a hung upstream", timeout: 50 * time.Millisecond,
 			plan: func(int, fault.Request) fault.Plan { return fault.Plan{Hang: true} }, status: 408, keelCode: catalog.CodeDeadlineExceeded},
