@@ -43,6 +43,9 @@ type exchange struct {
 	caller Caller
 	ev     Event
 	rid    string // the upstream request id, when one answered
+	// callerCut reports a stream cut because its caller went away or did
+	// not read: no failure of the call, so it is not dead-lettered.
+	callerCut bool
 }
 
 // serveModel serves POST /model/{modelId}/{operation}.
@@ -227,7 +230,9 @@ func (x *exchange) call(call *engine.Call) {
 	}
 	if f != nil {
 		x.ev.Code = f.Entry.Code
-		x.park(ctx, call, f)
+		if !x.callerCut {
+			x.park(ctx, call, f)
+		}
 	}
 }
 
@@ -352,6 +357,7 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	// settles its quota; the Report is final after it.
 	resp.Body.Close()
 	rc.SetWriteDeadline(time.Time{})
+	x.callerCut = werr != nil || x.r.Context().Err() != nil
 	if werr != nil && failed == nil {
 		// The caller took too long to read a write (or went away while
 		// one was under way): its stream is cut.

@@ -259,6 +259,9 @@ func TestResumeSpliced(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := readConverseStream(out)
+	if want.err != nil || !want.stop {
+		t.Fatalf("unbroken stream %+v", want)
+	}
 	// The first attempt is cut mid-reply; keel resumes it, and the caller
 	// reads one whole stream.
 	h := newHarness(t, setup{plan: func(n int, _ fault.Request) fault.Plan {
@@ -273,7 +276,7 @@ func TestResumeSpliced(t *testing.T) {
 	}
 	got := readConverseStream(out)
 	if got.err != nil || !got.stop || got.text == "" {
-		t.Fatalf("read %+v", got)
+		t.Fatalf("read %+v: %v (gateway %s, upstream %s)", got, got.err, h.url, h.emu.URL)
 	}
 	if h.script.n.Load() != 2 {
 		t.Fatalf("upstream saw %d requests, want 2 (the call and its continuation)", h.script.n.Load())

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -67,6 +68,9 @@ type setup struct {
 	emu     func(*emulator.Options)
 	tls     *tls.Config // serve TLS with it
 	wrap    func(net.Listener) net.Listener
+	// bearer makes the gateway's upstream credentials this Bedrock API
+	// key instead of a SigV4 key pair.
+	bearer string
 }
 
 func newHarness(t *testing.T, su setup) *harness {
@@ -89,13 +93,16 @@ func newHarness(t *testing.T, su setup) *harness {
 	if su.keel != nil {
 		su.keel(&ko)
 	}
+	if su.bearer != "" {
+		cfg.Credentials = nil
+	}
 	k, err := keel.New(cfg, ko)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.eng = keelx.Engine(k)
 	t.Cleanup(func() { h.eng.HTTPClient().CloseIdleConnections() })
-	gopts := gateway.Options{Engine: h.eng}
+	gopts := gateway.Options{Engine: h.eng, UpstreamBearer: su.bearer}
 	if su.gateway != nil {
 		su.gateway(&gopts)
 	}
@@ -134,6 +141,7 @@ func (h *harness) sdkClient(t *testing.T, hc *http.Client) *bedrockruntime.Clien
 		hc = &http.Client{Transport: &http.Transport{}}
 	}
 	t.Cleanup(hc.CloseIdleConnections)
+	hc = &http.Client{Transport: plainBody{hc.Transport}}
 	return bedrockruntime.New(bedrockruntime.Options{
 		Region:           "us-east-1",
 		BaseEndpoint:     aws.String(h.url),
@@ -218,4 +226,29 @@ func (h *harness) rawPost(t *testing.T, path, contentType string, body []byte) *
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// plainBody hides the io.WriterTo of the SDK's request body from
+// net/http. smithy-go closes the body as soon as the response headers
+// arrive, and its closed body's WriteTo returns io.EOF; when a server
+// answers before net/http's write loop has made its last read of the body
+// (the gateway, on loopback, can), net/http takes that io.EOF for a write
+// error and closes the connection under the response still being read: a
+// stream then fails with "use of closed network connection". Without
+// WriteTo, a closed body's Read returns io.EOF, which net/http takes as
+// the end. docs/gateway.md, Known issues, has the story.
+type plainBody struct{ rt http.RoundTripper }
+
+func (p plainBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r = r.Clone(r.Context())
+		r.Body = struct{ io.ReadCloser }{r.Body}
+	}
+	return p.rt.RoundTrip(r)
+}
+
+func (p plainBody) CloseIdleConnections() {
+	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }

@@ -265,3 +265,31 @@ func TestShutdownCutsAfterTheDrain(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+func TestUpstreamCredentials(t *testing.T) {
+	tests := []struct {
+		name, bearer, want string
+	}{
+		{"SigV4 with the gateway's key", "", "Credential=AKIDUPSTREAM/"},
+		{"a Bedrock API key", "upstream-api-key", "Bearer upstream-api-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := make(chan string, 4)
+			h := newHarness(t, setup{bearer: tt.bearer, emu: func(o *emulator.Options) {
+				o.Verify = func(r *http.Request, _ []byte) *emulator.Rejection {
+					seen <- r.Header.Get("Authorization")
+					return nil
+				}
+			}})
+			// The caller signs with its own key (AKIDCALLER): it must not
+			// reach the upstream.
+			if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
+				t.Fatal(err)
+			}
+			if auth := <-seen; !strings.Contains(auth, tt.want) || strings.Contains(auth, "AKIDCALLER") {
+				t.Fatalf("upstream Authorization %q, want %q", auth, tt.want)
+			}
+		})
+	}
+}
