@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/admission"
@@ -28,6 +29,9 @@ const maxModelID = 2048
 // ordinary event (a few hundred bytes), so one read passes what keel has
 // ready, and each write is flushed at once.
 const streamChunk = 32 << 10
+
+// chunks holds the read buffers of streams' copies, reused across streams.
+var chunks = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
 
 // sdkTTLFormat is how aws-sdk-go-v2 writes the ttl= part of its
 // Amz-Sdk-Request header: the attempt's deadline, corrected for clock skew,
@@ -334,7 +338,9 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	x.w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(x.w)
 	werr := x.write(rc, nil)
-	buf := make([]byte, streamChunk)
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	buf := *bp
 	for werr == nil {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
