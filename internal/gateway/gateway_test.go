@@ -138,6 +138,9 @@ func TestEveryOperation(t *testing.T) {
 			if err != nil {
 				return middleware.Metadata{}, err
 			}
+			if hd := rawHeader(t, out.ResultMetadata); hd.Get("X-Amzn-Bedrock-Output-Token-Count") == "" || hd.Get("X-Amzn-Bedrock-Input-Token-Count") == "" {
+				return middleware.Metadata{}, fmt.Errorf("the upstream's x-amzn-bedrock-* headers are missing: %v", hd)
+			}
 			var reply struct {
 				Content []struct{ Text string }
 			}
