@@ -213,12 +213,16 @@ func (x *exchange) call(call *engine.Call) {
 	if err != nil && !errors.As(err, &f) {
 		f = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
 	}
+	if f != nil && f.Entry == nil {
+		f.Entry = catalog.Must(catalog.CodeUnclassified)
+	}
+	shutdown := s.cut.Err() != nil
 	switch {
 	case f == nil && call.Op.Streaming():
 		f = x.stream(resp, rep)
 	case f == nil:
 		x.reply(resp, rep, nil)
-	case resp != nil && !refusedByKeel(f) && f.Entry.Category != catalog.Auth:
+	case resp != nil && !shutdown && !refusedByKeel(f) && f.Entry.Category != catalog.Auth:
 		// Bedrock's own error response, as it came.
 		x.reply(resp, rep, f)
 	default:
@@ -227,7 +231,7 @@ func (x *exchange) call(call *engine.Call) {
 		}
 		x.ev.Refused = refusedByKeel(f)
 		x.rid = lastRequestID(rep)
-		x.refuse(refusalFor(f, s.cut.Err() != nil))
+		x.refuse(refusalFor(f, shutdown))
 	}
 	if rep != nil {
 		x.ev.Attempts = rep.Sent()
@@ -362,7 +366,10 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	// Closing ends the upstream attempt (a caller that went away) and
 	// settles its quota; the Report is final after it.
 	resp.Body.Close()
-	rc.SetWriteDeadline(time.Time{})
+	// The end of the body and the trailers are written after the handler
+	// returns: within one more WriteTimeout (the server clears the
+	// deadline then).
+	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
 	x.callerCut = werr != nil || x.r.Context().Err() != nil
 	if werr != nil && failed == nil {
 		// The caller took too long to read a write (or went away while
