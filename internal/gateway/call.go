@@ -202,6 +202,7 @@ func (x *exchange) call(call *engine.Call) {
 	defer stop()
 	resp, rep, err := s.opts.Engine.Do(ctx, call)
 	if rep != nil {
+		x.ev.Attempts = rep.Sent() // a stream's grows until its end: stream sets it again
 		for _, a := range rep.Attempts {
 			if a.Status != 0 {
 				s.ready.Store(true)
@@ -232,9 +233,6 @@ func (x *exchange) call(call *engine.Call) {
 		x.ev.Refused = refusedByKeel(f)
 		x.rid = lastRequestID(rep)
 		x.refuse(refusalFor(f, shutdown))
-	}
-	if rep != nil {
-		x.ev.Attempts = rep.Sent()
 	}
 	if f != nil {
 		x.ev.Code = f.Entry.Code
@@ -380,7 +378,8 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 		}
 		failed = &engine.Error{Entry: catalog.Must(code), Message: "keel gateway: writing the stream to the caller: " + werr.Error(), Report: rep, Err: werr}
 	}
-	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
+	x.ev.Attempts = rep.Sent()
+	h.Set(hdrAttempts, strconv.Itoa(x.ev.Attempts))
 	if failed != nil {
 		h.Set(hdrCode, failed.Entry.Code)
 	}

@@ -97,20 +97,21 @@ func TestKeelRefusalsMapped(t *testing.T) {
 		keel     func(*keel.Options)
 		plan     func(int, fault.Request) fault.Plan
 		calls    int // the last call's answer is checked
+		attempts string
 		status   int
 		code     string
 		keelCode string
 	}{
 		{name: "request too large for the quota", keel: func(o *keel.Options) { o.Quotas.Default = keel.Quota{TokensPerMinute: 20} },
-			calls: 1, status: 400, code: catalog.CodeValidation, keelCode: catalog.CodeRequestTooLargeForQuota},
+			calls: 1, attempts: "0", status: 400, code: catalog.CodeValidation, keelCode: catalog.CodeRequestTooLargeForQuota},
 		{name: "circuit open", keel: func(o *keel.Options) {
 			o.Retry.MaxAttempts = 1
 			o.Breaker = keel.BreakerOptions{ConsecutiveFailures: 1, Cooldown: time.Hour}
 		}, plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeInternalServer} },
-			calls: 2, status: 503, code: catalog.CodeServiceUnavailable, keelCode: catalog.CodeCircuitOpen},
+			calls: 2, attempts: "0", status: 503, code: catalog.CodeServiceUnavailable, keelCode: catalog.CodeCircuitOpen},
 		{name: "upstream unreachable", keel: func(o *keel.Options) { o.Retry.MaxAttempts = 1 },
 			plan:  func(int, fault.Request) fault.Plan { return fault.Plan{Refuse: true} },
-			calls: 1, status: 503, code: catalog.CodeServiceUnavailable},
+			calls: 1, attempts: "1", status: 503, code: catalog.CodeServiceUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,8 +123,11 @@ func TestKeelRefusalsMapped(t *testing.T) {
 				}
 				resp = h.rawPost(t, "/model/"+haiku+"/converse", "application/json", []byte(converseBody))
 			}
-			keelCode := resp.Header.Get("X-Keel-Code")
+			keelCode, attempts := resp.Header.Get("X-Keel-Code"), resp.Header.Get("X-Keel-Attempts")
 			code, msg := bedrockError(t, resp)
+			if attempts != tt.attempts {
+				t.Errorf("X-Keel-Attempts = %q, want %q", attempts, tt.attempts)
+			}
 			if resp.StatusCode != tt.status || code != tt.code || (tt.keelCode != "" && keelCode != tt.keelCode) || msg == "" {
 				t.Fatalf("got %d %s (X-Keel-Code %s) %q, want %d %s (%s)", resp.StatusCode, code, keelCode, msg, tt.status, tt.code, tt.keelCode)
 			}
