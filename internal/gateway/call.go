@@ -173,14 +173,19 @@ func (s *Server) upstreamHeader(in http.Header) http.Header {
 	return h
 }
 
-// deadline is when the call must end: the caller's own deadline when its
-// SDK sends one (aws-sdk-go-v2's Amz-Sdk-Request ttl=), but never later
-// than Timeout from now. A ttl already past is ignored: the SDK writes its
-// deadline in the client's local time with a literal Z, so on a client
-// west of UTC it reads hours early; such a caller's own timeout still
-// ends the call, by disconnecting.
-func (s *Server) deadline(h http.Header, now time.Time) time.Time {
+// deadline is when the call must end: Timeout from now, or the caller's
+// own deadline when its SDK sends an earlier one (the Amz-Sdk-Request
+// ttl=). A ttl counts for non-streaming calls only: botocore writes its
+// read timeout from now there, which bounds a wait for a reply but not a
+// stream that keeps sending. A ttl already past is ignored: aws-sdk-go-v2
+// writes its deadline in the client's local time with a literal Z, so on a
+// client west of UTC it reads hours early; such a caller's own timeout
+// still ends the call, by disconnecting.
+func (s *Server) deadline(h http.Header, op attempt.Op, now time.Time) time.Time {
 	d := now.Add(s.opts.Timeout)
+	if op.Streaming() {
+		return d
+	}
 	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 		if k != "ttl" {
@@ -196,7 +201,7 @@ func (s *Server) deadline(h http.Header, now time.Time) time.Time {
 // call runs the call through the engine and writes its outcome.
 func (x *exchange) call(call *engine.Call) {
 	s := x.s
-	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, x.start))
+	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, call.Op, x.start))
 	defer cancel()
 	stop := context.AfterFunc(s.cut, cancel)
 	defer stop()

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
+	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/engine"
 )
@@ -80,6 +83,34 @@ func TestExceptionFrame(t *testing.T) {
 			}
 			if mt, et := m.Headers.Get(":message-type"), m.Headers.Get(":exception-type"); mt == nil || mt.String() != "exception" || et == nil || et.String() != tt.want {
 				t.Fatalf("headers %v", m.Headers)
+			}
+		})
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	s := &Server{opts: Options{Timeout: time.Hour}}
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	ttl := func(d time.Duration) http.Header {
+		return http.Header{"Amz-Sdk-Request": {"attempt=2; max=3; ttl=" + now.Add(d).Format(sdkTTLFormat)}}
+	}
+	tests := []struct {
+		name string
+		h    http.Header
+		op   attempt.Op
+		want time.Time
+	}{
+		{"no header", http.Header{}, attempt.Converse, now.Add(time.Hour)},
+		{"an earlier ttl", ttl(time.Minute), attempt.Converse, now.Add(time.Minute)},
+		{"a later ttl", ttl(2 * time.Hour), attempt.Invoke, now.Add(time.Hour)},
+		{"a past ttl", ttl(-time.Minute), attempt.Converse, now.Add(time.Hour)},
+		{"a stream ignores the ttl", ttl(time.Minute), attempt.ConverseStream, now.Add(time.Hour)},
+		{"a malformed ttl", http.Header{"Amz-Sdk-Request": {"ttl=tomorrow; attempt=2"}}, attempt.Converse, now.Add(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := s.deadline(tt.h, tt.op, now); !got.Equal(tt.want) {
+				t.Fatalf("deadline = %v, want %v", got, tt.want)
 			}
 		})
 	}
