@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -74,6 +75,7 @@ type serveFlags struct {
 	emulated, insecureOpen, logs                            bool
 	drain                                                   time.Duration
 	seed                                                    int64
+	speed                                                   float64
 	set                                                     map[string]bool // flags given on the command line
 }
 
@@ -95,6 +97,7 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (serveFlags, error
 	fs.BoolVar(&f.emulated, "emulator", false, "start keel emulate in-process as the upstream (fake credentials; a one-command demo)")
 	fs.StringVar(&f.scenario, "scenario", "", "with --emulator: a scenario `FILE` that makes the emulator misbehave")
 	fs.Int64Var(&f.seed, "seed", 1, "with --emulator: the emulator's seed `N`")
+	fs.Float64Var(&f.speed, "speed", 0, "with --emulator: its latency scale `F`: 0 none, 1 real time, 0.01 a hundred times faster")
 	fs.StringVar(&f.configFile, "config", "", "a keel YAML configuration `FILE` (its gateway: section configures the gateway)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate `FILE` (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM private key `FILE` of --tls-cert")
@@ -115,6 +118,10 @@ func parseServeFlags(args []string, stdout, stderr io.Writer) (serveFlags, error
 		return f, errors.New("--emulator and --endpoint both name the upstream; choose one")
 	case f.scenario != "" && !f.emulated:
 		return f, errors.New("--scenario needs --emulator")
+	case f.speed != 0 && !f.emulated:
+		return f, errors.New("--speed needs --emulator")
+	case f.speed < 0 || math.IsNaN(f.speed) || math.IsInf(f.speed, 0):
+		return f, fmt.Errorf("--speed must be 0 or more, got %v", f.speed)
 	case (f.tlsCert == "") != (f.tlsKey == ""):
 		return f, errors.New("--tls-cert and --tls-key go together")
 	case f.drain < 0:
@@ -193,7 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		upstream = c.Endpoint // the file's endpoint: a Bedrock-compatible upstream
 	}
 	if f.emulated {
-		s, err := buildEmulator(emulateConfig{scenario: f.scenario, seed: f.seed, region: "us-east-1"})
+		s, err := buildEmulator(emulateConfig{scenario: f.scenario, seed: f.seed, speed: f.speed, region: "us-east-1"})
 		if err != nil {
 			return fail(fmt.Errorf("starting the emulator: %w", err))
 		}
