@@ -84,6 +84,12 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.caller = c
 	}
 	x.ev.Caller = x.caller.Name
+	// Checked once the caller is known, so that a stranger gets only the
+	// refusal.
+	if isJSON(r.Header.Get("Content-Type")) && !json.Valid(body) {
+		x.refuse(validation("Malformed input request: keel gateway: the request body is not valid JSON"))
+		return
+	}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
 		release, err := s.opts.Limit(x.caller.Name, model, est.InputTokens+est.MaxTokens)
@@ -125,8 +131,7 @@ func asRefusal(err error, code string, status int) *Refusal {
 	return &Refusal{Code: code, Status: status, Message: "keel gateway: " + err.Error()}
 }
 
-// readBody reads the request body whole, bounded by BodyLimit, and checks
-// that a JSON body is JSON.
+// readBody reads the request body whole, bounded by BodyLimit.
 func (x *exchange) readBody() ([]byte, *Refusal) {
 	limit := x.s.opts.BodyLimit
 	tooLong := validation(fmt.Sprintf("Input is too long. keel gateway: the request body is over the %d-byte limit", limit))
@@ -142,9 +147,6 @@ func (x *exchange) readBody() ([]byte, *Refusal) {
 	}
 	if int64(len(body)) > limit {
 		return nil, tooLong
-	}
-	if isJSON(x.r.Header.Get("Content-Type")) && !json.Valid(body) {
-		return nil, validation("Malformed input request: keel gateway: the request body is not valid JSON")
 	}
 	return body, nil
 }
