@@ -161,16 +161,22 @@ func isJSON(ct string) bool {
 	return err == nil && (mt == jsonContentType || strings.HasSuffix(mt, "+json"))
 }
 
-// upstreamHeader is the caller's headers as the engine should send them:
-// the caller's credentials to the gateway are not the upstream's, so the
-// Authorization header is the gateway's bearer key or none (the engine
-// signs anew, and drops the other signing and hop-by-hop headers).
+// upstreamHeader is the caller's headers the engine sends upstream: those
+// Bedrock reads (Content-Type, Accept, the X-Amzn-Bedrock-* options such as
+// guardrails, trace, latency and service tier) and User-Agent, never the
+// caller's credentials to the gateway nor anything else it sent (cookies,
+// proxies' headers). Authorization is the gateway's bearer key, or none:
+// the engine signs each attempt anew.
 func (s *Server) upstreamHeader(in http.Header) http.Header {
-	h := in.Clone()
-	h.Del("Authorization")
-	h.Del("X-Amz-Security-Token")
+	h := make(http.Header, 4)
+	for k, vs := range in {
+		switch {
+		case k == "Content-Type" || k == "Accept" || k == "User-Agent" || strings.HasPrefix(k, "X-Amzn-Bedrock-"):
+			h[k] = vs // the engine replaces, never appends to, a value it changes
+		}
+	}
 	if s.opts.UpstreamBearer != "" {
-		h.Set("Authorization", "Bearer "+s.opts.UpstreamBearer)
+		h["Authorization"] = []string{"Bearer " + s.opts.UpstreamBearer}
 	}
 	return h
 }

@@ -73,7 +73,7 @@ type setup struct {
 	bearer string
 }
 
-func newHarness(t *testing.T, su setup) *harness {
+func newHarness(t testing.TB, su setup) *harness {
 	t.Helper()
 	h := &harness{script: &script{plan: su.plan}, served: make(chan error, 1)}
 	eo := emulator.Options{Seed: 7, Planner: h.script.Plan}
@@ -135,7 +135,7 @@ func newHarness(t *testing.T, su setup) *harness {
 
 // sdkClient is a bedrockruntime client pointed at the gateway, its own
 // retries off so that each test sees the gateway's answer.
-func (h *harness) sdkClient(t *testing.T, hc *http.Client) *bedrockruntime.Client {
+func (h *harness) sdkClient(t testing.TB, hc *http.Client) *bedrockruntime.Client {
 	t.Helper()
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{}}

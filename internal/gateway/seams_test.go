@@ -293,3 +293,25 @@ func TestUpstreamCredentials(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstreamHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	h := newHarness(t, setup{emu: func(o *emulator.Options) {
+		o.Verify = func(r *http.Request, _ []byte) *emulator.Rejection {
+			seen <- r.Header.Clone()
+			return nil
+		}
+	}})
+	resp := h.post(t, haiku, map[string]string{"X-Amzn-Bedrock-Trace": "ENABLED", "Cookie": "session=secret",
+		"X-Forwarded-For": "10.0.0.1", "X-Amz-Security-Token": "caller-token", "User-Agent": "caller-app/1.0"})
+	resp.Body.Close()
+	got := <-seen
+	for k, want := range map[string]string{"X-Amzn-Bedrock-Trace": "ENABLED", "Content-Type": "application/json", "Cookie": "", "X-Forwarded-For": "", "X-Amz-Security-Token": ""} {
+		if v := got.Get(k); v != want {
+			t.Errorf("upstream %s = %q, want %q", k, v, want)
+		}
+	}
+	if !strings.HasPrefix(got.Get("User-Agent"), "caller-app/1.0") {
+		t.Errorf("upstream User-Agent %q", got.Get("User-Agent"))
+	}
+}
