@@ -103,6 +103,10 @@ type Recorder struct {
 // caller is one caller's figures.
 type caller struct {
 	tokensIn, tokensOut prometheus.Counter
+	// requestCounters holds the caller's keel_gateway_requests_total
+	// series found so far, so that a request costs a map lookup rather than
+	// the CounterVec's hashing of three labels. Under mu.
+	requestCounters map[requestKey]prometheus.Counter
 
 	mu                  sync.Mutex
 	requests, failures  int64
@@ -161,7 +165,9 @@ func (r *Recorder) Observe(ev Event) {
 	failed := ev.failed()
 	now := r.clk.Now()
 
+	op := opLabel(ev.Op)
 	c.mu.Lock()
+	requests := c.requestCounter(r, name, op, ev.Status)
 	c.requests++
 	c.inTokens += int64(in)
 	c.outTokens += int64(out)
@@ -169,7 +175,7 @@ func (r *Recorder) Observe(ev Event) {
 	c.lastSeen = now
 	if failed {
 		c.failures++
-		c.recent[c.nRecent%recentErrors] = RecentError{Time: now, Op: opLabel(ev.Op), Model: truncate(ev.Model, maxModelLen),
+		c.recent[c.nRecent%recentErrors] = RecentError{Time: now, Op: op, Model: truncate(ev.Model, maxModelLen),
 			Status: ev.Status, Code: code, Attempts: ev.Attempts, Refused: ev.Refused}
 		c.nRecent++
 	}
@@ -179,7 +185,7 @@ func (r *Recorder) Observe(ev Event) {
 	}
 	c.mu.Unlock()
 
-	r.requests.WithLabelValues(name, opLabel(ev.Op), statusLabel(ev.Status)).Inc()
+	requests.Inc()
 	if in > 0 {
 		c.tokensIn.Add(float64(in))
 	}
@@ -209,9 +215,33 @@ func (r *Recorder) caller(name string) *caller {
 		return nil
 	}
 	c = &caller{tokensIn: r.tokens.WithLabelValues(name, "input"), tokensOut: r.tokens.WithLabelValues(name, "output"),
-		refusals: make(map[string]int64)}
+		requestCounters: make(map[requestKey]prometheus.Counter), refusals: make(map[string]int64)}
 	r.callers[name] = c
 	return c
+}
+
+// requestKey names a series of keel_gateway_requests_total for one caller:
+// op as opLabel gives it, and the status, -1 for any statusLabel counts as
+// OtherLabel (so that the keys are as few as the series).
+type requestKey struct {
+	op     string
+	status int
+}
+
+// requestCounter returns the caller's requests counter for op and status;
+// c.mu must be held.
+func (c *caller) requestCounter(r *Recorder, name, op string, status int) prometheus.Counter {
+	label := statusLabel(status)
+	if label == OtherLabel {
+		status = -1
+	}
+	k := requestKey{op, status}
+	cnt := c.requestCounters[k]
+	if cnt == nil {
+		cnt = r.requests.WithLabelValues(name, op, label)
+		c.requestCounters[k] = cnt
+	}
+	return cnt
 }
 
 // codeLabel returns the catalog's name for code, OtherLabel for a code it
@@ -240,10 +270,19 @@ func opLabel(op string) string {
 // went away) is kept too.
 func statusLabel(s int) string {
 	if s == 0 || (s >= 100 && s <= 599) {
-		return strconv.Itoa(s)
+		return statusLabels[s]
 	}
 	return OtherLabel
 }
+
+// statusLabels holds the labels of the statuses kept apart, made once so
+// that counting a request does not format its status.
+var statusLabels = func() (l [600]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
 
 func truncate(s string, n int) string {
 	if len(s) <= n {
