@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -151,8 +153,9 @@ func NewRecorder(o Options) (*Recorder, error) {
 }
 
 // Observe counts one request. It is cheap (a map lookup under a read lock,
-// one short per-caller lock, three or four metric updates) and does not
-// keep ev.
+// one short per-caller lock, three or four metric updates; no allocation
+// once the caller, operation and status have been seen) and keeps nothing
+// of ev but a failure's fields, its model id cut at 256 bytes.
 func (r *Recorder) Observe(ev Event) {
 	name := cmp.Or(ev.Caller, Anonymous)
 	c := r.caller(name)
@@ -163,9 +166,9 @@ func (r *Recorder) Observe(ev Event) {
 	code := codeLabel(ev.Code, ev.Refused)
 	in, out := max(ev.InputTokens, 0), max(ev.OutputTokens, 0)
 	failed := ev.failed()
+	op := opLabel(ev.Op)
 	now := r.clk.Now()
 
-	op := opLabel(ev.Op)
 	c.mu.Lock()
 	requests := c.requestCounter(r, name, op, ev.Status)
 	c.requests++
@@ -284,11 +287,16 @@ var statusLabels = func() (l [600]string) {
 	return l
 }()
 
+// truncate returns s cut at n bytes (less, not to split a UTF-8 sequence),
+// copied so that it does not hold the rest of s in memory.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strings.Clone(s[:n])
 }
 
 // CallerStatus is one caller's figures since the Recorder was made.

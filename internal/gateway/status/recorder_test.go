@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -196,9 +197,20 @@ func TestRecentKeepsTheLatest(t *testing.T) {
 			t.Fatalf("Recent[%d] = %+v, want model m%d at epoch+%ds", i, re, k, k)
 		}
 	}
-	r.Observe(Event{Caller: "team-a", Op: "converse", Model: strings.Repeat("x", 10_000), Status: 500})
-	if m := r.Callers()[0].Recent[0].Model; len(m) != maxModelLen {
-		t.Fatalf("a long model id is kept at %d bytes, want %d", len(m), maxModelLen)
+	long := []struct {
+		name, model string
+		wantLen     int
+	}{
+		{name: "ASCII", model: strings.Repeat("x", 10_000), wantLen: maxModelLen},
+		// 'é' is 2 bytes: the cut falls inside one at an odd bound.
+		{name: "not splitting a character", model: "x" + strings.Repeat("é", 5_000), wantLen: maxModelLen - 1},
+	}
+	for _, tt := range long {
+		r.Observe(Event{Caller: "team-a", Op: "converse", Model: tt.model, Status: 500})
+		m := r.Callers()[0].Recent[0].Model
+		if len(m) != tt.wantLen || !utf8.ValidString(m) || !strings.HasPrefix(tt.model, m) {
+			t.Errorf("%s: a long model id is kept as %d bytes (valid UTF-8 %v), want a prefix of %d", tt.name, len(m), utf8.ValidString(m), tt.wantLen)
+		}
 	}
 }
 
