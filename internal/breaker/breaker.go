@@ -209,6 +209,7 @@ type Breaker struct {
 	// while closed do not count once the breaker has opened, nor do they
 	// pass for probes.
 	gen      uint64
+	since    time.Time          // when the breaker entered its state
 	ok, bad  window.Ring[int64] // outcomes in the window (closed state)
 	probeAt  time.Time
 	inflight int // probes in flight (half-open)
@@ -236,9 +237,10 @@ func newBreaker(model, region, tier string, o Options, clk clock.Clock) *Breaker
 	return &Breaker{
 		model: model, region: region, tier: tier, name: bedrock.Target{Model: model, Region: region, Tier: tier}.String(),
 		o: o, clk: clk,
-		gen: 1, // the zero Permit (gen 0) never matches
-		ok:  window.New[int64](slots, o.Window/slots, now),
-		bad: window.New[int64](slots, o.Window/slots, now),
+		gen:   1, // the zero Permit (gen 0) never matches
+		since: now,
+		ok:    window.New[int64](slots, o.Window/slots, now),
+		bad:   window.New[int64](slots, o.Window/slots, now),
 	}
 }
 
@@ -356,12 +358,14 @@ func (b *Breaker) record(p Permit, o Outcome) {
 
 func (b *Breaker) open(now time.Time) {
 	b.probeAt = now.Add(b.o.Cooldown)
+	b.since = now
 	b.openErr = &OpenError{Target: b.name, ProbeAt: b.probeAt}
 	b.setState(Open)
 }
 
 func (b *Breaker) halfOpen(now time.Time) {
 	b.inflight, b.probeOK = 0, 0
+	b.since = now
 	b.busyErr = &OpenError{Target: b.name, ProbeAt: now, HalfOpen: true}
 	b.setState(HalfOpen)
 }
@@ -372,6 +376,7 @@ func (b *Breaker) close(now time.Time) {
 	b.ok.Reset(now)
 	b.bad.Reset(now)
 	b.streak = 0
+	b.since = now
 	b.setState(Closed)
 }
 
@@ -399,6 +404,9 @@ func (b *Breaker) State() State {
 // Snapshot is a breaker's state and counts, for metrics and `keel` status.
 type Snapshot struct {
 	State State
+	// Since is when the breaker entered State (made, for a breaker that
+	// never changed).
+	Since time.Time
 	// Successes and Failures are the outcomes in the window (closed state).
 	Successes, Failures int64
 	// ProbeAt is when an open breaker will probe; zero unless Open.
@@ -415,7 +423,7 @@ func (b *Breaker) Snapshot() Snapshot {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := Snapshot{State: b.state}
+	s := Snapshot{State: b.state, Since: b.since}
 	switch b.state {
 	case Closed:
 		s.Successes, s.Failures = b.ok.Sum(now), b.bad.Sum(now)

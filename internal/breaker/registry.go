@@ -69,3 +69,14 @@ func (r *Registry) Len() int {
 	defer r.mu.RUnlock()
 	return len(r.m)
 }
+
+// All returns the breakers the registry holds, in no particular order.
+func (r *Registry) All() []*Breaker {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Breaker, 0, len(r.m))
+	for _, b := range r.m {
+		out = append(out, b)
+	}
+	return out
+}

@@ -136,6 +136,7 @@ type Engine struct {
 	m        *telemetry.Metrics
 	gov      *admission.Governor
 	replies  *replyTimes
+	errs     errorLog // failures by target and code, for Snapshot
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map

@@ -33,6 +33,7 @@ func (e *Engine) breakerChanged(model, region, tier string, from, to breaker.Sta
 }
 
 func (e *Engine) attemptMetric(a *Attempt) {
+	e.noteError(a.Target, a.Code)
 	if e.m == nil {
 		return
 	}

@@ -210,6 +210,7 @@ func (p *pass) admit(tr *try) verdict {
 	p.rep.Attempts = append(p.rep.Attempts, Attempt{Target: p.t, Start: start, Skipped: true, Code: qe.Entry.Code,
 		Delay: p.delay + waited, QuotaWait: waited, Resume: p.rd.resume})
 	p.rep.Target = p.t
+	e.noteError(p.t, qe.Entry.Code)
 	e.logRefusal(p.ctx, p.call, p.t, p.n, qe)
 	if ended && qe.Entry.Category != catalog.Quota && p.last != nil {
 		// The caller gave up while the call waited: the last upstream
@@ -238,6 +239,7 @@ func (p *pass) passBreaker(tr *try) verdict {
 	}
 	tr.tk.Cancel()
 	p.rep.Attempts = append(p.rep.Attempts, Attempt{Target: p.t, Start: p.e.clk.Now(), Skipped: true, Code: catalog.CodeCircuitOpen})
+	p.e.noteError(p.t, catalog.CodeCircuitOpen)
 	if p.last == nil {
 		p.last = p.e.openError(err, p.t, p.rep)
 	}

@@ -23,6 +23,7 @@ func (sb *streamBody) broke(res classify.Result, cause error) {
 	src.close()
 	a := &sb.rep.Attempts[src.ai]
 	a.Code = res.Entry.Code
+	sb.e.noteError(a.Target, a.Code)
 	sb.e.logBreak(sb.ctx, sb.call, a, res)
 	cont := sb.sp.Break()
 	if src.tk.Governed() {

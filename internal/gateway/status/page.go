@@ -1,0 +1,261 @@
+package status
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/bedrock"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+// RefreshSeconds is how often the page reloads itself: fresh enough to
+// watch a throttle storm or a breaker open, rare enough that an open tab
+// costs the gateway nothing worth measuring.
+const RefreshSeconds = 5
+
+// JSONPath is where Handler serves the figures as JSON (as "/?format=json"
+// does).
+const JSONPath = "/status.json"
+
+// Source is what the status page shows.
+type Source struct {
+	// Targets returns the engine's view of its targets (Engine.Snapshot).
+	// Nil: the page shows none.
+	Targets func() []engine.TargetStatus
+	// Callers keeps the per-caller figures. Nil: the page shows none.
+	Callers *Recorder
+	// Version is the gateway's version, shown in the page's header.
+	Version string
+	// Clock gives the page's time. Nil: the wall clock.
+	Clock clock.Clock
+}
+
+// Handler serves the status page at "/" and its figures as JSON at
+// JSONPath or "/?format=json", for GET and HEAD; other paths get 404, other
+// methods 405. Every value is escaped (html/template): a model id or caller
+// name is shown as text whatever it holds.
+func Handler(src Source) http.Handler {
+	if src.Clock == nil {
+		src.Clock = clock.Real{}
+	}
+	return &handler{src: src}
+}
+
+type handler struct{ src Source }
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	asJSON := false
+	switch r.URL.Path {
+	case "/":
+		switch f := r.URL.Query().Get("format"); f {
+		case "", "html":
+		case "json":
+			asJSON = true
+		default:
+			http.Error(w, fmt.Sprintf("status: format %q is not known; want html or json", f), http.StatusBadRequest)
+			return
+		}
+	case JSONPath:
+		asJSON = true
+	default:
+		http.Error(w, fmt.Sprintf("status: no page at %q; the status page is at / and its figures at %s", r.URL.Path, JSONPath), http.StatusNotFound)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, fmt.Sprintf("status: method %s not allowed; want GET or HEAD", r.Method), http.StatusMethodNotAllowed)
+		return
+	}
+	v := h.src.view()
+	var buf bytes.Buffer
+	hdr := w.Header()
+	if asJSON {
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(v); err != nil {
+			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		hdr.Set("Content-Type", "application/json")
+	} else {
+		if err := page.Execute(&buf, v); err != nil {
+			http.Error(w, "status: render the page: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		hdr.Set("Content-Type", "text/html; charset=utf-8")
+		// No script runs on the page, none may: a value that got past the
+		// escaping still could not run.
+		hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	}
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(buf.Bytes())
+}
+
+// The page's figures, as the template and the JSON view take them.
+
+type pageView struct {
+	Time    time.Time `json:"time"`
+	Version string    `json:"version"`
+	// RefreshSeconds and RecentErrorSeconds say how the page refreshes and
+	// how far back a target's recent errors count.
+	RefreshSeconds     int          `json:"refreshSeconds"`
+	RecentErrorSeconds int          `json:"recentErrorSeconds"`
+	Targets            []targetView `json:"targets"`
+	Callers            []callerView `json:"callers"`
+}
+
+type targetView struct {
+	Model   string       `json:"model"`
+	Region  string       `json:"region"`
+	Tier    string       `json:"tier"`
+	Breaker *breakerView `json:"breaker,omitempty"`
+	Quota   *quotaView   `json:"quota,omitempty"`
+	Errors  []errorView  `json:"errors"`
+}
+
+type breakerView struct {
+	State string    `json:"state"` // closed, open, half-open
+	Since time.Time `json:"since"`
+	// For reads how long it has been in State, rounded to the second.
+	For string `json:"-"`
+	// ProbeAt is when an open breaker probes next.
+	ProbeAt *time.Time `json:"probeAt,omitempty"`
+	// Successes and Failures are the outcomes in a closed breaker's window.
+	Successes int64 `json:"successes"`
+	Failures  int64 `json:"failures"`
+}
+
+type quotaView struct {
+	// Limit is the tokens-per-minute limit in force; zero when unknown.
+	Limit int64 `json:"limitTokensPerMinute"`
+	// LimitSource is "configured", "learned" or "" (unknown).
+	LimitSource string `json:"limitSource"`
+	// Reserved is what the governor granted over the last minute;
+	// UsePercent is Reserved against Limit (0 when Limit is unknown), Bar
+	// the same capped at 100 for the bar's width.
+	Reserved   int64 `json:"reservedTokensPerMinute"`
+	UsePercent int64 `json:"usePercent"`
+	Bar        int64 `json:"-"`
+	Settled    int64 `json:"settledTokensPerMinute"`
+	InFlight   int64 `json:"inFlightTokens"`
+	Available  int64 `json:"availableTokens"`
+	// Queued is the calls waiting per priority class.
+	Queued    map[string]int `json:"queued"`
+	Paused    float64        `json:"pausedSeconds"`
+	Throttles int64          `json:"throttles"`
+}
+
+type errorView struct {
+	Code   string    `json:"code"`
+	Recent int64     `json:"recent"`
+	Total  int64     `json:"total"`
+	Last   time.Time `json:"last"`
+}
+
+type callerView struct {
+	Name           string       `json:"name"`
+	Requests       int64        `json:"requests"`
+	Failures       int64        `json:"failures"`
+	Refused        int64        `json:"refused"`
+	InputTokens    int64        `json:"inputTokens"`
+	OutputTokens   int64        `json:"outputTokens"`
+	MeanDurationMs float64      `json:"meanDurationMs"`
+	Refusals       []CodeCount  `json:"refusals"`
+	Recent         []recentView `json:"recent"`
+	LastSeen       *time.Time   `json:"lastSeen,omitempty"`
+}
+
+type recentView struct {
+	Time     time.Time `json:"time"`
+	Op       string    `json:"op"`
+	Model    string    `json:"model"`
+	Status   int       `json:"status"`
+	Code     string    `json:"code"`
+	Attempts int       `json:"attempts"`
+	Refused  bool      `json:"refused"`
+}
+
+func (src *Source) view() pageView {
+	now := src.Clock.Now()
+	v := pageView{Time: now.UTC(), Version: src.Version, RefreshSeconds: RefreshSeconds,
+		RecentErrorSeconds: int(engine.RecentErrorWindow / time.Second), Targets: []targetView{}, Callers: []callerView{}}
+	if src.Targets != nil {
+		for _, t := range src.Targets() {
+			v.Targets = append(v.Targets, targetOf(t, now))
+		}
+	}
+	for _, c := range src.Callers.Callers() {
+		v.Callers = append(v.Callers, callerOf(c))
+	}
+	return v
+}
+
+func targetOf(t engine.TargetStatus, now time.Time) targetView {
+	tv := targetView{Model: t.Target.Model, Region: t.Target.Region, Tier: t.Target.Tier, Errors: []errorView{}}
+	if tv.Tier == "" {
+		tv.Tier = bedrock.TierDefault
+	}
+	if b := t.Breaker; b != nil {
+		bv := &breakerView{State: b.State.String(), Since: b.Since.UTC(), For: now.Sub(b.Since).Round(time.Second).String(),
+			Successes: b.Successes, Failures: b.Failures}
+		if b.State == breaker.Open {
+			p := b.ProbeAt.UTC()
+			bv.ProbeAt = &p
+		}
+		tv.Breaker = bv
+	}
+	if q := t.Quota; q != nil {
+		qv := &quotaView{Limit: q.Limit, LimitSource: t.LimitSource(), Reserved: q.ReservedPerMinute, Settled: q.SettledPerMinute,
+			InFlight: q.InFlightTokens, Available: q.Available, Paused: q.PausedFor.Seconds(), Throttles: q.Throttles,
+			Queued: map[string]int{}}
+		if q.Limit > 0 {
+			qv.UsePercent = q.ReservedPerMinute * 100 / q.Limit
+			qv.Bar = min(max(qv.UsePercent, 0), 100)
+		}
+		for c := admission.Interactive; c <= admission.Batch; c++ {
+			qv.Queued[c.String()] = q.Classes[c].Queued
+		}
+		tv.Quota = qv
+	}
+	for _, e := range t.Errors {
+		tv.Errors = append(tv.Errors, errorView{Code: e.Code, Recent: e.Recent, Total: e.Total, Last: e.Last.UTC()})
+	}
+	return tv
+}
+
+func callerOf(c CallerStatus) callerView {
+	cv := callerView{Name: c.Name, Requests: c.Requests, Failures: c.Failures, Refused: c.Refused,
+		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens,
+		MeanDurationMs: float64(c.MeanDuration.Microseconds()) / 1000, Refusals: c.Refusals, Recent: []recentView{}}
+	if cv.Refusals == nil {
+		cv.Refusals = []CodeCount{}
+	}
+	if !c.LastSeen.IsZero() {
+		t := c.LastSeen.UTC()
+		cv.LastSeen = &t
+	}
+	for _, r := range c.Recent {
+		cv.Recent = append(cv.Recent, recentView{Time: r.Time.UTC(), Op: r.Op, Model: r.Model, Status: r.Status, Code: r.Code,
+			Attempts: r.Attempts, Refused: r.Refused})
+	}
+	return cv
+}
+
+//go:embed page.html
+var pageHTML string
+
+var page = template.Must(template.New("status").Funcs(template.FuncMap{
+	"clock": func(t time.Time) string { return t.Format("15:04:05") },
+}).Parse(pageHTML))

@@ -1,0 +1,225 @@
+package status
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+const hostile = `<script>alert("x")</script>`
+
+// fixture is a Source with two targets (one breaker open, one governed at
+// 25 % of its limit with calls queued) and two callers, one named hostile.
+func fixture(t *testing.T) Source {
+	t.Helper()
+	clk := clock.NewFake(epoch)
+	r, err := NewRecorder(Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Observe(ok("team-a", 120, 30))
+	r.Observe(ok("team-a", 80, 20))
+	r.Observe(refused("team-a", catalog.CodeNoQuotaBeforeDeadline))
+	r.Observe(Event{Caller: hostile, Op: "converse", Model: "<img src=x onerror=alert(1)>", Status: 500, Code: catalog.CodeInternalServer})
+	quota := &admission.Stats{Limit: 40_000, Learning: true, ReservedPerMinute: 10_000, SettledPerMinute: 6_000, InFlightTokens: 1_500,
+		Available: 30_000, Throttles: 2}
+	quota.Classes[admission.Interactive].Queued = 3
+	quota.Classes[admission.Batch].Queued = 7
+	targets := []engine.TargetStatus{
+		{Target: attempt.Target{Model: haiku, Region: "us-east-1"},
+			Breaker: &breaker.Snapshot{State: breaker.Open, Since: epoch.Add(-90 * time.Second), ProbeAt: epoch.Add(30 * time.Second)},
+			Errors:  []engine.ErrorCount{{Code: catalog.CodeInternalServer, Recent: 9, Total: 12, Last: epoch}, {Code: catalog.CodeCircuitOpen, Recent: 4, Total: 4, Last: epoch}}},
+		{Target: attempt.Target{Model: hostile, Region: "us-west-2", Tier: "flex"},
+			Breaker: &breaker.Snapshot{State: breaker.Closed, Since: epoch.Add(-time.Hour), Successes: 40, Failures: 1},
+			Quota:   quota},
+	}
+	return Source{Targets: func() []engine.TargetStatus { return targets }, Callers: r, Version: "v1.2.3", Clock: clk}
+}
+
+func get(t *testing.T, h http.Handler, method, target string) *http.Response {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	return rec.Result()
+}
+
+func TestHandlerRoutes(t *testing.T) {
+	h := Handler(fixture(t))
+	tests := []struct {
+		name, method, target string
+		wantStatus           int
+		wantType             string
+		wantBody             string // a part of the body
+	}{
+		{name: "page", method: "GET", target: "/", wantStatus: 200, wantType: "text/html; charset=utf-8", wantBody: `<meta http-equiv="refresh" content="5">`},
+		{name: "page asked for by format", method: "GET", target: "/?format=html", wantStatus: 200, wantType: "text/html; charset=utf-8", wantBody: "<h2>Targets</h2>"},
+		{name: "JSON by format", method: "GET", target: "/?format=json", wantStatus: 200, wantType: "application/json", wantBody: `"version": "v1.2.3"`},
+		{name: "JSON by path", method: "GET", target: "/status.json", wantStatus: 200, wantType: "application/json", wantBody: `"refreshSeconds": 5`},
+		{name: "HEAD has no body", method: "HEAD", target: "/", wantStatus: 200, wantType: "text/html; charset=utf-8"},
+		{name: "unknown format", method: "GET", target: "/?format=xml", wantStatus: 400, wantBody: `format "xml" is not known`},
+		{name: "unknown path", method: "GET", target: "/admin", wantStatus: 404, wantBody: `no page at "/admin"`},
+		{name: "POST", method: "POST", target: "/", wantStatus: 405, wantBody: "method POST not allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := get(t, h, tt.method, tt.target)
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus {
+				t.Fatalf("status %d, want %d; body %s", resp.StatusCode, tt.wantStatus, body)
+			}
+			if tt.wantType != "" && resp.Header.Get("Content-Type") != tt.wantType {
+				t.Fatalf("Content-Type %q, want %q", resp.Header.Get("Content-Type"), tt.wantType)
+			}
+			if tt.method == "HEAD" && len(body) != 0 {
+				t.Fatalf("HEAD answered with a body of %d bytes", len(body))
+			}
+			if !strings.Contains(string(body), tt.wantBody) {
+				t.Fatalf("body lacks %q:\n%s", tt.wantBody, body)
+			}
+		})
+	}
+}
+
+// TestPageShowsFigures checks the page's text: each figure in the row it
+// belongs to.
+func TestPageShowsFigures(t *testing.T) {
+	body := read(t, Handler(fixture(t)), "/")
+	for _, want := range []string{
+		`2026-12-03 17:00:00 UTC`, `version <span id="version">v1.2.3</span>`,
+		// the open breaker, since when and its probe
+		`<span class="state state-open">open</span><br><span class="small">for 1m30s · probe at 17:00:30`,
+		// its errors, recent and total
+		`<span class="code">InternalServerException</span> 9 (12)`, `<span class="code">CircuitOpen</span> 4 (4)`,
+		// the governed target: the bar at 25 %, the figures, the queues
+		`style="width: 25%"`, `10000 / 40000 reserved (25%), learned`, `6000 settled · 1500 held in flight · 2 throttles`,
+		`interactive 3<br>batch 7`, `us-west-2 · flex`, `40 ok / 1 failed in window`,
+		// the callers
+		`<td class="name">team-a</td>`, `<td class="num requests">3</td>`, `200 / 50`, `NoQuotaBeforeDeadline 1`,
+		// a target never governed
+		`not governed`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+// TestPageEscapes checks that a model id and a caller name holding markup
+// are shown as text, in the page and in the JSON view.
+func TestPageEscapes(t *testing.T) {
+	h := Handler(fixture(t))
+	page := read(t, h, "/")
+	for _, bad := range []string{"<script", "<img"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("the page holds %q unescaped", bad)
+		}
+	}
+	for _, want := range []string{
+		`<span class="model">&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</span>`, // the model id
+		`<td class="name">&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</td>`,      // the caller name
+		`&lt;img src=x onerror=alert(1)&gt;`,                                         // a failed request's model id
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks the escaped %q", want)
+		}
+	}
+	js := read(t, h, "/status.json")
+	if strings.Contains(js, "<script") || !strings.Contains(js, `\u003cscript\u003ealert(\"x\")\u003c/script\u003e`) {
+		t.Errorf("JSON view does not escape the markup:\n%s", js)
+	}
+}
+
+func TestJSONView(t *testing.T) {
+	var v struct {
+		Time    time.Time `json:"time"`
+		Version string    `json:"version"`
+		Targets []struct {
+			Model, Region, Tier string
+			Breaker             *struct {
+				State   string     `json:"state"`
+				Since   time.Time  `json:"since"`
+				ProbeAt *time.Time `json:"probeAt"`
+			} `json:"breaker"`
+			Quota *struct {
+				Limit       int64          `json:"limitTokensPerMinute"`
+				LimitSource string         `json:"limitSource"`
+				UsePercent  int64          `json:"usePercent"`
+				Queued      map[string]int `json:"queued"`
+			} `json:"quota"`
+			Errors []struct {
+				Code   string `json:"code"`
+				Recent int64  `json:"recent"`
+			} `json:"errors"`
+		} `json:"targets"`
+		Callers []struct {
+			Name     string      `json:"name"`
+			Requests int64       `json:"requests"`
+			Refused  int64       `json:"refused"`
+			Refusals []CodeCount `json:"refusals"`
+			Recent   []struct {
+				Code string `json:"code"`
+			} `json:"recent"`
+		} `json:"callers"`
+	}
+	if err := json.Unmarshal([]byte(read(t, Handler(fixture(t)), "/?format=json")), &v); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Time.Equal(epoch) || v.Version != "v1.2.3" || len(v.Targets) != 2 || len(v.Callers) != 2 {
+		t.Fatalf("view %+v", v)
+	}
+	open, gov := v.Targets[0], v.Targets[1]
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"open breaker with its probe time", open.Breaker != nil && open.Breaker.State == "open" && open.Breaker.ProbeAt != nil && open.Breaker.ProbeAt.Equal(epoch.Add(30*time.Second))},
+		{"open breaker since", open.Breaker != nil && open.Breaker.Since.Equal(epoch.Add(-90*time.Second))},
+		{"ungoverned target has no quota", open.Quota == nil && open.Tier == "default"},
+		{"errors by code, recent", len(open.Errors) == 2 && open.Errors[0].Code == catalog.CodeInternalServer && open.Errors[0].Recent == 9},
+		{"quota use and source", gov.Quota != nil && gov.Quota.Limit == 40_000 && gov.Quota.UsePercent == 25 && gov.Quota.LimitSource == "learned"},
+		{"queues per class", gov.Quota != nil && gov.Quota.Queued["interactive"] == 3 && gov.Quota.Queued["batch"] == 7},
+		{"closed breaker has no probe time", gov.Breaker != nil && gov.Breaker.State == "closed" && gov.Breaker.ProbeAt == nil},
+		{"callers sorted by name", v.Callers[0].Name == hostile && v.Callers[1].Name == "team-a"},
+		{"a caller's requests and refusals", v.Callers[1].Requests == 3 && v.Callers[1].Refused == 1 &&
+			len(v.Callers[1].Refusals) == 1 && v.Callers[1].Refusals[0] == CodeCount{Code: catalog.CodeNoQuotaBeforeDeadline, Count: 1}},
+		{"a caller's recent failures", len(v.Callers[0].Recent) == 1 && v.Callers[0].Recent[0].Code == catalog.CodeInternalServer},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: view %+v", c.name, v)
+		}
+	}
+}
+
+// TestEmptySource checks the page and the JSON view with nothing to show:
+// empty lists, not null, and the page says so.
+func TestEmptySource(t *testing.T) {
+	h := Handler(Source{})
+	if page := read(t, h, "/"); !strings.Contains(page, "No target seen yet.") || !strings.Contains(page, "No request yet.") {
+		t.Fatalf("empty page:\n%s", page)
+	}
+	if js := read(t, h, "/status.json"); !strings.Contains(js, `"targets": []`) || !strings.Contains(js, `"callers": []`) {
+		t.Fatalf("empty JSON view:\n%s", js)
+	}
+}
+
+func read(t *testing.T, h http.Handler, target string) string {
+	t.Helper()
+	resp := get(t, h, "GET", target)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", target, resp.StatusCode, body)
+	}
+	return string(body)
+}
