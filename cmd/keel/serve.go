@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,13 +61,6 @@ const (
 // bearerEnv is the environment variable of a Bedrock API key, as the AWS
 // SDKs read it.
 const bearerEnv = "AWS_BEARER_TOKEN_BEDROCK"
-
-// serveHooks are what other packages add to keel serve. Authenticator
-// builds inbound auth from the configured callers; while it is nil, a
-// configuration with callers is refused rather than served open.
-var serveHooks struct {
-	Authenticator func(callers []config.Caller) (func(*http.Request, []byte) (gateway.Caller, error), error)
-}
 
 type serveFlags struct {
 	listen, endpoint, scenario, configFile, tlsCert, tlsKey string
@@ -188,10 +180,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr)}
 	if !open {
-		if serveHooks.Authenticator == nil {
-			return fail(errors.New("gateway.callers is configured, but this build of keel has no inbound authentication; refusing to serve open"))
-		}
-		if opts.Authenticate, err = serveHooks.Authenticator(g.Callers); err != nil {
+		if err := gatewayCallers(g.Callers, &opts); err != nil {
 			return fail(err)
 		}
 	}
@@ -223,6 +212,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.Engine = keelx.Engine(k)
 	defer opts.Engine.HTTPClient().CloseIdleConnections()
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if err := gatewayStatus(opts.Engine, reg, &opts); err != nil {
+		return fail(err)
+	}
 	if g.DLQ.Path != "" {
 		store, err := dlq.OpenSQLite(g.DLQ.Path)
 		if err != nil {

@@ -69,13 +69,20 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.refuse(validation(msg))
 		return
 	}
+	if s.opts.CheckHeaders != nil {
+		if err := s.opts.CheckHeaders(r); err != nil {
+			x.ev.Refused = true
+			x.refuse(asRefusal(err, catalog.CodeInternalServer, http.StatusInternalServerError))
+			return
+		}
+	}
 	body, rf := x.readBody()
 	if rf != nil {
 		x.refuse(rf)
 		return
 	}
 	if s.opts.Authenticate != nil {
-		c, err := s.opts.Authenticate(r, body)
+		c, err := s.opts.Authenticate(r, model, body)
 		if err != nil {
 			x.ev.Refused = true
 			x.refuse(asRefusal(err, catalog.CodeInternalServer, http.StatusInternalServerError))
@@ -92,7 +99,7 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
-		release, err := s.opts.Limit(x.caller.Name, model, est.InputTokens+est.MaxTokens)
+		release, err := s.opts.Limit(r.Context(), x.caller.Name, model, est.InputTokens+est.MaxTokens)
 		if err != nil {
 			x.ev.Refused = true
 			x.refuse(asRefusal(err, catalog.CodeThrottling, http.StatusTooManyRequests))

@@ -68,18 +68,25 @@ type Options struct {
 	// none.
 	DLQ *dlq.Recorder
 
-	// Authenticate identifies the caller of a request from its headers and
-	// body (read whole, bounded by BodyLimit). An error refuses the request:
-	// a *Refusal is answered as it says, any other error as 500
-	// InternalServerException. Nil: the gateway is open and every caller is
-	// the zero Caller (Interactive, no name).
-	Authenticate func(r *http.Request, body []byte) (Caller, error)
+	// CheckHeaders, when set, looks at a request's headers before its body
+	// is read, so that a stranger is refused without the gateway reading
+	// up to BodyLimit bytes. An error refuses the request as Authenticate's
+	// do. Nil: no such check.
+	CheckHeaders func(r *http.Request) error
+	// Authenticate identifies the caller of a request for model (the id as
+	// the path names it, unescaped) from its headers and body (read whole,
+	// bounded by BodyLimit), and checks that the caller may use the model.
+	// An error refuses the request: a *Refusal is answered as it says, any
+	// other error as 500 InternalServerException. Nil: the gateway is open
+	// and every caller is the zero Caller (Interactive, no name).
+	Authenticate func(r *http.Request, model string, body []byte) (Caller, error)
 	// Limit holds tokens (the request's input estimate plus its max tokens)
 	// of caller's budget for model before the call is sent. The call then
 	// runs and release gets what it used (input plus output tokens). An
 	// error refuses the request: a *Refusal as it says, any other error as
 	// 429 ThrottlingException. Nil: no per-caller budgets.
-	Limit func(caller, model string, tokens int) (release func(used int), err error)
+	// It may wait for the budget, up to ctx's end (the call's deadline).
+	Limit func(ctx context.Context, caller, model string, tokens int) (release func(used int), err error)
 	// Observe is called once per request served on /model/, when its
 	// response has been written (a stream's at its end). Nil: not called.
 	Observe func(Event)

@@ -44,9 +44,9 @@ func TestAuthenticateSeam(t *testing.T) {
 	var obs observed
 	h := newHarness(t, setup{gateway: func(o *gateway.Options) {
 		o.Observe = obs.add
-		o.Authenticate = func(r *http.Request, body []byte) (gateway.Caller, error) {
+		o.Authenticate = func(r *http.Request, model string, body []byte) (gateway.Caller, error) {
 			name := r.Header.Get("X-Test-Caller")
-			if name == "" || len(body) == 0 {
+			if name == "" || len(body) == 0 || model != haiku {
 				return gateway.Caller{}, &gateway.Refusal{Code: catalog.CodeAccessDenied, Status: 403, Message: "no such caller"}
 			}
 			return gateway.Caller{Name: name, Priority: engine.Batch}, nil
@@ -77,10 +77,10 @@ func TestLimitSeam(t *testing.T) {
 	var mu sync.Mutex
 	var held, released []int
 	h := newHarness(t, setup{gateway: func(o *gateway.Options) {
-		o.Authenticate = func(r *http.Request, _ []byte) (gateway.Caller, error) {
+		o.Authenticate = func(r *http.Request, _ string, _ []byte) (gateway.Caller, error) {
 			return gateway.Caller{Name: r.Header.Get("X-Test-Caller")}, nil
 		}
-		o.Limit = func(caller, model string, tokens int) (func(int), error) {
+		o.Limit = func(_ context.Context, caller, model string, tokens int) (func(int), error) {
 			if caller == "poor" {
 				return nil, &gateway.Refusal{Code: catalog.CodeThrottling, Status: 429, Message: "team poor is over its tokens per minute"}
 			}
@@ -203,7 +203,7 @@ func TestDeadLetters(t *testing.T) {
 	h := newHarness(t, setup{plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeValidation} },
 		gateway: func(o *gateway.Options) {
 			o.DLQ = &dlq.Recorder{Store: store}
-			o.Authenticate = func(*http.Request, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "team-a"}, nil }
+			o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "team-a"}, nil }
 		}})
 	resp := h.post(t, haiku, nil)
 	resp.Body.Close()

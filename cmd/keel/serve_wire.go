@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/config"
+	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/gateway"
+	"github.com/keel-run/keel/internal/gateway/auth"
+	"github.com/keel-run/keel/internal/gateway/status"
+)
+
+// gatewayCallers sets opts' inbound auth and per-caller budgets from the
+// configured callers: each request is authenticated (a bearer token or a
+// SigV4 signature), checked against the caller's models, and held against
+// its tokens per minute.
+func gatewayCallers(callers []config.Caller, opts *gateway.Options) error {
+	acs := make([]auth.Caller, len(callers))
+	for i, c := range callers {
+		acs[i] = auth.Caller{Name: c.Name, Bearer: c.Bearer.Value(), Models: c.Models, Priority: c.Priority,
+			TokensPerMinute: c.TokensPerMinute}
+		if c.SigV4 != nil {
+			acs[i].AccessKeyID, acs[i].SecretAccessKey = c.SigV4.AccessKeyID, c.SigV4.SecretAccessKey.Value()
+		}
+	}
+	a, err := auth.New(acs, auth.Options{})
+	if err != nil {
+		return err
+	}
+	budgets, err := auth.NewBudgets(acs, clock.Real{})
+	if err != nil {
+		return err
+	}
+	opts.CheckHeaders = func(r *http.Request) error { return asRefusal(a.CheckHeaders(r)) }
+	opts.Authenticate = func(r *http.Request, model string, body []byte) (gateway.Caller, error) {
+		c, err := a.Authenticate(r, body)
+		if err == nil {
+			err = a.Allow(c, model)
+		}
+		if err != nil {
+			return gateway.Caller{}, asRefusal(err)
+		}
+		return gateway.Caller{Name: c.Name, Priority: c.Class()}, nil
+	}
+	opts.Limit = func(ctx context.Context, caller, _ string, tokens int) (func(int), error) {
+		release, err := budgets.Reserve(ctx, caller, tokens)
+		return release, asRefusal(err)
+	}
+	return nil
+}
+
+// asRefusal returns auth's refusal as the gateway answers it; other errors
+// (and nil) as they are.
+func asRefusal(err error) error {
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		return &gateway.Refusal{Code: ae.Code, Status: ae.Status, Message: ae.Message}
+	}
+	return err
+}
+
+// gatewayStatus sets opts' status page and per-caller metrics (on reg),
+// fed by every request the gateway serves.
+func gatewayStatus(eng *engine.Engine, reg prometheus.Registerer, opts *gateway.Options) error {
+	rec, err := status.NewRecorder(status.Options{Registerer: reg})
+	if err != nil {
+		return err
+	}
+	opts.Observe = func(ev gateway.Event) {
+		rec.Observe(status.Event{Caller: ev.Caller, Op: ev.Op, Model: ev.Model, Status: ev.Status, Code: ev.Code,
+			Attempts: ev.Attempts, Duration: ev.Duration, InputTokens: ev.Input, OutputTokens: ev.Output, Refused: ev.Refused})
+	}
+	bi, _ := debug.ReadBuildInfo()
+	opts.Status = status.Handler(status.Source{Targets: eng.Snapshot, Callers: rec, Version: versionString(bi)})
+	return nil
+}

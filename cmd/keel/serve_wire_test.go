@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+	"github.com/aws/smithy-go"
+)
+
+// startServe runs keel serve with args (on 127.0.0.1:0) until the test
+// ends, and returns its URL.
+func startServe(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	outR, outW := io.Pipe()
+	var stderr bytes.Buffer
+	code := make(chan int, 1)
+	go func() {
+		code <- serve(ctx, append(args, "--listen", "127.0.0.1:0"), outW, &stderr)
+		outW.Close()
+	}()
+	lines := bufio.NewScanner(outR)
+	if !lines.Scan() {
+		stop()
+		<-code
+		t.Fatalf("no start line; stderr %s", stderr.String())
+	}
+	m := regexp.MustCompile(`on (http://127\.0\.0\.1:\d+) `).FindStringSubmatch(lines.Text())
+	go io.Copy(io.Discard, outR)
+	t.Cleanup(func() {
+		stop()
+		if c := <-code; c != 0 {
+			t.Errorf("serve exited %d; stderr %s", c, stderr.String())
+		}
+	})
+	if m == nil {
+		t.Fatalf("start line %q", lines.Text())
+	}
+	return m[1]
+}
+
+// TestServeCallers: keel serve with callers in its configuration
+// authenticates each request (SigV4 by the caller's key), keeps each caller
+// to its models and tokens per minute with the errors AWS gives, and shows
+// the callers on its status page and in its metrics.
+func TestServeCallers(t *testing.T) {
+	t.Setenv("TEAM_A_SECRET", "team-a-secret-key-0123456789")
+	cfg := filepath.Join(t.TempDir(), "keel.yaml")
+	if err := os.WriteFile(cfg, []byte(`gateway:
+  callers:
+    - name: team-a
+      sigv4: {access_key_id: AKIAEXAMPLETEAMA, secret_access_key: env:TEAM_A_SECRET}
+      models: ["*claude-3-haiku*"]
+    - name: team-b
+      sigv4: {access_key_id: AKIAEXAMPLETEAMB, secret_access_key: team-b-secret-key-0123456789}
+      priority: batch
+      tokens_per_minute: 1000
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := startServe(t, "--emulator", "--config", cfg)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	client := func(key, secret string) *bedrockruntime.Client {
+		return bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+			Credentials: credentials.NewStaticCredentialsProvider(key, secret, ""), RetryMaxAttempts: 1,
+			HTTPClient: &http.Client{Transport: tr}})
+	}
+	const haiku, sonnet = "anthropic.claude-3-haiku-20240307-v1:0", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+	tests := []struct {
+		name        string
+		key, secret string
+		model       string
+		maxTokens   int32
+		wantCode    string // "": success
+	}{
+		{"team-a, its model", "AKIAEXAMPLETEAMA", "team-a-secret-key-0123456789", haiku, 100, ""},
+		{"team-a, another model", "AKIAEXAMPLETEAMA", "team-a-secret-key-0123456789", sonnet, 100, "AccessDeniedException"},
+		{"team-a's key, a wrong secret", "AKIAEXAMPLETEAMA", "not-the-secret", haiku, 100, "InvalidSignatureException"},
+		{"an unknown key", "AKIAEXAMPLEOTHER", "whatever", haiku, 100, "UnrecognizedClientException"},
+		{"team-b, within its budget", "AKIAEXAMPLETEAMB", "team-b-secret-key-0123456789", sonnet, 100, ""},
+		{"team-b, over its budget", "AKIAEXAMPLETEAMB", "team-b-secret-key-0123456789", sonnet, 4000, "ThrottlingException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client(tt.key, tt.secret).Converse(context.Background(), &bedrockruntime.ConverseInput{
+				ModelId:         aws.String(tt.model),
+				Messages:        []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}},
+				InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(tt.maxTokens)},
+			})
+			var ae smithy.APIError
+			switch {
+			case tt.wantCode == "" && err != nil:
+				t.Fatalf("err %v, want success", err)
+			case tt.wantCode != "" && (!errors.As(err, &ae) || ae.ErrorCode() != tt.wantCode):
+				t.Fatalf("err %v, want %s", err, tt.wantCode)
+			}
+		})
+	}
+	get := func(path string) string {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	page := get("/")
+	for _, want := range []string{"team-a", "team-b", haiku} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the status page does not show %q", want)
+		}
+	}
+	if strings.Contains(page, "team-a-secret") || strings.Contains(page, "team-b-secret") {
+		t.Error("the status page shows a caller's secret")
+	}
+	metrics := get("/metrics")
+	for _, want := range []string{`keel_gateway_requests_total{caller="team-a",operation="converse",status="200"} 1`,
+		`keel_gateway_refusals_total{caller="team-b",code="ThrottlingException"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
