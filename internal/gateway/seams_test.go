@@ -203,7 +203,9 @@ func TestDeadLetters(t *testing.T) {
 	h := newHarness(t, setup{plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeValidation} },
 		gateway: func(o *gateway.Options) {
 			o.DLQ = &dlq.Recorder{Store: store}
-			o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "team-a"}, nil }
+			o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
+				return gateway.Caller{Name: "team-a"}, nil
+			}
 		}})
 	resp := h.post(t, haiku, nil)
 	resp.Body.Close()
