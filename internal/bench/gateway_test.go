@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestCheckGateway(t *testing.T) {
@@ -44,6 +46,7 @@ func TestCheckGateway(t *testing.T) {
 // completed, the same reply through every contender, latencies ordered.
 // It checks no speed: the machine may be slow or busy.
 func TestGatewayShort(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, op := range []string{OpConverse, OpConverseStream} {
 		t.Run(op, func(t *testing.T) {
 			res, err := RunGateway(context.Background(), GatewayConfig{Concurrency: 4, Duration: 500 * time.Millisecond, Op: op})
