@@ -184,6 +184,19 @@ func settleResponse(resp *http.Response, body []byte, tk admission.Ticket) {
 	tk.Settle(bodyUsage(body))
 }
 
+// ReplyUsage returns the usage a non-streaming reply reports: InvokeModel's
+// usage headers when h has them, else the top-level "usage" object of its
+// JSON body (Converse, and the Anthropic and Nova InvokeModel bodies). A
+// gateway reads it to account a caller's tokens as the governor does.
+func ReplyUsage(h http.Header, body []byte) Usage {
+	u, ok := headerUsage(h)
+	if !ok {
+		u = bodyUsage(body)
+	}
+	return Usage{InputTokens: u.InputTokens, OutputTokens: u.OutputTokens,
+		CacheReadInputTokens: u.CacheReadInputTokens, CacheWriteInputTokens: u.CacheWriteInputTokens}
+}
+
 // Header names as http.Header keeps them (canonical), read directly so that
 // no lookup allocates.
 const (

@@ -1,0 +1,387 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/engine"
+)
+
+// maxModelID is the longest model identifier Bedrock accepts (an ARN of a
+// provisioned or imported model fits well within it).
+const maxModelID = 2048
+
+// streamChunk is the read buffer of a stream's copy: larger than any
+// ordinary event (a few hundred bytes), so one read passes what keel has
+// ready, and each write is flushed at once.
+const streamChunk = 32 << 10
+
+// sdkTTLFormat is how aws-sdk-go-v2 writes the ttl= part of its
+// Amz-Sdk-Request header: the attempt's deadline, corrected for clock skew,
+// to the second.
+const sdkTTLFormat = "20060102T150405Z"
+
+// exchange is one request on /model/ being served.
+type exchange struct {
+	s      *Server
+	w      http.ResponseWriter
+	r      *http.Request
+	start  time.Time
+	caller Caller
+	ev     Event
+	rid    string // the upstream request id, when one answered
+}
+
+// serveModel serves POST /model/{modelId}/{operation}.
+func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
+	s.inflight.add()
+	defer s.inflight.done()
+	x := &exchange{s: s, w: w, r: r, start: time.Now()}
+	defer x.finish()
+	model, op, ok := attempt.ParsePath(r.URL.EscapedPath())
+	if !ok || r.Method != http.MethodPost {
+		x.refuse(&Refusal{Code: catalog.CodeInvalidAction, Status: catalog.Must(catalog.CodeInvalidAction).Status,
+			Message: fmt.Sprintf("keel gateway: %s %s names no Bedrock Runtime operation; want POST /model/{modelId}/{converse, converse-stream, invoke, invoke-with-response-stream, count-tokens}", r.Method, r.URL.EscapedPath())})
+		return
+	}
+	x.ev.Op, x.ev.Model, x.ev.Streaming = string(op), model, op.Streaming()
+	if msg := checkModelID(model); msg != "" {
+		x.refuse(validation(msg))
+		return
+	}
+	body, rf := x.readBody()
+	if rf != nil {
+		x.refuse(rf)
+		return
+	}
+	if s.opts.Authenticate != nil {
+		c, err := s.opts.Authenticate(r, body)
+		if err != nil {
+			x.ev.Refused = true
+			x.refuse(asRefusal(err, catalog.CodeInternalServer, http.StatusInternalServerError))
+			return
+		}
+		x.caller = c
+	}
+	x.ev.Caller = x.caller.Name
+	if s.opts.Limit != nil {
+		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
+		release, err := s.opts.Limit(x.caller.Name, model, est.InputTokens+est.MaxTokens)
+		if err != nil {
+			x.ev.Refused = true
+			x.refuse(asRefusal(err, catalog.CodeThrottling, http.StatusTooManyRequests))
+			return
+		}
+		defer func() { release(x.ev.Input + x.ev.Output) }()
+	}
+	x.call(&engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
+		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority})
+}
+
+// checkModelID returns what is wrong with a model id, or "".
+func checkModelID(model string) string {
+	if len(model) > maxModelID {
+		return fmt.Sprintf("1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length less than or equal to %d", maxModelID)
+	}
+	for _, c := range []byte(model) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".:/_-", c) >= 0) {
+			return fmt.Sprintf("1 validation error detected: Value %q at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9.:/_-]+", model)
+		}
+	}
+	return ""
+}
+
+func validation(msg string) *Refusal {
+	return &Refusal{Code: catalog.CodeValidation, Status: http.StatusBadRequest, Message: msg}
+}
+
+// asRefusal returns err's *Refusal, or one of code and status carrying
+// err's text.
+func asRefusal(err error, code string, status int) *Refusal {
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		return rf
+	}
+	return &Refusal{Code: code, Status: status, Message: "keel gateway: " + err.Error()}
+}
+
+// readBody reads the request body whole, bounded by BodyLimit, and checks
+// that a JSON body is JSON.
+func (x *exchange) readBody() ([]byte, *Refusal) {
+	limit := x.s.opts.BodyLimit
+	tooLong := validation(fmt.Sprintf("Input is too long. keel gateway: the request body is over the %d-byte limit", limit))
+	if x.r.ContentLength > limit {
+		return nil, tooLong
+	}
+	rc := http.NewResponseController(x.w)
+	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) // not every ResponseWriter has one: then none
+	body, err := io.ReadAll(io.LimitReader(x.r.Body, limit+1))
+	rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		return nil, validation("keel gateway: reading the request body: " + err.Error())
+	}
+	if int64(len(body)) > limit {
+		return nil, tooLong
+	}
+	if isJSON(x.r.Header.Get("Content-Type")) && !json.Valid(body) {
+		return nil, validation("Malformed input request: keel gateway: the request body is not valid JSON")
+	}
+	return body, nil
+}
+
+// isJSON reports whether a request's content type is JSON, or unset (the
+// SDKs always set one; Bedrock's bodies are JSON).
+func isJSON(ct string) bool {
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == jsonContentType || strings.HasSuffix(mt, "+json"))
+}
+
+// upstreamHeader is the caller's headers as the engine should send them:
+// the caller's credentials to the gateway are not the upstream's, so the
+// Authorization header is the gateway's bearer key or none (the engine
+// signs anew, and drops the other signing and hop-by-hop headers).
+func (s *Server) upstreamHeader(in http.Header) http.Header {
+	h := in.Clone()
+	h.Del("Authorization")
+	h.Del("X-Amz-Security-Token")
+	if s.opts.UpstreamBearer != "" {
+		h.Set("Authorization", "Bearer "+s.opts.UpstreamBearer)
+	}
+	return h
+}
+
+// deadline is when the call must end: the caller's own deadline when its
+// SDK sends one (aws-sdk-go-v2's Amz-Sdk-Request ttl=), but never later
+// than Timeout from now.
+func (s *Server) deadline(h http.Header, now time.Time) time.Time {
+	d := now.Add(s.opts.Timeout)
+	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if k != "ttl" {
+			continue
+		}
+		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.Before(d) {
+			d = t
+		}
+	}
+	return d
+}
+
+// call runs the call through the engine and writes its outcome.
+func (x *exchange) call(call *engine.Call) {
+	s := x.s
+	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, x.start))
+	defer cancel()
+	stop := context.AfterFunc(s.cut, cancel)
+	defer stop()
+	resp, rep, err := s.opts.Engine.Do(ctx, call)
+	if rep != nil {
+		for _, a := range rep.Attempts {
+			if a.Status != 0 {
+				s.ready.Store(true)
+				break
+			}
+		}
+	}
+	var f *engine.Error
+	if err != nil && !errors.As(err, &f) {
+		f = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
+	}
+	switch {
+	case f == nil && call.Op.Streaming():
+		f = x.stream(resp, rep)
+	case f == nil:
+		x.reply(resp, rep, nil)
+	case resp != nil && !refusedByKeel(f) && f.Entry.Category != catalog.Auth:
+		// Bedrock's own error response, as it came.
+		x.reply(resp, rep, f)
+	default:
+		if resp != nil {
+			resp.Body.Close()
+		}
+		x.ev.Refused = refusedByKeel(f)
+		x.rid = lastRequestID(rep)
+		x.refuse(refusalFor(f, s.cut.Err() != nil))
+	}
+	if rep != nil {
+		x.ev.Attempts = rep.Sent()
+	}
+	if f != nil {
+		x.ev.Code = f.Entry.Code
+		x.park(ctx, call, f)
+	}
+}
+
+// refusedByKeel reports a call keel refused rather than the upstream
+// failed: the quota governor's refusals and an open breaker.
+func refusedByKeel(f *engine.Error) bool {
+	switch f.Entry.Code {
+	case catalog.CodeNoQuotaBeforeDeadline, catalog.CodeTargetOverloaded, catalog.CodeRequestTooLargeForQuota, catalog.CodeCircuitOpen:
+		return true
+	}
+	return false
+}
+
+func lastRequestID(rep *engine.Report) string {
+	if rep == nil {
+		return ""
+	}
+	for i := len(rep.Attempts) - 1; i >= 0; i-- {
+		if id := rep.Attempts[i].RequestID; id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
+// park sends a call that failed for good to the dead-letter queue.
+func (x *exchange) park(ctx context.Context, call *engine.Call, f *engine.Error) {
+	if x.s.opts.DLQ == nil {
+		return
+	}
+	rec := *x.s.opts.DLQ
+	rec.Source = "gateway/" + x.caller.Name
+	// The call's context ended when the caller went away: dlq.Record
+	// then parks nothing, as for any cancelled call.
+	if _, err := rec.Record(ctx, call, f, ""); err != nil && x.s.opts.Logger != nil {
+		x.s.opts.Logger.LogAttrs(ctx, slog.LevelError, "dlq", slog.String("caller", x.caller.Name),
+			slog.String("model", call.Model), slog.String("error", err.Error()))
+	}
+}
+
+// refuse answers with rf.
+func (x *exchange) refuse(rf *Refusal) {
+	x.ev.Status = rf.Status
+	x.ev.Code = rf.KeelCode
+	if x.ev.Code == "" {
+		x.ev.Code = rf.Code
+	}
+	writeRefusal(x.w, rf, x.ev.Attempts, x.rid)
+}
+
+// hopHeaders are the response headers not copied from the upstream's
+// response: they describe its connection or body framing, not the reply.
+var hopHeaders = []string{"Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", "Upgrade", "Content-Length", "Date"}
+
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		dst[k] = vs
+	}
+	for _, k := range hopHeaders {
+		dst.Del(k)
+	}
+}
+
+// reply writes a non-streaming response: the upstream's status, headers and
+// body, with keel's headers added. f is the failure when the response is
+// Bedrock's error.
+func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Error) {
+	body, err := io.ReadAll(resp.Body) // read whole by the engine already
+	resp.Body.Close()
+	if err != nil {
+		x.refuse(refusalFor(&engine.Error{Entry: catalog.Must(catalog.CodeResponseTruncated), Message: err.Error(), Report: rep, Err: err}, false))
+		return
+	}
+	h := x.w.Header()
+	copyHeader(h, resp.Header)
+	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
+	if f != nil {
+		h.Set(hdrCode, f.Entry.Code)
+	} else {
+		u := engine.ReplyUsage(resp.Header, body)
+		x.ev.Input, x.ev.Output = u.InputTokens, u.OutputTokens
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	x.rid = resp.Header.Get(hdrRequestID)
+	x.ev.Status = resp.StatusCode
+	x.w.WriteHeader(resp.StatusCode)
+	x.w.Write(body)
+}
+
+// stream copies a streaming reply to the caller, flushing each write, and
+// ends a stream that failed with an exception frame. X-Keel-Attempts and
+// X-Keel-Code go out as trailers. It returns the failure, if any.
+func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engine.Error) {
+	h := x.w.Header()
+	copyHeader(h, resp.Header)
+	h.Set("Trailer", hdrAttempts+", "+hdrCode)
+	x.rid = resp.Header.Get(hdrRequestID)
+	x.ev.Status = resp.StatusCode
+	x.w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(x.w)
+	ok := x.write(rc, nil)
+	buf := make([]byte, streamChunk)
+	for ok {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			ok = x.write(rc, buf[:n])
+		}
+		if err == io.EOF || !ok {
+			break
+		}
+		if err != nil {
+			if !errors.As(err, &failed) {
+				failed = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
+			}
+			if x.r.Context().Err() == nil {
+				x.write(rc, exceptionFrame(failed, x.s.cut.Err() != nil))
+			}
+			break
+		}
+	}
+	// Closing ends the upstream attempt (a caller that went away) and
+	// settles its quota; the Report is final after it.
+	resp.Body.Close()
+	rc.SetWriteDeadline(time.Time{})
+	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
+	if failed != nil {
+		h.Set(hdrCode, failed.Entry.Code)
+	}
+	x.ev.Input, x.ev.Output = rep.Usage.InputTokens, rep.Usage.OutputTokens
+	return failed
+}
+
+// write writes p (nothing: the headers alone) to a stream's caller within
+// WriteTimeout and flushes it; false means the caller is gone or too slow.
+func (x *exchange) write(rc *http.ResponseController, p []byte) bool {
+	// Not every ResponseWriter can set a deadline (a test recorder):
+	// those write without one.
+	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
+	if len(p) > 0 {
+		if _, err := x.w.Write(p); err != nil {
+			return false
+		}
+	}
+	return rc.Flush() == nil
+}
+
+// finish reports the request: the access log and Observe.
+func (x *exchange) finish() {
+	x.ev.Duration = time.Since(x.start)
+	o := &x.s.opts
+	if o.Logger != nil {
+		o.Logger.LogAttrs(x.r.Context(), slog.LevelInfo, "request",
+			slog.String("caller", x.ev.Caller), slog.String("op", x.ev.Op), slog.String("model", x.ev.Model),
+			slog.Int("status", x.ev.Status), slog.String("code", x.ev.Code), slog.Int("attempts", x.ev.Attempts),
+			slog.Int64("duration_ms", x.ev.Duration.Milliseconds()), slog.String("request_id", x.rid),
+			slog.Int("input_tokens", x.ev.Input), slog.Int("output_tokens", x.ev.Output), slog.Bool("refused", x.ev.Refused))
+	}
+	if o.Observe != nil {
+		o.Observe(x.ev)
+	}
+}
