@@ -19,10 +19,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
+	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/gateway"
+	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/transport"
 )
 
@@ -71,23 +75,25 @@ const (
 type GatewayContender struct {
 	Name        string
 	Description string
-	// handler returns the middle to serve in front of the emulator at
-	// upstream, and what to close when done; a nil handler means the load
-	// goes to the emulator directly.
-	handler func(upstream string, region string) (http.Handler, func(), error)
+	// serve starts the middle in front of the emulator at upstream and
+	// returns the URL to send to and what stops it; the emulator contender
+	// returns upstream itself.
+	serve func(upstream, region string) (url string, stop func(), err error)
 }
 
 // gatewayContenders in table order.
 var gatewayContenders = []GatewayContender{
 	{Name: "emulator", Description: "the emulator directly: the floor, what the client and the emulator cost",
-		handler: func(string, string) (http.Handler, func(), error) { return nil, func() {}, nil }},
+		serve: func(upstream, _ string) (string, func(), error) { return upstream, func() {}, nil }},
 	{Name: "proxy", Description: "a bare reverse proxy that only re-signs: httputil.ReverseProxy + aws-sdk-go-v2's SigV4 signer",
-		handler: bareProxy},
+		serve: bareProxy},
+	{Name: "keel", Description: "keel serve: gateway.New over keel.New with defaults (no access log), served by its own Serve",
+		serve: keelGateway},
 }
 
 // DefaultGatewayContenders are the contenders a gateway bench compares
 // when none are named.
-var DefaultGatewayContenders = []string{"emulator", "proxy"}
+var DefaultGatewayContenders = []string{"emulator", "proxy", "keel"}
 
 // GatewayContenders lists the gateway bench's contenders in table order.
 func GatewayContenders() []GatewayContender { return slices.Clone(gatewayContenders) }
@@ -218,9 +224,8 @@ type GatewayOutcome struct {
 type gatewayArena struct {
 	c      GatewayContender
 	rn     *emulator.Running
-	srv    *http.Server // the middle's; nil for the emulator directly
-	close  func()
-	url    string
+	close  func() // stops the middle
+	url    string // the load sends to
 	client *http.Client
 	out    GatewayOutcome
 	spent  time.Duration
@@ -311,25 +316,14 @@ func startGatewayArena(c GatewayContender, cfg GatewayConfig, m Model) (*gateway
 	if err != nil {
 		return nil, err
 	}
-	a := &gatewayArena{c: c, rn: rn, url: rn.URL, close: func() {}}
+	a := &gatewayArena{c: c, rn: rn, close: func() {}}
 	a.out.Name = c.Name
-	h, closeMiddle, err := c.handler(rn.URL, m.Region)
+	pprof.Do(context.Background(), pprof.Labels("contender", c.Name, "role", "middle"), func(context.Context) {
+		a.url, a.close, err = c.serve(rn.URL, m.Region)
+	})
 	if err != nil {
 		rn.Close()
 		return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
-	}
-	a.close = closeMiddle
-	if h != nil {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			a.stop()
-			return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
-		}
-		a.srv = &http.Server{Handler: h, ReadHeaderTimeout: gatewayCallTimeout, Protocols: plainProtocols()}
-		pprof.Do(context.Background(), pprof.Labels("contender", c.Name, "role", "middle"), func(context.Context) {
-			go a.srv.Serve(ln) // ends with ErrServerClosed at stop
-		})
-		a.url = "http://" + ln.Addr().String()
 	}
 	// The load's client: HTTP/1.1 keep-alive, a connection per worker.
 	a.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency, DisableCompression: true},
@@ -348,9 +342,6 @@ func plainProtocols() *http.Protocols {
 
 func (a *gatewayArena) stop() {
 	a.client.CloseIdleConnections()
-	if a.srv != nil {
-		a.srv.Close()
-	}
 	a.close()
 	a.rn.Close()
 }
@@ -492,13 +483,14 @@ func signRequest(ctx context.Context, req *http.Request, body []byte, region str
 
 // bareProxy is the proxy contender: httputil.ReverseProxy to upstream
 // that re-signs each request with the bench's credentials, and nothing
-// else. Its upstream pool holds as many idle connections per host as
-// keel's transport (transport.DefaultMaxIdleConnsPerHost), so that neither
-// middle re-handshakes where the other does not.
-func bareProxy(upstream, region string) (http.Handler, func(), error) {
+// else, on an http.Server that speaks what the gateway speaks. Its
+// upstream pool holds as many idle connections per host as keel's
+// transport (transport.DefaultMaxIdleConnsPerHost), so that neither middle
+// re-handshakes where the other does not.
+func bareProxy(upstream, region string) (string, func(), error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = transport.DefaultMaxIdleConnsPerHost
@@ -519,7 +511,51 @@ func bareProxy(upstream, region string) (http.Handler, func(), error) {
 			pr.Out.ContentLength = int64(len(body))
 		},
 	}
-	return p, tr.CloseIdleConnections, nil
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: gatewayCallTimeout, Protocols: plainProtocols()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln) // ErrServerClosed at stop
+	}()
+	return "http://" + ln.Addr().String(), func() {
+		srv.Close()
+		<-done
+		tr.CloseIdleConnections()
+	}, nil
+}
+
+// keelGateway is the keel contender: keel with its defaults sending to
+// upstream (as keel serve --endpoint upstream without a configuration
+// file), the gateway in front of its engine, open (the load is on
+// loopback), served by the gateway's own Serve on its own listener.
+func keelGateway(upstream, region string) (string, func(), error) {
+	k, err := keel.New(aws.Config{Region: region, Credentials: aws.NewCredentialsCache(fakeCredentials)}, keel.Options{Endpoint: upstream})
+	if err != nil {
+		return "", nil, err
+	}
+	eng := keelx.Engine(k)
+	gw, err := gateway.New(gateway.Options{Engine: eng})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		gw.Serve(ln, nil) // nil at Close
+	}()
+	return "http://" + ln.Addr().String(), func() {
+		gw.Close()
+		<-served
+		eng.HTTPClient().CloseIdleConnections()
+	}, nil
 }
 
 // errReader fails every read with its error.
