@@ -483,9 +483,12 @@ func signRequest(ctx context.Context, req *http.Request, body []byte, region str
 
 // bareProxy is the proxy contender: httputil.ReverseProxy to upstream
 // that re-signs each request with the bench's credentials, and nothing
-// else, on an http.Server that speaks what the gateway speaks. Its
-// upstream pool holds as many idle connections per host as keel's
-// transport (transport.DefaultMaxIdleConnsPerHost), so that neither middle
+// else, on an http.Server that speaks what the gateway speaks. It is given
+// what any proxy under load should have, so that it costs what a
+// re-signing proxy must and no more: a pool of copy buffers (without one,
+// ReverseProxy allocates 32 KiB per response), and an upstream pool of as
+// many idle connections per host as keel's transport
+// (transport.DefaultMaxIdleConnsPerHost), so that neither middle
 // re-handshakes where the other does not.
 func bareProxy(upstream, region string) (string, func(), error) {
 	target, err := url.Parse(upstream)
@@ -495,7 +498,8 @@ func bareProxy(upstream, region string) (string, func(), error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = transport.DefaultMaxIdleConnsPerHost
 	p := &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: &proxyBuffers{},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			body, err := io.ReadAll(pr.Out.Body)
@@ -557,6 +561,21 @@ func keelGateway(upstream, region string) (string, func(), error) {
 		eng.HTTPClient().CloseIdleConnections()
 	}, nil
 }
+
+// proxyBuffers is the proxy's pool of copy buffers.
+type proxyBuffers struct{ p sync.Pool }
+
+// proxyBuffer is the size of the proxy's copy buffers: ReverseProxy's own.
+const proxyBuffer = 32 << 10
+
+func (b *proxyBuffers) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, proxyBuffer)
+}
+
+func (b *proxyBuffers) Put(p []byte) { b.p.Put(&p) }
 
 // errReader fails every read with its error.
 type errReader struct{ err error }

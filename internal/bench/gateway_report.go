@@ -11,8 +11,12 @@ import (
 // WriteTable prints the result as a table, one row per contender, and
 // keel's cost over the bare proxy against the goals.
 func (r *GatewayResult) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "keel bench gateway: %s to %s, %d workers in a closed loop, %s measured per contender in %d turns (after a %s warm-up each),\n",
-		r.Op, r.Model, r.Concurrency, r.Duration, r.Rounds, r.Warmup)
+	workers := "workers"
+	if r.Concurrency == 1 {
+		workers = "worker"
+	}
+	fmt.Fprintf(w, "keel bench gateway: %s to %s, %d %s in a closed loop, %s measured per contender in %d turns (after a %s warm-up each),\n",
+		r.Op, r.Model, r.Concurrency, workers, r.Duration, r.Rounds, r.Warmup)
 	fmt.Fprintf(w, "emulators with no latency and no faults, %d-token replies, %d CPUs, run took %s\n\n",
 		gatewayReply, r.CPUs, r.Wall.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
