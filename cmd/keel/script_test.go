@@ -73,19 +73,29 @@ func TestScripts(t *testing.T) {
 	})
 }
 
-// cmdListening is the script command `listening`: it waits (up to 20 s)
-// until a process started in the script's directory listens on a TCP port
-// of 127.0.0.1, and sets $URL to http://127.0.0.1:PORT. A `keel emulate`
-// started in the background with & is then ready, whatever port it chose.
-// It reads /proc, so scripts using it run on Linux only.
+// cmdListening is the script command `listening [PORT]`: it waits (up to
+// 20 s) until a process started in the script's directory listens on a TCP
+// port of 127.0.0.1 (on PORT, when given: a process listening on two, such
+// as keel serve --emulator, is ready when its own port is), and sets $URL
+// to http://127.0.0.1:PORT. A `keel emulate` started in the background with
+// & is then ready, whatever port it chose. It reads /proc, so scripts
+// using it run on Linux only.
 func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 0 {
-		ts.Fatalf("usage: listening")
+	if neg || len(args) > 1 {
+		ts.Fatalf("usage: listening [PORT]")
+	}
+	want := 0
+	if len(args) == 1 {
+		p, err := strconv.Atoi(args[0])
+		if err != nil || p <= 0 {
+			ts.Fatalf("listening: %q is not a port", args[0])
+		}
+		want = p
 	}
 	dir := ts.Getenv("WORK")
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if port := listeningIn(dir); port != 0 {
+		if port := listeningIn(dir, want); port != 0 {
 			ts.Setenv("URL", "http://127.0.0.1:"+strconv.Itoa(port))
 			return
 		}
@@ -97,8 +107,8 @@ func cmdListening(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // listeningIn returns the port a process whose working directory is dir
-// listens on at 127.0.0.1, or 0.
-func listeningIn(dir string) int {
+// listens on at 127.0.0.1 (want, when not 0), or 0.
+func listeningIn(dir string, want int) int {
 	listen := loopbackListeners() // socket inode -> port
 	pids, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range pids {
@@ -109,7 +119,7 @@ func listeningIn(dir string) int {
 		for _, fd := range fds {
 			l, err := os.Readlink(fd)
 			if inode, ok := strings.CutPrefix(l, "socket:["); err == nil && ok {
-				if port := listen[strings.TrimSuffix(inode, "]")]; port != 0 {
+				if port := listen[strings.TrimSuffix(inode, "]")]; port != 0 && (want == 0 || port == want) {
 					return port
 				}
 			}

@@ -1,6 +1,7 @@
 // Package config reads keel's one YAML configuration file: the default region
 // and endpoint, routes of fallback targets, the retry, budget and breaker
-// settings, streaming, and the quota governor's quotas. The zero Config (no file at all) means "all defaults", and every
+// settings, streaming, the quota governor's quotas, and the gateway (keel
+// serve) with its callers. The zero Config (no file at all) means "all defaults", and every
 // field documents what its zero value does.
 //
 // Parsing is strict: an unknown key, a bad value or a second YAML document is
@@ -55,6 +56,9 @@ type Config struct {
 	// within its target's tokens-per-minute quota. Absent: on, every
 	// target's quota unknown and learned from throttles.
 	Quotas Quotas `yaml:"quotas"`
+	// Gateway configures keel serve: its listener, limits, dead-letter
+	// queue, TLS and callers. Absent: the flags' values and no callers.
+	Gateway Gateway `yaml:"gateway"`
 }
 
 // Quotas configures the quota governor (docs/governor.md). The zero value
@@ -382,7 +386,11 @@ func parse(b []byte) (*Config, []*Error) {
 			}
 		}
 	}
-	for _, e := range c.validate() {
+	var resolved []*Error
+	c.Gateway.resolve(os.LookupEnv, func(key, format string, args ...any) {
+		resolved = append(resolved, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
+	})
+	for _, e := range append(resolved, c.validate()...) {
 		e.Line = ck.line(e.Key)
 		ck.errs = append(ck.errs, e)
 	}
@@ -516,6 +524,7 @@ func (c *Config) validate() []*Error {
 		bad("content_filter.message", "is required when content_filter.enabled is true")
 	}
 	c.Quotas.validate(bad)
+	c.Gateway.validate(bad)
 	return errs
 }
 

@@ -321,3 +321,26 @@ func testQuotaThrottleResyncsTheBurst(t *testing.T) {
 		t.Fatalf("after: %d retries; %+v", retries, s)
 	}
 }
+
+func TestReplyUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		h    http.Header
+		body string
+		want Usage
+	}{
+		{"InvokeModel's headers", http.Header{hdrInputTokens: {"12"}, hdrOutputTokens: {"34"}, hdrCacheReadTokens: {"5"}}, `{"usage":{"input_tokens":1}}`,
+			Usage{InputTokens: 12, OutputTokens: 34, CacheReadInputTokens: 5}},
+		{"Converse's body", http.Header{}, `{"output":{},"usage":{"inputTokens":7,"outputTokens":9,"totalTokens":16}}`, Usage{InputTokens: 7, OutputTokens: 9}},
+		{"an Anthropic body", http.Header{}, `{"usage":{"input_tokens":3,"output_tokens":4,"cache_creation_input_tokens":2}}`,
+			Usage{InputTokens: 3, OutputTokens: 4, CacheWriteInputTokens: 2}},
+		{"no usage", http.Header{}, `not json`, Usage{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ReplyUsage(tt.h, []byte(tt.body)); got != tt.want {
+				t.Fatalf("ReplyUsage = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

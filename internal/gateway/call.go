@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,26 +25,13 @@ import (
 // provisioned or imported model fits well within it).
 const maxModelID = 2048
 
-// A stream is copied by a pump goroutine that reads keel's stream into
-// streamAhead+1 buffers of streamChunk bytes while the handler writes them
-// to the caller, flushing only when no read is waiting to be written: a
-// burst of events goes out in one write, an event that comes alone at once.
-// keel's stream gives one event per read, so flushing each read would cost
-// a write to the socket per event (a few hundred bytes). A buffer is larger
-// than any ordinary event; a larger one passes in pieces.
-const (
-	streamChunk = 8 << 10
-	streamAhead = 3
-)
+// streamChunk is the read buffer of a stream's copy: larger than any
+// ordinary event (a few hundred bytes), so one read passes what keel has
+// ready, and each write is flushed at once.
+const streamChunk = 32 << 10
 
-// streamBuffers holds the buffers of streams that ended, for the next.
-var streamBuffers = sync.Pool{New: func() any { return new([streamAhead + 1][streamChunk]byte) }}
-
-// streamRead is what one read of keel's stream gave.
-type streamRead struct {
-	p   []byte
-	err error
-}
+// chunks holds the read buffers of streams' copies, reused across streams.
+var chunks = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
 
 // sdkTTLFormat is how aws-sdk-go-v2 writes the ttl= part of its
 // Amz-Sdk-Request header: the attempt's deadline, corrected for clock skew,
@@ -59,6 +47,9 @@ type exchange struct {
 	caller Caller
 	ev     Event
 	rid    string // the upstream request id, when one answered
+	// callerCut reports a stream cut because its caller went away or did
+	// not read: no failure of the call, so it is not dead-lettered.
+	callerCut bool
 }
 
 // serveModel serves POST /model/{modelId}/{operation}.
@@ -93,6 +84,12 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.caller = c
 	}
 	x.ev.Caller = x.caller.Name
+	// Checked once the caller is known, so that a stranger gets only the
+	// refusal.
+	if isJSON(r.Header.Get("Content-Type")) && !json.Valid(body) {
+		x.refuse(validation("Malformed input request: keel gateway: the request body is not valid JSON"))
+		return
+	}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
 		release, err := s.opts.Limit(x.caller.Name, model, est.InputTokens+est.MaxTokens)
@@ -134,8 +131,7 @@ func asRefusal(err error, code string, status int) *Refusal {
 	return &Refusal{Code: code, Status: status, Message: "keel gateway: " + err.Error()}
 }
 
-// readBody reads the request body whole, bounded by BodyLimit, and checks
-// that a JSON body is JSON.
+// readBody reads the request body whole, bounded by BodyLimit.
 func (x *exchange) readBody() ([]byte, *Refusal) {
 	limit := x.s.opts.BodyLimit
 	tooLong := validation(fmt.Sprintf("Input is too long. keel gateway: the request body is over the %d-byte limit", limit))
@@ -152,9 +148,6 @@ func (x *exchange) readBody() ([]byte, *Refusal) {
 	if int64(len(body)) > limit {
 		return nil, tooLong
 	}
-	if isJSON(x.r.Header.Get("Content-Type")) && !json.Valid(body) {
-		return nil, validation("Malformed input request: keel gateway: the request body is not valid JSON")
-	}
 	return body, nil
 }
 
@@ -168,31 +161,45 @@ func isJSON(ct string) bool {
 	return err == nil && (mt == jsonContentType || strings.HasSuffix(mt, "+json"))
 }
 
-// upstreamHeader is the caller's headers as the engine should send them:
-// the caller's credentials to the gateway are not the upstream's, so the
-// Authorization header is the gateway's bearer key or none (the engine
-// signs anew, and drops the other signing and hop-by-hop headers).
+// upstreamHeader is the caller's headers the engine sends upstream: those
+// Bedrock reads (Content-Type, Accept, the X-Amzn-Bedrock-* options such as
+// guardrails, trace, latency and service tier) and User-Agent, never the
+// caller's credentials to the gateway nor anything else it sent (cookies,
+// proxies' headers). Authorization is the gateway's bearer key, or none:
+// the engine signs each attempt anew.
 func (s *Server) upstreamHeader(in http.Header) http.Header {
-	h := in.Clone()
-	h.Del("Authorization")
-	h.Del("X-Amz-Security-Token")
+	h := make(http.Header, 4)
+	for k, vs := range in {
+		switch {
+		case k == "Content-Type" || k == "Accept" || k == "User-Agent" || strings.HasPrefix(k, "X-Amzn-Bedrock-"):
+			h[k] = vs // the engine replaces, never appends to, a value it changes
+		}
+	}
 	if s.opts.UpstreamBearer != "" {
-		h.Set("Authorization", "Bearer "+s.opts.UpstreamBearer)
+		h["Authorization"] = []string{"Bearer " + s.opts.UpstreamBearer}
 	}
 	return h
 }
 
-// deadline is when the call must end: the caller's own deadline when its
-// SDK sends one (aws-sdk-go-v2's Amz-Sdk-Request ttl=), but never later
-// than Timeout from now.
-func (s *Server) deadline(h http.Header, now time.Time) time.Time {
+// deadline is when the call must end: Timeout from now, or the caller's
+// own deadline when its SDK sends an earlier one (the Amz-Sdk-Request
+// ttl=). A ttl counts for non-streaming calls only: botocore writes its
+// read timeout from now there, which bounds a wait for a reply but not a
+// stream that keeps sending. A ttl already past is ignored: aws-sdk-go-v2
+// writes its deadline in the client's local time with a literal Z, so on a
+// client west of UTC it reads hours early; such a caller's own timeout
+// still ends the call, by disconnecting.
+func (s *Server) deadline(h http.Header, op attempt.Op, now time.Time) time.Time {
 	d := now.Add(s.opts.Timeout)
+	if op.Streaming() {
+		return d
+	}
 	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 		if k != "ttl" {
 			continue
 		}
-		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.Before(d) {
+		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.After(now) && t.Before(d) {
 			d = t
 		}
 	}
@@ -202,12 +209,13 @@ func (s *Server) deadline(h http.Header, now time.Time) time.Time {
 // call runs the call through the engine and writes its outcome.
 func (x *exchange) call(call *engine.Call) {
 	s := x.s
-	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, x.start))
+	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, call.Op, x.start))
 	defer cancel()
 	stop := context.AfterFunc(s.cut, cancel)
 	defer stop()
 	resp, rep, err := s.opts.Engine.Do(ctx, call)
 	if rep != nil {
+		x.ev.Attempts = rep.Sent() // a stream's grows until its end: stream sets it again
 		for _, a := range rep.Attempts {
 			if a.Status != 0 {
 				s.ready.Store(true)
@@ -219,12 +227,16 @@ func (x *exchange) call(call *engine.Call) {
 	if err != nil && !errors.As(err, &f) {
 		f = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
 	}
+	if f != nil && f.Entry == nil {
+		f.Entry = catalog.Must(catalog.CodeUnclassified)
+	}
+	shutdown := s.cut.Err() != nil
 	switch {
 	case f == nil && call.Op.Streaming():
 		f = x.stream(resp, rep)
 	case f == nil:
 		x.reply(resp, rep, nil)
-	case resp != nil && !refusedByKeel(f) && f.Entry.Category != catalog.Auth:
+	case resp != nil && !shutdown && !refusedByKeel(f) && f.Entry.Category != catalog.Auth:
 		// Bedrock's own error response, as it came.
 		x.reply(resp, rep, f)
 	default:
@@ -233,14 +245,13 @@ func (x *exchange) call(call *engine.Call) {
 		}
 		x.ev.Refused = refusedByKeel(f)
 		x.rid = lastRequestID(rep)
-		x.refuse(refusalFor(f, s.cut.Err() != nil))
-	}
-	if rep != nil {
-		x.ev.Attempts = rep.Sent()
+		x.refuse(refusalFor(f, shutdown))
 	}
 	if f != nil {
 		x.ev.Code = f.Entry.Code
-		x.park(ctx, call, f)
+		if !x.callerCut {
+			x.park(ctx, call, f)
+		}
 	}
 }
 
@@ -341,68 +352,47 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	x.ev.Status = resp.StatusCode
 	x.w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(x.w)
-	ok := x.write(rc, nil, true)
-	bufs := streamBuffers.Get().(*[streamAhead + 1][streamChunk]byte)
-	defer streamBuffers.Put(bufs)
-	// Every buffer is either free, being read into, or in reads: neither
-	// channel's send ever blocks.
-	free := make(chan []byte, len(bufs))
-	reads := make(chan streamRead, len(bufs))
-	for i := range bufs {
-		free <- bufs[i][:]
-	}
-	stop := make(chan struct{})
-	go func() {
-		defer close(reads)
-		for {
-			var b []byte
-			select {
-			case b = <-free:
-			case <-stop:
-				return
-			}
-			n, err := resp.Body.Read(b)
-			reads <- streamRead{b[:n], err}
-			if err != nil {
-				return
-			}
+	werr := x.write(rc, nil)
+	bp := chunks.Get().(*[]byte)
+	defer chunks.Put(bp)
+	buf := *bp
+	for werr == nil {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			werr = x.write(rc, buf[:n])
 		}
-	}()
-	unflushed := false // written, not flushed
-	for ok {
-		rd, more := <-reads
-		if !more {
+		if err == io.EOF || werr != nil {
 			break
 		}
-		// Flush when nothing more is ready to write.
-		last := len(reads) == 0 || rd.err != nil
-		if len(rd.p) > 0 || (unflushed && last) {
-			ok = x.write(rc, rd.p, last)
-			unflushed = !last
-		}
-		free <- rd.p[:cap(rd.p)]
-		if rd.err == io.EOF || !ok {
-			break
-		}
-		if rd.err != nil {
-			if !errors.As(rd.err, &failed) {
-				failed = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: rd.err.Error(), Report: rep, Err: rd.err}
+		if err != nil {
+			if !errors.As(err, &failed) {
+				failed = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
 			}
 			if x.r.Context().Err() == nil {
-				x.write(rc, exceptionFrame(failed, x.s.cut.Err() != nil), true)
+				x.write(rc, exceptionFrame(failed, x.s.cut.Err() != nil))
 			}
 			break
 		}
 	}
-	close(stop)
 	// Closing ends the upstream attempt (a caller that went away) and
-	// settles its quota, and ends a read the pump is waiting on; the Report
-	// is final once the pump has stopped.
+	// settles its quota; the Report is final after it.
 	resp.Body.Close()
-	for range reads {
+	// The end of the body and the trailers are written after the handler
+	// returns: within one more WriteTimeout (the server clears the
+	// deadline then).
+	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
+	x.callerCut = werr != nil || x.r.Context().Err() != nil
+	if werr != nil && failed == nil {
+		// The caller took too long to read a write (or went away while
+		// one was under way): its stream is cut.
+		code := catalog.CodeContextCanceled
+		if errors.Is(werr, os.ErrDeadlineExceeded) {
+			code = catalog.CodeClientTimeout
+		}
+		failed = &engine.Error{Entry: catalog.Must(code), Message: "keel gateway: writing the stream to the caller: " + werr.Error(), Report: rep, Err: werr}
 	}
-	rc.SetWriteDeadline(time.Time{})
-	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
+	x.ev.Attempts = rep.Sent()
+	h.Set(hdrAttempts, strconv.Itoa(x.ev.Attempts))
 	if failed != nil {
 		h.Set(hdrCode, failed.Entry.Code)
 	}
@@ -411,18 +401,18 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 }
 
 // write writes p (nothing: the headers alone) to a stream's caller within
-// WriteTimeout, and flushes what was written when flush is set; false means
-// the caller is gone or too slow.
-func (x *exchange) write(rc *http.ResponseController, p []byte, flush bool) bool {
+// WriteTimeout and flushes it; an error means the caller is gone or too
+// slow.
+func (x *exchange) write(rc *http.ResponseController, p []byte) error {
 	// Not every ResponseWriter can set a deadline (a test recorder):
 	// those write without one.
 	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
 	if len(p) > 0 {
 		if _, err := x.w.Write(p); err != nil {
-			return false
+			return err
 		}
 	}
-	return !flush || rc.Flush() == nil
+	return rc.Flush()
 }
 
 // finish reports the request: the access log and Observe.

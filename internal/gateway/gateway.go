@@ -30,6 +30,9 @@ const (
 	// upstream call and its quota. An SDK reads frames as they come; 30 s
 	// without taking one byte is a stuck reader, not a slow one.
 	DefaultWriteTimeout = 30 * time.Second
+	// DefaultReadHeaderTimeout bounds the wait for a request's headers. An
+	// SDK sends its headers in one write; 10 s allows a slow link.
+	DefaultReadHeaderTimeout = 10 * time.Second
 )
 
 // Options configure a Server. Engine is required; the zero value of every
@@ -52,6 +55,10 @@ type Options struct {
 	// WriteTimeout bounds each write of a stream to its caller. Zero:
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// ReadHeaderTimeout bounds how long a connection may take to send a
+	// request's headers (Serve); a slowloris client that trickles them is
+	// dropped. Zero: DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
 	// Logger receives the access log: one line per request with the
 	// caller, operation, model, status, code, attempts and duration, never
 	// the body or a secret. Nil: no access log.
@@ -131,9 +138,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("gateway: Options.Engine is required")
 	}
-	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 {
-		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d) and WriteTimeout (%v) must not be negative",
-			opts.Timeout, opts.BodyLimit, opts.WriteTimeout)
+	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 {
+		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), WriteTimeout (%v) and ReadHeaderTimeout (%v) must not be negative",
+			opts.Timeout, opts.BodyLimit, opts.WriteTimeout, opts.ReadHeaderTimeout)
 	}
 	if opts.DLQ != nil && opts.DLQ.Store == nil {
 		return nil, errors.New("gateway: Options.DLQ has no Store")
@@ -149,6 +156,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.ReadHeaderTimeout == 0 {
+		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.cut, s.cutCall = context.WithCancel(context.Background())

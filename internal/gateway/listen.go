@@ -11,10 +11,6 @@ import (
 )
 
 const (
-	// readHeaderTimeout bounds how long a connection may take to send a
-	// request's headers: a slowloris client that trickles them is dropped.
-	// An SDK sends its headers in one write.
-	readHeaderTimeout = 10 * time.Second
 	// bodyReadTimeout bounds reading a request's body: 32 MiB at 1 MB/s
 	// fits; a client that trickles a body slower than that is cut.
 	bodyReadTimeout = time.Minute
@@ -43,7 +39,7 @@ func (s *Server) Serve(ln net.Listener, tlsConfig *tls.Config) error {
 	}
 	srv := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		Protocols:         &p,
 		TLSConfig:         tlsConfig,

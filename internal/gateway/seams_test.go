@@ -1,0 +1,317 @@
+package gateway_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/dlq"
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/gateway"
+)
+
+// post sends a Converse body to the gateway with extra headers.
+func (h *harness) post(t *testing.T, model string, hdr map[string]string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+"/model/"+model+"/converse", strings.NewReader(converseBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	c := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func TestAuthenticateSeam(t *testing.T) {
+	var obs observed
+	h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+		o.Observe = obs.add
+		o.Authenticate = func(r *http.Request, body []byte) (gateway.Caller, error) {
+			name := r.Header.Get("X-Test-Caller")
+			if name == "" || len(body) == 0 {
+				return gateway.Caller{}, &gateway.Refusal{Code: catalog.CodeAccessDenied, Status: 403, Message: "no such caller"}
+			}
+			return gateway.Caller{Name: name, Priority: engine.Batch}, nil
+		}
+	}})
+	// The SDK's caller, unknown to the fake: its typed exception.
+	_, err := h.client.Converse(context.Background(), converseInput(haiku))
+	var ad *types.AccessDeniedException
+	if !errors.As(err, &ad) || !strings.Contains(ad.ErrorMessage(), "no such caller") {
+		t.Fatalf("err %v", err)
+	}
+	resp := h.post(t, haiku, map[string]string{"X-Test-Caller": "team-a"})
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	ev := obs.all()
+	if len(ev) != 2 || !ev[0].Refused || ev[0].Status != 403 || ev[1].Caller != "team-a" || ev[1].Refused || ev[1].Output == 0 || ev[1].Attempts != 1 {
+		t.Fatalf("events %+v", ev)
+	}
+	if h.script.n.Load() != 1 {
+		t.Fatalf("upstream saw %d requests, want 1 (the refused one must not reach it)", h.script.n.Load())
+	}
+}
+
+func TestLimitSeam(t *testing.T) {
+	var mu sync.Mutex
+	var held, released []int
+	h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+		o.Authenticate = func(r *http.Request, _ []byte) (gateway.Caller, error) {
+			return gateway.Caller{Name: r.Header.Get("X-Test-Caller")}, nil
+		}
+		o.Limit = func(caller, model string, tokens int) (func(int), error) {
+			if caller == "poor" {
+				return nil, &gateway.Refusal{Code: catalog.CodeThrottling, Status: 429, Message: "team poor is over its tokens per minute"}
+			}
+			if caller == "broken" {
+				return nil, errors.New("budget store unreachable")
+			}
+			mu.Lock()
+			held = append(held, tokens)
+			mu.Unlock()
+			return func(used int) {
+				mu.Lock()
+				released = append(released, used)
+				mu.Unlock()
+			}, nil
+		}
+	}})
+	tests := []struct {
+		caller string
+		status int
+		code   string
+	}{
+		{"rich", 200, ""},
+		{"poor", 429, catalog.CodeThrottling},
+		{"broken", 429, catalog.CodeThrottling},
+	}
+	for _, tt := range tests {
+		resp := h.post(t, haiku, map[string]string{"X-Test-Caller": tt.caller})
+		code, _, _ := strings.Cut(resp.Header.Get("X-Amzn-Errortype"), ":")
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || code != tt.code {
+			t.Fatalf("%s: got %d %q, want %d %q", tt.caller, resp.StatusCode, code, tt.status, tt.code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The body asks for 50 output tokens, plus its input estimate.
+	if len(held) != 1 || held[0] <= 50 || len(released) != 1 || released[0] <= 0 {
+		t.Fatalf("held %v, released %v", held, released)
+	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	status := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "the status page") })
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "keel_calls_total 1") })
+	tests := []struct {
+		name         string
+		opts         func(*gateway.Options)
+		path         string
+		status       int
+		contains     string
+		afterOneCall bool
+	}{
+		{name: "healthz", path: "/healthz", status: 200, contains: "ok"},
+		{name: "readyz before the upstream answered", path: "/readyz", status: 503, contains: "not ready"},
+		{name: "readyz after", path: "/readyz", status: 200, contains: "ready", afterOneCall: true},
+		{name: "no metrics", path: "/metrics", status: 404},
+		{name: "metrics", opts: func(o *gateway.Options) { o.Metrics = metrics }, path: "/metrics", status: 200, contains: "keel_calls_total"},
+		{name: "no status page", path: "/", status: 200, contains: "status page not configured"},
+		{name: "status page", opts: func(o *gateway.Options) { o.Status = status }, path: "/", status: 200, contains: "the status page"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{gateway: tt.opts})
+			if tt.afterOneCall {
+				if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Get(h.url + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || !strings.Contains(string(b), tt.contains) {
+				t.Fatalf("got %d %q", resp.StatusCode, b)
+			}
+		})
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	past := time.Now().Add(-time.Minute).UTC().Format("20060102T150405Z")
+	// To the second, as the SDK writes it: between 1 s and 2 s from now.
+	soon := time.Now().Add(2 * time.Second).UTC().Format("20060102T150405Z")
+	tests := []struct {
+		name     string
+		timeout  time.Duration
+		plan     func(int, fault.Request) fault.Plan
+		hdr      map[string]string
+		status   int
+		keelCode string
+	}{
+		{name: "no ttl: the default timeout", timeout: time.Hour, hdr: nil, status: 200},
+		{name: "a ttl already past is ignored", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=2; max=3; ttl=" + past}, status: 200},
+		{name: "the SDK's ttl ends a hung upstream", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=2; max=3; ttl=" + soon},
+			plan: func(int, fault.Request) fault.Plan { return fault.Plan{Hang: true} }, status: 408, keelCode: catalog.CodeDeadlineExceeded},
+		{name: "a malformed ttl is ignored", timeout: time.Hour, hdr: map[string]string{"Amz-Sdk-Request": "attempt=1; max=3; ttl=soon"}, status: 200},
+		{name: "the gateway's timeout ends a hung upstream", timeout: 50 * time.Millisecond,
+			plan: func(int, fault.Request) fault.Plan { return fault.Plan{Hang: true} }, status: 408, keelCode: catalog.CodeDeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{plan: tt.plan, gateway: func(o *gateway.Options) { o.Timeout = tt.timeout }})
+			resp := h.post(t, haiku, tt.hdr)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.status || resp.Header.Get("X-Keel-Code") != tt.keelCode {
+				t.Fatalf("got %d %q, want %d %q", resp.StatusCode, resp.Header.Get("X-Keel-Code"), tt.status, tt.keelCode)
+			}
+		})
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	store := dlq.NewMemory()
+	h := newHarness(t, setup{plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeValidation} },
+		gateway: func(o *gateway.Options) {
+			o.DLQ = &dlq.Recorder{Store: store}
+			o.Authenticate = func(*http.Request, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "team-a"}, nil }
+		}})
+	resp := h.post(t, haiku, nil)
+	resp.Body.Close()
+	entries, err := store.List(context.Background(), dlq.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Source != "gateway/team-a" || entries[0].Code != catalog.CodeValidation || entries[0].Model != haiku {
+		t.Fatalf("entries %+v", entries)
+	}
+}
+
+func TestShutdownDrainsAStream(t *testing.T) {
+	// Paced replies: the stream is still running when the shutdown begins.
+	h := newHarness(t, setup{emu: func(o *emulator.Options) { o.Speed = 0.05 }})
+	out, err := h.client.ConverseStream(context.Background(), converseStreamInput(sonnet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.GetStream()
+	<-s.Events() // the first event: the stream is in flight
+	done := make(chan error, 1)
+	go func() { done <- h.gw.Shutdown(context.Background()) }()
+	var stop bool
+	for ev := range s.Events() {
+		if _, ok := ev.(*types.ConverseStreamOutputMemberMessageStop); ok {
+			stop = true
+		}
+	}
+	if s.Err() != nil || !stop {
+		t.Fatalf("stream ended with %v, stop %v", s.Err(), stop)
+	}
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestShutdownCutsAfterTheDrain(t *testing.T) {
+	h := newHarness(t, setup{plan: stallAfter(4)})
+	out, err := h.client.ConverseStream(context.Background(), converseStreamInput(sonnet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.GetStream()
+	defer s.Close()
+	<-s.Events()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.gw.Shutdown(ctx) }()
+	cancel() // the drain runs out at once
+	for range s.Events() {
+	}
+	var su *types.ServiceUnavailableException
+	if !errors.As(s.Err(), &su) || !strings.Contains(su.ErrorMessage(), "shutting down") {
+		t.Fatalf("stream ended with %v (%T)", s.Err(), s.Err())
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+func TestUpstreamCredentials(t *testing.T) {
+	tests := []struct {
+		name, bearer, want string
+	}{
+		{"SigV4 with the gateway's key", "", "Credential=AKIDUPSTREAM/"},
+		{"a Bedrock API key", "upstream-api-key", "Bearer upstream-api-key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen := make(chan string, 4)
+			h := newHarness(t, setup{bearer: tt.bearer, emu: func(o *emulator.Options) {
+				o.Verify = func(r *http.Request, _ []byte) *emulator.Rejection {
+					seen <- r.Header.Get("Authorization")
+					return nil
+				}
+			}})
+			// The caller signs with its own key (AKIDCALLER): it must not
+			// reach the upstream.
+			if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
+				t.Fatal(err)
+			}
+			if auth := <-seen; !strings.Contains(auth, tt.want) || strings.Contains(auth, "AKIDCALLER") {
+				t.Fatalf("upstream Authorization %q, want %q", auth, tt.want)
+			}
+		})
+	}
+}
+
+func TestUpstreamHeaders(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	h := newHarness(t, setup{emu: func(o *emulator.Options) {
+		o.Verify = func(r *http.Request, _ []byte) *emulator.Rejection {
+			seen <- r.Header.Clone()
+			return nil
+		}
+	}})
+	resp := h.post(t, haiku, map[string]string{"X-Amzn-Bedrock-Trace": "ENABLED", "Cookie": "session=secret",
+		"X-Forwarded-For": "10.0.0.1", "X-Amz-Security-Token": "caller-token", "User-Agent": "caller-app/1.0"})
+	resp.Body.Close()
+	got := <-seen
+	for k, want := range map[string]string{"X-Amzn-Bedrock-Trace": "ENABLED", "Content-Type": "application/json", "Cookie": "", "X-Forwarded-For": "", "X-Amz-Security-Token": ""} {
+		if v := got.Get(k); v != want {
+			t.Errorf("upstream %s = %q, want %q", k, v, want)
+		}
+	}
+	if !strings.HasPrefix(got.Get("User-Agent"), "caller-app/1.0") {
+		t.Errorf("upstream User-Agent %q", got.Get("User-Agent"))
+	}
+}
