@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -147,28 +146,9 @@ func checkGateway(cfg GatewayConfig) (GatewayConfig, []GatewayContender, Model, 
 	case cfg.Op != OpConverse && cfg.Op != OpConverseStream:
 		return cfg, nil, Model{}, fmt.Errorf("bench: operation %q: want %s or %s", cfg.Op, OpConverse, OpConverseStream)
 	}
-	all := gatewayContenders
-	names := cfg.Contenders
-	seen := map[string]bool{}
-	var cs []GatewayContender
-	for _, n := range names {
-		i := slices.IndexFunc(all, func(c GatewayContender) bool { return c.Name == n })
-		if i < 0 {
-			known := make([]string, len(all))
-			for j, c := range all {
-				known[j] = c.Name
-			}
-			return cfg, nil, Model{}, fmt.Errorf("bench: unknown contender %q; choose from %s", n, strings.Join(known, ", "))
-		}
-		if seen[n] {
-			return cfg, nil, Model{}, fmt.Errorf("bench: contender %q named twice", n)
-		}
-		seen[n] = true
-	}
-	for _, c := range all {
-		if seen[c.Name] {
-			cs = append(cs, c)
-		}
+	cs, err := pickNamed(gatewayContenders, func(c GatewayContender) string { return c.Name }, DefaultGatewayContenders, cfg.Contenders)
+	if err != nil {
+		return cfg, nil, Model{}, err
 	}
 	m, err := ResolveModel(cfg.Model)
 	if err != nil {
