@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -87,7 +88,9 @@ var gatewayContenders = []GatewayContender{
 	{Name: "proxy", Description: "a bare reverse proxy that only re-signs: httputil.ReverseProxy + aws-sdk-go-v2's SigV4 signer",
 		serve: bareProxy},
 	{Name: "keel", Description: "keel serve: gateway.New over keel.New with defaults (no access log), served by its own Serve",
-		serve: keelGateway},
+		serve: keelGateway(false)},
+	{Name: "keel-log", Description: "the same with keel serve's access log, a JSON line per call, written to io.Discard",
+		serve: keelGateway(true)},
 }
 
 // DefaultGatewayContenders are the contenders a gateway bench compares
@@ -515,31 +518,39 @@ func bareProxy(upstream, region string) (string, func(), error) {
 // keelGateway is the keel contender: keel with its defaults sending to
 // upstream (as keel serve --endpoint upstream without a configuration
 // file), the gateway in front of its engine, open (the load is on
-// loopback), served by the gateway's own Serve on its own listener.
-func keelGateway(upstream, region string) (string, func(), error) {
-	k, err := keel.New(aws.Config{Region: region, Credentials: aws.NewCredentialsCache(fakeCredentials)}, keel.Options{Endpoint: upstream})
-	if err != nil {
-		return "", nil, err
+// loopback), served by the gateway's own Serve on its own listener. With
+// logged, the gateway writes its access log as keel serve does, to
+// io.Discard: the cost of formatting the lines, not of writing them out.
+func keelGateway(logged bool) func(upstream, region string) (string, func(), error) {
+	return func(upstream, region string) (string, func(), error) {
+		k, err := keel.New(aws.Config{Region: region, Credentials: aws.NewCredentialsCache(fakeCredentials)}, keel.Options{Endpoint: upstream})
+		if err != nil {
+			return "", nil, err
+		}
+		eng := keelx.Engine(k)
+		opts := gateway.Options{Engine: eng}
+		if logged {
+			opts.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		}
+		gw, err := gateway.New(opts)
+		if err != nil {
+			return "", nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", nil, err
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			gw.Serve(ln, nil) // nil at Close
+		}()
+		return "http://" + ln.Addr().String(), func() {
+			gw.Close()
+			<-served
+			eng.HTTPClient().CloseIdleConnections()
+		}, nil
 	}
-	eng := keelx.Engine(k)
-	gw, err := gateway.New(gateway.Options{Engine: eng})
-	if err != nil {
-		return "", nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		gw.Serve(ln, nil) // nil at Close
-	}()
-	return "http://" + ln.Addr().String(), func() {
-		gw.Close()
-		<-served
-		eng.HTTPClient().CloseIdleConnections()
-	}, nil
 }
 
 // proxyBuffers is the proxy's pool of copy buffers.
