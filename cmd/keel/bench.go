@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, or a fallback across service tiers", run: runBench})
+	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, a fallback across service tiers, or the gateway's cost", run: runBench})
 }
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
@@ -40,7 +40,9 @@ docs/bench.md.
 The other benchmarks: keel bench outage shows what keel does when a region
 fails (keel bench outage -h); keel bench learn measures the quota learner
 (keel bench learn -h); keel bench tiers shows what a fallback to the flex
-service tier buys under a throttle storm (keel bench tiers -h).
+service tier buys under a throttle storm (keel bench tiers -h); keel bench
+gateway measures what keel serve costs in front of Bedrock (keel bench
+gateway -h).
 
 Contenders:
 %s
@@ -67,8 +69,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return benchLearn(ctx, args[1:], stdout, stderr)
 	case "tiers":
 		return benchTiers(ctx, args[1:], stdout, stderr)
+	case "gateway":
+		return benchGateway(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn` and `keel bench tiers`\n", args[0])
+	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn`, `keel bench tiers` and `keel bench gateway`\n", args[0])
 	return 2
 }
 
@@ -91,6 +95,9 @@ func checkBenchArgs(args []string) error {
 		return err
 	case "tiers":
 		_, err := parseTiersFlags(args[1:], io.Discard, io.Discard)
+		return err
+	case "gateway":
+		_, err := parseGatewayFlags(args[1:], io.Discard, io.Discard)
 		return err
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])

@@ -174,6 +174,10 @@ var docCommandsExempt = map[string]string{
 	"keel bench learn --case noise,resume,tight --seed 2": "runs about 7 minutes",
 	"keel bench tiers":                                    "runs about 21 s; TestTiersShort (internal/bench) runs it in miniature, bench_tiers.txtar through the command line",
 	"keel bench tiers --throttle 0.5 --seed 2":            "runs about 21 s; the same run as the default with other values of checked flags",
+	"keel bench gateway":                                  "runs about 33 s; TestGatewayShort (internal/bench) runs it in miniature, bench_gateway.txtar through the command line",
+	"keel bench gateway --op converse-stream":             "runs about 33 s; TestGatewayShort runs ConverseStream in miniature",
+	"keel bench gateway --concurrency 1":                  "runs about 33 s; the default run with a checked flag's other value",
+	"keel bench gateway --contenders keel --cpuprofile cpu.out --memprofile mem.out":                                            "runs about 11 s; bench_gateway.txtar runs the profiles for 0.2 s",
 	"keel bench outage --scenario internal/bench/testdata/outage-short.yaml --duration 8s --rate 10 --deadline 4s --speed 0.05": "the same run as TestOutageShort (internal/bench); two real-time benches at once would disturb each other",
 }
 

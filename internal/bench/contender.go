@@ -69,15 +69,21 @@ func lookupContenders(names []string) ([]Contender, error) {
 // pickContenders checks names (empty: defaults) against all and returns
 // the contenders named, in all's order.
 func pickContenders(all []Contender, defaults, names []string) ([]Contender, error) {
+	return pickNamed(all, func(c Contender) string { return c.Name }, defaults, names)
+}
+
+// pickNamed checks names (empty: defaults) against the names of all and
+// returns the elements named, in all's order.
+func pickNamed[T any](all []T, name func(T) string, defaults, names []string) ([]T, error) {
 	if len(names) == 0 {
 		names = defaults
 	}
 	seen := map[string]bool{}
 	for _, n := range names {
-		if !slices.ContainsFunc(all, func(c Contender) bool { return c.Name == n }) {
+		if !slices.ContainsFunc(all, func(c T) bool { return name(c) == n }) {
 			known := make([]string, len(all))
 			for i, c := range all {
-				known[i] = c.Name
+				known[i] = name(c)
 			}
 			return nil, fmt.Errorf("bench: unknown contender %q; choose from %s", n, strings.Join(known, ", "))
 		}
@@ -86,9 +92,9 @@ func pickContenders(all []Contender, defaults, names []string) ([]Contender, err
 		}
 		seen[n] = true
 	}
-	var out []Contender
+	var out []T
 	for _, c := range all {
-		if seen[c.Name] {
+		if seen[name(c)] {
 			out = append(out, c)
 		}
 	}

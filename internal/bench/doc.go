@@ -1,7 +1,8 @@
 // Package bench measures how well Bedrock clients use a tokens-per-minute
 // quota (`keel bench quota`), what keel does in a region outage
-// (`keel bench outage`), and how well keel learns a quota it was not told
-// (`keel bench learn`).
+// (`keel bench outage`), how well keel learns a quota it was not told
+// (`keel bench learn`), and what keel's gateway costs (`keel bench
+// gateway`).
 //
 // Run starts one emulator per contender (keel, the SDK's standard retryer,
 // the SDK's adaptive retry mode), each with its own quota meter, and offers
@@ -27,4 +28,9 @@
 // not a quota (noise), a run killed and resumed (resume), a small quota
 // (tight), and quota buckets of other shapes (shapes), and reports each
 // measure beside its goal.
+//
+// RunGateway, `keel bench gateway`, sends a closed loop of calls to an
+// emulator with no latency directly, through a bare re-signing reverse
+// proxy, and through keel's gateway (internal/gateway), and reports each
+// one's calls per second, latency percentiles and allocations per call.
 package bench

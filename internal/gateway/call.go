@@ -25,13 +25,26 @@ import (
 // provisioned or imported model fits well within it).
 const maxModelID = 2048
 
-// streamChunk is the read buffer of a stream's copy: larger than any
-// ordinary event (a few hundred bytes), so one read passes what keel has
-// ready, and each write is flushed at once.
-const streamChunk = 32 << 10
+// A stream is copied by a pump goroutine that reads keel's stream into
+// streamAhead+1 buffers of streamChunk bytes while the handler writes them
+// to the caller, flushing only when no read is waiting to be written: a
+// burst of events goes out in one write, an event that comes alone at once.
+// keel's stream gives one event per read, so flushing each read would cost
+// a write to the socket per event (a few hundred bytes). A buffer is larger
+// than any ordinary event; a larger one passes in pieces.
+const (
+	streamChunk = 8 << 10
+	streamAhead = 3
+)
 
-// chunks holds the read buffers of streams' copies, reused across streams.
-var chunks = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
+// streamBuffers holds the buffers of streams that ended, for the next.
+var streamBuffers = sync.Pool{New: func() any { return new([streamAhead + 1][streamChunk]byte) }}
+
+// streamRead is what one read of keel's stream gave.
+type streamRead struct {
+	p   []byte
+	err error
+}
 
 // sdkTTLFormat is how aws-sdk-go-v2 writes the ttl= part of its
 // Amz-Sdk-Request header: the attempt's deadline, corrected for clock skew,
@@ -359,31 +372,66 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	x.ev.Status = resp.StatusCode
 	x.w.WriteHeader(resp.StatusCode)
 	rc := http.NewResponseController(x.w)
-	werr := x.write(rc, nil)
-	bp := chunks.Get().(*[]byte)
-	defer chunks.Put(bp)
-	buf := *bp
-	for werr == nil {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			werr = x.write(rc, buf[:n])
+	werr := x.write(rc, nil, true)
+	bufs := streamBuffers.Get().(*[streamAhead + 1][streamChunk]byte)
+	defer streamBuffers.Put(bufs)
+	// Every buffer is either free, being read into, or in reads: neither
+	// channel's send ever blocks.
+	free := make(chan []byte, len(bufs))
+	reads := make(chan streamRead, len(bufs))
+	for i := range bufs {
+		free <- bufs[i][:]
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(reads)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			n, err := resp.Body.Read(b)
+			reads <- streamRead{b[:n], err}
+			if err != nil {
+				return
+			}
 		}
-		if err == io.EOF || werr != nil {
+	}()
+	unflushed := false // written, not flushed
+	for werr == nil {
+		rd, more := <-reads
+		if !more {
 			break
 		}
-		if err != nil {
-			if !errors.As(err, &failed) {
-				failed = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: err.Error(), Report: rep, Err: err}
+		// Flush when nothing more is ready to write.
+		last := len(reads) == 0 || rd.err != nil
+		if len(rd.p) > 0 || (unflushed && last) {
+			werr = x.write(rc, rd.p, last)
+			unflushed = !last
+		}
+		free <- rd.p[:cap(rd.p)]
+		if rd.err == io.EOF || werr != nil {
+			break
+		}
+		if rd.err != nil {
+			if !errors.As(rd.err, &failed) {
+				failed = &engine.Error{Entry: catalog.Must(catalog.CodeUnclassified), Message: rd.err.Error(), Report: rep, Err: rd.err}
 			}
 			if x.r.Context().Err() == nil {
-				x.write(rc, exceptionFrame(failed, x.s.cut.Err() != nil))
+				x.write(rc, exceptionFrame(failed, x.s.cut.Err() != nil), true)
 			}
 			break
 		}
 	}
+	close(stop)
 	// Closing ends the upstream attempt (a caller that went away) and
-	// settles its quota; the Report is final after it.
+	// settles its quota, and ends a read the pump is waiting on; the Report
+	// is final once the pump has stopped.
 	resp.Body.Close()
+	for range reads {
+	}
 	// The end of the body and the trailers are written after the handler
 	// returns: within one more WriteTimeout (the server clears the
 	// deadline then).
@@ -408,9 +456,9 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 }
 
 // write writes p (nothing: the headers alone) to a stream's caller within
-// WriteTimeout and flushes it; an error means the caller is gone or too
-// slow.
-func (x *exchange) write(rc *http.ResponseController, p []byte) error {
+// WriteTimeout, and flushes what was written when flush is set; an error
+// means the caller is gone or too slow.
+func (x *exchange) write(rc *http.ResponseController, p []byte, flush bool) error {
 	// Not every ResponseWriter can set a deadline (a test recorder):
 	// those write without one.
 	rc.SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
@@ -418,6 +466,9 @@ func (x *exchange) write(rc *http.ResponseController, p []byte) error {
 		if _, err := x.w.Write(p); err != nil {
 			return err
 		}
+	}
+	if !flush {
+		return nil
 	}
 	return rc.Flush()
 }
