@@ -74,7 +74,7 @@ type Server struct {
 
 	quit      chan struct{} // closed by Close: hung and stalled handlers give up
 	closeOnce sync.Once
-	inflight  sync.WaitGroup // requests being served
+	inflight  flights // requests being served
 
 	pool    sync.Pool // *exchange
 	prompts promptCache
@@ -247,8 +247,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.inflight.Add(1)
-	defer s.inflight.Done()
+	s.inflight.enter()
+	defer s.inflight.exit()
 	x := s.get(w, r)
 	defer s.put(x)
 	w.Header()["X-Amzn-Requestid"] = []string{x.id}

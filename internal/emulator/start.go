@@ -90,11 +90,7 @@ func (r *Running) Close() error {
 	stop, cancel := context.WithCancel(context.Background())
 	cancel()
 	_ = r.srv.Shutdown(stop) // stop listening and drop idle connections, without waiting
-	handled := make(chan struct{})
-	go func() {
-		r.Server.inflight.Wait()
-		close(handled)
-	}()
+	handled := r.Server.inflight.none()
 	t := time.NewTimer(closeGrace)
 	select {
 	case <-handled:
