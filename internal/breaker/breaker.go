@@ -154,8 +154,9 @@ type Options struct {
 	// Zero means DefaultSuccesses.
 	Successes int
 	// MaxTargets bounds how many breakers a Registry holds, so that a stream
-	// of made-up model ids cannot grow it without end. Zero means
-	// DefaultMaxTargets.
+	// of made-up model ids cannot grow it without end: past it, a closed
+	// breaker with no outcome for IdleEvict is forgotten for a new one.
+	// Zero means DefaultMaxTargets.
 	MaxTargets int
 	// OnStateChange, if not nil, is called on every state change, with the
 	// breaker's lock held so calls arrive in order: it must be quick and must
@@ -210,6 +211,7 @@ type Breaker struct {
 	// pass for probes.
 	gen      uint64
 	since    time.Time          // when the breaker entered its state
+	used     time.Time          // when a call's outcome was last recorded
 	ok, bad  window.Ring[int64] // outcomes in the window (closed state)
 	probeAt  time.Time
 	inflight int // probes in flight (half-open)
@@ -314,6 +316,7 @@ func (b *Breaker) record(p Permit, o Outcome) {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.used = now
 	if p.gen != b.gen {
 		return // issued before the last state change
 	}

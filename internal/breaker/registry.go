@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"sync"
+	"time"
 
 	"github.com/keel-run/keel/internal/clock"
 )
@@ -34,9 +35,11 @@ func NewRegistry(o Options, clk clock.Clock) (*Registry, error) {
 
 // Get returns the breaker of model in region, making it on first use.
 //
-// When the registry already holds MaxTargets breakers, Get returns nil for a
-// new target: such a target has no breaker, and callers must treat nil as
-// "always allow" (the zero Permit's methods do nothing).
+// When the registry already holds MaxTargets breakers, a closed one that
+// has recorded no outcome for IdleEvict (the one idle longest) is forgotten
+// to make room; when none is, Get returns nil for a new target: such a
+// target has no breaker, and callers must treat nil as "always allow" (the
+// zero Permit's methods do nothing).
 func (r *Registry) Get(model, region string) *Breaker { return r.GetTier(model, region, "") }
 
 // GetTier returns the breaker of model in region on a service tier ("":
@@ -56,7 +59,11 @@ func (r *Registry) GetTier(model, region, tier string) *Breaker {
 		return b
 	}
 	if len(r.m) >= r.o.MaxTargets {
-		return nil
+		k, ok := r.idlest()
+		if !ok {
+			return nil
+		}
+		delete(r.m, k)
 	}
 	b = newBreaker(model, region, tier, r.o, r.clk)
 	r.m[k] = b
@@ -79,4 +86,34 @@ func (r *Registry) All() []*Breaker {
 		out = append(out, b)
 	}
 	return out
+}
+
+// IdleEvict is how long a closed breaker must have recorded no outcome to
+// be forgotten for a new target once MaxTargets are held, at least: a
+// minute, and never less than the breaker's failure window, so that a
+// forgotten breaker had nothing left to remember.
+const IdleEvict = time.Minute
+
+// idlest returns the key of the closed breaker idle longest, at least
+// IdleEvict and the failure window. r.mu must be held.
+func (r *Registry) idlest() (target, bool) {
+	now, idle := r.clk.Now(), max(IdleEvict, r.o.Window)
+	var best target
+	var bestAt time.Time
+	found := false
+	for k, b := range r.m {
+		b.mu.Lock()
+		last, closed := b.since, b.state == Closed
+		if b.used.After(last) {
+			last = b.used
+		}
+		b.mu.Unlock()
+		if !closed || now.Sub(last) < idle {
+			continue
+		}
+		if !found || last.Before(bestAt) {
+			best, bestAt, found = k, last, true
+		}
+	}
+	return best, found
 }

@@ -3,6 +3,7 @@ package breaker
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/keel-run/keel/internal/clock"
 )
@@ -115,5 +116,44 @@ func TestRegistryTiers(t *testing.T) {
 	}
 	if plain.Tier() != "" || flex.Tier() != "flex" || flex.name != "m@us-east-1/flex" {
 		t.Errorf("tiers %q, %q; flex's name %q", plain.Tier(), flex.Tier(), flex.name)
+	}
+}
+
+// TestRegistryForgetsIdle: past MaxTargets, a new target takes the place of
+// the closed breaker idle longest (no outcome for IdleEvict); an open
+// breaker and a recently used one are kept.
+func TestRegistryForgetsIdle(t *testing.T) {
+	fake := clock.NewFake(epoch)
+	r, err := NewRegistry(Options{MinCalls: 1, MaxTargets: 2}, fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := func(b *Breaker, o Outcome) {
+		p, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(o)
+	}
+	open := r.Get("open", "r")
+	done(open, Failure) // MinCalls 1: opens
+	if open.State() != Open {
+		t.Fatalf("state %v, want open", open.State())
+	}
+	idle := r.Get("idle", "r")
+	done(idle, Success)
+	fake.Advance(IdleEvict - time.Second)
+	if b := r.Get("new", "r"); b != nil {
+		t.Fatal("a breaker idle less than IdleEvict was forgotten")
+	}
+	fake.Advance(2 * time.Second)
+	if b := r.Get("new", "r"); b == nil {
+		t.Fatal("no room made: the idle closed breaker was kept")
+	}
+	if r.Len() != 2 || r.Get("open", "r") != open {
+		t.Fatalf("Len %d; the open breaker must be kept", r.Len())
+	}
+	if b := r.Get("idle", "r"); b != nil && b == idle {
+		t.Fatal("the idle breaker is still held")
 	}
 }
