@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"github.com/keel-run/keel/internal/clock"
 	"testing"
 	"time"
 )
@@ -17,9 +18,22 @@ func grant(t testing.TB, g *Governor, tokens int) Ticket {
 // throttled. The first only raises a suspicion; the second confirms it.
 func confirm(t testing.TB, g *Governor, tokens int) {
 	t.Helper()
-	a, b := grant(t, g, tokens), grant(t, g, tokens)
-	a.Throttled()
-	b.Throttled()
+	confirmClass(t, g, tokens, Interactive)
+}
+
+// confirmClass is confirm with calls of class c.
+func confirmClass(t testing.TB, g *Governor, tokens int, c Class) {
+	t.Helper()
+	var tks [2]Ticket
+	for i := range tks {
+		tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: tokens}, c)
+		if err != nil || !ok {
+			t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
+		}
+		tks[i] = tk
+	}
+	tks[0].Throttled()
+	tks[1].Throttled()
 }
 
 type minuteRun struct {
@@ -198,21 +212,29 @@ func TestLearnedLimitGrowsOnlyWhenUsed(t *testing.T) {
 // at what the target took from Bedrock's bucket since it was first seen,
 // plus the throttled call's hold, over a minute plus that time (the bucket
 // held at most a minute of quota, and refilled meanwhile), however long it
-// was watched. It does not extrapolate: a throttle at once gives the hold.
+// was watched; for a Batch call's throttle at least firstLimitCalls of its
+// hold a minute (a batch that found the bucket empty probes it every few
+// seconds).
 func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 	tests := []struct {
 		name      string
 		watched   time.Duration
-		held      int // tokens a call granted as the target is first seen holds, in flight
-		max       int // the throttled calls' hold
+		held      int   // tokens a call granted as the target is first seen holds, in flight
+		max       int   // the throttled calls' hold
+		class     Class // the throttled calls' class
 		wantLimit int64
 	}{
-		{name: "after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 10000, max: 10000, wantLimit: 15000},
-		{name: "a lone call after 20 s", watched: 20 * time.Second, max: 20000, wantLimit: 15000},
-		{name: "after a minute: (0 + hold) × 60/120", watched: time.Minute, max: 20000, wantLimit: 10000},
-		{name: "after two minutes: (taken + hold) × 60/180", watched: 2 * time.Minute, held: 10000, max: 20000, wantLimit: 10000},
-		{name: "a small call: the floor", watched: 2 * time.Minute, max: 500, wantLimit: DefaultFloor},
+		{name: "after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 100000, max: 1000, wantLimit: 75750},
+		{name: "after two minutes: (taken + hold) × 60/180", watched: 2 * time.Minute, held: 200000, max: 1000, wantLimit: 67000},
+		{name: "batch, after 20 s: (taken + hold) × 60/80", watched: 20 * time.Second, held: 100000, max: 1000, class: Batch, wantLimit: 75750},
+		{name: "a lone call after 20 s: hold × 60/80", watched: 20 * time.Second, max: 20000, wantLimit: 15000},
+		{name: "a lone batch call after 20 s: 12 of its hold", watched: 20 * time.Second, max: 20000, class: Batch, wantLimit: 240000},
+		{name: "a lone call after a minute: hold × 60/120", watched: time.Minute, max: 20000, wantLimit: 10000},
+		{name: "a lone batch call after a minute: 12 of its hold", watched: time.Minute, max: 20000, class: Batch, wantLimit: 240000},
 		{name: "at once: the hold", max: 20000, wantLimit: 20000},
+		{name: "batch, at once: 12 of the hold", max: 20000, class: Batch, wantLimit: 240000},
+		{name: "a small call: the floor", watched: 2 * time.Minute, max: 50, wantLimit: DefaultFloor},
+		{name: "a small batch call: the floor", watched: 2 * time.Minute, max: 50, class: Batch, wantLimit: DefaultFloor},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,7 +244,7 @@ func TestUnknownQuotaLearnsFromTheFirstThrottle(t *testing.T) {
 				first.Cancel()
 			}
 			clk.Advance(tt.watched)
-			confirm(t, g, tt.max)
+			confirmClass(t, g, tt.max, tt.class)
 			// The first confirmed throttle: a limit, and no pause.
 			if s := stats(t, g, haiku); s.Limit != tt.wantLimit || s.Decreases != 1 || s.PausedFor != 0 || s.Throttles != 2 || s.Available != 0 {
 				t.Fatalf("limit %d, decreases %d, paused %v, throttles %d, available %d; want %d, 1, 0s, 2, 0",
@@ -242,9 +264,9 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 		tks = append(tks, grant(t, g, 10000))
 	}
 	clk.Advance(20 * time.Second)
-	confirm(t, g, 10000) // taken 50,000, plus the hold: 60,000 × 60/80
-	if s := stats(t, g, haiku); s.Limit != 45000 || s.Available != 0 || s.Decreases != 1 {
-		t.Fatalf("first limit %d, available %d, decreases %d; want 45000, 0, 1", s.Limit, s.Available, s.Decreases)
+	confirm(t, g, 1000) // taken 50,000, plus the hold: 51,000 × 60/80
+	if s := stats(t, g, haiku); s.Limit != 38250 || s.Available != 0 || s.Decreases != 1 {
+		t.Fatalf("first limit %d, available %d, decreases %d; want 38250, 0, 1", s.Limit, s.Available, s.Decreases)
 	}
 	tks[0].Throttled()
 	tks[1].Cancel()
@@ -261,8 +283,9 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 // slowStartGain times its cost, up to twice the rate the bucket gave over
 // the last slowStartSpan; the next confirmed throttle ends slow start and
 // sets the limit to the lower of half of it and what the target took since
-// it was first seen over a minute plus that time (the limit then sits on
-// the CUBIC plateau).
+// it was first seen over a minute plus that time; the limit then climbs
+// toward what the bucket gave lately (see climb), or sits on the CUBIC
+// plateau when that is no more.
 func TestSlowStart(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -276,9 +299,13 @@ func TestSlowStart(t *testing.T) {
 		// 30,000, below 15,000 + 20 × 1,250. At 30 s it holds 3,750 over
 		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000. At
 		// the throttle (31 s) the target has taken 13,750 (and the throttled
-		// hold, 1): 13,751 × 60/91 = 9,067, below half of 80,000. Then 15 s
-		// along the CUBIC plateau: × (1 + 0.3 × (15/60)³).
-		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 9067, after: 9109},
+		// hold, 1): 13,751 × 60/91 = 9,067, below half of 80,000; but from
+		// the first throttle's return the calls took 3,751, less its hold
+		// 1,250, over 11 s: 13,642 a minute, × 0.97 = 13,233 (see
+		// TestDryLower). The last 6 s of window gave 3,750, 37,500 a minute:
+		// the limit climbs toward it, 15 s in 37,500 − (37,500 − 13,233) ×
+		// (1 − 15/60)³.
+		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 13233, after: 27262},
 		// Twice 60 × 500/5 s is below the limit: no growth. At the
 		// throttle (26 s) the target has taken 10,501: × 60/86 = 7,326,
 		// below half the limit.
@@ -289,7 +316,7 @@ func TestSlowStart(t *testing.T) {
 			g, clk := newGov(t, Options{})
 			grant(t, g, 10000) // in flight throughout: used
 			clk.Advance(20 * time.Second)
-			confirm(t, g, 10000)
+			confirmClass(t, g, 1250, Batch) // 12 × 1,250 a minute, above (10,000 + 1,250) × 60/80
 			if s := stats(t, g, haiku); s.Limit != 15000 || s.Decreases != 1 {
 				t.Fatalf("first limit %d, decreases %d; want 15000, 1", s.Limit, s.Decreases)
 			}
@@ -309,6 +336,53 @@ func TestSlowStart(t *testing.T) {
 			spend(t, g, haiku, 1000)
 			if s := stats(t, g, haiku); s.Limit != tt.after {
 				t.Errorf("after slow start: limit %d, want %d", s.Limit, tt.after)
+			}
+		})
+	}
+}
+
+// TestDryLower: what Bedrock's bucket gave between two confirmed throttles
+// (empty at both), less the first throttled hold, came from its refill: a
+// confirmed throttle never sets the limit below 97 % of that rate (the
+// calls granted from the first throttle's return to the second call's
+// grant, over the time from the first call's grant to now), even where
+// slow start's end would (what the target took since it was first seen,
+// over a minute plus that time, reads a burst of use after a long watch as
+// a low rate).
+func TestDryLower(t *testing.T) {
+	tests := []struct {
+		name  string
+		spend []int // calls that settle at 25 s and 30 s
+		want  int64 // the limit after the confirmed throttle at 31 s
+	}{
+		// Taken from the first throttle's return (0) to the grant of the
+		// second confirming call: 3,001, less the first throttled hold
+		// (1,000), over the 11 s from the first one's grant: 10,915 a
+		// minute, × 0.97. What the target took since first seen, 3,001 ×
+		// 60/91, is only 1,978.
+		{name: "the dry interval's rate", spend: []int{1000, 2000}, want: 10587},
+		// Too little given: 501 less the first hold is nothing, and slow
+		// start's end (501 × 60/91 = 330) holds, raised to the floor.
+		{name: "nothing given: slow start's end", spend: []int{500}, want: DefaultFloor},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			first := grant(t, g, 1) // the Governor starts watching
+			first.Cancel()
+			clk.Advance(20 * time.Second)
+			confirmClass(t, g, 1000, Batch) // 12 × 1,000 a minute
+			if s := stats(t, g, haiku); s.Limit != 12000 {
+				t.Fatalf("first limit %d, want 12000", s.Limit)
+			}
+			for _, tokens := range tt.spend {
+				clk.Advance(5 * time.Second)
+				spend(t, g, haiku, tokens)
+			}
+			clk.Advance(31*time.Second - time.Duration(20+5*len(tt.spend))*time.Second)
+			confirm(t, g, 1)
+			if s := stats(t, g, haiku); s.Limit != tt.want {
+				t.Errorf("limit %d, want %d", s.Limit, tt.want)
 			}
 		})
 	}
@@ -397,6 +471,69 @@ func TestBoundByBedrock(t *testing.T) {
 			}
 			if got := l.boundByBedrock(now); got != tt.want {
 				t.Errorf("boundByBedrock = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestWarmUp: a known quota's bucket starts with a second of quota
+// (startBurst) unless FullStart; Batch calls wait for it, Interactive ones
+// go on the bucket a full start would have had (lend), and each call that
+// settles while the target warms up gives back what it cost, until the first
+// confirmed throttle or a minute after the target was first seen.
+func TestWarmUp(t *testing.T) {
+	tests := []struct {
+		name      string
+		full      bool
+		throttle  bool          // a confirmed throttle before the Batch call
+		settleAt  time.Duration // when the Batch call settles
+		wantStart int64         // available at the start
+		wantAfter int64         // available after the Batch call settles
+	}{
+		// 1,000 at the start; the Interactive call takes 2,000 (-1,000); 2 s
+		// of refill; the Batch call takes 1,000 (0); 1 s of refill (1,000);
+		// it costs 1,000, which warm-up gives back: 2,000.
+		{name: "warming up", settleAt: 3 * time.Second, wantStart: 1000, wantAfter: 2000},
+		// The same a minute in, without the give-back: -1,000 + 59,000 -
+		// 1,000 + 1,000.
+		{name: "a minute in", settleAt: time.Minute, wantStart: 1000, wantAfter: 58000},
+		// A confirmed throttle ends warm-up: nothing given back.
+		{name: "after a confirmed throttle", throttle: true, settleAt: 3 * time.Second, wantStart: 1000, wantAfter: 1000},
+		// Full: the bucket is full again when the Batch call settles.
+		{name: "full start", full: true, settleAt: 3 * time.Second, wantStart: 60000, wantAfter: 60000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			g, err := New(Options{Default: Quota{TokensPerMinute: 60000}, Clock: clk, FullStart: tt.full, Rand: func() float64 { return 0.5 }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			open := mustTry(t, g, haiku, Estimate{MaxTokens: 1}) // the Governor starts watching
+			open.Cancel()
+			if s := stats(t, g, haiku); s.Available != tt.wantStart {
+				t.Fatalf("available at the start %d, want %d", s.Available, tt.wantStart)
+			}
+			tk, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 2000}, Batch)
+			if ok != tt.full {
+				t.Fatalf("a Batch call of 2,000 admitted: %v, want %v", ok, tt.full)
+			}
+			if ok {
+				tk.Cancel()
+			}
+			mustTry(t, g, haiku, Estimate{MaxTokens: 2000}) // Interactive: lent while warming up
+			if tt.throttle {
+				confirm(t, g, 10)
+			}
+			clk.Advance(tt.settleAt - time.Second)
+			tk, ok, _ = g.TryAdmit(haiku, Estimate{MaxTokens: 1000}, Batch)
+			if !ok {
+				t.Fatalf("the Batch call of 1,000 was not admitted; available %d", stats(t, g, haiku).Available)
+			}
+			clk.Advance(time.Second)
+			tk.Settle(Usage{InputTokens: 1000})
+			if s := stats(t, g, haiku); s.Available != tt.wantAfter {
+				t.Errorf("available after the Batch call settled %d, want %d", s.Available, tt.wantAfter)
 			}
 		})
 	}

@@ -23,9 +23,9 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		l.mu.Unlock()
 		return Ticket{}, err
 	}
-	if !l.queued() && l.fits(hold, now) {
+	if !l.queued() && (l.fits(hold, now) || l.lend(class, hold, now)) {
 		l.n.class[class].Admitted++
-		tk := l.take(est, input, maxTok, hold, now)
+		tk := l.take(est, class, input, maxTok, hold, now)
 		l.mu.Unlock()
 		return tk, nil
 	}

@@ -18,6 +18,10 @@ func ExampleGovernor() {
 	g, err := admission.New(admission.Options{
 		Targets: map[admission.Target]admission.Quota{sonnet: {TokensPerMinute: 6000}},
 		Clock:   clk,
+		// The bucket starts full, as Bedrock's does when nothing used it
+		// lately. By default it starts with a second of quota and warms
+		// up, lest Bedrock's be spent.
+		FullStart: true,
 	})
 	if err != nil {
 		panic(err)

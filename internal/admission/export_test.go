@@ -58,9 +58,9 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		return Ticket{}, false, err
 	}
-	if l.queued() || !l.fits(hold, now) {
+	if l.queued() || !(l.fits(hold, now) || l.lend(class, hold, now)) {
 		return Ticket{}, false, nil
 	}
 	l.n.class[class].Admitted++
-	return l.take(est, input, maxTok, hold, now), true, nil
+	return l.take(est, class, input, maxTok, hold, now), true, nil
 }

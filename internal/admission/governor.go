@@ -37,6 +37,33 @@ type Governor struct {
 	mu      sync.Mutex // serialises adding targets
 	targets atomic.Pointer[map[Target]*limiter]
 	extra   int // targets added beyond those configured
+	evicted atomic.Int64
+}
+
+// idlest returns the target added beyond the configured ones that has been
+// idle longest, at least evictIdle: no call in flight or waiting, none
+// granted since; nil when there is none. g.mu must be held.
+func (g *Governor) idlest(cur map[Target]*limiter, now time.Time) *limiter {
+	var best *limiter
+	var bestAt time.Time
+	for t, l := range cur {
+		if _, configured := g.opts.Targets[t]; configured {
+			continue
+		}
+		l.mu.Lock()
+		last, busy := l.born, l.inflight > 0 || l.queued()
+		if l.lastGrant.After(last) {
+			last = l.lastGrant
+		}
+		l.mu.Unlock()
+		if busy || now.Sub(last) < evictIdle {
+			continue
+		}
+		if best == nil || last.Before(bestAt) {
+			best, bestAt = l, last
+		}
+	}
+	return best
 }
 
 // New validates opts and returns a Governor. Errors name the field and value
@@ -104,8 +131,10 @@ func New(opts Options) (*Governor, error) {
 	return g, nil
 }
 
-// limiter returns t's state, making it on first use; nil when MaxTargets
-// targets are already governed.
+// limiter returns t's state, making it on first use. When MaxTargets
+// targets beyond the configured ones are governed, the one idle longest (no
+// call in flight or waiting, none granted for evictIdle) is forgotten to
+// make room; nil when none is.
 func (g *Governor) limiter(t Target) *limiter {
 	if l, ok := (*g.targets.Load())[t]; ok {
 		return l
@@ -116,12 +145,25 @@ func (g *Governor) limiter(t Target) *limiter {
 	if l, ok := cur[t]; ok {
 		return l
 	}
+	now := g.clk.Now()
+	var victim *limiter
 	if g.extra >= g.opts.MaxTargets {
-		return nil
+		if victim = g.idlest(cur, now); victim == nil {
+			return nil
+		}
 	}
 	next := make(map[Target]*limiter, len(cur)+1)
 	for k, v := range cur {
-		next[k] = v
+		if v != victim {
+			next[k] = v
+		}
+	}
+	if victim != nil {
+		g.extra--
+		g.evicted.Add(1)
+		if err := g.store.Forget(context.Background(), victim.target); err != nil {
+			g.noteStoreErr(err)
+		}
 	}
 	q := g.opts.Default
 	if base, ok := g.opts.Targets[Target{Model: t.Model, Region: t.Region}]; ok && t.Tier != "" {
@@ -130,7 +172,7 @@ func (g *Governor) limiter(t Target) *limiter {
 		// of its own because throttles differ by tier (flex is served last).
 		q = base
 	}
-	l := newLimiter(g, t, q.policy(), g.clk.Now())
+	l := newLimiter(g, t, q.policy(), now)
 	next[t] = l
 	g.extra++
 	g.targets.Store(&next)

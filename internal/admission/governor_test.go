@@ -306,6 +306,61 @@ func TestMaxTargets(t *testing.T) {
 	}
 }
 
+// TestMaxTargetsForgetsIdle: past MaxTargets, a new target takes the place
+// of the one idle longest (a minute at least, nothing in flight), whose
+// state and buckets are forgotten; a busy or recently used target is kept,
+// and a configured one never counts.
+func TestMaxTargetsForgetsIdle(t *testing.T) {
+	a, b, c, d := Target{Model: "a", Region: "r"}, Target{Model: "b", Region: "r"}, Target{Model: "c", Region: "r"}, Target{Model: "d", Region: "r"}
+	g, clk := newGov(t, Options{MaxTargets: 2, Default: Quota{TokensPerMinute: 6000},
+		Targets: map[Target]Quota{sonnet: {TokensPerMinute: 1000}}})
+	first := mustTry(t, g, a, Estimate{MaxTokens: 100})
+	first.Settle(Usage{InputTokens: 100})
+	clk.Advance(10 * time.Second)
+	busy := mustTry(t, g, b, Estimate{MaxTokens: 100}) // in flight throughout
+	clk.Advance(30 * time.Second)
+	steps := []struct {
+		advance time.Duration
+		target  Target
+		want    []Target // governed after the call
+		gone    []Target
+	}{
+		// a idle 30 s only: c is not governed.
+		{0, c, []Target{a, b, sonnet}, []Target{c}},
+		// a idle 70 s: c takes its place.
+		{40 * time.Second, c, []Target{b, c, sonnet}, []Target{a}},
+		// b is busy, c idle 70 s: d takes c's place.
+		{70 * time.Second, d, []Target{b, d, sonnet}, []Target{a, c}},
+	}
+	for i, st := range steps {
+		clk.Advance(st.advance)
+		tk, ok, err := g.TryAdmit(st.target, Estimate{MaxTokens: 10}, Interactive)
+		if !ok || err != nil {
+			t.Fatalf("step %d: TryAdmit(%s) = %v, %v", i, st.target, ok, err)
+		}
+		tk.Cancel()
+		for _, w := range st.want {
+			if _, ok := g.Stats(w); !ok {
+				t.Errorf("step %d: %s not governed", i, w)
+			}
+		}
+		for _, w := range st.gone {
+			if _, ok := g.Stats(w); ok {
+				t.Errorf("step %d: %s still governed", i, w)
+			}
+		}
+	}
+	busy.Settle(Usage{InputTokens: 100})
+	// A forgotten target starts anew: a's bucket is a fresh one (warming up,
+	// or full with FullStart as here).
+	clk.Advance(2 * time.Minute)
+	again := mustTry(t, g, a, Estimate{MaxTokens: 10})
+	again.Cancel()
+	if s := stats(t, g, a); s.Available != 6000 || s.Settled != 0 {
+		t.Errorf("a again: available %d, settled %d; want a fresh full bucket", s.Available, s.Settled)
+	}
+}
+
 // TestAdmitFastPathDoesNotAllocate checks the hot path: a call that fits at once.
 func TestAdmitFastPathDoesNotAllocate(t *testing.T) {
 	g, _ := newGov(t, known(1<<40))

@@ -40,9 +40,11 @@ func newBubbleGov(t testing.TB, o Options) (*Governor, bubbleClock) {
 }
 
 // build returns New(o), with the cool-down jitter fixed at its mean unless
-// o sets Rand.
+// o sets Rand, and known quotas' buckets starting full (FullStart): the
+// tests of warm-up build their Governor with New.
 func build(t testing.TB, o Options) *Governor {
 	t.Helper()
+	o.FullStart = true
 	if o.Rand == nil {
 		o.Rand = func() float64 { return 0.5 }
 	}

@@ -16,7 +16,7 @@ func (l *limiter) usage(now time.Time) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time, cost float64) {
+func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 	if l.view.unlimited() {
 		return
 	}
@@ -24,6 +24,10 @@ func (l *limiter) grow(now time.Time, cost float64) {
 		l.setBurst(0, now)
 	}
 	if l.slow {
+		if seq < l.slowSeq {
+			return // granted before slow start: it says nothing of the bucket since
+		}
+		l.slowPassed = true
 		// Slow start: each call that got through adds slowStartGain times
 		// what it cost, doubling the limit every minute ÷ slowStartGain
 		// while the calls keep up with it, but not past twice what the
@@ -36,8 +40,23 @@ func (l *limiter) grow(now time.Time, cost float64) {
 		return
 	}
 	k := l.g.recovery
-	x := (now.Sub(l.epoch).Seconds() - k) / k
-	w := l.wmax * (1 + (1-l.g.beta)*x*x*x)
+	var w float64
+	if c := &l.climb; c.active {
+		// Climbing from a limit known to be safe toward the one that met
+		// a throttle: fast at first, slowly near it (BIC's search).
+		t := now.Sub(c.from).Seconds() / k
+		if t < 1 {
+			w = c.high - (c.high-c.low)*(1-t)*(1-t)*(1-t)
+		} else {
+			c.active = false
+			l.wmax = c.high
+			l.epoch = now.Add(-time.Duration(k * float64(time.Second)))
+		}
+	}
+	if !l.climb.active {
+		x := (now.Sub(l.epoch).Seconds() - k) / k
+		w = l.wmax * (1 + (1-l.g.beta)*x*x*x)
+	}
 	if w <= l.view.TokensPerMinute {
 		return
 	}
@@ -64,9 +83,11 @@ func (l *limiter) throttle(t *Ticket) {
 	l.n.throttles++
 	var fresh bool
 	var hold float64
+	at, taken, class := now, l.taken, Interactive
 	if t != nil {
 		fresh = t.gen == l.gen
 		hold = t.hold
+		at, taken, class = t.at, t.taken, t.class
 		if !t.at.IsZero() {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
@@ -76,7 +97,7 @@ func (l *limiter) throttle(t *Ticket) {
 		fresh = !now.Before(l.pausedUntil)
 	}
 	if fresh {
-		l.react(now, hold)
+		l.react(now, hold, at, taken, class)
 	}
 	l.dispatch(now, true)
 }
@@ -100,25 +121,36 @@ func (l *limiter) throttle(t *Ticket) {
 //     came from the refill: a limit above it is lowered a little below it
 //     (told too high, or another client shares the quota), by at most
 //     Decrease at a time;
+//   - at every confirmed throttle but the first, no lower than what Bedrock
+//     gave since the one before (see dryLower), and climbing back toward the
+//     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
-func (l *limiter) react(now time.Time, hold float64) {
+func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64, class Class) {
+	l.warming, l.warmGap = false, 0
+	lower := l.dryLower(taken, now) * learnedShare
+	before := l.view.TokensPerMinute
+	l.dryAt, l.dryTaken, l.dryHold = at, l.taken, hold
 	l.lastThrott = now
-	if l.slow {
-		// Slow start ends. It doubled the limit since the last check, so
-		// the quota lies below half of it; and what the bucket gave bounds
-		// it again (see exitRate): the limit goes to the lower of the two.
-		w := min(l.view.TokensPerMinute/2, l.exitRate(now, hold))
+	if l.passedSince(l.syncSeq, now) {
+		l.strikes = 0 // a call granted after the last confirmed throttle got through
+	}
+	if l.slow && (l.slowPassed || l.passedSince(l.slowSeq, now)) {
+		// Slow start ends, once a call got through since it began (until
+		// then the bucket is still spent, or in debt, and says nothing of
+		// the rate). It doubled the limit since the last check, so the
+		// quota lies below half of it; and what the bucket gave bounds it
+		// again (see exitRate): the limit goes to the lower of the two,
+		// and no lower than what Bedrock gave since the last confirmed
+		// throttle (see dryLower).
+		w := max(min(l.view.TokensPerMinute/2, l.exitRate(now, hold)), min(lower, l.view.TokensPerMinute))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
 		l.measured = l.view.TokensPerMinute
 	}
-	if l.passedSince(l.syncSeq, now) {
-		l.strikes = 0 // a call granted after the last confirmed throttle got through
-	}
 	wasUnlimited := l.view.unlimited()
 	switch {
 	case l.view.unlimited():
-		l.firstLimit(now, hold)
+		l.firstLimit(now, hold, class)
 	case l.boundByBedrock(now):
 		// What Bedrock's bucket gave over the last minute, which began and
 		// ended with it empty: the quota, or the share of it other clients
@@ -139,10 +171,26 @@ func (l *limiter) react(now time.Time, hold float64) {
 		default:
 			// The limit itself was what held the target back: the
 			// minute says nothing more about the quota.
-			l.hold(now)
+			l.hold(now, lower)
 		}
 	default:
-		l.hold(now)
+		l.hold(now, lower)
+	}
+	l.climb.active = false
+	if !wasUnlimited && lower > 0 {
+		// The quota lies between the lower bound measured since the last
+		// confirmed throttle and the limit that met this one: the limit
+		// goes no lower than the first, and climbs back toward the
+		// second (at most what the bucket gave lately: slow start's limit
+		// outgrows the quota).
+		high := min(before, max(l.recentRate(now), lower))
+		if lower > l.view.TokensPerMinute {
+			l.setLimit(now, lower)
+			l.measured = max(l.measured, lower)
+		}
+		if high > l.view.TokensPerMinute {
+			l.climb = climb{active: true, from: now, low: l.view.TokensPerMinute, high: high}
+		}
 	}
 	switch {
 	case wasUnlimited && !l.view.unlimited():
@@ -204,13 +252,14 @@ func (l *limiter) givenRate(now time.Time, d time.Duration, extra float64) float
 // plateau, so that it does not probe upwards while throttles come; a limit
 // that has grown past the last rate measured over a minute goes back to it.
 // l.mu must be held.
-func (l *limiter) hold(now time.Time) {
+func (l *limiter) hold(now time.Time, lower float64) {
 	switch {
 	case l.view.unlimited():
-	case l.measured > 0 && l.view.TokensPerMinute > l.measured:
+	case l.measured > 0 && l.view.TokensPerMinute > max(l.measured, lower):
 		// The CUBIC curve probed past the last measured rate and found
 		// the bucket empty: back to the rate, climbing to it again
 		// before probing.
+		l.measured = max(l.measured, lower)
 		l.setLimit(now, l.measured)
 		l.epoch = now
 		return
@@ -274,10 +323,20 @@ func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
 // would set the limit below any call it ever served). Extrapolating the use
 // to a minute instead reads the burst a full bucket allows as a rate, many
 // times the quota. For a target watched long, used now and then, the limit
-// is low; slow start brings it up. l.mu must be held.
-func (l *limiter) firstLimit(now time.Time, hold float64) {
-	l.setLimit(now, min(max(l.lifetimeRate(now, hold), l.p.floor), l.p.ceil))
-	l.slow = true
+// is low; slow start brings it up. A Batch call's throttle sets at least
+// firstLimitCalls of its hold a minute: a batch that found the bucket empty
+// (one that starts empty, or in debt after another process) took nothing,
+// and slow start needs calls to get through; an Interactive call's does not,
+// so that it falls back to another target rather than waiting for this one.
+// l.mu must be held.
+func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
+	w := l.lifetimeRate(now, hold)
+	if class == Batch {
+		w = max(w, hold*firstLimitCalls)
+	}
+	l.setLimit(now, min(max(w, l.p.floor), l.p.ceil))
+	l.slow, l.slowPassed = true, false
+	l.slowSeq = l.flight.next
 }
 
 // pause stops admissions for a jittered cool-down after the second
@@ -298,4 +357,23 @@ func (l *limiter) pause(now time.Time) {
 		}
 	}
 	l.head = nil
+}
+
+// dryLower returns a lower bound of the quota from what Bedrock's bucket
+// gave between the last confirmed throttle and this one, taken before this
+// call was granted (taken): the bucket was empty when each throttled call
+// arrived (it held less than the call's hold), so what it served in
+// between, less the first call's hold, came from its refill. Counted are the
+// calls granted after the last throttle came back (those granted before it
+// may have been served from a bucket not yet empty, as calls queued in the
+// client behind a starting burst are), over the longest the time between
+// the two arrivals can be: from the grant of the last throttled call to
+// now. 0 when there was no earlier confirmed throttle or the span is too
+// short to weigh. l.mu must be held.
+func (l *limiter) dryLower(taken float64, now time.Time) float64 {
+	span := now.Sub(l.dryAt)
+	if l.dryAt.IsZero() || span < minDrySpan {
+		return 0
+	}
+	return max(taken-l.dryTaken-l.dryHold, 0) * 60 / span.Seconds()
 }

@@ -58,9 +58,18 @@ type limiter struct {
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
+	slowSeq    uint64    // the flight seq of the first call granted in slow start
+	slowPassed bool      // a call granted in slow start got through
+	warming    bool      // the bucket's level grows by what calls cost (see warm)
+	warmGap    float64   // what a full start would hold beyond the level (see lend)
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
 	lastGrant  time.Time // when the last call was granted
 	lastThrott time.Time // the last confirmed throttle
+	// The call whose throttle was last confirmed: when it was granted,
+	// taken when its throttle came back, and its hold (see dryLower).
+	dryAt             time.Time
+	dryTaken, dryHold float64
+	climb             climb
 
 	// Upper quantiles of the attempts' durations (seconds, grant to
 	// settle) and of the calls' holds: how long a reply may take, and how
@@ -80,6 +89,14 @@ type limiter struct {
 	n counters
 }
 
+// climb is a limit's way back from a safe limit (low) toward the one that
+// met a confirmed throttle (high), begun at from.
+type climb struct {
+	active    bool
+	from      time.Time
+	low, high float64
+}
+
 type counters struct {
 	settled, cancelled, throttles, decreases, resyncs, tooLarge, noise, bursts int64
 	class                                                                      [numClasses]ClassStats
@@ -97,6 +114,13 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	open := Buckets{TokensPerMinute: p.limit, RequestsPerMinute: p.rpm}
 	if !math.IsInf(p.limit, 1) {
 		open.Tokens = p.limit // a full bucket
+		if !g.opts.FullStart {
+			// Bedrock's bucket may be spent (another process used it
+			// just now) or hold less than a minute: the Governor's
+			// starts with startBurst of quota and warms up (see warm).
+			open.Tokens = p.limit * startBurst.Minutes()
+			l.warming, l.warmGap = true, p.limit-open.Tokens
+		}
 		// Start on the CUBIC plateau: the limit holds, and a learning
 		// limit probes upwards slowly at first.
 		l.epoch = now.Add(-time.Duration(g.recovery * float64(time.Second)))
@@ -118,7 +142,7 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 }
 
 // take grants a call: it takes its tokens and request and returns its Ticket.
-func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, now time.Time) Ticket {
+func (l *limiter) take(est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
 	l.takeBuckets(hold, now)
 	l.inflight++
 	l.inflightHold += hold
@@ -128,7 +152,7 @@ func (l *limiter) take(est Estimate, input float64, maxTok int, hold float64, no
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok}
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -158,7 +182,8 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.n.settled++
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
-	l.grow(now, cost)
+	l.warm(t, cost, now)
+	l.grow(now, cost, t.seq)
 	l.dispatch(now, true)
 }
 

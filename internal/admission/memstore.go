@@ -135,3 +135,11 @@ func (s *MemStore) SetBurst(_ context.Context, key Target, now time.Time, tokens
 func (s *MemStore) Level(_ context.Context, key Target, now time.Time) (Buckets, error) {
 	return s.change("Level", key, now, func(*bucket) {})
 }
+
+// Forget implements Store.
+func (s *MemStore) Forget(_ context.Context, key Target) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, key)
+	return nil
+}

@@ -138,6 +138,12 @@ type Options struct {
 	// calls are refused alike when the queue is too long for their
 	// deadlines.
 	SmallFirst bool
+	// FullStart makes a known quota's bucket start full, a minute of
+	// quota, as Bedrock's is when nothing used it lately. By default it
+	// starts with a second of quota and warms up as calls get through
+	// (docs/governor.md, Warm-up), since Bedrock's may be spent (another
+	// process used it just now) or hold less than a minute.
+	FullStart bool
 	// QueueTarget is how long an Interactive call may expect to wait in the
 	// queue of an overloaded target: one whose calls asked over the last
 	// minute for more than its limit (what they would settle): more than
@@ -164,9 +170,11 @@ type Options struct {
 	// Decrease is the share of the limit kept after a throttle, in (0, 1).
 	// Zero means DefaultDecrease.
 	Decrease float64
-	// MaxTargets bounds the targets the Governor keeps state for; calls to
-	// further targets are not governed. Targets listed in Targets always
-	// count. Zero means DefaultMaxTargets.
+	// MaxTargets bounds the targets, beyond those listed in Targets, that
+	// the Governor keeps state for. Past it, the one idle longest (no call
+	// in flight or waiting, none granted for a minute) is forgotten for a
+	// new one; when none is idle, calls to further targets are not
+	// governed. Zero means DefaultMaxTargets.
 	MaxTargets int
 	// Clock tells the time and makes the timers waits use; nil means
 	// clock.Real{}.

@@ -382,9 +382,11 @@ type simCase struct {
 	offered float64 // × quota; 0: 2
 	gov     Options
 	// bounds checked on the result
-	minUtil, maxThrottle         float64 // over the run after the warm-up
-	minLastUtil, maxLastThrottle float64 // over its last third
-	allServed                    bool    // every call served at once
+	minUtil, maxThrottle         float64                   // over the run after the warm-up
+	minLastUtil, maxLastThrottle float64                   // over its last third
+	allServed                    bool                      // every call served, at once unless maxWait says otherwise
+	maxWait                      [numClasses]time.Duration // the longest wait allowed per class when allServed
+	maxUnserved                  int                       // calls allServed lets go unserved (refused in the first seconds)
 }
 
 func TestSimulation(t *testing.T) {
@@ -405,8 +407,15 @@ func TestSimulation(t *testing.T) {
 			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: 0.03},
 		// Under the quota, the governor must not get in the way: every call
 		// served, without waiting.
-		{name: "light load, known quota", offered: 0.7, gov: Options{Default: Quota{TokensPerMinute: q}},
+		{name: "light load, known quota", offered: 0.7, gov: Options{Default: Quota{TokensPerMinute: q}, FullStart: true},
 			maxThrottle: 0.01, maxLastThrottle: 0.01, allServed: true},
+		// Warming up (the default), the first seconds' calls may wait for
+		// the bucket that starts with a second of quota: Interactive ones
+		// behind a Batch call at the head of the queue, Batch ones until
+		// the level has grown.
+		{name: "light load, known quota, warming up", offered: 0.7, gov: Options{Default: Quota{TokensPerMinute: q}},
+			maxThrottle: 0.01, maxLastThrottle: 0.01, allServed: true, maxUnserved: 10,
+			maxWait: [numClasses]time.Duration{2 * time.Second, 7 * time.Second}},
 		{name: "light load, unknown quota", offered: 0.7, gov: Options{},
 			maxThrottle: 0.01, maxLastThrottle: 0.01, allServed: true},
 	}
@@ -434,9 +443,9 @@ func TestSimulation(t *testing.T) {
 					r.utilisation, tt.minUtil, thr, tt.maxThrottle, r.lastUtilisation, tt.minLastUtil, lastThr, tt.maxLastThrottle)
 			}
 			if served := len(r.waits[Interactive]) + len(r.waits[Batch]); tt.allServed &&
-				(served != r.calls || percentile(r.waits[Interactive], 1) > 0 || percentile(r.waits[Batch], 1) > 0) {
-				t.Errorf("served %d of %d calls, longest waits %v and %v; want all, at once", served, r.calls,
-					percentile(r.waits[Interactive], 1), percentile(r.waits[Batch], 1))
+				(served < r.calls-tt.maxUnserved || percentile(r.waits[Interactive], 1) > tt.maxWait[Interactive] || percentile(r.waits[Batch], 1) > tt.maxWait[Batch]) {
+				t.Errorf("served %d of %d calls, longest waits %v and %v; want all but %d, waiting at most %v and %v", served, r.calls, tt.maxUnserved,
+					percentile(r.waits[Interactive], 1), percentile(r.waits[Batch], 1), tt.maxWait[Interactive], tt.maxWait[Batch])
 			}
 		})
 	}

@@ -84,6 +84,10 @@ type Store interface {
 	SetBurst(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
 	// Level returns key's buckets at now.
 	Level(ctx context.Context, key Target, now time.Time) (Buckets, error)
+	// Forget drops key's buckets, if it has any: a later Open makes them
+	// anew. A Governor forgets a target it stops governing (see
+	// Options.MaxTargets).
+	Forget(ctx context.Context, key Target) error
 }
 
 // Buckets are one key's limits and levels.

@@ -32,6 +32,7 @@ type Ticket struct {
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate
 	max    int     // max tokens held (part of hold)
+	class  Class
 	waited time.Duration
 }
 

@@ -118,6 +118,20 @@ const (
 	// burstMemory is how long a learned burst is kept without a confirmed
 	// throttle: after that the bucket holds a minute of quota again.
 	burstMemory = 5 * time.Minute
+	// minDrySpan is the shortest span between two confirmed throttles
+	// whose gift is read as a lower bound of the quota: over a shorter one
+	// a call's hold weighs too much.
+	minDrySpan = 5 * time.Second
+	// firstLimitCalls is how many of its hold a Batch call's first
+	// confirmed throttle lets through a minute at least: one every 5 s, so
+	// that a bucket found empty at the first call (one that starts empty,
+	// or in debt) is probed often enough for slow start to grow the limit.
+	firstLimitCalls = 12
+	// startBurst is what a target's bucket holds when its quota is known
+	// at the start: a second of quota, the least burst the emulator plays,
+	// so that a bucket Bedrock holds spent or empty throttles few calls
+	// (warm brings the level up where it is full).
+	startBurst = time.Second
 )
 
 // Telling noise throttles from quota signals (suspect.go).
@@ -148,6 +162,12 @@ const (
 	flightHorizon = 10 * time.Minute
 )
 
+// evictIdle is how long a target must have been idle (no call in flight or
+// waiting, none granted) to be forgotten for a new one once MaxTargets are
+// governed: a minute, the quota's period, after which what its bucket held
+// has refilled anyway; what it learned is learned again.
+const evictIdle = time.Minute
+
 // Defaults for zero Options fields.
 const (
 	// DefaultBatchEvery: after 4 Interactive grants in a row while Batch
@@ -171,7 +191,8 @@ const (
 	// a short queue uses an overloaded quota as fully as a long one.
 	DefaultQueueTarget = time.Second
 	// DefaultMaxTargets bounds the targets a Governor keeps state for, so
-	// that calls naming ever new models cannot grow it without end.
+	// that calls naming ever new models cannot grow it without end: past
+	// it, the target idle longest is forgotten (see evictIdle).
 	DefaultMaxTargets = 1024
 	// DefaultFloor is the lowest tokens-per-minute limit a target's
 	// adaptation goes down to when neither a quota nor a floor is set: below

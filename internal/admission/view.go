@@ -21,12 +21,17 @@ func (l *limiter) load(now time.Time) {
 // limiter goes on with the view it has.
 func (l *limiter) keep(b Buckets, err error) {
 	if err != nil {
-		l.g.storeErrs.Add(1)
-		e := err // on the heap only on failure
-		l.g.lastStoreErr.Store(&e)
+		l.g.noteStoreErr(err)
 		return
 	}
 	l.view = b
+}
+
+// noteStoreErr records a failure of the Store (see Governor.StoreErr).
+func (g *Governor) noteStoreErr(err error) {
+	g.storeErrs.Add(1)
+	e := err // on the heap only on failure
+	g.lastStoreErr.Store(&e)
 }
 
 // takeBuckets takes a granted call's hold and request.

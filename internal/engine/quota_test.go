@@ -237,7 +237,8 @@ func TestQuotaReserveAndSettle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, bubble(func(t *testing.T) {
-			h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}}, nil)
+			// A full start, so that what settles shows in what the bucket holds.
+			h := newQuotaHarness(t, &quotaUpstream{}, admission.Options{Default: admission.Quota{TokensPerMinute: 60000}, FullStart: true}, nil)
 			body := quotaBody("hello", tt.maxTokens)
 			if tt.op == attempt.Invoke {
 				body = []byte(fmt.Sprintf(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":%d,"messages":[{"role":"user","content":[{"type":"text","text":"hello"}]}]}`, tt.maxTokens))

@@ -400,6 +400,25 @@ func runKeys(t *testing.T, newStore func(t *testing.T) admission.Store) {
 	if errA != nil || errB != nil || a.Tokens != 1000 || a.TokensPerMinute != 6000 || b.Tokens != 6000 {
 		t.Fatalf("levels %+v (%v), %+v (%v); want keyA 1000 of 6000 (a second Open changes nothing), keyB 6000", a, errA, b, errB)
 	}
+	// Forget drops keyA's buckets, and only those; Open then makes them
+	// anew. Forgetting a key without buckets is no error.
+	if err := s.Forget(ctx, keyA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Level(ctx, keyA, t0); !errors.Is(err, admission.ErrNoBucket) {
+		t.Fatalf("Level after Forget: %v, want ErrNoBucket", err)
+	}
+	if err := s.Forget(ctx, keyA); err != nil {
+		t.Fatalf("Forget of a forgotten key: %v", err)
+	}
+	if err := s.Open(ctx, keyA, t0, admission.Buckets{TokensPerMinute: 100, Tokens: 100}); err != nil {
+		t.Fatal(err)
+	}
+	a, errA = s.Level(ctx, keyA, t0)
+	b, errB = s.Level(ctx, keyB, t0)
+	if errA != nil || errB != nil || a.Tokens != 100 || a.TokensPerMinute != 100 || b.Tokens != 6000 {
+		t.Fatalf("after Forget and Open: %+v (%v), %+v (%v); want keyA 100 of 100, keyB 6000", a, errA, b, errB)
+	}
 }
 
 // runConcurrent reserves from many goroutines at one time: exactly as many
