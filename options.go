@@ -211,6 +211,12 @@ type QuotaOptions struct {
 	// false: a call joining a queue is judged as large as the target's
 	// large calls.
 	SmallFirst bool
+	// FullStart starts a known quota's bucket full, a minute of quota, as
+	// Bedrock's is when nothing used it lately. false: it starts with a
+	// second of quota and warms up as calls get through (Bedrock's may be
+	// spent by another process, or hold less than a minute); Interactive
+	// calls do not wait for the warm-up.
+	FullStart bool
 	// QueueTarget is how long an Interactive call joining the queue of an
 	// overloaded target may expect to wait. 0: 1 s.
 	QueueTarget time.Duration

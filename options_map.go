@@ -59,7 +59,7 @@ func goConfig(o *Options) *config.Config {
 			IdleTimeout: d(o.Streaming.IdleTimeout)},
 		Limits: config.Limits{MaxResponseBytes: o.Limits.MaxResponseBytes, MaxEventBytes: o.Limits.MaxEventBytes},
 		Quotas: config.Quotas{Disabled: o.Quotas.Disabled, MaxWait: d(o.Quotas.MaxWait), SmallFirst: o.Quotas.SmallFirst,
-			QueueTarget: d(o.Quotas.QueueTarget), Default: quotaConfig(o.Quotas.Default)},
+			FullStart: o.Quotas.FullStart, QueueTarget: d(o.Quotas.QueueTarget), Default: quotaConfig(o.Quotas.Default)},
 	}
 	if o.Streaming.DisableResume {
 		c.Streaming.Resume = new(false)
@@ -200,7 +200,7 @@ func overlay(g, f *config.Config) *config.Config {
 
 	gq, fq := g.Quotas, f.Quotas
 	c.Quotas = config.Quotas{Disabled: gq.Disabled || fq.Disabled, MaxWait: cmp.Or(gq.MaxWait, fq.MaxWait),
-		SmallFirst: gq.SmallFirst || fq.SmallFirst, QueueTarget: cmp.Or(gq.QueueTarget, fq.QueueTarget),
+		SmallFirst: gq.SmallFirst || fq.SmallFirst, FullStart: gq.FullStart || fq.FullStart, QueueTarget: cmp.Or(gq.QueueTarget, fq.QueueTarget),
 		Default: overlayQuota(gq.Default, fq.Default),
 		Models:  append(slices.Clone(gq.Models), fq.Models...)}
 	type key struct{ model, region string }
@@ -297,7 +297,7 @@ func governorOptions(q *config.Quotas, region string) admission.Options {
 			Learn: c.TokensPerMinute > 0 && c.Learning(), MinTokensPerMinute: c.MinTokensPerMinute, MaxTokensPerMinute: c.MaxTokensPerMinute}
 	}
 	ao := admission.Options{Default: quota(q.Default), MaxWait: q.MaxWait.D(), SmallFirst: q.SmallFirst,
-		QueueTarget: q.QueueTarget.D()}
+		FullStart: q.FullStart, QueueTarget: q.QueueTarget.D()}
 	if len(q.Targets) > 0 {
 		ao.Targets = make(map[admission.Target]admission.Quota, len(q.Targets))
 		for _, t := range q.Targets {

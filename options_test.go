@@ -234,6 +234,7 @@ quotas:
   disabled: true
   max_wait: 13s
   small_first: true
+  full_start: true
   queue_target: 14s
   default: {tokens_per_minute: 1000, requests_per_minute: 10, learn: true, min_tokens_per_minute: 100, max_tokens_per_minute: 2000}
   targets: [{model: a, region: us-east-1, tokens_per_minute: 500}]
@@ -252,7 +253,7 @@ quotas:
 		Streaming:     StreamingOptions{DisableResume: true, DisableContinueTurn: true, MaxResumes: 4, FirstEventTimeout: 11 * s, IdleTimeout: 12 * s},
 		Limits:        LimitOptions{MaxResponseBytes: 1000, MaxEventBytes: 100},
 		Routes:        []Route{{Name: "r", Models: []string{"a"}, Targets: []Target{{Model: "b", Region: "eu-west-1"}}, Resume: new(true)}},
-		Quotas: QuotaOptions{Disabled: true, MaxWait: 13 * s, SmallFirst: true, QueueTarget: 14 * s,
+		Quotas: QuotaOptions{Disabled: true, MaxWait: 13 * s, SmallFirst: true, FullStart: true, QueueTarget: 14 * s,
 			Default: Quota{TokensPerMinute: 1000, RequestsPerMinute: 10, Learn: new(true), MinTokensPerMinute: 100, MaxTokensPerMinute: 2000},
 			Targets: []Quota{{Model: "a", Region: "us-east-1", TokensPerMinute: 500}},
 			Models:  []QuotaModel{{Match: "a", MaxOutputTokens: 64, Burndown: 5}}},

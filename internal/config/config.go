@@ -77,6 +77,11 @@ type Quotas struct {
 	// a call joining a queue is judged as if it were as large as the
 	// target's large calls, so large and small are refused alike.
 	SmallFirst bool `yaml:"small_first"`
+	// FullStart starts a known quota's bucket full, a minute of quota, as
+	// Bedrock's is when nothing used it lately. false: it starts with a
+	// second of quota and warms up as calls get through (Bedrock's may be
+	// spent by another process, or hold less than a minute).
+	FullStart bool `yaml:"full_start"`
 	// QueueTarget is how long an interactive call may expect to wait in the
 	// queue of an overloaded target (its calls ask for more than its
 	// quota) before it is refused at once with TargetOverloaded instead. 0:
