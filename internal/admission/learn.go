@@ -127,8 +127,11 @@ func (l *limiter) throttle(t *Ticket) {
 //   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64, class Class) {
 	l.warming, l.warmGap = false, 0
-	lower := l.dryLower(taken, now) * learnedShare
 	before := l.view.TokensPerMinute
+	// The quota lies below the limit that met this throttle: a lower bound
+	// above it read calls still in transit (or a throttle of noise) as
+	// served.
+	lower := min(l.dryLower(taken, now)*learnedShare, before)
 	l.dryAt, l.dryTaken, l.dryHold = at, l.taken, hold
 	l.lastThrott = now
 	if l.passedSince(l.syncSeq, now) {
