@@ -110,17 +110,27 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.refuse(validation("Malformed input request: keel gateway: the request body is not valid JSON"))
 		return
 	}
+	// The call's context, built before the budget wait so that the wait
+	// ends at the call's deadline and at a shutdown's cut.
+	ctx, cancel := context.WithDeadline(r.Context(), s.deadline(r.Header, op, x.start))
+	defer cancel()
+	stop := context.AfterFunc(s.cut, cancel)
+	defer stop()
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
-		release, err := s.opts.Limit(r.Context(), x.caller.Name, model, est.InputTokens+est.MaxTokens)
+		release, err := s.opts.Limit(ctx, x.caller.Name, model, est.InputTokens+est.MaxTokens)
 		if err != nil {
 			x.ev.Refused = true
+			if s.cut.Err() != nil {
+				x.refuse(refusalFor(&engine.Error{Entry: catalog.Must(catalog.CodeContextCanceled), Message: err.Error(), Err: err}, true))
+				return
+			}
 			x.refuse(asRefusal(err, catalog.CodeThrottling, http.StatusTooManyRequests))
 			return
 		}
 		defer func() { release(x.ev.Input + x.ev.Output) }()
 	}
-	x.call(&engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
+	x.call(ctx, &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
 		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority})
 }
 
@@ -226,13 +236,10 @@ func (s *Server) deadline(h http.Header, op attempt.Op, now time.Time) time.Time
 	return d
 }
 
-// call runs the call through the engine and writes its outcome.
-func (x *exchange) call(call *engine.Call) {
+// call runs the call through the engine within ctx (the call's deadline,
+// cut by a shutdown) and writes its outcome.
+func (x *exchange) call(ctx context.Context, call *engine.Call) {
 	s := x.s
-	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, call.Op, x.start))
-	defer cancel()
-	stop := context.AfterFunc(s.cut, cancel)
-	defer stop()
 	resp, rep, err := s.opts.Engine.Do(ctx, call)
 	if rep != nil {
 		x.ev.Attempts = rep.Sent() // a stream's grows until its end: stream sets it again

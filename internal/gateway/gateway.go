@@ -85,7 +85,9 @@ type Options struct {
 	// runs and release gets what it used (input plus output tokens). An
 	// error refuses the request: a *Refusal as it says, any other error as
 	// 429 ThrottlingException. Nil: no per-caller budgets.
-	// It may wait for the budget, up to ctx's end (the call's deadline).
+	// It may wait for the budget, up to ctx's end: ctx is the call's own,
+	// with its deadline, and is cancelled when a shutdown cuts the calls
+	// still running (the request is then answered 503, shutting down).
 	Limit func(ctx context.Context, caller, model string, tokens int) (release func(used int), err error)
 	// Observe is called once per request served on /model/, when its
 	// response has been written (a stream's at its end). Nil: not called.

@@ -317,3 +317,55 @@ func TestUpstreamHeaders(t *testing.T) {
 		t.Errorf("upstream User-Agent %q", got.Get("User-Agent"))
 	}
 }
+
+// TestLimitWaitsWithinTheCall: Limit gets the call's own context, so a
+// budget wait ends at the call's deadline and at a shutdown's cut.
+func TestLimitWaitsWithinTheCall(t *testing.T) {
+	tests := []struct {
+		name     string
+		shutdown bool // cut the gateway while Limit waits
+		status   int
+		code     string
+		message  string
+	}{
+		{name: "the wait ends at the call's deadline", status: 429, code: catalog.CodeThrottling, message: "deadline"},
+		{name: "the wait ends at a shutdown's cut", shutdown: true, status: 503, code: catalog.CodeServiceUnavailable, message: "shutting down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const timeout = time.Hour
+			waiting := make(chan time.Time, 1) // the deadline Limit saw
+			h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+				o.Timeout = timeout
+				o.Limit = func(ctx context.Context, _, _ string, _ int) (func(int), error) {
+					d, _ := ctx.Deadline()
+					waiting <- d
+					if !tt.shutdown {
+						return nil, &gateway.Refusal{Code: catalog.CodeThrottling, Status: 429, Message: "would wait past the deadline"}
+					}
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+			}})
+			before := time.Now()
+			done := make(chan *http.Response, 1)
+			go func() { done <- h.post(t, haiku, nil) }()
+			d := <-waiting
+			if d.Before(before.Add(timeout)) || d.After(time.Now().Add(timeout)) {
+				t.Errorf("Limit's context has deadline %v, want the call's (now + %v)", d, timeout)
+			}
+			if tt.shutdown {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel() // the drain runs out at once
+				if err := h.gw.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+					t.Errorf("Shutdown: %v", err)
+				}
+			}
+			resp := <-done
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != tt.code || !strings.Contains(msg, tt.message) {
+				t.Fatalf("got %d %s %q, want %d %s (%s)", resp.StatusCode, code, msg, tt.status, tt.code, tt.message)
+			}
+		})
+	}
+}
