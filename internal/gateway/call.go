@@ -60,6 +60,10 @@ type exchange struct {
 	caller Caller
 	ev     Event
 	rid    string // the upstream request id, when one answered
+	// usage is what the call used, as the reply reported it, and target
+	// where it ran (zero when no attempt was made).
+	usage  engine.Usage
+	target attempt.Target
 	// callerCut reports a stream cut because its caller went away or did
 	// not read: no failure of the call, so it is not dead-lettered.
 	callerCut bool
@@ -116,9 +120,12 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.cut, cancel)
 	defer stop()
+	call := &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
+		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
-		release, err := s.opts.Limit(ctx, x.caller.Name, model, est.InputTokens+est.MaxTokens)
+		target := attempt.Target{Model: model, Region: call.Region}
+		release, err := s.opts.Limit(ctx, x.caller.Name, model, s.hold(est, target))
 		if err != nil {
 			x.ev.Refused = true
 			if s.cut.Err() != nil {
@@ -128,10 +135,14 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 			x.refuse(asRefusal(err, catalog.CodeThrottling, http.StatusTooManyRequests))
 			return
 		}
-		defer func() { release(x.ev.Input + x.ev.Output) }()
+		defer func() {
+			if x.target.Model != "" {
+				target = x.target
+			}
+			release(s.charge(x.usage, target))
+		}()
 	}
-	x.call(ctx, &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
-		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority})
+	x.call(ctx, call)
 }
 
 // checkModelID returns what is wrong with a model id, or "".
@@ -242,6 +253,7 @@ func (x *exchange) call(ctx context.Context, call *engine.Call) {
 	s := x.s
 	resp, rep, err := s.opts.Engine.Do(ctx, call)
 	if rep != nil {
+		x.target = rep.Target
 		x.ev.Attempts = rep.Sent() // a stream's grows until its end: stream sets it again
 		for _, a := range rep.Attempts {
 			if a.Status != 0 {
@@ -358,8 +370,8 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 	if f != nil {
 		h.Set(hdrCode, f.Entry.Code)
 	} else {
-		u := engine.ReplyUsage(resp.Header, body)
-		x.ev.Input, x.ev.Output = u.InputTokens, u.OutputTokens
+		x.usage = engine.ReplyUsage(resp.Header, body)
+		x.ev.Input, x.ev.Output = x.usage.InputTokens, x.usage.OutputTokens
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.rid = resp.Header.Get(hdrRequestID)
@@ -458,6 +470,7 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	if failed != nil {
 		h.Set(hdrCode, failed.Entry.Code)
 	}
+	x.usage = rep.Usage
 	x.ev.Input, x.ev.Output = rep.Usage.InputTokens, rep.Usage.OutputTokens
 	return failed
 }

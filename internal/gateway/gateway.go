@@ -80,9 +80,12 @@ type Options struct {
 	// other error as 500 InternalServerException. Nil: the gateway is open
 	// and every caller is the zero Caller (Interactive, no name).
 	Authenticate func(r *http.Request, model string, body []byte) (Caller, error)
-	// Limit holds tokens (the request's input estimate plus its max tokens)
-	// of caller's budget for model before the call is sent. The call then
-	// runs and release gets what it used (input plus output tokens). An
+	// Limit holds tokens of caller's budget for model before the call is
+	// sent: what the quota governor holds, the request's input estimate
+	// plus its max tokens, or the model's largest output when it sets
+	// none. The call then runs and release gets what it used as the
+	// governor settles it: input + cache-write input + output × the
+	// model's burndown (0 when it used nothing). An
 	// error refuses the request: a *Refusal as it says, any other error as
 	// 429 ThrottlingException. Nil: no per-caller budgets.
 	// It may wait for the budget, up to ctx's end: ctx is the call's own,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/emulator"
@@ -365,6 +367,56 @@ func TestLimitWaitsWithinTheCall(t *testing.T) {
 			code, msg := bedrockError(t, resp)
 			if resp.StatusCode != tt.status || code != tt.code || !strings.Contains(msg, tt.message) {
 				t.Fatalf("got %d %s %q, want %d %s (%s)", resp.StatusCode, code, msg, tt.status, tt.code, tt.message)
+			}
+		})
+	}
+}
+
+// TestLimitCountsAsTheGovernor: a caller's budget holds what the quota
+// governor holds (the model's maximum output when the request sets no max
+// tokens) and settles what it settles (output × the model's burndown).
+func TestLimitCountsAsTheGovernor(t *testing.T) {
+	const withMax = `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":50}}`
+	const noMax = `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}]}`
+	tests := []struct {
+		name      string
+		model     string
+		body      string
+		maxTokens int     // held on top of the input estimate
+		burndown  float64 // quota tokens per output token
+	}{
+		{"max tokens set, burndown 1", haiku, withMax, 50, 1},
+		{"no max tokens: the model's maximum", haiku, noMax, 4096, 1},
+		{"burndown 5", sonnet, withMax, 50, 5},
+		{"no max tokens, burndown 5", sonnet, noMax, 64000, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var held, released []int
+			var obs observed
+			h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+				o.Observe = obs.add
+				o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "a"}, nil }
+				o.Limit = func(_ context.Context, _, _ string, tokens int) (func(int), error) {
+					held = append(held, tokens)
+					return func(used int) { released = append(released, used) }, nil
+				}
+			}})
+			resp := h.rawPost(t, "/model/"+tt.model+"/converse", "application/json", []byte(tt.body))
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			est, _ := admission.EstimateBody([]byte(tt.body))
+			ev := obs.all()
+			if len(ev) != 1 || ev[0].Output == 0 {
+				t.Fatalf("events %+v", ev)
+			}
+			want := ev[0].Input + int(math.Ceil(float64(ev[0].Output)*tt.burndown))
+			if len(held) != 1 || held[0] != est.InputTokens+tt.maxTokens || len(released) != 1 || released[0] != want {
+				t.Fatalf("held %v, released %v; want [%d], [%d] (input %d, output %d)",
+					held, released, est.InputTokens+tt.maxTokens, want, ev[0].Input, ev[0].Output)
 			}
 		})
 	}
