@@ -186,7 +186,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr)}
+	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr), InsecureOpen: f.insecureOpen}
 	if !open {
 		if err := gatewayCallers(g.Callers, &opts); err != nil {
 			return fail(err)

@@ -82,6 +82,11 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.ev.Op, x.ev.Model, x.ev.Streaming = string(op), model, op.Streaming()
+	if rf := cmpRefusal(s.hostRefusal(r), browserRefusal(r)); rf != nil {
+		x.ev.Refused = true
+		x.refuse(rf)
+		return
+	}
 	if msg := checkModelID(model); msg != "" {
 		x.refuse(validation(msg))
 		return

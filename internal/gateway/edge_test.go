@@ -353,3 +353,81 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	}
 	return c, err
 }
+
+// TestBrowsersRefused: an open gateway answers only loopback Host names
+// (DNS rebinding), and no gateway answers a browser's request (Origin,
+// Sec-Fetch-Site) on /model/.
+func TestBrowsersRefused(t *testing.T) {
+	open := func(*gateway.Options) {}
+	insecureOpen := func(o *gateway.Options) { o.InsecureOpen = true }
+	withCallers := func(o *gateway.Options) {
+		o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
+			return gateway.Caller{Name: "team-a"}, nil
+		}
+	}
+	tests := []struct {
+		name    string
+		opts    func(*gateway.Options)
+		path    string // "": a Converse call
+		host    string // "": the listen address
+		hdr     map[string]string
+		status  int
+		message string
+	}{
+		{name: "open: the listen address", opts: open, status: 200},
+		{name: "open: localhost", opts: open, host: "localhost:4000", status: 200},
+		{name: "open: localhost without a port", opts: open, host: "localhost", status: 200},
+		{name: "open: ::1", opts: open, host: "[::1]:4000", status: 200},
+		{name: "open: another host", opts: open, host: "attacker.example:4000", status: 403, message: "Host attacker.example:4000"},
+		{name: "open: a name that resolves to loopback", opts: open, host: "localhost.attacker.example", status: 403, message: "loopback"},
+		{name: "open: another host on the status page", opts: open, path: "/", host: "attacker.example", status: 403, message: "loopback"},
+		{name: "open: another host on /metrics", opts: open, path: "/metrics", host: "attacker.example", status: 403, message: "loopback"},
+		{name: "open: an Origin", opts: open, hdr: map[string]string{"Origin": "http://127.0.0.1:4000"}, status: 403, message: "Origin"},
+		{name: "open: Sec-Fetch-Site", opts: open, hdr: map[string]string{"Sec-Fetch-Site": "same-origin"}, status: 403, message: "browser"},
+		{name: "insecure open: another host", opts: insecureOpen, host: "gateway.internal:4000", status: 200},
+		{name: "insecure open: an Origin", opts: insecureOpen, hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, message: "Origin"},
+		{name: "callers: another host", opts: withCallers, host: "gateway.internal:4000", status: 200},
+		{name: "callers: an Origin", opts: withCallers, hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, message: "Origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{gateway: tt.opts})
+			method, path, body := http.MethodPost, "/model/"+haiku+"/converse", converseBody
+			if tt.path != "" {
+				method, path, body = http.MethodGet, tt.path, ""
+			}
+			req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == 200 {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d, want 200", resp.StatusCode)
+				}
+				return
+			}
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != catalog.CodeAccessDenied || !strings.Contains(msg, tt.message) {
+				t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, code, msg, tt.status, catalog.CodeAccessDenied, tt.message)
+			}
+			if n := h.script.n.Load(); n != 0 {
+				t.Errorf("the upstream saw %d requests, want none", n)
+			}
+		})
+	}
+}

@@ -73,6 +73,11 @@ type Options struct {
 	// up to BodyLimit bytes. An error refuses the request as Authenticate's
 	// do. Nil: no such check.
 	CheckHeaders func(r *http.Request) error
+	// InsecureOpen lets a gateway without Authenticate answer requests for
+	// any Host name. False: an open gateway answers only requests whose
+	// Host is a loopback name (localhost, 127.0.0.1, ::1, any port), so
+	// that a web page cannot reach it through DNS rebinding.
+	InsecureOpen bool
 	// Authenticate identifies the caller of a request for model (the id as
 	// the path names it, unescaped) from its headers and body (read whole,
 	// bounded by BodyLimit), and checks that the caller may use the model.
@@ -192,8 +197,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves one request. An open gateway refuses, on every path,
+// a request for a Host that is not a loopback name (see
+// Options.InsecureOpen); /model/ refuses it with the request's other
+// refusals.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/model/") {
+		if rf := s.hostRefusal(r); rf != nil {
+			writeRefusal(w, rf, 0, "")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // SetReady marks the gateway ready (/readyz answers 200) before any call
 // has reached the upstream: `keel serve --emulator` calls it once its
