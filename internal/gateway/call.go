@@ -343,7 +343,28 @@ func (x *exchange) refuse(rf *Refusal) {
 	if x.ev.Code == "" {
 		x.ev.Code = rf.Code
 	}
-	writeRefusal(x.w, rf, x.ev.Attempts, x.rid)
+	x.writeDeadline()
+	x.wrote(writeRefusal(x.w, rf, x.ev.Attempts, x.rid))
+}
+
+// writeDeadline bounds the writing of a non-streaming answer by
+// WriteTimeout, as each write of a stream is: a client that reads nothing
+// cannot hold the handler, its buffer and its connection. Not every
+// ResponseWriter can set one (a test recorder): those write without it.
+func (x *exchange) writeDeadline() {
+	http.NewResponseController(x.w).SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
+}
+
+// wrote records the failure of writing a non-streaming answer, when it
+// failed: the caller timed out (ClientTimeout) or went away.
+func (x *exchange) wrote(err error) {
+	if err == nil || x.ev.Code != "" {
+		return
+	}
+	x.ev.Code = catalog.CodeContextCanceled
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.ev.Code = catalog.CodeClientTimeout
+	}
 }
 
 // hopHeaders are the response headers not copied from the upstream's
@@ -381,8 +402,10 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.rid = resp.Header.Get(hdrRequestID)
 	x.ev.Status = resp.StatusCode
+	x.writeDeadline()
 	x.w.WriteHeader(resp.StatusCode)
-	x.w.Write(body)
+	_, werr := x.w.Write(body)
+	x.wrote(werr)
 }
 
 // stream copies a streaming reply to the caller, flushing each write, and

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -258,40 +259,52 @@ func TestClientDisconnectMidStream(t *testing.T) {
 }
 
 func TestSlowClientCut(t *testing.T) {
-	ended := make(chan gateway.Event, 1)
-	h := newHarness(t, setup{
-		// A reply of some thousand events, sent as fast as the emulator
-		// can, into small socket buffers: a client that reads nothing
-		// fills them.
-		emu:  func(o *emulator.Options) { o.ReplyLength.Min, o.ReplyLength.Max = 3000, 3000 },
-		wrap: func(ln net.Listener) net.Listener { return smallSendBuffers{ln} },
-		gateway: func(o *gateway.Options) {
-			o.WriteTimeout = 200 * time.Millisecond
-			o.Observe = func(e gateway.Event) { ended <- e }
-		}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		op   string
+		// A reply of some thousand events (or one large JSON reply),
+		// sent as fast as the emulator can, into small socket buffers: a
+		// client that reads nothing fills them.
+		length int
+	}{
+		{"a stream", "converse-stream", 3000},
+		{"a non-streaming reply", "converse", 60000},
 	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	body := `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":4000}}`
-	req := "POST /model/" + sonnet + "/converse-stream HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	// Read nothing: the gateway must give up writing and end the call.
-	if ev := <-ended; ev.Code != catalog.CodeClientTimeout {
-		t.Fatalf("event %+v, want code %s", ev, catalog.CodeClientTimeout)
-	}
-	st, ok := h.eng.QuotaStats(attempt.Target{Model: sonnet, Region: "us-east-1"})
-	if !ok || st.InFlight != 0 {
-		t.Fatalf("quota stats %+v: the reservation was not settled", st)
-	}
-	// The gateway still serves others.
-	if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ended := make(chan gateway.Event, 1)
+			h := newHarness(t, setup{
+				emu:  func(o *emulator.Options) { o.ReplyLength.Min, o.ReplyLength.Max = tt.length, tt.length },
+				wrap: func(ln net.Listener) net.Listener { return smallSendBuffers{ln} },
+				gateway: func(o *gateway.Options) {
+					o.WriteTimeout = 200 * time.Millisecond
+					o.Observe = func(e gateway.Event) { ended <- e }
+				}})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+			body := fmt.Sprintf(`{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":%d}}`, tt.length)
+			req := "POST /model/" + sonnet + "/" + tt.op + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+				strconv.Itoa(len(body)) + "\r\n\r\n" + body
+			if _, err := conn.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			// Read nothing: the gateway must give up writing and end the call.
+			if ev := <-ended; ev.Code != catalog.CodeClientTimeout {
+				t.Fatalf("event %+v, want code %s", ev, catalog.CodeClientTimeout)
+			}
+			st, ok := h.eng.QuotaStats(attempt.Target{Model: sonnet, Region: "us-east-1"})
+			if !ok || st.InFlight != 0 {
+				t.Fatalf("quota stats %+v: the reservation was not settled", st)
+			}
+			// The gateway still serves others.
+			if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

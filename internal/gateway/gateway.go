@@ -25,9 +25,10 @@ const (
 	// seen to serve a 25.6 MB request and refuse a 34 MB one ("Input is too
 	// long."); 32 MiB lies between, as in the emulator.
 	DefaultBodyLimit = 32 << 20
-	// DefaultWriteTimeout bounds each write of a stream to the caller: a
-	// client that reads nothing for this long is cut, so it cannot hold the
-	// upstream call and its quota. An SDK reads frames as they come; 30 s
+	// DefaultWriteTimeout bounds each write of a stream to the caller, and
+	// the writing of a whole non-streaming answer: a client that reads
+	// nothing for this long is cut, so it cannot hold the upstream call,
+	// its quota or the reply's buffer. An SDK reads frames as they come; 30 s
 	// without taking one byte is a stuck reader, not a slow one.
 	DefaultWriteTimeout = 30 * time.Second
 	// DefaultReadHeaderTimeout bounds the wait for a request's headers. An
@@ -52,8 +53,8 @@ type Options struct {
 	// BodyLimit is the largest request body served; a larger one gets 400
 	// ValidationException. Zero: DefaultBodyLimit.
 	BodyLimit int64
-	// WriteTimeout bounds each write of a stream to its caller. Zero:
-	// DefaultWriteTimeout.
+	// WriteTimeout bounds each write of a stream to its caller, and the
+	// writing of a whole non-streaming answer. Zero: DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (Serve); a slowloris client that trickles them is
