@@ -240,16 +240,36 @@ func (s *Server) deadline(h http.Header, op attempt.Op, now time.Time) time.Time
 	if op.Streaming() {
 		return d
 	}
-	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if k != "ttl" {
-			continue
-		}
-		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.After(now) && t.Before(d) {
-			d = t
-		}
+	if t, err := time.Parse(sdkTTLFormat, sdkRequest(h, "ttl")); err == nil && t.After(now) && t.Before(d) {
+		d = t
 	}
 	return d
+}
+
+// sdkRequest returns the value of key in a request's Amz-Sdk-Request
+// header ("attempt=1; max=3; ttl=..." in any order, as aws-sdk-go-v2, the
+// AWS SDK for JavaScript v3 and botocore send it), or "".
+func sdkRequest(h http.Header, key string) string {
+	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
+		if k, v, _ := strings.Cut(strings.TrimSpace(part), "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// callerRetries reports whether the caller's SDK will send the call again
+// after this answer: the answer is one the SDKs retry (429, or a 5xx
+// status), and the Amz-Sdk-Request header says this was attempt N of M
+// with N < M. Without the header, or its attempt and max, it reports
+// false: nothing says the caller will retry.
+func (x *exchange) callerRetries() bool {
+	if x.ev.Status != http.StatusTooManyRequests && x.ev.Status < 500 {
+		return false
+	}
+	n, err1 := strconv.Atoi(sdkRequest(x.r.Header, "attempt"))
+	m, err2 := strconv.Atoi(sdkRequest(x.r.Header, "max"))
+	return err1 == nil && err2 == nil && n < m
 }
 
 // call runs the call through the engine within ctx (the call's deadline,
@@ -293,7 +313,9 @@ func (x *exchange) call(ctx context.Context, call *engine.Call) {
 	}
 	if f != nil {
 		x.ev.Code = f.Entry.Code
-		if !x.callerCut {
+		// A call its caller will send again is not parked: a redrive
+		// would send it twice.
+		if !x.callerCut && !x.callerRetries() {
 			x.park(ctx, call, f)
 		}
 	}

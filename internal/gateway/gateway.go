@@ -65,8 +65,10 @@ type Options struct {
 	// the body or a secret. Nil: no access log.
 	Logger *slog.Logger
 	// DLQ, when set, parks calls that failed for good, their Source set to
-	// "gateway/" and the caller's name (its own Source is replaced). Nil:
-	// none.
+	// "gateway/" and the caller's name (its own Source is replaced): not
+	// one whose caller went away, nor one its caller's SDK will send again
+	// (a 429 or 5xx answer to attempt N < M of its Amz-Sdk-Request
+	// header). Nil: none.
 	DLQ *dlq.Recorder
 
 	// CheckHeaders, when set, looks at a request's headers before its body

@@ -11,7 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
+
+	"github.com/keel-run/keel"
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/catalog"
@@ -201,24 +207,87 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestDeadLetters(t *testing.T) {
-	store := dlq.NewMemory()
-	h := newHarness(t, setup{plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeValidation} },
-		gateway: func(o *gateway.Options) {
-			o.DLQ = &dlq.Recorder{Store: store}
-			o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
-				return gateway.Caller{Name: "team-a"}, nil
-			}
-		}})
-	resp := h.post(t, haiku, nil)
-	resp.Body.Close()
-	entries, err := store.List(context.Background(), dlq.Filter{})
-	if err != nil {
-		t.Fatal(err)
+	fail := func(code string) func(int, fault.Request) fault.Plan {
+		return func(int, fault.Request) fault.Plan { return fault.Plan{Error: code} }
 	}
-	if len(entries) != 1 || entries[0].Source != "gateway/team-a" || entries[0].Code != catalog.CodeValidation || entries[0].Model != haiku {
-		t.Fatalf("entries %+v", entries)
+	tests := []struct {
+		name   string
+		plan   func(int, fault.Request) fault.Plan
+		sdk    string // Amz-Sdk-Request; "": none
+		parked bool
+	}{
+		{name: "a failure, no SDK header", plan: fail(catalog.CodeValidation), parked: true},
+		{name: "a failure the SDK does not retry", plan: fail(catalog.CodeValidation), sdk: "attempt=1; max=3", parked: true},
+		{name: "a throttle the SDK retries", plan: fail(catalog.CodeThrottling), sdk: "attempt=1; max=3", parked: false},
+		{name: "a 503 the SDK retries (botocore's order)", plan: fail(catalog.CodeServiceUnavailable), sdk: "ttl=20200101T000000Z; attempt=2; max=3", parked: false},
+		{name: "a throttle on the SDK's last attempt", plan: fail(catalog.CodeThrottling), sdk: "attempt=3; max=3", parked: true},
+		{name: "a throttle, no SDK header", plan: fail(catalog.CodeThrottling), parked: true},
+		{name: "a throttle, no max", plan: fail(catalog.CodeThrottling), sdk: "attempt=1", parked: true},
+		{name: "a throttle, a malformed header", plan: fail(catalog.CodeThrottling), sdk: "attempt=one; max=3", parked: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := dlq.NewMemory()
+			h := newHarness(t, setup{plan: tt.plan,
+				keel: func(o *keel.Options) { o.Retry.MaxAttempts = 1 },
+				gateway: func(o *gateway.Options) {
+					o.DLQ = &dlq.Recorder{Store: store}
+					o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
+						return gateway.Caller{Name: "team-a"}, nil
+					}
+				}})
+			var hdr map[string]string
+			if tt.sdk != "" {
+				hdr = map[string]string{"Amz-Sdk-Request": tt.sdk}
+			}
+			resp := h.post(t, haiku, hdr)
+			resp.Body.Close()
+			entries, err := store.List(context.Background(), dlq.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.parked {
+				if len(entries) != 0 {
+					t.Fatalf("%d entries parked, want none (the caller's SDK sends it again)", len(entries))
+				}
+				return
+			}
+			if len(entries) != 1 || entries[0].Source != "gateway/team-a" || entries[0].Model != haiku {
+				t.Fatalf("entries %+v", entries)
+			}
+		})
 	}
 }
+
+// TestDeadLettersWithTheSDKsRetries: a throttle that aws-sdk-go-v2's
+// default retryer sends again, and gets its reply, is not parked.
+func TestDeadLettersWithTheSDKsRetries(t *testing.T) {
+	store := dlq.NewMemory()
+	h := newHarness(t, setup{
+		keel: func(o *keel.Options) { o.Retry.MaxAttempts = 1 },
+		plan: func(n int, _ fault.Request) fault.Plan {
+			if n == 0 {
+				return fault.Plan{Error: catalog.CodeThrottling}
+			}
+			return fault.Plan{}
+		},
+		gateway: func(o *gateway.Options) { o.DLQ = &dlq.Recorder{Store: store} }})
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(h.url),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDCALLER", "caller-secret", ""),
+		HTTPClient:  &http.Client{Transport: plainBody{tr}}, // the SDK's default retries
+		Retryer:     retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = retry.BackoffDelayerFunc(noBackoff) })})
+	if _, err := c.Converse(context.Background(), converseInput(haiku)); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := store.List(context.Background(), dlq.Filter{})
+	if len(entries) != 0 || h.script.n.Load() != 2 {
+		t.Fatalf("upstream saw %d requests; %d entries parked, want none", h.script.n.Load(), len(entries))
+	}
+}
+
+func noBackoff(int, error) (time.Duration, error) { return 0, nil }
 
 func TestShutdownDrainsAStream(t *testing.T) {
 	// Paced replies: the stream is still running when the shutdown begins.
