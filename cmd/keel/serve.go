@@ -237,6 +237,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if f.emulated {
 		gw.SetReady()
+	} else {
+		// /readyz turns 200 once the upstream answers a probe: a load
+		// balancer gated on it then starts sending.
+		pctx, stopProbe := context.WithCancel(ctx)
+		probed := make(chan struct{})
+		go func() {
+			defer close(probed)
+			gw.ProbeUpstream(pctx)
+		}()
+		defer func() {
+			stopProbe()
+			<-probed
+		}()
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -209,6 +210,16 @@ func New(opts Options) (*Engine, error) {
 		e.breakers = r
 	}
 	return e, nil
+}
+
+// BaseURL returns the base URL attempts to region are sent to (empty: the
+// engine's default region): the configured Endpoints', else AWS's.
+func (e *Engine) BaseURL(region string) (*url.URL, error) {
+	eps := e.opts.Endpoints
+	if eps == nil {
+		eps = attempt.AWSEndpoints{}
+	}
+	return eps.BaseURL(cmp.Or(region, e.opts.Region))
 }
 
 // HTTPClient returns the client attempts are sent with.

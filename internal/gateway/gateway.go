@@ -60,6 +60,9 @@ type Options struct {
 	// request's headers (Serve); a slowloris client that trickles them is
 	// dropped. Zero: DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
+	// ProbeEvery is how often ProbeUpstream tries an upstream that has not
+	// answered. Zero: DefaultProbeEvery.
+	ProbeEvery time.Duration
 	// Logger receives the access log: one line per request with the
 	// caller, operation, model, status, code, attempts and duration, never
 	// the body or a secret. Nil: no access log.
@@ -158,9 +161,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("gateway: Options.Engine is required")
 	}
-	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 {
-		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), WriteTimeout (%v) and ReadHeaderTimeout (%v) must not be negative",
-			opts.Timeout, opts.BodyLimit, opts.WriteTimeout, opts.ReadHeaderTimeout)
+	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 || opts.ProbeEvery < 0 {
+		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), WriteTimeout (%v), ReadHeaderTimeout (%v) and ProbeEvery (%v) must not be negative",
+			opts.Timeout, opts.BodyLimit, opts.WriteTimeout, opts.ReadHeaderTimeout, opts.ProbeEvery)
 	}
 	if opts.DLQ != nil && opts.DLQ.Store == nil {
 		return nil, errors.New("gateway: Options.DLQ has no Store")
@@ -179,6 +182,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ReadHeaderTimeout == 0 {
 		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if opts.ProbeEvery == 0 {
+		opts.ProbeEvery = DefaultProbeEvery
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	s.cut, s.cutCall = context.WithCancel(context.Background())
@@ -220,7 +226,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) SetReady() { s.ready.Store(true) }
 
 // Ready reports whether /readyz answers 200: the upstream has answered a
-// call (with any HTTP status), or SetReady was called.
+// call or a probe (ProbeUpstream) with any HTTP status, or SetReady was
+// called.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/keel-run/keel"
 
 	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/emulator"
@@ -486,6 +489,49 @@ func TestLimitCountsAsTheGovernor(t *testing.T) {
 			if len(held) != 1 || held[0] != est.InputTokens+tt.maxTokens || len(released) != 1 || released[0] != want {
 				t.Fatalf("held %v, released %v; want [%d], [%d] (input %d, output %d)",
 					held, released, est.InputTokens+tt.maxTokens, want, ev[0].Input, ev[0].Output)
+			}
+		})
+	}
+}
+
+func TestProbeUpstream(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := &url.URL{Scheme: "http", Host: dead.Addr().String()}
+	dead.Close() // connections to it are refused: no HTTP answer
+	tests := []struct {
+		name  string
+		dead  bool
+		ready bool
+	}{
+		{name: "an upstream that answers (any status)", ready: true},
+		{name: "an upstream that does not", dead: true, ready: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var eng *engine.Engine
+			if tt.dead {
+				var err error
+				if eng, err = engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: deadURL}}); err != nil {
+					t.Fatal(err)
+				}
+				defer eng.HTTPClient().CloseIdleConnections()
+			} else {
+				eng = newHarness(t, setup{}).eng
+			}
+			gw, err := gateway.New(gateway.Options{Engine: eng, ProbeEvery: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An answer ends the probes at once; without one they go on
+			// until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err = gw.ProbeUpstream(ctx)
+			if gw.Ready() != tt.ready || (err == nil) != tt.ready {
+				t.Fatalf("ProbeUpstream: %v; Ready %v, want %v", err, gw.Ready(), tt.ready)
 			}
 		})
 	}
