@@ -34,7 +34,7 @@ func (s *Server) hostRefusal(r *http.Request) *Refusal {
 	}
 	return &Refusal{Code: catalog.CodeAccessDenied, Status: http.StatusForbidden, Message: fmt.Sprintf(
 		"keel gateway: this gateway is open (no callers), so it answers only loopback names (localhost, 127.0.0.1, ::1); "+
-			"the request is for Host %s", shownHost(r.Host))}
+			"the request is for Host %q", shownValue(r.Host))}
 }
 
 // loopbackHost reports whether a Host header (with or without a port) is
@@ -49,16 +49,6 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// maxShownHost bounds how much of a Host header a refusal quotes.
-const maxShownHost = 256
-
-func shownHost(h string) string {
-	if len(h) > maxShownHost {
-		return fmt.Sprintf("%q...", h[:maxShownHost])
-	}
-	return h
 }
 
 // cmpRefusal returns the first refusal that is not nil.

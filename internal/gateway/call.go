@@ -127,6 +127,10 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	call := &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
 		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority}
+	if rf := targetRefusal(call.Region, engine.RequestTier(op, r.Header, body)); rf != nil {
+		x.refuse(rf)
+		return
+	}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
 		target := attempt.Target{Model: model, Region: call.Region}

@@ -391,7 +391,7 @@ func TestBrowsersRefused(t *testing.T) {
 		{name: "open: localhost", opts: open, host: "localhost:4000", status: 200},
 		{name: "open: localhost without a port", opts: open, host: "localhost", status: 200},
 		{name: "open: ::1", opts: open, host: "[::1]:4000", status: 200},
-		{name: "open: another host", opts: open, host: "attacker.example:4000", status: 403, message: "Host attacker.example:4000"},
+		{name: "open: another host", opts: open, host: "attacker.example:4000", status: 403, message: `Host "attacker.example:4000"`},
 		{name: "open: a name that resolves to loopback", opts: open, host: "localhost.attacker.example", status: 403, message: "loopback"},
 		{name: "open: another host on the status page", opts: open, path: "/", host: "attacker.example", status: 403, message: "loopback"},
 		{name: "open: another host on /metrics", opts: open, path: "/metrics", host: "attacker.example", status: 403, message: "loopback"},
@@ -440,6 +440,70 @@ func TestBrowsersRefused(t *testing.T) {
 			}
 			if n := h.script.n.Load(); n != 0 {
 				t.Errorf("the upstream saw %d requests, want none", n)
+			}
+		})
+	}
+}
+
+// TestBadTargets: a region or service tier that is not AWS's is refused
+// before the engine makes a target of it.
+func TestBadTargets(t *testing.T) {
+	signedFor := func(region string) map[string]string {
+		return map[string]string{"Authorization": "AWS4-HMAC-SHA256 Credential=AKIDCALLER/20260101/" + region +
+			"/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"}
+	}
+	tiered := strings.Replace(converseBody, `{`, `{"serviceTier":{"type":"%s"},`, 1)
+	invoke := `{"anthropic_version":"bedrock-2023-05-31","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+	tests := []struct {
+		name, op, body string
+		hdr            map[string]string
+		status         int
+		inMessage      string
+	}{
+		{name: "a region", op: "converse", body: converseBody, hdr: signedFor("eu-central-1"), status: 200},
+		{name: "a GovCloud region", op: "converse", body: converseBody, hdr: signedFor("us-gov-west-1"), status: 200},
+		{name: "a made-up region", op: "converse", body: converseBody, hdr: signedFor("zz-junk-1"), status: 400, inMessage: "region"},
+		{name: "a region of another shape", op: "converse", body: converseBody, hdr: signedFor("us-east-1a"), status: 400, inMessage: "region"},
+		{name: "an upper-case region", op: "converse", body: converseBody, hdr: signedFor("US-EAST-1"), status: 400, inMessage: "region"},
+		{name: "a tier", op: "converse", body: fmt.Sprintf(tiered, "default"), status: 200},
+		{name: "a made-up tier", op: "converse", body: fmt.Sprintf(tiered, "junk-1"), status: 400, inMessage: "serviceTier"},
+		{name: "a tier header", op: "invoke", body: invoke, hdr: map[string]string{"X-Amzn-Bedrock-Service-Tier": "default"}, status: 200},
+		{name: "a made-up tier header", op: "invoke", body: invoke, hdr: map[string]string{"X-Amzn-Bedrock-Service-Tier": "junk"}, status: 400, inMessage: "serviceTier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{})
+			req, err := http.NewRequest(http.MethodPost, h.url+"/model/"+haiku+"/"+tt.op, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == 200 {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d %s", resp.StatusCode, b)
+				}
+				return
+			}
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != catalog.CodeValidation || !strings.Contains(msg, tt.inMessage) {
+				t.Fatalf("got %d %s %q, want %d %s with %q", resp.StatusCode, code, msg, tt.status, catalog.CodeValidation, tt.inMessage)
+			}
+			if n := h.script.n.Load(); n != 0 {
+				t.Fatalf("the upstream saw %d requests", n)
+			}
+			if s := h.eng.Snapshot(); len(s) != 0 {
+				t.Fatalf("the engine holds targets %+v", s)
 			}
 		})
 	}
