@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -137,5 +138,58 @@ func TestServeCallers(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
+	}
+}
+
+// TestServeMetricsBounded: callers who name many models or regions cannot
+// make /metrics grow without end: past a bound, new values are counted
+// under "other".
+func TestServeMetricsBounded(t *testing.T) {
+	const n = 100 // distinct values sent, more than the engine's bound of 64
+	tests := []struct {
+		name   string
+		model  func(i int) string
+		region func(i int) string
+		label  string // the label whose values are counted
+		prefix string // the start of the values sent
+	}{
+		{name: "model ids", model: func(i int) string { return fmt.Sprintf("anthropic.claude-junk-%d", i) },
+			region: func(int) string { return "us-east-1" }, label: "model", prefix: "anthropic.claude-junk-"},
+		{name: "regions", model: func(int) string { return "anthropic.claude-3-haiku-20240307-v1:0" },
+			region: func(i int) string { return fmt.Sprintf("us-east-%d", 10+i%90) }, label: "region", prefix: "us-east-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := startServe(t, "--emulator")
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			for i := range n {
+				c := bedrockruntime.New(bedrockruntime.Options{Region: tt.region(i), BaseEndpoint: aws.String(url),
+					Credentials: credentials.NewStaticCredentialsProvider("AKIDCALLER", "caller-secret", ""), RetryMaxAttempts: 1,
+					HTTPClient: &http.Client{Transport: tr}})
+				c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(tt.model(i)),
+					Messages:        []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}},
+					InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(10)}})
+			}
+			resp, err := (&http.Client{Transport: tr}).Get(url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			seen := map[string]bool{}
+			for _, m := range regexp.MustCompile(tt.label+`="([^"]*)"`).FindAllStringSubmatch(string(b), -1) {
+				seen[m[1]] = true
+			}
+			sent := 0
+			for v := range seen {
+				if strings.HasPrefix(v, tt.prefix) {
+					sent++
+				}
+			}
+			if sent == 0 || sent > 64 || !seen["other"] {
+				t.Fatalf("/metrics (%d bytes) has %d %s values of the %d sent (want at most 64) and other: %v", len(b), sent, tt.label, n, seen["other"])
+			}
+		})
 	}
 }

@@ -135,9 +135,11 @@ type Engine struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	m        *telemetry.Metrics
-	gov      *admission.Governor
-	replies  *replyTimes
-	errs     errorLog // failures by target and code, for Snapshot
+	// models and regions bound the label values of m (labels.go).
+	models, regions *labelSet
+	gov             *admission.Governor
+	replies         *replyTimes
+	errs            errorLog // failures by target and code, for Snapshot
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map
@@ -183,13 +185,15 @@ func New(opts Options) (*Engine, error) {
 			// key id alone, so engines with different secrets must not share one.
 			Signer: v4.NewSigner()},
 		clk:     opts.Clock,
+		models:  newModelLabels(),
+		regions: newRegionLabels(),
 		log:     opts.Logger,
 		m:       opts.Metrics,
 		gov:     opts.Governor,
 		replies: newReplyTimes(opts.AttemptTimeout),
 	}
 	if e.gov != nil && e.m != nil {
-		e.m.SetQuotaSource(e.gov.Snapshot)
+		e.m.SetQuotaSource(e.quotaSeries)
 	}
 	if !opts.DisableBudget {
 		bo := opts.Budget
