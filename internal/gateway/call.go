@@ -60,6 +60,9 @@ type exchange struct {
 	caller Caller
 	ev     Event
 	rid    string // the upstream request id, when one answered
+	// bodyHeld is how many bytes of the server's bodies in flight this
+	// request holds (readBody, until releaseBody).
+	bodyHeld int64
 	// usage is what the call used, as the reply reported it, and target
 	// where it ran (zero when no attempt was made).
 	usage  engine.Usage
@@ -99,7 +102,9 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body, rf := x.readBody()
+	defer x.releaseBody()
 	if rf != nil {
+		x.ev.Refused = rf.Status == http.StatusServiceUnavailable
 		x.refuse(rf)
 		return
 	}
@@ -112,6 +117,8 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		}
 		x.caller = c
 	}
+	// The caller is known: its body no longer counts as one being read.
+	x.releaseBody()
 	x.ev.Caller = x.caller.Name
 	// Checked once the caller is known, so that a stranger gets only the
 	// refusal.
@@ -179,26 +186,6 @@ func asRefusal(err error, code string, status int) *Refusal {
 		return rf
 	}
 	return &Refusal{Code: code, Status: status, Message: "keel gateway: " + err.Error()}
-}
-
-// readBody reads the request body whole, bounded by BodyLimit.
-func (x *exchange) readBody() ([]byte, *Refusal) {
-	limit := x.s.opts.BodyLimit
-	tooLong := validation(fmt.Sprintf("Input is too long. keel gateway: the request body is over the %d-byte limit", limit))
-	if x.r.ContentLength > limit {
-		return nil, tooLong
-	}
-	rc := http.NewResponseController(x.w)
-	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) // not every ResponseWriter has one: then none
-	body, err := io.ReadAll(io.LimitReader(x.r.Body, limit+1))
-	rc.SetReadDeadline(time.Time{})
-	if err != nil {
-		return nil, validation("keel gateway: reading the request body: " + err.Error())
-	}
-	if int64(len(body)) > limit {
-		return nil, tooLong
-	}
-	return body, nil
 }
 
 // isJSON reports whether a request's content type is JSON, or unset (the

@@ -25,6 +25,11 @@ const (
 	// seen to serve a 25.6 MB request and refuse a 34 MB one ("Input is too
 	// long."); 32 MiB lies between, as in the emulator.
 	DefaultBodyLimit = 32 << 20
+	// defaultBodiesInFlight is how many bodies of BodyLimit may be read at
+	// once when BodyBytesInFlight is not set: 128 MiB at the default limit,
+	// while SDKs' bodies are mostly kilobytes, so only very large bodies
+	// (or strangers') ever wait their turn.
+	defaultBodiesInFlight = 4
 	// DefaultWriteTimeout bounds each write of a stream to the caller, and
 	// the writing of a whole non-streaming answer: a client that reads
 	// nothing for this long is cut, so it cannot hold the upstream call,
@@ -53,6 +58,13 @@ type Options struct {
 	// BodyLimit is the largest request body served; a larger one gets 400
 	// ValidationException. Zero: DefaultBodyLimit.
 	BodyLimit int64
+	// BodyBytesInFlight bounds the bytes of request bodies being read at
+	// once, each held from before its body is read until its caller is
+	// authenticated: a request that does not fit is refused with 503
+	// ServiceUnavailableException (which the SDKs retry), so that strangers
+	// who know an access key ID cannot make the gateway hold many bodies.
+	// Less than BodyLimit+1 is raised to it. Zero: 4 × BodyLimit.
+	BodyBytesInFlight int64
 	// WriteTimeout bounds each write of a stream to its caller, and the
 	// writing of a whole non-streaming answer. Zero: DefaultWriteTimeout.
 	WriteTimeout time.Duration
@@ -150,6 +162,7 @@ type Server struct {
 	cutCall context.CancelFunc
 
 	inflight tracker
+	bodies   byteBudget // bytes of request bodies being read
 
 	mu       sync.Mutex
 	servers  []*http.Server
@@ -161,9 +174,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("gateway: Options.Engine is required")
 	}
-	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 || opts.ProbeEvery < 0 {
-		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), WriteTimeout (%v), ReadHeaderTimeout (%v) and ProbeEvery (%v) must not be negative",
-			opts.Timeout, opts.BodyLimit, opts.WriteTimeout, opts.ReadHeaderTimeout, opts.ProbeEvery)
+	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.BodyBytesInFlight < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 || opts.ProbeEvery < 0 {
+		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), BodyBytesInFlight (%d), WriteTimeout (%v), ReadHeaderTimeout (%v) and ProbeEvery (%v) must not be negative",
+			opts.Timeout, opts.BodyLimit, opts.BodyBytesInFlight, opts.WriteTimeout, opts.ReadHeaderTimeout, opts.ProbeEvery)
 	}
 	if opts.DLQ != nil && opts.DLQ.Store == nil {
 		return nil, errors.New("gateway: Options.DLQ has no Store")
@@ -177,6 +190,10 @@ func New(opts Options) (*Server, error) {
 	if opts.BodyLimit == 0 {
 		opts.BodyLimit = DefaultBodyLimit
 	}
+	if opts.BodyBytesInFlight == 0 {
+		opts.BodyBytesInFlight = defaultBodiesInFlight * opts.BodyLimit
+	}
+	opts.BodyBytesInFlight = max(opts.BodyBytesInFlight, opts.BodyLimit+1)
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
@@ -186,7 +203,7 @@ func New(opts Options) (*Server, error) {
 	if opts.ProbeEvery == 0 {
 		opts.ProbeEvery = DefaultProbeEvery
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), bodies: byteBudget{max: opts.BodyBytesInFlight}}
 	s.cut, s.cutCall = context.WithCancel(context.Background())
 	s.mux.HandleFunc("/model/", s.serveModel)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok") })
