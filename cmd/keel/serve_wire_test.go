@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -189,6 +190,68 @@ func TestServeMetricsBounded(t *testing.T) {
 			}
 			if sent == 0 || sent > 64 || !seen["other"] {
 				t.Fatalf("/metrics (%d bytes) has %d %s values of the %d sent (want at most 64) and other: %v", len(b), sent, tt.label, n, seen["other"])
+			}
+		})
+	}
+}
+
+// TestServeBudgets: a caller's budget counts as the quota does (a request
+// without max tokens holds the model's largest output), and a wait for it
+// that would cross the call's deadline gets its ThrottlingException at once.
+func TestServeBudgets(t *testing.T) {
+	const haiku = "anthropic.claude-3-haiku-20240307-v1:0" // largest output 4096
+	tests := []struct {
+		name      string
+		tpm       int
+		maxTokens []int32 // one call each, in order; 0: none set
+		wantLast  string  // the last call's error code; "": success
+	}{
+		{name: "max tokens within the budget", tpm: 5000, maxTokens: []int32{100}},
+		{name: "no max tokens: the model's largest output, over the budget", tpm: 1000, maxTokens: []int32{0}, wantLast: "ThrottlingException"},
+		{name: "no max tokens within the budget", tpm: 5000, maxTokens: []int32{0}},
+		// The second call's wait is about 50 s, past gateway.timeout.
+		{name: "a wait past the deadline", tpm: 120, maxTokens: []int32{100, 100}, wantLast: "ThrottlingException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "keel.yaml")
+			if err := os.WriteFile(cfg, fmt.Appendf(nil, `gateway:
+  timeout: 2s
+  callers:
+    - name: team-b
+      sigv4: {access_key_id: AKIAEXAMPLETEAMB, secret_access_key: team-b-secret-key-0123456789}
+      tokens_per_minute: %d
+`, tt.tpm), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			url := startServe(t, "--emulator", "--config", cfg)
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+				Credentials:      credentials.NewStaticCredentialsProvider("AKIAEXAMPLETEAMB", "team-b-secret-key-0123456789", ""),
+				RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: tr}})
+			var err error
+			for i, m := range tt.maxTokens {
+				in := &bedrockruntime.ConverseInput{ModelId: aws.String(haiku),
+					Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}}}
+				if m > 0 {
+					in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(m)}
+				}
+				// The client's own timeout is longer than the gateway's: an
+				// answer before it comes from the gateway.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err = c.Converse(ctx, in)
+				cancel()
+				if i < len(tt.maxTokens)-1 && err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			}
+			var ae smithy.APIError
+			switch {
+			case tt.wantLast == "" && err != nil:
+				t.Fatalf("last call: %v", err)
+			case tt.wantLast != "" && (!errors.As(err, &ae) || ae.ErrorCode() != tt.wantLast):
+				t.Fatalf("last call: %v, want %s", err, tt.wantLast)
 			}
 		})
 	}
