@@ -170,6 +170,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"listen on a loopback address such as 127.0.0.1:4000, configure callers, or pass --insecure-open\n", f.listen)
 		return 2
 	}
+	if f.tlsCert == "" {
+		if names := bearerCallers(g.Callers); len(names) > 0 {
+			fmt.Fprintf(stderr, "keel serve: caller(s) %s have a bearer token, which the gateway accepts over HTTPS only "+
+				"(a token sent over plain HTTP can be read on the way); serve TLS with --tls-cert and --tls-key (or gateway.tls), "+
+				"or give those callers sigv4 keys instead\n", strings.Join(names, ", "))
+			return 2
+		}
+	}
 	var tlsConfig *tls.Config
 	if f.tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
@@ -178,7 +186,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr)}
+	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr), InsecureOpen: f.insecureOpen}
 	if !open {
 		if err := gatewayCallers(g.Callers, &opts); err != nil {
 			return fail(err)
@@ -229,6 +237,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if f.emulated {
 		gw.SetReady()
+	} else {
+		// /readyz turns 200 once the upstream answers a probe: a load
+		// balancer gated on it then starts sending.
+		pctx, stopProbe := context.WithCancel(ctx)
+		probed := make(chan struct{})
+		go func() {
+			defer close(probed)
+			gw.ProbeUpstream(pctx)
+		}()
+		defer func() {
+			stopProbe()
+			<-probed
+		}()
 	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
@@ -264,6 +285,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "keel serve: stopped")
 	return 0
+}
+
+// bearerCallers returns the names of the callers that have a bearer token.
+func bearerCallers(callers []config.Caller) []string {
+	var names []string
+	for _, c := range callers {
+		if c.Bearer != "" {
+			names = append(names, c.Name)
+		}
+	}
+	return names
 }
 
 // isLoopback reports whether a listen address is on a loopback interface

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -137,5 +139,120 @@ func TestServeCallers(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics has no %s", want)
 		}
+	}
+}
+
+// TestServeMetricsBounded: callers who name many models or regions cannot
+// make /metrics grow without end: past a bound, new values are counted
+// under "other".
+func TestServeMetricsBounded(t *testing.T) {
+	const n = 100 // distinct values sent, more than the engine's bound of 64
+	tests := []struct {
+		name   string
+		model  func(i int) string
+		region func(i int) string
+		label  string // the label whose values are counted
+		prefix string // the start of the values sent
+	}{
+		{name: "model ids", model: func(i int) string { return fmt.Sprintf("anthropic.claude-junk-%d", i) },
+			region: func(int) string { return "us-east-1" }, label: "model", prefix: "anthropic.claude-junk-"},
+		{name: "regions", model: func(int) string { return "anthropic.claude-3-haiku-20240307-v1:0" },
+			region: func(i int) string { return fmt.Sprintf("us-east-%d", 10+i%90) }, label: "region", prefix: "us-east-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := startServe(t, "--emulator")
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			for i := range n {
+				c := bedrockruntime.New(bedrockruntime.Options{Region: tt.region(i), BaseEndpoint: aws.String(url),
+					Credentials: credentials.NewStaticCredentialsProvider("AKIDCALLER", "caller-secret", ""), RetryMaxAttempts: 1,
+					HTTPClient: &http.Client{Transport: tr}})
+				c.Converse(context.Background(), &bedrockruntime.ConverseInput{ModelId: aws.String(tt.model(i)),
+					Messages:        []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}},
+					InferenceConfig: &types.InferenceConfiguration{MaxTokens: aws.Int32(10)}})
+			}
+			resp, err := (&http.Client{Transport: tr}).Get(url + "/metrics")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			seen := map[string]bool{}
+			for _, m := range regexp.MustCompile(tt.label+`="([^"]*)"`).FindAllStringSubmatch(string(b), -1) {
+				seen[m[1]] = true
+			}
+			sent := 0
+			for v := range seen {
+				if strings.HasPrefix(v, tt.prefix) {
+					sent++
+				}
+			}
+			if sent == 0 || sent > 64 || !seen["other"] {
+				t.Fatalf("/metrics (%d bytes) has %d %s values of the %d sent (want at most 64) and other: %v", len(b), sent, tt.label, n, seen["other"])
+			}
+		})
+	}
+}
+
+// TestServeBudgets: a caller's budget counts as the quota does (a request
+// without max tokens holds the model's largest output), and a wait for it
+// that would cross the call's deadline gets its ThrottlingException at once.
+func TestServeBudgets(t *testing.T) {
+	const haiku = "anthropic.claude-3-haiku-20240307-v1:0" // largest output 4096
+	tests := []struct {
+		name      string
+		tpm       int
+		maxTokens []int32 // one call each, in order; 0: none set
+		wantLast  string  // the last call's error code; "": success
+	}{
+		{name: "max tokens within the budget", tpm: 5000, maxTokens: []int32{100}},
+		{name: "no max tokens: the model's largest output, over the budget", tpm: 1000, maxTokens: []int32{0}, wantLast: "ThrottlingException"},
+		{name: "no max tokens within the budget", tpm: 5000, maxTokens: []int32{0}},
+		// The second call's wait is about 50 s, past gateway.timeout.
+		{name: "a wait past the deadline", tpm: 120, maxTokens: []int32{100, 100}, wantLast: "ThrottlingException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "keel.yaml")
+			if err := os.WriteFile(cfg, fmt.Appendf(nil, `gateway:
+  timeout: 2s
+  callers:
+    - name: team-b
+      sigv4: {access_key_id: AKIAEXAMPLETEAMB, secret_access_key: team-b-secret-key-0123456789}
+      tokens_per_minute: %d
+`, tt.tpm), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			url := startServe(t, "--emulator", "--config", cfg)
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+				Credentials:      credentials.NewStaticCredentialsProvider("AKIAEXAMPLETEAMB", "team-b-secret-key-0123456789", ""),
+				RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: tr}})
+			var err error
+			for i, m := range tt.maxTokens {
+				in := &bedrockruntime.ConverseInput{ModelId: aws.String(haiku),
+					Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}}}
+				if m > 0 {
+					in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(m)}
+				}
+				// The client's own timeout is longer than the gateway's: an
+				// answer before it comes from the gateway.
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				_, err = c.Converse(ctx, in)
+				cancel()
+				if i < len(tt.maxTokens)-1 && err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			}
+			var ae smithy.APIError
+			switch {
+			case tt.wantLast == "" && err != nil:
+				t.Fatalf("last call: %v", err)
+			case tt.wantLast != "" && (!errors.As(err, &ae) || ae.ErrorCode() != tt.wantLast):
+				t.Fatalf("last call: %v, want %s", err, tt.wantLast)
+			}
+		})
 	}
 }

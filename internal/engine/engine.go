@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -134,9 +135,11 @@ type Engine struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	m        *telemetry.Metrics
-	gov      *admission.Governor
-	replies  *replyTimes
-	errs     errorLog // failures by target and code, for Snapshot
+	// models and regions bound the label values of m (labels.go).
+	models, regions *labelSet
+	gov             *admission.Governor
+	replies         *replyTimes
+	errs            errorLog // failures by target and code, for Snapshot
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map
@@ -182,13 +185,15 @@ func New(opts Options) (*Engine, error) {
 			// key id alone, so engines with different secrets must not share one.
 			Signer: v4.NewSigner()},
 		clk:     opts.Clock,
+		models:  newModelLabels(),
+		regions: newRegionLabels(),
 		log:     opts.Logger,
 		m:       opts.Metrics,
 		gov:     opts.Governor,
 		replies: newReplyTimes(opts.AttemptTimeout),
 	}
 	if e.gov != nil && e.m != nil {
-		e.m.SetQuotaSource(e.gov.Snapshot)
+		e.m.SetQuotaSource(e.quotaSeries)
 	}
 	if !opts.DisableBudget {
 		bo := opts.Budget
@@ -209,6 +214,16 @@ func New(opts Options) (*Engine, error) {
 		e.breakers = r
 	}
 	return e, nil
+}
+
+// BaseURL returns the base URL attempts to region are sent to (empty: the
+// engine's default region): the configured Endpoints', else AWS's.
+func (e *Engine) BaseURL(region string) (*url.URL, error) {
+	eps := e.opts.Endpoints
+	if eps == nil {
+		eps = attempt.AWSEndpoints{}
+	}
+	return eps.BaseURL(cmp.Or(region, e.opts.Region))
 }
 
 // HTTPClient returns the client attempts are sent with.

@@ -18,9 +18,9 @@ import (
 func (e *Engine) breakerChanged(model, region, tier string, from, to breaker.State) {
 	if e.m != nil {
 		t := cmp.Or(tier, bedrock.TierDefault)
-		e.m.BreakerState.WithLabelValues(model, region, t).Set(float64(to))
+		e.m.BreakerState.WithLabelValues(e.models.label(model), e.regions.label(region), t).Set(float64(to))
 		if to == breaker.Open {
-			e.m.BreakerOpens.WithLabelValues(model, region, t).Inc()
+			e.m.BreakerOpens.WithLabelValues(e.models.label(model), e.regions.label(region), t).Inc()
 		}
 	}
 	if e.log != nil {
@@ -38,13 +38,14 @@ func (e *Engine) attemptMetric(a *Attempt) {
 		return
 	}
 	code := cmp.Or(a.Code, "ok")
-	e.m.Attempts.WithLabelValues(a.Target.Model, a.Target.Region, code).Inc()
-	e.m.AttemptDuration.WithLabelValues(a.Target.Model, a.Target.Region).Observe(a.Duration.Seconds())
+	model, region := e.models.label(a.Target.Model), e.regions.label(a.Target.Region)
+	e.m.Attempts.WithLabelValues(model, region, code).Inc()
+	e.m.AttemptDuration.WithLabelValues(model, region).Observe(a.Duration.Seconds())
 }
 
 func (e *Engine) fallbackMetric(t attempt.Target, reason string) {
 	if e.m != nil {
-		e.m.Fallbacks.WithLabelValues(t.Model, t.Region, reason).Inc()
+		e.m.Fallbacks.WithLabelValues(e.models.label(t.Model), e.regions.label(t.Region), reason).Inc()
 	}
 }
 
@@ -101,7 +102,7 @@ func (e *Engine) outcome(ctx context.Context, call *Call, rep *Report, err error
 		code, category = "EngineError", "client"
 	}
 	if e.m != nil {
-		e.m.Calls.WithLabelValues(string(call.Op), call.Model, code, category).Inc()
+		e.m.Calls.WithLabelValues(string(call.Op), e.models.label(call.Model), code, category).Inc()
 		e.m.CallDuration.WithLabelValues(string(call.Op), code).Observe(rep.Total.Seconds())
 	}
 	if e.log == nil {

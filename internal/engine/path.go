@@ -433,7 +433,7 @@ func (p *pass) decide(tr *try) verdict {
 	}
 	p.delay = d.Delay
 	if e.m != nil {
-		e.m.Retries.WithLabelValues(p.t.Model, p.t.Region, string(entry.Retry)).Inc()
+		e.m.Retries.WithLabelValues(e.models.label(p.t.Model), e.regions.label(p.t.Region), string(entry.Retry)).Inc()
 	}
 	return again
 }

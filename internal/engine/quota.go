@@ -151,7 +151,7 @@ func (e *Engine) quotaRefusal(ctx context.Context, err error, t attempt.Target, 
 		msg += fmt.Sprintf(" (the retry after a throttle waits for quota at most the retry policy's throttle cap, %v)", e.throttleCap())
 	}
 	if e.m != nil {
-		e.m.QuotaRefusals.WithLabelValues(t.Model, t.Region, reason).Inc()
+		e.m.QuotaRefusals.WithLabelValues(e.models.label(t.Model), e.regions.label(t.Region), reason).Inc()
 	}
 	return &Error{Entry: catalog.Must(code), Code: code, Message: msg, Report: rep, Err: err}, ctx.Err() != nil
 }
@@ -159,7 +159,7 @@ func (e *Engine) quotaRefusal(ctx context.Context, err error, t attempt.Target, 
 // admitted records what a granted admission waited.
 func (e *Engine) admitted(tk *admission.Ticket, t attempt.Target, p Priority) {
 	if w := tk.Waited(); w > 0 && e.m != nil {
-		e.m.QuotaWait.WithLabelValues(t.Model, t.Region, p.String()).Observe(w.Seconds())
+		e.m.QuotaWait.WithLabelValues(e.models.label(t.Model), e.regions.label(t.Region), p.String()).Observe(w.Seconds())
 	}
 }
 

@@ -60,6 +60,13 @@ type exchange struct {
 	caller Caller
 	ev     Event
 	rid    string // the upstream request id, when one answered
+	// bodyHeld is how many bytes of the server's bodies in flight this
+	// request holds (readBody, until releaseBody).
+	bodyHeld int64
+	// usage is what the call used, as the reply reported it, and target
+	// where it ran (zero when no attempt was made).
+	usage  engine.Usage
+	target attempt.Target
 	// callerCut reports a stream cut because its caller went away or did
 	// not read: no failure of the call, so it is not dead-lettered.
 	callerCut bool
@@ -78,6 +85,11 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.ev.Op, x.ev.Model, x.ev.Streaming = string(op), model, op.Streaming()
+	if rf := cmpRefusal(s.hostRefusal(r), browserRefusal(r)); rf != nil {
+		x.ev.Refused = true
+		x.refuse(rf)
+		return
+	}
 	if msg := checkModelID(model); msg != "" {
 		x.refuse(validation(msg))
 		return
@@ -90,7 +102,9 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body, rf := x.readBody()
+	defer x.releaseBody()
 	if rf != nil {
+		x.ev.Refused = rf.Status == http.StatusServiceUnavailable
 		x.refuse(rf)
 		return
 	}
@@ -103,6 +117,8 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		}
 		x.caller = c
 	}
+	// The caller is known: its body no longer counts as one being read.
+	x.releaseBody()
 	x.ev.Caller = x.caller.Name
 	// Checked once the caller is known, so that a stranger gets only the
 	// refusal.
@@ -110,18 +126,39 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.refuse(validation("Malformed input request: keel gateway: the request body is not valid JSON"))
 		return
 	}
+	// The call's context, built before the budget wait so that the wait
+	// ends at the call's deadline and at a shutdown's cut.
+	ctx, cancel := context.WithDeadline(r.Context(), s.deadline(r.Header, op, x.start))
+	defer cancel()
+	stop := context.AfterFunc(s.cut, cancel)
+	defer stop()
+	call := &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
+		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority}
+	if rf := targetRefusal(call.Region, engine.RequestTier(op, r.Header, body)); rf != nil {
+		x.refuse(rf)
+		return
+	}
 	if s.opts.Limit != nil {
 		est, _ := admission.EstimateBody(body) // a body it cannot read still gets its cautious estimate
-		release, err := s.opts.Limit(r.Context(), x.caller.Name, model, est.InputTokens+est.MaxTokens)
+		target := attempt.Target{Model: model, Region: call.Region}
+		release, err := s.opts.Limit(ctx, x.caller.Name, model, s.hold(est, target))
 		if err != nil {
 			x.ev.Refused = true
+			if s.cut.Err() != nil {
+				x.refuse(refusalFor(&engine.Error{Entry: catalog.Must(catalog.CodeContextCanceled), Message: err.Error(), Err: err}, true))
+				return
+			}
 			x.refuse(asRefusal(err, catalog.CodeThrottling, http.StatusTooManyRequests))
 			return
 		}
-		defer func() { release(x.ev.Input + x.ev.Output) }()
+		defer func() {
+			if x.target.Model != "" {
+				target = x.target
+			}
+			release(s.charge(x.usage, target))
+		}()
 	}
-	x.call(&engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
-		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority})
+	x.call(ctx, call)
 }
 
 // checkModelID returns what is wrong with a model id, or "".
@@ -149,26 +186,6 @@ func asRefusal(err error, code string, status int) *Refusal {
 		return rf
 	}
 	return &Refusal{Code: code, Status: status, Message: "keel gateway: " + err.Error()}
-}
-
-// readBody reads the request body whole, bounded by BodyLimit.
-func (x *exchange) readBody() ([]byte, *Refusal) {
-	limit := x.s.opts.BodyLimit
-	tooLong := validation(fmt.Sprintf("Input is too long. keel gateway: the request body is over the %d-byte limit", limit))
-	if x.r.ContentLength > limit {
-		return nil, tooLong
-	}
-	rc := http.NewResponseController(x.w)
-	rc.SetReadDeadline(time.Now().Add(bodyReadTimeout)) // not every ResponseWriter has one: then none
-	body, err := io.ReadAll(io.LimitReader(x.r.Body, limit+1))
-	rc.SetReadDeadline(time.Time{})
-	if err != nil {
-		return nil, validation("keel gateway: reading the request body: " + err.Error())
-	}
-	if int64(len(body)) > limit {
-		return nil, tooLong
-	}
-	return body, nil
 }
 
 // isJSON reports whether a request's content type is JSON, or unset (the
@@ -214,27 +231,45 @@ func (s *Server) deadline(h http.Header, op attempt.Op, now time.Time) time.Time
 	if op.Streaming() {
 		return d
 	}
-	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		if k != "ttl" {
-			continue
-		}
-		if t, err := time.Parse(sdkTTLFormat, v); err == nil && t.After(now) && t.Before(d) {
-			d = t
-		}
+	if t, err := time.Parse(sdkTTLFormat, sdkRequest(h, "ttl")); err == nil && t.After(now) && t.Before(d) {
+		d = t
 	}
 	return d
 }
 
-// call runs the call through the engine and writes its outcome.
-func (x *exchange) call(call *engine.Call) {
+// sdkRequest returns the value of key in a request's Amz-Sdk-Request
+// header ("attempt=1; max=3; ttl=..." in any order, as aws-sdk-go-v2, the
+// AWS SDK for JavaScript v3 and botocore send it), or "".
+func sdkRequest(h http.Header, key string) string {
+	for part := range strings.SplitSeq(h.Get("Amz-Sdk-Request"), ";") {
+		if k, v, _ := strings.Cut(strings.TrimSpace(part), "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// callerRetries reports whether the caller's SDK will send the call again
+// after this answer: the answer is one the SDKs retry (429, or a 5xx
+// status), and the Amz-Sdk-Request header says this was attempt N of M
+// with N < M. Without the header, or its attempt and max, it reports
+// false: nothing says the caller will retry.
+func (x *exchange) callerRetries() bool {
+	if x.ev.Status != http.StatusTooManyRequests && x.ev.Status < 500 {
+		return false
+	}
+	n, err1 := strconv.Atoi(sdkRequest(x.r.Header, "attempt"))
+	m, err2 := strconv.Atoi(sdkRequest(x.r.Header, "max"))
+	return err1 == nil && err2 == nil && n < m
+}
+
+// call runs the call through the engine within ctx (the call's deadline,
+// cut by a shutdown) and writes its outcome.
+func (x *exchange) call(ctx context.Context, call *engine.Call) {
 	s := x.s
-	ctx, cancel := context.WithDeadline(x.r.Context(), s.deadline(x.r.Header, call.Op, x.start))
-	defer cancel()
-	stop := context.AfterFunc(s.cut, cancel)
-	defer stop()
 	resp, rep, err := s.opts.Engine.Do(ctx, call)
 	if rep != nil {
+		x.target = rep.Target
 		x.ev.Attempts = rep.Sent() // a stream's grows until its end: stream sets it again
 		for _, a := range rep.Attempts {
 			if a.Status != 0 {
@@ -269,7 +304,9 @@ func (x *exchange) call(call *engine.Call) {
 	}
 	if f != nil {
 		x.ev.Code = f.Entry.Code
-		if !x.callerCut {
+		// A call its caller will send again is not parked: a redrive
+		// would send it twice.
+		if !x.callerCut && !x.callerRetries() {
 			x.park(ctx, call, f)
 		}
 	}
@@ -319,7 +356,28 @@ func (x *exchange) refuse(rf *Refusal) {
 	if x.ev.Code == "" {
 		x.ev.Code = rf.Code
 	}
-	writeRefusal(x.w, rf, x.ev.Attempts, x.rid)
+	x.writeDeadline()
+	x.wrote(writeRefusal(x.w, rf, x.ev.Attempts, x.rid))
+}
+
+// writeDeadline bounds the writing of a non-streaming answer by
+// WriteTimeout, as each write of a stream is: a client that reads nothing
+// cannot hold the handler, its buffer and its connection. Not every
+// ResponseWriter can set one (a test recorder): those write without it.
+func (x *exchange) writeDeadline() {
+	http.NewResponseController(x.w).SetWriteDeadline(time.Now().Add(x.s.opts.WriteTimeout))
+}
+
+// wrote records the failure of writing a non-streaming answer, when it
+// failed: the caller timed out (ClientTimeout) or went away.
+func (x *exchange) wrote(err error) {
+	if err == nil || x.ev.Code != "" {
+		return
+	}
+	x.ev.Code = catalog.CodeContextCanceled
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		x.ev.Code = catalog.CodeClientTimeout
+	}
 }
 
 // hopHeaders are the response headers not copied from the upstream's
@@ -351,14 +409,16 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 	if f != nil {
 		h.Set(hdrCode, f.Entry.Code)
 	} else {
-		u := engine.ReplyUsage(resp.Header, body)
-		x.ev.Input, x.ev.Output = u.InputTokens, u.OutputTokens
+		x.usage = engine.ReplyUsage(resp.Header, body)
+		x.ev.Input, x.ev.Output = x.usage.InputTokens, x.usage.OutputTokens
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.rid = resp.Header.Get(hdrRequestID)
 	x.ev.Status = resp.StatusCode
+	x.writeDeadline()
 	x.w.WriteHeader(resp.StatusCode)
-	x.w.Write(body)
+	_, werr := x.w.Write(body)
+	x.wrote(werr)
 }
 
 // stream copies a streaming reply to the caller, flushing each write, and
@@ -451,6 +511,7 @@ func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engi
 	if failed != nil {
 		h.Set(hdrCode, failed.Entry.Code)
 	}
+	x.usage = rep.Usage
 	x.ev.Input, x.ev.Output = rep.Usage.InputTokens, rep.Usage.OutputTokens
 	return failed
 }

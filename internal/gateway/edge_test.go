@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -258,40 +259,52 @@ func TestClientDisconnectMidStream(t *testing.T) {
 }
 
 func TestSlowClientCut(t *testing.T) {
-	ended := make(chan gateway.Event, 1)
-	h := newHarness(t, setup{
-		// A reply of some thousand events, sent as fast as the emulator
-		// can, into small socket buffers: a client that reads nothing
-		// fills them.
-		emu:  func(o *emulator.Options) { o.ReplyLength.Min, o.ReplyLength.Max = 3000, 3000 },
-		wrap: func(ln net.Listener) net.Listener { return smallSendBuffers{ln} },
-		gateway: func(o *gateway.Options) {
-			o.WriteTimeout = 200 * time.Millisecond
-			o.Observe = func(e gateway.Event) { ended <- e }
-		}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		op   string
+		// A reply of some thousand events (or one large JSON reply),
+		// sent as fast as the emulator can, into small socket buffers: a
+		// client that reads nothing fills them.
+		length int
+	}{
+		{"a stream", "converse-stream", 3000},
+		{"a non-streaming reply", "converse", 60000},
 	}
-	defer conn.Close()
-	conn.(*net.TCPConn).SetReadBuffer(4096)
-	body := `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":4000}}`
-	req := "POST /model/" + sonnet + "/converse-stream HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	// Read nothing: the gateway must give up writing and end the call.
-	if ev := <-ended; ev.Code != catalog.CodeClientTimeout {
-		t.Fatalf("event %+v, want code %s", ev, catalog.CodeClientTimeout)
-	}
-	st, ok := h.eng.QuotaStats(attempt.Target{Model: sonnet, Region: "us-east-1"})
-	if !ok || st.InFlight != 0 {
-		t.Fatalf("quota stats %+v: the reservation was not settled", st)
-	}
-	// The gateway still serves others.
-	if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ended := make(chan gateway.Event, 1)
+			h := newHarness(t, setup{
+				emu:  func(o *emulator.Options) { o.ReplyLength.Min, o.ReplyLength.Max = tt.length, tt.length },
+				wrap: func(ln net.Listener) net.Listener { return smallSendBuffers{ln} },
+				gateway: func(o *gateway.Options) {
+					o.WriteTimeout = 200 * time.Millisecond
+					o.Observe = func(e gateway.Event) { ended <- e }
+				}})
+			conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.(*net.TCPConn).SetReadBuffer(4096)
+			body := fmt.Sprintf(`{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":%d}}`, tt.length)
+			req := "POST /model/" + sonnet + "/" + tt.op + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+				strconv.Itoa(len(body)) + "\r\n\r\n" + body
+			if _, err := conn.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			// Read nothing: the gateway must give up writing and end the call.
+			if ev := <-ended; ev.Code != catalog.CodeClientTimeout {
+				t.Fatalf("event %+v, want code %s", ev, catalog.CodeClientTimeout)
+			}
+			st, ok := h.eng.QuotaStats(attempt.Target{Model: sonnet, Region: "us-east-1"})
+			if !ok || st.InFlight != 0 {
+				t.Fatalf("quota stats %+v: the reservation was not settled", st)
+			}
+			// The gateway still serves others.
+			if _, err := h.client.Converse(context.Background(), converseInput(haiku)); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 
@@ -352,4 +365,146 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 		tc.SetWriteBuffer(4096)
 	}
 	return c, err
+}
+
+// TestBrowsersRefused: an open gateway answers only loopback Host names
+// (DNS rebinding), and no gateway answers a browser's request (Origin,
+// Sec-Fetch-Site) on /model/.
+func TestBrowsersRefused(t *testing.T) {
+	open := func(*gateway.Options) {}
+	insecureOpen := func(o *gateway.Options) { o.InsecureOpen = true }
+	withCallers := func(o *gateway.Options) {
+		o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
+			return gateway.Caller{Name: "team-a"}, nil
+		}
+	}
+	tests := []struct {
+		name    string
+		opts    func(*gateway.Options)
+		path    string // "": a Converse call
+		host    string // "": the listen address
+		hdr     map[string]string
+		status  int
+		message string
+	}{
+		{name: "open: the listen address", opts: open, status: 200},
+		{name: "open: localhost", opts: open, host: "localhost:4000", status: 200},
+		{name: "open: localhost without a port", opts: open, host: "localhost", status: 200},
+		{name: "open: ::1", opts: open, host: "[::1]:4000", status: 200},
+		{name: "open: another host", opts: open, host: "attacker.example:4000", status: 403, message: `Host "attacker.example:4000"`},
+		{name: "open: a name that resolves to loopback", opts: open, host: "localhost.attacker.example", status: 403, message: "loopback"},
+		{name: "open: another host on the status page", opts: open, path: "/", host: "attacker.example", status: 403, message: "loopback"},
+		{name: "open: another host on /metrics", opts: open, path: "/metrics", host: "attacker.example", status: 403, message: "loopback"},
+		{name: "open: an Origin", opts: open, hdr: map[string]string{"Origin": "http://127.0.0.1:4000"}, status: 403, message: "Origin"},
+		{name: "open: Sec-Fetch-Site", opts: open, hdr: map[string]string{"Sec-Fetch-Site": "same-origin"}, status: 403, message: "browser"},
+		{name: "insecure open: another host", opts: insecureOpen, host: "gateway.internal:4000", status: 200},
+		{name: "insecure open: an Origin", opts: insecureOpen, hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, message: "Origin"},
+		{name: "callers: another host", opts: withCallers, host: "gateway.internal:4000", status: 200},
+		{name: "callers: an Origin", opts: withCallers, hdr: map[string]string{"Origin": "https://evil.example"}, status: 403, message: "Origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{gateway: tt.opts})
+			method, path, body := http.MethodPost, "/model/"+haiku+"/converse", converseBody
+			if tt.path != "" {
+				method, path, body = http.MethodGet, tt.path, ""
+			}
+			req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tt.host != "" {
+				req.Host = tt.host
+			}
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == 200 {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d, want 200", resp.StatusCode)
+				}
+				return
+			}
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != catalog.CodeAccessDenied || !strings.Contains(msg, tt.message) {
+				t.Fatalf("got %d %s %q, want %d %s containing %q", resp.StatusCode, code, msg, tt.status, catalog.CodeAccessDenied, tt.message)
+			}
+			if n := h.script.n.Load(); n != 0 {
+				t.Errorf("the upstream saw %d requests, want none", n)
+			}
+		})
+	}
+}
+
+// TestBadTargets: a region or service tier that is not AWS's is refused
+// before the engine makes a target of it.
+func TestBadTargets(t *testing.T) {
+	signedFor := func(region string) map[string]string {
+		return map[string]string{"Authorization": "AWS4-HMAC-SHA256 Credential=AKIDCALLER/20260101/" + region +
+			"/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"}
+	}
+	tiered := strings.Replace(converseBody, `{`, `{"serviceTier":{"type":"%s"},`, 1)
+	invoke := `{"anthropic_version":"bedrock-2023-05-31","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+	tests := []struct {
+		name, op, body string
+		hdr            map[string]string
+		status         int
+		inMessage      string
+	}{
+		{name: "a region", op: "converse", body: converseBody, hdr: signedFor("eu-central-1"), status: 200},
+		{name: "a GovCloud region", op: "converse", body: converseBody, hdr: signedFor("us-gov-west-1"), status: 200},
+		{name: "a made-up region", op: "converse", body: converseBody, hdr: signedFor("zz-junk-1"), status: 400, inMessage: "region"},
+		{name: "a region of another shape", op: "converse", body: converseBody, hdr: signedFor("us-east-1a"), status: 400, inMessage: "region"},
+		{name: "an upper-case region", op: "converse", body: converseBody, hdr: signedFor("US-EAST-1"), status: 400, inMessage: "region"},
+		{name: "a tier", op: "converse", body: fmt.Sprintf(tiered, "default"), status: 200},
+		{name: "a made-up tier", op: "converse", body: fmt.Sprintf(tiered, "junk-1"), status: 400, inMessage: "serviceTier"},
+		{name: "a tier header", op: "invoke", body: invoke, hdr: map[string]string{"X-Amzn-Bedrock-Service-Tier": "default"}, status: 200},
+		{name: "a made-up tier header", op: "invoke", body: invoke, hdr: map[string]string{"X-Amzn-Bedrock-Service-Tier": "junk"}, status: 400, inMessage: "serviceTier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, setup{})
+			req, err := http.NewRequest(http.MethodPost, h.url+"/model/"+haiku+"/"+tt.op, strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range tt.hdr {
+				req.Header.Set(k, v)
+			}
+			c := &http.Client{Transport: &http.Transport{}}
+			defer c.CloseIdleConnections()
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.status == 200 {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d %s", resp.StatusCode, b)
+				}
+				return
+			}
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != catalog.CodeValidation || !strings.Contains(msg, tt.inMessage) {
+				t.Fatalf("got %d %s %q, want %d %s with %q", resp.StatusCode, code, msg, tt.status, catalog.CodeValidation, tt.inMessage)
+			}
+			if n := h.script.n.Load(); n != 0 {
+				t.Fatalf("the upstream saw %d requests", n)
+			}
+			if s := h.eng.Snapshot(); len(s) != 0 {
+				t.Fatalf("the engine holds targets %+v", s)
+			}
+		})
+	}
 }

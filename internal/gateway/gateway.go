@@ -25,9 +25,15 @@ const (
 	// seen to serve a 25.6 MB request and refuse a 34 MB one ("Input is too
 	// long."); 32 MiB lies between, as in the emulator.
 	DefaultBodyLimit = 32 << 20
-	// DefaultWriteTimeout bounds each write of a stream to the caller: a
-	// client that reads nothing for this long is cut, so it cannot hold the
-	// upstream call and its quota. An SDK reads frames as they come; 30 s
+	// defaultBodiesInFlight is how many bodies of BodyLimit may be read at
+	// once when BodyBytesInFlight is not set: 128 MiB at the default limit,
+	// while SDKs' bodies are mostly kilobytes, so only very large bodies
+	// (or strangers') ever wait their turn.
+	defaultBodiesInFlight = 4
+	// DefaultWriteTimeout bounds each write of a stream to the caller, and
+	// the writing of a whole non-streaming answer: a client that reads
+	// nothing for this long is cut, so it cannot hold the upstream call,
+	// its quota or the reply's buffer. An SDK reads frames as they come; 30 s
 	// without taking one byte is a stuck reader, not a slow one.
 	DefaultWriteTimeout = 30 * time.Second
 	// DefaultReadHeaderTimeout bounds the wait for a request's headers. An
@@ -52,20 +58,32 @@ type Options struct {
 	// BodyLimit is the largest request body served; a larger one gets 400
 	// ValidationException. Zero: DefaultBodyLimit.
 	BodyLimit int64
-	// WriteTimeout bounds each write of a stream to its caller. Zero:
-	// DefaultWriteTimeout.
+	// BodyBytesInFlight bounds the bytes of request bodies being read at
+	// once, each held from before its body is read until its caller is
+	// authenticated: a request that does not fit is refused with 503
+	// ServiceUnavailableException (which the SDKs retry), so that strangers
+	// who know an access key ID cannot make the gateway hold many bodies.
+	// Less than BodyLimit+1 is raised to it. Zero: 4 × BodyLimit.
+	BodyBytesInFlight int64
+	// WriteTimeout bounds each write of a stream to its caller, and the
+	// writing of a whole non-streaming answer. Zero: DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// ReadHeaderTimeout bounds how long a connection may take to send a
 	// request's headers (Serve); a slowloris client that trickles them is
 	// dropped. Zero: DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
+	// ProbeEvery is how often ProbeUpstream tries an upstream that has not
+	// answered. Zero: DefaultProbeEvery.
+	ProbeEvery time.Duration
 	// Logger receives the access log: one line per request with the
 	// caller, operation, model, status, code, attempts and duration, never
 	// the body or a secret. Nil: no access log.
 	Logger *slog.Logger
 	// DLQ, when set, parks calls that failed for good, their Source set to
-	// "gateway/" and the caller's name (its own Source is replaced). Nil:
-	// none.
+	// "gateway/" and the caller's name (its own Source is replaced): not
+	// one whose caller went away, nor one its caller's SDK will send again
+	// (a 429 or 5xx answer to attempt N < M of its Amz-Sdk-Request
+	// header). Nil: none.
 	DLQ *dlq.Recorder
 
 	// CheckHeaders, when set, looks at a request's headers before its body
@@ -73,6 +91,11 @@ type Options struct {
 	// up to BodyLimit bytes. An error refuses the request as Authenticate's
 	// do. Nil: no such check.
 	CheckHeaders func(r *http.Request) error
+	// InsecureOpen lets a gateway without Authenticate answer requests for
+	// any Host name. False: an open gateway answers only requests whose
+	// Host is a loopback name (localhost, 127.0.0.1, ::1, any port), so
+	// that a web page cannot reach it through DNS rebinding.
+	InsecureOpen bool
 	// Authenticate identifies the caller of a request for model (the id as
 	// the path names it, unescaped) from its headers and body (read whole,
 	// bounded by BodyLimit), and checks that the caller may use the model.
@@ -80,12 +103,17 @@ type Options struct {
 	// other error as 500 InternalServerException. Nil: the gateway is open
 	// and every caller is the zero Caller (Interactive, no name).
 	Authenticate func(r *http.Request, model string, body []byte) (Caller, error)
-	// Limit holds tokens (the request's input estimate plus its max tokens)
-	// of caller's budget for model before the call is sent. The call then
-	// runs and release gets what it used (input plus output tokens). An
+	// Limit holds tokens of caller's budget for model before the call is
+	// sent: what the quota governor holds, the request's input estimate
+	// plus its max tokens, or the model's largest output when it sets
+	// none. The call then runs and release gets what it used as the
+	// governor settles it: input + cache-write input + output × the
+	// model's burndown (0 when it used nothing). An
 	// error refuses the request: a *Refusal as it says, any other error as
 	// 429 ThrottlingException. Nil: no per-caller budgets.
-	// It may wait for the budget, up to ctx's end (the call's deadline).
+	// It may wait for the budget, up to ctx's end: ctx is the call's own,
+	// with its deadline, and is cancelled when a shutdown cuts the calls
+	// still running (the request is then answered 503, shutting down).
 	Limit func(ctx context.Context, caller, model string, tokens int) (release func(used int), err error)
 	// Observe is called once per request served on /model/, when its
 	// response has been written (a stream's at its end). Nil: not called.
@@ -134,6 +162,7 @@ type Server struct {
 	cutCall context.CancelFunc
 
 	inflight tracker
+	bodies   byteBudget // bytes of request bodies being read
 
 	mu       sync.Mutex
 	servers  []*http.Server
@@ -145,9 +174,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("gateway: Options.Engine is required")
 	}
-	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 {
-		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), WriteTimeout (%v) and ReadHeaderTimeout (%v) must not be negative",
-			opts.Timeout, opts.BodyLimit, opts.WriteTimeout, opts.ReadHeaderTimeout)
+	if opts.Timeout < 0 || opts.BodyLimit < 0 || opts.BodyBytesInFlight < 0 || opts.WriteTimeout < 0 || opts.ReadHeaderTimeout < 0 || opts.ProbeEvery < 0 {
+		return nil, fmt.Errorf("gateway: Timeout (%v), BodyLimit (%d), BodyBytesInFlight (%d), WriteTimeout (%v), ReadHeaderTimeout (%v) and ProbeEvery (%v) must not be negative",
+			opts.Timeout, opts.BodyLimit, opts.BodyBytesInFlight, opts.WriteTimeout, opts.ReadHeaderTimeout, opts.ProbeEvery)
 	}
 	if opts.DLQ != nil && opts.DLQ.Store == nil {
 		return nil, errors.New("gateway: Options.DLQ has no Store")
@@ -161,13 +190,20 @@ func New(opts Options) (*Server, error) {
 	if opts.BodyLimit == 0 {
 		opts.BodyLimit = DefaultBodyLimit
 	}
+	if opts.BodyBytesInFlight == 0 {
+		opts.BodyBytesInFlight = defaultBodiesInFlight * opts.BodyLimit
+	}
+	opts.BodyBytesInFlight = max(opts.BodyBytesInFlight, opts.BodyLimit+1)
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
 	if opts.ReadHeaderTimeout == 0 {
 		opts.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	if opts.ProbeEvery == 0 {
+		opts.ProbeEvery = DefaultProbeEvery
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), bodies: byteBudget{max: opts.BodyBytesInFlight}}
 	s.cut, s.cutCall = context.WithCancel(context.Background())
 	s.mux.HandleFunc("/model/", s.serveModel)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeText(w, http.StatusOK, "ok") })
@@ -187,8 +223,19 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves one request. An open gateway refuses, on every path,
+// a request for a Host that is not a loopback name (see
+// Options.InsecureOpen); /model/ refuses it with the request's other
+// refusals.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/model/") {
+		if rf := s.hostRefusal(r); rf != nil {
+			writeRefusal(w, rf, 0, "")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // SetReady marks the gateway ready (/readyz answers 200) before any call
 // has reached the upstream: `keel serve --emulator` calls it once its
@@ -196,7 +243,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) SetReady() { s.ready.Store(true) }
 
 // Ready reports whether /readyz answers 200: the upstream has answered a
-// call (with any HTTP status), or SetReady was called.
+// call or a probe (ProbeUpstream) with any HTTP status, or SetReady was
+// called.
 func (s *Server) Ready() bool { return s.ready.Load() }
 
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {

@@ -4,14 +4,25 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime/types"
 
+	"github.com/keel-run/keel"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/emulator"
@@ -199,24 +210,87 @@ func TestDeadlines(t *testing.T) {
 }
 
 func TestDeadLetters(t *testing.T) {
-	store := dlq.NewMemory()
-	h := newHarness(t, setup{plan: func(int, fault.Request) fault.Plan { return fault.Plan{Error: catalog.CodeValidation} },
-		gateway: func(o *gateway.Options) {
-			o.DLQ = &dlq.Recorder{Store: store}
-			o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
-				return gateway.Caller{Name: "team-a"}, nil
-			}
-		}})
-	resp := h.post(t, haiku, nil)
-	resp.Body.Close()
-	entries, err := store.List(context.Background(), dlq.Filter{})
-	if err != nil {
-		t.Fatal(err)
+	fail := func(code string) func(int, fault.Request) fault.Plan {
+		return func(int, fault.Request) fault.Plan { return fault.Plan{Error: code} }
 	}
-	if len(entries) != 1 || entries[0].Source != "gateway/team-a" || entries[0].Code != catalog.CodeValidation || entries[0].Model != haiku {
-		t.Fatalf("entries %+v", entries)
+	tests := []struct {
+		name   string
+		plan   func(int, fault.Request) fault.Plan
+		sdk    string // Amz-Sdk-Request; "": none
+		parked bool
+	}{
+		{name: "a failure, no SDK header", plan: fail(catalog.CodeValidation), parked: true},
+		{name: "a failure the SDK does not retry", plan: fail(catalog.CodeValidation), sdk: "attempt=1; max=3", parked: true},
+		{name: "a throttle the SDK retries", plan: fail(catalog.CodeThrottling), sdk: "attempt=1; max=3", parked: false},
+		{name: "a 503 the SDK retries (botocore's order)", plan: fail(catalog.CodeServiceUnavailable), sdk: "ttl=20200101T000000Z; attempt=2; max=3", parked: false},
+		{name: "a throttle on the SDK's last attempt", plan: fail(catalog.CodeThrottling), sdk: "attempt=3; max=3", parked: true},
+		{name: "a throttle, no SDK header", plan: fail(catalog.CodeThrottling), parked: true},
+		{name: "a throttle, no max", plan: fail(catalog.CodeThrottling), sdk: "attempt=1", parked: true},
+		{name: "a throttle, a malformed header", plan: fail(catalog.CodeThrottling), sdk: "attempt=one; max=3", parked: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := dlq.NewMemory()
+			h := newHarness(t, setup{plan: tt.plan,
+				keel: func(o *keel.Options) { o.Retry.MaxAttempts = 1 },
+				gateway: func(o *gateway.Options) {
+					o.DLQ = &dlq.Recorder{Store: store}
+					o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) {
+						return gateway.Caller{Name: "team-a"}, nil
+					}
+				}})
+			var hdr map[string]string
+			if tt.sdk != "" {
+				hdr = map[string]string{"Amz-Sdk-Request": tt.sdk}
+			}
+			resp := h.post(t, haiku, hdr)
+			resp.Body.Close()
+			entries, err := store.List(context.Background(), dlq.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.parked {
+				if len(entries) != 0 {
+					t.Fatalf("%d entries parked, want none (the caller's SDK sends it again)", len(entries))
+				}
+				return
+			}
+			if len(entries) != 1 || entries[0].Source != "gateway/team-a" || entries[0].Model != haiku {
+				t.Fatalf("entries %+v", entries)
+			}
+		})
 	}
 }
+
+// TestDeadLettersWithTheSDKsRetries: a throttle that aws-sdk-go-v2's
+// default retryer sends again, and gets its reply, is not parked.
+func TestDeadLettersWithTheSDKsRetries(t *testing.T) {
+	store := dlq.NewMemory()
+	h := newHarness(t, setup{
+		keel: func(o *keel.Options) { o.Retry.MaxAttempts = 1 },
+		plan: func(n int, _ fault.Request) fault.Plan {
+			if n == 0 {
+				return fault.Plan{Error: catalog.CodeThrottling}
+			}
+			return fault.Plan{}
+		},
+		gateway: func(o *gateway.Options) { o.DLQ = &dlq.Recorder{Store: store} }})
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	c := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(h.url),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDCALLER", "caller-secret", ""),
+		HTTPClient:  &http.Client{Transport: plainBody{tr}}, // the SDK's default retries
+		Retryer:     retry.NewStandard(func(o *retry.StandardOptions) { o.Backoff = retry.BackoffDelayerFunc(noBackoff) })})
+	if _, err := c.Converse(context.Background(), converseInput(haiku)); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := store.List(context.Background(), dlq.Filter{})
+	if len(entries) != 0 || h.script.n.Load() != 2 {
+		t.Fatalf("upstream saw %d requests; %d entries parked, want none", h.script.n.Load(), len(entries))
+	}
+}
+
+func noBackoff(int, error) (time.Duration, error) { return 0, nil }
 
 func TestShutdownDrainsAStream(t *testing.T) {
 	// Paced replies: the stream is still running when the shutdown begins.
@@ -315,5 +389,150 @@ func TestUpstreamHeaders(t *testing.T) {
 	}
 	if !strings.HasPrefix(got.Get("User-Agent"), "caller-app/1.0") {
 		t.Errorf("upstream User-Agent %q", got.Get("User-Agent"))
+	}
+}
+
+// TestLimitWaitsWithinTheCall: Limit gets the call's own context, so a
+// budget wait ends at the call's deadline and at a shutdown's cut.
+func TestLimitWaitsWithinTheCall(t *testing.T) {
+	tests := []struct {
+		name     string
+		shutdown bool // cut the gateway while Limit waits
+		status   int
+		code     string
+		message  string
+	}{
+		{name: "the wait ends at the call's deadline", status: 429, code: catalog.CodeThrottling, message: "deadline"},
+		{name: "the wait ends at a shutdown's cut", shutdown: true, status: 503, code: catalog.CodeServiceUnavailable, message: "shutting down"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const timeout = time.Hour
+			waiting := make(chan time.Time, 1) // the deadline Limit saw
+			h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+				o.Timeout = timeout
+				o.Limit = func(ctx context.Context, _, _ string, _ int) (func(int), error) {
+					d, _ := ctx.Deadline()
+					waiting <- d
+					if !tt.shutdown {
+						return nil, &gateway.Refusal{Code: catalog.CodeThrottling, Status: 429, Message: "would wait past the deadline"}
+					}
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+			}})
+			before := time.Now()
+			done := make(chan *http.Response, 1)
+			go func() { done <- h.post(t, haiku, nil) }()
+			d := <-waiting
+			if d.Before(before.Add(timeout)) || d.After(time.Now().Add(timeout)) {
+				t.Errorf("Limit's context has deadline %v, want the call's (now + %v)", d, timeout)
+			}
+			if tt.shutdown {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel() // the drain runs out at once
+				if err := h.gw.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+					t.Errorf("Shutdown: %v", err)
+				}
+			}
+			resp := <-done
+			code, msg := bedrockError(t, resp)
+			if resp.StatusCode != tt.status || code != tt.code || !strings.Contains(msg, tt.message) {
+				t.Fatalf("got %d %s %q, want %d %s (%s)", resp.StatusCode, code, msg, tt.status, tt.code, tt.message)
+			}
+		})
+	}
+}
+
+// TestLimitCountsAsTheGovernor: a caller's budget holds what the quota
+// governor holds (the model's maximum output when the request sets no max
+// tokens) and settles what it settles (output × the model's burndown).
+func TestLimitCountsAsTheGovernor(t *testing.T) {
+	const withMax = `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}],"inferenceConfig":{"maxTokens":50}}`
+	const noMax = `{"messages":[{"role":"user","content":[{"text":"Tell me about keels."}]}]}`
+	tests := []struct {
+		name      string
+		model     string
+		body      string
+		maxTokens int     // held on top of the input estimate
+		burndown  float64 // quota tokens per output token
+	}{
+		{"max tokens set, burndown 1", haiku, withMax, 50, 1},
+		{"no max tokens: the model's maximum", haiku, noMax, 4096, 1},
+		{"burndown 5", sonnet, withMax, 50, 5},
+		{"no max tokens, burndown 5", sonnet, noMax, 64000, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var held, released []int
+			var obs observed
+			h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+				o.Observe = obs.add
+				o.Authenticate = func(*http.Request, string, []byte) (gateway.Caller, error) { return gateway.Caller{Name: "a"}, nil }
+				o.Limit = func(_ context.Context, _, _ string, tokens int) (func(int), error) {
+					held = append(held, tokens)
+					return func(used int) { released = append(released, used) }, nil
+				}
+			}})
+			resp := h.rawPost(t, "/model/"+tt.model+"/converse", "application/json", []byte(tt.body))
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			est, _ := admission.EstimateBody([]byte(tt.body))
+			ev := obs.all()
+			if len(ev) != 1 || ev[0].Output == 0 {
+				t.Fatalf("events %+v", ev)
+			}
+			want := ev[0].Input + int(math.Ceil(float64(ev[0].Output)*tt.burndown))
+			if len(held) != 1 || held[0] != est.InputTokens+tt.maxTokens || len(released) != 1 || released[0] != want {
+				t.Fatalf("held %v, released %v; want [%d], [%d] (input %d, output %d)",
+					held, released, est.InputTokens+tt.maxTokens, want, ev[0].Input, ev[0].Output)
+			}
+		})
+	}
+}
+
+func TestProbeUpstream(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := &url.URL{Scheme: "http", Host: dead.Addr().String()}
+	dead.Close() // connections to it are refused: no HTTP answer
+	tests := []struct {
+		name  string
+		dead  bool
+		ready bool
+	}{
+		{name: "an upstream that answers (any status)", ready: true},
+		{name: "an upstream that does not", dead: true, ready: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var eng *engine.Engine
+			if tt.dead {
+				var err error
+				if eng, err = engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: deadURL}}); err != nil {
+					t.Fatal(err)
+				}
+				defer eng.HTTPClient().CloseIdleConnections()
+			} else {
+				eng = newHarness(t, setup{}).eng
+			}
+			gw, err := gateway.New(gateway.Options{Engine: eng, ProbeEvery: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An answer ends the probes at once; without one they go on
+			// until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err = gw.ProbeUpstream(ctx)
+			if gw.Ready() != tt.ready || (err == nil) != tt.ready {
+				t.Fatalf("ProbeUpstream: %v; Ready %v, want %v", err, gw.Ready(), tt.ready)
+			}
+		})
 	}
 }

@@ -88,8 +88,9 @@ func refusalFor(f *engine.Error, shutdown bool) *Refusal {
 	return r
 }
 
-// writeRefusal answers with r in Bedrock's error shape.
-func writeRefusal(w http.ResponseWriter, r *Refusal, attempts int, requestID string) {
+// writeRefusal answers with r in Bedrock's error shape, and returns the
+// error of writing it.
+func writeRefusal(w http.ResponseWriter, r *Refusal, attempts int, requestID string) error {
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)
 	h.Set(hdrErrorType, r.Code+bedrockNamespace)
@@ -107,7 +108,8 @@ func writeRefusal(w http.ResponseWriter, r *Refusal, attempts int, requestID str
 	}{r.Message})
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(r.Status)
-	w.Write(body)
+	_, err := w.Write(body)
+	return err
 }
 
 // exceptionFrame encodes an event-stream exception frame for a stream that

@@ -46,6 +46,17 @@ var (
 	// (docs/gateway-auth.md gives the sources).
 	errBadBearer = newError(ErrUnknownCredentials, catalog.CodeAccessDenied,
 		"Authentication failed: Please make sure your API Key is valid.")
+	// A bearer token crosses the network as it is: over plain HTTP anyone
+	// on the path can read and reuse it. aws-sdk-go-v2 refuses to send one
+	// ("bearer token with HTTP request requires HTTPS"); other clients do.
+	errBearerPlain = newError(ErrInsecureTransport, catalog.CodeValidation,
+		"keel gateway: a bearer token (Bedrock API key) is accepted over HTTPS only; this request came over plain HTTP, "+
+			"so treat its token as exposed. Use the gateway's https:// endpoint (keel serve --tls-cert, --tls-key).")
+	// An unsigned payload over plain HTTP leaves the body unprotected: anyone
+	// on the path can swap the prompt of a signed request and replay it
+	// within the skew window.
+	errUnsignedPlain = newError(ErrInsecureTransport, catalog.CodeValidation,
+		"keel gateway: X-Amz-Content-Sha256: UNSIGNED-PAYLOAD is accepted over HTTPS only; over plain HTTP sign the payload's SHA-256.")
 	errPresigned = newError(ErrNoCredentials, catalog.CodeIncompleteSignature,
 		"keel's gateway takes a SigV4 signature in the Authorization header only, not in the query string (presigned URLs).")
 )
@@ -114,7 +125,10 @@ func (a *Authenticator) Callers() []*Caller {
 // is body, or an *Error with the answer Bedrock Runtime would give (see
 // the package doc). A request with "Authorization: Bearer <token>" is a
 // bearer caller's, compared in constant time with every token; any other
-// Authorization header is checked as a SigV4 signature. The Caller is a's
+// Authorization header is checked as a SigV4 signature. A bearer token,
+// and a SigV4 request with X-Amz-Content-Sha256: UNSIGNED-PAYLOAD, are
+// refused (400 ValidationException, ErrInsecureTransport) when r did not
+// come over TLS (r.TLS is nil). The Caller is a's
 // own; callers must not modify it.
 func (a *Authenticator) Authenticate(r *http.Request, body []byte) (*Caller, error) {
 	return a.authenticate(r, body, true)
@@ -143,10 +157,16 @@ func (a *Authenticator) authenticate(r *http.Request, body []byte, withBody bool
 			"The request has %d Authorization headers; send one: a Bearer API key or a SigV4 signature.", len(vals)))
 	}
 	if tok, ok := bearerToken(vals[0]); ok {
+		if r.TLS == nil {
+			return nil, errBearerPlain
+		}
 		if c := a.bearerCaller(tok); c != nil {
 			return c, nil
 		}
 		return nil, errBadBearer
+	}
+	if r.TLS == nil && strings.EqualFold(r.Header.Get("X-Amz-Content-Sha256"), unsignedPayload) {
+		return nil, errUnsignedPlain
 	}
 	if !withBody {
 		if rej := a.sigv4.CheckHeaders(r); rej != nil {
@@ -160,6 +180,10 @@ func (a *Authenticator) authenticate(r *http.Request, body []byte, withBody bool
 	}
 	return a.byKey[key], nil
 }
+
+// unsignedPayload is the X-Amz-Content-Sha256 of a SigV4 request whose
+// signature does not cover its body.
+const unsignedPayload = "UNSIGNED-PAYLOAD"
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"
 // header; the scheme is case-insensitive (RFC 6750 §2.1, RFC 9110 §11.1).

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,7 +49,17 @@ type sigv4Req struct {
 	at              time.Time
 	service, region string
 	hashHeader      bool // send X-Amz-Content-Sha256, as S3-style clients do
+	unsigned        bool // sign X-Amz-Content-Sha256: UNSIGNED-PAYLOAD
 }
+
+// overTLS marks r as having come over TLS, as net/http's server does.
+func overTLS(r *http.Request) *http.Request {
+	r.TLS = &tls.ConnectionState{HandshakeComplete: true}
+	return r
+}
+
+// plainHTTP marks r as having come over plain HTTP.
+func plainHTTP(r *http.Request) { r.TLS = nil }
 
 func (s sigv4Req) build(t *testing.T) *http.Request {
 	t.Helper()
@@ -60,6 +71,10 @@ func (s sigv4Req) build(t *testing.T) *http.Request {
 	sum := sha256.Sum256([]byte(reqBody))
 	hash := hex.EncodeToString(sum[:])
 	if s.hashHeader {
+		r.Header.Set("X-Amz-Content-Sha256", hash)
+	}
+	if s.unsigned {
+		hash = "UNSIGNED-PAYLOAD"
 		r.Header.Set("X-Amz-Content-Sha256", hash)
 	}
 	at, service, region := s.at, s.service, s.region
@@ -76,7 +91,7 @@ func (s sigv4Req) build(t *testing.T) *http.Request {
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hash, service, region, at); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return overTLS(r)
 }
 
 func signedBy(key, secret string) func(t *testing.T) *http.Request {
@@ -90,7 +105,7 @@ func withBearer(h string) func(t *testing.T) *http.Request {
 			t.Fatal(err)
 		}
 		r.Header.Set("Authorization", h)
-		return r
+		return overTLS(r)
 	}
 }
 
@@ -137,6 +152,14 @@ func TestAuthenticate(t *testing.T) {
 			code: "AccessDeniedException", kind: ErrUnknownCredentials, message: "Authentication failed: Please make sure your API Key is valid."},
 		{name: "bearer: a SigV4 secret is no token", req: withBearer("Bearer " + secretB),
 			code: "AccessDeniedException", kind: ErrUnknownCredentials, message: "Authentication failed: Please make sure your API Key is valid."},
+		{name: "bearer over plain HTTP", req: withBearer("Bearer " + tokenA), after: plainHTTP,
+			code: "ValidationException", kind: ErrInsecureTransport, message: "keel gateway: a bearer token (Bedrock API key) is accepted over HTTPS only..."},
+		{name: "bearer over plain HTTP: refused before the token is looked at", req: withBearer("Bearer team-a-token-0123456789abcdeX"),
+			after: plainHTTP, code: "ValidationException", kind: ErrInsecureTransport, message: "keel gateway: a bearer token (Bedrock API key) is accepted over HTTPS only..."},
+		{name: "sigv4 over plain HTTP", req: signedBy(keyA, secretA), after: plainHTTP, want: "team-a"},
+		{name: "sigv4: UNSIGNED-PAYLOAD over TLS", req: sigv4Req{key: keyA, secret: secretA, unsigned: true}.build, want: "team-a"},
+		{name: "sigv4: UNSIGNED-PAYLOAD over plain HTTP", req: sigv4Req{key: keyA, secret: secretA, unsigned: true}.build, after: plainHTTP,
+			code: "ValidationException", kind: ErrInsecureTransport, message: "keel gateway: X-Amz-Content-Sha256: UNSIGNED-PAYLOAD is accepted over HTTPS only..."},
 		{name: "bearer: no bearer callers", callers: []Caller{{Name: "team-b", AccessKeyID: keyB, SecretAccessKey: secretB}},
 			req:  withBearer("Bearer " + tokenA),
 			code: "AccessDeniedException", kind: ErrUnknownCredentials, message: "Authentication failed: Please make sure your API Key is valid."},
@@ -243,7 +266,7 @@ func TestAuthenticate(t *testing.T) {
 func checkError(t *testing.T, e *Error, code string, kind error, message string) {
 	t.Helper()
 	status := map[string]int{"IncompleteSignature": 400, "AccessDeniedException": 403,
-		"InvalidSignatureException": 403, "UnrecognizedClientException": 403, "ThrottlingException": 429}[code]
+		"InvalidSignatureException": 403, "UnrecognizedClientException": 403, "ThrottlingException": 429, "ValidationException": 400}[code]
 	if e.Code != code || e.Status != status {
 		t.Errorf("error %s %d, want %s %d (message %q)", e.Code, e.Status, code, status, e.Message)
 	}

@@ -19,6 +19,9 @@ var (
 	ErrBadSignature = errors.New("auth: signature does not verify")
 	// ErrModelDenied: the caller may not use the model (Allow).
 	ErrModelDenied = errors.New("auth: model not allowed for the caller")
+	// ErrInsecureTransport: credentials that need TLS came over plain
+	// HTTP (a bearer token, or a SigV4 request whose payload is unsigned).
+	ErrInsecureTransport = errors.New("auth: credentials over plain HTTP")
 	// ErrOverBudget: the caller's tokens-per-minute budget has no room for
 	// the request before its deadline, or never will (Budgets.Reserve).
 	ErrOverBudget = errors.New("auth: caller over its budget")

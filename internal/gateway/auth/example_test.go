@@ -28,7 +28,7 @@ func Example() {
 	}
 
 	body := []byte(`{"messages":[{"role":"user","content":[{"text":"hi"}]}]}`)
-	r := httptest.NewRequest("POST", "/model/amazon.nova-pro-v1%3A0/converse", nil)
+	r := httptest.NewRequest("POST", "https://gateway.example/model/amazon.nova-pro-v1%3A0/converse", nil) // over TLS: bearer tokens need it
 	r.Header.Set("Authorization", "Bearer team-a-token-0123456789abcdef")
 	c, err := a.Authenticate(r, body)
 	fmt.Println(c, err)
