@@ -87,3 +87,16 @@ func validateModels(ms []Model) error {
 	}
 	return nil
 }
+
+// Model returns the facts the Governor uses for the model id (a profile id
+// or an ARN too): Options.Models first, then keel's model table, then the
+// model families, then cautious figures for a model none of them knows.
+// A nil Governor uses no Options.Models.
+func (g *Governor) Model(id string) Model {
+	var extra []Model
+	if g != nil {
+		extra = g.opts.Models
+	}
+	m, _ := lookupModel(extra, id)
+	return m
+}

@@ -78,3 +78,31 @@ func TestValidateModels(t *testing.T) {
 		})
 	}
 }
+
+// TestGovernorModel: the facts a Governor uses for a model id, the
+// configured Models first, and what a nil Governor uses.
+func TestGovernorModel(t *testing.T) {
+	g, err := New(Options{Models: []Model{{Match: "my-model", MaxOutputTokens: 100, Burndown: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var none *Governor
+	tests := []struct {
+		name string
+		g    *Governor
+		id   string
+		want Model
+	}{
+		{"configured", g, "us.my-model-v1", Model{Match: "my-model", MaxOutputTokens: 100, Burndown: 3}},
+		{"nil Governor: the unknown model's figures", none, "us.my-model-v1", unknownModel},
+	}
+	for _, tt := range tests {
+		if got := tt.g.Model(tt.id); got != tt.want {
+			t.Errorf("%s: Model(%q) = %+v, want %+v", tt.name, tt.id, got, tt.want)
+		}
+	}
+	// A model of keel's table: its own row's figures.
+	if m := g.Model("us.anthropic.claude-sonnet-4-5-20250929-v1:0"); m.Burndown != 5 || m.MaxOutputTokens == 0 {
+		t.Errorf("Sonnet 4.5: %+v, want burndown 5 and its output limit", m)
+	}
+}

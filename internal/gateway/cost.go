@@ -5,30 +5,15 @@ import (
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
-	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/engine"
 )
 
-// unknownMaxOutput and unknownBurndown are a caller's hold and charge for
-// a model that neither the quota governor nor keel's model table knows:
-// the governor's own figures for such a model (admission's unknownModel),
-// so that a caller's budget counts what the quota does.
-const (
-	unknownMaxOutput = 8192
-	unknownBurndown  = 1
-)
-
 // modelFacts returns the largest output and the burndown of t's model as
-// the quota governor counts them: its own facts once it governs t (they
-// include the configured quotas.models), else keel's model table.
+// the quota governor counts them (the configured quotas.models, keel's model
+// table, then its cautious figures for a model none knows).
 func (s *Server) modelFacts(t attempt.Target) (maxOutput int, burndown float64) {
-	if st, ok := s.opts.Engine.QuotaStats(t); ok && st.Model.MaxOutputTokens > 0 {
-		return st.Model.MaxOutputTokens, st.Model.Burndown
-	}
-	if row, ok := bedrock.LookupModel(bedrock.BaseModelID(t.Model)); ok {
-		return row.MaxOutput, row.Burndown
-	}
-	return unknownMaxOutput, unknownBurndown
+	m := s.opts.Engine.Governor().Model(t.Model)
+	return m.MaxOutputTokens, m.Burndown
 }
 
 // hold is what a call holds of its caller's budget, as the governor holds
