@@ -71,6 +71,9 @@ func (sb *streamBody) finish(err *Error) {
 	if src := sb.src; src != nil {
 		src.close()
 	}
+	// Nothing reads frames after the end, and the reader has every byte
+	// that pointed into the buffer (Read steps only once out is empty).
+	sb.fr.Release()
 	rep := sb.rep
 	for i, g := range sb.sp.Segments() {
 		if i < len(sb.segments) {
