@@ -225,9 +225,12 @@ func (sb *streamBody) prime(src *source) (res classify.Result, events int, ok bo
 	}
 }
 
-// next reads one frame from src, timing the wait on its watchdog.
+// next reads one frame from src, timing the wait on its watchdog. A frame
+// already read ahead costs no wait, and no reading of the clock.
 func (sb *streamBody) next(src *source) (stream.Frame, error) {
-	src.wd.waiting()
+	if !sb.fr.Buffered() {
+		src.wd.waiting()
+	}
 	f, err := sb.fr.Next()
 	if err == nil {
 		src.wd.event()
