@@ -116,6 +116,7 @@ func frameErrorResponse(orig *http.Response, res classify.Result, frame []byte) 
 	body := []byte(nil)
 	var fr stream.Reader
 	fr.Reset(bytes.NewReader(frame))
+	defer fr.Release() // the payload is copied into body
 	if f, err := fr.Next(); err == nil && json.Valid(f.Payload) && len(bytes.TrimSpace(f.Payload)) > 0 && bytes.TrimSpace(f.Payload)[0] == '{' {
 		body = append(body, f.Payload...)
 	} else {
