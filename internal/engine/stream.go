@@ -63,6 +63,7 @@ type streamBody struct {
 	segments  []int       // attempt index of each attempt that delivered content
 	held      []byte      // frames held back until the attempt's first content
 	out       []byte      // bytes ready for the reader
+	pending   *broken     // a failure step found, not yet handled
 	final     bool        // the stream's final event was delivered
 	err       error       // sticky: io.EOF after the end, or the failure
 	closeOnce sync.Once
@@ -224,9 +225,12 @@ func (sb *streamBody) prime(src *source) (res classify.Result, events int, ok bo
 	}
 }
 
-// next reads one frame from src, timing the wait on its watchdog.
+// next reads one frame from src, timing the wait on its watchdog. A frame
+// already read ahead costs no wait, and no reading of the clock.
 func (sb *streamBody) next(src *source) (stream.Frame, error) {
-	src.wd.waiting()
+	if !sb.fr.Buffered() {
+		src.wd.waiting()
+	}
 	f, err := sb.fr.Next()
 	if err == nil {
 		src.wd.event()
@@ -293,11 +297,34 @@ func (sb *streamBody) Read(p []byte) (int, error) {
 	}
 	n := copy(p, sb.out)
 	sb.out = sb.out[n:]
+	// Add the events already read ahead, without waiting for more: a burst
+	// reaches the reader in one Read, and a gateway writes it at once. A
+	// failure found meanwhile waits for the next Read (see step).
+	for len(sb.out) == 0 && n < len(p) && sb.err == nil && sb.pending == nil && !sb.final && sb.fr.Buffered() {
+		sb.step()
+		c := copy(p[n:], sb.out)
+		sb.out = sb.out[c:]
+		n += c
+	}
 	return n, nil
 }
 
-// step reads the next frame and decides what the reader gets.
+// broken is a failure of the stream found by step, handled by the next.
+type broken struct {
+	res   classify.Result
+	cause error
+}
+
+// step reads the next frame and decides what the reader gets. A failure
+// it finds is kept in pending and handled (resumed, or ended with the
+// typed error) by the next step, so that the events before it reach the
+// reader first, without waiting on a resume.
 func (sb *streamBody) step() {
+	if b := sb.pending; b != nil {
+		sb.pending = nil
+		sb.broke(b.res, b.cause)
+		return
+	}
 	src := sb.src
 	f, err := sb.next(src)
 	switch {
@@ -308,15 +335,15 @@ func (sb *streamBody) step() {
 		sb.finish(nil)
 		return
 	case err != nil:
-		sb.broke(sb.readError(src, err), err)
+		sb.pending = &broken{sb.readError(src, err), err}
 		return
 	case !f.IsEvent():
-		sb.broke(sb.failureFrame(&f), nil)
+		sb.pending = &broken{sb.failureFrame(&f), nil}
 		return
 	}
 	v := sb.sp.Feed(&f)
 	if res, over := sb.overLimit(); over {
-		sb.broke(res, nil)
+		sb.pending = &broken{res, nil}
 		return
 	}
 	if v.Out != nil {
@@ -334,6 +361,7 @@ func (sb *streamBody) abandon() {
 		sb.src.close()
 		sb.src.tk.Cancel()
 	}
+	sb.fr.Release()
 	sb.cancel()
 }
 

@@ -71,6 +71,9 @@ func (sb *streamBody) finish(err *Error) {
 	if src := sb.src; src != nil {
 		src.close()
 	}
+	// Nothing reads frames after the end, and the reader has every byte
+	// that pointed into the buffer (Read steps only once out is empty).
+	sb.fr.Release()
 	rep := sb.rep
 	for i, g := range sb.sp.Segments() {
 		if i < len(sb.segments) {
@@ -113,6 +116,7 @@ func frameErrorResponse(orig *http.Response, res classify.Result, frame []byte) 
 	body := []byte(nil)
 	var fr stream.Reader
 	fr.Reset(bytes.NewReader(frame))
+	defer fr.Release() // the payload is copied into body
 	if f, err := fr.Next(); err == nil && json.Valid(f.Payload) && len(bytes.TrimSpace(f.Payload)) > 0 && bytes.TrimSpace(f.Payload)[0] == '{' {
 		body = append(body, f.Payload...)
 	} else {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -385,6 +386,59 @@ func TestStreamBrokenAfterTheEnd(t *testing.T) {
 	}
 	if d := readAll(t, bytes.NewReader(raw), false); d.text != "All done." {
 		t.Fatalf("text %q", d.text)
+	}
+}
+
+// TestStreamReadsBursts reads a reply whose events are already there when
+// the reader asks: one Read gives all of them, and a failure behind them
+// (an exception frame) comes with the next Read, after the events.
+func TestStreamReadsBursts(t *testing.T) {
+	f := fakeConverse(t, "Hel", "lo", " world")
+	body := append(f.upTo(3), f.exception("throttlingException", "Too many tokens")...)
+	tests := []struct {
+		name  string
+		body  io.Reader
+		first []byte // what the first Read gives
+	}{
+		{"all at once", bytes.NewReader(body), f.upTo(3)},
+		// Nothing is read ahead: each Read gives what prime held (the
+		// message start and the first delta), then one event.
+		{"a byte at a time", iotest.OneByteReader(bytes.NewReader(body)), f.upTo(2)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := New(Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A model keel does not know to take a prefill: a break is not resumed.
+			rep := &Report{Attempts: []Attempt{{}}}
+			sb := newStreamBody(e, context.Background(), &Call{Op: attempt.ConverseStream, Model: "example.unknown-v1"}, rep, time.Now())
+			defer sb.Close()
+			cancel := func() {}
+			src := &source{body: io.NopCloser(tt.body), cancel: cancel, wd: startWatchdog(e.clk, time.Minute, time.Minute, cancel)}
+			if _, _, ok, err := sb.prime(src); !ok {
+				t.Fatal(err)
+			}
+			sb.src = src
+			buf := make([]byte, 32<<10)
+			n, err := sb.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], tt.first) {
+				t.Fatalf("first Read: %d bytes, %v; want %d bytes", n, err, len(tt.first))
+			}
+			got := append([]byte(nil), buf[:n]...)
+			for err == nil {
+				n, err = sb.Read(buf)
+				got = append(got, buf[:n]...)
+			}
+			var ke *Error
+			if !errors.As(err, &ke) || ke.Entry.Code != catalog.CodeThrottling || ke.Stream == nil || ke.Stream.Text != "Hello" {
+				t.Fatalf("the Read after the events: %v (%+v), want the throttling exception after the text %q", err, ke, "Hello")
+			}
+			if !bytes.Equal(got, f.upTo(3)) {
+				t.Fatalf("the reader got %d bytes, want the %d of the events before the exception", len(got), len(f.upTo(3)))
+			}
+		})
 	}
 }
 

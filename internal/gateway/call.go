@@ -191,8 +191,8 @@ func asRefusal(err error, code string, status int) *Refusal {
 // isJSON reports whether a request's content type is JSON, or unset (the
 // SDKs always set one; Bedrock's bodies are JSON).
 func isJSON(ct string) bool {
-	if ct == "" {
-		return true
+	if ct == "" || ct == jsonContentType {
+		return true // what every SDK sends: no parsing
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == jsonContentType || strings.HasSuffix(mt, "+json"))

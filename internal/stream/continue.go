@@ -1,13 +1,14 @@
 package stream
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/keel-run/keel/internal/bedrock"
+	"github.com/keel-run/keel/internal/jsonscan"
 )
 
 // ErrLimitReached reports that a broken reply had already produced its
@@ -160,33 +161,82 @@ func message(format Format, role, text string) map[string]json.RawMessage {
 // Thinking reports whether the request turns extended thinking (reasoning)
 // on: Anthropic models refuse a prefill then, so such a reply is not
 // resumed. It looks at "thinking" (Anthropic bodies, and Converse's
-// additionalModelRequestFields) and reasoning_config / reasoningConfig.
+// additionalModelRequestFields) and reasoning_config / reasoningConfig: one
+// that is there, not null, and not an object whose "type" is "disabled"
+// turns it on. A body that is not a JSON object (or a Converse body whose
+// additionalModelRequestFields is not one) turns nothing on. It reads the
+// body in one pass with jsonscan, deciding as encoding/json would (the last
+// of duplicate keys counts; "type" matches in any case), without allocating.
 func Thinking(format Format, body []byte) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil {
+	var vals [len(thinkingKeys)][]byte // the last value of each key
+	keys := func(s *jsonscan.Scanner) func(key []byte) {
+		return func(key []byte) {
+			for i, k := range thinkingKeys {
+				if string(key) == k {
+					vals[i] = s.Value()
+				}
+			}
+		}
+	}
+	s := jsonscan.New(body, 0)
+	var fields []byte
+	if format == Converse {
+		s.Object(func(key []byte) {
+			if string(key) == "additionalModelRequestFields" {
+				fields = s.Value()
+			}
+		})
+	} else {
+		s.Object(keys(&s))
+	}
+	if s.End(); s.Failed() {
 		return false
 	}
 	if format == Converse {
-		var extra map[string]json.RawMessage
-		if json.Unmarshal(m["additionalModelRequestFields"], &extra) != nil {
+		f := s.Sub(fields)
+		if fields == nil || f.Null() {
 			return false
 		}
-		m = extra
+		if f.Object(keys(&f)); f.Failed() {
+			return false
+		}
 	}
-	for _, k := range []string{"thinking", "reasoning_config", "reasoningConfig"} {
-		raw, ok := m[k]
-		if !ok || string(raw) == "null" {
-			continue
+	for _, v := range vals {
+		if v != nil && string(v) != "null" && !disabled(v) {
+			return true
 		}
-		var v struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(raw, &v) == nil && strings.EqualFold(v.Type, "disabled") {
-			continue
-		}
-		return true
 	}
 	return false
+}
+
+// thinkingKeys are the request fields that turn extended thinking on.
+var thinkingKeys = [...]string{"thinking", "reasoning_config", "reasoningConfig"}
+
+// disabled reports whether v, a checked JSON value, is an object whose
+// "type" (in any case, the last one) is the string "disabled" in any case:
+// what encoding/json finds decoding v into struct{ Type string }, which
+// fails on anything but an object and on a "type" that is not a string or
+// null.
+func disabled(v []byte) bool {
+	s := jsonscan.New(v, 0)
+	if s.Peek() != '{' {
+		return false
+	}
+	off, bad := false, false
+	s.Object(func(key []byte) {
+		if !bytes.EqualFold(key, []byte("type")) {
+			return
+		}
+		switch s.Peek() {
+		case 'n':
+			s.Null() // leaves the field as it was
+		case '"':
+			off = bytes.EqualFold(s.Bytes(), []byte("disabled"))
+		default:
+			bad = true
+		}
+	})
+	return off && !bad
 }
 
 // RefusesPrefill reports whether the model is known to refuse a prefill:

@@ -127,11 +127,103 @@ func TestThinking(t *testing.T) {
 		{"anthropic null", Invoke, `{"thinking":null}`, false},
 		{"a top-level thinking key means nothing to Converse", Converse, `{"thinking":{"type":"enabled"}}`, false},
 		{"not JSON", Invoke, `x`, false},
+		{"invalid JSON after the field", Invoke, `{"thinking":{"type":"enabled"},}`, false},
+		{"data after the object", Invoke, `{"thinking":{"type":"enabled"}} x`, false},
+		{"not an object", Invoke, `[{"thinking":{"type":"enabled"}}]`, false},
+		{"top-level null", Invoke, `null`, false},
+		{"the last of duplicate keys counts", Invoke, `{"thinking":{"type":"enabled"},"thinking":null}`, false},
+		{"the last of duplicate keys counts, on", Invoke, `{"thinking":null,"thinking":{"type":"enabled"}}`, true},
+		{"type in another case", Invoke, `{"thinking":{"TYPE":"Disabled"}}`, false},
+		{"disabled with escapes", Invoke, `{"thinking":{"type":"dis\u0061bled"}}`, false},
+		{"a type that is not a string", Invoke, `{"thinking":{"type":0}}`, true},
+		{"a null type after disabled", Invoke, `{"thinking":{"type":"disabled","type":null}}`, false},
+		{"a bad type after disabled", Invoke, `{"thinking":{"type":"disabled","Type":[]}}`, true},
+		{"a value that is not an object", Invoke, `{"reasoningConfig":true}`, true},
+		{"an empty object", Invoke, `{"thinking":{}}`, true},
+		{"converse fields null", Converse, `{"additionalModelRequestFields":null}`, false},
+		{"converse fields not an object", Converse, `{"additionalModelRequestFields":[{"thinking":{}}]}`, false},
+		{"converse duplicate fields", Converse, `{"additionalModelRequestFields":{"thinking":{}},"additionalModelRequestFields":{}}`, false},
+		{"converse reasoningConfig", Converse, `{"additionalModelRequestFields":{"reasoningConfig":{"type":"enabled"}},"messages":[]}`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := Thinking(tt.format, []byte(tt.body)); got != tt.want {
 				t.Fatalf("Thinking = %v, want %v", got, tt.want)
+			}
+			if ref := thinkingJSON(tt.format, []byte(tt.body)); ref != tt.want {
+				t.Fatalf("the encoding/json reference says %v, want %v", ref, tt.want)
+			}
+		})
+	}
+}
+
+// thinkingJSON is Thinking as it was written with encoding/json: the
+// reference Thinking must agree with.
+func thinkingJSON(format Format, body []byte) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil {
+		return false
+	}
+	if format == Converse {
+		var extra map[string]json.RawMessage
+		if json.Unmarshal(m["additionalModelRequestFields"], &extra) != nil {
+			return false
+		}
+		m = extra
+	}
+	for _, k := range []string{"thinking", "reasoning_config", "reasoningConfig"} {
+		raw, ok := m[k]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		var v struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(raw, &v) == nil && strings.EqualFold(v.Type, "disabled") {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// FuzzThinking checks Thinking against the encoding/json reference on any
+// body, in both formats.
+func FuzzThinking(f *testing.F) {
+	for _, b := range []string{`{"thinking":{"type":"enabled"}}`, `{"additionalModelRequestFields":{"thinking":{"type":"disabled"}}}`,
+		`{"reasoning_config":{"type":"Disabled","type":null}}`, `{"thinking":{"Type":"dis\u0061bled"}}`, `{"reasoningConfig":[]}`} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, format := range []Format{Converse, Invoke} {
+			if got, want := Thinking(format, []byte(body)), thinkingJSON(format, []byte(body)); got != want {
+				t.Fatalf("format %d, body %q: Thinking = %v, encoding/json says %v", format, body, got, want)
+			}
+		}
+	})
+}
+
+// BenchmarkThinking reads a ConverseStream request of a few messages and
+// tools, with thinking off, as engine.resumeMode does on every streamed call.
+func BenchmarkThinking(b *testing.B) {
+	var msgs []any
+	for i := range 8 {
+		msgs = append(msgs, map[string]any{"role": []string{"user", "assistant"}[i%2], "content": []any{map[string]any{"text": strings.Repeat("a line of the conversation so far. ", 10)}}})
+	}
+	body, _ := json.Marshal(map[string]any{"messages": msgs, "inferenceConfig": map[string]any{"maxTokens": 512},
+		"toolConfig":                   map[string]any{"tools": []any{map[string]any{"toolSpec": map[string]any{"name": "lookup", "inputSchema": map[string]any{"json": map[string]any{"type": "object"}}}}}},
+		"additionalModelRequestFields": map[string]any{"top_k": 40}})
+	for _, impl := range []struct {
+		name string
+		f    func(Format, []byte) bool
+	}{{"jsonscan", Thinking}, {"encoding-json", thinkingJSON}} {
+		b.Run(impl.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if impl.f(Converse, body) {
+					b.Fatal("thinking on")
+				}
 			}
 		})
 	}

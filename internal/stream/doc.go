@@ -7,8 +7,9 @@
 // The pieces, in the order a frame meets them:
 //
 //   - Reader decodes application/vnd.amazon.eventstream frames: prelude,
-//     both CRC32 checksums, headers. It allocates nothing per frame (the
-//     SDK's decoder allocates for every header), and it is checked against
+//     both CRC32 checksums, headers. It reads ahead what the body has, so a
+//     burst of events costs one read, and allocates nothing per frame (the
+//     SDK's decoder allocates for every header); it is checked against
 //     aws-sdk-go-v2's own eventstream.Decoder by a differential fuzz test.
 //   - Parser reads an event's JSON payload: the content block, the text of
 //     a text delta, usage, and whether this is the stream's final event.

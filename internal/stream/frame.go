@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 )
@@ -48,13 +49,29 @@ func (f *Frame) IsEvent() bool { return string(f.MessageType) == "event" }
 
 // Reader reads frames from an event-stream body. The zero Reader is not
 // usable; call NewReader or Reset. Most callers want Next.
+//
+// A Reader reads ahead: each read of the body takes what it has, up to the
+// buffer's size, so that a burst of events costs one read rather than two
+// per frame, and Buffered tells whether the next frame is already there.
 type Reader struct {
 	r   io.Reader
 	buf []byte
+	// buf[start:end] has been read from r and not yet returned by Next.
+	start, end int
+	// err is the read error met after buf[:end], returned once the bytes
+	// before it are used up.
+	err error
 	// Max bounds a frame's total length; a longer one fails Next with a
 	// *FrameTooLargeError before it is read. Zero: MaxFrame.
 	Max int
 }
+
+// readBuf is a Reader's first buffer: it holds a burst of Bedrock's events
+// (a few hundred bytes each), and grows only for a frame that does not fit.
+const readBuf = 8 << 10
+
+// readBufs holds the buffers Readers released, for the next stream.
+var readBufs = sync.Pool{New: func() any { return new([readBuf]byte) }}
 
 // FrameTooLargeError reports a frame longer than the Reader's Max: a valid
 // frame, larger than the caller is willing to hold.
@@ -68,15 +85,35 @@ func (e *FrameTooLargeError) Error() string {
 
 // NewReader returns a Reader reading frames from r.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{r: r, buf: make([]byte, 4096)}
+	fr := &Reader{}
+	fr.Reset(r)
+	return fr
 }
 
-// Reset makes the Reader read from r, keeping its buffer.
+// Reset makes the Reader read from r, keeping its buffer (or taking one
+// that another Reader released) and dropping what it had read ahead.
 func (fr *Reader) Reset(r io.Reader) {
-	fr.r = r
+	fr.r, fr.start, fr.end, fr.err = r, 0, 0, nil
 	if fr.buf == nil {
-		fr.buf = make([]byte, 4096)
+		fr.buf = readBufs.Get().(*[readBuf]byte)[:]
 	}
+}
+
+// Release gives the Reader's buffer back for other Readers to use. The
+// frames Next returned are invalid afterwards; Reset makes the Reader
+// usable again.
+func (fr *Reader) Release() {
+	if cap(fr.buf) == readBuf {
+		readBufs.Put((*[readBuf]byte)(fr.buf[:readBuf]))
+	}
+	fr.r, fr.buf, fr.start, fr.end, fr.err = nil, nil, 0, 0, nil
+}
+
+// Buffered reports whether the next frame has been read ahead whole, so
+// that Next returns it (or its error) without reading the body.
+func (fr *Reader) Buffered() bool {
+	n := fr.end - fr.start
+	return n >= preludeLen && int64(binary.BigEndian.Uint32(fr.buf[fr.start:])) <= int64(n)
 }
 
 // Errors of Next, besides the underlying reader's own (a reset connection,
@@ -95,42 +132,33 @@ var (
 // reader's error. Next does not allocate once its buffer has grown to the
 // largest frame seen.
 func (fr *Reader) Next() (Frame, error) {
-	p := fr.buf[:preludeLen]
-	if n, err := io.ReadFull(fr.r, p); err != nil {
-		if err == io.EOF && n == 0 {
-			return Frame{}, io.EOF
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return Frame{}, ErrTruncated
-		}
+	if err := fr.fill(preludeLen); err != nil {
 		return Frame{}, err
 	}
+	p := fr.buf[fr.start : fr.start+preludeLen]
 	total := binary.BigEndian.Uint32(p[0:4])
 	hlen := binary.BigEndian.Uint32(p[4:8])
 	if crc32.ChecksumIEEE(p[:8]) != binary.BigEndian.Uint32(p[8:12]) {
+		fr.start += preludeLen
 		return Frame{}, eventstream.ChecksumError{}
 	}
 	if total < minFrame || total > MaxFrame {
+		fr.start += preludeLen
 		return Frame{}, eventstream.LengthError{Part: "message", Want: MaxFrame, Have: int(total)}
 	}
 	if fr.Max > 0 && int(total) > fr.Max {
+		fr.start += preludeLen
 		return Frame{}, &FrameTooLargeError{Length: int(total), Max: fr.Max}
 	}
 	if hlen > total-minFrame {
+		fr.start += preludeLen
 		return Frame{}, eventstream.LengthError{Part: "headers", Want: int(total - minFrame), Have: int(hlen)}
 	}
-	if int(total) > cap(fr.buf) {
-		nb := make([]byte, total, max(int(total), 2*cap(fr.buf)))
-		copy(nb, p)
-		fr.buf = nb
-	}
-	b := fr.buf[:total]
-	if _, err := io.ReadFull(fr.r, b[preludeLen:]); err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return Frame{}, ErrTruncated
-		}
+	if err := fr.fill(int(total)); err != nil {
 		return Frame{}, err
 	}
+	b := fr.buf[fr.start : fr.start+int(total)]
+	fr.start += int(total)
 	if crc32.Update(crc32.ChecksumIEEE(b[:8]), crc32.IEEETable, b[8:total-4]) != binary.BigEndian.Uint32(b[total-4:]) {
 		return Frame{}, eventstream.ChecksumError{}
 	}
@@ -139,6 +167,42 @@ func (fr *Reader) Next() (Frame, error) {
 		return Frame{}, err
 	}
 	return f, nil
+}
+
+// fill reads until n bytes from start are buffered, moving what is left to
+// the front of the buffer (or to a larger one) when they would not fit.
+// It fails as Next does: io.EOF when the body ended before anything of the
+// next frame, ErrTruncated when it ended inside it, or the body's error;
+// what was buffered is dropped then.
+func (fr *Reader) fill(n int) error {
+	if fr.end-fr.start >= n {
+		return nil
+	}
+	if fr.start+n > len(fr.buf) {
+		dst := fr.buf
+		if n > len(fr.buf) {
+			dst = make([]byte, max(n, 2*len(fr.buf)))
+		}
+		fr.end = copy(dst, fr.buf[fr.start:fr.end])
+		fr.start, fr.buf = 0, dst
+	}
+	for fr.end-fr.start < n {
+		if err := fr.err; err != nil {
+			partial := fr.end > fr.start
+			fr.start, fr.end, fr.err = 0, 0, nil
+			switch {
+			case err == io.EOF && !partial:
+				return io.EOF
+			case err == io.EOF || err == io.ErrUnexpectedEOF:
+				return ErrTruncated
+			}
+			return err
+		}
+		m, err := fr.r.Read(fr.buf[fr.end:])
+		fr.end += m
+		fr.err = err
+	}
+	return nil
 }
 
 // errHeaders is returned for a header block that does not parse.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
@@ -96,6 +97,69 @@ func TestReaderMatchesSDKDecoder(t *testing.T) {
 	}
 	if _, err := fr.Next(); err != io.EOF {
 		t.Fatalf("after the last frame: %v, want io.EOF", err)
+	}
+}
+
+// TestReaderReadsAhead reads the sample frames (one of them over the first
+// buffer's size) through bodies that hand out their bytes in different
+// ways, and checks every frame, what Buffered says before each, the error
+// at the end, and that a released Reader's buffer serves the next.
+func TestReaderReadsAhead(t *testing.T) {
+	frames := sampleFrames(t)
+	all := bytes.Join(frames, nil)
+	boom := errors.New("connection reset")
+	tests := []struct {
+		name string
+		body func() io.Reader
+		// buffered: Buffered before each Next of a frame that lies within
+		// the first read (the body hands out all the buffer takes at once).
+		buffered bool
+		end      error
+	}{
+		{"whole", func() io.Reader { return bytes.NewReader(all) }, true, io.EOF},
+		{"a byte at a time", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(all)) }, false, io.EOF},
+		{"half of each read", func() io.Reader { return iotest.HalfReader(bytes.NewReader(all)) }, false, io.EOF},
+		{"data with its EOF", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(all)) }, true, io.EOF},
+		{"an error after the frames", func() io.Reader { return io.MultiReader(bytes.NewReader(all), iotest.ErrReader(boom)) }, false, boom},
+		{"cut inside the last frame", func() io.Reader { return bytes.NewReader(all[:len(all)-3]) }, true, ErrTruncated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fr := NewReader(tt.body())
+			defer fr.Release()
+			if fr.Buffered() {
+				t.Fatal("Buffered before any read")
+			}
+			n := len(frames)
+			if tt.end == ErrTruncated {
+				n--
+			}
+			off := 0
+			for i, raw := range frames[:n] {
+				off += len(raw)
+				if i > 0 && tt.buffered && off <= readBuf && !fr.Buffered() {
+					t.Errorf("frame %d: not Buffered, though the body gave everything at once", i)
+				}
+				f, err := fr.Next()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if !bytes.Equal(f.Raw, raw) {
+					t.Fatalf("frame %d: %x, want %x", i, f.Raw, raw)
+				}
+			}
+			if _, err := fr.Next(); !errors.Is(err, tt.end) {
+				t.Fatalf("after the frames: %v, want %v", err, tt.end)
+			}
+			if fr.Buffered() {
+				t.Fatal("Buffered after the end")
+			}
+			fr.Release()
+			fr.Reset(bytes.NewReader(frames[0]))
+			if f, err := fr.Next(); err != nil || !bytes.Equal(f.Raw, frames[0]) {
+				t.Fatalf("after Release and Reset: %x, %v", f.Raw, err)
+			}
+		})
 	}
 }
 
