@@ -477,10 +477,12 @@ func TestBoundByBedrock(t *testing.T) {
 }
 
 // TestWarmUp: a known quota's bucket starts with a second of quota
-// (startBurst) unless FullStart; Batch calls wait for it, Interactive ones
-// go on the bucket a full start would have had (lend), and each call that
-// settles while the target warms up gives back what it cost, until the first
-// confirmed throttle or a minute after the target was first seen.
+// (startBurst) unless FullStart; Batch calls wait for it while a call is in
+// flight, Interactive ones go on the bucket a full start would have had
+// (lend), and each call that settles while the target warms up gives back
+// what it cost, up to what the full start would have held beyond the level,
+// until the first confirmed throttle or a minute after the target was first
+// seen.
 func TestWarmUp(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -514,14 +516,21 @@ func TestWarmUp(t *testing.T) {
 			if s := stats(t, g, haiku); s.Available != tt.wantStart {
 				t.Fatalf("available at the start %d, want %d", s.Available, tt.wantStart)
 			}
+			// With nothing in flight, a Batch call goes on the full start's
+			// bucket too (it would wait 1 s otherwise).
 			tk, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 2000}, Batch)
+			if !ok {
+				t.Fatal("a Batch call of 2,000 with nothing in flight was not admitted")
+			}
+			tk.Cancel()
+			mustTry(t, g, haiku, Estimate{MaxTokens: 2000}) // Interactive: lent while warming up, in flight throughout
+			tk, ok, _ = g.TryAdmit(haiku, Estimate{MaxTokens: 2000}, Batch)
 			if ok != tt.full {
-				t.Fatalf("a Batch call of 2,000 admitted: %v, want %v", ok, tt.full)
+				t.Fatalf("a Batch call of 2,000 behind a call in flight admitted: %v, want %v", ok, tt.full)
 			}
 			if ok {
 				tk.Cancel()
 			}
-			mustTry(t, g, haiku, Estimate{MaxTokens: 2000}) // Interactive: lent while warming up
 			if tt.throttle {
 				confirm(t, g, 10)
 			}

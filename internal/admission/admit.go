@@ -13,6 +13,10 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	clk := l.g.clk
 	now := clk.Now()
 	l.mu.Lock()
+	if l.gone {
+		l.mu.Unlock()
+		return Ticket{}, errForgotten
+	}
 	l.load(now)
 	input, maxTok, hold := l.size(est)
 	if by.IsZero() {

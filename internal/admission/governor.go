@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -148,7 +149,7 @@ func (g *Governor) limiter(t Target) *limiter {
 	now := g.clk.Now()
 	var victim *limiter
 	if g.extra >= g.opts.MaxTargets {
-		if victim = g.idlest(cur, now); victim == nil {
+		if victim = g.idlest(cur, now); victim == nil || !victim.forget() {
 			return nil
 		}
 	}
@@ -227,12 +228,23 @@ func (g *Governor) AdmitBy(ctx context.Context, t Target, est Estimate, class Cl
 	if err := ctx.Err(); err != nil {
 		return Ticket{}, fmt.Errorf("admission: %s: %w", t, err)
 	}
-	l := g.limiter(t)
-	if l == nil {
-		return Ticket{}, nil
+	for {
+		l := g.limiter(t)
+		if l == nil {
+			return Ticket{}, nil
+		}
+		tk, err := l.admit(ctx, est, class, by)
+		if err != errForgotten {
+			return tk, err
+		}
+		// t was forgotten between the lookup and the admission: its new
+		// state is looked up again.
 	}
-	return l.admit(ctx, est, class, by)
 }
+
+// errForgotten is what a forgotten limiter's admit returns: the caller looks
+// the target up again.
+var errForgotten = errors.New("admission: target forgotten")
 
 func checkArgs(est Estimate, class Class) error {
 	switch {
@@ -283,4 +295,17 @@ func (g *Governor) Snapshot() []Stats {
 		out = append(out, l.stats())
 	}
 	return out
+}
+
+// forget marks l forgotten if it is still idle, and reports whether it was:
+// a call that looked l up before it was forgotten finds the mark in admit
+// and looks its target up again.
+func (l *limiter) forget() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.inflight > 0 || l.queued() {
+		return false
+	}
+	l.gone = true
+	return true
 }

@@ -437,3 +437,28 @@ func TestTierTargetTakesItsModelsQuota(t *testing.T) {
 		t.Errorf("the base target's stats are %s's", st.Target)
 	}
 }
+
+// TestForgottenLimiter: a call that looked its target up just before the
+// target was forgotten does not admit on the forgotten state (its Store
+// buckets are gone): Admit looks the target up again.
+func TestForgottenLimiter(t *testing.T) {
+	a, b := Target{Model: "a", Region: "r"}, Target{Model: "b", Region: "r"}
+	g, clk := newGov(t, Options{MaxTargets: 1, Default: Quota{TokensPerMinute: 6000}})
+	first := mustTry(t, g, a, Estimate{MaxTokens: 100})
+	first.Settle(Usage{InputTokens: 100})
+	clk.Advance(2 * time.Minute)
+	l := g.limiter(a) // Admit(a) has looked its limiter up...
+	g.limiter(b)      // ...when a call to b makes room by forgetting a
+	if _, err := l.admit(context.Background(), Estimate{MaxTokens: 5000}, Interactive, time.Time{}); !errors.Is(err, errForgotten) {
+		t.Fatalf("admit on the forgotten limiter: %v, want errForgotten", err)
+	}
+	// Admit looks a up again: b, just made, is not idle, so a is not
+	// governed now; nothing touched a forgotten bucket.
+	tk, err := g.Admit(context.Background(), a, Estimate{MaxTokens: 5000}, Interactive)
+	if err != nil || tk.Governed() {
+		t.Fatalf("Admit(a) = %+v, %v; want an ungoverned Ticket", tk, err)
+	}
+	if n, err := g.StoreErr(); n > 0 {
+		t.Errorf("%d Store failures: %v", n, err)
+	}
+}

@@ -128,10 +128,11 @@ func (l *limiter) throttle(t *Ticket) {
 func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64, class Class) {
 	l.warming, l.warmGap = false, 0
 	before := l.view.TokensPerMinute
-	// The quota lies below the limit that met this throttle: a lower bound
-	// above it read calls still in transit (or a throttle of noise) as
-	// served.
-	lower := min(l.dryLower(taken, now)*learnedShare, before)
+	// A lower bound far above the limit that met this throttle read calls
+	// still in transit (or a throttle of noise) as served: it is taken at
+	// most to twice that limit (slow start doubles it every few seconds,
+	// so the bound may rightly be above it).
+	lower := min(l.dryLower(taken, now)*learnedShare, dryCap*before)
 	l.dryAt, l.dryTaken, l.dryHold = at, l.taken, hold
 	l.lastThrott = now
 	if l.passedSince(l.syncSeq, now) {

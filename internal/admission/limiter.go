@@ -62,6 +62,7 @@ type limiter struct {
 	slowPassed bool      // a call granted in slow start got through
 	warming    bool      // the bucket's level grows by what calls cost (see warm)
 	warmGap    float64   // what a full start would hold beyond the level (see lend)
+	gone       bool      // forgotten to make room for another target (see Governor.limiter)
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
 	lastGrant  time.Time // when the last call was granted
 	lastThrott time.Time // the last confirmed throttle

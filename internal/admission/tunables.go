@@ -122,6 +122,11 @@ const (
 	// whose gift is read as a lower bound of the quota: over a shorter one
 	// a call's hold weighs too much.
 	minDrySpan = 5 * time.Second
+	// dryCap bounds that lower bound by twice the limit that met the
+	// throttle: calls in transit read as served made it 2.5-6 × the quota
+	// in the quick start, while slow start, doubling its limit every few
+	// seconds, may rightly sit below the bound.
+	dryCap = 2
 	// firstLimitCalls is how many of its hold a Batch call's first
 	// confirmed throttle lets through a minute at least: one every 5 s, so
 	// that a bucket found empty at the first call (one that starts empty,

@@ -25,6 +25,9 @@ func (l *limiter) keep(b Buckets, err error) {
 		return
 	}
 	l.view = b
+	// A full start's bucket, level + warmGap, refills to the capacity
+	// as the level does: the gap closes as the level rises.
+	l.warmGap = min(l.warmGap, max(b.capacity()-b.Tokens, 0))
 }
 
 // noteStoreErr records a failure of the Store (see Governor.StoreErr).
