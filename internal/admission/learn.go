@@ -126,7 +126,7 @@ func (l *limiter) throttle(t *Ticket) {
 //     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
 func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64, class Class) {
-	l.warming, l.warmGap = false, 0
+	l.warmGap = 0 // warm-up ends
 	before := l.view.TokensPerMinute
 	// A lower bound far above the limit that met this throttle read calls
 	// still in transit (or a throttle of noise) as served: it is taken at

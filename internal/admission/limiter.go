@@ -60,8 +60,7 @@ type limiter struct {
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
-	warming    bool      // the bucket's level grows by what calls cost (see warm)
-	warmGap    float64   // what a full start would hold beyond the level (see lend)
+	warmGap    float64   // what a full start would hold beyond the level; > 0 while warming up (see warm, lend)
 	gone       bool      // forgotten to make room for another target (see Governor.limiter)
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
 	lastGrant  time.Time // when the last call was granted
@@ -120,7 +119,7 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 			// just now) or hold less than a minute: the Governor's
 			// starts with startBurst of quota and warms up (see warm).
 			open.Tokens = p.limit * startBurst.Minutes()
-			l.warming, l.warmGap = true, p.limit-open.Tokens
+			l.warmGap = p.limit - open.Tokens
 		}
 		// Start on the CUBIC plateau: the limit holds, and a learning
 		// limit probes upwards slowly at first.

@@ -13,11 +13,11 @@ import (
 // only the first second of quota. Warming ends at the first confirmed
 // throttle or a minute after the target was first seen. l.mu must be held.
 func (l *limiter) warm(t *Ticket, cost float64, now time.Time) {
-	if !l.warming {
+	if l.warmGap <= 0 {
 		return
 	}
 	if now.Sub(l.born) >= windowSpan {
-		l.warming, l.warmGap = false, 0
+		l.warmGap = 0
 		return
 	}
 	if credit := min(cost, l.warmGap); t.gen == l.gen && credit > 0 {
@@ -35,7 +35,7 @@ func (l *limiter) warm(t *Ticket, cost float64, now time.Time) {
 // longer than with the quota unknown). What a call takes beyond the level
 // is a debt the other Batch calls wait out. l.mu must be held.
 func (l *limiter) lend(class Class, hold float64, now time.Time) bool {
-	if !l.warming || (class != Interactive && l.inflight > 0) || now.Before(l.pausedUntil) || now.Sub(l.born) >= windowSpan {
+	if l.warmGap <= 0 || (class != Interactive && l.inflight > 0) || now.Before(l.pausedUntil) || now.Sub(l.born) >= windowSpan {
 		return false
 	}
 	v := l.view
