@@ -15,7 +15,9 @@ import (
 // number to one or two digits. A caller picks its SigV4 scope's region
 // freely, and each region makes engine state (breakers, quota limiters,
 // metric series) and picks the upstream host, so a name that is no AWS
-// region is refused before the engine sees it.
+// region is refused before the engine sees it. (config.ValidRegion, which
+// checks the regions an operator writes, takes any dash-separated lowercase
+// name; a caller's is held to this stricter shape.)
 var awsRegion = regexp.MustCompile(`^(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov|us-iso|us-isob|us-isof|eu-isoe|eusc-de)-` +
 	`(east|west|north|south|central|northeast|southeast|northwest|southwest)-[0-9]{1,2}$`)
 
