@@ -14,6 +14,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.11 // the official client keel plugs into and is tested with
 	github.com/aws/smithy-go v1.28.8 // the SDK middleware stack and error types keel hooks into
 	github.com/prometheus/client_golang v1.25.0 // metrics
+	github.com/redis/go-redis/v9 v9.23.0 // shared state of replicas (quota buckets, breakers, budgets): the maintained Redis client, Lua scripts and TLS
 	github.com/rogpeppe/go-internal v1.14.1 // tests: testscript runs the keel command and every command the docs show (cmd/keel/testdata/script), as the Go project tests its own commands
 	go.uber.org/goleak v1.3.0 // tests: no goroutine or connection leaks
 	go.yaml.in/yaml/v3 v3.0.6 // configuration and scenario files (strict decoding, line numbers)
@@ -57,6 +58,7 @@ require (
 	go.opentelemetry.io/otel v1.33.0 // indirect
 	go.opentelemetry.io/otel/metric v1.33.0 // indirect
 	go.opentelemetry.io/otel/trace v1.33.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

@@ -59,6 +59,9 @@ type Config struct {
 	// Gateway configures keel serve: its listener, limits, dead-letter
 	// queue, TLS and callers. Absent: the flags' values and no callers.
 	Gateway Gateway `yaml:"gateway"`
+	// Redis shares quota, breakers and budgets between processes.
+	// Absent: each process keeps its own.
+	Redis Redis `yaml:"redis"`
 }
 
 // Quotas configures the quota governor (docs/governor.md). The zero value
@@ -392,9 +395,11 @@ func parse(b []byte) (*Config, []*Error) {
 		}
 	}
 	var resolved []*Error
-	c.Gateway.resolve(os.LookupEnv, func(key, format string, args ...any) {
+	note := func(key, format string, args ...any) {
 		resolved = append(resolved, &Error{Key: key, Msg: fmt.Sprintf(format, args...)})
-	})
+	}
+	c.Gateway.resolve(os.LookupEnv, note)
+	c.Redis.resolve(os.LookupEnv, note)
 	for _, e := range append(resolved, c.validate()...) {
 		e.Line = ck.line(e.Key)
 		ck.errs = append(ck.errs, e)
@@ -530,6 +535,7 @@ func (c *Config) validate() []*Error {
 	}
 	c.Quotas.validate(bad)
 	c.Gateway.validate(bad)
+	c.Redis.validate(bad)
 	return errs
 }
 

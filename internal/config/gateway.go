@@ -108,25 +108,26 @@ func (g *Gateway) resolve(lookup func(string) (string, bool), bad func(key, form
 		if who == "" {
 			who = key
 		}
-		c.Bearer = resolveSecret(c.Bearer, key+".bearer", who, lookup, bad)
+		c.Bearer = resolveSecret(c.Bearer, key+".bearer", "of caller "+who+": ", lookup, bad)
 		if c.SigV4 != nil {
-			c.SigV4.SecretAccessKey = resolveSecret(c.SigV4.SecretAccessKey, key+".sigv4.secret_access_key", who, lookup, bad)
+			c.SigV4.SecretAccessKey = resolveSecret(c.SigV4.SecretAccessKey, key+".sigv4.secret_access_key", "of caller "+who+": ", lookup, bad)
 		}
 	}
 }
 
-func resolveSecret(s Secret, key, who string, lookup func(string) (string, bool), bad func(key, format string, args ...any)) Secret {
+// resolveSecret resolves env:NAME; whose starts its messages.
+func resolveSecret(s Secret, key, whose string, lookup func(string) (string, bool), bad func(key, format string, args ...any)) Secret {
 	name, ok := strings.CutPrefix(string(s), envPrefix)
 	if !ok {
 		return s
 	}
 	if name == "" {
-		bad(key, "of caller %s: env: names no environment variable; write env:NAME", who)
+		bad(key, "%senv: names no environment variable; write env:NAME", whose)
 		return s
 	}
 	v, set := lookup(name)
 	if !set || v == "" {
-		bad(key, "of caller %s: the environment variable %s is not set", who, name)
+		bad(key, "%sthe environment variable %s is not set", whose, name)
 		return s
 	}
 	return Secret(v)

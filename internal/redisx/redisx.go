@@ -1,0 +1,363 @@
+// Package redisx is keel's connection to the Redis that processes sharing
+// one Bedrock quota share their state through (docs/redis.md): the client,
+// the key layout, the health of the connection and the heartbeat that
+// counts the replicas alive.
+//
+// Every round trip goes through Client.Do, which bounds it by the
+// configured timeout and records failures: while Redis fails, Degraded
+// reports true, and each store that uses the Client falls back to local
+// state with Share of each limit. One log line marks the start of each
+// episode and one its end.
+package redisx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keel-run/keel/internal/config"
+)
+
+// Tunables of the connection.
+const (
+	// DefaultTimeout bounds a round trip when Options.Timeout is 0: about
+	// a hundred loopback round trips, far below a Bedrock call's own time.
+	DefaultTimeout = 50 * time.Millisecond
+	// DefaultPrefix starts every key when Options.Prefix is empty.
+	DefaultPrefix = "keel:"
+	// schema is the layout's version, in every key: another version's
+	// keys are never read.
+	schema = "v1"
+	// heartbeatEvery is how often a process says it is alive.
+	heartbeatEvery = 2 * time.Second
+	// heartbeatTTL is how long a heartbeat counts: three missed beats.
+	heartbeatTTL = 3 * heartbeatEvery
+	// IdleTTL is how long a target's keys outlive their last use: a
+	// minute of quota refills in one, so an older key holds nothing that
+	// a fresh one would not.
+	IdleTTL = 10 * time.Minute
+)
+
+// Options configure a Client. The zero value of each field takes its
+// default.
+type Options struct {
+	// URL is redis://[user:password@]host:port[/db] or rediss://.
+	URL string
+	// Prefix starts every key; empty: DefaultPrefix.
+	Prefix string
+	// Timeout bounds each round trip; 0: DefaultTimeout.
+	Timeout time.Duration
+	// TLS adds to a rediss:// URL's TLS settings.
+	TLS config.RedisTLS
+	// Share is the part of each limit used while Redis fails; 0: 1 ÷ the
+	// replicas alive at the last heartbeat.
+	Share float64
+	// ID names this process in the heartbeat set; empty: host:pid and a
+	// random suffix.
+	ID string
+	// Logger receives the episode lines; nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// FromConfig returns the Options of a configuration's redis section.
+func FromConfig(r config.Redis) Options {
+	return Options{URL: r.URL.Value(), Prefix: r.Prefix, Timeout: r.Timeout.D(), TLS: r.TLS, Share: r.Share}
+}
+
+// Client is a connection to Redis shared by keel's stores. It is safe for
+// concurrent use. Close stops its heartbeat and closes the connection.
+type Client struct {
+	rdb     *redis.Client
+	prefix  string
+	timeout time.Duration
+	share   float64
+	id      string
+	log     *slog.Logger
+
+	replicas atomic.Int64 // alive at the last heartbeat, ≥ 1
+	failures atomic.Uint64
+	episodes atomic.Uint64
+
+	mu        sync.Mutex
+	downSince time.Time // zero while healthy
+	lastErr   string
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// ErrUnavailable wraps every failure of a round trip (a timeout, a refused
+// connection, a Redis error), so that callers can tell Redis's failures
+// from their own.
+var ErrUnavailable = errors.New("redis: unavailable")
+
+// Open connects to Redis and starts the heartbeat. A URL that does not
+// parse, TLS files that do not load and a password Redis refuses are
+// errors naming the setting; a Redis that does not answer is not: the
+// Client starts degraded, logs it, and keeps trying.
+func Open(ctx context.Context, o Options) (*Client, error) {
+	ro, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// ParseURL's error may quote the URL, password and all.
+		return nil, fmt.Errorf("redis.url: not a Redis URL (want redis://host:6379 or rediss://host:6379)")
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = timeout, timeout, timeout, timeout
+	ro.ContextTimeoutEnabled = true
+	ro.MaxRetries = -1 // a failed round trip falls back at once; the next call tries again
+	ro.DisableIdentity = true
+	if ro.TLSConfig != nil || o.TLS != (config.RedisTLS{}) {
+		if !strings.HasPrefix(o.URL, "rediss://") {
+			return nil, fmt.Errorf("redis.tls: set, but redis.url is not rediss://")
+		}
+		tc, err := tlsConfig(ro.TLSConfig, o.TLS)
+		if err != nil {
+			return nil, err
+		}
+		ro.TLSConfig = tc
+	}
+	prefix := o.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return nil, fmt.Errorf("redis.prefix: %q holds a brace, which would break the keys' hash tags", prefix)
+	}
+	if o.Share < 0 || o.Share > 1 {
+		return nil, fmt.Errorf("redis.share: must be between 0 and 1, got %g", o.Share)
+	}
+	id := o.ID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()%1e6)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
+		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	c.replicas.Store(1)
+	if err := c.beat(ctx); err != nil {
+		if isAuth(err) {
+			c.rdb.Close()
+			return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
+		}
+		// beat noted the failure: the Client starts degraded.
+	}
+	go c.heartbeat()
+	return c, nil
+}
+
+// isAuth reports a refused password or user.
+func isAuth(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "WRONGPASS") || strings.Contains(s, "NOAUTH") || strings.Contains(s, "invalid password") || strings.Contains(s, "NOPERM")
+}
+
+// redactErr returns err's text, which never holds the password: go-redis's
+// errors quote the server's reply and the address only.
+func redactErr(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out"
+	}
+	return err.Error()
+}
+
+func tlsConfig(base *tls.Config, t config.RedisTLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if base != nil {
+		tc = base.Clone()
+	}
+	if t.ServerName != "" {
+		tc.ServerName = t.ServerName
+	}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("redis.tls.ca: %s holds no PEM certificate", t.CA)
+		}
+		tc.RootCAs = pool
+	}
+	if t.Cert != "" {
+		kp, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("redis.tls.cert/key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{kp}
+	}
+	return tc, nil
+}
+
+// Close stops the heartbeat, removes this process from the heartbeat set
+// (best effort) and closes the connection.
+func (c *Client) Close() error {
+	select {
+	case <-c.stop:
+		return nil
+	default:
+	}
+	close(c.stop)
+	<-c.done
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	c.rdb.ZRem(ctx, c.Key("replicas", ""), c.id)
+	return c.rdb.Close()
+}
+
+// Redis returns the underlying client, for scripts and commands a store
+// runs through Do.
+func (c *Client) Redis() *redis.Client { return c.rdb }
+
+// Key returns the key of kind for target: prefix, schema, kind and the
+// target in braces, a Redis Cluster hash tag, so that all of one target's
+// keys live in one slot and one script may touch them together. An empty
+// target gives a key without a tag.
+func (c *Client) Key(kind, target string) string {
+	if target == "" {
+		return c.prefix + kind
+	}
+	return c.prefix + kind + ":{" + strings.NewReplacer("{", "(", "}", ")").Replace(target) + "}"
+}
+
+// Do runs fn with a context bounded by the timeout (and by ctx), and
+// records the outcome: a failure starts or continues an episode, a success
+// ends one. Its error wraps ErrUnavailable. A redis.Nil reply is a success
+// and is returned as it is.
+func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	err := fn(ctx, c.rdb)
+	if err == nil || errors.Is(err, redis.Nil) {
+		c.ok()
+		return err
+	}
+	if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w: %w", err, ctx.Err())
+	}
+	c.fail(err)
+	return fmt.Errorf("%w: %s", ErrUnavailable, redactErr(err))
+}
+
+func (c *Client) ok() {
+	c.mu.Lock()
+	down := c.downSince
+	c.downSince = time.Time{}
+	c.mu.Unlock()
+	if !down.IsZero() {
+		c.log.Info("redis: back; shared state in use again", "down", time.Since(down).Round(time.Millisecond))
+	}
+}
+
+func (c *Client) fail(err error) {
+	c.failures.Add(1)
+	c.mu.Lock()
+	first := c.downSince.IsZero()
+	if first {
+		c.downSince = time.Now()
+	}
+	c.lastErr = redactErr(err)
+	c.mu.Unlock()
+	if first {
+		c.episodes.Add(1)
+		c.log.Warn("redis: unreachable; each limit falls back to this process's share", "share", c.Share(), "err", redactErr(err))
+	}
+}
+
+// Degraded reports whether the last round trip failed.
+func (c *Client) Degraded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.downSince.IsZero()
+}
+
+// Share returns the part of each limit this process uses while Redis
+// fails: the configured share, or 1 ÷ the replicas alive at the last
+// heartbeat that got through.
+func (c *Client) Share() float64 {
+	if c.share > 0 {
+		return c.share
+	}
+	return 1 / float64(c.replicas.Load())
+}
+
+// Stats is the connection's health, for metrics and the status page.
+type Stats struct {
+	Degraded  bool
+	DownSince time.Time // zero while healthy
+	LastError string
+	Failures  uint64 // round trips that failed
+	Episodes  uint64 // times Redis became unreachable
+	Replicas  int    // alive at the last heartbeat
+	Share     float64
+}
+
+// Stats returns the connection's health.
+func (c *Client) Stats() Stats {
+	c.mu.Lock()
+	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr}
+	c.mu.Unlock()
+	s.Failures, s.Episodes = c.failures.Load(), c.episodes.Load()
+	s.Replicas, s.Share = int(c.replicas.Load()), c.Share()
+	return s
+}
+
+// beatScript adds this process to the heartbeat set with an expiry from
+// Redis's clock, drops the expired, and counts the rest.
+var beatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('TYPE', KEYS[1]).ok ~= 'zset' and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return redis.call('ZCARD', KEYS[1])
+`)
+
+func (c *Client) beat(ctx context.Context) error {
+	return c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
+		n, err := beatScript.Run(ctx, rdb, []string{c.Key("replicas", "")}, c.id, heartbeatTTL.Milliseconds()).Int64()
+		if err == nil {
+			c.replicas.Store(max(n, 1))
+		}
+		return err
+	})
+}
+
+func (c *Client) heartbeat() {
+	defer close(c.done)
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.beat(context.Background())
+		}
+	}
+}
