@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -49,6 +50,7 @@ import (
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/engine"
 	"github.com/keel-run/keel/internal/keelx"
+	"github.com/keel-run/keel/internal/redisx"
 	"github.com/keel-run/keel/internal/telemetry"
 	"github.com/keel-run/keel/internal/transport"
 )
@@ -89,8 +91,9 @@ func priorityOf(ctx context.Context) Priority {
 // budget and one set of circuit breakers per process. It is safe for
 // concurrent use.
 type Keel struct {
-	eng   *engine.Engine
-	where placement
+	eng    *engine.Engine
+	where  placement
+	shared *redisx.Client // nil without Options.Redis
 }
 
 func init() {
@@ -121,6 +124,22 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 		return nil, err
 	}
 	where := place(c, cfg, os.Getenv)
+	var shared *redisx.Client
+	if c.Redis.Enabled() {
+		ro := redisx.FromConfig(c.Redis)
+		ro.Logger = cmp.Or(opts.Logger, slog.Default())
+		if shared, err = redisx.Open(context.Background(), ro); err != nil {
+			return nil, fmt.Errorf("keel: %w", err)
+		}
+	}
+	k, err := newKeel(cfg, opts, c, where, shared)
+	if err != nil && shared != nil {
+		shared.Close()
+	}
+	return k, err
+}
+
+func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, shared *redisx.Client) (*Keel, error) {
 	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
 	if err != nil {
 		return nil, err
@@ -137,7 +156,18 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keel{eng: eng, where: where}, nil
+	return &Keel{eng: eng, where: where, shared: shared}, nil
+}
+
+// Close ends what New started: the connection to Redis and its heartbeat,
+// when Options.Redis names one. Calls made after Close fall back to this
+// process's share of each limit. Close is safe to call more than once; a
+// Keel without Redis needs no Close.
+func (k *Keel) Close() error {
+	if k.shared == nil {
+		return nil
+	}
+	return k.shared.Close()
 }
 
 // defaultRegion is the region of calls when nothing names one, as for

@@ -66,6 +66,12 @@ type Options struct {
 	Batch BatchOptions
 	// Quotas configure the quota governor.
 	Quotas QuotaOptions
+	// Redis shares state with every process configured with the same
+	// Redis and prefix: the quota governor's buckets and learned limits,
+	// the circuit breakers and the retry budget (docs/redis.md). Zero
+	// (URL empty): this process keeps its own, in memory. A Keel with
+	// Redis holds a connection and a heartbeat: Close it.
+	Redis RedisOptions
 
 	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
 	Logger *slog.Logger
@@ -262,4 +268,27 @@ type QuotaModel struct {
 	// Burndown is the quota tokens one output token costs: 5 for Claude
 	// Sonnet 4, 1 for most models.
 	Burndown float64
+}
+
+// RedisOptions connect keel to the Redis that processes sharing one
+// Bedrock quota share their state through.
+type RedisOptions struct {
+	// URL is redis://[user:password@]host:port[/db], or rediss:// for TLS.
+	URL string
+	// Prefix starts every key keel writes. Empty: "keel:".
+	Prefix string
+	// Timeout bounds each round trip; past it keel falls back to local
+	// state. 0: 50 ms.
+	Timeout time.Duration
+	// Share is the part of each limit this process uses while Redis is
+	// unreachable, between 0 and 1. 0: 1 ÷ the processes seen alive.
+	Share float64
+	// TLS adds to a rediss:// URL's connection: PEM files of a CA, a
+	// client certificate and its key, and a server name.
+	TLS RedisTLS
+}
+
+// RedisTLS is a rediss:// connection's TLS settings.
+type RedisTLS struct {
+	CA, Cert, Key, ServerName string
 }

@@ -61,6 +61,8 @@ func goConfig(o *Options) *config.Config {
 		Quotas: config.Quotas{Disabled: o.Quotas.Disabled, MaxWait: d(o.Quotas.MaxWait), SmallFirst: o.Quotas.SmallFirst,
 			FullStart: o.Quotas.FullStart, QueueTarget: d(o.Quotas.QueueTarget), Default: quotaConfig(o.Quotas.Default)},
 	}
+	c.Redis = config.Redis{URL: config.Secret(o.Redis.URL), Prefix: o.Redis.Prefix, Timeout: d(o.Redis.Timeout), Share: o.Redis.Share,
+		TLS: config.RedisTLS{CA: o.Redis.TLS.CA, Cert: o.Redis.TLS.Cert, Key: o.Redis.TLS.Key, ServerName: o.Redis.TLS.ServerName}}
 	if o.Streaming.DisableResume {
 		c.Streaming.Resume = new(false)
 	}
@@ -126,6 +128,9 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// initialisms are the words of keys that Go spells in capitals.
+var initialisms = map[string]string{"url": "URL", "tls": "TLS", "ca": "CA"}
+
 // goName turns a configuration key (routes[0].targets[1].region) into the
 // Options field it came from (Options.Routes[0].Targets[1].Region).
 func goName(key string) string {
@@ -137,7 +142,9 @@ func goName(key string) string {
 		}
 		var b strings.Builder
 		for w := range strings.SplitSeq(name, "_") {
-			if w != "" {
+			if up, ok := initialisms[w]; ok {
+				b.WriteString(up)
+			} else if w != "" {
 				b.WriteString(strings.ToUpper(w[:1]) + w[1:])
 			}
 		}
@@ -214,6 +221,9 @@ func overlay(g, f *config.Config) *config.Config {
 		}
 	}
 	c.Quotas.Targets = append(c.Quotas.Targets, gq.Targets...)
+	if g.Redis.Enabled() {
+		c.Redis = g.Redis // a Redis named in Go replaces the file's whole section
+	}
 	return &c
 }
 

@@ -182,6 +182,10 @@ func TestOptionsCheck(t *testing.T) {
 		{"region", Options{Region: "moon-1"}, []string{`keel: Options.Region: "moon-1" is not a region name`}},
 		{"route target tier", Options{Routes: []Route{{Models: []string{"m"}, Targets: []Target{{Model: "m", Tier: "standard"}}}}},
 			[]string{`keel: Options.Routes[0].Targets[0].Tier: "standard" is not a service tier; want one of priority, default, flex, reserved`}},
+		{"redis url", Options{Redis: RedisOptions{URL: "http://:secret@host"}},
+			[]string{`keel: Options.Redis.URL: scheme "http": want redis:// or rediss://`}},
+		{"redis share", Options{Redis: RedisOptions{URL: "redis://127.0.0.1:1", Share: 1.5}},
+			[]string{"keel: Options.Redis.Share: must be between 0 and 1"}},
 		{"batch tier", Options{Batch: BatchOptions{ServiceTier: "cheap"}},
 			[]string{`keel: Options.Batch.ServiceTier: "cheap" is not a service tier`}},
 	}
@@ -208,6 +212,8 @@ func TestGoName(t *testing.T) {
 		"content_filter.message":             "Options.ContentFilter.Message",
 		"streaming.first_event_timeout":      "Options.Streaming.FirstEventTimeout",
 		"quotas.models[1].max_output_tokens": "Options.Quotas.Models[1].MaxOutputTokens",
+		"redis.url":                          "Options.Redis.URL",
+		"redis.tls.server_name":              "Options.Redis.TLS.ServerName",
 	} {
 		if got := goName(key); got != want {
 			t.Errorf("goName(%q) = %q, want %q", key, got, want)
@@ -239,6 +245,7 @@ quotas:
   default: {tokens_per_minute: 1000, requests_per_minute: 10, learn: true, min_tokens_per_minute: 100, max_tokens_per_minute: 2000}
   targets: [{model: a, region: us-east-1, tokens_per_minute: 500}]
   models: [{match: a, max_output_tokens: 64, burndown: 5}]
+redis: {url: "rediss://:pw@127.0.0.1:6380/2", prefix: "app:", timeout: 20ms, share: 0.25, tls: {ca: ca.pem, cert: c.pem, key: k.pem, server_name: r.internal}}
 `
 	want, err := config.Parse([]byte(yaml))
 	if err != nil {
@@ -257,6 +264,8 @@ quotas:
 			Default: Quota{TokensPerMinute: 1000, RequestsPerMinute: 10, Learn: new(true), MinTokensPerMinute: 100, MaxTokensPerMinute: 2000},
 			Targets: []Quota{{Model: "a", Region: "us-east-1", TokensPerMinute: 500}},
 			Models:  []QuotaModel{{Match: "a", MaxOutputTokens: 64, Burndown: 5}}},
+		Redis: RedisOptions{URL: "rediss://:pw@127.0.0.1:6380/2", Prefix: "app:", Timeout: 20 * time.Millisecond, Share: 0.25,
+			TLS: RedisTLS{CA: "ca.pem", Cert: "c.pem", Key: "k.pem", ServerName: "r.internal"}},
 	})
 	if diff := configDiff(want, got); diff != "" {
 		t.Errorf("Go options differ from the same YAML: %s", diff)
