@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keel-run/keel/internal/bench"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 )
@@ -142,6 +144,9 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			a.cfg.Duration, a.cfg.Deadline)
 	}
 	a.cfg.Progress = progressLine("keel bench quota", a.progress, stderr)
+	// go-redis prints every failed dial to stderr; a Redis outage would
+	// fill the terminal, and the table reports it per phase.
+	redis.SetLogger(quietRedis{})
 	res, err := bench.Run(ctx, a.cfg)
 	if a.cfg.Progress != nil {
 		fmt.Fprintln(stderr)
@@ -166,6 +171,11 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	return printBench("keel bench quota", res, a.json, stdout, stderr)
 }
+
+// quietRedis is a go-redis logger that writes nothing.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // printBench prints a bench's result on stdout: its table, or JSON.
 func printBench(cmd string, res interface{ WriteTable(io.Writer) error }, asJSON bool, stdout, stderr io.Writer) int {

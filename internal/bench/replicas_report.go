@@ -25,9 +25,9 @@ func (r *Result) replicasLine() string {
 	switch r.Redis {
 	case "":
 	case LocalRedis:
-		line += "; keel-redis's share a Redis (a redis-server started for the run)"
+		line += "; keel-redis's instances share a Redis (a redis-server started for the run)"
 	default:
-		line += "; keel-redis's share the Redis at " + r.Redis
+		line += "; keel-redis's instances share the Redis at " + r.Redis
 	}
 	return line
 }
