@@ -162,8 +162,11 @@ func loopbackListeners() map[string]int {
 var docCommandsExempt = map[string]string{
 	"keel bench quota":                 "runs for 3m15s",
 	"keel bench quota --seed 2 --json": "runs for 3m15s; TestBenchQuotaJSON covers --json",
-	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":    "runs for 3m15s; TestBenchQuotaJSON covers --calls",
-	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s": "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
+	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":            "runs for 3m15s; TestBenchQuotaJSON covers --calls",
+	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s":         "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local":                    "runs for 3m15s; bench_replicas.txtar runs the replicas in miniature",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local --load 0.8":         "runs for 3m15s; the same run at another checked load",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local --redis-outage 10s": "runs for 3m15s; bench_replicas.txtar runs an outage in miniature",
 	"keel bench outage":                                   "runs for about 2m10s (100 s of arrivals, then the 30 s deadline); TestOutageShort (internal/bench) runs the same on a scenario in miniature",
 	"keel bench outage --json":                            "runs for about 2m10s; TestBenchOutageJSON covers --json",
 	"keel bench learn":                                    "runs every case: about 12 minutes; TestLearnShort (internal/bench) runs three cases in miniature",

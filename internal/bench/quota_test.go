@@ -192,13 +192,13 @@ func TestCheck(t *testing.T) {
 		{"redis without keel-redis", func(c *Config) { c.Redis = "local" }, "redis: set, but contender keel-redis"},
 		{"redis not a URL", func(c *Config) { c.Contenders, c.Redis = []string{"keel-redis"}, "127.0.0.1:6379" }, "redis: want local or a Redis URL"},
 		{"redis URL quoted nowhere", func(c *Config) { c.Contenders, c.Redis = []string{"keel-redis"}, "http://:hunter2@cache" }, "such as redis://127.0.0.1:6379 (rediss:// for TLS)"},
-		{"redis outage", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 10 * time.Second }, ""},
-		{"redis outage, replicas' defaults", func(c *Config) { c.Replicas, c.RedisOutage = 2, 10 * time.Second }, ""},
+		{"redis outage", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 10*time.Second }, ""},
+		{"redis outage, replicas' defaults", func(c *Config) { c.Replicas, c.RedisOutage = 2, 10*time.Second }, ""},
 		{"redis outage without keel-redis", func(c *Config) { c.RedisOutage = 10 * time.Second }, "redis outage 10s: needs contender keel-redis"},
 		{"redis outage of a URL's Redis", func(c *Config) {
 			c.Contenders, c.Redis, c.RedisOutage = []string{"keel-redis"}, "redis://127.0.0.1:6379", 10*time.Second
 		}, "needs the local Redis"},
-		{"redis outage past half the run", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 21 * time.Second }, "want at most half the duration 40s"},
+		{"redis outage past half the run", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 21*time.Second }, "want at most half the duration 40s"},
 		{"negative redis outage", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, -time.Second }, "redis outage -1s"},
 	}
 	for _, tt := range tests {
