@@ -21,7 +21,11 @@ func (r *Result) replicasLine() string {
 	if len(names) == 0 {
 		return ""
 	}
-	line := fmt.Sprintf("%s: %d keel instance(s) each, calls dealt to them in turn, one quota", strings.Join(names, " and "), r.Replicas)
+	instances := "instances"
+	if r.Replicas == 1 {
+		instances = "instance"
+	}
+	line := fmt.Sprintf("%s: %d keel %s each, calls dealt to them in turn, one quota", strings.Join(names, " and "), r.Replicas, instances)
 	switch r.Redis {
 	case "":
 	case LocalRedis:

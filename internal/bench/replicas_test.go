@@ -91,7 +91,7 @@ func TestRunReplicasShort(t *testing.T) {
 	if err := res.WriteTable(&table); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"keel-redis and keel-local: 2 keel instance(s) each", "Redis killed at 2", "keel-redis  before",
+	for _, want := range []string{"keel-redis and keel-local: 2 keel instances each", "Redis killed at 2", "keel-redis  before",
 		"keel-local  after", "the most a call ran past its deadline: keel-redis "} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
