@@ -233,7 +233,9 @@ func TestSharedState(t *testing.T) {
 	}{
 		{"no redis", nil, "", nil},
 		{"configured off", func() (SharedStatus, bool) { return SharedStatus{}, false }, "", nil},
-		{"shared", func() (SharedStatus, bool) { return SharedStatus{Replicas: 3, Share: 1.0 / 3, Failures: 2, Episodes: 1}, true },
+		{"shared", func() (SharedStatus, bool) {
+			return SharedStatus{Replicas: 3, Share: 1.0 / 3, Failures: 2, Episodes: 1}, true
+		},
 			`"state":"shared"`, []string{"shared by 3 replicas", "1 outage ", "2 failed round trips"}},
 		{"local", func() (SharedStatus, bool) {
 			return SharedStatus{Degraded: true, DownSince: epoch.Add(-12 * time.Second), LastError: hostile, Replicas: 4, Share: 0.25, Failures: 9, Episodes: 2}, true
