@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
@@ -129,7 +130,20 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 		ro := redisx.FromConfig(c.Redis)
 		ro.Logger = cmp.Or(opts.Logger, slog.Default())
 		if shared, err = redisx.Open(context.Background(), ro); err != nil {
+			// redisx names the file's key (redis.url); name the field
+			// when the Go options set the Redis.
+			if key, rest, ok := strings.Cut(err.Error(), ": "); ok && opts.Redis.URL != "" && strings.HasPrefix(key, "redis.") {
+				return nil, fmt.Errorf("keel: %s: %s", goName(key), rest)
+			}
 			return nil, fmt.Errorf("keel: %w", err)
+		}
+		if opts.Registerer != nil {
+			for _, m := range shared.Collectors() {
+				if err := opts.Registerer.Register(m); err != nil {
+					shared.Close()
+					return nil, fmt.Errorf("keel: registering Redis metrics: %w", err)
+				}
+			}
 		}
 	}
 	k, err := newKeel(cfg, opts, c, where, shared)
@@ -157,6 +171,34 @@ func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, sh
 		return nil, err
 	}
 	return &Keel{eng: eng, where: where, shared: shared}, nil
+}
+
+// SharedStats is the health of keel's connection to Redis (Options.Redis).
+type SharedStats struct {
+	// Degraded reports that the last round trip failed: each limit falls
+	// back to this process's Share until Redis answers again. DownSince is
+	// when the episode began, LastError what failed (zero while healthy).
+	Degraded  bool
+	DownSince time.Time
+	LastError string
+	// Failures counts the round trips that failed, Episodes the times
+	// Redis became unreachable.
+	Failures, Episodes uint64
+	// Replicas is the number of keel processes seen alive at the last
+	// heartbeat; Share is the part of each limit used while degraded.
+	Replicas int
+	Share    float64
+}
+
+// Shared returns the health of the connection to Redis; ok is false when
+// Options.Redis names none.
+func (k *Keel) Shared() (s SharedStats, ok bool) {
+	if k.shared == nil {
+		return s, false
+	}
+	st := k.shared.Stats()
+	return SharedStats{Degraded: st.Degraded, DownSince: st.DownSince, LastError: st.LastError, Failures: st.Failures,
+		Episodes: st.Episodes, Replicas: st.Replicas, Share: st.Share}, true
 }
 
 // Close ends what New started: the connection to Redis and its heartbeat,

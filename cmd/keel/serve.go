@@ -217,10 +217,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	defer k.Close() // the Redis connection, if redis: names one
 	opts.Engine = keelx.Engine(k)
 	defer opts.Engine.HTTPClient().CloseIdleConnections()
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	if err := gatewayStatus(opts.Engine, reg, &opts); err != nil {
+	if err := gatewayStatus(k, reg, &opts); err != nil {
 		return fail(err)
 	}
 	if g.DLQ.Path != "" {

@@ -8,12 +8,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keel-run/keel"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
-	"github.com/keel-run/keel/internal/engine"
 	"github.com/keel-run/keel/internal/gateway"
 	"github.com/keel-run/keel/internal/gateway/auth"
 	"github.com/keel-run/keel/internal/gateway/status"
+	"github.com/keel-run/keel/internal/keelx"
 )
 
 // gatewayCallers sets opts' inbound auth and per-caller budgets from the
@@ -67,7 +68,7 @@ func asRefusal(err error) error {
 
 // gatewayStatus sets opts' status page and per-caller metrics (on reg),
 // fed by every request the gateway serves.
-func gatewayStatus(eng *engine.Engine, reg prometheus.Registerer, opts *gateway.Options) error {
+func gatewayStatus(k *keel.Keel, reg prometheus.Registerer, opts *gateway.Options) error {
 	rec, err := status.NewRecorder(status.Options{Registerer: reg})
 	if err != nil {
 		return err
@@ -77,6 +78,11 @@ func gatewayStatus(eng *engine.Engine, reg prometheus.Registerer, opts *gateway.
 			Attempts: ev.Attempts, Duration: ev.Duration, InputTokens: ev.Input, OutputTokens: ev.Output, Refused: ev.Refused})
 	}
 	bi, _ := debug.ReadBuildInfo()
-	opts.Status = status.Handler(status.Source{Targets: eng.Snapshot, Callers: rec, Version: versionString(bi)})
+	shared := func() (status.SharedStatus, bool) {
+		s, ok := k.Shared()
+		return status.SharedStatus{Degraded: s.Degraded, DownSince: s.DownSince, LastError: s.LastError, Failures: s.Failures,
+			Episodes: s.Episodes, Replicas: s.Replicas, Share: s.Share}, ok
+	}
+	opts.Status = status.Handler(status.Source{Targets: keelx.Engine(k).Snapshot, Callers: rec, Shared: shared, Version: versionString(bi)})
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keel-run/keel/internal/config"
@@ -152,12 +153,15 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
 		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	c.replicas.Store(1)
-	if err := c.beat(ctx); err != nil {
-		if isAuth(err) {
-			c.rdb.Close()
-			return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
-		}
-		// beat noted the failure: the Client starts degraded.
+	bctx, cancel := context.WithTimeout(ctx, timeout)
+	err = c.beatOnce(bctx, c.rdb)
+	cancel()
+	switch {
+	case err != nil && isAuth(err):
+		c.rdb.Close()
+		return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
+	case err != nil:
+		c.fail(err) // the Client starts degraded
 	}
 	go c.heartbeat()
 	return c, nil
@@ -338,14 +342,14 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return redis.call('ZCARD', KEYS[1])
 `)
 
-func (c *Client) beat(ctx context.Context) error {
-	return c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
-		n, err := beatScript.Run(ctx, rdb, []string{c.Key("replicas", "")}, c.id, heartbeatTTL.Milliseconds()).Int64()
-		if err == nil {
-			c.replicas.Store(max(n, 1))
-		}
-		return err
-	})
+func (c *Client) beat(ctx context.Context) error { return c.Do(ctx, c.beatOnce) }
+
+func (c *Client) beatOnce(ctx context.Context, rdb *redis.Client) error {
+	n, err := beatScript.Run(ctx, rdb, []string{c.Key("replicas", "")}, c.id, heartbeatTTL.Milliseconds()).Int64()
+	if err == nil {
+		c.replicas.Store(max(n, 1))
+	}
+	return err
 }
 
 func (c *Client) heartbeat() {
@@ -359,5 +363,29 @@ func (c *Client) heartbeat() {
 		case <-t.C:
 			c.beat(context.Background())
 		}
+	}
+}
+
+// Collectors returns the connection's Prometheus metrics: keel_redis_up
+// (1 while shared state is in use), keel_redis_failures_total,
+// keel_redis_episodes_total, keel_redis_replicas and keel_redis_share.
+func (c *Client) Collectors() []prometheus.Collector {
+	up := func() float64 {
+		if c.Degraded() {
+			return 0
+		}
+		return 1
+	}
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_up",
+			Help: "1 while keel's shared state in Redis answers, 0 while this process falls back to its share of each limit."}, up),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_failures_total",
+			Help: "Redis round trips that failed or timed out."}, func() float64 { return float64(c.failures.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_episodes_total",
+			Help: "Times Redis became unreachable (each a fallback to local state)."}, func() float64 { return float64(c.episodes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_replicas",
+			Help: "keel processes seen alive through the heartbeat set at the last beat."}, func() float64 { return float64(c.replicas.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_share",
+			Help: "Part of each limit this process uses while Redis is unreachable."}, c.Share),
 	}
 }

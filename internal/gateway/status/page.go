@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"time"
 
@@ -32,6 +33,9 @@ type Source struct {
 	Targets func() []engine.TargetStatus
 	// Callers keeps the per-caller figures. Nil: the page shows none.
 	Callers *Recorder
+	// Shared returns the health of the state shared through Redis; ok
+	// false: none is configured. Nil: the page shows none.
+	Shared func() (s SharedStatus, ok bool)
 	// Version is the gateway's version, shown in the page's header.
 	Version string
 	// Clock gives the page's time. Nil: the wall clock.
@@ -114,6 +118,30 @@ type pageView struct {
 	RecentErrorSeconds int          `json:"recentErrorSeconds"`
 	Targets            []targetView `json:"targets"`
 	Callers            []callerView `json:"callers"`
+	// Shared is the Redis connection's health; absent without Redis.
+	Shared *sharedView `json:"shared,omitempty"`
+}
+
+// SharedStatus is the health of the state replicas share through Redis.
+type SharedStatus struct {
+	Degraded           bool
+	DownSince          time.Time
+	LastError          string
+	Failures, Episodes uint64
+	Replicas           int
+	Share              float64
+}
+
+type sharedView struct {
+	// State is "shared" while Redis answers, "local" while this process
+	// falls back to its share of each limit.
+	State        string  `json:"state"`
+	DownSeconds  float64 `json:"downSeconds,omitempty"`
+	LastError    string  `json:"lastError,omitempty"`
+	Failures     uint64  `json:"failures"`
+	Episodes     uint64  `json:"episodes"`
+	Replicas     int     `json:"replicas"`
+	SharePercent float64 `json:"sharePercent"`
 }
 
 type targetView struct {
@@ -198,6 +226,17 @@ func (src *Source) view() pageView {
 	}
 	for _, c := range src.Callers.Callers() {
 		v.Callers = append(v.Callers, callerOf(c))
+	}
+	if src.Shared != nil {
+		if s, ok := src.Shared(); ok {
+			sv := &sharedView{State: "shared", Failures: s.Failures, Episodes: s.Episodes, Replicas: s.Replicas,
+				SharePercent: math.Round(s.Share*1000) / 10}
+			if s.Degraded {
+				sv.State, sv.LastError = "local", s.LastError
+				sv.DownSeconds = math.Round(now.Sub(s.DownSince).Seconds()*10) / 10
+			}
+			v.Shared = sv
+		}
 	}
 	return v
 }

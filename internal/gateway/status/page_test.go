@@ -223,3 +223,53 @@ func read(t *testing.T, h http.Handler, target string) string {
 	}
 	return string(body)
 }
+
+func TestSharedState(t *testing.T) {
+	tests := []struct {
+		name     string
+		shared   func() (SharedStatus, bool)
+		wantJSON string // "" : no shared key
+		wantHTML []string
+	}{
+		{"no redis", nil, "", nil},
+		{"configured off", func() (SharedStatus, bool) { return SharedStatus{}, false }, "", nil},
+		{"shared", func() (SharedStatus, bool) {
+			return SharedStatus{Replicas: 3, Share: 1.0 / 3, Failures: 2, Episodes: 1}, true
+		},
+			`"state":"shared"`, []string{"shared by 3 replicas", "1 outage ", "2 failed round trips"}},
+		{"local", func() (SharedStatus, bool) {
+			return SharedStatus{Degraded: true, DownSince: epoch.Add(-12 * time.Second), LastError: hostile, Replicas: 4, Share: 0.25, Failures: 9, Episodes: 2}, true
+		}, `"state":"local"`, []string{"Redis unreachable for 12.0 s", "25% of each limit", "&lt;script&gt;"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := fixture(t)
+			src.Shared = tt.shared
+			h := Handler(src)
+			body, _ := io.ReadAll(get(t, h, "GET", JSONPath).Body)
+			var compact strings.Builder
+			for _, line := range strings.Split(string(body), "\n") {
+				compact.WriteString(strings.ReplaceAll(strings.TrimSpace(line), `": `, `":`))
+			}
+			js := compact.String()
+			if tt.wantJSON == "" && strings.Contains(js, `"shared"`) {
+				t.Errorf("JSON has a shared key without Redis: %s", js)
+			}
+			if tt.wantJSON != "" && !strings.Contains(js, tt.wantJSON) {
+				t.Errorf("JSON lacks %s: %s", tt.wantJSON, js)
+			}
+			page, _ := io.ReadAll(get(t, h, "GET", "/").Body)
+			if tt.wantHTML == nil && strings.Contains(string(page), "Shared state") {
+				t.Error("page shows a shared state section without Redis")
+			}
+			for _, w := range tt.wantHTML {
+				if !strings.Contains(string(page), w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			if strings.Contains(string(page), hostile) {
+				t.Error("page shows the last error unescaped")
+			}
+		})
+	}
+}

@@ -1,0 +1,72 @@
+package keel
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keel-run/keel/internal/redisx/redistest"
+)
+
+func TestRedisOptions(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithPassword("pw-right"))
+	t.Run("shared", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		k, err := New(aws.Config{}, Options{Redis: RedisOptions{URL: srv.URL, Prefix: "test-keel:"}, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ok := k.Shared()
+		if !ok || s.Degraded || s.Replicas != 1 || s.Share != 1 {
+			t.Errorf("Shared() = %+v, %v; want healthy, 1 replica, share 1", s, ok)
+		}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		for _, mf := range mfs {
+			names[mf.GetName()] = true
+		}
+		for _, n := range []string{"keel_redis_up", "keel_redis_failures_total", "keel_redis_replicas"} {
+			if !names[n] {
+				t.Errorf("metric %s not registered", n)
+			}
+		}
+		if err := k.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := k.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+	})
+	t.Run("none", func(t *testing.T) {
+		k, err := New(aws.Config{}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := k.Shared(); ok {
+			t.Error("Shared() ok without Options.Redis")
+		}
+		if err := k.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	for _, tc := range []struct{ name, url, want string }{
+		{"wrong password", strings.Replace(srv.URL, "pw-right", "pw-wrong", 1), "keel: Options.Redis.URL: Redis refused the credentials"},
+		{"not redis", "redis://" + srv.Addr + "/x", "keel: Options.Redis.URL: not a Redis URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := New(aws.Config{}, Options{Redis: RedisOptions{URL: tc.url}})
+			if err == nil {
+				k.Close()
+				t.Fatalf("New: no error, want %q", tc.want)
+			}
+			if !strings.HasPrefix(err.Error(), tc.want) || strings.Contains(err.Error(), "pw-") {
+				t.Errorf("New: %v\nwant prefix %q and no password", err, tc.want)
+			}
+		})
+	}
+}
