@@ -253,6 +253,10 @@ type Outcome struct {
 	// Phases are the measures before, during and after the Redis outage
 	// (Config.RedisOutage); nil without one.
 	Phases []RedisPhase `json:"redisOutagePhases,omitempty"`
+	// Shared is what the instances' connections to Redis went through,
+	// read at the end of the run (Keel.Shared); nil for a contender
+	// without Redis.
+	Shared *SharedHealth `json:"shared,omitempty"`
 
 	calls []CallRecord // by call index, for WriteCalls
 }
@@ -679,7 +683,7 @@ func failureOf(ctx context.Context, err error) string {
 
 func (a *arena) outcome(cfg Config, calls []Call, small, large []int) Outcome {
 	tpm := cfg.Quota
-	o := Outcome{Name: a.c.Name, Replicas: len(a.clients), Offered: len(a.results), Failures: map[string]int{}}
+	o := Outcome{Name: a.c.Name, Replicas: len(a.clients), Offered: len(a.results), Failures: map[string]int{}, Shared: a.shared()}
 	final, _ := a.usage()
 	start, end := a.marks[0], a.marks[1]
 	o.SettledTokens = end.settled - start.settled

@@ -290,3 +290,39 @@ func (a *arena) phases(cfg Config, calls []Call, start time.Time, w OutageWindow
 	}
 	return ps
 }
+
+// SharedHealth sums what a contender's instances' connections to Redis
+// went through (keel.SharedStats).
+type SharedHealth struct {
+	// Failures are the round trips to Redis that failed, Episodes the
+	// times an instance found Redis unreachable: all instances together.
+	Failures uint64 `json:"failedRoundTrips"`
+	Episodes uint64 `json:"episodes"`
+	// Replicas is the most processes an instance saw alive at its last
+	// heartbeat; Degraded the instances that were still without Redis at
+	// the end.
+	Replicas int `json:"replicasSeen"`
+	Degraded int `json:"degradedAtEnd"`
+}
+
+// shared sums the arena's Keels' health of their Redis connection; nil when
+// none has one.
+func (a *arena) shared() *SharedHealth {
+	var h *SharedHealth
+	for _, k := range a.keels {
+		s, ok := k.Shared()
+		if !ok {
+			continue
+		}
+		if h == nil {
+			h = &SharedHealth{}
+		}
+		h.Failures += s.Failures
+		h.Episodes += s.Episodes
+		h.Replicas = max(h.Replicas, s.Replicas)
+		if s.Degraded {
+			h.Degraded++
+		}
+	}
+	return h
+}

@@ -36,6 +36,17 @@ func (r *Result) replicasLine() string {
 	return line
 }
 
+// writeShared writes what the contenders' connections to Redis went
+// through; nothing when no contender had one.
+func (r *Result) writeShared(w io.Writer) {
+	for _, o := range r.Contenders {
+		if h := o.Shared; h != nil {
+			fmt.Fprintf(w, "%s's connections to Redis: %d failed round trips, %d episodes without Redis (all instances together), %d replicas seen alive, %d without Redis at the end\n",
+				o.Name, h.Failures, h.Episodes, h.Replicas, h.Degraded)
+		}
+	}
+}
+
 // writePhases writes each contender's measures before, during and after
 // the Redis outage; nothing without one.
 func (r *Result) writePhases(w io.Writer) error {

@@ -50,6 +50,15 @@ func TestRunReplicasShort(t *testing.T) {
 		w.Restarted-w.Killed < 2*time.Second || w.Restarted-w.Killed > 3*time.Second {
 		t.Errorf("Redis away from %s to %s; want from 2s for 2s", w.Killed, w.Restarted)
 	}
+	// keel-redis's instances each lost Redis for 2 s (every Redis round
+	// trip failing, the heartbeat's every 2 s too) and had it back by the
+	// end; keel-local's have none.
+	if h := res.Contenders[0].Shared; h == nil || h.Episodes < 1 || h.Failures < h.Episodes || h.Replicas < 1 || h.Replicas > 2 || h.Degraded != 0 {
+		t.Errorf("keel-redis's connections to Redis: %+v; want an episode or more, one or two replicas seen, none degraded at the end", h)
+	}
+	if h := res.Contenders[1].Shared; h != nil {
+		t.Errorf("keel-local has connections to Redis: %+v", h)
+	}
 	for _, o := range res.Contenders {
 		failures := 0
 		for _, n := range o.Failures {
@@ -92,7 +101,7 @@ func TestRunReplicasShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"keel-redis and keel-local: 2 keel instances each", "Redis killed at 2", "keel-redis  before",
-		"keel-local  after", "the most a call ran past its deadline: keel-redis "} {
+		"keel-local  after", "the most a call ran past its deadline: keel-redis ", "keel-redis's connections to Redis: "} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -110,6 +119,9 @@ func TestRunReplicasShort(t *testing.T) {
 		} `json:"redisOutage"`
 		Contenders []struct {
 			Replicas int      `json:"replicas"`
+			Shared   *struct {
+				Episodes *uint64 `json:"episodes"`
+			} `json:"shared"`
 			Past     *float64 `json:"pastDeadlineMs"`
 			Phases   []struct {
 				Phase string   `json:"phase"`
@@ -122,7 +134,8 @@ func TestRunReplicasShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back.Replicas != 2 || back.Redis != "local" || back.Outage == nil || back.Outage.Killed < 2 || len(back.Contenders) != 2 ||
-		back.Contenders[0].Replicas != 2 || back.Contenders[0].Past == nil || len(back.Contenders[0].Phases) != 3 ||
+		back.Contenders[0].Replicas != 2 || back.Contenders[0].Shared == nil || back.Contenders[0].Shared.Episodes == nil ||
+		back.Contenders[1].Shared != nil || back.Contenders[0].Past == nil || len(back.Contenders[0].Phases) != 3 ||
 		back.Contenders[0].Phases[2].Phase != "after" || back.Contenders[0].Phases[2].From == nil || back.Contenders[0].Phases[2].Past == nil {
 		t.Errorf("JSON %s", b)
 	}

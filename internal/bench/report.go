@@ -45,6 +45,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, " %s %s", o.Name, pastDeadline(o.PastDeadline))
 	}
 	fmt.Fprintln(w)
+	r.writeShared(w)
 	if err := r.writePhases(w); err != nil {
 		return err
 	}
