@@ -118,12 +118,12 @@ func TestRunReplicasShort(t *testing.T) {
 			Restarted float64 `json:"restartedSeconds"`
 		} `json:"redisOutage"`
 		Contenders []struct {
-			Replicas int      `json:"replicas"`
+			Replicas int `json:"replicas"`
 			Shared   *struct {
 				Episodes *uint64 `json:"episodes"`
 			} `json:"shared"`
-			Past     *float64 `json:"pastDeadlineMs"`
-			Phases   []struct {
+			Past   *float64 `json:"pastDeadlineMs"`
+			Phases []struct {
 				Phase string   `json:"phase"`
 				From  *float64 `json:"fromSeconds"`
 				Past  *float64 `json:"pastDeadlineMs"`
