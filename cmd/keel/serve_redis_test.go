@@ -175,6 +175,16 @@ quotas:
 		}
 	})
 
+	t.Run("heartbeat", func(t *testing.T) {
+		// Seconds after their start, each has seen the other through the
+		// heartbeat (every 2 s) and runs on shared state.
+		for i, g := range gateways {
+			if sh := statusOf(t, g).Shared; sh == nil || sh.State != "shared" || sh.Replicas != 2 {
+				t.Errorf("gateway %d's status shows shared state %+v; want shared, with 2 replicas", i+1, sh)
+			}
+		}
+	})
+
 	t.Run("breaker", func(t *testing.T) {
 		// Through the first gateway until its breaker on the failing target
 		// opens: five failures in a row (each call tries three times).
@@ -224,9 +234,22 @@ func keelCode(err error) string {
 	return re.Response.Header.Get("X-Keel-Code")
 }
 
-// breakerState reads the breaker of model's target from a gateway's
-// /status.json; "" when the gateway shows no such target.
-func breakerState(t *testing.T, gateway, model string) string {
+// gatewayStatusJSON is what the test reads of a gateway's /status.json.
+type gatewayStatusJSON struct {
+	Shared *struct {
+		State    string `json:"state"`
+		Replicas int    `json:"replicas"`
+	} `json:"shared"`
+	Targets []struct {
+		Model   string `json:"model"`
+		Breaker struct {
+			State string `json:"state"`
+		} `json:"breaker"`
+	} `json:"targets"`
+}
+
+// statusOf reads a gateway's /status.json.
+func statusOf(t *testing.T, gateway string) gatewayStatusJSON {
 	t.Helper()
 	resp, err := http.Get(gateway + "/status.json")
 	if err != nil {
@@ -234,18 +257,18 @@ func breakerState(t *testing.T, gateway, model string) string {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var status struct {
-		Targets []struct {
-			Model   string `json:"model"`
-			Breaker struct {
-				State string `json:"state"`
-			} `json:"breaker"`
-		} `json:"targets"`
-	}
+	var status gatewayStatusJSON
 	if err := json.Unmarshal(b, &status); err != nil {
 		t.Fatalf("/status.json: %v: %s", err, b)
 	}
-	for _, tg := range status.Targets {
+	return status
+}
+
+// breakerState reads the breaker of model's target from a gateway's
+// /status.json; "" when the gateway shows no such target.
+func breakerState(t *testing.T, gateway, model string) string {
+	t.Helper()
+	for _, tg := range statusOf(t, gateway).Targets {
 		if tg.Model == model {
 			return tg.Breaker.State
 		}
