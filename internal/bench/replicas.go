@@ -100,7 +100,7 @@ func openRedis(ctx context.Context, r string) (*sharedRedis, error) {
 	pctx, cancel := context.WithTimeout(ctx, redisAnswerWithin)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
-		return nil, fmt.Errorf("bench: the Redis at %s does not answer PING within %s: %v", rs.addr, redisAnswerWithin, err)
+		return nil, fmt.Errorf("bench: the Redis at %s: no PONG within %s: %v", rs.addr, redisAnswerWithin, err)
 	}
 	return rs, nil
 }
