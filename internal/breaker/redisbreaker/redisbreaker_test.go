@@ -183,6 +183,26 @@ func TestSharedBreaker(t *testing.T) {
 				t.Errorf("snapshot shows %d probes, want %d", s.Probes, opts.Probes)
 			}
 		}},
+		{"concurrent asks across the fleet get Probes probes", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			granted := 0
+			for i := range 16 {
+				wg.Go(func() {
+					if _, err := f.b(i % 2).Allow(); err == nil {
+						mu.Lock()
+						granted++
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if granted != opts.Probes {
+				t.Errorf("%d of 16 concurrent asks granted, want %d", granted, opts.Probes)
+			}
+		}},
 		{"a probe's success closes it for all", breaker.Options{}, func(t *testing.T, f *fleet) {
 			f.open(0)
 			f.endCooldown()
