@@ -2,8 +2,6 @@ package redisbreaker_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -11,25 +9,9 @@ import (
 
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/breaker/redisbreaker"
-	"github.com/keel-run/keel/internal/redisx"
 	"github.com/keel-run/keel/internal/redisx/redistest"
+	"github.com/keel-run/keel/internal/redisx/redisxtest"
 )
-
-// benchTimeout bounds a round trip in the benchmarks: far above the
-// default, so that a loaded machine's pause does not turn a run into one
-// of the local fallback's.
-const benchTimeout = 5 * time.Second
-
-// noFailures fails a benchmark in which a round trip failed: its figure
-// would be the local fallback's. Call the func it returns at the end.
-func noFailures(b *testing.B, c *redisx.Client) func() {
-	before := c.Stats().Failures
-	return func() {
-		if s := c.Stats(); s.Failures != before {
-			b.Fatalf("%d round trips failed (last: %s): the figure is not Redis's", s.Failures-before, s.LastError)
-		}
-	}
-}
 
 // BenchmarkAllowDone measures one call's Allow and Done on a breaker kept
 // locally and in a local redis-server, in each state a call meets:
@@ -38,14 +20,9 @@ func noFailures(b *testing.B, c *redisx.Client) func() {
 // is one bare round trip, for scale. docs/redis-breakers.md has figures.
 func BenchmarkAllowDone(b *testing.B) {
 	srv := redistest.Start(b)
-	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Timeout: benchTimeout,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := redisxtest.Open(b, srv, "bench")
 	b.Run("ping", func(b *testing.B) {
-		defer noFailures(b, c)()
+		defer redisxtest.NoFailures(b, c)()
 		for b.Loop() {
 			if err := c.Do(context.Background(), func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() }); err != nil {
 				b.Fatal(err)
@@ -75,7 +52,7 @@ func BenchmarkAllowDone(b *testing.B) {
 				if state == "half-open" { // end the cool-down now
 					srv.Client().HSet(context.Background(), c.Key("breaker", "bench-half-open@us-east-1"), "until", 1)
 				}
-				defer noFailures(b, c)()
+				defer redisxtest.NoFailures(b, c)()
 				for b.Loop() {
 					p, err := br.Allow()
 					if (err == nil) != (state != "open") {

@@ -3,8 +3,6 @@ package redisbreaker_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/keel-run/keel/internal/redisx"
 	"github.com/keel-run/keel/internal/redisx/fallback"
 	"github.com/keel-run/keel/internal/redisx/redistest"
+	"github.com/keel-run/keel/internal/redisx/redisxtest"
 )
 
 const (
@@ -34,11 +33,6 @@ var opts = breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 2, Successe
 
 // oneProbe is opts with one probe at a time, and a short lease.
 var oneProbe = breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 1, Successes: 1, ProbeLease: 3 * time.Second}
-
-// testTimeout bounds the fleet's round trips: far above the default, so
-// that a pause of a loaded machine does not turn a test of the shared
-// state into one of the local fallback.
-const testTimeout = 10 * time.Second
 
 // fleet is a few processes, each its own Client and Registry, sharing one
 // Redis; their clocks are one fake, which times the fallback gates.
@@ -65,12 +59,7 @@ func newFleet(t *testing.T, srv *redistest.Server, n int, o breaker.Options) *fl
 	}
 	f := &fleet{t: t, srv: srv, rdb: srv.Client(), clk: clock.NewFake(time.Now())}
 	for i := range n {
-		c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, ID: strconv.Itoa(i), Timeout: testTimeout,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
+		c := redisxtest.Open(t, srv, strconv.Itoa(i))
 		o := o
 		o.Shared = redisbreaker.New(c, f.clk)
 		o.OnStateChange = func(_, _, _ string, from, to breaker.State) {

@@ -3,8 +3,6 @@ package redisbudget_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -17,17 +15,13 @@ import (
 	"github.com/keel-run/keel/internal/redisx"
 	"github.com/keel-run/keel/internal/redisx/fallback"
 	"github.com/keel-run/keel/internal/redisx/redistest"
+	"github.com/keel-run/keel/internal/redisx/redisxtest"
 )
 
 const key = "keel:v1:budget:{" + redisbudget.DefaultName + "}"
 
 // opts allow 0.1 retry per first attempt plus a reserve of 0.4/s × 10 s = 4.
 var opts = budget.Options{Ratio: 0.1, MinPerSecond: 0.4, Window: 10 * time.Second}
-
-// testTimeout bounds the fleet's round trips: far above the default, so
-// that a pause of a loaded machine does not turn a test of the shared
-// state into one of the local fallback.
-const testTimeout = 10 * time.Second
 
 // fleet is n processes, each its own Client and Budget, sharing one Redis;
 // one fake clock measures their local windows and times their gates.
@@ -49,12 +43,7 @@ func newFleet(t *testing.T, srv *redistest.Server, n int) *fleet {
 		t.Fatal(err)
 	}
 	for i := range n {
-		c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, ID: strconv.Itoa(i), Timeout: testTimeout,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
+		c := redisxtest.Open(t, srv, strconv.Itoa(i))
 		o := opts
 		o.Clock, o.Shared = f.clk, redisbudget.New(c, "", f.clk)
 		b, err := budget.New(o)
