@@ -79,32 +79,32 @@ func (b *Breaker) AllowContext(ctx context.Context) (Permit, error) {
 		return Permit{}, nil
 	}
 	if b.o.Shared != nil {
-		if p, err, ok := b.allowShared(ctx); ok {
+		if answered, p, err := b.allowShared(ctx); answered {
 			return p, err
 		}
 	}
 	return b.allowLocal()
 }
 
-// allowShared asks the Shared store; ok is false when it did not answer
-// and the local state must decide.
-func (b *Breaker) allowShared(ctx context.Context) (p Permit, err error, ok bool) {
+// allowShared asks the Shared store; answered is false when it did not
+// answer and the local state must decide.
+func (b *Breaker) allowShared(ctx context.Context) (answered bool, p Permit, err error) {
 	lease := rand.Uint64() | 1 // never 0, which marks a local permit
 	b.mu.Lock()
 	seq := b.ask()
 	b.mu.Unlock()
 	v, err := b.o.Shared.Allow(ctx, b.name, lease, b.o.Probes, b.leaseTTL(ctx))
 	if err != nil {
-		return Permit{}, nil, false
+		return false, Permit{}, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(v, seq)
 	switch {
 	case v.State == Closed:
-		return Permit{b: b, gen: b.gen}, nil, true
+		return true, Permit{b: b, gen: b.gen}, nil
 	case v.Granted:
-		return Permit{b: b, gen: b.gen, probe: true, lease: lease}, nil, true
+		return true, Permit{b: b, gen: b.gen, probe: true, lease: lease}, nil
 	}
 	if v.Gen != b.sgen || v.State != b.state {
 		// The answer is older than the state applied since.
@@ -112,12 +112,12 @@ func (b *Breaker) allowShared(ctx context.Context) (p Permit, err error, ok bool
 		if v.State == HalfOpen {
 			e.ProbeAt, e.HalfOpen = v.Since, true
 		}
-		return Permit{}, e, true
+		return true, Permit{}, e
 	}
 	if v.State == Open {
-		return Permit{}, b.openErr, true
+		return true, Permit{}, b.openErr
 	}
-	return Permit{}, b.busyErr, true
+	return true, Permit{}, b.busyErr
 }
 
 // leaseTTL is how long a probe lease taken for a call with ctx lasts.
@@ -165,7 +165,8 @@ func (b *Breaker) apply(v View, seq uint64) {
 func (b *Breaker) recordShared(p Permit, o Outcome, now time.Time) {
 	seq, gen := b.ask(), b.gen
 	b.mu.Unlock()
-	// The call is over: the store's own timeout bounds the round trip.
+	// The outcome is known and no deadline is at hand: the store's own
+	// timeout bounds the round trip.
 	var v View
 	var err error
 	if p.lease != 0 {
