@@ -291,11 +291,7 @@ type Permit struct {
 }
 
 // Done records the call's outcome.
-func (p Permit) Done(o Outcome) {
-	if p.b != nil {
-		p.b.record(p, o)
-	}
-}
+func (p Permit) Done(o Outcome) { p.DoneContext(context.Background(), o) }
 
 // Cancel ends a Permit whose call was not sent; it counts as Ignored.
 func (p Permit) Cancel() { p.Done(Ignored) }
@@ -336,7 +332,7 @@ func (b *Breaker) allowLocal() (Permit, error) {
 	return Permit{b: b, gen: b.gen, probe: true}, nil
 }
 
-func (b *Breaker) record(p Permit, o Outcome) {
+func (b *Breaker) record(ctx context.Context, p Permit, o Outcome) {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -350,7 +346,7 @@ func (b *Breaker) record(p Permit, o Outcome) {
 			return
 		}
 		if b.o.Shared != nil {
-			b.recordShared(p, o, now)
+			b.recordShared(ctx, p, o, now)
 			return
 		}
 		b.open(now)
@@ -358,7 +354,7 @@ func (b *Breaker) record(p Permit, o Outcome) {
 		switch {
 		case !p.probe:
 		case p.lease != 0:
-			b.recordShared(p, o, now)
+			b.recordShared(ctx, p, o, now)
 		default:
 			if b.inflight > 0 {
 				b.inflight--

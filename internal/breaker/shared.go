@@ -120,6 +120,15 @@ func (b *Breaker) allowShared(ctx context.Context) (answered bool, p Permit, err
 	return true, Permit{}, b.busyErr
 }
 
+// DoneContext is Done for a call whose context is ctx: with Shared set,
+// a round trip to the store (a probe's end, or an outcome that opens the
+// breaker) ends with ctx and the store's own timeout.
+func (p Permit) DoneContext(ctx context.Context, o Outcome) {
+	if p.b != nil {
+		p.b.record(ctx, p, o)
+	}
+}
+
 // leaseTTL is how long a probe lease taken for a call with ctx lasts.
 func (b *Breaker) leaseTTL(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
@@ -162,17 +171,15 @@ func (b *Breaker) apply(v View, seq uint64) {
 // the breaker, or a probe's lease, through the Shared store; when the
 // store does not answer, the local state judges. b.mu must be held; it is
 // released during the round trip.
-func (b *Breaker) recordShared(p Permit, o Outcome, now time.Time) {
+func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now time.Time) {
 	seq, gen := b.ask(), b.gen
 	b.mu.Unlock()
-	// The outcome is known and no deadline is at hand: the store's own
-	// timeout bounds the round trip.
 	var v View
 	var err error
 	if p.lease != 0 {
-		v, err = b.o.Shared.EndProbe(context.Background(), b.name, p.lease, o, b.o.Successes, b.o.Cooldown)
+		v, err = b.o.Shared.EndProbe(ctx, b.name, p.lease, o, b.o.Successes, b.o.Cooldown)
 	} else {
-		v, err = b.o.Shared.Open(context.Background(), b.name, b.o.Cooldown)
+		v, err = b.o.Shared.Open(ctx, b.name, b.o.Cooldown)
 	}
 	b.mu.Lock()
 	if err == nil {

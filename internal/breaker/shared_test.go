@@ -17,7 +17,8 @@ type fakeShared struct {
 	view  View
 	err   error
 	calls []string
-	ttl   time.Duration // the last lease's
+	ttl   time.Duration   // the last lease's
+	ctx   context.Context // the last call's
 }
 
 func (f *fakeShared) Allow(_ context.Context, target string, lease uint64, probes int, ttl time.Duration) (View, error) {
@@ -27,13 +28,13 @@ func (f *fakeShared) Allow(_ context.Context, target string, lease uint64, probe
 	return v, f.err
 }
 
-func (f *fakeShared) Open(context.Context, string, time.Duration) (View, error) {
-	f.calls = append(f.calls, "open")
+func (f *fakeShared) Open(ctx context.Context, _ string, _ time.Duration) (View, error) {
+	f.calls, f.ctx = append(f.calls, "open"), ctx
 	return f.view, f.err
 }
 
-func (f *fakeShared) EndProbe(context.Context, string, uint64, Outcome, int, time.Duration) (View, error) {
-	f.calls = append(f.calls, "end")
+func (f *fakeShared) EndProbe(ctx context.Context, _ string, _ uint64, _ Outcome, _ int, _ time.Duration) (View, error) {
+	f.calls, f.ctx = append(f.calls, "end"), ctx
 	return f.view, f.err
 }
 
@@ -65,6 +66,20 @@ func TestSharedSeam(t *testing.T) {
 				f.view = View{State: Open, Gen: 1, Since: epoch, ProbeAt: probeAt}
 				p.Done(Failure)
 				h.want(Open)
+			},
+			wantCalls:   2,
+			wantChanges: []string{"closed>open"},
+		},
+		{
+			name: "DoneContext's context goes to the store",
+			steps: func(t *testing.T, h *harness, f *fakeShared) {
+				type key struct{}
+				ctx := context.WithValue(context.Background(), key{}, "call")
+				p := h.allow()
+				p.DoneContext(ctx, Failure)
+				if f.ctx != ctx {
+					t.Errorf("the store got %v, want the call's context", f.ctx)
+				}
 			},
 			wantCalls:   2,
 			wantChanges: []string{"closed>open"},
