@@ -76,6 +76,7 @@ func TestSharedSeam(t *testing.T) {
 				type key struct{}
 				ctx := context.WithValue(context.Background(), key{}, "call")
 				p := h.allow()
+				f.view = View{State: Open, Gen: 1, Since: epoch, ProbeAt: probeAt}
 				p.DoneContext(ctx, Failure)
 				if f.ctx != ctx {
 					t.Errorf("the store got %v, want the call's context", f.ctx)
