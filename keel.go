@@ -46,6 +46,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/breaker/redisbreaker"
+	"github.com/keel-run/keel/internal/budget/redisbudget"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/config"
@@ -157,6 +159,12 @@ func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, sh
 	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
 	if err != nil {
 		return nil, err
+	}
+	if shared != nil {
+		// What replicas share (docs/redis.md): breakers' states and the
+		// retry budget here, the governor's buckets in engineOptions.
+		eo.Breaker.Shared = redisbreaker.New(shared, opts.clock)
+		eo.Budget.Shared = redisbudget.New(shared, "", opts.clock)
 	}
 	eo.Credentials = cfg.Credentials
 	eo.Logger = opts.Logger

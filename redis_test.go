@@ -1,12 +1,21 @@
 package keel
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/emulator"
+	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/redisx/redistest"
 )
 
@@ -68,5 +77,48 @@ func TestRedisOptions(t *testing.T) {
 				t.Errorf("New: %v\nwant prefix %q and no password", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRedisSharesBreakers: two Keels on one Redis, in front of a model
+// that always fails: the breaker that calls through one open is open in
+// the other, which then sends nothing.
+func TestRedisSharesBreakers(t *testing.T) {
+	srv := redistest.Start(t)
+	var sent atomic.Int64
+	emu, err := emulator.Start(emulator.Options{Seed: 7, Planner: func(fault.Request) fault.Plan {
+		sent.Add(1)
+		return fault.Plan{Error: catalog.CodeInternalServer}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDKEEL", "keel-secret", "")}
+	opts := Options{Endpoint: emu.URL, Redis: RedisOptions{URL: srv.URL, Prefix: "breakers-test:", Timeout: 5 * time.Second},
+		Retry:   RetryOptions{MaxAttempts: 1},
+		Breaker: BreakerOptions{ConsecutiveFailures: 3, Cooldown: time.Hour},
+		Quotas:  QuotaOptions{Disabled: true}}
+	clients := make([]*bedrockruntime.Client, 2)
+	for i := range clients {
+		k, err := New(cfg, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		clients[i] = bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+	}
+	for range 3 {
+		if _, err := clients[0].Converse(context.Background(), converseInput(haiku)); err == nil {
+			t.Fatal("a call to a failing model succeeded")
+		}
+	}
+	before := sent.Load()
+	_, err = clients[1].Converse(context.Background(), converseInput(haiku))
+	if !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("the other Keel's call: %v, want ErrCircuitOpen", err)
+	}
+	if n := sent.Load() - before; n != 0 {
+		t.Errorf("the other Keel sent %d requests past an open breaker", n)
 	}
 }

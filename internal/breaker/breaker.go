@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -162,6 +163,17 @@ type Options struct {
 	// breaker's lock held so calls arrive in order: it must be quick and must
 	// not call the breaker's methods.
 	OnStateChange func(model, region, tier string, from, to State)
+	// Shared, if not nil, keeps each breaker's state where other
+	// processes see it: Allow reads it with one round trip, and the
+	// transitions are made there. While Shared fails, each breaker goes on
+	// from the state it saw last, with its own transitions and probes, as
+	// if Shared were nil, and returns to Shared's state when it answers.
+	// Nil keeps the state in this process.
+	Shared Shared
+	// ProbeLease is how long a probe lease taken from Shared lasts when
+	// the call has no deadline (see AllowContext). Zero means
+	// DefaultProbeLease.
+	ProbeLease time.Duration
 }
 
 // resolve validates o and fills in the defaults.
@@ -183,6 +195,8 @@ func (o Options) resolve() (Options, error) {
 		return o, fmt.Errorf("breaker: Successes must not be negative, got %d", o.Successes)
 	case o.MaxTargets < 0:
 		return o, fmt.Errorf("breaker: MaxTargets must not be negative, got %d", o.MaxTargets)
+	case o.ProbeLease < 0:
+		return o, fmt.Errorf("breaker: ProbeLease must not be negative, got %v", o.ProbeLease)
 	}
 	o.Window = cmp.Or(o.Window, DefaultWindow)
 	o.MinCalls = cmp.Or(o.MinCalls, DefaultMinCalls)
@@ -192,6 +206,7 @@ func (o Options) resolve() (Options, error) {
 	o.Probes = cmp.Or(o.Probes, DefaultProbes)
 	o.Successes = cmp.Or(o.Successes, DefaultSuccesses)
 	o.MaxTargets = cmp.Or(o.MaxTargets, DefaultMaxTargets)
+	o.ProbeLease = cmp.Or(o.ProbeLease, DefaultProbeLease)
 	return o, nil
 }
 
@@ -219,6 +234,13 @@ type Breaker struct {
 	streak   int // failures in a row (closed)
 	openErr  *OpenError
 	busyErr  *OpenError
+
+	// With Options.Shared: the round trips asked and the last whose answer
+	// was applied, the store's generation of the state applied, and the
+	// probe leases it reported held.
+	asked, applied uint64
+	sgen           uint64
+	sprobes        int
 }
 
 // New returns a closed breaker for model in region. A nil clk means
@@ -265,14 +287,11 @@ type Permit struct {
 	b     *Breaker
 	gen   uint64
 	probe bool
+	lease uint64 // the probe's lease in Options.Shared; 0 for a local permit
 }
 
 // Done records the call's outcome.
-func (p Permit) Done(o Outcome) {
-	if p.b != nil {
-		p.b.record(p, o)
-	}
-}
+func (p Permit) Done(o Outcome) { p.DoneContext(context.Background(), o) }
 
 // Cancel ends a Permit whose call was not sent; it counts as Ignored.
 func (p Permit) Cancel() { p.Done(Ignored) }
@@ -285,11 +304,12 @@ func (p Permit) Probe() bool { return p.probe }
 // with every probe slot taken. An open breaker whose cool-down has passed
 // turns half-open here and lets the call through as a probe.
 //
-// A nil *Breaker allows every call.
-func (b *Breaker) Allow() (Permit, error) {
-	if b == nil {
-		return Permit{}, nil
-	}
+// A nil *Breaker allows every call. With Options.Shared, Allow is
+// AllowContext with no deadline but the store's timeout.
+func (b *Breaker) Allow() (Permit, error) { return b.AllowContext(context.Background()) }
+
+// allowLocal is Allow on the breaker's local state.
+func (b *Breaker) allowLocal() (Permit, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
@@ -312,7 +332,7 @@ func (b *Breaker) Allow() (Permit, error) {
 	return Permit{b: b, gen: b.gen, probe: true}, nil
 }
 
-func (b *Breaker) record(p Permit, o Outcome) {
+func (b *Breaker) record(ctx context.Context, p Permit, o Outcome) {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -322,72 +342,100 @@ func (b *Breaker) record(p Permit, o Outcome) {
 	}
 	switch b.state {
 	case Closed:
-		switch o {
-		case Success:
-			b.ok.Add(now, 1)
-			b.streak = 0
-		case Responsive:
-			b.streak = 0
-		case Failure:
-			b.bad.Add(now, 1)
-			b.streak++
-			bad := b.bad.Sum(now)
-			n := b.ok.Sum(now) + bad
-			if n >= int64(b.o.MinCalls) && float64(bad) >= b.o.FailureRate*float64(n) ||
-				b.o.ConsecutiveFailures > 0 && b.streak >= b.o.ConsecutiveFailures {
-				b.open(now)
-			}
-		}
-	case HalfOpen:
-		if !p.probe {
+		if !b.judge(now, o) {
 			return
 		}
-		if b.inflight > 0 {
-			b.inflight--
+		if b.o.Shared != nil {
+			b.recordShared(ctx, p, o, now)
+			return
 		}
-		switch o {
-		case Success:
-			b.probeOK++
-			if b.probeOK >= b.o.Successes {
-				b.close(now)
+		b.open(now)
+	case HalfOpen:
+		switch {
+		case !p.probe:
+		case p.lease != 0:
+			b.recordShared(ctx, p, o, now)
+		default:
+			if b.inflight > 0 {
+				b.inflight--
 			}
-		case Failure:
-			b.open(now)
+			b.probeOutcome(now, o)
 		}
+	}
+}
+
+// judge counts a closed breaker's outcome and reports whether the breaker
+// must open. b.mu must be held.
+func (b *Breaker) judge(now time.Time, o Outcome) bool {
+	switch o {
+	case Success:
+		b.ok.Add(now, 1)
+		b.streak = 0
+	case Responsive:
+		b.streak = 0
+	case Failure:
+		b.bad.Add(now, 1)
+		b.streak++
+		bad := b.bad.Sum(now)
+		n := b.ok.Sum(now) + bad
+		return n >= int64(b.o.MinCalls) && float64(bad) >= b.o.FailureRate*float64(n) ||
+			b.o.ConsecutiveFailures > 0 && b.streak >= b.o.ConsecutiveFailures
+	}
+	return false
+}
+
+// probeOutcome judges a local probe's outcome. b.mu must be held.
+func (b *Breaker) probeOutcome(now time.Time, o Outcome) {
+	switch o {
+	case Success:
+		b.probeOK++
+		if b.probeOK >= b.o.Successes {
+			b.close(now, now)
+		}
+	case Failure:
+		b.open(now)
 	}
 }
 
 // The transitions; b.mu must be held.
 
-func (b *Breaker) open(now time.Time) {
-	b.probeAt = now.Add(b.o.Cooldown)
-	b.since = now
+func (b *Breaker) open(now time.Time) { b.enterOpen(now, now.Add(b.o.Cooldown)) }
+
+// enterOpen opens the breaker as of since until probeAt.
+func (b *Breaker) enterOpen(since, probeAt time.Time) {
+	b.probeAt = probeAt
+	b.since = since
 	b.openErr = &OpenError{Target: b.name, ProbeAt: b.probeAt}
 	b.setState(Open)
 }
 
-func (b *Breaker) halfOpen(now time.Time) {
-	b.inflight, b.probeOK = 0, 0
-	b.since = now
-	b.busyErr = &OpenError{Target: b.name, ProbeAt: now, HalfOpen: true}
+func (b *Breaker) halfOpen(since time.Time) {
+	b.inflight, b.probeOK, b.sprobes = 0, 0, 0
+	b.since = since
+	b.busyErr = &OpenError{Target: b.name, ProbeAt: since, HalfOpen: true}
 	b.setState(HalfOpen)
 }
 
-func (b *Breaker) close(now time.Time) {
+// close closes the breaker as of since; now is the local clock's time,
+// which the window is measured by.
+func (b *Breaker) close(now, since time.Time) {
 	// Start the window afresh: the failures that opened the breaker are
 	// history once probes have succeeded.
 	b.ok.Reset(now)
 	b.bad.Reset(now)
 	b.streak = 0
-	b.since = now
+	b.since = since
 	b.setState(Closed)
 }
 
+// setState moves the breaker to state to. A Shared store's state may
+// have gone round a whole cycle unseen (open to open, closed to closed):
+// the generation changes, and OnStateChange is not called.
 func (b *Breaker) setState(to State) {
 	from := b.state
 	b.state = to
 	b.gen++
-	if b.o.OnStateChange != nil {
+	if b.o.OnStateChange != nil && from != to {
 		b.o.OnStateChange(b.model, b.region, b.tier, from, to)
 	}
 }
@@ -414,7 +462,9 @@ type Snapshot struct {
 	Successes, Failures int64
 	// ProbeAt is when an open breaker will probe; zero unless Open.
 	ProbeAt time.Time
-	// Probes is the number of probes in flight (half-open state).
+	// Probes is the number of probes in flight (half-open state); with
+	// Options.Shared, those of every process as last seen, and this
+	// process's own while the store fails.
 	Probes int
 }
 
@@ -433,7 +483,7 @@ func (b *Breaker) Snapshot() Snapshot {
 	case Open:
 		s.ProbeAt = b.probeAt
 	case HalfOpen:
-		s.Probes = b.inflight
+		s.Probes = b.inflight + b.sprobes
 	}
 	return s
 }

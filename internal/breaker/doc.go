@@ -30,4 +30,14 @@
 //	p.Done(outcome) // breaker.Success, Failure, Responsive or Ignored
 //
 // Allow and Done do not allocate.
+//
+// Processes that call the same targets can share their breakers' states
+// through a Shared store (Options.Shared; redisbreaker keeps it in Redis):
+// each still judges a closed target by its own outcomes, but one that
+// opens a breaker opens it for all, Allow reads the shared state with one
+// round trip, a half-open breaker lets Probes probes through across all
+// processes, each under a lease that lapses if its process dies, and a
+// probe's outcome closes or reopens it for all. While the store fails,
+// each breaker goes on from the state it saw last, by itself. Done makes a
+// round trip only for a probe or when it opens the breaker.
 package breaker

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -48,6 +49,14 @@ type Options struct {
 	Window time.Duration
 	// Clock measures the window; nil means clock.Real{}.
 	Clock clock.Clock
+	// Shared, if not nil, keeps the counts where other processes spending
+	// the same budget see them: Request and TryAcquire each make one round
+	// trip, and a retry is granted against the counts of all of them.
+	// While Shared fails, the Budget decides with this process's own
+	// counts (kept all along) and Shared.Share() of the MinPerSecond
+	// reserve, and returns to Shared when it answers. Nil keeps the
+	// counts in this process.
+	Shared Shared
 }
 
 // Budget is a retry budget shared by every call that goes through it. It is
@@ -104,27 +113,20 @@ func New(o Options) (*Budget, error) {
 
 // Request records a call's first attempt: it earns the budget Ratio of a
 // retry. Call it once per call, before any TryAcquire for that call.
-func (b *Budget) Request() {
-	if b == nil {
-		return
-	}
-	now := b.clk.Now()
-	b.mu.Lock()
-	b.requests.Add(now, 1)
-	b.mu.Unlock()
-}
+func (b *Budget) Request() { b.RequestContext(context.Background()) }
 
 // TryAcquire reports whether one retry may be sent now, and counts it if
 // so. It never blocks. Most callers want TryAcquire; Acquire is the same with
 // an error that says why a retry was refused.
-func (b *Budget) TryAcquire() bool {
-	if b == nil {
-		return true
-	}
+func (b *Budget) TryAcquire() bool { return b.TryAcquireContext(context.Background()) }
+
+// tryLocal is TryAcquire on the local counts, with reserve retries allowed
+// whatever the traffic.
+func (b *Budget) tryLocal(reserve float64) bool {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if float64(b.retries.Sum(now)+1) > b.ratio*float64(b.requests.Sum(now))+b.reserve {
+	if float64(b.retries.Sum(now)+1) > b.ratio*float64(b.requests.Sum(now))+reserve {
 		b.denied++
 		return false
 	}
@@ -133,15 +135,9 @@ func (b *Budget) TryAcquire() bool {
 }
 
 // Acquire is TryAcquire returning nil when the retry may be sent and an
-// *ExhaustedError, which matches ErrExhausted, when it may not.
-func (b *Budget) Acquire() error {
-	if b.TryAcquire() {
-		return nil
-	}
-	s := b.Stats()
-	return &ExhaustedError{Requests: s.Requests, Retries: s.Retries, Ratio: b.opts.Ratio,
-		MinPerSecond: b.opts.MinPerSecond, Window: b.opts.Window}
-}
+// *ExhaustedError, which matches ErrExhausted, when it may not; with
+// Options.Shared, the error's counts are those of every process.
+func (b *Budget) Acquire() error { return b.AcquireContext(context.Background()) }
 
 // Stats is a snapshot of a Budget, for metrics and error messages.
 type Stats struct {
@@ -155,7 +151,8 @@ type Stats struct {
 	Denied uint64
 }
 
-// Stats returns the budget's counts as of now. A nil Budget returns zero Stats.
+// Stats returns the budget's counts as of now. A nil Budget returns zero
+// Stats. With Options.Shared, the counts are this process's own.
 func (b *Budget) Stats() Stats {
 	if b == nil {
 		return Stats{}

@@ -26,4 +26,12 @@
 // Under a total outage with N calls over a time T, the retries sent are at
 // most Ratio×N + MinPerSecond×(T+Window) (see Budget for the argument), so
 // the attempts are at most about 1.1×N with the defaults.
+//
+// Processes that call the same upstream can share one budget through a
+// Shared store (Options.Shared; redisbudget keeps it in Redis): each
+// Request and TryAcquire is then one round trip, and a retry is granted
+// against the first attempts and retries of all of them. While the store
+// fails, each process decides by its own counts with its share of the
+// MinPerSecond reserve. Without Shared, Request and TryAcquire do not
+// allocate.
 package budget

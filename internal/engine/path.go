@@ -126,7 +126,7 @@ func (e *Engine) route(ctx context.Context, call *Call, rep *Report, sb *streamB
 		p.req.BodySHA256 = attempt.PayloadHash(rd.body)
 	}
 	if e.budget != nil && !rd.resume {
-		e.budget.Request()
+		e.budget.RequestContext(ctx)
 	}
 	p.wait, p.endWait = p.waitContext()
 	return p, nil
@@ -232,7 +232,7 @@ func (p *pass) passBreaker(tr *try) verdict {
 	if p.br == nil {
 		return goOn
 	}
-	permit, err := p.br.Allow()
+	permit, err := p.br.AllowContext(p.ctx)
 	if err == nil {
 		tr.permit = permit
 		return goOn
@@ -269,7 +269,7 @@ func (e *Engine) spend(ctx context.Context, call *Call, t attempt.Target, n int,
 	if e.budget == nil {
 		return nil
 	}
-	err := e.budget.Acquire()
+	err := e.budget.AcquireContext(ctx)
 	if err == nil {
 		return nil
 	}
@@ -315,7 +315,7 @@ func (p *pass) send(tr *try) verdict {
 // succeed ends the call with the attempt's reply.
 func (p *pass) succeed(tr *try) (*http.Response, error) {
 	e := p.e
-	tr.permit.Done(breaker.Success)
+	tr.permit.DoneContext(p.ctx, breaker.Success)
 	if p.sb != nil {
 		p.sb.src.tk = tr.tk // settled when the stream ends or breaks
 	} else if tr.governed {
@@ -336,7 +336,7 @@ func (p *pass) succeed(tr *try) (*http.Response, error) {
 func (p *pass) classify(tr *try) {
 	e, entry := p.e, tr.res.Entry
 	endFailed(&tr.tk, entry, tr.a.Usage, tr.a.Status)
-	tr.permit.Done(breakerOutcome(entry, tr.firm))
+	tr.permit.DoneContext(p.ctx, breakerOutcome(entry, tr.firm))
 	tr.a.Code = entry.Code
 	p.rep.Attempts = append(p.rep.Attempts, tr.a)
 	p.rep.Target = p.t

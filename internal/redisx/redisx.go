@@ -245,12 +245,14 @@ func (c *Client) Key(kind, target string) string {
 
 // Do runs fn with a context bounded by the timeout (and by ctx), and
 // records the outcome: a failure starts or continues an episode, a success
-// ends one. Its error wraps ErrUnavailable. A redis.Nil reply is a success
-// and is returned as it is.
+// ends one; a failure after ctx was cancelled (the caller gave up) is neither. Its
+// error wraps ErrUnavailable. A redis.Nil reply is a success and is
+// returned as it is.
 func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	err := fn(ctx, c.rdb)
@@ -258,8 +260,11 @@ func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis
 		c.ok()
 		return err
 	}
-	if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("%w: %w", err, ctx.Err())
+	if perr := parent.Err(); errors.Is(perr, context.Canceled) {
+		// The caller gave up: that says nothing of Redis, so no episode
+		// starts. (A caller's deadline that passed during the round trip
+		// does count: Redis took all the time the call had.)
+		return fmt.Errorf("%w: %w", ErrUnavailable, perr)
 	}
 	c.fail(err)
 	return fmt.Errorf("%w: %s", ErrUnavailable, redactErr(err))

@@ -143,3 +143,17 @@ func TestOpenUnreachableStartsDegraded(t *testing.T) {
 		t.Errorf("Open with Redis down: not degraded")
 	}
 }
+
+func TestCallerCancelIsNoEpisode(t *testing.T) {
+	srv := redistest.Start(t)
+	c := open(t, redisx.Options{URL: srv.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() })
+	if !errors.Is(err, redisx.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Errorf("Do with a cancelled context: %v, want ErrUnavailable and context.Canceled", err)
+	}
+	if s := c.Stats(); s.Degraded || s.Failures != 0 || s.Episodes != 0 {
+		t.Errorf("a caller's cancel counted against Redis: %+v", s)
+	}
+}

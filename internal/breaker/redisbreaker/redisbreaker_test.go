@@ -1,0 +1,412 @@
+package redisbreaker_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/breaker/redisbreaker"
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/redisx"
+	"github.com/keel-run/keel/internal/redisx/fallback"
+	"github.com/keel-run/keel/internal/redisx/redistest"
+	"github.com/keel-run/keel/internal/redisx/redisxtest"
+)
+
+const (
+	model, region = "m", "us-east-1"
+	target        = model + "@" + region
+	stateKey      = "keel:v1:breaker:{" + target + "}"
+	probesKey     = "keel:v1:probes:{" + target + "}"
+)
+
+// opts open a breaker at the first failure and close it at the first
+// successful probe; the cool-down is long, and tests end it by hand
+// (endCooldown), since Redis's clock cannot be faked.
+var opts = breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 2, Successes: 1}
+
+// oneProbe is opts with one probe at a time, and a short lease.
+var oneProbe = breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 1, Successes: 1, ProbeLease: 3 * time.Second}
+
+// fleet is a few processes, each its own Client and Registry, sharing one
+// Redis; their clocks are one fake, which times the fallback gates.
+type fleet struct {
+	t    *testing.T
+	srv  *redistest.Server
+	rdb  *redis.Client
+	clk  *clock.Fake
+	cs   []*redisx.Client
+	regs []*breaker.Registry
+
+	mu      sync.Mutex
+	changes []string // "replica:from>to"
+}
+
+// newFleet makes n replicas on srv (nil: a new server), emptied first.
+func newFleet(t *testing.T, srv *redistest.Server, n int, o breaker.Options) *fleet {
+	t.Helper()
+	if srv == nil {
+		srv = redistest.Start(t)
+	}
+	if err := srv.Client().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{t: t, srv: srv, rdb: srv.Client(), clk: clock.NewFake(time.Now())}
+	for i := range n {
+		c := redisxtest.Open(t, srv, strconv.Itoa(i))
+		o := o
+		o.Shared = redisbreaker.New(c, f.clk)
+		o.OnStateChange = func(_, _, _ string, from, to breaker.State) {
+			f.mu.Lock()
+			f.changes = append(f.changes, strconv.Itoa(i)+":"+from.String()+">"+to.String())
+			f.mu.Unlock()
+		}
+		r, err := breaker.NewRegistry(o, f.clk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.cs, f.regs = append(f.cs, c), append(f.regs, r)
+	}
+	return f
+}
+
+func (f *fleet) b(i int) *breaker.Breaker { return f.regs[i].Get(model, region) }
+
+// allow asks replica i and returns its permit, or nil when refused.
+func (f *fleet) allow(i int) *breaker.Permit {
+	f.t.Helper()
+	p, err := f.b(i).Allow()
+	if err != nil {
+		if !errors.Is(err, breaker.ErrOpen) {
+			f.t.Fatalf("replica %d: Allow: %v, want a permit or ErrOpen", i, err)
+		}
+		return nil
+	}
+	return &p
+}
+
+// open makes replica i open the shared breaker with one failure.
+func (f *fleet) open(i int) {
+	f.t.Helper()
+	p := f.allow(i)
+	if p == nil {
+		f.t.Fatalf("replica %d: refused while closed", i)
+	}
+	p.Done(breaker.Failure)
+	if s := f.b(i).State(); s != breaker.Open {
+		f.t.Fatalf("replica %d after a failure: %v, want open", i, s)
+	}
+}
+
+// endCooldown moves the shared open state's cool-down end into the past,
+// as time passing would.
+func (f *fleet) endCooldown() {
+	f.t.Helper()
+	if err := f.rdb.HSet(context.Background(), stateKey, "until", 1).Err(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fleet) state(i int) breaker.State {
+	f.t.Helper()
+	f.allow(i) // reads the shared state; a permit is left unended on purpose
+	return f.b(i).State()
+}
+
+func (f *fleet) wantStates(want ...breaker.State) {
+	f.t.Helper()
+	for i, w := range want {
+		if got := f.b(i).State(); got != w {
+			f.t.Errorf("replica %d: %v, want %v", i, got, w)
+		}
+	}
+}
+
+func TestSharedBreaker(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name string
+		opts breaker.Options // zero Probes: opts
+		run  func(t *testing.T, f *fleet)
+	}{
+		{"one opens, the other sees it open", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.allow(1)
+			f.open(0)
+			p, err := f.b(1).Allow()
+			var oe *breaker.OpenError
+			if !errors.As(err, &oe) || oe.HalfOpen || oe.Target != target {
+				t.Fatalf("replica 1: Allow = %v, %v, want an *OpenError for %s", p, err, target)
+			}
+			var oe0 *breaker.OpenError
+			_, err = f.b(0).Allow()
+			if !errors.As(err, &oe0) || !oe0.ProbeAt.Equal(oe.ProbeAt) {
+				t.Errorf("replicas disagree on the probe time: %v and %v", err, oe)
+			}
+			if d := time.Until(oe.ProbeAt); d < opts.Cooldown-time.Minute || d > opts.Cooldown {
+				t.Errorf("probe at %v from now, want about the cool-down %v", d, opts.Cooldown)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.changes) != 2 || f.changes[0] != "0:closed>open" || f.changes[1] != "1:closed>open" {
+				t.Errorf("state changes %v, want 0:closed>open, 1:closed>open", f.changes)
+			}
+		}},
+		{"half-open lets Probes through across the fleet", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			granted := 0
+			for i := range 6 {
+				if p := f.allow(i % 2); p != nil {
+					granted++
+					if !p.Probe() {
+						t.Errorf("permit %d in half-open is not a probe", i)
+					}
+				}
+			}
+			if granted != opts.Probes {
+				t.Errorf("%d probes granted across two replicas, want %d", granted, opts.Probes)
+			}
+			f.wantStates(breaker.HalfOpen, breaker.HalfOpen)
+			if s := f.b(1).Snapshot(); s.Probes != opts.Probes {
+				t.Errorf("snapshot shows %d probes, want %d", s.Probes, opts.Probes)
+			}
+		}},
+		{"concurrent asks across the fleet get Probes probes", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			granted := 0
+			for i := range 16 {
+				wg.Go(func() {
+					if _, err := f.b(i % 2).Allow(); err == nil {
+						mu.Lock()
+						granted++
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if granted != opts.Probes {
+				t.Errorf("%d of 16 concurrent asks granted, want %d (%+v %+v)", granted, opts.Probes, f.cs[0].Stats(), f.cs[1].Stats())
+			}
+		}},
+		{"a probe's success closes it for all", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			p := f.allow(1)
+			if p == nil {
+				t.Fatal("no probe")
+			}
+			p.Done(breaker.Success)
+			if s := f.state(0); s != breaker.Closed {
+				t.Errorf("replica 0 after replica 1's probe succeeded: %v, want closed", s)
+			}
+			f.wantStates(breaker.Closed, breaker.Closed)
+		}},
+		{"a probe's failure opens it again for all", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			p0, p1 := f.allow(0), f.allow(1)
+			if p0 == nil || p1 == nil {
+				t.Fatal("want two probes")
+			}
+			p1.Done(breaker.Failure)
+			p0.Done(breaker.Success) // its lease went with the reopening
+			if s := f.state(0); s != breaker.Open {
+				t.Errorf("replica 0: %v, want open again", s)
+			}
+			f.wantStates(breaker.Open, breaker.Open)
+		}},
+		{"a throttled probe frees its lease only", oneProbe, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			f.allow(0).Done(breaker.Responsive)
+			if p := f.allow(1); p == nil {
+				t.Error("the lease was not freed")
+			}
+			f.wantStates(breaker.HalfOpen, breaker.HalfOpen)
+		}},
+		{"a killed prober's lease expires", oneProbe, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			if f.allow(0) == nil { // replica 0 dies with it
+				t.Fatal("no probe")
+			}
+			if f.allow(1) != nil {
+				t.Fatal("a second probe while the first's lease holds")
+			}
+			ctx := context.Background()
+			leases, err := f.rdb.ZRangeWithScores(ctx, probesKey, 0, -1).Result()
+			if err != nil || len(leases) != 1 {
+				t.Fatalf("leases %v, %v, want one", leases, err)
+			}
+			if d := time.UnixMilli(int64(leases[0].Score)).Sub(time.Now()); d < 0 || d > oneProbe.ProbeLease {
+				t.Errorf("lease expires in %v, want within the lease %v", d, oneProbe.ProbeLease)
+			}
+			// Its time passes.
+			f.rdb.ZAdd(ctx, probesKey, redis.Z{Score: 1, Member: leases[0].Member})
+			if f.allow(1) == nil {
+				t.Error("the expired lease still holds the slot")
+			}
+		}},
+		{"a lease lasts the call's deadline", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			f.endCooldown()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if _, err := f.b(0).AllowContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			score, err := f.rdb.ZRangeWithScores(context.Background(), probesKey, 0, 0).Result()
+			if err != nil || len(score) != 1 {
+				t.Fatalf("leases %v, %v", score, err)
+			}
+			if d := time.UnixMilli(int64(score[0].Score)).Sub(time.Now()); d < 4*time.Minute || d > 6*time.Minute {
+				t.Errorf("lease expires in %v, want about the 5m deadline", d)
+			}
+		}},
+		{"keys expire when idle", breaker.Options{}, func(t *testing.T, f *fleet) {
+			f.open(0)
+			ttl, err := f.rdb.PTTL(context.Background(), stateKey).Result()
+			if err != nil || ttl <= opts.Cooldown || ttl > opts.Cooldown+redisx.IdleTTL {
+				t.Errorf("open state's TTL %v (%v), want the cool-down plus up to %v", ttl, err, redisx.IdleTTL)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts
+			if tc.opts.Probes != 0 {
+				o = tc.opts
+			}
+			tc.run(t, newFleet(t, srv, 2, o))
+		})
+	}
+}
+
+func TestGarbageIsReset(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		name string
+		put  func(ctx context.Context, rdb *redis.Client) error
+	}{
+		{"a string", func(ctx context.Context, rdb *redis.Client) error { return rdb.Set(ctx, stateKey, "junk", 0).Err() }},
+		{"a bad state", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.HSet(ctx, stateKey, "s", 7, "g", 1, "since", 0, "until", 0, "ok", 0).Err()
+		}},
+		{"a missing field", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.HSet(ctx, stateKey, "s", 2, "g", 3).Err()
+		}},
+		{"text for a number", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.HSet(ctx, stateKey, "s", 2, "g", "x", "since", 0, "until", 0, "ok", 0).Err()
+		}},
+		{"probes a list", func(ctx context.Context, rdb *redis.Client) error {
+			if err := rdb.HSet(ctx, stateKey, "s", 1, "g", 4, "since", 0, "until", 0, "ok", 0).Err(); err != nil {
+				return err
+			}
+			return rdb.RPush(ctx, probesKey, "a", "b").Err()
+		}},
+		{"leases for ever", func(ctx context.Context, rdb *redis.Client) error {
+			if err := rdb.HSet(ctx, stateKey, "s", 1, "g", 4, "since", 0, "until", 0, "ok", 0).Err(); err != nil {
+				return err
+			}
+			return rdb.ZAdd(ctx, probesKey, redis.Z{Score: 1e15, Member: "x"}, redis.Z{Score: 1e15, Member: "y"}).Err()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(t, srv, 1, opts)
+			if err := tc.put(context.Background(), f.rdb); err != nil {
+				t.Fatal(err)
+			}
+			p, err := f.b(0).Allow()
+			if err != nil {
+				t.Fatalf("Allow over garbage: %v", err)
+			}
+			p.Done(breaker.Failure)
+			f.wantStates(breaker.Open)
+			if s, err := f.rdb.HGet(context.Background(), stateKey, "s").Result(); err != nil || s != "2" {
+				t.Errorf("state key after the reset: %q, %v, want the open state", s, err)
+			}
+		})
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	f := newFleet(t, nil, 2, opts)
+	c := f.cs[0]
+	f.open(1)
+	f.state(0) // replica 0 sees it open
+	f.srv.Kill()
+	failures := c.Stats().Failures
+
+	// Local state: open, as last seen, until its own cool-down ends.
+	for range 10 {
+		if f.allow(0) != nil {
+			t.Fatal("a call let through while the last state seen is open")
+		}
+	}
+	if n := c.Stats().Failures - failures; n != 1 {
+		t.Errorf("%d round trips failed in 10 calls, want 1 until %v has passed", n, fallback.RetryEvery)
+	}
+	f.clk.Advance(opts.Cooldown + time.Minute) // Redis's clock ran a little ahead of the fake's start
+	p := f.allow(0)
+	if p == nil || !p.Probe() {
+		t.Fatal("no local probe once the cool-down has passed")
+	}
+	p.Done(breaker.Success)
+	f.wantStates(breaker.Closed)
+	// The local judgement opens the local breaker.
+	f.allow(0).Done(breaker.Failure)
+	f.wantStates(breaker.Open)
+
+	// Back: after RetryEvery, the shared state (empty, restarted: closed) rules.
+	f.srv.Restart()
+	if f.allow(0) != nil {
+		t.Fatal("Redis tried again before RetryEvery")
+	}
+	f.clk.Advance(fallback.RetryEvery)
+	if f.allow(0) == nil {
+		t.Fatal("the restarted Redis's closed state was not used")
+	}
+	f.open(0)
+	if f.state(1) != breaker.Open {
+		t.Error("replica 1 does not see replica 0's opening after the restart")
+	}
+}
+
+func TestRedisSlow(t *testing.T) {
+	f := newFleet(t, nil, 1, opts)
+	c := f.cs[0]
+	f.allow(0)
+	// Redis stops running scripts for longer than any call may wait.
+	const pause = 5 * time.Second
+	ctx := context.Background()
+	if err := f.rdb.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer f.rdb.Do(ctx, "CLIENT", "UNPAUSE")
+	failures := c.Stats().Failures
+	start := time.Now()
+	short, cancel := context.WithTimeout(ctx, redisx.DefaultTimeout)
+	defer cancel()
+	if _, err := f.b(0).AllowContext(short); err != nil {
+		t.Errorf("the first call while Redis hangs: %v, want the local closed state's permit", err)
+	}
+	for range 20 {
+		if f.allow(0) == nil {
+			t.Fatal("refused while the local state is closed")
+		}
+	}
+	if took := time.Since(start); took >= pause/2 {
+		t.Errorf("21 calls took %v while Redis hung, want the first bounded by its deadline, the others skipping Redis", took)
+	}
+	if n := c.Stats().Failures - failures; n != 1 {
+		t.Errorf("%d round trips failed, want 1 (the others skipped until %v)", n, fallback.RetryEvery)
+	}
+}

@@ -1,0 +1,72 @@
+package fallback_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/redisx"
+	"github.com/keel-run/keel/internal/redisx/fallback"
+	"github.com/keel-run/keel/internal/redisx/redistest"
+)
+
+func TestGate(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	clk := clock.NewFake(time.Now())
+	g := fallback.New(c, clk)
+	sent := 0
+	ping := func(ctx context.Context) error {
+		return g.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
+			sent++
+			return rdb.Ping(ctx).Err()
+		})
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, step := range []struct {
+		name     string
+		do       func()
+		ctx      context.Context
+		wantErr  error // nil: none
+		wantSent bool
+		wantDown bool
+	}{
+		{name: "up", wantSent: true},
+		{name: "a caller's cancel says nothing of Redis", ctx: canceled, wantErr: redisx.ErrUnavailable, wantSent: true},
+		{name: "down: the first pays", do: srv.Kill, wantErr: redisx.ErrUnavailable, wantSent: true, wantDown: true},
+		{name: "down: the next skip", wantErr: fallback.ErrSkipped, wantDown: true},
+		{name: "back, but not yet tried", do: func() { srv.Restart(); clk.Advance(fallback.RetryEvery - 1) }, wantErr: fallback.ErrSkipped, wantDown: true},
+		{name: "tried again after RetryEvery", do: func() { clk.Advance(1) }, wantSent: true},
+		{name: "up again", wantSent: true},
+	} {
+		if step.do != nil {
+			step.do()
+		}
+		ctx := step.ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		before := sent
+		err := ping(ctx)
+		if step.wantErr == nil && err != nil || step.wantErr != nil && !errors.Is(err, step.wantErr) {
+			t.Errorf("%s: Do = %v, want %v", step.name, err, step.wantErr)
+		}
+		if got := sent > before; got != step.wantSent {
+			t.Errorf("%s: round trip sent %v, want %v", step.name, got, step.wantSent)
+		}
+		if g.Down() != step.wantDown {
+			t.Errorf("%s: Down() = %v, want %v", step.name, g.Down(), step.wantDown)
+		}
+	}
+}
