@@ -55,6 +55,10 @@ const (
 	// the quota overcommit it about twice and are throttled on about half
 	// their attempts; sharing it, a handful at the start.
 	replicasThrottles = 5.0
+	// replicasSeenWithin bounds the wait for each gateway to see the
+	// other through the heartbeat: a beat every 2 s, with room for a
+	// loaded machine.
+	replicasSeenWithin = 10 * time.Second
 )
 
 // TestServeSharesRedis (issue 19, item 6): two keel serve gateways sharing
@@ -66,7 +70,6 @@ func TestServeSharesRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 15 s")
 	}
-	t.Skip("waits for the Redis stores to be wired into keel.New and keel serve (issue 19): until then each gateway keeps its own quota and breakers, and this test fails (70 of 234 attempts throttled; the second gateway sends to the failing target)")
 	srv := redistest.Start(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDUPSTREAM")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "upstream-secret")
@@ -138,7 +141,24 @@ quotas:
 		return err
 	}
 
+	t.Run("heartbeat", func(t *testing.T) {
+		// Each sees the other through the heartbeat (every 2 s) and runs
+		// on shared state: wait for the next beats, up to a bound.
+		for i, g := range gateways {
+			var sh *sharedJSON
+			for end := time.Now().Add(replicasSeenWithin); time.Now().Before(end); <-time.After(100 * time.Millisecond) {
+				if sh = statusOf(t, g).Shared; sh != nil && sh.State == "shared" && sh.Replicas == 2 {
+					break
+				}
+			}
+			if sh == nil || sh.State != "shared" || sh.Replicas != 2 {
+				t.Errorf("gateway %d's status shows shared state %+v after %s; want shared, with 2 replicas", i+1, sh, replicasSeenWithin)
+			}
+		}
+	})
+
 	t.Run("quota", func(t *testing.T) {
+		t.Skip("waits for the quota governor's Redis store to be wired into keel.New (issue 19): until then each gateway keeps its own bucket and together they are throttled on about a quarter of their attempts (62 of 232)")
 		// Open loop: calls arrive at a fixed pace, dealt to the gateways in
 		// turn, whatever happened to the earlier ones.
 		perCall := float64(replicasPrompt + replicasMaxTokens) // about what a call reserves and settles, framing aside
@@ -172,16 +192,6 @@ quotas:
 		// not leave much of it unused under twice the load.
 		if float64(settled) < 0.5*refill {
 			t.Errorf("the gateways settled %d tokens of the %.0f the quota refilled: they left most of it unused", settled, refill)
-		}
-	})
-
-	t.Run("heartbeat", func(t *testing.T) {
-		// Seconds after their start, each has seen the other through the
-		// heartbeat (every 2 s) and runs on shared state.
-		for i, g := range gateways {
-			if sh := statusOf(t, g).Shared; sh == nil || sh.State != "shared" || sh.Replicas != 2 {
-				t.Errorf("gateway %d's status shows shared state %+v; want shared, with 2 replicas", i+1, sh)
-			}
 		}
 	})
 
@@ -236,16 +246,19 @@ func keelCode(err error) string {
 
 // gatewayStatusJSON is what the test reads of a gateway's /status.json.
 type gatewayStatusJSON struct {
-	Shared *struct {
-		State    string `json:"state"`
-		Replicas int    `json:"replicas"`
-	} `json:"shared"`
+	Shared  *sharedJSON `json:"shared"`
 	Targets []struct {
 		Model   string `json:"model"`
 		Breaker struct {
 			State string `json:"state"`
 		} `json:"breaker"`
 	} `json:"targets"`
+}
+
+// sharedJSON is the shared state a gateway's status shows.
+type sharedJSON struct {
+	State    string `json:"state"`
+	Replicas int    `json:"replicas"`
 }
 
 // statusOf reads a gateway's /status.json.
