@@ -66,7 +66,10 @@
 //     limit, burst and peak. MemStore (memstore.go), a Governor's own, keeps
 //     them in memory; bucket.go has the arithmetic (refill, whether and
 //     when a call fits, taking, giving back, draining), and package
-//     storetest is the conformance suite every Store must pass.
+//     storetest is the conformance suite every Store must pass. Each
+//     granted call is held under a lease (lease.go) that the Store
+//     expires, giving back what the call would have, if its process dies
+//     before ending it.
 //   - the limit learner (learn.go, suspect.go): confirmed throttles, the
 //     first limit and slow start, the minute's rate, the CUBIC curve, bursts,
 //     the pause after repeated throttles, probes.

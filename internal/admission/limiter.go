@@ -142,8 +142,9 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 }
 
 // take grants a call: it takes its tokens and request and returns its Ticket.
-func (l *limiter) take(est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
-	l.takeBuckets(hold, now)
+// ctx is the call's, whose deadline bounds the lease.
+func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
+	lease := l.takeBuckets(hold, l.lease(ctx, hold, input, now), now)
 	l.inflight++
 	l.inflightHold += hold
 	l.lastGrant = now
@@ -152,7 +153,7 @@ func (l *limiter) take(est Estimate, class Class, input float64, maxTok int, hol
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class}
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -187,8 +188,8 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.dispatch(now, true)
 }
 
-// end takes a Ticket out of flight and gives back refund tokens (taking
-// them if negative) and requests.
+// end takes a Ticket out of flight, ends its lease and gives back refund
+// tokens (taking them if negative) and requests.
 func (l *limiter) end(t *Ticket, refund float64, requests int, now time.Time) {
 	l.inflight--
 	l.inflightHold -= t.hold
@@ -196,7 +197,7 @@ func (l *limiter) end(t *Ticket, refund float64, requests int, now time.Time) {
 	if l.inflight == 0 {
 		l.inflightHold = 0 // no drift
 	}
-	l.give(refund, requests, now)
+	l.endLease(t, refund, requests, now)
 }
 
 func (l *limiter) cancel(t *Ticket) {

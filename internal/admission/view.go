@@ -37,9 +37,15 @@ func (g *Governor) noteStoreErr(err error) {
 	g.lastStoreErr.Store(&e)
 }
 
-// takeBuckets takes a granted call's hold and request.
-func (l *limiter) takeBuckets(hold float64, now time.Time) {
-	l.keep(l.g.store.Take(context.Background(), l.target, now, hold))
+// takeBuckets takes a granted call's hold and request, under lease, and
+// returns the lease, zero when the Store failed.
+func (l *limiter) takeBuckets(hold float64, lease Lease, now time.Time) Lease {
+	b, err := l.g.store.Take(context.Background(), l.target, now, hold, lease)
+	l.keep(b, err)
+	if err != nil {
+		return Lease{}
+	}
+	return lease
 }
 
 // give gives back tokens (takes them when negative) and requests.
