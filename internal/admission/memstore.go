@@ -3,7 +3,6 @@ package admission
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 )
@@ -44,13 +43,8 @@ var _ Store = (*MemStore)(nil)
 
 // Open implements Store.
 func (s *MemStore) Open(_ context.Context, key Target, now time.Time, b Buckets) error {
-	switch {
-	case !(b.TokensPerMinute > 0):
-		return fmt.Errorf("admission: Store.Open(%s): TokensPerMinute %v is not positive", key, b.TokensPerMinute)
-	case b.RequestsPerMinute < 0 || math.IsNaN(b.RequestsPerMinute) || math.IsInf(b.RequestsPerMinute, 1):
-		return fmt.Errorf("admission: Store.Open(%s): RequestsPerMinute %v is not a count", key, b.RequestsPerMinute)
-	case math.IsNaN(b.Tokens) || math.IsInf(b.Tokens, 0):
-		return fmt.Errorf("admission: Store.Open(%s): Tokens %v is not a number of tokens", key, b.Tokens)
+	if err := CheckOpen(key, b); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -81,8 +75,8 @@ func (s *MemStore) at(op string, key Target, now time.Time) (*memKey, error) {
 
 // Reserve implements Store.
 func (s *MemStore) Reserve(_ context.Context, key Target, now time.Time, tokens float64) (Reservation, error) {
-	if !(tokens >= 0) || math.IsInf(tokens, 1) {
-		return Reservation{}, fmt.Errorf("admission: Store.Reserve(%s): tokens %v is not a count", key, tokens)
+	if err := CheckReserve(key, tokens); err != nil {
+		return Reservation{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -110,32 +104,6 @@ func (s *MemStore) change(op string, key Target, now time.Time, f func(k *memKey
 		return Buckets{}, err
 	}
 	return k.Buckets, nil
-}
-
-// CheckGive returns an error naming the bad value when tokens and requests
-// may not be given back (see Store.Give); op names the operation.
-func CheckGive(op string, key Target, tokens float64, requests int) error {
-	switch {
-	case math.IsNaN(tokens) || math.IsInf(tokens, 0):
-		return fmt.Errorf("admission: Store.%s(%s): tokens %v is not a number of tokens", op, key, tokens)
-	case requests < 0:
-		return fmt.Errorf("admission: Store.%s(%s): requests %d is negative", op, key, requests)
-	}
-	return nil
-}
-
-// CheckTake returns an error naming the bad value when tokens may not be
-// taken under lease (see Store.Take).
-func CheckTake(key Target, tokens float64, lease Lease) error {
-	switch {
-	case !(tokens >= 0) || math.IsInf(tokens, 1):
-		return fmt.Errorf("admission: Store.Take(%s): tokens %v is not a count", key, tokens)
-	case !lease.ID.IsZero() && lease.Until.IsZero():
-		return fmt.Errorf("admission: Store.Take(%s): lease %v has no Until", key, lease.ID)
-	case !lease.ID.IsZero() && (!(lease.Refund >= 0) || math.IsInf(lease.Refund, 1)):
-		return fmt.Errorf("admission: Store.Take(%s): lease %v's Refund %v is not a count", key, lease.ID, lease.Refund)
-	}
-	return nil
 }
 
 // Give implements Store.
@@ -199,22 +167,29 @@ func (s *MemStore) End(_ context.Context, key Target, now time.Time, id LeaseID,
 // Drain implements Store.
 func (s *MemStore) Drain(_ context.Context, key Target, now time.Time) (float64, Buckets, error) {
 	var took float64
-	b, err := s.change("Drain", key, now, func(k *memKey) error { took = k.drain(); return nil })
+	b, err := s.change("Drain", key, now, func(k *memKey) error {
+		if !k.unlimited() {
+			took = k.drain()
+			k.Drains++
+			k.DrainedAt = now
+		}
+		return nil
+	})
 	return took, b, err
 }
 
 // SetLimit implements Store.
 func (s *MemStore) SetLimit(_ context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error) {
-	if !(tokensPerMinute > 0) {
-		return Buckets{}, fmt.Errorf("admission: Store.SetLimit(%s): tokensPerMinute %v is not positive", key, tokensPerMinute)
+	if err := CheckLimit(key, tokensPerMinute); err != nil {
+		return Buckets{}, err
 	}
 	return s.change("SetLimit", key, now, func(k *memKey) error { k.resize(tokensPerMinute); return nil })
 }
 
 // SetBurst implements Store.
 func (s *MemStore) SetBurst(_ context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
-	if !(tokens >= 0) || math.IsInf(tokens, 1) {
-		return Buckets{}, fmt.Errorf("admission: Store.SetBurst(%s): tokens %v is neither 0 nor a capacity", key, tokens)
+	if err := CheckBurst(key, tokens); err != nil {
+		return Buckets{}, err
 	}
 	return s.change("SetBurst", key, now, func(k *memKey) error { k.Burst = tokens; return nil })
 }

@@ -91,8 +91,8 @@ type Store interface {
 	// due (tokens − Refund, and the requests) with Give.
 	End(ctx context.Context, key Target, now time.Time, id LeaseID, tokens float64, requests int) (Buckets, bool, error)
 	// Drain empties key's token bucket to zero, keeping a debt, sets the
-	// peak to the level, and returns the tokens it took (≥ 0). With
-	// unlimited tokens it does nothing.
+	// peak to the level, counts itself in Drains and DrainedAt, and returns
+	// the tokens it took (≥ 0). With unlimited tokens it does nothing.
 	Drain(ctx context.Context, key Target, now time.Time) (float64, Buckets, error)
 	// SetLimit sets key's tokens-per-minute limit (> 0, or +Inf).
 	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error)
@@ -121,6 +121,11 @@ type Buckets struct {
 	Burst float64
 	// Peak is the highest token level since the last Drain (see Store).
 	Peak float64
+	// Drains counts the Drains that emptied the token bucket (confirmed
+	// throttles, of every Governor that shares the key), and DrainedAt is
+	// the last one's time, by the caller's clock (zero before any).
+	Drains    uint64
+	DrainedAt time.Time
 }
 
 // Lease is what a Store keeps of a granted call until it ends (see Store).

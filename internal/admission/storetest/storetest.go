@@ -47,6 +47,7 @@ type step struct {
 	ok     bool          // reserve: the call fits
 	fitIn  time.Duration // reserve, not ok: At − t0
 	want   float64       // drain: tokens taken; level: token level; peak: the peak
+	drains uint64        // drain: Drains after it; its DrainedAt is then t0+at (0: not checked)
 	wantRq float64       // level: request level (NaN: not checked)
 }
 
@@ -107,11 +108,11 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 		{name: "drain takes what the bucket holds and keeps a debt",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 2500},
 			steps: []step{
-				{op: "drain", want: 2500},
+				{op: "drain", want: 2500, drains: 1},
 				{op: "level", want: 0, wantRq: nan},
 				{op: "give", n: -300},
-				{op: "drain", want: 0},
-				{op: "level", want: -300, wantRq: nan},
+				{at: time.Millisecond, op: "drain", want: 0, drains: 2},
+				{at: time.Millisecond, op: "level", want: -299.9, wantRq: nan},
 			}},
 		{name: "the request bucket holds a minute of requests and refills",
 			open: admission.Buckets{TokensPerMinute: inf, RequestsPerMinute: 2},
@@ -331,6 +332,9 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 					if err == nil && math.Abs(got-st.want) > tol {
 						t.Fatalf("step %d: Drain at +%v took %v; want %v", i, st.at, got, st.want)
 					}
+					if err == nil && st.drains > 0 && (b.Drains != st.drains || b.DrainedAt.Sub(now).Abs() > tolAt) {
+						t.Fatalf("step %d: Drain at +%v left Drains %d at %v; want %d at +%v", i, st.at, b.Drains, b.DrainedAt, st.drains, st.at)
+					}
 					changed(t, s, i, "Drain", now, b, err)
 				case "limit":
 					b, err := s.SetLimit(ctx, keyA, now, st.n)
@@ -372,6 +376,9 @@ func changed(t *testing.T, s admission.Store, i int, op string, now time.Time, b
 		if f[0] != f[1] && !(math.Abs(f[0]-f[1]) <= tol) {
 			t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
 		}
+	}
+	if b.Drains != l.Drains || b.DrainedAt.Sub(l.DrainedAt).Abs() > tolAt {
+		t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
 	}
 }
 
