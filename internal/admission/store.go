@@ -126,6 +126,10 @@ type Buckets struct {
 	// the last one's time, by the caller's clock (zero before any).
 	Drains    uint64
 	DrainedAt time.Time
+	// Share is the part of each limit these buckets hold, when a store
+	// holds a part (redisstore.Failover's local buckets while Redis
+	// fails); 0: all of it.
+	Share float64
 }
 
 // Lease is what a Store keeps of a granted call until it ends (see Store).

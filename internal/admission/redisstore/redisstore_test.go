@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,10 +35,34 @@ func client(t *testing.T, srv *redistest.Server) *redisx.Client {
 
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
-	storetest.Run(t, func(t *testing.T) admission.Store {
-		return redisstore.New(client(t, srv), redisstore.Options{CallerTime: true})
+	t.Run("Store", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) admission.Store {
+			return redisstore.New(client(t, srv), redisstore.Options{CallerTime: true})
+		})
+	})
+	t.Run("Failover", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) admission.Store {
+			return redisstore.NewFailover(client(t, srv), redisstore.Options{CallerTime: true})
+		})
+	})
+	// With Redis down and a share of 1, a Failover's local buckets keep
+	// the contract too.
+	down := redistest.Start(t)
+	down.Kill()
+	t.Run("FailoverDown", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) admission.Store {
+			c, err := redisx.Open(context.Background(), redisx.Options{URL: down.URL, Share: 1, Logger: quiet, Timeout: 5 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			return redisstore.NewFailover(c, redisstore.Options{CallerTime: true})
+		})
 	})
 }
+
+// quiet drops the Redis client's episode lines.
+var quiet = slog.New(slog.DiscardHandler)
 
 var (
 	target = admission.Target{Model: "anthropic.claude-3-haiku-20240307-v1:0", Region: "us-east-1"}
