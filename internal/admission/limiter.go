@@ -41,13 +41,19 @@ type limiter struct {
 
 	inflight     int
 	inflightHold float64
-	flight       flight               // the calls in flight's grant times
-	reserved     window.Ring[float64] // tokens granted
-	settled      window.Ring[float64] // tokens settled
-	offered      window.Ring[float64] // what the calls asking for admission would hold
-	given        window.Ring[float64] // changes of taken: what Bedrock's bucket gave
-	confirmed    window.Ring[float64] // confirmed throttles
-	noisy        window.Ring[float64] // throttles cleared as noise
+	// What the limiter last saw of the Store's buckets that Governors
+	// sharing the Store change too (see follow and joined): the whole
+	// limit, and the drains.
+	sharedLimit float64
+	drains      uint64
+
+	flight    flight               // the calls in flight's grant times
+	reserved  window.Ring[float64] // tokens granted
+	settled   window.Ring[float64] // tokens settled
+	offered   window.Ring[float64] // what the calls asking for admission would hold
+	given     window.Ring[float64] // changes of taken: what Bedrock's bucket gave
+	confirmed window.Ring[float64] // confirmed throttles
+	noisy     window.Ring[float64] // throttles cleared as noise
 
 	// taken counts what Bedrock's bucket has given the target since it was
 	// first seen: holds granted, less what came back (refunds, throttled and
@@ -129,6 +135,7 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	l.view = open
 	l.keep(open, g.store.Open(context.Background(), t, now, open))
 	l.load(now)
+	l.drains = l.view.Drains // earlier episodes are no one's now
 	return l
 }
 

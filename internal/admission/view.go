@@ -19,11 +19,16 @@ func (l *limiter) load(now time.Time) {
 // keep puts b, what the Store returned, into l.view, unless the Store
 // failed: then it records the failure (see Governor.StoreErr), and the
 // limiter goes on with the view it has.
-func (l *limiter) keep(b Buckets, err error) {
+func (l *limiter) keep(b Buckets, err error) { l.keepOwn(b, err, false) }
+
+// keepOwn is keep, own telling whether b's limit is one the limiter just
+// set (see follow).
+func (l *limiter) keepOwn(b Buckets, err error, own bool) {
 	if err != nil {
 		l.g.noteStoreErr(err)
 		return
 	}
+	l.follow(b, own)
 	l.view = b
 	// A full start's bucket, level + warmGap, refills to the capacity
 	// as the level does: the gap closes as the level rises.
@@ -57,12 +62,16 @@ func (l *limiter) give(tokens float64, requests int, now time.Time) {
 func (l *limiter) drain(now time.Time) float64 {
 	w, b, err := l.g.store.Drain(context.Background(), l.target, now)
 	l.keep(b, err)
+	if err == nil {
+		l.drains = b.Drains
+	}
 	return w
 }
 
 // resize sets the tokens-per-minute limit (a first one starts empty).
 func (l *limiter) resize(limit float64, now time.Time) {
-	l.keep(l.g.store.SetLimit(context.Background(), l.target, now, limit))
+	b, err := l.g.store.SetLimit(context.Background(), l.target, now, limit)
+	l.keepOwn(b, err, true)
 }
 
 // setBurst sets the token bucket's capacity below a minute of quota; 0

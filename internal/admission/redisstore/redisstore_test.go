@@ -21,11 +21,16 @@ import (
 // are its own.
 var prefixes atomic.Int64
 
+// slack bounds a round trip in tests whose Redis must answer: the
+// machine may be slow and busy (-race, a hundred goroutines at once), and
+// a timeout would fail the test for nothing it checks.
+const slack = 10 * time.Second
+
 // client returns a redisx.Client of srv with a prefix of its own, closed
 // when the test ends.
 func client(t *testing.T, srv *redistest.Server) *redisx.Client {
 	t.Helper()
-	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Prefix: fmt.Sprintf("t%d:", prefixes.Add(1)), ID: t.Name()})
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Prefix: fmt.Sprintf("t%d:", prefixes.Add(1)), ID: t.Name(), Timeout: slack})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +153,7 @@ func TestRedisTime(t *testing.T) {
 	ctx := context.Background()
 	var cs [2]*redisx.Client
 	for i := range cs {
-		c, err := redisx.Open(ctx, redisx.Options{URL: srv.URL, Prefix: "time:", ID: fmt.Sprint(i)})
+		c, err := redisx.Open(ctx, redisx.Options{URL: srv.URL, Prefix: "time:", ID: fmt.Sprint(i), Timeout: slack})
 		if err != nil {
 			t.Fatal(err)
 		}
