@@ -10,14 +10,14 @@ import (
 // that a process that dies with calls in flight does not keep their holds
 // taken for ever in a store other processes share.
 const (
-	// leaseMargin is how long after its call's deadline a lease lasts: the
+	// LeaseMargin is how long after its call's deadline a lease lasts: the
 	// time a call that ends at its deadline takes to report its usage and
 	// reach the store, with room to spare.
-	leaseMargin = 30 * time.Second
-	// leaseDefault is how long the lease of a call without a deadline
+	LeaseMargin = 30 * time.Second
+	// LeaseDefault is how long the lease of a call without a deadline
 	// lasts: far longer than a Bedrock call runs, so that a live call's
 	// lease does not expire under it.
-	leaseDefault = time.Hour
+	LeaseDefault = time.Hour
 )
 
 // newLeaseOwner returns the Owner of a Governor's lease IDs: random, so
@@ -27,9 +27,9 @@ func newLeaseOwner() uint64 { return rand.Uint64() | 1 }
 // lease returns the lease of a call granted at now with context ctx, that
 // holds hold tokens of which input are its input.
 func (l *limiter) lease(ctx context.Context, hold, input float64, now time.Time) Lease {
-	until := now.Add(leaseDefault)
+	until := now.Add(LeaseDefault)
 	if d, ok := ctx.Deadline(); ok {
-		until = d.Add(leaseMargin)
+		until = d.Add(LeaseMargin)
 	}
 	return Lease{ID: LeaseID{Owner: l.g.leaseOwner, N: l.g.leaseSeq.Add(1)}, Until: until, Refund: max(hold-input, 0)}
 }

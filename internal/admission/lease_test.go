@@ -40,7 +40,7 @@ func (s *leaseStore) Give(ctx context.Context, key Target, now time.Time, tokens
 }
 
 // TestTicketLease: each Ticket holds its call under a lease of its own,
-// whose Refund is its hold less its input, and which lasts leaseDefault
+// whose Refund is its hold less its input, and which lasts LeaseDefault
 // without a deadline; each end of the Ticket ends the lease, and when the
 // lease had expired (and given back its Refund) only the rest is given
 // back.
@@ -72,8 +72,8 @@ func TestTicketLease(t *testing.T) {
 			if len(s.taken) != 2 || s.taken[0].ID == s.taken[1].ID || s.taken[0].ID.IsZero() {
 				t.Fatalf("leases taken %+v; want two of their own", s.taken)
 			}
-			if l := s.taken[0]; !l.Until.Equal(clk.Now().Add(leaseDefault)) || math.Abs(l.Refund-(hold-input)) > 1e-9 {
-				t.Fatalf("lease %+v; want Until now+%v, Refund %v", l, leaseDefault, hold-input)
+			if l := s.taken[0]; !l.Until.Equal(clk.Now().Add(LeaseDefault)) || math.Abs(l.Refund-(hold-input)) > 1e-9 {
+				t.Fatalf("lease %+v; want Until now+%v, Refund %v", l, LeaseDefault, hold-input)
 			}
 			tt.end(&a)
 			a.Cancel() // a second end does nothing
@@ -89,7 +89,7 @@ func TestTicketLease(t *testing.T) {
 }
 
 // TestTicketLeaseDeadline: a call with a deadline holds a lease until the
-// deadline and leaseMargin.
+// deadline and LeaseMargin.
 func TestTicketLeaseDeadline(t *testing.T) {
 	t.Run("deadline", bubble(func(t *testing.T) {
 		g, _ := newBubbleGov(t, known(60000))
@@ -103,8 +103,8 @@ func TestTicketLeaseDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tk.Cancel()
-		if len(s.taken) != 1 || !s.taken[0].Until.Equal(d.Add(leaseMargin)) {
-			t.Fatalf("leases %+v; want one until %v", s.taken, d.Add(leaseMargin))
+		if len(s.taken) != 1 || !s.taken[0].Until.Equal(d.Add(LeaseMargin)) {
+			t.Fatalf("leases %+v; want one until %v", s.taken, d.Add(LeaseMargin))
 		}
 	}))
 }
