@@ -49,4 +49,7 @@ func (l *limiter) endLease(t *Ticket, refund float64, requests int, now time.Tim
 	if err == nil && !live {
 		l.give(refund-t.lease.Refund, requests, now)
 	}
+	if err == nil {
+		l.freshAt = now // the dispatch that follows needs no second read
+	}
 }

@@ -22,7 +22,8 @@ type limiter struct {
 	// view is the target's buckets as the Governor's Store last returned
 	// them: read at each time the limiter acts (see load), and again after
 	// each change it makes.
-	view Buckets
+	view    Buckets
+	freshAt time.Time // view is the Store's at this time (see load); zero: read again
 
 	pausedUntil time.Time
 

@@ -11,8 +11,16 @@ import (
 // context of the caller's: a limiter's ends (Settle, Cancel, Throttled)
 // have none. l.mu must be held for each.
 
-// load reads the target's buckets at now into l.view.
+// load reads the target's buckets at now into l.view, unless the end of
+// a Ticket at the same now just returned them (see endLease): a Store
+// shared by processes costs a round trip per read.
 func (l *limiter) load(now time.Time) {
+	if fresh := l.freshAt; !fresh.IsZero() {
+		l.freshAt = time.Time{}
+		if fresh.Equal(now) {
+			return
+		}
+	}
 	l.keep(l.g.store.Level(context.Background(), l.target, now))
 }
 
