@@ -69,7 +69,11 @@
 //     storetest is the conformance suite every Store must pass. Each
 //     granted call is held under a lease (lease.go) that the Store
 //     expires, giving back what the call would have, if its process dies
-//     before ending it.
+//     before ending it. Governors that share a Store (Options.Store;
+//     package redisstore keeps the buckets in Redis) share what they learn
+//     (shared.go): a limit one sets is the others' learners' own, and a
+//     throttle confirmed by several in one episode empties the bucket
+//     once.
 //   - the limit learner (learn.go, suspect.go): confirmed throttles, the
 //     first limit and slow start, the minute's rate, the CUBIC curve, bursts,
 //     the pause after repeated throttles, probes.
