@@ -45,6 +45,8 @@ import (
 	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/admission/redisstore"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker/redisbreaker"
 	"github.com/keel-run/keel/internal/budget/redisbudget"
@@ -104,6 +106,7 @@ func init() {
 	// failure through keelx.
 	keelx.Register(keelx.Hooks{
 		Engine: func(k any) *engine.Engine { return k.(*Keel).eng },
+		Shared: func(k any) *redisx.Client { return k.(*Keel).shared },
 		Details: func(err error) (*catalog.Entry, *engine.Report, bool) {
 			var ke *Error
 			if !errors.As(err, &ke) {
@@ -156,13 +159,17 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 }
 
 func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, shared *redisx.Client) (*Keel, error) {
-	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
+	var store admission.Store
+	if shared != nil {
+		store = redisstore.NewFailover(shared, redisstore.Options{})
+	}
+	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock, store)
 	if err != nil {
 		return nil, err
 	}
 	if shared != nil {
-		// What replicas share (docs/redis.md): breakers' states and the
-		// retry budget here, the governor's buckets in engineOptions.
+		// What replicas share (docs/redis.md): the governor's buckets
+		// (above), breakers' states and the retry budget.
 		eo.Breaker.Shared = redisbreaker.New(shared, opts.clock)
 		eo.Budget.Shared = redisbudget.New(shared, "", opts.clock)
 	}

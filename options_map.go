@@ -235,8 +235,9 @@ func overlayQuota(g, f config.Quota) config.Quota {
 
 // engineOptions maps c onto engine options for calls whose default region
 // is region, sent to endpoint ("" for AWS's endpoints); c's own region:
-// and endpoint: are not read, the caller has weighed them.
-func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (engine.Options, error) {
+// and endpoint: are not read, the caller has weighed them. store holds the
+// quota governor's buckets; nil: in memory.
+func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock, store admission.Store) (engine.Options, error) {
 	routes := map[string][]route.Step{}
 	for _, rt := range c.Routes {
 		ts := make([]route.Step, 0, len(rt.Targets))
@@ -290,6 +291,7 @@ func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (
 	if !c.Quotas.Disabled {
 		ao := governorOptions(&c.Quotas, region)
 		ao.Clock = clk
+		ao.Store = store
 		g, err := admission.New(ao)
 		if err != nil {
 			return eo, fmt.Errorf("keel: quotas: %w", err)
