@@ -52,7 +52,7 @@ func (f fakeSTS) GetCallerIdentity(ctx context.Context, _ *sts.GetCallerIdentity
 var errBlock = errors.New("block")
 
 type fakeBedrock struct {
-	model   *bedrocktypes.FoundationModelDetails
+	model                *bedrocktypes.FoundationModelDetails
 	modelErr, profileErr error
 }
 
