@@ -315,6 +315,20 @@ func TestDNS(t *testing.T) {
 	}
 }
 
+func TestTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	expect(t, one(t, newRun(&Setup{Endpoint: "http://" + addr}).tcp(context.Background())), Pass, "", "connected to "+addr)
+	ln.Close() // nothing listens there now: refused
+	expect(t, one(t, newRun(&Setup{Endpoint: "http://" + addr}).tcp(context.Background())), Fail, catalog.CodeConnectionRefused, "connecting to "+addr)
+	if got := newRun(&Setup{Endpoint: "http://gw.internal"}).hostPort(); got != "gw.internal:80" {
+		t.Errorf("hostPort = %s", got)
+	}
+}
+
 func TestTLS(t *testing.T) {
 	good := func(context.Context, string) (TLSState, error) {
 		return TLSState{Version: "TLS 1.3", Issuer: "Amazon RSA 2048 M02", NotAfter: t0.AddDate(0, 6, 0)}, nil

@@ -179,6 +179,34 @@ func (r *run) dns(ctx context.Context) []Result {
 	return []Result{res}
 }
 
+// tcp connects to the endpoint (through no proxy: the path the proxy
+// check reports is the proxy's own business).
+func (r *run) tcp(ctx context.Context) []Result {
+	res := Result{Group: GroupConnection, Check: "tcp"}
+	addr := r.hostPort()
+	start := r.Now()
+	c, err := r.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return []Result{networkResult(res, err, "connecting to "+addr)}
+	}
+	c.Close()
+	res.Status, res.Seen = Pass, fmt.Sprintf("connected to %s in %s", addr, r.Now().Sub(start).Round(time.Millisecond))
+	return []Result{res}
+}
+
+// hostPort is the endpoint's host and port, the scheme's port when the
+// URL names none.
+func (r *run) hostPort() string {
+	if r.endpoint.Port() != "" {
+		return r.endpoint.Host
+	}
+	port := "443"
+	if r.endpoint.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(r.endpoint.Hostname(), port)
+}
+
 // tls shakes hands with the endpoint and reports the certificate.
 func (r *run) tls(ctx context.Context) []Result {
 	res := Result{Group: GroupConnection, Check: "tls"}
@@ -191,10 +219,7 @@ func (r *run) tls(ctx context.Context) []Result {
 		}
 		return []Result{res}
 	}
-	addr := r.endpoint.Host
-	if r.endpoint.Port() == "" {
-		addr = net.JoinHostPort(r.endpoint.Hostname(), "443")
-	}
+	addr := r.hostPort()
 	st, err := r.DialTLS(ctx, addr)
 	if err != nil {
 		return []Result{networkResult(res, err, "TLS to "+addr)}

@@ -115,6 +115,8 @@ type Setup struct {
 	HTTP *http.Client
 	// Resolver looks up the endpoint's host; nil means net.DefaultResolver.
 	Resolver *net.Resolver
+	// Dial opens a TCP connection; nil means a net.Dialer's.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// DialTLS opens a TLS connection to host:port; nil means tls.Dialer.
 	DialTLS func(ctx context.Context, addr string) (TLSState, error)
 
@@ -208,7 +210,7 @@ func Run(ctx context.Context, s *Setup) *Report {
 	add(r.credentials(ctx))
 	var wg sync.WaitGroup
 	for _, check := range []func(context.Context) []Result{
-		r.sts, r.clock, r.modelChecks, r.quotaChecks, r.keepAlive, r.proxy, r.dns, r.tls, r.sdkRetries, r.sdkEndpoint,
+		r.sts, r.clock, r.modelChecks, r.quotaChecks, r.keepAlive, r.proxy, r.dns, r.tcp, r.tls, r.sdkRetries, r.sdkEndpoint,
 	} {
 		wg.Go(func() {
 			cctx, cancel := context.WithTimeout(ctx, r.CheckTimeout)
@@ -217,6 +219,7 @@ func Run(ctx context.Context, s *Setup) *Report {
 		})
 	}
 	wg.Wait()
+	followFailures(rep.Results)
 	sortResults(rep.Results)
 	rep.Elapsed = r.Now().Sub(start)
 	return rep
@@ -245,6 +248,9 @@ func (r *run) fill() {
 	}
 	if s.Resolver == nil {
 		s.Resolver = net.DefaultResolver
+	}
+	if s.Dial == nil {
+		s.Dial = (&net.Dialer{}).DialContext
 	}
 	if s.DialTLS == nil {
 		s.DialTLS = dialTLS
@@ -291,6 +297,31 @@ func (r *run) notAWS(what string) string {
 	return "the endpoint " + r.endpoint.String() + " is not AWS, and not keel's emulator: " + what + " is AWS's"
 }
 
+// followFailures marks as not run the connection checks that failed only
+// because an earlier step of the same path did: no TCP connection without
+// the host's address, no TLS without a TCP connection. They ran at once,
+// to keep within one check's time bound.
+func followFailures(rs []Result) {
+	failed := map[string]bool{}
+	for _, res := range rs {
+		if res.Group == GroupConnection && res.Status == Fail {
+			failed[res.Check] = true
+		}
+	}
+	for i := range rs {
+		res := &rs[i]
+		if res.Group != GroupConnection || res.Status != Fail {
+			continue
+		}
+		switch {
+		case (res.Check == "tcp" || res.Check == "tls") && failed["dns"]:
+			*res = Result{Group: res.Group, Check: res.Check, Status: NotRun, Seen: "the endpoint's host did not resolve (see dns)"}
+		case res.Check == "tls" && failed["tcp"]:
+			*res = Result{Group: res.Group, Check: res.Check, Status: NotRun, Seen: "no TCP connection to the endpoint (see tcp)"}
+		}
+	}
+}
+
 // sortResults orders results by group, keeping each group's order of
 // arrival stable by check and subject.
 func sortResults(rs []Result) {
@@ -315,4 +346,4 @@ func sortResults(rs []Result) {
 
 // checkOrder is the order of checks within a group.
 var checkOrder = []string{"source", "bearer-token", "sts", "skew", "region", "exists", "lifecycle", "probe",
-	"tokens-per-minute", "keepalive", "proxy", "dns", "tls", "retries", "endpoint-override"}
+	"tokens-per-minute", "keepalive", "proxy", "dns", "tcp", "tls", "retries", "endpoint-override"}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -51,7 +53,7 @@ func TestRunAgainstEmulator(t *testing.T) {
 			t.Errorf("%s %s %s: %s %q", res.Group, res.Check, res.Subject, res.Status, res.Seen)
 		}
 	}
-	if rep.Region != "us-west-2" || rep.ExitCode(true) != 0 || len(rep.Results) != 4+2*5+4+2 {
+	if rep.Region != "us-west-2" || rep.ExitCode(true) != 0 || len(rep.Results) != 4+2*5+5+2 {
 		t.Errorf("region %s, exit %d, %d results", rep.Region, rep.ExitCode(true), len(rep.Results))
 	}
 	var groups []string
@@ -75,6 +77,9 @@ func TestRunBounded(t *testing.T) {
 			DialTLS: func(ctx context.Context, _ string) (TLSState, error) {
 				return TLSState{}, blocked(ctx)
 			},
+			Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return nil, blocked(ctx)
+			},
 			STS: fakeSTS{err: errBlock}, Bedrock: fakeBedrock{modelErr: errBlock, profileErr: errBlock},
 			Runtime: fakeRuntime{err: errBlock}, Quotas: fakeQuotas{err: errBlock},
 		})
@@ -83,13 +88,39 @@ func TestRunBounded(t *testing.T) {
 		if took := time.Since(start); took > DefaultCheckTimeout {
 			t.Errorf("Run took %v, want at most %v", took, DefaultCheckTimeout)
 		}
-		if len(rep.Results) != 4+4+1+4+2 {
+		if len(rep.Results) != 4+4+1+5+2 {
 			t.Errorf("%d results: %+v", len(rep.Results), rep.Results)
 		}
 		if rep.Count(Fail) == 0 || rep.ExitCode(false) != 1 {
 			t.Errorf("no failure reported: %+v", rep.Results)
 		}
 	})
+}
+
+// TestFollowFailures: one broken step of the path is reported once.
+func TestFollowFailures(t *testing.T) {
+	for _, tt := range []struct {
+		failed []string
+		want   string // statuses of dns, tcp, tls
+	}{
+		{[]string{"dns", "tcp", "tls"}, "fail not-run not-run"},
+		{[]string{"tcp", "tls"}, "pass fail not-run"},
+		{[]string{"tls"}, "pass pass fail"},
+	} {
+		var rs []Result
+		for _, c := range []string{"dns", "tcp", "tls"} {
+			st := Pass
+			if slices.Contains(tt.failed, c) {
+				st = Fail
+			}
+			rs = append(rs, Result{Group: GroupConnection, Check: c, Status: st})
+		}
+		followFailures(rs)
+		got := string(rs[0].Status) + " " + string(rs[1].Status) + " " + string(rs[2].Status)
+		if got != tt.want {
+			t.Errorf("failed %v: %s, want %s", tt.failed, got, tt.want)
+		}
+	}
 }
 
 func TestReport(t *testing.T) {

@@ -177,8 +177,9 @@ type serviceQuota struct {
 // serviceQuotas lists the per-model quotas of region, in model-table
 // order: for each model its on-demand, cross-region (the geography
 // callable from region) and global tokens per minute, and its tokens per
-// day, each only when Options.Quota limits it, so that the list and the
-// quota meter agree.
+// day (the bare id's, else the first profile's that has one), each only
+// when Options.Quota limits it, so that the list and the quota meter
+// agree.
 func (x *exchange) serviceQuotas(region string) []serviceQuota {
 	q := x.s.opts.Quota
 	if q == nil {
@@ -212,8 +213,11 @@ func (x *exchange) serviceQuotas(region string) []serviceQuota {
 			if geo == GeoGlobal {
 				kind = quotas.Global
 			}
-			ptpm, _ := q(geo+"."+m.ID, region)
+			ptpm, ptpd := q(geo+"."+m.ID, region)
 			add(kind, name, ptpm)
+			if tpd == 0 {
+				tpd = ptpd // the meter keeps a day's bucket per id; Service Quotas one per model
+			}
 		}
 		add(quotas.PerDay, name, tpd)
 	}
