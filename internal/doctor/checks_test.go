@@ -224,6 +224,23 @@ func TestQuotas(t *testing.T) {
 	}
 }
 
+func TestConfigured(t *testing.T) {
+	c := &config.Config{Region: "us-east-1", Quotas: config.Quotas{Default: config.Quota{TokensPerMinute: 1},
+		Targets: []config.Quota{{Model: "m", TokensPerMinute: 2}, {Model: "m", Region: "eu-west-1", TokensPerMinute: 3}}}}
+	for _, tt := range []struct {
+		id, region string
+		want       int
+	}{{"m", "us-east-1", 2}, {"m", "eu-west-1", 3}, {"m", "us-west-2", 1}, {"n", "us-east-1", 1}} {
+		if got := configured(c, tt.id, tt.region).TokensPerMinute; got != tt.want {
+			t.Errorf("configured(%s@%s) = %d, want %d", tt.id, tt.region, got, tt.want)
+		}
+	}
+	c.Region = ""
+	if got := configured(c, "m", "us-west-2").TokensPerMinute; got != 2 {
+		t.Errorf("no region anywhere: %d, want 2", got)
+	}
+}
+
 func TestKeepAlive(t *testing.T) {
 	sysctl := func(secs string) func(string) (string, error) {
 		return func(name string) (string, error) {

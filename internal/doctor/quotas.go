@@ -63,10 +63,15 @@ func quotaListFailed(res Result, err error) Result {
 }
 
 // configured returns keel's configured quota for the target id@region: a
-// quotas.targets entry, else quotas.default.
+// quotas.targets entry (whose empty region is the configuration's region,
+// any region when that is empty too), else quotas.default.
 func configured(c *config.Config, id, region string) config.Quota {
 	for _, q := range c.Quotas.Targets {
-		if q.Model == id && (q.Region == "" || q.Region == region) {
+		r := q.Region
+		if r == "" {
+			r = c.Region
+		}
+		if q.Model == id && (r == "" || r == region) {
 			return q
 		}
 	}
