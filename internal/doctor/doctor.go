@@ -196,7 +196,8 @@ type run struct {
 // Run performs every check and returns the report; see the package
 // documentation for its time bound.
 func Run(ctx context.Context, s *Setup) *Report {
-	r := &run{Setup: s}
+	own := *s // defaults are filled into a copy: the caller's Setup is left as it was
+	r := &run{Setup: &own}
 	r.fill()
 	start := r.Now()
 	rep := &Report{Region: r.region, Endpoint: r.endpoint.String(), Models: s.Models}
