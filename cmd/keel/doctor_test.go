@@ -145,6 +145,16 @@ func TestDoctorEmulatorSigV4(t *testing.T) {
 	}
 }
 
+// TestDoctorJSONCamelCase: keel doctor --json's keys are camelCase, as
+// every keel JSON output's (docs/json.md).
+func TestDoctorJSONCamelCase(t *testing.T) {
+	var out, errb bytes.Buffer
+	run([]string{"doctor", "--json", "--emulator", "--model", emuModel, "--probe"}, &out, &errb)
+	if bad := nonCamelKeys(t, out.Bytes()); len(bad) > 0 {
+		t.Errorf("keys not in camelCase: %s", strings.Join(bad, ", "))
+	}
+}
+
 func TestRouteModels(t *testing.T) {
 	c := &config.Config{Routes: []config.Route{
 		{Models: []string{"a"}, Targets: []config.Target{{Model: "a"}, {Model: "b", Region: "us-west-2"}}},

@@ -41,10 +41,18 @@ func (r *Report) WriteText(w io.Writer, strict bool) error {
 // reportJSON is the report's JSON form (docs/doctor.md).
 type reportJSON struct {
 	*Report
-	Summary  map[Status]int `json:"summary"`
-	Strict   bool           `json:"strict"`
-	ExitCode int            `json:"exitCode"`
-	Millis   int64          `json:"elapsedMs"`
+	Summary  summary `json:"summary"`
+	Strict   bool    `json:"strict"`
+	ExitCode int     `json:"exitCode"`
+	Millis   int64   `json:"elapsedMs"`
+}
+
+// summary counts the results by status.
+type summary struct {
+	Pass   int `json:"pass"`
+	Warn   int `json:"warn"`
+	Fail   int `json:"fail"`
+	NotRun int `json:"notRun"`
 }
 
 // WriteJSON writes the report as one indented JSON document.
@@ -56,7 +64,7 @@ func (r *Report) WriteJSON(w io.Writer, strict bool) error {
 		r.Models = []string{}
 	}
 	return enc.Encode(reportJSON{Report: r, Strict: strict, ExitCode: r.ExitCode(strict), Millis: r.Elapsed.Milliseconds(),
-		Summary: map[Status]int{Pass: r.Count(Pass), Warn: r.Count(Warn), Fail: r.Count(Fail), NotRun: r.Count(NotRun)}})
+		Summary: summary{Pass: r.Count(Pass), Warn: r.Count(Warn), Fail: r.Count(Fail), NotRun: r.Count(NotRun)}})
 }
 
 // wrap fills text into lines of at most width columns, the first prefixed

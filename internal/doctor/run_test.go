@@ -164,7 +164,7 @@ func TestReport(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
 		t.Fatalf("%v in %s", err, js.String())
 	}
-	if got.Region != "us-east-1" || got.Models == nil || len(got.Checks) != 3 || got.Summary["warn"] != 1 || got.Summary["not-run"] != 1 ||
+	if got.Region != "us-east-1" || got.Models == nil || len(got.Checks) != 3 || got.Summary["warn"] != 1 || got.Summary["notRun"] != 1 ||
 		got.ExitCode != 0 || got.Millis != 1500 || got.Checks[1].Fix != "synchronise the clock" {
 		t.Errorf("JSON report %s", js.String())
 	}
