@@ -110,8 +110,8 @@ type Setup struct {
 	Sysctl func(name string) (string, error)
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
-	// HTTP fetches the endpoint's Date header; nil means a client without
-	// redirects.
+	// HTTP fetches the endpoint's Date header; nil means a client that
+	// follows no redirect and keeps no connection.
 	HTTP *http.Client
 	// Resolver looks up the endpoint's host; nil means net.DefaultResolver.
 	Resolver *net.Resolver
@@ -245,7 +245,10 @@ func (r *run) fill() {
 		s.CheckTimeout = DefaultCheckTimeout
 	}
 	if s.HTTP == nil {
-		s.HTTP = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		// One request: nothing to keep alive, and no pooled connection
+		// left behind when Run returns.
+		s.HTTP = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, DisableKeepAlives: true},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if s.Resolver == nil {
 		s.Resolver = net.DefaultResolver

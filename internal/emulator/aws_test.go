@@ -151,14 +151,14 @@ func TestServiceQuotas(t *testing.T) {
 
 // TestServiceQuotasOneCrossRegionQuota lists from a Japanese region, where
 // both the apac and the jp profiles of a model are callable: one
-// cross-region quota, the first geography's.
+// cross-region quota, the first geography's, and one per day.
 func TestServiceQuotasOneCrossRegionQuota(t *testing.T) {
 	rn := start(t, Options{Quota: func(model, region string) (int64, int64) {
 		if strings.HasPrefix(model, "apac.anthropic.claude-opus-4-6") {
 			return 1000, 0
 		}
 		if strings.HasPrefix(model, "jp.anthropic.claude-opus-4-6") {
-			return 2000, 0
+			return 2000, 7000
 		}
 		return 0, 0
 	}})
@@ -167,8 +167,11 @@ func TestServiceQuotasOneCrossRegionQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Quotas) != 1 || aws.ToFloat64(out.Quotas[0].Value) != 1000 {
-		t.Errorf("quotas %+v, want one of 1000", out.Quotas)
+	// Opus 4.6 is called through profiles only: its tokens per day are the
+	// first profile's that has any.
+	if len(out.Quotas) != 2 || aws.ToFloat64(out.Quotas[0].Value) != 1000 || aws.ToFloat64(out.Quotas[1].Value) != 7000 ||
+		!strings.HasPrefix(aws.ToString(out.Quotas[1].QuotaName), "Model invocation max tokens per day") {
+		t.Errorf("quotas %+v, want the cross-region 1000 and 7000 per day", out.Quotas)
 	}
 }
 
