@@ -3,6 +3,8 @@ package doctor
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -348,7 +350,7 @@ func TestTCP(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	good := func(context.Context, string) (TLSState, error) {
-		return TLSState{Version: "TLS 1.3", Issuer: "Amazon RSA 2048 M02", NotAfter: t0.AddDate(0, 6, 0)}, nil
+		return TLSState{Version: "TLS 1.3", ALPN: "h2", Issuer: "Amazon RSA 2048 M02", NotAfter: t0.AddDate(0, 6, 0)}, nil
 	}
 	soon := func(context.Context, string) (TLSState, error) {
 		return TLSState{Version: "TLS 1.2", Issuer: "Corp Proxy CA", NotAfter: t0.Add(48 * time.Hour)}, nil
@@ -364,7 +366,7 @@ func TestTLS(t *testing.T) {
 		code     string
 		want     string
 	}{
-		{name: "valid", dial: good, status: Pass, want: "TLS 1.3 to bedrock-runtime.us-east-1.amazonaws.com:443, certificate by Amazon RSA 2048 M02"},
+		{name: "valid", dial: good, status: Pass, want: "TLS 1.3 (h2) to bedrock-runtime.us-east-1.amazonaws.com:443, certificate by Amazon RSA 2048 M02"},
 		{name: "expiring", dial: soon, status: Warn, want: "in 48h0m0s"},
 		{name: "refused", dial: bad, status: Fail, code: catalog.CodeTLSFailure, want: "unknown authority"},
 		{name: "plain loopback", endpoint: "http://127.0.0.1:4566", status: Pass, want: "no TLS to check"},
@@ -376,6 +378,17 @@ func TestTLS(t *testing.T) {
 			expect(t, one(t, r.tls(context.Background())), tt.status, tt.code, tt.want)
 		})
 	}
+}
+
+// TestTLSHandshake shakes hands with a local server whose certificate no
+// root vouches for, as a TLS-inspecting proxy's.
+func TestTLSHandshake(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the point
+	srv.StartTLS()
+	defer srv.Close()
+	res := one(t, newRun(&Setup{Endpoint: srv.URL}).tls(context.Background()))
+	expect(t, res, Fail, catalog.CodeTLSFailure, "certificate signed by unknown authority")
 }
 
 func TestSDK(t *testing.T) {

@@ -225,7 +225,11 @@ func (r *run) tls(ctx context.Context) []Result {
 		return []Result{networkResult(res, err, "TLS to "+addr)}
 	}
 	left := st.NotAfter.Sub(r.Now())
-	seen := fmt.Sprintf("%s to %s, certificate by %s valid until %s", st.Version, addr, st.Issuer, st.NotAfter.UTC().Format(time.DateOnly))
+	version := st.Version
+	if st.ALPN != "" {
+		version += " (" + st.ALPN + ")"
+	}
+	seen := fmt.Sprintf("%s to %s, certificate by %s valid until %s", version, addr, st.Issuer, st.NotAfter.UTC().Format(time.DateOnly))
 	if left < certSoon {
 		res.Status, res.Seen = Warn, seen+" (in "+left.Round(time.Hour).String()+")"
 		res.Fix = "the endpoint's certificate expires soon: renew it (for AWS's own endpoints, a proxy that intercepts TLS is presenting its own)"
@@ -254,8 +258,8 @@ func dialTLS(ctx context.Context, addr string) (TLSState, error) {
 		return TLSState{}, errors.New("tls: the server sent no certificate")
 	}
 	leaf := cs.PeerCertificates[0]
-	return TLSState{Version: tls.VersionName(cs.Version), NotAfter: leaf.NotAfter, Issuer: leaf.Issuer.CommonName,
-		ALPN: cs.NegotiatedProtocol, CertCount: len(cs.PeerCertificates)}, nil
+	return TLSState{Version: tls.VersionName(cs.Version), ALPN: cs.NegotiatedProtocol, Issuer: leaf.Issuer.CommonName,
+		NotAfter: leaf.NotAfter}, nil
 }
 
 // networkResult explains a DNS, TCP or TLS failure in the catalog's words.

@@ -127,13 +127,12 @@ type Setup struct {
 	Quotas  quotas.API
 }
 
-// TLSState is what the TLS check reports about a handshake.
+// TLSState is what the TLS check reports about a handshake: the
+// version, the protocol agreed by ALPN ("h2"), and the leaf
+// certificate's issuer and expiry.
 type TLSState struct {
-	Version   string
-	NotAfter  time.Time
-	Issuer    string
-	ALPN      string
-	CertCount int
+	Version, ALPN, Issuer string
+	NotAfter              time.Time
 }
 
 // BedrockAPI is the part of the Bedrock control-plane client the model
