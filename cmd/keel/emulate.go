@@ -31,9 +31,11 @@ func init() {
 const emulateUsage = `Usage: keel emulate [flags]
 
 Serves an emulated Amazon Bedrock Runtime (Converse, ConverseStream,
-InvokeModel, InvokeModelWithResponseStream, CountTokens) and the Bedrock
-ListFoundationModels / GetFoundationModel calls, with deterministic replies
-and the faults and quotas of a scenario file. Point any AWS SDK at it with
+InvokeModel, InvokeModelWithResponseStream, CountTokens), the Bedrock
+foundation-model and inference-profile calls, STS GetCallerIdentity and
+Service Quotas for bedrock (the scenario's quotas), with deterministic
+replies and the faults, quotas, clock skew and denied models of a scenario
+file. Point any AWS SDK at it with
 its endpoint URL and any credentials. The admin API is under /_emulator/;
 with --admin-token (or KEEL_EMULATOR_ADMIN_TOKEN) or --access-key it wants
 that token as a bearer token or a SigV4 signature by one of the keys.
