@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -64,6 +66,34 @@ func TestRunAgainstEmulator(t *testing.T) {
 	}
 	if strings.Join(groups, " ") != "credentials clock model access quotas connection sdk" {
 		t.Errorf("groups in order %v", groups)
+	}
+}
+
+// TestRunAgainstNotBedrock: an endpoint that answers every request with a
+// web page. The probe fails, AWS's own services are not run, and every
+// other check reports.
+func TestRunAgainstNotBedrock(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<html>hello</html>")
+	}))
+	defer srv.Close()
+	s := quietHost(&Setup{Endpoint: srv.URL, Probe: true, Models: []string{"us.anthropic.claude-opus-4-7"},
+		AWS: aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}})
+	rep := Run(context.Background(), s)
+	byCheck := map[string]Status{}
+	for _, res := range rep.Results {
+		byCheck[res.Check] = res.Status
+	}
+	want := map[string]Status{"source": Pass, "sts": NotRun, "skew": Pass, "region": Pass, "exists": NotRun, "probe": Fail,
+		"tokens-per-minute": NotRun, "tcp": Pass, "tls": Pass}
+	for c, st := range want {
+		if byCheck[c] != st {
+			t.Errorf("%s: %s, want %s", c, byCheck[c], st)
+		}
+	}
+	if rep.ExitCode(false) != 1 {
+		t.Errorf("exit %d, want 1", rep.ExitCode(false))
 	}
 }
 
