@@ -1,0 +1,212 @@
+package engine
+
+// The cache stage, before the route: a call whose reply is stored is
+// answered from the store; identical calls in flight share one upstream
+// call (the leader's), so the quota governor, the breakers and the budget
+// see it once; a complete successful reply is stored. docs/cache.md.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/cache"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
+)
+
+// CacheMode is one call's use of the response cache (WithCache).
+type CacheMode int
+
+// Cache modes of a call.
+const (
+	// CacheDefault: the configuration decides.
+	CacheDefault CacheMode = iota
+	// CacheBypass: the cache is neither read nor written, and the call
+	// does not join identical calls in flight.
+	CacheBypass
+	// CacheRefresh: the cache is not read; the call goes upstream and its
+	// reply replaces the stored one.
+	CacheRefresh
+)
+
+type cacheModeKey struct{}
+
+// WithCache returns a context whose calls use the response cache as m
+// says.
+func WithCache(ctx context.Context, m CacheMode) context.Context {
+	return context.WithValue(ctx, cacheModeKey{}, m)
+}
+
+func cacheModeOf(ctx context.Context) CacheMode {
+	m, _ := ctx.Value(cacheModeKey{}).(CacheMode)
+	return m
+}
+
+// cacheStage is the engine's cache and the calls it coalesces.
+type cacheStage struct {
+	c       *cache.Cache
+	flights cache.Group[*shared]
+}
+
+// shared is what a leader hands its followers: the reply (or, for a
+// failure every identical request gets, the error response and the error).
+type shared struct {
+	ent  *cache.Entry // nil when the failure had no response
+	fail *Error
+}
+
+// family returns the cache's operation family of op; "" for an operation
+// never cached (CountTokens: counting is cheap, and not a reply).
+func family(op attempt.Op) string {
+	switch op {
+	case attempt.Converse, attempt.ConverseStream:
+		return "converse"
+	case attempt.Invoke, attempt.InvokeWithResponseStream:
+		return "invoke"
+	}
+	return ""
+}
+
+// keyHeaders are the request headers that change an InvokeModel reply
+// (Converse carries the same settings in its body): the guardrail, its
+// trace, the latency profile, and the reply's content type.
+var keyHeaders = [...]string{"X-Amzn-Bedrock-Guardrailidentifier", "X-Amzn-Bedrock-Guardrailversion", "X-Amzn-Bedrock-Trace",
+	"X-Amzn-Bedrock-Performanceconfig-Latency", "Accept"}
+
+// cacheRequest is what the call is keyed by.
+func (e *Engine) cacheRequest(call *Call) cache.Request {
+	tier := cmp.Or(call.Tier, RequestTier(call.Op, call.Header, call.Body))
+	if tier == "" && call.Priority == Batch {
+		tier = e.opts.BatchTier
+	}
+	r := cache.Request{Family: family(call.Op), Model: call.Model, Tier: tier, Caller: call.Caller, Body: call.Body}
+	for _, h := range keyHeaders {
+		if v := call.Header.Get(h); v != "" {
+			r.Header = append(r.Header, h, v)
+		}
+	}
+	return r
+}
+
+// cached runs a non-streaming call through the cache stage. done is false
+// when the stage lets the call go its usual way (bypass): the request is
+// not cacheable, or the call asked to bypass the cache. Otherwise resp and
+// err are the call's, and rep.Cache says how the cache served it.
+func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *http.Response, err error, done bool) {
+	cs := e.cache
+	mode := cacheModeOf(ctx)
+	if mode == CacheBypass || family(call.Op) == "" || call.Op.Streaming() {
+		return e.bypass(rep)
+	}
+	key, ok := cs.c.Key(e.cacheRequest(call))
+	if !ok {
+		return e.bypass(rep)
+	}
+	if mode != CacheRefresh {
+		if ent, hit := cs.c.Get(ctx, key); hit {
+			rep.Cache = string(cache.Hit)
+			cs.c.Count(cache.Hit)
+			e.admittedFromCache(call)
+			return ent.Response(), nil, true
+		}
+	}
+	rep.Cache = string(cache.Miss)
+	lead := func() (*shared, error) {
+		resp, err = e.do(ctx, call, rep, nil, round{body: call.Body})
+		return e.keep(ctx, call, rep, key, resp, err), err
+	}
+	if mode == CacheRefresh {
+		lead()
+	} else if sh, ferr, role := cs.flights.Do(ctx, key.String(), lead, sameForAll); role == cache.Follower {
+		rep.Cache = string(cache.Coalesced)
+		e.admittedFromCache(call)
+		resp, err = sh.reply(rep, ferr)
+	}
+	cs.c.Count(cache.Outcome(rep.Cache))
+	return resp, err, true
+}
+
+func (e *Engine) bypass(rep *Report) (*http.Response, error, bool) {
+	rep.Cache = string(cache.Bypass)
+	e.cache.c.Count(cache.Bypass)
+	return nil, nil, false
+}
+
+// admittedFromCache calls the call's OnAdmit hook for a call served
+// without an attempt (a batch runner starts its next record then).
+func (e *Engine) admittedFromCache(call *Call) {
+	if call.OnAdmit != nil {
+		call.OnAdmit()
+	}
+}
+
+// sameForAll reports a failure every identical request would get: a
+// validation error, which is about the body itself (not the caller's
+// identity, nor a passing state of the service). A follower gets it rather
+// than send the same bad request again.
+func sameForAll(err error) bool {
+	var ke *Error
+	return errors.As(err, &ke) && ke.Entry != nil && ke.Entry.Category == catalog.Validation && ke.Entry.Retry == catalog.Never
+}
+
+// keep reads the leader's outcome into what its followers get, and stores
+// the reply when it may be stored (storable). The leader's response keeps
+// its body.
+func (e *Engine) keep(ctx context.Context, call *Call, rep *Report, key cache.Key, resp *http.Response, err error) *shared {
+	sh := &shared{}
+	if err != nil {
+		var ke *Error
+		if !sameForAll(err) || !errors.As(err, &ke) {
+			return sh
+		}
+		sh.fail = ke
+	}
+	if resp == nil {
+		return sh
+	}
+	body, rerr := io.ReadAll(resp.Body) // in memory: read whole and bounded by send
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if rerr != nil {
+		return &shared{} // nothing to share; followers hand over
+	}
+	sh.ent = cache.NewEntry(resp.StatusCode, resp.Header, body, e.cache.c.Now())
+	if err == nil && storable(call, rep, resp, body) {
+		e.cache.c.Put(ctx, key, sh.ent)
+	}
+	return sh
+}
+
+// storable reports whether a successful reply may be stored: a 2xx reply
+// from the model the call named (not a fallback's: the call's model may
+// answer again soon), not replaced by the content-filter message, and not
+// blocked or cut by a filter or guardrail.
+func storable(call *Call, rep *Report, resp *http.Response, body []byte) bool {
+	return resp.StatusCode/100 == 2 && !rep.Degraded && rep.Target.Model == call.Model && !cache.Filtered(body)
+}
+
+// reply is a follower's response and error: the leader's reply, or its
+// failure with the follower's own report; ferr is what the flight gave
+// the follower (its context's error when it left before the leader ended).
+func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
+	if sh == nil {
+		res := classify.FromError(ferr)
+		return nil, &Error{Entry: res.Entry, Message: res.Message, Report: rep, Err: ferr,
+			GaveUp: "the context ended while waiting for an identical call in flight"}
+	}
+	var resp *http.Response
+	if sh.ent != nil {
+		resp = sh.ent.Response()
+	}
+	if sh.fail == nil {
+		return resp, nil
+	}
+	f := *sh.fail
+	f.Report = rep
+	return resp, &f
+}
