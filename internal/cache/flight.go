@@ -131,6 +131,17 @@ func (g *Group[T]) end(key string, f *flight[T], v T, err error) {
 	close(f.done)
 }
 
+// Waiting returns the number of followers waiting now, over all keys.
+func (g *Group[T]) Waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, f := range g.flights {
+		n += f.waiters
+	}
+	return n
+}
+
 // InFlight returns the number of keys whose call is running.
 func (g *Group[T]) InFlight() int {
 	g.mu.Lock()

@@ -117,6 +117,16 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *htt
 	}
 	rep.Cache = string(cache.Miss)
 	lead := func() (*shared, error) {
+		if mode != CacheRefresh {
+			// Look again: the flight this call missed may have ended, and
+			// stored its reply, between the lookup above and now.
+			if ent, hit := cs.c.Get(ctx, key); hit {
+				rep.Cache = string(cache.Hit)
+				e.admittedFromCache(call)
+				resp = ent.Response()
+				return &shared{ent: ent}, nil
+			}
+		}
 		resp, err = e.do(ctx, call, rep, nil, round{body: call.Body})
 		return e.keep(ctx, call, rep, key, resp, err), err
 	}
@@ -129,6 +139,15 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *htt
 	}
 	cs.c.Count(cache.Outcome(rep.Cache))
 	return resp, err, true
+}
+
+// CacheWaiting returns the calls waiting now for an identical call in
+// flight; 0 without a cache.
+func (e *Engine) CacheWaiting() int {
+	if e.cache == nil {
+		return 0
+	}
+	return e.cache.flights.Waiting()
 }
 
 func (e *Engine) bypass(rep *Report) (*http.Response, error, bool) {

@@ -139,8 +139,8 @@ func TestCacheCoalescesThenHits(t *testing.T) {
 			})
 		}
 		synctest.Wait() // all 100 in flight: one upstream, 99 waiting for it
-		if got := up.sent.Load(); got != 1 {
-			t.Fatalf("%d upstream requests while 100 identical calls wait; want 1", got)
+		if got, waiting := up.sent.Load(), eng.CacheWaiting(); got != 1 || waiting != n-1 {
+			t.Fatalf("%d upstream requests and %d calls waiting for it; want 1 and %d", got, waiting, n-1)
 		}
 		close(up.gate)
 		wg.Wait()
