@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,5 +167,44 @@ func TestCacheOptionsChecked(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err %v; want it to name %s", tt.o, err, tt.want)
 		}
+	}
+}
+
+// TestSDKCachedStream: a ConverseStream reply stored once complete is
+// replayed to the next identical call as an event stream the SDK parses.
+func TestSDKCachedStream(t *testing.T) {
+	var seen atomic.Int32
+	client, _ := newStreamSetup(t, func(int) fault.Plan { seen.Add(1); return fault.Plan{} }, &config.Config{Cache: config.Cache{Mode: "deterministic"}})
+	read := func() (string, string) {
+		in := coldInput("Tell me about keels.")
+		out, err := client.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: in.ModelId,
+			Messages: in.Messages, InferenceConfig: in.InferenceConfig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := out.GetStream()
+		defer st.Close()
+		var text strings.Builder
+		stop := ""
+		for ev := range st.Events() {
+			switch v := ev.(type) {
+			case *types.ConverseStreamOutputMemberContentBlockDelta:
+				if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+					text.WriteString(d.Value)
+				}
+			case *types.ConverseStreamOutputMemberMessageStop:
+				stop = string(v.Value.StopReason)
+			}
+		}
+		if err := st.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return text.String(), stop + "/" + ReportOf(out.ResultMetadata).Cache
+	}
+	text1, how1 := read()
+	text2, how2 := read()
+	if text1 == "" || text2 != text1 || how1 != "max_tokens/miss" || how2 != "max_tokens/hit" || seen.Load() != 1 {
+		t.Errorf("first %q (%s), second %q (%s), %d requests; want the same text, a miss then a hit, 1 request",
+			text1, how1, text2, how2, seen.Load())
 	}
 }

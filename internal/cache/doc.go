@@ -5,8 +5,8 @@
 // conformance suite in cachetest), and the coalescing of identical
 // requests in flight (Group).
 //
-// The key is a SHA-256 of the operation family (Converse and
-// ConverseStream are one family, InvokeModel and its stream another), the
+// The key is a SHA-256 of the operation family (Converse, InvokeModel,
+// and their streams, which are stored as the events their reader got), the
 // model, the service tier, the caller when callers do not share the cache,
 // the request headers that change the reply, and a canonical form of the
 // JSON body: keys sorted, no insignificant whitespace, numbers kept as

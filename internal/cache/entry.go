@@ -81,17 +81,40 @@ func headerSize(h http.Header) int {
 // blocked or cut the reply: a stop reason of content_filtered,
 // guardrail_intervened, refusal and their kin (classify.FromStopReason),
 // read where each body format puts it (Converse's stopReason, Anthropic's
-// stop_reason, Titan's results[].completionReason, Mistral's
-// outputs[].stop_reason, Cohere's generations[].finish_reason, Llama's
-// stop_reason) or the guardrail action amazon-bedrock-guardrailAction. A
-// body that does not parse counts as filtered: keel cannot tell.
+// stop_reason, also inside a stream event's delta, Titan's
+// results[].completionReason, Mistral's outputs[].stop_reason, Cohere's
+// generations[].finish_reason, Llama's stop_reason) or the guardrail
+// action amazon-bedrock-guardrailAction. A body that does not parse counts
+// as filtered: keel cannot tell.
 func Filtered(body []byte) bool {
+	blocked, ok := stopBlocked(body)
+	return blocked || !ok
+}
+
+// EventFiltered is Filtered for one stream event's JSON: an event that is
+// not JSON says nothing of a filter.
+func EventFiltered(payload []byte) bool {
+	blocked, _ := stopBlocked(payload)
+	return blocked
+}
+
+// stopBlocked reports a blocked stop reason in body; ok is false when body
+// is not a JSON object.
+func stopBlocked(body []byte) (blocked, ok bool) {
 	s := jsonscan.New(body, 0)
-	blocked := false
 	reason := func() {
 		if s.Peek() == '"' {
 			if _, b := classify.FromStopReason(string(s.Bytes())); b {
 				blocked = true
+			}
+		}
+	}
+	fields := func(names ...string) func(k []byte) {
+		return func(k []byte) {
+			for _, n := range names {
+				if string(k) == n {
+					reason()
+				}
 			}
 		}
 	}
@@ -101,21 +124,21 @@ func Filtered(body []byte) bool {
 		}
 		s.Array(func() {
 			if s.Peek() == '{' {
-				s.Object(func(k []byte) {
-					if string(k) == field {
-						reason()
-					}
-				})
+				s.Object(fields(field))
 			}
 		})
 	}
 	if s.Peek() != '{' {
-		return true
+		return false, false
 	}
 	s.Object(func(key []byte) {
 		switch string(key) {
 		case "stopReason", "stop_reason", "completionReason", "finish_reason", "amazon-bedrock-guardrailAction":
 			reason()
+		case "delta":
+			if s.Peek() == '{' {
+				s.Object(fields("stop_reason", "stopReason"))
+			}
 		case "results":
 			list("completionReason")
 		case "outputs":
@@ -125,7 +148,7 @@ func Filtered(body []byte) bool {
 		}
 	})
 	s.End()
-	return blocked || s.Failed()
+	return blocked, !s.Failed()
 }
 
 // The encoded form: magic, then uvarint-prefixed fields, then a CRC-32

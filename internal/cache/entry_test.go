@@ -71,10 +71,23 @@ func TestFiltered(t *testing.T) {
 		{`{"outputs":[{"text":"x","stop_reason":"stop"}]}`, false},
 		{`{"generations":[{"finish_reason":"ERROR_TOXIC"}]}`, true},
 		{`{"amazon-bedrock-guardrailAction":"INTERVENED"}`, true},
+		{`{"type":"message_delta","delta":{"stop_reason":"refusal"}}`, true},
+		{`{"type":"message_delta","delta":{"stop_reason":"end_turn"}}`, false},
 		{`not json`, true},
 	} {
 		if got := Filtered([]byte(tt.body)); got != tt.want {
 			t.Errorf("Filtered(%s) = %v, want %v", tt.body, got, tt.want)
+		}
+	}
+}
+
+func TestEventFiltered(t *testing.T) {
+	for _, tt := range []struct {
+		payload string
+		want    bool
+	}{{`{"stopReason":"content_filtered"}`, true}, {`{"stopReason":"end_turn"}`, false}, {`{"delta":{"text":"x"}}`, false}, {`not json`, false}} {
+		if got := EventFiltered([]byte(tt.payload)); got != tt.want {
+			t.Errorf("EventFiltered(%s) = %v, want %v", tt.payload, got, tt.want)
 		}
 	}
 }

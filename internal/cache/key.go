@@ -19,9 +19,9 @@ const keyVersion = "keel-cache-v1"
 
 // Request is what a cached reply is keyed by.
 type Request struct {
-	// Family is the operation family: "converse" (Converse and
-	// ConverseStream) or "invoke" (InvokeModel and
-	// InvokeModelWithResponseStream).
+	// Family is the operation family: "converse", "invoke",
+	// "converse-stream" or "invoke-stream". A stream is stored as the
+	// events its reader got, so streams have families of their own.
 	Family string
 	// Model is the model id, inference profile or ARN, as the caller named
 	// it.

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/keel-run/keel/internal/jsonscan"
 )
@@ -46,7 +47,7 @@ func (m Mode) String() string {
 }
 
 // Deterministic reports whether a request body of the operation family
-// ("converse" or "invoke") asks for deterministic output: it sets a
+// ("converse", "invoke", or their "-stream" families) asks for deterministic output: it sets a
 // temperature, and that temperature is 0. The temperature is read where each
 // body format keeps it: Converse's inferenceConfig.temperature; for
 // InvokeModel, the top-level temperature (Anthropic, Meta Llama, Mistral,
@@ -83,15 +84,16 @@ func Deterministic(family string, body []byte) bool {
 			}
 		}
 	}
+	invoke := strings.HasPrefix(family, "invoke")
 	conf := nested("inferenceConfig")
 	titan := nested("textGenerationConfig")
 	s.Object(func(key []byte) {
 		switch {
-		case string(key) == "temperature" && family == "invoke":
+		case string(key) == "temperature" && invoke:
 			read()
 		case string(key) == "inferenceConfig":
 			conf(key)
-		case string(key) == "textGenerationConfig" && family == "invoke":
+		case string(key) == "textGenerationConfig" && invoke:
 			titan(key)
 		}
 	})

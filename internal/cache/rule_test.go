@@ -13,6 +13,8 @@ func TestDeterministic(t *testing.T) {
 		{"converse no inferenceConfig", "converse", `{"messages":[]}`, false},
 		{"converse temperature 0.2", "converse", `{"inferenceConfig":{"temperature":0.2}}`, false},
 		{"converse top-level temperature is not Converse's", "converse", `{"temperature":0}`, false},
+		{"anthropic stream", "invoke-stream", `{"temperature":0,"max_tokens":5}`, true},
+		{"converse stream", "converse-stream", `{"inferenceConfig":{"temperature":0}}`, true},
 		{"anthropic", "invoke", `{"anthropic_version":"bedrock-2023-05-31","temperature":0,"max_tokens":5}`, true},
 		{"anthropic default (1.0)", "invoke", `{"anthropic_version":"bedrock-2023-05-31","max_tokens":5}`, false},
 		{"nova", "invoke", `{"inferenceConfig":{"temperature":0}}`, true},

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/stream"
 )
 
 // CacheMode is one call's use of the response cache (WithCache).
@@ -61,13 +63,20 @@ type shared struct {
 }
 
 // family returns the cache's operation family of op; "" for an operation
-// never cached (CountTokens: counting is cheap, and not a reply).
+// never cached (CountTokens: counting is cheap, and not a reply). A stream
+// is stored as the events its reader got, so streams are a family of their
+// own: a stream is served from a stored stream, a reply from a stored
+// reply.
 func family(op attempt.Op) string {
 	switch op {
-	case attempt.Converse, attempt.ConverseStream:
+	case attempt.Converse:
 		return "converse"
-	case attempt.Invoke, attempt.InvokeWithResponseStream:
+	case attempt.ConverseStream:
+		return "converse-stream"
+	case attempt.Invoke:
 		return "invoke"
+	case attempt.InvokeWithResponseStream:
+		return "invoke-stream"
 	}
 	return ""
 }
@@ -93,14 +102,15 @@ func (e *Engine) cacheRequest(call *Call) cache.Request {
 	return r
 }
 
-// cached runs a non-streaming call through the cache stage. done is false
-// when the stage lets the call go its usual way (bypass): the request is
-// not cacheable, or the call asked to bypass the cache. Otherwise resp and
-// err are the call's, and rep.Cache says how the cache served it.
-func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *http.Response, err error, done bool) {
+// cached runs a call through the cache stage. done is false when the
+// stage lets the call go its usual way (bypass): the request is not
+// cacheable, or the call asked to bypass the cache. Otherwise resp and err
+// are the call's, its outcome is recorded, and rep.Cache says how the cache
+// served it.
+func (e *Engine) cached(ctx context.Context, call *Call, rep *Report, start time.Time) (resp *http.Response, err error, done bool) {
 	cs := e.cache
 	mode := cacheModeOf(ctx)
-	if mode == CacheBypass || family(call.Op) == "" || call.Op.Streaming() {
+	if mode == CacheBypass || family(call.Op) == "" {
 		return e.bypass(rep)
 	}
 	key, ok := cs.c.Key(e.cacheRequest(call))
@@ -112,10 +122,24 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *htt
 			rep.Cache = string(cache.Hit)
 			cs.c.Count(cache.Hit)
 			e.admittedFromCache(call)
+			e.served(ctx, call, rep, start, nil)
+			if h := e.opts.OnStreamEnd; h != nil && call.Op.Streaming() {
+				h(call, rep, nil)
+			}
 			return ent.Response(), nil, true
 		}
 	}
 	rep.Cache = string(cache.Miss)
+	if call.Op.Streaming() {
+		// Not coalesced: a stream's leader hands its reader each event
+		// as it comes, and followers would need them live (docs/cache.md).
+		cs.c.Count(cache.Miss)
+		resp, _, err = e.doStream(ctx, call, rep, start)
+		if err == nil {
+			resp.Body = &recordBody{e: e, ctx: ctx, call: call, rep: rep, key: key, resp: resp, body: resp.Body}
+		}
+		return resp, err, true
+	}
 	lead := func() (*shared, error) {
 		if mode != CacheRefresh {
 			// Look again: the flight this call missed may have ended, and
@@ -138,7 +162,14 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report) (resp *htt
 		resp, err = sh.reply(rep, ferr)
 	}
 	cs.c.Count(cache.Outcome(rep.Cache))
+	e.served(ctx, call, rep, start, err)
 	return resp, err, true
+}
+
+// served records the outcome of a call the cache stage ended.
+func (e *Engine) served(ctx context.Context, call *Call, rep *Report, start time.Time, err error) {
+	rep.Total = e.clk.Now().Sub(start)
+	e.outcome(ctx, call, rep, err)
 }
 
 // CacheWaiting returns the calls waiting now for an identical call in
@@ -228,4 +259,80 @@ func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
 	f := *sh.fail
 	f.Report = rep
 	return resp, &f
+}
+
+// recordBody is a stream's body that keeps a copy of what its reader gets,
+// and stores it when the stream ends cleanly (storableStream). It is read
+// from one goroutine, as the stream body is; Close may come from another.
+type recordBody struct {
+	e    *Engine
+	ctx  context.Context
+	call *Call
+	rep  *Report
+	key  cache.Key
+	resp *http.Response
+	body io.ReadCloser
+	buf  []byte
+	full bool // the copy passed the bound and was dropped
+	done bool
+}
+
+func (b *recordBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if b.done {
+		return n, err
+	}
+	if !b.full {
+		if int64(len(b.buf)+n) > b.e.opts.MaxResponseBytes {
+			b.full, b.buf = true, nil
+		} else {
+			b.buf = append(b.buf, p[:n]...)
+		}
+	}
+	if err != nil {
+		b.done = true
+		if err == io.EOF && !b.full && b.storableStream() {
+			b.e.cache.c.Put(b.ctx, b.key, cache.NewEntry(b.resp.StatusCode, b.resp.Header, b.buf, b.e.cache.c.Now()))
+		}
+		b.buf = nil
+	}
+	return n, err
+}
+
+func (b *recordBody) Close() error { return b.body.Close() }
+
+// storableStream reports whether a stream that ended cleanly may be stored:
+// not resumed (a continuation's reply is spliced, not one draw of the
+// model), from the model the call named, and with no event saying a
+// filter or guardrail stopped it.
+func (b *recordBody) storableStream() bool {
+	if b.rep.Resumes > 0 || b.rep.Target.Model != b.call.Model {
+		return false
+	}
+	format := stream.Converse
+	if b.call.Op == attempt.InvokeWithResponseStream {
+		format = stream.Invoke
+	}
+	fr := stream.NewReader(bytes.NewReader(b.buf))
+	defer fr.Release()
+	var p stream.Parser
+	for {
+		f, err := fr.Next()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil || !f.IsEvent() {
+			return false
+		}
+		payload := f.Payload
+		if format == stream.Invoke {
+			if ev := p.Parse(format, &f); ev.Unparsed {
+				return false
+			}
+			payload = p.Inner()
+		}
+		if cache.EventFiltered(payload) {
+			return false
+		}
+	}
 }

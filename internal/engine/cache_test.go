@@ -341,3 +341,62 @@ func BenchmarkCacheHit(b *testing.B) {
 		})
 	}
 }
+
+func TestCacheStreams(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		op     attempt.Op
+		model  string
+		body   []byte
+		invoke bool
+	}{
+		{"converse stream", attempt.ConverseStream, haiku3, []byte(`{"messages":[{"role":"user","content":[{"text":"tell me of keels"}]}],"inferenceConfig":{"maxTokens":60,"temperature":0}}`), false},
+		{"invoke stream", attempt.InvokeWithResponseStream, haiku3, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":60,"temperature":0,"messages":[{"role":"user","content":"tell me of keels"}]}`), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			em := startEmu(t, nil)
+			c, err := cache.New(cache.Options{Mode: cache.ModeDeterministic, Store: cache.NewMemory(1<<20, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, _ := newStreamEngine(t, em.rn.URL, func(o *Options) { o.Cache = c })
+			read := func(close bool) (decoded, *Report) {
+				resp, rep, err := streamCall(t.Context(), eng, tt.op, tt.model, tt.body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if close { // the reader leaves after the first bytes
+					resp.Body.Read(make([]byte, 10))
+					return decoded{}, rep
+				}
+				return readAll(t, resp.Body, tt.invoke), rep
+			}
+			if _, rep := read(true); rep.Cache != "miss" {
+				t.Errorf("first call: %q", rep.Cache)
+			}
+			first, rep := read(false)
+			if rep.Cache != "miss" || first.err != nil || first.text == "" {
+				t.Fatalf("second call (the first was closed early, so not stored): %q, %v, %q", rep.Cache, first.err, first.text)
+			}
+			again, rep := read(false)
+			if rep.Cache != "hit" || rep.Sent() != 0 || again.text != first.text || strings.Join(again.types(), ",") != strings.Join(first.types(), ",") {
+				t.Errorf("rerun: %q, %d sent, %q %v; want a hit replaying %q %v", rep.Cache, rep.Sent(), again.text, again.types(), first.text, first.types())
+			}
+			if got := em.n.Load(); got != 2 {
+				t.Errorf("the emulator served %d requests; want 2", got)
+			}
+			// A non-stream call is not served from a stored stream.
+			unary := attempt.Converse
+			if tt.invoke {
+				unary = attempt.Invoke
+			}
+			resp, rep2, err := eng.Do(t.Context(), &Call{Op: unary, Model: tt.model, Body: tt.body})
+			if err != nil || rep2.Cache != "miss" {
+				t.Errorf("the non-stream call: %v, %q", err, rep2.Cache)
+			} else {
+				resp.Body.Close()
+			}
+		})
+	}
+}

@@ -400,9 +400,7 @@ func (e *Engine) Do(ctx context.Context, call *Call) (*http.Response, *Report, e
 	start := e.clk.Now()
 	rep := &Report{}
 	if e.cache != nil {
-		if resp, err, done := e.cached(ctx, call, rep); done {
-			rep.Total = e.clk.Now().Sub(start)
-			e.outcome(ctx, call, rep, err)
+		if resp, err, done := e.cached(ctx, call, rep, start); done {
 			return resp, rep, err
 		}
 	}
