@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
@@ -53,6 +54,9 @@ func cacheModeOf(ctx context.Context) CacheMode {
 type cacheStage struct {
 	c       *cache.Cache
 	flights cache.Group[*shared]
+
+	mu      sync.Mutex
+	streams map[cache.Key]*streamFlight
 }
 
 // shared is what a leader hands its followers: the reply (or, for a
@@ -131,14 +135,7 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report, start time
 	}
 	rep.Cache = string(cache.Miss)
 	if call.Op.Streaming() {
-		// Not coalesced: a stream's leader hands its reader each event
-		// as it comes, and followers would need them live (docs/cache.md).
-		cs.c.Count(cache.Miss)
-		resp, _, err = e.doStream(ctx, call, rep, start)
-		if err == nil {
-			resp.Body = &recordBody{e: e, ctx: ctx, call: call, rep: rep, key: key, resp: resp, body: resp.Body}
-		}
-		return resp, err, true
+		return e.cachedStream(ctx, call, rep, start, key, mode)
 	}
 	lead := func() (*shared, error) {
 		if mode != CacheRefresh {
@@ -172,13 +169,20 @@ func (e *Engine) served(ctx context.Context, call *Call, rep *Report, start time
 	e.outcome(ctx, call, rep, err)
 }
 
-// CacheWaiting returns the calls waiting now for an identical call in
-// flight; 0 without a cache.
+// CacheWaiting returns the calls waiting now for an identical call (or
+// stream) in flight; 0 without a cache.
 func (e *Engine) CacheWaiting() int {
-	if e.cache == nil {
+	cs := e.cache
+	if cs == nil {
 		return 0
 	}
-	return e.cache.flights.Waiting()
+	n := cs.flights.Waiting()
+	cs.mu.Lock()
+	for _, f := range cs.streams {
+		n += f.waiters
+	}
+	cs.mu.Unlock()
+	return n
 }
 
 func (e *Engine) bypass(rep *Report) (*http.Response, error, bool) {
@@ -261,6 +265,99 @@ func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
 	return resp, &f
 }
 
+// streamFlight is a stream in flight that identical stream calls wait for:
+// its leader's reader gets the events live; the followers get the stored
+// stream once it has ended (ent; nil when it did not end cleanly, and the
+// followers try again, one of them leading).
+type streamFlight struct {
+	done    chan struct{}
+	ent     *cache.Entry
+	waiters int // under cacheStage.mu
+}
+
+// cachedStream runs a stream call that missed the store: it leads the
+// stream in flight for its key, or waits for the one in flight and replays
+// it.
+func (e *Engine) cachedStream(ctx context.Context, call *Call, rep *Report, start time.Time, key cache.Key, mode CacheMode) (*http.Response, error, bool) {
+	cs := e.cache
+	for {
+		f, lead := cs.beginStream(key, mode)
+		if lead {
+			cs.c.Count(cache.Miss)
+			resp, _, err := e.doStream(ctx, call, rep, start)
+			if err != nil {
+				cs.endStream(key, f, nil)
+				return resp, err, true
+			}
+			resp.Body = &recordBody{e: e, ctx: ctx, call: call, rep: rep, key: key, resp: resp, body: resp.Body, flight: f}
+			return resp, nil, true
+		}
+		select {
+		case <-f.done:
+			cs.left(f)
+		case <-ctx.Done():
+			cs.left(f)
+			rep.Cache = string(cache.Coalesced)
+			_, err := (*shared)(nil).reply(rep, context.Cause(ctx))
+			e.served(ctx, call, rep, start, err)
+			return nil, err, true
+		}
+		if f.ent != nil {
+			rep.Cache = string(cache.Coalesced)
+			cs.c.Count(cache.Coalesced)
+			e.admittedFromCache(call)
+			e.served(ctx, call, rep, start, nil)
+			return f.ent.Response(), nil, true
+		}
+		// The leader's stream did not end cleanly: look again, then lead
+		// or follow anew.
+		if ent, hit := cs.c.Get(ctx, key); hit {
+			rep.Cache = string(cache.Hit)
+			cs.c.Count(cache.Hit)
+			e.served(ctx, call, rep, start, nil)
+			return ent.Response(), nil, true
+		}
+	}
+}
+
+// beginStream returns the stream in flight for key, or starts one that
+// this call leads (lead true). A refresh always leads, alone.
+func (cs *cacheStage) beginStream(key cache.Key, mode CacheMode) (f *streamFlight, lead bool) {
+	f = &streamFlight{done: make(chan struct{})}
+	if mode == CacheRefresh {
+		return f, true
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cur, ok := cs.streams[key]; ok {
+		cur.waiters++
+		return cur, false
+	}
+	if cs.streams == nil {
+		cs.streams = map[cache.Key]*streamFlight{}
+	}
+	cs.streams[key] = f
+	return f, true
+}
+
+// left takes a follower off f's count.
+func (cs *cacheStage) left(f *streamFlight) {
+	cs.mu.Lock()
+	f.waiters--
+	cs.mu.Unlock()
+}
+
+// endStream ends the stream flight f with ent (nil: not stored).
+func (cs *cacheStage) endStream(key cache.Key, f *streamFlight, ent *cache.Entry) {
+	cs.mu.Lock()
+	if cs.streams[key] == f {
+		delete(cs.streams, key)
+	}
+	cs.mu.Unlock()
+	f.ent = ent
+	close(f.done)
+}
+
 // recordBody is a stream's body that keeps a copy of what its reader gets,
 // and stores it when the stream ends cleanly (storableStream). It is read
 // from one goroutine, as the stream body is; Close may come from another.
@@ -275,6 +372,14 @@ type recordBody struct {
 	buf  []byte
 	full bool // the copy passed the bound and was dropped
 	done bool
+	// flight is ended once: at the stream's end, or when its reader closes
+	// it first.
+	flight *streamFlight
+	end    sync.Once
+}
+
+func (b *recordBody) endFlight(ent *cache.Entry) {
+	b.end.Do(func() { b.e.cache.endStream(b.key, b.flight, ent) })
 }
 
 func (b *recordBody) Read(p []byte) (int, error) {
@@ -291,15 +396,22 @@ func (b *recordBody) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		b.done = true
+		var ent *cache.Entry
 		if err == io.EOF && !b.full && b.storableStream() {
-			b.e.cache.c.Put(b.ctx, b.key, cache.NewEntry(b.resp.StatusCode, b.resp.Header, b.buf, b.e.cache.c.Now()))
+			ent = cache.NewEntry(b.resp.StatusCode, b.resp.Header, b.buf, b.e.cache.c.Now())
+			b.e.cache.c.Put(b.ctx, b.key, ent)
 		}
+		b.endFlight(ent)
 		b.buf = nil
 	}
 	return n, err
 }
 
-func (b *recordBody) Close() error { return b.body.Close() }
+func (b *recordBody) Close() error {
+	err := b.body.Close()
+	b.endFlight(nil) // the followers, if any, try again
+	return err
+}
 
 // storableStream reports whether a stream that ended cleanly may be stored:
 // not resumed (a continuation's reply is spliced, not one draw of the

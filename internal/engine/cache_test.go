@@ -12,11 +12,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/retry"
 	"github.com/keel-run/keel/internal/route"
 )
@@ -398,5 +400,78 @@ func TestCacheStreams(t *testing.T) {
 				resp.Body.Close()
 			}
 		})
+	}
+}
+
+// TestCacheStreamFollowers: identical stream calls that arrive while the
+// first is in flight wait for it, and replay it once it has ended; when it
+// ends early (its reader closes it), one of them leads anew.
+func TestCacheStreamFollowers(t *testing.T) {
+	release := make(chan struct{})
+	em := startEmu(t, func(n int) fault.Plan {
+		if n == 0 {
+			<-release
+		}
+		return fault.Plan{}
+	})
+	c, err := cache.New(cache.Options{Mode: cache.ModeAll, Store: cache.NewMemory(1<<20, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := newStreamEngine(t, em.rn.URL, func(o *Options) { o.Cache = c })
+	body := converseBody("tell me of keels", 60)
+	type result struct {
+		d   decoded
+		rep *Report
+	}
+	const followers = 5
+	results := make(chan result, followers+1)
+	call := func(closeEarly bool) {
+		resp, rep, err := streamCall(t.Context(), eng, attempt.ConverseStream, haiku3, body)
+		if err != nil {
+			t.Error(err)
+			results <- result{}
+			return
+		}
+		defer resp.Body.Close()
+		if closeEarly {
+			resp.Body.Read(make([]byte, 10))
+			results <- result{rep: rep}
+			return
+		}
+		results <- result{readAll(t, resp.Body, false), rep}
+	}
+	go call(true) // the leader: its reader leaves early, so nothing is stored
+	for eng.CacheWaiting() != 0 || em.n.Load() == 0 {
+		time.Sleep(time.Millisecond) // until the leader's request reached the emulator
+	}
+	for range followers {
+		go call(false)
+	}
+	for eng.CacheWaiting() < followers {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	count := map[string]int{}
+	var text string
+	for range followers + 1 {
+		r := <-results
+		if r.rep == nil {
+			t.Fatal("a call failed")
+		}
+		count[r.rep.Cache]++
+		if r.d.text != "" {
+			if text != "" && r.d.text != text {
+				t.Errorf("followers got different replies: %q and %q", text, r.d.text)
+			}
+			text = r.d.text
+		}
+	}
+	// The followers that did not take over waited for the new leader, or
+	// (when slower to look again than it was to finish) found its stream
+	// stored.
+	if count["miss"] != 2 || count["coalesced"]+count["hit"] != followers-1 || em.n.Load() != 2 {
+		t.Errorf("outcomes %v, %d upstream requests; want 2 misses (the leader, then the follower that took over), %d coalesced or hits, 2 requests",
+			count, em.n.Load(), followers-1)
 	}
 }
