@@ -210,15 +210,19 @@ const hexDigits = "0123456789abcdef"
 // quote writes s, decoded, as a JSON string with the fewest escapes.
 func (c *canonicalizer) quote(dst, s []byte) []byte {
 	dst = append(dst, '"')
-	for _, b := range s {
-		switch {
-		case b == '"' || b == '\\':
-			dst = append(dst, '\\', b)
-		case b < 0x20:
+	from := 0 // s[from:i] needs no escape, and is appended in one go
+	for i, b := range s {
+		if b != '"' && b != '\\' && b >= 0x20 {
+			continue
+		}
+		dst = append(dst, s[from:i]...)
+		from = i + 1
+		if b < 0x20 {
 			dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-		default:
-			dst = append(dst, b)
+		} else {
+			dst = append(dst, '\\', b)
 		}
 	}
+	dst = append(dst, s[from:]...)
 	return append(dst, '"')
 }
