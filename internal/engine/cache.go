@@ -19,7 +19,6 @@ import (
 	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
-	"github.com/keel-run/keel/internal/stream"
 )
 
 // CacheMode is one call's use of the response cache (WithCache).
@@ -56,7 +55,7 @@ type cacheStage struct {
 	flights cache.Group[*shared]
 
 	mu      sync.Mutex
-	streams map[cache.Key]*streamFlight
+	streams map[cache.Key]*streamFlight // cache_stream.go
 }
 
 // shared is what a leader hands its followers: the reply (or, for a
@@ -179,7 +178,7 @@ func (e *Engine) CacheWaiting() int {
 	n := cs.flights.Waiting()
 	cs.mu.Lock()
 	for _, f := range cs.streams {
-		n += f.waiters
+		n += f.readers - 1 // the leader's call reads too
 	}
 	cs.mu.Unlock()
 	return n
@@ -263,188 +262,4 @@ func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
 	f := *sh.fail
 	f.Report = rep
 	return resp, &f
-}
-
-// streamFlight is a stream in flight that identical stream calls wait for:
-// its leader's reader gets the events live; the followers get the stored
-// stream once it has ended (ent; nil when it did not end cleanly, and the
-// followers try again, one of them leading).
-type streamFlight struct {
-	done    chan struct{}
-	ent     *cache.Entry
-	waiters int // under cacheStage.mu
-}
-
-// cachedStream runs a stream call that missed the store: it leads the
-// stream in flight for its key, or waits for the one in flight and replays
-// it.
-func (e *Engine) cachedStream(ctx context.Context, call *Call, rep *Report, start time.Time, key cache.Key, mode CacheMode) (*http.Response, error, bool) {
-	cs := e.cache
-	for {
-		f, lead := cs.beginStream(key, mode)
-		if lead {
-			cs.c.Count(cache.Miss)
-			resp, _, err := e.doStream(ctx, call, rep, start)
-			if err != nil {
-				cs.endStream(key, f, nil)
-				return resp, err, true
-			}
-			resp.Body = &recordBody{e: e, ctx: ctx, call: call, rep: rep, key: key, resp: resp, body: resp.Body, flight: f}
-			return resp, nil, true
-		}
-		select {
-		case <-f.done:
-			cs.left(f)
-		case <-ctx.Done():
-			cs.left(f)
-			rep.Cache = string(cache.Coalesced)
-			_, err := (*shared)(nil).reply(rep, context.Cause(ctx))
-			e.served(ctx, call, rep, start, err)
-			return nil, err, true
-		}
-		if f.ent != nil {
-			rep.Cache = string(cache.Coalesced)
-			cs.c.Count(cache.Coalesced)
-			e.admittedFromCache(call)
-			e.served(ctx, call, rep, start, nil)
-			return f.ent.Response(), nil, true
-		}
-		// The leader's stream did not end cleanly: look again, then lead
-		// or follow anew.
-		if ent, hit := cs.c.Get(ctx, key); hit {
-			rep.Cache = string(cache.Hit)
-			cs.c.Count(cache.Hit)
-			e.served(ctx, call, rep, start, nil)
-			return ent.Response(), nil, true
-		}
-	}
-}
-
-// beginStream returns the stream in flight for key, or starts one that
-// this call leads (lead true). A refresh always leads, alone.
-func (cs *cacheStage) beginStream(key cache.Key, mode CacheMode) (f *streamFlight, lead bool) {
-	f = &streamFlight{done: make(chan struct{})}
-	if mode == CacheRefresh {
-		return f, true
-	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cur, ok := cs.streams[key]; ok {
-		cur.waiters++
-		return cur, false
-	}
-	if cs.streams == nil {
-		cs.streams = map[cache.Key]*streamFlight{}
-	}
-	cs.streams[key] = f
-	return f, true
-}
-
-// left takes a follower off f's count.
-func (cs *cacheStage) left(f *streamFlight) {
-	cs.mu.Lock()
-	f.waiters--
-	cs.mu.Unlock()
-}
-
-// endStream ends the stream flight f with ent (nil: not stored).
-func (cs *cacheStage) endStream(key cache.Key, f *streamFlight, ent *cache.Entry) {
-	cs.mu.Lock()
-	if cs.streams[key] == f {
-		delete(cs.streams, key)
-	}
-	cs.mu.Unlock()
-	f.ent = ent
-	close(f.done)
-}
-
-// recordBody is a stream's body that keeps a copy of what its reader gets,
-// and stores it when the stream ends cleanly (storableStream). It is read
-// from one goroutine, as the stream body is; Close may come from another.
-type recordBody struct {
-	e    *Engine
-	ctx  context.Context
-	call *Call
-	rep  *Report
-	key  cache.Key
-	resp *http.Response
-	body io.ReadCloser
-	buf  []byte
-	full bool // the copy passed the bound and was dropped
-	done bool
-	// flight is ended once: at the stream's end, or when its reader closes
-	// it first.
-	flight *streamFlight
-	end    sync.Once
-}
-
-func (b *recordBody) endFlight(ent *cache.Entry) {
-	b.end.Do(func() { b.e.cache.endStream(b.key, b.flight, ent) })
-}
-
-func (b *recordBody) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if b.done {
-		return n, err
-	}
-	if !b.full {
-		if int64(len(b.buf)+n) > b.e.opts.MaxResponseBytes {
-			b.full, b.buf = true, nil
-		} else {
-			b.buf = append(b.buf, p[:n]...)
-		}
-	}
-	if err != nil {
-		b.done = true
-		var ent *cache.Entry
-		if err == io.EOF && !b.full && b.storableStream() {
-			ent = cache.NewEntry(b.resp.StatusCode, b.resp.Header, b.buf, b.e.cache.c.Now())
-			b.e.cache.c.Put(b.ctx, b.key, ent)
-		}
-		b.endFlight(ent)
-		b.buf = nil
-	}
-	return n, err
-}
-
-func (b *recordBody) Close() error {
-	err := b.body.Close()
-	b.endFlight(nil) // the followers, if any, try again
-	return err
-}
-
-// storableStream reports whether a stream that ended cleanly may be stored:
-// not resumed (a continuation's reply is spliced, not one draw of the
-// model), from the model the call named, and with no event saying a
-// filter or guardrail stopped it.
-func (b *recordBody) storableStream() bool {
-	if b.rep.Resumes > 0 || b.rep.Target.Model != b.call.Model {
-		return false
-	}
-	format := stream.Converse
-	if b.call.Op == attempt.InvokeWithResponseStream {
-		format = stream.Invoke
-	}
-	fr := stream.NewReader(bytes.NewReader(b.buf))
-	defer fr.Release()
-	var p stream.Parser
-	for {
-		f, err := fr.Next()
-		if err == io.EOF {
-			return true
-		}
-		if err != nil || !f.IsEvent() {
-			return false
-		}
-		payload := f.Payload
-		if format == stream.Invoke {
-			if ev := p.Parse(format, &f); ev.Unparsed {
-				return false
-			}
-			payload = p.Inner()
-		}
-		if cache.EventFiltered(payload) {
-			return false
-		}
-	}
 }

@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -404,8 +407,8 @@ func TestCacheStreams(t *testing.T) {
 }
 
 // TestCacheStreamFollowers: identical stream calls that arrive while the
-// first is in flight wait for it, and replay it once it has ended; when it
-// ends early (its reader closes it), one of them leads anew.
+// first is in flight join it; the first call's reader leaving early cuts
+// no one: the stream goes on for the others, and is stored at its end.
 func TestCacheStreamFollowers(t *testing.T) {
 	release := make(chan struct{})
 	em := startEmu(t, func(n int) fault.Plan {
@@ -441,8 +444,8 @@ func TestCacheStreamFollowers(t *testing.T) {
 		}
 		results <- result{readAll(t, resp.Body, false), rep}
 	}
-	go call(true) // the leader: its reader leaves early, so nothing is stored
-	for eng.CacheWaiting() != 0 || em.n.Load() == 0 {
+	go call(true) // the leader: its reader leaves early
+	for em.n.Load() == 0 {
 		time.Sleep(time.Millisecond) // until the leader's request reached the emulator
 	}
 	for range followers {
@@ -460,18 +463,122 @@ func TestCacheStreamFollowers(t *testing.T) {
 			t.Fatal("a call failed")
 		}
 		count[r.rep.Cache]++
-		if r.d.text != "" {
-			if text != "" && r.d.text != text {
-				t.Errorf("followers got different replies: %q and %q", text, r.d.text)
-			}
-			text = r.d.text
+		if r.rep.Cache == "coalesced" && (r.d.err != nil || r.d.text == "" || text != "" && r.d.text != text) {
+			t.Errorf("a follower read %q, %v (another %q)", r.d.text, r.d.err, text)
 		}
+		text = cmp.Or(text, r.d.text)
 	}
-	// The followers that did not take over waited for the new leader, or
-	// (when slower to look again than it was to finish) found its stream
-	// stored.
-	if count["miss"] != 2 || count["coalesced"]+count["hit"] != followers-1 || em.n.Load() != 2 {
-		t.Errorf("outcomes %v, %d upstream requests; want 2 misses (the leader, then the follower that took over), %d coalesced or hits, 2 requests",
-			count, em.n.Load(), followers-1)
+	if count["miss"] != 1 || count["coalesced"] != followers || em.n.Load() != 1 {
+		t.Errorf("outcomes %v, %d upstream requests; want 1 miss, %d coalesced, 1 request", count, em.n.Load(), followers)
 	}
+	resp, rep, err := streamCall(t.Context(), eng, attempt.ConverseStream, haiku3, body)
+	if err != nil || rep.Cache != "hit" {
+		t.Fatalf("after the flight: %v, %q; want a hit of the stored stream", err, rep.Cache)
+	}
+	if d := readAll(t, resp.Body, false); d.text != text {
+		t.Errorf("the stored stream reads %q, the followers got %q", d.text, text)
+	}
+	resp.Body.Close()
+}
+
+// pipeUpstream answers every request with a ConverseStream body the test
+// writes into, counting the requests.
+type pipeUpstream struct {
+	body *io.PipeReader
+	sent atomic.Int32
+}
+
+func (u *pipeUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	u.sent.Add(1)
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/vnd.amazon.eventstream"}},
+		Body: u.body, ContentLength: -1, Request: r}, nil
+}
+
+// collector reads a body to its end in the background.
+type collector struct {
+	mu   sync.Mutex
+	got  []byte
+	err  error
+	done chan struct{}
+}
+
+func collect(r io.Reader) *collector {
+	c := &collector{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 64)
+		for {
+			n, err := r.Read(buf)
+			c.mu.Lock()
+			c.got = append(c.got, buf[:n]...)
+			c.mu.Unlock()
+			if err != nil {
+				c.err = err
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func (c *collector) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// TestCacheStreamFollowersLive: a follower that joins a stream in flight
+// gets the events so far at once, then each next one as it arrives, not
+// only once the stream has ended.
+func TestCacheStreamFollowersLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		up := &pipeUpstream{body: pr}
+		eng, _ := newCachedEngine(t, &gatedUpstream{}, cache.ModeAll, func(o *Options) {
+			o.HTTPClient = &http.Client{Transport: up}
+		})
+		frames := fakeConverse(t, "one ", "two ", "three").frames(0)
+		body := []byte(coldBody)
+		leader := make(chan *collector)
+		go func() {
+			resp, _, err := eng.Do(t.Context(), &Call{Op: attempt.ConverseStream, Model: m1, Body: body})
+			if err != nil {
+				t.Error(err)
+				close(leader)
+				return
+			}
+			leader <- collect(resp.Body)
+		}()
+		pw.Write(frames[0]) // messageStart
+		pw.Write(frames[1]) // the first content: the leader's call returns
+		lc := <-leader
+		resp, rep, err := eng.Do(t.Context(), &Call{Op: attempt.ConverseStream, Model: m1, Body: body})
+		if err != nil || rep.Cache != "coalesced" {
+			t.Fatalf("the follower: %v, %q", err, rep.Cache)
+		}
+		fc := collect(resp.Body)
+		synctest.Wait()
+		so := bytes.Join(frames[:2], nil)
+		if got := fc.bytes(); !bytes.Equal(got, so) {
+			t.Fatalf("the follower has %d bytes before the stream goes on; want the %d so far", len(got), len(so))
+		}
+		pw.Write(frames[2])
+		synctest.Wait()
+		if got := fc.bytes(); !bytes.Equal(got, bytes.Join(frames[:3], nil)) {
+			t.Errorf("the follower did not get the next event live: %d bytes", len(got))
+		}
+		for _, f := range frames[3:] {
+			pw.Write(f)
+		}
+		pw.Close()
+		<-lc.done
+		<-fc.done
+		all := bytes.Join(frames, nil)
+		if !bytes.Equal(lc.bytes(), all) || !bytes.Equal(fc.bytes(), all) || lc.err != io.EOF || fc.err != io.EOF {
+			t.Errorf("leader %d bytes (%v), follower %d (%v); want all %d, each ending with EOF", len(lc.bytes()), lc.err, len(fc.bytes()), fc.err, len(all))
+		}
+		if up.sent.Load() != 1 {
+			t.Errorf("%d upstream requests; want 1", up.sent.Load())
+		}
+	})
 }
