@@ -121,7 +121,9 @@ type Options struct {
 	// then the *Error the reader got), or when the reader closes it early
 	// (err nil). The Report is final by then: per-attempt and total usage
 	// included (the quota governor has been settled from it). It runs on the
-	// reader's goroutine; keep it cheap.
+	// reader's goroutine (for a stream the cache stage shares, on the
+	// goroutine that reads it upstream; for one served from the store, as
+	// it is served); keep it cheap.
 	OnStreamEnd func(call *Call, rep *Report, err error)
 	// Cache answers calls from stored replies and coalesces identical
 	// calls in flight (cache.go, docs/cache.md). Nil: no cache.
