@@ -148,7 +148,11 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report, start time
 			}
 		}
 		resp, err = e.do(ctx, call, rep, nil, round{body: call.Body})
-		return e.keep(ctx, call, rep, key, resp, err), err
+		sh := e.keep(ctx, call, rep, key, resp, err)
+		if err == nil && sh.ent == nil {
+			return sh, errNothingShared // the followers hand over
+		}
+		return sh, err
 	}
 	if mode == CacheRefresh {
 		lead()
@@ -198,6 +202,10 @@ func (e *Engine) admittedFromCache(call *Call) {
 	}
 }
 
+// errNothingShared ends a flight whose leader succeeded but has no reply to
+// share (its body could not be read back): the followers hand over.
+var errNothingShared = errors.New("engine: the coalesced call's reply could not be shared")
+
 // sameForAll reports a failure every identical request would get: a
 // validation error, which is about the body itself (not the caller's
 // identity, nor a passing state of the service). A follower gets it rather
@@ -230,7 +238,8 @@ func (e *Engine) keep(ctx context.Context, call *Call, rep *Report, key cache.Ke
 	}
 	sh.ent = cache.NewEntry(resp.StatusCode, resp.Header, body, e.cache.c.Now())
 	if err == nil && storable(call, rep, resp, body) {
-		e.cache.c.Put(ctx, key, sh.ent)
+		// The reply is stored even if the call's context ends now.
+		e.cache.c.Put(context.WithoutCancel(ctx), key, sh.ent)
 	}
 	return sh
 }
