@@ -17,6 +17,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/emulator/fault"
+	"github.com/keel-run/keel/internal/redisx/redistest"
 )
 
 // coldInput is a Converse request that asks for deterministic output.
@@ -206,5 +207,50 @@ func TestSDKCachedStream(t *testing.T) {
 	if text1 == "" || text2 != text1 || how1 != "max_tokens/miss" || how2 != "max_tokens/hit" || seen.Load() != 1 {
 		t.Errorf("first %q (%s), second %q (%s), %d requests; want the same text, a miss then a hit, 1 request",
 			text1, how1, text2, how2, seen.Load())
+	}
+}
+
+// TestCacheRedisStoreNeedsRedis: a redis store without a Redis is refused
+// by New, whichever of the Go options and the file names it.
+func TestCacheRedisStoreNeedsRedis(t *testing.T) {
+	for _, o := range []Options{
+		{Cache: CacheOptions{Mode: "all", Store: "redis"}},
+		{file: &config.Config{Cache: config.Cache{Mode: "all", Store: "redis"}}},
+	} {
+		if _, err := New(aws.Config{}, o); err == nil || !strings.Contains(err.Error(), "cache.store: is redis, but no redis.url is set") {
+			t.Errorf("err %v", err)
+		}
+	}
+}
+
+// TestRedisCacheSharedByReplicas: two Keels on one Redis (the Redis named
+// in the file, the cache in Go options) are two replicas: a reply one
+// stored is a hit for the other.
+func TestRedisCacheSharedByReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	c := &config.Config{Redis: config.Redis{URL: config.Secret(srv.URL), Prefix: "cache-test:"}}
+	var clients []*bedrockruntime.Client
+	var seen []*script
+	for range 2 {
+		s := newSetup(t, func(int, fault.Request) fault.Plan { return fault.Plan{} }, nil, false)
+		// A second Keel on the same emulator, with the Redis cache.
+		cfg := aws.Config{Region: "us-east-1", Credentials: s.client.Options().Credentials}
+		k, err := New(cfg, Options{file: c, Cache: CacheOptions{Mode: "all", Store: "redis"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { k.Close() })
+		clients = append(clients, bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) {
+			o.BaseEndpoint = s.client.Options().BaseEndpoint
+		}))
+		seen = append(seen, s.script)
+	}
+	out, err := clients[0].Converse(context.Background(), coldInput("hello"))
+	if err != nil || ReportOf(out.ResultMetadata).Cache != CacheMiss {
+		t.Fatalf("first replica: %v", err)
+	}
+	out, err = clients[1].Converse(context.Background(), coldInput("hello"))
+	if err != nil || ReportOf(out.ResultMetadata).Cache != CacheHit || seen[1].seen.Load() != 0 {
+		t.Errorf("second replica: %v, %+v, %d requests; want a hit", err, ReportOf(out.ResultMetadata), seen[1].seen.Load())
 	}
 }

@@ -86,7 +86,7 @@ func openCache(c config.Cache, shared *redisx.Client, log *slog.Logger, clk cloc
 		}
 	case "redis":
 		if shared == nil {
-			return nil, errors.New("keel: cache.store is redis, but no Redis is configured")
+			return nil, errors.New("keel: cache.store: is redis, but no redis.url is set (Options.Redis.URL, or the file's redis:)")
 		}
 		st = cache.NewRedis(shared)
 	}

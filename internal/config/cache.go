@@ -73,7 +73,7 @@ func CacheStore(s string) (kind, path string, err error) {
 	return "", "", fmt.Errorf("%q: want memory, sqlite:PATH or redis", s)
 }
 
-func (c Cache) validate(redis bool, bad func(key, format string, args ...any)) {
+func (c Cache) validate(bad func(key, format string, args ...any)) {
 	switch c.Mode {
 	case "", "off":
 		if c.TTL != 0 || c.MaxBytes != "" || c.Store != "" || c.Shared {
@@ -92,11 +92,10 @@ func (c Cache) validate(redis bool, bad func(key, format string, args ...any)) {
 	} else if c.MaxBytes != "" && n == 0 {
 		bad("cache.max_bytes", "must be positive (leave it out for 256MiB)")
 	}
-	kind, _, err := CacheStore(c.Store)
-	switch {
-	case err != nil:
+	// A redis store without redis.url is refused when the cache is opened
+	// (keel.New): Go options may name the store and leave the Redis to the
+	// file, so the two are only known together then.
+	if _, _, err := CacheStore(c.Store); err != nil {
 		bad("cache.store", "%v", err)
-	case kind == "redis" && !redis:
-		bad("cache.store", "is redis, but no redis.url is set")
 	}
 }

@@ -538,7 +538,7 @@ func (c *Config) validate() []*Error {
 	c.Quotas.validate(bad)
 	c.Gateway.validate(bad)
 	c.Redis.validate(bad)
-	c.Cache.validate(c.Redis.Enabled(), bad)
+	c.Cache.validate(bad)
 	return errs
 }
 
