@@ -132,3 +132,27 @@ func TestGatewayCacheTenancy(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayCacheChargesNoBudgetForHits: a caller's budget is charged for
+// the call that went upstream, not for the hit that followed.
+func TestGatewayCacheChargesNoBudgetForHits(t *testing.T) {
+	used := make(chan int, 2)
+	h := newHarness(t, setup{
+		keel: func(o *keel.Options) { o.Cache = keel.CacheOptions{Mode: "deterministic"} },
+		gateway: func(o *gateway.Options) {
+			o.Limit = func(_ context.Context, _, _ string, _ int) (func(int), error) {
+				return func(n int) { used <- n }, nil
+			}
+		},
+	})
+	var got []int
+	for range 2 {
+		if _, err := h.client.Converse(context.Background(), coldConverse()); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, <-used) // released when the handler ends, maybe after the reply reached the client
+	}
+	if got[0] == 0 || got[1] != 0 {
+		t.Errorf("released %v; want the miss's tokens, then 0 for the hit", got)
+	}
+}

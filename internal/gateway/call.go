@@ -420,6 +420,9 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 	} else {
 		x.usage = engine.ReplyUsage(resp.Header, body)
 		x.ev.Input, x.ev.Output = x.usage.InputTokens, x.usage.OutputTokens
+		if rep.Cache == "hit" || rep.Cache == "coalesced" {
+			x.usage = engine.Usage{} // served without Bedrock: nothing against the caller's budget
+		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.rid = resp.Header.Get(hdrRequestID)
