@@ -112,7 +112,9 @@ func (c *Cache) Key(r Request) (Key, bool) {
 func (c *Cache) Get(ctx context.Context, k Key) (*Entry, bool) {
 	v, ok, err := c.store.Get(ctx, k.String())
 	if err != nil {
-		c.fail("reading", err)
+		if ctx.Err() == nil { // the caller leaving is not the store failing
+			c.fail("reading", err)
+		}
 		return nil, false
 	}
 	c.healthy()
@@ -132,7 +134,9 @@ func (c *Cache) Get(ctx context.Context, k Key) (*Entry, bool) {
 func (c *Cache) Put(ctx context.Context, k Key, e *Entry) {
 	v := e.Encode()
 	if err := c.store.Set(ctx, k.String(), v, c.ttl); err != nil {
-		c.fail("writing", err)
+		if ctx.Err() == nil {
+			c.fail("writing", err)
+		}
 		return
 	}
 	c.healthy()

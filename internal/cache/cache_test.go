@@ -105,3 +105,17 @@ func TestCacheKeyRule(t *testing.T) {
 		t.Error("no store: no error")
 	}
 }
+
+func TestCacheCallerLeavingIsNotAStoreFailure(t *testing.T) {
+	var logs strings.Builder
+	st := &failing{Memory: NewMemory(1<<20, nil), down: true}
+	c, _ := New(Options{Mode: ModeAll, Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	k, _ := c.Key(Request{Family: "converse", Body: []byte(`{}`)})
+	c.Get(ctx, k)
+	c.Put(ctx, k, NewEntry(200, http.Header{}, []byte(`{}`), time.Unix(0, 0)))
+	if s := c.Stats(context.Background()); s.Failures != 0 || logs.Len() != 0 {
+		t.Errorf("a cancelled caller counted %d store failures and logged %q", s.Failures, logs.String())
+	}
+}
