@@ -204,6 +204,11 @@ func TestSDKCachedStream(t *testing.T) {
 	}
 	text1, how1 := read()
 	text2, how2 := read()
+	// The same request by Converse is served from the stored stream.
+	out, err := client.Converse(context.Background(), coldInput("Tell me about keels."))
+	if err != nil || replyText(t, out) != text1 || ReportOf(out.ResultMetadata).Cache != CacheHit || out.StopReason != types.StopReasonMaxTokens {
+		t.Errorf("Converse after the stream: %v, %+v", err, ReportOf(out.ResultMetadata))
+	}
 	if text1 == "" || text2 != text1 || how1 != "max_tokens/miss" || how2 != "max_tokens/hit" || seen.Load() != 1 {
 		t.Errorf("first %q (%s), second %q (%s), %d requests; want the same text, a miss then a hit, 1 request",
 			text1, how1, text2, how2, seen.Load())
@@ -252,5 +257,44 @@ func TestRedisCacheSharedByReplicas(t *testing.T) {
 	out, err = clients[1].Converse(context.Background(), coldInput("hello"))
 	if err != nil || ReportOf(out.ResultMetadata).Cache != CacheHit || seen[1].seen.Load() != 0 {
 		t.Errorf("second replica: %v, %+v, %d requests; want a hit", err, ReportOf(out.ResultMetadata), seen[1].seen.Load())
+	}
+}
+
+// TestSDKStreamFromStoredReply: a ConverseStream call is served from the
+// stored Converse reply of the same request, as events keel builds, which
+// the SDK parses.
+func TestSDKStreamFromStoredReply(t *testing.T) {
+	var seen atomic.Int32
+	client, _ := newStreamSetup(t, func(int) fault.Plan { seen.Add(1); return fault.Plan{} }, &config.Config{Cache: config.Cache{Mode: "deterministic"}})
+	in := coldInput("Tell me about keels.")
+	out, err := client.Converse(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := replyText(t, out)
+	st, err := client.ConverseStream(context.Background(), &bedrockruntime.ConverseStreamInput{ModelId: in.ModelId,
+		Messages: in.Messages, InferenceConfig: in.InferenceConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := st.GetStream()
+	defer es.Close()
+	var text strings.Builder
+	var usage *types.TokenUsage
+	for ev := range es.Events() {
+		switch v := ev.(type) {
+		case *types.ConverseStreamOutputMemberContentBlockDelta:
+			if d, ok := v.Value.Delta.(*types.ContentBlockDeltaMemberText); ok {
+				text.WriteString(d.Value)
+			}
+		case *types.ConverseStreamOutputMemberMetadata:
+			usage = v.Value.Usage
+		}
+	}
+	if err := es.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != want || usage == nil || aws.ToInt32(usage.OutputTokens) == 0 || ReportOf(st.ResultMetadata).Cache != CacheHit || seen.Load() != 1 {
+		t.Errorf("stream %q (usage %v, %+v, %d requests); want %q from the stored reply", text.String(), usage, ReportOf(st.ResultMetadata), seen.Load(), want)
 	}
 }

@@ -121,7 +121,11 @@ func (e *Engine) cached(ctx context.Context, call *Call, rep *Report, start time
 		return e.bypass(rep)
 	}
 	if mode != CacheRefresh {
-		if ent, hit := cs.c.Get(ctx, key); hit {
+		ent, hit := cs.c.Get(ctx, key)
+		if !hit {
+			ent, hit = e.twin(ctx, call)
+		}
+		if hit {
 			rep.Cache = string(cache.Hit)
 			cs.c.Count(cache.Hit)
 			e.admittedFromCache(call)
@@ -271,4 +275,43 @@ func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
 	f := *sh.fail
 	f.Report = rep
 	return resp, &f
+}
+
+// twin looks up the call's twin: for a Converse call, the stored stream of
+// the same request made by ConverseStream, and the reverse; converted, when
+// the conversion carries all it holds (cache/convert.go).
+func (e *Engine) twin(ctx context.Context, call *Call) (*cache.Entry, bool) {
+	r := e.cacheRequest(call)
+	switch call.Op {
+	case attempt.Converse:
+		r.Family = family(attempt.ConverseStream)
+	case attempt.ConverseStream:
+		r.Family = family(attempt.Converse)
+	default:
+		return nil, false
+	}
+	k, ok := e.cache.c.Key(r)
+	if !ok {
+		return nil, false
+	}
+	ent, hit := e.cache.c.Get(ctx, k)
+	if !hit {
+		return nil, false
+	}
+	var body []byte
+	ct := "application/json"
+	if call.Op == attempt.Converse {
+		body, ok = cache.ConverseReplyFromStream(ent.Body)
+	} else {
+		body, ok = cache.ConverseStreamFromReply(ent.Body)
+		ct = "application/vnd.amazon.eventstream"
+	}
+	if !ok {
+		return nil, false
+	}
+	h := http.Header{"Content-Type": {ct}}
+	if id := ent.Header.Get("X-Amzn-Requestid"); id != "" {
+		h.Set("X-Amzn-Requestid", id)
+	}
+	return &cache.Entry{Status: ent.Status, Header: h, Body: body, Stored: ent.Stored}, true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -391,14 +392,16 @@ func TestCacheStreams(t *testing.T) {
 			if got := em.n.Load(); got != 2 {
 				t.Errorf("the emulator served %d requests; want 2", got)
 			}
-			// A non-stream call is not served from a stored stream.
-			unary := attempt.Converse
+			// A Converse call is served from the stored ConverseStream
+			// (TestCacheConverseTwins); an InvokeModel call is not served
+			// from a stored InvokeModelWithResponseStream.
+			unary, want := attempt.Converse, "hit"
 			if tt.invoke {
-				unary = attempt.Invoke
+				unary, want = attempt.Invoke, "miss"
 			}
 			resp, rep2, err := eng.Do(t.Context(), &Call{Op: unary, Model: tt.model, Body: tt.body})
-			if err != nil || rep2.Cache != "miss" {
-				t.Errorf("the non-stream call: %v, %q", err, rep2.Cache)
+			if err != nil || rep2.Cache != want {
+				t.Errorf("the non-stream call: %v, %q; want %q", err, rep2.Cache, want)
 			} else {
 				resp.Body.Close()
 			}
@@ -581,4 +584,47 @@ func TestCacheStreamFollowersLive(t *testing.T) {
 			t.Errorf("%d upstream requests; want 1", up.sent.Load())
 		}
 	})
+}
+
+// TestCacheConverseTwins: a Converse call is served from the stored
+// ConverseStream of the same request, and the reverse.
+func TestCacheConverseTwins(t *testing.T) {
+	for _, first := range []attempt.Op{attempt.ConverseStream, attempt.Converse} {
+		t.Run(string(first), func(t *testing.T) {
+			em := startEmu(t, nil)
+			c, err := cache.New(cache.Options{Mode: cache.ModeDeterministic, Store: cache.NewMemory(1<<20, nil)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng, _ := newStreamEngine(t, em.rn.URL, func(o *Options) { o.Cache = c })
+			body := []byte(`{"messages":[{"role":"user","content":[{"text":"tell me of keels"}]}],"inferenceConfig":{"maxTokens":60,"temperature":0}}`)
+			text := func(op attempt.Op) (string, *Report) {
+				resp, rep, err := eng.Do(t.Context(), &Call{Op: op, Model: haiku3, Body: body})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if op.Streaming() {
+					return readAll(t, resp.Body, false).text, rep
+				}
+				var out struct {
+					Output struct{ Message struct{ Content []struct{ Text string } } }
+				}
+				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Output.Message.Content) == 0 {
+					t.Fatalf("the reply does not decode: %v", err)
+				}
+				return out.Output.Message.Content[0].Text, rep
+			}
+			second := attempt.Converse
+			if first == attempt.Converse {
+				second = attempt.ConverseStream
+			}
+			t1, rep1 := text(first)
+			t2, rep2 := text(second)
+			if rep1.Cache != "miss" || rep2.Cache != "hit" || t1 == "" || t2 != t1 || em.n.Load() != 1 {
+				t.Errorf("%s then %s: %q (%s), %q (%s), %d requests; want one reply, a miss then a hit, 1 request",
+					first, second, t1, rep1.Cache, t2, rep2.Cache, em.n.Load())
+			}
+		})
+	}
 }
