@@ -608,7 +608,9 @@ func TestCacheConverseTwins(t *testing.T) {
 					return readAll(t, resp.Body, false).text, rep
 				}
 				var out struct {
-					Output struct{ Message struct{ Content []struct{ Text string } } }
+					Output struct {
+						Message struct{ Content []struct{ Text string } }
+					}
 				}
 				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Output.Message.Content) == 0 {
 					t.Fatalf("the reply does not decode: %v", err)
