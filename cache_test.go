@@ -101,8 +101,9 @@ func TestSDKCacheCoalescesAndHits(t *testing.T) {
 	if got := s.script.seen.Load(); got != 4 {
 		t.Errorf("the emulator saw %d requests; want 4", got)
 	}
-	if st := s.k.cache.Stats(context.Background()); st.Coalesced != n-1 || st.Hits != 1 || st.Misses != 1 || st.Bypassed != 3 {
-		t.Errorf("cache stats %+v", st)
+	if st, ok := s.k.Cache(context.Background()); !ok || st.Coalesced != n-1 || st.Hits != 1 || st.Misses != 1 || st.Bypassed != 3 ||
+		st.Stored != 1 || st.Entries != 1 || st.Mode != "deterministic" || st.Waiting != 0 {
+		t.Errorf("Keel.Cache() = %+v, %v", st, ok)
 	}
 	if got, err := testutil.GatherAndCount(s.reg, "keel_cache_calls_total", "keel_cache_bytes", "keel_cache_evictions_total"); err != nil || got != 6 {
 		t.Errorf("registered cache series: %d, %v; want 4 outcomes, bytes and evictions", got, err)

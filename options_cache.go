@@ -92,3 +92,33 @@ func openCache(c config.Cache, shared *redisx.Client, log *slog.Logger, clk cloc
 	}
 	return cache.New(cache.Options{Mode: mode, TTL: c.TTL.D(), Store: st, Shared: c.Shared, Clock: clk, Logger: log})
 }
+
+// CacheStats are the response cache's figures (Keel.Cache).
+type CacheStats struct {
+	// Mode is "deterministic" or "all".
+	Mode string
+	// Hits, Misses, Coalesced and Bypassed count calls by how the cache
+	// served them.
+	Hits, Misses, Coalesced, Bypassed int64
+	// Stored counts the replies this process stored, StoredBytes their
+	// size; Failures the store operations that failed (each a miss).
+	Stored, StoredBytes, Failures int64
+	// Entries and Bytes are what the store holds now, -1 when it cannot
+	// count them (Redis); Evictions the entries it evicted to stay within
+	// its bound.
+	Entries, Bytes, Evictions int64
+	// Waiting counts the calls waiting now for an identical call in flight.
+	Waiting int
+}
+
+// Cache returns the response cache's figures; ok is false when the cache
+// is off.
+func (k *Keel) Cache(ctx context.Context) (s CacheStats, ok bool) {
+	if k.cache == nil {
+		return s, false
+	}
+	st := k.cache.Stats(ctx)
+	return CacheStats{Mode: st.Mode.String(), Hits: st.Hits, Misses: st.Misses, Coalesced: st.Coalesced, Bypassed: st.Bypassed,
+		Stored: st.Stored, StoredBytes: st.StoredBytes, Failures: st.Failures,
+		Entries: st.Store.Entries, Bytes: st.Store.Bytes, Evictions: st.Store.Evictions, Waiting: k.eng.CacheWaiting()}, true
+}
