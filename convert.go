@@ -26,7 +26,7 @@ func reportOf(r *engine.Report) *Report {
 		return nil
 	}
 	out := &Report{Total: r.Total, Target: targetOf(r.Target), Fallbacks: r.Fallbacks, Degraded: r.Degraded,
-		Resumes: r.Resumes, Usage: usageOf(r.Usage)}
+		Resumes: r.Resumes, Usage: usageOf(r.Usage), Cache: r.Cache}
 	if r.Attempts != nil {
 		out.Attempts = make([]Attempt, len(r.Attempts))
 	}

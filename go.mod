@@ -12,6 +12,8 @@ require (
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.20.7 // to switch IMDS off when talking to an emulator
 	github.com/aws/aws-sdk-go-v2/service/bedrock v1.63.0 // the control-plane client the emulator is checked against
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.11 // the official client keel plugs into and is tested with
+	github.com/aws/aws-sdk-go-v2/service/servicequotas v1.43.10 // keel doctor and quota discovery read Bedrock's quotas (the version built on the same SDK core)
+	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // keel doctor asks GetCallerIdentity (already required by the credential chain)
 	github.com/aws/smithy-go v1.28.8 // the SDK middleware stack and error types keel hooks into
 	github.com/prometheus/client_golang v1.25.0 // metrics
 	github.com/redis/go-redis/v9 v9.23.0 // shared state of replicas (quota buckets, breakers, budgets): the maintained Redis client, Lua scripts and TLS
@@ -30,7 +32,6 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/signin v1.12.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/sso v1.39.3 // indirect
 	github.com/aws/aws-sdk-go-v2/service/ssooidc v1.44.3 // indirect
-	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // indirect
 	github.com/bahlo/generic-list-go v0.2.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/buger/jsonparser v1.1.2 // indirect

@@ -45,9 +45,12 @@ import (
 	smithy "github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/admission/redisstore"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker/redisbreaker"
 	"github.com/keel-run/keel/internal/budget/redisbudget"
+	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/config"
@@ -97,6 +100,7 @@ type Keel struct {
 	eng    *engine.Engine
 	where  placement
 	shared *redisx.Client // nil without Options.Redis
+	cache  *cache.Cache   // nil without a cache
 }
 
 func init() {
@@ -104,6 +108,7 @@ func init() {
 	// failure through keelx.
 	keelx.Register(keelx.Hooks{
 		Engine: func(k any) *engine.Engine { return k.(*Keel).eng },
+		Shared: func(k any) *redisx.Client { return k.(*Keel).shared },
 		Details: func(err error) (*catalog.Entry, *engine.Report, bool) {
 			var ke *Error
 			if !errors.As(err, &ke) {
@@ -156,13 +161,17 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 }
 
 func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, shared *redisx.Client) (*Keel, error) {
-	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock)
+	var store admission.Store
+	if shared != nil {
+		store = redisstore.NewFailover(shared, redisstore.Options{})
+	}
+	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock, store)
 	if err != nil {
 		return nil, err
 	}
 	if shared != nil {
-		// What replicas share (docs/redis.md): breakers' states and the
-		// retry budget here, the governor's buckets in engineOptions.
+		// What replicas share (docs/redis.md): the governor's buckets
+		// (above), breakers' states and the retry budget.
 		eo.Breaker.Shared = redisbreaker.New(shared, opts.clock)
 		eo.Budget.Shared = redisbudget.New(shared, "", opts.clock)
 	}
@@ -174,11 +183,23 @@ func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, sh
 	if eo.Metrics, err = telemetry.NewMetrics(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("keel: registering metrics: %w", err)
 	}
-	eng, err := engine.New(eo)
-	if err != nil {
+	if eo.Cache, err = openCache(c.Cache, shared, cmp.Or(opts.Logger, slog.Default()), opts.clock); err != nil {
 		return nil, err
 	}
-	return &Keel{eng: eng, where: where, shared: shared}, nil
+	k := &Keel{where: where, shared: shared, cache: eo.Cache}
+	if k.eng, err = engine.New(eo); err == nil && eo.Cache != nil && opts.Registerer != nil {
+		for _, m := range eo.Cache.Collectors() {
+			if err = opts.Registerer.Register(m); err != nil {
+				err = fmt.Errorf("keel: registering cache metrics: %w", err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		k.closeCache()
+		return nil, err
+	}
+	return k, nil
 }
 
 // SharedStats is the health of keel's connection to Redis (Options.Redis).
@@ -210,14 +231,26 @@ func (k *Keel) Shared() (s SharedStats, ok bool) {
 }
 
 // Close ends what New started: the connection to Redis and its heartbeat,
-// when Options.Redis names one. Calls made after Close fall back to this
-// process's share of each limit. Close is safe to call more than once; a
-// Keel without Redis needs no Close.
+// when Options.Redis names one, and the response cache's SQLite file. Calls
+// made after Close fall back to this process's share of each limit (and
+// find the cache empty, or failing: they go upstream). Close is safe to
+// call more than once; a Keel with neither Redis nor a SQLite cache needs
+// no Close.
 func (k *Keel) Close() error {
-	if k.shared == nil {
+	err := k.closeCache()
+	if k.shared != nil {
+		err = errors.Join(err, k.shared.Close())
+	}
+	return err
+}
+
+// closeCache closes the cache's store (a SQLite file); the Redis one is
+// the shared connection's, which Close ends.
+func (k *Keel) closeCache() error {
+	if k.cache == nil {
 		return nil
 	}
-	return k.shared.Close()
+	return k.cache.Store().Close()
 }
 
 // defaultRegion is the region of calls when nothing names one, as for

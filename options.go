@@ -72,6 +72,10 @@ type Options struct {
 	// (URL empty): this process keeps its own, in memory. A Keel with
 	// Redis holds a connection and a heartbeat: Close it.
 	Redis RedisOptions
+	// Cache serves replies again for identical requests, and makes
+	// identical requests in flight share one upstream call
+	// (docs/cache.md). Zero: the configuration file's cache:, else off.
+	Cache CacheOptions
 
 	// Logger receives one JSON line per attempt and per outcome. Nil: no logs.
 	Logger *slog.Logger

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,10 @@ func goConfig(o *Options) *config.Config {
 	}
 	c.Redis = config.Redis{URL: config.Secret(o.Redis.URL), Prefix: o.Redis.Prefix, Timeout: d(o.Redis.Timeout), Share: o.Redis.Share,
 		TLS: config.RedisTLS{CA: o.Redis.TLS.CA, Cert: o.Redis.TLS.Cert, Key: o.Redis.TLS.Key, ServerName: o.Redis.TLS.ServerName}}
+	c.Cache = config.Cache{Mode: o.Cache.Mode, TTL: d(o.Cache.TTL), Store: o.Cache.Store, Shared: o.Cache.Shared}
+	if o.Cache.MaxBytes != 0 {
+		c.Cache.MaxBytes = config.Size(strconv.FormatInt(o.Cache.MaxBytes, 10))
+	}
 	if o.Streaming.DisableResume {
 		c.Streaming.Resume = new(false)
 	}
@@ -221,6 +226,9 @@ func overlay(g, f *config.Config) *config.Config {
 		}
 	}
 	c.Quotas.Targets = append(c.Quotas.Targets, gq.Targets...)
+	if g.Cache.Mode != "" {
+		c.Cache = g.Cache // a cache mode set in Go replaces the file's whole section
+	}
 	if g.Redis.Enabled() {
 		c.Redis = g.Redis // a Redis named in Go replaces the file's whole section
 	}
@@ -235,8 +243,9 @@ func overlayQuota(g, f config.Quota) config.Quota {
 
 // engineOptions maps c onto engine options for calls whose default region
 // is region, sent to endpoint ("" for AWS's endpoints); c's own region:
-// and endpoint: are not read, the caller has weighed them.
-func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (engine.Options, error) {
+// and endpoint: are not read, the caller has weighed them. store holds the
+// quota governor's buckets; nil: in memory.
+func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock, store admission.Store) (engine.Options, error) {
 	routes := map[string][]route.Step{}
 	for _, rt := range c.Routes {
 		ts := make([]route.Step, 0, len(rt.Targets))
@@ -290,6 +299,7 @@ func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock) (
 	if !c.Quotas.Disabled {
 		ao := governorOptions(&c.Quotas, region)
 		ao.Clock = clk
+		ao.Store = store
 		g, err := admission.New(ao)
 		if err != nil {
 			return eo, fmt.Errorf("keel: quotas: %w", err)

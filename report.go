@@ -62,7 +62,19 @@ type Report struct {
 	Resumes int
 	// Usage sums the attempts' usage (streams only).
 	Usage Usage
+	// Cache says how the response cache served the call: CacheHit,
+	// CacheMiss, CacheCoalesced (it shared the reply of an identical call
+	// in flight) or CacheBypassed; empty when the cache is off.
+	Cache string
 }
+
+// How the response cache served a call (Report.Cache).
+const (
+	CacheHit       = "hit"
+	CacheMiss      = "miss"
+	CacheCoalesced = "coalesced"
+	CacheBypassed  = "bypass"
+)
 
 // Sent returns the number of attempts actually sent upstream.
 func (r *Report) Sent() int {

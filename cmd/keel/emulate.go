@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/admin"
 	"github.com/keel-run/keel/internal/emulator/quota"
@@ -30,9 +31,11 @@ func init() {
 const emulateUsage = `Usage: keel emulate [flags]
 
 Serves an emulated Amazon Bedrock Runtime (Converse, ConverseStream,
-InvokeModel, InvokeModelWithResponseStream, CountTokens) and the Bedrock
-ListFoundationModels / GetFoundationModel calls, with deterministic replies
-and the faults and quotas of a scenario file. Point any AWS SDK at it with
+InvokeModel, InvokeModelWithResponseStream, CountTokens), the Bedrock
+foundation-model and inference-profile calls, STS GetCallerIdentity and
+Service Quotas for bedrock (the scenario's quotas), with deterministic
+replies and the faults, quotas, clock skew and denied models of a scenario
+file. Point any AWS SDK at it with
 its endpoint URL and any credentials. The admin API is under /_emulator/;
 with --admin-token (or KEEL_EMULATOR_ADMIN_TOKEN) or --access-key it wants
 that token as a bearer token or a SigV4 signature by one of the keys.
@@ -271,11 +274,29 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 				Burndown: r.Burndown, MaxTokens: r.MaxTokens})
 		},
 		Observe: func(o emulator.Outcome) { outcomes.Add(o.Model, o.Region, o.Code) },
+		// The scenario in force (the admin API may replace it) sets the
+		// clock's skew; Service Quotas reports the meter's table.
+		ClockSkew: injector.ClockSkew,
+		Quota: func(model, region string) (int64, int64) {
+			l, _ := meter.Table().Lookup(model, region)
+			return l.TokensPerMinute, l.TokensPerDay
+		},
 	}
-	verifier := sigv4verify.New(sigv4verify.Options{Keys: cfg.keys})
+	// One verifier per signing name the emulator answers, each judging
+	// request dates by the emulator's (possibly skewed) clock.
+	clk := skewedClock{injector.ClockSkew}
+	verifier := sigv4verify.New(sigv4verify.Options{Keys: cfg.keys, Clock: clk})
+	others := map[string]*sigv4verify.Verifier{}
+	for _, name := range []string{emulator.SigningSTS, emulator.SigningServiceQuotas} {
+		others[name] = sigv4verify.New(sigv4verify.Options{Keys: cfg.keys, Clock: clk, Service: name})
+	}
 	if verifier.Enabled() {
 		opts.Verify = func(r *http.Request, body []byte) *emulator.Rejection {
-			return (*emulator.Rejection)(verifier.Verify(r, body))
+			v := verifier
+			if o, ok := others[emulator.SigningName(r)]; ok {
+				v = o
+			}
+			return (*emulator.Rejection)(v.Verify(r, body))
 		}
 	}
 	s, err := emulator.New(opts)
@@ -286,3 +307,11 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 		Token: cfg.adminToken, Verifier: verifier}))
 	return s, nil
 }
+
+// skewedClock is the wall clock plus the scenario's skew: the time the
+// emulator's Date headers tell (Server.Now), for its SigV4 verifiers.
+type skewedClock struct{ skew func() time.Duration }
+
+func (c skewedClock) Now() time.Time { return time.Now().Add(c.skew()) }
+
+func (skewedClock) NewTimer(d time.Duration) clock.Timer { return clock.Real{}.NewTimer(d) }

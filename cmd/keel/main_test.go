@@ -55,6 +55,7 @@ func TestVersionString(t *testing.T) {
 
 // myHelp are the commands whose help this file checks: every command.
 var myHelp = [][]string{{"converse"}, {"explain"}, {"bench"}, {"bench", "quota"}, {"bench", "outage"}, {"bench", "learn"}, {"emulate"},
+	{"doctor"},
 	{"batch", "run"}, {"batch", "status"}, {"dlq", "list"}, {"dlq", "show"}, {"dlq", "redrive"}, {"dlq", "purge"}, {"dlq", "export"}}
 
 // TestHelpExitsZero (issue 15, item 13): -h and --help print the usage on

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/admission/redisstore"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/gateway"
@@ -187,11 +189,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	opts := gateway.Options{Timeout: g.Timeout.D(), BodyLimit: g.BodyLimit, Logger: newJSONLogger(stderr), InsecureOpen: f.insecureOpen}
-	if !open {
-		if err := gatewayCallers(g.Callers, &opts); err != nil {
-			return fail(err)
-		}
-	}
 	upstream := f.endpoint
 	if upstream == "" && !f.emulated {
 		upstream = c.Endpoint // the file's endpoint: a Bedrock-compatible upstream
@@ -221,6 +218,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts.Engine = keelx.Engine(k)
 	defer opts.Engine.HTTPClient().CloseIdleConnections()
 	opts.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	if !open {
+		var store admission.Store // the callers' budgets: shared when redis: names a Redis
+		if rc := keelx.Shared(k); rc != nil {
+			store = redisstore.NewFailover(rc, redisstore.Options{})
+		}
+		if err := gatewayCallers(g.Callers, store, &opts); err != nil {
+			return fail(err)
+		}
+	}
 	if err := gatewayStatus(k, reg, &opts); err != nil {
 		return fail(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/gateway"
@@ -20,8 +21,8 @@ import (
 // gatewayCallers sets opts' inbound auth and per-caller budgets from the
 // configured callers: each request is authenticated (a bearer token or a
 // SigV4 signature), checked against the caller's models, and held against
-// its tokens per minute.
-func gatewayCallers(callers []config.Caller, opts *gateway.Options) error {
+// its tokens per minute, in store (nil: in memory).
+func gatewayCallers(callers []config.Caller, store admission.Store, opts *gateway.Options) error {
 	acs := make([]auth.Caller, len(callers))
 	for i, c := range callers {
 		acs[i] = auth.Caller{Name: c.Name, Bearer: c.Bearer.Value(), Models: c.Models, Priority: c.Priority,
@@ -34,7 +35,7 @@ func gatewayCallers(callers []config.Caller, opts *gateway.Options) error {
 	if err != nil {
 		return err
 	}
-	budgets, err := auth.NewBudgets(acs, clock.Real{})
+	budgets, err := auth.NewBudgetsIn(acs, clock.Real{}, store)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 	}
 	if !l.queued() && (l.fits(hold, now) || l.lend(class, hold, now)) {
 		l.n.class[class].Admitted++
-		tk := l.take(est, class, input, maxTok, hold, now)
+		tk := l.take(ctx, est, class, input, maxTok, hold, now)
 		l.mu.Unlock()
 		return tk, nil
 	}

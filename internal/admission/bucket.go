@@ -179,9 +179,15 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 
 // later returns the later of at and now+sec seconds, rounded up to the nanosecond.
 func later(at, now time.Time, sec float64) time.Time {
-	t := now.Add(time.Duration(math.Ceil(min(sec, maxWaitSeconds) * 1e9)))
-	if t.After(at) {
+	if t := WaitEnd(now, sec); t.After(at) {
 		return t
 	}
 	return at
+}
+
+// WaitEnd returns now + sec seconds, rounded up to the nanosecond and at
+// most about 31 years ahead: when a Store's call that must wait sec
+// seconds will fit (see Store.Reserve).
+func WaitEnd(now time.Time, sec float64) time.Time {
+	return now.Add(time.Duration(math.Ceil(min(sec, maxWaitSeconds) * 1e9)))
 }

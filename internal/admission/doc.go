@@ -66,7 +66,14 @@
 //     limit, burst and peak. MemStore (memstore.go), a Governor's own, keeps
 //     them in memory; bucket.go has the arithmetic (refill, whether and
 //     when a call fits, taking, giving back, draining), and package
-//     storetest is the conformance suite every Store must pass.
+//     storetest is the conformance suite every Store must pass. Each
+//     granted call is held under a lease (lease.go) that the Store
+//     expires, giving back what the call would have, if its process dies
+//     before ending it. Governors that share a Store (Options.Store;
+//     package redisstore keeps the buckets in Redis) share what they learn
+//     (shared.go): a limit one sets is the others' learners' own, and a
+//     throttle confirmed by several in one episode empties the bucket
+//     once.
 //   - the limit learner (learn.go, suspect.go): confirmed throttles, the
 //     first limit and slow start, the minute's rate, the CUBIC curve, bursts,
 //     the pause after repeated throttles, probes.

@@ -1,5 +1,7 @@
 package admission
 
+import "context"
+
 // Test-only forms of the Governor's calls; production code has no use for
 // them (issue 16: dead code used only by tests moves here).
 
@@ -62,5 +64,5 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 		return Ticket{}, false, nil
 	}
 	l.n.class[class].Admitted++
-	return l.take(est, class, input, maxTok, hold, now), true, nil
+	return l.take(context.Background(), est, class, input, maxTok, hold, now), true, nil
 }

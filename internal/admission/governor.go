@@ -30,7 +30,9 @@ type Governor struct {
 	coolDown   time.Duration
 	recovery   float64 // seconds
 	beta       float64
-	store      Store // the targets' buckets, keyed by target
+	store      Store         // the targets' buckets, keyed by target
+	leaseOwner uint64        // the Owner of the Tickets' lease IDs
+	leaseSeq   atomic.Uint64 // the last lease ID's number
 
 	storeErrs    atomic.Int64          // the store's failures
 	lastStoreErr atomic.Pointer[error] // the latest of them
@@ -122,7 +124,11 @@ func New(opts Options) (*Governor, error) {
 		opts.Rand = rand.Float64
 	}
 	g := &Governor{opts: opts, clk: opts.Clock, rand: opts.Rand, batchEvery: opts.BatchEvery,
-		coolDown: opts.CoolDown, recovery: opts.Recovery.Seconds(), beta: opts.Decrease, store: &MemStore{}}
+		coolDown: opts.CoolDown, recovery: opts.Recovery.Seconds(), beta: opts.Decrease, store: opts.Store,
+		leaseOwner: newLeaseOwner()}
+	if g.store == nil {
+		g.store = &MemStore{}
+	}
 	m := make(map[Target]*limiter, len(opts.Targets))
 	now := g.clk.Now()
 	for t, q := range opts.Targets {

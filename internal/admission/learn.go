@@ -96,7 +96,7 @@ func (l *limiter) throttle(t *Ticket) {
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
-	if fresh {
+	if fresh && !l.joined(now) {
 		l.react(now, hold, at, taken, class)
 	}
 	l.dispatch(now, true)

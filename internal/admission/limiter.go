@@ -22,7 +22,8 @@ type limiter struct {
 	// view is the target's buckets as the Governor's Store last returned
 	// them: read at each time the limiter acts (see load), and again after
 	// each change it makes.
-	view Buckets
+	view    Buckets
+	freshAt time.Time // view is the Store's at this time (see load); zero: read again
 
 	pausedUntil time.Time
 
@@ -41,13 +42,19 @@ type limiter struct {
 
 	inflight     int
 	inflightHold float64
-	flight       flight               // the calls in flight's grant times
-	reserved     window.Ring[float64] // tokens granted
-	settled      window.Ring[float64] // tokens settled
-	offered      window.Ring[float64] // what the calls asking for admission would hold
-	given        window.Ring[float64] // changes of taken: what Bedrock's bucket gave
-	confirmed    window.Ring[float64] // confirmed throttles
-	noisy        window.Ring[float64] // throttles cleared as noise
+	// What the limiter last saw of the Store's buckets that Governors
+	// sharing the Store change too (see follow and joined): the whole
+	// limit, and the drains.
+	sharedLimit float64
+	drains      uint64
+
+	flight    flight               // the calls in flight's grant times
+	reserved  window.Ring[float64] // tokens granted
+	settled   window.Ring[float64] // tokens settled
+	offered   window.Ring[float64] // what the calls asking for admission would hold
+	given     window.Ring[float64] // changes of taken: what Bedrock's bucket gave
+	confirmed window.Ring[float64] // confirmed throttles
+	noisy     window.Ring[float64] // throttles cleared as noise
 
 	// taken counts what Bedrock's bucket has given the target since it was
 	// first seen: holds granted, less what came back (refunds, throttled and
@@ -129,6 +136,7 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	l.view = open
 	l.keep(open, g.store.Open(context.Background(), t, now, open))
 	l.load(now)
+	l.drains = l.view.Drains // earlier episodes are no one's now
 	return l
 }
 
@@ -142,8 +150,9 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 }
 
 // take grants a call: it takes its tokens and request and returns its Ticket.
-func (l *limiter) take(est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
-	l.takeBuckets(hold, now)
+// ctx is the call's, whose deadline bounds the lease.
+func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
+	lease := l.takeBuckets(hold, l.lease(ctx, hold, input, now), now)
 	l.inflight++
 	l.inflightHold += hold
 	l.lastGrant = now
@@ -152,7 +161,7 @@ func (l *limiter) take(est Estimate, class Class, input float64, maxTok int, hol
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class}
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -187,8 +196,8 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.dispatch(now, true)
 }
 
-// end takes a Ticket out of flight and gives back refund tokens (taking
-// them if negative) and requests.
+// end takes a Ticket out of flight, ends its lease and gives back refund
+// tokens (taking them if negative) and requests.
 func (l *limiter) end(t *Ticket, refund float64, requests int, now time.Time) {
 	l.inflight--
 	l.inflightHold -= t.hold
@@ -196,7 +205,7 @@ func (l *limiter) end(t *Ticket, refund float64, requests int, now time.Time) {
 	if l.inflight == 0 {
 		l.inflightHold = 0 // no drift
 	}
-	l.give(refund, requests, now)
+	l.endLease(t, refund, requests, now)
 }
 
 func (l *limiter) cancel(t *Ticket) {

@@ -3,7 +3,6 @@ package admission
 import (
 	"context"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 )
@@ -13,50 +12,71 @@ import (
 // MemStore is empty and ready to use; it is safe for concurrent use.
 type MemStore struct {
 	mu sync.Mutex
-	m  map[Target]*bucket
+	m  map[Target]*memKey
+}
+
+// memKey is one key's buckets and leases in a MemStore.
+type memKey struct {
+	bucket
+	leases  map[LeaseID]Lease
+	soonest time.Time // no lease expires before it
+}
+
+// expire gives back the Refund of each lease whose Until is before now,
+// and drops it.
+func (k *memKey) expire(now time.Time) {
+	if len(k.leases) == 0 || !now.After(k.soonest) {
+		return
+	}
+	k.soonest = time.Time{}
+	for id, l := range k.leases {
+		if now.After(l.Until) {
+			k.give(l.Refund)
+			delete(k.leases, id)
+		} else if k.soonest.IsZero() || l.Until.Before(k.soonest) {
+			k.soonest = l.Until
+		}
+	}
 }
 
 var _ Store = (*MemStore)(nil)
 
 // Open implements Store.
 func (s *MemStore) Open(_ context.Context, key Target, now time.Time, b Buckets) error {
-	switch {
-	case !(b.TokensPerMinute > 0):
-		return fmt.Errorf("admission: Store.Open(%s): TokensPerMinute %v is not positive", key, b.TokensPerMinute)
-	case b.RequestsPerMinute < 0 || math.IsNaN(b.RequestsPerMinute) || math.IsInf(b.RequestsPerMinute, 1):
-		return fmt.Errorf("admission: Store.Open(%s): RequestsPerMinute %v is not a count", key, b.RequestsPerMinute)
-	case math.IsNaN(b.Tokens) || math.IsInf(b.Tokens, 0):
-		return fmt.Errorf("admission: Store.Open(%s): Tokens %v is not a number of tokens", key, b.Tokens)
+	if err := CheckOpen(key, b); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
-		s.m = make(map[Target]*bucket)
+		s.m = make(map[Target]*memKey)
 	}
 	if _, ok := s.m[key]; !ok {
 		nb := newBucket(now, b.TokensPerMinute, b.RequestsPerMinute, 0)
 		if !nb.unlimited() {
 			nb.Tokens = min(b.Tokens, b.TokensPerMinute)
 		}
-		s.m[key] = &nb
+		s.m[key] = &memKey{bucket: nb}
 	}
 	return nil
 }
 
-// at returns key's buckets refilled up to now. s.mu must be held.
-func (s *MemStore) at(op string, key Target, now time.Time) (*bucket, error) {
-	b, ok := s.m[key]
+// at returns key's buckets refilled up to now, its expired leases given
+// back. s.mu must be held.
+func (s *MemStore) at(op string, key Target, now time.Time) (*memKey, error) {
+	k, ok := s.m[key]
 	if !ok {
 		return nil, fmt.Errorf("admission: Store.%s(%s): %w", op, key, ErrNoBucket)
 	}
-	b.refill(now)
-	return b, nil
+	k.refill(now)
+	k.expire(now)
+	return k, nil
 }
 
 // Reserve implements Store.
 func (s *MemStore) Reserve(_ context.Context, key Target, now time.Time, tokens float64) (Reservation, error) {
-	if !(tokens >= 0) || math.IsInf(tokens, 1) {
-		return Reservation{}, fmt.Errorf("admission: Store.Reserve(%s): tokens %v is not a count", key, tokens)
+	if err := CheckReserve(key, tokens); err != nil {
+		return Reservation{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -73,67 +93,110 @@ func (s *MemStore) Reserve(_ context.Context, key Target, now time.Time, tokens 
 
 // change applies f to key's buckets refilled up to now, and returns them
 // after it.
-func (s *MemStore) change(op string, key Target, now time.Time, f func(b *bucket)) (Buckets, error) {
+func (s *MemStore) change(op string, key Target, now time.Time, f func(k *memKey) error) (Buckets, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	b, err := s.at(op, key, now)
+	k, err := s.at(op, key, now)
 	if err != nil {
 		return Buckets{}, err
 	}
-	f(b)
-	return b.Buckets, nil
+	if err := f(k); err != nil {
+		return Buckets{}, err
+	}
+	return k.Buckets, nil
 }
 
 // Give implements Store.
 func (s *MemStore) Give(_ context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error) {
-	switch {
-	case math.IsNaN(tokens) || math.IsInf(tokens, 0):
-		return Buckets{}, fmt.Errorf("admission: Store.Give(%s): tokens %v is not a number of tokens", key, tokens)
-	case requests < 0:
-		return Buckets{}, fmt.Errorf("admission: Store.Give(%s): requests %d is negative", key, requests)
+	if err := CheckGive("Give", key, tokens, requests); err != nil {
+		return Buckets{}, err
 	}
-	return s.change("Give", key, now, func(b *bucket) {
-		b.give(tokens)
-		for range requests {
-			b.giveRequest()
-		}
+	return s.change("Give", key, now, func(k *memKey) error {
+		k.giveBack(tokens, requests)
+		return nil
 	})
 }
 
-// Take implements Store.
-func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
-	if !(tokens >= 0) || math.IsInf(tokens, 1) {
-		return Buckets{}, fmt.Errorf("admission: Store.Take(%s): tokens %v is not a count", key, tokens)
+// giveBack gives back tokens and requests.
+func (k *memKey) giveBack(tokens float64, requests int) {
+	k.give(tokens)
+	for range requests {
+		k.giveRequest()
 	}
-	return s.change("Take", key, now, func(b *bucket) { b.reserve(tokens) })
+}
+
+// Take implements Store.
+func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, error) {
+	if err := CheckTake(key, tokens, lease); err != nil {
+		return Buckets{}, err
+	}
+	return s.change("Take", key, now, func(k *memKey) error {
+		if !lease.ID.IsZero() {
+			if _, dup := k.leases[lease.ID]; dup {
+				return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+			}
+			if k.leases == nil {
+				k.leases = make(map[LeaseID]Lease)
+			}
+			k.leases[lease.ID] = lease
+			if k.soonest.IsZero() || lease.Until.Before(k.soonest) {
+				k.soonest = lease.Until
+			}
+		}
+		k.reserve(tokens)
+		return nil
+	})
+}
+
+// End implements Store.
+func (s *MemStore) End(_ context.Context, key Target, now time.Time, id LeaseID, tokens float64, requests int) (Buckets, bool, error) {
+	if err := CheckGive("End", key, tokens, requests); err != nil {
+		return Buckets{}, false, err
+	}
+	var live bool
+	b, err := s.change("End", key, now, func(k *memKey) error {
+		if _, live = k.leases[id]; live {
+			delete(k.leases, id)
+			k.giveBack(tokens, requests)
+		}
+		return nil
+	})
+	return b, live, err
 }
 
 // Drain implements Store.
 func (s *MemStore) Drain(_ context.Context, key Target, now time.Time) (float64, Buckets, error) {
 	var took float64
-	b, err := s.change("Drain", key, now, func(b *bucket) { took = b.drain() })
+	b, err := s.change("Drain", key, now, func(k *memKey) error {
+		if !k.unlimited() {
+			took = k.drain()
+			k.Drains++
+			k.DrainedAt = now
+		}
+		return nil
+	})
 	return took, b, err
 }
 
 // SetLimit implements Store.
 func (s *MemStore) SetLimit(_ context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error) {
-	if !(tokensPerMinute > 0) {
-		return Buckets{}, fmt.Errorf("admission: Store.SetLimit(%s): tokensPerMinute %v is not positive", key, tokensPerMinute)
+	if err := CheckLimit(key, tokensPerMinute); err != nil {
+		return Buckets{}, err
 	}
-	return s.change("SetLimit", key, now, func(b *bucket) { b.resize(tokensPerMinute) })
+	return s.change("SetLimit", key, now, func(k *memKey) error { k.resize(tokensPerMinute); return nil })
 }
 
 // SetBurst implements Store.
 func (s *MemStore) SetBurst(_ context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
-	if !(tokens >= 0) || math.IsInf(tokens, 1) {
-		return Buckets{}, fmt.Errorf("admission: Store.SetBurst(%s): tokens %v is neither 0 nor a capacity", key, tokens)
+	if err := CheckBurst(key, tokens); err != nil {
+		return Buckets{}, err
 	}
-	return s.change("SetBurst", key, now, func(b *bucket) { b.Burst = tokens })
+	return s.change("SetBurst", key, now, func(k *memKey) error { k.Burst = tokens; return nil })
 }
 
 // Level implements Store.
 func (s *MemStore) Level(_ context.Context, key Target, now time.Time) (Buckets, error) {
-	return s.change("Level", key, now, func(*bucket) {})
+	return s.change("Level", key, now, func(*memKey) error { return nil })
 }
 
 // Forget implements Store.

@@ -176,6 +176,10 @@ type Options struct {
 	// new one; when none is idle, calls to further targets are not
 	// governed. Zero means DefaultMaxTargets.
 	MaxTargets int
+	// Store holds the targets' buckets (see Store); nil: a MemStore of the
+	// Governor's own. Governors in several processes that share a Store
+	// (redisstore) share their targets' quotas.
+	Store Store
 	// Clock tells the time and makes the timers waits use; nil means
 	// clock.Real{}.
 	Clock clock.Clock

@@ -55,7 +55,7 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 			l.streak = 0
 		}
 		wait := now.Sub(w.since)
-		w.tk = l.take(w.est, w.class, w.input, w.maxTok, w.hold, now)
+		w.tk = l.take(w.ctx, w.est, w.class, w.input, w.maxTok, w.hold, now)
 		w.tk.waited = wait
 		w.granted = true
 		cs := &l.n.class[w.class]

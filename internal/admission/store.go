@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -44,6 +45,13 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 //     same with the token bucket's capacity.
 //   - The peak is the highest token level a refill or a Give has left since
 //     Drain last set it to the level (0 before any, and while unlimited).
+//   - Take holds a granted call under a lease (Lease): until the lease is
+//     ended (End) or expires, the store remembers it. Every operation on a
+//     key first refills its buckets up to now, then expires its leases whose
+//     Until is before now, giving back each one's Refund (up to the
+//     capacity; not its request: Bedrock counted it), once. So a call whose
+//     process died (kill -9) gives back what it would have given had it
+//     produced no output, and no later than its lease's Until.
 //   - Each operation is atomic per key; a Store is safe for concurrent use.
 //
 // Errors: an operation on a key that was not opened returns an error
@@ -71,11 +79,20 @@ type Store interface {
 	// (never negative) to key's buckets, up to their capacities.
 	Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error)
 	// Take takes tokens and one request from key's buckets whatever they
-	// hold, leaving debts.
-	Take(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
+	// hold, leaving debts, and holds them under lease (see Store); a lease
+	// with a zero ID holds nothing. A lease ID already live under key is
+	// an error.
+	Take(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, error)
+	// End ends key's lease id: if it is live, End removes it and gives
+	// back tokens (takes them when negative) and requests as Give does,
+	// and reports true. A lease that is not live (ended, expired, never
+	// taken, or dropped with its key) changes nothing and reports false:
+	// the caller, who knows the lease's Refund, gives back what is still
+	// due (tokens − Refund, and the requests) with Give.
+	End(ctx context.Context, key Target, now time.Time, id LeaseID, tokens float64, requests int) (Buckets, bool, error)
 	// Drain empties key's token bucket to zero, keeping a debt, sets the
-	// peak to the level, and returns the tokens it took (≥ 0). With
-	// unlimited tokens it does nothing.
+	// peak to the level, counts itself in Drains and DrainedAt, and returns
+	// the tokens it took (≥ 0). With unlimited tokens it does nothing.
 	Drain(ctx context.Context, key Target, now time.Time) (float64, Buckets, error)
 	// SetLimit sets key's tokens-per-minute limit (> 0, or +Inf).
 	SetLimit(ctx context.Context, key Target, now time.Time, tokensPerMinute float64) (Buckets, error)
@@ -84,7 +101,7 @@ type Store interface {
 	SetBurst(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error)
 	// Level returns key's buckets at now.
 	Level(ctx context.Context, key Target, now time.Time) (Buckets, error)
-	// Forget drops key's buckets, if it has any: a later Open makes them
+	// Forget drops key's buckets and leases, if it has any: a later Open makes them
 	// anew. A Governor forgets a target it stops governing (see
 	// Options.MaxTargets).
 	Forget(ctx context.Context, key Target) error
@@ -104,7 +121,39 @@ type Buckets struct {
 	Burst float64
 	// Peak is the highest token level since the last Drain (see Store).
 	Peak float64
+	// Drains counts the Drains that emptied the token bucket (confirmed
+	// throttles, of every Governor that shares the key), and DrainedAt is
+	// the last one's time, by the caller's clock (zero before any).
+	Drains    uint64
+	DrainedAt time.Time
+	// Share is the part of each limit these buckets hold, when a store
+	// holds a part (redisstore.Failover's local buckets while Redis
+	// fails); 0: all of it.
+	Share float64
 }
+
+// Lease is what a Store keeps of a granted call until it ends (see Store).
+type Lease struct {
+	// ID names the lease among all of its key's, across processes; zero:
+	// no lease.
+	ID LeaseID
+	// Until is when the lease expires, by the caller's clock: the call's
+	// deadline and a margin.
+	Until time.Time
+	// Refund is what expiry gives back: what the call would give back had
+	// it produced no output (its hold less its input), ≥ 0.
+	Refund float64
+}
+
+// LeaseID names a lease: the process (a random Owner, drawn when a
+// Governor starts) and the call (N, counted by the Governor). The zero
+// LeaseID names no lease.
+type LeaseID struct{ Owner, N uint64 }
+
+// IsZero reports whether id names no lease.
+func (id LeaseID) IsZero() bool { return id == LeaseID{} }
+
+func (id LeaseID) String() string { return fmt.Sprintf("%016x-%d", id.Owner, id.N) }
 
 // Reservation is Reserve's answer.
 type Reservation struct {

@@ -34,6 +34,7 @@ type Ticket struct {
 	max    int     // max tokens held (part of hold)
 	class  Class
 	waited time.Duration
+	lease  Lease // its lease in the Store
 }
 
 // Tokens returns the tokens the Ticket holds: its input estimate plus its

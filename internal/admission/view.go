@@ -11,19 +11,32 @@ import (
 // context of the caller's: a limiter's ends (Settle, Cancel, Throttled)
 // have none. l.mu must be held for each.
 
-// load reads the target's buckets at now into l.view.
+// load reads the target's buckets at now into l.view, unless the end of
+// a Ticket at the same now just returned them (see endLease): a Store
+// shared by processes costs a round trip per read.
 func (l *limiter) load(now time.Time) {
+	if fresh := l.freshAt; !fresh.IsZero() {
+		l.freshAt = time.Time{}
+		if fresh.Equal(now) {
+			return
+		}
+	}
 	l.keep(l.g.store.Level(context.Background(), l.target, now))
 }
 
 // keep puts b, what the Store returned, into l.view, unless the Store
 // failed: then it records the failure (see Governor.StoreErr), and the
 // limiter goes on with the view it has.
-func (l *limiter) keep(b Buckets, err error) {
+func (l *limiter) keep(b Buckets, err error) { l.keepOwn(b, err, false) }
+
+// keepOwn is keep, own telling whether b's limit is one the limiter just
+// set (see follow).
+func (l *limiter) keepOwn(b Buckets, err error, own bool) {
 	if err != nil {
 		l.g.noteStoreErr(err)
 		return
 	}
+	l.follow(b, own)
 	l.view = b
 	// A full start's bucket, level + warmGap, refills to the capacity
 	// as the level does: the gap closes as the level rises.
@@ -37,9 +50,15 @@ func (g *Governor) noteStoreErr(err error) {
 	g.lastStoreErr.Store(&e)
 }
 
-// takeBuckets takes a granted call's hold and request.
-func (l *limiter) takeBuckets(hold float64, now time.Time) {
-	l.keep(l.g.store.Take(context.Background(), l.target, now, hold))
+// takeBuckets takes a granted call's hold and request, under lease, and
+// returns the lease, zero when the Store failed.
+func (l *limiter) takeBuckets(hold float64, lease Lease, now time.Time) Lease {
+	b, err := l.g.store.Take(context.Background(), l.target, now, hold, lease)
+	l.keep(b, err)
+	if err != nil {
+		return Lease{}
+	}
+	return lease
 }
 
 // give gives back tokens (takes them when negative) and requests.
@@ -51,12 +70,16 @@ func (l *limiter) give(tokens float64, requests int, now time.Time) {
 func (l *limiter) drain(now time.Time) float64 {
 	w, b, err := l.g.store.Drain(context.Background(), l.target, now)
 	l.keep(b, err)
+	if err == nil {
+		l.drains = b.Drains
+	}
 	return w
 }
 
 // resize sets the tokens-per-minute limit (a first one starts empty).
 func (l *limiter) resize(limit float64, now time.Time) {
-	l.keep(l.g.store.SetLimit(context.Background(), l.target, now, limit))
+	b, err := l.g.store.SetLimit(context.Background(), l.target, now, limit)
+	l.keepOwn(b, err, true)
 }
 
 // setBurst sets the token bucket's capacity below a minute of quota; 0

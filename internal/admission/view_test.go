@@ -17,11 +17,11 @@ type failingStore struct {
 	fail string
 }
 
-func (s *failingStore) Take(ctx context.Context, key Target, now time.Time, tokens float64) (Buckets, error) {
+func (s *failingStore) Take(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, error) {
 	if s.fail == "Take" {
 		return Buckets{}, errBackend
 	}
-	return s.MemStore.Take(ctx, key, now, tokens)
+	return s.MemStore.Take(ctx, key, now, tokens, lease)
 }
 
 func (s *failingStore) Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error) {
@@ -29,6 +29,13 @@ func (s *failingStore) Give(ctx context.Context, key Target, now time.Time, toke
 		return Buckets{}, errBackend
 	}
 	return s.MemStore.Give(ctx, key, now, tokens, requests)
+}
+
+func (s *failingStore) End(ctx context.Context, key Target, now time.Time, id LeaseID, tokens float64, requests int) (Buckets, bool, error) {
+	if s.fail == "End" {
+		return Buckets{}, false, errBackend
+	}
+	return s.MemStore.End(ctx, key, now, id, tokens, requests)
 }
 
 func (s *failingStore) Level(ctx context.Context, key Target, now time.Time) (Buckets, error) {
@@ -51,8 +58,8 @@ func TestStoreHoldsTheBuckets(t *testing.T) {
 	}{
 		{name: "no failure: the hold is taken, the unused part given back", after: 60000 - 1500},
 		{name: "Take fails: nothing taken, nothing given back", fail: "Take", after: 60000, errs: 1},
-		{name: "Give fails: the hold stays taken", fail: "Give", after: 60000 - 5346, errs: 1},                // the input corrected up at first
-		{name: "Level fails: the changes still reach the store", fail: "Level", after: 60000 - 1500, errs: 4}, // at New, TryAdmit, Settle and dispatch
+		{name: "End fails: the hold stays taken", fail: "End", after: 60000 - 5346, errs: 1},                  // the input corrected up at first
+		{name: "Level fails: the changes still reach the store", fail: "Level", after: 60000 - 1500, errs: 3}, // at New, TryAdmit and Settle; the dispatch after End reads none
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

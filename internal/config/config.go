@@ -62,6 +62,8 @@ type Config struct {
 	// Redis shares quota, breakers and budgets between processes.
 	// Absent: each process keeps its own.
 	Redis Redis `yaml:"redis"`
+	// Cache stores replies and coalesces identical requests. Absent: off.
+	Cache Cache `yaml:"cache"`
 }
 
 // Quotas configures the quota governor (docs/governor.md). The zero value
@@ -536,6 +538,7 @@ func (c *Config) validate() []*Error {
 	c.Quotas.validate(bad)
 	c.Gateway.validate(bad)
 	c.Redis.validate(bad)
+	c.Cache.validate(bad)
 	return errs
 }
 

@@ -6,7 +6,10 @@
 // and Titan bodies), InvokeModelWithResponseStream and CountTokens under
 // /model/{modelId}/..., and the control plane's ListFoundationModels and
 // GetFoundationModel under /foundation-models and ListInferenceProfiles and
-// GetInferenceProfile under /inference-profiles. Its models are keel's
+// GetInferenceProfile under /inference-profiles; and, for `keel doctor`
+// and quota discovery, STS GetCallerIdentity and Service Quotas'
+// GetServiceQuota and ListServiceQuotas (service code bedrock, the limits
+// Options.Quota gives) as POST / (aws.go). Its models are keel's
 // model table (internal/bedrock/models.json), with the anthropic_version
 // values, prefill rule and profiles each takes. Replies come from package
 // reply: deterministic text with token counts that follow its size, so a
@@ -24,7 +27,8 @@
 // hung connections, added latency, catalog errors, and broken event streams
 // (exception and error frames, truncation, corrupt CRCs, TCP resets,
 // stalls). Quotas and signature checks plug in through Options.Admit,
-// Options.Settle and Options.Verify.
+// Options.Settle and Options.Verify, a wrong clock through
+// Options.ClockSkew.
 //
 // Most tests want Start, which listens on 127.0.0.1 and returns the URL to
 // give an SDK as its endpoint. A Server is safe for concurrent use.

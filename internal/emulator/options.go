@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"time"
 
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -63,6 +64,19 @@ type Options struct {
 	// with that error. body is the whole request body; Verify must not keep
 	// it. nil accepts any credentials.
 	Verify func(r *http.Request, body []byte) *Rejection
+	// ClockSkew, when set, says how far the emulator's clock runs ahead of
+	// Clock (negative: behind); it is read at each request. Every response
+	// then carries a Date header of Clock's time plus it (Server.Now), as a
+	// server with a wrong clock would send, and a Verify hook that checks
+	// signature dates should check them against Server.Now too. nil means
+	// no skew.
+	ClockSkew func() time.Duration
+	// Quota returns the tokens-per-minute and tokens-per-day limits of model
+	// (as a request names it: a bare model id or an inference profile id) in
+	// region, zero for none. The Service Quotas API lists them, so a client
+	// that reads its quotas there sees the limits the Admit hook meters. nil
+	// lists no quotas.
+	Quota func(model, region string) (tokensPerMinute, tokensPerDay int64)
 }
 
 const (

@@ -241,6 +241,7 @@ var (
 // prefix "/region/{region}" (for clients that do not sign), or from
 // Options.DefaultRegion.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.setDate(w)
 	for _, m := range s.mounts {
 		if strings.HasPrefix(r.URL.Path, m.prefix) {
 			m.h.ServeHTTP(w, r)
@@ -278,6 +279,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveListProfiles()
 	case strings.HasPrefix(path, "/inference-profiles/") && r.Method == http.MethodGet:
 		x.serveGetProfile(path[len("/inference-profiles/"):])
+	case path == "/" && r.Method == http.MethodPost:
+		x.serveAWS()
 	default:
 		x.unknownOperation()
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/budget"
+	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/retry"
@@ -120,8 +121,13 @@ type Options struct {
 	// then the *Error the reader got), or when the reader closes it early
 	// (err nil). The Report is final by then: per-attempt and total usage
 	// included (the quota governor has been settled from it). It runs on the
-	// reader's goroutine; keep it cheap.
+	// reader's goroutine (for a stream the cache stage shares, on the
+	// goroutine that reads it upstream; for one served from the store, as
+	// it is served); keep it cheap.
 	OnStreamEnd func(call *Call, rep *Report, err error)
+	// Cache answers calls from stored replies and coalesces identical
+	// calls in flight (cache.go, docs/cache.md). Nil: no cache.
+	Cache *cache.Cache
 }
 
 // Engine runs calls. It is safe for concurrent use; create one per process
@@ -143,6 +149,7 @@ type Engine struct {
 	// noPrefill remembers models that refused a continuation's prefill, so
 	// their streams are resumed by continue-turn from then on.
 	noPrefill sync.Map
+	cache     *cacheStage // nil without Options.Cache
 }
 
 // New validates opts and returns an Engine.
@@ -191,6 +198,9 @@ func New(opts Options) (*Engine, error) {
 		m:       opts.Metrics,
 		gov:     opts.Governor,
 		replies: newReplyTimes(opts.AttemptTimeout),
+	}
+	if opts.Cache != nil {
+		e.cache = &cacheStage{c: opts.Cache}
 	}
 	if e.gov != nil && e.m != nil {
 		e.m.SetQuotaSource(e.quotaSeries)
@@ -263,6 +273,9 @@ type Call struct {
 	// first interrupt. Cancelling the context instead abandons every
 	// attempt, those on the wire included.
 	Stop <-chan struct{}
+	// Caller names the caller for the response cache: entries are kept
+	// per caller unless the cache is shared. Empty: one caller.
+	Caller string
 }
 
 // Attempt records one attempt, or one not sent: a target skipped because
@@ -356,6 +369,11 @@ type Report struct {
 	Resumes int
 	// Usage is the sum of the attempts' usage.
 	Usage Usage
+
+	// Cache says how the response cache served the call: "hit", "miss",
+	// "coalesced" (it shared an identical call's reply) or "bypass" (not
+	// cacheable, or asked not to); empty without a cache.
+	Cache string
 }
 
 // Sent returns the number of attempts actually sent upstream.
@@ -383,6 +401,11 @@ func (r *Report) Sent() int {
 func (e *Engine) Do(ctx context.Context, call *Call) (*http.Response, *Report, error) {
 	start := e.clk.Now()
 	rep := &Report{}
+	if e.cache != nil {
+		if resp, err, done := e.cached(ctx, call, rep, start); done {
+			return resp, rep, err
+		}
+	}
 	if call.Op.Streaming() {
 		return e.doStream(ctx, call, rep, start)
 	}

@@ -126,14 +126,22 @@ func (s *Server) serveModel(w http.ResponseWriter, r *http.Request) {
 		x.refuse(validation("Malformed input request: keel gateway: the request body is not valid JSON"))
 		return
 	}
+	cm, rf := cacheMode(r.Header)
+	if rf != nil {
+		x.refuse(rf)
+		return
+	}
 	// The call's context, built before the budget wait so that the wait
 	// ends at the call's deadline and at a shutdown's cut.
 	ctx, cancel := context.WithDeadline(r.Context(), s.deadline(r.Header, op, x.start))
 	defer cancel()
 	stop := context.AfterFunc(s.cut, cancel)
 	defer stop()
+	if cm != engine.CacheDefault {
+		ctx = engine.WithCache(ctx, cm)
+	}
 	call := &engine.Call{Op: op, Model: model, Region: attempt.RegionFromAuthorization(r.Header.Get("Authorization")),
-		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority}
+		Body: body, Header: s.upstreamHeader(r.Header), Priority: x.caller.Priority, Caller: x.caller.Name}
 	if rf := targetRefusal(call.Region, engine.RequestTier(op, r.Header, body)); rf != nil {
 		x.refuse(rf)
 		return
@@ -406,11 +414,15 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 	h := x.w.Header()
 	copyHeader(h, resp.Header)
 	h.Set(hdrAttempts, strconv.Itoa(rep.Sent()))
+	setCache(h, rep)
 	if f != nil {
 		h.Set(hdrCode, f.Entry.Code)
 	} else {
 		x.usage = engine.ReplyUsage(resp.Header, body)
 		x.ev.Input, x.ev.Output = x.usage.InputTokens, x.usage.OutputTokens
+		if rep.Cache == "hit" || rep.Cache == "coalesced" {
+			x.usage = engine.Usage{} // served without Bedrock: nothing against the caller's budget
+		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.rid = resp.Header.Get(hdrRequestID)
@@ -427,6 +439,7 @@ func (x *exchange) reply(resp *http.Response, rep *engine.Report, f *engine.Erro
 func (x *exchange) stream(resp *http.Response, rep *engine.Report) (failed *engine.Error) {
 	h := x.w.Header()
 	copyHeader(h, resp.Header)
+	setCache(h, rep)
 	h.Set("Trailer", hdrAttempts+", "+hdrCode)
 	x.rid = resp.Header.Get(hdrRequestID)
 	x.ev.Status = resp.StatusCode

@@ -42,7 +42,34 @@ const (
 	hdrCode      = "X-Keel-Code"
 	hdrRequestID = "X-Amzn-Requestid"
 	hdrErrorType = "X-Amzn-Errortype"
+	// hdrCache asks, in a request, to bypass or refresh the response
+	// cache; in an answer, it says how the cache served the call (hit,
+	// miss, coalesced).
+	hdrCache = "X-Keel-Cache"
 )
+
+// cacheMode reads a request's X-Keel-Cache: bypass, refresh, or none.
+func cacheMode(h http.Header) (engine.CacheMode, *Refusal) {
+	switch v := h.Get(hdrCache); v {
+	case "":
+		return engine.CacheDefault, nil
+	case "bypass":
+		return engine.CacheBypass, nil
+	case "refresh":
+		return engine.CacheRefresh, nil
+	default:
+		return 0, validation("keel gateway: " + hdrCache + ": " + strconv.Quote(v) + ": want bypass or refresh")
+	}
+}
+
+// setCache tells the caller how the response cache served the call; a call
+// the cache did not serve (bypass, or no cache) gets no header.
+func setCache(h http.Header, rep *engine.Report) {
+	switch rep.Cache {
+	case "hit", "miss", "coalesced":
+		h.Set(hdrCache, rep.Cache)
+	}
+}
 
 // refusalFor maps a keel failure that has no upstream response to write
 // (keel refused the call, or no usable HTTP exchange happened) onto the

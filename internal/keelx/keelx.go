@@ -8,6 +8,7 @@ package keelx
 import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/engine"
+	"github.com/keel-run/keel/internal/redisx"
 )
 
 // Hooks are what package keel registers.
@@ -17,6 +18,9 @@ type Hooks struct {
 	// Details returns the catalog entry and report carried by a *keel.Error
 	// in err's chain; ok is false when there is none.
 	Details func(err error) (entry *catalog.Entry, report *engine.Report, ok bool)
+	// Shared returns the Redis connection of k, a *keel.Keel; nil when
+	// its Options name no Redis.
+	Shared func(k any) *redisx.Client
 }
 
 var hooks Hooks
@@ -44,4 +48,12 @@ func Details(err error) (entry *catalog.Entry, report *engine.Report, ok bool) {
 		return nil, nil, false
 	}
 	return hooks.Details(err)
+}
+
+// Shared returns the Redis connection of k, a *keel.Keel, or nil.
+func Shared(k any) *redisx.Client {
+	if hooks.Shared == nil {
+		return nil
+	}
+	return hooks.Shared(k)
 }

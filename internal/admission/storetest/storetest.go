@@ -35,13 +35,19 @@ const (
 // step is one operation on keyA at t0+at, and what it must return.
 type step struct {
 	at  time.Duration
-	op  string  // "reserve", "take", "give", "drain", "limit", "burst", "level" or "peak"
-	n   float64 // reserve, take, give: tokens; limit: tokens per minute; burst: tokens
-	req int     // give: requests
+	op  string  // "reserve", "take", "give", "end", "drain", "limit", "burst", "level" or "peak"
+	n   float64 // reserve, take, give, end: tokens; limit: tokens per minute; burst: tokens
+	req int     // give, end: requests
+
+	lease  uint64        // take: the lease's ID's N (0: none); end: the lease ended
+	until  time.Duration // take: the lease's Until − t0
+	refund float64       // take: the lease's Refund
+	live   bool          // end: the lease was live
 
 	ok     bool          // reserve: the call fits
 	fitIn  time.Duration // reserve, not ok: At − t0
 	want   float64       // drain: tokens taken; level: token level; peak: the peak
+	drains uint64        // drain: Drains after it; its DrainedAt is then t0+at (0: not checked)
 	wantRq float64       // level: request level (NaN: not checked)
 }
 
@@ -102,11 +108,11 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 		{name: "drain takes what the bucket holds and keeps a debt",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 2500},
 			steps: []step{
-				{op: "drain", want: 2500},
+				{op: "drain", want: 2500, drains: 1},
 				{op: "level", want: 0, wantRq: nan},
 				{op: "give", n: -300},
-				{op: "drain", want: 0},
-				{op: "level", want: -300, wantRq: nan},
+				{at: time.Millisecond, op: "drain", want: 0, drains: 2},
+				{at: time.Millisecond, op: "level", want: -299.9, wantRq: nan},
 			}},
 		{name: "the request bucket holds a minute of requests and refills",
 			open: admission.Buckets{TokensPerMinute: inf, RequestsPerMinute: 2},
@@ -224,6 +230,65 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				{op: "give", n: 500},
 				{at: time.Minute, op: "peak", want: 0},
 			}},
+		{name: "a lease that expires gives back its refund, once, and not its request",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 60, Tokens: 6000},
+			steps: []step{
+				{op: "take", n: 5000, lease: 1, until: 10 * time.Second, refund: 4000},
+				{at: 10 * time.Second, op: "level", want: 2000, wantRq: 60},
+				{at: 10*time.Second + time.Microsecond, op: "level", want: 6000, wantRq: 60},
+				{at: 20 * time.Second, op: "take", n: 5000},
+				{at: 30 * time.Second, op: "level", want: 2000, wantRq: 60},
+				{at: 30 * time.Second, op: "end", lease: 1, n: 5000, req: 1},
+				{at: 30 * time.Second, op: "level", want: 2000, wantRq: 60},
+			}},
+		{name: "a lease's refund goes back up to the capacity",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "take", n: 1000, lease: 1, until: time.Second, refund: 900},
+				{at: 2 * time.Second, op: "level", want: 6000, wantRq: nan},
+			}},
+		{name: "an ended lease is never refunded; ending twice or an unknown lease changes nothing",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 6, Tokens: 6000},
+			steps: []step{
+				{op: "take", n: 5000, lease: 1, until: 10 * time.Second, refund: 4000},
+				{at: 5 * time.Second, op: "end", lease: 1, n: 3000, req: 0, live: true},
+				{at: 5 * time.Second, op: "level", want: 4500, wantRq: 5.5},
+				{at: 5 * time.Second, op: "end", lease: 1, n: 3000, req: 1},
+				{at: 5 * time.Second, op: "end", lease: 99, n: 3000, req: 1},
+				{at: 5 * time.Second, op: "end", lease: 0, n: 3000, req: 1},
+				{at: 5 * time.Second, op: "level", want: 4500, wantRq: 5.5},
+				{at: 11 * time.Second, op: "level", want: 5100, wantRq: 6},
+			}},
+		{name: "an ended lease gives back a debit and requests",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 60, Tokens: 6000},
+			steps: []step{
+				{op: "take", n: 1000, lease: 1, until: time.Minute},
+				{op: "end", lease: 1, n: -500, req: 1, live: true},
+				{op: "level", want: 4500, wantRq: 60},
+			}},
+		{name: "many leases expire each at its own time; an ID may be taken again once ended",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 60, Tokens: 0},
+			steps: []step{
+				{op: "take", n: 100, lease: 1, until: 3 * time.Second, refund: 30},
+				{op: "take", n: 100, lease: 2, until: time.Second, refund: 10},
+				{op: "take", n: 100, lease: 3, until: 2 * time.Second, refund: 20},
+				{op: "take", n: 100, lease: 4, until: 4 * time.Second, refund: 40},
+				{op: "level", want: -400, wantRq: 56},
+				{at: 1500 * time.Millisecond, op: "level", want: -400 + 150 + 10, wantRq: nan},
+				{at: 2500 * time.Millisecond, op: "level", want: -400 + 250 + 30, wantRq: nan},
+				{at: 2500 * time.Millisecond, op: "end", lease: 2, n: 100},
+				{at: 2500 * time.Millisecond, op: "end", lease: 1, n: 100, live: true},
+				{at: 2500 * time.Millisecond, op: "take", n: 100, lease: 1, until: 5 * time.Second, refund: 50},
+				{at: 2500 * time.Millisecond, op: "level", want: -400 + 250 + 30, wantRq: nan},
+				{at: 6 * time.Second, op: "level", want: -400 + 600 + 30 + 40 + 50, wantRq: nan},
+			}},
+		{name: "a take without a lease holds nothing to expire",
+			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
+			steps: []step{
+				{op: "take", n: 1000},
+				{at: time.Hour, op: "end", lease: 0, n: 1000},
+				{at: time.Hour, op: "level", want: 6000, wantRq: nan},
+			}},
 		{name: "open puts at most a full bucket in",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 9000, RequestsPerMinute: 3},
 			steps: []step{
@@ -250,8 +315,15 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 						t.Fatalf("step %d: Reserve(%v) at +%v = {%v +%v}, %v; want {%v +%v}", i, st.n, st.at, r.OK, r.At.Sub(t0), err, want.OK, want.At.Sub(t0))
 					}
 				case "take":
-					b, err := s.Take(ctx, keyA, now, st.n)
-					changed(t, s, i, fmt.Sprintf("Take(%v)", st.n), now, b, err)
+					l := admission.Lease{ID: leaseID(st.lease), Until: t0.Add(st.until), Refund: st.refund}
+					b, err := s.Take(ctx, keyA, now, st.n, l)
+					changed(t, s, i, fmt.Sprintf("Take(%v, %+v)", st.n, l), now, b, err)
+				case "end":
+					b, live, err := s.End(ctx, keyA, now, leaseID(st.lease), st.n, st.req)
+					if err == nil && live != st.live {
+						t.Fatalf("step %d: End(%d) at +%v: live %v; want %v", i, st.lease, st.at, live, st.live)
+					}
+					changed(t, s, i, fmt.Sprintf("End(%d, %v, %d)", st.lease, st.n, st.req), now, b, err)
 				case "give":
 					b, err := s.Give(ctx, keyA, now, st.n, st.req)
 					changed(t, s, i, fmt.Sprintf("Give(%v, %d)", st.n, st.req), now, b, err)
@@ -259,6 +331,9 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 					got, b, err := s.Drain(ctx, keyA, now)
 					if err == nil && math.Abs(got-st.want) > tol {
 						t.Fatalf("step %d: Drain at +%v took %v; want %v", i, st.at, got, st.want)
+					}
+					if err == nil && st.drains > 0 && (b.Drains != st.drains || b.DrainedAt.Sub(now).Abs() > tolAt) {
+						t.Fatalf("step %d: Drain at +%v left Drains %d at %v; want %d at +%v", i, st.at, b.Drains, b.DrainedAt, st.drains, st.at)
 					}
 					changed(t, s, i, "Drain", now, b, err)
 				case "limit":
@@ -302,6 +377,9 @@ func changed(t *testing.T, s admission.Store, i int, op string, now time.Time, b
 			t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
 		}
 	}
+	if b.Drains != l.Drains || b.DrainedAt.Sub(l.DrainedAt).Abs() > tolAt {
+		t.Fatalf("step %d: %s returned %+v; Level then %+v", i, op, b, l)
+	}
 }
 
 func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
@@ -317,7 +395,35 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyB, t0, 1)
 			return err
 		}},
-		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyB, t0, 1)) }},
+		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyB, t0, 1, admission.Lease{})) }},
+		{name: "end on an unopened key", noBucket: true, do: func(s admission.Store) error {
+			_, _, err := s.End(ctx, keyB, t0, leaseID(1), 1, 1)
+			return err
+		}},
+		{name: "a lease without Until", unchanged: true, do: func(s admission.Store) error {
+			return second(s.Take(ctx, keyA, t0, 1, admission.Lease{ID: leaseID(1)}))
+		}},
+		{name: "a lease with a negative refund", unchanged: true, do: func(s admission.Store) error {
+			return second(s.Take(ctx, keyA, t0, 1, admission.Lease{ID: leaseID(1), Until: t0.Add(time.Minute), Refund: -1}))
+		}},
+		{name: "a lease with a NaN refund", unchanged: true, do: func(s admission.Store) error {
+			return second(s.Take(ctx, keyA, t0, 1, admission.Lease{ID: leaseID(1), Until: t0.Add(time.Minute), Refund: math.NaN()}))
+		}},
+		{name: "a lease ID already live", unchanged: true, do: func(s admission.Store) error {
+			l := admission.Lease{ID: leaseID(1), Until: t0.Add(time.Minute)}
+			if _, err := s.Take(ctx, keyA, t0, 0, l); err != nil {
+				return fmt.Errorf("first Take: %v; want no error", err)
+			}
+			return second(s.Take(ctx, keyA, t0, 0, l))
+		}},
+		{name: "NaN end", unchanged: true, do: func(s admission.Store) error {
+			_, _, err := s.End(ctx, keyA, t0, leaseID(1), math.NaN(), 0)
+			return err
+		}},
+		{name: "negative requests ended", unchanged: true, do: func(s admission.Store) error {
+			_, _, err := s.End(ctx, keyA, t0, leaseID(1), 1, -1)
+			return err
+		}},
 		{name: "burst on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyB, t0, 1)) }},
 		{name: "give on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyB, t0, 1, 0)) }},
 		{name: "drain on an unopened key", noBucket: true, do: func(s admission.Store) error {
@@ -337,8 +443,10 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, err := s.Reserve(ctx, keyA, t0, math.NaN())
 			return err
 		}},
-		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, -1)) }},
-		{name: "NaN take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, math.NaN())) }},
+		{name: "negative take", unchanged: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyA, t0, -1, admission.Lease{})) }},
+		{name: "NaN take", unchanged: true, do: func(s admission.Store) error {
+			return second(s.Take(ctx, keyA, t0, math.NaN(), admission.Lease{}))
+		}},
 		{name: "negative burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, -1)) }},
 		{name: "NaN burst", unchanged: true, do: func(s admission.Store) error { return second(s.SetBurst(ctx, keyA, t0, math.NaN())) }},
 		{name: "NaN give", unchanged: true, do: func(s admission.Store) error { return second(s.Give(ctx, keyA, t0, math.NaN(), 0)) }},
@@ -374,6 +482,14 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			}
 		})
 	}
+}
+
+// leaseID returns the n-th lease's ID; 0: none.
+func leaseID(n uint64) admission.LeaseID {
+	if n == 0 {
+		return admission.LeaseID{}
+	}
+	return admission.LeaseID{Owner: 0x5707e, N: n}
 }
 
 // second returns a change's error.

@@ -50,6 +50,29 @@ func checkCode(code string, use codeUse) (string, error) {
 	return e.Code, nil
 }
 
+// checkDenyCode checks a denial's code: one the service answers with, of
+// category access, auth or not-found.
+func checkDenyCode(code string) (string, error) {
+	canon, err := checkCode(code, useReply)
+	if err != nil {
+		return "", err
+	}
+	switch e := catalog.Must(canon); e.Category {
+	case catalog.Access, catalog.Auth, catalog.NotFound:
+		return canon, nil
+	default:
+		return "", fmt.Errorf("code %q is a %s error, not a denial; want one of category access, auth or not-found, such as AccessDeniedException or FTUFormNotFilled", code, e.Category)
+	}
+}
+
+// checkClockSkew keeps a skew within MaxClockSkew either way.
+func checkClockSkew(d time.Duration) error {
+	if d > MaxClockSkew || d < -MaxClockSkew {
+		return fmt.Errorf("%v is more than %v either way", d, MaxClockSkew)
+	}
+	return nil
+}
+
 func checkProbability(p float64) error {
 	if !(p >= 0 && p <= 1) { // also catches NaN
 		return fmt.Errorf("probability %v is not between 0 and 1", p)

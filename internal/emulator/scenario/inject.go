@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"cmp"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
@@ -68,6 +69,10 @@ func (in *Injector) Replace(s *Scenario) {
 // Scenario returns the scenario in force.
 func (in *Injector) Scenario() *Scenario { return in.cur.Load().s }
 
+// ClockSkew returns the clock skew of the scenario in force
+// (Scenario.ClockSkew).
+func (in *Injector) ClockSkew() time.Duration { return in.cur.Load().s.ClockSkew }
+
 // Start returns the time the rules' from/to windows count from.
 func (in *Injector) Start() time.Time { return in.start }
 
@@ -75,6 +80,11 @@ func (in *Injector) Start() time.Time { return in.start }
 // set, is shared with other plans and must not be modified.
 func (in *Injector) Plan(r fault.Request) fault.Plan {
 	c := in.cur.Load()
+	for i, d := range c.s.Deny {
+		if glob.Match(orStar(d.Model), r.Model) && glob.Match(orStar(d.Region), r.Region) {
+			return fault.Plan{Error: d.Code, ErrorMessage: d.Message, Rule: c.denyNames[i]}
+		}
+	}
 	if len(c.rules) == 0 {
 		return fault.Plan{}
 	}
@@ -194,6 +204,8 @@ type compiled struct {
 	// shared is the state of the pairs beyond maxKeys: it holds every rule,
 	// matched against model and region at each request.
 	shared *keyState
+	// denyNames name the denials in plans: "deny[i]".
+	denyNames []string
 }
 
 type key struct{ model, region string }
@@ -294,6 +306,9 @@ func compile(s *Scenario) *compiled {
 		s = &Scenario{}
 	}
 	c := &compiled{s: s}
+	for i := range s.Deny {
+		c.denyNames = append(c.denyNames, fmt.Sprintf("deny[%d]", i))
+	}
 	for i := range s.Rules {
 		r := &s.Rules[i]
 		cr := &crule{

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/quota"
 )
@@ -62,6 +63,13 @@ func Parse(b []byte) (*Scenario, error) {
 		}},
 		{"rules", func(v *yaml.Node, at string) {
 			p.list(v, at, func(v *yaml.Node, at string) { s.Rules = append(s.Rules, p.rule(v, at, len(s.Rules))) })
+		}},
+		{"clock_skew", func(v *yaml.Node, at string) {
+			s.ClockSkew = p.signedDuration(v, at)
+			p.check(v, at, checkClockSkew(s.ClockSkew))
+		}},
+		{"deny", func(v *yaml.Node, at string) {
+			p.list(v, at, func(v *yaml.Node, at string) { s.Deny = append(s.Deny, p.denial(v, at)) })
 		}},
 	})
 	names := map[string]int{}
@@ -206,6 +214,44 @@ func (p *parser) duration(n *yaml.Node, at string) time.Duration {
 		p.fail(n, at, "duration %s is negative", n.Value)
 		return 0
 	}
+	return d
+}
+
+// signedDuration reads a Go duration that may be negative, such as 10m or
+// -90s; a bare 0 is allowed.
+func (p *parser) signedDuration(n *yaml.Node, at string) time.Duration {
+	n = resolve(n)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Value == "0" {
+		return 0
+	}
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		if d, err := time.ParseDuration(n.Value); err == nil {
+			return d
+		}
+	}
+	p.fail(n, at, "want a duration such as 10m or -90s, got %s", describe(n))
+	return 0
+}
+
+// denial reads a deny entry; its code defaults to AccessDeniedException.
+func (p *parser) denial(n *yaml.Node, at string) Denial {
+	d := Denial{Code: catalog.CodeAccessDenied}
+	var haveModel bool
+	p.fields(n, at, []field{
+		{"model", func(v *yaml.Node, at string) { haveModel = true; d.Model = p.str(v, at) }},
+		{"region", func(v *yaml.Node, at string) { d.Region = p.str(v, at) }},
+		{"code", func(v *yaml.Node, at string) {
+			c := p.str(v, at)
+			if c == "" {
+				return
+			}
+			canon, err := checkDenyCode(c)
+			p.check(v, at, err)
+			d.Code = canon
+		}},
+		{"message", func(v *yaml.Node, at string) { d.Message = p.str(v, at) }},
+	})
+	p.require(n, at, haveModel, "model")
 	return d
 }
 

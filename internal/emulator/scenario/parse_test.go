@@ -400,8 +400,8 @@ func TestExamples(t *testing.T) {
 			if s.Description == "" {
 				t.Error("example has no description")
 			}
-			if len(s.Rules) == 0 && len(s.Quotas) == 0 {
-				t.Error("example has neither rules nor quotas")
+			if len(s.Rules) == 0 && len(s.Quotas) == 0 && len(s.Deny) == 0 && s.ClockSkew == 0 {
+				t.Error("example has no rules, quotas, denials or clock skew")
 			}
 		})
 	}

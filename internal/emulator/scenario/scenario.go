@@ -26,6 +26,15 @@ type Scenario struct {
 	Quotas quota.Table
 	// Rules say how requests misbehave, in file order.
 	Rules []Rule
+	// ClockSkew sets the emulator's clock this far ahead of the true time
+	// (negative: behind), within MaxClockSkew: its Date headers say so, and
+	// its SigV4 check judges request dates by it, as a server whose clock
+	// is wrong would (or, seen from the client, as a client whose clock is).
+	ClockSkew time.Duration
+	// Deny refuses models, as Bedrock refuses a model the account may not
+	// use: every inference request (CountTokens too) a denial matches is
+	// answered with its error, before any rule.
+	Deny []Denial
 
 	source []byte
 }
@@ -69,6 +78,23 @@ type Rule struct {
 
 	line int // where the rule starts in the file, 0 if built in Go
 }
+
+// Denial refuses a model in some regions with a catalog error.
+type Denial struct {
+	// Model and Region are '*' patterns, as in a Rule; empty means "*".
+	Model, Region string
+	// Code is a catalog code of category access, auth or not-found with an
+	// HTTP status: AccessDeniedException (Parse's default), FTUFormNotFilled,
+	// MPAgreementBeingCreated, ResourceNotFoundException, ...
+	Code string
+	// Message overrides the catalog's default message; empty keeps it.
+	Message string
+}
+
+// MaxClockSkew bounds ClockSkew: a day either way is far past any
+// signature window (AWS allows 5 minutes), and a larger value is more
+// likely a slip (10h for 10m) than a test.
+const MaxClockSkew = 24 * time.Hour
 
 // ErrorFault answers a catalog error before any reply.
 type ErrorFault struct {
@@ -167,6 +193,11 @@ func (s *Scenario) Validate() error {
 	}
 	if err := s.Quotas.Validate(); err != nil {
 		add(fmt.Errorf("scenario: quotas: %w", err))
+	}
+	add(prefix("scenario: clock_skew", checkClockSkew(s.ClockSkew)))
+	for i, d := range s.Deny {
+		_, err := checkDenyCode(d.Code)
+		add(prefix(fmt.Sprintf("scenario: deny[%d].code", i), err))
 	}
 	names := map[string]int{}
 	for i := range s.Rules {

@@ -28,10 +28,11 @@ func newBudgets(t *testing.T, clk clock.Clock) *Budgets {
 }
 
 func level(b *Budgets, name string) float64 {
-	bk := b.buckets[name]
-	bk.mu.Lock()
-	defer bk.mu.Unlock()
-	return bk.level
+	lv, err := b.store.Level(context.Background(), BudgetKey(name), b.clk.Now())
+	if err != nil {
+		panic(err)
+	}
+	return lv.Tokens
 }
 
 // reserveNow reserves tokens and fails the test unless it is granted at once.
