@@ -45,16 +45,24 @@ const (
 	// tokens.
 	replicasPrompt    = 200
 	replicasMaxTokens = 100
-	// replicasLoad is the offered load ÷ the quota, and replicasFor how
-	// long calls arrive: long enough for a few hundred attempts, so that a
-	// throttle or two at the start is noise.
-	replicasLoad = 2.0
-	replicasFor  = 8 * time.Second
+	// replicasLoad is the offered load ÷ the quota. Calls arrive for
+	// replicasWarmup, then for replicasFor more, the window measured:
+	// long enough for a few hundred attempts. The warm-up is left out
+	// because the gateways start believing the quota's bucket full while
+	// the meter's is empty: their first grants meet throttles until the
+	// first throttles have told them (with one gateway 2 throttles, with
+	// two sharing a Redis 20-40, all in the first 6 s; issue 19's report).
+	replicasLoad   = 2.0
+	replicasWarmup = 6 * time.Second
+	replicasFor    = 8 * time.Second
+	// replicasDeadline bounds each call: a call keel queues for quota
+	// waits for it up to there.
+	replicasDeadline = 3 * time.Second
 	// replicasThrottles is the most throttles per 100 attempts the meter
-	// may count for the two together: replicas that each believe they own
-	// the quota overcommit it about twice and are throttled on about half
-	// their attempts; sharing it, a handful at the start.
-	replicasThrottles = 5.0
+	// may count in the window for the two together: gateways that each
+	// believe they own the quota overcommit it twice and were throttled
+	// on 20 of 207 attempts; sharing it, on 1 of 266.
+	replicasThrottles = 3.0
 	// replicasSeenWithin bounds the wait for each gateway to see the
 	// other through the heartbeat: a beat every 2 s, with room for a
 	// loaded machine.
@@ -68,7 +76,7 @@ const (
 // target without sending them.
 func TestServeSharesRedis(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs for about 15 s")
+		t.Skip("runs for about 20 s")
 	}
 	srv := redistest.Start(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDUPSTREAM")
@@ -158,7 +166,6 @@ quotas:
 	})
 
 	t.Run("quota", func(t *testing.T) {
-		t.Skip("waits for the quota governor's Redis store to be wired into keel.New (issue 19): until then each gateway keeps its own bucket and together they are throttled on about a quarter of their attempts (62 of 232)")
 		// Open loop: calls arrive at a fixed pace, dealt to the gateways in
 		// turn, whatever happened to the earlier ones.
 		perCall := float64(replicasPrompt + replicasMaxTokens) // about what a call reserves and settles, framing aside
@@ -167,29 +174,35 @@ quotas:
 		start := time.Now()
 		var wg sync.WaitGroup
 		var completed atomic.Int64
-		for i := 0; time.Since(start) < replicasFor; i++ {
+		var warm quota.Usage // the meter at the window's start
+		warmed := false
+		for i := 0; time.Since(start) < replicasWarmup+replicasFor; i++ {
+			if !warmed && time.Since(start) >= replicasWarmup {
+				warm, warmed = usageOf(t, meter), true
+			}
 			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), replicasDeadline)
 				defer cancel()
-				if converse(ctx, clients[i%len(clients)], replicasModel) == nil {
+				if converse(ctx, clients[i%len(clients)], replicasModel) == nil && warmed {
 					completed.Add(1)
 				}
 			})
 			<-every.C
 		}
 		wg.Wait()
-		elapsed := time.Since(start)
+		window := time.Since(start) - replicasWarmup
 		u := usageOf(t, meter)
-		attempts, throttled, settled := u.Requests-base.Requests, u.Throttled-base.Throttled, u.TokensSettled-base.TokensSettled
-		refill := float64(replicasTPM) * elapsed.Minutes()
-		t.Logf("%d calls completed; the meter saw %d attempts, %d throttled; settled %d tokens of the %.0f refilled in %s",
-			completed.Load(), attempts, throttled, settled, refill, elapsed.Round(time.Millisecond))
+		attempts, throttled, settled := u.Requests-warm.Requests, u.Throttled-warm.Throttled, u.TokensSettled-warm.TokensSettled
+		refill := float64(replicasTPM) * window.Minutes()
+		t.Logf("warm-up: %d attempts, %d throttled; window: %d calls completed, %d attempts, %d throttled, settled %d tokens of the %.0f refilled in %s",
+			warm.Requests-base.Requests, warm.Throttled-base.Throttled, completed.Load(), attempts, throttled, settled, refill, window.Round(time.Millisecond))
 		if attempts == 0 || float64(throttled) > replicasThrottles/100*float64(attempts) {
-			t.Errorf("the quota throttled %d of %d attempts; two gateways sharing it should be throttled at most %.0f times per 100",
+			t.Errorf("the quota throttled %d of %d attempts after the warm-up; two gateways sharing it should be throttled at most %.0f times per 100",
 				throttled, attempts, replicasThrottles)
 		}
-		// The meter cannot settle more than its refill, and keel should
-		// not leave much of it unused under twice the load.
+		// The meter cannot settle more than its refill (and what was in
+		// flight at the window's start); keel should not leave much of it
+		// unused under twice the load.
 		if float64(settled) < 0.5*refill {
 			t.Errorf("the gateways settled %d tokens of the %.0f the quota refilled: they left most of it unused", settled, refill)
 		}
