@@ -119,7 +119,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.PoolTimeout = timeout, timeout, timeout, timeout
 	ro.ContextTimeoutEnabled = true
-	ro.MaxRetries = -1 // a failed round trip falls back at once; the next call tries again
+	ro.MaxRetries = -1   // a failed round trip falls back at once; the next call tries again
+	ro.DialerRetries = 1 // likewise a refused dial (go-redis's default dials 5 times, 100 ms apart)
 	ro.DisableIdentity = true
 	if ro.TLSConfig != nil || o.TLS != (config.RedisTLS{}) {
 		if !strings.HasPrefix(o.URL, "rediss://") {
