@@ -119,15 +119,7 @@ func TestRunShort(t *testing.T) {
 			kq.ThrottlesPer100, std.ThrottlesPer100)
 	}
 
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"goodput", "429s/100 attempts", "replies p99", "largest 1/4 done", "keel ", "standard ", "adaptive "} {
-		if !strings.Contains(table.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, table.String())
-		}
-	}
+	checkTable(t, res, "goodput", "429s/100 attempts", "replies p99", "largest 1/4 done", "keel ", "standard ", "adaptive ")
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +137,20 @@ func TestRunShort(t *testing.T) {
 	}
 	if back.Calls != res.Calls || len(back.Contenders) != len(res.Contenders) || back.Contenders[0].P99 == nil {
 		t.Errorf("JSON %s", b)
+	}
+}
+
+// checkTable checks that res's table holds each of want.
+func checkTable(t *testing.T, res *Result, want ...string) {
+	t.Helper()
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(table.String(), w) {
+			t.Errorf("table lacks %q:\n%s", w, table.String())
+		}
 	}
 }
 

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -96,16 +95,8 @@ func TestRunReplicasShort(t *testing.T) {
 		}
 	}
 
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"keel-redis and keel-local: 2 keel instances each", "Redis killed at 2", "keel-redis  before",
-		"keel-local  after", "the most a call ran past its deadline: keel-redis ", "keel-redis's connections to Redis: "} {
-		if !strings.Contains(table.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, table.String())
-		}
-	}
+	checkTable(t, res, "keel-redis and keel-local: 2 keel instances each", "Redis killed at 2", "keel-redis  before",
+		"keel-local  after", "the most a call ran past its deadline: keel-redis ", "keel-redis's connections to Redis: ")
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
