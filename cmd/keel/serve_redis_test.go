@@ -61,7 +61,8 @@ const (
 	// replicasThrottles is the most throttles per 100 attempts the meter
 	// may count in the window for the two together: gateways that each
 	// believe they own the quota overcommit it twice and were throttled
-	// on 20 of 207 attempts; sharing it, on 1 of 266.
+	// on 20 of 207 attempts; sharing it, on 1 of 266 and 4 of 252 (two
+	// runs).
 	replicasThrottles = 3.0
 	// replicasSeenWithin bounds the wait for each gateway to see the
 	// other through the heartbeat: a beat every 2 s, with room for a
