@@ -62,29 +62,29 @@ func TestDiscover(t *testing.T) {
 	const model = "anthropic.claude-3-haiku-20240307-v1:0"
 	tests := []struct {
 		name       string
-		src        quotaSource
+		src        *quotaSource
 		opts       Options
 		target     Target
 		wantLimit  int64
 		wantSource string
 		wantReads  int64
 	}{
-		{name: "discovered", src: quotaSource{tpm: map[string]int{model: 200_000}},
+		{name: "discovered", src: &quotaSource{tpm: map[string]int{model: 200_000}},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 200_000, wantSource: SourceDiscovered, wantReads: 1},
-		{name: "a tier draws on its model's quota", src: quotaSource{tpm: map[string]int{model: 200_000}},
+		{name: "a tier draws on its model's quota", src: &quotaSource{tpm: map[string]int{model: 200_000}},
 			target: Target{Model: model, Region: "us-east-1", Tier: "flex"}, wantLimit: 200_000, wantSource: SourceDiscovered, wantReads: 1},
-		{name: "refused: learned", src: quotaSource{tpm: map[string]int{}, err: errors.New("AccessDeniedException")},
+		{name: "refused: learned", src: &quotaSource{tpm: map[string]int{}, err: errors.New("AccessDeniedException")},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 0, wantSource: "", wantReads: 1},
-		{name: "refused: the default stands", src: quotaSource{tpm: map[string]int{}, err: errors.New("not listed")},
+		{name: "refused: the default stands", src: &quotaSource{tpm: map[string]int{}, err: errors.New("not listed")},
 			opts:   Options{Default: Quota{TokensPerMinute: 50_000}},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 50_000, wantSource: SourceConfigured, wantReads: 1},
-		{name: "discovered wins over the default", src: quotaSource{tpm: map[string]int{model: 300_000}},
+		{name: "discovered wins over the default", src: &quotaSource{tpm: map[string]int{model: 300_000}},
 			opts:   Options{Default: Quota{TokensPerMinute: 50_000, RequestsPerMinute: 100}},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 300_000, wantSource: SourceDiscovered, wantReads: 1},
-		{name: "configured wins, never read", src: quotaSource{tpm: map[string]int{model: 300_000}},
+		{name: "configured wins, never read", src: &quotaSource{tpm: map[string]int{model: 300_000}},
 			opts:   Options{Targets: map[Target]Quota{{Model: model, Region: "us-east-1"}: {TokensPerMinute: 40_000}}},
 			target: Target{Model: model, Region: "us-east-1", Tier: "flex"}, wantLimit: 40_000, wantSource: SourceConfigured, wantReads: 0},
-		{name: "too slow: not waited for past DiscoverWait", src: quotaSource{tpm: map[string]int{model: 200_000}, delay: 10 * time.Second},
+		{name: "too slow: not waited for past DiscoverWait", src: &quotaSource{tpm: map[string]int{model: 200_000}, delay: 10 * time.Second},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 0, wantSource: "", wantReads: 1},
 	}
 	for _, tt := range tests {
