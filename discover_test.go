@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -195,5 +196,41 @@ func TestDiscoverOverlay(t *testing.T) {
 	if _, err := New(aws.Config{}, Options{Quotas: QuotaOptions{Discover: true, Disabled: true}}); err == nil ||
 		!strings.Contains(err.Error(), "Options.Quotas.Discover") {
 		t.Errorf("Discover with the governor off: %v", err)
+	}
+}
+
+// TestDiscoverRefusedThroughKeel: a Service Quotas that refuses
+// (AccessDeniedException) leaves the target to the learner, and keel says
+// so once, in its log.
+func TestDiscoverRefusedThroughKeel(t *testing.T) {
+	emu, err := emulator.Start(emulator.Options{Seed: 1,
+		Quota: func(model, region string) (int64, int64) { return 150_000, 0 },
+		Verify: func(r *http.Request, _ []byte) *emulator.Rejection {
+			if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "ServiceQuotas") {
+				return &emulator.Rejection{Code: "AccessDeniedException", Message: "not authorized to perform: servicequotas:ListServiceQuotas"}
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	var log bytes.Buffer
+	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", "")}
+	k, err := New(cfg, Options{Endpoint: emu.URL, Quotas: QuotaOptions{Discover: true}, Logger: slog.New(slog.NewJSONHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+	for range 2 {
+		if _, err := client.Converse(context.Background(), converseInput(novaLite)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, ok := k.Quota(novaLite, "us-east-1"); !ok || st.Limit != 0 || st.LimitSource != "" {
+		t.Errorf("Quota = %d (%q), %v; want unknown, left to the learner", st.Limit, st.LimitSource, ok)
+	}
+	if n := strings.Count(log.String(), `"msg":"quota not discovered"`); n != 1 || !strings.Contains(log.String(), `"outcome":"refused"`) {
+		t.Errorf("%d lines; want one saying refused:\n%s", n, log.String())
 	}
 }

@@ -97,8 +97,8 @@ func (g *Governor) dropDiscovery(t Target, next map[Target]*limiter) {
 }
 
 // awaitQuota starts a read of t's quota when one is due, and waits for the
-// first read of t's model and region to end, at most DiscoverWait or until
-// ctx ends.
+// first read of t's model and region to end, at most DiscoverWait (and
+// MaxWait) or until ctx ends.
 func (g *Governor) awaitQuota(ctx context.Context, t Target) {
 	d := g.discoveryOf(t)
 	if d == nil {
@@ -112,7 +112,11 @@ func (g *Governor) awaitQuota(ctx context.Context, t Target) {
 		return
 	default:
 	}
-	tm := g.clk.NewTimer(g.opts.DiscoverWait)
+	wait := g.opts.DiscoverWait
+	if g.opts.MaxWait > 0 {
+		wait = min(wait, g.opts.MaxWait) // the wait for quota starts with this one
+	}
+	tm := g.clk.NewTimer(wait)
 	defer tm.Stop()
 	select {
 	case <-d.first:

@@ -68,6 +68,7 @@ func TestDiscover(t *testing.T) {
 		wantLimit  int64
 		wantSource string
 		wantReads  int64
+		wantWait   time.Duration // what the first call waits
 	}{
 		{name: "discovered", src: &quotaSource{tpm: map[string]int{model: 200_000}},
 			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 200_000, wantSource: SourceDiscovered, wantReads: 1},
@@ -85,7 +86,12 @@ func TestDiscover(t *testing.T) {
 			opts:   Options{Targets: map[Target]Quota{{Model: model, Region: "us-east-1"}: {TokensPerMinute: 40_000}}},
 			target: Target{Model: model, Region: "us-east-1", Tier: "flex"}, wantLimit: 40_000, wantSource: SourceConfigured, wantReads: 0},
 		{name: "too slow: not waited for past DiscoverWait", src: &quotaSource{tpm: map[string]int{model: 200_000}, delay: 10 * time.Second},
-			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 0, wantSource: "", wantReads: 1},
+			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 0, wantSource: "", wantReads: 1, wantWait: DefaultDiscoverWait},
+		{name: "slow: waited for within DiscoverWait", src: &quotaSource{tpm: map[string]int{model: 200_000}, delay: time.Second},
+			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 200_000, wantSource: SourceDiscovered, wantReads: 1, wantWait: time.Second},
+		{name: "MaxWait bounds the wait", src: &quotaSource{tpm: map[string]int{model: 200_000}, delay: time.Second},
+			opts:   Options{MaxWait: 300 * time.Millisecond},
+			target: Target{Model: model, Region: "us-east-1"}, wantLimit: 0, wantSource: "", wantReads: 1, wantWait: 300 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,8 +104,8 @@ func TestDiscover(t *testing.T) {
 				}
 				start := time.Now()
 				st := admitOnce(t, g, tt.target)
-				if waited := time.Since(start); waited > DefaultDiscoverWait {
-					t.Errorf("the first call waited %v, more than DefaultDiscoverWait", waited)
+				if waited := time.Since(start); waited != tt.wantWait {
+					t.Errorf("the first call waited %v, want %v", waited, tt.wantWait)
 				}
 				if st.Limit != tt.wantLimit || st.Source != tt.wantSource {
 					t.Errorf("limit %d (%q), want %d (%q)", st.Limit, st.Source, tt.wantLimit, tt.wantSource)

@@ -188,7 +188,8 @@ type Options struct {
 	// learned (Stats.Source "discovered"; see SetQuota); zero or an error
 	// leaves the target as it is (learned, or its last discovered quota).
 	// The first calls to a target wait for the first read, at most
-	// DiscoverWait. It must be safe for concurrent use.
+	// DiscoverWait (and MaxWait, when set), and not past their context's
+	// end. It must be safe for concurrent use.
 	Discover func(ctx context.Context, t Target) (tokensPerMinute int, err error)
 	// DiscoverEvery is how long a read of Discover holds before the next
 	// call asks again. Zero means DefaultDiscoverEvery.
