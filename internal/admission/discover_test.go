@@ -219,3 +219,25 @@ func TestDiscoverOptionsBad(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverFastPathDoesNotAllocate: once a target's quota is read,
+// discovery adds no allocation to Admit and Settle.
+func TestDiscoverFastPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	tgt := Target{Model: "amazon.nova-lite-v1:0", Region: "us-west-2"}
+	src := &quotaSource{tpm: map[string]int{tgt.Model: 1 << 30}}
+	g, err := New(Options{Discover: src.discover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitOnce(t, g, tgt)
+	n := testing.AllocsPerRun(1000, func() { admitOnce(t, g, tgt) })
+	if n != 0 {
+		t.Errorf("Admit+Settle with discovery allocates %v times, want 0", n)
+	}
+	if st, _ := g.Stats(tgt); st.Source != SourceDiscovered {
+		t.Errorf("source %q", st.Source)
+	}
+}
