@@ -131,7 +131,11 @@ func (g *Governor) read(d *discovery, base Target) {
 	ctx, cancel := context.WithTimeout(context.Background(), discoverTimeout)
 	tpm, err := g.opts.Discover(ctx, base)
 	cancel()
-	d.next.Store(g.clk.Now().Add(g.opts.DiscoverEvery).UnixNano())
+	every := g.opts.DiscoverEvery
+	if err != nil || tpm <= 0 {
+		every = min(every, discoverRetry)
+	}
+	d.next.Store(g.clk.Now().Add(every).UnixNano())
 	if err == nil && tpm > 0 {
 		g.SetQuota(base, tpm)
 	}

@@ -241,3 +241,30 @@ func TestDiscoverFastPathDoesNotAllocate(t *testing.T) {
 		t.Errorf("source %q", st.Source)
 	}
 }
+
+// TestDiscoverRetriesFailure: a read that gave no quota is tried again a
+// minute later (discoverRetry), not DiscoverEvery later.
+func TestDiscoverRetriesFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tgt := Target{Model: "amazon.nova-lite-v1:0", Region: "us-west-2"}
+		src := &quotaSource{tpm: map[string]int{}, err: errors.New("dial tcp: i/o timeout")}
+		g, err := New(Options{Discover: src.discover})
+		if err != nil {
+			t.Fatal(err)
+		}
+		admitOnce(t, g, tgt)
+		src.set(tgt.Model, 90_000)
+		time.Sleep(discoverRetry - time.Second)
+		admitOnce(t, g, tgt)
+		synctest.Wait()
+		if n := src.reads.Load(); n != 1 {
+			t.Fatalf("%d reads before discoverRetry, want 1", n)
+		}
+		time.Sleep(time.Second)
+		admitOnce(t, g, tgt)
+		synctest.Wait()
+		if st, _ := g.Stats(tgt); src.reads.Load() != 2 || st.Limit != 90_000 || st.Source != SourceDiscovered {
+			t.Errorf("after discoverRetry: %d reads, limit %d (%q)", src.reads.Load(), st.Limit, st.Source)
+		}
+	})
+}

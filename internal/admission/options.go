@@ -182,7 +182,8 @@ type Options struct {
 	// Governor calls it, in a goroutine of its own and with a context that
 	// ends after at most 30 s, for each model and region that Targets does
 	// not configure: when a call first names it, and again on the first
-	// call DiscoverEvery after the last read. t's Tier is empty: a quota
+	// call DiscoverEvery after the last read (a minute after a read that
+	// gave no quota). t's Tier is empty: a quota
 	// holds for every tier of the model in the region. A positive quota
 	// becomes the target's known quota, replacing Default and what was
 	// learned (Stats.Source "discovered"; see SetQuota); zero or an error

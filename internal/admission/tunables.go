@@ -217,10 +217,19 @@ const (
 	DefaultDiscoverWait = 2 * time.Second
 )
 
-// discoverTimeout bounds one read of Options.Discover, which runs in the
-// background: a Service Quotas that does not answer is given up on and
-// asked again DiscoverEvery later.
-const discoverTimeout = 30 * time.Second
+// Reads of Options.Discover.
+const (
+	// discoverTimeout bounds one read, which runs in the background: a
+	// Service Quotas that does not answer is given up on, and asked again
+	// discoverRetry later.
+	discoverTimeout = 30 * time.Second
+	// discoverRetry is when a read that gave no quota (an error, or none
+	// listed) is tried again, instead of DiscoverEvery: a network blip at
+	// start should not leave a target to the learner for a quarter of an
+	// hour, and a lasting refusal then costs a read a minute per target
+	// (keel's side lists each region once for all of them).
+	discoverRetry = time.Minute
+)
 
 // Fixed parts of an input estimate.
 const (
