@@ -352,12 +352,16 @@ func attemptsJSON(rep *keel.Report) []attemptJSON {
 // quotaJSON is the quota governor's view of one target a call used.
 type quotaJSON struct {
 	Target string `json:"target"`
-	// LimitTokensPerMinute is the limit in force: the configured quota or
-	// what was learned from throttles; 0 while unknown (nothing limited).
+	// LimitTokensPerMinute is the limit in force: the configured quota,
+	// the discovered one, or what was learned from throttles; 0 while
+	// unknown (nothing limited).
 	LimitTokensPerMinute int64 `json:"limitTokensPerMinute"`
-	Learning             bool  `json:"learning"`
-	AvailableTokens      int64 `json:"availableTokens"`
-	InFlightTokens       int64 `json:"inFlightTokens"`
+	// LimitSource is where the limit comes from: configured, discovered
+	// (Service Quotas, quotas.discover) or learned; absent while unknown.
+	LimitSource     string `json:"limitSource,omitempty"`
+	Learning        bool   `json:"learning"`
+	AvailableTokens int64  `json:"availableTokens"`
+	InFlightTokens  int64  `json:"inFlightTokens"`
 	// Reserved and settled tokens over the last minute, all calls.
 	ReservedTokensPerMinute int64 `json:"reservedTokensPerMinute"`
 	SettledTokensPerMinute  int64 `json:"settledTokensPerMinute"`
@@ -391,7 +395,7 @@ func addQuota(res map[string]any, k *keel.Keel, rep *keel.Report) {
 			}
 			i = len(out)
 			at[key] = i
-			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, Learning: st.Learning, AvailableTokens: st.Available,
+			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, LimitSource: st.LimitSource, Learning: st.Learning, AvailableTokens: st.Available,
 				InFlightTokens: st.InFlightTokens, ReservedTokensPerMinute: st.ReservedPerMinute, SettledTokensPerMinute: st.SettledPerMinute,
 				OfferedTokensPerMinute: st.OfferedPerMinute,
 				QueueDepth:             map[string]int{keel.Interactive.String(): st.Classes[keel.Interactive].Queued, keel.Batch.String(): st.Classes[keel.Batch].Queued},

@@ -14,7 +14,14 @@ type limiter struct {
 	g      *Governor
 	target Target
 	model  Model
-	p      policy
+	p      policy // changed only by setQuota, under mu
+
+	// disc is the discovery of the target's model and region, nil when
+	// it has none; set before the limiter is published.
+	disc *discovery
+	// source is SourceDiscovered once a discovered quota is set, else
+	// empty (see limitSource). Guarded by mu.
+	source string
 
 	mu   sync.Mutex
 	born time.Time // when the Governor began to watch the target

@@ -168,7 +168,7 @@ type breakerView struct {
 type quotaView struct {
 	// Limit is the tokens-per-minute limit in force; zero when unknown.
 	Limit int64 `json:"limitTokensPerMinute"`
-	// LimitSource is "configured", "learned" or "" (unknown).
+	// LimitSource is "configured", "discovered", "learned" or "" (unknown).
 	LimitSource string `json:"limitSource"`
 	// Reserved is what the governor granted over the last minute;
 	// UsePercent is Reserved against Limit (0 when Limit is unknown), Bar
