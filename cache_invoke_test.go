@@ -56,7 +56,9 @@ func readAnthropicStream(t *testing.T, out *bedrockruntime.InvokeModelWithRespon
 				Type, Text string
 				StopReason string `json:"stop_reason"`
 			}
-			Usage   struct{ OutputTokens int `json:"output_tokens"` }
+			Usage struct {
+				OutputTokens int `json:"output_tokens"`
+			}
 			Metrics map[string]int `json:"amazon-bedrock-invocationMetrics"`
 		}
 		if err := json.Unmarshal(c.Value.Bytes, &e); err != nil {
