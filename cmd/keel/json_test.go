@@ -107,7 +107,8 @@ func TestJSONCamelCase(t *testing.T) {
 	lat := 3 * time.Second
 	res := &bench.Result{Model: bench.DefaultModel, Quota: 1, Duration: time.Minute, Contenders: []bench.Outcome{{Name: "keel",
 		Completed: 1, Failed: 1, LargeCompleted: 1, SmallCompleted: 1, ReplyP99: time.Second, Failures: map[string]int{"TargetOverloaded": 1}}}}
-	docs := map[string]any{"bench quota --json": res, "bench quota --calls": bench.CallRecord{Contender: "keel", Latency: &lat, Reply: &lat}}
+	docs := map[string]any{"bench quota --json": res, "bench quota --calls": bench.CallRecord{Contender: "keel", Latency: &lat, Reply: &lat},
+		"bench cache --json": &bench.CacheResult{}}
 	for name, v := range docs {
 		t.Run(name, func(t *testing.T) {
 			b, err := json.Marshal(v)
