@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, a fallback across service tiers, or the gateway's cost", run: runBench})
+	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, a fallback across service tiers, the gateway's cost, or the response cache", run: runBench})
 }
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
@@ -54,7 +54,8 @@ fails (keel bench outage -h); keel bench learn measures the quota learner
 (keel bench learn -h); keel bench tiers shows what a fallback to the flex
 service tier buys under a throttle storm (keel bench tiers -h); keel bench
 gateway measures what keel serve costs in front of Bedrock (keel bench
-gateway -h).
+gateway -h); keel bench cache measures the response cache: coalescing, a
+batch rerun and the hit path (keel bench cache -h).
 
 Contenders:
 %s
@@ -83,8 +84,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return benchTiers(ctx, args[1:], stdout, stderr)
 	case "gateway":
 		return benchGateway(ctx, args[1:], stdout, stderr)
+	case "cache":
+		return benchCache(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn`, `keel bench tiers` and `keel bench gateway`\n", args[0])
+	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn`, `keel bench tiers`, `keel bench gateway` and `keel bench cache`\n", args[0])
 	return 2
 }
 
@@ -110,6 +113,9 @@ func checkBenchArgs(args []string) error {
 		return err
 	case "gateway":
 		_, err := parseGatewayFlags(args[1:], io.Discard, io.Discard)
+		return err
+	case "cache":
+		_, err := parseCacheBenchFlags(args[1:], io.Discard, io.Discard)
 		return err
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])

@@ -180,7 +180,8 @@ var docCommandsExempt = map[string]string{
 	"keel bench gateway":                                  "runs about 33 s; TestGatewayShort (internal/bench) runs it in miniature, bench_gateway.txtar through the command line",
 	"keel bench gateway --op converse-stream":             "runs about 33 s; TestGatewayShort runs ConverseStream in miniature",
 	"keel bench gateway --concurrency 1":                  "runs about 33 s; the default run with a checked flag's other value",
-	"keel bench gateway --contenders keel --cpuprofile cpu.out --memprofile mem.out":                                            "runs about 11 s; bench_gateway.txtar runs the profiles for 0.2 s",
+	"keel bench gateway --contenders keel --cpuprofile cpu.out --memprofile mem.out": "runs about 11 s; bench_gateway.txtar runs the profiles for 0.2 s",
+	"keel bench cache": "runs about 4 s, a second of it the coalescing case's held replies; TestCacheShort (internal/bench) runs it in miniature, bench_cache.txtar through the command line",
 	"keel bench outage --scenario internal/bench/testdata/outage-short.yaml --duration 8s --rate 10 --deadline 4s --speed 0.05": "the same run as TestOutageShort (internal/bench); two real-time benches at once would disturb each other",
 }
 
