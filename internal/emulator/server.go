@@ -21,6 +21,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/emulator/s3"
 )
 
 // Operation names, as they appear in the request path and in fault.Request.
@@ -86,6 +87,9 @@ type Server struct {
 	busyMessage string // the message when MaxBufferedBytes is reached
 
 	mounts []mount // set up before serving, read-only after
+
+	objects *s3.Store
+	s3      s3.Handler
 }
 
 type mount struct {
@@ -126,6 +130,11 @@ func New(opts Options) (*Server, error) {
 		s.byPath[strings.ReplaceAll(id, ":", "%3A")] = id
 	}
 	s.pool.New = func() any { return &exchange{s: s} }
+	s.objects = s3.NewStore(o.S3MaxBytes, o.Clock.Now)
+	s.s3.Store = s.objects
+	if o.Verify != nil {
+		s.s3.Verify = s.verifyS3
+	}
 	s.bodyTooLong = fmt.Sprintf("Input is too long: the request body is over the emulator's limit of %d bytes "+
 		"(Options.MaxBodyBytes, keel emulate --max-body).", o.MaxBodyBytes)
 	s.busyMessage = fmt.Sprintf("The emulator is holding its limit of %d bytes of request bodies "+
@@ -253,6 +262,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := s.get(w, r)
 	defer s.put(x)
 	w.Header()["X-Amzn-Requestid"] = []string{x.id}
+	if credentialService(r.Header.Get("Authorization")) == SigningS3 {
+		x.serveS3()
+		return
+	}
 
 	// RawPath is the path as sent when it differs from Path's default
 	// escaping (a model id with %3A or %2F), which is what routing needs;
@@ -342,9 +355,23 @@ func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 // credentialRegion returns the region of a SigV4 Authorization header's
 // credential scope, or "".
 func credentialRegion(auth string) string {
+	region, _ := credentialScope(auth)
+	return region
+}
+
+// credentialService returns the service of a SigV4 Authorization header's
+// credential scope, or "".
+func credentialService(auth string) string {
+	_, service := credentialScope(auth)
+	return service
+}
+
+// credentialScope returns the region and service of a SigV4 Authorization
+// header's credential scope, or "" for each it cannot find.
+func credentialScope(auth string) (region, service string) {
 	i := strings.Index(auth, "Credential=")
 	if i < 0 {
-		return ""
+		return "", ""
 	}
 	scope := auth[i+len("Credential="):]
 	if j := strings.IndexAny(scope, ", "); j >= 0 {
@@ -354,14 +381,19 @@ func credentialRegion(auth string) string {
 	for k := 0; k < 2; k++ {
 		j := strings.IndexByte(scope, '/')
 		if j < 0 {
-			return ""
+			return "", ""
 		}
 		scope = scope[j+1:]
 	}
-	if j := strings.IndexByte(scope, '/'); j > 0 {
-		return scope[:j]
+	j := strings.IndexByte(scope, '/')
+	if j <= 0 {
+		return "", ""
 	}
-	return ""
+	region, scope = scope[:j], scope[j+1:]
+	if k := strings.IndexByte(scope, '/'); k > 0 {
+		service = scope[:k]
+	}
+	return region, service
 }
 
 // unknownOperation answers a request for a path or method that names no
