@@ -82,6 +82,12 @@ type Options struct {
 	// multipart parts); a write past it is answered 507 InsufficientStorage.
 	// Zero means s3.DefaultMaxBytes.
 	S3MaxBytes int64
+	// JobPlanner decides, for each CreateModelInvocationJob, the job's pace,
+	// the batch inference quotas it is checked against, and its faults
+	// (the scenario package plugs in there). A zero field of its answer
+	// means the default (DefaultJobStep, DefaultJobLimits); nil means
+	// defaults and no faults. It is called from many goroutines at once.
+	JobPlanner func(fault.JobRequest) fault.Job
 }
 
 const (

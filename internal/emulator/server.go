@@ -90,6 +90,7 @@ type Server struct {
 
 	objects *s3.Store
 	s3      s3.Handler
+	jobs    jobTable
 }
 
 type mount struct {
@@ -147,10 +148,14 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Models() []Model { return s.list }
 
 // Close makes every request that hangs or stalls on purpose give up at once,
-// by closing its connection. It does not stop the server from serving;
+// by closing its connection, and ends every batch job's goroutine (the jobs
+// stay where they were). It does not stop the server from serving;
 // Running.Close does both. Close is idempotent.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.quit) })
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.closeJobs()
+	})
 }
 
 // exchange is the state of one request. Exchanges are pooled, so buffers
@@ -170,6 +175,7 @@ type exchange struct {
 	cache                   cachePos // the request's cache point, if any
 	mid                     *fault.MidStream
 	wroteHeader             bool
+	batch                   bool          // a batch job's record: no quota hooks, no pacing
 	latency                 time.Duration // the plan's latency, not slept yet (see generate)
 
 	body  []byte
@@ -201,7 +207,7 @@ func (s *Server) put(x *exchange) {
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
 	x.id, x.region, x.op, x.modelID, x.code, x.tier, x.badTier = "", "", "", "", "", "", ""
-	x.tgt, x.mid, x.wroteHeader, x.cache, x.latency = target{}, nil, false, cachePos{}, 0
+	x.tgt, x.mid, x.wroteHeader, x.cache, x.latency, x.batch = target{}, nil, false, cachePos{}, 0, false
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
 	x.hdrs = x.hdrs[:0]
@@ -294,6 +300,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveGetProfile(path[len("/inference-profiles/"):])
 	case path == "/" && r.Method == http.MethodPost:
 		x.serveAWS()
+	case path == "/model-invocation-job" && r.Method == http.MethodPost:
+		x.serveCreateJob()
+	case path == "/model-invocation-jobs" && r.Method == http.MethodGet:
+		x.serveListJobs()
+	case strings.HasPrefix(path, "/model-invocation-job/") && strings.HasSuffix(path, "/stop") && r.Method == http.MethodPost:
+		x.serveStopJob(strings.TrimSuffix(path[len("/model-invocation-job/"):], "/stop"))
+	case strings.HasPrefix(path, "/model-invocation-job/") && r.Method == http.MethodGet:
+		x.serveGetJob(path[len("/model-invocation-job/"):])
 	default:
 		x.unknownOperation()
 	}
