@@ -529,14 +529,15 @@ func (s *Server) setStatus(j *job, status, message string) bool {
 }
 
 // wait waits d on the server's clock; it reports false if the server is
-// closing (the job is abandoned) and stopped if the job is being stopped.
-func (s *Server) wait(j *job, d time.Duration) (ok, stopped bool) {
+// closing (the job is abandoned) and stopped if the job is being stopped
+// (stop is j.stop, or nil for a wait a stop does not cut short).
+func (s *Server) wait(d time.Duration, stop <-chan struct{}) (ok, stopped bool) {
 	t := s.opts.Clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C():
 		return true, false
-	case <-j.stop:
+	case <-stop:
 		return true, true
 	case <-s.quit:
 		return false, false
@@ -562,7 +563,7 @@ func (s *Server) runJob(j *job) {
 	defer close(j.done)
 	step := j.plan.Step
 	stopped := func() {
-		if ok, _ := s.wait(j, step); ok {
+		if ok, _ := s.wait(step, nil); ok {
 			s.setStatus(j, JobStopped, "")
 		}
 	}
@@ -590,7 +591,7 @@ func (s *Server) runJob(j *job) {
 	// advance waits a step, runs check (if any), and moves j to next; it
 	// reports false when the job ended instead or the server is closing.
 	advance := func(next string, check func() string) bool {
-		ok, stop := s.wait(j, step)
+		ok, stop := s.wait(step, j.stop)
 		switch {
 		case !ok:
 			return false
@@ -621,7 +622,7 @@ func (s *Server) runJob(j *job) {
 	per := (len(records) + progressSteps - 1) / progressSteps
 	done := 0
 	for range parts {
-		ok, stop := s.wait(j, step/progressSteps)
+		ok, stop := s.wait(step/progressSteps, j.stop)
 		if !ok {
 			return
 		}

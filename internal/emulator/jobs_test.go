@@ -232,3 +232,242 @@ func TestJobsEndOnClose(t *testing.T) {
 	}
 	testHTTPClient.CloseIdleConnections()
 }
+
+func TestCreateJobValidation(t *testing.T) {
+	models := append(DefaultModels(), Model{ID: "example.no-batch-v1", Name: "No Batch", Provider: "Example",
+		Format: FormatTitan, MaxOutputTokens: 100, ContextWindow: 1000, Burndown: 1, NoBatch: true})
+	rn := start(t, Options{Models: models})
+	c := controlClient(rn)
+	tests := []struct {
+		name   string
+		change func(*bedrock.CreateModelInvocationJobInput)
+		want   string // in the ValidationException's message
+	}{
+		{"role not an ARN", func(in *bedrock.CreateModelInvocationJobInput) { in.RoleArn = aws.String("batch-role") }, "roleArn"},
+		{"role of another service", func(in *bedrock.CreateModelInvocationJobInput) {
+			in.RoleArn = aws.String("arn:aws:s3:::bucket")
+		}, "roleArn"},
+		{"input not an S3 URI", func(in *bedrock.CreateModelInvocationJobInput) {
+			in.InputDataConfig = &btypes.ModelInvocationJobInputDataConfigMemberS3InputDataConfig{Value: btypes.ModelInvocationJobS3InputDataConfig{
+				S3Uri: aws.String("https://in-bucket/jobs/input.jsonl")}}
+		}, "inputDataConfig.s3InputDataConfig.s3Uri"},
+		{"output bucket invalid", func(in *bedrock.CreateModelInvocationJobInput) {
+			in.OutputDataConfig = &btypes.ModelInvocationJobOutputDataConfigMemberS3OutputDataConfig{Value: btypes.ModelInvocationJobS3OutputDataConfig{
+				S3Uri: aws.String("s3://Out_Bucket/")}}
+		}, "outputDataConfig.s3OutputDataConfig.s3Uri"},
+		{"job name with a space", func(in *bedrock.CreateModelInvocationJobInput) { in.JobName = aws.String("my job") }, "jobName"},
+		{"timeout too short", func(in *bedrock.CreateModelInvocationJobInput) { in.TimeoutDurationInHours = aws.Int32(12) }, "timeoutDurationInHours"},
+		{"unknown model", func(in *bedrock.CreateModelInvocationJobInput) { in.ModelId = aws.String("example.nothing-v9") }, "model identifier is invalid"},
+		{"model without batch", func(in *bedrock.CreateModelInvocationJobInput) { in.ModelId = aws.String("example.no-batch-v1") }, "does not support batch"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := createInput("valid-name", fmt.Sprintf("tok-valid-%d", i))
+			tc.change(in)
+			_, err := c.CreateModelInvocationJob(context.Background(), in)
+			var ve *btypes.ValidationException
+			if !errors.As(err, &ve) || !strings.Contains(ve.ErrorMessage(), tc.want) {
+				t.Errorf("CreateModelInvocationJob = %v, want a ValidationException naming %q", err, tc.want)
+			}
+		})
+	}
+	rn.Server.jobs.mu.Lock()
+	defer rn.Server.jobs.mu.Unlock()
+	if len(rn.Server.jobs.order) != 0 {
+		t.Errorf("%d jobs made from invalid requests, want none", len(rn.Server.jobs.order))
+	}
+}
+
+// runJobToEnd creates a job under plan, on a clock whose every timer fires
+// at once, and returns it once it has ended.
+func runJobToEnd(t *testing.T, plan fault.Job, records int) (*Running, *bedrock.GetModelInvocationJobOutput, string) {
+	t.Helper()
+	rn := start(t, Options{Clock: clock.NewAuto(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		JobPlanner: func(fault.JobRequest) fault.Job { return plan }})
+	uploadInput(t, rn, "jobs/input.jsonl", jsonlRecords(records))
+	c := controlClient(rn)
+	out, err := c.CreateModelInvocationJob(context.Background(), createInput("fault-job", "tok-fault"))
+	if err != nil {
+		t.Fatalf("CreateModelInvocationJob: %v", err)
+	}
+	j := jobOf(t, rn, aws.ToString(out.JobArn))
+	<-j.done
+	return rn, getJob(t, c, aws.ToString(out.JobArn)), j.id
+}
+
+func TestJobFaults(t *testing.T) {
+	limits := fault.JobLimits{MinRecordsPerJob: 5}
+	tests := []struct {
+		name     string
+		plan     fault.Job
+		records  int
+		status   btypes.ModelInvocationJobStatus
+		message  string // in the job's message
+		errors   bool   // some output lines carry errors
+		answered int64  // records processed
+	}{
+		{"too few records", fault.Job{Limits: limits}, 3, btypes.ModelInvocationJobStatusFailed, "minimum of 5 records", false, 0},
+		{"too many records in a file", fault.Job{Limits: fault.JobLimits{MinRecordsPerJob: 1, MaxRecordsPerFile: 4}}, 8,
+			btypes.ModelInvocationJobStatusFailed, "over the quota of 4 records per file", false, 0},
+		{"file too big", fault.Job{Limits: fault.JobLimits{MinRecordsPerJob: 1, MaxFileBytes: 100}}, 8,
+			btypes.ModelInvocationJobStatusFailed, "over the quota of 100 bytes per file", false, 0},
+		{"fails validation", fault.Job{Limits: limits, FailValidation: "The role cannot read the input bucket."}, 8,
+			btypes.ModelInvocationJobStatusFailed, "cannot read the input bucket", false, 0},
+		{"record errors", fault.Job{Limits: limits, RecordErrors: 0.5}, 40, btypes.ModelInvocationJobStatusPartiallyCompleted, "", true, 40},
+		{"expires", fault.Job{Limits: limits, Expire: true}, 8, btypes.ModelInvocationJobStatusExpired, "timeout of 168 hours", false, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rn, g, id := runJobToEnd(t, tc.plan, tc.records)
+			if g.Status != tc.status || !strings.Contains(aws.ToString(g.Message), tc.message) {
+				t.Fatalf("job ended %s (%q), want %s with a message naming %q", g.Status, aws.ToString(g.Message), tc.status, tc.message)
+			}
+			if got := aws.ToInt64(g.ProcessedRecordCount); got != tc.answered {
+				t.Errorf("processed %d records, want %d", got, tc.answered)
+			}
+			if tc.answered == 0 {
+				return
+			}
+			lines, _ := outputLines(t, rn, "results/"+id+"/input.jsonl.out")
+			var errs int64
+			for rid, m := range lines {
+				if m["error"] != nil {
+					errs++
+					var e struct {
+						ErrorCode    int
+						ErrorMessage string
+					}
+					if err := json.Unmarshal(m["error"], &e); err != nil || e.ErrorCode == 0 || e.ErrorMessage == "" || m["modelInput"] == nil {
+						t.Errorf("record %s error %s: want errorCode, errorMessage and the modelInput", rid, m["error"])
+					}
+				}
+			}
+			if int64(len(lines)) != tc.answered || (errs > 0) != tc.errors || errs != aws.ToInt64(g.ErrorRecordCount) {
+				t.Errorf("output has %d lines, %d errors; job reports %d errors; want %d lines, errors %v",
+					len(lines), errs, aws.ToInt64(g.ErrorRecordCount), tc.answered, tc.errors)
+			}
+		})
+	}
+}
+
+func TestCreateJobFaults(t *testing.T) {
+	for _, code := range []string{"ThrottlingException", "ServiceQuotaExceededException"} {
+		t.Run(code, func(t *testing.T) {
+			rn := start(t, Options{JobPlanner: func(r fault.JobRequest) fault.Job {
+				if r.Name == "refused" {
+					return fault.Job{CreateError: code}
+				}
+				return fault.Job{}
+			}})
+			c := controlClient(rn)
+			_, err := c.CreateModelInvocationJob(context.Background(), createInput("refused", "tok-refused"))
+			var ae interface{ ErrorCode() string }
+			if !errors.As(err, &ae) || ae.ErrorCode() != code {
+				t.Errorf("CreateModelInvocationJob = %v, want %s", err, code)
+			}
+			if _, err := c.CreateModelInvocationJob(context.Background(), createInput("accepted", "tok-accepted")); err != nil {
+				t.Errorf("another job: %v", err)
+			}
+		})
+	}
+}
+
+func TestStopJob(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	rn := start(t, Options{Clock: clk, JobPlanner: func(fault.JobRequest) fault.Job {
+		return fault.Job{Limits: fault.JobLimits{MinRecordsPerJob: 1}}
+	}})
+	c := controlClient(rn)
+	ctx := context.Background()
+	uploadInput(t, rn, "jobs/input.jsonl", jsonlRecords(8))
+	out, err := c.CreateModelInvocationJob(ctx, createInput("stop-me", "tok-stop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.JobArn)
+	j := jobOf(t, rn, arn)
+	for range 4 { // Submitted, Validating, Scheduled, and the first part of InProgress
+		clk.WaitForTimers(1)
+		clk.Fire(ctx, nil)
+	}
+	clk.WaitForTimers(1)
+	if g := getJob(t, c, arn); g.Status != btypes.ModelInvocationJobStatusInProgress || aws.ToInt64(g.ProcessedRecordCount) != 2 {
+		t.Fatalf("job is %s with %d processed, want InProgress with 2", g.Status, aws.ToInt64(g.ProcessedRecordCount))
+	}
+	if _, err := c.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(arn)}); err != nil {
+		t.Fatalf("StopModelInvocationJob: %v", err)
+	}
+	if g := getJob(t, c, arn); g.Status != btypes.ModelInvocationJobStatusStopping {
+		t.Errorf("job is %s after stop, want Stopping", g.Status)
+	}
+	clk.WaitForTimers(1) // the Stopping step
+	clk.Fire(ctx, nil)
+	<-j.done
+	g := getJob(t, c, arn)
+	if g.Status != btypes.ModelInvocationJobStatusStopped || g.EndTime == nil {
+		t.Errorf("job ended %s, end %v; want Stopped with an end time", g.Status, g.EndTime)
+	}
+	if lines, _ := outputLines(t, rn, "results/"+j.id+"/input.jsonl.out"); len(lines) != 2 {
+		t.Errorf("a stopped job's output has %d records, want the 2 answered before the stop", len(lines))
+	}
+	_, err = c.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(arn)})
+	var ve *btypes.ValidationException
+	if !errors.As(err, &ve) {
+		t.Errorf("stopping a Stopped job = %v, want ValidationException", err)
+	}
+	_, err = c.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String("nosuchjob")})
+	var nf *btypes.ResourceNotFoundException
+	if !errors.As(err, &nf) {
+		t.Errorf("stopping an unknown job = %v, want ResourceNotFoundException", err)
+	}
+}
+
+func TestListJobs(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	rn := start(t, Options{Clock: clk})
+	c := controlClient(rn)
+	ctx := context.Background()
+	var arns []string
+	for i := range 5 {
+		out, err := c.CreateModelInvocationJob(ctx, createInput(fmt.Sprintf("list-%d", i), fmt.Sprintf("tok-list-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		arns = append(arns, aws.ToString(out.JobArn))
+	}
+	if _, err := c.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(arns[1])}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   bedrock.ListModelInvocationJobsInput
+		want []int // indexes into arns
+	}{
+		{"all, newest first", bedrock.ListModelInvocationJobsInput{}, []int{4, 3, 2, 1, 0}},
+		{"ascending in pages of 2", bedrock.ListModelInvocationJobsInput{MaxResults: aws.Int32(2), SortOrder: btypes.SortOrderAscending}, []int{0, 1, 2, 3, 4}},
+		{"by status", bedrock.ListModelInvocationJobsInput{StatusEquals: btypes.ModelInvocationJobStatusStopping}, []int{1}},
+		{"by name", bedrock.ListModelInvocationJobsInput{NameContains: aws.String("list-3")}, []int{3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := bedrock.NewListModelInvocationJobsPaginator(c, &tc.in)
+			var got []string
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					t.Fatalf("ListModelInvocationJobs: %v", err)
+				}
+				for _, s := range page.InvocationJobSummaries {
+					got = append(got, aws.ToString(s.JobArn))
+				}
+			}
+			var want []string
+			for _, i := range tc.want {
+				want = append(want, arns[i])
+			}
+			if strings.Join(got, " ") != strings.Join(want, " ") {
+				t.Errorf("listed %v, want %v", got, want)
+			}
+		})
+	}
+}
