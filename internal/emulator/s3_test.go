@@ -15,6 +15,8 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/keel-run/keel/internal/sigv4verify"
 )
 
 // s3Client returns the official S3 client pointed at the emulator,
@@ -268,5 +270,46 @@ func TestS3SignatureChecked(t *testing.T) {
 	}
 	if n := rn.Server.Objects().Used(); n != 0 {
 		t.Errorf("store holds %d bytes after a rejected put, want 0", n)
+	}
+}
+
+// TestS3SignedWithSDK checks that the S3 client's signatures pass the
+// emulator's SigV4 verifier for service s3, for every operation the
+// emulator's S3 serves, and that a wrong secret is refused.
+func TestS3SignedWithSDK(t *testing.T) {
+	v := sigv4verify.New(sigv4verify.Options{Keys: map[string]string{"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}, Service: SigningS3})
+	rn := start(t, Options{Verify: func(r *http.Request, body []byte) *Rejection { return (*Rejection)(v.Verify(r, body)) }})
+	c := s3Client(rn)
+	ctx := context.Background()
+	bucket, key := aws.String("signed-bucket"), aws.String("dir/input.jsonl")
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: bucket, Key: key, Body: strings.NewReader("abc")}); err != nil {
+		t.Fatalf("PutObject: %v", err)
+	}
+	if _, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: bucket, Key: key}); err != nil {
+		t.Fatalf("GetObject: %v", err)
+	}
+	if _, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: bucket, Prefix: aws.String("dir/")}); err != nil {
+		t.Fatalf("ListObjectsV2: %v", err)
+	}
+	cr, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
+	if err != nil {
+		t.Fatalf("CreateMultipartUpload: %v", err)
+	}
+	up, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: bucket, Key: key, UploadId: cr.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("x")})
+	if err != nil {
+		t.Fatalf("UploadPart: %v", err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: cr.UploadId,
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: []s3types.CompletedPart{{PartNumber: aws.Int32(1), ETag: up.ETag}}}}); err != nil {
+		t.Fatalf("CompleteMultipartUpload: %v", err)
+	}
+	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: bucket, Key: key}); err != nil {
+		t.Fatalf("DeleteObject: %v", err)
+	}
+	bad := awss3.New(awss3.Options{Region: "us-east-1", BaseEndpoint: aws.String(rn.URL), UsePathStyle: true, RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wrong", ""), HTTPClient: testHTTPClient})
+	_, err = bad.PutObject(ctx, &awss3.PutObjectInput{Bucket: bucket, Key: key, Body: strings.NewReader("abc")})
+	if s3Code(err) != "SignatureDoesNotMatch" {
+		t.Errorf("PutObject with a wrong secret = %v, want SignatureDoesNotMatch", err)
 	}
 }
