@@ -745,7 +745,7 @@ func (s *Server) readJobInput(j *job) ([]inputFile, []record, string) {
 func (s *Server) answerRecord(j *job, r *record) (in, out int, failed bool) {
 	line := appendStringField(append([]byte(nil), '{'), "recordId", r.id)
 	line = append(appendKey(line, "modelInput"), r.input...)
-	if j.plan.RecordErrors > 0 && unitHash(s.opts.Seed, j.id, r.id) < j.plan.RecordErrors {
+	if j.plan.RecordErrors > 0 && unitHash(s.opts.Seed, j.name, r.id) < j.plan.RecordErrors {
 		r.out = appendRecordError(line, http.StatusInternalServerError, "Internal server error. The record could not be processed.")
 		return 0, 0, true
 	}
@@ -821,7 +821,7 @@ func (s *Server) writeJobOutput(j *job, files []inputFile, records []record, in,
 	}
 	for fi, recs := range byFile {
 		slices.SortFunc(recs, func(a, b *record) int {
-			return cmp.Compare(unitHash(s.opts.Seed, j.id, "order", a.id), unitHash(s.opts.Seed, j.id, "order", b.id))
+			return cmp.Compare(unitHash(s.opts.Seed, j.name, "order", a.id), unitHash(s.opts.Seed, j.name, "order", b.id))
 		})
 		var b []byte
 		for _, r := range recs {

@@ -471,3 +471,54 @@ func TestListJobs(t *testing.T) {
 		})
 	}
 }
+
+// TestJobRecordsAnsweredAsTheModel checks that records are answered by the
+// model's own checks: a Converse job's records as Converse, and an
+// InvokeModel record the model refuses as an error line with its status.
+func TestJobRecordsAnsweredAsTheModel(t *testing.T) {
+	good := `{"recordId":"ok","modelInput":{"anthropic_version":"bedrock-2023-05-31","max_tokens":20,"messages":[{"role":"user","content":"hi"}]}}`
+	tests := []struct {
+		name, invocation string
+		lines            []string
+		status           btypes.ModelInvocationJobStatus
+		errorCode        int // of record "bad"; 0: no such record
+	}{
+		{"invoke with a refused record", "", []string{good, `{"recordId":"bad","modelInput":{"anthropic_version":"bedrock-2023-05-31","messages":[{"role":"user","content":"no max_tokens"}]}}`},
+			btypes.ModelInvocationJobStatusPartiallyCompleted, 400},
+		{"converse", "Converse", []string{`{"recordId":"ok","modelInput":{"messages":[{"role":"user","content":[{"text":"hi"}]}]}}`},
+			btypes.ModelInvocationJobStatusCompleted, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rn := start(t, Options{Clock: clock.NewAuto(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+				JobPlanner: func(fault.JobRequest) fault.Job { return fault.Job{Limits: fault.JobLimits{MinRecordsPerJob: 1}} }})
+			uploadInput(t, rn, "jobs/input.jsonl", []byte(strings.Join(tc.lines, "\n")+"\n"))
+			in := createInput("answers", "tok-answers")
+			in.ModelInvocationType = btypes.ModelInvocationType(tc.invocation)
+			c := controlClient(rn)
+			out, err := c.CreateModelInvocationJob(context.Background(), in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := jobOf(t, rn, aws.ToString(out.JobArn))
+			<-j.done
+			if g := getJob(t, c, aws.ToString(out.JobArn)); g.Status != tc.status {
+				t.Fatalf("job ended %s (%s), want %s", g.Status, aws.ToString(g.Message), tc.status)
+			}
+			lines, _ := outputLines(t, rn, "results/"+j.id+"/input.jsonl.out")
+			if lines["ok"]["modelOutput"] == nil {
+				t.Errorf("record ok has no modelOutput: %v", lines["ok"])
+			}
+			if tc.invocation == "Converse" && !bytes.Contains(lines["ok"]["modelOutput"], []byte(`"usage"`)) {
+				t.Errorf("Converse record output %s is not a Converse response", lines["ok"]["modelOutput"])
+			}
+			if tc.errorCode != 0 {
+				var e struct{ ErrorCode int }
+				json.Unmarshal(lines["bad"]["error"], &e)
+				if e.ErrorCode != tc.errorCode {
+					t.Errorf("record bad: %s, want errorCode %d", lines["bad"]["error"], tc.errorCode)
+				}
+			}
+		})
+	}
+}
