@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -673,7 +674,7 @@ func (s *Server) readJobInput(j *job) ([]inputFile, []record, string) {
 	if o, err := s.objects.Get(bucket, key); err == nil && key != "" && !strings.HasSuffix(key, "/") {
 		objs = []*s3.Object{o}
 	} else {
-		all, _, err := s.objects.List(bucket, key, "", maxJobs*100)
+		all, _, err := s.objects.List(bucket, key, "", math.MaxInt) // the bound on S3 bounds this
 		if err != nil {
 			return nil, nil, "Unable to read the input at " + j.inURI + ": " + err.Error()
 		}
