@@ -3,7 +3,6 @@ package admission
 import (
 	"context"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/window"
@@ -23,7 +22,7 @@ type limiter struct {
 	// empty (see limitSource). Guarded by mu.
 	source string
 
-	mu   sync.Mutex
+	mu   ctxLock   // held across Store round trips; admit waits for it within the call's context
 	born time.Time // when the Governor began to watch the target
 
 	// view is the target's buckets as the Governor's Store last returned

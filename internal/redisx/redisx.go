@@ -94,8 +94,9 @@ type Client struct {
 	downSince time.Time // zero while healthy
 	lastErr   string
 
-	stop chan struct{}
-	done chan struct{}
+	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // ErrUnavailable wraps every failure of a round trip (a timeout, a refused
@@ -216,12 +217,11 @@ func tlsConfig(base *tls.Config, t config.RedisTLS) (*tls.Config, error) {
 // Close stops the heartbeat, removes this process from the heartbeat set
 // (best effort) and closes the connection.
 func (c *Client) Close() error {
-	select {
-	case <-c.stop:
+	first := false
+	c.closeOnce.Do(func() { first = true; close(c.stop) })
+	if !first {
 		return nil
-	default:
 	}
-	close(c.stop)
 	<-c.done
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
