@@ -360,7 +360,15 @@ func TestCacheStreams(t *testing.T) {
 		{"invoke stream", attempt.InvokeWithResponseStream, haiku3, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":60,"temperature":0,"messages":[{"role":"user","content":"tell me of keels"}]}`), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			em := startEmu(t, nil)
+			// The first reply stalls after its first events, so the reader
+			// that leaves early leaves a stream that could never complete
+			// (a fast complete one would be stored: it is not partial).
+			em := startEmu(t, func(n int) fault.Plan {
+				if n == 0 {
+					return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall, After: 2}}
+				}
+				return fault.Plan{}
+			})
 			c, err := cache.New(cache.Options{Mode: cache.ModeDeterministic, Store: cache.NewMemory(1<<20, nil)})
 			if err != nil {
 				t.Fatal(err)
