@@ -187,7 +187,7 @@ func (f *fakeAWS) finish(j *fakeJob, status btypes.ModelInvocationJobStatus) {
 	outURI := j.in.OutputDataConfig.(*btypes.ModelInvocationJobOutputDataConfigMemberS3OutputDataConfig).Value.S3Uri
 	in, _ := ParseS3URI(*inURI)
 	out, _ := ParseS3URI(*outURI)
-	id := jobID(j.arn)
+	id := JobID(j.arn)
 	man := Manifest{}
 	var keys []string
 	for k := range f.objects {

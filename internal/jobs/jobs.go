@@ -104,6 +104,15 @@ func (e *JobError) Error() string {
 	return fmt.Sprintf("jobs: job %s ended %s: %s", e.JobID, e.Status, e.Message)
 }
 
+// ErrInvalid matches (errors.Is) every error about the input or the
+// options, found before anything is uploaded: fix them and run again.
+var ErrInvalid = errors.New("jobs: invalid input")
+
+type invalidError struct{ error }
+
+func (e invalidError) Unwrap() error { return e.error }
+func (invalidError) Is(t error) bool { return t == ErrInvalid }
+
 // ErrNoJob is returned by the steps that need a job when the state file has none.
 var ErrNoJob = errors.New("jobs: the state file records no job yet; run submit (or run) first")
 
@@ -177,15 +186,13 @@ func (r *Runner) point(name string) error {
 func (r *Runner) Submit(ctx context.Context) error {
 	if r.St.Step == StepNew {
 		if err := r.plan(); err != nil {
-			return err
+			return invalidError{err}
 		}
 		if err := r.save(); err != nil {
 			return err
 		}
-	} else if r.o.In != "" || r.o.Model != "" {
-		if err := r.sameRun(); err != nil {
-			return err
-		}
+	} else if err := r.sameRun(); err != nil {
+		return invalidError{err}
 	}
 	if err := r.point("validated"); err != nil {
 		return err
@@ -405,7 +412,7 @@ func (r *Runner) create(ctx context.Context) error {
 	if err := r.point("created-unrecorded"); err != nil {
 		return err
 	}
-	r.St.JobARN, r.St.JobID = arn, jobID(arn)
+	r.St.JobARN, r.St.JobID = arn, JobID(arn)
 	r.St.Step = StepCreated
 	if err := r.save(); err != nil {
 		return err
@@ -433,9 +440,9 @@ func (r *Runner) findJob(ctx context.Context) (string, error) {
 	}
 }
 
-// jobID is the last part of a job ARN (…:model-invocation-job/ID), the
+// JobID is the last part of a job ARN (…:model-invocation-job/ID), the
 // folder Bedrock writes the output under.
-func jobID(arn string) string {
+func JobID(arn string) string {
 	if i := strings.LastIndexByte(arn, '/'); i >= 0 {
 		return arn[i+1:]
 	}

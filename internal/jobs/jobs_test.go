@@ -321,8 +321,8 @@ func TestBadInput(t *testing.T) {
 			e := newEnv(t, 100)
 			tt.set(t, &e.opts)
 			_, err := e.runner(t).Run(context.Background())
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want it to say %q", err, tt.want)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrInvalid saying %q", err, tt.want)
 			}
 			if len(e.fake.objects) != 0 || e.fake.creates != 0 {
 				t.Fatalf("bad input reached AWS: %d objects, %d jobs", len(e.fake.objects), e.fake.creates)

@@ -63,7 +63,7 @@ type span struct {
 // ids name the records in errors.
 func split(sizes []int64, ids []string, l Limits) ([]span, error) {
 	if len(sizes) < l.MinRecordsPerJob {
-		return nil, fmt.Errorf("jobs: the input has %d records; a Bedrock batch job needs at least %d (the quota \"Minimum number of records per batch inference job\", Limits.MinRecordsPerJob); send fewer with keel batch run", len(sizes), l.MinRecordsPerJob)
+		return nil, fmt.Errorf("jobs: the input has %d records; a Bedrock batch job needs at least %d (the quota \"Minimum number of records per batch inference job\", Limits.MinRecordsPerJob); run fewer on demand with keel batch run", len(sizes), l.MinRecordsPerJob)
 	}
 	if len(sizes) > l.RecordsPerJob {
 		return nil, fmt.Errorf("jobs: the input has %d records; one job holds at most %d (the quota \"Records per batch inference job\", Limits.RecordsPerJob); split the input", len(sizes), l.RecordsPerJob)
