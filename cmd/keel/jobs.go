@@ -21,6 +21,7 @@ import (
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/jobs"
+	"github.com/keel-run/keel/internal/keelx"
 	"github.com/keel-run/keel/internal/lockfile"
 )
 
@@ -118,7 +119,8 @@ func (t *jobsTarget) check() error {
 }
 
 // clients builds the S3 (path-style when not AWS) and Bedrock clients,
-// starting the emulator first when asked; close stops it.
+// starting the emulator first when asked (t.endpoint is then its address);
+// close stops it.
 func (t *jobsTarget) clients(ctx context.Context) (*s3.Client, *bedrock.Client, string, func(), error) {
 	closeFn := func() {}
 	endpoint := t.endpoint
@@ -133,6 +135,7 @@ func (t *jobsTarget) clients(ctx context.Context) (*s3.Client, *bedrock.Client, 
 		}
 		closeFn = func() { rn.Close() }
 		endpoint = rn.URL
+		t.endpoint = rn.URL
 	}
 	var opts []func(*awsconfig.LoadOptions) error
 	if t.region != "" {
@@ -177,7 +180,8 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		maxTokens, minRecords, perFile, perHour int
 		bytesPerFile                            int64
 		first, maxPoll                          time.Duration
-		noDLQ, jsonOut                          bool
+		noDLQ, jsonOut, redrive                 bool
+		configFile                              string
 		timeoutHours                            int
 	)
 	name := "keel jobs " + step
@@ -206,6 +210,8 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	if step == "run" || step == "results" {
 		fs.StringVar(&dbp, "dlq", "keel-dlq.db", "dead-letter database for records the job failed or did not do")
 		fs.BoolVar(&noDLQ, "no-dlq", false, "do not park failures (they are still in --out)")
+		fs.BoolVar(&redrive, "redrive-on-demand", false, "send the records the job failed or did not do through keel's engine on demand (at the on-demand price) before writing --out")
+		fs.StringVar(&configFile, "config", "", "with --redrive-on-demand: a keel YAML configuration file (retries, routes, breakers)")
 	}
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), jobsUsage+"\n\nFlags of "+name+":")
@@ -231,6 +237,10 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		return bad("--in, --model and --out are required")
 	case state == "" && out == "":
 		return bad("--state (or the --out of the run) is required")
+	case redrive && noDLQ:
+		return bad("--redrive-on-demand sends the records parked in the dead-letter queue, which --no-dlq turns off")
+	case configFile != "" && !redrive:
+		return bad("--config configures the engine of --redrive-on-demand; pass that too")
 	case maxTokens < 0 || minRecords < 0 || perFile < 0 || bytesPerFile < 0 || perHour < 0 || first < 0 || maxPoll < 0 || timeoutHours < 0:
 		return bad("numbers and durations must not be negative")
 	}
@@ -315,6 +325,16 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		}
 		defer store.Close()
 		o.DLQ = store
+		if redrive {
+			// With --emulator, t.endpoint is the emulator the job ran on: it answers these calls too.
+			tf := targetFlags{region: t.region, endpoint: t.endpoint, configFile: configFile}
+			k, closeEngine, err := tf.open(ctx, stderr)
+			if err != nil {
+				return bad("%v", err)
+			}
+			defer closeEngine()
+			o.Redrive, o.RedriveLock = keelx.Engine(k), dbp+".redrive.lock"
+		}
 		if r, err = jobs.New(o); err != nil { // the state as Submit left it, with the DLQ
 			return bad("%v", err)
 		}

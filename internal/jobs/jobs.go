@@ -57,6 +57,13 @@ type Options struct {
 	DLQ dlq.Store
 	// Region is recorded in dead letters, for redrive.
 	Region string
+	// Redrive, when set (with DLQ), sends the records the job failed or did
+	// not do through keel's engine on demand before the results are
+	// written, so the run ends with every record answered or dead-lettered.
+	Redrive dlq.Sender
+	// RedriveLock is the lock file that keeps redrives of the DLQ apart
+	// (dlq.RedriveOptions.Lock); "": none.
+	RedriveLock string
 
 	Limits  Limits
 	Polling Polling

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -60,34 +61,66 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	done, err := r.loadRedriven()
+	if err != nil {
+		return nil, err
+	}
 	sum := &Summary{JobID: st.JobID, Status: st.Status, Message: st.Message, Records: len(r.input.Records), Manifest: man}
-	var buf bytes.Buffer
+	results := make([]*batch.ResultLine, len(r.input.Records))
+	parked := map[int64]int{} // dead-letter id → record index
 	for i, rec := range r.input.Records {
 		line := &batch.ResultLine{}
 		line.SetID(rec)
+		results[i] = line
 		ol, ok := outs[rec.ID]
-		switch {
-		case ok && ol.Error == nil && len(ol.ModelOutput) > 0:
+		if ok && ol.Error == nil && len(ol.ModelOutput) > 0 {
 			line.Attempts = 1
 			if err := r.answered(line, rec, ol.ModelOutput); err != nil {
 				return nil, err
 			}
-		default:
-			le := &batch.LineError{Code: CodeNotProcessed, Message: fmt.Sprintf("job %s ended %s without this record's answer", st.JobID, st.Status)}
-			if st.Message != "" {
-				le.Message += ": " + st.Message
+			continue
+		}
+		if rd, ok := done[rec.ID]; ok {
+			// Answered by an earlier redrive on demand; its dead letter may
+			// still be there if the kill came before it was removed.
+			if r.o.DLQ != nil {
+				if err := r.o.DLQ.Delete(ctx, rd.DLQID); err != nil && !errors.Is(err, dlq.ErrNotFound) {
+					return nil, fmt.Errorf("jobs: %w", err)
+				}
 			}
-			if ok && ol.Error != nil {
-				line.Attempts = 1
-				le.Code = CodeRecordError
-				le.Status, _ = strconv.Atoi(strings.Trim(string(ol.Error.ErrorCode), `"`))
-				le.Message = fmt.Sprintf("job %s: %s", st.JobID, ol.Error.ErrorMessage)
-			}
-			if err := r.park(ctx, rec, lines[i], le); err != nil {
+			if err := fromRedrive(line, rec, rd); err != nil {
 				return nil, err
 			}
-			line.Error = le
+			continue
 		}
+		le := &batch.LineError{Code: CodeNotProcessed, Message: fmt.Sprintf("job %s ended %s without this record's answer", st.JobID, st.Status)}
+		if st.Message != "" {
+			le.Message += ": " + st.Message
+		}
+		if ok && ol.Error != nil {
+			line.Attempts = 1
+			le.Code = CodeRecordError
+			le.Status, _ = strconv.Atoi(strings.Trim(string(ol.Error.ErrorCode), `"`))
+			le.Message = fmt.Sprintf("job %s: %s", st.JobID, ol.Error.ErrorMessage)
+		}
+		if err := r.park(ctx, rec, lines[i], le); err != nil {
+			return nil, err
+		}
+		line.Error = le
+		if le.DLQID != 0 {
+			parked[le.DLQID] = i
+		}
+	}
+	if err := r.point("parked"); err != nil {
+		return nil, err
+	}
+	if r.o.Redrive != nil && r.o.DLQ != nil && len(parked) > 0 {
+		if err := r.redrive(ctx, parked, results); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	for _, line := range results {
 		b, err := batch.EncodeResultLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)
@@ -98,9 +131,6 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 		} else {
 			sum.Failed++
 		}
-	}
-	if err := r.point("parked"); err != nil {
-		return nil, err
 	}
 	if err := writeAtomic(st.Out, buf.Bytes()); err != nil {
 		return nil, err
