@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -366,8 +367,8 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
-// jobsProgress prints the job's status as Bedrock reports it: a line that
-// rewrites itself on a terminal, else a line per change.
+// jobsProgress prints the job's status as Bedrock reports it: on a
+// terminal a bar and a line that rewrites itself, else a line per change.
 func jobsProgress(w io.Writer, tty bool) func(*jobs.State) {
 	last := ""
 	return func(st *jobs.State) {
@@ -377,7 +378,13 @@ func jobsProgress(w io.Writer, tty bool) func(*jobs.State) {
 		}
 		switch {
 		case tty:
-			fmt.Fprintf(w, "\r\033[K%s", line)
+			bar := ""
+			if st.Total > 0 {
+				const width = 30 // characters of the bar
+				n := int(min(st.Processed, st.Total) * width / st.Total)
+				bar = "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "] "
+			}
+			fmt.Fprintf(w, "\r\033[K%s%s", bar, line)
 			if st.Step == jobs.StepEnded {
 				fmt.Fprintln(w)
 			}

@@ -57,6 +57,20 @@ func newEnv(t *testing.T, records int) *env {
 	return e
 }
 
+// killAt sets the env's kill seam to end the run at point, once; killed
+// reports whether it did. A point of "" kills nothing.
+func (e *env) killAt(point string) (killed func() bool) {
+	done := false
+	e.opts.crash = func(p string) error {
+		if p == point && !done {
+			done = true
+			return errors.New("killed at " + p)
+		}
+		return nil
+	}
+	return func() bool { return done }
+}
+
 func (e *env) runner(t *testing.T) *Runner {
 	t.Helper()
 	r, err := New(e.opts)
@@ -151,16 +165,9 @@ func TestKillPoints(t *testing.T) {
 			e := newEnv(t, 100)
 			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") }
 			e.fake.pollsToEnd = 3
-			killed := false
-			e.opts.crash = func(p string) error {
-				if p == point && !killed {
-					killed = true
-					return errors.New("killed at " + p)
-				}
-				return nil
-			}
+			killed := e.killAt(point)
 			_, err := e.runner(t).Run(context.Background())
-			if err == nil || !killed {
+			if err == nil || !killed() {
 				t.Fatalf("the run was not killed at %s: %v", point, err)
 			}
 			sum, err := e.runner(t).Run(context.Background())
@@ -333,28 +340,16 @@ func TestBadInput(t *testing.T) {
 
 func TestResumeRefusesAnotherRun(t *testing.T) {
 	e := newEnv(t, 100)
-	e.opts.crash = func(p string) error {
-		if p == "created" {
-			return errors.New("killed")
-		}
-		return nil
-	}
+	e.killAt("created")
 	e.runner(t).Run(context.Background())
-	e.opts.crash = nil
 	e.opts.Model = "amazon.nova-lite-v1:0"
 	if _, err := e.runner(t).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "is the run with --model") {
 		t.Fatalf("err = %v", err)
 	}
 	// The input changed under a run that has not uploaded yet is refused too.
 	e2 := newEnv(t, 100)
-	e2.opts.crash = func(p string) error {
-		if p == "validated" {
-			return errors.New("killed")
-		}
-		return nil
-	}
+	e2.killAt("validated")
 	e2.runner(t).Run(context.Background())
-	e2.opts.crash = nil
 	os.WriteFile(e2.opts.In, []byte(strings.Repeat(`{"recordId": "x", "modelInput": {}}`+"\n", 1)), 0o600)
 	if _, err := e2.runner(t).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "changed since the run began") {
 		t.Fatalf("err = %v", err)
@@ -366,15 +361,9 @@ func TestResumeRefusesAnotherRun(t *testing.T) {
 // name, derived from the run) instead of creating a second.
 func TestCreatedJobFoundByName(t *testing.T) {
 	e := newEnv(t, 100)
-	e.opts.crash = func(p string) error {
-		if p == "created-unrecorded" {
-			return errors.New("killed")
-		}
-		return nil
-	}
+	e.killAt("created-unrecorded")
 	e.runner(t).Run(context.Background())
 	clear(e.fake.tokens)
-	e.opts.crash = nil
 	if _, err := e.runner(t).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -49,17 +49,10 @@ func TestRedriveOnDemand(t *testing.T) {
 			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") } // R0007, R0017, ... R0097
 			sender := &fakeSender{fail: map[string]bool{"q17": true}, calls: map[string]int{}}
 			e.opts.Redrive = sender
-			killed := false
-			e.opts.crash = func(p string) error {
-				if p == point && !killed {
-					killed = true
-					return errors.New("killed at " + p)
-				}
-				return nil
-			}
+			killed := e.killAt(point)
 			sum, err := e.runner(t).Run(context.Background())
 			if point != "" {
-				if !killed {
+				if !killed() {
 					t.Fatalf("not killed at %s: %v", point, err)
 				}
 				sum, err = e.runner(t).Run(context.Background())
