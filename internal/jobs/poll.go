@@ -18,8 +18,9 @@ const (
 	// DefaultPollGrowth: each quiet poll waits 1.5 times longer, as the
 	// issue's pattern asks: gentle enough to notice the end of a short job.
 	DefaultPollGrowth = 1.5
-	// DefaultMaxPoll: jobs run for hours; one look every five minutes at
-	// most costs under 300 calls a day and finds the end within minutes.
+	// DefaultMaxPoll: jobs run for hours; at this cap, full jitter makes the
+	// mean wait 2.5 minutes (under 600 calls a day), and the end is seen
+	// within five.
 	DefaultMaxPoll = 5 * time.Minute
 	// DefaultErrorGrowth: after a throttle or a server error the wait
 	// triples, so polling gives the control plane room to recover.
