@@ -353,7 +353,9 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	case "results":
 		sum, err = r.Results(ctx)
 	case "stop":
-		err = r.Stop(ctx)
+		if err = r.Stop(ctx); err == nil {
+			fmt.Fprintf(stderr, "%s: asked Bedrock to stop job %s; it goes Stopping, then Stopped: keel jobs wait, then keel jobs results writes what it did and parks the rest\n", name, r.St.JobID)
+		}
 	}
 	return jobsReport(stdout, stderr, name, r.St, sum, err, dbp, noDLQ, jsonOut)
 }
