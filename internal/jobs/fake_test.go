@@ -176,8 +176,8 @@ func (f *fakeAWS) GetModelInvocationJob(_ context.Context, in *bedrock.GetModelI
 }
 
 // finish ends j: it writes {output}/{jobId}/{file}.out (in reverse input
-// order) and manifest.json.out. A Stopped job did the first half of each
-// file; a Failed one wrote nothing.
+// order) and manifest.json.out. A Stopped or Expired job did the first
+// half of each file; a Failed one wrote nothing.
 func (f *fakeAWS) finish(j *fakeJob, status btypes.ModelInvocationJobStatus) {
 	if status == btypes.ModelInvocationJobStatusFailed {
 		j.status, j.msg = status, "the input failed validation: injected by the test"
@@ -203,7 +203,7 @@ func (f *fakeAWS) finish(j *fakeJob, status btypes.ModelInvocationJobStatus) {
 			lines = append(lines, sc.Text())
 		}
 		man.TotalRecordCount += int64(len(lines))
-		if status == btypes.ModelInvocationJobStatusStopped {
+		if status == btypes.ModelInvocationJobStatusStopped || status == btypes.ModelInvocationJobStatusExpired {
 			lines = lines[:len(lines)/2]
 		}
 		var b bytes.Buffer

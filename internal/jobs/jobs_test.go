@@ -371,3 +371,19 @@ func TestCreatedJobFoundByName(t *testing.T) {
 		t.Fatalf("%d jobs created, want 1", e.fake.creates)
 	}
 }
+
+func TestExpiredJob(t *testing.T) {
+	e := newEnv(t, 100)
+	e.fake.end = btypes.ModelInvocationJobStatusExpired
+	sum, err := e.runner(t).Run(context.Background())
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Expired" {
+		t.Fatalf("err = %v, want the job Expired", err)
+	}
+	if sum.OK != 50 || sum.Failed != 50 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 50 {
+		t.Fatalf("%d parked, want 50", len(parked))
+	}
+}
