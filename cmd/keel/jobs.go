@@ -161,6 +161,8 @@ func (t *jobsTarget) clients(ctx context.Context) (*s3.Client, *bedrock.Client, 
 		cfg.Credentials = fake // an emulator takes any credentials
 	}
 	sc := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// An output file without a checksum (an emulator's) is no news for the user.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		if endpoint != "" {
 			o.BaseEndpoint, o.UsePathStyle = aws.String(endpoint), true
 		}
