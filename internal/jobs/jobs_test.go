@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,10 +42,11 @@ func writeInput(t *testing.T, n int) string {
 }
 
 type env struct {
-	fake  *fakeAWS
-	dlq   *dlq.Memory
-	opts  Options
-	clock *clock.Fake
+	endpoint *url.URL // the emulator's, for an engine (emulator_test.go)
+	fake     *fakeAWS
+	dlq      *dlq.Memory
+	opts     Options
+	clock    *clock.Fake
 }
 
 func newEnv(t *testing.T, records int) *env {
