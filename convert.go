@@ -85,7 +85,7 @@ func newEntry(c *catalog.Entry) *Entry {
 func quotaStatsOf(s admission.Stats) QuotaStats {
 	out := QuotaStats{Target: targetOf(s.Target),
 		Model: QuotaModel{Match: s.Model.Match, MaxOutputTokens: s.Model.MaxOutputTokens, Burndown: s.Model.Burndown},
-		Limit: s.Limit, Floor: s.Floor, Ceiling: s.Ceiling, Learning: s.Learning, Available: s.Available,
+		Limit: s.Limit, LimitSource: s.Source, Floor: s.Floor, Ceiling: s.Ceiling, Learning: s.Learning, Available: s.Available,
 		RequestsPerMinute: s.RequestsPerMinute, PausedFor: s.PausedFor, InFlight: s.InFlight, InFlightTokens: s.InFlightTokens,
 		ReservedPerMinute: s.ReservedPerMinute, SettledPerMinute: s.SettledPerMinute, OfferedPerMinute: s.OfferedPerMinute,
 		InputRatio: s.InputRatio, Settled: s.Settled, Cancelled: s.Cancelled, Throttles: s.Throttles, Decreases: s.Decreases,

@@ -165,7 +165,11 @@ func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, sh
 	if shared != nil {
 		store = redisstore.NewFailover(shared, redisstore.Options{})
 	}
-	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock, store)
+	var discover func(context.Context, admission.Target) (int, error)
+	if c.Quotas.Discover {
+		discover = newDiscoverer(cfg, where.endpoint, opts.HTTPClient, cmp.Or(opts.Logger, slog.Default()), opts.clock).discover
+	}
+	eo, err := engineOptions(c, where.region, where.endpoint, opts.clock, store, discover)
 	if err != nil {
 		return nil, err
 	}

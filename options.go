@@ -238,6 +238,15 @@ type QuotaOptions struct {
 	// Models are facts about models, matched by substring of the model id
 	// before the built-in table.
 	Models []QuotaModel
+	// Discover reads each target's tokens-per-minute quota from Service
+	// Quotas (the region's, or Endpoint's when set), with the aws.Config's
+	// credentials, when a call first names the target and again every 15
+	// minutes (docs/governor.md, Discovered quotas). A quota in Targets
+	// wins over a discovered one, which wins over Default and learning;
+	// a target Service Quotas does not tell (access denied, unreachable,
+	// not listed: logged once per target) is learned. false: the file's
+	// quotas.discover.
+	Discover bool
 }
 
 // Quota is one target's quotas, as in the AWS Service Quotas console.

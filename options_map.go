@@ -2,6 +2,7 @@ package keel
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -60,7 +61,8 @@ func goConfig(o *Options) *config.Config {
 			IdleTimeout: d(o.Streaming.IdleTimeout)},
 		Limits: config.Limits{MaxResponseBytes: o.Limits.MaxResponseBytes, MaxEventBytes: o.Limits.MaxEventBytes},
 		Quotas: config.Quotas{Disabled: o.Quotas.Disabled, MaxWait: d(o.Quotas.MaxWait), SmallFirst: o.Quotas.SmallFirst,
-			FullStart: o.Quotas.FullStart, QueueTarget: d(o.Quotas.QueueTarget), Default: quotaConfig(o.Quotas.Default)},
+			FullStart: o.Quotas.FullStart, QueueTarget: d(o.Quotas.QueueTarget), Default: quotaConfig(o.Quotas.Default),
+			Discover: o.Quotas.Discover},
 	}
 	c.Redis = config.Redis{URL: config.Secret(o.Redis.URL), Prefix: o.Redis.Prefix, Timeout: d(o.Redis.Timeout), Share: o.Redis.Share,
 		TLS: config.RedisTLS{CA: o.Redis.TLS.CA, Cert: o.Redis.TLS.Cert, Key: o.Redis.TLS.Key, ServerName: o.Redis.TLS.ServerName}}
@@ -213,8 +215,8 @@ func overlay(g, f *config.Config) *config.Config {
 	gq, fq := g.Quotas, f.Quotas
 	c.Quotas = config.Quotas{Disabled: gq.Disabled || fq.Disabled, MaxWait: cmp.Or(gq.MaxWait, fq.MaxWait),
 		SmallFirst: gq.SmallFirst || fq.SmallFirst, FullStart: gq.FullStart || fq.FullStart, QueueTarget: cmp.Or(gq.QueueTarget, fq.QueueTarget),
-		Default: overlayQuota(gq.Default, fq.Default),
-		Models:  append(slices.Clone(gq.Models), fq.Models...)}
+		Default: overlayQuota(gq.Default, fq.Default), Discover: gq.Discover || fq.Discover,
+		Models: append(slices.Clone(gq.Models), fq.Models...)}
 	type key struct{ model, region string }
 	set := map[key]bool{}
 	for _, q := range gq.Targets {
@@ -244,8 +246,10 @@ func overlayQuota(g, f config.Quota) config.Quota {
 // engineOptions maps c onto engine options for calls whose default region
 // is region, sent to endpoint ("" for AWS's endpoints); c's own region:
 // and endpoint: are not read, the caller has weighed them. store holds the
-// quota governor's buckets; nil: in memory.
-func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock, store admission.Store) (engine.Options, error) {
+// quota governor's buckets; nil: in memory. discover reads quotas when
+// c.Quotas.Discover is set (see discoverer); nil: none are read.
+func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock, store admission.Store,
+	discover func(context.Context, admission.Target) (int, error)) (engine.Options, error) {
 	routes := map[string][]route.Step{}
 	for _, rt := range c.Routes {
 		ts := make([]route.Step, 0, len(rt.Targets))
@@ -300,6 +304,9 @@ func engineOptions(c *config.Config, region, endpoint string, clk clock.Clock, s
 		ao := governorOptions(&c.Quotas, region)
 		ao.Clock = clk
 		ao.Store = store
+		if c.Quotas.Discover {
+			ao.Discover = discover
+		}
 		g, err := admission.New(ao)
 		if err != nil {
 			return eo, fmt.Errorf("keel: quotas: %w", err)

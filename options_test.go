@@ -76,7 +76,7 @@ quotas:
 			t.Errorf("%s: got %v, want %v", ck.name, ck.got, ck.want)
 		}
 	}
-	eo, err := engineOptions(c, c.Region, "", nil, nil)
+	eo, err := engineOptions(c, c.Region, "", nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestTierOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eo, err := engineOptions(c, c.Region, "", nil, nil)
+			eo, err := engineOptions(c, c.Region, "", nil, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

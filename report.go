@@ -334,9 +334,13 @@ type QuotaStats struct {
 	Target Target
 	// Model holds the facts in use for the target's model.
 	Model QuotaModel
-	// Limit is the tokens-per-minute limit in force: the configured quota
-	// or what was learned from throttles; 0 while unknown.
+	// Limit is the tokens-per-minute limit in force: the configured quota,
+	// the discovered one (Quotas.Discover) or what was learned from
+	// throttles; 0 while unknown.
 	Limit int64
+	// LimitSource is where Limit comes from: "configured", "discovered" or
+	// "learned"; empty while Limit is unknown.
+	LimitSource string
 	// Floor and Ceiling bound the limit; Ceiling is 0 when there is none.
 	Floor, Ceiling int64
 	// Learning reports that the limit may grow past its first value.

@@ -15,17 +15,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keel-run/keel/internal/bench"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, a fallback across service tiers, or the gateway's cost", run: runBench})
+	register(command{name: "bench", summary: "measure keel: a tokens-per-minute quota against the AWS SDK's retryers, a region outage, the quota learner, a fallback across service tiers, the gateway's cost, or the response cache", run: runBench})
 }
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
                         [--contenders keel,standard,adaptive] [--deadline D] [--speed F] [--warmup D] [--json]
                         [--calls FILE] [--progress auto|on|off]
+       keel bench quota --replicas N [--contenders keel-redis,keel-local] [--redis local|URL]
+                        [--redis-outage D] [flags above]
 
 Starts one emulator per contender in-process, each with a tokens-per-minute
 quota of its own, and offers every contender the same seeded open-loop
@@ -37,12 +41,21 @@ latency, and the share of the largest and smallest quarter of calls served.
 On a terminal, a line on stderr shows how far the run has got. See
 docs/bench.md.
 
+Many replicas, one quota: with --replicas N, the contenders keel-redis and
+keel-local each run N keel instances against their one emulator, calls dealt
+to them in turn as a load balancer deals them; keel-redis's instances share
+state through a Redis (by default a redis-server started for the run, from
+Debian's package redis-server), keel-local's share nothing. --redis-outage D
+kills that redis-server for D in the middle of the arrivals, then starts it
+again, and shows each contender before, during and after.
+
 The other benchmarks: keel bench outage shows what keel does when a region
 fails (keel bench outage -h); keel bench learn measures the quota learner
 (keel bench learn -h); keel bench tiers shows what a fallback to the flex
 service tier buys under a throttle storm (keel bench tiers -h); keel bench
 gateway measures what keel serve costs in front of Bedrock (keel bench
-gateway -h).
+gateway -h); keel bench cache measures the response cache: coalescing, a
+batch rerun and the hit path (keel bench cache -h).
 
 Contenders:
 %s
@@ -71,8 +84,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		return benchTiers(ctx, args[1:], stdout, stderr)
 	case "gateway":
 		return benchGateway(ctx, args[1:], stdout, stderr)
+	case "cache":
+		return benchCache(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn`, `keel bench tiers` and `keel bench gateway`\n", args[0])
+	fmt.Fprintf(stderr, "keel bench: unknown benchmark %q; the benchmarks are `keel bench quota`, `keel bench outage`, `keel bench learn`, `keel bench tiers`, `keel bench gateway` and `keel bench cache`\n", args[0])
 	return 2
 }
 
@@ -98,6 +113,9 @@ func checkBenchArgs(args []string) error {
 		return err
 	case "gateway":
 		_, err := parseGatewayFlags(args[1:], io.Discard, io.Discard)
+		return err
+	case "cache":
+		_, err := parseCacheBenchFlags(args[1:], io.Discard, io.Discard)
 		return err
 	}
 	return fmt.Errorf("unknown benchmark %q", args[0])
@@ -132,6 +150,9 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			a.cfg.Duration, a.cfg.Deadline)
 	}
 	a.cfg.Progress = progressLine("keel bench quota", a.progress, stderr)
+	// go-redis prints every failed dial to stderr; a Redis outage would
+	// fill the terminal, and the table reports it per phase.
+	redis.SetLogger(quietRedis{})
 	res, err := bench.Run(ctx, a.cfg)
 	if a.cfg.Progress != nil {
 		fmt.Fprintln(stderr)
@@ -156,6 +177,11 @@ func benchQuota(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	return printBench("keel bench quota", res, a.json, stdout, stderr)
 }
+
+// quietRedis is a go-redis logger that writes nothing.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // printBench prints a bench's result on stdout: its table, or JSON.
 func printBench(cmd string, res interface{ WriteTable(io.Writer) error }, asJSON bool, stdout, stderr io.Writer) int {
@@ -217,6 +243,9 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 	fs.BoolVar(&a.json, "json", false, "print the result as JSON (docs/json.md)")
 	fs.StringVar(&a.progress, "progress", "auto", "show time, arrivals and calls ended on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
 	fs.StringVar(&a.calls, "calls", "", "also write what happened to every call with every contender to `FILE`, one JSON object per line")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "keel instances `N` that keel-redis and keel-local each run against their one quota (1 to 16); above 1 the contenders default to keel-redis,keel-local")
+	fs.StringVar(&cfg.Redis, "redis", "", "the Redis keel-redis's instances share: local (a redis-server started for the run) or a redis:// `URL` (default local when keel-redis runs)")
+	fs.DurationVar(&cfg.RedisOutage, "redis-outage", 0, "kill the local redis-server for `D` in the middle of the arrivals, then start it again (at most half of --duration)")
 	cfg.Quota = 1_000_000
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -241,10 +270,17 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 		return a, fmt.Errorf("--deadline %s: want more than 0", cfg.Deadline)
 	case cfg.Warmup < 0:
 		return a, fmt.Errorf("--warmup %s: want 0 (the default) or more", cfg.Warmup)
+	case cfg.Replicas < 1 || cfg.Replicas > bench.MaxReplicas:
+		return a, fmt.Errorf("--replicas %d: want from 1 to %d", cfg.Replicas, bench.MaxReplicas)
 	}
 	var err error
 	if cfg.Contenders, err = contenderNames(contenders); err != nil {
 		return a, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Replicas > 1 && !set["contenders"] {
+		cfg.Contenders = bench.DefaultReplicaContenders
 	}
 	if err := bench.Check(*cfg); err != nil {
 		return a, err

@@ -45,6 +45,7 @@ type converseFlags struct {
 	jsonOut, logs, emulated, stream                     bool
 	scenario                                            string
 	seed                                                int64
+	cache                                               keel.CacheMode // --cache: this call's use of the response cache
 }
 
 func runConverse(args []string, stdout, stderr io.Writer) int {
@@ -72,12 +73,20 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		f.temperature = t
 		return nil
 	})
+	fs.Func("cache", "this call's use of the response cache of --config: `MODE` bypass (neither read nor written) or refresh (go upstream and replace the stored reply)", func(v string) error {
+		m, ok := cacheModes[v]
+		if !ok {
+			return fmt.Errorf("want bypass or refresh, got %q", v)
+		}
+		f.cache = m
+		return nil
+	})
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long `D`, retries and fallbacks included")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the reply, usage, attempt history and the quota governor's view of each target as JSON (docs/json.md)")
 	fs.BoolVar(&f.logs, "log", false, "write keel's JSON logs (one line per attempt and outcome) to stderr")
 	fs.BoolVar(&f.stream, "stream", false, "use ConverseStream: print the reply as it arrives, then the attempts and resumes (stderr)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE] [--stream] [--json]\n\nFlags:")
+		fmt.Fprintln(fs.Output(), "Usage: keel converse --model ID --prompt TEXT [--region R] [--endpoint URL | --emulator [--scenario FILE]] [--fallback ID[@REGION] ...] [--config FILE [--cache bypass|refresh]] [--stream] [--json]\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -142,6 +151,13 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keel converse: %v\n", err)
 		return 2
 	}
+	if f.cache != keel.CacheDefault {
+		if _, on := k.Cache(ctx); !on {
+			fmt.Fprintln(stderr, "keel converse: --cache needs a response cache: set cache.mode in the --config file (docs/cache.md)")
+			return 2
+		}
+		ctx = keel.WithCache(ctx, f.cache)
+	}
 	in := &bedrockruntime.ConverseInput{
 		ModelId:  aws.String(f.model),
 		Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: f.prompt}}}},
@@ -173,19 +189,43 @@ func runConverse(args []string, stdout, stderr io.Writer) int {
 			res["usage"] = map[string]any{"inputTokens": aws.ToInt32(out.Usage.InputTokens), "outputTokens": aws.ToInt32(out.Usage.OutputTokens), "totalTokens": aws.ToInt32(out.Usage.TotalTokens)}
 		}
 		if rep != nil {
-			res["target"] = rep.Target.String()
+			if rep.Target.Model != "" { // none answered a reply from the cache
+				res["target"] = rep.Target.String()
+			}
 			res["totalMs"] = rep.Total.Milliseconds()
 			res["fallbacks"] = rep.Fallbacks
 			res["degraded"] = rep.Degraded
 		}
+		addCache(res, rep)
 		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 0)
 	}
 	fmt.Fprintln(stdout, text)
-	if rep != nil && (rep.Sent() > 1 || rep.Fallbacks > 0) {
+	switch {
+	case rep == nil:
+	case fromCache(rep):
+		fmt.Fprintf(stderr, "keel: answered from the response cache (%s), %s\n", rep.Cache, rep.Total.Round(time.Millisecond))
+	case rep.Sent() > 1 || rep.Fallbacks > 0:
 		fmt.Fprintf(stderr, "keel: answered by %s after %d attempt(s), %d fallback(s), %s\n", rep.Target, rep.Sent(), rep.Fallbacks, rep.Total.Round(time.Millisecond))
 	}
 	return 0
+}
+
+// cacheModes are the values of --cache.
+var cacheModes = map[string]keel.CacheMode{"bypass": keel.CacheBypass, "refresh": keel.CacheRefresh}
+
+// addCache adds how the response cache served the call to a JSON result,
+// when the cache is on.
+func addCache(res map[string]any, rep *keel.Report) {
+	if rep != nil && rep.Cache != "" {
+		res["cache"] = rep.Cache
+	}
+}
+
+// fromCache reports whether the reply came from the response cache (a
+// stored reply, or an identical call's in flight) rather than upstream.
+func fromCache(rep *keel.Report) bool {
+	return rep.Cache == keel.CacheHit || rep.Cache == keel.CacheCoalesced
 }
 
 // converseClient builds the official SDK client with keel plugged in.
@@ -352,12 +392,16 @@ func attemptsJSON(rep *keel.Report) []attemptJSON {
 // quotaJSON is the quota governor's view of one target a call used.
 type quotaJSON struct {
 	Target string `json:"target"`
-	// LimitTokensPerMinute is the limit in force: the configured quota or
-	// what was learned from throttles; 0 while unknown (nothing limited).
+	// LimitTokensPerMinute is the limit in force: the configured quota,
+	// the discovered one, or what was learned from throttles; 0 while
+	// unknown (nothing limited).
 	LimitTokensPerMinute int64 `json:"limitTokensPerMinute"`
-	Learning             bool  `json:"learning"`
-	AvailableTokens      int64 `json:"availableTokens"`
-	InFlightTokens       int64 `json:"inFlightTokens"`
+	// LimitSource is where the limit comes from: configured, discovered
+	// (Service Quotas, quotas.discover) or learned; absent while unknown.
+	LimitSource     string `json:"limitSource,omitempty"`
+	Learning        bool   `json:"learning"`
+	AvailableTokens int64  `json:"availableTokens"`
+	InFlightTokens  int64  `json:"inFlightTokens"`
 	// Reserved and settled tokens over the last minute, all calls.
 	ReservedTokensPerMinute int64 `json:"reservedTokensPerMinute"`
 	SettledTokensPerMinute  int64 `json:"settledTokensPerMinute"`
@@ -391,7 +435,7 @@ func addQuota(res map[string]any, k *keel.Keel, rep *keel.Report) {
 			}
 			i = len(out)
 			at[key] = i
-			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, Learning: st.Learning, AvailableTokens: st.Available,
+			out = append(out, quotaJSON{Target: key, LimitTokensPerMinute: st.Limit, LimitSource: st.LimitSource, Learning: st.Learning, AvailableTokens: st.Available,
 				InFlightTokens: st.InFlightTokens, ReservedTokensPerMinute: st.ReservedPerMinute, SettledTokensPerMinute: st.SettledPerMinute,
 				OfferedTokensPerMinute: st.OfferedPerMinute,
 				QueueDepth:             map[string]int{keel.Interactive.String(): st.Classes[keel.Interactive].Queued, keel.Batch.String(): st.Classes[keel.Batch].Queued},
@@ -422,6 +466,7 @@ func reportFailure(err error, k *keel.Keel, jsonOut bool, stdout, stderr io.Writ
 		if rep != nil {
 			res["totalMs"] = rep.Total.Milliseconds()
 		}
+		addCache(res, rep)
 		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 1)
 	}
@@ -516,17 +561,26 @@ func converseStream(ctx context.Context, client *bedrockruntime.Client, k *keel.
 			res["usage"] = map[string]any{"inputTokens": aws.ToInt32(usage.InputTokens), "outputTokens": aws.ToInt32(usage.OutputTokens), "totalTokens": aws.ToInt32(usage.TotalTokens)}
 		}
 		if rep != nil {
-			res["target"] = rep.Target.String()
+			if rep.Target.Model != "" { // none answered a reply from the cache
+				res["target"] = rep.Target.String()
+			}
 			res["totalMs"] = rep.Total.Milliseconds()
 			res["fallbacks"] = rep.Fallbacks
 			res["resumes"] = rep.Resumes
 			res["usageEstimated"] = rep.Usage.Estimated
 		}
+		addCache(res, rep)
 		addQuota(res, k, rep)
 		return writeJSON(stdout, stderr, res, 0)
 	}
 	fmt.Fprintln(stdout)
-	if rep != nil {
+	if rep != nil && fromCache(rep) {
+		fmt.Fprintf(stderr, "keel: streamed from the response cache (%s), %s", rep.Cache, rep.Total.Round(time.Millisecond))
+		if usage != nil {
+			fmt.Fprintf(stderr, "; %d input + %d output tokens, as stored", aws.ToInt32(usage.InputTokens), aws.ToInt32(usage.OutputTokens))
+		}
+		fmt.Fprintln(stderr)
+	} else if rep != nil {
 		fmt.Fprintf(stderr, "keel: streamed by %s: %d attempt(s), %d resume(s), %d fallback(s), %s", rep.Target, rep.Sent(), rep.Resumes, rep.Fallbacks, rep.Total.Round(time.Millisecond))
 		if usage != nil {
 			fmt.Fprintf(stderr, "; %d input + %d output tokens", aws.ToInt32(usage.InputTokens), aws.ToInt32(usage.OutputTokens))

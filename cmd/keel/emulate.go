@@ -264,6 +264,7 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 		MaxBodyBytes:     cfg.maxBody,
 		MaxBufferedBytes: cfg.buffered,
 		Planner:          injector.Plan,
+		JobPlanner:       injector.JobPlan,
 		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
 			return (*emulator.Rejection)(meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
 				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))
@@ -287,7 +288,7 @@ func buildEmulator(cfg emulateConfig) (*emulator.Server, error) {
 	clk := skewedClock{injector.ClockSkew}
 	verifier := sigv4verify.New(sigv4verify.Options{Keys: cfg.keys, Clock: clk})
 	others := map[string]*sigv4verify.Verifier{}
-	for _, name := range []string{emulator.SigningSTS, emulator.SigningServiceQuotas} {
+	for _, name := range []string{emulator.SigningSTS, emulator.SigningServiceQuotas, emulator.SigningS3} {
 		others[name] = sigv4verify.New(sigv4verify.Options{Keys: cfg.keys, Clock: clk, Service: name})
 	}
 	if verifier.Enabled() {

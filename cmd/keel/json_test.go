@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -69,6 +71,10 @@ func TestJSONCamelCase(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the emulator")
 	}
+	cacheFile := filepath.Join(t.TempDir(), "cache.yaml")
+	if err := os.WriteFile(cacheFile, []byte("cache:\n  mode: all\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cmds := []struct {
 		name string
 		args []string
@@ -83,6 +89,7 @@ func TestJSONCamelCase(t *testing.T) {
 			"--fallback", sonnetProfile + "@us-west-2", "--prompt", "hi", "--json"}, 0},
 		{"converse error", []string{"converse", "--emulator", "--model", "bogus.model-v1:0", "--prompt", "hi", "--json"}, 1},
 		{"converse stream", []string{"converse", "--emulator", "--model", sonnetProfile, "--prompt", "hi", "--stream", "--json"}, 0},
+		{"converse cached", []string{"converse", "--emulator", "--config", cacheFile, "--model", sonnetProfile, "--prompt", "hi", "--json"}, 0},
 	}
 	for _, c := range cmds {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,7 +107,8 @@ func TestJSONCamelCase(t *testing.T) {
 	lat := 3 * time.Second
 	res := &bench.Result{Model: bench.DefaultModel, Quota: 1, Duration: time.Minute, Contenders: []bench.Outcome{{Name: "keel",
 		Completed: 1, Failed: 1, LargeCompleted: 1, SmallCompleted: 1, ReplyP99: time.Second, Failures: map[string]int{"TargetOverloaded": 1}}}}
-	docs := map[string]any{"bench quota --json": res, "bench quota --calls": bench.CallRecord{Contender: "keel", Latency: &lat, Reply: &lat}}
+	docs := map[string]any{"bench quota --json": res, "bench quota --calls": bench.CallRecord{Contender: "keel", Latency: &lat, Reply: &lat},
+		"bench cache --json": &bench.CacheResult{}}
 	for name, v := range docs {
 		t.Run(name, func(t *testing.T) {
 			b, err := json.Marshal(v)

@@ -162,8 +162,11 @@ func loopbackListeners() map[string]int {
 var docCommandsExempt = map[string]string{
 	"keel bench quota":                 "runs for 3m15s",
 	"keel bench quota --seed 2 --json": "runs for 3m15s; TestBenchQuotaJSON covers --json",
-	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":    "runs for 3m15s; TestBenchQuotaJSON covers --calls",
-	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s": "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
+	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":            "runs for 3m15s; TestBenchQuotaJSON covers --calls",
+	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s":         "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local":                    "runs for 3m15s; bench_replicas.txtar runs the replicas in miniature",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local --load 0.8":         "runs for 3m15s; the same run at another checked load",
+	"keel bench quota --replicas 4 --contenders keel-redis,keel-local --redis-outage 10s": "runs for 3m15s; bench_replicas.txtar runs an outage in miniature",
 	"keel bench outage":                                   "runs for about 2m10s (100 s of arrivals, then the 30 s deadline); TestOutageShort (internal/bench) runs the same on a scenario in miniature",
 	"keel bench outage --json":                            "runs for about 2m10s; TestBenchOutageJSON covers --json",
 	"keel bench learn":                                    "runs every case: about 12 minutes; TestLearnShort (internal/bench) runs three cases in miniature",
@@ -177,7 +180,8 @@ var docCommandsExempt = map[string]string{
 	"keel bench gateway":                                  "runs about 33 s; TestGatewayShort (internal/bench) runs it in miniature, bench_gateway.txtar through the command line",
 	"keel bench gateway --op converse-stream":             "runs about 33 s; TestGatewayShort runs ConverseStream in miniature",
 	"keel bench gateway --concurrency 1":                  "runs about 33 s; the default run with a checked flag's other value",
-	"keel bench gateway --contenders keel --cpuprofile cpu.out --memprofile mem.out":                                            "runs about 11 s; bench_gateway.txtar runs the profiles for 0.2 s",
+	"keel bench gateway --contenders keel --cpuprofile cpu.out --memprofile mem.out": "runs about 11 s; bench_gateway.txtar runs the profiles for 0.2 s",
+	"keel bench cache": "runs about 4 s, a second of it the coalescing case's held replies; TestCacheShort (internal/bench) runs it in miniature, bench_cache.txtar through the command line",
 	"keel bench outage --scenario internal/bench/testdata/outage-short.yaml --duration 8s --rate 10 --deadline 4s --speed 0.05": "the same run as TestOutageShort (internal/bench); two real-time benches at once would disturb each other",
 }
 

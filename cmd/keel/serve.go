@@ -227,7 +227,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 	}
-	if err := gatewayStatus(k, reg, &opts); err != nil {
+	if err := gatewayStatus(k, c.Cache.Store, reg, &opts); err != nil {
 		return fail(err)
 	}
 	if g.DLQ.Path != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -68,8 +69,9 @@ func asRefusal(err error) error {
 }
 
 // gatewayStatus sets opts' status page and per-caller metrics (on reg),
-// fed by every request the gateway serves.
-func gatewayStatus(k *keel.Keel, reg prometheus.Registerer, opts *gateway.Options) error {
+// fed by every request the gateway serves; cacheStore is the
+// configuration's cache.store, which the page names.
+func gatewayStatus(k *keel.Keel, cacheStore string, reg prometheus.Registerer, opts *gateway.Options) error {
 	rec, err := status.NewRecorder(status.Options{Registerer: reg})
 	if err != nil {
 		return err
@@ -84,6 +86,13 @@ func gatewayStatus(k *keel.Keel, reg prometheus.Registerer, opts *gateway.Option
 		return status.SharedStatus{Degraded: s.Degraded, DownSince: s.DownSince, LastError: s.LastError, Failures: s.Failures,
 			Episodes: s.Episodes, Replicas: s.Replicas, Share: s.Share}, ok
 	}
-	opts.Status = status.Handler(status.Source{Targets: keelx.Engine(k).Snapshot, Callers: rec, Shared: shared, Version: versionString(bi)})
+	cacheStatus := func(ctx context.Context) (status.CacheStatus, bool) {
+		s, ok := k.Cache(ctx)
+		return status.CacheStatus{Mode: s.Mode, Store: cmp.Or(cacheStore, "memory"), Hits: s.Hits, Misses: s.Misses,
+			Coalesced: s.Coalesced, Bypassed: s.Bypassed, Stored: s.Stored, StoredBytes: s.StoredBytes, Failures: s.Failures,
+			Entries: s.Entries, Bytes: s.Bytes, Evictions: s.Evictions, Waiting: s.Waiting}, ok
+	}
+	opts.Status = status.Handler(status.Source{Targets: keelx.Engine(k).Snapshot, Callers: rec, Shared: shared, Cache: cacheStatus,
+		Version: versionString(bi)})
 	return nil
 }

@@ -256,3 +256,63 @@ func TestServeBudgets(t *testing.T) {
 		})
 	}
 }
+
+// TestServeCacheStatus: keel serve with a cache: section shows the cache's
+// figures on its status page and in status.json; one without shows none.
+func TestServeCacheStatus(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, config string
+		wantJSON     []string // nil: no cache key
+	}{
+		{"memory", "cache:\n  mode: all\n", []string{`"mode": "all"`, `"store": "memory"`, `"hits": 1,`, `"misses": 1,`, `"entries": 1,`}},
+		{"sqlite", "cache:\n  mode: all\n  store: sqlite:" + filepath.Join(dir, "cache.db") + "\n",
+			[]string{`"store": "sqlite:` + filepath.Join(dir, "cache.db") + `"`, `"hits": 1,`, `"misses": 1,`, `"stored": 1,`}},
+		{"no cache", "region: us-east-1\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, tt.name+".yaml")
+			if err := os.WriteFile(cfg, []byte(tt.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			url := startServe(t, "--emulator", "--config", cfg)
+			tr := &http.Transport{}
+			t.Cleanup(tr.CloseIdleConnections)
+			client := bedrockruntime.New(bedrockruntime.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
+				Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""), RetryMaxAttempts: 1,
+				HTTPClient: &http.Client{Transport: tr}})
+			for range 2 {
+				if _, err := client.Converse(context.Background(), &bedrockruntime.ConverseInput{
+					ModelId:  aws.String("anthropic.claude-3-haiku-20240307-v1:0"),
+					Messages: []types.Message{{Role: types.ConversationRoleUser, Content: []types.ContentBlock{&types.ContentBlockMemberText{Value: "Hello"}}}},
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, path := range []string{"/status.json", "/"} {
+				resp, err := http.Get(url + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				body := string(b)
+				if path == "/" {
+					if got := strings.Contains(body, "<h2>Response cache</h2>"); got != (tt.wantJSON != nil) {
+						t.Errorf("the page shows a cache section: %v, want %v", got, tt.wantJSON != nil)
+					}
+					continue
+				}
+				if tt.wantJSON == nil && strings.Contains(body, `"cache"`) {
+					t.Errorf("status.json has a cache without one configured:\n%s", body)
+				}
+				for _, w := range tt.wantJSON {
+					if !strings.Contains(body, w) {
+						t.Errorf("status.json lacks %s:\n%s", w, body)
+					}
+				}
+			}
+		})
+	}
+}

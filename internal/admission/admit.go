@@ -11,8 +11,10 @@ import (
 
 func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.Time) (Ticket, error) {
 	clk := l.g.clk
+	if err := l.mu.LockContext(ctx); err != nil {
+		return Ticket{}, fmt.Errorf("admission: %s: %w", l.target, err)
+	}
 	now := clk.Now()
-	l.mu.Lock()
 	if l.gone {
 		l.mu.Unlock()
 		return Ticket{}, errForgotten

@@ -85,6 +85,9 @@
 //     estimate), overload.go (judging entries, overload shedding).
 //   - flight.go: the calls in flight (grant times and holds), and the
 //     one-minute windows (internal/window rings).
+//   - discover.go: quotas read from outside (Options.Discover: keel's
+//     Service Quotas discovery; SetQuota), and where each limit comes from
+//     (Stats.Source).
 //
 // Every constant that steers the Governor is in tunables.go, with its
 // reason. docs/governor.md gives the arithmetic, the queueing rules, the

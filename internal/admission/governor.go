@@ -41,6 +41,7 @@ type Governor struct {
 	targets atomic.Pointer[map[Target]*limiter]
 	extra   int // targets added beyond those configured
 	evicted atomic.Int64
+	disc    map[Target]*discovery // by model and region; guarded by mu
 }
 
 // idlest returns the target added beyond the configured ones that has been
@@ -98,6 +99,16 @@ func New(opts Options) (*Governor, error) {
 		return nil, fmt.Errorf("admission: Decrease %v must be between 0 and 1 (0 = default %v)", opts.Decrease, DefaultDecrease)
 	case opts.MaxTargets < 0:
 		return nil, fmt.Errorf("admission: MaxTargets %d is negative", opts.MaxTargets)
+	case opts.DiscoverEvery < 0:
+		return nil, fmt.Errorf("admission: DiscoverEvery %v is negative", opts.DiscoverEvery)
+	case opts.DiscoverWait < 0:
+		return nil, fmt.Errorf("admission: DiscoverWait %v is negative", opts.DiscoverWait)
+	}
+	if opts.DiscoverEvery == 0 {
+		opts.DiscoverEvery = DefaultDiscoverEvery
+	}
+	if opts.DiscoverWait == 0 {
+		opts.DiscoverWait = DefaultDiscoverWait
 	}
 	if opts.BatchEvery == 0 {
 		opts.BatchEvery = DefaultBatchEvery
@@ -171,6 +182,7 @@ func (g *Governor) limiter(t Target) *limiter {
 		if err := g.store.Forget(context.Background(), victim.target); err != nil {
 			g.noteStoreErr(err)
 		}
+		g.dropDiscovery(victim.target, next)
 	}
 	q := g.opts.Default
 	if base, ok := g.opts.Targets[Target{Model: t.Model, Region: t.Region}]; ok && t.Tier != "" {
@@ -179,7 +191,19 @@ func (g *Governor) limiter(t Target) *limiter {
 		// of its own because throttles differ by tier (flex is served last).
 		q = base
 	}
+	base := Target{Model: t.Model, Region: t.Region}
+	d := g.disc[base]
+	if _, configured := g.opts.Targets[base]; d == nil && !configured && g.opts.Discover != nil {
+		d = g.newDiscovery(base) // swept while its first call came here: read on the next
+	}
+	if d != nil && d.quota > 0 {
+		q = discovered(q, d.quota)
+	}
 	l := newLimiter(g, t, q.policy(), now)
+	if d != nil && d.quota > 0 {
+		l.source = SourceDiscovered
+	}
+	l.disc = d
 	next[t] = l
 	g.extra++
 	g.targets.Store(&next)
@@ -230,6 +254,9 @@ func (g *Governor) AdmitBy(ctx context.Context, t Target, est Estimate, class Cl
 	}
 	if err := checkArgs(est, class); err != nil {
 		return Ticket{}, err
+	}
+	if g.opts.Discover != nil {
+		g.awaitQuota(ctx, t)
 	}
 	if err := ctx.Err(); err != nil {
 		return Ticket{}, fmt.Errorf("admission: %s: %w", t, err)

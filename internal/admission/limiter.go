@@ -3,7 +3,6 @@ package admission
 import (
 	"context"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/window"
@@ -14,9 +13,16 @@ type limiter struct {
 	g      *Governor
 	target Target
 	model  Model
-	p      policy
+	p      policy // changed only by setQuota, under mu
 
-	mu   sync.Mutex
+	// disc is the discovery of the target's model and region, nil when
+	// it has none; set before the limiter is published.
+	disc *discovery
+	// source is SourceDiscovered once a discovered quota is set, else
+	// empty (see limitSource). Guarded by mu.
+	source string
+
+	mu   ctxLock   // held across Store round trips; admit waits for it within the call's context
 	born time.Time // when the Governor began to watch the target
 
 	// view is the target's buckets as the Governor's Store last returned

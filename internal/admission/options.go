@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -176,6 +177,27 @@ type Options struct {
 	// new one; when none is idle, calls to further targets are not
 	// governed. Zero means DefaultMaxTargets.
 	MaxTargets int
+	// Discover, when not nil, reads a target's tokens-per-minute quota
+	// from outside the Governor (keel's Service Quotas discovery). The
+	// Governor calls it, in a goroutine of its own and with a context that
+	// ends after at most 30 s, for each model and region that Targets does
+	// not configure: when a call first names it, and again on the first
+	// call DiscoverEvery after the last read (a minute after a read that
+	// gave no quota). t's Tier is empty: a quota
+	// holds for every tier of the model in the region. A positive quota
+	// becomes the target's known quota, replacing Default and what was
+	// learned (Stats.Source "discovered"; see SetQuota); zero or an error
+	// leaves the target as it is (learned, or its last discovered quota).
+	// The first calls to a target wait for the first read, at most
+	// DiscoverWait (and MaxWait, when set), and not past their context's
+	// end. It must be safe for concurrent use.
+	Discover func(ctx context.Context, t Target) (tokensPerMinute int, err error)
+	// DiscoverEvery is how long a read of Discover holds before the next
+	// call asks again. Zero means DefaultDiscoverEvery.
+	DiscoverEvery time.Duration
+	// DiscoverWait bounds how long a call waits for its target's first
+	// read of Discover. Zero means DefaultDiscoverWait.
+	DiscoverWait time.Duration
 	// Store holds the targets' buckets (see Store); nil: a MemStore of the
 	// Governor's own. Governors in several processes that share a Store
 	// (redisstore) share their targets' quotas.

@@ -20,6 +20,7 @@ func (l *limiter) stats() Stats {
 		ReplyTime: time.Duration(l.slowReply(now) * float64(time.Second)), LargeHold: int64(l.bigHold.v)}
 	if !l.view.unlimited() {
 		s.Limit = int64(math.Round(l.view.TokensPerMinute))
+		s.Source = l.limitSource()
 		s.Available = int64(math.Floor(l.view.Tokens))
 	}
 	if !math.IsInf(l.p.ceil, 1) {
@@ -43,6 +44,11 @@ type Stats struct {
 	// Limit is the tokens-per-minute limit in force; zero while it is
 	// unknown (no throttle seen yet).
 	Limit int64
+	// Source is where Limit comes from: SourceConfigured (Options),
+	// SourceDiscovered (Options.Discover or SetQuota) or SourceLearned
+	// (throttles, or a first guess that may grow); empty while Limit is
+	// unknown.
+	Source string
 	// Floor and Ceiling bound the limit; Ceiling is zero when there is none.
 	Floor, Ceiling int64
 	// Learning reports that the limit may grow past its first value.

@@ -203,6 +203,32 @@ const (
 	// adaptation goes down to when neither a quota nor a floor is set: below
 	// it, ordinary calls could no longer be admitted.
 	DefaultFloor = 1000
+	// DefaultDiscoverEvery is how often a discovered quota is read again
+	// (see Options.Discover): quota increases are granted by AWS support
+	// in hours or days, so a quarter of an hour picks one up the same
+	// working session, at four List calls an hour per region, far below
+	// Service Quotas' request rate limits.
+	DefaultDiscoverEvery = 15 * time.Minute
+	// DefaultDiscoverWait is the longest a call waits for its target's
+	// first quota read: Service Quotas answers in a few hundred
+	// milliseconds, and without the read a burst at start would go out
+	// unlimited until Bedrock throttles it; a read slower than this is
+	// not waited for (the learner governs meanwhile).
+	DefaultDiscoverWait = 2 * time.Second
+)
+
+// Reads of Options.Discover.
+const (
+	// discoverTimeout bounds one read, which runs in the background: a
+	// Service Quotas that does not answer is given up on, and asked again
+	// discoverRetry later.
+	discoverTimeout = 30 * time.Second
+	// discoverRetry is when a read that gave no quota (an error, or none
+	// listed) is tried again, instead of DiscoverEvery: a network blip at
+	// start should not leave a target to the learner for a quarter of an
+	// hour, and a lasting refusal then costs a read a minute per target
+	// (keel's side lists each region once for all of them).
+	discoverRetry = time.Minute
 )
 
 // Fixed parts of an input estimate.

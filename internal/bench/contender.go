@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +26,13 @@ type Contender struct {
 	Description string
 	// client returns a bedrockruntime client that sends to its own emulator.
 	client func(ctx context.Context, e Endpoint) (*bedrockruntime.Client, error)
+	// replica, when set instead of client, returns one of the contender's
+	// Config.Replicas instances: a client and the Keel behind it, which
+	// the run closes at its end.
+	replica func(e Endpoint) (*bedrockruntime.Client, *keel.Keel, error)
+	// sharesRedis: the replicas share state through Config.Redis
+	// (Endpoint.Redis names it).
+	sharesRedis bool
 }
 
 // Endpoint is where a contender sends and what it may know about it.
@@ -40,6 +48,8 @@ type Endpoint struct {
 	// (the outage bench); empty: none. Deadline is each call's deadline.
 	Fallback string
 	Deadline time.Duration
+	// Redis is where a contender's replicas share state; zero: nowhere.
+	Redis keel.RedisOptions
 }
 
 // contenders in the order the table shows them.
@@ -52,10 +62,18 @@ var contenders = []Contender{
 		client: sdkClient(func() aws.Retryer { return retry.NewStandard() })},
 	{Name: "adaptive", Description: "official SDK client, retry.NewAdaptiveMode() (standard + client-side rate limiting from throttles)",
 		client: sdkClient(func() aws.Retryer { return retry.NewAdaptiveMode() })},
+	{Name: "keel-redis", Description: "--replicas keel instances, each as keel (told the quota) with its own HTTP client, sharing state through one Redis (--redis)",
+		replica: keelReplica, sharesRedis: true},
+	{Name: "keel-local", Description: "the same instances sharing nothing: each believes it has the whole quota",
+		replica: keelReplica},
 }
 
 // DefaultContenders are the contenders a run compares when none are named.
 var DefaultContenders = []string{"keel", "keel-learn", "standard", "adaptive"}
+
+// DefaultReplicaContenders are the contenders a run with Config.Replicas
+// above 1 compares when none are named.
+var DefaultReplicaContenders = []string{"keel-redis", "keel-local"}
 
 // Contenders lists every contender in table order.
 func Contenders() []Contender { return append([]Contender(nil), contenders...) }
@@ -130,17 +148,34 @@ func sdkClient(retryer func() aws.Retryer) func(context.Context, Endpoint) (*bed
 
 func keelClient(quota bool) func(context.Context, Endpoint) (*bedrockruntime.Client, error) {
 	return func(_ context.Context, e Endpoint) (*bedrockruntime.Client, error) {
-		cfg := awsConfig(e)
-		// keel's default HTTP client (transport.NewClient), traced (see trace).
-		hc := &http.Client{Transport: traced(transport.NewTransport(transport.Options{}).RoundTrip)}
-		o := keel.Options{Endpoint: e.URL, HTTPClient: hc}
-		if quota {
-			tellQuota(&o, e.Model, e.Region, e.Quota)
-		}
-		k, err := keel.New(cfg, o)
-		if err != nil {
-			return nil, err
-		}
-		return bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(e.URL) }), nil
+		c, _, err := newKeelClient(e, quota, nil)
+		return c, err // a Keel without Redis needs no Close
 	}
+}
+
+// keelReplica is one instance of keel-redis or keel-local: keel told the
+// quota, with its own HTTP client, sharing state through e.Redis if set.
+// Both kinds log nowhere: a replica's lines about Redis episodes would
+// break the bench's progress line, and what an outage did is read from
+// the calls.
+func keelReplica(e Endpoint) (*bedrockruntime.Client, *keel.Keel, error) {
+	return newKeelClient(e, true, slog.New(slog.DiscardHandler))
+}
+
+// newKeelClient returns a client through a new Keel: keel's default HTTP
+// client (transport.NewClient), traced (see trace), told the quota if
+// quota, connected to e.Redis if it names one, logging to logger (nil:
+// nowhere, Redis's episodes to slog's default).
+func newKeelClient(e Endpoint, quota bool, logger *slog.Logger) (*bedrockruntime.Client, *keel.Keel, error) {
+	cfg := awsConfig(e)
+	hc := &http.Client{Transport: traced(transport.NewTransport(transport.Options{}).RoundTrip)}
+	o := keel.Options{Endpoint: e.URL, HTTPClient: hc, Redis: e.Redis, Logger: logger}
+	if quota {
+		tellQuota(&o, e.Model, e.Region, e.Quota)
+	}
+	k, err := keel.New(cfg, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	return bedrockruntime.NewFromConfig(cfg, k.ClientOptions, func(o *bedrockruntime.Options) { o.BaseEndpoint = aws.String(e.URL) }), k, nil
 }

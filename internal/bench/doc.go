@@ -13,6 +13,12 @@
 // and the emulated model's latency share one clock. What each contender got
 // done is read from its emulator's quota meter, not from the client.
 //
+// With Config.Replicas, the contenders keel-redis and keel-local each run
+// several keel instances against one emulator, calls dealt to them in
+// turn; keel-redis's share state through a Redis (a redis-server Run
+// starts, or one named by URL), which Config.RedisOutage kills for a while
+// in the middle of the arrivals.
+//
 // Most callers want Run with a Config; Result.WriteTable and JSON print it.
 // See docs/bench.md for the workload, the measures and how fairness is kept.
 //

@@ -52,8 +52,25 @@ type Config struct {
 	// Speed scales the emulated model's latency (time to first token and
 	// tokens per second): 1 is real time. Zero: 1.
 	Speed float64
-	// Contenders names the contenders to compare. Empty: DefaultContenders.
+	// Contenders names the contenders to compare. Empty: DefaultContenders,
+	// or DefaultReplicaContenders when Replicas is above 1.
 	Contenders []string
+	// Replicas is how many keel instances keel-redis and keel-local each
+	// run against their one emulator, calls dealt to them in turn as a
+	// load balancer deals them; the other contenders run one. Zero: 1.
+	Replicas int
+	// Redis is the Redis keel-redis's replicas share: "local" (a
+	// redis-server started for the run on a free loopback port, stopped at
+	// its end) or a redis:// or rediss:// URL. Each run and contender has
+	// keys of its own under it. Empty: local when keel-redis runs; it must
+	// be empty when keel-redis does not run.
+	Redis string
+	// RedisOutage, when above zero, kills the local redis-server for that
+	// long in the middle of the arrivals, then starts it again, empty: the
+	// result then has each contender's measures before, during and after.
+	// It needs keel-redis and a local Redis, and at most half the
+	// Duration.
+	RedisOutage time.Duration
 	// Progress, when set, is called about once a second while the bench
 	// runs and once when every call has ended, from one goroutine, so a
 	// run of minutes is not silent. Nil: not called.
@@ -77,6 +94,10 @@ const (
 	MaxDuration = 10 * time.Minute
 	MaxDeadline = 5 * time.Minute
 	MaxLoad     = 20.0
+	// MaxReplicas bounds Config.Replicas: four is the figure issue 19
+	// asks for, and each replica holds its own connections and goroutines
+	// on a machine that also runs every emulator.
+	MaxReplicas = 16
 )
 
 func (c Config) withDefaults() Config {
@@ -92,8 +113,14 @@ func (c Config) withDefaults() Config {
 	if c.Speed == 0 {
 		c.Speed = 1
 	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
 	if len(c.Contenders) == 0 {
 		c.Contenders = DefaultContenders
+		if c.Replicas > 1 {
+			c.Contenders = DefaultReplicaContenders
+		}
 	}
 	return c
 }
@@ -113,6 +140,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench: deadline %s: want from 100ms to %s", c.Deadline, MaxDeadline)
 	case math.IsNaN(c.Speed) || math.IsInf(c.Speed, 0) || c.Speed <= 0 || c.Speed > 10:
 		return fmt.Errorf("bench: speed %v: want more than 0 (1 is real time) and at most 10", c.Speed)
+	case c.Replicas < 1 || c.Replicas > MaxReplicas:
+		return fmt.Errorf("bench: replicas %d: want from 1 to %d", c.Replicas, MaxReplicas)
 	}
 	return nil
 }
@@ -136,13 +165,24 @@ type Result struct {
 	Deadline time.Duration `json:"-"`
 	// Wall is how long the run took, from the first arrival to the last
 	// call's end.
-	Wall       time.Duration `json:"-"`
-	Contenders []Outcome     `json:"contenders"`
+	Wall time.Duration `json:"-"`
+	// Replicas is the keel instances keel-redis and keel-local each ran;
+	// Redis where keel-redis's shared state was: "local" or the host and
+	// port of Config.Redis; empty when keel-redis did not run.
+	Replicas int    `json:"replicas"`
+	Redis    string `json:"redis,omitempty"`
+	// RedisOutage is when the Redis was away, with Config.RedisOutage;
+	// nil without.
+	RedisOutage *OutageWindow `json:"redisOutage,omitempty"`
+	Contenders  []Outcome     `json:"contenders"`
 }
 
 // Outcome is one contender's measures.
 type Outcome struct {
 	Name string `json:"name"`
+	// Replicas is how many instances of the client ran: Config.Replicas
+	// for keel-redis and keel-local, 1 for the others.
+	Replicas int `json:"replicas"`
 	// Goodput is the completed work: what the calls that completed between
 	// the end of the warm-up and the end of arrivals (the window) settled
 	// on the quota meter, per minute, ÷ the quota. CompletedTokens is that
@@ -206,6 +246,17 @@ type Outcome struct {
 	// attempts) left out. It is the tail no client can shorten; P99 − ReplyP99
 	// is about what the client added to it.
 	ReplyP99 time.Duration `json:"-"`
+	// PastDeadline is the most any call ran past its deadline before its
+	// client gave it back: how long a hung dependency held a caller
+	// beyond what it asked for. Zero when every call ended in time.
+	PastDeadline time.Duration `json:"-"`
+	// Phases are the measures before, during and after the Redis outage
+	// (Config.RedisOutage); nil without one.
+	Phases []RedisPhase `json:"redisOutagePhases,omitempty"`
+	// Shared is what the instances' connections to Redis went through,
+	// read at the end of the run (Keel.Shared); nil for a contender
+	// without Redis.
+	Shared *SharedHealth `json:"shared,omitempty"`
 
 	calls []CallRecord // by call index, for WriteCalls
 }
@@ -246,6 +297,9 @@ func check(cfg Config) (Config, []Contender, Model, error) {
 	if err != nil {
 		return cfg, nil, Model{}, err
 	}
+	if cfg.Redis, err = checkRedis(cfg, cs); err != nil {
+		return cfg, nil, Model{}, err
+	}
 	m, err := ResolveModel(cfg.Model)
 	if err != nil {
 		return cfg, nil, Model{}, err
@@ -275,6 +329,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 
+	// The Redis outlives every Keel that uses it: deferred first, it
+	// stops last.
+	rs, err := openRedis(ctx, cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.stop()
 	arenas := make([]*arena, 0, len(cs))
 	defer func() {
 		for _, a := range arenas {
@@ -282,7 +343,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 	for _, c := range cs {
-		a, err := newArena(ctx, c, w, cfg)
+		a, err := newArena(ctx, c, w, cfg, rs.options(c))
 		if err != nil {
 			return nil, err
 		}
@@ -303,6 +364,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, a := range arenas {
 		wg.Go(func() { a.offer(ctx, start, w.Calls, cfg.Deadline) })
 	}
+	var window *OutageWindow
+	var outageErr error
+	if cfg.RedisOutage > 0 {
+		wg.Go(func() { window, outageErr = rs.outage(ctx, start, cfg.Duration, cfg.RedisOutage, arenas) })
+	}
 	stopProgress := reportProgress(cfg.Progress, Progress{Arrivals: cfg.Duration, Limit: cfg.Duration + cfg.Deadline,
 		Calls: len(w.Calls) * len(arenas)}, start, func() int {
 		done := 0
@@ -317,17 +383,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if snapErr != nil {
-		return nil, snapErr
+	if err := errors.Join(snapErr, outageErr); err != nil {
+		return nil, err
 	}
 
 	res := &Result{Model: m.ID, Region: m.Region, Burndown: burndown(m.Base), Quota: cfg.Quota, Load: cfg.Load,
 		Offered: float64(w.OfferedTokens()) / w.Duration.Minutes() / float64(cfg.Quota),
 		Calls:   len(w.Calls), Seed: cfg.Seed, Speed: cfg.Speed, Duration: cfg.Duration, Warmup: cfg.Warmup,
-		Deadline: cfg.Deadline, Wall: time.Since(start)}
+		Deadline: cfg.Deadline, Wall: time.Since(start), Replicas: cfg.Replicas, Redis: rs.String(), RedisOutage: window}
 	small, large := w.Quarters()
 	for _, a := range arenas {
-		res.Contenders = append(res.Contenders, a.outcome(cfg.Quota, w.Calls, small, large))
+		o := a.outcome(cfg, w.Calls, small, large)
+		if window != nil {
+			o.Phases = a.phases(cfg, w.Calls, start, *window)
+		}
+		res.Contenders = append(res.Contenders, o)
 	}
 	return res, nil
 }
@@ -389,11 +459,15 @@ func snapshots(ctx context.Context, start time.Time, warmup, duration time.Durat
 
 // arena is one contender with its own emulator and quota meter.
 type arena struct {
-	c      Contender
-	model  Model
-	meter  *quota.Meter
-	rn     *emulator.Running
-	client *bedrockruntime.Client
+	c     Contender
+	model Model
+	meter *quota.Meter
+	rn    *emulator.Running
+	// clients are the contender's instances, a call going to
+	// clients[index % len]: in turn, as a load balancer deals them. keels
+	// are the Keels behind them that need closing.
+	clients []*bedrockruntime.Client
+	keels   []*keel.Keel
 
 	// meterMu makes each admission or settlement and its change to
 	// inFlight one step, so a mark sees them agree.
@@ -402,6 +476,9 @@ type arena struct {
 
 	base  quota.Usage // after priming
 	marks [2]mark     // at the end of the warm-up and of arrivals
+	// outageMarks are the meter's counts when Redis was killed and when
+	// it was started again (Config.RedisOutage).
+	outageMarks [2]quota.Usage
 
 	mu       sync.Mutex
 	results  []callResult // by call index
@@ -421,7 +498,7 @@ type callResult struct {
 	requests int
 }
 
-func newArena(ctx context.Context, c Contender, w *Workload, cfg Config) (*arena, error) {
+func newArena(ctx context.Context, c Contender, w *Workload, cfg Config, redis keel.RedisOptions) (*arena, error) {
 	m := w.Model
 	meter := quota.NewMeter(nil, quota.Table{{Model: m.ID, Region: m.Region,
 		Limits: quota.Limits{TokensPerMinute: cfg.Quota}}})
@@ -456,15 +533,34 @@ func newArena(ctx context.Context, c Contender, w *Workload, cfg Config) (*arena
 	if a.rn, err = s.Listen("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	a.client, err = c.client(ctx, Endpoint{URL: a.rn.URL, Model: m.ID, Region: m.Region, Quota: cfg.Quota})
-	if err != nil {
-		a.rn.Close()
-		return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
+	e := Endpoint{URL: a.rn.URL, Model: m.ID, Region: m.Region, Quota: cfg.Quota, Redis: redis}
+	if c.replica == nil {
+		cl, err := c.client(ctx, e)
+		if err != nil {
+			a.rn.Close()
+			return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
+		}
+		a.clients = []*bedrockruntime.Client{cl}
+		return a, nil
+	}
+	for range cfg.Replicas {
+		cl, k, err := c.replica(e)
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("bench: contender %s: %w", c.Name, err)
+		}
+		a.clients, a.keels = append(a.clients, cl), append(a.keels, k)
 	}
 	return a, nil
 }
 
-func (a *arena) close() { a.rn.Close() }
+// close closes the arena's Keels, then its emulator.
+func (a *arena) close() {
+	for _, k := range a.keels {
+		k.Close()
+	}
+	a.rn.Close()
+}
 
 // prime spends the arena's whole quota with one request that settles what
 // it reserved, so its bucket starts empty.
@@ -555,7 +651,7 @@ func (a *arena) call(ctx context.Context, arrived time.Time, c Call, deadline ti
 		in.InferenceConfig = &types.InferenceConfiguration{MaxTokens: aws.Int32(int32(c.MaxTokens))}
 	}
 	tr := &trace{}
-	_, err := a.client.Converse(withTrace(ctx, tr), in)
+	_, err := a.clients[c.Index%len(a.clients)].Converse(withTrace(ctx, tr), in)
 	now := time.Now()
 	r := callResult{end: now, done: true, latency: now.Sub(arrived)}
 	r.reply, r.requests, r.replied = tr.reply()
@@ -585,8 +681,9 @@ func failureOf(ctx context.Context, err error) string {
 	return "other"
 }
 
-func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
-	o := Outcome{Name: a.c.Name, Offered: len(a.results), Failures: map[string]int{}}
+func (a *arena) outcome(cfg Config, calls []Call, small, large []int) Outcome {
+	tpm := cfg.Quota
+	o := Outcome{Name: a.c.Name, Replicas: len(a.clients), Offered: len(a.results), Failures: map[string]int{}, Shared: a.shared()}
 	final, _ := a.usage()
 	start, end := a.marks[0], a.marks[1]
 	o.SettledTokens = end.settled - start.settled
@@ -606,6 +703,9 @@ func (a *arena) outcome(tpm int64, calls []Call, small, large []int) Outcome {
 	defer a.mu.Unlock()
 	var lat, failLat, replies []time.Duration
 	for i, r := range a.results {
+		if r.done {
+			o.PastDeadline = max(o.PastDeadline, r.latency-cfg.Deadline)
+		}
 		switch {
 		case r.ok:
 			o.Completed++

@@ -119,15 +119,7 @@ func TestRunShort(t *testing.T) {
 			kq.ThrottlesPer100, std.ThrottlesPer100)
 	}
 
-	var table bytes.Buffer
-	if err := res.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"goodput", "429s/100 attempts", "replies p99", "largest 1/4 done", "keel ", "standard ", "adaptive "} {
-		if !strings.Contains(table.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, table.String())
-		}
-	}
+	checkTable(t, res, "goodput", "429s/100 attempts", "replies p99", "largest 1/4 done", "keel ", "standard ", "adaptive ")
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +137,20 @@ func TestRunShort(t *testing.T) {
 	}
 	if back.Calls != res.Calls || len(back.Contenders) != len(res.Contenders) || back.Contenders[0].P99 == nil {
 		t.Errorf("JSON %s", b)
+	}
+}
+
+// checkTable checks that res's table holds each of want.
+func checkTable(t *testing.T, res *Result, want ...string) {
+	t.Helper()
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if !strings.Contains(table.String(), w) {
+			t.Errorf("table lacks %q:\n%s", w, table.String())
+		}
 	}
 }
 
@@ -179,12 +185,27 @@ func TestCheck(t *testing.T) {
 		{"tiny deadline", func(c *Config) { c.Deadline = time.Millisecond }, "deadline 1ms"},
 		{"negative speed", func(c *Config) { c.Speed = -1 }, "speed -1"},
 		{"NaN speed", func(c *Config) { c.Speed = math.NaN() }, "speed NaN"},
-		{"unknown contender", func(c *Config) { c.Contenders = []string{"keel", "boto3"} }, `unknown contender "boto3"; choose from keel, keel-learn, standard, adaptive`},
+		{"unknown contender", func(c *Config) { c.Contenders = []string{"keel", "boto3"} }, `unknown contender "boto3"; choose from keel, keel-learn, standard, adaptive, keel-redis, keel-local`},
 		{"contender twice", func(c *Config) { c.Contenders = []string{"keel", "keel"} }, `contender "keel" named twice`},
 		{"unknown model", func(c *Config) { c.Model = "sonnet" }, `unknown model "sonnet"`},
 		{"quota below the largest call", func(c *Config) { c.Quota = 50_000 }, "quota 50000 tokens per minute is below the largest call of the mix (94000 tokens"},
 		{"too few calls", func(c *Config) { c.Duration = 2 * time.Second }, "fewer than 20"},
 		{"too many calls", func(c *Config) { c.Quota = 2_000_000_000 }, "at most 20000"},
+		{"replicas", func(c *Config) { c.Replicas = 4 }, ""},
+		{"negative replicas", func(c *Config) { c.Replicas = -1 }, "replicas -1: want from 1 to 16"},
+		{"too many replicas", func(c *Config) { c.Replicas = 17 }, "replicas 17: want from 1 to 16"},
+		{"redis by URL", func(c *Config) { c.Contenders, c.Redis = []string{"keel-redis"}, "redis://:pw@127.0.0.1:6379/2" }, ""},
+		{"redis without keel-redis", func(c *Config) { c.Redis = "local" }, "redis: set, but contender keel-redis"},
+		{"redis not a URL", func(c *Config) { c.Contenders, c.Redis = []string{"keel-redis"}, "127.0.0.1:6379" }, "redis: want local or a Redis URL"},
+		{"redis URL quoted nowhere", func(c *Config) { c.Contenders, c.Redis = []string{"keel-redis"}, "http://:hunter2@cache" }, "such as redis://127.0.0.1:6379 (rediss:// for TLS)"},
+		{"redis outage", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 10*time.Second }, ""},
+		{"redis outage, replicas' defaults", func(c *Config) { c.Replicas, c.RedisOutage = 2, 10*time.Second }, ""},
+		{"redis outage without keel-redis", func(c *Config) { c.RedisOutage = 10 * time.Second }, "redis outage 10s: needs contender keel-redis"},
+		{"redis outage of a URL's Redis", func(c *Config) {
+			c.Contenders, c.Redis, c.RedisOutage = []string{"keel-redis"}, "redis://127.0.0.1:6379", 10*time.Second
+		}, "needs the local Redis"},
+		{"redis outage past half the run", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, 21*time.Second }, "want at most half the duration 40s"},
+		{"negative redis outage", func(c *Config) { c.Contenders, c.RedisOutage = []string{"keel-redis"}, -time.Second }, "redis outage -1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,6 +214,9 @@ func TestCheck(t *testing.T) {
 			err := Check(cfg)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Check = %v, want %q", err, tt.wantErr)
+			}
+			if err != nil && (strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "hunter2")) {
+				t.Fatalf("Check's error quotes a password: %v", err)
 			}
 		})
 	}

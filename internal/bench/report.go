@@ -16,8 +16,12 @@ import (
 func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "keel bench quota: %s in %s (burndown %g), quota %s tokens/min, offered %.2fx (asked %gx)\n",
 		r.Model, r.Region, r.Burndown, thousands(r.Quota), r.Offered, r.Load)
-	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n\n",
+	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n",
 		r.Calls, r.Duration, r.Warmup, r.Deadline, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
+	if line := r.replicasLine(); line != "" {
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "contender\tgoodput\tspent\tcompleted\tfailed\t429s/100 attempts\tattempts\tp50\tp99\treplies p99\tfailed in p50/p99\tlargest 1/4 done, p99\tsmallest 1/4 done, p99\t")
 	for _, o := range r.Contenders {
@@ -35,6 +39,15 @@ func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w, "\nfailed calls by cause:")
 	for _, o := range r.Contenders {
 		fmt.Fprintf(w, "  %-11s %s\n", o.Name, failures(o.Failures))
+	}
+	fmt.Fprint(w, "\nthe most a call ran past its deadline:")
+	for _, o := range r.Contenders {
+		fmt.Fprintf(w, " %s %s", o.Name, pastDeadline(o.PastDeadline))
+	}
+	fmt.Fprintln(w)
+	r.writeShared(w)
+	if err := r.writePhases(w); err != nil {
+		return err
 	}
 	_, err := fmt.Fprintln(w, "\ngoodput: completed work, what the calls that completed after the warm-up settled on the quota meter, per minute / quota;\n"+
 		"spent: all the meter settled (failed calls' partial replies too) / quota. 429s: counted by the meter.\n"+
@@ -113,8 +126,9 @@ func (o Outcome) MarshalJSON() ([]byte, error) {
 		LargeP99 *float64 `json:"largeQuarterP99Ms"`
 		SmallP99 *float64 `json:"smallQuarterP99Ms"`
 		ReplyP99 *float64 `json:"replyP99Ms"`
+		Past     *float64 `json:"pastDeadlineMs"`
 	}{plain(o), ms(o.P50, o.Completed > 0), ms(o.P99, o.Completed > 0), ms(o.FailP50, o.Failed > 0), ms(o.FailP99, o.Failed > 0),
-		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0), ms(o.ReplyP99, o.ReplyP99 > 0)})
+		ms(o.LargeP99, o.LargeCompleted > 0), ms(o.SmallP99, o.SmallCompleted > 0), ms(o.ReplyP99, o.ReplyP99 > 0), ms(o.PastDeadline, true)})
 }
 
 // MarshalJSON writes the times in milliseconds; latency_ms and reply_ms are

@@ -102,6 +102,13 @@ type Quotas struct {
 	// Models tells the governor about models its table lacks (an
 	// application inference profile's ARN does not name its model).
 	Models []QuotaModel `yaml:"models"`
+	// Discover reads each target's tokens-per-minute quota from the
+	// Service Quotas API of its region (the endpoint's, when one is set)
+	// when a call first names it, and again every 15 minutes
+	// (docs/governor.md, Discovered quotas). A quota in Targets wins over
+	// a discovered one, which wins over Default and learning; a target
+	// Service Quotas does not tell is learned. false: not read.
+	Discover bool `yaml:"discover"`
 }
 
 // Quota is one target's quotas, as in the AWS Service Quotas console, or
@@ -548,6 +555,9 @@ func (qs *Quotas) validate(bad func(key, format string, args ...any)) {
 	}
 	if qs.QueueTarget < 0 {
 		bad("quotas.queue_target", "must not be negative, got %s (0 is the default, 1s)", qs.QueueTarget.D())
+	}
+	if qs.Discover && qs.Disabled {
+		bad("quotas.discover", "needs the governor, which quotas.disabled turns off")
 	}
 	if qs.Default.Model != "" || qs.Default.Region != "" {
 		bad("quotas.default", "applies to every target: list a model's quota under quotas.targets instead")

@@ -48,6 +48,7 @@ streaming:
   idle_timeout: 45s
 quotas:
   max_wait: 30s
+  discover: true
   small_first: true
   queue_target: 2s
   default:
@@ -81,7 +82,7 @@ quotas:
 		t.Fatalf("route streaming = %+v, want resume: false", rs)
 	}
 	q := c.Quotas
-	if q.Disabled || q.MaxWait.D() != 30*time.Second || !q.SmallFirst || q.QueueTarget.D() != 2*time.Second || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
+	if q.Disabled || !q.Discover || q.MaxWait.D() != 30*time.Second || !q.SmallFirst || q.QueueTarget.D() != 2*time.Second || q.Default.RequestsPerMinute != 100 || !q.Default.Learning() || len(q.Targets) != 2 || len(q.Models) != 1 {
 		t.Fatalf("quotas = %+v", q)
 	}
 	if s := q.Targets[0]; s.TokensPerMinute != 2000000 || s.RequestsPerMinute != 200 || s.Learning() || s.Region != "us-east-1" {
@@ -146,6 +147,8 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		{"unknown streaming key", "streaming:\n  idle: 5s\n", []string{"idle", "line 2"}},
 		{"unknown route streaming key", "routes:\n  - models: [m]\n    targets: [{model: m}]\n    streaming: {resumes: 2}\n", []string{"resumes", "line 4"}},
 		{"unknown quotas key", "quotas:\n  max_waits: 5s\n", []string{"max_waits", "line 2"}},
+		{"discover without the governor", "quotas:\n  disabled: true\n  discover: true\n", []string{"quotas.discover", "quotas.disabled"}},
+		{"discover not a bool", "quotas:\n  discover: always\n", []string{"line 2", "always"}},
 		{"negative max wait", "quotas:\n  max_wait: -1s\n", []string{"quotas.max_wait", "negative"}},
 		{"negative queue target", "quotas:\n  queue_target: -1s\n", []string{"quotas.queue_target", "negative"}},
 		{"default names a model", "quotas:\n  default: {model: m, tokens_per_minute: 5000}\n", []string{"quotas.default", "quotas.targets"}},

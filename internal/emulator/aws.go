@@ -26,16 +26,22 @@ const (
 	SigningBedrock       = "bedrock"
 	SigningSTS           = "sts"
 	SigningServiceQuotas = "servicequotas"
+	SigningS3            = "s3"
 )
 
 // serviceQuotasTarget is the X-Amz-Target prefix of Service Quotas calls.
 const serviceQuotasTarget = "ServiceQuotasV20190624."
 
 // SigningName returns the SigV4 service name a request to the emulator is
-// for: SigningServiceQuotas for a POST / whose X-Amz-Target names Service
-// Quotas, SigningSTS for any other POST /, SigningBedrock for the rest. A
-// Verify hook uses it to check the credential scope's service.
+// for: SigningS3 for a request whose credential scope names s3 (the
+// emulator's S3 is told apart that way alone, as its paths are any
+// bucket's), SigningServiceQuotas for a POST / whose X-Amz-Target names
+// Service Quotas, SigningSTS for any other POST /, SigningBedrock for the
+// rest. A Verify hook uses it to check the credential scope's service.
 func SigningName(r *http.Request) string {
+	if credentialService(r.Header.Get("Authorization")) == SigningS3 {
+		return SigningS3
+	}
 	if r.Method != http.MethodPost || (r.URL.Path != "/" && r.URL.Path != "") {
 		return SigningBedrock
 	}

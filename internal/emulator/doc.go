@@ -9,7 +9,12 @@
 // GetInferenceProfile under /inference-profiles; and, for `keel doctor`
 // and quota discovery, STS GetCallerIdentity and Service Quotas'
 // GetServiceQuota and ListServiceQuotas (service code bedrock, the limits
-// Options.Quota gives) as POST / (aws.go). Its models are keel's
+// Options.Quota gives) as POST / (aws.go). For batch inference it serves
+// CreateModelInvocationJob, GetModelInvocationJob, ListModelInvocationJobs
+// and StopModelInvocationJob (jobs.go), whose jobs run on the server's
+// clock (Options.JobPlanner sets their pace, quotas and faults), and a
+// path-style S3 (package s3) for their input and output, chosen when a
+// request's SigV4 credential scope names the service s3. Its models are keel's
 // model table (internal/bedrock/models.json), with the anthropic_version
 // values, prefill rule and profiles each takes. Replies come from package
 // reply: deterministic text with token counts that follow its size, so a

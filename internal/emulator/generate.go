@@ -40,7 +40,7 @@ func (x *exchange) generate(system string, maxTokens int, stops []string) (gener
 		x.fail(codeValidation, "Input is too long for requested model.")
 		return generation{}, false
 	}
-	if admit := x.s.opts.Admit; admit != nil {
+	if admit := x.s.opts.Admit; admit != nil && !x.batch {
 		rej := admit(AdmitRequest{Model: x.modelID, BaseModel: m.ID, Region: x.region, Operation: x.op,
 			InputTokens: in, MaxTokens: maxTokens, RequestID: x.id})
 		if rej != nil {
@@ -108,7 +108,7 @@ func hashString(h uint64, s string) uint64 {
 // settle reports what an admitted request used. outputTokens is what was
 // sent, which is less than the reply's when a stream broke.
 func (x *exchange) settle(g *generation, outputTokens int) {
-	if settle := x.s.opts.Settle; settle != nil {
+	if settle := x.s.opts.Settle; settle != nil && !x.batch {
 		settle(SettleRequest{Model: x.modelID, BaseModel: x.tgt.model.ID, Region: x.region, Operation: x.op,
 			RequestID: x.id, InputTokens: g.input, CacheReadTokens: g.cacheRead, CacheWriteTokens: g.cacheWrite,
 			OutputTokens: outputTokens, Burndown: x.tgt.model.Burndown, MaxTokens: g.maxTokens})
@@ -124,7 +124,7 @@ type pacer struct {
 
 func (x *exchange) pacer() pacer {
 	speed, m := x.s.opts.Speed, x.tgt.model
-	if speed == 0 {
+	if speed == 0 || x.batch {
 		return pacer{}
 	}
 	p := pacer{ttft: time.Duration(float64(m.TimeToFirstToken) * speed)}

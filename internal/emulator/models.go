@@ -87,6 +87,10 @@ type Model struct {
 	// default tier alone. A request naming another tier is refused with a
 	// ValidationException.
 	ServiceTiers []string
+	// NoBatch reports that the model does not take batch inference jobs:
+	// CreateModelInvocationJob naming it is refused with a
+	// ValidationException.
+	NoBatch bool
 }
 
 // DefaultModels returns the built-in model list, read from keel's model

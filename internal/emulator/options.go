@@ -10,6 +10,7 @@ import (
 	"github.com/keel-run/keel/internal/clock"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/emulator/s3"
 )
 
 // Options configures an emulator. The zero Options means all defaults: the
@@ -77,6 +78,16 @@ type Options struct {
 	// that reads its quotas there sees the limits the Admit hook meters. nil
 	// lists no quotas.
 	Quota func(model, region string) (tokensPerMinute, tokensPerDay int64)
+	// S3MaxBytes bounds the bytes the emulator's S3 holds (objects and
+	// multipart parts); a write past it is answered 507 InsufficientStorage.
+	// Zero means s3.DefaultMaxBytes.
+	S3MaxBytes int64
+	// JobPlanner decides, for each CreateModelInvocationJob, the job's pace,
+	// the batch inference quotas it is checked against, and its faults
+	// (the scenario package plugs in there). A zero field of its answer
+	// means the default (DefaultJobStep, DefaultJobLimits); nil means
+	// defaults and no faults. It is called from many goroutines at once.
+	JobPlanner func(fault.JobRequest) fault.Job
 }
 
 const (
@@ -186,6 +197,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxBufferedBytes < o.MaxBodyBytes {
 		return o, fmt.Errorf("emulator: MaxBufferedBytes %d is below MaxBodyBytes %d: a body of the largest size could never be served",
 			o.MaxBufferedBytes, o.MaxBodyBytes)
+	}
+	if o.S3MaxBytes < 0 {
+		return o, fmt.Errorf("emulator: S3MaxBytes %d is negative; leave it zero for the default of %d", o.S3MaxBytes, int64(s3.DefaultMaxBytes))
 	}
 	if o.ReplyLength.Min < 0 || o.ReplyLength.Max < 0 || o.ReplyLength.Max < o.ReplyLength.Min {
 		return o, fmt.Errorf("emulator: ReplyLength %d..%d is not a range of token counts", o.ReplyLength.Min, o.ReplyLength.Max)

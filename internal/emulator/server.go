@@ -21,6 +21,7 @@ import (
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator/fault"
 	"github.com/keel-run/keel/internal/emulator/reply"
+	"github.com/keel-run/keel/internal/emulator/s3"
 )
 
 // Operation names, as they appear in the request path and in fault.Request.
@@ -86,6 +87,10 @@ type Server struct {
 	busyMessage string // the message when MaxBufferedBytes is reached
 
 	mounts []mount // set up before serving, read-only after
+
+	objects *s3.Store
+	s3      s3.Handler
+	jobs    jobTable
 }
 
 type mount struct {
@@ -126,6 +131,11 @@ func New(opts Options) (*Server, error) {
 		s.byPath[strings.ReplaceAll(id, ":", "%3A")] = id
 	}
 	s.pool.New = func() any { return &exchange{s: s} }
+	s.objects = s3.NewStore(o.S3MaxBytes, o.Clock.Now)
+	s.s3.Store = s.objects
+	if o.Verify != nil {
+		s.s3.Verify = s.verifyS3
+	}
 	s.bodyTooLong = fmt.Sprintf("Input is too long: the request body is over the emulator's limit of %d bytes "+
 		"(Options.MaxBodyBytes, keel emulate --max-body).", o.MaxBodyBytes)
 	s.busyMessage = fmt.Sprintf("The emulator is holding its limit of %d bytes of request bodies "+
@@ -138,10 +148,14 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Models() []Model { return s.list }
 
 // Close makes every request that hangs or stalls on purpose give up at once,
-// by closing its connection. It does not stop the server from serving;
+// by closing its connection, and ends every batch job's goroutine (the jobs
+// stay where they were). It does not stop the server from serving;
 // Running.Close does both. Close is idempotent.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.quit) })
+	s.closeOnce.Do(func() {
+		close(s.quit)
+		s.closeJobs()
+	})
 }
 
 // exchange is the state of one request. Exchanges are pooled, so buffers
@@ -161,6 +175,7 @@ type exchange struct {
 	cache                   cachePos // the request's cache point, if any
 	mid                     *fault.MidStream
 	wroteHeader             bool
+	batch                   bool          // a batch job's record: no quota hooks, no pacing
 	latency                 time.Duration // the plan's latency, not slept yet (see generate)
 
 	body  []byte
@@ -192,7 +207,7 @@ func (s *Server) put(x *exchange) {
 	}
 	x.w, x.r, x.ctx = nil, nil, nil
 	x.id, x.region, x.op, x.modelID, x.code, x.tier, x.badTier = "", "", "", "", "", "", ""
-	x.tgt, x.mid, x.wroteHeader, x.cache, x.latency = target{}, nil, false, cachePos{}, 0
+	x.tgt, x.mid, x.wroteHeader, x.cache, x.latency, x.batch = target{}, nil, false, cachePos{}, 0, false
 	x.body, x.out, x.inner = x.body[:0], x.out[:0], x.inner[:0]
 	x.frame.Reset()
 	x.hdrs = x.hdrs[:0]
@@ -253,6 +268,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := s.get(w, r)
 	defer s.put(x)
 	w.Header()["X-Amzn-Requestid"] = []string{x.id}
+	if credentialService(r.Header.Get("Authorization")) == SigningS3 {
+		x.serveS3()
+		return
+	}
 
 	// RawPath is the path as sent when it differs from Path's default
 	// escaping (a model id with %3A or %2F), which is what routing needs;
@@ -281,6 +300,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.serveGetProfile(path[len("/inference-profiles/"):])
 	case path == "/" && r.Method == http.MethodPost:
 		x.serveAWS()
+	case path == "/model-invocation-job" && r.Method == http.MethodPost:
+		x.serveCreateJob()
+	case path == "/model-invocation-jobs" && r.Method == http.MethodGet:
+		x.serveListJobs()
+	case strings.HasPrefix(path, "/model-invocation-job/") && strings.HasSuffix(path, "/stop") && r.Method == http.MethodPost:
+		x.serveStopJob(strings.TrimSuffix(path[len("/model-invocation-job/"):], "/stop"))
+	case strings.HasPrefix(path, "/model-invocation-job/") && r.Method == http.MethodGet:
+		x.serveGetJob(path[len("/model-invocation-job/"):])
 	default:
 		x.unknownOperation()
 	}
@@ -342,9 +369,23 @@ func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
 // credentialRegion returns the region of a SigV4 Authorization header's
 // credential scope, or "".
 func credentialRegion(auth string) string {
+	region, _ := credentialScope(auth)
+	return region
+}
+
+// credentialService returns the service of a SigV4 Authorization header's
+// credential scope, or "".
+func credentialService(auth string) string {
+	_, service := credentialScope(auth)
+	return service
+}
+
+// credentialScope returns the region and service of a SigV4 Authorization
+// header's credential scope, or "" for each it cannot find.
+func credentialScope(auth string) (region, service string) {
 	i := strings.Index(auth, "Credential=")
 	if i < 0 {
-		return ""
+		return "", ""
 	}
 	scope := auth[i+len("Credential="):]
 	if j := strings.IndexAny(scope, ", "); j >= 0 {
@@ -354,14 +395,19 @@ func credentialRegion(auth string) string {
 	for k := 0; k < 2; k++ {
 		j := strings.IndexByte(scope, '/')
 		if j < 0 {
-			return ""
+			return "", ""
 		}
 		scope = scope[j+1:]
 	}
-	if j := strings.IndexByte(scope, '/'); j > 0 {
-		return scope[:j]
+	j := strings.IndexByte(scope, '/')
+	if j <= 0 {
+		return "", ""
 	}
-	return ""
+	region, scope = scope[:j], scope[j+1:]
+	if k := strings.IndexByte(scope, '/'); k > 0 {
+		service = scope[:k]
+	}
+	return region, service
 }
 
 // unknownOperation answers a request for a path or method that names no

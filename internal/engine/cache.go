@@ -12,10 +12,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/keel-run/keel/internal/attempt"
+	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
@@ -86,9 +88,10 @@ func family(op attempt.Op) string {
 
 // keyHeaders are the request headers that change an InvokeModel reply
 // (Converse carries the same settings in its body): the guardrail, its
-// trace, the latency profile, and the reply's content type.
+// trace, the latency profile, and the reply's content type (Accept for
+// InvokeModel, X-Amzn-Bedrock-Accept for the chunks of its stream).
 var keyHeaders = [...]string{"X-Amzn-Bedrock-Guardrailidentifier", "X-Amzn-Bedrock-Guardrailversion", "X-Amzn-Bedrock-Trace",
-	"X-Amzn-Bedrock-Performanceconfig-Latency", "Accept"}
+	"X-Amzn-Bedrock-Performanceconfig-Latency", "Accept", "X-Amzn-Bedrock-Accept"}
 
 // cacheRequest is what the call is keyed by.
 func (e *Engine) cacheRequest(call *Call) cache.Request {
@@ -278,8 +281,10 @@ func (sh *shared) reply(rep *Report, ferr error) (*http.Response, error) {
 }
 
 // twin looks up the call's twin: for a Converse call, the stored stream of
-// the same request made by ConverseStream, and the reverse; converted, when
-// the conversion carries all it holds (cache/convert.go).
+// the same request made by ConverseStream, and the reverse; for an
+// Anthropic model's InvokeModel, its InvokeModelWithResponseStream, and
+// the reverse. The stored one is converted, when the conversion carries
+// all it holds (cache/convert.go, cache/convert_invoke.go).
 func (e *Engine) twin(ctx context.Context, call *Call) (*cache.Entry, bool) {
 	r := e.cacheRequest(call)
 	switch call.Op {
@@ -287,6 +292,14 @@ func (e *Engine) twin(ctx context.Context, call *Call) (*cache.Entry, bool) {
 		r.Family = family(attempt.ConverseStream)
 	case attempt.ConverseStream:
 		r.Family = family(attempt.Converse)
+	case attempt.Invoke, attempt.InvokeWithResponseStream:
+		if !invokeTwins(call) {
+			return nil, false
+		}
+		r.Family, r.Header = family(attempt.InvokeWithResponseStream), twinHeader(r.Header)
+		if call.Op == attempt.InvokeWithResponseStream {
+			r.Family = family(attempt.Invoke)
+		}
 	default:
 		return nil, false
 	}
@@ -299,19 +312,61 @@ func (e *Engine) twin(ctx context.Context, call *Call) (*cache.Entry, bool) {
 		return nil, false
 	}
 	var body []byte
-	ct := "application/json"
-	if call.Op == attempt.Converse {
+	h := http.Header{"Content-Type": {"application/json"}}
+	switch call.Op {
+	case attempt.Converse:
 		body, ok = cache.ConverseReplyFromStream(ent.Body)
-	} else {
+	case attempt.ConverseStream:
 		body, ok = cache.ConverseStreamFromReply(ent.Body)
-		ct = "application/vnd.amazon.eventstream"
+		h.Set("Content-Type", eventStreamType)
+	case attempt.Invoke:
+		var mh http.Header
+		if body, mh, ok = cache.AnthropicReplyFromStream(ent.Body); ok {
+			for k, v := range mh {
+				h[k] = v
+			}
+		}
+	case attempt.InvokeWithResponseStream:
+		body, ok = cache.AnthropicStreamFromReply(ent.Body, ent.Header)
+		h.Set("Content-Type", eventStreamType)
 	}
 	if !ok {
 		return nil, false
 	}
-	h := http.Header{"Content-Type": {ct}}
 	if id := ent.Header.Get("X-Amzn-Requestid"); id != "" {
 		h.Set("X-Amzn-Requestid", id)
 	}
 	return &cache.Entry{Status: ent.Status, Header: h, Body: body, Stored: ent.Stored}, true
+}
+
+// eventStreamType is the Content-Type of a stream's reply.
+const eventStreamType = "application/vnd.amazon.eventstream"
+
+// invokeTwins reports whether an InvokeModel call and its stream may
+// answer each other: an Anthropic model's, whose reply and stream keel
+// converts, with a body in the Messages API's format and the reply in
+// JSON (the default Accept) either way.
+func invokeTwins(call *Call) bool {
+	if !strings.HasPrefix(bedrock.BaseModelID(call.Model), "anthropic.") || !bytes.Contains(call.Body, []byte(`"anthropic_version"`)) {
+		return false
+	}
+	accept := call.Header.Get("X-Amzn-Bedrock-Accept") // the stream's reply type
+	if call.Op == attempt.Invoke {
+		accept = call.Header.Get("Accept")
+	}
+	return accept == "" || accept == "application/json" || accept == "*/*"
+}
+
+// twinHeader returns the key headers h without the reply types asked for:
+// the twin was stored for a call that asked for the default (an SDK sends
+// no Accept for either operation), and this call asks for it too
+// (invokeTwins).
+func twinHeader(h []string) []string {
+	out := make([]string, 0, len(h))
+	for i := 0; i+1 < len(h); i += 2 {
+		if h[i] != "Accept" && h[i] != "X-Amzn-Bedrock-Accept" {
+			out = append(out, h[i], h[i+1])
+		}
+	}
+	return out
 }

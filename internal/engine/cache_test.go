@@ -393,17 +393,21 @@ func TestCacheStreams(t *testing.T) {
 				t.Errorf("the emulator served %d requests; want 2", got)
 			}
 			// A Converse call is served from the stored ConverseStream
-			// (TestCacheConverseTwins); an InvokeModel call is not served
-			// from a stored InvokeModelWithResponseStream.
-			unary, want := attempt.Converse, "hit"
+			// (TestCacheConverseTwins), an Anthropic InvokeModel call from
+			// the stored InvokeModelWithResponseStream: no request more.
+			unary := attempt.Converse
 			if tt.invoke {
-				unary, want = attempt.Invoke, "miss"
+				unary = attempt.Invoke
 			}
 			resp, rep2, err := eng.Do(t.Context(), &Call{Op: unary, Model: tt.model, Body: tt.body})
-			if err != nil || rep2.Cache != want {
-				t.Errorf("the non-stream call: %v, %q; want %q", err, rep2.Cache, want)
-			} else {
-				resp.Body.Close()
+			if err != nil || rep2.Cache != "hit" {
+				t.Fatalf("the non-stream call: %v, %q; want a hit", err, rep2.Cache)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			quoted, _ := json.Marshal(first.text) // as the reply's JSON writes it
+			if !bytes.Contains(body, quoted[1:len(quoted)-1]) || em.n.Load() != 2 {
+				t.Errorf("the non-stream call's reply %s (the emulator served %d); want the stream's text %q", body, em.n.Load(), first.text)
 			}
 		})
 	}
@@ -628,5 +632,39 @@ func TestCacheConverseTwins(t *testing.T) {
 					first, second, t1, rep1.Cache, t2, rep2.Cache, em.n.Load())
 			}
 		})
+	}
+}
+
+func TestInvokeTwins(t *testing.T) {
+	anthropic := []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":10,"messages":[]}`)
+	tests := []struct {
+		name   string
+		op     attempt.Op
+		model  string
+		body   []byte
+		header http.Header
+		want   bool
+	}{
+		{"Anthropic reply", attempt.Invoke, "anthropic.claude-3-haiku-20240307-v1:0", anthropic, http.Header{}, true},
+		{"Anthropic stream through a profile", attempt.InvokeWithResponseStream, "us.anthropic.claude-sonnet-4-5-20250929-v1:0", anthropic, http.Header{}, true},
+		{"JSON asked for", attempt.Invoke, "anthropic.claude-3-haiku-20240307-v1:0", anthropic, http.Header{"Accept": {"application/json"}}, true},
+		{"another reply type", attempt.Invoke, "anthropic.claude-3-haiku-20240307-v1:0", anthropic, http.Header{"Accept": {"text/plain"}}, false},
+		{"another chunk type", attempt.InvokeWithResponseStream, "anthropic.claude-3-haiku-20240307-v1:0", anthropic, http.Header{"X-Amzn-Bedrock-Accept": {"text/plain"}}, false},
+		{"a Llama model", attempt.Invoke, "meta.llama3-1-8b-instruct-v1:0", []byte(`{"prompt":"hi"}`), http.Header{}, false},
+		{"an Anthropic model, another body format", attempt.Invoke, "anthropic.claude-v2", []byte(`{"prompt":"\n\nHuman: hi\n\nAssistant:"}`), http.Header{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := invokeTwins(&Call{Op: tt.op, Model: tt.model, Body: tt.body, Header: tt.header}); got != tt.want {
+				t.Errorf("invokeTwins = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTwinHeader(t *testing.T) {
+	got := twinHeader([]string{"X-Amzn-Bedrock-Trace", "ENABLED", "Accept", "application/json", "X-Amzn-Bedrock-Accept", "*/*"})
+	if want := []string{"X-Amzn-Bedrock-Trace", "ENABLED"}; !slices.Equal(got, want) {
+		t.Errorf("twinHeader = %q, want %q", got, want)
 	}
 }

@@ -59,11 +59,12 @@ type TargetStatus struct {
 const (
 	LimitConfigured = "configured" // a known quota, from the configuration
 	LimitLearned    = "learned"    // learned from throttles, or a first guess that may grow
+	LimitDiscovered = "discovered" // a known quota read from Service Quotas (admission.Options.Discover)
 )
 
 // LimitSource says where the quota limit in force comes from: LimitConfigured,
-// LimitLearned, or "" when there is none (no governor, or no throttle seen
-// on a target of unknown quota).
+// LimitDiscovered, LimitLearned, or "" when there is none (no governor, or
+// no throttle seen on a target of unknown quota).
 func (s TargetStatus) LimitSource() string {
 	switch {
 	case s.Quota == nil || s.Quota.Limit <= 0:
@@ -71,7 +72,7 @@ func (s TargetStatus) LimitSource() string {
 	case s.Quota.Learning:
 		return LimitLearned
 	default:
-		return LimitConfigured
+		return cmp.Or(s.Quota.Source, LimitConfigured)
 	}
 }
 

@@ -135,3 +135,21 @@ func TestErrorLogBounds(t *testing.T) {
 		t.Fatalf("last count %+v, want the throttle counted first", e)
 	}
 }
+
+func TestLimitSource(t *testing.T) {
+	for _, tt := range []struct {
+		q    *admission.Stats
+		want string
+	}{
+		{nil, ""},
+		{&admission.Stats{}, ""},
+		{&admission.Stats{Limit: 5, Learning: true, Source: admission.SourceLearned}, LimitLearned},
+		{&admission.Stats{Limit: 5, Source: admission.SourceConfigured}, LimitConfigured},
+		{&admission.Stats{Limit: 5, Source: admission.SourceDiscovered}, LimitDiscovered},
+		{&admission.Stats{Limit: 5}, LimitConfigured},
+	} {
+		if got := (TargetStatus{Quota: tt.q}).LimitSource(); got != tt.want {
+			t.Errorf("LimitSource(%+v) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}

@@ -1,11 +1,3 @@
-//go:build jobsemu
-
-// These tests drive the flow against the in-process emulator's S3 and
-// batch-job control plane with aws-sdk-go-v2's clients. They need the
-// emulator of branch jobsemu, not yet on main when this was written: they
-// passed against its commit 10e4166 (go test -tags jobsemu). Once it is
-// merged, delete the build line above.
-
 package jobs
 
 import (

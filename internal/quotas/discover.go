@@ -116,6 +116,13 @@ func Discover(ctx context.Context, api API, id string) (Quota, error) {
 	if err != nil {
 		return Quota{}, err
 	}
+	return PerMinute(qs, id)
+}
+
+// PerMinute picks from qs, as List returns them, the tokens-per-minute
+// quota a call naming id draws on, or returns ErrNotListed: Discover for a
+// caller that lists once for several targets.
+func PerMinute(qs []Quota, id string) (Quota, error) {
 	q := For(qs, id).TokensPerMinute
 	if q.Kind == None {
 		return Quota{}, fmt.Errorf("%w: no %s tokens-per-minute quota for %s", ErrNotListed, KindOf(id), id)

@@ -17,7 +17,7 @@ type quotaCollector struct {
 	src atomic.Pointer[func() []admission.Stats]
 
 	limit, available, inFlight, reserved, settled, offered, queue, ratio, paused *prometheus.Desc
-	throttles, decreases                                                         *prometheus.Desc
+	throttles, decreases, source                                                 *prometheus.Desc
 }
 
 func newQuotaCollector() *quotaCollector {
@@ -39,11 +39,12 @@ func newQuotaCollector() *quotaCollector {
 		paused:    d("keel_quota_paused_seconds", "What is left of the target's pause after a throttle.", target),
 		throttles: d("keel_quota_throttles_total", "Attempts Bedrock throttled, as the governor was told, per target.", target),
 		decreases: d("keel_quota_limit_decreases_total", "Throttles that shrank the target's limit (the first of each burst).", target),
+		source:    d("keel_quota_limit_source", "1 for where the target's limit comes from: source configured (keel's configuration), discovered (Service Quotas, quotas.discover) or learned (throttles); no series while the limit is unknown.", append(target[:3:3], "source")),
 	}
 }
 
 func (c *quotaCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.limit, c.available, c.inFlight, c.reserved, c.settled, c.offered, c.queue, c.ratio, c.paused, c.throttles, c.decreases} {
+	for _, d := range []*prometheus.Desc{c.limit, c.available, c.inFlight, c.reserved, c.settled, c.offered, c.queue, c.ratio, c.paused, c.throttles, c.decreases, c.source} {
 		ch <- d
 	}
 }
@@ -66,6 +67,9 @@ func (c *quotaCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.offered, float64(s.OfferedPerMinute))
 		g(c.ratio, s.InputRatio)
 		g(c.paused, s.PausedFor.Seconds())
+		if s.Source != "" {
+			g(c.source, 1, s.Source)
+		}
 		for cl := admission.Interactive; cl <= admission.Batch; cl++ {
 			g(c.queue, float64(s.Classes[cl].Queued), cl.String())
 		}

@@ -206,6 +206,8 @@ type compiled struct {
 	shared *keyState
 	// denyNames name the denials in plans: "deny[i]".
 	denyNames []string
+	// jobHits counts the creates each job fault has answered (JobFault.Times).
+	jobHits []atomic.Int64
 }
 
 type key struct{ model, region string }
@@ -305,7 +307,7 @@ func compile(s *Scenario) *compiled {
 	if s == nil {
 		s = &Scenario{}
 	}
-	c := &compiled{s: s}
+	c := &compiled{s: s, jobHits: jobHitCounts(s)}
 	for i := range s.Deny {
 		c.denyNames = append(c.denyNames, fmt.Sprintf("deny[%d]", i))
 	}

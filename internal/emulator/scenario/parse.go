@@ -71,6 +71,7 @@ func Parse(b []byte) (*Scenario, error) {
 		{"deny", func(v *yaml.Node, at string) {
 			p.list(v, at, func(v *yaml.Node, at string) { s.Deny = append(s.Deny, p.denial(v, at)) })
 		}},
+		{"jobs", func(v *yaml.Node, at string) { s.Jobs = p.jobs(v, at) }},
 	})
 	names := map[string]int{}
 	for i, r := range s.Rules {

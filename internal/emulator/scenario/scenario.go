@@ -35,6 +35,8 @@ type Scenario struct {
 	// use: every inference request (CountTokens too) a denial matches is
 	// answered with its error, before any rule.
 	Deny []Denial
+	// Jobs sets the pace, quotas and faults of batch inference jobs.
+	Jobs Jobs
 
 	source []byte
 }
@@ -199,6 +201,7 @@ func (s *Scenario) Validate() error {
 		_, err := checkDenyCode(d.Code)
 		add(prefix(fmt.Sprintf("scenario: deny[%d].code", i), err))
 	}
+	add(s.Jobs.validate())
 	names := map[string]int{}
 	for i := range s.Rules {
 		r := &s.Rules[i]

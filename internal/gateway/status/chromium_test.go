@@ -26,6 +26,7 @@ import (
 	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/attempt"
 	"github.com/keel-run/keel/internal/breaker"
+	"github.com/keel-run/keel/internal/cache"
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -58,11 +59,11 @@ func TestPageInChromium(t *testing.T) {
 		}
 		t.Skip("chromium is not on PATH; KEEL_REQUIRE_CHROMIUM=1 makes this a failure")
 	}
-	eng, rec := liveTraffic(t)
+	eng, rec, rc := liveTraffic(t)
 	if c := rec.Callers(); len(c) != 1 || c[0].InputTokens == 0 || c[0].OutputTokens == 0 {
 		t.Fatalf("the traffic's usage was not recorded: %+v", c)
 	}
-	srv := httptest.NewServer(Handler(Source{Targets: eng.Snapshot, Callers: rec, Version: "test"}))
+	srv := httptest.NewServer(Handler(Source{Targets: eng.Snapshot, Callers: rec, Version: "test", Cache: cacheSource(rc, "memory")}))
 	defer srv.Close()
 
 	dom := string(runChromium(t, bin, "--dump-dom", srv.URL+"/"))
@@ -76,6 +77,8 @@ func TestPageInChromium(t *testing.T) {
 		`reserved (`, `configured`, // the governed target's bar
 		`<td class="name">team-a</td>`, `<td class="num requests">8</td>`, `CircuitOpen 1`,
 		fmt.Sprintf(`<td class="num">%d / %d</td>`, rec.Callers()[0].InputTokens, rec.Callers()[0].OutputTokens),
+		// the cache: the second and third identical calls to okModel were hits
+		`<h2>Response cache</h2>`, `<td class="num hits">2</td>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the DOM Chromium rendered lacks %q", want)
@@ -93,11 +96,12 @@ func TestPageInChromium(t *testing.T) {
 	checkScreenshot(t, shot)
 }
 
-// liveTraffic runs calls through an engine against the emulator and records
-// them as the gateway would, for caller team-a: 3 successes (on a target
-// with a configured quota), a throttle, 3 server errors that open the
+// liveTraffic runs calls through an engine with a response cache against
+// the emulator and records them as the gateway would, for caller team-a: 3
+// successes (on a target with a configured quota; the first goes upstream,
+// the others are cache hits), a throttle, 3 server errors that open the
 // target's breaker and a call the open breaker refuses.
-func liveTraffic(t *testing.T) (*engine.Engine, *Recorder) {
+func liveTraffic(t *testing.T) (*engine.Engine, *Recorder, *cache.Cache) {
 	t.Helper()
 	emu, err := emulator.Start(emulator.Options{Planner: func(r fault.Request) fault.Plan {
 		switch r.Model {
@@ -119,8 +123,13 @@ func liveTraffic(t *testing.T) (*engine.Engine, *Recorder) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rc, err := cache.New(cache.Options{Mode: cache.ModeAll, Store: cache.NewMemory(cache.DefaultMaxBytes, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	eng, err := engine.New(engine.Options{
 		Endpoints:   attempt.FixedEndpoint{URL: u},
+		Cache:       rc,
 		Credentials: credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
 		Region:      "us-east-1", Governor: gov, DisableBudget: true,
 		Retry:   retry.Policy{MaxAttempts: 1},
@@ -137,7 +146,18 @@ func liveTraffic(t *testing.T) (*engine.Engine, *Recorder) {
 	for _, model := range []string{okModel, okModel, okModel, throttleModel, brokenModel, brokenModel, brokenModel, brokenModel} {
 		rec.Observe(call(t, eng, "team-a", model))
 	}
-	return eng, rec
+	return eng, rec, rc
+}
+
+// cacheSource gives a status page c's figures, as keel serve gives
+// Keel.Cache's.
+func cacheSource(c *cache.Cache, store string) func(context.Context) (CacheStatus, bool) {
+	return func(ctx context.Context) (CacheStatus, bool) {
+		st := c.Stats(ctx)
+		return CacheStatus{Mode: st.Mode.String(), Store: store, Hits: st.Hits, Misses: st.Misses, Coalesced: st.Coalesced,
+			Bypassed: st.Bypassed, Stored: st.Stored, StoredBytes: st.StoredBytes, Failures: st.Failures,
+			Entries: st.Store.Entries, Bytes: st.Store.Bytes, Evictions: st.Store.Evictions}, true
+	}
 }
 
 // call sends one Converse and returns the gateway's Event for it.

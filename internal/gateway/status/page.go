@@ -2,6 +2,7 @@ package status
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -36,6 +37,9 @@ type Source struct {
 	// Shared returns the health of the state shared through Redis; ok
 	// false: none is configured. Nil: the page shows none.
 	Shared func() (s SharedStatus, ok bool)
+	// Cache returns the response cache's figures; ok false: the cache is
+	// off. ctx is the page request's. Nil: the page shows none.
+	Cache func(ctx context.Context) (s CacheStatus, ok bool)
 	// Version is the gateway's version, shown in the page's header.
 	Version string
 	// Clock gives the page's time. Nil: the wall clock.
@@ -78,7 +82,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("status: method %s not allowed; want GET or HEAD", r.Method), http.StatusMethodNotAllowed)
 		return
 	}
-	v := h.src.view()
+	v := h.src.view(r.Context())
 	var buf bytes.Buffer
 	hdr := w.Header()
 	if asJSON {
@@ -120,6 +124,56 @@ type pageView struct {
 	Callers            []callerView `json:"callers"`
 	// Shared is the Redis connection's health; absent without Redis.
 	Shared *sharedView `json:"shared,omitempty"`
+	// Cache is the response cache's figures; absent when it is off.
+	Cache *cacheView `json:"cache,omitempty"`
+}
+
+// CacheStatus is the response cache's figures (keel's CacheStats, with the
+// store named).
+type CacheStatus struct {
+	// Mode is "deterministic" or "all"; Store "memory", "sqlite:PATH" or
+	// "redis".
+	Mode, Store string
+	// Calls by how the cache served them.
+	Hits, Misses, Coalesced, Bypassed int64
+	// Stored and StoredBytes are the replies this process stored and
+	// their size; Failures the store operations that failed.
+	Stored, StoredBytes, Failures int64
+	// Entries and Bytes are what the store holds, -1 when it cannot count
+	// them (Redis); Evictions what it evicted to stay within its bound.
+	Entries, Bytes, Evictions int64
+	// Waiting is the calls waiting now for an identical call in flight.
+	Waiting int
+}
+
+type cacheView struct {
+	Mode      string `json:"mode"`
+	Store     string `json:"store"`
+	Hits      int64  `json:"hits"`
+	Misses    int64  `json:"misses"`
+	Coalesced int64  `json:"coalesced"`
+	Bypassed  int64  `json:"bypassed"`
+	// HitPercent is the calls served from the cache (hits and coalesced)
+	// against the calls it could serve (those and misses); 0 before any.
+	HitPercent    float64 `json:"hitPercent"`
+	Stored        int64   `json:"stored"`
+	StoredBytes   int64   `json:"storedBytes"`
+	StoreFailures int64   `json:"storeFailures"`
+	// Entries and Bytes are -1 when the store cannot count them (Redis).
+	Entries   int64 `json:"entries"`
+	Bytes     int64 `json:"bytes"`
+	Evictions int64 `json:"evictions"`
+	Waiting   int   `json:"waiting"`
+}
+
+func cacheOf(c CacheStatus) *cacheView {
+	cv := &cacheView{Mode: c.Mode, Store: c.Store, Hits: c.Hits, Misses: c.Misses, Coalesced: c.Coalesced, Bypassed: c.Bypassed,
+		Stored: c.Stored, StoredBytes: c.StoredBytes, StoreFailures: c.Failures, Entries: c.Entries, Bytes: c.Bytes,
+		Evictions: c.Evictions, Waiting: c.Waiting}
+	if n := c.Hits + c.Coalesced + c.Misses; n > 0 {
+		cv.HitPercent = math.Round(float64(c.Hits+c.Coalesced)*1000/float64(n)) / 10
+	}
+	return cv
 }
 
 // SharedStatus is the health of the state replicas share through Redis.
@@ -168,7 +222,7 @@ type breakerView struct {
 type quotaView struct {
 	// Limit is the tokens-per-minute limit in force; zero when unknown.
 	Limit int64 `json:"limitTokensPerMinute"`
-	// LimitSource is "configured", "learned" or "" (unknown).
+	// LimitSource is "configured", "discovered", "learned" or "" (unknown).
 	LimitSource string `json:"limitSource"`
 	// Reserved is what the governor granted over the last minute;
 	// UsePercent is Reserved against Limit (0 when Limit is unknown), Bar
@@ -215,7 +269,7 @@ type recentView struct {
 	Refused  bool      `json:"refused"`
 }
 
-func (src *Source) view() pageView {
+func (src *Source) view(ctx context.Context) pageView {
 	now := src.Clock.Now()
 	v := pageView{Time: now.UTC(), Version: src.Version, RefreshSeconds: RefreshSeconds,
 		RecentErrorSeconds: int(engine.RecentErrorWindow / time.Second), Targets: []targetView{}, Callers: []callerView{}}
@@ -236,6 +290,11 @@ func (src *Source) view() pageView {
 				sv.DownSeconds = math.Round(now.Sub(s.DownSince).Seconds()*10) / 10
 			}
 			v.Shared = sv
+		}
+	}
+	if src.Cache != nil {
+		if c, ok := src.Cache(ctx); ok {
+			v.Cache = cacheOf(c)
 		}
 	}
 	return v
@@ -297,4 +356,19 @@ var pageHTML string
 
 var page = template.Must(template.New("status").Funcs(template.FuncMap{
 	"clock": func(t time.Time) string { return t.Format("15:04:05") },
+	"bytes": byteSize,
 }).Parse(pageHTML))
+
+// byteSize writes n bytes for a person: "512 B", "14.5 KiB", "256.0 MiB".
+func byteSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGT"[i])
+}

@@ -1,6 +1,7 @@
 package status
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -271,5 +272,81 @@ func TestSharedState(t *testing.T) {
 				t.Error("page shows the last error unescaped")
 			}
 		})
+	}
+}
+
+func TestCacheSection(t *testing.T) {
+	figures := CacheStatus{Mode: "deterministic", Store: "memory", Hits: 30, Coalesced: 10, Misses: 10, Bypassed: 4,
+		Stored: 10, StoredBytes: 15 << 10, Failures: 1, Entries: 9, Bytes: 3 << 20, Evictions: 1, Waiting: 2}
+	redis := figures
+	redis.Store, redis.Entries, redis.Bytes = "redis", -1, -1
+	hostileStore := figures
+	hostileStore.Store = "sqlite:" + hostile
+	tests := []struct {
+		name     string
+		cache    func(context.Context) (CacheStatus, bool)
+		wantJSON []string // nil: no cache key
+		wantHTML []string
+	}{
+		{"no cache source", nil, nil, nil},
+		{"cache off", func(context.Context) (CacheStatus, bool) { return CacheStatus{}, false }, nil, nil},
+		{"memory", func(context.Context) (CacheStatus, bool) { return figures, true },
+			[]string{`"cache":{"mode":"deterministic","store":"memory","hits":30,"misses":10,"coalesced":10,"bypassed":4,"hitPercent":80,` +
+				`"stored":10,"storedBytes":15360,"storeFailures":1,"entries":9,"bytes":3145728,"evictions":1,"waiting":2}`},
+			[]string{`<td class="num hits">30</td>`, `80.0%`, `10 (15.0 KiB)`, `9 (3.0 MiB)`}},
+		{"redis counts no entries", func(context.Context) (CacheStatus, bool) { return redis, true },
+			[]string{`"store":"redis"`, `"entries":-1`, `"bytes":-1`},
+			[]string{`<td class="name store">redis</td>`, `<span class="none">not counted</span>`}},
+		{"no call yet", func(context.Context) (CacheStatus, bool) { return CacheStatus{Mode: "all", Store: "memory"}, true },
+			[]string{`"hitPercent":0,`}, []string{`0.0%`, `0 (0 B)`}},
+		{"store path escaped", func(context.Context) (CacheStatus, bool) { return hostileStore, true },
+			[]string{`"store":"sqlite:\u003cscript\u003e`}, []string{`sqlite:&lt;script&gt;`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := fixture(t)
+			src.Cache = tt.cache
+			h := Handler(src)
+			var compact strings.Builder
+			for _, line := range strings.Split(read(t, h, JSONPath), "\n") {
+				compact.WriteString(strings.ReplaceAll(strings.TrimSpace(line), `": `, `":`))
+			}
+			js := compact.String()
+			if tt.wantJSON == nil && strings.Contains(js, `"cache"`) {
+				t.Errorf("JSON has a cache key without a cache: %s", js)
+			}
+			for _, w := range tt.wantJSON {
+				if !strings.Contains(js, w) {
+					t.Errorf("JSON lacks %s: %s", w, js)
+				}
+			}
+			page := read(t, h, "/")
+			if tt.wantHTML == nil && strings.Contains(page, "Response cache") {
+				t.Error("page shows a cache section without a cache")
+			}
+			for _, w := range tt.wantHTML {
+				if !strings.Contains(page, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			if strings.Contains(page, "<script") {
+				t.Error("page shows the store unescaped")
+			}
+		})
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		n    int64
+		want string
+	}{
+		{0, "0 B"}, {1023, "1023 B"}, {1024, "1.0 KiB"}, {15 << 10, "15.0 KiB"}, {1536 << 10, "1.5 MiB"},
+		{256 << 20, "256.0 MiB"}, {3 << 30, "3.0 GiB"}, {5 << 40, "5.0 TiB"}, {5 << 50, "5120.0 TiB"},
+	}
+	for _, tt := range tests {
+		if got := byteSize(tt.n); got != tt.want {
+			t.Errorf("byteSize(%d) = %q, want %q", tt.n, got, tt.want)
+		}
 	}
 }

@@ -1,0 +1,96 @@
+package redisstore_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keel-run/keel/internal/admission"
+	"github.com/keel-run/keel/internal/admission/redisstore"
+	"github.com/keel-run/keel/internal/redisx"
+	"github.com/keel-run/keel/internal/redisx/redistest"
+)
+
+// slow adds d to every round trip: a Redis that answers, slowly, within
+// the timeout.
+type slow struct{ d time.Duration }
+
+func (h slow) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h slow) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		time.Sleep(h.d)
+		return next(ctx, cmd)
+	}
+}
+func (h slow) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestSlowRedisKeepsDeadlines: Redis answers every round trip in 30 ms
+// (below the 50 ms default timeout, so no fallback). 40 concurrent calls
+// to one target, each with a 300 ms deadline and a quota that fits them
+// all: every Admit should return by its deadline.
+var lat, nCalls = 20 * time.Millisecond, 40
+
+func TestSlowRedisKeepsDeadlines(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, ID: "a",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	g, err := admission.New(admission.Options{Default: admission.Quota{TokensPerMinute: 6e6}, FullStart: true,
+		Store: redisstore.NewFailover(c, redisstore.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm: the target opened and the script loaded before Redis slows.
+	tk, err := g.Admit(context.Background(), target, admission.Estimate{MaxTokens: 100}, admission.Interactive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Cancel()
+	c.Redis().AddHook(slow{lat})
+	n, deadline := nCalls, 300*time.Millisecond
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var worst time.Duration
+	late := 0
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			tk, err := g.Admit(ctx, target, admission.Estimate{MaxTokens: 100}, admission.Interactive)
+			el := time.Since(start)
+			mu.Lock()
+			worst = max(worst, el)
+			if el > deadline+3*lat+100*time.Millisecond {
+				late++
+			}
+			mu.Unlock()
+			if err == nil {
+				tk.Cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("worst Admit %v; %d of %d returned late past their %v deadline; redis failures %d",
+		worst, late, n, deadline, c.Stats().Failures)
+	if late > 0 {
+		t.Errorf("%d Admits held past their deadline by Redis round trips under the limiter's mutex (worst %v)", late, worst)
+	}
+}
+
+// TestR4OneTryPerRetryEvery: while Redis is down, a Failover should try it
+// once per RetryEvery. Callers read their now before they reach the
+// Failover's lock, so a now a few µs behind the last try's is common under
+// concurrency; each such caller tries Redis again.
