@@ -12,7 +12,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/feature/ec2/imds v1.20.7 // to switch IMDS off when talking to an emulator
 	github.com/aws/aws-sdk-go-v2/service/bedrock v1.63.0 // the control-plane client the emulator is checked against
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.11 // the official client keel plugs into and is tested with
-	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.8 // the S3 client the emulator's S3 and batch jobs are checked against (the version built on the same SDK core)
+	github.com/aws/aws-sdk-go-v2/service/s3 v1.114.8 // keel jobs uploads batch-inference input and reads its output; the emulator's S3 and batch jobs are checked against it (the version built on the same SDK core)
 	github.com/aws/aws-sdk-go-v2/service/servicequotas v1.43.10 // keel doctor and quota discovery read Bedrock's quotas (the version built on the same SDK core)
 	github.com/aws/aws-sdk-go-v2/service/sts v1.51.8 // keel doctor asks GetCallerIdentity (already required by the credential chain)
 	github.com/aws/smithy-go v1.28.8 // the SDK middleware stack and error types keel hooks into

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/keel-run/keel/internal/jobs"
+)
+
+func TestJobsProgress(t *testing.T) {
+	states := []jobs.State{
+		{JobID: "j1", Status: "Validating", Step: jobs.StepCreated},
+		{JobID: "j1", Status: "Validating", Step: jobs.StepCreated},
+		{JobID: "j1", Status: "InProgress", Step: jobs.StepCreated, Processed: 50, Total: 200, Succeeded: 49, Errors: 1},
+		{JobID: "j1", Status: "Completed", Step: jobs.StepEnded, Processed: 200, Total: 200, Succeeded: 198, Errors: 2},
+	}
+	tests := []struct {
+		name string
+		tty  bool
+		want string
+	}{
+		{"lines: one per change", false, "job j1 Validating\njob j1 InProgress: 50/200 processed, 49 succeeded, 1 errors\n" +
+			"job j1 Completed: 200/200 processed, 198 succeeded, 2 errors\n"},
+		{"terminal: a bar that rewrites itself", true, "\r\033[Kjob j1 Validating\r\033[Kjob j1 Validating" +
+			"\r\033[K[#######.......................] job j1 InProgress: 50/200 processed, 49 succeeded, 1 errors" +
+			"\r\033[K[##############################] job j1 Completed: 200/200 processed, 198 succeeded, 2 errors\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			p := jobsProgress(&b, tt.tty)
+			for i := range states {
+				p(&states[i])
+			}
+			if b.String() != tt.want {
+				t.Fatalf("got %q\nwant %q", b.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestJobsReportExitCodes(t *testing.T) {
+	done := &jobs.State{JobID: "j1", JobARN: "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/j1", Status: "Completed", Step: jobs.StepDone, Out: "out.jsonl"}
+	tests := []struct {
+		name   string
+		sum    *jobs.Summary
+		err    error
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"all answered", &jobs.Summary{Records: 3, OK: 3}, nil, 0, "3 records: 3 ok, 0 failed; results in out.jsonl", ""},
+		{"some failed", &jobs.Summary{Records: 3, OK: 2, Failed: 1}, nil, 1, "failed records are in the dead-letter queue q.db", ""},
+		{"job failed", &jobs.Summary{Records: 3, Failed: 3}, &jobs.JobError{JobID: "j1", Status: "Failed", Message: "bad input"}, 1,
+			"3 records: 0 ok, 3 failed", "job j1 ended Failed: bad input"},
+		{"bad input", nil, fmt.Errorf("%w: too few", jobs.ErrInvalid), 2, "", "too few"},
+		{"interrupted", nil, context.Canceled, 130, "", "run the same command again"},
+		{"a call failed", nil, errors.New("AccessDenied"), 1, "", "AccessDenied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := jobsReport(&out, &errb, "keel jobs run", done, tt.sum, tt.err, "q.db", false, false)
+			if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
+				t.Fatalf("code %d (want %d)\nstdout %q\nstderr %q", code, tt.code, out.String(), errb.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,391 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	btypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
+
+	"github.com/keel-run/keel/internal/clock"
+	"github.com/keel-run/keel/internal/dlq"
+)
+
+const (
+	testModel = "anthropic.claude-3-haiku-20240307-v1:0"
+	testRole  = "arn:aws:iam::123456789012:role/keel-batch"
+	testS3    = "s3://keel-test/runs"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// writeInput writes n Bedrock-format records and returns the path.
+func writeInput(t *testing.T, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `{"recordId": "R%04d", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": [{"role": "user", "content": "q%d"}]}}`+"\n", i, i)
+	}
+	p := filepath.Join(t.TempDir(), "in.jsonl")
+	if err := os.WriteFile(p, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type env struct {
+	endpoint *url.URL // the emulator's, for an engine (emulator_test.go)
+	fake     *fakeAWS
+	dlq      *dlq.Memory
+	opts     Options
+	clock    *clock.Fake
+}
+
+func newEnv(t *testing.T, records int) *env {
+	t.Helper()
+	e := &env{fake: newFake(), dlq: dlq.NewMemory(), clock: clock.NewAuto(t0)}
+	dir := t.TempDir()
+	e.opts = Options{In: writeInput(t, records), Model: testModel, Out: filepath.Join(dir, "out.jsonl"), S3: testS3, Role: testRole,
+		S3Client: e.fake, Bedrock: e.fake, DLQ: e.dlq, Clock: e.clock, Rand: func() float64 { return 0.5 },
+		Limits: Limits{RecordsPerFile: 40}}
+	return e
+}
+
+// killAt sets the env's kill seam to end the run at point, once; killed
+// reports whether it did. A point of "" kills nothing.
+func (e *env) killAt(point string) (killed func() bool) {
+	done := false
+	e.opts.crash = func(p string) error {
+		if p == point && !done {
+			done = true
+			return errors.New("killed at " + p)
+		}
+		return nil
+	}
+	return func() bool { return done }
+}
+
+func (e *env) runner(t *testing.T) *Runner {
+	t.Helper()
+	r, err := New(e.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// result is the part of a result line the tests read.
+type result struct {
+	RecordID string `json:"recordId"`
+	Reply    *string
+	Attempts int
+	Error    *struct {
+		Code    string
+		Status  int
+		Message string
+		DLQID   int64
+	}
+}
+
+// readResults reads the results file and checks it holds each of n records
+// once, in input order.
+func readResults(t *testing.T, path string, n int) []result {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rs []result
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("line %d: %v", len(rs)+1, err)
+		}
+		if want := fmt.Sprintf("R%04d", len(rs)); r.RecordID != want {
+			t.Fatalf("line %d is record %q, want %q (one line per record, in input order)", len(rs)+1, r.RecordID, want)
+		}
+		rs = append(rs, r)
+	}
+	if len(rs) != n {
+		t.Fatalf("%d result lines, want %d", len(rs), n)
+	}
+	return rs
+}
+
+func TestRunCompleted(t *testing.T) {
+	e := newEnv(t, 100)
+	sum, err := e.runner(t).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.OK != 100 || sum.Failed != 0 || sum.Status != "Completed" || sum.Manifest == nil || sum.Manifest.InputTokenCount != 1000 {
+		t.Fatalf("summary %+v, manifest %+v", sum, sum.Manifest)
+	}
+	rs := readResults(t, e.opts.Out, 100)
+	if rs[7].Reply == nil || *rs[7].Reply != "answer R0007" || rs[7].Attempts != 1 {
+		t.Fatalf("record 7: %+v", rs[7])
+	}
+	if e.fake.creates != 1 {
+		t.Fatalf("%d jobs created, want 1", e.fake.creates)
+	}
+	// 100 records, 40 a file: three files.
+	if n := len(e.runner(t).St.Files); n != 3 {
+		t.Fatalf("%d files, want 3", n)
+	}
+	for _, p := range []string{e.opts.Out, e.opts.Out + ".jobstate"} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", p, err, fi.Mode())
+		}
+	}
+	// Running again once done changes nothing and creates nothing.
+	if _, err := e.runner(t).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.fake.creates != 1 {
+		t.Fatalf("%d jobs created after a second run, want 1", e.fake.creates)
+	}
+}
+
+// TestKillPoints kills the run at every step (the test seam returns an
+// error there, as a kill would end the process) and runs it again: one job
+// in all, every record in the results once, the failed ones parked once.
+func TestKillPoints(t *testing.T) {
+	points := []string{"validated", "uploaded-unrecorded", "uploaded-1", "uploaded-2", "uploaded",
+		"created-unrecorded", "created", "polled", "ended", "parked", "written"}
+	for _, point := range points {
+		t.Run(point, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") }
+			e.fake.pollsToEnd = 3
+			killed := e.killAt(point)
+			_, err := e.runner(t).Run(context.Background())
+			if err == nil || !killed() {
+				t.Fatalf("the run was not killed at %s: %v", point, err)
+			}
+			sum, err := e.runner(t).Run(context.Background())
+			if err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			if e.fake.creates != 1 {
+				t.Fatalf("%d jobs created, want 1", e.fake.creates)
+			}
+			rs := readResults(t, e.opts.Out, 100)
+			if sum.OK != 90 || sum.Failed != 10 || sum.Status != "PartiallyCompleted" {
+				t.Fatalf("summary %+v", sum)
+			}
+			parked, _ := e.dlq.List(context.Background(), dlq.Filter{})
+			if len(parked) != 10 {
+				t.Fatalf("%d records parked, want 10", len(parked))
+			}
+			for _, r := range rs {
+				if r.Error != nil && r.Error.DLQID == 0 {
+					t.Fatalf("record %s failed but names no dead letter", r.RecordID)
+				}
+			}
+		})
+	}
+}
+
+func TestPartiallyCompleted(t *testing.T) {
+	e := newEnv(t, 120)
+	e.fake.recordErr = func(id string) bool { return id == "R0003" || id == "R0100" }
+	sum, err := e.runner(t).Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Status != "PartiallyCompleted" || sum.OK != 118 || sum.Failed != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	rs := readResults(t, e.opts.Out, 120)
+	r := rs[3]
+	if r.Error == nil || r.Error.Code != CodeRecordError || r.Error.Status != 400 || !strings.Contains(r.Error.Message, "job0001") ||
+		!strings.Contains(r.Error.Message, "Malformed input request") {
+		t.Fatalf("record 3: %+v", r.Error)
+	}
+	ent, err := e.dlq.Get(context.Background(), r.Error.DLQID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ent.Op != "invoke" || ent.Model != testModel || ent.Source != "jobs" || !strings.Contains(string(ent.Body), `"q3"`) ||
+		!strings.Contains(ent.Message, "job0001") {
+		t.Fatalf("dead letter %+v", ent)
+	}
+}
+
+func TestFailedJob(t *testing.T) {
+	e := newEnv(t, 100)
+	e.fake.end = btypes.ModelInvocationJobStatusFailed
+	sum, err := e.runner(t).Run(context.Background())
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Failed" || !strings.Contains(err.Error(), "failed validation") {
+		t.Fatalf("err = %v, want a *JobError naming Bedrock's message", err)
+	}
+	if sum == nil || sum.Failed != 100 {
+		t.Fatalf("summary %+v", sum)
+	}
+	rs := readResults(t, e.opts.Out, 100)
+	if rs[0].Error == nil || rs[0].Error.Code != CodeNotProcessed || rs[0].Attempts != 0 {
+		t.Fatalf("record 0: %+v", rs[0])
+	}
+	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 100 {
+		t.Fatalf("%d parked, want 100", len(parked))
+	}
+	st, _ := LoadState(e.opts.Out + ".jobstate")
+	if st.Step != StepDone || st.Status != "Failed" {
+		t.Fatalf("state says %s/%s", st.Step, st.Status)
+	}
+}
+
+func TestStop(t *testing.T) {
+	e := newEnv(t, 100)
+	e.fake.pollsToEnd = 1000
+	var r *Runner
+	stopped := false
+	e.opts.Progress = func(st *State) {
+		if st.Status == "InProgress" && !stopped {
+			stopped = true
+			if err := r.Stop(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	r = e.runner(t)
+	sum, err := r.Run(context.Background())
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Stopped" {
+		t.Fatalf("err = %v, want the job Stopped", err)
+	}
+	// Three files of 40, 40 and 20: the fake did half of each.
+	if sum.OK != 50 || sum.Failed != 50 {
+		t.Fatalf("summary %+v", sum)
+	}
+	rs := readResults(t, e.opts.Out, 100)
+	if rs[0].Error != nil || rs[39].Error == nil || rs[39].Error.Code != CodeNotProcessed {
+		t.Fatalf("records 0 and 39: %+v %+v", rs[0].Error, rs[39].Error)
+	}
+}
+
+func TestThrottledCreateAndPoll(t *testing.T) {
+	e := newEnv(t, 100)
+	e.fake.throttlePut, e.fake.throttleGet = 2, 3
+	e.opts.Polling = Polling{First: time.Second, MaxInterval: 8 * time.Second}
+	if _, err := e.runner(t).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.fake.creates != 1 {
+		t.Fatalf("%d jobs", e.fake.creates)
+	}
+	// rand is 0.5: each wait is half the interval. Create: 1s, then ×3.
+	// Polls: throttled three times (1s, 3s, 9s), then a quiet one (×1.5,
+	// capped at 8s), then the job has ended.
+	want := []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, // create
+		500 * time.Millisecond, 1500 * time.Millisecond, 4500 * time.Millisecond, 4 * time.Second}
+	if got := e.clock.Waits(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", got, want)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	big := func(t *testing.T) string {
+		p := writeInput(t, 100)
+		f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintf(f, `{"recordId": "huge", "modelInput": {"x": %q}}`+"\n", strings.Repeat("a", 2000))
+		f.Close()
+		return p
+	}
+	mixed := func(t *testing.T) string {
+		p := writeInput(t, 100)
+		f, _ := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintln(f, `{"id": 1, "prompt": "hi"}`)
+		f.Close()
+		return p
+	}
+	tests := []struct {
+		name string
+		set  func(t *testing.T, o *Options)
+		want string
+	}{
+		{"too few records", func(t *testing.T, o *Options) { o.In = writeInput(t, 99) }, "has 99 records; a Bedrock batch job needs at least 100"},
+		{"record over the file size", func(t *testing.T, o *Options) { o.In = big(t); o.Limits.BytesPerFile = 1000 }, `record "huge" (line 101) is`},
+		{"bad S3 URI", func(t *testing.T, o *Options) { o.S3 = "https://bucket/x" }, `"https://bucket/x" is not an S3 URI`},
+		{"bad bucket", func(t *testing.T, o *Options) { o.S3 = "s3://B_ad/x" }, `"B_ad" is not an S3 bucket name`},
+		{"missing role", func(t *testing.T, o *Options) { o.Role = "" }, "no service role"},
+		{"bad role", func(t *testing.T, o *Options) { o.Role = "arn:aws:iam::12:user/x" }, "is not an IAM role ARN"},
+		{"no model", func(t *testing.T, o *Options) { o.Model = "" }, "no model (--model)"},
+		{"mixed formats", func(t *testing.T, o *Options) { o.In = mixed(t) }, "mixes Bedrock-format and simple records"},
+		{"too many records", func(t *testing.T, o *Options) { o.Limits.RecordsPerJob = 50 }, "one job holds at most 50"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			tt.set(t, &e.opts)
+			_, err := e.runner(t).Run(context.Background())
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrInvalid saying %q", err, tt.want)
+			}
+			if len(e.fake.objects) != 0 || e.fake.creates != 0 {
+				t.Fatalf("bad input reached AWS: %d objects, %d jobs", len(e.fake.objects), e.fake.creates)
+			}
+		})
+	}
+}
+
+func TestResumeRefusesAnotherRun(t *testing.T) {
+	e := newEnv(t, 100)
+	e.killAt("created")
+	e.runner(t).Run(context.Background())
+	e.opts.Model = "amazon.nova-lite-v1:0"
+	if _, err := e.runner(t).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "is the run with --model") {
+		t.Fatalf("err = %v", err)
+	}
+	// The input changed under a run that has not uploaded yet is refused too.
+	e2 := newEnv(t, 100)
+	e2.killAt("validated")
+	e2.runner(t).Run(context.Background())
+	os.WriteFile(e2.opts.In, []byte(strings.Repeat(`{"recordId": "x", "modelInput": {}}`+"\n", 1)), 0o600)
+	if _, err := e2.runner(t).Run(context.Background()); err == nil || !strings.Contains(err.Error(), "changed since the run began") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestCreatedJobFoundByName: a kill between create and checkpoint, after
+// Bedrock has forgotten the clientRequestToken, still finds the job (by its
+// name, derived from the run) instead of creating a second.
+func TestCreatedJobFoundByName(t *testing.T) {
+	e := newEnv(t, 100)
+	e.killAt("created-unrecorded")
+	e.runner(t).Run(context.Background())
+	clear(e.fake.tokens)
+	if _, err := e.runner(t).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e.fake.creates != 1 {
+		t.Fatalf("%d jobs created, want 1", e.fake.creates)
+	}
+}
+
+func TestExpiredJob(t *testing.T) {
+	e := newEnv(t, 100)
+	e.fake.end = btypes.ModelInvocationJobStatusExpired
+	sum, err := e.runner(t).Run(context.Background())
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Expired" {
+		t.Fatalf("err = %v, want the job Expired", err)
+	}
+	if sum.OK != 50 || sum.Failed != 50 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 50 {
+		t.Fatalf("%d parked, want 50", len(parked))
+	}
+}

@@ -1,0 +1,262 @@
+package jobs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	btypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/keel-run/keel/internal/batch"
+	"github.com/keel-run/keel/internal/dlq"
+)
+
+// Result-line codes for records the job did not answer.
+const (
+	// CodeRecordError: Bedrock answered the record with an error (its
+	// errorCode is the line's status, its errorMessage the message).
+	CodeRecordError = "BatchRecordError"
+	// CodeNotProcessed: the job ended (Failed, Stopped, Expired) before the
+	// record was done, or its output has no line for it.
+	CodeNotProcessed = "BatchRecordNotProcessed"
+)
+
+// outLine is one line of a job's .out file.
+type outLine struct {
+	RecordID    string          `json:"recordId"`
+	ModelOutput json.RawMessage `json:"modelOutput"`
+	Error       *struct {
+		ErrorCode    json.RawMessage `json:"errorCode"`
+		ErrorMessage string          `json:"errorMessage"`
+	} `json:"error"`
+}
+
+// Results downloads the ended job's output, joins it to the input by
+// recordId and writes one result line per input record, in input order, to
+// Out (whole, then renamed into place); records without a successful
+// answer are parked in the DLQ, keyed by job and record so doing it again
+// parks nothing twice. It returns a *JobError (with the Summary) for a job
+// that ended Failed, Stopped or Expired.
+func (r *Runner) Results(ctx context.Context) (*Summary, error) {
+	st := r.St
+	if st.JobARN == "" {
+		return nil, ErrNoJob
+	}
+	if st.Step != StepEnded && st.Step != StepDone {
+		return nil, fmt.Errorf("jobs: job %s is %s, not ended yet; wait for it first", st.JobID, st.Status)
+	}
+	lines, err := r.loadInput()
+	if err != nil {
+		return nil, err
+	}
+	outs, man, err := r.download(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done, err := r.loadRedriven()
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{JobID: st.JobID, Status: st.Status, Message: st.Message, Records: len(r.input.Records), Manifest: man}
+	results := make([]*batch.ResultLine, len(r.input.Records))
+	parked := map[int64]int{} // dead-letter id → record index
+	for i, rec := range r.input.Records {
+		line := &batch.ResultLine{}
+		line.SetID(rec)
+		results[i] = line
+		ol, ok := outs[rec.ID]
+		if ok && ol.Error == nil && len(ol.ModelOutput) > 0 {
+			line.Attempts = 1
+			if err := r.answered(line, rec, ol.ModelOutput); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if rd, ok := done[rec.ID]; ok {
+			// Answered by an earlier redrive on demand; its dead letter may
+			// still be there if the kill came before it was removed.
+			if r.o.DLQ != nil {
+				if err := r.o.DLQ.Delete(ctx, rd.DLQID); err != nil && !errors.Is(err, dlq.ErrNotFound) {
+					return nil, fmt.Errorf("jobs: %w", err)
+				}
+			}
+			if err := fromRedrive(line, rec, rd); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		le := &batch.LineError{Code: CodeNotProcessed, Message: fmt.Sprintf("job %s ended %s without this record's answer", st.JobID, st.Status)}
+		if st.Message != "" {
+			le.Message += ": " + st.Message
+		}
+		if ok && ol.Error != nil {
+			line.Attempts = 1
+			le.Code = CodeRecordError
+			le.Status, _ = strconv.Atoi(strings.Trim(string(ol.Error.ErrorCode), `"`))
+			le.Message = fmt.Sprintf("job %s: %s", st.JobID, ol.Error.ErrorMessage)
+		}
+		if err := r.park(ctx, rec, lines[i], le); err != nil {
+			return nil, err
+		}
+		line.Error = le
+		if le.DLQID != 0 {
+			parked[le.DLQID] = i
+		}
+	}
+	if err := r.point("parked"); err != nil {
+		return nil, err
+	}
+	if r.o.Redrive != nil && r.o.DLQ != nil && len(parked) > 0 {
+		if err := r.redrive(ctx, parked, results); err != nil {
+			return nil, err
+		}
+	}
+	var buf bytes.Buffer
+	for _, line := range results {
+		b, err := batch.EncodeResultLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: %w", err)
+		}
+		buf.Write(b)
+		if line.Error == nil {
+			sum.OK++
+		} else {
+			sum.Failed++
+		}
+	}
+	if err := writeAtomic(st.Out, buf.Bytes()); err != nil {
+		return nil, err
+	}
+	if err := r.point("written"); err != nil {
+		return nil, err
+	}
+	st.Step, st.ResultsOK, st.ResultsFailed = StepDone, sum.OK, sum.Failed
+	if err := r.save(); err != nil {
+		return nil, err
+	}
+	switch btypes.ModelInvocationJobStatus(st.Status) {
+	case btypes.ModelInvocationJobStatusFailed, btypes.ModelInvocationJobStatusStopped, btypes.ModelInvocationJobStatusExpired:
+		return sum, &JobError{JobID: st.JobID, Status: st.Status, Message: st.Message}
+	}
+	return sum, nil
+}
+
+// answered fills a success line from the record's modelOutput.
+func (r *Runner) answered(line *batch.ResultLine, rec batch.Record, out json.RawMessage) error {
+	rp, err := batch.ParseReply(r.callOp(), nil, out)
+	if err != nil {
+		return fmt.Errorf("jobs: job %s: record %s: %w", r.St.JobID, rec.RawID, err)
+	}
+	line.Reply, line.StopReason, line.Usage, line.Target = &rp.Text, rp.StopReason, &rp.Usage, r.St.Model
+	if rec.Format == batch.FormatBedrock {
+		line.ModelOutput = out
+	}
+	return nil
+}
+
+// park puts a record that got no answer in the DLQ, as the call it stands
+// for, so keel dlq redrive can send it on demand.
+func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byte, le *batch.LineError) error {
+	if r.o.DLQ == nil {
+		return nil
+	}
+	var bl batchLine
+	if err := json.Unmarshal(batchLineJSON, &bl); err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	now := r.clk.Now()
+	e := &dlq.Entry{Key: "jobs:" + r.St.JobID + ":" + rec.ID, Source: "jobs", Op: string(r.callOp()), Model: r.St.Model,
+		Region: r.o.Region, Body: bl.ModelInput, Code: le.Code, Status: le.Status, Message: le.Message,
+		Attempts: []dlq.Attempt{}, CreatedAt: now, FailedAt: now}
+	id, err := r.o.DLQ.Put(ctx, e)
+	if err != nil {
+		return fmt.Errorf("jobs: parking record %s: %w", rec.RawID, err)
+	}
+	le.DLQID = id
+	return nil
+}
+
+// download reads every .out file under the job's output folder (the first
+// line of a recordId wins) and its manifest.json.out, if any.
+func (r *Runner) download(ctx context.Context) (map[string]outLine, *Manifest, error) {
+	loc, err := ParseS3URI(r.St.OutputURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	prefix := loc.Key(r.St.JobID) + "/"
+	outs := map[string]outLine{}
+	var man *Manifest
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(loc.Bucket), Prefix: aws.String(prefix)}
+	for {
+		page, err := r.o.S3Client.ListObjectsV2(ctx, in)
+		if err != nil {
+			return nil, nil, fmt.Errorf("jobs: listing %s: %w", loc.URI(prefix), err)
+		}
+		for _, obj := range page.Contents {
+			key := aws.ToString(obj.Key)
+			switch {
+			case strings.HasSuffix(key, "/manifest.json.out"):
+				b, err := r.get(ctx, loc.Bucket, key)
+				if err != nil {
+					return nil, nil, err
+				}
+				man = &Manifest{}
+				if err := json.Unmarshal(b, man); err != nil {
+					return nil, nil, fmt.Errorf("jobs: %s: %w", loc.URI(key), err)
+				}
+			case strings.HasSuffix(key, ".out"):
+				b, err := r.get(ctx, loc.Bucket, key)
+				if err != nil {
+					return nil, nil, err
+				}
+				if err := readOut(b, outs); err != nil {
+					return nil, nil, fmt.Errorf("jobs: %s: %w", loc.URI(key), err)
+				}
+			}
+		}
+		if aws.ToString(page.NextContinuationToken) == "" {
+			return outs, man, nil
+		}
+		in.ContinuationToken = page.NextContinuationToken
+	}
+}
+
+func (r *Runner) get(ctx context.Context, bucket, key string) ([]byte, error) {
+	out, err := r.o.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: downloading s3://%s/%s: %w", bucket, key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: downloading s3://%s/%s: %w", bucket, key, err)
+	}
+	return b, nil
+}
+
+// readOut adds the lines of one .out file to outs.
+func readOut(b []byte, outs map[string]outLine) error {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<30)
+	for n := 1; sc.Scan(); n++ {
+		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+			continue
+		}
+		var l outLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("line %d: %v", n, err)
+		}
+		if _, dup := outs[l.RecordID]; !dup {
+			outs[l.RecordID] = l
+		}
+	}
+	return sc.Err()
+}

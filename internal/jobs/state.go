@@ -1,0 +1,140 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Step is how far a run has come. Each is recorded before the next begins.
+type Step string
+
+// Steps, in order.
+const (
+	StepNew       Step = ""          // nothing done
+	StepValidated Step = "validated" // input read, files planned; nothing in S3 yet
+	StepUploaded  Step = "uploaded"  // every input file is in S3
+	StepCreated   Step = "created"   // the job exists; JobARN says which
+	StepEnded     Step = "ended"     // the job reached a final status
+	StepDone      Step = "done"      // results written, failures parked
+)
+
+// stateVersion is the state file's format; a file of another is refused.
+const stateVersion = 1
+
+// State is a run's state file: what was asked, and how far it has come.
+type State struct {
+	Version int       `json:"version"`
+	Step    Step      `json:"step"`
+	Updated time.Time `json:"updated"`
+
+	// What was asked; a run resumed with other values is refused.
+	In             string `json:"in"`
+	InputSHA256    string `json:"inputSha256"`
+	Records        int    `json:"records"`
+	Model          string `json:"model"`
+	S3             string `json:"s3"`
+	Role           string `json:"role"`
+	InvocationType string `json:"invocationType"` // InvokeModel (Bedrock records) or Converse (simple records)
+	Out            string `json:"out"`
+	Format         string `json:"format,omitempty"`
+	MaxTokens      int    `json:"maxTokens,omitempty"`
+
+	// Derived from the above (see RunID).
+	RunID     string `json:"runId"`
+	JobName   string `json:"jobName"`
+	Token     string `json:"clientRequestToken"`
+	InputURI  string `json:"inputUri"`
+	OutputURI string `json:"outputUri"`
+	Files     []File `json:"files"`
+
+	// The job.
+	JobARN    string `json:"jobArn,omitempty"`
+	JobID     string `json:"jobId,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Processed int64  `json:"processed,omitempty"`
+	Succeeded int64  `json:"succeeded,omitempty"`
+	Errors    int64  `json:"errors,omitempty"`
+	Total     int64  `json:"total,omitempty"`
+
+	// The results (StepDone).
+	ResultsOK     int `json:"resultsOk,omitempty"`
+	ResultsFailed int `json:"resultsFailed,omitempty"`
+}
+
+// File is one uploaded input file: the records [Start, End) in input order.
+type File struct {
+	Key      string `json:"key"`
+	Start    int    `json:"start"`
+	End      int    `json:"end"`
+	Bytes    int64  `json:"bytes"`
+	Uploaded bool   `json:"uploaded"`
+}
+
+// LoadState reads the state file at path; a missing file is a new State.
+func LoadState(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return &State{Version: stateVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("jobs: state file %s is not keel jobs state: %v", path, err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("jobs: state file %s has format %d; this keel reads %d", path, st.Version, stateVersion)
+	}
+	return &st, nil
+}
+
+// save writes st to path: a temporary file, fsynced, renamed over the old
+// one, so a kill leaves the old state or the new, never half of one. The
+// file is readable by its owner only (0600).
+func (st *State) save(path string, now time.Time) error {
+	st.Updated = now.UTC()
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	return writeAtomic(path, append(b, '\n'))
+}
+
+// writeAtomic replaces path with b (0600) so that a kill leaves either the
+// old content or the new.
+func writeAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil { // a leftover tmp of another mode
+		f.Close()
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("jobs: writing %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // best effort: make the rename durable
+		d.Close()
+	}
+	return nil
+}
