@@ -360,12 +360,12 @@ func TestCacheStreams(t *testing.T) {
 		{"invoke stream", attempt.InvokeWithResponseStream, haiku3, []byte(`{"anthropic_version":"bedrock-2023-05-31","max_tokens":60,"temperature":0,"messages":[{"role":"user","content":"tell me of keels"}]}`), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			// The first reply stalls after its first events, so the reader
+			// The first reply stalls after its first content, so the reader
 			// that leaves early leaves a stream that could never complete
 			// (a fast complete one would be stored: it is not partial).
 			em := startEmu(t, func(n int) fault.Plan {
 				if n == 0 {
-					return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall, After: 2}}
+					return fault.Plan{MidStream: &fault.MidStream{Kind: fault.Stall, After: 8}}
 				}
 				return fault.Plan{}
 			})
