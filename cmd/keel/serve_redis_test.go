@@ -181,10 +181,11 @@ quotas:
 			if !warmed && time.Since(start) >= replicasWarmup {
 				warm, warmed = usageOf(t, meter), true
 			}
+			counted := warmed // read by the call's goroutine; the loop writes warmed
 			wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), replicasDeadline)
 				defer cancel()
-				if converse(ctx, clients[i%len(clients)], replicasModel) == nil && warmed {
+				if converse(ctx, clients[i%len(clients)], replicasModel) == nil && counted {
 					completed.Add(1)
 				}
 			})
