@@ -94,3 +94,40 @@ func TestSlowRedisKeepsDeadlines(t *testing.T) {
 // once per RetryEvery. Callers read their now before they reach the
 // Failover's lock, so a now a few µs behind the last try's is common under
 // concurrency; each such caller tries Redis again.
+
+// TestOneTryPerRetryEveryUnderConcurrency: callers read their now before
+// they reach the Failover's lock, so a now a few µs behind the last try's
+// is common; none of them may try a dead Redis again (review r4 found each
+// did).
+func TestOneTryPerRetryEveryUnderConcurrency(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	c, err := redisx.Open(ctx, redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var rt trips
+	c.Redis().AddHook(&rt)
+	f := redisstore.NewFailover(c, redisstore.Options{CallerTime: true})
+	if err := f.Open(ctx, target, t0, admission.Buckets{TokensPerMinute: 60000, Tokens: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if _, err := f.Reserve(ctx, target, t0.Add(time.Millisecond), 1); err != nil { // fails over
+		t.Fatal(err)
+	}
+	at := t0.Add(3 * time.Second)
+	if _, err := f.Reserve(ctx, target, at, 1); err != nil { // the one try of this second
+		t.Fatal(err)
+	}
+	before := rt.n.Load()
+	for i := 1; i <= 20; i++ { // 20 callers whose now is i µs before the try's
+		if _, err := f.Reserve(ctx, target, at.Add(-time.Duration(i)*time.Microsecond), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if extra := rt.n.Load() - before; extra != 0 {
+		t.Errorf("%d more round trips to a dead Redis within one RetryEvery; want 0", extra)
+	}
+}

@@ -86,7 +86,10 @@ func (f *Failover) useShared(now time.Time) bool {
 	if !f.down {
 		return true
 	}
-	if now.Sub(f.lastTry) >= RetryEvery || now.Before(f.lastTry) {
+	// A now a little behind the last try's is a caller that read its clock
+	// before that try took the lock; only a clock gone back by more than
+	// RetryEvery is taken as time going back.
+	if now.Sub(f.lastTry) >= RetryEvery || now.Before(f.lastTry.Add(-RetryEvery)) {
 		f.lastTry = now
 		return true
 	}
