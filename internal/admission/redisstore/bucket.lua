@@ -34,7 +34,12 @@ end
 
 local op, ttl = ARGV[1], tonumber(ARGV[3])
 local now
-if ARGV[2] == '' then
+-- AHEAD: on Redis's clock, a last refill further ahead than this is
+-- garbage (or a failover to a Redis whose clock was behind) and would
+-- stop the refill for as long; the buckets are reset.
+local AHEAD = 60000000
+local redisTime = ARGV[2] == ''
+if redisTime then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 else
@@ -59,7 +64,8 @@ local function load()
     b[FIELDS[i]] = x
   end
   if not (b.tpm > 0) or b.rpm < 0 or b.rpm == INF or b.burst < 0 or b.burst == INF or
-     b.tok == INF or b.req == INF or b.peak == INF or b.last == INF or b.drains < 0 then
+     b.tok == INF or b.req == INF or b.peak == INF or b.last == INF or b.drains < 0 or
+     (redisTime and b.last > now + AHEAD) then
     return nil, true
   end
   return b, false

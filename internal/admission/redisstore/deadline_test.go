@@ -131,3 +131,26 @@ func TestOneTryPerRetryEveryUnderConcurrency(t *testing.T) {
 		t.Errorf("%d more round trips to a dead Redis within one RetryEvery; want 0", extra)
 	}
 }
+
+// TestLastRefillFarAhead: a bucket whose last refill lies far ahead of
+// Redis's clock (garbage, or a failover to a Redis whose clock is behind)
+// would never refill; it is reset (review r4).
+func TestLastRefillFarAhead(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	c := client(t, srv)
+	s := redisstore.New(c, redisstore.Options{}) // Redis's TIME, as in production
+	if err := s.Open(ctx, target, t0, admission.Buckets{TokensPerMinute: 60000, Tokens: 60000}); err != nil {
+		t.Fatal(err)
+	}
+	key := c.Key("bucket", target.String())
+	if err := c.Redis().HSet(ctx, key, "tok", "0", "last", "1e300").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Level(ctx, target, t0); err != nil {
+		t.Fatal(err)
+	}
+	if s.Resets() == 0 {
+		t.Errorf("a last refill at 1e300 µs was not reset")
+	}
+}
