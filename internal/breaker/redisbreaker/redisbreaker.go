@@ -58,12 +58,16 @@ const prelude = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local idle, maxlease = tonumber(ARGV[1]), tonumber(ARGV[2])
+local maxopen = 7 * 86400000 -- a week in ms; a cool-down set longer is not held open across the fleet past it
 local st, gen, since, untl, ok = 0, 0, 0, 0, 0
 local kt = redis.call('TYPE', KEYS[1]).ok
 if kt == 'hash' then
   local h = redis.call('HMGET', KEYS[1], 's', 'g', 'since', 'until', 'ok')
   st, gen, since, untl, ok = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), tonumber(h[5])
-  if not (st and gen and since and untl and ok and (st == 0 or st == 1 or st == 2) and gen >= 1 and gen % 1 == 0 and ok >= 0) then
+  -- An open-until more than maxopen ahead is garbage: it would hold the
+  -- fleet's breaker open for as long.
+  if not (st and gen and since and untl and ok and (st == 0 or st == 1 or st == 2) and gen >= 1 and gen % 1 == 0 and ok >= 0
+      and untl - now <= maxopen) then
     redis.call('DEL', KEYS[1], KEYS[2])
     st, gen, since, untl, ok = 0, 0, 0, 0, 0
   end

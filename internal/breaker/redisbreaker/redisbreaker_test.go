@@ -312,6 +312,12 @@ func TestGarbageIsReset(t *testing.T) {
 			}
 			return rdb.RPush(ctx, probesKey, "a", "b").Err()
 		}},
+		{"open for ever", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.HSet(ctx, stateKey, "s", 2, "g", 1, "since", 0, "until", "1e300", "ok", 0).Err()
+		}},
+		{"open until inf", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.HSet(ctx, stateKey, "s", 2, "g", 1, "since", 0, "until", "inf", "ok", 0).Err()
+		}},
 		{"leases for ever", func(ctx context.Context, rdb *redis.Client) error {
 			if err := rdb.HSet(ctx, stateKey, "s", 1, "g", 4, "since", 0, "until", 0, "ok", 0).Err(); err != nil {
 				return err
