@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -175,23 +176,9 @@ func (x *exchange) serveListProfiles() {
 		return
 	}
 	q := x.r.URL.Query()
-	size, start := maxProfilePage, 0
-	if v := q.Get("maxResults"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxProfilePage {
-			x.fail(codeValidation, "1 validation error detected: Value '"+v+"' at 'maxResults' failed to satisfy constraint: "+
-				"Member must have value between 1 and 1000")
-			return
-		}
-		size = n
-	}
-	if v := q.Get("nextToken"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			x.fail(codeValidation, "The provided pagination token is invalid.")
-			return
-		}
-		start = n
+	size, start, ok := x.page(q, maxProfilePage)
+	if !ok {
+		return
 	}
 	var all []target
 	switch t := q.Get("type"); t {
@@ -254,4 +241,28 @@ func (x *exchange) appendProfile(b []byte, t target) []byte {
 	b = appendStringField(b, "inferenceProfileId", id)
 	b = append(b, `,"status":"ACTIVE","type":"SYSTEM_DEFINED"}`...)
 	return b
+}
+
+// page reads a list operation's maxResults (1 to max; absent: max) and
+// nextToken (an offset) from q. A bad one fails the exchange with
+// Bedrock's ValidationException, and ok is false.
+func (x *exchange) page(q url.Values, max int) (size, start int, ok bool) {
+	size = max
+	if v := q.Get("maxResults"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > max {
+			x.fail(codeValidation, validationMessage(v, "maxResults", fmt.Sprintf("Member must have value between 1 and %d", max)))
+			return 0, 0, false
+		}
+		size = n
+	}
+	if v := q.Get("nextToken"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			x.fail(codeValidation, "The provided pagination token is invalid.")
+			return 0, 0, false
+		}
+		start = n
+	}
+	return size, start, true
 }

@@ -388,22 +388,9 @@ func (x *exchange) serveListJobs() {
 		return
 	}
 	q := x.r.URL.Query()
-	size, start := maxJobPage, 0
-	if v := q.Get("maxResults"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxJobPage {
-			x.fail(codeValidation, validationMessage(v, "maxResults", "Member must have value between 1 and 1000"))
-			return
-		}
-		size = n
-	}
-	if v := q.Get("nextToken"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			x.fail(codeValidation, "The provided pagination token is invalid.")
-			return
-		}
-		start = n
+	size, start, ok := x.page(q, maxJobPage)
+	if !ok {
+		return
 	}
 	var after, before time.Time
 	for _, f := range []struct {
