@@ -88,15 +88,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err == nil && s.inflight.idle() {
 		return nil
 	}
-	// The drain ran out: cut what is left, let the handlers say so, then
-	// close their connections.
+	// The drain ran out: cut what is left, let the handlers say so and
+	// their answers reach the wire, then close the connections left.
 	s.cutCall()
-	t := time.NewTimer(cutGrace)
+	grace, cancel := context.WithTimeout(context.Background(), cutGrace)
+	defer cancel()
 	select {
 	case <-s.inflight.wait():
-	case <-t.C:
+	case <-grace.Done():
 	}
-	t.Stop()
+	// A handler that has returned may still have its answer buffered:
+	// net/http flushes it after the handler. A second Shutdown waits for
+	// each connection to go idle, that is for the answer to be written.
+	for _, srv := range servers {
+		go func() { errc <- srv.Shutdown(grace) }()
+	}
+	for range servers {
+		<-errc
+	}
 	for _, srv := range servers {
 		srv.Close()
 	}

@@ -34,21 +34,47 @@ import (
 // post sends a Converse body to the gateway with extra headers.
 func (h *harness) post(t *testing.T, model string, hdr map[string]string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.url+"/model/"+model+"/converse", strings.NewReader(converseBody))
+	resp, err := h.try(model, hdr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return resp
+}
+
+// try is post for a goroutine other than the test's: it returns the error.
+// Its connection closes when the response body is closed or read to EOF.
+func (h *harness) try(model string, hdr map[string]string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, h.url+"/model/"+model+"/converse", strings.NewReader(converseBody))
+	if err != nil {
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	c := &http.Client{Transport: &http.Transport{}}
-	t.Cleanup(c.CloseIdleConnections)
-	resp, err := c.Do(req)
+	req.Close = true
+	return http.DefaultClient.Do(req)
+}
+
+// slowWrites delays every write the gateway makes to a connection, so that
+// a response is still on its way out when its handler has returned.
+func slowWrites(ln net.Listener) net.Listener { return slowListener{ln} }
+
+type slowListener struct{ net.Listener }
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return resp
+	return slowConn{c}, nil
+}
+
+type slowConn struct{ net.Conn }
+
+func (c slowConn) Write(p []byte) (int, error) {
+	time.Sleep(100 * time.Millisecond)
+	return c.Conn.Write(p)
 }
 
 func TestAuthenticateSeam(t *testing.T) {
@@ -409,7 +435,7 @@ func TestLimitWaitsWithinTheCall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			const timeout = time.Hour
 			waiting := make(chan time.Time, 1) // the deadline Limit saw
-			h := newHarness(t, setup{gateway: func(o *gateway.Options) {
+			h := newHarness(t, setup{wrap: slowWrites, gateway: func(o *gateway.Options) {
 				o.Timeout = timeout
 				o.Limit = func(ctx context.Context, _, _ string, _ int) (func(int), error) {
 					d, _ := ctx.Deadline()
@@ -422,8 +448,15 @@ func TestLimitWaitsWithinTheCall(t *testing.T) {
 				}
 			}})
 			before := time.Now()
-			done := make(chan *http.Response, 1)
-			go func() { done <- h.post(t, haiku, nil) }()
+			type answer struct {
+				resp *http.Response
+				err  error
+			}
+			done := make(chan answer, 1)
+			go func() {
+				resp, err := h.try(haiku, nil)
+				done <- answer{resp, err}
+			}()
 			d := <-waiting
 			if d.Before(before.Add(timeout)) || d.After(time.Now().Add(timeout)) {
 				t.Errorf("Limit's context has deadline %v, want the call's (now + %v)", d, timeout)
@@ -435,7 +468,11 @@ func TestLimitWaitsWithinTheCall(t *testing.T) {
 					t.Errorf("Shutdown: %v", err)
 				}
 			}
-			resp := <-done
+			a := <-done
+			if a.err != nil {
+				t.Fatalf("the call got no answer: %v", a.err)
+			}
+			resp := a.resp
 			code, msg := bedrockError(t, resp)
 			if resp.StatusCode != tt.status || code != tt.code || !strings.Contains(msg, tt.message) {
 				t.Fatalf("got %d %s %q, want %d %s (%s)", resp.StatusCode, code, msg, tt.status, tt.code, tt.message)
