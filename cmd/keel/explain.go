@@ -11,6 +11,7 @@ import (
 
 	"github.com/keel-run/keel/internal/catalog"
 	"github.com/keel-run/keel/internal/classify"
+	"github.com/keel-run/keel/internal/textwrap"
 )
 
 func init() {
@@ -228,25 +229,25 @@ func printEntry(w io.Writer, e *catalog.Entry, m *explainMatch) {
 		status = "HTTP " + strconv.Itoa(e.Status)
 	}
 	fmt.Fprintf(w, "%s  (%s, %s)\n", e.Code, status, e.Category)
-	fmt.Fprintln(w, wrap(e.Summary, "", width))
+	fmt.Fprintln(w, textwrap.Fill(e.Summary, "", width))
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, wrap(e.Advice(), "retry:   ", width))
+	fmt.Fprintln(w, textwrap.Fill(e.Advice(), "retry:   ", width))
 	if e.Unhealthy {
 		fmt.Fprintln(w, "health:  counts against the target's circuit breaker")
 	} else {
 		fmt.Fprintln(w, "health:  does not count against the target's circuit breaker")
 	}
-	fmt.Fprintln(w, wrap(e.Cause, "cause:   ", width))
+	fmt.Fprintln(w, textwrap.Fill(e.Cause, "cause:   ", width))
 	fmt.Fprintln(w, "fix:")
 	for i, f := range e.Fix {
-		fmt.Fprintln(w, wrap(f, fmt.Sprintf("  %d. ", i+1), width))
+		fmt.Fprintln(w, textwrap.Fill(f, fmt.Sprintf("  %d. ", i+1), width))
 	}
 	fmt.Fprintln(w)
 	if seen := seenLine(e, m); seen != "" {
-		fmt.Fprintln(w, wrap(seen, "seen:    ", width))
+		fmt.Fprintln(w, textwrap.Fill(seen, "seen:    ", width))
 	}
 	if len(m.SameStatus) > 0 {
-		fmt.Fprintln(w, wrap(strings.Join(m.SameStatus, ", "), fmt.Sprintf("codes with HTTP %d: ", m.Status), width))
+		fmt.Fprintln(w, textwrap.Fill(strings.Join(m.SameStatus, ", "), fmt.Sprintf("codes with HTTP %d: ", m.Status), width))
 	}
 	switch wire := e.WireCode(); {
 	case wire == "":
@@ -259,7 +260,7 @@ func printEntry(w io.Writer, e *catalog.Entry, m *explainMatch) {
 		fmt.Fprintf(w, "wire:    %s\n", wire)
 	}
 	if len(e.Aliases) > 0 {
-		fmt.Fprintln(w, wrap(strings.Join(e.Aliases, ", "), "aliases: ", width))
+		fmt.Fprintln(w, textwrap.Fill(strings.Join(e.Aliases, ", "), "aliases: ", width))
 	}
 	fmt.Fprintf(w, "source:  %s\n", e.Source)
 }
@@ -310,31 +311,6 @@ func explainList(jsonOut bool, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// wrap fills text into lines of at most width columns (words longer than a
-// line are kept whole), the first prefixed by prefix and the rest indented
-// to match.
-func wrap(text, prefix string, width int) string {
-	indent := strings.Repeat(" ", len([]rune(prefix)))
-	var b strings.Builder
-	b.WriteString(prefix)
-	col := len([]rune(prefix))
-	start := col
-	for _, word := range strings.Fields(text) {
-		n := len([]rune(word))
-		if col > start && col+1+n > width {
-			b.WriteString("\n")
-			b.WriteString(indent)
-			col = start
-		} else if col > start {
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(word)
-		col += n
-	}
-	return b.String()
 }
 
 // abbreviate shortens s to at most n runes for an error message.

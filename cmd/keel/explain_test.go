@@ -285,26 +285,6 @@ func TestWriteExplanation(t *testing.T) {
 	}
 }
 
-func TestWrap(t *testing.T) {
-	tests := []struct {
-		name, text, prefix string
-		width              int
-		want               string
-	}{
-		{name: "fits", text: "a b c", prefix: "x: ", width: 20, want: "x: a b c"},
-		{name: "wraps with indent", text: "aaa bbb ccc", prefix: "p: ", width: 10, want: "p: aaa bbb\n   ccc"},
-		{name: "long word kept whole", text: "abcdefghijklmnop q", prefix: "", width: 5, want: "abcdefghijklmnop\nq"},
-		{name: "empty", text: "", prefix: "p: ", width: 10, want: "p: "},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := wrap(tt.text, tt.prefix, tt.width); got != tt.want {
-				t.Errorf("wrap = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func keys(m map[string]json.RawMessage) []string {
 	var ks []string
 	for k := range m {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/keel-run/keel/internal/textwrap"
 )
 
 // textWidth is the width WriteText wraps to: one screen of a terminal.
@@ -27,9 +29,9 @@ func (r *Report) WriteText(w io.Writer, strict bool) error {
 			b.WriteString(header + "\n")
 		}
 		prefix := fmt.Sprintf("  %-7s %-17s ", res.Status, res.Check)
-		b.WriteString(wrap(res.Seen, prefix, textWidth) + "\n")
+		b.WriteString(textwrap.Fill(res.Seen, prefix, textWidth) + "\n")
 		if res.Fix != "" {
-			b.WriteString(wrap(res.Fix, strings.Repeat(" ", len(prefix))+"fix: ", textWidth) + "\n")
+			b.WriteString(textwrap.Fill(res.Fix, strings.Repeat(" ", len(prefix))+"fix: ", textWidth) + "\n")
 		}
 	}
 	fmt.Fprintf(&b, "%d passed, %d warned, %d failed, %d not run in %s: exit %d\n",
@@ -65,27 +67,4 @@ func (r *Report) WriteJSON(w io.Writer, strict bool) error {
 	}
 	return enc.Encode(reportJSON{Report: r, Strict: strict, ExitCode: r.ExitCode(strict), Millis: r.Elapsed.Milliseconds(),
 		Summary: summary{Pass: r.Count(Pass), Warn: r.Count(Warn), Fail: r.Count(Fail), NotRun: r.Count(NotRun)}})
-}
-
-// wrap fills text into lines of at most width columns, the first prefixed
-// by prefix and the rest indented to match.
-func wrap(text, prefix string, width int) string {
-	indent := strings.Repeat(" ", len([]rune(prefix)))
-	var b strings.Builder
-	b.WriteString(prefix)
-	col := len([]rune(prefix))
-	start := col
-	for _, word := range strings.Fields(text) {
-		n := len([]rune(word))
-		if col > start && col+1+n > width {
-			b.WriteString("\n" + indent)
-			col = start
-		} else if col > start {
-			b.WriteByte(' ')
-			col++
-		}
-		b.WriteString(word)
-		col += n
-	}
-	return b.String()
 }
