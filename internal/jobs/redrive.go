@@ -18,8 +18,11 @@ import (
 // redriven is a reply that a redrive on demand got for a record, kept in
 // Out + ".redrive" (appended, fsynced, 0600) before its dead letter is
 // removed, so that a kill before the results file is written loses no
-// reply and sends no record twice.
+// reply and sends no record twice. Each line names its job: a line of
+// another job (an earlier run that wrote the same Out) answers nothing.
+// The file is removed once the run is done.
 type redriven struct {
+	JobID    string      `json:"jobId"`
 	RecordID string      `json:"recordId"`
 	DLQID    int64       `json:"dlqId"`
 	Op       string      `json:"op"`
@@ -31,7 +34,7 @@ type redriven struct {
 
 func (r *Runner) redrivePath() string { return r.St.Out + ".redrive" }
 
-// loadRedriven reads the replies earlier redrives of this run saved.
+// loadRedriven reads the replies earlier redrives of this run's job saved.
 func (r *Runner) loadRedriven() (map[string]redriven, error) {
 	got := map[string]redriven{}
 	b, err := os.ReadFile(r.redrivePath())
@@ -48,7 +51,9 @@ func (r *Runner) loadRedriven() (map[string]redriven, error) {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			break // a line cut by a kill: its entry is still parked, and is sent again
 		}
-		got[l.RecordID] = l
+		if l.JobID == r.St.JobID {
+			got[l.RecordID] = l
+		}
 	}
 	return got, nil
 }
@@ -86,7 +91,7 @@ func (r *Runner) redrive(ctx context.Context, parked map[int64]int, lines []*bat
 		Lock: r.o.RedriveLock, LockOwner: "keel jobs", Clock: r.clk,
 		Save: func(res dlq.Result) error {
 			i := parked[res.Entry.ID]
-			rd := redriven{RecordID: r.input.Records[i].ID, DLQID: res.Entry.ID, Op: string(res.Op), Body: res.Body, Header: http.Header{}}
+			rd := redriven{JobID: r.St.JobID, RecordID: r.input.Records[i].ID, DLQID: res.Entry.ID, Op: string(res.Op), Body: res.Body, Header: http.Header{}}
 			for _, h := range []string{"X-Amzn-Bedrock-Input-Token-Count", "X-Amzn-Bedrock-Output-Token-Count"} {
 				if v := res.Header.Get(h); v != "" {
 					rd.Header.Set(h, v)

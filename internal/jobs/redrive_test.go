@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -55,6 +57,9 @@ func TestRedriveOnDemand(t *testing.T) {
 				if !killed() {
 					t.Fatalf("not killed at %s: %v", point, err)
 				}
+				if fi, err := os.Stat(e.opts.Out + ".redrive"); point != "parked" && (err != nil || fi.Mode().Perm() != 0o600) {
+					t.Fatalf("redrive file after a kill at %s: %v, want it there, 0600", point, err)
+				}
 				sum, err = e.runner(t).Run(context.Background())
 			}
 			if err != nil {
@@ -79,8 +84,58 @@ func TestRedriveOnDemand(t *testing.T) {
 			if len(parked) != 1 || !strings.Contains(parked[0].Message, "ValidationException") {
 				t.Fatalf("%d parked (%v), want only record 17", len(parked), parked)
 			}
-			if fi, err := os.Stat(e.opts.Out + ".redrive"); err != nil || fi.Mode().Perm() != 0o600 {
-				t.Fatalf("redrive file: %v", err)
+			if _, err := os.Stat(e.opts.Out + ".redrive"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("redrive file once the run is done: %v, want it removed", err)
+			}
+		})
+	}
+}
+
+// TestRedriveFileOfAnotherRun (review r5, finding 1): the replies an
+// earlier run's redrive saved in OUT.redrive answer none of a later run's
+// records, though it writes the same --out and its record ids repeat.
+func TestRedriveFileOfAnotherRun(t *testing.T) {
+	tests := []struct {
+		name string
+		next func(t *testing.T, o *Options) // the second run's options
+	}{
+		{"new input, same record ids", func(t *testing.T, o *Options) {
+			var b strings.Builder
+			for i := range 100 {
+				fmt.Fprintf(&b, `{"recordId": "R%04d", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": [{"role": "user", "content": "NEW%d"}]}}`+"\n", i, i)
+			}
+			o.In = filepath.Join(t.TempDir(), "in2.jsonl")
+			if err := os.WriteFile(o.In, []byte(b.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"same input, another --s3 prefix", func(t *testing.T, o *Options) { o.S3 = testS3 + "-again" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") }
+			e.opts.Redrive = &fakeSender{fail: map[string]bool{}, calls: map[string]int{}}
+			e.killAt("written") // the redrive file outlives this run
+			e.runner(t).Run(context.Background())
+			e.opts.crash, e.opts.Redrive = nil, nil
+			e.opts.State = filepath.Join(t.TempDir(), "second.jobstate")
+			tt.next(t, &e.opts)
+			sum, err := e.runner(t).Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.JobID == "job0001" || sum.OK != 90 || sum.Failed != 10 {
+				t.Fatalf("second run: %+v, want a new job with 10 records failed", sum)
+			}
+			if r := readResults(t, e.opts.Out, 100)[7]; r.Error == nil || r.Reply != nil {
+				t.Fatalf("record 7 of the second run: reply %v, error %+v; want the new job's error", r.Reply, r.Error)
+			}
+			if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 10 {
+				t.Fatalf("%d dead letters, want the second job's 10", len(parked))
+			}
+			if _, err := os.Stat(e.opts.Out + ".redrive"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("redrive file after the run is done: %v, want it removed", err)
 			}
 		})
 	}

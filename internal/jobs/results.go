@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -83,10 +84,8 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 		if rd, ok := done[rec.ID]; ok {
 			// Answered by an earlier redrive on demand; its dead letter may
 			// still be there if the kill came before it was removed.
-			if r.o.DLQ != nil {
-				if err := r.o.DLQ.Delete(ctx, rd.DLQID); err != nil && !errors.Is(err, dlq.ErrNotFound) {
-					return nil, fmt.Errorf("jobs: %w", err)
-				}
+			if err := r.unpark(ctx, rd.DLQID, rec); err != nil {
+				return nil, err
 			}
 			if err := fromRedrive(line, rec, rd); err != nil {
 				return nil, err
@@ -142,6 +141,10 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if err := r.save(); err != nil {
 		return nil, err
 	}
+	// Its replies are in Out now; left behind, the file could only mislead.
+	if err := os.Remove(r.redrivePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	switch btypes.ModelInvocationJobStatus(st.Status) {
 	case btypes.ModelInvocationJobStatusFailed, btypes.ModelInvocationJobStatusStopped, btypes.ModelInvocationJobStatusExpired:
 		return sum, &JobError{JobID: st.JobID, Status: st.Status, Message: st.Message}
@@ -162,6 +165,29 @@ func (r *Runner) answered(line *batch.ResultLine, rec batch.Record, out json.Raw
 	return nil
 }
 
+// deadLetterKey is the DLQ key of a record of the run's job.
+func (r *Runner) deadLetterKey(rec batch.Record) string { return "jobs:" + r.St.JobID + ":" + rec.ID }
+
+// unpark removes the dead letter id if it is still there and is rec's, of
+// this job: an id saved by a redrive names an entry of the DLQ that run
+// used, and in another DLQ the same id is someone else's entry.
+func (r *Runner) unpark(ctx context.Context, id int64, rec batch.Record) error {
+	if r.o.DLQ == nil {
+		return nil
+	}
+	e, err := r.o.DLQ.Get(ctx, id)
+	if errors.Is(err, dlq.ErrNotFound) || (err == nil && e.Key != r.deadLetterKey(rec)) {
+		return nil
+	}
+	if err == nil {
+		err = r.o.DLQ.Delete(ctx, id)
+	}
+	if err != nil && !errors.Is(err, dlq.ErrNotFound) {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	return nil
+}
+
 // park puts a record that got no answer in the DLQ, as the call it stands
 // for, so keel dlq redrive can send it on demand.
 func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byte, le *batch.LineError) error {
@@ -173,7 +199,7 @@ func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byt
 		return fmt.Errorf("jobs: %w", err)
 	}
 	now := r.clk.Now()
-	e := &dlq.Entry{Key: "jobs:" + r.St.JobID + ":" + rec.ID, Source: "jobs", Op: string(r.callOp()), Model: r.St.Model,
+	e := &dlq.Entry{Key: r.deadLetterKey(rec), Source: "jobs", Op: string(r.callOp()), Model: r.St.Model,
 		Region: r.o.Region, Body: bl.ModelInput, Code: le.Code, Status: le.Status, Message: le.Message,
 		Attempts: []dlq.Attempt{}, CreatedAt: now, FailedAt: now}
 	id, err := r.o.DLQ.Put(ctx, e)
