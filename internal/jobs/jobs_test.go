@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,52 @@ func TestExpiredJob(t *testing.T) {
 	}
 	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 50 {
 		t.Fatalf("%d parked, want 50", len(parked))
+	}
+}
+
+// TestDoneRunChangesNothing (review r5, finding 2): once a run is done,
+// running it again (or its results step) returns the recorded summary and
+// brings back none of the dead letters keel dlq redrive answered since.
+func TestDoneRunChangesNothing(t *testing.T) {
+	tests := []struct {
+		name string
+		step func(r *Runner) (*Summary, error)
+	}{
+		{"run", func(r *Runner) (*Summary, error) { return r.Run(context.Background()) }},
+		{"results", func(r *Runner) (*Summary, error) { return r.Results(context.Background()) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") }
+			first, err := e.runner(t).Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			parked, _ := e.dlq.List(ctx, dlq.Filter{})
+			for _, p := range parked { // what keel dlq redrive does with those it answered
+				e.dlq.Delete(ctx, p.ID)
+			}
+			out, _ := os.ReadFile(e.opts.Out)
+			gets := e.fake.gets
+			sum, err := tt.step(e.runner(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(sum, first) {
+				t.Fatalf("summary %+v, want the recorded %+v", sum, first)
+			}
+			if parked, _ := e.dlq.List(ctx, dlq.Filter{}); len(parked) != 0 {
+				t.Fatalf("%d dead letters came back", len(parked))
+			}
+			if again, _ := os.ReadFile(e.opts.Out); string(again) != string(out) || e.fake.gets != gets {
+				t.Fatalf("the results file changed, or Bedrock was asked again (%d polls, was %d)", e.fake.gets, gets)
+			}
+			os.Remove(e.opts.Out)
+			if _, err := tt.step(e.runner(t)); err == nil || !strings.Contains(err.Error(), "is done, but its results file") {
+				t.Fatalf("results file gone: err = %v", err)
+			}
+		})
 	}
 }

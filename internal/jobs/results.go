@@ -46,12 +46,19 @@ type outLine struct {
 // answer are parked in the DLQ, keyed by job and record so doing it again
 // parks nothing twice. It returns a *JobError (with the Summary) for a job
 // that ended Failed, Stopped or Expired.
+//
+// On a run already done, Results returns the recorded summary and changes
+// nothing: parking again would bring back dead letters that keel dlq
+// redrive has answered since, and pay for them twice.
 func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	st := r.St
 	if st.JobARN == "" {
 		return nil, ErrNoJob
 	}
-	if st.Step != StepEnded && st.Step != StepDone {
+	if st.Step == StepDone {
+		return r.done()
+	}
+	if st.Step != StepEnded {
 		return nil, fmt.Errorf("jobs: job %s is %s, not ended yet; wait for it first", st.JobID, st.Status)
 	}
 	lines, err := r.loadInput()
@@ -137,7 +144,7 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if err := r.point("written"); err != nil {
 		return nil, err
 	}
-	st.Step, st.ResultsOK, st.ResultsFailed = StepDone, sum.OK, sum.Failed
+	st.Step, st.ResultsOK, st.ResultsFailed, st.Manifest = StepDone, sum.OK, sum.Failed, man
 	if err := r.save(); err != nil {
 		return nil, err
 	}
@@ -145,11 +152,28 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if err := os.Remove(r.redrivePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	return sum, r.jobError()
+}
+
+// done is Results of a run already done: the summary the state records.
+func (r *Runner) done() (*Summary, error) {
+	st := r.St
+	if _, err := os.Stat(st.Out); err != nil {
+		return nil, fmt.Errorf("jobs: the run of %s is done, but its results file: %w; keel does not write it again from a done run, since that would park its failures again (run with another --state to download the job's output anew)", r.o.State, err)
+	}
+	sum := &Summary{JobID: st.JobID, Status: st.Status, Message: st.Message, Records: st.Records,
+		OK: st.ResultsOK, Failed: st.ResultsFailed, Manifest: st.Manifest}
+	return sum, r.jobError()
+}
+
+// jobError is the *JobError of a job that ended Failed, Stopped or Expired, else nil.
+func (r *Runner) jobError() error {
+	st := r.St
 	switch btypes.ModelInvocationJobStatus(st.Status) {
 	case btypes.ModelInvocationJobStatusFailed, btypes.ModelInvocationJobStatusStopped, btypes.ModelInvocationJobStatusExpired:
-		return sum, &JobError{JobID: st.JobID, Status: st.Status, Message: st.Message}
+		return &JobError{JobID: st.JobID, Status: st.Status, Message: st.Message}
 	}
-	return sum, nil
+	return nil
 }
 
 // answered fills a success line from the record's modelOutput.

@@ -62,8 +62,9 @@ type State struct {
 	Total     int64  `json:"total,omitempty"`
 
 	// The results (StepDone).
-	ResultsOK     int `json:"resultsOk,omitempty"`
-	ResultsFailed int `json:"resultsFailed,omitempty"`
+	ResultsOK     int       `json:"resultsOk,omitempty"`
+	ResultsFailed int       `json:"resultsFailed,omitempty"`
+	Manifest      *Manifest `json:"manifest,omitempty"`
 }
 
 // File is one uploaded input file: the records [Start, End) in input order.
