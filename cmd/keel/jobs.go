@@ -273,14 +273,15 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	if state == "" {
 		state = out + ".jobstate"
 	}
-	if step != "run" && step != "submit" {
-		st, err := jobs.LoadState(state)
-		if err != nil {
-			return bad("%v", err)
-		}
-		if st.Step == jobs.StepNew {
-			return bad("%s holds no run; start one with keel jobs run or keel jobs submit", state)
-		}
+	st, err := jobs.LoadState(state)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if st.Step == jobs.StepNew && step != "run" && step != "submit" {
+		return bad("%s holds no run; start one with keel jobs run or keel jobs submit", state)
+	}
+	if t.region == "" {
+		t.region = st.Region // the run's job and bucket are there, whatever the environment says now
 	}
 	if step != "status" {
 		lock, err := lockfile.Acquire(state+".lock", name)

@@ -55,7 +55,9 @@ type Options struct {
 	Bedrock  BedrockAPI
 	// DLQ parks failed and unprocessed records; nil: they are only in the results file.
 	DLQ dlq.Store
-	// Region is recorded in dead letters, for redrive.
+	// Region is the region the clients call. It is recorded in the state
+	// file when the run begins: a later step in another region is refused,
+	// and the dead letters name the recorded one, for redrive.
 	Region string
 	// Redrive, when set (with DLQ), sends the records the job failed or did
 	// not do through keel's engine on demand before the results are
@@ -156,6 +158,9 @@ func New(o Options) (*Runner, error) {
 		return nil, err
 	}
 	r.St = st
+	if st.Region != "" && o.Region != "" && st.Region != o.Region {
+		return nil, invalidError{fmt.Errorf("jobs: state file %s is a run in region %s, not %s: its job and bucket are there; pass --region %s", o.State, st.Region, o.Region, st.Region)}
+	}
 	if st.S3 != "" {
 		if r.loc, err = ParseS3URI(st.S3); err != nil {
 			return nil, err
@@ -274,7 +279,7 @@ func (r *Runner) plan() error {
 	runID := hex.EncodeToString(h.Sum(nil))
 	base := "keel-" + runID[:20]
 	st := &State{Version: stateVersion, Step: StepValidated, In: o.In, InputSHA256: in.SHA256, Records: len(in.Records),
-		Model: o.Model, S3: o.S3, Role: o.Role, InvocationType: string(invocation), Out: o.Out,
+		Model: o.Model, S3: o.S3, Role: o.Role, InvocationType: string(invocation), Out: o.Out, Region: o.Region,
 		Format: string(o.Format), MaxTokens: o.MaxTokens,
 		RunID: runID, JobName: base, Token: "keel-" + runID,
 		InputURI: loc.URI(loc.Key(base + "/input/")), OutputURI: loc.URI(loc.Key(base + "/output/"))}

@@ -437,3 +437,46 @@ func TestDoneRunChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestRegionRecorded (review r5, finding 3): the state file records the
+// run's region; a later step in another region is refused, and the dead
+// letters name the run's region even when a step is given none.
+func TestRegionRecorded(t *testing.T) {
+	tests := []struct {
+		name   string
+		region string // the later step's Options.Region
+		want   string // in the error; "" for none
+	}{
+		{"another region", "us-east-1", "is a run in region us-west-2, not us-east-1"},
+		{"the same region", "us-west-2", ""},
+		{"no region given", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.recordErr = func(id string) bool { return strings.HasSuffix(id, "7") }
+			e.opts.Region = "us-west-2"
+			if err := e.runner(t).Submit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e.opts.Region = tt.region
+			r, err := New(e.opts)
+			if tt.want != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want ErrInvalid saying %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			parked, _ := e.dlq.List(context.Background(), dlq.Filter{})
+			if len(parked) != 10 || parked[0].Region != "us-west-2" {
+				t.Fatalf("%d dead letters, the first in region %q; want 10 in us-west-2", len(parked), parked[0].Region)
+			}
+		})
+	}
+}

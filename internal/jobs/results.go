@@ -3,6 +3,7 @@ package jobs
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -224,7 +225,7 @@ func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byt
 	}
 	now := r.clk.Now()
 	e := &dlq.Entry{Key: r.deadLetterKey(rec), Source: "jobs", Op: string(r.callOp()), Model: r.St.Model,
-		Region: r.o.Region, Body: bl.ModelInput, Code: le.Code, Status: le.Status, Message: le.Message,
+		Region: cmp.Or(r.St.Region, r.o.Region), Body: bl.ModelInput, Code: le.Code, Status: le.Status, Message: le.Message,
 		Attempts: []dlq.Attempt{}, CreatedAt: now, FailedAt: now}
 	id, err := r.o.DLQ.Put(ctx, e)
 	if err != nil {

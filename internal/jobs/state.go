@@ -40,6 +40,7 @@ type State struct {
 	Role           string `json:"role"`
 	InvocationType string `json:"invocationType"` // InvokeModel (Bedrock records) or Converse (simple records)
 	Out            string `json:"out"`
+	Region         string `json:"region,omitempty"` // where the job and its bucket are: every later step and the dead letters use it
 	Format         string `json:"format,omitempty"`
 	MaxTokens      int    `json:"maxTokens,omitempty"`
 
