@@ -350,7 +350,10 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	case "submit":
 		err = r.Submit(ctx)
 	case "status":
-		_, err = r.Status(ctx)
+		var now *jobs.State
+		if now, err = r.Status(ctx); err == nil {
+			r.St = now // printed below; the file is left as it is
+		}
 	case "wait":
 		_, err = r.Wait(ctx)
 	case "results":

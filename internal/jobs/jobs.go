@@ -471,7 +471,10 @@ func terminal(s btypes.ModelInvocationJobStatus) bool {
 	return false
 }
 
-// Status asks Bedrock once for the job's status and records it.
+// Status asks Bedrock once for the job's status and returns the state
+// with that answer in it. It saves nothing and leaves r.St as it was: a
+// step that only looks needs no lock, and must not write back a state
+// another process has moved on since it was read.
 func (r *Runner) Status(ctx context.Context) (*State, error) {
 	if r.St.JobARN == "" {
 		return nil, ErrNoJob
@@ -480,25 +483,19 @@ func (r *Runner) Status(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: job %s: %w", r.St.JobID, err)
 	}
-	if err := r.observe(out); err != nil {
-		return nil, err
-	}
-	return r.St, nil
+	st := *r.St
+	st.observe(out)
+	return &st, nil
 }
 
-// observe records what a GetModelInvocationJob said.
-func (r *Runner) observe(out *bedrock.GetModelInvocationJobOutput) error {
-	st := r.St
+// observe puts what a GetModelInvocationJob said in st.
+func (st *State) observe(out *bedrock.GetModelInvocationJobOutput) {
 	st.Status, st.Message = string(out.Status), aws.ToString(out.Message)
 	st.Processed, st.Succeeded = aws.ToInt64(out.ProcessedRecordCount), aws.ToInt64(out.SuccessRecordCount)
 	st.Errors, st.Total = aws.ToInt64(out.ErrorRecordCount), aws.ToInt64(out.TotalRecordCount)
 	if terminal(out.Status) && st.Step == StepCreated {
 		st.Step = StepEnded
 	}
-	if r.o.Progress != nil {
-		r.o.Progress(st)
-	}
-	return r.save()
 }
 
 // Wait polls the job until it reaches a final status (Polling says how
@@ -519,7 +516,11 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 			return nil, fmt.Errorf("jobs: polling job %s: %w", r.St.JobID, err)
 		}
 		if err == nil {
-			if err := r.observe(out); err != nil {
+			r.St.observe(out)
+			if r.o.Progress != nil {
+				r.o.Progress(r.St)
+			}
+			if err := r.save(); err != nil {
 				return nil, err
 			}
 			if r.St.Step == StepEnded {

@@ -109,30 +109,30 @@ func (st *State) save(path string, now time.Time) error {
 }
 
 // writeAtomic replaces path with b (0600) so that a kill leaves either the
-// old content or the new.
+// old content or the new. Each call writes its own temporary file beside
+// path, so two writers never truncate each other's.
 func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp") // 0600
 	if err != nil {
 		return fmt.Errorf("jobs: %w", err)
 	}
-	if err := f.Chmod(0o600); err != nil { // a leftover tmp of another mode
-		f.Close()
-		return fmt.Errorf("jobs: %w", err)
+	tmp := f.Name()
+	err = func() error {
+		defer f.Close()
+		if _, err := f.Write(b); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		return f.Close()
+	}()
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("jobs: writing %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("jobs: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("jobs: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("jobs: %w", err)
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("jobs: writing %s: %w", path, err)
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync() // best effort: make the rename durable
