@@ -283,7 +283,9 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	if t.region == "" {
 		t.region = st.Region // the run's job and bucket are there, whatever the environment says now
 	}
-	if step != "status" {
+	// status and stop only read the state (the job's ARN) and write
+	// nothing, so they need no lock: stop works while keel jobs run waits.
+	if step != "status" && step != "stop" {
 		lock, err := lockfile.Acquire(state+".lock", name)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
