@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/keel-run/keel/internal/batch"
+	"github.com/keel-run/keel/internal/catalog"
+	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/config"
 	"github.com/keel-run/keel/internal/dlq"
 	"github.com/keel-run/keel/internal/jobs"
@@ -313,6 +315,9 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	if step == "run" || step == "wait" {
 		o.Progress = jobsProgress(stderr, isTerminal(stderr))
 	}
+	o.Retrying = func(what string, err error, wait time.Duration) {
+		fmt.Fprintf(stderr, "%s: %s failed (%v); trying again in %v\n", name, what, err, roundWait(wait))
+	}
 	r, err := jobs.New(o)
 	if err != nil {
 		return bad("%v", err)
@@ -377,6 +382,14 @@ func orDefault[T comparable](v, def T) T {
 	return v
 }
 
+// roundWait rounds a wait for people: to the second from a second up.
+func roundWait(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
 // jobsProgress prints the job's status as Bedrock reports it: on a
 // terminal a bar and a line that rewrites itself, else a line per change.
 func jobsProgress(w io.Writer, tty bool) func(*jobs.State) {
@@ -433,6 +446,12 @@ func jobsReport(stdout, stderr io.Writer, name string, st *jobs.State, sum *jobs
 	}
 	if err != nil && !errors.As(err, &je) {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		if e := classify.FromError(err).Entry; code == 1 && e.Category == catalog.Auth {
+			// No credentials, an expired session, a signature refused:
+			// the catalog says what to do about it.
+			fmt.Fprintln(stderr)
+			writeExplanation(stderr, e)
+		}
 		if code == 130 || (st.JobARN != "" && st.Step != jobs.StepDone) {
 			fmt.Fprintf(stderr, "%s: the state file says step %q; run the same command again to go on\n", name, st.Step)
 		}

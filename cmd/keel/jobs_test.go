@@ -60,6 +60,8 @@ func TestJobsReportExitCodes(t *testing.T) {
 		{"bad input", nil, fmt.Errorf("%w: too few", jobs.ErrInvalid), 2, "", "too few"},
 		{"interrupted", nil, context.Canceled, 130, "", "run the same command again"},
 		{"a call failed", nil, errors.New("AccessDenied"), 1, "", "AccessDenied"},
+		{"no credentials: the catalog's explanation", nil, errors.New("jobs: polling job j1: operation error Bedrock: GetModelInvocationJob, get identity: " +
+			"get credentials: failed to refresh cached credentials, the SSO session has expired or is invalid"), 1, "", "No AWS credentials could be found or refreshed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/bedrock"
@@ -77,6 +78,9 @@ type Options struct {
 	Rand func() float64
 	// Progress, when set, is called after every poll that answered.
 	Progress func(*State)
+	// Retrying, when set, is called after a control-plane call (what names
+	// it) failed in a way worth trying again, before waiting wait.
+	Retrying func(what string, err error, wait time.Duration)
 
 	// crash, when set, is called at each kill point; an error it returns
 	// ends the run there, as a kill would (tests).
@@ -417,6 +421,7 @@ func (r *Runner) create(ctx context.Context) error {
 		if gerr != nil {
 			return fmt.Errorf("jobs: creating job %s: gave up after %d tries: %w", r.St.JobName, q.errs, err)
 		}
+		r.retrying("creating job "+r.St.JobName, err, d)
 		if err := sleep(ctx, r.clk, d); err != nil {
 			return err
 		}
@@ -449,6 +454,13 @@ func (r *Runner) findJob(ctx context.Context) (string, error) {
 			return "", nil
 		}
 		in.NextToken = out.NextToken
+	}
+}
+
+// retrying tells Options.Retrying, if any, of a failed call tried again after wait.
+func (r *Runner) retrying(what string, err error, wait time.Duration) {
+	if r.o.Retrying != nil {
+		r.o.Retrying(what, err, wait)
 	}
 }
 
@@ -533,6 +545,9 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 		d, gerr := q.next(err)
 		if gerr != nil {
 			return nil, fmt.Errorf("jobs: polling job %s: %d polls in a row failed (the job runs on; wait again): %w", r.St.JobID, q.errs, gerr)
+		}
+		if err != nil {
+			r.retrying("polling job "+r.St.JobID, err, d)
 		}
 		if err := sleep(ctx, r.clk, d); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/keel-run/keel/internal/classify"
 	"github.com/keel-run/keel/internal/clock"
 )
 
@@ -141,15 +142,18 @@ func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {
 }
 
 // retryable reports whether a failed control-plane call may succeed if
-// made again: throttles, server errors and failures with no answer at all.
-// Validation, access and not-found errors are final.
+// made again: throttles, server errors, and calls that got no answer
+// because of the network (what package classify calls retryable).
+// Validation, access and not-found errors are final, and so are failures
+// before any request was sent: no credentials, an expired SSO session, a
+// signing or configuration error (sending again fails the same way).
 func retryable(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var ae smithy.APIError
 	if !errors.As(err, &ae) {
-		return true // no answer from Bedrock: a network failure
+		return classify.FromError(err).Entry.Retryable()
 	}
 	switch ae.ErrorCode() {
 	case "ThrottlingException", "TooManyRequestsException", "ServiceUnavailableException", "InternalServerException",

@@ -1,0 +1,79 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/bedrock"
+)
+
+// failGets fails the first n GetModelInvocationJob calls with err.
+type failGets struct {
+	*fakeAWS
+	err   error
+	n     int
+	calls int
+}
+
+func (f *failGets) GetModelInvocationJob(ctx context.Context, in *bedrock.GetModelInvocationJobInput, o ...func(*bedrock.Options)) (*bedrock.GetModelInvocationJobOutput, error) {
+	f.calls++
+	if f.calls <= f.n {
+		return nil, f.err
+	}
+	return f.fakeAWS.GetModelInvocationJob(ctx, in, o...)
+}
+
+// TestPollFailures (review r5, finding 6): a poll that failed before any
+// request went out (no credentials, an expired SSO session) or that
+// Bedrock refused for its identity or signature ends the wait at once;
+// the network and throttles are tried again, and each retry is told.
+func TestPollFailures(t *testing.T) {
+	sso := errors.New("operation error Bedrock: GetModelInvocationJob, get identity: get credentials: failed to refresh cached credentials, the SSO session has expired or is invalid")
+	none := errors.New("operation error Bedrock: GetModelInvocationJob, get identity: get credentials: failed to retrieve credentials: no EC2 IMDS role found")
+	reset := &url.Error{Op: "Post", URL: "https://bedrock.us-east-1.amazonaws.com/model-invocation-job/x", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name  string
+		err   error
+		final bool
+	}{
+		{"expired SSO session", sso, true},
+		{"no credentials", none, true},
+		{"ExpiredTokenException", apiErr("ExpiredTokenException", "The security token included in the request is expired"), true},
+		{"UnrecognizedClientException", apiErr("UnrecognizedClientException", "The security token included in the request is invalid."), true},
+		{"InvalidSignatureException", apiErr("InvalidSignatureException", "The request signature we calculated does not match"), true},
+		{"connection reset", reset, false},
+		{"throttled", apiErr("ThrottlingException", "slow down"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			if err := e.runner(t).Submit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			f := &failGets{fakeAWS: e.fake, err: tt.err, n: 1}
+			e.opts.Bedrock = f
+			var told []error
+			e.opts.Retrying = func(what string, err error, wait time.Duration) { told = append(told, err) }
+			_, err := e.runner(t).Wait(context.Background())
+			if tt.final {
+				if !errors.Is(err, tt.err) {
+					t.Fatalf("err = %v, want the wait ended by %v", err, tt.err)
+				}
+				if f.calls != 1 || len(told) != 0 || len(e.clock.Waits()) != 0 {
+					t.Fatalf("%d polls, %d retries told, waits %v: want one poll and no retry", f.calls, len(told), e.clock.Waits())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(told) != 1 || !errors.Is(told[0], tt.err) {
+				t.Fatalf("retries told: %v, want the one failed poll", told)
+			}
+		})
+	}
+}
