@@ -185,7 +185,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		maxTokens, minRecords, perFile, perHour int
 		bytesPerFile                            int64
 		first, maxPoll                          time.Duration
-		noDLQ, jsonOut, redrive                 bool
+		noDLQ, jsonOut, redrive, newJob         bool
 		configFile                              string
 		timeoutHours                            int
 	)
@@ -206,6 +206,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		fs.IntVar(&perFile, "records-per-file", 0, fmt.Sprintf("the quota Records per input file per batch inference job (default %d)", jobs.DefaultRecordsPerFile))
 		fs.Int64Var(&bytesPerFile, "bytes-per-file", 0, fmt.Sprintf("the quota Batch inference input file size, in bytes (default %d)", int64(jobs.DefaultBytesPerFile)))
 		fs.IntVar(&timeoutHours, "timeout-hours", 0, "the job's timeout in hours (default: Bedrock's)")
+		fs.BoolVar(&newJob, "new", false, "if the run's job ended Failed, Stopped or Expired, submit the input again as a new job (its dead letters are then removed)")
 	}
 	if step == "run" || step == "wait" {
 		fs.DurationVar(&first, "poll-first", 0, fmt.Sprintf("first wait between polls (default %s; with --emulator %s)", jobs.DefaultFirstPoll, emulatorPollFirst))
@@ -298,7 +299,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	o := jobs.Options{In: in, Format: fmtv, Model: model, MaxTokens: maxTokens, Out: out, State: state, S3: s3u, Role: role,
 		Limits:       jobs.Limits{MinRecordsPerJob: minRecords, RecordsPerFile: perFile, BytesPerFile: bytesPerFile},
 		Polling:      jobs.Polling{First: first, MaxInterval: maxPoll, PerHour: perHour},
-		TimeoutHours: int32(timeoutHours)}
+		TimeoutHours: int32(timeoutHours), NewJob: newJob}
 	if t.emulated {
 		o.Polling.First = orDefault(first, emulatorPollFirst)
 		o.Polling.MaxInterval = orDefault(maxPoll, emulatorPollMax)
@@ -475,6 +476,7 @@ func jobsReport(stdout, stderr io.Writer, name string, st *jobs.State, sum *jobs
 	}
 	if je != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, je)
+		fmt.Fprintf(stderr, "%s: to submit the same input again as a new job, run the same keel jobs run with --new\n", name)
 	}
 	return code
 }

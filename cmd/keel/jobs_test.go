@@ -56,7 +56,7 @@ func TestJobsReportExitCodes(t *testing.T) {
 		{"all answered", &jobs.Summary{Records: 3, OK: 3}, nil, 0, "3 records: 3 ok, 0 failed; results in out.jsonl", ""},
 		{"some failed", &jobs.Summary{Records: 3, OK: 2, Failed: 1}, nil, 1, "failed records are in the dead-letter queue q.db", ""},
 		{"job failed", &jobs.Summary{Records: 3, Failed: 3}, &jobs.JobError{JobID: "j1", Status: "Failed", Message: "bad input"}, 1,
-			"3 records: 0 ok, 3 failed", "job j1 ended Failed: bad input"},
+			"3 records: 0 ok, 3 failed", "job j1 ended Failed: bad input\nkeel jobs run: to submit the same input again as a new job, run the same keel jobs run with --new"},
 		{"bad input", nil, fmt.Errorf("%w: too few", jobs.ErrInvalid), 2, "", "too few"},
 		{"interrupted", nil, context.Canceled, 130, "", "run the same command again"},
 		{"a call failed", nil, errors.New("AccessDenied"), 1, "", "AccessDenied"},

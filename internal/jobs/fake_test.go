@@ -126,7 +126,7 @@ func (f *fakeAWS) ListModelInvocationJobs(_ context.Context, in *bedrock.ListMod
 	out := &bedrock.ListModelInvocationJobsOutput{}
 	for _, j := range f.jobs {
 		if strings.Contains(aws.ToString(j.in.JobName), aws.ToString(in.NameContains)) {
-			out.InvocationJobSummaries = append(out.InvocationJobSummaries, btypes.ModelInvocationJobSummary{JobArn: aws.String(j.arn), JobName: j.in.JobName})
+			out.InvocationJobSummaries = append(out.InvocationJobSummaries, btypes.ModelInvocationJobSummary{JobArn: aws.String(j.arn), JobName: j.in.JobName, Status: j.status})
 		}
 	}
 	return out, nil

@@ -70,6 +70,12 @@ type Options struct {
 
 	Limits  Limits
 	Polling Polling
+	// NewJob, when the run's job ended Failed, Stopped or Expired, submits
+	// the input again as a new job (the run's next attempt) instead of
+	// reporting the old one's end; the old job's dead letters are removed
+	// when the new job's results are written. Without it, a run that finds
+	// its job ended that way refuses to go on and says so.
+	NewJob bool
 	// TimeoutHours is the job's timeoutDurationInHours; zero: Bedrock's default.
 	TimeoutHours int32
 	// Clock is the time seam; nil: the wall clock.
@@ -212,6 +218,12 @@ func (r *Runner) Submit(ctx context.Context) error {
 	}
 	if err := r.point("validated"); err != nil {
 		return err
+	}
+	if r.o.NewJob && (r.St.Step == StepEnded || r.St.Step == StepDone) && endedUndone(r.St.Status) {
+		r.nextAttempt()
+		if err := r.save(); err != nil {
+			return err
+		}
 	}
 	if r.St.Step == StepValidated {
 		if err := r.upload(ctx); err != nil {
@@ -386,13 +398,57 @@ func (r *Runner) upload(ctx context.Context) error {
 	return r.point("uploaded")
 }
 
+// nextAttempt puts the run back to "uploaded" (its files are in S3) for
+// its next job: the name and token gain the attempt's number, and the
+// ended job is listed as replaced.
+func (r *Runner) nextAttempt() {
+	st := r.St
+	if st.JobID != "" {
+		st.Replaced = append(st.Replaced, st.JobID)
+	}
+	st.Attempt = max(st.Attempt, 1) + 1
+	base := "keel-" + st.RunID[:20]
+	st.JobName, st.Token = fmt.Sprintf("%s-%d", base, st.Attempt), fmt.Sprintf("keel-%s-%d", st.RunID, st.Attempt)
+	st.Step = StepUploaded
+	st.JobARN, st.JobID, st.Status, st.Message = "", "", "", ""
+	st.Processed, st.Succeeded, st.Errors, st.Total = 0, 0, 0, 0
+	st.ResultsOK, st.ResultsFailed, st.Manifest = 0, 0, nil
+}
+
+// endedUndone reports whether a job status is a final one in which the job
+// did not do all its records: Failed, Stopped, Expired.
+func endedUndone(status string) bool {
+	switch btypes.ModelInvocationJobStatus(status) {
+	case btypes.ModelInvocationJobStatusFailed, btypes.ModelInvocationJobStatusStopped, btypes.ModelInvocationJobStatusExpired:
+		return true
+	}
+	return false
+}
+
 // create creates the job, or finds the one an earlier attempt created: it
 // looks for a job of the run's name first, and the create carries the run's
-// clientRequestToken, so Bedrock answers a repeat with the first job.
+// clientRequestToken, so Bedrock answers a repeat with the first job. A job
+// found that ended Failed, Stopped or Expired is passed over for the next
+// attempt with Options.NewJob, and refused without it.
 func (r *Runner) create(ctx context.Context) error {
-	arn, err := r.findJob(ctx)
-	if err != nil {
-		return err
+	var arn string
+	for {
+		found, status, err := r.findJob(ctx)
+		if err != nil {
+			return err
+		}
+		if found == "" || !endedUndone(status) {
+			arn = found
+			break
+		}
+		if !r.o.NewJob {
+			return fmt.Errorf("jobs: this run's job %s (%s) has already ended %s; to submit the input again as a new job, run again with --new (Options.NewJob)", JobID(found), r.St.JobName, status)
+		}
+		r.St.JobID = JobID(found)
+		r.nextAttempt()
+		if err := r.save(); err != nil {
+			return err
+		}
 	}
 	q := newPoller(r.o.Polling, r.clk, r.rand)
 	for arn == "" {
@@ -437,21 +493,21 @@ func (r *Runner) create(ctx context.Context) error {
 	return r.point("created")
 }
 
-// findJob returns the ARN of a job named as this run's, or "".
-func (r *Runner) findJob(ctx context.Context) (string, error) {
+// findJob returns the ARN and status of a job named as this run's, or "".
+func (r *Runner) findJob(ctx context.Context) (arn, status string, err error) {
 	in := &bedrock.ListModelInvocationJobsInput{NameContains: aws.String(r.St.JobName)}
 	for {
 		out, err := r.o.Bedrock.ListModelInvocationJobs(ctx, in)
 		if err != nil {
-			return "", fmt.Errorf("jobs: looking for job %s before creating it: %w", r.St.JobName, err)
+			return "", "", fmt.Errorf("jobs: looking for job %s before creating it: %w", r.St.JobName, err)
 		}
 		for _, s := range out.InvocationJobSummaries {
 			if aws.ToString(s.JobName) == r.St.JobName {
-				return aws.ToString(s.JobArn), nil
+				return aws.ToString(s.JobArn), string(s.Status), nil
 			}
 		}
 		if aws.ToString(out.NextToken) == "" {
-			return "", nil
+			return "", "", nil
 		}
 		in.NextToken = out.NextToken
 	}

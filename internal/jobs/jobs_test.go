@@ -480,3 +480,65 @@ func TestRegionRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestNewJob (review r5, finding 7): a run whose job ended Failed says how
+// to get a new job, and Options.NewJob (--new) submits the input again as
+// the run's next attempt: one new job, however often it is run or killed,
+// and the old job's dead letters go.
+func TestNewJob(t *testing.T) {
+	tests := []struct {
+		name      string
+		end       btypes.ModelInvocationJobStatus // the first job's end
+		freshSate bool                            // the second run has a new state file (the old one removed)
+		newJob    bool
+		kill      string // a kill point in the second run, which is then run again
+		want      string // in the second run's error; "" for none
+		creates   int
+	}{
+		{"Failed, state removed, run again", btypes.ModelInvocationJobStatusFailed, true, false, "", "has already ended Failed; to submit the input again as a new job, run again with --new", 1},
+		{"Failed, state removed, --new", btypes.ModelInvocationJobStatusFailed, true, true, "", "", 2},
+		{"Failed, same state, run again", btypes.ModelInvocationJobStatusFailed, false, false, "", "ended Failed", 1},
+		{"Failed, same state, --new", btypes.ModelInvocationJobStatusFailed, false, true, "", "", 2},
+		{"Failed, --new killed after the create", btypes.ModelInvocationJobStatusFailed, false, true, "created-unrecorded", "", 2},
+		{"Stopped, same state, --new", btypes.ModelInvocationJobStatusStopped, false, true, "", "", 2},
+		{"Completed, --new changes nothing", "", false, true, "", "", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.end = tt.end
+			e.runner(t).Run(context.Background())
+			e.fake.end = "" // the cause (the role, the bucket policy) is fixed
+			if tt.freshSate {
+				os.Remove(e.opts.Out + ".jobstate")
+			}
+			e.opts.NewJob = tt.newJob
+			killed := e.killAt(tt.kill)
+			sum, err := e.runner(t).Run(context.Background())
+			if tt.kill != "" {
+				if !killed() {
+					t.Fatalf("not killed at %s: %v", tt.kill, err)
+				}
+				sum, err = e.runner(t).Run(context.Background())
+			}
+			if e.fake.creates != tt.creates {
+				t.Fatalf("%d jobs created, want %d", e.fake.creates, tt.creates)
+			}
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want it to say %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.OK != 100 {
+				t.Fatalf("summary %+v", sum)
+			}
+			if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 0 {
+				t.Fatalf("%d dead letters left (the first is %s), want the old job's removed", len(parked), parked[0].Key)
+			}
+		})
+	}
+}

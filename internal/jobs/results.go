@@ -118,6 +118,9 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 			parked[le.DLQID] = i
 		}
 	}
+	if err := r.unparkReplaced(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.point("parked"); err != nil {
 		return nil, err
 	}
@@ -209,6 +212,29 @@ func (r *Runner) unpark(ctx context.Context, id int64, rec batch.Record) error {
 	}
 	if err != nil && !errors.Is(err, dlq.ErrNotFound) {
 		return fmt.Errorf("jobs: %w", err)
+	}
+	return nil
+}
+
+// unparkReplaced removes the dead letters of the jobs this run's job
+// replaced (Options.NewJob): their records are this job's now, answered
+// or parked anew, and sending the old ones too would pay twice.
+func (r *Runner) unparkReplaced(ctx context.Context) error {
+	if r.o.DLQ == nil || len(r.St.Replaced) == 0 {
+		return nil
+	}
+	all, err := r.o.DLQ.List(ctx, dlq.Filter{})
+	if err != nil {
+		return fmt.Errorf("jobs: %w", err)
+	}
+	for _, e := range all {
+		for _, id := range r.St.Replaced {
+			if strings.HasPrefix(e.Key, "jobs:"+id+":") {
+				if err := r.o.DLQ.Delete(ctx, e.ID); err != nil && !errors.Is(err, dlq.ErrNotFound) {
+					return fmt.Errorf("jobs: %w", err)
+				}
+			}
+		}
 	}
 	return nil
 }

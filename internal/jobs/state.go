@@ -52,6 +52,13 @@ type State struct {
 	OutputURI string `json:"outputUri"`
 	Files     []File `json:"files"`
 
+	// Attempt is the job's attempt at the run: 0 or 1 for the first, whose
+	// name and token are the run's; a later one (Options.NewJob) adds
+	// "-N" to both. Replaced lists the ids of the earlier attempts' jobs,
+	// which ended without doing their records.
+	Attempt  int      `json:"attempt,omitempty"`
+	Replaced []string `json:"replaced,omitempty"`
+
 	// The job.
 	JobARN    string `json:"jobArn,omitempty"`
 	JobID     string `json:"jobId,omitempty"`
