@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -576,9 +577,16 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 	if r.St.JobARN == "" {
 		return nil, ErrNoJob
 	}
-	q := newPoller(r.o.Polling, r.clk, r.rand)
+	q := newPoller(r.o.Polling, r.clk, r.rand).since(r.St.Polls)
+	if d := q.ceiling(0); d > 0 {
+		// Earlier runs used up the hour's polls: a restart loop polls no faster.
+		if err := sleep(ctx, r.clk, d); err != nil {
+			return nil, err
+		}
+	}
 	for {
 		q.polled()
+		r.St.Polls = slices.Clone(q.recent)
 		out, err := r.o.Bedrock.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(r.St.JobARN)})
 		if err != nil && !retryable(err) {
 			return nil, fmt.Errorf("jobs: polling job %s: %w", r.St.JobID, err)
@@ -588,9 +596,11 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 			if r.o.Progress != nil {
 				r.o.Progress(r.St)
 			}
-			if err := r.save(); err != nil {
-				return nil, err
-			}
+		}
+		if err := r.save(); err != nil { // the poll's time too, when it failed
+			return nil, err
+		}
+		if err == nil {
 			if r.St.Step == StepEnded {
 				return r.St, r.point("ended")
 			}

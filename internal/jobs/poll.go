@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/aws/smithy-go"
@@ -109,22 +110,42 @@ func (q *poller) next(pollErr error) (time.Duration, error) {
 	default:
 		q.interval = min(time.Duration(float64(q.interval)*q.p.Growth), q.p.MaxInterval)
 	}
-	d := time.Duration(q.rand() * float64(q.interval))
-	// The hourly ceiling: wait until the oldest poll of the hour is an hour old.
+	return q.ceiling(time.Duration(q.rand() * float64(q.interval))), nil
+}
+
+// ceiling returns d, or the longer wait the hourly ceiling asks for: until
+// the oldest of the last PerHour polls is an hour old.
+func (q *poller) ceiling(d time.Duration) time.Duration {
 	now := q.clk.Now()
 	at := now.Add(d)
 	for len(q.recent) > 0 && !q.recent[0].After(at.Add(-time.Hour)) {
 		q.recent = q.recent[1:]
 	}
 	if len(q.recent) >= q.p.PerHour {
-		at = q.recent[len(q.recent)-q.p.PerHour].Add(time.Hour)
-		d = at.Sub(now)
+		d = max(d, q.recent[len(q.recent)-q.p.PerHour].Add(time.Hour).Sub(now))
 	}
-	return d, nil
+	return d
 }
 
+// maxSavedPolls bounds the poll times a state file keeps: enough for any
+// ceiling up to 10 polls a minute; a higher one is no ceiling that a
+// restart loop (one poll per start) could break.
+const maxSavedPolls = 600
+
 // polled records that a poll started now.
-func (q *poller) polled() { q.recent = append(q.recent, q.clk.Now()) }
+func (q *poller) polled() {
+	q.recent = append(q.recent, q.clk.Now())
+	if n := min(q.p.PerHour, maxSavedPolls); len(q.recent) > n {
+		q.recent = q.recent[len(q.recent)-n:] // only the last PerHour decide a wait
+	}
+}
+
+// since seeds the poller with the polls of an earlier process (the state
+// file's), so the hourly ceiling holds across restarts.
+func (q *poller) since(polls []time.Time) *poller {
+	q.recent = slices.Clone(polls)
+	return q
+}
 
 // sleep waits d on clk, or until ctx is done.
 func sleep(ctx context.Context, clk clock.Clock, d time.Duration) error {

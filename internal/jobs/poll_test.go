@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/bedrock"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 // failGets fails the first n GetModelInvocationJob calls with err.
@@ -73,6 +75,50 @@ func TestPollFailures(t *testing.T) {
 			}
 			if len(told) != 1 || !errors.Is(told[0], tt.err) {
 				t.Fatalf("retries told: %v, want the one failed poll", told)
+			}
+		})
+	}
+}
+
+// TestPollCeilingAcrossRestarts (review r5, finding 8): the polls-per-hour
+// ceiling holds across processes (a supervisor or cron restarting keel
+// jobs wait), since the state file keeps the times of the last polls.
+func TestPollCeilingAcrossRestarts(t *testing.T) {
+	tests := []struct {
+		name     string
+		perHour  int
+		restarts int
+		later    time.Duration // then the clock moves on this much and one more restart comes
+		want     int           // GetModelInvocationJob calls in all
+	}{
+		{"4 an hour, 100 restarts at once", 4, 100, 0, 4},
+		{"1 an hour, 10 restarts at once", 1, 10, 0, 1},
+		{"4 an hour, then an hour later", 4, 10, time.Hour, 5},
+		{"4 an hour, then 59 minutes later", 4, 10, 59 * time.Minute, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.pollsToEnd = 1 << 30
+			if err := e.runner(t).Submit(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			clk := clock.NewFake(t0) // time stands still unless the test moves it
+			e.opts.Clock, e.opts.Polling = clk, Polling{PerHour: tt.perHour}
+			restart := func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel() // each process polls at most once, then is gone
+				e.runner(t).Wait(ctx)
+			}
+			for range tt.restarts {
+				restart()
+			}
+			if tt.later > 0 {
+				clk.Advance(tt.later)
+				restart()
+			}
+			if e.fake.gets != tt.want {
+				t.Fatalf("%d polls, want %d", e.fake.gets, tt.want)
 			}
 		})
 	}

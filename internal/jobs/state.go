@@ -68,6 +68,10 @@ type State struct {
 	Succeeded int64  `json:"succeeded,omitempty"`
 	Errors    int64  `json:"errors,omitempty"`
 	Total     int64  `json:"total,omitempty"`
+	// Polls are the starts of the last GetModelInvocationJob polls (at
+	// most the hourly ceiling's worth), so that the ceiling holds across
+	// restarts of keel jobs wait or run.
+	Polls []time.Time `json:"polls,omitempty"`
 
 	// The results (StepDone).
 	ResultsOK     int       `json:"resultsOk,omitempty"`
