@@ -205,7 +205,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		fs.IntVar(&minRecords, "min-records", 0, fmt.Sprintf("the quota Minimum number of records per batch inference job (default %d)", jobs.DefaultMinRecordsPerJob))
 		fs.IntVar(&perFile, "records-per-file", 0, fmt.Sprintf("the quota Records per input file per batch inference job (default %d)", jobs.DefaultRecordsPerFile))
 		fs.Int64Var(&bytesPerFile, "bytes-per-file", 0, fmt.Sprintf("the quota Batch inference input file size, in bytes (default %d)", int64(jobs.DefaultBytesPerFile)))
-		fs.IntVar(&timeoutHours, "timeout-hours", 0, "the job's timeout in hours (default: Bedrock's)")
+		fs.IntVar(&timeoutHours, "timeout-hours", 0, fmt.Sprintf("the job's timeout in hours, %d to %d (default: Bedrock's)", jobs.MinTimeoutHours, jobs.MaxTimeoutHours))
 		fs.BoolVar(&newJob, "new", false, "if the run's job ended Failed, Stopped or Expired, submit the input again as a new job (its dead letters are then removed)")
 	}
 	if step == "run" || step == "wait" {
@@ -252,6 +252,9 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	}
 	if err := t.check(); err != nil {
 		return bad("%v", err)
+	}
+	if err := jobs.CheckTimeoutHours(timeoutHours); err != nil {
+		return bad("--timeout-hours: %v", err)
 	}
 	if t.emulated {
 		if s3u == "" {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -69,6 +71,32 @@ func TestJobsReportExitCodes(t *testing.T) {
 			code := jobsReport(&out, &errb, "keel jobs run", done, tt.sum, tt.err, "q.db", false, false)
 			if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errb.String(), tt.stderr) {
 				t.Fatalf("code %d (want %d)\nstdout %q\nstderr %q", code, tt.code, out.String(), errb.String())
+			}
+		})
+	}
+}
+
+// TestJobsBadSettings: settings Bedrock would refuse are refused before
+// anything is uploaded, exit 2, no state file.
+func TestJobsBadSettings(t *testing.T) {
+	tests := []struct {
+		name   string
+		flags  []string
+		stderr string
+	}{
+		{"timeout under 24 hours (review r5, finding 9)", []string{"--timeout-hours", "1"}, "--timeout-hours: jobs: a job's timeout is 24 to 168 hours, not 1"},
+		{"timeout over 168 hours", []string{"--timeout-hours", "200"}, "not 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "results.jsonl")
+			args := append([]string{"run", "--emulator", "--in", "../../examples/prompts-bedrock.jsonl", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--out", out}, tt.flags...)
+			var stdout, stderr bytes.Buffer
+			if code := runJobs(args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Fatalf("exit %d, stderr %q; want 2 saying %q", code, stderr.String(), tt.stderr)
+			}
+			if _, err := os.Stat(out + ".jobstate"); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("state file: %v, want none", err)
 			}
 		})
 	}

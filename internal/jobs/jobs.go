@@ -77,7 +77,9 @@ type Options struct {
 	// when the new job's results are written. Without it, a run that finds
 	// its job ended that way refuses to go on and says so.
 	NewJob bool
-	// TimeoutHours is the job's timeoutDurationInHours; zero: Bedrock's default.
+	// TimeoutHours is the job's timeoutDurationInHours (MinTimeoutHours to
+	// MaxTimeoutHours); zero: Bedrock's default. It is part of the run:
+	// recorded in the state file, and another value resumes no run.
 	TimeoutHours int32
 	// Clock is the time seam; nil: the wall clock.
 	Clock clock.Clock
@@ -249,6 +251,9 @@ func (r *Runner) sameRun() error {
 			return fmt.Errorf("jobs: state file %s is the run with %s %s, not %s; pass that, or another --state for a new run", r.o.State, c.name, c.was, c.now)
 		}
 	}
+	if h := r.o.TimeoutHours; h != 0 && h != st.TimeoutHours {
+		return fmt.Errorf("jobs: state file %s is the run with --timeout-hours %d, not %d; pass that, or another --state for a new run", r.o.State, st.TimeoutHours, h)
+	}
 	return nil
 }
 
@@ -270,6 +275,9 @@ func (r *Runner) plan() error {
 	if err := CheckRole(o.Role); err != nil {
 		return err
 	}
+	if err := CheckTimeoutHours(int(o.TimeoutHours)); err != nil {
+		return err
+	}
 	lim := o.Limits.withDefaults()
 	in, lines, err := readLines(o)
 	if err != nil {
@@ -289,7 +297,11 @@ func (r *Runner) plan() error {
 		invocation = btypes.ModelInvocationTypeConverse
 	}
 	h := sha256.New()
-	for _, s := range []string{in.SHA256, o.Model, loc.Bucket, loc.Prefix, o.Role, string(invocation), fmt.Sprint(o.MaxTokens, lim.RecordsPerFile, lim.BytesPerFile)} {
+	parts := []string{in.SHA256, o.Model, loc.Bucket, loc.Prefix, o.Role, string(invocation), fmt.Sprint(o.MaxTokens, lim.RecordsPerFile, lim.BytesPerFile)}
+	if o.TimeoutHours != 0 { // only then, so runs without one keep the names they had
+		parts = append(parts, fmt.Sprint("timeout ", o.TimeoutHours))
+	}
+	for _, s := range parts {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -297,7 +309,7 @@ func (r *Runner) plan() error {
 	base := "keel-" + runID[:20]
 	st := &State{Version: stateVersion, Step: StepValidated, In: o.In, InputSHA256: in.SHA256, Records: len(in.Records),
 		Model: o.Model, S3: o.S3, Role: o.Role, InvocationType: string(invocation), Out: o.Out, Region: o.Region,
-		Format: string(o.Format), MaxTokens: o.MaxTokens,
+		Format: string(o.Format), MaxTokens: o.MaxTokens, TimeoutHours: o.TimeoutHours,
 		RunID: runID, JobName: base, Token: "keel-" + runID,
 		InputURI: loc.URI(loc.Key(base + "/input/")), OutputURI: loc.URI(loc.Key(base + "/output/"))}
 	for i, s := range spans {
@@ -462,8 +474,8 @@ func (r *Runner) create(ctx context.Context) error {
 			OutputDataConfig: &btypes.ModelInvocationJobOutputDataConfigMemberS3OutputDataConfig{Value: btypes.ModelInvocationJobS3OutputDataConfig{
 				S3Uri: aws.String(r.St.OutputURI)}},
 		}
-		if r.o.TimeoutHours > 0 {
-			in.TimeoutDurationInHours = aws.Int32(r.o.TimeoutHours)
+		if r.St.TimeoutHours > 0 {
+			in.TimeoutDurationInHours = aws.Int32(r.St.TimeoutHours)
 		}
 		q.polled()
 		out, err := r.o.Bedrock.CreateModelInvocationJob(ctx, in)

@@ -325,6 +325,8 @@ func TestBadInput(t *testing.T) {
 		{"no model", func(t *testing.T, o *Options) { o.Model = "" }, "no model (--model)"},
 		{"mixed formats", func(t *testing.T, o *Options) { o.In = mixed(t) }, "mixes Bedrock-format and simple records"},
 		{"too many records", func(t *testing.T, o *Options) { o.Limits.RecordsPerJob = 50 }, "one job holds at most 50"},
+		{"timeout under 24 hours", func(t *testing.T, o *Options) { o.TimeoutHours = 1 }, "a job's timeout is 24 to 168 hours, not 1"},
+		{"timeout over 168 hours", func(t *testing.T, o *Options) { o.TimeoutHours = 169 }, "a job's timeout is 24 to 168 hours, not 169"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,6 +540,45 @@ func TestNewJob(t *testing.T) {
 			}
 			if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 0 {
 				t.Fatalf("%d dead letters left (the first is %s), want the old job's removed", len(parked), parked[0].Key)
+			}
+		})
+	}
+}
+
+// TestTimeoutHoursRecorded (review r5, finding 9): the job's timeout is
+// part of the run: recorded when it begins, sent with the create on
+// resume, and another value is refused.
+func TestTimeoutHoursRecorded(t *testing.T) {
+	tests := []struct {
+		name   string
+		resume int32 // Options.TimeoutHours when the run is resumed
+		want   string
+	}{
+		{"resumed without it", 0, ""},
+		{"resumed with it", 48, ""},
+		{"resumed with another", 72, "is the run with --timeout-hours 48, not 72"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.opts.TimeoutHours = 48
+			e.killAt("uploaded")
+			e.runner(t).Run(context.Background())
+			e.opts.TimeoutHours = tt.resume
+			_, err := e.runner(t).Run(context.Background())
+			if tt.want != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want ErrInvalid saying %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range e.fake.jobs {
+				if got := j.in.TimeoutDurationInHours; got == nil || *got != 48 {
+					t.Fatalf("the job was created with timeout %v, want 48", got)
+				}
 			}
 		})
 	}

@@ -23,6 +23,23 @@ const (
 	DefaultBytesPerJob = 5 << 30
 )
 
+// The range of a job's timeoutDurationInHours: CreateModelInvocationJob
+// refuses another value with a ValidationException (the API reference), so
+// keel refuses it first, before anything is uploaded.
+const (
+	MinTimeoutHours = 24
+	MaxTimeoutHours = 168
+)
+
+// CheckTimeoutHours refuses a job timeout Bedrock would refuse; zero means
+// Bedrock's default and passes.
+func CheckTimeoutHours(h int) error {
+	if h != 0 && (h < MinTimeoutHours || h > MaxTimeoutHours) {
+		return fmt.Errorf("jobs: a job's timeout is %d to %d hours, not %d", MinTimeoutHours, MaxTimeoutHours, h)
+	}
+	return nil
+}
+
 // Limits bound how the input is split into files and what one job may hold.
 // The zero value means Bedrock's defaults; each zero field takes its default.
 type Limits struct {

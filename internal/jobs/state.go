@@ -43,6 +43,7 @@ type State struct {
 	Region         string `json:"region,omitempty"` // where the job and its bucket are: every later step and the dead letters use it
 	Format         string `json:"format,omitempty"`
 	MaxTokens      int    `json:"maxTokens,omitempty"`
+	TimeoutHours   int32  `json:"timeoutHours,omitempty"` // the job's timeoutDurationInHours; 0: Bedrock's default
 
 	// Derived from the above (see RunID).
 	RunID     string `json:"runId"`
