@@ -233,6 +233,9 @@ func (r *Runner) Submit(ctx context.Context) error {
 			return err
 		}
 	}
+	if r.St.Step == StepCreated && r.St.JobARN == "" {
+		r.St.Step = StepUploaded // recorded by a keel that took a create without a jobArn for one
+	}
 	if r.St.Step == StepUploaded {
 		if err := r.create(ctx); err != nil {
 			return err
@@ -411,6 +414,10 @@ func (r *Runner) upload(ctx context.Context) error {
 	return r.point("uploaded")
 }
 
+// errNoARN is a CreateModelInvocationJob answered without the jobArn the
+// API always sends: a broken proxy or endpoint. It is retried.
+var errNoARN = errors.New("CreateModelInvocationJob answered without a jobArn")
+
 // nextAttempt puts the run back to "uploaded" (its files are in S3) for
 // its next job: the name and token gain the attempt's number, and the
 // ended job is listed as replaced.
@@ -479,6 +486,9 @@ func (r *Runner) create(ctx context.Context) error {
 		}
 		q.polled()
 		out, err := r.o.Bedrock.CreateModelInvocationJob(ctx, in)
+		if err == nil && aws.ToString(out.JobArn) == "" {
+			err = errNoARN // asking again with the same token gets the job's ARN
+		}
 		if err == nil {
 			arn = aws.ToString(out.JobArn)
 			break

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/bedrock"
 	btypes "github.com/aws/aws-sdk-go-v2/service/bedrock/types"
 
 	"github.com/keel-run/keel/internal/clock"
@@ -579,6 +580,67 @@ func TestTimeoutHoursRecorded(t *testing.T) {
 				if got := j.in.TimeoutDurationInHours; got == nil || *got != 48 {
 					t.Fatalf("the job was created with timeout %v, want 48", got)
 				}
+			}
+		})
+	}
+}
+
+// noARN answers the first n CreateModelInvocationJob calls that made or
+// found a job without its jobArn.
+type noARN struct {
+	*fakeAWS
+	n int
+}
+
+func (f *noARN) CreateModelInvocationJob(ctx context.Context, in *bedrock.CreateModelInvocationJobInput, o ...func(*bedrock.Options)) (*bedrock.CreateModelInvocationJobOutput, error) {
+	out, err := f.fakeAWS.CreateModelInvocationJob(ctx, in, o...)
+	if err == nil && f.n > 0 {
+		f.n--
+		out.JobArn = nil
+	}
+	return out, err
+}
+
+// TestCreateWithoutARN (review r5, finding 10): a create answered without
+// a jobArn is asked again (the token makes it the same job), and a state
+// that recorded such an answer as "created" goes back to create.
+func TestCreateWithoutARN(t *testing.T) {
+	tests := []struct {
+		name  string
+		n     int // creates answered without the ARN
+		stale bool
+		want  string // in the error; "" for a run that ends well
+	}{
+		{"once", 1, false, ""},
+		{"every time", 1 << 30, false, "gave up after 20 tries: CreateModelInvocationJob answered without a jobArn"},
+		{"a state recorded as created without a job", 0, true, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.opts.Bedrock = &noARN{fakeAWS: e.fake, n: tt.n}
+			if tt.stale {
+				e.killAt("uploaded")
+				e.runner(t).Run(context.Background())
+				st, _ := LoadState(e.opts.Out + ".jobstate")
+				st.Step = StepCreated
+				if err := st.save(e.opts.Out+".jobstate", t0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := e.runner(t).Run(context.Background())
+			if tt.want != "" {
+				st, _ := LoadState(e.opts.Out + ".jobstate")
+				if err == nil || !strings.Contains(err.Error(), tt.want) || st.Step != StepUploaded {
+					t.Fatalf("err = %v, step %q; want %q, step uploaded", err, st.Step, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.fake.creates != 1 {
+				t.Fatalf("%d jobs created, want 1", e.fake.creates)
 			}
 		})
 	}
