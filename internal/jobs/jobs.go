@@ -282,7 +282,7 @@ func (r *Runner) plan() error {
 		return err
 	}
 	lim := o.Limits.withDefaults()
-	in, lines, err := readLines(o)
+	in, lines, err := readLines(o, true)
 	if err != nil {
 		return err
 	}
@@ -313,7 +313,7 @@ func (r *Runner) plan() error {
 	st := &State{Version: stateVersion, Step: StepValidated, In: o.In, InputSHA256: in.SHA256, Records: len(in.Records),
 		Model: o.Model, S3: o.S3, Role: o.Role, InvocationType: string(invocation), Out: o.Out, Region: o.Region,
 		Format: string(o.Format), MaxTokens: o.MaxTokens, TimeoutHours: o.TimeoutHours,
-		RunID: runID, JobName: base, Token: "keel-" + runID,
+		KeelRecordIDs: true, RunID: runID, JobName: base, Token: "keel-" + runID,
 		InputURI: loc.URI(loc.Key(base + "/input/")), OutputURI: loc.URI(loc.Key(base + "/output/"))}
 	for i, s := range spans {
 		st.Files = append(st.Files, File{Key: loc.Key(fmt.Sprintf("%s/input/part-%05d.jsonl", base, i+1)), Start: s.Start, End: s.End, Bytes: s.Bytes})
@@ -322,6 +322,14 @@ func (r *Runner) plan() error {
 	return nil
 }
 
+// wireID is the recordId keel sends for the record at index i of the
+// input: "K" and ten digits. Bedrock's guide asks for an alphanumeric
+// recordId (older versions: "11 character alphanumeric string"), while
+// keel's inputs may carry any id ("q-0001", 7, "a b"); the results are
+// joined back to the user's ids by index. Distinct ids per run also mean
+// no id of one input can be read as another's.
+func wireID(i int) string { return fmt.Sprintf("K%010d", i) }
+
 // batchLine is one line of an uploaded input file.
 type batchLine struct {
 	RecordID   string          `json:"recordId"`
@@ -329,9 +337,10 @@ type batchLine struct {
 }
 
 // readLines reads and validates the input and builds each record's batch
-// line (with its '\n'). One job has one model and one invocation type, so
-// the records must agree on both.
-func readLines(o Options) (*batch.Input, [][]byte, error) {
+// line (with its '\n'), with keel's recordIds (wireID) when keelIDs is set,
+// else the input's. One job has one model and one invocation type, so the
+// records must agree on both.
+func readLines(o Options, keelIDs bool) (*batch.Input, [][]byte, error) {
 	in, err := batch.ReadInput(o.In, batch.InputOptions{Format: o.Format, Model: o.Model})
 	if err != nil {
 		return nil, nil, err
@@ -356,7 +365,11 @@ func readLines(o Options) (*batch.Input, [][]byte, error) {
 		var b bytes.Buffer
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(batchLine{RecordID: rec.ID, ModelInput: body}); err != nil {
+		id := rec.ID
+		if keelIDs {
+			id = wireID(i)
+		}
+		if err := enc.Encode(batchLine{RecordID: id, ModelInput: body}); err != nil {
 			return nil, nil, fmt.Errorf("jobs: line %d: %w", rec.Line, err)
 		}
 		lines[i] = b.Bytes()
@@ -368,7 +381,7 @@ func readLines(o Options) (*batch.Input, [][]byte, error) {
 func (r *Runner) loadInput() ([][]byte, error) {
 	o := r.o
 	o.In, o.Model, o.Format, o.MaxTokens = r.St.In, r.St.Model, batch.Format(r.St.Format), r.St.MaxTokens
-	in, lines, err := readLines(o)
+	in, lines, err := readLines(o, r.St.KeelRecordIDs)
 	if err != nil {
 		return nil, err
 	}

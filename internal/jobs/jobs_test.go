@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func TestRunCompleted(t *testing.T) {
 		t.Fatalf("summary %+v, manifest %+v", sum, sum.Manifest)
 	}
 	rs := readResults(t, e.opts.Out, 100)
-	if rs[7].Reply == nil || *rs[7].Reply != "answer R0007" || rs[7].Attempts != 1 {
+	if rs[7].Reply == nil || *rs[7].Reply != "answer "+wireID(7) || rs[7].Attempts != 1 {
 		t.Fatalf("record 7: %+v", rs[7])
 	}
 	if e.fake.creates != 1 {
@@ -200,7 +201,7 @@ func TestKillPoints(t *testing.T) {
 
 func TestPartiallyCompleted(t *testing.T) {
 	e := newEnv(t, 120)
-	e.fake.recordErr = func(id string) bool { return id == "R0003" || id == "R0100" }
+	e.fake.recordErr = func(id string) bool { return id == wireID(3) || id == wireID(100) }
 	sum, err := e.runner(t).Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -641,6 +642,70 @@ func TestCreateWithoutARN(t *testing.T) {
 			}
 			if e.fake.creates != 1 {
 				t.Fatalf("%d jobs created, want 1", e.fake.creates)
+			}
+		})
+	}
+}
+
+// TestRecordIDsOnTheWire (review r5, finding 12): whatever ids the input
+// carries, the uploaded records carry keel's (11 alphanumerics, as
+// Bedrock's guide asks), and the results are joined back to the input's.
+func TestRecordIDsOnTheWire(t *testing.T) {
+	wire := regexp.MustCompile(`^K[0-9]{10}$`)
+	tests := []struct {
+		name string
+		line func(i int) string
+		id   func(i int) string // the id in the result line
+	}{
+		{"ids with dashes, underscores and spaces", func(i int) string {
+			return fmt.Sprintf(`{"recordId": "call-%d_x y", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": [{"role": "user", "content": "q%d"}]}}`, i, i)
+		}, func(i int) string { return fmt.Sprintf("call-%d_x y", i) }},
+		{"long ids", func(i int) string {
+			return fmt.Sprintf(`{"recordId": "%s%d", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": [{"role": "user", "content": "q%d"}]}}`, strings.Repeat("x", 200), i, i)
+		}, func(i int) string { return fmt.Sprint(strings.Repeat("x", 200), i) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			var b strings.Builder
+			for i := range 100 {
+				b.WriteString(tt.line(i) + "\n")
+			}
+			e.opts.In = filepath.Join(t.TempDir(), "in.jsonl")
+			if err := os.WriteFile(e.opts.In, []byte(b.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			e.fake.recordErr = func(id string) bool { return id == wireID(7) }
+			sum, err := e.runner(t).Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.OK != 99 || sum.Failed != 1 {
+				t.Fatalf("summary %+v", sum)
+			}
+			for k, obj := range e.fake.objects {
+				if !strings.Contains(k, "/input/") {
+					continue
+				}
+				for l := range strings.Lines(string(obj)) {
+					var bl batchLine
+					if err := json.Unmarshal([]byte(l), &bl); err != nil || !wire.MatchString(bl.RecordID) {
+						t.Fatalf("%s: recordId %q (%v), want K and ten digits", k, bl.RecordID, err)
+					}
+				}
+			}
+			f, _ := os.ReadFile(e.opts.Out)
+			i := 0
+			for l := range strings.Lines(string(f)) {
+				var r struct {
+					RecordID string
+					Error    *struct{ Code string }
+				}
+				json.Unmarshal([]byte(l), &r)
+				if r.RecordID != tt.id(i) || (r.Error != nil) != (i == 7) {
+					t.Fatalf("result line %d: %+v, want record %q, failed only at 7", i+1, r, tt.id(i))
+				}
+				i++
 			}
 		})
 	}

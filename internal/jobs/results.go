@@ -81,7 +81,7 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 		line := &batch.ResultLine{}
 		line.SetID(rec)
 		results[i] = line
-		ol, ok := outs[rec.ID]
+		ol, ok := outs[r.sentID(i, rec)]
 		if ok && ol.Error == nil && len(ol.ModelOutput) > 0 {
 			line.Attempts = 1
 			if err := r.answered(line, rec, ol.ModelOutput); err != nil {
@@ -178,6 +178,14 @@ func (r *Runner) jobError() error {
 		return &JobError{JobID: st.JobID, Status: st.Status, Message: st.Message}
 	}
 	return nil
+}
+
+// sentID is the recordId the record at index i was uploaded with.
+func (r *Runner) sentID(i int, rec batch.Record) string {
+	if r.St.KeelRecordIDs {
+		return wireID(i)
+	}
+	return rec.ID
 }
 
 // answered fills a success line from the record's modelOutput.

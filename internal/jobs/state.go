@@ -45,6 +45,11 @@ type State struct {
 	MaxTokens      int    `json:"maxTokens,omitempty"`
 	TimeoutHours   int32  `json:"timeoutHours,omitempty"` // the job's timeoutDurationInHours; 0: Bedrock's default
 
+	// KeelRecordIDs: the uploaded records carry keel's recordIds (K and
+	// ten digits of the input index), joined back to the input's by index;
+	// false in a state of an older keel, which sent the input's ids.
+	KeelRecordIDs bool `json:"keelRecordIds,omitempty"`
+
 	// Derived from the above (see RunID).
 	RunID     string `json:"runId"`
 	JobName   string `json:"jobName"`
