@@ -82,7 +82,7 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 		line.SetID(rec)
 		results[i] = line
 		ol, ok := outs[r.sentID(i, rec)]
-		if ok && ol.Error == nil && len(ol.ModelOutput) > 0 {
+		if ok && ol.ok() {
 			line.Attempts = 1
 			if err := r.answered(line, rec, ol.ModelOutput); err != nil {
 				return nil, err
@@ -269,8 +269,9 @@ func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byt
 	return nil
 }
 
-// download reads every .out file under the job's output folder (the first
-// line of a recordId wins) and its manifest.json.out, if any.
+// download reads every .out file under the job's output folder (of the
+// lines of one recordId, the first answer wins, else the first line) and
+// its manifest.json.out, if any.
 func (r *Runner) download(ctx context.Context) (map[string]outLine, *Manifest, error) {
 	loc, err := ParseS3URI(r.St.OutputURI)
 	if err != nil {
@@ -339,9 +340,12 @@ func readOut(b []byte, outs map[string]outLine) error {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return fmt.Errorf("line %d: %v", n, err)
 		}
-		if _, dup := outs[l.RecordID]; !dup {
+		if was, dup := outs[l.RecordID]; !dup || (!was.ok() && l.ok()) {
 			outs[l.RecordID] = l
 		}
 	}
 	return sc.Err()
 }
+
+// ok reports whether the line is an answer: a modelOutput and no error.
+func (l outLine) ok() bool { return l.Error == nil && len(l.ModelOutput) > 0 }
