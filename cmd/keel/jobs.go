@@ -185,7 +185,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		maxTokens, minRecords, perFile, perHour int
 		bytesPerFile                            int64
 		first, maxPoll                          time.Duration
-		noDLQ, jsonOut, redrive, newJob         bool
+		noDLQ, jsonOut, redrive, newJob, redact bool
 		configFile                              string
 		timeoutHours                            int
 	)
@@ -216,6 +216,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	if step == "run" || step == "results" {
 		fs.StringVar(&dbp, "dlq", "keel-dlq.db", "dead-letter database for records the job failed or did not do")
 		fs.BoolVar(&noDLQ, "no-dlq", false, "do not park failures (they are still in --out)")
+		fs.BoolVar(&redact, "redact", false, "replace message text in parked bodies with \"[redacted N chars]\" (parked records then cannot be redriven)")
 		fs.BoolVar(&redrive, "redrive-on-demand", false, "send the records the job failed or did not do through keel's engine on demand (at the on-demand price) before writing --out")
 		fs.StringVar(&configFile, "config", "", "with --redrive-on-demand: a keel YAML configuration file (retries, routes, breakers)")
 	}
@@ -245,6 +246,10 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 		return bad("--state (or the --out of the run) is required")
 	case redrive && noDLQ:
 		return bad("--redrive-on-demand sends the records parked in the dead-letter queue, which --no-dlq turns off")
+	case redact && noDLQ:
+		return bad("--redact applies to the dead-letter queue, which --no-dlq turns off")
+	case redact && redrive:
+		return bad("--redact makes the parked records impossible to redrive, which --redrive-on-demand does; choose one")
 	case configFile != "" && !redrive:
 		return bad("--config configures the engine of --redrive-on-demand; pass that too")
 	case maxTokens < 0 || minRecords < 0 || perFile < 0 || bytesPerFile < 0 || perHour < 0 || first < 0 || maxPoll < 0 || timeoutHours < 0:
@@ -302,7 +307,7 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	o := jobs.Options{In: in, Format: fmtv, Model: model, MaxTokens: maxTokens, Out: out, State: state, S3: s3u, Role: role,
 		Limits:       jobs.Limits{MinRecordsPerJob: minRecords, RecordsPerFile: perFile, BytesPerFile: bytesPerFile},
 		Polling:      jobs.Polling{First: first, MaxInterval: maxPoll, PerHour: perHour},
-		TimeoutHours: int32(timeoutHours), NewJob: newJob}
+		TimeoutHours: int32(timeoutHours), NewJob: newJob, Redact: redact}
 	if t.emulated {
 		o.Polling.First = orDefault(first, emulatorPollFirst)
 		o.Polling.MaxInterval = orDefault(maxPoll, emulatorPollMax)

@@ -57,6 +57,11 @@ type Options struct {
 	Bedrock  BedrockAPI
 	// DLQ parks failed and unprocessed records; nil: they are only in the results file.
 	DLQ dlq.Store
+	// Redact replaces the text of messages and system prompts in the
+	// bodies parked in the DLQ with "[redacted N chars]" (dlq.RedactBody),
+	// as keel batch run --redact does; such dead letters cannot be
+	// redriven, so Redact and Redrive do not go together.
+	Redact bool
 	// Region is the region the clients call. It is recorded in the state
 	// file when the run begins: a later step in another region is refused,
 	// and the dead letters name the recorded one, for redrive.
@@ -158,6 +163,9 @@ func New(o Options) (*Runner, error) {
 	}
 	if o.S3Client == nil || o.Bedrock == nil {
 		return nil, errors.New("jobs: Options.S3Client and Options.Bedrock are required")
+	}
+	if o.Redact && o.Redrive != nil {
+		return nil, invalidError{errors.New("jobs: redacted dead letters cannot be redriven on demand: choose Redact or Redrive")}
 	}
 	r := &Runner{o: o, clk: o.Clock, rand: o.Rand}
 	if r.clk == nil {

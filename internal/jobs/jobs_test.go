@@ -710,3 +710,43 @@ func TestRecordIDsOnTheWire(t *testing.T) {
 		})
 	}
 }
+
+// TestRedact (review r5, finding 13): with Redact the dead letters keep
+// no prompt text, as keel batch run --redact; it cannot go with Redrive.
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		name    string
+		redact  bool
+		redrive bool
+		want    string // in New's error; "" for none
+		prompt  bool   // the dead letter holds the prompt
+	}{
+		{"redacted", true, false, "", false},
+		{"not redacted", false, false, "", true},
+		{"redacted and redriven", true, true, "cannot be redriven on demand", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.recordErr = func(id string) bool { return id == wireID(7) }
+			e.opts.Redact = tt.redact
+			if tt.redrive {
+				e.opts.Redrive = &fakeSender{fail: map[string]bool{}, calls: map[string]int{}}
+			}
+			r, err := New(e.opts)
+			if tt.want != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err = %v, want ErrInvalid saying %q", err, tt.want)
+				}
+				return
+			}
+			if _, err := r.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			parked, _ := e.dlq.List(context.Background(), dlq.Filter{})
+			if len(parked) != 1 || strings.Contains(string(parked[0].Body), `"q7"`) != tt.prompt || parked[0].Redacted != tt.redact {
+				t.Fatalf("%d dead letters; body %s, redacted %v", len(parked), parked[0].Body, parked[0].Redacted)
+			}
+		})
+	}
+}

@@ -261,6 +261,9 @@ func (r *Runner) park(ctx context.Context, rec batch.Record, batchLineJSON []byt
 	e := &dlq.Entry{Key: r.deadLetterKey(rec), Source: "jobs", Op: string(r.callOp()), Model: r.St.Model,
 		Region: cmp.Or(r.St.Region, r.o.Region), Body: bl.ModelInput, Code: le.Code, Status: le.Status, Message: le.Message,
 		Attempts: []dlq.Attempt{}, CreatedAt: now, FailedAt: now}
+	if r.o.Redact {
+		e.Body, e.Redacted = dlq.RedactBody(e.Body), true
+	}
 	id, err := r.o.DLQ.Put(ctx, e)
 	if err != nil {
 		return fmt.Errorf("jobs: parking record %s: %w", rec.RawID, err)
