@@ -31,12 +31,17 @@ type fakeAWS struct {
 	tokens  map[string]string // clientRequestToken → ARN
 	creates int               // CreateModelInvocationJob calls that made a job
 	gets    int
+	uploads map[string]map[int32][]byte // multipart upload id → its parts
+	parts   int                         // UploadPart calls that stored a part
+	aborted int                         // AbortMultipartUpload calls
+	started int                         // CreateMultipartUpload calls
 
 	// Behaviour.
 	end         btypes.ModelInvocationJobStatus // final status; "" → Completed (PartiallyCompleted when recordErr matches)
 	recordErr   func(id string) bool            // records answered with an error
 	throttleGet int                             // the first n GetModelInvocationJob calls are throttled
 	throttlePut int                             // the first n CreateModelInvocationJob calls are throttled
+	failPart    int                             // UploadPart number n fails (0: none)
 	pollsToEnd  int                             // GetModelInvocationJob calls in progress before the end; 0 → 2
 }
 
@@ -53,7 +58,7 @@ type fakeJob struct {
 }
 
 func newFake() *fakeAWS {
-	return &fakeAWS{objects: map[string][]byte{}, jobs: map[string]*fakeJob{}, tokens: map[string]string{}}
+	return &fakeAWS{objects: map[string][]byte{}, jobs: map[string]*fakeJob{}, tokens: map[string]string{}, uploads: map[string]map[int32][]byte{}}
 }
 
 func apiErr(code, msg string) error {
@@ -69,6 +74,53 @@ func (f *fakeAWS) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(
 	defer f.mu.Unlock()
 	f.objects[*in.Bucket+"/"+*in.Key] = b
 	return &s3.PutObjectOutput{}, nil
+}
+
+func (f *fakeAWS) CreateMultipartUpload(_ context.Context, in *s3.CreateMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started++
+	id := fmt.Sprintf("upload%d", f.started)
+	f.uploads[id] = map[int32][]byte{}
+	return &s3.CreateMultipartUploadOutput{UploadId: aws.String(id)}, nil
+}
+
+func (f *fakeAWS) UploadPart(_ context.Context, in *s3.UploadPartInput, _ ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *in.PartNumber == int32(f.failPart) {
+		return nil, apiErr("InternalError", "injected")
+	}
+	f.uploads[*in.UploadId][*in.PartNumber] = b
+	f.parts++
+	return &s3.UploadPartOutput{ETag: aws.String(fmt.Sprintf(`"%d"`, *in.PartNumber))}, nil
+}
+
+func (f *fakeAWS) CompleteMultipartUpload(_ context.Context, in *s3.CompleteMultipartUploadInput, _ ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b []byte
+	for i, p := range in.MultipartUpload.Parts {
+		if *p.PartNumber != int32(i+1) || *p.ETag != fmt.Sprintf(`"%d"`, i+1) {
+			return nil, apiErr("InvalidPart", fmt.Sprint("part ", i+1))
+		}
+		b = append(b, f.uploads[*in.UploadId][*p.PartNumber]...)
+	}
+	f.objects[*in.Bucket+"/"+*in.Key] = b
+	delete(f.uploads, *in.UploadId)
+	return &s3.CompleteMultipartUploadOutput{}, nil
+}
+
+func (f *fakeAWS) AbortMultipartUpload(_ context.Context, in *s3.AbortMultipartUploadInput, _ ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.uploads, *in.UploadId)
+	f.aborted++
+	return &s3.AbortMultipartUploadOutput{}, nil
 }
 
 func (f *fakeAWS) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {

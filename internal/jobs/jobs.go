@@ -28,6 +28,10 @@ import (
 // S3API is the part of aws-sdk-go-v2's *s3.Client the flow uses.
 type S3API interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, opts ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, opts ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, opts ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
@@ -99,6 +103,9 @@ type Options struct {
 	// crash, when set, is called at each kill point; an error it returns
 	// ends the run there, as a kill would (tests).
 	crash func(point string) error
+	// partSize, when set, replaces multipartPartSize and
+	// multipartThreshold (tests: the emulator's S3 takes parts from 5 MiB).
+	partSize int64
 }
 
 // Summary is what Results wrote.
@@ -412,9 +419,7 @@ func (r *Runner) upload(ctx context.Context) error {
 		if f.Uploaded {
 			continue
 		}
-		body := bytes.Join(lines[f.Start:f.End], nil)
-		if _, err := r.o.S3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.loc.Bucket), Key: aws.String(f.Key),
-			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String("application/jsonl")}); err != nil {
+		if err := r.put(ctx, f.Key, lines[f.Start:f.End]); err != nil {
 			return fmt.Errorf("jobs: uploading s3://%s/%s: %w", r.loc.Bucket, f.Key, err)
 		}
 		if err := r.point("uploaded-unrecorded"); err != nil {
