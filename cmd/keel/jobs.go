@@ -57,7 +57,9 @@ Each step is recorded in --state (default: OUT.jobstate). Kill it at any
 point and run the same command again: it goes on from there, never creates
 a second job (the job's name and clientRequestToken come from the run) and
 never loses or repeats a record. Ctrl-C while waiting leaves the job
-running in Bedrock.
+running in Bedrock; keel jobs stop works beside a waiting run. A run whose
+job ended Failed, Stopped or Expired stays that way; once the cause is
+fixed, the same command with --new submits the input again as a new job.
 
 Exit status: 0 every record answered; 1 some records failed, or the job
 ended Failed, Stopped or Expired, or a call failed; 2 bad flags or input;
