@@ -12,13 +12,17 @@
 // dead-letter queue with the job id and Bedrock's error). Run does all three.
 //
 // Every step is recorded in a state file (0600, replaced atomically) before
-// the next begins. The job's name and clientRequestToken are derived from
-// the run (the input's SHA-256, the model, the S3 location, the role and the
-// limits), and before creating a job the flow looks for one with that name:
-// a crash between "create" and "checkpoint" finds the job it created instead
-// of paying for a second. Dead letters are keyed by job and record, and the
-// results file is written whole and renamed into place, so running a
-// finished step again changes nothing.
+// the next begins; it also records the region, which every later step
+// uses. The job's name and clientRequestToken are derived from the run (the
+// input's SHA-256, the model, the S3 location, the role, the limits and the
+// timeout), and before creating a job the flow looks for one with that
+// name: a crash between "create" and "checkpoint" finds the job it created
+// instead of paying for a second. A job that ended Failed, Stopped or
+// Expired is replaced only when asked (Options.NewJob). Records are sent
+// with keel's own recordIds and joined back to the input's. Dead letters
+// are keyed by job and record, the results file is written whole and
+// renamed into place, and a run once done returns its recorded summary, so
+// running a finished step again changes nothing.
 //
 // The AWS clients are interfaces (S3API, BedrockAPI): the method subsets of
 // aws-sdk-go-v2's *s3.Client and *bedrock.Client the flow calls.
