@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -297,14 +298,15 @@ func (r *Runner) plan() error {
 		return err
 	}
 	lim := o.Limits.withDefaults()
-	in, lines, err := readLines(o, true)
+	inf, sizes, err := openInput(o, true)
 	if err != nil {
 		return err
 	}
-	sizes := make([]int64, len(lines))
-	ids := make([]string, len(lines))
-	for i, l := range lines {
-		sizes[i], ids[i] = int64(len(l)), fmt.Sprintf("%q (line %d)", in.Records[i].ID, in.Records[i].Line)
+	inf.Close() // read again, one file at a time, to upload
+	in := inf.in
+	ids := make([]string, len(sizes))
+	for i, rec := range in.Records {
+		ids[i] = fmt.Sprintf("%q (line %d)", rec.ID, rec.Line)
 	}
 	spans, err := split(sizes, ids, lim)
 	if err != nil {
@@ -351,11 +353,21 @@ type batchLine struct {
 	ModelInput json.RawMessage `json:"modelInput"`
 }
 
-// readLines reads and validates the input and builds each record's batch
-// line (with its '\n'), with keel's recordIds (wireID) when keelIDs is set,
-// else the input's. One job has one model and one invocation type, so the
-// records must agree on both.
-func readLines(o Options, keelIDs bool) (*batch.Input, [][]byte, error) {
+// inputFile is the validated input, open, whose batch lines are built
+// when asked, one record at a time: memory holds the lines of at most one
+// file (of one part, for a multipart upload), never the whole input.
+type inputFile struct {
+	in      *batch.Input
+	f       *os.File
+	o       Options
+	keelIDs bool // send keel's recordIds (wireID), else the input's
+}
+
+// openInput reads and validates the input and builds every record's batch
+// line once, keeping only its length (sizes), so that a record that cannot
+// be sent is refused before anything is uploaded. One job has one model
+// and one invocation type, so the records must agree on both.
+func openInput(o Options, keelIDs bool) (*inputFile, []int64, error) {
 	in, err := batch.ReadInput(o.In, batch.InputOptions{Format: o.Format, Model: o.Model})
 	if err != nil {
 		return nil, nil, err
@@ -367,59 +379,87 @@ func readLines(o Options, keelIDs bool) (*batch.Input, [][]byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("jobs: %w", err)
 	}
-	defer f.Close()
-	lines := make([][]byte, len(in.Records))
-	for i, rec := range in.Records {
-		_, model, body, err := batch.RecordRequest(f, rec, o.Model, o.MaxTokens)
+	inf := &inputFile{in: in, f: f, o: o, keelIDs: keelIDs}
+	sizes := make([]int64, len(in.Records))
+	for i := range in.Records {
+		l, err := inf.line(i)
 		if err != nil {
+			f.Close()
 			return nil, nil, err
 		}
-		if model != o.Model {
-			return nil, nil, fmt.Errorf("jobs: %s line %d: record %s names model %q, but a job runs one model (--model %s); drop its \"model\" or run it with keel batch run", o.In, rec.Line, rec.RawID, model, o.Model)
-		}
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		id := rec.ID
-		if keelIDs {
-			id = wireID(i)
-		}
-		if err := enc.Encode(batchLine{RecordID: id, ModelInput: body}); err != nil {
-			return nil, nil, fmt.Errorf("jobs: line %d: %w", rec.Line, err)
-		}
-		lines[i] = b.Bytes()
+		sizes[i] = int64(len(l))
 	}
-	return in, lines, nil
+	return inf, sizes, nil
 }
 
-// loadInput reads the input again on resume and checks it is the same file.
-func (r *Runner) loadInput() ([][]byte, error) {
-	o := r.o
-	o.In, o.Model, o.Format, o.MaxTokens = r.St.In, r.St.Model, batch.Format(r.St.Format), r.St.MaxTokens
-	in, lines, err := readLines(o, r.St.KeelRecordIDs)
+// line builds the batch line (with its '\n') of record i.
+func (inf *inputFile) line(i int) ([]byte, error) {
+	o, rec := inf.o, inf.in.Records[i]
+	_, model, body, err := batch.RecordRequest(inf.f, rec, o.Model, o.MaxTokens)
 	if err != nil {
 		return nil, err
 	}
-	if in.SHA256 != r.St.InputSHA256 {
+	if model != o.Model {
+		return nil, fmt.Errorf("jobs: %s line %d: record %s names model %q, but a job runs one model (--model %s); drop its \"model\" or run it with keel batch run", o.In, rec.Line, rec.RawID, model, o.Model)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	id := rec.ID
+	if inf.keelIDs {
+		id = wireID(i)
+	}
+	if err := enc.Encode(batchLine{RecordID: id, ModelInput: body}); err != nil {
+		return nil, fmt.Errorf("jobs: line %d: %w", rec.Line, err)
+	}
+	return b.Bytes(), nil
+}
+
+// lines yields the batch lines of records [start, end).
+func (inf *inputFile) lines(start, end int) iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for i := start; i < end; i++ {
+			l, err := inf.line(i)
+			if !yield(l, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (inf *inputFile) Close() error { return inf.f.Close() }
+
+// loadInput reads the input again on resume, checks it is the same file
+// and leaves it open for its lines; the caller closes it.
+func (r *Runner) loadInput() (*inputFile, error) {
+	o := r.o
+	o.In, o.Model, o.Format, o.MaxTokens = r.St.In, r.St.Model, batch.Format(r.St.Format), r.St.MaxTokens
+	inf, _, err := openInput(o, r.St.KeelRecordIDs)
+	if err != nil {
+		return nil, err
+	}
+	if inf.in.SHA256 != r.St.InputSHA256 {
+		inf.Close()
 		return nil, fmt.Errorf("jobs: %s changed since the run began (its SHA-256 differs from the state file's); restore it, or start a new run with another --state", r.St.In)
 	}
-	r.input = in
-	return lines, nil
+	r.input = inf.in
+	return inf, nil
 }
 
 // upload puts every file not yet uploaded. PutObject of the same key and
 // bytes is idempotent, so a file uploaded but not recorded is put again.
 func (r *Runner) upload(ctx context.Context) error {
-	lines, err := r.loadInput()
+	inf, err := r.loadInput()
 	if err != nil {
 		return err
 	}
+	defer inf.Close()
 	for i := range r.St.Files {
 		f := &r.St.Files[i]
 		if f.Uploaded {
 			continue
 		}
-		if err := r.put(ctx, f.Key, lines[f.Start:f.End]); err != nil {
+		if err := r.put(ctx, f.Key, f.Bytes, inf.lines(f.Start, f.End)); err != nil {
 			return fmt.Errorf("jobs: uploading s3://%s/%s: %w", r.loc.Bucket, f.Key, err)
 		}
 		if err := r.point("uploaded-unrecorded"); err != nil {

@@ -62,10 +62,11 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if st.Step != StepEnded {
 		return nil, fmt.Errorf("jobs: job %s is %s, not ended yet; wait for it first", st.JobID, st.Status)
 	}
-	lines, err := r.loadInput()
+	inf, err := r.loadInput()
 	if err != nil {
 		return nil, err
 	}
+	defer inf.Close()
 	outs, man, err := r.download(ctx)
 	if err != nil {
 		return nil, err
@@ -110,7 +111,11 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 			le.Status, _ = strconv.Atoi(strings.Trim(string(ol.Error.ErrorCode), `"`))
 			le.Message = fmt.Sprintf("job %s: %s", st.JobID, ol.Error.ErrorMessage)
 		}
-		if err := r.park(ctx, rec, lines[i], le); err != nil {
+		bl, err := inf.line(i)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.park(ctx, rec, bl, le); err != nil {
 			return nil, err
 		}
 		line.Error = le
@@ -291,24 +296,18 @@ func (r *Runner) download(ctx context.Context) (map[string]outLine, *Manifest, e
 		}
 		for _, obj := range page.Contents {
 			key := aws.ToString(obj.Key)
+			var read func(io.Reader) error
 			switch {
 			case strings.HasSuffix(key, "/manifest.json.out"):
-				b, err := r.get(ctx, loc.Bucket, key)
-				if err != nil {
-					return nil, nil, err
-				}
 				man = &Manifest{}
-				if err := json.Unmarshal(b, man); err != nil {
-					return nil, nil, fmt.Errorf("jobs: %s: %w", loc.URI(key), err)
-				}
+				read = func(rd io.Reader) error { return json.NewDecoder(rd).Decode(man) }
 			case strings.HasSuffix(key, ".out"):
-				b, err := r.get(ctx, loc.Bucket, key)
-				if err != nil {
-					return nil, nil, err
-				}
-				if err := readOut(b, outs); err != nil {
-					return nil, nil, fmt.Errorf("jobs: %s: %w", loc.URI(key), err)
-				}
+				read = func(rd io.Reader) error { return readOut(rd, outs) }
+			default:
+				continue
+			}
+			if err := r.read(ctx, loc.Bucket, key, read); err != nil {
+				return nil, nil, err
 			}
 		}
 		if aws.ToString(page.NextContinuationToken) == "" {
@@ -318,22 +317,23 @@ func (r *Runner) download(ctx context.Context) (map[string]outLine, *Manifest, e
 	}
 }
 
-func (r *Runner) get(ctx context.Context, bucket, key string) ([]byte, error) {
+// read downloads s3://bucket/key into read as it comes: an output file is
+// as long as its input (up to 1 GB) and more, and is never held whole.
+func (r *Runner) read(ctx context.Context, bucket, key string, read func(io.Reader) error) error {
 	out, err := r.o.S3Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return nil, fmt.Errorf("jobs: downloading s3://%s/%s: %w", bucket, key, err)
+		return fmt.Errorf("jobs: downloading s3://%s/%s: %w", bucket, key, err)
 	}
 	defer out.Body.Close()
-	b, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: downloading s3://%s/%s: %w", bucket, key, err)
+	if err := read(out.Body); err != nil {
+		return fmt.Errorf("jobs: s3://%s/%s: %w", bucket, key, err)
 	}
-	return b, nil
+	return nil
 }
 
 // readOut adds the lines of one .out file to outs.
-func readOut(b []byte, outs map[string]outLine) error {
-	sc := bufio.NewScanner(bytes.NewReader(b))
+func readOut(rd io.Reader, outs map[string]outLine) error {
+	sc := bufio.NewScanner(rd)
 	sc.Buffer(nil, 1<<30)
 	for n := 1; sc.Scan(); n++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {

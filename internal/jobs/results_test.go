@@ -27,7 +27,7 @@ func TestReadOutDuplicates(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			outs := map[string]outLine{}
-			if err := readOut([]byte(tt.lines), outs); err != nil {
+			if err := readOut(strings.NewReader(tt.lines), outs); err != nil {
 				t.Fatal(err)
 			}
 			l := outs["K0000000001"]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,24 +23,27 @@ const (
 	jsonlType = "application/jsonl"
 )
 
-// put uploads the lines as the object key: one PutObject, or a multipart
-// upload when they are longer than multipartThreshold. Either way the
-// object appears whole or not at all; a multipart upload that fails is
-// aborted (a kill leaves it incomplete: a bucket lifecycle rule
+// put uploads the lines, size bytes in all, as the object key: one
+// PutObject, or a multipart upload when they are longer than
+// multipartThreshold, which holds one part in memory at a time. Either
+// way the object appears whole or not at all; a multipart upload that
+// fails is aborted (a kill leaves it incomplete: a bucket lifecycle rule
 // AbortIncompleteMultipartUpload clears those).
-func (r *Runner) put(ctx context.Context, key string, lines [][]byte) error {
+func (r *Runner) put(ctx context.Context, key string, size int64, lines iter.Seq2[[]byte, error]) error {
 	threshold, partSize := int64(multipartThreshold), int64(multipartPartSize)
 	if r.o.partSize > 0 {
 		threshold, partSize = r.o.partSize, r.o.partSize
 	}
-	var size int64
-	for _, l := range lines {
-		size += int64(len(l))
-	}
 	if size <= threshold {
-		body := bytes.Join(lines, nil)
+		body := make([]byte, 0, size)
+		for l, err := range lines {
+			if err != nil {
+				return err
+			}
+			body = append(body, l...)
+		}
 		_, err := r.o.S3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(r.loc.Bucket), Key: aws.String(key),
-			Body: bytes.NewReader(body), ContentLength: aws.Int64(size), ContentType: aws.String(jsonlType)})
+			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))), ContentType: aws.String(jsonlType)})
 		return err
 	}
 	up, err := r.o.S3Client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(r.loc.Bucket), Key: aws.String(key),
@@ -62,7 +66,7 @@ func (r *Runner) put(ctx context.Context, key string, lines [][]byte) error {
 
 // putParts uploads the lines, cut into parts of partSize bytes (the last
 // shorter; a line may span two parts), and returns them for the completion.
-func (r *Runner) putParts(ctx context.Context, key string, uploadID *string, lines [][]byte, partSize int64) ([]s3types.CompletedPart, error) {
+func (r *Runner) putParts(ctx context.Context, key string, uploadID *string, lines iter.Seq2[[]byte, error], partSize int64) ([]s3types.CompletedPart, error) {
 	var parts []s3types.CompletedPart
 	send := func(b []byte) error {
 		n := int32(len(parts) + 1)
@@ -75,7 +79,10 @@ func (r *Runner) putParts(ctx context.Context, key string, uploadID *string, lin
 		return nil
 	}
 	buf := make([]byte, 0, partSize)
-	for _, l := range lines {
+	for l, err := range lines {
+		if err != nil {
+			return nil, err
+		}
 		for len(l) > 0 {
 			k := min(len(l), int(partSize)-len(buf))
 			buf, l = append(buf, l[:k]...), l[k:]
