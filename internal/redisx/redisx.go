@@ -48,6 +48,13 @@ const (
 	// minute of quota refills in one, so an older key holds nothing that
 	// a fresh one would not.
 	IdleTTL = 10 * time.Minute
+	// replyLogEvery is how often one kind of error reply is logged again:
+	// a script failing on every call must not flood the log, and an
+	// operator still sees within a minute that it goes on.
+	replyLogEvery = time.Minute
+	// maxReplyKinds bounds the kinds of error reply counted apart (the
+	// metric's label values); further kinds count as "other".
+	maxReplyKinds = 16
 )
 
 // Options configure a Client. The zero value of each field takes its
@@ -86,13 +93,19 @@ type Client struct {
 	id      string
 	log     *slog.Logger
 
-	replicas atomic.Int64 // alive at the last heartbeat, ≥ 1
-	failures atomic.Uint64
-	episodes atomic.Uint64
+	replicas   atomic.Int64 // alive at the last heartbeat, ≥ 1
+	failures   atomic.Uint64
+	episodes   atomic.Uint64
+	replyCount atomic.Uint64
 
 	mu        sync.Mutex
 	downSince time.Time // zero while healthy
 	lastErr   string
+	replies   map[string]*replyLog // error replies by kind
+	lastReply string
+
+	replyErrs *prometheus.CounterVec
+	now       func() time.Time // the rate limit of the reply logs' clock
 
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -103,6 +116,62 @@ type Client struct {
 // connection, a Redis error), so that callers can tell Redis's failures
 // from their own.
 var ErrUnavailable = errors.New("redis: unavailable")
+
+// ErrReply matches a ReplyError: Redis answered, with an error.
+var ErrReply = fmt.Errorf("%w: error reply", ErrUnavailable)
+
+// ReplyError is an error reply of Redis to one command that says nothing
+// of Redis as a whole (a script's runtime error, WRONGTYPE, OOM, NOPERM,
+// MOVED): the operation failed, but the Client stays healthy. It matches
+// ErrReply and ErrUnavailable, so a store falls back to local state for
+// that operation.
+type ReplyError struct {
+	// Kind is the reply's first word ("ERR", "WRONGTYPE", "OOM", …), or
+	// "other".
+	Kind string
+	msg  string
+}
+
+func (e *ReplyError) Error() string { return "redis: error reply: " + e.msg }
+
+// Is reports whether target is ErrReply or ErrUnavailable.
+func (e *ReplyError) Is(target error) bool { return target == ErrReply || target == ErrUnavailable }
+
+// Garbage reports whether the keys the command touched may have caused
+// the error (ERR, such as a script's runtime error or HINCRBY on a
+// non-integer; WRONGTYPE): a store then resets them.
+func (e *ReplyError) Garbage() bool { return e.Kind == "ERR" || e.Kind == "WRONGTYPE" }
+
+// outageReplies are the error replies that say Redis as a whole cannot
+// serve for now (loading its data, a replica that lost its primary or
+// refuses writes, out of clients, busy with a script), not that one
+// command failed.
+var outageReplies = map[string]bool{"LOADING": true, "READONLY": true, "MASTERDOWN": true, "CLUSTERDOWN": true,
+	"TRYAGAIN": true, "NOREPLICAS": true, "BUSY": true, "MISCONF": true}
+
+// classify returns err as a *ReplyError when it is an error reply that is
+// not an outage, else nil.
+func classify(err error) *ReplyError {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return nil // a timeout, a refused or closed connection, a full pool
+	}
+	msg := re.Error()
+	kind, _, _ := strings.Cut(msg, " ")
+	if outageReplies[kind] || strings.HasPrefix(msg, "ERR max number of clients") {
+		return nil
+	}
+	if len(kind) > 16 || strings.TrimFunc(kind, func(r rune) bool { return r >= 'A' && r <= 'Z' }) != "" {
+		kind = "other"
+	}
+	return &ReplyError{Kind: kind, msg: msg}
+}
+
+// replyLog is the log's record of one kind of error reply.
+type replyLog struct {
+	logged time.Time // when it was last logged
+	since  int       // replies of the kind not logged since
+}
 
 // Open connects to Redis and starts the heartbeat. A URL that does not
 // parse, TLS files that do not load and a password Redis refuses are
@@ -152,8 +221,13 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	goredisLog.Do(func() { redis.SetLogger(debugLog{}) })
 	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
-		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{}),
+		replies: make(map[string]*replyLog), now: time.Now,
+		replyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keel_redis_reply_errors_total",
+			Help: "Error replies of Redis to one operation (a script's error, OOM, NOPERM, MOVED), by kind: the operation fell back to local state, Redis stayed in use."},
+			[]string{"kind"})}
 	c.replicas.Store(1)
 	bctx, cancel := context.WithTimeout(ctx, timeout)
 	err = c.beatOnce(bctx, c.rdb)
@@ -162,11 +236,47 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	case err != nil && isAuth(err):
 		c.rdb.Close()
 		return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
-	case err != nil:
+	case err != nil && classify(err) == nil:
 		c.fail(err) // the Client starts degraded
+	}
+	var answer redis.Error
+	if err == nil || errors.As(err, &answer) {
+		// Redis answered (a Cluster node without slots says CLUSTERDOWN).
+		if cerr := c.notCluster(ctx); cerr != nil {
+			c.rdb.Close()
+			return nil, cerr
+		}
+		if re := classify(err); re != nil {
+			c.reply(re)
+		}
 	}
 	go c.heartbeat()
 	return c, nil
+}
+
+// notCluster returns an error naming redis.url when the server is a node
+// of a Redis Cluster, which keel does not support yet: a single-node
+// client gets MOVED for most keys. A server that does not answer INFO
+// passes.
+func (c *Client) notCluster(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	info, err := c.rdb.Info(ctx, "cluster").Result()
+	if err == nil && strings.Contains(info, "cluster_enabled:1") {
+		return fmt.Errorf("redis.url: the server is a Redis Cluster node; keel does not support Redis Cluster yet (docs/redis.md): point it at a single Redis or a primary")
+	}
+	return nil
+}
+
+// goredisLog sets go-redis's logger once per process.
+var goredisLog sync.Once
+
+// debugLog sends go-redis's own log lines (each failed dial, say) to
+// slog.Default at Debug: the Client's episode lines say it once.
+type debugLog struct{}
+
+func (debugLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "redis: go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // isAuth reports a refused password or user.
@@ -248,7 +358,9 @@ func (c *Client) Key(kind, target string) string {
 // records the outcome: a failure starts or continues an episode, a success
 // ends one; a failure after ctx was cancelled (the caller gave up) is neither. Its
 // error wraps ErrUnavailable. A redis.Nil reply is a success and is
-// returned as it is.
+// returned as it is. An error reply that is no outage (see ReplyError) is
+// an answer: it is counted and logged (once a minute per kind) and
+// returned as a *ReplyError, and ends an episode like a success.
 func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -267,8 +379,63 @@ func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis
 		// does count: Redis took all the time the call had.)
 		return fmt.Errorf("%w: %w", ErrUnavailable, perr)
 	}
+	if re := classify(err); re != nil {
+		c.ok()
+		c.reply(re)
+		return re
+	}
 	c.fail(err)
 	return fmt.Errorf("%w: %s", ErrUnavailable, redactErr(err))
+}
+
+// ResetGarbage deletes keys when err is an error reply they may have
+// caused (ReplyError.Garbage), so that the next operation starts them
+// afresh, as a store does with what it does not recognise; it reports
+// whether it deleted them.
+func (c *Client) ResetGarbage(ctx context.Context, err error, keys ...string) bool {
+	var re *ReplyError
+	if !errors.As(err, &re) || !re.Garbage() {
+		return false
+	}
+	return c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error { return rdb.Del(ctx, keys...).Err() }) == nil
+}
+
+// reply counts an error reply and logs it unless its kind was logged less
+// than replyLogEvery ago.
+func (c *Client) reply(re *ReplyError) {
+	c.mu.Lock()
+	c.lastReply = re.msg
+	kind := re.Kind
+	if _, ok := c.replies[kind]; !ok && len(c.replies) >= maxReplyKinds {
+		kind = "other"
+	}
+	l := c.replies[kind]
+	if l == nil {
+		l = &replyLog{}
+		c.replies[kind] = l
+	}
+	now := c.now()
+	logIt := l.logged.IsZero() || now.Sub(l.logged) >= replyLogEvery
+	since := l.since
+	if logIt {
+		l.logged, l.since = now, 0
+	} else {
+		l.since++
+	}
+	c.mu.Unlock()
+	c.replyCount.Add(1)
+	c.replyErrs.WithLabelValues(kind).Inc()
+	if !logIt {
+		return
+	}
+	switch kind {
+	case "MOVED", "ASK", "CROSSSLOT":
+		c.log.Error("redis: the server is part of a Redis Cluster, which keel does not support yet (docs/redis.md): point redis.url at a single Redis or a primary; operations fall back to local state",
+			"err", re.msg)
+	default:
+		c.log.Warn("redis: error reply; the operation falls back to local state, Redis stays in use",
+			"kind", kind, "err", re.msg, "unlogged", since)
+	}
 }
 
 func (c *Client) ok() {
@@ -322,13 +489,18 @@ type Stats struct {
 	Episodes  uint64 // times Redis became unreachable
 	Replicas  int    // alive at the last heartbeat
 	Share     float64
+	// ReplyErrors counts error replies that were no outage (ReplyError);
+	// LastReply is the last one's text.
+	ReplyErrors uint64
+	LastReply   string
 }
 
 // Stats returns the connection's health.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
-	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr}
+	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply}
 	c.mu.Unlock()
+	s.ReplyErrors = c.replyCount.Load()
 	s.Failures, s.Episodes = c.failures.Load(), c.episodes.Load()
 	s.Replicas, s.Share = int(c.replicas.Load()), c.Share()
 	return s
@@ -374,7 +546,8 @@ func (c *Client) heartbeat() {
 
 // Collectors returns the connection's Prometheus metrics: keel_redis_up
 // (1 while shared state is in use), keel_redis_failures_total,
-// keel_redis_episodes_total, keel_redis_replicas and keel_redis_share.
+// keel_redis_episodes_total, keel_redis_replicas, keel_redis_share and
+// keel_redis_reply_errors_total{kind}.
 func (c *Client) Collectors() []prometheus.Collector {
 	up := func() float64 {
 		if c.Degraded() {
@@ -393,5 +566,6 @@ func (c *Client) Collectors() []prometheus.Collector {
 			Help: "keel processes seen alive through the heartbeat set at the last beat."}, func() float64 { return float64(c.replicas.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_share",
 			Help: "Part of each limit this process uses while Redis is unreachable."}, c.Share),
+		c.replyErrs,
 	}
 }

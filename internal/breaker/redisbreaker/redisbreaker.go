@@ -173,6 +173,7 @@ func (s *Store) run(ctx context.Context, script *redis.Script, target string, ar
 		return err
 	})
 	if err != nil {
+		c.ResetGarbage(ctx, err, keys...)
 		return breaker.View{}, err
 	}
 	if len(r) != 6 {

@@ -136,6 +136,7 @@ func (s *Store) run(ctx context.Context, op string, window time.Duration, ratio,
 		return err
 	})
 	if err != nil {
+		s.g.Client().ResetGarbage(ctx, err, s.key)
 		return budget.Counts{}, false, err
 	}
 	if len(r) != 3 {
