@@ -217,10 +217,17 @@ type SharedStats struct {
 	// Failures counts the round trips that failed, Episodes the times
 	// Redis became unreachable.
 	Failures, Episodes uint64
-	// Replicas is the number of keel processes seen alive at the last
-	// heartbeat; Share is the part of each limit used while degraded.
-	Replicas int
-	Share    float64
+	// Replicas is the number of keel processes the heartbeat counts
+	// (the highest count within its time to live); Share is the part of
+	// each limit used while degraded. ShareGuessed reports a Share of 1
+	// that no count backs: redis.share unset and no heartbeat ever got
+	// through.
+	Replicas     int
+	Share        float64
+	ShareGuessed bool
+	// ReplyErrors counts Redis's error replies that were no outage (a
+	// script's error, OOM, NOPERM): each such operation fell back alone.
+	ReplyErrors uint64
 }
 
 // Shared returns the health of the connection to Redis; ok is false when
@@ -231,7 +238,7 @@ func (k *Keel) Shared() (s SharedStats, ok bool) {
 	}
 	st := k.shared.Stats()
 	return SharedStats{Degraded: st.Degraded, DownSince: st.DownSince, LastError: st.LastError, Failures: st.Failures,
-		Episodes: st.Episodes, Replicas: st.Replicas, Share: st.Share}, true
+		Episodes: st.Episodes, Replicas: st.Replicas, Share: st.Share, ShareGuessed: st.ShareGuessed, ReplyErrors: st.ReplyErrors}, true
 }
 
 // Close ends what New started: the connection to Redis and its heartbeat,

@@ -1,6 +1,9 @@
 package redisx
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetNow sets the clock of the reply logs' rate limit.
 func (c *Client) SetNow(now func() time.Time) {
@@ -8,3 +11,17 @@ func (c *Client) SetNow(now func() time.Time) {
 	defer c.mu.Unlock()
 	c.now = now
 }
+
+// Beat runs one heartbeat now.
+func (c *Client) Beat(ctx context.Context) error { return c.beat(ctx) }
+
+// SetBeatEvery sets the interval of the heartbeats of the Clients opened
+// until the func it returns is called.
+func SetBeatEvery(d time.Duration) (restore func()) {
+	old := beatEvery
+	beatEvery = d
+	return func() { beatEvery = old }
+}
+
+// HeartbeatTTL is how long a heartbeat counts.
+const HeartbeatTTL = heartbeatTTL

@@ -69,7 +69,8 @@ type Options struct {
 	// TLS adds to a rediss:// URL's TLS settings.
 	TLS config.RedisTLS
 	// Share is the part of each limit used while Redis fails; 0: 1 ÷ the
-	// replicas alive at the last heartbeat.
+	// replicas counted by the heartbeat (see Client.Share), or 1 while
+	// none was ever counted. Operators should set it (docs/redis.md).
 	Share float64
 	// ID names this process in the heartbeat set; empty: host:pid and a
 	// random suffix.
@@ -93,7 +94,7 @@ type Client struct {
 	id      string
 	log     *slog.Logger
 
-	replicas   atomic.Int64 // alive at the last heartbeat, ≥ 1
+	replicas   atomic.Int64 // the count Share divides by, ≥ 1 (see counted)
 	failures   atomic.Uint64
 	episodes   atomic.Uint64
 	replyCount atomic.Uint64
@@ -103,6 +104,9 @@ type Client struct {
 	lastErr   string
 	replies   map[string]*replyLog // error replies by kind
 	lastReply string
+	counts    []count // the heartbeat's counts within heartbeatTTL
+	beatDown  bool    // the last beat failed
+	every     time.Duration
 
 	replyErrs *prometheus.CounterVec
 	now       func() time.Time // the rate limit of the reply logs' clock
@@ -167,6 +171,15 @@ func classify(err error) *ReplyError {
 	return &ReplyError{Kind: kind, msg: msg}
 }
 
+// count is a replica count a beat saw, and when.
+type count struct {
+	n  int64
+	at time.Time
+}
+
+// beatEvery is heartbeatEvery, but for tests of the count.
+var beatEvery = heartbeatEvery
+
 // replyLog is the log's record of one kind of error reply.
 type replyLog struct {
 	logged time.Time // when it was last logged
@@ -224,7 +237,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	goredisLog.Do(func() { redis.SetLogger(debugLog{}) })
 	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
 		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{}),
-		replies: make(map[string]*replyLog), now: time.Now,
+		replies: make(map[string]*replyLog), now: time.Now, every: beatEvery,
 		replyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keel_redis_reply_errors_total",
 			Help: "Error replies of Redis to one operation (a script's error, OOM, NOPERM, MOVED), by kind: the operation fell back to local state, Redis stayed in use."},
 			[]string{"kind"})}
@@ -456,10 +469,15 @@ func (c *Client) fail(err error) {
 		c.downSince = time.Now()
 	}
 	c.lastErr = redactErr(err)
+	guessed := c.share == 0 && len(c.counts) == 0
 	c.mu.Unlock()
 	if first {
 		c.episodes.Add(1)
-		c.log.Warn("redis: unreachable; each limit falls back to this process's share", "share", c.Share(), "err", redactErr(err))
+		if guessed {
+			c.log.Warn("redis: unreachable; each limit falls back to this process's share, which is 1 (the whole limit, as for every replica so started): no replica was ever counted and redis.share is unset (set it, docs/redis.md)", "err", redactErr(err))
+		} else {
+			c.log.Warn("redis: unreachable; each limit falls back to this process's share", "share", c.Share(), "err", redactErr(err))
+		}
 	}
 }
 
@@ -471,8 +489,13 @@ func (c *Client) Degraded() bool {
 }
 
 // Share returns the part of each limit this process uses while Redis
-// fails: the configured share, or 1 ÷ the replicas alive at the last
-// heartbeat that got through.
+// fails: the configured share, or 1 ÷ the replicas the heartbeat counted:
+// the highest count of the beats within heartbeatTTL of the last that got
+// through, so that the count drops no faster than dead replicas' beats
+// expire and holds while Redis fails. The first beat after a failure
+// keeps the counts before it for another heartbeatTTL: a Redis restarted
+// empty has not yet heard from the other replicas. While no beat ever got
+// through the share is 1 (Stats.Counted is false).
 func (c *Client) Share() float64 {
 	if c.share > 0 {
 		return c.share
@@ -489,6 +512,9 @@ type Stats struct {
 	Episodes  uint64 // times Redis became unreachable
 	Replicas  int    // alive at the last heartbeat
 	Share     float64
+	// ShareGuessed reports a Share of 1 that no count backs: no share is
+	// configured and no beat ever got through.
+	ShareGuessed bool
 	// ReplyErrors counts error replies that were no outage (ReplyError);
 	// LastReply is the last one's text.
 	ReplyErrors uint64
@@ -498,9 +524,11 @@ type Stats struct {
 // Stats returns the connection's health.
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
-	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply}
+	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply,
+		ShareGuessed: len(c.counts) == 0}
 	c.mu.Unlock()
 	s.ReplyErrors = c.replyCount.Load()
+	s.ShareGuessed = s.ShareGuessed && c.share == 0
 	s.Failures, s.Episodes = c.failures.Load(), c.episodes.Load()
 	s.Replicas, s.Share = int(c.replicas.Load()), c.Share()
 	return s
@@ -524,15 +552,40 @@ func (c *Client) beat(ctx context.Context) error { return c.Do(ctx, c.beatOnce) 
 
 func (c *Client) beatOnce(ctx context.Context, rdb *redis.Client) error {
 	n, err := beatScript.Run(ctx, rdb, []string{c.Key("replicas", "")}, c.id, heartbeatTTL.Milliseconds()).Int64()
-	if err == nil {
-		c.replicas.Store(max(n, 1))
-	}
+	c.counted(max(n, 1), err)
 	return err
+}
+
+// counted records a beat's count n, or its failure err.
+func (c *Client) counted(n int64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.beatDown = true
+		return
+	}
+	now := c.now()
+	if c.beatDown || !c.downSince.IsZero() {
+		for i := range c.counts {
+			c.counts[i].at = now
+		}
+	}
+	c.beatDown = false
+	c.counts = append(c.counts, count{n: n, at: now})
+	kept := c.counts[:0]
+	for _, k := range c.counts {
+		if now.Sub(k.at) < heartbeatTTL {
+			kept = append(kept, k)
+			n = max(n, k.n)
+		}
+	}
+	c.counts = kept
+	c.replicas.Store(n)
 }
 
 func (c *Client) heartbeat() {
 	defer close(c.done)
-	t := time.NewTicker(heartbeatEvery)
+	t := time.NewTicker(c.every)
 	defer t.Stop()
 	for {
 		select {

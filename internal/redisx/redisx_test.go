@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -321,5 +322,81 @@ func TestGoRedisLogsAtDebug(t *testing.T) {
 	c.Close()
 	if out := logs.String(); !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "redis: go-redis") {
 		t.Errorf("go-redis's lines did not go to slog at Debug:\n%s", out)
+	}
+}
+
+func TestShareCount(t *testing.T) {
+	defer redisx.SetBeatEvery(time.Hour)() // only the test's beats
+	srv := redistest.Start(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := open(t, redisx.Options{URL: srv.URL, ID: "o", Logger: quiet})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	o.SetNow(func() time.Time { return now })
+	var others []*redisx.Client
+	start := func() {
+		for _, id := range []string{"a", "b"} {
+			others = append(others, open(t, redisx.Options{URL: srv.URL, ID: id, Logger: quiet}))
+		}
+	}
+	stop := func() {
+		for _, c := range others {
+			c.Close()
+		}
+		others = nil
+	}
+	for _, step := range []struct {
+		name    string
+		do      func()
+		advance time.Duration
+		down    bool // the beat fails
+		want    int  // replicas counted
+	}{
+		{name: "three alive", do: start, want: 3},
+		{name: "two gone: held while their beats could still count", do: stop, advance: time.Second, want: 3},
+		{name: "two gone for a heartbeat TTL", advance: redisx.HeartbeatTTL, want: 1},
+		{name: "three again", do: start, advance: time.Second, want: 3},
+		{name: "Redis down: the count holds", do: srv.Kill, advance: time.Minute, down: true, want: 3},
+		{name: "Redis back empty: the first beat counts 1, the count holds", do: srv.Restart, advance: time.Minute, want: 3},
+		{name: "down again at once: the count holds", do: srv.Kill, advance: time.Second, down: true, want: 3},
+		{name: "back again", do: srv.Restart, advance: time.Second, want: 3},
+		{name: "a heartbeat TTL of beats after", advance: redisx.HeartbeatTTL, want: 1},
+	} {
+		if step.do != nil {
+			step.do()
+		}
+		now = now.Add(step.advance)
+		err := o.Beat(context.Background())
+		if (err != nil) != step.down {
+			t.Fatalf("%s: beat: %v, want failed %v", step.name, err, step.down)
+		}
+		if s := o.Stats(); s.Replicas != step.want || s.Share != 1/float64(step.want) || s.ShareGuessed {
+			t.Errorf("%s: %d replicas, share %g, guessed %v; want %d, 1/%d, not guessed", step.name, s.Replicas, s.Share, s.ShareGuessed, step.want, step.want)
+		}
+	}
+}
+
+func TestShareNeverCounted(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill()
+	for _, tc := range []struct {
+		name        string
+		share       float64
+		wantShare   float64
+		wantGuessed bool
+		wantLog     string
+	}{
+		{"no share configured", 0, 1, true, "redis.share is unset"},
+		{"a share configured", 0.25, 0.25, false, "share=0.25"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuf
+			c := open(t, redisx.Options{URL: srv.URL, Share: tc.share, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if s := c.Stats(); s.Share != tc.wantShare || s.ShareGuessed != tc.wantGuessed {
+				t.Errorf("started with Redis down: share %g, guessed %v; want %g, %v", s.Share, s.ShareGuessed, tc.wantShare, tc.wantGuessed)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log %q, want %q", logs.String(), tc.wantLog)
+			}
+		})
 	}
 }
