@@ -352,6 +352,9 @@ func (c *Client) Close() error {
 	return c.rdb.Close()
 }
 
+// ID returns the name of this process in the heartbeat set.
+func (c *Client) ID() string { return c.id }
+
 // Redis returns the underlying client, for scripts and commands a store
 // runs through Do.
 func (c *Client) Redis() *redis.Client { return c.rdb }
