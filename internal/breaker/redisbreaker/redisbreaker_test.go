@@ -512,3 +512,22 @@ func TestQuorum(t *testing.T) {
 		}
 	})
 }
+
+func TestProbeSuccessRenewsTTL(t *testing.T) {
+	f := newFleet(t, nil, 1, breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 2, Successes: 2})
+	f.open(0)
+	f.endCooldown()
+	p := f.allow(0)
+	if p == nil {
+		t.Fatal("no probe")
+	}
+	ctx := context.Background()
+	// Most of the half-open state's idle time passes.
+	if err := f.rdb.PExpire(ctx, stateKey, time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.Done(breaker.Success) // one of two: the state stays half-open
+	if ttl, err := f.rdb.PTTL(ctx, stateKey).Result(); err != nil || ttl < redisx.IdleTTL-time.Minute {
+		t.Errorf("state key's TTL after a probe's success %v (%v), want about %v", ttl, err, redisx.IdleTTL)
+	}
+}
