@@ -25,3 +25,10 @@ func SetBeatEvery(d time.Duration) (restore func()) {
 
 // HeartbeatTTL is how long a heartbeat counts.
 const HeartbeatTTL = heartbeatTTL
+
+// WaitAccount waits for the look-up of the account (Options.Account) and
+// its first claim to end.
+func (c *Client) WaitAccount() { <-c.looked }
+
+// Claim renews the account's claim now, as a heartbeat does.
+func (c *Client) Claim(ctx context.Context) { c.claim(ctx) }

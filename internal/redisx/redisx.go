@@ -12,8 +12,10 @@ package redisx
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +57,11 @@ const (
 	// maxReplyKinds bounds the kinds of error reply counted apart (the
 	// metric's label values); further kinds count as "other".
 	maxReplyKinds = 16
+	// accountWithin bounds the look-up of this process's AWS account
+	// (Options.Account): credentials that take longer (a metadata service
+	// that does not answer) leave the prefix unclaimed, not the start
+	// held.
+	accountWithin = 10 * time.Second
 )
 
 // Options configure a Client. The zero value of each field takes its
@@ -77,6 +84,14 @@ type Options struct {
 	ID string
 	// Logger receives the episode lines; nil: slog.Default().
 	Logger *slog.Logger
+	// Account, if not nil, returns the AWS account whose quotas this
+	// process spends ("" when its credentials do not say). The keys name
+	// no account, so one prefix must mean one account: the Client claims
+	// the prefix for its account (a hash of it, with each heartbeat) and
+	// logs an error, shown in Stats, when a live process of another
+	// account holds it. It is called once, in the background, bounded by
+	// accountWithin.
+	Account func(ctx context.Context) (string, error)
 }
 
 // FromConfig returns the Options of a configuration's redis section.
@@ -111,9 +126,13 @@ type Client struct {
 	replyErrs *prometheus.CounterVec
 	now       func() time.Time // the rate limit of the reply logs' clock
 
+	account  string // this process's account's claim; "" while unknown
+	conflict string // the claim of another account holding the prefix
+
 	closeOnce sync.Once
 	stop      chan struct{}
 	done      chan struct{}
+	looked    chan struct{} // closed when the account's look-up ended
 }
 
 // ErrUnavailable wraps every failure of a round trip (a timeout, a refused
@@ -237,7 +256,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	goredisLog.Do(func() { redis.SetLogger(debugLog{}) })
 	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
 		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{}),
-		replies: make(map[string]*replyLog), now: time.Now, every: beatEvery,
+		replies: make(map[string]*replyLog), now: time.Now, every: beatEvery, looked: make(chan struct{}),
 		replyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keel_redis_reply_errors_total",
 			Help: "Error replies of Redis to one operation (a script's error, OOM, NOPERM, MOVED), by kind: the operation fell back to local state, Redis stayed in use."},
 			[]string{"kind"})}
@@ -264,7 +283,80 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		}
 	}
 	go c.heartbeat()
+	if o.Account != nil {
+		go c.lookUpAccount(o.Account)
+	} else {
+		close(c.looked)
+	}
 	return c, nil
+}
+
+// lookUpAccount asks for this process's account and, when it is known,
+// claims the prefix for it.
+func (c *Client) lookUpAccount(account func(ctx context.Context) (string, error)) {
+	defer close(c.looked)
+	ctx, cancel := context.WithTimeout(context.Background(), accountWithin)
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	id, err := account(ctx)
+	if err != nil || id == "" {
+		c.log.Debug("redis: this process's AWS account is not known; the prefix is not claimed for it", "err", err)
+		return
+	}
+	sum := sha256.Sum256([]byte(id))
+	claim := "…" + id[max(len(id)-4, 0):] + ":" + hex.EncodeToString(sum[:8])
+	c.mu.Lock()
+	c.account = claim
+	c.mu.Unlock()
+	c.claim(context.Background())
+}
+
+// claimScript sets KEYS[1] to ARGV[1] for ARGV[2] ms unless it holds
+// another claim, and returns the claim it holds.
+var claimScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
+// claim renews this process's account's claim of the prefix, and notes
+// (logging it once per claim seen) another account's.
+func (c *Client) claim(ctx context.Context) {
+	c.mu.Lock()
+	mine := c.account
+	c.mu.Unlock()
+	if mine == "" {
+		return
+	}
+	var held string
+	err := c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
+		var err error
+		held, err = claimScript.Run(ctx, rdb, []string{c.Key("account", "")}, mine, heartbeatTTL.Milliseconds()).Text()
+		return err
+	})
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	before := c.conflict
+	c.conflict = ""
+	if held != mine {
+		c.conflict = held
+	}
+	c.mu.Unlock()
+	if c.conflict != "" && c.conflict != before {
+		other, _, _ := strings.Cut(held, ":")
+		me, _, _ := strings.Cut(mine, ":")
+		c.log.Error("redis.prefix: processes of another AWS account share this Redis and prefix; the keys name no account, so their quotas, limits and breakers merge with this one's: give each account its own redis.prefix",
+			"account", me, "other", other)
+	}
 }
 
 // notCluster returns an error naming redis.url when the server is a node
@@ -346,6 +438,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	<-c.done
+	<-c.looked
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	c.rdb.ZRem(ctx, c.Key("replicas", ""), c.id)
@@ -518,6 +611,10 @@ type Stats struct {
 	// ShareGuessed reports a Share of 1 that no count backs: no share is
 	// configured and no beat ever got through.
 	ShareGuessed bool
+	// AccountConflict is, while processes of another AWS account hold
+	// the prefix (Options.Account), their claim: the last four digits of
+	// their account and a hash of it.
+	AccountConflict string
 	// ReplyErrors counts error replies that were no outage (ReplyError);
 	// LastReply is the last one's text.
 	ReplyErrors uint64
@@ -528,7 +625,7 @@ type Stats struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply,
-		ShareGuessed: len(c.counts) == 0}
+		ShareGuessed: len(c.counts) == 0, AccountConflict: c.conflict}
 	c.mu.Unlock()
 	s.ReplyErrors = c.replyCount.Load()
 	s.ShareGuessed = s.ShareGuessed && c.share == 0
@@ -595,7 +692,9 @@ func (c *Client) heartbeat() {
 		case <-c.stop:
 			return
 		case <-t.C:
-			c.beat(context.Background())
+			if c.beat(context.Background()) == nil {
+				c.claim(context.Background())
+			}
 		}
 	}
 }

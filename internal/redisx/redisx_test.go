@@ -400,3 +400,46 @@ func TestShareNeverCounted(t *testing.T) {
 		})
 	}
 }
+
+func TestAccountClaim(t *testing.T) {
+	srv := redistest.Start(t)
+	account := func(id string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { return id, nil }
+	}
+	for _, tc := range []struct {
+		name         string
+		first, later redisx.Options
+		wantConflict bool
+	}{
+		{"one account", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("111111111111")}, false},
+		{"two accounts, one prefix", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("222222222222")}, true},
+		{"two accounts, two prefixes", redisx.Options{Account: account("111111111111")},
+			redisx.Options{Prefix: "other:", Account: account("222222222222")}, false},
+		{"an account unknown", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("")}, false},
+		{"credentials failing", redisx.Options{Account: account("111111111111")},
+			redisx.Options{Account: func(context.Context) (string, error) { return "", errors.New("no credentials") }}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Client().FlushAll(context.Background())
+			var logs syncBuf
+			var cs []*redisx.Client
+			for _, o := range []redisx.Options{tc.first, tc.later} {
+				o.URL, o.Logger = srv.URL, slog.New(slog.NewTextHandler(&logs, nil))
+				c := open(t, o)
+				c.WaitAccount()
+				cs = append(cs, c)
+			}
+			cs[0].Claim(context.Background()) // a heartbeat of the first
+			got := cs[1].Stats().AccountConflict
+			if (got != "") != tc.wantConflict {
+				t.Errorf("the later process's AccountConflict %q, want a conflict %v", got, tc.wantConflict)
+			}
+			if tc.wantConflict && (!strings.Contains(got, "…1111:") || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
+				t.Errorf("conflict %q and log %q, want the other account's last digits and a line naming redis.prefix", got, logs.String())
+			}
+			if c := cs[0].Stats().AccountConflict; c != "" {
+				t.Errorf("the first process, which holds the prefix, sees a conflict %q", c)
+			}
+		})
+	}
+}

@@ -189,6 +189,9 @@ type SharedStatus struct {
 	ShareGuessed bool
 	// ReplyErrors counts error replies that were no outage.
 	ReplyErrors uint64
+	// AccountConflict names another AWS account whose processes share
+	// the Redis and prefix; empty when none does.
+	AccountConflict string
 }
 
 type sharedView struct {
@@ -205,6 +208,8 @@ type sharedView struct {
 	// counted and redis.share is unset.
 	ShareGuessed bool   `json:"shareGuessed,omitempty"`
 	ReplyErrors  uint64 `json:"replyErrors"`
+	// AccountConflict names another AWS account sharing the prefix.
+	AccountConflict string `json:"accountConflict,omitempty"`
 }
 
 type targetView struct {
@@ -293,7 +298,8 @@ func (src *Source) view(ctx context.Context) pageView {
 	if src.Shared != nil {
 		if s, ok := src.Shared(); ok {
 			sv := &sharedView{State: "shared", Failures: s.Failures, Episodes: s.Episodes, Replicas: s.Replicas,
-				SharePercent: math.Round(s.Share*1000) / 10, ShareGuessed: s.ShareGuessed, ReplyErrors: s.ReplyErrors}
+				SharePercent: math.Round(s.Share*1000) / 10, ShareGuessed: s.ShareGuessed, ReplyErrors: s.ReplyErrors,
+				AccountConflict: s.AccountConflict}
 			if s.Degraded {
 				sv.State, sv.LastError = "local", s.LastError
 				sv.DownSeconds = math.Round(now.Sub(s.DownSince).Seconds()*10) / 10
