@@ -57,6 +57,10 @@ const (
 	// maxReplyKinds bounds the kinds of error reply counted apart (the
 	// metric's label values); further kinds count as "other".
 	maxReplyKinds = 16
+	// maxKindLen bounds a kind's length: Redis's are words of capitals
+	// up to 12 letters (WRONGPASS, CLUSTERDOWN); anything longer is no
+	// kind, and counts as "other".
+	maxKindLen = 16
 	// accountWithin bounds the look-up of this process's AWS account
 	// (Options.Account): credentials that take longer (a metadata service
 	// that does not answer) leave the prefix unclaimed, not the start
@@ -184,7 +188,7 @@ func classify(err error) *ReplyError {
 	if outageReplies[kind] || strings.HasPrefix(msg, "ERR max number of clients") {
 		return nil
 	}
-	if len(kind) > 16 || strings.TrimFunc(kind, func(r rune) bool { return r >= 'A' && r <= 'Z' }) != "" {
+	if len(kind) > maxKindLen || strings.TrimFunc(kind, func(r rune) bool { return r >= 'A' && r <= 'Z' }) != "" {
 		kind = "other"
 	}
 	return &ReplyError{Kind: kind, msg: msg}
@@ -344,14 +348,15 @@ func (c *Client) claim(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	conflict := ""
+	if held != mine {
+		conflict = held
+	}
 	c.mu.Lock()
 	before := c.conflict
-	c.conflict = ""
-	if held != mine {
-		c.conflict = held
-	}
+	c.conflict = conflict
 	c.mu.Unlock()
-	if c.conflict != "" && c.conflict != before {
+	if conflict != "" && conflict != before {
 		other, _, _ := strings.Cut(held, ":")
 		me, _, _ := strings.Cut(mine, ":")
 		c.log.Error("redis.prefix: processes of another AWS account share this Redis and prefix; the keys name no account, so their quotas, limits and breakers merge with this one's: give each account its own redis.prefix",
