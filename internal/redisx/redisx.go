@@ -212,7 +212,10 @@ type replyLog struct {
 // Open connects to Redis and starts the heartbeat. A URL that does not
 // parse, TLS files that do not load and a password Redis refuses are
 // errors naming the setting; a Redis that does not answer is not: the
-// Client starts degraded, logs it, and keeps trying.
+// Client starts degraded, logs it, and keeps trying. So is a Redis
+// Cluster node (not supported yet). The first Open sets go-redis's
+// logger, which is process-wide, to slog.Default at Debug: a program
+// that wants its own sets it after.
 func Open(ctx context.Context, o Options) (*Client, error) {
 	ro, err := redis.ParseURL(o.URL)
 	if err != nil {
