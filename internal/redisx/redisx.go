@@ -171,10 +171,10 @@ func (e *ReplyError) Garbage() bool { return e.Kind == "ERR" || e.Kind == "WRONG
 
 // outageReplies are the error replies that say Redis as a whole cannot
 // serve for now (loading its data, a replica that lost its primary or
-// refuses writes, out of clients, busy with a script), not that one
-// command failed.
+// refuses writes, out of clients, busy with a script, the connection's
+// credentials refused since it was opened), not that one command failed.
 var outageReplies = map[string]bool{"LOADING": true, "READONLY": true, "MASTERDOWN": true, "CLUSTERDOWN": true,
-	"TRYAGAIN": true, "NOREPLICAS": true, "BUSY": true, "MISCONF": true}
+	"TRYAGAIN": true, "NOREPLICAS": true, "BUSY": true, "MISCONF": true, "NOAUTH": true, "WRONGPASS": true}
 
 // classify returns err as a *ReplyError when it is an error reply that is
 // not an outage, else nil.

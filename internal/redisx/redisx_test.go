@@ -227,6 +227,10 @@ func TestErrorReplies(t *testing.T) {
 				})
 			},
 			op: func(ctx context.Context, rdb *redis.Client) error { return rdb.Get(ctx, "k").Err() }},
+		{name: "password changed",
+			op: func(context.Context, *redis.Client) error {
+				return fakeReply("NOAUTH Authentication required.")
+			}},
 		{name: "loading",
 			op: func(context.Context, *redis.Client) error {
 				return fakeReply("LOADING Redis is loading the dataset in memory")
