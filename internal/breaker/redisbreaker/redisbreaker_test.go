@@ -24,6 +24,7 @@ const (
 	target        = model + "@" + region
 	stateKey      = "keel:v1:breaker:{" + target + "}"
 	probesKey     = "keel:v1:probes:{" + target + "}"
+	failingKey    = "keel:v1:failing:{" + target + "}"
 )
 
 // opts open a breaker at the first failure and close it at the first
@@ -328,6 +329,9 @@ func TestGarbageIsReset(t *testing.T) {
 		{"open until inf", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, stateKey, "s", 2, "g", 1, "since", 0, "until", "inf", "ok", 0).Err()
 		}},
+		{"failing a string", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.Set(ctx, failingKey, "junk", 0).Err()
+		}},
 		{"leases for ever", func(ctx context.Context, rdb *redis.Client) error {
 			if err := rdb.HSet(ctx, stateKey, "s", 1, "g", 4, "since", 0, "until", 0, "ok", 0).Err(); err != nil {
 				return err
@@ -502,6 +506,16 @@ func TestQuorum(t *testing.T) {
 		}
 		if f.allow(0) != nil {
 			t.Error("replica 0 let a call through the fleet's open breaker")
+		}
+	})
+	t.Run("failures reported for ever are garbage", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		if err := f.rdb.ZAdd(context.Background(), failingKey, redis.Z{Score: 1e15, Member: "ghost"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		fail(f, 2, 2)
+		if s := sharedState(f); s != "none" {
+			t.Errorf("shared state %s after one replica's failures and a ghost's, want none (closed)", s)
 		}
 	})
 	t.Run("the only replica alive opens it", func(t *testing.T) {
