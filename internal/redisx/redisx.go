@@ -599,7 +599,7 @@ func (c *Client) Degraded() bool {
 // expire and holds while Redis fails. The first beat after a failure
 // keeps the counts before it for another heartbeatTTL: a Redis restarted
 // empty has not yet heard from the other replicas. While no beat ever got
-// through the share is 1 (Stats.Counted is false).
+// through the share is 1 (Stats.ShareGuessed).
 func (c *Client) Share() float64 {
 	if c.share > 0 {
 		return c.share
