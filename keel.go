@@ -136,6 +136,14 @@ func New(cfg aws.Config, opts Options) (*Keel, error) {
 	if c.Redis.Enabled() {
 		ro := redisx.FromConfig(c.Redis)
 		ro.Logger = cmp.Or(opts.Logger, slog.Default())
+		if creds := cfg.Credentials; creds != nil {
+			// The keys name no account: the Client warns when another
+			// account's processes share the prefix (docs/redis.md).
+			ro.Account = func(ctx context.Context) (string, error) {
+				v, err := creds.Retrieve(ctx)
+				return v.AccountID, err
+			}
+		}
 		if shared, err = redisx.Open(context.Background(), ro); err != nil {
 			// redisx names the file's key (redis.url); name the field
 			// when the Go options set the Redis.
@@ -217,10 +225,21 @@ type SharedStats struct {
 	// Failures counts the round trips that failed, Episodes the times
 	// Redis became unreachable.
 	Failures, Episodes uint64
-	// Replicas is the number of keel processes seen alive at the last
-	// heartbeat; Share is the part of each limit used while degraded.
-	Replicas int
-	Share    float64
+	// Replicas is the number of keel processes the heartbeat counts
+	// (the highest count within its time to live); Share is the part of
+	// each limit used while degraded. ShareGuessed reports a Share of 1
+	// that no count backs: redis.share unset and no heartbeat ever got
+	// through.
+	Replicas     int
+	Share        float64
+	ShareGuessed bool
+	// ReplyErrors counts Redis's error replies that were no outage (a
+	// script's error, OOM, NOPERM): each such operation fell back alone.
+	ReplyErrors uint64
+	// AccountConflict is set while processes of another AWS account
+	// share the Redis and prefix (their quotas merge with this one's): the
+	// last four digits of their account and a hash of it.
+	AccountConflict string
 }
 
 // Shared returns the health of the connection to Redis; ok is false when
@@ -231,7 +250,8 @@ func (k *Keel) Shared() (s SharedStats, ok bool) {
 	}
 	st := k.shared.Stats()
 	return SharedStats{Degraded: st.Degraded, DownSince: st.DownSince, LastError: st.LastError, Failures: st.Failures,
-		Episodes: st.Episodes, Replicas: st.Replicas, Share: st.Share}, true
+		Episodes: st.Episodes, Replicas: st.Replicas, Share: st.Share, ShareGuessed: st.ShareGuessed, ReplyErrors: st.ReplyErrors,
+		AccountConflict: st.AccountConflict}, true
 }
 
 // Close ends what New started: the connection to Redis and its heartbeat,

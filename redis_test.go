@@ -81,8 +81,10 @@ func TestRedisOptions(t *testing.T) {
 }
 
 // TestRedisSharesBreakers: two Keels on one Redis, in front of a model
-// that always fails: the breaker that calls through one open is open in
-// the other, which then sends nothing.
+// that always fails: once the second has seen a failure too (the fleet's
+// breaker opens on the failures of two processes, redisbreaker.Quorum),
+// the breaker that calls through the first open is open in the second,
+// which then sends nothing.
 func TestRedisSharesBreakers(t *testing.T) {
 	srv := redistest.Start(t)
 	var sent atomic.Int64
@@ -107,6 +109,9 @@ func TestRedisSharesBreakers(t *testing.T) {
 		}
 		t.Cleanup(func() { k.Close() })
 		clients[i] = bedrockruntime.NewFromConfig(cfg, k.ClientOptions)
+	}
+	if _, err := clients[1].Converse(context.Background(), converseInput(haiku)); err == nil {
+		t.Fatal("a call to a failing model succeeded")
 	}
 	for range 3 {
 		if _, err := clients[0].Converse(context.Background(), converseInput(haiku)); err == nil {

@@ -73,8 +73,9 @@ const (
 // TestServeSharesRedis (issue 19, item 6): two keel serve gateways sharing
 // one Redis, in front of one emulator's quota, stay within the quota
 // together when SDK clients offer them twice it; and a breaker opened
-// through one is open in the other, which then refuses calls to that
-// target without sending them.
+// through one, once the other has seen the target fail too (the fleet's
+// breaker opens on the failures of two processes), is open in the other,
+// which then refuses calls to that target without sending them.
 func TestServeSharesRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about 20 s")
@@ -211,8 +212,13 @@ quotas:
 	})
 
 	t.Run("breaker", func(t *testing.T) {
-		// Through the first gateway until its breaker on the failing target
-		// opens: five failures in a row (each call tries three times).
+		// One call through the second gateway: three failures, too few to
+		// open its breaker, but seen. Then through the first until its
+		// breaker on the failing target opens: five failures in a row
+		// (each call tries three times).
+		if code := keelCode(converse(context.Background(), clients[1], replicasFailing)); code == "CircuitOpen" {
+			t.Fatal("the second gateway's breaker opened at its first call")
+		}
 		opened := false
 		for range 10 {
 			if code := keelCode(converse(context.Background(), clients[0], replicasFailing)); code == "CircuitOpen" {

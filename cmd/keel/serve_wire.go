@@ -84,7 +84,8 @@ func gatewayStatus(k *keel.Keel, cacheStore string, reg prometheus.Registerer, o
 	shared := func() (status.SharedStatus, bool) {
 		s, ok := k.Shared()
 		return status.SharedStatus{Degraded: s.Degraded, DownSince: s.DownSince, LastError: s.LastError, Failures: s.Failures,
-			Episodes: s.Episodes, Replicas: s.Replicas, Share: s.Share}, ok
+			Episodes: s.Episodes, Replicas: s.Replicas, Share: s.Share, ShareGuessed: s.ShareGuessed, ReplyErrors: s.ReplyErrors,
+			AccountConflict: s.AccountConflict}, ok
 	}
 	cacheStatus := func(ctx context.Context) (status.CacheStatus, bool) {
 		s, ok := k.Cache(ctx)

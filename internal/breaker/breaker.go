@@ -241,6 +241,11 @@ type Breaker struct {
 	asked, applied uint64
 	sgen           uint64
 	sprobes        int
+	// local: the breaker is open (or half-open) alone, Shared having
+	// answered Local; Allow does not ask Shared until it closes.
+	local bool
+	// reported is when a failure was last reported to Shared.
+	reported time.Time
 }
 
 // New returns a closed breaker for model in region. A nil clk means
@@ -335,19 +340,33 @@ func (b *Breaker) allowLocal() (Permit, error) {
 func (b *Breaker) record(ctx context.Context, p Permit, o Outcome) {
 	now := b.clk.Now()
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	report := b.recordLocked(ctx, p, o, now)
+	b.mu.Unlock()
+	if report {
+		b.reportFailure(ctx)
+	}
+}
+
+// recordLocked records a permit's outcome, and reports whether Shared is
+// to be told of a failure that did not open the breaker. b.mu must be
+// held; recordShared releases it during its round trip.
+func (b *Breaker) recordLocked(ctx context.Context, p Permit, o Outcome, now time.Time) (report bool) {
 	b.used = now
 	if p.gen != b.gen {
-		return // issued before the last state change
+		return false // issued before the last state change
 	}
 	switch b.state {
 	case Closed:
 		if !b.judge(now, o) {
-			return
+			if o == Failure && b.o.Shared != nil && now.Sub(b.reported) >= b.o.Window/slots {
+				b.reported = now
+				return true
+			}
+			return false
 		}
 		if b.o.Shared != nil {
 			b.recordShared(ctx, p, o, now)
-			return
+			return false
 		}
 		b.open(now)
 	case HalfOpen:
@@ -359,9 +378,16 @@ func (b *Breaker) record(ctx context.Context, p Permit, o Outcome) {
 			if b.inflight > 0 {
 				b.inflight--
 			}
+			if o == Failure && b.local {
+				// Open alone, and its probe failed: maybe the fleet
+				// agrees now.
+				b.recordShared(ctx, p, o, now)
+				return false
+			}
 			b.probeOutcome(now, o)
 		}
 	}
+	return false
 }
 
 // judge counts a closed breaker's outcome and reports whether the breaker
@@ -419,6 +445,7 @@ func (b *Breaker) halfOpen(since time.Time) {
 // close closes the breaker as of since; now is the local clock's time,
 // which the window is measured by.
 func (b *Breaker) close(now, since time.Time) {
+	b.local = false
 	// Start the window afresh: the failures that opened the breaker are
 	// history once probes have succeeded.
 	b.ok.Reset(now)

@@ -18,6 +18,15 @@ import (
 // given time; a process that dies mid-probe frees its lease when that time
 // is up.
 //
+// One process's judgement does not open the breaker for all: a process
+// with a bad network path or bad credentials would hold the fleet's
+// breaker open. Each process reports the failures it sees (Failed, at
+// most once a window slot), and Open opens the shared breaker only when
+// enough processes saw failures within their windows (the store's
+// quorum); otherwise it answers Local, and the process opens its own
+// breaker alone: it refuses calls for its cool-down, then probes on its
+// own, and a failed probe asks the store again.
+//
 // Implementations are safe for concurrent use. Any error means the store
 // could not answer; the Breaker then decides with its local state (see
 // Options.Shared), so an implementation should fail fast while its store
@@ -28,9 +37,13 @@ type Shared interface {
 	// probes leases are held, it takes the lease named lease for ttl and
 	// reports Granted.
 	Allow(ctx context.Context, target string, lease uint64, probes int, ttl time.Duration) (View, error)
-	// Open opens target's breaker for cooldown if it is closed, and
-	// returns its state.
-	Open(ctx context.Context, target string, cooldown time.Duration) (View, error)
+	// Failed records that this process saw target fail, for window.
+	Failed(ctx context.Context, target string, window time.Duration) error
+	// Open records this process's failure as Failed does and, if target's
+	// breaker is closed, opens it for cooldown when enough processes saw
+	// target fail within their windows, and returns its state; when too
+	// few did, the state stays closed and the View is Local.
+	Open(ctx context.Context, target string, cooldown, window time.Duration) (View, error)
 	// EndProbe ends the probe lease lease with the probe's outcome: if the
 	// lease is still held (it has not expired and the state has not changed
 	// since it was taken), a Success counts toward successes, which close
@@ -55,6 +68,10 @@ type View struct {
 	Probes int
 	// Granted reports that Allow took the lease it was asked for.
 	Granted bool
+	// Local reports that Open left the shared state closed, too few
+	// processes having seen the target fail: the caller opens its own
+	// breaker only.
+	Local bool
 }
 
 // Tunables of shared breakers.
@@ -79,8 +96,13 @@ func (b *Breaker) AllowContext(ctx context.Context) (Permit, error) {
 		return Permit{}, nil
 	}
 	if b.o.Shared != nil {
-		if answered, p, err := b.allowShared(ctx); answered {
-			return p, err
+		b.mu.Lock()
+		local := b.local
+		b.mu.Unlock()
+		if !local {
+			if answered, p, err := b.allowShared(ctx); answered {
+				return p, err
+			}
 		}
 	}
 	return b.allowLocal()
@@ -132,9 +154,17 @@ func (p Permit) DoneContext(ctx context.Context, o Outcome) {
 // leaseTTL is how long a probe lease taken for a call with ctx lasts.
 func (b *Breaker) leaseTTL(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
-		return max(time.Until(d), 0) + leaseMargin
+		return max(d.Sub(b.clk.Now()), 0) + leaseMargin
 	}
 	return b.o.ProbeLease
+}
+
+// reportFailure tells the Shared store that this process saw a failure,
+// unless it told it less than a window slot ago: the report lasts the
+// window, so one a slot keeps it alive at a round trip per slot at most.
+// A lost report only delays the fleet's opening. b.mu must not be held.
+func (b *Breaker) reportFailure(ctx context.Context) {
+	_ = b.o.Shared.Failed(ctx, b.name, b.o.Window)
 }
 
 // ask numbers a round trip to the Shared store, so that an answer is
@@ -151,6 +181,7 @@ func (b *Breaker) apply(v View, seq uint64) {
 		return
 	}
 	b.applied = seq
+	b.local = false
 	if v.Gen != b.sgen || v.State != b.state {
 		switch {
 		case v.Gen == 0 && v.State == Closed && b.state == Closed:
@@ -168,8 +199,9 @@ func (b *Breaker) apply(v View, seq uint64) {
 }
 
 // recordShared ends a permit issued in closed state whose outcome opens
-// the breaker, or a probe's lease, through the Shared store; when the
-// store does not answer, the local state judges. b.mu must be held; it is
+// the breaker, a probe's lease, or a failed probe of a breaker open alone
+// (Local), through the Shared store; when the store does not answer, the
+// local state judges, and when it answers Local, the breaker opens alone. b.mu must be held; it is
 // released during the round trip.
 func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now time.Time) {
 	seq, gen := b.ask(), b.gen
@@ -179,10 +211,10 @@ func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now tim
 	if p.lease != 0 {
 		v, err = b.o.Shared.EndProbe(ctx, b.name, p.lease, o, b.o.Successes, b.o.Cooldown)
 	} else {
-		v, err = b.o.Shared.Open(ctx, b.name, b.o.Cooldown)
+		v, err = b.o.Shared.Open(ctx, b.name, b.o.Cooldown, b.o.Window)
 	}
 	b.mu.Lock()
-	if err == nil {
+	if err == nil && !v.Local {
 		b.apply(v, seq)
 		return
 	}
@@ -190,9 +222,15 @@ func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now tim
 		return
 	}
 	switch {
+	case err == nil:
+		// Local: too few processes saw the target fail.
+		b.open(now)
+		b.local = true
 	case p.lease == 0 && b.state == Closed:
 		b.open(now)
-	case p.lease != 0 && b.state == HalfOpen:
+	case b.state == HalfOpen:
+		// A probe: the store's lease, or this process's own while its
+		// breaker is open alone.
 		b.probeOutcome(now, o)
 	}
 }

@@ -28,7 +28,12 @@ func (f *fakeShared) Allow(_ context.Context, target string, lease uint64, probe
 	return v, f.err
 }
 
-func (f *fakeShared) Open(ctx context.Context, _ string, _ time.Duration) (View, error) {
+func (f *fakeShared) Failed(ctx context.Context, _ string, _ time.Duration) error {
+	f.calls, f.ctx = append(f.calls, "failed"), ctx
+	return f.err
+}
+
+func (f *fakeShared) Open(ctx context.Context, _ string, _, _ time.Duration) (View, error) {
 	f.calls, f.ctx = append(f.calls, "open"), ctx
 	return f.view, f.err
 }
@@ -116,6 +121,29 @@ func TestSharedSeam(t *testing.T) {
 			wantChanges: []string{"closed>half-open", "half-open>open"},
 		},
 		{
+			name: "too few processes failing: open alone, probe alone, a failed probe asks again",
+			steps: func(t *testing.T, h *harness, f *fakeShared) {
+				f.view = View{Local: true}
+				h.allow().Done(Failure)
+				h.want(Open)
+				h.refused() // no round trip while open alone
+				h.fake.Advance(time.Minute)
+				p := h.allow()
+				if !p.Probe() {
+					t.Fatal("want a local probe")
+				}
+				p.Done(Failure) // asks the store, which answers Local again
+				h.want(Open)
+				h.fake.Advance(time.Minute)
+				h.allow().Done(Success)
+				h.want(Closed)
+				f.view = View{}
+				h.allow() // closed: the store is asked again
+			},
+			wantCalls:   4, // allow, open, open, allow
+			wantChanges: []string{"closed>open", "open>half-open", "half-open>open", "open>half-open", "half-open>closed"},
+		},
+		{
 			name: "a closed state the store forgot is no change",
 			steps: func(t *testing.T, h *harness, f *fakeShared) {
 				f.view = View{State: Closed, Gen: 4, Since: epoch}
@@ -159,21 +187,45 @@ func TestSharedSeam(t *testing.T) {
 	}
 }
 
+func TestFailuresReported(t *testing.T) {
+	f := &fakeShared{}
+	h := newHarness(t, Options{MinCalls: 100, ConsecutiveFailures: -1, Shared: f})
+	h.calls(3, Failure)
+	h.fake.Advance(DefaultWindow/slots - 1)
+	h.calls(1, Failure)
+	h.fake.Advance(1)
+	h.calls(1, Failure)
+	h.calls(1, Success)
+	var failed int
+	for _, c := range f.calls {
+		if c == "failed" {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Errorf("store calls %v: %d failures reported, want 2 (one a window slot)", f.calls, failed)
+	}
+}
+
 func TestProbeLease(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		deadline time.Duration // 0: none
 		lease    time.Duration // Options.ProbeLease
+		ahead    time.Duration // the breaker's clock ahead of the context's
 		want     time.Duration
 	}{
-		{"no deadline: the default", 0, 0, DefaultProbeLease},
-		{"no deadline: ProbeLease", 0, 5 * time.Second, 5 * time.Second},
-		{"a deadline: it and the margin", 3 * time.Minute, 5 * time.Second, 3*time.Minute + leaseMargin},
+		{"no deadline: the default", 0, 0, 0, DefaultProbeLease},
+		{"no deadline: ProbeLease", 0, 5 * time.Second, 0, 5 * time.Second},
+		{"a deadline: it and the margin", 3 * time.Minute, 5 * time.Second, 0, 3*time.Minute + leaseMargin},
+		{"a deadline by the breaker's clock", 3 * time.Minute, 5 * time.Second, time.Minute, 2*time.Minute + leaseMargin},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := &fakeShared{view: View{State: HalfOpen, Gen: 1}}
-				b, err := New("m", "r", Options{Shared: f, ProbeLease: tc.lease}, clock.Real{})
+				clk := clock.NewFake(time.Now())
+				clk.Advance(tc.ahead)
+				b, err := New("m", "r", Options{Shared: f, ProbeLease: tc.lease}, clk)
 				if err != nil {
 					t.Fatal(err)
 				}

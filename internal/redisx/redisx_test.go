@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -155,5 +157,293 @@ func TestCallerCancelIsNoEpisode(t *testing.T) {
 	}
 	if s := c.Stats(); s.Degraded || s.Failures != 0 || s.Episodes != 0 {
 		t.Errorf("a caller's cancel counted against Redis: %+v", s)
+	}
+}
+
+// fakeReply is an error reply made up by a test, for the replies a single
+// redis-server does not give (LOADING, MOVED).
+type fakeReply string
+
+func (e fakeReply) Error() string { return string(e) }
+func (fakeReply) RedisError()     {}
+
+func TestErrorReplies(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.Client()
+	ctx := context.Background()
+	must := func(t *testing.T, args ...any) {
+		t.Helper()
+		if err := admin.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	dead := redistest.Start(t)
+	dead.Kill()
+	deadHost, deadPort, _ := strings.Cut(dead.Addr, ":")
+	set := func(ctx context.Context, rdb *redis.Client) error { return rdb.Set(ctx, "k", "v", 0).Err() }
+	for _, tc := range []struct {
+		name   string
+		setup  func(t *testing.T) // and its undoing, by t.Cleanup
+		op     func(ctx context.Context, rdb *redis.Client) error
+		kind   string // "": an outage
+		reset  bool   // the keys may be to blame
+		logged string
+	}{
+		{name: "script runtime error", kind: "ERR", reset: true, logged: "error reply",
+			setup: func(t *testing.T) { must(t, "HSET", "h", "f", "1.5") },
+			op: func(ctx context.Context, rdb *redis.Client) error {
+				return rdb.Eval(ctx, "return redis.call('HINCRBY', KEYS[1], 'f', 1)", []string{"h"}).Err()
+			}},
+		{name: "wrong type", kind: "WRONGTYPE", reset: true, logged: "error reply",
+			setup: func(t *testing.T) { must(t, "SET", "h", "x") },
+			op:    func(ctx context.Context, rdb *redis.Client) error { return rdb.HGet(ctx, "h", "f").Err() }},
+		{name: "out of memory", kind: "OOM", logged: "error reply",
+			setup: func(t *testing.T) {
+				must(t, "CONFIG", "SET", "maxmemory", "1")
+				t.Cleanup(func() { must(t, "CONFIG", "SET", "maxmemory", "0") })
+			},
+			op: set},
+		{name: "no permission", kind: "NOPERM", logged: "error reply",
+			setup: func(t *testing.T) {
+				must(t, "ACL", "SETUSER", "default", "-set")
+				t.Cleanup(func() { must(t, "ACL", "SETUSER", "default", "+@all") })
+			},
+			op: set},
+		{name: "cluster", kind: "MOVED", logged: "Redis Cluster, which keel does not support yet",
+			op: func(context.Context, *redis.Client) error { return fakeReply("MOVED 3999 127.0.0.1:6381") }},
+		{name: "read only replica",
+			setup: func(t *testing.T) {
+				must(t, "REPLICAOF", deadHost, deadPort)
+				t.Cleanup(func() { must(t, "REPLICAOF", "NO", "ONE") })
+			},
+			op: set},
+		{name: "primary down",
+			setup: func(t *testing.T) {
+				must(t, "CONFIG", "SET", "replica-serve-stale-data", "no")
+				must(t, "REPLICAOF", deadHost, deadPort)
+				t.Cleanup(func() {
+					must(t, "REPLICAOF", "NO", "ONE")
+					must(t, "CONFIG", "SET", "replica-serve-stale-data", "yes")
+				})
+			},
+			op: func(ctx context.Context, rdb *redis.Client) error { return rdb.Get(ctx, "k").Err() }},
+		{name: "password changed",
+			op: func(context.Context, *redis.Client) error {
+				return fakeReply("NOAUTH Authentication required.")
+			}},
+		{name: "loading",
+			op: func(context.Context, *redis.Client) error {
+				return fakeReply("LOADING Redis is loading the dataset in memory")
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			must(t, "FLUSHALL")
+			var logs syncBuf
+			c := open(t, redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if tc.setup != nil {
+				tc.setup(t)
+			}
+			err := c.Do(ctx, tc.op)
+			if !errors.Is(err, redisx.ErrUnavailable) {
+				t.Fatalf("Do: %v, want an error matching ErrUnavailable", err)
+			}
+			var re *redisx.ReplyError
+			s := c.Stats()
+			if tc.kind == "" {
+				if errors.As(err, &re) || errors.Is(err, redisx.ErrReply) {
+					t.Errorf("Do: %v is a reply error, want an outage", err)
+				}
+				if !s.Degraded || s.Episodes != 1 || s.ReplyErrors != 0 {
+					t.Errorf("Stats after an outage: %+v, want degraded, 1 episode, no reply error", s)
+				}
+				return
+			}
+			if !errors.As(err, &re) || !errors.Is(err, redisx.ErrReply) || re.Kind != tc.kind {
+				t.Fatalf("Do: %v, want a reply error of kind %s", err, tc.kind)
+			}
+			if s.Degraded || s.Episodes != 0 || s.Failures != 0 || s.ReplyErrors != 1 || s.LastReply == "" {
+				t.Errorf("Stats after an error reply: %+v, want healthy and 1 reply error", s)
+			}
+			if got := c.ResetGarbage(ctx, err, "h"); got != tc.reset {
+				t.Errorf("ResetGarbage = %v, want %v", got, tc.reset)
+			}
+			if n := admin.Exists(ctx, "h").Val(); tc.reset && n != 0 {
+				t.Errorf("the key to blame is still there")
+			}
+			if !strings.Contains(logs.String(), tc.logged) {
+				t.Errorf("log %q, want %q", logs.String(), tc.logged)
+			}
+		})
+	}
+}
+
+func TestReplyLogsRateLimited(t *testing.T) {
+	srv := redistest.Start(t)
+	var logs syncBuf
+	c := open(t, redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.SetNow(func() time.Time { return now })
+	reply := func(msg string) {
+		c.Do(context.Background(), func(context.Context, *redis.Client) error { return fakeReply(msg) })
+	}
+	for range 3 {
+		reply("OOM command not allowed")
+	}
+	reply("NOPERM no permissions")
+	if got := strings.Count(logs.String(), "error reply"); got != 2 {
+		t.Errorf("%d lines for 3 OOM and 1 NOPERM, want 2 (one per kind):\n%s", got, logs.String())
+	}
+	now = now.Add(time.Minute)
+	reply("OOM command not allowed")
+	if got := strings.Count(logs.String(), "kind=OOM"); got != 2 || !strings.Contains(logs.String(), "unlogged=2") {
+		t.Errorf("a minute on: %d OOM lines, want 2, the second with unlogged=2:\n%s", got, logs.String())
+	}
+	if s := c.Stats(); s.ReplyErrors != 5 || s.Degraded {
+		t.Errorf("Stats: %+v, want 5 reply errors, healthy", s)
+	}
+}
+
+func TestOpenRefusesCluster(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithArgs("--cluster-enabled", "yes"))
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(&syncBuf{}, nil))})
+	if err == nil {
+		c.Close()
+		t.Fatal("Open of a Redis Cluster node: no error")
+	}
+	if !strings.Contains(err.Error(), "redis.url") || !strings.Contains(err.Error(), "Redis Cluster") {
+		t.Errorf("Open: %v, want an error naming redis.url and Redis Cluster", err)
+	}
+}
+
+func TestGoRedisLogsAtDebug(t *testing.T) {
+	var logs syncBuf
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv := redistest.Start(t)
+	srv.Kill()
+	c := open(t, redisx.Options{URL: srv.URL, Logger: slog.New(slog.NewTextHandler(&syncBuf{}, nil))})
+	c.Do(context.Background(), func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() })
+	c.Close()
+	if out := logs.String(); !strings.Contains(out, "level=DEBUG") || !strings.Contains(out, "redis: go-redis") {
+		t.Errorf("go-redis's lines did not go to slog at Debug:\n%s", out)
+	}
+}
+
+func TestShareCount(t *testing.T) {
+	defer redisx.SetBeatEvery(time.Hour)() // only the test's beats
+	srv := redistest.Start(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	o := open(t, redisx.Options{URL: srv.URL, ID: "o", Logger: quiet})
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	o.SetNow(func() time.Time { return now })
+	var others []*redisx.Client
+	start := func() {
+		for _, id := range []string{"a", "b"} {
+			others = append(others, open(t, redisx.Options{URL: srv.URL, ID: id, Logger: quiet}))
+		}
+	}
+	stop := func() {
+		for _, c := range others {
+			c.Close()
+		}
+		others = nil
+	}
+	for _, step := range []struct {
+		name    string
+		do      func()
+		advance time.Duration
+		down    bool // the beat fails
+		want    int  // replicas counted
+	}{
+		{name: "three alive", do: start, want: 3},
+		{name: "two gone: held while their beats could still count", do: stop, advance: time.Second, want: 3},
+		{name: "two gone for a heartbeat TTL", advance: redisx.HeartbeatTTL, want: 1},
+		{name: "three again", do: start, advance: time.Second, want: 3},
+		{name: "Redis down: the count holds", do: srv.Kill, advance: time.Minute, down: true, want: 3},
+		{name: "Redis back empty: the first beat counts 1, the count holds", do: srv.Restart, advance: time.Minute, want: 3},
+		{name: "down again at once: the count holds", do: srv.Kill, advance: time.Second, down: true, want: 3},
+		{name: "back again", do: srv.Restart, advance: time.Second, want: 3},
+		{name: "a heartbeat TTL of beats after", advance: redisx.HeartbeatTTL, want: 1},
+	} {
+		if step.do != nil {
+			step.do()
+		}
+		now = now.Add(step.advance)
+		err := o.Beat(context.Background())
+		if (err != nil) != step.down {
+			t.Fatalf("%s: beat: %v, want failed %v", step.name, err, step.down)
+		}
+		if s := o.Stats(); s.Replicas != step.want || s.Share != 1/float64(step.want) || s.ShareGuessed {
+			t.Errorf("%s: %d replicas, share %g, guessed %v; want %d, 1/%d, not guessed", step.name, s.Replicas, s.Share, s.ShareGuessed, step.want, step.want)
+		}
+	}
+}
+
+func TestShareNeverCounted(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Kill()
+	for _, tc := range []struct {
+		name        string
+		share       float64
+		wantShare   float64
+		wantGuessed bool
+		wantLog     string
+	}{
+		{"no share configured", 0, 1, true, "redis.share is unset"},
+		{"a share configured", 0.25, 0.25, false, "share=0.25"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuf
+			c := open(t, redisx.Options{URL: srv.URL, Share: tc.share, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if s := c.Stats(); s.Share != tc.wantShare || s.ShareGuessed != tc.wantGuessed {
+				t.Errorf("started with Redis down: share %g, guessed %v; want %g, %v", s.Share, s.ShareGuessed, tc.wantShare, tc.wantGuessed)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log %q, want %q", logs.String(), tc.wantLog)
+			}
+		})
+	}
+}
+
+func TestAccountClaim(t *testing.T) {
+	srv := redistest.Start(t)
+	account := func(id string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { return id, nil }
+	}
+	for _, tc := range []struct {
+		name         string
+		first, later redisx.Options
+		wantConflict bool
+	}{
+		{"one account", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("111111111111")}, false},
+		{"two accounts, one prefix", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("222222222222")}, true},
+		{"two accounts, two prefixes", redisx.Options{Account: account("111111111111")},
+			redisx.Options{Prefix: "other:", Account: account("222222222222")}, false},
+		{"an account unknown", redisx.Options{Account: account("111111111111")}, redisx.Options{Account: account("")}, false},
+		{"credentials failing", redisx.Options{Account: account("111111111111")},
+			redisx.Options{Account: func(context.Context) (string, error) { return "", errors.New("no credentials") }}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.Client().FlushAll(context.Background())
+			var logs syncBuf
+			var cs []*redisx.Client
+			for _, o := range []redisx.Options{tc.first, tc.later} {
+				o.URL, o.Logger = srv.URL, slog.New(slog.NewTextHandler(&logs, nil))
+				c := open(t, o)
+				c.WaitAccount()
+				cs = append(cs, c)
+			}
+			cs[0].Claim(context.Background()) // a heartbeat of the first
+			got := cs[1].Stats().AccountConflict
+			if (got != "") != tc.wantConflict {
+				t.Errorf("the later process's AccountConflict %q, want a conflict %v", got, tc.wantConflict)
+			}
+			if tc.wantConflict && (!strings.Contains(got, "…1111:") || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
+				t.Errorf("conflict %q and log %q, want the other account's last digits and a line naming redis.prefix", got, logs.String())
+			}
+			if c := cs[0].Stats().AccountConflict; c != "" {
+				t.Errorf("the first process, which holds the prefix, sees a conflict %q", c)
+			}
+		})
 	}
 }

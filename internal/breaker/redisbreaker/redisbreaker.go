@@ -2,11 +2,14 @@
 // every keel process calling the same targets shares them: a Store is a
 // breaker.Shared, set in breaker.Options.Shared.
 //
-// Each target has two keys in its hash tag (redisx.Client.Key): a hash
+// Each target has three keys in its hash tag (redisx.Client.Key): a hash
 // "breaker" with the state, its generation, since when it holds, the end
 // of an open state's cool-down and the successful probes of a half-open
-// one; and a sorted set "probes" of the probe leases held, scored by
-// their expiry. Every operation is one Lua script, one round trip, timed
+// one; a sorted set "probes" of the probe leases held, scored by their
+// expiry; and a sorted set "failing" of the processes (redisx.Client.ID)
+// that saw the target fail, scored by when that stops counting (their
+// window). The breaker opens for all only when Quorum processes are in
+// "failing", or all of them when fewer are alive. Every operation is one Lua script, one round trip, timed
 // by Redis's clock (TIME), so the processes' clocks do not matter. Keys
 // expire redisx.IdleTTL after their last change (an open state's after
 // its cool-down too); a forgotten state is closed. A key holding what
@@ -17,6 +20,7 @@
 package redisbreaker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -35,9 +39,20 @@ import (
 // ever. It is the engine's longest attempt timeout with room to spare.
 const maxLease = 2 * time.Hour
 
+// DefaultQuorum is how many processes must have seen a target fail for
+// its breaker to open for all: one process's failures may be its own
+// network path or credentials; two agreeing is the least evidence that
+// the target is at fault.
+const DefaultQuorum = 2
+
 // Store is a breaker.Shared in Redis. It is safe for concurrent use.
 type Store struct {
 	g *fallback.Gate
+	// Quorum is how many processes must have seen a target fail to open
+	// its breaker for all, or all the processes alive (the Client's
+	// heartbeat count) when fewer. 0 means DefaultQuorum. Set it before
+	// the Store is used.
+	Quorum int
 }
 
 // New returns a Store that talks to Redis through c; clk (nil:
@@ -53,7 +68,8 @@ var _ breaker.Shared = (*Store)(nil)
 // leases in KEYS[2] after deleting either if it is not what keel writes,
 // and defines set (a state change), prune (drops expired and garbage
 // leases) and view (the reply).
-// ARGV[1] is redisx.IdleTTL in ms, ARGV[2] maxLease in ms.
+// KEYS[3] is the failing set. ARGV[1] is redisx.IdleTTL in ms, ARGV[2]
+// maxLease in ms, which bounds a failure's window too.
 const prelude = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -78,23 +94,38 @@ local lt = redis.call('TYPE', KEYS[2]).ok
 if lt ~= 'none' and (lt ~= 'zset' or st ~= 1) then
   redis.call('DEL', KEYS[2])
 end
+local ft = redis.call('TYPE', KEYS[3]).ok
+if ft ~= 'none' and ft ~= 'zset' then
+  redis.call('DEL', KEYS[3])
+end
 local function set(s, u, ttl)
   st, gen, since, untl, ok = s, gen + 1, now, u, 0
   redis.call('HSET', KEYS[1], 's', st, 'g', gen, 'since', since, 'until', untl, 'ok', ok)
   redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
+end
+-- failing adds ARGV[4] (a process) to the failing set until ARGV[5] ms
+-- from now, drops the expired (and garbage ahead), and returns how many
+-- processes it holds.
+local function failing()
+  local win = tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[3], now + win, ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '(' .. (now + maxlease), '+inf')
+  if redis.call('PTTL', KEYS[3]) < win then redis.call('PEXPIRE', KEYS[3], win) end
+  return redis.call('ZCARD', KEYS[3])
 end
 local function prune()
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '(' .. (now + maxlease), '+inf')
 end
-local function view(granted)
+local function view(granted, loc)
   local n = 0
   if st == 1 then
     prune()
     n = redis.call('ZCARD', KEYS[2])
   end
-  return {st, gen, since, untl, n, granted}
+  return {st, gen, since, untl, n, granted, loc or 0}
 end
 `
 
@@ -113,9 +144,18 @@ end
 return view(1)
 `)
 
-// openScript: ARGV[3] the cool-down in ms.
+// failedScript: ARGV[3] unused, ARGV[4] the process, ARGV[5] its window
+// in ms.
+var failedScript = redis.NewScript(prelude + `
+if st == 0 then failing() end
+return view(0)
+`)
+
+// openScript: ARGV[3] the cool-down in ms, ARGV[4] the process, ARGV[5]
+// its window in ms, ARGV[6] the processes that open for all.
 var openScript = redis.NewScript(prelude + `
 if st == 0 then
+  if failing() < tonumber(ARGV[6]) then return view(0, 1) end
   local cool = tonumber(ARGV[3])
   set(2, now + cool, cool + idle)
 end
@@ -132,6 +172,7 @@ if st == 1 and redis.call('ZREM', KEYS[2], ARGV[3]) == 1 then
       set(0, 0, idle)
     else
       redis.call('HSET', KEYS[1], 'ok', ok)
+      if redis.call('PTTL', KEYS[1]) < idle then redis.call('PEXPIRE', KEYS[1], idle) end
     end
   elseif ARGV[4] == 'failure' then
     local cool = tonumber(ARGV[6])
@@ -147,9 +188,23 @@ func (s *Store) Allow(ctx context.Context, target string, lease uint64, probes i
 	return s.run(ctx, allowScript, target, lease, probes, ttl.Milliseconds())
 }
 
+// Failed implements breaker.Shared.
+func (s *Store) Failed(ctx context.Context, target string, window time.Duration) error {
+	_, err := s.run(ctx, failedScript, target, 0, s.g.Client().ID(), voteTTL(window))
+	return err
+}
+
 // Open implements breaker.Shared.
-func (s *Store) Open(ctx context.Context, target string, cooldown time.Duration) (breaker.View, error) {
-	return s.run(ctx, openScript, target, cooldown.Milliseconds())
+func (s *Store) Open(ctx context.Context, target string, cooldown, window time.Duration) (breaker.View, error) {
+	c := s.g.Client()
+	need := min(cmp.Or(s.Quorum, DefaultQuorum), c.Stats().Replicas)
+	return s.run(ctx, openScript, target, cooldown.Milliseconds(), c.ID(), voteTTL(window), max(need, 1))
+}
+
+// voteTTL is how long a failure counts toward the quorum: the window of
+// the breaker that saw it, within (0, maxLease].
+func voteTTL(window time.Duration) int64 {
+	return min(max(window, time.Millisecond), maxLease).Milliseconds()
 }
 
 // EndProbe implements breaker.Shared.
@@ -161,7 +216,7 @@ func (s *Store) EndProbe(ctx context.Context, target string, lease uint64, o bre
 // and reads its reply. A lease is passed as its decimal text.
 func (s *Store) run(ctx context.Context, script *redis.Script, target string, args ...any) (breaker.View, error) {
 	c := s.g.Client()
-	keys := []string{c.Key("breaker", target), c.Key("probes", target)}
+	keys := []string{c.Key("breaker", target), c.Key("probes", target), c.Key("failing", target)}
 	argv := append([]any{redisx.IdleTTL.Milliseconds(), maxLease.Milliseconds()}, args...)
 	if l, ok := argv[2].(uint64); ok {
 		argv[2] = strconv.FormatUint(l, 10)
@@ -173,12 +228,13 @@ func (s *Store) run(ctx context.Context, script *redis.Script, target string, ar
 		return err
 	})
 	if err != nil {
+		c.ResetGarbage(ctx, err, keys...)
 		return breaker.View{}, err
 	}
-	if len(r) != 6 {
-		return breaker.View{}, fmt.Errorf("redisbreaker: script replied %d values, want 6", len(r))
+	if len(r) != 7 {
+		return breaker.View{}, fmt.Errorf("redisbreaker: script replied %d values, want 7", len(r))
 	}
-	v := breaker.View{State: breaker.State(r[0]), Gen: uint64(r[1]), Probes: int(r[4]), Granted: r[5] == 1}
+	v := breaker.View{State: breaker.State(r[0]), Gen: uint64(r[1]), Probes: int(r[4]), Granted: r[5] == 1, Local: r[6] == 1}
 	if v.Gen > 0 {
 		v.Since = time.UnixMilli(r[2])
 	}

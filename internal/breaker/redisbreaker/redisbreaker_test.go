@@ -24,6 +24,7 @@ const (
 	target        = model + "@" + region
 	stateKey      = "keel:v1:breaker:{" + target + "}"
 	probesKey     = "keel:v1:probes:{" + target + "}"
+	failingKey    = "keel:v1:failing:{" + target + "}"
 )
 
 // opts open a breaker at the first failure and close it at the first
@@ -48,8 +49,16 @@ type fleet struct {
 	changes []string // "replica:from>to"
 }
 
-// newFleet makes n replicas on srv (nil: a new server), emptied first.
+// newFleet makes n replicas on srv (nil: a new server), emptied first,
+// each of which opens the breaker for all alone (a quorum of 1): these
+// tests are of the state shared; TestQuorum's of the opening.
 func newFleet(t *testing.T, srv *redistest.Server, n int, o breaker.Options) *fleet {
+	t.Helper()
+	return newFleetQuorum(t, srv, n, o, 1)
+}
+
+// newFleetQuorum is newFleet with the stores' Quorum (0: the default).
+func newFleetQuorum(t *testing.T, srv *redistest.Server, n int, o breaker.Options, quorum int) *fleet {
 	t.Helper()
 	if srv == nil {
 		srv = redistest.Start(t)
@@ -61,7 +70,9 @@ func newFleet(t *testing.T, srv *redistest.Server, n int, o breaker.Options) *fl
 	for i := range n {
 		c := redisxtest.Open(t, srv, strconv.Itoa(i))
 		o := o
-		o.Shared = redisbreaker.New(c, f.clk)
+		st := redisbreaker.New(c, f.clk)
+		st.Quorum = quorum
+		o.Shared = st
 		o.OnStateChange = func(_, _, _ string, from, to breaker.State) {
 			f.mu.Lock()
 			f.changes = append(f.changes, strconv.Itoa(i)+":"+from.String()+">"+to.String())
@@ -318,6 +329,9 @@ func TestGarbageIsReset(t *testing.T) {
 		{"open until inf", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, stateKey, "s", 2, "g", 1, "since", 0, "until", "inf", "ok", 0).Err()
 		}},
+		{"failing a string", func(ctx context.Context, rdb *redis.Client) error {
+			return rdb.Set(ctx, failingKey, "junk", 0).Err()
+		}},
 		{"leases for ever", func(ctx context.Context, rdb *redis.Client) error {
 			if err := rdb.HSet(ctx, stateKey, "s", 1, "g", 4, "since", 0, "until", 0, "ok", 0).Err(); err != nil {
 				return err
@@ -414,5 +428,120 @@ func TestRedisSlow(t *testing.T) {
 	}
 	if n := c.Stats().Failures - failures; n != 1 {
 		t.Errorf("%d round trips failed, want 1 (the others skipped until %v)", n, fallback.RetryEvery)
+	}
+}
+
+func TestQuorum(t *testing.T) {
+	// Two failures in a row open a replica's breaker; one is only seen.
+	o := breaker.Options{MinCalls: 100, ConsecutiveFailures: 2, Cooldown: time.Hour, Probes: 1, Successes: 1}
+	fail := func(f *fleet, i, n int) {
+		t.Helper()
+		for range n {
+			p := f.allow(i)
+			if p == nil {
+				t.Fatalf("replica %d: refused while closed", i)
+			}
+			p.Done(breaker.Failure)
+		}
+	}
+	sharedState := func(f *fleet) string {
+		t.Helper()
+		s, err := f.rdb.HGet(context.Background(), stateKey, "s").Result()
+		if errors.Is(err, redis.Nil) {
+			return "none"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Run("one replica failing opens its own breaker only", func(t *testing.T) {
+		// Replicas start in turn, so replica i first counts i+1 alive:
+		// replicas 1 and 2 know they are not alone.
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		fail(f, 2, 2)
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Open)
+		if s := sharedState(f); s != "none" {
+			t.Errorf("shared state %s after one replica's failures, want none (closed)", s)
+		}
+		if f.allow(0) == nil || f.allow(1) == nil {
+			t.Error("a healthy replica refused a call")
+		}
+		f.clk.Advance(o.Cooldown)
+		p := f.allow(2)
+		if p == nil || !p.Probe() {
+			t.Fatal("replica 2: no probe of its own after its cool-down")
+		}
+		p.Done(breaker.Success)
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Closed)
+	})
+	t.Run("two replicas failing open it for all", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		fail(f, 2, 2)
+		fail(f, 1, 1) // seen, not yet judged
+		if s := sharedState(f); s != "none" {
+			t.Fatalf("shared state %s before a second replica judged, want none", s)
+		}
+		fail(f, 1, 1)
+		if s := sharedState(f); s != "2" {
+			t.Errorf("shared state %s after two replicas' failures, want 2 (open)", s)
+		}
+		if f.allow(0) != nil {
+			t.Error("replica 0, which saw no failure, let a call through the fleet's open breaker")
+		}
+		f.wantStates(breaker.Open, breaker.Open)
+	})
+	t.Run("a failed probe of a breaker open alone asks again", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		fail(f, 2, 2)
+		fail(f, 1, 1)
+		f.clk.Advance(o.Cooldown)
+		p := f.allow(2)
+		if p == nil || !p.Probe() {
+			t.Fatal("replica 2: no probe of its own")
+		}
+		p.Done(breaker.Failure)
+		if s := sharedState(f); s != "2" {
+			t.Errorf("shared state %s after replica 2's failed probe with replica 1 failing, want 2 (open)", s)
+		}
+		if f.allow(0) != nil {
+			t.Error("replica 0 let a call through the fleet's open breaker")
+		}
+	})
+	t.Run("failures reported for ever are garbage", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		if err := f.rdb.ZAdd(context.Background(), failingKey, redis.Z{Score: 1e15, Member: "ghost"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		fail(f, 2, 2)
+		if s := sharedState(f); s != "none" {
+			t.Errorf("shared state %s after one replica's failures and a ghost's, want none (closed)", s)
+		}
+	})
+	t.Run("the only replica alive opens it", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 1, o, 0)
+		fail(f, 0, 2)
+		if s := sharedState(f); s != "2" {
+			t.Errorf("shared state %s, want 2 (open)", s)
+		}
+	})
+}
+
+func TestProbeSuccessRenewsTTL(t *testing.T) {
+	f := newFleet(t, nil, 1, breaker.Options{MinCalls: 1, Cooldown: time.Hour, Probes: 2, Successes: 2})
+	f.open(0)
+	f.endCooldown()
+	p := f.allow(0)
+	if p == nil {
+		t.Fatal("no probe")
+	}
+	ctx := context.Background()
+	// Most of the half-open state's idle time passes.
+	if err := f.rdb.PExpire(ctx, stateKey, time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p.Done(breaker.Success) // one of two: the state stays half-open
+	if ttl, err := f.rdb.PTTL(ctx, stateKey).Result(); err != nil || ttl < redisx.IdleTTL-time.Minute {
+		t.Errorf("state key's TTL after a probe's success %v (%v), want about %v", ttl, err, redisx.IdleTTL)
 	}
 }

@@ -8,9 +8,10 @@
 // holds. Each operation is one Lua script, one round trip, timed by
 // Redis's clock (TIME); it drops the slots that slid out of the window.
 // The key expires redisx.IdleTTL (or the window, if longer) after its
-// last count. A key holding what this version does not write, counts of
-// another window or of slots more than a window ahead is deleted, and the
-// budget starts empty.
+// last count. A key holding what this version does not write (a count
+// that is not an integer from 0 to 2^53: "1.5", "inf"), counts of another
+// window or of slots more than a window ahead is deleted, and the budget
+// starts empty.
 //
 // While Redis fails, every operation fails at once (fallback.Gate) and
 // the budget decides with its local counts and the process's share.
@@ -65,6 +66,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local w, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 local cur = math.floor(now / w)
+local maxcount = 9007199254740992 -- 2^53: counts above lose their units in Lua's doubles
 local q, r = 0, 0
 local kt = redis.call('TYPE', KEYS[1]).ok
 local reset = kt ~= 'none' and kt ~= 'hash'
@@ -77,8 +79,10 @@ if kt == 'hash' then
       if v ~= w then reset = true end
     else
       local kind, slot = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
-      if not v or v < 0 or not slot or (kind ~= 'q' and kind ~= 'r') or slot > cur + n then
-        -- (a window ahead: no clock steps back that far; it would hold for ever)
+      if not v or v < 0 or v >= maxcount or v % 1 ~= 0 or not slot or slot % 1 ~= 0
+          or (kind ~= 'q' and kind ~= 'r') or slot > cur + n then
+        -- (a count HINCRBY refuses: a fraction, inf, nan or beyond 2^53; a
+        -- window ahead: no clock steps back that far; it would hold for ever)
         reset = true
       elseif slot <= cur - n then
         stale[#stale + 1] = f
@@ -136,6 +140,7 @@ func (s *Store) run(ctx context.Context, op string, window time.Duration, ratio,
 		return err
 	})
 	if err != nil {
+		s.g.Client().ResetGarbage(ctx, err, s.key)
 		return budget.Counts{}, false, err
 	}
 	if len(r) != 3 {

@@ -119,6 +119,20 @@ func TestSharedBudget(t *testing.T) {
 	}
 }
 
+// garbageCount puts v as the counts of the slot now and the next (Redis's
+// clock may turn a slot meanwhile), which the next operation increments.
+func garbageCount(v string) func(ctx context.Context, rdb *redis.Client) error {
+	return func(ctx context.Context, rdb *redis.Client) error {
+		slot := time.Now().UnixMilli() / 1000
+		args := []any{"w", 1000}
+		for _, s := range []int64{slot, slot + 1} {
+			n := strconv.FormatInt(s, 10)
+			args = append(args, "q"+n, v, "r"+n, v)
+		}
+		return rdb.HSet(ctx, key, args...).Err()
+	}
+}
+
 func TestGarbageIsReset(t *testing.T) {
 	srv := redistest.Start(t)
 	for _, tc := range []struct {
@@ -133,6 +147,10 @@ func TestGarbageIsReset(t *testing.T) {
 		{"a slot far ahead", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, key, "w", 1000, "r99999999999", 1000).Err()
 		}},
+		{"a fraction for a count", garbageCount("1.5")},
+		{"inf for a count", garbageCount("inf")},
+		{"nan for a count", garbageCount("nan")},
+		{"a count beyond an integer's range", garbageCount("1e300")},
 		{"an unknown field", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, key, "w", 1000, "x1", 1).Err()
 		}},

@@ -184,6 +184,14 @@ type SharedStatus struct {
 	Failures, Episodes uint64
 	Replicas           int
 	Share              float64
+	// ShareGuessed: Share is 1 because no count backs it (redis.share
+	// unset, no heartbeat got through).
+	ShareGuessed bool
+	// ReplyErrors counts error replies that were no outage.
+	ReplyErrors uint64
+	// AccountConflict names another AWS account whose processes share
+	// the Redis and prefix; empty when none does.
+	AccountConflict string
 }
 
 type sharedView struct {
@@ -196,6 +204,12 @@ type sharedView struct {
 	Episodes     uint64  `json:"episodes"`
 	Replicas     int     `json:"replicas"`
 	SharePercent float64 `json:"sharePercent"`
+	// ShareGuessed: SharePercent is 100 because no replica was ever
+	// counted and redis.share is unset.
+	ShareGuessed bool   `json:"shareGuessed,omitempty"`
+	ReplyErrors  uint64 `json:"replyErrors"`
+	// AccountConflict names another AWS account sharing the prefix.
+	AccountConflict string `json:"accountConflict,omitempty"`
 }
 
 type targetView struct {
@@ -284,7 +298,8 @@ func (src *Source) view(ctx context.Context) pageView {
 	if src.Shared != nil {
 		if s, ok := src.Shared(); ok {
 			sv := &sharedView{State: "shared", Failures: s.Failures, Episodes: s.Episodes, Replicas: s.Replicas,
-				SharePercent: math.Round(s.Share*1000) / 10}
+				SharePercent: math.Round(s.Share*1000) / 10, ShareGuessed: s.ShareGuessed, ReplyErrors: s.ReplyErrors,
+				AccountConflict: s.AccountConflict}
 			if s.Degraded {
 				sv.State, sv.LastError = "local", s.LastError
 				sv.DownSeconds = math.Round(now.Sub(s.DownSince).Seconds()*10) / 10

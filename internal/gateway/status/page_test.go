@@ -241,6 +241,13 @@ func TestSharedState(t *testing.T) {
 		{"local", func() (SharedStatus, bool) {
 			return SharedStatus{Degraded: true, DownSince: epoch.Add(-12 * time.Second), LastError: hostile, Replicas: 4, Share: 0.25, Failures: 9, Episodes: 2}, true
 		}, `"state":"local"`, []string{"Redis unreachable for 12.0 s", "25% of each limit", "&lt;script&gt;"}},
+		{"local with a guessed share", func() (SharedStatus, bool) {
+			return SharedStatus{Degraded: true, DownSince: epoch.Add(-3 * time.Second), LastError: "refused", Replicas: 1, Share: 1,
+				ShareGuessed: true, ReplyErrors: 7}, true
+		}, `"shareGuessed":true`, []string{"100% of each limit", "redis.share is unset", "7 error replies"}},
+		{"another account on the prefix", func() (SharedStatus, bool) {
+			return SharedStatus{Replicas: 2, Share: 0.5, AccountConflict: "…1111:0123456789abcdef"}, true
+		}, `"accountConflict":"…1111:0123456789abcdef"`, []string{"another AWS account (…1111:0123456789abcdef)", "own redis.prefix"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

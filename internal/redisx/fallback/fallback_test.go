@@ -26,11 +26,10 @@ func TestGate(t *testing.T) {
 	clk := clock.NewFake(time.Now())
 	g := fallback.New(c, clk)
 	sent := 0
-	ping := func(ctx context.Context) error {
-		return g.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
-			sent++
-			return rdb.Ping(ctx).Err()
-		})
+	ping := func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() }
+	wrongType := func(ctx context.Context, rdb *redis.Client) error {
+		rdb.Set(ctx, "s", "x", 0)
+		return rdb.HGet(ctx, "s", "f").Err()
 	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -38,16 +37,18 @@ func TestGate(t *testing.T) {
 		name     string
 		do       func()
 		ctx      context.Context
-		wantErr  error // nil: none
+		op       func(ctx context.Context, rdb *redis.Client) error // nil: ping
+		wantErr  error                                              // nil: none
 		wantSent bool
 		wantDown bool
 	}{
 		{name: "up", wantSent: true},
+		{name: "an error reply is an answer", op: wrongType, wantErr: redisx.ErrReply, wantSent: true},
 		{name: "a caller's cancel says nothing of Redis", ctx: canceled, wantErr: redisx.ErrUnavailable, wantSent: true},
 		{name: "down: the first pays", do: srv.Kill, wantErr: redisx.ErrUnavailable, wantSent: true, wantDown: true},
 		{name: "down: the next skip", wantErr: fallback.ErrSkipped, wantDown: true},
 		{name: "back, but not yet tried", do: func() { srv.Restart(); clk.Advance(fallback.RetryEvery - 1) }, wantErr: fallback.ErrSkipped, wantDown: true},
-		{name: "tried again after RetryEvery", do: func() { clk.Advance(1) }, wantSent: true},
+		{name: "tried again after RetryEvery: an error reply opens", do: func() { clk.Advance(1) }, op: wrongType, wantErr: redisx.ErrReply, wantSent: true},
 		{name: "up again", wantSent: true},
 	} {
 		if step.do != nil {
@@ -57,8 +58,15 @@ func TestGate(t *testing.T) {
 		if ctx == nil {
 			ctx = context.Background()
 		}
+		op := step.op
+		if op == nil {
+			op = ping
+		}
 		before := sent
-		err := ping(ctx)
+		err := g.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
+			sent++
+			return op(ctx, rdb)
+		})
 		if step.wantErr == nil && err != nil || step.wantErr != nil && !errors.Is(err, step.wantErr) {
 			t.Errorf("%s: Do = %v, want %v", step.name, err, step.wantErr)
 		}

@@ -32,6 +32,7 @@ type Proc struct {
 	Password string
 
 	bin, dir string
+	args     []string // added to the command line
 	port     int
 	cmd      *exec.Cmd
 	exit     chan struct{}
@@ -39,12 +40,13 @@ type Proc struct {
 
 // Start starts a redis-server on a free loopback port, keeping its files
 // (none: persistence is off) in dir, requiring password unless it is empty.
-func Start(dir, password string) (*Proc, error) {
+// args are added to its command line (--cluster-enabled yes, say).
+func Start(dir, password string, args ...string) (*Proc, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	p := &Proc{bin: bin, dir: dir, Password: password}
+	p := &Proc{bin: bin, dir: dir, Password: password, args: args}
 	var last error
 	for range 5 { // a port found free may be taken before the server binds it
 		if p.port, err = freePort(); err != nil {
@@ -75,7 +77,7 @@ func (p *Proc) start() error {
 		args = append(args, "--requirepass", p.Password)
 		p.URL = "redis://:" + p.Password + "@" + p.Addr
 	}
-	cmd := exec.Command(p.bin, args...)
+	cmd := exec.Command(p.bin, append(args, p.args...)...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		return err

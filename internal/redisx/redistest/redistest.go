@@ -24,10 +24,16 @@ type Server struct {
 // Option changes the server Start starts.
 type Option func(*options)
 
-type options struct{ password string }
+type options struct {
+	password string
+	args     []string
+}
 
 // WithPassword makes the server require pw.
 func WithPassword(pw string) Option { return func(o *options) { o.password = pw } }
+
+// WithArgs adds args to the server's command line.
+func WithArgs(args ...string) Option { return func(o *options) { o.args = append(o.args, args...) } }
 
 // Start starts a redis-server and registers its stop with t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Server {
@@ -36,7 +42,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
-	p, err := redisproc.Start(t.TempDir(), o.password)
+	p, err := redisproc.Start(t.TempDir(), o.password, o.args...)
 	switch {
 	case errors.Is(err, redisproc.ErrNotInstalled) && !redisproc.InCI():
 		t.Skip("redis-server not found: install Debian's package redis-server (apt-get install redis-server) to run this test")
