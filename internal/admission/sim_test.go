@@ -38,16 +38,20 @@ type simConfig struct {
 	noise    float64      // share of attempts throttled whatever the quota holds
 	small    bool         // small calls (see workload)
 	shape    *quota.Shape // the upstream bucket's shape; nil: a full minute, starting full
+	// replicas is how many Governors share one MemStore, calls dealt to
+	// them in turn, as replicas sharing a Redis are; 0: one.
+	replicas int
 }
 
 type simResult struct {
-	offered            float64 // settled tokens offered per minute / quota
-	utilisation        float64 // quota used upstream (settled + reserved) per minute / quota, after the warm-up
-	settledShare       float64 // tokens settled upstream per minute / quota, after the warm-up
-	lastUtilisation    float64 // the same over the last third of the run
-	sent, throttled    int     // upstream attempts and throttles
-	noise              int     // throttles drawn as noise
-	lastSent, lastThr  int     // the same over the last third
+	offered            float64         // settled tokens offered per minute / quota
+	utilisation        float64         // quota used upstream (settled + reserved) per minute / quota, after the warm-up
+	settledShare       float64         // tokens settled upstream per minute / quota, after the warm-up
+	lastUtilisation    float64         // the same over the last third of the run
+	sent, throttled    int             // upstream attempts and throttles
+	noise              int             // throttles drawn as noise
+	lastSent, lastThr  int             // the same over the last third
+	firstThr           []time.Duration // when the throttled attempts were sent, after the start
 	calls, done        int
 	expired, tooLarge  [numClasses]int
 	shed               [numClasses]int             // refused as overloaded (Options.QueueTarget)
@@ -152,10 +156,17 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 		var rmu sync.Mutex
 		jitter := rand.New(rand.NewPCG(cfg.seed, 2))
 		o.Rand = func() float64 { rmu.Lock(); defer rmu.Unlock(); return jitter.Float64() }
-		g, err := New(o)
-		if err != nil {
-			t.Fatal(err)
+		if cfg.replicas > 1 {
+			o.Store = &MemStore{}
 		}
+		gs := make([]*Governor, max(cfg.replicas, 1))
+		for i := range gs {
+			var err error
+			if gs[i], err = New(o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := gs[0]
 		tg := Target{Model: simModel, Region: "us-east-1"}
 		var mu sync.Mutex
 		start := time.Now()
@@ -209,9 +220,10 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 			}
 		}()
 		var wg sync.WaitGroup
-		for _, r := range reqs {
+		for i, r := range reqs {
 			time.Sleep(time.Until(start.Add(r.at)))
 			wg.Add(1)
+			g := gs[i%len(gs)]
 			go func() {
 				defer wg.Done()
 				deadline := 30 * time.Second
@@ -278,6 +290,7 @@ func simulate(t *testing.T, cfg simConfig) simResult {
 					}
 					if rej != nil {
 						res.throttled++
+						res.firstThr = append(res.firstThr, sentAt.Sub(start))
 						if !sentAt.Before(lastThird) {
 							res.lastThr++
 						}

@@ -37,6 +37,11 @@ func (l *limiter) keepOwn(b Buckets, err error, own bool) {
 		return
 	}
 	l.follow(b, own)
+	if b.Share == 0 && b.Drains > l.drains {
+		// Another Governor sharing the Store confirmed a throttle: Bedrock's
+		// bucket is spent, and a full start's is no longer worth lending on.
+		l.warmGap = 0
+	}
 	l.view = b
 	// A full start's bucket, level + warmGap, refills to the capacity
 	// as the level does: the gap closes as the level rises.

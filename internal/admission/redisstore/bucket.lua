@@ -3,16 +3,20 @@
 -- IDs scored by their expiry (µs). Lease refunds are the hash's fields
 -- "l:<id>".
 -- ARGV[1]: the operation; ARGV[2]: now in µs, or "" for Redis's TIME;
--- ARGV[3]: the idle TTL in ms; ARGV[4], ARGV[5], ARGV[6]: the limits and
--- tokens the key is made with when it has no buckets ("" : none, and the
--- answer is "nobucket"); ARGV[7...]: the operation's arguments.
+-- ARGV[3]: the idle TTL in ms; ARGV[4], ARGV[5], ARGV[6], ARGV[7]: the
+-- limits, tokens and burst the key is made with when it has no buckets
+-- ("" : none, and the answer is "nobucket"); ARGV[8...]: the operation's
+-- arguments.
 -- The answer: {status, reset, tpm, rpm, tokens, requests, burst, peak,
--- drains, µs since the last drain, extra}, every number a string, since
--- Redis cuts a Lua number to an integer. status: "ok", "nobucket" or
+-- drains, µs since the last drain, extra, made}, every number a string,
+-- since Redis cuts a Lua number to an integer. status: "ok", "nobucket" or
 -- "dup" (a lease ID already live); reset: "1" when garbage under the keys
 -- (another layout, type or version) was dropped; extra: reserve's "fit", or
--- the wait in seconds until the call fits, drain's tokens taken, end's "1" when the lease
--- was live.
+-- the wait in seconds until the call fits, drain's tokens taken, end's "1"
+-- when the lease was live; made: "1" when this run made the buckets (they
+-- were gone) for an operation other than open. Open answers {status, reset}.
+-- relet's arguments are triples (lease ID, µs until it expires, refund): it
+-- holds each lease not live already, taking nothing.
 local LAYOUT = 'b1'
 local EPS = 0.001 -- admission's eps: a call fits within a thousandth of a token
 local INF = math.huge
@@ -126,18 +130,23 @@ local function save(b)
 end
 
 local b, garbage = load()
-local reset = '0'
+local reset, made = '0', '0'
 if garbage then
   redis.call('DEL', KEYS[1], KEYS[2])
   reset = '1'
 end
 if b == nil then
   if ARGV[4] == '' then return {'nobucket', reset} end
-  local tpm, rpm, tok = num(ARGV[4]), num(ARGV[5]), num(ARGV[6])
+  local tpm, rpm, tok, burst = num(ARGV[4]), num(ARGV[5]), num(ARGV[6]), num(ARGV[7])
   b = {tpm = tpm, rpm = rpm, tok = 0, req = rpm, burst = 0, peak = 0, last = now, drains = 0, drained = 0}
-  if not unlimited(b) then b.tok = math.min(tok, tpm) end
+  if not unlimited(b) then
+    b.burst = burst
+    b.tok = math.min(tok, capacity(b))
+  end
   if op == 'open' then
     save(b)
+  else
+    made = '1'
   end
 end
 if op == 'open' then return {'ok', reset} end
@@ -146,7 +155,7 @@ refill(b)
 expire(b)
 local extra = '0'
 if op == 'reserve' then
-  local hold = tonumber(ARGV[7])
+  local hold = tonumber(ARGV[8])
   local reqRoom = b.rpm == 0 or b.req >= 1 - EPS
   if reqRoom and (unlimited(b) or b.tok >= math.min(hold, capacity(b)) - EPS) then
     take(b, hold)
@@ -161,21 +170,21 @@ if op == 'reserve' then
     extra = fmt(wait)
   end
 elseif op == 'take' then
-  local id = ARGV[8]
+  local id = ARGV[9]
   if id ~= '' then
     if redis.call('ZSCORE', KEYS[2], id) then return {'dup', reset} end
-    redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[9])), id)
-    redis.call('HSET', KEYS[1], 'l:' .. id, ARGV[10])
+    redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[10])), id)
+    redis.call('HSET', KEYS[1], 'l:' .. id, ARGV[11])
   end
-  take(b, tonumber(ARGV[7]))
+  take(b, tonumber(ARGV[8]))
 elseif op == 'end' then
-  if redis.call('ZREM', KEYS[2], ARGV[7]) == 1 then
-    redis.call('HDEL', KEYS[1], 'l:' .. ARGV[7])
-    give(b, tonumber(ARGV[8]), tonumber(ARGV[9]))
+  if redis.call('ZREM', KEYS[2], ARGV[8]) == 1 then
+    redis.call('HDEL', KEYS[1], 'l:' .. ARGV[8])
+    give(b, tonumber(ARGV[9]), tonumber(ARGV[10]))
     extra = '1'
   end
 elseif op == 'give' then
-  give(b, tonumber(ARGV[7]), tonumber(ARGV[8]))
+  give(b, tonumber(ARGV[8]), tonumber(ARGV[9]))
 elseif op == 'drain' then
   if not unlimited(b) then
     extra = fmt(math.max(b.tok, 0))
@@ -186,9 +195,17 @@ elseif op == 'drain' then
   end
 elseif op == 'limit' then
   if unlimited(b) then b.tok = 0 end
-  b.tpm = num(ARGV[7])
+  b.tpm = num(ARGV[8])
+elseif op == 'relet' then
+  for i = 8, #ARGV - 2, 3 do
+    local id = ARGV[i]
+    if not redis.call('ZSCORE', KEYS[2], id) then
+      redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[i + 1])), id)
+      redis.call('HSET', KEYS[1], 'l:' .. id, ARGV[i + 2])
+    end
+  end
 elseif op == 'burst' then
-  b.burst = tonumber(ARGV[7])
+  b.burst = tonumber(ARGV[8])
 elseif op ~= 'level' then
   return redis.error_reply('keel bucket script: unknown operation ' .. tostring(op))
 end
@@ -196,4 +213,4 @@ save(b)
 local since = 0
 if b.drains > 0 then since = now - b.drained end
 return {'ok', reset, fmt(b.tpm), fmt(b.rpm), fmt(b.tok), fmt(b.req), fmt(b.burst), fmt(b.peak),
-  fmt(b.drains), fmt(since), extra}
+  fmt(b.drains), fmt(since), extra, made}

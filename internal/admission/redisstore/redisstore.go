@@ -23,8 +23,16 @@
 // missing or not numbers) is dropped by the script and made anew, never an
 // error; Resets counts such keys. A key whose buckets are gone (expired
 // after IdleTTL, dropped as garbage, FLUSHALL, a restarted Redis) is made
-// again by the next operation from what this process's Open gave: every
-// operation sends Open's figures along.
+// again by the next operation from what this process last saw of it
+// (Open's figures before anything): every operation sends them along. So a
+// limit the fleet learned survives (a learning quota whose limit this
+// process saw finite never comes back unlimited), and the level is no
+// higher than the one last seen, which had the holds of the calls then in
+// flight taken out. This process's live leases are then held again in the
+// new buckets (Remakes counts the times), so that its calls in flight give
+// back what they hold when they end; the leases of other processes are
+// lost with the buckets (their calls give back only what exceeds their
+// Refund: the fleet errs towards holding too much).
 package redisstore
 
 import (
@@ -65,19 +73,40 @@ type Store struct {
 
 	mu     sync.Mutex
 	opened map[admission.Target]admission.Buckets // what Open gave, by key
+	// seen is what the last answer for a key held: the figures a key
+	// whose buckets are gone is made again from (see remakeFrom).
+	seen map[admission.Target]admission.Buckets
+	// leases are the live leases this Store took, by key: held again in
+	// buckets made anew (see relet).
+	leases map[admission.Target]map[admission.LeaseID]admission.Lease
+	takes  int // Takes since the leases were last pruned (see prune)
 
-	resets atomic.Uint64
+	// relets is held shared by every operation's round trip and alone by
+	// relet, so that a lease that End ends is not held again after it.
+	relets sync.RWMutex
+
+	resets, remakes atomic.Uint64
 }
 
 var _ admission.Store = (*Store)(nil)
 
 // New returns a Store on c.
 func New(c *redisx.Client, o Options) *Store {
-	return &Store{c: c, callerTime: o.CallerTime, opened: make(map[admission.Target]admission.Buckets)}
+	return &Store{c: c, callerTime: o.CallerTime, opened: make(map[admission.Target]admission.Buckets),
+		seen: make(map[admission.Target]admission.Buckets), leases: make(map[admission.Target]map[admission.LeaseID]admission.Lease)}
 }
 
 // Resets returns how many keys held garbage that the Store dropped.
 func (s *Store) Resets() uint64 { return s.resets.Load() }
+
+// Remakes returns how many times an operation of this Store found a key's
+// buckets gone and made them again from what it last saw.
+func (s *Store) Remakes() uint64 { return s.remakes.Load() }
+
+// pruneEvery is how many Takes pass between two prunings of the leases
+// past their Until from the Store's record of its live leases: a Ticket
+// never ended (a leaked one) would otherwise stay there for ever.
+const pruneEvery = 1024
 
 // keys returns key's two Redis keys: the buckets and the leases.
 func (s *Store) keys(key admission.Target) []string {
@@ -89,21 +118,88 @@ func (s *Store) keys(key admission.Target) []string {
 type answer struct {
 	b     admission.Buckets
 	extra string
+	made  bool // the buckets were gone and this operation made them again
 }
 
 // errDup is the script's answer to a lease ID already live.
 var errDup = errors.New("lease already live")
 
-// run runs op on key at now with args, the key made from Open's figures if
-// it has no buckets.
-func (s *Store) run(ctx context.Context, op string, key admission.Target, now time.Time, args ...any) (answer, error) {
+// run runs op on key at now with args, the key made from what the Store
+// last saw of it if it has no buckets (see remakeFrom); then, if op made
+// them, this Store's live leases are held in them again (see relet).
+// before, when set, runs under s.mu just before the round trip.
+func (s *Store) run(ctx context.Context, op string, key admission.Target, now time.Time, before func(), args ...any) (answer, error) {
+	s.relets.RLock()
 	s.mu.Lock()
-	open, ok := s.opened[key]
+	open, ok := s.remakeFrom(key)
+	if ok && before != nil {
+		before()
+	}
 	s.mu.Unlock()
 	if !ok {
+		s.relets.RUnlock()
 		return answer{}, fmt.Errorf("admission: Store.%s(%s): %w", opName(op), key, admission.ErrNoBucket)
 	}
-	return s.eval(ctx, op, key, now, open, args...)
+	a, err := s.eval(ctx, op, key, now, open, args...)
+	s.relets.RUnlock()
+	if err == nil && a.made {
+		s.remakes.Add(1)
+		s.relet(ctx, key, now)
+	}
+	return a, err
+}
+
+// remakeFrom returns the figures key's buckets are made again from when
+// they are gone: Open's, with what the last answer held in their place —
+// its limit unless unlimited (the learned limit; a limit once seen finite
+// is not forgotten), its burst with it, and its level — and false when key
+// was not opened. s.mu must be held.
+func (s *Store) remakeFrom(key admission.Target) (admission.Buckets, bool) {
+	b, ok := s.opened[key]
+	if !ok {
+		return b, false
+	}
+	if seen, ok := s.seen[key]; ok && !math.IsInf(seen.TokensPerMinute, 1) {
+		b.TokensPerMinute, b.Burst, b.Tokens = seen.TokensPerMinute, seen.Burst, seen.Tokens
+	}
+	return b, true
+}
+
+// relet holds this Store's live leases of key again in its buckets, made
+// anew: without it, the calls in flight when the buckets were lost would
+// end with their leases not live and give back only what exceeds their
+// Refund (see admission.Store's End). It takes nothing: the level the
+// buckets were made with had those holds taken out. A failure leaves the
+// leases lost.
+func (s *Store) relet(ctx context.Context, key admission.Target, now time.Time) {
+	s.relets.Lock()
+	defer s.relets.Unlock()
+	s.mu.Lock()
+	open, ok := s.remakeFrom(key)
+	var args []any
+	for id, l := range s.leases[key] {
+		ttl := l.Until.Sub(now).Microseconds()
+		if ttl <= 0 {
+			delete(s.leases[key], id) // expired: its refund was given (or lost with the buckets)
+			continue
+		}
+		args = append(args, id.String(), ttl, num(l.Refund))
+	}
+	s.mu.Unlock()
+	if !ok || len(args) == 0 {
+		return
+	}
+	s.eval(ctx, "relet", key, now, open, args...) // a failure: the leases stay lost, as before
+}
+
+// prune drops the leases past their Until from the record of key's live
+// leases. s.mu must be held.
+func (s *Store) prune(key admission.Target, now time.Time) {
+	for id, l := range s.leases[key] {
+		if l.Until.Before(now) {
+			delete(s.leases[key], id)
+		}
+	}
 }
 
 func (s *Store) eval(ctx context.Context, op string, key admission.Target, now time.Time, open admission.Buckets, args ...any) (answer, error) {
@@ -111,7 +207,8 @@ func (s *Store) eval(ctx context.Context, op string, key admission.Target, now t
 	if s.callerTime {
 		at = strconv.FormatInt(now.UnixMicro(), 10)
 	}
-	argv := append([]any{op, at, redisx.IdleTTL.Milliseconds(), num(open.TokensPerMinute), num(open.RequestsPerMinute), num(open.Tokens)}, args...)
+	argv := append([]any{op, at, redisx.IdleTTL.Milliseconds(), num(open.TokensPerMinute), num(open.RequestsPerMinute), num(open.Tokens),
+		num(open.Burst)}, args...)
 	var reply []any
 	err := s.c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
 		r, err := bucketScript.Run(ctx, rdb, s.keys(key), argv...).Slice()
@@ -127,6 +224,13 @@ func (s *Store) eval(ctx context.Context, op string, key admission.Target, now t
 	a, err := parse(reply, now)
 	if err != nil {
 		return answer{}, fmt.Errorf("admission: Store.%s(%s): %w", opName(op), key, err)
+	}
+	if len(reply) > 2 {
+		s.mu.Lock()
+		if _, ok := s.opened[key]; ok {
+			s.seen[key] = a.b
+		}
+		s.mu.Unlock()
 	}
 	return a, nil
 }
@@ -155,7 +259,7 @@ func parse(reply []any, now time.Time) (answer, error) {
 	if len(str) == 2 {
 		return a, nil // open
 	}
-	if len(str) != 11 {
+	if len(str) != 12 {
 		return answer{}, fmt.Errorf("the script answered %v", reply)
 	}
 	var f [8]float64
@@ -170,7 +274,7 @@ func parse(reply []any, now time.Time) (answer, error) {
 	if a.b.Drains > 0 {
 		a.b.DrainedAt = now.Add(-time.Duration(f[7]) * time.Microsecond)
 	}
-	a.extra = str[10]
+	a.extra, a.made = str[10], str[11] == "1"
 	return a, nil
 }
 
@@ -220,7 +324,7 @@ func (s *Store) Reserve(ctx context.Context, key admission.Target, now time.Time
 	if err := admission.CheckReserve(key, tokens); err != nil {
 		return admission.Reservation{}, err
 	}
-	a, err := s.run(ctx, "reserve", key, now, num(tokens))
+	a, err := s.run(ctx, "reserve", key, now, nil, num(tokens))
 	if err != nil {
 		return admission.Reservation{}, err
 	}
@@ -239,7 +343,7 @@ func (s *Store) Give(ctx context.Context, key admission.Target, now time.Time, t
 	if err := admission.CheckGive("Give", key, tokens, requests); err != nil {
 		return admission.Buckets{}, err
 	}
-	a, err := s.run(ctx, "give", key, now, num(tokens), requests)
+	a, err := s.run(ctx, "give", key, now, nil, num(tokens), requests)
 	return a.b, err
 }
 
@@ -252,9 +356,25 @@ func (s *Store) Take(ctx context.Context, key admission.Target, now time.Time, t
 	if !lease.ID.IsZero() {
 		id, ttl = lease.ID.String(), lease.Until.Sub(now).Microseconds()
 	}
-	a, err := s.run(ctx, "take", key, now, num(tokens), id, ttl, num(lease.Refund))
+	a, err := s.run(ctx, "take", key, now, nil, num(tokens), id, ttl, num(lease.Refund))
 	if errors.Is(err, errDup) {
 		return admission.Buckets{}, fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+	}
+	if err == nil && !lease.ID.IsZero() {
+		s.mu.Lock()
+		if _, ok := s.opened[key]; ok {
+			if s.leases[key] == nil {
+				s.leases[key] = make(map[admission.LeaseID]admission.Lease)
+			}
+			s.leases[key][lease.ID] = lease
+		}
+		if s.takes++; s.takes >= pruneEvery {
+			s.takes = 0
+			for k := range s.leases {
+				s.prune(k, now)
+			}
+		}
+		s.mu.Unlock()
 	}
 	return a.b, err
 }
@@ -268,13 +388,13 @@ func (s *Store) End(ctx context.Context, key admission.Target, now time.Time, id
 	if !id.IsZero() {
 		name = id.String()
 	}
-	a, err := s.run(ctx, "end", key, now, name, num(tokens), requests)
+	a, err := s.run(ctx, "end", key, now, func() { delete(s.leases[key], id) }, name, num(tokens), requests)
 	return a.b, err == nil && a.extra == "1", err
 }
 
 // Drain implements admission.Store.
 func (s *Store) Drain(ctx context.Context, key admission.Target, now time.Time) (float64, admission.Buckets, error) {
-	a, err := s.run(ctx, "drain", key, now)
+	a, err := s.run(ctx, "drain", key, now, nil)
 	if err != nil {
 		return 0, admission.Buckets{}, err
 	}
@@ -290,7 +410,7 @@ func (s *Store) SetLimit(ctx context.Context, key admission.Target, now time.Tim
 	if err := admission.CheckLimit(key, tokensPerMinute); err != nil {
 		return admission.Buckets{}, err
 	}
-	a, err := s.run(ctx, "limit", key, now, num(tokensPerMinute))
+	a, err := s.run(ctx, "limit", key, now, nil, num(tokensPerMinute))
 	return a.b, err
 }
 
@@ -299,13 +419,13 @@ func (s *Store) SetBurst(ctx context.Context, key admission.Target, now time.Tim
 	if err := admission.CheckBurst(key, tokens); err != nil {
 		return admission.Buckets{}, err
 	}
-	a, err := s.run(ctx, "burst", key, now, num(tokens))
+	a, err := s.run(ctx, "burst", key, now, nil, num(tokens))
 	return a.b, err
 }
 
 // Level implements admission.Store.
 func (s *Store) Level(ctx context.Context, key admission.Target, now time.Time) (admission.Buckets, error) {
-	a, err := s.run(ctx, "level", key, now)
+	a, err := s.run(ctx, "level", key, now, nil)
 	return a.b, err
 }
 
@@ -315,6 +435,8 @@ func (s *Store) Level(ctx context.Context, key admission.Target, now time.Time) 
 func (s *Store) Forget(ctx context.Context, key admission.Target) error {
 	s.mu.Lock()
 	delete(s.opened, key)
+	delete(s.seen, key)
+	delete(s.leases, key)
 	s.mu.Unlock()
 	err := s.c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error {
 		return rdb.Del(ctx, s.keys(key)...).Err()
