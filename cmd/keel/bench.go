@@ -27,7 +27,7 @@ func init() {
 
 const benchUsage = `Usage: keel bench quota [--quota TPM] [--duration D] [--load 2.0] [--seed N] [--model ID]
                         [--contenders keel,standard,adaptive] [--deadline D] [--speed F] [--warmup D] [--json]
-                        [--calls FILE] [--progress auto|on|off]
+                        [--calls FILE] [--progress auto|on|off] [--start spent|full]
        keel bench quota --replicas N [--contenders keel-redis,keel-local] [--redis local|URL]
                         [--redis-outage D] [flags above]
 
@@ -38,7 +38,8 @@ as a Poisson stream worth --load x the quota, each with a deadline) in real
 time. Prints per contender: goodput (tokens settled per minute by the quota
 meter / quota), completed and failed calls, 429s per 100 attempts, p50/p99
 latency, and the share of the largest and smallest quarter of calls served.
-On a terminal, a line on stderr shows how far the run has got. See
+Each quota starts spent, as after a minute of overload (--start full: full,
+as after load under the quota). On a terminal, a line on stderr shows how far the run has got. See
 docs/bench.md.
 
 Many replicas, one quota: with --replicas N, the contenders keel-redis and
@@ -246,6 +247,14 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "keel instances `N` that keel-redis and keel-local each run against their one quota (1 to 16); above 1 the contenders default to keel-redis,keel-local")
 	fs.StringVar(&cfg.Redis, "redis", "", "the Redis keel-redis's instances share: local (a redis-server started for the run) or a redis:// `URL` (default local when keel-redis runs)")
 	fs.DurationVar(&cfg.RedisOutage, "redis-outage", 0, "kill the local redis-server for `D` in the middle of the arrivals, then start it again (at most half of --duration)")
+	fs.Func("start", "how each contender's quota starts: spent (as after a minute of overload; the default) or full (as after load under the quota)", func(v string) error {
+		switch v {
+		case "spent", "full":
+			cfg.FullStart = v == "full"
+			return nil
+		}
+		return fmt.Errorf("want spent or full, got %q", v)
+	})
 	cfg.Quota = 1_000_000
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -71,6 +71,11 @@ type Config struct {
 	// It needs keel-redis and a local Redis, and at most half the
 	// Duration.
 	RedisOutage time.Duration
+	// FullStart starts every contender's quota full, as when the load
+	// before the run was under the quota; false starts it spent, as after
+	// a minute of overload (the default: a short run measures the steady
+	// state, not the burst a full bucket gives).
+	FullStart bool
 	// Progress, when set, is called about once a second while the bench
 	// runs and once when every call has ended, from one goroutine, so a
 	// run of minutes is not silent. Nil: not called.
@@ -174,7 +179,9 @@ type Result struct {
 	// RedisOutage is when the Redis was away, with Config.RedisOutage;
 	// nil without.
 	RedisOutage *OutageWindow `json:"redisOutage,omitempty"`
-	Contenders  []Outcome     `json:"contenders"`
+	// FullStart: the quota started full (Config.FullStart), not spent.
+	FullStart  bool      `json:"fullStart"`
+	Contenders []Outcome `json:"contenders"`
 }
 
 // Outcome is one contender's measures.
@@ -353,9 +360,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Every arena's quota starts spent, as after a minute of overload: a
 	// full bucket holds a whole minute of quota, and under 2x load it takes
 	// a minute to drain, so a short run would measure the burst instead of
-	// the steady state.
+	// the steady state. With FullStart it starts full.
 	for _, a := range arenas {
-		if err := a.prime(cfg.Quota); err != nil {
+		if err := a.prime(cfg.Quota, !cfg.FullStart); err != nil {
 			return nil, err
 		}
 	}
@@ -390,7 +397,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Model: m.ID, Region: m.Region, Burndown: burndown(m.Base), Quota: cfg.Quota, Load: cfg.Load,
 		Offered: float64(w.OfferedTokens()) / w.Duration.Minutes() / float64(cfg.Quota),
 		Calls:   len(w.Calls), Seed: cfg.Seed, Speed: cfg.Speed, Duration: cfg.Duration, Warmup: cfg.Warmup,
-		Deadline: cfg.Deadline, Wall: time.Since(start), Replicas: cfg.Replicas, Redis: rs.String(), RedisOutage: window}
+		Deadline: cfg.Deadline, Wall: time.Since(start), Replicas: cfg.Replicas, Redis: rs.String(), RedisOutage: window,
+		FullStart: cfg.FullStart}
 	small, large := w.Quarters()
 	for _, a := range arenas {
 		o := a.outcome(cfg, w.Calls, small, large)
@@ -562,9 +570,14 @@ func (a *arena) close() {
 	a.rn.Close()
 }
 
-// prime spends the arena's whole quota with one request that settles what
-// it reserved, so its bucket starts empty.
-func (a *arena) prime(tpm int64) error {
+// prime makes the arena's meter count its target from here: with spend,
+// one request spends the whole quota and settles what it reserved, so the
+// bucket starts empty; without, the request holds no tokens and the bucket
+// stays full.
+func (a *arena) prime(tpm int64, spend bool) error {
+	if !spend {
+		tpm = 0 // a request of no tokens: the meter counts the target from here, its bucket full
+	}
 	if rej := a.meter.Admit(quota.AdmitRequest{Model: a.model.ID, Region: a.model.Region, Operation: "converse",
 		InputTokens: int(tpm)}); rej != nil {
 		return fmt.Errorf("bench: emptying the quota of %s: %s", a.c.Name, rej.Message)

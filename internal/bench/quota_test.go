@@ -267,3 +267,35 @@ func checkProgress(t *testing.T, got []Progress, calls int, cfg Config) {
 		t.Fatalf("last progress report %+v; want every one of %d calls done", last, calls)
 	}
 }
+
+// TestStart: a quota starts spent (the default) or full (FullStart), which
+// the meter's bucket shows when goodput starts being measured.
+func TestStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 16 s")
+	}
+	const q = 3_000_000
+	tests := []struct {
+		name     string
+		full     bool
+		min, max float64 // the bucket at the window's start ÷ a minute of quota
+	}{
+		{name: "spent", full: false, min: 0, max: 0.2},
+		{name: "full", full: true, min: 0.8, max: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Run(context.Background(), Config{Quota: q, Duration: 8 * time.Second, Load: 0.5, Speed: 0.05,
+				Deadline: 5 * time.Second, Seed: 1, Contenders: []string{"keel"}, FullStart: tt.full})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.FullStart != tt.full {
+				t.Errorf("result says full start %v, want %v", res.FullStart, tt.full)
+			}
+			if got := float64(res.Contenders[0].Bucket[0]) / q; got < tt.min || got > tt.max {
+				t.Errorf("bucket at the window's start holds %.2f of a minute's quota, want %.2f to %.2f", got, tt.min, tt.max)
+			}
+		})
+	}
+}

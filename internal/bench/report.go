@@ -16,8 +16,12 @@ import (
 func (r *Result) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "keel bench quota: %s in %s (burndown %g), quota %s tokens/min, offered %.2fx (asked %gx)\n",
 		r.Model, r.Region, r.Burndown, thousands(r.Quota), r.Offered, r.Load)
-	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, seed %d, model latency x%g, run took %s\n",
-		r.Calls, r.Duration, r.Warmup, r.Deadline, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
+	start := "spent"
+	if r.FullStart {
+		start = "full"
+	}
+	fmt.Fprintf(w, "%d calls over %s (goodput measured after a %s warm-up), deadline %s per call, quota starting %s, seed %d, model latency x%g, run took %s\n",
+		r.Calls, r.Duration, r.Warmup, r.Deadline, start, r.Seed, r.Speed, r.Wall.Round(100*time.Millisecond))
 	if line := r.replicasLine(); line != "" {
 		fmt.Fprintln(w, line)
 	}
