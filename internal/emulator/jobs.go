@@ -87,8 +87,8 @@ type jobTable struct {
 	mu      sync.Mutex
 	closed  bool // Server.Close: no more jobs start
 	byID    map[string]*job
-	byToken map[string]*job
-	order   []*job // by submission
+	byToken map[string]*job // by region and clientRequestToken
+	order   []*job          // by submission
 	seq     uint64
 	running sync.WaitGroup // one goroutine per job until it ends
 }
@@ -227,9 +227,10 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 	in.ClientRequestToken = ""
 	canon, _ := json.Marshal(in)
 	sum := sha256.Sum256(canon)
+	tokenKey := x.region + "/" + token // tokens are the region's, as its jobs are
 
 	s.jobs.mu.Lock()
-	if j := s.jobs.byToken[token]; token != "" && j != nil {
+	if j := s.jobs.byToken[tokenKey]; token != "" && j != nil {
 		same := j.request == sum
 		s.jobs.mu.Unlock()
 		if !same {
@@ -263,7 +264,7 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 	now := s.Now()
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
-	if j := s.jobs.byToken[token]; token != "" && j != nil { // a twin request won the race
+	if j := s.jobs.byToken[tokenKey]; token != "" && j != nil { // a twin request won the race
 		x.writeJobARN(j.arn)
 		return
 	}
@@ -289,7 +290,7 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 	}
 	s.jobs.byID[id] = j
 	if token != "" {
-		s.jobs.byToken[token] = j
+		s.jobs.byToken[tokenKey] = j
 	}
 	s.jobs.order = append(s.jobs.order, j)
 	s.jobs.running.Add(1)
@@ -321,17 +322,21 @@ func (x *exchange) writeJobARN(arn string) {
 }
 
 // findJob returns the job a path's jobIdentifier (an id or an ARN, escaped)
-// names, answering ResourceNotFoundException when there is none.
+// names, answering ResourceNotFoundException when there is none in the
+// request's region (Bedrock's control plane is regional).
 func (x *exchange) findJob(escaped string) *job {
 	id, err := url.PathUnescape(escaped)
 	if err == nil {
+		arn := ""
 		if i := strings.LastIndex(id, ":model-invocation-job/"); i >= 0 && strings.HasPrefix(id, "arn:") {
-			id = id[i+len(":model-invocation-job/"):]
+			arn, id = id, id[i+len(":model-invocation-job/"):]
 		}
 		x.s.jobs.mu.Lock()
 		j := x.s.jobs.byID[id]
 		x.s.jobs.mu.Unlock()
-		if j != nil {
+		// An ARN must be the job's own: one naming another region (or
+		// account) does not find it, as Bedrock's control plane is regional.
+		if j != nil && j.region == x.region && (arn == "" || arn == j.arn) {
 			return j
 		}
 	}
@@ -380,9 +385,9 @@ func (x *exchange) serveStopJob(escaped string) {
 }
 
 // serveListJobs serves ListModelInvocationJobs (GET /model-invocation-jobs):
-// filters statusEquals, nameContains, submitTimeAfter and submitTimeBefore,
-// sortOrder (by submission time, Descending unless asked), maxResults and
-// nextToken.
+// the jobs of the request's region, with filters statusEquals, nameContains,
+// submitTimeAfter and submitTimeBefore, sortOrder (by submission time,
+// Descending unless asked), maxResults and nextToken.
 func (x *exchange) serveListJobs() {
 	if !x.verifyControl() {
 		return
@@ -418,7 +423,8 @@ func (x *exchange) serveListJobs() {
 	s.jobs.mu.Lock()
 	for _, j := range s.jobs.order {
 		switch {
-		case status != "" && j.status != status,
+		case j.region != x.region,
+			status != "" && j.status != status,
 			name != "" && !strings.Contains(j.name, name),
 			!after.IsZero() && !j.submit.After(after),
 			!before.IsZero() && !j.submit.Before(before):

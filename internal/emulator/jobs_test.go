@@ -522,3 +522,50 @@ func TestJobRecordsAnsweredAsTheModel(t *testing.T) {
 		})
 	}
 }
+
+// TestJobsAreRegional checks that a job is the region's where it was made,
+// as Bedrock's control plane is regional: another region's client does not
+// get, list or stop it, and its clientRequestToken makes a new job there.
+func TestJobsAreRegional(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	rn := start(t, Options{Clock: clk})
+	ctx := context.Background()
+	east := controlClient(rn)
+	west := bedrock.New(bedrock.Options{Region: "us-west-2", BaseEndpoint: aws.String(rn.URL), RetryMaxAttempts: 1, HTTPClient: testHTTPClient,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")})
+	out, err := west.CreateModelInvocationJob(ctx, createInput("regional", "tok-regional"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.JobArn)
+	if !strings.HasPrefix(arn, "arn:aws:bedrock:us-west-2:") {
+		t.Fatalf("jobArn %s is not us-west-2's", arn)
+	}
+	if _, err := west.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(arn)}); err != nil {
+		t.Fatalf("GetModelInvocationJob in its region: %v", err)
+	}
+	// An ARN whose region was mixed up names no job, even in the job's region.
+	mixed := strings.Replace(arn, ":us-west-2:", ":us-east-1:", 1)
+	if _, err := west.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(mixed)}); !errors.As(err, new(*btypes.ResourceNotFoundException)) {
+		t.Errorf("GetModelInvocationJob %s from us-west-2 = %v, want ResourceNotFoundException", mixed, err)
+	}
+	for _, id := range []string{arn, arn[strings.LastIndex(arn, "/")+1:]} {
+		_, err := east.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(id)})
+		var nf *btypes.ResourceNotFoundException
+		if !errors.As(err, &nf) {
+			t.Errorf("GetModelInvocationJob %s from us-east-1 = %v, want ResourceNotFoundException", id, err)
+		}
+		_, err = east.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(id)})
+		if !errors.As(err, &nf) {
+			t.Errorf("StopModelInvocationJob %s from us-east-1 = %v, want ResourceNotFoundException", id, err)
+		}
+	}
+	list, err := east.ListModelInvocationJobs(ctx, &bedrock.ListModelInvocationJobsInput{})
+	if err != nil || len(list.InvocationJobSummaries) != 0 {
+		t.Errorf("ListModelInvocationJobs from us-east-1 = %d jobs, %v; want none", len(list.InvocationJobSummaries), err)
+	}
+	again, err := east.CreateModelInvocationJob(ctx, createInput("regional", "tok-regional"))
+	if err != nil || aws.ToString(again.JobArn) == arn || !strings.HasPrefix(aws.ToString(again.JobArn), "arn:aws:bedrock:us-east-1:") {
+		t.Errorf("the same token in us-east-1 = %v, %v; want a new us-east-1 job", again, err)
+	}
+}
