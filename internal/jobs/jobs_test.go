@@ -812,3 +812,44 @@ func TestStepsOneByOne(t *testing.T) {
 		t.Fatalf("stop of an ended job: %v, %d stops sent; want refused, none sent", err, e.fake.stops-stops)
 	}
 }
+
+// TestJobOfAnEarlierRun: a new state file for a run done before finds its
+// job by name; a job that answered is adopted (no second job), one that
+// ended Expired is refused, and --new then makes the run's second job.
+func TestJobOfAnEarlierRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     btypes.ModelInvocationJobStatus
+		errText string // "" for adopted
+	}{
+		{"completed: adopted", "", ""},
+		{"expired: refused", btypes.ModelInvocationJobStatusExpired, "has already ended Expired; to submit the input again as a new job, run again with --new"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.end = tt.end
+			e.runner(t).Run(context.Background())
+			if err := os.Remove(e.opts.Out + ".jobstate"); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := e.runner(t).Run(context.Background())
+			switch {
+			case tt.errText == "" && (err != nil || sum.OK != 100):
+				t.Fatalf("second run: %+v, %v; want the job's 100 answers", sum, err)
+			case tt.errText != "" && (err == nil || !strings.Contains(err.Error(), tt.errText)):
+				t.Fatalf("second run: %v, want %q", err, tt.errText)
+			}
+			if e.fake.creates != 1 {
+				t.Fatalf("%d jobs created, want 1", e.fake.creates)
+			}
+			if tt.errText == "" {
+				return
+			}
+			e.opts.NewJob, e.fake.end = true, ""
+			if _, err := e.runner(t).Run(context.Background()); err != nil || e.fake.creates != 2 {
+				t.Fatalf("with --new: %v, %d jobs; want a second job", err, e.fake.creates)
+			}
+		})
+	}
+}
