@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -99,7 +98,6 @@ type job struct {
 	id, arn, name, model, role, token, region string
 	inURI, outURI, invocationType             string
 	timeoutHours                              int32
-	request                                   [32]byte // hash of the create request, for idempotency
 	plan                                      fault.Job
 	stop                                      chan struct{} // closed by StopModelInvocationJob
 	done                                      chan struct{} // closed when runJob returns
@@ -219,25 +217,18 @@ func (x *exchange) verifyBody() bool {
 }
 
 // createJob makes the job a valid request asks for, or answers with the
-// job a same-token request made.
+// job a same-token request made. As Bedrock's API reference says of
+// clientRequestToken ("If this token matches a previous request, Amazon
+// Bedrock ignores the request, but does not return an error"), a second
+// request with the token gets the first job's ARN whatever else it asks.
 func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int32) {
 	s := x.s
-	// The request as the token stands for it: every field but the token.
 	token := in.ClientRequestToken
-	in.ClientRequestToken = ""
-	canon, _ := json.Marshal(in)
-	sum := sha256.Sum256(canon)
 	tokenKey := x.region + "/" + token // tokens are the region's, as its jobs are
 
 	s.jobs.mu.Lock()
 	if j := s.jobs.byToken[tokenKey]; token != "" && j != nil {
-		same := j.request == sum
 		s.jobs.mu.Unlock()
-		if !same {
-			x.fail(catalog.CodeConflict, "The clientRequestToken "+strconv.Quote(token)+" was already used by job "+j.arn+
-				" with a different request; use a new token for a new job.")
-			return
-		}
 		x.writeJobARN(j.arn)
 		return
 	}
@@ -285,7 +276,7 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 		id: id, arn: "arn:aws:bedrock:" + x.region + ":" + profileAccount + ":model-invocation-job/" + id,
 		name: in.JobName, model: in.ModelID, role: in.RoleARN, token: token, region: x.region,
 		inURI: inURI, outURI: outURI, invocationType: cmp.Or(in.ModelInvocationType, "InvokeModel"),
-		timeoutHours: hours, request: sum, plan: plan, stop: make(chan struct{}), done: make(chan struct{}),
+		timeoutHours: hours, plan: plan, stop: make(chan struct{}), done: make(chan struct{}),
 		status: JobSubmitted, submit: now, modified: now,
 	}
 	s.jobs.byID[id] = j
@@ -605,12 +596,24 @@ func (s *Server) runJob(j *job) {
 		}
 		return true
 	}
-	if !advance(JobValidating, nil) || !advance(JobScheduled, validate) || !advance(JobInProgress, nil) {
+	if !advance(JobValidating, nil) || !advance(JobScheduled, validate) {
+		return
+	}
+	if j.plan.Expire {
+		// Bedrock's Expired: scheduled, but not begun before the timeout.
+		if ok, stop := s.wait(step, j.stop); ok && stop {
+			stopped()
+		} else if ok {
+			end(JobExpired, fmt.Sprintf("The job did not begin within its timeout of %d hours.", j.timeoutHours))
+		}
+		return
+	}
+	if !advance(JobInProgress, nil) {
 		return
 	}
 	var in, out int64
 	parts := progressSteps
-	if j.plan.Expire {
+	if j.plan.Partial {
 		parts = progressSteps / 2
 	}
 	per := (len(records) + progressSteps - 1) / progressSteps
@@ -645,17 +648,13 @@ func (s *Server) runJob(j *job) {
 		end(JobFailed, msg)
 		return
 	}
-	s.jobs.mu.Lock()
-	errored := j.errored
-	s.jobs.mu.Unlock()
-	switch {
-	case j.plan.Expire:
-		end(JobExpired, fmt.Sprintf("The job did not finish within its timeout of %d hours.", j.timeoutHours))
-	case errored > 0:
-		end(JobPartiallyCompleted, "")
-	default:
-		end(JobCompleted, "")
+	// Records answered with an error do not make a job PartiallyCompleted:
+	// Bedrock's means "not all of your records could be processed in time".
+	if j.plan.Partial {
+		end(JobPartiallyCompleted, fmt.Sprintf("The job did not finish within its timeout of %d hours; not all records were processed.", j.timeoutHours))
+		return
 	}
+	end(JobCompleted, "")
 }
 
 // readJobInput reads and checks a job's input files against its limits. A
