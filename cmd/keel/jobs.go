@@ -463,7 +463,10 @@ func jobsReport(stdout, stderr io.Writer, name string, st *jobs.State, sum *jobs
 			fmt.Fprintln(stderr)
 			writeExplanation(stderr, e)
 		}
-		if code == 130 || (st.JobARN != "" && st.Step != jobs.StepDone) {
+		// Only the resumable steps go on when run again; a stop or status
+		// that failed, or results of a job still running, do not.
+		resumable := name != "keel jobs stop" && name != "keel jobs status" && !errors.Is(err, jobs.ErrNotEnded)
+		if code == 130 || (resumable && st.JobARN != "" && st.Step != jobs.StepDone) {
 			fmt.Fprintf(stderr, "%s: the state file says step %q; run the same command again to go on\n", name, st.Step)
 		}
 		return code
@@ -472,6 +475,9 @@ func jobsReport(stdout, stderr io.Writer, name string, st *jobs.State, sum *jobs
 		fmt.Fprintf(stdout, "job %s (%s): %s", st.JobID, st.JobARN, orDefault(st.Status, "Submitted"))
 		if st.Total > 0 {
 			fmt.Fprintf(stdout, ", %d/%d processed, %d succeeded, %d errors", st.Processed, st.Total, st.Succeeded, st.Errors)
+		}
+		if st.Message != "" && je == nil { // a JobError says it below
+			fmt.Fprintf(stdout, ": %s", st.Message)
 		}
 		fmt.Fprintln(stdout)
 	}

@@ -26,21 +26,7 @@ var jsDir = filepath.Join("..", "..", "test", "js")
 // saying how to install them; with KEEL_REQUIRE_JS=1 (as .ci/run sets) it
 // fails instead.
 func TestAnthropicJSSDK(t *testing.T) {
-	missing := func(what string) {
-		t.Helper()
-		msg := what + "; install with `npm ci --prefix test/js` (and Node.js 18 or later) to run this check"
-		if os.Getenv("KEEL_REQUIRE_JS") == "1" {
-			t.Fatal(msg + " (KEEL_REQUIRE_JS=1 requires it)")
-		}
-		t.Skip(msg)
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing("node is not on PATH")
-	}
-	if _, err := os.Stat(filepath.Join(jsDir, "node_modules", "@anthropic-ai", "bedrock-sdk", "package.json")); err != nil {
-		missing("test/js/node_modules has no @anthropic-ai/bedrock-sdk")
-	}
+	node := requireNode(t, "@anthropic-ai/bedrock-sdk")
 
 	rn := start(t, Options{Seed: testSeed})
 	const (

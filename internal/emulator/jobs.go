@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -87,8 +86,8 @@ type jobTable struct {
 	mu      sync.Mutex
 	closed  bool // Server.Close: no more jobs start
 	byID    map[string]*job
-	byToken map[string]*job
-	order   []*job // by submission
+	byToken map[string]*job // by region and clientRequestToken
+	order   []*job          // by submission
 	seq     uint64
 	running sync.WaitGroup // one goroutine per job until it ends
 }
@@ -99,7 +98,6 @@ type job struct {
 	id, arn, name, model, role, token, region string
 	inURI, outURI, invocationType             string
 	timeoutHours                              int32
-	request                                   [32]byte // hash of the create request, for idempotency
 	plan                                      fault.Job
 	stop                                      chan struct{} // closed by StopModelInvocationJob
 	done                                      chan struct{} // closed when runJob returns
@@ -219,24 +217,18 @@ func (x *exchange) verifyBody() bool {
 }
 
 // createJob makes the job a valid request asks for, or answers with the
-// job a same-token request made.
+// job a same-token request made. As Bedrock's API reference says of
+// clientRequestToken ("If this token matches a previous request, Amazon
+// Bedrock ignores the request, but does not return an error"), a second
+// request with the token gets the first job's ARN whatever else it asks.
 func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int32) {
 	s := x.s
-	// The request as the token stands for it: every field but the token.
 	token := in.ClientRequestToken
-	in.ClientRequestToken = ""
-	canon, _ := json.Marshal(in)
-	sum := sha256.Sum256(canon)
+	tokenKey := x.region + "/" + token // tokens are the region's, as its jobs are
 
 	s.jobs.mu.Lock()
-	if j := s.jobs.byToken[token]; token != "" && j != nil {
-		same := j.request == sum
+	if j := s.jobs.byToken[tokenKey]; token != "" && j != nil {
 		s.jobs.mu.Unlock()
-		if !same {
-			x.fail(catalog.CodeConflict, "The clientRequestToken "+strconv.Quote(token)+" was already used by job "+j.arn+
-				" with a different request; use a new token for a new job.")
-			return
-		}
 		x.writeJobARN(j.arn)
 		return
 	}
@@ -263,7 +255,7 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 	now := s.Now()
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
-	if j := s.jobs.byToken[token]; token != "" && j != nil { // a twin request won the race
+	if j := s.jobs.byToken[tokenKey]; token != "" && j != nil { // a twin request won the race
 		x.writeJobARN(j.arn)
 		return
 	}
@@ -284,12 +276,12 @@ func (x *exchange) createJob(in *createJobInput, inURI, outURI string, hours int
 		id: id, arn: "arn:aws:bedrock:" + x.region + ":" + profileAccount + ":model-invocation-job/" + id,
 		name: in.JobName, model: in.ModelID, role: in.RoleARN, token: token, region: x.region,
 		inURI: inURI, outURI: outURI, invocationType: cmp.Or(in.ModelInvocationType, "InvokeModel"),
-		timeoutHours: hours, request: sum, plan: plan, stop: make(chan struct{}), done: make(chan struct{}),
+		timeoutHours: hours, plan: plan, stop: make(chan struct{}), done: make(chan struct{}),
 		status: JobSubmitted, submit: now, modified: now,
 	}
 	s.jobs.byID[id] = j
 	if token != "" {
-		s.jobs.byToken[token] = j
+		s.jobs.byToken[tokenKey] = j
 	}
 	s.jobs.order = append(s.jobs.order, j)
 	s.jobs.running.Add(1)
@@ -321,17 +313,21 @@ func (x *exchange) writeJobARN(arn string) {
 }
 
 // findJob returns the job a path's jobIdentifier (an id or an ARN, escaped)
-// names, answering ResourceNotFoundException when there is none.
+// names, answering ResourceNotFoundException when there is none in the
+// request's region (Bedrock's control plane is regional).
 func (x *exchange) findJob(escaped string) *job {
 	id, err := url.PathUnescape(escaped)
 	if err == nil {
+		arn := ""
 		if i := strings.LastIndex(id, ":model-invocation-job/"); i >= 0 && strings.HasPrefix(id, "arn:") {
-			id = id[i+len(":model-invocation-job/"):]
+			arn, id = id, id[i+len(":model-invocation-job/"):]
 		}
 		x.s.jobs.mu.Lock()
 		j := x.s.jobs.byID[id]
 		x.s.jobs.mu.Unlock()
-		if j != nil {
+		// An ARN must be the job's own: one naming another region (or
+		// account) does not find it, as Bedrock's control plane is regional.
+		if j != nil && j.region == x.region && (arn == "" || arn == j.arn) {
 			return j
 		}
 	}
@@ -380,9 +376,9 @@ func (x *exchange) serveStopJob(escaped string) {
 }
 
 // serveListJobs serves ListModelInvocationJobs (GET /model-invocation-jobs):
-// filters statusEquals, nameContains, submitTimeAfter and submitTimeBefore,
-// sortOrder (by submission time, Descending unless asked), maxResults and
-// nextToken.
+// the jobs of the request's region, with filters statusEquals, nameContains,
+// submitTimeAfter and submitTimeBefore, sortOrder (by submission time,
+// Descending unless asked), maxResults and nextToken.
 func (x *exchange) serveListJobs() {
 	if !x.verifyControl() {
 		return
@@ -418,7 +414,8 @@ func (x *exchange) serveListJobs() {
 	s.jobs.mu.Lock()
 	for _, j := range s.jobs.order {
 		switch {
-		case status != "" && j.status != status,
+		case j.region != x.region,
+			status != "" && j.status != status,
 			name != "" && !strings.Contains(j.name, name),
 			!after.IsZero() && !j.submit.After(after),
 			!before.IsZero() && !j.submit.Before(before):
@@ -599,12 +596,24 @@ func (s *Server) runJob(j *job) {
 		}
 		return true
 	}
-	if !advance(JobValidating, nil) || !advance(JobScheduled, validate) || !advance(JobInProgress, nil) {
+	if !advance(JobValidating, nil) || !advance(JobScheduled, validate) {
+		return
+	}
+	if j.plan.Expire {
+		// Bedrock's Expired: scheduled, but not begun before the timeout.
+		if ok, stop := s.wait(step, j.stop); ok && stop {
+			stopped()
+		} else if ok {
+			end(JobExpired, fmt.Sprintf("The job did not begin within its timeout of %d hours.", j.timeoutHours))
+		}
+		return
+	}
+	if !advance(JobInProgress, nil) {
 		return
 	}
 	var in, out int64
 	parts := progressSteps
-	if j.plan.Expire {
+	if j.plan.Partial {
 		parts = progressSteps / 2
 	}
 	per := (len(records) + progressSteps - 1) / progressSteps
@@ -639,17 +648,13 @@ func (s *Server) runJob(j *job) {
 		end(JobFailed, msg)
 		return
 	}
-	s.jobs.mu.Lock()
-	errored := j.errored
-	s.jobs.mu.Unlock()
-	switch {
-	case j.plan.Expire:
-		end(JobExpired, fmt.Sprintf("The job did not finish within its timeout of %d hours.", j.timeoutHours))
-	case errored > 0:
-		end(JobPartiallyCompleted, "")
-	default:
-		end(JobCompleted, "")
+	// Records answered with an error do not make a job PartiallyCompleted:
+	// Bedrock's means "not all of your records could be processed in time".
+	if j.plan.Partial {
+		end(JobPartiallyCompleted, fmt.Sprintf("The job did not finish within its timeout of %d hours; not all records were processed.", j.timeoutHours))
+		return
 	}
+	end(JobCompleted, "")
 }
 
 // readJobInput reads and checks a job's input files against its limits. A

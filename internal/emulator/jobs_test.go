@@ -194,15 +194,16 @@ func TestJobLifeWithSDK(t *testing.T) {
 		t.Errorf("manifest = %+v, want %d records, all successful, with tokens", manifest, n)
 	}
 
-	// The same token and request: the same job. Another request: a conflict.
-	again, err := c.CreateModelInvocationJob(ctx, createInput("life-1", "tok-life"))
-	if err != nil || aws.ToString(again.JobArn) != arn {
-		t.Errorf("create again with the same token = %v, %v; want %s", again, err, arn)
+	// The same token: the same job, whatever else the request asks
+	// ("Amazon Bedrock ignores the request, but does not return an error").
+	for _, name := range []string{"life-1", "life-2"} {
+		again, err := c.CreateModelInvocationJob(ctx, createInput(name, "tok-life"))
+		if err != nil || aws.ToString(again.JobArn) != arn {
+			t.Errorf("create %s again with the same token = %v, %v; want %s", name, again, err, arn)
+		}
 	}
-	_, err = c.CreateModelInvocationJob(ctx, createInput("life-2", "tok-life"))
-	var conflict *btypes.ConflictException
-	if !errors.As(err, &conflict) {
-		t.Errorf("create with a used token and another name = %v, want ConflictException", err)
+	if list, err := c.ListModelInvocationJobs(ctx, &bedrock.ListModelInvocationJobsInput{}); err != nil || len(list.InvocationJobSummaries) != 1 {
+		t.Errorf("after the same token thrice: %v jobs, %v; want 1", len(list.InvocationJobSummaries), err)
 	}
 }
 
@@ -313,8 +314,12 @@ func TestJobFaults(t *testing.T) {
 			btypes.ModelInvocationJobStatusFailed, "over the quota of 100 bytes per file", false, 0},
 		{"fails validation", fault.Job{Limits: limits, FailValidation: "The role cannot read the input bucket."}, 8,
 			btypes.ModelInvocationJobStatusFailed, "cannot read the input bucket", false, 0},
-		{"record errors", fault.Job{Limits: limits, RecordErrors: 0.5}, 40, btypes.ModelInvocationJobStatusPartiallyCompleted, "", true, 40},
-		{"expires", fault.Job{Limits: limits, Expire: true}, 8, btypes.ModelInvocationJobStatusExpired, "timeout of 168 hours", false, 4},
+		// Bedrock's Completed job may hold record errors: PartiallyCompleted
+		// means records left unprocessed at the timeout, and Expired a job
+		// that did not begin before it.
+		{"record errors", fault.Job{Limits: limits, RecordErrors: 0.5}, 40, btypes.ModelInvocationJobStatusCompleted, "", true, 40},
+		{"cut by its timeout", fault.Job{Limits: limits, Partial: true}, 8, btypes.ModelInvocationJobStatusPartiallyCompleted, "timeout of 168 hours; not all records", false, 4},
+		{"expires", fault.Job{Limits: limits, Expire: true}, 8, btypes.ModelInvocationJobStatusExpired, "did not begin within its timeout of 168 hours", false, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,6 +331,9 @@ func TestJobFaults(t *testing.T) {
 				t.Errorf("processed %d records, want %d", got, tc.answered)
 			}
 			if tc.answered == 0 {
+				if objs, _, err := rn.Server.Objects().List("out-bucket", "results/"+id+"/", "", 10); err == nil && len(objs) > 0 {
+					t.Errorf("a job that answered nothing wrote %d output objects (%s ...)", len(objs), objs[0].Key)
+				}
 				return
 			}
 			lines, _ := outputLines(t, rn, "results/"+id+"/input.jsonl.out")
@@ -484,7 +492,7 @@ func TestJobRecordsAnsweredAsTheModel(t *testing.T) {
 		errorCode        int // of record "bad"; 0: no such record
 	}{
 		{"invoke with a refused record", "", []string{good, `{"recordId":"bad","modelInput":{"anthropic_version":"bedrock-2023-05-31","messages":[{"role":"user","content":"no max_tokens"}]}}`},
-			btypes.ModelInvocationJobStatusPartiallyCompleted, 400},
+			btypes.ModelInvocationJobStatusCompleted, 400},
 		{"converse", "Converse", []string{`{"recordId":"ok","modelInput":{"messages":[{"role":"user","content":[{"text":"hi"}]}]}}`},
 			btypes.ModelInvocationJobStatusCompleted, 0},
 	}
@@ -520,5 +528,52 @@ func TestJobRecordsAnsweredAsTheModel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestJobsAreRegional checks that a job is the region's where it was made,
+// as Bedrock's control plane is regional: another region's client does not
+// get, list or stop it, and its clientRequestToken makes a new job there.
+func TestJobsAreRegional(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	rn := start(t, Options{Clock: clk})
+	ctx := context.Background()
+	east := controlClient(rn)
+	west := bedrock.New(bedrock.Options{Region: "us-west-2", BaseEndpoint: aws.String(rn.URL), RetryMaxAttempts: 1, HTTPClient: testHTTPClient,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "")})
+	out, err := west.CreateModelInvocationJob(ctx, createInput("regional", "tok-regional"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.JobArn)
+	if !strings.HasPrefix(arn, "arn:aws:bedrock:us-west-2:") {
+		t.Fatalf("jobArn %s is not us-west-2's", arn)
+	}
+	if _, err := west.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(arn)}); err != nil {
+		t.Fatalf("GetModelInvocationJob in its region: %v", err)
+	}
+	// An ARN whose region was mixed up names no job, even in the job's region.
+	mixed := strings.Replace(arn, ":us-west-2:", ":us-east-1:", 1)
+	if _, err := west.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(mixed)}); !errors.As(err, new(*btypes.ResourceNotFoundException)) {
+		t.Errorf("GetModelInvocationJob %s from us-west-2 = %v, want ResourceNotFoundException", mixed, err)
+	}
+	for _, id := range []string{arn, arn[strings.LastIndex(arn, "/")+1:]} {
+		_, err := east.GetModelInvocationJob(ctx, &bedrock.GetModelInvocationJobInput{JobIdentifier: aws.String(id)})
+		var nf *btypes.ResourceNotFoundException
+		if !errors.As(err, &nf) {
+			t.Errorf("GetModelInvocationJob %s from us-east-1 = %v, want ResourceNotFoundException", id, err)
+		}
+		_, err = east.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(id)})
+		if !errors.As(err, &nf) {
+			t.Errorf("StopModelInvocationJob %s from us-east-1 = %v, want ResourceNotFoundException", id, err)
+		}
+	}
+	list, err := east.ListModelInvocationJobs(ctx, &bedrock.ListModelInvocationJobsInput{})
+	if err != nil || len(list.InvocationJobSummaries) != 0 {
+		t.Errorf("ListModelInvocationJobs from us-east-1 = %d jobs, %v; want none", len(list.InvocationJobSummaries), err)
+	}
+	again, err := east.CreateModelInvocationJob(ctx, createInput("regional", "tok-regional"))
+	if err != nil || aws.ToString(again.JobArn) == arn || !strings.HasPrefix(aws.ToString(again.JobArn), "arn:aws:bedrock:us-east-1:") {
+		t.Errorf("the same token in us-east-1 = %v, %v; want a new us-east-1 job", again, err)
 	}
 }

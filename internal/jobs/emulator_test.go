@@ -102,27 +102,61 @@ func TestEmulatorKillPoints(t *testing.T) {
 	}
 }
 
-// TestEmulatorPartiallyCompletedRedrive: the job's record errors go to the
-// DLQ and, on demand, through the engine to the same emulator.
+// TestEmulatorPartiallyCompletedRedrive: the records a job did not answer
+// go to the DLQ and, on demand, through the engine to the same emulator:
+// record errors of a Completed job, and the records a PartiallyCompleted
+// job (cut by its timeout) left unprocessed.
 func TestEmulatorPartiallyCompletedRedrive(t *testing.T) {
-	e := startJobsEmulator(t, 100, func(fault.JobRequest) fault.Job { return fault.Job{Step: emulatorStep, RecordErrors: 0.2} })
-	eng, err := engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: e.endpoint}, DisableBudget: true, DisableBreaker: true})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name   string
+		plan   fault.Job
+		status string
+		errors bool // the manifest counts record errors
+		all    bool // the manifest counts every record processed
+	}{
+		{"Completed with record errors", fault.Job{Step: emulatorStep, RecordErrors: 0.2}, "Completed", true, true},
+		{"PartiallyCompleted by its timeout", fault.Job{Step: emulatorStep, Partial: true}, "PartiallyCompleted", false, false},
 	}
-	e.opts.Redrive = eng
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startJobsEmulator(t, 100, func(fault.JobRequest) fault.Job { return tt.plan })
+			eng, err := engine.New(engine.Options{Endpoints: attempt.FixedEndpoint{URL: e.endpoint}, DisableBudget: true, DisableBreaker: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.opts.Redrive = eng
+			sum, err := e.runner(t).Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := sum.Manifest
+			if sum.Status != tt.status || (m.ErrorRecordCount > 0) != tt.errors || (m.ProcessedRecordCount == 100) != tt.all {
+				t.Fatalf("summary %+v, manifest %+v", sum, m)
+			}
+			if sum.OK != 100 {
+				t.Fatalf("%d of 100 answered after the redrive on demand", sum.OK)
+			}
+			if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 0 {
+				t.Fatalf("%d left parked", len(parked))
+			}
+		})
+	}
+}
+
+// TestEmulatorExpired: a job that expired before it began wrote no output;
+// every record is parked as not processed.
+func TestEmulatorExpired(t *testing.T) {
+	e := startJobsEmulator(t, 100, func(fault.JobRequest) fault.Job { return fault.Job{Step: emulatorStep, Expire: true} })
 	sum, err := e.runner(t).Run(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Expired" || !strings.Contains(err.Error(), "did not begin within its timeout") {
+		t.Fatalf("err = %v, want the job Expired with Bedrock's message", err)
 	}
-	if sum.Status != "PartiallyCompleted" || sum.Manifest.ErrorRecordCount == 0 {
-		t.Fatalf("summary %+v", sum)
+	if sum == nil || sum.OK != 0 || sum.Failed != 100 || sum.Manifest != nil {
+		t.Fatalf("summary %+v, want 100 failed and no manifest", sum)
 	}
-	if sum.OK != 100 {
-		t.Fatalf("%d of 100 answered after the redrive on demand", sum.OK)
-	}
-	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 0 {
-		t.Fatalf("%d left parked", len(parked))
+	if parked, _ := e.dlq.List(context.Background(), dlq.Filter{}); len(parked) != 100 {
+		t.Fatalf("%d parked, want 100", len(parked))
 	}
 }
 

@@ -31,6 +31,7 @@ type fakeAWS struct {
 	tokens  map[string]string // clientRequestToken → ARN
 	creates int               // CreateModelInvocationJob calls that made a job
 	gets    int
+	stops   int                         // StopModelInvocationJob calls
 	uploads map[string]map[int32][]byte // multipart upload id → its parts
 	parts   int                         // UploadPart calls that stored a part
 	aborted int                         // AbortMultipartUpload calls
@@ -191,6 +192,7 @@ func (f *fakeAWS) StopModelInvocationJob(_ context.Context, in *bedrock.StopMode
 	if !ok {
 		return nil, apiErr("ResourceNotFoundException", "no such job")
 	}
+	f.stops++
 	j.stop = true
 	j.status = btypes.ModelInvocationJobStatusStopping
 	return &bedrock.StopModelInvocationJobOutput{}, nil

@@ -148,6 +148,10 @@ type invalidError struct{ error }
 func (e invalidError) Unwrap() error { return e.error }
 func (invalidError) Is(t error) bool { return t == ErrInvalid }
 
+// ErrNotEnded is returned (wrapped) by Results when Bedrock says the job
+// has not reached a final status yet: Wait for it first.
+var ErrNotEnded = errors.New("jobs: the job has not ended yet")
+
 // ErrNoJob is returned by the steps that need a job when the state file has none.
 var ErrNoJob = errors.New("jobs: the state file records no job yet; run submit (or run) first")
 
@@ -711,13 +715,20 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 
 // Stop asks Bedrock to stop the job. The job goes to Stopping, then
 // Stopped; Wait and Results then write what it did and dead-letter the rest.
+// A job the state records as ended is not sent a stop. Stop saves nothing
+// (it needs no lock); after a stop, r.St shows the job Stopping, as Bedrock
+// has moved it, and the file is left as it is.
 func (r *Runner) Stop(ctx context.Context) error {
 	if r.St.JobARN == "" {
 		return ErrNoJob
 	}
+	if r.St.Step == StepEnded || r.St.Step == StepDone {
+		return fmt.Errorf("jobs: job %s already ended %s; there is nothing to stop", r.St.JobID, r.St.Status)
+	}
 	if _, err := r.o.Bedrock.StopModelInvocationJob(ctx, &bedrock.StopModelInvocationJobInput{JobIdentifier: aws.String(r.St.JobARN)}); err != nil {
 		return fmt.Errorf("jobs: stopping job %s: %w", r.St.JobID, err)
 	}
+	r.St.Status = string(btypes.ModelInvocationJobStatusStopping)
 	return nil
 }
 

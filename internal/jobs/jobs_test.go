@@ -750,3 +750,106 @@ func TestRedact(t *testing.T) {
 		})
 	}
 }
+
+// TestStepsOneByOne runs the steps as keel jobs submit, results, stop,
+// results and stop do, each with a new Runner on the state file: results
+// asks Bedrock once when the state is behind it and refuses a job that has
+// not ended, naming its status; stop saves nothing, shows the job Stopping,
+// and is not sent to a job the state records as ended.
+func TestStepsOneByOne(t *testing.T) {
+	e := newEnv(t, 100)
+	ctx := context.Background()
+	state := func() *State {
+		st, err := LoadState(e.opts.Out + ".jobstate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if err := e.runner(t).Submit(ctx); err != nil {
+		t.Fatalf("submit: %v", err)
+	}
+
+	_, err := e.runner(t).Results(ctx)
+	if !errors.Is(err, ErrNotEnded) || !strings.Contains(err.Error(), "is InProgress (0/0 records processed); wait for it first") {
+		t.Fatalf("results on a running job: %v, want ErrNotEnded naming InProgress", err)
+	}
+	if e.fake.gets != 1 {
+		t.Fatalf("results on a running job asked Bedrock %d times, want once", e.fake.gets)
+	}
+	if _, err := os.Stat(e.opts.Out); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("results wrote %s for a running job: %v", e.opts.Out, err)
+	}
+
+	before, err := os.ReadFile(e.opts.Out + ".jobstate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.runner(t)
+	if err := r.Stop(ctx); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if r.St.Status != "Stopping" {
+		t.Fatalf("after stop: r.St.Status %q, want Stopping", r.St.Status)
+	}
+	if after, _ := os.ReadFile(e.opts.Out + ".jobstate"); string(after) != string(before) {
+		t.Fatalf("stop changed the state file:\n%s\nwas\n%s", after, before)
+	}
+
+	sum, err := e.runner(t).Results(ctx) // the state says created; Bedrock says Stopped
+	var je *JobError
+	if !errors.As(err, &je) || je.Status != "Stopped" || sum == nil || sum.Records != 100 {
+		t.Fatalf("results after stop: %+v, %v; want the Stopped job's 100 records", sum, err)
+	}
+	readResults(t, e.opts.Out, 100)
+	if st := state(); st.Step != StepDone {
+		t.Fatalf("after results: step %s, want done", st.Step)
+	}
+
+	stops := e.fake.stops
+	err = e.runner(t).Stop(ctx)
+	if err == nil || !strings.Contains(err.Error(), "already ended Stopped; there is nothing to stop") || e.fake.stops != stops {
+		t.Fatalf("stop of an ended job: %v, %d stops sent; want refused, none sent", err, e.fake.stops-stops)
+	}
+}
+
+// TestJobOfAnEarlierRun: a new state file for a run done before finds its
+// job by name; a job that answered is adopted (no second job), one that
+// ended Expired is refused, and --new then makes the run's second job.
+func TestJobOfAnEarlierRun(t *testing.T) {
+	tests := []struct {
+		name    string
+		end     btypes.ModelInvocationJobStatus
+		errText string // "" for adopted
+	}{
+		{"completed: adopted", "", ""},
+		{"expired: refused", btypes.ModelInvocationJobStatusExpired, "has already ended Expired; to submit the input again as a new job, run again with --new"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.end = tt.end
+			e.runner(t).Run(context.Background())
+			if err := os.Remove(e.opts.Out + ".jobstate"); err != nil {
+				t.Fatal(err)
+			}
+			sum, err := e.runner(t).Run(context.Background())
+			switch {
+			case tt.errText == "" && (err != nil || sum.OK != 100):
+				t.Fatalf("second run: %+v, %v; want the job's 100 answers", sum, err)
+			case tt.errText != "" && (err == nil || !strings.Contains(err.Error(), tt.errText)):
+				t.Fatalf("second run: %v, want %q", err, tt.errText)
+			}
+			if e.fake.creates != 1 {
+				t.Fatalf("%d jobs created, want 1", e.fake.creates)
+			}
+			if tt.errText == "" {
+				return
+			}
+			e.opts.NewJob, e.fake.end = true, ""
+			if _, err := e.runner(t).Run(context.Background()); err != nil || e.fake.creates != 2 {
+				t.Fatalf("with --new: %v, %d jobs; want a second job", err, e.fake.creates)
+			}
+		})
+	}
+}

@@ -45,8 +45,10 @@ type outLine struct {
 // recordId and writes one result line per input record, in input order, to
 // Out (whole, then renamed into place); records without a successful
 // answer are parked in the DLQ, keyed by job and record so doing it again
-// parks nothing twice. It returns a *JobError (with the Summary) for a job
-// that ended Failed, Stopped or Expired.
+// parks nothing twice. When the state does not record the job as ended,
+// Results asks Bedrock once and returns ErrNotEnded (wrapped) if it has
+// not. It returns a *JobError (with the Summary) for a job that ended
+// Failed, Stopped or Expired.
 //
 // On a run already done, Results returns the recorded summary and changes
 // nothing: parking again would bring back dead letters that keel dlq
@@ -59,8 +61,17 @@ func (r *Runner) Results(ctx context.Context) (*Summary, error) {
 	if st.Step == StepDone {
 		return r.done()
 	}
+	if st.Step == StepCreated {
+		// The state may be behind Bedrock (nothing polled since the job
+		// ended, as after a stop): ask once.
+		now, err := r.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.St, st = now, now
+	}
 	if st.Step != StepEnded {
-		return nil, fmt.Errorf("jobs: job %s is %s, not ended yet; wait for it first", st.JobID, st.Status)
+		return nil, fmt.Errorf("%w: job %s is %s (%d/%d records processed); wait for it first (keel jobs wait)", ErrNotEnded, st.JobID, st.Status, st.Processed, st.Total)
 	}
 	inf, err := r.loadInput()
 	if err != nil {

@@ -8,7 +8,12 @@
 // them. The Verifier recomputes the
 // signature with aws-sdk-go-v2's own signer over a copy of the request that
 // holds only the headers the client signed, with the client's X-Amz-Date,
-// and compares the two. The payload hash is X-Amz-Content-Sha256 when the
+// and compares the two. The canonical URI is the request's path escaped
+// once more, as the AWS signers do for every service but S3; for service
+// "s3" it is the path as sent, escaped once, as S3 signs it (SigV4's
+// "Create a canonical request": "Each path segment must be URI-encoded
+// twice (except for Amazon S3 which only gets URI-encoded once)";
+// aws-sdk-go-v2's S3 client sets DisableURIPathEscaping). The payload hash is X-Amz-Content-Sha256 when the
 // client sent it (it must then match the body) and the SHA-256 of the body
 // otherwise.
 //
@@ -72,7 +77,7 @@ type Options struct {
 	// minutes, as AWS allows.
 	MaxSkew time.Duration
 	// Service is the signing name the credential scope must carry; empty
-	// means "bedrock".
+	// means "bedrock". For "s3" the path is signed escaped once.
 	Service string
 	// Region, when set, returns the region the request was sent to, which
 	// the credential scope must name. Nil accepts the scope's region.
@@ -105,10 +110,13 @@ func New(opts Options) *Verifier {
 		skew:     opts.MaxSkew,
 		service:  opts.Service,
 		region:   opts.Region,
+	}
+	v.signer = v4.NewSigner(func(o *v4.SignerOptions) {
 		// Leave the client's X-Amz-Security-Token as sent: the signature
 		// covers it, and neither the emulator nor the gateway checks tokens.
-		signer: v4.NewSigner(func(o *v4.SignerOptions) { o.DisableSessionToken = true }),
-	}
+		o.DisableSessionToken = true
+		o.DisableURIPathEscaping = v.service == serviceS3
+	})
 	for id, secret := range opts.Keys {
 		v.keys[id] = secret
 	}
@@ -142,6 +150,9 @@ const (
 	amzDate    = "20060102T150405Z"
 	scopeDate  = "20060102"
 	terminator = "aws4_request"
+	// serviceS3 is S3's signing name: the one service whose canonical URI
+	// is the path escaped once, not twice.
+	serviceS3 = "s3"
 )
 
 // Verify checks r's signature over body (the request body, already read).

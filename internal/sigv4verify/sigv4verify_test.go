@@ -408,3 +408,51 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyPathEscaping checks the canonical URI: S3 signs the path as
+// sent (escaped once), every other service escapes it once more, and a
+// request signed the other way is refused.
+func TestVerifyPathEscaping(t *testing.T) {
+	const s3Path = "/escape-bucket/a%20b/x%2By%3Dz%25w/%E6%97%A5%C3%A9.jsonl"
+	tests := []struct {
+		name     string
+		service  string
+		path     string // as sent
+		signOnce bool   // sign with DisableURIPathEscaping, as the S3 client does
+		code     string // "" for accepted
+	}{
+		{name: "bedrock model id with a colon, escaped twice", service: "bedrock", path: path},
+		{name: "bedrock signed once", service: "bedrock", path: path, signOnce: true, code: "InvalidSignatureException"},
+		{name: "s3 key needing escapes, escaped once", service: "s3", path: s3Path, signOnce: true},
+		{name: "s3 signed twice", service: "s3", path: s3Path, code: "InvalidSignatureException"},
+		{name: "s3 plain key", service: "s3", path: "/escape-bucket/dir/in.jsonl", signOnce: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := New(Options{Keys: map[string]string{keyID: secret}, Service: tt.service})
+			srv := newServer(t, v)
+			r, err := http.NewRequest(http.MethodPut, srv.URL+tt.path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(body))
+			signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = tt.signOnce })
+			if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}, r,
+				hex.EncodeToString(sum[:]), tt.service, "us-east-1", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.DefaultClient.Do(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			rej := <-srv.last
+			switch {
+			case tt.code == "" && rej != nil:
+				t.Errorf("Verify %s = %s %q, want accepted", tt.path, rej.Code, rej.Message)
+			case tt.code != "" && (rej == nil || rej.Code != tt.code):
+				t.Errorf("Verify %s = %v, want %s", tt.path, rej, tt.code)
+			}
+		})
+	}
+}

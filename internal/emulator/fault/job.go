@@ -28,11 +28,15 @@ type Job struct {
 	// with this as its message.
 	FailValidation string
 	// RecordErrors is the share of records, from 0 to 1, answered with an
-	// error line instead of the model's output; a job with any ends
-	// PartiallyCompleted.
+	// error line instead of the model's output; the job still ends
+	// Completed, with them in its errorRecordCount, as Bedrock's does.
 	RecordErrors float64
-	// Expire makes the job run out of time halfway through InProgress: it
-	// ends Expired with the records answered so far.
+	// Partial makes the job's timeout end it halfway through InProgress: it
+	// ends PartiallyCompleted ("not all of your records could be processed
+	// in time") with the records answered so far.
+	Partial bool
+	// Expire makes the job time out while Scheduled, before it begins: it
+	// ends Expired with no output.
 	Expire bool
 }
 

@@ -41,13 +41,16 @@ type JobFault struct {
 	FailValidation string
 	// RecordErrors is the share of records answered with an error.
 	RecordErrors float64
-	// Expire makes the job end Expired halfway through InProgress.
+	// Partial makes the job end PartiallyCompleted halfway through
+	// InProgress, its timeout reached.
+	Partial bool
+	// Expire makes the job end Expired while Scheduled, with no output.
 	Expire bool
 }
 
 // acts reports whether f changes anything.
 func (f *JobFault) acts() bool {
-	return f.CreateError != "" || f.FailValidation != "" || f.RecordErrors > 0 || f.Expire
+	return f.CreateError != "" || f.FailValidation != "" || f.RecordErrors > 0 || f.Partial || f.Expire
 }
 
 // maxJobStep bounds Jobs.Step: a day per status is already far slower than
@@ -88,17 +91,14 @@ func (p *parser) jobFault(n *yaml.Node, at string) JobFault {
 		{"times", func(v *yaml.Node, at string) { f.Times = p.count(v, at) }},
 		{"fail_validation", func(v *yaml.Node, at string) { f.FailValidation = p.str(v, at) }},
 		{"record_errors", func(v *yaml.Node, at string) { f.RecordErrors = p.probability(v, at) }},
-		{"expire", func(v *yaml.Node, at string) {
-			v = resolve(v)
-			if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
-				p.fail(v, at, "want true or false, got %s", describe(v))
-				return
-			}
-			f.Expire = v.Value == "true"
-		}},
+		{"partial", func(v *yaml.Node, at string) { f.Partial = p.boolean(v, at) }},
+		{"expire", func(v *yaml.Node, at string) { f.Expire = p.boolean(v, at) }},
 	})
-	if resolve(n).Kind == yaml.MappingNode && !f.acts() {
-		p.fail(n, at, "the fault does nothing; give it create_error, fail_validation, record_errors or expire")
+	switch {
+	case resolve(n).Kind == yaml.MappingNode && !f.acts():
+		p.fail(n, at, "the fault does nothing; give it create_error, fail_validation, record_errors, partial or expire")
+	case f.Partial && f.Expire:
+		p.fail(n, at, "partial (the job ends PartiallyCompleted while InProgress) and expire (it ends Expired before it begins) exclude each other")
 	}
 	return f
 }
@@ -155,7 +155,7 @@ func (in *Injector) JobPlan(r fault.JobRequest) fault.Job {
 		if f.CreateError != "" && (f.Times == 0 || c.jobHits[i].Add(1) <= int64(f.Times)) {
 			plan.CreateError, plan.CreateErrorMessage = canonical(f.CreateError), f.CreateErrorMessage
 		}
-		plan.FailValidation, plan.RecordErrors, plan.Expire = f.FailValidation, f.RecordErrors, f.Expire
+		plan.FailValidation, plan.RecordErrors, plan.Partial, plan.Expire = f.FailValidation, f.RecordErrors, f.Partial, f.Expire
 		break
 	}
 	return plan
@@ -164,4 +164,14 @@ func (in *Injector) JobPlan(r fault.JobRequest) fault.Job {
 // jobHitCounts returns a counter per job fault, for Times.
 func jobHitCounts(s *Scenario) []atomic.Int64 {
 	return make([]atomic.Int64, len(s.Jobs.Faults))
+}
+
+// boolean reads true or false.
+func (p *parser) boolean(v *yaml.Node, at string) bool {
+	v = resolve(v)
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+		p.fail(v, at, "want true or false, got %s", describe(v))
+		return false
+	}
+	return v.Value == "true"
 }

@@ -28,6 +28,8 @@ jobs:
       record_errors: 25%
     - name: "slow-*"
       expire: true
+    - name: "late-*"
+      partial: true
 `))
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
@@ -46,6 +48,7 @@ jobs:
 		{"bad-1", "m", fault.Job{FailValidation: "The role cannot read the input."}},
 		{"any", "anthropic.claude-3-haiku-20240307-v1:0", fault.Job{RecordErrors: 0.25}},
 		{"slow-1", "m", fault.Job{Expire: true}},
+		{"late-1", "m", fault.Job{Partial: true}},
 		{"plain", "m", fault.Job{}},
 	}
 	for _, tc := range tests {
@@ -65,6 +68,8 @@ func TestJobsParseErrors(t *testing.T) {
 		{"does nothing", "jobs:\n  faults:\n    - name: x\n", "the fault does nothing"},
 		{"bad share", "jobs:\n  faults:\n    - record_errors: 1.5\n", "record_errors"},
 		{"bad expire", "jobs:\n  faults:\n    - expire: soon\n", "want true or false"},
+		{"bad partial", "jobs:\n  faults:\n    - partial: 1\n", "want true or false"},
+		{"partial and expire", "jobs:\n  faults:\n    - partial: true\n      expire: true\n", "exclude each other"},
 		{"step too long", "jobs:\n  step: 48h\n", "step 48h0m0s is not between"},
 		{"negative limit", "jobs:\n  limits:\n    min_records_per_job: -1\n", "negative"},
 	}
