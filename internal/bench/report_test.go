@@ -29,7 +29,7 @@ func TestWriteTable(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"quota 1,000,000 tokens/min, offered 2.00x (asked 2x)",
-		"290 calls over 40s (goodput measured after a 10s warm-up), deadline 15s per call, seed 1, model latency x1, run took 54.3s",
+		"290 calls over 40s (goodput measured after a 10s warm-up), deadline 15s per call, quota starting spent, seed 1, model latency x1, run took 54.3s",
 		"contender  goodput   spent  completed  failed  429s/100 attempts  attempts   p50    p99  replies p99  failed in p50/p99  largest 1/4 done, p99  smallest 1/4 done, p99",
 		"keel    98.7%  101.2%        190     100               45.7       350  5.1s  10.4s        10.2s           2ms/4.2s             25%  14.7s              99%   9.9s",
 		"adaptive     0.0%    0.0%          0     290                0.0         0     -      -            -        15.0s/15.0s              0%      -               0%      -",
