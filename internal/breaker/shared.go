@@ -122,6 +122,11 @@ func (b *Breaker) allowShared(ctx context.Context) (answered bool, p Permit, err
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(v, seq)
+	if b.local {
+		// Opened alone while the question was in flight: the local state
+		// decides, as for every call until it closes.
+		return false, Permit{}, nil
+	}
 	switch {
 	case v.State == Closed:
 		return true, Permit{b: b, gen: b.gen}, nil
@@ -175,12 +180,19 @@ func (b *Breaker) ask() uint64 {
 }
 
 // apply makes v, the answer to question seq, the breaker's state, unless
-// an answer to a later question was applied already. b.mu must be held.
+// an answer to a later question was applied already. While the breaker
+// is open alone (local), a closed state is what the store answered when
+// it opened, so it changes nothing; an open or half-open one means the
+// fleet opened, and it rules. b.mu must be held.
 func (b *Breaker) apply(v View, seq uint64) {
 	if seq <= b.applied {
 		return
 	}
 	b.applied = seq
+	if b.local && v.State == Closed {
+		b.sgen, b.sprobes = v.Gen, v.Probes
+		return
+	}
 	b.local = false
 	if v.Gen != b.sgen || v.State != b.state {
 		switch {
@@ -223,7 +235,8 @@ func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now tim
 	}
 	switch {
 	case err == nil:
-		// Local: too few processes saw the target fail.
+		// Local: too few processes saw the target fail. An Allow in
+		// flight may still answer closed, which apply ignores now.
 		b.open(now)
 		b.local = true
 	case p.lease == 0 && b.state == Closed:

@@ -245,3 +245,61 @@ func TestProbeLease(t *testing.T) {
 		})
 	}
 }
+
+// blockingShared holds Allow until release, then answers it with view;
+// Open answers Local.
+type blockingShared struct {
+	fakeShared
+	view    View
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingShared) Allow(context.Context, string, uint64, int, time.Duration) (View, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.view, nil
+}
+
+func (s *blockingShared) Open(context.Context, string, time.Duration, time.Duration) (View, error) {
+	return View{Local: true}, nil
+}
+
+func TestLocalOpenAcrossAllowInFlight(t *testing.T) {
+	probeAt := epoch.Add(time.Hour)
+	tests := []struct {
+		name        string
+		inFlight    View // the answer of the Allow asked before the failure
+		wantState   State
+		wantAllowed bool
+		wantChanges []string
+	}{
+		{"a forgotten closed state keeps it open alone", View{}, Open, false, []string{"closed>open"}},
+		{"a closed state keeps it open alone", View{State: Closed, Gen: 3, Since: epoch}, Open, false, []string{"closed>open"}},
+		{"the fleet's open state rules", View{State: Open, Gen: 4, Since: epoch, ProbeAt: probeAt}, Open, false, []string{"closed>open"}},
+		{"the fleet's half-open state rules", View{State: HalfOpen, Gen: 5, Since: epoch}, HalfOpen, false, []string{"closed>open", "open>half-open"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &blockingShared{view: tt.inFlight, entered: make(chan struct{}), release: make(chan struct{})}
+			h := newHarness(t, Options{MinCalls: 100, ConsecutiveFailures: 1, Cooldown: time.Hour, Shared: s})
+			p := Permit{b: h.b, gen: h.b.gen} // a call let in while closed
+			allowed := make(chan bool)
+			go func() {
+				_, err := h.b.Allow()
+				allowed <- err == nil
+			}()
+			<-s.entered
+			p.Done(Failure) // trips the breaker: Open answers Local
+			h.want(Open)
+			close(s.release)
+			if got := <-allowed; got != tt.wantAllowed {
+				t.Errorf("the call in flight allowed %v, want %v", got, tt.wantAllowed)
+			}
+			h.want(tt.wantState)
+			if !slices.Equal(h.changes, tt.wantChanges) {
+				t.Errorf("state changes %v, want %v", h.changes, tt.wantChanges)
+			}
+		})
+	}
+}

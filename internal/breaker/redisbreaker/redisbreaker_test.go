@@ -518,6 +518,26 @@ func TestQuorum(t *testing.T) {
 			t.Errorf("shared state %s after one replica's failures and a ghost's, want none (closed)", s)
 		}
 	})
+	t.Run("an Allow in flight does not close a breaker open alone", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		h := &holdHook{entered: make(chan struct{}), release: make(chan struct{})}
+		f.cs[2].Redis().AddHook(h)
+		p1, p2 := f.allow(2), f.allow(2) // let in while closed
+		h.arm()
+		allowed := make(chan bool)
+		go func() { allowed <- f.allow(2) != nil }()
+		<-h.entered // its round trip waits: it will read closed
+		p1.Done(breaker.Failure)
+		p2.Done(breaker.Failure) // two in a row: opens alone
+		close(h.release)
+		if <-allowed {
+			t.Error("replica 2 let the call in flight through after opening alone")
+		}
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Open)
+		if f.allow(2) != nil {
+			t.Error("replica 2 let a call through after an Allow in flight answered closed")
+		}
+	})
 	t.Run("the only replica alive opens it", func(t *testing.T) {
 		f := newFleetQuorum(t, nil, 1, o, 0)
 		fail(f, 0, 2)
@@ -544,4 +564,35 @@ func TestProbeSuccessRenewsTTL(t *testing.T) {
 	if ttl, err := f.rdb.PTTL(ctx, stateKey).Result(); err != nil || ttl < redisx.IdleTTL-time.Minute {
 		t.Errorf("state key's TTL after a probe's success %v (%v), want about %v", ttl, err, redisx.IdleTTL)
 	}
+}
+
+// holdHook holds the first command sent after arm until release is
+// closed, telling entered when it is held.
+type holdHook struct {
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *holdHook) arm() { h.mu.Lock(); h.armed = true; h.mu.Unlock() }
+
+func (h *holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		hold := h.armed
+		h.armed = false
+		h.mu.Unlock()
+		if hold {
+			h.entered <- struct{}{}
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
