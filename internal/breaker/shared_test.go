@@ -28,11 +28,6 @@ func (f *fakeShared) Allow(_ context.Context, target string, lease uint64, probe
 	return v, f.err
 }
 
-func (f *fakeShared) Failed(ctx context.Context, _ string, _ time.Duration) error {
-	f.calls, f.ctx = append(f.calls, "failed"), ctx
-	return f.err
-}
-
 func (f *fakeShared) Open(ctx context.Context, _ string, _, _ time.Duration) (View, error) {
 	f.calls, f.ctx = append(f.calls, "open"), ctx
 	return f.view, f.err
@@ -187,23 +182,33 @@ func TestSharedSeam(t *testing.T) {
 	}
 }
 
-func TestFailuresReported(t *testing.T) {
-	f := &fakeShared{}
-	h := newHarness(t, Options{MinCalls: 100, ConsecutiveFailures: -1, Shared: f})
-	h.calls(3, Failure)
-	h.fake.Advance(DefaultWindow/slots - 1)
-	h.calls(1, Failure)
-	h.fake.Advance(1)
-	h.calls(1, Failure)
-	h.calls(1, Success)
-	var failed int
-	for _, c := range f.calls {
-		if c == "failed" {
-			failed++
-		}
+func TestOnlyJudgementVotes(t *testing.T) {
+	tests := []struct {
+		name      string
+		o         Options
+		outcomes  []Outcome
+		wantCalls []string
+	}{
+		{"stray failures among successes are no vote", Options{MinCalls: 10, ConsecutiveFailures: 3},
+			[]Outcome{Success, Failure, Success, Success, Failure, Success, Success, Failure, Success, Success}, []string{}},
+		{"a streak votes once it opens", Options{MinCalls: 100, ConsecutiveFailures: 3},
+			[]Outcome{Failure, Failure, Failure}, []string{"open"}},
+		{"a failure rate over MinCalls votes", Options{MinCalls: 4, FailureRate: 0.5, ConsecutiveFailures: -1},
+			[]Outcome{Success, Failure, Success, Failure}, []string{"open"}},
 	}
-	if failed != 2 {
-		t.Errorf("store calls %v: %d failures reported, want 2 (one a window slot)", f.calls, failed)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeShared{view: View{Local: true}}
+			tt.o.Shared = f
+			h := newHarness(t, tt.o)
+			for _, o := range tt.outcomes {
+				h.allow().Done(o)
+			}
+			calls := slices.DeleteFunc(slices.Clone(f.calls), func(c string) bool { return c == "allow" })
+			if !slices.Equal(calls, tt.wantCalls) {
+				t.Errorf("store calls besides allow: %v, want %v", calls, tt.wantCalls)
+			}
+		})
 	}
 }
 

@@ -491,10 +491,34 @@ func TestQuorum(t *testing.T) {
 		}
 		f.wantStates(breaker.Open, breaker.Open)
 	})
-	t.Run("a failed probe of a breaker open alone asks again", func(t *testing.T) {
+	t.Run("a healthy replica's stray failure is no vote", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		for i := range 20 {
+			p := f.allow(1)
+			if i == 10 {
+				p.Done(breaker.Failure) // one of a healthy fleet's stray 5xx
+			} else {
+				p.Done(breaker.Success)
+			}
+		}
+		fail(f, 2, 2)
+		if s := sharedState(f); s != "none" {
+			t.Errorf("shared state %s after one replica's failures and another's stray one, want none (closed)", s)
+		}
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Open)
+	})
+	t.Run("a failed probe of a breaker open alone votes again", func(t *testing.T) {
 		f := newFleetQuorum(t, nil, 3, o, 0)
 		fail(f, 2, 2)
-		fail(f, 1, 1)
+		// Replica 2's vote lapses (its window ends), then replica 1
+		// opens alone too.
+		if err := f.rdb.ZRem(context.Background(), failingKey, f.cs[2].ID()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		fail(f, 1, 2)
+		if s := sharedState(f); s != "none" {
+			t.Fatalf("shared state %s with one vote alive, want none", s)
+		}
 		f.clk.Advance(o.Cooldown)
 		p := f.allow(2)
 		if p == nil || !p.Probe() {
@@ -508,7 +532,7 @@ func TestQuorum(t *testing.T) {
 			t.Error("replica 0 let a call through the fleet's open breaker")
 		}
 	})
-	t.Run("failures reported for ever are garbage", func(t *testing.T) {
+	t.Run("votes held for ever are garbage", func(t *testing.T) {
 		f := newFleetQuorum(t, nil, 3, o, 0)
 		if err := f.rdb.ZAdd(context.Background(), failingKey, redis.Z{Score: 1e15, Member: "ghost"}).Err(); err != nil {
 			t.Fatal(err)
