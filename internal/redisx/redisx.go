@@ -144,6 +144,13 @@ type Client struct {
 // from their own.
 var ErrUnavailable = errors.New("redis: unavailable")
 
+// ErrCallerDone wraps the failure of a round trip that the caller's
+// context ended: cancelled, or a deadline that came before the Client's
+// own timeout (already past, or passing during the round trip). It says
+// nothing of Redis: no episode starts, and a fallback.Gate stays as it
+// is. It matches ErrUnavailable, so a store falls back to local state.
+var ErrCallerDone = fmt.Errorf("%w: the caller's context ended", ErrUnavailable)
+
 // ErrReply matches a ReplyError: Redis answered, with an error.
 var ErrReply = fmt.Errorf("%w: error reply", ErrUnavailable)
 
@@ -473,28 +480,35 @@ func (c *Client) Key(kind, target string) string {
 
 // Do runs fn with a context bounded by the timeout (and by ctx), and
 // records the outcome: a failure starts or continues an episode, a success
-// ends one; a failure after ctx was cancelled (the caller gave up) is neither. Its
-// error wraps ErrUnavailable. A redis.Nil reply is a success and is
-// returned as it is. An error reply that is no outage (see ReplyError) is
-// an answer: it is counted and logged (once a minute per kind) and
-// returned as a *ReplyError, and ends an episode like a success.
+// ends one. Its error wraps ErrUnavailable. A ctx that has ended already
+// makes no round trip; a failure once ctx ended, unless the Client's own
+// timeout came first, is the caller's, neither failure nor success: both
+// return ErrCallerDone. So a call that arrives with its deadline past, or
+// with less time left than a round trip takes, does not make Redis
+// "unreachable" for the process; a Redis that hangs is still seen by the
+// heartbeat, whose context has no deadline. A redis.Nil reply is a success
+// and is returned as it is. An error reply that is no outage (see
+// ReplyError) is an answer: it is counted and logged (once a minute per
+// kind) and returned as a *ReplyError, and ends an episode like a success.
 func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCallerDone, err)
+	}
+	parent, own := ctx, time.Now().Add(c.timeout)
+	ctx, cancel := context.WithDeadline(ctx, own)
 	defer cancel()
 	err := fn(ctx, c.rdb)
 	if err == nil || errors.Is(err, redis.Nil) {
 		c.ok()
 		return err
 	}
-	if perr := parent.Err(); errors.Is(perr, context.Canceled) {
-		// The caller gave up: that says nothing of Redis, so no episode
-		// starts. (A caller's deadline that passed during the round trip
-		// does count: Redis took all the time the call had.)
-		return fmt.Errorf("%w: %w", ErrUnavailable, perr)
+	if perr := parent.Err(); perr != nil {
+		if d, ok := parent.Deadline(); !ok || d.Before(own) {
+			return fmt.Errorf("%w: %w", ErrCallerDone, perr)
+		}
 	}
 	if re := classify(err); re != nil {
 		c.ok()

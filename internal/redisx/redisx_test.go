@@ -146,17 +146,67 @@ func TestOpenUnreachableStartsDegraded(t *testing.T) {
 	}
 }
 
-func TestCallerCancelIsNoEpisode(t *testing.T) {
+func TestCallerEndIsNoEpisode(t *testing.T) {
 	srv := redistest.Start(t)
-	c := open(t, redisx.Options{URL: srv.URL})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() })
-	if !errors.Is(err, redisx.ErrUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Errorf("Do with a cancelled context: %v, want ErrUnavailable and context.Canceled", err)
+	tests := []struct {
+		name       string
+		timeout    time.Duration // the Client's
+		ctx        func() (context.Context, context.CancelFunc)
+		cancelIn   bool // the caller cancels during the round trip
+		wantSent   bool
+		wantCaller bool // ErrCallerDone, no failure counted
+	}{
+		{name: "cancelled before: no round trip", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx, cancel
+			}, wantCaller: true},
+		{name: "deadline passed before: no round trip", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+			}, wantCaller: true},
+		{name: "cancelled during the round trip", timeout: time.Hour,
+			ctx:      func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+			cancelIn: true, wantSent: true, wantCaller: true},
+		{name: "the caller's deadline before the Client's timeout", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 5*time.Millisecond)
+			}, wantSent: true, wantCaller: true},
+		{name: "the Client's timeout, no caller deadline", timeout: 5 * time.Millisecond,
+			ctx:      func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+			wantSent: true},
+		{name: "the Client's timeout before the caller's deadline", timeout: 5 * time.Millisecond,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Hour)
+			}, wantSent: true},
 	}
-	if s := c.Stats(); s.Degraded || s.Failures != 0 || s.Episodes != 0 {
-		t.Errorf("a caller's cancel counted against Redis: %+v", s)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := open(t, redisx.Options{URL: srv.URL, Timeout: tt.timeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			before := c.Stats()
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			sent := false
+			err := c.Do(ctx, func(ctx context.Context, _ *redis.Client) error {
+				sent = true // a round trip that Redis does not answer
+				if tt.cancelIn {
+					cancel()
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			})
+			if sent != tt.wantSent {
+				t.Errorf("round trip sent %v, want %v", sent, tt.wantSent)
+			}
+			if !errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, redisx.ErrCallerDone) != tt.wantCaller {
+				t.Errorf("Do = %v, want ErrUnavailable, ErrCallerDone %v", err, tt.wantCaller)
+			}
+			s := c.Stats()
+			if failed := s.Failures > before.Failures && s.Episodes > before.Episodes; failed == tt.wantCaller {
+				t.Errorf("failure and episode counted %v, want %v: %+v", failed, !tt.wantCaller, s)
+			}
+		})
 	}
 }
 

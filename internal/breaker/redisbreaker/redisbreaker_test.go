@@ -3,6 +3,8 @@ package redisbreaker_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -401,30 +403,42 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestRedisSlow(t *testing.T) {
-	f := newFleet(t, nil, 1, opts)
-	c := f.cs[0]
-	f.allow(0)
+	srv := redistest.Start(t)
+	// A Client whose timeout is the one the round trips meet, short beside
+	// the pause but long enough for a loaded machine's round trips.
+	const timeout = 500 * time.Millisecond
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Timeout: timeout,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := opts
+	o.Shared = redisbreaker.New(c, clock.NewFake(time.Now()))
+	r, err := breaker.NewRegistry(o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.Get(model, region)
+	if _, err := b.Allow(); err != nil {
+		t.Fatal(err)
+	}
 	// Redis stops running scripts for longer than any call may wait.
 	const pause = 5 * time.Second
 	ctx := context.Background()
-	if err := f.rdb.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
+	if err := srv.Client().Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	defer f.rdb.Do(ctx, "CLIENT", "UNPAUSE")
+	defer srv.Client().Do(ctx, "CLIENT", "UNPAUSE")
 	failures := c.Stats().Failures
 	start := time.Now()
-	short, cancel := context.WithTimeout(ctx, redisx.DefaultTimeout)
-	defer cancel()
-	if _, err := f.b(0).AllowContext(short); err != nil {
-		t.Errorf("the first call while Redis hangs: %v, want the local closed state's permit", err)
-	}
-	for range 20 {
-		if f.allow(0) == nil {
-			t.Fatal("refused while the local state is closed")
+	for i := range 21 {
+		if _, err := b.AllowContext(ctx); err != nil {
+			t.Fatalf("call %d while Redis hangs: %v, want the local closed state's permit", i, err)
 		}
 	}
 	if took := time.Since(start); took >= pause/2 {
-		t.Errorf("21 calls took %v while Redis hung, want the first bounded by its deadline, the others skipping Redis", took)
+		t.Errorf("21 calls took %v while Redis hung, want the first bounded by the timeout %v, the others skipping Redis", took, timeout)
 	}
 	if n := c.Stats().Failures - failures; n != 1 {
 		t.Errorf("%d round trips failed, want 1 (the others skipped until %v)", n, fallback.RetryEvery)
@@ -619,4 +633,34 @@ func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
+}
+
+func TestCallerDoneIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tt := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a deadline already past", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		}},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t, srv, 1, opts)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			f.allow(0).DoneContext(ctx, breaker.Failure) // opens; the store is not asked
+			if s := f.cs[0].Stats(); s.Degraded || s.Episodes != 0 || s.Failures != 0 {
+				t.Errorf("a caller's ended context counted against Redis: %+v", s)
+			}
+			if f.allow(0) == nil {
+				t.Error("the next call was refused by the local state: Redis not asked")
+			}
+		})
+	}
 }

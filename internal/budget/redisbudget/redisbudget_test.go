@@ -216,3 +216,33 @@ func TestRedisDown(t *testing.T) {
 		t.Errorf("replica 0 granted %d, want 0: shared again", got)
 	}
 }
+
+func TestCallerDoneIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tt := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a deadline already past", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		}},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t, srv, 2)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			f.bs[1].RequestContext(ctx)
+			if s := f.cs[1].Stats(); s.Degraded || s.Episodes != 0 || s.Failures != 0 {
+				t.Errorf("a caller's ended context counted against Redis: %+v", s)
+			}
+			if got := f.grants(1); got != 4 {
+				t.Errorf("granted %d next, want the shared reserve 4: Redis still in use", got)
+			}
+		})
+	}
+}
