@@ -54,6 +54,13 @@ const (
 	// a script failing on every call must not flood the log, and an
 	// operator still sees within a minute that it goes on.
 	replyLogEvery = time.Minute
+	// RepliesLostAfter is how long every round trip must have been
+	// answered with an error reply (none succeeding) for the Client to
+	// report sharing lost (Degraded): five heartbeats, so one key's bad
+	// content, which the next beat's success clears, never reaches it,
+	// while a Redis refusing every write (OOM at maxmemory with
+	// noeviction, NOPERM after an ACL change) is reported within 10 s.
+	RepliesLostAfter = 5 * heartbeatEvery
 	// maxReplyKinds bounds the kinds of error reply counted apart (the
 	// metric's label values); further kinds count as "other".
 	maxReplyKinds = 16
@@ -123,9 +130,14 @@ type Client struct {
 	lastErr   string
 	replies   map[string]*replyLog // error replies by kind
 	lastReply string
-	counts    []count // the heartbeat's counts within heartbeatTTL
-	beatDown  bool    // the last beat failed
-	every     time.Duration
+	// replySince is when the first error reply since the last success
+	// came (zero when the last answer was a success); lost is set once
+	// RepliesLostAfter has passed since and it was logged.
+	replySince time.Time
+	lost       bool
+	counts     []count // the heartbeat's counts within heartbeatTTL
+	beatDown   bool    // the last beat failed
+	every      time.Duration
 
 	replyErrs *prometheus.CounterVec
 	now       func() time.Time // the rate limit of the reply logs' clock
@@ -502,7 +514,7 @@ func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis
 	defer cancel()
 	err := fn(ctx, c.rdb)
 	if err == nil || errors.Is(err, redis.Nil) {
-		c.ok()
+		c.ok(true)
 		return err
 	}
 	if perr := parent.Err(); perr != nil {
@@ -511,7 +523,7 @@ func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis
 		}
 	}
 	if re := classify(err); re != nil {
-		c.ok()
+		c.ok(false)
 		c.reply(re)
 		return re
 	}
@@ -532,10 +544,17 @@ func (c *Client) ResetGarbage(ctx context.Context, err error, keys ...string) bo
 }
 
 // reply counts an error reply and logs it unless its kind was logged less
-// than replyLogEvery ago.
+// than replyLogEvery ago; it logs once that sharing is lost when no round
+// trip succeeded for RepliesLostAfter.
 func (c *Client) reply(re *ReplyError) {
 	c.mu.Lock()
 	c.lastReply = re.msg
+	if c.replySince.IsZero() {
+		c.replySince = c.now()
+	}
+	lost := !c.lost && c.repliesOnly(c.now())
+	c.lost = c.lost || lost
+	since := c.replySince
 	kind := re.Kind
 	if _, ok := c.replies[kind]; !ok && len(c.replies) >= maxReplyKinds {
 		kind = "other"
@@ -547,7 +566,7 @@ func (c *Client) reply(re *ReplyError) {
 	}
 	now := c.now()
 	logIt := l.logged.IsZero() || now.Sub(l.logged) >= replyLogEvery
-	since := l.since
+	unlogged := l.since
 	if logIt {
 		l.logged, l.since = now, 0
 	} else {
@@ -556,6 +575,10 @@ func (c *Client) reply(re *ReplyError) {
 	c.mu.Unlock()
 	c.replyCount.Add(1)
 	c.replyErrs.WithLabelValues(kind).Inc()
+	if lost {
+		c.log.Error("redis: every round trip answered with an error reply; sharing is lost, each operation falls back to local state with this process's share until one succeeds",
+			"since", since, "share", c.Share(), "err", re.msg)
+	}
 	if !logIt {
 		return
 	}
@@ -565,18 +588,32 @@ func (c *Client) reply(re *ReplyError) {
 			"err", re.msg)
 	default:
 		c.log.Warn("redis: error reply; the operation falls back to local state, Redis stays in use",
-			"kind", kind, "err", re.msg, "unlogged", since)
+			"kind", kind, "err", re.msg, "unlogged", unlogged)
 	}
 }
 
-func (c *Client) ok() {
+// ok records an answer: it ends an outage, and a success (not an error
+// reply) ends a run of error replies.
+func (c *Client) ok(success bool) {
 	c.mu.Lock()
-	down := c.downSince
+	down, lost := c.downSince, c.lost && success
 	c.downSince = time.Time{}
+	if success {
+		c.replySince, c.lost = time.Time{}, false
+	}
 	c.mu.Unlock()
 	if !down.IsZero() {
 		c.log.Info("redis: back; shared state in use again", "down", time.Since(down).Round(time.Millisecond))
 	}
+	if lost {
+		c.log.Info("redis: a round trip succeeded after error replies only; shared state in use again")
+	}
+}
+
+// repliesOnly reports whether every round trip since RepliesLostAfter
+// before now was answered with an error reply. c.mu must be held.
+func (c *Client) repliesOnly(now time.Time) bool {
+	return !c.replySince.IsZero() && now.Sub(c.replySince) >= RepliesLostAfter
 }
 
 func (c *Client) fail(err error) {
@@ -599,11 +636,13 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// Degraded reports whether the last round trip failed.
+// Degraded reports whether the last round trip failed, or every round
+// trip for RepliesLostAfter was answered with an error reply: either way
+// nothing is shared.
 func (c *Client) Degraded() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.downSince.IsZero()
+	return !c.downSince.IsZero() || c.repliesOnly(c.now())
 }
 
 // Share returns the part of each limit this process uses while Redis
@@ -623,13 +662,18 @@ func (c *Client) Share() float64 {
 
 // Stats is the connection's health, for metrics and the status page.
 type Stats struct {
-	Degraded  bool
-	DownSince time.Time // zero while healthy
-	LastError string
-	Failures  uint64 // round trips that failed
-	Episodes  uint64 // times Redis became unreachable
-	Replicas  int    // alive at the last heartbeat
-	Share     float64
+	// Degraded reports that nothing is shared: the last round trip
+	// failed (an outage), or (RepliesOnly) every round trip for
+	// RepliesLostAfter was answered with an error reply; DownSince is
+	// when it began, LastError what failed.
+	Degraded    bool
+	RepliesOnly bool
+	DownSince   time.Time // zero while healthy
+	LastError   string
+	Failures    uint64 // round trips that failed
+	Episodes    uint64 // times Redis became unreachable
+	Replicas    int    // alive at the last heartbeat
+	Share       float64
 	// ShareGuessed reports a Share of 1 that no count backs: no share is
 	// configured and no beat ever got through.
 	ShareGuessed bool
@@ -648,6 +692,10 @@ func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply,
 		ShareGuessed: len(c.counts) == 0, AccountConflict: c.conflict}
+	if !s.Degraded && c.repliesOnly(c.now()) {
+		s.Degraded, s.RepliesOnly, s.DownSince = true, true, c.replySince
+		s.LastError = "error replies only: " + c.lastReply
+	}
 	c.mu.Unlock()
 	s.ReplyErrors = c.replyCount.Load()
 	s.ShareGuessed = s.ShareGuessed && c.share == 0
@@ -734,7 +782,7 @@ func (c *Client) Collectors() []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_up",
-			Help: "1 while keel's shared state in Redis answers, 0 while this process falls back to its share of each limit."}, up),
+			Help: "1 while keel's shared state in Redis answers, 0 while this process falls back to its share of each limit (Redis unreachable, or answering every round trip with an error reply)."}, up),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_failures_total",
 			Help: "Redis round trips that failed or timed out."}, func() float64 { return float64(c.failures.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_episodes_total",

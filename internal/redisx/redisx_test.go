@@ -343,6 +343,11 @@ func TestReplyLogsRateLimited(t *testing.T) {
 	if got := strings.Count(logs.String(), "error reply"); got != 2 {
 		t.Errorf("%d lines for 3 OOM and 1 NOPERM, want 2 (one per kind):\n%s", got, logs.String())
 	}
+	// A success between: the replies are no lasting refusal (see
+	// TestRepliesOnlyLoseSharing).
+	if err := c.Do(context.Background(), func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
 	now = now.Add(time.Minute)
 	reply("OOM command not allowed")
 	if got := strings.Count(logs.String(), "kind=OOM"); got != 2 || !strings.Contains(logs.String(), "unlogged=2") {
@@ -493,6 +498,132 @@ func TestAccountClaim(t *testing.T) {
 			}
 			if c := cs[0].Stats().AccountConflict; c != "" {
 				t.Errorf("the first process, which holds the prefix, sees a conflict %q", c)
+			}
+		})
+	}
+}
+
+func TestRepliesOnlyLoseSharing(t *testing.T) {
+	ctx := context.Background()
+	write := func(ctx context.Context, rdb *redis.Client) error {
+		return rdb.Eval(ctx, "return redis.call('SET', KEYS[1], 'x')", []string{"k"}).Err()
+	}
+	for _, tc := range []struct {
+		name string
+		opts []redistest.Option
+		// setup returns the Client's URL; refuse, run once the Client is
+		// open, makes Redis refuse op.
+		setup   func(t *testing.T, srv *redistest.Server) string
+		refuse  func(t *testing.T, srv *redistest.Server)
+		op      func(ctx context.Context, rdb *redis.Client) error
+		between func(ctx context.Context, rdb *redis.Client) error // a round trip between two ops; nil: none
+		heal    func(t *testing.T, srv *redistest.Server)
+		kind    string
+		wantOp  bool // the op succeeds after heal
+		wantHit bool // sharing is reported lost
+	}{
+		{name: "OOM at maxmemory with noeviction",
+			opts:  []redistest.Option{redistest.WithArgs("--maxmemory", "1mb", "--maxmemory-policy", "noeviction")},
+			setup: func(t *testing.T, srv *redistest.Server) string { return srv.URL },
+			refuse: func(t *testing.T, srv *redistest.Server) {
+				// An empty server may be past 1 MB already, and refuse this.
+				err := srv.Client().Set(ctx, "fill", strings.Repeat("x", 2<<20), 0).Err()
+				if err != nil && !strings.HasPrefix(err.Error(), "OOM") {
+					t.Fatal(err)
+				}
+			},
+			op: write,
+			heal: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			kind: "OOM", wantHit: true},
+		{name: "NOPERM: a user that may not run scripts",
+			setup: func(t *testing.T, srv *redistest.Server) string {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "on", ">pw", "~*", "+@all").Err(); err != nil {
+					t.Fatal(err)
+				}
+				return "redis://keel:pw@" + srv.Addr
+			},
+			refuse: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "-@scripting").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			op: write,
+			heal: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "+@scripting").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			kind: "NOPERM", wantHit: true},
+		{name: "one key's bad content, other round trips answered",
+			setup: func(t *testing.T, srv *redistest.Server) string {
+				if err := srv.Client().Set(ctx, "s", "x", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				return srv.URL
+			},
+			op:      func(ctx context.Context, rdb *redis.Client) error { return rdb.HGet(ctx, "s", "f").Err() },
+			between: func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() },
+			kind:    "WRONGTYPE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t, tc.opts...)
+			url := tc.setup(t, srv)
+			var logs syncBuf
+			c := open(t, redisx.Options{URL: url, Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if tc.refuse != nil {
+				tc.refuse(t, srv)
+			}
+			var mu sync.Mutex
+			now := time.Now()
+			c.SetNow(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+			step := func() {
+				t.Helper()
+				var re *redisx.ReplyError
+				if err := c.Do(ctx, tc.op); !errors.As(err, &re) || re.Kind != tc.kind {
+					t.Fatalf("Do = %v, want a %s reply", err, tc.kind)
+				}
+				if tc.between != nil {
+					if err := c.Do(ctx, tc.between); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			step()
+			advance(redisx.RepliesLostAfter - time.Millisecond)
+			step()
+			if s := c.Stats(); s.Degraded {
+				t.Fatalf("degraded before %v of error replies only: %+v", redisx.RepliesLostAfter, s)
+			}
+			advance(time.Millisecond)
+			step()
+			s := c.Stats()
+			if s.Degraded != tc.wantHit || s.RepliesOnly != tc.wantHit || c.Degraded() != tc.wantHit {
+				t.Errorf("after %v: Degraded %v (Degraded() %v), RepliesOnly %v, want %v: %+v",
+					redisx.RepliesLostAfter, s.Degraded, c.Degraded(), s.RepliesOnly, tc.wantHit, s)
+			}
+			if tc.wantHit && !strings.Contains(s.LastError, tc.kind) {
+				t.Errorf("LastError %q, want it to name %s", s.LastError, tc.kind)
+			}
+			if got := strings.Count(logs.String(), "sharing is lost"); got != map[bool]int{true: 1}[tc.wantHit] {
+				t.Errorf("%d log lines saying sharing is lost, want one if lost:\n%s", got, logs.String())
+			}
+			if s.Episodes != 0 {
+				t.Errorf("%d episodes, want 0: Redis answered", s.Episodes)
+			}
+			if tc.heal == nil {
+				return
+			}
+			tc.heal(t, srv)
+			if err := c.Do(ctx, tc.op); err != nil {
+				t.Fatalf("Do after heal: %v", err)
+			}
+			if s := c.Stats(); s.Degraded {
+				t.Errorf("still degraded after a success: %+v", s)
 			}
 		})
 	}
