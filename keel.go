@@ -240,7 +240,7 @@ type SharedStats struct {
 	ReplyErrors uint64
 	// AccountConflict is set while processes of another AWS account
 	// share the Redis and prefix (their quotas merge with this one's): the
-	// last four digits of their account and a hash of it.
+	// last four digits of their account ("…1234").
 	AccountConflict string
 }
 

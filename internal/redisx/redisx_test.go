@@ -513,8 +513,11 @@ func TestAccountClaim(t *testing.T) {
 			if (got != "") != tc.wantConflict {
 				t.Errorf("the later process's AccountConflict %q, want a conflict %v", got, tc.wantConflict)
 			}
-			if tc.wantConflict && (!strings.Contains(got, "…1111:") || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
-				t.Errorf("conflict %q and log %q, want the other account's last digits and a line naming redis.prefix", got, logs.String())
+			if tc.wantConflict && (got != "…1111" || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
+				t.Errorf("conflict %q and log %q, want the other account's last four digits alone and a line naming redis.prefix", got, logs.String())
+			}
+			if strings.Contains(logs.String(), "111111111111") || strings.Contains(logs.String(), "222222222222") {
+				t.Errorf("an account in full in the log: %s", logs.String())
 			}
 			if c := cs[0].Stats().AccountConflict; c != "" {
 				t.Errorf("the first process, which holds the prefix, sees a conflict %q", c)
