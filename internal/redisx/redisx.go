@@ -660,7 +660,7 @@ func (c *Client) Degraded() bool {
 // fails: the configured share, or 1 ÷ the replicas the heartbeat counted:
 // the highest count of the beats within heartbeatTTL of the last that got
 // through, so that the count drops no faster than dead replicas' beats
-// expire and holds while Redis fails. The first beat after a failure
+// expire and holds while Redis fails. The first beat after a failed beat
 // keeps the counts before it for another heartbeatTTL: a Redis restarted
 // empty has not yet heard from the other replicas. While no beat ever got
 // through the share is 1 (Stats.ShareGuessed).
@@ -749,7 +749,10 @@ func (c *Client) counted(n int64, err error) {
 		return
 	}
 	now := c.now()
-	if c.beatDown || !c.downSince.IsZero() {
+	if c.beatDown {
+		// The first beat after a failed one: Redis may have restarted
+		// empty (see Share). Other operations' failures say nothing of
+		// the set, and do not hold the count.
 		for i := range c.counts {
 			c.counts[i].at = now
 		}

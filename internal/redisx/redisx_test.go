@@ -439,6 +439,11 @@ func TestShareCount(t *testing.T) {
 		{name: "down again at once: the count holds", do: srv.Kill, advance: time.Second, down: true, want: 3},
 		{name: "back again", do: srv.Restart, advance: time.Second, want: 3},
 		{name: "a heartbeat TTL of beats after", advance: redisx.HeartbeatTTL, want: 1},
+		{name: "three once more", do: start, advance: time.Second, want: 3},
+		{name: "two gone and another operation failing: beats go on, the count drops", do: func() {
+			stop()
+			o.Do(context.Background(), func(context.Context, *redis.Client) error { return errors.New("i/o timeout") })
+		}, advance: redisx.HeartbeatTTL, want: 1},
 	} {
 		if step.do != nil {
 			step.do()
