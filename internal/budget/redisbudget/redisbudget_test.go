@@ -151,6 +151,10 @@ func TestGarbageIsReset(t *testing.T) {
 		{"inf for a count", garbageCount("inf")},
 		{"nan for a count", garbageCount("nan")},
 		{"a count beyond an integer's range", garbageCount("1e300")},
+		{"an integer in a float's form", garbageCount("5.0")},
+		{"an integer in hex", garbageCount("0x10")},
+		{"an integer with a space", garbageCount(" 5")},
+		{"an integer in an exponent's form", garbageCount("1e3")},
 		{"an unknown field", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, key, "w", 1000, "x1", 1).Err()
 		}},
@@ -167,6 +171,9 @@ func TestGarbageIsReset(t *testing.T) {
 			}
 			if got := f.grants(0); got != 4 {
 				t.Errorf("granted %d over garbage, want the reserve 4", got)
+			}
+			if s := f.cs[0].Stats(); s.ReplyErrors != 0 {
+				t.Errorf("reset after %d error replies (%s), want the script to reset it", s.ReplyErrors, s.LastReply)
 			}
 			h, err := f.rdb.HGetAll(context.Background(), key).Result()
 			retries := 0
