@@ -294,6 +294,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	err = c.beatOnce(bctx, c.rdb)
 	cancel()
 	switch {
+	case err != nil && strings.Contains(err.Error(), "NOPERM"):
+		c.rdb.Close()
+		return nil, fmt.Errorf("redis.url: the Redis user lacks a permission keel needs (scripts, and every key under the prefix): %s", redactErr(err))
 	case err != nil && isAuth(err):
 		c.rdb.Close()
 		return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
@@ -417,7 +420,7 @@ func (debugLog) Printf(ctx context.Context, format string, v ...any) {
 // isAuth reports a refused password or user.
 func isAuth(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "WRONGPASS") || strings.Contains(s, "NOAUTH") || strings.Contains(s, "invalid password") || strings.Contains(s, "NOPERM")
+	return strings.Contains(s, "WRONGPASS") || strings.Contains(s, "NOAUTH") || strings.Contains(s, "invalid password")
 }
 
 // redactErr returns err's text, which never holds the password: go-redis's

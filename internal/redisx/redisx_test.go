@@ -40,6 +40,10 @@ func open(t *testing.T, o redisx.Options) *redisx.Client {
 
 func TestOpenBadInput(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithPassword("right-pw"))
+	// A user that may not run scripts, which every operation is.
+	if err := srv.Client().Do(context.Background(), "ACL", "SETUSER", "noscript", "on", ">right-pw", "~*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		o    redisx.Options
@@ -48,6 +52,7 @@ func TestOpenBadInput(t *testing.T) {
 		{"not a url", redisx.Options{URL: "http://:secret-pw@host:6379"}, "redis.url: not a Redis URL"},
 		{"wrong password", redisx.Options{URL: "redis://:wrong-pw@" + srv.Addr}, "redis.url: Redis refused the credentials"},
 		{"no password", redisx.Options{URL: "redis://" + srv.Addr}, "redis.url: Redis refused the credentials"},
+		{"a user without scripts", redisx.Options{URL: "redis://noscript:right-pw@" + srv.Addr}, "redis.url: the Redis user lacks a permission keel needs"},
 		{"tls on plain", redisx.Options{URL: "redis://" + srv.Addr, TLS: config.RedisTLS{CA: "ca.pem"}}, "redis.tls"},
 		{"missing ca", redisx.Options{URL: "rediss://" + srv.Addr, TLS: config.RedisTLS{CA: "/nonexistent/ca.pem"}}, "redis.tls.ca"},
 		{"brace prefix", redisx.Options{URL: srv.URL, Prefix: "a{b"}, "redis.prefix"},
