@@ -11,7 +11,6 @@
 package redisx
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -275,8 +274,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	id, voter := o.ID, o.ID
 	if id == "" {
 		host, _ := os.Hostname()
-		id = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()%1e6)
-		voter = cmp.Or(host, id)
+		voter = fmt.Sprintf("%s:%d", host, os.Getpid())
+		id = fmt.Sprintf("%s:%d", voter, time.Now().UnixNano()%1e6)
 	}
 	log := o.Logger
 	if log == nil {
@@ -482,11 +481,11 @@ func (c *Client) Close() error {
 func (c *Client) ID() string { return c.id }
 
 // Voter returns the name this process votes by where processes agree (a
-// breaker's quorum): its host name, unless Options.ID was set (then the
-// ID), or the host name is unknown (then ID). A process that restarts on
-// one host (a crash loop, a failing liveness probe), or two Clients in one
-// program, vote as one: they share the host's network path and
-// credentials, which the quorum is there to discount.
+// breaker's quorum): host:pid, without the heartbeat id's random suffix,
+// or Options.ID when it was set. So two Clients in one program vote as
+// one, and so does a process that restarts with its pid (a container's
+// entry point, restarted in its pod); one restarted with another pid on
+// one host votes again (docs/redis-breakers.md).
 func (c *Client) Voter() string { return c.voter }
 
 // Redis returns the underlying client, for scripts and commands a store
