@@ -11,6 +11,7 @@
 package redisx
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -274,8 +275,8 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	id, voter := o.ID, o.ID
 	if id == "" {
 		host, _ := os.Hostname()
-		voter = fmt.Sprintf("%s:%d", host, os.Getpid())
-		id = fmt.Sprintf("%s:%d", voter, time.Now().UnixNano()%1e6)
+		id = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()%1e6)
+		voter = cmp.Or(host, id)
 	}
 	log := o.Logger
 	if log == nil {
@@ -481,11 +482,11 @@ func (c *Client) Close() error {
 func (c *Client) ID() string { return c.id }
 
 // Voter returns the name this process votes by where processes agree (a
-// breaker's quorum): host:pid, without the heartbeat id's random suffix,
-// or Options.ID when it was set. So two Clients in one program vote as
-// one, and so does a process that restarts with its pid (a container's
-// entry point, restarted in its pod); one restarted with another pid on
-// one host votes again (docs/redis-breakers.md).
+// breaker's quorum): its host name, unless Options.ID was set (then the
+// ID), or the host name is unknown (then ID). A process that restarts on
+// one host (a crash loop, a failing liveness probe), or two Clients in one
+// program, vote as one: they share the host's network path and
+// credentials, which the quorum is there to discount.
 func (c *Client) Voter() string { return c.voter }
 
 // Redis returns the underlying client, for scripts and commands a store

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +97,7 @@ func TestVoter(t *testing.T) {
 		t.Skipf("no host name (%v): the voter is the ID", err)
 	}
 	for _, tc := range []struct{ name, id, want string }{
-		{"no ID: host and pid", "", host + ":" + strconv.Itoa(os.Getpid())},
+		{"no ID: the host", "", host},
 		{"a set ID", "replica-7", "replica-7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,7 +7,7 @@
 // of an open state's cool-down and the successful probes of a half-open
 // one; a sorted set "probes" of the probe leases held, scored by their
 // expiry; and a sorted set "failing" of the voters (redisx.Client.Voter:
-// host:pid, by default) whose own judgement opened their breaker (Open),
+// a host, by default) whose own judgement opened their breaker (Open),
 // scored by when that vote stops counting (their window). The breaker opens for all only when
 // Quorum processes are in "failing", or all of them when fewer are alive.
 // Every operation is one Lua script, one round trip, timed

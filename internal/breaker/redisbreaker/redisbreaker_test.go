@@ -576,9 +576,9 @@ func TestQuorum(t *testing.T) {
 			t.Error("replica 2 let a call through after an Allow in flight answered closed")
 		}
 	})
-	t.Run("one process votes once, restarted with its pid or not", func(t *testing.T) {
-		// Three Clients, two without an ID as keel serve runs: two in one
-		// program, as a process and its restart with the same pid.
+	t.Run("one host votes once, restarted or not", func(t *testing.T) {
+		// Three Clients without an ID, as keel serve runs: two on this
+		// host are one process and its restart, or two in one program.
 		srv := redistest.Start(t)
 		var bs []*breaker.Breaker
 		var cs []*redisx.Client
@@ -598,7 +598,7 @@ func TestQuorum(t *testing.T) {
 			bs, cs = append(bs, b), append(cs, c)
 		}
 		if cs[1].Voter() != cs[2].Voter() || cs[1].Voter() == cs[0].Voter() {
-			t.Fatalf("voters %q, %q, %q: want this process's two alike", cs[0].Voter(), cs[1].Voter(), cs[2].Voter())
+			t.Fatalf("voters %q, %q, %q: want this host's two alike", cs[0].Voter(), cs[1].Voter(), cs[2].Voter())
 		}
 		for _, b := range bs[1:] {
 			for range 2 {
@@ -613,7 +613,7 @@ func TestQuorum(t *testing.T) {
 			}
 		}
 		if s, _ := srv.Client().HGet(context.Background(), stateKey, "s").Result(); s != "" {
-			t.Errorf("shared state %q after one process's two Clients judged, want none (closed)", s)
+			t.Errorf("shared state %q after one host's two processes judged, want none (closed)", s)
 		}
 	})
 	t.Run("the only replica alive opens it", func(t *testing.T) {
