@@ -11,7 +11,6 @@
 package redisx
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -92,7 +91,7 @@ type Options struct {
 	// none was ever counted. Operators should set it (docs/redis.md).
 	Share float64
 	// ID names this process in the heartbeat set; empty: host:pid and a
-	// random suffix. A set ID is also the process's voter (Client.Voter).
+	// random suffix.
 	ID string
 	// Logger receives the episode lines; nil: slog.Default().
 	Logger *slog.Logger
@@ -119,7 +118,6 @@ type Client struct {
 	timeout time.Duration
 	share   float64
 	id      string
-	voter   string
 	log     *slog.Logger
 
 	replicas   atomic.Int64 // the count Share divides by, ≥ 1 (see counted)
@@ -272,11 +270,10 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if o.Share < 0 || o.Share > 1 {
 		return nil, fmt.Errorf("redis.share: must be between 0 and 1, got %g", o.Share)
 	}
-	id, voter := o.ID, o.ID
+	id := o.ID
 	if id == "" {
 		host, _ := os.Hostname()
 		id = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), time.Now().UnixNano()%1e6)
-		voter = cmp.Or(host, id)
 	}
 	log := o.Logger
 	if log == nil {
@@ -284,7 +281,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	goredisLog.Do(func() { redis.SetLogger(debugLog{}) })
 	c := &Client{rdb: redis.NewClient(ro), prefix: prefix + schema + ":", timeout: timeout, share: o.Share,
-		id: id, voter: voter, log: log, stop: make(chan struct{}), done: make(chan struct{}),
+		id: id, log: log, stop: make(chan struct{}), done: make(chan struct{}),
 		replies: make(map[string]*replyLog), now: time.Now, every: beatEvery, looked: make(chan struct{}),
 		replyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keel_redis_reply_errors_total",
 			Help: "Error replies of Redis to one operation (a script's error, OOM, NOPERM, MOVED), by kind: the operation fell back to local state, Redis stayed in use."},
@@ -480,14 +477,6 @@ func (c *Client) Close() error {
 
 // ID returns the name of this process in the heartbeat set.
 func (c *Client) ID() string { return c.id }
-
-// Voter returns the name this process votes by where processes agree (a
-// breaker's quorum): its host name, unless Options.ID was set (then the
-// ID), or the host name is unknown (then ID). A process that restarts on
-// one host (a crash loop, a failing liveness probe), or two Clients in one
-// program, vote as one: they share the host's network path and
-// credentials, which the quorum is there to discount.
-func (c *Client) Voter() string { return c.voter }
 
 // Redis returns the underlying client, for scripts and commands a store
 // runs through Do.

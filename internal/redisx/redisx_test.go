@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -87,25 +86,6 @@ func TestKeys(t *testing.T) {
 		if got := c.Key(tc.kind, tc.target); got != tc.want {
 			t.Errorf("Key(%q, %q) = %q, want %q", tc.kind, tc.target, got, tc.want)
 		}
-	}
-}
-
-func TestVoter(t *testing.T) {
-	srv := redistest.Start(t)
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		t.Skipf("no host name (%v): the voter is the ID", err)
-	}
-	for _, tc := range []struct{ name, id, want string }{
-		{"no ID: the host", "", host},
-		{"a set ID", "replica-7", "replica-7"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := open(t, redisx.Options{URL: srv.URL, ID: tc.id, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if got := c.Voter(); got != tc.want {
-				t.Errorf("Voter() = %q, want %q (ID %q)", got, tc.want, c.ID())
-			}
-		})
 	}
 }
 

@@ -6,9 +6,9 @@
 // "breaker" with the state, its generation, since when it holds, the end
 // of an open state's cool-down and the successful probes of a half-open
 // one; a sorted set "probes" of the probe leases held, scored by their
-// expiry; and a sorted set "failing" of the voters (redisx.Client.Voter:
-// a host, by default) whose own judgement opened their breaker (Open),
-// scored by when that vote stops counting (their window). The breaker opens for all only when
+// expiry; and a sorted set "failing" of the processes (redisx.Client.ID)
+// whose own judgement opened their breaker (Open), scored by when that
+// vote stops counting (their window). The breaker opens for all only when
 // Quorum processes are in "failing", or all of them when fewer are alive.
 // Every operation is one Lua script, one round trip, timed
 // by Redis's clock (TIME), so the processes' clocks do not matter. Keys
@@ -186,7 +186,7 @@ func (s *Store) Allow(ctx context.Context, target string, lease uint64, probes i
 func (s *Store) Open(ctx context.Context, target string, cooldown, window time.Duration) (breaker.View, error) {
 	c := s.g.Client()
 	need := min(cmp.Or(s.Quorum, DefaultQuorum), c.Stats().Replicas)
-	return s.run(ctx, openScript, target, cooldown.Milliseconds(), c.Voter(), voteTTL(window), max(need, 1))
+	return s.run(ctx, openScript, target, cooldown.Milliseconds(), c.ID(), voteTTL(window), max(need, 1))
 }
 
 // voteTTL is how long a vote counts toward the quorum: the window of
