@@ -43,7 +43,9 @@ const maxLease = 2 * time.Hour
 // DefaultQuorum is how many processes must have judged a target failing
 // (their own breaker opened) for its breaker to open for all: one
 // process's failures may be its own network path or credentials; two
-// agreeing is the least evidence that the target is at fault.
+// agreeing is the least evidence that the target is at fault. A process
+// votes by its redisx.Client.ID, so one restarted within its window votes
+// twice (docs/redis-breakers.md).
 const DefaultQuorum = 2
 
 // Store is a breaker.Shared in Redis. It is safe for concurrent use.
