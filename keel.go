@@ -216,9 +216,11 @@ func newKeel(cfg aws.Config, opts Options, c *config.Config, where placement, sh
 
 // SharedStats is the health of keel's connection to Redis (Options.Redis).
 type SharedStats struct {
-	// Degraded reports that the last round trip failed: each limit falls
-	// back to this process's Share until Redis answers again. DownSince is
-	// when the episode began, LastError what failed (zero while healthy).
+	// Degraded reports that nothing is shared: the last round trip
+	// failed, or every round trip for redisx.RepliesLostAfter (10 s) was
+	// answered with an error reply (OOM, NOPERM); each limit falls back
+	// to this process's Share until a round trip succeeds. DownSince is
+	// when it began, LastError what failed (zero while healthy).
 	Degraded  bool
 	DownSince time.Time
 	LastError string
@@ -238,7 +240,7 @@ type SharedStats struct {
 	ReplyErrors uint64
 	// AccountConflict is set while processes of another AWS account
 	// share the Redis and prefix (their quotas merge with this one's): the
-	// last four digits of their account and a hash of it.
+	// last four digits of their account ("…1234").
 	AccountConflict string
 }
 

@@ -244,8 +244,6 @@ type Breaker struct {
 	// local: the breaker is open (or half-open) alone, Shared having
 	// answered Local; Allow does not ask Shared until it closes.
 	local bool
-	// reported is when a failure was last reported to Shared.
-	reported time.Time
 }
 
 // New returns a closed breaker for model in region. A nil clk means
@@ -340,33 +338,25 @@ func (b *Breaker) allowLocal() (Permit, error) {
 func (b *Breaker) record(ctx context.Context, p Permit, o Outcome) {
 	now := b.clk.Now()
 	b.mu.Lock()
-	report := b.recordLocked(ctx, p, o, now)
-	b.mu.Unlock()
-	if report {
-		b.reportFailure(ctx)
-	}
+	defer b.mu.Unlock()
+	b.recordLocked(ctx, p, o, now)
 }
 
-// recordLocked records a permit's outcome, and reports whether Shared is
-// to be told of a failure that did not open the breaker. b.mu must be
-// held; recordShared releases it during its round trip.
-func (b *Breaker) recordLocked(ctx context.Context, p Permit, o Outcome, now time.Time) (report bool) {
+// recordLocked records a permit's outcome. b.mu must be held;
+// recordShared releases it during its round trip.
+func (b *Breaker) recordLocked(ctx context.Context, p Permit, o Outcome, now time.Time) {
 	b.used = now
 	if p.gen != b.gen {
-		return false // issued before the last state change
+		return // issued before the last state change
 	}
 	switch b.state {
 	case Closed:
 		if !b.judge(now, o) {
-			if o == Failure && b.o.Shared != nil && now.Sub(b.reported) >= b.o.Window/slots {
-				b.reported = now
-				return true
-			}
-			return false
+			return
 		}
 		if b.o.Shared != nil {
 			b.recordShared(ctx, p, o, now)
-			return false
+			return
 		}
 		b.open(now)
 	case HalfOpen:
@@ -382,12 +372,11 @@ func (b *Breaker) recordLocked(ctx context.Context, p Permit, o Outcome, now tim
 				// Open alone, and its probe failed: maybe the fleet
 				// agrees now.
 				b.recordShared(ctx, p, o, now)
-				return false
+				return
 			}
 			b.probeOutcome(now, o)
 		}
 	}
-	return false
 }
 
 // judge counts a closed breaker's outcome and reports whether the breaker

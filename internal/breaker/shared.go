@@ -20,12 +20,14 @@ import (
 //
 // One process's judgement does not open the breaker for all: a process
 // with a bad network path or bad credentials would hold the fleet's
-// breaker open. Each process reports the failures it sees (Failed, at
-// most once a window slot), and Open opens the shared breaker only when
-// enough processes saw failures within their windows (the store's
+// breaker open. A process votes when its own judgement opens its breaker
+// (its window's failure rate over MinCalls, or its failure streak): Open
+// records the vote for the process's window and opens the shared breaker
+// only when enough processes voted within their windows (the store's
 // quorum); otherwise it answers Local, and the process opens its own
 // breaker alone: it refuses calls for its cool-down, then probes on its
-// own, and a failed probe asks the store again.
+// own, and a failed probe votes again. Failures that do not open a
+// process's breaker (a healthy fleet's stray 5xx) are no vote.
 //
 // Implementations are safe for concurrent use. Any error means the store
 // could not answer; the Breaker then decides with its local state (see
@@ -37,12 +39,11 @@ type Shared interface {
 	// probes leases are held, it takes the lease named lease for ttl and
 	// reports Granted.
 	Allow(ctx context.Context, target string, lease uint64, probes int, ttl time.Duration) (View, error)
-	// Failed records that this process saw target fail, for window.
-	Failed(ctx context.Context, target string, window time.Duration) error
-	// Open records this process's failure as Failed does and, if target's
-	// breaker is closed, opens it for cooldown when enough processes saw
-	// target fail within their windows, and returns its state; when too
-	// few did, the state stays closed and the View is Local.
+	// Open records this process's vote that target is failing, for
+	// window, and, if target's breaker is closed, opens it for cooldown
+	// when enough processes voted within their windows, and returns its
+	// state; when too few did, the state stays closed and the View is
+	// Local.
 	Open(ctx context.Context, target string, cooldown, window time.Duration) (View, error)
 	// EndProbe ends the probe lease lease with the probe's outcome: if the
 	// lease is still held (it has not expired and the state has not changed
@@ -122,6 +123,11 @@ func (b *Breaker) allowShared(ctx context.Context) (answered bool, p Permit, err
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.apply(v, seq)
+	if b.local {
+		// Opened alone while the question was in flight: the local state
+		// decides, as for every call until it closes.
+		return false, Permit{}, nil
+	}
 	switch {
 	case v.State == Closed:
 		return true, Permit{b: b, gen: b.gen}, nil
@@ -159,14 +165,6 @@ func (b *Breaker) leaseTTL(ctx context.Context) time.Duration {
 	return b.o.ProbeLease
 }
 
-// reportFailure tells the Shared store that this process saw a failure,
-// unless it told it less than a window slot ago: the report lasts the
-// window, so one a slot keeps it alive at a round trip per slot at most.
-// A lost report only delays the fleet's opening. b.mu must not be held.
-func (b *Breaker) reportFailure(ctx context.Context) {
-	_ = b.o.Shared.Failed(ctx, b.name, b.o.Window)
-}
-
 // ask numbers a round trip to the Shared store, so that an answer is
 // applied only if no answer to a later question was; b.mu must be held.
 func (b *Breaker) ask() uint64 {
@@ -175,12 +173,19 @@ func (b *Breaker) ask() uint64 {
 }
 
 // apply makes v, the answer to question seq, the breaker's state, unless
-// an answer to a later question was applied already. b.mu must be held.
+// an answer to a later question was applied already. While the breaker
+// is open alone (local), a closed state is what the store answered when
+// it opened, so it changes nothing; an open or half-open one means the
+// fleet opened, and it rules. b.mu must be held.
 func (b *Breaker) apply(v View, seq uint64) {
 	if seq <= b.applied {
 		return
 	}
 	b.applied = seq
+	if b.local && v.State == Closed {
+		b.sgen, b.sprobes = v.Gen, v.Probes
+		return
+	}
 	b.local = false
 	if v.Gen != b.sgen || v.State != b.state {
 		switch {
@@ -223,7 +228,8 @@ func (b *Breaker) recordShared(ctx context.Context, p Permit, o Outcome, now tim
 	}
 	switch {
 	case err == nil:
-		// Local: too few processes saw the target fail.
+		// Local: too few processes judged the target failing. An Allow in
+		// flight may still answer closed, which apply ignores now.
 		b.open(now)
 		b.local = true
 	case p.lease == 0 && b.state == Closed:

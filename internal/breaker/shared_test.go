@@ -28,11 +28,6 @@ func (f *fakeShared) Allow(_ context.Context, target string, lease uint64, probe
 	return v, f.err
 }
 
-func (f *fakeShared) Failed(ctx context.Context, _ string, _ time.Duration) error {
-	f.calls, f.ctx = append(f.calls, "failed"), ctx
-	return f.err
-}
-
 func (f *fakeShared) Open(ctx context.Context, _ string, _, _ time.Duration) (View, error) {
 	f.calls, f.ctx = append(f.calls, "open"), ctx
 	return f.view, f.err
@@ -187,23 +182,33 @@ func TestSharedSeam(t *testing.T) {
 	}
 }
 
-func TestFailuresReported(t *testing.T) {
-	f := &fakeShared{}
-	h := newHarness(t, Options{MinCalls: 100, ConsecutiveFailures: -1, Shared: f})
-	h.calls(3, Failure)
-	h.fake.Advance(DefaultWindow/slots - 1)
-	h.calls(1, Failure)
-	h.fake.Advance(1)
-	h.calls(1, Failure)
-	h.calls(1, Success)
-	var failed int
-	for _, c := range f.calls {
-		if c == "failed" {
-			failed++
-		}
+func TestOnlyJudgementVotes(t *testing.T) {
+	tests := []struct {
+		name      string
+		o         Options
+		outcomes  []Outcome
+		wantCalls []string
+	}{
+		{"stray failures among successes are no vote", Options{MinCalls: 10, ConsecutiveFailures: 3},
+			[]Outcome{Success, Failure, Success, Success, Failure, Success, Success, Failure, Success, Success}, []string{}},
+		{"a streak votes once it opens", Options{MinCalls: 100, ConsecutiveFailures: 3},
+			[]Outcome{Failure, Failure, Failure}, []string{"open"}},
+		{"a failure rate over MinCalls votes", Options{MinCalls: 4, FailureRate: 0.5, ConsecutiveFailures: -1},
+			[]Outcome{Success, Failure, Success, Failure}, []string{"open"}},
 	}
-	if failed != 2 {
-		t.Errorf("store calls %v: %d failures reported, want 2 (one a window slot)", f.calls, failed)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeShared{view: View{Local: true}}
+			tt.o.Shared = f
+			h := newHarness(t, tt.o)
+			for _, o := range tt.outcomes {
+				h.allow().Done(o)
+			}
+			calls := slices.DeleteFunc(slices.Clone(f.calls), func(c string) bool { return c == "allow" })
+			if !slices.Equal(calls, tt.wantCalls) {
+				t.Errorf("store calls besides allow: %v, want %v", calls, tt.wantCalls)
+			}
+		})
 	}
 }
 
@@ -242,6 +247,64 @@ func TestProbeLease(t *testing.T) {
 					t.Errorf("lease %v, want %v", f.ttl, tc.want)
 				}
 			})
+		})
+	}
+}
+
+// blockingShared holds Allow until release, then answers it with view;
+// Open answers Local.
+type blockingShared struct {
+	fakeShared
+	view    View
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingShared) Allow(context.Context, string, uint64, int, time.Duration) (View, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.view, nil
+}
+
+func (s *blockingShared) Open(context.Context, string, time.Duration, time.Duration) (View, error) {
+	return View{Local: true}, nil
+}
+
+func TestLocalOpenAcrossAllowInFlight(t *testing.T) {
+	probeAt := epoch.Add(time.Hour)
+	tests := []struct {
+		name        string
+		inFlight    View // the answer of the Allow asked before the failure
+		wantState   State
+		wantAllowed bool
+		wantChanges []string
+	}{
+		{"a forgotten closed state keeps it open alone", View{}, Open, false, []string{"closed>open"}},
+		{"a closed state keeps it open alone", View{State: Closed, Gen: 3, Since: epoch}, Open, false, []string{"closed>open"}},
+		{"the fleet's open state rules", View{State: Open, Gen: 4, Since: epoch, ProbeAt: probeAt}, Open, false, []string{"closed>open"}},
+		{"the fleet's half-open state rules", View{State: HalfOpen, Gen: 5, Since: epoch}, HalfOpen, false, []string{"closed>open", "open>half-open"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &blockingShared{view: tt.inFlight, entered: make(chan struct{}), release: make(chan struct{})}
+			h := newHarness(t, Options{MinCalls: 100, ConsecutiveFailures: 1, Cooldown: time.Hour, Shared: s})
+			p := Permit{b: h.b, gen: h.b.gen} // a call let in while closed
+			allowed := make(chan bool)
+			go func() {
+				_, err := h.b.Allow()
+				allowed <- err == nil
+			}()
+			<-s.entered
+			p.Done(Failure) // trips the breaker: Open answers Local
+			h.want(Open)
+			close(s.release)
+			if got := <-allowed; got != tt.wantAllowed {
+				t.Errorf("the call in flight allowed %v, want %v", got, tt.wantAllowed)
+			}
+			h.want(tt.wantState)
+			if !slices.Equal(h.changes, tt.wantChanges) {
+				t.Errorf("state changes %v, want %v", h.changes, tt.wantChanges)
+			}
 		})
 	}
 }

@@ -54,6 +54,13 @@ const (
 	// a script failing on every call must not flood the log, and an
 	// operator still sees within a minute that it goes on.
 	replyLogEvery = time.Minute
+	// RepliesLostAfter is how long every round trip must have been
+	// answered with an error reply (none succeeding) for the Client to
+	// report sharing lost (Degraded): five heartbeats, so one key's bad
+	// content, which the next beat's success clears, never reaches it,
+	// while a Redis refusing every write (OOM at maxmemory with
+	// noeviction, NOPERM after an ACL change) is reported within 10 s.
+	RepliesLostAfter = 5 * heartbeatEvery
 	// maxReplyKinds bounds the kinds of error reply counted apart (the
 	// metric's label values); further kinds count as "other".
 	maxReplyKinds = 16
@@ -123,9 +130,14 @@ type Client struct {
 	lastErr   string
 	replies   map[string]*replyLog // error replies by kind
 	lastReply string
-	counts    []count // the heartbeat's counts within heartbeatTTL
-	beatDown  bool    // the last beat failed
-	every     time.Duration
+	// replySince is when the first error reply since the last success
+	// came (zero when the last answer was a success); lost is set once
+	// RepliesLostAfter has passed since and it was logged.
+	replySince time.Time
+	lost       bool
+	counts     []count // the heartbeat's counts within heartbeatTTL
+	beatDown   bool    // the last beat failed
+	every      time.Duration
 
 	replyErrs *prometheus.CounterVec
 	now       func() time.Time // the rate limit of the reply logs' clock
@@ -143,6 +155,13 @@ type Client struct {
 // connection, a Redis error), so that callers can tell Redis's failures
 // from their own.
 var ErrUnavailable = errors.New("redis: unavailable")
+
+// ErrCallerDone wraps the failure of a round trip that the caller's
+// context ended: cancelled, or a deadline that came before the Client's
+// own timeout (already past, or passing during the round trip). It says
+// nothing of Redis: no episode starts, and a fallback.Gate stays as it
+// is. It matches ErrUnavailable, so a store falls back to local state.
+var ErrCallerDone = fmt.Errorf("%w: the caller's context ended", ErrUnavailable)
 
 // ErrReply matches a ReplyError: Redis answered, with an error.
 var ErrReply = fmt.Errorf("%w: error reply", ErrUnavailable)
@@ -272,6 +291,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	err = c.beatOnce(bctx, c.rdb)
 	cancel()
 	switch {
+	case err != nil && strings.Contains(err.Error(), "NOPERM"):
+		c.rdb.Close()
+		return nil, fmt.Errorf("redis.url: the Redis user lacks a permission keel needs (scripts, and every key under the prefix): %s", redactErr(err))
 	case err != nil && isAuth(err):
 		c.rdb.Close()
 		return nil, fmt.Errorf("redis.url: Redis refused the credentials: %s", redactErr(err))
@@ -395,7 +417,7 @@ func (debugLog) Printf(ctx context.Context, format string, v ...any) {
 // isAuth reports a refused password or user.
 func isAuth(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "WRONGPASS") || strings.Contains(s, "NOAUTH") || strings.Contains(s, "invalid password") || strings.Contains(s, "NOPERM")
+	return strings.Contains(s, "WRONGPASS") || strings.Contains(s, "NOAUTH") || strings.Contains(s, "invalid password")
 }
 
 // redactErr returns err's text, which never holds the password: go-redis's
@@ -473,31 +495,38 @@ func (c *Client) Key(kind, target string) string {
 
 // Do runs fn with a context bounded by the timeout (and by ctx), and
 // records the outcome: a failure starts or continues an episode, a success
-// ends one; a failure after ctx was cancelled (the caller gave up) is neither. Its
-// error wraps ErrUnavailable. A redis.Nil reply is a success and is
-// returned as it is. An error reply that is no outage (see ReplyError) is
-// an answer: it is counted and logged (once a minute per kind) and
-// returned as a *ReplyError, and ends an episode like a success.
+// ends one. Its error wraps ErrUnavailable. A ctx that has ended already
+// makes no round trip; a failure once ctx ended, unless the Client's own
+// timeout came first, is the caller's, neither failure nor success: both
+// return ErrCallerDone. So a call that arrives with its deadline past, or
+// with less time left than a round trip takes, does not make Redis
+// "unreachable" for the process; a Redis that hangs is still seen by the
+// heartbeat, whose context has no deadline. A redis.Nil reply is a success
+// and is returned as it is. An error reply that is no outage (see
+// ReplyError) is an answer: it is counted and logged (once a minute per
+// kind) and returned as a *ReplyError, and ends an episode like a success.
 func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrCallerDone, err)
+	}
+	parent, own := ctx, time.Now().Add(c.timeout)
+	ctx, cancel := context.WithDeadline(ctx, own)
 	defer cancel()
 	err := fn(ctx, c.rdb)
 	if err == nil || errors.Is(err, redis.Nil) {
-		c.ok()
+		c.ok(true)
 		return err
 	}
-	if perr := parent.Err(); errors.Is(perr, context.Canceled) {
-		// The caller gave up: that says nothing of Redis, so no episode
-		// starts. (A caller's deadline that passed during the round trip
-		// does count: Redis took all the time the call had.)
-		return fmt.Errorf("%w: %w", ErrUnavailable, perr)
+	if perr := parent.Err(); perr != nil {
+		if d, ok := parent.Deadline(); !ok || d.Before(own) {
+			return fmt.Errorf("%w: %w", ErrCallerDone, perr)
+		}
 	}
 	if re := classify(err); re != nil {
-		c.ok()
+		c.ok(false)
 		c.reply(re)
 		return re
 	}
@@ -518,10 +547,17 @@ func (c *Client) ResetGarbage(ctx context.Context, err error, keys ...string) bo
 }
 
 // reply counts an error reply and logs it unless its kind was logged less
-// than replyLogEvery ago.
+// than replyLogEvery ago; it logs once that sharing is lost when no round
+// trip succeeded for RepliesLostAfter.
 func (c *Client) reply(re *ReplyError) {
 	c.mu.Lock()
 	c.lastReply = re.msg
+	if c.replySince.IsZero() {
+		c.replySince = c.now()
+	}
+	lost := !c.lost && c.repliesOnly(c.now())
+	c.lost = c.lost || lost
+	since := c.replySince
 	kind := re.Kind
 	if _, ok := c.replies[kind]; !ok && len(c.replies) >= maxReplyKinds {
 		kind = "other"
@@ -533,7 +569,7 @@ func (c *Client) reply(re *ReplyError) {
 	}
 	now := c.now()
 	logIt := l.logged.IsZero() || now.Sub(l.logged) >= replyLogEvery
-	since := l.since
+	unlogged := l.since
 	if logIt {
 		l.logged, l.since = now, 0
 	} else {
@@ -542,6 +578,10 @@ func (c *Client) reply(re *ReplyError) {
 	c.mu.Unlock()
 	c.replyCount.Add(1)
 	c.replyErrs.WithLabelValues(kind).Inc()
+	if lost {
+		c.log.Error("redis: every round trip answered with an error reply; sharing is lost, each operation falls back to local state with this process's share until one succeeds",
+			"since", since, "share", c.Share(), "err", re.msg)
+	}
 	if !logIt {
 		return
 	}
@@ -551,18 +591,32 @@ func (c *Client) reply(re *ReplyError) {
 			"err", re.msg)
 	default:
 		c.log.Warn("redis: error reply; the operation falls back to local state, Redis stays in use",
-			"kind", kind, "err", re.msg, "unlogged", since)
+			"kind", kind, "err", re.msg, "unlogged", unlogged)
 	}
 }
 
-func (c *Client) ok() {
+// ok records an answer: it ends an outage, and a success (not an error
+// reply) ends a run of error replies.
+func (c *Client) ok(success bool) {
 	c.mu.Lock()
-	down := c.downSince
+	down, lost := c.downSince, c.lost && success
 	c.downSince = time.Time{}
+	if success {
+		c.replySince, c.lost = time.Time{}, false
+	}
 	c.mu.Unlock()
 	if !down.IsZero() {
 		c.log.Info("redis: back; shared state in use again", "down", time.Since(down).Round(time.Millisecond))
 	}
+	if lost {
+		c.log.Info("redis: a round trip succeeded after error replies only; shared state in use again")
+	}
+}
+
+// repliesOnly reports whether every round trip since RepliesLostAfter
+// before now was answered with an error reply. c.mu must be held.
+func (c *Client) repliesOnly(now time.Time) bool {
+	return !c.replySince.IsZero() && now.Sub(c.replySince) >= RepliesLostAfter
 }
 
 func (c *Client) fail(err error) {
@@ -585,18 +639,20 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// Degraded reports whether the last round trip failed.
+// Degraded reports whether the last round trip failed, or every round
+// trip for RepliesLostAfter was answered with an error reply: either way
+// nothing is shared.
 func (c *Client) Degraded() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.downSince.IsZero()
+	return !c.downSince.IsZero() || c.repliesOnly(c.now())
 }
 
 // Share returns the part of each limit this process uses while Redis
 // fails: the configured share, or 1 ÷ the replicas the heartbeat counted:
 // the highest count of the beats within heartbeatTTL of the last that got
 // through, so that the count drops no faster than dead replicas' beats
-// expire and holds while Redis fails. The first beat after a failure
+// expire and holds while Redis fails. The first beat after a failed beat
 // keeps the counts before it for another heartbeatTTL: a Redis restarted
 // empty has not yet heard from the other replicas. While no beat ever got
 // through the share is 1 (Stats.ShareGuessed).
@@ -609,19 +665,26 @@ func (c *Client) Share() float64 {
 
 // Stats is the connection's health, for metrics and the status page.
 type Stats struct {
-	Degraded  bool
-	DownSince time.Time // zero while healthy
-	LastError string
-	Failures  uint64 // round trips that failed
-	Episodes  uint64 // times Redis became unreachable
-	Replicas  int    // alive at the last heartbeat
-	Share     float64
+	// Degraded reports that nothing is shared: the last round trip
+	// failed (an outage), or (RepliesOnly) every round trip for
+	// RepliesLostAfter was answered with an error reply; DownSince is
+	// when it began, LastError what failed.
+	Degraded    bool
+	RepliesOnly bool
+	DownSince   time.Time // zero while healthy
+	LastError   string
+	Failures    uint64 // round trips that failed
+	Episodes    uint64 // times Redis became unreachable
+	Replicas    int    // alive at the last heartbeat
+	Share       float64
 	// ShareGuessed reports a Share of 1 that no count backs: no share is
 	// configured and no beat ever got through.
 	ShareGuessed bool
 	// AccountConflict is, while processes of another AWS account hold
-	// the prefix (Options.Account), their claim: the last four digits of
-	// their account and a hash of it.
+	// the prefix (Options.Account), the last four digits of their account
+	// ("…1234"). The claim in Redis also holds a SHA-256 of the account,
+	// which hides it from no one who can read Redis (12 digits, 8 of them
+	// unknown, are a minute's search); it is not shown here.
 	AccountConflict string
 	// ReplyErrors counts error replies that were no outage (ReplyError);
 	// LastReply is the last one's text.
@@ -633,7 +696,12 @@ type Stats struct {
 func (c *Client) Stats() Stats {
 	c.mu.Lock()
 	s := Stats{Degraded: !c.downSince.IsZero(), DownSince: c.downSince, LastError: c.lastErr, LastReply: c.lastReply,
-		ShareGuessed: len(c.counts) == 0, AccountConflict: c.conflict}
+		ShareGuessed: len(c.counts) == 0}
+	s.AccountConflict, _, _ = strings.Cut(c.conflict, ":")
+	if !s.Degraded && c.repliesOnly(c.now()) {
+		s.Degraded, s.RepliesOnly, s.DownSince = true, true, c.replySince
+		s.LastError = "error replies only: " + c.lastReply
+	}
 	c.mu.Unlock()
 	s.ReplyErrors = c.replyCount.Load()
 	s.ShareGuessed = s.ShareGuessed && c.share == 0
@@ -673,7 +741,10 @@ func (c *Client) counted(n int64, err error) {
 		return
 	}
 	now := c.now()
-	if c.beatDown || !c.downSince.IsZero() {
+	if c.beatDown {
+		// The first beat after a failed one: Redis may have restarted
+		// empty (see Share). Other operations' failures say nothing of
+		// the set, and do not hold the count.
 		for i := range c.counts {
 			c.counts[i].at = now
 		}
@@ -720,7 +791,7 @@ func (c *Client) Collectors() []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keel_redis_up",
-			Help: "1 while keel's shared state in Redis answers, 0 while this process falls back to its share of each limit."}, up),
+			Help: "1 while keel's shared state in Redis answers, 0 while this process falls back to its share of each limit (Redis unreachable, or answering every round trip with an error reply)."}, up),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_failures_total",
 			Help: "Redis round trips that failed or timed out."}, func() float64 { return float64(c.failures.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "keel_redis_episodes_total",

@@ -39,6 +39,10 @@ func open(t *testing.T, o redisx.Options) *redisx.Client {
 
 func TestOpenBadInput(t *testing.T) {
 	srv := redistest.Start(t, redistest.WithPassword("right-pw"))
+	// A user that may not run scripts, which every operation is.
+	if err := srv.Client().Do(context.Background(), "ACL", "SETUSER", "noscript", "on", ">right-pw", "~*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		o    redisx.Options
@@ -47,6 +51,7 @@ func TestOpenBadInput(t *testing.T) {
 		{"not a url", redisx.Options{URL: "http://:secret-pw@host:6379"}, "redis.url: not a Redis URL"},
 		{"wrong password", redisx.Options{URL: "redis://:wrong-pw@" + srv.Addr}, "redis.url: Redis refused the credentials"},
 		{"no password", redisx.Options{URL: "redis://" + srv.Addr}, "redis.url: Redis refused the credentials"},
+		{"a user without scripts", redisx.Options{URL: "redis://noscript:right-pw@" + srv.Addr}, "redis.url: the Redis user lacks a permission keel needs"},
 		{"tls on plain", redisx.Options{URL: "redis://" + srv.Addr, TLS: config.RedisTLS{CA: "ca.pem"}}, "redis.tls"},
 		{"missing ca", redisx.Options{URL: "rediss://" + srv.Addr, TLS: config.RedisTLS{CA: "/nonexistent/ca.pem"}}, "redis.tls.ca"},
 		{"brace prefix", redisx.Options{URL: srv.URL, Prefix: "a{b"}, "redis.prefix"},
@@ -146,17 +151,67 @@ func TestOpenUnreachableStartsDegraded(t *testing.T) {
 	}
 }
 
-func TestCallerCancelIsNoEpisode(t *testing.T) {
+func TestCallerEndIsNoEpisode(t *testing.T) {
 	srv := redistest.Start(t)
-	c := open(t, redisx.Options{URL: srv.URL})
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	err := c.Do(ctx, func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() })
-	if !errors.Is(err, redisx.ErrUnavailable) || !errors.Is(err, context.Canceled) {
-		t.Errorf("Do with a cancelled context: %v, want ErrUnavailable and context.Canceled", err)
+	tests := []struct {
+		name       string
+		timeout    time.Duration // the Client's
+		ctx        func() (context.Context, context.CancelFunc)
+		cancelIn   bool // the caller cancels during the round trip
+		wantSent   bool
+		wantCaller bool // ErrCallerDone, no failure counted
+	}{
+		{name: "cancelled before: no round trip", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				return ctx, cancel
+			}, wantCaller: true},
+		{name: "deadline passed before: no round trip", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+			}, wantCaller: true},
+		{name: "cancelled during the round trip", timeout: time.Hour,
+			ctx:      func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+			cancelIn: true, wantSent: true, wantCaller: true},
+		{name: "the caller's deadline before the Client's timeout", timeout: time.Hour,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), 5*time.Millisecond)
+			}, wantSent: true, wantCaller: true},
+		{name: "the Client's timeout, no caller deadline", timeout: 5 * time.Millisecond,
+			ctx:      func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) },
+			wantSent: true},
+		{name: "the Client's timeout before the caller's deadline", timeout: 5 * time.Millisecond,
+			ctx: func() (context.Context, context.CancelFunc) {
+				return context.WithTimeout(context.Background(), time.Hour)
+			}, wantSent: true},
 	}
-	if s := c.Stats(); s.Degraded || s.Failures != 0 || s.Episodes != 0 {
-		t.Errorf("a caller's cancel counted against Redis: %+v", s)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := open(t, redisx.Options{URL: srv.URL, Timeout: tt.timeout, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			before := c.Stats()
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			sent := false
+			err := c.Do(ctx, func(ctx context.Context, _ *redis.Client) error {
+				sent = true // a round trip that Redis does not answer
+				if tt.cancelIn {
+					cancel()
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			})
+			if sent != tt.wantSent {
+				t.Errorf("round trip sent %v, want %v", sent, tt.wantSent)
+			}
+			if !errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, redisx.ErrCallerDone) != tt.wantCaller {
+				t.Errorf("Do = %v, want ErrUnavailable, ErrCallerDone %v", err, tt.wantCaller)
+			}
+			s := c.Stats()
+			if failed := s.Failures > before.Failures && s.Episodes > before.Episodes; failed == tt.wantCaller {
+				t.Errorf("failure and episode counted %v, want %v: %+v", failed, !tt.wantCaller, s)
+			}
+		})
 	}
 }
 
@@ -293,6 +348,11 @@ func TestReplyLogsRateLimited(t *testing.T) {
 	if got := strings.Count(logs.String(), "error reply"); got != 2 {
 		t.Errorf("%d lines for 3 OOM and 1 NOPERM, want 2 (one per kind):\n%s", got, logs.String())
 	}
+	// A success between: the replies are no lasting refusal (see
+	// TestRepliesOnlyLoseSharing).
+	if err := c.Do(context.Background(), func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() }); err != nil {
+		t.Fatal(err)
+	}
 	now = now.Add(time.Minute)
 	reply("OOM command not allowed")
 	if got := strings.Count(logs.String(), "kind=OOM"); got != 2 || !strings.Contains(logs.String(), "unlogged=2") {
@@ -364,6 +424,11 @@ func TestShareCount(t *testing.T) {
 		{name: "down again at once: the count holds", do: srv.Kill, advance: time.Second, down: true, want: 3},
 		{name: "back again", do: srv.Restart, advance: time.Second, want: 3},
 		{name: "a heartbeat TTL of beats after", advance: redisx.HeartbeatTTL, want: 1},
+		{name: "three once more", do: start, advance: time.Second, want: 3},
+		{name: "two gone and another operation failing: beats go on, the count drops", do: func() {
+			stop()
+			o.Do(context.Background(), func(context.Context, *redis.Client) error { return errors.New("i/o timeout") })
+		}, advance: redisx.HeartbeatTTL, want: 1},
 	} {
 		if step.do != nil {
 			step.do()
@@ -438,11 +503,140 @@ func TestAccountClaim(t *testing.T) {
 			if (got != "") != tc.wantConflict {
 				t.Errorf("the later process's AccountConflict %q, want a conflict %v", got, tc.wantConflict)
 			}
-			if tc.wantConflict && (!strings.Contains(got, "…1111:") || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
-				t.Errorf("conflict %q and log %q, want the other account's last digits and a line naming redis.prefix", got, logs.String())
+			if tc.wantConflict && (got != "…1111" || !strings.Contains(logs.String(), "give each account its own redis.prefix")) {
+				t.Errorf("conflict %q and log %q, want the other account's last four digits alone and a line naming redis.prefix", got, logs.String())
+			}
+			if strings.Contains(logs.String(), "111111111111") || strings.Contains(logs.String(), "222222222222") {
+				t.Errorf("an account in full in the log: %s", logs.String())
 			}
 			if c := cs[0].Stats().AccountConflict; c != "" {
 				t.Errorf("the first process, which holds the prefix, sees a conflict %q", c)
+			}
+		})
+	}
+}
+
+func TestRepliesOnlyLoseSharing(t *testing.T) {
+	ctx := context.Background()
+	write := func(ctx context.Context, rdb *redis.Client) error {
+		return rdb.Eval(ctx, "return redis.call('SET', KEYS[1], 'x')", []string{"k"}).Err()
+	}
+	for _, tc := range []struct {
+		name string
+		opts []redistest.Option
+		// setup returns the Client's URL; refuse, run once the Client is
+		// open, makes Redis refuse op.
+		setup   func(t *testing.T, srv *redistest.Server) string
+		refuse  func(t *testing.T, srv *redistest.Server)
+		op      func(ctx context.Context, rdb *redis.Client) error
+		between func(ctx context.Context, rdb *redis.Client) error // a round trip between two ops; nil: none
+		heal    func(t *testing.T, srv *redistest.Server)
+		kind    string
+		wantOp  bool // the op succeeds after heal
+		wantHit bool // sharing is reported lost
+	}{
+		{name: "OOM at maxmemory with noeviction",
+			opts:  []redistest.Option{redistest.WithArgs("--maxmemory", "1mb", "--maxmemory-policy", "noeviction")},
+			setup: func(t *testing.T, srv *redistest.Server) string { return srv.URL },
+			refuse: func(t *testing.T, srv *redistest.Server) {
+				// An empty server may be past 1 MB already, and refuse this.
+				err := srv.Client().Set(ctx, "fill", strings.Repeat("x", 2<<20), 0).Err()
+				if err != nil && !strings.HasPrefix(err.Error(), "OOM") {
+					t.Fatal(err)
+				}
+			},
+			op: write,
+			heal: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			kind: "OOM", wantHit: true},
+		{name: "NOPERM: a user that may not run scripts",
+			setup: func(t *testing.T, srv *redistest.Server) string {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "on", ">pw", "~*", "+@all").Err(); err != nil {
+					t.Fatal(err)
+				}
+				return "redis://keel:pw@" + srv.Addr
+			},
+			refuse: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "-@scripting").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			op: write,
+			heal: func(t *testing.T, srv *redistest.Server) {
+				if err := srv.Client().Do(ctx, "ACL", "SETUSER", "keel", "+@scripting").Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
+			kind: "NOPERM", wantHit: true},
+		{name: "one key's bad content, other round trips answered",
+			setup: func(t *testing.T, srv *redistest.Server) string {
+				if err := srv.Client().Set(ctx, "s", "x", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				return srv.URL
+			},
+			op:      func(ctx context.Context, rdb *redis.Client) error { return rdb.HGet(ctx, "s", "f").Err() },
+			between: func(ctx context.Context, rdb *redis.Client) error { return rdb.Ping(ctx).Err() },
+			kind:    "WRONGTYPE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := redistest.Start(t, tc.opts...)
+			url := tc.setup(t, srv)
+			var logs syncBuf
+			c := open(t, redisx.Options{URL: url, Timeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if tc.refuse != nil {
+				tc.refuse(t, srv)
+			}
+			var mu sync.Mutex
+			now := time.Now()
+			c.SetNow(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+			advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+			step := func() {
+				t.Helper()
+				var re *redisx.ReplyError
+				if err := c.Do(ctx, tc.op); !errors.As(err, &re) || re.Kind != tc.kind {
+					t.Fatalf("Do = %v, want a %s reply", err, tc.kind)
+				}
+				if tc.between != nil {
+					if err := c.Do(ctx, tc.between); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			step()
+			advance(redisx.RepliesLostAfter - time.Millisecond)
+			step()
+			if s := c.Stats(); s.Degraded {
+				t.Fatalf("degraded before %v of error replies only: %+v", redisx.RepliesLostAfter, s)
+			}
+			advance(time.Millisecond)
+			step()
+			s := c.Stats()
+			if s.Degraded != tc.wantHit || s.RepliesOnly != tc.wantHit || c.Degraded() != tc.wantHit {
+				t.Errorf("after %v: Degraded %v (Degraded() %v), RepliesOnly %v, want %v: %+v",
+					redisx.RepliesLostAfter, s.Degraded, c.Degraded(), s.RepliesOnly, tc.wantHit, s)
+			}
+			if tc.wantHit && !strings.Contains(s.LastError, tc.kind) {
+				t.Errorf("LastError %q, want it to name %s", s.LastError, tc.kind)
+			}
+			if got := strings.Count(logs.String(), "sharing is lost"); got != map[bool]int{true: 1}[tc.wantHit] {
+				t.Errorf("%d log lines saying sharing is lost, want one if lost:\n%s", got, logs.String())
+			}
+			if s.Episodes != 0 {
+				t.Errorf("%d episodes, want 0: Redis answered", s.Episodes)
+			}
+			if tc.heal == nil {
+				return
+			}
+			tc.heal(t, srv)
+			if err := c.Do(ctx, tc.op); err != nil {
+				t.Fatalf("Do after heal: %v", err)
+			}
+			if s := c.Stats(); s.Degraded {
+				t.Errorf("still degraded after a success: %+v", s)
 			}
 		})
 	}

@@ -7,9 +7,10 @@
 // of an open state's cool-down and the successful probes of a half-open
 // one; a sorted set "probes" of the probe leases held, scored by their
 // expiry; and a sorted set "failing" of the processes (redisx.Client.ID)
-// that saw the target fail, scored by when that stops counting (their
-// window). The breaker opens for all only when Quorum processes are in
-// "failing", or all of them when fewer are alive. Every operation is one Lua script, one round trip, timed
+// whose own judgement opened their breaker (Open), scored by when that
+// vote stops counting (their window). The breaker opens for all only when
+// Quorum processes are in "failing", or all of them when fewer are alive.
+// Every operation is one Lua script, one round trip, timed
 // by Redis's clock (TIME), so the processes' clocks do not matter. Keys
 // expire redisx.IdleTTL after their last change (an open state's after
 // its cool-down too); a forgotten state is closed. A key holding what
@@ -39,17 +40,19 @@ import (
 // ever. It is the engine's longest attempt timeout with room to spare.
 const maxLease = 2 * time.Hour
 
-// DefaultQuorum is how many processes must have seen a target fail for
-// its breaker to open for all: one process's failures may be its own
-// network path or credentials; two agreeing is the least evidence that
-// the target is at fault.
+// DefaultQuorum is how many processes must have judged a target failing
+// (their own breaker opened) for its breaker to open for all: one
+// process's failures may be its own network path or credentials; two
+// agreeing is the least evidence that the target is at fault. A process
+// votes by its redisx.Client.ID, so one restarted within its window votes
+// twice (docs/redis-breakers.md).
 const DefaultQuorum = 2
 
 // Store is a breaker.Shared in Redis. It is safe for concurrent use.
 type Store struct {
 	g *fallback.Gate
-	// Quorum is how many processes must have seen a target fail to open
-	// its breaker for all, or all the processes alive (the Client's
+	// Quorum is how many processes must have judged a target failing to
+	// open its breaker for all, or all the processes alive (the Client's
 	// heartbeat count) when fewer. 0 means DefaultQuorum. Set it before
 	// the Store is used.
 	Quorum int
@@ -144,13 +147,6 @@ end
 return view(1)
 `)
 
-// failedScript: ARGV[3] unused, ARGV[4] the process, ARGV[5] its window
-// in ms.
-var failedScript = redis.NewScript(prelude + `
-if st == 0 then failing() end
-return view(0)
-`)
-
 // openScript: ARGV[3] the cool-down in ms, ARGV[4] the process, ARGV[5]
 // its window in ms, ARGV[6] the processes that open for all.
 var openScript = redis.NewScript(prelude + `
@@ -188,12 +184,6 @@ func (s *Store) Allow(ctx context.Context, target string, lease uint64, probes i
 	return s.run(ctx, allowScript, target, lease, probes, ttl.Milliseconds())
 }
 
-// Failed implements breaker.Shared.
-func (s *Store) Failed(ctx context.Context, target string, window time.Duration) error {
-	_, err := s.run(ctx, failedScript, target, 0, s.g.Client().ID(), voteTTL(window))
-	return err
-}
-
 // Open implements breaker.Shared.
 func (s *Store) Open(ctx context.Context, target string, cooldown, window time.Duration) (breaker.View, error) {
 	c := s.g.Client()
@@ -201,7 +191,7 @@ func (s *Store) Open(ctx context.Context, target string, cooldown, window time.D
 	return s.run(ctx, openScript, target, cooldown.Milliseconds(), c.ID(), voteTTL(window), max(need, 1))
 }
 
-// voteTTL is how long a failure counts toward the quorum: the window of
+// voteTTL is how long a vote counts toward the quorum: the window of
 // the breaker that saw it, within (0, maxLease].
 func voteTTL(window time.Duration) int64 {
 	return min(max(window, time.Millisecond), maxLease).Milliseconds()

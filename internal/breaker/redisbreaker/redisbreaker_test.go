@@ -3,6 +3,8 @@ package redisbreaker_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strconv"
 	"sync"
 	"testing"
@@ -401,30 +403,42 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestRedisSlow(t *testing.T) {
-	f := newFleet(t, nil, 1, opts)
-	c := f.cs[0]
-	f.allow(0)
+	srv := redistest.Start(t)
+	// A Client whose timeout is the one the round trips meet, short beside
+	// the pause but long enough for a loaded machine's round trips.
+	const timeout = 500 * time.Millisecond
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Timeout: timeout,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	o := opts
+	o.Shared = redisbreaker.New(c, clock.NewFake(time.Now()))
+	r, err := breaker.NewRegistry(o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := r.Get(model, region)
+	if _, err := b.Allow(); err != nil {
+		t.Fatal(err)
+	}
 	// Redis stops running scripts for longer than any call may wait.
 	const pause = 5 * time.Second
 	ctx := context.Background()
-	if err := f.rdb.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
+	if err := srv.Client().Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
-	defer f.rdb.Do(ctx, "CLIENT", "UNPAUSE")
+	defer srv.Client().Do(ctx, "CLIENT", "UNPAUSE")
 	failures := c.Stats().Failures
 	start := time.Now()
-	short, cancel := context.WithTimeout(ctx, redisx.DefaultTimeout)
-	defer cancel()
-	if _, err := f.b(0).AllowContext(short); err != nil {
-		t.Errorf("the first call while Redis hangs: %v, want the local closed state's permit", err)
-	}
-	for range 20 {
-		if f.allow(0) == nil {
-			t.Fatal("refused while the local state is closed")
+	for i := range 21 {
+		if _, err := b.AllowContext(ctx); err != nil {
+			t.Fatalf("call %d while Redis hangs: %v, want the local closed state's permit", i, err)
 		}
 	}
 	if took := time.Since(start); took >= pause/2 {
-		t.Errorf("21 calls took %v while Redis hung, want the first bounded by its deadline, the others skipping Redis", took)
+		t.Errorf("21 calls took %v while Redis hung, want the first bounded by the timeout %v, the others skipping Redis", took, timeout)
 	}
 	if n := c.Stats().Failures - failures; n != 1 {
 		t.Errorf("%d round trips failed, want 1 (the others skipped until %v)", n, fallback.RetryEvery)
@@ -491,10 +505,34 @@ func TestQuorum(t *testing.T) {
 		}
 		f.wantStates(breaker.Open, breaker.Open)
 	})
-	t.Run("a failed probe of a breaker open alone asks again", func(t *testing.T) {
+	t.Run("a healthy replica's stray failure is no vote", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		for i := range 20 {
+			p := f.allow(1)
+			if i == 10 {
+				p.Done(breaker.Failure) // one of a healthy fleet's stray 5xx
+			} else {
+				p.Done(breaker.Success)
+			}
+		}
+		fail(f, 2, 2)
+		if s := sharedState(f); s != "none" {
+			t.Errorf("shared state %s after one replica's failures and another's stray one, want none (closed)", s)
+		}
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Open)
+	})
+	t.Run("a failed probe of a breaker open alone votes again", func(t *testing.T) {
 		f := newFleetQuorum(t, nil, 3, o, 0)
 		fail(f, 2, 2)
-		fail(f, 1, 1)
+		// Replica 2's vote lapses (its window ends), then replica 1
+		// opens alone too.
+		if err := f.rdb.ZRem(context.Background(), failingKey, f.cs[2].ID()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		fail(f, 1, 2)
+		if s := sharedState(f); s != "none" {
+			t.Fatalf("shared state %s with one vote alive, want none", s)
+		}
 		f.clk.Advance(o.Cooldown)
 		p := f.allow(2)
 		if p == nil || !p.Probe() {
@@ -508,7 +546,7 @@ func TestQuorum(t *testing.T) {
 			t.Error("replica 0 let a call through the fleet's open breaker")
 		}
 	})
-	t.Run("failures reported for ever are garbage", func(t *testing.T) {
+	t.Run("votes held for ever are garbage", func(t *testing.T) {
 		f := newFleetQuorum(t, nil, 3, o, 0)
 		if err := f.rdb.ZAdd(context.Background(), failingKey, redis.Z{Score: 1e15, Member: "ghost"}).Err(); err != nil {
 			t.Fatal(err)
@@ -516,6 +554,26 @@ func TestQuorum(t *testing.T) {
 		fail(f, 2, 2)
 		if s := sharedState(f); s != "none" {
 			t.Errorf("shared state %s after one replica's failures and a ghost's, want none (closed)", s)
+		}
+	})
+	t.Run("an Allow in flight does not close a breaker open alone", func(t *testing.T) {
+		f := newFleetQuorum(t, nil, 3, o, 0)
+		h := &holdHook{entered: make(chan struct{}), release: make(chan struct{})}
+		f.cs[2].Redis().AddHook(h)
+		p1, p2 := f.allow(2), f.allow(2) // let in while closed
+		h.arm()
+		allowed := make(chan bool)
+		go func() { allowed <- f.allow(2) != nil }()
+		<-h.entered // its round trip waits: it will read closed
+		p1.Done(breaker.Failure)
+		p2.Done(breaker.Failure) // two in a row: opens alone
+		close(h.release)
+		if <-allowed {
+			t.Error("replica 2 let the call in flight through after opening alone")
+		}
+		f.wantStates(breaker.Closed, breaker.Closed, breaker.Open)
+		if f.allow(2) != nil {
+			t.Error("replica 2 let a call through after an Allow in flight answered closed")
 		}
 	})
 	t.Run("the only replica alive opens it", func(t *testing.T) {
@@ -543,5 +601,66 @@ func TestProbeSuccessRenewsTTL(t *testing.T) {
 	p.Done(breaker.Success) // one of two: the state stays half-open
 	if ttl, err := f.rdb.PTTL(ctx, stateKey).Result(); err != nil || ttl < redisx.IdleTTL-time.Minute {
 		t.Errorf("state key's TTL after a probe's success %v (%v), want about %v", ttl, err, redisx.IdleTTL)
+	}
+}
+
+// holdHook holds the first command sent after arm until release is
+// closed, telling entered when it is held.
+type holdHook struct {
+	mu      sync.Mutex
+	armed   bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *holdHook) arm() { h.mu.Lock(); h.armed = true; h.mu.Unlock() }
+
+func (h *holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		hold := h.armed
+		h.armed = false
+		h.mu.Unlock()
+		if hold {
+			h.entered <- struct{}{}
+			<-h.release
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestCallerDoneIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tt := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a deadline already past", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		}},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t, srv, 1, opts)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			f.allow(0).DoneContext(ctx, breaker.Failure) // opens; the store is not asked
+			if s := f.cs[0].Stats(); s.Degraded || s.Episodes != 0 || s.Failures != 0 {
+				t.Errorf("a caller's ended context counted against Redis: %+v", s)
+			}
+			if f.allow(0) == nil {
+				t.Error("the next call was refused by the local state: Redis not asked")
+			}
+		})
 	}
 }

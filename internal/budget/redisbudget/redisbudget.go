@@ -79,10 +79,11 @@ if kt == 'hash' then
       if v ~= w then reset = true end
     else
       local kind, slot = string.sub(f, 1, 1), tonumber(string.sub(f, 2))
-      if not v or v < 0 or v >= maxcount or v % 1 ~= 0 or not slot or slot % 1 ~= 0
+      if not string.match(h[i + 1], '^%d+$') or v >= maxcount or not slot or slot % 1 ~= 0
           or (kind ~= 'q' and kind ~= 'r') or slot > cur + n then
-        -- (a count HINCRBY refuses: a fraction, inf, nan or beyond 2^53; a
-        -- window ahead: no clock steps back that far; it would hold for ever)
+        -- (a count HINCRBY refuses: not digits alone, such as a fraction,
+        -- 5.0, 0x10, 1e3, inf or nan, or beyond 2^53; a window ahead: no
+        -- clock steps back that far; it would hold for ever)
         reset = true
       elseif slot <= cur - n then
         stale[#stale + 1] = f

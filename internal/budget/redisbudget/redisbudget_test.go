@@ -151,6 +151,10 @@ func TestGarbageIsReset(t *testing.T) {
 		{"inf for a count", garbageCount("inf")},
 		{"nan for a count", garbageCount("nan")},
 		{"a count beyond an integer's range", garbageCount("1e300")},
+		{"an integer in a float's form", garbageCount("5.0")},
+		{"an integer in hex", garbageCount("0x10")},
+		{"an integer with a space", garbageCount(" 5")},
+		{"an integer in an exponent's form", garbageCount("1e3")},
 		{"an unknown field", func(ctx context.Context, rdb *redis.Client) error {
 			return rdb.HSet(ctx, key, "w", 1000, "x1", 1).Err()
 		}},
@@ -167,6 +171,9 @@ func TestGarbageIsReset(t *testing.T) {
 			}
 			if got := f.grants(0); got != 4 {
 				t.Errorf("granted %d over garbage, want the reserve 4", got)
+			}
+			if s := f.cs[0].Stats(); s.ReplyErrors != 0 {
+				t.Errorf("reset after %d error replies (%s), want the script to reset it", s.ReplyErrors, s.LastReply)
 			}
 			h, err := f.rdb.HGetAll(context.Background(), key).Result()
 			retries := 0
@@ -214,5 +221,35 @@ func TestRedisDown(t *testing.T) {
 	}
 	if got := f.grants(0); got != 0 {
 		t.Errorf("replica 0 granted %d, want 0: shared again", got)
+	}
+}
+
+func TestCallerDoneIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tt := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a deadline already past", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		}},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFleet(t, srv, 2)
+			ctx, cancel := tt.ctx()
+			defer cancel()
+			f.bs[1].RequestContext(ctx)
+			if s := f.cs[1].Stats(); s.Degraded || s.Episodes != 0 || s.Failures != 0 {
+				t.Errorf("a caller's ended context counted against Redis: %+v", s)
+			}
+			if got := f.grants(1); got != 4 {
+				t.Errorf("granted %d next, want the shared reserve 4: Redis still in use", got)
+			}
+		})
 	}
 }

@@ -55,9 +55,9 @@ func (g *Gate) Client() *redisx.Client { return g.c }
 
 // Do runs fn through the Client's Do unless the Gate is shut, in which
 // case it returns ErrSkipped without a round trip. A failure
-// (redisx.ErrUnavailable) shuts the Gate for RetryEvery, unless ctx was
-// canceled; any other answer, an error reply (redisx.ErrReply) included,
-// opens it.
+// (redisx.ErrUnavailable) shuts the Gate for RetryEvery, unless it was
+// the caller's (redisx.ErrCallerDone), which leaves the Gate as it was;
+// any other answer, an error reply (redisx.ErrReply) included, opens it.
 func (g *Gate) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.Client) error) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -83,9 +83,7 @@ func (g *Gate) Do(ctx context.Context, fn func(ctx context.Context, rdb *redis.C
 	switch {
 	case !errors.Is(err, redisx.ErrUnavailable) || errors.Is(err, redisx.ErrReply):
 		g.downUntil = time.Time{}
-	case !errors.Is(ctx.Err(), context.Canceled):
-		// A caller that gave up says nothing of Redis; one whose
-		// deadline passed waited for Redis in vain.
+	case !errors.Is(err, redisx.ErrCallerDone):
 		g.downUntil = g.clk.Now().Add(RetryEvery)
 	}
 	return err

@@ -33,6 +33,8 @@ func TestGate(t *testing.T) {
 	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancelExpired()
 	for _, step := range []struct {
 		name     string
 		do       func()
@@ -44,7 +46,8 @@ func TestGate(t *testing.T) {
 	}{
 		{name: "up", wantSent: true},
 		{name: "an error reply is an answer", op: wrongType, wantErr: redisx.ErrReply, wantSent: true},
-		{name: "a caller's cancel says nothing of Redis", ctx: canceled, wantErr: redisx.ErrUnavailable, wantSent: true},
+		{name: "a caller's cancel says nothing of Redis", ctx: canceled, wantErr: redisx.ErrCallerDone},
+		{name: "a caller's passed deadline says nothing of Redis", ctx: expired, wantErr: redisx.ErrCallerDone},
 		{name: "down: the first pays", do: srv.Kill, wantErr: redisx.ErrUnavailable, wantSent: true, wantDown: true},
 		{name: "down: the next skip", wantErr: fallback.ErrSkipped, wantDown: true},
 		{name: "back, but not yet tried", do: func() { srv.Restart(); clk.Advance(fallback.RetryEvery - 1) }, wantErr: fallback.ErrSkipped, wantDown: true},
