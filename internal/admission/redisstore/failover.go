@@ -98,7 +98,9 @@ func (f *Failover) useShared(now time.Time) bool {
 
 // shared runs op on Redis for key, opening key again when Redis lost it
 // (see Store), and records the outcome: the buckets op saw, or Redis's
-// failure. It reports false when Redis failed: the caller goes local.
+// failure. It reports false when Redis failed: the caller goes local. Only
+// an outage takes Redis for down (one try a second); a caller's ended
+// context or an error reply sends that one operation local.
 func (f *Failover) sharedOp(ctx context.Context, key admission.Target, now time.Time, op func() (admission.Buckets, error)) (admission.Buckets, bool, error) {
 	b, err := op()
 	if errors.Is(err, admission.ErrNoBucket) {
@@ -113,10 +115,20 @@ func (f *Failover) sharedOp(ctx context.Context, key admission.Target, now time.
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if errors.Is(err, redisx.ErrCallerDone) || errors.Is(err, redisx.ErrReply) {
+		// Redis is not down: the caller went away, or Redis answered this
+		// key with an error (the Client reports a Redis that answers
+		// nothing else). This operation alone goes local.
+		return admission.Buckets{}, false, err
+	}
 	if errors.Is(err, redisx.ErrUnavailable) {
 		if !f.down {
 			f.down, f.lastTry = true, now
 			f.episode++
+			// Local buckets made for single operations before (a caller
+			// gone, an error reply) go: an outage starts from what Redis
+			// last showed.
+			f.local, f.inLocal = &admission.MemStore{}, make(map[admission.Target]float64)
 		}
 		return admission.Buckets{}, false, err
 	}

@@ -155,3 +155,32 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("shared level %v after FLUSHALL and a call; want 59000", got)
 	}
 }
+
+// TestCallerEndIsNoOutage: a call whose context ends while the Store asks
+// Redis is served from the local buckets, that once, but Redis is not
+// taken for down: the next calls use the shared buckets at once.
+func TestCallerEndIsNoOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	c, err := redisx.Open(context.Background(), redisx.Options{URL: srv.URL, Share: 0.25, Logger: quiet, Timeout: slack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	st := redisstore.NewFailover(c, redisstore.Options{CallerTime: true})
+	g, clk := governed(t, st)
+	if _, err := g.Admit(context.Background(), target, admission.Estimate{MaxTokens: 1000}, admission.Interactive); err != nil {
+		t.Fatal(err)
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	st.Level(ended, target, clk.Now()) // its answer does not matter: the call is over
+	if st.Degraded() {
+		t.Fatal("a caller's ended context took Redis for down")
+	}
+	if _, err := g.Admit(context.Background(), target, admission.Estimate{MaxTokens: 1000}, admission.Interactive); err != nil {
+		t.Fatal(err)
+	}
+	if got := sharedLevel(t, st, clk.Now()); got != 58000 {
+		t.Fatalf("shared level %v after two calls of 1000; want 58000: the second went to Redis", got)
+	}
+}
