@@ -226,22 +226,10 @@ func TestRedisDown(t *testing.T) {
 
 func TestCallerDoneIsNoOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	for _, tt := range []struct {
-		name string
-		ctx  func() (context.Context, context.CancelFunc)
-	}{
-		{"a deadline already past", func() (context.Context, context.CancelFunc) {
-			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
-		}},
-		{"cancelled", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			return ctx, cancel
-		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range redisxtest.EndedContexts() {
+		t.Run(tt.Name, func(t *testing.T) {
 			f := newFleet(t, srv, 2)
-			ctx, cancel := tt.ctx()
+			ctx, cancel := tt.Ctx()
 			defer cancel()
 			f.bs[1].RequestContext(ctx)
 			if s := f.cs[1].Stats(); s.Degraded || s.Episodes != 0 || s.Failures != 0 {

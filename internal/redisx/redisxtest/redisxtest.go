@@ -44,3 +44,24 @@ func NoFailures(t testing.TB, c *redisx.Client) func() {
 		}
 	}
 }
+
+// Ended is a caller context that has ended before a round trip, and how.
+type Ended struct {
+	Name string
+	Ctx  func() (context.Context, context.CancelFunc)
+}
+
+// EndedContexts returns the ways a caller's context can have ended before
+// a store asks Redis: its deadline past, or cancelled.
+func EndedContexts() []Ended {
+	return []Ended{
+		{"a deadline already past", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+		}},
+		{"cancelled", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}},
+	}
+}
