@@ -329,6 +329,9 @@ func jobsStep(ctx context.Context, step string, args []string, stdout, stderr io
 	o.Retrying = func(what string, err error, wait time.Duration) {
 		fmt.Fprintf(stderr, "%s: %s failed (%v); trying again in %v\n", name, what, err, roundWait(wait))
 	}
+	o.Holding = func(wait time.Duration) {
+		fmt.Fprintf(stderr, "%s: earlier runs used this hour's polls of the job; the first poll waits %v\n", name, roundWait(wait))
+	}
 	r, err := jobs.New(o)
 	if err != nil {
 		return bad("%v", err)

@@ -100,6 +100,9 @@ type Options struct {
 	// Retrying, when set, is called after a control-plane call (what names
 	// it) failed in a way worth trying again, before waiting wait.
 	Retrying func(what string, err error, wait time.Duration)
+	// Holding, when set, is called when earlier runs used up the hour's
+	// polls (Polling.PerHour), before Wait holds its first poll for wait.
+	Holding func(wait time.Duration)
 
 	// crash, when set, is called at each kill point; an error it returns
 	// ends the run there, as a kill would (tests).
@@ -672,6 +675,9 @@ func (r *Runner) Wait(ctx context.Context) (*State, error) {
 	q := newPoller(r.o.Polling, r.clk, r.rand).since(r.St.Polls)
 	if d := q.ceiling(0); d > 0 {
 		// Earlier runs used up the hour's polls: a restart loop polls no faster.
+		if r.o.Holding != nil {
+			r.o.Holding(d)
+		}
 		if err := sleep(ctx, r.clk, d); err != nil {
 			return nil, err
 		}

@@ -90,11 +90,12 @@ func TestPollCeilingAcrossRestarts(t *testing.T) {
 		restarts int
 		later    time.Duration // then the clock moves on this much and one more restart comes
 		want     int           // GetModelInvocationJob calls in all
+		held     int           // restarts told they hold their first poll (Options.Holding)
 	}{
-		{"4 an hour, 100 restarts at once", 4, 100, 0, 4},
-		{"1 an hour, 10 restarts at once", 1, 10, 0, 1},
-		{"4 an hour, then an hour later", 4, 10, time.Hour, 5},
-		{"4 an hour, then 59 minutes later", 4, 10, 59 * time.Minute, 4},
+		{"4 an hour, 100 restarts at once", 4, 100, 0, 4, 96},
+		{"1 an hour, 10 restarts at once", 1, 10, 0, 1, 9},
+		{"4 an hour, then an hour later", 4, 10, time.Hour, 5, 6},
+		{"4 an hour, then 59 minutes later", 4, 10, 59 * time.Minute, 4, 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,6 +106,13 @@ func TestPollCeilingAcrossRestarts(t *testing.T) {
 			}
 			clk := clock.NewFake(t0) // time stands still unless the test moves it
 			e.opts.Clock, e.opts.Polling = clk, Polling{PerHour: tt.perHour}
+			held := 0
+			e.opts.Holding = func(wait time.Duration) {
+				if wait <= 0 || wait > time.Hour {
+					t.Errorf("told to hold %v", wait)
+				}
+				held++
+			}
 			restart := func() {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel() // each process polls at most once, then is gone
@@ -117,8 +125,8 @@ func TestPollCeilingAcrossRestarts(t *testing.T) {
 				clk.Advance(tt.later)
 				restart()
 			}
-			if e.fake.gets != tt.want {
-				t.Fatalf("%d polls, want %d", e.fake.gets, tt.want)
+			if e.fake.gets != tt.want || held != tt.held {
+				t.Fatalf("%d polls, %d restarts told they hold; want %d and %d", e.fake.gets, held, tt.want, tt.held)
 			}
 		})
 	}
