@@ -38,12 +38,13 @@ type fakeAWS struct {
 	started int                         // CreateMultipartUpload calls
 
 	// Behaviour.
-	end         btypes.ModelInvocationJobStatus // final status; "" → Completed (PartiallyCompleted when recordErr matches)
-	recordErr   func(id string) bool            // records answered with an error
-	throttleGet int                             // the first n GetModelInvocationJob calls are throttled
-	throttlePut int                             // the first n CreateModelInvocationJob calls are throttled
-	failPart    int                             // UploadPart number n fails (0: none)
-	pollsToEnd  int                             // GetModelInvocationJob calls in progress before the end; 0 → 2
+	end          btypes.ModelInvocationJobStatus // final status; "" → Completed (PartiallyCompleted when recordErr matches)
+	recordErr    func(id string) bool            // records answered with an error
+	throttleGet  int                             // the first n GetModelInvocationJob calls are throttled
+	throttlePut  int                             // the first n CreateModelInvocationJob calls are throttled
+	throttleList int                             // the first n ListModelInvocationJobs calls are throttled
+	failPart     int                             // UploadPart number n fails (0: none)
+	pollsToEnd   int                             // GetModelInvocationJob calls in progress before the end; 0 → 2
 }
 
 type fakeJob struct {
@@ -176,6 +177,10 @@ func (f *fakeAWS) CreateModelInvocationJob(_ context.Context, in *bedrock.Create
 func (f *fakeAWS) ListModelInvocationJobs(_ context.Context, in *bedrock.ListModelInvocationJobsInput, _ ...func(*bedrock.Options)) (*bedrock.ListModelInvocationJobsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.throttleList > 0 {
+		f.throttleList--
+		return nil, apiErr("ThrottlingException", "slow down")
+	}
 	out := &bedrock.ListModelInvocationJobsOutput{}
 	for _, j := range f.jobs {
 		if strings.Contains(aws.ToString(j.in.JobName), aws.ToString(in.NameContains)) {

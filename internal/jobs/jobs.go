@@ -566,15 +566,7 @@ func (r *Runner) create(ctx context.Context) error {
 			arn = aws.ToString(out.JobArn)
 			break
 		}
-		if !retryable(err) {
-			return fmt.Errorf("jobs: creating job %s: %w", r.St.JobName, err)
-		}
-		d, gerr := q.next(err)
-		if gerr != nil {
-			return fmt.Errorf("jobs: creating job %s: gave up after %d tries: %w", r.St.JobName, q.errs, err)
-		}
-		r.retrying("creating job "+r.St.JobName, err, d)
-		if err := sleep(ctx, r.clk, d); err != nil {
+		if err := r.again(ctx, q, "creating job "+r.St.JobName, err); err != nil {
 			return err
 		}
 	}
@@ -592,10 +584,14 @@ func (r *Runner) create(ctx context.Context) error {
 // findJob returns the ARN and status of a job named as this run's, or "".
 func (r *Runner) findJob(ctx context.Context) (arn, status string, err error) {
 	in := &bedrock.ListModelInvocationJobsInput{NameContains: aws.String(r.St.JobName)}
+	q := newPoller(r.o.Polling, r.clk, r.rand)
 	for {
 		out, err := r.o.Bedrock.ListModelInvocationJobs(ctx, in)
 		if err != nil {
-			return "", "", fmt.Errorf("jobs: looking for job %s before creating it: %w", r.St.JobName, err)
+			if err := r.again(ctx, q, "looking for job "+r.St.JobName+" before creating it", err); err != nil {
+				return "", "", err
+			}
+			continue
 		}
 		for _, s := range out.InvocationJobSummaries {
 			if aws.ToString(s.JobName) == r.St.JobName {
@@ -607,6 +603,22 @@ func (r *Runner) findJob(ctx context.Context) (arn, status string, err error) {
 		}
 		in.NextToken = out.NextToken
 	}
+}
+
+// again follows a control-plane call that failed with err: an error not
+// worth trying again, or one past the poller's patience, ends the step
+// (what names the call); otherwise Options.Retrying is told and the
+// poller's next wait waited, for the caller to try again.
+func (r *Runner) again(ctx context.Context, q *poller, what string, err error) error {
+	if !retryable(err) {
+		return fmt.Errorf("jobs: %s: %w", what, err)
+	}
+	d, gerr := q.next(err)
+	if gerr != nil {
+		return fmt.Errorf("jobs: %s: gave up after %d tries: %w", what, q.errs, err)
+	}
+	r.retrying(what, err, d)
+	return sleep(ctx, r.clk, d)
 }
 
 // retrying tells Options.Retrying, if any, of a failed call tried again after wait.

@@ -279,22 +279,39 @@ func TestStop(t *testing.T) {
 }
 
 func TestThrottledCreateAndPoll(t *testing.T) {
-	e := newEnv(t, 100)
-	e.fake.throttlePut, e.fake.throttleGet = 2, 3
-	e.opts.Polling = Polling{First: time.Second, MaxInterval: 8 * time.Second}
-	if _, err := e.runner(t).Run(context.Background()); err != nil {
-		t.Fatal(err)
+	// rand is 0.5: each wait is half the interval. After a throttle the
+	// interval is ×3; polls: throttled three times (1s, 3s, 9s), then a
+	// quiet one (×1.5, capped at 8s), then the job has ended.
+	polls := []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, 4500 * time.Millisecond, 4 * time.Second}
+	tests := []struct {
+		name      string
+		list, put int // throttled ListModelInvocationJobs and CreateModelInvocationJob calls
+		want      []time.Duration
+	}{
+		{"create throttled twice", 0, 2, append([]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, polls...)},
+		{"the look for an earlier job throttled twice", 2, 0, append([]time.Duration{500 * time.Millisecond, 1500 * time.Millisecond}, polls...)},
+		{"both", 1, 1, append([]time.Duration{500 * time.Millisecond, 500 * time.Millisecond}, polls...)},
 	}
-	if e.fake.creates != 1 {
-		t.Fatalf("%d jobs", e.fake.creates)
-	}
-	// rand is 0.5: each wait is half the interval. Create: 1s, then ×3.
-	// Polls: throttled three times (1s, 3s, 9s), then a quiet one (×1.5,
-	// capped at 8s), then the job has ended.
-	want := []time.Duration{500 * time.Millisecond, 1500 * time.Millisecond, // create
-		500 * time.Millisecond, 1500 * time.Millisecond, 4500 * time.Millisecond, 4 * time.Second}
-	if got := e.clock.Waits(); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("waits %v, want %v", got, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 100)
+			e.fake.throttleList, e.fake.throttlePut, e.fake.throttleGet = tt.list, tt.put, 3
+			e.opts.Polling = Polling{First: time.Second, MaxInterval: 8 * time.Second}
+			var told []string
+			e.opts.Retrying = func(what string, _ error, _ time.Duration) { told = append(told, what) }
+			if _, err := e.runner(t).Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if e.fake.creates != 1 {
+				t.Fatalf("%d jobs", e.fake.creates)
+			}
+			if got := e.clock.Waits(); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("waits %v, want %v", got, tt.want)
+			}
+			if len(told) != tt.list+tt.put+3 {
+				t.Fatalf("Retrying told of %d failed calls (%q), want %d", len(told), told, tt.list+tt.put+3)
+			}
+		})
 	}
 }
 
