@@ -482,6 +482,10 @@ type Snapshot struct {
 	// Options.Shared, those of every process as last seen, and this
 	// process's own while the store fails.
 	Probes int
+	// Alone reports a breaker open or half-open in this process only: with
+	// Options.Shared, the fleet's state stayed closed (too few processes
+	// judged the target failing for the quorum).
+	Alone bool
 }
 
 // Snapshot returns the breaker's state and counts as of now.
@@ -492,7 +496,7 @@ func (b *Breaker) Snapshot() Snapshot {
 	now := b.clk.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := Snapshot{State: b.state, Since: b.since}
+	s := Snapshot{State: b.state, Since: b.since, Alone: b.local && b.state != Closed}
 	switch b.state {
 	case Closed:
 		s.Successes, s.Failures = b.ok.Sum(now), b.bad.Sum(now)

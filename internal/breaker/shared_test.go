@@ -278,11 +278,12 @@ func TestLocalOpenAcrossAllowInFlight(t *testing.T) {
 		wantState   State
 		wantAllowed bool
 		wantChanges []string
+		wantAlone   bool // Snapshot.Alone at the end
 	}{
-		{"a forgotten closed state keeps it open alone", View{}, Open, false, []string{"closed>open"}},
-		{"a closed state keeps it open alone", View{State: Closed, Gen: 3, Since: epoch}, Open, false, []string{"closed>open"}},
-		{"the fleet's open state rules", View{State: Open, Gen: 4, Since: epoch, ProbeAt: probeAt}, Open, false, []string{"closed>open"}},
-		{"the fleet's half-open state rules", View{State: HalfOpen, Gen: 5, Since: epoch}, HalfOpen, false, []string{"closed>open", "open>half-open"}},
+		{"a forgotten closed state keeps it open alone", View{}, Open, false, []string{"closed>open"}, true},
+		{"a closed state keeps it open alone", View{State: Closed, Gen: 3, Since: epoch}, Open, false, []string{"closed>open"}, true},
+		{"the fleet's open state rules", View{State: Open, Gen: 4, Since: epoch, ProbeAt: probeAt}, Open, false, []string{"closed>open"}, false},
+		{"the fleet's half-open state rules", View{State: HalfOpen, Gen: 5, Since: epoch}, HalfOpen, false, []string{"closed>open", "open>half-open"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,6 +305,9 @@ func TestLocalOpenAcrossAllowInFlight(t *testing.T) {
 			h.want(tt.wantState)
 			if !slices.Equal(h.changes, tt.wantChanges) {
 				t.Errorf("state changes %v, want %v", h.changes, tt.wantChanges)
+			}
+			if got := h.b.Snapshot().Alone; got != tt.wantAlone {
+				t.Errorf("Snapshot().Alone = %v, want %v", got, tt.wantAlone)
 			}
 		})
 	}

@@ -228,6 +228,9 @@ type breakerView struct {
 	For string `json:"-"`
 	// ProbeAt is when an open breaker probes next.
 	ProbeAt *time.Time `json:"probeAt,omitempty"`
+	// Alone: open or half-open in this replica only, the fleet's shared
+	// breaker closed (no quorum).
+	Alone bool `json:"alone,omitempty"`
 	// Successes and Failures are the outcomes in a closed breaker's window.
 	Successes int64 `json:"successes"`
 	Failures  int64 `json:"failures"`
@@ -322,7 +325,7 @@ func targetOf(t engine.TargetStatus, now time.Time) targetView {
 	}
 	if b := t.Breaker; b != nil {
 		bv := &breakerView{State: b.State.String(), Since: b.Since.UTC(), For: now.Sub(b.Since).Round(time.Second).String(),
-			Successes: b.Successes, Failures: b.Failures}
+			Successes: b.Successes, Failures: b.Failures, Alone: b.Alone}
 		if b.State == breaker.Open {
 			p := b.ProbeAt.UTC()
 			bv.ProbeAt = &p

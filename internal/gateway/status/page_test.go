@@ -39,7 +39,7 @@ func fixture(t *testing.T) Source {
 	quota.Classes[admission.Batch].Queued = 7
 	targets := []engine.TargetStatus{
 		{Target: attempt.Target{Model: haiku, Region: "us-east-1"},
-			Breaker: &breaker.Snapshot{State: breaker.Open, Since: epoch.Add(-90 * time.Second), ProbeAt: epoch.Add(30 * time.Second)},
+			Breaker: &breaker.Snapshot{State: breaker.Open, Since: epoch.Add(-90 * time.Second), ProbeAt: epoch.Add(30 * time.Second), Alone: true},
 			Errors:  []engine.ErrorCount{{Code: catalog.CodeInternalServer, Recent: 9, Total: 12, Last: epoch}, {Code: catalog.CodeCircuitOpen, Recent: 4, Total: 4, Last: epoch}}},
 		{Target: attempt.Target{Model: hostile, Region: "us-west-2", Tier: "flex"},
 			Breaker: &breaker.Snapshot{State: breaker.Closed, Since: epoch.Add(-time.Hour), Successes: 40, Failures: 1},
@@ -99,7 +99,7 @@ func TestPageShowsFigures(t *testing.T) {
 	for _, want := range []string{
 		`2026-12-03 17:00:00 UTC`, `version <span id="version">v1.2.3</span>`,
 		// the open breaker, since when and its probe
-		`<span class="state state-open">open</span><br><span class="small">for 1m30s · probe at 17:00:30`,
+		`<span class="state state-open">open</span><br><span class="small">for 1m30s · probe at 17:00:30 · this replica only`,
 		// its errors, recent and total
 		`<span class="code">InternalServerException</span> 9 (12)`, `<span class="code">CircuitOpen</span> 4 (4)`,
 		// the governed target: the bar at 25 %, the figures, the queues
@@ -151,6 +151,7 @@ func TestJSONView(t *testing.T) {
 				State   string     `json:"state"`
 				Since   time.Time  `json:"since"`
 				ProbeAt *time.Time `json:"probeAt"`
+				Alone   bool       `json:"alone"`
 			} `json:"breaker"`
 			Quota *struct {
 				Limit       int64          `json:"limitTokensPerMinute"`
@@ -186,6 +187,7 @@ func TestJSONView(t *testing.T) {
 	}{
 		{"open breaker with its probe time", open.Breaker != nil && open.Breaker.State == "open" && open.Breaker.ProbeAt != nil && open.Breaker.ProbeAt.Equal(epoch.Add(30*time.Second))},
 		{"open breaker since", open.Breaker != nil && open.Breaker.Since.Equal(epoch.Add(-90*time.Second))},
+		{"open in this replica only", open.Breaker != nil && open.Breaker.Alone && !gov.Breaker.Alone},
 		{"ungoverned target has no quota", open.Quota == nil && open.Tier == "default"},
 		{"errors by code, recent", len(open.Errors) == 2 && open.Errors[0].Code == catalog.CodeInternalServer && open.Errors[0].Recent == 9},
 		{"quota use and source", gov.Quota != nil && gov.Quota.Limit == 40_000 && gov.Quota.UsePercent == 25 && gov.Quota.LimitSource == "learned"},
