@@ -141,9 +141,19 @@ func (q *poller) polled() {
 }
 
 // since seeds the poller with the polls of an earlier process (the state
-// file's), so the hourly ceiling holds across restarts.
+// file's), so the hourly ceiling holds across restarts. Times after now (a
+// clock stepped back, a state file from a machine whose clock ran ahead)
+// count as now, so they hold a poll an hour at most; the times are sorted.
 func (q *poller) since(polls []time.Time) *poller {
-	q.recent = slices.Clone(polls)
+	now := q.clk.Now()
+	q.recent = make([]time.Time, len(polls))
+	for i, t := range polls {
+		q.recent[i] = t
+		if t.After(now) {
+			q.recent[i] = now
+		}
+	}
+	slices.SortFunc(q.recent, time.Time.Compare)
 	return q
 }
 

@@ -131,3 +131,32 @@ func TestPollCeilingAcrossRestarts(t *testing.T) {
 		})
 	}
 }
+
+// TestSavedPollsFromTheFuture: poll times a state file holds after now (a
+// clock stepped back, another machine's clock) hold the next poll an hour
+// at most, not the gap plus an hour.
+func TestSavedPollsFromTheFuture(t *testing.T) {
+	tests := []struct {
+		name  string
+		ahead []time.Duration // the saved polls, from now
+		want  time.Duration   // the ceiling's wait before the next poll
+	}{
+		{"four polls a day ahead", []time.Duration{24 * time.Hour, 24*time.Hour + time.Minute, 24*time.Hour + 2*time.Minute, 24*time.Hour + 3*time.Minute}, time.Hour},
+		{"out of order, some ahead", []time.Duration{2 * time.Hour, -30 * time.Minute, time.Hour, -10 * time.Minute}, 30 * time.Minute},
+		{"all past", []time.Duration{-50 * time.Minute, -40 * time.Minute, -30 * time.Minute, -20 * time.Minute}, 10 * time.Minute},
+		{"fewer than the ceiling", []time.Duration{24 * time.Hour}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := clock.NewFake(t0)
+			var saved []time.Time
+			for _, d := range tt.ahead {
+				saved = append(saved, t0.Add(d))
+			}
+			q := newPoller(Polling{PerHour: 4}, clk, func() float64 { return 0 }).since(saved)
+			if got := q.ceiling(0); got != tt.want {
+				t.Fatalf("wait %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
