@@ -495,7 +495,9 @@ func jobsReport(stdout, stderr io.Writer, name string, st *jobs.State, sum *jobs
 	}
 	if je != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, je)
-		fmt.Fprintf(stderr, "%s: to submit the same input again as a new job, run the same keel jobs run with --new\n", name)
+		if sum == nil || sum.Failed > 0 { // every record answered: a new job would only pay for them again
+			fmt.Fprintf(stderr, "%s: to submit the same input again as a new job, run the same keel jobs run with --new\n", name)
+		}
 	}
 	return code
 }

@@ -245,6 +245,12 @@ func (r *Runner) Submit(ctx context.Context) error {
 	if err := r.point("validated"); err != nil {
 		return err
 	}
+	if r.o.NewJob && r.St.Step == StepDone && endedUndone(r.St.Status) && r.St.ResultsFailed == 0 {
+		// A job that ended Stopped or Expired whose records were all
+		// answered anyway (redriven on demand): a new job would pay for
+		// every one again.
+		return invalidError{fmt.Errorf("jobs: every record of this run is answered (%d ok, in %s); a new job would send them all again, so --new (Options.NewJob) is refused", r.St.ResultsOK, r.St.Out)}
+	}
 	if r.o.NewJob && (r.St.Step == StepEnded || r.St.Step == StepDone) && endedUndone(r.St.Status) {
 		r.nextAttempt()
 		if err := r.save(); err != nil {

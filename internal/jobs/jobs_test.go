@@ -515,20 +515,27 @@ func TestNewJob(t *testing.T) {
 		kill      string // a kill point in the second run, which is then run again
 		want      string // in the second run's error; "" for none
 		creates   int
+		redrive   bool // the first run redrives its failures on demand, answering every record
 	}{
-		{"Failed, state removed, run again", btypes.ModelInvocationJobStatusFailed, true, false, "", "has already ended Failed; to submit the input again as a new job, run again with --new", 1},
-		{"Failed, state removed, --new", btypes.ModelInvocationJobStatusFailed, true, true, "", "", 2},
-		{"Failed, same state, run again", btypes.ModelInvocationJobStatusFailed, false, false, "", "ended Failed", 1},
-		{"Failed, same state, --new", btypes.ModelInvocationJobStatusFailed, false, true, "", "", 2},
-		{"Failed, --new killed after the create", btypes.ModelInvocationJobStatusFailed, false, true, "created-unrecorded", "", 2},
-		{"Stopped, same state, --new", btypes.ModelInvocationJobStatusStopped, false, true, "", "", 2},
-		{"Completed, --new changes nothing", "", false, true, "", "", 1},
+		{"Failed, state removed, run again", btypes.ModelInvocationJobStatusFailed, true, false, "", "has already ended Failed; to submit the input again as a new job, run again with --new", 1, false},
+		{"Failed, state removed, --new", btypes.ModelInvocationJobStatusFailed, true, true, "", "", 2, false},
+		{"Failed, same state, run again", btypes.ModelInvocationJobStatusFailed, false, false, "", "ended Failed", 1, false},
+		{"Failed, same state, --new", btypes.ModelInvocationJobStatusFailed, false, true, "", "", 2, false},
+		{"Failed, --new killed after the create", btypes.ModelInvocationJobStatusFailed, false, true, "created-unrecorded", "", 2, false},
+		{"Stopped, same state, --new", btypes.ModelInvocationJobStatusStopped, false, true, "", "", 2, false},
+		{"Completed, --new changes nothing", "", false, true, "", "", 1, false},
+		{"Stopped, every record answered on demand, --new refused", btypes.ModelInvocationJobStatusStopped, false, true, "",
+			"every record of this run is answered (100 ok", 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, 100)
 			e.fake.end = tt.end
+			if tt.redrive {
+				e.opts.Redrive = &fakeSender{fail: map[string]bool{}, calls: map[string]int{}}
+			}
 			e.runner(t).Run(context.Background())
+			e.opts.Redrive = nil
 			e.fake.end = "" // the cause (the role, the bucket policy) is fixed
 			if tt.freshSate {
 				os.Remove(e.opts.Out + ".jobstate")
