@@ -297,6 +297,17 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (benchArgs, error)
 	return a, nil
 }
 
+// benchFlags returns the flag set of a keel bench command whose usage
+// message is usage followed by the flags' defaults.
+func benchFlags(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // progressLine returns a bench's Progress callback for --progress when
 // (auto: when stderr is a terminal, on, off): one line on stderr, redrawn
 // every second, then left standing. Nil when off.
@@ -492,11 +503,7 @@ func parseLearnFlags(args []string, stdout, stderr io.Writer) (learnArgs, error)
 		cfg   = &a.cfg
 		cases string
 	)
-	fs := flag.NewFlagSet("keel bench learn", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), learnUsage)
-		fs.PrintDefaults()
-	}
+	fs := benchFlags("keel bench learn", learnUsage)
 	fs.StringVar(&cases, "case", strings.Join(bench.LearnCases, ","), "comma-separated `LIST` of cases to run")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long the noise case sends batch traffic")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the emulators' replies and faults and of the shapes case's prompts")

@@ -40,11 +40,7 @@ type cacheBenchArgs struct {
 func parseCacheBenchFlags(args []string, stdout, stderr io.Writer) (cacheBenchArgs, error) {
 	var a cacheBenchArgs
 	cfg := &a.cfg
-	fs := flag.NewFlagSet("keel bench cache", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), cacheBenchUsage)
-		fs.PrintDefaults()
-	}
+	fs := benchFlags("keel bench cache", cacheBenchUsage)
 	fs.IntVar(&cfg.Calls, "calls", 100, "identical calls at once in the coalescing case")
 	fs.DurationVar(&cfg.Latency, "latency", time.Second, "how long the upstream holds each reply in the coalescing case")
 	fs.IntVar(&cfg.Records, "records", 1000, "records of the batch rerun")

@@ -37,11 +37,7 @@ type tiersArgs struct {
 func parseTiersFlags(args []string, stdout, stderr io.Writer) (tiersArgs, error) {
 	var a tiersArgs
 	cfg := &a.cfg
-	fs := flag.NewFlagSet("keel bench tiers", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), tiersUsage)
-		fs.PrintDefaults()
-	}
+	fs := benchFlags("keel bench tiers", tiersUsage)
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long calls arrive for")
 	fs.Float64Var(&cfg.Rate, "rate", 4, "mean arrival rate, calls a second (a seeded Poisson stream)")
 	fs.DurationVar(&cfg.Deadline, "deadline", 15*time.Second, "each call's deadline from its arrival")
