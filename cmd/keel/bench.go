@@ -463,6 +463,7 @@ func contenderNames(list string) ([]string, error) {
 }
 
 const learnUsage = `Usage: keel bench learn [--case noise,resume,tight,shapes] [--duration D] [--seed N] [--prompts FILE]
+                        [--shapes full,10s-empty,1s,minute-refill] [--keel told,learning]
                         [--json] [--progress auto|on|off]
 
 Measures keel's quota learner (issue 16's goals) against in-process
@@ -480,7 +481,8 @@ in real time. Cases, run one after the other:
           time ÷ ideal, longest time with no record finishing
   shapes  150 records (50-2,000 words, max tokens 1024) against 300,000
           tokens/min in four bucket shapes, keel told the quota and
-          learning it: throttles per 100 attempts, wall ÷ need
+          learning it: throttles per 100 attempts, wall ÷ need (--shapes
+          and --keel choose rows)
 
 A stalled run ends at a cap (5 min) and is reported as stalled. The whole
 bench takes about 12 minutes. See docs/bench.md.
@@ -499,15 +501,17 @@ type learnArgs struct {
 // file is read when the bench runs.
 func parseLearnFlags(args []string, stdout, stderr io.Writer) (learnArgs, error) {
 	var (
-		a     learnArgs
-		cfg   = &a.cfg
-		cases string
+		a                   learnArgs
+		cfg                 = &a.cfg
+		cases, shapes, keel string
 	)
 	fs := benchFlags("keel bench learn", learnUsage)
 	fs.StringVar(&cases, "case", strings.Join(bench.LearnCases, ","), "comma-separated `LIST` of cases to run")
 	fs.DurationVar(&cfg.Duration, "duration", 3*time.Minute, "how long the noise case sends batch traffic")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "seed of the emulators' replies and faults and of the shapes case's prompts")
 	fs.StringVar(&cfg.Prompts, "prompts", bench.DefaultPrompts, "the quick start's records, a simple-format JSONL `FILE`, that the noise, resume and tight cases send")
+	fs.StringVar(&shapes, "shapes", "full,10s-empty,1s,minute-refill", "comma-separated `LIST` of the shapes case's bucket shapes")
+	fs.StringVar(&keel, "keel", "told,learning", "comma-separated `LIST` of the shapes case's keels: told (the quota in its quotas:), learning")
 	fs.BoolVar(&a.json, "json", false, "print the result as JSON")
 	fs.StringVar(&a.progress, "progress", "auto", "show the case, time, records done and learned limit on stderr, redrawn every second: auto (when stderr is a terminal), on or off")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
@@ -525,19 +529,37 @@ func parseLearnFlags(args []string, stdout, stderr io.Writer) (learnArgs, error)
 	if cfg.Duration < bench.MinLearnDuration || cfg.Duration > bench.MaxLearnDuration {
 		return a, fmt.Errorf("--duration %s: want from %s to %s", cfg.Duration, bench.MinLearnDuration, bench.MaxLearnDuration)
 	}
-	for _, c := range strings.Split(cases, ",") {
-		if c = strings.TrimSpace(c); c == "" {
-			continue
-		}
-		if !slices.Contains(bench.LearnCases, c) {
-			return a, fmt.Errorf("--case %s: unknown case; choose from %s", c, strings.Join(bench.LearnCases, ", "))
-		}
-		cfg.Cases = append(cfg.Cases, c)
+	var err error
+	if cfg.Cases, err = listFlag("--case", "case", cases, bench.LearnCases); err != nil {
+		return a, err
 	}
-	if len(cfg.Cases) == 0 {
-		return a, errors.New("--case names no case")
+	if cfg.Shapes, err = listFlag("--shapes", "shape", shapes, bench.ShapeKeys()); err != nil {
+		return a, err
+	}
+	if cfg.Keels, err = listFlag("--keel", "keel", keel, bench.ShapeKeels); err != nil {
+		return a, err
 	}
 	return a, bench.CheckLearn(*cfg)
+}
+
+// listFlag splits a comma-separated flag value into names, each one of
+// choices (what names one); an unknown name or an empty list is an error
+// naming the flag.
+func listFlag(flag, what, value string, choices []string) ([]string, error) {
+	var names []string
+	for _, n := range strings.Split(value, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		if !slices.Contains(choices, n) {
+			return nil, fmt.Errorf("%s %s: unknown %s; choose from %s", flag, n, what, strings.Join(choices, ", "))
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s names no %s", flag, what)
+	}
+	return names, nil
 }
 
 // benchLearn runs `keel bench learn` until it ends or ctx is cancelled.

@@ -63,6 +63,12 @@ type LearnConfig struct {
 	// Prompts is the quick start's input, simple-format JSONL records.
 	// Empty: DefaultPrompts.
 	Prompts string
+	// Shapes names the shapes case's bucket shapes by Key (BucketShapes),
+	// in any order (they run in table order). Empty: all.
+	Shapes []string
+	// Keels names the shapes case's keels (ShapeKeels: told, learning).
+	// Empty: both.
+	Keels []string
 	// Progress, when set, is called about once a second while a case
 	// runs, from one goroutine. Nil: not called.
 	Progress func(LearnProgress)
@@ -143,6 +149,12 @@ func (c LearnConfig) withDefaults() LearnConfig {
 	if len(c.Cases) == 0 {
 		c.Cases = LearnCases
 	}
+	if len(c.Shapes) == 0 {
+		c.Shapes = ShapeKeys()
+	}
+	if len(c.Keels) == 0 {
+		c.Keels = ShapeKeels
+	}
 	if c.sizes == (learnSizes{}) {
 		c.sizes = defaultLearnSizes
 	}
@@ -156,6 +168,17 @@ func CheckLearn(cfg LearnConfig) error {
 	for _, n := range cfg.Cases {
 		if !slices.Contains(LearnCases, n) {
 			return fmt.Errorf("bench: unknown case %q; choose from %s", n, strings.Join(LearnCases, ", "))
+		}
+	}
+	keys := ShapeKeys()
+	for _, n := range cfg.Shapes {
+		if !slices.Contains(keys, n) {
+			return fmt.Errorf("bench: unknown bucket shape %q; choose from %s", n, strings.Join(keys, ", "))
+		}
+	}
+	for _, n := range cfg.Keels {
+		if !slices.Contains(ShapeKeels, n) {
+			return fmt.Errorf("bench: unknown keel %q; choose from %s", n, strings.Join(ShapeKeels, ", "))
 		}
 	}
 	if cfg.Duration < MinLearnDuration || cfg.Duration > MaxLearnDuration {
@@ -286,6 +309,14 @@ type learnEmulator struct {
 	attempts atomic.Int64 // inference requests answered, however
 	mu       sync.Mutex
 	injected map[string]int64 // errors the scenario's rules injected, by code
+	arrivals []arrival        // every request that reached the quota check, in order
+}
+
+// An arrival is a request reaching the emulator's quota check: when, and
+// what it asked the bucket to hold (input + max tokens).
+type arrival struct {
+	at   time.Time
+	hold int64
 }
 
 // startEmulator serves sc (its rules and quotas) on 127.0.0.1 with model
@@ -307,6 +338,9 @@ func startEmulator(sc *scenario.Scenario, seed int64, speed float64) (*learnEmul
 			return p
 		},
 		Admit: func(r emulator.AdmitRequest) *emulator.Rejection {
+			e.mu.Lock()
+			e.arrivals = append(e.arrivals, arrival{at: time.Now(), hold: int64(max(r.InputTokens, 0)) + int64(max(r.MaxTokens, 0))})
+			e.mu.Unlock()
 			return (*emulator.Rejection)(e.meter.Admit(quota.AdmitRequest{Model: r.Model, Region: r.Region,
 				Operation: r.Operation, InputTokens: r.InputTokens, MaxTokens: r.MaxTokens}))
 		},
@@ -489,4 +523,79 @@ func (l *learner) progress(name, run string, start time.Time, done func() int, k
 	return reportProgress(func(Progress) {
 		l.cfg.Progress(LearnProgress{Case: name, Run: run, Elapsed: time.Since(start), Done: done(), Limit: learnedLimit(k)})
 	}, Progress{}, start, func() int { return 0 })
+}
+
+// levelSample is what the emulator's token buckets held at one moment.
+type levelSample struct {
+	at    time.Time
+	level int64
+}
+
+// sampleLevels records what e's buckets hold every sampleEvery until the
+// returned stop is called, which returns the samples.
+func (e *learnEmulator) sampleLevels() (stop func() []levelSample) {
+	var samples []levelSample
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(sampleEvery)
+		defer t.Stop()
+		for {
+			samples = append(samples, levelSample{at: time.Now(), level: e.available()})
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() []levelSample {
+		close(quit)
+		<-done
+		return samples
+	}
+}
+
+// sampleEvery is how often the tight case reads the emulator's bucket: a
+// tenth of the shortest stall worth reporting (a second).
+const sampleEvery = 100 * time.Millisecond
+
+// idleWithRoom is the longest time, before the last request arrived, in
+// which no request reached the quota check while the bucket (as sampled)
+// held at least the largest hold any request of the run asked for: keel
+// idle while Bedrock could have served any of its calls, the stall issue 16
+// reports (a learned limit of 3,824 tokens/min while the bucket held 48,908
+// of 50,000). Time the bucket spends repaying a debt is not idle time: no
+// client could send then.
+func idleWithRoom(samples []levelSample, arrivals []arrival) time.Duration {
+	if len(arrivals) == 0 {
+		return 0
+	}
+	var big int64
+	for _, a := range arrivals {
+		big = max(big, a.hold)
+	}
+	last := arrivals[len(arrivals)-1].at
+	var longest time.Duration
+	var since time.Time // start of the current stretch with room and no arrival
+	next := 0           // the first arrival after the previous sample
+	for _, s := range samples {
+		if s.at.After(last) {
+			break
+		}
+		arrived := false
+		for next < len(arrivals) && !arrivals[next].at.After(s.at) {
+			arrived = true
+			next++
+		}
+		switch {
+		case s.level < big:
+			since = time.Time{}
+		case arrived || since.IsZero():
+			since = s.at
+		default:
+			longest = max(longest, s.at.Sub(since))
+		}
+	}
+	return longest
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -225,17 +226,23 @@ func (l *learner) tight(ctx context.Context) (*TightResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	levels := emu.sampleLevels()
 	o, err := l.run(ctx, CaseTight, batchRun{k: k, in: in, out: filepath.Join(l.dir, "tight.jsonl"), cap: l.cfg.sizes.runCap})
+	samples := levels()
 	if err != nil {
 		return nil, err
 	}
+	emu.mu.Lock()
+	idle := idleWithRoom(samples, emu.arrivals)
+	emu.mu.Unlock()
 	_, _, _, settled := emu.counts()
 	ideal := idealTime(settled, tightQuota, tightQuota) // the bucket starts full: a minute of quota
 	return &TightResult{Quota: tightQuota, Records: o.sum.Total, Succeeded: o.sum.Succeeded, Failed: o.sum.Failed,
 		SettledTokens: settled, WallSeconds: o.wall.Seconds(), IdealSeconds: ideal.Seconds(),
-		Ratio:             ratio(o.wall.Seconds(), ideal.Seconds()),
-		LongestGapSeconds: longestGap(o.start, o.ends, o.start.Add(o.wall)).Seconds(),
-		FinalLimit:        learnedLimit(k), Stalled: o.stalled}, nil
+		Ratio:               ratio(o.wall.Seconds(), ideal.Seconds()),
+		LongestGapSeconds:   longestGap(o.start, o.ends, o.start.Add(o.wall)).Seconds(),
+		IdleWithRoomSeconds: idle.Seconds(),
+		FinalLimit:          learnedLimit(k), Stalled: o.stalled}, nil
 }
 
 // shapesQuota is issue 16's bucket-shape measure: 300,000 tokens a minute.
@@ -253,20 +260,38 @@ const (
 // refill_every), written as YAML lines; none is the emulator's default, a
 // minute's burst starting full, refilled continuously.
 type BucketShape struct {
+	Key      string // names the shape on the command line (--shapes)
 	Name     string
 	Settings string
 }
 
 // BucketShapes are the shapes case's shapes, in table order.
 var BucketShapes = []BucketShape{
-	{Name: "1m burst, full", Settings: ""},
-	{Name: "10s burst, empty", Settings: "burst: 10s\n    start_level: 0\n"},
-	{Name: "1s burst", Settings: "burst: 1s\n"},
-	{Name: "refill each minute", Settings: "refill_every: 1m\n"},
+	{Key: "full", Name: "1m burst, full", Settings: ""},
+	{Key: "10s-empty", Name: "10s burst, empty", Settings: "burst: 10s\n    start_level: 0\n"},
+	{Key: "1s", Name: "1s burst", Settings: "burst: 1s\n"},
+	{Key: "minute-refill", Name: "refill each minute", Settings: "refill_every: 1m\n"},
 }
 
-// shapes runs the shapes case: for each bucket shape, a batch with the
-// quota told and one learning it, each against an emulator of its own.
+// The shapes case's keels: told the quota, or learning it.
+const (
+	KeelTold     = "told"
+	KeelLearning = "learning"
+)
+
+// ShapeKeels are the shapes case's keels, in table order.
+var ShapeKeels = []string{KeelTold, KeelLearning}
+
+func keelName(told bool) string {
+	if told {
+		return KeelTold
+	}
+	return KeelLearning
+}
+
+// shapes runs the shapes case: for each bucket shape of the config's
+// Shapes, a batch with the quota told and one learning it (those of its
+// Keels), each against an emulator of its own.
 func (l *learner) shapes(ctx context.Context) (*ShapesResult, error) {
 	in, err := l.shapeInput()
 	if err != nil {
@@ -274,11 +299,17 @@ func (l *learner) shapes(ctx context.Context) (*ShapesResult, error) {
 	}
 	res := &ShapesResult{Quota: shapesQuota, Records: l.cfg.sizes.shapeRecords}
 	for _, s := range BucketShapes {
+		if !slices.Contains(l.cfg.Shapes, s.Key) {
+			continue
+		}
 		sc, err := scenario.Parse([]byte(fmt.Sprintf("quotas:\n  - model: \"*anthropic.claude-sonnet-4-5*\"\n    tokens_per_minute: %d\n    %s", shapesQuota, s.Settings)))
 		if err != nil {
 			return nil, fmt.Errorf("shape %q: the emulator refuses its settings (%s): %w", s.Name, oneLine(s.Settings), err)
 		}
 		for _, told := range []bool{true, false} {
+			if !slices.Contains(l.cfg.Keels, keelName(told)) {
+				continue
+			}
 			row, err := l.shape(ctx, s, sc, told, in)
 			if err != nil {
 				return nil, err
@@ -295,10 +326,10 @@ func (l *learner) shape(ctx context.Context, s BucketShape, sc *scenario.Scenari
 		return ShapeRow{}, err
 	}
 	defer emu.close()
-	row := ShapeRow{Shape: s.Name, Keel: "learning"}
+	row := ShapeRow{Shape: s.Name, Keel: keelName(told)}
 	var tell int64
 	if told {
-		row.Keel, tell = "told", shapesQuota
+		tell = shapesQuota
 	}
 	k, err := newKeel(emu.rn.URL, tell)
 	if err != nil {
@@ -350,4 +381,13 @@ func oneLine(settings string) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ShapeKeys are the keys of BucketShapes, in table order.
+func ShapeKeys() []string {
+	var keys []string
+	for _, s := range BucketShapes {
+		keys = append(keys, s.Key)
+	}
+	return keys
 }

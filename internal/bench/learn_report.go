@@ -16,6 +16,10 @@ const (
 	goalThrottlesPer   = 3   // quota throttles (beyond the injected) per 100 attempts, at most
 	goalResumeRatio    = 1.5 // a resumed run's time ÷ the unbroken run's tail, at most
 	goalShapeWallRatio = 1.2 // wall time ÷ what the settled tokens need at the quota, at most
+	// goalIdleSeconds is the longest the tight case may leave Bedrock's
+	// bucket holding room for any of its calls while sending none: a
+	// learning target with nothing in flight probes every 5 s.
+	goalIdleSeconds = 5
 )
 
 // NoiseResult is what the noise case measured.
@@ -116,8 +120,13 @@ type TightResult struct {
 	// LongestGapSeconds is the longest time in which no record finished
 	// well (from the start, between two, or from the last to the end).
 	LongestGapSeconds float64 `json:"longestGapSeconds"`
-	FinalLimit        int64   `json:"finalLimitTokensPerMinute"`
-	Stalled           bool    `json:"stalled"`
+	// IdleWithRoomSeconds is the longest time keel sent nothing while
+	// the emulator's bucket held room for the largest call of the run
+	// (see idleWithRoom): a stall. A gap with no record finishing while
+	// the bucket repays a debt is not one.
+	IdleWithRoomSeconds float64 `json:"idleWithRoomSeconds"`
+	FinalLimit          int64   `json:"finalLimitTokensPerMinute"`
+	Stalled             bool    `json:"stalled"`
 }
 
 // ShapesResult is what the shapes case measured.
@@ -346,9 +355,10 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 	}
 	if t := r.Tight; t != nil {
 		fmt.Fprintf(&b, "\ntight: %s tokens/min, 100-300 ms latency, no faults, learning keel, %d records\n", thousands(t.Quota), t.Records)
-		fmt.Fprintf(&b, "  succeeded %d, failed %d; wall %s, ideal %s (%s tokens settled), ratio %.2f; longest gap with no record finishing %s (goal: no stall)%s\n",
-			t.Succeeded, t.Failed, secs(t.WallSeconds), secs(t.IdealSeconds), thousands(t.SettledTokens), t.Ratio,
-			secs(t.LongestGapSeconds), stalledText(t.Stalled))
+		fmt.Fprintf(&b, "  succeeded %d, failed %d; wall %s, ideal %s (%s tokens settled), ratio %.2f%s\n",
+			t.Succeeded, t.Failed, secs(t.WallSeconds), secs(t.IdealSeconds), thousands(t.SettledTokens), t.Ratio, stalledText(t.Stalled))
+		fmt.Fprintf(&b, "  longest time sending nothing while the bucket held room for any call %s (goal: no stall, ≤ %ds); longest gap with no record finishing %s\n",
+			secs(t.IdleWithRoomSeconds), goalIdleSeconds, secs(t.LongestGapSeconds))
 		fmt.Fprintf(&b, "  limit at the end %s\n", limitText(t.FinalLimit))
 	}
 	if s := r.Shapes; s != nil {

@@ -239,6 +239,9 @@ func TestCheckLearn(t *testing.T) {
 		{name: "defaults", cfg: LearnConfig{}},
 		{name: "some cases", cfg: LearnConfig{Cases: []string{CaseTight, CaseNoise}, Duration: time.Minute}},
 		{name: "unknown case", cfg: LearnConfig{Cases: []string{"noisy"}}, want: `unknown case "noisy"; choose from noise, resume, tight, shapes`},
+		{name: "some shapes and a keel", cfg: LearnConfig{Shapes: []string{"1s", "full"}, Keels: []string{KeelLearning}}},
+		{name: "unknown shape", cfg: LearnConfig{Shapes: []string{"2s"}}, want: `unknown bucket shape "2s"; choose from full, 10s-empty, 1s, minute-refill`},
+		{name: "unknown keel", cfg: LearnConfig{Keels: []string{"guessing"}}, want: `unknown keel "guessing"; choose from told, learning`},
 		{name: "too short", cfg: LearnConfig{Duration: time.Second}, want: "duration 1s: want from 10s to 30m0s"},
 		{name: "too long", cfg: LearnConfig{Duration: time.Hour}, want: "duration 1h0m0s"},
 	}
@@ -362,5 +365,65 @@ func TestLearnShapesShort(t *testing.T) {
 		if keel == "told" && r.FinalLimit != shapesQuota {
 			t.Errorf("row %d: told keel's limit %d, want %d", i, r.FinalLimit, shapesQuota)
 		}
+	}
+}
+
+// TestLearnShapesChosen runs the rows a config's Shapes and Keels name,
+// and only those.
+func TestLearnShapesChosen(t *testing.T) {
+	cfg := LearnConfig{Cases: []string{CaseShapes}, Seed: 2, Prompts: "../../examples/prompts.jsonl",
+		Shapes: []string{"minute-refill", "1s"}, Keels: []string{KeelLearning},
+		sizes: learnSizes{shapeRecords: 2, shapeSpeed: 0.01, runCap: 30 * time.Second}}
+	res, err := RunLearn(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Shapes.Rows {
+		got = append(got, r.Shape+", "+r.Keel)
+	}
+	if want := []string{"1s burst, learning", "refill each minute, learning"}; !slices.Equal(got, want) {
+		t.Errorf("rows %q, want %q (table order)", got, want)
+	}
+}
+
+func TestIdleWithRoom(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sec := func(v float64) time.Time { return t0.Add(time.Duration(v * float64(time.Second))) }
+	// levels: one sample a second from 0, with these levels.
+	levels := func(v ...int64) []levelSample {
+		var s []levelSample
+		for i, l := range v {
+			s = append(s, levelSample{at: sec(float64(i)), level: l})
+		}
+		return s
+	}
+	arr := func(hold int64, at ...float64) []arrival {
+		var a []arrival
+		for _, v := range at {
+			a = append(a, arrival{at: sec(v), hold: hold})
+		}
+		return a
+	}
+	tests := []struct {
+		name     string
+		samples  []levelSample
+		arrivals []arrival
+		want     time.Duration
+	}{
+		{name: "no request", samples: levels(100, 100), want: 0},
+		{name: "a debt is no stall", samples: levels(100, -50, -40, -30, 100), arrivals: arr(10, 0.5, 4.5), want: 0},
+		{name: "room and nothing sent", samples: levels(100, 100, 100, 100, 100, 100), arrivals: arr(10, 0.5, 4.5), want: 3 * time.Second},
+		{name: "room too small for the largest call", samples: levels(100, 5, 5, 5, 5, 100),
+			arrivals: append(arr(10, 0.5), arr(4, 4.5)...), want: 0},
+		{name: "after the last request: nothing left to send", samples: levels(100, 100, 100, 100), arrivals: arr(10, 0.5), want: 0},
+		{name: "room returns mid-gap", samples: levels(100, -5, 100, 100, 100, 100, 100), arrivals: arr(10, 0.5, 6.5), want: 4 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := idleWithRoom(tt.samples, tt.arrivals); got != tt.want {
+				t.Errorf("idleWithRoom = %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
