@@ -16,7 +16,7 @@ func (l *limiter) usage(now time.Time) float64 {
 // near it, then probes past it. A known quota caps it; a learning limit grows
 // past its value only up to twice what the target really used over the last
 // minute, so an idle target does not grow a limit it never tested.
-func (l *limiter) grow(now time.Time, cost, hold float64, seq uint64) {
+func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 	if l.view.unlimited() {
 		return
 	}
@@ -24,17 +24,11 @@ func (l *limiter) grow(now time.Time, cost, hold float64, seq uint64) {
 		l.setBurst(0, now)
 	}
 	if l.slow {
-		if seq < l.slowSeq {
-			return // granted before slow start: it says nothing of the bucket since
+		if seq < l.slowSeq || seq < l.creditSeq {
+			return // granted before slow start, or credited when it got through
 		}
 		l.slowPassed = true
-		if seq < l.creditSeq {
-			// Credited its hold when it got through: what it cost beyond.
-			cost -= hold
-		}
-		if cost > 0 {
-			l.slowGrow(now, cost)
-		}
+		l.slowGrow(now, cost)
 		return
 	}
 	k := l.g.recovery

@@ -199,7 +199,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.learnReply(t, now, out)
 	l.learnInput(t, known, in+cr+cw, cost)
 	l.warm(t, cost, now)
-	l.grow(now, cost, t.hold, t.seq)
+	l.grow(now, cost, t.seq)
 	l.dispatch(now, true)
 }
 
