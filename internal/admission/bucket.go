@@ -161,20 +161,13 @@ func (l *limiter) probeAt(hold float64, now time.Time) (time.Time, bool) {
 }
 
 // readyAt returns when a call holding hold tokens will fit if nothing is
-// given back meanwhile, or when slow start's limit grows, if sooner.
+// given back meanwhile.
 func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	at := now
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
 	fit := l.view.fitAt(hold, now, at)
-	if c, ok := l.nextCredit(); ok && c.Before(fit) {
-		// Slow start's limit grows then (see creditPassed): look again.
-		fit = c
-		if at.After(c) {
-			fit = at
-		}
-	}
 	if p, ok := l.probeAt(hold, now); ok && p.Before(fit) {
 		fit = at
 		if p.After(at) {

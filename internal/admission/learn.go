@@ -24,11 +24,19 @@ func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 		l.setBurst(0, now)
 	}
 	if l.slow {
-		if seq < l.slowSeq || seq < l.creditSeq {
-			return // granted before slow start, or credited when it got through
+		if seq < l.slowSeq {
+			return // granted before slow start: it says nothing of the bucket since
 		}
 		l.slowPassed = true
-		l.slowGrow(now, cost)
+		// Slow start: each call that got through adds slowStartGain times
+		// what it cost, doubling the limit every minute ÷ slowStartGain
+		// while the calls keep up with it, but not past twice what the
+		// bucket gave over the last slowStartSpan.
+		w := min(l.view.TokensPerMinute+slowStartGain*cost, max(l.view.TokensPerMinute, 2*l.recentRate(now)), l.p.ceil)
+		if w > l.view.TokensPerMinute {
+			l.wmax = w
+			l.resize(w, now)
+		}
 		return
 	}
 	k := l.g.recovery
@@ -59,64 +67,6 @@ func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 	if w > l.view.TokensPerMinute {
 		l.resize(w, now)
 	}
-}
-
-// slowGrow grows a slow start's limit for a call that got through holding
-// or costing tokens: by slowStartGain times that, doubling the limit every
-// minute ÷ slowStartGain while the calls keep up with it. While no call
-// waits, the limit is not what holds the target back: then it grows to at
-// most twice what the bucket gave over the last slowStartSpan, so that an
-// idle target does not grow a limit it never tested. l.mu must be held.
-func (l *limiter) slowGrow(now time.Time, tokens float64) {
-	w := min(l.view.TokensPerMinute+slowStartGain*tokens, l.p.ceil)
-	if !l.queued() {
-		w = min(w, max(l.view.TokensPerMinute, 2*l.recentRate(now)))
-	}
-	if w > l.view.TokensPerMinute {
-		l.wmax = w
-		l.resize(w, now)
-	}
-}
-
-// creditPassed grows a slow start's limit for each call granted in it that
-// has got past Bedrock's quota check (in flight longer than a throttle
-// takes to come back), once, in grant order: the limit grows as calls get
-// through, not only as their replies end seconds later. l.mu must be held.
-func (l *limiter) creditPassed(now time.Time) {
-	f := &l.flight
-	if !l.slow {
-		l.creditSeq = f.next
-		return
-	}
-	l.creditSeq = max(l.creditSeq, f.base, l.slowSeq)
-	wait := l.throttleWait()
-	for ; l.creditSeq < f.next; l.creditSeq++ {
-		i := f.head + int(l.creditSeq-f.base)
-		at := f.at[i]
-		if at.IsZero() {
-			continue // ended: a settled call was credited at its settle
-		}
-		if now.Sub(at) < wait {
-			return
-		}
-		l.slowPassed = true
-		l.slowGrow(now, f.hold[i])
-	}
-}
-
-// nextCredit returns when the next call in slow start gets past the quota
-// check (see creditPassed), false when none is in transit.
-func (l *limiter) nextCredit() (time.Time, bool) {
-	f := &l.flight
-	if !l.slow {
-		return time.Time{}, false
-	}
-	for seq := max(l.creditSeq, f.base, l.slowSeq); seq < f.next; seq++ {
-		if at := f.at[f.head+int(seq-f.base)]; !at.IsZero() {
-			return at.Add(l.throttleWait()), true
-		}
-	}
-	return time.Time{}, false
 }
 
 // throttle reacts to a throttle of t's call (nil: a call without a Ticket).

@@ -73,7 +73,6 @@ type limiter struct {
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
-	creditSeq  uint64    // the flight seq of the first call slow start has not credited (see creditPassed)
 	warmGap    float64   // what a full start would hold beyond the level; > 0 while warming up (see warm, lend)
 	gone       bool      // forgotten to make room for another target (see Governor.limiter)
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none

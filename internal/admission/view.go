@@ -13,14 +13,8 @@ import (
 
 // load reads the target's buckets at now into l.view, unless the end of
 // a Ticket at the same now just returned them (see endLease): a Store
-// shared by processes costs a round trip per read. Then slow start grows
-// for the calls that got through since (see creditPassed).
+// shared by processes costs a round trip per read.
 func (l *limiter) load(now time.Time) {
-	l.loadView(now)
-	l.creditPassed(now)
-}
-
-func (l *limiter) loadView(now time.Time) {
 	if fresh := l.freshAt; !fresh.IsZero() {
 		l.freshAt = time.Time{}
 		if fresh.Equal(now) {
