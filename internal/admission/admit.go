@@ -30,10 +30,12 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		return Ticket{}, err
 	}
 	if !l.queued() && (l.fits(hold, now) || l.lend(class, hold, now)) {
-		l.n.class[class].Admitted++
-		tk := l.take(ctx, est, class, input, maxTok, hold, now)
-		l.mu.Unlock()
-		return tk, nil
+		if tk, ok := l.take(ctx, est, class, input, maxTok, hold, now); ok {
+			l.n.class[class].Admitted++
+			l.mu.Unlock()
+			return tk, nil
+		}
+		// Processes sharing the Store took the room first: queue.
 	}
 
 	// Queue, unless the wait would cross the deadline anyway. On the way
@@ -52,7 +54,10 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		return Ticket{}, err
 	}
 	if shed {
-		if wait := l.estimateWait(w, now); wait > l.g.opts.QueueTarget {
+		// The target is overloaded: the other processes sharing its
+		// buckets, if any, ask for their share of the refill as this one
+		// does, and get it.
+		if wait := l.estimateWait(w, now, l.share()); wait > l.g.opts.QueueTarget {
 			e := l.shedErr(w, wait, offered)
 			l.mu.Unlock()
 			return Ticket{}, e
@@ -154,7 +159,9 @@ func (l *limiter) expire(w *waiter, now, start time.Time, b bound) error {
 	}
 	var wait time.Duration
 	if now.Before(b.by) {
-		if wait = l.estimateWait(w, now); !now.Add(wait).After(b.by) {
+		// The whole refill: the processes sharing the buckets, if any,
+		// may not be asking for theirs.
+		if wait = l.estimateWait(w, now, 1); !now.Add(wait).After(b.by) {
 			return nil
 		}
 	}

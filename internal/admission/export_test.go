@@ -63,6 +63,9 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	if l.queued() || !(l.fits(hold, now) || l.lend(class, hold, now)) {
 		return Ticket{}, false, nil
 	}
-	l.n.class[class].Admitted++
-	return l.take(context.Background(), est, class, input, maxTok, hold, now), true, nil
+	tk, ok := l.take(context.Background(), est, class, input, maxTok, hold, now)
+	if ok {
+		l.n.class[class].Admitted++
+	}
+	return tk, ok, nil
 }

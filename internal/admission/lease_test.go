@@ -24,6 +24,14 @@ func (s *leaseStore) Take(ctx context.Context, key Target, now time.Time, tokens
 	return s.MemStore.Take(ctx, key, now, tokens, lease)
 }
 
+func (s *leaseStore) TakeIfRoom(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, bool, error) {
+	b, took, err := s.MemStore.TakeIfRoom(ctx, key, now, tokens, lease)
+	if took {
+		s.taken = append(s.taken, lease)
+	}
+	return b, took, err
+}
+
 func (s *leaseStore) End(ctx context.Context, key Target, now time.Time, id LeaseID, tokens float64, requests int) (Buckets, bool, error) {
 	s.ended = append(s.ended, id)
 	s.endTok = append(s.endTok, tokens)

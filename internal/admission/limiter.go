@@ -155,10 +155,16 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 		Input: int64(input), MaxTokens: int64(maxTok), Capacity: int64(l.p.ceil)}
 }
 
-// take grants a call: it takes its tokens and request and returns its Ticket.
-// ctx is the call's, whose deadline bounds the lease.
-func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) Ticket {
-	lease := l.takeBuckets(hold, l.lease(ctx, hold, input, now), now)
+// take grants a call that fits or may go anyway (a probe, a loan): it
+// takes its tokens and request and returns its Ticket. ctx is the call's,
+// whose deadline bounds the lease. A call granted on the room the view
+// shows is taken only if the Store still has that room: otherwise take
+// grants nothing, returns false, and l.view holds the buckets as they are.
+func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) (Ticket, bool) {
+	lease, ok := l.takeBuckets(hold, l.lease(ctx, hold, input, now), l.view.room(hold), now)
+	if !ok {
+		return Ticket{}, false
+	}
 	l.inflight++
 	l.inflightHold += hold
 	l.lastGrant = now
@@ -167,7 +173,7 @@ func (l *limiter) take(ctx context.Context, est Estimate, class Class, input flo
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }

@@ -130,22 +130,41 @@ func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens flo
 	if err := CheckTake(key, tokens, lease); err != nil {
 		return Buckets{}, err
 	}
-	return s.change("Take", key, now, func(k *memKey) error {
-		if !lease.ID.IsZero() {
-			if _, dup := k.leases[lease.ID]; dup {
-				return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
-			}
-			if k.leases == nil {
-				k.leases = make(map[LeaseID]Lease)
-			}
-			k.leases[lease.ID] = lease
-			if k.soonest.IsZero() || lease.Until.Before(k.soonest) {
-				k.soonest = lease.Until
-			}
+	return s.change("Take", key, now, func(k *memKey) error { return k.take(key, tokens, lease) })
+}
+
+// TakeIfRoom implements Store.
+func (s *MemStore) TakeIfRoom(_ context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, bool, error) {
+	if err := CheckTake(key, tokens, lease); err != nil {
+		return Buckets{}, false, err
+	}
+	var took bool
+	b, err := s.change("TakeIfRoom", key, now, func(k *memKey) error {
+		if !k.room(tokens) {
+			return nil
 		}
-		k.reserve(tokens)
-		return nil
+		took = true
+		return k.take(key, tokens, lease)
 	})
+	return b, took && err == nil, err
+}
+
+// take takes tokens and one request, holding them under lease.
+func (k *memKey) take(key Target, tokens float64, lease Lease) error {
+	if !lease.ID.IsZero() {
+		if _, dup := k.leases[lease.ID]; dup {
+			return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+		}
+		if k.leases == nil {
+			k.leases = make(map[LeaseID]Lease)
+		}
+		k.leases[lease.ID] = lease
+		if k.soonest.IsZero() || lease.Until.Before(k.soonest) {
+			k.soonest = lease.Until
+		}
+	}
+	k.reserve(tokens)
+	return nil
 }
 
 // End implements Store.

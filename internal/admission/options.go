@@ -148,7 +148,9 @@ type Options struct {
 	// QueueTarget is how long an Interactive call may expect to wait in the
 	// queue of an overloaded target: one whose calls asked over the last
 	// minute for more than its limit (what they would settle): more than
-	// its bucket, which holds a minute of quota, could absorb. There,
+	// its bucket, which holds a minute of quota, could absorb. With a Store
+	// that is a Sharer, this process's calls are weighed against its share
+	// of the limit, and a call's wait at its share of the refill. There,
 	// a call whose estimated wait (judged as the target's large calls, see
 	// SmallFirst) exceeds QueueTarget is refused at once with ErrOverloaded
 	// rather than queued: the quota is used as fully with a short queue as

@@ -30,13 +30,14 @@ func (l *limiter) judged(class Class, hold float64, b bound, now time.Time) (flo
 // first admission when by is zero) is held to Options.QueueTarget: it is
 // Interactive, Interactive calls already wait, and the calls that asked for
 // admission over the last overloadSpan would settle more per minute than
-// the limit. It also returns that offered load ÷ the limit. Once calls ask
-// for more than the quota, the bucket is used as fully with a short queue
-// as with a long one, and a long one only delays every reply. Calls that
-// asked for less than a minute of quota over the last minute are a burst
-// the bucket (a minute of quota) absorbs: they wait their turn. What a call
-// asks for is its hold × the tokens settled per token held (see
-// offeredRate): the refunds of large reservations come back.
+// this process's part of the limit (the limit × share). It also returns
+// that offered load ÷ that part. Once calls ask for more than the quota,
+// the bucket is used as fully with a short queue as with a long one, and a
+// long one only delays every reply. Calls that asked for less than a
+// minute of quota over the last minute are a burst the bucket (a minute of
+// quota) absorbs: they wait their turn. What a call asks for is its hold ×
+// the tokens settled per token held (see offeredRate): the refunds of
+// large reservations come back.
 //
 // In a target's first slot (5 s), the rate is read over too short a time to
 // tell such a burst from overload, and calls queue; but not once a throttle
@@ -51,8 +52,28 @@ func (l *limiter) overloaded(class Class, by, now time.Time) (float64, bool) {
 	if span < slotLen && l.lastThrott.IsZero() {
 		return 0, false // too soon to tell a burst the bucket absorbs from overload
 	}
-	ratio := rate / l.view.TokensPerMinute
+	ratio := rate / (l.view.TokensPerMinute * l.share())
 	return ratio, ratio > 1
+}
+
+// share returns the part of the target's limit this process's calls can
+// expect while every process sharing its buckets asks for more than its
+// own part: the Store's Share when it is a Sharer holding the whole limit
+// (a shared one, counting the processes), else 1. Buckets that hold a
+// part already (a Failover's local ones while Redis fails) are this
+// process's alone: 1. Each process sees only the calls sent to it, so
+// without this N replicas behind a load balancer that spreads N times the
+// quota would each read their own load as the quota, never overloaded,
+// and let their queues grow until the callers gave up. l.mu must be held.
+func (l *limiter) share() float64 {
+	sh, ok := l.g.store.(Sharer)
+	if !ok || l.view.Share != 0 {
+		return 1
+	}
+	if s := sh.Share(); s > 0 && s < 1 {
+		return s
+	}
+	return 1
 }
 
 // offeredRate returns what the calls that asked for admission over the last

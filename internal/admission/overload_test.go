@@ -127,3 +127,112 @@ func TestSlowRepliesJudgeTheQueue(t *testing.T) {
 		}))
 	}
 }
+
+// sharedStore is a MemStore that Governors in several "processes" share,
+// each of which may expect share of each limit while all of them ask for
+// more than it (see Sharer).
+type sharedStore struct {
+	*MemStore
+	share float64
+}
+
+func (s sharedStore) Share() float64 { return s.share }
+
+// TestQueueTargetShared: Governors sharing one Store judge overload by
+// their own offered load against their share of the limit (Sharer), as
+// their calls get about that share of the refill while the others ask for
+// more than theirs. A replica asked for 0.7x the quota while another
+// replica empties the bucket is overloaded when it is one of two, and
+// sheds a call that would wait past QueueTarget; alone, it is not.
+func TestQueueTargetShared(t *testing.T) {
+	tests := []struct {
+		name  string
+		share float64
+		shed  bool
+	}{
+		{name: "one of two: 1.4x its share, refused", share: 0.5, shed: true},
+		{name: "alone: 0.7x the quota, queued", share: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, bubble(func(t *testing.T) {
+			store := sharedStore{MemStore: &MemStore{}, share: tt.share}
+			o := Options{Default: Quota{TokensPerMinute: 60000}, Store: store}
+			g, clk := newBubbleGov(t, o)
+			other, _ := newBubbleGov(t, o)
+			spend(t, g, haiku, 1) // first seen now
+			clk.Advance(10 * time.Second)
+			spend(t, other, haiku, 60000) // the other replica empties the shared bucket
+			ch := make(chan result, 2)
+			// 1,000 tokens a second: the first fits in 3.5 s, the second in
+			// 7 s. This replica was asked for 7,001 tokens in 10 s: 42,000 a
+			// minute, 0.7x the quota.
+			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 3500}, Interactive, "first", ch)
+			waitQueued(t, g, haiku, 1, 0)
+			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 3500}, Interactive, "second", ch)
+			if tt.shed {
+				if r := recv(t, ch); r.name != "second" || !errors.Is(r.err, ErrOverloaded) {
+					t.Fatalf("%s: Admit = %v, want the second refused with ErrOverloaded", r.name, r.err)
+				}
+				clk.Advance(4 * time.Second)
+				if r := recv(t, ch); r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+				return
+			}
+			waitQueued(t, g, haiku, 2, 0)
+			for range 2 {
+				clk.Advance(4 * time.Second)
+				if r := recv(t, ch); r.err != nil {
+					t.Fatalf("%s: Admit = %v, want admitted", r.name, r.err)
+				}
+			}
+		}))
+	}
+}
+
+// raceStore is a MemStore where another process takes tokens right after
+// this one reads the levels, once: between a Governor's read and its take.
+type raceStore struct {
+	*MemStore
+	other float64 // what the other process takes; 0 once it has
+}
+
+func (s *raceStore) Level(ctx context.Context, key Target, now time.Time) (Buckets, error) {
+	b, err := s.MemStore.Level(ctx, key, now)
+	if s.other > 0 {
+		_, _ = s.MemStore.Take(ctx, key, now, s.other, Lease{})
+		s.other = 0
+	}
+	return b, err
+}
+
+// TestSharedRoomTakenFirst: a call granted on room the Governor read is
+// taken only if the Store still has it; when another process sharing the
+// Store took it in between, the call waits for the refill instead of
+// leaving a debt Bedrock would meet with a throttle.
+func TestSharedRoomTakenFirst(t *testing.T) {
+	for _, other := range []float64{0, 1000} {
+		t.Run(fmt.Sprintf("other takes %v", other), bubble(func(t *testing.T) {
+			store := &raceStore{MemStore: &MemStore{}}
+			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, Store: store})
+			spend(t, g, haiku, 59000) // 1,000 tokens left, 1,000 a second
+			store.other = other
+			ch := make(chan result, 1)
+			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 1000}, Interactive, "call", ch)
+			if other == 0 {
+				if r := recv(t, ch); r.err != nil {
+					t.Fatalf("Admit = %v; want granted at once", r.err)
+				}
+				return
+			}
+			waitQueued(t, g, haiku, 1, 0)
+			if s := stats(t, g, haiku); s.Available < -1 {
+				t.Fatalf("the bucket holds %d; the call was taken without room", s.Available)
+			}
+			clk.Advance(time.Second)
+			if r := recv(t, ch); r.err != nil || r.tk.Waited() < 999*time.Millisecond {
+				t.Fatalf("Admit = %v after %v; want granted after 1s", r.err, r.tk.Waited())
+			}
+		}))
+	}
+}

@@ -47,6 +47,14 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 			w.notify()
 			return
 		}
+		tk, ok := l.take(w.ctx, w.est, w.class, w.input, w.maxTok, w.hold, now)
+		if !ok {
+			// Processes sharing the Store took the room first: w waits
+			// for the buckets take read.
+			l.head = w
+			w.notify()
+			return
+		}
 		l.queues[w.class].pop()
 		l.clearHead(w)
 		if w.class == Interactive && l.queues[Batch].len() > 0 {
@@ -55,7 +63,7 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 			l.streak = 0
 		}
 		wait := now.Sub(w.since)
-		w.tk = l.take(w.ctx, w.est, w.class, w.input, w.maxTok, w.hold, now)
+		w.tk = tk
 		w.tk.waited = wait
 		w.granted = true
 		cs := &l.n.class[w.class]
@@ -74,8 +82,9 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 // the BatchEvery rule lets go first (for a Batch call, BatchEvery Interactive
 // calls per Batch call up to and including it; for an Interactive call, one
 // Batch call per BatchEvery Interactive ones ahead), at their current mean
-// size.
-func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
+// size. share is the part of the refill this process's calls get: 1, or
+// its share of buckets that other processes drain as fast (see share).
+func (l *limiter) estimateWait(w *waiter, now time.Time, share float64) time.Duration {
 	sameT, sameN := l.queues[w.class].ahead(w)
 	o := &l.queues[1-w.class]
 	var otherN float64
@@ -98,12 +107,12 @@ func (l *limiter) estimateWait(w *waiter, now time.Time) time.Duration {
 	if !l.view.unlimited() {
 		refund := l.inflightHold * (1 - l.settleFrac)
 		if deficit := sameT + otherT + min(w.judge, l.view.capacity()) - l.view.Tokens - refund; deficit > 0 {
-			at = later(at, now, deficit/(l.view.TokensPerMinute/60))
+			at = later(at, now, deficit/(share*l.view.TokensPerMinute/60))
 		}
 	}
 	if l.view.RequestsPerMinute > 0 {
 		if deficit := sameN + otherN + 1 - l.view.Requests; deficit > 0 {
-			at = later(at, now, deficit/(l.view.RequestsPerMinute/60))
+			at = later(at, now, deficit/(share*l.view.RequestsPerMinute/60))
 		}
 	}
 	return at.Sub(now)

@@ -70,7 +70,8 @@ type Stats struct {
 	SettledPerMinute  int64
 	// OfferedPerMinute is what the calls that asked for admission over the
 	// last minute would settle (their holds × the tokens the last minute's
-	// calls settled per token they held), per minute; above Limit, the
+	// calls settled per token they held), per minute; above Limit
+	// (times this process's share, with a Store that is a Sharer), the
 	// target is overloaded (see Options.QueueTarget).
 	OfferedPerMinute int64
 	// InputRatio is the learned ratio of real to estimated input tokens.

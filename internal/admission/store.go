@@ -83,6 +83,12 @@ type Store interface {
 	// with a zero ID holds nothing. A lease ID already live under key is
 	// an error.
 	Take(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, error)
+	// TakeIfRoom is Take when the call fits (see Store), checked and
+	// taken at once; otherwise it takes nothing, holds no lease, and
+	// reports false. A Governor grants a call the levels it last read
+	// had room for with TakeIfRoom, since processes sharing the buckets
+	// may have taken that room since.
+	TakeIfRoom(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, bool, error)
 	// End ends key's lease id: if it is live, End removes it and gives
 	// back tokens (takes them when negative) and requests as Give does,
 	// and reports true. A lease that is not live (ended, expired, never
@@ -105,6 +111,17 @@ type Store interface {
 	// anew. A Governor forgets a target it stops governing (see
 	// Options.MaxTargets).
 	Forget(ctx context.Context, key Target) error
+}
+
+// A Sharer is a Store that processes share, and that knows what part of
+// each limit one of them can expect while all of them ask for more than
+// theirs: redisstore's, 1 ÷ the processes its heartbeat counts (or a
+// configured share). A Governor judges its own offered load against that
+// part (see Options.QueueTarget). A Store that is not a Sharer is taken
+// to be this process's alone.
+type Sharer interface {
+	// Share returns the part, in (0, 1]; a value outside it counts as 1.
+	Share() float64
 }
 
 // Buckets are one key's limits and levels.

@@ -56,14 +56,27 @@ func (g *Governor) noteStoreErr(err error) {
 }
 
 // takeBuckets takes a granted call's hold and request, under lease, and
-// returns the lease, zero when the Store failed.
-func (l *limiter) takeBuckets(hold float64, lease Lease, now time.Time) Lease {
-	b, err := l.g.store.Take(context.Background(), l.target, now, hold, lease)
+// returns the lease, zero when the Store failed. With ifRoom it takes them
+// only if the call fits the buckets as they are in the Store, and reports
+// false when it did not: processes sharing the Store took the room the
+// view showed.
+func (l *limiter) takeBuckets(hold float64, lease Lease, ifRoom bool, now time.Time) (Lease, bool) {
+	var b Buckets
+	var err error
+	took := true
+	if ifRoom {
+		b, took, err = l.g.store.TakeIfRoom(context.Background(), l.target, now, hold, lease)
+	} else {
+		b, err = l.g.store.Take(context.Background(), l.target, now, hold, lease)
+	}
 	l.keep(b, err)
 	if err != nil {
-		return Lease{}
+		return Lease{}, true // granted on the view, as a Store that fails cannot say
 	}
-	return lease
+	if !took {
+		return Lease{}, false
+	}
+	return lease, true
 }
 
 // give gives back tokens (takes them when negative) and requests.

@@ -24,6 +24,13 @@ func (s *failingStore) Take(ctx context.Context, key Target, now time.Time, toke
 	return s.MemStore.Take(ctx, key, now, tokens, lease)
 }
 
+func (s *failingStore) TakeIfRoom(ctx context.Context, key Target, now time.Time, tokens float64, lease Lease) (Buckets, bool, error) {
+	if s.fail == "Take" {
+		return Buckets{}, false, errBackend
+	}
+	return s.MemStore.TakeIfRoom(ctx, key, now, tokens, lease)
+}
+
 func (s *failingStore) Give(ctx context.Context, key Target, now time.Time, tokens float64, requests int) (Buckets, error) {
 	if s.fail == "Give" {
 		return Buckets{}, errBackend

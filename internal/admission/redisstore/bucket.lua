@@ -13,8 +13,11 @@
 -- "dup" (a lease ID already live); reset: "1" when garbage under the keys
 -- (another layout, type or version) was dropped; extra: reserve's "fit", or
 -- the wait in seconds until the call fits, drain's tokens taken, end's "1"
--- when the lease was live; made: "1" when this run made the buckets (they
--- were gone) for an operation other than open. Open answers {status, reset}.
+-- when the lease was live, take's "1" when it took; made: "1" when this run
+-- made the buckets (they were gone) for an operation other than open. Open
+-- answers {status, reset}. take's arguments are the tokens, the lease ID
+-- ("": none), µs until it expires, its refund, and "1" to take only if the
+-- call fits (as reserve would), "0" to take whatever the buckets hold.
 -- relet's arguments are triples (lease ID, µs until it expires, refund): it
 -- holds each lease not live already, taking nothing.
 local LAYOUT = 'b1'
@@ -154,10 +157,16 @@ if op == 'open' then return {'ok', reset} end
 refill(b)
 expire(b)
 local extra = '0'
+-- room reports whether a call holding hold tokens and one request fits.
+local function room(hold)
+  local reqRoom = b.rpm == 0 or b.req >= 1 - EPS
+  return reqRoom and (unlimited(b) or b.tok >= math.min(hold, capacity(b)) - EPS), reqRoom
+end
+
 if op == 'reserve' then
   local hold = tonumber(ARGV[8])
-  local reqRoom = b.rpm == 0 or b.req >= 1 - EPS
-  if reqRoom and (unlimited(b) or b.tok >= math.min(hold, capacity(b)) - EPS) then
+  local fits, reqRoom = room(hold)
+  if fits then
     take(b, hold)
     extra = 'fit'
   else
@@ -170,13 +179,16 @@ if op == 'reserve' then
     extra = fmt(wait)
   end
 elseif op == 'take' then
-  local id = ARGV[9]
-  if id ~= '' then
-    if redis.call('ZSCORE', KEYS[2], id) then return {'dup', reset} end
-    redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[10])), id)
-    redis.call('HSET', KEYS[1], 'l:' .. id, ARGV[11])
+  local id, tokens = ARGV[9], tonumber(ARGV[8])
+  if id ~= '' and redis.call('ZSCORE', KEYS[2], id) then return {'dup', reset} end
+  if ARGV[12] ~= '1' or room(tokens) then
+    if id ~= '' then
+      redis.call('ZADD', KEYS[2], fmt(now + tonumber(ARGV[10])), id)
+      redis.call('HSET', KEYS[1], 'l:' .. id, ARGV[11])
+    end
+    take(b, tokens)
+    extra = '1'
   end
-  take(b, tonumber(ARGV[8]))
 elseif op == 'end' then
   if redis.call('ZREM', KEYS[2], ARGV[8]) == 1 then
     redis.call('HDEL', KEYS[1], 'l:' .. ARGV[8])

@@ -58,7 +58,16 @@ type where struct {
 	episode uint64
 }
 
-var _ admission.Store = (*Failover)(nil)
+var (
+	_ admission.Store  = (*Failover)(nil)
+	_ admission.Sharer = (*Failover)(nil)
+)
+
+// Share returns the part of each limit this process can expect while every
+// process sharing the buckets asks for more than its own:
+// redisx.Client.Share, the same part its local buckets hold while Redis
+// fails.
+func (f *Failover) Share() float64 { return f.c.Share() }
 
 // NewFailover returns a Failover on c: a Store with o, and local buckets
 // while Redis fails.
@@ -254,22 +263,45 @@ func (f *Failover) Give(ctx context.Context, key admission.Target, now time.Time
 
 // Take implements admission.Store.
 func (f *Failover) Take(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease) (admission.Buckets, error) {
+	b, _, err := f.take(ctx, key, now, tokens, lease, false)
+	return b, err
+}
+
+// TakeIfRoom implements admission.Store.
+func (f *Failover) TakeIfRoom(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease) (admission.Buckets, bool, error) {
+	return f.take(ctx, key, now, tokens, lease, true)
+}
+
+// take is Take, or with ifRoom TakeIfRoom, and reports whether it took.
+func (f *Failover) take(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease, ifRoom bool) (admission.Buckets, bool, error) {
 	var w where
+	took := true
 	b, err := f.do(ctx, key, now, func() (admission.Buckets, error) {
 		w = where{}
-		return f.shared.Take(ctx, key, now, tokens, lease)
+		if !ifRoom {
+			return f.shared.Take(ctx, key, now, tokens, lease)
+		}
+		b, ok, err := f.shared.TakeIfRoom(ctx, key, now, tokens, lease)
+		took = ok
+		return b, err
 	}, func(m *admission.MemStore, _ float64) (admission.Buckets, error) {
 		f.mu.Lock()
 		w = where{local: true, episode: f.episode}
 		f.mu.Unlock()
-		return m.Take(ctx, key, now, tokens, lease)
+		if !ifRoom {
+			return m.Take(ctx, key, now, tokens, lease)
+		}
+		b, ok, err := m.TakeIfRoom(ctx, key, now, tokens, lease)
+		took = ok
+		return b, err
 	})
-	if err == nil && !lease.ID.IsZero() {
+	took = took && err == nil
+	if took && !lease.ID.IsZero() {
 		f.mu.Lock()
 		f.leases[lease.ID] = w
 		f.mu.Unlock()
 	}
-	return b, err
+	return b, took, err
 }
 
 // End implements admission.Store.

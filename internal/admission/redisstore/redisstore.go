@@ -88,13 +88,21 @@ type Store struct {
 	resets, remakes atomic.Uint64
 }
 
-var _ admission.Store = (*Store)(nil)
+var (
+	_ admission.Store  = (*Store)(nil)
+	_ admission.Sharer = (*Store)(nil)
+)
 
 // New returns a Store on c.
 func New(c *redisx.Client, o Options) *Store {
 	return &Store{c: c, callerTime: o.CallerTime, opened: make(map[admission.Target]admission.Buckets),
 		seen: make(map[admission.Target]admission.Buckets), leases: make(map[admission.Target]map[admission.LeaseID]admission.Lease)}
 }
+
+// Share returns the part of each limit this process can expect while every
+// process sharing the buckets asks for more than its own
+// (redisx.Client.Share).
+func (s *Store) Share() float64 { return s.c.Share() }
 
 // Resets returns how many keys held garbage that the Store dropped.
 func (s *Store) Resets() uint64 { return s.resets.Load() }
@@ -349,18 +357,34 @@ func (s *Store) Give(ctx context.Context, key admission.Target, now time.Time, t
 
 // Take implements admission.Store.
 func (s *Store) Take(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease) (admission.Buckets, error) {
+	b, _, err := s.take(ctx, key, now, tokens, lease, false)
+	return b, err
+}
+
+// TakeIfRoom implements admission.Store.
+func (s *Store) TakeIfRoom(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease) (admission.Buckets, bool, error) {
+	return s.take(ctx, key, now, tokens, lease, true)
+}
+
+// take is Take, or with ifRoom TakeIfRoom, and reports whether it took.
+func (s *Store) take(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease, ifRoom bool) (admission.Buckets, bool, error) {
 	if err := admission.CheckTake(key, tokens, lease); err != nil {
-		return admission.Buckets{}, err
+		return admission.Buckets{}, false, err
 	}
 	id, ttl := "", int64(0)
 	if !lease.ID.IsZero() {
 		id, ttl = lease.ID.String(), lease.Until.Sub(now).Microseconds()
 	}
-	a, err := s.run(ctx, "take", key, now, nil, num(tokens), id, ttl, num(lease.Refund))
-	if errors.Is(err, errDup) {
-		return admission.Buckets{}, fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+	cond := "0"
+	if ifRoom {
+		cond = "1"
 	}
-	if err == nil && !lease.ID.IsZero() {
+	a, err := s.run(ctx, "take", key, now, nil, num(tokens), id, ttl, num(lease.Refund), cond)
+	if errors.Is(err, errDup) {
+		return admission.Buckets{}, false, fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+	}
+	took := err == nil && a.extra == "1"
+	if took && !lease.ID.IsZero() {
 		s.mu.Lock()
 		if _, ok := s.opened[key]; ok {
 			if s.leases[key] == nil {
@@ -376,7 +400,7 @@ func (s *Store) Take(ctx context.Context, key admission.Target, now time.Time, t
 		}
 		s.mu.Unlock()
 	}
-	return a.b, err
+	return a.b, took, err
 }
 
 // End implements admission.Store.

@@ -35,16 +35,16 @@ const (
 // step is one operation on keyA at t0+at, and what it must return.
 type step struct {
 	at  time.Duration
-	op  string  // "reserve", "take", "give", "end", "drain", "limit", "burst", "level" or "peak"
-	n   float64 // reserve, take, give, end: tokens; limit: tokens per minute; burst: tokens
+	op  string  // "reserve", "take", "takeif", "give", "end", "drain", "limit", "burst", "level" or "peak"
+	n   float64 // reserve, take, takeif, give, end: tokens; limit: tokens per minute; burst: tokens
 	req int     // give, end: requests
 
-	lease  uint64        // take: the lease's ID's N (0: none); end: the lease ended
-	until  time.Duration // take: the lease's Until − t0
-	refund float64       // take: the lease's Refund
+	lease  uint64        // take, takeif: the lease's ID's N (0: none); end: the lease ended
+	until  time.Duration // take, takeif: the lease's Until − t0
+	refund float64       // take, takeif: the lease's Refund
 	live   bool          // end: the lease was live
 
-	ok     bool          // reserve: the call fits
+	ok     bool          // reserve, takeif: the call fits (takeif: and was taken)
 	fitIn  time.Duration // reserve, not ok: At − t0
 	want   float64       // drain: tokens taken; level: token level; peak: the peak
 	drains uint64        // drain: Drains after it; its DrainedAt is then t0+at (0: not checked)
@@ -241,6 +241,31 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 				{at: 30 * time.Second, op: "end", lease: 1, n: 5000, req: 1},
 				{at: 30 * time.Second, op: "level", want: 2000, wantRq: 60},
 			}},
+		{name: "take-if-room takes a call that fits, under its lease, and nothing from one that does not",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 60, Tokens: 1000},
+			steps: []step{
+				{op: "takeif", n: 999.9995, lease: 1, until: 10 * time.Second, refund: 900, ok: true},
+				{op: "level", want: 0.0005, wantRq: 59},
+				{op: "takeif", n: 500, lease: 3, until: 10 * time.Second, refund: 400},
+				{op: "level", want: 0.0005, wantRq: 59},
+				{at: 5 * time.Second, op: "takeif", n: 500, lease: 2, until: 10 * time.Second, refund: 400, ok: true},
+				{at: 5 * time.Second, op: "level", want: 0.0005, wantRq: 59},
+				// Leases 1 and 2 expire: their refunds come back. Lease 3,
+				// whose call was not taken, was never held: ending it
+				// changes nothing.
+				{at: 11 * time.Second, op: "end", lease: 3, n: 500, req: 1},
+				{at: 11 * time.Second, op: "level", want: 1900.0005, wantRq: 60},
+			}},
+		{name: "take-if-room: a call larger than the bucket fits when it is full; no request, no room",
+			open: admission.Buckets{TokensPerMinute: 6000, RequestsPerMinute: 1, Tokens: 6000},
+			steps: []step{
+				{op: "takeif", n: 10000, ok: true},
+				{op: "level", want: -4000, wantRq: 0},
+				{at: 2 * time.Minute, op: "level", want: 6000, wantRq: 1},
+				{at: 2 * time.Minute, op: "reserve", n: 1, ok: true},
+				{at: 2 * time.Minute, op: "takeif", n: 1},
+				{at: 2 * time.Minute, op: "level", want: 5999, wantRq: 0},
+			}},
 		{name: "a lease's refund goes back up to the capacity",
 			open: admission.Buckets{TokensPerMinute: 6000, Tokens: 6000},
 			steps: []step{
@@ -318,6 +343,13 @@ func runSteps(t *testing.T, newStore func(t *testing.T) admission.Store) {
 					l := admission.Lease{ID: leaseID(st.lease), Until: t0.Add(st.until), Refund: st.refund}
 					b, err := s.Take(ctx, keyA, now, st.n, l)
 					changed(t, s, i, fmt.Sprintf("Take(%v, %+v)", st.n, l), now, b, err)
+				case "takeif":
+					l := admission.Lease{ID: leaseID(st.lease), Until: t0.Add(st.until), Refund: st.refund}
+					b, took, err := s.TakeIfRoom(ctx, keyA, now, st.n, l)
+					if err == nil && took != st.ok {
+						t.Fatalf("step %d: TakeIfRoom(%v) at +%v took %v; want %v", i, st.n, st.at, took, st.ok)
+					}
+					changed(t, s, i, fmt.Sprintf("TakeIfRoom(%v, %+v)", st.n, l), now, b, err)
 				case "end":
 					b, live, err := s.End(ctx, keyA, now, leaseID(st.lease), st.n, st.req)
 					if err == nil && live != st.live {
@@ -396,6 +428,22 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			return err
 		}},
 		{name: "take on an unopened key", noBucket: true, do: func(s admission.Store) error { return second(s.Take(ctx, keyB, t0, 1, admission.Lease{})) }},
+		{name: "take-if-room on an unopened key", noBucket: true, do: func(s admission.Store) error {
+			_, _, err := s.TakeIfRoom(ctx, keyB, t0, 1, admission.Lease{})
+			return err
+		}},
+		{name: "NaN take-if-room", unchanged: true, do: func(s admission.Store) error {
+			_, _, err := s.TakeIfRoom(ctx, keyA, t0, math.NaN(), admission.Lease{})
+			return err
+		}},
+		{name: "take-if-room with a lease ID already live", unchanged: true, do: func(s admission.Store) error {
+			l := admission.Lease{ID: leaseID(1), Until: t0.Add(time.Minute)}
+			if _, err := s.Take(ctx, keyA, t0, 0, l); err != nil {
+				return fmt.Errorf("first Take: %v; want no error", err)
+			}
+			_, _, err := s.TakeIfRoom(ctx, keyA, t0, 0, l)
+			return err
+		}},
 		{name: "end on an unopened key", noBucket: true, do: func(s admission.Store) error {
 			_, _, err := s.End(ctx, keyB, t0, leaseID(1), 1, 1)
 			return err
