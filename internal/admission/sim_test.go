@@ -402,6 +402,15 @@ type simCase struct {
 	maxUnserved                  int                       // calls allServed lets go unserved (refused in the first seconds)
 }
 
+// learnedLastThrottle bounds the throttled share of the attempts in the
+// last third of a run whose limit is learned (or cut from a told one that
+// is too high). The goroutines of one instant run in a different order
+// from run to run, and so do the figures: over 20 runs of each such row
+// (2026-12-04) the share averaged 1.2-1.6 % and reached 3.2 %, and runs
+// read 3.5 % and 3.7 %, so a 3 % bound failed about one run of the test in
+// eight (docs/governor.md, Measured: the simulation).
+const learnedLastThrottle = 0.04
+
 func TestSimulation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulation")
@@ -411,13 +420,13 @@ func TestSimulation(t *testing.T) {
 		{name: "known quota", gov: Options{Default: Quota{TokensPerMinute: q}},
 			minUtil: 0.95, maxThrottle: 0.01, minLastUtil: 0.95, maxLastThrottle: 0.01},
 		{name: "unknown quota, learned", gov: Options{},
-			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: 0.03},
+			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: learnedLastThrottle},
 		{name: "guess twice too high, learned", gov: Options{Default: Quota{TokensPerMinute: 2 * q, Learn: true}},
-			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: 0.03},
+			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: learnedLastThrottle},
 		{name: "guess half too low, learned", gov: Options{Default: Quota{TokensPerMinute: q / 2, Learn: true}},
-			minUtil: 0.6, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: 0.03},
+			minUtil: 0.6, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: learnedLastThrottle},
 		{name: "known quota configured twice too high", gov: Options{Default: Quota{TokensPerMinute: 2 * q}},
-			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: 0.03},
+			minUtil: 0.75, maxThrottle: 0.05, minLastUtil: 0.8, maxLastThrottle: learnedLastThrottle},
 		// Under the quota, the governor must not get in the way: every call
 		// served, without waiting.
 		{name: "light load, known quota", offered: 0.7, gov: Options{Default: Quota{TokensPerMinute: q}, FullStart: true},
