@@ -63,8 +63,8 @@ const (
 	// replicasThrottles is the most throttles per 100 attempts the meter
 	// may count in the window for the two together: gateways that each
 	// believe they own the quota overcommit it twice and were throttled
-	// on 20 of 207 attempts; sharing it, on none of 179-188 in each of
-	// ten runs (docs/governor.md, Two replicas taking the same room).
+	// on 20 of 207 attempts; sharing it, on none of 169-189 in each of
+	// twenty runs (docs/governor.md, Two replicas taking the same room).
 	replicasThrottles = 3.0
 	// replicasServed is the least share of the calls the quota had room
 	// for in the window that must get their replies: gateways that let

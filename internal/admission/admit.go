@@ -148,7 +148,7 @@ func (l *limiter) shedErr(w *waiter, wait time.Duration, offered float64) *Error
 	l.n.class[w.class].Shed++
 	return &Error{Target: l.target, Class: w.class, Reason: ErrOverloaded, Tokens: int64(w.hold),
 		Input: int64(w.input), MaxTokens: int64(w.maxTok), Wait: wait, Ahead: ahead, Offered: offered,
-		QueueTarget: l.g.opts.QueueTarget}
+		QueueTarget: l.g.opts.QueueTarget, Share: l.share()}
 }
 
 // expire removes the queued w and returns its *Error when its bound has

@@ -46,10 +46,14 @@ type Error struct {
 	// waiting.
 	Wait time.Duration
 	// Offered is what the target's calls asked for over the last minute
-	// ÷ its limit, and QueueTarget the wait an Interactive call may expect
-	// there (ErrOverloaded).
+	// ÷ its limit, or ÷ this process's Share of it, and QueueTarget the
+	// wait an Interactive call may expect there (ErrOverloaded).
 	Offered     float64
 	QueueTarget time.Duration
+	// Share is the part of the limit this process's calls were weighed
+	// against (ErrOverloaded): 1 ÷ the processes sharing the target's
+	// buckets (see Sharer), or 1 alone.
+	Share float64
 	// Reply is the time the target's replies take (the 95th percentile of
 	// its recent attempts), which a call granted must still have before its
 	// context's deadline; zero when another bound refused it. ReplyGuessed:
@@ -72,6 +76,9 @@ func (e *Error) Error() string {
 	case e.Reason == ErrTooLarge:
 		return fmt.Sprintf("admission: %s: a request holding %d tokens (input %d + max tokens %d) can never fit %d tokens per minute; lower its max tokens or raise the quota",
 			e.Target, e.Tokens, e.Input, e.MaxTokens, e.Capacity)
+	case e.Reason == ErrOverloaded && e.Share > 0 && e.Share < 1:
+		return fmt.Sprintf("admission: %s: overloaded: this process's calls asked for %.1fx its share (%.2g) of the quota over the last minute, and %d tokens would wait about %v (%d requests ahead), past the %v an interactive call may queue there; refused at once",
+			e.Target, e.Offered, e.Share, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.QueueTarget)
 	case e.Reason == ErrOverloaded:
 		return fmt.Sprintf("admission: %s: overloaded: calls asked for %.1fx its quota over the last minute, and %d tokens would wait about %v (%d requests ahead), past the %v an interactive call may queue there; refused at once",
 			e.Target, e.Offered, e.Tokens, e.Wait.Round(time.Millisecond), e.Ahead, e.QueueTarget)

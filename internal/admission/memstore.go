@@ -140,6 +140,9 @@ func (s *MemStore) TakeIfRoom(_ context.Context, key Target, now time.Time, toke
 	}
 	var took bool
 	b, err := s.change("TakeIfRoom", key, now, func(k *memKey) error {
+		if _, dup := k.leases[lease.ID]; dup && !lease.ID.IsZero() {
+			return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+		}
 		if !k.room(tokens) {
 			return nil
 		}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 // TestLargeCallsJudgeTheQueue: when calls of its class already wait, a call
@@ -170,8 +173,13 @@ func TestQueueTargetShared(t *testing.T) {
 			waitQueued(t, g, haiku, 1, 0)
 			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 3500}, Interactive, "second", ch)
 			if tt.shed {
-				if r := recv(t, ch); r.name != "second" || !errors.Is(r.err, ErrOverloaded) {
+				r := recv(t, ch)
+				var e *Error
+				if r.name != "second" || !errors.Is(r.err, ErrOverloaded) || !errors.As(r.err, &e) {
 					t.Fatalf("%s: Admit = %v, want the second refused with ErrOverloaded", r.name, r.err)
+				}
+				if want := "this process's calls asked for 1.4x its share (0.5) of the quota"; e.Share != 0.5 || !strings.Contains(e.Error(), want) {
+					t.Errorf("error %v (Share %v); want Share 0.5 and %q", e, e.Share, want)
 				}
 				clk.Advance(4 * time.Second)
 				if r := recv(t, ch); r.err != nil {
@@ -209,17 +217,43 @@ func (s *raceStore) Level(ctx context.Context, key Target, now time.Time) (Bucke
 // TestSharedRoomTakenFirst: a call granted on room the Governor read is
 // taken only if the Store still has it; when another process sharing the
 // Store took it in between, the call waits for the refill instead of
-// leaving a debt Bedrock would meet with a throttle.
+// leaving a debt Bedrock would meet with a throttle, and a Governor still
+// warming up stops lending on a full start's bucket (another process is
+// spending it).
 func TestSharedRoomTakenFirst(t *testing.T) {
-	for _, other := range []float64{0, 1000} {
-		t.Run(fmt.Sprintf("other takes %v", other), bubble(func(t *testing.T) {
+	tests := []struct {
+		name    string
+		warming bool    // the Governor starts with a second of quota and lends on a full start's
+		other   float64 // what another process takes between the read and the take
+	}{
+		{name: "nobody else: granted at once"},
+		{name: "room taken: waits", other: 1000},
+		{name: "room taken while warming up: waits, lends no more", warming: true, other: 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, bubble(func(t *testing.T) {
 			store := &raceStore{MemStore: &MemStore{}}
-			g, clk := newBubbleGov(t, Options{Default: Quota{TokensPerMinute: 60000}, Store: store})
-			spend(t, g, haiku, 59000) // 1,000 tokens left, 1,000 a second
-			store.other = other
+			o := Options{Default: Quota{TokensPerMinute: 60000}, Store: store, Rand: func() float64 { return 0.5 }}
+			var g *Governor
+			if tt.warming {
+				o.Clock = clock.Real{}
+				var err error
+				if g, err = New(o); err != nil { // a second of quota: 1,000 tokens
+					t.Fatal(err)
+				}
+				spend(t, g, haiku, 1) // seen; what it cost comes back as the warm-up's credit
+			} else {
+				g, _ = newBubbleGov(t, o)
+				spend(t, g, haiku, 59000) // 1,000 tokens left
+			}
+			left := stats(t, g, haiku).Available
+			if left < 999 || left > 1000 {
+				t.Fatalf("the bucket holds %d; want 1,000", left)
+			}
+			store.other = tt.other
 			ch := make(chan result, 1)
-			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: 1000}, Interactive, "call", ch)
-			if other == 0 {
+			admitAsync(context.Background(), g, haiku, Estimate{MaxTokens: int(left)}, Interactive, "call", ch)
+			if tt.other == 0 {
 				if r := recv(t, ch); r.err != nil {
 					t.Fatalf("Admit = %v; want granted at once", r.err)
 				}
@@ -229,7 +263,7 @@ func TestSharedRoomTakenFirst(t *testing.T) {
 			if s := stats(t, g, haiku); s.Available < -1 {
 				t.Fatalf("the bucket holds %d; the call was taken without room", s.Available)
 			}
-			clk.Advance(time.Second)
+			time.Sleep(time.Second) // 1,000 tokens a second
 			if r := recv(t, ch); r.err != nil || r.tk.Waited() < 999*time.Millisecond {
 				t.Fatalf("Admit = %v after %v; want granted after 1s", r.err, r.tk.Waited())
 			}

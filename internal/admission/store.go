@@ -33,8 +33,11 @@ var ErrNoBucket = errors.New("admission: no bucket for the key")
 //     0.999; a call larger than the bucket fits when it is full, and leaves
 //     it in debt.
 //   - Take takes a call's tokens and request whether or not it fits: the
-//     caller has decided to send it (a call that fitted the levels it last
-//     read, or a probe).
+//     caller has decided to send it (a probe, a warm-up loan). TakeIfRoom
+//     takes them only if the call fits now, by the rule above, and
+//     otherwise takes nothing and holds no lease; either way it returns
+//     the buckets as they are (what Level at now would return). A lease ID
+//     already live is an error for both, room or not.
 //   - Levels may be negative (a debt): a call that took more than it held
 //     is paid back by the refill. Give with negative tokens takes them
 //     (a debit), with no floor. Refill and Give never raise a level above

@@ -59,7 +59,7 @@ func (g *Governor) noteStoreErr(err error) {
 // returns the lease, zero when the Store failed. With ifRoom it takes them
 // only if the call fits the buckets as they are in the Store, and reports
 // false when it did not: processes sharing the Store took the room the
-// view showed.
+// view showed. That also ends the warm-up's loans (see lend).
 func (l *limiter) takeBuckets(hold float64, lease Lease, ifRoom bool, now time.Time) (Lease, bool) {
 	var b Buckets
 	var err error
@@ -74,6 +74,10 @@ func (l *limiter) takeBuckets(hold float64, lease Lease, ifRoom bool, now time.T
 		return Lease{}, true // granted on the view, as a Store that fails cannot say
 	}
 	if !took {
+		// Another process took the room: Bedrock's bucket is being spent
+		// beside this one, and a full start's is not there to lend on.
+		l.warmGap = 0
+		l.freshAt = now // the dispatch that follows needs no second read
 		return Lease{}, false
 	}
 	return lease, true

@@ -86,9 +86,11 @@ type Options struct {
 	Timeout time.Duration
 	// TLS adds to a rediss:// URL's TLS settings.
 	TLS config.RedisTLS
-	// Share is the part of each limit used while Redis fails; 0: 1 ÷ the
-	// replicas counted by the heartbeat (see Client.Share), or 1 while
-	// none was ever counted. Operators should set it (docs/redis.md).
+	// Share is the part of each limit used while Redis fails, and the
+	// part a process's own load is weighed against for overload while
+	// Redis answers (admission.Sharer); 0: 1 ÷ the replicas counted by the
+	// heartbeat (see Client.Share), or 1 while none was ever counted.
+	// Operators should set it (docs/redis.md).
 	Share float64
 	// ID names this process in the heartbeat set; empty: host:pid and a
 	// random suffix.

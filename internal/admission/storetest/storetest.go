@@ -444,6 +444,18 @@ func runErrors(t *testing.T, newStore func(t *testing.T) admission.Store) {
 			_, _, err := s.TakeIfRoom(ctx, keyA, t0, 0, l)
 			return err
 		}},
+		{name: "take-if-room with a lease ID already live, and no room", do: func(s admission.Store) error {
+			keyC := admission.Target{Model: "storetest.model-c", Region: "us-east-1"} // empty
+			if err := s.Open(ctx, keyC, t0, admission.Buckets{TokensPerMinute: 6000}); err != nil {
+				return fmt.Errorf("Open: %v; want no error", err)
+			}
+			l := admission.Lease{ID: leaseID(1), Until: t0.Add(time.Minute)}
+			if _, err := s.Take(ctx, keyC, t0, 0, l); err != nil {
+				return fmt.Errorf("first Take: %v; want no error", err)
+			}
+			_, _, err := s.TakeIfRoom(ctx, keyC, t0, 1, l)
+			return err
+		}},
 		{name: "end on an unopened key", noBucket: true, do: func(s admission.Store) error {
 			_, _, err := s.End(ctx, keyB, t0, leaseID(1), 1, 1)
 			return err
