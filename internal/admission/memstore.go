@@ -130,7 +130,10 @@ func (s *MemStore) Take(_ context.Context, key Target, now time.Time, tokens flo
 	if err := CheckTake(key, tokens, lease); err != nil {
 		return Buckets{}, err
 	}
-	return s.change("Take", key, now, func(k *memKey) error { return k.take(key, tokens, lease) })
+	return s.change("Take", key, now, func(k *memKey) error {
+		_, err := k.take(key, tokens, lease, false)
+		return err
+	})
 }
 
 // TakeIfRoom implements Store.
@@ -139,25 +142,24 @@ func (s *MemStore) TakeIfRoom(_ context.Context, key Target, now time.Time, toke
 		return Buckets{}, false, err
 	}
 	var took bool
-	b, err := s.change("TakeIfRoom", key, now, func(k *memKey) error {
-		if _, dup := k.leases[lease.ID]; dup && !lease.ID.IsZero() {
-			return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
-		}
-		if !k.room(tokens) {
-			return nil
-		}
-		took = true
-		return k.take(key, tokens, lease)
+	b, err := s.change("TakeIfRoom", key, now, func(k *memKey) (err error) {
+		took, err = k.take(key, tokens, lease, true)
+		return err
 	})
-	return b, took && err == nil, err
+	return b, took, err
 }
 
-// take takes tokens and one request, holding them under lease.
-func (k *memKey) take(key Target, tokens float64, lease Lease) error {
+// take takes tokens and one request, holding them under lease, and reports
+// whether it did: with ifRoom, only if the call fits. A lease ID already
+// live is an error, room or not.
+func (k *memKey) take(key Target, tokens float64, lease Lease, ifRoom bool) (bool, error) {
+	if _, dup := k.leases[lease.ID]; dup && !lease.ID.IsZero() {
+		return false, fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
+	}
+	if ifRoom && !k.room(tokens) {
+		return false, nil
+	}
 	if !lease.ID.IsZero() {
-		if _, dup := k.leases[lease.ID]; dup {
-			return fmt.Errorf("admission: Store.Take(%s): lease %v is already live", key, lease.ID)
-		}
 		if k.leases == nil {
 			k.leases = make(map[LeaseID]Lease)
 		}
@@ -167,7 +169,7 @@ func (k *memKey) take(key Target, tokens float64, lease Lease) error {
 		}
 	}
 	k.reserve(tokens)
-	return nil
+	return true, nil
 }
 
 // End implements Store.

@@ -276,24 +276,22 @@ func (f *Failover) TakeIfRoom(ctx context.Context, key admission.Target, now tim
 func (f *Failover) take(ctx context.Context, key admission.Target, now time.Time, tokens float64, lease admission.Lease, ifRoom bool) (admission.Buckets, bool, error) {
 	var w where
 	took := true
-	b, err := f.do(ctx, key, now, func() (admission.Buckets, error) {
-		w = where{}
+	takeIn := func(s admission.Store) (admission.Buckets, error) {
 		if !ifRoom {
-			return f.shared.Take(ctx, key, now, tokens, lease)
+			return s.Take(ctx, key, now, tokens, lease)
 		}
-		b, ok, err := f.shared.TakeIfRoom(ctx, key, now, tokens, lease)
+		b, ok, err := s.TakeIfRoom(ctx, key, now, tokens, lease)
 		took = ok
 		return b, err
+	}
+	b, err := f.do(ctx, key, now, func() (admission.Buckets, error) {
+		w = where{}
+		return takeIn(f.shared)
 	}, func(m *admission.MemStore, _ float64) (admission.Buckets, error) {
 		f.mu.Lock()
 		w = where{local: true, episode: f.episode}
 		f.mu.Unlock()
-		if !ifRoom {
-			return m.Take(ctx, key, now, tokens, lease)
-		}
-		b, ok, err := m.TakeIfRoom(ctx, key, now, tokens, lease)
-		took = ok
-		return b, err
+		return takeIn(m)
 	})
 	took = took && err == nil
 	if took && !lease.ID.IsZero() {
