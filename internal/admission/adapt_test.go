@@ -1,9 +1,10 @@
 package admission
 
 import (
-	"github.com/keel-run/keel/internal/clock"
 	"testing"
 	"time"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 // grant admits a call holding tokens at once (Haiku: its hold is its max
@@ -11,6 +12,17 @@ import (
 func grant(t testing.TB, g *Governor, tokens int) Ticket {
 	t.Helper()
 	return mustTry(t, g, haiku, Estimate{MaxTokens: tokens})
+}
+
+// watched returns a Governor on an unknown quota that began watching haiku
+// 20 s ago, with nothing taken.
+func watched(t testing.TB) (*Governor, *clock.Fake) {
+	t.Helper()
+	g, clk := newGov(t, Options{})
+	first := grant(t, g, 1)
+	first.Cancel()
+	clk.Advance(20 * time.Second)
+	return g, clk
 }
 
 // confirm sends the one quota signal a throttle of a Ticket now makes: two
@@ -135,6 +147,43 @@ func TestMinuteWindow(t *testing.T) {
 			s := stats(t, g, haiku)
 			if s.Limit != tt.limit || s.Decreases != tt.decreases || s.Resyncs != tt.resyncs {
 				t.Errorf("limit %d, decreases %d, resyncs %d; want %d, %d, %d", s.Limit, s.Decreases, s.Resyncs, tt.limit, tt.decreases, tt.resyncs)
+			}
+		})
+	}
+}
+
+// TestMinuteWindowInDebt: a confirmed throttle while a reply's overrun may
+// still hold Bedrock's bucket below zero (no call got through since), by
+// more than the bucket gave over the minute, does not read the minute's
+// rate as the quota: the refill went to the debt. Read as the quota, the
+// minute after keel bench learn's tight case's first burst, whose replies
+// left the bucket a minute in debt, cut the limit to a quarter of it in 7 s.
+func TestMinuteWindowInDebt(t *testing.T) {
+	tests := []struct {
+		name  string
+		debit int   // what the early call costs beyond its hold, at 1 s
+		limit int64 // after the throttles at 70 s and 105 s
+	}{
+		// Nothing given over the minute to 105 s, far below the quota:
+		// by Decrease.
+		{name: "no debt: lowered", limit: 42000},
+		// The bucket may have owed 30,000 at 70 s, more than it gave
+		// since: held.
+		{name: "in debt: held", debit: 30000, limit: 60000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000))
+			early := grant(t, g, 1000)
+			g.Throttled(haiku)
+			clk.Advance(time.Second)
+			early.Settle(Usage{InputTokens: 1, OutputTokens: 999 + tt.debit})
+			clk.Advance(69 * time.Second)
+			g.Throttled(haiku)
+			clk.Advance(35 * time.Second)
+			g.Throttled(haiku)
+			if s := stats(t, g, haiku); s.Limit != tt.limit {
+				t.Errorf("limit %d, want %d", s.Limit, tt.limit)
 			}
 		})
 	}
@@ -279,6 +328,45 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 	}
 }
 
+// TestFirstLimitRetaken: a call granted before the first limit and still
+// in transit when it was set took nothing if Bedrock throttles it too: the
+// first limit is worked out again without it, until a later confirmed
+// throttle or a call of slow start that got through moves the limit on.
+func TestFirstLimitRetaken(t *testing.T) {
+	tests := []struct {
+		name   string
+		passed bool  // a call granted in slow start got through before the late throttle
+		want   int64 // the limit after it
+	}{
+		// 20,000 taken by the two calls in flight, plus the throttled
+		// hold (10,000), over 80 s: 22,500; without the late call's
+		// 10,000, 15,000.
+		{name: "a late throttle of the first burst", want: 15000},
+		{name: "after a call of slow start got through", passed: true, want: 22500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			stays := grant(t, g, 10000)
+			defer stays.Cancel()
+			late := grant(t, g, 10000)
+			clk.Advance(20 * time.Second)
+			confirm(t, g, 10000)
+			if s := stats(t, g, haiku); s.Limit != 22500 {
+				t.Fatalf("first limit %d, want 22500", s.Limit)
+			}
+			if tt.passed {
+				clk.Advance(5 * time.Second)
+				spend(t, g, haiku, 1)
+			}
+			late.Throttled()
+			if s := stats(t, g, haiku); s.Limit != tt.want {
+				t.Errorf("limit %d after the late throttle, want %d", s.Limit, tt.want)
+			}
+		})
+	}
+}
+
 // TestSlowStart: after the first limit, each call that settles adds
 // slowStartGain times its cost, up to twice the rate the bucket gave over
 // the last slowStartSpan; the next confirmed throttle ends slow start and
@@ -341,6 +429,29 @@ func TestSlowStart(t *testing.T) {
 	}
 }
 
+// TestSlowStartAfterAThrottle: a call granted in slow start before a
+// confirmed throttle that did not end it (no call granted in slow start had
+// got through yet) does not grow the limit when it settles: the bucket ran
+// dry after it was served. Counted, the replies of a burst sent just before
+// a throttle took keel bench learn's tight case from 41,000 to 196,000
+// tokens a minute within a second, four times its quota.
+func TestSlowStartAfterAThrottle(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	grant(t, g, 10000) // in flight throughout: used
+	clk.Advance(20 * time.Second)
+	confirmClass(t, g, 1250, Batch) // a limit of 15,000, slow start
+	clk.Advance(5 * time.Second)
+	early := grant(t, g, 1000)
+	confirm(t, g, 1) // at once: the early call has not got through yet
+	if s := stats(t, g, haiku); s.Limit != 15000 {
+		t.Fatalf("limit %d after the throttle, want 15000 (slow start goes on)", s.Limit)
+	}
+	early.Settle(Usage{InputTokens: 1, OutputTokens: 4999}) // cost 5,000: counted, 15,000 + 20 × 5,000
+	if s := stats(t, g, haiku); s.Limit != 15000 {
+		t.Errorf("limit %d after the early call settled, want 15000", s.Limit)
+	}
+}
+
 // TestDryLower: what Bedrock's bucket gave between two confirmed throttles
 // (empty at both), less the first throttled hold, came from its refill: a
 // confirmed throttle never sets the limit below 97 % of that rate (the
@@ -367,10 +478,7 @@ func TestDryLower(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, Options{})
-			first := grant(t, g, 1) // the Governor starts watching
-			first.Cancel()
-			clk.Advance(20 * time.Second)
+			g, clk := watched(t)
 			confirmClass(t, g, 1000, Batch) // 12 × 1,000 a minute
 			if s := stats(t, g, haiku); s.Limit != 12000 {
 				t.Fatalf("first limit %d, want 12000", s.Limit)
@@ -543,6 +651,51 @@ func TestWarmUp(t *testing.T) {
 			tk.Settle(Usage{InputTokens: 1000})
 			if s := stats(t, g, haiku); s.Available != tt.wantAfter {
 				t.Errorf("available after the Batch call settled %d, want %d", s.Available, tt.wantAfter)
+			}
+		})
+	}
+}
+
+// TestDryLowerLeavesOutDebts: what calls settle beyond their holds takes
+// Bedrock's bucket below zero, and is read as refill between two confirmed
+// throttles only once a call granted after it got through (the bucket was
+// out of debt by then). Otherwise the replies of a burst sent before the
+// first throttle, settling in a debt, made the bound several times the
+// quota (keel bench learn's tight case: 2.9 ×).
+func TestDryLowerLeavesOutDebts(t *testing.T) {
+	tests := []struct {
+		name  string
+		after int   // a call granted at 30 s that settles at once, holding after tokens (0: none)
+		want  int64 // the limit after the confirmed throttle at 31 s
+	}{
+		// Nothing granted since the overrun got through: no bound, and
+		// slow start ends at what the target took since first seen
+		// (1,552 with the throttled hold, over 91 s). Read as refill, the
+		// overrun made the bound 2,915.
+		{name: "in debt since: not read as refill", want: 1023},
+		// A call granted at 30 s got through: the bucket was out of debt,
+		// so the overrun came from the refill: 50 + 1,501 + 100, less the
+		// first throttled hold (1,000), over 11 s, × 0.97.
+		{name: "a call got through since: read as refill", after: 100, want: 3444},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := watched(t)
+			early := grant(t, g, 1)         // sent before the first throttle
+			confirmClass(t, g, 1000, Batch) // a limit of 12,000, slow start
+			clk.Advance(time.Second / 2)
+			held := grant(t, g, 50) // in slow start, in flight past a throttle's round trip: it got through
+			defer held.Cancel()
+			clk.Advance(time.Second / 2)
+			early.Settle(Usage{InputTokens: 1, OutputTokens: 1500}) // 1,500 beyond its hold
+			clk.Advance(9 * time.Second)
+			if tt.after > 0 {
+				spend(t, g, haiku, tt.after)
+			}
+			clk.Advance(time.Second)
+			confirm(t, g, 1)
+			if s := stats(t, g, haiku); s.Limit != tt.want {
+				t.Errorf("limit %d, want %d", s.Limit, tt.want)
 			}
 		})
 	}

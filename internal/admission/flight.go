@@ -21,14 +21,15 @@ func newWindow() window.Ring[float64] {
 type flight struct {
 	at   []time.Time // from the call with seq base; zero: ended
 	hold []float64   // the calls' holds, alongside at
+	deb  []float64   // the target's debits when each call was granted (see limiter.debits), alongside at
 	head int         // at[head] is the oldest slot kept
 	base uint64      // seq of at[head]
 	next uint64      // seq of the next call
 }
 
 // push adds a call granted at t (not before the last one) holding hold
-// tokens, and returns its seq.
-func (f *flight) push(t time.Time, hold float64) uint64 {
+// tokens, when the target's debits stood at debits, and returns its seq.
+func (f *flight) push(t time.Time, hold, debits float64) uint64 {
 	for f.head < len(f.at) && (f.at[f.head].IsZero() || t.Sub(f.at[f.head]) > flightHorizon) {
 		f.head++
 		f.base++
@@ -36,11 +37,13 @@ func (f *flight) push(t time.Time, hold float64) uint64 {
 	if f.head > 0 && f.head >= len(f.at)/2 {
 		n := copy(f.at, f.at[f.head:])
 		copy(f.hold, f.hold[f.head:])
-		f.at, f.hold = f.at[:n], f.hold[:n]
+		copy(f.deb, f.deb[f.head:])
+		f.at, f.hold, f.deb = f.at[:n], f.hold[:n], f.deb[:n]
 		f.head = 0
 	}
 	f.at = append(f.at, t)
 	f.hold = append(f.hold, hold)
+	f.deb = append(f.deb, debits)
 	seq := f.next
 	f.next++
 	return seq
@@ -99,4 +102,20 @@ func (f *flight) oldest(k int, now time.Time) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// passedBefore returns the seq of the latest call in flight granted before
+// the call seq that has been in flight at least wait (it got past Bedrock's
+// quota check), and the debits when it was granted; false when none has.
+func (f *flight) passedBefore(seq uint64, now time.Time, wait time.Duration) (uint64, float64, bool) {
+	end := len(f.at)
+	if seq < f.next {
+		end = f.head + int(max(seq, f.base)-f.base)
+	}
+	for i := end - 1; i >= f.head; i-- {
+		if at := f.at[i]; !at.IsZero() && now.Sub(at) >= wait {
+			return f.base + uint64(i-f.head), f.deb[i], true
+		}
+	}
+	return 0, 0, false
 }

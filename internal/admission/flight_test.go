@@ -32,7 +32,7 @@ func TestFlight(t *testing.T) {
 			var f flight
 			var seqs []uint64
 			for _, s := range tt.grant {
-				seqs = append(seqs, f.push(at(s), 1))
+				seqs = append(seqs, f.push(at(s), 1, 0))
 			}
 			for _, i := range tt.end {
 				f.end(seqs[i])
@@ -57,7 +57,7 @@ func TestFlightReuses(t *testing.T) {
 	now := t0
 	step := func() {
 		now = now.Add(time.Millisecond)
-		live = append(live, f.push(now, 1))
+		live = append(live, f.push(now, 1, 0))
 		if len(live) > 50 {
 			// End one from the middle and the oldest.
 			f.end(live[25])
@@ -90,7 +90,7 @@ func TestFlightYoung(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	seqs := make([]uint64, 4)
 	for i, h := range []float64{100, 200, 400, 800} { // granted at 0, 1, 2, 3 s
-		seqs[i] = f.push(t0.Add(time.Duration(i)*time.Second), h)
+		seqs[i] = f.push(t0.Add(time.Duration(i)*time.Second), h, 0)
 	}
 	f.end(seqs[2])
 	tests := []struct {
@@ -107,5 +107,47 @@ func TestFlightYoung(t *testing.T) {
 		if got := f.young(t0.Add(3500*time.Millisecond), tt.d); got != tt.want {
 			t.Errorf("young(%v) = %v, want %v", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestFlightPassedBefore: the latest call in flight granted before a given
+// one and in flight at least the wait, with the debits at its grant.
+func TestFlightPassedBefore(t *testing.T) {
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name   string
+		grant  []int // grant times, seconds after t0; call i's debits are 10 × i
+		end    []int // indexes into grant of the calls that ended
+		before int   // index into grant of the call looked before (len(grant): a call not granted yet)
+		want   int   // index into grant; -1: none
+	}{
+		{name: "none in flight", before: 0, want: -1},
+		{name: "the latest old enough", grant: []int{1, 2, 3, 9}, before: 4, want: 2},
+		{name: "before the given call", grant: []int{1, 2, 3, 4}, before: 2, want: 1},
+		{name: "an ended call is skipped", grant: []int{1, 2, 3}, end: []int{2}, before: 3, want: 1},
+		{name: "all too young", grant: []int{8, 9}, before: 2, want: -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f flight
+			var seqs []uint64
+			for i, s := range tt.grant {
+				seqs = append(seqs, f.push(at(s), 1, float64(10*i)))
+			}
+			for _, i := range tt.end {
+				f.end(seqs[i])
+			}
+			before := f.next
+			if tt.before < len(seqs) {
+				before = seqs[tt.before]
+			}
+			seq, debits, ok := f.passedBefore(before, at(10), 5*time.Second)
+			switch {
+			case tt.want < 0 && ok:
+				t.Errorf("passedBefore = %d, %v; want none", seq, debits)
+			case tt.want >= 0 && (!ok || seq != seqs[tt.want] || debits != float64(10*tt.want)):
+				t.Errorf("passedBefore = %d, %v, %v; want %d, %d", seq, debits, ok, seqs[tt.want], 10*tt.want)
+			}
+		})
 	}
 }

@@ -28,6 +28,9 @@ func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 			return // granted before slow start: it says nothing of the bucket since
 		}
 		l.slowPassed = true
+		if seq < l.syncSeq {
+			return // granted before the last confirmed throttle: the bucket ran dry since
+		}
 		// Slow start: each call that got through adds slowStartGain times
 		// what it cost, doubling the limit every minute ÷ slowStartGain
 		// while the calls keep up with it, but not past twice what the
@@ -84,32 +87,38 @@ func (l *limiter) throttle(t *Ticket) {
 	var fresh bool
 	var hold float64
 	at, taken, class := now, l.taken, Interactive
+	seq, debits, anyway := l.flight.next, l.debits, false
 	if t != nil {
 		fresh = t.gen == l.gen
 		hold = t.hold
 		at, taken, class = t.at, t.taken, t.class
+		seq, debits, anyway = t.seq, t.debits, t.anyway
 		if !t.at.IsZero() {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
 		l.cancelLocked(t, now)
+		l.retakeFirst(t.seq, now)
 		fresh = l.suspect(t.seq, t.at, fresh, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
 	if fresh && !l.joined(now) {
-		l.react(now, hold, at, taken, class)
+		l.react(now, hold, at, taken, debits-l.passDebits(seq, now), class, anyway)
 	}
 	l.dispatch(now, true)
 }
 
 // react is what a confirmed throttle of a call that held hold tokens (0:
-// one without a Ticket) does. Bedrock's bucket was empty when the Governor's
-// said it was not, so the Governor's is emptied to match. The second
-// confirmed throttle in a row (no call granted since the last one has got
-// through) pauses admissions, and each further one doubles the pause, up to
+// one without a Ticket) does; the call was granted at at, when the target
+// had taken taken, and Bedrock's bucket may have owed below then (see
+// passDebits). Bedrock's bucket was empty when the Governor's said it was
+// not, so the Governor's is emptied to match. The second confirmed throttle
+// in a row (no call granted since the last one has got through) pauses
+// admissions, and each further one doubles the pause, up to
 // maxPauseDoublings: a bucket that refills in steps, or that another client
-// keeps empty, is waited for rather than probed every second. l.mu must be
-// held.
+// keeps empty, is waited for rather than probed every second. A call sent
+// anyway, without room in the Governor's bucket (a probe, a loan), does not
+// count toward the pause: its throttle was expected. l.mu must be held.
 //
 // The limit is not cut by a throttle alone: a throttle says the bucket was
 // empty, not how fast it refills. It comes from what Bedrock's bucket gave:
@@ -125,14 +134,14 @@ func (l *limiter) throttle(t *Ticket) {
 //     gave since the one before (see dryLower), and climbing back toward the
 //     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
-func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64, class Class) {
+func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below float64, class Class, anyway bool) {
 	l.warmGap = 0 // warm-up ends
 	before := l.view.TokensPerMinute
 	// A lower bound far above the limit that met this throttle read calls
 	// still in transit (or a throttle of noise) as served: it is taken at
 	// most to twice that limit (slow start doubles it every few seconds,
 	// so the bound may rightly be above it).
-	lower := min(l.dryLower(taken, now)*learnedShare, dryCap*before)
+	lower := min(l.dryLower(taken, below, now)*learnedShare, dryCap*before)
 	l.dryAt, l.dryTaken, l.dryHold = at, l.taken, hold
 	l.lastThrott = now
 	if l.passedSince(l.syncSeq, now) {
@@ -155,7 +164,7 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64
 	switch {
 	case l.view.unlimited():
 		l.firstLimit(now, hold, class)
-	case l.boundByBedrock(now):
+	case l.boundByBedrock(now) && !l.inDebt(now):
 		// What Bedrock's bucket gave over the last minute, which began and
 		// ended with it empty: the quota, or the share of it other clients
 		// leave.
@@ -208,9 +217,12 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken float64
 	}
 	l.gen++
 	l.confirmed.Add(now, 1)
+	l.debts.add(now, below)
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.syncSeq = l.flight.next
-	l.strikes++
+	if !anyway {
+		l.strikes++
+	}
 	l.pause(now)
 }
 
@@ -335,12 +347,32 @@ func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
 // l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
 	w := l.lifetimeRate(now, hold)
+	l.first = first{hold: hold, gen: l.gen + 1} // react counts this throttle next
 	if class == Batch {
-		w = max(w, hold*firstLimitCalls)
+		l.first.least = hold * firstLimitCalls
 	}
-	l.setLimit(now, min(max(w, l.p.floor), l.p.ceil))
+	l.setLimit(now, min(max(w, l.first.least, l.p.floor), l.p.ceil))
 	l.slow, l.slowPassed = true, false
 	l.slowSeq = l.flight.next
+}
+
+// retakeFirst lowers a first limit when a call granted before it, still
+// in transit when it was set, is throttled: the first limit counted its
+// hold as taken, and it took nothing. It does so only while the limit is
+// the first one, untouched: no later confirmed throttle, and no call of
+// slow start through yet. A batch sent at once into a bucket that served
+// a part of it comes back throttled over a few milliseconds; counted, the
+// calls throttled after the first confirmed one made the tight case's
+// first limit 1.4 × its quota. l.mu must be held.
+func (l *limiter) retakeFirst(seq uint64, now time.Time) {
+	if !l.slow || l.slowPassed || l.gen != l.first.gen || seq >= l.slowSeq {
+		return
+	}
+	w := min(max(l.lifetimeRate(now, l.first.hold), l.first.least, l.p.floor), l.p.ceil)
+	if w < l.view.TokensPerMinute {
+		l.wmax = w
+		l.resize(w, now)
+	}
 }
 
 // pause stops admissions for a jittered cool-down after the second
@@ -352,6 +384,13 @@ func (l *limiter) pause(now time.Time) {
 		return
 	}
 	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()) * float64(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings)))
+	if l.slow && !l.slowPassed {
+		// No call of slow start has got through: the first limit is a
+		// guess, and the bucket may be repaying a debt at a rate the
+		// Governor does not know yet; it is looked at as often as a
+		// probe would, so that its refill is found within probeEvery.
+		pause = min(pause, probeEvery)
+	}
 	l.pausedUntil = now.Add(pause)
 	// Every waiter looks again: the head at its new time, the others at
 	// whether their deadline can still be met.
@@ -361,23 +400,4 @@ func (l *limiter) pause(now time.Time) {
 		}
 	}
 	l.head = nil
-}
-
-// dryLower returns a lower bound of the quota from what Bedrock's bucket
-// gave between the last confirmed throttle and this one, taken before this
-// call was granted (taken): the bucket was empty when each throttled call
-// arrived (it held less than the call's hold), so what it served in
-// between, less the first call's hold, came from its refill. Counted are the
-// calls granted after the last throttle came back (those granted before it
-// may have been served from a bucket not yet empty, as calls queued in the
-// client behind a starting burst are), over the longest the time between
-// the two arrivals can be: from the grant of the last throttled call to
-// now. 0 when there was no earlier confirmed throttle or the span is too
-// short to weigh. l.mu must be held.
-func (l *limiter) dryLower(taken float64, now time.Time) float64 {
-	span := now.Sub(l.dryAt)
-	if l.dryAt.IsZero() || span < minDrySpan {
-		return 0
-	}
-	return max(taken-l.dryTaken-l.dryHold, 0) * 60 / span.Seconds()
 }

@@ -66,13 +66,21 @@ type limiter struct {
 	// first seen: holds granted, less what came back (refunds, throttled and
 	// cancelled calls), plus debits (see lifetimeRate); given holds the same
 	// changes over the last minute.
-	taken      float64
+	taken float64
+	// debits counts what the target's settled calls cost beyond their
+	// holds since it was first seen; pass is the latest call known to
+	// have got through Bedrock's quota check by its settle (see
+	// passDebits).
+	debits     float64
+	pass       passMark
+	debts      debts     // what the last confirmed throttles' buckets may have owed
 	writtenOff float64   // what the last confirmed throttle took out of the bucket
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
+	first      first     // how the first limit was set (see retakeFirst)
 	warmGap    float64   // what a full start would hold beyond the level; > 0 while warming up (see warm, lend)
 	gone       bool      // forgotten to make room for another target (see Governor.limiter)
 	measured   float64   // the limit last set from a measured rate (a minute's, or slow start's end); 0: none
@@ -100,6 +108,21 @@ type limiter struct {
 	head   *waiter // the next call to serve, once told it is
 
 	n counters
+}
+
+// first is how a target's first limit was set: the throttled hold counted
+// in, the least it may be, and the generation it began.
+type first struct {
+	hold, least float64
+	gen         uint64
+}
+
+// passMark is a call that got through Bedrock's quota check: its place in
+// flight, and the target's debits when it was granted.
+type passMark struct {
+	ok     bool
+	seq    uint64
+	debits float64
 }
 
 // climb is a limit's way back from a safe limit (low) toward the one that
@@ -161,7 +184,8 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 // shows is taken only if the Store still has that room: otherwise take
 // grants nothing, returns false, and l.view holds the buckets as they are.
 func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) (Ticket, bool) {
-	lease, ok := l.takeBuckets(hold, l.lease(ctx, hold, input, now), l.view.room(hold), now)
+	room := l.view.room(hold)
+	lease, ok := l.takeBuckets(hold, l.lease(ctx, hold, input, now), room, now)
 	if !ok {
 		return Ticket{}, false
 	}
@@ -172,8 +196,8 @@ func (l *limiter) take(ctx context.Context, est Estimate, class Class, input flo
 	l.taken += hold
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
-	seq := l.flight.push(now, hold)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
+	seq := l.flight.push(now, hold, l.debits)
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, debits: l.debits, anyway: !room, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -198,6 +222,10 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 		l.strikes = 0 // granted since the last confirmed throttle, and got through
 	}
 	l.taken -= t.hold - cost
+	l.debits += max(cost-t.hold, 0)
+	if !l.pass.ok || t.seq > l.pass.seq {
+		l.pass = passMark{ok: true, seq: t.seq, debits: t.debits}
+	}
 	l.given.Add(now, cost-t.hold)
 	l.settled.Add(now, cost)
 	l.n.settled++

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -92,5 +93,43 @@ func TestStaleThrottleDoesNotConfirm(t *testing.T) {
 	x.Throttled() // sent before the confirmed throttle: changes nothing
 	if s := stats(t, g, haiku); s.Resyncs != before.Resyncs || s.PausedFor != 0 {
 		t.Errorf("a stale throttle confirmed: resyncs %d -> %d, paused %v", before.Resyncs, s.Resyncs, s.PausedFor)
+	}
+}
+
+// TestProbeThrottleIsNoStrike: a probe goes whatever the bucket holds, so
+// Bedrock throttling it says nothing the Governor did not assume: it does
+// not count toward the pause, and the next probe goes probeEvery later.
+// Counted, the probes sent into a debt doubled the pause up to 32 s, which
+// then outlasted the debt (keel bench learn's tight case sent nothing for
+// 17-35 s while the bucket held room). Calls granted on room that are
+// throttled still pause.
+func TestProbeThrottleIsNoStrike(t *testing.T) {
+	tests := []struct {
+		name  string
+		debt  bool            // the bucket is 100 minutes in debt: every call is a probe
+		every time.Duration   // between calls
+		want  []time.Duration // the pause after each throttle
+	}{
+		{name: "probes", debt: true, every: probeEvery, want: []time.Duration{0, 0, 0, 0, 0, 0}},
+		{name: "calls on room", every: 2 * time.Minute, want: []time.Duration{0, 0, 0, time.Second, 0, 2 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 1000, Learn: true}})
+			if tt.debt {
+				tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+				tk.Settle(Usage{InputTokens: 100000})
+			}
+			var got []time.Duration
+			for range tt.want {
+				clk.Advance(tt.every)
+				tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+				tk.Throttled()
+				got = append(got, stats(t, g, haiku).PausedFor.Round(time.Second))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("pauses %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

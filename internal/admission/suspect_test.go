@@ -129,18 +129,27 @@ func TestConfirmedThrottleEmptiesTheBucket(t *testing.T) {
 // ends the row, and one granted before it does not.
 func TestStrikes(t *testing.T) {
 	tests := []struct {
-		name string
-		ops  string          // T: a throttle without a Ticket, then the pause waited out; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
-		want []time.Duration // the pause after each T
+		name    string
+		unknown bool            // the quota is unknown: the first T sets its first limit
+		ops     string          // T: a throttle without a Ticket, then the pause waited out; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
+		want    []time.Duration // the pause after each T
 	}{
 		{name: "doubling up to the cap", ops: "TTTTTTTT", want: []time.Duration{0, 1, 2, 4, 8, 16, 32, 32}},
 		{name: "a call that settles ends the row", ops: "TTTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
 		{name: "a call granted before the throttle does not", ops: "TTOToT", want: []time.Duration{0, 1, 2, 4}},
 		{name: "a call in flight past a round trip ends the row", ops: "TTFT", want: []time.Duration{0, 1, 0}},
+		// An unknown quota's first limit, and no call of its slow start
+		// through: its refill is unknown, and looked at as often as a
+		// probe would.
+		{name: "slow start with nothing through: up to probeEvery", unknown: true, ops: "TTTTTTT", want: []time.Duration{0, 1, 2, 4, 5, 5, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, known(600000))
+			o := known(600000)
+			if tt.unknown {
+				o = Options{}
+			}
+			g, clk := newGov(t, o)
 			var held Ticket
 			var got []time.Duration
 			for _, op := range tt.ops {

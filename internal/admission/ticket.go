@@ -28,6 +28,8 @@ type Ticket struct {
 	seq    uint64    // its place in the limiter's flight
 	at     time.Time // when it was granted
 	taken  float64   // the limiter's taken before it was granted
+	debits float64   // the limiter's debits when it was granted
+	anyway bool      // granted without room in the bucket (a probe, a loan)
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate

@@ -118,6 +118,10 @@ const (
 	// burstMemory is how long a learned burst is kept without a confirmed
 	// throttle: after that the bucket holds a minute of quota again.
 	burstMemory = 5 * time.Minute
+	// debtMarks is how many confirmed throttles' possible debts are kept
+	// for the minute's rate: more than a minute of them at the pauses'
+	// pace.
+	debtMarks = 16
 	// minDrySpan is the shortest span between two confirmed throttles
 	// whose gift is read as a lower bound of the quota: over a shorter one
 	// a call's hold weighs too much.
