@@ -160,9 +160,10 @@ func loopbackListeners() map[string]int {
 // the suite; TestDocCommands still parses and checks their flags, so a
 // renamed or out-of-range flag in the docs fails it.
 var docCommandsExempt = map[string]string{
-	"keel bench quota":                 "runs for 3m15s",
-	"keel bench quota --seed 2 --json": "runs for 3m15s; TestBenchQuotaJSON covers --json",
-	"keel bench quota --seed 2":        "runs for 3m15s; the default run with another seed",
+	"keel bench quota":                                                                         "runs for 3m15s",
+	"keel bench quota --seed 2 --json":                                                         "runs for 3m15s; TestBenchQuotaJSON covers --json",
+	"keel bench quota --seed 2":                                                                "runs for 3m15s; the default run with another seed",
+	"keel bench quota --seed 2 --contenders keel,keel-learn":                                   "runs for 3m15s; the default run with two of its contenders",
 	"keel bench quota --seed 4 --contenders keel,standard --calls calls.jsonl":                 "runs for 3m15s; TestBenchQuotaJSON covers --calls",
 	"keel bench quota --quota 3_000_000 --duration 6s --speed 0.05 --deadline 5s":              "the same run as TestRunShort (internal/bench); two real-time benches at once would disturb each other",
 	"keel bench quota --replicas 4 --contenders keel-redis,keel-local":                         "runs for 3m15s; bench_replicas.txtar runs the replicas in miniature",
