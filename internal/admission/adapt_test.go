@@ -335,13 +335,16 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 func TestFirstLimitRetaken(t *testing.T) {
 	tests := []struct {
 		name   string
-		passed bool  // a call granted in slow start got through before the late throttle
-		want   int64 // the limit after it
+		passed bool          // a call granted in slow start got through before the late throttle
+		after  time.Duration // between the first limit and the late throttle
+		want   int64         // the limit after it
 	}{
 		// 20,000 taken by the two calls in flight, plus the throttled
 		// hold (10,000), over 80 s: 22,500; without the late call's
 		// 10,000, 15,000.
 		{name: "a late throttle of the first burst", want: 15000},
+		// Over the same 80 s: time passing alone does not lower it.
+		{name: "a late throttle 10 s later", after: 10 * time.Second, want: 15000},
 		{name: "after a call of slow start got through", passed: true, want: 22500},
 	}
 	for _, tt := range tests {
@@ -359,6 +362,7 @@ func TestFirstLimitRetaken(t *testing.T) {
 				clk.Advance(5 * time.Second)
 				spend(t, g, haiku, 1)
 			}
+			clk.Advance(tt.after)
 			late.Throttled()
 			if s := stats(t, g, haiku); s.Limit != tt.want {
 				t.Errorf("limit %d after the late throttle, want %d", s.Limit, tt.want)
@@ -674,8 +678,9 @@ func TestDryLowerLeavesOutDebts(t *testing.T) {
 		// overrun made the bound 2,915.
 		{name: "in debt since: not read as refill", want: 1023},
 		// A call granted at 30 s got through: the bucket was out of debt,
-		// so the overrun came from the refill: 50 + 1,501 + 100, less the
-		// first throttled hold (1,000), over 11 s, × 0.97.
+		// so the overrun came from the refill: 50 + 1,500 + 100 and the
+		// suspect's hold (1), less the first throttled hold (1,000), over
+		// 11 s, × 0.97.
 		{name: "a call got through since: read as refill", after: 100, want: 3444},
 	}
 	for _, tt := range tests {

@@ -18,8 +18,10 @@ import "time"
 // may have been served from a bucket not yet empty, as calls queued in the
 // client behind a starting burst are), over the longest the time between
 // the two arrivals can be: from the grant of the last throttled call to
-// now. 0 when there was no earlier confirmed throttle or the span is too
-// short to weigh. l.mu must be held.
+// now. below is what Bedrock's bucket may have owed when this call arrived
+// (see passDebits): what it gave while in debt came from no refill, and is
+// left out. 0 when there was no earlier confirmed throttle or the span is
+// too short to weigh. l.mu must be held.
 func (l *limiter) dryLower(taken, below float64, now time.Time) float64 {
 	span := now.Sub(l.dryAt)
 	if l.dryAt.IsZero() || span < minDrySpan {
@@ -29,19 +31,23 @@ func (l *limiter) dryLower(taken, below float64, now time.Time) float64 {
 }
 
 // passDebits returns the target's debits when the latest call granted
-// before the call seq that got through Bedrock's quota check was granted (0
-// when none did). Bedrock's bucket held at least nothing once that call was
-// served, so only the debits since can have taken it below zero. l.mu must
-// be held.
-func (l *limiter) passDebits(seq uint64, now time.Time) float64 {
+// before the call seq that got through Bedrock's quota check was granted,
+// and whether such a call is known. Bedrock's bucket held at least nothing
+// once that call was served, so only the debits since can have taken it
+// below zero. Unknown (no call in flight got through, and the latest that
+// settled was granted after seq), it returns 0: every debit since the
+// target was first seen is taken as owed, which only lowers dryLower's
+// bound, and the debt is not recorded for the minute's rate (see inDebt).
+// l.mu must be held.
+func (l *limiter) passDebits(seq uint64, now time.Time) (float64, bool) {
 	p, d, ok := l.flight.passedBefore(seq, now, l.throttleWait())
 	if s := l.pass; s.ok && s.seq < seq && (!ok || s.seq > p) {
 		d, ok = s.debits, true
 	}
 	if !ok {
-		return 0
+		return 0, false
 	}
-	return d
+	return d, true
 }
 
 // debts holds, for the last confirmed throttles, how far below zero

@@ -126,6 +126,8 @@ func TestFlightPassedBefore(t *testing.T) {
 		{name: "before the given call", grant: []int{1, 2, 3, 4}, before: 2, want: 1},
 		{name: "an ended call is skipped", grant: []int{1, 2, 3}, end: []int{2}, before: 3, want: 1},
 		{name: "all too young", grant: []int{8, 9}, before: 2, want: -1},
+		{name: "after the oldest ended (head and base moved)", grant: []int{1, 2, 3, 4, 5}, end: []int{0, 1}, before: 4, want: 3},
+		{name: "the given call ended before", grant: []int{1, 2, 3}, end: []int{0, 1}, before: 1, want: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,12 +87,12 @@ func (l *limiter) throttle(t *Ticket) {
 	var fresh bool
 	var hold float64
 	at, taken, class := now, l.taken, Interactive
-	seq, debits, anyway := l.flight.next, l.debits, false
+	seq, debits, probe := l.flight.next, l.debits, false
 	if t != nil {
 		fresh = t.gen == l.gen
 		hold = t.hold
 		at, taken, class = t.at, t.taken, t.class
-		seq, debits, anyway = t.seq, t.debits, t.anyway
+		seq, debits, probe = t.seq, t.debits, t.probe
 		if !t.at.IsZero() {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
@@ -103,22 +103,24 @@ func (l *limiter) throttle(t *Ticket) {
 		fresh = !now.Before(l.pausedUntil)
 	}
 	if fresh && !l.joined(now) {
-		l.react(now, hold, at, taken, debits-l.passDebits(seq, now), class, anyway)
+		pd, known := l.passDebits(seq, now)
+		l.react(now, hold, at, taken, debits-pd, known, class, probe)
 	}
 	l.dispatch(now, true)
 }
 
 // react is what a confirmed throttle of a call that held hold tokens (0:
 // one without a Ticket) does; the call was granted at at, when the target
-// had taken taken, and Bedrock's bucket may have owed below then (see
-// passDebits). Bedrock's bucket was empty when the Governor's said it was
+// had taken taken, and Bedrock's bucket may have owed below then (known:
+// a call that got through before it was found; see passDebits). Bedrock's bucket was empty when the Governor's said it was
 // not, so the Governor's is emptied to match. The second confirmed throttle
 // in a row (no call granted since the last one has got through) pauses
 // admissions, and each further one doubles the pause, up to
 // maxPauseDoublings: a bucket that refills in steps, or that another client
-// keeps empty, is waited for rather than probed every second. A call sent
-// anyway, without room in the Governor's bucket (a probe, a loan), does not
-// count toward the pause: its throttle was expected. l.mu must be held.
+// keeps empty, is waited for rather than probed every second. A probe, sent
+// without room in the Governor's bucket, does not count toward the pause:
+// its throttle was expected. (A warm-up loan does: it bets that Bedrock's
+// bucket is full.) l.mu must be held.
 //
 // The limit is not cut by a throttle alone: a throttle says the bucket was
 // empty, not how fast it refills. It comes from what Bedrock's bucket gave:
@@ -134,7 +136,7 @@ func (l *limiter) throttle(t *Ticket) {
 //     gave since the one before (see dryLower), and climbing back toward the
 //     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
-func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below float64, class Class, anyway bool) {
+func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below float64, known bool, class Class, probe bool) {
 	l.warmGap = 0 // warm-up ends
 	before := l.view.TokensPerMinute
 	// A lower bound far above the limit that met this throttle read calls
@@ -217,10 +219,12 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 	}
 	l.gen++
 	l.confirmed.Add(now, 1)
-	l.debts.add(now, below)
+	if known {
+		l.debts.add(now, below)
+	}
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.syncSeq = l.flight.next
-	if !anyway {
+	if !probe {
 		l.strikes++
 	}
 	l.pause(now)
@@ -347,7 +351,7 @@ func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
 // l.mu must be held.
 func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
 	w := l.lifetimeRate(now, hold)
-	l.first = first{hold: hold, gen: l.gen + 1} // react counts this throttle next
+	l.first = first{hold: hold, at: now, gen: l.gen + 1} // react counts this throttle next
 	if class == Batch {
 		l.first.least = hold * firstLimitCalls
 	}
@@ -368,7 +372,7 @@ func (l *limiter) retakeFirst(seq uint64, now time.Time) {
 	if !l.slow || l.slowPassed || l.gen != l.first.gen || seq >= l.slowSeq {
 		return
 	}
-	w := min(max(l.lifetimeRate(now, l.first.hold), l.first.least, l.p.floor), l.p.ceil)
+	w := min(max(l.lifetimeRate(l.first.at, l.first.hold), l.first.least, l.p.floor), l.p.ceil) // over the same span
 	if w < l.view.TokensPerMinute {
 		l.wmax = w
 		l.resize(w, now)

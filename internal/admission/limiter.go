@@ -111,9 +111,10 @@ type limiter struct {
 }
 
 // first is how a target's first limit was set: the throttled hold counted
-// in, the least it may be, and the generation it began.
+// in, the least it may be, when, and the generation it began.
 type first struct {
 	hold, least float64
+	at          time.Time
 	gen         uint64
 }
 
@@ -185,6 +186,7 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 // grants nothing, returns false, and l.view holds the buckets as they are.
 func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) (Ticket, bool) {
 	room := l.view.room(hold)
+	probe := !room && l.probe(hold, now)
 	lease, ok := l.takeBuckets(hold, l.lease(ctx, hold, input, now), room, now)
 	if !ok {
 		return Ticket{}, false
@@ -197,7 +199,7 @@ func (l *limiter) take(ctx context.Context, est Estimate, class Class, input flo
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold, l.debits)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, debits: l.debits, anyway: !room, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, debits: l.debits, probe: probe, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }

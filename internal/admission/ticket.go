@@ -29,7 +29,7 @@ type Ticket struct {
 	at     time.Time // when it was granted
 	taken  float64   // the limiter's taken before it was granted
 	debits float64   // the limiter's debits when it was granted
-	anyway bool      // granted without room in the bucket (a probe, a loan)
+	probe  bool      // granted as a probe, without room in the bucket (see limiter.probe)
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate
