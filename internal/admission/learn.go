@@ -111,9 +111,10 @@ func (l *limiter) throttle(t *Ticket) {
 
 // react is what a confirmed throttle of a call that held hold tokens (0:
 // one without a Ticket) does; the call was granted at at, when the target
-// had taken taken, and Bedrock's bucket may have owed below then (known:
-// a call that got through before it was found; see passDebits). Bedrock's bucket was empty when the Governor's said it was
-// not, so the Governor's is emptied to match. The second confirmed throttle
+// had taken taken, and Bedrock's bucket may have owed below then (known: a
+// call that got through before it was found; see passDebits). Bedrock's
+// bucket was empty when the Governor's said it was not, so the Governor's
+// is emptied to match. The second confirmed throttle
 // in a row (no call granted since the last one has got through) pauses
 // admissions, and each further one doubles the pause, up to
 // maxPauseDoublings: a bucket that refills in steps, or that another client
