@@ -44,10 +44,7 @@ func (l *limiter) passDebits(seq uint64, now time.Time) (float64, bool) {
 	if s := l.pass; s.ok && s.seq < seq && (!ok || s.seq > p) {
 		d, ok = s.debits, true
 	}
-	if !ok {
-		return 0, false
-	}
-	return d, true
+	return d, ok // passedBefore's d is 0 when it found none
 }
 
 // debts holds, for the last confirmed throttles, how far below zero
