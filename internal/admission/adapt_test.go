@@ -433,6 +433,52 @@ func TestSlowStart(t *testing.T) {
 	}
 }
 
+// TestSlowStartEndWithoutGrowth: slow start's end halves the limit only
+// when slow start raised it (the halving undoes its last doubling); a
+// first limit it never raised goes to what the target took, if lower. A
+// bucket in debt after a burst lets one call through and throttles the
+// next, and halving the first limit then took keel bench learn's noise
+// case to half its quota for a minute.
+func TestSlowStartEndWithoutGrowth(t *testing.T) {
+	tests := []struct {
+		name  string
+		spend int   // a call that settles at 25 s
+		grown int64 // the limit after it
+		ended int64 // after a confirmed throttle at 26 s
+	}{
+		// The first limit: (60,000 + 1,000) × 60/80 = 45,750. 500 in
+		// the last 10 s: twice its rate is 6,000, no growth. At the
+		// throttle the target has taken 60,501: × 60/86 = 42,210, below
+		// the limit but above half of it.
+		{name: "never raised: to what the target took", spend: 500, grown: 45750, ended: 42210},
+		// 3,500 over the 5 s the 10 s window reads: twice its rate is
+		// 84,000, below 45,750 + 20 × 3,500. At the throttle the target
+		// has taken 63,501: × 60/86 = 44,303, above half of 84,000.
+		{name: "raised: halved", spend: 3500, grown: 84000, ended: 42000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			grant(t, g, 60000) // in flight throughout: used
+			clk.Advance(20 * time.Second)
+			confirm(t, g, 1000)
+			if s := stats(t, g, haiku); s.Limit != 45750 {
+				t.Fatalf("first limit %d, want 45750", s.Limit)
+			}
+			clk.Advance(5 * time.Second)
+			spend(t, g, haiku, tt.spend)
+			if s := stats(t, g, haiku); s.Limit != tt.grown {
+				t.Fatalf("after the call: limit %d, want %d", s.Limit, tt.grown)
+			}
+			clk.Advance(time.Second)
+			confirm(t, g, 1)
+			if s := stats(t, g, haiku); s.Limit != tt.ended {
+				t.Errorf("after slow start's end: limit %d, want %d", s.Limit, tt.ended)
+			}
+		})
+	}
+}
+
 // TestSlowStartAfterAThrottle: a call granted in slow start before a
 // confirmed throttle that did not end it (no call granted in slow start had
 // got through yet) does not grow the limit when it settles: the bucket ran
@@ -446,7 +492,7 @@ func TestSlowStartAfterAThrottle(t *testing.T) {
 	confirmClass(t, g, 1250, Batch) // a limit of 15,000, slow start
 	clk.Advance(5 * time.Second)
 	early := grant(t, g, 1000)
-	confirm(t, g, 1) // at once: the early call has not got through yet
+	g.Throttled(haiku) // a quota signal at once (the early call, the scout, keeps others waiting): it has not got through yet
 	if s := stats(t, g, haiku); s.Limit != 15000 {
 		t.Fatalf("limit %d after the throttle, want 15000 (slow start goes on)", s.Limit)
 	}

@@ -126,7 +126,7 @@ func (b *bucket) resize(limit float64) {
 // fits reports whether a call holding hold tokens may start now: the target
 // is not paused after a throttle and the buckets have room.
 func (l *limiter) fits(hold float64, now time.Time) bool {
-	if now.Before(l.pausedUntil) {
+	if now.Before(l.pausedUntil) || now.Before(l.scoutAt()) {
 		return false
 	}
 	return l.view.room(hold) || l.probe(hold, now)
@@ -166,6 +166,9 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	at := now
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
+	}
+	if s := l.scoutAt(); s.After(at) {
+		at = s
 	}
 	fit := l.view.fitAt(hold, now, at)
 	if p, ok := l.probeAt(hold, now); ok && p.Before(fit) {

@@ -39,6 +39,7 @@ func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 		if w > l.view.TokensPerMinute {
 			l.wmax = w
 			l.resize(w, now)
+			l.slowGrew = true
 		}
 		return
 	}
@@ -158,7 +159,11 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 		// again (see exitRate): the limit goes to the lower of the two,
 		// and no lower than what Bedrock gave since the last confirmed
 		// throttle (see dryLower).
-		w := max(min(l.view.TokensPerMinute/2, l.exitRate(now, hold)), min(lower, l.view.TokensPerMinute))
+		cut := l.view.TokensPerMinute
+		if l.slowGrew {
+			cut /= 2
+		}
+		w := max(min(cut, l.exitRate(now, hold)), min(lower, l.view.TokensPerMinute))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
 		l.measured = l.view.TokensPerMinute
@@ -357,7 +362,7 @@ func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
 		l.first.least = hold * firstLimitCalls
 	}
 	l.setLimit(now, min(max(w, l.first.least, l.p.floor), l.p.ceil))
-	l.slow, l.slowPassed = true, false
+	l.slow, l.slowPassed, l.slowGrew = true, false, false
 	l.slowSeq = l.flight.next
 }
 

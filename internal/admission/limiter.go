@@ -80,6 +80,7 @@ type limiter struct {
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
+	slowGrew   bool      // slow start raised the limit
 	first      first     // how the first limit was set (see retakeFirst)
 	warmGap    float64   // what a full start would hold beyond the level; > 0 while warming up (see warm, lend)
 	gone       bool      // forgotten to make room for another target (see Governor.limiter)
@@ -101,7 +102,8 @@ type limiter struct {
 	// to throttle).
 	reply, quick, perTok, bigHold, throttleLat quantile
 
-	suspicion suspicion // an unconfirmed throttle (see suspect)
+	suspicion  suspicion  // an unconfirmed throttle (see suspect)
+	settledTop settledTop // the latest calls that settled, by seq (see suspect)
 
 	queues [numClasses]fifo
 	streak int     // Interactive grants in a row while Batch waited
@@ -220,6 +222,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost, 0, now)
 	l.settledAfter(t.seq)
+	l.settledTop.add(t.seq)
 	if t.gen == l.gen {
 		l.strikes = 0 // granted since the last confirmed throttle, and got through
 	}

@@ -16,7 +16,10 @@ import "time"
 // A call got through when it settled, or when it has been in flight for
 // longer than throttles take to come back (see throttleWait): Bedrock
 // throttles a call before it runs the model, so a call still in flight
-// then was reserved its tokens.
+// then was reserved its tokens. Calls granted after the suspect that
+// settled before its throttle came back count too (see settledTop): a
+// throttle's round trip can outlast short replies, as when a batch goes at
+// once into a bucket that serves all but a few of its calls.
 type suspicion struct {
 	active  bool
 	seq     uint64    // the throttled call's place in flight
@@ -41,7 +44,7 @@ func (l *limiter) suspect(seq uint64, at time.Time, fresh bool, now time.Time) b
 		*s = suspicion{}
 		return true
 	case !s.active && fresh:
-		*s = suspicion{active: true, seq: seq, at: at}
+		*s = suspicion{active: true, seq: seq, at: at, settled: l.settledTop.after(seq)}
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
@@ -87,6 +90,31 @@ func (l *limiter) throttleWait() time.Duration {
 	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
 }
 
+// scoutAt returns when the scout has got past Bedrock's quota check (zero:
+// no call waits for a scout). After a confirmed throttle, until a call
+// granted since gets through, the oldest call in flight granted since is
+// the scout: the others wait for it until it has been in flight for
+// throttleWait, or has ended. Bedrock's bucket may still be empty (in debt,
+// or refilling slower than the Governor's); the scout finds out with one
+// throttle where the calls the Governor's refill let through meanwhile
+// would all have been throttled. l.mu must be held.
+func (l *limiter) scoutAt() time.Time {
+	if l.strikes == 0 {
+		return time.Time{}
+	}
+	f := &l.flight
+	i := f.head
+	if l.syncSeq > f.base {
+		i += int(l.syncSeq - f.base)
+	}
+	for ; i < len(f.at); i++ {
+		if at := f.at[i]; !at.IsZero() {
+			return at.Add(l.throttleWait())
+		}
+	}
+	return time.Time{}
+}
+
 // passedSince reports whether a call granted at or after flight seq seq has
 // been in flight longer than a throttle takes to come back (see passed).
 // l.mu must be held.
@@ -103,4 +131,31 @@ func (l *limiter) passedSince(seq uint64, now time.Time) bool {
 		}
 	}
 	return false
+}
+
+// settledTop holds the seqs (plus one; 0: none) of the confirmPasses
+// latest calls, by seq, that settled: those of a new suspect's later calls
+// that settled before its throttle came back.
+type settledTop [confirmPasses]uint64
+
+// add records that the call seq settled.
+func (t *settledTop) add(seq uint64) {
+	low := 0
+	for i := range t {
+		if t[i] < t[low] {
+			low = i
+		}
+	}
+	t[low] = max(t[low], seq+1)
+}
+
+// after counts the recorded calls granted after the call seq.
+func (t *settledTop) after(seq uint64) int {
+	n := 0
+	for _, s := range t {
+		if s > seq+1 {
+			n++
+		}
+	}
+	return n
 }

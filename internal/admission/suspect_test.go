@@ -53,6 +53,12 @@ func TestSuspicion(t *testing.T) {
 		{name: "cleared by three calls in flight past a throttle's round trip", run: passThen(confirmPasses, 2*throttleSlack),
 			throttles: 2, noise: 1, avail: 57100},
 		{name: "three calls in flight too briefly do not", run: passThen(confirmPasses, throttleSlack/2), throttles: 2, resyncs: 1, avail: 0},
+		// A call's throttle may come back after calls granted after it
+		// got through: replies shorter than a throttle's round trip, as in
+		// a batch sent at once into a full bucket.
+		{name: "cleared by three calls granted after it that settled before it came back", run: settledFirst(confirmPasses),
+			throttles: 2, noise: 1, avail: 57000},
+		{name: "two that settled before it came back do not", run: settledFirst(confirmPasses - 1), throttles: 2, resyncs: 1, avail: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +88,20 @@ func passThen(n int, held time.Duration) func(t *testing.T, g *Governor, adv fun
 			}
 		}
 		adv(held)
+		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
+	}
+}
+
+// settledFirst returns a run for TestSuspicion: a call granted, then n
+// calls granted after it that settle at once, then its throttle, then a
+// throttle of a call granted after them.
+func settledFirst(n int) func(t *testing.T, g *Governor, adv func(time.Duration)) {
+	return func(t *testing.T, g *Governor, _ func(time.Duration)) {
+		a := grant(t, g, 1000)
+		for range n {
+			spend(t, g, haiku, 1000)
+		}
+		a.Throttled()
 		throttle(t, g, haiku, Estimate{MaxTokens: 1000})
 	}
 }
@@ -261,3 +281,38 @@ func testPauseHoldsTheQueue(t *testing.T) {
 // end in steps of 5 s: at each step in [spendFrom, spendTo] a call spends
 // spend tokens, then, at the steps listed, a throttle without a Ticket
 // comes (a confirmed quota signal).
+
+// TestScoutAfterAConfirmedThrottle: after a confirmed throttle, the first
+// call granted goes alone: the others wait until it has been in flight for
+// a throttle's round trip, or has ended. A bucket still empty throttles one
+// call, not all those the Governor's refill let through.
+func TestScoutAfterAConfirmedThrottle(t *testing.T) {
+	tests := []struct {
+		name  string
+		then  func(scout Ticket, adv func(time.Duration))
+		admit bool // a second call is admitted at once after then
+	}{
+		{name: "the scout in transit: the next waits", then: func(Ticket, func(time.Duration)) {}},
+		{name: "half a round trip later: still", then: func(_ Ticket, adv func(time.Duration)) { adv(throttleSlack / 2) }},
+		{name: "past a throttle's round trip: the next goes", then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admit: true},
+		{name: "the scout settled: the next goes", then: func(s Ticket, _ func(time.Duration)) { s.Settle(Usage{InputTokens: 1, OutputTokens: 99}) }, admit: true},
+		{name: "the scout throttled (a suspicion): the next goes", then: func(s Ticket, _ func(time.Duration)) { s.Throttled() }, admit: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000))
+			confirm(t, g, 1000)
+			clk.Advance(time.Second) // 1,000 tokens of refill
+			scout := grant(t, g, 100)
+			tt.then(scout, clk.Advance)
+			_, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Interactive)
+			if err != nil || ok != tt.admit {
+				t.Errorf("a second call: admitted %v, %v; want %v", ok, err, tt.admit)
+			}
+		})
+	}
+	// Without a confirmed throttle, calls go together.
+	g, _ := newGov(t, known(60000))
+	grant(t, g, 100)
+	grant(t, g, 100)
+}
