@@ -433,12 +433,12 @@ func TestSlowStart(t *testing.T) {
 	}
 }
 
-// TestSlowStartEndWithoutGrowth: slow start's end halves the limit only
-// when slow start raised it (the halving undoes its last doubling); a
-// first limit it never raised goes to what the target took, if lower. A
-// bucket in debt after a burst lets one call through and throttles the
-// next, and halving the first limit then took keel bench learn's noise
-// case to half its quota for a minute.
+// TestSlowStartEndWithoutGrowth: slow start's end halves the limit (which
+// slow start may have doubled since the last look), but not below the limit
+// slow start began from, which it did not lower; then to what the target
+// took, if lower. A bucket in debt after a burst lets one call through and
+// throttles the next, and halving the first limit then took keel bench
+// learn's noise case to half its quota for a minute.
 func TestSlowStartEndWithoutGrowth(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -451,10 +451,15 @@ func TestSlowStartEndWithoutGrowth(t *testing.T) {
 		// throttle the target has taken 60,501: × 60/86 = 42,210, below
 		// the limit but above half of it.
 		{name: "never raised: to what the target took", spend: 500, grown: 45750, ended: 42210},
-		// 3,500 over the 5 s the 10 s window reads: twice its rate is
-		// 84,000, below 45,750 + 20 × 3,500. At the throttle the target
-		// has taken 63,501: × 60/86 = 44,303, above half of 84,000.
-		{name: "raised: halved", spend: 3500, grown: 84000, ended: 42000},
+		// 1,907 over the 5 s the 10 s window reads: twice its rate is
+		// 45,768, 18 above the limit. Halved, 22,884; but not below
+		// 45,750, and what the target took, 61,908 × 60/86 = 43,192, is
+		// lower.
+		{name: "raised a little: not halved", spend: 1907, grown: 45768, ended: 43192},
+		// 3,500: twice its rate is 84,000, below 45,750 + 20 × 3,500.
+		// Half of it is 42,000, below 45,750; what the target took,
+		// 63,501 × 60/86 = 44,303, is lower.
+		{name: "raised: no lower than where it began", spend: 3500, grown: 84000, ended: 44303},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -124,9 +124,10 @@ func (b *bucket) resize(limit float64) {
 }
 
 // fits reports whether a call holding hold tokens may start now: the target
-// is not paused after a throttle and the buckets have room.
+// is not paused after a throttle, no call waits for a scout (see scoutAt),
+// and the buckets have room.
 func (l *limiter) fits(hold float64, now time.Time) bool {
-	if now.Before(l.pausedUntil) || now.Before(l.scoutAt()) {
+	if now.Before(l.pausedUntil) || now.Before(l.scoutAt(now)) {
 		return false
 	}
 	return l.view.room(hold) || l.probe(hold, now)
@@ -167,7 +168,7 @@ func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
-	if s := l.scoutAt(); s.After(at) {
+	if s := l.scoutAt(now); s.After(at) {
 		at = s
 	}
 	fit := l.view.fitAt(hold, now, at)

@@ -39,7 +39,6 @@ func (l *limiter) grow(now time.Time, cost float64, seq uint64) {
 		if w > l.view.TokensPerMinute {
 			l.wmax = w
 			l.resize(w, now)
-			l.slowGrew = true
 		}
 		return
 	}
@@ -154,15 +153,13 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 	if l.slow && (l.slowPassed || l.passedSince(l.slowSeq, now)) {
 		// Slow start ends, once a call got through since it began (until
 		// then the bucket is still spent, or in debt, and says nothing of
-		// the rate). It doubled the limit since the last check, so the
-		// quota lies below half of it; and what the bucket gave bounds it
-		// again (see exitRate): the limit goes to the lower of the two,
-		// and no lower than what Bedrock gave since the last confirmed
-		// throttle (see dryLower).
-		cut := l.view.TokensPerMinute
-		if l.slowGrew {
-			cut /= 2
-		}
+		// the rate). It may have doubled the limit since the last check,
+		// so the quota lies below half of it, but not below the limit it
+		// began from, which it did not lower; and what the bucket gave
+		// bounds it again (see exitRate): the limit goes to the lower of
+		// the two, and no lower than what Bedrock gave since the last
+		// confirmed throttle (see dryLower).
+		cut := max(l.view.TokensPerMinute/2, min(l.slowFrom, l.view.TokensPerMinute))
 		w := max(min(cut, l.exitRate(now, hold)), min(lower, l.view.TokensPerMinute))
 		l.slow = false
 		l.setLimit(now, max(w, l.p.floor))
@@ -362,7 +359,8 @@ func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
 		l.first.least = hold * firstLimitCalls
 	}
 	l.setLimit(now, min(max(w, l.first.least, l.p.floor), l.p.ceil))
-	l.slow, l.slowPassed, l.slowGrew = true, false, false
+	l.slow, l.slowPassed = true, false
+	l.slowFrom = l.view.TokensPerMinute
 	l.slowSeq = l.flight.next
 }
 
@@ -382,6 +380,7 @@ func (l *limiter) retakeFirst(seq uint64, now time.Time) {
 	if w < l.view.TokensPerMinute {
 		l.wmax = w
 		l.resize(w, now)
+		l.slowFrom = w
 	}
 }
 

@@ -80,7 +80,7 @@ type limiter struct {
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
-	slowGrew   bool      // slow start raised the limit
+	slowFrom   float64   // the limit slow start began from
 	first      first     // how the first limit was set (see retakeFirst)
 	warmGap    float64   // what a full start would hold beyond the level; > 0 while warming up (see warm, lend)
 	gone       bool      // forgotten to make room for another target (see Governor.limiter)

@@ -104,6 +104,9 @@ func (l *limiter) estimateWait(w *waiter, now time.Time, share float64) time.Dur
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
+	if s := l.scoutAt(now); s.After(at) {
+		at = s
+	}
 	if !l.view.unlimited() {
 		refund := l.inflightHold * (1 - l.settleFrac)
 		if deficit := sameT + otherT + min(w.judge, l.view.capacity()) - l.view.Tokens - refund; deficit > 0 {

@@ -90,15 +90,18 @@ func (l *limiter) throttleWait() time.Duration {
 	return time.Duration(throttleMargin*l.throttleLat.v*float64(time.Second)) + throttleSlack
 }
 
-// scoutAt returns when the scout has got past Bedrock's quota check (zero:
-// no call waits for a scout). After a confirmed throttle, until a call
-// granted since gets through, the oldest call in flight granted since is
-// the scout: the others wait for it until it has been in flight for
+// scoutAt returns when the scout will have got past Bedrock's quota check
+// (zero: no call waits for a scout). After a confirmed throttle, until a
+// call granted since gets through, the oldest call in flight granted since
+// is the scout: the others wait for it until it has been in flight for
 // throttleWait, or has ended. Bedrock's bucket may still be empty (in debt,
 // or refilling slower than the Governor's); the scout finds out with one
 // throttle where the calls the Governor's refill let through meanwhile
-// would all have been throttled. l.mu must be held.
-func (l *limiter) scoutAt() time.Time {
+// would all have been throttled. A scout found past the check ends the row
+// of strikes, as react would. Each process sends its own scout: a Governor
+// whose throttle another process already reacted to (see joined) sends
+// none. l.mu must be held.
+func (l *limiter) scoutAt(now time.Time) time.Time {
 	if l.strikes == 0 {
 		return time.Time{}
 	}
@@ -109,7 +112,12 @@ func (l *limiter) scoutAt() time.Time {
 	}
 	for ; i < len(f.at); i++ {
 		if at := f.at[i]; !at.IsZero() {
-			return at.Add(l.throttleWait())
+			end := at.Add(l.throttleWait())
+			if !end.After(now) {
+				l.strikes = 0 // it got through
+				return time.Time{}
+			}
+			return end
 		}
 	}
 	return time.Time{}
@@ -133,9 +141,9 @@ func (l *limiter) passedSince(seq uint64, now time.Time) bool {
 	return false
 }
 
-// settledTop holds the seqs (plus one; 0: none) of the confirmPasses
-// latest calls, by seq, that settled: those of a new suspect's later calls
-// that settled before its throttle came back.
+// settledTop holds the confirmPasses highest seqs (plus one; 0: none) of
+// the calls that settled, the latest granted: those of a new suspect's
+// later calls that settled before its throttle came back.
 type settledTop [confirmPasses]uint64
 
 // add records that the call seq settled.

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -285,18 +286,26 @@ func testPauseHoldsTheQueue(t *testing.T) {
 // TestScoutAfterAConfirmedThrottle: after a confirmed throttle, the first
 // call granted goes alone: the others wait until it has been in flight for
 // a throttle's round trip, or has ended. A bucket still empty throttles one
-// call, not all those the Governor's refill let through.
+// call, not all those the Governor's refill let through. A scout found past
+// the check ends the row of strikes: a later call is no scout.
 func TestScoutAfterAConfirmedThrottle(t *testing.T) {
 	tests := []struct {
 		name  string
-		then  func(scout Ticket, adv func(time.Duration))
-		admit bool // a second call is admitted at once after then
+		then  func(t *testing.T, g *Governor, scout Ticket, adv func(time.Duration))
+		admit bool // a call is admitted at once after then
 	}{
-		{name: "the scout in transit: the next waits", then: func(Ticket, func(time.Duration)) {}},
-		{name: "half a round trip later: still", then: func(_ Ticket, adv func(time.Duration)) { adv(throttleSlack / 2) }},
-		{name: "past a throttle's round trip: the next goes", then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admit: true},
-		{name: "the scout settled: the next goes", then: func(s Ticket, _ func(time.Duration)) { s.Settle(Usage{InputTokens: 1, OutputTokens: 99}) }, admit: true},
-		{name: "the scout throttled (a suspicion): the next goes", then: func(s Ticket, _ func(time.Duration)) { s.Throttled() }, admit: true},
+		{name: "the scout in transit: the next waits", then: func(*testing.T, *Governor, Ticket, func(time.Duration)) {}},
+		{name: "half a round trip later: still", then: func(_ *testing.T, _ *Governor, _ Ticket, adv func(time.Duration)) { adv(throttleSlack / 2) }},
+		{name: "past a throttle's round trip: the next goes", then: func(_ *testing.T, _ *Governor, _ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admit: true},
+		{name: "the scout settled: the next goes", then: func(_ *testing.T, _ *Governor, s Ticket, _ func(time.Duration)) {
+			s.Settle(Usage{InputTokens: 1, OutputTokens: 99})
+		}, admit: true},
+		{name: "the scout throttled (a suspicion): the next goes", then: func(_ *testing.T, _ *Governor, s Ticket, _ func(time.Duration)) { s.Throttled() }, admit: true},
+		{name: "the scout got through, then cancelled: a call granted after it is no scout", then: func(t *testing.T, g *Governor, s Ticket, adv func(time.Duration)) {
+			adv(2 * throttleSlack)
+			grant(t, g, 100)
+			s.Cancel()
+		}, admit: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -304,10 +313,10 @@ func TestScoutAfterAConfirmedThrottle(t *testing.T) {
 			confirm(t, g, 1000)
 			clk.Advance(time.Second) // 1,000 tokens of refill
 			scout := grant(t, g, 100)
-			tt.then(scout, clk.Advance)
+			tt.then(t, g, scout, clk.Advance)
 			_, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Interactive)
 			if err != nil || ok != tt.admit {
-				t.Errorf("a second call: admitted %v, %v; want %v", ok, err, tt.admit)
+				t.Errorf("a call: admitted %v, %v; want %v", ok, err, tt.admit)
 			}
 		})
 	}
@@ -315,4 +324,22 @@ func TestScoutAfterAConfirmedThrottle(t *testing.T) {
 	g, _ := newGov(t, known(60000))
 	grant(t, g, 100)
 	grant(t, g, 100)
+}
+
+// TestScoutInTheWait: a call whose deadline falls before the scout has got
+// through is refused at once, not after waiting to its deadline: the
+// wait estimate counts the scout.
+func TestScoutInTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, clk := newBubbleGov(t, known(60000))
+		confirm(t, g, 1000)
+		time.Sleep(time.Second)
+		grant(t, g, 100)
+		start := clk.Now()
+		_, err := g.AdmitBy(context.Background(), haiku, Estimate{MaxTokens: 100}, Interactive, start.Add(throttleSlack/2))
+		var ae *Error
+		if !errors.As(err, &ae) || ae.Reason != ErrWouldExceedDeadline || clk.Now() != start {
+			t.Errorf("AdmitBy = %v after %v; want refused at once for the deadline", err, clk.Now().Sub(start))
+		}
+	})
 }
