@@ -385,9 +385,10 @@ func (l *limiter) retakeFirst(seq uint64, now time.Time) {
 }
 
 // pause stops admissions for a jittered cool-down after the second
-// confirmed throttle in a row, doubling with each further one (see react). The first only empties the
-// bucket: the calls after it then go at the pace of the refill. l.mu must
-// be held.
+// confirmed throttle in a row, doubling with each further one (see react).
+// The first only empties the bucket: the calls after it go at the pace of
+// the refill, the first of them alone until it gets through (see scoutAt).
+// l.mu must be held.
 func (l *limiter) pause(now time.Time) {
 	if l.strikes < 2 {
 		return
