@@ -104,6 +104,21 @@ func (f *flight) oldest(k int, now time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// oldestFrom returns the grant time of the oldest call in flight granted at
+// or after the call seq, false when none is.
+func (f *flight) oldestFrom(seq uint64) (time.Time, bool) {
+	i := f.head
+	if seq > f.base {
+		i += int(seq - f.base)
+	}
+	for ; i < len(f.at); i++ {
+		if at := f.at[i]; !at.IsZero() {
+			return at, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // passedBefore returns the seq of the latest call in flight granted before
 // the call seq that has been in flight at least wait (it got past Bedrock's
 // quota check), and the debits when it was granted; false when none has.

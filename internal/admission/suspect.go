@@ -105,40 +105,24 @@ func (l *limiter) scoutAt(now time.Time) time.Time {
 	if l.strikes == 0 {
 		return time.Time{}
 	}
-	f := &l.flight
-	i := f.head
-	if l.syncSeq > f.base {
-		i += int(l.syncSeq - f.base)
+	at, ok := l.flight.oldestFrom(l.syncSeq)
+	if !ok {
+		return time.Time{}
 	}
-	for ; i < len(f.at); i++ {
-		if at := f.at[i]; !at.IsZero() {
-			end := at.Add(l.throttleWait())
-			if !end.After(now) {
-				l.strikes = 0 // it got through
-				return time.Time{}
-			}
-			return end
-		}
+	end := at.Add(l.throttleWait())
+	if !end.After(now) {
+		l.strikes = 0 // it got through
+		return time.Time{}
 	}
-	return time.Time{}
+	return end
 }
 
 // passedSince reports whether a call granted at or after flight seq seq has
 // been in flight longer than a throttle takes to come back (see passed).
 // l.mu must be held.
 func (l *limiter) passedSince(seq uint64, now time.Time) bool {
-	f := &l.flight
-	i := f.head
-	if seq > f.base {
-		i += int(seq - f.base)
-	}
-	wait := l.throttleWait()
-	for ; i < len(f.at); i++ {
-		if at := f.at[i]; !at.IsZero() {
-			return now.Sub(at) >= wait
-		}
-	}
-	return false
+	at, ok := l.flight.oldestFrom(seq)
+	return ok && now.Sub(at) >= l.throttleWait()
 }
 
 // settledTop holds the confirmPasses highest seqs (plus one; 0: none) of
