@@ -42,6 +42,7 @@ type Governor struct {
 	extra   int // targets added beyond those configured
 	evicted atomic.Int64
 	disc    map[Target]*discovery // by model and region; guarded by mu
+	hints   map[Target]int        // first guesses of targets not seen yet (see Hint); guarded by mu
 }
 
 // idlest returns the target added beyond the configured ones that has been
@@ -198,6 +199,8 @@ func (g *Governor) limiter(t Target) *limiter {
 	}
 	if d != nil && d.quota > 0 {
 		q = discovered(q, d.quota)
+	} else {
+		q = g.hinted(t, q)
 	}
 	l := newLimiter(g, t, q.policy(), now)
 	if d != nil && d.quota > 0 {

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	crand "crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/bedrock"
 	"github.com/keel-run/keel/internal/breaker"
 	"github.com/keel-run/keel/internal/catalog"
@@ -329,6 +332,52 @@ func (r *runner) open() error {
 	return nil
 }
 
+// governor returns the Doer's quota governor; nil when it has none.
+func (r *runner) governor() *admission.Governor {
+	if g, ok := r.o.Doer.(interface{ Governor() *admission.Governor }); ok {
+		return g.Governor()
+	}
+	return nil
+}
+
+// hintLimits gives the governor, as first guesses, the limits it learned
+// before this run was stopped (see State.Limits): a resumed run then paces
+// itself from the first call, rather than learning its quota again from a
+// bucket the stopped run may have left spent.
+func (r *runner) hintLimits() error {
+	g := r.governor()
+	if g == nil {
+		return nil
+	}
+	limits, err := r.st.Limits()
+	if err != nil {
+		return err
+	}
+	for _, l := range limits {
+		g.Hint(admission.Target{Model: l.Model, Region: l.Region, Tier: l.Tier}, int(min(l.TokensPerMinute, math.MaxInt32)))
+	}
+	return nil
+}
+
+// learnedLimits returns the limits the governor has learned so far, for
+// the next checkpoint; nil when it has learned none.
+func (r *runner) learnedLimits() []Limit {
+	g := r.governor()
+	if g == nil {
+		return nil
+	}
+	var out []Limit
+	for _, s := range g.Snapshot() {
+		if s.Source == admission.SourceLearned && s.Limit > 0 {
+			out = append(out, Limit{Model: s.Target.Model, Region: s.Target.Region, Tier: s.Target.Tier, TokensPerMinute: s.Limit})
+		}
+	}
+	slices.SortFunc(out, func(a, b Limit) int {
+		return cmp.Or(strings.Compare(a.Model, b.Model), strings.Compare(a.Region, b.Region), strings.Compare(a.Tier, b.Tier))
+	})
+	return out
+}
+
 // event is a record's end as the dispatcher sees it.
 type event struct {
 	idx     int
@@ -382,6 +431,9 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.circuitSince = map[string]time.Time{}
 	r.firstSent = make([]time.Time, len(r.in.Records))
 	r.guard = newTargetGuard()
+	if err := r.hintLimits(); err != nil {
+		return nil, err
+	}
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -963,7 +1015,7 @@ func (r *runner) commit(results <-chan finishedRec, fatal func(error)) {
 		}
 		size, err := r.rf.append(buf)
 		if err == nil {
-			err = r.st.Commit(recs, size)
+			err = r.st.Commit(recs, size, r.learnedLimits())
 		}
 		if err != nil {
 			broken = true

@@ -3,6 +3,7 @@ package batch
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -172,10 +173,42 @@ type Finished struct {
 	At           time.Time
 }
 
+// A Limit is a tokens-per-minute limit the quota governor learned for a
+// target, kept so that a resumed run starts from it (see Governor.Hint in
+// internal/admission).
+type Limit struct {
+	Model           string `json:"model"`
+	Region          string `json:"region"`
+	Tier            string `json:"tier,omitempty"`
+	TokensPerMinute int64  `json:"tokens_per_minute"`
+}
+
+// limitsKey is the batch_meta key of the learned limits, a JSON array.
+const limitsKey = "learned_limits"
+
+// Limits returns the limits learned by the time of the last checkpoint that
+// saved any; none for a run that learned none (or a state file written by
+// an older keel).
+func (s *State) Limits() ([]Limit, error) {
+	var v string
+	err := s.db.QueryRow(`SELECT value FROM batch_meta WHERE key = ?`, limitsKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("batch: reading state %s: %w", s.path, err)
+	}
+	var out []Limit
+	if err := json.Unmarshal([]byte(v), &out); err != nil {
+		return nil, fmt.Errorf("batch: state %s: its learned limits are not readable: %w", s.path, err)
+	}
+	return out, nil
+}
+
 // Commit records finished records and the new committed results length in
-// one transaction. The results file must already hold (fsynced) every byte
-// up to outLen.
-func (s *State) Commit(recs []Finished, outLen int64) error {
+// one transaction, with the limits learned so far when limits is not nil.
+// The results file must already hold (fsynced) every byte up to outLen.
+func (s *State) Commit(recs []Finished, outLen int64, limits []Limit) error {
 	tx, err := s.db.Begin()
 	if err != nil {
 		return fmt.Errorf("batch: checkpoint in %s: %w", s.path, err)
@@ -194,6 +227,15 @@ func (s *State) Commit(recs []Finished, outLen int64) error {
 	}
 	if _, err := tx.Exec(`UPDATE batch_meta SET value = ? WHERE key = 'out_len'`, strconv.FormatInt(outLen, 10)); err != nil {
 		return fmt.Errorf("batch: checkpoint in %s: %w", s.path, err)
+	}
+	if limits != nil {
+		v, err := json.Marshal(limits)
+		if err != nil {
+			return fmt.Errorf("batch: checkpoint in %s: %w", s.path, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO batch_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, limitsKey, string(v)); err != nil {
+			return fmt.Errorf("batch: checkpoint in %s: %w", s.path, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("batch: checkpoint in %s: %w", s.path, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keel-run/keel"
+	"github.com/keel-run/keel/internal/admission"
 	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/emulator"
 	"github.com/keel-run/keel/internal/emulator/fault"
@@ -455,6 +456,10 @@ func (d *timedDoer) Do(ctx context.Context, call *engine.Call) (*http.Response, 
 	}
 	return resp, rep, err
 }
+
+// Governor is keel's quota governor, which the batch runner hints the
+// limits a killed run learned to when it resumes.
+func (d *timedDoer) Governor() *admission.Governor { return keelx.Engine(d.Keel).Governor() }
 
 func (d *timedDoer) done() int {
 	d.mu.Lock()

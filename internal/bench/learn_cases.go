@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keel-run/keel/internal/batch"
 	"github.com/keel-run/keel/internal/emulator/scenario"
 )
 
@@ -179,24 +180,59 @@ func (l *learner) killAndResume(ctx context.Context, sc *scenario.Scenario, in s
 	if ok && !all.stalled {
 		r.TailSeconds = max(all.wall-from, 0).Seconds()
 	}
-	// A new process: a new keel and runner, the same files and emulator.
+	// A new process: a new keel and runner, the same files and emulator,
+	// once the killed run's calls still in flight have ended (a process
+	// takes longer to start again), so that what the bucket holds then is
+	// all the resumed run has. The runner hints the limits the killed run
+	// kept in its state file.
+	idle := time.NewTimer(resumeIdleWait)
+	select {
+	case <-emu.rn.Server.Idle():
+	case <-idle.C:
+	}
+	idle.Stop()
+	if r.HintedLimit, err = keptLimit(out + ".state"); err != nil {
+		return ResumeKill{}, err
+	}
 	if k, err = newKeel(emu.rn.URL, 0); err != nil {
 		return ResumeKill{}, err
 	}
 	r.BucketAtResume = emu.available()
-	attempts0, _, throttled0, _ := emu.counts()
+	attempts0, _, throttled0, settled0 := emu.counts()
 	resumed, err := l.run(ctx, CaseResume, batchRun{k: k, in: in, out: out, cap: sz.runCap, label: "resumed " + kill.name})
 	if err != nil {
 		return ResumeKill{}, err
 	}
-	attempts, _, throttled, _ := emu.counts()
+	attempts, _, throttled, settled := emu.counts()
 	r.Attempts, r.QuotaThrottles = attempts-attempts0, throttled-throttled0
+	r.BoundSeconds = idealTime(settled-settled0-r.BucketAtResume, quickstartQuota, 0).Seconds() // a debt is repaid first
 	r.Remaining = resumed.sum.Total - resumed.sum.Before
 	r.ResumedSeconds = resumed.wall.Seconds()
 	r.Stalled = resumed.stalled
 	r.Ratio = ratio(r.ResumedSeconds, r.TailSeconds)
+	r.BoundRatio = ratio(r.ResumedSeconds, r.BoundSeconds)
 	r.FinalLimit = learnedLimit(k)
 	return r, nil
+}
+
+// resumeIdleWait bounds the wait for a killed run's calls to end: the
+// quick start's latency is at most 500 ms.
+const resumeIdleWait = 5 * time.Second
+
+// keptLimit is the largest limit a batch's state file keeps (see
+// batch.State.Limits); 0 when it keeps none.
+func keptLimit(path string) (int64, error) {
+	st, err := batch.OpenState(path)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	limits, err := st.Limits()
+	var n int64
+	for _, l := range limits {
+		n = max(n, l.TokensPerMinute)
+	}
+	return n, err
 }
 
 // tightQuota and tightScenario are issue 16's stall: 50,000 tokens a

@@ -101,8 +101,18 @@ type ResumeKill struct {
 	Remaining      int     `json:"remaining"`
 	ResumedSeconds float64 `json:"resumedSeconds"`
 	Ratio          float64 `json:"ratio"`
-	Stalled        bool    `json:"stalled"`
-	FinalLimit     int64   `json:"finalLimitTokensPerMinute"`
+	// BoundSeconds is the least time the quota allowed the resumed run:
+	// what the emulator settled while it ran, less what the bucket held at
+	// its start (the killed run's calls had ended), at the quota's rate
+	// (0: the bucket held it all).
+	// BoundRatio is ResumedSeconds ÷ BoundSeconds (0: no bound).
+	BoundSeconds float64 `json:"quotaBoundSeconds"`
+	BoundRatio   float64 `json:"boundRatio"`
+	// HintedLimit is the limit the killed run had learned, which the
+	// resumed run started from (0: none learned).
+	HintedLimit int64 `json:"hintedLimitTokensPerMinute"`
+	Stalled     bool  `json:"stalled"`
+	FinalLimit  int64 `json:"finalLimitTokensPerMinute"`
 }
 
 // TightResult is what the tight case measured.
@@ -349,8 +359,10 @@ func (r *LearnResult) WriteTable(w io.Writer) error {
 		for _, r := range x.Kills {
 			fmt.Fprintf(&b, "  killed %s (%s in): %d records left, the bucket holding %s tokens; resumed in %s%s; the unbroken run after that point %s; ratio %.2f (goal ≤ %.1f)\n",
 				r.Kill, secs(r.KillSeconds), r.Remaining, thousands(r.BucketAtResume), secs(r.ResumedSeconds), stalledText(r.Stalled), secs(r.TailSeconds), r.Ratio, goalResumeRatio)
-			fmt.Fprintf(&b, "    resumed run: %s attempts, %.1f quota throttles per 100; limit at the end %s\n",
-				thousands(r.Attempts), per100(r.QuotaThrottles, r.Attempts), limitText(r.FinalLimit))
+			fmt.Fprintf(&b, "    resumed run: %s attempts, %.1f quota throttles per 100; started from %s, limit at the end %s\n",
+				thousands(r.Attempts), per100(r.QuotaThrottles, r.Attempts), limitText(r.HintedLimit), limitText(r.FinalLimit))
+			fmt.Fprintf(&b, "    the least time the quota allowed it (tokens settled while it ran, less the bucket at its start) %s; ratio %.2f\n",
+				secs(r.BoundSeconds), r.BoundRatio)
 		}
 	}
 	if t := r.Tight; t != nil {

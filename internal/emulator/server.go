@@ -147,6 +147,11 @@ func New(opts Options) (*Server, error) {
 // own; callers must not modify it.
 func (s *Server) Models() []Model { return s.list }
 
+// Idle returns a channel closed once no request is being served: at once
+// when none is now. A request that starts after it is closed is not waited
+// for.
+func (s *Server) Idle() <-chan struct{} { return s.inflight.none() }
+
 // Close makes every request that hangs or stalls on purpose give up at once,
 // by closing its connection, and ends every batch job's goroutine (the jobs
 // stay where they were). It does not stop the server from serving;
