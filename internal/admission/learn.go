@@ -228,6 +228,9 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.syncSeq = l.flight.next
 	if !probe {
+		if l.strikes == 0 {
+			l.struckAt = now
+		}
 		l.strikes++
 	}
 	l.pause(now)
@@ -393,7 +396,12 @@ func (l *limiter) pause(now time.Time) {
 	if l.strikes < 2 {
 		return
 	}
-	pause := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()) * float64(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings)))
+	base := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
+	pause := base * time.Duration(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings))
+	// The pause is at most a share of the time the row of strikes has
+	// lasted: a bucket in debt is found refilled within that share of the
+	// debt's length, not up to twice it.
+	pause = min(pause, max(base, time.Duration(pauseShare*float64(now.Sub(l.struckAt)))))
 	if l.slow && !l.slowPassed {
 		// No call of slow start has got through: the first limit is a
 		// guess, and the bucket may be repaying a debt at a rate the

@@ -77,6 +77,7 @@ type limiter struct {
 	writtenOff float64   // what the last confirmed throttle took out of the bucket
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
+	struckAt   time.Time // the first confirmed throttle of the row of strikes
 	slow       bool      // the limit grows by slow start (see grow)
 	slowSeq    uint64    // the flight seq of the first call granted in slow start
 	slowPassed bool      // a call granted in slow start got through
@@ -221,6 +222,14 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost, 0, now)
+	if floor := min(t.hold-cost, 0); t.probe && l.view.Tokens < floor {
+		// A probe, sent without room, got through: Bedrock's bucket held
+		// its hold when the Governor's owed, and owes now at most what
+		// the probe cost beyond it. The rest of the debt was the
+		// Governor's own (a first limit read too low, the replies of a
+		// burst counted against it) and is forgiven.
+		l.keep(l.g.store.Give(context.Background(), l.target, now, floor-l.view.Tokens, 0))
+	}
 	l.settledAfter(t.seq)
 	l.settledTop.add(t.seq)
 	if t.gen == l.gen {

@@ -133,3 +133,39 @@ func TestProbeThrottleIsNoStrike(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeForgivesTheDebt: a probe that gets through shows that Bedrock's
+// bucket was not in the Governor's debt: the level goes up to zero, or to
+// what the probe cost beyond its hold; a probe throttled forgives nothing.
+func TestProbeForgivesTheDebt(t *testing.T) {
+	tests := []struct {
+		name string
+		end  func(tk *Ticket)
+		want func(hold int64) (lo, hi int64) // the level after it
+	}{
+		{name: "through: no debt left", end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 10}) },
+			want: func(int64) (int64, int64) { return 0, 0 }},
+		{name: "through, costing more than it held: that much debt", end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 5000}) },
+			want: func(hold int64) (int64, int64) { return hold - 5010, hold - 5010 }},
+		{name: "throttled: the debt stays", end: func(tk *Ticket) { tk.Throttled() },
+			want: func(int64) (int64, int64) { return -100000, -90000 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{Default: Quota{TokensPerMinute: 1000, Learn: true}})
+			tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+			tk.Settle(Usage{InputTokens: 100000}) // a debt of 100 minutes' refill
+			clk.Advance(probeEvery)
+			tk = mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+			if !tk.probe {
+				t.Fatal("the call after the debt is not a probe")
+			}
+			hold := int64(tk.hold)
+			tt.end(&tk)
+			lo, hi := tt.want(hold)
+			if a := stats(t, g, haiku).Available; a < lo || a > hi {
+				t.Errorf("available %d after the probe (hold %d); want %d to %d", a, hold, lo, hi)
+			}
+		})
+	}
+}

@@ -145,24 +145,30 @@ func TestConfirmedThrottleEmptiesTheBucket(t *testing.T) {
 
 // TestStrikes: the first confirmed throttle in a row does not pause, the
 // second pauses CoolDown, each further one doubles it up to
-// 2^maxPauseDoublings; a call granted after the last confirmed throttle that
-// gets through (settles, or stays in flight past a throttle's round trip)
-// ends the row, and one granted before it does not.
+// 2^maxPauseDoublings, but no pause is longer than pauseShare of the row's
+// age (nor shorter than CoolDown for that); a call granted after the last
+// confirmed throttle that gets through (settles, or stays in flight past a
+// throttle's round trip) ends the row, and one granted before it does not.
 func TestStrikes(t *testing.T) {
 	tests := []struct {
 		name    string
 		unknown bool            // the quota is unknown: the first T sets its first limit
-		ops     string          // T: a throttle without a Ticket, then the pause waited out; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
-		want    []time.Duration // the pause after each T
+		ops     string          // T: a throttle without a Ticket, then the pause waited out; W: 100 s more; S: a call settles; O: a call granted and held; o: it settles; F: a call granted, held past a throttle's round trip
+		want    []time.Duration // the pause after each T, in whole seconds
 	}{
-		{name: "doubling up to the cap", ops: "TTTTTTTT", want: []time.Duration{0, 1, 2, 4, 8, 16, 32, 32}},
-		{name: "a call that settles ends the row", ops: "TTTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
-		{name: "a call granted before the throttle does not", ops: "TTOToT", want: []time.Duration{0, 1, 2, 4}},
+		// Each pause waited out, a throttle at its end: half the row's age
+		// (1.02 s, 2.03 s, ... at the third, fourth ...) binds.
+		{name: "half the row's age", ops: "TTTTTTTT", want: []time.Duration{0, 1, 1, 1, 1, 2, 3, 5}},
+		{name: "up to the cap", ops: "TTTTTTTTTTTTTTT", want: []time.Duration{0, 1, 1, 1, 1, 2, 3, 5, 7, 11, 17, 26, 32, 32, 32}},
+		// Throttles far apart in one row: the doubling binds.
+		{name: "a long row doubles", ops: "TTWTWTWT", want: []time.Duration{0, 1, 2, 4, 8}},
+		{name: "a call that settles ends the row", ops: "TTWTSTT", want: []time.Duration{0, 1, 2, 0, 1}},
+		{name: "a call granted before the throttle does not", ops: "TTWTWOToT", want: []time.Duration{0, 1, 2, 4, 8}},
 		{name: "a call in flight past a round trip ends the row", ops: "TTFT", want: []time.Duration{0, 1, 0}},
 		// An unknown quota's first limit, and no call of its slow start
 		// through: its refill is unknown, and looked at as often as a
 		// probe would.
-		{name: "slow start with nothing through: up to probeEvery", unknown: true, ops: "TTTTTTT", want: []time.Duration{0, 1, 2, 4, 5, 5, 5}},
+		{name: "slow start with nothing through: up to probeEvery", unknown: true, ops: "TTWTWTWTWT", want: []time.Duration{0, 1, 2, 4, 5, 5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +186,8 @@ func TestStrikes(t *testing.T) {
 					p := stats(t, g, haiku).PausedFor
 					got = append(got, p/time.Second)
 					clk.Advance(p + 10*time.Millisecond) // and enough refill for a call
+				case 'W':
+					clk.Advance(100 * time.Second)
 				case 'S':
 					spend(t, g, haiku, 1)
 				case 'O':
@@ -204,7 +212,8 @@ func TestStrikes(t *testing.T) {
 }
 
 // TestCoolDownJitter: the second confirmed throttle in a row pauses within
-// [CoolDown/2, 3×CoolDown/2), and the third twice as long.
+// [CoolDown/2, 3×CoolDown/2), and the third, in a row that has lasted long
+// enough, twice as long.
 func TestCoolDownJitter(t *testing.T) {
 	tests := []struct {
 		name          string
@@ -226,7 +235,7 @@ func TestCoolDownJitter(t *testing.T) {
 			if p := stats(t, g, haiku).PausedFor; p != tt.second {
 				t.Fatalf("second: pause %v, want %v", p, tt.second)
 			}
-			clk.Advance(tt.second)
+			clk.Advance(tt.second + 10*time.Second)
 			g.Throttled(haiku)
 			if p := stats(t, g, haiku).PausedFor; p != tt.third {
 				t.Errorf("third: pause %v, want %v", p, tt.third)

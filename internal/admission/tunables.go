@@ -85,6 +85,14 @@ const (
 	// throttles in a row: 2^5 × CoolDown (32 s by default) reaches a bucket
 	// that refills once a minute within a few throttles.
 	maxPauseDoublings = 5
+	// pauseShare bounds a pause after confirmed throttles in a row by this
+	// share of the time since the first of them: a bucket in debt (a
+	// resumed run's, spent by the run before) is found refilled within
+	// half again the debt's length, where doubling pauses overran it by
+	// up to as much again (6 s of a 7 s debt in keel bench learn's resume
+	// case); a bucket that refills once a minute is probed a few times
+	// more each minute.
+	pauseShare = 0.5
 	// slowStartGain is what each call that gets through adds to a first
 	// limit, times what it cost, until the next confirmed throttle: the
 	// limit doubles every 3 s while calls keep up with it, so a first
