@@ -453,12 +453,21 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keel batch status: %v\n", err)
 		return 1
 	}
+	limits, err := st.Limits()
+	if err != nil {
+		fmt.Fprintf(stderr, "keel batch status: %v\n", err)
+		return 1
+	}
+	if limits == nil {
+		limits = []batch.Limit{} // [] in JSON
+	}
 	done := s.Succeeded + s.Failed
 	if jsonOut {
 		res := map[string]any{"runId": s.Meta.RunID, "input": s.Meta.Input, "inputSha256": s.Meta.InputHash, "out": s.Meta.Out,
 			"model": s.Meta.Model, "total": s.Meta.Total, "succeeded": s.Succeeded, "failed": s.Failed, "pending": s.Pending,
 			"failedByCode": s.FailedByCode, "inputTokens": s.InputTokens, "outputTokens": s.OutputTokens,
-			"checkpointedBytes": s.OutLen, "startedAt": s.Meta.CreatedAt, "complete": s.Pending == 0}
+			"checkpointedBytes": s.OutLen, "startedAt": s.Meta.CreatedAt, "complete": s.Pending == 0,
+			"learnedLimits": limits}
 		if !s.LastDone.IsZero() {
 			res["firstFinishedAt"], res["lastFinishedAt"] = s.FirstDone, s.LastDone
 		}
@@ -478,6 +487,13 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "failed:  %s\n", codesText(s.FailedByCode))
 	}
 	fmt.Fprintf(stdout, "tokens:  %d input, %d output\n", s.InputTokens, s.OutputTokens)
+	for _, l := range limits {
+		target := l.Model + " in " + l.Region
+		if l.Tier != "" {
+			target += " (" + l.Tier + " tier)"
+		}
+		fmt.Fprintf(stdout, "learned: %s, %d tokens/min (a resumed run starts from it)\n", target, l.TokensPerMinute)
+	}
 	if !s.LastDone.IsZero() {
 		span := s.LastDone.Sub(s.FirstDone)
 		fmt.Fprintf(stdout, "last record finished %s", s.LastDone.Local().Format(time.DateTime))

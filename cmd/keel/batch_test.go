@@ -169,13 +169,27 @@ func TestBatchStatus(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("--progress off still wrote %q", stderr.String())
 	}
+	// The limits a run learned, as a checkpoint keeps them.
+	st, err := batch.OpenState(out + ".state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outLen, err := st.OutLen()
+	if err == nil {
+		err = st.Commit(nil, outLen, []batch.Limit{{Model: "amazon.nova-micro-v1:0", Region: "us-east-1", TokensPerMinute: 123456}})
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
 		want []string
 	}{
-		{"text", nil, []string{"done:    300/300 (100.0%): 300 succeeded, 0 failed; 0 pending", "model:   amazon.nova-micro-v1:0", "complete"}},
-		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`}},
+		{"text", nil, []string{"done:    300/300 (100.0%): 300 succeeded, 0 failed; 0 pending", "model:   amazon.nova-micro-v1:0", "complete",
+			"learned: amazon.nova-micro-v1:0 in us-east-1, 123456 tokens/min (a resumed run starts from it)"}},
+		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`, `"tokens_per_minute": 123456`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,19 +104,19 @@ func (f *flight) oldest(k int, now time.Time) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// oldestFrom returns the grant time of the oldest call in flight granted at
-// or after the call seq, false when none is.
-func (f *flight) oldestFrom(seq uint64) (time.Time, bool) {
+// oldestFrom returns the grant time and the hold of the oldest call in
+// flight granted at or after the call seq, false when none is.
+func (f *flight) oldestFrom(seq uint64) (time.Time, float64, bool) {
 	i := f.head
 	if seq > f.base {
 		i += int(seq - f.base)
 	}
 	for ; i < len(f.at); i++ {
 		if at := f.at[i]; !at.IsZero() {
-			return at, true
+			return at, f.hold[i], true
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, 0, false
 }
 
 // passedBefore returns the seq of the latest call in flight granted before

@@ -248,10 +248,11 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 // forgotten after burstMemory without a confirmed throttle. l.mu must be
 // held.
 func (l *limiter) learnBurst(hold float64, now time.Time) {
-	if l.view.Tokens <= hold || l.view.Peak <= l.view.Tokens {
+	gave := l.view.Peak - l.view.Tokens - l.capped // through took the rest, not Bedrock
+	if l.view.Tokens <= hold || gave <= 0 {
 		return
 	}
-	c := max(l.view.Peak-l.view.Tokens+hold, l.bigHold.v, l.view.TokensPerMinute*minBurst.Minutes())
+	c := max(gave+hold, l.bigHold.v, l.view.TokensPerMinute*minBurst.Minutes())
 	if c < l.view.capacity() {
 		l.setBurst(c, now)
 		l.n.bursts++

@@ -75,6 +75,7 @@ type limiter struct {
 	pass       passMark
 	debts      debts     // what the last confirmed throttles' buckets may have owed
 	writtenOff float64   // what the last confirmed throttle took out of the bucket
+	capped     float64   // what through took out of the bucket since the last drain, which Bedrock did not give (see learnBurst)
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	struckAt   time.Time // the first confirmed throttle of the row of strikes
@@ -233,7 +234,11 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	l.settledAfter(t.seq)
 	l.settledTop.add(t.seq)
 	if t.gen == l.gen {
-		l.strikes = 0 // granted since the last confirmed throttle, and got through
+		since := t.at.Add(l.throttleWait()) // it got through the quota check by then, or when it settled
+		if since.After(now) {
+			since = now
+		}
+		l.through(t.hold, since, now) // granted since the last confirmed throttle, and got through
 	}
 	l.taken -= t.hold - cost
 	l.debits += max(cost-t.hold, 0)

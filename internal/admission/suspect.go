@@ -1,6 +1,9 @@
 package admission
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // A throttle is read as a quota signal only once a second call confirms it.
 // Bedrock also throttles for reasons that have nothing to do with the
@@ -105,23 +108,47 @@ func (l *limiter) scoutAt(now time.Time) time.Time {
 	if l.strikes == 0 {
 		return time.Time{}
 	}
-	at, ok := l.flight.oldestFrom(l.syncSeq)
+	at, hold, ok := l.flight.oldestFrom(l.syncSeq)
 	if !ok {
 		return time.Time{}
 	}
 	end := at.Add(l.throttleWait())
 	if !end.After(now) {
-		l.strikes = 0 // it got through
+		l.through(hold, end, now)
 		return time.Time{}
 	}
 	return end
+}
+
+// through ends the row of strikes: a call granted since the last confirmed
+// throttle, holding hold tokens, was known at since to have got past
+// Bedrock's quota check. Bedrock's bucket held its hold then, and nothing
+// more is known. After a pause (two confirmed throttles in a row or more),
+// the Governor's level, refilled through it as if Bedrock's bucket had been
+// empty at the last throttle (it may have been in debt), keeps at most the
+// hold again, plus what refilled since: what the pause refilled does not go
+// out at once into a bucket that may hold little more than the scout took.
+// After a single confirmed throttle the level is kept: it refilled for a
+// round trip only, and a first limit learned low needs it. l.mu must be
+// held.
+func (l *limiter) through(hold float64, since, now time.Time) {
+	if l.strikes == 0 {
+		return
+	}
+	paused := l.strikes >= 2
+	l.strikes = 0
+	keep := hold + l.view.TokensPerMinute*max(now.Sub(since), 0).Minutes()
+	if cut := l.view.Tokens - keep; paused && cut > 0 {
+		l.keep(l.g.store.Give(context.Background(), l.target, now, -cut, 0))
+		l.capped += cut
+	}
 }
 
 // passedSince reports whether a call granted at or after flight seq seq has
 // been in flight longer than a throttle takes to come back (see passed).
 // l.mu must be held.
 func (l *limiter) passedSince(seq uint64, now time.Time) bool {
-	at, ok := l.flight.oldestFrom(seq)
+	at, _, ok := l.flight.oldestFrom(seq)
 	return ok && now.Sub(at) >= l.throttleWait()
 }
 

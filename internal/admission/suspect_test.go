@@ -352,3 +352,46 @@ func TestScoutInTheWait(t *testing.T) {
 		}
 	})
 }
+
+// TestScoutKeepsAsMuchAgain: when a call granted after a row of confirmed
+// throttles that paused gets through, the level keeps at most its hold
+// again, plus what refilled since it was known through: what the pause
+// refilled, Bedrock's bucket (in debt, perhaps) may not have. After a
+// single confirmed throttle the level is kept.
+func TestScoutKeepsAsMuchAgain(t *testing.T) {
+	tests := []struct {
+		name     string
+		single   bool // one confirmed throttle, no pause
+		then     func(scout Ticket, adv func(time.Duration))
+		admitBig bool  // a call of 1,000 tokens is admitted at once
+		level    int64 // the level after it
+	}{
+		{name: "after a single confirmed throttle: kept", single: true,
+			then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admitBig: true, level: 4000},
+		{name: "in flight past a round trip: its hold and 50 ms of refill",
+			then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, level: 150},
+		{name: "settled: its hold", then: func(s Ticket, _ func(time.Duration)) {
+			s.Settle(Usage{InputTokens: 1, OutputTokens: 9})
+		}, level: 100},
+		{name: "throttled: no cut", then: func(s Ticket, _ func(time.Duration)) { s.Throttled() }, admitBig: true, level: 4000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000)) // 1,000 tokens a second
+			g.Throttled(haiku)
+			if !tt.single {
+				g.Throttled(haiku) // the second in a row: a pause of 1 s
+			}
+			clk.Advance(5 * time.Second)
+			scout := grant(t, g, 100)
+			tt.then(scout, clk.Advance)
+			_, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 1000}, Interactive)
+			if err != nil || ok != tt.admitBig {
+				t.Errorf("a call of 1,000 tokens: admitted %v, %v; want %v", ok, err, tt.admitBig)
+			}
+			if a := stats(t, g, haiku).Available; a != tt.level {
+				t.Errorf("available %d; want %d", a, tt.level)
+			}
+		})
+	}
+}

@@ -94,6 +94,7 @@ func (l *limiter) drain(now time.Time) float64 {
 	l.keep(b, err)
 	if err == nil {
 		l.drains = b.Drains
+		l.capped = 0 // the peak starts again from the level
 	}
 	return w
 }
