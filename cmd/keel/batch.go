@@ -453,13 +453,16 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "keel batch status: %v\n", err)
 		return 1
 	}
-	limits, err := st.Limits()
-	if err != nil {
-		fmt.Fprintf(stderr, "keel batch status: %v\n", err)
-		return 1
-	}
-	if limits == nil {
-		limits = []batch.Limit{} // [] in JSON
+	// The learned limits only spare a resumed run some learning: a state
+	// file that cannot give them is still read.
+	limits, limitsErr := st.Limits()
+	learned := make([]map[string]any, 0, len(limits))
+	for _, l := range limits {
+		m := map[string]any{"model": l.Model, "region": l.Region, "tokensPerMinute": l.TokensPerMinute}
+		if l.Tier != "" {
+			m["tier"] = l.Tier
+		}
+		learned = append(learned, m)
 	}
 	done := s.Succeeded + s.Failed
 	if jsonOut {
@@ -467,7 +470,10 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 			"model": s.Meta.Model, "total": s.Meta.Total, "succeeded": s.Succeeded, "failed": s.Failed, "pending": s.Pending,
 			"failedByCode": s.FailedByCode, "inputTokens": s.InputTokens, "outputTokens": s.OutputTokens,
 			"checkpointedBytes": s.OutLen, "startedAt": s.Meta.CreatedAt, "complete": s.Pending == 0,
-			"learnedLimits": limits}
+			"learnedLimits": learned}
+		if limitsErr != nil {
+			res["learnedLimitsError"] = limitsErr.Error()
+		}
 		if !s.LastDone.IsZero() {
 			res["firstFinishedAt"], res["lastFinishedAt"] = s.FirstDone, s.LastDone
 		}
@@ -493,6 +499,9 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 			target += " (" + l.Tier + " tier)"
 		}
 		fmt.Fprintf(stdout, "learned: %s, %d tokens/min (a resumed run starts from it)\n", target, l.TokensPerMinute)
+	}
+	if limitsErr != nil {
+		fmt.Fprintf(stdout, "learned: none read (%v); a resumed run learns its quota again\n", limitsErr)
 	}
 	if !s.LastDone.IsZero() {
 		span := s.LastDone.Sub(s.FirstDone)

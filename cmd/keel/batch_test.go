@@ -189,7 +189,7 @@ func TestBatchStatus(t *testing.T) {
 	}{
 		{"text", nil, []string{"done:    300/300 (100.0%): 300 succeeded, 0 failed; 0 pending", "model:   amazon.nova-micro-v1:0", "complete",
 			"learned: amazon.nova-micro-v1:0 in us-east-1, 123456 tokens/min (a resumed run starts from it)"}},
-		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`, `"tokens_per_minute": 123456`}},
+		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`, `"tokensPerMinute": 123456`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,6 +203,22 @@ func TestBatchStatus(t *testing.T) {
 				}
 			}
 		})
+	}
+	// Learned limits the state file cannot give: the status says so, and
+	// the rest is read.
+	db, err := dlq.OpenDB(out + ".state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`UPDATE batch_meta SET value = '{not json' WHERE key = 'learned_limits'`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout3, stderr3 bytes.Buffer
+	if code := run([]string{"batch", "status", "--state", out + ".state"}, &stdout3, &stderr3); code != 0 ||
+		!strings.Contains(stdout3.String(), "learned: none read") || !strings.Contains(stdout3.String(), "complete") {
+		t.Errorf("status with unreadable limits: exit %d, %s%s", code, stdout3.String(), stderr3.String())
 	}
 	var stdout2, stderr2 bytes.Buffer
 	if code := run([]string{"batch", "status", "--state", filepath.Join(dir, "missing.state")}, &stdout2, &stderr2); code != 1 ||

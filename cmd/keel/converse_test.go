@@ -72,8 +72,8 @@ func TestConverseQuickStart(t *testing.T) {
 		t.Fatalf("us-west-2 quota %+v", west)
 	}
 	for i, a := range res.Attempts {
-		if i == 2 { // refused by the governor before it was sent
-			if a.QuotaTokens != 0 || a.DelayMs != 0 {
+		if i == 2 { // refused by the governor before it was sent, at once (a millisecond or so on a loaded machine)
+			if a.QuotaTokens != 0 || a.DelayMs > 100 || a.QuotaWaitMs > 100 {
 				t.Fatalf("attempt %d %+v", i, a)
 			}
 			continue

@@ -31,6 +31,7 @@ type Governor struct {
 	recovery   float64 // seconds
 	beta       float64
 	store      Store         // the targets' buckets, keyed by target
+	ownStore   bool          // store is a MemStore of the Governor's own, shared with no other process
 	leaseOwner uint64        // the Owner of the Tickets' lease IDs
 	leaseSeq   atomic.Uint64 // the last lease ID's number
 
@@ -139,7 +140,7 @@ func New(opts Options) (*Governor, error) {
 		coolDown: opts.CoolDown, recovery: opts.Recovery.Seconds(), beta: opts.Decrease, store: opts.Store,
 		leaseOwner: newLeaseOwner()}
 	if g.store == nil {
-		g.store = &MemStore{}
+		g.store, g.ownStore = &MemStore{}, true
 	}
 	m := make(map[Target]*limiter, len(opts.Targets))
 	now := g.clk.Now()
@@ -197,12 +198,15 @@ func (g *Governor) limiter(t Target) *limiter {
 	if _, configured := g.opts.Targets[base]; d == nil && !configured && g.opts.Discover != nil {
 		d = g.newDiscovery(base) // swept while its first call came here: read on the next
 	}
+	hint := false
 	if d != nil && d.quota > 0 {
 		q = discovered(q, d.quota)
 	} else {
-		q = g.hinted(t, q)
+		q, hint = g.hinted(t, q)
 	}
-	l := newLimiter(g, t, q.policy(), now)
+	p := q.policy()
+	p.hint = hint
+	l := newLimiter(g, t, p, now)
 	if d != nil && d.quota > 0 {
 		l.source = SourceDiscovered
 	}

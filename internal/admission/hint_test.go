@@ -50,17 +50,19 @@ func TestHint(t *testing.T) {
 }
 
 // TestHintStartsWarm: a hinted target starts as a told one does without
-// FullStart, from a second of its quota, not from a full minute: the
-// bucket an earlier process used may still be spent.
+// FullStart, from a second of its quota, not from a full minute, even with
+// FullStart: the bucket an earlier process used may still be spent.
 func TestHintStartsWarm(t *testing.T) {
-	g, err := New(Options{Clock: clock.NewFake(t0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Hint(haiku, 120_000)
-	tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
-	defer tk.Cancel()
-	if s := stats(t, g, haiku); s.Limit != 120_000 || s.Available > 120_000*int64(startBurst.Seconds())/60 {
-		t.Errorf("limit %d, available %d at the start; want 120,000 and at most a second of it", s.Limit, s.Available)
+	for _, full := range []bool{false, true} {
+		g, err := New(Options{Clock: clock.NewFake(t0), FullStart: full})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.Hint(haiku, 120_000)
+		tk := mustTry(t, g, haiku, Estimate{InputTokens: 10, MaxTokens: 10})
+		if s := stats(t, g, haiku); s.Limit != 120_000 || s.Available > 120_000*int64(startBurst.Seconds())/60 {
+			t.Errorf("FullStart %v: limit %d, available %d at the start; want 120,000 and at most a second of it", full, s.Limit, s.Available)
+		}
+		tk.Cancel()
 	}
 }

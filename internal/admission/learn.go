@@ -248,7 +248,10 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 // forgotten after burstMemory without a confirmed throttle. l.mu must be
 // held.
 func (l *limiter) learnBurst(hold float64, now time.Time) {
-	gave := l.view.Peak - l.view.Tokens - l.capped // through took the rest, not Bedrock
+	gave := l.view.Peak - l.view.Tokens
+	if l.view.Peak <= l.cappedPeak {
+		gave -= l.capped // the peak is from before through took that out, which Bedrock did not give
+	}
 	if l.view.Tokens <= hold || gave <= 0 {
 		return
 	}
@@ -397,12 +400,14 @@ func (l *limiter) pause(now time.Time) {
 	if l.strikes < 2 {
 		return
 	}
-	base := time.Duration(float64(l.g.coolDown) * (0.5 + l.g.rand()))
+	jitter := 0.5 + l.g.rand()
+	base := time.Duration(float64(l.g.coolDown) * jitter)
 	pause := base * time.Duration(uint(1)<<min(max(l.strikes, 2)-2, maxPauseDoublings))
 	// The pause is at most a share of the time the row of strikes has
-	// lasted: a bucket in debt is found refilled within that share of the
-	// debt's length, not up to twice it.
-	pause = min(pause, max(base, time.Duration(pauseShare*float64(now.Sub(l.struckAt)))))
+	// lasted (jittered too, so that replicas throttled together do not
+	// look again together): a bucket in debt is found refilled within that
+	// share of the debt's length, not up to twice it.
+	pause = min(pause, max(base, time.Duration(pauseShare*jitter*float64(now.Sub(l.struckAt)))))
 	if l.slow && !l.slowPassed {
 		// No call of slow start has got through: the first limit is a
 		// guess, and the bucket may be repaying a debt at a rate the

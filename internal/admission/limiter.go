@@ -76,6 +76,7 @@ type limiter struct {
 	debts      debts     // what the last confirmed throttles' buckets may have owed
 	writtenOff float64   // what the last confirmed throttle took out of the bucket
 	capped     float64   // what through took out of the bucket since the last drain, which Bedrock did not give (see learnBurst)
+	cappedPeak float64   // the bucket's peak when through last took out
 	syncSeq    uint64    // the flight seq of the first call granted after the last confirmed throttle
 	strikes    int       // confirmed throttles since a call got through
 	struckAt   time.Time // the first confirmed throttle of the row of strikes
@@ -155,7 +156,7 @@ func newLimiter(g *Governor, t Target, p policy, now time.Time) *limiter {
 	open := Buckets{TokensPerMinute: p.limit, RequestsPerMinute: p.rpm}
 	if !math.IsInf(p.limit, 1) {
 		open.Tokens = p.limit // a full bucket
-		if !g.opts.FullStart {
+		if !g.opts.FullStart || p.hint {
 			// Bedrock's bucket may be spent (another process used it
 			// just now) or hold less than a minute: the Governor's
 			// starts with startBurst of quota and warms up (see warm).
@@ -191,6 +192,10 @@ func (l *limiter) tooLarge(est Estimate, class Class, input float64, maxTok int,
 func (l *limiter) take(ctx context.Context, est Estimate, class Class, input float64, maxTok int, hold float64, now time.Time) (Ticket, bool) {
 	room := l.view.room(hold)
 	probe := !room && l.probe(hold, now)
+	owed := 0.0
+	if probe {
+		owed = max(hold-l.view.Tokens, 0) // what the bucket lacked for it
+	}
 	lease, ok := l.takeBuckets(hold, l.lease(ctx, hold, input, now), room, now)
 	if !ok {
 		return Ticket{}, false
@@ -203,7 +208,7 @@ func (l *limiter) take(ctx context.Context, est Estimate, class Class, input flo
 	l.given.Add(now, hold)
 	l.reserved.Add(now, hold)
 	seq := l.flight.push(now, hold, l.debits)
-	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, debits: l.debits, probe: probe, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
+	return Ticket{l: l, gen: l.gen, seq: seq, at: now, taken: taken, debits: l.debits, probe: probe, owed: owed, hold: hold, input: input, raw: est.InputTokens, max: maxTok, class: class, lease: lease}, true
 }
 
 func (l *limiter) queued() bool { return l.queues[Interactive].len() > 0 || l.queues[Batch].len() > 0 }
@@ -223,13 +228,14 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	cost := charged + math.Ceil(float64(out)*l.model.Burndown)
 	l.end(t, t.hold-cost, 0, now)
-	if floor := min(t.hold-cost, 0); t.probe && l.view.Tokens < floor {
+	if floor := min(t.hold-cost, 0); t.probe && t.gen == l.gen && l.view.Tokens < floor {
 		// A probe, sent without room, got through: Bedrock's bucket held
 		// its hold when the Governor's owed, and owes now at most what
-		// the probe cost beyond it. The rest of the debt was the
+		// the probe cost beyond it. The debt it was granted under was the
 		// Governor's own (a first limit read too low, the replies of a
-		// burst counted against it) and is forgiven.
-		l.keep(l.g.store.Give(context.Background(), l.target, now, floor-l.view.Tokens, 0))
+		// burst counted against it) and is forgiven; debts taken on since
+		// (by other processes sharing the Store) are not.
+		l.keep(l.g.store.Give(context.Background(), l.target, now, min(floor-l.view.Tokens, t.owed), 0))
 	}
 	l.settledAfter(t.seq)
 	l.settledTop.add(t.seq)

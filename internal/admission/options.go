@@ -88,6 +88,7 @@ type policy struct {
 	ceil  float64 // +Inf: none
 	rpm   float64 // 0: not limited
 	learn bool    // the limit may grow past its starting value
+	hint  bool    // the starting limit is a hint (see Governor.Hint): the bucket starts warm even with FullStart
 }
 
 func (q Quota) policy() policy {

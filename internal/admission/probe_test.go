@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -136,13 +137,25 @@ func TestProbeThrottleIsNoStrike(t *testing.T) {
 
 // TestProbeForgivesTheDebt: a probe that gets through shows that Bedrock's
 // bucket was not in the Governor's debt: the level goes up to zero, or to
-// what the probe cost beyond its hold; a probe throttled forgives nothing.
+// what the probe cost beyond its hold; a probe throttled forgives nothing,
+// nor one granted before a later confirmed throttle, and a debt taken on
+// after the probe was granted (another process's, through a shared Store)
+// stays.
 func TestProbeForgivesTheDebt(t *testing.T) {
 	tests := []struct {
-		name string
-		end  func(tk *Ticket)
-		want func(hold int64) (lo, hi int64) // the level after it
+		name    string
+		between func(g *Governor) // after the probe is granted
+		end     func(tk *Ticket)
+		want    func(hold int64) (lo, hi int64) // the level after it
 	}{
+		{name: "a debt taken on since stays", between: func(g *Governor) {
+			g.store.Give(context.Background(), haiku, g.clk.Now(), -30000, 0)
+		}, end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 10}) },
+			want: func(hold int64) (int64, int64) { return hold - 20 - 30000, hold - 20 - 30000 }}, // Bedrock held the hold, the probe cost 20
+		{name: "granted before a confirmed throttle: the debt stays", between: func(g *Governor) {
+			g.Throttled(haiku)
+		}, end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 10}) },
+			want: func(int64) (int64, int64) { return -100000, -90000 }},
 		{name: "through: no debt left", end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 10}) },
 			want: func(int64) (int64, int64) { return 0, 0 }},
 		{name: "through, costing more than it held: that much debt", end: func(tk *Ticket) { tk.Settle(Usage{InputTokens: 10, OutputTokens: 5000}) },
@@ -161,6 +174,9 @@ func TestProbeForgivesTheDebt(t *testing.T) {
 				t.Fatal("the call after the debt is not a probe")
 			}
 			hold := int64(tk.hold)
+			if tt.between != nil {
+				tt.between(g)
+			}
 			tt.end(&tk)
 			lo, hi := tt.want(hold)
 			if a := stats(t, g, haiku).Available; a < lo || a > hi {

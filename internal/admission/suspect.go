@@ -129,7 +129,9 @@ func (l *limiter) scoutAt(now time.Time) time.Time {
 // hold again, plus what refilled since: what the pause refilled does not go
 // out at once into a bucket that may hold little more than the scout took.
 // After a single confirmed throttle the level is kept: it refilled for a
-// round trip only, and a first limit learned low needs it. l.mu must be
+// round trip only, and a first limit learned low needs it. A Store shared
+// with other processes is not cut: one process's scout says nothing of
+// what the others took meanwhile, and each would cut again. l.mu must be
 // held.
 func (l *limiter) through(hold float64, since, now time.Time) {
 	if l.strikes == 0 {
@@ -138,9 +140,13 @@ func (l *limiter) through(hold float64, since, now time.Time) {
 	paused := l.strikes >= 2
 	l.strikes = 0
 	keep := hold + l.view.TokensPerMinute*max(now.Sub(since), 0).Minutes()
-	if cut := l.view.Tokens - keep; paused && cut > 0 {
+	if cut := l.view.Tokens - keep; paused && l.g.ownStore && cut > 0 {
 		l.keep(l.g.store.Give(context.Background(), l.target, now, -cut, 0))
+		if l.view.Peak > l.cappedPeak {
+			l.capped = 0 // the peak rose since the last cut: that cut is no longer in it
+		}
 		l.capped += cut
+		l.cappedPeak = l.view.Peak
 	}
 }
 

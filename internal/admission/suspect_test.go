@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 // TestSuspicion: a throttle of a call with a Ticket only raises a
@@ -362,11 +364,14 @@ func TestScoutKeepsAsMuchAgain(t *testing.T) {
 	tests := []struct {
 		name     string
 		single   bool // one confirmed throttle, no pause
+		shared   bool // the Store is given (it may be shared with other processes)
 		then     func(scout Ticket, adv func(time.Duration))
 		admitBig bool  // a call of 1,000 tokens is admitted at once
 		level    int64 // the level after it
 	}{
 		{name: "after a single confirmed throttle: kept", single: true,
+			then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admitBig: true, level: 4000},
+		{name: "a Store that may be shared: kept", shared: true,
 			then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, admitBig: true, level: 4000},
 		{name: "in flight past a round trip: its hold and 50 ms of refill",
 			then: func(_ Ticket, adv func(time.Duration)) { adv(2 * throttleSlack) }, level: 150},
@@ -377,7 +382,11 @@ func TestScoutKeepsAsMuchAgain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, clk := newGov(t, known(60000)) // 1,000 tokens a second
+			o := known(60000) // 1,000 tokens a second
+			if tt.shared {
+				o.Store = &MemStore{}
+			}
+			g, clk := newGov(t, o)
 			g.Throttled(haiku)
 			if !tt.single {
 				g.Throttled(haiku) // the second in a row: a pause of 1 s
@@ -391,6 +400,47 @@ func TestScoutKeepsAsMuchAgain(t *testing.T) {
 			}
 			if a := stats(t, g, haiku).Available; a != tt.level {
 				t.Errorf("available %d; want %d", a, tt.level)
+			}
+		})
+	}
+}
+
+// TestThroughLeavesTheBurstOut: what through takes out of the bucket was
+// not given by Bedrock, so the burst learned at the next confirmed
+// throttle leaves it out, until the level has refilled past the peak it
+// was taken from.
+func TestThroughLeavesTheBurstOut(t *testing.T) {
+	tests := []struct {
+		name  string
+		after func(g *Governor, clk *clock.Fake) // after the cut, before the confirmed throttle
+		want  func(limit int64) int64            // what the bucket holds a minute after it
+	}{
+		// Peak 30,000; the scout took 100 and the cut 29,800; throttled
+		// holding 50: Bedrock gave 100, so the least burst, a second of
+		// the limit (which the throttles lowered).
+		{name: "right after the cut", after: func(*Governor, *clock.Fake) {}, want: func(limit int64) int64 { return limit / 60 }},
+		// Refilled to a new peak of 60,000, 30,000 spent, throttled
+		// holding 50: 30,050.
+		{name: "after a new peak", after: func(g *Governor, clk *clock.Fake) {
+			clk.Advance(time.Minute)
+			spend(t, g, haiku, 30000)
+		}, want: func(int64) int64 { return 30050 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, known(60000)) // 1,000 tokens a second
+			g.Throttled(haiku)
+			g.Throttled(haiku) // a pause; the bucket drained
+			clk.Advance(30 * time.Second)
+			spend(t, g, haiku, 100) // the scout: the level is cut to 100
+			if a := stats(t, g, haiku).Available; a != 100 {
+				t.Fatalf("available %d after the scout; want 100", a)
+			}
+			tt.after(g, clk)
+			confirm(t, g, 50)
+			clk.Advance(time.Minute)
+			if s := stats(t, g, haiku); s.Available != tt.want(s.Limit) {
+				t.Errorf("holds %d a minute later (limit %d), want %d", s.Available, s.Limit, tt.want(s.Limit))
 			}
 		})
 	}

@@ -30,6 +30,7 @@ type Ticket struct {
 	taken  float64   // the limiter's taken before it was granted
 	debits float64   // the limiter's debits when it was granted
 	probe  bool      // granted as a probe, without room in the bucket (see limiter.probe)
+	owed   float64   // a probe's: what the bucket lacked for its hold when it was granted (see limiter.settle)
 	hold   float64
 	input  float64 // corrected input estimate (part of hold)
 	raw    int     // the caller's raw input estimate

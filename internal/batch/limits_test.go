@@ -96,8 +96,31 @@ func TestRunKeepsLearnedLimits(t *testing.T) {
 	}
 }
 
+// TestLearnedLimitsKeepsWhatItDidNotUse: a checkpoint keeps the limits the
+// state file held when the run began for targets its governor has not
+// called (or has forgotten) since, beside those the governor holds, which
+// win for the same target.
+func TestLearnedLimitsKeepsWhatItDidNotUse(t *testing.T) {
+	const model = "anthropic.claude-3-haiku-20240307-v1:0"
+	clk := clock.NewAuto(t0)
+	g := newGovernor(t, clk, admission.Quota{TokensPerMinute: 900_000, Learn: true})
+	tk, err := g.Admit(context.Background(), admission.Target{Model: model, Region: "us-east-1"}, admission.Estimate{InputTokens: 1, MaxTokens: 1}, admission.Batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk.Cancel()
+	nova := Limit{Model: "amazon.nova-lite-v1:0", Region: "us-east-1", TokensPerMinute: 50_000}
+	r := &runner{o: Options{Doer: governedDoer{fakeDoer: newFakeDoer(clk), g: g}},
+		kept: []Limit{{Model: model, Region: "us-east-1", TokensPerMinute: 120_000}, nova}}
+	want := []Limit{nova, {Model: model, Region: "us-east-1", TokensPerMinute: 900_000}}
+	if got := r.learnedLimits(); !reflect.DeepEqual(got, want) {
+		t.Errorf("learnedLimits() = %+v; want %+v", got, want)
+	}
+}
+
 // TestUnreadableLimits: a state file whose learned limits cannot be read
-// stops a resume with an error naming the file.
+// does not stop a resume (they only spare it some learning); keel batch
+// status says what is wrong with them.
 func TestUnreadableLimits(t *testing.T) {
 	clk := clock.NewAuto(t0)
 	o := baseOptions(t, simpleInput(t, ids("r", 3)...), nil, clk)
@@ -112,9 +135,12 @@ func TestUnreadableLimits(t *testing.T) {
 	if _, err := st.db.Exec(`UPDATE batch_meta SET value = '{not json' WHERE key = ?`, limitsKey); err != nil {
 		t.Fatal(err)
 	}
+	_, err = st.Limits()
 	st.Close()
-	_, err = Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), o.Out+".state") || !strings.Contains(err.Error(), "learned limits") {
-		t.Errorf("Run on a broken state = %v; want an error naming the state file and its learned limits", err)
+		t.Errorf("Limits() on a broken state = %v; want an error naming the state file and its learned limits", err)
+	}
+	if sum, err := Run(context.Background(), o); err != nil || !sum.Resumed {
+		t.Errorf("Run on a state with broken limits = %+v, %v; want it resumed", sum, err)
 	}
 }

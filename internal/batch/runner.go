@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -277,6 +278,7 @@ type runner struct {
 	sum   *Summary
 
 	guard     *targetGuard
+	kept      []Limit     // the limits the state file kept when the run began (see hintLimits)
 	requeues  []int       // per record index; touched by the dispatcher only
 	firstSent []time.Time // per record index; written by the dispatcher before the record's first send
 	// circuitSince holds, per model, when its records began to wait for
@@ -343,35 +345,46 @@ func (r *runner) governor() *admission.Governor {
 // hintLimits gives the governor, as first guesses, the limits it learned
 // before this run was stopped (see State.Limits): a resumed run then paces
 // itself from the first call, rather than learning its quota again from a
-// bucket the stopped run may have left spent.
-func (r *runner) hintLimits() error {
+// bucket the stopped run may have left spent. Limits the state file cannot
+// give are not hinted: they only spare the run some learning (keel batch
+// status says what is wrong with them).
+func (r *runner) hintLimits() {
 	g := r.governor()
 	if g == nil {
-		return nil
+		return
 	}
 	limits, err := r.st.Limits()
 	if err != nil {
-		return err
+		return
 	}
+	r.kept = limits
 	for _, l := range limits {
 		g.Hint(admission.Target{Model: l.Model, Region: l.Region, Tier: l.Tier}, int(min(l.TokensPerMinute, math.MaxInt32)))
 	}
-	return nil
 }
 
-// learnedLimits returns the limits the governor has learned so far, for
-// the next checkpoint; nil when it has learned none.
+// learnedLimits returns the limits the governor has learned so far, with
+// those the state file kept for targets it has not called (or has
+// forgotten) since, for the next checkpoint; nil when there are none.
 func (r *runner) learnedLimits() []Limit {
 	g := r.governor()
 	if g == nil {
 		return nil
 	}
-	var out []Limit
+	type key struct{ model, region, tier string }
+	byKey := map[key]Limit{}
+	for _, l := range r.kept {
+		byKey[key{l.Model, l.Region, l.Tier}] = l
+	}
 	for _, s := range g.Snapshot() {
 		if s.Source == admission.SourceLearned && s.Limit > 0 {
-			out = append(out, Limit{Model: s.Target.Model, Region: s.Target.Region, Tier: s.Target.Tier, TokensPerMinute: s.Limit})
+			byKey[key{s.Target.Model, s.Target.Region, s.Target.Tier}] = Limit{Model: s.Target.Model, Region: s.Target.Region, Tier: s.Target.Tier, TokensPerMinute: s.Limit}
 		}
 	}
+	if len(byKey) == 0 {
+		return nil
+	}
+	out := slices.Collect(maps.Values(byKey))
 	slices.SortFunc(out, func(a, b Limit) int {
 		return cmp.Or(strings.Compare(a.Model, b.Model), strings.Compare(a.Region, b.Region), strings.Compare(a.Tier, b.Tier))
 	})
@@ -431,9 +444,7 @@ func (r *runner) run(ctx context.Context) (*Summary, error) {
 	r.circuitSince = map[string]time.Time{}
 	r.firstSent = make([]time.Time, len(r.in.Records))
 	r.guard = newTargetGuard()
-	if err := r.hintLimits(); err != nil {
-		return nil, err
-	}
+	r.hintLimits()
 	r.o.Progress.begin(len(r.in.Records), len(done), before.FailedByCode)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
