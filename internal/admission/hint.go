@@ -12,8 +12,7 @@ package admission
 // nothing. A configured or discovered quota wins over a hint, and so does
 // a first guess configured with Learn (Options.Default or Targets); a
 // target already seen, or configured in Targets (made by New), keeps what
-// it has. Hint does nothing when
-// tokensPerMinute is not positive.
+// it has. Hint does nothing when tokensPerMinute is not positive.
 func (g *Governor) Hint(t Target, tokensPerMinute int) {
 	if g == nil || tokensPerMinute <= 0 {
 		return
