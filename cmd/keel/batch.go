@@ -494,10 +494,7 @@ func batchStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "tokens:  %d input, %d output\n", s.InputTokens, s.OutputTokens)
 	for _, l := range limits {
-		target := l.Model + " in " + l.Region
-		if l.Tier != "" {
-			target += " (" + l.Tier + " tier)"
-		}
+		target := bedrock.Target{Model: l.Model, Region: l.Region, Tier: l.Tier}
 		fmt.Fprintf(stdout, "learned: %s, %d tokens/min (a resumed run starts from it)\n", target, l.TokensPerMinute)
 	}
 	if limitsErr != nil {

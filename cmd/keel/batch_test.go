@@ -188,7 +188,7 @@ func TestBatchStatus(t *testing.T) {
 		want []string
 	}{
 		{"text", nil, []string{"done:    300/300 (100.0%): 300 succeeded, 0 failed; 0 pending", "model:   amazon.nova-micro-v1:0", "complete",
-			"learned: amazon.nova-micro-v1:0 in us-east-1, 123456 tokens/min (a resumed run starts from it)"}},
+			"learned: amazon.nova-micro-v1:0@us-east-1, 123456 tokens/min (a resumed run starts from it)"}},
 		{"json", []string{"--json"}, []string{`"succeeded": 300`, `"complete": true`, `"pending": 0`, `"tokensPerMinute": 123456`}},
 	}
 	for _, tt := range tests {

@@ -113,8 +113,14 @@ func TestLearnedLimitsKeepsWhatItDidNotUse(t *testing.T) {
 	r := &runner{o: Options{Doer: governedDoer{fakeDoer: newFakeDoer(clk), g: g}},
 		kept: []Limit{{Model: model, Region: "us-east-1", TokensPerMinute: 120_000}, nova}}
 	want := []Limit{nova, {Model: model, Region: "us-east-1", TokensPerMinute: 900_000}}
-	if got := r.learnedLimits(); !reflect.DeepEqual(got, want) {
+	got := r.learnedLimits()
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("learnedLimits() = %+v; want %+v", got, want)
+	}
+	// What the last checkpoint saved is not written again.
+	r.saved = got
+	if again := r.learnedLimits(); again != nil {
+		t.Errorf("learnedLimits() after they were saved = %+v; want nil", again)
 	}
 }
 

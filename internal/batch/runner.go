@@ -279,6 +279,7 @@ type runner struct {
 
 	guard     *targetGuard
 	kept      []Limit     // the limits the state file kept when the run began (see hintLimits)
+	saved     []Limit     // the limits the last checkpoint wrote; touched by the committer only
 	requeues  []int       // per record index; touched by the dispatcher only
 	firstSent []time.Time // per record index; written by the dispatcher before the record's first send
 	// circuitSince holds, per model, when its records began to wait for
@@ -365,29 +366,29 @@ func (r *runner) hintLimits() {
 
 // learnedLimits returns the limits the governor has learned so far, with
 // those the state file kept for targets it has not called (or has
-// forgotten) since, for the next checkpoint; nil when there are none.
+// forgotten) since, for the next checkpoint; nil when there are none, or
+// when they are what the last checkpoint saved.
 func (r *runner) learnedLimits() []Limit {
 	g := r.governor()
 	if g == nil {
 		return nil
 	}
-	type key struct{ model, region, tier string }
-	byKey := map[key]Limit{}
+	byTarget := map[admission.Target]Limit{}
 	for _, l := range r.kept {
-		byKey[key{l.Model, l.Region, l.Tier}] = l
+		byTarget[admission.Target{Model: l.Model, Region: l.Region, Tier: l.Tier}] = l
 	}
 	for _, s := range g.Snapshot() {
 		if s.Source == admission.SourceLearned && s.Limit > 0 {
-			byKey[key{s.Target.Model, s.Target.Region, s.Target.Tier}] = Limit{Model: s.Target.Model, Region: s.Target.Region, Tier: s.Target.Tier, TokensPerMinute: s.Limit}
+			byTarget[s.Target] = Limit{Model: s.Target.Model, Region: s.Target.Region, Tier: s.Target.Tier, TokensPerMinute: s.Limit}
 		}
 	}
-	if len(byKey) == 0 {
-		return nil
-	}
-	out := slices.Collect(maps.Values(byKey))
+	out := slices.Collect(maps.Values(byTarget))
 	slices.SortFunc(out, func(a, b Limit) int {
 		return cmp.Or(strings.Compare(a.Model, b.Model), strings.Compare(a.Region, b.Region), strings.Compare(a.Tier, b.Tier))
 	})
+	if len(out) == 0 || slices.Equal(out, r.saved) {
+		return nil // nothing to write, or what the last checkpoint wrote
+	}
 	return out
 }
 
@@ -1025,8 +1026,12 @@ func (r *runner) commit(results <-chan finishedRec, fatal func(error)) {
 			recs[i].OutEnd = off + int64(len(buf))
 		}
 		size, err := r.rf.append(buf)
+		limits := r.learnedLimits()
 		if err == nil {
-			err = r.st.Commit(recs, size, r.learnedLimits())
+			err = r.st.Commit(recs, size, limits)
+		}
+		if err == nil && limits != nil {
+			r.saved = limits
 		}
 		if err != nil {
 			broken = true
