@@ -36,16 +36,13 @@ func confirm(t testing.TB, g *Governor, tokens int) {
 // confirmClass is confirm with calls of class c.
 func confirmClass(t testing.TB, g *Governor, tokens int, c Class) {
 	t.Helper()
-	var tks [2]Ticket
-	for i := range tks {
+	for range 2 {
 		tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: tokens}, c)
 		if err != nil || !ok {
 			t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
 		}
-		tks[i] = tk
+		tk.Throttled() // the second, granted after the first's throttle, confirms it
 	}
-	tks[0].Throttled()
-	tks[1].Throttled()
 }
 
 type minuteRun struct {
@@ -392,12 +389,12 @@ func TestSlowStart(t *testing.T) {
 		// 5 s: the gain, 30,000 + 20 × 2,500, is below twice 45,000. At
 		// the throttle (31 s) the target has taken 13,750 (and the throttled
 		// hold, 1): 13,751 × 60/91 = 9,067, below half of 80,000; but from
-		// the first throttle's return the calls took 3,751, less its hold
-		// 1,250, over 11 s: 13,642 a minute, × 0.97 = 13,233 (see
+		// the first throttle's return the calls took 3,750, less its hold
+		// 1,250, over 11 s: 13,636 a minute, × 0.97 = 13,227 (see
 		// TestDryLower). The last 6 s of window gave 3,750, 37,500 a minute:
-		// the limit climbs toward it, 15 s in 37,500 − (37,500 − 13,233) ×
+		// the limit climbs toward it, 15 s in 37,500 − (37,500 − 13,227) ×
 		// (1 − 15/60)³.
-		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 13233, after: 27262},
+		{name: "grows, then to what the target took", spends: []int{1250, 2500}, grown: []int64{30000, 80000}, halved: 13227, after: 27260},
 		// Twice 60 × 500/5 s is below the limit: no growth. At the
 		// throttle (26 s) the target has taken 10,501: × 60/86 = 7,326,
 		// below half the limit.
@@ -522,11 +519,11 @@ func TestDryLower(t *testing.T) {
 		want  int64 // the limit after the confirmed throttle at 31 s
 	}{
 		// Taken from the first throttle's return (0) to the grant of the
-		// second confirming call: 3,001, less the first throttled hold
-		// (1,000), over the 11 s from the first one's grant: 10,915 a
+		// second confirming call: 3,000, less the first throttled hold
+		// (1,000), over the 11 s from the first one's grant: 10,909 a
 		// minute, × 0.97. What the target took since first seen, 3,001 ×
 		// 60/91, is only 1,978.
-		{name: "the dry interval's rate", spend: []int{1000, 2000}, want: 10587},
+		{name: "the dry interval's rate", spend: []int{1000, 2000}, want: 10582},
 		// Too little given: 501 less the first hold is nothing, and slow
 		// start's end (501 × 60/91 = 330) holds, raised to the floor.
 		{name: "nothing given: slow start's end", spend: []int{500}, want: DefaultFloor},
@@ -729,15 +726,15 @@ func TestDryLowerLeavesOutDebts(t *testing.T) {
 		// overrun made the bound 2,915.
 		{name: "in debt since: not read as refill", want: 1023},
 		// A call granted at 30 s got through: the bucket was out of debt,
-		// so the overrun came from the refill: 50 + 1,500 + 100 and the
-		// suspect's hold (1), less the first throttled hold (1,000), over
-		// 11 s, × 0.97.
-		{name: "a call got through since: read as refill", after: 100, want: 3444},
+		// so the overrun came from the refill: 50 + 1,500 + 100, less the
+		// first throttled hold (1,000), over 11 s, × 0.97.
+		{name: "a call got through since: read as refill", after: 100, want: 3439},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := watched(t)
 			early := grant(t, g, 1)         // sent before the first throttle
+			clk.Advance(startRound)         // it got through: the Batch calls start (see startAt)
 			confirmClass(t, g, 1000, Batch) // a limit of 12,000, slow start
 			clk.Advance(time.Second / 2)
 			held := grant(t, g, 50) // in slow start, in flight past a throttle's round trip: it got through

@@ -29,7 +29,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		l.mu.Unlock()
 		return Ticket{}, err
 	}
-	if !l.queued() && (l.fits(hold, now) || l.lend(class, hold, now)) {
+	if !l.queued() && (l.fits(class, hold, now) || l.lend(class, hold, now)) {
 		if tk, ok := l.take(ctx, est, class, input, maxTok, hold, now); ok {
 			l.n.class[class].Admitted++
 			l.mu.Unlock()
@@ -86,7 +86,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		}
 		wake := b.by
 		if l.head == w {
-			if at := l.readyAt(hold, now); wake.IsZero() || at.Before(wake) {
+			if at := l.readyAt(class, hold, now); wake.IsZero() || at.Before(wake) {
 				wake = at
 			}
 		}

@@ -123,11 +123,12 @@ func (b *bucket) resize(limit float64) {
 	b.TokensPerMinute = limit
 }
 
-// fits reports whether a call holding hold tokens may start now: the target
-// is not paused after a throttle, no call waits for a scout (see scoutAt),
-// and the buckets have room.
-func (l *limiter) fits(hold float64, now time.Time) bool {
-	if now.Before(l.pausedUntil) || now.Before(l.scoutAt(now)) {
+// fits reports whether a call of class class holding hold tokens may start
+// now: the target is not paused after a throttle, no call waits for a scout
+// (see scoutAt), an unknown quota's window lets it go (see startAt), and the
+// buckets have room.
+func (l *limiter) fits(class Class, hold float64, now time.Time) bool {
+	if now.Before(l.pausedUntil) || now.Before(l.scoutAt(now)) || now.Before(l.startAt(class, now)) {
 		return false
 	}
 	return l.view.room(hold) || l.probe(hold, now)
@@ -161,14 +162,17 @@ func (l *limiter) probeAt(hold float64, now time.Time) (time.Time, bool) {
 	return at, true
 }
 
-// readyAt returns when a call holding hold tokens will fit if nothing is
-// given back meanwhile.
-func (l *limiter) readyAt(hold float64, now time.Time) time.Time {
+// readyAt returns when a call of class class holding hold tokens will fit if
+// nothing is given back meanwhile.
+func (l *limiter) readyAt(class Class, hold float64, now time.Time) time.Time {
 	at := now
 	if l.pausedUntil.After(at) {
 		at = l.pausedUntil
 	}
 	if s := l.scoutAt(now); s.After(at) {
+		at = s
+	}
+	if s := l.startAt(class, now); s.After(at) {
 		at = s
 	}
 	fit := l.view.fitAt(hold, now, at)

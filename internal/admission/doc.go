@@ -23,7 +23,9 @@
 // would cross its deadline, fails at once with ErrTooLarge or
 // ErrWouldExceedDeadline.
 //
-// The limit adapts (learn.go, suspect.go, debt.go). A throttle is a quota signal only
+// The limit adapts (learn.go, suspect.go, debt.go, start.go). Until an
+// unknown quota's first confirmed throttle, Batch calls open in a window
+// that doubles every startRound. A throttle is a quota signal only
 // when a call granted after it is throttled too (Bedrock also throttles a
 // few percent of calls whatever their pace); a confirmed throttle empties the
 // bucket, and repeated ones pause the target for a doubling, jittered

@@ -60,7 +60,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {
 		return Ticket{}, false, err
 	}
-	if l.queued() || !(l.fits(hold, now) || l.lend(class, hold, now)) {
+	if l.queued() || !(l.fits(class, hold, now) || l.lend(class, hold, now)) {
 		return Ticket{}, false, nil
 	}
 	tk, ok := l.take(context.Background(), est, class, input, maxTok, hold, now)

@@ -33,7 +33,7 @@ func (l *limiter) dispatch(now time.Time, poke bool) {
 			l.head = nil
 			return
 		}
-		if !l.fits(w.hold, now) && !l.lend(w.class, w.hold, now) {
+		if !l.fits(w.class, w.hold, now) && !l.lend(w.class, w.hold, now) {
 			if l.head != w || poke {
 				l.head = w
 				w.notify()

@@ -144,6 +144,13 @@ const (
 	// that a bucket found empty at the first call (one that starts empty,
 	// or in debt) is probed often enough for slow start to grow the limit.
 	firstLimitCalls = 12
+	// startRound is the round of the window an unknown quota's Batch calls
+	// open in before its first confirmed throttle (see startAt): about a
+	// throttle's round trip, fixed rather than learned, since injected
+	// throttles that came back in 400 ms made the window take 2 s to open
+	// on a full bucket (keel bench learn's noise case, seed 2), and two of
+	// them confirmed each other meanwhile: 9.9 quota throttles per 100.
+	startRound = 50 * time.Millisecond
 	// startBurst is what a target's bucket holds when its quota is known
 	// at the start: a second of quota, the least burst the emulator plays,
 	// so that a bucket Bedrock holds spent or empty throttles few calls

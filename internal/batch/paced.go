@@ -7,8 +7,8 @@ import (
 )
 
 // DefaultMaxInFlight bounds the calls a Paced limiter lets run at once. It
-// is a safety net for a quota the governor does not know yet (it limits
-// nothing until the first throttle), not a pace: a known quota of 2,000,000
+// is a safety net for a quota the governor does not know yet (it sets no
+// limit until the first throttle), not a pace: a known quota of 2,000,000
 // tokens per minute spent by 2,000-token calls that take 10 s needs about
 // 170 in flight. It matches the idle connections keel's transport keeps
 // across hosts (256).
@@ -35,7 +35,8 @@ type AdmitLimiter interface {
 // traffic (the runner sends Batch calls).
 //
 // MaxInFlight is only a safety net: a quota the governor does not know yet
-// admits everything until its first throttle, and a run should not open
+// sets no limit until its first throttle (it only opens Batch calls in
+// rounds that double every 50 ms), and a run should not open
 // thousands of connections meanwhile. A Paced is safe for concurrent use.
 type Paced struct {
 	max int

@@ -1,0 +1,40 @@
+package admission
+
+import "time"
+
+// startAt returns when the next Batch call may go while the target's quota
+// is unknown and no throttle has been confirmed (zero: now, or the call is
+// not held). The Governor sets no limit then, but it opens the calls in
+// flight as a window: a Batch call may go while fewer calls in flight are
+// younger than startRound than are older (or settled), and one may always
+// go when none is that young. The window doubles every startRound: a
+// bucket that holds a minute of quota is opened to hundreds of calls
+// within a few hundred milliseconds, while a bucket that starts empty, or
+// holds a second of quota, throttles the calls of one round rather than
+// every call a run starts at once. Interactive calls are not held, but
+// count when in flight. l.mu must be held.
+func (l *limiter) startAt(class Class, now time.Time) time.Time {
+	if class != Batch || !l.view.unlimited() {
+		return time.Time{}
+	}
+	wait := startRound
+	f := &l.flight
+	young := 0
+	var oldest time.Time
+	for i := len(f.at) - 1; i >= f.head; i-- {
+		at := f.at[i]
+		if at.IsZero() {
+			continue
+		}
+		if now.Sub(at) >= wait {
+			break // granted in time order: the older ones got past it too
+		}
+		young++
+		oldest = at
+	}
+	passed := l.n.settled + int64(l.inflight-young)
+	if young == 0 || int64(young) < passed {
+		return time.Time{}
+	}
+	return oldest.Add(wait)
+}
