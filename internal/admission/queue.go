@@ -8,15 +8,17 @@ import (
 
 // next returns the call to serve next: the head of the Interactive queue,
 // unless Batch calls wait and BatchEvery Interactive grants in a row have
-// passed them.
-func (l *limiter) next() *waiter {
+// passed them, and an unknown quota's window lets a Batch call go (see
+// startAt): a Batch call the window holds does not hold the Interactive
+// calls behind it.
+func (l *limiter) next(now time.Time) *waiter {
 	wi, wb := l.queues[Interactive].front(), l.queues[Batch].front()
 	switch {
 	case wi == nil:
 		return wb
 	case wb == nil:
 		return wi
-	case l.streak >= l.g.batchEvery:
+	case l.streak >= l.g.batchEvery && l.startAt(Batch, now).IsZero():
 		return wb
 	}
 	return wi
@@ -28,7 +30,7 @@ func (l *limiter) next() *waiter {
 func (l *limiter) dispatch(now time.Time, poke bool) {
 	l.load(now)
 	for {
-		w := l.next()
+		w := l.next(now)
 		if w == nil {
 			l.head = nil
 			return

@@ -12,16 +12,20 @@ import "time"
 // within a few hundred milliseconds, while a bucket that starts empty, or
 // holds a second of quota, throttles the calls of one round rather than
 // every call a run starts at once. Interactive calls are not held, but
-// count when in flight. l.mu must be held.
+// count when in flight. Settled calls count over the target's life: the
+// window is a start's, and once more calls have settled than are in
+// flight it stays open. At most the startScan latest calls are looked at,
+// so that calls ended behind a long one in flight do not make each look
+// longer. l.mu must be held.
 func (l *limiter) startAt(class Class, now time.Time) time.Time {
-	if class != Batch || !l.view.unlimited() {
-		return time.Time{}
+	if class != Batch || !l.view.unlimited() || l.n.settled > int64(l.inflight) {
+		return time.Time{} // more calls settled than are in flight: the window is open
 	}
 	wait := startRound
 	f := &l.flight
 	young := 0
 	var oldest time.Time
-	for i := len(f.at) - 1; i >= f.head; i-- {
+	for i := len(f.at) - 1; i >= max(f.head, len(f.at)-startScan); i-- {
 		at := f.at[i]
 		if at.IsZero() {
 			continue

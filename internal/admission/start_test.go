@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -11,14 +12,16 @@ import (
 // younger than a throttle's round trip than have got past it (one may go
 // when none is young): the calls a run starts at once go in rounds that
 // double, and a bucket that starts empty throttles the first round, not
-// all of them. Interactive calls are not held; a known quota or a learned
-// limit ends the window.
+// all of them. Calls that settled count as past the check, calls throttled
+// or cancelled do not. Interactive calls are not held; a known quota or a
+// learned limit ends the window.
 func TestStartWindow(t *testing.T) {
 	tests := []struct {
 		name  string
 		quota int             // a known quota (0: unknown)
 		first Class           // the class of the calls sent at once
 		gaps  []time.Duration // before each round: how long the clock moves
+		end   string          // what each round's calls do at its end: "" stay in flight, "settle", "cancel"
 		want  []int           // Batch calls granted at once in each round
 	}{
 		{name: "unknown: rounds that double", first: Batch,
@@ -30,6 +33,10 @@ func TestStartWindow(t *testing.T) {
 		{name: "unknown: Interactive calls in flight count as young", first: Interactive,
 			gaps: []time.Duration{0, startRound},
 			want: []int{0, 4}},
+		{name: "unknown: settled calls count as past the check", first: Batch, end: "settle",
+			gaps: []time.Duration{0, 0, 0, 0}, want: []int{1, 1, 2, 4}},
+		{name: "unknown: cancelled calls do not", first: Batch, end: "cancel",
+			gaps: []time.Duration{0, 0, 0}, want: []int{1, 1, 1}},
 		{name: "a known quota: no window", quota: 1_000_000, first: Batch,
 			gaps: []time.Duration{0}, want: []int{20}},
 	}
@@ -47,7 +54,7 @@ func TestStartWindow(t *testing.T) {
 			}
 			for i, gap := range tt.gaps {
 				clk.Advance(gap)
-				n := 0
+				var round []Ticket
 				for range 20 {
 					tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch)
 					if err != nil {
@@ -56,11 +63,18 @@ func TestStartWindow(t *testing.T) {
 					if !ok {
 						break
 					}
-					_ = tk
-					n++
+					round = append(round, tk)
 				}
-				if n != tt.want[i] {
-					t.Fatalf("round %d: %d Batch calls granted at once, want %d", i, n, tt.want[i])
+				if len(round) != tt.want[i] {
+					t.Fatalf("round %d: %d Batch calls granted at once, want %d", i, len(round), tt.want[i])
+				}
+				for _, tk := range round {
+					switch tt.end {
+					case "settle":
+						tk.Settle(Usage{InputTokens: 1, OutputTokens: 1})
+					case "cancel":
+						tk.Cancel()
+					}
 				}
 			}
 		})
@@ -72,15 +86,7 @@ func TestStartWindow(t *testing.T) {
 // confirmed throttle ends the window: the limit learned from it governs.
 func TestStartWindowWakes(t *testing.T) {
 	t.Run("granted at the round trip", bubble(func(t *testing.T) {
-		g, clk := newBubbleGov(t, Options{})
-		first, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch)
-		if err != nil || !ok {
-			t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
-		}
-		defer first.Cancel()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		ch := make(chan result, 1)
+		g, clk, ctx, ch := heldBatch(t, 1)
 		start := time.Now()
 		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "second", ch)
 		waitQueued(t, g, haiku, 0, 1)
@@ -92,6 +98,21 @@ func TestStartWindowWakes(t *testing.T) {
 		if got := time.Since(start); !near(got, startRound) {
 			t.Errorf("granted after %v, want %v", got, startRound)
 		}
+	}))
+	t.Run("Interactive calls go past a Batch call it holds", bubble(func(t *testing.T) {
+		g, _, ctx, ch := heldBatch(t, 2*DefaultBatchEvery+1)
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "batch", ch)
+		waitQueued(t, g, haiku, 0, 1)
+		for range 2 * DefaultBatchEvery {
+			admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Interactive, "interactive", ch)
+		}
+		synctest.Wait()
+		for range 2 * DefaultBatchEvery {
+			if r := recv(t, ch); r.err != nil || r.name != "interactive" {
+				t.Fatalf("%s: Admit = %v; want the Interactive calls granted at once", r.name, r.err)
+			}
+		}
+		waitQueued(t, g, haiku, 0, 1) // the Batch call still waits for the round
 	}))
 	t.Run("a confirmed throttle ends it", func(t *testing.T) {
 		g, clk := newGov(t, Options{})
@@ -111,4 +132,46 @@ func TestStartWindowWakes(t *testing.T) {
 			t.Errorf("%d of 4 Batch calls of 10 tokens granted at once after the scout, want 4", n)
 		}
 	})
+}
+
+// heldBatch returns a Governor on an unknown quota in a synctest bubble with
+// one Batch call in flight (cancelled at the test's end), so that the next
+// Batch call waits for the window's round; a context for the calls of the
+// test, and a channel for n of their results.
+func heldBatch(t *testing.T, n int) (*Governor, bubbleClock, context.Context, chan result) {
+	t.Helper()
+	g, clk := newBubbleGov(t, Options{})
+	first, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch)
+	if err != nil || !ok {
+		t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(func() {
+		cancel()
+		first.Cancel()
+	})
+	return g, clk, ctx, make(chan result, n)
+}
+
+// BenchmarkStartWindowAfterCancels measures a Batch call's admission and
+// cancel while the quota is unknown, after 100,000 calls ended without
+// settling behind one long call still in flight: their slots stay in the
+// flight, and the window looks at no more than startScan of them.
+func BenchmarkStartWindowAfterCancels(b *testing.B) {
+	g, clk := newGov(b, Options{})
+	long := mustTry(b, g, haiku, Estimate{MaxTokens: 100})
+	defer long.Cancel()
+	for range 100_000 {
+		tk := mustTry(b, g, haiku, Estimate{MaxTokens: 100})
+		tk.Cancel()
+	}
+	clk.Advance(time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch)
+		if err != nil || !ok {
+			b.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
+		}
+		tk.Cancel()
+	}
 }

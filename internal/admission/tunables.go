@@ -151,6 +151,13 @@ const (
 	// on a full bucket (keel bench learn's noise case, seed 2), and two of
 	// them confirmed each other meanwhile: 9.9 quota throttles per 100.
 	startRound = 50 * time.Millisecond
+	// startScan bounds how many of the latest calls the window looks at for
+	// young ones: calls that ended without settling stay in flight's slots
+	// behind a long call for up to flightHorizon, and 100,000 of them made
+	// a Batch admission take 122 µs instead of 2 µs
+	// (BenchmarkStartWindowAfterCancels). Missing young calls past it (over
+	// 20,000 grants a second) only opens the window wider.
+	startScan = 1024
 	// startBurst is what a target's bucket holds when its quota is known
 	// at the start: a second of quota, the least burst the emulator plays,
 	// so that a bucket Bedrock holds spent or empty throttles few calls
