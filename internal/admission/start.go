@@ -13,13 +13,13 @@ import "time"
 // holds a second of quota, throttles the calls of one round rather than
 // every call a run starts at once. Interactive calls are not held, but
 // count when in flight. Settled calls count over the target's life: the
-// window is a start's, and once more calls have settled than are in
-// flight it stays open. At most the startScan latest calls are looked at,
+// window is a start's, and a target that has settled more calls than it
+// has in flight lets a Batch call go at once. At most the startScan latest calls are looked at,
 // so that calls ended behind a long one in flight do not make each look
 // longer. l.mu must be held.
 func (l *limiter) startAt(class Class, now time.Time) time.Time {
 	if class != Batch || !l.view.unlimited() || l.n.settled > int64(l.inflight) {
-		return time.Time{} // more calls settled than are in flight: the window is open
+		return time.Time{} // more calls settled than in flight: the rule below lets it go
 	}
 	wait := startRound
 	f := &l.flight
