@@ -64,8 +64,15 @@ func (f *flight) end(seq uint64) {
 // young returns what the calls in flight granted less than d before now
 // hold.
 func (f *flight) young(now time.Time, d time.Duration) float64 {
-	var sum float64
-	for i := len(f.at) - 1; i >= f.head; i-- {
+	_, hold, _ := f.youngest(now, d, len(f.at))
+	return hold
+}
+
+// youngest returns how many calls in flight were granted less than d before
+// now, what they hold, and when the oldest of them was granted, looking at
+// no more than the latest scan slots (ended calls' included).
+func (f *flight) youngest(now time.Time, d time.Duration, scan int) (n int, hold float64, oldest time.Time) {
+	for i := len(f.at) - 1; i >= max(f.head, len(f.at)-scan); i-- {
 		t := f.at[i]
 		if t.IsZero() {
 			continue
@@ -73,9 +80,11 @@ func (f *flight) young(now time.Time, d time.Duration) float64 {
 		if now.Sub(t) >= d {
 			break // granted in time order: the older ones are older
 		}
-		sum += f.hold[i]
+		n++
+		hold += f.hold[i]
+		oldest = t
 	}
-	return sum
+	return n, hold, oldest
 }
 
 // busy reports whether a call is in flight at now, leaked ones (past

@@ -14,31 +14,17 @@ import "time"
 // every call a run starts at once. Interactive calls are not held, but
 // count when in flight. Settled calls count over the target's life: the
 // window is a start's, and a target that has settled more calls than it
-// has in flight lets a Batch call go at once. At most the startScan latest calls are looked at,
-// so that calls ended behind a long one in flight do not make each look
-// longer. l.mu must be held.
+// has in flight lets a Batch call go at once. At most the startScan
+// latest calls are looked at, so that calls ended behind a long one in
+// flight do not make each look longer. l.mu must be held.
 func (l *limiter) startAt(class Class, now time.Time) time.Time {
 	if class != Batch || !l.view.unlimited() || l.n.settled > int64(l.inflight) {
 		return time.Time{} // more calls settled than in flight: the rule below lets it go
 	}
-	wait := startRound
-	f := &l.flight
-	young := 0
-	var oldest time.Time
-	for i := len(f.at) - 1; i >= max(f.head, len(f.at)-startScan); i-- {
-		at := f.at[i]
-		if at.IsZero() {
-			continue
-		}
-		if now.Sub(at) >= wait {
-			break // granted in time order: the older ones got past it too
-		}
-		young++
-		oldest = at
-	}
+	young, _, oldest := l.flight.youngest(now, startRound, startScan)
 	passed := l.n.settled + int64(l.inflight-young)
 	if young == 0 || int64(young) < passed {
 		return time.Time{}
 	}
-	return oldest.Add(wait)
+	return oldest.Add(startRound)
 }

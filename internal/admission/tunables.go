@@ -154,7 +154,7 @@ const (
 	// startScan bounds how many of the latest calls the window looks at for
 	// young ones: calls that ended without settling stay in flight's slots
 	// behind a long call for up to flightHorizon, and 100,000 of them made
-	// a Batch admission take 122 µs instead of 2 µs
+	// a Batch admission take 122 µs instead of 2-3 µs
 	// (BenchmarkStartWindowAfterCancels). Missing young calls past it (over
 	// 20,000 grants a second) only opens the window wider.
 	startScan = 1024
