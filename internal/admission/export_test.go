@@ -55,6 +55,7 @@ func (l *limiter) tryAdmit(est Estimate, class Class) (Ticket, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.load(now)
+	l.decideHeld(now) // as dispatch does
 	input, maxTok, hold := l.size(est)
 	l.offered.Add(now, hold)
 	if err := l.tooLarge(est, class, input, maxTok, hold); err != nil {

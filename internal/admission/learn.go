@@ -85,28 +85,46 @@ func (l *limiter) throttle(t *Ticket) {
 	l.load(now)
 	l.n.throttles++
 	var fresh bool
-	var hold float64
-	at, taken, class := now, l.taken, Interactive
-	seq, debits, probe := l.flight.next, l.debits, false
+	c := signal{seq: l.flight.next, at: now, taken: l.taken, debits: l.debits, class: Interactive}
 	if t != nil {
-		fresh = t.gen == l.gen
-		hold = t.hold
-		at, taken, class = t.at, t.taken, t.class
-		seq, debits, probe = t.seq, t.debits, t.probe
+		c = signal{seq: t.seq, hold: t.hold, at: t.at, taken: t.taken, debits: t.debits, class: t.class, probe: t.probe}
 		if !t.at.IsZero() {
 			l.throttleLat.add(now.Sub(t.at).Seconds())
 		}
 		l.cancelLocked(t, now)
 		l.retakeFirst(t.seq, now)
-		fresh = l.suspect(t.seq, t.at, fresh, now)
+		l.decideHeld(now) // it may confirm a throttle held before this one
+		fresh = l.suspect(c, t.gen == l.gen, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
-	if fresh && !l.joined(now) {
-		pd, known := l.passDebits(seq, now)
-		l.react(now, hold, at, taken, debits-pd, known, class, probe)
+	if fresh {
+		l.confirmedSignal(c, now)
 	}
 	l.dispatch(now, true)
+}
+
+// signal is what a throttle of a call tells: the call's place in flight,
+// its hold (0: a call without a Ticket), when it was granted, what the
+// target had taken and its debits then, its class, and whether it went as
+// a probe.
+type signal struct {
+	seq           uint64
+	hold          float64
+	at            time.Time
+	taken, debits float64
+	class         Class
+	probe         bool
+}
+
+// confirmedSignal reacts to the confirmed throttle c, unless another
+// process sharing the Store already did (see joined). l.mu must be held.
+func (l *limiter) confirmedSignal(c signal, now time.Time) {
+	if l.joined(now) {
+		return
+	}
+	pd, known := l.passDebits(c.seq, now)
+	l.react(now, c.hold, c.at, c.taken, c.debits-pd, known, c.class, c.probe)
 }
 
 // react is what a confirmed throttle of a call that held hold tokens (0:

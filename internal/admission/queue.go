@@ -29,6 +29,7 @@ func (l *limiter) next(now time.Time) *waiter {
 // and it may fit sooner than it planned. l.mu must be held.
 func (l *limiter) dispatch(now time.Time, poke bool) {
 	l.load(now)
+	l.decideHeld(now)
 	for {
 		w := l.next(now)
 		if w == nil {

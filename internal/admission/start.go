@@ -18,7 +18,17 @@ import "time"
 // latest calls are looked at, so that calls ended behind a long one in
 // flight do not make each look longer. l.mu must be held.
 func (l *limiter) startAt(class Class, now time.Time) time.Time {
-	if class != Batch || !l.view.unlimited() || l.n.settled > int64(l.inflight) {
+	if class != Batch || !l.view.unlimited() {
+		return time.Time{}
+	}
+	if s := &l.suspicion; s.active && l.passed(now) < confirmPasses {
+		// A suspect throttle: the calls granted after it decide it
+		// (see suspicion), and more would only be throttled with them.
+		if n, at := l.undecided(s.seq, l.flight.next, now); n > 0 {
+			return at
+		}
+	}
+	if l.n.settled > int64(l.inflight) {
 		return time.Time{} // more calls settled than in flight: the rule below lets it go
 	}
 	young, _, oldest := l.flight.youngest(now, startRound, startScan)

@@ -175,3 +175,105 @@ func BenchmarkStartWindowAfterCancels(b *testing.B) {
 		tk.Cancel()
 	}
 }
+
+// TestStartSuspect: while the quota is unknown, a throttle is judged by the
+// calls granted after it that are still undecided (in flight for less than
+// a throttle's round trip). The window holds Batch calls until they are
+// decided, and a throttle that would confirm the first waits for them too:
+// when confirmPasses of them get through, both throttles were noise, and
+// the quota stays unknown; when they cannot, the throttle is confirmed and
+// sets the first limit. Interactive calls are not held.
+func TestStartSuspect(t *testing.T) {
+	tests := []struct {
+		name  string
+		calls int    // Interactive calls granted at once, the first two throttled in order
+		fate  string // what the others do after the second throttle: "throttle" the first of them, "pass" (the clock moves past their round trip), "" nothing
+		// want: the limit after the second throttle, and after the fate
+		limitAtOnce, limitAfter bool
+		noise                   int64
+	}{
+		{name: "fewer calls between than confirmPasses: confirmed at once", calls: 2 + confirmPasses - 1,
+			limitAtOnce: true, limitAfter: true},
+		{name: "enough undecided calls between: held, then noise when they pass", calls: 2 + confirmPasses, fate: "pass",
+			noise: 2},
+		{name: "enough undecided calls between: held, then confirmed by a third throttle", calls: 2 + confirmPasses, fate: "throttle",
+			limitAfter: true},
+		{name: "held until the calls between are decided", calls: 2 + confirmPasses},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			var tks []Ticket
+			for range tt.calls {
+				tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 100}))
+			}
+			clk.Advance(10 * time.Millisecond)
+			tks[0].Throttled()
+			tks[1].Throttled()
+			if got := stats(t, g, haiku).Limit > 0; got != tt.limitAtOnce {
+				t.Fatalf("a limit after the second throttle: %v, want %v", got, tt.limitAtOnce)
+			}
+			switch tt.fate {
+			case "throttle":
+				tks[2].Throttled()
+			case "pass":
+				clk.Advance(time.Second)
+				if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); !ok {
+					t.Error("a Batch call after the calls passed was not granted")
+				}
+			}
+			s := stats(t, g, haiku)
+			if got := s.Limit > 0; got != tt.limitAfter {
+				t.Errorf("a limit at the end: %v (%d), want %v", got, s.Limit, tt.limitAfter)
+			}
+			if s.Noise != tt.noise {
+				t.Errorf("noise %d, want %d", s.Noise, tt.noise)
+			}
+		})
+	}
+}
+
+// TestStartSuspectHolds: a suspect throttle on an unknown quota holds the
+// window's Batch calls until the calls granted after it are decided.
+func TestStartSuspectHolds(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	a := mustTryClass(t, g, Batch)
+	clk.Advance(startRound)
+	mustTryClass(t, g, Batch) // the second round: one call
+	clk.Advance(startRound)
+	a.Throttled() // the suspect: the second call is undecided for a throttle's round trip
+	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); ok {
+		t.Fatal("a Batch call went while the call after the suspect was undecided")
+	}
+	mustTry(t, g, haiku, Estimate{MaxTokens: 100}) // Interactive: not held
+	clk.Advance(g.limiter(haiku).throttleWait())
+	mustTryClass(t, g, Batch)
+}
+
+// TestStartSuspectCleared: calls granted after a suspect throttle that
+// settle at once clear it: after confirmPasses of them the window no
+// longer holds a Batch call for a young one.
+func TestStartSuspectCleared(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	a := mustTryClass(t, g, Batch)
+	clk.Advance(startRound)
+	a.Throttled()
+	for i := range confirmPasses {
+		tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch)
+		if err != nil || !ok {
+			t.Fatalf("call %d after the suspect: TryAdmit = %v, %v; want admitted", i, ok, err)
+		}
+		tk.Settle(Usage{InputTokens: 1, OutputTokens: 1}) // before its throttle could have come back
+	}
+	mustTryClass(t, g, Batch) // young, in flight
+	mustTryClass(t, g, Batch) // not held for it: the suspicion is cleared
+}
+
+func mustTryClass(t testing.TB, g *Governor, c Class) Ticket {
+	t.Helper()
+	tk, ok, err := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, c)
+	if err != nil || !ok {
+		t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
+	}
+	return tk
+}

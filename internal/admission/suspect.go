@@ -23,35 +23,112 @@ import (
 // settled before its throttle came back count too (see settledTop): a
 // throttle's round trip can outlast short replies, as when a batch goes at
 // once into a bucket that serves all but a few of its calls.
+//
+// While the quota is unknown (no throttle confirmed yet), the calls granted
+// after the suspect that are still undecided (in flight for less than
+// throttleWait) decide it: an unknown quota's window holds its Batch calls
+// until they are (see startAt), and a throttle that would confirm it waits
+// for them too when confirmPasses of them could still get through (see
+// decideHeld). A batch sent into a minute's full bucket with a few percent
+// of noise has dozens of calls in transit when its first two injected
+// throttles come back; taken for a quota signal, they set a first limit
+// from a bucket that was not empty.
 type suspicion struct {
 	active  bool
 	seq     uint64    // the throttled call's place in flight
 	at      time.Time // when it was granted
 	settled int       // calls granted after it that have settled
+	// held: a throttle that would have confirmed it waits for the calls
+	// granted before flight seq until, which it was, to be decided.
+	held  bool
+	until uint64
+	conf  signal
 }
 
-// suspect records a throttle of the call seq granted at at (fresh: granted
-// since the last confirmed throttle), and reports whether it confirms a
-// suspicion (a quota signal). l.mu must be held.
-func (l *limiter) suspect(seq uint64, at time.Time, fresh bool, now time.Time) bool {
+// suspect records a throttle c (fresh: of a call granted since the last
+// confirmed throttle), and reports whether it confirms a suspicion (a quota
+// signal). l.mu must be held.
+func (l *limiter) suspect(c signal, fresh bool, now time.Time) bool {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
-		l.n.noise++
-		l.noisy.Add(now, 1)
-		*s = suspicion{}
+		l.noise(now)
 	}
 	switch {
-	case s.active && fresh && seq != s.seq && !at.Before(s.at):
+	case s.active && fresh && c.seq != s.seq && !c.at.Before(s.at):
 		// Granted after the suspect, or with it (calls granted at the same
 		// instant are throttled in any order).
+		if !s.held && l.view.unlimited() {
+			if n, _ := l.undecided(s.seq, l.flight.next, now); n+l.passed(now) >= confirmPasses {
+				s.held, s.until, s.conf = true, l.flight.next, c
+				return false
+			}
+		}
 		*s = suspicion{}
 		return true
 	case !s.active && fresh:
-		*s = suspicion{active: true, seq: seq, at: at, settled: l.settledTop.after(seq)}
+		*s = suspicion{active: true, seq: c.seq, at: c.at, settled: l.settledTop.after(c.seq)}
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
 	return false
+}
+
+// noise clears the suspicion as noise: the suspect's throttle, and the
+// held one's. l.mu must be held.
+func (l *limiter) noise(now time.Time) {
+	n := int64(1)
+	if l.suspicion.held {
+		n = 2
+	}
+	l.n.noise += n
+	l.noisy.Add(now, float64(n))
+	l.suspicion = suspicion{}
+}
+
+// decideHeld decides a held confirmation (see suspicion): noise once
+// confirmPasses calls granted after the suspect got through, confirmed
+// once too few are left undecided for that. l.mu must be held.
+func (l *limiter) decideHeld(now time.Time) {
+	s := &l.suspicion
+	if !s.held {
+		return
+	}
+	p := l.passed(now)
+	if p >= confirmPasses {
+		l.noise(now)
+		return
+	}
+	if n, _ := l.undecided(s.seq, s.until, now); n+p >= confirmPasses {
+		return
+	}
+	c := s.conf
+	*s = suspicion{}
+	l.confirmedSignal(c, now)
+}
+
+// undecided returns how many calls in flight granted after the call from
+// and before the call until have been in flight for less than
+// throttleWait, and when the oldest of them will have been. l.mu must be
+// held.
+func (l *limiter) undecided(from, until uint64, now time.Time) (int, time.Time) {
+	f := &l.flight
+	wait := l.throttleWait()
+	n, first := 0, time.Time{}
+	for seq := max(from+1, f.base); seq < min(until, f.base+startScan); seq++ {
+		i := f.head + int(seq-f.base)
+		if i >= len(f.at) {
+			break
+		}
+		at := f.at[i]
+		if at.IsZero() || now.Sub(at) >= wait {
+			continue
+		}
+		if n == 0 {
+			first = at.Add(wait)
+		}
+		n++
+	}
+	return n, first
 }
 
 // passed counts the calls granted after the suspect that got through, up
