@@ -20,6 +20,7 @@ func (l *limiter) admit(ctx context.Context, est Estimate, class Class, by time.
 		return Ticket{}, errForgotten
 	}
 	l.load(now)
+	l.decideHeld(now) // as dispatch does
 	input, maxTok, hold := l.size(est)
 	if by.IsZero() {
 		// A call's first admission; a retry was counted then.

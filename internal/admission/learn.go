@@ -94,7 +94,7 @@ func (l *limiter) throttle(t *Ticket) {
 		l.cancelLocked(t, now)
 		l.retakeFirst(t.seq, now)
 		l.decideHeld(now) // it may confirm a throttle held before this one
-		fresh = l.suspect(c, t.gen == l.gen, now)
+		c, fresh = l.suspect(c, t.gen == l.gen, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}

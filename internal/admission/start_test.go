@@ -186,27 +186,50 @@ func BenchmarkStartWindowAfterCancels(b *testing.B) {
 func TestStartSuspect(t *testing.T) {
 	tests := []struct {
 		name  string
-		calls int    // Interactive calls granted at once, the first two throttled in order
-		fate  string // what the others do after the second throttle: "throttle" the first of them, "pass" (the clock moves past their round trip), "" nothing
-		// want: the limit after the second throttle, and after the fate
+		pin   bool   // a call in flight from before 2 × startScan calls that settled
+		calls int    // Interactive calls granted at once, the first two throttled in order; the third holds 5,000
+		fate  string // what the others do after the second throttle: "throttle" the third, "pass" (the clock moves past their round trip), "" nothing
+		// want: a limit after the second throttle, and after the fate;
+		// the limit (0: any); noise; the suspect's place in flight (-1: none)
 		limitAtOnce, limitAfter bool
+		limit                   int64
 		noise                   int64
+		suspect                 int
 	}{
 		{name: "fewer calls between than confirmPasses: confirmed at once", calls: 2 + confirmPasses - 1,
-			limitAtOnce: true, limitAfter: true},
+			limitAtOnce: true, limitAfter: true, suspect: -1},
+		// The second throttle becomes the suspect: the calls after it
+		// got through too, which the next throttle reads.
 		{name: "enough undecided calls between: held, then noise when they pass", calls: 2 + confirmPasses, fate: "pass",
-			noise: 2},
-		{name: "enough undecided calls between: held, then confirmed by a third throttle", calls: 2 + confirmPasses, fate: "throttle",
-			limitAfter: true},
-		{name: "held until the calls between are decided", calls: 2 + confirmPasses},
+			noise: 1, suspect: 1},
+		// The held throttle's hold, 100, is counted in the first limit,
+		// not the third's 5,000: the calls in flight hold 200 + 5,000
+		// less the third's, (200 + 100) × 60 s/60.01 s, below the floor.
+		{name: "held, then confirmed by a third throttle, with its own figures", calls: 2 + confirmPasses, fate: "throttle",
+			limitAfter: true, limit: DefaultFloor, suspect: -1},
+		{name: "held until the calls between are decided", calls: 2 + confirmPasses, suspect: 0},
+		{name: "a call in flight from long before does not hide the calls between", pin: true, calls: 2 + confirmPasses,
+			suspect: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, clk := newGov(t, Options{})
-			var tks []Ticket
-			for range tt.calls {
-				tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 100}))
+			if tt.pin {
+				pinned := mustTry(t, g, haiku, Estimate{MaxTokens: 100})
+				defer pinned.Cancel()
+				for range 2 * startScan {
+					spend(t, g, haiku, 1)
+				}
 			}
+			var tks []Ticket
+			for i := range tt.calls {
+				tokens := 100
+				if i == 2 {
+					tokens = 5000
+				}
+				tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: tokens}))
+			}
+			base := tks[0].seq
 			clk.Advance(10 * time.Millisecond)
 			tks[0].Throttled()
 			tks[1].Throttled()
@@ -223,11 +246,18 @@ func TestStartSuspect(t *testing.T) {
 				}
 			}
 			s := stats(t, g, haiku)
-			if got := s.Limit > 0; got != tt.limitAfter {
-				t.Errorf("a limit at the end: %v (%d), want %v", got, s.Limit, tt.limitAfter)
+			if got := s.Limit > 0; got != tt.limitAfter || (tt.limit > 0 && s.Limit != tt.limit) {
+				t.Errorf("a limit at the end: %v (%d), want %v (%d)", got, s.Limit, tt.limitAfter, tt.limit)
 			}
 			if s.Noise != tt.noise {
 				t.Errorf("noise %d, want %d", s.Noise, tt.noise)
+			}
+			l := g.limiter(haiku)
+			l.mu.Lock()
+			sp := l.suspicion
+			l.mu.Unlock()
+			if got := map[bool]int{true: int(sp.seq - base), false: -1}[sp.active]; got != tt.suspect {
+				t.Errorf("the suspect: %d, want %d", got, tt.suspect)
 			}
 		})
 	}
@@ -276,4 +306,41 @@ func mustTryClass(t testing.TB, g *Governor, c Class) Ticket {
 		t.Fatalf("TryAdmit = %v, %v; want admitted", ok, err)
 	}
 	return tk
+}
+
+// TestStartSuspectWakes: a Batch call waiting behind a held throttle is
+// granted when the calls between are decided by time alone, through Admit:
+// they got through, so the suspect was noise.
+func TestStartSuspectWakes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g, clk := newBubbleGov(t, Options{})
+		var tks []Ticket
+		for range 2 + confirmPasses {
+			tks = append(tks, mustTry(t, g, haiku, Estimate{MaxTokens: 100}))
+		}
+		t.Cleanup(func() {
+			for i := range tks[2:] {
+				tks[2+i].Cancel()
+			}
+		})
+		clk.Advance(10 * time.Millisecond)
+		tks[0].Throttled()
+		tks[1].Throttled() // held: three calls between are undecided
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ch := make(chan result, 1)
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "batch", ch)
+		waitQueued(t, g, haiku, 0, 1)
+		// The calls between get through throttleWait after their grant,
+		// 10 ms before now.
+		clk.Advance(g.limiter(haiku).throttleWait() - 10*time.Millisecond - time.Millisecond)
+		waitQueued(t, g, haiku, 0, 1)
+		clk.Advance(time.Millisecond)
+		if r := recv(t, ch); r.err != nil {
+			t.Fatalf("Admit = %v, want granted", r.err)
+		}
+		if s := stats(t, g, haiku); s.Noise != 1 || s.Limit != 0 {
+			t.Errorf("noise %d, limit %d; want 1, none", s.Noise, s.Limit)
+		}
+	})
 }

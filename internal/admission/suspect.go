@@ -47,8 +47,9 @@ type suspicion struct {
 
 // suspect records a throttle c (fresh: of a call granted since the last
 // confirmed throttle), and reports whether it confirms a suspicion (a quota
-// signal). l.mu must be held.
-func (l *limiter) suspect(c signal, fresh bool, now time.Time) bool {
+// signal), and the throttle to react to: c, or the held one c confirms.
+// l.mu must be held.
+func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, bool) {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
 		l.noise(now)
@@ -57,37 +58,48 @@ func (l *limiter) suspect(c signal, fresh bool, now time.Time) bool {
 	case s.active && fresh && c.seq != s.seq && !c.at.Before(s.at):
 		// Granted after the suspect, or with it (calls granted at the same
 		// instant are throttled in any order).
-		if !s.held && l.view.unlimited() {
+		if s.held {
+			// A third throttle: the held one is confirmed.
+			c = s.conf
+		} else if l.view.unlimited() {
 			if n, _ := l.undecided(s.seq, l.flight.next, now); n+l.passed(now) >= confirmPasses {
 				s.held, s.until, s.conf = true, l.flight.next, c
-				return false
+				return c, false
 			}
 		}
 		*s = suspicion{}
-		return true
+		return c, true
 	case !s.active && fresh:
-		*s = suspicion{active: true, seq: c.seq, at: c.at, settled: l.settledTop.after(c.seq)}
+		l.suspectNew(c)
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
-	return false
+	return c, false
 }
 
-// noise clears the suspicion as noise: the suspect's throttle, and the
-// held one's. l.mu must be held.
+// suspectNew makes the throttle c the suspect. l.mu must be held.
+func (l *limiter) suspectNew(c signal) {
+	l.suspicion = suspicion{active: true, seq: c.seq, at: c.at, settled: l.settledTop.after(c.seq)}
+}
+
+// noise clears the suspicion as noise; a throttle it held becomes the
+// suspect, as it would have had it come back after the clearing. l.mu must
+// be held.
 func (l *limiter) noise(now time.Time) {
-	n := int64(1)
-	if l.suspicion.held {
-		n = 2
+	l.n.noise++
+	l.noisy.Add(now, 1)
+	s := &l.suspicion
+	held, c := s.held, s.conf
+	*s = suspicion{}
+	if held {
+		l.suspectNew(c)
 	}
-	l.n.noise += n
-	l.noisy.Add(now, float64(n))
-	l.suspicion = suspicion{}
 }
 
-// decideHeld decides a held confirmation (see suspicion): noise once
-// confirmPasses calls granted after the suspect got through, confirmed
-// once too few are left undecided for that. l.mu must be held.
+// decideHeld decides a held confirmation (see suspicion): the suspect is
+// noise once confirmPasses calls granted after it got through (and the
+// held throttle the suspect), confirmed once too few are left undecided
+// for that. l.mu must be held.
 func (l *limiter) decideHeld(now time.Time) {
 	s := &l.suspicion
 	if !s.held {
@@ -114,7 +126,8 @@ func (l *limiter) undecided(from, until uint64, now time.Time) (int, time.Time) 
 	f := &l.flight
 	wait := l.throttleWait()
 	n, first := 0, time.Time{}
-	for seq := max(from+1, f.base); seq < min(until, f.base+startScan); seq++ {
+	lo := max(from+1, f.base)
+	for seq := lo; seq < min(until, lo+startScan); seq++ {
 		i := f.head + int(seq-f.base)
 		if i >= len(f.at) {
 			break
