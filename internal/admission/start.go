@@ -21,10 +21,16 @@ func (l *limiter) startAt(class Class, now time.Time) time.Time {
 	if class != Batch || !l.view.unlimited() {
 		return time.Time{}
 	}
-	if s := &l.suspicion; s.active && l.passed(now) < confirmPasses {
-		// A suspect throttle: the calls granted after it decide it
-		// (see suspicion), and more would only be throttled with them.
+	if s := &l.suspicion; s.active && now.Before(s.back.Add(startRound)) && l.passed(now) < confirmPasses {
+		// A suspect throttle came back in the last round: the calls
+		// granted after it decide it (see suspicion), and more would
+		// only be throttled with them. A bucket that ran dry throttles
+		// them within the round; noise throttles that come back slowly
+		// hold the window no longer.
 		if n, at := l.undecided(s.seq, l.flight.next, now); n > 0 {
+			if end := s.back.Add(startRound); end.Before(at) {
+				return end
+			}
 			return at
 		}
 	}

@@ -264,7 +264,8 @@ func TestStartSuspect(t *testing.T) {
 }
 
 // TestStartSuspectHolds: a suspect throttle on an unknown quota holds the
-// window's Batch calls until the calls granted after it are decided.
+// window's Batch calls while the calls granted after it are undecided, for
+// one round at most.
 func TestStartSuspectHolds(t *testing.T) {
 	g, clk := newGov(t, Options{})
 	a := mustTryClass(t, g, Batch)
@@ -275,8 +276,12 @@ func TestStartSuspectHolds(t *testing.T) {
 	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); ok {
 		t.Fatal("a Batch call went while the call after the suspect was undecided")
 	}
-	mustTry(t, g, haiku, Estimate{MaxTokens: 100}) // Interactive: not held
-	clk.Advance(g.limiter(haiku).throttleWait())
+	mustTry(t, g, haiku, Estimate{MaxTokens: 100}) // Interactive: not held, and undecided for 200 ms
+	clk.Advance(startRound - time.Nanosecond)
+	if _, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); ok {
+		t.Fatal("a Batch call went within the round after the suspect")
+	}
+	clk.Advance(time.Nanosecond) // the round is over: the window holds no longer
 	mustTryClass(t, g, Batch)
 }
 
@@ -308,9 +313,10 @@ func mustTryClass(t testing.TB, g *Governor, c Class) Ticket {
 	return tk
 }
 
-// TestStartSuspectWakes: a Batch call waiting behind a held throttle is
-// granted when the calls between are decided by time alone, through Admit:
-// they got through, so the suspect was noise.
+// TestStartSuspectWakes: through Admit, a Batch call waiting behind a held
+// throttle is granted when the window's round after the suspect is over,
+// and the held throttle is decided by time alone: the calls between got
+// through, so the suspect was noise.
 func TestStartSuspectWakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g, clk := newBubbleGov(t, Options{})
@@ -325,17 +331,24 @@ func TestStartSuspectWakes(t *testing.T) {
 		})
 		clk.Advance(10 * time.Millisecond)
 		tks[0].Throttled()
-		tks[1].Throttled() // held: three calls between are undecided
+		tks[1].Throttled() // held: three calls between are undecided for 65 ms after their grant
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		ch := make(chan result, 1)
-		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "batch", ch)
+		ch := make(chan result, 2)
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "first", ch)
 		waitQueued(t, g, haiku, 0, 1)
-		// The calls between get through throttleWait after their grant,
-		// 10 ms before now.
-		clk.Advance(g.limiter(haiku).throttleWait() - 10*time.Millisecond - time.Millisecond)
+		clk.Advance(startRound - time.Millisecond)
 		waitQueued(t, g, haiku, 0, 1)
 		clk.Advance(time.Millisecond)
+		if r := recv(t, ch); r.err != nil {
+			t.Fatalf("Admit = %v, want granted after the round", r.err)
+		}
+		if s := stats(t, g, haiku); s.Noise != 0 || s.Limit != 0 {
+			t.Fatalf("noise %d, limit %d after the round; want 0, none: still held", s.Noise, s.Limit)
+		}
+		wait := g.limiter(haiku).throttleWait()
+		clk.Advance(wait - 10*time.Millisecond - startRound) // the calls between get through
+		admitAsync(ctx, g, haiku, Estimate{MaxTokens: 100}, Batch, "second", ch)
 		if r := recv(t, ch); r.err != nil {
 			t.Fatalf("Admit = %v, want granted", r.err)
 		}

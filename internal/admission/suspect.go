@@ -37,6 +37,7 @@ type suspicion struct {
 	active  bool
 	seq     uint64    // the throttled call's place in flight
 	at      time.Time // when it was granted
+	back    time.Time // when its throttle came back
 	settled int       // calls granted after it that have settled
 	// held: a throttle that would have confirmed it waits for the calls
 	// granted before flight seq until, which it was, to be decided.
@@ -70,16 +71,17 @@ func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, bool) {
 		*s = suspicion{}
 		return c, true
 	case !s.active && fresh:
-		l.suspectNew(c)
+		l.suspectNew(c, now)
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
 	return c, false
 }
 
-// suspectNew makes the throttle c the suspect. l.mu must be held.
-func (l *limiter) suspectNew(c signal) {
-	l.suspicion = suspicion{active: true, seq: c.seq, at: c.at, settled: l.settledTop.after(c.seq)}
+// suspectNew makes the throttle c, come back at now, the suspect. l.mu
+// must be held.
+func (l *limiter) suspectNew(c signal, now time.Time) {
+	l.suspicion = suspicion{active: true, seq: c.seq, at: c.at, back: now, settled: l.settledTop.after(c.seq)}
 }
 
 // noise clears the suspicion as noise; a throttle it held becomes the
@@ -92,7 +94,7 @@ func (l *limiter) noise(now time.Time) {
 	held, c := s.held, s.conf
 	*s = suspicion{}
 	if held {
-		l.suspectNew(c)
+		l.suspectNew(c, now)
 	}
 }
 
