@@ -145,8 +145,8 @@ const (
 	// or in debt) is probed often enough for slow start to grow the limit.
 	firstLimitCalls = 12
 	// startRound is the round of the window an unknown quota's Batch calls
-	// open in before its first confirmed throttle (see startAt): about a
-	// throttle's round trip, fixed rather than learned, since injected
+	// open in before its first confirmed throttle, and the most a suspect
+	// throttle holds it (see startAt): about a throttle's round trip, fixed rather than learned, since injected
 	// throttles that came back in 400 ms made the window take 2 s to open
 	// on a full bucket (keel bench learn's noise case, seed 2), and two of
 	// them confirmed each other meanwhile: 9.9 quota throttles per 100.
