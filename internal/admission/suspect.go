@@ -29,10 +29,10 @@ import (
 // throttleWait) decide it: an unknown quota's window holds its Batch calls
 // while they are undecided, for a round at most (see startAt), and a
 // throttle that would confirm it waits for them when confirmPasses of them
-// could still get through (see decideHeld). A batch sent into a minute's full bucket with a few percent
-// of noise has dozens of calls in transit when its first two injected
-// throttles come back; taken for a quota signal, they set a first limit
-// from a bucket that was not empty.
+// could still get through (see clearable, decideHeld). A batch sent into a
+// minute's full bucket with a few percent of noise has dozens of calls in
+// transit when its first two injected throttles come back; taken for a
+// quota signal, they set a first limit from a bucket that was not empty.
 type suspicion struct {
 	active  bool
 	seq     uint64    // the throttled call's place in flight
@@ -62,11 +62,9 @@ func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, bool) {
 		if s.held {
 			// A third throttle: the held one is confirmed.
 			c = s.conf
-		} else if l.view.unlimited() {
-			if n, _ := l.undecided(s.seq, l.flight.next, now); n+l.passed(now) >= confirmPasses {
-				s.held, s.until, s.conf = true, l.flight.next, c
-				return c, false
-			}
+		} else if l.view.unlimited() && l.clearable(l.flight.next, now) {
+			s.held, s.until, s.conf = true, l.flight.next, c
+			return c, false
 		}
 		*s = suspicion{}
 		return c, true
@@ -107,17 +105,25 @@ func (l *limiter) decideHeld(now time.Time) {
 	if !s.held {
 		return
 	}
-	p := l.passed(now)
-	if p >= confirmPasses {
+	if l.passed(now) >= confirmPasses {
 		l.noise(now)
 		return
 	}
-	if n, _ := l.undecided(s.seq, s.until, now); n+p >= confirmPasses {
+	if l.clearable(s.until, now) {
 		return
 	}
 	c := s.conf
 	*s = suspicion{}
 	l.confirmedSignal(c, now)
+}
+
+// clearable reports whether the suspicion may still be cleared as noise by
+// the calls granted after the suspect and before the call until: those
+// that got through and those still undecided make confirmPasses. l.mu must
+// be held.
+func (l *limiter) clearable(until uint64, now time.Time) bool {
+	n, _ := l.undecided(l.suspicion.seq, until, now)
+	return n+l.passed(now) >= confirmPasses
 }
 
 // undecided returns how many calls in flight granted after the call from
