@@ -325,6 +325,71 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 	}
 }
 
+// TestFirstLimitOwes: calls that settle between the suspect throttle and
+// the one that confirms it, costing more than they held, took Bedrock's
+// bucket into debt while the Governor had no bucket to count them in: the
+// first limit's bucket starts owing that (less the suspect's hold, and the
+// refill since at the rate read without the debt), and the first limit
+// leaves the debt out of the rate. Settles before the suspect, or that give
+// back more than they cost, owe nothing.
+func TestFirstLimitOwes(t *testing.T) {
+	tests := []struct {
+		name   string
+		before bool          // the calls settle before the suspect's throttle
+		cost   int           // what each of the five settles costs; each held 1,000
+		gap    time.Duration // between the suspect's throttle and the confirming one
+		// want: the first limit's level and limit.
+		avail, limit int64
+	}{
+		// taken: 10 × 1,000 held + 5 × 4,000 beyond = 30,000; owed
+		// 20,000 − the suspect's 1,000 = 19,000; limit (30,000 −
+		// 19,000) × 60/80.
+		{name: "debits after the suspect", cost: 5000, avail: -19000, limit: 8250},
+		// Without the debt: (30,000 + the hold) × 60/80.
+		{name: "debits before the suspect", before: true, cost: 5000, avail: 0, limit: 23250},
+		// taken 10,000 − 5 × 500; refunds owe nothing.
+		{name: "refunds after the suspect", cost: 500, avail: 0, limit: 6375},
+		// 4 s at (30,000 + 1,000) × 60/80 a minute: 1,550 refilled,
+		// 17,450 owed; (30,000 − 17,450) × 60/80.
+		{name: "refill since the suspect", cost: 5000, gap: 4 * time.Second, avail: -17450, limit: 9413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, clk := newGov(t, Options{})
+			var tks []Ticket
+			for range 10 {
+				tks = append(tks, grant(t, g, 1000))
+			}
+			defer func() {
+				for _, tk := range tks[5:] {
+					tk.Cancel()
+				}
+			}()
+			clk.Advance(20*time.Second - tt.gap)
+			settle := func() {
+				for _, tk := range tks[:5] {
+					tk.Settle(Usage{InputTokens: tt.cost})
+				}
+			}
+			if tt.before {
+				settle()
+			}
+			suspect := grant(t, g, 1000)
+			suspect.Throttled()
+			if !tt.before {
+				settle()
+			}
+			clk.Advance(tt.gap)
+			conf := grant(t, g, 1000)
+			conf.Throttled() // confirms it
+			s := stats(t, g, haiku)
+			if s.Decreases != 1 || s.Available != tt.avail || s.Limit != tt.limit {
+				t.Errorf("decreases %d, available %d, limit %d; want 1, %d, %d", s.Decreases, s.Available, s.Limit, tt.avail, tt.limit)
+			}
+		})
+	}
+}
+
 // TestFirstLimitRetaken: a call granted before the first limit and still
 // in transit when it was set took nothing if Bedrock throttles it too: the
 // first limit is worked out again without it, until a later confirmed

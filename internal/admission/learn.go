@@ -85,6 +85,7 @@ func (l *limiter) throttle(t *Ticket) {
 	l.load(now)
 	l.n.throttles++
 	var fresh bool
+	var sus suspicion
 	c := signal{seq: l.flight.next, at: now, taken: l.taken, debits: l.debits, class: Interactive}
 	if t != nil {
 		c = signal{seq: t.seq, hold: t.hold, at: t.at, taken: t.taken, debits: t.debits, class: t.class, probe: t.probe}
@@ -94,12 +95,12 @@ func (l *limiter) throttle(t *Ticket) {
 		l.cancelLocked(t, now)
 		l.retakeFirst(t.seq, now)
 		l.decideHeld(now) // it may confirm a throttle held before this one
-		c, fresh = l.suspect(c, t.gen == l.gen, now)
+		c, sus, fresh = l.suspect(c, t.gen == l.gen, now)
 	} else {
 		fresh = !now.Before(l.pausedUntil)
 	}
 	if fresh {
-		l.confirmedSignal(c, now)
+		l.confirmedSignal(c, sus, now)
 	}
 	l.dispatch(now, true)
 }
@@ -117,26 +118,46 @@ type signal struct {
 	probe         bool
 }
 
-// confirmedSignal reacts to the confirmed throttle c, unless another
-// process sharing the Store already did (see joined). l.mu must be held.
-func (l *limiter) confirmedSignal(c signal, now time.Time) {
+// confirmedSignal reacts to the confirmed throttle c, which confirmed the
+// suspicion s (inactive: none), unless another process sharing the Store
+// already did (see joined). l.mu must be held.
+func (l *limiter) confirmedSignal(c signal, s suspicion, now time.Time) {
 	if l.joined(now) {
 		return
 	}
 	pd, known := l.passDebits(c.seq, now)
-	l.react(now, c.hold, c.at, c.taken, c.debits-pd, known, c.class, c.probe)
+	var owed float64
+	if s.active && l.view.unlimited() {
+		owed = l.owed(s, c.hold, now)
+	}
+	l.react(now, c, c.debits-pd, known, owed)
 }
 
-// react is what a confirmed throttle of a call that held hold tokens (0:
-// one without a Ticket) does; the call was granted at at, when the target
-// had taken taken, and Bedrock's bucket may have owed below then (known: a
-// call that got through before it was found; see passDebits). Bedrock's
+// owed returns what Bedrock's bucket owes at least, at the first confirmed
+// throttle of a call that held hold, by the suspicion s it confirmed,
+// which the Governor, with no bucket yet, did not count. Bedrock's bucket
+// held less than the suspect's hold when its throttle came back; the calls
+// that settled since changed it by what they gave back (negative where
+// their replies cost more than they held), and it refilled since at most
+// at the rate the target's first limit would read without the debt. A
+// batch sent at once into a bucket that runs dry has dozens of calls in
+// flight when the suspicion is confirmed: their replies' burndown takes
+// Bedrock's bucket far into debt meanwhile. l.mu must be held.
+func (l *limiter) owed(s suspicion, hold float64, now time.Time) float64 {
+	level := s.hold + l.netBack - s.net + l.lifetimeRate(now, hold)*now.Sub(s.back).Minutes()
+	return max(-level, 0)
+}
+
+// react is what the confirmed throttle c does (c.hold 0: a call without a
+// Ticket); Bedrock's bucket may have owed below when c's call was granted
+// (known: a call that got through before it was found; see passDebits),
+// and, at a first limit, owes at least owed now (see owed). Bedrock's
 // bucket was empty when the Governor's said it was not, so the Governor's
-// is emptied to match. The second confirmed throttle
-// in a row (no call granted since the last one has got through) pauses
-// admissions, and each further one doubles the pause, up to
-// maxPauseDoublings: a bucket that refills in steps, or that another client
-// keeps empty, is waited for rather than probed every second. A probe, sent
+// is emptied to match; a first limit's starts owing owed. The second
+// confirmed throttle in a row (no call granted since the last one has got
+// through) pauses admissions, and each further one doubles the pause, up
+// to maxPauseDoublings: a bucket that refills in steps, or that another
+// client keeps empty, is waited for rather than probed every second. A probe, sent
 // without room in the Governor's bucket, does not count toward the pause:
 // its throttle was expected. (A warm-up loan does: it bets that Bedrock's
 // bucket is full.) l.mu must be held.
@@ -155,7 +176,8 @@ func (l *limiter) confirmedSignal(c signal, now time.Time) {
 //     gave since the one before (see dryLower), and climbing back toward the
 //     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
-func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below float64, known bool, class Class, probe bool) {
+func (l *limiter) react(now time.Time, c signal, below float64, known bool, owed float64) {
+	hold, at, taken := c.hold, c.at, c.taken
 	l.warmGap = 0 // warm-up ends
 	before := l.view.TokensPerMinute
 	// A lower bound far above the limit that met this throttle read calls
@@ -186,7 +208,7 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 	wasUnlimited := l.view.unlimited()
 	switch {
 	case l.view.unlimited():
-		l.firstLimit(now, hold, class)
+		l.firstLimit(now, hold, owed, c.class)
 	case l.boundByBedrock(now) && !l.inDebt(now):
 		// What Bedrock's bucket gave over the last minute, which began and
 		// ended with it empty: the quota, or the share of it other clients
@@ -234,6 +256,9 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 		// in flight taken out: those still in transit, which Bedrock will
 		// throttle too, must not come back into it.
 		l.writtenOff = l.inflightHold
+		if owed > 0 {
+			l.give(-owed, 0, now) // and what Bedrock's owes already
+		}
 	case !l.view.unlimited():
 		l.learnBurst(hold, now)
 		l.writtenOff = l.drain(now) // the peak starts again from the level
@@ -245,7 +270,7 @@ func (l *limiter) react(now time.Time, hold float64, at time.Time, taken, below 
 	}
 	l.suspicion = suspicion{} // the calls in transit were sent before: a new generation starts over
 	l.syncSeq = l.flight.next
-	if !probe {
+	if !c.probe {
 		if l.strikes == 0 {
 			l.struckAt = now
 		}
@@ -355,20 +380,25 @@ func (l *limiter) exitRate(now time.Time, hold float64) float64 {
 }
 
 // lifetimeRate returns what the target took from the bucket since it was
-// first seen, plus hold, over a minute plus that time: the quota is at
-// least that if the bucket held at most a minute of quota. l.mu must be
+// first seen, plus level (what the bucket holds now), over a minute plus
+// that time: the quota, if the bucket held a minute of quota when the
+// target was first seen, and at least that if it held less. l.mu must be
 // held.
-func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
-	return (l.taken + hold) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
+func (l *limiter) lifetimeRate(now time.Time, level float64) float64 {
+	return (l.taken + level) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
 }
 
 // firstLimit sets the first limit of a target whose quota is unknown, at
-// its first confirmed throttle, and starts slow start (see grow). What the
-// target took since it was first seen came from Bedrock's bucket as it was
-// then (a minute of quota at most, if it started full) and from a refill of
-// Q/60 a second: Q ≥ taken ÷ (1 minute + age), the throttled call's hold
-// counted in (without it, one throttle of a lone call on an idle target
-// would set the limit below any call it ever served). Extrapolating the use
+// its first confirmed throttle of a call that held hold, with Bedrock's
+// bucket owing at least owed (see owed), and starts slow start (see grow).
+// What the target took since it was first seen came from Bedrock's bucket
+// as it was then (a minute of quota at most, if it started full), from a
+// refill of Q/60 a second, and from the debt it owes now: Q ≈ (taken −
+// debt) ÷ (1 minute + age), with the bucket taken to hold what it may at
+// most: the throttled call's hold, or −owed when it owes (without the
+// hold, one throttle of a lone call on an idle target would set the limit
+// below any call it ever served; without the debt, the replies' burndown
+// that took Bedrock's bucket into debt reads as refill). Extrapolating the use
 // to a minute instead reads the burst a full bucket allows as a rate, many
 // times the quota. For a target watched long, used now and then, the limit
 // is low; slow start brings it up. A Batch call's throttle sets at least
@@ -377,9 +407,13 @@ func (l *limiter) lifetimeRate(now time.Time, hold float64) float64 {
 // and slow start needs calls to get through; an Interactive call's does not,
 // so that it falls back to another target rather than waiting for this one.
 // l.mu must be held.
-func (l *limiter) firstLimit(now time.Time, hold float64, class Class) {
-	w := l.lifetimeRate(now, hold)
-	l.first = first{hold: hold, at: now, gen: l.gen + 1} // react counts this throttle next
+func (l *limiter) firstLimit(now time.Time, hold, owed float64, class Class) {
+	level := hold // what Bedrock's bucket may hold at most
+	if owed > 0 {
+		level = -owed
+	}
+	w := l.lifetimeRate(now, level)
+	l.first = first{level: level, at: now, gen: l.gen + 1} // react counts this throttle next
 	if class == Batch {
 		l.first.least = hold * firstLimitCalls
 	}
@@ -401,7 +435,7 @@ func (l *limiter) retakeFirst(seq uint64, now time.Time) {
 	if !l.slow || l.slowPassed || l.gen != l.first.gen || seq >= l.slowSeq {
 		return
 	}
-	w := min(max(l.lifetimeRate(l.first.at, l.first.hold), l.first.least, l.p.floor), l.p.ceil) // over the same span
+	w := min(max(l.lifetimeRate(l.first.at, l.first.level), l.first.least, l.p.floor), l.p.ceil) // over the same span
 	if w < l.view.TokensPerMinute {
 		l.wmax = w
 		l.resize(w, now)

@@ -71,8 +71,11 @@ type limiter struct {
 	// holds since it was first seen; pass is the latest call known to
 	// have got through Bedrock's quota check by its settle (see
 	// passDebits).
-	debits     float64
-	pass       passMark
+	debits float64
+	pass   passMark
+	// netBack counts what the target's settled calls gave back since it
+	// was first seen: holds less costs, negative where they cost more.
+	netBack    float64
 	debts      debts     // what the last confirmed throttles' buckets may have owed
 	writtenOff float64   // what the last confirmed throttle took out of the bucket
 	capped     float64   // what through took out of the bucket since the last drain, which Bedrock did not give (see learnBurst)
@@ -115,12 +118,13 @@ type limiter struct {
 	n counters
 }
 
-// first is how a target's first limit was set: the throttled hold counted
-// in, the least it may be, when, and the generation it began.
+// first is how a target's first limit was set: what Bedrock's bucket held
+// at most then (see firstLimit), the least it may be, when, and the
+// generation it began.
 type first struct {
-	hold, least float64
-	at          time.Time
-	gen         uint64
+	level, least float64
+	at           time.Time
+	gen          uint64
 }
 
 // passMark is a call that got through Bedrock's quota check: its place in
@@ -248,6 +252,7 @@ func (l *limiter) settle(t *Ticket, u Usage) {
 	}
 	l.taken -= t.hold - cost
 	l.debits += max(cost-t.hold, 0)
+	l.netBack += t.hold - cost
 	if !l.pass.ok || t.seq > l.pass.seq {
 		l.pass = passMark{ok: true, seq: t.seq, debits: t.debits}
 	}

@@ -36,8 +36,10 @@ import (
 type suspicion struct {
 	active  bool
 	seq     uint64    // the throttled call's place in flight
+	hold    float64   // what the throttled call held
 	at      time.Time // when it was granted
 	back    time.Time // when its throttle came back
+	net     float64   // the target's netBack then
 	settled int       // calls granted after it that have settled
 	// held: a throttle that would have confirmed it waits for the calls
 	// granted before flight seq until, which it was, to be decided.
@@ -48,9 +50,9 @@ type suspicion struct {
 
 // suspect records a throttle c (fresh: of a call granted since the last
 // confirmed throttle), and reports whether it confirms a suspicion (a quota
-// signal), and the throttle to react to: c, or the held one c confirms.
-// l.mu must be held.
-func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, bool) {
+// signal), the throttle to react to (c, or the held one c confirms) and
+// the suspicion it confirms. l.mu must be held.
+func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, suspicion, bool) {
 	s := &l.suspicion
 	if s.active && l.passed(now) >= confirmPasses {
 		l.noise(now)
@@ -64,22 +66,23 @@ func (l *limiter) suspect(c signal, fresh bool, now time.Time) (signal, bool) {
 			c = s.conf
 		} else if l.view.unlimited() && l.clearable(l.flight.next, now) {
 			s.held, s.until, s.conf = true, l.flight.next, c
-			return c, false
+			return c, suspicion{}, false
 		}
+		sus := *s
 		*s = suspicion{}
-		return c, true
+		return c, sus, true
 	case !s.active && fresh:
 		l.suspectNew(c, now)
 	}
 	// Otherwise a call granted before the suspect, throttled after it
 	// (the suspect stands), or one sent before the last confirmed throttle.
-	return c, false
+	return c, suspicion{}, false
 }
 
 // suspectNew makes the throttle c, come back at now, the suspect. l.mu
 // must be held.
 func (l *limiter) suspectNew(c signal, now time.Time) {
-	l.suspicion = suspicion{active: true, seq: c.seq, at: c.at, back: now, settled: l.settledTop.after(c.seq)}
+	l.suspicion = suspicion{active: true, seq: c.seq, hold: c.hold, at: c.at, back: now, net: l.netBack, settled: l.settledTop.after(c.seq)}
 }
 
 // noise clears the suspicion as noise; a throttle it held becomes the
@@ -112,9 +115,9 @@ func (l *limiter) decideHeld(now time.Time) {
 	if l.clearable(s.until, now) {
 		return
 	}
-	c := s.conf
+	c, sus := s.conf, *s
 	*s = suspicion{}
-	l.confirmedSignal(c, now)
+	l.confirmedSignal(c, sus, now)
 }
 
 // clearable reports whether the suspicion may still be cleared as noise by
