@@ -331,13 +331,17 @@ func TestFirstLimitWritesOffCallsInFlight(t *testing.T) {
 // first limit's bucket starts owing that (less the suspect's hold, and the
 // refill since at the rate read without the debt), and the first limit
 // leaves the debt out of the rate. Settles before the suspect, or that give
-// back more than they cost, owe nothing.
+// back more than they cost, owe nothing; a bound between zero and the
+// throttled hold owes nothing either, and is the level the rate is read
+// with. A confirmation held while calls after the suspect are undecided
+// owes the same once it is decided.
 func TestFirstLimitOwes(t *testing.T) {
 	tests := []struct {
 		name   string
 		before bool          // the calls settle before the suspect's throttle
 		cost   int           // what each of the five settles costs; each held 1,000
 		gap    time.Duration // between the suspect's throttle and the confirming one
+		held   string        // "": confirmed at once; "cancel", "third": held, then decided by the calls between
 		// want: the first limit's level and limit.
 		avail, limit int64
 	}{
@@ -349,9 +353,15 @@ func TestFirstLimitOwes(t *testing.T) {
 		{name: "debits before the suspect", before: true, cost: 5000, avail: 0, limit: 23250},
 		// taken 10,000 − 5 × 500; refunds owe nothing.
 		{name: "refunds after the suspect", cost: 500, avail: 0, limit: 6375},
+		// taken 10,500; the bound 1,000 − 500: (10,500 + 500) × 60/80.
+		{name: "a bound below the hold", cost: 1100, avail: 0, limit: 8250},
 		// 4 s at (30,000 + 1,000) × 60/80 a minute: 1,550 refilled,
 		// 17,450 owed; (30,000 − 17,450) × 60/80.
 		{name: "refill since the suspect", cost: 5000, gap: 4 * time.Second, avail: -17450, limit: 9413},
+		// Decided with two of the calls between still in flight:
+		// (32,000 − 19,000) × 60/80.
+		{name: "held, then the calls between cancelled", cost: 5000, held: "cancel", avail: -19000, limit: 9750},
+		{name: "held, then a third throttle", cost: 5000, held: "third", avail: -19000, limit: 9750},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,11 +370,6 @@ func TestFirstLimitOwes(t *testing.T) {
 			for range 10 {
 				tks = append(tks, grant(t, g, 1000))
 			}
-			defer func() {
-				for _, tk := range tks[5:] {
-					tk.Cancel()
-				}
-			}()
 			clk.Advance(20*time.Second - tt.gap)
 			settle := func() {
 				for _, tk := range tks[:5] {
@@ -375,13 +380,33 @@ func TestFirstLimitOwes(t *testing.T) {
 				settle()
 			}
 			suspect := grant(t, g, 1000)
+			var between []Ticket
+			if tt.held != "" {
+				for range confirmPasses { // undecided: they may still clear the suspect
+					between = append(between, grant(t, g, 1000))
+				}
+			}
+			conf := grant(t, g, 1000)
 			suspect.Throttled()
 			if !tt.before {
 				settle()
 			}
 			clk.Advance(tt.gap)
-			conf := grant(t, g, 1000)
-			conf.Throttled() // confirms it
+			conf.Throttled() // confirms it, or is held
+			switch tt.held {
+			case "cancel":
+				if s := stats(t, g, haiku); s.Decreases != 0 {
+					t.Fatalf("decreases %d before the calls between were decided, want 0", s.Decreases)
+				}
+				between[0].Cancel()
+				between = between[1:]
+			case "third":
+				between[0].Throttled()
+				between = between[1:]
+			}
+			for _, tk := range append(tks[5:], between...) {
+				defer tk.Cancel()
+			}
 			s := stats(t, g, haiku)
 			if s.Decreases != 1 || s.Available != tt.avail || s.Limit != tt.limit {
 				t.Errorf("decreases %d, available %d, limit %d; want 1, %d, %d", s.Decreases, s.Available, s.Limit, tt.avail, tt.limit)

@@ -126,38 +126,39 @@ func (l *limiter) confirmedSignal(c signal, s suspicion, now time.Time) {
 		return
 	}
 	pd, known := l.passDebits(c.seq, now)
-	var owed float64
+	level := c.hold // what Bedrock's bucket may hold at most: less than the throttled call's hold
 	if s.active && l.view.unlimited() {
-		owed = l.owed(s, c.hold, now)
+		level = min(level, l.levelBound(s, c.hold, now))
 	}
-	l.react(now, c, c.debits-pd, known, owed)
+	l.react(now, c, c.debits-pd, known, level)
 }
 
-// owed returns what Bedrock's bucket owes at least, at the first confirmed
-// throttle of a call that held hold, by the suspicion s it confirmed,
-// which the Governor, with no bucket yet, did not count. Bedrock's bucket
-// held less than the suspect's hold when its throttle came back; the calls
-// that settled since changed it by what they gave back (negative where
-// their replies cost more than they held), and it refilled since at most
-// at the rate the target's first limit would read without the debt. A
-// batch sent at once into a bucket that runs dry has dozens of calls in
-// flight when the suspicion is confirmed: their replies' burndown takes
-// Bedrock's bucket far into debt meanwhile. l.mu must be held.
-func (l *limiter) owed(s suspicion, hold float64, now time.Time) float64 {
-	level := s.hold + l.netBack - s.net + l.lifetimeRate(now, hold)*now.Sub(s.back).Minutes()
-	return max(-level, 0)
+// levelBound returns about the most Bedrock's bucket may hold now, at the
+// first confirmed throttle of a call that held hold, by the suspicion s it
+// confirmed. Bedrock's bucket held less than the suspect's hold when the
+// suspect arrived (about when its throttle came back); the calls that
+// settled since changed it by what they gave back (negative where their
+// replies cost more than they held), which the Governor, with no bucket
+// yet, did not count; and it refilled since at about the rate the
+// target's first limit would read without them. A batch sent at once into
+// a bucket that runs dry has dozens of calls in flight when the suspicion
+// is confirmed: their replies' burndown takes Bedrock's bucket far into
+// debt meanwhile. l.mu must be held.
+func (l *limiter) levelBound(s suspicion, hold float64, now time.Time) float64 {
+	return s.hold + l.netBack - s.net + l.lifetimeRate(now, hold)*now.Sub(s.back).Minutes()
 }
 
 // react is what the confirmed throttle c does (c.hold 0: a call without a
 // Ticket); Bedrock's bucket may have owed below when c's call was granted
 // (known: a call that got through before it was found; see passDebits),
-// and, at a first limit, owes at least owed now (see owed). Bedrock's
-// bucket was empty when the Governor's said it was not, so the Governor's
-// is emptied to match; a first limit's starts owing owed. The second
-// confirmed throttle in a row (no call granted since the last one has got
-// through) pauses admissions, and each further one doubles the pause, up
-// to maxPauseDoublings: a bucket that refills in steps, or that another
-// client keeps empty, is waited for rather than probed every second. A probe, sent
+// and holds at most level now (see levelBound). Bedrock's bucket was
+// empty when the Governor's said it was not, so the Governor's is emptied
+// to match; a first limit's starts at level when that is below zero. The
+// second confirmed throttle in a row (no call granted since the last one
+// has got through) pauses admissions, and each further one doubles the
+// pause, up to maxPauseDoublings: a bucket that refills in steps, or that
+// another client keeps empty, is waited for rather than probed every
+// second. A probe, sent
 // without room in the Governor's bucket, does not count toward the pause:
 // its throttle was expected. (A warm-up loan does: it bets that Bedrock's
 // bucket is full.) l.mu must be held.
@@ -176,7 +177,7 @@ func (l *limiter) owed(s suspicion, hold float64, now time.Time) float64 {
 //     gave since the one before (see dryLower), and climbing back toward the
 //     limit that met this one (see climb);
 //   - successes grow the limit along the CUBIC curve, probing past it.
-func (l *limiter) react(now time.Time, c signal, below float64, known bool, owed float64) {
+func (l *limiter) react(now time.Time, c signal, below float64, known bool, level float64) {
 	hold, at, taken := c.hold, c.at, c.taken
 	l.warmGap = 0 // warm-up ends
 	before := l.view.TokensPerMinute
@@ -208,7 +209,7 @@ func (l *limiter) react(now time.Time, c signal, below float64, known bool, owed
 	wasUnlimited := l.view.unlimited()
 	switch {
 	case l.view.unlimited():
-		l.firstLimit(now, hold, owed, c.class)
+		l.firstLimit(now, hold, level, c.class)
 	case l.boundByBedrock(now) && !l.inDebt(now):
 		// What Bedrock's bucket gave over the last minute, which began and
 		// ended with it empty: the quota, or the share of it other clients
@@ -256,8 +257,8 @@ func (l *limiter) react(now time.Time, c signal, below float64, known bool, owed
 		// in flight taken out: those still in transit, which Bedrock will
 		// throttle too, must not come back into it.
 		l.writtenOff = l.inflightHold
-		if owed > 0 {
-			l.give(-owed, 0, now) // and what Bedrock's owes already
+		if level < 0 {
+			l.give(level, 0, now) // and what Bedrock's owes already
 		}
 	case !l.view.unlimited():
 		l.learnBurst(hold, now)
@@ -382,23 +383,23 @@ func (l *limiter) exitRate(now time.Time, hold float64) float64 {
 // lifetimeRate returns what the target took from the bucket since it was
 // first seen, plus level (what the bucket holds now), over a minute plus
 // that time: the quota, if the bucket held a minute of quota when the
-// target was first seen, and at least that if it held less. l.mu must be
-// held.
+// target was first seen and none of its refill was lost to a full bucket
+// since, and at least that otherwise. l.mu must be held.
 func (l *limiter) lifetimeRate(now time.Time, level float64) float64 {
 	return (l.taken + level) * float64(time.Minute) / float64(time.Minute+now.Sub(l.born))
 }
 
 // firstLimit sets the first limit of a target whose quota is unknown, at
 // its first confirmed throttle of a call that held hold, with Bedrock's
-// bucket owing at least owed (see owed), and starts slow start (see grow).
-// What the target took since it was first seen came from Bedrock's bucket
-// as it was then (a minute of quota at most, if it started full), from a
-// refill of Q/60 a second, and from the debt it owes now: Q ≈ (taken −
-// debt) ÷ (1 minute + age), with the bucket taken to hold what it may at
-// most: the throttled call's hold, or −owed when it owes (without the
-// hold, one throttle of a lone call on an idle target would set the limit
-// below any call it ever served; without the debt, the replies' burndown
-// that took Bedrock's bucket into debt reads as refill). Extrapolating the use
+// bucket holding at most level (see levelBound), and starts slow start
+// (see grow). What the target took since it was first seen came from
+// Bedrock's bucket as it was then (a minute of quota at most, if it
+// started full), from a refill of Q/60 a second, and from a debt it owes
+// now: Q ≈ (taken + level) ÷ (1 minute + age), with the bucket taken to
+// hold what it may at most (with the throttled call's hold counted in, one
+// throttle of a lone call on an idle target does not set the limit below
+// any call it ever served; with the debt taken out, the replies' burndown
+// that took Bedrock's bucket into debt does not read as refill). Extrapolating the use
 // to a minute instead reads the burst a full bucket allows as a rate, many
 // times the quota. For a target watched long, used now and then, the limit
 // is low; slow start brings it up. A Batch call's throttle sets at least
@@ -407,11 +408,7 @@ func (l *limiter) lifetimeRate(now time.Time, level float64) float64 {
 // and slow start needs calls to get through; an Interactive call's does not,
 // so that it falls back to another target rather than waiting for this one.
 // l.mu must be held.
-func (l *limiter) firstLimit(now time.Time, hold, owed float64, class Class) {
-	level := hold // what Bedrock's bucket may hold at most
-	if owed > 0 {
-		level = -owed
-	}
+func (l *limiter) firstLimit(now time.Time, hold, level float64, class Class) {
 	w := l.lifetimeRate(now, level)
 	l.first = first{level: level, at: now, gen: l.gen + 1} // react counts this throttle next
 	if class == Batch {
