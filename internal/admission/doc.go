@@ -23,9 +23,9 @@
 // would cross its deadline, fails at once with ErrTooLarge or
 // ErrWouldExceedDeadline.
 //
-// The limit adapts (learn.go, suspect.go, debt.go, start.go). Until an
-// unknown quota's first confirmed throttle, Batch calls open in a window
-// that doubles every startRound. A throttle is a quota signal only
+// The limit adapts (learn.go, first.go, suspect.go, debt.go, start.go).
+// Until an unknown quota's first confirmed throttle, Batch calls open in a
+// window that doubles every startRound. A throttle is a quota signal only
 // when a call granted after it is throttled too (Bedrock also throttles a
 // few percent of calls whatever their pace); a confirmed throttle empties the
 // bucket, and repeated ones pause the target for a doubling, jittered
@@ -76,10 +76,11 @@
 //     (shared.go): a limit one sets is the others' learners' own, and a
 //     throttle confirmed by several in one episode empties the bucket
 //     once.
-//   - the limit learner (learn.go, suspect.go, debt.go): confirmed
-//     throttles, the first limit and slow start, the minute's rate, the
-//     CUBIC curve, bursts, the pause after repeated throttles, probes, and
-//     what the bucket may owe after replies that cost more than they held.
+//   - the limit learner (learn.go, first.go, suspect.go, debt.go,
+//     start.go): confirmed throttles, the first limit (first.go) and slow
+//     start, the minute's rate, the CUBIC curve, bursts, the pause after
+//     repeated throttles, probes, and what the bucket may owe after
+//     replies that cost more than they held.
 //   - the estimates (reply.go): the reply-time and hold quantiles, a queued
 //     call's deadline bound, the input correction; estimate.go and
 //     estimate_scan.go estimate a request body's tokens.

@@ -118,15 +118,6 @@ type limiter struct {
 	n counters
 }
 
-// first is how a target's first limit was set: what Bedrock's bucket held
-// at most then (see firstLimit), the least it may be, when, and the
-// generation it began.
-type first struct {
-	level, least float64
-	at           time.Time
-	gen          uint64
-}
-
 // passMark is a call that got through Bedrock's quota check: its place in
 // flight, and the target's debits when it was granted.
 type passMark struct {
