@@ -128,6 +128,25 @@ func (f *flight) oldestFrom(seq uint64) (time.Time, float64, bool) {
 	return time.Time{}, 0, false
 }
 
+// grantedWith returns the first call granted at the instant at among the
+// calls in flight before the call seq, looking at no more than startScan
+// of them, or seq + 1 when none was: calls that one dispatch grants share
+// their grant time.
+func (f *flight) grantedWith(seq uint64, at time.Time) uint64 {
+	first := seq + 1
+	for s := min(seq, f.next); s > f.base && seq-s < startScan; s-- {
+		t := f.at[f.head+int(s-1-f.base)]
+		if t.IsZero() {
+			continue // ended: the calls around it tell
+		}
+		if !t.Equal(at) {
+			break
+		}
+		first = s - 1
+	}
+	return first
+}
+
 // passedBefore returns the seq of the latest call in flight granted before
 // the call seq that has been in flight at least wait (it got past Bedrock's
 // quota check), and the debits when it was granted; false when none has.

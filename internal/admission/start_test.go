@@ -357,3 +357,31 @@ func TestStartSuspectWakes(t *testing.T) {
 		}
 	})
 }
+
+// TestStartSuspectWaitsForItsRound: the calls of a round are granted at
+// one instant, so a call granted with the suspect but before it may come
+// back throttled after it, and confirms it (see suspect). The window holds
+// its Batch calls for such a call as for those granted after the suspect:
+// the next call would only be throttled too. On the 1 s bucket the round
+// that ran it dry had two calls; the call the window sent after the first
+// throttle made a third throttle where two confirmed the first limit.
+func TestStartSuspectWaitsForItsRound(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	p := mustTryClass(t, g, Batch) // round 1
+	defer p.Cancel()
+	clk.Advance(startRound)
+	q := mustTryClass(t, g, Batch) // round 2
+	defer q.Cancel()
+	clk.Advance(startRound)
+	a := mustTryClass(t, g, Batch) // round 3: two calls at once
+	b := mustTryClass(t, g, Batch)
+	b.Throttled() // the suspect; a is undecided
+	if tk, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); ok {
+		tk.Cancel()
+		t.Fatal("a Batch call went while a call granted with the suspect was undecided")
+	}
+	a.Throttled() // confirms it
+	if s := stats(t, g, haiku); s.Throttles != 2 || s.Limit == 0 || s.Noise != 0 {
+		t.Errorf("throttles %d, limit %d, noise %d; want 2, a first limit, 0", s.Throttles, s.Limit, s.Noise)
+	}
+}

@@ -125,19 +125,18 @@ func (l *limiter) decideHeld(now time.Time) {
 // that got through and those still undecided make confirmPasses. l.mu must
 // be held.
 func (l *limiter) clearable(until uint64, now time.Time) bool {
-	n, _ := l.undecided(l.suspicion.seq, until, now)
+	n, _ := l.undecided(l.suspicion.seq+1, until, now)
 	return n+l.passed(now) >= confirmPasses
 }
 
-// undecided returns how many calls in flight granted after the call from
-// and before the call until have been in flight for less than
-// throttleWait, and when the oldest of them will have been. l.mu must be
-// held.
+// undecided returns how many calls in flight from the call from to before
+// the call until have been in flight for less than throttleWait, and when
+// the oldest of them will have been. l.mu must be held.
 func (l *limiter) undecided(from, until uint64, now time.Time) (int, time.Time) {
 	f := &l.flight
 	wait := l.throttleWait()
 	n, first := 0, time.Time{}
-	lo := max(from+1, f.base)
+	lo := max(from, f.base)
 	for seq := lo; seq < min(until, lo+startScan); seq++ {
 		i := f.head + int(seq-f.base)
 		if i >= len(f.at) {
