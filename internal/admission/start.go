@@ -28,9 +28,9 @@ func (l *limiter) startAt(class Class, now time.Time) time.Time {
 		// granted after it decide it (see suspicion), and so do those
 		// of its round granted with it (one dispatch grants a round's
 		// calls at one instant), whose throttles may come back after
-		// it; more would only be throttled with them. A bucket that ran dry throttles
-		// them within the round; noise throttles that come back slowly
-		// hold the window no longer.
+		// it; more would only be throttled with them. A bucket that ran
+		// dry throttles them within the round; noise throttles that come
+		// back slowly hold the window no longer.
 		if n, at := l.undecided(l.flight.grantedWith(s.seq, s.at), l.flight.next, now); n > 0 {
 			if end := s.back.Add(startRound); end.Before(at) {
 				return end
