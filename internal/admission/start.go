@@ -17,8 +17,9 @@ import "time"
 // has in flight lets a Batch call go at once. At most the startScan
 // latest calls are looked at, so that calls ended behind a long one in
 // flight do not make each look longer. A suspect throttle holds the window
-// for a round at most while the calls granted after it are undecided (see
-// suspicion). l.mu must be held.
+// for a round at most while the calls granted after it, or with it (at its
+// instant, before it in flight), are undecided (see suspicion). l.mu must
+// be held.
 func (l *limiter) startAt(class Class, now time.Time) time.Time {
 	if class != Batch || !l.view.unlimited() {
 		return time.Time{}

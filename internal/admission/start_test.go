@@ -385,3 +385,31 @@ func TestStartSuspectWaitsForItsRound(t *testing.T) {
 		t.Errorf("throttles %d, limit %d, noise %d; want 2, a first limit, 0", s.Throttles, s.Limit, s.Noise)
 	}
 }
+
+// TestStartSuspectRoundHoldEnds: the hold for a call granted with the
+// suspect lasts one round after the suspect's throttle came back, as the
+// hold for the calls after it does; a call granted with it that ended
+// (cancelled) between them does not stop the look for the others.
+func TestStartSuspectRoundHoldEnds(t *testing.T) {
+	g, clk := newGov(t, Options{})
+	p := mustTryClass(t, g, Batch) // round 1
+	defer p.Cancel()
+	clk.Advance(startRound)
+	q := mustTryClass(t, g, Batch) // round 2
+	defer q.Cancel()
+	clk.Advance(startRound)
+	a := mustTryClass(t, g, Batch) // round 3: calls at one instant
+	defer a.Cancel()
+	c := mustTryClass(t, g, Batch)
+	c.Cancel() // ended: a, before it, still decides the suspect
+	b := mustTryClass(t, g, Batch)
+	b.Throttled() // the suspect
+	clk.Advance(startRound - time.Nanosecond)
+	if tk, ok, _ := g.TryAdmit(haiku, Estimate{MaxTokens: 100}, Batch); ok {
+		tk.Cancel()
+		t.Fatal("a Batch call went within the round after the suspect while a call granted with it was undecided")
+	}
+	clk.Advance(time.Nanosecond) // the round is over: the window holds no longer
+	tk := mustTryClass(t, g, Batch)
+	tk.Cancel()
+}

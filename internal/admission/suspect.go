@@ -27,9 +27,10 @@ import (
 // While the quota is unknown (no throttle confirmed yet), the calls granted
 // after the suspect that are still undecided (in flight for less than
 // throttleWait) decide it: an unknown quota's window holds its Batch calls
-// while they are undecided, for a round at most (see startAt), and a
-// throttle that would confirm it waits for them when confirmPasses of them
-// could still get through (see clearable, decideHeld). A batch sent into a
+// while they, or the calls granted at the suspect's instant before it, are
+// undecided, for a round at most (see startAt), and a throttle that would
+// confirm it waits for the calls after it when confirmPasses of them could
+// still get through (see clearable, decideHeld). A batch sent into a
 // minute's full bucket with a few percent of noise has dozens of calls in
 // transit when its first two injected throttles come back; taken for a
 // quota signal, they set a first limit from a bucket that was not empty.
