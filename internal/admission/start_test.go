@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/keel-run/keel/internal/clock"
 )
 
 // TestStartWindow: while a target's quota is unknown and no throttle has
@@ -358,6 +360,18 @@ func TestStartSuspectWakes(t *testing.T) {
 	})
 }
 
+// twoRounds opens an unknown quota's window with two rounds of one Batch
+// call each, in flight until the test ends, so that the third round may
+// grant two calls at one instant.
+func twoRounds(t *testing.T, g *Governor, clk *clock.Fake) {
+	t.Helper()
+	for range 2 {
+		tk := mustTryClass(t, g, Batch)
+		t.Cleanup(tk.Cancel)
+		clk.Advance(startRound)
+	}
+}
+
 // TestStartSuspectWaitsForItsRound: the calls of a round are granted at
 // one instant, so a call granted with the suspect but before it may come
 // back throttled after it, and confirms it (see suspect). The window holds
@@ -367,12 +381,7 @@ func TestStartSuspectWakes(t *testing.T) {
 // throttle made a third throttle where two confirmed the first limit.
 func TestStartSuspectWaitsForItsRound(t *testing.T) {
 	g, clk := newGov(t, Options{})
-	p := mustTryClass(t, g, Batch) // round 1
-	defer p.Cancel()
-	clk.Advance(startRound)
-	q := mustTryClass(t, g, Batch) // round 2
-	defer q.Cancel()
-	clk.Advance(startRound)
+	twoRounds(t, g, clk)
 	a := mustTryClass(t, g, Batch) // round 3: two calls at once
 	b := mustTryClass(t, g, Batch)
 	b.Throttled() // the suspect; a is undecided
@@ -392,12 +401,7 @@ func TestStartSuspectWaitsForItsRound(t *testing.T) {
 // (cancelled) between them does not stop the look for the others.
 func TestStartSuspectRoundHoldEnds(t *testing.T) {
 	g, clk := newGov(t, Options{})
-	p := mustTryClass(t, g, Batch) // round 1
-	defer p.Cancel()
-	clk.Advance(startRound)
-	q := mustTryClass(t, g, Batch) // round 2
-	defer q.Cancel()
-	clk.Advance(startRound)
+	twoRounds(t, g, clk)
 	a := mustTryClass(t, g, Batch) // round 3: calls at one instant
 	defer a.Cancel()
 	c := mustTryClass(t, g, Batch)
