@@ -143,10 +143,9 @@ func (l *limiter) confirmedSignal(c signal, s suspicion, now time.Time) {
 // has got through) pauses admissions, and each further one doubles the
 // pause, up to maxPauseDoublings: a bucket that refills in steps, or that
 // another client keeps empty, is waited for rather than probed every
-// second. A probe, sent
-// without room in the Governor's bucket, does not count toward the pause:
-// its throttle was expected. (A warm-up loan does: it bets that Bedrock's
-// bucket is full.) l.mu must be held.
+// second. A probe, sent without room in the Governor's bucket, does not
+// count toward the pause: its throttle was expected. (A warm-up loan does:
+// it bets that Bedrock's bucket is full.) l.mu must be held.
 //
 // The limit is not cut by a throttle alone: a throttle says the bucket was
 // empty, not how fast it refills. It comes from what Bedrock's bucket gave:

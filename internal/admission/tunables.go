@@ -146,10 +146,11 @@ const (
 	firstLimitCalls = 12
 	// startRound is the round of the window an unknown quota's Batch calls
 	// open in before its first confirmed throttle, and the most a suspect
-	// throttle holds it (see startAt): about a throttle's round trip, fixed rather than learned, since injected
-	// throttles that came back in 400 ms made the window take 2 s to open
-	// on a full bucket (keel bench learn's noise case, seed 2), and two of
-	// them confirmed each other meanwhile: 9.9 quota throttles per 100.
+	// throttle holds it (see startAt): about a throttle's round trip, fixed
+	// rather than learned, since injected throttles that came back in 400 ms
+	// made the window take 2 s to open on a full bucket (keel bench learn's
+	// noise case, seed 2), and two of them confirmed each other meanwhile:
+	// 9.9 quota throttles per 100.
 	startRound = 50 * time.Millisecond
 	// startScan bounds how many of the latest calls the window looks at for
 	// young ones: calls that ended without settling stay in flight's slots
